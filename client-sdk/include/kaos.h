@@ -1,0 +1,276 @@
+/* kaos.h: the KaosNet client SDK, the whole public contract.
+ *
+ * A kaos_client is one connection to a KaosNet server over ENet (UDP). The
+ * flow is: kaos_client_create -> kaos_client_connect -> call
+ * kaos_client_poll every frame -> send requests once on_connected fired ->
+ * kaos_client_disconnect / kaos_client_destroy.
+ *
+ * Threads: a client is used from one thread at a time; different clients may
+ * live on different threads. Every callback fires inside kaos_client_poll, on
+ * the thread that called it, never from anywhere else. Callbacks may send
+ * requests, disconnect or connect again, but must not call kaos_client_poll
+ * or kaos_client_destroy on their own client. The process-wide settings
+ * (kaos_set_allocator, kaos_set_log_sink, kaos_set_log_level) are set before
+ * clients are used from other threads.
+ *
+ * Errors: functions return KAOS_OK (0) or a negative KAOS_ERR_* value;
+ * request functions return a positive correlation id (cid) instead of 0. The
+ * answer to a request arrives later through a callback carrying that cid:
+ * on_session, on_match, on_ack, on_pong, or on_error. Requests and match data
+ * are queued and leave on the next kaos_client_poll.
+ *
+ * Ownership: every pointer passed in is borrowed for the duration of the
+ * call. Every pointer handed to a callback is valid only during that
+ * callback; strings in it are never NULL (empty when the server sent none). */
+#ifndef KAOS_H
+#define KAOS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The protocol version the client announces in ENet's connect data. */
+#define KAOS_PROTOCOL_VERSION 1
+
+/* Largest packet the client sends (one encoded envelope, or raw bytes).
+ * Larger messages are refused locally with KAOS_ERR_TOO_LARGE. */
+#define KAOS_MAX_MESSAGE_SIZE 16384
+
+/* Error codes. KAOS_ERR_CANCELLED..KAOS_ERR_UNAUTHENTICATED are the negated
+ * wire ErrorCode values (gRPC status codes), so an on_error `code` of 5 is
+ * KAOS_ERR_NOT_FOUND and kaos_err_text(-code) describes it. Codes below -100
+ * never travel on the wire. */
+enum {
+    KAOS_OK = 0,
+    KAOS_ERR_CANCELLED = -1,
+    KAOS_ERR_UNKNOWN = -2,
+    KAOS_ERR_INVALID_ARGUMENT = -3,
+    KAOS_ERR_DEADLINE_EXCEEDED = -4,
+    KAOS_ERR_NOT_FOUND = -5,
+    KAOS_ERR_ALREADY_EXISTS = -6,
+    KAOS_ERR_PERMISSION_DENIED = -7,
+    KAOS_ERR_RESOURCE_EXHAUSTED = -8,
+    KAOS_ERR_FAILED_PRECONDITION = -9,
+    KAOS_ERR_ABORTED = -10,
+    KAOS_ERR_OUT_OF_RANGE = -11,
+    KAOS_ERR_UNIMPLEMENTED = -12,
+    KAOS_ERR_INTERNAL = -13,
+    KAOS_ERR_UNAVAILABLE = -14,
+    KAOS_ERR_DATA_LOSS = -15,
+    KAOS_ERR_UNAUTHENTICATED = -16,
+    KAOS_ERR_NOMEM = -101,     /* an allocation failed */
+    KAOS_ERR_IO = -102,        /* the socket failed */
+    KAOS_ERR_DB = -103,        /* (server side only) */
+    KAOS_ERR_MALFORMED = -104, /* bytes that are not a valid message */
+    KAOS_ERR_TOO_LARGE = -105, /* above KAOS_MAX_MESSAGE_SIZE */
+    KAOS_ERR_CLOSED = -106,    /* not connected */
+    KAOS_ERR_CONFIG = -107,    /* invalid configuration */
+    KAOS_ERR_TOKEN_EXPIRED = -108,
+    KAOS_ERR_TOKEN_INVALID = -109,
+    KAOS_ERR_VERSION = -110,
+};
+
+/* Human text for a KAOS_ERR_* value ("invalid argument"). Never NULL. */
+const char *kaos_err_text(int err);
+
+/* Why the server closed the connection (on_disconnected's `reason`); equal to
+ * proto DisconnectReason. KAOS_DISCONNECT_NONE also covers timeouts and
+ * disconnects the client asked for. */
+enum {
+    KAOS_DISCONNECT_NONE = 0,
+    KAOS_DISCONNECT_SHUTDOWN = 1,
+    KAOS_DISCONNECT_UNSUPPORTED_VERSION = 2,
+    KAOS_DISCONNECT_AUTH_TIMEOUT = 3,
+    KAOS_DISCONNECT_IDLE_TIMEOUT = 4,
+    KAOS_DISCONNECT_PROTOCOL_VIOLATION = 5,
+    KAOS_DISCONNECT_SERVER_FULL = 6,
+    KAOS_DISCONNECT_KICKED = 7,
+};
+
+/* "server shutting down", ...; "unknown reason" for values not above. Never NULL. */
+const char *kaos_disconnect_reason_text(uint32_t reason);
+
+typedef struct kaos_client kaos_client;
+
+/* A player in a match. `slot` names the player in match data (sender, targets). */
+typedef struct kaos_presence {
+    uint32_t slot;
+    const char *user_id;
+    const char *session_id;
+    const char *username;
+} kaos_presence;
+
+/* The authenticated session. token and refresh_token are secrets: do not log them. */
+typedef struct kaos_session {
+    const char *token;
+    const char *refresh_token;
+    const char *user_id;
+    const char *username;
+    const char *session_id;
+    bool created; /* the user was created by this authentication */
+} kaos_session;
+
+/* Answer to kaos_client_match_create / kaos_client_match_join. */
+typedef struct kaos_match {
+    const char *match_id; /* shareable with other players, for kaos_client_match_join */
+    uint32_t handle;      /* names the match in match_send, match_leave and events */
+    uint32_t size;        /* players now in the match, self included */
+    uint32_t max_size;
+    bool authoritative; /* run by server code rather than relayed */
+    kaos_presence self;
+    const kaos_presence *presences; /* the others */
+    size_t presence_count;
+} kaos_match;
+
+/* All optional (NULL = not interested). `ud` is kaos_client_config.user_data. */
+typedef struct kaos_callbacks {
+    void (*on_connected)(kaos_client *c, void *ud);
+    /* The connection ended or could not be made. Exactly one follows every
+     * successful kaos_client_connect. `reason` is a KAOS_DISCONNECT_* value
+     * sent by the server; 0 when it sent none, on timeouts and when the
+     * client disconnected itself. */
+    void (*on_disconnected)(kaos_client *c, uint32_t reason, void *ud);
+    /* A request failed, or (cid 0) the server reported an error not tied to
+     * a request. `code` is the wire ErrorCode (1..16, see the KAOS_ERR_
+     * note above); `message` is for people, not for parsing. */
+    void (*on_error)(kaos_client *c, uint32_t cid, int code, const char *message, void *ud);
+    /* Authentication, refresh or resume succeeded. The client keeps a copy:
+     * kaos_client_session returns it until the next one replaces it. */
+    void (*on_session)(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud);
+    void (*on_match)(kaos_client *c, uint32_t cid, const kaos_match *m, void *ud);
+    void (*on_ack)(kaos_client *c, uint32_t cid, void *ud);
+    void (*on_pong)(kaos_client *c, uint32_t cid, int64_t rtt_ms, void *ud);
+    /* Data from another player (`sender` is its slot; 0 = the server).
+     * `reliable` tells whether it travelled on a reliable channel. */
+    void (*on_match_data)(kaos_client *c, uint32_t match, uint32_t sender, int64_t op_code,
+                          const uint8_t *data, size_t len, bool reliable, void *ud);
+    void (*on_match_presence)(kaos_client *c, uint32_t match, const kaos_presence *joins,
+                              size_t join_count, const kaos_presence *leaves, size_t leave_count,
+                              void *ud);
+    /* The server is stopping; it will disconnect this client within grace_ms. */
+    void (*on_shutdown_notice)(kaos_client *c, uint32_t grace_ms, void *ud);
+} kaos_callbacks;
+
+typedef struct kaos_client_config {
+    const char *host;            /* default "127.0.0.1"; a name is resolved on connect (blocking) */
+    uint16_t port;               /* default 7350 */
+    uint32_t connect_timeout_ms; /* default 5000; 0 = only ENet's own timeout (5-30 s) */
+    uint32_t keepalive_ms;       /* default 15000: send a Ping when nothing was sent for this
+                                    long (its Pong is not reported); 0 = off */
+    uint32_t protocol_version;   /* default KAOS_PROTOCOL_VERSION; tests set others */
+    kaos_callbacks callbacks;
+    void *user_data;
+} kaos_client_config;
+
+/* Fills `cfg` with the defaults above and no callbacks. */
+void kaos_client_config_default(kaos_client_config *cfg);
+
+/* Creates a client (not yet connected). Copies `cfg` and the host string.
+ * Returns KAOS_OK and *out, KAOS_ERR_INVALID_ARGUMENT, KAOS_ERR_NOMEM, or
+ * KAOS_ERR_IO when no UDP socket can be opened. */
+int kaos_client_create(const kaos_client_config *cfg, kaos_client **out);
+/* Accepts NULL. Sends a disconnect first if connected; fires no callback. */
+void kaos_client_destroy(kaos_client *c);
+
+/* Starts connecting; on_connected or on_disconnected fires later from poll.
+ * KAOS_ERR_FAILED_PRECONDITION when not disconnected, KAOS_ERR_UNAVAILABLE
+ * when the host name does not resolve. */
+int kaos_client_connect(kaos_client *c);
+/* Starts a graceful disconnect; on_disconnected fires later from poll.
+ * KAOS_ERR_CLOSED when there is nothing to disconnect. */
+int kaos_client_disconnect(kaos_client *c);
+
+/* Services the network and fires callbacks. Waits at most timeout_ms for the
+ * first event, then handles what else is ready without waiting (at most a
+ * few hundred events, so a flood cannot stall the caller's frame), and sends
+ * what was queued. Returns the number of events handled, or KAOS_ERR_IO
+ * when the socket failed. */
+int kaos_client_poll(kaos_client *c, uint32_t timeout_ms);
+
+bool kaos_client_is_connected(const kaos_client *c);
+/* The last session received, or NULL before the first. It survives
+ * disconnects, so a reconnect can resume or refresh it. Valid until the next
+ * kaos_client_poll that replaces it (or kaos_client_destroy). */
+const kaos_session *kaos_client_session(const kaos_client *c);
+
+/* Requests. Each returns the correlation id (> 0) or a negative error:
+ * KAOS_ERR_CLOSED when not connected, KAOS_ERR_INVALID_ARGUMENT,
+ * KAOS_ERR_TOO_LARGE, KAOS_ERR_NOMEM. The answer arrives through a callback
+ * with that cid; the server checks authentication, not the client. */
+
+/* `vars`: NULL or a NULL-terminated list key, value, key, value, ... copied
+ * into the session token. `username` may be NULL (server picks one). */
+int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const char *username,
+                                    bool create, const char *const *vars);
+/* Uses the refresh token of the current session; KAOS_ERR_UNAUTHENTICATED
+ * when there is none. */
+int kaos_client_session_refresh(kaos_client *c);
+/* Binds this connection to an existing session token (after a reconnect). */
+int kaos_client_session_resume(kaos_client *c, const char *token);
+/* The answer is on_pong with the round-trip time. */
+int kaos_client_ping(kaos_client *c);
+/* A relayed match; the creator joins it. max_size 0 = server default. */
+int kaos_client_match_create(kaos_client *c, uint32_t max_size);
+int kaos_client_match_join(kaos_client *c, const char *match_id);
+/* `match` is kaos_match.handle. The answer is on_ack. */
+int kaos_client_match_leave(kaos_client *c, uint32_t match);
+
+/* Match data to the others in a match. Returns KAOS_OK or a negative error
+ * (no cid: fire-and-forget). reliable -> delivered in order, else
+ * unreliable but sequenced (late packets are dropped). `targets` are presence
+ * slots; NULL/0 = everyone else. */
+int kaos_client_match_send(kaos_client *c, uint32_t match, int64_t op_code, const void *data,
+                           size_t len, bool reliable, const uint32_t *targets, size_t target_count);
+
+/* Advanced/test use: sends raw bytes on ENet channel 0..2 with no envelope. */
+int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size_t len,
+                         bool reliable);
+
+/* Counters since kaos_client_create, for diagnostics and tests. */
+typedef struct kaos_client_stats {
+    uint64_t packets_sent;
+    uint64_t packets_received;
+    uint64_t malformed_received;  /* packets that did not decode as an envelope; dropped */
+    uint64_t unexpected_received; /* envelopes of a type a client does not handle; dropped */
+} kaos_client_stats;
+
+void kaos_client_get_stats(const kaos_client *c, kaos_client_stats *out);
+
+/* Logging, process-wide. Nothing is logged until a sink is installed. */
+enum {
+    KAOS_LOG_DEBUG = 0,
+    KAOS_LOG_INFO = 1,
+    KAOS_LOG_WARN = 2,
+    KAOS_LOG_ERROR = 3,
+    KAOS_LOG_OFF = 4,
+};
+
+/* Receives one message, without trailing newline; `msg` is valid during the call. */
+typedef void (*kaos_log_fn)(int level, const char *msg, void *ud);
+
+/* NULL = silent (the default). */
+void kaos_set_log_sink(kaos_log_fn fn, void *ud);
+/* Lowest level passed to the sink (default KAOS_LOG_INFO); KAOS_LOG_OFF = none. */
+void kaos_set_log_level(int level);
+
+/* Memory, process-wide: every allocation of the SDK (and of the ENet it
+ * uses) goes through this. Install before creating the first client and
+ * never while one exists; NULL restores malloc/realloc/free. */
+typedef struct kaos_allocator {
+    void *(*alloc)(void *ud, size_t size);              /* NULL on failure */
+    void *(*realloc)(void *ud, void *ptr, size_t size); /* NULL on failure, ptr kept */
+    void (*free)(void *ud, void *ptr);                  /* accepts NULL */
+    void *ud;
+} kaos_allocator;
+
+void kaos_set_allocator(const kaos_allocator *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

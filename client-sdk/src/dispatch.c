@@ -1,0 +1,180 @@
+/* dispatch: one received envelope -> one callback.
+ *
+ * A flat switch from message type to handle_<message>(). The structs handed
+ * to callbacks point into the decoded envelope (freed by the caller right
+ * after) or into client scratch, which is why they are valid only during
+ * the callback. Envelopes a client never receives (requests, unknown types)
+ * are counted and dropped. A local failure while preparing a callback (out
+ * of memory) is reported through on_error with the envelope's cid and
+ * INTERNAL, so the caller waiting on that cid still hears back. */
+#include "client_internal.h"
+#include "kn_error.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_time.h"
+
+#include <stdint.h>
+
+#define CB(c) ((c)->cfg.callbacks)
+#define UD(c) ((c)->cfg.user_data)
+
+static const uint8_t no_bytes[1];
+
+static const char *str(const char *s)
+{
+    return s ? s : "";
+}
+
+static void report_local_error(kaos_client *c, uint32_t cid, int err, const char *what)
+{
+    KN_ERROR("%s (cid %u): %s", what, cid, kn_err_text(err));
+    if (CB(c).on_error) CB(c).on_error(c, cid, kn_err_to_wire(err), kn_err_text(err), UD(c));
+}
+
+static kaos_presence presence_view(const Kaos__V1__Presence *p)
+{
+    if (!p) return (kaos_presence){.slot = 0, .user_id = "", .session_id = "", .username = ""};
+    return (kaos_presence){
+        .slot = p->slot,
+        .user_id = str(p->user_id),
+        .session_id = str(p->session_id),
+        .username = str(p->username),
+    };
+}
+
+/* Room for n presences in the client's scratch; NULL when it cannot grow. */
+static kaos_presence *presence_scratch(kaos_client *c, size_t n)
+{
+    if (n <= c->presences_cap) return c->presences;
+    if (n > SIZE_MAX / sizeof *c->presences) return NULL;
+    kaos_presence *grown = kn_realloc(c->presences, n * sizeof *grown);
+    if (!grown) return NULL;
+    c->presences = grown;
+    c->presences_cap = n;
+    return grown;
+}
+
+static void handle_error(kaos_client *c, uint32_t cid, const Kaos__V1__Error *e)
+{
+    KN_DEBUG("error for cid %u: code %d: %s", cid, (int)e->code, str(e->message));
+    if (CB(c).on_error) CB(c).on_error(c, cid, (int)e->code, str(e->message), UD(c));
+}
+
+static void handle_session(kaos_client *c, uint32_t cid, const Kaos__V1__Session *s)
+{
+    int rc = kaos_client__session_store(c, s);
+    if (rc < 0) {
+        report_local_error(c, cid, rc, "cannot keep the session");
+        return;
+    }
+    KN_INFO("authenticated as user %s (session %s)", c->session.user_id, c->session.session_id);
+    if (CB(c).on_session) CB(c).on_session(c, cid, &c->session.view, UD(c));
+}
+
+static void handle_match(kaos_client *c, uint32_t cid, const Kaos__V1__Match *m)
+{
+    kaos_presence *others = presence_scratch(c, m->n_presences);
+    if (m->n_presences && !others) {
+        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list match presences");
+        return;
+    }
+    for (size_t i = 0; i < m->n_presences; i++)
+        others[i] = presence_view(m->presences[i]);
+    kaos_match view = {
+        .match_id = str(m->match_id),
+        .handle = m->match,
+        .size = m->size,
+        .max_size = m->max_size,
+        .authoritative = m->authoritative,
+        .self = presence_view(m->self),
+        .presences = others,
+        .presence_count = m->n_presences,
+    };
+    KN_DEBUG("in match %s (handle %u, size %u)", view.match_id, view.handle, view.size);
+    if (CB(c).on_match) CB(c).on_match(c, cid, &view, UD(c));
+}
+
+static void handle_ack(kaos_client *c, uint32_t cid)
+{
+    if (CB(c).on_ack) CB(c).on_ack(c, cid, UD(c));
+}
+
+static void handle_pong(kaos_client *c, uint32_t cid, const Kaos__V1__Pong *p)
+{
+    int64_t rtt_ms = kn_time_mono_ms() - (int64_t)p->client_time_ms;
+    /* The keepalive's own Pong proves the link is alive; nobody asked for it. */
+    if (cid != 0 && cid == c->keepalive_cid) {
+        c->keepalive_cid = 0;
+        KN_DEBUG("keepalive rtt %lld ms", (long long)rtt_ms);
+        return;
+    }
+    if (CB(c).on_pong) CB(c).on_pong(c, cid, rtt_ms, UD(c));
+}
+
+static void handle_match_data(kaos_client *c, const Kaos__V1__MatchData *d, uint8_t channel)
+{
+    /* Channels 0 and 1 are reliable; only channel 2 may lose packets. */
+    bool reliable = channel != KN_CHANNEL_MATCH_UNRELIABLE;
+    const uint8_t *data = d->data.len ? d->data.data : no_bytes;
+    if (CB(c).on_match_data)
+        CB(c).on_match_data(c, d->match, d->sender, d->op_code, data, d->data.len, reliable, UD(c));
+}
+
+static void handle_match_presence(kaos_client *c, const Kaos__V1__MatchPresenceEvent *e)
+{
+    size_t total = e->n_joins + e->n_leaves;
+    kaos_presence *all = presence_scratch(c, total);
+    if (total && !all) {
+        report_local_error(c, 0, KN_ERR_NOMEM, "cannot list match presences");
+        return;
+    }
+    for (size_t i = 0; i < e->n_joins; i++)
+        all[i] = presence_view(e->joins[i]);
+    for (size_t i = 0; i < e->n_leaves; i++)
+        all[e->n_joins + i] = presence_view(e->leaves[i]);
+    if (CB(c).on_match_presence)
+        CB(c).on_match_presence(c, e->match, all, e->n_joins, all ? all + e->n_joins : NULL,
+                                e->n_leaves, UD(c));
+}
+
+static void handle_server_shutdown(kaos_client *c, const Kaos__V1__ServerShutdown *s)
+{
+    KN_INFO("server shutting down within %u ms", s->grace_ms);
+    if (CB(c).on_shutdown_notice) CB(c).on_shutdown_notice(c, s->grace_ms, UD(c));
+}
+
+void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
+{
+    switch (env->message_case) {
+    case KAOS__V1__ENVELOPE__MESSAGE_ERROR:
+        handle_error(c, env->cid, env->error);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_SESSION:
+        handle_session(c, env->cid, env->session);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH:
+        handle_match(c, env->cid, env->match);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_ACK:
+        handle_ack(c, env->cid);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_PONG:
+        handle_pong(c, env->cid, env->pong);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA:
+        handle_match_data(c, env->match_data, channel);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_PRESENCE:
+        handle_match_presence(c, env->match_presence);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_SERVER_SHUTDOWN:
+        handle_server_shutdown(c, env->server_shutdown);
+        break;
+    default:
+        /* Requests echoed back, or a type newer than this build. */
+        c->stats.unexpected_received++;
+        KN_DEBUG("ignored %s envelope (cid %u)", kn_envelope_type_name((int)env->message_case),
+                 env->cid);
+        break;
+    }
+}

@@ -1,0 +1,219 @@
+/* requests: builds the envelopes a client sends and sends them.
+ *
+ * Every envelope is packed into the client's send buffer, so nothing larger
+ * than KAOS_MAX_MESSAGE_SIZE can leave. Requests go reliably on the control
+ * channel with a fresh cid; match data goes on channel 1 or 2 with cid 0,
+ * since nothing answers it. Arguments are checked before the connection
+ * state, so a bad call fails the same way connected or not. */
+#include "client_internal.h"
+#include "kn_error.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_time.h"
+
+#include <stdint.h>
+
+/* protobuf-c's message structs hold non-const pointers, but packing only
+ * reads them; these casts let borrowed const data be packed without a copy. */
+static char *unconst_str(const char *s)
+{
+    return (char *)(uintptr_t)s;
+}
+
+static uint8_t *unconst_bytes(const void *p)
+{
+    return (uint8_t *)(uintptr_t)p;
+}
+
+static uint32_t *unconst_u32(const uint32_t *p)
+{
+    return (uint32_t *)(uintptr_t)p;
+}
+
+static uint32_t take_cid(kaos_client *c)
+{
+    uint32_t cid = c->next_cid;
+    c->next_cid = cid >= INT32_MAX ? 1 : cid + 1;
+    return cid;
+}
+
+static int send_bytes(kaos_client *c, uint8_t channel, const void *data, size_t len, bool reliable)
+{
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    int rc = kaos_transport__send(c->transport, channel, data, len, reliable);
+    if (rc < 0) return rc;
+    c->stats.packets_sent++;
+    c->last_send_ms = kn_time_mono_ms();
+    return KN_OK;
+}
+
+int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, bool reliable)
+{
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    size_t len = kn_envelope_packed_size(env);
+    if (len > sizeof c->send_buf) return KN_ERR_TOO_LARGE;
+    kn_envelope_pack(env, c->send_buf);
+    int rc = send_bytes(c, channel, c->send_buf, len, reliable);
+    if (rc < 0) return rc;
+    KN_DEBUG("sent %s cid=%u (%zu bytes, channel %u)", kn_envelope_type_name(env->message_case),
+             env->cid, len, channel);
+    return KN_OK;
+}
+
+int kaos_client__request(kaos_client *c, kn_envelope *env)
+{
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    env->cid = take_cid(c);
+    int rc = kaos_client__send(c, env, KN_CHANNEL_CONTROL, true);
+    return rc < 0 ? rc : (int)env->cid;
+}
+
+/* Counts the key/value pairs of a NULL-terminated list; negative if a key
+ * has no value. */
+static int count_pairs(const char *const *vars, size_t *out)
+{
+    size_t n = 0;
+    while (vars && vars[2 * n]) {
+        if (!vars[2 * n + 1]) return KN_ERR_INVALID_ARGUMENT;
+        n++;
+    }
+    *out = n;
+    return KN_OK;
+}
+
+int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const char *username,
+                                    bool create, const char *const *vars)
+{
+    size_t n_vars;
+    if (!c || !device_id || count_pairs(vars, &n_vars) < 0) return KN_ERR_INVALID_ARGUMENT;
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+
+    Kaos__V1__AuthenticateDevice__VarsEntry *entries = NULL;
+    Kaos__V1__AuthenticateDevice__VarsEntry **pointers = NULL;
+    if (n_vars) {
+        entries = kn_calloc(n_vars, sizeof *entries);
+        pointers = kn_calloc(n_vars, sizeof *pointers);
+        if (!entries || !pointers) {
+            kn_free(entries);
+            kn_free(pointers);
+            return KN_ERR_NOMEM;
+        }
+    }
+    for (size_t i = 0; i < n_vars; i++) {
+        kaos__v1__authenticate_device__vars_entry__init(&entries[i]);
+        entries[i].key = unconst_str(vars[2 * i]);
+        entries[i].value = unconst_str(vars[2 * i + 1]);
+        pointers[i] = &entries[i];
+    }
+
+    Kaos__V1__AuthenticateDevice msg = KAOS__V1__AUTHENTICATE_DEVICE__INIT;
+    msg.device_id = unconst_str(device_id);
+    if (username) msg.username = unconst_str(username);
+    msg.create = create;
+    msg.n_vars = n_vars;
+    msg.vars = pointers;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
+    env.authenticate_device = &msg;
+    int rc = kaos_client__request(c, &env);
+    kn_free(entries);
+    kn_free(pointers);
+    return rc;
+}
+
+int kaos_client_session_refresh(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    if (!c->has_session || !c->session.refresh_token[0]) return KN_ERR_UNAUTHENTICATED;
+    Kaos__V1__SessionRefresh msg = KAOS__V1__SESSION_REFRESH__INIT;
+    msg.refresh_token = c->session.refresh_token;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH;
+    env.session_refresh = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_session_resume(kaos_client *c, const char *token)
+{
+    if (!c || !token) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__SessionResume msg = KAOS__V1__SESSION_RESUME__INIT;
+    msg.token = unconst_str(token);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME;
+    env.session_resume = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_ping(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__Ping msg = KAOS__V1__PING__INIT;
+    /* Echoed in the Pong; only this client reads it, so its own clock is fine. */
+    msg.client_time_ms = (uint64_t)kn_time_mono_ms();
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PING;
+    env.ping = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_match_create(kaos_client *c, uint32_t max_size)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchCreate msg = KAOS__V1__MATCH_CREATE__INIT;
+    msg.max_size = max_size;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE;
+    env.match_create = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_match_join(kaos_client *c, const char *match_id)
+{
+    if (!c || !match_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchJoin msg = KAOS__V1__MATCH_JOIN__INIT;
+    msg.match_id = unconst_str(match_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
+    env.match_join = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_match_leave(kaos_client *c, uint32_t match)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchLeave msg = KAOS__V1__MATCH_LEAVE__INIT;
+    msg.match = match;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE;
+    env.match_leave = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_match_send(kaos_client *c, uint32_t match, int64_t op_code, const void *data,
+                           size_t len, bool reliable, const uint32_t *targets, size_t target_count)
+{
+    if (!c || (len && !data) || (target_count && !targets)) return KN_ERR_INVALID_ARGUMENT;
+    /* Each of these alone would overflow the limit; refuse before packing. */
+    if (len > KAOS_MAX_MESSAGE_SIZE || target_count > KAOS_MAX_MESSAGE_SIZE)
+        return KN_ERR_TOO_LARGE;
+    Kaos__V1__MatchDataSend msg = KAOS__V1__MATCH_DATA_SEND__INIT;
+    msg.match = match;
+    msg.op_code = op_code;
+    msg.data.data = unconst_bytes(data);
+    msg.data.len = len;
+    msg.n_targets = target_count;
+    msg.targets = unconst_u32(targets);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND;
+    env.match_data_send = &msg;
+    uint8_t channel = reliable ? KN_CHANNEL_MATCH_RELIABLE : KN_CHANNEL_MATCH_UNRELIABLE;
+    return kaos_client__send(c, &env, channel, reliable);
+}
+
+int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size_t len,
+                         bool reliable)
+{
+    if (!c || channel >= KN_CHANNEL_COUNT || (len && !data)) return KN_ERR_INVALID_ARGUMENT;
+    if (len > KAOS_MAX_MESSAGE_SIZE) return KN_ERR_TOO_LARGE;
+    return send_bytes(c, channel, data, len, reliable);
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# What `make test` (and CI) does: install deps, build release + asan + sdk-only, then run
+# the ctest suites of release and asan, each against a throwaway PostgreSQL (pg_virtualenv).
+# KAOS_TEST_SKIP_ASAN=1 skips the sanitizer build and suite (quick local loops only; CI never sets it).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Per-test default time limit (tests may set their own TIMEOUT property).
+CTEST_TIMEOUT="${KAOS_CTEST_TIMEOUT:-600}"
+
+declare -a SUMMARY=()
+FAILED=0
+TESTS_PASSED=0
+TESTS_FAILED=0
+
+record() { # STATUS NAME SECONDS
+    SUMMARY+=("$(printf '%-5s %-36s %5ss' "$1" "$2" "$3")")
+    [ "$1" != FAIL ] || FAILED=1
+}
+
+# step NAME CMD...: run CMD, record PASS/FAIL, never abort the script.
+step() {
+    local name="$1" start rc=0
+    shift
+    echo
+    echo "==> $name"
+    start=$SECONDS
+    "$@" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        record PASS "$name" $((SECONDS - start))
+    else
+        record FAIL "$name" $((SECONDS - start))
+    fi
+    return "$rc"
+}
+
+# ctest_suite KIND [ENV=VALUE...]: ctest of build/KIND inside a throwaway cluster.
+# pg_virtualenv exports PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE for the e2e tests.
+# shellcheck disable=SC2317 # called indirectly through step
+ctest_suite() {
+    local kind="$1" log="build/$1/ctest.log" rc=0 line total failed
+    shift
+    # Never let a developer's own database settings leak into the tests.
+    (
+        unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGDATABASE PGSERVICE PGCLUSTER \
+            KAOS_DATABASE_URL
+        for kv in "$@"; do export "${kv?}"; done
+        pg_virtualenv -t -- ctest --test-dir "build/$kind" --output-on-failure -j2 \
+            --no-tests=error --timeout "$CTEST_TIMEOUT"
+    ) 2>&1 | tee "$log" || rc=$?
+    # "100% tests passed, 0 tests failed out of 12"
+    line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)"
+    if [ -n "$line" ]; then
+        total="${line##* out of }"
+        failed="$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")"
+        TESTS_PASSED=$((TESTS_PASSED + total - failed))
+        TESTS_FAILED=$((TESTS_FAILED + failed))
+    fi
+    return "$rc"
+}
+
+echo "==> checking packages (scripts/deps.sh)"
+bash scripts/deps.sh
+if [ "${KAOS_TEST_SKIP_ASAN:-}" = 1 ]; then
+    echo "WARNING: KAOS_TEST_SKIP_ASAN=1: the sanitizer build and suite are skipped (local loops only)"
+fi
+
+release_ok=0
+asan_ok=0
+step "build release" bash scripts/build.sh release && release_ok=1
+if [ "${KAOS_TEST_SKIP_ASAN:-}" = 1 ]; then
+    record SKIP "build asan (KAOS_TEST_SKIP_ASAN)" 0
+else
+    step "build asan" bash scripts/build.sh asan && asan_ok=1
+fi
+step "build sdk (standalone)" bash scripts/build.sh sdk || true
+
+if [ "$release_ok" = 1 ]; then
+    step "tests release" ctest_suite release || true
+else
+    record FAIL "tests release (not built)" 0
+fi
+
+if [ "${KAOS_TEST_SKIP_ASAN:-}" = 1 ]; then
+    record SKIP "tests asan (KAOS_TEST_SKIP_ASAN)" 0
+elif [ "$asan_ok" = 1 ]; then
+    step "tests asan" ctest_suite asan \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 || true
+else
+    record FAIL "tests asan (not built)" 0
+fi
+
+# ---- FUZZ: reserved ---------------------------------------------------------
+# When build/fuzz support lands (KAOS_FUZZ=ON, clang), add here e.g.:
+#   step "build fuzz" bash scripts/build.sh fuzz && step "fuzz smoke" <short bounded run>
+# ---------------------------------------------------------------------------
+
+echo
+echo "==> summary"
+for line in "${SUMMARY[@]}"; do
+    echo "  $line"
+done
+if [ "$FAILED" -ne 0 ]; then
+    echo "RESULT: FAILED"
+else
+    echo "RESULT: OK"
+fi
+echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed"
+exit "$FAILED"

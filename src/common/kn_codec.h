@@ -1,0 +1,44 @@
+/* kn_codec: the envelope codec, the only code that calls protobuf-c.
+ *
+ * Other modules read and fill the generated message structs (kaos.pb-c.h)
+ * but encode and decode only through these functions, so the allocator, the
+ * size limits and the error mapping live in one place. Thread-safe. */
+#ifndef KN_CODEC_H
+#define KN_CODEC_H
+
+#include "kaos.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef Kaos__V1__Envelope kn_envelope;
+#define KN_ENVELOPE_INIT KAOS__V1__ENVELOPE__INIT
+
+/* The protocol version a client announces in ENet's connect data. */
+#define KN_PROTOCOL_VERSION 1u
+
+/* ENet channels. */
+enum {
+    KN_CHANNEL_CONTROL = 0,
+    KN_CHANNEL_MATCH_RELIABLE = 1,
+    KN_CHANNEL_MATCH_UNRELIABLE = 2,
+    KN_CHANNEL_COUNT = 3,
+};
+
+/* Decode one envelope. On success *out is owned by the caller and released
+ * with kn_envelope_free. Returns KN_ERR_MALFORMED for bytes that are not an
+ * Envelope and KN_ERR_NOMEM when allocation fails. An envelope whose message
+ * field is unknown to this build decodes fine with message_case NOT_SET. */
+int kn_envelope_decode(const uint8_t *data, size_t len, kn_envelope **out);
+void kn_envelope_free(kn_envelope *env); /* accepts NULL */
+
+size_t kn_envelope_packed_size(const kn_envelope *env);
+/* Writes exactly kn_envelope_packed_size(env) bytes to out. */
+size_t kn_envelope_pack(const kn_envelope *env, uint8_t *out);
+/* Encodes into a fresh kn_malloc'd buffer. */
+int kn_envelope_encode(const kn_envelope *env, uint8_t **out, size_t *len);
+
+/* "ping", "match_data_send", ... or "unknown" (for logs and metrics). */
+const char *kn_envelope_type_name(int message_case);
+
+#endif

@@ -1,0 +1,13 @@
+/* kn_time: clocks. Modules that schedule work take `now_ms` as a parameter
+ * instead of calling these, so tests can step time; only loops and the
+ * composition root read the clock. All values are int64_t milliseconds. */
+#ifndef KN_TIME_H
+#define KN_TIME_H
+
+#include <stdint.h>
+
+int64_t kn_time_mono_ms(void); /* CLOCK_MONOTONIC */
+int64_t kn_time_mono_us(void);
+int64_t kn_time_wall_ms(void); /* Unix epoch */
+
+#endif

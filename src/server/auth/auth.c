@@ -1,0 +1,244 @@
+/* auth: device authentication, token issue and refresh. */
+#include "kn_auth.h"
+#include "kn_db.h"
+#include "kn_error.h"
+#include "kn_mem.h"
+#include "kn_uuid.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct kn_auth {
+    uint8_t session_key[64];
+    size_t session_key_len;
+    uint8_t refresh_key[64];
+    size_t refresh_key_len;
+    int64_t session_expiry_sec, refresh_expiry_sec;
+};
+
+static const kn_db_stmt find_device = {
+    "auth_find_device",
+    "SELECT u.id, u.username FROM user_device d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+    1};
+static const kn_db_stmt insert_user = {
+    "auth_insert_user", "INSERT INTO users (id, username) VALUES ($1, $2)", 2};
+static const kn_db_stmt insert_device = {
+    "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
+static const kn_db_stmt find_user = {"auth_find_user",
+                                     "SELECT username FROM users WHERE id = $1", 1};
+
+static int fail(int rc, char *msg, size_t cap, const char *fmt, ...)
+{
+    if (msg && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int kn_auth_create(const kn_auth_config *cfg, kn_auth **out)
+{
+    *out = NULL;
+    if (cfg->session_key_len == 0 || cfg->session_key_len > 64 || cfg->refresh_key_len == 0 ||
+        cfg->refresh_key_len > 64)
+        return KN_ERR_INVALID_ARGUMENT;
+    kn_auth *a = kn_calloc(1, sizeof *a);
+    if (!a) return KN_ERR_NOMEM;
+    memcpy(a->session_key, cfg->session_key, cfg->session_key_len);
+    a->session_key_len = cfg->session_key_len;
+    memcpy(a->refresh_key, cfg->refresh_key, cfg->refresh_key_len);
+    a->refresh_key_len = cfg->refresh_key_len;
+    a->session_expiry_sec = cfg->session_expiry_sec;
+    a->refresh_expiry_sec = cfg->refresh_expiry_sec;
+    *out = a;
+    return KN_OK;
+}
+
+void kn_auth_destroy(kn_auth *a)
+{
+    if (!a) return;
+    sodium_memzero(a, sizeof *a);
+    kn_free(a);
+}
+
+void kn_auth_session_deinit(kn_auth_session *s)
+{
+    if (!s) return;
+    kn_free(s->token);
+    kn_free(s->refresh_token);
+    kn_token_claims_deinit(&s->claims);
+    memset(s, 0, sizeof *s);
+}
+
+/* Printable bytes only (no control characters or spaces): identifiers end up
+ * in logs, URLs and other players' screens. */
+static bool printable_id(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f) return false;
+    return true;
+}
+
+int kn_auth_check_vars(const kn_token_var *vars, size_t n, char *msg, size_t cap)
+{
+    if (n > KN_TOKEN_MAX_VARS)
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d session vars",
+                    KN_TOKEN_MAX_VARS);
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(vars[i].key), vl = strlen(vars[i].value);
+        if (kl == 0 || kl > KN_AUTH_VAR_KEY_MAX || vl > KN_AUTH_VAR_VALUE_MAX)
+            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                        "session var keys must be 1-%d bytes and values at most %d bytes",
+                        KN_AUTH_VAR_KEY_MAX, KN_AUTH_VAR_VALUE_MAX);
+    }
+    return KN_OK;
+}
+
+/* Signs both tokens for claims already filled (except times). */
+static int issue(const kn_auth *a, int64_t now, kn_auth_session *out)
+{
+    out->claims.issued_at = now;
+    out->claims.expires_at = now + a->session_expiry_sec;
+    int rc = kn_token_sign(&out->claims, a->session_key, a->session_key_len, &out->token);
+    if (rc) return rc;
+    kn_token_claims refresh = out->claims; /* shallow: same vars, other expiry */
+    refresh.expires_at = now + a->refresh_expiry_sec;
+    return kn_token_sign(&refresh, a->refresh_key, a->refresh_key_len, &out->refresh_token);
+}
+
+static void random_username(char out[11])
+{
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int i = 0; i < 10; i++) out[i] = letters[randombytes_uniform(sizeof letters - 1)];
+    out[10] = '\0';
+}
+
+/* Creates user + device in one transaction. KN_ERR_ALREADY_EXISTS with the
+ * constraint name tells the caller which race or conflict happened. */
+static int create_user(kn_db *db, const char *device_id, const char *username, char *user_id)
+{
+    kn_uuid_v4(user_id);
+    const char *u[] = {user_id, username};
+    const char *d[] = {device_id, user_id};
+    int rc = kn_db_begin(db);
+    if (rc == KN_OK) rc = kn_db_query(db, &insert_user, u, NULL);
+    if (rc == KN_OK) rc = kn_db_query(db, &insert_device, d, NULL);
+    if (rc == KN_OK) return kn_db_commit(db);
+    kn_db_rollback(db);
+    return rc;
+}
+
+int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const char *username,
+                   bool create, const kn_token_var *vars, size_t var_count, int64_t now,
+                   kn_auth_session *out, char *msg, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    size_t dl = device_id ? strlen(device_id) : 0;
+    if (dl < KN_AUTH_DEVICE_ID_MIN || dl > KN_AUTH_DEVICE_ID_MAX || !printable_id(device_id))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "device id must be %d-%d printable bytes without spaces",
+                    KN_AUTH_DEVICE_ID_MIN, KN_AUTH_DEVICE_ID_MAX);
+    if (username && *username &&
+        (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
+    int rc = kn_auth_check_vars(vars, var_count, msg, cap);
+    if (rc) return rc;
+
+    /* Find, or create and find again: a concurrent create of the same device
+     * loses on the primary key and then simply finds the winner's user. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        kn_db_rows *rows = NULL;
+        const char *p[] = {device_id};
+        if ((rc = kn_db_query(db, &find_device, p, &rows)))
+            return fail(rc, msg, cap, "database unavailable");
+        if (kn_db_rows_count(rows) == 1) {
+            snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s",
+                     kn_db_rows_get(rows, 0, 0));
+            snprintf(out->claims.username, sizeof out->claims.username, "%s",
+                     kn_db_rows_get(rows, 0, 1));
+            kn_db_rows_free(rows);
+            break;
+        }
+        kn_db_rows_free(rows);
+        if (!create) return fail(KN_ERR_NOT_FOUND, msg, cap, "device not found");
+
+        char generated[11];
+        const char *name = (username && *username) ? username : NULL;
+        if (!name) random_username(generated);
+        rc = create_user(db, device_id, name ? name : generated, out->claims.user_id);
+        if (rc == KN_OK) {
+            snprintf(out->claims.username, sizeof out->claims.username, "%s",
+                     name ? name : generated);
+            out->created = true;
+            break;
+        }
+        if (rc != KN_ERR_ALREADY_EXISTS) return fail(rc, msg, cap, "database unavailable");
+        if (!strcmp(kn_db_constraint(db), "users_username_key") && name)
+            return fail(KN_ERR_ALREADY_EXISTS, msg, cap, "username is already in use");
+        /* device race or generated-name clash: look again / draw a new name */
+    }
+    if (!out->claims.user_id[0]) return fail(KN_ERR_ABORTED, msg, cap, "please retry");
+
+    kn_uuid_v4(out->claims.session_id);
+    if ((rc = kn_token_claims_set_vars(&out->claims, vars, var_count)) ||
+        (rc = issue(a, now, out))) {
+        kn_auth_session_deinit(out);
+        return fail(rc, msg, cap, "cannot issue session");
+    }
+    return KN_OK;
+}
+
+int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
+                    const kn_token_var *vars, size_t var_count, int64_t now,
+                    kn_auth_session *out, char *msg, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    int rc = kn_auth_check_vars(vars, var_count, msg, cap);
+    if (rc) return rc;
+    kn_token_claims old;
+    rc = kn_token_verify(refresh_token, a->refresh_key, a->refresh_key_len, now, &old);
+    if (rc == KN_ERR_TOKEN_EXPIRED) return fail(rc, msg, cap, "refresh token expired");
+    if (rc == KN_ERR_NOMEM) return fail(rc, msg, cap, "out of memory");
+    if (rc) return fail(KN_ERR_TOKEN_INVALID, msg, cap, "refresh token invalid");
+
+    /* The user may have been deleted since; the username may have changed. */
+    kn_db_rows *rows = NULL;
+    const char *p[] = {old.user_id};
+    rc = kn_db_query(db, &find_user, p, &rows);
+    if (rc == KN_OK && kn_db_rows_count(rows) != 1) rc = KN_ERR_NOT_FOUND;
+    if (rc) {
+        kn_db_rows_free(rows);
+        kn_token_claims_deinit(&old);
+        return fail(rc == KN_ERR_NOT_FOUND ? KN_ERR_UNAUTHENTICATED : rc, msg, cap,
+                    rc == KN_ERR_NOT_FOUND ? "user no longer exists" : "database unavailable");
+    }
+    snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s", old.user_id);
+    snprintf(out->claims.username, sizeof out->claims.username, "%s", kn_db_rows_get(rows, 0, 0));
+    kn_db_rows_free(rows);
+    kn_uuid_v4(out->claims.session_id);
+    if (var_count) {
+        rc = kn_token_claims_set_vars(&out->claims, vars, var_count);
+    } else {
+        out->claims.vars = old.vars; /* move */
+        out->claims.var_count = old.var_count;
+        old.vars = NULL;
+        old.var_count = 0;
+    }
+    kn_token_claims_deinit(&old);
+    if (rc == KN_OK) rc = issue(a, now, out);
+    if (rc) {
+        kn_auth_session_deinit(out);
+        return fail(rc, msg, cap, "cannot issue session");
+    }
+    return KN_OK;
+}
+
+int kn_auth_verify_session(const kn_auth *a, const char *token, int64_t now, kn_token_claims *out)
+{
+    return kn_token_verify(token, a->session_key, a->session_key_len, now, out);
+}

@@ -1,0 +1,68 @@
+/* kn_auth: the authentication service (device auth, refresh, token checks).
+ *
+ * One C API used by the wire handlers and, later, by the Lua runtime.
+ * Functions taking a kn_db run on an API worker (they block on Postgres);
+ * kn_auth_verify_session needs no database and is safe on any thread. A
+ * kn_auth is immutable after create, so it is shared by every thread.
+ * Failures return a kn_err and a one-line reason for the client in `msg`. */
+#ifndef KN_AUTH_H
+#define KN_AUTH_H
+
+#include "kn_token.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kn_db kn_db;
+typedef struct kn_auth kn_auth;
+
+typedef struct kn_auth_config {
+    const uint8_t *session_key;
+    size_t session_key_len;
+    const uint8_t *refresh_key;
+    size_t refresh_key_len;
+    int64_t session_expiry_sec;
+    int64_t refresh_expiry_sec;
+} kn_auth_config;
+
+/* A new session: signed tokens and the claims they carry. */
+typedef struct kn_auth_session {
+    char *token;
+    char *refresh_token;
+    bool created;           /* the user was created by this call */
+    kn_token_claims claims; /* user id, username, session id, expiry, vars */
+} kn_auth_session;
+
+#define KN_AUTH_DEVICE_ID_MIN 10
+#define KN_AUTH_DEVICE_ID_MAX 128
+#define KN_AUTH_USERNAME_MAX 128
+#define KN_AUTH_VAR_KEY_MAX 64
+#define KN_AUTH_VAR_VALUE_MAX 256
+
+int kn_auth_create(const kn_auth_config *cfg, kn_auth **out); /* copies the keys */
+void kn_auth_destroy(kn_auth *auth);                           /* accepts NULL */
+
+/* Authenticate by device id; creates the user (and a username when none is
+ * given) if create is true. Unknown device with create=false: NOT_FOUND;
+ * username taken: ALREADY_EXISTS. */
+int kn_auth_device(const kn_auth *auth, kn_db *db, const char *device_id, const char *username,
+                   bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
+                   kn_auth_session *out, char *msg, size_t msg_cap);
+
+/* Exchange a refresh token for a new session (new session id, new tokens).
+ * vars replace the token's variables when var_count > 0. */
+int kn_auth_refresh(const kn_auth *auth, kn_db *db, const char *refresh_token,
+                    const kn_token_var *vars, size_t var_count, int64_t now_sec,
+                    kn_auth_session *out, char *msg, size_t msg_cap);
+
+/* Verify a session token: KN_ERR_TOKEN_EXPIRED or KN_ERR_TOKEN_INVALID. */
+int kn_auth_verify_session(const kn_auth *auth, const char *token, int64_t now_sec,
+                           kn_token_claims *out);
+
+/* Validate session variables (count and sizes). */
+int kn_auth_check_vars(const kn_token_var *vars, size_t var_count, char *msg, size_t msg_cap);
+
+void kn_auth_session_deinit(kn_auth_session *s); /* accepts zeroed */
+
+#endif

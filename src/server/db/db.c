@@ -1,0 +1,229 @@
+/* db: connections, prepared statements and results over libpq. */
+#include "kn_db.h"
+#include "kn_error.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PREPARED 128
+
+struct kn_db {
+    PGconn *conn;
+    char *url;
+    bool in_tx;
+    size_t nprepared;
+    const kn_db_stmt *prepared[MAX_PREPARED];
+    char constraint[64];
+};
+
+struct kn_db_rows {
+    PGresult *res;
+};
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    KN_DEBUG("postgres: %s", message);
+}
+
+static int connect_db(kn_db *db)
+{
+    db->conn = PQconnectdb(db->url);
+    if (!db->conn) return KN_ERR_NOMEM;
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        /* PQerrorMessage ends with a newline; trim it for one-line logs. */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(db->conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        KN_ERROR("cannot connect to postgres: %s", msg);
+        PQfinish(db->conn);
+        db->conn = NULL;
+        return KN_ERR_DB;
+    }
+    PQsetNoticeProcessor(db->conn, quiet_notices, NULL);
+    return KN_OK;
+}
+
+int kn_db_open(const char *url, kn_db **out)
+{
+    *out = NULL;
+    kn_db *db = kn_calloc(1, sizeof *db);
+    if (!db) return KN_ERR_NOMEM;
+    db->url = kn_strdup(url ? url : "");
+    if (!db->url) {
+        kn_free(db);
+        return KN_ERR_NOMEM;
+    }
+    int rc = connect_db(db);
+    if (rc) {
+        kn_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return KN_OK;
+}
+
+void kn_db_close(kn_db *db)
+{
+    if (!db) return;
+    if (db->conn) PQfinish(db->conn);
+    kn_free(db->url);
+    kn_free(db);
+}
+
+const char *kn_db_constraint(const kn_db *db)
+{
+    return db->constraint;
+}
+
+/* Maps a failed result to kn_err, logging what is not a client's fault. */
+static int result_error(kn_db *db, PGresult *res, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    db->constraint[0] = '\0';
+    if (state && !strcmp(state, "23505")) {
+        const char *c = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        snprintf(db->constraint, sizeof db->constraint, "%s", c ? c : "");
+        return KN_ERR_ALREADY_EXISTS;
+    }
+    if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) return KN_ERR_ABORTED;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    msg[strcspn(msg, "\n")] = '\0';
+    KN_ERROR("postgres %s failed (%s): %s", what, state ? state : "no state", msg);
+    return KN_ERR_DB;
+}
+
+static bool connection_lost(kn_db *db)
+{
+    return !db->conn || PQstatus(db->conn) == CONNECTION_BAD;
+}
+
+/* After a reset every prepared statement is gone. */
+static int reconnect(kn_db *db)
+{
+    KN_WARN("postgres connection lost; reconnecting");
+    if (db->conn) PQfinish(db->conn);
+    db->conn = NULL;
+    db->nprepared = 0;
+    db->in_tx = false;
+    return connect_db(db);
+}
+
+static int ensure_prepared(kn_db *db, const kn_db_stmt *stmt)
+{
+    for (size_t i = 0; i < db->nprepared; i++)
+        if (db->prepared[i] == stmt) return KN_OK;
+    if (db->nprepared == MAX_PREPARED) return KN_ERR_RESOURCE_EXHAUSTED;
+    PGresult *res = PQprepare(db->conn, stmt->name, stmt->sql, stmt->nparams, NULL);
+    int rc = KN_OK;
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) rc = result_error(db, res, stmt->name);
+    PQclear(res);
+    if (rc == KN_OK) db->prepared[db->nprepared++] = stmt;
+    return rc;
+}
+
+static int run_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, PGresult **out)
+{
+    *out = NULL;
+    int rc = ensure_prepared(db, stmt);
+    if (rc) return rc;
+    PGresult *res = PQexecPrepared(db->conn, stmt->name, stmt->nparams, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        rc = result_error(db, res, stmt->name);
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return KN_OK;
+}
+
+int kn_db_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, kn_db_rows **rows)
+{
+    if (rows) *rows = NULL;
+    if (connection_lost(db) && (db->in_tx || reconnect(db))) return KN_ERR_DB;
+    PGresult *res;
+    int rc = run_query(db, stmt, params, &res);
+    /* Retry once on a dropped connection, unless a transaction was open:
+     * its earlier statements are gone and the caller must start over. */
+    if (rc == KN_ERR_DB && connection_lost(db) && !db->in_tx && reconnect(db) == KN_OK)
+        rc = run_query(db, stmt, params, &res);
+    if (rc) return rc;
+    if (!rows) {
+        PQclear(res);
+        return KN_OK;
+    }
+    kn_db_rows *r = kn_malloc(sizeof *r);
+    if (!r) {
+        PQclear(res);
+        return KN_ERR_NOMEM;
+    }
+    r->res = res;
+    *rows = r;
+    return KN_OK;
+}
+
+int kn_db_exec(kn_db *db, const char *sql)
+{
+    if (connection_lost(db) && (db->in_tx || reconnect(db))) return KN_ERR_DB;
+    PGresult *res = PQexec(db->conn, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int rc = KN_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) rc = result_error(db, res, "exec");
+    PQclear(res);
+    return rc;
+}
+
+int kn_db_begin(kn_db *db)
+{
+    int rc = kn_db_exec(db, "BEGIN");
+    if (rc == KN_OK) db->in_tx = true;
+    return rc;
+}
+
+int kn_db_commit(kn_db *db)
+{
+    int rc = kn_db_exec(db, "COMMIT");
+    db->in_tx = false;
+    return rc;
+}
+
+void kn_db_rollback(kn_db *db)
+{
+    if (!db->in_tx) return;
+    db->in_tx = false;
+    if (!connection_lost(db)) {
+        PGresult *res = PQexec(db->conn, "ROLLBACK");
+        PQclear(res);
+    }
+}
+
+size_t kn_db_rows_count(const kn_db_rows *rows)
+{
+    return rows ? (size_t)PQntuples(rows->res) : 0;
+}
+
+const char *kn_db_rows_get(const kn_db_rows *rows, size_t row, size_t col)
+{
+    if (!rows || row >= (size_t)PQntuples(rows->res) || col >= (size_t)PQnfields(rows->res))
+        return NULL;
+    if (PQgetisnull(rows->res, (int)row, (int)col)) return NULL;
+    return PQgetvalue(rows->res, (int)row, (int)col);
+}
+
+size_t kn_db_rows_affected(const kn_db_rows *rows)
+{
+    const char *n = rows ? PQcmdTuples(rows->res) : "";
+    return *n ? (size_t)strtoul(n, NULL, 10) : 0;
+}
+
+void kn_db_rows_free(kn_db_rows *rows)
+{
+    if (!rows) return;
+    PQclear(rows->res);
+    kn_free(rows);
+}

@@ -1,0 +1,60 @@
+/* kn_db: the Postgres layer; the only module that includes libpq.
+ *
+ * A kn_db is one connection owned by one thread (an API worker or a CLI
+ * command). Services keep their SQL next to their logic as static kn_db_stmt
+ * descriptors; kn_db_query prepares each statement once per connection and
+ * executes it with text parameters. A lost connection is reset and the query
+ * retried once, outside a transaction. Errors map to kn_err: a unique
+ * violation is KN_ERR_ALREADY_EXISTS (kn_db_constraint names the
+ * constraint), a serialization failure KN_ERR_ABORTED, anything else
+ * KN_ERR_DB (logged once here with the server's message). */
+#ifndef KN_DB_H
+#define KN_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct kn_db kn_db;
+typedef struct kn_db_rows kn_db_rows;
+
+typedef struct kn_db_stmt {
+    const char *name; /* unique prepared-statement name */
+    const char *sql;
+    int nparams;
+} kn_db_stmt;
+
+/* Connect. url "" uses libpq's environment (PGHOST, PGPORT, ...). */
+int kn_db_open(const char *url, kn_db **out);
+void kn_db_close(kn_db *db); /* accepts NULL */
+
+/* Execute `stmt` with `params` (NULL entries are SQL NULL). When rows is
+ * non-NULL it receives the result (free with kn_db_rows_free), else the
+ * result is discarded. */
+int kn_db_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, kn_db_rows **rows);
+/* Run literal SQL (no parameters, may hold several statements). */
+int kn_db_exec(kn_db *db, const char *sql);
+
+int kn_db_begin(kn_db *db);
+int kn_db_commit(kn_db *db);
+void kn_db_rollback(kn_db *db); /* safe to call when no transaction is open */
+
+/* Constraint name of the last KN_ERR_ALREADY_EXISTS, or "". */
+const char *kn_db_constraint(const kn_db *db);
+
+size_t kn_db_rows_count(const kn_db_rows *rows);
+/* Value as text, NULL for SQL NULL or out of range. Valid until rows_free. */
+const char *kn_db_rows_get(const kn_db_rows *rows, size_t row, size_t col);
+size_t kn_db_rows_affected(const kn_db_rows *rows);
+void kn_db_rows_free(kn_db_rows *rows); /* accepts NULL */
+
+/* Migrations compiled into the binary (src/server/db/migrations/NNNN_name.sql).
+ * Applies the pending ones in order, each in its own transaction, under an
+ * advisory lock so two servers never migrate at once. */
+int kn_db_migrate_up(kn_db *db, int *applied);
+/* Prints each migration with "applied <time>" or "pending". *pending counts. */
+int kn_db_migrate_status(kn_db *db, FILE *out, int *pending);
+/* Number of migrations in the binary and the newest version applied. */
+int kn_db_migrate_check(kn_db *db, int *pending);
+
+#endif

@@ -1,0 +1,541 @@
+/* gateway: per-connection sessions, the route table, worker jobs.
+ *
+ * Threads: everything here runs on the net thread except run_job, which runs
+ * on an API worker and touches only its job (owned by it while it runs). */
+#include "kn_gateway.h"
+#include "kn_api.h"
+#include "kn_auth.h"
+#include "kn_codec.h"
+#include "kn_error.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_relay.h"
+#include "kn_time.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct session {
+    kn_conn_id id;
+    char address[80];
+    bool authenticated;
+    char user_id[37];
+    char username[129];
+    char session_id[37];
+    int64_t expires_at;
+} session;
+
+struct kn_gateway {
+    kn_gateway_deps deps;
+    kn_net *net;
+    kn_relay *relay;
+    bool stopping;
+    atomic_size_t jobs_in_flight; /* submitted, completion not yet run */
+    kn_gateway_stats st;
+};
+
+typedef struct job {
+    kn_gateway *gw;
+    kn_conn_id conn;
+    uint32_t cid;
+    kn_envelope *req;
+    uint8_t *reply;
+    size_t reply_len;
+    bool bind;               /* reply is a Session: bind it to the connection */
+    kn_auth_session session; /* filled by the worker when bind */
+} job;
+
+/* A route: who may send a message type, on which channels, and its handler. */
+typedef enum { RUN_NET, RUN_API } run_on;
+typedef struct route {
+    bool pre_auth;     /* allowed before authentication */
+    uint8_t channels;  /* bit mask of allowed channels */
+    run_on where;
+    void (*handle)(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env);
+} route;
+
+#define CH_CONTROL (1u << KN_CHANNEL_CONTROL)
+#define CH_MATCH ((1u << KN_CHANNEL_MATCH_RELIABLE) | (1u << KN_CHANNEL_MATCH_UNRELIABLE))
+
+/* --- replies ---------------------------------------------------------------- */
+
+static void send_env(kn_gateway *gw, kn_conn_id conn, const kn_envelope *env)
+{
+    uint8_t stack[2048];
+    size_t n = kn_envelope_packed_size(env);
+    uint8_t *buf = n <= sizeof stack ? stack : kn_malloc(n);
+    if (!buf) return;
+    kn_envelope_pack(env, buf);
+    kn_net_send(gw->net, conn, KN_CHANNEL_CONTROL, buf, n, true);
+    if (buf != stack) kn_free(buf);
+}
+
+static void fill_error(kn_envelope *env, Kaos__V1__Error *err, uint32_t cid, int rc,
+                       const char *msg)
+{
+    kaos__v1__error__init(err);
+    err->code = (Kaos__V1__ErrorCode)kn_err_to_wire(rc);
+    err->message = (char *)(msg && *msg ? msg : kn_err_text(rc));
+    kaos__v1__envelope__init(env);
+    env->cid = cid;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
+    env->error = err;
+}
+
+static void send_error(kn_gateway *gw, kn_conn_id conn, uint32_t cid, int rc, const char *msg)
+{
+    kn_envelope env;
+    Kaos__V1__Error err;
+    fill_error(&env, &err, cid, rc, msg);
+    gw->st.errors++;
+    send_env(gw, conn, &env);
+}
+
+static void send_ack(kn_gateway *gw, kn_conn_id conn, uint32_t cid)
+{
+    Kaos__V1__Ack ack = KAOS__V1__ACK__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.cid = cid;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
+    env.ack = &ack;
+    send_env(gw, conn, &env);
+}
+
+/* --- sessions --------------------------------------------------------------- */
+
+static void bind_claims(kn_gateway *gw, session *s, const kn_token_claims *c)
+{
+    if (!s->authenticated) gw->st.sessions_current++;
+    s->authenticated = true;
+    memcpy(s->user_id, c->user_id, sizeof s->user_id);
+    memcpy(s->username, c->username, sizeof s->username);
+    memcpy(s->session_id, c->session_id, sizeof s->session_id);
+    s->expires_at = c->expires_at;
+    kn_net_set_authenticated(gw->net, s->id);
+}
+
+static void member_of(const session *s, kn_relay_member *m)
+{
+    memset(m, 0, sizeof *m);
+    m->conn = s->id;
+    memcpy(m->user_id, s->user_id, sizeof m->user_id);
+    memcpy(m->session_id, s->session_id, sizeof m->session_id);
+    memcpy(m->username, s->username, sizeof m->username);
+}
+
+/* --- net-thread handlers ------------------------------------------------------ */
+
+static void handle_ping(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    Kaos__V1__Pong pong = KAOS__V1__PONG__INIT;
+    pong.client_time_ms = env->ping->client_time_ms;
+    pong.server_time_ms = (uint64_t)kn_time_wall_ms();
+    kn_envelope out = KN_ENVELOPE_INIT;
+    out.cid = env->cid;
+    out.message_case = KAOS__V1__ENVELOPE__MESSAGE_PONG;
+    out.pong = &pong;
+    send_env(gw, s->id, &out);
+}
+
+static void handle_session_resume(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    kn_token_claims c;
+    int rc = kn_auth_verify_session(gw->deps.auth, env->session_resume->token,
+                                    kn_time_wall_ms() / 1000, &c);
+    if (rc) {
+        send_error(gw, s->id, env->cid, rc,
+                   rc == KN_ERR_TOKEN_EXPIRED ? "session token expired" : "session token invalid");
+        return;
+    }
+    bind_claims(gw, s, &c);
+    Kaos__V1__Session out = KAOS__V1__SESSION__INIT;
+    out.token = env->session_resume->token;
+    out.refresh_token = "";
+    out.user_id = c.user_id;
+    out.username = c.username;
+    out.session_id = c.session_id;
+    kn_envelope reply = KN_ENVELOPE_INIT;
+    reply.cid = env->cid;
+    reply.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION;
+    reply.session = &out;
+    send_env(gw, s->id, &reply);
+    kn_token_claims_deinit(&c);
+}
+
+static void send_match(kn_gateway *gw, session *s, uint32_t cid, const kn_relay_joined *j)
+{
+    Kaos__V1__Presence self, *others_store[64], **others = others_store;
+    Kaos__V1__Presence others_p_store[64], *others_p = others_p_store;
+    if (j->other_count > 64) {
+        others = kn_calloc(j->other_count, sizeof *others);
+        others_p = kn_calloc(j->other_count, sizeof *others_p);
+        if (!others || !others_p) goto done;
+    }
+    kaos__v1__presence__init(&self);
+    self.slot = j->self->slot;
+    self.user_id = (char *)j->self->user_id;
+    self.session_id = (char *)j->self->session_id;
+    self.username = (char *)j->self->username;
+    for (size_t i = 0; i < j->other_count; i++) {
+        kaos__v1__presence__init(&others_p[i]);
+        others_p[i].slot = j->others[i].slot;
+        others_p[i].user_id = (char *)j->others[i].user_id;
+        others_p[i].session_id = (char *)j->others[i].session_id;
+        others_p[i].username = (char *)j->others[i].username;
+        others[i] = &others_p[i];
+    }
+    Kaos__V1__Match m = KAOS__V1__MATCH__INIT;
+    m.match_id = (char *)j->match_id;
+    m.match = j->handle;
+    m.size = j->size;
+    m.max_size = j->max_size;
+    m.self = &self;
+    m.n_presences = j->other_count;
+    m.presences = others;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.cid = cid;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH;
+    env.match = &m;
+    send_env(gw, s->id, &env);
+done:
+    if (others != others_store) kn_free(others);
+    if (others_p != others_p_store) kn_free(others_p);
+}
+
+static void handle_match_create(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    kn_relay_member who;
+    member_of(s, &who);
+    kn_relay_joined j;
+    int rc = kn_relay_match_create(gw->relay, &who, env->match_create->max_size, &j);
+    if (rc) {
+        send_error(gw, s->id, env->cid, rc,
+                   rc == KN_ERR_INVALID_ARGUMENT ? "max_size out of range"
+                   : rc == KN_ERR_RESOURCE_EXHAUSTED ? "in too many matches"
+                                                     : NULL);
+        return;
+    }
+    send_match(gw, s, env->cid, &j);
+}
+
+static void handle_match_join(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    kn_relay_member who;
+    member_of(s, &who);
+    kn_relay_joined j;
+    int rc = kn_relay_match_join(gw->relay, env->match_join->match_id, &who, &j);
+    if (rc) {
+        const char *why = rc == KN_ERR_NOT_FOUND            ? "match not found"
+                          : rc == KN_ERR_RESOURCE_EXHAUSTED ? "match is full"
+                          : rc == KN_ERR_ALREADY_EXISTS     ? "already in this match"
+                                                            : NULL;
+        send_error(gw, s->id, env->cid, rc, why);
+        return;
+    }
+    send_match(gw, s, env->cid, &j);
+}
+
+static void handle_match_leave(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    int rc = kn_relay_match_leave(gw->relay, env->match_leave->match, s->id);
+    if (rc) send_error(gw, s->id, env->cid, rc, "not in that match");
+    else send_ack(gw, s->id, env->cid);
+}
+
+static void handle_match_data(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    Kaos__V1__MatchDataSend *d = env->match_data_send;
+    int rc = kn_relay_data(gw->relay, d->match, s->id, d->op_code, d->data.data, d->data.len,
+                           d->targets, d->n_targets, channel,
+                           channel == KN_CHANNEL_MATCH_RELIABLE);
+    if (rc) send_error(gw, s->id, env->cid, rc, rc == KN_ERR_NOT_FOUND ? "not in that match" : NULL);
+}
+
+/* --- worker jobs ---------------------------------------------------------------- */
+
+static void free_job(job *j)
+{
+    kn_envelope_free(j->req);
+    kn_free(j->reply);
+    kn_auth_session_deinit(&j->session);
+    kn_free(j);
+}
+
+/* Net thread: deliver the worker's answer if the connection is still there. */
+static void complete_job(void *arg)
+{
+    job *j = arg;
+    kn_gateway *gw = j->gw;
+    session *s = kn_net_conn_data(gw->net, j->conn);
+    if (s && j->bind) bind_claims(gw, s, &j->session.claims);
+    if (s && j->reply) kn_net_send(gw->net, j->conn, KN_CHANNEL_CONTROL, j->reply, j->reply_len, true);
+    atomic_fetch_sub(&gw->jobs_in_flight, 1);
+    free_job(j);
+}
+
+/* Views a protobuf string map as kn_token_vars (no allocation). */
+#define VARS_VIEW(dst, src, n)                                                                     \
+    for (size_t i_ = 0; i_ < (n); i_++) {                                                          \
+        (dst)[i_].key = (src)[i_]->key;                                                            \
+        (dst)[i_].value = (src)[i_]->value;                                                        \
+    }
+
+static void encode_reply(job *j, int rc, const char *msg)
+{
+    kn_envelope env;
+    Kaos__V1__Error err;
+    Kaos__V1__Session sess = KAOS__V1__SESSION__INIT;
+    if (rc) {
+        fill_error(&env, &err, j->cid, rc, msg);
+    } else {
+        sess.token = j->session.token;
+        sess.refresh_token = j->session.refresh_token;
+        sess.created = j->session.created;
+        sess.user_id = j->session.claims.user_id;
+        sess.username = j->session.claims.username;
+        sess.session_id = j->session.claims.session_id;
+        kaos__v1__envelope__init(&env);
+        env.cid = j->cid;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION;
+        env.session = &sess;
+        j->bind = true;
+    }
+    if (kn_envelope_encode(&env, &j->reply, &j->reply_len)) j->bind = false;
+}
+
+/* Worker thread. */
+static void run_job(kn_api_worker *w, void *arg)
+{
+    job *j = arg;
+    kn_gateway *gw = j->gw;
+    char msg[256] = "";
+    int rc = KN_ERR_UNIMPLEMENTED;
+    int64_t now = kn_time_wall_ms() / 1000;
+    kn_token_var vars[KN_TOKEN_MAX_VARS];
+    switch (j->req->message_case) {
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE: {
+        Kaos__V1__AuthenticateDevice *a = j->req->authenticate_device;
+        if (a->n_vars > KN_TOKEN_MAX_VARS) {
+            rc = KN_ERR_INVALID_ARGUMENT;
+            snprintf(msg, sizeof msg, "at most %d session vars", KN_TOKEN_MAX_VARS);
+            break;
+        }
+        VARS_VIEW(vars, a->vars, a->n_vars);
+        rc = kn_auth_device(gw->deps.auth, w->db, a->device_id, a->username, a->create, vars,
+                            a->n_vars, now, &j->session, msg, sizeof msg);
+        break;
+    }
+    case KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH: {
+        Kaos__V1__SessionRefresh *r = j->req->session_refresh;
+        if (r->n_vars > KN_TOKEN_MAX_VARS) {
+            rc = KN_ERR_INVALID_ARGUMENT;
+            snprintf(msg, sizeof msg, "at most %d session vars", KN_TOKEN_MAX_VARS);
+            break;
+        }
+        VARS_VIEW(vars, r->vars, r->n_vars);
+        rc = kn_auth_refresh(gw->deps.auth, w->db, r->refresh_token, vars, r->n_vars, now,
+                             &j->session, msg, sizeof msg);
+        break;
+    }
+    default: break;
+    }
+    /* Internal causes are logged where they happen; the client gets the code. */
+    if (rc == KN_ERR_DB || rc == KN_ERR_NOMEM) snprintf(msg, sizeof msg, "%s", "server busy; retry");
+    encode_reply(j, rc, msg);
+    if (kn_net_post_fn(gw->net, complete_job, j)) {
+        /* Cannot reach the net thread (out of memory): drop the answer. */
+        atomic_fetch_sub(&gw->jobs_in_flight, 1);
+        free_job(j);
+    }
+}
+
+/* Net thread: hand a decoded request to a worker; takes ownership of env. */
+static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
+{
+    uint32_t cid = env->cid;
+    job *j = kn_calloc(1, sizeof *j);
+    if (!j) {
+        kn_envelope_free(env);
+        send_error(gw, s->id, cid, KN_ERR_NOMEM, "server busy; retry");
+        return;
+    }
+    j->gw = gw;
+    j->conn = s->id;
+    j->cid = cid;
+    j->req = env;
+    atomic_fetch_add(&gw->jobs_in_flight, 1);
+    int rc = kn_api_submit(gw->deps.api, run_job, j);
+    if (rc) {
+        atomic_fetch_sub(&gw->jobs_in_flight, 1);
+        free_job(j);
+        gw->st.api_busy++;
+        send_error(gw, s->id, cid, rc,
+                   rc == KN_ERR_UNAVAILABLE ? "server is shutting down" : "server busy; retry");
+    }
+}
+
+/* --- the route table ------------------------------------------------------------ */
+
+static const route routes[] = {
+    [KAOS__V1__ENVELOPE__MESSAGE_PING] = {true, CH_CONTROL, RUN_NET, handle_ping},
+    [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE] = {true, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH] = {true, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME] = {true, CH_CONTROL, RUN_NET,
+                                                    handle_session_resume},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE] = {false, CH_CONTROL, RUN_NET, handle_match_create},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN] = {false, CH_CONTROL, RUN_NET, handle_match_join},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE] = {false, CH_CONTROL, RUN_NET, handle_match_leave},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND] = {false, CH_MATCH, RUN_NET, handle_match_data},
+};
+
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+/* --- kn_net handler ----------------------------------------------------------------- */
+
+static void *on_open(void *ud, kn_conn_id id, const char *address)
+{
+    kn_gateway *gw = ud;
+    session *s = kn_calloc(1, sizeof *s);
+    if (!s) {
+        kn_net_close(gw->net, id, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SERVER_FULL);
+        return NULL;
+    }
+    s->id = id;
+    snprintf(s->address, sizeof s->address, "%s", address);
+    KN_DEBUG("conn %llx open from %s", (unsigned long long)id, address);
+    return s;
+}
+
+static void on_close(void *ud, kn_conn_id id, void *conn_data, uint32_t reason)
+{
+    kn_gateway *gw = ud;
+    session *s = conn_data;
+    kn_relay_conn_closed(gw->relay, id);
+    if (s && s->authenticated) gw->st.sessions_current--;
+    KN_DEBUG("conn %llx closed (reason %u)", (unsigned long long)id, reason);
+    kn_free(s);
+}
+
+/* A message the peer should not have sent: answer, and count it. */
+static void reject(kn_gateway *gw, session *s, uint32_t cid, int rc, const char *msg)
+{
+    send_error(gw, s->id, cid, rc, msg);
+    kn_net_violation(gw->net, s->id);
+}
+
+static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel,
+                       const uint8_t *data, size_t len)
+{
+    kn_gateway *gw = ud;
+    session *s = conn_data;
+    if (!s) return;
+    gw->st.requests++;
+    kn_envelope *env;
+    if (kn_envelope_decode(data, len, &env)) {
+        gw->st.malformed++;
+        reject(gw, s, 0, KN_ERR_MALFORMED, "malformed envelope");
+        return;
+    }
+    size_t type = (size_t)env->message_case;
+    const route *r = type < N_ROUTES && routes[type].handle ? &routes[type] : NULL;
+    char msg[96];
+    if (!r) {
+        snprintf(msg, sizeof msg, "message type %s (%zu) is not a client request",
+                 kn_envelope_type_name((int)type), type);
+        reject(gw, s, env->cid, KN_ERR_UNIMPLEMENTED, msg);
+    } else if (!(r->channels & (1u << channel))) {
+        snprintf(msg, sizeof msg, "%s is not allowed on channel %u",
+                 kn_envelope_type_name((int)type), channel);
+        reject(gw, s, env->cid, KN_ERR_INVALID_ARGUMENT, msg);
+    } else if (!r->pre_auth && !s->authenticated) {
+        gw->st.unauthenticated++;
+        reject(gw, s, env->cid, KN_ERR_UNAUTHENTICATED, "authenticate first");
+    } else if (r->where == RUN_API) {
+        r->handle(gw, s, channel, env); /* takes env */
+        return;
+    } else {
+        r->handle(gw, s, channel, env);
+    }
+    kn_envelope_free(env);
+}
+
+static void announce_shutdown(void *arg, kn_conn_id id, void *conn_data)
+{
+    kn_gateway *gw = arg;
+    Kaos__V1__ServerShutdown sd = KAOS__V1__SERVER_SHUTDOWN__INIT;
+    sd.grace_ms = (uint32_t)gw->deps.shutdown_grace_ms;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SERVER_SHUTDOWN;
+    env.server_shutdown = &sd;
+    send_env(gw, id, &env);
+}
+
+static void on_shutdown(void *ud, int64_t grace_ms)
+{
+    kn_gateway *gw = ud;
+    gw->stopping = true;
+    kn_api_close_intake(gw->deps.api);
+    kn_net_foreach(gw->net, announce_shutdown, gw);
+}
+
+static bool drained(void *ud)
+{
+    kn_gateway *gw = ud;
+    return atomic_load(&gw->jobs_in_flight) == 0;
+}
+
+static int relay_send(void *ud, const kn_relay_conn *conns, size_t n, uint8_t channel,
+                      const uint8_t *data, size_t len, bool reliable)
+{
+    kn_gateway *gw = ud;
+    return kn_net_send_many(gw->net, conns, n, channel, data, len, reliable);
+}
+
+/* --- lifecycle ------------------------------------------------------------------------ */
+
+int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
+{
+    *out = NULL;
+    kn_gateway *gw = kn_calloc(1, sizeof *gw);
+    if (!gw) return KN_ERR_NOMEM;
+    gw->deps = *deps;
+    kn_relay_sink sink = {relay_send, gw};
+    int rc = kn_relay_create(deps->relay, &sink, &gw->relay);
+    if (rc) {
+        kn_free(gw);
+        return rc;
+    }
+    *out = gw;
+    return KN_OK;
+}
+
+void kn_gateway_destroy(kn_gateway *gw)
+{
+    if (!gw) return;
+    kn_relay_destroy(gw->relay);
+    kn_free(gw);
+}
+
+void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out)
+{
+    *out = (kn_net_handler){
+        .on_open = on_open,
+        .on_message = on_message,
+        .on_close = on_close,
+        .on_shutdown = on_shutdown,
+        .drained = drained,
+        .ud = gw,
+    };
+}
+
+void kn_gateway_attach(kn_gateway *gw, kn_net *net)
+{
+    gw->net = net;
+}
+
+void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
+{
+    *out = gw->st;
+    out->matches_current = kn_relay_match_count(gw->relay);
+}

@@ -1,0 +1,49 @@
+/* kn_gateway: sessions and request dispatch on the net thread.
+ *
+ * The gateway implements kn_net's handler: it decodes each packet, checks
+ * the connection's session, and routes the message through ONE table keyed
+ * by message type. Each route says whether it is allowed before
+ * authentication, which channels may carry it, and where it runs: on the net
+ * thread (ping, session resume, relayed match traffic — no blocking) or on
+ * an API worker (anything touching Postgres). Worker results come back as
+ * completions posted to the net thread; a completion for a connection that
+ * has gone is dropped by the generation-checked id.
+ *
+ * Errors reach the client as an Error envelope with the request's cid. A
+ * malformed, unknown, misplaced or premature message also counts as a
+ * violation (kn_net_violation), so a peer that keeps sending garbage is
+ * disconnected while everyone else keeps being served. */
+#ifndef KN_GATEWAY_H
+#define KN_GATEWAY_H
+
+#include "kn_net.h"
+
+#include <stdint.h>
+
+typedef struct kn_api kn_api;
+typedef struct kn_auth kn_auth;
+typedef struct kn_relay_config kn_relay_config;
+typedef struct kn_gateway kn_gateway;
+
+typedef struct kn_gateway_deps {
+    kn_api *api;                  /* workers for database-backed requests */
+    const kn_auth *auth;          /* token issue and checks */
+    const kn_relay_config *relay; /* relayed match limits */
+    int64_t shutdown_grace_ms;    /* announced to clients */
+} kn_gateway_deps;
+
+typedef struct kn_gateway_stats {
+    uint64_t requests, errors, malformed, unauthenticated, api_busy;
+    uint64_t sessions_current, matches_current;
+} kn_gateway_stats;
+
+int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out);
+void kn_gateway_destroy(kn_gateway *gw); /* accepts NULL; after the net is destroyed */
+
+/* The handler to give kn_net_create; then attach the net it created. */
+void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out);
+void kn_gateway_attach(kn_gateway *gw, kn_net *net);
+
+void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out); /* net thread */
+
+#endif

@@ -1,0 +1,125 @@
+/* kn_net: the transport. Owns the ENet host, the connection table and the
+ * net thread's loop; the only module that includes ENet.
+ *
+ * Threads: kn_net_run turns the calling thread into the net thread. Every
+ * function marked "net thread" may only be called from it (from inside the
+ * handler callbacks, which all run there). kn_net_post*, kn_net_stop and
+ * kn_net_stats are safe from any thread; kn_net_stop is also async-signal-safe.
+ *
+ * Connections are named by kn_conn_id: slot (low 32 bits) and a generation
+ * (high 32 bits) that changes on every reuse of the slot, so a message for a
+ * connection that has gone is dropped, never delivered to a newcomer.
+ *
+ * Loop (paced, because every enet_host_service walks all peer slots):
+ *   service once -> drain queued events -> drain the outbox -> timers every
+ *   100 ms -> flush once -> wait for the socket or the wake-up fd, but no
+ *   sooner than 1 ms after the round began.
+ *
+ * Connection states: OPEN (connected; only pre-auth messages allowed) ->
+ * AUTHENTICATED -> CLOSING. HANDSHAKE is reserved for the transport-security
+ * key exchange and sits between connect and OPEN. */
+#ifndef KN_NET_H
+#define KN_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t kn_conn_id; /* 0 = no connection */
+
+typedef enum kn_conn_state {
+    KN_CONN_FREE = 0,
+    KN_CONN_HANDSHAKE,
+    KN_CONN_OPEN,
+    KN_CONN_AUTHENTICATED,
+    KN_CONN_CLOSING,
+} kn_conn_state;
+
+typedef struct kn_net kn_net;
+
+/* Callbacks into the layer above; all run on the net thread. */
+typedef struct kn_net_handler {
+    /* A connection is OPEN. Return a per-connection pointer kept for it
+     * (NULL allowed) — retrieved with kn_net_conn_data. */
+    void *(*on_open)(void *ud, kn_conn_id id, const char *address);
+    /* One packet. `data` is valid only during the call. */
+    void (*on_message)(void *ud, kn_conn_id id, void *conn_data, uint8_t channel,
+                       const uint8_t *data, size_t len);
+    /* The connection is gone (either side); free conn_data here. */
+    void (*on_close)(void *ud, kn_conn_id id, void *conn_data, uint32_t reason);
+    /* Shutdown has begun: stop taking work, tell clients. Called once. */
+    void (*on_shutdown)(void *ud, int64_t grace_ms);
+    /* During shutdown: true once in-flight work is finished. */
+    bool (*drained)(void *ud);
+    /* Every ~100 ms, for periodic work of the layer above. */
+    void (*on_tick)(void *ud, int64_t now_ms);
+    void *ud;
+} kn_net_handler;
+
+typedef struct kn_net_config {
+    const char *bind;           /* "0.0.0.0", "127.0.0.1", ... */
+    uint16_t port;              /* 0 = any (tests); see kn_net_port */
+    size_t max_connections;     /* ENet peer slots, <= 4095 */
+    size_t max_message_size;    /* ENet maximumPacketSize */
+    size_t max_waiting_data;    /* ENet maximumWaitingData */
+    uint32_t protocol_version;  /* connects announcing another are refused */
+    int64_t auth_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t shutdown_grace_ms;
+    uint32_t max_violations;
+} kn_net_config;
+
+typedef struct kn_net_stats {
+    uint64_t connections_total;
+    uint64_t connections_current;
+    uint64_t packets_in, packets_out, bytes_in, bytes_out;
+    uint64_t refused_version, refused_full, timeouts_auth, timeouts_idle, violations;
+    uint64_t rounds;
+} kn_net_stats;
+
+void kn_net_config_default(kn_net_config *cfg);
+/* Creates and binds the host (needs enet initialized: kn_net_global_init). */
+int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_net **out);
+void kn_net_destroy(kn_net *net); /* accepts NULL; after kn_net_run returned */
+
+/* Once per process, before kn_net_create. */
+int kn_net_global_init(void);
+void kn_net_global_deinit(void);
+
+/* The bound UDP port (useful with port 0). */
+uint16_t kn_net_port(const kn_net *net);
+
+/* Runs the loop until kn_net_stop, then shuts down gracefully:
+ * on_shutdown, drain (until drained() or the grace period), disconnect
+ * everyone with reason SHUTDOWN, wait briefly for their acknowledgements. */
+int kn_net_run(kn_net *net);
+void kn_net_stop(kn_net *net); /* any thread, signal handlers included */
+
+/* --- net thread only --------------------------------------------------- */
+/* Copies data. Unknown or closing connections: KN_ERR_NOT_FOUND. */
+int kn_net_send(kn_net *net, kn_conn_id id, uint8_t channel, const uint8_t *data, size_t len,
+                bool reliable);
+/* Same bytes to many connections, one packet allocation. Skips ids that are gone. */
+int kn_net_send_many(kn_net *net, const kn_conn_id *ids, size_t n, uint8_t channel,
+                     const uint8_t *data, size_t len, bool reliable);
+/* Graceful disconnect after queued packets are delivered; reason reaches the client. */
+void kn_net_close(kn_net *net, kn_conn_id id, uint32_t reason);
+void kn_net_set_authenticated(kn_net *net, kn_conn_id id);
+kn_conn_state kn_net_conn_state(const kn_net *net, kn_conn_id id);
+void *kn_net_conn_data(const kn_net *net, kn_conn_id id);
+/* Counts a malformed or forbidden message; closes with PROTOCOL_VIOLATION
+ * once max_violations is reached. Returns true if the connection was closed. */
+bool kn_net_violation(kn_net *net, kn_conn_id id);
+/* Calls fn for every live connection. */
+void kn_net_foreach(kn_net *net, void (*fn)(void *arg, kn_conn_id id, void *conn_data), void *arg);
+
+/* --- any thread -------------------------------------------------------- */
+/* Queue bytes for a connection; takes ownership of data (kn_malloc'd) even on failure. */
+int kn_net_post(kn_net *net, kn_conn_id id, uint8_t channel, uint8_t *data, size_t len,
+                bool reliable);
+/* Run fn(arg) on the net thread (completions from workers). If the net has
+ * already stopped, fn still runs exactly once, from kn_net_destroy. */
+int kn_net_post_fn(kn_net *net, void (*fn)(void *arg), void *arg);
+void kn_net_stats_get(kn_net *net, kn_net_stats *out);
+
+#endif

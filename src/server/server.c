@@ -1,0 +1,158 @@
+/* server: composition root. Start order: keys -> auth -> database check ->
+ * API workers -> gateway -> net. Stop order is the reverse, with the net
+ * drained first so no completion is lost. */
+#include "kn_server.h"
+#include "kn_api.h"
+#include "kn_auth.h"
+#include "kn_codec.h"
+#include "kn_db.h"
+#include "kn_error.h"
+#include "kn_gateway.h"
+#include "kn_keys.h"
+#include "kn_log.h"
+#include "kn_net.h"
+#include "kn_relay.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static kn_net *volatile running_net;
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (++signals_seen > 1) {
+        static const char msg[] = "second signal: exiting without draining\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(130);
+    }
+    if (running_net) kn_net_stop(running_net);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Migrations: apply when asked, otherwise refuse to run on an old schema. */
+static int check_schema(const kn_config *cfg)
+{
+    kn_db *db;
+    int rc = kn_db_open(cfg->database_url, &db);
+    if (rc) return rc;
+    int n = 0;
+    if (cfg->migrate) {
+        rc = kn_db_migrate_up(db, &n);
+    } else if ((rc = kn_db_migrate_check(db, &n)) == KN_OK && n > 0) {
+        KN_ERROR("%d migration(s) pending: run `kaosnet migrate up` or start with --migrate", n);
+        rc = KN_ERR_FAILED_PRECONDITION;
+    }
+    kn_db_close(db);
+    return rc;
+}
+
+/* Token keys: the config wins (operators rotating keys), else the key file. */
+static void pick_key(const char *configured, const uint8_t *file_key, const uint8_t **key,
+                     size_t *len)
+{
+    if (configured && *configured) {
+        *key = (const uint8_t *)configured;
+        *len = strlen(configured) > 64 ? 64 : strlen(configured);
+    } else {
+        *key = file_key;
+        *len = KN_KEY_BYTES;
+    }
+}
+
+int kn_server_run(const kn_config *cfg)
+{
+    kn_keys keys;
+    kn_auth *auth = NULL;
+    kn_api *api = NULL;
+    kn_gateway *gw = NULL;
+    kn_net *net = NULL;
+    bool created = false;
+    int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
+    if (rc) {
+        KN_ERROR("cannot load or create the server key in %s: %s", cfg->data_dir,
+                 kn_err_text(rc));
+        return rc;
+    }
+    if (created) KN_INFO("created server key %s/server.key", cfg->data_dir);
+
+    kn_auth_config ac = {.session_expiry_sec = cfg->session_expiry_sec,
+                         .refresh_expiry_sec = cfg->refresh_expiry_sec};
+    pick_key(cfg->session_key, keys.session_key, &ac.session_key, &ac.session_key_len);
+    pick_key(cfg->refresh_key, keys.refresh_key, &ac.refresh_key, &ac.refresh_key_len);
+    if ((rc = kn_auth_create(&ac, &auth))) goto done;
+    if ((rc = check_schema(cfg))) goto done;
+
+    kn_api_config apc = {.workers = (int)cfg->api_workers,
+                         .queue_size = (size_t)cfg->api_queue_size,
+                         .database_url = cfg->database_url};
+    if ((rc = kn_api_create(&apc, &api))) goto done;
+
+    kn_relay_config rcfg = {.node = cfg->node,
+                            .default_size = (uint32_t)cfg->match_default_size,
+                            .max_size = (uint32_t)cfg->match_max_size,
+                            .max_matches_per_conn = 8,
+                            .max_message_size = (size_t)cfg->max_message_size};
+    kn_gateway_deps deps = {.api = api, .auth = auth, .relay = &rcfg,
+                            .shutdown_grace_ms = cfg->shutdown_grace_ms};
+    if ((rc = kn_gateway_create(&deps, &gw))) goto done;
+
+    kn_net_config nc;
+    kn_net_config_default(&nc);
+    nc.bind = cfg->bind;
+    nc.port = (uint16_t)cfg->port;
+    nc.max_connections = (size_t)cfg->max_connections;
+    nc.max_message_size = (size_t)cfg->max_message_size;
+    nc.max_waiting_data = (size_t)cfg->max_waiting_data;
+    nc.auth_timeout_ms = cfg->auth_timeout_ms;
+    nc.idle_timeout_ms = cfg->idle_timeout_ms;
+    nc.shutdown_grace_ms = cfg->shutdown_grace_ms;
+    nc.max_violations = (uint32_t)cfg->max_violations;
+    kn_net_handler handler;
+    kn_gateway_handler(gw, &handler);
+    if ((rc = kn_net_global_init())) goto done;
+    if ((rc = kn_net_create(&nc, &handler, &net))) goto done;
+    kn_gateway_attach(gw, net);
+
+    char pub[2 * KN_KEY_BYTES + 1];
+    kn_keys_public_hex(&keys, pub);
+    KN_INFO("kaosnet %s node=%s listening on udp %s:%u (protocol v%u), %lld api workers",
+            KAOS_VERSION, cfg->node, cfg->bind, kn_net_port(net), KN_PROTOCOL_VERSION,
+            (long long)cfg->api_workers);
+    KN_INFO("server public key %s", pub);
+    /* A line scripts and tests can wait for. */
+    fprintf(stdout, "kaosnet ready udp %s:%u\n", cfg->bind, kn_net_port(net));
+    fflush(stdout);
+
+    running_net = net;
+    install_signals();
+    rc = kn_net_run(net);
+    running_net = NULL;
+
+done:
+    /* Workers finish their jobs and post completions into the net's outbox;
+     * destroying the net afterwards runs (and frees) every one of them. */
+    kn_api_destroy(api);
+    kn_net_destroy(net);
+    if (net) kn_net_global_deinit();
+    kn_gateway_destroy(gw);
+    kn_auth_destroy(auth);
+    kn_keys_wipe(&keys);
+    if (rc) KN_ERROR("server stopped: %s", kn_err_text(rc));
+    else KN_INFO("server stopped cleanly");
+    return rc;
+}
