@@ -82,7 +82,7 @@ static void bad_values_give_clear_errors(void **state)
         char *arg;
         const char *expect;
     } cases[] = {
-        {"--port=70000", "port: expected an integer in 1..65535"},
+        {"--port=70000", "port: expected an integer in 0..65535"},
         {"--port=abc", "port: expected an integer"},
         {"--no-such-thing=1", "unknown option \"--no-such-thing\""},
         {"--migrate=maybe", "migrate: expected true or false"},

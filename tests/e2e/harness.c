@@ -1,0 +1,353 @@
+/* harness: see header. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#ifndef KAOSNET_BIN
+#error "KAOSNET_BIN must name the server binary"
+#endif
+
+#define MAX_CLIENTS 64
+
+static e2e_client *live[MAX_CLIENTS];
+
+int64_t e2e_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void e2e_device_id(char out[40])
+{
+    static unsigned counter;
+    snprintf(out, 40, "e2e-%08x-%04x-%u", (unsigned)rand(), (unsigned)getpid() & 0xffff,
+             ++counter);
+}
+
+/* --- database ------------------------------------------------------------- */
+
+static void admin_sql(const char *sql)
+{
+    /* libpq defaults: the PG* variables pg_virtualenv exported. */
+    PGconn *conn = PQconnectdb("");
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("cannot reach the test Postgres (run inside pg_virtualenv): %s",
+                 PQerrorMessage(conn));
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
+}
+
+void e2e_server_init(e2e_server *s)
+{
+    static unsigned n;
+    memset(s, 0, sizeof *s);
+    s->pid = -1;
+    s->out_fd = -1;
+    srand((unsigned)getpid() ^ (unsigned)e2e_now_ms());
+    snprintf(s->dbname, sizeof s->dbname, "kaos_e2e_%d_%u", (int)getpid(), ++n);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", s->dbname);
+    admin_sql(sql);
+    snprintf(s->data_dir, sizeof s->data_dir, "/tmp/kaos-e2e-%d-%u", (int)getpid(), n);
+}
+
+void e2e_server_cleanup(e2e_server *s)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->dbname);
+    admin_sql(sql);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->data_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s->data_dir);
+}
+
+/* --- server process -------------------------------------------------------- */
+
+void e2e_server_start(e2e_server *s, const char *const *extra)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    char url[128];
+    snprintf(url, sizeof url, "dbname=%s", s->dbname);
+    const char *argv[64] = {KAOSNET_BIN, "serve", "--database-url", url, "--bind", "127.0.0.1",
+                            "--port", "0", "--data-dir", s->data_dir, "--migrate",
+                            "--log-level", getenv("KAOS_E2E_LOG") ? getenv("KAOS_E2E_LOG") : "warn"};
+    int argc = 13;
+    for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
+    argv[argc] = NULL;
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(KAOSNET_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    s->pid = pid;
+    s->out_fd = pipefd[0];
+
+    /* Wait for "kaosnet ready udp 127.0.0.1:PORT". */
+    char buf[512] = "";
+    size_t len = 0;
+    int64_t deadline = e2e_now_ms() + 30000; /* generous: sanitizer builds start slowly */
+    while (e2e_now_ms() < deadline) {
+        struct pollfd p = {s->out_fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = read(s->out_fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0) break; /* exited */
+        len += (size_t)n;
+        buf[len] = '\0';
+        const char *ready = strstr(buf, "kaosnet ready udp ");
+        const char *colon = ready ? strchr(ready + 18, ':') : NULL;
+        if (colon && strchr(colon, '\n')) {
+            s->port = (uint16_t)atoi(colon + 1);
+            return;
+        }
+    }
+    int status = 0;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    s->pid = -1;
+    fail_msg("server did not become ready (output: %s)", buf);
+}
+
+int e2e_server_stop(e2e_server *s)
+{
+    if (s->pid <= 0) return -1;
+    kill(s->pid, SIGTERM);
+    int status = 0;
+    int64_t deadline = e2e_now_ms() + 30000;
+    pid_t r;
+    /* Keep pumping clients so they can acknowledge the disconnect. */
+    while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 && e2e_now_ms() < deadline) e2e_pump();
+    if (r == 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &status, 0);
+        s->pid = -1;
+        fail_msg("server did not stop within 30 s of SIGTERM");
+    }
+    s->pid = -1;
+    close(s->out_fd);
+    s->out_fd = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int e2e_run_cli(const char *const *args, char *out, size_t out_cap)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    const char *argv[32] = {KAOSNET_BIN};
+    int argc = 1;
+    for (int i = 0; args[i] && argc < 31; i++) argv[argc++] = args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(KAOSNET_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(pipefd[0], out + len, out_cap - 1 - len)) > 0) len += (size_t)n;
+    out[len] = '\0';
+    close(pipefd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* --- clients ----------------------------------------------------------------- */
+
+static void on_connected(kaos_client *k, void *ud)
+{
+    ((e2e_client *)ud)->connected = true;
+}
+
+static void on_disconnected(kaos_client *k, uint32_t reason, void *ud)
+{
+    e2e_client *c = ud;
+    c->disconnected = true;
+    c->connected = false;
+    c->disconnect_reason = reason;
+}
+
+static void on_error(kaos_client *k, uint32_t cid, int code, const char *message, void *ud)
+{
+    e2e_client *c = ud;
+    c->errors++;
+    c->error_cid = cid;
+    c->error_code = code;
+    snprintf(c->error_message, sizeof c->error_message, "%s", message ? message : "");
+}
+
+static void on_session(kaos_client *k, uint32_t cid, const kaos_session *s, void *ud)
+{
+    e2e_client *c = ud;
+    c->sessions++;
+    snprintf(c->token, sizeof c->token, "%s", s->token);
+    snprintf(c->refresh_token, sizeof c->refresh_token, "%s", s->refresh_token ? s->refresh_token : "");
+    snprintf(c->user_id, sizeof c->user_id, "%s", s->user_id);
+    snprintf(c->username, sizeof c->username, "%s", s->username);
+    snprintf(c->session_id, sizeof c->session_id, "%s", s->session_id);
+    c->created = s->created;
+}
+
+static void on_match(kaos_client *k, uint32_t cid, const kaos_match *m, void *ud)
+{
+    e2e_client *c = ud;
+    c->matches++;
+    c->match_cid = cid;
+    snprintf(c->match_id, sizeof c->match_id, "%s", m->match_id);
+    c->match_handle = m->handle;
+    c->match_size = m->size;
+    c->self_slot = m->self.slot;
+    c->match_others = m->presence_count;
+    for (size_t i = 0; i < m->presence_count && i < 16; i++) c->other_slots[i] = m->presences[i].slot;
+}
+
+static void on_ack(kaos_client *k, uint32_t cid, void *ud)
+{
+    ((e2e_client *)ud)->acks++;
+}
+
+static void on_pong(kaos_client *k, uint32_t cid, int64_t rtt, void *ud)
+{
+    ((e2e_client *)ud)->pongs++;
+}
+
+static void on_data(kaos_client *k, uint32_t match, uint32_t sender, int64_t op,
+                    const uint8_t *data, size_t len, bool reliable, void *ud)
+{
+    e2e_client *c = ud;
+    if (c->data_count == E2E_MAX_DATA) return;
+    e2e_data *d = &c->data[c->data_count++];
+    d->match = match;
+    d->sender = sender;
+    d->op_code = op;
+    d->len = len < sizeof d->bytes ? len : sizeof d->bytes;
+    memcpy(d->bytes, data, d->len);
+    d->reliable = reliable;
+}
+
+static void on_presence(kaos_client *k, uint32_t match, const kaos_presence *joins, size_t nj,
+                        const kaos_presence *leaves, size_t nl, void *ud)
+{
+    e2e_client *c = ud;
+    c->joins += (int)nj;
+    c->leaves += (int)nl;
+    if (nj) c->last_join_slot = joins[nj - 1].slot;
+    if (nl) c->last_leave_slot = leaves[nl - 1].slot;
+}
+
+static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
+{
+    ((e2e_client *)ud)->shutdown_notices++;
+}
+
+static e2e_client *client_new(uint16_t port, uint32_t version, uint32_t keepalive)
+{
+    e2e_client *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = port;
+    cfg.keepalive_ms = keepalive;
+    if (version) cfg.protocol_version = version;
+    cfg.user_data = c;
+    cfg.callbacks = (kaos_callbacks){
+        .on_connected = on_connected,
+        .on_disconnected = on_disconnected,
+        .on_error = on_error,
+        .on_session = on_session,
+        .on_match = on_match,
+        .on_ack = on_ack,
+        .on_pong = on_pong,
+        .on_match_data = on_data,
+        .on_match_presence = on_presence,
+        .on_shutdown_notice = on_shutdown,
+    };
+    assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
+    assert_int_equal(kaos_client_connect(c->c), KAOS_OK);
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (!live[i]) {
+            live[i] = c;
+            return c;
+        }
+    }
+    fail_msg("too many clients");
+    return NULL;
+}
+
+e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t version)
+{
+    return client_new(port, version, 0);
+}
+
+e2e_client *e2e_client_new(uint16_t port, uint32_t version, uint32_t keepalive_ms)
+{
+    e2e_client *c = client_new(port, version, keepalive_ms);
+    E2E_WAIT(c->connected || c->disconnected, 10000);
+    assert_true(c->connected);
+    return c;
+}
+
+void e2e_client_free(e2e_client *c)
+{
+    if (!c) return;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (live[i] == c) live[i] = NULL;
+    kaos_client_destroy(c->c);
+    free(c);
+}
+
+void e2e_auth(e2e_client *c, const char *device_id)
+{
+    int before = c->sessions, errors = c->errors;
+    int cid = kaos_client_authenticate_device(c->c, device_id, NULL, true, NULL);
+    assert_true(cid > 0);
+    E2E_WAIT(c->sessions > before || c->errors > errors, 10000);
+    if (c->sessions == before) fail_msg("auth failed: %d %s", c->error_code, c->error_message);
+}
+
+void e2e_pump(void)
+{
+    bool any = false;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (live[i]) {
+            kaos_client_poll(live[i]->c, 0);
+            any = true;
+        }
+    }
+    struct timespec ts = {0, any ? 1000000 : 5000000};
+    nanosleep(&ts, NULL);
+}
+
+void e2e_pump_for(int ms)
+{
+    int64_t end = e2e_now_ms() + ms;
+    while (e2e_now_ms() < end) e2e_pump();
+}

@@ -1,0 +1,106 @@
+/* harness: end-to-end test support. Starts the real kaosnet binary against
+ * a fresh database in the Postgres that pg_virtualenv (or the environment's
+ * PG* variables) points at, and drives real SDK clients over loopback UDP.
+ *
+ * Clients record every callback into plain fields, and E2E_WAIT pumps all
+ * live clients until a condition holds or a deadline passes (a failed wait
+ * fails the test; nothing here asserts a wall-clock duration). */
+#ifndef KN_E2E_HARNESS_H
+#define KN_E2E_HARNESS_H
+
+#include "kaos.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* --- server ---------------------------------------------------------------- */
+
+typedef struct e2e_server {
+    pid_t pid;
+    uint16_t port;
+    char dbname[64];
+    char data_dir[128];
+    int out_fd; /* server stdout (we read the ready line from it) */
+} e2e_server;
+
+/* Creates a fresh database and a data dir for `s` (call once per server). */
+void e2e_server_init(e2e_server *s);
+/* Starts `kaosnet serve` on 127.0.0.1, a free port, with --migrate and the
+ * given extra arguments (NULL-terminated, may be NULL). Fails the test if
+ * the server does not print its ready line in time. */
+void e2e_server_start(e2e_server *s, const char *const *extra);
+/* SIGTERM and wait; returns the exit status (0 = clean, leak-free under ASan). */
+int e2e_server_stop(e2e_server *s);
+/* Drops the database and removes the data dir. */
+void e2e_server_cleanup(e2e_server *s);
+/* Runs the kaosnet binary with args; returns its exit status; output into out. */
+int e2e_run_cli(const char *const *args, char *out, size_t out_cap);
+
+/* --- clients ---------------------------------------------------------------- */
+
+#define E2E_MAX_DATA 256
+
+typedef struct e2e_data {
+    uint32_t match, sender;
+    int64_t op_code;
+    uint8_t bytes[256];
+    size_t len;
+    bool reliable;
+} e2e_data;
+
+typedef struct e2e_client {
+    kaos_client *c;
+    bool connected, disconnected;
+    uint32_t disconnect_reason;
+    /* last session */
+    int sessions;
+    char token[4096], refresh_token[4096], user_id[40], username[130], session_id[40];
+    bool created;
+    /* last error */
+    int errors;
+    uint32_t error_cid;
+    int error_code;
+    char error_message[256];
+    /* last match */
+    int matches;
+    uint32_t match_cid;
+    char match_id[128];
+    uint32_t match_handle, match_size, self_slot;
+    size_t match_others;
+    uint32_t other_slots[16];
+    /* events */
+    int acks, pongs, shutdown_notices;
+    int joins, leaves;
+    uint32_t last_join_slot, last_leave_slot;
+    e2e_data data[E2E_MAX_DATA];
+    size_t data_count;
+} e2e_client;
+
+/* Connects to the server (keepalive off unless keepalive_ms > 0) and waits
+ * for the connection. protocol_version 0 = the SDK's. */
+e2e_client *e2e_client_new(uint16_t port, uint32_t protocol_version, uint32_t keepalive_ms);
+/* Starts a connection but does not wait for it. */
+e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t protocol_version);
+void e2e_client_free(e2e_client *c);
+/* Authenticates by device and waits for the session. */
+void e2e_auth(e2e_client *c, const char *device_id);
+
+/* Poll every live client once (up to ~1 ms). */
+void e2e_pump(void);
+int64_t e2e_now_ms(void);
+/* Pump until cond holds; fail the test (naming cond) after timeout_ms. */
+#define E2E_WAIT(cond, timeout_ms)                                                                 \
+    do {                                                                                           \
+        int64_t dl_ = e2e_now_ms() + (timeout_ms);                                                 \
+        while (!(cond) && e2e_now_ms() < dl_) e2e_pump();                                          \
+        if (!(cond)) fail_msg("timed out waiting for %s (%s:%d)", #cond, __FILE__, __LINE__);     \
+    } while (0)
+/* Pump for a fixed time (to show something does NOT happen). */
+void e2e_pump_for(int ms);
+
+/* A random device id "e2e-<hex>" unique per call. */
+void e2e_device_id(char out[40]);
+
+#endif

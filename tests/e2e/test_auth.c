@@ -1,0 +1,217 @@
+/* End to end: device authentication, refresh, resume, token checks and
+ * identity surviving a server restart — real server, real Postgres, SDK. */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+static e2e_server srv;
+
+static int start(void **state)
+{
+    e2e_server_init(&srv);
+    e2e_server_start(&srv, NULL);
+    return 0;
+}
+
+static int stop(void **state)
+{
+    int rc = e2e_server_stop(&srv);
+    e2e_server_cleanup(&srv);
+    if (rc != 0) fprintf(stderr, "server exit status %d\n", rc);
+    return rc == 0 ? 0 : -1; /* a dirty exit (crash, leak) fails the group */
+}
+
+static void device_auth_creates_user_then_finds_it(void **state)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(a, dev);
+    assert_true(a->created);
+    assert_int_equal(strlen(a->user_id), 36);
+    assert_int_equal(strlen(a->username), 10); /* generated */
+    assert_true(kaos_client_session(a->c) != NULL);
+
+    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(b, dev);
+    assert_false(b->created);
+    assert_string_equal(b->user_id, a->user_id);
+    assert_string_equal(b->username, a->username);
+    assert_string_not_equal(b->session_id, a->session_id);
+    e2e_client_free(a);
+    e2e_client_free(b);
+}
+
+static void unknown_device_without_create_is_not_found(void **state)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    int cid = kaos_client_authenticate_device(a->c, dev, NULL, false, NULL);
+    E2E_WAIT(a->errors == 1, 5000);
+    assert_int_equal(a->error_cid, (uint32_t)cid);
+    assert_int_equal(a->error_code, 5); /* NOT_FOUND */
+    assert_string_equal(a->error_message, "device not found");
+    assert_int_equal(a->sessions, 0);
+    e2e_client_free(a);
+}
+
+static void taken_username_and_bad_device_ids_are_refused(void **state)
+{
+    char dev1[40], dev2[40], name[40];
+    e2e_device_id(dev1);
+    e2e_device_id(dev2);
+    snprintf(name, sizeof name, "player_%s", dev1 + 4);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    assert_true(kaos_client_authenticate_device(a->c, dev1, name, true, NULL) > 0);
+    E2E_WAIT(a->sessions == 1, 5000);
+    assert_string_equal(a->username, name);
+
+    assert_true(kaos_client_authenticate_device(a->c, dev2, name, true, NULL) > 0);
+    E2E_WAIT(a->errors == 1, 5000);
+    assert_int_equal(a->error_code, 6); /* ALREADY_EXISTS */
+
+    assert_true(kaos_client_authenticate_device(a->c, "short", NULL, true, NULL) > 0);
+    E2E_WAIT(a->errors == 2, 5000);
+    assert_int_equal(a->error_code, 3); /* INVALID_ARGUMENT */
+    assert_non_null(strstr(a->error_message, "device id must be"));
+
+    assert_true(kaos_client_authenticate_device(a->c, "has spaces in it", NULL, true, NULL) > 0);
+    E2E_WAIT(a->errors == 3, 5000);
+    assert_int_equal(a->error_code, 3);
+    e2e_client_free(a);
+}
+
+static void refresh_rotates_tokens_and_keeps_the_user(void **state)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    const char *vars[] = {"region", "eu", NULL};
+    assert_true(kaos_client_authenticate_device(a->c, dev, NULL, true, vars) > 0);
+    E2E_WAIT(a->sessions == 1, 5000);
+    char user[40], token[4096], refresh[4096], sid[40];
+    strcpy(user, a->user_id);
+    strcpy(token, a->token);
+    strcpy(refresh, a->refresh_token);
+    strcpy(sid, a->session_id);
+
+    int cid = kaos_client_session_refresh(a->c);
+    assert_true(cid > 0);
+    E2E_WAIT(a->sessions == 2, 5000);
+    assert_string_equal(a->user_id, user);
+    assert_string_not_equal(a->session_id, sid);
+    assert_string_not_equal(a->token, token);
+    assert_string_not_equal(a->refresh_token, refresh);
+    assert_string_not_equal(a->refresh_token, "");
+    e2e_client_free(a);
+}
+
+static void resume_binds_a_new_connection_to_the_session(void **state)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(a, dev);
+    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    /* Before authentication, match requests are refused. */
+    assert_true(kaos_client_match_create(b->c, 0) > 0);
+    E2E_WAIT(b->errors == 1, 5000);
+    assert_int_equal(b->error_code, 16); /* UNAUTHENTICATED */
+    assert_true(kaos_client_session_resume(b->c, a->token) > 0);
+    E2E_WAIT(b->sessions == 1, 5000);
+    assert_string_equal(b->user_id, a->user_id);
+    assert_string_equal(b->session_id, a->session_id);
+    assert_true(kaos_client_match_create(b->c, 0) > 0);
+    E2E_WAIT(b->matches == 1, 5000);
+    e2e_client_free(a);
+    e2e_client_free(b);
+}
+
+static void tampered_or_wrong_kind_of_token_is_unauthenticated(void **state)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(a, dev);
+    char bad[4096];
+    strcpy(bad, a->token);
+    char *payload = strchr(bad, '.') + 3;
+    *payload = *payload == 'x' ? 'y' : 'x';
+    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    assert_true(kaos_client_session_resume(b->c, bad) > 0);
+    E2E_WAIT(b->errors == 1, 5000);
+    assert_int_equal(b->error_code, 16);
+    assert_string_equal(b->error_message, "session token invalid");
+    /* A refresh token is signed with the other key: not a session token. */
+    assert_true(kaos_client_session_resume(b->c, a->refresh_token) > 0);
+    E2E_WAIT(b->errors == 2, 5000);
+    assert_int_equal(b->error_code, 16);
+    assert_int_equal(b->sessions, 0);
+    e2e_client_free(a);
+    e2e_client_free(b);
+}
+
+static void expired_session_token_is_refused(void **state)
+{
+    e2e_server short_srv;
+    e2e_server_init(&short_srv);
+    const char *extra[] = {"--session-expiry-sec", "1", NULL};
+    e2e_server_start(&short_srv, extra);
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(short_srv.port, 0, 0);
+    e2e_auth(a, dev);
+    e2e_pump_for(2100);
+    e2e_client *b = e2e_client_new(short_srv.port, 0, 0);
+    assert_true(kaos_client_session_resume(b->c, a->token) > 0);
+    E2E_WAIT(b->errors == 1, 5000);
+    assert_int_equal(b->error_code, 16);
+    assert_string_equal(b->error_message, "session token expired");
+    /* The refresh token lives longer and still works. */
+    assert_true(kaos_client_session_refresh(a->c) > 0);
+    E2E_WAIT(a->sessions == 2, 5000);
+    e2e_client_free(a);
+    e2e_client_free(b);
+    assert_int_equal(e2e_server_stop(&short_srv), 0);
+    e2e_server_cleanup(&short_srv);
+}
+
+static void same_device_gets_same_user_after_restart(void **state)
+{
+    char dev[40], user[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(a, dev);
+    strcpy(user, a->user_id);
+    e2e_client_free(a);
+
+    assert_int_equal(e2e_server_stop(&srv), 0);
+    e2e_server_start(&srv, NULL);
+    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(b, dev);
+    assert_false(b->created);
+    assert_string_equal(b->user_id, user);
+    e2e_client_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(device_auth_creates_user_then_finds_it),
+        cmocka_unit_test(unknown_device_without_create_is_not_found),
+        cmocka_unit_test(taken_username_and_bad_device_ids_are_refused),
+        cmocka_unit_test(refresh_rotates_tokens_and_keeps_the_user),
+        cmocka_unit_test(resume_binds_a_new_connection_to_the_session),
+        cmocka_unit_test(tampered_or_wrong_kind_of_token_is_unauthenticated),
+        cmocka_unit_test(expired_session_token_is_refused),
+        cmocka_unit_test(same_device_gets_same_user_after_restart),
+    };
+    return cmocka_run_group_tests(tests, start, stop);
+}
