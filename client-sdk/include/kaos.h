@@ -170,7 +170,8 @@ typedef struct kaos_client_config {
 void kaos_client_config_default(kaos_client_config *cfg);
 
 /* Creates a client (not yet connected). Copies `cfg` and the host string.
- * Returns KAOS_OK and *out, KAOS_ERR_INVALID_ARGUMENT, KAOS_ERR_NOMEM, or
+ * Returns KAOS_OK and *out; KAOS_ERR_INVALID_ARGUMENT for NULL pointers,
+ * KAOS_ERR_CONFIG for an empty host or port 0, KAOS_ERR_NOMEM, or
  * KAOS_ERR_IO when no UDP socket can be opened. */
 int kaos_client_create(const kaos_client_config *cfg, kaos_client **out);
 /* Accepts NULL. Sends a disconnect first if connected; fires no callback. */
@@ -259,7 +260,9 @@ void kaos_set_log_level(int level);
 
 /* Memory, process-wide: every allocation of the SDK (and of the ENet it
  * uses) goes through this. Install before creating the first client and
- * never while one exists; NULL restores malloc/realloc/free. */
+ * never while one exists; NULL restores malloc/realloc/free. The first
+ * kaos_client_create hands this hook to ENet's global callbacks, so a game
+ * that also uses ENet directly must not install ENet callbacks of its own. */
 typedef struct kaos_allocator {
     void *(*alloc)(void *ud, size_t size);              /* NULL on failure */
     void *(*realloc)(void *ud, void *ptr, size_t size); /* NULL on failure, ptr kept */
