@@ -27,7 +27,8 @@ enum {
 
 /* Decode one envelope. On success *out is owned by the caller and released
  * with kn_envelope_free. Returns KN_ERR_MALFORMED for bytes that are not an
- * Envelope and KN_ERR_NOMEM when allocation fails. An envelope whose message
+ * Envelope, and also when allocation fails (protobuf-c reports both as one
+ * failure; either way nothing leaks). An envelope whose message
  * field is unknown to this build decodes fine with message_case NOT_SET. */
 int kn_envelope_decode(const uint8_t *data, size_t len, kn_envelope **out);
 void kn_envelope_free(kn_envelope *env); /* accepts NULL */
