@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 FORMAT_DIRS := $(wildcard src client-sdk tests bench)
 
-.PHONY: help run test build asan sdk clean format pg-start pg-stop pg-status
+.PHONY: help run test build asan sdk fuzz clean format pg-start pg-stop pg-status
 
 help: ## list the targets
 	@echo "KaosNet make targets:"
@@ -31,6 +31,17 @@ asan: ## Debug + ASan/UBSan build in build/asan
 
 sdk: ## client SDK alone in build/sdk
 	bash scripts/build.sh sdk
+
+FUZZ_SECONDS ?= 60
+fuzz: ## build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 60)
+	bash scripts/deps.sh
+	bash scripts/build.sh fuzz
+	@for t in build/fuzz/fuzz_*; do \
+		name=$${t##*/fuzz_}; mkdir -p build/fuzz/corpus/$$name; \
+		echo "==> $$t for $(FUZZ_SECONDS) s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz/ \
+			build/fuzz/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
+	done
 
 clean: ## remove all build trees (keeps .kaos/: local DB and keys)
 	rm -rf build

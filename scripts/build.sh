@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds one flavour of KaosNet into build/KIND.
 #   KIND: release (optimised server + tests), asan (Debug + ASan/UBSan),
-#         sdk (client SDK alone, proves it builds without libpq/Lua).
+#         sdk (client SDK alone, proves it builds without libpq/Lua),
+#         fuzz (clang + libFuzzer targets of tests/fuzz).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,8 +12,9 @@ case "$kind" in
     release) cmake_args=(-DCMAKE_BUILD_TYPE=Release) ;;
     asan)    cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DKAOS_SANITIZE=ON) ;;
     sdk)     cmake_args=(-DKAOS_SDK_ONLY=ON) ;;
+    fuzz)    cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DKAOS_FUZZ=ON -DCMAKE_C_COMPILER=clang) ;;
     *)
-        echo "usage: $0 release|asan|sdk" >&2
+        echo "usage: $0 release|asan|sdk|fuzz" >&2
         exit 2
         ;;
 esac

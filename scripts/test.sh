@@ -39,7 +39,7 @@ step() {
 # pg_virtualenv exports PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE for the e2e tests.
 # shellcheck disable=SC2317 # called indirectly through step
 ctest_suite() {
-    local kind="$1" log="build/$1/ctest.log" rc=0 line total failed
+    local kind="$1" log="build/$1/ctest.log" rc=0
     shift
     # Never let a developer's own database settings leak into the tests.
     (
@@ -49,15 +49,20 @@ ctest_suite() {
         pg_virtualenv -t -- ctest --test-dir "build/$kind" --output-on-failure -j2 \
             --no-tests=error --timeout "$CTEST_TIMEOUT"
     ) 2>&1 | tee "$log" || rc=$?
-    # "100% tests passed, 0 tests failed out of 12"
-    line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)"
+    count_ctest "$log"
+    return "$rc"
+}
+
+# count_ctest LOG: add ctest's "100% tests passed, 0 tests failed out of 12" to the totals.
+count_ctest() {
+    local line total failed
+    line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n 1 || true)"
     if [ -n "$line" ]; then
         total="${line##* out of }"
         failed="$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")"
         TESTS_PASSED=$((TESTS_PASSED + total - failed))
         TESTS_FAILED=$((TESTS_FAILED + failed))
     fi
-    return "$rc"
 }
 
 echo "==> checking packages (scripts/deps.sh)"
@@ -92,10 +97,19 @@ else
     record FAIL "tests asan (not built)" 0
 fi
 
-# ---- FUZZ: reserved ---------------------------------------------------------
-# When build/fuzz support lands (KAOS_FUZZ=ON, clang), add here e.g.:
-#   step "build fuzz" bash scripts/build.sh fuzz && step "fuzz smoke" <short bounded run>
-# ---------------------------------------------------------------------------
+# Fuzz smoke: every libFuzzer target runs a bounded number of executions over
+# its seed corpus (a crash fails the suite). `make fuzz` runs them for longer.
+# shellcheck disable=SC2317 # called indirectly through step
+fuzz_smoke() {
+    local rc=0
+    ctest --test-dir build/fuzz --output-on-failure -L fuzz-smoke --no-tests=error 2>&1 \
+        | tee build/fuzz/ctest.log || rc=$?
+    count_ctest build/fuzz/ctest.log
+    return "$rc"
+}
+if step "build fuzz" bash scripts/build.sh fuzz; then
+    step "fuzz smoke" fuzz_smoke || true
+fi
 
 echo
 echo "==> summary"

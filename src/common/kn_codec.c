@@ -17,6 +17,34 @@ static void pb_free(void *ud, void *ptr)
 
 static ProtobufCAllocator allocator = {pb_alloc, pb_free, NULL};
 
+/* Unknown fields (from newer clients, or junk) are dropped right after
+ * decoding, at every depth: nothing downstream ever sees or re-emits bytes
+ * this build does not understand, and they do not hold memory. */
+static void strip_unknown(ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++) pb_free(NULL, m->unknown_fields[i].data);
+    pb_free(NULL, m->unknown_fields);
+    m->unknown_fields = NULL;
+    m->n_unknown_fields = 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        char *base = (char *)m;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(uint32_t *)(base + f->quantifier_offset) != f->id) continue;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage **arr = *(ProtobufCMessage ***)(base + f->offset);
+            for (size_t k = 0; k < n; k++) strip_unknown(arr[k]);
+        } else {
+            ProtobufCMessage *sub = *(ProtobufCMessage **)(base + f->offset);
+            if (sub) strip_unknown(sub);
+        }
+    }
+}
+
 int kn_envelope_decode(const uint8_t *data, size_t len, kn_envelope **out)
 {
     *out = NULL;
@@ -26,6 +54,7 @@ int kn_envelope_decode(const uint8_t *data, size_t len, kn_envelope **out)
      * allocation failure with valid bytes is rare enough to report as
      * malformed, and the fuzz and OOM tests check neither path leaks. */
     if (!env) return KN_ERR_MALFORMED;
+    strip_unknown(&env->base);
     *out = env;
     return KN_OK;
 }

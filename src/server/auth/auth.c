@@ -29,7 +29,7 @@ static const kn_db_stmt insert_device = {
 static const kn_db_stmt find_user = {"auth_find_user",
                                      "SELECT username FROM users WHERE id = $1", 1};
 
-static int fail(int rc, char *msg, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int fail(int rc, char *msg, size_t cap, const char *fmt, ...)
 {
     if (msg && cap) {
         va_list ap;

@@ -58,7 +58,7 @@ static const option options[] = {
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t cap, const char *fmt, ...)
 {
     if (!err || !cap) return;
     va_list ap;
