@@ -96,6 +96,7 @@ static void hc_pong(kaos_client *c, uint32_t cid, int64_t rtt_ms, void *ud)
 
 static int cmd_healthcheck(const kn_config *cfg)
 {
+    kn_log_set_level(KN_LOG_WARN); /* the client's connect chatter is noise here */
     probe p = {0};
     kaos_client_config cc;
     kaos_client_config_default(&cc);

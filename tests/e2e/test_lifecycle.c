@@ -34,6 +34,30 @@ static void version_and_help_and_bad_options(void **state)
     assert_int_equal(e2e_run_cli(unknown, out, sizeof out), 2);
 }
 
+/* docs/configuration.md must name every option --help prints. */
+static void every_option_is_documented(void **state)
+{
+    char out[16384];
+    const char *help[] = {"--help", NULL};
+    assert_int_equal(e2e_run_cli(help, out, sizeof out), 0);
+    FILE *f = fopen(KAOS_SOURCE_DIR "/docs/configuration.md", "r");
+    assert_non_null(f);
+    static char doc[65536];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    int checked = 0;
+    for (char *p = strstr(out, "\n  --"); p; p = strstr(p + 1, "\n  --")) {
+        char flag[64];
+        if (sscanf(p + 3, "%63s", flag) != 1) continue;
+        char want[80];
+        snprintf(want, sizeof want, "`%s`", flag);
+        if (!strstr(doc, want)) fail_msg("option %s is not in docs/configuration.md", flag);
+        checked++;
+    }
+    assert_true(checked >= 20);
+}
+
 static void migrate_and_keygen_commands(void **state)
 {
     e2e_server s;
@@ -123,6 +147,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(version_and_help_and_bad_options),
+        cmocka_unit_test(every_option_is_documented),
         cmocka_unit_test(migrate_and_keygen_commands),
         cmocka_unit_test(graceful_shutdown_tells_clients_and_exits_cleanly),
         cmocka_unit_test(hello_example_runs_against_the_server),
