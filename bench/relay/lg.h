@@ -34,13 +34,13 @@ typedef struct lg_config {
     lg_mode mode;
     const char *host;
     uint16_t port;
-    uint32_t ccu;        /* all workers together */
-    uint32_t room_size;  /* 8 */
-    uint32_t hz;         /* 30 */
-    uint32_t procs;      /* worker processes */
-    double warmup_s;     /* sending before the window opens */
-    double window_s;     /* steady window that is measured */
-    double drain_s;      /* after the window: still sending, waiting for late deliveries */
+    uint32_t ccu;       /* all workers together */
+    uint32_t room_size; /* 8 */
+    uint32_t hz;        /* 30 */
+    uint32_t procs;     /* worker processes */
+    double warmup_s;    /* sending before the window opens */
+    double window_s;    /* steady window that is measured */
+    double drain_s;     /* after the window: still sending, waiting for late deliveries */
     double setup_timeout_s;
 } lg_config;
 
@@ -49,26 +49,28 @@ typedef struct lg_config {
  * window: sends by their send time, deliveries by the send time carried in
  * the payload (so late deliveries of window sends still count). */
 typedef struct lg_result {
-    int32_t status;           /* 0 ok, else negative: setup or run failed */
+    int32_t status; /* 0 ok, else negative: setup or run failed */
     char error[160];
     uint32_t clients;
-    double setup_s;           /* connect, authenticate, join: until every room was full */
+    double setup_s; /* connect, authenticate, join: until every room was full */
     uint64_t sends_window;
     uint64_t sends_total;
     uint64_t send_errors;
     uint64_t deliveries_window;
     uint64_t deliveries_total;
-    uint64_t misrouted;       /* from a client outside the receiver's room, or itself */
-    uint64_t disconnects;     /* unexpected, after setup */
-    uint64_t server_errors;   /* error answers after setup */
+    uint64_t misrouted;         /* not 16 bytes, from itself or from outside its room */
+    uint64_t lost_inputs;       /* window sends that reached none of the room: lost on the way in */
+    uint64_t lost_fanout;       /* single deliveries missing while others of that send arrived */
+    uint64_t disconnects;       /* unexpected, after setup */
+    uint64_t server_errors;     /* error answers after setup */
     uint64_t app_bytes_window;  /* bytes handed to / received from the library, both ways */
     uint64_t wire_bytes_window; /* ENet's totals both ways; only when wire_known */
     bool wire_known;
-    uint32_t env_send_bytes;  /* size of one sent message as the library frames it */
-    uint32_t env_recv_bytes;  /* size of one received message, idem */
-    uint64_t late_sends;      /* window sends more than period/LG_LATE_DIVISOR late */
-    uint64_t lag_max_us;      /* worst send lag in the window */
-    uint64_t cpu_ns_window;   /* this process's CPU time in the window */
+    uint32_t env_send_bytes; /* size of one sent message as the library frames it */
+    uint32_t env_recv_bytes; /* size of one received message, idem */
+    uint64_t late_sends;     /* window sends more than period/LG_LATE_DIVISOR late */
+    uint64_t lag_max_us;     /* worst send lag in the window */
+    uint64_t cpu_ns_window;  /* this process's CPU time in the window */
     uint64_t lat_max_us;
     uint64_t lat_sum_us;
     uint32_t lat_hist[LG_LAT_BUCKETS];
@@ -83,7 +85,7 @@ typedef struct lg_shared {
     /* Written by the parent before it stores `go` (release); read after
      * loading `go` (acquire). Absolute CLOCK_MONOTONIC ns. */
     int64_t t_start, t_begin, t_end, t_stop;
-    atomic_int go;           /* 1: schedule published; -1: abort */
+    atomic_int go; /* 1: schedule published; -1: abort */
     lg_result results[LG_MAX_PROCS];
 } lg_shared;
 
@@ -118,13 +120,14 @@ extern const lg_driver lg_driver_enet;
 struct lg_worker {
     const lg_config *cfg;
     lg_shared *shared;
-    uint32_t index;   /* worker number, 0..procs-1 */
-    uint32_t first;   /* global index of its first client */
-    uint32_t count;   /* its clients (a multiple of room_size) */
-    lg_result *res;   /* &shared->results[index] */
+    uint32_t index; /* worker number, 0..procs-1 */
+    uint32_t first; /* global index of its first client */
+    uint32_t count; /* its clients (a multiple of room_size) */
+    lg_result *res; /* &shared->results[index] */
     void *driver_state;
-    bool measuring;   /* inside the steady window */
-    bool running;     /* past setup: disconnects and errors are counted, not fatal */
+    struct lg_track *track; /* per-send delivery counts, see lg_worker.c */
+    bool measuring;         /* inside the steady window */
+    bool running;           /* past setup: disconnects and errors are counted, not fatal */
 };
 
 /* Runs setup, the schedule and teardown; returns the process exit status. */

@@ -7,11 +7,17 @@
  * time is computed from the previous due time, never from "now". Sends that
  * are due are made at once, even in a burst after a stall, and the lag is
  * recorded, so a load generator that cannot keep up shows it instead of
- * quietly sending less. */
+ * quietly sending less.
+ *
+ * Loss attribution: a room lives in one worker, so the worker counts, for
+ * each of its recent sends, how many room members received it. When the
+ * slot is reused TRACK_RING sends later (about 2 s at 30 Hz) or at the end,
+ * a window send that nobody received was lost on the way in (client ->
+ * server, or dropped by the server before fan-out); one that some received
+ * lost the rest on the way out (server -> client). */
 #include "lg.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +27,17 @@
 #include <unistd.h>
 
 #define EVENTS_PER_WAIT 256
+#define TRACK_RING      64 /* sends remembered per client */
+
+typedef struct track_slot {
+    uint32_t seq;
+    uint8_t got;
+    bool used, in_window;
+} track_slot;
+
+struct lg_track {
+    track_slot *slots; /* TRACK_RING per local client */
+};
 
 int64_t lg_now_ns(void)
 {
@@ -93,26 +110,64 @@ void lg_worker_pass_turn(lg_worker *w)
 
 static void put_u64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t get_u64(const uint8_t *p)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
 static uint32_t get_u32(const uint8_t *p)
 {
     uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
+}
+
+static void track_finish(lg_worker *w, track_slot *t)
+{
+    uint32_t fanout = w->cfg->room_size - 1;
+    if (t->used && t->in_window) {
+        if (t->got == 0)
+            w->res->lost_inputs++;
+        else if (t->got < fanout)
+            w->res->lost_fanout += fanout - t->got;
+    }
+    t->used = false;
+}
+
+static void track_sent(lg_worker *w, uint32_t i, uint32_t seq, bool in_window)
+{
+    if (!w->track) return;
+    track_slot *t = &w->track->slots[(size_t)i * TRACK_RING + seq % TRACK_RING];
+    track_finish(w, t);
+    *t = (track_slot){.seq = seq, .used = true, .in_window = in_window};
+}
+
+static void track_received(lg_worker *w, uint32_t from, uint32_t seq)
+{
+    if (!w->track || from < w->first || from - w->first >= w->count) return;
+    track_slot *t = &w->track->slots[(size_t)(from - w->first) * TRACK_RING + seq % TRACK_RING];
+    if (t->used && t->seq == seq && t->got < UINT8_MAX) t->got++;
+}
+
+static void track_finish_all(lg_worker *w)
+{
+    if (!w->track) return;
+    for (size_t k = 0; k < (size_t)w->count * TRACK_RING; k++)
+        track_finish(w, &w->track->slots[k]);
 }
 
 void lg_worker_on_payload(lg_worker *w, uint32_t i, const uint8_t *data, size_t len, size_t framed)
@@ -130,6 +185,7 @@ void lg_worker_on_payload(lg_worker *w, uint32_t i, const uint8_t *data, size_t 
         return;
     }
     r->deliveries_total++;
+    track_received(w, from, get_u32(data + 12));
     if (w->measuring) r->app_bytes_window += framed;
     if (sent < w->shared->t_begin || sent >= w->shared->t_end) return;
     uint64_t us = now > sent ? (uint64_t)(now - sent) / 1000 : 0;
@@ -142,9 +198,9 @@ void lg_worker_on_payload(lg_worker *w, uint32_t i, const uint8_t *data, size_t 
 /* --- the steady loop ------------------------------------------------------- */
 
 typedef struct schedule {
-    int64_t *due;      /* next due time of each local client */
+    int64_t *due; /* next due time of each local client */
     uint32_t *seq;
-    uint32_t cursor;   /* the client due soonest: due times rise with the index, cyclically */
+    uint32_t cursor; /* the client due soonest: due times rise with the index, cyclically */
     int64_t period;
 } schedule;
 
@@ -173,12 +229,14 @@ static void send_one(lg_worker *w, const lg_driver *d, schedule *s, uint32_t i)
     int64_t now = lg_now_ns();
     put_u64(payload, (uint64_t)now);
     put_u32(payload + 8, w->first + i);
-    put_u32(payload + 12, s->seq[i]++);
+    put_u32(payload + 12, s->seq[i]);
+    bool in_window = now >= w->shared->t_begin && now < w->shared->t_end;
     int framed = d->send(w, i, payload, sizeof payload);
+    track_sent(w, i, s->seq[i]++, in_window && framed >= 0);
     r->sends_total++;
     if (framed < 0) {
         r->send_errors++;
-    } else if (now >= w->shared->t_begin && now < w->shared->t_end) {
+    } else if (in_window) {
         r->sends_window++;
         r->app_bytes_window += (uint64_t)framed;
         uint64_t lag_us = (uint64_t)(now - s->due[i]) / 1000;
@@ -187,6 +245,14 @@ static void send_one(lg_worker *w, const lg_driver *d, schedule *s, uint32_t i)
         if (now - s->due[i] > s->period / LG_LATE_DIVISOR) r->late_sends++;
     }
     s->due[i] += s->period;
+}
+
+static void send_due(lg_worker *w, const lg_driver *d, schedule *s, int64_t now)
+{
+    while (s->due[s->cursor] <= now) {
+        send_one(w, d, s, s->cursor);
+        s->cursor = (s->cursor + 1) % w->count;
+    }
 }
 
 /* Opens or closes the window when `now` crosses its edges. */
@@ -214,6 +280,8 @@ static int steady(lg_worker *w, const lg_driver *d, int ep)
         lg_worker_fail(w, "out of memory");
         return -1;
     }
+    struct lg_track track = {calloc((size_t)w->count * TRACK_RING, sizeof(track_slot))};
+    w->track = track.slots ? &track : NULL;
     struct epoll_event evs[EVENTS_PER_WAIT];
     int64_t cpu0 = 0;
     uint64_t wire0 = 0;
@@ -222,10 +290,7 @@ static int steady(lg_worker *w, const lg_driver *d, int ep)
         int64_t now = lg_now_ns();
         track_window(w, d, now, &cpu0, &wire0);
         if (now >= w->shared->t_stop) break;
-        while (s.due[s.cursor] <= now) {
-            send_one(w, d, &s, s.cursor);
-            s.cursor = (s.cursor + 1) % w->count;
-        }
+        send_due(w, d, &s, now);
         int64_t wait = s.due[s.cursor] - lg_now_ns();
         if (wait < 0) wait = 0;
         struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
@@ -236,8 +301,15 @@ static int steady(lg_worker *w, const lg_driver *d, int ep)
             lg_worker_fail(w, "epoll: %s", strerror(errno));
             break;
         }
-        for (int k = 0; k < n; k++) d->service(w, (uint32_t)evs[k].data.u32);
+        for (int k = 0; k < n; k++) {
+            d->service(w, (uint32_t)evs[k].data.u32);
+            /* A long burst of receives must not hold back sends that fell due. */
+            send_due(w, d, &s, lg_now_ns());
+        }
     }
+    track_finish_all(w);
+    w->track = NULL;
+    free(track.slots);
     schedule_deinit(&s);
     return w->res->status;
 }
@@ -251,7 +323,8 @@ static int wait_for_go(lg_worker *w, const lg_driver *d, int ep)
         if (go > 0) return 0;
         if (go < 0) return -1;
         int n = epoll_wait(ep, evs, EVENTS_PER_WAIT, 5);
-        for (int k = 0; k < n; k++) d->service(w, (uint32_t)evs[k].data.u32);
+        for (int k = 0; k < n; k++)
+            d->service(w, (uint32_t)evs[k].data.u32);
     }
 }
 
@@ -281,8 +354,10 @@ int lg_worker_run(lg_worker *w, const lg_driver *d)
     } else {
         atomic_fetch_add(&w->shared->ready, 1);
         w->running = true;
-        if (wait_for_go(w, d, ep) == 0) rc = steady(w, d, ep);
-        else rc = -1;
+        if (wait_for_go(w, d, ep) == 0)
+            rc = steady(w, d, ep);
+        else
+            rc = -1;
     }
     d->teardown(w);
     if (ep >= 0) close(ep);
