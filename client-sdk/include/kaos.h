@@ -5,6 +5,24 @@
  * kaos_client_poll every frame -> send requests once on_connected fired ->
  * kaos_client_disconnect / kaos_client_destroy.
  *
+ * Connecting (docs/protocol.md has the bytes), all driven by kaos_client_poll:
+ *  1. cookie: a raw UDP cookie request, resent every 250 ms until the server
+ *     answers with a cookie bound to this client's address;
+ *  2. ENet connect, carrying the cookie;
+ *  3. handshake: hello and welcome on channel 0. The client checks that the
+ *     server holds the secret key of the pinned public key
+ *     (kaos_client_config.server_key) and both sides derive keys fresh to
+ *     this connection;
+ *  4. on_connected. From here every packet, both ways, is encrypted and
+ *     authenticated (ChaCha20-Poly1305), with replays refused; a packet from
+ *     the server that does not authenticate is dropped and counted
+ *     (kaos_client_stats.packets_rejected), never delivered.
+ * connect_timeout_ms covers all of it. A wrong key ends in on_error (cid 0,
+ * PERMISSION_DENIED) then on_disconnected(KAOS_DISCONNECT_HANDSHAKE_FAILED);
+ * a server that does not speak our version in on_error (cid 0,
+ * FAILED_PRECONDITION) then on_disconnected(UNSUPPORTED_VERSION). Every
+ * connect, reconnects included, gets a fresh cookie and fresh keys.
+ *
  * Threads: a client is used from one thread at a time; different clients may
  * live on different threads. Every callback fires inside kaos_client_poll, on
  * the thread that called it, never from anywhere else. Callbacks may send
@@ -33,12 +51,17 @@
 extern "C" {
 #endif
 
-/* The protocol version the client announces in ENet's connect data. */
+/* The protocol version the client announces in the cookie request and the hello. */
 #define KAOS_PROTOCOL_VERSION 1
 
-/* Largest packet the client sends (one encoded envelope, or raw bytes).
- * Larger messages are refused locally with KAOS_ERR_TOO_LARGE. */
+/* Largest message the client sends (one encoded envelope, or raw bytes),
+ * before sealing: a sealed packet is KAOS_SEAL_OVERHEAD bytes larger. Larger
+ * messages are refused locally with KAOS_ERR_TOO_LARGE. */
 #define KAOS_MAX_MESSAGE_SIZE 16384
+#define KAOS_SEAL_OVERHEAD    20
+
+/* The server's public key as text: 64 hex digits and a NUL. */
+#define KAOS_SERVER_KEY_HEX_SIZE 65
 
 /* Error codes. KAOS_ERR_CANCELLED..KAOS_ERR_UNAUTHENTICATED are the negated
  * wire ErrorCode values (gRPC status codes), so an on_error `code` of 5 is
@@ -77,9 +100,11 @@ enum {
 /* Human text for a KAOS_ERR_* value ("invalid argument"). Never NULL. */
 const char *kaos_err_text(int err);
 
-/* Why the server closed the connection (on_disconnected's `reason`); equal to
- * proto DisconnectReason. KAOS_DISCONNECT_NONE also covers timeouts and
- * disconnects the client asked for. */
+/* Why the connection ended (on_disconnected's `reason`); equal to proto
+ * DisconnectReason. Mostly sent by the server; the client reports
+ * UNSUPPORTED_VERSION and HANDSHAKE_FAILED itself when it refuses the
+ * server. KAOS_DISCONNECT_NONE also covers timeouts and disconnects the
+ * client asked for. */
 enum {
     KAOS_DISCONNECT_NONE = 0,
     KAOS_DISCONNECT_SHUTDOWN = 1,
@@ -89,6 +114,12 @@ enum {
     KAOS_DISCONNECT_PROTOCOL_VIOLATION = 5,
     KAOS_DISCONNECT_SERVER_FULL = 6,
     KAOS_DISCONNECT_KICKED = 7,
+    /* The handshake failed: the server could not prove the pinned key, or
+     * (sent by the server) no valid hello arrived in time. */
+    KAOS_DISCONNECT_HANDSHAKE_FAILED = 8,
+    KAOS_DISCONNECT_RATE_LIMITED = 9,
+    KAOS_DISCONNECT_TOO_MANY_CONNECTIONS = 10, /* from this IP address */
+    KAOS_DISCONNECT_SEND_QUEUE_FULL = 11,      /* the client did not keep up with reliable data */
 };
 
 /* "server shutting down", ...; "unknown reason" for values not above. Never NULL. */
@@ -131,8 +162,10 @@ typedef struct kaos_callbacks {
     void (*on_connected)(kaos_client *c, void *ud);
     /* The connection ended or could not be made. Exactly one follows every
      * successful kaos_client_connect. `reason` is a KAOS_DISCONNECT_* value
-     * sent by the server; 0 when it sent none, on timeouts and when the
-     * client disconnected itself. */
+     * sent by the server, or UNSUPPORTED_VERSION / HANDSHAKE_FAILED when the
+     * client refused the server (an on_error with cid 0 precedes it); 0 when
+     * the server sent none, on timeouts and when the client disconnected
+     * itself. */
     void (*on_disconnected)(kaos_client *c, uint32_t reason, void *ud);
     /* A request failed, or (cid 0) the server reported an error not tied to
      * a request. `code` is the wire ErrorCode (1..16, see the KAOS_ERR_
@@ -158,10 +191,26 @@ typedef struct kaos_callbacks {
 typedef struct kaos_client_config {
     const char *host;            /* default "127.0.0.1"; a name is resolved on connect (blocking) */
     uint16_t port;               /* default 7350 */
-    uint32_t connect_timeout_ms; /* default 5000; 0 = only ENet's own timeout (5-30 s) */
+    uint32_t connect_timeout_ms; /* default 5000, for cookie + connect + handshake together;
+                                    0 = ENet's own timeout (5-30 s) for the connect and 30 s
+                                    each for the cookie and the handshake */
     uint32_t keepalive_ms;       /* default 15000: send a Ping when nothing was sent for this
                                     long (its Pong is not reported); 0 = off */
-    uint32_t protocol_version;   /* default KAOS_PROTOCOL_VERSION; tests set others */
+    uint32_t protocol_version;   /* default KAOS_PROTOCOL_VERSION (1..255); tests set others */
+    /* The server's public key, 64 hex digits: what the server prints at start
+     * ("server public key <hex>"). The client connects only to the holder of
+     * its secret key. Default NULL: then kaos_client_connect refuses unless
+     * insecure_dev_mode is set. */
+    const char *server_key;
+    /* Default false. For development only: without server_key, accept any
+     * server key (traffic is still encrypted, but an on-path attacker can
+     * impersonate the server); with or without it, also accept a server whose
+     * transport security is off (traffic in clear). Logs a warning. */
+    bool insecure_dev_mode;
+    /* Default false; requires insecure_dev_mode. Skip the handshake and send
+     * in clear, for debugging against a server started with transport
+     * security off (a secure server refuses it). */
+    bool plaintext;
     kaos_callbacks callbacks;
     void *user_data;
 } kaos_client_config;
@@ -169,17 +218,20 @@ typedef struct kaos_client_config {
 /* Fills `cfg` with the defaults above and no callbacks. */
 void kaos_client_config_default(kaos_client_config *cfg);
 
-/* Creates a client (not yet connected). Copies `cfg` and the host string.
- * Returns KAOS_OK and *out; KAOS_ERR_INVALID_ARGUMENT for NULL pointers,
- * KAOS_ERR_CONFIG for an empty host or port 0, KAOS_ERR_NOMEM, or
- * KAOS_ERR_IO when no UDP socket can be opened. */
+/* Creates a client (not yet connected). Copies `cfg`, the host string and
+ * the key. Returns KAOS_OK and *out; KAOS_ERR_INVALID_ARGUMENT for NULL
+ * pointers, KAOS_ERR_CONFIG for an empty host, port 0, a protocol_version
+ * above 255, a server_key that is not 64 hex digits, or plaintext without
+ * insecure_dev_mode; KAOS_ERR_NOMEM, KAOS_ERR_INTERNAL when the crypto
+ * library cannot start, or KAOS_ERR_IO when no UDP socket can be opened. */
 int kaos_client_create(const kaos_client_config *cfg, kaos_client **out);
 /* Accepts NULL. Sends a disconnect first if connected; fires no callback. */
 void kaos_client_destroy(kaos_client *c);
 
 /* Starts connecting; on_connected or on_disconnected fires later from poll.
- * KAOS_ERR_FAILED_PRECONDITION when not disconnected, KAOS_ERR_UNAVAILABLE
- * when the host name does not resolve. */
+ * KAOS_ERR_FAILED_PRECONDITION when not disconnected, or when no server_key
+ * is pinned and insecure_dev_mode is off (logged); KAOS_ERR_UNAVAILABLE when
+ * the host name does not resolve. */
 int kaos_client_connect(kaos_client *c);
 /* Starts a graceful disconnect; on_disconnected fires later from poll.
  * KAOS_ERR_CLOSED when there is nothing to disconnect. */
@@ -197,6 +249,12 @@ bool kaos_client_is_connected(const kaos_client *c);
  * disconnects, so a reconnect can resume or refresh it. Valid until the next
  * kaos_client_poll that replaces it (or kaos_client_destroy). */
 const kaos_session *kaos_client_session(const kaos_client *c);
+/* The public key the server presented in the last welcome received (on the
+ * current or an earlier connection; kept across disconnects), as 64
+ * lower-case hex digits and a NUL in `out` - also when it did not match the
+ * pinned key, so tools can show it or pin it on first use. KAOS_OK,
+ * KAOS_ERR_NOT_FOUND before any welcome, KAOS_ERR_INVALID_ARGUMENT. */
+int kaos_client_server_key(const kaos_client *c, char out[KAOS_SERVER_KEY_HEX_SIZE]);
 
 /* Requests. Each returns the correlation id (> 0) or a negative error:
  * KAOS_ERR_CLOSED when not connected, KAOS_ERR_INVALID_ARGUMENT,
@@ -227,7 +285,11 @@ int kaos_client_match_leave(kaos_client *c, uint32_t match);
 int kaos_client_match_send(kaos_client *c, uint32_t match, int64_t op_code, const void *data,
                            size_t len, bool reliable, const uint32_t *targets, size_t target_count);
 
-/* Advanced/test use: sends raw bytes on ENet channel 0..2 with no envelope. */
+/* Advanced/test use: sends raw bytes on ENet channel 0..2 with no envelope
+ * (sealed like every packet once the handshake is done). On a sealed
+ * connection channels 0 and 1 must be reliable, since the server accepts
+ * their packets only in order: an unreliable send there is
+ * KAOS_ERR_INVALID_ARGUMENT. */
 int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size_t len,
                          bool reliable);
 
@@ -237,6 +299,10 @@ typedef struct kaos_client_stats {
     uint64_t packets_received;
     uint64_t malformed_received;  /* packets that did not decode as an envelope; dropped */
     uint64_t unexpected_received; /* envelopes of a type a client does not handle; dropped */
+    /* Packets refused before decoding: sealed packets that did not
+     * authenticate or were replayed or out of order, and anything but the
+     * welcome during the handshake; dropped. Part of packets_received. */
+    uint64_t packets_rejected;
 } kaos_client_stats;
 
 void kaos_client_get_stats(const kaos_client *c, kaos_client_stats *out);

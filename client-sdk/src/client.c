@@ -1,10 +1,15 @@
 /* client: lifecycle, the connection state machine and the poll loop.
  *
- * States: DISCONNECTED -> CONNECTING -> CONNECTED -> DISCONNECTING ->
- * DISCONNECTED, and any state -> DISCONNECTED. Only set_state writes the
- * state, and it asserts the legal predecessor. Every connect that started
- * ends in exactly one on_disconnected: from ENet's disconnect event, from a
- * timeout below, or (when the client dropped a connect itself) from
+ * States: DISCONNECTED -> COOKIE -> CONNECTING -> HANDSHAKE -> CONNECTED ->
+ * DISCONNECTING -> DISCONNECTED, and any state -> DISCONNECTED. In plaintext
+ * mode CONNECTING goes straight to CONNECTED. COOKIE resends the cookie
+ * request until a reply; CONNECTING is ENet's connect carrying the cookie;
+ * HANDSHAKE waits for the welcome, and only a good one opens the connection
+ * (on_connected). Only set_state writes the state, and it asserts the legal
+ * predecessor; entering DISCONNECTED wipes the connection's keys. Every
+ * connect that started ends in exactly one on_disconnected: from ENet's
+ * disconnect event, from a timeout below, from refusing the server (after
+ * an on_error), or (when the client dropped a connect itself) from
  * `pending_disconnects` at the next poll. Time is read only in this file's
  * poll path and in requests.c (last send, ping timestamps). */
 #include "client_internal.h"
@@ -14,11 +19,17 @@
 #include "kn_time.h"
 
 #include <assert.h>
+#include <stdio.h>
 
 /* How long a graceful disconnect may wait for the server's acknowledgement. */
 #define DISCONNECT_TIMEOUT_MS 3000
 /* Events handled per poll at most, so a flood cannot hold the caller's frame. */
 #define MAX_EVENTS_PER_POLL 512
+/* How often the cookie request is resent until the server answers. */
+#define COOKIE_RESEND_MS 250
+/* With connect_timeout_ms 0, how long the phases ENet does not time out
+ * itself (cookie, handshake) may last. */
+#define UNTIMED_PHASE_MS 30000
 
 void kaos_client_config_default(kaos_client_config *cfg)
 {
@@ -37,6 +48,7 @@ int kaos_client_create(const kaos_client_config *cfg, kaos_client **out)
     *out = NULL;
     if (!cfg) return KN_ERR_INVALID_ARGUMENT;
     if (!cfg->host || !cfg->host[0] || cfg->port == 0) return KN_ERR_CONFIG;
+    if (cfg->protocol_version > UINT8_MAX) return KN_ERR_CONFIG; /* one byte on the wire */
 
     kaos_client *c = kn_calloc(1, sizeof *c);
     if (!c) return KN_ERR_NOMEM;
@@ -46,6 +58,8 @@ int kaos_client_create(const kaos_client_config *cfg, kaos_client **out)
     c->host = kn_strdup(cfg->host);
     if (!c->host) goto fail;
     c->cfg.host = c->host;
+    rc = kaos_client__secure_create(c, cfg);
+    if (rc < 0) goto fail;
     rc = kaos_transport__create(&c->transport);
     if (rc < 0) goto fail;
     *out = c;
@@ -60,6 +74,7 @@ void kaos_client_destroy(kaos_client *c)
     if (!c) return;
     assert(!c->in_poll && "kaos_client_destroy called from a callback");
     kaos_transport__destroy(c->transport); /* sends a disconnect if a peer is live */
+    kaos_client__secure_reset(c);
     kaos_client__session_clear(c);
     kn_free(c->presences);
     kn_free(c->host);
@@ -69,11 +84,18 @@ void kaos_client_destroy(kaos_client *c)
 static void set_state(kaos_client *c, kaos_client_state next)
 {
     switch (next) {
-    case KAOS_CLIENT_CONNECTING:
+    case KAOS_CLIENT_COOKIE:
         assert(c->state == KAOS_CLIENT_DISCONNECTED);
         break;
+    case KAOS_CLIENT_CONNECTING:
+        assert(c->state == KAOS_CLIENT_COOKIE);
+        break;
+    case KAOS_CLIENT_HANDSHAKE:
+        assert(c->state == KAOS_CLIENT_CONNECTING && !c->cfg.plaintext);
+        break;
     case KAOS_CLIENT_CONNECTED:
-        assert(c->state == KAOS_CLIENT_CONNECTING);
+        assert(c->state == KAOS_CLIENT_HANDSHAKE ||
+               (c->state == KAOS_CLIENT_CONNECTING && c->cfg.plaintext));
         break;
     case KAOS_CLIENT_DISCONNECTING:
         assert(c->state == KAOS_CLIENT_CONNECTED);
@@ -81,6 +103,7 @@ static void set_state(kaos_client *c, kaos_client_state next)
     case KAOS_CLIENT_DISCONNECTED:
         assert(c->state != KAOS_CLIENT_DISCONNECTED);
         c->keepalive_cid = 0;
+        kaos_client__secure_reset(c);
         break;
     }
     c->state = next;
@@ -91,9 +114,13 @@ int kaos_client_connect(kaos_client *c)
 {
     if (!c) return KN_ERR_INVALID_ARGUMENT;
     if (c->state != KAOS_CLIENT_DISCONNECTED) return KN_ERR_FAILED_PRECONDITION;
-    int rc = kaos_transport__connect(c->transport, c->host, c->cfg.port, c->cfg.protocol_version);
+    int rc = kaos_client__secure_check(c);
     if (rc < 0) return rc;
-    set_state(c, KAOS_CLIENT_CONNECTING);
+    rc = kaos_transport__open(c->transport, c->host, c->cfg.port);
+    if (rc < 0) return rc;
+    set_state(c, KAOS_CLIENT_COOKIE);
+    c->connect_since_ms = c->state_since_ms;
+    c->cookie_due_ms = c->state_since_ms; /* the first request leaves at the next poll */
     KN_INFO("connecting to %s:%u (protocol %u)", c->host, c->cfg.port, c->cfg.protocol_version);
     return KN_OK;
 }
@@ -106,8 +133,11 @@ int kaos_client_disconnect(kaos_client *c)
         return KN_ERR_CLOSED;
     case KAOS_CLIENT_DISCONNECTING:
         return KN_OK;
+    case KAOS_CLIENT_COOKIE:
     case KAOS_CLIENT_CONNECTING:
-        /* ENet has no graceful way out of a handshake: drop it and owe the
+    case KAOS_CLIENT_HANDSHAKE:
+        /* ENet has no graceful way out of its connect, and a connection
+         * still in our handshake has nothing to flush: drop it and owe the
          * caller its on_disconnected at the next poll. */
         kaos_transport__abort(c->transport);
         set_state(c, KAOS_CLIENT_DISCONNECTED);
@@ -155,6 +185,44 @@ static void give_up(kaos_client *c, const char *why)
     fire_disconnected(c, KAOS_DISCONNECT_NONE);
 }
 
+/* The client will not talk to this server: say why (on_error, cid 0), drop
+ * the connection and report `reason`. The state is DISCONNECTED before
+ * either callback runs. */
+static void refuse(kaos_client *c, int wire_code, uint32_t reason, const char *message)
+{
+    KN_WARN("%s (%s:%u)", message, c->host, c->cfg.port);
+    kaos_transport__abort(c->transport);
+    set_state(c, KAOS_CLIENT_DISCONNECTED);
+    if (c->cfg.callbacks.on_error)
+        c->cfg.callbacks.on_error(c, 0, wire_code, message, c->cfg.user_data);
+    fire_disconnected(c, reason);
+}
+
+/* The connection is open for requests: plaintext, or after a good welcome. */
+static void open_connection(kaos_client *c)
+{
+    set_state(c, KAOS_CLIENT_CONNECTED);
+    c->last_send_ms = c->state_since_ms;
+    KN_INFO("connected to %s:%u (%s)", c->host, c->cfg.port, c->sealed ? "sealed" : "in clear");
+    if (c->cfg.callbacks.on_connected) c->cfg.callbacks.on_connected(c, c->cfg.user_data);
+}
+
+static void send_cookie_request(kaos_client *c, int64_t now)
+{
+    int rc = kaos_transport__request_cookie(c->transport, (uint8_t)c->cfg.protocol_version);
+    if (rc < 0) KN_DEBUG("cookie request not sent (retrying): %s", kn_err_text(rc));
+    c->cookie_due_ms = now + COOKIE_RESEND_MS;
+}
+
+/* When the connect attempt gives up: connect_timeout_ms after it began or,
+ * without one, UNTIMED_PHASE_MS into a phase ENet does not time out. */
+static int64_t connect_deadline(const kaos_client *c)
+{
+    if (c->cfg.connect_timeout_ms) return c->connect_since_ms + c->cfg.connect_timeout_ms;
+    if (c->state == KAOS_CLIENT_CONNECTING) return INT64_MAX;
+    return c->state_since_ms + UNTIMED_PHASE_MS;
+}
+
 static void send_keepalive(kaos_client *c, int64_t now)
 {
     /* Counted as a send even if it fails, so a failing send is not retried
@@ -177,9 +245,24 @@ static int run_timers(kaos_client *c, int64_t now)
     switch (c->state) {
     case KAOS_CLIENT_DISCONNECTED:
         break;
+    case KAOS_CLIENT_COOKIE:
+        if (now >= connect_deadline(c)) {
+            give_up(c, "connect timed out: no answer to the cookie request; is a KaosNet server "
+                       "listening at");
+            fired++;
+        } else if (now >= c->cookie_due_ms) {
+            send_cookie_request(c, now);
+        }
+        break;
     case KAOS_CLIENT_CONNECTING:
-        if (c->cfg.connect_timeout_ms && age >= c->cfg.connect_timeout_ms) {
+        if (now >= connect_deadline(c)) {
             give_up(c, "connect timed out:");
+            fired++;
+        }
+        break;
+    case KAOS_CLIENT_HANDSHAKE:
+        if (now >= connect_deadline(c)) {
+            give_up(c, "connect timed out: no handshake welcome from");
             fired++;
         }
         break;
@@ -204,8 +287,13 @@ static int64_t next_timer_in(const kaos_client *c, int64_t now)
     switch (c->state) {
     case KAOS_CLIENT_DISCONNECTED:
         break;
+    case KAOS_CLIENT_COOKIE:
+        due = connect_deadline(c);
+        if (c->cookie_due_ms < due) due = c->cookie_due_ms;
+        break;
     case KAOS_CLIENT_CONNECTING:
-        if (c->cfg.connect_timeout_ms) due = c->state_since_ms + c->cfg.connect_timeout_ms;
+    case KAOS_CLIENT_HANDSHAKE:
+        due = connect_deadline(c);
         break;
     case KAOS_CLIENT_CONNECTED:
         if (c->cfg.keepalive_ms) due = c->last_send_ms + c->cfg.keepalive_ms;
@@ -217,37 +305,127 @@ static int64_t next_timer_in(const kaos_client *c, int64_t now)
     return due == INT64_MAX ? INT64_MAX : (due > now ? due - now : 0);
 }
 
+/* Drops a packet the client will not deliver. */
+static void reject(kaos_client *c, uint8_t channel, size_t len, const char *why)
+{
+    c->stats.packets_rejected++;
+    KN_DEBUG("rejected %zu bytes on channel %u: %s", len, channel, why);
+}
+
+/* The only packet the HANDSHAKE state accepts is the welcome. */
+static void handle_handshake_packet(kaos_client *c, kaos_transport_event *ev)
+{
+    uint8_t channel = ev->channel;
+    size_t len = ev->len;
+    kaos_welcome_result r = kaos_client__read_welcome(c, channel, ev->bytes, ev->len);
+    kaos_transport__release(ev);
+    switch (r.outcome) {
+    case KAOS_WELCOME_IGNORED:
+        reject(c, channel, len, "not a welcome, during the handshake");
+        break;
+    case KAOS_WELCOME_SEALED:
+    case KAOS_WELCOME_PLAINTEXT:
+        open_connection(c);
+        break;
+    case KAOS_WELCOME_REFUSED:
+        refuse(c, r.code, r.reason, r.message);
+        break;
+    }
+}
+
 static void handle_received(kaos_client *c, kaos_transport_event *ev)
 {
     c->stats.packets_received++;
-    kn_envelope *env = NULL;
-    int rc = kn_envelope_decode(ev->bytes, ev->len, &env);
     uint8_t channel = ev->channel;
     size_t len = ev->len;
+    if (c->state == KAOS_CLIENT_HANDSHAKE) {
+        handle_handshake_packet(c, ev);
+        return;
+    }
+    if (c->state != KAOS_CLIENT_CONNECTED && c->state != KAOS_CLIENT_DISCONNECTING) {
+        kaos_transport__release(ev);
+        reject(c, channel, len, "not connected");
+        return;
+    }
+    const uint8_t *plain;
+    size_t plain_len;
+    uint8_t *heap;
+    int rc = kaos_client__open_packet(c, channel, ev->bytes, ev->len, &plain, &plain_len, &heap);
+    if (rc < 0) {
+        kaos_transport__release(ev);
+        reject(c, channel, len, kn_err_text(rc));
+        return;
+    }
+    kn_envelope *env = NULL;
+    rc = kn_envelope_decode(plain, plain_len, &env);
     kaos_transport__release(ev);
+    kn_free(heap);
     if (rc < 0) {
         c->stats.malformed_received++;
-        KN_DEBUG("dropped %zu bytes on channel %u: %s", len, channel, kn_err_text(rc));
+        KN_DEBUG("dropped %zu bytes on channel %u: %s", plain_len, channel, kn_err_text(rc));
         return;
     }
     kaos_client__dispatch(c, env, channel);
     kn_envelope_free(env);
 }
 
+static void handle_cookie(kaos_client *c, const kaos_transport_event *ev)
+{
+    /* The transport reports replies only while we wait for one. */
+    if (c->state != KAOS_CLIENT_COOKIE) return;
+    char message[96];
+    switch (ev->status) {
+    case KN_COOKIE_OK: {
+        int rc = kaos_transport__connect(c->transport, ev->data);
+        if (rc < 0) {
+            KN_ERROR("cannot start the connect: %s", kn_err_text(rc));
+            give_up(c, "connect failed:");
+            break;
+        }
+        set_state(c, KAOS_CLIENT_CONNECTING);
+        break;
+    }
+    case KN_COOKIE_BAD_VERSION:
+        snprintf(message, sizeof message, "unsupported protocol version %u; the server speaks %u",
+                 (unsigned)c->cfg.protocol_version, (unsigned)ev->version);
+        refuse(c, kn_err_to_wire(KN_ERR_FAILED_PRECONDITION), KAOS_DISCONNECT_UNSUPPORTED_VERSION,
+               message);
+        break;
+    default:
+        /* BUSY (or a status newer than us): the resend timer asks again. */
+        KN_DEBUG("server busy (cookie status %u); asking again", ev->status);
+        break;
+    }
+}
+
+/* ENet connected: open at once in plaintext mode, else start the handshake. */
+static void handle_connected(kaos_client *c)
+{
+    /* Only the peer being connected produces this; anything else would be
+     * an ENet quirk, not worth crashing a game over. */
+    if (c->state != KAOS_CLIENT_CONNECTING) {
+        KN_WARN("ignored a connect event while not connecting");
+        return;
+    }
+    if (c->cfg.plaintext) {
+        open_connection(c);
+        return;
+    }
+    int rc = kaos_client__send_hello(c);
+    if (rc < 0) {
+        KN_ERROR("cannot send the handshake hello: %s", kn_err_text(rc));
+        give_up(c, "connect failed:");
+        return;
+    }
+    c->stats.packets_sent++;
+    set_state(c, KAOS_CLIENT_HANDSHAKE);
+}
+
 static void handle_event(kaos_client *c, kaos_transport_event *ev)
 {
     switch (ev->type) {
     case KAOS_TRANSPORT_EVENT_CONNECTED:
-        /* Only the peer being connected produces this; anything else would be
-         * an ENet quirk, not worth crashing a game over. */
-        if (c->state != KAOS_CLIENT_CONNECTING) {
-            KN_WARN("ignored a connect event while not connecting");
-            break;
-        }
-        set_state(c, KAOS_CLIENT_CONNECTED);
-        c->last_send_ms = c->state_since_ms;
-        KN_INFO("connected to %s:%u", c->host, c->cfg.port);
-        if (c->cfg.callbacks.on_connected) c->cfg.callbacks.on_connected(c, c->cfg.user_data);
+        handle_connected(c);
         break;
     case KAOS_TRANSPORT_EVENT_DISCONNECTED:
         if (c->state != KAOS_CLIENT_DISCONNECTED) set_state(c, KAOS_CLIENT_DISCONNECTED);
@@ -255,6 +433,9 @@ static void handle_event(kaos_client *c, kaos_transport_event *ev)
         break;
     case KAOS_TRANSPORT_EVENT_RECEIVED:
         handle_received(c, ev);
+        break;
+    case KAOS_TRANSPORT_EVENT_COOKIE:
+        handle_cookie(c, ev);
         break;
     case KAOS_TRANSPORT_EVENT_NONE:
         break;

@@ -1,15 +1,18 @@
 /* client_internal: the kaos_client struct and what the SDK's files share.
  *
- * client.c owns the lifecycle and the connection state machine, requests.c
- * builds and sends envelopes, dispatch.c turns received envelopes into
- * callbacks, session.c keeps the copy of the current session. Only
- * transport.c touches ENet; only kn_codec touches protobuf-c. A client and
+ * client.c owns the lifecycle and the connection state machine, secure.c
+ * the transport security (key pinning, hello/welcome, sealing and opening
+ * every packet), requests.c builds and sends envelopes, dispatch.c turns
+ * received envelopes into callbacks, session.c keeps the copy of the
+ * current session. Only transport.c touches ENet; only kn_codec touches
+ * protobuf-c; only kn_secure and secure.c touch libsodium. A client and
  * everything it points to belong to the one thread that uses it. */
 #ifndef KAOS_CLIENT_INTERNAL_H
 #define KAOS_CLIENT_INTERNAL_H
 
 #include "kaos.h"
 #include "kn_codec.h"
+#include "kn_secure.h"
 #include "transport.h"
 
 #include <stdbool.h>
@@ -18,10 +21,28 @@
 /* Only client.c's set_state writes `state`. */
 typedef enum kaos_client_state {
     KAOS_CLIENT_DISCONNECTED = 0,
-    KAOS_CLIENT_CONNECTING,
+    KAOS_CLIENT_COOKIE,     /* asking the server for a cookie (raw UDP) */
+    KAOS_CLIENT_CONNECTING, /* ENet connecting with the cookie */
+    KAOS_CLIENT_HANDSHAKE,  /* ENet connected, hello sent, waiting for the welcome */
     KAOS_CLIENT_CONNECTED,
     KAOS_CLIENT_DISCONNECTING,
 } kaos_client_state;
+
+/* What a packet received during the handshake means (secure.c). */
+typedef enum kaos_welcome_outcome {
+    KAOS_WELCOME_IGNORED = 0, /* not a welcome: drop it and keep waiting */
+    KAOS_WELCOME_SEALED,      /* keys agreed: the connection is open and sealed */
+    KAOS_WELCOME_PLAINTEXT,   /* the server's security is off and insecure_dev_mode allows it */
+    KAOS_WELCOME_REFUSED,     /* the client refuses the server: report and disconnect */
+} kaos_welcome_outcome;
+
+typedef struct kaos_welcome_result {
+    kaos_welcome_outcome outcome;
+    /* REFUSED: on_error's wire code and text, and on_disconnected's reason. */
+    int code;
+    uint32_t reason;
+    char message[160];
+} kaos_welcome_result;
 
 /* The session the client keeps: owned copies plus the public view of them. */
 typedef struct kaos_stored_session {
@@ -40,6 +61,8 @@ struct kaos_client {
 
     kaos_client_state state;
     int64_t state_since_ms;       /* monotonic time the current state began */
+    int64_t connect_since_ms;     /* monotonic time kaos_client_connect began this attempt */
+    int64_t cookie_due_ms;        /* COOKIE: when to send the next cookie request */
     int64_t last_send_ms;         /* monotonic time of the last packet sent, for keepalive */
     uint32_t pending_disconnects; /* on_disconnected(0) owed for connects dropped locally */
     bool in_poll;
@@ -54,8 +77,22 @@ struct kaos_client {
     kaos_presence *presences;
     size_t presences_cap;
 
+    /* Transport security (secure.c). pinned/has_pin/key_hex are fixed at
+     * create; hs, crypt and sealed live for one connection and are wiped
+     * when it ends; server_pk survives it (kaos_client_server_key). */
+    uint8_t pinned[KN_KEY_SIZE];
+    bool has_pin;
+    char key_hex[2 * KN_KEY_SIZE + 1]; /* cfg.server_key points here when pinned */
+    kn_hs_client hs;
+    kn_crypt crypt;
+    bool sealed; /* every packet is sealed and opened with `crypt` */
+    uint8_t server_pk[KN_KEY_SIZE];
+    bool has_server_pk;
+
     kaos_client_stats stats;
-    uint8_t send_buf[KAOS_MAX_MESSAGE_SIZE]; /* an envelope is packed here before it is sent */
+    uint8_t send_buf[KAOS_MAX_MESSAGE_SIZE];                    /* envelopes are packed here */
+    uint8_t seal_buf[KAOS_MAX_MESSAGE_SIZE + KN_SEAL_OVERHEAD]; /* ...and sealed here */
+    uint8_t open_buf[KAOS_MAX_MESSAGE_SIZE]; /* received packets are opened here (larger: heap) */
 };
 
 /* requests.c */
@@ -66,6 +103,33 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
 /* Gives `env` the next cid and sends it reliably on the control channel.
  * Returns the cid or a negative error. */
 int kaos_client__request(kaos_client *c, kn_envelope *env);
+
+/* secure.c */
+
+/* Checks and copies the security part of `cfg` into c (pinned key) and
+ * starts libsodium. KN_ERR_CONFIG (logged) or KN_ERR_INTERNAL. */
+int kaos_client__secure_create(kaos_client *c, const kaos_client_config *cfg);
+/* Before a connect: KN_ERR_FAILED_PRECONDITION (logged) without a pinned
+ * key or insecure_dev_mode; logs the warnings of the insecure modes. */
+int kaos_client__secure_check(kaos_client *c);
+/* Starts the handshake and sends the hello, in clear, reliably on channel 0. */
+int kaos_client__send_hello(kaos_client *c);
+/* Judges a packet received in the HANDSHAKE state; on SEALED, `crypt` and
+ * `sealed` are set. Never fires callbacks. */
+kaos_welcome_result kaos_client__read_welcome(kaos_client *c, uint8_t channel, const uint8_t *bytes,
+                                              size_t len);
+/* Sends one packet, sealed when the connection is. KN_ERR_CLOSED,
+ * KN_ERR_NOMEM, KN_ERR_INVALID_ARGUMENT (unreliable on an ordered channel
+ * of a sealed connection). Does not count it. */
+int kaos_client__send_packet(kaos_client *c, uint8_t channel, const void *data, size_t len,
+                             bool reliable);
+/* Opens a received packet (or passes it through when not sealed). *plain
+ * points into `bytes`, the client's open buffer or *heap, which the caller
+ * frees with kn_free after use. A negative error means: reject it. */
+int kaos_client__open_packet(kaos_client *c, uint8_t channel, const uint8_t *bytes, size_t len,
+                             const uint8_t **plain, size_t *plain_len, uint8_t **heap);
+/* Forgets the connection's keys (when it ends). */
+void kaos_client__secure_reset(kaos_client *c);
 
 /* dispatch.c: fires the callback for one envelope that arrived on `channel`. */
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel);

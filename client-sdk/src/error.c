@@ -1,11 +1,12 @@
 /* error: the public error and disconnect-reason texts.
  *
  * kaos.h must not include src/common or generated headers, so it repeats
- * the values; the assertions below stop the build if kn_error.h or
- * proto/kaos.proto ever move away from them. */
+ * the values; the assertions below stop the build if kn_error.h,
+ * kn_secure.h or proto/kaos.proto ever move away from them. */
 #include "kaos.h"
 #include "kn_codec.h"
 #include "kn_error.h"
+#include "kn_secure.h"
 
 #include <stddef.h>
 
@@ -61,8 +62,14 @@ SAME_REASON(IDLE_TIMEOUT)
 SAME_REASON(PROTOCOL_VIOLATION)
 SAME_REASON(SERVER_FULL)
 SAME_REASON(KICKED)
+SAME_REASON(HANDSHAKE_FAILED)
+SAME_REASON(RATE_LIMITED)
+SAME_REASON(TOO_MANY_CONNECTIONS)
+SAME_REASON(SEND_QUEUE_FULL)
 
 _Static_assert(KAOS_PROTOCOL_VERSION == KN_PROTOCOL_VERSION, "protocol versions differ");
+_Static_assert(KAOS_SEAL_OVERHEAD == KN_SEAL_OVERHEAD, "seal overheads differ");
+_Static_assert(KAOS_SERVER_KEY_HEX_SIZE == 2 * KN_KEY_SIZE + 1, "key sizes differ");
 
 const char *kaos_err_text(int err)
 {
@@ -78,6 +85,10 @@ static const char *const reasons[] = {
     [KAOS_DISCONNECT_PROTOCOL_VIOLATION] = "protocol violation",
     [KAOS_DISCONNECT_SERVER_FULL] = "server full",
     [KAOS_DISCONNECT_KICKED] = "kicked",
+    [KAOS_DISCONNECT_HANDSHAKE_FAILED] = "secure handshake failed",
+    [KAOS_DISCONNECT_RATE_LIMITED] = "rate limited",
+    [KAOS_DISCONNECT_TOO_MANY_CONNECTIONS] = "too many connections from this address",
+    [KAOS_DISCONNECT_SEND_QUEUE_FULL] = "could not keep up with the server's data",
 };
 
 const char *kaos_disconnect_reason_text(uint32_t reason)

@@ -1,10 +1,11 @@
 /* requests: builds the envelopes a client sends and sends them.
  *
  * Every envelope is packed into the client's send buffer, so nothing larger
- * than KAOS_MAX_MESSAGE_SIZE can leave. Requests go reliably on the control
- * channel with a fresh cid; match data goes on channel 1 or 2 with cid 0,
- * since nothing answers it. Arguments are checked before the connection
- * state, so a bad call fails the same way connected or not. */
+ * than KAOS_MAX_MESSAGE_SIZE can leave; secure.c seals it on the way out.
+ * Requests go reliably on the control channel with a fresh cid; match data
+ * goes on channel 1 or 2 with cid 0, since nothing answers it. Arguments
+ * are checked before the connection state, so a bad call fails the same way
+ * connected or not. */
 #include "client_internal.h"
 #include "kn_error.h"
 #include "kn_log.h"
@@ -40,7 +41,7 @@ static uint32_t take_cid(kaos_client *c)
 static int send_bytes(kaos_client *c, uint8_t channel, const void *data, size_t len, bool reliable)
 {
     if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
-    int rc = kaos_transport__send(c->transport, channel, data, len, reliable);
+    int rc = kaos_client__send_packet(c, channel, data, len, reliable);
     if (rc < 0) return rc;
     c->stats.packets_sent++;
     c->last_send_ms = kn_time_mono_ms();

@@ -4,12 +4,23 @@
  * only slot); every event from any other peer is dropped here, because an
  * unbound ENet host accepts incoming connections whenever its slot is free.
  * ENet allocates through kn_malloc, so an injected allocator sees (and can
- * fail) ENet's allocations too. */
+ * fail) ENet's allocations too.
+ *
+ * Cookie replies are raw datagrams, which ENet would drop as junk, so the
+ * host's receive intercept takes every datagram that parses as one. ENet's
+ * intercept gets only the host, and ENetHost has no user pointer, so the
+ * transport being serviced is found through `servicing`: the intercept runs
+ * only inside enet_host_service, which runs only in kaos_transport__service,
+ * on this thread. A reply is kept only while `want_cookie` and only from
+ * the server's address; the intercept then hands ENet a RECEIVE event with
+ * no peer and no packet, which makes enet_host_service return at once, and
+ * kaos_transport__service turns it into a COOKIE event. */
 #include "transport.h"
 #include "kn_codec.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "kn_secure.h"
 
 #include <enet/enet.h>
 
@@ -18,7 +29,15 @@
 struct kaos_transport {
     ENetHost *host;
     ENetPeer *peer;
+    ENetAddress server; /* set by open */
+    bool want_cookie;   /* between open and connect/abort */
+    bool has_reply;     /* a cookie reply waits for service to hand it out */
+    uint8_t reply_status, reply_version;
+    uint32_t reply_cookie;
 };
+
+/* The transport inside enet_host_service on this thread, for the intercept. */
+static _Thread_local kaos_transport *servicing;
 
 enum { ENET_IDLE, ENET_STARTING, ENET_READY };
 static atomic_int enet_state = ENET_IDLE;
@@ -58,6 +77,34 @@ static int start_enet(void)
     }
 }
 
+/* Takes cookie replies from the raw datagram stream; leaves the rest to ENet. */
+static int ENET_CALLBACK intercept(ENetHost *host, ENetEvent *event)
+{
+    uint8_t version, status;
+    uint32_t cookie;
+    if (kn_cookie_reply_parse(host->receivedData, host->receivedDataLength, &version, &status,
+                              &cookie) < 0)
+        return 0;
+    /* A cookie reply is never ENet's business: consume it even when unwanted
+     * (a late duplicate of an answered request, or from a stranger). */
+    kaos_transport *t = servicing;
+    if (!t || t->host != host || !t->want_cookie || host->receivedAddress.host != t->server.host ||
+        host->receivedAddress.port != t->server.port) {
+        KN_DEBUG("ignored a cookie reply");
+        return 1;
+    }
+    t->has_reply = true;
+    t->reply_status = status;
+    t->reply_version = version;
+    t->reply_cookie = cookie;
+    if (event) {
+        event->type = ENET_EVENT_TYPE_RECEIVE; /* any type but NONE ends the service call */
+        event->peer = NULL;
+        event->packet = NULL;
+    }
+    return 1;
+}
+
 int kaos_transport__create(kaos_transport **out)
 {
     *out = NULL;
@@ -73,6 +120,7 @@ int kaos_transport__create(kaos_transport **out)
         kn_free(t);
         return rc;
     }
+    t->host->intercept = intercept;
     *out = t;
     return KN_OK;
 }
@@ -85,7 +133,7 @@ void kaos_transport__destroy(kaos_transport *t)
     kn_free(t);
 }
 
-int kaos_transport__connect(kaos_transport *t, const char *host, uint16_t port, uint32_t data)
+int kaos_transport__open(kaos_transport *t, const char *host, uint16_t port)
 {
     if (t->peer) return KN_ERR_FAILED_PRECONDITION;
     ENetAddress address = {0};
@@ -94,11 +142,31 @@ int kaos_transport__connect(kaos_transport *t, const char *host, uint16_t port, 
         return KN_ERR_UNAVAILABLE;
     }
     address.port = port;
+    t->server = address;
+    t->want_cookie = true;
+    t->has_reply = false;
+    return KN_OK;
+}
+
+int kaos_transport__request_cookie(kaos_transport *t, uint8_t version)
+{
+    uint8_t request[KN_COOKIE_REQUEST_SIZE];
+    kn_cookie_request_build(request, version);
+    ENetBuffer buffer = {.data = request, .dataLength = sizeof request};
+    /* 0 means the socket would block: as lost as a dropped datagram. */
+    return enet_socket_send(t->host->socket, &t->server, &buffer, 1) > 0 ? KN_OK : KN_ERR_IO;
+}
+
+int kaos_transport__connect(kaos_transport *t, uint32_t cookie)
+{
+    if (t->peer) return KN_ERR_FAILED_PRECONDITION;
+    t->want_cookie = false;
+    t->has_reply = false;
     /* The only slot may hold a stranger's half-open connection: ours wins. */
     ENetPeer *slot = &t->host->peers[0];
     if (slot->state != ENET_PEER_STATE_DISCONNECTED) enet_peer_reset(slot);
     enet_out_of_memory = false;
-    t->peer = enet_host_connect(t->host, &address, KN_CHANNEL_COUNT, data);
+    t->peer = enet_host_connect(t->host, &t->server, KN_CHANNEL_COUNT, cookie);
     if (!t->peer) return enet_out_of_memory ? KN_ERR_NOMEM : KN_ERR_UNAVAILABLE;
     return KN_OK;
 }
@@ -110,6 +178,8 @@ void kaos_transport__disconnect(kaos_transport *t)
 
 void kaos_transport__abort(kaos_transport *t)
 {
+    t->want_cookie = false;
+    t->has_reply = false;
     if (!t->peer) return;
     enet_peer_disconnect_now(t->peer, 0);
     t->peer = NULL;
@@ -145,17 +215,37 @@ static void drop_stranger(ENetEvent *e)
     KN_DEBUG("dropped an event from an unknown peer");
 }
 
+/* Hands out the cookie reply the intercept kept. */
+static int take_cookie(kaos_transport *t, kaos_transport_event *ev)
+{
+    t->has_reply = false;
+    ev->type = KAOS_TRANSPORT_EVENT_COOKIE;
+    ev->status = t->reply_status;
+    ev->version = t->reply_version;
+    ev->data = t->reply_cookie;
+    return 1;
+}
+
 int kaos_transport__service(kaos_transport *t, uint32_t wait_ms, kaos_transport_event *ev)
 {
     *ev = (kaos_transport_event){.type = KAOS_TRANSPORT_EVENT_NONE};
+    if (t->has_reply) return take_cookie(t, ev);
     ENetEvent e;
     for (;;) {
+        servicing = t;
         int rc = enet_host_service(t->host, &e, wait_ms);
+        servicing = NULL;
         if (rc < 0) {
             KN_ERROR("client socket failed");
             return KN_ERR_IO;
         }
         if (rc == 0) return 0;
+        /* The intercept's wake-up: no peer, no packet. */
+        if (e.type == ENET_EVENT_TYPE_RECEIVE && !e.packet) {
+            if (t->has_reply) return take_cookie(t, ev);
+            wait_ms = 0;
+            continue;
+        }
         if (e.peer == t->peer && t->peer) break;
         drop_stranger(&e);
         wait_ms = 0;

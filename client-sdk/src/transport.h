@@ -3,8 +3,12 @@
  * One ENet host with one peer and KN_CHANNEL_COUNT channels. It turns ENet's
  * events into plain structs, copies outgoing bytes into packets (hiding that
  * enet_peer_send owns the packet only on success), and drops anything from a
- * peer that is not the one this client connected. Owned by one client and
- * used from that client's thread. */
+ * peer that is not the one this client connected. It also speaks the
+ * cookie exchange that precedes the ENet connect: the request leaves as a
+ * raw datagram from the ENet host's own socket (the cookie is bound to that
+ * address and port), and replies from the server's address come back as
+ * COOKIE events. Bytes are carried as they are: sealing is the client's
+ * business. Owned by one client and used from that client's thread. */
 #ifndef KAOS_TRANSPORT_H
 #define KAOS_TRANSPORT_H
 
@@ -19,12 +23,15 @@ typedef enum kaos_transport_event_type {
     KAOS_TRANSPORT_EVENT_CONNECTED,
     KAOS_TRANSPORT_EVENT_DISCONNECTED, /* the peer is gone; `data` is the reason */
     KAOS_TRANSPORT_EVENT_RECEIVED,     /* bytes/len/channel; release with kaos_transport__release */
+    KAOS_TRANSPORT_EVENT_COOKIE,       /* a cookie reply: status, version; `data` is the cookie */
 } kaos_transport_event_type;
 
 typedef struct kaos_transport_event {
     kaos_transport_event_type type;
     uint32_t data;
     uint8_t channel;
+    uint8_t status;  /* COOKIE: KN_COOKIE_OK, _BAD_VERSION or _BUSY (or anything: untrusted) */
+    uint8_t version; /* COOKIE: the server's protocol version */
     const uint8_t *bytes;
     size_t len;
     void *packet; /* private: the ENet packet that holds `bytes` */
@@ -35,13 +42,22 @@ int kaos_transport__create(kaos_transport **out);
 /* Accepts NULL. A live peer is sent a disconnect (best effort) and dropped. */
 void kaos_transport__destroy(kaos_transport *t);
 
-/* Resolves `host` (blocking) and starts connecting, announcing `data` (the
- * protocol version). KN_ERR_UNAVAILABLE if the name does not resolve,
- * KN_ERR_NOMEM, KN_ERR_FAILED_PRECONDITION if a peer is already active. */
-int kaos_transport__connect(kaos_transport *t, const char *host, uint16_t port, uint32_t data);
+/* Resolves `host` (blocking) and remembers it as the server; from now until
+ * connect or abort, cookie replies from it become COOKIE events.
+ * KN_ERR_UNAVAILABLE if the name does not resolve, KN_ERR_FAILED_PRECONDITION
+ * if a peer is already active. */
+int kaos_transport__open(kaos_transport *t, const char *host, uint16_t port);
+/* Sends one cookie request for `version` to the server (after open).
+ * KN_ERR_IO when the socket refused it (the caller retries later). */
+int kaos_transport__request_cookie(kaos_transport *t, uint8_t version);
+/* Starts the ENet connect to the server (after open), with `cookie` as the
+ * connect data. KN_ERR_NOMEM, KN_ERR_UNAVAILABLE, KN_ERR_FAILED_PRECONDITION
+ * if a peer is already active. */
+int kaos_transport__connect(kaos_transport *t, uint32_t cookie);
 /* Graceful: a DISCONNECTED event follows once the server acknowledges. */
 void kaos_transport__disconnect(kaos_transport *t);
-/* Immediate: sends one unreliable disconnect and forgets the peer; no event follows. */
+/* Immediate: sends one unreliable disconnect and forgets the peer (and ends
+ * the cookie exchange); no event follows. */
 void kaos_transport__abort(kaos_transport *t);
 
 /* Copies `data` into a packet. reliable -> ENet reliable, else unreliable

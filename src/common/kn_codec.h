@@ -14,7 +14,7 @@
 typedef Kaos__V1__Envelope kn_envelope;
 #define KN_ENVELOPE_INIT KAOS__V1__ENVELOPE__INIT
 
-/* The protocol version a client announces in ENet's connect data. */
+/* The protocol version, carried by the cookie request and the hello (kn_secure). */
 #define KN_PROTOCOL_VERSION 1u
 
 /* ENet channels. */

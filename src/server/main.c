@@ -100,6 +100,19 @@ static int cmd_healthcheck(const kn_config *cfg)
     probe p = {0};
     kaos_client_config cc;
     kaos_client_config_default(&cc);
+    /* Pin our own key when the key file is readable here (same host, same
+     * data dir); otherwise the probe only proves the port answers. */
+    kn_keys keys;
+    char pub[2 * KN_KEY_BYTES + 1] = "";
+    if (kn_keys_load(cfg->data_dir, &keys) == KN_OK) {
+        kn_keys_public_hex(&keys, pub);
+        kn_keys_wipe(&keys);
+        cc.server_key = pub;
+    } else {
+        cc.insecure_dev_mode = true;
+    }
+    cc.plaintext = !strcmp(cfg->security, "off");
+    if (cc.plaintext) cc.insecure_dev_mode = true;
     cc.host = strcmp(cfg->bind, "0.0.0.0") ? cfg->bind : "127.0.0.1";
     cc.port = (uint16_t)cfg->port;
     cc.connect_timeout_ms = 2000;

@@ -9,6 +9,7 @@
 #include "kn_error.h"
 #include "kn_gateway.h"
 #include "kn_keys.h"
+#include "kn_limits.h"
 #include "kn_log.h"
 #include "kn_net.h"
 #include "kn_relay.h"
@@ -81,6 +82,7 @@ int kn_server_run(const kn_config *cfg)
     kn_api *api = NULL;
     kn_gateway *gw = NULL;
     kn_net *net = NULL;
+    kn_lockout *account_lock = NULL, *address_lock = NULL;
     bool created = false;
     int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
     if (rc) {
@@ -107,8 +109,21 @@ int kn_server_run(const kn_config *cfg)
                             .max_size = (uint32_t)cfg->match_max_size,
                             .max_matches_per_conn = 8,
                             .max_message_size = (size_t)cfg->max_message_size};
+    kn_lockout_config alc = {.max_failures = (uint32_t)cfg->lockout_account_failures,
+                             .window_ms = cfg->lockout_account_ms,
+                             .lock_ms = cfg->lockout_account_ms,
+                             .max_entries = 100000};
+    kn_lockout_config adc = {.max_failures = (uint32_t)cfg->lockout_address_failures,
+                             .window_ms = cfg->lockout_address_ms,
+                             .lock_ms = cfg->lockout_address_ms,
+                             .max_entries = 100000};
+    if ((rc = kn_lockout_create(&alc, &account_lock)) ||
+        (rc = kn_lockout_create(&adc, &address_lock)))
+        goto done;
     kn_gateway_deps deps = {.api = api, .auth = auth, .relay = &rcfg,
-                            .shutdown_grace_ms = cfg->shutdown_grace_ms};
+                            .shutdown_grace_ms = cfg->shutdown_grace_ms,
+                            .account_lockout = account_lock,
+                            .address_lockout = address_lock};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
     kn_net_config nc;
@@ -122,6 +137,18 @@ int kn_server_run(const kn_config *cfg)
     nc.idle_timeout_ms = cfg->idle_timeout_ms;
     nc.shutdown_grace_ms = cfg->shutdown_grace_ms;
     nc.max_violations = (uint32_t)cfg->max_violations;
+    nc.secure = strcmp(cfg->security, "off") != 0;
+    nc.server_pk = keys.kx_public;
+    nc.server_sk = keys.kx_secret;
+    nc.max_handshakes = (size_t)cfg->max_handshakes;
+    nc.handshake_timeout_ms = cfg->handshake_timeout_ms;
+    nc.max_per_address = (size_t)cfg->max_connections_per_address;
+    nc.control_rates = (kn_net_rates){(double)cfg->rate_control_msgs, 2.0 * (double)cfg->rate_control_msgs,
+                                      (double)cfg->rate_control_bytes, 2.0 * (double)cfg->rate_control_bytes};
+    nc.match_rates = (kn_net_rates){(double)cfg->rate_match_msgs, 2.0 * (double)cfg->rate_match_msgs,
+                                    (double)cfg->rate_match_bytes, 2.0 * (double)cfg->rate_match_bytes};
+    nc.max_rate_drops = (uint32_t)cfg->rate_max_drops;
+    nc.max_queued = (size_t)cfg->max_send_queue;
     kn_net_handler handler;
     kn_gateway_handler(gw, &handler);
     if ((rc = kn_net_global_init())) goto done;
@@ -134,8 +161,10 @@ int kn_server_run(const kn_config *cfg)
             KAOS_VERSION, cfg->node, cfg->bind, kn_net_port(net), KN_PROTOCOL_VERSION,
             (long long)cfg->api_workers);
     KN_INFO("server public key %s", pub);
-    /* A line scripts and tests can wait for. */
-    fprintf(stdout, "kaosnet ready udp %s:%u\n", cfg->bind, kn_net_port(net));
+    if (!nc.secure)
+        KN_WARN("transport security is OFF: traffic, tokens included, travels in clear");
+    /* A line scripts and tests can wait for; clients pin the key it names. */
+    fprintf(stdout, "kaosnet ready udp %s:%u key %s\n", cfg->bind, kn_net_port(net), pub);
     fflush(stdout);
 
     running_net = net;
@@ -150,6 +179,8 @@ done:
     kn_net_destroy(net);
     if (net) kn_net_global_deinit();
     kn_gateway_destroy(gw);
+    kn_lockout_destroy(account_lock);
+    kn_lockout_destroy(address_lock);
     kn_auth_destroy(auth);
     kn_keys_wipe(&keys);
     if (rc) KN_ERROR("server stopped: %s", kn_err_text(rc));

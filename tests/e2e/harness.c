@@ -21,8 +21,34 @@
 #endif
 
 #define MAX_CLIENTS 64
+#define MAX_SERVERS 8
 
 static e2e_client *live[MAX_CLIENTS];
+
+/* The key each started server announced, by port, so clients pin it. */
+static struct {
+    uint16_t port;
+    char key_hex[65];
+} known[MAX_SERVERS];
+
+static void remember_key(uint16_t port, const char *hex)
+{
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (known[i].port == port || known[i].port == 0) {
+            known[i].port = port;
+            snprintf(known[i].key_hex, sizeof known[i].key_hex, "%s", hex);
+            return;
+        }
+    }
+    fail_msg("too many servers");
+}
+
+static const char *key_for(uint16_t port)
+{
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (known[i].port == port) return known[i].key_hex;
+    return NULL;
+}
 
 int64_t e2e_now_ms(void)
 {
@@ -118,8 +144,16 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
         buf[len] = '\0';
         const char *ready = strstr(buf, "kaosnet ready udp ");
         const char *colon = ready ? strchr(ready + 18, ':') : NULL;
-        if (colon && strchr(colon, '\n')) {
+        const char *key = colon ? strstr(colon, " key ") : NULL;
+        if (key && strchr(key, '\n')) {
             s->port = (uint16_t)atoi(colon + 1);
+            snprintf(s->key_hex, sizeof s->key_hex, "%.64s", key + 5);
+            for (int i = 0; i < 32; i++) {
+                unsigned v;
+                sscanf(s->key_hex + 2 * i, "%2x", &v);
+                s->key[i] = (uint8_t)v;
+            }
+            remember_key(s->port, s->key_hex);
             return;
         }
     }
@@ -268,7 +302,8 @@ static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
     ((e2e_client *)ud)->shutdown_notices++;
 }
 
-static e2e_client *client_new(uint16_t port, uint32_t version, uint32_t keepalive)
+static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keepalive,
+                                  const char *key_hex, bool insecure, bool plaintext)
 {
     e2e_client *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -277,6 +312,9 @@ static e2e_client *client_new(uint16_t port, uint32_t version, uint32_t keepaliv
     cfg.port = port;
     cfg.keepalive_ms = keepalive;
     if (version) cfg.protocol_version = version;
+    cfg.server_key = key_hex;
+    cfg.insecure_dev_mode = insecure;
+    cfg.plaintext = plaintext;
     cfg.user_data = c;
     cfg.callbacks = (kaos_callbacks){
         .on_connected = on_connected,
@@ -302,9 +340,27 @@ static e2e_client *client_new(uint16_t port, uint32_t version, uint32_t keepaliv
     return NULL;
 }
 
+static e2e_client *client_new(uint16_t port, uint32_t version, uint32_t keepalive)
+{
+    const char *key = key_for(port);
+    if (!key) fail_msg("no server known on port %u", port);
+    return client_new_cfg(port, version, keepalive, key, false, false);
+}
+
 e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t version)
 {
     return client_new(port, version, 0);
+}
+
+e2e_client *e2e_client_new_with_key(uint16_t port, const char *key_hex, bool insecure)
+{
+    /* keepalive on: these clients may sit through long waits */
+    return client_new_cfg(port, 0, 2000, key_hex, insecure, false);
+}
+
+e2e_client *e2e_client_new_plaintext(uint16_t port)
+{
+    return client_new_cfg(port, 0, 0, NULL, true, true);
 }
 
 e2e_client *e2e_client_new(uint16_t port, uint32_t version, uint32_t keepalive_ms)

@@ -23,6 +23,8 @@ typedef struct e2e_server {
     char dbname[64];
     char data_dir[128];
     int out_fd; /* server stdout (we read the ready line from it) */
+    char key_hex[65]; /* the server's public key, from its ready line */
+    uint8_t key[32];
 } e2e_server;
 
 /* Creates a fresh database and a data dir for `s` (call once per server). */
@@ -40,7 +42,7 @@ int e2e_run_cli(const char *const *args, char *out, size_t out_cap);
 
 /* --- clients ---------------------------------------------------------------- */
 
-#define E2E_MAX_DATA 256
+#define E2E_MAX_DATA 1024
 
 typedef struct e2e_data {
     uint32_t match, sender;
@@ -83,6 +85,10 @@ typedef struct e2e_client {
 e2e_client *e2e_client_new(uint16_t port, uint32_t protocol_version, uint32_t keepalive_ms);
 /* Starts a connection but does not wait for it. */
 e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t protocol_version);
+/* Starts a connection pinning key_hex (or insecure mode); does not wait. */
+e2e_client *e2e_client_new_with_key(uint16_t port, const char *key_hex, bool insecure);
+/* Starts a plaintext (no handshake) connection; does not wait. */
+e2e_client *e2e_client_new_plaintext(uint16_t port);
 void e2e_client_free(e2e_client *c);
 /* Authenticates by device and waits for the session. */
 void e2e_auth(e2e_client *c, const char *device_id);

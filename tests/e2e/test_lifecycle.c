@@ -129,7 +129,8 @@ static void hello_example_runs_against_the_server(void **state)
     e2e_server_init(&s);
     e2e_server_start(&s, NULL);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s -t 20 127.0.0.1 %u 2>&1", KAOS_HELLO_BIN, s.port);
+    snprintf(cmd, sizeof cmd, "%s -t 20 -k %s 127.0.0.1 %u 2>&1", KAOS_HELLO_BIN, s.key_hex,
+             s.port);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char out[8192];

@@ -1,7 +1,14 @@
 /* kaos-hello: two clients in one process meet in a relayed match.
  *
- *   usage: kaos-hello [-v] [-t SECONDS] [HOST [PORT]]
+ *   usage: kaos-hello [-v] [-t SECONDS] [-k KEY | -i] [HOST [PORT]]
  *          defaults: 127.0.0.1 7350, a 10 s overall timeout; -v logs the SDK's debug lines
+ *          -k KEY: the server's public key (64 hex digits), as the server prints it at
+ *                  start ("server public key <hex>"); or set KAOS_SERVER_KEY
+ *          -i:     insecure development mode: do not verify the server's identity
+ *
+ * Both clients pin the server's key, so they talk only to the server that
+ * holds its secret key; without a key (and without -i) the program says
+ * where to find it and exits 2.
  *
  * A and B connect and authenticate with fresh random device ids. A creates a
  * relayed match and B joins it by match_id. When A sees B join, A sends a
@@ -52,6 +59,8 @@ struct hello {
     player a, b;
     const char *host;
     uint16_t port;
+    const char *server_key; /* NULL with insecure */
+    bool insecure;
     char match_id[256];
     bool join_sent;
     bool a_sent;
@@ -161,8 +170,12 @@ static void on_error(kaos_client *c, uint32_t cid, int code, const char *message
 {
     (void)c;
     player *p = ud;
-    fail(p->app, "%s: request %" PRIu32 " failed while %s: %s (%s)", p->name, cid, p->doing,
-         message, kaos_err_text(-code));
+    if (cid == 0) /* not a request: the connection itself (a wrong server key, ...) */
+        fail(p->app, "%s: error while %s: %s (%s)", p->name, p->doing, message,
+             kaos_err_text(-code));
+    else
+        fail(p->app, "%s: request %" PRIu32 " failed while %s: %s (%s)", p->name, cid, p->doing,
+             message, kaos_err_text(-code));
 }
 
 static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
@@ -268,6 +281,8 @@ static int start_player(hello *app, player *p, const char *name)
     kaos_client_config_default(&cfg);
     cfg.host = app->host;
     cfg.port = app->port;
+    cfg.server_key = app->server_key;
+    cfg.insecure_dev_mode = app->insecure;
     cfg.user_data = p;
     cfg.callbacks = (kaos_callbacks){
         .on_connected = on_connected,
@@ -280,7 +295,12 @@ static int start_player(hello *app, player *p, const char *name)
         .on_match_presence = on_match_presence,
         .on_shutdown_notice = on_shutdown_notice,
     };
-    if (check(p, kaos_client_create(&cfg, &p->client), "create a client") < 0) return -1;
+    int created = kaos_client_create(&cfg, &p->client);
+    if (created == KAOS_ERR_CONFIG && app->server_key) {
+        fail(app, "the server key must be 64 hex digits, as the server prints it at start");
+        return -1;
+    }
+    if (check(p, created, "create a client") < 0) return -1;
     int rc = kaos_client_connect(p->client);
     if (rc < 0)
         fail(app, "%s: cannot connect to %s:%u: %s", p->name, app->host, app->port,
@@ -315,7 +335,16 @@ static void run(hello *app, double timeout_s)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: kaos-hello [-v] [-t SECONDS] [HOST [PORT]]\n");
+    fprintf(stderr, "usage: kaos-hello [-v] [-t SECONDS] [-k KEY | -i] [HOST [PORT]]\n");
+    return 2;
+}
+
+static int missing_key(void)
+{
+    fprintf(stderr, "kaos-hello: no server key. Pass the key the server printed at start\n"
+                    "  (the line \"server public key <64 hex digits>\") with -k KEY or in the\n"
+                    "  KAOS_SERVER_KEY environment variable, or use -i to skip verifying the\n"
+                    "  server (insecure: for development only).\n");
     return 2;
 }
 
@@ -330,6 +359,10 @@ int main(int argc, char **argv)
         if (strcmp(arg, "-v") == 0) {
             kaos_set_log_sink(log_line, NULL);
             kaos_set_log_level(KAOS_LOG_DEBUG);
+        } else if (strcmp(arg, "-k") == 0 && i + 1 < argc) {
+            app.server_key = argv[++i];
+        } else if (strcmp(arg, "-i") == 0) {
+            app.insecure = true;
         } else if (strcmp(arg, "-t") == 0 && i + 1 < argc) {
             timeout_s = strtod(argv[++i], &end);
             if (*end || !(timeout_s > 0 && timeout_s < 1e6)) return usage();
@@ -343,6 +376,14 @@ int main(int argc, char **argv)
             app.port = (uint16_t)port;
         }
     }
+    if (!app.server_key) {
+        const char *env = getenv("KAOS_SERVER_KEY");
+        if (env && env[0]) app.server_key = env;
+    }
+    if (!app.server_key && !app.insecure) return missing_key();
+    if (!app.server_key)
+        fprintf(stderr, "kaos-hello: insecure development mode: the server's identity is not "
+                        "verified\n");
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     if (start_player(&app, &app.a, "A") >= 0 && start_player(&app, &app.b, "B") >= 0)

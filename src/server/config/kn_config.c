@@ -54,6 +54,21 @@ static const option options[] = {
     INT(match_max_size, "256", 2, 1024, "largest relayed match a client may ask for"),
     INT(shutdown_grace_ms, "5000", 0, 600000, "time to drain before closing on shutdown"),
     INT(api_queue_size, "4096", 16, 1048576, "pending API requests before RESOURCE_EXHAUSTED"),
+    STR(security, "required", "transport security: required | off (plaintext, debugging only)"),
+    INT(max_handshakes, "256", 1, 65536, "connections still in the handshake at once"),
+    INT(handshake_timeout_ms, "5000", 100, 600000, "drop a connection without a hello by then"),
+    INT(max_connections_per_address, "32", 0, 4095, "connections from one IP address (0 = any)"),
+    INT(rate_control_msgs, "30", 0, 1000000, "control messages per second per connection (0 = off)"),
+    INT(rate_control_bytes, "32768", 0, 1073741824, "control bytes per second per connection"),
+    INT(rate_match_msgs, "120", 0, 1000000, "match packets per second per connection (0 = off)"),
+    INT(rate_match_bytes, "131072", 0, 1073741824, "match bytes per second per connection"),
+    INT(rate_max_drops, "100", 1, 1000000, "rate-limited packets within 10 s before disconnect"),
+    INT(max_send_queue, "1024", 16, 1048576,
+        "outgoing packets queued per connection before SEND_QUEUE_FULL"),
+    INT(lockout_account_failures, "5", 0, 1000, "failed logins that lock an account (0 = off)"),
+    INT(lockout_account_ms, "60000", 1000, 86400000, "how long an account stays locked"),
+    INT(lockout_address_failures, "10", 0, 1000, "failed logins that lock an address (0 = off)"),
+    INT(lockout_address_ms, "600000", 1000, 86400000, "how long an address stays locked"),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -300,6 +315,10 @@ int kn_config_validate(const kn_config *cfg, char *err, size_t cap)
 {
     if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
         set_err(err, cap, "log_format: expected text or json, got \"%s\"", cfg->log_format);
+        return KN_ERR_CONFIG;
+    }
+    if (strcmp(cfg->security, "required") && strcmp(cfg->security, "off")) {
+        set_err(err, cap, "security: expected required or off, got \"%s\"", cfg->security);
         return KN_ERR_CONFIG;
     }
     static const char *const levels[] = {"debug", "info", "warn", "warning", "error", "off"};

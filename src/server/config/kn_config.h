@@ -40,6 +40,20 @@ typedef struct kn_config {
     int64_t match_max_size;
     int64_t shutdown_grace_ms;
     int64_t api_queue_size;
+    char *security;                /* required | off */
+    int64_t max_handshakes;
+    int64_t handshake_timeout_ms;
+    int64_t max_connections_per_address;
+    int64_t rate_control_msgs;     /* per second; burst is twice */
+    int64_t rate_control_bytes;
+    int64_t rate_match_msgs;
+    int64_t rate_match_bytes;
+    int64_t rate_max_drops;
+    int64_t max_send_queue;
+    int64_t lockout_account_failures;
+    int64_t lockout_account_ms;
+    int64_t lockout_address_failures;
+    int64_t lockout_address_ms;
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

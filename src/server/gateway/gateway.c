@@ -7,6 +7,7 @@
 #include "kn_auth.h"
 #include "kn_codec.h"
 #include "kn_error.h"
+#include "kn_limits.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "kn_relay.h"
@@ -19,6 +20,7 @@
 typedef struct session {
     kn_conn_id id;
     char address[80];
+    char address_key[24]; /* "addr:<ip>" for the lockout table */
     bool authenticated;
     char user_id[37];
     char username[129];
@@ -39,6 +41,7 @@ typedef struct job {
     kn_gateway *gw;
     kn_conn_id conn;
     uint32_t cid;
+    char address_key[24];
     kn_envelope *req;
     uint8_t *reply;
     size_t reply_len;
@@ -50,6 +53,7 @@ typedef struct job {
 typedef enum { RUN_NET, RUN_API } run_on;
 typedef struct route {
     bool pre_auth;     /* allowed before authentication */
+    bool login;        /* a login attempt: refused while the address is locked out */
     uint8_t channels;  /* bit mask of allowed channels */
     run_on where;
     void (*handle)(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env);
@@ -102,6 +106,27 @@ static void send_ack(kn_gateway *gw, kn_conn_id conn, uint32_t cid)
     send_env(gw, conn, &env);
 }
 
+/* --- failed-login lockout ------------------------------------------------------ */
+
+/* 0 when allowed; else writes the refusal and returns RESOURCE_EXHAUSTED. */
+static int locked(kn_lockout *l, const char *key, char *msg, size_t cap)
+{
+    int64_t left = kn_lockout_check(l, key, kn_time_mono_ms());
+    if (!left) return KN_OK;
+    snprintf(msg, cap, "too many failed logins; try again in %lld s", (long long)(left + 999) / 1000);
+    return KN_ERR_RESOURCE_EXHAUSTED;
+}
+
+/* Any thread: count a failed login for the address and, if known, the account. */
+static void login_failed(kn_gateway *gw, const char *address_key, const char *account_key)
+{
+    int64_t now = kn_time_mono_ms();
+    if (account_key && kn_lockout_fail(gw->deps.account_lockout, account_key, now))
+        KN_WARN("login locked for an account after repeated failures");
+    if (kn_lockout_fail(gw->deps.address_lockout, address_key, now))
+        KN_WARN("logins locked for %s after repeated failures", address_key);
+}
+
 /* --- sessions --------------------------------------------------------------- */
 
 static void bind_claims(kn_gateway *gw, session *s, const kn_token_claims *c)
@@ -142,8 +167,9 @@ static void handle_session_resume(kn_gateway *gw, session *s, uint8_t channel, k
 {
     kn_token_claims c;
     int rc = kn_auth_verify_session(gw->deps.auth, env->session_resume->token,
-                                    kn_time_wall_ms() / 1000, &c);
+                                kn_time_wall_ms() / 1000, &c);
     if (rc) {
+        login_failed(gw, s->address_key, NULL);
         send_error(gw, s->id, env->cid, rc,
                    rc == KN_ERR_TOKEN_EXPIRED ? "session token expired" : "session token invalid");
         return;
@@ -316,6 +342,9 @@ static void run_job(kn_api_worker *w, void *arg)
     switch (j->req->message_case) {
     case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE: {
         Kaos__V1__AuthenticateDevice *a = j->req->authenticate_device;
+        char account[160];
+        snprintf(account, sizeof account, "device:%.128s", a->device_id);
+        if ((rc = locked(gw->deps.account_lockout, account, msg, sizeof msg))) break;
         if (a->n_vars > KN_TOKEN_MAX_VARS) {
             rc = KN_ERR_INVALID_ARGUMENT;
             snprintf(msg, sizeof msg, "at most %d session vars", KN_TOKEN_MAX_VARS);
@@ -324,6 +353,8 @@ static void run_job(kn_api_worker *w, void *arg)
         VARS_VIEW(vars, a->vars, a->n_vars);
         rc = kn_auth_device(gw->deps.auth, w->db, a->device_id, a->username, a->create, vars,
                             a->n_vars, now, &j->session, msg, sizeof msg);
+        if (rc == KN_ERR_NOT_FOUND) login_failed(gw, j->address_key, account);
+        else if (rc == KN_OK) kn_lockout_success(gw->deps.account_lockout, account);
         break;
     }
     case KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH: {
@@ -336,6 +367,8 @@ static void run_job(kn_api_worker *w, void *arg)
         VARS_VIEW(vars, r->vars, r->n_vars);
         rc = kn_auth_refresh(gw->deps.auth, w->db, r->refresh_token, vars, r->n_vars, now,
                              &j->session, msg, sizeof msg);
+        if (rc == KN_ERR_TOKEN_INVALID || rc == KN_ERR_TOKEN_EXPIRED || rc == KN_ERR_UNAUTHENTICATED)
+            login_failed(gw, j->address_key, NULL);
         break;
     }
     default: break;
@@ -363,6 +396,7 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
     j->gw = gw;
     j->conn = s->id;
     j->cid = cid;
+    memcpy(j->address_key, s->address_key, sizeof j->address_key);
     j->req = env;
     atomic_fetch_add(&gw->jobs_in_flight, 1);
     int rc = kn_api_submit(gw->deps.api, run_job, j);
@@ -378,15 +412,20 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
 /* --- the route table ------------------------------------------------------------ */
 
 static const route routes[] = {
-    [KAOS__V1__ENVELOPE__MESSAGE_PING] = {true, CH_CONTROL, RUN_NET, handle_ping},
-    [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE] = {true, CH_CONTROL, RUN_API, handle_api},
-    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH] = {true, CH_CONTROL, RUN_API, handle_api},
-    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME] = {true, CH_CONTROL, RUN_NET,
+    [KAOS__V1__ENVELOPE__MESSAGE_PING] = {true, false, CH_CONTROL, RUN_NET, handle_ping},
+    [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE] = {true, true, CH_CONTROL, RUN_API,
+                                                         handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH] = {true, true, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME] = {true, true, CH_CONTROL, RUN_NET,
                                                     handle_session_resume},
-    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE] = {false, CH_CONTROL, RUN_NET, handle_match_create},
-    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN] = {false, CH_CONTROL, RUN_NET, handle_match_join},
-    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE] = {false, CH_CONTROL, RUN_NET, handle_match_leave},
-    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND] = {false, CH_MATCH, RUN_NET, handle_match_data},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE] = {false, false, CH_CONTROL, RUN_NET,
+                                                  handle_match_create},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN] = {false, false, CH_CONTROL, RUN_NET,
+                                                handle_match_join},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE] = {false, false, CH_CONTROL, RUN_NET,
+                                                 handle_match_leave},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND] = {false, false, CH_MATCH, RUN_NET,
+                                                     handle_match_data},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -403,6 +442,7 @@ static void *on_open(void *ud, kn_conn_id id, const char *address)
     }
     s->id = id;
     snprintf(s->address, sizeof s->address, "%s", address);
+    snprintf(s->address_key, sizeof s->address_key, "addr:%08x", kn_net_conn_ip(gw->net, id));
     KN_DEBUG("conn %llx open from %s", (unsigned long long)id, address);
     return s;
 }
@@ -439,7 +479,7 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
     }
     size_t type = (size_t)env->message_case;
     const route *r = type < N_ROUTES && routes[type].handle ? &routes[type] : NULL;
-    char msg[96];
+    char msg[128];
     if (!r) {
         snprintf(msg, sizeof msg, "message type %s (%zu) is not a client request",
                  kn_envelope_type_name((int)type), type);
@@ -451,6 +491,8 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
     } else if (!r->pre_auth && !s->authenticated) {
         gw->st.unauthenticated++;
         reject(gw, s, env->cid, KN_ERR_UNAUTHENTICATED, "authenticate first");
+    } else if (r->login && locked(gw->deps.address_lockout, s->address_key, msg, sizeof msg)) {
+        send_error(gw, s->id, env->cid, KN_ERR_RESOURCE_EXHAUSTED, msg);
     } else if (r->where == RUN_API) {
         r->handle(gw, s, channel, env); /* takes env */
         return;

@@ -9,6 +9,10 @@
  * completions posted to the net thread; a completion for a connection that
  * has gone is dropped by the generation-checked id.
  *
+ * Failed logins (unknown device with create=false, bad or expired tokens)
+ * count against the account and the source address; a locked key gets
+ * RESOURCE_EXHAUSTED ("too many failed logins ...") until the lock expires.
+ *
  * Errors reach the client as an Error envelope with the request's cid. A
  * malformed, unknown, misplaced or premature message also counts as a
  * violation (kn_net_violation), so a peer that keeps sending garbage is
@@ -23,6 +27,7 @@
 typedef struct kn_api kn_api;
 typedef struct kn_auth kn_auth;
 typedef struct kn_relay_config kn_relay_config;
+typedef struct kn_lockout kn_lockout;
 typedef struct kn_gateway kn_gateway;
 
 typedef struct kn_gateway_deps {
@@ -30,6 +35,8 @@ typedef struct kn_gateway_deps {
     const kn_auth *auth;          /* token issue and checks */
     const kn_relay_config *relay; /* relayed match limits */
     int64_t shutdown_grace_ms;    /* announced to clients */
+    kn_lockout *account_lockout;  /* failed logins per account (NULL = off) */
+    kn_lockout *address_lockout;  /* failed logins per source address (NULL = off) */
 } kn_gateway_deps;
 
 typedef struct kn_gateway_stats {

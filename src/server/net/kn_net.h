@@ -15,9 +15,21 @@
  *   100 ms -> flush once -> wait for the socket or the wake-up fd, but no
  *   sooner than 1 ms after the round began.
  *
- * Connection states: OPEN (connected; only pre-auth messages allowed) ->
- * AUTHENTICATED -> CLOSING. HANDSHAKE is reserved for the transport-security
- * key exchange and sits between connect and OPEN. */
+ * Connection states: HANDSHAKE (ENet connected; waiting for the hello) ->
+ * OPEN (keys agreed; only pre-auth messages allowed) -> AUTHENTICATED ->
+ * CLOSING. The layer above hears of a connection only once it is OPEN.
+ *
+ * Transport security (kn_secure, docs/protocol.md): the receive intercept
+ * answers cookie requests and drops every CONNECT without a valid cookie
+ * before ENet allocates a peer; the hello/welcome handshake runs here; every
+ * packet of a secured connection is sealed on send and opened on receive
+ * here, so the layers above only ever see plaintext. Limits enforced here:
+ * packets per second and bytes per second per connection (control and match
+ * channels separately), connections per source address, connections still
+ * in the handshake, and the outbound queue per connection (unreliable data
+ * is dropped first when it grows; when even reliable data cannot be queued
+ * the connection is closed with SEND_QUEUE_FULL — reliable data is never
+ * dropped silently). */
 #ifndef KN_NET_H
 #define KN_NET_H
 
@@ -56,6 +68,12 @@ typedef struct kn_net_handler {
     void *ud;
 } kn_net_handler;
 
+/* Per-connection rates; 0 = unlimited. */
+typedef struct kn_net_rates {
+    double msgs_per_sec, msgs_burst;
+    double bytes_per_sec, bytes_burst;
+} kn_net_rates;
+
 typedef struct kn_net_config {
     const char *bind;           /* "0.0.0.0", "127.0.0.1", ... */
     uint16_t port;              /* 0 = any (tests); see kn_net_port */
@@ -66,14 +84,27 @@ typedef struct kn_net_config {
     int64_t auth_timeout_ms;
     int64_t idle_timeout_ms;
     int64_t shutdown_grace_ms;
-    uint32_t max_violations;
+    uint32_t max_violations;    /* malformed, forbidden, tampered or replayed packets */
+    bool secure;                /* transport security required (false: plaintext allowed) */
+    const uint8_t *server_pk;   /* 32-byte X25519 static key pair (copied) */
+    const uint8_t *server_sk;
+    size_t max_handshakes;      /* connections in HANDSHAKE at once */
+    int64_t handshake_timeout_ms;
+    size_t max_per_address;     /* connections from one IP address */
+    kn_net_rates control_rates; /* channel 0 */
+    kn_net_rates match_rates;   /* channels 1 and 2 */
+    uint32_t max_rate_drops;    /* rate-limited packets within 10 s before RATE_LIMITED */
+    size_t max_queued;          /* outgoing ENet commands per peer before SEND_QUEUE_FULL */
 } kn_net_config;
 
 typedef struct kn_net_stats {
     uint64_t connections_total;
     uint64_t connections_current;
     uint64_t packets_in, packets_out, bytes_in, bytes_out;
-    uint64_t refused_version, refused_full, timeouts_auth, timeouts_idle, violations;
+    uint64_t refused_version, timeouts_auth, timeouts_idle, timeouts_handshake, violations;
+    uint64_t cookies_issued, connects_bad_cookie, connects_busy, stray_datagrams;
+    uint64_t handshakes_ok, handshakes_failed, packets_rejected, rate_limited;
+    uint64_t refused_address, unreliable_dropped, queue_full_closes;
     uint64_t rounds;
 } kn_net_stats;
 
@@ -110,6 +141,8 @@ void *kn_net_conn_data(const kn_net *net, kn_conn_id id);
 /* Counts a malformed or forbidden message; closes with PROTOCOL_VIOLATION
  * once max_violations is reached. Returns true if the connection was closed. */
 bool kn_net_violation(kn_net *net, kn_conn_id id);
+/* The connection's source IPv4 address in network order (0 if gone). */
+uint32_t kn_net_conn_ip(const kn_net *net, kn_conn_id id);
 /* Calls fn for every live connection. */
 void kn_net_foreach(kn_net *net, void (*fn)(void *arg, kn_conn_id id, void *conn_data), void *arg);
 

@@ -6,8 +6,11 @@
 #include "kn_net.h"
 #include "kn_codec.h"
 #include "kn_error.h"
+#include "kn_limits.h"
 #include "kn_log.h"
+#include "kn_map.h"
 #include "kn_mem.h"
+#include "kn_secure.h"
 #include "kn_time.h"
 
 #include <assert.h>
@@ -15,6 +18,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,15 +31,26 @@
 #define TIMER_PERIOD_MS 100  /* timeouts and on_tick */
 #define CLOSE_LINGER_MS 3000 /* a closing peer that never acknowledges is reset */
 #define FINAL_LINGER_MS 2000 /* shutdown: wait this long for disconnect acks */
+#define RATE_WINDOW_MS 10000 /* rate-limit drops are counted over this window */
+#define COOKIE_REPLIES_PER_SEC 20000.0 /* cap on what we reflect to any address */
+
+_Static_assert(sizeof(ENetProtocolConnect) == 48, "kn_secure assumes ENet's 48-byte CONNECT");
 
 typedef struct conn {
     ENetPeer *peer;
     uint32_t gen;
     kn_conn_state state;
-    bool opened; /* on_open was called, so on_close must be */
+    bool opened;       /* on_open was called, so on_close must be */
+    bool sealed;       /* keys agreed: every packet is sealed and opened */
+    bool counted_addr; /* counted in per_address */
+    uint32_t ip;       /* network order */
     uint32_t violations;
     uint32_t close_reason;
     int64_t opened_ms, last_recv_ms, close_deadline_ms;
+    uint32_t rate_drops;
+    int64_t rate_window_ms, last_rate_error_ms;
+    kn_bucket ctl_msgs, ctl_bytes, match_msgs, match_bytes;
+    kn_crypt crypt;
     void *data;
 } conn;
 
@@ -59,6 +74,14 @@ struct kn_net {
     atomic_int stop_requested;
     bool stopping; /* net thread: shutdown begun, refuse new connections */
     int64_t next_timer_ms;
+    int64_t now_ms; /* cached at the start of each round */
+
+    uint8_t server_pk[KN_KEY_SIZE], server_sk[KN_KEY_SIZE];
+    uint8_t cookie_secret[KN_COOKIE_SECRET_SIZE]; /* fresh each start */
+    kn_bucket cookie_replies;
+    size_t handshaking; /* connections in HANDSHAKE */
+    kn_map per_address; /* ip | 1 << 32 -> count */
+    uint8_t *open_buf;  /* plaintext of the packet being delivered */
 
     pthread_mutex_t outbox_lock;
     outbox_item *outbox_head, *outbox_tail;
@@ -66,8 +89,10 @@ struct kn_net {
 
     struct {
         atomic_uint_fast64_t connections_total, connections_current, packets_in, packets_out,
-            bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle, violations,
-            rounds;
+            bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle,
+            timeouts_handshake, violations, cookies_issued, connects_bad_cookie, connects_busy,
+            stray_datagrams, handshakes_ok, handshakes_failed, packets_rejected, rate_limited,
+            refused_address, unreliable_dropped, queue_full_closes, rounds;
     } st;
 };
 
@@ -86,6 +111,14 @@ void kn_net_config_default(kn_net_config *cfg)
         .idle_timeout_ms = 60000,
         .shutdown_grace_ms = 5000,
         .max_violations = 8,
+        .secure = true,
+        .max_handshakes = 256,
+        .handshake_timeout_ms = 5000,
+        .max_per_address = 32,
+        .control_rates = {30, 60, 32768, 65536},
+        .match_rates = {120, 240, 131072, 262144},
+        .max_rate_drops = 100,
+        .max_queued = 1024,
     };
 }
 
@@ -124,19 +157,81 @@ static kn_conn_id id_of(const kn_net *net, const conn *c)
     return make_id((uint32_t)(c - net->conns), c->gen);
 }
 
-/* The one writer of conn->state; asserts every legal transition. */
-static void set_state(conn *c, kn_conn_state to)
+/* The one writer of conn->state; asserts every legal transition and keeps
+ * the count of connections in the handshake. */
+static void set_state(kn_net *net, conn *c, kn_conn_state to)
 {
     switch (to) {
     case KN_CONN_FREE: break; /* from any state, when the peer is gone */
     case KN_CONN_HANDSHAKE: assert(c->state == KN_CONN_FREE); break;
-    case KN_CONN_OPEN: assert(c->state == KN_CONN_FREE || c->state == KN_CONN_HANDSHAKE); break;
+    case KN_CONN_OPEN: assert(c->state == KN_CONN_HANDSHAKE); break;
     case KN_CONN_AUTHENTICATED:
         assert(c->state == KN_CONN_OPEN || c->state == KN_CONN_AUTHENTICATED);
         break;
     case KN_CONN_CLOSING: assert(c->state != KN_CONN_FREE); break;
     }
+    if (c->state == KN_CONN_HANDSHAKE && to != KN_CONN_HANDSHAKE) net->handshaking--;
+    if (to == KN_CONN_HANDSHAKE) net->handshaking++;
     c->state = to;
+}
+
+/* --- ENet's receive intercept: cookies and admission ----------------------- */
+
+/* ENet gives the intercept no user pointer; the net thread sets this. */
+static _Thread_local kn_net *intercept_net;
+
+static void answer_cookie(kn_net *net, ENetHost *host, uint8_t version)
+{
+    /* The reply is a third of the request, but still cap what we reflect. */
+    if (!kn_bucket_take(&net->cookie_replies, 1, net->now_ms)) {
+        STAT_ADD(net, connects_busy, 1);
+        return;
+    }
+    uint8_t reply[KN_COOKIE_REPLY_SIZE];
+    if (version != net->cfg.protocol_version) {
+        kn_cookie_reply_build(reply, (uint8_t)net->cfg.protocol_version, KN_COOKIE_BAD_VERSION, 0);
+        STAT_ADD(net, refused_version, 1);
+    } else {
+        uint32_t cookie = kn_cookie_issue(net->cookie_secret, host->receivedAddress.host,
+                                          host->receivedAddress.port, net->now_ms);
+        kn_cookie_reply_build(reply, version, KN_COOKIE_OK, cookie);
+        STAT_ADD(net, cookies_issued, 1);
+    }
+    ENetBuffer b = {.data = reply, .dataLength = sizeof reply};
+    enet_socket_send(host->socket, &host->receivedAddress, &b, 1);
+}
+
+/* Sees every datagram before ENet parses it. Returns 1 to swallow it. */
+static int ENET_CALLBACK intercept(ENetHost *host, ENetEvent *event)
+{
+    (void)event;
+    kn_net *net = intercept_net;
+    if (!net) return 0;
+    const uint8_t *d = host->receivedData;
+    size_t len = host->receivedDataLength;
+    uint8_t version;
+    if (kn_cookie_request_parse(d, len, &version) == KN_OK) {
+        answer_cookie(net, host, version);
+        return 1;
+    }
+    uint32_t cookie;
+    int kind = kn_enet_connect_data(d, len, &cookie);
+    if (kind == 0) return 0; /* for an existing peer: ENet's business */
+    if (kind < 0) {
+        STAT_ADD(net, stray_datagrams, 1);
+        return 1;
+    }
+    /* A CONNECT: no peer slot exists yet, and none will without a cookie. */
+    if (!kn_cookie_check(net->cookie_secret, host->receivedAddress.host,
+                         host->receivedAddress.port, net->now_ms, cookie)) {
+        STAT_ADD(net, connects_bad_cookie, 1);
+        return 1;
+    }
+    if (net->handshaking >= net->cfg.max_handshakes) {
+        STAT_ADD(net, connects_busy, 1);
+        return 1;
+    }
+    return 0;
 }
 
 /* --- create / destroy --------------------------------------------------- */
@@ -146,16 +241,24 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
     *out = NULL;
     if (cfg->max_connections == 0 || cfg->max_connections > ENET_PROTOCOL_MAXIMUM_PEER_ID)
         return KN_ERR_INVALID_ARGUMENT;
+    if (cfg->secure && (!cfg->server_pk || !cfg->server_sk)) return KN_ERR_INVALID_ARGUMENT;
     kn_net *net = kn_calloc(1, sizeof *net);
     if (!net) return KN_ERR_NOMEM;
     net->cfg = *cfg;
     net->handler = *handler;
     net->wake_fd = -1;
     pthread_mutex_init(&net->outbox_lock, NULL);
+    kn_map_init(&net->per_address);
     int rc = KN_ERR_NOMEM;
     net->cfg.bind = NULL; /* not kept: only used here */
+    net->cfg.server_pk = net->cfg.server_sk = NULL;
+    if (cfg->server_pk) memcpy(net->server_pk, cfg->server_pk, KN_KEY_SIZE);
+    if (cfg->server_sk) memcpy(net->server_sk, cfg->server_sk, KN_KEY_SIZE);
+    randombytes_buf(net->cookie_secret, sizeof net->cookie_secret);
+    kn_bucket_init(&net->cookie_replies, COOKIE_REPLIES_PER_SEC, COOKIE_REPLIES_PER_SEC, 0);
     net->conns = kn_calloc(cfg->max_connections, sizeof *net->conns);
-    if (!net->conns) goto fail;
+    net->open_buf = kn_malloc(cfg->max_message_size + KN_SEAL_OVERHEAD);
+    if (!net->conns || !net->open_buf) goto fail;
     net->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (net->wake_fd < 0) {
         rc = KN_ERR_IO;
@@ -175,8 +278,11 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
         goto fail;
     }
     /* ENet's defaults (32 MiB each) let one peer make us buffer tens of MiB. */
-    net->host->maximumPacketSize = cfg->max_message_size;
+    net->host->maximumPacketSize = cfg->max_message_size + KN_SEAL_OVERHEAD;
     net->host->maximumWaitingData = cfg->max_waiting_data;
+    /* ENet's own per-address cap, a backstop behind ours (which gives a reason). */
+    net->host->duplicatePeers = cfg->max_per_address ? cfg->max_per_address * 2 : 0xFFF;
+    net->host->intercept = intercept;
     *out = net;
     return KN_OK;
 fail:
@@ -218,6 +324,7 @@ void kn_net_destroy(kn_net *net)
             conn *c = &net->conns[i];
             if (c->state != KN_CONN_FREE && c->opened && net->handler.on_close)
                 net->handler.on_close(net->handler.ud, id_of(net, c), c->data, 0);
+            kn_crypt_wipe(&c->crypt);
             c->state = KN_CONN_FREE;
         }
     }
@@ -225,6 +332,9 @@ void kn_net_destroy(kn_net *net)
     if (net->host) enet_host_destroy(net->host);
     if (net->wake_fd >= 0) close(net->wake_fd);
     pthread_mutex_destroy(&net->outbox_lock);
+    kn_map_deinit(&net->per_address);
+    sodium_memzero(net->server_sk, sizeof net->server_sk);
+    kn_free(net->open_buf);
     kn_free(net->conns);
     kn_free(net);
 }
@@ -236,28 +346,92 @@ uint16_t kn_net_port(const kn_net *net)
 
 /* --- sending ------------------------------------------------------------ */
 
+static void begin_close(kn_net *net, conn *c, uint32_t reason, int64_t now);
+
 static bool sendable(const conn *c)
 {
     return c && (c->state == KN_CONN_OPEN || c->state == KN_CONN_AUTHENTICATED ||
                  c->state == KN_CONN_HANDSHAKE);
 }
 
+/* Outgoing commands ENet holds for the peer, counted up to `cap`. */
+static size_t queued(ENetPeer *peer, size_t cap)
+{
+    size_t n = 0;
+    for (ENetListIterator it = enet_list_begin(&peer->outgoingCommands);
+         it != enet_list_end(&peer->outgoingCommands) && n < cap; it = enet_list_next(it))
+        n++;
+    return n;
+}
+
+/* The outbound policy: unreliable data is dropped once half the queue is
+ * used; reliable data that cannot be queued closes the connection. */
+static bool room_for(kn_net *net, conn *c, bool reliable)
+{
+    size_t cap = net->cfg.max_queued;
+    if (!cap) return true;
+    size_t n = queued(c->peer, cap);
+    if (!reliable && n >= cap / 2) {
+        STAT_ADD(net, unreliable_dropped, 1);
+        return false;
+    }
+    if (reliable && n >= cap) {
+        STAT_ADD(net, queue_full_closes, 1);
+        KN_WARN("conn %llx cannot keep up with reliable data; closing",
+                (unsigned long long)id_of(net, c));
+        begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SEND_QUEUE_FULL, net->now_ms);
+        return false;
+    }
+    return true;
+}
+
+/* One sealed packet for one connection. */
+static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
+                       bool reliable)
+{
+    ENetPacket *p = enet_packet_create(NULL, len + KN_SEAL_OVERHEAD,
+                                       reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
+    if (!p) return KN_ERR_NOMEM;
+    kn_crypt_seal(&c->crypt, channel, data, len, p->data);
+    if (enet_peer_send(c->peer, channel, p) != 0) {
+        enet_packet_destroy(p);
+        /* The counter is spent: on an ordered channel the peer could never
+         * open anything after the gap, so the connection cannot go on. */
+        if (kn_crypt_channel_ordered(channel))
+            begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SEND_QUEUE_FULL,
+                        net->now_ms);
+        return KN_ERR_IO;
+    }
+    STAT_ADD(net, packets_out, 1);
+    STAT_ADD(net, bytes_out, len + KN_SEAL_OVERHEAD);
+    return KN_OK;
+}
+
 int kn_net_send_many(kn_net *net, const kn_conn_id *ids, size_t n, uint8_t channel,
                      const uint8_t *data, size_t len, bool reliable)
 {
     if (channel >= KN_CHANNEL_COUNT) return KN_ERR_INVALID_ARGUMENT;
-    ENetPacket *p = enet_packet_create(data, len, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
-    if (!p) return KN_ERR_NOMEM;
+    ENetPacket *shared = NULL; /* plaintext connections share one packet */
     size_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         conn *c = lookup(net, ids[i]);
-        if (!sendable(c)) continue;
+        if (!sendable(c) || !room_for(net, c, reliable)) continue;
+        if (c->sealed) {
+            if (send_sealed(net, c, channel, data, len, reliable) == KN_OK) sent++;
+            continue;
+        }
+        if (!shared) {
+            shared = enet_packet_create(data, len, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
+            if (!shared) return KN_ERR_NOMEM;
+        }
         /* enet_peer_send takes a reference only on success. */
-        if (enet_peer_send(c->peer, channel, p) == 0) sent++;
+        if (enet_peer_send(c->peer, channel, shared) == 0) {
+            sent++;
+            STAT_ADD(net, packets_out, 1);
+            STAT_ADD(net, bytes_out, len);
+        }
     }
-    STAT_ADD(net, packets_out, sent);
-    STAT_ADD(net, bytes_out, sent * len);
-    if (p->referenceCount == 0) enet_packet_destroy(p);
+    if (shared && shared->referenceCount == 0) enet_packet_destroy(shared);
     return sent ? KN_OK : KN_ERR_NOT_FOUND;
 }
 
@@ -267,17 +441,31 @@ int kn_net_send(kn_net *net, kn_conn_id id, uint8_t channel, const uint8_t *data
     return kn_net_send_many(net, &id, 1, channel, data, len, reliable);
 }
 
+/* An Error envelope from the transport itself (sealed when keys exist). */
+static void send_error(kn_net *net, conn *c, int code, const char *message)
+{
+    Kaos__V1__Error err = KAOS__V1__ERROR__INIT;
+    err.code = (Kaos__V1__ErrorCode)code;
+    err.message = (char *)message;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
+    env.error = &err;
+    uint8_t buf[256];
+    if (kn_envelope_packed_size(&env) > sizeof buf) return;
+    size_t n = kn_envelope_pack(&env, buf);
+    kn_net_send(net, id_of(net, c), KN_CHANNEL_CONTROL, buf, n, true);
+}
+
 /* --- connection lifecycle ------------------------------------------------ */
 
 static void begin_close(kn_net *net, conn *c, uint32_t reason, int64_t now)
 {
     if (c->state == KN_CONN_CLOSING) return;
-    set_state(c, KN_CONN_CLOSING);
+    set_state(net, c, KN_CONN_CLOSING);
     c->close_reason = reason;
     c->close_deadline_ms = now + CLOSE_LINGER_MS;
     /* _later: responses already queued (an Error, say) still go out first. */
     enet_peer_disconnect_later(c->peer, reason);
-    (void)net;
 }
 
 void kn_net_close(kn_net *net, kn_conn_id id, uint32_t reason)
@@ -286,23 +474,35 @@ void kn_net_close(kn_net *net, kn_conn_id id, uint32_t reason)
     if (c) begin_close(net, c, reason, kn_time_mono_ms());
 }
 
+static uint64_t addr_key(uint32_t ip)
+{
+    return (uint64_t)ip | (1ULL << 32);
+}
+
 /* The peer is gone: tell the layer above and free the slot. */
 static void finish_close(kn_net *net, conn *c, uint32_t reason)
 {
     if (c->opened && net->handler.on_close)
         net->handler.on_close(net->handler.ud, id_of(net, c), c->data, reason);
     if (c->opened) atomic_fetch_sub(&net->st.connections_current, 1);
+    if (c->counted_addr) {
+        uintptr_t n = (uintptr_t)kn_map_get(&net->per_address, addr_key(c->ip));
+        if (n <= 1) kn_map_del(&net->per_address, addr_key(c->ip));
+        else kn_map_put(&net->per_address, addr_key(c->ip), (void *)(n - 1)); /* no growth: cannot fail */
+    }
     if (c->peer) c->peer->data = NULL;
+    set_state(net, c, KN_CONN_FREE);
     uint32_t gen = c->gen + 1;
+    kn_crypt_wipe(&c->crypt);
     memset(c, 0, sizeof *c);
     c->gen = gen ? gen : 1;
-    set_state(c, KN_CONN_FREE);
 }
 
 void kn_net_set_authenticated(kn_net *net, kn_conn_id id)
 {
     conn *c = lookup(net, id);
-    if (c && c->state != KN_CONN_CLOSING) set_state(c, KN_CONN_AUTHENTICATED);
+    if (c && (c->state == KN_CONN_OPEN || c->state == KN_CONN_AUTHENTICATED))
+        set_state(net, c, KN_CONN_AUTHENTICATED);
 }
 
 kn_conn_state kn_net_conn_state(const kn_net *net, kn_conn_id id)
@@ -317,17 +517,26 @@ void *kn_net_conn_data(const kn_net *net, kn_conn_id id)
     return c ? c->data : NULL;
 }
 
+uint32_t kn_net_conn_ip(const kn_net *net, kn_conn_id id)
+{
+    const conn *c = lookup(net, id);
+    return c ? c->ip : 0;
+}
+
+static bool count_violation(kn_net *net, conn *c)
+{
+    STAT_ADD(net, violations, 1);
+    if (++c->violations < net->cfg.max_violations) return false;
+    KN_WARN("conn %llx closed after %u protocol violations", (unsigned long long)id_of(net, c),
+            c->violations);
+    begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_PROTOCOL_VIOLATION, net->now_ms);
+    return true;
+}
+
 bool kn_net_violation(kn_net *net, kn_conn_id id)
 {
     conn *c = lookup(net, id);
-    if (!c) return true;
-    STAT_ADD(net, violations, 1);
-    if (++c->violations < net->cfg.max_violations) return false;
-    KN_WARN("conn %llx closed after %u protocol violations", (unsigned long long)id,
-            c->violations);
-    begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_PROTOCOL_VIOLATION,
-                kn_time_mono_ms());
-    return true;
+    return c ? count_violation(net, c) : true;
 }
 
 void kn_net_foreach(kn_net *net, void (*fn)(void *arg, kn_conn_id id, void *conn_data), void *arg)
@@ -339,20 +548,13 @@ void kn_net_foreach(kn_net *net, void (*fn)(void *arg, kn_conn_id id, void *conn
     }
 }
 
-/* Sends an Error envelope; used before an upper layer exists for the peer. */
-static void send_error(ENetPeer *peer, int code, const char *message)
+static void init_buckets(const kn_net *net, conn *c, int64_t now)
 {
-    Kaos__V1__Error err = KAOS__V1__ERROR__INIT;
-    err.code = (Kaos__V1__ErrorCode)code;
-    err.message = (char *)message;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
-    env.error = &err;
-    uint8_t buf[256];
-    if (kn_envelope_packed_size(&env) > sizeof buf) return;
-    size_t n = kn_envelope_pack(&env, buf);
-    ENetPacket *p = enet_packet_create(buf, n, ENET_PACKET_FLAG_RELIABLE);
-    if (p && enet_peer_send(peer, KN_CHANNEL_CONTROL, p) != 0) enet_packet_destroy(p);
+    const kn_net_rates *r = &net->cfg.control_rates, *m = &net->cfg.match_rates;
+    kn_bucket_init(&c->ctl_msgs, r->msgs_per_sec, r->msgs_burst, now);
+    kn_bucket_init(&c->ctl_bytes, r->bytes_per_sec, r->bytes_burst, now);
+    kn_bucket_init(&c->match_msgs, m->msgs_per_sec, m->msgs_burst, now);
+    kn_bucket_init(&c->match_bytes, m->bytes_per_sec, m->bytes_burst, now);
 }
 
 static void handle_connect(kn_net *net, ENetEvent *ev, int64_t now)
@@ -361,34 +563,127 @@ static void handle_connect(kn_net *net, ENetEvent *ev, int64_t now)
     assert(c->state == KN_CONN_FREE);
     if (c->gen == 0) c->gen = 1;
     c->peer = ev->peer;
+    c->ip = ev->peer->address.host;
     c->opened_ms = c->last_recv_ms = now;
     ev->peer->data = c;
-    char ip[64] = "?";
-    enet_address_get_host_ip(&ev->peer->address, ip, sizeof ip);
-    char address[80];
-    snprintf(address, sizeof address, "%s:%u", ip, ev->peer->address.port);
-
+    set_state(net, c, KN_CONN_HANDSHAKE);
+    init_buckets(net, c, now);
     if (net->stopping) {
-        set_state(c, KN_CONN_OPEN);
         begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SHUTDOWN, now);
         return;
     }
-    if (ev->data != net->cfg.protocol_version) {
-        STAT_ADD(net, refused_version, 1);
-        char msg[128];
-        snprintf(msg, sizeof msg, "unsupported protocol version %u; this server speaks %u",
-                 ev->data, net->cfg.protocol_version);
-        KN_INFO("refused %s: %s", address, msg);
-        set_state(c, KN_CONN_OPEN);
-        send_error(ev->peer, KAOS__V1__ERROR_CODE__FAILED_PRECONDITION, msg);
-        begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_UNSUPPORTED_VERSION, now);
+    uintptr_t n = (uintptr_t)kn_map_get(&net->per_address, addr_key(c->ip));
+    if (net->cfg.max_per_address && n >= net->cfg.max_per_address) {
+        STAT_ADD(net, refused_address, 1);
+        begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_TOO_MANY_CONNECTIONS, now);
         return;
     }
-    set_state(c, KN_CONN_OPEN);
+    if (kn_map_put(&net->per_address, addr_key(c->ip), (void *)(n + 1)) == KN_OK)
+        c->counted_addr = true;
+}
+
+/* HANDSHAKE -> OPEN: from now on the layer above knows the connection. */
+static void open_conn(kn_net *net, conn *c)
+{
+    set_state(net, c, KN_CONN_OPEN);
     c->opened = true;
     STAT_ADD(net, connections_total, 1);
     STAT_ADD(net, connections_current, 1);
-    if (net->handler.on_open) c->data = net->handler.on_open(net->handler.ud, id_of(net, c), address);
+    if (net->handler.on_open) {
+        char ip[64] = "?", address[80];
+        enet_address_get_host_ip(&c->peer->address, ip, sizeof ip);
+        snprintf(address, sizeof address, "%s:%u", ip, c->peer->address.port);
+        c->data = net->handler.on_open(net->handler.ud, id_of(net, c), address);
+    }
+}
+
+/* Both buckets of the channel group must allow it; persistent excess closes. */
+static bool within_rate(kn_net *net, conn *c, uint8_t channel, size_t len, int64_t now)
+{
+    bool control = channel == KN_CHANNEL_CONTROL;
+    kn_bucket *msgs = control ? &c->ctl_msgs : &c->match_msgs;
+    kn_bucket *bytes = control ? &c->ctl_bytes : &c->match_bytes;
+    if (kn_bucket_take(msgs, 1, now)) {
+        if (kn_bucket_take(bytes, (double)len, now)) return true;
+        msgs->tokens += 1; /* give back: the packet is refused anyway */
+    }
+    STAT_ADD(net, rate_limited, 1);
+    if (now - c->rate_window_ms > RATE_WINDOW_MS) {
+        c->rate_window_ms = now;
+        c->rate_drops = 0;
+    }
+    if (++c->rate_drops > net->cfg.max_rate_drops) {
+        KN_WARN("conn %llx closed: rate limit exceeded %u times in %d s",
+                (unsigned long long)id_of(net, c), c->rate_drops, RATE_WINDOW_MS / 1000);
+        begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_RATE_LIMITED, now);
+    } else if (now - c->last_rate_error_ms >= 1000) {
+        c->last_rate_error_ms = now; /* one error a second, not one per dropped packet */
+        send_error(net, c, KAOS__V1__ERROR_CODE__RESOURCE_EXHAUSTED,
+                   control ? "rate limited: too many requests" : "rate limited: too much match data");
+    }
+    return false;
+}
+
+/* An OPEN or AUTHENTICATED connection's packet: open it, rate it, pass it up. */
+static void deliver(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
+                    int64_t now)
+{
+    const uint8_t *plain = data;
+    size_t plain_len = len;
+    if (c->sealed) {
+        int rc = len <= net->cfg.max_message_size + KN_SEAL_OVERHEAD
+                     ? kn_crypt_open(&c->crypt, channel, data, len, net->open_buf, &plain_len)
+                     : KN_ERR_TOO_LARGE;
+        if (rc) {
+            /* Tampered, replayed, out of order or not ours: never delivered. */
+            STAT_ADD(net, packets_rejected, 1);
+            KN_DEBUG("conn %llx: dropped packet on channel %u: %s",
+                     (unsigned long long)id_of(net, c), channel, kn_err_text(rc));
+            count_violation(net, c);
+            return;
+        }
+        plain = net->open_buf;
+    }
+    if (!within_rate(net, c, channel, plain_len, now)) return;
+    net->handler.on_message(net->handler.ud, id_of(net, c), c->data, channel, plain, plain_len);
+}
+
+/* The first packet of a connection must be the hello (or, with security
+ * off, may be a plaintext envelope). */
+static void handshake(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
+                      int64_t now)
+{
+    if (channel == KN_CHANNEL_CONTROL && kn_hello_magic(data, len)) {
+        uint8_t welcome[KN_WELCOME_SIZE];
+        int rc = kn_hs_server_answer(net->server_pk, net->server_sk,
+                                     (uint8_t)net->cfg.protocol_version, !net->cfg.secure, data,
+                                     len, welcome, &c->crypt);
+        if (rc == KN_ERR_MALFORMED) {
+            STAT_ADD(net, handshakes_failed, 1);
+            send_error(net, c, KAOS__V1__ERROR_CODE__INVALID_ARGUMENT, "malformed hello");
+            begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_HANDSHAKE_FAILED, now);
+            return;
+        }
+        kn_net_send(net, id_of(net, c), KN_CHANNEL_CONTROL, welcome, sizeof welcome, true);
+        if (rc == KN_ERR_VERSION) {
+            STAT_ADD(net, refused_version, 1);
+            begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_UNSUPPORTED_VERSION, now);
+            return;
+        }
+        c->sealed = net->cfg.secure;
+        STAT_ADD(net, handshakes_ok, 1);
+        open_conn(net, c);
+        return;
+    }
+    if (!net->cfg.secure) { /* a plaintext client, allowed in this mode */
+        open_conn(net, c);
+        if (c->state == KN_CONN_OPEN) deliver(net, c, channel, data, len, now);
+        return;
+    }
+    STAT_ADD(net, handshakes_failed, 1);
+    send_error(net, c, KAOS__V1__ERROR_CODE__FAILED_PRECONDITION,
+               "transport security is required: start with the handshake hello");
+    begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_HANDSHAKE_FAILED, now);
 }
 
 static void handle_receive(kn_net *net, ENetEvent *ev, int64_t now)
@@ -396,10 +691,12 @@ static void handle_receive(kn_net *net, ENetEvent *ev, int64_t now)
     conn *c = ev->peer->data;
     STAT_ADD(net, packets_in, 1);
     STAT_ADD(net, bytes_in, ev->packet->dataLength);
-    if (c && c->opened && c->state != KN_CONN_CLOSING) {
+    if (c && c->state != KN_CONN_CLOSING && c->state != KN_CONN_FREE) {
         c->last_recv_ms = now;
-        net->handler.on_message(net->handler.ud, id_of(net, c), c->data, ev->channelID,
-                                ev->packet->data, ev->packet->dataLength);
+        if (c->state == KN_CONN_HANDSHAKE)
+            handshake(net, c, ev->channelID, ev->packet->data, ev->packet->dataLength, now);
+        else
+            deliver(net, c, ev->channelID, ev->packet->data, ev->packet->dataLength, now);
     }
     enet_packet_destroy(ev->packet);
 }
@@ -418,13 +715,20 @@ static void handle_event(kn_net *net, ENetEvent *ev, int64_t now)
     }
 }
 
-/* Auth and idle deadlines, and peers that never acknowledged our disconnect. */
+/* Handshake, auth and idle deadlines, and peers that never acknowledged our disconnect. */
 static void run_timers(kn_net *net, int64_t now)
 {
     for (size_t i = 0; i < net->cfg.max_connections; i++) {
         conn *c = &net->conns[i];
         switch (c->state) {
         case KN_CONN_HANDSHAKE:
+            if (now - c->opened_ms >= net->cfg.handshake_timeout_ms) {
+                STAT_ADD(net, timeouts_handshake, 1);
+                send_error(net, c, KAOS__V1__ERROR_CODE__FAILED_PRECONDITION,
+                           "handshake timed out: send the hello first");
+                begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_HANDSHAKE_FAILED, now);
+            }
+            break;
         case KN_CONN_OPEN:
             if (now - c->opened_ms >= net->cfg.auth_timeout_ms) {
                 STAT_ADD(net, timeouts_auth, 1);
@@ -462,7 +766,8 @@ static void drain_wake(kn_net *net)
 
 static void round_once(kn_net *net)
 {
-    int64_t now = kn_time_mono_ms();
+    int64_t now = net->now_ms = kn_time_mono_ms();
+    intercept_net = net;
     ENetEvent ev;
     /* One service call (it walks every peer slot), then only queued events. */
     int r = enet_host_service(net->host, &ev, 0);
@@ -543,6 +848,7 @@ int kn_net_run(kn_net *net)
             finish_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SHUTDOWN);
         }
     }
+    intercept_net = NULL;
     KN_INFO("network stopped");
     return KN_OK;
 }
@@ -612,7 +918,19 @@ void kn_net_stats_get(kn_net *net, kn_net_stats *out)
     GET(refused_version);
     GET(timeouts_auth);
     GET(timeouts_idle);
+    GET(timeouts_handshake);
     GET(violations);
+    GET(cookies_issued);
+    GET(connects_bad_cookie);
+    GET(connects_busy);
+    GET(stray_datagrams);
+    GET(handshakes_ok);
+    GET(handshakes_failed);
+    GET(packets_rejected);
+    GET(rate_limited);
+    GET(refused_address);
+    GET(unreliable_dropped);
+    GET(queue_full_closes);
     GET(rounds);
 #undef GET
 }

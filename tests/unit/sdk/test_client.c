@@ -1,5 +1,6 @@
-/* SDK client without a server: local argument errors and the
- * fail-every-allocation sweep over create + connect + destroy. */
+/* SDK client without a server: local argument and configuration errors
+ * (the server key and the insecure modes), and the fail-every-allocation
+ * sweep over create + connect + destroy. */
 #include "kaos.h"
 
 #include <setjmp.h>
@@ -11,6 +12,9 @@
 #include <cmocka.h>
 
 static long fail_at = -1, count, live;
+
+/* Any well-formed key will do: nothing here gets as far as the handshake. */
+static const char some_key[] = "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef";
 
 static void *t_alloc(void *ud, size_t size)
 {
@@ -39,6 +43,7 @@ static void requests_fail_locally_when_not_connected_or_too_large(void **state)
     kaos_client_config cfg;
     kaos_client_config_default(&cfg);
     cfg.port = 1; /* nobody listens */
+    cfg.server_key = some_key;
     kaos_client *c;
     assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
     assert_false(kaos_client_is_connected(c));
@@ -59,6 +64,85 @@ static void requests_fail_locally_when_not_connected_or_too_large(void **state)
     assert_string_equal(kaos_err_text(KAOS_ERR_NOT_FOUND), "not found");
 }
 
+static void connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode(void **state)
+{
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    assert_null(cfg.server_key);
+    assert_false(cfg.insecure_dev_mode);
+    assert_false(cfg.plaintext);
+    cfg.port = 1;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    assert_int_equal(kaos_client_connect(c), KAOS_ERR_FAILED_PRECONDITION);
+    assert_int_equal(kaos_client_disconnect(c), KAOS_ERR_CLOSED); /* nothing was started */
+    kaos_client_destroy(c);
+
+    cfg.insecure_dev_mode = true;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    assert_int_equal(kaos_client_connect(c), KAOS_OK);
+    assert_int_equal(kaos_client_disconnect(c), KAOS_OK);
+    kaos_client_destroy(c);
+
+    cfg.plaintext = true;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    assert_int_equal(kaos_client_connect(c), KAOS_OK);
+    kaos_client_destroy(c);
+}
+
+static void malformed_keys_and_plaintext_without_dev_mode_are_config_errors(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "0123",
+        /* 63 and 65 digits */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0",
+        /* 64 characters, one not hex */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+        " 123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    };
+    kaos_client_config cfg;
+    kaos_client *c = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kaos_client_config_default(&cfg);
+        cfg.server_key = bad[i];
+        assert_int_equal(kaos_client_create(&cfg, &c), KAOS_ERR_CONFIG);
+        assert_null(c);
+    }
+    kaos_client_config_default(&cfg);
+    cfg.server_key = some_key;
+    cfg.plaintext = true; /* without insecure_dev_mode */
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_ERR_CONFIG);
+    kaos_client_config_default(&cfg);
+    cfg.server_key = some_key;
+    cfg.protocol_version = 256; /* one byte on the wire */
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_ERR_CONFIG);
+}
+
+static void the_server_key_is_unknown_before_any_handshake(void **state)
+{
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    char out[KAOS_SERVER_KEY_HEX_SIZE];
+    /* The pinned key is not what the server presented. */
+    assert_int_equal(kaos_client_server_key(c, out), KAOS_ERR_NOT_FOUND);
+    assert_int_equal(kaos_client_server_key(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_server_key(NULL, out), KAOS_ERR_INVALID_ARGUMENT);
+    kaos_client_destroy(c);
+}
+
+static void every_disconnect_reason_has_a_text(void **state)
+{
+    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_SEND_QUEUE_FULL; r++)
+        assert_string_not_equal(kaos_disconnect_reason_text(r), "unknown reason");
+    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_SEND_QUEUE_FULL + 1),
+                        "unknown reason");
+}
+
 static void create_and_connect_survive_allocation_failures(void **state)
 {
     kaos_allocator a = {t_alloc, t_realloc, t_free, NULL};
@@ -70,6 +154,7 @@ static void create_and_connect_survive_allocation_failures(void **state)
         kaos_client_config cfg;
         kaos_client_config_default(&cfg);
         cfg.port = 1;
+        cfg.server_key = some_key;
         kaos_client *c = NULL;
         int rc = kaos_client_create(&cfg, &c);
         if (rc == KAOS_OK) rc = kaos_client_connect(c);
@@ -85,6 +170,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(requests_fail_locally_when_not_connected_or_too_large),
+        cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),
+        cmocka_unit_test(malformed_keys_and_plaintext_without_dev_mode_are_config_errors),
+        cmocka_unit_test(the_server_key_is_unknown_before_any_handshake),
+        cmocka_unit_test(every_disconnect_reason_has_a_text),
         cmocka_unit_test(create_and_connect_survive_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

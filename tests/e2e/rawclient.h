@@ -1,0 +1,46 @@
+/* rawclient: a hand-rolled KaosNet client over raw ENet and kn_secure, for
+ * tests that must misbehave in ways the SDK refuses to (tampered, replayed,
+ * oversized or unsealed packets). It follows docs/protocol.md step by step,
+ * which also proves the documented protocol is implementable. */
+#ifndef KN_E2E_RAWCLIENT_H
+#define KN_E2E_RAWCLIENT_H
+
+#include "kn_secure.h"
+
+#include <enet/enet.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct raw_client {
+    ENetHost *host;
+    ENetPeer *peer;
+    ENetAddress server;
+    kn_crypt crypt;
+    bool connected, disconnected, sealed;
+    uint32_t disconnect_reason;
+    /* last received envelope, decoded */
+    int received;
+    int last_type; /* Envelope message case */
+    uint32_t last_cid;
+    int last_error_code;
+    char last_error[256];
+} raw_client;
+
+/* Gets a cookie, connects with it, does the handshake (pinning server_pk
+ * unless NULL) and waits until sealed. Fails the test on error. */
+void raw_connect(raw_client *rc, uint16_t port, const uint8_t *server_pk);
+/* Connect without a cookie (connect data = given value); returns whether
+ * ENet reported CONNECT within wait_ms. */
+bool raw_connect_without_cookie(raw_client *rc, uint16_t port, uint32_t data, int wait_ms);
+/* Seal (when the handshake happened) and send an envelope holding a Ping. */
+void raw_send_ping(raw_client *rc, uint32_t cid);
+/* Seal a ping and give the sealed bytes back instead of sending them. */
+size_t raw_seal_ping(raw_client *rc, uint32_t cid, uint8_t *out, size_t cap);
+/* Send bytes as they are (already sealed, tampered, or plaintext). */
+void raw_send_bytes(raw_client *rc, uint8_t channel, const void *data, size_t len, bool reliable);
+/* Service for up to ms, opening and decoding what arrives. */
+void raw_pump(raw_client *rc, int ms);
+void raw_close(raw_client *rc);
+
+#endif

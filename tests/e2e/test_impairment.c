@@ -1,0 +1,109 @@
+/* End to end under impairment: clients reach the server through a UDP relay
+ * that drops 10% of datagrams each way and delays them 40 ms ± 30 ms (so
+ * they also arrive out of order). Every reliable message must arrive exactly
+ * once and in order, unreliable ones at most once, and the session must
+ * survive. Bounded: the waits below give up after a minute. */
+#include "harness.h"
+#include "lossy_proxy.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define RELIABLE 200
+#define UNRELIABLE 200
+
+static void reliable_data_arrives_once_and_in_order_through_loss_and_jitter(void **state)
+{
+    e2e_server srv;
+    e2e_server_init(&srv);
+    e2e_server_start(&srv, NULL);
+    uint16_t port;
+    lossy_proxy *proxy = lossy_start(srv.port, 0.10, 40, 30, &port);
+    assert_non_null(proxy);
+
+    e2e_client *a = e2e_client_new_with_key(port, srv.key_hex, false);
+    e2e_client *b = e2e_client_new_with_key(port, srv.key_hex, false);
+    E2E_WAIT(a->connected && b->connected, 30000);
+    char da[40], db[40];
+    e2e_device_id(da);
+    e2e_device_id(db);
+    e2e_auth(a, da);
+    e2e_auth(b, db);
+    kaos_client_match_create(a->c, 0);
+    E2E_WAIT(a->matches == 1, 20000);
+    kaos_client_match_join(b->c, a->match_id);
+    E2E_WAIT(b->matches == 1, 20000);
+
+    /* Interleave reliable (op 1, seq in payload) and unreliable (op 2), one
+     * of each per 33 ms tick: a 30 Hz game, well inside the rate limits. */
+    for (uint32_t i = 0; i < RELIABLE; i++) {
+        uint8_t msg[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+        assert_int_equal(kaos_client_match_send(a->c, a->match_handle, 1, msg, 4, true, NULL, 0),
+                         KAOS_OK);
+        assert_int_equal(kaos_client_match_send(a->c, a->match_handle, 2, msg, 4, false, NULL, 0),
+                         KAOS_OK);
+        e2e_pump_for(33);
+    }
+    size_t reliable_seen;
+    int64_t deadline = e2e_now_ms() + 60000;
+    do {
+        e2e_pump();
+        reliable_seen = 0;
+        for (size_t k = 0; k < b->data_count; k++)
+            if (b->data[k].op_code == 1) reliable_seen++;
+    } while (reliable_seen < RELIABLE && e2e_now_ms() < deadline);
+
+    /* Exactly once, in order: the n-th reliable message carries n. */
+    uint32_t expect = 0;
+    size_t unreliable_seen = 0;
+    uint32_t last_unreliable = 0;
+    bool first_unreliable = true;
+    for (size_t k = 0; k < b->data_count; k++) {
+        const e2e_data *d = &b->data[k];
+        uint32_t v = (uint32_t)d->bytes[0] << 24 | (uint32_t)d->bytes[1] << 16 |
+                     (uint32_t)d->bytes[2] << 8 | d->bytes[3];
+        if (d->op_code == 1) {
+            assert_true(d->reliable);
+            assert_int_equal(v, expect);
+            expect++;
+        } else {
+            /* sequenced: never a duplicate, never older than the last one */
+            assert_true(first_unreliable || v > last_unreliable);
+            first_unreliable = false;
+            last_unreliable = v;
+            unreliable_seen++;
+        }
+    }
+    assert_int_equal(expect, RELIABLE);
+    assert_true(unreliable_seen <= UNRELIABLE);
+
+    /* The session survived: a request still round-trips. */
+    int pongs = a->pongs;
+    kaos_client_ping(a->c);
+    E2E_WAIT(a->pongs > pongs, 20000);
+    assert_true(a->connected && b->connected);
+
+    lossy_stats st;
+    e2e_client_free(a);
+    e2e_client_free(b);
+    lossy_stop(proxy, &st);
+    printf("impairment: %llu forwarded, %llu dropped, %llu reordered; unreliable delivered %zu/%d\n",
+           (unsigned long long)st.forwarded, (unsigned long long)st.dropped,
+           (unsigned long long)st.reordered, unreliable_seen, UNRELIABLE);
+    assert_true(st.dropped > 0 && st.reordered > 0); /* the impairment really happened */
+    assert_int_equal(e2e_server_stop(&srv), 0);
+    e2e_server_cleanup(&srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reliable_data_arrives_once_and_in_order_through_loss_and_jitter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

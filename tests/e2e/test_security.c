@@ -1,0 +1,226 @@
+/* End to end: transport security and abuse limits against the real server.
+ * Tampered and replayed packets, a wrong server key, a plaintext client, a
+ * spoofed-CONNECT flood, message floods, and failed-login lockouts. */
+#include "harness.h"
+#include "kn_codec.h"
+#include "rawclient.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static e2e_server srv;
+
+static int start(void **state)
+{
+    e2e_server_init(&srv);
+    e2e_server_start(&srv, NULL);
+    return 0;
+}
+
+static int stop(void **state)
+{
+    int rc = e2e_server_stop(&srv);
+    e2e_server_cleanup(&srv);
+    return rc == 0 ? 0 : -1;
+}
+
+static void sealed_ping_round_trips_with_a_hand_rolled_client(void **state)
+{
+    raw_client rc;
+    raw_connect(&rc, srv.port, srv.key);
+    raw_send_ping(&rc, 11);
+    for (int i = 0; i < 200 && rc.received == 0; i++) raw_pump(&rc, 5);
+    assert_int_equal(rc.last_type, KAOS__V1__ENVELOPE__MESSAGE_PONG);
+    assert_int_equal(rc.last_cid, 11);
+    raw_close(&rc);
+}
+
+static void tampered_packets_are_dropped_and_a_persistent_sender_is_closed(void **state)
+{
+    raw_client rc;
+    raw_connect(&rc, srv.port, srv.key);
+    uint8_t sealed[128];
+    size_t n = raw_seal_ping(&rc, 1, sealed, sizeof sealed);
+    sealed[n - 3] ^= 0x40; /* inside the tag */
+    raw_send_bytes(&rc, 0, sealed, n, true);
+    raw_pump(&rc, 200);
+    assert_int_equal(rc.received, 0); /* never delivered, so never answered */
+    for (int i = 0; i < 10 && !rc.disconnected; i++) {
+        raw_send_bytes(&rc, 0, sealed, n, true);
+        raw_pump(&rc, 20);
+    }
+    for (int i = 0; i < 200 && !rc.disconnected; i++) raw_pump(&rc, 5);
+    assert_true(rc.disconnected);
+    assert_int_equal(rc.disconnect_reason, KAOS_DISCONNECT_PROTOCOL_VIOLATION);
+    raw_close(&rc);
+}
+
+static void a_replayed_packet_is_delivered_once(void **state)
+{
+    raw_client rc;
+    raw_connect(&rc, srv.port, srv.key);
+    uint8_t sealed[128];
+    size_t n = raw_seal_ping(&rc, 21, sealed, sizeof sealed);
+    raw_send_bytes(&rc, 0, sealed, n, true);
+    raw_send_bytes(&rc, 0, sealed, n, true); /* the same bytes again */
+    raw_send_ping(&rc, 22);                  /* the counter moved past it */
+    for (int i = 0; i < 200 && rc.received < 2; i++) raw_pump(&rc, 5);
+    raw_pump(&rc, 100);
+    assert_int_equal(rc.received, 2); /* pongs for 21 and 22, not 21 twice */
+    assert_int_equal(rc.last_cid, 22);
+    raw_close(&rc);
+}
+
+static void a_wrong_server_key_is_refused_by_the_sdk(void **state)
+{
+    char wrong[65];
+    memset(wrong, 'a', 64);
+    wrong[64] = '\0';
+    e2e_client *c = e2e_client_new_with_key(srv.port, wrong, false);
+    E2E_WAIT(c->disconnected, 10000);
+    assert_false(c->connected);
+    assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
+    assert_int_equal(c->error_code, 7); /* PERMISSION_DENIED */
+    assert_non_null(strstr(c->error_message, "server key mismatch"));
+    e2e_client_free(c);
+}
+
+static void a_plaintext_client_is_refused_with_a_clear_error(void **state)
+{
+    /* Plain ENet (no cookie) never even gets a connection... */
+    raw_client rc;
+    assert_false(raw_connect_without_cookie(&rc, srv.port, KAOS_PROTOCOL_VERSION, 1000));
+    raw_close(&rc);
+    /* ...and a client that skips the handshake is told why and dropped. */
+    e2e_client *c = e2e_client_new_plaintext(srv.port);
+    E2E_WAIT(c->connected || c->disconnected, 10000);
+    kaos_client_ping(c->c); /* its first packet is an envelope, not a hello */
+    E2E_WAIT(c->disconnected, 10000);
+    assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
+    assert_int_equal(c->error_code, 9); /* FAILED_PRECONDITION */
+    assert_non_null(strstr(c->error_message, "transport security is required"));
+    e2e_client_free(c);
+}
+
+static void connects_without_a_cookie_get_no_peer_and_no_reply(void **state)
+{
+    /* 2,000 CONNECT datagrams with made-up cookies, from one socket (a
+     * spoofer's would come from many addresses: the cookie check is the same). */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(srv.port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    uint8_t d[4 + 48] = {0x8f, 0xff, 0x00, 0x01, 0x82, 0xff};
+    for (int i = 0; i < 2000; i++) {
+        uint32_t fake = (uint32_t)rand();
+        memcpy(d + 4 + 44, &fake, 4);
+        d[4 + 40] = (uint8_t)i; /* connectID varies too */
+        sendto(fd, d, sizeof d, 0, (struct sockaddr *)&to, sizeof to);
+    }
+    /* Meanwhile a legitimate client connects and is served. */
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(c, dev);
+    /* Nothing came back to the flooder: no VERIFY_CONNECT, no amplification. */
+    uint8_t buf[256];
+    struct timeval tv = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_true(recv(fd, buf, sizeof buf, 0) < 0);
+    close(fd);
+    e2e_client_free(c);
+}
+
+static void a_message_flood_is_limited_then_disconnected(void **state)
+{
+    e2e_server t;
+    e2e_server_init(&t);
+    const char *extra[] = {"--rate-control-msgs", "10", "--rate-max-drops", "30", NULL};
+    e2e_server_start(&t, extra);
+    e2e_client *c = e2e_client_new(t.port, 0, 0);
+    e2e_client *calm = e2e_client_new(t.port, 0, 0);
+    for (int i = 0; i < 25; i++) kaos_client_ping(c->c);
+    E2E_WAIT(c->errors >= 1, 5000);
+    assert_int_equal(c->error_code, 8); /* RESOURCE_EXHAUSTED */
+    assert_non_null(strstr(c->error_message, "rate limited"));
+    assert_true(c->pongs >= 10 && c->pongs < 25);
+    assert_true(c->connected);
+    for (int i = 0; i < 100 && c->connected; i++) {
+        kaos_client_ping(c->c);
+        e2e_pump();
+    }
+    E2E_WAIT(c->disconnected, 5000);
+    assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_RATE_LIMITED);
+    kaos_client_ping(calm->c); /* another connection is not affected */
+    E2E_WAIT(calm->pongs == 1, 5000);
+    e2e_client_free(c);
+    e2e_client_free(calm);
+    assert_int_equal(e2e_server_stop(&t), 0);
+    e2e_server_cleanup(&t);
+}
+
+static void failed_logins_lock_the_account_and_the_address_until_expiry(void **state)
+{
+    e2e_server t;
+    e2e_server_init(&t);
+    const char *extra[] = {"--lockout-account-failures", "2", "--lockout-account-ms", "1500",
+                           "--lockout-address-failures", "4", "--lockout-address-ms", "1500",
+                           NULL};
+    e2e_server_start(&t, extra);
+    e2e_client *c = e2e_client_new(t.port, 0, 0);
+    char ghost[40], other[40], real[40];
+    e2e_device_id(ghost);
+    e2e_device_id(other);
+    e2e_device_id(real);
+    /* account: two misses on one device lock that device */
+    for (int i = 1; i <= 2; i++) {
+        kaos_client_authenticate_device(c->c, ghost, NULL, false, NULL);
+        E2E_WAIT(c->errors == i, 5000);
+        assert_int_equal(c->error_code, 5);
+    }
+    kaos_client_authenticate_device(c->c, ghost, NULL, false, NULL);
+    E2E_WAIT(c->errors == 3, 5000);
+    assert_int_equal(c->error_code, 8);
+    assert_non_null(strstr(c->error_message, "too many failed logins"));
+    /* address: two more misses elsewhere reach 4 for this address */
+    for (int i = 4; i <= 5; i++) {
+        kaos_client_authenticate_device(c->c, other, NULL, false, NULL);
+        E2E_WAIT(c->errors == i, 5000);
+    }
+    kaos_client_authenticate_device(c->c, real, NULL, true, NULL);
+    E2E_WAIT(c->errors == 6, 5000);
+    assert_int_equal(c->error_code, 8); /* even a good login waits out the lock */
+    assert_int_equal(c->sessions, 0);
+    e2e_pump_for(1600);
+    kaos_client_authenticate_device(c->c, real, NULL, true, NULL);
+    E2E_WAIT(c->sessions == 1, 5000);
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&t), 0);
+    e2e_server_cleanup(&t);
+}
+
+int main(void)
+{
+    if (enet_initialize() != 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sealed_ping_round_trips_with_a_hand_rolled_client),
+        cmocka_unit_test(tampered_packets_are_dropped_and_a_persistent_sender_is_closed),
+        cmocka_unit_test(a_replayed_packet_is_delivered_once),
+        cmocka_unit_test(a_wrong_server_key_is_refused_by_the_sdk),
+        cmocka_unit_test(a_plaintext_client_is_refused_with_a_clear_error),
+        cmocka_unit_test(connects_without_a_cookie_get_no_peer_and_no_reply),
+        cmocka_unit_test(a_message_flood_is_limited_then_disconnected),
+        cmocka_unit_test(failed_logins_lock_the_account_and_the_address_until_expiry),
+    };
+    return cmocka_run_group_tests(tests, start, stop);
+}
