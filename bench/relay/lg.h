@@ -34,6 +34,7 @@ typedef struct lg_config {
     lg_mode mode;
     const char *host;
     uint16_t port;
+    const char *server_key; /* KaosNet: the key to pin (hex), NULL = insecure dev mode */
     uint32_t ccu;       /* all workers together */
     uint32_t room_size; /* 8 */
     uint32_t hz;        /* 30 */

@@ -287,6 +287,8 @@ static int create_clients(lg_worker *w, kstate *st)
         kaos_client_config_default(&cfg);
         cfg.host = w->cfg->host;
         cfg.port = w->cfg->port;
+        cfg.server_key = w->cfg->server_key;
+        cfg.insecure_dev_mode = !w->cfg->server_key;
         cfg.user_data = k;
         cfg.callbacks = (kaos_callbacks){
             .on_connected = on_connected,

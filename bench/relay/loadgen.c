@@ -47,7 +47,8 @@ static void usage(FILE *out)
                  "  --window S           seconds of steady window measured (default 10)\n"
                  "  --drain S            seconds after the window for late deliveries (default 1)\n"
                  "  --setup-timeout S    connect/auth/join deadline (default 60)\n"
-                 "  --server-pid PID     sample this process's CPU and RSS over the window\n");
+                 "  --server-pid PID     sample this process's CPU and RSS over the window\n"
+                 "  --server-key HEX     KaosNet: pin this server key (else insecure dev mode)\n");
 }
 
 static int parse(int argc, char **argv, options *o)
@@ -72,6 +73,7 @@ static int parse(int argc, char **argv, options *o)
                                           {"drain", required_argument, 0, 'd'},
                                           {"setup-timeout", required_argument, 0, 's'},
                                           {"server-pid", required_argument, 0, 'S'},
+                                          {"server-key", required_argument, 0, 'K'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     int ch;
@@ -82,6 +84,9 @@ static int parse(int argc, char **argv, options *o)
             break;
         case 'H':
             o->cfg.host = optarg;
+            break;
+        case 'K':
+            o->cfg.server_key = optarg;
             break;
         case 'p':
             o->cfg.port = (uint16_t)atoi(optarg);
@@ -322,7 +327,7 @@ static void merge(const options *o, const lg_shared *sh, lg_result *m)
         if (r->status && (!m->status || (cause && !cause_seen))) {
             m->status = r->status;
             cause_seen = cause;
-            snprintf(m->error, sizeof m->error, "worker %u: %s", k, r->error);
+            snprintf(m->error, sizeof m->error, "worker %u: %.140s", k, r->error);
         }
         m->clients += r->clients;
         if (r->setup_s > m->setup_s) m->setup_s = r->setup_s;

@@ -131,7 +131,8 @@ start_server() {
             mkdir -p "$tmp/data"
             "$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
                 --bind 127.0.0.1 --port 0 --migrate --log-level warn \
-                --max-connections "$peers" >"$tmp/server.out" 2>"$tmp/server.err" &
+                --max-connections "$peers" --max-connections-per-address 0 \
+                >"$tmp/server.out" 2>"$tmp/server.err" &
             pattern='s/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p'
             ;;
         paced | tutorial)
@@ -144,6 +145,8 @@ start_server() {
     port=""
     for _ in $(seq 300); do
         port="$(sed -n "$pattern" "$tmp/server.out")"
+        # KaosNet's ready line names the key clients pin: "... key <hex>".
+        key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
         [ -n "$port" ] && return 0
         kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.1
@@ -171,7 +174,8 @@ for kind in "${server_list[@]}"; do
         say "$(label_of "$kind") CCU $ccu: setup, ${warmup} s warm-up, ${window} s window"
         line="$(timeout "$step_timeout" "$BUILD/bench_relay_loadgen" --mode "$mode" \
             --port "$port" --ccu "$ccu" --warmup "$warmup" --window "$window" \
-            --server-pid "$server_pid" ${procs:+--procs "$procs"} 2>"$tmp/loadgen.err" \
+            --server-pid "$server_pid" ${procs:+--procs "$procs"} ${key:+--server-key "$key"} \
+            2>"$tmp/loadgen.err" \
             | grep '^result ' || true)"
         sed 's/^/  /' "$tmp/loadgen.err" >&2
         [ -n "$line" ] || line="result status=failed ccu=$ccu"

@@ -64,7 +64,7 @@ static void unknown_device_without_create_is_not_found(void **state)
 
 static void taken_username_and_bad_device_ids_are_refused(void **state)
 {
-    char dev1[40], dev2[40], name[40];
+    char dev1[40], dev2[40], name[64];
     e2e_device_id(dev1);
     e2e_device_id(dev2);
     snprintf(name, sizeof name, "player_%s", dev1 + 4);
