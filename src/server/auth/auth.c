@@ -132,11 +132,9 @@ static int create_user(kn_db *db, const char *device_id, const char *username, c
     return rc;
 }
 
-int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const char *username,
-                   bool create, const kn_token_var *vars, size_t var_count, int64_t now,
-                   kn_auth_session *out, char *msg, size_t cap)
+int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,
+                         size_t var_count, char *msg, size_t cap)
 {
-    memset(out, 0, sizeof *out);
     size_t dl = device_id ? strlen(device_id) : 0;
     if (dl < KN_AUTH_DEVICE_ID_MIN || dl > KN_AUTH_DEVICE_ID_MAX || !printable_id(device_id))
         return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
@@ -146,7 +144,15 @@ int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const cha
         (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
         return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
-    int rc = kn_auth_check_vars(vars, var_count, msg, cap);
+    return kn_auth_check_vars(vars, var_count, msg, cap);
+}
+
+int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const char *username,
+                   bool create, const kn_token_var *vars, size_t var_count, int64_t now,
+                   kn_auth_session *out, char *msg, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    int rc = kn_auth_check_device(device_id, username, vars, var_count, msg, cap);
     if (rc) return rc;
 
     /* Find, or create and find again: a concurrent create of the same device

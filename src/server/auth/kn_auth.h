@@ -60,6 +60,11 @@ int kn_auth_refresh(const kn_auth *auth, kn_db *db, const char *refresh_token,
 int kn_auth_verify_session(const kn_auth *auth, const char *token, int64_t now_sec,
                            kn_token_claims *out);
 
+/* Validate a device authentication request without touching anything
+ * (the first thing kn_auth_device does). */
+int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,
+                         size_t var_count, char *msg, size_t msg_cap);
+
 /* Validate session variables (count and sizes). */
 int kn_auth_check_vars(const kn_token_var *vars, size_t var_count, char *msg, size_t msg_cap);
 
