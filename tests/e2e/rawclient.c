@@ -58,6 +58,11 @@ static void handle(raw_client *rc, ENetEvent *ev)
             rc->received++;
             rc->last_type = env->message_case;
             rc->last_cid = env->cid;
+            if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_SESSION) rc->sessions++;
+            if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_MATCH) {
+                rc->matches++;
+                rc->match_handle = env->match->match;
+            }
             if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_ERROR) {
                 rc->last_error_code = env->error->code;
                 snprintf(rc->last_error, sizeof rc->last_error, "%s", env->error->message);
@@ -157,6 +162,21 @@ size_t raw_seal_ping(raw_client *rc, uint32_t cid, uint8_t *out, size_t cap)
     assert_true(cap >= n + KN_SEAL_OVERHEAD);
     kn_crypt_seal(&rc->crypt, 0, plain, n, out);
     return n + KN_SEAL_OVERHEAD;
+}
+
+void raw_send_env(raw_client *rc, const void *envp)
+{
+    const kn_envelope *env = envp;
+    uint8_t plain[4096], sealed[4096 + KN_SEAL_OVERHEAD];
+    size_t n = kn_envelope_packed_size(env);
+    assert_true(n <= sizeof plain);
+    kn_envelope_pack(env, plain);
+    if (rc->sealed) {
+        kn_crypt_seal(&rc->crypt, 0, plain, n, sealed);
+        raw_send_bytes(rc, 0, sealed, n + KN_SEAL_OVERHEAD, true);
+    } else {
+        raw_send_bytes(rc, 0, plain, n, true);
+    }
 }
 
 void raw_send_ping(raw_client *rc, uint32_t cid)

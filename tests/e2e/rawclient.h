@@ -25,6 +25,8 @@ typedef struct raw_client {
     uint32_t last_cid;
     int last_error_code;
     char last_error[256];
+    int sessions, matches;
+    uint32_t match_handle; /* from the last Match */
 } raw_client;
 
 /* Gets a cookie, connects with it, does the handshake (pinning server_pk
@@ -33,6 +35,8 @@ void raw_connect(raw_client *rc, uint16_t port, const uint8_t *server_pk);
 /* Connect without a cookie (connect data = given value); returns whether
  * ENet reported CONNECT within wait_ms. */
 bool raw_connect_without_cookie(raw_client *rc, uint16_t port, uint32_t data, int wait_ms);
+/* Seal (when the handshake happened) and send an envelope on channel 0. */
+void raw_send_env(raw_client *rc, const void *env);
 /* Seal (when the handshake happened) and send an envelope holding a Ping. */
 void raw_send_ping(raw_client *rc, uint32_t cid);
 /* Seal a ping and give the sealed bytes back instead of sending them. */

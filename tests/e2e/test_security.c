@@ -209,6 +209,65 @@ static void failed_logins_lock_the_account_and_the_address_until_expiry(void **s
     e2e_server_cleanup(&t);
 }
 
+static void a_reader_that_stops_is_closed_and_the_sender_is_not(void **state)
+{
+    e2e_server t;
+    e2e_server_init(&t);
+    const char *extra[] = {"--max-send-queue", "32", "--rate-match-msgs", "0",
+                           "--rate-match-bytes", "0", NULL};
+    e2e_server_start(&t, extra);
+    char dev[40], dev2[40];
+    e2e_device_id(dev);
+    e2e_device_id(dev2);
+    e2e_client *sender = e2e_client_new(t.port, 0, 0);
+    e2e_auth(sender, dev);
+    kaos_client_match_create(sender->c, 0);
+    E2E_WAIT(sender->matches == 1, 5000);
+
+    /* The reader: a raw client that authenticates, joins, then stops reading. */
+    raw_client r;
+    raw_connect(&r, t.port, t.key);
+    Kaos__V1__AuthenticateDevice a = KAOS__V1__AUTHENTICATE_DEVICE__INIT;
+    a.device_id = dev2;
+    a.create = true;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.cid = 1;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
+    env.authenticate_device = &a;
+    raw_send_env(&r, &env);
+    for (int i = 0; i < 400 && r.sessions == 0; i++) raw_pump(&r, 5);
+    assert_int_equal(r.sessions, 1);
+    Kaos__V1__MatchJoin j = KAOS__V1__MATCH_JOIN__INIT;
+    j.match_id = sender->match_id;
+    kn_envelope env2 = KN_ENVELOPE_INIT;
+    env2.cid = 2;
+    env2.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
+    env2.match_join = &j;
+    raw_send_env(&r, &env2);
+    for (int i = 0; i < 400 && r.matches == 0; i++) raw_pump(&r, 5);
+    assert_int_equal(r.matches, 1);
+
+    /* Reliable data the reader never acknowledges piles up on the server. */
+    static uint8_t chunk[1200];
+    for (int i = 0; i < 400; i++) {
+        kaos_client_match_send(sender->c, sender->match_handle, 1, chunk, sizeof chunk, true,
+                               NULL, 0);
+        if (i % 20 == 0) e2e_pump();
+    }
+    E2E_WAIT(sender->leaves == 1, 10000); /* the server dropped the reader */
+    /* Reading again, the reader learns why. */
+    for (int i = 0; i < 1000 && !r.disconnected; i++) raw_pump(&r, 5);
+    assert_true(r.disconnected);
+    assert_int_equal(r.disconnect_reason, KAOS_DISCONNECT_SEND_QUEUE_FULL);
+    /* The sender is fine. */
+    kaos_client_ping(sender->c);
+    E2E_WAIT(sender->pongs == 1, 5000);
+    raw_close(&r);
+    e2e_client_free(sender);
+    assert_int_equal(e2e_server_stop(&t), 0);
+    e2e_server_cleanup(&t);
+}
+
 int main(void)
 {
     if (enet_initialize() != 0) return 1;
@@ -221,6 +280,7 @@ int main(void)
         cmocka_unit_test(connects_without_a_cookie_get_no_peer_and_no_reply),
         cmocka_unit_test(a_message_flood_is_limited_then_disconnected),
         cmocka_unit_test(failed_logins_lock_the_account_and_the_address_until_expiry),
+        cmocka_unit_test(a_reader_that_stops_is_closed_and_the_sender_is_not),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }

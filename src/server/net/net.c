@@ -464,8 +464,13 @@ static void begin_close(kn_net *net, conn *c, uint32_t reason, int64_t now)
     set_state(net, c, KN_CONN_CLOSING);
     c->close_reason = reason;
     c->close_deadline_ms = now + CLOSE_LINGER_MS;
-    /* _later: responses already queued (an Error, say) still go out first. */
-    enet_peer_disconnect_later(c->peer, reason);
+    if (reason == KAOS__V1__DISCONNECT_REASON__DISCONNECT_SEND_QUEUE_FULL) {
+        /* Its queue will never drain: drop it, so the reason goes out now. */
+        enet_peer_disconnect(c->peer, reason);
+    } else {
+        /* _later: responses already queued (an Error, say) still go out first. */
+        enet_peer_disconnect_later(c->peer, reason);
+    }
 }
 
 void kn_net_close(kn_net *net, kn_conn_id id, uint32_t reason)
