@@ -185,6 +185,23 @@ int e2e_server_stop(e2e_server *s)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+e2e_server e2e_group_server;
+
+int e2e_group_setup(void **state)
+{
+    e2e_server_init(&e2e_group_server);
+    e2e_server_start(&e2e_group_server, NULL);
+    return 0;
+}
+
+int e2e_group_teardown(void **state)
+{
+    int rc = e2e_server_stop(&e2e_group_server);
+    e2e_server_cleanup(&e2e_group_server);
+    if (rc != 0) fprintf(stderr, "server exit status %d\n", rc);
+    return rc == 0 ? 0 : -1;
+}
+
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap)
 {
     int pipefd[2];

@@ -37,6 +37,12 @@ void e2e_server_start(e2e_server *s, const char *const *extra);
 int e2e_server_stop(e2e_server *s);
 /* Drops the database and removes the data dir. */
 void e2e_server_cleanup(e2e_server *s);
+/* cmocka group setup/teardown around one server per test file, reachable
+ * as e2e_group_server. Teardown fails the group on a dirty exit (crash, or a
+ * leak under ASan). */
+extern e2e_server e2e_group_server;
+int e2e_group_setup(void **state);
+int e2e_group_teardown(void **state);
 /* Runs the kaosnet binary with args; returns its exit status; output into out. */
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap);
 

@@ -10,35 +10,19 @@
 #include <string.h>
 #include <cmocka.h>
 
-static e2e_server srv;
-
-static int start(void **state)
-{
-    e2e_server_init(&srv);
-    e2e_server_start(&srv, NULL);
-    return 0;
-}
-
-static int stop(void **state)
-{
-    int rc = e2e_server_stop(&srv);
-    e2e_server_cleanup(&srv);
-    if (rc != 0) fprintf(stderr, "server exit status %d\n", rc);
-    return rc == 0 ? 0 : -1; /* a dirty exit (crash, leak) fails the group */
-}
 
 static void device_auth_creates_user_then_finds_it(void **state)
 {
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(a, dev);
     assert_true(a->created);
     assert_int_equal(strlen(a->user_id), 36);
     assert_int_equal(strlen(a->username), 10); /* generated */
     assert_true(kaos_client_session(a->c) != NULL);
 
-    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(b, dev);
     assert_false(b->created);
     assert_string_equal(b->user_id, a->user_id);
@@ -52,7 +36,7 @@ static void unknown_device_without_create_is_not_found(void **state)
 {
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     int cid = kaos_client_authenticate_device(a->c, dev, NULL, false, NULL);
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_cid, (uint32_t)cid);
@@ -68,7 +52,7 @@ static void taken_username_and_bad_device_ids_are_refused(void **state)
     e2e_device_id(dev1);
     e2e_device_id(dev2);
     snprintf(name, sizeof name, "player_%s", dev1 + 4);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     assert_true(kaos_client_authenticate_device(a->c, dev1, name, true, NULL) > 0);
     E2E_WAIT(a->sessions == 1, 5000);
     assert_string_equal(a->username, name);
@@ -92,7 +76,7 @@ static void refresh_rotates_tokens_and_keeps_the_user(void **state)
 {
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     const char *vars[] = {"region", "eu", NULL};
     assert_true(kaos_client_authenticate_device(a->c, dev, NULL, true, vars) > 0);
     E2E_WAIT(a->sessions == 1, 5000);
@@ -117,9 +101,9 @@ static void resume_binds_a_new_connection_to_the_session(void **state)
 {
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(a, dev);
-    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
     /* Before authentication, match requests are refused. */
     assert_true(kaos_client_match_create(b->c, 0) > 0);
     E2E_WAIT(b->errors == 1, 5000);
@@ -138,13 +122,13 @@ static void tampered_or_wrong_kind_of_token_is_unauthenticated(void **state)
 {
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(a, dev);
     char bad[4096];
     strcpy(bad, a->token);
     char *payload = strchr(bad, '.') + 3;
     *payload = *payload == 'x' ? 'y' : 'x';
-    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
     assert_true(kaos_client_session_resume(b->c, bad) > 0);
     E2E_WAIT(b->errors == 1, 5000);
     assert_int_equal(b->error_code, 16);
@@ -187,14 +171,14 @@ static void same_device_gets_same_user_after_restart(void **state)
 {
     char dev[40], user[40];
     e2e_device_id(dev);
-    e2e_client *a = e2e_client_new(srv.port, 0, 0);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(a, dev);
     strcpy(user, a->user_id);
     e2e_client_free(a);
 
-    assert_int_equal(e2e_server_stop(&srv), 0);
-    e2e_server_start(&srv, NULL);
-    e2e_client *b = e2e_client_new(srv.port, 0, 0);
+    assert_int_equal(e2e_server_stop(&e2e_group_server), 0);
+    e2e_server_start(&e2e_group_server, NULL);
+    e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(b, dev);
     assert_false(b->created);
     assert_string_equal(b->user_id, user);
@@ -213,5 +197,5 @@ int main(void)
         cmocka_unit_test(expired_session_token_is_refused),
         cmocka_unit_test(same_device_gets_same_user_after_restart),
     };
-    return cmocka_run_group_tests(tests, start, stop);
+    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-static e2e_server srv;
 static e2e_client *good_a, *good_b;
 static int64_t next_op = 1000;
 
@@ -28,10 +27,9 @@ static e2e_client *player(uint16_t port)
 
 static int start(void **state)
 {
-    e2e_server_init(&srv);
-    e2e_server_start(&srv, NULL);
-    good_a = player(srv.port);
-    good_b = player(srv.port);
+    e2e_group_setup(state);
+    good_a = player(e2e_group_server.port);
+    good_b = player(e2e_group_server.port);
     kaos_client_match_create(good_a->c, 0);
     E2E_WAIT(good_a->matches == 1, 5000);
     kaos_client_match_join(good_b->c, good_a->match_id);
@@ -43,9 +41,7 @@ static int stop(void **state)
 {
     e2e_client_free(good_a);
     e2e_client_free(good_b);
-    int rc = e2e_server_stop(&srv);
-    e2e_server_cleanup(&srv);
-    return rc == 0 ? 0 : -1;
+    return e2e_group_teardown(state);
 }
 
 /* The good players still exchange reliable data and get pongs. */
@@ -65,7 +61,7 @@ static void assert_good_players_served(void)
 
 static void random_bytes_get_invalid_argument(void **state)
 {
-    e2e_client *h = e2e_client_new(srv.port, 0, 0);
+    e2e_client *h = e2e_client_new(e2e_group_server.port, 0, 0);
     uint8_t junk[64];
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(0xF0 | rand());
     assert_int_equal(kaos_client_send_raw(h->c, 0, junk, sizeof junk, true), KAOS_OK);
@@ -81,7 +77,7 @@ static void truncated_envelope_gets_invalid_argument(void **state)
 {
     /* Envelope{cid=1, match_join{match_id: 20 bytes}} cut in the middle. */
     const uint8_t cut[] = {0x08, 0x01, 0xaa, 0x01, 0x16, 0x0a, 0x14, 'a', 'b', 'c'};
-    e2e_client *h = e2e_client_new(srv.port, 0, 0);
+    e2e_client *h = e2e_client_new(e2e_group_server.port, 0, 0);
     kaos_client_send_raw(h->c, 0, cut, sizeof cut, true);
     E2E_WAIT(h->errors == 1, 5000);
     assert_int_equal(h->error_code, 3);
@@ -91,7 +87,7 @@ static void truncated_envelope_gets_invalid_argument(void **state)
 
 static void unknown_and_server_only_message_types_are_unimplemented(void **state)
 {
-    e2e_client *h = e2e_client_new(srv.port, 0, 0);
+    e2e_client *h = e2e_client_new(e2e_group_server.port, 0, 0);
     const uint8_t unknown[] = {0x08, 0x07, 0x9a, 0x06, 0x00}; /* cid 7, field 99 */
     kaos_client_send_raw(h->c, 0, unknown, sizeof unknown, true);
     E2E_WAIT(h->errors == 1, 5000);
@@ -108,7 +104,7 @@ static void unknown_and_server_only_message_types_are_unimplemented(void **state
 
 static void requests_before_auth_are_unauthenticated(void **state)
 {
-    e2e_client *h = e2e_client_new(srv.port, 0, 0);
+    e2e_client *h = e2e_client_new(e2e_group_server.port, 0, 0);
     kaos_client_match_join(h->c, good_a->match_id);
     E2E_WAIT(h->errors == 1, 5000);
     assert_int_equal(h->error_code, 16);
@@ -128,7 +124,7 @@ static void requests_before_auth_are_unauthenticated(void **state)
 
 static void match_data_on_the_control_channel_is_refused(void **state)
 {
-    e2e_client *h = player(srv.port);
+    e2e_client *h = player(e2e_group_server.port);
     /* Envelope{match_data_send{match=1, op=1}} on channel 0. */
     const uint8_t bytes[] = {0xca, 0x01, 0x04, 0x08, 0x01, 0x10, 0x01};
     kaos_client_send_raw(h->c, 0, bytes, sizeof bytes, true);
@@ -140,7 +136,7 @@ static void match_data_on_the_control_channel_is_refused(void **state)
 
 static void a_peer_that_keeps_sending_garbage_is_disconnected(void **state)
 {
-    e2e_client *h = e2e_client_new(srv.port, 0, 0);
+    e2e_client *h = e2e_client_new(e2e_group_server.port, 0, 0);
     const uint8_t junk[] = {0xff, 0xff, 0xff};
     for (int i = 0; i < 20 && h->connected; i++) {
         kaos_client_send_raw(h->c, 0, junk, sizeof junk, true);
@@ -156,7 +152,7 @@ static void oversize_packet_is_never_delivered_and_others_are_unaffected(void **
 {
     /* A hand-rolled client: the SDK refuses to send this much. */
     raw_client rc;
-    raw_connect(&rc, srv.port, srv.key);
+    raw_connect(&rc, e2e_group_server.port, e2e_group_server.key);
     static uint8_t big[256 * 1024];
     raw_send_bytes(&rc, 0, big, sizeof big, true);
     for (int i = 0; i < 2000 && !rc.disconnected; i++) raw_pump(&rc, 5);
@@ -170,7 +166,7 @@ static void oversize_packet_is_never_delivered_and_others_are_unaffected(void **
 
 static void unsupported_protocol_version_gets_a_clear_error(void **state)
 {
-    e2e_client *h = e2e_client_new_nowait(srv.port, 99);
+    e2e_client *h = e2e_client_new_nowait(e2e_group_server.port, 99);
     E2E_WAIT(h->disconnected, 5000);
     assert_int_equal(h->disconnect_reason, KAOS_DISCONNECT_UNSUPPORTED_VERSION);
     assert_int_equal(h->errors, 1);

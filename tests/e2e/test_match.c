@@ -11,27 +11,12 @@
 #include <string.h>
 #include <cmocka.h>
 
-static e2e_server srv;
-
-static int start(void **state)
-{
-    e2e_server_init(&srv);
-    e2e_server_start(&srv, NULL);
-    return 0;
-}
-
-static int stop(void **state)
-{
-    int rc = e2e_server_stop(&srv);
-    e2e_server_cleanup(&srv);
-    return rc == 0 ? 0 : -1;
-}
 
 static e2e_client *player(void)
 {
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *c = e2e_client_new(srv.port, 0, 0);
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(c, dev);
     return c;
 }
@@ -158,5 +143,5 @@ int main(void)
         cmocka_unit_test(leave_and_disconnect_notify_the_rest_and_empty_match_disappears),
         cmocka_unit_test(full_match_refuses_with_a_reason),
     };
-    return cmocka_run_group_tests(tests, start, stop);
+    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }

@@ -18,26 +18,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-static e2e_server srv;
-
-static int start(void **state)
-{
-    e2e_server_init(&srv);
-    e2e_server_start(&srv, NULL);
-    return 0;
-}
-
-static int stop(void **state)
-{
-    int rc = e2e_server_stop(&srv);
-    e2e_server_cleanup(&srv);
-    return rc == 0 ? 0 : -1;
-}
 
 static void sealed_ping_round_trips_with_a_hand_rolled_client(void **state)
 {
     raw_client rc;
-    raw_connect(&rc, srv.port, srv.key);
+    raw_connect(&rc, e2e_group_server.port, e2e_group_server.key);
     raw_send_ping(&rc, 11);
     for (int i = 0; i < 200 && rc.received == 0; i++) raw_pump(&rc, 5);
     assert_int_equal(rc.last_type, KAOS__V1__ENVELOPE__MESSAGE_PONG);
@@ -48,7 +33,7 @@ static void sealed_ping_round_trips_with_a_hand_rolled_client(void **state)
 static void tampered_packets_are_dropped_and_a_persistent_sender_is_closed(void **state)
 {
     raw_client rc;
-    raw_connect(&rc, srv.port, srv.key);
+    raw_connect(&rc, e2e_group_server.port, e2e_group_server.key);
     uint8_t sealed[128];
     size_t n = raw_seal_ping(&rc, 1, sealed, sizeof sealed);
     sealed[n - 3] ^= 0x40; /* inside the tag */
@@ -68,7 +53,7 @@ static void tampered_packets_are_dropped_and_a_persistent_sender_is_closed(void 
 static void a_replayed_packet_is_delivered_once(void **state)
 {
     raw_client rc;
-    raw_connect(&rc, srv.port, srv.key);
+    raw_connect(&rc, e2e_group_server.port, e2e_group_server.key);
     uint8_t sealed[128];
     size_t n = raw_seal_ping(&rc, 21, sealed, sizeof sealed);
     raw_send_bytes(&rc, 0, sealed, n, true);
@@ -86,7 +71,7 @@ static void a_wrong_server_key_is_refused_by_the_sdk(void **state)
     char wrong[65];
     memset(wrong, 'a', 64);
     wrong[64] = '\0';
-    e2e_client *c = e2e_client_new_with_key(srv.port, wrong, false);
+    e2e_client *c = e2e_client_new_with_key(e2e_group_server.port, wrong, false);
     E2E_WAIT(c->disconnected, 10000);
     assert_false(c->connected);
     assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
@@ -99,10 +84,10 @@ static void a_plaintext_client_is_refused_with_a_clear_error(void **state)
 {
     /* Plain ENet (no cookie) never even gets a connection... */
     raw_client rc;
-    assert_false(raw_connect_without_cookie(&rc, srv.port, KAOS_PROTOCOL_VERSION, 1000));
+    assert_false(raw_connect_without_cookie(&rc, e2e_group_server.port, KAOS_PROTOCOL_VERSION, 1000));
     raw_close(&rc);
     /* ...and a client that skips the handshake is told why and dropped. */
-    e2e_client *c = e2e_client_new_plaintext(srv.port);
+    e2e_client *c = e2e_client_new_plaintext(e2e_group_server.port);
     E2E_WAIT(c->connected || c->disconnected, 10000);
     kaos_client_ping(c->c); /* its first packet is an envelope, not a hello */
     E2E_WAIT(c->disconnected, 10000);
@@ -118,7 +103,7 @@ static void connects_without_a_cookie_get_no_peer_and_no_reply(void **state)
      * spoofer's would come from many addresses: the cookie check is the same). */
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(srv.port)};
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(e2e_group_server.port)};
     inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
     uint8_t d[4 + 48] = {0x8f, 0xff, 0x00, 0x01, 0x82, 0xff};
     for (int i = 0; i < 2000; i++) {
@@ -130,7 +115,7 @@ static void connects_without_a_cookie_get_no_peer_and_no_reply(void **state)
     /* Meanwhile a legitimate client connects and is served. */
     char dev[40];
     e2e_device_id(dev);
-    e2e_client *c = e2e_client_new(srv.port, 0, 0);
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(c, dev);
     /* Nothing came back to the flooder: no VERIFY_CONNECT, no amplification. */
     uint8_t buf[256];
@@ -282,5 +267,5 @@ int main(void)
         cmocka_unit_test(failed_logins_lock_the_account_and_the_address_until_expiry),
         cmocka_unit_test(a_reader_that_stops_is_closed_and_the_sender_is_not),
     };
-    return cmocka_run_group_tests(tests, start, stop);
+    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
 }
