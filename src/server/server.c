@@ -149,6 +149,7 @@ int kn_server_run(const kn_config *cfg)
                                     (double)cfg->rate_match_bytes, 2.0 * (double)cfg->rate_match_bytes};
     nc.max_rate_drops = (uint32_t)cfg->rate_max_drops;
     nc.max_queued = (size_t)cfg->max_send_queue;
+    nc.socket_buffer = (int)cfg->socket_buffer_bytes;
     kn_net_handler handler;
     kn_gateway_handler(gw, &handler);
     if ((rc = kn_net_global_init())) goto done;

@@ -69,6 +69,8 @@ static const option options[] = {
     INT(lockout_account_ms, "60000", 1000, 86400000, "how long an account stays locked"),
     INT(lockout_address_failures, "10", 0, 1000, "failed logins that lock an address (0 = off)"),
     INT(lockout_address_ms, "600000", 1000, 86400000, "how long an address stays locked"),
+    INT(socket_buffer_bytes, "4194304", 0, 268435456,
+        "UDP socket receive/send buffer (0 = ENet's 256 KiB; the kernel may cap it)"),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -54,6 +54,7 @@ typedef struct kn_config {
     int64_t lockout_account_ms;
     int64_t lockout_address_failures;
     int64_t lockout_address_ms;
+    int64_t socket_buffer_bytes;
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

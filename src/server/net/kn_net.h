@@ -95,6 +95,7 @@ typedef struct kn_net_config {
     kn_net_rates match_rates;   /* channels 1 and 2 */
     uint32_t max_rate_drops;    /* rate-limited packets within 10 s before RATE_LIMITED */
     size_t max_queued;          /* outgoing ENet commands per peer before SEND_QUEUE_FULL */
+    int socket_buffer;          /* SO_RCVBUF/SO_SNDBUF bytes (the kernel may cap it) */
 } kn_net_config;
 
 typedef struct kn_net_stats {

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,6 +120,7 @@ void kn_net_config_default(kn_net_config *cfg)
         .match_rates = {120, 240, 131072, 262144},
         .max_rate_drops = 100,
         .max_queued = 1024,
+        .socket_buffer = 4 << 20,
     };
 }
 
@@ -236,6 +238,20 @@ static int ENET_CALLBACK intercept(ENetHost *host, ENetEvent *event)
 
 /* --- create / destroy --------------------------------------------------- */
 
+/* The *FORCE options pass the kernel's rmem_max/wmem_max cap when we have
+ * CAP_NET_ADMIN; otherwise the plain ones get what the cap allows. */
+static void size_socket(int fd, int bytes)
+{
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    int got = 0;
+    socklen_t len = sizeof got;
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len);
+    KN_INFO("udp socket receive buffer %d bytes (asked %d)", got, bytes);
+}
+
 int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_net **out)
 {
     *out = NULL;
@@ -283,6 +299,9 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
     /* ENet's own per-address cap, a backstop behind ours (which gives a reason). */
     net->host->duplicatePeers = cfg->max_per_address ? cfg->max_per_address * 2 : 0xFFF;
     net->host->intercept = intercept;
+    /* ENet asks for 256 KiB; a burst of connects or a busy core overflows
+     * that and the kernel drops datagrams before ENet sees them. */
+    if (cfg->socket_buffer > 0) size_socket(net->host->socket, cfg->socket_buffer);
     *out = net;
     return KN_OK;
 fail:
