@@ -1,0 +1,66 @@
+/* kn_runtime: the Lua 5.4 server runtime; the only module that includes Lua.
+ *
+ * kn_runtime_load reads every `*.lua` file of the runtime path, in byte
+ * order of their names, and checks that each one loads and runs in a fresh
+ * sandboxed VM; a module that fails is reported with file and line and the
+ * load fails. The loaded sources are then shared (read-only) by VMs: each
+ * API worker owns one kn_runtime_vm, created from the same sources, so every
+ * registration (kaos.register_rpc, ...) exists in every VM.
+ *
+ * Sandbox: base library without dofile/loadfile and with a text-only `load`,
+ * plus table, string, math, utf8, coroutine, and an `os` reduced to time,
+ * clock, date and difftime. No io, no debug, no package loading from disk:
+ * `require` resolves only "kaos" and the modules of the runtime path. A
+ * per-VM allocator cap stops unbounded memory (KN_ERR_RESOURCE_EXHAUSTED).
+ *
+ * Errors raised by scripts keep the code they carry: `error({code = 3,
+ * message = "bad input"})` reaches the client as INVALID_ARGUMENT with that
+ * message; any other error becomes INTERNAL ("rpc failed") and is logged with
+ * its traceback here, once.
+ *
+ * Threads: a kn_runtime is immutable after load and shared; a kn_runtime_vm
+ * belongs to the one thread that uses it. */
+#ifndef KN_RUNTIME_H
+#define KN_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kn_runtime kn_runtime;
+typedef struct kn_runtime_vm kn_runtime_vm;
+
+typedef struct kn_runtime_config {
+    const char *path;        /* directory of modules; missing or empty = no modules */
+    size_t memory_limit;     /* bytes per VM; 0 = 64 MiB */
+} kn_runtime_config;
+
+/* What a script sees of the caller (the `context` table). */
+typedef struct kn_runtime_context {
+    const char *user_id;     /* "" when not authenticated (server-to-server) */
+    const char *username;
+    const char *session_id;
+    const char *client_address;
+    const char *execution_mode; /* "rpc", ... */
+} kn_runtime_context;
+
+/* Loads and checks the modules. On failure returns KN_ERR_CONFIG and writes
+ * "file.lua:12: message" into err. */
+int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t err_cap);
+void kn_runtime_destroy(kn_runtime *rt); /* accepts NULL; after every VM is gone */
+size_t kn_runtime_module_count(const kn_runtime *rt);
+
+/* A VM with every module loaded (and so every registration made). */
+int kn_runtime_vm_create(const kn_runtime *rt, kn_runtime_vm **out);
+void kn_runtime_vm_destroy(kn_runtime_vm *vm); /* accepts NULL */
+
+/* Calls the RPC registered as `id` with (context, payload). On success *out
+ * is a kn_malloc'd string (the function's return value, "" for nil). On
+ * failure returns KN_ERR_NOT_FOUND (no such RPC) or the error's code, and
+ * writes a message for the client into msg. */
+int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char *id,
+                   const char *payload, size_t payload_len, char **out, size_t *out_len,
+                   char *msg, size_t msg_cap);
+bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
+
+#endif

@@ -1,0 +1,631 @@
+/* runtime: module loading, the sandbox, the `kaos` table and RPC calls. */
+#include "kn_runtime.h"
+#include "kn_error.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_time.h"
+#include "kn_uuid.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MODULES 256
+#define MAX_MODULE_BYTES (1 << 20)
+#define DEFAULT_MEMORY_LIMIT ((size_t)64 << 20)
+#define JSON_MAX_DEPTH 64
+
+typedef struct module {
+    char *name;  /* file name without ".lua" (what require takes) */
+    char *chunk; /* "@name.lua", for messages */
+    char *source;
+    size_t len;
+} module;
+
+struct kn_runtime {
+    module mods[MAX_MODULES];
+    size_t count;
+    size_t memory_limit;
+};
+
+struct kn_runtime_vm {
+    lua_State *L;
+    const kn_runtime *rt;
+    size_t used, limit;
+};
+
+/* Registry keys (addresses are unique). */
+static const char key_rpcs = 0, key_loaded = 0, key_vm = 0;
+
+__attribute__((format(printf, 3, 4))) static void set_msg(char *msg, size_t cap, const char *fmt,
+                                                          ...)
+{
+    if (!msg || !cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* --- loading files --------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const module *)a)->name, ((const module *)b)->name);
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return KN_ERR_IO;
+    char *buf = kn_malloc(MAX_MODULE_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_MODULE_BYTES + 1, f) : 0;
+    fclose(f);
+    if (!buf) return KN_ERR_NOMEM;
+    if (n > MAX_MODULE_BYTES) {
+        kn_free(buf);
+        return KN_ERR_TOO_LARGE;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return KN_OK;
+}
+
+void kn_runtime_destroy(kn_runtime *rt)
+{
+    if (!rt) return;
+    for (size_t i = 0; i < rt->count; i++) {
+        kn_free(rt->mods[i].name);
+        kn_free(rt->mods[i].chunk);
+        kn_free(rt->mods[i].source);
+    }
+    kn_free(rt);
+}
+
+size_t kn_runtime_module_count(const kn_runtime *rt)
+{
+    return rt->count;
+}
+
+static int scan(kn_runtime *rt, const char *path, char *err, size_t cap)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT) return KN_OK; /* no modules */
+        set_msg(err, cap, "cannot read runtime path %s: %s", path, strerror(errno));
+        return KN_ERR_CONFIG;
+    }
+    int rc = KN_OK;
+    struct dirent *e;
+    while (rc == KN_OK && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".lua") || e->d_name[0] == '.') continue;
+        if (rt->count == MAX_MODULES) {
+            set_msg(err, cap, "more than %d modules in %s", MAX_MODULES, path);
+            rc = KN_ERR_CONFIG;
+            break;
+        }
+        module *m = &rt->mods[rt->count];
+        char file[4096];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        m->name = kn_strndup(e->d_name, n - 4);
+        m->chunk = kn_malloc(n + 2);
+        if (!m->name || !m->chunk) {
+            rc = KN_ERR_NOMEM;
+        } else {
+            snprintf(m->chunk, n + 2, "@%s", e->d_name);
+            rc = read_file(file, &m->source, &m->len);
+            if (rc) set_msg(err, cap, "%s: %s", e->d_name, kn_err_text(rc));
+        }
+        rt->count++; /* counted even when partial, so destroy frees it */
+    }
+    closedir(d);
+    if (rc == KN_OK) qsort(rt->mods, rt->count, sizeof rt->mods[0], by_name);
+    return rc;
+}
+
+/* --- the VM -------------------------------------------------------------------- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    kn_runtime_vm *vm = ud;
+    if (!ptr) osize = 0; /* osize then encodes the object type */
+    if (nsize == 0) {
+        kn_free(ptr);
+        vm->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && vm->used + (nsize - osize) > vm->limit) return NULL; /* the cap */
+    void *p = kn_realloc(ptr, nsize);
+    if (p) vm->used = vm->used - osize + nsize;
+    return p;
+}
+
+static kn_runtime_vm *vm_of(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vm);
+    kn_runtime_vm *vm = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return vm;
+}
+
+/* load(chunk [, name [, mode [, env]]]) with mode forced to text. */
+static int safe_load(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    int has_env = !lua_isnone(L, 4);
+    if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int run_module(lua_State *L, const module *m);
+
+/* require(name): "kaos" or a module of the runtime path, each run once. */
+static int safe_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loaded);
+    if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    kn_runtime_vm *vm = vm_of(L);
+    for (size_t i = 0; i < vm->rt->count; i++) {
+        if (strcmp(vm->rt->mods[i].name, name)) continue;
+        lua_pushboolean(L, 1); /* mark first: a cycle sees `true`, not a loop */
+        lua_setfield(L, -2, name);
+        if (run_module(L, &vm->rt->mods[i]) != LUA_OK) return lua_error(L);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 1);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+        return 1;
+    }
+    return luaL_error(L, "module '%s' not found in the runtime path", name);
+}
+
+static int run_module(lua_State *L, const module *m)
+{
+    int rc = luaL_loadbufferx(L, m->source, m->len, m->chunk, "t");
+    if (rc == LUA_OK) rc = lua_pcall(L, 0, 1, 0);
+    return rc;
+}
+
+/* --- the kaos table ------------------------------------------------------------------ */
+
+static int k_register_rpc(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    const char *id = luaL_checkstring(L, 2);
+    if (!*id || strlen(id) > 128) return luaL_error(L, "rpc id must be 1-128 bytes");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, id);
+    return 0;
+}
+
+/* logger_*(message, ...): string.format when there are arguments. */
+static int log_at(lua_State *L, kn_log_level level)
+{
+    if (level < kn_log_threshold) return 0;
+    const char *msg;
+    if (lua_gettop(L) > 1) {
+        lua_getglobal(L, "string");
+        lua_getfield(L, -1, "format");
+        lua_insert(L, 1);
+        lua_pop(L, 1);
+        lua_call(L, lua_gettop(L) - 1, 1);
+        msg = lua_tostring(L, -1);
+    } else {
+        msg = luaL_tolstring(L, 1, NULL);
+    }
+    lua_Debug ar;
+    const char *where = "?";
+    int line = 0;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
+        where = ar.short_src;
+        line = ar.currentline;
+    }
+    kn_log_write(level, where, line, "%s", msg ? msg : "");
+    return 0;
+}
+static int k_debug(lua_State *L) { return log_at(L, KN_LOG_DEBUG); }
+static int k_info(lua_State *L) { return log_at(L, KN_LOG_INFO); }
+static int k_warn(lua_State *L) { return log_at(L, KN_LOG_WARN); }
+static int k_error(lua_State *L) { return log_at(L, KN_LOG_ERROR); }
+
+static int k_uuid_v4(lua_State *L)
+{
+    char u[KN_UUID_STR_LEN + 1];
+    kn_uuid_v4(u);
+    lua_pushstring(L, u);
+    return 1;
+}
+
+static int k_time(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)kn_time_wall_ms());
+    return 1;
+}
+
+/* Lua value -> jansson. Never raises (a raise would leak the partial tree):
+ * returns NULL and sets *why instead. */
+static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
+{
+    idx = lua_absindex(L, idx);
+    if (depth > JSON_MAX_DEPTH || !lua_checkstack(L, 4)) {
+        *why = "nested too deep";
+        return NULL;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: return json_null();
+    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
+                                     : json_real(lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t n;
+        const char *str = lua_tolstring(L, idx, &n);
+        json_t *j = json_stringn(str, n);
+        if (!j) *why = "strings must be UTF-8";
+        return j;
+    }
+    case LUA_TTABLE: {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        json_t *out = n > 0 ? json_array() : json_object();
+        if (!out) {
+            *why = "out of memory";
+            return NULL;
+        }
+        for (lua_Integer i = 1; n > 0 && i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            json_t *v = to_json(L, -1, depth + 1, why);
+            lua_pop(L, 1);
+            if (!v || json_array_append_new(out, v)) goto fail;
+        }
+        if (n == 0) {
+            lua_pushnil(L);
+            while (lua_next(L, idx)) {
+                if (lua_type(L, -2) != LUA_TSTRING) {
+                    lua_pop(L, 2);
+                    *why = "object keys must be strings (or use a sequence)";
+                    goto fail;
+                }
+                json_t *v = to_json(L, -1, depth + 1, why);
+                if (!v || json_object_set_new(out, lua_tostring(L, -2), v)) {
+                    lua_pop(L, 2);
+                    goto fail;
+                }
+                lua_pop(L, 1);
+            }
+        }
+        return out;
+    fail:
+        if (!*why) *why = "out of memory";
+        json_decref(out);
+        return NULL;
+    }
+    default: *why = "cannot encode functions, userdata or threads"; return NULL;
+    }
+}
+
+static void from_json(lua_State *L, json_t *j, int depth)
+{
+    luaL_checkstack(L, 4, "json_decode");
+    if (depth > JSON_MAX_DEPTH) luaL_error(L, "json_decode: nested too deep");
+    switch (json_typeof(j)) {
+    case JSON_NULL: lua_pushnil(L); break;
+    case JSON_TRUE: lua_pushboolean(L, 1); break;
+    case JSON_FALSE: lua_pushboolean(L, 0); break;
+    case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(j)); break;
+    case JSON_REAL: lua_pushnumber(L, json_real_value(j)); break;
+    case JSON_STRING: lua_pushlstring(L, json_string_value(j), json_string_length(j)); break;
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *v;
+        lua_createtable(L, (int)json_array_size(j), 0);
+        json_array_foreach(j, i, v)
+        {
+            from_json(L, v, depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        break;
+    }
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *v;
+        lua_createtable(L, 0, (int)json_object_size(j));
+        json_object_foreach(j, k, v)
+        {
+            from_json(L, v, depth + 1);
+            lua_setfield(L, -2, k);
+        }
+        break;
+    }
+    }
+}
+
+/* The jansson value lives in a userdata with a __gc so a Lua error in the
+ * middle of encoding or decoding never leaks it. */
+static int json_holder_gc(lua_State *L)
+{
+    json_t **h = lua_touserdata(L, 1);
+    json_decref(*h);
+    *h = NULL;
+    return 0;
+}
+
+static json_t **json_holder(lua_State *L)
+{
+    json_t **h = lua_newuserdatauv(L, sizeof *h, 0);
+    *h = NULL;
+    if (luaL_newmetatable(L, "kaos.json")) {
+        lua_pushcfunction(L, json_holder_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return h;
+}
+
+static int k_json_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    json_t **h = json_holder(L);
+    const char *why = NULL;
+    *h = to_json(L, 1, 0, &why);
+    if (!*h) return luaL_error(L, "json_encode: %s", why ? why : "out of memory");
+    char *s = json_dumps(*h, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s) return luaL_error(L, "json_encode: out of memory");
+    lua_pushstring(L, s);
+    free(s);
+    return 1;
+}
+
+static int k_json_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    json_error_t e;
+    json_t **h = json_holder(L);
+    *h = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+    if (!*h) return luaL_error(L, "json_decode: %s at line %d column %d", e.text, e.line, e.column);
+    from_json(L, *h, 0);
+    return 1;
+}
+
+static const luaL_Reg kaos_funcs[] = {
+    {"register_rpc", k_register_rpc},
+    {"logger_debug", k_debug},
+    {"logger_info", k_info},
+    {"logger_warn", k_warn},
+    {"logger_error", k_error},
+    {"uuid_v4", k_uuid_v4},
+    {"time", k_time},
+    {"json_encode", k_json_encode},
+    {"json_decode", k_json_decode},
+    {NULL, NULL},
+};
+
+/* --- sandbox and VM creation ------------------------------------------------------------ */
+
+static void open_sandbox(lua_State *L)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},         {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},  {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},   {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_OSLIBNAME, luaopen_os},       {NULL, NULL},
+    };
+    for (const luaL_Reg *l = libs; l->func; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    /* os: only the clock and calendar functions. */
+    lua_getglobal(L, "os");
+    static const char *const os_keep[] = {"time", "clock", "date", "difftime"};
+    lua_newtable(L);
+    for (size_t i = 0; i < sizeof os_keep / sizeof os_keep[0]; i++) {
+        lua_getfield(L, -2, os_keep[i]);
+        lua_setfield(L, -2, os_keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_pushcfunction(L, safe_load);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, safe_require);
+    lua_setglobal(L, "require");
+
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    lua_newtable(L); /* loaded modules, with "kaos" preloaded */
+    luaL_newlib(L, kaos_funcs);
+    lua_setfield(L, -2, "kaos");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
+}
+
+static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap)
+{
+    *out = NULL;
+    kn_runtime_vm *vm = kn_calloc(1, sizeof *vm);
+    if (!vm) return KN_ERR_NOMEM;
+    vm->rt = rt;
+    vm->limit = rt->memory_limit;
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (!vm->L) {
+        kn_free(vm);
+        return KN_ERR_NOMEM;
+    }
+    lua_State *L = vm->L;
+    lua_pushlightuserdata(L, vm);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_vm);
+    open_sandbox(L);
+    /* Load every module in order, through require so each runs once. */
+    for (size_t i = 0; i < rt->count; i++) {
+        lua_pushcfunction(L, safe_require);
+        lua_pushstring(L, rt->mods[i].name);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            const char *m = lua_tostring(L, -1);
+            set_msg(err, cap, "%s", m ? m : "error object is not a string");
+            KN_ERROR("runtime module %s.lua failed to load: %s", rt->mods[i].name, m ? m : "?");
+            kn_runtime_vm_destroy(vm);
+            return KN_ERR_CONFIG;
+        }
+    }
+    *out = vm;
+    return KN_OK;
+}
+
+int kn_runtime_vm_create(const kn_runtime *rt, kn_runtime_vm **out)
+{
+    return vm_create(rt, out, NULL, 0);
+}
+
+void kn_runtime_vm_destroy(kn_runtime_vm *vm)
+{
+    if (!vm) return;
+    if (vm->L) lua_close(vm->L);
+    kn_free(vm);
+}
+
+int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t cap)
+{
+    *out = NULL;
+    kn_runtime *rt = kn_calloc(1, sizeof *rt);
+    if (!rt) return KN_ERR_NOMEM;
+    rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
+    int rc = cfg->path && *cfg->path ? scan(rt, cfg->path, err, cap) : KN_OK;
+    kn_runtime_vm *check = NULL;
+    /* Every module must load and run cleanly before anything serves. */
+    if (rc == KN_OK) rc = vm_create(rt, &check, err, cap);
+    kn_runtime_vm_destroy(check);
+    if (rc) {
+        kn_runtime_destroy(rt);
+        return rc == KN_ERR_NOMEM ? rc : KN_ERR_CONFIG;
+    }
+    *out = rt;
+    return KN_OK;
+}
+
+/* --- calls -------------------------------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE) return 1; /* a structured error: keep it as it is */
+    const char *m = lua_tostring(L, 1);
+    luaL_traceback(L, L, m ? m : "(error object is not a string)", 1);
+    return 1;
+}
+
+bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id)
+{
+    lua_State *L = vm->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    bool has = lua_getfield(L, -1, id) == LUA_TFUNCTION;
+    lua_pop(L, 2);
+    return has;
+}
+
+static void push_context(lua_State *L, const kn_runtime_context *c)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, c->user_id ? c->user_id : "");
+    lua_setfield(L, -2, "user_id");
+    lua_pushstring(L, c->username ? c->username : "");
+    lua_setfield(L, -2, "username");
+    lua_pushstring(L, c->session_id ? c->session_id : "");
+    lua_setfield(L, -2, "session_id");
+    lua_pushstring(L, c->client_address ? c->client_address : "");
+    lua_setfield(L, -2, "client_ip");
+    lua_pushstring(L, c->execution_mode ? c->execution_mode : "rpc");
+    lua_setfield(L, -2, "execution_mode");
+}
+
+/* A script error -> (code, message for the client). */
+static int script_error(lua_State *L, const char *what, char *msg, size_t cap)
+{
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_getfield(L, -1, "code");
+        lua_getfield(L, -2, "message");
+        lua_Integer code = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 13;
+        const char *m = lua_tostring(L, -1);
+        if (code < 1 || code > 16) code = 13;
+        set_msg(msg, cap, "%s", m ? m : "error");
+        lua_pop(L, 2);
+        return kn_err_from_wire((int)code);
+    }
+    const char *m = lua_tostring(L, -1);
+    if (m && strstr(m, "not enough memory")) {
+        KN_WARN("%s stopped: memory limit reached", what);
+        set_msg(msg, cap, "%s ran out of memory", what);
+        return KN_ERR_RESOURCE_EXHAUSTED;
+    }
+    KN_ERROR("%s failed: %s", what, m ? m : "?");
+    set_msg(msg, cap, "%s failed", what);
+    return KN_ERR_INTERNAL;
+}
+
+int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char *id,
+                   const char *payload, size_t payload_len, char **out, size_t *out_len,
+                   char *msg, size_t cap)
+{
+    *out = NULL;
+    *out_len = 0;
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    if (lua_getfield(L, -1, id) != LUA_TFUNCTION) {
+        lua_settop(L, top);
+        set_msg(msg, cap, "rpc \"%s\" not found", id);
+        return KN_ERR_NOT_FOUND;
+    }
+    lua_remove(L, -2);
+    push_context(L, ctx);
+    lua_pushlstring(L, payload ? payload : "", payload_len);
+    int rc = KN_OK;
+    char what[160];
+    snprintf(what, sizeof what, "rpc %s", id);
+    if (lua_pcall(L, 2, 1, top + 1) != LUA_OK) {
+        rc = script_error(L, what, msg, cap);
+    } else if (lua_isnil(L, -1) || lua_type(L, -1) == LUA_TSTRING) {
+        size_t n = 0;
+        const char *s = lua_isnil(L, -1) ? "" : lua_tolstring(L, -1, &n);
+        *out = kn_malloc(n + 1);
+        if (!*out) {
+            rc = KN_ERR_NOMEM;
+        } else {
+            memcpy(*out, s, n);
+            (*out)[n] = '\0';
+            *out_len = n;
+        }
+    } else {
+        KN_ERROR("%s returned a %s; an rpc returns a string or nil", what, luaL_typename(L, -1));
+        set_msg(msg, cap, "%s returned a non-string", what);
+        rc = KN_ERR_INTERNAL;
+    }
+    lua_settop(L, top);
+    lua_gc(L, LUA_GCSTEP, 0);
+    return rc;
+}

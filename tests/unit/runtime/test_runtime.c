@@ -1,0 +1,227 @@
+/* Lua runtime: module loading order and errors with file:line, the sandbox,
+ * RPC registration and calls, structured errors, JSON, the memory cap. */
+#include "kn_error.h"
+#include "kn_mem.h"
+#include "kn_runtime.h"
+
+#include <setjmp.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static char dir[64];
+
+static void write_module(const char *name, const char *src)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(src, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    strcpy(dir, "/tmp/kaos-rt-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static kn_runtime_vm *load_vm(kn_runtime **rt)
+{
+    kn_runtime_config cfg = {.path = dir};
+    char err[256] = "";
+    int rc = kn_runtime_load(&cfg, rt, err, sizeof err);
+    if (rc) fail_msg("load failed: %s", err);
+    kn_runtime_vm *vm;
+    assert_int_equal(kn_runtime_vm_create(*rt, &vm), KN_OK);
+    return vm;
+}
+
+static const kn_runtime_context ctx = {"user-1", "alice", "sess-1", "127.0.0.1", "rpc"};
+
+static char *call(kn_runtime_vm *vm, const char *id, const char *payload, int *rc, char *msg)
+{
+    char *out = NULL;
+    size_t n;
+    *rc = kn_runtime_rpc(vm, &ctx, id, payload, strlen(payload), &out, &n, msg, 256);
+    return out;
+}
+
+static void modules_load_in_name_order_and_rpcs_answer(void **state)
+{
+    write_module("b_second.lua", "local kaos = require('kaos')\n"
+                                 "local a = require('a_first')\n"
+                                 "kaos.register_rpc(function(ctx, p) return a.tag .. ':' .. p .. ':' "
+                                 ".. ctx.username end, 'echo')\n");
+    write_module("a_first.lua", "order = (order or '') .. 'a'\nreturn { tag = 'A' }\n");
+    write_module("notes.txt", "not lua");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    assert_int_equal(kn_runtime_module_count(rt), 2);
+    assert_true(kn_runtime_has_rpc(vm, "echo"));
+    int rc;
+    char msg[256];
+    char *out = call(vm, "echo", "hi", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    assert_string_equal(out, "A:hi:alice");
+    kn_free(out);
+    out = call(vm, "nope", "", &rc, msg);
+    assert_int_equal(rc, KN_ERR_NOT_FOUND);
+    assert_null(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
+static void a_syntax_error_is_reported_with_file_and_line(void **state)
+{
+    write_module("good.lua", "x = 1\n");
+    write_module("broken.lua", "local a = 1\nlocal b = = 2\n");
+    kn_runtime_config cfg = {.path = dir};
+    kn_runtime *rt = (kn_runtime *)1;
+    char err[256] = "";
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_null(rt);
+    if (!strstr(err, "broken.lua:2:")) fail_msg("got \"%s\"", err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/broken.lua", dir);
+    unlink(path);
+    write_module("raises.lua", "\n\nerror('boom at load')\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    if (!strstr(err, "raises.lua:3: boom at load")) fail_msg("got \"%s\"", err);
+}
+
+static void the_sandbox_has_no_io_os_execute_debug_or_bytecode(void **state)
+{
+    write_module("probe.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function(ctx, what)\n"
+                 "  if what == 'io' then return tostring(io) end\n"
+                 "  if what == 'exec' then return tostring(os.execute) end\n"
+                 "  if what == 'debug' then return tostring(debug) end\n"
+                 "  if what == 'dofile' then return tostring(dofile) end\n"
+                 "  if what == 'time' then return tostring(type(os.time())) end\n"
+                 "  if what == 'bytecode' then\n"
+                 "    local f, err = load(string.dump(function() return 1 end))\n"
+                 "    return tostring(f) .. ' ' .. tostring(err)\n"
+                 "  end\n"
+                 "  if what == 'text' then return tostring(load('return 40 + 2')()) end\n"
+                 "  if what == 'require' then return tostring(pcall(require, 'os')) end\n"
+                 "end, 'probe')\n");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    struct {
+        const char *what, *want;
+    } cases[] = {{"io", "nil"},      {"exec", "nil"},        {"debug", "nil"},
+                 {"dofile", "nil"},  {"time", "number"},     {"text", "42"},
+                 {"require", "false"}};
+    int rc;
+    char msg[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = call(vm, "probe", cases[i].what, &rc, msg);
+        assert_int_equal(rc, KN_OK);
+        if (strcmp(out, cases[i].want)) fail_msg("%s: got %s", cases[i].what, out);
+        kn_free(out);
+    }
+    char *out = call(vm, "probe", "bytecode", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    assert_non_null(strstr(out, "nil attempt to load a binary chunk"));
+    kn_free(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
+static void script_errors_keep_their_code_and_others_become_internal(void **state)
+{
+    write_module("errs.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function() error({code = 3, message = 'bad input'}) end, 'coded')\n"
+                 "kaos.register_rpc(function() error('oops') end, 'plain')\n"
+                 "kaos.register_rpc(function() return {} end, 'table')\n"
+                 "kaos.register_rpc(function() local t = {} while true do t[#t+1] = "
+                 "string.rep('x', 65536) end end, 'hog')\n"
+                 "kaos.register_rpc(function() return 'still fine' end, 'after')\n");
+    kn_runtime *rt;
+    kn_runtime_config cfg = {.path = dir, .memory_limit = 8 << 20};
+    char err[256];
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_OK);
+    kn_runtime_vm *vm;
+    assert_int_equal(kn_runtime_vm_create(rt, &vm), KN_OK);
+    int rc;
+    char msg[256];
+    assert_null(call(vm, "coded", "", &rc, msg));
+    assert_int_equal(rc, KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "bad input");
+    assert_null(call(vm, "plain", "", &rc, msg));
+    assert_int_equal(rc, KN_ERR_INTERNAL);
+    assert_string_equal(msg, "rpc plain failed");
+    assert_null(call(vm, "table", "", &rc, msg));
+    assert_int_equal(rc, KN_ERR_INTERNAL);
+    assert_null(call(vm, "hog", "", &rc, msg));
+    assert_int_equal(rc, KN_ERR_RESOURCE_EXHAUSTED);
+    char *out = call(vm, "after", "", &rc, msg); /* the VM survives the cap */
+    assert_int_equal(rc, KN_OK);
+    assert_string_equal(out, "still fine");
+    kn_free(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
+static void json_round_trips_through_lua(void **state)
+{
+    write_module("js.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function(ctx, p)\n"
+                 "  local v = kaos.json_decode(p)\n"
+                 "  v.sum = v.a + v.b\n"
+                 "  v.list[#v.list + 1] = kaos.uuid_v4():len()\n"
+                 "  return kaos.json_encode(v)\n"
+                 "end, 'js')\n"
+                 "kaos.register_rpc(function(ctx, p) return kaos.json_encode({f = print}) end, 'bad')\n"
+                 "kaos.register_rpc(function(ctx, p) return kaos.json_decode(p) end, 'dec')\n");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    int rc;
+    char msg[256];
+    char *out = call(vm, "js", "{\"a\":2,\"b\":40,\"list\":[\"x\"]}", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    assert_non_null(strstr(out, "\"sum\":42"));
+    assert_non_null(strstr(out, "\"list\":[\"x\",36]"));
+    kn_free(out);
+    assert_null(call(vm, "bad", "", &rc, msg));
+    assert_int_equal(rc, KN_ERR_INTERNAL);
+    assert_null(call(vm, "dec", "{not json", &rc, msg));
+    assert_int_equal(rc, KN_ERR_INTERNAL);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(modules_load_in_name_order_and_rpcs_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_syntax_error_is_reported_with_file_and_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_sandbox_has_no_io_os_execute_debug_or_bytecode, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(script_errors_keep_their_code_and_others_become_internal,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
