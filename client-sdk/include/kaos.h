@@ -186,6 +186,9 @@ typedef struct kaos_callbacks {
                               void *ud);
     /* The server is stopping; it will disconnect this client within grace_ms. */
     void (*on_shutdown_notice)(kaos_client *c, uint32_t grace_ms, void *ud);
+    /* The answer of kaos_client_rpc: the function's return value. */
+    void (*on_rpc)(kaos_client *c, uint32_t cid, const char *id, const char *payload,
+                   size_t len, void *ud);
 } kaos_callbacks;
 
 typedef struct kaos_client_config {
@@ -272,6 +275,10 @@ int kaos_client_session_refresh(kaos_client *c);
 int kaos_client_session_resume(kaos_client *c, const char *token);
 /* The answer is on_pong with the round-trip time. */
 int kaos_client_ping(kaos_client *c);
+/* Calls the server function registered as `id` (kaos.register_rpc in a
+ * runtime module) with `payload` (a string, often JSON); the answer arrives in
+ * on_rpc, or on_error (NOT_FOUND for an unknown id, or the script's code). */
+int kaos_client_rpc(kaos_client *c, const char *id, const char *payload);
 /* A relayed match; the creator joins it. max_size 0 = server default. */
 int kaos_client_match_create(kaos_client *c, uint32_t max_size);
 int kaos_client_match_join(kaos_client *c, const char *match_id);

@@ -8,6 +8,8 @@
  * of memory) is reported through on_error with the envelope's cid and
  * INTERNAL, so the caller waiting on that cid still hears back. */
 #include "client_internal.h"
+
+#include <string.h>
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -169,6 +171,11 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_SERVER_SHUTDOWN:
         handle_server_shutdown(c, env->server_shutdown);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_RPC:
+        if (c->cfg.callbacks.on_rpc)
+            c->cfg.callbacks.on_rpc(c, env->cid, env->rpc->id, env->rpc->payload,
+                                    strlen(env->rpc->payload), c->cfg.user_data);
         break;
     default:
         /* Requests echoed back, or a type newer than this build. */

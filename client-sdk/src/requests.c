@@ -157,6 +157,18 @@ int kaos_client_ping(kaos_client *c)
     return kaos_client__request(c, &env);
 }
 
+int kaos_client_rpc(kaos_client *c, const char *id, const char *payload)
+{
+    if (!c || !id || !*id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__Rpc msg = KAOS__V1__RPC__INIT;
+    msg.id = (char *)id;
+    msg.payload = (char *)(payload ? payload : "");
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_RPC;
+    env.rpc = &msg;
+    return kaos_client__request(c, &env);
+}
+
 int kaos_client_match_create(kaos_client *c, uint32_t max_size)
 {
     if (!c) return KN_ERR_INVALID_ARGUMENT;

@@ -13,6 +13,7 @@
 #include "kn_log.h"
 #include "kn_net.h"
 #include "kn_relay.h"
+#include "kn_runtime.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -83,6 +84,8 @@ int kn_server_run(const kn_config *cfg)
     kn_gateway *gw = NULL;
     kn_net *net = NULL;
     kn_lockout *account_lock = NULL, *address_lock = NULL;
+    kn_runtime *runtime = NULL;
+    kn_runtime_vm *vms[64] = {NULL};
     bool created = false;
     int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
     if (rc) {
@@ -99,9 +102,22 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_auth_create(&ac, &auth))) goto done;
     if ((rc = check_schema(cfg))) goto done;
 
+    /* Lua modules: every one must load, or the server does not start. */
+    char rterr[512] = "";
+    kn_runtime_config rtc = {.path = cfg->runtime_path};
+    if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
+        KN_ERROR("runtime: %s", rterr);
+        goto done;
+    }
+    KN_INFO("runtime: %zu Lua module(s) loaded from %s", kn_runtime_module_count(runtime),
+            cfg->runtime_path);
+    for (int i = 0; i < (int)cfg->api_workers; i++)
+        if ((rc = kn_runtime_vm_create(runtime, &vms[i]))) goto done;
+
     kn_api_config apc = {.workers = (int)cfg->api_workers,
                          .queue_size = (size_t)cfg->api_queue_size,
-                         .database_url = cfg->database_url};
+                         .database_url = cfg->database_url,
+                         .worker_ctx = (void **)vms};
     if ((rc = kn_api_create(&apc, &api))) goto done;
 
     kn_relay_config rcfg = {.node = cfg->node,
@@ -177,6 +193,8 @@ done:
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
     kn_api_destroy(api);
+    for (int i = 0; i < 64; i++) kn_runtime_vm_destroy(vms[i]);
+    kn_runtime_destroy(runtime);
     kn_net_destroy(net);
     if (net) kn_net_global_deinit();
     kn_gateway_destroy(gw);

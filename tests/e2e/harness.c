@@ -194,6 +194,14 @@ int e2e_group_setup(void **state)
     return 0;
 }
 
+int e2e_group_setup_with_examples(void **state)
+{
+    const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/lua-examples", NULL};
+    e2e_server_init(&e2e_group_server);
+    e2e_server_start(&e2e_group_server, extra);
+    return 0;
+}
+
 int e2e_group_teardown(void **state)
 {
     int rc = e2e_server_stop(&e2e_group_server);
@@ -314,6 +322,14 @@ static void on_presence(kaos_client *k, uint32_t match, const kaos_presence *joi
     if (nl) c->last_leave_slot = leaves[nl - 1].slot;
 }
 
+static void on_rpc(kaos_client *k, uint32_t cid, const char *id, const char *payload, size_t len,
+                   void *ud)
+{
+    e2e_client *c = ud;
+    c->rpcs++;
+    snprintf(c->rpc_payload, sizeof c->rpc_payload, "%s", payload);
+}
+
 static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
 {
     ((e2e_client *)ud)->shutdown_notices++;
@@ -344,6 +360,7 @@ static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keep
         .on_match_data = on_data,
         .on_match_presence = on_presence,
         .on_shutdown_notice = on_shutdown,
+        .on_rpc = on_rpc,
     };
     assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
     assert_int_equal(kaos_client_connect(c->c), KAOS_OK);

@@ -29,6 +29,8 @@ typedef struct e2e_server {
 
 /* Creates a fresh database and a data dir for `s` (call once per server). */
 void e2e_server_init(e2e_server *s);
+/* Like e2e_group_setup, with the repository's lua-examples as runtime path. */
+int e2e_group_setup_with_examples(void **state);
 /* Starts `kaosnet serve` on 127.0.0.1, a free port, with --migrate and the
  * given extra arguments (NULL-terminated, may be NULL). Fails the test if
  * the server does not print its ready line in time. */
@@ -80,6 +82,8 @@ typedef struct e2e_client {
     uint32_t other_slots[16];
     /* events */
     int acks, pongs, shutdown_notices;
+    int rpcs;
+    char rpc_payload[1024];
     int joins, leaves;
     uint32_t last_join_slot, last_leave_slot;
     e2e_data data[E2E_MAX_DATA];

@@ -69,6 +69,7 @@ int kn_api_create(const kn_api_config *cfg, kn_api **out)
         worker *w = &api->workers[i];
         w->api = api;
         w->pub.index = i;
+        w->pub.ctx = cfg->worker_ctx ? cfg->worker_ctx[i] : NULL;
         if ((rc = kn_db_open(cfg->database_url, &w->pub.db))) goto fail;
     }
     for (int i = 0; i < cfg->workers; i++) {

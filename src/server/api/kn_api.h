@@ -18,6 +18,7 @@ typedef struct kn_api kn_api;
 typedef struct kn_api_worker {
     kn_db *db;   /* this worker's connection; never shared */
     int index;   /* 0..workers-1 */
+    void *ctx;   /* per-worker state from kn_api_config.worker_ctx (e.g. a Lua VM) */
 } kn_api_worker;
 
 typedef void (*kn_api_fn)(kn_api_worker *worker, void *arg);
@@ -26,6 +27,7 @@ typedef struct kn_api_config {
     int workers;
     size_t queue_size;
     const char *database_url;
+    void **worker_ctx; /* NULL or `workers` pointers, one per worker (not owned) */
 } kn_api_config;
 
 /* Opens one connection per worker (fails if the database is unreachable)

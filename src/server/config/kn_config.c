@@ -34,7 +34,7 @@ static const option options[] = {
     INT(port, "7350", 0, 65535, "UDP port of the game protocol (0 = any free port)"),
     STR(node, "kaos1", "node name; part of every match id"),
     STR(data_dir, "data", "directory of the server key file (server.key)"),
-    STR(runtime_path, "lua-examples", "directory of Lua modules (reserved: the Lua runtime is not built yet)"),
+    STR(runtime_path, "lua-examples", "directory of Lua modules, loaded at start (missing = none)"),
     BOOL(migrate, "false", "serve: apply pending migrations before starting"),
     STR(log_level, "info", "debug | info | warn | error"),
     STR(log_format, "text", "text | json"),

@@ -11,6 +11,7 @@
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "kn_relay.h"
+#include "kn_runtime.h"
 #include "kn_time.h"
 
 #include <stdatomic.h>
@@ -42,6 +43,8 @@ typedef struct job {
     kn_conn_id conn;
     uint32_t cid;
     char address_key[24];
+    char address[80];
+    char user_id[37], username[129], session_id[37]; /* the caller, for script contexts */
     kn_envelope *req;
     uint8_t *reply;
     size_t reply_len;
@@ -330,6 +333,44 @@ static void encode_reply(job *j, int rc, const char *msg)
     if (kn_envelope_encode(&env, &j->reply, &j->reply_len)) j->bind = false;
 }
 
+static void post_completion(kn_gateway *gw, job *j)
+{
+    if (kn_net_post_fn(gw->net, complete_job, j)) {
+        /* Cannot reach the net thread (out of memory): drop the answer. */
+        atomic_fetch_sub(&gw->jobs_in_flight, 1);
+        free_job(j);
+    }
+}
+
+/* Worker thread: call a runtime RPC in this worker's VM. */
+static void run_rpc(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__Rpc *req = j->req->rpc;
+    kn_runtime_context ctx = {j->user_id, j->username, j->session_id, j->address, "rpc"};
+    char *out = NULL;
+    size_t out_len = 0;
+    int rc = w->ctx ? kn_runtime_rpc(w->ctx, &ctx, req->id, req->payload, strlen(req->payload),
+                                     &out, &out_len, msg, cap)
+                    : KN_ERR_NOT_FOUND;
+    if (rc == KN_ERR_NOT_FOUND && !w->ctx) snprintf(msg, cap, "rpc \"%s\" not found", req->id);
+    kn_envelope env;
+    Kaos__V1__Error err;
+    Kaos__V1__Rpc res = KAOS__V1__RPC__INIT;
+    if (rc) {
+        fill_error(&env, &err, j->cid, rc, msg);
+    } else {
+        res.id = req->id;
+        res.payload = out;
+        kaos__v1__envelope__init(&env);
+        env.cid = j->cid;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_RPC;
+        env.rpc = &res;
+    }
+    if (kn_envelope_encode(&env, &j->reply, &j->reply_len)) j->reply = NULL;
+    kn_free(out);
+    post_completion(j->gw, j);
+}
+
 /* Worker thread. */
 static void run_job(kn_api_worker *w, void *arg)
 {
@@ -371,16 +412,15 @@ static void run_job(kn_api_worker *w, void *arg)
             login_failed(gw, j->address_key, NULL);
         break;
     }
+    case KAOS__V1__ENVELOPE__MESSAGE_RPC:
+        run_rpc(w, j, msg, sizeof msg);
+        return;
     default: break;
     }
     /* Internal causes are logged where they happen; the client gets the code. */
     if (rc == KN_ERR_DB || rc == KN_ERR_NOMEM) snprintf(msg, sizeof msg, "%s", "server busy; retry");
     encode_reply(j, rc, msg);
-    if (kn_net_post_fn(gw->net, complete_job, j)) {
-        /* Cannot reach the net thread (out of memory): drop the answer. */
-        atomic_fetch_sub(&gw->jobs_in_flight, 1);
-        free_job(j);
-    }
+    post_completion(gw, j);
 }
 
 /* Net thread: hand a decoded request to a worker; takes ownership of env. */
@@ -397,6 +437,10 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
     j->conn = s->id;
     j->cid = cid;
     memcpy(j->address_key, s->address_key, sizeof j->address_key);
+    memcpy(j->address, s->address, sizeof j->address);
+    memcpy(j->user_id, s->user_id, sizeof j->user_id);
+    memcpy(j->username, s->username, sizeof j->username);
+    memcpy(j->session_id, s->session_id, sizeof j->session_id);
     j->req = env;
     atomic_fetch_add(&gw->jobs_in_flight, 1);
     int rc = kn_api_submit(gw->deps.api, run_job, j);
@@ -426,6 +470,7 @@ static const route routes[] = {
                                                  handle_match_leave},
     [KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND] = {false, false, CH_MATCH, RUN_NET,
                                                      handle_match_data},
+    [KAOS__V1__ENVELOPE__MESSAGE_RPC] = {false, false, CH_CONTROL, RUN_API, handle_api},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])

@@ -1,0 +1,97 @@
+/* End to end: Lua RPCs over the wire, from lua-examples/rpc_example.lua, and
+ * a broken module stopping the server with its file and line. */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+static e2e_client *player(void)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(c, dev);
+    return c;
+}
+
+static void an_rpc_answers_with_what_the_function_returned(void **state)
+{
+    e2e_client *c = player();
+    int cid = kaos_client_rpc(c->c, "echo", "hello");
+    assert_true(cid > 0);
+    E2E_WAIT(c->rpcs == 1 || c->errors, 5000);
+    assert_int_equal(c->rpcs, 1);
+    assert_non_null(strstr(c->rpc_payload, "\"payload\":\"hello\""));
+    char want[80];
+    snprintf(want, sizeof want, "\"user_id\":\"%s\"", c->user_id);
+    assert_non_null(strstr(c->rpc_payload, want));
+
+    kaos_client_rpc(c->c, "add", "{\"a\": 40, \"b\": 2}");
+    E2E_WAIT(c->rpcs == 2, 5000);
+    assert_string_equal(c->rpc_payload, "{\"sum\":42}");
+    e2e_client_free(c);
+}
+
+static void script_errors_and_unknown_ids_reach_the_client_with_codes(void **state)
+{
+    e2e_client *c = player();
+    int cid = kaos_client_rpc(c->c, "add", "{\"a\": \"x\"}");
+    E2E_WAIT(c->errors == 1, 5000);
+    assert_int_equal(c->error_cid, (uint32_t)cid);
+    assert_int_equal(c->error_code, 3);
+    assert_string_equal(c->error_message, "add expects {\"a\": number, \"b\": number}");
+    kaos_client_rpc(c->c, "no_such_rpc", "");
+    E2E_WAIT(c->errors == 2, 5000);
+    assert_int_equal(c->error_code, 5);
+    assert_string_equal(c->error_message, "rpc \"no_such_rpc\" not found");
+    e2e_client_free(c);
+}
+
+static void rpcs_need_a_session(void **state)
+{
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
+    kaos_client_rpc(c->c, "echo", "x");
+    E2E_WAIT(c->errors == 1, 5000);
+    assert_int_equal(c->error_code, 16);
+    assert_int_equal(c->rpcs, 0);
+    e2e_client_free(c);
+}
+
+static void a_broken_module_stops_the_server_with_file_and_line(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    char dir[200], file[260], url[128], out[8192];
+    snprintf(dir, sizeof dir, "%s/lua", s.data_dir);
+    mkdir(s.data_dir, 0700);
+    mkdir(dir, 0700);
+    snprintf(file, sizeof file, "%s/broken.lua", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("local kaos = require('kaos')\nkaos.register_rpc(function() end, 'x'\n", f);
+    fclose(f);
+    snprintf(url, sizeof url, "dbname=%s", s.dbname);
+    const char *args[] = {"serve", "--database-url", url, "--data-dir", s.data_dir,
+                          "--runtime-path", dir, "--port", "0", "--migrate", NULL};
+    assert_int_equal(e2e_run_cli(args, out, sizeof out), 1);
+    if (!strstr(out, "broken.lua:3:")) fail_msg("no file:line in:\n%s", out);
+    e2e_server_cleanup(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(an_rpc_answers_with_what_the_function_returned),
+        cmocka_unit_test(script_errors_and_unknown_ids_reach_the_client_with_codes),
+        cmocka_unit_test(rpcs_need_a_session),
+        cmocka_unit_test(a_broken_module_stops_the_server_with_file_and_line),
+    };
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_examples, e2e_group_teardown);
+}
