@@ -18,6 +18,7 @@ protobuf-c-compiler
 libsodium-dev
 libcmocka-dev
 libjansson-dev
+libmicrohttpd-dev
 postgresql
 postgresql-contrib
 postgresql-common

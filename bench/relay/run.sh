@@ -130,7 +130,7 @@ start_server() {
         kaosnet)
             mkdir -p "$tmp/data"
             "$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
-                --bind 127.0.0.1 --port 0 --migrate --log-level warn \
+                --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
                 --max-connections "$peers" --max-connections-per-address 0 \
                 >"$tmp/server.out" 2>"$tmp/server.err" &
             pattern='s/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p'

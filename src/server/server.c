@@ -8,6 +8,7 @@
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_gateway.h"
+#include "kn_http.h"
 #include "kn_keys.h"
 #include "kn_limits.h"
 #include "kn_log.h"
@@ -21,6 +22,52 @@
 #include <unistd.h>
 
 static kn_net *volatile running_net;
+
+/* HTTP handlers: thin adapters onto the gateway and the counters. */
+typedef struct http_ctx {
+    kn_gateway *gw;
+    kn_net *net;
+    kn_api *api;
+} http_ctx;
+
+static int http_rpc(void *ud, const char *id, const char *payload, size_t len, char **out,
+                    size_t *out_len, char *msg, size_t cap)
+{
+    http_ctx *h = ud;
+    return kn_gateway_rpc_blocking(h->gw, id, payload, len, "http", 10000, out, out_len, msg, cap);
+}
+
+static void http_metrics(void *ud, char *buf, size_t cap)
+{
+    http_ctx *h = ud;
+    kn_net_stats s;
+    kn_net_stats_get(h->net, &s);
+    size_t n = 0;
+#define METRIC(name, help, value)                                                                  \
+    if (n < cap)                                                                                   \
+        n += (size_t)snprintf(buf + n, cap - n, "# HELP kaos_" name " " help "\n# TYPE kaos_" name \
+                              " %s\nkaos_" name " %llu\n",                                        \
+                              strstr(name, "_total") ? "counter" : "gauge", (unsigned long long)(value))
+    METRIC("connections_current", "open connections", s.connections_current);
+    METRIC("connections_total", "connections opened", s.connections_total);
+    METRIC("packets_in_total", "packets received", s.packets_in);
+    METRIC("packets_out_total", "packets sent", s.packets_out);
+    METRIC("bytes_in_total", "bytes received", s.bytes_in);
+    METRIC("bytes_out_total", "bytes sent", s.bytes_out);
+    METRIC("handshakes_ok_total", "completed handshakes", s.handshakes_ok);
+    METRIC("handshakes_failed_total", "failed handshakes", s.handshakes_failed);
+    METRIC("connects_bad_cookie_total", "CONNECTs dropped for a bad cookie", s.connects_bad_cookie);
+    METRIC("packets_rejected_total", "sealed packets that failed to open", s.packets_rejected);
+    METRIC("rate_limited_total", "packets dropped by rate limits", s.rate_limited);
+    METRIC("violations_total", "protocol violations", s.violations);
+    METRIC("timeouts_auth_total", "connections dropped for not authenticating", s.timeouts_auth);
+    METRIC("timeouts_idle_total", "connections dropped for silence", s.timeouts_idle);
+    METRIC("unreliable_dropped_total", "unreliable packets dropped by the send queue policy",
+           s.unreliable_dropped);
+    METRIC("api_pending", "API jobs queued or running", kn_api_pending(h->api));
+    METRIC("net_rounds_total", "network loop rounds", s.rounds);
+#undef METRIC
+}
 static volatile sig_atomic_t signals_seen;
 
 static void on_signal(int sig)
@@ -85,6 +132,8 @@ int kn_server_run(const kn_config *cfg)
     kn_net *net = NULL;
     kn_lockout *account_lock = NULL, *address_lock = NULL;
     kn_runtime *runtime = NULL;
+    kn_http *http = NULL;
+    http_ctx hctx = {0};
     kn_runtime_vm *vms[64] = {NULL};
     bool created = false;
     int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
@@ -172,6 +221,13 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_net_create(&nc, &handler, &net))) goto done;
     kn_gateway_attach(gw, net);
 
+    hctx = (http_ctx){gw, net, api};
+    kn_http_config hc = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port,
+                         .http_key = cfg->http_key, .max_body = (size_t)cfg->max_message_size};
+    kn_http_handler hh = {http_rpc, http_metrics, &hctx};
+    if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
+    if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
+
     char pub[2 * KN_KEY_BYTES + 1];
     kn_keys_public_hex(&keys, pub);
     KN_INFO("kaosnet %s node=%s listening on udp %s:%u (protocol v%u), %lld api workers",
@@ -181,7 +237,9 @@ int kn_server_run(const kn_config *cfg)
     if (!nc.secure)
         KN_WARN("transport security is OFF: traffic, tokens included, travels in clear");
     /* A line scripts and tests can wait for; clients pin the key it names. */
-    fprintf(stdout, "kaosnet ready udp %s:%u key %s\n", cfg->bind, kn_net_port(net), pub);
+    KN_INFO("http on %s:%u (/v2/rpc/{id}, /healthz, /metrics)", cfg->http_bind, kn_http_port(http));
+    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u\n", cfg->bind, kn_net_port(net), pub,
+            kn_http_port(http));
     fflush(stdout);
 
     running_net = net;
@@ -190,6 +248,8 @@ int kn_server_run(const kn_config *cfg)
     running_net = NULL;
 
 done:
+    /* HTTP first: its handlers wait on workers, which must still be running. */
+    kn_http_stop(http);
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
     kn_api_destroy(api);

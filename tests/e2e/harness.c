@@ -1,7 +1,10 @@
 /* harness: see header. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -112,9 +115,9 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
     char url[128];
     snprintf(url, sizeof url, "dbname=%s", s->dbname);
     const char *argv[64] = {KAOSNET_BIN, "serve", "--database-url", url, "--bind", "127.0.0.1",
-                            "--port", "0", "--data-dir", s->data_dir, "--migrate",
+                            "--port", "0", "--http-port", "0", "--data-dir", s->data_dir, "--migrate",
                             "--log-level", getenv("KAOS_E2E_LOG") ? getenv("KAOS_E2E_LOG") : "warn"};
-    int argc = 13;
+    int argc = 15;
     for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
     argv[argc] = NULL;
 
@@ -147,6 +150,8 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
         const char *key = colon ? strstr(colon, " key ") : NULL;
         if (key && strchr(key, '\n')) {
             s->port = (uint16_t)atoi(colon + 1);
+            const char *http = strstr(key, " http ");
+            s->http_port = http ? (uint16_t)atoi(http + 6) : 0;
             snprintf(s->key_hex, sizeof s->key_hex, "%.64s", key + 5);
             for (int i = 0; i < 32; i++) {
                 unsigned v;
@@ -208,6 +213,33 @@ int e2e_group_teardown(void **state)
     e2e_server_cleanup(&e2e_group_server);
     if (rc != 0) fprintf(stderr, "server exit status %d\n", rc);
     return rc == 0 ? 0 : -1;
+}
+
+int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,
+             const char *body, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, headers ? headers : "", body ? strlen(body) : 0,
+                     body ? body : "");
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0) len += (size_t)r;
+    out[len] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(out, "HTTP/1.%*d %d", &status);
+    char *b = strstr(out, "\r\n\r\n");
+    if (b) memmove(out, b + 4, strlen(b + 4) + 1);
+    return status;
 }
 
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap)

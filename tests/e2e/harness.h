@@ -23,6 +23,7 @@ typedef struct e2e_server {
     char dbname[64];
     char data_dir[128];
     int out_fd; /* server stdout (we read the ready line from it) */
+    uint16_t http_port;
     char key_hex[65]; /* the server's public key, from its ready line */
     uint8_t key[32];
 } e2e_server;
@@ -45,6 +46,9 @@ void e2e_server_cleanup(e2e_server *s);
 extern e2e_server e2e_group_server;
 int e2e_group_setup(void **state);
 int e2e_group_teardown(void **state);
+/* One HTTP/1.1 request to 127.0.0.1:port; returns the status, body in out. */
+int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,
+             const char *body, char *out, size_t cap);
 /* Runs the kaosnet binary with args; returns its exit status; output into out. */
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap);
 

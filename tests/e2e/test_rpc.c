@@ -64,6 +64,41 @@ static void rpcs_need_a_session(void **state)
     e2e_client_free(c);
 }
 
+static void server_to_server_rpc_over_http_needs_the_key(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/lua-examples", "--http-key",
+                           "s3cret-key", NULL};
+    e2e_server_start(&s, extra);
+    char out[4096];
+    assert_int_equal(e2e_http(s.http_port, "POST", "/v2/rpc/add?http_key=s3cret-key", NULL,
+                              "{\"a\":1,\"b\":2}", out, sizeof out),
+                     200);
+    assert_string_equal(out, "{\"sum\":3}");
+    assert_int_equal(e2e_http(s.http_port, "POST", "/v2/rpc/echo", "X-Kaos-Http-Key: s3cret-key\r\n",
+                              "hi", out, sizeof out),
+                     200);
+    assert_non_null(strstr(out, "\"user_id\":\"\"")); /* no user: server to server */
+    assert_int_equal(e2e_http(s.http_port, "POST", "/v2/rpc/add?http_key=wrong", NULL, "{}", out,
+                              sizeof out),
+                     401);
+    assert_non_null(strstr(out, "\"code\":16"));
+    assert_int_equal(e2e_http(s.http_port, "POST", "/v2/rpc/add", NULL, "{}", out, sizeof out), 401);
+    assert_int_equal(e2e_http(s.http_port, "POST", "/v2/rpc/add?http_key=s3cret-key", NULL,
+                              "{\"a\":\"x\"}", out, sizeof out),
+                     400);
+    assert_non_null(strstr(out, "\"code\":3"));
+    assert_int_equal(e2e_http(s.http_port, "POST", "/v2/rpc/nope?http_key=s3cret-key", NULL, "",
+                              out, sizeof out),
+                     404);
+    assert_int_equal(e2e_http(s.http_port, "GET", "/healthz", NULL, NULL, out, sizeof out), 200);
+    assert_int_equal(e2e_http(s.http_port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    assert_non_null(strstr(out, "kaos_connections_current "));
+    assert_int_equal(e2e_server_stop(&s), 0);
+    e2e_server_cleanup(&s);
+}
+
 static void a_broken_module_stops_the_server_with_file_and_line(void **state)
 {
     e2e_server s;
@@ -91,6 +126,7 @@ int main(void)
         cmocka_unit_test(an_rpc_answers_with_what_the_function_returned),
         cmocka_unit_test(script_errors_and_unknown_ids_reach_the_client_with_codes),
         cmocka_unit_test(rpcs_need_a_session),
+        cmocka_unit_test(server_to_server_rpc_over_http_needs_the_key),
         cmocka_unit_test(a_broken_module_stops_the_server_with_file_and_line),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup_with_examples, e2e_group_teardown);

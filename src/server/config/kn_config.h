@@ -55,6 +55,9 @@ typedef struct kn_config {
     int64_t lockout_address_failures;
     int64_t lockout_address_ms;
     int64_t socket_buffer_bytes;
+    char *http_bind;
+    int64_t http_port;
+    char *http_key;
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

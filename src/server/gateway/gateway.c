@@ -14,9 +14,12 @@
 #include "kn_runtime.h"
 #include "kn_time.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct session {
     kn_conn_id id;
@@ -625,4 +628,114 @@ void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
 {
     *out = gw->st;
     out->matches_current = kn_relay_match_count(gw->relay);
+}
+
+/* --- server-to-server RPC ------------------------------------------------------- */
+
+/* Shared by the waiting HTTP thread and the worker; the last one out frees it. */
+typedef struct sync_rpc {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int refs;
+    bool done;
+    char id[129];
+    char *payload;
+    size_t len;
+    char address[80];
+    int rc;
+    char *out;
+    size_t out_len;
+    char msg[256];
+} sync_rpc;
+
+static void sync_release(sync_rpc *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int left = --r->refs;
+    pthread_mutex_unlock(&r->lock);
+    if (left) return;
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    kn_free(r->payload);
+    kn_free(r->out);
+    kn_free(r);
+}
+
+static void run_sync_rpc(kn_api_worker *w, void *arg)
+{
+    sync_rpc *r = arg;
+    kn_runtime_context ctx = {"", "", "", r->address, "rpc"};
+    if (w->ctx) {
+        r->rc = kn_runtime_rpc(w->ctx, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len,
+                               r->msg, sizeof r->msg);
+    } else {
+        r->rc = KN_ERR_NOT_FOUND;
+        snprintf(r->msg, sizeof r->msg, "rpc \"%s\" not found", r->id);
+    }
+    pthread_mutex_lock(&r->lock);
+    r->done = true;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    sync_release(r);
+}
+
+int kn_gateway_rpc_blocking(kn_gateway *gw, const char *id, const char *payload, size_t len,
+                            const char *client_address, int64_t timeout_ms, char **out,
+                            size_t *out_len, char *msg, size_t cap)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!*id || strlen(id) > 128) {
+        snprintf(msg, cap, "rpc id must be 1-128 bytes");
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    sync_rpc *r = kn_calloc(1, sizeof *r);
+    if (!r) return KN_ERR_NOMEM;
+    r->payload = kn_malloc(len + 1);
+    if (!r->payload) {
+        kn_free(r);
+        return KN_ERR_NOMEM;
+    }
+    memcpy(r->payload, payload, len);
+    r->payload[len] = '\0';
+    r->len = len;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    snprintf(r->address, sizeof r->address, "%s", client_address ? client_address : "");
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->refs = 2;
+    int rc = kn_api_submit(gw->deps.api, run_sync_rpc, r);
+    if (rc) {
+        r->refs = 1;
+        sync_release(r);
+        snprintf(msg, cap, "%s", rc == KN_ERR_UNAVAILABLE ? "server is shutting down" : "server busy; retry");
+        return rc;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    int wait = 0;
+    while (!r->done && wait != ETIMEDOUT) wait = pthread_cond_timedwait(&r->cond, &r->lock, &until);
+    bool done = r->done;
+    pthread_mutex_unlock(&r->lock);
+    if (!done) {
+        snprintf(msg, cap, "rpc timed out");
+        sync_release(r); /* the worker frees it when it finishes */
+        return KN_ERR_DEADLINE_EXCEEDED;
+    }
+    rc = r->rc;
+    snprintf(msg, cap, "%s", r->msg);
+    if (rc == KN_OK) {
+        *out = r->out;
+        *out_len = r->out_len;
+        r->out = NULL;
+    }
+    sync_release(r);
+    return rc;
 }

@@ -53,4 +53,11 @@ void kn_gateway_attach(kn_gateway *gw, kn_net *net);
 
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out); /* net thread */
 
+/* Server-to-server RPC (the HTTP listener): runs the RPC on an API worker
+ * with an empty user in the context and waits up to timeout_ms for it. Any
+ * thread but the net thread and the workers. *out is kn_malloc'd. */
+int kn_gateway_rpc_blocking(kn_gateway *gw, const char *id, const char *payload, size_t len,
+                            const char *client_address, int64_t timeout_ms, char **out,
+                            size_t *out_len, char *msg, size_t msg_cap);
+
 #endif
