@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,7 +412,67 @@ static int k_json_decode(lua_State *L)
     return 1;
 }
 
+static int k_base64_encode(lua_State *L)
+{
+    size_t n;
+    const char *in = luaL_checklstring(L, 1, &n);
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, cap);
+    sodium_bin2base64(out, cap, (const unsigned char *)in, n, sodium_base64_VARIANT_ORIGINAL);
+    luaL_pushresultsize(&b, strlen(out));
+    return 1;
+}
+
+static int k_base64_decode(lua_State *L)
+{
+    size_t n, got = 0;
+    const char *in = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n / 4 * 3 + 3);
+    if (sodium_base642bin(out, n / 4 * 3 + 3, in, n, "\n\r ", &got, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
+        return luaL_error(L, "base64_decode: invalid base64");
+    luaL_pushresultsize(&b, got);
+    return 1;
+}
+
+static void push_hex(lua_State *L, const unsigned char *bin, size_t n)
+{
+    char hex[2 * 64 + 1];
+    sodium_bin2hex(hex, sizeof hex, bin, n);
+    lua_pushstring(L, hex);
+}
+
+static int k_sha256_hash(lua_State *L)
+{
+    size_t n;
+    const char *in = luaL_checklstring(L, 1, &n);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)in, n);
+    push_hex(L, h, sizeof h);
+    return 1;
+}
+
+static int k_hmac_sha256_hash(lua_State *L)
+{
+    size_t n, kn;
+    const char *in = luaL_checklstring(L, 1, &n);
+    const char *key = luaL_checklstring(L, 2, &kn);
+    crypto_auth_hmacsha256_state st;
+    unsigned char h[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)key, kn);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)in, n);
+    crypto_auth_hmacsha256_final(&st, h);
+    push_hex(L, h, sizeof h);
+    return 1;
+}
+
 static const luaL_Reg kaos_funcs[] = {
+    {"base64_encode", k_base64_encode},
+    {"base64_decode", k_base64_decode},
+    {"sha256_hash", k_sha256_hash},
+    {"hmac_sha256_hash", k_hmac_sha256_hash},
     {"register_rpc", k_register_rpc},
     {"logger_debug", k_debug},
     {"logger_info", k_info},

@@ -210,6 +210,34 @@ static void json_round_trips_through_lua(void **state)
     kn_runtime_destroy(rt);
 }
 
+static void hashing_and_base64_match_known_vectors(void **state)
+{
+    write_module("h.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function(ctx, p)\n"
+                 "  return table.concat({kaos.sha256_hash('abc'),\n"
+                 "    kaos.hmac_sha256_hash('what do ya want for nothing?', 'Jefe'),\n"
+                 "    kaos.base64_encode('hello\\0world'), kaos.base64_decode('aGk=')}, ' ')\n"
+                 "end, 'h')\n"
+                 "kaos.register_rpc(function() return kaos.base64_decode('!!!') end, 'bad')\n");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    int rc;
+    char msg[256];
+    char *out = call(vm, "h", "", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    /* FIPS 180-2 "abc"; RFC 4231 test case 2 */
+    assert_string_equal(out,
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
+                        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843 "
+                        "aGVsbG8Ad29ybGQ= hi");
+    kn_free(out);
+    assert_null(call(vm, "bad", "", &rc, msg));
+    assert_int_equal(rc, KN_ERR_INTERNAL);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -222,6 +250,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(script_errors_keep_their_code_and_others_become_internal,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
+        cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
