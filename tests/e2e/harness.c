@@ -28,6 +28,39 @@
 
 static e2e_client *live[MAX_CLIENTS];
 
+/* Servers still running, killed at exit so a failed test never leaves one
+ * behind (it would hold ctest's output pipe open until the timeout). */
+static pid_t running[MAX_SERVERS];
+
+static void kill_leftovers(void)
+{
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (running[i] > 0) {
+            kill(running[i], SIGKILL);
+            waitpid(running[i], NULL, 0);
+            running[i] = 0;
+        }
+}
+
+static void track(pid_t pid, bool add)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(kill_leftovers);
+        registered = true;
+    }
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (add && running[i] == 0) {
+            running[i] = pid;
+            return;
+        }
+        if (!add && running[i] == pid) {
+            running[i] = 0;
+            return;
+        }
+    }
+}
+
 /* The key each started server announced, by port, so clients pin it. */
 static struct {
     uint16_t port;
@@ -133,6 +166,7 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
     close(pipefd[1]);
     s->pid = pid;
     s->out_fd = pipefd[0];
+    track(pid, true);
 
     /* Wait for "kaosnet ready udp 127.0.0.1:PORT". */
     char buf[512] = "";
@@ -165,6 +199,7 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
     int status = 0;
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
+    track(pid, false);
     s->pid = -1;
     fail_msg("server did not become ready (output: %s)", buf);
 }
@@ -178,6 +213,7 @@ int e2e_server_stop(e2e_server *s)
     pid_t r;
     /* Keep pumping clients so they can acknowledge the disconnect. */
     while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 && e2e_now_ms() < deadline) e2e_pump();
+    track(s->pid, false);
     if (r == 0) {
         kill(s->pid, SIGKILL);
         waitpid(s->pid, &status, 0);

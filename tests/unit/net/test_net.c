@@ -126,22 +126,28 @@ static kaos_client *client(uint16_t port, uint32_t version, client_state *st)
         assert_true(cond);                                                                         \
     } while (0)
 
-static void stale_ids_never_reach_a_newcomer(void **state)
+/* A secured net on a free loopback port, run on its own thread. */
+static void start_net(rec *r, size_t slots, pthread_t *t)
 {
-    rec r;
-    memset(&r, 0, sizeof r);
+    memset(r, 0, sizeof *r);
     kn_net_config cfg;
     kn_net_config_default(&cfg);
     cfg.bind = "127.0.0.1";
     cfg.port = 0;
-    cfg.max_connections = 1; /* the newcomer must reuse the same slot */
+    cfg.max_connections = slots;
     cfg.shutdown_grace_ms = 100;
     secure_config(&cfg);
     kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
-                        .ud = &r};
-    assert_int_equal(kn_net_create(&cfg, &h, &r.net), KN_OK);
+                        .ud = r};
+    assert_int_equal(kn_net_create(&cfg, &h, &r->net), KN_OK);
+    pthread_create(t, NULL, run_net, r->net);
+}
+
+static void stale_ids_never_reach_a_newcomer(void **state)
+{
+    rec r;
     pthread_t t;
-    pthread_create(&t, NULL, run_net, r.net);
+    start_net(&r, 1, &t); /* one slot: the newcomer must reuse it */
     uint16_t port = kn_net_port(r.net);
 
     client_state s1 = {0};
@@ -188,19 +194,8 @@ static void stale_ids_never_reach_a_newcomer(void **state)
 static void wrong_protocol_version_is_refused_before_open(void **state)
 {
     rec r;
-    memset(&r, 0, sizeof r);
-    kn_net_config cfg;
-    kn_net_config_default(&cfg);
-    cfg.bind = "127.0.0.1";
-    cfg.port = 0;
-    cfg.max_connections = 4;
-    cfg.shutdown_grace_ms = 100;
-    secure_config(&cfg);
-    kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
-                        .ud = &r};
-    assert_int_equal(kn_net_create(&cfg, &h, &r.net), KN_OK);
     pthread_t t;
-    pthread_create(&t, NULL, run_net, r.net);
+    start_net(&r, 4, &t);
     client_state s = {0};
     kaos_client *c = client(kn_net_port(r.net), 7, &s);
     POLL_UNTIL(c, s.disconnected);
