@@ -16,7 +16,9 @@
 #include "kn_relay.h"
 #include "kn_runtime.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,6 +84,56 @@ static void on_signal(int sig)
     if (running_net) kn_net_stop(running_net);
 }
 
+/* Hot reload: SIGHUP is blocked in every thread and taken by this one,
+ * which loads the modules afresh (never on the net thread) and swaps them in
+ * only if every module loads; otherwise the old ones stay, and the log says
+ * why. Workers pick the new code up at their next call. */
+typedef struct reloader {
+    kn_runtime_host *host;
+    const char *path;
+    pthread_t thread;
+    bool started;
+    atomic_int stop;
+} reloader;
+
+static void *reloader_main(void *arg)
+{
+    reloader *rl = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    struct timespec tick = {0, 200 * 1000000L};
+    while (!atomic_load(&rl->stop)) {
+        if (sigtimedwait(&set, NULL, &tick) != SIGHUP) continue;
+        char err[512] = "";
+        kn_runtime_config rc_cfg = {.path = rl->path};
+        kn_runtime *rt;
+        if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
+            size_t n = kn_runtime_module_count(rt);
+            kn_runtime_host_swap(rl->host, rt);
+            KN_INFO("runtime reloaded: %zu module(s) from %s", n, rl->path);
+        } else {
+            KN_ERROR("runtime reload failed, keeping the running modules: %s", err);
+        }
+    }
+    return NULL;
+}
+
+static int reloader_start(reloader *rl)
+{
+    if (pthread_create(&rl->thread, NULL, reloader_main, rl)) return KN_ERR_INTERNAL;
+    rl->started = true;
+    return KN_OK;
+}
+
+static void reloader_stop(reloader *rl)
+{
+    if (!rl->started) return;
+    atomic_store(&rl->stop, 1);
+    pthread_join(rl->thread, NULL);
+    rl->started = false;
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -125,6 +177,13 @@ static void pick_key(const char *configured, const uint8_t *file_key, const uint
 
 int kn_server_run(const kn_config *cfg)
 {
+    /* Before any thread exists, so every thread inherits the mask and only
+     * the reloader takes SIGHUP. */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+
     kn_keys keys;
     kn_auth *auth = NULL;
     kn_api *api = NULL;
@@ -132,9 +191,11 @@ int kn_server_run(const kn_config *cfg)
     kn_net *net = NULL;
     kn_lockout *account_lock = NULL, *address_lock = NULL;
     kn_runtime *runtime = NULL;
+    kn_runtime_host *host = NULL;
+    kn_runtime_slot *slots[64] = {NULL};
+    reloader rl = {0};
     kn_http *http = NULL;
     http_ctx hctx = {0};
-    kn_runtime_vm *vms[64] = {NULL};
     bool created = false;
     int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
     if (rc) {
@@ -160,13 +221,18 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("runtime: %zu Lua module(s) loaded from %s", kn_runtime_module_count(runtime),
             cfg->runtime_path);
+    rc = kn_runtime_host_create(runtime, &host);
+    runtime = NULL; /* the host owns it */
+    if (rc) goto done;
     for (int i = 0; i < (int)cfg->api_workers; i++)
-        if ((rc = kn_runtime_vm_create(runtime, &vms[i]))) goto done;
+        if ((rc = kn_runtime_slot_create(host, &slots[i]))) goto done;
+    rl = (reloader){.host = host, .path = cfg->runtime_path};
+    if ((rc = reloader_start(&rl))) goto done;
 
     kn_api_config apc = {.workers = (int)cfg->api_workers,
                          .queue_size = (size_t)cfg->api_queue_size,
                          .database_url = cfg->database_url,
-                         .worker_ctx = (void **)vms};
+                         .worker_ctx = (void **)slots};
     if ((rc = kn_api_create(&apc, &api))) goto done;
 
     kn_relay_config rcfg = {.node = cfg->node,
@@ -252,8 +318,10 @@ done:
     kn_http_stop(http);
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
+    reloader_stop(&rl);
     kn_api_destroy(api);
-    for (int i = 0; i < 64; i++) kn_runtime_vm_destroy(vms[i]);
+    for (int i = 0; i < 64; i++) kn_runtime_slot_destroy(slots[i]);
+    kn_runtime_host_destroy(host);
     kn_runtime_destroy(runtime);
     kn_net_destroy(net);
     if (net) kn_net_global_deinit();

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 
@@ -99,6 +100,60 @@ static void server_to_server_rpc_over_http_needs_the_key(void **state)
     e2e_server_cleanup(&s);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void sighup_reloads_modules_while_clients_stay_connected(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    char dir[200], file[260];
+    mkdir(s.data_dir, 0700);
+    snprintf(dir, sizeof dir, "%s/lua", s.data_dir);
+    mkdir(dir, 0700);
+    snprintf(file, sizeof file, "%s/version.lua", dir);
+    write_file(file, "require('kaos').register_rpc(function() return 'v1' end, 'version')\n");
+    const char *extra[] = {"--runtime-path", dir, NULL};
+    e2e_server_start(&s, extra);
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(s.port, 0, 2000);
+    e2e_auth(c, dev);
+    kaos_client_rpc(c->c, "version", "");
+    E2E_WAIT(c->rpcs == 1, 5000);
+    assert_string_equal(c->rpc_payload, "v1");
+
+    write_file(file, "require('kaos').register_rpc(function() return 'v2' end, 'version')\n");
+    kill(s.pid, SIGHUP);
+    int64_t deadline = e2e_now_ms() + 10000;
+    while (strcmp(c->rpc_payload, "v2") && e2e_now_ms() < deadline) {
+        int before = c->rpcs;
+        kaos_client_rpc(c->c, "version", "");
+        E2E_WAIT(c->rpcs > before, 5000);
+        e2e_pump_for(50);
+    }
+    assert_string_equal(c->rpc_payload, "v2");
+    assert_true(c->connected); /* the same connection, never dropped */
+
+    /* A reload that fails keeps the running code. */
+    write_file(file, "require('kaos').register_rpc(function() return 'v3' end, 'version'\n");
+    kill(s.pid, SIGHUP);
+    e2e_pump_for(1000);
+    int before = c->rpcs;
+    kaos_client_rpc(c->c, "version", "");
+    E2E_WAIT(c->rpcs > before, 5000);
+    assert_string_equal(c->rpc_payload, "v2");
+    assert_true(c->connected);
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&s), 0);
+    e2e_server_cleanup(&s);
+}
+
 static void a_broken_module_stops_the_server_with_file_and_line(void **state)
 {
     e2e_server s;
@@ -127,6 +182,7 @@ int main(void)
         cmocka_unit_test(script_errors_and_unknown_ids_reach_the_client_with_codes),
         cmocka_unit_test(rpcs_need_a_session),
         cmocka_unit_test(server_to_server_rpc_over_http_needs_the_key),
+        cmocka_unit_test(sighup_reloads_modules_while_clients_stay_connected),
         cmocka_unit_test(a_broken_module_stops_the_server_with_file_and_line),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup_with_examples, e2e_group_teardown);

@@ -18,7 +18,7 @@ typedef struct kn_api kn_api;
 typedef struct kn_api_worker {
     kn_db *db;   /* this worker's connection; never shared */
     int index;   /* 0..workers-1 */
-    void *ctx;   /* per-worker state from kn_api_config.worker_ctx (e.g. a Lua VM) */
+    void *ctx;   /* per-worker state from kn_api_config.worker_ctx (the runtime slot) */
 } kn_api_worker;
 
 typedef void (*kn_api_fn)(kn_api_worker *worker, void *arg);

@@ -352,10 +352,11 @@ static void run_rpc(kn_api_worker *w, job *j, char *msg, size_t cap)
     kn_runtime_context ctx = {j->user_id, j->username, j->session_id, j->address, "rpc"};
     char *out = NULL;
     size_t out_len = 0;
-    int rc = w->ctx ? kn_runtime_rpc(w->ctx, &ctx, req->id, req->payload, strlen(req->payload),
-                                     &out, &out_len, msg, cap)
-                    : KN_ERR_NOT_FOUND;
-    if (rc == KN_ERR_NOT_FOUND && !w->ctx) snprintf(msg, cap, "rpc \"%s\" not found", req->id);
+    kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
+    int rc = vm ? kn_runtime_rpc(vm, &ctx, req->id, req->payload, strlen(req->payload), &out,
+                                 &out_len, msg, cap)
+                : KN_ERR_NOT_FOUND;
+    if (!vm) snprintf(msg, cap, "rpc \"%s\" not found", req->id);
     kn_envelope env;
     Kaos__V1__Error err;
     Kaos__V1__Rpc res = KAOS__V1__RPC__INIT;
@@ -665,9 +666,10 @@ static void run_sync_rpc(kn_api_worker *w, void *arg)
 {
     sync_rpc *r = arg;
     kn_runtime_context ctx = {"", "", "", r->address, "rpc"};
-    if (w->ctx) {
-        r->rc = kn_runtime_rpc(w->ctx, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len,
-                               r->msg, sizeof r->msg);
+    kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
+    if (vm) {
+        r->rc = kn_runtime_rpc(vm, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg,
+                               sizeof r->msg);
     } else {
         r->rc = KN_ERR_NOT_FOUND;
         snprintf(r->msg, sizeof r->msg, "rpc \"%s\" not found", r->id);

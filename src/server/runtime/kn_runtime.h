@@ -47,7 +47,8 @@ typedef struct kn_runtime_context {
 /* Loads and checks the modules. On failure returns KN_ERR_CONFIG and writes
  * "file.lua:12: message" into err. */
 int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t err_cap);
-void kn_runtime_destroy(kn_runtime *rt); /* accepts NULL; after every VM is gone */
+/* Drops the caller's reference; the runtime is freed when no VM uses it. */
+void kn_runtime_destroy(kn_runtime *rt); /* accepts NULL */
 size_t kn_runtime_module_count(const kn_runtime *rt);
 
 /* A VM with every module loaded (and so every registration made). */
@@ -62,5 +63,26 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
                    const char *payload, size_t payload_len, char **out, size_t *out_len,
                    char *msg, size_t msg_cap);
 bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
+
+/* --- hot reload ----------------------------------------------------------
+ * A host holds the current runtime; each API worker has a slot whose VM
+ * follows the host: after kn_runtime_host_swap, a slot builds a VM from the
+ * new runtime at its next kn_runtime_slot_vm and drops the old one. A
+ * runtime is freed when its last VM is gone, so calls in progress finish on
+ * the code they started with. The host is shared (mutex inside); a slot
+ * belongs to its worker thread. */
+typedef struct kn_runtime_host kn_runtime_host;
+typedef struct kn_runtime_slot kn_runtime_slot;
+
+/* Takes ownership of rt (also on failure). */
+int kn_runtime_host_create(kn_runtime *rt, kn_runtime_host **out);
+void kn_runtime_host_destroy(kn_runtime_host *h); /* accepts NULL; after its slots */
+/* Makes rt current (takes ownership). */
+void kn_runtime_host_swap(kn_runtime_host *h, kn_runtime *rt);
+int kn_runtime_slot_create(kn_runtime_host *h, kn_runtime_slot **out);
+void kn_runtime_slot_destroy(kn_runtime_slot *s); /* accepts NULL */
+/* The VM of the current runtime; if building it fails, the previous VM stays
+ * (NULL only if there never was one). */
+kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s);
 
 #endif

@@ -12,7 +12,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@ typedef struct module {
 } module;
 
 struct kn_runtime {
+    atomic_int refs; /* the owner's, plus one per VM */
     module mods[MAX_MODULES];
     size_t count;
     size_t memory_limit;
@@ -80,9 +83,14 @@ static int read_file(const char *path, char **out, size_t *len)
     return KN_OK;
 }
 
+static void runtime_acquire(const kn_runtime *rt)
+{
+    atomic_fetch_add(&((kn_runtime *)rt)->refs, 1);
+}
+
 void kn_runtime_destroy(kn_runtime *rt)
 {
-    if (!rt) return;
+    if (!rt || atomic_fetch_sub(&rt->refs, 1) > 1) return;
     for (size_t i = 0; i < rt->count; i++) {
         kn_free(rt->mods[i].name);
         kn_free(rt->mods[i].chunk);
@@ -532,9 +540,11 @@ static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_
     kn_runtime_vm *vm = kn_calloc(1, sizeof *vm);
     if (!vm) return KN_ERR_NOMEM;
     vm->rt = rt;
+    runtime_acquire(rt);
     vm->limit = rt->memory_limit;
     vm->L = lua_newstate(vm_alloc, vm);
     if (!vm->L) {
+        kn_runtime_destroy((kn_runtime *)rt);
         kn_free(vm);
         return KN_ERR_NOMEM;
     }
@@ -549,7 +559,8 @@ static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_
         if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
             const char *m = lua_tostring(L, -1);
             set_msg(err, cap, "%s", m ? m : "error object is not a string");
-            KN_ERROR("runtime module %s.lua failed to load: %s", rt->mods[i].name, m ? m : "?");
+            /* With err, the caller reports it (once); without, nobody else will. */
+            if (!err) KN_ERROR("runtime module %s.lua failed to load: %s", rt->mods[i].name, m ? m : "?");
             kn_runtime_vm_destroy(vm);
             return KN_ERR_CONFIG;
         }
@@ -567,6 +578,7 @@ void kn_runtime_vm_destroy(kn_runtime_vm *vm)
 {
     if (!vm) return;
     if (vm->L) lua_close(vm->L);
+    kn_runtime_destroy((kn_runtime *)vm->rt);
     kn_free(vm);
 }
 
@@ -575,6 +587,7 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     *out = NULL;
     kn_runtime *rt = kn_calloc(1, sizeof *rt);
     if (!rt) return KN_ERR_NOMEM;
+    atomic_init(&rt->refs, 1);
     rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
     int rc = cfg->path && *cfg->path ? scan(rt, cfg->path, err, cap) : KN_OK;
     kn_runtime_vm *check = NULL;
@@ -689,4 +702,85 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     lua_settop(L, top);
     lua_gc(L, LUA_GCSTEP, 0);
     return rc;
+}
+
+/* --- hot reload ---------------------------------------------------------------------------- */
+
+struct kn_runtime_host {
+    pthread_mutex_t lock;
+    kn_runtime *current;
+    atomic_uint generation;
+};
+
+struct kn_runtime_slot {
+    kn_runtime_host *host;
+    kn_runtime_vm *vm;
+    unsigned generation;
+};
+
+int kn_runtime_host_create(kn_runtime *rt, kn_runtime_host **out)
+{
+    *out = NULL;
+    kn_runtime_host *h = kn_calloc(1, sizeof *h);
+    if (!h) {
+        kn_runtime_destroy(rt);
+        return KN_ERR_NOMEM;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    h->current = rt;
+    atomic_init(&h->generation, 1);
+    *out = h;
+    return KN_OK;
+}
+
+void kn_runtime_host_destroy(kn_runtime_host *h)
+{
+    if (!h) return;
+    kn_runtime_destroy(h->current);
+    pthread_mutex_destroy(&h->lock);
+    kn_free(h);
+}
+
+void kn_runtime_host_swap(kn_runtime_host *h, kn_runtime *rt)
+{
+    pthread_mutex_lock(&h->lock);
+    kn_runtime *old = h->current;
+    h->current = rt;
+    atomic_fetch_add(&h->generation, 1);
+    pthread_mutex_unlock(&h->lock);
+    kn_runtime_destroy(old); /* lives on while VMs still use it */
+}
+
+int kn_runtime_slot_create(kn_runtime_host *h, kn_runtime_slot **out)
+{
+    *out = kn_calloc(1, sizeof **out);
+    if (!*out) return KN_ERR_NOMEM;
+    (*out)->host = h;
+    return KN_OK;
+}
+
+void kn_runtime_slot_destroy(kn_runtime_slot *s)
+{
+    if (!s) return;
+    kn_runtime_vm_destroy(s->vm);
+    kn_free(s);
+}
+
+kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s)
+{
+    unsigned gen = atomic_load(&s->host->generation);
+    if (s->vm && gen == s->generation) return s->vm;
+    pthread_mutex_lock(&s->host->lock);
+    kn_runtime *rt = s->host->current;
+    runtime_acquire(rt); /* keep it alive while the VM is built outside the lock */
+    gen = atomic_load(&s->host->generation);
+    pthread_mutex_unlock(&s->host->lock);
+    kn_runtime_vm *vm;
+    if (kn_runtime_vm_create(rt, &vm) == KN_OK) {
+        kn_runtime_vm_destroy(s->vm);
+        s->vm = vm;
+        s->generation = gen;
+    }
+    kn_runtime_destroy(rt);
+    return s->vm;
 }

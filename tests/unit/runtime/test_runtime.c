@@ -238,6 +238,42 @@ static void hashing_and_base64_match_known_vectors(void **state)
     kn_runtime_destroy(rt);
 }
 
+static void a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes(void **state)
+{
+    write_module("v.lua", "require('kaos').register_rpc(function() return 'one' end, 'v')\n");
+    kn_runtime_config cfg = {.path = dir};
+    char err[256];
+    kn_runtime *rt1, *rt2;
+    assert_int_equal(kn_runtime_load(&cfg, &rt1, err, sizeof err), KN_OK);
+    kn_runtime_host *host;
+    assert_int_equal(kn_runtime_host_create(rt1, &host), KN_OK);
+    kn_runtime_slot *a, *b;
+    assert_int_equal(kn_runtime_slot_create(host, &a), KN_OK);
+    assert_int_equal(kn_runtime_slot_create(host, &b), KN_OK);
+    int rc;
+    char msg[256];
+    char *out = call(kn_runtime_slot_vm(a), "v", "", &rc, msg);
+    assert_string_equal(out, "one");
+    kn_free(out);
+    kn_runtime_vm *old_b = kn_runtime_slot_vm(b); /* b now holds a VM of rt1 too */
+
+    write_module("v.lua", "require('kaos').register_rpc(function() return 'two' end, 'v')\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt2, err, sizeof err), KN_OK);
+    kn_runtime_host_swap(host, rt2); /* rt1 stays alive: a's and b's VMs use it */
+    out = call(kn_runtime_slot_vm(a), "v", "", &rc, msg);
+    assert_string_equal(out, "two");
+    kn_free(out);
+    out = call(old_b, "v", "", &rc, msg); /* a call that started on the old code finishes on it */
+    assert_string_equal(out, "one");
+    kn_free(out);
+    out = call(kn_runtime_slot_vm(b), "v", "", &rc, msg);
+    assert_string_equal(out, "two");
+    kn_free(out);
+    kn_runtime_slot_destroy(a);
+    kn_runtime_slot_destroy(b);
+    kn_runtime_host_destroy(host); /* ASan: every runtime and VM freed by now */
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -251,6 +287,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
