@@ -91,6 +91,7 @@ static void on_signal(int sig)
 typedef struct reloader {
     kn_runtime_host *host;
     const char *path;
+    const char *env;
     pthread_t thread;
     bool started;
     atomic_int stop;
@@ -106,7 +107,7 @@ static void *reloader_main(void *arg)
     while (!atomic_load(&rl->stop)) {
         if (sigtimedwait(&set, NULL, &tick) != SIGHUP) continue;
         char err[512] = "";
-        kn_runtime_config rc_cfg = {.path = rl->path};
+        kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env}; /* no run_once again */
         kn_runtime *rt;
         if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
             size_t n = kn_runtime_module_count(rt);
@@ -214,7 +215,7 @@ int kn_server_run(const kn_config *cfg)
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
-    kn_runtime_config rtc = {.path = cfg->runtime_path};
+    kn_runtime_config rtc = {.path = cfg->runtime_path, .env = cfg->runtime_env, .run_once = true};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
         goto done;
@@ -226,7 +227,7 @@ int kn_server_run(const kn_config *cfg)
     if (rc) goto done;
     for (int i = 0; i < (int)cfg->api_workers; i++)
         if ((rc = kn_runtime_slot_create(host, &slots[i]))) goto done;
-    rl = (reloader){.host = host, .path = cfg->runtime_path};
+    rl = (reloader){.host = host, .path = cfg->runtime_path, .env = cfg->runtime_env};
     if ((rc = reloader_start(&rl))) goto done;
 
     kn_api_config apc = {.workers = (int)cfg->api_workers,

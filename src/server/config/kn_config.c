@@ -74,6 +74,7 @@ static const option options[] = {
     STR(http_bind, "127.0.0.1", "HTTP listener address (server-to-server RPC, /healthz, /metrics)"),
     INT(http_port, "7351", 0, 65535, "HTTP listener port (0 = any free port)"),
     STR(http_key, "", "key server-to-server RPC callers must send; empty = HTTP RPC refused"),
+    STR(runtime_env, "", "key=value,key=value pairs Lua sees as context.env"),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

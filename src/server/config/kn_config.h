@@ -58,6 +58,7 @@ typedef struct kn_config {
     char *http_bind;
     int64_t http_port;
     char *http_key;
+    char *runtime_env;
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

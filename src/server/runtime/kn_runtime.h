@@ -33,6 +33,8 @@ typedef struct kn_runtime_vm kn_runtime_vm;
 typedef struct kn_runtime_config {
     const char *path;        /* directory of modules; missing or empty = no modules */
     size_t memory_limit;     /* bytes per VM; 0 = 64 MiB */
+    const char *env;         /* "key=value,key=value": context.env for every call */
+    bool run_once;           /* run kaos.run_once functions (at start, not on reload) */
 } kn_runtime_config;
 
 /* What a script sees of the caller (the `context` table). */

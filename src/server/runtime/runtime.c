@@ -32,8 +32,12 @@ typedef struct module {
     size_t len;
 } module;
 
+#define MAX_ENV 64
+
 struct kn_runtime {
     atomic_int refs; /* the owner's, plus one per VM */
+    char *env_keys[MAX_ENV], *env_values[MAX_ENV];
+    size_t env_count;
     module mods[MAX_MODULES];
     size_t count;
     size_t memory_limit;
@@ -46,7 +50,7 @@ struct kn_runtime_vm {
 };
 
 /* Registry keys (addresses are unique). */
-static const char key_rpcs = 0, key_loaded = 0, key_vm = 0;
+static const char key_rpcs = 0, key_loaded = 0, key_vm = 0, key_run_once = 0, key_env = 0;
 
 __attribute__((format(printf, 3, 4))) static void set_msg(char *msg, size_t cap, const char *fmt,
                                                           ...)
@@ -91,6 +95,10 @@ static void runtime_acquire(const kn_runtime *rt)
 void kn_runtime_destroy(kn_runtime *rt)
 {
     if (!rt || atomic_fetch_sub(&rt->refs, 1) > 1) return;
+    for (size_t i = 0; i < rt->env_count; i++) {
+        kn_free(rt->env_keys[i]);
+        kn_free(rt->env_values[i]);
+    }
     for (size_t i = 0; i < rt->count; i++) {
         kn_free(rt->mods[i].name);
         kn_free(rt->mods[i].chunk);
@@ -219,6 +227,15 @@ static int run_module(lua_State *L, const module *m)
 }
 
 /* --- the kaos table ------------------------------------------------------------------ */
+
+static int k_run_once(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_run_once);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
 
 static int k_register_rpc(lua_State *L)
 {
@@ -482,6 +499,7 @@ static const luaL_Reg kaos_funcs[] = {
     {"sha256_hash", k_sha256_hash},
     {"hmac_sha256_hash", k_hmac_sha256_hash},
     {"register_rpc", k_register_rpc},
+    {"run_once", k_run_once},
     {"logger_debug", k_debug},
     {"logger_info", k_info},
     {"logger_warn", k_warn},
@@ -528,6 +546,8 @@ static void open_sandbox(lua_State *L)
 
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_run_once);
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
     lua_setfield(L, -2, "kaos");
@@ -552,6 +572,12 @@ static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_
     lua_pushlightuserdata(L, vm);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_vm);
     open_sandbox(L);
+    lua_createtable(L, 0, (int)rt->env_count);
+    for (size_t i = 0; i < rt->env_count; i++) {
+        lua_pushstring(L, rt->env_values[i]);
+        lua_setfield(L, -2, rt->env_keys[i]);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_env);
     /* Load every module in order, through require so each runs once. */
     for (size_t i = 0; i < rt->count; i++) {
         lua_pushcfunction(L, safe_require);
@@ -582,6 +608,56 @@ void kn_runtime_vm_destroy(kn_runtime_vm *vm)
     kn_free(vm);
 }
 
+static int parse_env(kn_runtime *rt, const char *env, char *err, size_t cap)
+{
+    for (const char *p = env; p && *p;) {
+        const char *end = strchr(p, ','), *eq = strchr(p, '=');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len) {
+            if (!eq || eq >= p + len || eq == p) {
+                set_msg(err, cap, "runtime env: expected key=value, got \"%.*s\"", (int)len, p);
+                return KN_ERR_CONFIG;
+            }
+            if (rt->env_count == MAX_ENV) {
+                set_msg(err, cap, "runtime env: more than %d entries", MAX_ENV);
+                return KN_ERR_CONFIG;
+            }
+            rt->env_keys[rt->env_count] = kn_strndup(p, (size_t)(eq - p));
+            rt->env_values[rt->env_count] = kn_strndup(eq + 1, len - (size_t)(eq - p) - 1);
+            rt->env_count++;
+            if (!rt->env_keys[rt->env_count - 1] || !rt->env_values[rt->env_count - 1])
+                return KN_ERR_NOMEM;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return KN_OK;
+}
+
+static int traceback(lua_State *L);
+static void push_context(lua_State *L, const kn_runtime_context *c);
+
+/* Calls every kaos.run_once function, in registration order, once. */
+static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_run_once);
+    kn_runtime_context ctx = {"", "", "", "", "run_once"};
+    int rc = KN_OK;
+    for (lua_Integer i = 1; rc == KN_OK && i <= (lua_Integer)lua_rawlen(L, top + 2); i++) {
+        lua_rawgeti(L, top + 2, i);
+        push_context(L, &ctx);
+        if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+            const char *m = lua_tostring(L, -1);
+            set_msg(err, cap, "run_once: %s", m ? m : "error object is not a string");
+            rc = KN_ERR_CONFIG;
+        }
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
 int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t cap)
 {
     *out = NULL;
@@ -589,10 +665,12 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     if (!rt) return KN_ERR_NOMEM;
     atomic_init(&rt->refs, 1);
     rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
-    int rc = cfg->path && *cfg->path ? scan(rt, cfg->path, err, cap) : KN_OK;
+    int rc = parse_env(rt, cfg->env, err, cap);
+    if (rc == KN_OK && cfg->path && *cfg->path) rc = scan(rt, cfg->path, err, cap);
     kn_runtime_vm *check = NULL;
     /* Every module must load and run cleanly before anything serves. */
     if (rc == KN_OK) rc = vm_create(rt, &check, err, cap);
+    if (rc == KN_OK && cfg->run_once) rc = run_once_all(check, err, cap);
     kn_runtime_vm_destroy(check);
     if (rc) {
         kn_runtime_destroy(rt);
@@ -634,6 +712,8 @@ static void push_context(lua_State *L, const kn_runtime_context *c)
     lua_setfield(L, -2, "client_ip");
     lua_pushstring(L, c->execution_mode ? c->execution_mode : "rpc");
     lua_setfield(L, -2, "execution_mode");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_env);
+    lua_setfield(L, -2, "env");
 }
 
 /* A script error -> (code, message for the client). */

@@ -274,6 +274,41 @@ static void a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes(void **
     kn_runtime_host_destroy(host); /* ASan: every runtime and VM freed by now */
 }
 
+static void run_once_runs_at_start_only_and_env_reaches_the_context(void **state)
+{
+    write_module("once.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.run_once(function(ctx)\n"
+                 "  if ctx.execution_mode ~= 'run_once' or ctx.env.region ~= 'eu' then\n"
+                 "    error('unexpected context')\n"
+                 "  end\n"
+                 "end)\n"
+                 "kaos.register_rpc(function(ctx) return ctx.env.mode end, 'mode')\n");
+    kn_runtime_config cfg = {.path = dir, .env = "region=eu,mode=test", .run_once = true};
+    char err[512] = "";
+    kn_runtime *rt;
+    int rc = kn_runtime_load(&cfg, &rt, err, sizeof err);
+    if (rc) fail_msg("load: %s", err);
+    kn_runtime_vm *vm;
+    assert_int_equal(kn_runtime_vm_create(rt, &vm), KN_OK); /* run_once does not run again here */
+    char msg[256];
+    char *out = call(vm, "mode", "", &rc, msg);
+    assert_string_equal(out, "test");
+    kn_free(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+
+    write_module("boom.lua", "require('kaos').run_once(function() error('boom') end)\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "run_once: boom.lua:1: boom"));
+    cfg.run_once = false; /* a reload: run_once functions are not run again */
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_OK);
+    kn_runtime_destroy(rt);
+    cfg.env = "novalue";
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "expected key=value"));
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -288,6 +323,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(run_once_runs_at_start_only_and_env_reaches_the_context,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
