@@ -270,6 +270,13 @@ int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const
                                     bool create, const char *const *vars);
 /* Uses the refresh token of the current session; KAOS_ERR_UNAUTHENTICATED
  * when there is none. */
+/* Email + password (argon2id on the server). Unknown email with create=false:
+ * NOT_FOUND; wrong password: UNAUTHENTICATED "invalid credentials". */
+int kaos_client_authenticate_email(kaos_client *c, const char *email, const char *password,
+                                   const char *username, bool create, const char *const *vars);
+/* An account id from another system (platform login). */
+int kaos_client_authenticate_custom(kaos_client *c, const char *custom_id, const char *username,
+                                    bool create, const char *const *vars);
 int kaos_client_session_refresh(kaos_client *c);
 /* Binds this connection to an existing session token (after a reconnect). */
 int kaos_client_session_resume(kaos_client *c, const char *token);

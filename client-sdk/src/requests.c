@@ -82,31 +82,45 @@ static int count_pairs(const char *const *vars, size_t *out)
     return KN_OK;
 }
 
+/* Session variables as a map field: one builder per generated entry type
+ * (their layouts match, their descriptors do not). Frees with kn_free. */
+#define DEFINE_VARS_BUILDER(name, T, INIT)                                                         \
+    static int name(const char *const *vars, size_t n, T **entries, T ***pointers)              \
+    {                                                                                          \
+        *entries = NULL;                                                                       \
+        *pointers = NULL;                                                                      \
+        if (!n) return KN_OK;                                                                  \
+        *entries = kn_calloc(n, sizeof **entries);                                             \
+        *pointers = kn_calloc(n, sizeof **pointers);                                           \
+        if (!*entries || !*pointers) {                                                         \
+            kn_free(*entries);                                                                 \
+            kn_free(*pointers);                                                                \
+            return KN_ERR_NOMEM;                                                               \
+        }                                                                                      \
+        for (size_t i = 0; i < n; i++) {                                                       \
+            INIT(&(*entries)[i]);                                                              \
+            (*entries)[i].key = unconst_str(vars[2 * i]);                                      \
+            (*entries)[i].value = unconst_str(vars[2 * i + 1]);                                \
+            (*pointers)[i] = &(*entries)[i];                                                   \
+        }                                                                                      \
+        return KN_OK;                                                                          \
+    }
+
+DEFINE_VARS_BUILDER(device_vars, Kaos__V1__AuthenticateDevice__VarsEntry,
+                    kaos__v1__authenticate_device__vars_entry__init)
+DEFINE_VARS_BUILDER(email_vars, Kaos__V1__AuthenticateEmail__VarsEntry,
+                    kaos__v1__authenticate_email__vars_entry__init)
+DEFINE_VARS_BUILDER(custom_vars, Kaos__V1__AuthenticateCustom__VarsEntry,
+                    kaos__v1__authenticate_custom__vars_entry__init)
+
 int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const char *username,
                                     bool create, const char *const *vars)
 {
     size_t n_vars;
     if (!c || !device_id || count_pairs(vars, &n_vars) < 0) return KN_ERR_INVALID_ARGUMENT;
     if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
-
-    Kaos__V1__AuthenticateDevice__VarsEntry *entries = NULL;
-    Kaos__V1__AuthenticateDevice__VarsEntry **pointers = NULL;
-    if (n_vars) {
-        entries = kn_calloc(n_vars, sizeof *entries);
-        pointers = kn_calloc(n_vars, sizeof *pointers);
-        if (!entries || !pointers) {
-            kn_free(entries);
-            kn_free(pointers);
-            return KN_ERR_NOMEM;
-        }
-    }
-    for (size_t i = 0; i < n_vars; i++) {
-        kaos__v1__authenticate_device__vars_entry__init(&entries[i]);
-        entries[i].key = unconst_str(vars[2 * i]);
-        entries[i].value = unconst_str(vars[2 * i + 1]);
-        pointers[i] = &entries[i];
-    }
-
+    Kaos__V1__AuthenticateDevice__VarsEntry *entries, **pointers;
+    if (device_vars(vars, n_vars, &entries, &pointers)) return KN_ERR_NOMEM;
     Kaos__V1__AuthenticateDevice msg = KAOS__V1__AUTHENTICATE_DEVICE__INIT;
     msg.device_id = unconst_str(device_id);
     if (username) msg.username = unconst_str(username);
@@ -116,6 +130,54 @@ int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
     env.authenticate_device = &msg;
+    int rc = kaos_client__request(c, &env);
+    kn_free(entries);
+    kn_free(pointers);
+    return rc;
+}
+
+int kaos_client_authenticate_email(kaos_client *c, const char *email, const char *password,
+                                   const char *username, bool create, const char *const *vars)
+{
+    size_t n_vars;
+    if (!c || !email || !password || count_pairs(vars, &n_vars) < 0)
+        return KN_ERR_INVALID_ARGUMENT;
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    Kaos__V1__AuthenticateEmail__VarsEntry *entries, **pointers;
+    if (email_vars(vars, n_vars, &entries, &pointers)) return KN_ERR_NOMEM;
+    Kaos__V1__AuthenticateEmail msg = KAOS__V1__AUTHENTICATE_EMAIL__INIT;
+    msg.email = unconst_str(email);
+    msg.password = unconst_str(password);
+    if (username) msg.username = unconst_str(username);
+    msg.create = create;
+    msg.n_vars = n_vars;
+    msg.vars = pointers;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL;
+    env.authenticate_email = &msg;
+    int rc = kaos_client__request(c, &env);
+    kn_free(entries);
+    kn_free(pointers);
+    return rc;
+}
+
+int kaos_client_authenticate_custom(kaos_client *c, const char *custom_id, const char *username,
+                                    bool create, const char *const *vars)
+{
+    size_t n_vars;
+    if (!c || !custom_id || count_pairs(vars, &n_vars) < 0) return KN_ERR_INVALID_ARGUMENT;
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    Kaos__V1__AuthenticateCustom__VarsEntry *entries, **pointers;
+    if (custom_vars(vars, n_vars, &entries, &pointers)) return KN_ERR_NOMEM;
+    Kaos__V1__AuthenticateCustom msg = KAOS__V1__AUTHENTICATE_CUSTOM__INIT;
+    msg.id = unconst_str(custom_id);
+    if (username) msg.username = unconst_str(username);
+    msg.create = create;
+    msg.n_vars = n_vars;
+    msg.vars = pointers;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_CUSTOM;
+    env.authenticate_custom = &msg;
     int rc = kaos_client__request(c, &env);
     kn_free(entries);
     kn_free(pointers);

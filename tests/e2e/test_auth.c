@@ -185,6 +185,65 @@ static void same_device_gets_same_user_after_restart(void **state)
     e2e_client_free(b);
 }
 
+static void email_login_creates_then_checks_the_password(void **state)
+{
+    char dev[40], email[80];
+    e2e_device_id(dev);
+    snprintf(email, sizeof email, "Player.%s@Example.com", dev + 4);
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
+    kaos_client_authenticate_email(c->c, email, "correct horse", NULL, true, NULL);
+    E2E_WAIT(c->sessions == 1 || c->errors, 10000);
+    assert_int_equal(c->sessions, 1);
+    assert_true(c->created);
+    char user[40];
+    strcpy(user, c->user_id);
+
+    /* same account, other case: emails compare case-insensitively */
+    for (char *p = email; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    kaos_client_authenticate_email(c->c, email, "correct horse", NULL, false, NULL);
+    E2E_WAIT(c->sessions == 2 || c->errors, 10000);
+    assert_int_equal(c->sessions, 2);
+    assert_false(c->created);
+    assert_string_equal(c->user_id, user);
+
+    kaos_client_authenticate_email(c->c, email, "wrong horse", NULL, false, NULL);
+    E2E_WAIT(c->errors == 1, 10000);
+    assert_int_equal(c->error_code, 16);
+    assert_string_equal(c->error_message, "invalid credentials");
+
+    kaos_client_authenticate_email(c->c, "nobody.here@example.com", "whatever1", NULL, false,
+                                   NULL);
+    E2E_WAIT(c->errors == 2, 10000);
+    assert_int_equal(c->error_code, 5);
+
+    kaos_client_authenticate_email(c->c, "bad-email", "short", NULL, true, NULL);
+    E2E_WAIT(c->errors == 3, 10000);
+    assert_int_equal(c->error_code, 3);
+    e2e_client_free(c);
+}
+
+static void custom_id_login_finds_the_same_user(void **state)
+{
+    char dev[40], id[64];
+    e2e_device_id(dev);
+    snprintf(id, sizeof id, "steam-%s", dev + 4);
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
+    kaos_client_authenticate_custom(c->c, id, NULL, true, NULL);
+    E2E_WAIT(c->sessions == 1 || c->errors, 10000);
+    assert_int_equal(c->sessions, 1);
+    assert_true(c->created);
+    char user[40];
+    strcpy(user, c->user_id);
+    kaos_client_authenticate_custom(c->c, id, NULL, false, NULL);
+    E2E_WAIT(c->sessions == 2, 10000);
+    assert_string_equal(c->user_id, user);
+    kaos_client_authenticate_custom(c->c, "tiny", NULL, true, NULL);
+    E2E_WAIT(c->errors == 1, 10000);
+    assert_int_equal(c->error_code, 3);
+    e2e_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +254,8 @@ int main(void)
         cmocka_unit_test(resume_binds_a_new_connection_to_the_session),
         cmocka_unit_test(tampered_or_wrong_kind_of_token_is_unauthenticated),
         cmocka_unit_test(expired_session_token_is_refused),
+        cmocka_unit_test(email_login_creates_then_checks_the_password),
+        cmocka_unit_test(custom_id_login_finds_the_same_user),
         cmocka_unit_test(same_device_gets_same_user_after_restart),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);

@@ -20,10 +20,18 @@ struct kn_auth {
 
 static const kn_db_stmt find_device = {
     "auth_find_device",
-    "SELECT u.id, u.username FROM user_device d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+    "SELECT u.id, u.username, NULL FROM user_device d JOIN users u ON u.id = d.user_id"
+    " WHERE d.id = $1",
     1};
+static const kn_db_stmt find_email = {
+    "auth_find_email", "SELECT id, username, password FROM users WHERE email = lower($1)", 1};
+static const kn_db_stmt find_custom = {
+    "auth_find_custom", "SELECT id, username, NULL FROM users WHERE custom_id = $1", 1};
 static const kn_db_stmt insert_user = {
-    "auth_insert_user", "INSERT INTO users (id, username) VALUES ($1, $2)", 2};
+    "auth_insert_user",
+    "INSERT INTO users (id, username, email, custom_id, password)"
+    " VALUES ($1, $2, lower($3), $4, $5)",
+    5};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
 static const kn_db_stmt find_user = {"auth_find_user",
@@ -117,19 +125,94 @@ static void random_username(char out[11])
     out[10] = '\0';
 }
 
-/* Creates user + device in one transaction. KN_ERR_ALREADY_EXISTS with the
- * constraint name tells the caller which race or conflict happened. */
-static int create_user(kn_db *db, const char *device_id, const char *username, char *user_id)
+/* The ways to log in, each a column (or the device table) naming a user. */
+typedef enum { BY_DEVICE, BY_EMAIL, BY_CUSTOM } id_kind;
+
+static const kn_db_stmt *const finders[] = {&find_device, &find_email, &find_custom};
+static const char *const not_found[] = {"device not found", "user account not found",
+                                        "user account not found"};
+
+/* Creates the user (and for a device its link) in one transaction.
+ * KN_ERR_ALREADY_EXISTS with the constraint name tells the caller which race
+ * or conflict happened. */
+static int create_user(kn_db *db, id_kind kind, const char *id, const char *username,
+                       const char *password_hash, char *user_id)
 {
     kn_uuid_v4(user_id);
-    const char *u[] = {user_id, username};
-    const char *d[] = {device_id, user_id};
+    const char *u[] = {user_id, username, kind == BY_EMAIL ? id : NULL,
+                       kind == BY_CUSTOM ? id : NULL, password_hash};
+    const char *d[] = {id, user_id};
     int rc = kn_db_begin(db);
     if (rc == KN_OK) rc = kn_db_query(db, &insert_user, u, NULL);
-    if (rc == KN_OK) rc = kn_db_query(db, &insert_device, d, NULL);
+    if (rc == KN_OK && kind == BY_DEVICE) rc = kn_db_query(db, &insert_device, d, NULL);
     if (rc == KN_OK) return kn_db_commit(db);
     kn_db_rollback(db);
     return rc;
+}
+
+/* Find the user the identity names, or create it: a concurrent create of
+ * the same identity loses on the unique constraint and then finds the
+ * winner's user. For email, `password` is checked (existing user) or hashed
+ * (new user) with argon2id. */
+static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char *id,
+                          const char *password, const char *username, bool create,
+                          const kn_token_var *vars, size_t var_count, int64_t now,
+                          kn_auth_session *out, char *msg, size_t cap)
+{
+    int rc;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        kn_db_rows *rows = NULL;
+        const char *p[] = {id};
+        if ((rc = kn_db_query(db, finders[kind], p, &rows)))
+            return fail(rc, msg, cap, "database unavailable");
+        if (kn_db_rows_count(rows) == 1) {
+            const char *hash = kn_db_rows_get(rows, 0, 2);
+            if (kind == BY_EMAIL &&
+                (!hash || crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)) {
+                kn_db_rows_free(rows);
+                return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "invalid credentials");
+            }
+            snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s",
+                     kn_db_rows_get(rows, 0, 0));
+            snprintf(out->claims.username, sizeof out->claims.username, "%s",
+                     kn_db_rows_get(rows, 0, 1));
+            kn_db_rows_free(rows);
+            break;
+        }
+        kn_db_rows_free(rows);
+        if (!create) return fail(KN_ERR_NOT_FOUND, msg, cap, "%s", not_found[kind]);
+
+        char hash[crypto_pwhash_STRBYTES] = "";
+        if (kind == BY_EMAIL &&
+            crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+            return fail(KN_ERR_NOMEM, msg, cap, "server busy; retry");
+        char generated[11];
+        const char *name = (username && *username) ? username : NULL;
+        if (!name) random_username(generated);
+        rc = create_user(db, kind, id, name ? name : generated, kind == BY_EMAIL ? hash : NULL,
+                         out->claims.user_id);
+        if (rc == KN_OK) {
+            snprintf(out->claims.username, sizeof out->claims.username, "%s",
+                     name ? name : generated);
+            out->created = true;
+            break;
+        }
+        out->claims.user_id[0] = '\0';
+        if (rc != KN_ERR_ALREADY_EXISTS) return fail(rc, msg, cap, "database unavailable");
+        if (!strcmp(kn_db_constraint(db), "users_username_key") && name)
+            return fail(KN_ERR_ALREADY_EXISTS, msg, cap, "username is already in use");
+        /* identity race or generated-name clash: look again / draw a new name */
+    }
+    if (!out->claims.user_id[0]) return fail(KN_ERR_ABORTED, msg, cap, "please retry");
+
+    kn_uuid_v4(out->claims.session_id);
+    if ((rc = kn_token_claims_set_vars(&out->claims, vars, var_count)) ||
+        (rc = issue(a, now, out))) {
+        kn_auth_session_deinit(out);
+        return fail(rc, msg, cap, "cannot issue session");
+    }
+    return KN_OK;
 }
 
 int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,
@@ -154,49 +237,54 @@ int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const cha
     memset(out, 0, sizeof *out);
     int rc = kn_auth_check_device(device_id, username, vars, var_count, msg, cap);
     if (rc) return rc;
+    return find_or_create(a, db, BY_DEVICE, device_id, NULL, username, create, vars, var_count,
+                          now, out, msg, cap);
+}
 
-    /* Find, or create and find again: a concurrent create of the same device
-     * loses on the primary key and then simply finds the winner's user. */
-    for (int attempt = 0; attempt < 5; attempt++) {
-        kn_db_rows *rows = NULL;
-        const char *p[] = {device_id};
-        if ((rc = kn_db_query(db, &find_device, p, &rows)))
-            return fail(rc, msg, cap, "database unavailable");
-        if (kn_db_rows_count(rows) == 1) {
-            snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s",
-                     kn_db_rows_get(rows, 0, 0));
-            snprintf(out->claims.username, sizeof out->claims.username, "%s",
-                     kn_db_rows_get(rows, 0, 1));
-            kn_db_rows_free(rows);
-            break;
-        }
-        kn_db_rows_free(rows);
-        if (!create) return fail(KN_ERR_NOT_FOUND, msg, cap, "device not found");
+int kn_auth_check_email(const char *email, const char *password, const char *username,
+                        const kn_token_var *vars, size_t var_count, char *msg, size_t cap)
+{
+    size_t el = email ? strlen(email) : 0, pl = password ? strlen(password) : 0;
+    if (el < 10 || el > 255 || !strchr(email, '@') || !printable_id(email))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "email must be 10-255 printable bytes with an '@'");
+    if (pl < 8 || pl > 128)
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "password must be 8-128 bytes");
+    if (username && *username &&
+        (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
+    return kn_auth_check_vars(vars, var_count, msg, cap);
+}
 
-        char generated[11];
-        const char *name = (username && *username) ? username : NULL;
-        if (!name) random_username(generated);
-        rc = create_user(db, device_id, name ? name : generated, out->claims.user_id);
-        if (rc == KN_OK) {
-            snprintf(out->claims.username, sizeof out->claims.username, "%s",
-                     name ? name : generated);
-            out->created = true;
-            break;
-        }
-        if (rc != KN_ERR_ALREADY_EXISTS) return fail(rc, msg, cap, "database unavailable");
-        if (!strcmp(kn_db_constraint(db), "users_username_key") && name)
-            return fail(KN_ERR_ALREADY_EXISTS, msg, cap, "username is already in use");
-        /* device race or generated-name clash: look again / draw a new name */
-    }
-    if (!out->claims.user_id[0]) return fail(KN_ERR_ABORTED, msg, cap, "please retry");
+int kn_auth_email(const kn_auth *a, kn_db *db, const char *email, const char *password,
+                  const char *username, bool create, const kn_token_var *vars, size_t var_count,
+                  int64_t now, kn_auth_session *out, char *msg, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    int rc = kn_auth_check_email(email, password, username, vars, var_count, msg, cap);
+    if (rc) return rc;
+    return find_or_create(a, db, BY_EMAIL, email, password, username, create, vars, var_count,
+                          now, out, msg, cap);
+}
 
-    kn_uuid_v4(out->claims.session_id);
-    if ((rc = kn_token_claims_set_vars(&out->claims, vars, var_count)) ||
-        (rc = issue(a, now, out))) {
-        kn_auth_session_deinit(out);
-        return fail(rc, msg, cap, "cannot issue session");
-    }
-    return KN_OK;
+int kn_auth_custom(const kn_auth *a, kn_db *db, const char *custom_id, const char *username,
+                   bool create, const kn_token_var *vars, size_t var_count, int64_t now,
+                   kn_auth_session *out, char *msg, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    size_t l = custom_id ? strlen(custom_id) : 0;
+    if (l < 6 || l > 128 || !printable_id(custom_id))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "custom id must be 6-128 printable bytes without spaces");
+    if (username && *username &&
+        (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
+    int rc = kn_auth_check_vars(vars, var_count, msg, cap);
+    if (rc) return rc;
+    return find_or_create(a, db, BY_CUSTOM, custom_id, NULL, username, create, vars, var_count,
+                          now, out, msg, cap);
 }
 
 int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,

@@ -50,6 +50,21 @@ int kn_auth_device(const kn_auth *auth, kn_db *db, const char *device_id, const 
                    bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
                    kn_auth_session *out, char *msg, size_t msg_cap);
 
+/* Authenticate with email + password. Passwords are hashed with argon2id
+ * (libsodium crypto_pwhash_str, interactive limits) — slow on purpose, so
+ * only on API workers. Wrong password: UNAUTHENTICATED "invalid credentials";
+ * unknown email with create=false: NOT_FOUND. */
+int kn_auth_email(const kn_auth *auth, kn_db *db, const char *email, const char *password,
+                  const char *username, bool create, const kn_token_var *vars, size_t var_count,
+                  int64_t now_sec, kn_auth_session *out, char *msg, size_t msg_cap);
+int kn_auth_check_email(const char *email, const char *password, const char *username,
+                        const kn_token_var *vars, size_t var_count, char *msg, size_t msg_cap);
+
+/* Authenticate with a custom id (an account id from another system). */
+int kn_auth_custom(const kn_auth *auth, kn_db *db, const char *custom_id, const char *username,
+                   bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
+                   kn_auth_session *out, char *msg, size_t msg_cap);
+
 /* Exchange a refresh token for a new session (new session id, new tokens).
  * vars replace the token's variables when var_count > 0. */
 int kn_auth_refresh(const kn_auth *auth, kn_db *db, const char *refresh_token,

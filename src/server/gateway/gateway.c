@@ -376,32 +376,88 @@ static void run_rpc(kn_api_worker *w, job *j, char *msg, size_t cap)
 }
 
 /* Worker thread. */
+/* The login requests share one shape: an account key for the lockout, the
+ * session variables, and a service call. */
+typedef struct login {
+    char account[300];
+    kn_token_var vars[KN_TOKEN_MAX_VARS];
+    size_t n_vars;
+    bool too_many_vars;
+} login;
+
+/* Views a request's vars map as kn_token_vars (no copies). */
+#define LOGIN_VARS(l, msg)                                                                         \
+    do {                                                                                           \
+        (l).too_many_vars = (msg)->n_vars > KN_TOKEN_MAX_VARS;                                     \
+        (l).n_vars = (l).too_many_vars ? 0 : (msg)->n_vars;                                        \
+        VARS_VIEW((l).vars, (msg)->vars, (l).n_vars);                                              \
+    } while (0)
+
+static int run_login(kn_gateway *gw, kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__Envelope *e = j->req;
+    login l;
+    memset(&l, 0, sizeof l);
+    switch (e->message_case) {
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE:
+        snprintf(l.account, sizeof l.account, "device:%.128s", e->authenticate_device->device_id);
+        LOGIN_VARS(l, e->authenticate_device);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL:
+        snprintf(l.account, sizeof l.account, "email:%.255s", e->authenticate_email->email);
+        for (char *p = l.account; *p; p++)
+            if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a'); /* emails compare folded */
+        LOGIN_VARS(l, e->authenticate_email);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_CUSTOM:
+        snprintf(l.account, sizeof l.account, "custom:%.128s", e->authenticate_custom->id);
+        LOGIN_VARS(l, e->authenticate_custom);
+        break;
+    default: return KN_ERR_UNIMPLEMENTED;
+    }
+    int rc = locked(gw->deps.account_lockout, l.account, msg, cap);
+    if (rc) return rc;
+    if (l.too_many_vars) {
+        snprintf(msg, cap, "at most %d session vars", KN_TOKEN_MAX_VARS);
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    const kn_token_var *vars = l.vars;
+    int64_t now = kn_time_wall_ms() / 1000;
+    const kn_auth *auth = gw->deps.auth;
+    if (e->message_case == KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE) {
+        Kaos__V1__AuthenticateDevice *a = e->authenticate_device;
+        rc = kn_auth_device(auth, w->db, a->device_id, a->username, a->create, vars, l.n_vars, now,
+                            &j->session, msg, cap);
+    } else if (e->message_case == KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL) {
+        Kaos__V1__AuthenticateEmail *a = e->authenticate_email;
+        rc = kn_auth_email(auth, w->db, a->email, a->password, a->username, a->create, vars,
+                           l.n_vars, now, &j->session, msg, cap);
+    } else {
+        Kaos__V1__AuthenticateCustom *a = e->authenticate_custom;
+        rc = kn_auth_custom(auth, w->db, a->id, a->username, a->create, vars, l.n_vars, now,
+                            &j->session, msg, cap);
+    }
+    /* Unknown accounts and wrong passwords count; invalid input does not. */
+    if (rc == KN_ERR_NOT_FOUND || rc == KN_ERR_UNAUTHENTICATED)
+        login_failed(gw, j->address_key, l.account);
+    else if (rc == KN_OK)
+        kn_lockout_success(gw->deps.account_lockout, l.account);
+    return rc;
+}
+
+/* Worker thread. */
 static void run_job(kn_api_worker *w, void *arg)
 {
     job *j = arg;
     kn_gateway *gw = j->gw;
     char msg[256] = "";
     int rc = KN_ERR_UNIMPLEMENTED;
-    int64_t now = kn_time_wall_ms() / 1000;
-    kn_token_var vars[KN_TOKEN_MAX_VARS];
     switch (j->req->message_case) {
-    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE: {
-        Kaos__V1__AuthenticateDevice *a = j->req->authenticate_device;
-        char account[160];
-        snprintf(account, sizeof account, "device:%.128s", a->device_id);
-        if ((rc = locked(gw->deps.account_lockout, account, msg, sizeof msg))) break;
-        if (a->n_vars > KN_TOKEN_MAX_VARS) {
-            rc = KN_ERR_INVALID_ARGUMENT;
-            snprintf(msg, sizeof msg, "at most %d session vars", KN_TOKEN_MAX_VARS);
-            break;
-        }
-        VARS_VIEW(vars, a->vars, a->n_vars);
-        rc = kn_auth_device(gw->deps.auth, w->db, a->device_id, a->username, a->create, vars,
-                            a->n_vars, now, &j->session, msg, sizeof msg);
-        if (rc == KN_ERR_NOT_FOUND) login_failed(gw, j->address_key, account);
-        else if (rc == KN_OK) kn_lockout_success(gw->deps.account_lockout, account);
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE:
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL:
+    case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_CUSTOM:
+        rc = run_login(gw, w, j, msg, sizeof msg);
         break;
-    }
     case KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH: {
         Kaos__V1__SessionRefresh *r = j->req->session_refresh;
         if (r->n_vars > KN_TOKEN_MAX_VARS) {
@@ -409,9 +465,10 @@ static void run_job(kn_api_worker *w, void *arg)
             snprintf(msg, sizeof msg, "at most %d session vars", KN_TOKEN_MAX_VARS);
             break;
         }
+        kn_token_var vars[KN_TOKEN_MAX_VARS];
         VARS_VIEW(vars, r->vars, r->n_vars);
-        rc = kn_auth_refresh(gw->deps.auth, w->db, r->refresh_token, vars, r->n_vars, now,
-                             &j->session, msg, sizeof msg);
+        rc = kn_auth_refresh(gw->deps.auth, w->db, r->refresh_token, vars, r->n_vars,
+                             kn_time_wall_ms() / 1000, &j->session, msg, sizeof msg);
         if (rc == KN_ERR_TOKEN_INVALID || rc == KN_ERR_TOKEN_EXPIRED || rc == KN_ERR_UNAUTHENTICATED)
             login_failed(gw, j->address_key, NULL);
         break;
@@ -462,6 +519,10 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
 static const route routes[] = {
     [KAOS__V1__ENVELOPE__MESSAGE_PING] = {true, false, CH_CONTROL, RUN_NET, handle_ping},
     [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE] = {true, true, CH_CONTROL, RUN_API,
+                                                         handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL] = {true, true, CH_CONTROL, RUN_API,
+                                                        handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_CUSTOM] = {true, true, CH_CONTROL, RUN_API,
                                                          handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH] = {true, true, CH_CONTROL, RUN_API, handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME] = {true, true, CH_CONTROL, RUN_NET,
