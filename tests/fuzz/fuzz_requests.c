@@ -1,6 +1,6 @@
 /* libFuzzer target: the request validators. The input is split on NUL bytes
- * into a device id, a username and session variables for the auth
- * validator, and interpreted as a program of relay operations (create, join,
+ * into a device id (or email), a username (or password) and session
+ * variables for the device and email validators, and interpreted as a program of relay operations (create, join,
  * leave, data with targets, disconnect) by four connections against a relay
  * with a counting sink. Properties: validators never crash and give a
  * message with every refusal; the relay never loses track of a member
@@ -46,6 +46,10 @@ static void auth_validator(const uint8_t *data, size_t size)
     }
     char msg[256] = "";
     int rc = kn_auth_check_device(fields[0], nf > 1 ? fields[1] : NULL, vars, nv, msg, sizeof msg);
+    if (rc && !msg[0]) abort();
+    msg[0] = '\0';
+    rc = kn_auth_check_email(fields[0], nf > 1 ? fields[1] : NULL, nf > 2 ? fields[2] : NULL, vars,
+                             nv, msg, sizeof msg);
     if (rc && !msg[0]) abort();
 }
 
