@@ -280,6 +280,9 @@ int kaos_client_authenticate_custom(kaos_client *c, const char *custom_id, const
 int kaos_client_session_refresh(kaos_client *c);
 /* Binds this connection to an existing session token (after a reconnect). */
 int kaos_client_session_resume(kaos_client *c, const char *token);
+/* Ends the session: its refresh token stops working and its token can no
+ * longer be resumed; answered with on_ack. The client forgets the session. */
+int kaos_client_session_logout(kaos_client *c);
 /* The answer is on_pong with the round-trip time. */
 int kaos_client_ping(kaos_client *c);
 /* Calls the server function registered as `id` (kaos.register_rpc in a

@@ -219,6 +219,18 @@ int kaos_client_ping(kaos_client *c)
     return kaos_client__request(c, &env);
 }
 
+int kaos_client_session_logout(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__SessionLogout msg = KAOS__V1__SESSION_LOGOUT__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT;
+    env.session_logout = &msg;
+    int cid = kaos_client__request(c, &env);
+    if (cid > 0) kaos_client__session_clear(c); /* its tokens are dead once the server answers */
+    return cid;
+}
+
 int kaos_client_rpc(kaos_client *c, const char *id, const char *payload)
 {
     if (!c || !id || !*id) return KN_ERR_INVALID_ARGUMENT;

@@ -149,8 +149,10 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
     snprintf(url, sizeof url, "dbname=%s", s->dbname);
     const char *argv[64] = {KAOSNET_BIN, "serve", "--database-url", url, "--bind", "127.0.0.1",
                             "--port", "0", "--http-port", "0", "--data-dir", s->data_dir, "--migrate",
+                            /* every test shares 127.0.0.1: only lockout tests lower this */
+                            "--lockout-address-failures", "1000",
                             "--log-level", getenv("KAOS_E2E_LOG") ? getenv("KAOS_E2E_LOG") : "warn"};
-    int argc = 15;
+    int argc = 17;
     for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
     argv[argc] = NULL;
 

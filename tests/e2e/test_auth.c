@@ -1,6 +1,8 @@
 /* End to end: device authentication, refresh, resume, token checks and
  * identity surviving a server restart — real server, real Postgres, SDK. */
 #include "harness.h"
+#include "kn_codec.h"
+#include "rawclient.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,6 +97,66 @@ static void refresh_rotates_tokens_and_keeps_the_user(void **state)
     assert_string_not_equal(a->refresh_token, refresh);
     assert_string_not_equal(a->refresh_token, "");
     e2e_client_free(a);
+}
+
+/* Sends SessionRefresh{token} from a hand-rolled client; returns its error code (0 = session). */
+static int raw_refresh(const char *refresh_token, char *msg, size_t cap)
+{
+    raw_client r;
+    raw_connect(&r, e2e_group_server.port, e2e_group_server.key);
+    Kaos__V1__SessionRefresh req = KAOS__V1__SESSION_REFRESH__INIT;
+    req.refresh_token = (char *)refresh_token;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.cid = 5;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH;
+    env.session_refresh = &req;
+    raw_send_env(&r, &env);
+    for (int i = 0; i < 400 && r.received == 0; i++) raw_pump(&r, 5);
+    assert_true(r.received > 0);
+    int code = r.sessions ? 0 : r.last_error_code;
+    snprintf(msg, cap, "%s", r.last_error);
+    raw_close(&r);
+    return code;
+}
+
+static void an_old_refresh_token_is_refused_after_rotation(void **state)
+{
+    char dev[40], first[4096], msg[256];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(a, dev);
+    strcpy(first, a->refresh_token);
+    assert_true(kaos_client_session_refresh(a->c) > 0);
+    E2E_WAIT(a->sessions == 2, 5000);
+    assert_int_equal(raw_refresh(first, msg, sizeof msg), 16);
+    assert_string_equal(msg, "refresh token already used or revoked");
+    assert_int_equal(raw_refresh(a->refresh_token, msg, sizeof msg), 0); /* the new one works once */
+    e2e_client_free(a);
+}
+
+static void logout_kills_the_refresh_token_and_resume(void **state)
+{
+    char dev[40], token[4096];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(a, dev);
+    strcpy(token, a->token);
+    char refresh[4096], msg[256];
+    strcpy(refresh, a->refresh_token);
+    assert_true(kaos_client_session_logout(a->c) > 0);
+    E2E_WAIT(a->acks == 1, 5000);
+    assert_null(kaos_client_session(a->c));
+    kaos_client_match_create(a->c, 0); /* the connection is no longer authenticated */
+    E2E_WAIT(a->errors == 1, 5000);
+    assert_int_equal(a->error_code, 16);
+    e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
+    kaos_client_session_resume(b->c, token);
+    E2E_WAIT(b->errors == 1, 5000);
+    assert_int_equal(b->error_code, 16);
+    assert_string_equal(b->error_message, "session token revoked (logged out)");
+    assert_int_equal(raw_refresh(refresh, msg, sizeof msg), 16);
+    e2e_client_free(a);
+    e2e_client_free(b);
 }
 
 static void resume_binds_a_new_connection_to_the_session(void **state)
@@ -251,6 +313,8 @@ int main(void)
         cmocka_unit_test(unknown_device_without_create_is_not_found),
         cmocka_unit_test(taken_username_and_bad_device_ids_are_refused),
         cmocka_unit_test(refresh_rotates_tokens_and_keeps_the_user),
+        cmocka_unit_test(an_old_refresh_token_is_refused_after_rotation),
+        cmocka_unit_test(logout_kills_the_refresh_token_and_resume),
         cmocka_unit_test(resume_binds_a_new_connection_to_the_session),
         cmocka_unit_test(tampered_or_wrong_kind_of_token_is_unauthenticated),
         cmocka_unit_test(expired_session_token_is_refused),

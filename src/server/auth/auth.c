@@ -32,6 +32,15 @@ static const kn_db_stmt insert_user = {
     "INSERT INTO users (id, username, email, custom_id, password)"
     " VALUES ($1, $2, lower($3), $4, $5)",
     5};
+static const kn_db_stmt insert_session = {
+    "auth_insert_session",
+    "INSERT INTO user_session (id, user_id, expires_at) VALUES ($1, $2, to_timestamp($3))", 3};
+static const kn_db_stmt consume_session = {
+    "auth_consume_session",
+    "DELETE FROM user_session WHERE id = $1 AND user_id = $2 AND expires_at > now() RETURNING id",
+    2};
+static const kn_db_stmt delete_session = {
+    "auth_delete_session", "DELETE FROM user_session WHERE id = $1 AND user_id = $2", 2};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
 static const kn_db_stmt find_user = {"auth_find_user",
@@ -106,8 +115,9 @@ int kn_auth_check_vars(const kn_token_var *vars, size_t n, char *msg, size_t cap
     return KN_OK;
 }
 
-/* Signs both tokens for claims already filled (except times). */
-static int issue(const kn_auth *a, int64_t now, kn_auth_session *out)
+/* Signs both tokens for claims already filled (except times) and records
+ * the refresh token as valid. */
+static int issue(const kn_auth *a, kn_db *db, int64_t now, kn_auth_session *out)
 {
     out->claims.issued_at = now;
     out->claims.expires_at = now + a->session_expiry_sec;
@@ -115,7 +125,12 @@ static int issue(const kn_auth *a, int64_t now, kn_auth_session *out)
     if (rc) return rc;
     kn_token_claims refresh = out->claims; /* shallow: same vars, other expiry */
     refresh.expires_at = now + a->refresh_expiry_sec;
-    return kn_token_sign(&refresh, a->refresh_key, a->refresh_key_len, &out->refresh_token);
+    rc = kn_token_sign(&refresh, a->refresh_key, a->refresh_key_len, &out->refresh_token);
+    if (rc) return rc;
+    char exp[24];
+    snprintf(exp, sizeof exp, "%lld", (long long)refresh.expires_at);
+    const char *p[] = {out->claims.session_id, out->claims.user_id, exp};
+    return kn_db_query(db, &insert_session, p, NULL);
 }
 
 static void random_username(char out[11])
@@ -208,7 +223,7 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
 
     kn_uuid_v4(out->claims.session_id);
     if ((rc = kn_token_claims_set_vars(&out->claims, vars, var_count)) ||
-        (rc = issue(a, now, out))) {
+        (rc = issue(a, db, now, out))) {
         kn_auth_session_deinit(out);
         return fail(rc, msg, cap, "cannot issue session");
     }
@@ -300,10 +315,21 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc == KN_ERR_NOMEM) return fail(rc, msg, cap, "out of memory");
     if (rc) return fail(KN_ERR_TOKEN_INVALID, msg, cap, "refresh token invalid");
 
-    /* The user may have been deleted since; the username may have changed. */
+    /* Rotation: each refresh token works once; logout revoked it too. */
     kn_db_rows *rows = NULL;
+    const char *sp[] = {old.session_id, old.user_id};
+    rc = kn_db_query(db, &consume_session, sp, &rows);
+    size_t consumed = kn_db_rows_count(rows);
+    kn_db_rows_free(rows);
+    rows = NULL;
+    if (rc == KN_OK && consumed != 1) {
+        kn_token_claims_deinit(&old);
+        return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
+    }
+
+    /* The user may have been deleted since; the username may have changed. */
     const char *p[] = {old.user_id};
-    rc = kn_db_query(db, &find_user, p, &rows);
+    if (rc == KN_OK) rc = kn_db_query(db, &find_user, p, &rows);
     if (rc == KN_OK && kn_db_rows_count(rows) != 1) rc = KN_ERR_NOT_FOUND;
     if (rc) {
         kn_db_rows_free(rows);
@@ -324,12 +350,19 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
         old.var_count = 0;
     }
     kn_token_claims_deinit(&old);
-    if (rc == KN_OK) rc = issue(a, now, out);
+    if (rc == KN_OK) rc = issue(a, db, now, out);
     if (rc) {
         kn_auth_session_deinit(out);
         return fail(rc, msg, cap, "cannot issue session");
     }
     return KN_OK;
+}
+
+int kn_auth_logout(const kn_auth *a, kn_db *db, const char *session_id, const char *user_id)
+{
+    (void)a;
+    const char *p[] = {session_id, user_id};
+    return kn_db_query(db, &delete_session, p, NULL);
 }
 
 int kn_auth_verify_session(const kn_auth *a, const char *token, int64_t now, kn_token_claims *out)

@@ -66,10 +66,15 @@ int kn_auth_custom(const kn_auth *auth, kn_db *db, const char *custom_id, const 
                    kn_auth_session *out, char *msg, size_t msg_cap);
 
 /* Exchange a refresh token for a new session (new session id, new tokens).
- * vars replace the token's variables when var_count > 0. */
+ * Each refresh token works once (rotation): a used or logged-out one is
+ * UNAUTHENTICATED. vars replace the token's variables when var_count > 0. */
 int kn_auth_refresh(const kn_auth *auth, kn_db *db, const char *refresh_token,
                     const kn_token_var *vars, size_t var_count, int64_t now_sec,
                     kn_auth_session *out, char *msg, size_t msg_cap);
+
+/* Logout: the session's refresh token stops working (the session token
+ * itself is refused by the gateway's revocation set until it expires). */
+int kn_auth_logout(const kn_auth *auth, kn_db *db, const char *session_id, const char *user_id);
 
 /* Verify a session token: KN_ERR_TOKEN_EXPIRED or KN_ERR_TOKEN_INVALID. */
 int kn_auth_verify_session(const kn_auth *auth, const char *token, int64_t now_sec,

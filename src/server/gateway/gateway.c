@@ -9,6 +9,7 @@
 #include "kn_error.h"
 #include "kn_limits.h"
 #include "kn_log.h"
+#include "kn_map.h"
 #include "kn_mem.h"
 #include "kn_relay.h"
 #include "kn_runtime.h"
@@ -36,6 +37,8 @@ struct kn_gateway {
     kn_gateway_deps deps;
     kn_net *net;
     kn_relay *relay;
+    kn_map revoked;          /* net thread: hash(session id) -> its token's expiry (s) */
+    int64_t next_sweep_ms;
     bool stopping;
     atomic_size_t jobs_in_flight; /* submitted, completion not yet run */
     kn_gateway_stats st;
@@ -48,10 +51,12 @@ typedef struct job {
     char address_key[24];
     char address[80];
     char user_id[37], username[129], session_id[37]; /* the caller, for script contexts */
+    int64_t expires_at;                               /* the caller's session token expiry */
     kn_envelope *req;
     uint8_t *reply;
     size_t reply_len;
     bool bind;               /* reply is a Session: bind it to the connection */
+    bool logout;             /* the session ended: revoke it on the net thread */
     kn_auth_session session; /* filled by the worker when bind */
 } job;
 
@@ -135,6 +140,26 @@ static void login_failed(kn_gateway *gw, const char *address_key, const char *ac
 
 /* --- sessions --------------------------------------------------------------- */
 
+static uint64_t session_key(const char *session_id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = session_id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* Net thread: drop revocations whose tokens have expired anyway. */
+static void sweep_revoked(kn_gateway *gw, int64_t now_ms)
+{
+    if (now_ms < gw->next_sweep_ms) return;
+    gw->next_sweep_ms = now_ms + 60000;
+    int64_t now = kn_time_wall_ms() / 1000;
+    for (size_t i = 0; i < gw->revoked.cap;) {
+        kn_map_entry *e = &gw->revoked.slots[i];
+        if (e->key && (int64_t)(intptr_t)e->value <= now) kn_map_del(&gw->revoked, e->key);
+        else i++; /* a delete may shift a later entry into slot i: look again */
+    }
+}
+
 static void bind_claims(kn_gateway *gw, session *s, const kn_token_claims *c)
 {
     if (!s->authenticated) gw->st.sessions_current++;
@@ -173,7 +198,13 @@ static void handle_session_resume(kn_gateway *gw, session *s, uint8_t channel, k
 {
     kn_token_claims c;
     int rc = kn_auth_verify_session(gw->deps.auth, env->session_resume->token,
-                                kn_time_wall_ms() / 1000, &c);
+                                    kn_time_wall_ms() / 1000, &c);
+    if (rc == KN_OK && kn_map_get(&gw->revoked, session_key(c.session_id))) {
+        kn_token_claims_deinit(&c);
+        login_failed(gw, s->address_key, NULL);
+        send_error(gw, s->id, env->cid, KN_ERR_UNAUTHENTICATED, "session token revoked (logged out)");
+        return;
+    }
     if (rc) {
         login_failed(gw, s->address_key, NULL);
         send_error(gw, s->id, env->cid, rc,
@@ -301,6 +332,15 @@ static void complete_job(void *arg)
     kn_gateway *gw = j->gw;
     session *s = kn_net_conn_data(gw->net, j->conn);
     if (s && j->bind) bind_claims(gw, s, &j->session.claims);
+    if (j->logout) {
+        /* The token stays verifiable until it expires: remember it is dead. */
+        if (kn_map_put(&gw->revoked, session_key(j->session_id), (void *)(intptr_t)j->expires_at))
+            KN_WARN("out of memory recording a logout; the session token stays resumable");
+        if (s && s->authenticated && !strcmp(s->session_id, j->session_id)) {
+            s->authenticated = false;
+            gw->st.sessions_current--;
+        }
+    }
     if (s && j->reply) kn_net_send(gw->net, j->conn, KN_CHANNEL_CONTROL, j->reply, j->reply_len, true);
     atomic_fetch_sub(&gw->jobs_in_flight, 1);
     free_job(j);
@@ -476,6 +516,19 @@ static void run_job(kn_api_worker *w, void *arg)
     case KAOS__V1__ENVELOPE__MESSAGE_RPC:
         run_rpc(w, j, msg, sizeof msg);
         return;
+    case KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT:
+        rc = kn_auth_logout(gw->deps.auth, w->db, j->session_id, j->user_id);
+        if (rc == KN_OK) {
+            Kaos__V1__Ack ack = KAOS__V1__ACK__INIT;
+            kn_envelope env = KN_ENVELOPE_INIT;
+            env.cid = j->cid;
+            env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
+            env.ack = &ack;
+            j->logout = kn_envelope_encode(&env, &j->reply, &j->reply_len) == KN_OK;
+            post_completion(gw, j);
+            return;
+        }
+        break;
     default: break;
     }
     /* Internal causes are logged where they happen; the client gets the code. */
@@ -502,6 +555,7 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
     memcpy(j->user_id, s->user_id, sizeof j->user_id);
     memcpy(j->username, s->username, sizeof j->username);
     memcpy(j->session_id, s->session_id, sizeof j->session_id);
+    j->expires_at = s->expires_at;
     j->req = env;
     atomic_fetch_add(&gw->jobs_in_flight, 1);
     int rc = kn_api_submit(gw->deps.api, run_job, j);
@@ -536,6 +590,7 @@ static const route routes[] = {
     [KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND] = {false, false, CH_MATCH, RUN_NET,
                                                      handle_match_data},
     [KAOS__V1__ENVELOPE__MESSAGE_RPC] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT] = {false, false, CH_CONTROL, RUN_API, handle_api},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -631,6 +686,11 @@ static void on_shutdown(void *ud, int64_t grace_ms)
     kn_net_foreach(gw->net, announce_shutdown, gw);
 }
 
+static void on_tick(void *ud, int64_t now_ms)
+{
+    sweep_revoked(ud, now_ms);
+}
+
 static bool drained(void *ud)
 {
     kn_gateway *gw = ud;
@@ -652,6 +712,7 @@ int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
     kn_gateway *gw = kn_calloc(1, sizeof *gw);
     if (!gw) return KN_ERR_NOMEM;
     gw->deps = *deps;
+    kn_map_init(&gw->revoked);
     kn_relay_sink sink = {relay_send, gw};
     int rc = kn_relay_create(deps->relay, &sink, &gw->relay);
     if (rc) {
@@ -666,6 +727,7 @@ void kn_gateway_destroy(kn_gateway *gw)
 {
     if (!gw) return;
     kn_relay_destroy(gw->relay);
+    kn_map_deinit(&gw->revoked);
     kn_free(gw);
 }
 
@@ -677,6 +739,7 @@ void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out)
         .on_close = on_close,
         .on_shutdown = on_shutdown,
         .drained = drained,
+        .on_tick = on_tick,
         .ud = gw,
     };
 }
