@@ -17,6 +17,13 @@ static size_t hash(uint64_t k)
     return (size_t)k;
 }
 
+uint64_t kn_map_key_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
 void kn_map_init(kn_map *m)
 {
     m->slots = NULL;

@@ -27,5 +27,8 @@ void *kn_map_get(const kn_map *m, uint64_t key);
 int kn_map_put(kn_map *m, uint64_t key, void *value);
 /* Returns the removed value or NULL. */
 void *kn_map_del(kn_map *m, uint64_t key);
+/* A non-zero key for a string (FNV-1a, 64 bit). Different strings can share
+ * a key: callers that must tell them apart keep the string and compare. */
+uint64_t kn_map_key_str(const char *s);
 
 #endif

@@ -140,13 +140,6 @@ static void login_failed(kn_gateway *gw, const char *address_key, const char *ac
 
 /* --- sessions --------------------------------------------------------------- */
 
-static uint64_t session_key(const char *session_id)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = session_id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    return h ? h : 1;
-}
-
 /* Net thread: drop revocations whose tokens have expired anyway. */
 static void sweep_revoked(kn_gateway *gw, int64_t now_ms)
 {
@@ -199,7 +192,7 @@ static void handle_session_resume(kn_gateway *gw, session *s, uint8_t channel, k
     kn_token_claims c;
     int rc = kn_auth_verify_session(gw->deps.auth, env->session_resume->token,
                                     kn_time_wall_ms() / 1000, &c);
-    if (rc == KN_OK && kn_map_get(&gw->revoked, session_key(c.session_id))) {
+    if (rc == KN_OK && kn_map_get(&gw->revoked, kn_map_key_str(c.session_id))) {
         kn_token_claims_deinit(&c);
         login_failed(gw, s->address_key, NULL);
         send_error(gw, s->id, env->cid, KN_ERR_UNAUTHENTICATED, "session token revoked (logged out)");
@@ -334,7 +327,7 @@ static void complete_job(void *arg)
     if (s && j->bind) bind_claims(gw, s, &j->session.claims);
     if (j->logout) {
         /* The token stays verifiable until it expires: remember it is dead. */
-        if (kn_map_put(&gw->revoked, session_key(j->session_id), (void *)(intptr_t)j->expires_at))
+        if (kn_map_put(&gw->revoked, kn_map_key_str(j->session_id), (void *)(intptr_t)j->expires_at))
             KN_WARN("out of memory recording a logout; the session token stays resumable");
         if (s && s->authenticated && !strcmp(s->session_id, j->session_id)) {
             s->authenticated = false;

@@ -43,13 +43,6 @@ struct kn_lockout {
     entry *head, *tail;
 };
 
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-    return h ? h : 1;
-}
-
 int kn_lockout_create(const kn_lockout_config *cfg, kn_lockout **out)
 {
     *out = NULL;
@@ -113,7 +106,7 @@ int64_t kn_lockout_check(kn_lockout *l, const char *key, int64_t now)
 {
     if (!l || !l->cfg.max_failures) return 0;
     pthread_mutex_lock(&l->lock);
-    entry *e = kn_map_get(&l->by_hash, hash_key(key));
+    entry *e = kn_map_get(&l->by_hash, kn_map_key_str(key));
     int64_t left = 0;
     if (e) {
         age(l, e, now);
@@ -127,7 +120,7 @@ int64_t kn_lockout_fail(kn_lockout *l, const char *key, int64_t now)
 {
     if (!l || !l->cfg.max_failures) return 0;
     pthread_mutex_lock(&l->lock);
-    uint64_t h = hash_key(key);
+    uint64_t h = kn_map_key_str(key);
     entry *e = kn_map_get(&l->by_hash, h);
     if (!e) {
         /* At the cap, evict the least recently failed key. */
@@ -166,7 +159,7 @@ void kn_lockout_success(kn_lockout *l, const char *key)
 {
     if (!l || !l->cfg.max_failures) return;
     pthread_mutex_lock(&l->lock);
-    entry *e = kn_map_get(&l->by_hash, hash_key(key));
+    entry *e = kn_map_get(&l->by_hash, kn_map_key_str(key));
     if (e && !e->locked_until_ms) drop(l, e);
     pthread_mutex_unlock(&l->lock);
 }

@@ -36,14 +36,6 @@ struct kn_relay {
     size_t buf_cap;
 };
 
-static uint64_t id_key(const char *match_id)
-{
-    /* FNV-1a over the whole id; collisions are resolved by comparing text. */
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = match_id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    return h ? h : 1;
-}
-
 int kn_relay_create(const kn_relay_config *cfg, const kn_relay_sink *sink, kn_relay **out)
 {
     *out = NULL;
@@ -220,7 +212,7 @@ int kn_relay_match_create(kn_relay *r, const kn_relay_member *who, uint32_t max_
     char uuid[KN_UUID_STR_LEN + 1];
     kn_uuid_v4(uuid);
     snprintf(m->match_id, sizeof m->match_id, "%s.%s", uuid, r->node);
-    m->id_key = id_key(m->match_id);
+    m->id_key = kn_map_key_str(m->match_id);
     do { /* skip 0 and handles still in use after wrap-around */
         m->handle = ++r->next_handle;
     } while (m->handle == 0 || kn_map_get(&r->by_handle, m->handle));
@@ -246,7 +238,7 @@ int kn_relay_match_join(kn_relay *r, const char *match_id, const kn_relay_member
                         kn_relay_joined *out)
 {
     if (!match_id || !*match_id) return KN_ERR_INVALID_ARGUMENT;
-    match *m = kn_map_get(&r->by_id, id_key(match_id));
+    match *m = kn_map_get(&r->by_id, kn_map_key_str(match_id));
     if (!m || strcmp(m->match_id, match_id)) return KN_ERR_NOT_FOUND;
     for (uint32_t i = 0; i < m->count; i++)
         if (m->members[i].conn == who->conn) return KN_ERR_ALREADY_EXISTS;
