@@ -5,7 +5,8 @@ local kaos = require("kaos")
 -- echo: the payload back, with who asked.
 kaos.register_rpc(function(context, payload)
   kaos.logger_debug("echo from %s", context.user_id)
-  return kaos.json_encode({ user_id = context.user_id, username = context.username, payload = payload })
+  return kaos.json_encode({ user_id = context.user_id, username = context.username, vars = context.vars,
+    payload = payload })
 end, "echo")
 
 -- add: {"a": 1, "b": 2} -> {"sum": 3}. Bad input is refused with a code the

@@ -1,5 +1,6 @@
 /* kn_codec: protobuf-c behind the project's allocator and error codes. */
 #include "kn_codec.h"
+#include "kn_codec_internal.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 
@@ -15,7 +16,7 @@ static void pb_free(void *ud, void *ptr)
     kn_free(ptr);
 }
 
-static ProtobufCAllocator allocator = {pb_alloc, pb_free, NULL};
+ProtobufCAllocator kn_codec_allocator = {pb_alloc, pb_free, NULL};
 
 /* Unknown fields (from newer clients, or junk) are dropped right after
  * decoding, at every depth: nothing downstream ever sees or re-emits bytes
@@ -49,7 +50,7 @@ int kn_envelope_decode(const uint8_t *data, size_t len, kn_envelope **out)
 {
     *out = NULL;
     if (!data && len) return KN_ERR_MALFORMED;
-    kn_envelope *env = kaos__v1__envelope__unpack(&allocator, len, data);
+    kn_envelope *env = kaos__v1__envelope__unpack(&kn_codec_allocator, len, data);
     /* protobuf-c does not tell a parse error from an allocation failure; an
      * allocation failure with valid bytes is rare enough to report as
      * malformed, and the fuzz and OOM tests check neither path leaks. */
@@ -61,7 +62,7 @@ int kn_envelope_decode(const uint8_t *data, size_t len, kn_envelope **out)
 
 void kn_envelope_free(kn_envelope *env)
 {
-    if (env) kaos__v1__envelope__free_unpacked(env, &allocator);
+    if (env) kaos__v1__envelope__free_unpacked(env, &kn_codec_allocator);
 }
 
 size_t kn_envelope_packed_size(const kn_envelope *env)

@@ -107,7 +107,8 @@ static void *reloader_main(void *arg)
     while (!atomic_load(&rl->stop)) {
         if (sigtimedwait(&set, NULL, &tick) != SIGHUP) continue;
         char err[512] = "";
-        kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env}; /* no run_once again */
+        kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env, /* no run_once again */
+                                    .is_client_op = kn_gateway_is_client_op};
         kn_runtime *rt;
         if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
             size_t n = kn_runtime_module_count(rt);
@@ -215,7 +216,8 @@ int kn_server_run(const kn_config *cfg)
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
-    kn_runtime_config rtc = {.path = cfg->runtime_path, .env = cfg->runtime_env, .run_once = true};
+    kn_runtime_config rtc = {.path = cfg->runtime_path, .env = cfg->runtime_env, .run_once = true,
+                             .is_client_op = kn_gateway_is_client_op};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
         goto done;
@@ -255,7 +257,8 @@ int kn_server_run(const kn_config *cfg)
     kn_gateway_deps deps = {.api = api, .auth = auth, .relay = &rcfg,
                             .shutdown_grace_ms = cfg->shutdown_grace_ms,
                             .account_lockout = account_lock,
-                            .address_lockout = address_lock};
+                            .address_lockout = address_lock,
+                            .runtime = host};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
     kn_net_config nc;

@@ -353,6 +353,7 @@ static void on_match(kaos_client *k, uint32_t cid, const kaos_match *m, void *ud
     snprintf(c->match_id, sizeof c->match_id, "%s", m->match_id);
     c->match_handle = m->handle;
     c->match_size = m->size;
+    c->match_max_size = m->max_size;
     c->self_slot = m->self.slot;
     c->match_others = m->presence_count;
     for (size_t i = 0; i < m->presence_count && i < 16; i++) c->other_slots[i] = m->presences[i].slot;

@@ -81,7 +81,7 @@ typedef struct e2e_client {
     int matches;
     uint32_t match_cid;
     char match_id[128];
-    uint32_t match_handle, match_size, self_slot;
+    uint32_t match_handle, match_size, match_max_size, self_slot;
     size_t match_others;
     uint32_t other_slots[16];
     /* events */

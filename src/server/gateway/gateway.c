@@ -6,6 +6,7 @@
 #include "kn_api.h"
 #include "kn_auth.h"
 #include "kn_codec.h"
+#include "kn_codec_json.h"
 #include "kn_error.h"
 #include "kn_limits.h"
 #include "kn_log.h"
@@ -31,6 +32,7 @@ typedef struct session {
     char username[129];
     char session_id[37];
     int64_t expires_at;
+    kn_token_claims vars; /* only .vars used: the session variables */
 } session;
 
 struct kn_gateway {
@@ -42,9 +44,27 @@ struct kn_gateway {
     bool stopping;
     atomic_size_t jobs_in_flight; /* submitted, completion not yet run */
     kn_gateway_stats st;
+    struct {                 /* the reply of a net-thread route, kept for its after hook */
+        bool on, error;
+        kn_conn_id conn;
+        uint32_t cid;
+        uint8_t *bytes;
+        size_t len;
+    } tap;
 };
 
+typedef enum {
+    JOB_OP,     /* (before hook,) the operation, reply */
+    JOB_BEFORE, /* before hook of a net-thread route, which then runs on the net thread */
+    JOB_AFTER,  /* after hook, once the reply has gone */
+} job_kind;
+
 typedef struct job {
+    job_kind kind;
+    bool before;   /* run the before hook first */
+    bool ok;       /* the reply is not an Error */
+    bool proceed;  /* JOB_BEFORE passed: continue the route on the net thread */
+    uint8_t channel;
     kn_gateway *gw;
     kn_conn_id conn;
     uint32_t cid;
@@ -52,6 +72,7 @@ typedef struct job {
     char address[80];
     char user_id[37], username[129], session_id[37]; /* the caller, for script contexts */
     int64_t expires_at;                               /* the caller's session token expiry */
+    kn_token_claims vars;                             /* the caller's session vars (only .vars) */
     kn_envelope *req;
     uint8_t *reply;
     size_t reply_len;
@@ -82,6 +103,12 @@ static void send_env(kn_gateway *gw, kn_conn_id conn, const kn_envelope *env)
     uint8_t *buf = n <= sizeof stack ? stack : kn_malloc(n);
     if (!buf) return;
     kn_envelope_pack(env, buf);
+    if (gw->tap.on && !gw->tap.bytes && conn == gw->tap.conn && env->cid == gw->tap.cid) {
+        gw->tap.bytes = kn_malloc(n ? n : 1);
+        if (gw->tap.bytes) memcpy(gw->tap.bytes, buf, n);
+        gw->tap.len = n;
+        gw->tap.error = env->message_case == KAOS__V1__ENVELOPE__MESSAGE_ERROR;
+    }
     kn_net_send(gw->net, conn, KN_CHANNEL_CONTROL, buf, n, true);
     if (buf != stack) kn_free(buf);
 }
@@ -161,6 +188,9 @@ static void bind_claims(kn_gateway *gw, session *s, const kn_token_claims *c)
     memcpy(s->username, c->username, sizeof s->username);
     memcpy(s->session_id, c->session_id, sizeof s->session_id);
     s->expires_at = c->expires_at;
+    kn_token_claims_deinit(&s->vars);
+    if (kn_token_claims_set_vars(&s->vars, c->vars, c->var_count))
+        KN_WARN("out of memory keeping session vars; scripts see none for this connection");
     kn_net_set_authenticated(gw->net, s->id);
 }
 
@@ -310,12 +340,69 @@ static void handle_match_data(kn_gateway *gw, session *s, uint8_t channel, kn_en
 
 /* --- worker jobs ---------------------------------------------------------------- */
 
+static const route *route_of(int message_case);
+static void run_job(kn_api_worker *w, void *arg);
+static void run_route_on_net(kn_gateway *gw, session *s, const route *r, uint8_t channel,
+                             kn_envelope *env);
+
 static void free_job(job *j)
 {
     kn_envelope_free(j->req);
     kn_free(j->reply);
     kn_auth_session_deinit(&j->session);
+    kn_token_claims_deinit(&j->vars);
     kn_free(j);
+}
+
+static bool has_hook(kn_gateway *gw, kn_hook_kind kind, int message_case)
+{
+    return gw->deps.runtime && kn_runtime_host_has_hook(gw->deps.runtime, kind, message_case);
+}
+
+/* Net thread: a job for a request of connection s; takes env. NULL when out
+ * of memory (env freed). */
+static job *new_job(kn_gateway *gw, const session *s, kn_envelope *env, job_kind kind)
+{
+    job *j = kn_calloc(1, sizeof *j);
+    if (!j || kn_token_claims_set_vars(&j->vars, s->vars.vars, s->vars.var_count)) {
+        kn_free(j);
+        kn_envelope_free(env);
+        return NULL;
+    }
+    j->kind = kind;
+    j->gw = gw;
+    j->conn = s->id;
+    j->cid = env->cid;
+    memcpy(j->address_key, s->address_key, sizeof j->address_key);
+    memcpy(j->address, s->address, sizeof j->address);
+    memcpy(j->user_id, s->user_id, sizeof j->user_id);
+    memcpy(j->username, s->username, sizeof j->username);
+    memcpy(j->session_id, s->session_id, sizeof j->session_id);
+    j->expires_at = s->expires_at;
+    j->req = env;
+    return j;
+}
+
+/* Net thread: queue j; on failure it is freed and the error is returned. */
+static int submit_job(kn_gateway *gw, job *j)
+{
+    atomic_fetch_add(&gw->jobs_in_flight, 1);
+    int rc = kn_api_submit(gw->deps.api, run_job, j);
+    if (rc) {
+        atomic_fetch_sub(&gw->jobs_in_flight, 1);
+        free_job(j);
+        gw->st.api_busy++;
+    }
+    return rc;
+}
+
+/* Net thread: the reply went out; hand request and reply to the after hook.
+ * Takes j (its req and reply). */
+static void queue_after(kn_gateway *gw, job *j)
+{
+    j->kind = JOB_AFTER;
+    if (submit_job(gw, j))
+        KN_WARN("after hook of %s skipped: API queue full", kn_envelope_type_name((int)j->req->message_case));
 }
 
 /* Net thread: deliver the worker's answer if the connection is still there. */
@@ -324,6 +411,18 @@ static void complete_job(void *arg)
     job *j = arg;
     kn_gateway *gw = j->gw;
     session *s = kn_net_conn_data(gw->net, j->conn);
+    if (j->proceed) {
+        /* The before hook let a net-thread request through: run it now, if
+         * the connection is still there and still allowed to send it. */
+        const route *r = route_of((int)j->req->message_case);
+        if (s && r && (r->pre_auth || s->authenticated)) {
+            run_route_on_net(gw, s, r, j->channel, j->req);
+            j->req = NULL;
+        }
+        atomic_fetch_sub(&gw->jobs_in_flight, 1);
+        free_job(j);
+        return;
+    }
     if (s && j->bind) bind_claims(gw, s, &j->session.claims);
     if (j->logout) {
         /* The token stays verifiable until it expires: remember it is dead. */
@@ -336,6 +435,10 @@ static void complete_job(void *arg)
     }
     if (s && j->reply) kn_net_send(gw->net, j->conn, KN_CHANNEL_CONTROL, j->reply, j->reply_len, true);
     atomic_fetch_sub(&gw->jobs_in_flight, 1);
+    if (j->ok && j->reply && has_hook(gw, KN_HOOK_AFTER, (int)j->req->message_case)) {
+        queue_after(gw, j);
+        return;
+    }
     free_job(j);
 }
 
@@ -367,6 +470,7 @@ static void encode_reply(job *j, int rc, const char *msg)
         j->bind = true;
     }
     if (kn_envelope_encode(&env, &j->reply, &j->reply_len)) j->bind = false;
+    j->ok = rc == KN_OK;
 }
 
 static void post_completion(kn_gateway *gw, job *j)
@@ -382,7 +486,8 @@ static void post_completion(kn_gateway *gw, job *j)
 static void run_rpc(kn_api_worker *w, job *j, char *msg, size_t cap)
 {
     Kaos__V1__Rpc *req = j->req->rpc;
-    kn_runtime_context ctx = {j->user_id, j->username, j->session_id, j->address, "rpc"};
+    kn_runtime_context ctx = {j->user_id,      j->username, j->session_id, j->address,
+                              "rpc",          j->vars.vars, j->vars.var_count};
     char *out = NULL;
     size_t out_len = 0;
     kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
@@ -404,6 +509,7 @@ static void run_rpc(kn_api_worker *w, job *j, char *msg, size_t cap)
         env.rpc = &res;
     }
     if (kn_envelope_encode(&env, &j->reply, &j->reply_len)) j->reply = NULL;
+    j->ok = rc == KN_OK;
     kn_free(out);
     post_completion(j->gw, j);
 }
@@ -478,6 +584,73 @@ static int run_login(kn_gateway *gw, kn_api_worker *w, job *j, char *msg, size_t
     return rc;
 }
 
+/* --- hooks (worker thread) ------------------------------------------------------------ */
+
+static kn_runtime_context job_context(const job *j, const char *mode)
+{
+    return (kn_runtime_context){j->user_id, j->username,   j->session_id,    j->address,
+                                mode,       j->vars.vars, j->vars.var_count};
+}
+
+/* The before hook: KN_OK to go on (j->req possibly rewritten), else the
+ * refusal for the client. */
+static int run_before(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
+    if (!vm) return KN_OK;
+    int op = (int)j->req->message_case;
+    const char *name = kn_envelope_type_name(op);
+    char *req = NULL, *out = NULL;
+    size_t req_len = 0, out_len = 0;
+    int rc = kn_envelope_body_to_json(j->req, &req, &req_len);
+    if (rc) {
+        snprintf(msg, cap, "%s request cannot be passed to its hook (strings must be UTF-8)", name);
+        return rc == KN_ERR_NOMEM ? rc : KN_ERR_INVALID_ARGUMENT;
+    }
+    kn_runtime_context ctx = job_context(j, "before");
+    rc = kn_runtime_hook(vm, &ctx, KN_HOOK_BEFORE, op, req, req_len, NULL, 0, &out, &out_len, msg,
+                         cap);
+    if (rc == KN_OK && out) {
+        char why[200];
+        if (kn_envelope_body_from_json(j->req, out, out_len, why, sizeof why)) {
+            KN_ERROR("before hook of %s returned an invalid request: %s", name, why);
+            snprintf(msg, cap, "before hook of %s returned an invalid request", name);
+            rc = KN_ERR_INTERNAL;
+        }
+    }
+    kn_free(req);
+    kn_free(out);
+    return rc;
+}
+
+/* The after hook, with the reply the client got. Failures are logged only. */
+static void run_after(kn_api_worker *w, job *j)
+{
+    kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
+    kn_envelope *reply = NULL;
+    char *req = NULL, *res = NULL, *out = NULL, msg[256] = "";
+    size_t req_len = 0, res_len = 0, out_len = 0;
+    int op = (int)j->req->message_case;
+    if (!vm || kn_envelope_decode(j->reply, j->reply_len, &reply)) goto done;
+    if (reply->message_case == KAOS__V1__ENVELOPE__MESSAGE_ACK) {
+        res = kn_strndup("{}", 2);
+        res_len = 2;
+    } else if (kn_envelope_body_to_json(reply, &res, &res_len)) {
+        KN_WARN("after hook of %s skipped: the reply has non-UTF-8 text", kn_envelope_type_name(op));
+        goto done;
+    }
+    if (!res || kn_envelope_body_to_json(j->req, &req, &req_len)) goto done;
+    kn_runtime_context ctx = job_context(j, "after");
+    int rc = kn_runtime_hook(vm, &ctx, KN_HOOK_AFTER, op, req, req_len, res, res_len, &out,
+                             &out_len, msg, sizeof msg);
+    if (rc) KN_WARN("after hook of %s: %s", kn_envelope_type_name(op), msg);
+done:
+    kn_envelope_free(reply);
+    kn_free(req);
+    kn_free(res);
+    kn_free(out);
+}
+
 /* Worker thread. */
 static void run_job(kn_api_worker *w, void *arg)
 {
@@ -485,6 +658,19 @@ static void run_job(kn_api_worker *w, void *arg)
     kn_gateway *gw = j->gw;
     char msg[256] = "";
     int rc = KN_ERR_UNIMPLEMENTED;
+    if (j->kind == JOB_AFTER) {
+        run_after(w, j);
+        atomic_fetch_sub(&gw->jobs_in_flight, 1);
+        free_job(j);
+        return;
+    }
+    if (j->before && (rc = run_before(w, j, msg, sizeof msg))) goto reply;
+    if (j->kind == JOB_BEFORE) {
+        j->proceed = true;
+        post_completion(gw, j);
+        return;
+    }
+    rc = KN_ERR_UNIMPLEMENTED;
     switch (j->req->message_case) {
     case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE:
     case KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL:
@@ -518,12 +704,14 @@ static void run_job(kn_api_worker *w, void *arg)
             env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
             env.ack = &ack;
             j->logout = kn_envelope_encode(&env, &j->reply, &j->reply_len) == KN_OK;
+            j->ok = j->logout;
             post_completion(gw, j);
             return;
         }
         break;
     default: break;
     }
+reply:
     /* Internal causes are logged where they happen; the client gets the code. */
     if (rc == KN_ERR_DB || rc == KN_ERR_NOMEM) snprintf(msg, sizeof msg, "%s", "server busy; retry");
     encode_reply(j, rc, msg);
@@ -534,31 +722,17 @@ static void run_job(kn_api_worker *w, void *arg)
 static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
     uint32_t cid = env->cid;
-    job *j = kn_calloc(1, sizeof *j);
+    job *j = new_job(gw, s, env, JOB_OP);
     if (!j) {
-        kn_envelope_free(env);
         send_error(gw, s->id, cid, KN_ERR_NOMEM, "server busy; retry");
         return;
     }
-    j->gw = gw;
-    j->conn = s->id;
-    j->cid = cid;
-    memcpy(j->address_key, s->address_key, sizeof j->address_key);
-    memcpy(j->address, s->address, sizeof j->address);
-    memcpy(j->user_id, s->user_id, sizeof j->user_id);
-    memcpy(j->username, s->username, sizeof j->username);
-    memcpy(j->session_id, s->session_id, sizeof j->session_id);
-    j->expires_at = s->expires_at;
-    j->req = env;
-    atomic_fetch_add(&gw->jobs_in_flight, 1);
-    int rc = kn_api_submit(gw->deps.api, run_job, j);
-    if (rc) {
-        atomic_fetch_sub(&gw->jobs_in_flight, 1);
-        free_job(j);
-        gw->st.api_busy++;
+    j->channel = channel;
+    j->before = has_hook(gw, KN_HOOK_BEFORE, (int)env->message_case);
+    int rc = submit_job(gw, j);
+    if (rc)
         send_error(gw, s->id, cid, rc,
                    rc == KN_ERR_UNAVAILABLE ? "server is shutting down" : "server busy; retry");
-    }
 }
 
 /* --- the route table ------------------------------------------------------------ */
@@ -588,6 +762,54 @@ static const route routes[] = {
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
+static const route *route_of(int message_case)
+{
+    return message_case > 0 && (size_t)message_case < N_ROUTES && routes[message_case].handle
+               ? &routes[message_case]
+               : NULL;
+}
+
+bool kn_gateway_is_client_op(int message_case)
+{
+    return route_of(message_case) != NULL;
+}
+
+/* Net thread: run a net-thread route, keeping its reply for an after hook.
+ * Takes env. */
+static void run_route_on_net(kn_gateway *gw, session *s, const route *r, uint8_t channel,
+                             kn_envelope *env)
+{
+    int op = (int)env->message_case;
+    bool after = has_hook(gw, KN_HOOK_AFTER, op);
+    if (after) {
+        gw->tap.on = true;
+        gw->tap.error = false;
+        gw->tap.conn = s->id;
+        gw->tap.cid = env->cid;
+    }
+    r->handle(gw, s, channel, env);
+    if (!after) {
+        kn_envelope_free(env);
+        return;
+    }
+    gw->tap.on = false;
+    uint8_t *bytes = gw->tap.bytes;
+    gw->tap.bytes = NULL;
+    if (!bytes || gw->tap.error) {
+        kn_free(bytes);
+        kn_envelope_free(env);
+        return;
+    }
+    job *j = new_job(gw, s, env, JOB_AFTER);
+    if (!j) {
+        kn_free(bytes);
+        return;
+    }
+    j->reply = bytes;
+    j->reply_len = gw->tap.len;
+    queue_after(gw, j);
+}
+
 /* --- kn_net handler ----------------------------------------------------------------- */
 
 static void *on_open(void *ud, kn_conn_id id, const char *address)
@@ -612,6 +834,7 @@ static void on_close(void *ud, kn_conn_id id, void *conn_data, uint32_t reason)
     kn_relay_conn_closed(gw->relay, id);
     if (s && s->authenticated) gw->st.sessions_current--;
     KN_DEBUG("conn %llx closed (reason %u)", (unsigned long long)id, reason);
+    if (s) kn_token_claims_deinit(&s->vars);
     kn_free(s);
 }
 
@@ -636,7 +859,7 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
         return;
     }
     size_t type = (size_t)env->message_case;
-    const route *r = type < N_ROUTES && routes[type].handle ? &routes[type] : NULL;
+    const route *r = route_of((int)type);
     char msg[128];
     if (!r) {
         snprintf(msg, sizeof msg, "message type %s (%zu) is not a client request",
@@ -651,11 +874,24 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
         reject(gw, s, env->cid, KN_ERR_UNAUTHENTICATED, "authenticate first");
     } else if (r->login && locked(gw->deps.address_lockout, s->address_key, msg, sizeof msg)) {
         send_error(gw, s->id, env->cid, KN_ERR_RESOURCE_EXHAUSTED, msg);
+    } else if (r->where == RUN_NET && has_hook(gw, KN_HOOK_BEFORE, (int)type)) {
+        /* The hook runs on a worker; the route continues on this thread after. */
+        uint32_t cid = env->cid;
+        job *j = new_job(gw, s, env, JOB_BEFORE);
+        int rc = j ? KN_OK : KN_ERR_NOMEM;
+        if (j) {
+            j->channel = channel;
+            j->before = true;
+            rc = submit_job(gw, j);
+        }
+        if (rc) send_error(gw, s->id, cid, rc, "server busy; retry");
+        return;
     } else if (r->where == RUN_API) {
         r->handle(gw, s, channel, env); /* takes env */
         return;
     } else {
-        r->handle(gw, s, channel, env);
+        run_route_on_net(gw, s, r, channel, env); /* takes env */
+        return;
     }
     kn_envelope_free(env);
 }
@@ -782,7 +1018,7 @@ static void sync_release(sync_rpc *r)
 static void run_sync_rpc(kn_api_worker *w, void *arg)
 {
     sync_rpc *r = arg;
-    kn_runtime_context ctx = {"", "", "", r->address, "rpc"};
+    kn_runtime_context ctx = {"", "", "", r->address, "rpc", NULL, 0};
     kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
     if (vm) {
         r->rc = kn_runtime_rpc(vm, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg,

@@ -22,6 +22,7 @@
 
 #include "kn_net.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct kn_api kn_api;
@@ -29,6 +30,7 @@ typedef struct kn_auth kn_auth;
 typedef struct kn_relay_config kn_relay_config;
 typedef struct kn_lockout kn_lockout;
 typedef struct kn_gateway kn_gateway;
+typedef struct kn_runtime_host kn_runtime_host;
 
 typedef struct kn_gateway_deps {
     kn_api *api;                  /* workers for database-backed requests */
@@ -37,6 +39,7 @@ typedef struct kn_gateway_deps {
     int64_t shutdown_grace_ms;    /* announced to clients */
     kn_lockout *account_lockout;  /* failed logins per account (NULL = off) */
     kn_lockout *address_lockout;  /* failed logins per source address (NULL = off) */
+    kn_runtime_host *runtime;     /* before/after hooks (NULL = none) */
 } kn_gateway_deps;
 
 typedef struct kn_gateway_stats {
@@ -50,6 +53,10 @@ void kn_gateway_destroy(kn_gateway *gw); /* accepts NULL; after the net is destr
 /* The handler to give kn_net_create; then attach the net it created. */
 void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out);
 void kn_gateway_attach(kn_gateway *gw, kn_net *net);
+
+/* Whether message_case is a client request in the route table (so hooks may
+ * be registered for it). Any thread. */
+bool kn_gateway_is_client_op(int message_case);
 
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out); /* net thread */
 

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kn_token.h"
+
 typedef struct kn_runtime kn_runtime;
 typedef struct kn_runtime_vm kn_runtime_vm;
 
@@ -35,6 +37,9 @@ typedef struct kn_runtime_config {
     size_t memory_limit;     /* bytes per VM; 0 = 64 MiB */
     const char *env;         /* "key=value,key=value": context.env for every call */
     bool run_once;           /* run kaos.run_once functions (at start, not on reload) */
+    /* Which message cases are client operations (hooks may be registered
+     * for them); from the gateway's route table. NULL = any request type. */
+    bool (*is_client_op)(int message_case);
 } kn_runtime_config;
 
 /* What a script sees of the caller (the `context` table). */
@@ -43,8 +48,14 @@ typedef struct kn_runtime_context {
     const char *username;
     const char *session_id;
     const char *client_address;
-    const char *execution_mode; /* "rpc", ... */
+    const char *execution_mode; /* "rpc", "before", "after", "run_once" */
+    const kn_token_var *vars;   /* session variables (context.vars) */
+    size_t var_count;
 } kn_runtime_context;
+
+/* Before and after hooks (kaos.register_req_before/after), one per client
+ * operation, named as kn_envelope_case_by_name accepts. */
+typedef enum { KN_HOOK_BEFORE = 0, KN_HOOK_AFTER = 1 } kn_hook_kind;
 
 /* Loads and checks the modules. On failure returns KN_ERR_CONFIG and writes
  * "file.lua:12: message" into err. */
@@ -66,6 +77,20 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
                    char *msg, size_t msg_cap);
 bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
 
+/* Whether the runtime's modules registered a hook of `kind` for the
+ * operation `message_case` (an Envelope message case). */
+bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int message_case);
+
+/* Calls the hook for message_case. Before: fn(context, request) where the
+ * request is the JSON object `req` (kn_codec_json) as a table; the hook
+ * returns the request to go on (*out: its JSON, kn_malloc'd) or nil to
+ * refuse it (KN_ERR_PERMISSION_DENIED), or raises an error whose code and
+ * message reach the client. After: fn(context, response, request), its
+ * result ignored (*out stays NULL). No hook: KN_OK with *out NULL. */
+int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_kind kind,
+                    int message_case, const char *req, size_t req_len, const char *res,
+                    size_t res_len, char **out, size_t *out_len, char *msg, size_t msg_cap);
+
 /* --- hot reload ----------------------------------------------------------
  * A host holds the current runtime; each API worker has a slot whose VM
  * follows the host: after kn_runtime_host_swap, a slot builds a VM from the
@@ -86,5 +111,7 @@ void kn_runtime_slot_destroy(kn_runtime_slot *s); /* accepts NULL */
 /* The VM of the current runtime; if building it fails, the previous VM stays
  * (NULL only if there never was one). */
 kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s);
+/* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
+bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);
 
 #endif

@@ -1,5 +1,6 @@
 /* runtime: module loading, the sandbox, the `kaos` table and RPC calls. */
 #include "kn_runtime.h"
+#include "kn_codec_json.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -41,6 +42,8 @@ struct kn_runtime {
     module mods[MAX_MODULES];
     size_t count;
     size_t memory_limit;
+    bool (*is_client_op)(int message_case);
+    uint64_t hooks[2][4]; /* [kind] bit set of message cases with a hook */
 };
 
 struct kn_runtime_vm {
@@ -51,6 +54,7 @@ struct kn_runtime_vm {
 
 /* Registry keys (addresses are unique). */
 static const char key_rpcs = 0, key_loaded = 0, key_vm = 0, key_run_once = 0, key_env = 0;
+static const char key_hooks[2] = {0, 0}; /* tables message case -> function */
 
 __attribute__((format(printf, 3, 4))) static void set_msg(char *msg, size_t cap, const char *fmt,
                                                           ...)
@@ -247,6 +251,27 @@ static int k_register_rpc(lua_State *L)
     lua_setfield(L, -2, id);
     return 0;
 }
+
+/* register_req_before(fn, op) / register_req_after(fn, op) */
+static int register_hook(lua_State *L, kn_hook_kind kind)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    const char *op = luaL_checkstring(L, 2);
+    int c = kn_envelope_case_by_name(op);
+    if (!c) return luaL_error(L, "unknown operation \"%s\" (see docs/lua-api.md)", op);
+    if (c == KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND)
+        return luaL_error(L, "match_data_send takes no hooks (it is the realtime path); "
+                             "use an authoritative match handler");
+    kn_runtime_vm *vm = vm_of(L);
+    if (vm->rt->is_client_op && !vm->rt->is_client_op(c))
+        return luaL_error(L, "\"%s\" is not a client operation", op);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[kind]);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, c);
+    return 0;
+}
+static int k_register_req_before(lua_State *L) { return register_hook(L, KN_HOOK_BEFORE); }
+static int k_register_req_after(lua_State *L) { return register_hook(L, KN_HOOK_AFTER); }
 
 /* logger_*(message, ...): string.format when there are arguments. */
 static int log_at(lua_State *L, kn_log_level level)
@@ -499,6 +524,8 @@ static const luaL_Reg kaos_funcs[] = {
     {"sha256_hash", k_sha256_hash},
     {"hmac_sha256_hash", k_hmac_sha256_hash},
     {"register_rpc", k_register_rpc},
+    {"register_req_before", k_register_req_before},
+    {"register_req_after", k_register_req_after},
     {"run_once", k_run_once},
     {"logger_debug", k_debug},
     {"logger_info", k_info},
@@ -548,6 +575,10 @@ static void open_sandbox(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_rpcs);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_run_once);
+    for (int k = 0; k < 2; k++) {
+        lua_newtable(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &key_hooks[k]);
+    }
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
     lua_setfield(L, -2, "kaos");
@@ -643,7 +674,7 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
     int top = lua_gettop(L);
     lua_pushcfunction(L, traceback);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_run_once);
-    kn_runtime_context ctx = {"", "", "", "", "run_once"};
+    kn_runtime_context ctx = {"", "", "", "", "run_once", NULL, 0};
     int rc = KN_OK;
     for (lua_Integer i = 1; rc == KN_OK && i <= (lua_Integer)lua_rawlen(L, top + 2); i++) {
         lua_rawgeti(L, top + 2, i);
@@ -658,6 +689,27 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
     return rc;
 }
 
+/* Every VM of a runtime registers the same hooks: note which, from one. */
+static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
+{
+    lua_State *L = vm->L;
+    for (int k = 0; k < 2; k++) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[k]);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_Integer c = lua_tointeger(L, -2);
+            if (c > 0 && c < 256) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int c)
+{
+    return c > 0 && c < 256 && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
+}
+
 int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t cap)
 {
     *out = NULL;
@@ -665,11 +717,13 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     if (!rt) return KN_ERR_NOMEM;
     atomic_init(&rt->refs, 1);
     rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
+    rt->is_client_op = cfg->is_client_op;
     int rc = parse_env(rt, cfg->env, err, cap);
     if (rc == KN_OK && cfg->path && *cfg->path) rc = scan(rt, cfg->path, err, cap);
     kn_runtime_vm *check = NULL;
     /* Every module must load and run cleanly before anything serves. */
     if (rc == KN_OK) rc = vm_create(rt, &check, err, cap);
+    if (rc == KN_OK) record_hooks(rt, check);
     if (rc == KN_OK && cfg->run_once) rc = run_once_all(check, err, cap);
     kn_runtime_vm_destroy(check);
     if (rc) {
@@ -714,6 +768,12 @@ static void push_context(lua_State *L, const kn_runtime_context *c)
     lua_setfield(L, -2, "execution_mode");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_env);
     lua_setfield(L, -2, "env");
+    lua_createtable(L, 0, (int)c->var_count);
+    for (size_t i = 0; i < c->var_count; i++) {
+        lua_pushstring(L, c->vars[i].value);
+        lua_setfield(L, -2, c->vars[i].key);
+    }
+    lua_setfield(L, -2, "vars");
 }
 
 /* A script error -> (code, message for the client). */
@@ -784,13 +844,103 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     return rc;
 }
 
+/* (fn, context, json [, json2]): fn(context, table [, table2]) -> its result as
+ * JSON text, or nil. Runs inside the pcall, so decoding errors are script
+ * errors and the jansson values are owned by collectable holders. */
+static int hook_trampoline(lua_State *L)
+{
+    int top = lua_gettop(L);
+    for (int i = 3; i <= top; i++) {
+        size_t n;
+        const char *s = lua_tolstring(L, i, &n);
+        json_error_t e;
+        json_t **h = json_holder(L);
+        *h = json_loadb(s, n, 0, &e);
+        if (!*h) return luaL_error(L, "hook payload: %s", e.text);
+        from_json(L, *h, 0);
+        lua_replace(L, i);
+        lua_pop(L, 1);
+    }
+    lua_call(L, top - 1, 1);
+    if (lua_isnil(L, -1) || top > 3) return 1; /* after hooks: result ignored */
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "a before hook returns the request table or nil, not a %s",
+                          luaL_typename(L, -1));
+    json_t **h = json_holder(L);
+    const char *why = NULL;
+    *h = to_json(L, -2, 0, &why);
+    if (!*h) return luaL_error(L, "before hook result: %s", why ? why : "out of memory");
+    char *txt = json_dumps(*h, JSON_COMPACT);
+    if (!txt) return luaL_error(L, "before hook result: out of memory");
+    lua_pushstring(L, txt);
+    free(txt);
+    return 1;
+}
+
+int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_kind kind,
+                    int message_case, const char *req, size_t req_len, const char *res,
+                    size_t res_len, char **out, size_t *out_len, char *msg, size_t cap)
+{
+    *out = NULL;
+    *out_len = 0;
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, hook_trampoline);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[kind]);
+    if (lua_rawgeti(L, -1, message_case) != LUA_TFUNCTION) {
+        lua_settop(L, top);
+        return KN_OK;
+    }
+    lua_remove(L, -2);
+    push_context(L, ctx);
+    if (kind == KN_HOOK_AFTER) lua_pushlstring(L, res, res_len);
+    lua_pushlstring(L, req, req_len);
+    char what[160];
+    snprintf(what, sizeof what, "%s hook of %s", kind == KN_HOOK_BEFORE ? "before" : "after",
+             kn_envelope_type_name(message_case));
+    int rc = KN_OK;
+    if (lua_pcall(L, kind == KN_HOOK_AFTER ? 4 : 3, 1, top + 1) != LUA_OK) {
+        rc = script_error(L, what, msg, cap);
+    } else if (kind == KN_HOOK_BEFORE && lua_isnil(L, -1)) {
+        set_msg(msg, cap, "%s rejected by a before hook", kn_envelope_type_name(message_case));
+        rc = KN_ERR_PERMISSION_DENIED;
+    } else if (kind == KN_HOOK_BEFORE) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        *out = kn_malloc(n + 1);
+        if (!*out) {
+            rc = KN_ERR_NOMEM;
+        } else {
+            memcpy(*out, s, n + 1);
+            *out_len = n;
+        }
+    }
+    lua_settop(L, top);
+    lua_gc(L, LUA_GCSTEP, 0);
+    return rc;
+}
+
 /* --- hot reload ---------------------------------------------------------------------------- */
 
 struct kn_runtime_host {
     pthread_mutex_t lock;
     kn_runtime *current;
     atomic_uint generation;
+    _Atomic uint64_t hooks[2][4]; /* the current runtime's, read lock-free */
 };
+
+static void host_publish_hooks(kn_runtime_host *h, const kn_runtime *rt)
+{
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 4; i++) atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
+}
+
+bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int c)
+{
+    return c > 0 && c < 256 &&
+           (atomic_load(&((kn_runtime_host *)h)->hooks[kind][c / 64]) >> (c % 64)) & 1;
+}
 
 struct kn_runtime_slot {
     kn_runtime_host *host;
@@ -809,6 +959,7 @@ int kn_runtime_host_create(kn_runtime *rt, kn_runtime_host **out)
     pthread_mutex_init(&h->lock, NULL);
     h->current = rt;
     atomic_init(&h->generation, 1);
+    host_publish_hooks(h, rt);
     *out = h;
     return KN_OK;
 }
@@ -827,6 +978,7 @@ void kn_runtime_host_swap(kn_runtime_host *h, kn_runtime *rt)
     kn_runtime *old = h->current;
     h->current = rt;
     atomic_fetch_add(&h->generation, 1);
+    host_publish_hooks(h, rt);
     pthread_mutex_unlock(&h->lock);
     kn_runtime_destroy(old); /* lives on while VMs still use it */
 }

@@ -3,6 +3,7 @@
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_runtime.h"
+#include "kn_codec.h"
 
 #include <setjmp.h>
 #include <sodium.h>
@@ -52,7 +53,8 @@ static kn_runtime_vm *load_vm(kn_runtime **rt)
     return vm;
 }
 
-static const kn_runtime_context ctx = {"user-1", "alice", "sess-1", "127.0.0.1", "rpc"};
+static const kn_token_var ctx_vars[] = {{"platform", "linux"}};
+static const kn_runtime_context ctx = {"user-1", "alice", "sess-1", "127.0.0.1", "rpc", ctx_vars, 1};
 
 static char *call(kn_runtime_vm *vm, const char *id, const char *payload, int *rc, char *msg)
 {
@@ -309,6 +311,73 @@ static void run_once_runs_at_start_only_and_env_reaches_the_context(void **state
     assert_non_null(strstr(err, "expected key=value"));
 }
 
+static void hooks_register_by_op_name_and_see_rewrite_refuse_and_reply(void **state)
+{
+    write_module("hooks.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_req_before(function(ctx, req)\n"
+                 "  if req.payload == 'deny' then return nil end\n"
+                 "  if req.payload == 'code' then error({code = 9, message = 'not now'}) end\n"
+                 "  req.payload = req.payload .. '+' .. ctx.vars.platform .. '+' .. ctx.execution_mode\n"
+                 "  return req\n"
+                 "end, 'rpc')\n"
+                 "kaos.register_req_after(function(ctx, res, req)\n"
+                 "  seen = res.payload .. '<' .. req.payload\n"
+                 "end, 'Rpc')\n"
+                 "kaos.register_rpc(function() return seen end, 'seen')\n");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    assert_true(kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_RPC));
+    assert_true(kn_runtime_has_hook(rt, KN_HOOK_AFTER, KAOS__V1__ENVELOPE__MESSAGE_RPC));
+    assert_false(kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_PING));
+    kn_runtime_context bctx = ctx;
+    bctx.execution_mode = "before";
+    char *out = NULL, msg[256];
+    size_t n;
+    const char *req = "{\"id\":\"x\",\"payload\":\"hi\"}";
+    int rc = kn_runtime_hook(vm, &bctx, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_RPC, req,
+                             strlen(req), NULL, 0, &out, &n, msg, sizeof msg);
+    assert_int_equal(rc, KN_OK);
+    assert_non_null(strstr(out, "\"payload\":\"hi+linux+before\""));
+    kn_free(out);
+    req = "{\"id\":\"x\",\"payload\":\"deny\"}";
+    rc = kn_runtime_hook(vm, &bctx, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_RPC, req,
+                         strlen(req), NULL, 0, &out, &n, msg, sizeof msg);
+    assert_int_equal(rc, KN_ERR_PERMISSION_DENIED);
+    assert_string_equal(msg, "rpc rejected by a before hook");
+    req = "{\"id\":\"x\",\"payload\":\"code\"}";
+    rc = kn_runtime_hook(vm, &bctx, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_RPC, req,
+                         strlen(req), NULL, 0, &out, &n, msg, sizeof msg);
+    assert_int_equal(rc, KN_ERR_FAILED_PRECONDITION);
+    assert_string_equal(msg, "not now");
+    const char *res = "{\"id\":\"x\",\"payload\":\"out\"}";
+    req = "{\"id\":\"x\",\"payload\":\"in\"}";
+    rc = kn_runtime_hook(vm, &ctx, KN_HOOK_AFTER, KAOS__V1__ENVELOPE__MESSAGE_RPC, req,
+                         strlen(req), res, strlen(res), &out, &n, msg, sizeof msg);
+    assert_int_equal(rc, KN_OK);
+    assert_null(out);
+    out = call(vm, "seen", "", &rc, msg);
+    assert_string_equal(out, "out<in");
+    kn_free(out);
+    /* No hook for an operation: nothing runs, nothing is returned. */
+    rc = kn_runtime_hook(vm, &ctx, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_PING, "{}", 2, NULL,
+                         0, &out, &n, msg, sizeof msg);
+    assert_int_equal(rc, KN_OK);
+    assert_null(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+
+    /* Unknown operations and the realtime path are refused at load. */
+    char err[512];
+    kn_runtime_config cfg = {.path = dir};
+    write_module("hooks.lua", "require('kaos').register_req_before(function(c, r) return r end, 'frobnicate')\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "hooks.lua:1: unknown operation \"frobnicate\""));
+    write_module("hooks.lua", "require('kaos').register_req_after(function() end, 'match_data_send')\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "match_data_send takes no hooks"));
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
@@ -323,6 +392,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(hooks_register_by_op_name_and_see_rewrite_refuse_and_reply,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(run_once_runs_at_start_only_and_env_reaches_the_context,
                                         setup, teardown),
