@@ -92,6 +92,8 @@ typedef struct reloader {
     kn_runtime_host *host;
     const char *path;
     const char *env;
+    size_t memory_limit;
+    int64_t call_budget_ms;
     pthread_t thread;
     bool started;
     atomic_int stop;
@@ -108,6 +110,8 @@ static void *reloader_main(void *arg)
         if (sigtimedwait(&set, NULL, &tick) != SIGHUP) continue;
         char err[512] = "";
         kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env, /* no run_once again */
+                                    .memory_limit = rl->memory_limit,
+                                    .call_budget_ms = rl->call_budget_ms,
                                     .is_client_op = kn_gateway_is_client_op};
         kn_runtime *rt;
         if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
@@ -217,6 +221,8 @@ int kn_server_run(const kn_config *cfg)
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
     kn_runtime_config rtc = {.path = cfg->runtime_path, .env = cfg->runtime_env, .run_once = true,
+                             .memory_limit = (size_t)cfg->runtime_memory_mb << 20,
+                             .call_budget_ms = cfg->runtime_call_budget_ms,
                              .is_client_op = kn_gateway_is_client_op};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
@@ -229,7 +235,8 @@ int kn_server_run(const kn_config *cfg)
     if (rc) goto done;
     for (int i = 0; i < (int)cfg->api_workers; i++)
         if ((rc = kn_runtime_slot_create(host, &slots[i]))) goto done;
-    rl = (reloader){.host = host, .path = cfg->runtime_path, .env = cfg->runtime_env};
+    rl = (reloader){.host = host, .path = cfg->runtime_path, .env = cfg->runtime_env,
+                    .memory_limit = rtc.memory_limit, .call_budget_ms = rtc.call_budget_ms};
     if ((rc = reloader_start(&rl))) goto done;
 
     kn_api_config apc = {.workers = (int)cfg->api_workers,

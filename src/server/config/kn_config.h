@@ -59,6 +59,8 @@ typedef struct kn_config {
     int64_t http_port;
     char *http_key;
     char *runtime_env;
+    int64_t runtime_call_budget_ms;
+    int64_t runtime_memory_mb;
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

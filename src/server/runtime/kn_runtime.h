@@ -35,6 +35,8 @@ typedef struct kn_runtime_vm kn_runtime_vm;
 typedef struct kn_runtime_config {
     const char *path;        /* directory of modules; missing or empty = no modules */
     size_t memory_limit;     /* bytes per VM; 0 = 64 MiB */
+    int64_t call_budget_ms;  /* wall time per RPC or hook call; 0 = 2000 ms (enforced by the
+                                host's watchdog, so only for VMs of a host's slots) */
     const char *env;         /* "key=value,key=value": context.env for every call */
     bool run_once;           /* run kaos.run_once functions (at start, not on reload) */
     /* Which message cases are client operations (hooks may be registered
@@ -97,7 +99,14 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
  * new runtime at its next kn_runtime_slot_vm and drops the old one. A
  * runtime is freed when its last VM is gone, so calls in progress finish on
  * the code they started with. The host is shared (mutex inside); a slot
- * belongs to its worker thread. */
+ * belongs to its worker thread.
+ *
+ * Time budget: the host runs a watchdog thread. A call that runs past its
+ * budget gets a Lua count hook armed from the watchdog (lua_sethook is safe
+ * from another thread), which stops the script at its next instruction with
+ * KN_ERR_DEADLINE_EXCEEDED; calls within budget never carry a hook, so the
+ * common case costs nothing. A C function that runs long itself (a pattern
+ * match on a huge string) is stopped when it returns to Lua. */
 typedef struct kn_runtime_host kn_runtime_host;
 typedef struct kn_runtime_slot kn_runtime_slot;
 

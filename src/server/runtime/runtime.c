@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_MODULES 256
 #define MAX_MODULE_BYTES (1 << 20)
@@ -42,6 +43,7 @@ struct kn_runtime {
     module mods[MAX_MODULES];
     size_t count;
     size_t memory_limit;
+    int64_t call_budget_ms;
     bool (*is_client_op)(int message_case);
     uint64_t hooks[2][4]; /* [kind] bit set of message cases with a hook */
 };
@@ -50,6 +52,9 @@ struct kn_runtime_vm {
     lua_State *L;
     const kn_runtime *rt;
     size_t used, limit;
+    _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
+    atomic_bool armed;           /* the watchdog set the count hook */
+    bool timed_out;              /* this call was stopped by its budget */
 };
 
 /* Registry keys (addresses are unique). */
@@ -718,6 +723,7 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     atomic_init(&rt->refs, 1);
     rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
     rt->is_client_op = cfg->is_client_op;
+    rt->call_budget_ms = cfg->call_budget_ms > 0 ? cfg->call_budget_ms : 2000;
     int rc = parse_env(rt, cfg->env, err, cap);
     if (rc == KN_OK && cfg->path && *cfg->path) rc = scan(rt, cfg->path, err, cap);
     kn_runtime_vm *check = NULL;
@@ -776,6 +782,36 @@ static void push_context(lua_State *L, const kn_runtime_context *c)
     lua_setfield(L, -2, "vars");
 }
 
+/* The watchdog's count hook: stop the call if it is past its deadline
+ * (the hook may outlive the call it was armed for: then it just goes). */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    kn_runtime_vm *vm = vm_of(L);
+    int64_t dl = atomic_load(&vm->deadline_ms);
+    if (dl && kn_time_mono_ms() >= dl) {
+        /* From now on every instruction raises, so a script that catches
+         * the error with pcall cannot keep going. */
+        vm->timed_out = true;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "time budget exceeded");
+    }
+    lua_sethook(L, NULL, 0, 0);
+    atomic_store(&vm->armed, false);
+}
+
+static void call_begin(kn_runtime_vm *vm)
+{
+    vm->timed_out = false;
+    atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->rt->call_budget_ms);
+}
+
+static void call_end(kn_runtime_vm *vm)
+{
+    atomic_store(&vm->deadline_ms, 0);
+    if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
+}
+
 /* A script error -> (code, message for the client). */
 static int script_error(lua_State *L, const char *what, char *msg, size_t cap)
 {
@@ -790,6 +826,13 @@ static int script_error(lua_State *L, const char *what, char *msg, size_t cap)
         return kn_err_from_wire((int)code);
     }
     const char *m = lua_tostring(L, -1);
+    kn_runtime_vm *vm = vm_of(L);
+    if (vm->timed_out) {
+        KN_WARN("%s stopped: ran past its time budget of %lld ms", what,
+                (long long)vm->rt->call_budget_ms);
+        set_msg(msg, cap, "%s ran past its time budget", what);
+        return KN_ERR_DEADLINE_EXCEEDED;
+    }
     if (m && strstr(m, "not enough memory")) {
         KN_WARN("%s stopped: memory limit reached", what);
         set_msg(msg, cap, "%s ran out of memory", what);
@@ -821,7 +864,10 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     int rc = KN_OK;
     char what[160];
     snprintf(what, sizeof what, "rpc %s", id);
-    if (lua_pcall(L, 2, 1, top + 1) != LUA_OK) {
+    call_begin(vm);
+    int status = lua_pcall(L, 2, 1, top + 1);
+    call_end(vm);
+    if (status != LUA_OK) {
         rc = script_error(L, what, msg, cap);
     } else if (lua_isnil(L, -1) || lua_type(L, -1) == LUA_TSTRING) {
         size_t n = 0;
@@ -900,7 +946,10 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
     snprintf(what, sizeof what, "%s hook of %s", kind == KN_HOOK_BEFORE ? "before" : "after",
              kn_envelope_type_name(message_case));
     int rc = KN_OK;
-    if (lua_pcall(L, kind == KN_HOOK_AFTER ? 4 : 3, 1, top + 1) != LUA_OK) {
+    call_begin(vm);
+    int status = lua_pcall(L, kind == KN_HOOK_AFTER ? 4 : 3, 1, top + 1);
+    call_end(vm);
+    if (status != LUA_OK) {
         rc = script_error(L, what, msg, cap);
     } else if (kind == KN_HOOK_BEFORE && lua_isnil(L, -1)) {
         set_msg(msg, cap, "%s rejected by a before hook", kn_envelope_type_name(message_case));
@@ -924,9 +973,13 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
 /* --- hot reload ---------------------------------------------------------------------------- */
 
 struct kn_runtime_host {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* current, the slot list and each slot's vm */
     kn_runtime *current;
     atomic_uint generation;
+    kn_runtime_slot *slots; /* linked through slot->next */
+    pthread_t watchdog;
+    pthread_cond_t wake;
+    bool stop;
     _Atomic uint64_t hooks[2][4]; /* the current runtime's, read lock-free */
 };
 
@@ -946,7 +999,37 @@ struct kn_runtime_slot {
     kn_runtime_host *host;
     kn_runtime_vm *vm;
     unsigned generation;
+    kn_runtime_slot *next;
 };
+
+/* Every budget/10 (5-100 ms): arm the count hook of VMs whose call is past its deadline. */
+static void *watchdog_main(void *arg)
+{
+    kn_runtime_host *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
+        int64_t now = kn_time_mono_ms();
+        for (kn_runtime_slot *s = h->slots; s; s = s->next) {
+            kn_runtime_vm *vm = s->vm;
+            if (!vm) continue;
+            int64_t dl = atomic_load(&vm->deadline_ms);
+            if (dl && now >= dl && !atomic_exchange(&vm->armed, true))
+                lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1000);
+        }
+        int64_t every = h->current->call_budget_ms / 10;
+        every = every < 5 ? 5 : every > 100 ? 100 : every;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)every * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
 
 int kn_runtime_host_create(kn_runtime *rt, kn_runtime_host **out)
 {
@@ -957,9 +1040,17 @@ int kn_runtime_host_create(kn_runtime *rt, kn_runtime_host **out)
         return KN_ERR_NOMEM;
     }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
     h->current = rt;
     atomic_init(&h->generation, 1);
     host_publish_hooks(h, rt);
+    if (pthread_create(&h->watchdog, NULL, watchdog_main, h)) {
+        pthread_cond_destroy(&h->wake);
+        pthread_mutex_destroy(&h->lock);
+        kn_runtime_destroy(rt);
+        kn_free(h);
+        return KN_ERR_NOMEM;
+    }
     *out = h;
     return KN_OK;
 }
@@ -967,7 +1058,13 @@ int kn_runtime_host_create(kn_runtime *rt, kn_runtime_host **out)
 void kn_runtime_host_destroy(kn_runtime_host *h)
 {
     if (!h) return;
+    pthread_mutex_lock(&h->lock);
+    h->stop = true;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->watchdog, NULL);
     kn_runtime_destroy(h->current);
+    pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     kn_free(h);
 }
@@ -988,12 +1085,23 @@ int kn_runtime_slot_create(kn_runtime_host *h, kn_runtime_slot **out)
     *out = kn_calloc(1, sizeof **out);
     if (!*out) return KN_ERR_NOMEM;
     (*out)->host = h;
+    pthread_mutex_lock(&h->lock);
+    (*out)->next = h->slots;
+    h->slots = *out;
+    pthread_mutex_unlock(&h->lock);
     return KN_OK;
 }
 
 void kn_runtime_slot_destroy(kn_runtime_slot *s)
 {
     if (!s) return;
+    pthread_mutex_lock(&s->host->lock);
+    for (kn_runtime_slot **p = &s->host->slots; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->host->lock);
     kn_runtime_vm_destroy(s->vm);
     kn_free(s);
 }
@@ -1009,8 +1117,11 @@ kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s)
     pthread_mutex_unlock(&s->host->lock);
     kn_runtime_vm *vm;
     if (kn_runtime_vm_create(rt, &vm) == KN_OK) {
-        kn_runtime_vm_destroy(s->vm);
+        pthread_mutex_lock(&s->host->lock); /* the watchdog reads s->vm */
+        kn_runtime_vm *old = s->vm;
         s->vm = vm;
+        pthread_mutex_unlock(&s->host->lock);
+        kn_runtime_vm_destroy(old);
         s->generation = gen;
     }
     kn_runtime_destroy(rt);

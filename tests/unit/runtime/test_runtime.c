@@ -311,6 +311,42 @@ static void run_once_runs_at_start_only_and_env_reaches_the_context(void **state
     assert_non_null(strstr(err, "expected key=value"));
 }
 
+static void a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving(void **state)
+{
+    write_module("spin.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function() while true do end end, 'spin')\n"
+                 "kaos.register_rpc(function()\n"
+                 "  while true do pcall(function() while true do end end) end\n"
+                 "end, 'stubborn')\n"
+                 "kaos.register_rpc(function(ctx, p) return 'ok:' .. p end, 'quick')\n");
+    kn_runtime_config cfg = {.path = dir, .call_budget_ms = 50};
+    char err[256] = "";
+    kn_runtime *rt;
+    if (kn_runtime_load(&cfg, &rt, err, sizeof err)) fail_msg("load: %s", err);
+    kn_runtime_host *h;
+    assert_int_equal(kn_runtime_host_create(rt, &h), KN_OK);
+    kn_runtime_slot *slot;
+    assert_int_equal(kn_runtime_slot_create(h, &slot), KN_OK);
+    kn_runtime_vm *vm = kn_runtime_slot_vm(slot);
+    assert_non_null(vm);
+    int rc;
+    char msg[256];
+    const char *ids[] = {"spin", "stubborn"};
+    for (int i = 0; i < 2; i++) {
+        char *out = call(vm, ids[i], "", &rc, msg);
+        assert_int_equal(rc, KN_ERR_DEADLINE_EXCEEDED);
+        assert_null(out);
+        assert_non_null(strstr(msg, "ran past its time budget"));
+        out = call(vm, "quick", "x", &rc, msg); /* the same VM, no hook left behind */
+        assert_int_equal(rc, KN_OK);
+        assert_string_equal(out, "ok:x");
+        kn_free(out);
+    }
+    kn_runtime_slot_destroy(slot);
+    kn_runtime_host_destroy(h);
+}
+
 static void hooks_register_by_op_name_and_see_rewrite_refuse_and_reply(void **state)
 {
     write_module("hooks.lua",
@@ -392,6 +428,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(hooks_register_by_op_name_and_see_rewrite_refuse_and_reply,
                                         setup, teardown),
