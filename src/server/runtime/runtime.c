@@ -1,6 +1,7 @@
 /* runtime: module loading, the sandbox, the `kaos` table and RPC calls. */
 #include "kn_runtime.h"
 #include "kn_codec_json.h"
+#include "kn_cron.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -523,7 +524,28 @@ static int k_hmac_sha256_hash(lua_State *L)
     return 1;
 }
 
+/* cron_next(expression, unix_seconds) -> the next matching Unix second (UTC)
+ * strictly after, or nil when the expression can never fire. */
+static int k_cron_next(lua_State *L)
+{
+    const char *expr = luaL_checkstring(L, 1);
+    lua_Integer after = luaL_checkinteger(L, 2);
+    kn_cron c;
+    char why[160];
+    if (kn_cron_parse(expr, &c, why, sizeof why)) return luaL_error(L, "cron_next: %s", why);
+    int64_t next;
+    int rc = kn_cron_next(&c, (int64_t)after, &next);
+    if (rc == KN_ERR_NOT_FOUND) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc) return luaL_error(L, "cron_next: time %lld is out of range", (long long)after);
+    lua_pushinteger(L, (lua_Integer)next);
+    return 1;
+}
+
 static const luaL_Reg kaos_funcs[] = {
+    {"cron_next", k_cron_next},
     {"base64_encode", k_base64_encode},
     {"base64_decode", k_base64_decode},
     {"sha256_hash", k_sha256_hash},

@@ -311,6 +311,29 @@ static void run_once_runs_at_start_only_and_env_reaches_the_context(void **state
     assert_non_null(strstr(err, "expected key=value"));
 }
 
+static void cron_next_follows_the_expression_in_utc(void **state)
+{
+    write_module("cron.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function(ctx, p)\n"
+                 "  local ok, err = pcall(kaos.cron_next, 'bad', 0)\n"
+                 "  return tostring(kaos.cron_next(p, 1700000000)) .. '|' .. tostring(kaos.cron_next('0 0 30 2 *', 0))\n"
+                 "    .. '|' .. tostring(ok) .. '|' .. tostring(err)\n"
+                 "end, 'cron')\n");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    int rc;
+    char msg[256];
+    /* 1700000000 = 2023-11-14 22:13:20 UTC; the next midnight is 1700006400. */
+    char *out = call(vm, "cron", "0 0 * * *", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    assert_non_null(strstr(out, "1700006400|nil|false|"));
+    assert_non_null(strstr(out, "cron_next: expected 5 fields"));
+    kn_free(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
 static void a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving(void **state)
 {
     write_module("spin.lua",
@@ -429,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(cron_next_follows_the_expression_in_utc, setup, teardown),
         cmocka_unit_test_setup_teardown(a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(hooks_register_by_op_name_and_see_rewrite_refuse_and_reply,
