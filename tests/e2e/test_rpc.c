@@ -37,6 +37,11 @@ static void an_rpc_answers_with_what_the_function_returned(void **state)
     kaos_client_rpc(c->c, "add", "{\"a\": 40, \"b\": 2}");
     E2E_WAIT(c->rpcs == 2, 5000);
     assert_string_equal(c->rpc_payload, "{\"sum\":42}");
+    /* The built-in C RPC answers without Lua. */
+    kaos_client_rpc(c->c, "kaos.noop", "ignored");
+    E2E_WAIT(c->rpcs == 3 || c->errors, 5000);
+    assert_int_equal(c->rpcs, 3);
+    assert_string_equal(c->rpc_payload, "");
     e2e_client_free(c);
 }
 

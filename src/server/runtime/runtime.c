@@ -252,6 +252,7 @@ static int k_register_rpc(lua_State *L)
     luaL_checktype(L, 1, LUA_TFUNCTION);
     const char *id = luaL_checkstring(L, 2);
     if (!*id || strlen(id) > 128) return luaL_error(L, "rpc id must be 1-128 bytes");
+    if (!strncmp(id, "kaos.", 5)) return luaL_error(L, "rpc ids starting with \"kaos.\" are reserved");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, id);
