@@ -1,4 +1,6 @@
-/* auth: device authentication, token issue and refresh. */
+/* auth: device, email and custom-id authentication, token issue and refresh.
+ * Every finder also reports whether the user is banned (disable_time set), so
+ * no login path can forget the check. */
 #include "kn_auth.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -20,13 +22,16 @@ struct kn_auth {
 
 static const kn_db_stmt find_device = {
     "auth_find_device",
-    "SELECT u.id, u.username, NULL FROM user_device d JOIN users u ON u.id = d.user_id"
-    " WHERE d.id = $1",
+    "SELECT u.id, u.username, NULL, u.disable_time IS NOT NULL"
+    " FROM user_device d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
     1};
 static const kn_db_stmt find_email = {
-    "auth_find_email", "SELECT id, username, password FROM users WHERE email = lower($1)", 1};
+    "auth_find_email",
+    "SELECT id, username, password, disable_time IS NOT NULL FROM users WHERE email = lower($1)",
+    1};
 static const kn_db_stmt find_custom = {
-    "auth_find_custom", "SELECT id, username, NULL FROM users WHERE custom_id = $1", 1};
+    "auth_find_custom",
+    "SELECT id, username, NULL, disable_time IS NOT NULL FROM users WHERE custom_id = $1", 1};
 static const kn_db_stmt insert_user = {
     "auth_insert_user",
     "INSERT INTO users (id, username, email, custom_id, password)"
@@ -43,8 +48,8 @@ static const kn_db_stmt delete_session = {
     "auth_delete_session", "DELETE FROM user_session WHERE id = $1 AND user_id = $2", 2};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
-static const kn_db_stmt find_user = {"auth_find_user",
-                                     "SELECT username FROM users WHERE id = $1", 1};
+static const kn_db_stmt find_user = {
+    "auth_find_user", "SELECT username, disable_time IS NOT NULL FROM users WHERE id = $1", 1};
 
 _Static_assert(KN_AUTH_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES,
                "KN_AUTH_PASSWORD_HASH_SIZE must match libsodium");
@@ -189,6 +194,10 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
                 (!hash || crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)) {
                 kn_db_rows_free(rows);
                 return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "invalid credentials");
+            }
+            if (!strcmp(kn_db_rows_get(rows, 0, 3), "t")) {
+                kn_db_rows_free(rows);
+                return fail(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
             }
             snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s",
                      kn_db_rows_get(rows, 0, 0));
@@ -346,31 +355,38 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc == KN_ERR_NOMEM) return fail(rc, msg, cap, "out of memory");
     if (rc) return fail(KN_ERR_TOKEN_INVALID, msg, cap, "refresh token invalid");
 
-    /* Rotation: each refresh token works once; logout revoked it too. */
+    /* The user may have been deleted or banned since; the username may have
+     * changed. Looked up before the token is consumed: a ban also deletes the
+     * user's refresh tokens, and a banned user should hear that it is banned
+     * rather than that the token was used. */
     kn_db_rows *rows = NULL;
-    const char *sp[] = {old.session_id, old.user_id};
-    rc = kn_db_query(db, &consume_session, sp, &rows);
-    size_t consumed = kn_db_rows_count(rows);
-    kn_db_rows_free(rows);
-    rows = NULL;
-    if (rc == KN_OK && consumed != 1) {
-        kn_token_claims_deinit(&old);
-        return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
-    }
-
-    /* The user may have been deleted since; the username may have changed. */
     const char *p[] = {old.user_id};
-    if (rc == KN_OK) rc = kn_db_query(db, &find_user, p, &rows);
+    rc = kn_db_query(db, &find_user, p, &rows);
     if (rc == KN_OK && kn_db_rows_count(rows) != 1) rc = KN_ERR_NOT_FOUND;
+    if (rc == KN_OK && !strcmp(kn_db_rows_get(rows, 0, 1), "t")) rc = KN_ERR_PERMISSION_DENIED;
     if (rc) {
         kn_db_rows_free(rows);
         kn_token_claims_deinit(&old);
+        if (rc == KN_ERR_PERMISSION_DENIED) return fail(rc, msg, cap, "account is banned");
         return fail(rc == KN_ERR_NOT_FOUND ? KN_ERR_UNAUTHENTICATED : rc, msg, cap,
                     rc == KN_ERR_NOT_FOUND ? "user no longer exists" : "database unavailable");
     }
     snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s", old.user_id);
     snprintf(out->claims.username, sizeof out->claims.username, "%s", kn_db_rows_get(rows, 0, 0));
     kn_db_rows_free(rows);
+    rows = NULL;
+
+    /* Rotation: each refresh token works once; logout revoked it too. */
+    const char *sp[] = {old.session_id, old.user_id};
+    rc = kn_db_query(db, &consume_session, sp, &rows);
+    size_t consumed = kn_db_rows_count(rows);
+    kn_db_rows_free(rows);
+    if (rc || consumed != 1) {
+        memset(&out->claims, 0, sizeof out->claims);
+        kn_token_claims_deinit(&old);
+        if (rc) return fail(rc, msg, cap, "database unavailable");
+        return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
+    }
     kn_uuid_v4(out->claims.session_id);
     if (var_count) {
         rc = kn_token_claims_set_vars(&out->claims, vars, var_count);

@@ -6,6 +6,11 @@
  * kn_auth is immutable after create, so it is shared by every thread.
  * Failures return a kn_err and a one-line reason for the client in `msg`.
  *
+ * Bans: a user whose users.disable_time is set (kn_account_ban) cannot log in
+ * or refresh: device, email and custom login and kn_auth_refresh return
+ * PERMISSION_DENIED "account is banned". For email the password is checked
+ * first, so only someone who knows it learns that the account is banned.
+ *
  * The identifier checks and the password hash below are also used by the
  * account service when it links a login method to an existing user, so a
  * device id, email or custom id is accepted by the same rules either way. */
