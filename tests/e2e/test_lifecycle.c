@@ -91,7 +91,7 @@ static void migrate_and_keygen_commands(void **state)
 
     const char *up[] = {"migrate", "up", "--database-url", url, NULL};
     assert_int_equal(e2e_run_cli(up, out, sizeof out), 0);
-    assert_non_null(strstr(out, "migrations applied: 3"));
+    assert_non_null(strstr(out, "migrations applied: 4"));
     assert_int_equal(e2e_run_cli(up, out, sizeof out), 0);
     assert_non_null(strstr(out, "migrations applied: 0"));
     assert_int_equal(e2e_run_cli(status, out, sizeof out), 0);

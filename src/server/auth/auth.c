@@ -1,4 +1,6 @@
-/* auth: device authentication, token issue and refresh. */
+/* auth: device, email and custom-id authentication, token issue and refresh.
+ * Every finder also reports whether the user is banned (disable_time set), so
+ * no login path can forget the check. */
 #include "kn_auth.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -20,13 +22,16 @@ struct kn_auth {
 
 static const kn_db_stmt find_device = {
     "auth_find_device",
-    "SELECT u.id, u.username, NULL FROM user_device d JOIN users u ON u.id = d.user_id"
-    " WHERE d.id = $1",
+    "SELECT u.id, u.username, NULL, u.disable_time IS NOT NULL"
+    " FROM user_device d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
     1};
 static const kn_db_stmt find_email = {
-    "auth_find_email", "SELECT id, username, password FROM users WHERE email = lower($1)", 1};
+    "auth_find_email",
+    "SELECT id, username, password, disable_time IS NOT NULL FROM users WHERE email = lower($1)",
+    1};
 static const kn_db_stmt find_custom = {
-    "auth_find_custom", "SELECT id, username, NULL FROM users WHERE custom_id = $1", 1};
+    "auth_find_custom",
+    "SELECT id, username, NULL, disable_time IS NOT NULL FROM users WHERE custom_id = $1", 1};
 static const kn_db_stmt insert_user = {
     "auth_insert_user",
     "INSERT INTO users (id, username, email, custom_id, password)"
@@ -43,8 +48,11 @@ static const kn_db_stmt delete_session = {
     "auth_delete_session", "DELETE FROM user_session WHERE id = $1 AND user_id = $2", 2};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
-static const kn_db_stmt find_user = {"auth_find_user",
-                                     "SELECT username FROM users WHERE id = $1", 1};
+static const kn_db_stmt find_user = {
+    "auth_find_user", "SELECT username, disable_time IS NOT NULL FROM users WHERE id = $1", 1};
+
+_Static_assert(KN_AUTH_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES,
+               "KN_AUTH_PASSWORD_HASH_SIZE must match libsodium");
 
 __attribute__((format(printf, 4, 5))) static int fail(int rc, char *msg, size_t cap, const char *fmt, ...)
 {
@@ -187,6 +195,10 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
                 kn_db_rows_free(rows);
                 return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "invalid credentials");
             }
+            if (!strcmp(kn_db_rows_get(rows, 0, 3), "t")) {
+                kn_db_rows_free(rows);
+                return fail(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
+            }
             snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s",
                      kn_db_rows_get(rows, 0, 0));
             snprintf(out->claims.username, sizeof out->claims.username, "%s",
@@ -197,10 +209,8 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
         kn_db_rows_free(rows);
         if (!create) return fail(KN_ERR_NOT_FOUND, msg, cap, "%s", not_found[kind]);
 
-        char hash[crypto_pwhash_STRBYTES] = "";
-        if (kind == BY_EMAIL &&
-            crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        char hash[KN_AUTH_PASSWORD_HASH_SIZE] = "";
+        if (kind == BY_EMAIL && kn_auth_hash_password(password, hash) != KN_OK)
             return fail(KN_ERR_NOMEM, msg, cap, "server busy; retry");
         char generated[11];
         const char *name = (username && *username) ? username : NULL;
@@ -230,19 +240,63 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
     return KN_OK;
 }
 
-int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,
-                         size_t var_count, char *msg, size_t cap)
+int kn_auth_check_username(const char *username, char *msg, size_t cap)
 {
-    size_t dl = device_id ? strlen(device_id) : 0;
-    if (dl < KN_AUTH_DEVICE_ID_MIN || dl > KN_AUTH_DEVICE_ID_MAX || !printable_id(device_id))
+    size_t l = username ? strlen(username) : 0;
+    if (l == 0 || l > KN_AUTH_USERNAME_MAX || !printable_id(username))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
+    return KN_OK;
+}
+
+int kn_auth_check_device_id(const char *device_id, char *msg, size_t cap)
+{
+    size_t l = device_id ? strlen(device_id) : 0;
+    if (l < KN_AUTH_DEVICE_ID_MIN || l > KN_AUTH_DEVICE_ID_MAX || !printable_id(device_id))
         return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "device id must be %d-%d printable bytes without spaces",
                     KN_AUTH_DEVICE_ID_MIN, KN_AUTH_DEVICE_ID_MAX);
-    if (username && *username &&
-        (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
+    return KN_OK;
+}
+
+int kn_auth_check_custom_id(const char *custom_id, char *msg, size_t cap)
+{
+    size_t l = custom_id ? strlen(custom_id) : 0;
+    if (l < KN_AUTH_CUSTOM_ID_MIN || l > KN_AUTH_CUSTOM_ID_MAX || !printable_id(custom_id))
         return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
-    return kn_auth_check_vars(vars, var_count, msg, cap);
+                    "custom id must be %d-%d printable bytes without spaces", KN_AUTH_CUSTOM_ID_MIN,
+                    KN_AUTH_CUSTOM_ID_MAX);
+    return KN_OK;
+}
+
+int kn_auth_check_email_password(const char *email, const char *password, char *msg, size_t cap)
+{
+    size_t el = email ? strlen(email) : 0, pl = password ? strlen(password) : 0;
+    if (el < KN_AUTH_EMAIL_MIN || el > KN_AUTH_EMAIL_MAX || !strchr(email, '@') ||
+        !printable_id(email))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                    "email must be %d-%d printable bytes with an '@'", KN_AUTH_EMAIL_MIN,
+                    KN_AUTH_EMAIL_MAX);
+    if (pl < KN_AUTH_PASSWORD_MIN || pl > KN_AUTH_PASSWORD_MAX)
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "password must be %d-%d bytes",
+                    KN_AUTH_PASSWORD_MIN, KN_AUTH_PASSWORD_MAX);
+    return KN_OK;
+}
+
+int kn_auth_hash_password(const char *password, char out[KN_AUTH_PASSWORD_HASH_SIZE])
+{
+    if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        return KN_ERR_NOMEM;
+    return KN_OK;
+}
+
+int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,
+                         size_t var_count, char *msg, size_t cap)
+{
+    int rc = kn_auth_check_device_id(device_id, msg, cap);
+    if (rc == KN_OK && username && *username) rc = kn_auth_check_username(username, msg, cap);
+    return rc ? rc : kn_auth_check_vars(vars, var_count, msg, cap);
 }
 
 int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const char *username,
@@ -259,17 +313,9 @@ int kn_auth_device(const kn_auth *a, kn_db *db, const char *device_id, const cha
 int kn_auth_check_email(const char *email, const char *password, const char *username,
                         const kn_token_var *vars, size_t var_count, char *msg, size_t cap)
 {
-    size_t el = email ? strlen(email) : 0, pl = password ? strlen(password) : 0;
-    if (el < 10 || el > 255 || !strchr(email, '@') || !printable_id(email))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "email must be 10-255 printable bytes with an '@'");
-    if (pl < 8 || pl > 128)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "password must be 8-128 bytes");
-    if (username && *username &&
-        (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
-    return kn_auth_check_vars(vars, var_count, msg, cap);
+    int rc = kn_auth_check_email_password(email, password, msg, cap);
+    if (rc == KN_OK && username && *username) rc = kn_auth_check_username(username, msg, cap);
+    return rc ? rc : kn_auth_check_vars(vars, var_count, msg, cap);
 }
 
 int kn_auth_email(const kn_auth *a, kn_db *db, const char *email, const char *password,
@@ -288,15 +334,9 @@ int kn_auth_custom(const kn_auth *a, kn_db *db, const char *custom_id, const cha
                    kn_auth_session *out, char *msg, size_t cap)
 {
     memset(out, 0, sizeof *out);
-    size_t l = custom_id ? strlen(custom_id) : 0;
-    if (l < 6 || l > 128 || !printable_id(custom_id))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "custom id must be 6-128 printable bytes without spaces");
-    if (username && *username &&
-        (strlen(username) > KN_AUTH_USERNAME_MAX || !printable_id(username)))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
-    int rc = kn_auth_check_vars(vars, var_count, msg, cap);
+    int rc = kn_auth_check_custom_id(custom_id, msg, cap);
+    if (rc == KN_OK && username && *username) rc = kn_auth_check_username(username, msg, cap);
+    if (rc == KN_OK) rc = kn_auth_check_vars(vars, var_count, msg, cap);
     if (rc) return rc;
     return find_or_create(a, db, BY_CUSTOM, custom_id, NULL, username, create, vars, var_count,
                           now, out, msg, cap);
@@ -315,31 +355,38 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc == KN_ERR_NOMEM) return fail(rc, msg, cap, "out of memory");
     if (rc) return fail(KN_ERR_TOKEN_INVALID, msg, cap, "refresh token invalid");
 
-    /* Rotation: each refresh token works once; logout revoked it too. */
+    /* The user may have been deleted or banned since; the username may have
+     * changed. Looked up before the token is consumed: a ban also deletes the
+     * user's refresh tokens, and a banned user should hear that it is banned
+     * rather than that the token was used. */
     kn_db_rows *rows = NULL;
-    const char *sp[] = {old.session_id, old.user_id};
-    rc = kn_db_query(db, &consume_session, sp, &rows);
-    size_t consumed = kn_db_rows_count(rows);
-    kn_db_rows_free(rows);
-    rows = NULL;
-    if (rc == KN_OK && consumed != 1) {
-        kn_token_claims_deinit(&old);
-        return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
-    }
-
-    /* The user may have been deleted since; the username may have changed. */
     const char *p[] = {old.user_id};
-    if (rc == KN_OK) rc = kn_db_query(db, &find_user, p, &rows);
+    rc = kn_db_query(db, &find_user, p, &rows);
     if (rc == KN_OK && kn_db_rows_count(rows) != 1) rc = KN_ERR_NOT_FOUND;
+    if (rc == KN_OK && !strcmp(kn_db_rows_get(rows, 0, 1), "t")) rc = KN_ERR_PERMISSION_DENIED;
     if (rc) {
         kn_db_rows_free(rows);
         kn_token_claims_deinit(&old);
+        if (rc == KN_ERR_PERMISSION_DENIED) return fail(rc, msg, cap, "account is banned");
         return fail(rc == KN_ERR_NOT_FOUND ? KN_ERR_UNAUTHENTICATED : rc, msg, cap,
                     rc == KN_ERR_NOT_FOUND ? "user no longer exists" : "database unavailable");
     }
     snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s", old.user_id);
     snprintf(out->claims.username, sizeof out->claims.username, "%s", kn_db_rows_get(rows, 0, 0));
     kn_db_rows_free(rows);
+    rows = NULL;
+
+    /* Rotation: each refresh token works once; logout revoked it too. */
+    const char *sp[] = {old.session_id, old.user_id};
+    rc = kn_db_query(db, &consume_session, sp, &rows);
+    size_t consumed = kn_db_rows_count(rows);
+    kn_db_rows_free(rows);
+    if (rc || consumed != 1) {
+        memset(&out->claims, 0, sizeof out->claims);
+        kn_token_claims_deinit(&old);
+        if (rc) return fail(rc, msg, cap, "database unavailable");
+        return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
+    }
     kn_uuid_v4(out->claims.session_id);
     if (var_count) {
         rc = kn_token_claims_set_vars(&out->claims, vars, var_count);

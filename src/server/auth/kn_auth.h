@@ -4,7 +4,16 @@
  * Functions taking a kn_db run on an API worker (they block on Postgres);
  * kn_auth_verify_session needs no database and is safe on any thread. A
  * kn_auth is immutable after create, so it is shared by every thread.
- * Failures return a kn_err and a one-line reason for the client in `msg`. */
+ * Failures return a kn_err and a one-line reason for the client in `msg`.
+ *
+ * Bans: a user whose users.disable_time is set (kn_account_ban) cannot log in
+ * or refresh: device, email and custom login and kn_auth_refresh return
+ * PERMISSION_DENIED "account is banned". For email the password is checked
+ * first, so only someone who knows it learns that the account is banned.
+ *
+ * The identifier checks and the password hash below are also used by the
+ * account service when it links a login method to an existing user, so a
+ * device id, email or custom id is accepted by the same rules either way. */
 #ifndef KN_AUTH_H
 #define KN_AUTH_H
 
@@ -39,6 +48,14 @@ typedef struct kn_auth_session {
 #define KN_AUTH_USERNAME_MAX 128
 #define KN_AUTH_VAR_KEY_MAX 64
 #define KN_AUTH_VAR_VALUE_MAX 256
+#define KN_AUTH_CUSTOM_ID_MIN 6
+#define KN_AUTH_CUSTOM_ID_MAX 128
+#define KN_AUTH_EMAIL_MIN 10
+#define KN_AUTH_EMAIL_MAX 255
+#define KN_AUTH_PASSWORD_MIN 8
+#define KN_AUTH_PASSWORD_MAX 128
+/* Room for an argon2id hash string (libsodium crypto_pwhash_STRBYTES). */
+#define KN_AUTH_PASSWORD_HASH_SIZE 128
 
 int kn_auth_create(const kn_auth_config *cfg, kn_auth **out); /* copies the keys */
 void kn_auth_destroy(kn_auth *auth);                           /* accepts NULL */
@@ -87,6 +104,20 @@ int kn_auth_check_device(const char *device_id, const char *username, const kn_t
 
 /* Validate session variables (count and sizes). */
 int kn_auth_check_vars(const kn_token_var *vars, size_t var_count, char *msg, size_t msg_cap);
+
+/* Single-identifier checks: KN_OK or INVALID_ARGUMENT with the rule in msg.
+ * Usernames are 1-128 printable bytes without spaces (NULL and "" are
+ * refused here; logins treat them as "pick one for me" before calling). */
+int kn_auth_check_username(const char *username, char *msg, size_t msg_cap);
+int kn_auth_check_device_id(const char *device_id, char *msg, size_t msg_cap);
+int kn_auth_check_custom_id(const char *custom_id, char *msg, size_t msg_cap);
+int kn_auth_check_email_password(const char *email, const char *password, char *msg,
+                                 size_t msg_cap);
+
+/* Hash `password` with argon2id (crypto_pwhash_str, interactive limits) into
+ * `out` as a NUL-terminated string. Slow and memory-hungry on purpose: API
+ * workers only. KN_ERR_NOMEM when the memory for hashing is not available. */
+int kn_auth_hash_password(const char *password, char out[KN_AUTH_PASSWORD_HASH_SIZE]);
 
 void kn_auth_session_deinit(kn_auth_session *s); /* accepts zeroed */
 
