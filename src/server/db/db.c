@@ -89,6 +89,13 @@ static int result_error(kn_db *db, PGresult *res, const char *what)
         snprintf(db->constraint, sizeof db->constraint, "%s", c ? c : "");
         return KN_ERR_ALREADY_EXISTS;
     }
+    /* Foreign-key violation: the row a new row refers to is missing (every
+     * foreign key here cascades on delete, so it is never the other way). */
+    if (state && !strcmp(state, "23503")) {
+        const char *c = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        snprintf(db->constraint, sizeof db->constraint, "%s", c ? c : "");
+        return KN_ERR_NOT_FOUND;
+    }
     if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) return KN_ERR_ABORTED;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));

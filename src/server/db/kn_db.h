@@ -5,9 +5,10 @@
  * descriptors; kn_db_query prepares each statement once per connection and
  * executes it with text parameters. A lost connection is reset and the query
  * retried once, outside a transaction. Errors map to kn_err: a unique
- * violation is KN_ERR_ALREADY_EXISTS (kn_db_constraint names the
- * constraint), a serialization failure KN_ERR_ABORTED, anything else
- * KN_ERR_DB (logged once here with the server's message). */
+ * violation is KN_ERR_ALREADY_EXISTS and a foreign-key violation (the row
+ * referred to is missing) KN_ERR_NOT_FOUND (kn_db_constraint names the
+ * constraint of either), a serialization failure or deadlock KN_ERR_ABORTED,
+ * anything else KN_ERR_DB (logged once here with the server's message). */
 #ifndef KN_DB_H
 #define KN_DB_H
 
@@ -39,7 +40,7 @@ int kn_db_begin(kn_db *db);
 int kn_db_commit(kn_db *db);
 void kn_db_rollback(kn_db *db); /* safe to call when no transaction is open */
 
-/* Constraint name of the last KN_ERR_ALREADY_EXISTS, or "". */
+/* Constraint name of the last KN_ERR_ALREADY_EXISTS or KN_ERR_NOT_FOUND, or "". */
 const char *kn_db_constraint(const kn_db *db);
 
 size_t kn_db_rows_count(const kn_db_rows *rows);
