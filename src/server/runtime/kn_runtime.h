@@ -37,6 +37,8 @@ typedef struct kn_runtime_config {
     size_t memory_limit;     /* bytes per VM; 0 = 64 MiB */
     int64_t call_budget_ms;  /* wall time per RPC or hook call; 0 = 2000 ms (enforced by the
                                 host's watchdog, so only for VMs of a host's slots) */
+    int64_t match_budget_ms; /* wall time per match handler call; 0 = 200 ms */
+    size_t match_memory_limit; /* bytes per match VM; 0 = 32 MiB */
     const char *env;         /* "key=value,key=value": context.env for every call */
     bool run_once;           /* run kaos.run_once functions (at start, not on reload) */
     /* Which message cases are client operations (hooks may be registered
@@ -120,6 +122,13 @@ void kn_runtime_slot_destroy(kn_runtime_slot *s); /* accepts NULL */
 /* The VM of the current runtime; if building it fails, the previous VM stays
  * (NULL only if there never was one). */
 kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s);
+/* The match engine's factory (kn_match_factory_fn) for handlers registered
+ * with kaos.register_match; ud is the host. Each match gets its own VM from
+ * the host's current runtime, under the match memory cap and time budget. */
+typedef struct kn_match_handler kn_match_handler;
+int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, const char *node,
+                             kn_match_handler **out, char *msg, size_t cap);
+
 /* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);
 

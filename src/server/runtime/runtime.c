@@ -1,5 +1,6 @@
 /* runtime: module loading, the sandbox, the `kaos` table and RPC calls. */
 #include "kn_runtime.h"
+#include "runtime_internal.h"
 #include "kn_codec_json.h"
 #include "kn_cron.h"
 #include "kn_error.h"
@@ -23,43 +24,13 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_MODULES 256
 #define MAX_MODULE_BYTES (1 << 20)
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 << 20)
 #define JSON_MAX_DEPTH 64
 
-typedef struct module {
-    char *name;  /* file name without ".lua" (what require takes) */
-    char *chunk; /* "@name.lua", for messages */
-    char *source;
-    size_t len;
-} module;
-
-#define MAX_ENV 64
-
-struct kn_runtime {
-    atomic_int refs; /* the owner's, plus one per VM */
-    char *env_keys[MAX_ENV], *env_values[MAX_ENV];
-    size_t env_count;
-    module mods[MAX_MODULES];
-    size_t count;
-    size_t memory_limit;
-    int64_t call_budget_ms;
-    bool (*is_client_op)(int message_case);
-    uint64_t hooks[2][4]; /* [kind] bit set of message cases with a hook */
-};
-
-struct kn_runtime_vm {
-    lua_State *L;
-    const kn_runtime *rt;
-    size_t used, limit;
-    _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
-    atomic_bool armed;           /* the watchdog set the count hook */
-    bool timed_out;              /* this call was stopped by its budget */
-};
-
 /* Registry keys (addresses are unique). */
-static const char key_rpcs = 0, key_loaded = 0, key_vm = 0, key_run_once = 0, key_env = 0;
+static const char key_rpcs = 0, key_loaded = 0, key_vm = 0, key_run_once = 0;
+const char rt_key_env = 0, rt_key_matches = 0;
 static const char key_hooks[2] = {0, 0}; /* tables message case -> function */
 
 __attribute__((format(printf, 3, 4))) static void set_msg(char *msg, size_t cap, const char *fmt,
@@ -109,6 +80,7 @@ void kn_runtime_destroy(kn_runtime *rt)
         kn_free(rt->env_keys[i]);
         kn_free(rt->env_values[i]);
     }
+    for (size_t i = 0; i < rt->n_match_names; i++) kn_free(rt->match_names[i]);
     for (size_t i = 0; i < rt->count; i++) {
         kn_free(rt->mods[i].name);
         kn_free(rt->mods[i].chunk);
@@ -176,7 +148,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static kn_runtime_vm *vm_of(lua_State *L)
+kn_runtime_vm *rt_vm_of(lua_State *L)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vm);
     kn_runtime_vm *vm = lua_touserdata(L, -1);
@@ -212,7 +184,7 @@ static int safe_require(lua_State *L)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loaded);
     if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
     lua_pop(L, 1);
-    kn_runtime_vm *vm = vm_of(L);
+    kn_runtime_vm *vm = rt_vm_of(L);
     for (size_t i = 0; i < vm->rt->count; i++) {
         if (strcmp(vm->rt->mods[i].name, name)) continue;
         lua_pushboolean(L, 1); /* mark first: a cycle sees `true`, not a loop */
@@ -259,6 +231,26 @@ static int k_register_rpc(lua_State *L)
     return 0;
 }
 
+/* register_match(name, handlers): the table of match_* functions. */
+static int k_register_match(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!*name || strlen(name) > 128) return luaL_error(L, "match handler name must be 1-128 bytes");
+    static const char *const need[] = {"match_init",  "match_join_attempt", "match_join",
+                                       "match_leave", "match_loop",         "match_terminate",
+                                       "match_signal"};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        if (lua_getfield(L, 2, need[i]) != LUA_TFUNCTION)
+            return luaL_error(L, "match handler \"%s\": %s is not a function", name, need[i]);
+        lua_pop(L, 1);
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rt_key_matches);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
 /* register_req_before(fn, op) / register_req_after(fn, op) */
 static int register_hook(lua_State *L, kn_hook_kind kind)
 {
@@ -269,7 +261,7 @@ static int register_hook(lua_State *L, kn_hook_kind kind)
     if (c == KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND)
         return luaL_error(L, "match_data_send takes no hooks (it is the realtime path); "
                              "use an authoritative match handler");
-    kn_runtime_vm *vm = vm_of(L);
+    kn_runtime_vm *vm = rt_vm_of(L);
     if (vm->rt->is_client_op && !vm->rt->is_client_op(c))
         return luaL_error(L, "\"%s\" is not a client operation", op);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[kind]);
@@ -326,7 +318,7 @@ static int k_time(lua_State *L)
 
 /* Lua value -> jansson. Never raises (a raise would leak the partial tree):
  * returns NULL and sets *why instead. */
-static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
+json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
 {
     idx = lua_absindex(L, idx);
     if (depth > JSON_MAX_DEPTH || !lua_checkstack(L, 4)) {
@@ -355,7 +347,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
         }
         for (lua_Integer i = 1; n > 0 && i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            json_t *v = to_json(L, -1, depth + 1, why);
+            json_t *v = rt_to_json(L, -1, depth + 1, why);
             lua_pop(L, 1);
             if (!v || json_array_append_new(out, v)) goto fail;
         }
@@ -367,7 +359,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
                     *why = "object keys must be strings (or use a sequence)";
                     goto fail;
                 }
-                json_t *v = to_json(L, -1, depth + 1, why);
+                json_t *v = rt_to_json(L, -1, depth + 1, why);
                 if (!v || json_object_set_new(out, lua_tostring(L, -2), v)) {
                     lua_pop(L, 2);
                     goto fail;
@@ -385,7 +377,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
     }
 }
 
-static void from_json(lua_State *L, json_t *j, int depth)
+void rt_from_json(lua_State *L, json_t *j, int depth)
 {
     luaL_checkstack(L, 4, "json_decode");
     if (depth > JSON_MAX_DEPTH) luaL_error(L, "json_decode: nested too deep");
@@ -402,7 +394,7 @@ static void from_json(lua_State *L, json_t *j, int depth)
         lua_createtable(L, (int)json_array_size(j), 0);
         json_array_foreach(j, i, v)
         {
-            from_json(L, v, depth + 1);
+            rt_from_json(L, v, depth + 1);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         break;
@@ -413,7 +405,7 @@ static void from_json(lua_State *L, json_t *j, int depth)
         lua_createtable(L, 0, (int)json_object_size(j));
         json_object_foreach(j, k, v)
         {
-            from_json(L, v, depth + 1);
+            rt_from_json(L, v, depth + 1);
             lua_setfield(L, -2, k);
         }
         break;
@@ -431,7 +423,7 @@ static int json_holder_gc(lua_State *L)
     return 0;
 }
 
-static json_t **json_holder(lua_State *L)
+json_t **rt_json_holder(lua_State *L)
 {
     json_t **h = lua_newuserdatauv(L, sizeof *h, 0);
     *h = NULL;
@@ -446,9 +438,9 @@ static json_t **json_holder(lua_State *L)
 static int k_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    json_t **h = json_holder(L);
+    json_t **h = rt_json_holder(L);
     const char *why = NULL;
-    *h = to_json(L, 1, 0, &why);
+    *h = rt_to_json(L, 1, 0, &why);
     if (!*h) return luaL_error(L, "json_encode: %s", why ? why : "out of memory");
     char *s = json_dumps(*h, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!s) return luaL_error(L, "json_encode: out of memory");
@@ -462,10 +454,10 @@ static int k_json_decode(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     json_error_t e;
-    json_t **h = json_holder(L);
+    json_t **h = rt_json_holder(L);
     *h = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
     if (!*h) return luaL_error(L, "json_decode: %s at line %d column %d", e.text, e.line, e.column);
-    from_json(L, *h, 0);
+    rt_from_json(L, *h, 0);
     return 1;
 }
 
@@ -553,6 +545,7 @@ static const luaL_Reg kaos_funcs[] = {
     {"hmac_sha256_hash", k_hmac_sha256_hash},
     {"register_rpc", k_register_rpc},
     {"register_req_before", k_register_req_before},
+    {"register_match", k_register_match},
     {"register_req_after", k_register_req_after},
     {"run_once", k_run_once},
     {"logger_debug", k_debug},
@@ -607,13 +600,15 @@ static void open_sandbox(lua_State *L)
         lua_newtable(L);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &key_hooks[k]);
     }
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rt_key_matches);
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
     lua_setfield(L, -2, "kaos");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }
 
-static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap)
+int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap)
 {
     *out = NULL;
     kn_runtime_vm *vm = kn_calloc(1, sizeof *vm);
@@ -621,6 +616,7 @@ static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_
     vm->rt = rt;
     runtime_acquire(rt);
     vm->limit = rt->memory_limit;
+    vm->budget_ms = rt->call_budget_ms;
     vm->L = lua_newstate(vm_alloc, vm);
     if (!vm->L) {
         kn_runtime_destroy((kn_runtime *)rt);
@@ -636,7 +632,7 @@ static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_
         lua_pushstring(L, rt->env_values[i]);
         lua_setfield(L, -2, rt->env_keys[i]);
     }
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_env);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rt_key_env);
     /* Load every module in order, through require so each runs once. */
     for (size_t i = 0; i < rt->count; i++) {
         lua_pushcfunction(L, safe_require);
@@ -656,7 +652,7 @@ static int vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_
 
 int kn_runtime_vm_create(const kn_runtime *rt, kn_runtime_vm **out)
 {
-    return vm_create(rt, out, NULL, 0);
+    return rt_vm_create(rt, out, NULL, 0);
 }
 
 void kn_runtime_vm_destroy(kn_runtime_vm *vm)
@@ -692,7 +688,7 @@ static int parse_env(kn_runtime *rt, const char *env, char *err, size_t cap)
     return KN_OK;
 }
 
-static int traceback(lua_State *L);
+int rt_traceback(lua_State *L);
 static void push_context(lua_State *L, const kn_runtime_context *c);
 
 /* Calls every kaos.run_once function, in registration order, once. */
@@ -700,7 +696,7 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, rt_traceback);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_run_once);
     kn_runtime_context ctx = {"", "", "", "", "run_once", NULL, 0};
     int rc = KN_OK;
@@ -731,6 +727,13 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
         }
         lua_pop(L, 1);
     }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rt_key_matches);
+    lua_pushnil(L);
+    while (lua_next(L, -2) && rt->n_match_names < MAX_MATCH_HANDLERS) {
+        rt->match_names[rt->n_match_names++] = kn_strndup(lua_tostring(L, -2), 128);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 0);
 }
 
 bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int c)
@@ -747,11 +750,13 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
     rt->is_client_op = cfg->is_client_op;
     rt->call_budget_ms = cfg->call_budget_ms > 0 ? cfg->call_budget_ms : 2000;
+    rt->match_budget_ms = cfg->match_budget_ms > 0 ? cfg->match_budget_ms : 200;
+    rt->match_memory_limit = cfg->match_memory_limit ? cfg->match_memory_limit : (size_t)32 << 20;
     int rc = parse_env(rt, cfg->env, err, cap);
     if (rc == KN_OK && cfg->path && *cfg->path) rc = scan(rt, cfg->path, err, cap);
     kn_runtime_vm *check = NULL;
     /* Every module must load and run cleanly before anything serves. */
-    if (rc == KN_OK) rc = vm_create(rt, &check, err, cap);
+    if (rc == KN_OK) rc = rt_vm_create(rt, &check, err, cap);
     if (rc == KN_OK) record_hooks(rt, check);
     if (rc == KN_OK && cfg->run_once) rc = run_once_all(check, err, cap);
     kn_runtime_vm_destroy(check);
@@ -765,7 +770,7 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
 
 /* --- calls -------------------------------------------------------------------------------- */
 
-static int traceback(lua_State *L)
+int rt_traceback(lua_State *L)
 {
     if (lua_type(L, 1) == LUA_TTABLE) return 1; /* a structured error: keep it as it is */
     const char *m = lua_tostring(L, 1);
@@ -795,7 +800,7 @@ static void push_context(lua_State *L, const kn_runtime_context *c)
     lua_setfield(L, -2, "client_ip");
     lua_pushstring(L, c->execution_mode ? c->execution_mode : "rpc");
     lua_setfield(L, -2, "execution_mode");
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_env);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &rt_key_env);
     lua_setfield(L, -2, "env");
     lua_createtable(L, 0, (int)c->var_count);
     for (size_t i = 0; i < c->var_count; i++) {
@@ -810,7 +815,7 @@ static void push_context(lua_State *L, const kn_runtime_context *c)
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    kn_runtime_vm *vm = vm_of(L);
+    kn_runtime_vm *vm = rt_vm_of(L);
     int64_t dl = atomic_load(&vm->deadline_ms);
     if (dl && kn_time_mono_ms() >= dl) {
         /* From now on every instruction raises, so a script that catches
@@ -823,20 +828,20 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     atomic_store(&vm->armed, false);
 }
 
-static void call_begin(kn_runtime_vm *vm)
+void rt_call_begin(kn_runtime_vm *vm)
 {
     vm->timed_out = false;
-    atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->rt->call_budget_ms);
+    atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->budget_ms);
 }
 
-static void call_end(kn_runtime_vm *vm)
+void rt_call_end(kn_runtime_vm *vm)
 {
     atomic_store(&vm->deadline_ms, 0);
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
 }
 
 /* A script error -> (code, message for the client). */
-static int script_error(lua_State *L, const char *what, char *msg, size_t cap)
+int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap)
 {
     if (lua_type(L, -1) == LUA_TTABLE) {
         lua_getfield(L, -1, "code");
@@ -849,10 +854,9 @@ static int script_error(lua_State *L, const char *what, char *msg, size_t cap)
         return kn_err_from_wire((int)code);
     }
     const char *m = lua_tostring(L, -1);
-    kn_runtime_vm *vm = vm_of(L);
+    kn_runtime_vm *vm = rt_vm_of(L);
     if (vm->timed_out) {
-        KN_WARN("%s stopped: ran past its time budget of %lld ms", what,
-                (long long)vm->rt->call_budget_ms);
+        KN_WARN("%s stopped: ran past its time budget of %lld ms", what, (long long)vm->budget_ms);
         set_msg(msg, cap, "%s ran past its time budget", what);
         return KN_ERR_DEADLINE_EXCEEDED;
     }
@@ -874,7 +878,7 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     *out_len = 0;
     lua_State *L = vm->L;
     int top = lua_gettop(L);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, rt_traceback);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
     if (lua_getfield(L, -1, id) != LUA_TFUNCTION) {
         lua_settop(L, top);
@@ -887,11 +891,11 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     int rc = KN_OK;
     char what[160];
     snprintf(what, sizeof what, "rpc %s", id);
-    call_begin(vm);
+    rt_call_begin(vm);
     int status = lua_pcall(L, 2, 1, top + 1);
-    call_end(vm);
+    rt_call_end(vm);
     if (status != LUA_OK) {
-        rc = script_error(L, what, msg, cap);
+        rc = rt_script_error(L, what, msg, cap);
     } else if (lua_isnil(L, -1) || lua_type(L, -1) == LUA_TSTRING) {
         size_t n = 0;
         const char *s = lua_isnil(L, -1) ? "" : lua_tolstring(L, -1, &n);
@@ -923,10 +927,10 @@ static int hook_trampoline(lua_State *L)
         size_t n;
         const char *s = lua_tolstring(L, i, &n);
         json_error_t e;
-        json_t **h = json_holder(L);
+        json_t **h = rt_json_holder(L);
         *h = json_loadb(s, n, 0, &e);
         if (!*h) return luaL_error(L, "hook payload: %s", e.text);
-        from_json(L, *h, 0);
+        rt_from_json(L, *h, 0);
         lua_replace(L, i);
         lua_pop(L, 1);
     }
@@ -935,9 +939,9 @@ static int hook_trampoline(lua_State *L)
     if (!lua_istable(L, -1))
         return luaL_error(L, "a before hook returns the request table or nil, not a %s",
                           luaL_typename(L, -1));
-    json_t **h = json_holder(L);
+    json_t **h = rt_json_holder(L);
     const char *why = NULL;
-    *h = to_json(L, -2, 0, &why);
+    *h = rt_to_json(L, -2, 0, &why);
     if (!*h) return luaL_error(L, "before hook result: %s", why ? why : "out of memory");
     char *txt = json_dumps(*h, JSON_COMPACT);
     if (!txt) return luaL_error(L, "before hook result: out of memory");
@@ -954,7 +958,7 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
     *out_len = 0;
     lua_State *L = vm->L;
     int top = lua_gettop(L);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, rt_traceback);
     lua_pushcfunction(L, hook_trampoline);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[kind]);
     if (lua_rawgeti(L, -1, message_case) != LUA_TFUNCTION) {
@@ -969,11 +973,11 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
     snprintf(what, sizeof what, "%s hook of %s", kind == KN_HOOK_BEFORE ? "before" : "after",
              kn_envelope_type_name(message_case));
     int rc = KN_OK;
-    call_begin(vm);
+    rt_call_begin(vm);
     int status = lua_pcall(L, kind == KN_HOOK_AFTER ? 4 : 3, 1, top + 1);
-    call_end(vm);
+    rt_call_end(vm);
     if (status != LUA_OK) {
-        rc = script_error(L, what, msg, cap);
+        rc = rt_script_error(L, what, msg, cap);
     } else if (kind == KN_HOOK_BEFORE && lua_isnil(L, -1)) {
         set_msg(msg, cap, "%s rejected by a before hook", kn_envelope_type_name(message_case));
         rc = KN_ERR_PERMISSION_DENIED;
@@ -999,7 +1003,7 @@ struct kn_runtime_host {
     pthread_mutex_t lock; /* current, the slot list and each slot's vm */
     kn_runtime *current;
     atomic_uint generation;
-    kn_runtime_slot *slots; /* linked through slot->next */
+    kn_runtime_vm *watched; /* VMs under the time budget (slots' and matches') */
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
@@ -1022,8 +1026,38 @@ struct kn_runtime_slot {
     kn_runtime_host *host;
     kn_runtime_vm *vm;
     unsigned generation;
-    kn_runtime_slot *next;
 };
+
+void rt_watch_add(kn_runtime_host *h, kn_runtime_vm *vm)
+{
+    pthread_mutex_lock(&h->lock);
+    vm->watch_prev = NULL;
+    vm->watch_next = h->watched;
+    if (h->watched) h->watched->watch_prev = vm;
+    h->watched = vm;
+    vm->watched = true;
+    pthread_mutex_unlock(&h->lock);
+}
+
+void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm)
+{
+    if (!vm || !vm->watched) return;
+    pthread_mutex_lock(&h->lock);
+    if (vm->watch_prev) vm->watch_prev->watch_next = vm->watch_next;
+    else h->watched = vm->watch_next;
+    if (vm->watch_next) vm->watch_next->watch_prev = vm->watch_prev;
+    vm->watched = false;
+    pthread_mutex_unlock(&h->lock);
+}
+
+kn_runtime *rt_host_current(kn_runtime_host *h)
+{
+    pthread_mutex_lock(&h->lock);
+    kn_runtime *rt = h->current;
+    runtime_acquire(rt);
+    pthread_mutex_unlock(&h->lock);
+    return rt;
+}
 
 /* Every budget/10 (5-100 ms): arm the count hook of VMs whose call is past its deadline. */
 static void *watchdog_main(void *arg)
@@ -1032,14 +1066,12 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
         int64_t now = kn_time_mono_ms();
-        for (kn_runtime_slot *s = h->slots; s; s = s->next) {
-            kn_runtime_vm *vm = s->vm;
-            if (!vm) continue;
+        for (kn_runtime_vm *vm = h->watched; vm; vm = vm->watch_next) {
             int64_t dl = atomic_load(&vm->deadline_ms);
             if (dl && now >= dl && !atomic_exchange(&vm->armed, true))
                 lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1000);
         }
-        int64_t every = h->current->call_budget_ms / 10;
+        int64_t every = h->current->match_budget_ms / 10;
         every = every < 5 ? 5 : every > 100 ? 100 : every;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -1108,23 +1140,13 @@ int kn_runtime_slot_create(kn_runtime_host *h, kn_runtime_slot **out)
     *out = kn_calloc(1, sizeof **out);
     if (!*out) return KN_ERR_NOMEM;
     (*out)->host = h;
-    pthread_mutex_lock(&h->lock);
-    (*out)->next = h->slots;
-    h->slots = *out;
-    pthread_mutex_unlock(&h->lock);
     return KN_OK;
 }
 
 void kn_runtime_slot_destroy(kn_runtime_slot *s)
 {
     if (!s) return;
-    pthread_mutex_lock(&s->host->lock);
-    for (kn_runtime_slot **p = &s->host->slots; *p; p = &(*p)->next)
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    pthread_mutex_unlock(&s->host->lock);
+    rt_watch_del(s->host, s->vm);
     kn_runtime_vm_destroy(s->vm);
     kn_free(s);
 }
@@ -1140,11 +1162,10 @@ kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s)
     pthread_mutex_unlock(&s->host->lock);
     kn_runtime_vm *vm;
     if (kn_runtime_vm_create(rt, &vm) == KN_OK) {
-        pthread_mutex_lock(&s->host->lock); /* the watchdog reads s->vm */
-        kn_runtime_vm *old = s->vm;
+        rt_watch_add(s->host, vm);
+        rt_watch_del(s->host, s->vm);
+        kn_runtime_vm_destroy(s->vm);
         s->vm = vm;
-        pthread_mutex_unlock(&s->host->lock);
-        kn_runtime_vm_destroy(old);
         s->generation = gen;
     }
     kn_runtime_destroy(rt);

@@ -1,0 +1,226 @@
+/* kn_match: the authoritative match engine.
+ *
+ * A match is a room that ticks at a fixed rate (1-60 Hz) and whose logic is
+ * a handler: a vtable the engine calls (init, join_attempt, join, leave,
+ * loop, terminate, signal) with no idea what implements it — the Lua runtime
+ * does, with one lua_State per match. The engine owns matches, presences,
+ * inboxes and tick scheduling; it never includes Lua or ENet.
+ *
+ * Threads. Matches are spread over `threads` match threads (round robin at
+ * creation); each match lives on one thread for its whole life, so handler
+ * calls of one match never run concurrently and need no locks. Other threads
+ * talk to a match only through its thread's inbox (a mutex-guarded buffer
+ * swapped once per wake): the network thread pushes player input, joins and
+ * leaves; API workers push creations and signals. Outgoing traffic leaves as
+ * one batch per thread wake through the injected `out` sink (the server posts
+ * it to the network thread). With threads = 0 nothing runs by itself and the
+ * caller drives the engine with kn_match_engine_step and its own clock
+ * (deterministic tests).
+ *
+ * Ticks are scheduled on the monotonic clock: tick n of a match starting at
+ * t0 is due at t0 + n * 1000/rate ms. A tick that starts more than one
+ * interval late is counted (kn_match_stats.late_ticks) and logged — never
+ * skipped; a match that falls more than 10 intervals behind is re-based on
+ * the current time (counted as one late tick).
+ *
+ * Faults. A handler call that fails (script error, memory cap, time budget)
+ * ends that match alone: its players get a MatchEnd event with the reason
+ * and every other match keeps ticking. On kn_match_engine_stop every match
+ * gets terminate(grace_seconds), then ends.
+ *
+ * Ids. A match has a shareable id "<uuid>.<node>" (the same shape as relayed
+ * matches) and a compact handle, carried by every data packet, with bit 31
+ * set (relayed handles never have it). Handles encode the owning thread. */
+#ifndef KN_MATCH_H
+#define KN_MATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KN_MATCH_HANDLE_BIT 0x80000000u
+#define KN_MATCH_ID_MAX 64
+#define KN_MATCH_LABEL_MAX 2048
+#define KN_MATCH_NAME_MAX 128
+#define KN_MATCH_REASON_MAX 128
+
+typedef uint64_t kn_match_conn; /* a network connection id (kn_conn_id) */
+
+typedef struct kn_match_engine kn_match_engine;
+
+/* A player in a match. */
+typedef struct kn_match_presence {
+    uint32_t slot; /* unique in the match while the player stays; 0 = none */
+    kn_match_conn conn;
+    char user_id[37];
+    char session_id[37];
+    char username[129];
+} kn_match_presence;
+
+/* Player input delivered to loop(). */
+typedef struct kn_match_message {
+    const kn_match_presence *sender;
+    int64_t op_code;
+    const uint8_t *data;
+    size_t len;
+    bool reliable;
+    int64_t receive_ms; /* wall clock, Unix ms */
+} kn_match_message;
+
+/* What handler code may do to its match during a call. Presences are named
+ * by slot. `targets` NULL = every presence; `sender` 0 = the server. */
+typedef struct kn_match_dispatcher {
+    int (*broadcast)(void *ud, int64_t op_code, const uint8_t *data, size_t len,
+                     const uint32_t *targets, size_t n_targets, uint32_t sender, bool reliable,
+                     bool deferred);
+    int (*kick)(void *ud, const uint32_t *slots, size_t n);
+    int (*label_update)(void *ud, const char *label);
+    void *ud;
+} kn_match_dispatcher;
+
+/* The context of every handler call. */
+typedef struct kn_match_call {
+    const kn_match_dispatcher *dispatcher;
+    const char *match_id;
+    const char *node;
+    int64_t tick;
+    const kn_match_presence *const *presences; /* everyone in the match now */
+    size_t n_presences;
+} kn_match_call;
+
+/* A handler instance: one per match. Every function returns KN_OK or an
+ * error (the match then ends with `msg` as the reason). */
+typedef struct kn_match_handler kn_match_handler;
+typedef struct kn_match_handler_vt {
+    /* -> tick rate (1-60) and label (kn_malloc'd JSON text or NULL). */
+    int (*init)(kn_match_handler *h, const kn_match_call *c, const char *params, size_t params_len,
+                int *tick_rate, char **label, char *msg, size_t cap);
+    /* -> *allow; when refused, a reason for the player in `reason`. */
+    int (*join_attempt)(kn_match_handler *h, const kn_match_call *c, const kn_match_presence *p,
+                        const char *metadata, size_t metadata_len, bool *allow, char *reason,
+                        size_t reason_cap, char *msg, size_t cap);
+    int (*join)(kn_match_handler *h, const kn_match_call *c, const kn_match_presence *const *ps,
+                size_t n, char *msg, size_t cap);
+    int (*leave)(kn_match_handler *h, const kn_match_call *c, const kn_match_presence *const *ps,
+                 size_t n, char *msg, size_t cap);
+    /* *end = true when the handler ended the match (returned nil). */
+    int (*loop)(kn_match_handler *h, const kn_match_call *c, const kn_match_message *msgs,
+                size_t n, bool *end, char *msg, size_t cap);
+    int (*terminate)(kn_match_handler *h, const kn_match_call *c, int grace_seconds, char *msg,
+                     size_t cap);
+    /* -> response (kn_malloc'd, may be NULL). */
+    int (*signal)(kn_match_handler *h, const kn_match_call *c, const char *data, size_t len,
+                  char **response, size_t *response_len, char *msg, size_t cap);
+    void (*destroy)(kn_match_handler *h);
+} kn_match_handler_vt;
+struct kn_match_handler {
+    const kn_match_handler_vt *vt;
+};
+
+/* Makes the handler registered as `name` (the runtime). KN_ERR_NOT_FOUND for
+ * an unknown name. Called on the creating thread. */
+typedef int (*kn_match_factory_fn)(void *ud, const char *name, const char *match_id,
+                                   const char *node, kn_match_handler **out, char *msg, size_t cap);
+
+/* Outgoing traffic of one thread wake, in order. The sink owns `batch`
+ * (kn_match_batch_free). Called on the match threads. */
+typedef struct kn_match_batch kn_match_batch;
+typedef void (*kn_match_out_fn)(void *ud, kn_match_batch *batch);
+
+/* What a batch holds: the same bytes to several connections on a channel,
+ * or a close of membership (the connection leaves the match on the network
+ * thread's books: kicked, match ended, join refused after it raced a close). */
+typedef enum { KN_MATCH_OUT_SEND, KN_MATCH_OUT_JOINED, KN_MATCH_OUT_LEFT } kn_match_out_kind;
+typedef struct kn_match_out {
+    kn_match_out_kind kind;
+    uint8_t channel;
+    bool reliable;
+    const kn_match_conn *conns;
+    size_t n_conns;
+    const uint8_t *data; /* an encoded Envelope */
+    size_t len;
+    uint32_t handle; /* JOINED / LEFT: the match and the slot */
+    uint32_t slot;
+} kn_match_out;
+size_t kn_match_batch_count(const kn_match_batch *b);
+const kn_match_out *kn_match_batch_get(const kn_match_batch *b, size_t i);
+void kn_match_batch_free(kn_match_batch *b); /* accepts NULL */
+
+typedef struct kn_match_engine_config {
+    int threads;               /* match threads; 0 = manual stepping */
+    bool pin_threads;          /* pin thread i to CPU i % ncpu */
+    const char *node;
+    uint32_t max_matches;      /* 0 = 10000 */
+    uint32_t max_size;         /* players per match; 0 = 256 */
+    size_t max_message_size;   /* largest envelope built; 0 = 16 KiB */
+    size_t max_inbox_bytes;    /* per thread, input buffered between wakes; 0 = 4 MiB */
+    kn_match_factory_fn factory;
+    void *factory_ud;
+    kn_match_out_fn out;
+    void *out_ud;
+    int64_t (*now_us)(void);   /* monotonic µs; NULL = kn_time_mono_us */
+} kn_match_engine_config;
+
+typedef struct kn_match_stats {
+    uint64_t matches, created, ended, errors;
+    uint64_t ticks, late_ticks;
+    uint64_t inputs, inputs_dropped;
+    uint64_t tick_us_max; /* longest single tick, µs */
+} kn_match_stats;
+
+int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **out);
+/* Terminates every match (terminate(grace), flushes), stops the threads. */
+void kn_match_engine_stop(kn_match_engine *e, int grace_seconds);
+void kn_match_engine_destroy(kn_match_engine *e); /* accepts NULL; stops first */
+/* Manual mode: run everything due at the injected clock's time. */
+void kn_match_engine_step(kn_match_engine *e);
+void kn_match_engine_stats(kn_match_engine *e, kn_match_stats *out);
+
+/* Create a match of handler `name`; runs init on the calling thread, then
+ * hands the match to a match thread. Any thread. *match_id: the new id. */
+int kn_match_create(kn_match_engine *e, const char *name, const char *params, size_t params_len,
+                    char match_id[KN_MATCH_ID_MAX], char *msg, size_t cap);
+
+/* Ask to join. The answer comes back through the sink: a JOINED out record
+ * followed by the Match envelope to `who.conn` (cid echoed), or an Error
+ * envelope with the handler's reason. NOT_FOUND when there is no such match
+ * (the caller may then try a relayed match). Any thread. */
+int kn_match_join(kn_match_engine *e, const char *match_id, const kn_match_presence *who,
+                  uint32_t cid, const char *metadata, size_t metadata_len);
+/* The connection leaves (client request or disconnect). Any thread. */
+int kn_match_leave(kn_match_engine *e, uint32_t handle, kn_match_conn conn);
+/* Player input; copied. RESOURCE_EXHAUSTED when the inbox is full (dropped
+ * and counted). Any thread (the network thread). */
+int kn_match_input(kn_match_engine *e, uint32_t handle, uint32_t slot, int64_t op_code,
+                   const uint8_t *data, size_t len, bool reliable);
+/* Call the handler's signal and wait up to timeout_ms for its response
+ * (kn_malloc'd). Any thread but a match thread. */
+int kn_match_signal(kn_match_engine *e, const char *match_id, const char *data, size_t len,
+                    int64_t timeout_ms, char **response, size_t *response_len, char *msg,
+                    size_t cap);
+
+/* Listing, from the registry (any thread). label_query: "+field:value",
+ * "-field:value", "field:>=N" (also >, <, <=), terms separated by spaces;
+ * `+` terms must match, `-` terms must not, bare terms rank results. */
+typedef struct kn_match_info {
+    char match_id[KN_MATCH_ID_MAX];
+    char handler[KN_MATCH_NAME_MAX + 1];
+    char *label; /* JSON text or NULL; owned by the list */
+    uint32_t size;
+    int tick_rate;
+} kn_match_info;
+typedef struct kn_match_list_query {
+    uint32_t limit;       /* 1-100 */
+    const char *label;    /* exact label text, or NULL */
+    const char *query;    /* label query, or NULL */
+    int32_t min_size;     /* -1 = any */
+    int32_t max_size;     /* -1 = any */
+} kn_match_list_query;
+int kn_match_list(kn_match_engine *e, const kn_match_list_query *q, kn_match_info **out,
+                  size_t *n, char *msg, size_t cap);
+void kn_match_list_free(kn_match_info *list, size_t n);
+
+/* Whether a label query is valid (for argument checks before listing). */
+int kn_match_query_check(const char *query, char *msg, size_t cap);
+
+#endif

@@ -1,0 +1,68 @@
+/* Internal to the runtime module: shared by runtime.c and match_lua.c. */
+#ifndef KN_RUNTIME_INTERNAL_H
+#define KN_RUNTIME_INTERNAL_H
+
+#include "kn_runtime.h"
+
+#include <jansson.h>
+#include <lua.h>
+#include <stdatomic.h>
+
+#define MAX_MODULES 256
+#define MAX_ENV 64
+#define MAX_MATCH_HANDLERS 256
+
+typedef struct module {
+    char *name;  /* file name without ".lua" (what require takes) */
+    char *chunk; /* "@name.lua", for messages */
+    char *source;
+    size_t len;
+} module;
+
+struct kn_runtime {
+    atomic_int refs; /* the owner's, plus one per VM */
+    char *env_keys[MAX_ENV], *env_values[MAX_ENV];
+    size_t env_count;
+    module mods[MAX_MODULES];
+    size_t count;
+    size_t memory_limit;
+    int64_t call_budget_ms;
+    int64_t match_budget_ms;
+    size_t match_memory_limit;
+    char *match_names[MAX_MATCH_HANDLERS]; /* kaos.register_match names, from the check VM */
+    size_t n_match_names;
+    bool (*is_client_op)(int message_case);
+    uint64_t hooks[2][4]; /* [kind] bit set of message cases with a hook */
+};
+
+struct kn_runtime_vm {
+    lua_State *L;
+    const kn_runtime *rt;
+    size_t used, limit;
+    _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
+    atomic_bool armed;           /* the watchdog set the count hook */
+    bool timed_out;              /* this call was stopped by its budget */
+    int64_t budget_ms;           /* per call */
+    kn_runtime_vm *watch_prev, *watch_next; /* the host's watchdog list */
+    bool watched;
+};
+
+/* Registry keys: the env table, the table of match handlers by name. */
+extern const char rt_key_env, rt_key_matches;
+
+kn_runtime_vm *rt_vm_of(lua_State *L);
+int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap);
+json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why);
+void rt_from_json(lua_State *L, json_t *j, int depth);
+json_t **rt_json_holder(lua_State *L);
+int rt_traceback(lua_State *L);
+void rt_call_begin(kn_runtime_vm *vm);
+void rt_call_end(kn_runtime_vm *vm);
+int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap);
+/* The host's watchdog list (enforces the time budget of VMs on it). */
+void rt_watch_add(kn_runtime_host *h, kn_runtime_vm *vm);
+void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm);
+/* The host's current runtime, acquired (release with kn_runtime_destroy). */
+kn_runtime *rt_host_current(kn_runtime_host *h);
+
+#endif
