@@ -157,6 +157,16 @@ typedef struct kaos_match {
     size_t presence_count;
 } kaos_match;
 
+/* One authoritative match in a listing (kaos_client_match_list). */
+typedef struct kaos_match_info {
+    const char *match_id;
+    bool authoritative;
+    const char *label;   /* the handler's JSON label, "" if none */
+    uint32_t size;       /* players now */
+    uint32_t tick_rate;
+    const char *handler; /* the registered handler name */
+} kaos_match_info;
+
 /* All optional (NULL = not interested). `ud` is kaos_client_config.user_data. */
 typedef struct kaos_callbacks {
     void (*on_connected)(kaos_client *c, void *ud);
@@ -189,6 +199,15 @@ typedef struct kaos_callbacks {
     /* The answer of kaos_client_rpc: the function's return value. */
     void (*on_rpc)(kaos_client *c, uint32_t cid, const char *id, const char *payload,
                    size_t len, void *ud);
+    /* An authoritative match ended for this player: `code` 0 = ended by its
+     * handler, 10 ABORTED = kicked, 14 UNAVAILABLE = server shutdown, others
+     * = the handler failed (13 INTERNAL, 8 RESOURCE_EXHAUSTED memory cap,
+     * 4 DEADLINE_EXCEEDED time budget). The handle is no longer valid. */
+    void (*on_match_end)(kaos_client *c, uint32_t match, const char *match_id, int code,
+                         const char *reason, void *ud);
+    /* The answer of kaos_client_match_list (the array lives for the call). */
+    void (*on_match_list)(kaos_client *c, uint32_t cid, const kaos_match_info *matches,
+                          size_t count, void *ud);
 } kaos_callbacks;
 
 typedef struct kaos_client_config {
@@ -292,6 +311,21 @@ int kaos_client_rpc(kaos_client *c, const char *id, const char *payload);
 /* A relayed match; the creator joins it. max_size 0 = server default. */
 int kaos_client_match_create(kaos_client *c, uint32_t max_size);
 int kaos_client_match_join(kaos_client *c, const char *match_id);
+/* Join with metadata for an authoritative match's match_join_attempt: NULL
+ * or a NULL-terminated list key, value, key, value, ... A refusal arrives as
+ * on_error PERMISSION_DENIED with the handler's reason. */
+int kaos_client_match_join_with(kaos_client *c, const char *match_id, const char *const *metadata);
+/* Create an authoritative match run by the server-side handler registered
+ * as `handler` (kaos.register_match); `params_json` (a JSON object, may be
+ * NULL) reaches match_init. The creator then joins: on_match, or on_error
+ * (NOT_FOUND for an unknown handler, the join refusal, ...). */
+int kaos_client_match_create_authoritative(kaos_client *c, const char *handler,
+                                           const char *params_json);
+/* List authoritative matches: at most `limit` (1-100, 0 = 10), with exactly
+ * `label` (NULL = any), matching `query` (NULL = any; see docs/matches.md),
+ * and min_size..max_size players (0 = no bound). Answer: on_match_list. */
+int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, const char *query,
+                           int32_t min_size, int32_t max_size);
 /* `match` is kaos_match.handle. The answer is on_ack. */
 int kaos_client_match_leave(kaos_client *c, uint32_t match);
 

@@ -139,6 +139,28 @@ static void handle_match_presence(kaos_client *c, const Kaos__V1__MatchPresenceE
                                 e->n_leaves, UD(c));
 }
 
+static void handle_match_end(kaos_client *c, const Kaos__V1__MatchEnd *e)
+{
+    if (CB(c).on_match_end)
+        CB(c).on_match_end(c, e->match, e->match_id, (int)e->code, e->reason, UD(c));
+}
+
+static void handle_match_list(kaos_client *c, uint32_t cid, const Kaos__V1__MatchList *l)
+{
+    kaos_match_info *list = l->n_matches ? kn_calloc(l->n_matches, sizeof *list) : NULL;
+    if (l->n_matches && !list) {
+        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list matches");
+        return;
+    }
+    for (size_t i = 0; i < l->n_matches; i++) {
+        const Kaos__V1__MatchInfo *m = l->matches[i];
+        list[i] = (kaos_match_info){m->match_id, m->authoritative, m->label, m->size,
+                                    m->tick_rate, m->handler};
+    }
+    if (CB(c).on_match_list) CB(c).on_match_list(c, cid, list, l->n_matches, UD(c));
+    kn_free(list);
+}
+
 static void handle_server_shutdown(kaos_client *c, const Kaos__V1__ServerShutdown *s)
 {
     KN_INFO("server shutting down within %u ms", s->grace_ms);
@@ -171,6 +193,12 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_SERVER_SHUTDOWN:
         handle_server_shutdown(c, env->server_shutdown);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_END:
+        handle_match_end(c, env->match_end);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST:
+        handle_match_list(c, env->cid, env->match_list);
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_RPC:
         if (c->cfg.callbacks.on_rpc)

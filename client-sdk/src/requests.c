@@ -112,6 +112,8 @@ DEFINE_VARS_BUILDER(email_vars, Kaos__V1__AuthenticateEmail__VarsEntry,
                     kaos__v1__authenticate_email__vars_entry__init)
 DEFINE_VARS_BUILDER(custom_vars, Kaos__V1__AuthenticateCustom__VarsEntry,
                     kaos__v1__authenticate_custom__vars_entry__init)
+DEFINE_VARS_BUILDER(join_metadata, Kaos__V1__MatchJoin__MetadataEntry,
+                    kaos__v1__match_join__metadata_entry__init)
 
 int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const char *username,
                                     bool create, const char *const *vars)
@@ -256,12 +258,54 @@ int kaos_client_match_create(kaos_client *c, uint32_t max_size)
 
 int kaos_client_match_join(kaos_client *c, const char *match_id)
 {
-    if (!c || !match_id) return KN_ERR_INVALID_ARGUMENT;
+    return kaos_client_match_join_with(c, match_id, NULL);
+}
+
+int kaos_client_match_join_with(kaos_client *c, const char *match_id, const char *const *metadata)
+{
+    size_t n;
+    if (!c || !match_id || count_pairs(metadata, &n) < 0) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchJoin__MetadataEntry *entries, **pointers;
+    if (join_metadata(metadata, n, &entries, &pointers)) return KN_ERR_NOMEM;
     Kaos__V1__MatchJoin msg = KAOS__V1__MATCH_JOIN__INIT;
     msg.match_id = unconst_str(match_id);
+    msg.n_metadata = n;
+    msg.metadata = pointers;
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
     env.match_join = &msg;
+    int rc = kaos_client__request(c, &env);
+    kn_free(entries);
+    kn_free(pointers);
+    return rc;
+}
+
+int kaos_client_match_create_authoritative(kaos_client *c, const char *handler,
+                                           const char *params_json)
+{
+    if (!c || !handler || !*handler) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchCreate msg = KAOS__V1__MATCH_CREATE__INIT;
+    msg.handler = unconst_str(handler);
+    if (params_json) msg.params = unconst_str(params_json);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE;
+    env.match_create = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, const char *query,
+                           int32_t min_size, int32_t max_size)
+{
+    if (!c || limit > 100) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchListRequest msg = KAOS__V1__MATCH_LIST_REQUEST__INIT;
+    msg.limit = limit;
+    if (label) msg.label = unconst_str(label);
+    if (query) msg.query = unconst_str(query);
+    msg.min_size = min_size;
+    msg.max_size = max_size;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST_REQUEST;
+    env.match_list_request = &msg;
     return kaos_client__request(c, &env);
 }
 

@@ -15,6 +15,7 @@
 #include "kn_net.h"
 #include "kn_relay.h"
 #include "kn_runtime.h"
+#include "kn_match.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -94,6 +95,8 @@ typedef struct reloader {
     const char *env;
     size_t memory_limit;
     int64_t call_budget_ms;
+    int64_t match_budget_ms;
+    size_t match_memory_limit;
     pthread_t thread;
     bool started;
     atomic_int stop;
@@ -112,6 +115,8 @@ static void *reloader_main(void *arg)
         kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env, /* no run_once again */
                                     .memory_limit = rl->memory_limit,
                                     .call_budget_ms = rl->call_budget_ms,
+                                    .match_budget_ms = rl->match_budget_ms,
+                                    .match_memory_limit = rl->match_memory_limit,
                                     .is_client_op = kn_gateway_is_client_op};
         kn_runtime *rt;
         if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
@@ -198,6 +203,7 @@ int kn_server_run(const kn_config *cfg)
     kn_lockout *account_lock = NULL, *address_lock = NULL;
     kn_runtime *runtime = NULL;
     kn_runtime_host *host = NULL;
+    kn_match_engine *matches = NULL;
     kn_runtime_slot *slots[64] = {NULL};
     reloader rl = {0};
     kn_http *http = NULL;
@@ -223,6 +229,8 @@ int kn_server_run(const kn_config *cfg)
     kn_runtime_config rtc = {.path = cfg->runtime_path, .env = cfg->runtime_env, .run_once = true,
                              .memory_limit = (size_t)cfg->runtime_memory_mb << 20,
                              .call_budget_ms = cfg->runtime_call_budget_ms,
+                             .match_budget_ms = cfg->match_callback_budget_ms,
+                             .match_memory_limit = (size_t)cfg->match_memory_mb << 20,
                              .is_client_op = kn_gateway_is_client_op};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
@@ -236,7 +244,9 @@ int kn_server_run(const kn_config *cfg)
     for (int i = 0; i < (int)cfg->api_workers; i++)
         if ((rc = kn_runtime_slot_create(host, &slots[i]))) goto done;
     rl = (reloader){.host = host, .path = cfg->runtime_path, .env = cfg->runtime_env,
-                    .memory_limit = rtc.memory_limit, .call_budget_ms = rtc.call_budget_ms};
+                    .memory_limit = rtc.memory_limit, .call_budget_ms = rtc.call_budget_ms,
+                    .match_budget_ms = rtc.match_budget_ms,
+                    .match_memory_limit = rtc.match_memory_limit};
     if ((rc = reloader_start(&rl))) goto done;
 
     kn_api_config apc = {.workers = (int)cfg->api_workers,
@@ -267,6 +277,24 @@ int kn_server_run(const kn_config *cfg)
                             .address_lockout = address_lock,
                             .runtime = host};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
+
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    kn_match_engine_config mec = {
+        .threads = cfg->match_threads ? (int)cfg->match_threads : (int)(ncpu > 0 ? ncpu : 1),
+        .pin_threads = true,
+        .node = cfg->node,
+        .max_matches = (uint32_t)cfg->max_matches,
+        .max_size = (uint32_t)cfg->match_max_size,
+        .max_message_size = (size_t)cfg->max_message_size,
+        .factory = kn_runtime_match_factory,
+        .factory_ud = host,
+        .out = kn_gateway_match_out,
+        .out_ud = gw,
+    };
+    if (mec.threads > 64) mec.threads = 64;
+    if ((rc = kn_match_engine_create(&mec, &matches))) goto done;
+    kn_gateway_attach_matches(gw, matches);
+    kn_runtime_host_set_match_engine(host, matches);
 
     kn_net_config nc;
     kn_net_config_default(&nc);
@@ -331,6 +359,8 @@ done:
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
     kn_api_destroy(api);
+    /* After the workers (they create matches), before the VMs' host. */
+    kn_match_engine_destroy(matches);
     for (int i = 0; i < 64; i++) kn_runtime_slot_destroy(slots[i]);
     kn_runtime_host_destroy(host);
     kn_runtime_destroy(runtime);

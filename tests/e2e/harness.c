@@ -401,6 +401,25 @@ static void on_rpc(kaos_client *k, uint32_t cid, const char *id, const char *pay
     snprintf(c->rpc_payload, sizeof c->rpc_payload, "%s", payload);
 }
 
+static void on_match_end(kaos_client *k, uint32_t match, const char *match_id, int code,
+                         const char *reason, void *ud)
+{
+    e2e_client *c = ud;
+    c->match_ends++;
+    c->match_end_handle = match;
+    c->match_end_code = code;
+    snprintf(c->match_end_reason, sizeof c->match_end_reason, "%s", reason);
+}
+
+static void on_match_list(kaos_client *k, uint32_t cid, const kaos_match_info *list, size_t n,
+                          void *ud)
+{
+    e2e_client *c = ud;
+    c->match_lists++;
+    c->match_list_count = n;
+    snprintf(c->match_list_first, sizeof c->match_list_first, "%s", n ? list[0].label : "");
+}
+
 static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
 {
     ((e2e_client *)ud)->shutdown_notices++;
@@ -432,6 +451,8 @@ static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keep
         .on_match_presence = on_presence,
         .on_shutdown_notice = on_shutdown,
         .on_rpc = on_rpc,
+        .on_match_end = on_match_end,
+        .on_match_list = on_match_list,
     };
     assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
     assert_int_equal(kaos_client_connect(c->c), KAOS_OK);

@@ -92,6 +92,14 @@ typedef struct e2e_client {
     uint32_t last_join_slot, last_leave_slot;
     e2e_data data[E2E_MAX_DATA];
     size_t data_count;
+    /* authoritative matches */
+    int match_ends;
+    uint32_t match_end_handle;
+    int match_end_code;
+    char match_end_reason[128];
+    int match_lists;
+    size_t match_list_count;
+    char match_list_first[256];
 } e2e_client;
 
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits

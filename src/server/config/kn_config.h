@@ -61,6 +61,10 @@ typedef struct kn_config {
     char *runtime_env;
     int64_t runtime_call_budget_ms;
     int64_t runtime_memory_mb;
+    int64_t match_threads;
+    int64_t match_callback_budget_ms;
+    int64_t match_memory_mb;
+    int64_t max_matches;
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

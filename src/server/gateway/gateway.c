@@ -11,12 +11,14 @@
 #include "kn_limits.h"
 #include "kn_log.h"
 #include "kn_map.h"
+#include "kn_match.h"
 #include "kn_mem.h"
 #include "kn_relay.h"
 #include "kn_runtime.h"
 #include "kn_time.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,12 +35,19 @@ typedef struct session {
     char session_id[37];
     int64_t expires_at;
     kn_token_claims vars; /* only .vars used: the session variables */
+    struct {              /* authoritative matches this connection is in */
+        uint32_t handle, slot;
+    } am[8];
+    size_t n_am;
 } session;
 
 struct kn_gateway {
     kn_gateway_deps deps;
     kn_net *net;
     kn_relay *relay;
+    kn_match_engine *matches; /* authoritative matches (NULL = none) */
+    bool took_env;            /* a net-thread handler kept the request (moved it to a job) */
+    bool before_done;         /* the route runs after its before hook already ran */
     kn_map revoked;          /* net thread: hash(session id) -> its token's expiry (s) */
     int64_t next_sweep_ms;
     bool stopping;
@@ -289,8 +298,113 @@ done:
     if (others_p != others_p_store) kn_free(others_p);
 }
 
+/* --- authoritative match membership (net thread) --------------------------------- */
+
+static int am_find(const session *s, uint32_t handle)
+{
+    for (size_t i = 0; i < s->n_am; i++)
+        if (s->am[i].handle == handle) return (int)i;
+    return -1;
+}
+
+static void am_remove(session *s, uint32_t handle)
+{
+    int i = am_find(s, handle);
+    if (i < 0) return;
+    s->am[i] = s->am[--s->n_am];
+}
+
+static kn_match_presence presence_of(const session *s)
+{
+    kn_match_presence p = {.conn = s->id};
+    memcpy(p.user_id, s->user_id, sizeof p.user_id);
+    memcpy(p.session_id, s->session_id, sizeof p.session_id);
+    memcpy(p.username, s->username, sizeof p.username);
+    return p;
+}
+
+/* Net thread: a match thread's outgoing batch, in order. */
+typedef struct batch_post {
+    kn_gateway *gw;
+    kn_match_batch *b;
+} batch_post;
+
+static void deliver(void *arg)
+{
+    batch_post *bp = arg;
+    kn_gateway *gw = bp->gw;
+    for (size_t i = 0; i < kn_match_batch_count(bp->b); i++) {
+        const kn_match_out *o = kn_match_batch_get(bp->b, i);
+        if (o->kind == KN_MATCH_OUT_SEND) {
+            kn_net_send_many(gw->net, o->conns, o->n_conns, o->channel, o->data, o->len, o->reliable);
+            continue;
+        }
+        session *s = kn_net_conn_data(gw->net, o->conns[0]);
+        if (o->kind == KN_MATCH_OUT_LEFT) {
+            if (s) am_remove(s, o->handle);
+        } else if (s && s->authenticated && s->n_am < 8 && am_find(s, o->handle) < 0) {
+            s->am[s->n_am].handle = o->handle;
+            s->am[s->n_am++].slot = o->slot;
+        } else {
+            kn_match_leave(gw->matches, o->handle, o->conns[0]); /* gone meanwhile */
+        }
+    }
+    kn_match_batch_free(bp->b);
+    kn_free(bp);
+}
+
+void kn_gateway_match_out(void *ud, kn_match_batch *b)
+{
+    kn_gateway *gw = ud;
+    batch_post *bp = gw->net ? kn_malloc(sizeof *bp) : NULL;
+    if (bp) {
+        bp->gw = gw;
+        bp->b = b;
+    }
+    if (!bp || kn_net_post_fn(gw->net, deliver, bp)) {
+        KN_WARN("match traffic dropped: cannot reach the network thread");
+        kn_free(bp);
+        kn_match_batch_free(b);
+    }
+}
+
+/* MatchJoin metadata (a string map) as a JSON object; NULL on failure. */
+static char *metadata_json(const Kaos__V1__MatchJoin *j, size_t *len)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < j->n_metadata; i++) {
+        json_t *v = json_string(j->metadata[i]->value);
+        if (!v || json_object_set_new(o, j->metadata[i]->key, v)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    char *out = txt ? kn_strndup(txt, strlen(txt)) : NULL;
+    free(txt);
+    *len = out ? strlen(out) : 0;
+    return out;
+}
+
+static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env);
+
 static void handle_match_create(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
+    if (*env->match_create->handler) {
+        /* Authoritative: match_init runs Lua, so on a worker. */
+        if (!gw->matches) {
+            send_error(gw, s->id, env->cid, KN_ERR_UNIMPLEMENTED, "authoritative matches are off");
+            return;
+        }
+        if (s->n_am == 8) {
+            send_error(gw, s->id, env->cid, KN_ERR_RESOURCE_EXHAUSTED, "in too many matches");
+            return;
+        }
+        gw->took_env = true;
+        handle_api(gw, s, channel, env);
+        return;
+    }
     kn_relay_member who;
     member_of(s, &who);
     kn_relay_joined j;
@@ -307,6 +421,24 @@ static void handle_match_create(kn_gateway *gw, session *s, uint8_t channel, kn_
 
 static void handle_match_join(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
+    if (gw->matches) {
+        size_t len;
+        char *md = metadata_json(env->match_join, &len);
+        kn_match_presence p = presence_of(s);
+        int rc = !md ? KN_ERR_INVALID_ARGUMENT
+                 : s->n_am == 8 ? KN_ERR_RESOURCE_EXHAUSTED
+                                : kn_match_join(gw->matches, env->match_join->match_id, &p,
+                                                env->cid, md, len);
+        kn_free(md);
+        if (rc != KN_ERR_NOT_FOUND) {
+            if (rc)
+                send_error(gw, s->id, env->cid, rc,
+                           rc == KN_ERR_INVALID_ARGUMENT   ? "metadata must be UTF-8 text"
+                           : rc == KN_ERR_RESOURCE_EXHAUSTED ? "in too many matches"
+                                                             : "server busy; retry");
+            return; /* the answer comes from the match thread */
+        }
+    }
     kn_relay_member who;
     member_of(s, &who);
     kn_relay_joined j;
@@ -324,7 +456,18 @@ static void handle_match_join(kn_gateway *gw, session *s, uint8_t channel, kn_en
 
 static void handle_match_leave(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
-    int rc = kn_relay_match_leave(gw->relay, env->match_leave->match, s->id);
+    uint32_t handle = env->match_leave->match;
+    if (handle & KN_MATCH_HANDLE_BIT) {
+        if (am_find(s, handle) < 0) {
+            send_error(gw, s->id, env->cid, KN_ERR_NOT_FOUND, "not in that match");
+            return;
+        }
+        am_remove(s, handle);
+        kn_match_leave(gw->matches, handle, s->id);
+        send_ack(gw, s->id, env->cid);
+        return;
+    }
+    int rc = kn_relay_match_leave(gw->relay, handle, s->id);
     if (rc) send_error(gw, s->id, env->cid, rc, "not in that match");
     else send_ack(gw, s->id, env->cid);
 }
@@ -332,6 +475,15 @@ static void handle_match_leave(kn_gateway *gw, session *s, uint8_t channel, kn_e
 static void handle_match_data(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
     Kaos__V1__MatchDataSend *d = env->match_data_send;
+    if (d->match & KN_MATCH_HANDLE_BIT) {
+        int i = am_find(s, d->match);
+        int rc = i < 0 ? KN_ERR_NOT_FOUND
+                       : kn_match_input(gw->matches, d->match, s->am[i].slot, d->op_code,
+                                        d->data.data, d->data.len,
+                                        channel == KN_CHANNEL_MATCH_RELIABLE);
+        if (rc == KN_ERR_NOT_FOUND) send_error(gw, s->id, env->cid, rc, "not in that match");
+        return; /* a full inbox drops the input (counted), like an unreliable packet */
+    }
     int rc = kn_relay_data(gw->relay, d->match, s->id, d->op_code, d->data.data, d->data.len,
                            d->targets, d->n_targets, channel,
                            channel == KN_CHANNEL_MATCH_RELIABLE);
@@ -416,7 +568,9 @@ static void complete_job(void *arg)
          * the connection is still there and still allowed to send it. */
         const route *r = route_of((int)j->req->message_case);
         if (s && r && (r->pre_auth || s->authenticated)) {
+            gw->before_done = true;
             run_route_on_net(gw, s, r, j->channel, j->req);
+            gw->before_done = false;
             j->req = NULL;
         }
         atomic_fetch_sub(&gw->jobs_in_flight, 1);
@@ -598,6 +752,53 @@ static int run_login(kn_gateway *gw, kn_api_worker *w, job *j, char *msg, size_t
     return rc;
 }
 
+/* Worker thread: MatchListRequest -> MatchList in j->reply. */
+static int run_match_list(kn_gateway *gw, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__MatchListRequest *r = j->req->match_list_request;
+    if (!gw->matches) {
+        snprintf(msg, cap, "authoritative matches are off");
+        return KN_ERR_UNIMPLEMENTED;
+    }
+    kn_match_list_query q = {.limit = r->limit,
+                             .label = r->label,
+                             .query = r->query,
+                             .min_size = r->min_size > 0 ? r->min_size : -1,
+                             .max_size = r->max_size > 0 ? r->max_size : -1};
+    kn_match_info *list;
+    size_t n;
+    int rc = kn_match_list(gw->matches, &q, &list, &n, msg, cap);
+    if (rc) return rc;
+    Kaos__V1__MatchInfo *infos = n ? kn_calloc(n, sizeof *infos) : NULL;
+    Kaos__V1__MatchInfo **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
+    if (n && (!infos || !ptrs)) rc = KN_ERR_NOMEM;
+    for (size_t i = 0; rc == KN_OK && i < n; i++) {
+        kaos__v1__match_info__init(&infos[i]);
+        infos[i].match_id = list[i].match_id;
+        infos[i].authoritative = 1;
+        infos[i].label = list[i].label ? list[i].label : "";
+        infos[i].size = list[i].size;
+        infos[i].tick_rate = (uint32_t)list[i].tick_rate;
+        infos[i].handler = list[i].handler;
+        ptrs[i] = &infos[i];
+    }
+    if (rc == KN_OK) {
+        Kaos__V1__MatchList ml = KAOS__V1__MATCH_LIST__INIT;
+        ml.n_matches = n;
+        ml.matches = ptrs;
+        kn_envelope env = KN_ENVELOPE_INIT;
+        env.cid = j->cid;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST;
+        env.match_list = &ml;
+        rc = kn_envelope_encode(&env, &j->reply, &j->reply_len);
+        j->ok = rc == KN_OK;
+    }
+    kn_free(infos);
+    kn_free(ptrs);
+    kn_match_list_free(list, n);
+    return rc;
+}
+
 /* --- hooks (worker thread) ------------------------------------------------------------ */
 
 static kn_runtime_context job_context(const job *j, const char *mode)
@@ -709,6 +910,33 @@ static void run_job(kn_api_worker *w, void *arg)
     case KAOS__V1__ENVELOPE__MESSAGE_RPC:
         run_rpc(w, j, msg, sizeof msg);
         return;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE: {
+        /* Authoritative: create (match_init), then the creator joins like
+         * anyone; the join's answer comes from the match thread. */
+        Kaos__V1__MatchCreate *mc = j->req->match_create;
+        char id[KN_MATCH_ID_MAX];
+        rc = kn_match_create(gw->matches, mc->handler, mc->params, strlen(mc->params), id, msg,
+                             sizeof msg);
+        if (rc == KN_OK) {
+            kn_match_presence p = {.conn = j->conn};
+            memcpy(p.user_id, j->user_id, sizeof p.user_id);
+            memcpy(p.session_id, j->session_id, sizeof p.session_id);
+            memcpy(p.username, j->username, sizeof p.username);
+            rc = kn_match_join(gw->matches, id, &p, j->cid, "{}", 2);
+            if (rc == KN_OK) {
+                post_completion(gw, j); /* no reply of its own */
+                return;
+            }
+        }
+        break;
+    }
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST_REQUEST:
+        rc = run_match_list(gw, j, msg, sizeof msg);
+        if (rc == KN_OK) {
+            post_completion(gw, j);
+            return;
+        }
+        break;
     case KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT:
         rc = kn_auth_logout(gw->deps.auth, w->db, j->session_id, j->user_id);
         if (rc == KN_OK) {
@@ -742,7 +970,7 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
         return;
     }
     j->channel = channel;
-    j->before = has_hook(gw, KN_HOOK_BEFORE, (int)env->message_case);
+    j->before = !gw->before_done && has_hook(gw, KN_HOOK_BEFORE, (int)env->message_case);
     int rc = submit_job(gw, j);
     if (rc)
         send_error(gw, s->id, cid, rc,
@@ -772,6 +1000,8 @@ static const route routes[] = {
                                                      handle_match_data},
     [KAOS__V1__ENVELOPE__MESSAGE_RPC] = {false, false, CH_CONTROL, RUN_API, handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST_REQUEST] = {false, false, CH_CONTROL, RUN_API,
+                                                        handle_api},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -795,6 +1025,7 @@ static void run_route_on_net(kn_gateway *gw, session *s, const route *r, uint8_t
 {
     int op = (int)env->message_case;
     bool after = has_hook(gw, KN_HOOK_AFTER, op);
+    gw->took_env = false;
     if (after) {
         gw->tap.on = true;
         gw->tap.error = false;
@@ -802,6 +1033,12 @@ static void run_route_on_net(kn_gateway *gw, session *s, const route *r, uint8_t
         gw->tap.cid = env->cid;
     }
     r->handle(gw, s, channel, env);
+    if (gw->took_env) { /* moved to a worker job, hooks and all */
+        gw->tap.on = false;
+        kn_free(gw->tap.bytes);
+        gw->tap.bytes = NULL;
+        return;
+    }
     if (!after) {
         kn_envelope_free(env);
         return;
@@ -846,6 +1083,7 @@ static void on_close(void *ud, kn_conn_id id, void *conn_data, uint32_t reason)
     kn_gateway *gw = ud;
     session *s = conn_data;
     kn_relay_conn_closed(gw->relay, id);
+    for (size_t i = 0; s && i < s->n_am; i++) kn_match_leave(gw->matches, s->am[i].handle, id);
     if (s && s->authenticated) gw->st.sessions_current--;
     KN_DEBUG("conn %llx closed (reason %u)", (unsigned long long)id, reason);
     if (s) kn_token_claims_deinit(&s->vars);
@@ -926,6 +1164,9 @@ static void on_shutdown(void *ud, int64_t grace_ms)
     kn_gateway *gw = ud;
     gw->stopping = true;
     kn_api_close_intake(gw->deps.api);
+    /* match_terminate with the grace period; the MatchEnd events they send
+     * are delivered while the network drains. */
+    if (gw->matches) kn_match_engine_stop(gw->matches, (int)(grace_ms / 1000));
     kn_net_foreach(gw->net, announce_shutdown, gw);
 }
 
@@ -990,6 +1231,11 @@ void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out)
 void kn_gateway_attach(kn_gateway *gw, kn_net *net)
 {
     gw->net = net;
+}
+
+void kn_gateway_attach_matches(kn_gateway *gw, kn_match_engine *matches)
+{
+    gw->matches = matches;
 }
 
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)

@@ -54,6 +54,14 @@ void kn_gateway_destroy(kn_gateway *gw); /* accepts NULL; after the net is destr
 void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out);
 void kn_gateway_attach(kn_gateway *gw, kn_net *net);
 
+/* Authoritative matches: the engine routes joins, input and leaves through
+ * it; kn_gateway_match_out is the engine's out sink (ud = the gateway),
+ * which hands each batch to the net thread. Attach before serving. */
+typedef struct kn_match_engine kn_match_engine;
+typedef struct kn_match_batch kn_match_batch;
+void kn_gateway_attach_matches(kn_gateway *gw, kn_match_engine *matches);
+void kn_gateway_match_out(void *ud, kn_match_batch *b);
+
 /* Whether message_case is a client request in the route table (so hooks may
  * be registered for it). Any thread. */
 bool kn_gateway_is_client_op(int message_case);

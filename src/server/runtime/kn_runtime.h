@@ -129,6 +129,11 @@ typedef struct kn_match_handler kn_match_handler;
 int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, const char *node,
                              kn_match_handler **out, char *msg, size_t cap);
 
+/* Gives scripts the match engine (kaos.match_create, match_list,
+ * match_signal). Set once, before serving. */
+typedef struct kn_match_engine kn_match_engine;
+void kn_runtime_host_set_match_engine(kn_runtime_host *h, kn_match_engine *e);
+
 /* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);
 

@@ -13,6 +13,7 @@
 
 #include <lauxlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct lua_match {
@@ -288,6 +289,17 @@ static int m_init(kn_match_handler *h, const kn_match_call *c, const char *param
 {
     lua_match *lm = (lua_match *)h;
     lua_State *L = lm->vm->L;
+    if (params_len) {
+        json_error_t e;
+        json_t *j = json_loadb(params, params_len, 0, &e);
+        bool object = json_is_object(j);
+        json_decref(j);
+        if (!object) {
+            snprintf(msg, cap, "match params must be a JSON object%s%s", j ? "" : ": ",
+                     j ? "" : e.text);
+            return KN_ERR_INVALID_ARGUMENT;
+        }
+    }
     invocation v = {.fn = "match_init", .kind = C_INIT, .text = params, .text_len = params_len,
                     .nres = 3};
     int base, rc = call(lm, c, &v, &base, msg, cap);
@@ -502,7 +514,115 @@ int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, c
         kn_free(lm);
         return KN_ERR_INTERNAL;
     }
+    lm->vm->host = host;
     rt_watch_add(host, lm->vm);
     *out = &lm->base;
     return KN_OK;
 }
+
+/* --- kaos.match_* -------------------------------------------------------------------------- */
+
+static kn_match_engine *engine_of(lua_State *L, const char *fn)
+{
+    kn_match_engine *e = rt_host_matches(rt_vm_of(L)->host);
+    if (!e) luaL_error(L, "%s: no match engine here", fn);
+    return e;
+}
+
+/* Raises {code, message} so scripts can pcall and the client sees the code. */
+static int raise_coded(lua_State *L, int rc, const char *msg)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, kn_err_to_wire(rc));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
+    lua_setfield(L, -2, "message");
+    return lua_error(L);
+}
+
+/* match_create(name, params_table|nil) -> match id */
+static int k_match_create(lua_State *L)
+{
+    kn_match_engine *e = engine_of(L, "match_create");
+    const char *name = luaL_checkstring(L, 1);
+    const char *params = "";
+    size_t len = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        const char *why = NULL;
+        json_t **h = rt_json_holder(L);
+        *h = rt_to_json(L, 2, 0, &why);
+        if (!*h) return luaL_error(L, "match_create: params: %s", why ? why : "out of memory");
+        char *txt = json_dumps(*h, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!txt) return luaL_error(L, "match_create: out of memory");
+        lua_pushstring(L, txt);
+        free(txt);
+        params = lua_tolstring(L, -1, &len);
+    }
+    char id[KN_MATCH_ID_MAX], msg[256] = "";
+    int rc = kn_match_create(e, name, params, len, id, msg, sizeof msg);
+    if (rc) return raise_coded(L, rc, msg);
+    lua_pushstring(L, id);
+    return 1;
+}
+
+/* match_list(limit, authoritative, label, min_size, max_size, query) -> list */
+static int k_match_list(lua_State *L)
+{
+    kn_match_engine *e = engine_of(L, "match_list");
+    kn_match_list_query q = {
+        .limit = (uint32_t)luaL_optinteger(L, 1, 10),
+        .label = luaL_optstring(L, 3, NULL),
+        .min_size = (int32_t)luaL_optinteger(L, 4, -1),
+        .max_size = (int32_t)luaL_optinteger(L, 5, -1),
+        .query = luaL_optstring(L, 6, NULL),
+    };
+    bool authoritative_only = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
+    (void)authoritative_only; /* relayed matches are not listed (they have no labels) */
+    kn_match_info *list;
+    size_t n;
+    char msg[256] = "";
+    int rc = kn_match_list(e, &q, &list, &n, msg, sizeof msg);
+    if (rc) return raise_coded(L, rc, msg);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, list[i].match_id);
+        lua_setfield(L, -2, "match_id");
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "authoritative");
+        lua_pushstring(L, list[i].label ? list[i].label : "");
+        lua_setfield(L, -2, "label");
+        lua_pushinteger(L, list[i].size);
+        lua_setfield(L, -2, "size");
+        lua_pushinteger(L, list[i].tick_rate);
+        lua_setfield(L, -2, "tick_rate");
+        lua_pushstring(L, list[i].handler);
+        lua_setfield(L, -2, "handler_name");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    kn_match_list_free(list, n);
+    return 1;
+}
+
+/* match_signal(match_id, data) -> response */
+static int k_match_signal(lua_State *L)
+{
+    kn_match_engine *e = engine_of(L, "match_signal");
+    const char *id = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_optlstring(L, 2, "", &len);
+    char *res = NULL, msg[256] = "";
+    size_t res_len = 0;
+    int rc = kn_match_signal(e, id, data, len, 5000, &res, &res_len, msg, sizeof msg);
+    if (rc) return raise_coded(L, rc, msg);
+    lua_pushlstring(L, res ? res : "", res_len);
+    kn_free(res);
+    return 1;
+}
+
+const luaL_Reg rt_match_funcs[] = {
+    {"match_create", k_match_create},
+    {"match_list", k_match_list},
+    {"match_signal", k_match_signal},
+    {NULL, NULL},
+};

@@ -604,6 +604,7 @@ static void open_sandbox(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &rt_key_matches);
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
+    luaL_setfuncs(L, rt_match_funcs, 0);
     lua_setfield(L, -2, "kaos");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }
@@ -1004,6 +1005,7 @@ struct kn_runtime_host {
     kn_runtime *current;
     atomic_uint generation;
     kn_runtime_vm *watched; /* VMs under the time budget (slots' and matches') */
+    kn_match_engine *matches;
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
@@ -1048,6 +1050,16 @@ void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm)
     if (vm->watch_next) vm->watch_next->watch_prev = vm->watch_prev;
     vm->watched = false;
     pthread_mutex_unlock(&h->lock);
+}
+
+void kn_runtime_host_set_match_engine(kn_runtime_host *h, kn_match_engine *e)
+{
+    h->matches = e;
+}
+
+kn_match_engine *rt_host_matches(kn_runtime_host *h)
+{
+    return h ? h->matches : NULL;
 }
 
 kn_runtime *rt_host_current(kn_runtime_host *h)
@@ -1162,6 +1174,7 @@ kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s)
     pthread_mutex_unlock(&s->host->lock);
     kn_runtime_vm *vm;
     if (kn_runtime_vm_create(rt, &vm) == KN_OK) {
+        vm->host = s->host;
         rt_watch_add(s->host, vm);
         rt_watch_del(s->host, s->vm);
         kn_runtime_vm_destroy(s->vm);

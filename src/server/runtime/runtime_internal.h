@@ -5,6 +5,7 @@
 #include "kn_runtime.h"
 
 #include <jansson.h>
+#include <lauxlib.h>
 #include <lua.h>
 #include <stdatomic.h>
 
@@ -44,6 +45,7 @@ struct kn_runtime_vm {
     bool timed_out;              /* this call was stopped by its budget */
     int64_t budget_ms;           /* per call */
     kn_runtime_vm *watch_prev, *watch_next; /* the host's watchdog list */
+    kn_runtime_host *host;                  /* NULL for a VM outside a host */
     bool watched;
 };
 
@@ -64,5 +66,9 @@ void rt_watch_add(kn_runtime_host *h, kn_runtime_vm *vm);
 void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm);
 /* The host's current runtime, acquired (release with kn_runtime_destroy). */
 kn_runtime *rt_host_current(kn_runtime_host *h);
+/* The match engine set with kn_runtime_host_set_match_engine, or NULL. */
+struct kn_match_engine *rt_host_matches(kn_runtime_host *h);
+/* kaos.match_create, match_list, match_signal (match_lua.c). */
+extern const luaL_Reg rt_match_funcs[];
 
 #endif

@@ -1,0 +1,237 @@
+/* End to end: authoritative matches run by a Lua handler
+ * (tests/e2e/lua/match_test.lua) on the real server — created by a client
+ * and from Lua, joins refused with the handler's reason, input reaching
+ * match_loop and broadcasts reaching clients on the chosen channel, kick,
+ * label update visible in listings, signal, a runaway script and a memory
+ * hog stopped while another match keeps ticking, match_terminate on
+ * shutdown. */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+static const char *const secret[] = {"password", "secret", NULL};
+
+static int setup(void **state)
+{
+    const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/tests/e2e/lua",
+                           "--match-callback-budget-ms", "100", "--match-memory-mb", "8", NULL};
+    e2e_server_init(&e2e_group_server);
+    e2e_server_start(&e2e_group_server, extra);
+    return 0;
+}
+
+static e2e_client *player(void)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(c, dev);
+    return c;
+}
+
+/* A match made from Lua through the RPC; returns its id in id. */
+static void create_by_rpc(e2e_client *c, const char *params, char id[128])
+{
+    int before = c->rpcs, errors = c->errors;
+    kaos_client_rpc(c->c, "create_test_match", params);
+    E2E_WAIT(c->rpcs == before + 1 || c->errors > errors, 5000);
+    assert_int_equal(c->errors, errors);
+    snprintf(id, 128, "%.127s", c->rpc_payload);
+    assert_non_null(strchr(id, '.'));
+}
+
+static void join(e2e_client *c, const char *id)
+{
+    int before = c->matches, errors = c->errors;
+    kaos_client_match_join_with(c->c, id, secret);
+    E2E_WAIT(c->matches == before + 1 || c->errors > errors, 5000);
+    assert_int_equal(c->matches, before + 1);
+}
+
+static const e2e_data *data_with_op(const e2e_client *c, int64_t op)
+{
+    for (size_t i = 0; i < c->data_count; i++)
+        if (c->data[i].op_code == op) return &c->data[i];
+    return NULL;
+}
+
+static void a_client_creates_joins_and_plays(void **state)
+{
+    e2e_client *a = player(), *b = player();
+    int cid = kaos_client_match_create_authoritative(a->c, "test_match", "{\"mode\":\"ffa\"}");
+    E2E_WAIT(a->matches == 1 || a->errors, 5000);
+    /* The creator joins through match_join_attempt like anyone: no password. */
+    assert_int_equal(a->errors, 1);
+    assert_int_equal(a->error_cid, (uint32_t)cid);
+    assert_int_equal(a->error_code, 7);
+    assert_string_equal(a->error_message, "wrong password");
+
+    char id[128];
+    create_by_rpc(a, "{\"mode\":\"ffa\",\"rate\":20}", id);
+    join(a, id);
+    assert_true(a->match_handle & 0x80000000u);
+    join(b, id);
+    assert_int_equal(b->match_others, 1);
+    E2E_WAIT(a->joins == 1, 5000);
+
+    /* echo on the reliable and unreliable channels */
+    kaos_client_match_send(a->c, a->match_handle, 1, "rel", 3, true, NULL, 0);
+    kaos_client_match_send(a->c, a->match_handle, 1, "unr", 3, false, NULL, 0);
+    E2E_WAIT(a->data_count >= 2, 5000);
+    bool saw_rel = false, saw_unr = false;
+    for (size_t i = 0; i < a->data_count; i++) {
+        if (a->data[i].op_code != 101) continue;
+        if (!memcmp(a->data[i].bytes, "rel", 3)) saw_rel = a->data[i].reliable;
+        if (!memcmp(a->data[i].bytes, "unr", 3)) saw_unr = !a->data[i].reliable;
+    }
+    assert_true(saw_rel && saw_unr);
+    assert_null(data_with_op(b, 101)); /* the echo went to the sender alone */
+
+    /* a broadcast to everyone names the sender */
+    kaos_client_match_send(b->c, b->match_handle, 2, "all", 3, true, NULL, 0);
+    E2E_WAIT(data_with_op(a, 102) && data_with_op(b, 102), 5000);
+    assert_int_equal(data_with_op(a, 102)->sender, b->self_slot);
+    assert_false(data_with_op(a, 102)->reliable);
+
+    /* signal: the handler answers through Lua's kaos.match_signal */
+    char args[256];
+    snprintf(args, sizeof args, "{\"id\":\"%s\",\"data\":\"ping\"}", id);
+    kaos_client_rpc(a->c, "signal_test_match", args);
+    E2E_WAIT(a->rpcs == 2 || a->errors > 1, 5000);
+    assert_string_equal(a->rpc_payload, "ticks>0:true data=ping");
+
+    /* label update, then the listing (client request and Lua) sees it */
+    kaos_client_match_send(a->c, a->match_handle, 4, "capture", 7, true, NULL, 0);
+    for (int tries = 0; tries < 50; tries++) {
+        int before = a->match_lists;
+        kaos_client_match_list(a->c, 10, NULL, "+mode:capture", 0, 0);
+        E2E_WAIT(a->match_lists == before + 1, 5000);
+        if (a->match_list_count == 1) break;
+        e2e_pump_for(20);
+    }
+    assert_int_equal(a->match_list_count, 1);
+    assert_non_null(strstr(a->match_list_first, "capture"));
+    kaos_client_rpc(a->c, "list_matches", "+mode:capture");
+    E2E_WAIT(a->rpcs == 3, 5000);
+    assert_non_null(strstr(a->rpc_payload, id));
+
+    /* kick: b gets MatchEnd ABORTED and a sees b leave */
+    kaos_client_match_send(b->c, b->match_handle, 3, "", 0, true, NULL, 0);
+    E2E_WAIT(b->match_ends == 1 && a->leaves == 1, 5000);
+    assert_int_equal(b->match_end_code, 10);
+    assert_string_equal(b->match_end_reason, "kicked");
+    /* the kicked player's handle is dead */
+    int errors = b->errors;
+    kaos_client_match_send(b->c, b->match_handle, 1, "x", 1, true, NULL, 0);
+    E2E_WAIT(b->errors == errors + 1, 5000);
+    assert_int_equal(b->error_code, 5);
+
+    /* the handler ends the match: everyone left gets MatchEnd OK */
+    kaos_client_match_send(a->c, a->match_handle, 7, "", 0, true, NULL, 0);
+    E2E_WAIT(a->match_ends == 1, 5000);
+    assert_int_equal(a->match_end_code, 0);
+    kaos_client_match_join_with(b->c, id, secret);
+    E2E_WAIT(b->errors == errors + 2, 5000);
+    assert_int_equal(b->error_code, 5);
+    e2e_client_free(a);
+    e2e_client_free(b);
+}
+
+/* One bad match among good ones: it ends alone, the others keep ticking. */
+static void check_fault(int op, int want_code, const char *want_reason)
+{
+    e2e_client *bad = player(), *good = player();
+    char bad_id[128], good_id[128];
+    create_by_rpc(bad, "{}", bad_id);
+    create_by_rpc(good, "{}", good_id);
+    join(bad, bad_id);
+    join(good, good_id);
+    kaos_client_match_send(bad->c, bad->match_handle, op, "", 0, true, NULL, 0);
+    E2E_WAIT(bad->match_ends == 1, 10000);
+    assert_int_equal(bad->match_end_code, want_code);
+    if (!strstr(bad->match_end_reason, want_reason))
+        fail_msg("reason \"%s\" lacks \"%s\"", bad->match_end_reason, want_reason);
+    /* the good match still answers, tick after tick */
+    for (int i = 0; i < 3; i++) {
+        size_t before = good->data_count;
+        kaos_client_match_send(good->c, good->match_handle, 1, "ok", 2, true, NULL, 0);
+        E2E_WAIT(good->data_count == before + 1, 5000);
+    }
+    assert_int_equal(good->match_ends, 0);
+    e2e_client_free(bad);
+    e2e_client_free(good);
+}
+
+static void a_runaway_script_is_stopped_alone(void **state)
+{
+    check_fault(5, 4, "time budget");
+}
+
+static void a_memory_hog_is_stopped_alone(void **state)
+{
+    check_fault(6, 8, "out of memory");
+}
+
+static void a_script_error_ends_the_match_with_internal(void **state)
+{
+    check_fault(8, 13, "match_loop of match handler test_match failed");
+}
+
+static void unknown_handlers_and_bad_params_are_refused(void **state)
+{
+    e2e_client *a = player();
+    kaos_client_match_create_authoritative(a->c, "no_such_handler", NULL);
+    E2E_WAIT(a->errors == 1, 5000);
+    assert_int_equal(a->error_code, 5);
+    kaos_client_match_create_authoritative(a->c, "test_match", "{not json");
+    E2E_WAIT(a->errors == 2, 5000);
+    assert_int_equal(a->error_code, 3);
+    kaos_client_match_join_with(a->c, "00000000-0000-0000-0000-000000000000.kaos1", secret);
+    E2E_WAIT(a->errors == 3, 5000);
+    assert_int_equal(a->error_code, 5);
+    e2e_client_free(a);
+}
+
+static void shutdown_calls_match_terminate_with_the_grace_period(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/tests/e2e/lua",
+                           "--shutdown-grace-ms", "2000", NULL};
+    e2e_server_start(&s, extra);
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(s.port, 0, 0);
+    e2e_auth(c, dev);
+    char id[128];
+    create_by_rpc(c, "{}", id);
+    join(c, id);
+    assert_int_equal(e2e_server_stop(&s), 0); /* pumps the client while the server drains */
+    assert_int_equal(c->match_ends, 1);
+    const e2e_data *d = data_with_op(c, 109);
+    assert_non_null(d);
+    assert_int_equal(d->len, 1);
+    assert_int_equal(d->bytes[0], '2'); /* grace seconds */
+    assert_int_equal(c->match_end_code, 14);
+    e2e_client_free(c);
+    e2e_server_cleanup(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_client_creates_joins_and_plays),
+        cmocka_unit_test(a_runaway_script_is_stopped_alone),
+        cmocka_unit_test(a_memory_hog_is_stopped_alone),
+        cmocka_unit_test(a_script_error_ends_the_match_with_internal),
+        cmocka_unit_test(unknown_handlers_and_bad_params_are_refused),
+        cmocka_unit_test(shutdown_calls_match_terminate_with_the_grace_period),
+    };
+    return cmocka_run_group_tests(tests, setup, e2e_group_teardown);
+}

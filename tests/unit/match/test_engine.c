@@ -1,0 +1,409 @@
+/* Match engine with a scripted C handler and an injected clock (manual
+ * stepping, no threads): ticks follow the clock deterministically and late
+ * ones are counted, joins go through join_attempt, input reaches loop with
+ * its sender, broadcasts reach the chosen connections on the chosen channel,
+ * a failing handler ends its match alone, labels are listed and queried. */
+#include "kn_codec.h"
+#include "kn_error.h"
+#include "kn_match.h"
+#include "kn_mem.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+static int64_t now;
+static int64_t clock_us(void) { return now; }
+
+/* --- a scripted handler ------------------------------------------------------------- */
+
+typedef struct fake {
+    kn_match_handler base;
+    int rate;
+    const char *label;
+    int ticks, joins, leaves, terminated;
+    size_t last_inputs;
+    int64_t last_op;
+    uint32_t last_sender;
+    bool refuse, fail_loop, end_loop, echo;
+} fake;
+
+static fake *last_made;
+
+static int f_init(kn_match_handler *h, const kn_match_call *c, const char *params, size_t len,
+                  int *rate, char **label, char *msg, size_t cap)
+{
+    fake *f = (fake *)h;
+    f->rate = strstr(params, "fast") ? 20 : 10;
+    *rate = f->rate;
+    *label = strstr(params, "ffa") ? kn_strndup("{\"mode\":\"ffa\",\"skill\":5}", 100)
+                                   : kn_strndup("{\"mode\":\"duel\",\"skill\":2}", 100);
+    return KN_OK;
+}
+
+static int f_join_attempt(kn_match_handler *h, const kn_match_call *c, const kn_match_presence *p,
+                          const char *md, size_t mdl, bool *allow, char *reason, size_t rcap,
+                          char *msg, size_t cap)
+{
+    fake *f = (fake *)h;
+    *allow = !f->refuse && !strstr(md, "nope");
+    if (!*allow) snprintf(reason, rcap, "no room for %s", p->username);
+    return KN_OK;
+}
+
+static int f_join(kn_match_handler *h, const kn_match_call *c, const kn_match_presence *const *ps,
+                  size_t n, char *msg, size_t cap)
+{
+    ((fake *)h)->joins += (int)n;
+    return KN_OK;
+}
+
+static int f_leave(kn_match_handler *h, const kn_match_call *c, const kn_match_presence *const *ps,
+                   size_t n, char *msg, size_t cap)
+{
+    ((fake *)h)->leaves += (int)n;
+    return KN_OK;
+}
+
+static int f_loop(kn_match_handler *h, const kn_match_call *c, const kn_match_message *m, size_t n,
+                  bool *end, char *msg, size_t cap)
+{
+    fake *f = (fake *)h;
+    f->ticks++;
+    f->last_inputs = n;
+    if (n) {
+        f->last_op = m[n - 1].op_code;
+        f->last_sender = m[n - 1].sender->slot;
+    }
+    if (f->fail_loop) {
+        snprintf(msg, cap, "boom in loop");
+        return KN_ERR_INTERNAL;
+    }
+    *end = f->end_loop;
+    if (f->echo && n) {
+        uint32_t to = m[0].sender->slot;
+        c->dispatcher->broadcast(c->dispatcher->ud, 7, m[0].data, m[0].len, &to, 1, 0, false, false);
+        c->dispatcher->broadcast(c->dispatcher->ud, 8, (const uint8_t *)"all", 3, NULL, 0, 0, true, true);
+    }
+    return KN_OK;
+}
+
+static int f_terminate(kn_match_handler *h, const kn_match_call *c, int grace, char *msg, size_t cap)
+{
+    ((fake *)h)->terminated++;
+    return KN_OK;
+}
+
+static int f_signal(kn_match_handler *h, const kn_match_call *c, const char *d, size_t n,
+                    char **res, size_t *res_len, char *msg, size_t cap)
+{
+    return KN_OK;
+}
+
+static fake *fakes[16];
+static size_t n_fakes;
+
+static void f_destroy(kn_match_handler *h)
+{
+    for (size_t i = 0; i < n_fakes; i++)
+        if (fakes[i] == (fake *)h) fakes[i] = NULL;
+    kn_free(h);
+}
+
+static const kn_match_handler_vt fake_vt = {f_init,  f_join_attempt, f_join,   f_leave,
+                                            f_loop,  f_terminate,    f_signal, f_destroy};
+
+static int factory(void *ud, const char *name, const char *id, const char *node,
+                   kn_match_handler **out, char *msg, size_t cap)
+{
+    if (strcmp(name, "fake")) {
+        snprintf(msg, cap, "no handler %s", name);
+        return KN_ERR_NOT_FOUND;
+    }
+    fake *f = kn_calloc(1, sizeof *f);
+    f->base.vt = &fake_vt;
+    last_made = f;
+    fakes[n_fakes++ % 16] = f;
+    *out = &f->base;
+    return KN_OK;
+}
+
+/* --- the sink: decode what would go to the network thread ---------------------------------- */
+
+typedef struct sent {
+    kn_match_out_kind kind;
+    uint8_t channel;
+    kn_match_conn conns[8];
+    size_t n_conns;
+    int type; /* envelope message case */
+    uint32_t cid, handle, slot;
+    int64_t op_code;
+    char text[128]; /* error message / reason / data */
+    int code;
+} sent;
+
+static sent outs[256];
+static size_t n_outs;
+
+static void sink(void *ud, kn_match_batch *b)
+{
+    for (size_t i = 0; i < kn_match_batch_count(b) && n_outs < 256; i++) {
+        const kn_match_out *o = kn_match_batch_get(b, i);
+        sent *s = &outs[n_outs++];
+        memset(s, 0, sizeof *s);
+        s->kind = o->kind;
+        s->channel = o->channel;
+        s->n_conns = o->n_conns < 8 ? o->n_conns : 8;
+        memcpy(s->conns, o->conns, s->n_conns * sizeof *s->conns);
+        s->handle = o->handle;
+        s->slot = o->slot;
+        if (o->kind != KN_MATCH_OUT_SEND) continue;
+        kn_envelope *env;
+        assert_int_equal(kn_envelope_decode(o->data, o->len, &env), KN_OK);
+        s->type = (int)env->message_case;
+        s->cid = env->cid;
+        switch (env->message_case) {
+        case KAOS__V1__ENVELOPE__MESSAGE_ERROR:
+            snprintf(s->text, sizeof s->text, "%s", env->error->message);
+            s->code = env->error->code;
+            break;
+        case KAOS__V1__ENVELOPE__MESSAGE_MATCH:
+            s->handle = env->match->match;
+            s->slot = env->match->self->slot;
+            break;
+        case KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA:
+            s->op_code = env->match_data->op_code;
+            snprintf(s->text, sizeof s->text, "%.*s", (int)env->match_data->data.len,
+                     (const char *)env->match_data->data.data);
+            break;
+        case KAOS__V1__ENVELOPE__MESSAGE_MATCH_END:
+            snprintf(s->text, sizeof s->text, "%s", env->match_end->reason);
+            s->code = env->match_end->code;
+            break;
+        default: break;
+        }
+        kn_envelope_free(env);
+    }
+    kn_match_batch_free(b);
+}
+
+static const sent *find(int type, size_t from)
+{
+    for (size_t i = from; i < n_outs; i++)
+        if (outs[i].type == type) return &outs[i];
+    return NULL;
+}
+
+static kn_match_engine *engine(void)
+{
+    now = 1000000;
+    n_outs = 0;
+    kn_match_engine_config cfg = {.threads = 0, .node = "t1", .factory = factory, .out = sink,
+                                  .now_us = clock_us};
+    kn_match_engine *e;
+    assert_int_equal(kn_match_engine_create(&cfg, &e), KN_OK);
+    return e;
+}
+
+static kn_match_presence player(kn_match_conn conn, const char *name)
+{
+    kn_match_presence p = {.conn = conn};
+    snprintf(p.user_id, sizeof p.user_id, "00000000-0000-0000-0000-%012llu", (unsigned long long)conn);
+    snprintf(p.session_id, sizeof p.session_id, "%s", p.user_id);
+    snprintf(p.username, sizeof p.username, "%s", name);
+    return p;
+}
+
+/* --- tests ------------------------------------------------------------------------------ */
+
+static void ticks_follow_the_clock_and_late_ones_are_counted(void **state)
+{
+    kn_match_engine *e = engine();
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    assert_non_null(strstr(id, ".t1"));
+    fake *f = last_made;
+    kn_match_engine_step(e); /* adopted; first tick due at once */
+    assert_int_equal(f->ticks, 1);
+    now += 50000;
+    kn_match_engine_step(e);
+    assert_int_equal(f->ticks, 1); /* 10 Hz: not yet */
+    now += 50000;
+    kn_match_engine_step(e);
+    assert_int_equal(f->ticks, 2);
+    now += 350000; /* 3.5 intervals late: catch up, never skip */
+    kn_match_engine_step(e);
+    assert_int_equal(f->ticks, 5);
+    kn_match_stats st;
+    kn_match_engine_stats(e, &st);
+    assert_int_equal(st.ticks, 5);
+    assert_int_equal(st.late_ticks, 2);
+    assert_int_equal(st.matches, 1);
+    now += 100000;
+    kn_match_engine_step(e);
+    assert_int_equal(f->ticks, 6); /* back on the grid */
+    assert_int_equal(kn_match_create(e, "nope", "", 0, id, msg, sizeof msg), KN_ERR_NOT_FOUND);
+    kn_match_engine_destroy(e);
+}
+
+static void joins_inputs_and_broadcasts_reach_the_right_connections(void **state)
+{
+    kn_match_engine *e = engine();
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    fake *f = last_made;
+    f->echo = true;
+    kn_match_engine_step(e);
+    kn_match_presence a = player(11, "ann"), b = player(12, "bob"), c = player(13, "cy");
+    assert_int_equal(kn_match_join(e, id, &a, 101, "{}", 2), KN_OK);
+    assert_int_equal(kn_match_join(e, id, &b, 102, "{}", 2), KN_OK);
+    assert_int_equal(kn_match_join(e, id, &c, 103, "{\"x\":\"nope\"}", 12), KN_OK);
+    assert_int_equal(kn_match_join(e, "missing.t1", &c, 104, "", 0), KN_ERR_NOT_FOUND);
+    kn_match_engine_step(e);
+    assert_int_equal(f->joins, 2);
+    /* ann: JOINED then her Match answer with her cid; cy: refused with the reason */
+    assert_int_equal(outs[0].kind, KN_MATCH_OUT_JOINED);
+    assert_int_equal(outs[0].conns[0], 11);
+    const sent *m = find(KAOS__V1__ENVELOPE__MESSAGE_MATCH, 0);
+    assert_non_null(m);
+    assert_int_equal(m->cid, 101);
+    assert_true(m->handle & KN_MATCH_HANDLE_BIT);
+    uint32_t handle = m->handle, slot_a = m->slot;
+    const sent *err = find(KAOS__V1__ENVELOPE__MESSAGE_ERROR, 0);
+    assert_non_null(err);
+    assert_int_equal(err->cid, 103);
+    assert_int_equal(err->code, 7);
+    assert_string_equal(err->text, "no room for cy");
+    /* bob's join told ann */
+    const sent *pe = find(KAOS__V1__ENVELOPE__MESSAGE_MATCH_PRESENCE, 0);
+    assert_non_null(pe);
+    assert_int_equal(pe->conns[0], 11);
+
+    n_outs = 0;
+    assert_int_equal(kn_match_input(e, handle, slot_a, 3, (const uint8_t *)"hi", 2, false), KN_OK);
+    now += 100000;
+    kn_match_engine_step(e);
+    assert_int_equal(f->last_inputs, 1);
+    assert_int_equal(f->last_op, 3);
+    assert_int_equal(f->last_sender, slot_a);
+    /* the echo to ann alone, unreliable; then the deferred one to both, reliable */
+    assert_int_equal(n_outs, 2);
+    assert_int_equal(outs[0].op_code, 7);
+    assert_string_equal(outs[0].text, "hi");
+    assert_int_equal(outs[0].channel, KN_CHANNEL_MATCH_UNRELIABLE);
+    assert_int_equal(outs[0].n_conns, 1);
+    assert_int_equal(outs[0].conns[0], 11);
+    assert_int_equal(outs[1].op_code, 8);
+    assert_int_equal(outs[1].channel, KN_CHANNEL_MATCH_RELIABLE);
+    assert_int_equal(outs[1].n_conns, 2);
+
+    n_outs = 0;
+    assert_int_equal(kn_match_leave(e, handle, 12), KN_OK);
+    kn_match_engine_step(e);
+    assert_int_equal(f->leaves, 1);
+    assert_int_equal(outs[0].kind, KN_MATCH_OUT_LEFT);
+    assert_int_equal(outs[0].conns[0], 12);
+    kn_match_info *list;
+    size_t n;
+    kn_match_list_query q = {.limit = 10, .min_size = -1, .max_size = -1};
+    assert_int_equal(kn_match_list(e, &q, &list, &n, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].size, 1);
+    kn_match_list_free(list, n);
+    kn_match_engine_destroy(e);
+}
+
+static void a_failing_handler_ends_its_match_alone(void **state)
+{
+    kn_match_engine *e = engine();
+    char bad_id[KN_MATCH_ID_MAX], good_id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, bad_id, msg, sizeof msg), KN_OK);
+    fake *bad = last_made;
+    assert_int_equal(kn_match_create(e, "fake", "", 0, good_id, msg, sizeof msg), KN_OK);
+    fake *good = last_made;
+    kn_match_presence a = player(21, "ann");
+    kn_match_engine_step(e);
+    assert_int_equal(kn_match_join(e, bad_id, &a, 1, "", 0), KN_OK);
+    kn_match_engine_step(e);
+    n_outs = 0;
+    bad->fail_loop = true;
+    now += 100000;
+    kn_match_engine_step(e);
+    const sent *end = find(KAOS__V1__ENVELOPE__MESSAGE_MATCH_END, 0);
+    assert_non_null(end);
+    assert_int_equal(end->conns[0], 21);
+    assert_int_equal(end->code, 13);
+    assert_string_equal(end->text, "boom in loop");
+    bool left = false;
+    for (size_t i = 0; i < n_outs; i++) left |= outs[i].kind == KN_MATCH_OUT_LEFT && outs[i].conns[0] == 21;
+    assert_true(left);
+    int before = good->ticks;
+    now += 100000;
+    kn_match_engine_step(e);
+    assert_int_equal(good->ticks, before + 1); /* the other match keeps its tick */
+    kn_match_stats st;
+    kn_match_engine_stats(e, &st);
+    assert_int_equal(st.matches, 1);
+    assert_int_equal(st.errors, 1);
+    assert_int_equal(kn_match_join(e, bad_id, &a, 2, "", 0), KN_ERR_NOT_FOUND);
+    /* stop: terminate for the survivors, then they end */
+    kn_match_engine_stop(e, 3);
+    assert_int_equal(kn_match_join(e, good_id, &a, 3, "", 0), KN_ERR_NOT_FOUND);
+    kn_match_engine_destroy(e);
+}
+
+static void listing_filters_by_size_label_and_query(void **state)
+{
+    kn_match_engine *e = engine();
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "ffa", 3, id, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_match_create(e, "fake", "duel", 4, id, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_match_create(e, "fake", "ffa fast", 8, id, msg, sizeof msg), KN_OK);
+    kn_match_engine_step(e);
+    static const struct {
+        const char *query;
+        size_t want;
+    } cases[] = {
+        {"+mode:ffa", 2}, {"-mode:ffa", 1}, {"+skill:>=3", 2}, {"+skill:<3", 1},
+        {"+label.mode:duel", 1}, {"mode:duel", 3}, {"+mode:ffa +skill:>5", 0}, {"+nothing:1", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kn_match_list_query q = {.limit = 10, .query = cases[i].query, .min_size = -1, .max_size = -1};
+        kn_match_info *list;
+        size_t n;
+        assert_int_equal(kn_match_list(e, &q, &list, &n, msg, sizeof msg), KN_OK);
+        if (n != cases[i].want) fail_msg("%s: %zu matches, want %zu", cases[i].query, n, cases[i].want);
+        if (!strcmp(cases[i].query, "mode:duel")) assert_non_null(strstr(list[0].label, "duel")); /* ranked first */
+        kn_match_list_free(list, n);
+    }
+    kn_match_list_query q = {.limit = 10, .label = "{\"mode\":\"duel\",\"skill\":2}", .min_size = -1,
+                             .max_size = -1};
+    kn_match_info *list;
+    size_t n;
+    assert_int_equal(kn_match_list(e, &q, &list, &n, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 1);
+    kn_match_list_free(list, n);
+    q = (kn_match_list_query){.limit = 10, .min_size = 1, .max_size = -1};
+    assert_int_equal(kn_match_list(e, &q, &list, &n, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 0);
+    kn_match_list_free(list, n);
+    assert_int_equal(kn_match_query_check("+skill:>=abc", msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "a comparison needs a number"));
+    assert_int_equal(kn_match_query_check("nocolon", msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
+    kn_match_engine_destroy(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ticks_follow_the_clock_and_late_ones_are_counted),
+        cmocka_unit_test(joins_inputs_and_broadcasts_reach_the_right_connections),
+        cmocka_unit_test(a_failing_handler_ends_its_match_alone),
+        cmocka_unit_test(listing_filters_by_size_label_and_query),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
