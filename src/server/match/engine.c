@@ -167,6 +167,10 @@ struct mthread {
     inbox_buf inbox, spare;
     bool wake, stop;
     int grace;
+    /* load, for admission control: busy time and late ticks per window */
+    atomic_bool overloaded;
+    int64_t window_start_us, busy_us;
+    uint64_t window_ticks, window_late;
     /* owned by the thread */
     match **heap;
     size_t n_heap, cap_heap;
@@ -663,7 +667,9 @@ static void run_tick(mthread *t, match *m, int64_t now)
 {
     int64_t interval = 1000000 / m->tick_rate;
     int64_t late = now - m->due_us;
+    t->window_ticks++;
     if (late > interval) {
+        t->window_late++;
         STAT_ADD(t->e, late_ticks, 1);
         KN_WARN("match %s (%s): tick %lld started %lld ms late", m->id, m->name,
                 (long long)m->tick, (long long)late / 1000);
@@ -710,6 +716,11 @@ static void do_join(mthread *t, join_req *j)
     }
     if (m->n_ps >= t->e->cfg.max_size) {
         send_error_to(t, conn, j->cid, KN_ERR_RESOURCE_EXHAUSTED, "match is full");
+        return;
+    }
+    if (atomic_load(&t->overloaded)) {
+        STAT_ADD(t->e, refused_overload, 1);
+        send_error_to(t, conn, j->cid, KN_ERR_UNAVAILABLE, "server overloaded; try again later");
         return;
     }
     kn_match_presence *p = kn_malloc(sizeof *p);
@@ -913,9 +924,35 @@ static void flush(mthread *t)
     }
 }
 
+/* Admission control: a thread that was busy more than 90% of the last
+ * second, or ran more than 5% of its ticks late, takes no new matches and
+ * no new players until it recovers; players already in keep playing. */
+#define LOAD_WINDOW_US 1000000
+static void account_load(mthread *t, int64_t start, int64_t end)
+{
+    t->busy_us += end - start;
+    if (!t->window_start_us) t->window_start_us = start;
+    int64_t span = end - t->window_start_us;
+    if (span < LOAD_WINDOW_US) return;
+    bool over = t->busy_us * 10 > span * 9 || t->window_late * 20 > t->window_ticks;
+    if (over != atomic_load(&t->overloaded)) {
+        if (over)
+            KN_WARN("match thread %d overloaded (busy %lld%%, %llu of %llu ticks late): "
+                    "refusing new matches and joins",
+                    t->index, (long long)(t->busy_us * 100 / span),
+                    (unsigned long long)t->window_late, (unsigned long long)t->window_ticks);
+        else KN_INFO("match thread %d recovered: taking new matches and joins", t->index);
+        atomic_store(&t->overloaded, over);
+    }
+    t->window_start_us = end;
+    t->busy_us = 0;
+    t->window_ticks = t->window_late = 0;
+}
+
 /* One round: inbox, due ticks, flush. Returns the next due time (or 0). */
 static int64_t round_once(mthread *t)
 {
+    int64_t start = now_us(t->e);
     pthread_mutex_lock(&t->lock);
     inbox_buf b = t->inbox;
     t->inbox = t->spare;
@@ -930,6 +967,7 @@ static int64_t round_once(mthread *t)
     int64_t now = now_us(t->e);
     while (t->n_heap && t->heap[0]->due_us <= now && !t->heap[0]->ended) run_tick(t, t->heap[0], now);
     flush(t);
+    account_load(t, start, now_us(t->e));
     return t->n_heap ? t->heap[0]->due_us : 0;
 }
 
@@ -1164,7 +1202,15 @@ int kn_match_create(kn_match_engine *e, const char *name, const char *params, si
     kn_uuid_v4(u);
     snprintf(m->id, sizeof m->id, "%s.%.26s", u, e->node);
     unsigned ti = atomic_fetch_add(&e->next_thread, 1) % (unsigned)e->n_threads;
+    for (int k = 0; k < e->n_threads && atomic_load(&e->threads[ti].overloaded); k++)
+        ti = (ti + 1) % (unsigned)e->n_threads;
     mthread *t = &e->threads[ti];
+    if (atomic_load(&t->overloaded)) {
+        STAT_ADD(e, refused_overload, 1);
+        kn_free(m);
+        snprintf(msg, cap, "server overloaded; try again later");
+        return KN_ERR_UNAVAILABLE;
+    }
     static atomic_uint seq;
     m->handle = KN_MATCH_HANDLE_BIT | (ti << 24) | ((atomic_fetch_add(&seq, 1) % 0xffffff) + 1);
     m->disp = (kn_match_dispatcher){d_broadcast, d_kick, d_label_update, m};

@@ -23,6 +23,12 @@
  * skipped; a match that falls more than 10 intervals behind is re-based on
  * the current time (counted as one late tick).
  *
+ * Admission control. A match thread busy more than 90% of the last second,
+ * or running more than 5% of its ticks late, is "overloaded": new matches
+ * go to other threads (or are refused with UNAVAILABLE when all are) and new
+ * joins to its matches are refused with UNAVAILABLE, while the players
+ * already in keep playing. It recovers by itself on the next quiet second.
+ *
  * Faults. A handler call that fails (script error, memory cap, time budget)
  * ends that match alone: its players get a MatchEnd event with the reason
  * and every other match keeps ticking. On kn_match_engine_stop every match
@@ -166,6 +172,7 @@ typedef struct kn_match_stats {
     uint64_t ticks, late_ticks;
     uint64_t inputs, inputs_dropped;
     uint64_t tick_us_max; /* longest single tick, µs */
+    uint64_t refused_overload; /* creates and joins refused by admission control */
 } kn_match_stats;
 
 int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **out);

@@ -30,6 +30,7 @@ typedef struct fake {
     int64_t last_op;
     uint32_t last_sender;
     bool refuse, fail_loop, end_loop, echo;
+    int64_t busy_us; /* each loop "works" this long on the injected clock */
 } fake;
 
 static fake *last_made;
@@ -74,6 +75,7 @@ static int f_loop(kn_match_handler *h, const kn_match_call *c, const kn_match_me
 {
     fake *f = (fake *)h;
     f->ticks++;
+    now += f->busy_us;
     f->last_inputs = n;
     if (n) {
         f->last_op = m[n - 1].op_code;
@@ -397,6 +399,47 @@ static void listing_filters_by_size_label_and_query(void **state)
     kn_match_engine_destroy(e);
 }
 
+static void an_overloaded_thread_sheds_new_joins_and_recovers(void **state)
+{
+    kn_match_engine *e = engine();
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    fake *f = last_made;
+    kn_match_presence a = player(31, "ann"), b = player(32, "bob");
+    assert_int_equal(kn_match_join(e, id, &a, 1, "", 0), KN_OK);
+    kn_match_engine_step(e);
+    f->busy_us = 95000; /* 95 ms of work per 100 ms tick, for 3 s */
+    for (int64_t until = now + 3000000; now < until;) {
+        now += 5000;
+        kn_match_engine_step(e);
+    }
+    n_outs = 0;
+    assert_int_equal(kn_match_join(e, id, &b, 2, "", 0), KN_OK);
+    kn_match_engine_step(e);
+    const sent *err = find(KAOS__V1__ENVELOPE__MESSAGE_ERROR, 0);
+    assert_non_null(err);
+    assert_int_equal(err->code, 14);
+    assert_string_equal(err->text, "server overloaded; try again later");
+    char other[KN_MATCH_ID_MAX];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, other, msg, sizeof msg), KN_ERR_UNAVAILABLE);
+    kn_match_stats st;
+    kn_match_engine_stats(e, &st);
+    assert_int_equal(st.refused_overload, 2);
+    /* ann keeps playing meanwhile; when the work stops the thread recovers */
+    int ticks = f->ticks;
+    f->busy_us = 0;
+    for (int i = 0; i < 25; i++) {
+        now += 100000;
+        kn_match_engine_step(e);
+    }
+    assert_true(f->ticks > ticks);
+    n_outs = 0;
+    assert_int_equal(kn_match_join(e, id, &b, 3, "", 0), KN_OK);
+    kn_match_engine_step(e);
+    assert_non_null(find(KAOS__V1__ENVELOPE__MESSAGE_MATCH, 0));
+    kn_match_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +447,7 @@ int main(void)
         cmocka_unit_test(joins_inputs_and_broadcasts_reach_the_right_connections),
         cmocka_unit_test(a_failing_handler_ends_its_match_alone),
         cmocka_unit_test(listing_filters_by_size_label_and_query),
+        cmocka_unit_test(an_overloaded_thread_sheds_new_joins_and_recovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
