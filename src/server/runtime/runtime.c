@@ -1,5 +1,7 @@
-/* runtime: module loading, the sandbox, the `kaos` table and RPC calls. */
+/* runtime: module loading, the sandbox, the `kaos` table and RPC calls.
+ * The account functions of `kaos` are in lua_account.c. */
 #include "kn_runtime.h"
+#include "runtime_internal.h"
 #include "kn_codec_json.h"
 #include "kn_cron.h"
 #include "kn_error.h"
@@ -56,6 +58,10 @@ struct kn_runtime_vm {
     _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
     atomic_bool armed;           /* the watchdog set the count hook */
     bool timed_out;              /* this call was stopped by its budget */
+    /* The call running now (NULL between calls): what the account
+     * functions use, and the mode they name when there is none. */
+    const kn_runtime_services *services;
+    const char *mode;
 };
 
 /* Registry keys (addresses are unique). */
@@ -204,6 +210,15 @@ static int safe_load(lua_State *L)
 }
 
 static int run_module(lua_State *L, const module *m);
+
+const kn_runtime_services *kn_runtime__services(lua_State *L, const char *name)
+{
+    kn_runtime_vm *vm = vm_of(L);
+    if (vm->services && vm->services->db && vm->services->auth) return vm->services;
+    luaL_error(L, "kaos.%s is not available in %s (no database connection)", name,
+               vm->mode ? vm->mode : "module loading");
+    return NULL; /* not reached */
+}
 
 /* require(name): "kaos" or a module of the runtime path, each run once. */
 static int safe_require(lua_State *L)
@@ -385,6 +400,18 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **why)
     }
 }
 
+static void from_json(lua_State *L, json_t *j, int depth);
+
+json_t *kn_runtime__to_json(lua_State *L, int idx, const char **why)
+{
+    return to_json(L, idx, 0, why);
+}
+
+void kn_runtime__from_json(lua_State *L, json_t *j)
+{
+    from_json(L, j, 0);
+}
+
 static void from_json(lua_State *L, json_t *j, int depth)
 {
     luaL_checkstack(L, 4, "json_decode");
@@ -431,7 +458,7 @@ static int json_holder_gc(lua_State *L)
     return 0;
 }
 
-static json_t **json_holder(lua_State *L)
+json_t **kn_runtime__json_holder(lua_State *L)
 {
     json_t **h = lua_newuserdatauv(L, sizeof *h, 0);
     *h = NULL;
@@ -446,7 +473,7 @@ static json_t **json_holder(lua_State *L)
 static int k_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    json_t **h = json_holder(L);
+    json_t **h = kn_runtime__json_holder(L);
     const char *why = NULL;
     *h = to_json(L, 1, 0, &why);
     if (!*h) return luaL_error(L, "json_encode: %s", why ? why : "out of memory");
@@ -462,7 +489,7 @@ static int k_json_decode(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     json_error_t e;
-    json_t **h = json_holder(L);
+    json_t **h = kn_runtime__json_holder(L);
     *h = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
     if (!*h) return luaL_error(L, "json_decode: %s at line %d column %d", e.text, e.line, e.column);
     from_json(L, *h, 0);
@@ -609,6 +636,7 @@ static void open_sandbox(lua_State *L)
     }
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
+    kn_runtime__open_account(L);
     lua_setfield(L, -2, "kaos");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }
@@ -702,17 +730,23 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
     int top = lua_gettop(L);
     lua_pushcfunction(L, traceback);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_run_once);
-    kn_runtime_context ctx = {"", "", "", "", "run_once", NULL, 0};
+    kn_runtime_context ctx = {"", "", "", "", "run_once", NULL, 0, NULL};
+    vm->mode = "run_once";
     int rc = KN_OK;
     for (lua_Integer i = 1; rc == KN_OK && i <= (lua_Integer)lua_rawlen(L, top + 2); i++) {
         lua_rawgeti(L, top + 2, i);
         push_context(L, &ctx);
         if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
             const char *m = lua_tostring(L, -1);
+            if (!m && lua_istable(L, -1)) { /* error({code =, message =}) */
+                lua_getfield(L, -1, "message");
+                m = lua_tostring(L, -1);
+            }
             set_msg(err, cap, "run_once: %s", m ? m : "error object is not a string");
             rc = KN_ERR_CONFIG;
         }
     }
+    vm->mode = NULL;
     lua_settop(L, top);
     return rc;
 }
@@ -823,14 +857,18 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     atomic_store(&vm->armed, false);
 }
 
-static void call_begin(kn_runtime_vm *vm)
+static void call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx)
 {
+    vm->services = ctx->services;
+    vm->mode = ctx->execution_mode ? ctx->execution_mode : "rpc";
     vm->timed_out = false;
     atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->rt->call_budget_ms);
 }
 
 static void call_end(kn_runtime_vm *vm)
 {
+    vm->services = NULL;
+    vm->mode = NULL;
     atomic_store(&vm->deadline_ms, 0);
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
 }
@@ -887,7 +925,7 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     int rc = KN_OK;
     char what[160];
     snprintf(what, sizeof what, "rpc %s", id);
-    call_begin(vm);
+    call_begin(vm, ctx);
     int status = lua_pcall(L, 2, 1, top + 1);
     call_end(vm);
     if (status != LUA_OK) {
@@ -923,7 +961,7 @@ static int hook_trampoline(lua_State *L)
         size_t n;
         const char *s = lua_tolstring(L, i, &n);
         json_error_t e;
-        json_t **h = json_holder(L);
+        json_t **h = kn_runtime__json_holder(L);
         *h = json_loadb(s, n, 0, &e);
         if (!*h) return luaL_error(L, "hook payload: %s", e.text);
         from_json(L, *h, 0);
@@ -935,7 +973,7 @@ static int hook_trampoline(lua_State *L)
     if (!lua_istable(L, -1))
         return luaL_error(L, "a before hook returns the request table or nil, not a %s",
                           luaL_typename(L, -1));
-    json_t **h = json_holder(L);
+    json_t **h = kn_runtime__json_holder(L);
     const char *why = NULL;
     *h = to_json(L, -2, 0, &why);
     if (!*h) return luaL_error(L, "before hook result: %s", why ? why : "out of memory");
@@ -969,7 +1007,7 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
     snprintf(what, sizeof what, "%s hook of %s", kind == KN_HOOK_BEFORE ? "before" : "after",
              kn_envelope_type_name(message_case));
     int rc = KN_OK;
-    call_begin(vm);
+    call_begin(vm, ctx);
     int status = lua_pcall(L, kind == KN_HOOK_AFTER ? 4 : 3, 1, top + 1);
     call_end(vm);
     if (status != LUA_OK) {
