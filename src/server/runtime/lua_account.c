@@ -291,7 +291,8 @@ static int k_account_update_id(lua_State *L)
             return raise_service(L, KN_ERR_INVALID_ARGUMENT, "account fields are named by strings");
         const char *key = lua_tostring(L, -2);
         int f = 0;
-        while (f < N_CHANGE_FIELDS && strcmp(key, change_fields[f])) f++;
+        while (f < N_CHANGE_FIELDS && strcmp(key, change_fields[f]))
+            f++;
         if (f == N_CHANGE_FIELDS) {
             snprintf(msg, sizeof msg, "unknown account field \"%.64s\"", key);
             return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
@@ -368,7 +369,8 @@ static int k_account_delete_id(lua_State *L)
  * connection of the user (DISCONNECT_BANNED). */
 static int ban(lua_State *L, bool on)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, on ? "users_ban_id" : "users_unban_id");
+    const kn_runtime_services *svc =
+        kn_runtime__services(L, on ? "users_ban_id" : "users_unban_id");
     size_t n;
     const char **ids = string_list(L, 1, "ids", &n);
     char msg[MSG_CAP] = "";
