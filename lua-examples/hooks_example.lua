@@ -34,3 +34,13 @@ kaos.register_req_after(function(context, response, request)
   kaos.logger_info("match %s created by %s for %d players", response.match_id, context.user_id,
     response.max_size)
 end, "match_create")
+
+-- React through the account API: a new account remembers the device it was
+-- made on. The hook runs on an API worker once the client has its session;
+-- kaos.account_update_id calls the same account service as the wire, with
+-- that worker's database connection.
+kaos.register_req_after(function(context, response, request)
+  if response.created then
+    kaos.account_update_id(response.user_id, { metadata = { first_device = request.device_id } })
+  end
+end, "authenticate_device")

@@ -34,7 +34,8 @@
  * Errors: functions return KAOS_OK (0) or a negative KAOS_ERR_* value;
  * request functions return a positive correlation id (cid) instead of 0. The
  * answer to a request arrives later through a callback carrying that cid:
- * on_session, on_match, on_ack, on_pong, or on_error. Requests and match data
+ * on_session, on_match, on_ack, on_pong, on_rpc, on_account, on_users, or
+ * on_error. Requests and match data
  * are queued and leave on the next kaos_client_poll.
  *
  * Ownership: every pointer passed in is borrowed for the duration of the
@@ -120,6 +121,10 @@ enum {
     KAOS_DISCONNECT_RATE_LIMITED = 9,
     KAOS_DISCONNECT_TOO_MANY_CONNECTIONS = 10, /* from this IP address */
     KAOS_DISCONNECT_SEND_QUEUE_FULL = 11,      /* the client did not keep up with reliable data */
+    /* The account was banned or deleted by the server (or deleted from
+     * another connection). Logging in again is refused while the ban lasts;
+     * after a deletion, logging in with create=true makes a new account. */
+    KAOS_DISCONNECT_BANNED = 12,
 };
 
 /* "server shutting down", ...; "unknown reason" for values not above. Never NULL. */
@@ -166,6 +171,47 @@ typedef struct kaos_match_info {
     uint32_t tick_rate;
     const char *handler; /* the registered handler name */
 } kaos_match_info;
+/* A user's public profile (kaos_client_users_get, and inside kaos_account).
+ * Strings are never NULL: "" when unset. */
+typedef struct kaos_user {
+    const char *id; /* UUID */
+    const char *username;
+    const char *display_name;
+    const char *avatar_url;
+    const char *lang_tag; /* default "en" */
+    const char *location;
+    const char *timezone;
+    const char *metadata; /* a JSON object as text; "{}" when empty */
+    int64_t create_time;  /* Unix seconds */
+    int64_t update_time;  /* Unix seconds */
+} kaos_user;
+
+/* The caller's own account (kaos_client_account_get). */
+typedef struct kaos_account {
+    kaos_user user;
+    const char *email;     /* "" when no email is linked; lower case */
+    const char *custom_id; /* "" when none is linked */
+    const char *const *device_ids;
+    size_t device_count;
+    int64_t disable_time; /* Unix seconds the user was banned; 0 = not banned */
+} kaos_account;
+
+/* Fields for kaos_client_account_update. NULL leaves a field unchanged; ""
+ * clears display_name, avatar_url, location and timezone; username,
+ * lang_tag and metadata cannot be empty ("{}" empties metadata). Limits
+ * (checked by the server, docs/accounts.md): username 1-128 printable bytes
+ * without spaces and unique, display_name <= 255 bytes, avatar_url <= 512
+ * without spaces, lang_tag 1-18 of [A-Za-z0-9_-], location and timezone
+ * <= 255, metadata a JSON object <= 16384 bytes. */
+typedef struct kaos_account_changes {
+    const char *username;
+    const char *display_name;
+    const char *avatar_url;
+    const char *lang_tag;
+    const char *location;
+    const char *timezone;
+    const char *metadata;
+} kaos_account_changes;
 
 /* All optional (NULL = not interested). `ud` is kaos_client_config.user_data. */
 typedef struct kaos_callbacks {
@@ -208,6 +254,11 @@ typedef struct kaos_callbacks {
     /* The answer of kaos_client_match_list (the array lives for the call). */
     void (*on_match_list)(kaos_client *c, uint32_t cid, const kaos_match_info *matches,
                           size_t count, void *ud);
+    /* The answer of kaos_client_account_get. */
+    void (*on_account)(kaos_client *c, uint32_t cid, const kaos_account *account, void *ud);
+    /* The answer of kaos_client_users_get: the users found, ordered by
+     * username (unknown ids and usernames are simply absent). */
+    void (*on_users)(kaos_client *c, uint32_t cid, const kaos_user *users, size_t count, void *ud);
 } kaos_callbacks;
 
 typedef struct kaos_client_config {
@@ -328,6 +379,39 @@ int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, co
                            int32_t min_size, int32_t max_size);
 /* `match` is kaos_match.handle. The answer is on_ack. */
 int kaos_client_match_leave(kaos_client *c, uint32_t match);
+
+/* The account (docs/accounts.md). All need a session; errors come from the
+ * server in on_error with its code and a message naming the broken rule. */
+
+/* The caller's own account; the answer is on_account. */
+int kaos_client_account_get(kaos_client *c);
+/* Changes the fields of `changes` that are not NULL (all or nothing); the
+ * answer is on_ack, or on_error: ALREADY_EXISTS "username is taken",
+ * INVALID_ARGUMENT for a broken limit. `changes` NULL:
+ * KAOS_ERR_INVALID_ARGUMENT. Tokens keep the old username until refreshed. */
+int kaos_client_account_update(kaos_client *c, const kaos_account_changes *changes);
+/* Public profiles by ids and/or usernames (at most 100 of each); the answer
+ * is on_users. A list may be NULL when its count is 0; a NULL list with a
+ * count, or a NULL element, is KAOS_ERR_INVALID_ARGUMENT. */
+int kaos_client_users_get(kaos_client *c, const char *const *ids, size_t id_count,
+                          const char *const *usernames, size_t username_count);
+/* Deletes the caller's account, its devices and sessions; the answer is
+ * on_ack. The connection stays open but unauthenticated (as after a
+ * logout); the user's other connections are closed with
+ * KAOS_DISCONNECT_BANNED. The client forgets the session. */
+int kaos_client_account_delete(kaos_client *c);
+/* Link a login method to the caller's account; the answer is on_ack, or
+ * on_error ALREADY_EXISTS when it belongs to another account. An account
+ * has at most one email and one custom id: linking another replaces it
+ * (for the email, also the password). */
+int kaos_client_link_device(kaos_client *c, const char *device_id);
+int kaos_client_link_email(kaos_client *c, const char *email, const char *password);
+int kaos_client_link_custom(kaos_client *c, const char *custom_id);
+/* Unlink one; the answer is on_ack, or on_error NOT_FOUND (the account does
+ * not have it) or FAILED_PRECONDITION (it is the last way to log in). */
+int kaos_client_unlink_device(kaos_client *c, const char *device_id);
+int kaos_client_unlink_email(kaos_client *c);
+int kaos_client_unlink_custom(kaos_client *c);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -77,6 +77,7 @@ void kaos_client_destroy(kaos_client *c)
     kaos_client__secure_reset(c);
     kaos_client__session_clear(c);
     kn_free(c->presences);
+    kn_free(c->users);
     kn_free(c->host);
     kn_free(c);
 }

@@ -76,6 +76,9 @@ struct kaos_client {
     /* Scratch for the presence arrays handed to callbacks; grows, never shrinks. */
     kaos_presence *presences;
     size_t presences_cap;
+    /* ...and for the users handed to on_users. */
+    kaos_user *users;
+    size_t users_cap;
 
     /* Transport security (secure.c). pinned/has_pin/key_hex are fixed at
      * create; hs, crypt and sealed live for one connection and are wiped

@@ -161,6 +161,62 @@ static void handle_match_list(kaos_client *c, uint32_t cid, const Kaos__V1__Matc
     kn_free(list);
 }
 
+static kaos_user user_view(const Kaos__V1__User *u)
+{
+    if (!u)
+        return (kaos_user){.id = "", .username = "", .display_name = "", .avatar_url = "",
+                           .lang_tag = "", .location = "", .timezone = "", .metadata = "{}"};
+    return (kaos_user){
+        .id = str(u->id),
+        .username = str(u->username),
+        .display_name = str(u->display_name),
+        .avatar_url = str(u->avatar_url),
+        .lang_tag = str(u->lang_tag),
+        .location = str(u->location),
+        .timezone = str(u->timezone),
+        .metadata = u->metadata && *u->metadata ? u->metadata : "{}",
+        .create_time = u->create_time,
+        .update_time = u->update_time,
+    };
+}
+
+static void handle_account(kaos_client *c, uint32_t cid, const Kaos__V1__Account *a)
+{
+    kaos_account view = {
+        .user = user_view(a->user),
+        .email = str(a->email),
+        .custom_id = str(a->custom_id),
+        .device_ids = (const char *const *)a->device_ids,
+        .device_count = a->n_device_ids,
+        .disable_time = a->disable_time,
+    };
+    if (CB(c).on_account) CB(c).on_account(c, cid, &view, UD(c));
+}
+
+/* Room for n users in the client's scratch; NULL when it cannot grow. */
+static kaos_user *user_scratch(kaos_client *c, size_t n)
+{
+    if (n <= c->users_cap) return c->users;
+    if (n > SIZE_MAX / sizeof *c->users) return NULL;
+    kaos_user *grown = kn_realloc(c->users, n * sizeof *grown);
+    if (!grown) return NULL;
+    c->users = grown;
+    c->users_cap = n;
+    return grown;
+}
+
+static void handle_users(kaos_client *c, uint32_t cid, const Kaos__V1__Users *u)
+{
+    kaos_user *users = user_scratch(c, u->n_users);
+    if (u->n_users && !users) {
+        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list users");
+        return;
+    }
+    for (size_t i = 0; i < u->n_users; i++)
+        users[i] = user_view(u->users[i]);
+    if (CB(c).on_users) CB(c).on_users(c, cid, users, u->n_users, UD(c));
+}
+
 static void handle_server_shutdown(kaos_client *c, const Kaos__V1__ServerShutdown *s)
 {
     KN_INFO("server shutting down within %u ms", s->grace_ms);
@@ -199,6 +255,12 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST:
         handle_match_list(c, env->cid, env->match_list);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT:
+        handle_account(c, env->cid, env->account);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_USERS:
+        handle_users(c, env->cid, env->users);
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_RPC:
         if (c->cfg.callbacks.on_rpc)

@@ -66,6 +66,7 @@ SAME_REASON(HANDSHAKE_FAILED)
 SAME_REASON(RATE_LIMITED)
 SAME_REASON(TOO_MANY_CONNECTIONS)
 SAME_REASON(SEND_QUEUE_FULL)
+SAME_REASON(BANNED)
 
 _Static_assert(KAOS_PROTOCOL_VERSION == KN_PROTOCOL_VERSION, "protocol versions differ");
 _Static_assert(KAOS_SEAL_OVERHEAD == KN_SEAL_OVERHEAD, "seal overheads differ");
@@ -89,6 +90,7 @@ static const char *const reasons[] = {
     [KAOS_DISCONNECT_RATE_LIMITED] = "rate limited",
     [KAOS_DISCONNECT_TOO_MANY_CONNECTIONS] = "too many connections from this address",
     [KAOS_DISCONNECT_SEND_QUEUE_FULL] = "could not keep up with the server's data",
+    [KAOS_DISCONNECT_BANNED] = "account banned or deleted",
 };
 
 const char *kaos_disconnect_reason_text(uint32_t reason)

@@ -31,6 +31,11 @@ static uint32_t *unconst_u32(const uint32_t *p)
     return (uint32_t *)(uintptr_t)p;
 }
 
+static char **unconst_list(const char *const *p)
+{
+    return (char **)(uintptr_t)p;
+}
+
 static uint32_t take_cid(kaos_client *c)
 {
     uint32_t cid = c->next_cid;
@@ -347,4 +352,147 @@ int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size
     if (!c || channel >= KN_CHANNEL_COUNT || (len && !data)) return KN_ERR_INVALID_ARGUMENT;
     if (len > KAOS_MAX_MESSAGE_SIZE) return KN_ERR_TOO_LARGE;
     return send_bytes(c, channel, data, len, reliable);
+}
+
+/* --- the account ------------------------------------------------------------------ */
+
+/* An OptionalString for a field to change; NULL = absent (unchanged). */
+static Kaos__V1__OptionalString *optional(Kaos__V1__OptionalString *slot, const char *value)
+{
+    if (!value) return NULL;
+    kaos__v1__optional_string__init(slot);
+    slot->value = unconst_str(value);
+    return slot;
+}
+
+static bool all_set(const char *const *list, size_t n)
+{
+    if (n && !list) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!list[i]) return false;
+    return true;
+}
+
+int kaos_client_account_get(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__AccountGet msg = KAOS__V1__ACCOUNT_GET__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_GET;
+    env.account_get = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_account_update(kaos_client *c, const kaos_account_changes *changes)
+{
+    if (!c || !changes) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__OptionalString f[7];
+    Kaos__V1__AccountUpdate msg = KAOS__V1__ACCOUNT_UPDATE__INIT;
+    msg.username = optional(&f[0], changes->username);
+    msg.display_name = optional(&f[1], changes->display_name);
+    msg.avatar_url = optional(&f[2], changes->avatar_url);
+    msg.lang_tag = optional(&f[3], changes->lang_tag);
+    msg.location = optional(&f[4], changes->location);
+    msg.timezone = optional(&f[5], changes->timezone);
+    msg.metadata = optional(&f[6], changes->metadata);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_UPDATE;
+    env.account_update = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_users_get(kaos_client *c, const char *const *ids, size_t id_count,
+                          const char *const *usernames, size_t username_count)
+{
+    if (!c || !all_set(ids, id_count) || !all_set(usernames, username_count))
+        return KN_ERR_INVALID_ARGUMENT;
+    /* Either list alone past the limit would not fit; refuse before packing. */
+    if (id_count > KAOS_MAX_MESSAGE_SIZE || username_count > KAOS_MAX_MESSAGE_SIZE)
+        return KN_ERR_TOO_LARGE;
+    Kaos__V1__UsersGet msg = KAOS__V1__USERS_GET__INIT;
+    msg.n_ids = id_count;
+    msg.ids = unconst_list(ids);
+    msg.n_usernames = username_count;
+    msg.usernames = unconst_list(usernames);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_USERS_GET;
+    env.users_get = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_account_delete(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__AccountDelete msg = KAOS__V1__ACCOUNT_DELETE__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_DELETE;
+    env.account_delete = &msg;
+    int cid = kaos_client__request(c, &env);
+    if (cid > 0) kaos_client__session_clear(c); /* as on logout: its tokens die with the account */
+    return cid;
+}
+
+int kaos_client_link_device(kaos_client *c, const char *device_id)
+{
+    if (!c || !device_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LinkDevice msg = KAOS__V1__LINK_DEVICE__INIT;
+    msg.id = unconst_str(device_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LINK_DEVICE;
+    env.link_device = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_link_email(kaos_client *c, const char *email, const char *password)
+{
+    if (!c || !email || !password) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LinkEmail msg = KAOS__V1__LINK_EMAIL__INIT;
+    msg.email = unconst_str(email);
+    msg.password = unconst_str(password);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LINK_EMAIL;
+    env.link_email = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_link_custom(kaos_client *c, const char *custom_id)
+{
+    if (!c || !custom_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LinkCustom msg = KAOS__V1__LINK_CUSTOM__INIT;
+    msg.id = unconst_str(custom_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LINK_CUSTOM;
+    env.link_custom = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_unlink_device(kaos_client *c, const char *device_id)
+{
+    if (!c || !device_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UnlinkDevice msg = KAOS__V1__UNLINK_DEVICE__INIT;
+    msg.id = unconst_str(device_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_UNLINK_DEVICE;
+    env.unlink_device = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_unlink_email(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UnlinkEmail msg = KAOS__V1__UNLINK_EMAIL__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_UNLINK_EMAIL;
+    env.unlink_email = &msg;
+    return kaos_client__request(c, &env);
+}
+
+int kaos_client_unlink_custom(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UnlinkCustom msg = KAOS__V1__UNLINK_CUSTOM__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_UNLINK_CUSTOM;
+    env.unlink_custom = &msg;
+    return kaos_client__request(c, &env);
 }

@@ -420,6 +420,41 @@ static void on_match_list(kaos_client *k, uint32_t cid, const kaos_match_info *l
     snprintf(c->match_list_first, sizeof c->match_list_first, "%s", n ? list[0].label : "");
 }
 
+#define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
+
+static void on_account(kaos_client *k, uint32_t cid, const kaos_account *a, void *ud)
+{
+    e2e_client *c = ud;
+    e2e_account *x = &c->account;
+    c->accounts++;
+    COPY(x->id, a->user.id);
+    COPY(x->username, a->user.username);
+    COPY(x->display_name, a->user.display_name);
+    COPY(x->avatar_url, a->user.avatar_url);
+    COPY(x->lang_tag, a->user.lang_tag);
+    COPY(x->location, a->user.location);
+    COPY(x->timezone, a->user.timezone);
+    COPY(x->metadata, a->user.metadata);
+    COPY(x->email, a->email);
+    COPY(x->custom_id, a->custom_id);
+    x->device_count = a->device_count;
+    for (size_t i = 0; i < a->device_count && i < 8; i++) COPY(x->device_ids[i], a->device_ids[i]);
+    x->create_time = a->user.create_time;
+    x->update_time = a->user.update_time;
+    x->disable_time = a->disable_time;
+}
+
+static void on_users(kaos_client *k, uint32_t cid, const kaos_user *users, size_t n, void *ud)
+{
+    e2e_client *c = ud;
+    c->users_answers++;
+    c->users_count = n;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        COPY(c->users_ids[i], users[i].id);
+        COPY(c->users_names[i], users[i].username);
+    }
+}
+
 static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
 {
     ((e2e_client *)ud)->shutdown_notices++;
@@ -453,6 +488,8 @@ static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keep
         .on_rpc = on_rpc,
         .on_match_end = on_match_end,
         .on_match_list = on_match_list,
+        .on_account = on_account,
+        .on_users = on_users,
     };
     assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
     assert_int_equal(kaos_client_connect(c->c), KAOS_OK);

@@ -64,6 +64,15 @@ typedef struct e2e_data {
     bool reliable;
 } e2e_data;
 
+/* A copy of the last kaos_account received. */
+typedef struct e2e_account {
+    char id[40], username[130], display_name[256], avatar_url[513], lang_tag[20];
+    char location[256], timezone[256], metadata[2048], email[256], custom_id[130];
+    char device_ids[8][130];
+    size_t device_count;
+    int64_t create_time, update_time, disable_time;
+} e2e_account;
+
 typedef struct e2e_client {
     kaos_client *c;
     bool connected, disconnected;
@@ -87,7 +96,7 @@ typedef struct e2e_client {
     /* events */
     int acks, pongs, shutdown_notices;
     int rpcs;
-    char rpc_payload[1024];
+    char rpc_payload[4096];
     int joins, leaves;
     uint32_t last_join_slot, last_leave_slot;
     e2e_data data[E2E_MAX_DATA];
@@ -100,6 +109,12 @@ typedef struct e2e_client {
     int match_lists;
     size_t match_list_count;
     char match_list_first[256];
+    /* account answers */
+    int accounts;
+    e2e_account account;
+    int users_answers;
+    size_t users_count;
+    char users_ids[8][40], users_names[8][130];
 } e2e_client;
 
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits

@@ -51,7 +51,8 @@ static const kn_db_stmt update_account = {
 static const kn_db_stmt get_users = {
     "account_users_get",
     "SELECT " USER_COLUMNS " FROM users"
-    " WHERE id = ANY ($1::uuid[]) OR username = ANY ($2::text[]) ORDER BY username",
+    " WHERE (id = ANY ($1::uuid[]) OR username = ANY ($2::text[]))"
+    " AND id <> '00000000-0000-0000-0000-000000000000' ORDER BY username",
     2};
 static const kn_db_stmt delete_user = {"account_delete",
                                        "DELETE FROM users WHERE id = $1 RETURNING id", 1};
@@ -128,6 +129,8 @@ static int fail_db(int rc, char *msg, size_t cap)
     return fail(rc, msg, cap, "%s", why);
 }
 
+#define NIL_USER "00000000-0000-0000-0000-000000000000"
+
 /* --- validation ------------------------------------------------------------ */
 
 /* Copies a canonical UUID into `out` in lower case, the form Postgres prints,
@@ -145,6 +148,9 @@ static int check_user_id(const char *user_id, char out[37], char *msg, size_t ca
 {
     if (!norm_id(user_id, out))
         return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "user id must be a UUID");
+    /* The nil UUID owns system storage objects (docs/storage.md); it is not
+     * an account anyone can read, change, ban or delete. */
+    if (!strcmp(out, NIL_USER)) return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
     return KN_OK;
 }
 

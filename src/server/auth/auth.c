@@ -46,6 +46,8 @@ static const kn_db_stmt consume_session = {
     2};
 static const kn_db_stmt delete_session = {
     "auth_delete_session", "DELETE FROM user_session WHERE id = $1 AND user_id = $2", 2};
+static const kn_db_stmt delete_user_sessions = {
+    "auth_delete_user_sessions", "DELETE FROM user_session WHERE user_id = $1", 1};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
 static const kn_db_stmt find_user = {
@@ -410,6 +412,13 @@ int kn_auth_logout(const kn_auth *a, kn_db *db, const char *session_id, const ch
     (void)a;
     const char *p[] = {session_id, user_id};
     return kn_db_query(db, &delete_session, p, NULL);
+}
+
+int kn_auth_logout_all(const kn_auth *a, kn_db *db, const char *user_id)
+{
+    (void)a;
+    const char *p[] = {user_id};
+    return kn_db_query(db, &delete_user_sessions, p, NULL);
 }
 
 int kn_auth_verify_session(const kn_auth *a, const char *token, int64_t now, kn_token_claims *out)

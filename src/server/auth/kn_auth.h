@@ -92,6 +92,11 @@ int kn_auth_refresh(const kn_auth *auth, kn_db *db, const char *refresh_token,
 /* Logout: the session's refresh token stops working (the session token
  * itself is refused by the gateway's revocation set until it expires). */
 int kn_auth_logout(const kn_auth *auth, kn_db *db, const char *session_id, const char *user_id);
+/* Logout of every session of the user: all its refresh tokens stop working
+ * and none of its session tokens can be resumed (the gateway checks
+ * Postgres on resume). user_id must be a canonical UUID (callers check it;
+ * anything else is a database error). Unknown user: KN_OK. */
+int kn_auth_logout_all(const kn_auth *auth, kn_db *db, const char *user_id);
 
 /* Verify a session token: KN_ERR_TOKEN_EXPIRED or KN_ERR_TOKEN_INVALID. */
 int kn_auth_verify_session(const kn_auth *auth, const char *token, int64_t now_sec,

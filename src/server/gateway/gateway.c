@@ -1,8 +1,19 @@
 /* gateway: per-connection sessions, the route table, worker jobs.
  *
  * Threads: everything here runs on the net thread except run_job, which runs
- * on an API worker and touches only its job (owned by it while it runs). */
+ * on an API worker and touches only its job (owned by it while it runs), and
+ * kn_gateway_end_sessions / kn_gateway_rpc_blocking, which only post work.
+ *
+ * Ending sessions (logout, account deletion, bans) happens here, on the net
+ * thread, in end_sessions_now: every connection bound to the user (or to one
+ * session of it) is unbound and, for a ban or a deletion, closed with
+ * DISCONNECT_BANNED; each session id goes into the revocation set so its
+ * token cannot be resumed. Postgres stays the source of truth (a resume
+ * checks kn_account_session_valid); the set answers the races the database
+ * cannot see, and `ended` refuses a login or resume that read Postgres just
+ * before a ban or deletion committed but completes after the walk. */
 #include "kn_gateway.h"
+#include "kn_account.h"
 #include "kn_api.h"
 #include "kn_auth.h"
 #include "kn_codec.h"
@@ -23,6 +34,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 typedef struct session {
@@ -45,10 +57,11 @@ struct kn_gateway {
     kn_gateway_deps deps;
     kn_net *net;
     kn_relay *relay;
+    kn_map revoked;          /* net thread: hash(session id) -> pack(its token's expiry (s), why) */
+    kn_map ended;            /* net thread: hash(user id) -> pack(monotonic ms of a ban or deletion, why) */
     kn_match_engine *matches; /* authoritative matches (NULL = none) */
     bool took_env;            /* a net-thread handler kept the request (moved it to a job) */
     bool before_done;         /* the route runs after its before hook already ran */
-    kn_map revoked;          /* net thread: hash(session id) -> its token's expiry (s) */
     int64_t next_sweep_ms;
     bool stopping;
     atomic_size_t jobs_in_flight; /* submitted, completion not yet run */
@@ -85,9 +98,12 @@ typedef struct job {
     kn_envelope *req;
     uint8_t *reply;
     size_t reply_len;
+    int64_t submitted_ms;    /* monotonic, when the net thread queued it */
     bool bind;               /* reply is a Session: bind it to the connection */
-    bool logout;             /* the session ended: revoke it on the net thread */
-    kn_auth_session session; /* filled by the worker when bind */
+    bool resume;             /* a SessionResume whose token verified (session.claims are its) */
+    bool end;                /* the operation ended sessions (end_why): end them on the net thread */
+    kn_session_end end_why;
+    kn_auth_session session; /* filled by the worker when bind (and for a resume) */
 } job;
 
 /* A route: who may send a message type, on which channels, and its handler. */
@@ -176,16 +192,70 @@ static void login_failed(kn_gateway *gw, const char *address_key, const char *ac
 
 /* --- sessions --------------------------------------------------------------- */
 
-/* Net thread: drop revocations whose tokens have expired anyway. */
+/* The maps `revoked` and `ended` keep a time and a kn_session_end in one
+ * value (times are positive, so a value is never NULL). */
+#define ENDED_KEEP_MS 300000 /* far longer than a job waits in the queue */
+
+static void *pack(int64_t t, kn_session_end why)
+{
+    return (void *)(intptr_t)(t * 4 + (int64_t)why);
+}
+
+static int64_t packed_time(const void *v)
+{
+    return (int64_t)(intptr_t)v / 4;
+}
+
+static kn_session_end packed_why(const void *v)
+{
+    return (kn_session_end)((intptr_t)v % 4);
+}
+
+/* User ids compare in lower case (Lua may pass upper-case hex). */
+static uint64_t user_key(const char *user_id)
+{
+    char low[37];
+    size_t i = 0;
+    for (; user_id[i] && i < sizeof low - 1; i++)
+        low[i] = (char)(user_id[i] >= 'A' && user_id[i] <= 'Z' ? user_id[i] + 32 : user_id[i]);
+    low[i] = '\0';
+    return kn_map_key_str(low);
+}
+
+/* Drops the entries whose time has passed (expired tokens need no
+ * revocation; old bans no race). */
+static void sweep_map(kn_map *m, int64_t now, int64_t keep)
+{
+    for (size_t i = 0; i < m->cap;) {
+        kn_map_entry *e = &m->slots[i];
+        if (e->key && packed_time(e->value) + keep <= now) kn_map_del(m, e->key);
+        else i++; /* a delete may shift a later entry into slot i: look again */
+    }
+}
+
+/* Net thread, once a minute. */
 static void sweep_revoked(kn_gateway *gw, int64_t now_ms)
 {
     if (now_ms < gw->next_sweep_ms) return;
     gw->next_sweep_ms = now_ms + 60000;
-    int64_t now = kn_time_wall_ms() / 1000;
-    for (size_t i = 0; i < gw->revoked.cap;) {
-        kn_map_entry *e = &gw->revoked.slots[i];
-        if (e->key && (int64_t)(intptr_t)e->value <= now) kn_map_del(&gw->revoked, e->key);
-        else i++; /* a delete may shift a later entry into slot i: look again */
+    sweep_map(&gw->revoked, kn_time_wall_ms() / 1000, 0);
+    sweep_map(&gw->ended, kn_time_mono_ms(), ENDED_KEEP_MS);
+}
+
+/* Net thread: the session's token can no longer be resumed. */
+static void revoke(kn_gateway *gw, const char *session_id, int64_t expires_at, kn_session_end why)
+{
+    if (expires_at <= 0) expires_at = 1;
+    if (kn_map_put(&gw->revoked, kn_map_key_str(session_id), pack(expires_at, why)))
+        KN_WARN("out of memory recording a revoked session; only Postgres refuses its resume now");
+}
+
+static const char *revoked_text(kn_session_end why)
+{
+    switch (why) {
+    case KN_SESSION_END_BAN: return "session token revoked (account banned)";
+    case KN_SESSION_END_DELETE: return "session token revoked (account deleted)";
+    default: return "session token revoked (logged out)";
     }
 }
 
@@ -201,6 +271,45 @@ static void bind_claims(kn_gateway *gw, session *s, const kn_token_claims *c)
     if (kn_token_claims_set_vars(&s->vars, c->vars, c->var_count))
         KN_WARN("out of memory keeping session vars; scripts see none for this connection");
     kn_net_set_authenticated(gw->net, s->id);
+}
+
+static void unbind(kn_gateway *gw, session *s)
+{
+    if (s->authenticated) gw->st.sessions_current--;
+    s->authenticated = false;
+}
+
+typedef struct end_walk {
+    kn_gateway *gw;
+    const char *user_id;
+    const char *session_id; /* NULL = every session of the user */
+    kn_session_end why;
+    kn_conn_id spare; /* unbound but not closed (the connection that deleted its account) */
+} end_walk;
+
+static void end_one(void *arg, kn_conn_id id, void *conn_data)
+{
+    end_walk *w = arg;
+    session *s = conn_data;
+    if (!s || !s->authenticated || strcasecmp(s->user_id, w->user_id)) return;
+    if (w->session_id && strcasecmp(s->session_id, w->session_id)) return;
+    revoke(w->gw, s->session_id, s->expires_at, w->why);
+    unbind(w->gw, s); /* nothing it still sends counts as the user's */
+    if (w->why != KN_SESSION_END_LOGOUT && id != w->spare)
+        kn_net_close(w->gw->net, id, KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED);
+}
+
+/* Net thread: ends the sessions of user_id bound to connections (only
+ * session_id's when not NULL). A ban or deletion is also remembered for a
+ * while, so a bind already in flight for the user is refused (check_ended). */
+static void end_sessions_now(kn_gateway *gw, const char *user_id, const char *session_id,
+                             kn_session_end why, kn_conn_id spare)
+{
+    if (why != KN_SESSION_END_LOGOUT &&
+        kn_map_put(&gw->ended, user_key(user_id), pack(kn_time_mono_ms(), why)))
+        KN_WARN("out of memory remembering a ban; a login racing with it may bind");
+    end_walk w = {gw, user_id, session_id, why, spare};
+    kn_net_foreach(gw->net, end_one, &w);
 }
 
 static void member_of(const session *s, kn_relay_member *m)
@@ -224,38 +333,6 @@ static void handle_ping(kn_gateway *gw, session *s, uint8_t channel, kn_envelope
     out.message_case = KAOS__V1__ENVELOPE__MESSAGE_PONG;
     out.pong = &pong;
     send_env(gw, s->id, &out);
-}
-
-static void handle_session_resume(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
-{
-    kn_token_claims c;
-    int rc = kn_auth_verify_session(gw->deps.auth, env->session_resume->token,
-                                    kn_time_wall_ms() / 1000, &c);
-    if (rc == KN_OK && kn_map_get(&gw->revoked, kn_map_key_str(c.session_id))) {
-        kn_token_claims_deinit(&c);
-        login_failed(gw, s->address_key, NULL);
-        send_error(gw, s->id, env->cid, KN_ERR_UNAUTHENTICATED, "session token revoked (logged out)");
-        return;
-    }
-    if (rc) {
-        login_failed(gw, s->address_key, NULL);
-        send_error(gw, s->id, env->cid, rc,
-                   rc == KN_ERR_TOKEN_EXPIRED ? "session token expired" : "session token invalid");
-        return;
-    }
-    bind_claims(gw, s, &c);
-    Kaos__V1__Session out = KAOS__V1__SESSION__INIT;
-    out.token = env->session_resume->token;
-    out.refresh_token = "";
-    out.user_id = c.user_id;
-    out.username = c.username;
-    out.session_id = c.session_id;
-    kn_envelope reply = KN_ENVELOPE_INIT;
-    reply.cid = env->cid;
-    reply.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION;
-    reply.session = &out;
-    send_env(gw, s->id, &reply);
-    kn_token_claims_deinit(&c);
 }
 
 static void send_match(kn_gateway *gw, session *s, uint32_t cid, const kn_relay_joined *j)
@@ -531,6 +608,7 @@ static job *new_job(kn_gateway *gw, const session *s, kn_envelope *env, job_kind
     memcpy(j->username, s->username, sizeof j->username);
     memcpy(j->session_id, s->session_id, sizeof j->session_id);
     j->expires_at = s->expires_at;
+    j->submitted_ms = kn_time_mono_ms();
     j->req = env;
     return j;
 }
@@ -557,6 +635,44 @@ static void queue_after(kn_gateway *gw, job *j)
         KN_WARN("after hook of %s skipped: API queue full", kn_envelope_type_name((int)j->req->message_case));
 }
 
+/* Net thread: replaces the worker's answer with a refusal. */
+static void refuse(kn_gateway *gw, job *j, int rc, const char *msg)
+{
+    kn_envelope env;
+    Kaos__V1__Error err;
+    fill_error(&env, &err, j->cid, rc, msg);
+    kn_free(j->reply);
+    if (kn_envelope_encode(&env, &j->reply, &j->reply_len)) j->reply = NULL;
+    j->bind = false;
+    j->ok = false;
+    gw->st.errors++;
+}
+
+/* Net thread: the token of a resume names a session the gateway revoked
+ * (before the worker looked, or while it did): that wins over what the
+ * worker found, and its message says why. */
+static void check_resume(kn_gateway *gw, job *j)
+{
+    void *v = kn_map_get(&gw->revoked, kn_map_key_str(j->session.claims.session_id));
+    if (!v) return;
+    if (j->ok) login_failed(gw, j->address_key, NULL); /* a refusal was counted by the worker */
+    refuse(gw, j, KN_ERR_UNAUTHENTICATED, revoked_text(packed_why(v)));
+}
+
+/* Net thread: a login, refresh or resume queued before its user's sessions
+ * were ended by a ban or deletion may have read Postgres before that
+ * committed; binding it now would leave a connection nobody closes. Jobs
+ * queued after the walk read Postgres after the commit and need no check. */
+static void check_ended(kn_gateway *gw, job *j)
+{
+    void *v = kn_map_get(&gw->ended, user_key(j->session.claims.user_id));
+    if (!v || j->submitted_ms > packed_time(v)) return;
+    if (packed_why(v) == KN_SESSION_END_BAN)
+        refuse(gw, j, KN_ERR_PERMISSION_DENIED, "account is banned");
+    else
+        refuse(gw, j, KN_ERR_UNAUTHENTICATED, "user no longer exists");
+}
+
 /* Net thread: deliver the worker's answer if the connection is still there. */
 static void complete_job(void *arg)
 {
@@ -577,17 +693,21 @@ static void complete_job(void *arg)
         free_job(j);
         return;
     }
+    if (j->resume) check_resume(gw, j);
+    if (j->bind) check_ended(gw, j);
     if (s && j->bind) bind_claims(gw, s, &j->session.claims);
-    if (j->logout) {
-        /* The token stays verifiable until it expires: remember it is dead. */
-        if (kn_map_put(&gw->revoked, kn_map_key_str(j->session_id), (void *)(intptr_t)j->expires_at))
-            KN_WARN("out of memory recording a logout; the session token stays resumable");
-        if (s && s->authenticated && !strcmp(s->session_id, j->session_id)) {
-            s->authenticated = false;
-            gw->st.sessions_current--;
-        }
-    }
     if (s && j->reply) kn_net_send(gw->net, j->conn, KN_CHANNEL_CONTROL, j->reply, j->reply_len, true);
+    if (j->end && j->end_why == KN_SESSION_END_LOGOUT) {
+        /* The token stays verifiable until it expires: remember it is dead,
+         * also when this connection has gone, and unbind every connection
+         * that resumed the same session. */
+        revoke(gw, j->session_id, j->expires_at, KN_SESSION_END_LOGOUT);
+        end_sessions_now(gw, j->user_id, j->session_id, KN_SESSION_END_LOGOUT, 0);
+    } else if (j->end) {
+        /* The account is gone: this connection (which got the Ack) stays
+         * open, unauthenticated; the user's others are closed. */
+        end_sessions_now(gw, j->user_id, NULL, j->end_why, j->conn);
+    }
     atomic_fetch_sub(&gw->jobs_in_flight, 1);
     if (j->ok && j->reply && has_hook(gw, KN_HOOK_AFTER, (int)j->req->message_case)) {
         queue_after(gw, j);
@@ -612,7 +732,7 @@ static void encode_reply(job *j, int rc, const char *msg)
         fill_error(&env, &err, j->cid, rc, msg);
     } else {
         sess.token = j->session.token;
-        sess.refresh_token = j->session.refresh_token;
+        sess.refresh_token = j->session.refresh_token ? j->session.refresh_token : ""; /* resume */
         sess.created = j->session.created;
         sess.user_id = j->session.claims.user_id;
         sess.username = j->session.claims.username;
@@ -636,7 +756,20 @@ static void post_completion(kn_gateway *gw, job *j)
     }
 }
 
-/* Worker thread: call a runtime RPC in this worker's VM. */
+/* Any thread: kn_runtime_services.end_sessions. */
+static void services_end_sessions(void *ud, const char *user_id, const char *session_id,
+                                  kn_session_end why)
+{
+    int rc = kn_gateway_end_sessions(ud, user_id, session_id, why);
+    if (rc) KN_WARN("could not end the sessions of user %.36s: %s", user_id, kn_err_text(rc));
+}
+
+/* Worker thread: what scripts called on this worker use (its connection). */
+static kn_runtime_services services_of(kn_gateway *gw, kn_api_worker *w)
+{
+    return (kn_runtime_services){gw->deps.auth, w->db, services_end_sessions, gw};
+}
+
 /* Worker thread: an RPC by id — a built-in one in C ("kaos." ids), else the
  * runtime's. */
 static int call_rpc(kn_api_worker *w, const kn_runtime_context *ctx, const char *id,
@@ -654,11 +787,14 @@ static int call_rpc(kn_api_worker *w, const kn_runtime_context *ctx, const char 
     return KN_ERR_NOT_FOUND;
 }
 
+static kn_runtime_context job_context(const job *j, const char *mode,
+                                      const kn_runtime_services *svc);
+
 static void run_rpc(kn_api_worker *w, job *j, char *msg, size_t cap)
 {
     Kaos__V1__Rpc *req = j->req->rpc;
-    kn_runtime_context ctx = {j->user_id,      j->username, j->session_id, j->address,
-                              "rpc",          j->vars.vars, j->vars.var_count};
+    kn_runtime_services svc = services_of(j->gw, w);
+    kn_runtime_context ctx = job_context(j, "rpc", &svc);
     char *out = NULL;
     size_t out_len = 0;
     int rc = call_rpc(w, &ctx, req->id, req->payload, strlen(req->payload), &out, &out_len, msg,
@@ -801,10 +937,11 @@ static int run_match_list(kn_gateway *gw, job *j, char *msg, size_t cap)
 
 /* --- hooks (worker thread) ------------------------------------------------------------ */
 
-static kn_runtime_context job_context(const job *j, const char *mode)
+static kn_runtime_context job_context(const job *j, const char *mode,
+                                      const kn_runtime_services *svc)
 {
-    return (kn_runtime_context){j->user_id, j->username,   j->session_id,    j->address,
-                                mode,       j->vars.vars, j->vars.var_count};
+    return (kn_runtime_context){j->user_id, j->username,   j->session_id,      j->address,
+                                mode,       j->vars.vars, j->vars.var_count, svc};
 }
 
 /* The before hook: KN_OK to go on (j->req possibly rewritten), else the
@@ -822,7 +959,8 @@ static int run_before(kn_api_worker *w, job *j, char *msg, size_t cap)
         snprintf(msg, cap, "%s request cannot be passed to its hook (strings must be UTF-8)", name);
         return rc == KN_ERR_NOMEM ? rc : KN_ERR_INVALID_ARGUMENT;
     }
-    kn_runtime_context ctx = job_context(j, "before");
+    kn_runtime_services svc = services_of(j->gw, w);
+    kn_runtime_context ctx = job_context(j, "before", &svc);
     rc = kn_runtime_hook(vm, &ctx, KN_HOOK_BEFORE, op, req, req_len, NULL, 0, &out, &out_len, msg,
                          cap);
     if (rc == KN_OK && out) {
@@ -855,7 +993,8 @@ static void run_after(kn_api_worker *w, job *j)
         goto done;
     }
     if (!res || kn_envelope_body_to_json(j->req, &req, &req_len)) goto done;
-    kn_runtime_context ctx = job_context(j, "after");
+    kn_runtime_services svc = services_of(j->gw, w);
+    kn_runtime_context ctx = job_context(j, "after", &svc);
     int rc = kn_runtime_hook(vm, &ctx, KN_HOOK_AFTER, op, req, req_len, res, res_len, &out,
                              &out_len, msg, sizeof msg);
     if (rc) KN_WARN("after hook of %s: %s", kn_envelope_type_name(op), msg);
@@ -864,6 +1003,185 @@ done:
     kn_free(req);
     kn_free(res);
     kn_free(out);
+}
+
+/* --- session resume and the account service (worker thread) ----------------------- */
+
+/* SessionResume: the token must verify and its session still be live in
+ * Postgres (not logged out, superseded by a refresh, banned or deleted, also
+ * across restarts); the completion then checks the revocation set. */
+static int run_resume(kn_gateway *gw, kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    const char *token = j->req->session_resume->token;
+    int rc = kn_auth_verify_session(gw->deps.auth, token, kn_time_wall_ms() / 1000,
+                                    &j->session.claims);
+    if (rc) {
+        login_failed(gw, j->address_key, NULL);
+        snprintf(msg, cap, "%s",
+                 rc == KN_ERR_TOKEN_EXPIRED ? "session token expired" : "session token invalid");
+        return rc;
+    }
+    j->resume = true;
+    rc = kn_account_session_valid(w->db, j->session.claims.session_id, j->session.claims.user_id,
+                                  msg, cap);
+    if (rc == KN_ERR_UNAUTHENTICATED) login_failed(gw, j->address_key, NULL);
+    if (rc) return rc;
+    j->session.token = kn_strndup(token, strlen(token));
+    return j->session.token ? KN_OK : KN_ERR_NOMEM;
+}
+
+/* Encodes env as the job's successful reply. */
+static int reply_with(job *j, kn_envelope *env)
+{
+    env->cid = j->cid;
+    if (kn_envelope_encode(env, &j->reply, &j->reply_len)) return KN_ERR_NOMEM;
+    j->ok = true;
+    return KN_OK;
+}
+
+static int reply_ack(job *j)
+{
+    Kaos__V1__Ack ack = KAOS__V1__ACK__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
+    env.ack = &ack;
+    return reply_with(j, &env);
+}
+
+static char *text(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+/* A kn_user as a User message that borrows its strings. */
+static void user_message(Kaos__V1__User *m, const kn_user *u)
+{
+    kaos__v1__user__init(m);
+    m->id = (char *)u->id;
+    m->username = text(u->username);
+    m->display_name = text(u->display_name);
+    m->avatar_url = text(u->avatar_url);
+    m->lang_tag = text(u->lang_tag);
+    m->location = text(u->location);
+    m->timezone = text(u->timezone);
+    m->metadata = text(u->metadata);
+    m->create_time = u->create_time;
+    m->update_time = u->update_time;
+}
+
+static int reply_account(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    kn_account a;
+    int rc = kn_account_get(w->db, j->user_id, &a, msg, cap);
+    if (rc) return rc;
+    Kaos__V1__User user;
+    user_message(&user, &a.user);
+    Kaos__V1__Account acc = KAOS__V1__ACCOUNT__INIT;
+    acc.user = &user;
+    acc.email = text(a.email);
+    acc.custom_id = text(a.custom_id);
+    acc.n_device_ids = a.device_count;
+    acc.device_ids = a.device_ids;
+    acc.disable_time = a.disable_time;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT;
+    env.account = &acc;
+    rc = reply_with(j, &env);
+    kn_account_deinit(&a);
+    return rc;
+}
+
+static int reply_users(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__UsersGet *q = j->req->users_get;
+    kn_user *users = NULL;
+    size_t n = 0;
+    int rc = kn_users_get(w->db, (const char *const *)q->ids, q->n_ids,
+                          (const char *const *)q->usernames, q->n_usernames, &users, &n, msg, cap);
+    if (rc) return rc;
+    Kaos__V1__User *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
+    Kaos__V1__User **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
+    if (n && (!msgs || !ptrs)) {
+        rc = KN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        user_message(&msgs[i], &users[i]);
+        ptrs[i] = &msgs[i];
+    }
+    Kaos__V1__Users out = KAOS__V1__USERS__INIT;
+    out.n_users = n;
+    out.users = ptrs;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_USERS;
+    env.users = &out;
+    rc = reply_with(j, &env);
+done:
+    kn_free(msgs);
+    kn_free(ptrs);
+    kn_users_free(users, n);
+    return rc;
+}
+
+/* An absent OptionalString leaves the field unchanged (NULL). */
+static const char *optional(const Kaos__V1__OptionalString *o)
+{
+    return o ? text(o->value) : NULL;
+}
+
+/* The Account*, Link* and Unlink* requests: the service, for the session's
+ * own user. KN_OK with the reply encoded, or the error for the client. */
+static int run_account(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    kn_envelope *e = j->req;
+    const char *uid = j->user_id;
+    int rc;
+    switch (e->message_case) {
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_GET: return reply_account(w, j, msg, cap);
+    case KAOS__V1__ENVELOPE__MESSAGE_USERS_GET: return reply_users(w, j, msg, cap);
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_UPDATE: {
+        Kaos__V1__AccountUpdate *u = e->account_update;
+        kn_account_changes ch = {
+            .username = optional(u->username),
+            .display_name = optional(u->display_name),
+            .avatar_url = optional(u->avatar_url),
+            .lang_tag = optional(u->lang_tag),
+            .location = optional(u->location),
+            .timezone = optional(u->timezone),
+            .metadata = optional(u->metadata),
+        };
+        rc = kn_account_update(w->db, uid, &ch, msg, cap);
+        break;
+    }
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_DELETE:
+        rc = kn_account_delete(w->db, uid, msg, cap);
+        if (rc == KN_OK) {
+            j->end = true;
+            j->end_why = KN_SESSION_END_DELETE;
+        }
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_LINK_DEVICE:
+        rc = kn_account_link_device(w->db, uid, e->link_device->id, msg, cap);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_LINK_EMAIL:
+        rc = kn_account_link_email(w->db, uid, e->link_email->email, e->link_email->password, msg,
+                                   cap);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_LINK_CUSTOM:
+        rc = kn_account_link_custom(w->db, uid, e->link_custom->id, msg, cap);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_UNLINK_DEVICE:
+        rc = kn_account_unlink_device(w->db, uid, e->unlink_device->id, msg, cap);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_UNLINK_EMAIL:
+        rc = kn_account_unlink_email(w->db, uid, msg, cap);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_UNLINK_CUSTOM:
+        rc = kn_account_unlink_custom(w->db, uid, msg, cap);
+        break;
+    default: return KN_ERR_UNIMPLEMENTED;
+    }
+    return rc ? rc : reply_ack(j);
 }
 
 /* Worker thread. */
@@ -907,6 +1225,9 @@ static void run_job(kn_api_worker *w, void *arg)
             login_failed(gw, j->address_key, NULL);
         break;
     }
+    case KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME:
+        rc = run_resume(gw, w, j, msg, sizeof msg);
+        break;
     case KAOS__V1__ENVELOPE__MESSAGE_RPC:
         run_rpc(w, j, msg, sizeof msg);
         return;
@@ -939,14 +1260,25 @@ static void run_job(kn_api_worker *w, void *arg)
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT:
         rc = kn_auth_logout(gw->deps.auth, w->db, j->session_id, j->user_id);
+        if (rc == KN_OK && (rc = reply_ack(j)) == KN_OK) {
+            j->end = true;
+            j->end_why = KN_SESSION_END_LOGOUT;
+            post_completion(gw, j);
+            return;
+        }
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_GET:
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_UPDATE:
+    case KAOS__V1__ENVELOPE__MESSAGE_USERS_GET:
+    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_DELETE:
+    case KAOS__V1__ENVELOPE__MESSAGE_LINK_DEVICE:
+    case KAOS__V1__ENVELOPE__MESSAGE_LINK_EMAIL:
+    case KAOS__V1__ENVELOPE__MESSAGE_LINK_CUSTOM:
+    case KAOS__V1__ENVELOPE__MESSAGE_UNLINK_DEVICE:
+    case KAOS__V1__ENVELOPE__MESSAGE_UNLINK_EMAIL:
+    case KAOS__V1__ENVELOPE__MESSAGE_UNLINK_CUSTOM:
+        rc = run_account(w, j, msg, sizeof msg);
         if (rc == KN_OK) {
-            Kaos__V1__Ack ack = KAOS__V1__ACK__INIT;
-            kn_envelope env = KN_ENVELOPE_INIT;
-            env.cid = j->cid;
-            env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
-            env.ack = &ack;
-            j->logout = kn_envelope_encode(&env, &j->reply, &j->reply_len) == KN_OK;
-            j->ok = j->logout;
             post_completion(gw, j);
             return;
         }
@@ -988,8 +1320,7 @@ static const route routes[] = {
     [KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_CUSTOM] = {true, true, CH_CONTROL, RUN_API,
                                                          handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH] = {true, true, CH_CONTROL, RUN_API, handle_api},
-    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME] = {true, true, CH_CONTROL, RUN_NET,
-                                                    handle_session_resume},
+    [KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME] = {true, true, CH_CONTROL, RUN_API, handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE] = {false, false, CH_CONTROL, RUN_NET,
                                                   handle_match_create},
     [KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN] = {false, false, CH_CONTROL, RUN_NET,
@@ -1002,6 +1333,17 @@ static const route routes[] = {
     [KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT] = {false, false, CH_CONTROL, RUN_API, handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST_REQUEST] = {false, false, CH_CONTROL, RUN_API,
                                                         handle_api},
+    /* The account service (docs/accounts.md): the session's own user. */
+    [KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_GET] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_UPDATE] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_USERS_GET] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_DELETE] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_LINK_DEVICE] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_LINK_EMAIL] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_LINK_CUSTOM] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_UNLINK_DEVICE] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_UNLINK_EMAIL] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_UNLINK_CUSTOM] = {false, false, CH_CONTROL, RUN_API, handle_api},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -1197,6 +1539,7 @@ int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
     if (!gw) return KN_ERR_NOMEM;
     gw->deps = *deps;
     kn_map_init(&gw->revoked);
+    kn_map_init(&gw->ended);
     kn_relay_sink sink = {relay_send, gw};
     int rc = kn_relay_create(deps->relay, &sink, &gw->relay);
     if (rc) {
@@ -1212,6 +1555,7 @@ void kn_gateway_destroy(kn_gateway *gw)
     if (!gw) return;
     kn_relay_destroy(gw->relay);
     kn_map_deinit(&gw->revoked);
+    kn_map_deinit(&gw->ended);
     kn_free(gw);
 }
 
@@ -1238,6 +1582,38 @@ void kn_gateway_attach_matches(kn_gateway *gw, kn_match_engine *matches)
     gw->matches = matches;
 }
 
+/* --- ending sessions from other threads ------------------------------------------ */
+
+typedef struct end_request {
+    kn_gateway *gw;
+    char user_id[37];
+    char session_id[37]; /* "" = all of the user's */
+    kn_session_end why;
+} end_request;
+
+static void run_end_request(void *arg)
+{
+    end_request *r = arg;
+    end_sessions_now(r->gw, r->user_id, r->session_id[0] ? r->session_id : NULL, r->why, 0);
+    kn_free(r);
+}
+
+int kn_gateway_end_sessions(kn_gateway *gw, const char *user_id, const char *session_id,
+                            kn_session_end why)
+{
+    if (!user_id || strlen(user_id) > 36 || (session_id && strlen(session_id) > 36))
+        return KN_ERR_INVALID_ARGUMENT;
+    end_request *r = kn_calloc(1, sizeof *r);
+    if (!r) return KN_ERR_NOMEM;
+    r->gw = gw;
+    snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
+    snprintf(r->session_id, sizeof r->session_id, "%s", session_id ? session_id : "");
+    r->why = why;
+    int rc = kn_net_post_fn(gw->net, run_end_request, r);
+    if (rc) kn_free(r);
+    return rc;
+}
+
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
 {
     *out = gw->st;
@@ -1248,6 +1624,7 @@ void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
 
 /* Shared by the waiting HTTP thread and the worker; the last one out frees it. */
 typedef struct sync_rpc {
+    kn_gateway *gw;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int refs;
@@ -1278,7 +1655,8 @@ static void sync_release(sync_rpc *r)
 static void run_sync_rpc(kn_api_worker *w, void *arg)
 {
     sync_rpc *r = arg;
-    kn_runtime_context ctx = {"", "", "", r->address, "rpc", NULL, 0};
+    kn_runtime_services svc = services_of(r->gw, w);
+    kn_runtime_context ctx = {"", "", "", r->address, "rpc", NULL, 0, &svc};
     r->rc = call_rpc(w, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg,
                      sizeof r->msg);
     pthread_mutex_lock(&r->lock);
@@ -1308,6 +1686,7 @@ int kn_gateway_rpc_blocking(kn_gateway *gw, const char *id, const char *payload,
     memcpy(r->payload, payload, len);
     r->payload[len] = '\0';
     r->len = len;
+    r->gw = gw;
     snprintf(r->id, sizeof r->id, "%s", id);
     snprintf(r->address, sizeof r->address, "%s", client_address ? client_address : "");
     pthread_mutex_init(&r->lock, NULL);

@@ -9,6 +9,10 @@
  * completions posted to the net thread; a completion for a connection that
  * has gone is dropped by the generation-checked id.
  *
+ * SessionResume runs on a worker: the token must verify, its session must
+ * still be live in Postgres (kn_account_session_valid: not logged out,
+ * refreshed, banned or deleted) and not be in the gateway's revocation set.
+ *
  * Failed logins (unknown device with create=false, bad or expired tokens)
  * count against the account and the source address; a locked key gets
  * RESOURCE_EXHAUSTED ("too many failed logins ...") until the lock expires.
@@ -21,6 +25,7 @@
 #define KN_GATEWAY_H
 
 #include "kn_net.h"
+#include "kn_runtime.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,6 +72,18 @@ void kn_gateway_match_out(void *ud, kn_match_batch *b);
 bool kn_gateway_is_client_op(int message_case);
 
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out); /* net thread */
+
+/* Ends the sessions of user_id that are bound to live connections (only
+ * session_id's when it is not NULL): each is put in the revocation set, so
+ * its token can no longer be resumed, and its connection is unbound (LOGOUT:
+ * it stays open, unauthenticated) or closed with DISCONNECT_BANNED (BAN,
+ * DELETE). BAN and DELETE also refuse a login or resume of the user that was
+ * queued before and completes after. Any thread, after kn_gateway_attach: it
+ * queues the work for the net thread and returns (KN_ERR_NOMEM,
+ * KN_ERR_INVALID_ARGUMENT for ids longer than a UUID). Sessions not bound to
+ * a connection are the database's business (the service ends them there). */
+int kn_gateway_end_sessions(kn_gateway *gw, const char *user_id, const char *session_id,
+                            kn_session_end why);
 
 /* Server-to-server RPC (the HTTP listener): runs the RPC on an API worker
  * with an empty user in the context and waits up to timeout_ms for it. Any

@@ -46,6 +46,34 @@ typedef struct kn_runtime_config {
     bool (*is_client_op)(int message_case);
 } kn_runtime_config;
 
+typedef struct kn_auth kn_auth;
+typedef struct kn_db kn_db;
+
+/* How kn_runtime_services.end_sessions ends sessions (the gateway's
+ * kn_gateway_end_sessions does the work). */
+typedef enum kn_session_end {
+    KN_SESSION_END_LOGOUT = 0, /* connections stay open, unauthenticated */
+    KN_SESSION_END_BAN = 1,    /* connections closed with DISCONNECT_BANNED */
+    KN_SESSION_END_DELETE = 2, /* the same, for a deleted account */
+} kn_session_end;
+
+/* What the account functions of `kaos` (kaos.account_get_id,
+ * kaos.users_ban_id, kaos.authenticate_device, ...) call: the same services
+ * as the wire handlers, with the calling worker's database connection.
+ * Filled by whoever runs the call (the gateway, per worker call) and only
+ * borrowed for its duration. Where there is none (run_once, module load)
+ * those functions raise "kaos.NAME is not available in MODE". */
+typedef struct kn_runtime_services {
+    const kn_auth *auth;
+    kn_db *db; /* the calling thread's connection */
+    /* Ends the live sessions of user_id (only session_id's when not NULL) on
+     * the connections bound to them: revoked, and closed or unauthenticated
+     * as `why` says. Any thread; the work happens later on the net thread. */
+    void (*end_sessions)(void *ud, const char *user_id, const char *session_id,
+                         kn_session_end why);
+    void *ud;
+} kn_runtime_services;
+
 /* What a script sees of the caller (the `context` table). */
 typedef struct kn_runtime_context {
     const char *user_id;     /* "" when not authenticated (server-to-server) */
@@ -55,6 +83,7 @@ typedef struct kn_runtime_context {
     const char *execution_mode; /* "rpc", "before", "after", "run_once" */
     const kn_token_var *vars;   /* session variables (context.vars) */
     size_t var_count;
+    const kn_runtime_services *services; /* NULL: the account functions raise */
 } kn_runtime_context;
 
 /* Before and after hooks (kaos.register_req_before/after), one per client

@@ -253,7 +253,7 @@ static int call(lua_match *lm, const kn_match_call *c, invocation *v, int *base,
     lua_pushcfunction(L, rt_traceback);
     lua_pushcfunction(L, trampoline);
     lua_pushlightuserdata(L, v);
-    rt_call_begin(lm->vm);
+    rt_call_begin(lm->vm, NULL);
     int status = lua_pcall(L, 1, v->nres, *base + 1);
     rt_call_end(lm->vm);
     if (status == LUA_OK) return KN_OK;

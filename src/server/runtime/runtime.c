@@ -1,4 +1,5 @@
-/* runtime: module loading, the sandbox, the `kaos` table and RPC calls. */
+/* runtime: module loading, the sandbox, the `kaos` table and RPC calls.
+ * The account functions of `kaos` are in lua_account.c. */
 #include "kn_runtime.h"
 #include "runtime_internal.h"
 #include "kn_codec_json.h"
@@ -176,6 +177,15 @@ static int safe_load(lua_State *L)
 }
 
 static int run_module(lua_State *L, const module *m);
+
+const kn_runtime_services *kn_runtime__services(lua_State *L, const char *name)
+{
+    kn_runtime_vm *vm = rt_vm_of(L);
+    if (vm->services && vm->services->db && vm->services->auth) return vm->services;
+    luaL_error(L, "kaos.%s is not available in %s (no database connection)", name,
+               vm->mode ? vm->mode : "module loading");
+    return NULL; /* not reached */
+}
 
 /* require(name): "kaos" or a module of the runtime path, each run once. */
 static int safe_require(lua_State *L)
@@ -605,6 +615,7 @@ static void open_sandbox(lua_State *L)
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
     luaL_setfuncs(L, rt_match_funcs, 0);
+    kn_runtime__open_account(L);
     lua_setfield(L, -2, "kaos");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }
@@ -699,17 +710,23 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
     int top = lua_gettop(L);
     lua_pushcfunction(L, rt_traceback);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_run_once);
-    kn_runtime_context ctx = {"", "", "", "", "run_once", NULL, 0};
+    kn_runtime_context ctx = {"", "", "", "", "run_once", NULL, 0, NULL};
+    vm->mode = "run_once";
     int rc = KN_OK;
     for (lua_Integer i = 1; rc == KN_OK && i <= (lua_Integer)lua_rawlen(L, top + 2); i++) {
         lua_rawgeti(L, top + 2, i);
         push_context(L, &ctx);
         if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
             const char *m = lua_tostring(L, -1);
+            if (!m && lua_istable(L, -1)) { /* error({code =, message =}) */
+                lua_getfield(L, -1, "message");
+                m = lua_tostring(L, -1);
+            }
             set_msg(err, cap, "run_once: %s", m ? m : "error object is not a string");
             rc = KN_ERR_CONFIG;
         }
     }
+    vm->mode = NULL;
     lua_settop(L, top);
     return rc;
 }
@@ -829,14 +846,18 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     atomic_store(&vm->armed, false);
 }
 
-void rt_call_begin(kn_runtime_vm *vm)
+void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx)
 {
+    vm->services = ctx ? ctx->services : NULL;
+    vm->mode = !ctx ? "a match handler" : ctx->execution_mode ? ctx->execution_mode : "rpc";
     vm->timed_out = false;
     atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->budget_ms);
 }
 
 void rt_call_end(kn_runtime_vm *vm)
 {
+    vm->services = NULL;
+    vm->mode = NULL;
     atomic_store(&vm->deadline_ms, 0);
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
 }
@@ -892,7 +913,7 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
     int rc = KN_OK;
     char what[160];
     snprintf(what, sizeof what, "rpc %s", id);
-    rt_call_begin(vm);
+    rt_call_begin(vm, ctx);
     int status = lua_pcall(L, 2, 1, top + 1);
     rt_call_end(vm);
     if (status != LUA_OK) {
@@ -974,7 +995,7 @@ int kn_runtime_hook(kn_runtime_vm *vm, const kn_runtime_context *ctx, kn_hook_ki
     snprintf(what, sizeof what, "%s hook of %s", kind == KN_HOOK_BEFORE ? "before" : "after",
              kn_envelope_type_name(message_case));
     int rc = KN_OK;
-    rt_call_begin(vm);
+    rt_call_begin(vm, ctx);
     int status = lua_pcall(L, kind == KN_HOOK_AFTER ? 4 : 3, 1, top + 1);
     rt_call_end(vm);
     if (status != LUA_OK) {

@@ -1,4 +1,5 @@
-/* Internal to the runtime module: shared by runtime.c and match_lua.c. */
+/* Internal to the runtime module: shared by runtime.c, match_lua.c and
+ * lua_account.c. Not part of the module's contract. */
 #ifndef KN_RUNTIME_INTERNAL_H
 #define KN_RUNTIME_INTERNAL_H
 
@@ -43,6 +44,10 @@ struct kn_runtime_vm {
     _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
     atomic_bool armed;           /* the watchdog set the count hook */
     bool timed_out;              /* this call was stopped by its budget */
+    /* The call running now (NULL between calls): what the account
+     * functions use, and the mode they name when there is none. */
+    const kn_runtime_services *services;
+    const char *mode;
     int64_t budget_ms;           /* per call */
     kn_runtime_vm *watch_prev, *watch_next; /* the host's watchdog list */
     kn_runtime_host *host;                  /* NULL for a VM outside a host */
@@ -54,11 +59,17 @@ extern const char rt_key_env, rt_key_matches;
 
 kn_runtime_vm *rt_vm_of(lua_State *L);
 int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap);
+/* Lua value <-> jansson, as kaos.json_encode / json_decode do it.
+ * to_json never raises (NULL and *why instead); from_json pushes one value
+ * and raises on nesting over 64. */
 json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why);
 void rt_from_json(lua_State *L, json_t *j, int depth);
+/* Pushes a userdata owning one jansson value (released by its __gc), so a
+ * Lua error never leaks it; returns the slot to store the value in. */
 json_t **rt_json_holder(lua_State *L);
 int rt_traceback(lua_State *L);
-void rt_call_begin(kn_runtime_vm *vm);
+/* Starts a call's budget; ctx gives the services (NULL = none: match handlers). */
+void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx);
 void rt_call_end(kn_runtime_vm *vm);
 int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap);
 /* The host's watchdog list (enforces the time budget of VMs on it). */
@@ -70,5 +81,15 @@ kn_runtime *rt_host_current(kn_runtime_host *h);
 struct kn_match_engine *rt_host_matches(kn_runtime_host *h);
 /* kaos.match_create, match_list, match_signal (match_lua.c). */
 extern const luaL_Reg rt_match_funcs[];
+#include <lua.h>
+
+/* The services of the call running on L (never NULL), or raises
+ * "kaos.NAME is not available in MODE (no database connection)" when the
+ * call has none (run_once, module loading). */
+const kn_runtime_services *kn_runtime__services(lua_State *L, const char *name);
+
+
+/* Adds the account functions to the `kaos` table on top of the stack. */
+void kn_runtime__open_account(lua_State *L);
 
 #endif

@@ -613,6 +613,30 @@ static void session_valid_follows_refresh_logout_and_expiry(void **state)
     kn_auth_session_deinit(&other);
 }
 
+static void logout_all_ends_every_session_of_the_user_and_no_other(void **state)
+{
+    kn_auth_session a, b, other;
+    new_user("logout-all-device-1", "logout-all-user", &a);
+    expect_ok(kn_auth_device(auth, db, "logout-all-device-1", NULL, false, NULL, 0, now(), &b, msg,
+                             sizeof msg));
+    new_user("logout-all-device-2", "logout-all-other", &other);
+    const char *id = a.claims.user_id;
+    assert_int_equal(kn_auth_logout_all(auth, db, id), KN_OK);
+    expect(KN_ERR_UNAUTHENTICATED, "session has ended",
+           kn_account_session_valid(db, a.claims.session_id, id, msg, sizeof msg));
+    expect(KN_ERR_UNAUTHENTICATED, "session has ended",
+           kn_account_session_valid(db, b.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_account_session_valid(db, other.claims.session_id, other.claims.user_id, msg,
+                                       sizeof msg));
+    kn_auth_session r;
+    expect(KN_ERR_UNAUTHENTICATED, "already used or revoked",
+           kn_auth_refresh(auth, db, b.refresh_token, NULL, 0, now(), &r, msg, sizeof msg));
+    assert_int_equal(kn_auth_logout_all(auth, db, id), KN_OK); /* nothing left: still fine */
+    kn_auth_session_deinit(&a);
+    kn_auth_session_deinit(&b);
+    kn_auth_session_deinit(&other);
+}
+
 /* --- link / unlink --------------------------------------------------------------------- */
 
 static void link_device_of_another_user_is_refused(void **state)
@@ -891,6 +915,7 @@ int main(void)
         cmocka_unit_test(delete_removes_the_user_its_devices_and_sessions),
         cmocka_unit_test(ban_blocks_logins_and_refresh_and_unban_restores_them),
         cmocka_unit_test(session_valid_follows_refresh_logout_and_expiry),
+        cmocka_unit_test(logout_all_ends_every_session_of_the_user_and_no_other),
         cmocka_unit_test(link_device_of_another_user_is_refused),
         cmocka_unit_test(unlink_refuses_the_last_method_and_what_is_not_linked),
         cmocka_unit_test(link_email_checks_the_password_and_other_owners),

@@ -54,7 +54,7 @@ static kn_runtime_vm *load_vm(kn_runtime **rt)
 }
 
 static const kn_token_var ctx_vars[] = {{"platform", "linux"}};
-static const kn_runtime_context ctx = {"user-1", "alice", "sess-1", "127.0.0.1", "rpc", ctx_vars, 1};
+static const kn_runtime_context ctx = {"user-1", "alice", "sess-1", "127.0.0.1", "rpc", ctx_vars, 1, NULL};
 
 static char *call(kn_runtime_vm *vm, const char *id, const char *payload, int *rc, char *msg)
 {
@@ -311,6 +311,67 @@ static void run_once_runs_at_start_only_and_env_reaches_the_context(void **state
     assert_non_null(strstr(err, "expected key=value"));
 }
 
+/* The account functions need the services of a worker call: without them
+ * they say where they were called; with them, a service refusal is raised
+ * as a {code, message} table a script can pcall. Only input the services
+ * refuse before any query is used here (the database handle is never
+ * touched); tests/e2e/test_account.c covers the real thing. */
+static void account_functions_raise_service_errors_and_need_a_database(void **state)
+{
+    write_module("acct.lua",
+                 "local kaos = require('kaos')\n"
+                 "kaos.register_rpc(function(ctx, p)\n"
+                 "  local ok, e = pcall(kaos.account_get_id, p)\n"
+                 "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
+                 "  return tostring(e)\n"
+                 "end, 'get')\n"
+                 "kaos.register_rpc(function(ctx, p)\n"
+                 "  local ok, e = pcall(kaos.account_update_id, '8f4d52c7-bf28-4fcf-8af2-1d4fcf685592',\n"
+                 "                      { nickname = 'x' })\n"
+                 "  return e.code .. ' ' .. e.message\n"
+                 "end, 'update')\n"
+                 "kaos.register_rpc(function(ctx, p)\n"
+                 "  kaos.session_logout('me')\n"
+                 "end, 'logout')\n");
+    kn_runtime *rt;
+    kn_runtime_vm *vm = load_vm(&rt);
+    char msg[256];
+    int rc;
+    char *out = call(vm, "get", "not-a-uuid", &rc, msg); /* ctx has no services */
+    assert_non_null(strstr(out, "kaos.account_get_id is not available in rpc"));
+    kn_free(out);
+
+    int dummy = 0;
+    kn_runtime_services svc = {(const kn_auth *)&dummy, (kn_db *)&dummy, NULL, NULL};
+    kn_runtime_context with = ctx;
+    with.services = &svc;
+    rc = kn_runtime_rpc(vm, &with, "get", "not-a-uuid", 10, &out, &(size_t){0}, msg, sizeof msg);
+    assert_int_equal(rc, KN_OK);
+    assert_string_equal(out, "3 user id must be a UUID");
+    kn_free(out);
+    rc = kn_runtime_rpc(vm, &with, "update", "", 0, &out, &(size_t){0}, msg, sizeof msg);
+    assert_int_equal(rc, KN_OK);
+    assert_string_equal(out, "3 unknown account field \"nickname\"");
+    kn_free(out);
+    /* Uncaught, the table's code and message reach the caller. */
+    rc = kn_runtime_rpc(vm, &with, "logout", "", 0, &out, &(size_t){0}, msg, sizeof msg);
+    assert_int_equal(rc, KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "user id must be a UUID");
+    assert_null(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+
+    /* run_once and module loading have no database. */
+    write_module("zz_once.lua", "require('kaos').run_once(function() require('kaos').users_ban_id({}) end)\n");
+    kn_runtime_config cfg = {.path = dir, .run_once = true};
+    char err[512] = "";
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "kaos.users_ban_id is not available in run_once"));
+    write_module("zz_once.lua", "require('kaos').account_delete_id('x')\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "zz_once.lua:1: kaos.account_delete_id is not available in module loading"));
+}
+
 static void cron_next_follows_the_expression_in_utc(void **state)
 {
     write_module("cron.lua",
@@ -453,6 +514,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(cron_next_follows_the_expression_in_utc, setup, teardown),
+        cmocka_unit_test_setup_teardown(account_functions_raise_service_errors_and_need_a_database,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(hooks_register_by_op_name_and_see_rewrite_refuse_and_reply,

@@ -64,6 +64,60 @@ static void requests_fail_locally_when_not_connected_or_too_large(void **state)
     assert_string_equal(kaos_err_text(KAOS_ERR_NOT_FOUND), "not found");
 }
 
+/* Bad arguments are refused before the connection state is looked at, so
+ * these hold connected or not; good ones fail only for want of a connection. */
+static void account_requests_check_their_arguments_locally(void **state)
+{
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+
+    /* NULL client */
+    assert_int_equal(kaos_client_account_get(NULL), KAOS_ERR_INVALID_ARGUMENT);
+    kaos_account_changes none = {0};
+    assert_int_equal(kaos_client_account_update(NULL, &none), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(NULL, NULL, 0, NULL, 0), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_delete(NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_device(NULL, "device-0123456"), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_email(NULL, "a@example.com", "password"),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_custom(NULL, "custom-1"), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_unlink_device(NULL, "device-0123456"), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_unlink_email(NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_unlink_custom(NULL), KAOS_ERR_INVALID_ARGUMENT);
+
+    /* NULL arguments */
+    assert_int_equal(kaos_client_account_update(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
+    assert_int_equal(kaos_client_users_get(c, NULL, 1, NULL, 0), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, NULL, 3), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, ids, 2, NULL, 0), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, ids, 2), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_device(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_email(c, NULL, "password"), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_email(c, "a@example.com", NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_link_custom(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_unlink_device(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+
+    /* Well-formed, but not connected (lists may be NULL with a count of 0). */
+    assert_int_equal(kaos_client_account_get(c), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_update(c, &none), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_users_get(c, ids, 1, NULL, 0), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, ids, 1), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, NULL, 0), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_delete(c), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_link_device(c, "device-0123456"), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_link_email(c, "a@example.com", "password"), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_link_custom(c, "custom-1"), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_unlink_device(c, "device-0123456"), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_unlink_email(c), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_unlink_custom(c), KAOS_ERR_CLOSED);
+    kaos_client_destroy(c);
+}
+
 static void connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode(void **state)
 {
     kaos_client_config cfg;
@@ -137,10 +191,9 @@ static void the_server_key_is_unknown_before_any_handshake(void **state)
 
 static void every_disconnect_reason_has_a_text(void **state)
 {
-    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_SEND_QUEUE_FULL; r++)
+    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_BANNED; r++)
         assert_string_not_equal(kaos_disconnect_reason_text(r), "unknown reason");
-    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_SEND_QUEUE_FULL + 1),
-                        "unknown reason");
+    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_BANNED + 1), "unknown reason");
 }
 
 static void create_and_connect_survive_allocation_failures(void **state)
@@ -170,6 +223,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(requests_fail_locally_when_not_connected_or_too_large),
+        cmocka_unit_test(account_requests_check_their_arguments_locally),
         cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),
         cmocka_unit_test(malformed_keys_and_plaintext_without_dev_mode_are_config_errors),
         cmocka_unit_test(the_server_key_is_unknown_before_any_handshake),

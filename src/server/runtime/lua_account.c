@@ -1,0 +1,492 @@
+/* lua_account: the account functions of `kaos` — logins, the account
+ * service, bans and logout, for server code (docs/lua-api.md).
+ *
+ * Each one calls the same C service as the wire handler (kn_auth_*,
+ * kn_account_*) with the calling worker's database connection (the call's
+ * kn_runtime_services), so rules, limits and messages are the wire's. A
+ * service error is raised as error({code = N, message = "..."}) with N its
+ * wire code, so a script can pcall it and an uncaught one reaches the client
+ * with that code. A wrong argument type is an ordinary Lua error (a script
+ * bug: INTERNAL for the client, the traceback in the log).
+ *
+ * Memory: what the services return is kn_malloc'd; it sits in a holder
+ * userdata with a __gc while Lua tables are built from it, so a Lua memory
+ * error half-way never leaks it. */
+#include "kn_account.h"
+#include "kn_auth.h"
+#include "kn_error.h"
+#include "kn_mem.h"
+#include "kn_time.h"
+#include "kn_uuid.h"
+#include "runtime_internal.h"
+
+#include <lauxlib.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_CAP 256
+
+/* error({code = <wire code of rc>, message = msg}) */
+static int raise_service(lua_State *L, int rc, const char *msg)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, kn_err_to_wire(rc));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
+    lua_setfield(L, -2, "message");
+    return lua_error(L);
+}
+
+static int done(lua_State *L, int rc, const char *msg)
+{
+    return rc ? raise_service(L, rc, msg) : 0;
+}
+
+static int64_t now_sec(void)
+{
+    return kn_time_wall_ms() / 1000;
+}
+
+/* --- holding service results ------------------------------------------------- */
+
+typedef struct holder {
+    kn_account account;
+    kn_user *users;
+    size_t n_users;
+} holder;
+
+static void holder_release(holder *h)
+{
+    kn_account_deinit(&h->account);
+    kn_users_free(h->users, h->n_users);
+    h->users = NULL;
+    h->n_users = 0;
+}
+
+static int holder_gc(lua_State *L)
+{
+    holder_release(lua_touserdata(L, 1));
+    return 0;
+}
+
+static holder *new_holder(lua_State *L)
+{
+    holder *h = lua_newuserdatauv(L, sizeof *h, 0);
+    memset(h, 0, sizeof *h);
+    if (luaL_newmetatable(L, "kaos.account_holder")) {
+        lua_pushcfunction(L, holder_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return h;
+}
+
+/* --- results as tables --------------------------------------------------------- */
+
+static void set_string(lua_State *L, const char *key, const char *value)
+{
+    lua_pushstring(L, value ? value : "");
+    lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, int64_t value)
+{
+    lua_pushinteger(L, (lua_Integer)value);
+    lua_setfield(L, -2, key);
+}
+
+/* Metadata (a JSON object as Postgres prints it) as a table. */
+static void push_metadata(lua_State *L, const char *text)
+{
+    json_t **h = rt_json_holder(L);
+    json_error_t e;
+    *h = text ? json_loads(text, 0, &e) : NULL;
+    if (*h) {
+        rt_from_json(L, *h, 0);
+        json_decref(*h);
+        *h = NULL;
+    } else {
+        lua_newtable(L);
+    }
+    lua_remove(L, -2); /* the holder */
+}
+
+/* The public profile, with the field names of the wire's User. */
+static void push_user(lua_State *L, const kn_user *u)
+{
+    lua_createtable(L, 0, 10);
+    set_string(L, "id", u->id);
+    set_string(L, "username", u->username);
+    set_string(L, "display_name", u->display_name);
+    set_string(L, "avatar_url", u->avatar_url);
+    set_string(L, "lang_tag", u->lang_tag);
+    set_string(L, "location", u->location);
+    set_string(L, "timezone", u->timezone);
+    push_metadata(L, u->metadata);
+    lua_setfield(L, -2, "metadata");
+    set_integer(L, "create_time", u->create_time);
+    set_integer(L, "update_time", u->update_time);
+}
+
+/* A list argument: every element must be a string. The pointers stay valid
+ * while the table (argument idx) is on the stack. Pushes the array's
+ * userdata. */
+static const char **string_list(lua_State *L, int idx, const char *what, size_t *n)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    *n = lua_rawlen(L, idx);
+    const char **list = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *list, 0);
+    for (size_t i = 0; i < *n; i++) {
+        if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING) {
+            char msg[MSG_CAP];
+            snprintf(msg, sizeof msg, "%s must be a list of strings", what);
+            raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+        }
+        list[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    return list;
+}
+
+/* --- logins ----------------------------------------------------------------------- */
+
+static bool opt_create(lua_State *L, int idx)
+{
+    return lua_isnoneornil(L, idx) ? true : lua_toboolean(L, idx);
+}
+
+/* A login from server code needs no session: the one the service started
+ * (with a refresh token nobody holds) is ended at once. Returns user_id,
+ * username, created. */
+static int login_result(lua_State *L, const kn_runtime_services *svc, int rc, kn_auth_session *as,
+                        const char *msg)
+{
+    if (rc) {
+        kn_auth_session_deinit(as);
+        return raise_service(L, rc, msg);
+    }
+    (void)kn_auth_logout(svc->auth, svc->db, as->claims.session_id, as->claims.user_id);
+    char user_id[sizeof as->claims.user_id], username[sizeof as->claims.username];
+    memcpy(user_id, as->claims.user_id, sizeof user_id);
+    memcpy(username, as->claims.username, sizeof username);
+    bool created = as->created;
+    kn_auth_session_deinit(as);
+    lua_pushstring(L, user_id);
+    lua_pushstring(L, username);
+    lua_pushboolean(L, created);
+    return 3;
+}
+
+/* authenticate_device(id [, username [, create = true]]) */
+static int k_authenticate_device(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "authenticate_device");
+    const char *id = luaL_checkstring(L, 1);
+    const char *username = luaL_optstring(L, 2, NULL);
+    bool create = opt_create(L, 3);
+    kn_auth_session as;
+    char msg[MSG_CAP] = "";
+    int rc = kn_auth_device(svc->auth, svc->db, id, username, create, NULL, 0, now_sec(), &as, msg,
+                            sizeof msg);
+    return login_result(L, svc, rc, &as, msg);
+}
+
+/* authenticate_email(email, password [, username [, create = true]]) */
+static int k_authenticate_email(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "authenticate_email");
+    const char *email = luaL_checkstring(L, 1);
+    const char *password = luaL_checkstring(L, 2);
+    const char *username = luaL_optstring(L, 3, NULL);
+    bool create = opt_create(L, 4);
+    kn_auth_session as;
+    char msg[MSG_CAP] = "";
+    int rc = kn_auth_email(svc->auth, svc->db, email, password, username, create, NULL, 0,
+                           now_sec(), &as, msg, sizeof msg);
+    return login_result(L, svc, rc, &as, msg);
+}
+
+/* authenticate_custom(id [, username [, create = true]]) */
+static int k_authenticate_custom(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "authenticate_custom");
+    const char *id = luaL_checkstring(L, 1);
+    const char *username = luaL_optstring(L, 2, NULL);
+    bool create = opt_create(L, 3);
+    kn_auth_session as;
+    char msg[MSG_CAP] = "";
+    int rc = kn_auth_custom(svc->auth, svc->db, id, username, create, NULL, 0, now_sec(), &as, msg,
+                            sizeof msg);
+    return login_result(L, svc, rc, &as, msg);
+}
+
+/* --- the account ------------------------------------------------------------------ */
+
+/* account_get_id(user_id) -> {user = {...}, email, custom_id, device_ids, disable_time} */
+static int k_account_get_id(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "account_get_id");
+    const char *user_id = luaL_checkstring(L, 1);
+    holder *h = new_holder(L);
+    char msg[MSG_CAP] = "";
+    int rc = kn_account_get(svc->db, user_id, &h->account, msg, sizeof msg);
+    if (rc) return raise_service(L, rc, msg);
+    const kn_account *a = &h->account;
+    lua_createtable(L, 0, 5);
+    push_user(L, &a->user);
+    lua_setfield(L, -2, "user");
+    set_string(L, "email", a->email);
+    set_string(L, "custom_id", a->custom_id);
+    lua_createtable(L, (int)a->device_count, 0);
+    for (size_t i = 0; i < a->device_count; i++) {
+        lua_pushstring(L, a->device_ids[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "device_ids");
+    set_integer(L, "disable_time", a->disable_time);
+    holder_release(h);
+    return 1;
+}
+
+static const char *const change_fields[] = {"username", "display_name", "avatar_url", "lang_tag",
+                                            "location", "timezone",     "metadata"};
+enum { N_CHANGE_FIELDS = sizeof change_fields / sizeof change_fields[0], METADATA = 6 };
+
+/* Metadata given as a table: its JSON text into stack slot `slot`. */
+static const char *metadata_text(lua_State *L, int value, int slot)
+{
+    json_t **h = rt_json_holder(L);
+    const char *why = NULL;
+    *h = rt_to_json(L, value, 0, &why);
+    char msg[MSG_CAP];
+    if (!*h) {
+        snprintf(msg, sizeof msg, "metadata: %s", why ? why : "out of memory");
+        raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+    }
+    char *txt = json_dumps(*h, JSON_COMPACT);
+    if (!txt) raise_service(L, KN_ERR_NOMEM, "out of memory");
+    lua_pushstring(L, txt);
+    free(txt);
+    lua_replace(L, slot);
+    lua_pop(L, 1); /* the holder */
+    return lua_tostring(L, slot);
+}
+
+/* account_update_id(user_id, changes): the keys of `changes` are the fields
+ * to change (absent = unchanged); metadata may be a table or JSON text. */
+static int k_account_update_id(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "account_update_id");
+    const char *user_id = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_pushnil(L); /* slot 3: metadata as JSON text, when given as a table */
+    const char *values[N_CHANGE_FIELDS] = {NULL};
+    char msg[MSG_CAP] = "";
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return raise_service(L, KN_ERR_INVALID_ARGUMENT, "account fields are named by strings");
+        const char *key = lua_tostring(L, -2);
+        int f = 0;
+        while (f < N_CHANGE_FIELDS && strcmp(key, change_fields[f]))
+            f++;
+        if (f == N_CHANGE_FIELDS) {
+            snprintf(msg, sizeof msg, "unknown account field \"%.64s\"", key);
+            return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+        }
+        if (f == METADATA && lua_type(L, -1) == LUA_TTABLE) {
+            values[f] = metadata_text(L, lua_gettop(L), 3);
+        } else if (lua_type(L, -1) == LUA_TSTRING) {
+            values[f] = lua_tostring(L, -1); /* the table keeps it alive */
+        } else {
+            snprintf(msg, sizeof msg, "account field %s must be a string%s", key,
+                     f == METADATA ? " or a table" : "");
+            return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+        }
+        lua_pop(L, 1);
+    }
+    kn_account_changes ch = {
+        .username = values[0],
+        .display_name = values[1],
+        .avatar_url = values[2],
+        .lang_tag = values[3],
+        .location = values[4],
+        .timezone = values[5],
+        .metadata = values[6],
+    };
+    return done(L, kn_account_update(svc->db, user_id, &ch, msg, sizeof msg), msg);
+}
+
+/* users_get_id({ids}) / users_get_username({usernames}) -> a list of users */
+static int get_users(lua_State *L, bool by_id)
+{
+    const kn_runtime_services *svc =
+        kn_runtime__services(L, by_id ? "users_get_id" : "users_get_username");
+    size_t n;
+    const char **list = string_list(L, 1, by_id ? "ids" : "usernames", &n);
+    holder *h = new_holder(L);
+    char msg[MSG_CAP] = "";
+    int rc = kn_users_get(svc->db, by_id ? list : NULL, by_id ? n : 0, by_id ? NULL : list,
+                          by_id ? 0 : n, &h->users, &h->n_users, msg, sizeof msg);
+    if (rc) return raise_service(L, rc, msg);
+    lua_createtable(L, (int)h->n_users, 0);
+    for (size_t i = 0; i < h->n_users; i++) {
+        push_user(L, &h->users[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    holder_release(h);
+    return 1;
+}
+
+static int k_users_get_id(lua_State *L)
+{
+    return get_users(L, true);
+}
+
+static int k_users_get_username(lua_State *L)
+{
+    return get_users(L, false);
+}
+
+/* account_delete_id(user_id): the account goes, and every connection of
+ * the user is closed (DISCONNECT_BANNED). */
+static int k_account_delete_id(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "account_delete_id");
+    const char *user_id = luaL_checkstring(L, 1);
+    char msg[MSG_CAP] = "";
+    int rc = kn_account_delete(svc->db, user_id, msg, sizeof msg);
+    if (rc) return raise_service(L, rc, msg);
+    svc->end_sessions(svc->ud, user_id, NULL, KN_SESSION_END_DELETE);
+    return 0;
+}
+
+/* users_ban_id({ids}) / users_unban_id({ids}), in order; the first failure
+ * is raised (the users before it are already done). A ban also closes every
+ * connection of the user (DISCONNECT_BANNED). */
+static int ban(lua_State *L, bool on)
+{
+    const kn_runtime_services *svc =
+        kn_runtime__services(L, on ? "users_ban_id" : "users_unban_id");
+    size_t n;
+    const char **ids = string_list(L, 1, "ids", &n);
+    char msg[MSG_CAP] = "";
+    for (size_t i = 0; i < n; i++) {
+        int rc = on ? kn_account_ban(svc->db, ids[i], msg, sizeof msg)
+                    : kn_account_unban(svc->db, ids[i], msg, sizeof msg);
+        if (rc) return raise_service(L, rc, msg);
+        if (on) svc->end_sessions(svc->ud, ids[i], NULL, KN_SESSION_END_BAN);
+    }
+    return 0;
+}
+
+static int k_users_ban_id(lua_State *L)
+{
+    return ban(L, true);
+}
+
+static int k_users_unban_id(lua_State *L)
+{
+    return ban(L, false);
+}
+
+/* --- link and unlink ---------------------------------------------------------------- */
+
+static int k_link_device(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "link_device");
+    const char *user_id = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+    char msg[MSG_CAP] = "";
+    return done(L, kn_account_link_device(svc->db, user_id, id, msg, sizeof msg), msg);
+}
+
+static int k_link_email(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "link_email");
+    const char *user_id = luaL_checkstring(L, 1), *email = luaL_checkstring(L, 2);
+    const char *password = luaL_checkstring(L, 3);
+    char msg[MSG_CAP] = "";
+    return done(L, kn_account_link_email(svc->db, user_id, email, password, msg, sizeof msg), msg);
+}
+
+static int k_link_custom(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "link_custom");
+    const char *user_id = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+    char msg[MSG_CAP] = "";
+    return done(L, kn_account_link_custom(svc->db, user_id, id, msg, sizeof msg), msg);
+}
+
+static int k_unlink_device(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "unlink_device");
+    const char *user_id = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+    char msg[MSG_CAP] = "";
+    return done(L, kn_account_unlink_device(svc->db, user_id, id, msg, sizeof msg), msg);
+}
+
+static int k_unlink_email(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "unlink_email");
+    const char *user_id = luaL_checkstring(L, 1);
+    char msg[MSG_CAP] = "";
+    return done(L, kn_account_unlink_email(svc->db, user_id, msg, sizeof msg), msg);
+}
+
+static int k_unlink_custom(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "unlink_custom");
+    const char *user_id = luaL_checkstring(L, 1);
+    char msg[MSG_CAP] = "";
+    return done(L, kn_account_unlink_custom(svc->db, user_id, msg, sizeof msg), msg);
+}
+
+/* --- sessions ---------------------------------------------------------------------------- */
+
+/* session_logout(user_id [, session_id]): that session (or every session)
+ * of the user ends: refresh tokens stop working, tokens cannot be resumed,
+ * and connections bound to them stay open but unauthenticated. */
+static int k_session_logout(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "session_logout");
+    const char *user_id = luaL_checkstring(L, 1);
+    const char *session_id = luaL_optstring(L, 2, NULL);
+    if (!kn_uuid_valid(user_id))
+        return raise_service(L, KN_ERR_INVALID_ARGUMENT, "user id must be a UUID");
+    if (session_id && !kn_uuid_valid(session_id))
+        return raise_service(L, KN_ERR_INVALID_ARGUMENT, "session id must be a UUID");
+    int rc = session_id ? kn_auth_logout(svc->auth, svc->db, session_id, user_id)
+                        : kn_auth_logout_all(svc->auth, svc->db, user_id);
+    if (rc) return raise_service(L, rc, "database unavailable");
+    svc->end_sessions(svc->ud, user_id, session_id, KN_SESSION_END_LOGOUT);
+    return 0;
+}
+
+static const luaL_Reg account_funcs[] = {
+    {"authenticate_device", k_authenticate_device},
+    {"authenticate_email", k_authenticate_email},
+    {"authenticate_custom", k_authenticate_custom},
+    {"account_get_id", k_account_get_id},
+    {"account_update_id", k_account_update_id},
+    {"account_delete_id", k_account_delete_id},
+    {"users_get_id", k_users_get_id},
+    {"users_get_username", k_users_get_username},
+    {"users_ban_id", k_users_ban_id},
+    {"users_unban_id", k_users_unban_id},
+    {"link_device", k_link_device},
+    {"link_email", k_link_email},
+    {"link_custom", k_link_custom},
+    {"unlink_device", k_unlink_device},
+    {"unlink_email", k_unlink_email},
+    {"unlink_custom", k_unlink_custom},
+    {"session_logout", k_session_logout},
+    {NULL, NULL},
+};
+
+void kn_runtime__open_account(lua_State *L)
+{
+    luaL_setfuncs(L, account_funcs, 0);
+}
