@@ -24,3 +24,14 @@ int64_t kn_time_wall_ms(void)
 {
     return read_us(CLOCK_REALTIME) / 1000;
 }
+
+void kn_time_deadline(int clock, int64_t after_ms, struct timespec *out)
+{
+    clock_gettime((clockid_t)clock, out);
+    out->tv_sec += after_ms / 1000;
+    out->tv_nsec += (long)(after_ms % 1000) * 1000000L;
+    if (out->tv_nsec >= 1000000000L) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000L;
+    }
+}

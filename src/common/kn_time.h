@@ -10,4 +10,9 @@ int64_t kn_time_mono_ms(void); /* CLOCK_MONOTONIC */
 int64_t kn_time_mono_us(void);
 int64_t kn_time_wall_ms(void); /* Unix epoch */
 
+/* `clock` now plus `after_ms`, as the absolute time pthread_cond_timedwait
+ * takes (CLOCK_REALTIME unless the condition variable was set to another). */
+struct timespec;
+void kn_time_deadline(int clock, int64_t after_ms, struct timespec *out);
+
 #endif

@@ -1700,13 +1700,7 @@ int kn_gateway_rpc_blocking(kn_gateway *gw, const char *id, const char *payload,
         return rc;
     }
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    kn_time_deadline(CLOCK_REALTIME, timeout_ms, &until);
     pthread_mutex_lock(&r->lock);
     int wait = 0;
     while (!r->done && wait != ETIMEDOUT) wait = pthread_cond_timedwait(&r->cond, &r->lock, &until);

@@ -1155,13 +1155,7 @@ int kn_match_signal(kn_match_engine *e, const char *match_id, const char *data, 
         return rc;
     }
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    kn_time_deadline(CLOCK_REALTIME, timeout_ms, &until);
     pthread_mutex_lock(&s->lock);
     int w = 0;
     while (!s->done && w != ETIMEDOUT) w = pthread_cond_timedwait(&s->cond, &s->lock, &until);

@@ -28,20 +28,10 @@
 
 #define MSG_CAP 256
 
-/* error({code = <wire code of rc>, message = msg}) */
-static int raise_service(lua_State *L, int rc, const char *msg)
-{
-    lua_createtable(L, 0, 2);
-    lua_pushinteger(L, kn_err_to_wire(rc));
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
-}
 
 static int done(lua_State *L, int rc, const char *msg)
 {
-    return rc ? raise_service(L, rc, msg) : 0;
+    return rc ? rt_raise_coded(L, rc, msg) : 0;
 }
 
 static int64_t now_sec(void)
@@ -142,7 +132,7 @@ static const char **string_list(lua_State *L, int idx, const char *what, size_t 
         if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING) {
             char msg[MSG_CAP];
             snprintf(msg, sizeof msg, "%s must be a list of strings", what);
-            raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+            rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
         }
         list[i] = lua_tostring(L, -1);
         lua_pop(L, 1);
@@ -165,7 +155,7 @@ static int login_result(lua_State *L, const kn_runtime_services *svc, int rc, kn
 {
     if (rc) {
         kn_auth_session_deinit(as);
-        return raise_service(L, rc, msg);
+        return rt_raise_coded(L, rc, msg);
     }
     (void)kn_auth_logout(svc->auth, svc->db, as->claims.session_id, as->claims.user_id);
     char user_id[sizeof as->claims.user_id], username[sizeof as->claims.username];
@@ -232,7 +222,7 @@ static int k_account_get_id(lua_State *L)
     holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
     int rc = kn_account_get(svc->db, user_id, &h->account, msg, sizeof msg);
-    if (rc) return raise_service(L, rc, msg);
+    if (rc) return rt_raise_coded(L, rc, msg);
     const kn_account *a = &h->account;
     lua_createtable(L, 0, 5);
     push_user(L, &a->user);
@@ -263,10 +253,10 @@ static const char *metadata_text(lua_State *L, int value, int slot)
     char msg[MSG_CAP];
     if (!*h) {
         snprintf(msg, sizeof msg, "metadata: %s", why ? why : "out of memory");
-        raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+        rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
     }
     char *txt = json_dumps(*h, JSON_COMPACT);
-    if (!txt) raise_service(L, KN_ERR_NOMEM, "out of memory");
+    if (!txt) rt_raise_coded(L, KN_ERR_NOMEM, "out of memory");
     lua_pushstring(L, txt);
     free(txt);
     lua_replace(L, slot);
@@ -288,14 +278,14 @@ static int k_account_update_id(lua_State *L)
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            return raise_service(L, KN_ERR_INVALID_ARGUMENT, "account fields are named by strings");
+            return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "account fields are named by strings");
         const char *key = lua_tostring(L, -2);
         int f = 0;
         while (f < N_CHANGE_FIELDS && strcmp(key, change_fields[f]))
             f++;
         if (f == N_CHANGE_FIELDS) {
             snprintf(msg, sizeof msg, "unknown account field \"%.64s\"", key);
-            return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+            return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
         }
         if (f == METADATA && lua_type(L, -1) == LUA_TTABLE) {
             values[f] = metadata_text(L, lua_gettop(L), 3);
@@ -304,7 +294,7 @@ static int k_account_update_id(lua_State *L)
         } else {
             snprintf(msg, sizeof msg, "account field %s must be a string%s", key,
                      f == METADATA ? " or a table" : "");
-            return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+            return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
         }
         lua_pop(L, 1);
     }
@@ -331,7 +321,7 @@ static int get_users(lua_State *L, bool by_id)
     char msg[MSG_CAP] = "";
     int rc = kn_users_get(svc->db, by_id ? list : NULL, by_id ? n : 0, by_id ? NULL : list,
                           by_id ? 0 : n, &h->users, &h->n_users, msg, sizeof msg);
-    if (rc) return raise_service(L, rc, msg);
+    if (rc) return rt_raise_coded(L, rc, msg);
     lua_createtable(L, (int)h->n_users, 0);
     for (size_t i = 0; i < h->n_users; i++) {
         push_user(L, &h->users[i]);
@@ -359,7 +349,7 @@ static int k_account_delete_id(lua_State *L)
     const char *user_id = luaL_checkstring(L, 1);
     char msg[MSG_CAP] = "";
     int rc = kn_account_delete(svc->db, user_id, msg, sizeof msg);
-    if (rc) return raise_service(L, rc, msg);
+    if (rc) return rt_raise_coded(L, rc, msg);
     svc->end_sessions(svc->ud, user_id, NULL, KN_SESSION_END_DELETE);
     return 0;
 }
@@ -377,7 +367,7 @@ static int ban(lua_State *L, bool on)
     for (size_t i = 0; i < n; i++) {
         int rc = on ? kn_account_ban(svc->db, ids[i], msg, sizeof msg)
                     : kn_account_unban(svc->db, ids[i], msg, sizeof msg);
-        if (rc) return raise_service(L, rc, msg);
+        if (rc) return rt_raise_coded(L, rc, msg);
         if (on) svc->end_sessions(svc->ud, ids[i], NULL, KN_SESSION_END_BAN);
     }
     return 0;
@@ -455,12 +445,12 @@ static int k_session_logout(lua_State *L)
     const char *user_id = luaL_checkstring(L, 1);
     const char *session_id = luaL_optstring(L, 2, NULL);
     if (!kn_uuid_valid(user_id))
-        return raise_service(L, KN_ERR_INVALID_ARGUMENT, "user id must be a UUID");
+        return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "user id must be a UUID");
     if (session_id && !kn_uuid_valid(session_id))
-        return raise_service(L, KN_ERR_INVALID_ARGUMENT, "session id must be a UUID");
+        return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "session id must be a UUID");
     int rc = session_id ? kn_auth_logout(svc->auth, svc->db, session_id, user_id)
                         : kn_auth_logout_all(svc->auth, svc->db, user_id);
-    if (rc) return raise_service(L, rc, "database unavailable");
+    if (rc) return rt_raise_coded(L, rc, "database unavailable");
     svc->end_sessions(svc->ud, user_id, session_id, KN_SESSION_END_LOGOUT);
     return 0;
 }

@@ -529,16 +529,6 @@ static kn_match_engine *engine_of(lua_State *L, const char *fn)
     return e;
 }
 
-/* Raises {code, message} so scripts can pcall and the client sees the code. */
-static int raise_coded(lua_State *L, int rc, const char *msg)
-{
-    lua_createtable(L, 0, 2);
-    lua_pushinteger(L, kn_err_to_wire(rc));
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
-}
 
 /* match_create(name, params_table|nil) -> match id */
 static int k_match_create(lua_State *L)
@@ -560,7 +550,7 @@ static int k_match_create(lua_State *L)
     }
     char id[KN_MATCH_ID_MAX], msg[256] = "";
     int rc = kn_match_create(e, name, params, len, id, msg, sizeof msg);
-    if (rc) return raise_coded(L, rc, msg);
+    if (rc) return rt_raise_coded(L, rc, msg);
     lua_pushstring(L, id);
     return 1;
 }
@@ -582,7 +572,7 @@ static int k_match_list(lua_State *L)
     size_t n;
     char msg[256] = "";
     int rc = kn_match_list(e, &q, &list, &n, msg, sizeof msg);
-    if (rc) return raise_coded(L, rc, msg);
+    if (rc) return rt_raise_coded(L, rc, msg);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 0, 5);
@@ -614,7 +604,7 @@ static int k_match_signal(lua_State *L)
     char *res = NULL, msg[256] = "";
     size_t res_len = 0;
     int rc = kn_match_signal(e, id, data, len, 5000, &res, &res_len, msg, sizeof msg);
-    if (rc) return raise_coded(L, rc, msg);
+    if (rc) return rt_raise_coded(L, rc, msg);
     lua_pushlstring(L, res ? res : "", res_len);
     kn_free(res);
     return 1;

@@ -862,6 +862,16 @@ void rt_call_end(kn_runtime_vm *vm)
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
 }
 
+int rt_raise_coded(lua_State *L, int rc, const char *msg)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, kn_err_to_wire(rc));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
+    lua_setfield(L, -2, "message");
+    return lua_error(L);
+}
+
 /* A script error -> (code, message for the client). */
 int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap)
 {
@@ -1107,12 +1117,7 @@ static void *watchdog_main(void *arg)
         int64_t every = h->current->match_budget_ms / 10;
         every = every < 5 ? 5 : every > 100 ? 100 : every;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)every * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        kn_time_deadline(CLOCK_REALTIME, every, &until);
         pthread_cond_timedwait(&h->wake, &h->lock, &until);
     }
     pthread_mutex_unlock(&h->lock);
