@@ -15,6 +15,7 @@
 #include "kn_net.h"
 #include "kn_relay.h"
 #include "kn_runtime.h"
+#include "kn_time.h"
 #include "kn_match.h"
 
 #include <pthread.h>
@@ -22,6 +23,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 static kn_net *volatile running_net;
@@ -88,7 +91,10 @@ static void on_signal(int sig)
 /* Hot reload: SIGHUP is blocked in every thread and taken by this one,
  * which loads the modules afresh (never on the net thread) and swaps them in
  * only if every module loads; otherwise the old ones stay, and the log says
- * why. Workers pick the new code up at their next call. */
+ * why. Workers pick the new code up at their next call. With `watch`, a
+ * change to a .lua file of the runtime path (inotify) does the same once the
+ * directory has been quiet for 300 ms, so an editor's several writes make
+ * one reload. */
 typedef struct reloader {
     kn_runtime_host *host;
     const char *path;
@@ -97,10 +103,47 @@ typedef struct reloader {
     int64_t call_budget_ms;
     int64_t match_budget_ms;
     size_t match_memory_limit;
+    bool watch;
     pthread_t thread;
     bool started;
     atomic_int stop;
 } reloader;
+
+/* Drains the inotify fd; true when a .lua file of the directory changed. */
+static bool lua_changed(int fd)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool changed = false;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            size_t len = ev->len ? strlen(ev->name) : 0;
+            if (len > 4 && !strcmp(ev->name + len - 4, ".lua")) changed = true;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return changed;
+}
+
+static void reload(reloader *rl)
+{
+    char err[512] = "";
+    kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env, /* no run_once again */
+                                .memory_limit = rl->memory_limit,
+                                .call_budget_ms = rl->call_budget_ms,
+                                .match_budget_ms = rl->match_budget_ms,
+                                .match_memory_limit = rl->match_memory_limit,
+                                .is_client_op = kn_gateway_is_client_op};
+    kn_runtime *rt;
+    if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
+        size_t n = kn_runtime_module_count(rt);
+        kn_runtime_host_swap(rl->host, rt);
+        KN_INFO("runtime reloaded: %zu module(s) from %s", n, rl->path);
+    } else {
+        KN_ERROR("runtime reload failed, keeping the running modules: %s", err);
+    }
+}
 
 static void *reloader_main(void *arg)
 {
@@ -108,25 +151,29 @@ static void *reloader_main(void *arg)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
-    struct timespec tick = {0, 200 * 1000000L};
-    while (!atomic_load(&rl->stop)) {
-        if (sigtimedwait(&set, NULL, &tick) != SIGHUP) continue;
-        char err[512] = "";
-        kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env, /* no run_once again */
-                                    .memory_limit = rl->memory_limit,
-                                    .call_budget_ms = rl->call_budget_ms,
-                                    .match_budget_ms = rl->match_budget_ms,
-                                    .match_memory_limit = rl->match_memory_limit,
-                                    .is_client_op = kn_gateway_is_client_op};
-        kn_runtime *rt;
-        if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
-            size_t n = kn_runtime_module_count(rt);
-            kn_runtime_host_swap(rl->host, rt);
-            KN_INFO("runtime reloaded: %zu module(s) from %s", n, rl->path);
-        } else {
-            KN_ERROR("runtime reload failed, keeping the running modules: %s", err);
+    int fd = -1;
+    if (rl->watch) {
+        fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0 || inotify_add_watch(fd, rl->path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                                                          IN_CREATE | IN_DELETE) < 0) {
+            KN_WARN("cannot watch %s for changes (%s); SIGHUP still reloads", rl->path,
+                    strerror(errno));
+            if (fd >= 0) close(fd);
+            fd = -1;
         }
     }
+    int64_t pending_since = 0; /* a change seen, not yet reloaded */
+    struct timespec tick = {0, 100 * 1000000L};
+    while (!atomic_load(&rl->stop)) {
+        bool hup = sigtimedwait(&set, NULL, &tick) == SIGHUP;
+        if (fd >= 0 && lua_changed(fd)) pending_since = kn_time_mono_ms();
+        if (hup || (pending_since && kn_time_mono_ms() - pending_since >= 300)) {
+            if (!hup) KN_INFO("runtime path changed: reloading");
+            pending_since = 0;
+            reload(rl);
+        }
+    }
+    if (fd >= 0) close(fd);
     return NULL;
 }
 
@@ -246,7 +293,8 @@ int kn_server_run(const kn_config *cfg)
     rl = (reloader){.host = host, .path = cfg->runtime_path, .env = cfg->runtime_env,
                     .memory_limit = rtc.memory_limit, .call_budget_ms = rtc.call_budget_ms,
                     .match_budget_ms = rtc.match_budget_ms,
-                    .match_memory_limit = rtc.match_memory_limit};
+                    .match_memory_limit = rtc.match_memory_limit,
+                    .watch = cfg->runtime_watch};
     if ((rc = reloader_start(&rl))) goto done;
 
     kn_api_config apc = {.workers = (int)cfg->api_workers,

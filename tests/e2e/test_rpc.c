@@ -159,6 +159,38 @@ static void sighup_reloads_modules_while_clients_stay_connected(void **state)
     e2e_server_cleanup(&s);
 }
 
+static void with_runtime_watch_a_saved_file_reloads_by_itself(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    char dir[200], file[260];
+    mkdir(s.data_dir, 0700);
+    snprintf(dir, sizeof dir, "%s/lua", s.data_dir);
+    mkdir(dir, 0700);
+    snprintf(file, sizeof file, "%s/version.lua", dir);
+    write_file(file, "require('kaos').register_rpc(function() return 'w1' end, 'version')\n");
+    const char *extra[] = {"--runtime-path", dir, "--runtime-watch", "true", NULL};
+    e2e_server_start(&s, extra);
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(s.port, 0, 2000);
+    e2e_auth(c, dev);
+    write_file(file, "require('kaos').register_rpc(function() return 'w2' end, 'version')\n");
+    int64_t deadline = e2e_now_ms() + 10000;
+    do {
+        int before = c->rpcs;
+        kaos_client_rpc(c->c, "version", "");
+        E2E_WAIT(c->rpcs > before, 5000);
+        if (!strcmp(c->rpc_payload, "w2")) break;
+        e2e_pump_for(100);
+    } while (e2e_now_ms() < deadline);
+    assert_string_equal(c->rpc_payload, "w2");
+    assert_true(c->connected);
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&s), 0);
+    e2e_server_cleanup(&s);
+}
+
 static void a_broken_module_stops_the_server_with_file_and_line(void **state)
 {
     e2e_server s;
@@ -188,6 +220,7 @@ int main(void)
         cmocka_unit_test(rpcs_need_a_session),
         cmocka_unit_test(server_to_server_rpc_over_http_needs_the_key),
         cmocka_unit_test(sighup_reloads_modules_while_clients_stay_connected),
+        cmocka_unit_test(with_runtime_watch_a_saved_file_reloads_by_itself),
         cmocka_unit_test(a_broken_module_stops_the_server_with_file_and_line),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup_with_examples, e2e_group_teardown);

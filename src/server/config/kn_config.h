@@ -59,6 +59,7 @@ typedef struct kn_config {
     int64_t http_port;
     char *http_key;
     char *runtime_env;
+    bool runtime_watch;
     int64_t runtime_call_budget_ms;
     int64_t runtime_memory_mb;
     int64_t match_threads;
