@@ -37,4 +37,6 @@ fi
 "$BIN" keygen --data-dir "$DATA_DIR"
 
 step "serving (Ctrl-C to stop; the local PostgreSQL keeps running: make pg-stop)"
-exec "$BIN" serve --database-url "$URL" --data-dir "$DATA_DIR" --runtime-path lua-examples "$@"
+# Editing a module in lua-examples/ reloads it in the running server.
+exec "$BIN" serve --database-url "$URL" --data-dir "$DATA_DIR" --runtime-path lua-examples \
+    --runtime-watch true "$@"
