@@ -19,6 +19,7 @@ libsodium-dev
 libcmocka-dev
 libjansson-dev
 libmicrohttpd-dev
+libncurses-dev
 postgresql
 postgresql-contrib
 postgresql-common

@@ -527,11 +527,26 @@ static void presence_remove(match *m, kn_match_presence *p)
         }
 }
 
+/* Forgets p's inputs still waiting for the next tick: they point at p,
+ * which is about to be freed (input from someone who already left is
+ * dropped on arrival too, in do_input). Their bytes stay in in_data until
+ * the tick resets it. */
+static void drop_inputs_of(match *m, const kn_match_presence *p)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_in; i++)
+        if (m->in[i].sender != p) m->in[k++] = m->in[i];
+    m->n_in = k;
+}
+
 /* Removes the presences (kicked, or left), tells everyone, calls leave. */
 static void presences_leave(match *m, kn_match_presence **gone, size_t n, bool kicked)
 {
     if (!n) return;
-    for (size_t i = 0; i < n; i++) presence_remove(m, gone[i]);
+    for (size_t i = 0; i < n; i++) {
+        presence_remove(m, gone[i]);
+        drop_inputs_of(m, gone[i]);
+    }
     reg_set_size(m->t->e, m->handle, m->n_ps);
     for (size_t i = 0; i < n; i++) {
         batch_member(thread_batch(m->t), KN_MATCH_OUT_LEFT, gone[i]->conn, m->handle, gone[i]->slot);

@@ -319,6 +319,40 @@ static void joins_inputs_and_broadcasts_reach_the_right_connections(void **state
     kn_match_engine_destroy(e);
 }
 
+/* A player whose input is still queued for the next tick leaves (closes
+ * the connection) in the same wake: loop sees only the others' input, and
+ * never the freed presence. */
+static void input_of_a_player_who_left_before_the_tick_is_dropped(void **state)
+{
+    kn_match_engine *e = engine();
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    fake *f = last_made;
+    kn_match_engine_step(e);
+    kn_match_presence a = player(21, "ann"), b = player(22, "bob");
+    assert_int_equal(kn_match_join(e, id, &a, 1, "{}", 2), KN_OK);
+    assert_int_equal(kn_match_join(e, id, &b, 2, "{}", 2), KN_OK);
+    kn_match_engine_step(e);
+    uint32_t handle = 0, slot_a = 0, slot_b = 0;
+    for (size_t i = 0; i < n_outs; i++)
+        if (outs[i].type == KAOS__V1__ENVELOPE__MESSAGE_MATCH) {
+            handle = outs[i].handle;
+            if (outs[i].cid == 1) slot_a = outs[i].slot;
+            else slot_b = outs[i].slot;
+        }
+    assert_true(handle && slot_a && slot_b);
+    assert_int_equal(kn_match_input(e, handle, slot_a, 1, (const uint8_t *)"a", 1, false), KN_OK);
+    assert_int_equal(kn_match_input(e, handle, slot_b, 2, (const uint8_t *)"b", 1, false), KN_OK);
+    assert_int_equal(kn_match_leave(e, handle, 22), KN_OK);
+    now += 100000;
+    kn_match_engine_step(e);
+    assert_int_equal(f->leaves, 1);
+    assert_int_equal(f->last_inputs, 1);
+    assert_int_equal(f->last_op, 1);
+    assert_int_equal(f->last_sender, slot_a);
+    kn_match_engine_destroy(e);
+}
+
 static void a_failing_handler_ends_its_match_alone(void **state)
 {
     kn_match_engine *e = engine();
@@ -445,6 +479,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ticks_follow_the_clock_and_late_ones_are_counted),
         cmocka_unit_test(joins_inputs_and_broadcasts_reach_the_right_connections),
+        cmocka_unit_test(input_of_a_player_who_left_before_the_tick_is_dropped),
         cmocka_unit_test(a_failing_handler_ends_its_match_alone),
         cmocka_unit_test(listing_filters_by_size_label_and_query),
         cmocka_unit_test(an_overloaded_thread_sheds_new_joins_and_recovers),
