@@ -1069,7 +1069,7 @@ static int push(kn_match_engine *e, mthread *t, const rec *r, const void *data, 
     }
     if (rc == KN_OK) {
         memcpy(b->data + b->len, r, sizeof *r);
-        if (r->len) memcpy(b->data + b->len + sizeof *r, data, r->len);
+        if (r->len && data) memcpy(b->data + b->len + sizeof *r, data, r->len);
         b->len += need;
         if (wake && !t->wake) {
             t->wake = true;

@@ -74,8 +74,8 @@ static void tampered_token_is_refused(void **state)
     char *t = sign(&c, key);
     size_t len = strlen(t);
     /* Flip one character in each part in turn. */
-    const char *dot1 = strchr(t, '.'), *dot2 = strchr(dot1 + 1, '.');
-    size_t positions[] = {3, (size_t)(dot1 - t) + 5, (size_t)(dot2 - t) + 3, len - 1};
+    size_t dot1 = strcspn(t, "."), dot2 = dot1 + 1 + strcspn(t + dot1 + 1, ".");
+    size_t positions[] = {3, dot1 + 5, dot2 + 3, len - 1};
     for (size_t i = 0; i < 4; i++) {
         char *copy = kn_strdup(t);
         copy[positions[i]] = copy[positions[i]] == 'A' ? 'B' : 'A';
