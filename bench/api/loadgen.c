@@ -8,10 +8,11 @@
  * one absolute schedule (start, window begin/end, stop), and at the window's
  * edges samples the CPU time (utime+stime from /proc/PID/stat) of the server
  * and of any other processes named with --db-pids (the server's Postgres
- * backends). It merges the workers' results and prints one
- * `result key=value ...` line on stdout (run.sh makes the table from those)
- * and a readable summary on stderr. Nothing is asserted: a failed setup is
- * reported with status=failed. Every process is bounded in time (alarm). */
+ * backends), and the idle time of every CPU (/proc/stat). It merges the
+ * workers' results and prints one `result key=value ...` line on stdout
+ * (run.sh makes the table from those) and a readable summary on stderr.
+ * Nothing is asserted: a failed setup is reported with status=failed. Every
+ * process is bounded in time (alarm). */
 #include "lg.h"
 
 #include <errno.h>
@@ -215,10 +216,39 @@ static double proc_cpu_s(int pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+#define MAX_CPUS 64
+
 typedef struct sample {
     double srv_cpu; /* < 0: not sampled */
     double db_cpu;  /* < 0: not sampled or a process is gone */
+    int ncpu;       /* CPUs found in /proc/stat */
+    unsigned long long cpu_idle[MAX_CPUS], cpu_total[MAX_CPUS]; /* in ticks */
 } sample;
+
+/* Idle (idle + iowait) and total ticks of each CPU, from the "cpuN" lines
+ * of /proc/stat (user nice system idle iowait irq softirq steal). Whole
+ * machine: it shows whether the server's CPU had time to spare, whoever else
+ * used it. */
+static void cpu_times(sample *s)
+{
+    s->ncpu = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f) && s->ncpu < MAX_CPUS) {
+        unsigned n;
+        unsigned long long v[8] = {0};
+        if (strncmp(line, "cpu", 3) || line[3] < '0' || line[3] > '9') continue;
+        if (sscanf(line + 3, "%u %llu %llu %llu %llu %llu %llu %llu %llu", &n, &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7]) < 9 ||
+            n != (unsigned)s->ncpu)
+            break;
+        s->cpu_idle[n] = v[3] + v[4];
+        s->cpu_total[n] = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+        s->ncpu++;
+    }
+    fclose(f);
+}
 
 static void take_sample(const options *o, sample *s)
 {
@@ -232,6 +262,7 @@ static void take_sample(const options *o, sample *s)
         }
         s->db_cpu += v;
     }
+    cpu_times(s);
 }
 
 /* --- processes ----------------------------------------------------------------- */
@@ -344,13 +375,21 @@ static void report(const options *o, const lg_result *m, const sample *s0, const
     double srv = s0->srv_cpu >= 0 && s1->srv_cpu >= 0 ? (s1->srv_cpu - s0->srv_cpu) * scale : -1;
     double db = s0->db_cpu >= 0 && s1->db_cpu >= 0 ? (s1->db_cpu - s0->db_cpu) * scale : -1;
     double per_k = m->ok_window ? 1000.0 / (double)m->ok_window : 0;
+    /* Idle share of each CPU over the window: "12.5/3.0" for CPUs 0 and 1. */
+    char idle[MAX_CPUS * 8] = "-";
+    size_t used = 0;
+    for (int i = 0; i < s0->ncpu && i < s1->ncpu && used + 8 < sizeof idle; i++) {
+        unsigned long long t = s1->cpu_total[i] - s0->cpu_total[i];
+        double pct = t ? 100.0 * (double)(s1->cpu_idle[i] - s0->cpu_idle[i]) / (double)t : 0;
+        used += (size_t)snprintf(idle + used, sizeof idle - used, "%s%.1f", i ? "/" : "", pct);
+    }
     printf("result status=%s workload=%s clients=%u inflight=%u procs=%u window_s=%.3f "
            "setup_s=%.2f ok=%" PRIu64 " req_per_s=%.1f lat_p50_us=%" PRIu64 " lat_p99_us=%" PRIu64
            " lat_max_us=%" PRIu64 " lat_mean_us=%.0f"
            " srv_cpu_s=%.3f srv_cpu_s_per_1k=%.5f db_cpu_s=%.3f db_cpu_s_per_1k=%.5f"
            " lg_cpu_cores=%.3f errors=%" PRIu64 " errors_total=%" PRIu64 " local_errors=%" PRIu64
            " disconnects=%" PRIu64 " unexpected=%" PRIu64 " not_created=%" PRIu64
-           " created_setup=%" PRIu64 " ok_total=%" PRIu64 "\n",
+           " created_setup=%" PRIu64 " ok_total=%" PRIu64 " cpu_idle_pct=%s\n",
            m->status ? "failed" : "ok", lg_workload_names[c->workload], c->clients, c->inflight,
            c->procs, window, m->setup_s, m->ok_window, rate,
            lg_hist_quantile(m->lat_hist, m->ok_window, 0.50),
@@ -359,7 +398,7 @@ static void report(const options *o, const lg_result *m, const sample *s0, const
            srv >= 0 ? srv * per_k : -1.0, db, db >= 0 ? db * per_k : -1.0,
            (double)m->cpu_ns_window / 1e9 / window, m->errors_window, m->errors_total,
            m->local_errors, m->disconnects, m->unexpected, m->not_created, m->created_setup,
-           m->ok_total);
+           m->ok_total, idle);
     fflush(stdout);
     fprintf(stderr,
             "loadgen: %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, server %.3f cpu-s "
@@ -401,7 +440,7 @@ int main(int argc, char **argv)
         }
     }
 
-    sample s0 = {-1, -1}, s1 = {-1, -1};
+    sample s0 = {.srv_cpu = -1, .db_cpu = -1}, s1 = {.srv_cpu = -1, .db_cpu = -1};
     double sampled_s = o.cfg.window_s;
     if (!wait_ready(&o, sh, pids)) {
         atomic_store(&sh->go, -1);

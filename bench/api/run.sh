@@ -250,23 +250,25 @@ BEGIN {
     nakama["login_new"] = nk_login; nakama["login_existing"] = nk_login
     cfgname["1core"] = "1 core"; cfgname["shared"] = "shared 2"
     printf "api round trips over ENet, loopback, %d CPUs (%s); %s s window after %s s warm-up\n", cores, cpu, window, warmup
-    fmt = "%-9s %-23s %9s %9s %7s %7s %7s %6s %10s %10s %6s %6s %8s %7s\n"
+    fmt = "%-9s %-23s %9s %9s %7s %7s %7s %6s %10s %10s %6s %8s %6s %8s %7s\n"
     printf fmt, "server", "workload", "in_flight", "req/s", "p50_ms", "p99_ms", "max_ms", "srv%", \
-        "srv_s/1k", "db_s/1k", "lg%", "errors", "nakama", "ratio"
+        "srv_s/1k", "db_s/1k", "lg%", "idle%", "errors", "nakama", "ratio"
 }
 {
     kv($0, r)
     c = r["config"]; w = r["workload"]
     if (r["status"] != "ok") { printf "%-9s %-23s  FAILED (see the log above)\n", cfgname[c], label[w]; next }
-    rate[c, w] = r["req_per_s"]; cpu1k[c, w] = r["srv_cpu_s_per_1k"]
+    rate[c, w] = r["req_per_s"]; cpu1k[c, w] = r["srv_cpu_s_per_1k"]; db1k[c, w] = r["db_cpu_s_per_1k"]
     errs = r["errors"] + r["local_errors"] + r["disconnects"] + r["unexpected"]
     nk = "-"; ratio = "-"
     if (c == "1core" && (w in nakama)) { nk = nakama[w]; ratio = sprintf("%.1fx", r["req_per_s"] / nakama[w]) }
+    n = split(r["cpu_idle_pct"], idle, "/"); idles = ""
+    for (j = 1; j <= n && j <= 4; j++) idles = idles (j > 1 ? "/" : "") (idle[j] == "-" ? "-" : sprintf("%.0f", idle[j]))
     printf fmt, cfgname[c], label[w], r["clients"] "x" r["inflight"], sprintf("%.0f", r["req_per_s"]), \
         ms(r["lat_p50_us"]), ms(r["lat_p99_us"]), ms(r["lat_max_us"]), \
         r["srv_cpu_s"] < 0 ? "-" : sprintf("%.0f", r["srv_cpu_s"] / r["window_s"] * 100), \
         per1k(r["srv_cpu_s_per_1k"]), per1k(r["db_cpu_s_per_1k"]), \
-        sprintf("%.0f", r["lg_cpu_cores"] * 100), errs, nk, ratio
+        sprintf("%.0f", r["lg_cpu_cores"] * 100), idles, errs, nk, ratio
     if (errs > 0 || r["not_created"] > 0)
         notes = notes sprintf("  %s %s: error answers %s, refused locally %s, disconnects %s, unexpected %s, login_new not created %s\n", \
             cfgname[c], w, r["errors"], r["local_errors"], r["disconnects"], r["unexpected"], r["not_created"])
@@ -283,9 +285,30 @@ END {
             print line
         }
     }
+    # Requests per CPU-second of the server: what one fully busy core would
+    # answer if the CPU were the only limit. Less sensitive than req/s to
+    # other load on a shared machine, and comparable to a 1-CPU figure that
+    # was CPU-bound (with the database elsewhere, as in Nakama'"'"'s runs).
+    for (i = 1; i <= nc; i++) {
+        c = order[i]
+        line = sprintf("%s: answers per server CPU-second:", cfgname[c])
+        split("ping noop echo json login_new login_existing", ws, " ")
+        for (j = 1; j <= 6; j++) {
+            w = ws[j]
+            if (!((c, w) in cpu1k) || cpu1k[c, w] <= 0) continue
+            per = 1000 / cpu1k[c, w]
+            line = line sprintf("  %s %.0f", w, per)
+            if (w in nakama) line = line sprintf(" (%.0fx)", per / nakama[w])
+            if (w ~ /^login/ && db1k[c, w] > 0) line = line sprintf(" [%.0f with db]", 1000 / (cpu1k[c, w] + db1k[c, w]))
+        }
+        print line
+    }
+    print "  (Nx): over Nakama'"'"'s 1-CPU figure; [with db]: per CPU-second of the server and its Postgres backends together."
     print "in_flight: clients x requests outstanding per client. Latency: from the SDK call to the answer callback, in the load generator."
     print "srv%: server CPU (all threads) as a share of one CPU. srv_s/1k, db_s/1k: CPU seconds per 1000 answers of the server and of its"
-    print "  Postgres backends. lg%: load generator CPU. errors: error answers + refused sends + disconnects + unexpected answers."
+    print "  Postgres backends. lg%: load generator CPU. idle%: idle share of CPU 0/CPU 1 over the window, whole machine (CPU 0 is"
+    print "  the server'"'"'s in the 1-core rows: srv% well under 100 with idle% near 0 means something else ran there)."
+    print "errors: error answers + refused sends + disconnects + unexpected answers."
     print "nakama: Nakama'"'"'s published 1-CPU figure (other hardware, other load tool, database on another machine; NOT measured here)."
     print "ratio: req/s / nakama, on the 1-core rows only. kaos.noop is measured here, in the same run: it is the ceiling of the RPC path."
     if (notes != "") printf "anomalies:\n%s", notes
