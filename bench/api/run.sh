@@ -8,10 +8,11 @@
 #                    [--api-workers N] [--raw FILE]
 #
 # Builds build/release if a binary is missing or older than the sources,
-# starts the project-local PostgreSQL unless KAOS_DATABASE_URL is set, makes a
-# fresh database for the run (dropped at the end), and for each server
-# configuration starts `kaosnet serve` with its own runtime directory (a copy
-# of bench/api/bench_rpc.lua) and runs every workload with bench_api_loadgen:
+# starts the project-local PostgreSQL unless KAOS_DATABASE_URL is set (and
+# stops it again if it was not running), makes a fresh database for the run
+# (dropped at the end), and for each server configuration starts `kaosnet
+# serve` with its own runtime directory (a copy of bench/api/bench_rpc.lua)
+# and runs every workload with bench_api_loadgen:
 #   1core   server on CPU 0 (taskset -c 0); the load generator and the server's
 #           Postgres backends on CPU 1. The headline: Nakama's figures are 1 CPU.
 #   shared  nothing pinned: server, load generator and Postgres share both CPUs.
@@ -90,10 +91,12 @@ fi
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-api.XXXXXX")"
 results="$tmp/results"
 : >"$results"
-timeout_pid="" # the `timeout` wrapping the server
+timeout_pid=""  # the `timeout` wrapping the server
+loadgen_pid="" # the `timeout` wrapping the load generator, while it runs
 server_pid=""
 admin_url=""
 dbname=""
+pg_started=0 # 1: this run started the project-local PostgreSQL and stops it
 
 stop_server() {
     [ -n "$timeout_pid" ] || return 0
@@ -111,10 +114,17 @@ stop_server() {
 }
 
 cleanup() {
+    if [ -n "$loadgen_pid" ]; then
+        kill -TERM "$loadgen_pid" 2>/dev/null || true
+        wait "$loadgen_pid" 2>/dev/null || true
+    fi
     stop_server
     if [ -n "$dbname" ]; then
         psql "$admin_url" -X -q -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 \
             || say "could not drop database $dbname"
+    fi
+    if [ "$pg_started" -eq 1 ]; then
+        bash scripts/pg-local.sh stop >/dev/null 2>&1 || say "could not stop the local PostgreSQL"
     fi
     rm -rf "$tmp"
 }
@@ -136,6 +146,7 @@ with_db() {
 }
 
 if [ -z "${KAOS_DATABASE_URL:-}" ]; then
+    bash scripts/pg-local.sh status >/dev/null 2>&1 || pg_started=1
     bash scripts/pg-local.sh start >&2
     admin_url="$(bash scripts/pg-local.sh url)"
 else
@@ -210,10 +221,18 @@ for config in "${config_list[@]}"; do
         n=$clients
         case "$w" in login_*) n=$login_clients ;; esac
         say "$config $w: $n clients x $inflight in flight, ${warmup} s warm-up, ${window} s window"
-        line="$(timeout "$step_timeout" "${lg_pin[@]}" "$BUILD/bench_api_loadgen" --workload "$w" \
+        # In the background with `wait`, so that INT or TERM reach the trap at
+        # once (bash runs traps only between foreground commands); `timeout`
+        # puts the load generator and its workers in a process group of their
+        # own and passes the signal that stops it to all of them.
+        timeout "$step_timeout" "${lg_pin[@]}" "$BUILD/bench_api_loadgen" --workload "$w" \
             --port "$port" --server-key "$key" --clients "$n" --inflight "$inflight" \
             --warmup "$warmup" --window "$window" --server-pid "$server_pid" \
-            ${db_pids:+--db-pids "$db_pids"} 2>"$tmp/loadgen.err" | grep '^result ' || true)"
+            ${db_pids:+--db-pids "$db_pids"} >"$tmp/loadgen.out" 2>"$tmp/loadgen.err" &
+        loadgen_pid=$!
+        wait "$loadgen_pid" || true
+        loadgen_pid=""
+        line="$(grep '^result ' "$tmp/loadgen.out" || true)"
         sed 's/^/  /' "$tmp/loadgen.err" >&2
         [ -n "$line" ] || line="result status=failed workload=$w"
         echo "config=$config $line" >>"$results"
