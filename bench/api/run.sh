@@ -5,7 +5,7 @@
 #
 #   bench/api/run.sh [--quick] [--warmup S] [--window S] [--clients N] [--inflight K]
 #                    [--login-clients N] [--configs 1core,shared] [--workloads LIST]
-#                    [--api-workers N] [--raw FILE]
+#                    [--api-workers N] [--seed-users N] [--raw FILE]
 #
 # Builds build/release if a binary is missing or older than the sources,
 # starts the project-local PostgreSQL unless KAOS_DATABASE_URL is set (and
@@ -36,6 +36,7 @@ login_clients=8
 configs="1core,shared"
 workloads="ping,noop,echo,json,login_new,login_existing"
 api_workers="" # empty: the server's default (2)
+seed_users=100000
 raw=""
 
 usage() {
@@ -54,6 +55,7 @@ while [ $# -gt 0 ]; do
         --configs) configs="${2:?}"; shift ;;
         --workloads) workloads="${2:?}"; shift ;;
         --api-workers) api_workers="${2:?}"; shift ;;
+        --seed-users) seed_users="${2:?}"; shift ;;
         --raw) raw="${2:?}"; shift ;;
         -h | --help) usage ;;
         *) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -155,6 +157,24 @@ fi
 dbname="kaos_bench_api_$$"
 psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $dbname" >/dev/null
 run_url="$(with_db "$admin_url" "$dbname")"
+"$BUILD/kaosnet" migrate up --database-url "$run_url" --log-level warn >&2
+
+# A user base to log in against: seed_users users, each with a device, then
+# ANALYZE. Without it the login rows depend on when autovacuum first analyzes
+# the new tables: plans made while they hold a few dozen rows (sequential
+# scans) stay cached while login_new grows them to thousands (see
+# bench/README.md). Written against the schema of src/server/db/migrations.
+case "$seed_users" in '' | *[!0-9]*) say "bad --seed-users '$seed_users'"; exit 2 ;; esac
+if [ "$seed_users" -gt 0 ]; then
+    say "seeding $seed_users users with devices"
+    psql "$run_url" -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+INSERT INTO users (id, username)
+    SELECT gen_random_uuid(), 'bench-seed-' || g FROM generate_series(1, $seed_users) AS g;
+INSERT INTO user_device (id, user_id)
+    SELECT 'bench-seed-device-' || substr(username, 12), id FROM users;
+ANALYZE;
+SQL
+fi
 
 # --- server ---------------------------------------------------------------------
 mkdir -p "$tmp/runtime" "$tmp/data"
