@@ -1,0 +1,578 @@
+/* lg_worker: one API load generator process, written against the public SDK
+ * header only (kaos.h).
+ *
+ * Setup: every client connects and logs in with a device id of its own
+ * (create=true); for login_existing it then creates `pool` more devices, one
+ * after the other, which the window logs into again with create=false. At
+ * most SETUP_IN_FLIGHT clients (shared out among the workers) are between
+ * connect and ready at a time, so setup is not a connect storm. Connects that
+ * time out and "busy" answers are retried; anything else fails the worker.
+ *
+ * Load: at t_start every client issues `inflight` requests; each answer
+ * (success or error) issues the next one from inside the callback, and the
+ * SDK flushes it when that kaos_client_poll returns. No request is issued
+ * after t_end; the worker waits for the ones in flight until t_stop.
+ *
+ * Sockets: the SDK does not expose its socket, so, as in bench/relay, the
+ * worker notes the lowest free descriptor before each kaos_client_create and
+ * checks afterwards that it became a datagram socket. A client is polled when
+ * its socket is readable, and every client every SWEEP_NS for ENet's timers
+ * (retransmits, acks, keepalives). */
+#include "lg.h"
+
+#include <kaos.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SETUP_IN_FLIGHT 64        /* all workers together */
+#define SWEEP_NS        20000000  /* poll every client this often */
+#define RETRY_NS        200000000 /* after a "busy" answer or a failed connect */
+#define MAX_RETRIES     20
+#define EVENTS_PER_WAIT 256
+
+/* Wire codes of the errors worth retrying during setup (see kaos.h). */
+#define WIRE_RESOURCE_EXHAUSTED 8
+#define WIRE_UNAVAILABLE        14
+
+/* The RPC payload: small JSON, the same for every RPC workload so that only
+ * the server-side work differs between the rows. */
+static const char PAYLOAD[] = "{\"player\":\"p-000123\",\"score\":4217,\"items\":[3,1,4,1,5,9],"
+                              "\"pos\":{\"x\":1.5,\"y\":-2.25}}";
+
+const char *const lg_workload_names[LG_WORKLOAD_COUNT] = {
+    [LG_PING] = "ping", [LG_NOOP] = "noop",           [LG_ECHO] = "echo",
+    [LG_JSON] = "json", [LG_LOGIN_NEW] = "login_new", [LG_LOGIN_EXISTING] = "login_existing",
+};
+
+typedef enum stage {
+    STAGE_NEW, /* created, not yet connecting */
+    STAGE_CONNECTING,
+    STAGE_SETUP_AUTH, /* connected; setup logins in progress */
+    STAGE_READY,      /* set up; waiting for go, or running */
+    STAGE_GONE,       /* disconnected after setup */
+} stage;
+
+typedef struct pending {
+    uint32_t cid;
+    int64_t sent_ns;
+} pending;
+
+typedef struct client {
+    kaos_client *c;
+    struct wstate *ws;
+    uint32_t i; /* local index */
+    int fd;
+    stage stage;
+    uint32_t setup_done; /* setup logins answered */
+    uint32_t setup_cid;
+    uint32_t seq; /* login_new: next device number; login_existing: pool cursor */
+    int retries;
+    int64_t retry_at; /* 0 = nothing to retry */
+    uint32_t n_pending;
+    pending pending[LG_MAX_INFLIGHT];
+} client;
+
+typedef struct wstate {
+    lg_worker *w;
+    client *clients;
+    uint32_t next_new; /* the next client to start connecting */
+    uint32_t in_setup; /* clients connecting or logging in during setup */
+    uint32_t ready;    /* clients in STAGE_READY */
+    bool issuing;      /* between t_start and t_end */
+} wstate;
+
+/* --- clock and histograms ----------------------------------------------------- */
+
+int64_t lg_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Log-linear: 1 us steps below 256 us, then 64 steps per power of two
+ * (under 1.6 % error), clamped at the last bucket. Same as bench/relay. */
+uint32_t lg_lat_bucket(uint64_t us)
+{
+    if (us < 256) return (uint32_t)us;
+    uint32_t e = 63 - (uint32_t)__builtin_clzll(us); /* >= 8 */
+    uint32_t sub = (uint32_t)(us >> (e - 6)) & 63;
+    uint64_t b = 256 + (uint64_t)(e - 8) * 64 + sub;
+    return b < LG_LAT_BUCKETS ? (uint32_t)b : LG_LAT_BUCKETS - 1;
+}
+
+uint64_t lg_lat_bucket_value(uint32_t bucket)
+{
+    if (bucket < 256) return bucket;
+    uint32_t e = 8 + (bucket - 256) / 64, sub = (bucket - 256) % 64;
+    uint64_t width = 1ull << (e - 6);
+    return (1ull << e) + sub * width + width / 2;
+}
+
+uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q)
+{
+    if (total == 0) return 0;
+    uint64_t rank = (uint64_t)(q * (double)(total - 1)) + 1, seen = 0;
+    for (uint32_t b = 0; b < LG_LAT_BUCKETS; b++) {
+        seen += hist[b];
+        if (seen >= rank) return lg_lat_bucket_value(b);
+    }
+    return lg_lat_bucket_value(LG_LAT_BUCKETS - 1);
+}
+
+void lg_worker_fail(lg_worker *w, const char *fmt, ...)
+{
+    if (w->res->status) return;
+    w->res->status = -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->res->error, sizeof w->res->error, fmt, ap);
+    va_end(ap);
+}
+
+static void fail_client(client *k, const char *what)
+{
+    lg_worker_fail(k->ws->w, "client %u: %s", k->ws->w->first + k->i, what);
+}
+
+/* --- requests ------------------------------------------------------------------ */
+
+/* Device ids: "<prefix>-<kind><worker>-<client>-<n>", unique per run. */
+static void device_id(const client *k, char kind, uint32_t n, char *out, size_t cap)
+{
+    const lg_worker *w = k->ws->w;
+    snprintf(out, cap, "%s-%c%u-%u-%u", w->cfg->prefix, kind, w->index, k->i, n);
+}
+
+/* The one writer of k->stage; keeps the worker's counts. */
+static void set_stage(client *k, stage next)
+{
+    wstate *ws = k->ws;
+    bool was_setup = k->stage == STAGE_CONNECTING || k->stage == STAGE_SETUP_AUTH;
+    bool is_setup = next == STAGE_CONNECTING || next == STAGE_SETUP_AUTH;
+    ws->in_setup += (uint32_t)is_setup - (uint32_t)was_setup;
+    if (next == STAGE_READY) ws->ready++;
+    if (k->stage == STAGE_READY) ws->ready--;
+    k->stage = next;
+}
+
+/* Setup logins: one for every workload, `pool` more for login_existing. */
+static uint32_t setup_logins(const lg_config *cfg)
+{
+    return cfg->workload == LG_LOGIN_EXISTING ? cfg->pool : 1;
+}
+
+static void setup_next(client *k)
+{
+    const lg_config *cfg = k->ws->w->cfg;
+    if (k->setup_done >= setup_logins(cfg)) {
+        set_stage(k, STAGE_READY);
+        return;
+    }
+    char dev[128];
+    device_id(k, cfg->workload == LG_LOGIN_EXISTING ? 'p' : 's', k->setup_done, dev, sizeof dev);
+    int cid = kaos_client_authenticate_device(k->c, dev, NULL, true, NULL);
+    if (cid < 0) {
+        fail_client(k, kaos_err_text(cid));
+        return;
+    }
+    k->setup_cid = (uint32_t)cid;
+}
+
+static void start_connect(client *k)
+{
+    set_stage(k, STAGE_CONNECTING);
+    int rc = kaos_client_connect(k->c);
+    if (rc < 0) fail_client(k, kaos_err_text(rc));
+}
+
+/* Issues one request of the workload and remembers it. */
+static void issue(client *k)
+{
+    wstate *ws = k->ws;
+    const lg_config *cfg = ws->w->cfg;
+    if (k->n_pending >= LG_MAX_INFLIGHT) return;
+    char dev[128];
+    int cid;
+    switch (cfg->workload) {
+    case LG_PING:
+        cid = kaos_client_ping(k->c);
+        break;
+    case LG_NOOP:
+        cid = kaos_client_rpc(k->c, "kaos.noop", PAYLOAD);
+        break;
+    case LG_ECHO:
+        cid = kaos_client_rpc(k->c, "bench_echo", PAYLOAD);
+        break;
+    case LG_JSON:
+        cid = kaos_client_rpc(k->c, "bench_json", PAYLOAD);
+        break;
+    case LG_LOGIN_NEW:
+        device_id(k, 'n', k->seq++, dev, sizeof dev);
+        cid = kaos_client_authenticate_device(k->c, dev, NULL, true, NULL);
+        break;
+    case LG_LOGIN_EXISTING:
+        device_id(k, 'p', k->seq++ % cfg->pool, dev, sizeof dev);
+        cid = kaos_client_authenticate_device(k->c, dev, NULL, false, NULL);
+        break;
+    default:
+        cid = KAOS_ERR_INVALID_ARGUMENT;
+        break;
+    }
+    if (cid < 0) {
+        ws->w->res->local_errors++;
+        return;
+    }
+    k->pending[k->n_pending++] = (pending){(uint32_t)cid, lg_now_ns()};
+}
+
+/* An answer (ok or error) to request `cid`: record it, issue the next one.
+ * False if no such request is pending. */
+static bool complete(client *k, uint32_t cid, bool ok)
+{
+    lg_worker *w = k->ws->w;
+    lg_result *r = w->res;
+    uint32_t j = 0;
+    while (j < k->n_pending && k->pending[j].cid != cid)
+        j++;
+    if (j == k->n_pending) return false;
+    int64_t now = lg_now_ns(), sent = k->pending[j].sent_ns;
+    k->pending[j] = k->pending[--k->n_pending];
+    bool in_window = now >= w->shared->t_begin && now < w->shared->t_end;
+    if (ok) {
+        r->ok_total++;
+        if (in_window) {
+            uint64_t us = (uint64_t)(now - sent) / 1000;
+            r->ok_window++;
+            r->lat_hist[lg_lat_bucket(us)]++;
+            r->lat_sum_us += us;
+            if (us > r->lat_max_us) r->lat_max_us = us;
+        }
+    } else {
+        r->errors_total++;
+        if (in_window) r->errors_window++;
+    }
+    if (k->ws->issuing && now < w->shared->t_end) issue(k);
+    return true;
+}
+
+/* --- callbacks ------------------------------------------------------------------- */
+
+static void on_connected(kaos_client *c, void *ud)
+{
+    client *k = ud;
+    set_stage(k, STAGE_SETUP_AUTH);
+    setup_next(k);
+}
+
+static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
+{
+    client *k = ud;
+    if (k->stage == STAGE_READY) {
+        k->ws->w->res->disconnects++;
+        k->n_pending = 0;
+        set_stage(k, STAGE_GONE);
+        return;
+    }
+    /* A connect that timed out (reason 0, no session yet) is tried again. */
+    if (reason == KAOS_DISCONNECT_NONE && k->stage == STAGE_CONNECTING &&
+        k->retries++ < MAX_RETRIES) {
+        k->retry_at = lg_now_ns() + RETRY_NS;
+        return;
+    }
+    char msg[96];
+    snprintf(msg, sizeof msg, "disconnected during setup (%s)",
+             kaos_disconnect_reason_text(reason));
+    fail_client(k, msg);
+}
+
+static void on_error(kaos_client *c, uint32_t cid, int code, const char *message, void *ud)
+{
+    client *k = ud;
+    lg_result *r = k->ws->w->res;
+    if (k->stage == STAGE_SETUP_AUTH && cid == k->setup_cid) {
+        bool busy = code == WIRE_RESOURCE_EXHAUSTED || code == WIRE_UNAVAILABLE;
+        if (busy && k->retries++ < MAX_RETRIES) {
+            k->retry_at = lg_now_ns() + RETRY_NS;
+            return;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "setup login failed: error %d: %s", code, message);
+        fail_client(k, msg);
+        return;
+    }
+    if (!r->first_error[0]) snprintf(r->first_error, sizeof r->first_error, "%d %s", code, message);
+    if (!complete(k, cid, false)) r->errors_total++; /* cid 0: not tied to a request */
+}
+
+static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
+{
+    client *k = ud;
+    lg_result *r = k->ws->w->res;
+    if (k->stage == STAGE_SETUP_AUTH && cid == k->setup_cid) {
+        if (s->created) r->created_setup++;
+        k->setup_done++;
+        setup_next(k);
+        return;
+    }
+    bool login =
+        k->ws->w->cfg->workload == LG_LOGIN_NEW || k->ws->w->cfg->workload == LG_LOGIN_EXISTING;
+    if (!login || !complete(k, cid, true)) {
+        r->unexpected++;
+        return;
+    }
+    if (k->ws->w->cfg->workload == LG_LOGIN_NEW && !s->created) r->not_created++;
+}
+
+static void on_rpc(kaos_client *c, uint32_t cid, const char *id, const char *payload, size_t len,
+                   void *ud)
+{
+    client *k = ud;
+    lg_workload wl = k->ws->w->cfg->workload;
+    bool rpc = wl == LG_NOOP || wl == LG_ECHO || wl == LG_JSON;
+    if (!rpc || !complete(k, cid, true)) k->ws->w->res->unexpected++;
+}
+
+static void on_pong(kaos_client *c, uint32_t cid, int64_t rtt_ms, void *ud)
+{
+    client *k = ud;
+    if (k->ws->w->cfg->workload != LG_PING || !complete(k, cid, true)) k->ws->w->res->unexpected++;
+}
+
+/* --- setup ------------------------------------------------------------------------ */
+
+/* The descriptor the next socket() will get: the lowest free one. */
+static int lowest_free_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd;
+}
+
+static bool is_dgram_socket(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
+}
+
+static int create_clients(wstate *ws)
+{
+    lg_worker *w = ws->w;
+    for (uint32_t i = 0; i < w->count; i++) {
+        client *k = &ws->clients[i];
+        k->ws = ws;
+        k->i = i;
+        kaos_client_config cfg;
+        kaos_client_config_default(&cfg);
+        cfg.host = w->cfg->host;
+        cfg.port = w->cfg->port;
+        cfg.server_key = w->cfg->server_key;
+        cfg.insecure_dev_mode = !w->cfg->server_key;
+        cfg.user_data = k;
+        cfg.callbacks = (kaos_callbacks){
+            .on_connected = on_connected,
+            .on_disconnected = on_disconnected,
+            .on_error = on_error,
+            .on_session = on_session,
+            .on_rpc = on_rpc,
+            .on_pong = on_pong,
+        };
+        k->fd = lowest_free_fd();
+        int rc = kaos_client_create(&cfg, &k->c);
+        if (rc < 0) {
+            lg_worker_fail(w, "kaos_client_create: %s", kaos_err_text(rc));
+            return -1;
+        }
+        if (k->fd < 0 || !is_dgram_socket(k->fd)) {
+            lg_worker_fail(w, "cannot find the socket of SDK client %u", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Every client started so far: re-issue steps whose retry time has come,
+ * and poll (the SDK's timers run only inside poll). */
+static void sweep(wstate *ws, int64_t now)
+{
+    for (uint32_t i = 0; i < ws->next_new; i++) {
+        client *k = &ws->clients[i];
+        if (k->retry_at && now >= k->retry_at) {
+            k->retry_at = 0;
+            if (k->stage == STAGE_CONNECTING)
+                start_connect(k);
+            else if (k->stage == STAGE_SETUP_AUTH)
+                setup_next(k);
+        }
+        kaos_client_poll(k->c, 0);
+    }
+}
+
+static int setup(wstate *ws, int ep)
+{
+    lg_worker *w = ws->w;
+    if (create_clients(ws)) return -1;
+    for (uint32_t i = 0; i < w->count; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, ws->clients[i].fd, &ev) < 0) {
+            lg_worker_fail(w, "epoll_ctl: %s", strerror(errno));
+            return -1;
+        }
+    }
+    uint32_t budget = SETUP_IN_FLIGHT / w->cfg->procs;
+    if (budget < 4) budget = 4;
+    int64_t deadline = lg_now_ns() + (int64_t)(w->cfg->setup_timeout_s * 1e9), next_sweep = 0;
+    struct epoll_event evs[EVENTS_PER_WAIT];
+    while (!w->res->status && ws->ready < w->count) {
+        int64_t now = lg_now_ns();
+        if (atomic_load(&w->shared->failed) || atomic_load(&w->shared->go) < 0) {
+            lg_worker_fail(w, "stopped: another worker failed");
+            break;
+        }
+        if (now >= deadline) {
+            lg_worker_fail(w, "setup timed out: %u of %u clients ready", ws->ready, w->count);
+            break;
+        }
+        if (now >= next_sweep) {
+            sweep(ws, now);
+            next_sweep = now + SWEEP_NS;
+        }
+        while (ws->in_setup < budget && ws->next_new < w->count && !w->res->status) {
+            client *k = &ws->clients[ws->next_new++];
+            start_connect(k);
+            kaos_client_poll(k->c, 0);
+        }
+        int n = epoll_wait(ep, evs, EVENTS_PER_WAIT, 5);
+        for (int e = 0; e < n; e++)
+            kaos_client_poll(ws->clients[evs[e].data.u32].c, 0);
+    }
+    return w->res->status ? -1 : 0;
+}
+
+/* --- the load ---------------------------------------------------------------------- */
+
+/* Between setup and go: keep the connections serviced. */
+static int wait_for_go(wstate *ws, int ep)
+{
+    lg_worker *w = ws->w;
+    struct epoll_event evs[EVENTS_PER_WAIT];
+    int64_t next_sweep = 0;
+    for (;;) {
+        int go = atomic_load_explicit(&w->shared->go, memory_order_acquire);
+        if (go > 0) return 0;
+        if (go < 0) return -1;
+        int64_t now = lg_now_ns();
+        if (now >= next_sweep) {
+            sweep(ws, now);
+            next_sweep = now + SWEEP_NS;
+        }
+        int n = epoll_wait(ep, evs, EVENTS_PER_WAIT, 5);
+        for (int e = 0; e < n; e++)
+            kaos_client_poll(ws->clients[evs[e].data.u32].c, 0);
+    }
+}
+
+static void sleep_until(int64_t t_ns)
+{
+    struct timespec ts = {(time_t)(t_ns / 1000000000), (long)(t_ns % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
+static uint64_t pending_total(const wstate *ws)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < ws->w->count; i++)
+        n += ws->clients[i].n_pending;
+    return n;
+}
+
+static int run_load(wstate *ws, int ep)
+{
+    lg_worker *w = ws->w;
+    const lg_shared *sh = w->shared;
+    lg_result *r = w->res;
+    sleep_until(sh->t_start);
+    ws->issuing = true;
+    /* Start: every client's first `inflight` requests, flushed by a poll. */
+    for (uint32_t i = 0; i < w->count; i++) {
+        client *k = &ws->clients[i];
+        if (k->stage != STAGE_READY) continue;
+        for (uint32_t q = 0; q < w->cfg->inflight; q++)
+            issue(k);
+        kaos_client_poll(k->c, 0);
+    }
+    struct epoll_event evs[EVENTS_PER_WAIT];
+    int64_t cpu0 = 0, next_sweep = lg_now_ns() + SWEEP_NS;
+    bool measuring = false;
+    for (;;) {
+        int64_t now = lg_now_ns();
+        if (!measuring && now >= sh->t_begin && now < sh->t_end) {
+            measuring = true;
+            cpu0 = cpu_ns();
+        } else if (measuring && now >= sh->t_end) {
+            measuring = false;
+            r->cpu_ns_window = (uint64_t)(cpu_ns() - cpu0);
+        }
+        if (now >= sh->t_end) ws->issuing = false;
+        if (now >= sh->t_stop || (now >= sh->t_end && pending_total(ws) == 0)) break;
+        if (now >= next_sweep) {
+            /* ENet's timers; a lost datagram is resent only from inside a poll. */
+            for (uint32_t i = 0; i < w->count; i++)
+                kaos_client_poll(ws->clients[i].c, 0);
+            next_sweep = now + SWEEP_NS;
+        }
+        int n = epoll_wait(ep, evs, EVENTS_PER_WAIT, 1);
+        if (n < 0 && errno != EINTR) {
+            lg_worker_fail(w, "epoll: %s", strerror(errno));
+            break;
+        }
+        for (int e = 0; e < n; e++)
+            kaos_client_poll(ws->clients[evs[e].data.u32].c, 0);
+    }
+    if (measuring) r->cpu_ns_window = (uint64_t)(cpu_ns() - cpu0);
+    return r->status;
+}
+
+int lg_worker_run(lg_worker *w)
+{
+    int64_t t0 = lg_now_ns();
+    wstate ws = {.w = w};
+    ws.clients = calloc(w->count, sizeof *ws.clients);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int rc = -1;
+    if (!ws.clients || ep < 0)
+        lg_worker_fail(w, "out of memory or descriptors");
+    else
+        rc = setup(&ws, ep);
+    w->res->setup_s = (double)(lg_now_ns() - t0) / 1e9;
+    if (rc) {
+        if (!w->res->status) lg_worker_fail(w, "setup failed");
+        atomic_fetch_add(&w->shared->failed, 1);
+    } else {
+        atomic_fetch_add(&w->shared->ready, 1);
+        rc = wait_for_go(&ws, ep) == 0 ? run_load(&ws, ep) : -1;
+    }
+    for (uint32_t i = 0; ws.clients && i < w->count; i++)
+        kaos_client_destroy(ws.clients[i].c);
+    free(ws.clients);
+    if (ep >= 0) close(ep);
+    return rc ? 1 : 0;
+}
