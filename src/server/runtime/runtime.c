@@ -583,6 +583,10 @@ static void open_sandbox(lua_State *L)
         luaL_requiref(L, l->name, l->func, 1);
         lua_pop(L, 1);
     }
+    /* string: pattern functions that cannot backtrack for hours (pattern.c). */
+    lua_getglobal(L, "string");
+    rt_pattern_open(L, -1);
+    lua_pop(L, 1);
     /* os: only the clock and calendar functions. */
     lua_getglobal(L, "os");
     static const char *const os_keep[] = {"time", "clock", "date", "difftime"};

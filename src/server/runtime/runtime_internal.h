@@ -72,6 +72,9 @@ int rt_traceback(lua_State *L);
 void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx);
 void rt_call_end(kn_runtime_vm *vm);
 int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap);
+/* Sets find, match, gmatch and gsub of the table at idx to the step-bounded
+ * pattern functions (pattern.c). */
+void rt_pattern_open(lua_State *L, int idx);
 /* Raises error({code = <wire code of rc>, message = msg}): scripts can pcall
  * it, and uncaught it reaches the client with that code. */
 int rt_raise_coded(lua_State *L, int rc, const char *msg);
