@@ -674,6 +674,25 @@ static void check_ended(kn_gateway *gw, job *j)
         refuse(gw, j, KN_ERR_UNAUTHENTICATED, "user no longer exists");
 }
 
+/* Net thread: an answer larger than the largest message (a storage read of
+ * big objects, a long RPC result) cannot be sent: ENet refuses it, and on
+ * the ordered control channel that would end the connection. The client
+ * gets an error instead and can ask for less. */
+static void check_size(kn_gateway *gw, job *j)
+{
+    size_t max = gw->deps.max_message_size;
+    if (!j->reply || !max || j->reply_len <= max) return;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "the answer is %zu bytes, more than the largest message (%zu, max_message_size); "
+             "ask for less",
+             j->reply_len, max);
+    KN_WARN("conn %llx: %s answer of %zu bytes refused (max_message_size %zu)",
+            (unsigned long long)j->conn, kn_envelope_type_name((int)j->req->message_case),
+            j->reply_len, max);
+    refuse(gw, j, KN_ERR_RESOURCE_EXHAUSTED, msg);
+}
+
 /* Net thread: deliver the worker's answer if the connection is still there. */
 static void complete_job(void *arg)
 {
@@ -696,6 +715,7 @@ static void complete_job(void *arg)
     }
     if (j->resume) check_resume(gw, j);
     if (j->bind) check_ended(gw, j);
+    check_size(gw, j);
     if (s && j->bind) bind_claims(gw, s, &j->session.claims);
     if (s && j->reply) kn_net_send(gw->net, j->conn, KN_CHANNEL_CONTROL, j->reply, j->reply_len, true);
     if (j->end && j->end_why == KN_SESSION_END_LOGOUT) {
@@ -1187,24 +1207,6 @@ static int run_account(kn_api_worker *w, job *j, char *msg, size_t cap)
 
 /* --- the storage service (worker thread) ------------------------------------------ */
 
-/* A read or list answer larger than this is refused (RESOURCE_EXHAUSTED)
- * instead of sent: ENet sends it as ~1.4 KB fragments, and one answer of
- * several megabytes would fill the connection's outbound queue
- * (max_send_queue) and close it with SEND_QUEUE_FULL. */
-#define STORAGE_REPLY_MAX (512 * 1024)
-
-/* Encodes env as the job's reply unless it is larger than STORAGE_REPLY_MAX. */
-static int reply_bounded(job *j, kn_envelope *env, char *msg, size_t cap)
-{
-    size_t n = kn_envelope_packed_size(env);
-    if (n > STORAGE_REPLY_MAX) {
-        snprintf(msg, cap, "the answer would be %zu bytes; the limit is %d: ask for fewer objects",
-                 n, STORAGE_REPLY_MAX);
-        return KN_ERR_RESOURCE_EXHAUSTED;
-    }
-    return reply_with(j, env);
-}
-
 /* A kn_storage_object as a StorageObject message that borrows its strings. */
 static void storage_object_message(Kaos__V1__StorageObject *m, kn_storage_object *o)
 {
@@ -1221,8 +1223,7 @@ static void storage_object_message(Kaos__V1__StorageObject *m, kn_storage_object
 }
 
 /* StorageObjects (a read) or StorageObjectList (a list, with its cursor). */
-static int reply_objects(job *j, kn_storage_object *objs, size_t n, const char *cursor, bool list,
-                         char *msg, size_t cap)
+static int reply_objects(job *j, kn_storage_object *objs, size_t n, const char *cursor, bool list)
 {
     Kaos__V1__StorageObject *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
     Kaos__V1__StorageObject **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
@@ -1247,7 +1248,7 @@ static int reply_objects(job *j, kn_storage_object *objs, size_t n, const char *
         env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECTS;
         env.storage_objects = &read;
     }
-    rc = reply_bounded(j, &env, msg, cap);
+    rc = reply_with(j, &env);
 done:
     kn_free(msgs);
     kn_free(ptrs);
@@ -1325,7 +1326,7 @@ static int storage_read(kn_api_worker *w, job *j, char *msg, size_t cap)
     kn_storage_object *objs = NULL;
     int rc = kn_storage_read(w->db, j->user_id, ids, n, &objs, &n_out, msg, cap);
     kn_free(ids);
-    if (rc == KN_OK) rc = reply_objects(j, objs, n_out, NULL, false, msg, cap);
+    if (rc == KN_OK) rc = reply_objects(j, objs, n_out, NULL, false);
     kn_free(objs);
     return rc;
 }
@@ -1358,7 +1359,7 @@ static int storage_list(kn_api_worker *w, job *j, char *msg, size_t cap)
     char *cursor = NULL;
     int rc = kn_storage_list(w->db, j->user_id, r->user_id, r->collection, limit, r->cursor, &objs,
                              &n, &cursor, msg, cap);
-    if (rc == KN_OK) rc = reply_objects(j, objs, n, cursor, true, msg, cap);
+    if (rc == KN_OK) rc = reply_objects(j, objs, n, cursor, true);
     kn_free(objs);
     kn_free(cursor);
     return rc;
