@@ -26,6 +26,7 @@
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,25 @@ static int clamp_int(lua_Integer v)
     return v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
 }
 
+/* The service takes C strings: a Lua string with a NUL byte inside would
+ * silently name another object (or store a shorter value), so it is refused. */
+static const char *whole(lua_State *L, int idx, size_t index, const char *what)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (s && strlen(s) != len) raise_invalid(L, "object %zu: %s contains a NUL byte", index, what);
+    return s;
+}
+
+/* Plain argument `arg`: a string (an ordinary Lua error otherwise), or NULL
+ * when optional and nil or absent. */
+static const char *arg_string(lua_State *L, int arg, bool optional, const char *what)
+{
+    if (optional && lua_isnoneornil(L, arg)) return NULL;
+    luaL_checkstring(L, arg);
+    return whole(L, arg, 0, what);
+}
+
 /* The JSON text of the value at idx: a table is encoded (an empty table is
  * {}) and the text kept in anchor[slot], which keeps it alive; a string is
  * taken as JSON text; nil is missing (the service says so). */
@@ -153,7 +173,7 @@ static const char *value_text(lua_State *L, int idx, size_t index, int anchor, i
 {
     int t = lua_type(L, idx);
     if (t == LUA_TNIL || t == LUA_TNONE) return NULL;
-    if (t == LUA_TSTRING) return lua_tostring(L, idx);
+    if (t == LUA_TSTRING) return whole(L, idx, index, "value");
     if (t != LUA_TTABLE)
         raise_invalid(L, "object %zu: value must be a table or JSON text, not a %s", index,
                       lua_typename(L, t));
@@ -178,7 +198,7 @@ static const char *value_text(lua_State *L, int idx, size_t index, int anchor, i
 static const char *field_string(lua_State *L, int idx, const char *name, size_t index)
 {
     int t = lua_getfield(L, idx, name);
-    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    const char *s = t == LUA_TSTRING ? whole(L, -1, index, name) : NULL;
     lua_pop(L, 1);
     if (t != LUA_TNIL && t != LUA_TSTRING)
         raise_invalid(L, "object %zu: %s must be a string, not a %s", index, name,
@@ -247,7 +267,8 @@ static void delete_ops(lua_State *L, const kn_runtime_services *svc,
 static int k_storage_read(lua_State *L)
 {
     const kn_runtime_services *svc = kn_runtime__services(L, "storage_read");
-    kn_storage_id id = {luaL_checkstring(L, 2), luaL_checkstring(L, 3), luaL_optstring(L, 1, NULL)};
+    kn_storage_id id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
+                        arg_string(L, 1, true, "user_id")};
     holder *h = new_holder(L);
     size_t n = 0;
     read_ids(L, svc, &id, 1, h, &n);
@@ -263,10 +284,10 @@ static int k_storage_write(lua_State *L)
 {
     const kn_runtime_services *svc = kn_runtime__services(L, "storage_write");
     kn_storage_write_op op = {
-        .collection = luaL_checkstring(L, 2),
-        .key = luaL_checkstring(L, 3),
-        .user_id = luaL_optstring(L, 1, NULL),
-        .version = luaL_optstring(L, 5, NULL),
+        .collection = arg_string(L, 2, false, "collection"),
+        .key = arg_string(L, 3, false, "key"),
+        .user_id = arg_string(L, 1, true, "user_id"),
+        .version = arg_string(L, 5, true, "version"),
         .permission_read = clamp_int(luaL_optinteger(L, 6, KN_STORAGE_READ_OWNER)),
         .permission_write = clamp_int(luaL_optinteger(L, 7, KN_STORAGE_WRITE_OWNER)),
     };
@@ -285,8 +306,9 @@ static int k_storage_delete(lua_State *L)
 {
     const kn_runtime_services *svc = kn_runtime__services(L, "storage_delete");
     kn_storage_delete_op op = {
-        .id = {luaL_checkstring(L, 2), luaL_checkstring(L, 3), luaL_optstring(L, 1, NULL)},
-        .version = luaL_optstring(L, 4, NULL),
+        .id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
+               arg_string(L, 1, true, "user_id")},
+        .version = arg_string(L, 4, true, "version"),
     };
     delete_ops(L, svc, &op, 1);
     return 0;
@@ -296,10 +318,10 @@ static int k_storage_delete(lua_State *L)
 static int k_storage_list(lua_State *L)
 {
     const kn_runtime_services *svc = kn_runtime__services(L, "storage_list");
-    const char *user_id = luaL_optstring(L, 1, NULL);
-    const char *collection = luaL_checkstring(L, 2);
+    const char *user_id = arg_string(L, 1, true, "user_id");
+    const char *collection = arg_string(L, 2, false, "collection");
     int limit = clamp_int(luaL_checkinteger(L, 3));
-    const char *cursor = luaL_optstring(L, 4, NULL);
+    const char *cursor = arg_string(L, 4, true, "cursor");
     holder *h = new_holder(L);
     size_t n = 0;
     char msg[MSG_CAP] = "";

@@ -417,6 +417,11 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
                  "    return outcome(kaos.storage_write_batch, { { key = 'k', value = {} } })\n"
                  "  end,\n"
                  "  arg_type = function() return outcome(kaos.storage_read, nil, {}, 'k') end,\n"
+                 "  nul_key = function() return outcome(kaos.storage_delete, nil, 'c', 'k\\0x') end,\n"
+                 "  nul_value = function() return outcome(kaos.storage_write, nil, 'c', 'k', '{}\\0x') end,\n"
+                 "  nul_field = function()\n"
+                 "    return outcome(kaos.storage_read_batch, { { collection = 'c', key = 'a\\0b' } })\n"
+                 "  end,\n"
                  "}\n"
                  "kaos.register_rpc(function(ctx, p) return cases[p]() end, 'case')\n");
     kn_runtime *rt;
@@ -450,6 +455,9 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
         {"perm", "3 object 0: permission_write must be an integer"},
         {"repeated", "3 object 1: repeats object 0"},
         {"no_collection", "3 object 0: collection is missing"},
+        {"nul_key", "3 object 0: key contains a NUL byte"},
+        {"nul_value", "3 object 0: value contains a NUL byte"},
+        {"nul_field", "3 object 0: key contains a NUL byte"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rc = kn_runtime_rpc(vm, &with, "case", cases[i].name, strlen(cases[i].name), &out,
