@@ -34,8 +34,8 @@
  * Errors: functions return KAOS_OK (0) or a negative KAOS_ERR_* value;
  * request functions return a positive correlation id (cid) instead of 0. The
  * answer to a request arrives later through a callback carrying that cid:
- * on_session, on_match, on_ack, on_pong, on_rpc, on_account, on_users, or
- * on_error. Requests and match data
+ * on_session, on_match, on_ack, on_pong, on_rpc, on_account, on_users,
+ * on_storage_acks, on_storage_objects, or on_error. Requests and match data
  * are queued and leave on the next kaos_client_poll.
  *
  * Ownership: every pointer passed in is borrowed for the duration of the
@@ -213,6 +213,62 @@ typedef struct kaos_account_changes {
     const char *metadata;
 } kaos_account_changes;
 
+/* Storage (docs/storage.md): JSON objects the server keeps, named by
+ * (collection, key, owner). Permissions use the wire's values. */
+enum {
+    KAOS_STORAGE_READ_NONE = 0,   /* only the server reads it */
+    KAOS_STORAGE_READ_OWNER = 1,  /* the owner and the server */
+    KAOS_STORAGE_READ_PUBLIC = 2, /* everyone */
+};
+enum {
+    KAOS_STORAGE_WRITE_NONE = 0,  /* only the server changes or deletes it */
+    KAOS_STORAGE_WRITE_OWNER = 1, /* the owner and the server */
+};
+
+/* An object as read or listed (on_storage_objects). */
+typedef struct kaos_storage_object {
+    const char *collection;
+    const char *key;
+    const char *user_id; /* the owner; the nil UUID for the game's (system) objects */
+    const char *value;   /* a JSON object as text (spacing and key order as the server prints it) */
+    const char *version; /* 32 hex digits; changes exactly when the value does */
+    int permission_read;  /* KAOS_STORAGE_READ_* */
+    int permission_write; /* KAOS_STORAGE_WRITE_* */
+    int64_t create_time_ms; /* Unix milliseconds */
+    int64_t update_time_ms;
+} kaos_storage_object;
+
+/* What a write stored (on_storage_acks). */
+typedef struct kaos_storage_ack {
+    const char *collection;
+    const char *key;
+    const char *user_id; /* the owner: the caller */
+    const char *version; /* the new version, for the next conditional write */
+} kaos_storage_ack;
+
+/* One object to write (kaos_client_storage_write). The owner is always the
+ * caller. A zero-initialised one, with collection, key and value set, is an
+ * unconditional write of an object only its owner reads and writes. */
+typedef struct kaos_storage_write_object {
+    const char *collection; /* 1-128 bytes of UTF-8 without control characters */
+    const char *key;        /* the same */
+    const char *value;      /* a JSON object as text, at most 65536 bytes (and one packet) */
+    const char *version;    /* NULL or "" = unconditional, "*" = only if absent, else must match */
+    /* false: the server's defaults (KAOS_STORAGE_READ_OWNER, KAOS_STORAGE_WRITE_OWNER);
+     * true: permission_read and permission_write are sent. */
+    bool permissions_set;
+    int permission_read;  /* KAOS_STORAGE_READ_* */
+    int permission_write; /* KAOS_STORAGE_WRITE_* */
+} kaos_storage_write_object;
+
+/* Names an object to read or delete. */
+typedef struct kaos_storage_id {
+    const char *collection;
+    const char *key;
+    const char *user_id; /* the owner; NULL or "" = the caller; the nil UUID = a system object */
+    const char *version; /* delete only: NULL or "" = any version, else it must match */
+} kaos_storage_id;
+
 /* All optional (NULL = not interested). `ud` is kaos_client_config.user_data. */
 typedef struct kaos_callbacks {
     void (*on_connected)(kaos_client *c, void *ud);
@@ -259,6 +315,16 @@ typedef struct kaos_callbacks {
     /* The answer of kaos_client_users_get: the users found, ordered by
      * username (unknown ids and usernames are simply absent). */
     void (*on_users)(kaos_client *c, uint32_t cid, const kaos_user *users, size_t count, void *ud);
+    /* The answer of kaos_client_storage_write: one ack per object, in the
+     * order they were given. */
+    void (*on_storage_acks)(kaos_client *c, uint32_t cid, const kaos_storage_ack *acks,
+                            size_t count, void *ud);
+    /* The answer of kaos_client_storage_read (the objects that exist and the
+     * caller may read, in the order asked; `cursor` is "") or of
+     * kaos_client_storage_list (one page; `cursor` is "" on the last page,
+     * else what to pass for the next one). */
+    void (*on_storage_objects)(kaos_client *c, uint32_t cid, const kaos_storage_object *objects,
+                               size_t count, const char *cursor, void *ud);
 } kaos_callbacks;
 
 typedef struct kaos_client_config {
@@ -412,6 +478,34 @@ int kaos_client_link_custom(kaos_client *c, const char *custom_id);
 int kaos_client_unlink_device(kaos_client *c, const char *device_id);
 int kaos_client_unlink_email(kaos_client *c);
 int kaos_client_unlink_custom(kaos_client *c);
+
+/* Storage (docs/storage.md). All need a session and act with the rights of
+ * the session's user: it writes and deletes only its own objects, and reads
+ * and lists its own and public ones. Errors come from the server in
+ * on_error with its code and a message naming the object by its index
+ * (from 0): INVALID_ARGUMENT for malformed input, PERMISSION_DENIED,
+ * FAILED_PRECONDITION for a failed version check. Write, read and delete
+ * take 1-100 objects (checked by the server); a request must fit in one
+ * message (KAOS_ERR_TOO_LARGE). A list may be NULL when its count is 0; a
+ * NULL list with a count, or a NULL collection, key or value, is
+ * KAOS_ERR_INVALID_ARGUMENT. */
+
+/* Writes objects, all or none; the answer is on_storage_acks. */
+int kaos_client_storage_write(kaos_client *c, const kaos_storage_write_object *objects,
+                              size_t count);
+/* Reads objects; the answer is on_storage_objects (missing and unreadable
+ * objects are simply absent). */
+int kaos_client_storage_read(kaos_client *c, const kaos_storage_id *ids, size_t count);
+/* Deletes the caller's objects, all or none; the answer is on_ack. A missing
+ * object is no error unless a version was given. */
+int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_t count);
+/* One page of at most `limit` (1-100) objects of `collection`: user_id's
+ * (by key; NULL or "" = every owner's public objects, by owner and key),
+ * starting after `cursor` (NULL or "" = from the start; else the cursor of
+ * the previous page of the same listing). The answer is on_storage_objects
+ * with the cursor of the next page. */
+int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *collection,
+                             uint32_t limit, const char *cursor);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -217,6 +217,49 @@ static void handle_users(kaos_client *c, uint32_t cid, const Kaos__V1__Users *u)
     if (CB(c).on_users) CB(c).on_users(c, cid, users, u->n_users, UD(c));
 }
 
+static void handle_storage_acks(kaos_client *c, uint32_t cid, const Kaos__V1__StorageAcks *a)
+{
+    kaos_storage_ack *acks = a->n_acks ? kn_calloc(a->n_acks, sizeof *acks) : NULL;
+    if (a->n_acks && !acks) {
+        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list storage acks");
+        return;
+    }
+    for (size_t i = 0; i < a->n_acks; i++) {
+        const Kaos__V1__StorageAck *m = a->acks[i];
+        acks[i] =
+            (kaos_storage_ack){str(m->collection), str(m->key), str(m->user_id), str(m->version)};
+    }
+    if (CB(c).on_storage_acks) CB(c).on_storage_acks(c, cid, acks, a->n_acks, UD(c));
+    kn_free(acks);
+}
+
+/* StorageObjects (a read, no cursor) and StorageObjectList (a page). */
+static void handle_storage_objects(kaos_client *c, uint32_t cid, Kaos__V1__StorageObject **objs,
+                                   size_t n, const char *cursor)
+{
+    kaos_storage_object *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    if (n && !views) {
+        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list storage objects");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Kaos__V1__StorageObject *o = objs[i];
+        views[i] = (kaos_storage_object){
+            .collection = str(o->collection),
+            .key = str(o->key),
+            .user_id = str(o->user_id),
+            .value = o->value && *o->value ? o->value : "{}",
+            .version = str(o->version),
+            .permission_read = o->permission_read,
+            .permission_write = o->permission_write,
+            .create_time_ms = o->create_time_ms,
+            .update_time_ms = o->update_time_ms,
+        };
+    }
+    if (CB(c).on_storage_objects) CB(c).on_storage_objects(c, cid, views, n, str(cursor), UD(c));
+    kn_free(views);
+}
+
 static void handle_server_shutdown(kaos_client *c, const Kaos__V1__ServerShutdown *s)
 {
     KN_INFO("server shutting down within %u ms", s->grace_ms);
@@ -261,6 +304,18 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_USERS:
         handle_users(c, env->cid, env->users);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_ACKS:
+        handle_storage_acks(c, env->cid, env->storage_acks);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECTS:
+        handle_storage_objects(c, env->cid, env->storage_objects->objects,
+                               env->storage_objects->n_objects, NULL);
+        break;
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECT_LIST:
+        handle_storage_objects(c, env->cid, env->storage_object_list->objects,
+                               env->storage_object_list->n_objects,
+                               env->storage_object_list->cursor);
         break;
     case KAOS__V1__ENVELOPE__MESSAGE_RPC:
         if (c->cfg.callbacks.on_rpc)

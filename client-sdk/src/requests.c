@@ -496,3 +496,118 @@ int kaos_client_unlink_custom(kaos_client *c)
     env.unlink_custom = &msg;
     return kaos_client__request(c, &env);
 }
+
+/* --- storage ---------------------------------------------------------------------- */
+
+/* A request may hold at most this many objects before packing is even tried:
+ * each takes at least a few bytes, so more could never fit in one message. */
+#define MAX_LISTED KAOS_MAX_MESSAGE_SIZE
+
+int kaos_client_storage_write(kaos_client *c, const kaos_storage_write_object *objects,
+                              size_t count)
+{
+    if (!c || (count && !objects)) return KN_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; i < count; i++)
+        if (!objects[i].collection || !objects[i].key || !objects[i].value)
+            return KN_ERR_INVALID_ARGUMENT;
+    if (count > MAX_LISTED) return KN_ERR_TOO_LARGE;
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    Kaos__V1__WriteStorageObject *msgs = count ? kn_calloc(count, sizeof *msgs) : NULL;
+    Kaos__V1__WriteStorageObject **ptrs = count ? kn_calloc(count, sizeof *ptrs) : NULL;
+    int rc = KN_ERR_NOMEM;
+    if (count && (!msgs || !ptrs)) goto done;
+    for (size_t i = 0; i < count; i++) {
+        const kaos_storage_write_object *o = &objects[i];
+        Kaos__V1__WriteStorageObject *m = &msgs[i];
+        kaos__v1__write_storage_object__init(m);
+        m->collection = unconst_str(o->collection);
+        m->key = unconst_str(o->key);
+        m->value = unconst_str(o->value);
+        if (o->version) m->version = unconst_str(o->version);
+        if (o->permissions_set) { /* absent = the server's default (owner) */
+            m->read_case = KAOS__V1__WRITE_STORAGE_OBJECT__READ_PERMISSION_READ;
+            m->permission_read = o->permission_read;
+            m->write_case = KAOS__V1__WRITE_STORAGE_OBJECT__WRITE_PERMISSION_WRITE;
+            m->permission_write = o->permission_write;
+        }
+        ptrs[i] = m;
+    }
+    Kaos__V1__StorageWrite msg = KAOS__V1__STORAGE_WRITE__INIT;
+    msg.n_objects = count;
+    msg.objects = ptrs;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_WRITE;
+    env.storage_write = &msg;
+    rc = kaos_client__request(c, &env);
+done:
+    kn_free(msgs);
+    kn_free(ptrs);
+    return rc;
+}
+
+/* The ids as StorageObjectId messages, sent as a StorageDelete (with their
+ * versions) or a StorageRead. */
+static int send_ids(kaos_client *c, const kaos_storage_id *ids, size_t count, bool del)
+{
+    if (!c || (count && !ids)) return KN_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; i < count; i++)
+        if (!ids[i].collection || !ids[i].key) return KN_ERR_INVALID_ARGUMENT;
+    if (count > MAX_LISTED) return KN_ERR_TOO_LARGE;
+    if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    Kaos__V1__StorageObjectId *msgs = count ? kn_calloc(count, sizeof *msgs) : NULL;
+    Kaos__V1__StorageObjectId **ptrs = count ? kn_calloc(count, sizeof *ptrs) : NULL;
+    int rc = KN_ERR_NOMEM;
+    if (count && (!msgs || !ptrs)) goto done;
+    for (size_t i = 0; i < count; i++) {
+        kaos__v1__storage_object_id__init(&msgs[i]);
+        msgs[i].collection = unconst_str(ids[i].collection);
+        msgs[i].key = unconst_str(ids[i].key);
+        if (ids[i].user_id) msgs[i].user_id = unconst_str(ids[i].user_id);
+        if (del && ids[i].version) msgs[i].version = unconst_str(ids[i].version);
+        ptrs[i] = &msgs[i];
+    }
+    kn_envelope env = KN_ENVELOPE_INIT;
+    Kaos__V1__StorageRead read = KAOS__V1__STORAGE_READ__INIT;
+    Kaos__V1__StorageDelete remove = KAOS__V1__STORAGE_DELETE__INIT;
+    if (del) {
+        remove.n_object_ids = count;
+        remove.object_ids = ptrs;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE;
+        env.storage_delete = &remove;
+    } else {
+        read.n_object_ids = count;
+        read.object_ids = ptrs;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_READ;
+        env.storage_read = &read;
+    }
+    rc = kaos_client__request(c, &env);
+done:
+    kn_free(msgs);
+    kn_free(ptrs);
+    return rc;
+}
+
+int kaos_client_storage_read(kaos_client *c, const kaos_storage_id *ids, size_t count)
+{
+    return send_ids(c, ids, count, false);
+}
+
+int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_t count)
+{
+    return send_ids(c, ids, count, true);
+}
+
+int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *collection,
+                             uint32_t limit, const char *cursor)
+{
+    if (!c || !collection) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__StorageList msg = KAOS__V1__STORAGE_LIST__INIT;
+    if (user_id) msg.user_id = unconst_str(user_id);
+    msg.collection = unconst_str(collection);
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_LIST;
+    env.storage_list = &msg;
+    return kaos_client__request(c, &env);
+}

@@ -323,7 +323,8 @@ int kn_server_run(const kn_config *cfg)
                             .shutdown_grace_ms = cfg->shutdown_grace_ms,
                             .account_lockout = account_lock,
                             .address_lockout = address_lock,
-                            .runtime = host};
+                            .runtime = host,
+                            .max_message_size = (size_t)cfg->max_message_size};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

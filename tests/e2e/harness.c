@@ -455,6 +455,44 @@ static void on_users(kaos_client *k, uint32_t cid, const kaos_user *users, size_
     }
 }
 
+static void on_storage_acks(kaos_client *k, uint32_t cid, const kaos_storage_ack *acks, size_t n,
+                            void *ud)
+{
+    e2e_client *c = ud;
+    c->storage_acks++;
+    c->acks_cid = cid;
+    c->ack_count = n;
+    for (size_t i = 0; i < n && i < E2E_MAX_OBJECTS; i++) {
+        e2e_ack *a = &c->acks_seen[i];
+        COPY(a->collection, acks[i].collection);
+        COPY(a->key, acks[i].key);
+        COPY(a->user_id, acks[i].user_id);
+        COPY(a->version, acks[i].version);
+    }
+}
+
+static void on_storage_objects(kaos_client *k, uint32_t cid, const kaos_storage_object *objs,
+                               size_t n, const char *cursor, void *ud)
+{
+    e2e_client *c = ud;
+    c->storage_objects++;
+    c->objects_cid = cid;
+    c->object_count = n;
+    for (size_t i = 0; i < n && i < E2E_MAX_OBJECTS; i++) {
+        e2e_object *o = &c->objects[i];
+        COPY(o->collection, objs[i].collection);
+        COPY(o->key, objs[i].key);
+        COPY(o->user_id, objs[i].user_id);
+        COPY(o->version, objs[i].version);
+        COPY(o->value, objs[i].value);
+        o->permission_read = objs[i].permission_read;
+        o->permission_write = objs[i].permission_write;
+        o->create_time_ms = objs[i].create_time_ms;
+        o->update_time_ms = objs[i].update_time_ms;
+    }
+    COPY(c->cursor, cursor);
+}
+
 static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
 {
     ((e2e_client *)ud)->shutdown_notices++;
@@ -490,6 +528,8 @@ static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keep
         .on_match_list = on_match_list,
         .on_account = on_account,
         .on_users = on_users,
+        .on_storage_acks = on_storage_acks,
+        .on_storage_objects = on_storage_objects,
     };
     assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
     assert_int_equal(kaos_client_connect(c->c), KAOS_OK);

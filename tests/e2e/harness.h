@@ -73,6 +73,20 @@ typedef struct e2e_account {
     int64_t create_time, update_time, disable_time;
 } e2e_account;
 
+/* Storage answers, copied (values truncated to the buffer). */
+#define E2E_MAX_OBJECTS 128
+
+typedef struct e2e_object {
+    char collection[130], key[130], user_id[40], version[40];
+    char value[2048];
+    int permission_read, permission_write;
+    int64_t create_time_ms, update_time_ms;
+} e2e_object;
+
+typedef struct e2e_ack {
+    char collection[130], key[130], user_id[40], version[40];
+} e2e_ack;
+
 typedef struct e2e_client {
     kaos_client *c;
     bool connected, disconnected;
@@ -115,6 +129,16 @@ typedef struct e2e_client {
     int users_answers;
     size_t users_count;
     char users_ids[8][40], users_names[8][130];
+    /* storage answers: the last acks, the last objects (read or list page) */
+    int storage_acks;
+    uint32_t acks_cid;
+    size_t ack_count;
+    e2e_ack acks_seen[E2E_MAX_OBJECTS];
+    int storage_objects;
+    uint32_t objects_cid;
+    size_t object_count;
+    e2e_object objects[E2E_MAX_OBJECTS];
+    char cursor[512];
 } e2e_client;
 
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -167,9 +168,10 @@ size_t raw_seal_ping(raw_client *rc, uint32_t cid, uint8_t *out, size_t cap)
 void raw_send_env(raw_client *rc, const void *envp)
 {
     const kn_envelope *env = envp;
-    uint8_t plain[4096], sealed[4096 + KN_SEAL_OVERHEAD];
     size_t n = kn_envelope_packed_size(env);
-    assert_true(n <= sizeof plain);
+    uint8_t *plain = malloc(n + 1), *sealed = malloc(n + KN_SEAL_OVERHEAD);
+    assert_non_null(plain);
+    assert_non_null(sealed);
     kn_envelope_pack(env, plain);
     if (rc->sealed) {
         kn_crypt_seal(&rc->crypt, 0, plain, n, sealed);
@@ -177,6 +179,8 @@ void raw_send_env(raw_client *rc, const void *envp)
     } else {
         raw_send_bytes(rc, 0, plain, n, true);
     }
+    free(plain);
+    free(sealed);
 }
 
 void raw_send_ping(raw_client *rc, uint32_t cid)

@@ -26,6 +26,7 @@
 #include "kn_mem.h"
 #include "kn_relay.h"
 #include "kn_runtime.h"
+#include "kn_storage.h"
 #include "kn_time.h"
 
 #include <errno.h>
@@ -673,6 +674,25 @@ static void check_ended(kn_gateway *gw, job *j)
         refuse(gw, j, KN_ERR_UNAUTHENTICATED, "user no longer exists");
 }
 
+/* Net thread: an answer larger than the largest message (a storage read of
+ * big objects, a long RPC result) cannot be sent: ENet refuses it, and on
+ * the ordered control channel that would end the connection. The client
+ * gets an error instead and can ask for less. */
+static void check_size(kn_gateway *gw, job *j)
+{
+    size_t max = gw->deps.max_message_size;
+    if (!j->reply || !max || j->reply_len <= max) return;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "the answer is %zu bytes, more than the largest message (%zu, max_message_size); "
+             "ask for less",
+             j->reply_len, max);
+    KN_WARN("conn %llx: %s answer of %zu bytes refused (max_message_size %zu)",
+            (unsigned long long)j->conn, kn_envelope_type_name((int)j->req->message_case),
+            j->reply_len, max);
+    refuse(gw, j, KN_ERR_RESOURCE_EXHAUSTED, msg);
+}
+
 /* Net thread: deliver the worker's answer if the connection is still there. */
 static void complete_job(void *arg)
 {
@@ -695,6 +715,7 @@ static void complete_job(void *arg)
     }
     if (j->resume) check_resume(gw, j);
     if (j->bind) check_ended(gw, j);
+    check_size(gw, j);
     if (s && j->bind) bind_claims(gw, s, &j->session.claims);
     if (s && j->reply) kn_net_send(gw->net, j->conn, KN_CHANNEL_CONTROL, j->reply, j->reply_len, true);
     if (j->end && j->end_why == KN_SESSION_END_LOGOUT) {
@@ -1184,6 +1205,179 @@ static int run_account(kn_api_worker *w, job *j, char *msg, size_t cap)
     return rc ? rc : reply_ack(j);
 }
 
+/* --- the storage service (worker thread) ------------------------------------------ */
+
+/* A kn_storage_object as a StorageObject message that borrows its strings. */
+static void storage_object_message(Kaos__V1__StorageObject *m, kn_storage_object *o)
+{
+    kaos__v1__storage_object__init(m);
+    m->collection = o->collection;
+    m->key = o->key;
+    m->user_id = o->user_id;
+    m->value = (char *)o->value;
+    m->version = o->version;
+    m->permission_read = o->permission_read;
+    m->permission_write = o->permission_write;
+    m->create_time_ms = o->create_time_ms;
+    m->update_time_ms = o->update_time_ms;
+}
+
+/* StorageObjects (a read) or StorageObjectList (a list, with its cursor). */
+static int reply_objects(job *j, kn_storage_object *objs, size_t n, const char *cursor, bool list)
+{
+    Kaos__V1__StorageObject *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
+    Kaos__V1__StorageObject **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
+    int rc = KN_ERR_NOMEM;
+    if (n && (!msgs || !ptrs)) goto done;
+    for (size_t i = 0; i < n; i++) {
+        storage_object_message(&msgs[i], &objs[i]);
+        ptrs[i] = &msgs[i];
+    }
+    kn_envelope env = KN_ENVELOPE_INIT;
+    Kaos__V1__StorageObjects read = KAOS__V1__STORAGE_OBJECTS__INIT;
+    Kaos__V1__StorageObjectList page = KAOS__V1__STORAGE_OBJECT_LIST__INIT;
+    if (list) {
+        page.n_objects = n;
+        page.objects = ptrs;
+        page.cursor = text(cursor);
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECT_LIST;
+        env.storage_object_list = &page;
+    } else {
+        read.n_objects = n;
+        read.objects = ptrs;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECTS;
+        env.storage_objects = &read;
+    }
+    rc = reply_with(j, &env);
+done:
+    kn_free(msgs);
+    kn_free(ptrs);
+    return rc;
+}
+
+/* StorageWrite: the caller's own objects; an absent permission is 1 (owner). */
+static int storage_write(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__StorageWrite *r = j->req->storage_write;
+    size_t n = r->n_objects;
+    kn_storage_write_op *ops = n ? kn_calloc(n, sizeof *ops) : NULL;
+    if (n && !ops) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const Kaos__V1__WriteStorageObject *o = r->objects[i];
+        ops[i] = (kn_storage_write_op){
+            .collection = o->collection,
+            .key = o->key,
+            .user_id = NULL, /* the caller's own: a client names no other owner */
+            .value = o->value && *o->value ? o->value : NULL, /* "" = missing */
+            .version = o->version,
+            .permission_read = o->read_case == KAOS__V1__WRITE_STORAGE_OBJECT__READ_PERMISSION_READ
+                                   ? o->permission_read
+                                   : KN_STORAGE_READ_OWNER,
+            .permission_write =
+                o->write_case == KAOS__V1__WRITE_STORAGE_OBJECT__WRITE_PERMISSION_WRITE
+                    ? o->permission_write
+                    : KN_STORAGE_WRITE_OWNER,
+        };
+    }
+    kn_storage_ack *acks = NULL;
+    int rc = kn_storage_write(w->db, j->user_id, ops, n, &acks, msg, cap);
+    kn_free(ops);
+    if (rc) return rc;
+    Kaos__V1__StorageAck *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
+    Kaos__V1__StorageAck **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
+    rc = KN_ERR_NOMEM;
+    if (n && (!msgs || !ptrs)) goto done;
+    for (size_t i = 0; i < n; i++) {
+        kaos__v1__storage_ack__init(&msgs[i]);
+        msgs[i].collection = acks[i].collection;
+        msgs[i].key = acks[i].key;
+        msgs[i].user_id = acks[i].user_id;
+        msgs[i].version = acks[i].version;
+        ptrs[i] = &msgs[i];
+    }
+    Kaos__V1__StorageAcks out = KAOS__V1__STORAGE_ACKS__INIT;
+    out.n_acks = n;
+    out.acks = ptrs;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_ACKS;
+    env.storage_acks = &out;
+    rc = reply_with(j, &env);
+done:
+    kn_free(msgs);
+    kn_free(ptrs);
+    kn_free(acks);
+    return rc;
+}
+
+/* StorageRead and StorageDelete name objects the same way. */
+static kn_storage_id storage_id(const Kaos__V1__StorageObjectId *o)
+{
+    return (kn_storage_id){o->collection, o->key, o->user_id};
+}
+
+static int storage_read(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__StorageRead *r = j->req->storage_read;
+    size_t n = r->n_object_ids, n_out = 0;
+    kn_storage_id *ids = n ? kn_calloc(n, sizeof *ids) : NULL;
+    if (n && !ids) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = storage_id(r->object_ids[i]);
+    kn_storage_object *objs = NULL;
+    int rc = kn_storage_read(w->db, j->user_id, ids, n, &objs, &n_out, msg, cap);
+    kn_free(ids);
+    if (rc == KN_OK) rc = reply_objects(j, objs, n_out, NULL, false);
+    kn_free(objs);
+    return rc;
+}
+
+static int storage_delete(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__StorageDelete *r = j->req->storage_delete;
+    size_t n = r->n_object_ids;
+    kn_storage_delete_op *ops = n ? kn_calloc(n, sizeof *ops) : NULL;
+    if (n && !ops) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ops[i].id = storage_id(r->object_ids[i]);
+        ops[i].version = r->object_ids[i]->version;
+    }
+    int rc = kn_storage_delete(w->db, j->user_id, ops, n, msg, cap);
+    kn_free(ops);
+    return rc ? rc : reply_ack(j);
+}
+
+static int storage_list(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    Kaos__V1__StorageList *r = j->req->storage_list;
+    if (r->limit > KN_STORAGE_LIST_MAX) { /* the service takes an int; say it as it would */
+        snprintf(msg, cap, "limit must be 1-%d, not %u", KN_STORAGE_LIST_MAX, r->limit);
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    int limit = (int)r->limit;
+    kn_storage_object *objs = NULL;
+    size_t n = 0;
+    char *cursor = NULL;
+    int rc = kn_storage_list(w->db, j->user_id, r->user_id, r->collection, limit, r->cursor, &objs,
+                             &n, &cursor, msg, cap);
+    if (rc == KN_OK) rc = reply_objects(j, objs, n, cursor, true);
+    kn_free(objs);
+    kn_free(cursor);
+    return rc;
+}
+
+/* The Storage* requests, with the rights of the session's user. KN_OK with
+ * the reply encoded, or the error for the client. */
+static int run_storage(kn_api_worker *w, job *j, char *msg, size_t cap)
+{
+    switch (j->req->message_case) {
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_WRITE: return storage_write(w, j, msg, cap);
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_READ: return storage_read(w, j, msg, cap);
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE: return storage_delete(w, j, msg, cap);
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_LIST: return storage_list(w, j, msg, cap);
+    default: return KN_ERR_UNIMPLEMENTED;
+    }
+}
+
 /* Worker thread. */
 static void run_job(kn_api_worker *w, void *arg)
 {
@@ -1283,6 +1477,16 @@ static void run_job(kn_api_worker *w, void *arg)
             return;
         }
         break;
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_WRITE:
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_READ:
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE:
+    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_LIST:
+        rc = run_storage(w, j, msg, sizeof msg);
+        if (rc == KN_OK) {
+            post_completion(gw, j);
+            return;
+        }
+        break;
     default: break;
     }
 reply:
@@ -1344,6 +1548,11 @@ static const route routes[] = {
     [KAOS__V1__ENVELOPE__MESSAGE_UNLINK_DEVICE] = {false, false, CH_CONTROL, RUN_API, handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_UNLINK_EMAIL] = {false, false, CH_CONTROL, RUN_API, handle_api},
     [KAOS__V1__ENVELOPE__MESSAGE_UNLINK_CUSTOM] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    /* The storage service (docs/storage.md): the session's user's rights. */
+    [KAOS__V1__ENVELOPE__MESSAGE_STORAGE_WRITE] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_STORAGE_READ] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE] = {false, false, CH_CONTROL, RUN_API, handle_api},
+    [KAOS__V1__ENVELOPE__MESSAGE_STORAGE_LIST] = {false, false, CH_CONTROL, RUN_API, handle_api},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])

@@ -45,6 +45,11 @@ typedef struct kn_gateway_deps {
     kn_lockout *account_lockout;  /* failed logins per account (NULL = off) */
     kn_lockout *address_lockout;  /* failed logins per source address (NULL = off) */
     kn_runtime_host *runtime;     /* before/after hooks (NULL = none) */
+    /* The largest envelope the net sends (its max_message_size; 0 = no
+     * limit): a worker's answer larger than this is replaced by an Error
+     * (RESOURCE_EXHAUSTED), since ENet would refuse to send it and the
+     * connection could not go on. */
+    size_t max_message_size;
 } kn_gateway_deps;
 
 typedef struct kn_gateway_stats {

@@ -1,5 +1,6 @@
 /* runtime: module loading, the sandbox, the `kaos` table and RPC calls.
- * The account functions of `kaos` are in lua_account.c. */
+ * The account functions of `kaos` are in lua_account.c, the storage
+ * functions in lua_storage.c. */
 #include "kn_runtime.h"
 #include "runtime_internal.h"
 #include "kn_codec_json.h"
@@ -620,6 +621,7 @@ static void open_sandbox(lua_State *L)
     luaL_newlib(L, kaos_funcs);
     luaL_setfuncs(L, rt_match_funcs, 0);
     kn_runtime__open_account(L);
+    kn_runtime__open_storage(L);
     lua_setfield(L, -2, "kaos");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }

@@ -1,5 +1,5 @@
-/* Internal to the runtime module: shared by runtime.c, match_lua.c and
- * lua_account.c. Not part of the module's contract. */
+/* Internal to the runtime module: shared by runtime.c, match_lua.c,
+ * lua_account.c and lua_storage.c. Not part of the module's contract. */
 #ifndef KN_RUNTIME_INTERNAL_H
 #define KN_RUNTIME_INTERNAL_H
 
@@ -97,5 +97,7 @@ const kn_runtime_services *kn_runtime__services(lua_State *L, const char *name);
 
 /* Adds the account functions to the `kaos` table on top of the stack. */
 void kn_runtime__open_account(lua_State *L);
+/* Adds the storage functions to the `kaos` table on top of the stack. */
+void kn_runtime__open_storage(lua_State *L);
 
 #endif

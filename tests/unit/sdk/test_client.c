@@ -118,6 +118,72 @@ static void account_requests_check_their_arguments_locally(void **state)
     kaos_client_destroy(c);
 }
 
+/* The same rule for storage: pointers are checked locally (a NULL list with
+ * a count, a NULL collection, key or value), everything else by the server. */
+static void storage_requests_check_their_arguments_locally(void **state)
+{
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+
+    kaos_storage_write_object w = {.collection = "saves", .key = "slot1", .value = "{}"};
+    kaos_storage_id id = {.collection = "saves", .key = "slot1"};
+
+    /* NULL client */
+    assert_int_equal(kaos_client_storage_write(NULL, &w, 1), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_read(NULL, &id, 1), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_delete(NULL, &id, 1), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_list(NULL, NULL, "saves", 10, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+
+    /* NULL lists with a count, NULL required fields */
+    assert_int_equal(kaos_client_storage_write(c, NULL, 1), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_read(c, NULL, 2), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_delete(c, NULL, 3), KAOS_ERR_INVALID_ARGUMENT);
+    kaos_storage_write_object bad_w[] = {w, w, w};
+    bad_w[1].value = NULL;
+    assert_int_equal(kaos_client_storage_write(c, bad_w, 3), KAOS_ERR_INVALID_ARGUMENT);
+    bad_w[1] = w;
+    bad_w[2].collection = NULL;
+    assert_int_equal(kaos_client_storage_write(c, bad_w, 3), KAOS_ERR_INVALID_ARGUMENT);
+    bad_w[2] = w;
+    bad_w[0].key = NULL;
+    assert_int_equal(kaos_client_storage_write(c, bad_w, 3), KAOS_ERR_INVALID_ARGUMENT);
+    kaos_storage_id bad_id[] = {id, id};
+    bad_id[1].key = NULL;
+    assert_int_equal(kaos_client_storage_read(c, bad_id, 2), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_delete(c, bad_id, 2), KAOS_ERR_INVALID_ARGUMENT);
+    bad_id[1] = id;
+    bad_id[0].collection = NULL;
+    assert_int_equal(kaos_client_storage_read(c, bad_id, 2), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_list(c, NULL, NULL, 10, NULL), KAOS_ERR_INVALID_ARGUMENT);
+
+    /* More objects than could ever fit in one message. */
+    static kaos_storage_id many[KAOS_MAX_MESSAGE_SIZE + 1];
+    for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
+        many[i] = id;
+    assert_int_equal(kaos_client_storage_read(c, many, sizeof many / sizeof many[0]),
+                     KAOS_ERR_TOO_LARGE);
+
+    /* Well-formed (the server judges values, limits and empty strings), but
+     * not connected; an empty list, owner, version and cursor may be NULL. */
+    kaos_storage_write_object odd = {.collection = "", .key = "k", .value = "[not json",
+                                     .permissions_set = true, .permission_read = 7};
+    assert_int_equal(kaos_client_storage_write(c, &odd, 1), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_write(c, NULL, 0), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_read(c, &id, 1), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_read(c, NULL, 0), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_delete(c, &id, 1), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_list(c, NULL, "saves", 0, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_list(c, "8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", "saves",
+                                              500, "cursor"),
+                     KAOS_ERR_CLOSED);
+    kaos_client_destroy(c);
+}
+
 static void connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode(void **state)
 {
     kaos_client_config cfg;
@@ -224,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(requests_fail_locally_when_not_connected_or_too_large),
         cmocka_unit_test(account_requests_check_their_arguments_locally),
+        cmocka_unit_test(storage_requests_check_their_arguments_locally),
         cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),
         cmocka_unit_test(malformed_keys_and_plaintext_without_dev_mode_are_config_errors),
         cmocka_unit_test(the_server_key_is_unknown_before_any_handshake),

@@ -1,0 +1,433 @@
+/* lua_storage: the storage functions of `kaos` (docs/lua-api.md) — read,
+ * write, delete and list storage objects from server code.
+ *
+ * They call the storage service (kn_storage_*) with the calling worker's
+ * database connection and caller NULL: server code acts with full rights,
+ * as in Nakama, so an RPC that passes a client's request through must check
+ * who is asking itself. A user_id of nil or "" names the system's objects
+ * (for the list functions: every owner's objects). Values cross as Lua
+ * tables (JSON objects); a write also takes JSON text.
+ *
+ * Errors: a refusal of the service, or an element of a batch that is not
+ * what the service takes, is raised as error({code = N, message = "..."})
+ * with N the wire code, as the account functions do (lua_account.c); a
+ * wrong type of a plain argument is an ordinary Lua error (a script bug).
+ * "object N" in messages counts from 0, as on the wire.
+ *
+ * Memory: service results are kn_malloc'd and kept in a holder userdata
+ * with a __gc while tables are built from them, so a Lua error half-way
+ * never leaks them. Strings handed to the service are Lua strings anchored
+ * on the stack (Lua never moves a string), so nothing else is copied. */
+#include "kn_error.h"
+#include "kn_mem.h"
+#include "kn_storage.h"
+#include "runtime_internal.h"
+
+#include <lauxlib.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_CAP 256
+
+/* error({code = <wire code of rc>, message = msg}) */
+static int raise_service(lua_State *L, int rc, const char *msg)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, kn_err_to_wire(rc));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
+    lua_setfield(L, -2, "message");
+    return lua_error(L);
+}
+
+__attribute__((format(printf, 2, 3))) static int raise_invalid(lua_State *L, const char *fmt, ...)
+{
+    char msg[MSG_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
+}
+
+/* --- holding service results ------------------------------------------------- */
+
+typedef struct holder {
+    kn_storage_ack *acks;
+    kn_storage_object *objs;
+    char *cursor;
+} holder;
+
+static int holder_gc(lua_State *L)
+{
+    holder *h = lua_touserdata(L, 1);
+    kn_free(h->acks);
+    kn_free(h->objs);
+    kn_free(h->cursor);
+    memset(h, 0, sizeof *h);
+    return 0;
+}
+
+static holder *new_holder(lua_State *L)
+{
+    holder *h = lua_newuserdatauv(L, sizeof *h, 0);
+    memset(h, 0, sizeof *h);
+    if (luaL_newmetatable(L, "kaos.storage_holder")) {
+        lua_pushcfunction(L, holder_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return h;
+}
+
+/* --- results as tables ---------------------------------------------------------- */
+
+static void set_string(lua_State *L, const char *key, const char *value)
+{
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, int64_t value)
+{
+    lua_pushinteger(L, (lua_Integer)value);
+    lua_setfield(L, -2, key);
+}
+
+/* A stored value (a JSON object as Postgres prints it) as a table. */
+static void push_value(lua_State *L, const char *text, size_t len)
+{
+    json_t **h = rt_json_holder(L);
+    json_error_t e;
+    *h = json_loadb(text, len, 0, &e);
+    if (*h) {
+        rt_from_json(L, *h, 0);
+        json_decref(*h);
+        *h = NULL;
+    } else {
+        lua_newtable(L); /* cannot happen: the service stored a valid object */
+    }
+    lua_remove(L, -2); /* the holder */
+}
+
+/* An object, with the field names of the wire's StorageObject. */
+static void push_object(lua_State *L, const kn_storage_object *o)
+{
+    lua_createtable(L, 0, 9);
+    set_string(L, "collection", o->collection);
+    set_string(L, "key", o->key);
+    set_string(L, "user_id", o->user_id);
+    push_value(L, o->value, o->value_len);
+    lua_setfield(L, -2, "value");
+    set_string(L, "version", o->version);
+    set_integer(L, "permission_read", o->permission_read);
+    set_integer(L, "permission_write", o->permission_write);
+    set_integer(L, "create_time_ms", o->create_time_ms);
+    set_integer(L, "update_time_ms", o->update_time_ms);
+}
+
+static void push_objects(lua_State *L, const kn_storage_object *objs, size_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        push_object(L, &objs[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+/* --- arguments ----------------------------------------------------------------- */
+
+/* An int for the service; values past the int range stay out of range. */
+static int clamp_int(lua_Integer v)
+{
+    return v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
+}
+
+/* The service takes C strings: a Lua string with a NUL byte inside would
+ * silently name another object (or store a shorter value), so it is refused. */
+static const char *whole(lua_State *L, int idx, size_t index, const char *what)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (s && strlen(s) != len) raise_invalid(L, "object %zu: %s contains a NUL byte", index, what);
+    return s;
+}
+
+/* Plain argument `arg`: a string (an ordinary Lua error otherwise), or NULL
+ * when optional and nil or absent. */
+static const char *arg_string(lua_State *L, int arg, bool optional, const char *what)
+{
+    if (optional && lua_isnoneornil(L, arg)) return NULL;
+    luaL_checkstring(L, arg);
+    return whole(L, arg, 0, what);
+}
+
+/* The JSON text of the value at idx: a table is encoded (an empty table is
+ * {}) and the text kept in anchor[slot], which keeps it alive; a string is
+ * taken as JSON text; nil is missing (the service says so). */
+static const char *value_text(lua_State *L, int idx, size_t index, int anchor, int slot)
+{
+    int t = lua_type(L, idx);
+    if (t == LUA_TNIL || t == LUA_TNONE) return NULL;
+    if (t == LUA_TSTRING) return whole(L, idx, index, "value");
+    if (t != LUA_TTABLE)
+        raise_invalid(L, "object %zu: value must be a table or JSON text, not a %s", index,
+                      lua_typename(L, t));
+    idx = lua_absindex(L, idx);
+    json_t **h = rt_json_holder(L);
+    const char *why = NULL;
+    *h = rt_to_json(L, idx, 0, &why);
+    if (!*h) raise_invalid(L, "object %zu: value: %s", index, why ? why : "out of memory");
+    char *txt = json_dumps(*h, JSON_COMPACT);
+    if (!txt) raise_service(L, KN_ERR_NOMEM, "out of memory");
+    lua_pushstring(L, txt);
+    free(txt); /* jansson's allocator */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, anchor, slot);
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 2); /* the text (anchored) and the holder */
+    return s;
+}
+
+/* Field `name` of the table at idx: a string, or NULL when absent. The
+ * string stays alive as long as the table does. */
+static const char *field_string(lua_State *L, int idx, const char *name, size_t index)
+{
+    int t = lua_getfield(L, idx, name);
+    const char *s = t == LUA_TSTRING ? whole(L, -1, index, name) : NULL;
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        raise_invalid(L, "object %zu: %s must be a string, not a %s", index, name,
+                      lua_typename(L, t));
+    return s;
+}
+
+static int field_int(lua_State *L, int idx, const char *name, size_t index, int absent)
+{
+    int t = lua_getfield(L, idx, name);
+    int isnum = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (t == LUA_TNIL) return absent;
+    if (t != LUA_TNUMBER || !isnum)
+        raise_invalid(L, "object %zu: %s must be an integer", index, name);
+    return clamp_int(v);
+}
+
+/* The batch table at idx: its length, at most KN_STORAGE_BATCH_MAX, and
+ * every element a table. */
+static size_t batch_length(lua_State *L, int idx, const char *what)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    size_t n = lua_rawlen(L, idx);
+    if (n > KN_STORAGE_BATCH_MAX)
+        raise_invalid(L, "at most %d objects per %s, not %zu", KN_STORAGE_BATCH_MAX, what, n);
+    for (size_t i = 0; i < n; i++) {
+        int t = lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        lua_pop(L, 1);
+        if (t != LUA_TTABLE)
+            raise_invalid(L, "object %zu must be a table, not a %s", i, lua_typename(L, t));
+    }
+    return n;
+}
+
+/* --- service calls --------------------------------------------------------------- */
+
+static int read_ids(lua_State *L, const kn_runtime_services *svc, const kn_storage_id *ids,
+                    size_t n, holder *h, size_t *n_out)
+{
+    char msg[MSG_CAP] = "";
+    int rc = kn_storage_read(svc->db, NULL, ids, n, &h->objs, n_out, msg, sizeof msg);
+    return rc ? raise_service(L, rc, msg) : 0;
+}
+
+static void write_ops(lua_State *L, const kn_runtime_services *svc, const kn_storage_write_op *ops,
+                      size_t n, holder *h)
+{
+    char msg[MSG_CAP] = "";
+    int rc = kn_storage_write(svc->db, NULL, ops, n, &h->acks, msg, sizeof msg);
+    if (rc) raise_service(L, rc, msg);
+}
+
+static void delete_ops(lua_State *L, const kn_runtime_services *svc,
+                       const kn_storage_delete_op *ops, size_t n)
+{
+    char msg[MSG_CAP] = "";
+    int rc = kn_storage_delete(svc->db, NULL, ops, n, msg, sizeof msg);
+    if (rc) raise_service(L, rc, msg);
+}
+
+/* --- single objects -------------------------------------------------------------- */
+
+/* storage_read(user_id, collection, key) -> object or nil */
+static int k_storage_read(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_read");
+    kn_storage_id id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
+                        arg_string(L, 1, true, "user_id")};
+    holder *h = new_holder(L);
+    size_t n = 0;
+    read_ids(L, svc, &id, 1, h, &n);
+    if (n)
+        push_object(L, &h->objs[0]);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* storage_write(user_id, collection, key, value [, version [, read [, write]]]) -> version */
+static int k_storage_write(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_write");
+    kn_storage_write_op op = {
+        .collection = arg_string(L, 2, false, "collection"),
+        .key = arg_string(L, 3, false, "key"),
+        .user_id = arg_string(L, 1, true, "user_id"),
+        .version = arg_string(L, 5, true, "version"),
+        .permission_read = clamp_int(luaL_optinteger(L, 6, KN_STORAGE_READ_OWNER)),
+        .permission_write = clamp_int(luaL_optinteger(L, 7, KN_STORAGE_WRITE_OWNER)),
+    };
+    luaL_checkany(L, 4);
+    lua_settop(L, 7);
+    lua_newtable(L); /* 8: anchors an encoded value */
+    op.value = value_text(L, 4, 0, 8, 1);
+    holder *h = new_holder(L);
+    write_ops(L, svc, &op, 1, h);
+    lua_pushstring(L, h->acks[0].version);
+    return 1;
+}
+
+/* storage_delete(user_id, collection, key [, version]) */
+static int k_storage_delete(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_delete");
+    kn_storage_delete_op op = {
+        .id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
+               arg_string(L, 1, true, "user_id")},
+        .version = arg_string(L, 4, true, "version"),
+    };
+    delete_ops(L, svc, &op, 1);
+    return 0;
+}
+
+/* storage_list(user_id, collection, limit [, cursor]) -> objects, cursor or nil */
+static int k_storage_list(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_list");
+    const char *user_id = arg_string(L, 1, true, "user_id");
+    const char *collection = arg_string(L, 2, false, "collection");
+    int limit = clamp_int(luaL_checkinteger(L, 3));
+    const char *cursor = arg_string(L, 4, true, "cursor");
+    holder *h = new_holder(L);
+    size_t n = 0;
+    char msg[MSG_CAP] = "";
+    int rc = kn_storage_list(svc->db, NULL, user_id, collection, limit, cursor, &h->objs, &n,
+                             &h->cursor, msg, sizeof msg);
+    if (rc) return raise_service(L, rc, msg);
+    push_objects(L, h->objs, n);
+    if (h->cursor)
+        lua_pushstring(L, h->cursor);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
+/* --- batches ----------------------------------------------------------------------- */
+
+/* storage_read_batch({{collection =, key =, user_id =}, ...}) -> the objects
+ * that exist, in the order asked */
+static int k_storage_read_batch(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_read_batch");
+    size_t n = batch_length(L, 1, "read");
+    kn_storage_id ids[KN_STORAGE_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1); /* the batch keeps it alive */
+        ids[i] = (kn_storage_id){field_string(L, -1, "collection", i),
+                                 field_string(L, -1, "key", i), field_string(L, -1, "user_id", i)};
+        lua_pop(L, 1);
+    }
+    holder *h = new_holder(L);
+    size_t got = 0;
+    read_ids(L, svc, ids, n, h, &got);
+    push_objects(L, h->objs, got);
+    return 1;
+}
+
+/* storage_write_batch({{collection =, key =, user_id =, value =, version =,
+ * permission_read =, permission_write =}, ...}) -> acks, all or nothing */
+static int k_storage_write_batch(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_write_batch");
+    size_t n = batch_length(L, 1, "write");
+    lua_settop(L, 1);
+    lua_createtable(L, (int)n, 0); /* 2: anchors encoded values */
+    kn_storage_write_op ops[KN_STORAGE_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1); /* 3: the element, kept alive by the batch */
+        ops[i] = (kn_storage_write_op){
+            .collection = field_string(L, 3, "collection", i),
+            .key = field_string(L, 3, "key", i),
+            .user_id = field_string(L, 3, "user_id", i),
+            .version = field_string(L, 3, "version", i),
+            .permission_read = field_int(L, 3, "permission_read", i, KN_STORAGE_READ_OWNER),
+            .permission_write = field_int(L, 3, "permission_write", i, KN_STORAGE_WRITE_OWNER),
+        };
+        lua_getfield(L, 3, "value");
+        ops[i].value = value_text(L, 4, i, 2, (int)i + 1);
+        lua_settop(L, 2);
+    }
+    holder *h = new_holder(L);
+    write_ops(L, svc, ops, n, h);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const kn_storage_ack *a = &h->acks[i];
+        lua_createtable(L, 0, 4);
+        set_string(L, "collection", a->collection);
+        set_string(L, "key", a->key);
+        set_string(L, "user_id", a->user_id);
+        set_string(L, "version", a->version);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* storage_delete_batch({{collection =, key =, user_id =, version =}, ...}),
+ * all or nothing */
+static int k_storage_delete_batch(lua_State *L)
+{
+    const kn_runtime_services *svc = kn_runtime__services(L, "storage_delete_batch");
+    size_t n = batch_length(L, 1, "delete");
+    kn_storage_delete_op ops[KN_STORAGE_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        ops[i] = (kn_storage_delete_op){
+            .id = {field_string(L, -1, "collection", i), field_string(L, -1, "key", i),
+                   field_string(L, -1, "user_id", i)},
+            .version = field_string(L, -1, "version", i),
+        };
+        lua_pop(L, 1);
+    }
+    delete_ops(L, svc, ops, n);
+    return 0;
+}
+
+static const luaL_Reg storage_funcs[] = {
+    {"storage_read", k_storage_read},
+    {"storage_write", k_storage_write},
+    {"storage_delete", k_storage_delete},
+    {"storage_list", k_storage_list},
+    {"storage_read_batch", k_storage_read_batch},
+    {"storage_write_batch", k_storage_write_batch},
+    {"storage_delete_batch", k_storage_delete_batch},
+    {NULL, NULL},
+};
+
+void kn_runtime__open_storage(lua_State *L)
+{
+    luaL_setfuncs(L, storage_funcs, 0);
+}
