@@ -677,8 +677,12 @@ static void run_tick(mthread *t, match *m, int64_t now)
     m->n_in = 0;
     m->in_used = 0;
     m->tick++;
+    static const int64_t late_bounds[KN_MATCH_LATE_BUCKETS - 1] = KN_MATCH_LATE_BOUNDS_US;
+    size_t bucket = 0;
+    while (bucket < KN_MATCH_LATE_BUCKETS - 1 && late > late_bounds[bucket]) bucket++;
     pthread_mutex_lock(&t->e->stats_lock);
     t->e->st.ticks++;
+    t->e->st.late_hist[bucket]++;
     if ((uint64_t)took > t->e->st.tick_us_max) t->e->st.tick_us_max = (uint64_t)took;
     pthread_mutex_unlock(&t->e->stats_lock);
     if (rc) call_failed(m, "match_loop", rc, msg);
@@ -1016,7 +1020,7 @@ static int push(kn_match_engine *e, mthread *t, const rec *r, const void *data, 
     }
     if (rc == KN_OK) {
         memcpy(b->data + b->len, r, sizeof *r);
-        if (r->len) memcpy(b->data + b->len + sizeof *r, data, r->len);
+        if (r->len && data) memcpy(b->data + b->len + sizeof *r, data, r->len);
         b->len += need;
         if (wake && !t->wake) {
             t->wake = true;

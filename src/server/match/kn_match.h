@@ -161,11 +161,18 @@ typedef struct kn_match_engine_config {
     int64_t (*now_us)(void);   /* monotonic µs; NULL = kn_time_mono_us */
 } kn_match_engine_config;
 
+/* Tick lateness (start minus due time) is counted in buckets with these
+ * upper bounds in µs; the last bucket, KN_MATCH_LATE_BUCKETS - 1, takes the
+ * rest. A tick interval at 30 Hz is 33333 µs. */
+#define KN_MATCH_LATE_BOUNDS_US {250, 500, 1000, 2000, 3000, 5000, 10000, 33333}
+#define KN_MATCH_LATE_BUCKETS 9
+
 typedef struct kn_match_stats {
     uint64_t matches, created, ended, errors;
-    uint64_t ticks, late_ticks;
+    uint64_t ticks, late_ticks; /* late: started more than one interval after its due time */
     uint64_t inputs, inputs_dropped;
     uint64_t tick_us_max; /* longest single tick, µs */
+    uint64_t late_hist[KN_MATCH_LATE_BUCKETS]; /* ticks by lateness, see above */
 } kn_match_stats;
 
 int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **out);

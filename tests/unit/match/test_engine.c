@@ -243,6 +243,9 @@ static void ticks_follow_the_clock_and_late_ones_are_counted(void **state)
     assert_int_equal(st.ticks, 5);
     assert_int_equal(st.late_ticks, 2);
     assert_int_equal(st.matches, 1);
+    /* Lateness: two on time, then 250, 150 and 50 ms behind (over the last bound). */
+    assert_int_equal(st.late_hist[0], 2);
+    assert_int_equal(st.late_hist[KN_MATCH_LATE_BUCKETS - 1], 3);
     now += 100000;
     kn_match_engine_step(e);
     assert_int_equal(f->ticks, 6); /* back on the grid */
