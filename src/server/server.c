@@ -18,6 +18,7 @@
 #include "kn_match.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -308,9 +309,11 @@ int kn_server_run(const kn_config *cfg)
                             .runtime = host};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* One match thread per CPU this process may run on (taskset, cpusets). */
+    cpu_set_t cpus;
+    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
     kn_match_engine_config mec = {
-        .threads = cfg->match_threads ? (int)cfg->match_threads : (int)(ncpu > 0 ? ncpu : 1),
+        .threads = cfg->match_threads ? (int)cfg->match_threads : (ncpu > 0 ? ncpu : 1),
         .pin_threads = true,
         .node = cfg->node,
         .max_matches = (uint32_t)cfg->max_matches,

@@ -957,11 +957,14 @@ static void *thread_main(void *arg)
     mthread *t = arg;
     current_thread = t;
     if (t->e->cfg.pin_threads) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        cpu_set_t set;
+        /* The i-th CPU the process may run on (taskset, cpusets), not CPU i:
+         * pinning must not move a thread outside the operator's choice. */
+        cpu_set_t allowed, set;
         CPU_ZERO(&set);
-        CPU_SET((int)(t->index % (ncpu > 0 ? ncpu : 1)), &set);
-        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set))
+        int n = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 0;
+        for (int cpu = 0, k = 0; n > 0 && cpu < CPU_SETSIZE; cpu++)
+            if (CPU_ISSET(cpu, &allowed) && k++ == t->index % n) CPU_SET(cpu, &set);
+        if (n <= 0 || pthread_setaffinity_np(pthread_self(), sizeof set, &set))
             KN_WARN("match thread %d: could not pin to a CPU", t->index);
     }
     for (;;) {

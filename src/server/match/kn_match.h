@@ -148,7 +148,8 @@ void kn_match_batch_free(kn_match_batch *b); /* accepts NULL */
 
 typedef struct kn_match_engine_config {
     int threads;               /* match threads; 0 = manual stepping */
-    bool pin_threads;          /* pin thread i to CPU i % ncpu */
+    bool pin_threads;          /* pin thread i to the (i % n)-th of the n CPUs the process
+                                  may run on (sched_getaffinity at thread start) */
     const char *node;
     uint32_t max_matches;      /* 0 = 10000 */
     uint32_t max_size;         /* players per match; 0 = 256 */
