@@ -21,6 +21,7 @@
 
 #define MAX_THREADS 64
 #define LATE_REBASE 10 /* intervals behind before the schedule is re-based */
+#define LATE_LOG_EVERY_US 1000000 /* late ticks: at most one log line per thread per second */
 
 /* --- batches (outgoing) ------------------------------------------------------------ */
 
@@ -173,6 +174,10 @@ struct mthread {
     kn_map by_handle;
     uint32_t next_handle;
     kn_match_batch *out;
+    bool late_logged;         /* a late tick was logged at late_logged_us */
+    int64_t late_logged_us;
+    uint64_t late_unlogged;   /* late ticks since that line */
+    int64_t late_worst_us;    /* the worst of them */
 };
 
 /* Registry entry: what any thread may know of a match. */
@@ -659,15 +664,36 @@ static void finish_match(mthread *t, match *m)
     free_match(m);
 }
 
+/* A tick started over an interval late. Under overload every match is late
+ * on every tick, and a line per tick would add a write per tick to a CPU
+ * that is already short: the thread logs the first one, then at most one
+ * line a second with how many there were meanwhile. The stats count each. */
+static void note_late(mthread *t, const match *m, int64_t late, int64_t now)
+{
+    STAT_ADD(t->e, late_ticks, 1);
+    t->late_unlogged++;
+    if (late > t->late_worst_us) t->late_worst_us = late;
+    if (t->late_logged && now - t->late_logged_us < LATE_LOG_EVERY_US) return;
+    if (t->late_unlogged == 1)
+        KN_WARN("match %s (%s): tick %lld started %lld ms late", m->id, m->name,
+                (long long)m->tick, (long long)late / 1000);
+    else
+        KN_WARN("match %s (%s): tick %lld started %lld ms late; %llu late ticks on match thread "
+                "%d since the last report, the worst %lld ms",
+                m->id, m->name, (long long)m->tick, (long long)late / 1000,
+                (unsigned long long)t->late_unlogged, t->index,
+                (long long)t->late_worst_us / 1000);
+    t->late_logged = true;
+    t->late_logged_us = now;
+    t->late_unlogged = 0;
+    t->late_worst_us = 0;
+}
+
 static void run_tick(mthread *t, match *m, int64_t now)
 {
     int64_t interval = 1000000 / m->tick_rate;
     int64_t late = now - m->due_us;
-    if (late > interval) {
-        STAT_ADD(t->e, late_ticks, 1);
-        KN_WARN("match %s (%s): tick %lld started %lld ms late", m->id, m->name,
-                (long long)m->tick, (long long)late / 1000);
-    }
+    if (late > interval) note_late(t, m, late, now);
     char msg[256] = "";
     bool end = false;
     kn_match_call c = call_of(m);

@@ -19,7 +19,8 @@
  *
  * Ticks are scheduled on the monotonic clock: tick n of a match starting at
  * t0 is due at t0 + n * 1000/rate ms. A tick that starts more than one
- * interval late is counted (kn_match_stats.late_ticks) and logged — never
+ * interval late is counted (kn_match_stats.late_ticks) and logged (at most
+ * one line a second per match thread, with the count since the last) — never
  * skipped; a match that falls more than 10 intervals behind is re-based on
  * the current time (counted as one late tick).
  *
