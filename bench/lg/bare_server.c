@@ -3,7 +3,7 @@
  * envelope, no encryption, no authentication, no sessions, no Lua.
  *
  *   bench_bare_server [--port P] [--bind ADDR] [--peers N] [--room 8]
- *                     [--workload relay|realtime] [--hz 30]
+ *                     [--workload relay|realtime] [--hz 30] [--no-throttle]
  *                     [--loop paced|tutorial] [--max-seconds S]
  *
  * Peers are put into rooms of --room by the order in which their connections
@@ -34,6 +34,9 @@
  *             drain queued events with enet_host_check_events, run the due
  *             ticks, flush once, then sleep out the rest of 1 ms and wait
  *             (at most 5 ms, and not past the next tick) for the socket.
+ *
+ * --no-throttle: enet_peer_throttle_configure(peer, ..., deceleration 0) on
+ * every connect, as KaosNet does, so ENet never thins unreliable sends.
  *
  * Prints "ready PORT" on stdout once listening; stops on SIGINT/SIGTERM or
  * after --max-seconds (default 1800), so it never outlives a broken run. */
@@ -77,6 +80,7 @@ typedef struct bare {
     uint32_t room_count; /* peers / room_size + 1, used cyclically */
     uint32_t room_size;
     bool realtime;
+    bool no_throttle;
     int64_t period_ns;
     int64_t next_due_ns; /* realtime: earliest due time of any room (a bound) */
     uint64_t next_seq;   /* connects since the server was last empty */
@@ -112,6 +116,9 @@ static void greet(ENetPeer *peer, uint64_t seq)
 static void handle_connect(bare *b, ENetPeer *peer)
 {
     if (b->host->connectedPeers == 1) b->next_seq = 0;
+    if (b->no_throttle)
+        enet_peer_throttle_configure(peer, ENET_PEER_PACKET_THROTTLE_INTERVAL,
+                                     ENET_PEER_PACKET_THROTTLE_ACCELERATION, 0);
     uint64_t seq = b->next_seq++;
     greet(peer, seq);
     uint32_t r = (uint32_t)((seq / b->room_size) % b->room_count);
@@ -318,7 +325,7 @@ static void run_paced(bare *b, int64_t deadline)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: bench_bare_server [--port P] [--bind ADDR] [--peers N] [--room N]\n"
-                 "                         [--workload relay|realtime] [--hz N]\n"
+                 "                         [--workload relay|realtime] [--hz N] [--no-throttle]\n"
                  "                         [--loop paced|tutorial] [--max-seconds S]\n");
 }
 
@@ -326,12 +333,18 @@ int main(int argc, char **argv)
 {
     const char *bind = "127.0.0.1", *loop = "paced", *workload = "relay";
     long port = 0, peers = 1024, room_size = 8, max_seconds = 1800, hz = 30;
-    static const struct option longs[] = {
-        {"port", required_argument, 0, 'p'},     {"bind", required_argument, 0, 'b'},
-        {"peers", required_argument, 0, 'n'},    {"room", required_argument, 0, 'r'},
-        {"loop", required_argument, 0, 'l'},     {"max-seconds", required_argument, 0, 't'},
-        {"workload", required_argument, 0, 'w'}, {"hz", required_argument, 0, 'z'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    bool no_throttle = false;
+    static const struct option longs[] = {{"port", required_argument, 0, 'p'},
+                                          {"bind", required_argument, 0, 'b'},
+                                          {"peers", required_argument, 0, 'n'},
+                                          {"room", required_argument, 0, 'r'},
+                                          {"loop", required_argument, 0, 'l'},
+                                          {"max-seconds", required_argument, 0, 't'},
+                                          {"workload", required_argument, 0, 'w'},
+                                          {"hz", required_argument, 0, 'z'},
+                                          {"no-throttle", no_argument, 0, 'T'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (ch) {
@@ -358,6 +371,9 @@ int main(int argc, char **argv)
             break;
         case 'z':
             hz = atol(optarg);
+            break;
+        case 'T':
+            no_throttle = true;
             break;
         case 'h':
             usage(stdout);
@@ -387,6 +403,7 @@ int main(int argc, char **argv)
     bare b = {.room_size = (uint32_t)room_size,
               .room_count = (uint32_t)(peers / room_size + 1),
               .realtime = realtime,
+              .no_throttle = no_throttle,
               .period_ns = 1000000000 / hz};
     b.rooms = calloc(b.room_count, sizeof *b.rooms);
     int64_t t0 = now_ns();

@@ -66,7 +66,8 @@ typedef struct lg_result {
     int32_t status; /* 0 ok, else negative: setup or run failed */
     char error[160];
     uint32_t clients;
-    double setup_s; /* connect, authenticate, join: until every room was full */
+    double setup_s;         /* connect, authenticate, join: until every room was full */
+    uint64_t setup_retries; /* connects that timed out, "busy" answers: tried again */
     uint64_t sends_window;
     uint64_t sends_total;
     uint64_t send_errors;

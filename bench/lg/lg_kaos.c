@@ -206,6 +206,7 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
     /* A connect that timed out (reason 0, no session yet) is tried again. */
     if (reason == KAOS_DISCONNECT_NONE && k->stage == STAGE_CONNECTING &&
         k->retries++ < MAX_RETRIES) {
+        k->w->res->setup_retries++;
         k->retry_at = lg_now_ns() + RETRY_NS;
         return;
     }
@@ -224,6 +225,7 @@ static void on_error(kaos_client *c, uint32_t cid, int code, const char *message
     }
     bool busy = code == WIRE_RESOURCE_EXHAUSTED || code == WIRE_UNAVAILABLE;
     if (busy && k->retries++ < MAX_RETRIES) {
+        k->w->res->setup_retries++;
         k->retry_at = lg_now_ns() + RETRY_NS;
         return;
     }

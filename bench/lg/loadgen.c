@@ -507,6 +507,7 @@ static void merge(const options *o, const lg_shared *sh, lg_result *m)
         }
         m->clients += r->clients;
         if (r->setup_s > m->setup_s) m->setup_s = r->setup_s;
+        m->setup_retries += r->setup_retries;
         m->sends_window += r->sends_window;
         m->sends_total += r->sends_total;
         m->send_errors += r->send_errors;
@@ -611,8 +612,8 @@ static void report(const options *o, const lg_result *m, const sample *s0, const
     bool behind =
         (double)m->late_sends > 0.001 * (double)m->sends_window || (double)lag_p99 > period_us / 4;
     printf("result status=%s workload=%s mode=%s ccu=%u procs=%u window_s=%.3f setup_s=%.2f"
-           " sends=%" PRIu64 " lat_samples=%" PRIu64 " lat_p50_us=%" PRIu64 " lat_p99_us=%" PRIu64
-           " lat_max_us=%" PRIu64 " lat_mean_us=%.0f"
+           " setup_retries=%" PRIu64 " sends=%" PRIu64 " lat_samples=%" PRIu64
+           " lat_p50_us=%" PRIu64 " lat_p99_us=%" PRIu64 " lat_max_us=%" PRIu64 " lat_mean_us=%.0f"
            " app_sent_B_per_client_s=%.1f app_recv_B_per_client_s=%.1f"
            " wire_B_per_client_s=%.1f lo_B_per_client_s=%.1f lo_pkts_per_client_s=%.1f"
            " env_send_B=%u env_recv_B=%u srv_cpu_s=%.3f srv_cpu_per_ccu_s=%.7f srv_rss_kb=%ld"
@@ -621,7 +622,8 @@ static void report(const options *o, const lg_result *m, const sample *s0, const
            " server_errors=%" PRIu64 " send_errors=%" PRIu64,
            m->status ? "failed" : "ok", c->workload == LG_WORKLOAD_REALTIME ? "realtime" : "relay",
            c->mode == LG_MODE_KAOS ? "kaos" : "enet", c->ccu, c->procs, window_s, m->setup_s,
-           m->sends_window, m->lat_samples, lg_hist_quantile(m->lat_hist, m->lat_samples, 0.50),
+           m->setup_retries, m->sends_window, m->lat_samples,
+           lg_hist_quantile(m->lat_hist, m->lat_samples, 0.50),
            lg_hist_quantile(m->lat_hist, m->lat_samples, 0.99), m->lat_max_us,
            m->lat_samples ? (double)m->lat_sum_us / (double)m->lat_samples : 0.0,
            (double)m->app_sent_window / ccu / window_s, (double)m->app_recv_window / ccu / window_s,
