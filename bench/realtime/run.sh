@@ -16,7 +16,7 @@
 # interval over 36 ms), the load generator saturates, or a step fails; --all
 # runs every step regardless. One ENet host holds at most 4095 peers, so
 # steps above that are listed as not run. --perf DIR records a profile of
-# the KaosNet server (perf record, 499 Hz, DWARF call graphs) during each
+# the KaosNet server (perf record, 997 Hz, DWARF call graphs) during each
 # window into DIR/kaosnet-CCU.data.
 #
 # Builds build/release if a binary is missing or older than the sources,
@@ -248,7 +248,7 @@ for kind in "${server_list[@]}"; do
         fi
         perf_cmd=()
         if [ -n "$perf_dir" ] && [ "$kind" = kaosnet ]; then
-            perf_cmd=(--exec-at-window "perf record -q -F 499 --call-graph dwarf,8192 -p $server_pid -o $perf_dir/kaosnet-$ccu.data -- sleep $window")
+            perf_cmd=(--exec-at-window "perf record -q -F 997 --call-graph dwarf,8192 -p $server_pid -o $perf_dir/kaosnet-$ccu.data -- sleep $window")
         fi
         line="$(timeout "$step_timeout" "${pin_lg[@]}" "$BUILD/bench_loadgen" --mode "$mode" \
             --workload realtime --port "$port" --ccu "$ccu" --warmup "$warmup" --window "$window" \
@@ -345,14 +345,15 @@ BEGIN {
         notes = notes sprintf("  %s CCU %s: server dropped %s packets by rate limit, %s unreliable sends on full queues\n", \
             s, c, r["m_rate_limited_total"], r["m_unreliable_dropped_total"])
 }
-function ratios(title, base,   i, c, line) {
+function ratios(title, base,   i, c, line, any) {
     line = title ":"
     for (i = 1; i <= nc; i++) {
         c = order[i]
-        if (("kaosnet", c) in cpu && (base, c) in cpu && cpu[base, c] > 0)
-            line = line sprintf("  %s: %.2fx", c, cpu["kaosnet", c] / cpu[base, c])
+        if (!(("kaosnet", c) in cpu && (base, c) in cpu && cpu[base, c] > 0)) continue
+        line = line sprintf("  %s: %.2fx", c, cpu["kaosnet", c] / cpu[base, c])
+        any = 1
     }
-    print line
+    if (any) print line
 }
 # Server CPU added per added client between the first and the last step both
 # servers ran: the fixed cost of the loops cancels out.
