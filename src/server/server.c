@@ -96,11 +96,13 @@ static void http_metrics(void *ud, char *buf, size_t cap)
         char le[24];
         if (i < KN_MATCH_LATE_BUCKETS - 1) snprintf(le, sizeof le, "%lld", (long long)bounds[i]);
         else snprintf(le, sizeof le, "+Inf");
-        n += (size_t)snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_bucket{le=\"%s\"} %llu\n",
-                              le, (unsigned long long)sum);
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "kaos_match_tick_lateness_us_bucket{le=\"%s\"} %llu\n", le,
+                              (unsigned long long)sum);
     }
     if (n < cap)
-        snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n", (unsigned long long)sum);
+        snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n",
+                 (unsigned long long)sum);
 }
 static volatile sig_atomic_t signals_seen;
 

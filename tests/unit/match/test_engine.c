@@ -1,8 +1,9 @@
 /* Match engine with a scripted C handler and an injected clock (manual
  * stepping, no threads): ticks follow the clock deterministically and late
- * ones are counted (and logged at most once a second), joins go through join_attempt, input reaches loop with
- * its sender, broadcasts reach the chosen connections on the chosen channel,
- * a failing handler ends its match alone, labels are listed and queried. */
+ * ones are counted (and logged at most once a second), joins go through
+ * join_attempt, input reaches loop with its sender, broadcasts reach the
+ * chosen connections on the chosen channel, a failing handler ends its match
+ * alone, labels are listed and queried. */
 #include "kn_codec.h"
 #include "kn_error.h"
 #include "kn_log.h"
