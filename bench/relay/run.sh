@@ -8,8 +8,8 @@
 # Builds build/release if a binary is missing or older than the sources,
 # starts the project-local PostgreSQL unless KAOS_DATABASE_URL is set, makes a
 # fresh database for the run (dropped at the end), then for each server runs
-# every CCU step with bench_relay_loadgen: `kaosnet serve` first, then
-# bench_relay_bare_server with --loop paced and --loop tutorial. Every process
+# every CCU step with bench_loadgen: `kaosnet serve` first, then
+# bench_bare_server with --loop paced and --loop tutorial. Every process
 # it starts is stopped on exit; every step is bounded by `timeout`.
 set -euo pipefail
 
@@ -56,11 +56,11 @@ peers=$((max_ccu + SLACK))
 say() { echo "run.sh: $*" >&2; }
 
 # --- build ------------------------------------------------------------------
-bins=("$BUILD/kaosnet" "$BUILD/bench_relay_bare_server" "$BUILD/bench_relay_loadgen")
+bins=("$BUILD/kaosnet" "$BUILD/bench_bare_server" "$BUILD/bench_loadgen")
 need_build=0
 for b in "${bins[@]}"; do [ -x "$b" ] || need_build=1; done
 if [ "$need_build" -eq 0 ] && [ -n "$(find src client-sdk bench proto CMakeLists.txt -type f \
-    -newer "$BUILD/bench_relay_loadgen" -print -quit)" ]; then
+    -newer "$BUILD/bench_loadgen" -print -quit)" ]; then
     need_build=1
 fi
 [ "$need_build" -eq 1 ] && bash scripts/build.sh release >&2
@@ -128,15 +128,17 @@ start_server() {
     local kind="$1" pattern
     case "$kind" in
         kaosnet)
-            mkdir -p "$tmp/data"
+            # An empty runtime: lua-examples' hooks would cap match sizes at 4.
+            mkdir -p "$tmp/data" "$tmp/runtime"
             "$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
+                --runtime-path "$tmp/runtime" \
                 --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
                 --max-connections "$peers" --max-connections-per-address 0 \
                 >"$tmp/server.out" 2>"$tmp/server.err" &
             pattern='s/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p'
             ;;
         paced | tutorial)
-            "$BUILD/bench_relay_bare_server" --bind 127.0.0.1 --port 0 --peers "$peers" \
+            "$BUILD/bench_bare_server" --workload relay --bind 127.0.0.1 --port 0 --peers "$peers" \
                 --loop "$kind" --max-seconds 1800 >"$tmp/server.out" 2>"$tmp/server.err" &
             pattern='s/^ready \([0-9][0-9]*\).*/\1/p'
             ;;
@@ -172,7 +174,7 @@ for kind in "${server_list[@]}"; do
     start_server "$kind"
     for ccu in "${ccu_list[@]}"; do
         say "$(label_of "$kind") CCU $ccu: setup, ${warmup} s warm-up, ${window} s window"
-        line="$(timeout "$step_timeout" "$BUILD/bench_relay_loadgen" --mode "$mode" \
+        line="$(timeout "$step_timeout" "$BUILD/bench_loadgen" --mode "$mode" --workload relay \
             --port "$port" --ccu "$ccu" --warmup "$warmup" --window "$window" \
             --server-pid "$server_pid" ${procs:+--procs "$procs"} ${key:+--server-key "$key"} \
             2>"$tmp/loadgen.err" \

@@ -19,6 +19,7 @@
 #include "kn_match.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ typedef struct http_ctx {
     kn_gateway *gw;
     kn_net *net;
     kn_api *api;
+    kn_match_engine *matches;
 } http_ctx;
 
 static int http_rpc(void *ud, const char *id, const char *payload, size_t len, char **out,
@@ -72,7 +74,38 @@ static void http_metrics(void *ud, char *buf, size_t cap)
            s.unreliable_dropped);
     METRIC("api_pending", "API jobs queued or running", kn_api_pending(h->api));
     METRIC("net_rounds_total", "network loop rounds", s.rounds);
+    kn_match_stats ms;
+    kn_match_engine_stats(h->matches, &ms);
+    METRIC("matches", "authoritative matches running", ms.matches);
+    METRIC("match_created_total", "authoritative matches created", ms.created);
+    METRIC("match_errors_total", "authoritative matches ended by a handler failure", ms.errors);
+    METRIC("match_ticks_total", "match ticks run", ms.ticks);
+    METRIC("match_late_ticks_total", "match ticks started over one interval late", ms.late_ticks);
+    METRIC("match_tick_us_max", "longest match_loop call since start, microseconds",
+           ms.tick_us_max);
+    METRIC("match_inputs_total", "player inputs queued to matches", ms.inputs);
+    METRIC("match_inputs_dropped_total", "player inputs dropped (match thread inbox full)",
+           ms.inputs_dropped);
 #undef METRIC
+    /* Tick lateness (start minus due time), cumulative as Prometheus wants. */
+    static const int64_t bounds[KN_MATCH_LATE_BUCKETS - 1] = KN_MATCH_LATE_BOUNDS_US;
+    if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP kaos_match_tick_lateness_us match tick start minus due "
+                              "time, microseconds\n# TYPE kaos_match_tick_lateness_us histogram\n");
+    uint64_t sum = 0;
+    for (int i = 0; i < KN_MATCH_LATE_BUCKETS && n < cap; i++) {
+        sum += ms.late_hist[i];
+        char le[24];
+        if (i < KN_MATCH_LATE_BUCKETS - 1) snprintf(le, sizeof le, "%lld", (long long)bounds[i]);
+        else snprintf(le, sizeof le, "+Inf");
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "kaos_match_tick_lateness_us_bucket{le=\"%s\"} %llu\n", le,
+                              (unsigned long long)sum);
+    }
+    if (n < cap)
+        snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n",
+                 (unsigned long long)sum);
 }
 static volatile sig_atomic_t signals_seen;
 
@@ -327,9 +360,11 @@ int kn_server_run(const kn_config *cfg)
                             .max_message_size = (size_t)cfg->max_message_size};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* One match thread per CPU this process may run on (taskset, cpusets). */
+    cpu_set_t cpus;
+    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
     kn_match_engine_config mec = {
-        .threads = cfg->match_threads ? (int)cfg->match_threads : (int)(ncpu > 0 ? ncpu : 1),
+        .threads = cfg->match_threads ? (int)cfg->match_threads : (ncpu > 0 ? ncpu : 1),
         .pin_threads = true,
         .node = cfg->node,
         .max_matches = (uint32_t)cfg->max_matches,
@@ -375,7 +410,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_net_create(&nc, &handler, &net))) goto done;
     kn_gateway_attach(gw, net);
 
-    hctx = (http_ctx){gw, net, api};
+    hctx = (http_ctx){gw, net, api, matches};
     kn_http_config hc = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key, .max_body = (size_t)cfg->max_message_size};
     kn_http_handler hh = {http_rpc, http_metrics, &hctx};

@@ -4,7 +4,7 @@
  * match_loop and broadcasts reaching clients on the chosen channel, kick,
  * label update visible in listings, signal, a runaway script and a memory
  * hog stopped while another match keeps ticking, match_terminate on
- * shutdown. */
+ * shutdown, the engine's counters on /metrics. */
 #include "harness.h"
 
 #include <setjmp.h>
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -198,6 +199,39 @@ static void unknown_handlers_and_bad_params_are_refused(void **state)
     e2e_client_free(a);
 }
 
+/* The value of one metric line ("kaos_x 12"), or -1. */
+static long long metric(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(text, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+static void match_counters_show_in_metrics(void **state)
+{
+    e2e_client *a = player();
+    char id[128];
+    create_by_rpc(a, "{\"rate\":20}", id);
+    join(a, id);
+    kaos_client_match_send(a->c, a->match_handle, 1, "in", 2, true, NULL, 0);
+    E2E_WAIT(data_with_op(a, 101), 5000);
+    static char out[16384];
+    assert_int_equal(
+        e2e_http(e2e_group_server.http_port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    assert_true(metric(out, "kaos_matches") >= 1);
+    assert_true(metric(out, "kaos_match_created_total") >= 1);
+    assert_true(metric(out, "kaos_match_inputs_total") >= 1);
+    assert_true(metric(out, "kaos_match_tick_us_max") >= 0);
+    long long ticks = metric(out, "kaos_match_ticks_total");
+    assert_true(ticks >= 2); /* the echo came from a tick after the first */
+    /* Every tick falls in one lateness bucket; one stats copy backs the page. */
+    assert_int_equal(metric(out, "kaos_match_tick_lateness_us_count"), ticks);
+    assert_int_equal(metric(out, "kaos_match_tick_lateness_us_bucket{le=\"+Inf\"}"), ticks);
+    assert_true(metric(out, "kaos_match_late_ticks_total") >= 0);
+    e2e_client_free(a);
+}
+
 static void shutdown_calls_match_terminate_with_the_grace_period(void **state)
 {
     e2e_server s;
@@ -231,6 +265,7 @@ int main(void)
         cmocka_unit_test(a_memory_hog_is_stopped_alone),
         cmocka_unit_test(a_script_error_ends_the_match_with_internal),
         cmocka_unit_test(unknown_handlers_and_bad_params_are_refused),
+        cmocka_unit_test(match_counters_show_in_metrics),
         cmocka_unit_test(shutdown_calls_match_terminate_with_the_grace_period),
     };
     return cmocka_run_group_tests(tests, setup, e2e_group_teardown);

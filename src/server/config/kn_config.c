@@ -79,7 +79,7 @@ static const option options[] = {
     INT(runtime_call_budget_ms, "2000", 10, 600000,
         "time one RPC or hook may run before it is stopped (DEADLINE_EXCEEDED)"),
     INT(runtime_memory_mb, "64", 1, 65536, "memory cap of each Lua VM, MiB"),
-    INT(match_threads, "0", 0, 64, "authoritative match threads (0 = one per CPU)"),
+    INT(match_threads, "0", 0, 64, "authoritative match threads (0 = one per usable CPU)"),
     INT(match_callback_budget_ms, "200", 5, 60000,
         "time one match handler call may run before the match is stopped"),
     INT(match_memory_mb, "32", 1, 65536, "memory cap of each authoritative match's Lua VM, MiB"),

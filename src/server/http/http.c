@@ -118,7 +118,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) return reply(conn, 200, "text/plain", "ok\n", 3);
     if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
-        char buf[8192] = "";
+        char buf[16384] = "";
         if (h->handler.metrics) h->handler.metrics(h->handler.ud, buf, sizeof buf);
         return reply(conn, 200, "text/plain; version=0.0.4", buf, strlen(buf));
     }

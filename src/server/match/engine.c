@@ -21,6 +21,7 @@
 
 #define MAX_THREADS 64
 #define LATE_REBASE 10 /* intervals behind before the schedule is re-based */
+#define LATE_LOG_EVERY_US 1000000 /* late ticks: at most one log line per thread per second */
 
 /* --- batches (outgoing) ------------------------------------------------------------ */
 
@@ -177,6 +178,10 @@ struct mthread {
     kn_map by_handle;
     uint32_t next_handle;
     kn_match_batch *out;
+    bool late_logged;         /* a late tick was logged at late_logged_us */
+    int64_t late_logged_us;
+    uint64_t late_unlogged;   /* late ticks since that line */
+    int64_t late_worst_us;    /* the worst of them */
 };
 
 /* Registry entry: what any thread may know of a match. */
@@ -678,6 +683,31 @@ static void finish_match(mthread *t, match *m)
     free_match(m);
 }
 
+/* A tick started over an interval late. Under overload every match is late
+ * on every tick, and a line per tick would add a write per tick to a CPU
+ * that is already short: the thread logs the first one, then at most one
+ * line a second with how many there were meanwhile. The stats count each. */
+static void note_late(mthread *t, const match *m, int64_t late, int64_t now)
+{
+    STAT_ADD(t->e, late_ticks, 1);
+    t->late_unlogged++;
+    if (late > t->late_worst_us) t->late_worst_us = late;
+    if (t->late_logged && now - t->late_logged_us < LATE_LOG_EVERY_US) return;
+    if (t->late_unlogged == 1)
+        KN_WARN("match %s (%s): tick %lld started %lld ms late", m->id, m->name,
+                (long long)m->tick, (long long)late / 1000);
+    else
+        KN_WARN("match %s (%s): tick %lld started %lld ms late; %llu late ticks on match thread "
+                "%d since the last report, the worst %lld ms",
+                m->id, m->name, (long long)m->tick, (long long)late / 1000,
+                (unsigned long long)t->late_unlogged, t->index,
+                (long long)t->late_worst_us / 1000);
+    t->late_logged = true;
+    t->late_logged_us = now;
+    t->late_unlogged = 0;
+    t->late_worst_us = 0;
+}
+
 static void run_tick(mthread *t, match *m, int64_t now)
 {
     int64_t interval = 1000000 / m->tick_rate;
@@ -685,9 +715,7 @@ static void run_tick(mthread *t, match *m, int64_t now)
     t->window_ticks++;
     if (late > interval) {
         t->window_late++;
-        STAT_ADD(t->e, late_ticks, 1);
-        KN_WARN("match %s (%s): tick %lld started %lld ms late", m->id, m->name,
-                (long long)m->tick, (long long)late / 1000);
+        note_late(t, m, late, now);
     }
     char msg[256] = "";
     bool end = false;
@@ -698,8 +726,12 @@ static void run_tick(mthread *t, match *m, int64_t now)
     m->n_in = 0;
     m->in_used = 0;
     m->tick++;
+    static const int64_t late_bounds[KN_MATCH_LATE_BUCKETS - 1] = KN_MATCH_LATE_BOUNDS_US;
+    size_t bucket = 0;
+    while (bucket < KN_MATCH_LATE_BUCKETS - 1 && late > late_bounds[bucket]) bucket++;
     pthread_mutex_lock(&t->e->stats_lock);
     t->e->st.ticks++;
+    t->e->st.late_hist[bucket]++;
     if ((uint64_t)took > t->e->st.tick_us_max) t->e->st.tick_us_max = (uint64_t)took;
     pthread_mutex_unlock(&t->e->stats_lock);
     if (rc) call_failed(m, "match_loop", rc, msg);
@@ -1006,11 +1038,14 @@ static void *thread_main(void *arg)
     mthread *t = arg;
     current_thread = t;
     if (t->e->cfg.pin_threads) {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        cpu_set_t set;
+        /* The i-th CPU the process may run on (taskset, cpusets), not CPU i:
+         * pinning must not move a thread outside the operator's choice. */
+        cpu_set_t allowed, set;
         CPU_ZERO(&set);
-        CPU_SET((int)(t->index % (ncpu > 0 ? ncpu : 1)), &set);
-        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set))
+        int n = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 0;
+        for (int cpu = 0, k = 0; n > 0 && cpu < CPU_SETSIZE; cpu++)
+            if (CPU_ISSET(cpu, &allowed) && k++ == t->index % n) CPU_SET(cpu, &set);
+        if (n <= 0 || pthread_setaffinity_np(pthread_self(), sizeof set, &set))
             KN_WARN("match thread %d: could not pin to a CPU", t->index);
     }
     for (;;) {

@@ -19,7 +19,8 @@
  *
  * Ticks are scheduled on the monotonic clock: tick n of a match starting at
  * t0 is due at t0 + n * 1000/rate ms. A tick that starts more than one
- * interval late is counted (kn_match_stats.late_ticks) and logged — never
+ * interval late is counted (kn_match_stats.late_ticks) and logged (at most
+ * one line a second per match thread, with the count since the last) — never
  * skipped; a match that falls more than 10 intervals behind is re-based on
  * the current time (counted as one late tick).
  *
@@ -154,7 +155,8 @@ void kn_match_batch_free(kn_match_batch *b); /* accepts NULL */
 
 typedef struct kn_match_engine_config {
     int threads;               /* match threads; 0 = manual stepping */
-    bool pin_threads;          /* pin thread i to CPU i % ncpu */
+    bool pin_threads;          /* pin thread i to the (i % n)-th of the n CPUs the process
+                                  may run on (sched_getaffinity at thread start) */
     const char *node;
     uint32_t max_matches;      /* 0 = 10000 */
     uint32_t max_size;         /* players per match; 0 = 256 */
@@ -167,12 +169,19 @@ typedef struct kn_match_engine_config {
     int64_t (*now_us)(void);   /* monotonic µs; NULL = kn_time_mono_us */
 } kn_match_engine_config;
 
+/* Tick lateness (start minus due time) is counted in buckets with these
+ * upper bounds in µs; the last bucket, KN_MATCH_LATE_BUCKETS - 1, takes the
+ * rest. A tick interval at 30 Hz is 33333 µs. */
+#define KN_MATCH_LATE_BOUNDS_US {250, 500, 1000, 2000, 3000, 5000, 10000, 33333}
+#define KN_MATCH_LATE_BUCKETS 9
+
 typedef struct kn_match_stats {
     uint64_t matches, created, ended, errors;
-    uint64_t ticks, late_ticks;
+    uint64_t ticks, late_ticks; /* late: started more than one interval after its due time */
     uint64_t inputs, inputs_dropped;
     uint64_t tick_us_max; /* longest single tick, µs */
     uint64_t refused_overload; /* creates and joins refused by admission control */
+    uint64_t late_hist[KN_MATCH_LATE_BUCKETS]; /* ticks by lateness, see above */
 } kn_match_stats;
 
 int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **out);

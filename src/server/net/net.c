@@ -590,6 +590,15 @@ static void handle_connect(kn_net *net, ENetEvent *ev, int64_t now)
     c->ip = ev->peer->address.host;
     c->opened_ms = c->last_recv_ms = now;
     ev->peer->data = c;
+    /* No packet throttle: ENet drops a share of unreliable sends to a peer
+     * whose ping round trip rose above its running mean by twice the
+     * variance, and on a paced loop (acks go out once per round) that
+     * happens on jitter alone, losing game snapshots on an idle network.
+     * Deceleration 0 keeps the throttle at its limit; the peer receives the
+     * same setting (THROTTLE_CONFIGURE), so its sends to us are not thinned
+     * either. Rate limits and the send queue cap bound the traffic instead. */
+    enet_peer_throttle_configure(ev->peer, ENET_PEER_PACKET_THROTTLE_INTERVAL,
+                                 ENET_PEER_PACKET_THROTTLE_ACCELERATION, 0);
     set_state(net, c, KN_CONN_HANDSHAKE);
     init_buckets(net, c, now);
     if (net->stopping) {

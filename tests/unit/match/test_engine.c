@@ -1,10 +1,12 @@
 /* Match engine with a scripted C handler and an injected clock (manual
  * stepping, no threads): ticks follow the clock deterministically and late
- * ones are counted, joins go through join_attempt, input reaches loop with
- * its sender, broadcasts reach the chosen connections on the chosen channel,
- * a failing handler ends its match alone, labels are listed and queried. */
+ * ones are counted (and logged at most once a second), joins go through
+ * join_attempt, input reaches loop with its sender, broadcasts reach the
+ * chosen connections on the chosen channel, a failing handler ends its match
+ * alone, labels are listed and queried. */
 #include "kn_codec.h"
 #include "kn_error.h"
+#include "kn_log.h"
 #include "kn_match.h"
 #include "kn_mem.h"
 
@@ -245,11 +247,53 @@ static void ticks_follow_the_clock_and_late_ones_are_counted(void **state)
     assert_int_equal(st.ticks, 5);
     assert_int_equal(st.late_ticks, 2);
     assert_int_equal(st.matches, 1);
+    /* Lateness: two on time, then 250, 150 and 50 ms behind (over the last bound). */
+    assert_int_equal(st.late_hist[0], 2);
+    assert_int_equal(st.late_hist[KN_MATCH_LATE_BUCKETS - 1], 3);
     now += 100000;
     kn_match_engine_step(e);
     assert_int_equal(f->ticks, 6); /* back on the grid */
     assert_int_equal(kn_match_create(e, "nope", "", 0, id, msg, sizeof msg), KN_ERR_NOT_FOUND);
     kn_match_engine_destroy(e);
+}
+
+static int late_lines;
+static char last_late[512];
+
+static void count_late_lines(kn_log_level level, const char *file, int line, const char *msg,
+                             void *ud)
+{
+    if (level != KN_LOG_WARN || !strstr(msg, " started ")) return; /* not the overload notice */
+    late_lines++;
+    snprintf(last_late, sizeof last_late, "%s", msg);
+}
+
+static void late_ticks_are_logged_at_most_once_a_second(void **state)
+{
+    kn_log_set_sink(count_late_lines, NULL);
+    kn_log_set_level(KN_LOG_WARN);
+    late_lines = 0;
+    kn_match_engine *e = engine(); /* now = 1.0 s */
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    kn_match_engine_step(e); /* tick 1 on time; 10 Hz */
+    now += 450000;           /* 1.45 s: ticks due 1.1-1.4 s, three over 100 ms late */
+    kn_match_engine_step(e);
+    assert_int_equal(late_lines, 1); /* the first is logged at once */
+    assert_null(strstr(last_late, "since the last report"));
+    now += 450000; /* 1.9 s: three more late, under a second after that line */
+    kn_match_engine_step(e);
+    assert_int_equal(late_lines, 1);
+    now += 600000; /* 2.5 s: the first late tick now reports the six before it too */
+    kn_match_engine_step(e);
+    assert_int_equal(late_lines, 2);
+    assert_non_null(strstr(last_late, "6 late ticks on match thread 0 since the last report"));
+    assert_non_null(strstr(last_late, "the worst 500 ms"));
+    kn_match_stats st;
+    kn_match_engine_stats(e, &st);
+    assert_int_equal(st.late_ticks, 10); /* every one is counted */
+    kn_match_engine_destroy(e);
+    kn_log_set_sink(NULL, NULL);
 }
 
 static void joins_inputs_and_broadcasts_reach_the_right_connections(void **state)
@@ -478,6 +522,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ticks_follow_the_clock_and_late_ones_are_counted),
+        cmocka_unit_test(late_ticks_are_logged_at_most_once_a_second),
         cmocka_unit_test(joins_inputs_and_broadcasts_reach_the_right_connections),
         cmocka_unit_test(input_of_a_player_who_left_before_the_tick_is_dropped),
         cmocka_unit_test(a_failing_handler_ends_its_match_alone),

@@ -8,8 +8,8 @@
  * only after the server greeted this one with its connect number, which must
  * equal the client's global index (counted from a multiple of the room size)
  * or setup fails: a baseline with mixed-up rooms would measure nothing. Payloads travel as raw
- * 16-byte packets, unreliable (sequenced) on channel 2; no framing is needed, because the server
- * forwards the bytes unchanged. */
+ * packets, unreliable (sequenced) on channel 2; no framing is needed: the server forwards inputs
+ * unchanged (relay) or sends snapshots in the bytes lg.h describes (realtime). */
 #include "lg.h"
 
 #include <enet/enet.h>
@@ -38,11 +38,6 @@ static estate *state_of(lg_worker *w)
     return w->driver_state;
 }
 
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The server's greeting: is this client where the rooms need it? */
 static int check_greeting(lg_worker *w, uint32_t i, const ENetPacket *p)
 {
@@ -52,7 +47,7 @@ static int check_greeting(lg_worker *w, uint32_t i, const ENetPacket *p)
         lg_worker_fail(w, "client %u: unexpected %zu-byte greeting", g, p->dataLength);
         return -1;
     }
-    uint32_t seq = get_u32(p->data);
+    uint32_t seq = lg_get_u32(p->data);
     /* The first greeting fixes where this worker's clients start counting;
      * only a start on a room boundary keeps the rooms intact. */
     if (!st->have_base && seq >= g && (seq - g) % room == 0) {

@@ -1,20 +1,14 @@
 /* lg_worker: one load generator process. Sets its clients up through a
  * driver, waits for the parent's schedule, then sends on an absolute 30 Hz
- * grid and services sockets as they become readable.
+ * grid and services sockets as they become readable; what arrives goes to
+ * the workload (lg_relay.c, lg_realtime.c).
  *
  * Invariants: client g (global index) sends at t_start + g * period / ccu +
  * k * period for k = 0, 1, ...; the grid never drifts, because the next due
  * time is computed from the previous due time, never from "now". Sends that
  * are due are made at once, even in a burst after a stall, and the lag is
  * recorded, so a load generator that cannot keep up shows it instead of
- * quietly sending less.
- *
- * Loss attribution: a room lives in one worker, so the worker counts, for
- * each of its recent sends, how many room members received it. When the
- * slot is reused TRACK_RING sends later (about 2 s at 30 Hz) or at the end,
- * a window send that nobody received was lost on the way in (client ->
- * server, or dropped by the server before fan-out); one that some received
- * lost the rest on the way out (server -> client). */
+ * quietly sending less. */
 #include "lg.h"
 
 #include <errno.h>
@@ -27,17 +21,6 @@
 #include <unistd.h>
 
 #define EVENTS_PER_WAIT 256
-#define TRACK_RING      64 /* sends remembered per client */
-
-typedef struct track_slot {
-    uint32_t seq;
-    uint8_t got;
-    bool used, in_window;
-} track_slot;
-
-struct lg_track {
-    track_slot *slots; /* TRACK_RING per local client */
-};
 
 int64_t lg_now_ns(void)
 {
@@ -72,15 +55,20 @@ uint64_t lg_lat_bucket_value(uint32_t bucket)
     return (1ull << e) + sub * width + width / 2;
 }
 
-uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q)
+uint32_t lg_hist_bucket_at(const uint32_t *hist, uint64_t total, double q)
 {
     if (total == 0) return 0;
     uint64_t rank = (uint64_t)(q * (double)(total - 1)) + 1, seen = 0;
     for (uint32_t b = 0; b < LG_LAT_BUCKETS; b++) {
         seen += hist[b];
-        if (seen >= rank) return lg_lat_bucket_value(b);
+        if (seen >= rank) return b;
     }
-    return lg_lat_bucket_value(LG_LAT_BUCKETS - 1);
+    return LG_LAT_BUCKETS - 1;
+}
+
+uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q)
+{
+    return total ? lg_lat_bucket_value(lg_hist_bucket_at(hist, total, q)) : 0;
 }
 
 void lg_worker_fail(lg_worker *w, const char *fmt, ...)
@@ -108,91 +96,25 @@ void lg_worker_pass_turn(lg_worker *w)
     atomic_store(&w->shared->connect_turn, (int)w->index + 1);
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
+bool lg_in_window(const lg_worker *w, int64_t t)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    return t >= w->shared->t_begin && t < w->shared->t_end;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
+void lg_record_latency(lg_result *r, uint64_t us)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void track_finish(lg_worker *w, track_slot *t)
-{
-    uint32_t fanout = w->cfg->room_size - 1;
-    if (t->used && t->in_window) {
-        if (t->got == 0)
-            w->res->lost_inputs++;
-        else if (t->got < fanout)
-            w->res->lost_fanout += fanout - t->got;
-    }
-    t->used = false;
-}
-
-static void track_sent(lg_worker *w, uint32_t i, uint32_t seq, bool in_window)
-{
-    if (!w->track) return;
-    track_slot *t = &w->track->slots[(size_t)i * TRACK_RING + seq % TRACK_RING];
-    track_finish(w, t);
-    *t = (track_slot){.seq = seq, .used = true, .in_window = in_window};
-}
-
-static void track_received(lg_worker *w, uint32_t from, uint32_t seq)
-{
-    if (!w->track || from < w->first || from - w->first >= w->count) return;
-    track_slot *t = &w->track->slots[(size_t)(from - w->first) * TRACK_RING + seq % TRACK_RING];
-    if (t->used && t->seq == seq && t->got < UINT8_MAX) t->got++;
-}
-
-static void track_finish_all(lg_worker *w)
-{
-    if (!w->track) return;
-    for (size_t k = 0; k < (size_t)w->count * TRACK_RING; k++)
-        track_finish(w, &w->track->slots[k]);
+    r->lat_samples++;
+    r->lat_hist[lg_lat_bucket(us)]++;
+    r->lat_sum_us += us;
+    if (us > r->lat_max_us) r->lat_max_us = us;
 }
 
 void lg_worker_on_payload(lg_worker *w, uint32_t i, const uint8_t *data, size_t len, size_t framed)
 {
     int64_t now = lg_now_ns();
-    lg_result *r = w->res;
-    if (len != LG_PAYLOAD_LEN) {
-        r->misrouted++;
-        return;
-    }
-    int64_t sent = (int64_t)get_u64(data);
-    uint32_t from = get_u32(data + 8), self = w->first + i;
-    if (from == self || from / w->cfg->room_size != self / w->cfg->room_size) {
-        r->misrouted++;
-        return;
-    }
-    r->deliveries_total++;
-    track_received(w, from, get_u32(data + 12));
-    if (w->measuring) r->app_bytes_window += framed;
-    if (sent < w->shared->t_begin || sent >= w->shared->t_end) return;
-    uint64_t us = now > sent ? (uint64_t)(now - sent) / 1000 : 0;
-    r->deliveries_window++;
-    r->lat_hist[lg_lat_bucket(us)]++;
-    r->lat_sum_us += us;
-    if (us > r->lat_max_us) r->lat_max_us = us;
+    w->res->deliveries_total++;
+    if (w->measuring) w->res->app_recv_window += framed;
+    w->workload->received(w, i, data, len, now);
 }
 
 /* --- the steady loop ------------------------------------------------------- */
@@ -227,18 +149,18 @@ static void send_one(lg_worker *w, const lg_driver *d, schedule *s, uint32_t i)
     lg_result *r = w->res;
     uint8_t payload[LG_PAYLOAD_LEN];
     int64_t now = lg_now_ns();
-    put_u64(payload, (uint64_t)now);
-    put_u32(payload + 8, w->first + i);
-    put_u32(payload + 12, s->seq[i]);
-    bool in_window = now >= w->shared->t_begin && now < w->shared->t_end;
+    lg_put_u64(payload, (uint64_t)now);
+    lg_put_u32(payload + 8, w->first + i);
+    lg_put_u32(payload + 12, s->seq[i]);
+    bool in_window = lg_in_window(w, now);
     int framed = d->send(w, i, payload, sizeof payload);
-    track_sent(w, i, s->seq[i]++, in_window && framed >= 0);
+    w->workload->sent(w, i, s->seq[i]++, now, in_window && framed >= 0);
     r->sends_total++;
     if (framed < 0) {
         r->send_errors++;
     } else if (in_window) {
         r->sends_window++;
-        r->app_bytes_window += (uint64_t)framed;
+        r->app_sent_window += (uint64_t)framed;
         uint64_t lag_us = (uint64_t)(now - s->due[i]) / 1000;
         r->lag_hist[lg_lat_bucket(lag_us)]++;
         if (lag_us > r->lag_max_us) r->lag_max_us = lag_us;
@@ -260,7 +182,7 @@ static void track_window(lg_worker *w, const lg_driver *d, int64_t now, int64_t 
                          uint64_t *wire0)
 {
     lg_result *r = w->res;
-    if (!w->measuring && now >= w->shared->t_begin && now < w->shared->t_end) {
+    if (!w->measuring && lg_in_window(w, now)) {
         w->measuring = true;
         *cpu0 = cpu_ns();
         r->wire_known = d->wire_bytes(w, wire0);
@@ -280,8 +202,6 @@ static int steady(lg_worker *w, const lg_driver *d, int ep)
         lg_worker_fail(w, "out of memory");
         return -1;
     }
-    struct lg_track track = {calloc((size_t)w->count * TRACK_RING, sizeof(track_slot))};
-    w->track = track.slots ? &track : NULL;
     struct epoll_event evs[EVENTS_PER_WAIT];
     int64_t cpu0 = 0;
     uint64_t wire0 = 0;
@@ -307,9 +227,6 @@ static int steady(lg_worker *w, const lg_driver *d, int ep)
             send_due(w, d, &s, lg_now_ns());
         }
     }
-    track_finish_all(w);
-    w->track = NULL;
-    free(track.slots);
     schedule_deinit(&s);
     return w->res->status;
 }
@@ -331,7 +248,9 @@ static int wait_for_go(lg_worker *w, const lg_driver *d, int ep)
 int lg_worker_run(lg_worker *w, const lg_driver *d)
 {
     int64_t t0 = lg_now_ns();
-    int ep = -1, rc = d->setup(w);
+    /* The workload first: messages can arrive while the rooms fill. */
+    int ep = -1, rc = w->workload->start(w);
+    if (rc == 0) rc = d->setup(w);
     w->res->setup_s = (double)(lg_now_ns() - t0) / 1e9;
     if (rc == 0) {
         ep = epoll_create1(EPOLL_CLOEXEC);
@@ -359,6 +278,7 @@ int lg_worker_run(lg_worker *w, const lg_driver *d)
         else
             rc = -1;
     }
+    w->workload->stop(w);
     d->teardown(w);
     if (ep >= 0) close(ep);
     return rc ? 1 : 0;

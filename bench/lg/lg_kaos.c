@@ -2,10 +2,12 @@
  * SDK header only (kaos.h).
  *
  * Setup: every client connects and authenticates with a fresh random device
- * id; the first client of each room of room_size creates a relayed match,
- * the others join it by match id once it exists. Setup ends when every
- * client holds its match. At most SETUP_IN_FLIGHT clients (shared out
- * among the workers) are between connect and match at a time: a storm of simultaneous connects
+ * id; the first client of each room of room_size creates the match (relay:
+ * a relayed match; realtime: an authoritative match of the configured
+ * handler, which the creator joins), the others join it by match id once it
+ * exists. Setup ends when every client holds its match. At most
+ * SETUP_IN_FLIGHT clients (shared out among the workers) are between
+ * connect and match at a time: a storm of simultaneous connects
  * overflows the server's UDP buffer (see bench/README.md), and this
  * benchmark measures the steady state, not the storm. Errors that mean
  * "busy" and connects that time out are retried; anything else fails the
@@ -34,7 +36,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define OP_INPUT        1
+#define OP_INPUT        1         /* inputs, both workloads */
+#define OP_SNAPSHOT     2         /* realtime: what bench_realtime.lua broadcasts */
 #define RETRY_NS        200000000 /* after a "busy" answer or a failed connect */
 #define MAX_RETRIES     20
 #define SETUP_IN_FLIGHT 128       /* all workers together */
@@ -158,7 +161,7 @@ static void start_auth(kclient *k)
         fail_client(k, "getrandom failed");
         return;
     }
-    char device[64] = "bench-relay-";
+    char device[64] = "bench-lg-";
     size_t n = strlen(device);
     for (size_t b = 0; b < sizeof rnd; b++, n += 2)
         snprintf(device + n, sizeof device - n, "%02x", rnd[b]);
@@ -172,11 +175,14 @@ static void start_match(kclient *k)
     kstate *st = state_of(k->w);
     uint32_t room_size = k->w->cfg->room_size;
     kroom *room = &st->rooms[k->i / room_size];
+    bool realtime = k->w->cfg->workload == LG_WORKLOAD_REALTIME;
     int rc;
     if (k->i % room_size == 0) {
-        rc = kaos_client_match_create(k->c, room_size);
+        rc = realtime ? kaos_client_match_create_authoritative(k->c, k->w->cfg->handler, NULL)
+                      : kaos_client_match_create(k->c, room_size);
     } else if (room->match_id[0]) {
-        rc = kaos_client_match_join(k->c, room->match_id);
+        rc = realtime ? kaos_client_match_join_with(k->c, room->match_id, NULL)
+                      : kaos_client_match_join(k->c, room->match_id);
     } else {
         set_stage(k, STAGE_WAITING_MATCH_ID);
         return;
@@ -200,6 +206,7 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
     /* A connect that timed out (reason 0, no session yet) is tried again. */
     if (reason == KAOS_DISCONNECT_NONE && k->stage == STAGE_CONNECTING &&
         k->retries++ < MAX_RETRIES) {
+        k->w->res->setup_retries++;
         k->retry_at = lg_now_ns() + RETRY_NS;
         return;
     }
@@ -218,6 +225,7 @@ static void on_error(kaos_client *c, uint32_t cid, int code, const char *message
     }
     bool busy = code == WIRE_RESOURCE_EXHAUSTED || code == WIRE_UNAVAILABLE;
     if (busy && k->retries++ < MAX_RETRIES) {
+        k->w->res->setup_retries++;
         k->retry_at = lg_now_ns() + RETRY_NS;
         return;
     }
@@ -387,10 +395,15 @@ static int kaos_setup(lg_worker *w)
     }
     close(ep);
     if (w->res->status) return -1;
-    w->res->env_send_bytes =
-        (uint32_t)match_data_send_size(st->clients[0].handle, OP_INPUT, LG_PAYLOAD_LEN);
+    /* What one message of the steady state weighs: an input from another
+     * player (relay), or a full room's snapshot from the server (realtime). */
+    uint32_t handle = st->clients[0].handle;
+    w->res->env_send_bytes = (uint32_t)match_data_send_size(handle, OP_INPUT, LG_PAYLOAD_LEN);
     w->res->env_recv_bytes =
-        (uint32_t)match_data_size(st->clients[0].handle, 1, OP_INPUT, LG_PAYLOAD_LEN);
+        w->cfg->workload == LG_WORKLOAD_REALTIME
+            ? (uint32_t)match_data_size(handle, 0, OP_SNAPSHOT,
+                                        LG_SNAP_HEADER + w->cfg->room_size * LG_SNAP_ENTRY)
+            : (uint32_t)match_data_size(handle, 1, OP_INPUT, LG_PAYLOAD_LEN);
     return 0;
 }
 
