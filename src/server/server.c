@@ -314,7 +314,13 @@ int kn_server_run(const kn_config *cfg)
                              .is_client_op = kn_gateway_is_client_op};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
-        goto done;
+        if (!cfg->runtime_allow_errors || rc == KN_ERR_NOMEM) goto done;
+        /* Configured to serve anyway: without modules, until a reload works. */
+        KN_WARN("runtime_allow_errors: serving with no Lua modules; fix the module and reload "
+                "(SIGHUP or --runtime-watch)");
+        kn_runtime_config none = rtc;
+        none.path = NULL;
+        if ((rc = kn_runtime_load(&none, &runtime, rterr, sizeof rterr))) goto done;
     }
     KN_INFO("runtime: %zu Lua module(s) loaded from %s", kn_runtime_module_count(runtime),
             cfg->runtime_path);

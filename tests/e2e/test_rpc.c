@@ -212,6 +212,40 @@ static void a_broken_module_stops_the_server_with_file_and_line(void **state)
     e2e_server_cleanup(&s);
 }
 
+static void with_allow_errors_a_broken_module_starts_empty_until_fixed(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    char dir[200], file[260];
+    mkdir(s.data_dir, 0700);
+    snprintf(dir, sizeof dir, "%s/lua", s.data_dir);
+    mkdir(dir, 0700);
+    snprintf(file, sizeof file, "%s/version.lua", dir);
+    write_file(file, "require('kaos').register_rpc(function() return 'ok' end, 'version'\n");
+    const char *extra[] = {"--runtime-path", dir, "--runtime-allow-errors", "true", NULL};
+    e2e_server_start(&s, extra); /* starts despite the syntax error */
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(s.port, 0, 2000);
+    e2e_auth(c, dev);
+    kaos_client_rpc(c->c, "version", "");
+    E2E_WAIT(c->errors == 1, 5000);
+    assert_int_equal(c->error_code, 5); /* no modules */
+    write_file(file, "require('kaos').register_rpc(function() return 'ok' end, 'version')\n");
+    kill(s.pid, SIGHUP);
+    int64_t deadline = e2e_now_ms() + 10000;
+    while (c->rpcs == 0 && e2e_now_ms() < deadline) {
+        int errors = c->errors;
+        kaos_client_rpc(c->c, "version", "");
+        E2E_WAIT(c->rpcs == 1 || c->errors > errors, 5000);
+        e2e_pump_for(50);
+    }
+    assert_string_equal(c->rpc_payload, "ok");
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&s), 0);
+    e2e_server_cleanup(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +256,7 @@ int main(void)
         cmocka_unit_test(sighup_reloads_modules_while_clients_stay_connected),
         cmocka_unit_test(with_runtime_watch_a_saved_file_reloads_by_itself),
         cmocka_unit_test(a_broken_module_stops_the_server_with_file_and_line),
+        cmocka_unit_test(with_allow_errors_a_broken_module_starts_empty_until_fixed),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup_with_examples, e2e_group_teardown);
 }

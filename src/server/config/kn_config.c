@@ -75,6 +75,8 @@ static const option options[] = {
     INT(http_port, "7351", 0, 65535, "HTTP listener port (0 = any free port)"),
     STR(http_key, "", "key server-to-server RPC callers must send; empty = HTTP RPC refused"),
     STR(runtime_env, "", "key=value,key=value pairs Lua sees as context.env"),
+    BOOL(runtime_allow_errors, "false",
+         "start even when a Lua module fails to load (with no modules until a reload works)"),
     BOOL(runtime_watch, "false", "reload Lua modules when a .lua file in the runtime path changes"),
     INT(runtime_call_budget_ms, "2000", 10, 600000,
         "time one RPC or hook may run before it is stopped (DEADLINE_EXCEEDED)"),

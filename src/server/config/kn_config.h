@@ -60,6 +60,7 @@ typedef struct kn_config {
     char *http_key;
     char *runtime_env;
     bool runtime_watch;
+    bool runtime_allow_errors;
     int64_t runtime_call_budget_ms;
     int64_t runtime_memory_mb;
     int64_t match_threads;
