@@ -168,4 +168,10 @@ int kn_storage_list(kn_db *db, const char *caller, const char *user_id, const ch
                     int limit, const char *cursor, kn_storage_object **out, size_t *n_out,
                     char **next_cursor, char *msg, size_t msg_cap);
 
+/* Validates a list cursor for (user_id, collection) without touching the
+ * database: what kn_storage_list does first with a client's cursor. Any
+ * thread. KN_OK or INVALID_ARGUMENT with the reason. */
+int kn_storage_cursor_check(const char *user_id, const char *collection, const char *cursor,
+                            char *msg, size_t msg_cap);
+
 #endif

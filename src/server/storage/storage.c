@@ -735,6 +735,22 @@ static int cursor_decode(const char *cursor, int scope, const char *collection, 
     return KN_OK;
 }
 
+int kn_storage_cursor_check(const char *user_id, const char *collection, const char *cursor,
+                            char *msg, size_t cap)
+{
+    if (!collection || !valid_name(collection, strlen(collection)))
+        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "collection is invalid");
+    int scope = user_id && *user_id ? SCOPE_OWNER : SCOPE_ALL;
+    char owner[KN_STORAGE_UUID_LEN + 1] = "";
+    if (scope == SCOPE_OWNER) {
+        if (!kn_uuid_valid(user_id))
+            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "user_id is not a UUID");
+        lower_uuid(user_id, owner);
+    }
+    char after_owner[KN_STORAGE_UUID_LEN + 1], after_key[KN_STORAGE_NAME_MAX + 1];
+    return cursor_decode(cursor, scope, collection, owner, after_owner, after_key, msg, cap);
+}
+
 int kn_storage_list(kn_db *db, const char *caller, const char *user_id, const char *collection,
                     int limit, const char *cursor, kn_storage_object **out, size_t *n_out,
                     char **next_cursor, char *msg, size_t cap)

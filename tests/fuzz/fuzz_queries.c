@@ -1,0 +1,46 @@
+/* libFuzzer target: text from clients that the server parses besides the
+ * envelope — match listing label queries (MatchListRequest.query, evaluated
+ * against a label that also comes from the input) and storage list cursors
+ * (StorageList.cursor). The input is split on NUL bytes into query, label,
+ * cursor and collection. Properties: nothing crashes or leaks; every refusal
+ * is INVALID_ARGUMENT with a message. */
+#include "kn_error.h"
+#include "kn_storage.h"
+#include "match_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char buf[4096];
+    size_t n = size < sizeof buf - 1 ? size : sizeof buf - 1;
+    memcpy(buf, data, n);
+    buf[n] = '\0';
+    const char *part[4] = {"", "", "", ""};
+    size_t k = 0;
+    for (size_t i = 0; i <= n && k < 4;) {
+        part[k++] = buf + i;
+        i += strlen(buf + i) + 1;
+    }
+    char msg[256] = "";
+    kn_match_query *q = NULL;
+    int rc = kn_match_query_parse(part[0], &q, msg, sizeof msg);
+    if (rc) {
+        if (rc != KN_ERR_INVALID_ARGUMENT || !*msg) abort();
+    } else {
+        int score = 0;
+        kn_match_query_eval(q, *part[1] ? part[1] : NULL, &score);
+        if (score < 0) abort();
+        kn_match_query_free(q);
+    }
+    msg[0] = '\0';
+    static const char *const owners[] = {"", "2f3c9a1e-0b7d-4c5e-9a8b-1c2d3e4f5a6b"};
+    rc = kn_storage_cursor_check(owners[n & 1], *part[3] ? part[3] : "saves", part[2], msg,
+                                 sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    return 0;
+}
