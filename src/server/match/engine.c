@@ -143,7 +143,6 @@ struct match {
     int tick_rate;
     int64_t t0_us, due_us;
     int64_t tick; /* ticks run so far */
-    int64_t grid; /* tick n is due at t0 + (n + grid) / rate: the thread-wide grid */
     size_t heap_at;
     kn_match_presence **ps; /* presences, join order */
     size_t n_ps, cap_ps;
@@ -206,7 +205,6 @@ struct kn_match_engine {
     kn_map reg_by_handle;  /* handle -> reg */
     size_t reg_count;
     atomic_bool stopped;
-    int64_t epoch_us; /* the tick grid every match is placed on */
     pthread_mutex_t stats_lock;
     kn_match_stats st;
 };
@@ -740,12 +738,12 @@ static void run_tick(mthread *t, match *m, int64_t now)
     else if (end) end_match(m, KN_OK, "match ended by its handler");
     batch_append(thread_batch(t), &m->deferred);
     /* Next due time: on the grid from t0, unless hopelessly behind. */
-    m->due_us = m->t0_us + ((m->tick + m->grid) * 1000000) / m->tick_rate;
+    m->due_us = m->t0_us + (m->tick * 1000000) / m->tick_rate;
     if (now - m->due_us > LATE_REBASE * interval) {
-        /* Hopelessly behind: go on from the next grid point after now. */
-        int64_t next = ((now - m->t0_us) * m->tick_rate) / 1000000 + 1;
-        m->grid = next - m->tick;
-        m->due_us = m->t0_us + (next * 1000000) / m->tick_rate;
+        m->t0_us = now;
+        m->tick_rate = m->tick_rate; /* keep */
+        m->due_us = now + interval;
+        m->t0_us = m->due_us - (m->tick * 1000000) / m->tick_rate;
     }
     heap_down(t, m->heap_at);
     heap_up(t, m->heap_at);
@@ -923,13 +921,8 @@ static void signal_release(signal_req *s)
 static void do_adopt(mthread *t, match *m)
 {
     m->t = t;
-    /* Matches of one rate tick together on a grid shared by the engine, so
-     * a thread wakes once per grid point for all of them (and posts one
-     * batch), not once per match. The first tick is the next grid point. */
-    m->t0_us = t->e->epoch_us;
-    int64_t since = now_us(t->e) - m->t0_us;
-    m->grid = since <= 0 ? 0 : (since * m->tick_rate + 999999) / 1000000;
-    m->due_us = m->t0_us + (m->grid * 1000000) / m->tick_rate;
+    m->due_us = now_us(t->e); /* the first tick is due at once */
+    m->t0_us = m->due_us;
     if (heap_push(t, m) || kn_map_put(&t->by_handle, m->handle, m)) {
         KN_ERROR("match %s: out of memory adopting it", m->id);
         if (m->heap_at < t->n_heap && t->heap[m->heap_at] == m) heap_remove(t, m);
@@ -1406,7 +1399,6 @@ int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **
     if (!e->cfg.max_inbox_bytes) e->cfg.max_inbox_bytes = (size_t)4 << 20;
     snprintf(e->node, sizeof e->node, "%s", cfg->node ? cfg->node : "kaos1");
     e->cfg.node = e->node;
-    e->epoch_us = now_us(e);
     pthread_mutex_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->stats_lock, NULL);
     kn_map_init(&e->reg_by_id);

@@ -477,30 +477,6 @@ static void listing_filters_by_size_label_and_query(void **state)
     kn_match_engine_destroy(e);
 }
 
-static void matches_of_one_rate_tick_together_on_a_shared_grid(void **state)
-{
-    kn_match_engine *e = engine(); /* the grid starts now; 10 Hz points every 100 ms */
-    char id[KN_MATCH_ID_MAX], msg[128];
-    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
-    fake *a = last_made;
-    kn_match_engine_step(e);
-    assert_int_equal(a->ticks, 1);
-    now += 40000; /* off the grid */
-    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
-    fake *b = last_made;
-    kn_match_engine_step(e);
-    assert_int_equal(b->ticks, 0); /* waits for the next grid point, not a tick of its own */
-    now += 60000;
-    kn_match_engine_step(e);
-    assert_int_equal(a->ticks, 2);
-    assert_int_equal(b->ticks, 1); /* the same wake */
-    now += 100000;
-    kn_match_engine_step(e);
-    assert_int_equal(a->ticks, 3);
-    assert_int_equal(b->ticks, 2);
-    kn_match_engine_destroy(e);
-}
-
 static void an_overloaded_thread_sheds_new_joins_and_recovers(void **state)
 {
     kn_match_engine *e = engine();
@@ -552,7 +528,6 @@ int main(void)
         cmocka_unit_test(a_failing_handler_ends_its_match_alone),
         cmocka_unit_test(listing_filters_by_size_label_and_query),
         cmocka_unit_test(an_overloaded_thread_sheds_new_joins_and_recovers),
-        cmocka_unit_test(matches_of_one_rate_tick_together_on_a_shared_grid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
