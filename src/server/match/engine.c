@@ -21,6 +21,7 @@
 
 #define MAX_THREADS 64
 #define LATE_REBASE 10 /* intervals behind before the schedule is re-based */
+#define TICK_SLACK_US 1000
 #define LATE_LOG_EVERY_US 1000000 /* late ticks: at most one log line per thread per second */
 
 /* --- batches (outgoing) ------------------------------------------------------------ */
@@ -1012,7 +1013,12 @@ static int64_t round_once(mthread *t)
     else kn_free(b.data);
     pthread_mutex_unlock(&t->lock);
     int64_t now = now_us(t->e);
-    while (t->n_heap && t->heap[0]->due_us <= now && !t->heap[0]->ended) run_tick(t, t->heap[0], now);
+    /* Everything due within the next TICK_SLACK_US runs in this wake: matches
+     * whose ticks fall close together share one wake and one batch, without
+     * lining every match up on one instant (which would send every snapshot
+     * in one burst). */
+    while (t->n_heap && t->heap[0]->due_us <= now + TICK_SLACK_US && !t->heap[0]->ended)
+        run_tick(t, t->heap[0], now);
     flush(t);
     account_load(t, start, now_us(t->e));
     return t->n_heap ? t->heap[0]->due_us : 0;
