@@ -86,6 +86,9 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("match_inputs_total", "player inputs queued to matches", ms.inputs);
     METRIC("match_inputs_dropped_total", "player inputs dropped (match thread inbox full)",
            ms.inputs_dropped);
+    METRIC("match_refused_overload_total",
+           "match creations and joins refused because a match thread was overloaded",
+           ms.refused_overload);
 #undef METRIC
     /* Tick lateness (start minus due time), cumulative as Prometheus wants. */
     static const int64_t bounds[KN_MATCH_LATE_BUCKETS - 1] = KN_MATCH_LATE_BOUNDS_US;
