@@ -168,6 +168,7 @@ struct mthread {
     pthread_cond_t cond;
     inbox_buf inbox, spare;
     bool wake, stop;
+    uint64_t inputs, inputs_dropped; /* counted under `lock` by push, not the engine's stats lock */
     int grace;
     /* load, for admission control: busy time and late ticks per window */
     atomic_bool overloaded;
@@ -1108,6 +1109,10 @@ static int push(kn_match_engine *e, mthread *t, const rec *r, const void *data, 
             b->cap = cap;
         }
     }
+    if (r->kind == REC_INPUT) {
+        if (rc) t->inputs_dropped++;
+        else t->inputs++;
+    }
     if (rc == KN_OK) {
         memcpy(b->data + b->len, r, sizeof *r);
         if (r->len && data) memcpy(b->data + b->len + sizeof *r, data, r->len);
@@ -1134,10 +1139,7 @@ int kn_match_input(kn_match_engine *e, uint32_t handle, uint32_t slot, int64_t o
     if (!t) return KN_ERR_NOT_FOUND;
     rec r = {.kind = REC_INPUT, .handle = handle, .slot = slot, .op_code = op_code,
              .reliable = reliable, .receive_ms = kn_time_wall_ms(), .len = len};
-    int rc = push(e, t, &r, data, false); /* consumed at the match's next tick: no wake */
-    if (rc) STAT_ADD(e, inputs_dropped, 1);
-    else STAT_ADD(e, inputs, 1);
-    return rc;
+    return push(e, t, &r, data, false); /* consumed at the match's next tick: no wake */
 }
 
 int kn_match_leave(kn_match_engine *e, uint32_t handle, kn_match_conn conn)
@@ -1504,4 +1506,11 @@ void kn_match_engine_stats(kn_match_engine *e, kn_match_stats *out)
     pthread_mutex_lock(&e->stats_lock);
     *out = e->st;
     pthread_mutex_unlock(&e->stats_lock);
+    for (int i = 0; i < e->n_threads; i++) {
+        mthread *t = &e->threads[i];
+        pthread_mutex_lock(&t->lock);
+        out->inputs += t->inputs;
+        out->inputs_dropped += t->inputs_dropped;
+        pthread_mutex_unlock(&t->lock);
+    }
 }
