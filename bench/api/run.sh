@@ -22,6 +22,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. bench/lib/common.sh
 BUILD=build/release
 
 # Nakama's published single-CPU figures (not measured here; see bench/README.md).
@@ -96,9 +97,6 @@ results="$tmp/results"
 timeout_pid=""  # the `timeout` wrapping the server
 loadgen_pid="" # the `timeout` wrapping the load generator, while it runs
 server_pid=""
-admin_url=""
-dbname=""
-pg_started=0 # 1: this run started the project-local PostgreSQL and stops it
 
 stop_server() {
     [ -n "$timeout_pid" ] || return 0
@@ -121,42 +119,14 @@ cleanup() {
         wait "$loadgen_pid" 2>/dev/null || true
     fi
     stop_server
-    if [ -n "$dbname" ]; then
-        psql "$admin_url" -X -q -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 \
-            || say "could not drop database $dbname"
-    fi
-    if [ "$pg_started" -eq 1 ]; then
-        bash scripts/pg-local.sh stop >/dev/null 2>&1 || say "could not stop the local PostgreSQL"
-    fi
+    bench_db_close
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- database ------------------------------------------------------------------
-# The URL of the same server with another database name (URI or conninfo).
-with_db() {
-    local url="$1" db="$2"
-    case "$url" in
-        postgres://* | postgresql://*)
-            local scheme="${url%%://*}" rest="${url#*://}" query=""
-            case "$rest" in *\?*) query="?${rest#*\?}"; rest="${rest%%\?*}" ;; esac
-            echo "$scheme://${rest%%/*}/$db$query"
-            ;;
-        *) echo "$url dbname=$db" ;;
-    esac
-}
-
-if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    bash scripts/pg-local.sh status >/dev/null 2>&1 || pg_started=1
-    bash scripts/pg-local.sh start >&2
-    admin_url="$(bash scripts/pg-local.sh url)"
-else
-    admin_url="$KAOS_DATABASE_URL"
-fi
-dbname="kaos_bench_api_$$"
-psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $dbname" >/dev/null
-run_url="$(with_db "$admin_url" "$dbname")"
+bench_db_open kaos_bench_api
 "$BUILD/kaosnet" migrate up --database-url "$run_url" --log-level warn >&2
 
 # A user base to log in against: seed_users users, each with a device, then

@@ -12,6 +12,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. bench/lib/common.sh
 BUILD=build/release
 
 bots=8
@@ -49,48 +50,19 @@ fi
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-asteroids.XXXXXX")"
 server_pid=""
 bots_pid=""
-admin_url=""
-dbname=""
 cleanup() {
-    for p in "$bots_pid" "$server_pid"; do
-        [ -n "$p" ] || continue
-        kill -TERM "$p" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    if [ -n "$dbname" ]; then
-        psql "$admin_url" -X -q -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 \
-            || say "could not drop database $dbname"
-    fi
+    bench_stop_pid "$bots_pid"
+    bench_stop_pid "$server_pid"
+    bench_db_close
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-with_db() {
-    local url="$1" db="$2"
-    case "$url" in
-        postgres://* | postgresql://*)
-            local scheme="${url%%://*}" rest="${url#*://}" query=""
-            case "$rest" in *\?*) query="?${rest#*\?}"; rest="${rest%%\?*}" ;; esac
-            echo "$scheme://${rest%%/*}/$db$query"
-            ;;
-        *) echo "$url dbname=$db" ;;
-    esac
-}
-
-if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    bash scripts/pg-local.sh start >&2
-    admin_url="$(bash scripts/pg-local.sh url)"
-else
-    admin_url="$KAOS_DATABASE_URL"
-fi
-dbname="kaos_bench_asteroids_$$"
-psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $dbname" >/dev/null
+bench_db_open kaos_bench_asteroids
 
 mkdir -p "$tmp/data"
-"$BUILD/kaosnet" serve --database-url "$(with_db "$admin_url" "$dbname")" --data-dir "$tmp/data" \
+"$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
     --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
     --runtime-path lua-examples >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!

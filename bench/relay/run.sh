@@ -14,6 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. bench/lib/common.sh
 BUILD=build/release
 SLACK=64 # peer slots above the largest CCU step, for both servers
 
@@ -70,55 +71,22 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-relay.XXXXXX")"
 results="$tmp/results"
 : >"$results"
 server_pid=""
-admin_url=""
-dbname=""
 
 stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    bench_stop_pid "$server_pid"
     server_pid=""
 }
 
 cleanup() {
     stop_server
-    if [ -n "$dbname" ]; then
-        psql "$admin_url" -X -q -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 \
-            || say "could not drop database $dbname"
-    fi
+    bench_db_close
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- database ------------------------------------------------------------------
-# The URL of the same server with another database name (URI or conninfo).
-with_db() {
-    local url="$1" db="$2"
-    case "$url" in
-        postgres://* | postgresql://*)
-            local scheme="${url%%://*}" rest="${url#*://}" query=""
-            case "$rest" in *\?*) query="?${rest#*\?}"; rest="${rest%%\?*}" ;; esac
-            echo "$scheme://${rest%%/*}/$db$query"
-            ;;
-        *) echo "$url dbname=$db" ;;
-    esac
-}
-
-if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    bash scripts/pg-local.sh start >&2
-    admin_url="$(bash scripts/pg-local.sh url)"
-else
-    admin_url="$KAOS_DATABASE_URL"
-fi
-dbname="kaos_bench_relay_$$"
-psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $dbname" >/dev/null
-run_url="$(with_db "$admin_url" "$dbname")"
+bench_db_open kaos_bench_relay
 
 # --- servers -------------------------------------------------------------------
 port=""

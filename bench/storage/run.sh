@@ -23,6 +23,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. bench/lib/common.sh
 BUILD=build/release
 HERE=bench/storage
 
@@ -80,60 +81,28 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-storage.XXXXXX")"
 results="$tmp/results"
 : >"$results"
 server_pid=""
-admin_url=""
-dbname=""
-started_pg=0
 
 stop_server() {
-    [ -n "$server_pid" ] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    bench_stop_pid "$server_pid"
     server_pid=""
 }
 
 cleanup() {
     stop_server
-    if [ -n "$dbname" ]; then
-        psql "$admin_url" -X -q -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 \
-            || say "could not drop database $dbname"
-    fi
-    [ "$started_pg" -eq 1 ] && bash scripts/pg-local.sh stop >&2
+    bench_db_close
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- database ------------------------------------------------------------------
-with_db() {
-    local url="$1" db="$2"
-    case "$url" in
-        postgres://* | postgresql://*)
-            local scheme="${url%%://*}" rest="${url#*://}" query=""
-            case "$rest" in *\?*) query="?${rest#*\?}"; rest="${rest%%\?*}" ;; esac
-            echo "$scheme://${rest%%/*}/$db$query"
-            ;;
-        *) echo "$url dbname=$db" ;;
-    esac
-}
-
+bench_db_open kaos_bench_storage
 pg_pid=""
 if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    bash scripts/pg-local.sh status >/dev/null 2>&1 || started_pg=1
-    bash scripts/pg-local.sh start >&2
-    admin_url="$(bash scripts/pg-local.sh url)"
     pg_pid="$(head -n 1 .kaos/pg/data/postmaster.pid 2>/dev/null || true)"
 else
-    admin_url="$KAOS_DATABASE_URL"
     say "KAOS_DATABASE_URL is set: PostgreSQL CPU is not measured"
 fi
-dbname="kaos_bench_storage_$$"
-psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $dbname" >/dev/null
-run_url="$(with_db "$admin_url" "$dbname")"
 
 pg_cpu() {
     if [ -n "$pg_pid" ]; then "$BUILD/bench_storage_loadgen" --pg-cpu "$pg_pid"; else echo -1; fi
