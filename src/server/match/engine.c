@@ -741,14 +741,11 @@ static void run_tick(mthread *t, match *m, int64_t now)
     batch_append(thread_batch(t), &m->deferred);
     /* Next due time: on the grid from t0, unless hopelessly behind. */
     m->due_us = m->t0_us + (m->tick * 1000000) / m->tick_rate;
-    if (now - m->due_us > LATE_REBASE * interval) {
-        m->t0_us = now;
-        m->tick_rate = m->tick_rate; /* keep */
+    if (now - m->due_us > LATE_REBASE * interval) { /* re-base: the next tick one interval on */
         m->due_us = now + interval;
         m->t0_us = m->due_us - (m->tick * 1000000) / m->tick_rate;
     }
-    heap_down(t, m->heap_at);
-    heap_up(t, m->heap_at);
+    heap_down(t, m->heap_at); /* its due time only grew */
 }
 
 static void do_join(mthread *t, join_req *j)

@@ -566,8 +566,8 @@ static int k_match_list(lua_State *L)
         .max_size = (int32_t)luaL_optinteger(L, 5, -1),
         .query = luaL_optstring(L, 6, NULL),
     };
-    bool authoritative_only = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
-    (void)authoritative_only; /* relayed matches are not listed (they have no labels) */
+    /* Argument 2 (authoritative) is accepted for Nakama compatibility: only
+     * authoritative matches are listed (relayed ones have no labels). */
     kn_match_info *list;
     size_t n;
     char msg[256] = "";
