@@ -381,30 +381,6 @@ void kn_users_free(kn_user *users, size_t n)
     kn_free(users);
 }
 
-/* A Postgres array literal {"a","b"}: every element quoted, '"' and '\'
- * escaped, so no input can end an element early. */
-static char *array_literal(const char *const *items, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++)
-        len += 2 * strlen(items[i]) + 3;
-    char *s = kn_malloc(len), *w = s;
-    if (!s) return NULL;
-    *w++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) *w++ = ',';
-        *w++ = '"';
-        for (const char *c = items[i]; *c; c++) {
-            if (*c == '"' || *c == '\\') *w++ = '\\';
-            *w++ = *c;
-        }
-        *w++ = '"';
-    }
-    *w++ = '}';
-    *w = '\0';
-    return s;
-}
-
 static int check_users_get(const char *const *ids, size_t n_ids, const char *const *usernames,
                            size_t n_usernames, char *msg, size_t cap)
 {
@@ -430,8 +406,8 @@ int kn_users_get(kn_db *db, const char *const *ids, size_t n_ids, const char *co
     int rc = check_users_get(ids, n_ids, usernames, n_usernames, msg, cap);
     if (rc || (n_ids == 0 && n_usernames == 0)) return rc;
 
-    char *id_list = array_literal(ids, n_ids);
-    char *name_list = array_literal(usernames, n_usernames);
+    char *id_list = kn_db_text_array(ids, n_ids);
+    char *name_list = kn_db_text_array(usernames, n_usernames);
     kn_db_rows *rows = NULL;
     const char *p[] = {id_list, name_list};
     rc = (id_list && name_list) ? kn_db_query(db, &get_users, p, &rows) : KN_ERR_NOMEM;

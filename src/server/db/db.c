@@ -234,3 +234,24 @@ void kn_db_rows_free(kn_db_rows *rows)
     PQclear(rows->res);
     kn_free(rows);
 }
+
+char *kn_db_text_array(const char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++) len += 2 * strlen(items[i]) + 3;
+    char *s = kn_malloc(len), *w = s;
+    if (!s) return NULL;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *w++ = ',';
+        *w++ = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') *w++ = '\\';
+            *w++ = *c;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w = '\0';
+    return s;
+}

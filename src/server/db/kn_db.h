@@ -47,6 +47,11 @@ size_t kn_db_rows_count(const kn_db_rows *rows);
 /* Value as text, NULL for SQL NULL or out of range. Valid until rows_free. */
 const char *kn_db_rows_get(const kn_db_rows *rows, size_t row, size_t col);
 size_t kn_db_rows_affected(const kn_db_rows *rows);
+
+/* A Postgres array literal {"a","b"} of n strings for a text[] parameter:
+ * every element quoted, '"' and '\' escaped, so no input can end an element
+ * early. kn_malloc'd; NULL when out of memory. */
+char *kn_db_text_array(const char *const *items, size_t n);
 void kn_db_rows_free(kn_db_rows *rows); /* accepts NULL */
 
 /* Migrations compiled into the binary (src/server/db/migrations/NNNN_name.sql).

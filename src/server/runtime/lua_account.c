@@ -63,14 +63,7 @@ static int holder_gc(lua_State *L)
 
 static holder *new_holder(lua_State *L)
 {
-    holder *h = lua_newuserdatauv(L, sizeof *h, 0);
-    memset(h, 0, sizeof *h);
-    if (luaL_newmetatable(L, "kaos.account_holder")) {
-        lua_pushcfunction(L, holder_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
-    return h;
+    return rt_holder(L, sizeof(holder), "kaos.account_holder", holder_gc);
 }
 
 /* --- results as tables --------------------------------------------------------- */

@@ -434,16 +434,21 @@ static int json_holder_gc(lua_State *L)
     return 0;
 }
 
-json_t **rt_json_holder(lua_State *L)
+void *rt_holder(lua_State *L, size_t size, const char *type, lua_CFunction gc)
 {
-    json_t **h = lua_newuserdatauv(L, sizeof *h, 0);
-    *h = NULL;
-    if (luaL_newmetatable(L, "kaos.json")) {
-        lua_pushcfunction(L, json_holder_gc);
+    void *h = lua_newuserdatauv(L, size, 0);
+    memset(h, 0, size);
+    if (luaL_newmetatable(L, type)) {
+        lua_pushcfunction(L, gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
     return h;
+}
+
+json_t **rt_json_holder(lua_State *L)
+{
+    return rt_holder(L, sizeof(json_t *), "kaos.json", json_holder_gc);
 }
 
 static int k_json_encode(lua_State *L)

@@ -64,6 +64,10 @@ int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t ca
  * and raises on nesting over 64. */
 json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why);
 void rt_from_json(lua_State *L, json_t *j, int depth);
+/* Pushes a zeroed userdata of `size` bytes whose metatable `type` calls gc
+ * when Lua collects it: C results held this way are freed even when a Lua
+ * error unwinds past the function that made them. */
+void *rt_holder(lua_State *L, size_t size, const char *type, lua_CFunction gc);
 /* Pushes a userdata owning one jansson value (released by its __gc), so a
  * Lua error never leaks it; returns the slot to store the value in. */
 json_t **rt_json_holder(lua_State *L);

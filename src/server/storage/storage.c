@@ -583,30 +583,6 @@ static int objects_from_rows(const kn_db_rows *rows, size_t count, kn_storage_ob
 
 /* --- read -------------------------------------------------------------------- */
 
-/* A Postgres array literal {"a","b"} of n strings, each quoted with '"' and
- * '\' escaped. */
-static char *array_literal(const char *const *items, size_t n)
-{
-    size_t bytes = 3;
-    for (size_t i = 0; i < n; i++)
-        bytes += 2 * strlen(items[i]) + 3;
-    char *s = kn_malloc(bytes), *w = s;
-    if (!s) return NULL;
-    *w++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) *w++ = ',';
-        *w++ = '"';
-        for (const char *c = items[i]; *c; c++) {
-            if (*c == '"' || *c == '\\') *w++ = '\\';
-            *w++ = *c;
-        }
-        *w++ = '"';
-    }
-    *w++ = '}';
-    *w = '\0';
-    return s;
-}
-
 int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, size_t n,
                     kn_storage_object **out, size_t *n_out, char *msg, size_t cap)
 {
@@ -629,8 +605,8 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
         keys[i] = ids[i].key;
         users[i] = owners[i];
     }
-    char *p_cols = array_literal(cols, n), *p_keys = array_literal(keys, n),
-         *p_users = array_literal(users, n);
+    char *p_cols = kn_db_text_array(cols, n), *p_keys = kn_db_text_array(keys, n),
+         *p_users = kn_db_text_array(users, n);
     kn_db_rows *rows = NULL;
     if (!p_cols || !p_keys || !p_users) {
         rc = fail(KN_ERR_NOMEM, msg, cap, "out of memory");
