@@ -28,15 +28,33 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-static kn_net *volatile running_net;
+#define MAX_NETS KN_GATEWAY_MAX_SHARDS
+
+/* The nets serving now, for the signal handler. */
+static kn_net *volatile running_nets[MAX_NETS];
+static volatile sig_atomic_t n_running;
 
 /* HTTP handlers: thin adapters onto the gateway and the counters. */
 typedef struct http_ctx {
     kn_gateway *gw;
-    kn_net *net;
+    kn_net **nets;
+    size_t n_nets;
     kn_api *api;
     kn_match_engine *matches;
 } http_ctx;
+
+/* The counters of every network thread, summed. */
+static void net_stats_sum(kn_net **nets, size_t n, kn_net_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        kn_net_stats s;
+        kn_net_stats_get(nets[i], &s);
+        uint64_t *dst = (uint64_t *)out;
+        const uint64_t *src = (const uint64_t *)&s;
+        for (size_t k = 0; k < sizeof s / sizeof(uint64_t); k++) dst[k] += src[k];
+    }
+}
 
 static int http_rpc(void *ud, const char *id, const char *payload, size_t len, char **out,
                     size_t *out_len, char *msg, size_t cap)
@@ -49,7 +67,7 @@ static void http_metrics(void *ud, char *buf, size_t cap)
 {
     http_ctx *h = ud;
     kn_net_stats s;
-    kn_net_stats_get(h->net, &s);
+    net_stats_sum(h->nets, h->n_nets, &s);
     size_t n = 0;
 #define METRIC(name, help, value)                                                                  \
     if (n < cap)                                                                                   \
@@ -74,6 +92,17 @@ static void http_metrics(void *ud, char *buf, size_t cap)
            s.unreliable_dropped);
     METRIC("api_pending", "API jobs queued or running", kn_api_pending(h->api));
     METRIC("net_rounds_total", "network loop rounds", s.rounds);
+    METRIC("net_threads", "network threads (ENet hosts sharing the UDP port)", h->n_nets);
+    if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP kaos_net_thread_connections open connections per network "
+                              "thread\n# TYPE kaos_net_thread_connections gauge\n");
+    for (size_t i = 0; i < h->n_nets && n < cap; i++) {
+        kn_net_stats t;
+        kn_net_stats_get(h->nets[i], &t);
+        n += (size_t)snprintf(buf + n, cap - n, "kaos_net_thread_connections{thread=\"%zu\"} %llu\n",
+                              i, (unsigned long long)t.connections_current);
+    }
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
     METRIC("matches", "authoritative matches running", ms.matches);
@@ -121,7 +150,8 @@ static void on_signal(int sig)
         (void)w;
         _exit(130);
     }
-    if (running_net) kn_net_stop(running_net);
+    for (sig_atomic_t i = 0; i < n_running; i++)
+        if (running_nets[i]) kn_net_stop(running_nets[i]);
 }
 
 /* Hot reload: SIGHUP is blocked in every thread and taken by this one,
@@ -269,6 +299,12 @@ static void pick_key(const char *configured, const uint8_t *file_key, const uint
     }
 }
 
+static void *net_thread_main(void *arg)
+{
+    kn_net_run(arg);
+    return NULL;
+}
+
 int kn_server_run(const kn_config *cfg)
 {
     /* Before any thread exists, so every thread inherits the mask and only
@@ -282,7 +318,11 @@ int kn_server_run(const kn_config *cfg)
     kn_auth *auth = NULL;
     kn_api *api = NULL;
     kn_gateway *gw = NULL;
-    kn_net *net = NULL;
+    kn_net *nets[MAX_NETS] = {NULL};
+    pthread_t net_threads[MAX_NETS];
+    size_t n_nets = 0, n_net_threads = 0;
+    kn_net_shared *shared = NULL;
+    bool enet_up = false;
     kn_lockout *account_lock = NULL, *address_lock = NULL;
     kn_runtime *runtime = NULL;
     kn_runtime_host *host = NULL;
@@ -292,6 +332,9 @@ int kn_server_run(const kn_config *cfg)
     kn_http *http = NULL;
     http_ctx hctx = {0};
     bool created = false;
+    /* One ENet host holds 4095 peers: by default, as many hosts as needed. */
+    size_t want_nets = cfg->net_threads ? (size_t)cfg->net_threads
+                                        : ((size_t)cfg->max_connections + 4094) / 4095;
     int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
     if (rc) {
         KN_ERROR("cannot load or create the server key in %s: %s", cfg->data_dir,
@@ -366,7 +409,8 @@ int kn_server_run(const kn_config *cfg)
                             .account_lockout = account_lock,
                             .address_lockout = address_lock,
                             .runtime = host,
-                            .max_message_size = (size_t)cfg->max_message_size};
+                            .max_message_size = (size_t)cfg->max_message_size,
+                            .shards = want_nets};
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
     /* One match thread per CPU this process may run on (taskset, cpusets). */
@@ -393,7 +437,7 @@ int kn_server_run(const kn_config *cfg)
     kn_net_config_default(&nc);
     nc.bind = cfg->bind;
     nc.port = (uint16_t)cfg->port;
-    nc.max_connections = (size_t)cfg->max_connections;
+    nc.max_connections = ((size_t)cfg->max_connections + want_nets - 1) / want_nets;
     nc.max_message_size = (size_t)cfg->max_message_size;
     nc.max_waiting_data = (size_t)cfg->max_waiting_data;
     nc.auth_timeout_ms = cfg->auth_timeout_ms;
@@ -403,7 +447,7 @@ int kn_server_run(const kn_config *cfg)
     nc.secure = strcmp(cfg->security, "off") != 0;
     nc.server_pk = keys.kx_public;
     nc.server_sk = keys.kx_secret;
-    nc.max_handshakes = (size_t)cfg->max_handshakes;
+    nc.max_handshakes = ((size_t)cfg->max_handshakes + want_nets - 1) / want_nets;
     nc.handshake_timeout_ms = cfg->handshake_timeout_ms;
     nc.max_per_address = (size_t)cfg->max_connections_per_address;
     nc.control_rates = (kn_net_rates){(double)cfg->rate_control_msgs, 2.0 * (double)cfg->rate_control_msgs,
@@ -413,13 +457,23 @@ int kn_server_run(const kn_config *cfg)
     nc.max_rate_drops = (uint32_t)cfg->rate_max_drops;
     nc.max_queued = (size_t)cfg->max_send_queue;
     nc.socket_buffer = (int)cfg->socket_buffer_bytes;
-    kn_net_handler handler;
-    kn_gateway_handler(gw, &handler);
     if ((rc = kn_net_global_init())) goto done;
-    if ((rc = kn_net_create(&nc, &handler, &net))) goto done;
-    kn_gateway_attach(gw, net);
+    enet_up = true;
+    /* Several network threads: one ENet host each, all bound to one port. */
+    if ((rc = kn_net_shared_create(&shared))) goto done;
+    nc.shared = shared;
+    nc.reuse_port = want_nets > 1;
+    for (; n_nets < want_nets; n_nets++) {
+        kn_net_handler handler;
+        kn_gateway_handler(gw, n_nets, &handler);
+        nc.shard = (uint16_t)n_nets;
+        if ((rc = kn_net_create(&nc, &handler, &nets[n_nets]))) goto done;
+        kn_gateway_attach(gw, n_nets, nets[n_nets]);
+        nc.port = kn_net_port(nets[0]); /* port 0: the others take the one the first got */
+    }
+    KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){gw, net, api, matches};
+    hctx = (http_ctx){gw, nets, n_nets, api, matches};
     kn_http_config hc = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key, .max_body = (size_t)cfg->max_message_size};
     kn_http_handler hh = {http_rpc, http_metrics, &hctx};
@@ -429,21 +483,35 @@ int kn_server_run(const kn_config *cfg)
     char pub[2 * KN_KEY_BYTES + 1];
     kn_keys_public_hex(&keys, pub);
     KN_INFO("kaosnet %s node=%s listening on udp %s:%u (protocol v%u), %lld api workers",
-            KAOS_VERSION, cfg->node, cfg->bind, kn_net_port(net), KN_PROTOCOL_VERSION,
+            KAOS_VERSION, cfg->node, cfg->bind, kn_net_port(nets[0]), KN_PROTOCOL_VERSION,
             (long long)cfg->api_workers);
     KN_INFO("server public key %s", pub);
     if (!nc.secure)
         KN_WARN("transport security is OFF: traffic, tokens included, travels in clear");
     /* A line scripts and tests can wait for; clients pin the key it names. */
     KN_INFO("http on %s:%u (/v2/rpc/{id}, /healthz, /metrics)", cfg->http_bind, kn_http_port(http));
-    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u\n", cfg->bind, kn_net_port(net), pub,
+    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u\n", cfg->bind, kn_net_port(nets[0]), pub,
             kn_http_port(http));
     fflush(stdout);
 
-    running_net = net;
+    for (size_t i = 0; i < n_nets; i++) running_nets[i] = nets[i];
+    n_running = (sig_atomic_t)n_nets;
     install_signals();
-    rc = kn_net_run(net);
-    running_net = NULL;
+    /* This thread runs the first net; the others get a thread each. A
+     * signal stops them all; each drains its own connections. */
+    for (; n_net_threads + 1 < n_nets; n_net_threads++)
+        if (pthread_create(&net_threads[n_net_threads], NULL, net_thread_main,
+                           nets[n_net_threads + 1]) != 0) {
+            KN_ERROR("cannot start network thread %zu", n_net_threads + 1);
+            for (size_t i = 0; i < n_nets; i++) kn_net_stop(nets[i]);
+            rc = KN_ERR_INTERNAL;
+            break;
+        }
+    int rc0 = kn_net_run(nets[0]);
+    for (size_t i = 1; i < n_nets; i++) kn_net_stop(nets[i]); /* whatever stopped the first */
+    for (size_t i = 0; i < n_net_threads; i++) pthread_join(net_threads[i], NULL);
+    if (rc == KN_OK) rc = rc0;
+    n_running = 0;
 
 done:
     /* HTTP first: its handlers wait on workers, which must still be running. */
@@ -457,8 +525,9 @@ done:
     for (int i = 0; i < 64; i++) kn_runtime_slot_destroy(slots[i]);
     kn_runtime_host_destroy(host);
     kn_runtime_destroy(runtime);
-    kn_net_destroy(net);
-    if (net) kn_net_global_deinit();
+    for (size_t i = 0; i < n_nets; i++) kn_net_destroy(nets[i]);
+    kn_net_shared_destroy(shared);
+    if (enet_up) kn_net_global_deinit();
     kn_gateway_destroy(gw);
     kn_lockout_destroy(account_lock);
     kn_lockout_destroy(address_lock);

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -251,6 +252,45 @@ int e2e_group_teardown(void **state)
     e2e_server_cleanup(&e2e_group_server);
     if (rc != 0) fprintf(stderr, "server exit status %d\n", rc);
     return rc == 0 ? 0 : -1;
+}
+
+static void link_module(const char *dir, const char *src)
+{
+    char dst[512];
+    const char *base = strrchr(src, '/');
+    snprintf(dst, sizeof dst, "%s/%s", dir, base ? base + 1 : src);
+    assert_int_equal(symlink(src, dst), 0);
+}
+
+void e2e_runtime_dir(char *out, size_t cap, const char *const *from)
+{
+    snprintf(out, cap, "/tmp/kaos-e2e-rt-XXXXXX");
+    assert_non_null(mkdtemp(out));
+    for (; *from; from++) {
+        size_t len = strlen(*from);
+        if (len > 4 && !strcmp(*from + len - 4, ".lua")) {
+            link_module(out, *from);
+            continue;
+        }
+        DIR *d = opendir(*from);
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n < 5 || strcmp(e->d_name + n - 4, ".lua")) continue;
+            char src[512];
+            snprintf(src, sizeof src, "%s/%s", *from, e->d_name);
+            link_module(out, src);
+        }
+        closedir(d);
+    }
+}
+
+void e2e_runtime_dir_remove(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,

@@ -49,6 +49,11 @@ int e2e_group_teardown(void **state);
 /* One HTTP/1.1 request to 127.0.0.1:port; returns the status, body in out. */
 int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,
              const char *body, char *out, size_t cap);
+/* A fresh temporary directory (its path into out) of links to the .lua
+ * files listed and to those of the directories listed (NULL-terminated),
+ * so modules of several places load together as one runtime path. */
+void e2e_runtime_dir(char *out, size_t cap, const char *const *from);
+void e2e_runtime_dir_remove(const char *dir);
 /* Runs the kaosnet binary with args; returns its exit status; output into out. */
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap);
 

@@ -25,22 +25,6 @@ static const char http_key[] = "account-test-key";
 
 /* --- server ------------------------------------------------------------------ */
 
-static void link_modules(const char *from)
-{
-    DIR *d = opendir(from);
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".lua")) continue;
-        char src[512], dst[512];
-        snprintf(src, sizeof src, "%s/%s", from, e->d_name);
-        snprintf(dst, sizeof dst, "%s/%s", rt_dir, e->d_name);
-        assert_int_equal(symlink(src, dst), 0);
-    }
-    closedir(d);
-}
-
 static void start_server(void)
 {
     const char *extra[] = {"--runtime-path", rt_dir, "--http-key", http_key, NULL};
@@ -49,10 +33,8 @@ static void start_server(void)
 
 static int setup(void **state)
 {
-    snprintf(rt_dir, sizeof rt_dir, "/tmp/kaos-e2e-acct-XXXXXX");
-    assert_non_null(mkdtemp(rt_dir));
-    link_modules(KAOS_SOURCE_DIR "/lua-examples");
-    link_modules(KAOS_SOURCE_DIR "/tests/e2e/lua");
+    const char *dirs[] = {KAOS_SOURCE_DIR "/lua-examples", KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
+    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
     e2e_server_init(&e2e_group_server);
     start_server();
     return 0;
@@ -61,9 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     int rc = e2e_group_teardown(state);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", rt_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", rt_dir);
+    e2e_runtime_dir_remove(rt_dir);
     return rc;
 }
 

@@ -38,7 +38,9 @@ static const option options[] = {
     BOOL(migrate, "false", "serve: apply pending migrations before starting"),
     STR(log_level, "info", "debug | info | warn | error"),
     STR(log_format, "text", "text | json"),
-    INT(max_connections, "1024", 1, 4095, "maximum concurrent connections (ENet peers)"),
+    INT(max_connections, "1024", 1, 262080, "maximum concurrent connections (ENet peers)"),
+    INT(net_threads, "0", 0, 64,
+        "network threads, one ENet host each, sharing the UDP port (0 = as max_connections needs)"),
     INT(api_workers, "2", 1, 64, "API worker threads, each with its own Postgres connection"),
     INT(auth_timeout_ms, "10000", 100, 600000, "drop a connection not authenticated by then"),
     INT(idle_timeout_ms, "60000", 1000, 86400000, "drop a connection silent for this long"),
@@ -345,6 +347,13 @@ int kn_config_validate(const kn_config *cfg, char *err, size_t cap)
     if (!level_ok) {
         set_err(err, cap, "log_level: expected debug, info, warn or error, got \"%s\"",
                 cfg->log_level);
+        return KN_ERR_CONFIG;
+    }
+    if (cfg->net_threads && cfg->max_connections > cfg->net_threads * 4095) {
+        set_err(err, cap,
+                "max_connections (%" PRId64 ") needs net_threads of at least %" PRId64
+                " (one ENet host holds 4095 peers)",
+                cfg->max_connections, (cfg->max_connections + 4094) / 4095);
         return KN_ERR_CONFIG;
     }
     if (cfg->match_default_size > cfg->match_max_size) {

@@ -54,10 +54,22 @@ typedef struct session {
     size_t n_am;
 } session;
 
+/* What the shards (one gateway per network thread) share. Relayed matches
+ * span shards: the relay is used under relay_lock, and its sends to another
+ * shard's connections are posted to that shard's net. */
+typedef struct gw_group {
+    pthread_mutex_t relay_lock;
+    kn_relay *relay;
+    kn_gateway *relay_caller; /* under relay_lock: the shard calling the relay */
+    size_t n;
+    kn_gateway **shards; /* [0] is the gateway kn_gateway_create returned */
+} gw_group;
+
 struct kn_gateway {
     kn_gateway_deps deps;
+    gw_group *g;
+    uint16_t shard;
     kn_net *net;
-    kn_relay *relay;
     kn_map revoked;          /* net thread: hash(session id) -> pack(its token's expiry (s), why) */
     kn_map ended;            /* net thread: hash(user id) -> pack(monotonic ms of a ban or deletion, why) */
     kn_match_engine *matches; /* authoritative matches (NULL = none) */
@@ -313,6 +325,18 @@ static void end_sessions_now(kn_gateway *gw, const char *user_id, const char *se
     kn_net_foreach(gw->net, end_one, &w);
 }
 
+static void relay_lock(kn_gateway *gw)
+{
+    pthread_mutex_lock(&gw->g->relay_lock);
+    gw->g->relay_caller = gw;
+}
+
+static void relay_unlock(kn_gateway *gw)
+{
+    gw->g->relay_caller = NULL;
+    pthread_mutex_unlock(&gw->g->relay_lock);
+}
+
 static void member_of(const session *s, kn_relay_member *m)
 {
     memset(m, 0, sizeof *m);
@@ -401,22 +425,32 @@ static kn_match_presence presence_of(const session *s)
     return p;
 }
 
-/* Net thread: a match thread's outgoing batch, in order. */
+/* A match thread's outgoing batch, in order, posted to every shard that
+ * has a connection in it; each sends to its own connections (kn_net skips
+ * other shards' ids) and the last one done frees the batch. */
 typedef struct batch_post {
-    kn_gateway *gw;
     kn_match_batch *b;
+    atomic_int refs;
 } batch_post;
+
+typedef struct batch_ref {
+    kn_gateway *gw;
+    batch_post *bp;
+} batch_ref;
 
 static void deliver(void *arg)
 {
-    batch_post *bp = arg;
-    kn_gateway *gw = bp->gw;
+    batch_ref *ref = arg;
+    kn_gateway *gw = ref->gw;
+    batch_post *bp = ref->bp;
+    kn_free(ref);
     for (size_t i = 0; i < kn_match_batch_count(bp->b); i++) {
         const kn_match_out *o = kn_match_batch_get(bp->b, i);
         if (o->kind == KN_MATCH_OUT_SEND) {
             kn_net_send_many(gw->net, o->conns, o->n_conns, o->channel, o->data, o->len, o->reliable);
             continue;
         }
+        if (kn_conn_shard(o->conns[0]) != gw->shard) continue;
         session *s = kn_net_conn_data(gw->net, o->conns[0]);
         if (o->kind == KN_MATCH_OUT_LEFT) {
             if (s) am_remove(s, o->handle);
@@ -427,22 +461,48 @@ static void deliver(void *arg)
             kn_match_leave(gw->matches, o->handle, o->conns[0]); /* gone meanwhile */
         }
     }
-    kn_match_batch_free(bp->b);
-    kn_free(bp);
+    if (atomic_fetch_sub(&bp->refs, 1) == 1) {
+        kn_match_batch_free(bp->b);
+        kn_free(bp);
+    }
 }
 
 void kn_gateway_match_out(void *ud, kn_match_batch *b)
 {
-    kn_gateway *gw = ud;
-    batch_post *bp = gw->net ? kn_malloc(sizeof *bp) : NULL;
-    if (bp) {
-        bp->gw = gw;
-        bp->b = b;
+    gw_group *g = ((kn_gateway *)ud)->g;
+    /* The shards with a connection in the batch (one pass over its ids). */
+    uint64_t mask = 0;
+    size_t count = kn_match_batch_count(b);
+    for (size_t i = 0; i < count && g->n > 1; i++) {
+        const kn_match_out *o = kn_match_batch_get(b, i);
+        for (size_t k = 0; k < o->n_conns; k++) mask |= 1ULL << (kn_conn_shard(o->conns[k]) & 63);
     }
-    if (!bp || kn_net_post_fn(gw->net, deliver, bp)) {
-        KN_WARN("match traffic dropped: cannot reach the network thread");
-        kn_free(bp);
+    if (g->n == 1) mask = 1;
+    batch_post *bp = kn_malloc(sizeof *bp);
+    if (!bp) {
+        KN_WARN("match traffic dropped: out of memory");
         kn_match_batch_free(b);
+        return;
+    }
+    bp->b = b;
+    atomic_init(&bp->refs, 1); /* ours, until every post is made */
+    for (size_t k = 0; k < g->n; k++) {
+        if (!(mask & (1ULL << k))) continue;
+        batch_ref *ref = kn_malloc(sizeof *ref);
+        if (ref) {
+            ref->gw = g->shards[k];
+            ref->bp = bp;
+            atomic_fetch_add(&bp->refs, 1);
+        }
+        if (!ref || !g->shards[k]->net || kn_net_post_fn(g->shards[k]->net, deliver, ref)) {
+            KN_WARN("match traffic dropped: cannot reach network thread %zu", k);
+            if (ref) atomic_fetch_sub(&bp->refs, 1);
+            kn_free(ref);
+        }
+    }
+    if (atomic_fetch_sub(&bp->refs, 1) == 1) {
+        kn_match_batch_free(b);
+        kn_free(bp);
     }
 }
 
@@ -486,15 +546,16 @@ static void handle_match_create(kn_gateway *gw, session *s, uint8_t channel, kn_
     kn_relay_member who;
     member_of(s, &who);
     kn_relay_joined j;
-    int rc = kn_relay_match_create(gw->relay, &who, env->match_create->max_size, &j);
+    relay_lock(gw);
+    int rc = kn_relay_match_create(gw->g->relay, &who, env->match_create->max_size, &j);
+    if (rc == KN_OK) send_match(gw, s, env->cid, &j); /* j points into the relay */
+    relay_unlock(gw);
     if (rc) {
         send_error(gw, s->id, env->cid, rc,
                    rc == KN_ERR_INVALID_ARGUMENT ? "max_size out of range"
                    : rc == KN_ERR_RESOURCE_EXHAUSTED ? "in too many matches"
                                                      : NULL);
-        return;
     }
-    send_match(gw, s, env->cid, &j);
 }
 
 static void handle_match_join(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
@@ -520,16 +581,17 @@ static void handle_match_join(kn_gateway *gw, session *s, uint8_t channel, kn_en
     kn_relay_member who;
     member_of(s, &who);
     kn_relay_joined j;
-    int rc = kn_relay_match_join(gw->relay, env->match_join->match_id, &who, &j);
+    relay_lock(gw);
+    int rc = kn_relay_match_join(gw->g->relay, env->match_join->match_id, &who, &j);
+    if (rc == KN_OK) send_match(gw, s, env->cid, &j); /* j points into the relay */
+    relay_unlock(gw);
     if (rc) {
         const char *why = rc == KN_ERR_NOT_FOUND            ? "match not found"
                           : rc == KN_ERR_RESOURCE_EXHAUSTED ? "match is full"
                           : rc == KN_ERR_ALREADY_EXISTS     ? "already in this match"
                                                             : NULL;
         send_error(gw, s->id, env->cid, rc, why);
-        return;
     }
-    send_match(gw, s, env->cid, &j);
 }
 
 static void handle_match_leave(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
@@ -545,7 +607,9 @@ static void handle_match_leave(kn_gateway *gw, session *s, uint8_t channel, kn_e
         send_ack(gw, s->id, env->cid);
         return;
     }
-    int rc = kn_relay_match_leave(gw->relay, handle, s->id);
+    relay_lock(gw);
+    int rc = kn_relay_match_leave(gw->g->relay, handle, s->id);
+    relay_unlock(gw);
     if (rc) send_error(gw, s->id, env->cid, rc, "not in that match");
     else send_ack(gw, s->id, env->cid);
 }
@@ -562,9 +626,11 @@ static void handle_match_data(kn_gateway *gw, session *s, uint8_t channel, kn_en
         if (rc == KN_ERR_NOT_FOUND) send_error(gw, s->id, env->cid, rc, "not in that match");
         return; /* a full inbox drops the input (counted), like an unreliable packet */
     }
-    int rc = kn_relay_data(gw->relay, d->match, s->id, d->op_code, d->data.data, d->data.len,
+    relay_lock(gw);
+    int rc = kn_relay_data(gw->g->relay, d->match, s->id, d->op_code, d->data.data, d->data.len,
                            d->targets, d->n_targets, channel,
                            channel == KN_CHANNEL_MATCH_RELIABLE);
+    relay_unlock(gw);
     if (rc) send_error(gw, s->id, env->cid, rc, rc == KN_ERR_NOT_FOUND ? "not in that match" : NULL);
 }
 
@@ -1633,7 +1699,9 @@ static void on_close(void *ud, kn_conn_id id, void *conn_data, uint32_t reason)
 {
     kn_gateway *gw = ud;
     session *s = conn_data;
-    kn_relay_conn_closed(gw->relay, id);
+    relay_lock(gw);
+    kn_relay_conn_closed(gw->g->relay, id);
+    relay_unlock(gw);
     for (size_t i = 0; s && i < s->n_am; i++) kn_match_leave(gw->matches, s->am[i].handle, id);
     if (s && s->authenticated) gw->st.sessions_current--;
     KN_DEBUG("conn %llx closed (reason %u)", (unsigned long long)id, reason);
@@ -1732,11 +1800,25 @@ static bool drained(void *ud)
     return atomic_load(&gw->jobs_in_flight) == 0;
 }
 
+/* Under relay_lock, on the calling shard's thread: its own connections are
+ * sent to directly, another shard's get a copy through that shard's net. */
 static int relay_send(void *ud, const kn_relay_conn *conns, size_t n, uint8_t channel,
                       const uint8_t *data, size_t len, bool reliable)
 {
-    kn_gateway *gw = ud;
-    return kn_net_send_many(gw->net, conns, n, channel, data, len, reliable);
+    gw_group *g = ud;
+    kn_gateway *gw = g->relay_caller;
+    int rc = kn_net_send_many(gw->net, conns, n, channel, data, len, reliable);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t shard = kn_conn_shard(conns[i]);
+        if (shard == gw->shard || shard >= g->n) continue;
+        uint8_t *copy = kn_malloc(len ? len : 1);
+        if (copy) memcpy(copy, data, len);
+        if (!copy || kn_net_post(g->shards[shard]->net, conns[i], channel, copy, len, reliable))
+            KN_WARN("relayed data for conn %llx dropped: cannot reach its network thread",
+                    (unsigned long long)conns[i]);
+        else rc = KN_OK;
+    }
+    return rc;
 }
 
 /* --- lifecycle ------------------------------------------------------------------------ */
@@ -1744,32 +1826,62 @@ static int relay_send(void *ud, const kn_relay_conn *conns, size_t n, uint8_t ch
 int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
 {
     *out = NULL;
-    kn_gateway *gw = kn_calloc(1, sizeof *gw);
-    if (!gw) return KN_ERR_NOMEM;
-    gw->deps = *deps;
-    kn_map_init(&gw->revoked);
-    kn_map_init(&gw->ended);
-    kn_relay_sink sink = {relay_send, gw};
-    int rc = kn_relay_create(deps->relay, &sink, &gw->relay);
-    if (rc) {
-        kn_free(gw);
-        return rc;
+    size_t n = deps->shards ? deps->shards : 1;
+    if (n > KN_GATEWAY_MAX_SHARDS) return KN_ERR_INVALID_ARGUMENT;
+    gw_group *g = kn_calloc(1, sizeof *g);
+    if (!g) return KN_ERR_NOMEM;
+    pthread_mutex_init(&g->relay_lock, NULL);
+    g->shards = kn_calloc(n, sizeof *g->shards);
+    int rc = g->shards ? KN_OK : KN_ERR_NOMEM;
+    for (size_t i = 0; rc == KN_OK && i < n; i++) {
+        kn_gateway *gw = kn_calloc(1, sizeof *gw);
+        if (!gw) {
+            rc = KN_ERR_NOMEM;
+            break;
+        }
+        gw->deps = *deps;
+        gw->g = g;
+        gw->shard = (uint16_t)i;
+        kn_map_init(&gw->revoked);
+        kn_map_init(&gw->ended);
+        g->shards[g->n++] = gw;
     }
-    *out = gw;
-    return KN_OK;
+    kn_relay_sink sink = {relay_send, g};
+    if (rc == KN_OK) rc = kn_relay_create(deps->relay, &sink, &g->relay);
+    if (rc == KN_OK) {
+        *out = g->shards[0];
+        return KN_OK;
+    }
+    for (size_t i = 0; i < g->n; i++) kn_free(g->shards[i]);
+    kn_free(g->shards);
+    pthread_mutex_destroy(&g->relay_lock);
+    kn_free(g);
+    return rc;
 }
 
 void kn_gateway_destroy(kn_gateway *gw)
 {
     if (!gw) return;
-    kn_relay_destroy(gw->relay);
-    kn_map_deinit(&gw->revoked);
-    kn_map_deinit(&gw->ended);
-    kn_free(gw);
+    gw_group *g = gw->g;
+    kn_relay_destroy(g->relay);
+    for (size_t i = 0; i < g->n; i++) {
+        kn_map_deinit(&g->shards[i]->revoked);
+        kn_map_deinit(&g->shards[i]->ended);
+        kn_free(g->shards[i]);
+    }
+    kn_free(g->shards);
+    pthread_mutex_destroy(&g->relay_lock);
+    kn_free(g);
 }
 
-void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out)
+size_t kn_gateway_shards(const kn_gateway *gw)
 {
+    return gw->g->n;
+}
+
+void kn_gateway_handler(kn_gateway *gw, size_t shard, kn_net_handler *out)
+{
+    gw = gw->g->shards[shard];
     *out = (kn_net_handler){
         .on_open = on_open,
         .on_message = on_message,
@@ -1781,14 +1893,14 @@ void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out)
     };
 }
 
-void kn_gateway_attach(kn_gateway *gw, kn_net *net)
+void kn_gateway_attach(kn_gateway *gw, size_t shard, kn_net *net)
 {
-    gw->net = net;
+    gw->g->shards[shard]->net = net;
 }
 
 void kn_gateway_attach_matches(kn_gateway *gw, kn_match_engine *matches)
 {
-    gw->matches = matches;
+    for (size_t i = 0; i < gw->g->n; i++) gw->g->shards[i]->matches = matches;
 }
 
 /* --- ending sessions from other threads ------------------------------------------ */
@@ -1807,26 +1919,46 @@ static void run_end_request(void *arg)
     kn_free(r);
 }
 
+/* Every shard walks its own connections and keeps its own revocation set. */
 int kn_gateway_end_sessions(kn_gateway *gw, const char *user_id, const char *session_id,
                             kn_session_end why)
 {
     if (!user_id || strlen(user_id) > 36 || (session_id && strlen(session_id) > 36))
         return KN_ERR_INVALID_ARGUMENT;
-    end_request *r = kn_calloc(1, sizeof *r);
-    if (!r) return KN_ERR_NOMEM;
-    r->gw = gw;
-    snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
-    snprintf(r->session_id, sizeof r->session_id, "%s", session_id ? session_id : "");
-    r->why = why;
-    int rc = kn_net_post_fn(gw->net, run_end_request, r);
-    if (rc) kn_free(r);
+    gw_group *g = gw->g;
+    int rc = KN_OK;
+    for (size_t i = 0; i < g->n; i++) {
+        end_request *r = kn_calloc(1, sizeof *r);
+        if (!r) return KN_ERR_NOMEM;
+        r->gw = g->shards[i];
+        snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
+        snprintf(r->session_id, sizeof r->session_id, "%s", session_id ? session_id : "");
+        r->why = why;
+        int posted = kn_net_post_fn(r->gw->net, run_end_request, r);
+        if (posted) {
+            kn_free(r);
+            rc = posted;
+        }
+    }
     return rc;
 }
 
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
 {
-    *out = gw->st;
-    out->matches_current = kn_relay_match_count(gw->relay);
+    gw_group *g = gw->g;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < g->n; i++) {
+        const kn_gateway_stats *st = &g->shards[i]->st;
+        out->requests += st->requests;
+        out->errors += st->errors;
+        out->malformed += st->malformed;
+        out->unauthenticated += st->unauthenticated;
+        out->api_busy += st->api_busy;
+        out->sessions_current += st->sessions_current;
+    }
+    pthread_mutex_lock(&g->relay_lock);
+    out->matches_current = kn_relay_match_count(g->relay);
+    pthread_mutex_unlock(&g->relay_lock);
 }
 
 /* --- server-to-server RPC ------------------------------------------------------- */

@@ -20,7 +20,15 @@
  * Errors reach the client as an Error envelope with the request's cid. A
  * malformed, unknown, misplaced or premature message also counts as a
  * violation (kn_net_violation), so a peer that keeps sending garbage is
- * disconnected while everyone else keeps being served. */
+ * disconnected while everyone else keeps being served.
+ *
+ * Shards. With several network threads (one kn_net each, sharing the UDP
+ * port), the gateway is a group of shards, one per net: each shard owns the
+ * sessions of its net's connections and runs on that net's thread, with its
+ * own revocation set. What spans shards: ending sessions is posted to every
+ * shard; a match thread's batch is posted to each shard with a connection in
+ * it; relayed matches live in one relay used under a lock, whose sends to
+ * another shard's connections are posted to that shard's net. */
 #ifndef KN_GATEWAY_H
 #define KN_GATEWAY_H
 
@@ -50,7 +58,10 @@ typedef struct kn_gateway_deps {
      * (RESOURCE_EXHAUSTED), since ENet would refuse to send it and the
      * connection could not go on. */
     size_t max_message_size;
+    size_t shards;                /* network threads (0 = 1), at most KN_GATEWAY_MAX_SHARDS */
 } kn_gateway_deps;
+
+#define KN_GATEWAY_MAX_SHARDS 64
 
 typedef struct kn_gateway_stats {
     uint64_t requests, errors, malformed, unauthenticated, api_busy;
@@ -60,9 +71,11 @@ typedef struct kn_gateway_stats {
 int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out);
 void kn_gateway_destroy(kn_gateway *gw); /* accepts NULL; after the net is destroyed */
 
-/* The handler to give kn_net_create; then attach the net it created. */
-void kn_gateway_handler(kn_gateway *gw, kn_net_handler *out);
-void kn_gateway_attach(kn_gateway *gw, kn_net *net);
+/* For each shard (0 .. kn_gateway_shards - 1): the handler to give
+ * kn_net_create (with that shard index); then attach the net it created. */
+size_t kn_gateway_shards(const kn_gateway *gw);
+void kn_gateway_handler(kn_gateway *gw, size_t shard, kn_net_handler *out);
+void kn_gateway_attach(kn_gateway *gw, size_t shard, kn_net *net);
 
 /* Authoritative matches: the engine routes joins, input and leaves through
  * it; kn_gateway_match_out is the engine's out sink (ud = the gateway),
@@ -76,7 +89,9 @@ void kn_gateway_match_out(void *ud, kn_match_batch *b);
  * be registered for it). Any thread. */
 bool kn_gateway_is_client_op(int message_case);
 
-void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out); /* net thread */
+/* Summed over the shards: exact on a single network thread (call it there),
+ * approximate from elsewhere while several serve. */
+void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out);
 
 /* Ends the sessions of user_id that are bound to live connections (only
  * session_id's when it is not NULL): each is put in the revocation set, so

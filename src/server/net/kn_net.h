@@ -6,9 +6,20 @@
  * handler callbacks, which all run there). kn_net_post*, kn_net_stop and
  * kn_net_stats are safe from any thread; kn_net_stop is also async-signal-safe.
  *
- * Connections are named by kn_conn_id: slot (low 32 bits) and a generation
- * (high 32 bits) that changes on every reuse of the slot, so a message for a
- * connection that has gone is dropped, never delivered to a newcomer.
+ * Connections are named by kn_conn_id: slot (low 16 bits), the net's shard
+ * index (next 16 bits) and a generation (high 32 bits) that changes on every
+ * reuse of the slot, so a message for a connection that has gone is dropped,
+ * never delivered to a newcomer.
+ *
+ * Shards. One ENet host holds at most 4095 peers and one thread serves it.
+ * Several nets, each run by its own network thread, can serve one UDP port:
+ * each binds its socket with SO_REUSEPORT (reuse_port) and the kernel
+ * spreads clients over them by source address and port, so every packet of
+ * a client reaches the same net. Each net gets its own shard index, which
+ * its connection ids carry (kn_conn_shard): a net treats another shard's id
+ * as a connection that has gone. The nets of one port share a kn_net_shared:
+ * the cookie secret (a cookie one issues, every one honours) and the count
+ * of connections per source address.
  *
  * Loop (paced, because every enet_host_service walks all peer slots):
  *   service once -> drain queued events -> drain the outbox -> timers every
@@ -38,6 +49,17 @@
 #include <stdint.h>
 
 typedef uint64_t kn_conn_id; /* 0 = no connection */
+
+/* The shard (net) a connection belongs to. */
+static inline uint16_t kn_conn_shard(kn_conn_id id)
+{
+    return (uint16_t)(id >> 16);
+}
+
+/* What the nets serving one port share (any thread). */
+typedef struct kn_net_shared kn_net_shared;
+int kn_net_shared_create(kn_net_shared **out);
+void kn_net_shared_destroy(kn_net_shared *s); /* accepts NULL; after every net using it */
 
 typedef enum kn_conn_state {
     KN_CONN_FREE = 0,
@@ -96,6 +118,9 @@ typedef struct kn_net_config {
     uint32_t max_rate_drops;    /* rate-limited packets within 10 s before RATE_LIMITED */
     size_t max_queued;          /* outgoing ENet commands per peer before SEND_QUEUE_FULL */
     int socket_buffer;          /* SO_RCVBUF/SO_SNDBUF bytes (the kernel may cap it) */
+    uint16_t shard;             /* this net's index among the nets of the port */
+    bool reuse_port;            /* bind with SO_REUSEPORT (several nets, one port) */
+    kn_net_shared *shared;      /* NULL: the net keeps its own */
 } kn_net_config;
 
 typedef struct kn_net_stats {
@@ -110,7 +135,9 @@ typedef struct kn_net_stats {
 } kn_net_stats;
 
 void kn_net_config_default(kn_net_config *cfg);
-/* Creates and binds the host (needs enet initialized: kn_net_global_init). */
+/* Creates and binds the host (needs enet initialized: kn_net_global_init).
+ * max_handshakes and max_connections are this net's own; max_per_address
+ * counts over every net of the shared state. */
 int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_net **out);
 void kn_net_destroy(kn_net *net); /* accepts NULL; after kn_net_run returned */
 

@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -78,10 +79,10 @@ struct kn_net {
     int64_t now_ms; /* cached at the start of each round */
 
     uint8_t server_pk[KN_KEY_SIZE], server_sk[KN_KEY_SIZE];
-    uint8_t cookie_secret[KN_COOKIE_SECRET_SIZE]; /* fresh each start */
+    kn_net_shared *shared;
+    bool own_shared;
     kn_bucket cookie_replies;
     size_t handshaking; /* connections in HANDSHAKE */
-    kn_map per_address; /* ip | 1 << 32 -> count */
     uint8_t *open_buf;  /* plaintext of the packet being delivered */
 
     pthread_mutex_t outbox_lock;
@@ -96,6 +97,33 @@ struct kn_net {
             refused_address, unreliable_dropped, queue_full_closes, rounds;
     } st;
 };
+
+/* Shared by the nets of one port. */
+struct kn_net_shared {
+    uint8_t cookie_secret[KN_COOKIE_SECRET_SIZE]; /* fresh each start */
+    pthread_mutex_t lock;
+    kn_map per_address; /* ip | 1 << 32 -> count; under lock */
+};
+
+int kn_net_shared_create(kn_net_shared **out)
+{
+    kn_net_shared *s = kn_calloc(1, sizeof *s);
+    *out = s;
+    if (!s) return KN_ERR_NOMEM;
+    randombytes_buf(s->cookie_secret, sizeof s->cookie_secret);
+    pthread_mutex_init(&s->lock, NULL);
+    kn_map_init(&s->per_address);
+    return KN_OK;
+}
+
+void kn_net_shared_destroy(kn_net_shared *s)
+{
+    if (!s) return;
+    kn_map_deinit(&s->per_address);
+    pthread_mutex_destroy(&s->lock);
+    sodium_memzero(s->cookie_secret, sizeof s->cookie_secret);
+    kn_free(s);
+}
 
 #define STAT_ADD(net, field, n) atomic_fetch_add_explicit(&(net)->st.field, (n), memory_order_relaxed)
 
@@ -136,15 +164,16 @@ void kn_net_global_deinit(void)
 
 /* --- ids and slots ------------------------------------------------------ */
 
-static kn_conn_id make_id(uint32_t slot, uint32_t gen)
+static kn_conn_id make_id(const kn_net *net, uint32_t slot, uint32_t gen)
 {
-    return ((uint64_t)gen << 32) | slot;
+    return ((uint64_t)gen << 32) | ((uint64_t)net->cfg.shard << 16) | slot;
 }
 
 static conn *lookup(const kn_net *net, kn_conn_id id)
 {
-    uint32_t slot = (uint32_t)id, gen = (uint32_t)(id >> 32);
-    if (!net->conns || slot >= net->cfg.max_connections) return NULL;
+    uint32_t slot = (uint16_t)id, gen = (uint32_t)(id >> 32);
+    if (!net->conns || slot >= net->cfg.max_connections || kn_conn_shard(id) != net->cfg.shard)
+        return NULL;
     conn *c = &net->conns[slot];
     return (c->state != KN_CONN_FREE && c->gen == gen) ? c : NULL;
 }
@@ -156,7 +185,7 @@ static uint32_t slot_of(const kn_net *net, const ENetPeer *peer)
 
 static kn_conn_id id_of(const kn_net *net, const conn *c)
 {
-    return make_id((uint32_t)(c - net->conns), c->gen);
+    return make_id(net, (uint32_t)(c - net->conns), c->gen);
 }
 
 /* The one writer of conn->state; asserts every legal transition and keeps
@@ -194,7 +223,7 @@ static void answer_cookie(kn_net *net, ENetHost *host, uint8_t version)
         kn_cookie_reply_build(reply, (uint8_t)net->cfg.protocol_version, KN_COOKIE_BAD_VERSION, 0);
         STAT_ADD(net, refused_version, 1);
     } else {
-        uint32_t cookie = kn_cookie_issue(net->cookie_secret, host->receivedAddress.host,
+        uint32_t cookie = kn_cookie_issue(net->shared->cookie_secret, host->receivedAddress.host,
                                           host->receivedAddress.port, net->now_ms);
         kn_cookie_reply_build(reply, version, KN_COOKIE_OK, cookie);
         STAT_ADD(net, cookies_issued, 1);
@@ -224,7 +253,7 @@ static int ENET_CALLBACK intercept(ENetHost *host, ENetEvent *event)
         return 1;
     }
     /* A CONNECT: no peer slot exists yet, and none will without a cookie. */
-    if (!kn_cookie_check(net->cookie_secret, host->receivedAddress.host,
+    if (!kn_cookie_check(net->shared->cookie_secret, host->receivedAddress.host,
                          host->receivedAddress.port, net->now_ms, cookie)) {
         STAT_ADD(net, connects_bad_cookie, 1);
         return 1;
@@ -252,6 +281,19 @@ static void size_socket(int fd, int bytes)
     KN_INFO("udp socket receive buffer %d bytes (asked %d)", got, bytes);
 }
 
+/* SO_REUSEPORT, then bind: every net of the port does this, the kernel
+ * spreads clients over their sockets by source address and port. */
+static int bind_shared(ENetHost *host, const ENetAddress *addr)
+{
+    int one = 1;
+    if (setsockopt(host->socket, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return -1;
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons(addr->port),
+                              .sin_addr.s_addr = addr->host};
+    if (bind(host->socket, (struct sockaddr *)&sin, sizeof sin) != 0) return -1;
+    return enet_socket_get_address(host->socket, &host->address);
+}
+
 int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_net **out)
 {
     *out = NULL;
@@ -264,13 +306,17 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
     net->handler = *handler;
     net->wake_fd = -1;
     pthread_mutex_init(&net->outbox_lock, NULL);
-    kn_map_init(&net->per_address);
     int rc = KN_ERR_NOMEM;
     net->cfg.bind = NULL; /* not kept: only used here */
     net->cfg.server_pk = net->cfg.server_sk = NULL;
+    net->cfg.shared = NULL;
     if (cfg->server_pk) memcpy(net->server_pk, cfg->server_pk, KN_KEY_SIZE);
     if (cfg->server_sk) memcpy(net->server_sk, cfg->server_sk, KN_KEY_SIZE);
-    randombytes_buf(net->cookie_secret, sizeof net->cookie_secret);
+    net->shared = cfg->shared;
+    if (!net->shared) {
+        if (kn_net_shared_create(&net->shared)) goto fail;
+        net->own_shared = true;
+    }
     kn_bucket_init(&net->cookie_replies, COOKIE_REPLIES_PER_SEC, COOKIE_REPLIES_PER_SEC, 0);
     net->conns = kn_calloc(cfg->max_connections, sizeof *net->conns);
     net->open_buf = kn_malloc(cfg->max_message_size + KN_SEAL_OVERHEAD);
@@ -286,8 +332,10 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
         rc = KN_ERR_CONFIG;
         goto fail;
     }
-    net->host = enet_host_create(&addr, cfg->max_connections, KN_CHANNEL_COUNT, 0, 0);
-    if (!net->host) {
+    /* Sharing the port: ENet creates the socket unbound, we bind it. */
+    net->host = enet_host_create(cfg->reuse_port ? NULL : &addr, cfg->max_connections,
+                                 KN_CHANNEL_COUNT, 0, 0);
+    if (!net->host || (cfg->reuse_port && bind_shared(net->host, &addr) != 0)) {
         KN_ERROR("cannot bind UDP %s:%u: %s", cfg->bind ? cfg->bind : "*", cfg->port,
                  strerror(errno));
         rc = KN_ERR_IO;
@@ -351,7 +399,7 @@ void kn_net_destroy(kn_net *net)
     if (net->host) enet_host_destroy(net->host);
     if (net->wake_fd >= 0) close(net->wake_fd);
     pthread_mutex_destroy(&net->outbox_lock);
-    kn_map_deinit(&net->per_address);
+    if (net->own_shared) kn_net_shared_destroy(net->shared);
     sodium_memzero(net->server_sk, sizeof net->server_sk);
     kn_free(net->open_buf);
     kn_free(net->conns);
@@ -510,9 +558,12 @@ static void finish_close(kn_net *net, conn *c, uint32_t reason)
         net->handler.on_close(net->handler.ud, id_of(net, c), c->data, reason);
     if (c->opened) atomic_fetch_sub(&net->st.connections_current, 1);
     if (c->counted_addr) {
-        uintptr_t n = (uintptr_t)kn_map_get(&net->per_address, addr_key(c->ip));
-        if (n <= 1) kn_map_del(&net->per_address, addr_key(c->ip));
-        else kn_map_put(&net->per_address, addr_key(c->ip), (void *)(n - 1)); /* no growth: cannot fail */
+        kn_net_shared *sh = net->shared;
+        pthread_mutex_lock(&sh->lock);
+        uintptr_t n = (uintptr_t)kn_map_get(&sh->per_address, addr_key(c->ip));
+        if (n <= 1) kn_map_del(&sh->per_address, addr_key(c->ip));
+        else kn_map_put(&sh->per_address, addr_key(c->ip), (void *)(n - 1)); /* no growth: cannot fail */
+        pthread_mutex_unlock(&sh->lock);
     }
     if (c->peer) c->peer->data = NULL;
     set_state(net, c, KN_CONN_FREE);
@@ -605,14 +656,17 @@ static void handle_connect(kn_net *net, ENetEvent *ev, int64_t now)
         begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SHUTDOWN, now);
         return;
     }
-    uintptr_t n = (uintptr_t)kn_map_get(&net->per_address, addr_key(c->ip));
-    if (net->cfg.max_per_address && n >= net->cfg.max_per_address) {
+    kn_net_shared *sh = net->shared;
+    pthread_mutex_lock(&sh->lock);
+    uintptr_t n = (uintptr_t)kn_map_get(&sh->per_address, addr_key(c->ip));
+    bool full = net->cfg.max_per_address && n >= net->cfg.max_per_address;
+    if (!full && kn_map_put(&sh->per_address, addr_key(c->ip), (void *)(n + 1)) == KN_OK)
+        c->counted_addr = true;
+    pthread_mutex_unlock(&sh->lock);
+    if (full) {
         STAT_ADD(net, refused_address, 1);
         begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_TOO_MANY_CONNECTIONS, now);
-        return;
     }
-    if (kn_map_put(&net->per_address, addr_key(c->ip), (void *)(n + 1)) == KN_OK)
-        c->counted_addr = true;
 }
 
 /* HANDSHAKE -> OPEN: from now on the layer above knows the connection. */

@@ -101,11 +101,30 @@ static void bad_values_give_clear_errors(void **state)
     }
 }
 
+static void connections_beyond_the_network_threads_are_refused(void **state)
+{
+    kn_config c;
+    char err[256] = "";
+    assert_int_equal(kn_config_init(&c), KN_OK);
+    char *ok[] = {"--max-connections", "8000", "--net-threads", "2"};
+    assert_int_equal(kn_config_load(&c, 4, ok, NULL, err, sizeof err), KN_OK);
+    kn_config_deinit(&c);
+    assert_int_equal(kn_config_init(&c), KN_OK);
+    char *bad[] = {"--max-connections", "9000", "--net-threads", "2"};
+    assert_int_equal(kn_config_load(&c, 4, bad, NULL, err, sizeof err), KN_ERR_CONFIG);
+    assert_non_null(strstr(err, "needs net_threads of at least 3"));
+    kn_config_deinit(&c);
+    assert_int_equal(kn_config_init(&c), KN_OK);
+    char *automatic[] = {"--max-connections", "9000"}; /* net_threads 0: as many as needed */
+    assert_int_equal(kn_config_load(&c, 2, automatic, NULL, err, sizeof err), KN_OK);
+    kn_config_deinit(&c);
+}
+
 static void bad_env_and_file_lines_name_their_source(void **state)
 {
     kn_config c;
     char err[256] = "";
-    char *env[] = {"KAOS_MAX_CONNECTIONS=99999", NULL};
+    char *env[] = {"KAOS_MAX_CONNECTIONS=999999", NULL};
     assert_int_equal(kn_config_init(&c), KN_OK);
     assert_int_equal(kn_config_load(&c, 0, NULL, env, err, sizeof err), KN_ERR_CONFIG);
     assert_non_null(strstr(err, "KAOS_MAX_CONNECTIONS"));
@@ -149,6 +168,7 @@ int main(void)
         cmocka_unit_test(config_file_from_environment),
         cmocka_unit_test(bad_values_give_clear_errors),
         cmocka_unit_test(bad_env_and_file_lines_name_their_source),
+        cmocka_unit_test(connections_beyond_the_network_threads_are_refused),
         cmocka_unit_test(init_survives_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

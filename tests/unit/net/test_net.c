@@ -211,6 +211,104 @@ static void wrong_protocol_version_is_refused_before_open(void **state)
     kn_net_destroy(r.net);
 }
 
+/* Runs on a net's thread: the state that net sees for an id. */
+typedef struct probe {
+    kn_net *net;
+    kn_conn_id id;
+    atomic_int state; /* -1 until the probe ran */
+} probe;
+
+static void run_probe(void *arg)
+{
+    probe *p = arg;
+    atomic_store(&p->state, (int)kn_net_conn_state(p->net, p->id));
+}
+
+static kn_conn_state state_seen_by(kn_net *net, kn_conn_id id, kaos_client *pump)
+{
+    probe p = {.net = net, .id = id, .state = -1};
+    assert_int_equal(kn_net_post_fn(net, run_probe, &p), KN_OK);
+    for (int i = 0; i < 200 && atomic_load(&p.state) < 0; i++) kaos_client_poll(pump, 5);
+    assert_true(atomic_load(&p.state) >= 0);
+    return (kn_conn_state)atomic_load(&p.state);
+}
+
+/* Two nets on one port (SO_REUSEPORT), as --net-threads 2 runs them: the
+ * kernel spreads clients over both, each net's ids carry its shard and mean
+ * nothing to the other, and the per-address limit counts over both. */
+static void two_nets_share_one_port(void **state)
+{
+    enum { CLIENTS = 16 };
+    kn_net_shared *shared;
+    assert_int_equal(kn_net_shared_create(&shared), KN_OK);
+    rec r[2];
+    pthread_t t[2];
+    uint16_t port = 0;
+    for (int i = 0; i < 2; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        kn_net_config cfg;
+        kn_net_config_default(&cfg);
+        cfg.bind = "127.0.0.1";
+        cfg.port = port;
+        cfg.max_connections = CLIENTS + 4; /* room on each: the limit below is per address */
+        cfg.max_per_address = CLIENTS;
+        cfg.shutdown_grace_ms = 100;
+        cfg.shard = (uint16_t)i;
+        cfg.reuse_port = true;
+        cfg.shared = shared;
+        secure_config(&cfg);
+        kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
+                            .ud = &r[i]};
+        assert_int_equal(kn_net_create(&cfg, &h, &r[i].net), KN_OK);
+        port = kn_net_port(r[0].net);
+        assert_int_equal(kn_net_port(r[i].net), port);
+    }
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, run_net, r[i].net);
+
+    client_state st[CLIENTS + 1];
+    kaos_client *c[CLIENTS + 1];
+    memset(st, 0, sizeof st);
+    for (int i = 0; i < CLIENTS; i++) c[i] = client(port, 0, &st[i]);
+    for (int round = 0; round < 500; round++) {
+        int up = 0;
+        for (int i = 0; i < CLIENTS; i++) {
+            kaos_client_poll(c[i], 0);
+            up += st[i].connected;
+        }
+        if (up == CLIENTS && atomic_load(&r[0].opens) + atomic_load(&r[1].opens) == CLIENTS)
+            break;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    /* 16 clients all hashed onto one socket: 2 in 65536. */
+    assert_true(atomic_load(&r[0].opens) > 0);
+    assert_true(atomic_load(&r[1].opens) > 0);
+    assert_int_equal(atomic_load(&r[0].opens) + atomic_load(&r[1].opens), CLIENTS);
+    kn_conn_id id0 = atomic_load(&r[0].last_open), id1 = atomic_load(&r[1].last_open);
+    assert_int_equal(kn_conn_shard(id0), 0);
+    assert_int_equal(kn_conn_shard(id1), 1);
+    assert_int_equal(state_seen_by(r[1].net, id1, c[0]), KN_CONN_OPEN);
+    assert_int_equal(state_seen_by(r[0].net, id1, c[0]), KN_CONN_FREE); /* not its shard */
+    assert_int_equal(state_seen_by(r[0].net, id0, c[0]), KN_CONN_OPEN);
+    assert_int_equal(state_seen_by(r[1].net, id0, c[0]), KN_CONN_FREE);
+
+    /* Every client is answered by the net that holds it. */
+    for (int i = 0; i < CLIENTS; i++) kaos_client_ping(c[i]);
+    for (int i = 0; i < CLIENTS; i++) POLL_UNTIL(c[i], st[i].pong);
+
+    /* One more from the same address: the shared count refuses it, on
+     * whichever net it lands. */
+    c[CLIENTS] = client(port, 0, &st[CLIENTS]);
+    POLL_UNTIL(c[CLIENTS], st[CLIENTS].disconnected);
+    assert_int_equal(st[CLIENTS].reason, KAOS_DISCONNECT_TOO_MANY_CONNECTIONS);
+
+    for (int i = 0; i < 2; i++) kn_net_stop(r[i].net);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i <= CLIENTS; i++) kaos_client_destroy(c[i]);
+    for (int i = 0; i < 2; i++) kn_net_destroy(r[i].net);
+    kn_net_shared_destroy(shared);
+}
+
 static int create_destroy(void *arg)
 {
     kn_net_config cfg;
@@ -249,6 +347,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stale_ids_never_reach_a_newcomer),
         cmocka_unit_test(wrong_protocol_version_is_refused_before_open),
+        cmocka_unit_test(two_nets_share_one_port),
         cmocka_unit_test(create_survives_allocation_failures),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
