@@ -632,6 +632,15 @@ void e2e_auth(e2e_client *c, const char *device_id)
     if (c->sessions == before) fail_msg("auth failed: %d %s", c->error_code, c->error_message);
 }
 
+e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms)
+{
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *c = e2e_client_new(port, 0, keepalive_ms);
+    e2e_auth(c, dev);
+    return c;
+}
+
 void e2e_pump(void)
 {
     bool any = false;

@@ -158,6 +158,8 @@ e2e_client *e2e_client_new_plaintext(uint16_t port);
 void e2e_client_free(e2e_client *c);
 /* Authenticates by device and waits for the session. */
 void e2e_auth(e2e_client *c, const char *device_id);
+/* A new client, authenticated with a fresh device id (created). */
+e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms);
 
 /* Poll every live client once (up to ~1 ms). */
 void e2e_pump(void);

@@ -241,11 +241,7 @@ static void play_for(int ms)
 
 static e2e_client *player(void)
 {
-    char dev[40];
-    e2e_device_id(dev);
-    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 2000);
-    e2e_auth(c, dev);
-    return c;
+    return e2e_player(e2e_group_server.port, 2000);
 }
 
 static void find_or_create(e2e_client *c, char id[128])

@@ -29,11 +29,7 @@ static int setup(void **state)
 
 static e2e_client *player(void)
 {
-    char dev[40];
-    e2e_device_id(dev);
-    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
-    e2e_auth(c, dev);
-    return c;
+    return e2e_player(e2e_group_server.port, 0);
 }
 
 /* A match made from Lua through the RPC; returns its id in id. */

@@ -14,11 +14,7 @@
 
 static e2e_client *player(void)
 {
-    char dev[40];
-    e2e_device_id(dev);
-    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
-    e2e_auth(c, dev);
-    return c;
+    return e2e_player(e2e_group_server.port, 0);
 }
 
 static const e2e_data *find_data(const e2e_client *c, int64_t op)

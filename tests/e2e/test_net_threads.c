@@ -47,11 +47,7 @@ static e2e_client *players[PLAYERS];
 
 static e2e_client *player(void)
 {
-    char dev[40];
-    e2e_device_id(dev);
-    e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
-    e2e_auth(c, dev);
-    return c;
+    return e2e_player(e2e_group_server.port, 0);
 }
 
 /* kaos_net_thread_connections{thread="i"} from /metrics. */
