@@ -496,9 +496,9 @@ int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, c
         kn_free(lm);
         return rc == KN_ERR_NOMEM ? rc : KN_ERR_INTERNAL;
     }
-    lm->vm->limit = lm->vm->rt->match_memory_limit > lm->vm->used
-                        ? lm->vm->rt->match_memory_limit
-                        : lm->vm->used + ((size_t)1 << 20);
+    rt_heap *heap = &lm->vm->heap;
+    heap->limit = lm->vm->rt->match_memory_limit > heap->used ? lm->vm->rt->match_memory_limit
+                                                              : heap->used + ((size_t)1 << 20);
     lm->vm->budget_ms = lm->vm->rt->match_budget_ms;
     lua_State *L = lm->vm->L;
     lua_gc(L, LUA_GCGEN, 0, 0); /* per-tick garbage dies young */

@@ -135,21 +135,6 @@ static int scan(kn_runtime *rt, const char *path, char *err, size_t cap)
 
 /* --- the VM -------------------------------------------------------------------- */
 
-static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    kn_runtime_vm *vm = ud;
-    if (!ptr) osize = 0; /* osize then encodes the object type */
-    if (nsize == 0) {
-        kn_free(ptr);
-        vm->used -= osize;
-        return NULL;
-    }
-    if (nsize > osize && vm->used + (nsize - osize) > vm->limit) return NULL; /* the cap */
-    void *p = kn_realloc(ptr, nsize);
-    if (p) vm->used = vm->used - osize + nsize;
-    return p;
-}
-
 kn_runtime_vm *rt_vm_of(lua_State *L)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vm);
@@ -638,10 +623,11 @@ int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t ca
     if (!vm) return KN_ERR_NOMEM;
     vm->rt = rt;
     runtime_acquire(rt);
-    vm->limit = rt->memory_limit;
+    rt_heap_init(&vm->heap, rt->memory_limit);
     vm->budget_ms = rt->call_budget_ms;
-    vm->L = lua_newstate(vm_alloc, vm);
+    vm->L = lua_newstate(rt_heap_lua_alloc, &vm->heap);
     if (!vm->L) {
+        rt_heap_deinit(&vm->heap);
         kn_runtime_destroy((kn_runtime *)rt);
         kn_free(vm);
         return KN_ERR_NOMEM;
@@ -682,6 +668,7 @@ void kn_runtime_vm_destroy(kn_runtime_vm *vm)
 {
     if (!vm) return;
     if (vm->L) lua_close(vm->L);
+    rt_heap_deinit(&vm->heap); /* after lua_close: its objects live in the pages */
     kn_runtime_destroy((kn_runtime *)vm->rt);
     kn_free(vm);
 }

@@ -4,6 +4,7 @@
 #define KN_RUNTIME_INTERNAL_H
 
 #include "kn_runtime.h"
+#include "vm_alloc.h"
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -40,7 +41,7 @@ struct kn_runtime {
 struct kn_runtime_vm {
     lua_State *L;
     const kn_runtime *rt;
-    size_t used, limit;
+    rt_heap heap; /* Lua's memory: the cap (heap.limit) and what it holds (heap.used) */
     _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
     atomic_bool armed;           /* the watchdog set the count hook */
     bool timed_out;              /* this call was stopped by its budget */

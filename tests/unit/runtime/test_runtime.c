@@ -1,6 +1,7 @@
 /* Lua runtime: module loading order and errors with file:line, the sandbox,
  * RPC registration and calls, structured errors, JSON, the memory cap, and
  * the input checks of the account and storage functions. */
+#include "failalloc.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_runtime.h"
@@ -182,6 +183,38 @@ static void script_errors_keep_their_code_and_others_become_internal(void **stat
     kn_free(out);
     kn_runtime_vm_destroy(vm);
     kn_runtime_destroy(rt);
+}
+
+/* Load, a VM (its heap's pages included), one call and teardown; 0 when
+ * all of it worked. */
+static int load_create_call(void *arg)
+{
+    kn_runtime_config cfg = {.path = dir};
+    kn_runtime *rt;
+    char err[256];
+    if (kn_runtime_load(&cfg, &rt, err, sizeof err)) return -1;
+    kn_runtime_vm *vm;
+    int rc = kn_runtime_vm_create(rt, &vm);
+    if (rc == KN_OK) {
+        char msg[256];
+        char *out = call(vm, "count", "", &rc, msg);
+        if (rc == KN_OK && strcmp(out, "300")) fail_msg("got %s", out);
+        kn_free(out);
+        kn_runtime_vm_destroy(vm);
+    }
+    kn_runtime_destroy(rt);
+    return rc;
+}
+
+static void running_out_of_memory_anywhere_in_load_create_or_a_call_cleans_up(void **state)
+{
+    write_module("count.lua", "local kaos = require('kaos')\n"
+                              "kaos.register_rpc(function()\n"
+                              "  local t = {}\n"
+                              "  for i = 1, 300 do t[i] = {id = 'p' .. i} end\n"
+                              "  return tostring(#t)\n"
+                              "end, 'count')\n");
+    assert_true(failalloc_sweep(load_create_call, NULL) > 10);
 }
 
 static void json_round_trips_through_lua(void **state)
@@ -613,6 +646,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(script_errors_keep_their_code_and_others_become_internal,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            running_out_of_memory_anywhere_in_load_create_or_a_call_cleans_up, setup, teardown),
         cmocka_unit_test_setup_teardown(json_round_trips_through_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(hashing_and_base64_match_known_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes,
