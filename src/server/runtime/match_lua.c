@@ -489,7 +489,7 @@ int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, c
     lm->host = host;
     snprintf(lm->name, sizeof lm->name, "%s", name);
     char err[256] = "";
-    int rc = rt_vm_create(rt, &lm->vm, err, sizeof err);
+    int rc = rt_vm_create(rt, true, &lm->vm, err, sizeof err);
     kn_runtime_destroy(rt); /* the VM holds its own reference */
     if (rc) {
         snprintf(msg, cap, "match handler %s: %s", name, err);

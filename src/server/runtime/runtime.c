@@ -616,7 +616,7 @@ static void open_sandbox(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }
 
-int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap)
+int rt_vm_create(const kn_runtime *rt, bool pooled, kn_runtime_vm **out, char *err, size_t cap)
 {
     *out = NULL;
     kn_runtime_vm *vm = kn_calloc(1, sizeof *vm);
@@ -624,6 +624,7 @@ int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t ca
     vm->rt = rt;
     runtime_acquire(rt);
     rt_heap_init(&vm->heap, rt->memory_limit);
+    vm->heap.pooled = pooled;
     vm->budget_ms = rt->call_budget_ms;
     vm->L = lua_newstate(rt_heap_lua_alloc, &vm->heap);
     if (!vm->L) {
@@ -661,7 +662,7 @@ int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t ca
 
 int kn_runtime_vm_create(const kn_runtime *rt, kn_runtime_vm **out)
 {
-    return rt_vm_create(rt, out, NULL, 0);
+    return rt_vm_create(rt, false, out, NULL, 0);
 }
 
 void kn_runtime_vm_destroy(kn_runtime_vm *vm)
@@ -772,7 +773,7 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     if (rc == KN_OK && cfg->path && *cfg->path) rc = scan(rt, cfg->path, err, cap);
     kn_runtime_vm *check = NULL;
     /* Every module must load and run cleanly before anything serves. */
-    if (rc == KN_OK) rc = rt_vm_create(rt, &check, err, cap);
+    if (rc == KN_OK) rc = rt_vm_create(rt, false, &check, err, cap);
     if (rc == KN_OK) record_hooks(rt, check);
     if (rc == KN_OK && cfg->run_once) rc = run_once_all(check, err, cap);
     kn_runtime_vm_destroy(check);

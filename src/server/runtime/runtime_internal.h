@@ -59,7 +59,8 @@ struct kn_runtime_vm {
 extern const char rt_key_env, rt_key_matches;
 
 kn_runtime_vm *rt_vm_of(lua_State *L);
-int rt_vm_create(const kn_runtime *rt, kn_runtime_vm **out, char *err, size_t cap);
+/* pooled: small objects from the VM's own pages (match VMs; vm_alloc.h). */
+int rt_vm_create(const kn_runtime *rt, bool pooled, kn_runtime_vm **out, char *err, size_t cap);
 /* Lua value <-> jansson, as kaos.json_encode / json_decode do it.
  * to_json never raises (NULL and *why instead); from_json pushes one value
  * and raises on nesting over 64. */

@@ -56,6 +56,7 @@ void rt_heap_init(rt_heap *h, size_t limit)
 {
     memset(h, 0, sizeof *h);
     h->limit = limit;
+    h->pooled = true;
 }
 
 void rt_heap_deinit(rt_heap *h)
@@ -67,7 +68,9 @@ void rt_heap_deinit(rt_heap *h)
         kn_free(pg);
         pg = next;
     }
+    bool pooled = h->pooled;
     rt_heap_init(h, h->limit);
+    h->pooled = pooled;
 }
 
 static bool add_page(rt_heap *h)
@@ -124,7 +127,7 @@ static void expose(void *p, size_t c, size_t n)
 static void release(rt_heap *h, void *ptr, size_t osize)
 {
     if (!ptr) return;
-    if (osize > RT_HEAP_SMALL_MAX) {
+    if (osize > RT_HEAP_SMALL_MAX || !h->pooled) {
         kn_free(ptr);
     } else {
         small_put(h, ptr, class_of(osize));
@@ -136,7 +139,8 @@ static void release(rt_heap *h, void *ptr, size_t osize)
  * NULL. */
 static void *resize(rt_heap *h, void *ptr, size_t osize, size_t nsize)
 {
-    bool was_small = ptr && osize <= RT_HEAP_SMALL_MAX, small = nsize <= RT_HEAP_SMALL_MAX;
+    bool was_small = h->pooled && ptr && osize <= RT_HEAP_SMALL_MAX;
+    bool small = h->pooled && nsize <= RT_HEAP_SMALL_MAX;
     if (!was_small && !small) return kn_realloc(ptr, nsize); /* large to large, or new large */
     size_t c = small ? class_of(nsize) : 0;
     if (was_small && small && class_of(osize) == c) {

@@ -13,6 +13,13 @@
  * kn_realloc/kn_free. Each VM's small objects thus sit together, away from
  * other VMs', and the common allocation is a list pop (docs/matches.md).
  *
+ * Pooling is for match VMs (rt_vm_create's `pooled`): their garbage is
+ * steady, tick after tick. An API worker's VM lives as long as the server
+ * and its RPCs can be peaky; pooled, the free blocks of one peak's size
+ * classes would sit in pages another mix of sizes cannot use, and count
+ * against its cap. An unpooled heap (pooled = false, set before the first
+ * allocation) sends every block to kn_realloc and only keeps the count.
+ *
  * Pages are kept until rt_heap_deinit. They count against the cap on their
  * own: a page is taken only while page_bytes stays within `limit`, so memory
  * parked in free blocks is bounded and a VM holds at most twice its cap (all
@@ -29,6 +36,7 @@
 #ifndef KN_RT_VM_ALLOC_H
 #define KN_RT_VM_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define RT_HEAP_GRAIN     16 /* block alignment (max_align_t) and class step */
@@ -42,12 +50,13 @@ typedef struct rt_heap {
     size_t used;                 /* bytes Lua holds, small and large */
     size_t limit;                /* the cap on used, and on page_bytes */
     size_t page_bytes;           /* pages taken, RT_HEAP_PAGE each */
+    bool pooled;                 /* small blocks from pages (rt_heap_init sets it) */
     void *free[RT_HEAP_CLASSES]; /* free blocks by class, linked through their first word */
     char *carve, *carve_end;     /* the untouched rest of the newest page */
     rt_heap_page *pages;
 } rt_heap;
 
-/* An empty heap capped at `limit` bytes (caller's memory). */
+/* An empty pooled heap capped at `limit` bytes (caller's memory). */
 void rt_heap_init(rt_heap *h, size_t limit);
 /* Frees the pages: after lua_close, or after lua_newstate failed. Leaves an
  * empty heap with the same limit. */

@@ -73,6 +73,31 @@ static void blocks_grow_in_place_up_to_their_class_and_move_past_it(void **state
     rt_heap_deinit(&h);
 }
 
+/* An unpooled heap (API worker VMs): no pages, only the count and the cap,
+ * so small objects freed after a peak do not hold memory against the cap. */
+static void an_unpooled_heap_takes_no_pages_and_keeps_the_cap(void **state)
+{
+    rt_heap h;
+    rt_heap_init(&h, (size_t)1 << 20);
+    h.pooled = false;
+    void *blocks[1000];
+    for (int i = 0; i < 1000; i++) assert_non_null(blocks[i] = heap_alloc(&h, 24));
+    assert_int_equal(h.used, 24000);
+    assert_int_equal(h.page_bytes, 0);
+    void *big = heap_realloc(&h, blocks[0], 24, 600); /* small to large and back */
+    assert_non_null(big);
+    assert_non_null(blocks[0] = heap_realloc(&h, big, 600, 24));
+    for (int i = 0; i < 1000; i++) heap_free(&h, blocks[i], 24);
+    assert_int_equal(h.used, 0);
+    assert_null(heap_alloc(&h, ((size_t)1 << 20) + 1)); /* the cap */
+    /* After the peak is gone, a different mix of sizes still gets all of the cap. */
+    void *most = heap_alloc(&h, ((size_t)1 << 20) - 64);
+    assert_non_null(most);
+    heap_free(&h, most, ((size_t)1 << 20) - 64);
+    rt_heap_deinit(&h);
+    assert_false(h.pooled); /* deinit keeps the mode */
+}
+
 static void a_freed_block_is_the_next_one_of_its_class(void **state)
 {
     rt_heap h;
@@ -361,6 +386,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(blocks_grow_in_place_up_to_their_class_and_move_past_it),
         cmocka_unit_test(a_freed_block_is_the_next_one_of_its_class),
+        cmocka_unit_test(an_unpooled_heap_takes_no_pages_and_keeps_the_cap),
         cmocka_unit_test(realloc_keeps_contents_between_classes_and_the_large_path),
         cmocka_unit_test(growth_past_the_cap_fails_and_shrinking_does_not),
         cmocka_unit_test(pages_stay_within_the_cap_even_when_their_blocks_are_free),
