@@ -3,7 +3,8 @@
  * both (per-thread connection gauges on /metrics); players on both threads
  * meet in one authoritative match and one relayed match and hear each
  * other; bans over HTTP close connections on both threads; shutdown drains
- * both and exits cleanly (leak-free under ASan).
+ * both (every match player hears match_terminate and MatchEnd) and exits
+ * cleanly (leak-free under ASan).
  *
  * The runtime path links lua-examples/admin_example.lua (admin_ban) and
  * tests/e2e/lua/ (test_match). */
@@ -160,6 +161,38 @@ static void bans_close_connections_on_both_threads(void **state)
     E2E_WAIT(thread_connections(0) + thread_connections(1) == 0, 5000);
 }
 
+/* Shutdown: every thread drains; whichever thread a player is on, it hears
+ * match_terminate's broadcast and its MatchEnd before the disconnect. */
+static void shutdown_reaches_match_players_on_both_threads(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/tests/e2e/lua", "--net-threads",
+                           "2", "--shutdown-grace-ms", "2000", NULL};
+    e2e_server_start(&s, extra);
+    e2e_client *c[PLAYERS];
+    for (int i = 0; i < PLAYERS; i++) c[i] = e2e_player(s.port, 0);
+    int before = c[0]->rpcs;
+    kaos_client_rpc(c[0]->c, "create_test_match", "{}");
+    E2E_WAIT(c[0]->rpcs == before + 1, 5000);
+    char id[128];
+    snprintf(id, sizeof id, "%.127s", c[0]->rpc_payload);
+    for (int i = 0; i < PLAYERS; i++) {
+        kaos_client_match_join_with(c[i]->c, id, secret);
+        E2E_WAIT(c[i]->matches == 1 || c[i]->errors, 5000);
+        assert_int_equal(c[i]->errors, 0);
+    }
+    assert_int_equal(e2e_server_stop(&s), 0); /* pumps the clients while the server drains */
+    for (int i = 0; i < PLAYERS; i++) {
+        assert_int_equal(c[i]->match_ends, 1);
+        assert_non_null(data_with(c[i], 109, 0));
+        assert_true(c[i]->disconnected);
+        assert_int_equal(c[i]->disconnect_reason, KAOS_DISCONNECT_SHUTDOWN);
+        e2e_client_free(c[i]);
+    }
+    e2e_server_cleanup(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +200,7 @@ int main(void)
         cmocka_unit_test(players_on_both_threads_share_an_authoritative_match),
         cmocka_unit_test(players_on_both_threads_share_a_relayed_match),
         cmocka_unit_test(bans_close_connections_on_both_threads),
+        cmocka_unit_test(shutdown_reaches_match_players_on_both_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -207,6 +207,7 @@ struct kn_match_engine {
     kn_map reg_by_handle;  /* handle -> reg */
     size_t reg_count;
     atomic_bool stopped;
+    pthread_mutex_t stop_lock; /* a second stopper waits until the first is done */
     pthread_mutex_t stats_lock;
     kn_match_stats st;
 };
@@ -1405,6 +1406,7 @@ int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **
     snprintf(e->node, sizeof e->node, "%s", cfg->node ? cfg->node : "kaos1");
     e->cfg.node = e->node;
     pthread_mutex_init(&e->reg_lock, NULL);
+    pthread_mutex_init(&e->stop_lock, NULL);
     pthread_mutex_init(&e->stats_lock, NULL);
     kn_map_init(&e->reg_by_id);
     kn_map_init(&e->reg_by_handle);
@@ -1439,7 +1441,14 @@ void kn_match_engine_step(kn_match_engine *e)
 
 void kn_match_engine_stop(kn_match_engine *e, int grace_seconds)
 {
-    if (!e || atomic_exchange(&e->stopped, true)) return;
+    if (!e) return;
+    /* Every network thread calls this at shutdown; each must find the
+     * matches terminated (their MatchEnd batches posted) when it returns. */
+    pthread_mutex_lock(&e->stop_lock);
+    if (atomic_exchange(&e->stopped, true)) {
+        pthread_mutex_unlock(&e->stop_lock);
+        return;
+    }
     for (int i = 0; i < e->n_threads; i++) {
         mthread *t = &e->threads[i];
         if (!t->started) {
@@ -1455,6 +1464,7 @@ void kn_match_engine_stop(kn_match_engine *e, int grace_seconds)
         pthread_join(t->th, NULL);
         t->started = false;
     }
+    pthread_mutex_unlock(&e->stop_lock);
 }
 
 void kn_match_engine_destroy(kn_match_engine *e)
@@ -1494,6 +1504,7 @@ void kn_match_engine_destroy(kn_match_engine *e)
     kn_map_deinit(&e->reg_by_id);
     kn_map_deinit(&e->reg_by_handle);
     pthread_mutex_destroy(&e->reg_lock);
+    pthread_mutex_destroy(&e->stop_lock);
     pthread_mutex_destroy(&e->stats_lock);
     kn_free(e);
 }

@@ -185,7 +185,8 @@ typedef struct kn_match_stats {
 } kn_match_stats;
 
 int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **out);
-/* Terminates every match (terminate(grace), flushes), stops the threads. */
+/* Terminates every match (terminate(grace), flushes), stops the threads.
+ * Any thread; a call made while another runs waits until it is done. */
 void kn_match_engine_stop(kn_match_engine *e, int grace_seconds);
 void kn_match_engine_destroy(kn_match_engine *e); /* accepts NULL; stops first */
 /* Manual mode: run everything due at the injected clock's time. */
