@@ -122,6 +122,7 @@ int kaos_client_connect(kaos_client *c)
     set_state(c, KAOS_CLIENT_COOKIE);
     c->connect_since_ms = c->state_since_ms;
     c->cookie_due_ms = c->state_since_ms; /* the first request leaves at the next poll */
+    c->cookie_busy = false;
     KN_INFO("connecting to %s:%u (protocol %u)", c->host, c->cfg.port, c->cfg.protocol_version);
     return KN_OK;
 }
@@ -248,8 +249,10 @@ static int run_timers(kaos_client *c, int64_t now)
         break;
     case KAOS_CLIENT_COOKIE:
         if (now >= connect_deadline(c)) {
-            give_up(c, "connect timed out: no answer to the cookie request; is a KaosNet server "
-                       "listening at");
+            give_up(c, c->cookie_busy ? "connect timed out: the server is overloaded and asked us "
+                                        "to wait; try again later:"
+                                      : "connect timed out: no answer to the cookie request; is a "
+                                        "KaosNet server listening at");
             fired++;
         } else if (now >= c->cookie_due_ms) {
             send_cookie_request(c, now);
@@ -394,6 +397,7 @@ static void handle_cookie(kaos_client *c, const kaos_transport_event *ev)
         break;
     default:
         /* BUSY (or a status newer than us): the resend timer asks again. */
+        c->cookie_busy = true;
         KN_DEBUG("server busy (cookie status %u); asking again", ev->status);
         break;
     }

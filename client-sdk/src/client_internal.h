@@ -63,6 +63,7 @@ struct kaos_client {
     int64_t state_since_ms;       /* monotonic time the current state began */
     int64_t connect_since_ms;     /* monotonic time kaos_client_connect began this attempt */
     int64_t cookie_due_ms;        /* COOKIE: when to send the next cookie request */
+    bool cookie_busy;             /* COOKIE: the server answered BUSY (overloaded) */
     int64_t last_send_ms;         /* monotonic time of the last packet sent, for keepalive */
     uint32_t pending_disconnects; /* on_disconnected(0) owed for connects dropped locally */
     bool in_poll;

@@ -93,6 +93,13 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("api_pending", "API jobs queued or running", kn_api_pending(h->api));
     METRIC("net_rounds_total", "network loop rounds", s.rounds);
     METRIC("net_threads", "network threads (ENet hosts sharing the UDP port)", h->n_nets);
+    METRIC("net_overloaded_seconds_total",
+           "seconds a network thread spent overloaded (new connections and joins shed)",
+           s.overloaded_seconds);
+    kn_gateway_stats gs;
+    kn_gateway_stats_get(h->gw, &gs);
+    METRIC("net_shed_joins_total", "match creations and joins refused: network thread overloaded",
+           gs.shed_joins);
     if (n < cap)
         n += (size_t)snprintf(buf + n, cap - n,
                               "# HELP kaos_net_thread_connections open connections per network "
@@ -102,6 +109,16 @@ static void http_metrics(void *ud, char *buf, size_t cap)
         kn_net_stats_get(h->nets[i], &t);
         n += (size_t)snprintf(buf + n, cap - n, "kaos_net_thread_connections{thread=\"%zu\"} %llu\n",
                               i, (unsigned long long)t.connections_current);
+    }
+    if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "# HELP kaos_net_thread_busy_permille share of the last second a "
+                              "network thread worked\n# TYPE kaos_net_thread_busy_permille gauge\n");
+    for (size_t i = 0; i < h->n_nets && n < cap; i++) {
+        kn_net_stats t;
+        kn_net_stats_get(h->nets[i], &t);
+        n += (size_t)snprintf(buf + n, cap - n, "kaos_net_thread_busy_permille{thread=\"%zu\"} %llu\n",
+                              i, (unsigned long long)t.busy_permille);
     }
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
@@ -457,6 +474,7 @@ int kn_server_run(const kn_config *cfg)
     nc.max_rate_drops = (uint32_t)cfg->rate_max_drops;
     nc.max_queued = (size_t)cfg->max_send_queue;
     nc.socket_buffer = (int)cfg->socket_buffer_bytes;
+    nc.overload_busy = (double)cfg->net_overload_pct / 100.0;
     if ((rc = kn_net_global_init())) goto done;
     enet_up = true;
     /* Several network threads: one ENet host each, all bound to one port. */

@@ -4,7 +4,8 @@
  * meet in one authoritative match and one relayed match and hear each
  * other; bans over HTTP close connections on both threads; shutdown drains
  * both (every match player hears match_terminate and MatchEnd) and exits
- * cleanly (leak-free under ASan).
+ * cleanly (leak-free under ASan). Also the network thread's admission
+ * control: overloaded, it sheds joins; quiet again, it takes them.
  *
  * The runtime path links lua-examples/admin_example.lua (admin_ban) and
  * tests/e2e/lua/ (test_match). */
@@ -193,6 +194,85 @@ static void shutdown_reaches_match_players_on_both_threads(void **state)
     e2e_server_cleanup(&s);
 }
 
+/* A metric's value from a /metrics body (-1 when absent). */
+static long metric(const char *body, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(body, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static long server_metric(const e2e_server *s, const char *name)
+{
+    char body[16384];
+    assert_int_equal(e2e_http(s->http_port, "GET", "/metrics", NULL, NULL, body, sizeof body), 200);
+    return metric(body, name);
+}
+
+/* Sends one burst of relayed data from every flooding player. */
+static void flood(e2e_client **c, int n, int per_player)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < per_player; k++)
+            kaos_client_match_send(c[i]->c, c[i]->match_handle, 1, "flood-flood", 11, false, NULL,
+                                   0);
+    e2e_pump_for(10);
+}
+
+/* Network-thread admission control, with the threshold at 1 % so that a
+ * flood of relayed data from this process passes it: while overloaded, a
+ * join is refused with UNAVAILABLE and the reason; once the flood stops and
+ * a quiet second passes, the same join works. */
+static void an_overloaded_network_thread_sheds_joins_and_recovers(void **state)
+{
+    enum { FLOODERS = 8 };
+    e2e_server s;
+    e2e_server_init(&s);
+    const char *extra[] = {"--net-threads", "1", "--net-overload-pct", "1",
+                           "--rate-match-msgs", "5000", "--rate-match-bytes", "10000000", NULL};
+    e2e_server_start(&s, extra);
+    e2e_client *c[FLOODERS], *late = e2e_player(s.port, 0);
+    for (int i = 0; i < FLOODERS; i++) c[i] = e2e_player(s.port, 0);
+    kaos_client_match_create(c[0]->c, FLOODERS + 1);
+    E2E_WAIT(c[0]->matches == 1, 5000);
+    for (int i = 1; i < FLOODERS; i++) {
+        kaos_client_match_join(c[i]->c, c[0]->match_id);
+        E2E_WAIT(c[i]->matches == 1 || c[i]->errors, 5000);
+        assert_int_equal(c[i]->errors, 0);
+    }
+    /* Flood until a second counts as overloaded. */
+    int64_t until = e2e_now_ms() + 15000;
+    while (server_metric(&s, "kaos_net_overloaded_seconds_total") < 1 && e2e_now_ms() < until)
+        for (int k = 0; k < 20; k++) flood(c, FLOODERS, 2);
+    assert_true(server_metric(&s, "kaos_net_overloaded_seconds_total") >= 1);
+    /* Still flooding: the join is shed. */
+    kaos_client_match_join(late->c, c[0]->match_id);
+    until = e2e_now_ms() + 5000;
+    while (!late->errors && !late->matches && e2e_now_ms() < until) flood(c, FLOODERS, 2);
+    assert_int_equal(late->matches, 0);
+    assert_int_equal(late->errors, 1);
+    assert_int_equal(late->error_code, 14); /* UNAVAILABLE */
+    assert_string_equal(late->error_message, "server overloaded; try again later");
+    assert_true(server_metric(&s, "kaos_net_shed_joins_total") >= 1);
+    /* The players already in were served all along. */
+    for (int i = 1; i < FLOODERS; i++) assert_true(c[i]->data_count > 0);
+
+    /* Quiet: within a couple of seconds the thread is no longer overloaded. */
+    until = e2e_now_ms() + 10000;
+    while (!late->matches && e2e_now_ms() < until) {
+        e2e_pump_for(1500);
+        int errors = late->errors;
+        kaos_client_match_join(late->c, c[0]->match_id);
+        E2E_WAIT(late->matches == 1 || late->errors > errors, 5000);
+    }
+    assert_int_equal(late->matches, 1);
+    assert_int_equal(e2e_server_stop(&s), 0);
+    for (int i = 0; i < FLOODERS; i++) e2e_client_free(c[i]);
+    e2e_client_free(late);
+    e2e_server_cleanup(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +281,7 @@ int main(void)
         cmocka_unit_test(players_on_both_threads_share_a_relayed_match),
         cmocka_unit_test(bans_close_connections_on_both_threads),
         cmocka_unit_test(shutdown_reaches_match_players_on_both_threads),
+        cmocka_unit_test(an_overloaded_network_thread_sheds_joins_and_recovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

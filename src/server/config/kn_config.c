@@ -39,6 +39,8 @@ static const option options[] = {
     STR(log_level, "info", "debug | info | warn | error"),
     STR(log_format, "text", "text | json"),
     INT(max_connections, "1024", 1, 262080, "maximum concurrent connections (ENet peers)"),
+    INT(net_overload_pct, "90", 0, 100,
+        "a network thread busy this % of a second sheds new connections and joins (0 = never)"),
     INT(net_threads, "0", 0, 64,
         "network threads, one ENet host each, sharing the UDP port (0 = as max_connections needs)"),
     INT(api_workers, "2", 1, 64, "API worker threads, each with its own Postgres connection"),

@@ -27,6 +27,7 @@ typedef struct kn_config {
     char *log_format;    /* text | json */
     int64_t max_connections;
     int64_t net_threads;
+    int64_t net_overload_pct;
     int64_t api_workers;
     int64_t auth_timeout_ms;
     int64_t idle_timeout_ms;

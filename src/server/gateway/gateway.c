@@ -527,8 +527,19 @@ static char *metadata_json(const Kaos__V1__MatchJoin *j, size_t *len)
 
 static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env);
 
+/* Admission control for the network thread: while it is overloaded, new
+ * matches and joins are refused so the players already in keep their ticks. */
+static bool shed_join(kn_gateway *gw, session *s, uint32_t cid)
+{
+    if (!kn_net_overloaded(gw->net)) return false;
+    gw->st.shed_joins++;
+    send_error(gw, s->id, cid, KN_ERR_UNAVAILABLE, "server overloaded; try again later");
+    return true;
+}
+
 static void handle_match_create(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
+    if (shed_join(gw, s, env->cid)) return;
     if (*env->match_create->handler) {
         /* Authoritative: match_init runs Lua, so on a worker. */
         if (!gw->matches) {
@@ -560,6 +571,7 @@ static void handle_match_create(kn_gateway *gw, session *s, uint8_t channel, kn_
 
 static void handle_match_join(kn_gateway *gw, session *s, uint8_t channel, kn_envelope *env)
 {
+    if (shed_join(gw, s, env->cid)) return;
     if (gw->matches) {
         size_t len;
         char *md = metadata_json(env->match_join, &len);
@@ -1954,6 +1966,7 @@ void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
         out->malformed += st->malformed;
         out->unauthenticated += st->unauthenticated;
         out->api_busy += st->api_busy;
+        out->shed_joins += st->shed_joins;
         out->sessions_current += st->sessions_current;
     }
     pthread_mutex_lock(&g->relay_lock);

@@ -65,6 +65,7 @@ typedef struct kn_gateway_deps {
 
 typedef struct kn_gateway_stats {
     uint64_t requests, errors, malformed, unauthenticated, api_busy;
+    uint64_t shed_joins; /* match creations and joins refused: network thread overloaded */
     uint64_t sessions_current, matches_current;
 } kn_gateway_stats;
 

@@ -40,7 +40,13 @@
  * in the handshake, and the outbound queue per connection (unreliable data
  * is dropped first when it grows; when even reliable data cannot be queued
  * the connection is closed with SEND_QUEUE_FULL — reliable data is never
- * dropped silently). */
+ * dropped silently).
+ *
+ * Overload. The loop measures how much of each second it spends working
+ * (rounds, not the paced sleep). A net busy `overload_busy` or more of the
+ * last second is overloaded until a second under it: it answers cookie
+ * requests with BUSY (new connections wait, the ones in keep being served)
+ * and the layer above sheds new joins (kn_net_overloaded). */
 #ifndef KN_NET_H
 #define KN_NET_H
 
@@ -121,6 +127,7 @@ typedef struct kn_net_config {
     uint16_t shard;             /* this net's index among the nets of the port */
     bool reuse_port;            /* bind with SO_REUSEPORT (several nets, one port) */
     kn_net_shared *shared;      /* NULL: the net keeps its own */
+    double overload_busy;       /* busy fraction of a second that sheds new work (0 = never) */
 } kn_net_config;
 
 typedef struct kn_net_stats {
@@ -132,6 +139,8 @@ typedef struct kn_net_stats {
     uint64_t handshakes_ok, handshakes_failed, packets_rejected, rate_limited;
     uint64_t refused_address, unreliable_dropped, queue_full_closes;
     uint64_t rounds;
+    uint64_t overloaded_seconds; /* one-second windows spent overloaded */
+    uint64_t busy_permille;      /* of the last full second (a gauge) */
 } kn_net_stats;
 
 void kn_net_config_default(kn_net_config *cfg);
@@ -182,5 +191,7 @@ int kn_net_post(kn_net *net, kn_conn_id id, uint8_t channel, uint8_t *data, size
  * already stopped, fn still runs exactly once, from kn_net_destroy. */
 int kn_net_post_fn(kn_net *net, void (*fn)(void *arg), void *arg);
 void kn_net_stats_get(kn_net *net, kn_net_stats *out);
+/* Whether the net is overloaded now (see Overload above). */
+bool kn_net_overloaded(const kn_net *net);
 
 #endif

@@ -84,6 +84,8 @@ struct kn_net {
     kn_bucket cookie_replies;
     size_t handshaking; /* connections in HANDSHAKE */
     uint8_t *open_buf;  /* plaintext of the packet being delivered */
+    int64_t load_since_us, load_busy_us; /* the current one-second window */
+    atomic_bool overloaded;
 
     pthread_mutex_t outbox_lock;
     outbox_item *outbox_head, *outbox_tail;
@@ -94,7 +96,8 @@ struct kn_net {
             bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle,
             timeouts_handshake, violations, cookies_issued, connects_bad_cookie, connects_busy,
             stray_datagrams, handshakes_ok, handshakes_failed, packets_rejected, rate_limited,
-            refused_address, unreliable_dropped, queue_full_closes, rounds;
+            refused_address, unreliable_dropped, queue_full_closes, rounds, overloaded_seconds,
+            busy_permille;
     } st;
 };
 
@@ -149,6 +152,7 @@ void kn_net_config_default(kn_net_config *cfg)
         .max_rate_drops = 100,
         .max_queued = 1024,
         .socket_buffer = 4 << 20,
+        .overload_busy = 0.9,
     };
 }
 
@@ -219,7 +223,11 @@ static void answer_cookie(kn_net *net, ENetHost *host, uint8_t version)
         return;
     }
     uint8_t reply[KN_COOKIE_REPLY_SIZE];
-    if (version != net->cfg.protocol_version) {
+    if (atomic_load_explicit(&net->overloaded, memory_order_relaxed)) {
+        /* New connections wait (the client asks again) while we catch up. */
+        kn_cookie_reply_build(reply, version, KN_COOKIE_BUSY, 0);
+        STAT_ADD(net, connects_busy, 1);
+    } else if (version != net->cfg.protocol_version) {
         kn_cookie_reply_build(reply, (uint8_t)net->cfg.protocol_version, KN_COOKIE_BAD_VERSION, 0);
         STAT_ADD(net, refused_version, 1);
     } else {
@@ -893,11 +901,42 @@ static size_t live_count(const kn_net *net)
     return n;
 }
 
+/* Adds one round's work to the window; each full second decides overload. */
+static void account_load(kn_net *net, int64_t start_us, int64_t end_us)
+{
+    if (!net->load_since_us) net->load_since_us = start_us;
+    net->load_busy_us += end_us - start_us;
+    int64_t span = end_us - net->load_since_us;
+    if (span < 1000000) return;
+    double busy = (double)net->load_busy_us / (double)span;
+    atomic_store_explicit(&net->st.busy_permille, (uint64_t)(busy * 1000), memory_order_relaxed);
+    bool over = net->cfg.overload_busy > 0 && busy >= net->cfg.overload_busy;
+    if (over) STAT_ADD(net, overloaded_seconds, 1);
+    if (over != atomic_load(&net->overloaded)) {
+        atomic_store(&net->overloaded, over);
+        if (over)
+            KN_WARN("network thread %u overloaded (busy %.0f%% of the last second): new "
+                    "connections wait, new match joins are refused",
+                    net->cfg.shard, busy * 100);
+        else
+            KN_INFO("network thread %u no longer overloaded (busy %.0f%%)", net->cfg.shard,
+                    busy * 100);
+    }
+    net->load_since_us = end_us;
+    net->load_busy_us = 0;
+}
+
+bool kn_net_overloaded(const kn_net *net)
+{
+    return atomic_load_explicit(&net->overloaded, memory_order_relaxed);
+}
+
 int kn_net_run(kn_net *net)
 {
     while (!atomic_load(&net->stop_requested)) {
         int64_t start = kn_time_mono_us();
         round_once(net);
+        account_load(net, start, kn_time_mono_us());
         wait_for_work(net, start);
     }
 
@@ -1019,5 +1058,7 @@ void kn_net_stats_get(kn_net *net, kn_net_stats *out)
     GET(unreliable_dropped);
     GET(queue_full_closes);
     GET(rounds);
+    GET(overloaded_seconds);
+    GET(busy_permille);
 #undef GET
 }

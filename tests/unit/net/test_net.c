@@ -309,6 +309,66 @@ static void two_nets_share_one_port(void **state)
     kn_net_shared_destroy(shared);
 }
 
+/* A net whose every second counts as overloaded (the threshold is a hair
+ * above zero): the connection it already has keeps being served, new ones
+ * get BUSY cookie replies and never open. */
+static void an_overloaded_net_answers_new_connections_busy(void **state)
+{
+    rec r;
+    memset(&r, 0, sizeof r);
+    kn_net_config cfg;
+    kn_net_config_default(&cfg);
+    cfg.bind = "127.0.0.1";
+    cfg.port = 0;
+    cfg.max_connections = 4;
+    cfg.shutdown_grace_ms = 100;
+    cfg.overload_busy = 1e-9;
+    secure_config(&cfg);
+    kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
+                        .ud = &r};
+    assert_int_equal(kn_net_create(&cfg, &h, &r.net), KN_OK);
+    pthread_t t;
+    pthread_create(&t, NULL, run_net, r.net);
+    uint16_t port = kn_net_port(r.net);
+
+    client_state s1 = {0};
+    kaos_client *c1 = client(port, 0, &s1);
+    POLL_UNTIL(c1, s1.connected && atomic_load(&r.opens) == 1);
+    for (int i = 0; i < 300 && !kn_net_overloaded(r.net); i++) kaos_client_poll(c1, 10);
+    assert_true(kn_net_overloaded(r.net));
+
+    kaos_client_ping(c1); /* the one already in is served */
+    POLL_UNTIL(c1, s1.pong);
+
+    kaos_client_config cc;
+    kaos_client_config_default(&cc);
+    cc.port = port;
+    cc.keepalive_ms = 0;
+    cc.connect_timeout_ms = 1000;
+    cc.server_key = server_hex;
+    client_state s2 = {0};
+    cc.callbacks.on_connected = c_connected;
+    cc.callbacks.on_disconnected = c_disconnected;
+    cc.user_data = &s2;
+    kaos_client *c2;
+    assert_int_equal(kaos_client_create(&cc, &c2), KAOS_OK);
+    assert_int_equal(kaos_client_connect(c2), KAOS_OK);
+    POLL_UNTIL(c2, s2.disconnected);
+    assert_false(s2.connected);
+    assert_int_equal(atomic_load(&r.opens), 1);
+    kn_net_stats st;
+    kn_net_stats_get(r.net, &st);
+    assert_true(st.connects_busy >= 1);
+    assert_int_equal(st.cookies_issued, 1); /* only the first client's */
+    assert_true(st.overloaded_seconds >= 1);
+
+    kn_net_stop(r.net);
+    pthread_join(t, NULL);
+    kaos_client_destroy(c1);
+    kaos_client_destroy(c2);
+    kn_net_destroy(r.net);
+}
+
 static int create_destroy(void *arg)
 {
     kn_net_config cfg;
@@ -348,6 +408,7 @@ int main(void)
         cmocka_unit_test(stale_ids_never_reach_a_newcomer),
         cmocka_unit_test(wrong_protocol_version_is_refused_before_open),
         cmocka_unit_test(two_nets_share_one_port),
+        cmocka_unit_test(an_overloaded_net_answers_new_connections_busy),
         cmocka_unit_test(create_survives_allocation_failures),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
