@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <errno.h>
@@ -63,6 +64,25 @@ static int http_rpc(void *ud, const char *id, const char *payload, size_t len, c
     return kn_gateway_rpc_blocking(h->gw, id, payload, len, "http", 10000, out, out_len, msg, cap);
 }
 
+/* One gauge per network thread, labelled thread="i": the kn_net_stats
+ * field at `field`. Returns the new length of buf. */
+static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t cap,
+                               const char *name, const char *help, size_t field)
+{
+    if (n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "# HELP kaos_%s %s\n# TYPE kaos_%s gauge\n", name,
+                              help, name);
+    for (size_t i = 0; i < h->n_nets && n < cap; i++) {
+        kn_net_stats t;
+        kn_net_stats_get(h->nets[i], &t);
+        uint64_t v;
+        memcpy(&v, (const char *)&t + field, sizeof v);
+        n += (size_t)snprintf(buf + n, cap - n, "kaos_%s{thread=\"%zu\"} %llu\n", name, i,
+                              (unsigned long long)v);
+    }
+    return n;
+}
+
 static void http_metrics(void *ud, char *buf, size_t cap)
 {
     http_ctx *h = ud;
@@ -100,26 +120,12 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     kn_gateway_stats_get(h->gw, &gs);
     METRIC("net_shed_joins_total", "match creations and joins refused: network thread overloaded",
            gs.shed_joins);
-    if (n < cap)
-        n += (size_t)snprintf(buf + n, cap - n,
-                              "# HELP kaos_net_thread_connections open connections per network "
-                              "thread\n# TYPE kaos_net_thread_connections gauge\n");
-    for (size_t i = 0; i < h->n_nets && n < cap; i++) {
-        kn_net_stats t;
-        kn_net_stats_get(h->nets[i], &t);
-        n += (size_t)snprintf(buf + n, cap - n, "kaos_net_thread_connections{thread=\"%zu\"} %llu\n",
-                              i, (unsigned long long)t.connections_current);
-    }
-    if (n < cap)
-        n += (size_t)snprintf(buf + n, cap - n,
-                              "# HELP kaos_net_thread_busy_permille share of the last second a "
-                              "network thread worked\n# TYPE kaos_net_thread_busy_permille gauge\n");
-    for (size_t i = 0; i < h->n_nets && n < cap; i++) {
-        kn_net_stats t;
-        kn_net_stats_get(h->nets[i], &t);
-        n += (size_t)snprintf(buf + n, cap - n, "kaos_net_thread_busy_permille{thread=\"%zu\"} %llu\n",
-                              i, (unsigned long long)t.busy_permille);
-    }
+    n = per_thread_gauge(h, buf, n, cap, "net_thread_connections",
+                         "open connections per network thread",
+                         offsetof(kn_net_stats, connections_current));
+    n = per_thread_gauge(h, buf, n, cap, "net_thread_busy_permille",
+                         "share of the last second a network thread worked",
+                         offsetof(kn_net_stats, busy_permille));
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
     METRIC("matches", "authoritative matches running", ms.matches);
