@@ -116,10 +116,8 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("net_overloaded_seconds_total",
            "seconds a network thread spent overloaded (new connections and joins shed)",
            s.overloaded_seconds);
-    kn_gateway_stats gs;
-    kn_gateway_stats_get(h->gw, &gs);
     METRIC("net_shed_joins_total", "match creations and joins refused: network thread overloaded",
-           gs.shed_joins);
+           kn_gateway_shed_joins(h->gw));
     n = per_thread_gauge(h, buf, n, cap, "net_thread_connections",
                          "open connections per network thread",
                          offsetof(kn_net_stats, connections_current));

@@ -61,6 +61,7 @@ typedef struct gw_group {
     pthread_mutex_t relay_lock;
     kn_relay *relay;
     kn_gateway *relay_caller; /* under relay_lock: the shard calling the relay */
+    atomic_uint_fast64_t shed_joins; /* any thread reads it (kn_gateway_shed_joins) */
     size_t n;
     kn_gateway **shards; /* [0] is the gateway kn_gateway_create returned */
 } gw_group;
@@ -532,7 +533,7 @@ static void handle_api(kn_gateway *gw, session *s, uint8_t channel, kn_envelope 
 static bool shed_join(kn_gateway *gw, session *s, uint32_t cid)
 {
     if (!kn_net_overloaded(gw->net)) return false;
-    gw->st.shed_joins++;
+    atomic_fetch_add_explicit(&gw->g->shed_joins, 1, memory_order_relaxed);
     send_error(gw, s->id, cid, KN_ERR_UNAVAILABLE, "server overloaded; try again later");
     return true;
 }
@@ -1966,12 +1967,16 @@ void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
         out->malformed += st->malformed;
         out->unauthenticated += st->unauthenticated;
         out->api_busy += st->api_busy;
-        out->shed_joins += st->shed_joins;
         out->sessions_current += st->sessions_current;
     }
     pthread_mutex_lock(&g->relay_lock);
     out->matches_current = kn_relay_match_count(g->relay);
     pthread_mutex_unlock(&g->relay_lock);
+}
+
+uint64_t kn_gateway_shed_joins(const kn_gateway *gw)
+{
+    return atomic_load_explicit(&gw->g->shed_joins, memory_order_relaxed);
 }
 
 /* --- server-to-server RPC ------------------------------------------------------- */

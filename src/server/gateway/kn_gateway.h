@@ -65,7 +65,6 @@ typedef struct kn_gateway_deps {
 
 typedef struct kn_gateway_stats {
     uint64_t requests, errors, malformed, unauthenticated, api_busy;
-    uint64_t shed_joins; /* match creations and joins refused: network thread overloaded */
     uint64_t sessions_current, matches_current;
 } kn_gateway_stats;
 
@@ -93,6 +92,9 @@ bool kn_gateway_is_client_op(int message_case);
 /* Summed over the shards: exact on a single network thread (call it there),
  * approximate from elsewhere while several serve. */
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out);
+/* Match creations and joins refused because a network thread was
+ * overloaded, over all shards. Any thread. */
+uint64_t kn_gateway_shed_joins(const kn_gateway *gw);
 
 /* Ends the sessions of user_id that are bound to live connections (only
  * session_id's when it is not NULL): each is put in the revocation set, so
