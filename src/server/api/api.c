@@ -25,6 +25,7 @@ struct kn_api {
     pthread_cond_t cond;
     job *ring;
     size_t cap, head, count;
+    int sleeping; /* workers waiting on cond (under lock) */
     bool closed, quit;
     atomic_size_t pending; /* queued + running */
     worker *workers;
@@ -37,7 +38,11 @@ static void *worker_main(void *p)
     kn_api *api = w->api;
     for (;;) {
         pthread_mutex_lock(&api->lock);
-        while (api->count == 0 && !api->quit) pthread_cond_wait(&api->cond, &api->lock);
+        while (api->count == 0 && !api->quit) {
+            api->sleeping++;
+            pthread_cond_wait(&api->cond, &api->lock);
+            api->sleeping--;
+        }
         if (api->count == 0) { /* quit, and the queue is drained */
             pthread_mutex_unlock(&api->lock);
             return NULL;
@@ -104,9 +109,13 @@ void kn_api_destroy(kn_api *api)
     kn_free(api);
 }
 
+/* A worker is woken only if one sleeps (busy ones take the job when they
+ * finish theirs), and after the lock is released, so it does not wake
+ * straight into the submitter's mutex. */
 int kn_api_submit(kn_api *api, kn_api_fn fn, void *arg)
 {
     int rc = KN_OK;
+    bool wake = false;
     pthread_mutex_lock(&api->lock);
     if (api->closed) {
         rc = KN_ERR_UNAVAILABLE;
@@ -116,9 +125,10 @@ int kn_api_submit(kn_api *api, kn_api_fn fn, void *arg)
         api->ring[(api->head + api->count) % api->cap] = (job){fn, arg};
         api->count++;
         atomic_fetch_add(&api->pending, 1);
-        pthread_cond_signal(&api->cond);
+        wake = api->sleeping > 0;
     }
     pthread_mutex_unlock(&api->lock);
+    if (wake) pthread_cond_signal(&api->cond);
     return rc;
 }
 
