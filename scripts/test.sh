@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` (and CI) does: install deps, build release + asan + sdk-only, then run
-# the ctest suites of release and asan, each against a throwaway PostgreSQL (pg_virtualenv).
+# the ctest suites of release and asan, each against a throwaway PostgreSQL (pg_virtualenv),
+# and the release e2e tests once more with two network threads per server.
 # KAOS_TEST_SKIP_ASAN=1 skips the sanitizer build and suite (quick local loops only; CI never sets it).
 set -euo pipefail
 
@@ -35,19 +36,23 @@ step() {
     return "$rc"
 }
 
-# ctest_suite KIND [ENV=VALUE...]: ctest of build/KIND inside a throwaway cluster.
+# ctest_suite KIND [ENV=VALUE...] [-- CTEST_ARGS...]: ctest of build/KIND inside a
+# throwaway cluster (log: build/KIND/ctest$CTEST_LOG_SUFFIX.log).
 # pg_virtualenv exports PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE for the e2e tests.
 # shellcheck disable=SC2317 # called indirectly through step
 ctest_suite() {
-    local kind="$1" log="build/$1/ctest.log" rc=0
+    local kind="$1" log="build/$1/ctest${CTEST_LOG_SUFFIX:-}.log" rc=0
     shift
+    local envs=() args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+    [ $# -gt 0 ] && shift && args=("$@")
     # Never let a developer's own database settings leak into the tests.
     (
         unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGDATABASE PGSERVICE PGCLUSTER \
             KAOS_DATABASE_URL
-        for kv in "$@"; do export "${kv?}"; done
+        for kv in "${envs[@]}"; do export "${kv?}"; done
         pg_virtualenv -t -- ctest --test-dir "build/$kind" --output-on-failure -j2 \
-            --no-tests=error --timeout "$CTEST_TIMEOUT"
+            --no-tests=error --timeout "$CTEST_TIMEOUT" "${args[@]}"
     ) 2>&1 | tee "$log" || rc=$?
     count_ctest "$log"
     return "$rc"
@@ -83,6 +88,11 @@ step "build sdk (standalone)" bash scripts/build.sh sdk || true
 
 if [ "$release_ok" = 1 ]; then
     step "tests release" ctest_suite release || true
+    # The end-to-end tests again with two network threads in every server the
+    # harness starts (kaosnet reads KAOS_NET_THREADS): each client path through
+    # the sharded gateway (docs/architecture.md). Impairment runs once, above.
+    CTEST_LOG_SUFFIX=-net2 step "tests release e2e, 2 network threads" \
+        ctest_suite release KAOS_NET_THREADS=2 -- -L e2e -E impairment || true
 else
     record FAIL "tests release (not built)" 0
 fi

@@ -62,6 +62,12 @@ typedef struct gw_group {
     kn_relay *relay;
     kn_gateway *relay_caller; /* under relay_lock: the shard calling the relay */
     atomic_uint_fast64_t shed_joins; /* any thread reads it (kn_gateway_shed_joins) */
+    /* One revocation set and one record of ended users for every shard (a
+     * token revoked on one thread must not resume on another); rarely
+     * touched: ends, resumes and logins completing, a sweep a minute. */
+    pthread_mutex_t ends_lock;
+    kn_map revoked; /* hash(session id) -> pack(its token's expiry (s), why) */
+    kn_map ended;   /* hash(user id) -> pack(monotonic ms of a ban or deletion, why) */
     size_t n;
     kn_gateway **shards; /* [0] is the gateway kn_gateway_create returned */
 } gw_group;
@@ -71,8 +77,6 @@ struct kn_gateway {
     gw_group *g;
     uint16_t shard;
     kn_net *net;
-    kn_map revoked;          /* net thread: hash(session id) -> pack(its token's expiry (s), why) */
-    kn_map ended;            /* net thread: hash(user id) -> pack(monotonic ms of a ban or deletion, why) */
     kn_match_engine *matches; /* authoritative matches (NULL = none) */
     bool took_env;            /* a net-thread handler kept the request (moved it to a job) */
     bool before_done;         /* the route runs after its before hook already ran */
@@ -252,15 +256,20 @@ static void sweep_revoked(kn_gateway *gw, int64_t now_ms)
 {
     if (now_ms < gw->next_sweep_ms) return;
     gw->next_sweep_ms = now_ms + 60000;
-    sweep_map(&gw->revoked, kn_time_wall_ms() / 1000, 0);
-    sweep_map(&gw->ended, kn_time_mono_ms(), ENDED_KEEP_MS);
+    pthread_mutex_lock(&gw->g->ends_lock);
+    sweep_map(&gw->g->revoked, kn_time_wall_ms() / 1000, 0);
+    sweep_map(&gw->g->ended, kn_time_mono_ms(), ENDED_KEEP_MS);
+    pthread_mutex_unlock(&gw->g->ends_lock);
 }
 
 /* Net thread: the session's token can no longer be resumed. */
 static void revoke(kn_gateway *gw, const char *session_id, int64_t expires_at, kn_session_end why)
 {
     if (expires_at <= 0) expires_at = 1;
-    if (kn_map_put(&gw->revoked, kn_map_key_str(session_id), pack(expires_at, why)))
+    pthread_mutex_lock(&gw->g->ends_lock);
+    int rc = kn_map_put(&gw->g->revoked, kn_map_key_str(session_id), pack(expires_at, why));
+    pthread_mutex_unlock(&gw->g->ends_lock);
+    if (rc)
         KN_WARN("out of memory recording a revoked session; only Postgres refuses its resume now");
 }
 
@@ -319,11 +328,60 @@ static void end_one(void *arg, kn_conn_id id, void *conn_data)
 static void end_sessions_now(kn_gateway *gw, const char *user_id, const char *session_id,
                              kn_session_end why, kn_conn_id spare)
 {
-    if (why != KN_SESSION_END_LOGOUT &&
-        kn_map_put(&gw->ended, user_key(user_id), pack(kn_time_mono_ms(), why)))
-        KN_WARN("out of memory remembering a ban; a login racing with it may bind");
+    if (why != KN_SESSION_END_LOGOUT) {
+        pthread_mutex_lock(&gw->g->ends_lock);
+        int rc = kn_map_put(&gw->g->ended, user_key(user_id), pack(kn_time_mono_ms(), why));
+        pthread_mutex_unlock(&gw->g->ends_lock);
+        if (rc) KN_WARN("out of memory remembering a ban; a login racing with it may bind");
+    }
     end_walk w = {gw, user_id, session_id, why, spare};
     kn_net_foreach(gw->net, end_one, &w);
+}
+
+/* Ending sessions on a shard: posted to its net thread, which walks its
+ * own connections (the revocation set is shared). */
+typedef struct end_request {
+    kn_gateway *gw;
+    char user_id[37];
+    char session_id[37]; /* "" = all of the user's */
+    kn_session_end why;
+} end_request;
+
+static void run_end_request(void *arg)
+{
+    end_request *r = arg;
+    end_sessions_now(r->gw, r->user_id, r->session_id[0] ? r->session_id : NULL, r->why, 0);
+    kn_free(r);
+}
+
+/* Posts the end to shard `to`; KN_OK or the post's error. */
+static int post_end(kn_gateway *to, const char *user_id, const char *session_id,
+                    kn_session_end why)
+{
+    end_request *r = kn_calloc(1, sizeof *r);
+    if (!r) return KN_ERR_NOMEM;
+    r->gw = to;
+    snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
+    snprintf(r->session_id, sizeof r->session_id, "%s", session_id ? session_id : "");
+    r->why = why;
+    int rc = kn_net_post_fn(to->net, run_end_request, r);
+    if (rc) kn_free(r);
+    return rc;
+}
+
+/* Net thread of gw, for a worker's completion: revoke (a logout's session,
+ * when revoke_expires: its token, also if no connection holds it) and end
+ * here at once; the other shards by posts. */
+static void end_sessions_all(kn_gateway *gw, const char *user_id, const char *session_id,
+                             kn_session_end why, kn_conn_id spare, int64_t revoke_expires)
+{
+    if (revoke_expires) revoke(gw, session_id, revoke_expires, why);
+    end_sessions_now(gw, user_id, session_id, why, spare);
+    for (size_t i = 0; i < gw->g->n; i++) {
+        kn_gateway *other = gw->g->shards[i];
+        if (other != gw && post_end(other, user_id, session_id, why))
+            KN_WARN("could not reach network thread %zu to end the sessions of %s", i, user_id);
+    }
 }
 
 static void relay_lock(kn_gateway *gw)
@@ -733,7 +791,9 @@ static void refuse(kn_gateway *gw, job *j, int rc, const char *msg)
  * worker found, and its message says why. */
 static void check_resume(kn_gateway *gw, job *j)
 {
-    void *v = kn_map_get(&gw->revoked, kn_map_key_str(j->session.claims.session_id));
+    pthread_mutex_lock(&gw->g->ends_lock);
+    void *v = kn_map_get(&gw->g->revoked, kn_map_key_str(j->session.claims.session_id));
+    pthread_mutex_unlock(&gw->g->ends_lock);
     if (!v) return;
     if (j->ok) login_failed(gw, j->address_key, NULL); /* a refusal was counted by the worker */
     refuse(gw, j, KN_ERR_UNAUTHENTICATED, revoked_text(packed_why(v)));
@@ -745,7 +805,9 @@ static void check_resume(kn_gateway *gw, job *j)
  * queued after the walk read Postgres after the commit and need no check. */
 static void check_ended(kn_gateway *gw, job *j)
 {
-    void *v = kn_map_get(&gw->ended, user_key(j->session.claims.user_id));
+    pthread_mutex_lock(&gw->g->ends_lock);
+    void *v = kn_map_get(&gw->g->ended, user_key(j->session.claims.user_id));
+    pthread_mutex_unlock(&gw->g->ends_lock);
     if (!v || j->submitted_ms > packed_time(v)) return;
     if (packed_why(v) == KN_SESSION_END_BAN)
         refuse(gw, j, KN_ERR_PERMISSION_DENIED, "account is banned");
@@ -801,12 +863,12 @@ static void complete_job(void *arg)
         /* The token stays verifiable until it expires: remember it is dead,
          * also when this connection has gone, and unbind every connection
          * that resumed the same session. */
-        revoke(gw, j->session_id, j->expires_at, KN_SESSION_END_LOGOUT);
-        end_sessions_now(gw, j->user_id, j->session_id, KN_SESSION_END_LOGOUT, 0);
+        end_sessions_all(gw, j->user_id, j->session_id, KN_SESSION_END_LOGOUT, 0,
+                         j->expires_at);
     } else if (j->end) {
         /* The account is gone: this connection (which got the Ack) stays
          * open, unauthenticated; the user's others are closed. */
-        end_sessions_now(gw, j->user_id, NULL, j->end_why, j->conn);
+        end_sessions_all(gw, j->user_id, NULL, j->end_why, j->conn, 0);
     }
     atomic_fetch_sub(&gw->jobs_in_flight, 1);
     if (j->ok && j->reply && has_hook(gw, KN_HOOK_AFTER, (int)j->req->message_case)) {
@@ -1844,6 +1906,9 @@ int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
     gw_group *g = kn_calloc(1, sizeof *g);
     if (!g) return KN_ERR_NOMEM;
     pthread_mutex_init(&g->relay_lock, NULL);
+    pthread_mutex_init(&g->ends_lock, NULL);
+    kn_map_init(&g->revoked);
+    kn_map_init(&g->ended);
     g->shards = kn_calloc(n, sizeof *g->shards);
     int rc = g->shards ? KN_OK : KN_ERR_NOMEM;
     for (size_t i = 0; rc == KN_OK && i < n; i++) {
@@ -1855,8 +1920,6 @@ int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
         gw->deps = *deps;
         gw->g = g;
         gw->shard = (uint16_t)i;
-        kn_map_init(&gw->revoked);
-        kn_map_init(&gw->ended);
         g->shards[g->n++] = gw;
     }
     kn_relay_sink sink = {relay_send, g};
@@ -1868,6 +1931,7 @@ int kn_gateway_create(const kn_gateway_deps *deps, kn_gateway **out)
     for (size_t i = 0; i < g->n; i++) kn_free(g->shards[i]);
     kn_free(g->shards);
     pthread_mutex_destroy(&g->relay_lock);
+    pthread_mutex_destroy(&g->ends_lock);
     kn_free(g);
     return rc;
 }
@@ -1877,13 +1941,12 @@ void kn_gateway_destroy(kn_gateway *gw)
     if (!gw) return;
     gw_group *g = gw->g;
     kn_relay_destroy(g->relay);
-    for (size_t i = 0; i < g->n; i++) {
-        kn_map_deinit(&g->shards[i]->revoked);
-        kn_map_deinit(&g->shards[i]->ended);
-        kn_free(g->shards[i]);
-    }
+    for (size_t i = 0; i < g->n; i++) kn_free(g->shards[i]);
     kn_free(g->shards);
+    kn_map_deinit(&g->revoked);
+    kn_map_deinit(&g->ended);
     pthread_mutex_destroy(&g->relay_lock);
+    pthread_mutex_destroy(&g->ends_lock);
     kn_free(g);
 }
 
@@ -1918,40 +1981,16 @@ void kn_gateway_attach_matches(kn_gateway *gw, kn_match_engine *matches)
 
 /* --- ending sessions from other threads ------------------------------------------ */
 
-typedef struct end_request {
-    kn_gateway *gw;
-    char user_id[37];
-    char session_id[37]; /* "" = all of the user's */
-    kn_session_end why;
-} end_request;
-
-static void run_end_request(void *arg)
-{
-    end_request *r = arg;
-    end_sessions_now(r->gw, r->user_id, r->session_id[0] ? r->session_id : NULL, r->why, 0);
-    kn_free(r);
-}
-
 /* Every shard walks its own connections and keeps its own revocation set. */
 int kn_gateway_end_sessions(kn_gateway *gw, const char *user_id, const char *session_id,
                             kn_session_end why)
 {
     if (!user_id || strlen(user_id) > 36 || (session_id && strlen(session_id) > 36))
         return KN_ERR_INVALID_ARGUMENT;
-    gw_group *g = gw->g;
     int rc = KN_OK;
-    for (size_t i = 0; i < g->n; i++) {
-        end_request *r = kn_calloc(1, sizeof *r);
-        if (!r) return KN_ERR_NOMEM;
-        r->gw = g->shards[i];
-        snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
-        snprintf(r->session_id, sizeof r->session_id, "%s", session_id ? session_id : "");
-        r->why = why;
-        int posted = kn_net_post_fn(r->gw->net, run_end_request, r);
-        if (posted) {
-            kn_free(r);
-            rc = posted;
-        }
+    for (size_t i = 0; i < gw->g->n; i++) {
+        int posted = post_end(gw->g->shards[i], user_id, session_id, why);
+        if (posted) rc = posted;
     }
     return rc;
 }

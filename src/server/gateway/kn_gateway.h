@@ -24,11 +24,13 @@
  *
  * Shards. With several network threads (one kn_net each, sharing the UDP
  * port), the gateway is a group of shards, one per net: each shard owns the
- * sessions of its net's connections and runs on that net's thread, with its
- * own revocation set. What spans shards: ending sessions is posted to every
- * shard; a match thread's batch is posted to each shard with a connection in
- * it; relayed matches live in one relay used under a lock, whose sends to
- * another shard's connections are posted to that shard's net. */
+ * sessions of its net's connections and runs on that net's thread. The
+ * revocation set and the record of ended users are shared, under a lock.
+ * What spans shards goes by posts: ending sessions is posted to every shard
+ * (each walks its own connections); a match thread's batch is posted to
+ * each shard with a connection in it; relayed matches live in one relay used
+ * under a lock, whose sends to another shard's connections are posted to
+ * that shard's net. */
 #ifndef KN_GATEWAY_H
 #define KN_GATEWAY_H
 
