@@ -1,7 +1,9 @@
 /* kn_error: lookups over the X-macro table in kn_error.h. */
 #include "kn_error.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct entry {
     int value;
@@ -46,4 +48,15 @@ int kn_err_from_wire(int wire_code)
     /* Wire codes 0..16 are exactly the negated first rows of the table. */
     if (wire_code < 0 || wire_code > 16) return KN_ERR_UNKNOWN;
     return -wire_code;
+}
+
+int kn_err_msg(int rc, char *msg, size_t cap, const char *fmt, ...)
+{
+    if (msg && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -9,6 +9,8 @@
 #ifndef KN_ERROR_H
 #define KN_ERROR_H
 
+#include <stddef.h>
+
 /* X(NAME, value, wire code, text) */
 #define KN_ERROR_TABLE(X)                                                                          \
     X(OK, 0, 0, "ok")                                                                              \
@@ -55,5 +57,9 @@ const char *kn_err_text(int err);
 int kn_err_to_wire(int err);
 /* The kn_err for a wire code received from the peer; KN_ERR_UNKNOWN if out of range. */
 int kn_err_from_wire(int wire_code);
+/* Writes the formatted message into msg (when msg and cap say there is
+ * room) and returns rc, for `return kn_err_msg(rc, msg, cap, "...", ...);`. */
+__attribute__((format(printf, 4, 5))) int kn_err_msg(int rc, char *msg, size_t cap,
+                                                     const char *fmt, ...);
 
 #endif

@@ -13,7 +13,6 @@
 
 #include <assert.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,25 +107,13 @@ static const kn_db_stmt remove_custom = {
     "account_unlink_custom", "UPDATE users SET custom_id = NULL, update_time = now() WHERE id = $1",
     1};
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *msg, size_t cap,
-                                                      const char *fmt, ...)
-{
-    if (msg && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Database and memory failures were logged by kn_db; the client gets a word. */
 static int fail_db(int rc, char *msg, size_t cap)
 {
     const char *why = rc == KN_ERR_NOMEM     ? "out of memory"
                       : rc == KN_ERR_ABORTED ? "please retry"
                                              : "database unavailable";
-    return fail(rc, msg, cap, "%s", why);
+    return kn_err_msg(rc, msg, cap, "%s", why);
 }
 
 #define NIL_USER "00000000-0000-0000-0000-000000000000"
@@ -147,10 +134,10 @@ static bool norm_id(const char *in, char out[37])
 static int check_user_id(const char *user_id, char out[37], char *msg, size_t cap)
 {
     if (!norm_id(user_id, out))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "user id must be a UUID");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user id must be a UUID");
     /* The nil UUID owns system storage objects (docs/storage.md); it is not
      * an account anyone can read, change, ban or delete. */
-    if (!strcmp(out, NIL_USER)) return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    if (!strcmp(out, NIL_USER)) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
     return KN_OK;
 }
 
@@ -196,7 +183,7 @@ static int check_text(const char *what, const char *s, size_t max, bool spaces, 
 {
     if (!s) return KN_OK;
     if (strlen(s) > max || !valid_text(s, spaces))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "%s must be at most %zu bytes of UTF-8 without control characters%s", what, max,
                     spaces ? "" : " or spaces");
     return KN_OK;
@@ -210,7 +197,7 @@ static int check_lang_tag(const char *s, char *msg, size_t cap)
         ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_';
     if (!ok)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "lang_tag must be 1-%d letters, digits, '-' or '_'", KN_ACCOUNT_LANG_TAG_MAX);
     return KN_OK;
 }
@@ -219,13 +206,13 @@ static int check_lang_tag(const char *s, char *msg, size_t cap)
 static int check_metadata(const char *s, char *msg, size_t cap)
 {
     if (strlen(s) > KN_ACCOUNT_METADATA_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be at most %d bytes",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be at most %d bytes",
                     KN_ACCOUNT_METADATA_MAX);
     json_error_t err;
     json_t *j = json_loads(s, 0, &err);
     bool object = json_is_object(j);
     json_decref(j);
-    if (!object) return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be a JSON object");
+    if (!object) return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be a JSON object");
     return KN_OK;
 }
 
@@ -327,7 +314,7 @@ int kn_account_get(kn_db *db, const char *user_id, kn_account *out, char *msg, s
     if ((rc = kn_db_query(db, &get_account, p, &rows))) return fail_db(rc, msg, cap);
     if (kn_db_rows_count(rows) != 1) {
         kn_db_rows_free(rows);
-        return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+        return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
     }
     rc = read_user(rows, 0, &out->user);
     if (!rc) rc = dup_col(rows, 0, USER_NCOLS, &out->email);
@@ -365,9 +352,9 @@ int kn_account_update(kn_db *db, const char *user_id, const kn_account_changes *
     size_t n = kn_db_rows_count(rows);
     kn_db_rows_free(rows);
     if (rc == KN_ERR_ALREADY_EXISTS && !strcmp(kn_db_constraint(db), "users_username_key"))
-        return fail(rc, msg, cap, "username is taken");
+        return kn_err_msg(rc, msg, cap, "username is taken");
     if (rc) return fail_db(rc, msg, cap);
-    if (n != 1) return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    if (n != 1) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
     return KN_OK;
 }
 
@@ -385,11 +372,11 @@ static int check_users_get(const char *const *ids, size_t n_ids, const char *con
                            size_t n_usernames, char *msg, size_t cap)
 {
     if (n_ids > KN_USERS_GET_MAX || n_usernames > KN_USERS_GET_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d ids and %d usernames",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d ids and %d usernames",
                     KN_USERS_GET_MAX, KN_USERS_GET_MAX);
     for (size_t i = 0; i < n_ids; i++)
         if (!ids[i] || !kn_uuid_valid(ids[i]))
-            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "user ids must be UUIDs");
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user ids must be UUIDs");
     for (size_t i = 0; i < n_usernames; i++) {
         int rc = kn_auth_check_username(usernames[i], msg, cap);
         if (rc) return rc;
@@ -439,7 +426,7 @@ static int touch_user(kn_db *db, const kn_db_stmt *stmt, const char *id, char *m
     size_t n = kn_db_rows_count(rows);
     kn_db_rows_free(rows);
     if (rc) return fail_db(rc, msg, cap);
-    return n == 1 ? KN_OK : fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    return n == 1 ? KN_OK : kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
 }
 
 int kn_account_delete(kn_db *db, const char *user_id, char *msg, size_t cap)
@@ -481,16 +468,16 @@ int kn_account_session_valid(kn_db *db, const char *session_id, const char *user
     int rc = check_user_id(user_id, uid, msg, cap);
     if (rc) return rc;
     if (!norm_id(session_id, sid))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "session id must be a UUID");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "session id must be a UUID");
     kn_db_rows *rows = NULL;
     const char *p[] = {sid, uid};
     if ((rc = kn_db_query(db, &session_state, p, &rows))) return fail_db(rc, msg, cap);
     bool found = kn_db_rows_count(rows) == 1;
     bool banned = found && bool_col(rows, 0, 0), live = found && bool_col(rows, 0, 1);
     kn_db_rows_free(rows);
-    if (!found) return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "user no longer exists");
-    if (banned) return fail(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
-    if (!live) return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
+    if (!found) return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "user no longer exists");
+    if (banned) return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
+    if (!live) return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
     return KN_OK;
 }
 
@@ -521,15 +508,15 @@ int kn_account_link_device(kn_db *db, const char *user_id, const char *device_id
         kn_db_rows_free(rows);
         if (mine) return KN_OK;
         if (other)
-            return fail(KN_ERR_ALREADY_EXISTS, msg, cap, "device id is linked to another account");
+            return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "device id is linked to another account");
 
         const char *u[] = {id};
         if ((rc = kn_db_query(db, &user_exists, u, &rows))) return fail_db(rc, msg, cap);
         size_t users = kn_db_rows_count(rows);
         kn_db_rows_free(rows);
-        if (users == 0) return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+        if (users == 0) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
     }
-    return fail(KN_ERR_ABORTED, msg, cap, "please retry");
+    return kn_err_msg(KN_ERR_ABORTED, msg, cap, "please retry");
 }
 
 int kn_account_link_email(kn_db *db, const char *user_id, const char *email, const char *password,
@@ -545,20 +532,20 @@ int kn_account_link_email(kn_db *db, const char *user_id, const char *email, con
     if ((rc = kn_db_query(db, &email_owner, q, &rows))) return fail_db(rc, msg, cap);
     bool exists = bool_col(rows, 0, 0), taken = kn_db_rows_get(rows, 0, 1) != NULL;
     kn_db_rows_free(rows);
-    if (!exists) return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
-    if (taken) return fail(KN_ERR_ALREADY_EXISTS, msg, cap, "email is linked to another account");
+    if (!exists) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    if (taken) return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "email is linked to another account");
 
     char hash[KN_AUTH_PASSWORD_HASH_SIZE];
     if (kn_auth_hash_password(password, hash))
-        return fail(KN_ERR_NOMEM, msg, cap, "server busy; retry");
+        return kn_err_msg(KN_ERR_NOMEM, msg, cap, "server busy; retry");
     const char *p[] = {id, email, hash};
     rc = kn_db_query(db, &set_email, p, &rows);
     size_t n = kn_db_rows_count(rows);
     kn_db_rows_free(rows);
     if (rc == KN_ERR_ALREADY_EXISTS) /* taken since the check */
-        return fail(rc, msg, cap, "email is linked to another account");
+        return kn_err_msg(rc, msg, cap, "email is linked to another account");
     if (rc) return fail_db(rc, msg, cap);
-    return n == 1 ? KN_OK : fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    return n == 1 ? KN_OK : kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
 }
 
 int kn_account_link_custom(kn_db *db, const char *user_id, const char *custom_id, char *msg,
@@ -574,9 +561,9 @@ int kn_account_link_custom(kn_db *db, const char *user_id, const char *custom_id
     size_t n = kn_db_rows_count(rows);
     kn_db_rows_free(rows);
     if (rc == KN_ERR_ALREADY_EXISTS)
-        return fail(rc, msg, cap, "custom id is linked to another account");
+        return kn_err_msg(rc, msg, cap, "custom id is linked to another account");
     if (rc) return fail_db(rc, msg, cap);
-    return n == 1 ? KN_OK : fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    return n == 1 ? KN_OK : kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
 }
 
 /* --- unlink ---------------------------------------------------------------------- */
@@ -598,7 +585,7 @@ static int unlink_locked(kn_db *db, const char *id, method m, const char *device
     if (rc) return fail_db(rc, msg, cap);
     if (kn_db_rows_count(rows) != 1) {
         kn_db_rows_free(rows);
-        return fail(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+        return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
     }
     bool has_email = bool_col(rows, 0, 0), has_custom = bool_col(rows, 0, 1);
     kn_db_rows_free(rows);
@@ -607,9 +594,9 @@ static int unlink_locked(kn_db *db, const char *id, method m, const char *device
     kn_db_rows_free(rows);
 
     bool has = m == METHOD_DEVICE ? has_device > 0 : m == METHOD_EMAIL ? has_email : has_custom;
-    if (!has) return fail(KN_ERR_NOT_FOUND, msg, cap, "%s", not_linked[m]);
+    if (!has) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "%s", not_linked[m]);
     if (devices + has_email + has_custom <= 1)
-        return fail(KN_ERR_FAILED_PRECONDITION, msg, cap, "cannot unlink the last login method");
+        return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap, "cannot unlink the last login method");
     if ((rc = kn_db_query(db, removers[m], p, NULL))) return fail_db(rc, msg, cap);
     return KN_OK;
 }

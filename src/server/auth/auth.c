@@ -8,7 +8,6 @@
 #include "kn_uuid.h"
 
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,17 +55,6 @@ static const kn_db_stmt find_user = {
 _Static_assert(KN_AUTH_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES,
                "KN_AUTH_PASSWORD_HASH_SIZE must match libsodium");
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *msg, size_t cap, const char *fmt, ...)
-{
-    if (msg && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int kn_auth_create(const kn_auth_config *cfg, kn_auth **out)
 {
     *out = NULL;
@@ -113,12 +101,12 @@ static bool printable_id(const char *s)
 int kn_auth_check_vars(const kn_token_var *vars, size_t n, char *msg, size_t cap)
 {
     if (n > KN_TOKEN_MAX_VARS)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d session vars",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d session vars",
                     KN_TOKEN_MAX_VARS);
     for (size_t i = 0; i < n; i++) {
         size_t kl = strlen(vars[i].key), vl = strlen(vars[i].value);
         if (kl == 0 || kl > KN_AUTH_VAR_KEY_MAX || vl > KN_AUTH_VAR_VALUE_MAX)
-            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                         "session var keys must be 1-%d bytes and values at most %d bytes",
                         KN_AUTH_VAR_KEY_MAX, KN_AUTH_VAR_VALUE_MAX);
     }
@@ -189,17 +177,17 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
         kn_db_rows *rows = NULL;
         const char *p[] = {id};
         if ((rc = kn_db_query(db, finders[kind], p, &rows)))
-            return fail(rc, msg, cap, "database unavailable");
+            return kn_err_msg(rc, msg, cap, "database unavailable");
         if (kn_db_rows_count(rows) == 1) {
             const char *hash = kn_db_rows_get(rows, 0, 2);
             if (kind == BY_EMAIL &&
                 (!hash || crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)) {
                 kn_db_rows_free(rows);
-                return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "invalid credentials");
+                return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "invalid credentials");
             }
             if (!strcmp(kn_db_rows_get(rows, 0, 3), "t")) {
                 kn_db_rows_free(rows);
-                return fail(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
+                return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
             }
             snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s",
                      kn_db_rows_get(rows, 0, 0));
@@ -209,11 +197,11 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
             break;
         }
         kn_db_rows_free(rows);
-        if (!create) return fail(KN_ERR_NOT_FOUND, msg, cap, "%s", not_found[kind]);
+        if (!create) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "%s", not_found[kind]);
 
         char hash[KN_AUTH_PASSWORD_HASH_SIZE] = "";
         if (kind == BY_EMAIL && kn_auth_hash_password(password, hash) != KN_OK)
-            return fail(KN_ERR_NOMEM, msg, cap, "server busy; retry");
+            return kn_err_msg(KN_ERR_NOMEM, msg, cap, "server busy; retry");
         char generated[11];
         const char *name = (username && *username) ? username : NULL;
         if (!name) random_username(generated);
@@ -226,18 +214,18 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
             break;
         }
         out->claims.user_id[0] = '\0';
-        if (rc != KN_ERR_ALREADY_EXISTS) return fail(rc, msg, cap, "database unavailable");
+        if (rc != KN_ERR_ALREADY_EXISTS) return kn_err_msg(rc, msg, cap, "database unavailable");
         if (!strcmp(kn_db_constraint(db), "users_username_key") && name)
-            return fail(KN_ERR_ALREADY_EXISTS, msg, cap, "username is already in use");
+            return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "username is already in use");
         /* identity race or generated-name clash: look again / draw a new name */
     }
-    if (!out->claims.user_id[0]) return fail(KN_ERR_ABORTED, msg, cap, "please retry");
+    if (!out->claims.user_id[0]) return kn_err_msg(KN_ERR_ABORTED, msg, cap, "please retry");
 
     kn_uuid_v4(out->claims.session_id);
     if ((rc = kn_token_claims_set_vars(&out->claims, vars, var_count)) ||
         (rc = issue(a, db, now, out))) {
         kn_auth_session_deinit(out);
-        return fail(rc, msg, cap, "cannot issue session");
+        return kn_err_msg(rc, msg, cap, "cannot issue session");
     }
     return KN_OK;
 }
@@ -246,7 +234,7 @@ int kn_auth_check_username(const char *username, char *msg, size_t cap)
 {
     size_t l = username ? strlen(username) : 0;
     if (l == 0 || l > KN_AUTH_USERNAME_MAX || !printable_id(username))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
     return KN_OK;
 }
@@ -255,7 +243,7 @@ int kn_auth_check_device_id(const char *device_id, char *msg, size_t cap)
 {
     size_t l = device_id ? strlen(device_id) : 0;
     if (l < KN_AUTH_DEVICE_ID_MIN || l > KN_AUTH_DEVICE_ID_MAX || !printable_id(device_id))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "device id must be %d-%d printable bytes without spaces",
                     KN_AUTH_DEVICE_ID_MIN, KN_AUTH_DEVICE_ID_MAX);
     return KN_OK;
@@ -265,7 +253,7 @@ int kn_auth_check_custom_id(const char *custom_id, char *msg, size_t cap)
 {
     size_t l = custom_id ? strlen(custom_id) : 0;
     if (l < KN_AUTH_CUSTOM_ID_MIN || l > KN_AUTH_CUSTOM_ID_MAX || !printable_id(custom_id))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "custom id must be %d-%d printable bytes without spaces", KN_AUTH_CUSTOM_ID_MIN,
                     KN_AUTH_CUSTOM_ID_MAX);
     return KN_OK;
@@ -276,11 +264,11 @@ int kn_auth_check_email_password(const char *email, const char *password, char *
     size_t el = email ? strlen(email) : 0, pl = password ? strlen(password) : 0;
     if (el < KN_AUTH_EMAIL_MIN || el > KN_AUTH_EMAIL_MAX || !strchr(email, '@') ||
         !printable_id(email))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "email must be %d-%d printable bytes with an '@'", KN_AUTH_EMAIL_MIN,
                     KN_AUTH_EMAIL_MAX);
     if (pl < KN_AUTH_PASSWORD_MIN || pl > KN_AUTH_PASSWORD_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "password must be %d-%d bytes",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "password must be %d-%d bytes",
                     KN_AUTH_PASSWORD_MIN, KN_AUTH_PASSWORD_MAX);
     return KN_OK;
 }
@@ -353,9 +341,9 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc) return rc;
     kn_token_claims old;
     rc = kn_token_verify(refresh_token, a->refresh_key, a->refresh_key_len, now, &old);
-    if (rc == KN_ERR_TOKEN_EXPIRED) return fail(rc, msg, cap, "refresh token expired");
-    if (rc == KN_ERR_NOMEM) return fail(rc, msg, cap, "out of memory");
-    if (rc) return fail(KN_ERR_TOKEN_INVALID, msg, cap, "refresh token invalid");
+    if (rc == KN_ERR_TOKEN_EXPIRED) return kn_err_msg(rc, msg, cap, "refresh token expired");
+    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
+    if (rc) return kn_err_msg(KN_ERR_TOKEN_INVALID, msg, cap, "refresh token invalid");
 
     /* The user may have been deleted or banned since; the username may have
      * changed. Looked up before the token is consumed: a ban also deletes the
@@ -369,8 +357,8 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc) {
         kn_db_rows_free(rows);
         kn_token_claims_deinit(&old);
-        if (rc == KN_ERR_PERMISSION_DENIED) return fail(rc, msg, cap, "account is banned");
-        return fail(rc == KN_ERR_NOT_FOUND ? KN_ERR_UNAUTHENTICATED : rc, msg, cap,
+        if (rc == KN_ERR_PERMISSION_DENIED) return kn_err_msg(rc, msg, cap, "account is banned");
+        return kn_err_msg(rc == KN_ERR_NOT_FOUND ? KN_ERR_UNAUTHENTICATED : rc, msg, cap,
                     rc == KN_ERR_NOT_FOUND ? "user no longer exists" : "database unavailable");
     }
     snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s", old.user_id);
@@ -386,8 +374,8 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc || consumed != 1) {
         memset(&out->claims, 0, sizeof out->claims);
         kn_token_claims_deinit(&old);
-        if (rc) return fail(rc, msg, cap, "database unavailable");
-        return fail(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
+        if (rc) return kn_err_msg(rc, msg, cap, "database unavailable");
+        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
     }
     kn_uuid_v4(out->claims.session_id);
     if (var_count) {
@@ -402,7 +390,7 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
     if (rc == KN_OK) rc = issue(a, db, now, out);
     if (rc) {
         kn_auth_session_deinit(out);
-        return fail(rc, msg, cap, "cannot issue session");
+        return kn_err_msg(rc, msg, cap, "cannot issue session");
     }
     return KN_OK;
 }

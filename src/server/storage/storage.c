@@ -24,7 +24,6 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,25 +97,13 @@ static const kn_db_stmt list_public = {
             " AND (user_id, key) > ($2::uuid, $3) ORDER BY user_id, key LIMIT $4",
     4};
 
-__attribute__((format(printf, 4, 5))) static int fail(int rc, char *msg, size_t cap,
-                                                      const char *fmt, ...)
-{
-    if (msg && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* A database failure, already logged by kn_db when it was the server's fault. */
 static int db_fail(int rc, char *msg, size_t cap)
 {
     if (rc == KN_ERR_ABORTED)
-        return fail(rc, msg, cap, "the request collided with a concurrent one; retry");
-    if (rc == KN_ERR_NOMEM) return fail(rc, msg, cap, "out of memory");
-    return fail(rc, msg, cap, "database unavailable");
+        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
+    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
+    return kn_err_msg(rc, msg, cap, "database unavailable");
 }
 
 /* --- validation ------------------------------------------------------------ */
@@ -166,9 +153,9 @@ static bool valid_name(const char *s, size_t len)
 static int check_name(const char *what, const char *s, size_t index, char *msg, size_t cap)
 {
     if (!s || !*s)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: %s is missing", index, what);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: %s is missing", index, what);
     if (!valid_name(s, strlen(s)))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: %s must be 1-%d bytes of UTF-8 without control characters", index,
                     what, KN_STORAGE_NAME_MAX);
     return KN_OK;
@@ -188,10 +175,10 @@ static int check_caller(const char *caller, char me[KN_STORAGE_UUID_LEN + 1], ch
     me[0] = '\0';
     if (!caller) return KN_OK;
     if (!kn_uuid_valid(caller))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "caller must be a user id");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "caller must be a user id");
     lower_uuid(caller, me);
     if (!strcmp(me, KN_STORAGE_SYSTEM_USER))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "caller must be a user id, not the system");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "caller must be a user id, not the system");
     return KN_OK;
 }
 
@@ -204,7 +191,7 @@ static int resolve_owner(const char *me, const char *user_id, size_t index,
         return KN_OK;
     }
     if (!kn_uuid_valid(user_id))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: user_id is not a UUID", index);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: user_id is not a UUID", index);
     lower_uuid(user_id, owner);
     return KN_OK;
 }
@@ -216,7 +203,7 @@ static int check_version(const char *version, bool allow_absent, size_t index, c
     if (!version || !*version) return KN_OK;
     if (!strcmp(version, "*")) {
         if (allow_absent) return KN_OK;
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: version \"*\" means \"absent\"; there is nothing to delete",
                     index);
     }
@@ -225,7 +212,7 @@ static int check_version(const char *version, bool allow_absent, size_t index, c
     for (size_t i = 0; printable && i < len; i++)
         printable = version[i] > 0x20 && version[i] < 0x7f;
     if (!printable)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: version must be \"\", \"*\" or a version the server returned",
                     index);
     return KN_OK;
@@ -266,20 +253,20 @@ static int value_version(const char *value, size_t index, char version[KN_STORAG
                          char *msg, size_t cap)
 {
     if (!value)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: value is missing", index);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: value is missing", index);
     size_t len = strlen(value);
     if (len > KN_STORAGE_VALUE_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: value is %zu bytes; the limit is %d", index, len,
                     KN_STORAGE_VALUE_MAX);
     json_error_t err;
     json_t *v = json_loadb(value, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
     if (!v)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: value is not valid JSON: %s at byte %d", index, err.text,
                     err.position);
     if (!json_is_object(v)) {
-        int rc = fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        int rc = kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                       "object %zu: value must be a JSON object, not %s", index, json_type_name(v));
         json_decref(v);
         return rc;
@@ -288,7 +275,7 @@ static int value_version(const char *value, size_t index, char version[KN_STORAG
     crypto_hash_sha256_init(&st);
     int rc = json_dump_callback(v, hash_chunk, &st, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(v);
-    if (rc != 0) return fail(KN_ERR_NOMEM, msg, cap, "out of memory");
+    if (rc != 0) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(&st, h);
     sodium_bin2hex(version, KN_STORAGE_VERSION_LEN + 1, h, KN_STORAGE_VERSION_LEN / 2);
@@ -325,7 +312,7 @@ static int sort_batch(slot *slots, size_t n, char *msg, size_t cap)
     for (size_t i = 1; i < n; i++)
         if (!slot_cmp(&slots[i - 1], &slots[i])) {
             size_t a = slots[i - 1].index, b = slots[i].index;
-            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: repeats object %zu",
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: repeats object %zu",
                         a > b ? a : b, a < b ? a : b);
         }
     return KN_OK;
@@ -333,14 +320,14 @@ static int sort_batch(slot *slots, size_t n, char *msg, size_t cap)
 
 static int conflict(const slot *s, char *msg, size_t cap)
 {
-    return fail(KN_ERR_FAILED_PRECONDITION, msg, cap,
+    return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
                 "version check failed for \"%s\"/\"%s\" (owner %s)", s->collection, s->key,
                 s->owner);
 }
 
 static int read_only(const slot *s, char *msg, size_t cap)
 {
-    return fail(KN_ERR_PERMISSION_DENIED, msg, cap,
+    return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                 "object %zu: \"%s\"/\"%s\" (owner %s) has write permission 0; only the server "
                 "may change it",
                 s->index, s->collection, s->key, s->owner);
@@ -394,7 +381,7 @@ static int write_one(kn_db *db, bool client, const kn_storage_write_op *op, cons
     bool changed;
     int rc = run_change(db, stmt, p, &changed);
     if (rc == KN_ERR_NOT_FOUND) /* the foreign key: no such user */
-        return fail(rc, msg, cap, "object %zu: owner %s does not exist", s->index, s->owner);
+        return kn_err_msg(rc, msg, cap, "object %zu: owner %s does not exist", s->index, s->owner);
     if (rc) return db_fail(rc, msg, cap);
     if (changed) return KN_OK;
     /* An unconditional write changes nothing only when the object is read-only. */
@@ -424,17 +411,17 @@ static int check_write_op(const char *me, const kn_storage_write_op *op, size_t 
         (rc = check_version(op->version, true, i, msg, cap)))
         return rc;
     if (op->permission_read < KN_STORAGE_READ_NONE || op->permission_read > KN_STORAGE_READ_PUBLIC)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: read permission must be 0 (none), 1 (owner) or 2 (public), not %d",
                     i, op->permission_read);
     if (op->permission_write < KN_STORAGE_WRITE_NONE ||
         op->permission_write > KN_STORAGE_WRITE_OWNER)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "object %zu: write permission must be 0 (none) or 1 (owner), not %d", i,
                     op->permission_write);
     /* Before the value: no need to parse 64 KiB to refuse a stranger. */
     if (*me && strcmp(s->owner, me))
-        return fail(KN_ERR_PERMISSION_DENIED, msg, cap,
+        return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                     "object %zu: clients may write only their own objects", i);
     if ((rc = value_version(op->value, i, s->version, msg, cap))) return rc;
     s->index = i;
@@ -452,7 +439,7 @@ int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *o
     int rc = check_caller(caller, me, msg, cap);
     if (rc) return rc;
     if (n > KN_STORAGE_BATCH_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per write, not %zu",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per write, not %zu",
                     KN_STORAGE_BATCH_MAX, n);
     if (n == 0) return KN_OK;
     assert(ops);
@@ -462,7 +449,7 @@ int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *o
     if ((rc = sort_batch(slots, n, msg, cap))) return rc;
 
     kn_storage_ack *out = kn_calloc(n, sizeof *out);
-    if (!out) return fail(KN_ERR_NOMEM, msg, cap, "out of memory");
+    if (!out) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     bool tx = n > 1; /* one object is one statement, atomic without BEGIN/COMMIT */
     if (tx && (rc = kn_db_begin(db))) {
         kn_free(out);
@@ -508,7 +495,7 @@ int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op 
     int rc = check_caller(caller, me, msg, cap);
     if (rc) return rc;
     if (n > KN_STORAGE_BATCH_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per delete, not %zu",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per delete, not %zu",
                     KN_STORAGE_BATCH_MAX, n);
     if (n == 0) return KN_OK;
     assert(ops);
@@ -519,7 +506,7 @@ int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op 
             (rc = check_version(ops[i].version, false, i, msg, cap)))
             return rc;
         if (*me && strcmp(s->owner, me))
-            return fail(KN_ERR_PERMISSION_DENIED, msg, cap,
+            return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                         "object %zu: clients may delete only their own objects", i);
         s->index = i;
         s->collection = ops[i].id.collection;
@@ -592,7 +579,7 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
     int rc = check_caller(caller, me, msg, cap);
     if (rc) return rc;
     if (n > KN_STORAGE_BATCH_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per read, not %zu",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per read, not %zu",
                     KN_STORAGE_BATCH_MAX, n);
     if (n == 0) return KN_OK;
     assert(ids);
@@ -609,7 +596,7 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
          *p_users = kn_db_text_array(users, n);
     kn_db_rows *rows = NULL;
     if (!p_cols || !p_keys || !p_users) {
-        rc = fail(KN_ERR_NOMEM, msg, cap, "out of memory");
+        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     } else {
         const char *p[] = {p_cols, p_keys, p_users, *me ? me : NULL};
         if ((rc = kn_db_query(db, &read_ids, p, &rows))) db_fail(rc, msg, cap);
@@ -620,7 +607,7 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
     if (rc == KN_OK) {
         size_t count = kn_db_rows_count(rows);
         if ((rc = objects_from_rows(rows, count, out)))
-            fail(rc, msg, cap, "out of memory");
+            kn_err_msg(rc, msg, cap, "out of memory");
         else
             *n_out = count;
     }
@@ -692,19 +679,19 @@ static int cursor_decode(const char *cursor, int scope, const char *collection, 
         sodium_base642bin(bin, sizeof bin, cursor, len, NULL, &bin_len, &end,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         end != cursor + len || bin_len < CURSOR_HEAD + 2 || bin[0] != CURSOR_FORMAT)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
     size_t clen = bin[18];
     if (clen < 1 || clen > KN_STORAGE_NAME_MAX || CURSOR_HEAD + clen >= bin_len)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
     const char *key = (const char *)bin + CURSOR_HEAD + clen;
     size_t klen = bin_len - CURSOR_HEAD - clen;
     if (!valid_name(key, klen))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
     uuid_text(bin + 2, after_owner);
     if (bin[1] != scope || clen != strlen(collection) ||
         memcmp(bin + CURSOR_HEAD, collection, clen) ||
         (scope == SCOPE_OWNER && strcmp(after_owner, owner)))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "cursor belongs to another listing (collection or user_id differ)");
     memcpy(after_key, key, klen);
     after_key[klen] = '\0';
@@ -715,12 +702,12 @@ int kn_storage_cursor_check(const char *user_id, const char *collection, const c
                             char *msg, size_t cap)
 {
     if (!collection || !valid_name(collection, strlen(collection)))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "collection is invalid");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "collection is invalid");
     int scope = user_id && *user_id ? SCOPE_OWNER : SCOPE_ALL;
     char owner[KN_STORAGE_UUID_LEN + 1] = "";
     if (scope == SCOPE_OWNER) {
         if (!kn_uuid_valid(user_id))
-            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "user_id is not a UUID");
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user_id is not a UUID");
         lower_uuid(user_id, owner);
     }
     char after_owner[KN_STORAGE_UUID_LEN + 1], after_key[KN_STORAGE_NAME_MAX + 1];
@@ -738,19 +725,19 @@ int kn_storage_list(kn_db *db, const char *caller, const char *user_id, const ch
     int rc = check_caller(caller, me, msg, cap);
     if (rc) return rc;
     if (!collection || !*collection)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "collection is missing");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "collection is missing");
     if (!valid_name(collection, strlen(collection)))
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap,
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                     "collection must be 1-%d bytes of UTF-8 without control characters",
                     KN_STORAGE_NAME_MAX);
     if (limit < 1 || limit > KN_STORAGE_LIST_MAX)
-        return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d, not %d",
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d, not %d",
                     KN_STORAGE_LIST_MAX, limit);
     int scope = user_id && *user_id ? SCOPE_OWNER : SCOPE_ALL;
     char owner[KN_STORAGE_UUID_LEN + 1] = "";
     if (scope == SCOPE_OWNER) {
         if (!kn_uuid_valid(user_id))
-            return fail(KN_ERR_INVALID_ARGUMENT, msg, cap, "user_id is not a UUID");
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user_id is not a UUID");
         lower_uuid(user_id, owner);
     }
     char after_owner[KN_STORAGE_UUID_LEN + 1] = KN_STORAGE_SYSTEM_USER; /* the smallest UUID */
@@ -786,7 +773,7 @@ int kn_storage_list(kn_db *db, const char *caller, const char *user_id, const ch
     if (rc) {
         kn_free(*out);
         *out = NULL;
-        return fail(rc, msg, cap, "out of memory");
+        return kn_err_msg(rc, msg, cap, "out of memory");
     }
     *n_out = count;
     return KN_OK;
