@@ -85,6 +85,23 @@ int kn_envelope_encode(const kn_envelope *env, uint8_t **out, size_t *len)
     return KN_OK;
 }
 
+void kn_envelope_presence_event(kn_envelope *env, Kaos__V1__MatchPresenceEvent *ev,
+                                Kaos__V1__Presence **one, uint32_t handle, bool joined)
+{
+    kaos__v1__match_presence_event__init(ev);
+    ev->match = handle;
+    if (joined) {
+        ev->n_joins = 1;
+        ev->joins = one;
+    } else {
+        ev->n_leaves = 1;
+        ev->leaves = one;
+    }
+    *env = (kn_envelope)KN_ENVELOPE_INIT;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_PRESENCE;
+    env->match_presence = ev;
+}
+
 const char *kn_envelope_type_name(int message_case)
 {
     const ProtobufCFieldDescriptor *f =

@@ -8,6 +8,7 @@
 
 #include "kaos.pb-c.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,12 @@ size_t kn_envelope_packed_size(const kn_envelope *env);
 size_t kn_envelope_pack(const kn_envelope *env, uint8_t *out);
 /* Encodes into a fresh kn_malloc'd buffer. */
 int kn_envelope_encode(const kn_envelope *env, uint8_t **out, size_t *len);
+
+/* env as a MatchPresenceEvent of match `handle` in which the presence
+ * one[0] joined (or left): ev and one are the caller's storage, which env
+ * points into (relayed and authoritative matches send the same event). */
+void kn_envelope_presence_event(kn_envelope *env, Kaos__V1__MatchPresenceEvent *ev,
+                                Kaos__V1__Presence **one, uint32_t handle, bool joined);
 
 /* "ping", "match_data_send", ... or "unknown" (for logs and metrics). */
 const char *kn_envelope_type_name(int message_case);

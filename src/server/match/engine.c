@@ -449,18 +449,9 @@ static void send_presence_event(match *m, const kn_match_presence *p, bool joine
     size_t n = conns_of(m, conns, p->conn);
     Kaos__V1__Presence pp, *list[1] = {&pp};
     fill_presence(&pp, p);
-    Kaos__V1__MatchPresenceEvent ev = KAOS__V1__MATCH_PRESENCE_EVENT__INIT;
-    ev.match = m->handle;
-    if (joined) {
-        ev.n_joins = 1;
-        ev.joins = list;
-    } else {
-        ev.n_leaves = 1;
-        ev.leaves = list;
-    }
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_PRESENCE;
-    env.match_presence = &ev;
+    Kaos__V1__MatchPresenceEvent ev;
+    kn_envelope env;
+    kn_envelope_presence_event(&env, &ev, list, m->handle, joined);
     batch_send(thread_batch(m->t), &env, conns, n, KN_CHANNEL_CONTROL, true,
                m->t->e->cfg.max_message_size);
     kn_free(conns);

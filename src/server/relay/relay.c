@@ -152,18 +152,9 @@ static void presence_event(kn_relay *r, match *m, const kn_relay_member *who, bo
     Kaos__V1__Presence p;
     fill_presence(&p, who);
     Kaos__V1__Presence *list[1] = {&p};
-    Kaos__V1__MatchPresenceEvent ev = KAOS__V1__MATCH_PRESENCE_EVENT__INIT;
-    ev.match = m->handle;
-    if (join) {
-        ev.n_joins = 1;
-        ev.joins = list;
-    } else {
-        ev.n_leaves = 1;
-        ev.leaves = list;
-    }
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_PRESENCE;
-    env.match_presence = &ev;
+    Kaos__V1__MatchPresenceEvent ev;
+    kn_envelope env;
+    kn_envelope_presence_event(&env, &ev, list, m->handle, join);
     broadcast(r, m, &env, who->conn, KN_CHANNEL_CONTROL, true);
 }
 
