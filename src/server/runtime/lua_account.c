@@ -68,49 +68,21 @@ static holder *new_holder(lua_State *L)
 
 /* --- results as tables --------------------------------------------------------- */
 
-static void set_string(lua_State *L, const char *key, const char *value)
-{
-    lua_pushstring(L, value ? value : "");
-    lua_setfield(L, -2, key);
-}
-
-static void set_integer(lua_State *L, const char *key, int64_t value)
-{
-    lua_pushinteger(L, (lua_Integer)value);
-    lua_setfield(L, -2, key);
-}
-
-/* Metadata (a JSON object as Postgres prints it) as a table. */
-static void push_metadata(lua_State *L, const char *text)
-{
-    json_t **h = rt_json_holder(L);
-    json_error_t e;
-    *h = text ? json_loads(text, 0, &e) : NULL;
-    if (*h) {
-        rt_from_json(L, *h, 0);
-        json_decref(*h);
-        *h = NULL;
-    } else {
-        lua_newtable(L);
-    }
-    lua_remove(L, -2); /* the holder */
-}
-
 /* The public profile, with the field names of the wire's User. */
 static void push_user(lua_State *L, const kn_user *u)
 {
     lua_createtable(L, 0, 10);
-    set_string(L, "id", u->id);
-    set_string(L, "username", u->username);
-    set_string(L, "display_name", u->display_name);
-    set_string(L, "avatar_url", u->avatar_url);
-    set_string(L, "lang_tag", u->lang_tag);
-    set_string(L, "location", u->location);
-    set_string(L, "timezone", u->timezone);
-    push_metadata(L, u->metadata);
+    rt_set_string(L, "id", u->id);
+    rt_set_string(L, "username", u->username);
+    rt_set_string(L, "display_name", u->display_name);
+    rt_set_string(L, "avatar_url", u->avatar_url);
+    rt_set_string(L, "lang_tag", u->lang_tag);
+    rt_set_string(L, "location", u->location);
+    rt_set_string(L, "timezone", u->timezone);
+    rt_push_stored_json(L, u->metadata, u->metadata ? strlen(u->metadata) : 0);
     lua_setfield(L, -2, "metadata");
-    set_integer(L, "create_time", u->create_time);
-    set_integer(L, "update_time", u->update_time);
+    rt_set_integer(L, "create_time", u->create_time);
+    rt_set_integer(L, "update_time", u->update_time);
 }
 
 /* A list argument: every element must be a string. The pointers stay valid
@@ -220,15 +192,15 @@ static int k_account_get_id(lua_State *L)
     lua_createtable(L, 0, 5);
     push_user(L, &a->user);
     lua_setfield(L, -2, "user");
-    set_string(L, "email", a->email);
-    set_string(L, "custom_id", a->custom_id);
+    rt_set_string(L, "email", a->email);
+    rt_set_string(L, "custom_id", a->custom_id);
     lua_createtable(L, (int)a->device_count, 0);
     for (size_t i = 0; i < a->device_count; i++) {
         lua_pushstring(L, a->device_ids[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "device_ids");
-    set_integer(L, "disable_time", a->disable_time);
+    rt_set_integer(L, "disable_time", a->disable_time);
     holder_release(h);
     return 1;
 }

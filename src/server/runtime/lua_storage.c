@@ -79,48 +79,20 @@ static holder *new_holder(lua_State *L)
 
 /* --- results as tables ---------------------------------------------------------- */
 
-static void set_string(lua_State *L, const char *key, const char *value)
-{
-    lua_pushstring(L, value);
-    lua_setfield(L, -2, key);
-}
-
-static void set_integer(lua_State *L, const char *key, int64_t value)
-{
-    lua_pushinteger(L, (lua_Integer)value);
-    lua_setfield(L, -2, key);
-}
-
-/* A stored value (a JSON object as Postgres prints it) as a table. */
-static void push_value(lua_State *L, const char *text, size_t len)
-{
-    json_t **h = rt_json_holder(L);
-    json_error_t e;
-    *h = json_loadb(text, len, 0, &e);
-    if (*h) {
-        rt_from_json(L, *h, 0);
-        json_decref(*h);
-        *h = NULL;
-    } else {
-        lua_newtable(L); /* cannot happen: the service stored a valid object */
-    }
-    lua_remove(L, -2); /* the holder */
-}
-
 /* An object, with the field names of the wire's StorageObject. */
 static void push_object(lua_State *L, const kn_storage_object *o)
 {
     lua_createtable(L, 0, 9);
-    set_string(L, "collection", o->collection);
-    set_string(L, "key", o->key);
-    set_string(L, "user_id", o->user_id);
-    push_value(L, o->value, o->value_len);
+    rt_set_string(L, "collection", o->collection);
+    rt_set_string(L, "key", o->key);
+    rt_set_string(L, "user_id", o->user_id);
+    rt_push_stored_json(L, o->value, o->value_len);
     lua_setfield(L, -2, "value");
-    set_string(L, "version", o->version);
-    set_integer(L, "permission_read", o->permission_read);
-    set_integer(L, "permission_write", o->permission_write);
-    set_integer(L, "create_time_ms", o->create_time_ms);
-    set_integer(L, "update_time_ms", o->update_time_ms);
+    rt_set_string(L, "version", o->version);
+    rt_set_integer(L, "permission_read", o->permission_read);
+    rt_set_integer(L, "permission_write", o->permission_write);
+    rt_set_integer(L, "create_time_ms", o->create_time_ms);
+    rt_set_integer(L, "update_time_ms", o->update_time_ms);
 }
 
 static void push_objects(lua_State *L, const kn_storage_object *objs, size_t n)
@@ -380,10 +352,10 @@ static int k_storage_write_batch(lua_State *L)
     for (size_t i = 0; i < n; i++) {
         const kn_storage_ack *a = &h->acks[i];
         lua_createtable(L, 0, 4);
-        set_string(L, "collection", a->collection);
-        set_string(L, "key", a->key);
-        set_string(L, "user_id", a->user_id);
-        set_string(L, "version", a->version);
+        rt_set_string(L, "collection", a->collection);
+        rt_set_string(L, "key", a->key);
+        rt_set_string(L, "user_id", a->user_id);
+        rt_set_string(L, "version", a->version);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;

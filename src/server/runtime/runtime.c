@@ -436,6 +436,33 @@ json_t **rt_json_holder(lua_State *L)
     return rt_holder(L, sizeof(json_t *), "kaos.json", json_holder_gc);
 }
 
+void rt_push_stored_json(lua_State *L, const char *text, size_t len)
+{
+    json_t **h = rt_json_holder(L);
+    json_error_t e;
+    *h = text ? json_loadb(text, len, 0, &e) : NULL;
+    if (*h) {
+        rt_from_json(L, *h, 0);
+        json_decref(*h);
+        *h = NULL;
+    } else {
+        lua_newtable(L);
+    }
+    lua_remove(L, -2); /* the holder */
+}
+
+void rt_set_string(lua_State *L, const char *key, const char *value)
+{
+    lua_pushstring(L, value ? value : "");
+    lua_setfield(L, -2, key);
+}
+
+void rt_set_integer(lua_State *L, const char *key, int64_t value)
+{
+    lua_pushinteger(L, (lua_Integer)value);
+    lua_setfield(L, -2, key);
+}
+
 static int k_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);

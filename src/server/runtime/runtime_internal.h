@@ -73,6 +73,12 @@ void *rt_holder(lua_State *L, size_t size, const char *type, lua_CFunction gc);
 /* Pushes a userdata owning one jansson value (released by its __gc), so a
  * Lua error never leaks it; returns the slot to store the value in. */
 json_t **rt_json_holder(lua_State *L);
+/* Pushes JSON text the server itself stored (account metadata, storage
+ * values) as a Lua value; NULL or text that does not parse pushes {}. */
+void rt_push_stored_json(lua_State *L, const char *text, size_t len);
+/* t[key] = value for the table on top of the stack (NULL strings as ""). */
+void rt_set_string(lua_State *L, const char *key, const char *value);
+void rt_set_integer(lua_State *L, const char *key, int64_t value);
 int rt_traceback(lua_State *L);
 /* Starts a call's budget; ctx gives the services (NULL = none: match handlers). */
 void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx);
