@@ -127,8 +127,9 @@ static int read_value(const field_desc *f, const char **p, const char *end, int 
     if (start < end && is_digit(*start)) {
         read_number(p, end, v);
         if (*v < f->lo || *v > f->hi)
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: %.*s is out of range %d-%d", f->name,
-                        shown((size_t)(*p - start)), start, f->lo, f->hi);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "%s field: %.*s is out of range %d-%d", f->name,
+                              shown((size_t)(*p - start)), start, f->lo, f->hi);
         return KN_OK;
     }
     if (start < end && is_alpha(*start)) {
@@ -145,13 +146,17 @@ static int read_value(const field_desc *f, const char **p, const char *end, int 
             }
         }
         if (!f->names)
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: names are not allowed here, got \"%.*s\"", f->name,
-                        shown(len), start);
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: unknown name \"%.*s\"", f->name, shown(len), start);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "%s field: names are not allowed here, got \"%.*s\"", f->name,
+                              shown(len), start);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: unknown name \"%.*s\"",
+                          f->name, shown(len), start);
     }
-    if (start == end) return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: missing value", f->name);
+    if (start == end)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: missing value", f->name);
     char cb[8];
-    return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: unexpected character %s", f->name, show_char(*start, cb));
+    return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: unexpected character %s",
+                      f->name, show_char(*start, cb));
 }
 
 /* One list element, [p, end) without commas: sets its values in *bits and
@@ -161,12 +166,15 @@ static int parse_element(const field_desc *f, const char *p, const char *end, ui
 {
     const char *elem = p;
     int elen = shown((size_t)(end - p));
-    if (p == end) return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: empty list element", f->name);
+    if (p == end)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: empty list element",
+                          f->name);
     int a, b, step = 1;
     if (*p == '?') {
         if (end - p != 1)
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: \"?\" must stand alone, got \"%.*s\"", f->name, elen,
-                        elem);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "%s field: \"?\" must stand alone, got \"%.*s\"", f->name, elen,
+                              elem);
         *star = true;
         a = f->lo, b = f->star_hi;
         p++;
@@ -183,8 +191,8 @@ static int parse_element(const field_desc *f, const char *p, const char *end, ui
             rc = read_value(f, &p, end, &b, msg, cap);
             if (rc) return rc;
             if (b < a)
-                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: range \"%.*s\" runs backwards", f->name, elen,
-                            elem);
+                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                                  "%s field: range \"%.*s\" runs backwards", f->name, elen, elem);
         } else if (p < end && *p == '/') {
             /* "a/n": from a to the last value (a lone 7 on day-of-week stays 7). */
             b = f->star_hi > a ? f->star_hi : a;
@@ -194,16 +202,17 @@ static int parse_element(const field_desc *f, const char *p, const char *end, ui
         p++;
         const char *s = p;
         if (!read_number(&p, end, &step))
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: step in \"%.*s\" must be a number", f->name, elen,
-                        elem);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "%s field: step in \"%.*s\" must be a number", f->name, elen, elem);
         if (step < 1 || step > f->max_step)
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: step %.*s must be 1-%d", f->name,
-                        shown((size_t)(p - s)), s, f->max_step);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: step %.*s must be 1-%d",
+                              f->name, shown((size_t)(p - s)), s, f->max_step);
     }
     char cb[8];
     if (p < end)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "%s field: unexpected character %s in \"%.*s\"", f->name,
-                    show_char(*p, cb), elen, elem);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "%s field: unexpected character %s in \"%.*s\"", f->name,
+                          show_char(*p, cb), elen, elem);
     for (int v = a; v <= b; v += step)
         *bits |= 1ULL << v;
     return KN_OK;
@@ -241,7 +250,8 @@ static int parse_fields(const char *expr, kn_cron *out, char *msg, size_t cap)
     }
     if (n != F_COUNT)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "expected 5 fields (minute hour day-of-month month day-of-week), got %zu", n);
+                          "expected 5 fields (minute hour day-of-month month day-of-week), got %zu",
+                          n);
 
     uint64_t bits[F_COUNT];
     bool star[F_COUNT];
@@ -278,10 +288,12 @@ int kn_cron_parse(const char *expr, kn_cron *out, char *msg, size_t msg_cap)
     size_t len = (size_t)(end - p);
     for (const char *q = end; *q; q++)
         if (!is_space(*q))
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, msg_cap, "\"%.*s\" must be the whole expression", shown(len), p);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, msg_cap,
+                              "\"%.*s\" must be the whole expression", shown(len), p);
     for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
         if (word_eq(p, len, macros[i].name)) return parse_fields(macros[i].expr, out, msg, msg_cap);
-    return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, msg_cap, "unknown macro \"%.*s\"", shown(len), p);
+    return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, msg_cap, "unknown macro \"%.*s\"", shown(len),
+                      p);
 }
 
 /* --- next ------------------------------------------------------------------ */

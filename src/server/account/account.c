@@ -184,8 +184,8 @@ static int check_text(const char *what, const char *s, size_t max, bool spaces, 
     if (!s) return KN_OK;
     if (strlen(s) > max || !valid_text(s, spaces))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "%s must be at most %zu bytes of UTF-8 without control characters%s", what, max,
-                    spaces ? "" : " or spaces");
+                          "%s must be at most %zu bytes of UTF-8 without control characters%s",
+                          what, max, spaces ? "" : " or spaces");
     return KN_OK;
 }
 
@@ -198,7 +198,8 @@ static int check_lang_tag(const char *s, char *msg, size_t cap)
              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_';
     if (!ok)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "lang_tag must be 1-%d letters, digits, '-' or '_'", KN_ACCOUNT_LANG_TAG_MAX);
+                          "lang_tag must be 1-%d letters, digits, '-' or '_'",
+                          KN_ACCOUNT_LANG_TAG_MAX);
     return KN_OK;
 }
 
@@ -207,12 +208,13 @@ static int check_metadata(const char *s, char *msg, size_t cap)
 {
     if (strlen(s) > KN_ACCOUNT_METADATA_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be at most %d bytes",
-                    KN_ACCOUNT_METADATA_MAX);
+                          KN_ACCOUNT_METADATA_MAX);
     json_error_t err;
     json_t *j = json_loads(s, 0, &err);
     bool object = json_is_object(j);
     json_decref(j);
-    if (!object) return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be a JSON object");
+    if (!object)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be a JSON object");
     return KN_OK;
 }
 
@@ -373,7 +375,7 @@ static int check_users_get(const char *const *ids, size_t n_ids, const char *con
 {
     if (n_ids > KN_USERS_GET_MAX || n_usernames > KN_USERS_GET_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d ids and %d usernames",
-                    KN_USERS_GET_MAX, KN_USERS_GET_MAX);
+                          KN_USERS_GET_MAX, KN_USERS_GET_MAX);
     for (size_t i = 0; i < n_ids; i++)
         if (!ids[i] || !kn_uuid_valid(ids[i]))
             return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user ids must be UUIDs");
@@ -508,7 +510,8 @@ int kn_account_link_device(kn_db *db, const char *user_id, const char *device_id
         kn_db_rows_free(rows);
         if (mine) return KN_OK;
         if (other)
-            return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "device id is linked to another account");
+            return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap,
+                              "device id is linked to another account");
 
         const char *u[] = {id};
         if ((rc = kn_db_query(db, &user_exists, u, &rows))) return fail_db(rc, msg, cap);
@@ -533,7 +536,8 @@ int kn_account_link_email(kn_db *db, const char *user_id, const char *email, con
     bool exists = bool_col(rows, 0, 0), taken = kn_db_rows_get(rows, 0, 1) != NULL;
     kn_db_rows_free(rows);
     if (!exists) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
-    if (taken) return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "email is linked to another account");
+    if (taken)
+        return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "email is linked to another account");
 
     char hash[KN_AUTH_PASSWORD_HASH_SIZE];
     if (kn_auth_hash_password(password, hash))
@@ -596,7 +600,8 @@ static int unlink_locked(kn_db *db, const char *id, method m, const char *device
     bool has = m == METHOD_DEVICE ? has_device > 0 : m == METHOD_EMAIL ? has_email : has_custom;
     if (!has) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "%s", not_linked[m]);
     if (devices + has_email + has_custom <= 1)
-        return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap, "cannot unlink the last login method");
+        return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
+                          "cannot unlink the last login method");
     if ((rc = kn_db_query(db, removers[m], p, NULL))) return fail_db(rc, msg, cap);
     return KN_OK;
 }

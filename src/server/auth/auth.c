@@ -102,13 +102,13 @@ int kn_auth_check_vars(const kn_token_var *vars, size_t n, char *msg, size_t cap
 {
     if (n > KN_TOKEN_MAX_VARS)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d session vars",
-                    KN_TOKEN_MAX_VARS);
+                          KN_TOKEN_MAX_VARS);
     for (size_t i = 0; i < n; i++) {
         size_t kl = strlen(vars[i].key), vl = strlen(vars[i].value);
         if (kl == 0 || kl > KN_AUTH_VAR_KEY_MAX || vl > KN_AUTH_VAR_VALUE_MAX)
             return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                        "session var keys must be 1-%d bytes and values at most %d bytes",
-                        KN_AUTH_VAR_KEY_MAX, KN_AUTH_VAR_VALUE_MAX);
+                              "session var keys must be 1-%d bytes and values at most %d bytes",
+                              KN_AUTH_VAR_KEY_MAX, KN_AUTH_VAR_VALUE_MAX);
     }
     return KN_OK;
 }
@@ -235,7 +235,8 @@ int kn_auth_check_username(const char *username, char *msg, size_t cap)
     size_t l = username ? strlen(username) : 0;
     if (l == 0 || l > KN_AUTH_USERNAME_MAX || !printable_id(username))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "username must be 1-%d printable bytes without spaces", KN_AUTH_USERNAME_MAX);
+                          "username must be 1-%d printable bytes without spaces",
+                          KN_AUTH_USERNAME_MAX);
     return KN_OK;
 }
 
@@ -244,8 +245,8 @@ int kn_auth_check_device_id(const char *device_id, char *msg, size_t cap)
     size_t l = device_id ? strlen(device_id) : 0;
     if (l < KN_AUTH_DEVICE_ID_MIN || l > KN_AUTH_DEVICE_ID_MAX || !printable_id(device_id))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "device id must be %d-%d printable bytes without spaces",
-                    KN_AUTH_DEVICE_ID_MIN, KN_AUTH_DEVICE_ID_MAX);
+                          "device id must be %d-%d printable bytes without spaces",
+                          KN_AUTH_DEVICE_ID_MIN, KN_AUTH_DEVICE_ID_MAX);
     return KN_OK;
 }
 
@@ -254,8 +255,8 @@ int kn_auth_check_custom_id(const char *custom_id, char *msg, size_t cap)
     size_t l = custom_id ? strlen(custom_id) : 0;
     if (l < KN_AUTH_CUSTOM_ID_MIN || l > KN_AUTH_CUSTOM_ID_MAX || !printable_id(custom_id))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "custom id must be %d-%d printable bytes without spaces", KN_AUTH_CUSTOM_ID_MIN,
-                    KN_AUTH_CUSTOM_ID_MAX);
+                          "custom id must be %d-%d printable bytes without spaces",
+                          KN_AUTH_CUSTOM_ID_MIN, KN_AUTH_CUSTOM_ID_MAX);
     return KN_OK;
 }
 
@@ -265,11 +266,11 @@ int kn_auth_check_email_password(const char *email, const char *password, char *
     if (el < KN_AUTH_EMAIL_MIN || el > KN_AUTH_EMAIL_MAX || !strchr(email, '@') ||
         !printable_id(email))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "email must be %d-%d printable bytes with an '@'", KN_AUTH_EMAIL_MIN,
-                    KN_AUTH_EMAIL_MAX);
+                          "email must be %d-%d printable bytes with an '@'", KN_AUTH_EMAIL_MIN,
+                          KN_AUTH_EMAIL_MAX);
     if (pl < KN_AUTH_PASSWORD_MIN || pl > KN_AUTH_PASSWORD_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "password must be %d-%d bytes",
-                    KN_AUTH_PASSWORD_MIN, KN_AUTH_PASSWORD_MAX);
+                          KN_AUTH_PASSWORD_MIN, KN_AUTH_PASSWORD_MAX);
     return KN_OK;
 }
 
@@ -359,7 +360,8 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
         kn_token_claims_deinit(&old);
         if (rc == KN_ERR_PERMISSION_DENIED) return kn_err_msg(rc, msg, cap, "account is banned");
         return kn_err_msg(rc == KN_ERR_NOT_FOUND ? KN_ERR_UNAUTHENTICATED : rc, msg, cap,
-                    rc == KN_ERR_NOT_FOUND ? "user no longer exists" : "database unavailable");
+                          rc == KN_ERR_NOT_FOUND ? "user no longer exists"
+                                                 : "database unavailable");
     }
     snprintf(out->claims.user_id, sizeof out->claims.user_id, "%s", old.user_id);
     snprintf(out->claims.username, sizeof out->claims.username, "%s", kn_db_rows_get(rows, 0, 0));
@@ -375,7 +377,8 @@ int kn_auth_refresh(const kn_auth *a, kn_db *db, const char *refresh_token,
         memset(&out->claims, 0, sizeof out->claims);
         kn_token_claims_deinit(&old);
         if (rc) return kn_err_msg(rc, msg, cap, "database unavailable");
-        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "refresh token already used or revoked");
+        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap,
+                          "refresh token already used or revoked");
     }
     kn_uuid_v4(out->claims.session_id);
     if (var_count) {

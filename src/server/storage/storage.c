@@ -153,11 +153,12 @@ static bool valid_name(const char *s, size_t len)
 static int check_name(const char *what, const char *s, size_t index, char *msg, size_t cap)
 {
     if (!s || !*s)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: %s is missing", index, what);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: %s is missing", index,
+                          what);
     if (!valid_name(s, strlen(s)))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: %s must be 1-%d bytes of UTF-8 without control characters", index,
-                    what, KN_STORAGE_NAME_MAX);
+                          "object %zu: %s must be 1-%d bytes of UTF-8 without control characters",
+                          index, what, KN_STORAGE_NAME_MAX);
     return KN_OK;
 }
 
@@ -178,7 +179,8 @@ static int check_caller(const char *caller, char me[KN_STORAGE_UUID_LEN + 1], ch
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "caller must be a user id");
     lower_uuid(caller, me);
     if (!strcmp(me, KN_STORAGE_SYSTEM_USER))
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "caller must be a user id, not the system");
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "caller must be a user id, not the system");
     return KN_OK;
 }
 
@@ -191,7 +193,8 @@ static int resolve_owner(const char *me, const char *user_id, size_t index,
         return KN_OK;
     }
     if (!kn_uuid_valid(user_id))
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: user_id is not a UUID", index);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: user_id is not a UUID",
+                          index);
     lower_uuid(user_id, owner);
     return KN_OK;
 }
@@ -204,17 +207,17 @@ static int check_version(const char *version, bool allow_absent, size_t index, c
     if (!strcmp(version, "*")) {
         if (allow_absent) return KN_OK;
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: version \"*\" means \"absent\"; there is nothing to delete",
-                    index);
+                          "object %zu: version \"*\" means \"absent\"; there is nothing to delete",
+                          index);
     }
     size_t len = strlen(version);
     bool printable = len <= KN_STORAGE_VERSION_MAX;
     for (size_t i = 0; printable && i < len; i++)
         printable = version[i] > 0x20 && version[i] < 0x7f;
     if (!printable)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: version must be \"\", \"*\" or a version the server returned",
-                    index);
+        return kn_err_msg(
+            KN_ERR_INVALID_ARGUMENT, msg, cap,
+            "object %zu: version must be \"\", \"*\" or a version the server returned", index);
     return KN_OK;
 }
 
@@ -257,17 +260,18 @@ static int value_version(const char *value, size_t index, char version[KN_STORAG
     size_t len = strlen(value);
     if (len > KN_STORAGE_VALUE_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: value is %zu bytes; the limit is %d", index, len,
-                    KN_STORAGE_VALUE_MAX);
+                          "object %zu: value is %zu bytes; the limit is %d", index, len,
+                          KN_STORAGE_VALUE_MAX);
     json_error_t err;
     json_t *v = json_loadb(value, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
     if (!v)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: value is not valid JSON: %s at byte %d", index, err.text,
-                    err.position);
+                          "object %zu: value is not valid JSON: %s at byte %d", index, err.text,
+                          err.position);
     if (!json_is_object(v)) {
-        int rc = kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                      "object %zu: value must be a JSON object, not %s", index, json_type_name(v));
+        int rc =
+            kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                       "object %zu: value must be a JSON object, not %s", index, json_type_name(v));
         json_decref(v);
         return rc;
     }
@@ -313,7 +317,7 @@ static int sort_batch(slot *slots, size_t n, char *msg, size_t cap)
         if (!slot_cmp(&slots[i - 1], &slots[i])) {
             size_t a = slots[i - 1].index, b = slots[i].index;
             return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "object %zu: repeats object %zu",
-                        a > b ? a : b, a < b ? a : b);
+                              a > b ? a : b, a < b ? a : b);
         }
     return KN_OK;
 }
@@ -321,16 +325,17 @@ static int sort_batch(slot *slots, size_t n, char *msg, size_t cap)
 static int conflict(const slot *s, char *msg, size_t cap)
 {
     return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
-                "version check failed for \"%s\"/\"%s\" (owner %s)", s->collection, s->key,
-                s->owner);
+                      "version check failed for \"%s\"/\"%s\" (owner %s)", s->collection, s->key,
+                      s->owner);
 }
 
 static int read_only(const slot *s, char *msg, size_t cap)
 {
-    return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
-                "object %zu: \"%s\"/\"%s\" (owner %s) has write permission 0; only the server "
-                "may change it",
-                s->index, s->collection, s->key, s->owner);
+    return kn_err_msg(
+        KN_ERR_PERMISSION_DENIED, msg, cap,
+        "object %zu: \"%s\"/\"%s\" (owner %s) has write permission 0; only the server "
+        "may change it",
+        s->index, s->collection, s->key, s->owner);
 }
 
 /* A conditional statement changed nothing: reads the row to say why. */
@@ -411,18 +416,19 @@ static int check_write_op(const char *me, const kn_storage_write_op *op, size_t 
         (rc = check_version(op->version, true, i, msg, cap)))
         return rc;
     if (op->permission_read < KN_STORAGE_READ_NONE || op->permission_read > KN_STORAGE_READ_PUBLIC)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: read permission must be 0 (none), 1 (owner) or 2 (public), not %d",
-                    i, op->permission_read);
+        return kn_err_msg(
+            KN_ERR_INVALID_ARGUMENT, msg, cap,
+            "object %zu: read permission must be 0 (none), 1 (owner) or 2 (public), not %d", i,
+            op->permission_read);
     if (op->permission_write < KN_STORAGE_WRITE_NONE ||
         op->permission_write > KN_STORAGE_WRITE_OWNER)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "object %zu: write permission must be 0 (none) or 1 (owner), not %d", i,
-                    op->permission_write);
+                          "object %zu: write permission must be 0 (none) or 1 (owner), not %d", i,
+                          op->permission_write);
     /* Before the value: no need to parse 64 KiB to refuse a stranger. */
     if (*me && strcmp(s->owner, me))
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
-                    "object %zu: clients may write only their own objects", i);
+                          "object %zu: clients may write only their own objects", i);
     if ((rc = value_version(op->value, i, s->version, msg, cap))) return rc;
     s->index = i;
     s->collection = op->collection;
@@ -439,8 +445,8 @@ int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *o
     int rc = check_caller(caller, me, msg, cap);
     if (rc) return rc;
     if (n > KN_STORAGE_BATCH_MAX)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per write, not %zu",
-                    KN_STORAGE_BATCH_MAX, n);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "at most %d objects per write, not %zu", KN_STORAGE_BATCH_MAX, n);
     if (n == 0) return KN_OK;
     assert(ops);
     slot slots[KN_STORAGE_BATCH_MAX];
@@ -495,8 +501,8 @@ int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op 
     int rc = check_caller(caller, me, msg, cap);
     if (rc) return rc;
     if (n > KN_STORAGE_BATCH_MAX)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per delete, not %zu",
-                    KN_STORAGE_BATCH_MAX, n);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "at most %d objects per delete, not %zu", KN_STORAGE_BATCH_MAX, n);
     if (n == 0) return KN_OK;
     assert(ops);
     slot slots[KN_STORAGE_BATCH_MAX];
@@ -507,7 +513,7 @@ int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op 
             return rc;
         if (*me && strcmp(s->owner, me))
             return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
-                        "object %zu: clients may delete only their own objects", i);
+                              "object %zu: clients may delete only their own objects", i);
         s->index = i;
         s->collection = ops[i].id.collection;
         s->key = ops[i].id.key;
@@ -580,7 +586,7 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
     if (rc) return rc;
     if (n > KN_STORAGE_BATCH_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "at most %d objects per read, not %zu",
-                    KN_STORAGE_BATCH_MAX, n);
+                          KN_STORAGE_BATCH_MAX, n);
     if (n == 0) return KN_OK;
     assert(ids);
     char owners[KN_STORAGE_BATCH_MAX][KN_STORAGE_UUID_LEN + 1];
@@ -692,7 +698,7 @@ static int cursor_decode(const char *cursor, int scope, const char *collection, 
         memcmp(bin + CURSOR_HEAD, collection, clen) ||
         (scope == SCOPE_OWNER && strcmp(after_owner, owner)))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "cursor belongs to another listing (collection or user_id differ)");
+                          "cursor belongs to another listing (collection or user_id differ)");
     memcpy(after_key, key, klen);
     after_key[klen] = '\0';
     return KN_OK;
@@ -728,11 +734,11 @@ int kn_storage_list(kn_db *db, const char *caller, const char *user_id, const ch
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "collection is missing");
     if (!valid_name(collection, strlen(collection)))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                    "collection must be 1-%d bytes of UTF-8 without control characters",
-                    KN_STORAGE_NAME_MAX);
+                          "collection must be 1-%d bytes of UTF-8 without control characters",
+                          KN_STORAGE_NAME_MAX);
     if (limit < 1 || limit > KN_STORAGE_LIST_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d, not %d",
-                    KN_STORAGE_LIST_MAX, limit);
+                          KN_STORAGE_LIST_MAX, limit);
     int scope = user_id && *user_id ? SCOPE_OWNER : SCOPE_ALL;
     char owner[KN_STORAGE_UUID_LEN + 1] = "";
     if (scope == SCOPE_OWNER) {
