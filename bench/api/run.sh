@@ -81,14 +81,7 @@ fi
 say() { echo "run.sh: $*" >&2; }
 
 # --- build ------------------------------------------------------------------
-bins=("$BUILD/kaosnet" "$BUILD/bench_api_loadgen")
-need_build=0
-for b in "${bins[@]}"; do [ -x "$b" ] || need_build=1; done
-if [ "$need_build" -eq 0 ] && [ -n "$(find src client-sdk bench/api proto CMakeLists.txt -type f \
-    -newer "$BUILD/bench_api_loadgen" -print -quit)" ]; then
-    need_build=1
-fi
-[ "$need_build" -eq 1 ] && bash scripts/build.sh release >&2
+bench_build "$BUILD/kaosnet" "$BUILD/bench_api_loadgen"
 
 # --- state and cleanup -------------------------------------------------------
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-api.XXXXXX")"

@@ -41,11 +41,7 @@ done
 
 say() { echo "run.sh: $*" >&2; }
 
-if [ ! -x "$BUILD/kaosnet" ] || [ ! -x "$BUILD/kaos-asteroids-bots" ] ||
-    [ -n "$(find src client-sdk lua-examples proto CMakeLists.txt -type f \
-        -newer "$BUILD/kaos-asteroids-bots" -print -quit)" ]; then
-    bash scripts/build.sh release >&2
-fi
+bench_build "$BUILD/kaosnet" "$BUILD/kaos-asteroids-bots"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-asteroids.XXXXXX")"
 server_pid=""

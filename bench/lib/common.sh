@@ -9,6 +9,8 @@
 #   bench_db_close        drops the database; stops PostgreSQL if bench_db_open
 #                         started it (call from the script's EXIT trap)
 #   bench_stop_pid PID    TERM, up to 15 s, then KILL; reaps it
+#   bench_build BIN...    builds build/release (scripts/build.sh) when a BIN is
+#                         missing or a source is newer than one of them
 
 admin_url="" dbname="" run_url="" bench_pg_started=0
 
@@ -50,6 +52,17 @@ bench_db_close() {
         bash scripts/pg-local.sh stop >&2 || bench_say "could not stop the local PostgreSQL"
         bench_pg_started=0
     fi
+}
+
+bench_build() {
+    local b
+    for b in "$@"; do
+        if [ ! -x "$b" ] || [ -n "$(find src client-sdk bench proto lua-examples CMakeLists.txt \
+            -type f -newer "$b" -print -quit)" ]; then
+            bash scripts/build.sh release >&2
+            return
+        fi
+    done
 }
 
 bench_stop_pid() {

@@ -7,12 +7,13 @@
 # Loopback only; bounded; numbers are reported, never asserted.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+. bench/lib/common.sh
 
 SECONDS_PER=${SECONDS_PER:-5}
 RATE=${RATE:-20000}
 HALFOPEN=${HALFOPEN:-256}
 BUILD=build/release
-[ -x "$BUILD/bench_secure_flood" ] || bash scripts/build.sh release >&2
+bench_build "$BUILD/bench_secure_flood"
 
 echo "== primitives =="
 "$BUILD/bench_crypto" 0.5

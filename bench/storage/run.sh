@@ -66,14 +66,7 @@ done
 say() { echo "run.sh: $*" >&2; }
 
 # --- build ------------------------------------------------------------------
-bins=("$BUILD/kaosnet" "$BUILD/bench_storage_loadgen")
-need_build=0
-for b in "${bins[@]}"; do [ -x "$b" ] || need_build=1; done
-if [ "$need_build" -eq 0 ] && [ -n "$(find src client-sdk bench proto CMakeLists.txt -type f \
-    -newer "$BUILD/bench_storage_loadgen" -print -quit)" ]; then
-    need_build=1
-fi
-[ "$need_build" -eq 1 ] && bash scripts/build.sh release >&2
+bench_build "$BUILD/kaosnet" "$BUILD/bench_storage_loadgen"
 command -v pgbench >/dev/null || { say "pgbench is not installed (postgresql-contrib / postgresql-client)"; exit 1; }
 
 # --- state and cleanup -------------------------------------------------------
