@@ -17,6 +17,8 @@
 #ifndef LG_H
 #define LG_H
 
+#include "../lg/lg_util.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,7 +26,6 @@
 
 #define LG_MAX_PROCS    16
 #define LG_MAX_INFLIGHT 64
-#define LG_LAT_BUCKETS  2048 /* log-linear microsecond buckets, see lg_lat_bucket */
 
 /* What each request is. */
 typedef enum lg_workload {
@@ -108,11 +109,6 @@ int lg_worker_run(lg_worker *w);
 /* Records why setup or the run failed (first reason wins). */
 void lg_worker_fail(lg_worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Clock and histograms, shared by the parent and the workers. */
-int64_t lg_now_ns(void);
-uint32_t lg_lat_bucket(uint64_t us);
-uint64_t lg_lat_bucket_value(uint32_t bucket); /* a representative value, in us */
-/* The value at quantile q (0..1) of a histogram with `total` samples. */
-uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q);
+/* Clocks, /proc CPU time and latency histograms: lg_util.h. */
 
 #endif

@@ -90,52 +90,6 @@ typedef struct wstate {
     bool issuing;      /* between t_start and t_end */
 } wstate;
 
-/* --- clock and histograms ----------------------------------------------------- */
-
-int64_t lg_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Log-linear: 1 us steps below 256 us, then 64 steps per power of two
- * (under 1.6 % error), clamped at the last bucket. Same as bench/relay. */
-uint32_t lg_lat_bucket(uint64_t us)
-{
-    if (us < 256) return (uint32_t)us;
-    uint32_t e = 63 - (uint32_t)__builtin_clzll(us); /* >= 8 */
-    uint32_t sub = (uint32_t)(us >> (e - 6)) & 63;
-    uint64_t b = 256 + (uint64_t)(e - 8) * 64 + sub;
-    return b < LG_LAT_BUCKETS ? (uint32_t)b : LG_LAT_BUCKETS - 1;
-}
-
-uint64_t lg_lat_bucket_value(uint32_t bucket)
-{
-    if (bucket < 256) return bucket;
-    uint32_t e = 8 + (bucket - 256) / 64, sub = (bucket - 256) % 64;
-    uint64_t width = 1ull << (e - 6);
-    return (1ull << e) + sub * width + width / 2;
-}
-
-uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q)
-{
-    if (total == 0) return 0;
-    uint64_t rank = (uint64_t)(q * (double)(total - 1)) + 1, seen = 0;
-    for (uint32_t b = 0; b < LG_LAT_BUCKETS; b++) {
-        seen += hist[b];
-        if (seen >= rank) return lg_lat_bucket_value(b);
-    }
-    return lg_lat_bucket_value(LG_LAT_BUCKETS - 1);
-}
-
 void lg_worker_fail(lg_worker *w, const char *fmt, ...)
 {
     if (w->res->status) return;
@@ -489,13 +443,6 @@ static int wait_for_go(wstate *ws, int ep)
     }
 }
 
-static void sleep_until(int64_t t_ns)
-{
-    struct timespec ts = {(time_t)(t_ns / 1000000000), (long)(t_ns % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-    }
-}
-
 static uint64_t pending_total(const wstate *ws)
 {
     uint64_t n = 0;
@@ -509,7 +456,7 @@ static int run_load(wstate *ws, int ep)
     lg_worker *w = ws->w;
     const lg_shared *sh = w->shared;
     lg_result *r = w->res;
-    sleep_until(sh->t_start);
+    (void)lg_sleep_until(sh->t_start);
     ws->issuing = true;
     /* Start: every client's first `inflight` requests, flushed by a poll. */
     for (uint32_t i = 0; i < w->count; i++) {
@@ -526,10 +473,10 @@ static int run_load(wstate *ws, int ep)
         int64_t now = lg_now_ns();
         if (!measuring && now >= sh->t_begin && now < sh->t_end) {
             measuring = true;
-            cpu0 = cpu_ns();
+            cpu0 = lg_cpu_ns();
         } else if (measuring && now >= sh->t_end) {
             measuring = false;
-            r->cpu_ns_window = (uint64_t)(cpu_ns() - cpu0);
+            r->cpu_ns_window = (uint64_t)(lg_cpu_ns() - cpu0);
         }
         if (now >= sh->t_end) ws->issuing = false;
         if (now >= sh->t_stop || (now >= sh->t_end && pending_total(ws) == 0)) break;
@@ -547,7 +494,7 @@ static int run_load(wstate *ws, int ep)
         for (int e = 0; e < n; e++)
             kaos_client_poll(ws->clients[evs[e].data.u32].c, 0);
     }
-    if (measuring) r->cpu_ns_window = (uint64_t)(cpu_ns() - cpu0);
+    if (measuring) r->cpu_ns_window = (uint64_t)(lg_cpu_ns() - cpu0);
     return r->status;
 }
 

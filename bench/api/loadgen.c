@@ -189,33 +189,6 @@ static int parse(int argc, char **argv, options *o)
 
 /* --- sampling ---------------------------------------------------------------- */
 
-static int64_t sleep_until(int64_t t_ns)
-{
-    struct timespec ts = {(time_t)(t_ns / 1000000000), (long)(t_ns % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-    }
-    return lg_now_ns();
-}
-
-/* utime + stime of a process (all its threads), in seconds; < 0 if gone. */
-static double proc_cpu_s(int pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields after the command name (which may hold spaces): utime is 14,
-     * stime 15. */
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 #define MAX_CPUS 64
 
 typedef struct sample {
@@ -252,10 +225,10 @@ static void cpu_times(sample *s)
 
 static void take_sample(const options *o, sample *s)
 {
-    s->srv_cpu = o->server_pid ? proc_cpu_s(o->server_pid) : -1;
+    s->srv_cpu = o->server_pid ? lg_proc_cpu_s(o->server_pid) : -1;
     s->db_cpu = o->n_db_pids ? 0 : -1;
     for (int i = 0; i < o->n_db_pids; i++) {
-        double v = proc_cpu_s(o->db_pids[i]);
+        double v = lg_proc_cpu_s(o->db_pids[i]);
         if (v < 0) {
             s->db_cpu = -1;
             break;
@@ -303,7 +276,7 @@ static bool wait_ready(const options *o, lg_shared *sh, const pid_t *pids)
             }
         }
         if (lg_now_ns() > deadline) return false;
-        sleep_until(lg_now_ns() + 10000000);
+        lg_sleep_until(lg_now_ns() + 10000000);
     }
     return atomic_load(&sh->failed) == 0;
 }
@@ -321,7 +294,7 @@ static void reap(const options *o, pid_t *pids, int64_t deadline)
                 waitpid(pids[k], &status, 0);
                 pids[k] = 0;
             } else {
-                sleep_until(lg_now_ns() + 5000000);
+                lg_sleep_until(lg_now_ns() + 5000000);
             }
         }
     }
@@ -452,9 +425,9 @@ int main(int argc, char **argv)
         sh->t_end = sh->t_begin + (int64_t)(o.cfg.window_s * 1e9);
         sh->t_stop = sh->t_end + (int64_t)(o.cfg.drain_s * 1e9);
         atomic_store_explicit(&sh->go, 1, memory_order_release);
-        int64_t b = sleep_until(sh->t_begin);
+        int64_t b = lg_sleep_until(sh->t_begin);
         take_sample(&o, &s0);
-        int64_t e = sleep_until(sh->t_end);
+        int64_t e = lg_sleep_until(sh->t_end);
         take_sample(&o, &s1);
         /* The samples are a little late; scale by the time they really span. */
         sampled_s = (double)(e - b) / 1e9;

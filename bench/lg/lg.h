@@ -26,6 +26,8 @@
 #ifndef LG_H
 #define LG_H
 
+#include "lg_util.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +35,6 @@
 
 #define LG_PAYLOAD_LEN  16
 #define LG_MAX_PROCS    16
-#define LG_LAT_BUCKETS  2048 /* log-linear microsecond buckets, see lg_lat_bucket */
 #define LG_LATE_DIVISOR 2    /* a send later than period/2 counts as behind schedule */
 
 typedef enum lg_mode { LG_MODE_KAOS, LG_MODE_ENET } lg_mode;
@@ -193,14 +194,7 @@ bool lg_in_window(const lg_worker *w, int64_t t);
 /* Records a latency sample in microseconds. */
 void lg_record_latency(lg_result *r, uint64_t us);
 
-/* Clock and histograms, shared by the parent and the workers. */
-int64_t lg_now_ns(void);
-uint32_t lg_lat_bucket(uint64_t us);
-uint64_t lg_lat_bucket_value(uint32_t bucket); /* a representative value, in us */
-/* The bucket holding quantile q (0..1) of a histogram with `total` samples
- * (0 when empty), and the value there for the latency buckets above. */
-uint32_t lg_hist_bucket_at(const uint32_t *hist, uint64_t total, double q);
-uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q);
+/* Clocks, /proc CPU time and latency histograms: lg_util.h. */
 /* Snapshot intervals use linear 0.1 ms buckets instead (lg_realtime.c). */
 uint32_t lg_snap_bucket(uint64_t us);
 uint64_t lg_snap_bucket_value(uint32_t bucket);

@@ -22,55 +22,6 @@
 
 #define EVENTS_PER_WAIT 256
 
-int64_t lg_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Log-linear: 1 us steps below 256 us, then 64 steps per power of two
- * (under 1.6 % error), clamped at the last bucket. */
-uint32_t lg_lat_bucket(uint64_t us)
-{
-    if (us < 256) return (uint32_t)us;
-    uint32_t e = 63 - (uint32_t)__builtin_clzll(us); /* >= 8 */
-    uint32_t sub = (uint32_t)(us >> (e - 6)) & 63;
-    uint64_t b = 256 + (uint64_t)(e - 8) * 64 + sub;
-    return b < LG_LAT_BUCKETS ? (uint32_t)b : LG_LAT_BUCKETS - 1;
-}
-
-uint64_t lg_lat_bucket_value(uint32_t bucket)
-{
-    if (bucket < 256) return bucket;
-    uint32_t e = 8 + (bucket - 256) / 64, sub = (bucket - 256) % 64;
-    uint64_t width = 1ull << (e - 6);
-    return (1ull << e) + sub * width + width / 2;
-}
-
-uint32_t lg_hist_bucket_at(const uint32_t *hist, uint64_t total, double q)
-{
-    if (total == 0) return 0;
-    uint64_t rank = (uint64_t)(q * (double)(total - 1)) + 1, seen = 0;
-    for (uint32_t b = 0; b < LG_LAT_BUCKETS; b++) {
-        seen += hist[b];
-        if (seen >= rank) return b;
-    }
-    return LG_LAT_BUCKETS - 1;
-}
-
-uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q)
-{
-    return total ? lg_lat_bucket_value(lg_hist_bucket_at(hist, total, q)) : 0;
-}
-
 void lg_worker_fail(lg_worker *w, const char *fmt, ...)
 {
     if (w->res->status) return;
@@ -184,11 +135,11 @@ static void track_window(lg_worker *w, const lg_driver *d, int64_t now, int64_t 
     lg_result *r = w->res;
     if (!w->measuring && lg_in_window(w, now)) {
         w->measuring = true;
-        *cpu0 = cpu_ns();
+        *cpu0 = lg_cpu_ns();
         r->wire_known = d->wire_bytes(w, wire0);
     } else if (w->measuring && now >= w->shared->t_end) {
         w->measuring = false;
-        r->cpu_ns_window = (uint64_t)(cpu_ns() - *cpu0);
+        r->cpu_ns_window = (uint64_t)(lg_cpu_ns() - *cpu0);
         uint64_t wire1 = 0;
         if (r->wire_known && d->wire_bytes(w, &wire1)) r->wire_bytes_window = wire1 - *wire0;
     }

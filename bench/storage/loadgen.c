@@ -25,6 +25,8 @@
  *
  * `bench_storage_loadgen --pg-cpu PID` only prints PostgreSQL's CPU seconds
  * (the same sum), for run.sh to sample around pgbench. */
+#include "../lg/lg_util.h"
+
 #include <kaos.h>
 
 #include <dirent.h>
@@ -83,13 +85,6 @@ static struct {
     client *cl;
 } st;
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -127,9 +122,7 @@ static bool proc_ticks(int pid, long long t[4], int *ppid)
 
 static double cpu_of(int pid)
 {
-    long long t[4];
-    if (pid <= 0 || !proc_ticks(pid, t, NULL)) return -1;
-    return (double)(t[0] + t[1]) / (double)sysconf(_SC_CLK_TCK);
+    return pid > 0 ? lg_proc_cpu_s(pid) : -1;
 }
 
 /* The postmaster, its live children, and the children it already reaped. */
@@ -173,7 +166,7 @@ static void issue(client *k)
         k->dead = true;
         return;
     }
-    k->sent_ns[cid % MAX_INFLIGHT] = now_ns();
+    k->sent_ns[cid % MAX_INFLIGHT] = lg_now_ns();
     k->inflight++;
 }
 
@@ -199,7 +192,7 @@ static void prefill_batch(client *k)
 static void answered(client *k, uint32_t cid, bool ok)
 {
     k->inflight--;
-    int64_t t = now_ns();
+    int64_t t = lg_now_ns();
     if (st.ph == PH_PREFILL) {
         if (!ok) die("prefill refused");
         if (k->prefill_next < (uint32_t)opt.keys) prefill_batch(k);
@@ -291,7 +284,7 @@ static void pump(int ep, int ms)
     struct epoll_event ev[64];
     int n = epoll_wait(ep, ev, 64, ms);
     for (int i = 0; i < n; i++) kaos_client_poll(st.cl[ev[i].data.u32].c, 0);
-    int64_t t = now_ns();
+    int64_t t = lg_now_ns();
     if (t - last_sweep > 10000000) {
         last_sweep = t;
         for (int i = 0; i < opt.clients; i++) kaos_client_poll(st.cl[i].c, 0);
@@ -317,7 +310,7 @@ static void run_phase(int ep, bool reading)
     st.reading = reading;
     st.ops = st.errors = 0;
     st.n_lat = 0;
-    int64_t start = now_ns();
+    int64_t start = lg_now_ns();
     st.win_start = start + (int64_t)(opt.warmup * 1e9);
     st.win_end = st.win_start + (int64_t)(opt.seconds * 1e9);
     st.ph = PH_RUN;
@@ -325,15 +318,15 @@ static void run_phase(int ep, bool reading)
         for (int j = 0; j < opt.inflight && !st.cl[i].dead; j++) issue(&st.cl[i]);
         kaos_client_poll(st.cl[i].c, 0);
     }
-    while (now_ns() < st.win_start) pump(ep, 1);
+    while (lg_now_ns() < st.win_start) pump(ep, 1);
     double srv0 = cpu_of(opt.server_pid), pg0 = pg_cpu(opt.pg_pid), lg0 = cpu_of(getpid());
-    int64_t w0 = now_ns();
-    while (now_ns() < st.win_end) pump(ep, 1);
+    int64_t w0 = lg_now_ns();
+    while (lg_now_ns() < st.win_end) pump(ep, 1);
     double srv1 = cpu_of(opt.server_pid), pg1 = pg_cpu(opt.pg_pid), lg1 = cpu_of(getpid());
-    double window = (double)(now_ns() - w0) / 1e9;
+    double window = (double)(lg_now_ns() - w0) / 1e9;
     st.ph = PH_DRAIN;
-    int64_t give_up = now_ns() + 10000000000LL;
-    while (outstanding() > 0 && now_ns() < give_up) pump(ep, 1);
+    int64_t give_up = lg_now_ns() + 10000000000LL;
+    while (outstanding() > 0 && lg_now_ns() < give_up) pump(ep, 1);
     int dead = 0;
     for (int i = 0; i < opt.clients; i++) dead += st.cl[i].dead;
     qsort(st.lat, st.n_lat, sizeof st.lat[0], cmp_u32);
@@ -435,7 +428,7 @@ int main(int argc, char **argv)
         if (epoll_ctl(ep, EPOLL_CTL_ADD, k->fd, &ev)) die("epoll_ctl: %s", strerror(errno));
         if (kaos_client_connect(k->c) < 0) die("connect");
     }
-    int64_t deadline = now_ns() + 60000000000LL;
+    int64_t deadline = lg_now_ns() + 60000000000LL;
     for (;;) {
         int authed = 0, dead = 0;
         for (int i = 0; i < opt.clients; i++) {
@@ -444,7 +437,7 @@ int main(int argc, char **argv)
         }
         if (dead) die("%d clients could not connect", dead);
         if (authed == opt.clients) break;
-        if (now_ns() > deadline) die("setup timed out (%d of %d logged in)", authed, opt.clients);
+        if (lg_now_ns() > deadline) die("setup timed out (%d of %d logged in)", authed, opt.clients);
         pump(ep, 5);
     }
 
