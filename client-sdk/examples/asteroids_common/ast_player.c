@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -224,6 +225,34 @@ static void on_match_end(kaos_client *c, uint32_t match, const char *match_id, i
 }
 
 /* --- the public functions ----------------------------------------------------------------- */
+
+int ast_player_option(ast_player_config *cfg, int opt, const char *arg)
+{
+    char *end = NULL;
+    switch (opt) {
+    case 'k': cfg->server_key = arg; return 1;
+    case 'i': cfg->insecure = true; return 1;
+    case 'h': cfg->host = arg; return 1;
+    case 'p': {
+        long port = strtol(arg, &end, 10);
+        if (*end || port < 1 || port > 65535) return -1;
+        cfg->port = (uint16_t)port;
+        return 1;
+    }
+    case 'm': cfg->match_id = arg; return 1;
+    default: return 0;
+    }
+}
+
+bool ast_player_have_key(ast_player_config *cfg, const char *prog)
+{
+    const char *env = getenv("KAOS_SERVER_KEY");
+    if (!cfg->server_key && env && *env) cfg->server_key = env;
+    if (cfg->server_key || cfg->insecure) return true;
+    fprintf(stderr, "%s: no server key: pass -k KEY (the \"server public key\" the server printed "
+                    "at start), or -i for insecure dev mode\n", prog);
+    return false;
+}
 
 int ast_player_start(ast_player *p, const ast_player_config *cfg)
 {

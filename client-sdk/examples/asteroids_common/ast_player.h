@@ -82,6 +82,17 @@ struct ast_player {
 
 int64_t ast_now_ms(void);
 
+/* The connection options both demos take, for getopt: -k KEY, -i (insecure
+ * dev mode), -h HOST, -p PORT, -m MATCH_ID. */
+#define AST_PLAYER_GETOPT "k:ih:p:m:"
+/* Applies one of them to cfg: 1 when opt was one (and its value good), -1
+ * for a bad value, 0 when opt is not one of them. */
+int ast_player_option(ast_player_config *cfg, int opt, const char *arg);
+/* After the options: the key from KAOS_SERVER_KEY when -k was not given.
+ * False, with a message to stderr naming prog, when there is still no key
+ * and no -i. */
+bool ast_player_have_key(ast_player_config *cfg, const char *prog);
+
 /* Creates the client and starts connecting. 0, or -1 with p->error set. */
 int ast_player_start(ast_player *p, const ast_player_config *cfg);
 /* Polls the client (waiting at most timeout_ms) and runs the retries. */

@@ -305,42 +305,17 @@ int main(int argc, char **argv)
 {
     ast_player_config cfg = {.host = "127.0.0.1", .port = 7350, .device_prefix = "term"};
     int opt;
-    while ((opt = getopt(argc, argv, "k:ih:p:m:u:")) != -1) {
-        char *end = NULL;
+    while ((opt = getopt(argc, argv, "u:" AST_PLAYER_GETOPT)) != -1) {
         switch (opt) {
-        case 'k':
-            cfg.server_key = optarg;
-            break;
-        case 'i':
-            cfg.insecure = true;
-            break;
-        case 'h':
-            cfg.host = optarg;
-            break;
-        case 'p': {
-            long port = strtol(optarg, &end, 10);
-            if (*end || port < 1 || port > 65535) return usage();
-            cfg.port = (uint16_t)port;
-            break;
-        }
-        case 'm':
-            cfg.match_id = optarg;
-            break;
         case 'u':
             cfg.username = optarg;
             break;
         default:
-            return usage();
+            if (ast_player_option(&cfg, opt, optarg) != 1) return usage();
         }
     }
     if (optind != argc) return usage();
-    if (!cfg.server_key && getenv("KAOS_SERVER_KEY") && *getenv("KAOS_SERVER_KEY"))
-        cfg.server_key = getenv("KAOS_SERVER_KEY");
-    if (!cfg.server_key && !cfg.insecure) {
-        fprintf(stderr, "kaos-asteroids-term: no server key: pass -k KEY (the \"server public "
-                        "key\" the server printed at start), or -i for insecure dev mode\n");
-        return 2;
-    }
+    if (!ast_player_have_key(&cfg, "kaos-asteroids-term")) return 2;
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     static game g;
