@@ -633,6 +633,24 @@ void e2e_auth(e2e_client *c, const char *device_id)
     if (c->sessions == before) fail_msg("auth failed: %d %s", c->error_code, c->error_message);
 }
 
+void e2e_match_by_rpc(e2e_client *c, const char *rpc, const char *payload, char id[128])
+{
+    int before = c->rpcs, errors = c->errors;
+    kaos_client_rpc(c->c, rpc, payload);
+    E2E_WAIT(c->rpcs == before + 1 || c->errors > errors, 5000);
+    if (c->errors > errors) fail_msg("%s failed: %d %s", rpc, c->error_code, c->error_message);
+    snprintf(id, 128, "%.127s", c->rpc_payload);
+    assert_non_null(strchr(id, '.'));
+}
+
+void e2e_join(e2e_client *c, const char *id, const char *const *metadata)
+{
+    int before = c->matches, errors = c->errors;
+    kaos_client_match_join_with(c->c, id, metadata);
+    E2E_WAIT(c->matches == before + 1 || c->errors > errors, 5000);
+    if (c->errors > errors) fail_msg("join refused: %d %s", c->error_code, c->error_message);
+}
+
 e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms)
 {
     char dev[40];

@@ -158,6 +158,13 @@ e2e_client *e2e_client_new_plaintext(uint16_t port);
 void e2e_client_free(e2e_client *c);
 /* Authenticates by device and waits for the session. */
 void e2e_auth(e2e_client *c, const char *device_id);
+/* Creates a match through an RPC that answers with its id (asteroids'
+ * find-or-create, the test module's create_test_match) and waits; fails the
+ * test on an error or an answer that is not a match id. id gets the id. */
+void e2e_match_by_rpc(e2e_client *c, const char *rpc, const char *payload, char id[128]);
+/* Joins match id with metadata (NULL-terminated key, value pairs; may be
+ * NULL) and waits; fails the test, naming the reason, when refused. */
+void e2e_join(e2e_client *c, const char *id, const char *const *metadata);
 /* A new client, authenticated with a fresh device id (created). */
 e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms);
 

@@ -246,20 +246,12 @@ static e2e_client *player(void)
 
 static void find_or_create(e2e_client *c, char id[128])
 {
-    int before = c->rpcs, errors = c->errors;
-    kaos_client_rpc(c->c, "asteroids_find_or_create", "");
-    E2E_WAIT(c->rpcs == before + 1 || c->errors > errors, 5000);
-    assert_int_equal(c->errors, errors);
-    snprintf(id, 128, "%.127s", c->rpc_payload);
-    assert_non_null(strchr(id, '.'));
+    e2e_match_by_rpc(c, "asteroids_find_or_create", "", id);
 }
 
 static void join(e2e_client *c, const char *id)
 {
-    int before = c->matches, errors = c->errors;
-    kaos_client_match_join_with(c->c, id, NULL);
-    E2E_WAIT(c->matches == before + 1 || c->errors > errors, 5000);
-    assert_int_equal(c->matches, before + 1);
+    e2e_join(c, id, NULL);
 }
 
 /* The label of the one listed match matching `query` has `want` in it. */

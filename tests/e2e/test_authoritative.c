@@ -35,20 +35,12 @@ static e2e_client *player(void)
 /* A match made from Lua through the RPC; returns its id in id. */
 static void create_by_rpc(e2e_client *c, const char *params, char id[128])
 {
-    int before = c->rpcs, errors = c->errors;
-    kaos_client_rpc(c->c, "create_test_match", params);
-    E2E_WAIT(c->rpcs == before + 1 || c->errors > errors, 5000);
-    assert_int_equal(c->errors, errors);
-    snprintf(id, 128, "%.127s", c->rpc_payload);
-    assert_non_null(strchr(id, '.'));
+    e2e_match_by_rpc(c, "create_test_match", params, id);
 }
 
 static void join(e2e_client *c, const char *id)
 {
-    int before = c->matches, errors = c->errors;
-    kaos_client_match_join_with(c->c, id, secret);
-    E2E_WAIT(c->matches == before + 1 || c->errors > errors, 5000);
-    assert_int_equal(c->matches, before + 1);
+    e2e_join(c, id, secret);
 }
 
 static const e2e_data *data_with_op(const e2e_client *c, int64_t op)

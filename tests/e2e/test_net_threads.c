@@ -84,19 +84,9 @@ static void clients_spread_over_both_threads(void **state)
 
 static void players_on_both_threads_share_an_authoritative_match(void **state)
 {
-    e2e_client *a = players[0];
-    int before = a->rpcs;
-    kaos_client_rpc(a->c, "create_test_match", "{\"rate\":20}");
-    E2E_WAIT(a->rpcs == before + 1, 5000);
     char id[128];
-    snprintf(id, sizeof id, "%.127s", a->rpc_payload);
-    for (int i = 0; i < PLAYERS; i++) {
-        e2e_client *c = players[i];
-        int m = c->matches;
-        kaos_client_match_join_with(c->c, id, secret);
-        E2E_WAIT(c->matches == m + 1 || c->errors, 5000);
-        assert_int_equal(c->errors, 0);
-    }
+    e2e_match_by_rpc(players[0], "create_test_match", "{\"rate\":20}", id);
+    for (int i = 0; i < PLAYERS; i++) e2e_join(players[i], id, secret);
     /* Op 2 is broadcast to everyone, naming the sender: the last player's
      * message must reach all sixteen, whichever thread holds them. */
     e2e_client *z = players[PLAYERS - 1];
@@ -173,16 +163,9 @@ static void shutdown_reaches_match_players_on_both_threads(void **state)
     e2e_server_start(&s, extra);
     e2e_client *c[PLAYERS];
     for (int i = 0; i < PLAYERS; i++) c[i] = e2e_player(s.port, 0);
-    int before = c[0]->rpcs;
-    kaos_client_rpc(c[0]->c, "create_test_match", "{}");
-    E2E_WAIT(c[0]->rpcs == before + 1, 5000);
     char id[128];
-    snprintf(id, sizeof id, "%.127s", c[0]->rpc_payload);
-    for (int i = 0; i < PLAYERS; i++) {
-        kaos_client_match_join_with(c[i]->c, id, secret);
-        E2E_WAIT(c[i]->matches == 1 || c[i]->errors, 5000);
-        assert_int_equal(c[i]->errors, 0);
-    }
+    e2e_match_by_rpc(c[0], "create_test_match", "{}", id);
+    for (int i = 0; i < PLAYERS; i++) e2e_join(c[i], id, secret);
     assert_int_equal(e2e_server_stop(&s), 0); /* pumps the clients while the server drains */
     for (int i = 0; i < PLAYERS; i++) {
         assert_int_equal(c[i]->match_ends, 1);
