@@ -9,6 +9,9 @@
 #   bench_db_close        drops the database; stops PostgreSQL if bench_db_open
 #                         started it (call from the script's EXIT trap)
 #   bench_stop_pid PID    TERM, up to 15 s, then KILL; reaps it
+#   bench_workdir NAME    tmp (a fresh directory), results (an empty file in it)
+#                         and server_pid=""; on exit the server is stopped
+#                         (bench_stop_server), the database closed, tmp removed
 #   bench_build BIN...    builds build/release (scripts/build.sh) when a BIN is
 #                         missing or a source is newer than one of them
 
@@ -52,6 +55,20 @@ bench_db_close() {
         bash scripts/pg-local.sh stop >&2 || bench_say "could not stop the local PostgreSQL"
         bench_pg_started=0
     fi
+}
+
+bench_stop_server() {
+    bench_stop_pid "$server_pid"
+    server_pid=""
+}
+
+bench_workdir() {
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-$1.XXXXXX")"
+    results="$tmp/results"
+    : >"$results"
+    server_pid=""
+    trap 'bench_stop_server; bench_db_close; rm -rf "$tmp"' EXIT
+    trap 'exit 130' INT TERM
 }
 
 bench_build() {

@@ -103,23 +103,7 @@ fi
 bench_build "$BUILD/kaosnet" "$BUILD/bench_bare_server" "$BUILD/bench_loadgen"
 
 # --- state and cleanup -------------------------------------------------------
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-realtime.XXXXXX")"
-results="$tmp/results"
-: >"$results"
-server_pid=""
-
-stop_server() {
-    bench_stop_pid "$server_pid"
-    server_pid=""
-}
-
-cleanup() {
-    stop_server
-    bench_db_close
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir realtime
 
 # --- database ------------------------------------------------------------------
 if [ -n "$(printf '%s\n' "${server_list[@]}" | grep -x kaosnet)" ]; then
@@ -206,7 +190,7 @@ for kind in "${server_list[@]}"; do
         step_timeout=$((setup_timeout + warmup + window + 60))
         say "$(label_of "$kind") CCU $ccu: fresh server, setup, ${warmup} s warm-up, ${window} s window"
         if ! start_server "$kind" "$peers"; then
-            stop_server
+            bench_stop_server
             echo "server=$(label_of "$kind") result status=failed ccu=$ccu" >>"$results"
             stopped=$ccu
             continue
@@ -225,7 +209,7 @@ for kind in "${server_list[@]}"; do
         [ -n "$line" ] || line="result status=failed ccu=$ccu"
         echo "server=$(label_of "$kind") $line" >>"$results"
         kill -0 "$server_pid" 2>/dev/null || say "$kind exited during the step"
-        stop_server
+        bench_stop_server
         sed 's/^/  server: /' "$tmp/server.err" | grep -v 'http_key is empty' | tail -n 5 >&2 || true
         if [ "$all" -eq 0 ] && broke "$line"; then stopped=$ccu; fi
     done

@@ -60,23 +60,7 @@ say() { echo "run.sh: $*" >&2; }
 bench_build "$BUILD/kaosnet" "$BUILD/bench_bare_server" "$BUILD/bench_loadgen"
 
 # --- state and cleanup -------------------------------------------------------
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-relay.XXXXXX")"
-results="$tmp/results"
-: >"$results"
-server_pid=""
-
-stop_server() {
-    bench_stop_pid "$server_pid"
-    server_pid=""
-}
-
-cleanup() {
-    stop_server
-    bench_db_close
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir relay
 
 # --- database ------------------------------------------------------------------
 bench_db_open kaos_bench_relay
@@ -146,7 +130,7 @@ for kind in "${server_list[@]}"; do
         kill -0 "$server_pid" 2>/dev/null || { say "$kind exited"; start_server "$kind"; }
         sleep 1 # let the server retire the step's connections
     done
-    stop_server
+    bench_stop_server
 done
 [ -n "$raw" ] && cp "$results" "$raw"
 

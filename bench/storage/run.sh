@@ -70,23 +70,7 @@ bench_build "$BUILD/kaosnet" "$BUILD/bench_storage_loadgen"
 command -v pgbench >/dev/null || { say "pgbench is not installed (postgresql-contrib / postgresql-client)"; exit 1; }
 
 # --- state and cleanup -------------------------------------------------------
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/kaos-bench-storage.XXXXXX")"
-results="$tmp/results"
-: >"$results"
-server_pid=""
-
-stop_server() {
-    bench_stop_pid "$server_pid"
-    server_pid=""
-}
-
-cleanup() {
-    stop_server
-    bench_db_close
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir storage
 
 # --- database ------------------------------------------------------------------
 bench_db_open kaos_bench_storage
@@ -133,7 +117,7 @@ timeout $((120 + 2 * (warmup + seconds))) "$BUILD/bench_storage_loadgen" --port 
     2>"$tmp/loadgen.err" | sed 's/^result /result side=kaosnet /' >>"$results" || true
 sed 's/^/  /' "$tmp/loadgen.err" >&2
 grep -q 'phase=read' "$results" || { cat "$tmp/server.err" >&2; say "the load generator failed"; exit 1; }
-stop_server
+bench_stop_server
 
 # --- 2. pgbench, same statements, same cluster -----------------------------------
 uid="$(psql "$run_url" -X -tAc "SELECT user_id FROM storage WHERE collection = 'bench' LIMIT 1")"
