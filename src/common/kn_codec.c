@@ -85,6 +85,27 @@ int kn_envelope_encode(const kn_envelope *env, uint8_t **out, size_t *len)
     return KN_OK;
 }
 
+void kn_envelope_error(kn_envelope *env, Kaos__V1__Error *err, uint32_t cid, int rc,
+                       const char *msg)
+{
+    kaos__v1__error__init(err);
+    err->code = (Kaos__V1__ErrorCode)kn_err_to_wire(rc);
+    err->message = (char *)(msg && *msg ? msg : kn_err_text(rc));
+    *env = (kn_envelope)KN_ENVELOPE_INIT;
+    env->cid = cid;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
+    env->error = err;
+}
+
+void kn_envelope_ack(kn_envelope *env, Kaos__V1__Ack *ack, uint32_t cid)
+{
+    kaos__v1__ack__init(ack);
+    *env = (kn_envelope)KN_ENVELOPE_INIT;
+    env->cid = cid;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
+    env->ack = ack;
+}
+
 void kn_envelope_presence_event(kn_envelope *env, Kaos__V1__MatchPresenceEvent *ev,
                                 Kaos__V1__Presence **one, uint32_t handle, bool joined)
 {

@@ -40,6 +40,15 @@ size_t kn_envelope_pack(const kn_envelope *env, uint8_t *out);
 /* Encodes into a fresh kn_malloc'd buffer. */
 int kn_envelope_encode(const kn_envelope *env, uint8_t **out, size_t *len);
 
+/* Server -> client envelopes, built in one place. Each points env into the
+ * caller's storage (err, ack) and borrows msg.
+ * An Error answering request `cid` (0: not tied to one) with the wire code
+ * of rc and msg, or rc's own text when msg is NULL or empty. */
+void kn_envelope_error(kn_envelope *env, Kaos__V1__Error *err, uint32_t cid, int rc,
+                       const char *msg);
+/* An Ack answering request `cid`. */
+void kn_envelope_ack(kn_envelope *env, Kaos__V1__Ack *ack, uint32_t cid);
+
 /* env as a MatchPresenceEvent of match `handle` in which the presence
  * one[0] joined (or left): ev and one are the caller's storage, which env
  * points into (relayed and authoritative matches send the same event). */

@@ -8,6 +8,11 @@
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_gateway.h"
+#include "kn_match_wire.h"
+#include "kn_out.h"
+#include "kn_routes.h"
+#include "kn_rpc.h"
+#include "kn_session.h"
 #include "kn_http.h"
 #include "kn_keys.h"
 #include "kn_limits.h"
@@ -37,7 +42,8 @@ static volatile sig_atomic_t n_running;
 
 /* HTTP handlers: thin adapters onto the gateway and the counters. */
 typedef struct http_ctx {
-    kn_gateway *gw;
+    kn_rpc *rpc;
+    kn_match_wire *mw;
     kn_net **nets;
     size_t n_nets;
     kn_api *api;
@@ -57,11 +63,20 @@ static void net_stats_sum(kn_net **nets, size_t n, kn_net_stats *out)
     }
 }
 
+/* kn_runtime_services.end_sessions: scripts end sessions through the
+ * session owner. Any thread. */
+static void end_sessions(void *ud, const char *user_id, const char *session_id,
+                         kn_session_end why)
+{
+    int rc = kn_sessions_end(ud, user_id, session_id, why, 0, 0);
+    if (rc) KN_WARN("could not end the sessions of user %.36s: %s", user_id, kn_err_text(rc));
+}
+
 static int http_rpc(void *ud, const char *id, const char *payload, size_t len, char **out,
                     size_t *out_len, char *msg, size_t cap)
 {
     http_ctx *h = ud;
-    return kn_gateway_rpc_blocking(h->gw, id, payload, len, "http", 10000, out, out_len, msg, cap);
+    return kn_rpc_call_blocking(h->rpc, id, payload, len, "http", 10000, out, out_len, msg, cap);
 }
 
 /* One gauge per network thread, labelled thread="i": the kn_net_stats
@@ -117,7 +132,7 @@ static void http_metrics(void *ud, char *buf, size_t cap)
            "seconds a network thread spent overloaded (new connections and joins shed)",
            s.overloaded_seconds);
     METRIC("net_shed_joins_total", "match creations and joins refused: network thread overloaded",
-           kn_gateway_shed_joins(h->gw));
+           kn_match_wire_shed_joins(h->mw));
     n = per_thread_gauge(h, buf, n, cap, "net_thread_connections",
                          "open connections per network thread",
                          offsetof(kn_net_stats, connections_current));
@@ -221,7 +236,7 @@ static void reload(reloader *rl)
                                 .call_budget_ms = rl->call_budget_ms,
                                 .match_budget_ms = rl->match_budget_ms,
                                 .match_memory_limit = rl->match_memory_limit,
-                                .is_client_op = kn_gateway_is_client_op};
+                                .is_client_op = kn_routes_is_client_op};
     kn_runtime *rt;
     if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
         size_t n = kn_runtime_module_count(rt);
@@ -339,6 +354,10 @@ int kn_server_run(const kn_config *cfg)
     kn_auth *auth = NULL;
     kn_api *api = NULL;
     kn_gateway *gw = NULL;
+    kn_out *out = NULL;
+    kn_sessions *sessions = NULL;
+    kn_match_wire *mw = NULL;
+    kn_rpc *rpc = NULL;
     kn_net *nets[MAX_NETS] = {NULL};
     pthread_t net_threads[MAX_NETS];
     size_t n_nets = 0, n_net_threads = 0;
@@ -378,7 +397,7 @@ int kn_server_run(const kn_config *cfg)
                              .call_budget_ms = cfg->runtime_call_budget_ms,
                              .match_budget_ms = cfg->match_callback_budget_ms,
                              .match_memory_limit = (size_t)cfg->match_memory_mb << 20,
-                             .is_client_op = kn_gateway_is_client_op};
+                             .is_client_op = kn_routes_is_client_op};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
         if (!cfg->runtime_allow_errors || rc == KN_ERR_NOMEM) goto done;
@@ -425,14 +444,16 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_lockout_create(&alc, &account_lock)) ||
         (rc = kn_lockout_create(&adc, &address_lock)))
         goto done;
-    kn_gateway_deps deps = {.api = api, .auth = auth, .relay = &rcfg,
-                            .shutdown_grace_ms = cfg->shutdown_grace_ms,
-                            .account_lockout = account_lock,
-                            .address_lockout = address_lock,
-                            .runtime = host,
-                            .max_message_size = (size_t)cfg->max_message_size,
-                            .shards = want_nets};
-    if ((rc = kn_gateway_create(&deps, &gw))) goto done;
+    /* The one way out, the session owner, and the services with routes. */
+    if ((rc = kn_out_create(want_nets, &out))) goto done;
+    if ((rc = kn_sessions_create(out, &sessions))) goto done;
+    kn_out_directory dir = kn_sessions_directory(sessions);
+    kn_out_set_directory(out, &dir);
+    kn_runtime_services script_services = {.auth = auth, .end_sessions = end_sessions,
+                                           .ud = sessions};
+    if ((rc = kn_rpc_create(api, &script_services, &rpc))) goto done;
+    kn_match_wire_deps mwd = {.relay = &rcfg, .out = out, .sessions = sessions};
+    if ((rc = kn_match_wire_create(&mwd, &mw))) goto done;
 
     /* One match thread per CPU this process may run on (taskset, cpusets). */
     cpu_set_t cpus;
@@ -446,13 +467,31 @@ int kn_server_run(const kn_config *cfg)
         .max_message_size = (size_t)cfg->max_message_size,
         .factory = kn_runtime_match_factory,
         .factory_ud = host,
-        .out = kn_gateway_match_out,
-        .out_ud = gw,
+        .out = kn_match_wire_out,
+        .out_ud = mw,
     };
     if (mec.threads > 64) mec.threads = 64;
     if ((rc = kn_match_engine_create(&mec, &matches))) goto done;
-    kn_gateway_attach_matches(gw, matches);
+    kn_match_wire_attach_engine(mw, matches);
     kn_runtime_host_set_match_engine(host, matches);
+
+    kn_gateway_deps deps = {
+        .pipeline = {.api = api,
+                     .runtime = host,
+                     .out = out,
+                     .sessions = sessions,
+                     .account_lockout = account_lock,
+                     .address_lockout = address_lock,
+                     .max_message_size = (size_t)cfg->max_message_size,
+                     .script_services = script_services,
+                     .services = {[KN_SVC_AUTH] = (void *)auth,
+                                  [KN_SVC_MATCH] = mw,
+                                  [KN_SVC_RPC] = rpc}},
+        .shutdown_grace_ms = cfg->shutdown_grace_ms,
+        .matches = matches,
+        .shards = want_nets,
+    };
+    if ((rc = kn_gateway_create(&deps, &gw))) goto done;
 
     kn_net_config nc;
     kn_net_config_default(&nc);
@@ -490,12 +529,12 @@ int kn_server_run(const kn_config *cfg)
         kn_gateway_handler(gw, n_nets, &handler);
         nc.shard = (uint16_t)n_nets;
         if ((rc = kn_net_create(&nc, &handler, &nets[n_nets]))) goto done;
-        kn_gateway_attach(gw, n_nets, nets[n_nets]);
+        kn_out_attach(out, n_nets, nets[n_nets]);
         nc.port = kn_net_port(nets[0]); /* port 0: the others take the one the first got */
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){gw, nets, n_nets, api, matches};
+    hctx = (http_ctx){rpc, mw, nets, n_nets, api, matches};
     kn_http_config hc = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key, .max_body = (size_t)cfg->max_message_size};
     kn_http_handler hh = {http_rpc, http_metrics, &hctx};
@@ -544,6 +583,7 @@ done:
     kn_api_destroy(api);
     /* After the workers (they create matches), before the VMs' host. */
     kn_match_engine_destroy(matches);
+    if (mw) kn_match_wire_attach_engine(mw, NULL);
     for (int i = 0; i < 64; i++) kn_runtime_slot_destroy(slots[i]);
     kn_runtime_host_destroy(host);
     kn_runtime_destroy(runtime);
@@ -551,6 +591,10 @@ done:
     kn_net_shared_destroy(shared);
     if (enet_up) kn_net_global_deinit();
     kn_gateway_destroy(gw);
+    kn_match_wire_destroy(mw);
+    kn_rpc_destroy(rpc);
+    kn_sessions_destroy(sessions);
+    kn_out_destroy(out);
     kn_lockout_destroy(account_lock);
     kn_lockout_destroy(address_lock);
     kn_auth_destroy(auth);

@@ -191,6 +191,9 @@ int kn_net_post(kn_net *net, kn_conn_id id, uint8_t channel, uint8_t *data, size
  * already stopped, fn still runs exactly once, from kn_net_destroy. */
 int kn_net_post_fn(kn_net *net, void (*fn)(void *arg), void *arg);
 void kn_net_stats_get(kn_net *net, kn_net_stats *out);
+/* Whether the caller is the net's thread (kn_net_run's; kn_net_destroy's
+ * once it runs), so net-thread functions may be called directly. */
+bool kn_net_on_thread(const kn_net *net);
 /* Whether the net is overloaded now (see Overload above). */
 bool kn_net_overloaded(const kn_net *net);
 

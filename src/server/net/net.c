@@ -87,6 +87,10 @@ struct kn_net {
     int64_t load_since_us, load_busy_us; /* the current one-second window */
     atomic_bool overloaded;
 
+    /* The thread that owns the net: kn_net_run's, then kn_net_destroy's. */
+    pthread_t owner;
+    atomic_bool owned;
+
     pthread_mutex_t outbox_lock;
     outbox_item *outbox_head, *outbox_tail;
     atomic_size_t outbox_len;
@@ -393,6 +397,8 @@ static void run_items(kn_net *net, outbox_item *it)
 void kn_net_destroy(kn_net *net)
 {
     if (!net) return;
+    net->owner = pthread_self(); /* what runs below runs here, as if on the net thread */
+    atomic_store(&net->owned, true);
     /* Completions still queued must run once (they own memory); their sends miss. */
     if (net->conns) {
         for (size_t i = 0; i < net->cfg.max_connections; i++) {
@@ -933,6 +939,8 @@ bool kn_net_overloaded(const kn_net *net)
 
 int kn_net_run(kn_net *net)
 {
+    net->owner = pthread_self();
+    atomic_store(&net->owned, true);
     while (!atomic_load(&net->stop_requested)) {
         int64_t start = kn_time_mono_us();
         round_once(net);
@@ -988,6 +996,11 @@ void kn_net_stop(kn_net *net)
 }
 
 /* --- any thread ---------------------------------------------------------- */
+
+bool kn_net_on_thread(const kn_net *net)
+{
+    return atomic_load(&net->owned) && pthread_equal(net->owner, pthread_self());
+}
 
 static int push(kn_net *net, outbox_item *it)
 {

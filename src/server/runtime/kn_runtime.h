@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kn_session.h" /* kn_session_end */
 #include "kn_token.h"
 
 typedef struct kn_runtime kn_runtime;
@@ -49,13 +50,6 @@ typedef struct kn_runtime_config {
 typedef struct kn_auth kn_auth;
 typedef struct kn_db kn_db;
 
-/* How kn_runtime_services.end_sessions ends sessions (the gateway's
- * kn_gateway_end_sessions does the work). */
-typedef enum kn_session_end {
-    KN_SESSION_END_LOGOUT = 0, /* connections stay open, unauthenticated */
-    KN_SESSION_END_BAN = 1,    /* connections closed with DISCONNECT_BANNED */
-    KN_SESSION_END_DELETE = 2, /* the same, for a deleted account */
-} kn_session_end;
 
 /* What the account functions of `kaos` (kaos.account_get_id,
  * kaos.users_ban_id, kaos.authenticate_device, ...) call: the same services

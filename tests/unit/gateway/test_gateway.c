@@ -1,10 +1,9 @@
 /* Gateway creation: its handler table is complete and create cleans up
- * after every allocation failure. Message handling is covered end to end
- * (tests/e2e/test_hostile.c, test_match.c) because it needs a live net. */
+ * after every allocation failure. Message handling is covered by the
+ * pipeline's tests (test_pipeline.c) and end to end (tests/e2e/). */
 #include "failalloc.h"
 #include "kn_error.h"
 #include "kn_gateway.h"
-#include "kn_relay.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,12 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-static kn_relay_config relay_cfg = {.node = "n1", .default_size = 4, .max_size = 8,
-                                    .max_matches_per_conn = 2, .max_message_size = 1024};
-
 static void handler_implements_every_net_callback_it_needs(void **state)
 {
-    kn_gateway_deps deps = {.relay = &relay_cfg, .shutdown_grace_ms = 100};
+    kn_gateway_deps deps = {.shutdown_grace_ms = 100};
     kn_gateway *gw;
     assert_int_equal(kn_gateway_create(&deps, &gw), KN_OK);
     kn_net_handler h;
@@ -32,18 +28,9 @@ static void handler_implements_every_net_callback_it_needs(void **state)
     kn_gateway_destroy(gw);
 }
 
-static void bad_relay_limits_are_refused(void **state)
-{
-    kn_relay_config bad = relay_cfg;
-    bad.default_size = 100; /* above max_size */
-    kn_gateway_deps deps = {.relay = &bad};
-    kn_gateway *gw;
-    assert_int_equal(kn_gateway_create(&deps, &gw), KN_ERR_INVALID_ARGUMENT);
-}
-
 static void one_shard_per_network_thread(void **state)
 {
-    kn_gateway_deps deps = {.relay = &relay_cfg, .shards = 3};
+    kn_gateway_deps deps = {.shards = 3};
     kn_gateway *gw;
     assert_int_equal(kn_gateway_create(&deps, &gw), KN_OK);
     assert_int_equal(kn_gateway_shards(gw), 3);
@@ -63,7 +50,7 @@ static void one_shard_per_network_thread(void **state)
 
 static int create_destroy(void *arg)
 {
-    kn_gateway_deps deps = {.relay = &relay_cfg, .shards = arg ? 3 : 1};
+    kn_gateway_deps deps = {.shards = arg ? 3 : 1};
     kn_gateway *gw;
     int rc = kn_gateway_create(&deps, &gw);
     if (rc == KN_OK) kn_gateway_destroy(gw);
@@ -80,7 +67,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handler_implements_every_net_callback_it_needs),
-        cmocka_unit_test(bad_relay_limits_are_refused),
         cmocka_unit_test(one_shard_per_network_thread),
         cmocka_unit_test(create_survives_allocation_failures),
     };

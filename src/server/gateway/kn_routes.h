@@ -1,0 +1,76 @@
+/* kn_routes: the route table, one line per client request type. The only
+ * place that names handlers; dispatch and the before/after hooks come from
+ * it (kn_pipeline), and nothing else switches on the message type.
+ *
+ * A line: the Envelope message case (without its prefix), the service whose
+ * context the handler gets, whether it is allowed before authentication,
+ * whether it is a login attempt (refused while the source address is locked
+ * out), the channels that may carry it, where it runs (the network thread
+ * or an API worker), and the handler. A message with no line is refused
+ * with UNIMPLEMENTED "message type X is not a client request"; a line whose
+ * handler does not exist does not compile.
+ *
+ * Adding a request type: its message in proto/kaos.proto, one line here,
+ * its handler in the service's <svc>_wire.c (docs/contributing.md). */
+#ifndef KN_ROUTES_H
+#define KN_ROUTES_H
+
+#include "kn_pipeline.h"
+
+#include <stdbool.h>
+
+#define PRE_AUTH  true
+#define AUTHED    false
+#define LOGIN     true
+#define NOT_LOGIN false
+
+/* X(message, service, pre-auth, login, channels, runs on, handler) */
+#define KN_ROUTES(X)                                                                               \
+    X(PING, SESSION, PRE_AUTH, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_session_wire_ping)         \
+    X(AUTHENTICATE_DEVICE, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_device)  \
+    X(AUTHENTICATE_EMAIL, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_email)    \
+    X(AUTHENTICATE_CUSTOM, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_custom)  \
+    X(SESSION_REFRESH, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_refresh)     \
+    X(SESSION_RESUME, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_resume)       \
+    X(SESSION_LOGOUT, AUTH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_logout)     \
+    X(MATCH_CREATE, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                           \
+      kn_match_wire_create_match)                                                                  \
+    X(MATCH_JOIN, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_match_wire_join)         \
+    X(MATCH_LEAVE, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_match_wire_leave)       \
+    X(MATCH_DATA_SEND, MATCH, AUTHED, NOT_LOGIN, KN_CH_MATCH, KN_RUN_NET, kn_match_wire_data)      \
+    X(MATCH_LIST_REQUEST, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_match_wire_list) \
+    X(RPC, RPC, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_rpc_wire_call)                    \
+    X(ACCOUNT_GET, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_account_wire_get)     \
+    X(ACCOUNT_UPDATE, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
+      kn_account_wire_update)                                                                      \
+    X(USERS_GET, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_account_wire_users_get) \
+    X(ACCOUNT_DELETE, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
+      kn_account_wire_delete)                                                                      \
+    X(LINK_DEVICE, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                          \
+      kn_account_wire_link_device)                                                                 \
+    X(LINK_EMAIL, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                           \
+      kn_account_wire_link_email)                                                                  \
+    X(LINK_CUSTOM, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                          \
+      kn_account_wire_link_custom)                                                                 \
+    X(UNLINK_DEVICE, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                        \
+      kn_account_wire_unlink_device)                                                               \
+    X(UNLINK_EMAIL, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                         \
+      kn_account_wire_unlink_email)                                                                \
+    X(UNLINK_CUSTOM, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                        \
+      kn_account_wire_unlink_custom)                                                               \
+    X(STORAGE_WRITE, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_write) \
+    X(STORAGE_READ, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_read)   \
+    X(STORAGE_DELETE, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
+      kn_storage_wire_delete)                                                                      \
+    X(STORAGE_LIST, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_list)
+
+/* The line of message_case, or NULL when it is not a client request. */
+const kn_route *kn_routes_find(int message_case);
+/* Whether message_case is a client request (so hooks may be registered
+ * for it). Any thread. */
+bool kn_routes_is_client_op(int message_case);
+/* Lines in the table (for tests and docs). */
+size_t kn_routes_count(void);
+const kn_route *kn_routes_at(size_t i);
+
+#endif

@@ -1,0 +1,50 @@
+/* kn_match_wire: the match routes (create, join, leave, data, list) over
+ * both kinds of match — relayed (kn_relay, on the network threads) and
+ * authoritative (kn_match engine, on the match threads) — and the engine's
+ * out sink, which hands its batches to the network threads.
+ *
+ * Relayed matches span network threads: the relay is one, used under a
+ * lock; what it sends goes out through kn_out (any shard). Which
+ * authoritative matches a connection is in (at most 8) is per-connection
+ * state in a kn_session ext slot, kept on the connection's thread from the
+ * engine's JOINED/LEFT notices.
+ *
+ * Admission control: while a network thread is overloaded, creations and
+ * joins are refused with UNAVAILABLE so the players already in keep their
+ * ticks. The route's service context is the kn_match_wire. */
+#ifndef KN_MATCH_WIRE_H
+#define KN_MATCH_WIRE_H
+
+#include "kn_match.h"
+#include "kn_out.h"
+#include "kn_pipeline.h"
+#include "kn_relay.h"
+#include "kn_session.h"
+
+typedef struct kn_match_wire kn_match_wire;
+
+typedef struct kn_match_wire_deps {
+    const kn_relay_config *relay; /* relayed match limits */
+    kn_out *out;
+    kn_sessions *sessions; /* for the per-connection slot */
+} kn_match_wire_deps;
+
+int kn_match_wire_create(const kn_match_wire_deps *deps, kn_match_wire **out);
+void kn_match_wire_destroy(kn_match_wire *mw); /* accepts NULL; after the nets */
+/* Authoritative matches (NULL = off). Before serving. */
+void kn_match_wire_attach_engine(kn_match_wire *mw, kn_match_engine *matches);
+/* The engine's out sink (ud = the kn_match_wire): each batch goes to every
+ * network thread with a connection in it; each sends to its own and the
+ * last one frees it. Match threads. */
+void kn_match_wire_out(void *ud, kn_match_batch *b);
+/* Creations and joins refused because a network thread was overloaded. */
+uint64_t kn_match_wire_shed_joins(const kn_match_wire *mw);
+size_t kn_match_wire_relayed_count(kn_match_wire *mw); /* relayed matches now */
+
+int kn_match_wire_create_match(kn_req *r, char *msg, size_t cap);
+int kn_match_wire_join(kn_req *r, char *msg, size_t cap);
+int kn_match_wire_leave(kn_req *r, char *msg, size_t cap);
+int kn_match_wire_data(kn_req *r, char *msg, size_t cap);
+int kn_match_wire_list(kn_req *r, char *msg, size_t cap);
+
+#endif

@@ -1,0 +1,126 @@
+/* kn_session: the session owner. Which connection is bound to which session
+ * of which user, what ended and why, and the index user -> sessions ->
+ * connections over every network thread.
+ *
+ * A kn_session exists for every open connection (made by kn_sessions_open
+ * when the connection opens, freed by kn_sessions_close when it closes). It
+ * belongs to the network thread of its connection: only that thread binds,
+ * unbinds or reads it without a lock. Other threads reach a user's
+ * connections through the index (kn_sessions_conns, under the registry's
+ * lock) and act on them through kn_out, on the owning thread.
+ *
+ * Ending sessions (kn_sessions_end: logout, ban, account deletion) touches
+ * only that user's connections: the index names them, each is unbound and,
+ * for a ban or deletion, closed with DISCONNECT_BANNED on its own thread.
+ * Every ended session id goes into the revocation set, so its token cannot
+ * be resumed while it is still valid; a ban or deletion is also remembered
+ * for a while, so a login or resume whose job read Postgres before the ban
+ * committed and completes after it is refused (kn_sessions_bind).
+ * Postgres stays the source of truth (a resume checks that its session row
+ * is live); these sets answer only the races the database cannot see.
+ *
+ * Tokens themselves are kn_token (signing, verification); issuing them
+ * against Postgres (login, refresh, logout) is the auth service's. */
+#ifndef KN_SESSION_H
+#define KN_SESSION_H
+
+#include "kn_net.h"
+#include "kn_out.h"
+#include "kn_token.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why sessions end (kn_sessions_end). */
+typedef enum kn_session_end {
+    KN_SESSION_END_LOGOUT = 0, /* connections stay open, unauthenticated */
+    KN_SESSION_END_BAN = 1,    /* connections closed with DISCONNECT_BANNED */
+    KN_SESSION_END_DELETE = 2, /* the same, for a deleted account */
+} kn_session_end;
+
+/* Per-connection state of other modules (a route's service): slots handed
+ * out by kn_sessions_ext_register. */
+#define KN_SESSION_EXT_MAX 4
+
+/* One connection's session. Read-only outside this module; only its
+ * connection's network thread reads it without the registry's lock. */
+typedef struct kn_session {
+    kn_conn_id conn;
+    char address[80];     /* "ip:port", for scripts and logs */
+    char address_key[24]; /* "addr:<ip hex>", for the failed-login lockout */
+    bool authenticated;
+    char user_id[37]; /* "" until bound */
+    char username[129];
+    char session_id[37];
+    int64_t expires_at;   /* the session token's, Unix seconds */
+    kn_token_claims vars; /* only .vars and .var_count: the session variables */
+    void *ext[KN_SESSION_EXT_MAX];
+    /* the registry's: the user's chain in the index (under its lock) */
+    struct kn_session *idx_prev, *idx_next;
+} kn_session;
+
+typedef struct kn_sessions kn_sessions;
+
+typedef struct kn_sessions_stats {
+    uint64_t bound;   /* sessions bound to connections now */
+    uint64_t revoked; /* session ids in the revocation set now */
+    uint64_t ended;   /* sessions ended by kn_sessions_end so far */
+} kn_sessions_stats;
+
+/* out: how ending reaches the connections' threads (borrowed; it must
+ * outlive the registry). */
+int kn_sessions_create(kn_out *out, kn_sessions **ss_out);
+void kn_sessions_destroy(kn_sessions *ss); /* accepts NULL; after every connection closed */
+
+/* A directory for kn_out (kn_out_send_user) backed by the index. */
+kn_out_directory kn_sessions_directory(kn_sessions *ss);
+
+/* Registers a slot of kn_session.ext for one module's per-connection state;
+ * on_close(ud, s) runs on the connection's thread when it closes (before
+ * the session is freed) for every session, so it frees what the slot
+ * holds. Returns the slot, or KN_ERR_RESOURCE_EXHAUSTED. Before serving. */
+int kn_sessions_ext_register(kn_sessions *ss, void (*on_close)(void *ud, kn_session *s), void *ud);
+
+/* --- the connection's network thread ----------------------------------- */
+
+/* A session for a connection that just opened (not authenticated); NULL
+ * when out of memory. ip is the source IPv4 address (network order). */
+kn_session *kn_sessions_open(kn_sessions *ss, kn_conn_id id, const char *address, uint32_t ip);
+/* The connection closed: ext slots' on_close, unbind, free. Accepts NULL. */
+void kn_sessions_close(kn_sessions *ss, kn_session *s);
+/* Binds the session of claims to s, unless a ban or deletion of its user
+ * ended sessions after submitted_ms (the monotonic time its job was queued:
+ * PERMISSION_DENIED "account is banned" or UNAUTHENTICATED "user no longer
+ * exists"), or, for a resume, its session id was revoked (UNAUTHENTICATED,
+ * with why). The message goes into msg. KN_ERR_NOMEM when the session vars
+ * cannot be kept (the bind still happens, without vars). */
+int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *claims, bool resume,
+                     int64_t submitted_ms, char *msg, size_t cap);
+/* Whether a resume of session_id would be refused as revoked (with why in msg). */
+bool kn_sessions_revoked(kn_sessions *ss, const char *session_id, char *msg, size_t cap);
+
+/* --- any thread ------------------------------------------------------- */
+
+/* Ends the sessions of user_id (only session_id's when not NULL): revokes
+ * them, unbinds their connections and, for BAN and DELETE, closes them
+ * (except `spare`: the connection that deleted its own account stays open,
+ * unauthenticated). revoke_expires > 0 also revokes session_id until then
+ * when no connection holds it (a logout's token). The work on each
+ * connection happens on its thread; this returns once it is posted.
+ * KN_ERR_INVALID_ARGUMENT for ids longer than a UUID, KN_ERR_NOMEM. */
+int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id,
+                    kn_session_end why, kn_conn_id spare, int64_t revoke_expires);
+/* The connections of user_id (of session_id only when not NULL) on this
+ * node: at most cap into out; returns how many there are. */
+size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *session_id,
+                         kn_conn_id *out, size_t cap);
+/* Drops expired revocations and old ban records; does the work at most
+ * once a minute, whoever calls it. */
+void kn_sessions_tick(kn_sessions *ss, int64_t now_mono_ms);
+void kn_sessions_stats_get(kn_sessions *ss, kn_sessions_stats *out);
+
+/* "session token revoked (account banned)", ... */
+const char *kn_session_end_text(kn_session_end why);
+
+#endif
