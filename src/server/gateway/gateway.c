@@ -918,18 +918,11 @@ static void post_completion(kn_gateway *gw, job *j)
     }
 }
 
-/* Any thread: kn_runtime_services.end_sessions. */
-static void services_end_sessions(void *ud, const char *user_id, const char *session_id,
-                                  kn_session_end why)
-{
-    int rc = kn_gateway_end_sessions(ud, user_id, session_id, why);
-    if (rc) KN_WARN("could not end the sessions of user %.36s: %s", user_id, kn_err_text(rc));
-}
-
 /* Worker thread: what scripts called on this worker use (its connection). */
 static kn_runtime_services services_of(kn_gateway *gw, kn_api_worker *w)
 {
-    return (kn_runtime_services){gw->deps.auth, w->db, services_end_sessions, gw};
+    (void)gw;
+    return (kn_runtime_services){w->db};
 }
 
 /* Worker thread: an RPC by id — a built-in one in C ("kaos." ids), else the

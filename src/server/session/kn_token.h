@@ -5,7 +5,11 @@
  * object of strings). The MAC is HMAC-SHA-256 from libsodium, compared in
  * constant time; any other alg (including "none") is refused. Session and
  * refresh tokens share the format and differ by key and lifetime.
- * Pure functions of their inputs (time is a parameter): thread-safe. */
+ * Pure functions of their inputs (time is a parameter): thread-safe.
+ *
+ * Also here, as the session module's one header: kn_session_end, how a
+ * session is ended (logout, ban, deletion), which the services that end
+ * sessions and the gateway that applies it to connections share. */
 #ifndef KN_TOKEN_H
 #define KN_TOKEN_H
 
@@ -19,6 +23,13 @@ typedef struct kn_token_var {
     char *key;
     char *value;
 } kn_token_var;
+
+/* How sessions end (kn_gateway_end_sessions does the work on connections). */
+typedef enum kn_session_end {
+    KN_SESSION_END_LOGOUT = 0, /* connections stay open, unauthenticated */
+    KN_SESSION_END_BAN = 1,    /* connections closed with DISCONNECT_BANNED */
+    KN_SESSION_END_DELETE = 2, /* the same, for a deleted account */
+} kn_session_end;
 
 typedef struct kn_token_claims {
     char user_id[37];     /* canonical UUID text */
