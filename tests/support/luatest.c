@@ -58,10 +58,26 @@ static const kn_token_var vars[] = {{"platform", "linux"}};
 const kn_runtime_context luatest_ctx = {"user-1", "alice", "sess-1", "127.0.0.1",
                                         "rpc",    vars,    1,        NULL};
 
-char *luatest_call(kn_runtime_vm *vm, const char *id, const char *payload, int *rc, char *msg)
+static char *call(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char *id,
+                  const char *payload, int *rc, char *msg)
 {
     char *out = NULL;
     size_t n;
-    *rc = kn_runtime_rpc(vm, &luatest_ctx, id, payload, strlen(payload), &out, &n, msg, 256);
+    *rc = kn_runtime_rpc(vm, ctx, id, payload, strlen(payload), &out, &n, msg, 256);
     return out;
+}
+
+char *luatest_call(kn_runtime_vm *vm, const char *id, const char *payload, int *rc, char *msg)
+{
+    return call(vm, &luatest_ctx, id, payload, rc, msg);
+}
+
+char *luatest_call_db(kn_runtime_vm *vm, kn_db *db, const char *id, const char *payload, int *rc,
+                      char *msg)
+{
+    static int fake;
+    kn_runtime_services svc = {db ? db : (kn_db *)&fake};
+    kn_runtime_context with = luatest_ctx;
+    with.services = &svc;
+    return call(vm, &with, id, payload, rc, msg);
 }

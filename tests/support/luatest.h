@@ -30,5 +30,9 @@ extern const kn_runtime_context luatest_ctx;
 /* kn_runtime_rpc with luatest_ctx; msg holds 256 bytes. Returns the
  * result (kn_malloc'd) or NULL. */
 char *luatest_call(kn_runtime_vm *vm, const char *id, const char *payload, int *rc, char *msg);
+/* The same as a worker's call with the database connection db (kn_lua_db
+ * hands it out); NULL gives a fake one that must never be used. */
+char *luatest_call_db(kn_runtime_vm *vm, kn_db *db, const char *id, const char *payload, int *rc,
+                      char *msg);
 
 #endif

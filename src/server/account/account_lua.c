@@ -140,18 +140,33 @@ static int login_result(lua_State *L, kn_db *db, int rc, kn_auth_session *as, co
     return 3;
 }
 
-/* authenticate_device(id [, username [, create = true]]) */
-static int k_authenticate_device(lua_State *L)
+/* kn_auth_device and kn_auth_custom: a login by one id. */
+typedef int (*id_login)(const kn_auth *auth, kn_db *db, const char *id, const char *username,
+                        bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
+                        kn_auth_session *out, char *msg, size_t msg_cap);
+
+/* authenticate_device / authenticate_custom (id [, username [, create = true]]) */
+static int login_by_id(lua_State *L, const char *fn_name, id_login login)
 {
-    kn_db *db = kn_lua_db(L, "authenticate_device");
+    kn_db *db = kn_lua_db(L, fn_name);
     const char *id = luaL_checkstring(L, 1);
     const char *username = luaL_optstring(L, 2, NULL);
     bool create = opt_create(L, 3);
     kn_auth_session as;
     char msg[MSG_CAP] = "";
-    int rc = kn_auth_device(deps(L)->auth, db, id, username, create, NULL, 0, now_sec(), &as, msg,
-                            sizeof msg);
+    int rc =
+        login(deps(L)->auth, db, id, username, create, NULL, 0, now_sec(), &as, msg, sizeof msg);
     return login_result(L, db, rc, &as, msg);
+}
+
+static int k_authenticate_device(lua_State *L)
+{
+    return login_by_id(L, "authenticate_device", kn_auth_device);
+}
+
+static int k_authenticate_custom(lua_State *L)
+{
+    return login_by_id(L, "authenticate_custom", kn_auth_custom);
 }
 
 /* authenticate_email(email, password [, username [, create = true]]) */
@@ -166,20 +181,6 @@ static int k_authenticate_email(lua_State *L)
     char msg[MSG_CAP] = "";
     int rc = kn_auth_email(deps(L)->auth, db, email, password, username, create, NULL, 0, now_sec(),
                            &as, msg, sizeof msg);
-    return login_result(L, db, rc, &as, msg);
-}
-
-/* authenticate_custom(id [, username [, create = true]]) */
-static int k_authenticate_custom(lua_State *L)
-{
-    kn_db *db = kn_lua_db(L, "authenticate_custom");
-    const char *id = luaL_checkstring(L, 1);
-    const char *username = luaL_optstring(L, 2, NULL);
-    bool create = opt_create(L, 3);
-    kn_auth_session as;
-    char msg[MSG_CAP] = "";
-    int rc = kn_auth_custom(deps(L)->auth, db, id, username, create, NULL, 0, now_sec(), &as, msg,
-                            sizeof msg);
     return login_result(L, db, rc, &as, msg);
 }
 

@@ -146,6 +146,17 @@ static const char *field_string(lua_State *L, int idx, const char *name, size_t 
     return s;
 }
 
+/* The collection, key and user_id fields of the batch element at idx,
+ * checked in that order (the first bad one is the error). */
+static kn_storage_id field_id(lua_State *L, int idx, size_t index)
+{
+    kn_storage_id id;
+    id.collection = field_string(L, idx, "collection", index);
+    id.key = field_string(L, idx, "key", index);
+    id.user_id = field_string(L, idx, "user_id", index);
+    return id;
+}
+
 static int field_int(lua_State *L, int idx, const char *name, size_t index, int absent)
 {
     int t = lua_getfield(L, idx, name);
@@ -288,8 +299,7 @@ static int k_storage_read_batch(lua_State *L)
     kn_storage_id ids[KN_STORAGE_BATCH_MAX];
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 1, (lua_Integer)i + 1); /* the batch keeps it alive */
-        ids[i] = (kn_storage_id){field_string(L, -1, "collection", i),
-                                 field_string(L, -1, "key", i), field_string(L, -1, "user_id", i)};
+        ids[i] = field_id(L, -1, i);
         lua_pop(L, 1);
     }
     holder *h = new_holder(L);
@@ -347,8 +357,7 @@ static int k_storage_delete_batch(lua_State *L)
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 1, (lua_Integer)i + 1);
         ops[i] = (kn_storage_delete_op){
-            .id = {field_string(L, -1, "collection", i), field_string(L, -1, "key", i),
-                   field_string(L, -1, "user_id", i)},
+            .id = field_id(L, -1, i),
             .version = field_string(L, -1, "version", i),
         };
         lua_pop(L, 1);

@@ -50,20 +50,16 @@ static void account_functions_raise_service_errors_and_need_a_database(void **st
     assert_non_null(strstr(out, "kaos.account_get_id is not available in rpc"));
     kn_free(out);
 
-    int dummy = 0;
-    kn_runtime_services svc = {(kn_db *)&dummy};
-    kn_runtime_context with = luatest_ctx;
-    with.services = &svc;
-    rc = kn_runtime_rpc(vm, &with, "get", "not-a-uuid", 10, &out, &(size_t){0}, msg, sizeof msg);
+    out = luatest_call_db(vm, NULL, "get", "not-a-uuid", &rc, msg);
     assert_int_equal(rc, KN_OK);
     assert_string_equal(out, "3 user id must be a UUID");
     kn_free(out);
-    rc = kn_runtime_rpc(vm, &with, "update", "", 0, &out, &(size_t){0}, msg, sizeof msg);
+    out = luatest_call_db(vm, NULL, "update", "", &rc, msg);
     assert_int_equal(rc, KN_OK);
     assert_string_equal(out, "3 unknown account field \"nickname\"");
     kn_free(out);
     /* Uncaught, the table's code and message reach the caller. */
-    rc = kn_runtime_rpc(vm, &with, "logout", "", 0, &out, &(size_t){0}, msg, sizeof msg);
+    out = luatest_call_db(vm, NULL, "logout", "", &rc, msg);
     assert_int_equal(rc, KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "user id must be a UUID");
     assert_null(out);

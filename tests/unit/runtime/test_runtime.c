@@ -364,10 +364,7 @@ static void a_binding_reaches_every_vm_with_its_ud_and_the_call_s_database(void 
     assert_non_null(
         strstr(out, "kaos.db_is_mine is not available in rpc (no database connection)"));
     kn_free(out);
-    kn_runtime_services svc = {(kn_db *)&db_mark};
-    kn_runtime_context with = luatest_ctx;
-    with.services = &svc;
-    rc = kn_runtime_rpc(vm, &with, "db", "", 0, &out, &(size_t){0}, msg, sizeof msg);
+    out = luatest_call_db(vm, (kn_db *)&db_mark, "db", "", &rc, msg);
     assert_int_equal(rc, KN_OK);
     assert_string_equal(out, "true true");
     kn_free(out);

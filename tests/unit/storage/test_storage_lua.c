@@ -81,10 +81,6 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
     assert_non_null(strstr(out, "kaos.storage_write is not available in rpc"));
     kn_free(out);
 
-    int dummy = 0;
-    kn_runtime_services svc = {(kn_db *)&dummy};
-    kn_runtime_context with = luatest_ctx;
-    with.services = &svc;
     static const struct {
         const char *name, *want;
     } cases[] = {
@@ -109,14 +105,13 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
         {"nul_field", "3 object 0: key contains a NUL byte"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        rc = kn_runtime_rpc(vm, &with, "case", cases[i].name, strlen(cases[i].name), &out,
-                            &(size_t){0}, msg, sizeof msg);
+        out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
         assert_int_equal(rc, KN_OK);
         if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
         kn_free(out);
     }
     /* A wrong type of a plain argument is a script bug, not a service refusal. */
-    rc = kn_runtime_rpc(vm, &with, "case", "arg_type", 8, &out, &(size_t){0}, msg, sizeof msg);
+    out = luatest_call_db(vm, NULL, "case", "arg_type", &rc, msg);
     assert_int_equal(rc, KN_OK);
     assert_non_null(strstr(out, "lua: "));
     assert_non_null(strstr(out, "string expected, got table"));
