@@ -20,6 +20,8 @@
 
 #include "kn_lua_bind.h"
 
+typedef struct kn_match_engine kn_match_engine; /* kn_match.h */
+
 /* ud: a kn_match_engine ** (see above). */
 extern const luaL_Reg kn_match_lua_funcs[];
 
