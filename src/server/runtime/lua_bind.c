@@ -25,8 +25,10 @@ void rt_open_bindings(lua_State *L, const kn_lua_binding *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         for (const luaL_Reg *f = b[i].funcs; f->name; f++) {
             /* Two functions of one name would silently replace each other. */
-            assert(lua_getfield(L, -1, f->name) == LUA_TNIL);
+            int taken = lua_getfield(L, -1, f->name) != LUA_TNIL;
             lua_pop(L, 1);
+            assert(!taken && "a binding repeats the name of a kaos function");
+            (void)taken;
         }
         lua_pushlightuserdata(L, b[i].ud);
         luaL_setfuncs(L, b[i].funcs, 1);
