@@ -1,7 +1,13 @@
 /* server: composition root. Start order: keys -> auth -> database check ->
- * API workers -> gateway -> net. Stop order is the reverse, with the net
- * drained first so no completion is lost. */
+ * runtime -> API workers -> gateway -> match engine -> net. Stop order is
+ * the reverse, with the net drained first so no completion is lost.
+ *
+ * The services' kaos.* functions reach the runtime here, as bindings
+ * (kn_lua_bind.h): the runtime names no service. Their uds point at state
+ * of this function that is filled as the services come up, since the
+ * gateway and the match engine are created after the runtime. */
 #include "kn_server.h"
+#include "kn_account_lua.h"
 #include "kn_api.h"
 #include "kn_auth.h"
 #include "kn_codec.h"
@@ -22,6 +28,8 @@
 #include "kn_runtime.h"
 #include "kn_time.h"
 #include "kn_match.h"
+#include "kn_match_lua.h"
+#include "kn_storage_lua.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -63,8 +71,8 @@ static void net_stats_sum(kn_net **nets, size_t n, kn_net_stats *out)
     }
 }
 
-/* kn_runtime_services.end_sessions: scripts end sessions through the
- * session owner. Any thread. */
+/* kn_account_lua.end_sessions: scripts end sessions through the session
+ * owner. Any thread. */
 static void end_sessions(void *ud, const char *user_id, const char *session_id,
                          kn_session_end why)
 {
@@ -205,6 +213,8 @@ typedef struct reloader {
     int64_t call_budget_ms;
     int64_t match_budget_ms;
     size_t match_memory_limit;
+    const kn_lua_binding *bindings;
+    size_t n_bindings;
     bool watch;
     pthread_t thread;
     bool started;
@@ -231,12 +241,15 @@ static bool lua_changed(int fd)
 static void reload(reloader *rl)
 {
     char err[512] = "";
-    kn_runtime_config rc_cfg = {.path = rl->path, .env = rl->env, /* no run_once again */
+    kn_runtime_config rc_cfg = {.path = rl->path,
+                                .env = rl->env, /* no run_once again */
                                 .memory_limit = rl->memory_limit,
                                 .call_budget_ms = rl->call_budget_ms,
                                 .match_budget_ms = rl->match_budget_ms,
                                 .match_memory_limit = rl->match_memory_limit,
-                                .is_client_op = kn_routes_is_client_op};
+                                .is_client_op = kn_routes_is_client_op,
+                                .bindings = rl->bindings,
+                                .n_bindings = rl->n_bindings};
     kn_runtime *rt;
     if (kn_runtime_load(&rc_cfg, &rt, err, sizeof err) == KN_OK) {
         size_t n = kn_runtime_module_count(rt);
@@ -335,6 +348,7 @@ static void pick_key(const char *configured, const uint8_t *file_key, const uint
     }
 }
 
+
 static void *net_thread_main(void *arg)
 {
     kn_net_run(arg);
@@ -368,6 +382,15 @@ int kn_server_run(const kn_config *cfg)
     kn_runtime_host *host = NULL;
     kn_match_engine *matches = NULL;
     kn_runtime_slot *slots[64] = {NULL};
+    /* The bindings' uds: filled below as auth, the gateway and the match
+     * engine come up, all before serving (until then the functions that
+     * need them refuse: no database connection, or no match engine). */
+    kn_account_lua account_lua = {0};
+    const kn_lua_binding bindings[] = {
+        {"account", kn_account_lua_funcs, &account_lua},
+        {"storage", kn_storage_lua_funcs, NULL},
+        {"match", kn_match_lua_funcs, &matches},
+    };
     reloader rl = {0};
     kn_http *http = NULL;
     http_ctx hctx = {0};
@@ -388,16 +411,21 @@ int kn_server_run(const kn_config *cfg)
     pick_key(cfg->session_key, keys.session_key, &ac.session_key, &ac.session_key_len);
     pick_key(cfg->refresh_key, keys.refresh_key, &ac.refresh_key, &ac.refresh_key_len);
     if ((rc = kn_auth_create(&ac, &auth))) goto done;
+    account_lua.auth = auth;
     if ((rc = check_schema(cfg))) goto done;
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
-    kn_runtime_config rtc = {.path = cfg->runtime_path, .env = cfg->runtime_env, .run_once = true,
+    kn_runtime_config rtc = {.path = cfg->runtime_path,
+                             .env = cfg->runtime_env,
+                             .run_once = true,
                              .memory_limit = (size_t)cfg->runtime_memory_mb << 20,
                              .call_budget_ms = cfg->runtime_call_budget_ms,
                              .match_budget_ms = cfg->match_callback_budget_ms,
                              .match_memory_limit = (size_t)cfg->match_memory_mb << 20,
-                             .is_client_op = kn_routes_is_client_op};
+                             .is_client_op = kn_routes_is_client_op,
+                             .bindings = bindings,
+                             .n_bindings = sizeof bindings / sizeof bindings[0]};
     if ((rc = kn_runtime_load(&rtc, &runtime, rterr, sizeof rterr))) {
         KN_ERROR("runtime: %s", rterr);
         if (!cfg->runtime_allow_errors || rc == KN_ERR_NOMEM) goto done;
@@ -415,10 +443,15 @@ int kn_server_run(const kn_config *cfg)
     if (rc) goto done;
     for (int i = 0; i < (int)cfg->api_workers; i++)
         if ((rc = kn_runtime_slot_create(host, &slots[i]))) goto done;
-    rl = (reloader){.host = host, .path = cfg->runtime_path, .env = cfg->runtime_env,
-                    .memory_limit = rtc.memory_limit, .call_budget_ms = rtc.call_budget_ms,
+    rl = (reloader){.host = host,
+                    .path = cfg->runtime_path,
+                    .env = cfg->runtime_env,
+                    .memory_limit = rtc.memory_limit,
+                    .call_budget_ms = rtc.call_budget_ms,
                     .match_budget_ms = rtc.match_budget_ms,
                     .match_memory_limit = rtc.match_memory_limit,
+                    .bindings = rtc.bindings,
+                    .n_bindings = rtc.n_bindings,
                     .watch = cfg->runtime_watch};
     if ((rc = reloader_start(&rl))) goto done;
 
@@ -449,8 +482,9 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_sessions_create(out, &sessions))) goto done;
     kn_out_directory dir = kn_sessions_directory(sessions);
     kn_out_set_directory(out, &dir);
-    kn_runtime_services script_services = {.auth = auth, .end_sessions = end_sessions,
-                                           .ud = sessions};
+    kn_runtime_services script_services = {0}; /* .db per worker */
+    account_lua.end_sessions = end_sessions;
+    account_lua.end_sessions_ud = sessions;
     if ((rc = kn_rpc_create(api, &script_services, &rpc))) goto done;
     kn_match_wire_deps mwd = {.relay = &rcfg, .out = out, .sessions = sessions};
     if ((rc = kn_match_wire_create(&mwd, &mw))) goto done;
@@ -471,9 +505,9 @@ int kn_server_run(const kn_config *cfg)
         .out_ud = mw,
     };
     if (mec.threads > 64) mec.threads = 64;
+    /* From here `matches` is set, which is what the "match" binding reads. */
     if ((rc = kn_match_engine_create(&mec, &matches))) goto done;
     kn_match_wire_attach_engine(mw, matches);
-    kn_runtime_host_set_match_engine(host, matches);
 
     kn_gateway_deps deps = {
         .pipeline = {.api = api,

@@ -1,4 +1,6 @@
-/* kn_runtime: the Lua 5.4 server runtime; the only module that includes Lua.
+/* kn_runtime: the Lua 5.4 server runtime; the only module that includes Lua
+ * (services' kaos.* functions reach it through kn_lua_bind.h, the runtime's
+ * binding API, and are handed in as bindings: the runtime names no service).
  *
  * kn_runtime_load reads every `*.lua` file of the runtime path, in byte
  * order of their names, and checks that each one loads and runs in a fresh
@@ -27,11 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kn_session.h" /* kn_session_end */
 #include "kn_token.h"
 
 typedef struct kn_runtime kn_runtime;
 typedef struct kn_runtime_vm kn_runtime_vm;
+typedef struct kn_lua_binding kn_lua_binding; /* kn_lua_bind.h */
 
 typedef struct kn_runtime_config {
     const char *path;        /* directory of modules; missing or empty = no modules */
@@ -45,27 +47,24 @@ typedef struct kn_runtime_config {
     /* Which message cases are client operations (hooks may be registered
      * for them); from the gateway's route table. NULL = any request type. */
     bool (*is_client_op)(int message_case);
+    /* The services' kaos.* functions (kn_lua_bind.h), opened into every VM
+     * built from this runtime. Borrowed: the array and what each ud points
+     * to must outlive the runtime and its VMs. */
+    const kn_lua_binding *bindings;
+    size_t n_bindings;
 } kn_runtime_config;
 
-typedef struct kn_auth kn_auth;
 typedef struct kn_db kn_db;
 
-
-/* What the account functions of `kaos` (kaos.account_get_id,
- * kaos.users_ban_id, kaos.authenticate_device, ...) call: the same services
- * as the wire handlers, with the calling worker's database connection.
- * Filled by whoever runs the call (the gateway, per worker call) and only
- * borrowed for its duration. Where there is none (run_once, module load)
- * those functions raise "kaos.NAME is not available in MODE". */
+/* What belongs to one call and is handed to the bindings' functions
+ * (kn_lua_db): the calling worker's database connection. Filled by whoever
+ * runs the call (the gateway, per worker call) and only borrowed for its
+ * duration. Where there is none (run_once, module load, match handlers)
+ * kn_lua_db raises "kaos.NAME is not available in MODE". Long-lived
+ * dependencies of a service are not added here: they go in its binding's
+ * ud (kn_lua_bind.h). */
 typedef struct kn_runtime_services {
-    const kn_auth *auth;
     kn_db *db; /* the calling thread's connection */
-    /* Ends the live sessions of user_id (only session_id's when not NULL) on
-     * the connections bound to them: revoked, and closed or unauthenticated
-     * as `why` says. Any thread; the work happens later on the net thread. */
-    void (*end_sessions)(void *ud, const char *user_id, const char *session_id,
-                         kn_session_end why);
-    void *ud;
 } kn_runtime_services;
 
 /* What a script sees of the caller (the `context` table). */
@@ -77,7 +76,7 @@ typedef struct kn_runtime_context {
     const char *execution_mode; /* "rpc", "before", "after", "run_once" */
     const kn_token_var *vars;   /* session variables (context.vars) */
     size_t var_count;
-    const kn_runtime_services *services; /* NULL: the account functions raise */
+    const kn_runtime_services *services; /* NULL: kn_lua_db raises */
 } kn_runtime_context;
 
 /* Before and after hooks (kaos.register_req_before/after), one per client
@@ -151,11 +150,6 @@ kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s);
 typedef struct kn_match_handler kn_match_handler;
 int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, const char *node,
                              kn_match_handler **out, char *msg, size_t cap);
-
-/* Gives scripts the match engine (kaos.match_create, match_list,
- * match_signal). Set once, before serving. */
-typedef struct kn_match_engine kn_match_engine;
-void kn_runtime_host_set_match_engine(kn_runtime_host *h, kn_match_engine *e);
 
 /* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);

@@ -1,6 +1,11 @@
 /* runtime: module loading, the sandbox, the `kaos` table and RPC calls.
- * The account functions of `kaos` are in lua_account.c, the storage
- * functions in lua_storage.c. */
+ *
+ * `kaos` holds the runtime's own functions (registration, logging, JSON,
+ * hashing, time) and the functions of every binding the runtime was loaded
+ * with (kn_runtime_config.bindings: the services' kaos.* functions, which
+ * live in each service's folder). Every VM opens the same set, so a module
+ * sees the same `kaos` in the check VM, an API worker's VM and a match's VM.
+ * This file names no service. */
 #include "kn_runtime.h"
 #include "runtime_internal.h"
 #include "kn_codec_json.h"
@@ -28,7 +33,6 @@
 
 #define MAX_MODULE_BYTES (1 << 20)
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 << 20)
-#define JSON_MAX_DEPTH 64
 
 /* Registry keys (addresses are unique). */
 static const char key_rpcs = 0, key_loaded = 0, key_vm = 0, key_run_once = 0;
@@ -163,15 +167,6 @@ static int safe_load(lua_State *L)
 }
 
 static int run_module(lua_State *L, const module *m);
-
-const kn_runtime_services *kn_runtime__services(lua_State *L, const char *name)
-{
-    kn_runtime_vm *vm = rt_vm_of(L);
-    if (vm->services && vm->services->db && vm->services->auth) return vm->services;
-    luaL_error(L, "kaos.%s is not available in %s (no database connection)", name,
-               vm->mode ? vm->mode : "module loading");
-    return NULL; /* not reached */
-}
 
 /* require(name): "kaos" or a module of the runtime path, each run once. */
 static int safe_require(lua_State *L)
@@ -312,168 +307,11 @@ static int k_time(lua_State *L)
     return 1;
 }
 
-/* Lua value -> jansson. Never raises (a raise would leak the partial tree):
- * returns NULL and sets *why instead. */
-json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
-{
-    idx = lua_absindex(L, idx);
-    if (depth > JSON_MAX_DEPTH || !lua_checkstack(L, 4)) {
-        *why = "nested too deep";
-        return NULL;
-    }
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL: return json_null();
-    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
-                                     : json_real(lua_tonumber(L, idx));
-    case LUA_TSTRING: {
-        size_t n;
-        const char *str = lua_tolstring(L, idx, &n);
-        json_t *j = json_stringn(str, n);
-        if (!j) *why = "strings must be UTF-8";
-        return j;
-    }
-    case LUA_TTABLE: {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        json_t *out = n > 0 ? json_array() : json_object();
-        if (!out) {
-            *why = "out of memory";
-            return NULL;
-        }
-        for (lua_Integer i = 1; n > 0 && i <= n; i++) {
-            lua_rawgeti(L, idx, i);
-            json_t *v = rt_to_json(L, -1, depth + 1, why);
-            lua_pop(L, 1);
-            if (!v || json_array_append_new(out, v)) goto fail;
-        }
-        if (n == 0) {
-            lua_pushnil(L);
-            while (lua_next(L, idx)) {
-                if (lua_type(L, -2) != LUA_TSTRING) {
-                    lua_pop(L, 2);
-                    *why = "object keys must be strings (or use a sequence)";
-                    goto fail;
-                }
-                json_t *v = rt_to_json(L, -1, depth + 1, why);
-                if (!v || json_object_set_new(out, lua_tostring(L, -2), v)) {
-                    lua_pop(L, 2);
-                    goto fail;
-                }
-                lua_pop(L, 1);
-            }
-        }
-        return out;
-    fail:
-        if (!*why) *why = "out of memory";
-        json_decref(out);
-        return NULL;
-    }
-    default: *why = "cannot encode functions, userdata or threads"; return NULL;
-    }
-}
-
-void rt_from_json(lua_State *L, json_t *j, int depth)
-{
-    luaL_checkstack(L, 4, "json_decode");
-    if (depth > JSON_MAX_DEPTH) luaL_error(L, "json_decode: nested too deep");
-    switch (json_typeof(j)) {
-    case JSON_NULL: lua_pushnil(L); break;
-    case JSON_TRUE: lua_pushboolean(L, 1); break;
-    case JSON_FALSE: lua_pushboolean(L, 0); break;
-    case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(j)); break;
-    case JSON_REAL: lua_pushnumber(L, json_real_value(j)); break;
-    case JSON_STRING: lua_pushlstring(L, json_string_value(j), json_string_length(j)); break;
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *v;
-        lua_createtable(L, (int)json_array_size(j), 0);
-        json_array_foreach(j, i, v)
-        {
-            rt_from_json(L, v, depth + 1);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        break;
-    }
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *v;
-        lua_createtable(L, 0, (int)json_object_size(j));
-        json_object_foreach(j, k, v)
-        {
-            rt_from_json(L, v, depth + 1);
-            lua_setfield(L, -2, k);
-        }
-        break;
-    }
-    }
-}
-
-/* The jansson value lives in a userdata with a __gc so a Lua error in the
- * middle of encoding or decoding never leaks it. */
-static int json_holder_gc(lua_State *L)
-{
-    json_t **h = lua_touserdata(L, 1);
-    json_decref(*h);
-    *h = NULL;
-    return 0;
-}
-
-void *rt_holder(lua_State *L, size_t size, const char *type, lua_CFunction gc)
-{
-    void *h = lua_newuserdatauv(L, size, 0);
-    memset(h, 0, size);
-    if (luaL_newmetatable(L, type)) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
-    return h;
-}
-
-json_t **rt_json_holder(lua_State *L)
-{
-    return rt_holder(L, sizeof(json_t *), "kaos.json", json_holder_gc);
-}
-
-void rt_push_stored_json(lua_State *L, const char *text, size_t len)
-{
-    json_t **h = rt_json_holder(L);
-    json_error_t e;
-    *h = text ? json_loadb(text, len, 0, &e) : NULL;
-    if (*h) {
-        rt_from_json(L, *h, 0);
-        json_decref(*h);
-        *h = NULL;
-    } else {
-        lua_newtable(L);
-    }
-    lua_remove(L, -2); /* the holder */
-}
-
-void rt_set_string(lua_State *L, const char *key, const char *value)
-{
-    lua_pushstring(L, value ? value : "");
-    lua_setfield(L, -2, key);
-}
-
-void rt_set_integer(lua_State *L, const char *key, int64_t value)
-{
-    lua_pushinteger(L, (lua_Integer)value);
-    lua_setfield(L, -2, key);
-}
-
 static int k_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    json_t **h = rt_json_holder(L);
-    const char *why = NULL;
-    *h = rt_to_json(L, 1, 0, &why);
-    if (!*h) return luaL_error(L, "json_encode: %s", why ? why : "out of memory");
-    char *s = json_dumps(*h, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!s) return luaL_error(L, "json_encode: out of memory");
-    lua_pushstring(L, s);
-    free(s);
+    const char *why;
+    if (kn_lua_push_json(L, 1, NULL, &why)) return luaL_error(L, "json_encode: %s", why);
     return 1;
 }
 
@@ -589,7 +427,7 @@ static const luaL_Reg kaos_funcs[] = {
 
 /* --- sandbox and VM creation ------------------------------------------------------------ */
 
-static void open_sandbox(lua_State *L)
+static void open_sandbox(lua_State *L, const kn_runtime *rt)
 {
     static const luaL_Reg libs[] = {
         {LUA_GNAME, luaopen_base},         {LUA_TABLIBNAME, luaopen_table},
@@ -636,9 +474,7 @@ static void open_sandbox(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &rt_key_matches);
     lua_newtable(L); /* loaded modules, with "kaos" preloaded */
     luaL_newlib(L, kaos_funcs);
-    luaL_setfuncs(L, rt_match_funcs, 0);
-    kn_runtime__open_account(L);
-    kn_runtime__open_storage(L);
+    rt_open_bindings(L, rt->bindings, rt->n_bindings);
     lua_setfield(L, -2, "kaos");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loaded);
 }
@@ -663,7 +499,7 @@ int rt_vm_create(const kn_runtime *rt, bool pooled, kn_runtime_vm **out, char *e
     lua_State *L = vm->L;
     lua_pushlightuserdata(L, vm);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_vm);
-    open_sandbox(L);
+    open_sandbox(L, rt);
     lua_createtable(L, 0, (int)rt->env_count);
     for (size_t i = 0; i < rt->env_count; i++) {
         lua_pushstring(L, rt->env_values[i]);
@@ -793,6 +629,8 @@ int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, s
     atomic_init(&rt->refs, 1);
     rt->memory_limit = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
     rt->is_client_op = cfg->is_client_op;
+    rt->bindings = cfg->bindings;
+    rt->n_bindings = cfg->n_bindings;
     rt->call_budget_ms = cfg->call_budget_ms > 0 ? cfg->call_budget_ms : 2000;
     rt->match_budget_ms = cfg->match_budget_ms > 0 ? cfg->match_budget_ms : 200;
     rt->match_memory_limit = cfg->match_memory_limit ? cfg->match_memory_limit : (size_t)32 << 20;
@@ -886,16 +724,6 @@ void rt_call_end(kn_runtime_vm *vm)
     vm->mode = NULL;
     atomic_store(&vm->deadline_ms, 0);
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
-}
-
-int rt_raise_coded(lua_State *L, int rc, const char *msg)
-{
-    lua_createtable(L, 0, 2);
-    lua_pushinteger(L, kn_err_to_wire(rc));
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
 }
 
 /* A script error -> (code, message for the client). */
@@ -997,14 +825,8 @@ static int hook_trampoline(lua_State *L)
     if (!lua_istable(L, -1))
         return luaL_error(L, "a before hook returns the request table or nil, not a %s",
                           luaL_typename(L, -1));
-    json_t **h = rt_json_holder(L);
-    const char *why = NULL;
-    *h = rt_to_json(L, -2, 0, &why);
-    if (!*h) return luaL_error(L, "before hook result: %s", why ? why : "out of memory");
-    char *txt = json_dumps(*h, JSON_COMPACT);
-    if (!txt) return luaL_error(L, "before hook result: out of memory");
-    lua_pushstring(L, txt);
-    free(txt);
+    const char *why;
+    if (kn_lua_push_json(L, -1, NULL, &why)) return luaL_error(L, "before hook result: %s", why);
     return 1;
 }
 
@@ -1062,7 +884,6 @@ struct kn_runtime_host {
     kn_runtime *current;
     atomic_uint generation;
     kn_runtime_vm *watched; /* VMs under the time budget (slots' and matches') */
-    kn_match_engine *matches;
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
@@ -1107,16 +928,6 @@ void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm)
     if (vm->watch_next) vm->watch_next->watch_prev = vm->watch_prev;
     vm->watched = false;
     pthread_mutex_unlock(&h->lock);
-}
-
-void kn_runtime_host_set_match_engine(kn_runtime_host *h, kn_match_engine *e)
-{
-    h->matches = e;
-}
-
-kn_match_engine *rt_host_matches(kn_runtime_host *h)
-{
-    return h ? h->matches : NULL;
 }
 
 kn_runtime *rt_host_current(kn_runtime_host *h)

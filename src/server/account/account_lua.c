@@ -1,9 +1,11 @@
-/* lua_account: the account functions of `kaos` — logins, the account
- * service, bans and logout, for server code (docs/lua-api.md).
+/* account_lua: the account functions of `kaos` — logins, the account
+ * service, bans and logout, for server code (docs/lua-api.md); registered
+ * with the runtime as a binding (kn_account_lua.h).
  *
  * Each one calls the same C service as the wire handler (kn_auth_*,
- * kn_account_*) with the calling worker's database connection (the call's
- * kn_runtime_services), so rules, limits and messages are the wire's. A
+ * kn_account_*) with the calling worker's database connection (kn_lua_db)
+ * and the binding's kn_account_lua, so rules, limits and messages are the
+ * wire's. It reaches Lua only through kn_lua_bind.h. A
  * service error is raised as error({code = N, message = "..."}) with N its
  * wire code, so a script can pcall it and an uncaught one reaches the client
  * with that code. A wrong argument type is an ordinary Lua error (a script
@@ -12,26 +14,34 @@
  * Memory: what the services return is kn_malloc'd; it sits in a holder
  * userdata with a __gc while Lua tables are built from it, so a Lua memory
  * error half-way never leaks it. */
+#include "kn_account_lua.h"
 #include "kn_account.h"
 #include "kn_auth.h"
 #include "kn_error.h"
-#include "kn_mem.h"
 #include "kn_time.h"
 #include "kn_uuid.h"
-#include "runtime_internal.h"
 
-#include <lauxlib.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MSG_CAP 256
 
-
 static int done(lua_State *L, int rc, const char *msg)
 {
-    return rc ? rt_raise_coded(L, rc, msg) : 0;
+    return rc ? kn_lua_raise_coded(L, rc, msg) : 0;
+}
+
+/* The binding's dependencies (kn_account_lua.h). */
+static const kn_account_lua *deps(lua_State *L)
+{
+    return kn_lua_binding_ud(L);
+}
+
+static void end_sessions(lua_State *L, const char *user_id, const char *session_id,
+                         kn_session_end why)
+{
+    const kn_account_lua *d = deps(L);
+    d->end_sessions(d->end_sessions_ud, user_id, session_id, why);
 }
 
 static int64_t now_sec(void)
@@ -63,7 +73,7 @@ static int holder_gc(lua_State *L)
 
 static holder *new_holder(lua_State *L)
 {
-    return rt_holder(L, sizeof(holder), "kaos.account_holder", holder_gc);
+    return kn_lua_holder(L, sizeof(holder), "kaos.account_holder", holder_gc);
 }
 
 /* --- results as tables --------------------------------------------------------- */
@@ -72,17 +82,17 @@ static holder *new_holder(lua_State *L)
 static void push_user(lua_State *L, const kn_user *u)
 {
     lua_createtable(L, 0, 10);
-    rt_set_string(L, "id", u->id);
-    rt_set_string(L, "username", u->username);
-    rt_set_string(L, "display_name", u->display_name);
-    rt_set_string(L, "avatar_url", u->avatar_url);
-    rt_set_string(L, "lang_tag", u->lang_tag);
-    rt_set_string(L, "location", u->location);
-    rt_set_string(L, "timezone", u->timezone);
-    rt_push_stored_json(L, u->metadata, u->metadata ? strlen(u->metadata) : 0);
+    kn_lua_set_string(L, "id", u->id);
+    kn_lua_set_string(L, "username", u->username);
+    kn_lua_set_string(L, "display_name", u->display_name);
+    kn_lua_set_string(L, "avatar_url", u->avatar_url);
+    kn_lua_set_string(L, "lang_tag", u->lang_tag);
+    kn_lua_set_string(L, "location", u->location);
+    kn_lua_set_string(L, "timezone", u->timezone);
+    kn_lua_push_stored_json(L, u->metadata, u->metadata ? strlen(u->metadata) : 0);
     lua_setfield(L, -2, "metadata");
-    rt_set_integer(L, "create_time", u->create_time);
-    rt_set_integer(L, "update_time", u->update_time);
+    kn_lua_set_integer(L, "create_time", u->create_time);
+    kn_lua_set_integer(L, "update_time", u->update_time);
 }
 
 /* A list argument: every element must be a string. The pointers stay valid
@@ -94,11 +104,8 @@ static const char **string_list(lua_State *L, int idx, const char *what, size_t 
     *n = lua_rawlen(L, idx);
     const char **list = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *list, 0);
     for (size_t i = 0; i < *n; i++) {
-        if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING) {
-            char msg[MSG_CAP];
-            snprintf(msg, sizeof msg, "%s must be a list of strings", what);
-            rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
-        }
+        if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING)
+            kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "%s must be a list of strings", what);
         list[i] = lua_tostring(L, -1);
         lua_pop(L, 1);
     }
@@ -115,14 +122,13 @@ static bool opt_create(lua_State *L, int idx)
 /* A login from server code needs no session: the one the service started
  * (with a refresh token nobody holds) is ended at once. Returns user_id,
  * username, created. */
-static int login_result(lua_State *L, const kn_runtime_services *svc, int rc, kn_auth_session *as,
-                        const char *msg)
+static int login_result(lua_State *L, kn_db *db, int rc, kn_auth_session *as, const char *msg)
 {
     if (rc) {
         kn_auth_session_deinit(as);
-        return rt_raise_coded(L, rc, msg);
+        return kn_lua_raise_coded(L, rc, msg);
     }
-    (void)kn_auth_logout(svc->auth, svc->db, as->claims.session_id, as->claims.user_id);
+    (void)kn_auth_logout(deps(L)->auth, db, as->claims.session_id, as->claims.user_id);
     char user_id[sizeof as->claims.user_id], username[sizeof as->claims.username];
     memcpy(user_id, as->claims.user_id, sizeof user_id);
     memcpy(username, as->claims.username, sizeof username);
@@ -134,47 +140,48 @@ static int login_result(lua_State *L, const kn_runtime_services *svc, int rc, kn
     return 3;
 }
 
-/* authenticate_device(id [, username [, create = true]]) */
-static int k_authenticate_device(lua_State *L)
+/* kn_auth_device and kn_auth_custom: a login by one id. */
+typedef int (*id_login)(const kn_auth *auth, kn_db *db, const char *id, const char *username,
+                        bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
+                        kn_auth_session *out, char *msg, size_t msg_cap);
+
+/* authenticate_device / authenticate_custom (id [, username [, create = true]]) */
+static int login_by_id(lua_State *L, const char *fn_name, id_login login)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "authenticate_device");
+    kn_db *db = kn_lua_db(L, fn_name);
     const char *id = luaL_checkstring(L, 1);
     const char *username = luaL_optstring(L, 2, NULL);
     bool create = opt_create(L, 3);
     kn_auth_session as;
     char msg[MSG_CAP] = "";
-    int rc = kn_auth_device(svc->auth, svc->db, id, username, create, NULL, 0, now_sec(), &as, msg,
-                            sizeof msg);
-    return login_result(L, svc, rc, &as, msg);
+    int rc =
+        login(deps(L)->auth, db, id, username, create, NULL, 0, now_sec(), &as, msg, sizeof msg);
+    return login_result(L, db, rc, &as, msg);
+}
+
+static int k_authenticate_device(lua_State *L)
+{
+    return login_by_id(L, "authenticate_device", kn_auth_device);
+}
+
+static int k_authenticate_custom(lua_State *L)
+{
+    return login_by_id(L, "authenticate_custom", kn_auth_custom);
 }
 
 /* authenticate_email(email, password [, username [, create = true]]) */
 static int k_authenticate_email(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "authenticate_email");
+    kn_db *db = kn_lua_db(L, "authenticate_email");
     const char *email = luaL_checkstring(L, 1);
     const char *password = luaL_checkstring(L, 2);
     const char *username = luaL_optstring(L, 3, NULL);
     bool create = opt_create(L, 4);
     kn_auth_session as;
     char msg[MSG_CAP] = "";
-    int rc = kn_auth_email(svc->auth, svc->db, email, password, username, create, NULL, 0,
-                           now_sec(), &as, msg, sizeof msg);
-    return login_result(L, svc, rc, &as, msg);
-}
-
-/* authenticate_custom(id [, username [, create = true]]) */
-static int k_authenticate_custom(lua_State *L)
-{
-    const kn_runtime_services *svc = kn_runtime__services(L, "authenticate_custom");
-    const char *id = luaL_checkstring(L, 1);
-    const char *username = luaL_optstring(L, 2, NULL);
-    bool create = opt_create(L, 3);
-    kn_auth_session as;
-    char msg[MSG_CAP] = "";
-    int rc = kn_auth_custom(svc->auth, svc->db, id, username, create, NULL, 0, now_sec(), &as, msg,
-                            sizeof msg);
-    return login_result(L, svc, rc, &as, msg);
+    int rc = kn_auth_email(deps(L)->auth, db, email, password, username, create, NULL, 0, now_sec(),
+                           &as, msg, sizeof msg);
+    return login_result(L, db, rc, &as, msg);
 }
 
 /* --- the account ------------------------------------------------------------------ */
@@ -182,25 +189,25 @@ static int k_authenticate_custom(lua_State *L)
 /* account_get_id(user_id) -> {user = {...}, email, custom_id, device_ids, disable_time} */
 static int k_account_get_id(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "account_get_id");
+    kn_db *db = kn_lua_db(L, "account_get_id");
     const char *user_id = luaL_checkstring(L, 1);
     holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
-    int rc = kn_account_get(svc->db, user_id, &h->account, msg, sizeof msg);
-    if (rc) return rt_raise_coded(L, rc, msg);
+    int rc = kn_account_get(db, user_id, &h->account, msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
     const kn_account *a = &h->account;
     lua_createtable(L, 0, 5);
     push_user(L, &a->user);
     lua_setfield(L, -2, "user");
-    rt_set_string(L, "email", a->email);
-    rt_set_string(L, "custom_id", a->custom_id);
+    kn_lua_set_string(L, "email", a->email);
+    kn_lua_set_string(L, "custom_id", a->custom_id);
     lua_createtable(L, (int)a->device_count, 0);
     for (size_t i = 0; i < a->device_count; i++) {
         lua_pushstring(L, a->device_ids[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "device_ids");
-    rt_set_integer(L, "disable_time", a->disable_time);
+    kn_lua_set_integer(L, "disable_time", a->disable_time);
     holder_release(h);
     return 1;
 }
@@ -212,20 +219,11 @@ enum { N_CHANGE_FIELDS = sizeof change_fields / sizeof change_fields[0], METADAT
 /* Metadata given as a table: its JSON text into stack slot `slot`. */
 static const char *metadata_text(lua_State *L, int value, int slot)
 {
-    json_t **h = rt_json_holder(L);
-    const char *why = NULL;
-    *h = rt_to_json(L, value, 0, &why);
-    char msg[MSG_CAP];
-    if (!*h) {
-        snprintf(msg, sizeof msg, "metadata: %s", why ? why : "out of memory");
-        rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
-    }
-    char *txt = json_dumps(*h, JSON_COMPACT);
-    if (!txt) rt_raise_coded(L, KN_ERR_NOMEM, "out of memory");
-    lua_pushstring(L, txt);
-    free(txt);
+    const char *why;
+    int rc = kn_lua_push_json(L, value, NULL, &why);
+    if (rc == KN_ERR_NOMEM) kn_lua_raise_coded(L, rc, "out of memory");
+    if (rc) kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "metadata: %s", why);
     lua_replace(L, slot);
-    lua_pop(L, 1); /* the holder */
     return lua_tostring(L, slot);
 }
 
@@ -233,7 +231,7 @@ static const char *metadata_text(lua_State *L, int value, int slot)
  * to change (absent = unchanged); metadata may be a table or JSON text. */
 static int k_account_update_id(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "account_update_id");
+    kn_db *db = kn_lua_db(L, "account_update_id");
     const char *user_id = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
@@ -243,23 +241,23 @@ static int k_account_update_id(lua_State *L)
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "account fields are named by strings");
+            return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT,
+                                      "account fields are named by strings");
         const char *key = lua_tostring(L, -2);
         int f = 0;
         while (f < N_CHANGE_FIELDS && strcmp(key, change_fields[f]))
             f++;
-        if (f == N_CHANGE_FIELDS) {
-            snprintf(msg, sizeof msg, "unknown account field \"%.64s\"", key);
-            return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
-        }
+        if (f == N_CHANGE_FIELDS)
+            return kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT,
+                                       "unknown account field \"%.64s\"", key);
         if (f == METADATA && lua_type(L, -1) == LUA_TTABLE) {
             values[f] = metadata_text(L, lua_gettop(L), 3);
         } else if (lua_type(L, -1) == LUA_TSTRING) {
             values[f] = lua_tostring(L, -1); /* the table keeps it alive */
         } else {
-            snprintf(msg, sizeof msg, "account field %s must be a string%s", key,
-                     f == METADATA ? " or a table" : "");
-            return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, msg);
+            return kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT,
+                                       "account field %s must be a string%s", key,
+                                       f == METADATA ? " or a table" : "");
         }
         lua_pop(L, 1);
     }
@@ -272,21 +270,20 @@ static int k_account_update_id(lua_State *L)
         .timezone = values[5],
         .metadata = values[6],
     };
-    return done(L, kn_account_update(svc->db, user_id, &ch, msg, sizeof msg), msg);
+    return done(L, kn_account_update(db, user_id, &ch, msg, sizeof msg), msg);
 }
 
 /* users_get_id({ids}) / users_get_username({usernames}) -> a list of users */
 static int get_users(lua_State *L, bool by_id)
 {
-    const kn_runtime_services *svc =
-        kn_runtime__services(L, by_id ? "users_get_id" : "users_get_username");
+    kn_db *db = kn_lua_db(L, by_id ? "users_get_id" : "users_get_username");
     size_t n;
     const char **list = string_list(L, 1, by_id ? "ids" : "usernames", &n);
     holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
-    int rc = kn_users_get(svc->db, by_id ? list : NULL, by_id ? n : 0, by_id ? NULL : list,
+    int rc = kn_users_get(db, by_id ? list : NULL, by_id ? n : 0, by_id ? NULL : list,
                           by_id ? 0 : n, &h->users, &h->n_users, msg, sizeof msg);
-    if (rc) return rt_raise_coded(L, rc, msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
     lua_createtable(L, (int)h->n_users, 0);
     for (size_t i = 0; i < h->n_users; i++) {
         push_user(L, &h->users[i]);
@@ -310,12 +307,12 @@ static int k_users_get_username(lua_State *L)
  * the user is closed (DISCONNECT_BANNED). */
 static int k_account_delete_id(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "account_delete_id");
+    kn_db *db = kn_lua_db(L, "account_delete_id");
     const char *user_id = luaL_checkstring(L, 1);
     char msg[MSG_CAP] = "";
-    int rc = kn_account_delete(svc->db, user_id, msg, sizeof msg);
-    if (rc) return rt_raise_coded(L, rc, msg);
-    svc->end_sessions(svc->ud, user_id, NULL, KN_SESSION_END_DELETE);
+    int rc = kn_account_delete(db, user_id, msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    end_sessions(L, user_id, NULL, KN_SESSION_END_DELETE);
     return 0;
 }
 
@@ -324,16 +321,15 @@ static int k_account_delete_id(lua_State *L)
  * connection of the user (DISCONNECT_BANNED). */
 static int ban(lua_State *L, bool on)
 {
-    const kn_runtime_services *svc =
-        kn_runtime__services(L, on ? "users_ban_id" : "users_unban_id");
+    kn_db *db = kn_lua_db(L, on ? "users_ban_id" : "users_unban_id");
     size_t n;
     const char **ids = string_list(L, 1, "ids", &n);
     char msg[MSG_CAP] = "";
     for (size_t i = 0; i < n; i++) {
-        int rc = on ? kn_account_ban(svc->db, ids[i], msg, sizeof msg)
-                    : kn_account_unban(svc->db, ids[i], msg, sizeof msg);
-        if (rc) return rt_raise_coded(L, rc, msg);
-        if (on) svc->end_sessions(svc->ud, ids[i], NULL, KN_SESSION_END_BAN);
+        int rc = on ? kn_account_ban(db, ids[i], msg, sizeof msg)
+                    : kn_account_unban(db, ids[i], msg, sizeof msg);
+        if (rc) return kn_lua_raise_coded(L, rc, msg);
+        if (on) end_sessions(L, ids[i], NULL, KN_SESSION_END_BAN);
     }
     return 0;
 }
@@ -352,51 +348,51 @@ static int k_users_unban_id(lua_State *L)
 
 static int k_link_device(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "link_device");
+    kn_db *db = kn_lua_db(L, "link_device");
     const char *user_id = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
     char msg[MSG_CAP] = "";
-    return done(L, kn_account_link_device(svc->db, user_id, id, msg, sizeof msg), msg);
+    return done(L, kn_account_link_device(db, user_id, id, msg, sizeof msg), msg);
 }
 
 static int k_link_email(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "link_email");
+    kn_db *db = kn_lua_db(L, "link_email");
     const char *user_id = luaL_checkstring(L, 1), *email = luaL_checkstring(L, 2);
     const char *password = luaL_checkstring(L, 3);
     char msg[MSG_CAP] = "";
-    return done(L, kn_account_link_email(svc->db, user_id, email, password, msg, sizeof msg), msg);
+    return done(L, kn_account_link_email(db, user_id, email, password, msg, sizeof msg), msg);
 }
 
 static int k_link_custom(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "link_custom");
+    kn_db *db = kn_lua_db(L, "link_custom");
     const char *user_id = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
     char msg[MSG_CAP] = "";
-    return done(L, kn_account_link_custom(svc->db, user_id, id, msg, sizeof msg), msg);
+    return done(L, kn_account_link_custom(db, user_id, id, msg, sizeof msg), msg);
 }
 
 static int k_unlink_device(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "unlink_device");
+    kn_db *db = kn_lua_db(L, "unlink_device");
     const char *user_id = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
     char msg[MSG_CAP] = "";
-    return done(L, kn_account_unlink_device(svc->db, user_id, id, msg, sizeof msg), msg);
+    return done(L, kn_account_unlink_device(db, user_id, id, msg, sizeof msg), msg);
 }
 
 static int k_unlink_email(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "unlink_email");
+    kn_db *db = kn_lua_db(L, "unlink_email");
     const char *user_id = luaL_checkstring(L, 1);
     char msg[MSG_CAP] = "";
-    return done(L, kn_account_unlink_email(svc->db, user_id, msg, sizeof msg), msg);
+    return done(L, kn_account_unlink_email(db, user_id, msg, sizeof msg), msg);
 }
 
 static int k_unlink_custom(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "unlink_custom");
+    kn_db *db = kn_lua_db(L, "unlink_custom");
     const char *user_id = luaL_checkstring(L, 1);
     char msg[MSG_CAP] = "";
-    return done(L, kn_account_unlink_custom(svc->db, user_id, msg, sizeof msg), msg);
+    return done(L, kn_account_unlink_custom(db, user_id, msg, sizeof msg), msg);
 }
 
 /* --- sessions ---------------------------------------------------------------------------- */
@@ -406,21 +402,21 @@ static int k_unlink_custom(lua_State *L)
  * and connections bound to them stay open but unauthenticated. */
 static int k_session_logout(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "session_logout");
+    kn_db *db = kn_lua_db(L, "session_logout");
     const char *user_id = luaL_checkstring(L, 1);
     const char *session_id = luaL_optstring(L, 2, NULL);
     if (!kn_uuid_valid(user_id))
-        return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "user id must be a UUID");
+        return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "user id must be a UUID");
     if (session_id && !kn_uuid_valid(session_id))
-        return rt_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "session id must be a UUID");
-    int rc = session_id ? kn_auth_logout(svc->auth, svc->db, session_id, user_id)
-                        : kn_auth_logout_all(svc->auth, svc->db, user_id);
-    if (rc) return rt_raise_coded(L, rc, "database unavailable");
-    svc->end_sessions(svc->ud, user_id, session_id, KN_SESSION_END_LOGOUT);
+        return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "session id must be a UUID");
+    int rc = session_id ? kn_auth_logout(deps(L)->auth, db, session_id, user_id)
+                        : kn_auth_logout_all(deps(L)->auth, db, user_id);
+    if (rc) return kn_lua_raise_coded(L, rc, "database unavailable");
+    end_sessions(L, user_id, session_id, KN_SESSION_END_LOGOUT);
     return 0;
 }
 
-static const luaL_Reg account_funcs[] = {
+const luaL_Reg kn_account_lua_funcs[] = {
     {"authenticate_device", k_authenticate_device},
     {"authenticate_email", k_authenticate_email},
     {"authenticate_custom", k_authenticate_custom},
@@ -440,8 +436,3 @@ static const luaL_Reg account_funcs[] = {
     {"session_logout", k_session_logout},
     {NULL, NULL},
 };
-
-void kn_runtime__open_account(lua_State *L)
-{
-    luaL_setfuncs(L, account_funcs, 0);
-}

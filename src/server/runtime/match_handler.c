@@ -1,5 +1,7 @@
-/* match_lua: authoritative match handlers written in Lua (the engine's
- * kn_match_handler vtable), and the kaos.match_* functions.
+/* match_handler: authoritative match handlers written in Lua — the match
+ * engine's kn_match_handler vtable, implemented by the runtime (the
+ * kaos.match_* functions scripts call are the match module's binding,
+ * match/match_lua.c).
  *
  * Each match gets its own VM (its own lua_State, memory cap and time
  * budget), built from the runtime current when the match is created; the
@@ -519,100 +521,3 @@ int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, c
     *out = &lm->base;
     return KN_OK;
 }
-
-/* --- kaos.match_* -------------------------------------------------------------------------- */
-
-static kn_match_engine *engine_of(lua_State *L, const char *fn)
-{
-    kn_match_engine *e = rt_host_matches(rt_vm_of(L)->host);
-    if (!e) luaL_error(L, "%s: no match engine here", fn);
-    return e;
-}
-
-
-/* match_create(name, params_table|nil) -> match id */
-static int k_match_create(lua_State *L)
-{
-    kn_match_engine *e = engine_of(L, "match_create");
-    const char *name = luaL_checkstring(L, 1);
-    const char *params = "";
-    size_t len = 0;
-    if (!lua_isnoneornil(L, 2)) {
-        const char *why = NULL;
-        json_t **h = rt_json_holder(L);
-        *h = rt_to_json(L, 2, 0, &why);
-        if (!*h) return luaL_error(L, "match_create: params: %s", why ? why : "out of memory");
-        char *txt = json_dumps(*h, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!txt) return luaL_error(L, "match_create: out of memory");
-        lua_pushstring(L, txt);
-        free(txt);
-        params = lua_tolstring(L, -1, &len);
-    }
-    char id[KN_MATCH_ID_MAX], msg[256] = "";
-    int rc = kn_match_create(e, name, params, len, id, msg, sizeof msg);
-    if (rc) return rt_raise_coded(L, rc, msg);
-    lua_pushstring(L, id);
-    return 1;
-}
-
-/* match_list(limit, authoritative, label, min_size, max_size, query) -> list */
-static int k_match_list(lua_State *L)
-{
-    kn_match_engine *e = engine_of(L, "match_list");
-    kn_match_list_query q = {
-        .limit = (uint32_t)luaL_optinteger(L, 1, 10),
-        .label = luaL_optstring(L, 3, NULL),
-        .min_size = (int32_t)luaL_optinteger(L, 4, -1),
-        .max_size = (int32_t)luaL_optinteger(L, 5, -1),
-        .query = luaL_optstring(L, 6, NULL),
-    };
-    /* Argument 2 (authoritative) is accepted for Nakama compatibility: only
-     * authoritative matches are listed (relayed ones have no labels). */
-    kn_match_info *list;
-    size_t n;
-    char msg[256] = "";
-    int rc = kn_match_list(e, &q, &list, &n, msg, sizeof msg);
-    if (rc) return rt_raise_coded(L, rc, msg);
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        lua_createtable(L, 0, 5);
-        lua_pushstring(L, list[i].match_id);
-        lua_setfield(L, -2, "match_id");
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -2, "authoritative");
-        lua_pushstring(L, list[i].label ? list[i].label : "");
-        lua_setfield(L, -2, "label");
-        lua_pushinteger(L, list[i].size);
-        lua_setfield(L, -2, "size");
-        lua_pushinteger(L, list[i].tick_rate);
-        lua_setfield(L, -2, "tick_rate");
-        lua_pushstring(L, list[i].handler);
-        lua_setfield(L, -2, "handler_name");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    kn_match_list_free(list, n);
-    return 1;
-}
-
-/* match_signal(match_id, data) -> response */
-static int k_match_signal(lua_State *L)
-{
-    kn_match_engine *e = engine_of(L, "match_signal");
-    const char *id = luaL_checkstring(L, 1);
-    size_t len;
-    const char *data = luaL_optlstring(L, 2, "", &len);
-    char *res = NULL, msg[256] = "";
-    size_t res_len = 0;
-    int rc = kn_match_signal(e, id, data, len, 5000, &res, &res_len, msg, sizeof msg);
-    if (rc) return rt_raise_coded(L, rc, msg);
-    lua_pushlstring(L, res ? res : "", res_len);
-    kn_free(res);
-    return 1;
-}
-
-const luaL_Reg rt_match_funcs[] = {
-    {"match_create", k_match_create},
-    {"match_list", k_match_list},
-    {"match_signal", k_match_signal},
-    {NULL, NULL},
-};

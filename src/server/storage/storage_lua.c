@@ -1,8 +1,10 @@
-/* lua_storage: the storage functions of `kaos` (docs/lua-api.md) — read,
- * write, delete and list storage objects from server code.
+/* storage_lua: the storage functions of `kaos` (docs/lua-api.md) — read,
+ * write, delete and list storage objects from server code; registered with
+ * the runtime as a binding (kn_storage_lua.h), reaching Lua only through
+ * kn_lua_bind.h.
  *
  * They call the storage service (kn_storage_*) with the calling worker's
- * database connection and caller NULL: server code acts with full rights,
+ * database connection (kn_lua_db) and caller NULL: server code acts with full rights,
  * as in Nakama, so an RPC that passes a client's request through must check
  * who is asking itself. A user_id of nil or "" names the system's objects
  * (for the list functions: every owner's objects). Values cross as Lua
@@ -10,7 +12,7 @@
  *
  * Errors: a refusal of the service, or an element of a batch that is not
  * what the service takes, is raised as error({code = N, message = "..."})
- * with N the wire code, as the account functions do (lua_account.c); a
+ * with N the wire code, as the account functions do (account_lua.c); a
  * wrong type of a plain argument is an ordinary Lua error (a script bug).
  * "object N" in messages counts from 0, as on the wire.
  *
@@ -18,41 +20,16 @@
  * with a __gc while tables are built from them, so a Lua error half-way
  * never leaks them. Strings handed to the service are Lua strings anchored
  * on the stack (Lua never moves a string), so nothing else is copied. */
+#include "kn_storage_lua.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_storage.h"
-#include "runtime_internal.h"
 
-#include <lauxlib.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MSG_CAP 256
-
-/* error({code = <wire code of rc>, message = msg}) */
-static int raise_service(lua_State *L, int rc, const char *msg)
-{
-    lua_createtable(L, 0, 2);
-    lua_pushinteger(L, kn_err_to_wire(rc));
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, msg && *msg ? msg : kn_err_text(rc));
-    lua_setfield(L, -2, "message");
-    return lua_error(L);
-}
-
-__attribute__((format(printf, 2, 3))) static int raise_invalid(lua_State *L, const char *fmt, ...)
-{
-    char msg[MSG_CAP];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return raise_service(L, KN_ERR_INVALID_ARGUMENT, msg);
-}
 
 /* --- holding service results ------------------------------------------------- */
 
@@ -74,7 +51,7 @@ static int holder_gc(lua_State *L)
 
 static holder *new_holder(lua_State *L)
 {
-    return rt_holder(L, sizeof(holder), "kaos.storage_holder", holder_gc);
+    return kn_lua_holder(L, sizeof(holder), "kaos.storage_holder", holder_gc);
 }
 
 /* --- results as tables ---------------------------------------------------------- */
@@ -83,16 +60,16 @@ static holder *new_holder(lua_State *L)
 static void push_object(lua_State *L, const kn_storage_object *o)
 {
     lua_createtable(L, 0, 9);
-    rt_set_string(L, "collection", o->collection);
-    rt_set_string(L, "key", o->key);
-    rt_set_string(L, "user_id", o->user_id);
-    rt_push_stored_json(L, o->value, o->value_len);
+    kn_lua_set_string(L, "collection", o->collection);
+    kn_lua_set_string(L, "key", o->key);
+    kn_lua_set_string(L, "user_id", o->user_id);
+    kn_lua_push_stored_json(L, o->value, o->value_len);
     lua_setfield(L, -2, "value");
-    rt_set_string(L, "version", o->version);
-    rt_set_integer(L, "permission_read", o->permission_read);
-    rt_set_integer(L, "permission_write", o->permission_write);
-    rt_set_integer(L, "create_time_ms", o->create_time_ms);
-    rt_set_integer(L, "update_time_ms", o->update_time_ms);
+    kn_lua_set_string(L, "version", o->version);
+    kn_lua_set_integer(L, "permission_read", o->permission_read);
+    kn_lua_set_integer(L, "permission_write", o->permission_write);
+    kn_lua_set_integer(L, "create_time_ms", o->create_time_ms);
+    kn_lua_set_integer(L, "update_time_ms", o->update_time_ms);
 }
 
 static void push_objects(lua_State *L, const kn_storage_object *objs, size_t n)
@@ -118,7 +95,9 @@ static const char *whole(lua_State *L, int idx, size_t index, const char *what)
 {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (s && strlen(s) != len) raise_invalid(L, "object %zu: %s contains a NUL byte", index, what);
+    if (s && strlen(s) != len)
+        kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "object %zu: %s contains a NUL byte", index,
+                            what);
     return s;
 }
 
@@ -140,21 +119,17 @@ static const char *value_text(lua_State *L, int idx, size_t index, int anchor, i
     if (t == LUA_TNIL || t == LUA_TNONE) return NULL;
     if (t == LUA_TSTRING) return whole(L, idx, index, "value");
     if (t != LUA_TTABLE)
-        raise_invalid(L, "object %zu: value must be a table or JSON text, not a %s", index,
-                      lua_typename(L, t));
-    idx = lua_absindex(L, idx);
-    json_t **h = rt_json_holder(L);
-    const char *why = NULL;
-    *h = rt_to_json(L, idx, 0, &why);
-    if (!*h) raise_invalid(L, "object %zu: value: %s", index, why ? why : "out of memory");
-    char *txt = json_dumps(*h, JSON_COMPACT);
-    if (!txt) raise_service(L, KN_ERR_NOMEM, "out of memory");
-    lua_pushstring(L, txt);
-    free(txt); /* jansson's allocator */
+        kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT,
+                            "object %zu: value must be a table or JSON text, not a %s", index,
+                            lua_typename(L, t));
+    const char *why;
+    int rc = kn_lua_push_json(L, idx, NULL, &why);
+    if (rc == KN_ERR_NOMEM) kn_lua_raise_coded(L, rc, "out of memory");
+    if (rc) kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "object %zu: value: %s", index, why);
     lua_pushvalue(L, -1);
     lua_rawseti(L, anchor, slot);
     const char *s = lua_tostring(L, -1);
-    lua_pop(L, 2); /* the text (anchored) and the holder */
+    lua_pop(L, 1); /* the text, anchored */
     return s;
 }
 
@@ -166,9 +141,20 @@ static const char *field_string(lua_State *L, int idx, const char *name, size_t 
     const char *s = t == LUA_TSTRING ? whole(L, -1, index, name) : NULL;
     lua_pop(L, 1);
     if (t != LUA_TNIL && t != LUA_TSTRING)
-        raise_invalid(L, "object %zu: %s must be a string, not a %s", index, name,
-                      lua_typename(L, t));
+        kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "object %zu: %s must be a string, not a %s",
+                            index, name, lua_typename(L, t));
     return s;
+}
+
+/* The collection, key and user_id fields of the batch element at idx,
+ * checked in that order (the first bad one is the error). */
+static kn_storage_id field_id(lua_State *L, int idx, size_t index)
+{
+    kn_storage_id id;
+    id.collection = field_string(L, idx, "collection", index);
+    id.key = field_string(L, idx, "key", index);
+    id.user_id = field_string(L, idx, "user_id", index);
+    return id;
 }
 
 static int field_int(lua_State *L, int idx, const char *name, size_t index, int absent)
@@ -179,7 +165,8 @@ static int field_int(lua_State *L, int idx, const char *name, size_t index, int 
     lua_pop(L, 1);
     if (t == LUA_TNIL) return absent;
     if (t != LUA_TNUMBER || !isnum)
-        raise_invalid(L, "object %zu: %s must be an integer", index, name);
+        kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "object %zu: %s must be an integer", index,
+                            name);
     return clamp_int(v);
 }
 
@@ -190,40 +177,40 @@ static size_t batch_length(lua_State *L, int idx, const char *what)
     luaL_checktype(L, idx, LUA_TTABLE);
     size_t n = lua_rawlen(L, idx);
     if (n > KN_STORAGE_BATCH_MAX)
-        raise_invalid(L, "at most %d objects per %s, not %zu", KN_STORAGE_BATCH_MAX, what, n);
+        kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "at most %d objects per %s, not %zu",
+                            KN_STORAGE_BATCH_MAX, what, n);
     for (size_t i = 0; i < n; i++) {
         int t = lua_rawgeti(L, idx, (lua_Integer)i + 1);
         lua_pop(L, 1);
         if (t != LUA_TTABLE)
-            raise_invalid(L, "object %zu must be a table, not a %s", i, lua_typename(L, t));
+            kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "object %zu must be a table, not a %s",
+                                i, lua_typename(L, t));
     }
     return n;
 }
 
 /* --- service calls --------------------------------------------------------------- */
 
-static int read_ids(lua_State *L, const kn_runtime_services *svc, const kn_storage_id *ids,
-                    size_t n, holder *h, size_t *n_out)
+static int read_ids(lua_State *L, kn_db *db, const kn_storage_id *ids, size_t n, holder *h,
+                    size_t *n_out)
 {
     char msg[MSG_CAP] = "";
-    int rc = kn_storage_read(svc->db, NULL, ids, n, &h->objs, n_out, msg, sizeof msg);
-    return rc ? raise_service(L, rc, msg) : 0;
+    int rc = kn_storage_read(db, NULL, ids, n, &h->objs, n_out, msg, sizeof msg);
+    return rc ? kn_lua_raise_coded(L, rc, msg) : 0;
 }
 
-static void write_ops(lua_State *L, const kn_runtime_services *svc, const kn_storage_write_op *ops,
-                      size_t n, holder *h)
+static void write_ops(lua_State *L, kn_db *db, const kn_storage_write_op *ops, size_t n, holder *h)
 {
     char msg[MSG_CAP] = "";
-    int rc = kn_storage_write(svc->db, NULL, ops, n, &h->acks, msg, sizeof msg);
-    if (rc) raise_service(L, rc, msg);
+    int rc = kn_storage_write(db, NULL, ops, n, &h->acks, msg, sizeof msg);
+    if (rc) kn_lua_raise_coded(L, rc, msg);
 }
 
-static void delete_ops(lua_State *L, const kn_runtime_services *svc,
-                       const kn_storage_delete_op *ops, size_t n)
+static void delete_ops(lua_State *L, kn_db *db, const kn_storage_delete_op *ops, size_t n)
 {
     char msg[MSG_CAP] = "";
-    int rc = kn_storage_delete(svc->db, NULL, ops, n, msg, sizeof msg);
-    if (rc) raise_service(L, rc, msg);
+    int rc = kn_storage_delete(db, NULL, ops, n, msg, sizeof msg);
+    if (rc) kn_lua_raise_coded(L, rc, msg);
 }
 
 /* --- single objects -------------------------------------------------------------- */
@@ -231,12 +218,12 @@ static void delete_ops(lua_State *L, const kn_runtime_services *svc,
 /* storage_read(user_id, collection, key) -> object or nil */
 static int k_storage_read(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_read");
+    kn_db *db = kn_lua_db(L, "storage_read");
     kn_storage_id id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
                         arg_string(L, 1, true, "user_id")};
     holder *h = new_holder(L);
     size_t n = 0;
-    read_ids(L, svc, &id, 1, h, &n);
+    read_ids(L, db, &id, 1, h, &n);
     if (n)
         push_object(L, &h->objs[0]);
     else
@@ -247,7 +234,7 @@ static int k_storage_read(lua_State *L)
 /* storage_write(user_id, collection, key, value [, version [, read [, write]]]) -> version */
 static int k_storage_write(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_write");
+    kn_db *db = kn_lua_db(L, "storage_write");
     kn_storage_write_op op = {
         .collection = arg_string(L, 2, false, "collection"),
         .key = arg_string(L, 3, false, "key"),
@@ -261,7 +248,7 @@ static int k_storage_write(lua_State *L)
     lua_newtable(L); /* 8: anchors an encoded value */
     op.value = value_text(L, 4, 0, 8, 1);
     holder *h = new_holder(L);
-    write_ops(L, svc, &op, 1, h);
+    write_ops(L, db, &op, 1, h);
     lua_pushstring(L, h->acks[0].version);
     return 1;
 }
@@ -269,20 +256,20 @@ static int k_storage_write(lua_State *L)
 /* storage_delete(user_id, collection, key [, version]) */
 static int k_storage_delete(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_delete");
+    kn_db *db = kn_lua_db(L, "storage_delete");
     kn_storage_delete_op op = {
         .id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
                arg_string(L, 1, true, "user_id")},
         .version = arg_string(L, 4, true, "version"),
     };
-    delete_ops(L, svc, &op, 1);
+    delete_ops(L, db, &op, 1);
     return 0;
 }
 
 /* storage_list(user_id, collection, limit [, cursor]) -> objects, cursor or nil */
 static int k_storage_list(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_list");
+    kn_db *db = kn_lua_db(L, "storage_list");
     const char *user_id = arg_string(L, 1, true, "user_id");
     const char *collection = arg_string(L, 2, false, "collection");
     int limit = clamp_int(luaL_checkinteger(L, 3));
@@ -290,9 +277,9 @@ static int k_storage_list(lua_State *L)
     holder *h = new_holder(L);
     size_t n = 0;
     char msg[MSG_CAP] = "";
-    int rc = kn_storage_list(svc->db, NULL, user_id, collection, limit, cursor, &h->objs, &n,
-                             &h->cursor, msg, sizeof msg);
-    if (rc) return raise_service(L, rc, msg);
+    int rc = kn_storage_list(db, NULL, user_id, collection, limit, cursor, &h->objs, &n, &h->cursor,
+                             msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
     push_objects(L, h->objs, n);
     if (h->cursor)
         lua_pushstring(L, h->cursor);
@@ -307,18 +294,17 @@ static int k_storage_list(lua_State *L)
  * that exist, in the order asked */
 static int k_storage_read_batch(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_read_batch");
+    kn_db *db = kn_lua_db(L, "storage_read_batch");
     size_t n = batch_length(L, 1, "read");
     kn_storage_id ids[KN_STORAGE_BATCH_MAX];
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 1, (lua_Integer)i + 1); /* the batch keeps it alive */
-        ids[i] = (kn_storage_id){field_string(L, -1, "collection", i),
-                                 field_string(L, -1, "key", i), field_string(L, -1, "user_id", i)};
+        ids[i] = field_id(L, -1, i);
         lua_pop(L, 1);
     }
     holder *h = new_holder(L);
     size_t got = 0;
-    read_ids(L, svc, ids, n, h, &got);
+    read_ids(L, db, ids, n, h, &got);
     push_objects(L, h->objs, got);
     return 1;
 }
@@ -327,7 +313,7 @@ static int k_storage_read_batch(lua_State *L)
  * permission_read =, permission_write =}, ...}) -> acks, all or nothing */
 static int k_storage_write_batch(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_write_batch");
+    kn_db *db = kn_lua_db(L, "storage_write_batch");
     size_t n = batch_length(L, 1, "write");
     lua_settop(L, 1);
     lua_createtable(L, (int)n, 0); /* 2: anchors encoded values */
@@ -347,15 +333,15 @@ static int k_storage_write_batch(lua_State *L)
         lua_settop(L, 2);
     }
     holder *h = new_holder(L);
-    write_ops(L, svc, ops, n, h);
+    write_ops(L, db, ops, n, h);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         const kn_storage_ack *a = &h->acks[i];
         lua_createtable(L, 0, 4);
-        rt_set_string(L, "collection", a->collection);
-        rt_set_string(L, "key", a->key);
-        rt_set_string(L, "user_id", a->user_id);
-        rt_set_string(L, "version", a->version);
+        kn_lua_set_string(L, "collection", a->collection);
+        kn_lua_set_string(L, "key", a->key);
+        kn_lua_set_string(L, "user_id", a->user_id);
+        kn_lua_set_string(L, "version", a->version);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -365,23 +351,22 @@ static int k_storage_write_batch(lua_State *L)
  * all or nothing */
 static int k_storage_delete_batch(lua_State *L)
 {
-    const kn_runtime_services *svc = kn_runtime__services(L, "storage_delete_batch");
+    kn_db *db = kn_lua_db(L, "storage_delete_batch");
     size_t n = batch_length(L, 1, "delete");
     kn_storage_delete_op ops[KN_STORAGE_BATCH_MAX];
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 1, (lua_Integer)i + 1);
         ops[i] = (kn_storage_delete_op){
-            .id = {field_string(L, -1, "collection", i), field_string(L, -1, "key", i),
-                   field_string(L, -1, "user_id", i)},
+            .id = field_id(L, -1, i),
             .version = field_string(L, -1, "version", i),
         };
         lua_pop(L, 1);
     }
-    delete_ops(L, svc, ops, n);
+    delete_ops(L, db, ops, n);
     return 0;
 }
 
-static const luaL_Reg storage_funcs[] = {
+const luaL_Reg kn_storage_lua_funcs[] = {
     {"storage_read", k_storage_read},
     {"storage_write", k_storage_write},
     {"storage_delete", k_storage_delete},
@@ -391,8 +376,3 @@ static const luaL_Reg storage_funcs[] = {
     {"storage_delete_batch", k_storage_delete_batch},
     {NULL, NULL},
 };
-
-void kn_runtime__open_storage(lua_State *L)
-{
-    luaL_setfuncs(L, storage_funcs, 0);
-}
