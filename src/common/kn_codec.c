@@ -106,6 +106,52 @@ void kn_envelope_ack(kn_envelope *env, Kaos__V1__Ack *ack, uint32_t cid)
     env->ack = ack;
 }
 
+void kn_envelope_match_data(kn_envelope *env, Kaos__V1__MatchData *md, uint32_t handle,
+                            uint32_t sender, int64_t op_code, const uint8_t *data, size_t len)
+{
+    kaos__v1__match_data__init(md);
+    md->match = handle;
+    md->sender = sender;
+    md->op_code = op_code;
+    md->data.data = (uint8_t *)data;
+    md->data.len = len;
+    *env = (kn_envelope)KN_ENVELOPE_INIT;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA;
+    env->match_data = md;
+}
+
+void kn_envelope_match_end(kn_envelope *env, Kaos__V1__MatchEnd *me, uint32_t handle,
+                           const char *match_id, int rc, const char *reason)
+{
+    kaos__v1__match_end__init(me);
+    me->match = handle;
+    me->match_id = (char *)match_id;
+    me->code = (Kaos__V1__ErrorCode)kn_err_to_wire(rc);
+    me->reason = (char *)reason;
+    *env = (kn_envelope)KN_ENVELOPE_INIT;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_END;
+    env->match_end = me;
+}
+
+void kn_envelope_match(kn_envelope *env, Kaos__V1__Match *m, uint32_t cid, const char *match_id,
+                       uint32_t handle, uint32_t size, uint32_t max_size, bool authoritative,
+                       Kaos__V1__Presence *self, Kaos__V1__Presence **others, size_t n_others)
+{
+    kaos__v1__match__init(m);
+    m->match_id = (char *)match_id;
+    m->match = handle;
+    m->size = size;
+    m->max_size = max_size;
+    m->authoritative = authoritative;
+    m->self = self;
+    m->n_presences = n_others;
+    m->presences = others;
+    *env = (kn_envelope)KN_ENVELOPE_INIT;
+    env->cid = cid;
+    env->message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH;
+    env->match = m;
+}
+
 void kn_envelope_presence_event(kn_envelope *env, Kaos__V1__MatchPresenceEvent *ev,
                                 Kaos__V1__Presence **one, uint32_t handle, bool joined)
 {

@@ -49,6 +49,20 @@ void kn_envelope_error(kn_envelope *env, Kaos__V1__Error *err, uint32_t cid, int
 /* An Ack answering request `cid`. */
 void kn_envelope_ack(kn_envelope *env, Kaos__V1__Ack *ack, uint32_t cid);
 
+/* MatchData of match `handle` from presence slot `sender` (0 = the server);
+ * data is borrowed. */
+void kn_envelope_match_data(kn_envelope *env, Kaos__V1__MatchData *md, uint32_t handle,
+                            uint32_t sender, int64_t op_code, const uint8_t *data, size_t len);
+/* MatchEnd: match `handle` ended for the receiver, with rc's wire code
+ * (KN_OK: 0, ended by its handler) and a reason. */
+void kn_envelope_match_end(kn_envelope *env, Kaos__V1__MatchEnd *me, uint32_t handle,
+                           const char *match_id, int rc, const char *reason);
+/* Match: the answer to request `cid` that created or joined a match; self
+ * and the n_others presences are the caller's storage. */
+void kn_envelope_match(kn_envelope *env, Kaos__V1__Match *m, uint32_t cid, const char *match_id,
+                       uint32_t handle, uint32_t size, uint32_t max_size, bool authoritative,
+                       Kaos__V1__Presence *self, Kaos__V1__Presence **others, size_t n_others);
+
 /* env as a MatchPresenceEvent of match `handle` in which the presence
  * one[0] joined (or left): ev and one are the caller's storage, which env
  * points into (relayed and authoritative matches send the same event). */

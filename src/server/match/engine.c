@@ -459,13 +459,9 @@ static void send_presence_event(match *m, const kn_match_presence *p, bool joine
 
 static void send_error_to(mthread *t, kn_match_conn conn, uint32_t cid, int rc, const char *msg)
 {
-    Kaos__V1__Error err = KAOS__V1__ERROR__INIT;
-    err.code = (Kaos__V1__ErrorCode)kn_err_to_wire(rc);
-    err.message = (char *)(msg && *msg ? msg : kn_err_text(rc));
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = cid;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
-    env.error = &err;
+    Kaos__V1__Error err;
+    kn_envelope env;
+    kn_envelope_error(&env, &err, cid, rc, msg);
     batch_send(thread_batch(t), &env, &conn, 1, KN_CHANNEL_CONTROL, true, SIZE_MAX);
 }
 
@@ -551,14 +547,9 @@ static void presences_leave(match *m, kn_match_presence **gone, size_t n, bool k
         batch_member(thread_batch(m->t), KN_MATCH_OUT_LEFT, gone[i]->conn, m->handle, gone[i]->slot);
         send_presence_event(m, gone[i], false);
         if (kicked) {
-            Kaos__V1__MatchEnd me = KAOS__V1__MATCH_END__INIT;
-            me.match = m->handle;
-            me.match_id = m->id;
-            me.code = KAOS__V1__ERROR_CODE__ABORTED;
-            me.reason = "kicked";
-            kn_envelope env = KN_ENVELOPE_INIT;
-            env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_END;
-            env.match_end = &me;
+            Kaos__V1__MatchEnd me;
+            kn_envelope env;
+            kn_envelope_match_end(&env, &me, m->handle, m->id, KN_ERR_ABORTED, "kicked");
             batch_send(thread_batch(m->t), &env, &gone[i]->conn, 1, KN_CHANNEL_CONTROL, true,
                        SIZE_MAX);
         }
@@ -592,15 +583,9 @@ static int d_broadcast(void *ud, int64_t op_code, const uint8_t *data, size_t le
             if (n == m->n_ps) break;
         }
     }
-    Kaos__V1__MatchData md = KAOS__V1__MATCH_DATA__INIT;
-    md.match = m->handle;
-    md.sender = sender;
-    md.op_code = op_code;
-    md.data.data = (uint8_t *)data;
-    md.data.len = len;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA;
-    env.match_data = &md;
+    Kaos__V1__MatchData md;
+    kn_envelope env;
+    kn_envelope_match_data(&env, &md, m->handle, sender, op_code, data, len);
     int rc = batch_send(deferred ? &m->deferred : thread_batch(m->t), &env, conns, n,
                         reliable ? KN_CHANNEL_MATCH_RELIABLE : KN_CHANNEL_MATCH_UNRELIABLE,
                         reliable, m->t->e->cfg.max_message_size);
@@ -649,14 +634,9 @@ static void free_match(match *m)
 /* The match is over: tell its players, forget it. */
 static void finish_match(mthread *t, match *m)
 {
-    Kaos__V1__MatchEnd me = KAOS__V1__MATCH_END__INIT;
-    me.match = m->handle;
-    me.match_id = m->id;
-    me.code = (Kaos__V1__ErrorCode)kn_err_to_wire(m->end_code);
-    me.reason = m->end_reason;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_END;
-    env.match_end = &me;
+    Kaos__V1__MatchEnd me;
+    kn_envelope env;
+    kn_envelope_match_end(&env, &me, m->handle, m->id, m->end_code, m->end_reason);
     kn_match_conn *conns = m->n_ps ? kn_malloc(m->n_ps * sizeof *conns) : NULL;
     if (conns) {
         size_t n = conns_of(m, conns, 0);
@@ -808,19 +788,10 @@ static void do_join(mthread *t, join_req *j)
             k++;
         }
     fill_presence(&self, p);
-    Kaos__V1__Match res = KAOS__V1__MATCH__INIT;
-    res.match_id = m->id;
-    res.match = m->handle;
-    res.size = (uint32_t)m->n_ps;
-    res.max_size = t->e->cfg.max_size;
-    res.self = &self;
-    res.n_presences = k;
-    res.presences = others;
-    res.authoritative = true;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = j->cid;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH;
-    env.match = &res;
+    Kaos__V1__Match res;
+    kn_envelope env;
+    kn_envelope_match(&env, &res, j->cid, m->id, m->handle, (uint32_t)m->n_ps, t->e->cfg.max_size,
+                      true, &self, others, k);
     batch_send(thread_batch(t), &env, &conn, 1, KN_CHANNEL_CONTROL, true, SIZE_MAX);
     kn_free(others);
     kn_free(others_p);

@@ -266,17 +266,10 @@ static int reply_match(kn_req *r, const kn_relay_joined *j)
         others_p[i].username = (char *)j->others[i].username;
         others[i] = &others_p[i];
     }
-    Kaos__V1__Match m = KAOS__V1__MATCH__INIT;
-    m.match_id = (char *)j->match_id;
-    m.match = j->handle;
-    m.size = j->size;
-    m.max_size = j->max_size;
-    m.self = &self;
-    m.n_presences = j->other_count;
-    m.presences = others;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH;
-    env.match = &m;
+    Kaos__V1__Match m;
+    kn_envelope env;
+    kn_envelope_match(&env, &m, 0, j->match_id, j->handle, j->size, j->max_size, false, &self,
+                      others, j->other_count);
     rc = kn_req_reply(r, &env);
 done:
     if (others != others_store) kn_free(others);

@@ -523,14 +523,11 @@ int kn_net_send(kn_net *net, kn_conn_id id, uint8_t channel, const uint8_t *data
 }
 
 /* An Error envelope from the transport itself (sealed when keys exist). */
-static void send_error(kn_net *net, conn *c, int code, const char *message)
+static void send_error(kn_net *net, conn *c, int rc, const char *message)
 {
-    Kaos__V1__Error err = KAOS__V1__ERROR__INIT;
-    err.code = (Kaos__V1__ErrorCode)code;
-    err.message = (char *)message;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
-    env.error = &err;
+    Kaos__V1__Error err;
+    kn_envelope env;
+    kn_envelope_error(&env, &err, 0, rc, message);
     uint8_t buf[256];
     if (kn_envelope_packed_size(&env) > sizeof buf) return;
     size_t n = kn_envelope_pack(&env, buf);
@@ -719,7 +716,7 @@ static bool within_rate(kn_net *net, conn *c, uint8_t channel, size_t len, int64
         begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_RATE_LIMITED, now);
     } else if (now - c->last_rate_error_ms >= 1000) {
         c->last_rate_error_ms = now; /* one error a second, not one per dropped packet */
-        send_error(net, c, KAOS__V1__ERROR_CODE__RESOURCE_EXHAUSTED,
+        send_error(net, c, KN_ERR_RESOURCE_EXHAUSTED,
                    control ? "rate limited: too many requests" : "rate limited: too much match data");
     }
     return false;
@@ -761,7 +758,7 @@ static void handshake(kn_net *net, conn *c, uint8_t channel, const uint8_t *data
                                      len, welcome, &c->crypt);
         if (rc == KN_ERR_MALFORMED) {
             STAT_ADD(net, handshakes_failed, 1);
-            send_error(net, c, KAOS__V1__ERROR_CODE__INVALID_ARGUMENT, "malformed hello");
+            send_error(net, c, KN_ERR_INVALID_ARGUMENT, "malformed hello");
             begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_HANDSHAKE_FAILED, now);
             return;
         }
@@ -782,7 +779,7 @@ static void handshake(kn_net *net, conn *c, uint8_t channel, const uint8_t *data
         return;
     }
     STAT_ADD(net, handshakes_failed, 1);
-    send_error(net, c, KAOS__V1__ERROR_CODE__FAILED_PRECONDITION,
+    send_error(net, c, KN_ERR_FAILED_PRECONDITION,
                "transport security is required: start with the handshake hello");
     begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_HANDSHAKE_FAILED, now);
 }
@@ -825,7 +822,7 @@ static void run_timers(kn_net *net, int64_t now)
         case KN_CONN_HANDSHAKE:
             if (now - c->opened_ms >= net->cfg.handshake_timeout_ms) {
                 STAT_ADD(net, timeouts_handshake, 1);
-                send_error(net, c, KAOS__V1__ERROR_CODE__FAILED_PRECONDITION,
+                send_error(net, c, KN_ERR_FAILED_PRECONDITION,
                            "handshake timed out: send the hello first");
                 begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_HANDSHAKE_FAILED, now);
             }

@@ -289,15 +289,9 @@ int kn_relay_data(kn_relay *r, uint32_t handle, kn_relay_conn sender, int64_t op
         if (m->members[i].conn == sender) from = &m->members[i];
     if (!from) return KN_ERR_NOT_FOUND;
 
-    Kaos__V1__MatchData md = KAOS__V1__MATCH_DATA__INIT;
-    md.match = handle;
-    md.sender = from->slot;
-    md.op_code = op_code;
-    md.data.data = (uint8_t *)data;
-    md.data.len = len;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA;
-    env.match_data = &md;
+    Kaos__V1__MatchData md;
+    kn_envelope env;
+    kn_envelope_match_data(&env, &md, handle, from->slot, op_code, data, len);
     size_t n = kn_envelope_packed_size(&env);
     if (n > r->buf_cap) return KN_ERR_TOO_LARGE;
     kn_envelope_pack(&env, r->buf);
