@@ -48,8 +48,9 @@ static void requests_fail_locally_when_not_connected_or_too_large(void **state)
     assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
     assert_false(kaos_client_is_connected(c));
     assert_null(kaos_client_session(c));
-    assert_int_equal(kaos_client_ping(c), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_session_refresh(c), KAOS_ERR_UNAUTHENTICATED); /* no session yet */
+    assert_int_equal(kaos_client_ping(c, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_session_refresh(c, NULL, NULL),
+                     KAOS_ERR_UNAUTHENTICATED); /* no session yet */
     assert_int_equal(kaos_client_connect(c), KAOS_OK);
     assert_int_equal(kaos_client_connect(c), KAOS_ERR_FAILED_PRECONDITION);
     static uint8_t big[KAOS_MAX_MESSAGE_SIZE + 1];
@@ -76,45 +77,63 @@ static void account_requests_check_their_arguments_locally(void **state)
     assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
 
     /* NULL client */
-    assert_int_equal(kaos_client_account_get(NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_get(NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
     kaos_account_changes none = {0};
-    assert_int_equal(kaos_client_account_update(NULL, &none), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_users_get(NULL, NULL, 0, NULL, 0), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_account_delete(NULL), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_device(NULL, "device-0123456"), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_email(NULL, "a@example.com", "password"),
+    assert_int_equal(kaos_client_account_update(NULL, &none, NULL, NULL),
                      KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_custom(NULL, "custom-1"), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_unlink_device(NULL, "device-0123456"), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_unlink_email(NULL), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_unlink_custom(NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(NULL, NULL, 0, NULL, 0, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_delete(NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_device(NULL, "device-0123456", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_email(NULL, "a@example.com", "password", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_custom(NULL, "custom-1", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_unlink_device(NULL, "device-0123456", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_unlink_email(NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_unlink_custom(NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
 
     /* NULL arguments */
-    assert_int_equal(kaos_client_account_update(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_update(c, NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
     const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
-    assert_int_equal(kaos_client_users_get(c, NULL, 1, NULL, 0), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_users_get(c, NULL, 0, NULL, 3), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_users_get(c, ids, 2, NULL, 0), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_users_get(c, NULL, 0, ids, 2), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_device(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_email(c, NULL, "password"), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_email(c, "a@example.com", NULL), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_link_custom(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_unlink_device(c, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, NULL, 1, NULL, 0, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, NULL, 3, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, ids, 2, NULL, 0, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, ids, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_device(c, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_email(c, NULL, "password", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_email(c, "a@example.com", NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_link_custom(c, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_account_unlink_device(c, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
 
     /* Well-formed, but not connected (lists may be NULL with a count of 0). */
-    assert_int_equal(kaos_client_account_get(c), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_account_update(c, &none), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_users_get(c, ids, 1, NULL, 0), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_users_get(c, NULL, 0, ids, 1), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_users_get(c, NULL, 0, NULL, 0), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_account_delete(c), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_link_device(c, "device-0123456"), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_link_email(c, "a@example.com", "password"), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_link_custom(c, "custom-1"), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_unlink_device(c, "device-0123456"), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_unlink_email(c), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_unlink_custom(c), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_get(c, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_update(c, &none, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_users_get(c, ids, 1, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, ids, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_users_get(c, NULL, 0, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_delete(c, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_link_device(c, "device-0123456", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_link_email(c, "a@example.com", "password", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_link_custom(c, "custom-1", NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_unlink_device(c, "device-0123456", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_unlink_email(c, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_account_unlink_custom(c, NULL, NULL), KAOS_ERR_CLOSED);
     kaos_client_destroy(c);
 }
 
@@ -133,53 +152,57 @@ static void storage_requests_check_their_arguments_locally(void **state)
     kaos_storage_id id = {.collection = "saves", .key = "slot1"};
 
     /* NULL client */
-    assert_int_equal(kaos_client_storage_write(NULL, &w, 1), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_read(NULL, &id, 1), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_delete(NULL, &id, 1), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_list(NULL, NULL, "saves", 10, NULL),
+    assert_int_equal(kaos_client_storage_write(NULL, &w, 1, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_read(NULL, &id, 1, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_delete(NULL, &id, 1, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_list(NULL, NULL, "saves", 10, NULL, NULL, NULL),
                      KAOS_ERR_INVALID_ARGUMENT);
 
     /* NULL lists with a count, NULL required fields */
-    assert_int_equal(kaos_client_storage_write(c, NULL, 1), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_read(c, NULL, 2), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_delete(c, NULL, 3), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_write(c, NULL, 1, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_read(c, NULL, 2, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_delete(c, NULL, 3, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
     kaos_storage_write_object bad_w[] = {w, w, w};
     bad_w[1].value = NULL;
-    assert_int_equal(kaos_client_storage_write(c, bad_w, 3), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_write(c, bad_w, 3, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
     bad_w[1] = w;
     bad_w[2].collection = NULL;
-    assert_int_equal(kaos_client_storage_write(c, bad_w, 3), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_write(c, bad_w, 3, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
     bad_w[2] = w;
     bad_w[0].key = NULL;
-    assert_int_equal(kaos_client_storage_write(c, bad_w, 3), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_write(c, bad_w, 3, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
     kaos_storage_id bad_id[] = {id, id};
     bad_id[1].key = NULL;
-    assert_int_equal(kaos_client_storage_read(c, bad_id, 2), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_delete(c, bad_id, 2), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_read(c, bad_id, 2, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_delete(c, bad_id, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
     bad_id[1] = id;
     bad_id[0].collection = NULL;
-    assert_int_equal(kaos_client_storage_read(c, bad_id, 2), KAOS_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kaos_client_storage_list(c, NULL, NULL, 10, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_read(c, bad_id, 2, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_storage_list(c, NULL, NULL, 10, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
 
     /* More objects than could ever fit in one message. */
     static kaos_storage_id many[KAOS_MAX_MESSAGE_SIZE + 1];
     for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
         many[i] = id;
-    assert_int_equal(kaos_client_storage_read(c, many, sizeof many / sizeof many[0]),
+    assert_int_equal(kaos_client_storage_read(c, many, sizeof many / sizeof many[0], NULL, NULL),
                      KAOS_ERR_TOO_LARGE);
 
     /* Well-formed (the server judges values, limits and empty strings), but
      * not connected; an empty list, owner, version and cursor may be NULL. */
     kaos_storage_write_object odd = {.collection = "", .key = "k", .value = "[not json",
                                      .permissions_set = true, .permission_read = 7};
-    assert_int_equal(kaos_client_storage_write(c, &odd, 1), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_storage_write(c, NULL, 0), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_storage_read(c, &id, 1), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_storage_read(c, NULL, 0), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_storage_delete(c, &id, 1), KAOS_ERR_CLOSED);
-    assert_int_equal(kaos_client_storage_list(c, NULL, "saves", 0, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_write(c, &odd, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_write(c, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_read(c, &id, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_read(c, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_delete(c, &id, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_storage_list(c, NULL, "saves", 0, NULL, NULL, NULL),
+                     KAOS_ERR_CLOSED);
     assert_int_equal(kaos_client_storage_list(c, "8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", "saves",
-                                              500, "cursor"),
+                                              500, "cursor", NULL, NULL),
                      KAOS_ERR_CLOSED);
     kaos_client_destroy(c);
 }
