@@ -137,10 +137,16 @@ static void fake_send_on(fake *f, const kn_envelope *env, uint8_t channel)
     assert_int_equal(kn_net_post(f->net, conn, channel, bytes, len, true), KN_OK);
 }
 
-static void fake_send(fake *f, const kn_envelope *env)
-{
-    fake_send_on(f, env, KN_CHANNEL_CONTROL);
-}
+/* Sends an envelope of cid `id` holding `msg` as its `member` (of case CASE). */
+#define SEND_ON(f, channel, id, CASE, member, msg)                                                 \
+    do {                                                                                           \
+        kn_envelope e_ = KN_ENVELOPE_INIT;                                                         \
+        e_.cid = (id);                                                                             \
+        e_.message_case = KAOS__V1__ENVELOPE__MESSAGE_##CASE;                                      \
+        e_.member = (msg);                                                                         \
+        fake_send_on((f), &e_, (channel));                                                         \
+    } while (0)
+#define SEND(f, id, CASE, member, msg) SEND_ON(f, KN_CHANNEL_CONTROL, id, CASE, member, msg)
 
 static size_t fake_seen(fake *f)
 {
@@ -295,11 +301,7 @@ static void a_completion_fires_once_with_its_typed_answer(void **state)
     Kaos__V1__Rpc answer = KAOS__V1__RPC__INIT;
     answer.id = "echo";
     answer.payload = "pong!";
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = (uint32_t)cid;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_RPC;
-    env.rpc = &answer;
-    fake_send(&f, &env);
+    SEND(&f, (uint32_t)cid, RPC, rpc, &answer);
     POLL_UNTIL(c, rpc.calls == 1);
     assert_int_equal(rpc.cid, (uint32_t)cid);
     assert_int_equal(rpc.code, KAOS_OK);
@@ -307,9 +309,8 @@ static void a_completion_fires_once_with_its_typed_answer(void **state)
 
     /* The same answer again, and one for a cid never used: counted, dropped. */
     uint64_t before = unexpected(c);
-    fake_send(&f, &env);
-    env.cid = 999;
-    fake_send(&f, &env);
+    SEND(&f, (uint32_t)cid, RPC, rpc, &answer);
+    SEND(&f, 999, RPC, rpc, &answer);
     POLL_UNTIL(c, unexpected(c) == before + 2);
     assert_int_equal(rpc.calls, 1);
     assert_int_equal(ev.calls, 0); /* not errors either */
@@ -328,11 +329,7 @@ static void an_answer_of_the_wrong_type_fails_its_completion(void **state)
     request_seen(&f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_PING);
     uint64_t before = unexpected(c);
     Kaos__V1__Ack ack = KAOS__V1__ACK__INIT;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = (uint32_t)cid;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACK;
-    env.ack = &ack;
-    fake_send(&f, &env);
+    SEND(&f, (uint32_t)cid, ACK, ack, &ack);
     POLL_UNTIL(c, pong.calls == 1);
     assert_int_equal(pong.code, KAOS_ERR_MALFORMED);
     assert_int_equal(pong.cid, (uint32_t)cid);
@@ -357,11 +354,7 @@ static void a_server_error_reaches_the_completion_of_its_cid(void **state)
     Kaos__V1__Error e = KAOS__V1__ERROR__INIT;
     e.code = KAOS__V1__ERROR_CODE__NOT_FOUND;
     e.message = "no such object";
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = (uint32_t)second;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
-    env.error = &e;
-    fake_send(&f, &env);
+    SEND(&f, (uint32_t)second, ERROR, error, &e);
     POLL_UNTIL(c, del.calls == 1);
     assert_int_equal(del.cid, (uint32_t)second);
     assert_int_equal(del.code, KAOS_ERR_NOT_FOUND);
@@ -372,25 +365,17 @@ static void a_server_error_reaches_the_completion_of_its_cid(void **state)
     user.username = "ada";
     Kaos__V1__Account a = KAOS__V1__ACCOUNT__INIT;
     a.user = &user;
-    env = (kn_envelope)KN_ENVELOPE_INIT;
-    env.cid = (uint32_t)first;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT;
-    env.account = &a;
-    fake_send(&f, &env);
+    SEND(&f, (uint32_t)first, ACCOUNT, account, &a);
     POLL_UNTIL(c, account.calls == 1);
     assert_int_equal(account.code, KAOS_OK);
     assert_string_equal(account.text, "ada");
 
     /* Errors of no pending request reach the error event, with their cid:
      * 0 (not about a request) or one the client never gave (a raw send). */
-    env = (kn_envelope)KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ERROR;
-    env.error = &e;
     e.code = KAOS__V1__ERROR_CODE__RESOURCE_EXHAUSTED;
     e.message = "slow down";
-    fake_send(&f, &env);
-    env.cid = 77;
-    fake_send(&f, &env);
+    SEND(&f, 0, ERROR, error, &e);
+    SEND(&f, 77, ERROR, error, &e);
     POLL_UNTIL(c, ev.calls == 2);
     assert_string_equal(ev.log, "error:0:-8;error:77:-8;");
     assert_int_equal(del.calls, 1);
@@ -454,10 +439,7 @@ static void events_reach_the_callback_registered_for_their_kind(void **state)
     d.op_code = 7;
     d.data.data = (uint8_t *)"hi";
     d.data.len = 2;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA;
-    env.match_data = &d;
-    fake_send_on(&f, &env, KN_CHANNEL_MATCH_RELIABLE);
+    SEND_ON(&f, KN_CHANNEL_MATCH_RELIABLE, 0, MATCH_DATA, match_data, &d);
     POLL_UNTIL(c, data.calls == 1);
     assert_int_equal(data.number, 7);
     assert_string_equal(data.text, "3:2:hi:1");
@@ -467,26 +449,17 @@ static void events_reach_the_callback_registered_for_their_kind(void **state)
     e.match_id = "m.1";
     e.code = 10;
     e.reason = "kicked";
-    env = (kn_envelope)KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_END;
-    env.match_end = &e;
-    fake_send(&f, &env);
+    SEND(&f, 0, MATCH_END, match_end, &e);
     POLL_UNTIL(c, end.calls == 1);
     assert_string_equal(end.text, "3:m.1:10:kicked");
 
     /* Unregistered: the event is dropped quietly (not an unexpected message). */
     kaos_client_on_match_data(c, NULL, NULL);
     uint64_t before = unexpected(c);
-    env = (kn_envelope)KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA;
-    env.match_data = &d;
-    fake_send_on(&f, &env, KN_CHANNEL_MATCH_RELIABLE);
+    SEND_ON(&f, KN_CHANNEL_MATCH_RELIABLE, 0, MATCH_DATA, match_data, &d);
     Kaos__V1__ServerShutdown s = KAOS__V1__SERVER_SHUTDOWN__INIT;
     s.grace_ms = 500;
-    env = (kn_envelope)KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SERVER_SHUTDOWN;
-    env.server_shutdown = &s;
-    fake_send(&f, &env);
+    SEND(&f, 0, SERVER_SHUTDOWN, server_shutdown, &s);
     POLL_UNTIL(c, bye.calls == 1);
     assert_int_equal(bye.number, 500);
     assert_int_equal(data.calls, 1);
