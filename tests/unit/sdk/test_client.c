@@ -423,6 +423,87 @@ static void pending_completions_fail_once_on_disconnect_and_never_after_destroy(
     fake_stop(&f);
 }
 
+/* The request table names the envelope each request leaves as: the wire
+ * the server has always read. */
+static void every_request_leaves_as_its_envelope(void **state)
+{
+    fake f;
+    fake_start(&f);
+    trace ev = {0};
+    kaos_client *c = connect_to(&f, &ev);
+    kaos_account_changes changes = {.display_name = "Ada"};
+    kaos_storage_write_object w = {.collection = "saves", .key = "k", .value = "{}"};
+    kaos_storage_id id = {.collection = "saves", .key = "k"};
+    const char *names[] = {"ada"};
+    /* refresh needs a session, so it is left to the e2e tests */
+    int cids[] = {
+        kaos_client_auth_device(c, "device-0123456", NULL, true, NULL, NULL, NULL),
+        kaos_client_auth_email(c, "a@example.com", "password", NULL, true, NULL, NULL, NULL),
+        kaos_client_auth_custom(c, "custom-1", NULL, true, NULL, NULL, NULL),
+        kaos_client_session_resume(c, "token", NULL, NULL),
+        kaos_client_session_logout(c, NULL, NULL),
+        kaos_client_ping(c, NULL, NULL),
+        kaos_client_rpc_call(c, "id", NULL, NULL, NULL),
+        kaos_client_match_create(c, 2, NULL, NULL),
+        kaos_client_match_create_authoritative(c, "handler", NULL, NULL, NULL),
+        kaos_client_match_join(c, "m.1", NULL, NULL, NULL),
+        kaos_client_match_leave(c, 1, NULL, NULL),
+        kaos_client_match_list(c, 10, NULL, NULL, 0, 0, NULL, NULL),
+        kaos_client_account_get(c, NULL, NULL),
+        kaos_client_account_update(c, &changes, NULL, NULL),
+        kaos_client_account_delete(c, NULL, NULL),
+        kaos_client_account_link_device(c, "device-0123456", NULL, NULL),
+        kaos_client_account_link_email(c, "a@example.com", "password", NULL, NULL),
+        kaos_client_account_link_custom(c, "custom-1", NULL, NULL),
+        kaos_client_account_unlink_device(c, "device-0123456", NULL, NULL),
+        kaos_client_account_unlink_email(c, NULL, NULL),
+        kaos_client_account_unlink_custom(c, NULL, NULL),
+        kaos_client_users_get(c, NULL, 0, names, 1, NULL, NULL),
+        kaos_client_storage_write(c, &w, 1, NULL, NULL),
+        kaos_client_storage_read(c, &id, 1, NULL, NULL),
+        kaos_client_storage_delete(c, &id, 1, NULL, NULL),
+        kaos_client_storage_list(c, NULL, "saves", 10, NULL, NULL, NULL),
+    };
+#define CASE(name) KAOS__V1__ENVELOPE__MESSAGE_##name
+    static const int types[] = {
+        CASE(AUTHENTICATE_DEVICE),
+        CASE(AUTHENTICATE_EMAIL),
+        CASE(AUTHENTICATE_CUSTOM),
+        CASE(SESSION_RESUME),
+        CASE(SESSION_LOGOUT),
+        CASE(PING),
+        CASE(RPC),
+        CASE(MATCH_CREATE),
+        CASE(MATCH_CREATE),
+        CASE(MATCH_JOIN),
+        CASE(MATCH_LEAVE),
+        CASE(MATCH_LIST_REQUEST),
+        CASE(ACCOUNT_GET),
+        CASE(ACCOUNT_UPDATE),
+        CASE(ACCOUNT_DELETE),
+        CASE(LINK_DEVICE),
+        CASE(LINK_EMAIL),
+        CASE(LINK_CUSTOM),
+        CASE(UNLINK_DEVICE),
+        CASE(UNLINK_EMAIL),
+        CASE(UNLINK_CUSTOM),
+        CASE(USERS_GET),
+        CASE(STORAGE_WRITE),
+        CASE(STORAGE_READ),
+        CASE(STORAGE_DELETE),
+        CASE(STORAGE_LIST),
+    };
+#undef CASE
+    size_t n = sizeof cids / sizeof cids[0];
+    assert_int_equal(n, sizeof types / sizeof types[0]);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(cids[i] > 0);
+        assert_int_equal(request_seen(&f, c, i + 1, types[i]), (uint32_t)cids[i]);
+    }
+    kaos_client_destroy(c);
+    fake_stop(&f);
+}
+
 static void events_reach_the_callback_registered_for_their_kind(void **state)
 {
     fake f;
@@ -777,6 +858,7 @@ int main(void)
         cmocka_unit_test(an_answer_of_the_wrong_type_fails_its_completion),
         cmocka_unit_test(a_server_error_reaches_the_completion_of_its_cid),
         cmocka_unit_test(pending_completions_fail_once_on_disconnect_and_never_after_destroy),
+        cmocka_unit_test(every_request_leaves_as_its_envelope),
         cmocka_unit_test(events_reach_the_callback_registered_for_their_kind),
         cmocka_unit_test(a_config_is_checked_against_the_size_it_was_built_with),
         cmocka_unit_test(requests_fail_locally_when_not_connected_or_too_large),
