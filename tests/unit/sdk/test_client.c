@@ -281,6 +281,33 @@ static kaos_client *connect_to(fake *f, trace *events)
     return c;
 }
 
+/* Each server test: a scripted server and a client connected to it, whose
+ * connection events (and errors of no request) go to `ev`. */
+typedef struct fixture {
+    fake f;
+    trace ev;
+    kaos_client *c;
+} fixture;
+
+static int with_server(void **state)
+{
+    fixture *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    fake_start(&x->f);
+    x->c = connect_to(&x->f, &x->ev);
+    *state = x;
+    return 0;
+}
+
+static int without_server(void **state)
+{
+    fixture *x = *state;
+    kaos_client_destroy(x->c);
+    fake_stop(&x->f);
+    free(x);
+    return 0;
+}
+
 static uint64_t unexpected(const kaos_client *c)
 {
     kaos_client_stats st;
@@ -290,18 +317,17 @@ static uint64_t unexpected(const kaos_client *c)
 
 static void a_completion_fires_once_with_its_typed_answer(void **state)
 {
-    fake f;
-    fake_start(&f);
-    trace ev = {0}, rpc = {0};
-    kaos_client *c = connect_to(&f, &ev);
+    fixture *x = *state;
+    kaos_client *c = x->c;
+    trace rpc = {0};
 
     int cid = kaos_client_rpc_call(c, "echo", "ping!", t_rpc, &rpc);
     assert_true(cid > 0);
-    assert_int_equal(request_seen(&f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_RPC), (uint32_t)cid);
+    assert_int_equal(request_seen(&x->f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_RPC), (uint32_t)cid);
     Kaos__V1__Rpc answer = KAOS__V1__RPC__INIT;
     answer.id = "echo";
     answer.payload = "pong!";
-    SEND(&f, (uint32_t)cid, RPC, rpc, &answer);
+    SEND(&x->f, (uint32_t)cid, RPC, rpc, &answer);
     POLL_UNTIL(c, rpc.calls == 1);
     assert_int_equal(rpc.cid, (uint32_t)cid);
     assert_int_equal(rpc.code, KAOS_OK);
@@ -309,52 +335,46 @@ static void a_completion_fires_once_with_its_typed_answer(void **state)
 
     /* The same answer again, and one for a cid never used: counted, dropped. */
     uint64_t before = unexpected(c);
-    SEND(&f, (uint32_t)cid, RPC, rpc, &answer);
-    SEND(&f, 999, RPC, rpc, &answer);
+    SEND(&x->f, (uint32_t)cid, RPC, rpc, &answer);
+    SEND(&x->f, 999, RPC, rpc, &answer);
     POLL_UNTIL(c, unexpected(c) == before + 2);
     assert_int_equal(rpc.calls, 1);
-    assert_int_equal(ev.calls, 0); /* not errors either */
-    kaos_client_destroy(c);
-    fake_stop(&f);
+    assert_int_equal(x->ev.calls, 0); /* not errors either */
 }
 
 static void an_answer_of_the_wrong_type_fails_its_completion(void **state)
 {
-    fake f;
-    fake_start(&f);
-    trace ev = {0}, pong = {0};
-    kaos_client *c = connect_to(&f, &ev);
+    fixture *x = *state;
+    kaos_client *c = x->c;
+    trace pong = {0};
     int cid = kaos_client_ping(c, t_pong, &pong);
     assert_true(cid > 0);
-    request_seen(&f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_PING);
+    request_seen(&x->f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_PING);
     uint64_t before = unexpected(c);
     Kaos__V1__Ack ack = KAOS__V1__ACK__INIT;
-    SEND(&f, (uint32_t)cid, ACK, ack, &ack);
+    SEND(&x->f, (uint32_t)cid, ACK, ack, &ack);
     POLL_UNTIL(c, pong.calls == 1);
     assert_int_equal(pong.code, KAOS_ERR_MALFORMED);
     assert_int_equal(pong.cid, (uint32_t)cid);
     assert_int_equal(unexpected(c), before + 1);
-    kaos_client_destroy(c);
-    fake_stop(&f);
 }
 
 static void a_server_error_reaches_the_completion_of_its_cid(void **state)
 {
-    fake f;
-    fake_start(&f);
-    trace ev = {0}, account = {0}, del = {0};
-    kaos_client *c = connect_to(&f, &ev);
+    fixture *x = *state;
+    kaos_client *c = x->c;
+    trace account = {0}, del = {0};
     int first = kaos_client_account_get(c, t_account, &account);
     kaos_storage_id id = {.collection = "saves", .key = "slot1"};
     int second = kaos_client_storage_delete(c, &id, 1, t_done, &del);
     assert_true(first > 0 && second > 0 && first != second);
-    request_seen(&f, c, 2, KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE);
+    request_seen(&x->f, c, 2, KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE);
 
     /* The later request's error first: it goes to that request only. */
     Kaos__V1__Error e = KAOS__V1__ERROR__INIT;
     e.code = KAOS__V1__ERROR_CODE__NOT_FOUND;
     e.message = "no such object";
-    SEND(&f, (uint32_t)second, ERROR, error, &e);
+    SEND(&x->f, (uint32_t)second, ERROR, error, &e);
     POLL_UNTIL(c, del.calls == 1);
     assert_int_equal(del.cid, (uint32_t)second);
     assert_int_equal(del.code, KAOS_ERR_NOT_FOUND);
@@ -365,7 +385,7 @@ static void a_server_error_reaches_the_completion_of_its_cid(void **state)
     user.username = "ada";
     Kaos__V1__Account a = KAOS__V1__ACCOUNT__INIT;
     a.user = &user;
-    SEND(&f, (uint32_t)first, ACCOUNT, account, &a);
+    SEND(&x->f, (uint32_t)first, ACCOUNT, account, &a);
     POLL_UNTIL(c, account.calls == 1);
     assert_int_equal(account.code, KAOS_OK);
     assert_string_equal(account.text, "ada");
@@ -374,63 +394,57 @@ static void a_server_error_reaches_the_completion_of_its_cid(void **state)
      * 0 (not about a request) or one the client never gave (a raw send). */
     e.code = KAOS__V1__ERROR_CODE__RESOURCE_EXHAUSTED;
     e.message = "slow down";
-    SEND(&f, 0, ERROR, error, &e);
-    SEND(&f, 77, ERROR, error, &e);
-    POLL_UNTIL(c, ev.calls == 2);
-    assert_string_equal(ev.log, "error:0:-8;error:77:-8;");
+    SEND(&x->f, 0, ERROR, error, &e);
+    SEND(&x->f, 77, ERROR, error, &e);
+    POLL_UNTIL(c, x->ev.calls == 2);
+    assert_string_equal(x->ev.log, "error:0:-8;error:77:-8;");
     assert_int_equal(del.calls, 1);
     assert_int_equal(account.calls, 1);
-    kaos_client_destroy(c);
-    fake_stop(&f);
 }
 
 static void pending_completions_fail_once_on_disconnect_and_never_after_destroy(void **state)
 {
-    fake f;
-    fake_start(&f);
-    trace ev = {0};
-    kaos_client *c = connect_to(&f, &ev);
+    fixture *x = *state;
+    kaos_client *c = x->c;
     /* All three record into the event trace, so the order shows. */
-    int a = kaos_client_ping(c, t_pong, &ev);
-    int b = kaos_client_rpc_call(c, "slow", NULL, t_rpc, &ev);
-    int d = kaos_client_match_leave(c, 1, t_done, &ev);
+    int a = kaos_client_ping(c, t_pong, &x->ev);
+    int b = kaos_client_rpc_call(c, "slow", NULL, t_rpc, &x->ev);
+    int d = kaos_client_match_leave(c, 1, t_done, &x->ev);
     assert_true(a > 0 && b > 0 && d > 0);
-    request_seen(&f, c, 3, KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE);
-    assert_int_equal(ev.calls, 0);
+    request_seen(&x->f, c, 3, KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE);
+    assert_int_equal(x->ev.calls, 0);
     assert_int_equal(kaos_client_disconnect(c), KAOS_OK);
-    assert_int_equal(ev.calls, 0); /* only from poll */
-    POLL_UNTIL(c, ev.disconnected);
+    assert_int_equal(x->ev.calls, 0); /* only from poll */
+    POLL_UNTIL(c, x->ev.disconnected);
     char want[256];
     snprintf(want, sizeof want, "pong:%d:%d;rpc:%d:%d;done:%d:%d;disconnected:0:0;", a,
              KAOS_ERR_CLOSED, b, KAOS_ERR_CLOSED, d, KAOS_ERR_CLOSED);
-    assert_string_equal(ev.log, want);
+    assert_string_equal(x->ev.log, want);
     /* Disconnected: a new request fails locally, and its completion never fires. */
-    assert_int_equal(kaos_client_ping(c, t_pong, &ev), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_ping(c, t_pong, &x->ev), KAOS_ERR_CLOSED);
     kaos_client_poll(c, 10);
-    assert_int_equal(ev.calls, 4);
+    assert_int_equal(x->ev.calls, 4);
     kaos_client_destroy(c);
+    x->c = NULL; /* for the teardown */
 
     /* Destroyed with a request pending: it is freed (the ASan run checks)
-     * and never fires, even when its answer is on the way. */
+     * and never fires. */
     trace ev2 = {0}, late = {0};
-    c = connect_to(&f, &ev2);
+    c = connect_to(&x->f, &ev2);
     int cid = kaos_client_ping(c, t_pong, &late);
     assert_true(cid > 0);
-    request_seen(&f, c, 4, KAOS__V1__ENVELOPE__MESSAGE_PING);
+    request_seen(&x->f, c, 4, KAOS__V1__ENVELOPE__MESSAGE_PING);
     kaos_client_destroy(c);
     assert_int_equal(late.calls, 0);
     assert_int_equal(ev2.calls, 0);
-    fake_stop(&f);
 }
 
 /* The request table names the envelope each request leaves as: the wire
  * the server has always read. */
 static void every_request_leaves_as_its_envelope(void **state)
 {
-    fake f;
-    fake_start(&f);
-    trace ev = {0};
-    kaos_client *c = connect_to(&f, &ev);
+    fixture *x = *state;
+    kaos_client *c = x->c;
     kaos_account_changes changes = {.display_name = "Ada"};
     kaos_storage_write_object w = {.collection = "saves", .key = "k", .value = "{}"};
     kaos_storage_id id = {.collection = "saves", .key = "k"};
@@ -498,18 +512,15 @@ static void every_request_leaves_as_its_envelope(void **state)
     assert_int_equal(n, sizeof types / sizeof types[0]);
     for (size_t i = 0; i < n; i++) {
         assert_true(cids[i] > 0);
-        assert_int_equal(request_seen(&f, c, i + 1, types[i]), (uint32_t)cids[i]);
+        assert_int_equal(request_seen(&x->f, c, i + 1, types[i]), (uint32_t)cids[i]);
     }
-    kaos_client_destroy(c);
-    fake_stop(&f);
 }
 
 static void events_reach_the_callback_registered_for_their_kind(void **state)
 {
-    fake f;
-    fake_start(&f);
-    trace ev = {0}, data = {0}, end = {0}, bye = {0};
-    kaos_client *c = connect_to(&f, &ev);
+    fixture *x = *state;
+    kaos_client *c = x->c;
+    trace data = {0}, end = {0}, bye = {0};
     kaos_client_on_match_data(c, t_match_data, &data);
     kaos_client_on_match_end(c, t_match_end, &end);
     kaos_client_on_shutdown_notice(c, t_shutdown, &bye);
@@ -520,7 +531,7 @@ static void events_reach_the_callback_registered_for_their_kind(void **state)
     d.op_code = 7;
     d.data.data = (uint8_t *)"hi";
     d.data.len = 2;
-    SEND_ON(&f, KN_CHANNEL_MATCH_RELIABLE, 0, MATCH_DATA, match_data, &d);
+    SEND_ON(&x->f, KN_CHANNEL_MATCH_RELIABLE, 0, MATCH_DATA, match_data, &d);
     POLL_UNTIL(c, data.calls == 1);
     assert_int_equal(data.number, 7);
     assert_string_equal(data.text, "3:2:hi:1");
@@ -530,25 +541,23 @@ static void events_reach_the_callback_registered_for_their_kind(void **state)
     e.match_id = "m.1";
     e.code = 10;
     e.reason = "kicked";
-    SEND(&f, 0, MATCH_END, match_end, &e);
+    SEND(&x->f, 0, MATCH_END, match_end, &e);
     POLL_UNTIL(c, end.calls == 1);
     assert_string_equal(end.text, "3:m.1:10:kicked");
 
     /* Unregistered: the event is dropped quietly (not an unexpected message). */
     kaos_client_on_match_data(c, NULL, NULL);
     uint64_t before = unexpected(c);
-    SEND_ON(&f, KN_CHANNEL_MATCH_RELIABLE, 0, MATCH_DATA, match_data, &d);
+    SEND_ON(&x->f, KN_CHANNEL_MATCH_RELIABLE, 0, MATCH_DATA, match_data, &d);
     Kaos__V1__ServerShutdown s = KAOS__V1__SERVER_SHUTDOWN__INIT;
     s.grace_ms = 500;
-    SEND(&f, 0, SERVER_SHUTDOWN, server_shutdown, &s);
+    SEND(&x->f, 0, SERVER_SHUTDOWN, server_shutdown, &s);
     POLL_UNTIL(c, bye.calls == 1);
     assert_int_equal(bye.number, 500);
     assert_int_equal(data.calls, 1);
     assert_int_equal(end.calls, 1);
-    assert_int_equal(ev.calls, 0);
+    assert_int_equal(x->ev.calls, 0);
     assert_int_equal(unexpected(c), before);
-    kaos_client_destroy(c);
-    fake_stop(&f);
 }
 
 /* --- without a server -------------------------------------------------------------- */
@@ -854,12 +863,19 @@ int main(void)
     crypto_box_keypair(server_pk, server_sk);
     sodium_bin2hex(server_hex, sizeof server_hex, server_pk, 32);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_completion_fires_once_with_its_typed_answer),
-        cmocka_unit_test(an_answer_of_the_wrong_type_fails_its_completion),
-        cmocka_unit_test(a_server_error_reaches_the_completion_of_its_cid),
-        cmocka_unit_test(pending_completions_fail_once_on_disconnect_and_never_after_destroy),
-        cmocka_unit_test(every_request_leaves_as_its_envelope),
-        cmocka_unit_test(events_reach_the_callback_registered_for_their_kind),
+        cmocka_unit_test_setup_teardown(a_completion_fires_once_with_its_typed_answer, with_server,
+                                        without_server),
+        cmocka_unit_test_setup_teardown(an_answer_of_the_wrong_type_fails_its_completion,
+                                        with_server, without_server),
+        cmocka_unit_test_setup_teardown(a_server_error_reaches_the_completion_of_its_cid,
+                                        with_server, without_server),
+        cmocka_unit_test_setup_teardown(
+            pending_completions_fail_once_on_disconnect_and_never_after_destroy, with_server,
+            without_server),
+        cmocka_unit_test_setup_teardown(every_request_leaves_as_its_envelope, with_server,
+                                        without_server),
+        cmocka_unit_test_setup_teardown(events_reach_the_callback_registered_for_their_kind,
+                                        with_server, without_server),
         cmocka_unit_test(a_config_is_checked_against_the_size_it_was_built_with),
         cmocka_unit_test(requests_fail_locally_when_not_connected_or_too_large),
         cmocka_unit_test(account_requests_check_their_arguments_locally),
