@@ -39,10 +39,6 @@
 #define MAX_RETRIES     20
 #define EVENTS_PER_WAIT 256
 
-/* Wire codes of the errors worth retrying during setup (see kaos.h). */
-#define WIRE_RESOURCE_EXHAUSTED 8
-#define WIRE_UNAVAILABLE        14
-
 /* The RPC payload: small JSON, the same for every RPC workload so that only
  * the server-side work differs between the rows. */
 static const char PAYLOAD[] = "{\"player\":\"p-000123\",\"score\":4217,\"items\":[3,1,4,1,5,9],"
@@ -73,7 +69,6 @@ typedef struct client {
     int fd;
     stage stage;
     uint32_t setup_done; /* setup logins answered */
-    uint32_t setup_cid;
     uint32_t seq; /* login_new: next device number; login_existing: pool cursor */
     int retries;
     int64_t retry_at; /* 0 = nothing to retry */
@@ -132,6 +127,11 @@ static uint32_t setup_logins(const lg_config *cfg)
     return cfg->workload == LG_LOGIN_EXISTING ? cfg->pool : 1;
 }
 
+static void on_setup_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud);
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud);
+static void on_rpc(kaos_client *c, const kaos_result *r, const char *payload, size_t len, void *ud);
+static void on_pong(kaos_client *c, const kaos_result *r, int64_t rtt_ms, void *ud);
+
 static void setup_next(client *k)
 {
     const lg_config *cfg = k->ws->w->cfg;
@@ -141,12 +141,8 @@ static void setup_next(client *k)
     }
     char dev[128];
     device_id(k, cfg->workload == LG_LOGIN_EXISTING ? 'p' : 's', k->setup_done, dev, sizeof dev);
-    int cid = kaos_client_authenticate_device(k->c, dev, NULL, true, NULL);
-    if (cid < 0) {
-        fail_client(k, kaos_err_text(cid));
-        return;
-    }
-    k->setup_cid = (uint32_t)cid;
+    int cid = kaos_client_auth_device(k->c, dev, NULL, true, NULL, on_setup_session, k);
+    if (cid < 0) fail_client(k, kaos_err_text(cid));
 }
 
 static void start_connect(client *k)
@@ -166,24 +162,24 @@ static void issue(client *k)
     int cid;
     switch (cfg->workload) {
     case LG_PING:
-        cid = kaos_client_ping(k->c);
+        cid = kaos_client_ping(k->c, on_pong, k);
         break;
     case LG_NOOP:
-        cid = kaos_client_rpc(k->c, "kaos.noop", PAYLOAD);
+        cid = kaos_client_rpc_call(k->c, "kaos.noop", PAYLOAD, on_rpc, k);
         break;
     case LG_ECHO:
-        cid = kaos_client_rpc(k->c, "bench_echo", PAYLOAD);
+        cid = kaos_client_rpc_call(k->c, "bench_echo", PAYLOAD, on_rpc, k);
         break;
     case LG_JSON:
-        cid = kaos_client_rpc(k->c, "bench_json", PAYLOAD);
+        cid = kaos_client_rpc_call(k->c, "bench_json", PAYLOAD, on_rpc, k);
         break;
     case LG_LOGIN_NEW:
         device_id(k, 'n', k->seq++, dev, sizeof dev);
-        cid = kaos_client_authenticate_device(k->c, dev, NULL, true, NULL);
+        cid = kaos_client_auth_device(k->c, dev, NULL, true, NULL, on_session, k);
         break;
     case LG_LOGIN_EXISTING:
         device_id(k, 'p', k->seq++ % cfg->pool, dev, sizeof dev);
-        cid = kaos_client_authenticate_device(k->c, dev, NULL, false, NULL);
+        cid = kaos_client_auth_device(k->c, dev, NULL, false, NULL, on_session, k);
         break;
     default:
         cid = KAOS_ERR_INVALID_ARGUMENT;
@@ -256,57 +252,72 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
     fail_client(k, msg);
 }
 
-static void on_error(kaos_client *c, uint32_t cid, int code, const char *message, void *ud)
+/* Errors of no request (cid 0). */
+static void on_error(kaos_client *c, const kaos_result *res, void *ud)
 {
     client *k = ud;
     lg_result *r = k->ws->w->res;
-    if (k->stage == STAGE_SETUP_AUTH && cid == k->setup_cid) {
-        bool busy = code == WIRE_RESOURCE_EXHAUSTED || code == WIRE_UNAVAILABLE;
+    if (!r->first_error[0])
+        snprintf(r->first_error, sizeof r->first_error, "%d %s", -res->code, res->message);
+    r->errors_total++;
+}
+
+static void on_setup_session(kaos_client *c, const kaos_result *res, const kaos_session *s,
+                             void *ud)
+{
+    client *k = ud;
+    if (res->code == KAOS_ERR_CLOSED) return; /* on_disconnected tells */
+    if (res->code < 0) {
+        bool busy = res->code == KAOS_ERR_RESOURCE_EXHAUSTED || res->code == KAOS_ERR_UNAVAILABLE;
         if (busy && k->retries++ < MAX_RETRIES) {
             k->retry_at = lg_now_ns() + RETRY_NS;
             return;
         }
         char msg[160];
-        snprintf(msg, sizeof msg, "setup login failed: error %d: %s", code, message);
+        snprintf(msg, sizeof msg, "setup login failed: error %d: %s", -res->code, res->message);
         fail_client(k, msg);
         return;
     }
-    if (!r->first_error[0]) snprintf(r->first_error, sizeof r->first_error, "%d %s", code, message);
-    if (!complete(k, cid, false)) r->errors_total++; /* cid 0: not tied to a request */
+    if (s->created) k->ws->w->res->created_setup++;
+    k->setup_done++;
+    setup_next(k);
 }
 
-static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
+/* The answer of a workload request: false when it was an error (recorded)
+ * or the connection ended (on_disconnected counts that, not an error). */
+static bool answered(client *k, const kaos_result *res)
+{
+    lg_result *r = k->ws->w->res;
+    if (res->code == KAOS_ERR_CLOSED) return false;
+    if (res->code == KAOS_OK) return true;
+    if (!r->first_error[0])
+        snprintf(r->first_error, sizeof r->first_error, "%d %s", -res->code, res->message);
+    if (!complete(k, res->cid, false)) r->errors_total++;
+    return false;
+}
+
+static void on_session(kaos_client *c, const kaos_result *res, const kaos_session *s, void *ud)
 {
     client *k = ud;
-    lg_result *r = k->ws->w->res;
-    if (k->stage == STAGE_SETUP_AUTH && cid == k->setup_cid) {
-        if (s->created) r->created_setup++;
-        k->setup_done++;
-        setup_next(k);
+    if (!answered(k, res)) return;
+    if (!complete(k, res->cid, true)) {
+        k->ws->w->res->unexpected++;
         return;
     }
-    bool login =
-        k->ws->w->cfg->workload == LG_LOGIN_NEW || k->ws->w->cfg->workload == LG_LOGIN_EXISTING;
-    if (!login || !complete(k, cid, true)) {
-        r->unexpected++;
-        return;
-    }
-    if (k->ws->w->cfg->workload == LG_LOGIN_NEW && !s->created) r->not_created++;
+    if (k->ws->w->cfg->workload == LG_LOGIN_NEW && !s->created) k->ws->w->res->not_created++;
 }
 
-static void on_rpc(kaos_client *c, uint32_t cid, const char *id, const char *payload, size_t len,
+static void on_rpc(kaos_client *c, const kaos_result *res, const char *payload, size_t len,
                    void *ud)
 {
     client *k = ud;
-    lg_workload wl = k->ws->w->cfg->workload;
-    bool rpc = wl == LG_NOOP || wl == LG_ECHO || wl == LG_JSON;
-    if (!rpc || !complete(k, cid, true)) k->ws->w->res->unexpected++;
+    if (answered(k, res) && !complete(k, res->cid, true)) k->ws->w->res->unexpected++;
 }
 
-static void on_pong(kaos_client *c, uint32_t cid, int64_t rtt_ms, void *ud)
+static void on_pong(kaos_client *c, const kaos_result *res, int64_t rtt_ms, void *ud)
 {
     client *k = ud;
-    if (k->ws->w->cfg->workload != LG_PING || !complete(k, cid, true)) k->ws->w->res->unexpected++;
+    if (answered(k, res) && !complete(k, res->cid, true)) k->ws->w->res->unexpected++;
 }
 
 /* --- setup ------------------------------------------------------------------------ */
@@ -339,21 +350,15 @@ static int create_clients(wstate *ws)
         cfg.port = w->cfg->port;
         cfg.server_key = w->cfg->server_key;
         cfg.insecure_dev_mode = !w->cfg->server_key;
-        cfg.user_data = k;
-        cfg.callbacks = (kaos_callbacks){
-            .on_connected = on_connected,
-            .on_disconnected = on_disconnected,
-            .on_error = on_error,
-            .on_session = on_session,
-            .on_rpc = on_rpc,
-            .on_pong = on_pong,
-        };
         k->fd = lowest_free_fd();
         int rc = kaos_client_create(&cfg, &k->c);
         if (rc < 0) {
             lg_worker_fail(w, "kaos_client_create: %s", kaos_err_text(rc));
             return -1;
         }
+        kaos_client_on_connected(k->c, on_connected, k);
+        kaos_client_on_disconnected(k->c, on_disconnected, k);
+        kaos_client_on_error(k->c, on_error, k);
         if (k->fd < 0 || !is_dgram_socket(k->fd)) {
             lg_worker_fail(w, "cannot find the socket of SDK client %u", i);
             return -1;

@@ -44,10 +44,6 @@
 #define SETUP_SWEEP_NS  100000000 /* poll every client this often during setup (SDK timers) */
 #define MATCH_ID_CAP    256
 
-/* Wire codes of the two errors worth retrying (gRPC numbering, see kaos.h). */
-#define WIRE_RESOURCE_EXHAUSTED 8
-#define WIRE_UNAVAILABLE        14
-
 typedef enum stage {
     STAGE_NEW, /* created, not yet connecting */
     STAGE_CONNECTING,
@@ -154,6 +150,9 @@ static void start_connect(kclient *k)
     if (rc < 0) fail_client(k, kaos_err_text(rc));
 }
 
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud);
+static void on_match(kaos_client *c, const kaos_result *r, const kaos_match *m, void *ud);
+
 static void start_auth(kclient *k)
 {
     uint8_t rnd[12];
@@ -166,7 +165,7 @@ static void start_auth(kclient *k)
     for (size_t b = 0; b < sizeof rnd; b++, n += 2)
         snprintf(device + n, sizeof device - n, "%02x", rnd[b]);
     set_stage(k, STAGE_AUTHENTICATING);
-    if (kaos_client_authenticate_device(k->c, device, NULL, true, NULL) < 0)
+    if (kaos_client_auth_device(k->c, device, NULL, true, NULL, on_session, k) < 0)
         fail_client(k, "authenticate_device refused locally");
 }
 
@@ -178,11 +177,11 @@ static void start_match(kclient *k)
     bool realtime = k->w->cfg->workload == LG_WORKLOAD_REALTIME;
     int rc;
     if (k->i % room_size == 0) {
-        rc = realtime ? kaos_client_match_create_authoritative(k->c, k->w->cfg->handler, NULL)
-                      : kaos_client_match_create(k->c, room_size);
+        rc = realtime ? kaos_client_match_create_authoritative(k->c, k->w->cfg->handler, NULL,
+                                                               on_match, k)
+                      : kaos_client_match_create(k->c, room_size, on_match, k);
     } else if (room->match_id[0]) {
-        rc = realtime ? kaos_client_match_join_with(k->c, room->match_id, NULL)
-                      : kaos_client_match_join(k->c, room->match_id);
+        rc = kaos_client_match_join(k->c, room->match_id, NULL, on_match, k);
     } else {
         set_stage(k, STAGE_WAITING_MATCH_ID);
         return;
@@ -216,32 +215,41 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
     fail_client(k, msg);
 }
 
-static void on_error(kaos_client *c, uint32_t cid, int code, const char *message, void *ud)
+/* Every error: of a request (from its completion) or of none (the error
+ * event). During setup a busy server is asked again later. */
+static void on_error(kaos_client *c, const kaos_result *r, void *ud)
 {
     kclient *k = ud;
     if (k->w->running) {
         k->w->res->server_errors++;
         return;
     }
-    bool busy = code == WIRE_RESOURCE_EXHAUSTED || code == WIRE_UNAVAILABLE;
+    bool busy = r->code == KAOS_ERR_RESOURCE_EXHAUSTED || r->code == KAOS_ERR_UNAVAILABLE;
     if (busy && k->retries++ < MAX_RETRIES) {
         k->w->res->setup_retries++;
         k->retry_at = lg_now_ns() + RETRY_NS;
         return;
     }
     char msg[160];
-    snprintf(msg, sizeof msg, "server error %d: %s", code, message);
+    snprintf(msg, sizeof msg, "server error %d: %s", -r->code, r->message);
     fail_client(k, msg);
 }
 
-static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud)
 {
-    start_match(ud);
+    if (r->code < 0)
+        on_error(c, r, ud);
+    else
+        start_match(ud);
 }
 
-static void on_match(kaos_client *c, uint32_t cid, const kaos_match *m, void *ud)
+static void on_match(kaos_client *c, const kaos_result *res, const kaos_match *m, void *ud)
 {
     kclient *k = ud;
+    if (res->code < 0) {
+        on_error(c, res, ud);
+        return;
+    }
     lg_worker *w = k->w;
     kstate *st = state_of(w);
     uint32_t room_size = w->cfg->room_size, r = k->i / room_size;
@@ -297,21 +305,16 @@ static int create_clients(lg_worker *w, kstate *st)
         cfg.port = w->cfg->port;
         cfg.server_key = w->cfg->server_key;
         cfg.insecure_dev_mode = !w->cfg->server_key;
-        cfg.user_data = k;
-        cfg.callbacks = (kaos_callbacks){
-            .on_connected = on_connected,
-            .on_disconnected = on_disconnected,
-            .on_error = on_error,
-            .on_session = on_session,
-            .on_match = on_match,
-            .on_match_data = on_match_data,
-        };
         k->fd = lowest_free_fd();
         int rc = kaos_client_create(&cfg, &k->c);
         if (rc < 0) {
             lg_worker_fail(w, "kaos_client_create: %s", kaos_err_text(rc));
             return -1;
         }
+        kaos_client_on_connected(k->c, on_connected, k);
+        kaos_client_on_disconnected(k->c, on_disconnected, k);
+        kaos_client_on_error(k->c, on_error, k);
+        kaos_client_on_match_data(k->c, on_match_data, k);
         if (k->fd < 0 || !is_dgram_socket(k->fd)) {
             lg_worker_fail(w, "cannot find the socket of SDK client %u", i);
             return -1;

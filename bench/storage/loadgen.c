@@ -144,6 +144,12 @@ static double pg_cpu(int postmaster)
 
 /* --- requests ------------------------------------------------------------------ */
 
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud);
+static void on_acks(kaos_client *c, const kaos_result *r, const kaos_storage_ack *acks, size_t n,
+                    void *ud);
+static void on_objects(kaos_client *c, const kaos_result *r, const kaos_storage_object *objs,
+                       size_t n, const char *cursor, void *ud);
+
 static void issue(client *k)
 {
     uint32_t r;
@@ -153,13 +159,13 @@ static void issue(client *k)
     int cid;
     if (st.reading) {
         kaos_storage_id id = {COLLECTION, key, NULL, NULL};
-        cid = kaos_client_storage_read(k->c, &id, 1);
+        cid = kaos_client_storage_read(k->c, &id, 1, on_objects, k);
     } else {
         /* The value changes with every write (so does its version). */
         int n = snprintf(st.value, 32, "{\"n\":%-20llu", (unsigned long long)++k->seq);
         st.value[n] = ',';
         kaos_storage_write_object o = {.collection = COLLECTION, .key = key, .value = st.value};
-        cid = kaos_client_storage_write(k->c, &o, 1);
+        cid = kaos_client_storage_write(k->c, &o, 1, on_acks, k);
     }
     if (cid <= 0) {
         st.other_errors++;
@@ -184,7 +190,7 @@ static void prefill_batch(client *k)
         batch[n] = (kaos_storage_write_object){COLLECTION, keys[n], st.value, NULL, false, 0, 0};
         n++;
     }
-    if (kaos_client_storage_write(k->c, batch, n) <= 0) die("prefill write failed");
+    if (kaos_client_storage_write(k->c, batch, n, on_acks, k) <= 0) die("prefill write failed");
     k->inflight++;
 }
 
@@ -221,7 +227,7 @@ static void on_connected(kaos_client *c, void *ud)
     if (getrandom(r, sizeof r, 0) != sizeof r) die("getrandom");
     snprintf(dev, sizeof dev, "bench-%016llx%016llx", (unsigned long long)r[0],
              (unsigned long long)r[1]);
-    if (kaos_client_authenticate_device(c, dev, NULL, true, NULL) <= 0) die("authenticate");
+    if (kaos_client_auth_device(c, dev, NULL, true, NULL, on_session, k) <= 0) die("authenticate");
 }
 
 static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
@@ -234,31 +240,45 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
     k->connected = false;
 }
 
-static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
-{
-    ((client *)ud)->authed = true;
-}
-
-static void on_error(kaos_client *c, uint32_t cid, int code, const char *message, void *ud)
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud)
 {
     client *k = ud;
-    if (!k->authed) die("client %d: login failed: %d %s", k->index, code, message);
-    static int shown;
-    if (shown++ < 5) fprintf(stderr, "client %d: error %d %s\n", k->index, code, message);
-    answered(k, cid, false);
+    if (r->code == KAOS_ERR_CLOSED) return; /* on_disconnected tells */
+    if (r->code < 0) die("client %d: login failed: %d %s", k->index, -r->code, r->message);
+    k->authed = true;
 }
 
-static void on_acks(kaos_client *c, uint32_t cid, const kaos_storage_ack *acks, size_t n,
+/* True when the request succeeded; an error is shown (the first few) and
+ * answered. A request cut by a disconnect is neither: on_disconnected tells. */
+static bool succeeded(client *k, const kaos_result *r)
+{
+    if (r->code == KAOS_OK) return true;
+    if (r->code == KAOS_ERR_CLOSED) return false;
+    static int shown;
+    if (shown++ < 5) fprintf(stderr, "client %d: error %d %s\n", k->index, -r->code, r->message);
+    answered(k, r->cid, false);
+    return false;
+}
+
+static void on_acks(kaos_client *c, const kaos_result *r, const kaos_storage_ack *acks, size_t n,
                     void *ud)
 {
-    answered(ud, cid, true);
+    if (succeeded(ud, r)) answered(ud, r->cid, true);
 }
 
-static void on_objects(kaos_client *c, uint32_t cid, const kaos_storage_object *objs, size_t n,
-                       const char *cursor, void *ud)
+static void on_objects(kaos_client *c, const kaos_result *r, const kaos_storage_object *objs,
+                       size_t n, const char *cursor, void *ud)
 {
+    if (!succeeded(ud, r)) return;
     if (n != 1) st.other_errors++; /* every key was written: a read finds its object */
-    answered(ud, cid, n == 1);
+    answered(ud, r->cid, n == 1);
+}
+
+/* Errors of no request (cid 0). */
+static void on_error(kaos_client *c, const kaos_result *r, void *ud)
+{
+    client *k = ud;
+    fprintf(stderr, "client %d: error %d %s\n", k->index, -r->code, r->message);
 }
 
 /* --- the loop ------------------------------------------------------------------------ */
@@ -414,15 +434,11 @@ int main(int argc, char **argv)
         cfg.server_key = opt.key;
         cfg.insecure_dev_mode = !opt.key;
         cfg.keepalive_ms = 0;
-        cfg.user_data = k;
-        cfg.callbacks = (kaos_callbacks){.on_connected = on_connected,
-                                         .on_disconnected = on_disconnected,
-                                         .on_error = on_error,
-                                         .on_session = on_session,
-                                         .on_storage_acks = on_acks,
-                                         .on_storage_objects = on_objects};
         k->fd = lowest_free_fd();
         if (kaos_client_create(&cfg, &k->c) < 0) die("kaos_client_create");
+        kaos_client_on_connected(k->c, on_connected, k);
+        kaos_client_on_disconnected(k->c, on_disconnected, k);
+        kaos_client_on_error(k->c, on_error, k);
         if (k->fd < 0 || !is_dgram_socket(k->fd)) die("cannot find the socket of client %d", i);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, k->fd, &ev)) die("epoll_ctl: %s", strerror(errno));

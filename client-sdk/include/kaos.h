@@ -1,9 +1,10 @@
 /* kaos.h: the KaosNet client SDK, the whole public contract.
  *
  * A kaos_client is one connection to a KaosNet server over ENet (UDP). The
- * flow is: kaos_client_create -> kaos_client_connect -> call
- * kaos_client_poll every frame -> send requests once on_connected fired ->
- * kaos_client_disconnect / kaos_client_destroy.
+ * flow is: kaos_client_create -> register the events you want
+ * (kaos_client_on_connected, ...) -> kaos_client_connect -> call
+ * kaos_client_poll every frame -> send requests once the connected event
+ * fired -> kaos_client_disconnect / kaos_client_destroy.
  *
  * Connecting (docs/protocol.md has the bytes), all driven by kaos_client_poll:
  *  1. cookie: a raw UDP cookie request, resent every 250 ms until the server
@@ -13,34 +14,56 @@
  *     server holds the secret key of the pinned public key
  *     (kaos_client_config.server_key) and both sides derive keys fresh to
  *     this connection;
- *  4. on_connected. From here every packet, both ways, is encrypted and
- *     authenticated (ChaCha20-Poly1305), with replays refused; a packet from
- *     the server that does not authenticate is dropped and counted
+ *  4. the connected event. From here every packet, both ways, is encrypted
+ *     and authenticated (ChaCha20-Poly1305), with replays refused; a packet
+ *     from the server that does not authenticate is dropped and counted
  *     (kaos_client_stats.packets_rejected), never delivered.
- * connect_timeout_ms covers all of it. A wrong key ends in on_error (cid 0,
- * PERMISSION_DENIED) then on_disconnected(KAOS_DISCONNECT_HANDSHAKE_FAILED);
- * a server that does not speak our version in on_error (cid 0,
- * FAILED_PRECONDITION) then on_disconnected(UNSUPPORTED_VERSION). Every
- * connect, reconnects included, gets a fresh cookie and fresh keys.
+ * connect_timeout_ms covers all of it. A wrong key ends in the error event
+ * (cid 0, KAOS_ERR_PERMISSION_DENIED) then the disconnected event
+ * (KAOS_DISCONNECT_HANDSHAKE_FAILED); a server that does not speak our
+ * version in the error event (cid 0, KAOS_ERR_FAILED_PRECONDITION) then
+ * disconnected (UNSUPPORTED_VERSION). Every connect, reconnects included,
+ * gets a fresh cookie and fresh keys.
+ *
+ * Requests and completions: every request takes a completion callback and a
+ * user data pointer, and returns the request's correlation id (cid > 0) or
+ * a negative KAOS_ERR_*. When it returns a cid, its completion fires exactly
+ * once, from a later kaos_client_poll: with the typed answer, or with an
+ * error (the server's, a local one such as KAOS_ERR_NOMEM, or
+ * KAOS_ERR_CLOSED when the connection ended before the answer came). When
+ * it returns an error, the request was not sent and its completion never
+ * fires. kaos_client_destroy frees pending completions without firing them:
+ * disconnect and poll until the disconnected event first when their user
+ * data must be released. A NULL completion is allowed (the answer is then
+ * only applied, e.g. a session is stored).
+ *
+ * Events (connected, disconnected, errors not tied to a request, match
+ * data, presence, match end, shutdown notice) are registered one kind at a
+ * time with kaos_client_on_<event>(c, fn, ud), any time after create; NULL
+ * unregisters. New kinds come as new functions.
  *
  * Threads: a client is used from one thread at a time; different clients may
  * live on different threads. Every callback fires inside kaos_client_poll, on
  * the thread that called it, never from anywhere else. Callbacks may send
- * requests, disconnect or connect again, but must not call kaos_client_poll
- * or kaos_client_destroy on their own client. The process-wide settings
- * (kaos_set_allocator, kaos_set_log_sink, kaos_set_log_level) are set before
- * clients are used from other threads.
+ * requests, register events, disconnect or connect again, but must not call
+ * kaos_client_poll or kaos_client_destroy on their own client. The
+ * process-wide settings (kaos_set_allocator, kaos_set_log_sink,
+ * kaos_set_log_level) are set before clients are used from other threads.
  *
  * Errors: functions return KAOS_OK (0) or a negative KAOS_ERR_* value;
- * request functions return a positive correlation id (cid) instead of 0. The
- * answer to a request arrives later through a callback carrying that cid:
- * on_session, on_match, on_ack, on_pong, on_rpc, on_account, on_users,
- * on_storage_acks, on_storage_objects, or on_error. Requests and match data
- * are queued and leave on the next kaos_client_poll.
+ * request functions return a positive cid instead of 0. Requests and match
+ * data are queued and leave on the next kaos_client_poll.
  *
  * Ownership: every pointer passed in is borrowed for the duration of the
  * call. Every pointer handed to a callback is valid only during that
- * callback; strings in it are never NULL (empty when the server sent none). */
+ * callback; strings in it are never NULL (empty when the server sent none).
+ *
+ * ABI (docs/sdk.md, "ABI stability"): calls and events are added as new
+ * functions, never as fields. Structs the library hands out one at a time
+ * (kaos_result, kaos_session, kaos_match, kaos_account) may gain fields at
+ * their end; kaos_client_config carries its own size (set by
+ * kaos_client_config_default) so it may too. Every other struct (arrays
+ * handed out, the structs passed in, stats, allocator) is frozen. */
 #ifndef KAOS_H
 #define KAOS_H
 
@@ -65,9 +88,9 @@ extern "C" {
 #define KAOS_SERVER_KEY_HEX_SIZE 65
 
 /* Error codes. KAOS_ERR_CANCELLED..KAOS_ERR_UNAUTHENTICATED are the negated
- * wire ErrorCode values (gRPC status codes), so an on_error `code` of 5 is
- * KAOS_ERR_NOT_FOUND and kaos_err_text(-code) describes it. Codes below -100
- * never travel on the wire. */
+ * wire ErrorCode values (gRPC status codes): a server error of wire code 5
+ * reaches a completion as kaos_result.code KAOS_ERR_NOT_FOUND, which
+ * kaos_err_text describes. Codes below -100 never travel on the wire. */
 enum {
     KAOS_OK = 0,
     KAOS_ERR_CANCELLED = -1,
@@ -101,7 +124,7 @@ enum {
 /* Human text for a KAOS_ERR_* value ("invalid argument"). Never NULL. */
 const char *kaos_err_text(int err);
 
-/* Why the connection ended (on_disconnected's `reason`); equal to proto
+/* Why the connection ended (the disconnected event's `reason`); equal to proto
  * DisconnectReason. Mostly sent by the server; the client reports
  * UNSUPPORTED_VERSION and HANDSHAKE_FAILED itself when it refuses the
  * server. KAOS_DISCONNECT_NONE also covers timeouts and disconnects the
@@ -225,7 +248,7 @@ enum {
     KAOS_STORAGE_WRITE_OWNER = 1, /* the owner and the server */
 };
 
-/* An object as read or listed (on_storage_objects). */
+/* An object as read or listed (kaos_storage_objects_fn). */
 typedef struct kaos_storage_object {
     const char *collection;
     const char *key;
@@ -238,7 +261,7 @@ typedef struct kaos_storage_object {
     int64_t update_time_ms;
 } kaos_storage_object;
 
-/* What a write stored (on_storage_acks). */
+/* What a write stored (kaos_storage_acks_fn). */
 typedef struct kaos_storage_ack {
     const char *collection;
     const char *key;
@@ -270,64 +293,63 @@ typedef struct kaos_storage_id {
 } kaos_storage_id;
 
 /* All optional (NULL = not interested). `ud` is kaos_client_config.user_data. */
-typedef struct kaos_callbacks {
-    void (*on_connected)(kaos_client *c, void *ud);
-    /* The connection ended or could not be made. Exactly one follows every
-     * successful kaos_client_connect. `reason` is a KAOS_DISCONNECT_* value
-     * sent by the server, or UNSUPPORTED_VERSION / HANDSHAKE_FAILED when the
-     * client refused the server (an on_error with cid 0 precedes it); 0 when
-     * the server sent none, on timeouts and when the client disconnected
-     * itself. */
-    void (*on_disconnected)(kaos_client *c, uint32_t reason, void *ud);
-    /* A request failed, or (cid 0) the server reported an error not tied to
-     * a request. `code` is the wire ErrorCode (1..16, see the KAOS_ERR_
-     * note above); `message` is for people, not for parsing. */
-    void (*on_error)(kaos_client *c, uint32_t cid, int code, const char *message, void *ud);
-    /* Authentication, refresh or resume succeeded. The client keeps a copy:
-     * kaos_client_session returns it until the next one replaces it. */
-    void (*on_session)(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud);
-    void (*on_match)(kaos_client *c, uint32_t cid, const kaos_match *m, void *ud);
-    void (*on_ack)(kaos_client *c, uint32_t cid, void *ud);
-    void (*on_pong)(kaos_client *c, uint32_t cid, int64_t rtt_ms, void *ud);
-    /* Data from another player (`sender` is its slot; 0 = the server).
-     * `reliable` tells whether it travelled on a reliable channel. */
-    void (*on_match_data)(kaos_client *c, uint32_t match, uint32_t sender, int64_t op_code,
-                          const uint8_t *data, size_t len, bool reliable, void *ud);
-    void (*on_match_presence)(kaos_client *c, uint32_t match, const kaos_presence *joins,
-                              size_t join_count, const kaos_presence *leaves, size_t leave_count,
-                              void *ud);
-    /* The server is stopping; it will disconnect this client within grace_ms. */
-    void (*on_shutdown_notice)(kaos_client *c, uint32_t grace_ms, void *ud);
-    /* The answer of kaos_client_rpc: the function's return value. */
-    void (*on_rpc)(kaos_client *c, uint32_t cid, const char *id, const char *payload,
-                   size_t len, void *ud);
-    /* An authoritative match ended for this player: `code` 0 = ended by its
-     * handler, 10 ABORTED = kicked, 14 UNAVAILABLE = server shutdown, others
-     * = the handler failed (13 INTERNAL, 8 RESOURCE_EXHAUSTED memory cap,
-     * 4 DEADLINE_EXCEEDED time budget). The handle is no longer valid. */
-    void (*on_match_end)(kaos_client *c, uint32_t match, const char *match_id, int code,
-                         const char *reason, void *ud);
-    /* The answer of kaos_client_match_list (the array lives for the call). */
-    void (*on_match_list)(kaos_client *c, uint32_t cid, const kaos_match_info *matches,
-                          size_t count, void *ud);
-    /* The answer of kaos_client_account_get. */
-    void (*on_account)(kaos_client *c, uint32_t cid, const kaos_account *account, void *ud);
-    /* The answer of kaos_client_users_get: the users found, ordered by
-     * username (unknown ids and usernames are simply absent). */
-    void (*on_users)(kaos_client *c, uint32_t cid, const kaos_user *users, size_t count, void *ud);
-    /* The answer of kaos_client_storage_write: one ack per object, in the
-     * order they were given. */
-    void (*on_storage_acks)(kaos_client *c, uint32_t cid, const kaos_storage_ack *acks,
-                            size_t count, void *ud);
-    /* The answer of kaos_client_storage_read (the objects that exist and the
-     * caller may read, in the order asked; `cursor` is "") or of
-     * kaos_client_storage_list (one page; `cursor` is "" on the last page,
-     * else what to pass for the next one). */
-    void (*on_storage_objects)(kaos_client *c, uint32_t cid, const kaos_storage_object *objects,
-                               size_t count, const char *cursor, void *ud);
-} kaos_callbacks;
+/* --- results and completions ----------------------------------------------------- */
 
+/* How a request ended, handed to its completion (and to the error event).
+ * Library-allocated and read-only: it may gain fields at its end. */
+typedef struct kaos_result {
+    uint32_t cid; /* the request's correlation id; 0 in the error event for errors of no request */
+    /* KAOS_OK, or a negative KAOS_ERR_*: the server's wire code negated
+     * (KAOS_ERR_NOT_FOUND, ...), KAOS_ERR_CLOSED when the connection ended
+     * before the answer, KAOS_ERR_NOMEM when the answer could not be
+     * prepared, KAOS_ERR_MALFORMED when the server answered with a message
+     * of the wrong type. */
+    int code;
+    const char *message; /* for people, not for parsing; "" on success */
+} kaos_result;
+
+/* One completion type per kind of answer. On error (r->code < 0) the typed
+ * part is NULL, 0 or "" and only `r` says anything. */
+
+/* Requests answered with a plain acknowledgement. */
+typedef void (*kaos_done_fn)(kaos_client *c, const kaos_result *r, void *ud);
+/* Authentication, refresh, resume. The client keeps a copy of the session:
+ * kaos_client_session returns it until the next one replaces it. */
+typedef void (*kaos_session_fn)(kaos_client *c, const kaos_result *r, const kaos_session *s,
+                                void *ud);
+/* Match create, create authoritative, join. */
+typedef void (*kaos_match_fn)(kaos_client *c, const kaos_result *r, const kaos_match *m, void *ud);
+typedef void (*kaos_match_list_fn)(kaos_client *c, const kaos_result *r,
+                                   const kaos_match_info *matches, size_t count, void *ud);
+/* rtt_ms: the round-trip time. */
+typedef void (*kaos_pong_fn)(kaos_client *c, const kaos_result *r, int64_t rtt_ms, void *ud);
+/* The server function's return value: `len` bytes, NUL-terminated. */
+typedef void (*kaos_rpc_fn)(kaos_client *c, const kaos_result *r, const char *payload, size_t len,
+                            void *ud);
+typedef void (*kaos_account_fn)(kaos_client *c, const kaos_result *r, const kaos_account *account,
+                                void *ud);
+/* The users found, ordered by username (unknown ids and usernames are
+ * simply absent). */
+typedef void (*kaos_users_fn)(kaos_client *c, const kaos_result *r, const kaos_user *users,
+                              size_t count, void *ud);
+/* One ack per object written, in the order they were given. */
+typedef void (*kaos_storage_acks_fn)(kaos_client *c, const kaos_result *r,
+                                     const kaos_storage_ack *acks, size_t count, void *ud);
+/* A read (the objects that exist and the caller may read, in the order
+ * asked; `cursor` "") or a list page (`cursor` "" on the last page, else
+ * what to pass for the next one). */
+typedef void (*kaos_storage_objects_fn)(kaos_client *c, const kaos_result *r,
+                                        const kaos_storage_object *objects, size_t count,
+                                        const char *cursor, void *ud);
+
+/* --- the client -------------------------------------------------------------------- */
+
+/* Connection settings only: no callbacks (events are registered on the
+ * client, completions passed with each request). `size` lets the struct
+ * grow at its end: kaos_client_config_default sets it to the size the
+ * caller was compiled with, and fields past it take their defaults. */
 typedef struct kaos_client_config {
+    size_t size;                 /* set by kaos_client_config_default; do not change */
     const char *host;            /* default "127.0.0.1"; a name is resolved on connect (blocking) */
     uint16_t port;               /* default 7350 */
     uint32_t connect_timeout_ms; /* default 5000, for cookie + connect + handshake together;
@@ -350,29 +372,33 @@ typedef struct kaos_client_config {
      * in clear, for debugging against a server started with transport
      * security off (a secure server refuses it). */
     bool plaintext;
-    kaos_callbacks callbacks;
-    void *user_data;
 } kaos_client_config;
 
-/* Fills `cfg` with the defaults above and no callbacks. */
-void kaos_client_config_default(kaos_client_config *cfg);
+/* Fills `cfg` with the defaults above; `size` is sizeof *cfg as the caller
+ * compiled it. Call it through kaos_client_config_default. */
+void kaos_client_config_init(kaos_client_config *cfg, size_t size);
+#define kaos_client_config_default(cfg) kaos_client_config_init((cfg), sizeof *(cfg))
 
-/* Creates a client (not yet connected). Copies `cfg`, the host string and
- * the key. Returns KAOS_OK and *out; KAOS_ERR_INVALID_ARGUMENT for NULL
- * pointers, KAOS_ERR_CONFIG for an empty host, port 0, a protocol_version
- * above 255, a server_key that is not 64 hex digits, or plaintext without
+/* Creates a client (not yet connected, no events registered). Copies `cfg`,
+ * the host string and the key. Returns KAOS_OK and *out;
+ * KAOS_ERR_INVALID_ARGUMENT for NULL pointers, KAOS_ERR_CONFIG for a config
+ * not filled by kaos_client_config_default (or from a newer kaos.h than the
+ * library), an empty host, port 0, a protocol_version above 255, a
+ * server_key that is not 64 hex digits, or plaintext without
  * insecure_dev_mode; KAOS_ERR_NOMEM, KAOS_ERR_INTERNAL when the crypto
  * library cannot start, or KAOS_ERR_IO when no UDP socket can be opened. */
 int kaos_client_create(const kaos_client_config *cfg, kaos_client **out);
-/* Accepts NULL. Sends a disconnect first if connected; fires no callback. */
+/* Accepts NULL. Sends a disconnect first if connected; fires no callback:
+ * pending completions are dropped without firing (see the top of this file). */
 void kaos_client_destroy(kaos_client *c);
 
-/* Starts connecting; on_connected or on_disconnected fires later from poll.
- * KAOS_ERR_FAILED_PRECONDITION when not disconnected, or when no server_key
- * is pinned and insecure_dev_mode is off (logged); KAOS_ERR_UNAVAILABLE when
- * the host name does not resolve. */
+/* Starts connecting; the connected or disconnected event fires later from
+ * poll. KAOS_ERR_FAILED_PRECONDITION when not disconnected, or when no
+ * server_key is pinned and insecure_dev_mode is off (logged);
+ * KAOS_ERR_UNAVAILABLE when the host name does not resolve. */
 int kaos_client_connect(kaos_client *c);
-/* Starts a graceful disconnect; on_disconnected fires later from poll.
+/* Starts a graceful disconnect; the disconnected event fires later from
+ * poll, after the completions still pending fired with KAOS_ERR_CLOSED.
  * KAOS_ERR_CLOSED when there is nothing to disconnect. */
 int kaos_client_disconnect(kaos_client *c);
 
@@ -395,117 +421,168 @@ const kaos_session *kaos_client_session(const kaos_client *c);
  * KAOS_ERR_NOT_FOUND before any welcome, KAOS_ERR_INVALID_ARGUMENT. */
 int kaos_client_server_key(const kaos_client *c, char out[KAOS_SERVER_KEY_HEX_SIZE]);
 
-/* Requests. Each returns the correlation id (> 0) or a negative error:
- * KAOS_ERR_CLOSED when not connected, KAOS_ERR_INVALID_ARGUMENT,
- * KAOS_ERR_TOO_LARGE, KAOS_ERR_NOMEM. The answer arrives through a callback
- * with that cid; the server checks authentication, not the client. */
+/* --- events: one setter per kind; fn NULL unregisters; `ud` is passed back ----------- */
+
+typedef void (*kaos_connected_fn)(kaos_client *c, void *ud);
+/* The connection ended or could not be made. Exactly one follows every
+ * successful kaos_client_connect. `reason` is a KAOS_DISCONNECT_* value
+ * sent by the server, or UNSUPPORTED_VERSION / HANDSHAKE_FAILED when the
+ * client refused the server (an error event precedes it); 0 when the server
+ * sent none, on timeouts and when the client disconnected itself. The
+ * completions still pending have fired (KAOS_ERR_CLOSED) before it. */
+typedef void (*kaos_disconnected_fn)(kaos_client *c, uint32_t reason, void *ud);
+/* An error tied to no pending request: cid 0 (the server reported an error
+ * not tied to a request, or the client refused the server), or a cid this
+ * client has no completion for (a request sent with kaos_client_send_raw). */
+typedef void (*kaos_error_fn)(kaos_client *c, const kaos_result *r, void *ud);
+/* Data from another player (`sender` is its slot; 0 = the server).
+ * `reliable` tells whether it travelled on a reliable channel. */
+typedef void (*kaos_match_data_fn)(kaos_client *c, uint32_t match, uint32_t sender, int64_t op_code,
+                                   const uint8_t *data, size_t len, bool reliable, void *ud);
+typedef void (*kaos_match_presence_fn)(kaos_client *c, uint32_t match, const kaos_presence *joins,
+                                       size_t join_count, const kaos_presence *leaves,
+                                       size_t leave_count, void *ud);
+/* An authoritative match ended for this player: `code` 0 = ended by its
+ * handler, 10 ABORTED = kicked, 14 UNAVAILABLE = server shutdown, others
+ * = the handler failed (13 INTERNAL, 8 RESOURCE_EXHAUSTED memory cap,
+ * 4 DEADLINE_EXCEEDED time budget): wire codes, positive. The handle is no
+ * longer valid. */
+typedef void (*kaos_match_end_fn)(kaos_client *c, uint32_t match, const char *match_id, int code,
+                                  const char *reason, void *ud);
+/* The server is stopping; it will disconnect this client within grace_ms. */
+typedef void (*kaos_shutdown_notice_fn)(kaos_client *c, uint32_t grace_ms, void *ud);
+
+void kaos_client_on_connected(kaos_client *c, kaos_connected_fn fn, void *ud);
+void kaos_client_on_disconnected(kaos_client *c, kaos_disconnected_fn fn, void *ud);
+void kaos_client_on_error(kaos_client *c, kaos_error_fn fn, void *ud);
+void kaos_client_on_match_data(kaos_client *c, kaos_match_data_fn fn, void *ud);
+void kaos_client_on_match_presence(kaos_client *c, kaos_match_presence_fn fn, void *ud);
+void kaos_client_on_match_end(kaos_client *c, kaos_match_end_fn fn, void *ud);
+void kaos_client_on_shutdown_notice(kaos_client *c, kaos_shutdown_notice_fn fn, void *ud);
+
+/* --- requests ------------------------------------------------------------------------
+ *
+ * Each returns the cid (> 0) or a negative error, and then (only then) its
+ * completion `done` fires exactly once with `ud` (top of this file). Local
+ * errors: KAOS_ERR_INVALID_ARGUMENT (checked first, connected or not: a NULL
+ * where a string or struct is required), KAOS_ERR_CLOSED when not
+ * connected, KAOS_ERR_TOO_LARGE, KAOS_ERR_NOMEM. The server checks
+ * authentication, not the client. */
 
 /* `vars`: NULL or a NULL-terminated list key, value, key, value, ... copied
  * into the session token. `username` may be NULL (server picks one). */
-int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const char *username,
-                                    bool create, const char *const *vars);
-/* Uses the refresh token of the current session; KAOS_ERR_UNAUTHENTICATED
- * when there is none. */
+int kaos_client_auth_device(kaos_client *c, const char *device_id, const char *username,
+                            bool create, const char *const *vars, kaos_session_fn done, void *ud);
 /* Email + password (argon2id on the server). Unknown email with create=false:
  * NOT_FOUND; wrong password: UNAUTHENTICATED "invalid credentials". */
-int kaos_client_authenticate_email(kaos_client *c, const char *email, const char *password,
-                                   const char *username, bool create, const char *const *vars);
+int kaos_client_auth_email(kaos_client *c, const char *email, const char *password,
+                           const char *username, bool create, const char *const *vars,
+                           kaos_session_fn done, void *ud);
 /* An account id from another system (platform login). */
-int kaos_client_authenticate_custom(kaos_client *c, const char *custom_id, const char *username,
-                                    bool create, const char *const *vars);
-int kaos_client_session_refresh(kaos_client *c);
+int kaos_client_auth_custom(kaos_client *c, const char *custom_id, const char *username,
+                            bool create, const char *const *vars, kaos_session_fn done, void *ud);
+/* Uses the refresh token of the current session; KAOS_ERR_UNAUTHENTICATED
+ * when there is none. */
+int kaos_client_session_refresh(kaos_client *c, kaos_session_fn done, void *ud);
 /* Binds this connection to an existing session token (after a reconnect). */
-int kaos_client_session_resume(kaos_client *c, const char *token);
+int kaos_client_session_resume(kaos_client *c, const char *token, kaos_session_fn done, void *ud);
 /* Ends the session: its refresh token stops working and its token can no
- * longer be resumed; answered with on_ack. The client forgets the session. */
-int kaos_client_session_logout(kaos_client *c);
-/* The answer is on_pong with the round-trip time. */
-int kaos_client_ping(kaos_client *c);
+ * longer be resumed. The client forgets the session at once. */
+int kaos_client_session_logout(kaos_client *c, kaos_done_fn done, void *ud);
+/* Measures the round trip. */
+int kaos_client_ping(kaos_client *c, kaos_pong_fn done, void *ud);
 /* Calls the server function registered as `id` (kaos.register_rpc in a
- * runtime module) with `payload` (a string, often JSON); the answer arrives in
- * on_rpc, or on_error (NOT_FOUND for an unknown id, or the script's code). */
-int kaos_client_rpc(kaos_client *c, const char *id, const char *payload);
+ * runtime module) with `payload` (a string, often JSON; NULL = ""); errors:
+ * NOT_FOUND for an unknown id, or the script's code. */
+int kaos_client_rpc_call(kaos_client *c, const char *id, const char *payload, kaos_rpc_fn done,
+                         void *ud);
+
 /* A relayed match; the creator joins it. max_size 0 = server default. */
-int kaos_client_match_create(kaos_client *c, uint32_t max_size);
-int kaos_client_match_join(kaos_client *c, const char *match_id);
-/* Join with metadata for an authoritative match's match_join_attempt: NULL
- * or a NULL-terminated list key, value, key, value, ... A refusal arrives as
- * on_error PERMISSION_DENIED with the handler's reason. */
-int kaos_client_match_join_with(kaos_client *c, const char *match_id, const char *const *metadata);
-/* Create an authoritative match run by the server-side handler registered
+int kaos_client_match_create(kaos_client *c, uint32_t max_size, kaos_match_fn done, void *ud);
+/* Creates an authoritative match run by the server-side handler registered
  * as `handler` (kaos.register_match); `params_json` (a JSON object, may be
- * NULL) reaches match_init. The creator then joins: on_match, or on_error
- * (NOT_FOUND for an unknown handler, the join refusal, ...). */
+ * NULL) reaches match_init. The creator then joins; errors: NOT_FOUND for an
+ * unknown handler, the join refusal, ... */
 int kaos_client_match_create_authoritative(kaos_client *c, const char *handler,
-                                           const char *params_json);
-/* List authoritative matches: at most `limit` (1-100, 0 = 10), with exactly
+                                           const char *params_json, kaos_match_fn done, void *ud);
+/* Joins a match by id. `metadata` (for an authoritative match's
+ * match_join_attempt): NULL or a NULL-terminated list key, value, key,
+ * value, ... A refusal is KAOS_ERR_PERMISSION_DENIED with the handler's
+ * reason. */
+int kaos_client_match_join(kaos_client *c, const char *match_id, const char *const *metadata,
+                           kaos_match_fn done, void *ud);
+/* `match` is kaos_match.handle. */
+int kaos_client_match_leave(kaos_client *c, uint32_t match, kaos_done_fn done, void *ud);
+/* Lists authoritative matches: at most `limit` (1-100, 0 = 10), with exactly
  * `label` (NULL = any), matching `query` (NULL = any; see docs/matches.md),
- * and min_size..max_size players (0 = no bound). Answer: on_match_list. */
+ * and min_size..max_size players (0 = no bound). */
 int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, const char *query,
-                           int32_t min_size, int32_t max_size);
-/* `match` is kaos_match.handle. The answer is on_ack. */
-int kaos_client_match_leave(kaos_client *c, uint32_t match);
+                           int32_t min_size, int32_t max_size, kaos_match_list_fn done, void *ud);
 
-/* The account (docs/accounts.md). All need a session; errors come from the
- * server in on_error with its code and a message naming the broken rule. */
+/* The account (docs/accounts.md). All need a session and act on the
+ * session's own user; the server's errors name the broken rule. */
 
-/* The caller's own account; the answer is on_account. */
-int kaos_client_account_get(kaos_client *c);
-/* Changes the fields of `changes` that are not NULL (all or nothing); the
- * answer is on_ack, or on_error: ALREADY_EXISTS "username is taken",
- * INVALID_ARGUMENT for a broken limit. `changes` NULL:
- * KAOS_ERR_INVALID_ARGUMENT. Tokens keep the old username until refreshed. */
-int kaos_client_account_update(kaos_client *c, const kaos_account_changes *changes);
-/* Public profiles by ids and/or usernames (at most 100 of each); the answer
- * is on_users. A list may be NULL when its count is 0; a NULL list with a
- * count, or a NULL element, is KAOS_ERR_INVALID_ARGUMENT. */
+/* The caller's own account. */
+int kaos_client_account_get(kaos_client *c, kaos_account_fn done, void *ud);
+/* Changes the fields of `changes` that are not NULL (all or nothing);
+ * errors: ALREADY_EXISTS "username is taken", INVALID_ARGUMENT for a broken
+ * limit. Tokens keep the old username until refreshed. */
+int kaos_client_account_update(kaos_client *c, const kaos_account_changes *changes,
+                               kaos_done_fn done, void *ud);
+/* Deletes the caller's account, its devices and sessions. The connection
+ * stays open but unauthenticated (as after a logout); the user's other
+ * connections are closed with KAOS_DISCONNECT_BANNED. The client forgets
+ * the session at once. */
+int kaos_client_account_delete(kaos_client *c, kaos_done_fn done, void *ud);
+/* Link a login method to the caller's account; ALREADY_EXISTS when it
+ * belongs to another account. An account has at most one email and one
+ * custom id: linking another replaces it (for the email, also the password). */
+int kaos_client_account_link_device(kaos_client *c, const char *device_id, kaos_done_fn done,
+                                    void *ud);
+int kaos_client_account_link_email(kaos_client *c, const char *email, const char *password,
+                                   kaos_done_fn done, void *ud);
+int kaos_client_account_link_custom(kaos_client *c, const char *custom_id, kaos_done_fn done,
+                                    void *ud);
+/* Unlink one; NOT_FOUND when the account does not have it,
+ * FAILED_PRECONDITION when it is the last way to log in. */
+int kaos_client_account_unlink_device(kaos_client *c, const char *device_id, kaos_done_fn done,
+                                      void *ud);
+int kaos_client_account_unlink_email(kaos_client *c, kaos_done_fn done, void *ud);
+int kaos_client_account_unlink_custom(kaos_client *c, kaos_done_fn done, void *ud);
+/* Public profiles by ids and/or usernames (at most 100 of each). A list may
+ * be NULL when its count is 0; a NULL list with a count, or a NULL element,
+ * is KAOS_ERR_INVALID_ARGUMENT. */
 int kaos_client_users_get(kaos_client *c, const char *const *ids, size_t id_count,
-                          const char *const *usernames, size_t username_count);
-/* Deletes the caller's account, its devices and sessions; the answer is
- * on_ack. The connection stays open but unauthenticated (as after a
- * logout); the user's other connections are closed with
- * KAOS_DISCONNECT_BANNED. The client forgets the session. */
-int kaos_client_account_delete(kaos_client *c);
-/* Link a login method to the caller's account; the answer is on_ack, or
- * on_error ALREADY_EXISTS when it belongs to another account. An account
- * has at most one email and one custom id: linking another replaces it
- * (for the email, also the password). */
-int kaos_client_link_device(kaos_client *c, const char *device_id);
-int kaos_client_link_email(kaos_client *c, const char *email, const char *password);
-int kaos_client_link_custom(kaos_client *c, const char *custom_id);
-/* Unlink one; the answer is on_ack, or on_error NOT_FOUND (the account does
- * not have it) or FAILED_PRECONDITION (it is the last way to log in). */
-int kaos_client_unlink_device(kaos_client *c, const char *device_id);
-int kaos_client_unlink_email(kaos_client *c);
-int kaos_client_unlink_custom(kaos_client *c);
+                          const char *const *usernames, size_t username_count, kaos_users_fn done,
+                          void *ud);
 
 /* Storage (docs/storage.md). All need a session and act with the rights of
  * the session's user: it writes and deletes only its own objects, and reads
- * and lists its own and public ones. Errors come from the server in
- * on_error with its code and a message naming the object by its index
- * (from 0): INVALID_ARGUMENT for malformed input, PERMISSION_DENIED,
- * FAILED_PRECONDITION for a failed version check. Write, read and delete
- * take 1-100 objects (checked by the server); a request must fit in one
- * message (KAOS_ERR_TOO_LARGE). A list may be NULL when its count is 0; a
- * NULL list with a count, or a NULL collection, key or value, is
- * KAOS_ERR_INVALID_ARGUMENT. */
+ * and lists its own and public ones. The server's errors name the object by
+ * its index (from 0): INVALID_ARGUMENT for malformed input,
+ * PERMISSION_DENIED, FAILED_PRECONDITION for a failed version check. Write,
+ * read and delete take 1-100 objects (checked by the server); a request
+ * must fit in one message (KAOS_ERR_TOO_LARGE). A list may be NULL when its
+ * count is 0; a NULL list with a count, or a NULL collection, key or value,
+ * is KAOS_ERR_INVALID_ARGUMENT. */
 
-/* Writes objects, all or none; the answer is on_storage_acks. */
+/* Writes objects, all or none. */
 int kaos_client_storage_write(kaos_client *c, const kaos_storage_write_object *objects,
-                              size_t count);
-/* Reads objects; the answer is on_storage_objects (missing and unreadable
- * objects are simply absent). */
-int kaos_client_storage_read(kaos_client *c, const kaos_storage_id *ids, size_t count);
-/* Deletes the caller's objects, all or none; the answer is on_ack. A missing
- * object is no error unless a version was given. */
-int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_t count);
+                              size_t count, kaos_storage_acks_fn done, void *ud);
+/* Reads objects (missing and unreadable objects are simply absent). */
+int kaos_client_storage_read(kaos_client *c, const kaos_storage_id *ids, size_t count,
+                             kaos_storage_objects_fn done, void *ud);
+/* Deletes the caller's objects, all or none. A missing object is no error
+ * unless a version was given. */
+int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_t count,
+                               kaos_done_fn done, void *ud);
 /* One page of at most `limit` (1-100) objects of `collection`: user_id's
  * (by key; NULL or "" = every owner's public objects, by owner and key),
  * starting after `cursor` (NULL or "" = from the start; else the cursor of
- * the previous page of the same listing). The answer is on_storage_objects
- * with the cursor of the next page. */
+ * the previous page of the same listing). */
 int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *collection,
-                             uint32_t limit, const char *cursor);
+                             uint32_t limit, const char *cursor, kaos_storage_objects_fn done,
+                             void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else
@@ -522,12 +599,16 @@ int kaos_client_match_send(kaos_client *c, uint32_t match, int64_t op_code, cons
 int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size_t len,
                          bool reliable);
 
-/* Counters since kaos_client_create, for diagnostics and tests. */
+/* Counters since kaos_client_create, for diagnostics and tests. Frozen:
+ * new counters would come with a new function, not a longer struct. */
 typedef struct kaos_client_stats {
     uint64_t packets_sent;
     uint64_t packets_received;
     uint64_t malformed_received;  /* packets that did not decode as an envelope; dropped */
-    uint64_t unexpected_received; /* envelopes of a type a client does not handle; dropped */
+    /* Envelopes a client does not handle (a request type, a type newer
+     * than this build) and answers to no pending request (an unknown cid,
+     * or a type that does not answer the request of that cid); dropped. */
+    uint64_t unexpected_received;
     /* Packets refused before decoding: sealed packets that did not
      * authenticate or were replayed or out of order, and anything but the
      * welcome during the handshake; dropped. Part of packets_received. */

@@ -5,13 +5,16 @@
  * mode CONNECTING goes straight to CONNECTED. COOKIE resends the cookie
  * request until a reply; CONNECTING is ENet's connect carrying the cookie;
  * HANDSHAKE waits for the welcome, and only a good one opens the connection
- * (on_connected). Only set_state writes the state, and it asserts the legal
- * predecessor; entering DISCONNECTED wipes the connection's keys. Every
- * connect that started ends in exactly one on_disconnected: from ENet's
- * disconnect event, from a timeout below, from refusing the server (after
- * an on_error), or (when the client dropped a connect itself) from
- * `pending_disconnects` at the next poll. Time is read only in this file's
- * poll path and in requests.c (last send, ping timestamps). */
+ * (the connected event). Only set_state writes the state, and it asserts
+ * the legal predecessor; entering DISCONNECTED wipes the connection's keys.
+ * Every connect that started ends in exactly one disconnected event: from
+ * ENet's disconnect event, from a timeout below, from refusing the server
+ * (after an error event), or (when the client dropped a connect itself)
+ * from `pending_disconnects` at the next poll. Just before it, the
+ * completions still pending fire with KAOS_ERR_CLOSED, so none outlives its
+ * connection. Time is read only in this file's poll path and in requests.c
+ * and dispatch.c (last send, ping timestamps). The config carries its size
+ * (kaos.h): fields past the caller's size take their defaults. */
 #include "client_internal.h"
 #include "kn_error.h"
 #include "kn_log.h"
@@ -19,7 +22,9 @@
 #include "kn_time.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 /* How long a graceful disconnect may wait for the server's acknowledgement. */
 #define DISCONNECT_TIMEOUT_MS 3000
@@ -31,15 +36,49 @@
  * itself (cookie, handshake) may last. */
 #define UNTIMED_PHASE_MS 30000
 
-void kaos_client_config_default(kaos_client_config *cfg)
+/* The smallest config a caller can have: the fields of the first kaos.h
+ * with a `size`. A smaller size means the config was not filled by
+ * kaos_client_config_default. */
+#define CONFIG_SIZE_V1 (offsetof(kaos_client_config, plaintext) + sizeof(bool))
+
+void kaos_client_config_init(kaos_client_config *cfg, size_t size)
 {
-    *cfg = (kaos_client_config){
+    assert(cfg && size >= CONFIG_SIZE_V1 && "use kaos_client_config_default");
+    kaos_client_config d = {
+        .size = size,
         .host = "127.0.0.1",
         .port = 7350,
         .connect_timeout_ms = 5000,
         .keepalive_ms = 15000,
         .protocol_version = KAOS_PROTOCOL_VERSION,
     };
+    /* A caller built against a newer kaos.h has fields this library does
+     * not know: they are zeroed, and create accepts them only while zero. */
+    memset(cfg, 0, size);
+    memcpy(cfg, &d, size < sizeof d ? size : sizeof d);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return false;
+    return true;
+}
+
+/* Copies the caller's config, whatever kaos.h it was built with, into a
+ * full one: missing fields take their defaults. KN_ERR_CONFIG for a config
+ * not filled by kaos_client_config_default, or one that sets fields this
+ * library does not know. */
+static int copy_config(kaos_client_config *out, const kaos_client_config *cfg)
+{
+    if (cfg->size < CONFIG_SIZE_V1) return KN_ERR_CONFIG;
+    if (cfg->size > sizeof *out &&
+        !all_zero((const uint8_t *)cfg + sizeof *out, cfg->size - sizeof *out))
+        return KN_ERR_CONFIG;
+    kaos_client_config_init(out, sizeof *out);
+    memcpy(out, cfg, cfg->size < sizeof *out ? cfg->size : sizeof *out);
+    out->size = sizeof *out;
+    return KN_OK;
 }
 
 int kaos_client_create(const kaos_client_config *cfg, kaos_client **out)
@@ -47,18 +86,21 @@ int kaos_client_create(const kaos_client_config *cfg, kaos_client **out)
     if (!out) return KN_ERR_INVALID_ARGUMENT;
     *out = NULL;
     if (!cfg) return KN_ERR_INVALID_ARGUMENT;
-    if (!cfg->host || !cfg->host[0] || cfg->port == 0) return KN_ERR_CONFIG;
-    if (cfg->protocol_version > UINT8_MAX) return KN_ERR_CONFIG; /* one byte on the wire */
+    kaos_client_config full;
+    if (copy_config(&full, cfg) < 0) return KN_ERR_CONFIG;
+    if (!full.host || !full.host[0] || full.port == 0) return KN_ERR_CONFIG;
+    if (full.protocol_version > UINT8_MAX) return KN_ERR_CONFIG; /* one byte on the wire */
 
     kaos_client *c = kn_calloc(1, sizeof *c);
     if (!c) return KN_ERR_NOMEM;
-    c->cfg = *cfg;
+    c->cfg = full;
     c->next_cid = 1;
+    kn_map_init(&c->pending);
     int rc = KN_ERR_NOMEM;
-    c->host = kn_strdup(cfg->host);
+    c->host = kn_strdup(full.host);
     if (!c->host) goto fail;
     c->cfg.host = c->host;
-    rc = kaos_client__secure_create(c, cfg);
+    rc = kaos_client__secure_create(c, &full);
     if (rc < 0) goto fail;
     rc = kaos_transport__create(&c->transport);
     if (rc < 0) goto fail;
@@ -76,6 +118,7 @@ void kaos_client_destroy(kaos_client *c)
     kaos_transport__destroy(c->transport); /* sends a disconnect if a peer is live */
     kaos_client__secure_reset(c);
     kaos_client__session_clear(c);
+    kaos_client__drop_pending(c); /* never fired after destroy (kaos.h) */
     kn_free(c->presences);
     kn_free(c->users);
     kn_free(c->host);
@@ -103,7 +146,6 @@ static void set_state(kaos_client *c, kaos_client_state next)
         break;
     case KAOS_CLIENT_DISCONNECTED:
         assert(c->state != KAOS_CLIENT_DISCONNECTED);
-        c->keepalive_cid = 0;
         kaos_client__secure_reset(c);
         break;
     }
@@ -140,7 +182,7 @@ int kaos_client_disconnect(kaos_client *c)
     case KAOS_CLIENT_HANDSHAKE:
         /* ENet has no graceful way out of its connect, and a connection
          * still in our handshake has nothing to flush: drop it and owe the
-         * caller its on_disconnected at the next poll. */
+         * caller its disconnected event at the next poll. */
         kaos_transport__abort(c->transport);
         set_state(c, KAOS_CLIENT_DISCONNECTED);
         c->pending_disconnects++;
@@ -152,6 +194,26 @@ int kaos_client_disconnect(kaos_client *c)
     }
     return KN_ERR_INTERNAL;
 }
+
+/* --- events --------------------------------------------------------------------------- */
+
+/* Each setter replaces one registration; kaos_client's events struct may
+ * grow with new kinds without touching any public struct. */
+#define DEFINE_EVENT_SETTER(name, type)                                                            \
+    void kaos_client_on_##name(kaos_client *c, type fn, void *ud)                                  \
+    {                                                                                              \
+        assert(c && "kaos_client_on_" #name " needs a client");                                    \
+        c->events.name.fn = fn;                                                                    \
+        c->events.name.ud = ud;                                                                    \
+    }
+
+DEFINE_EVENT_SETTER(connected, kaos_connected_fn)
+DEFINE_EVENT_SETTER(disconnected, kaos_disconnected_fn)
+DEFINE_EVENT_SETTER(error, kaos_error_fn)
+DEFINE_EVENT_SETTER(match_data, kaos_match_data_fn)
+DEFINE_EVENT_SETTER(match_presence, kaos_match_presence_fn)
+DEFINE_EVENT_SETTER(match_end, kaos_match_end_fn)
+DEFINE_EVENT_SETTER(shutdown_notice, kaos_shutdown_notice_fn)
 
 bool kaos_client_is_connected(const kaos_client *c)
 {
@@ -169,13 +231,15 @@ void kaos_client_get_stats(const kaos_client *c, kaos_client_stats *out)
     *out = c ? c->stats : (kaos_client_stats){0};
 }
 
-/* The state is DISCONNECTED before the callback runs, so it may reconnect. */
+/* The state is DISCONNECTED before the callbacks run, so they may
+ * reconnect. The completions still pending go first: their requests died
+ * with the connection. */
 static void fire_disconnected(kaos_client *c, uint32_t reason)
 {
     KN_INFO("disconnected from %s:%u (reason %u: %s)", c->host, c->cfg.port, reason,
             kaos_disconnect_reason_text(reason));
-    if (c->cfg.callbacks.on_disconnected)
-        c->cfg.callbacks.on_disconnected(c, reason, c->cfg.user_data);
+    kaos_client__fail_pending(c, KN_ERR_CLOSED, "disconnected before the answer arrived");
+    if (c->events.disconnected.fn) c->events.disconnected.fn(c, reason, c->events.disconnected.ud);
 }
 
 /* Drops the connection for a local reason and reports it. */
@@ -187,16 +251,16 @@ static void give_up(kaos_client *c, const char *why)
     fire_disconnected(c, KAOS_DISCONNECT_NONE);
 }
 
-/* The client will not talk to this server: say why (on_error, cid 0), drop
- * the connection and report `reason`. The state is DISCONNECTED before
- * either callback runs. */
-static void refuse(kaos_client *c, int wire_code, uint32_t reason, const char *message)
+/* The client will not talk to this server: say why (the error event, cid
+ * 0, `code` a KAOS_ERR_*), drop the connection and report `reason`. The
+ * state is DISCONNECTED before either callback runs. */
+static void refuse(kaos_client *c, int code, uint32_t reason, const char *message)
 {
     KN_WARN("%s (%s:%u)", message, c->host, c->cfg.port);
     kaos_transport__abort(c->transport);
     set_state(c, KAOS_CLIENT_DISCONNECTED);
-    if (c->cfg.callbacks.on_error)
-        c->cfg.callbacks.on_error(c, 0, wire_code, message, c->cfg.user_data);
+    kaos_result r = {.cid = 0, .code = code, .message = message};
+    if (c->events.error.fn) c->events.error.fn(c, &r, c->events.error.ud);
     fire_disconnected(c, reason);
 }
 
@@ -206,7 +270,7 @@ static void open_connection(kaos_client *c)
     set_state(c, KAOS_CLIENT_CONNECTED);
     c->last_send_ms = c->state_since_ms;
     KN_INFO("connected to %s:%u (%s)", c->host, c->cfg.port, c->sealed ? "sealed" : "in clear");
-    if (c->cfg.callbacks.on_connected) c->cfg.callbacks.on_connected(c, c->cfg.user_data);
+    if (c->events.connected.fn) c->events.connected.fn(c, c->events.connected.ud);
 }
 
 static void send_cookie_request(kaos_client *c, int64_t now)
@@ -230,8 +294,8 @@ static void send_keepalive(kaos_client *c, int64_t now)
     /* Counted as a send even if it fails, so a failing send is not retried
      * on every poll. */
     c->last_send_ms = now;
-    int cid = kaos_client_ping(c);
-    if (cid > 0) c->keepalive_cid = (uint32_t)cid;
+    /* No completion: its Pong is consumed without reaching the caller. */
+    kaos_client_ping(c, NULL, NULL);
 }
 
 /* Runs what is due at `now`; returns the number of callbacks fired. */
@@ -392,8 +456,7 @@ static void handle_cookie(kaos_client *c, const kaos_transport_event *ev)
     case KN_COOKIE_BAD_VERSION:
         snprintf(message, sizeof message, "unsupported protocol version %u; the server speaks %u",
                  (unsigned)c->cfg.protocol_version, (unsigned)ev->version);
-        refuse(c, kn_err_to_wire(KN_ERR_FAILED_PRECONDITION), KAOS_DISCONNECT_UNSUPPORTED_VERSION,
-               message);
+        refuse(c, KN_ERR_FAILED_PRECONDITION, KAOS_DISCONNECT_UNSUPPORTED_VERSION, message);
         break;
     default:
         /* BUSY (or a status newer than us): the resend timer asks again. */

@@ -2,16 +2,20 @@
  *
  * client.c owns the lifecycle and the connection state machine, secure.c
  * the transport security (key pinning, hello/welcome, sealing and opening
- * every packet), requests.c builds and sends envelopes, dispatch.c turns
- * received envelopes into callbacks, session.c keeps the copy of the
- * current session. Only transport.c touches ENet; only kn_codec touches
- * protobuf-c; only kn_secure and secure.c touch libsodium. A client and
- * everything it points to belong to the one thread that uses it. */
+ * every packet), requests.c builds and sends envelopes and remembers each
+ * request's completion by cid, dispatch.c turns received envelopes into
+ * completions and events, session.c keeps the copy of the current session.
+ * A pending completion lives in `pending` from the moment its request is
+ * sent until it fires (once) or the client is destroyed (never fires).
+ * Only transport.c touches ENet; only kn_codec touches protobuf-c; only
+ * kn_secure and secure.c touch libsodium. A client and everything it points
+ * to belong to the one thread that uses it. */
 #ifndef KAOS_CLIENT_INTERNAL_H
 #define KAOS_CLIENT_INTERNAL_H
 
 #include "kaos.h"
 #include "kn_codec.h"
+#include "kn_map.h"
 #include "kn_secure.h"
 #include "transport.h"
 
@@ -36,9 +40,58 @@ typedef enum kaos_welcome_outcome {
     KAOS_WELCOME_REFUSED,     /* the client refuses the server: report and disconnect */
 } kaos_welcome_outcome;
 
+/* Completions are kept as this and cast back to their own type by the
+ * reply kind that fires them (a round trip C allows for function pointers). */
+typedef void (*kaos__fn)(void);
+#define KAOS__FN(f) ((kaos__fn)(f))
+
+/* The kinds of answer a request waits for: one per completion type of
+ * kaos.h. dispatch.c has one row per kind (the envelopes that answer it and
+ * how they become the public struct); requests.c names the kind of each
+ * request. */
+typedef enum kaos_reply_kind {
+    KAOS_REPLY_DONE = 0, /* Ack -> kaos_done_fn */
+    KAOS_REPLY_SESSION,
+    KAOS_REPLY_MATCH,
+    KAOS_REPLY_MATCH_LIST,
+    KAOS_REPLY_PONG,
+    KAOS_REPLY_RPC,
+    KAOS_REPLY_ACCOUNT,
+    KAOS_REPLY_USERS,
+    KAOS_REPLY_STORAGE_ACKS,
+    KAOS_REPLY_STORAGE_OBJECTS,
+    KAOS_REPLY_KIND_COUNT,
+} kaos_reply_kind;
+
+/* A request waiting for its answer (heap; owned by the client's map). */
+typedef struct kaos_pending {
+    uint32_t cid;
+    kaos_reply_kind reply;
+    kaos__fn fn; /* may be NULL: the answer is only applied (keepalive, fire-and-forget) */
+    void *ud;
+} kaos_pending;
+
+/* One registered event: its callback (NULL = none) and user data. */
+#define KAOS__EVENT(type)                                                                          \
+    struct {                                                                                       \
+        type fn;                                                                                   \
+        void *ud;                                                                                  \
+    }
+
+typedef struct kaos_events {
+    KAOS__EVENT(kaos_connected_fn) connected;
+    KAOS__EVENT(kaos_disconnected_fn) disconnected;
+    KAOS__EVENT(kaos_error_fn) error;
+    KAOS__EVENT(kaos_match_data_fn) match_data;
+    KAOS__EVENT(kaos_match_presence_fn) match_presence;
+    KAOS__EVENT(kaos_match_end_fn) match_end;
+    KAOS__EVENT(kaos_shutdown_notice_fn) shutdown_notice;
+} kaos_events;
+
 typedef struct kaos_welcome_result {
     kaos_welcome_outcome outcome;
-    /* REFUSED: on_error's wire code and text, and on_disconnected's reason. */
+    /* REFUSED: the error event's code (a KAOS_ERR_*) and text, and the
+     * disconnected event's reason. */
     int code;
     uint32_t reason;
     char message[160];
@@ -55,8 +108,10 @@ typedef struct kaos_stored_session {
 } kaos_stored_session;
 
 struct kaos_client {
-    kaos_client_config cfg; /* cfg.host points at `host` */
+    kaos_client_config cfg; /* cfg.host points at `host`; cfg.size is sizeof cfg */
     char *host;
+    kaos_events events;
+    kn_map pending; /* cid -> kaos_pending */
     kaos_transport *transport;
 
     kaos_client_state state;
@@ -65,11 +120,10 @@ struct kaos_client {
     int64_t cookie_due_ms;        /* COOKIE: when to send the next cookie request */
     bool cookie_busy;             /* COOKIE: the server answered BUSY (overloaded) */
     int64_t last_send_ms;         /* monotonic time of the last packet sent, for keepalive */
-    uint32_t pending_disconnects; /* on_disconnected(0) owed for connects dropped locally */
+    uint32_t pending_disconnects; /* disconnected(0) events owed for connects dropped locally */
     bool in_poll;
 
-    uint32_t next_cid;      /* 1..INT32_MAX, never 0 */
-    uint32_t keepalive_cid; /* cid of the outstanding keepalive Ping, 0 if none */
+    uint32_t next_cid; /* 1..INT32_MAX, never 0 */
 
     bool has_session;
     kaos_stored_session session;
@@ -77,7 +131,7 @@ struct kaos_client {
     /* Scratch for the presence arrays handed to callbacks; grows, never shrinks. */
     kaos_presence *presences;
     size_t presences_cap;
-    /* ...and for the users handed to on_users. */
+    /* ...and for the users handed to a kaos_users_fn. */
     kaos_user *users;
     size_t users_cap;
 
@@ -104,9 +158,6 @@ struct kaos_client {
 /* Packs `env` and sends it. KN_ERR_CLOSED unless connected, KN_ERR_TOO_LARGE
  * above KAOS_MAX_MESSAGE_SIZE. */
 int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, bool reliable);
-/* Gives `env` the next cid and sends it reliably on the control channel.
- * Returns the cid or a negative error. */
-int kaos_client__request(kaos_client *c, kn_envelope *env);
 
 /* secure.c */
 
@@ -135,8 +186,15 @@ int kaos_client__open_packet(kaos_client *c, uint8_t channel, const uint8_t *byt
 /* Forgets the connection's keys (when it ends). */
 void kaos_client__secure_reset(kaos_client *c);
 
-/* dispatch.c: fires the callback for one envelope that arrived on `channel`. */
+/* dispatch.c */
+
+/* Fires the completion or event for one envelope that arrived on `channel`. */
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel);
+/* Fires every pending completion, in cid order, with `code` and `message`,
+ * and forgets them (the connection ended). */
+void kaos_client__fail_pending(kaos_client *c, int code, const char *message);
+/* Forgets every pending completion without firing it (destroy). */
+void kaos_client__drop_pending(kaos_client *c);
 
 /* session.c */
 

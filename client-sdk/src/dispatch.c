@@ -1,36 +1,36 @@
-/* dispatch: one received envelope -> one callback.
+/* dispatch: one received envelope -> one completion or one event.
  *
- * A flat switch from message type to handle_<message>(). The structs handed
- * to callbacks point into the decoded envelope (freed by the caller right
- * after) or into client scratch, which is why they are valid only during
- * the callback. Envelopes a client never receives (requests, unknown types)
- * are counted and dropped. A local failure while preparing a callback (out
- * of memory) is reported through on_error with the envelope's cid and
- * INTERNAL, so the caller waiting on that cid still hears back. */
+ * Events (match data, presence, match end, shutdown notice) go to the
+ * callback registered for their kind. Everything else answers a request:
+ * it is matched by cid to the pending completion, which leaves the pending
+ * map before it fires, so it fires exactly once and may send new requests.
+ * REPLIES has one row per kind of answer: the envelope cases that answer
+ * it and a deliver function that turns the message into the public struct
+ * and calls the completion (with env NULL: calls it with the error only).
+ * An Error answering a pending cid goes to that completion; an Error for no
+ * pending cid (cid 0, or a request sent raw) goes to the error event. Other
+ * envelopes for no pending cid, and envelope types a client never receives,
+ * are counted (stats.unexpected_received) and dropped.
+ *
+ * The structs handed to callbacks point into the decoded envelope (freed by
+ * the caller right after) or into client scratch, which is why they are
+ * valid only during the callback. A local failure while preparing an answer
+ * (out of memory) fires the completion with that error instead. */
 #include "client_internal.h"
-
-#include <string.h>
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "kn_time.h"
 
 #include <stdint.h>
-
-#define CB(c) ((c)->cfg.callbacks)
-#define UD(c) ((c)->cfg.user_data)
+#include <stdlib.h>
+#include <string.h>
 
 static const uint8_t no_bytes[1];
 
 static const char *str(const char *s)
 {
     return s ? s : "";
-}
-
-static void report_local_error(kaos_client *c, uint32_t cid, int err, const char *what)
-{
-    KN_ERROR("%s (cid %u): %s", what, cid, kn_err_text(err));
-    if (CB(c).on_error) CB(c).on_error(c, cid, kn_err_to_wire(err), kn_err_text(err), UD(c));
 }
 
 static kaos_presence presence_view(const Kaos__V1__Presence *p)
@@ -56,116 +56,17 @@ static kaos_presence *presence_scratch(kaos_client *c, size_t n)
     return grown;
 }
 
-static void handle_error(kaos_client *c, uint32_t cid, const Kaos__V1__Error *e)
-{
-    KN_DEBUG("error for cid %u: code %d: %s", cid, (int)e->code, str(e->message));
-    if (CB(c).on_error) CB(c).on_error(c, cid, (int)e->code, str(e->message), UD(c));
-}
-
-static void handle_session(kaos_client *c, uint32_t cid, const Kaos__V1__Session *s)
-{
-    int rc = kaos_client__session_store(c, s);
-    if (rc < 0) {
-        report_local_error(c, cid, rc, "cannot keep the session");
-        return;
-    }
-    KN_INFO("authenticated as user %s (session %s)", c->session.user_id, c->session.session_id);
-    if (CB(c).on_session) CB(c).on_session(c, cid, &c->session.view, UD(c));
-}
-
-static void handle_match(kaos_client *c, uint32_t cid, const Kaos__V1__Match *m)
-{
-    kaos_presence *others = presence_scratch(c, m->n_presences);
-    if (m->n_presences && !others) {
-        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list match presences");
-        return;
-    }
-    for (size_t i = 0; i < m->n_presences; i++)
-        others[i] = presence_view(m->presences[i]);
-    kaos_match view = {
-        .match_id = str(m->match_id),
-        .handle = m->match,
-        .size = m->size,
-        .max_size = m->max_size,
-        .authoritative = m->authoritative,
-        .self = presence_view(m->self),
-        .presences = others,
-        .presence_count = m->n_presences,
-    };
-    KN_DEBUG("in match %s (handle %u, size %u)", view.match_id, view.handle, view.size);
-    if (CB(c).on_match) CB(c).on_match(c, cid, &view, UD(c));
-}
-
-static void handle_ack(kaos_client *c, uint32_t cid)
-{
-    if (CB(c).on_ack) CB(c).on_ack(c, cid, UD(c));
-}
-
-static void handle_pong(kaos_client *c, uint32_t cid, const Kaos__V1__Pong *p)
-{
-    int64_t rtt_ms = kn_time_mono_ms() - (int64_t)p->client_time_ms;
-    /* The keepalive's own Pong proves the link is alive; nobody asked for it. */
-    if (cid != 0 && cid == c->keepalive_cid) {
-        c->keepalive_cid = 0;
-        KN_DEBUG("keepalive rtt %lld ms", (long long)rtt_ms);
-        return;
-    }
-    if (CB(c).on_pong) CB(c).on_pong(c, cid, rtt_ms, UD(c));
-}
-
-static void handle_match_data(kaos_client *c, const Kaos__V1__MatchData *d, uint8_t channel)
-{
-    /* Channels 0 and 1 are reliable; only channel 2 may lose packets. */
-    bool reliable = channel != KN_CHANNEL_MATCH_UNRELIABLE;
-    const uint8_t *data = d->data.len ? d->data.data : no_bytes;
-    if (CB(c).on_match_data)
-        CB(c).on_match_data(c, d->match, d->sender, d->op_code, data, d->data.len, reliable, UD(c));
-}
-
-static void handle_match_presence(kaos_client *c, const Kaos__V1__MatchPresenceEvent *e)
-{
-    size_t total = e->n_joins + e->n_leaves;
-    kaos_presence *all = presence_scratch(c, total);
-    if (total && !all) {
-        report_local_error(c, 0, KN_ERR_NOMEM, "cannot list match presences");
-        return;
-    }
-    for (size_t i = 0; i < e->n_joins; i++)
-        all[i] = presence_view(e->joins[i]);
-    for (size_t i = 0; i < e->n_leaves; i++)
-        all[e->n_joins + i] = presence_view(e->leaves[i]);
-    if (CB(c).on_match_presence)
-        CB(c).on_match_presence(c, e->match, all, e->n_joins, all ? all + e->n_joins : NULL,
-                                e->n_leaves, UD(c));
-}
-
-static void handle_match_end(kaos_client *c, const Kaos__V1__MatchEnd *e)
-{
-    if (CB(c).on_match_end)
-        CB(c).on_match_end(c, e->match, e->match_id, (int)e->code, e->reason, UD(c));
-}
-
-static void handle_match_list(kaos_client *c, uint32_t cid, const Kaos__V1__MatchList *l)
-{
-    kaos_match_info *list = l->n_matches ? kn_calloc(l->n_matches, sizeof *list) : NULL;
-    if (l->n_matches && !list) {
-        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list matches");
-        return;
-    }
-    for (size_t i = 0; i < l->n_matches; i++) {
-        const Kaos__V1__MatchInfo *m = l->matches[i];
-        list[i] = (kaos_match_info){m->match_id, m->authoritative, m->label, m->size,
-                                    m->tick_rate, m->handler};
-    }
-    if (CB(c).on_match_list) CB(c).on_match_list(c, cid, list, l->n_matches, UD(c));
-    kn_free(list);
-}
-
 static kaos_user user_view(const Kaos__V1__User *u)
 {
     if (!u)
-        return (kaos_user){.id = "", .username = "", .display_name = "", .avatar_url = "",
-                           .lang_tag = "", .location = "", .timezone = "", .metadata = "{}"};
+        return (kaos_user){.id = "",
+                           .username = "",
+                           .display_name = "",
+                           .avatar_url = "",
+                           .lang_tag = "",
+                           .location = "",
+                           .timezone = "",
+                           .metadata = "{}"};
     return (kaos_user){
         .id = str(u->id),
         .username = str(u->username),
@@ -180,19 +81,6 @@ static kaos_user user_view(const Kaos__V1__User *u)
     };
 }
 
-static void handle_account(kaos_client *c, uint32_t cid, const Kaos__V1__Account *a)
-{
-    kaos_account view = {
-        .user = user_view(a->user),
-        .email = str(a->email),
-        .custom_id = str(a->custom_id),
-        .device_ids = (const char *const *)a->device_ids,
-        .device_count = a->n_device_ids,
-        .disable_time = a->disable_time,
-    };
-    if (CB(c).on_account) CB(c).on_account(c, cid, &view, UD(c));
-}
-
 /* Room for n users in the client's scratch; NULL when it cannot grow. */
 static kaos_user *user_scratch(kaos_client *c, size_t n)
 {
@@ -205,43 +93,186 @@ static kaos_user *user_scratch(kaos_client *c, size_t n)
     return grown;
 }
 
-static void handle_users(kaos_client *c, uint32_t cid, const Kaos__V1__Users *u)
+/* --- answers: one deliver function per reply kind ------------------------------------
+ *
+ * deliver(c, p, r, env): env is the answer (r->code KAOS_OK), or NULL for
+ * an error (r says which). Applies what the answer means to the client,
+ * then calls p's completion if there is one. Returns KN_ERR_NOMEM, without
+ * calling it, when the answer could not be prepared; the caller then calls
+ * deliver again with env NULL and that error. */
+typedef int (*deliver_fn)(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                          const kn_envelope *env);
+
+/* The completion of `p` as type T, or NULL. */
+#define FN(T, p) ((T)(p)->fn)
+
+static int deliver_done(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                        const kn_envelope *env)
 {
-    kaos_user *users = user_scratch(c, u->n_users);
-    if (u->n_users && !users) {
-        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list users");
-        return;
-    }
-    for (size_t i = 0; i < u->n_users; i++)
-        users[i] = user_view(u->users[i]);
-    if (CB(c).on_users) CB(c).on_users(c, cid, users, u->n_users, UD(c));
+    (void)env;
+    if (p->fn) FN(kaos_done_fn, p)(c, r, p->ud);
+    return KN_OK;
 }
 
-static void handle_storage_acks(kaos_client *c, uint32_t cid, const Kaos__V1__StorageAcks *a)
+static int deliver_session(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                           const kn_envelope *env)
 {
-    kaos_storage_ack *acks = a->n_acks ? kn_calloc(a->n_acks, sizeof *acks) : NULL;
-    if (a->n_acks && !acks) {
-        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list storage acks");
-        return;
+    kaos_session_fn fn = FN(kaos_session_fn, p);
+    if (!env) {
+        if (fn) fn(c, r, NULL, p->ud);
+        return KN_OK;
     }
+    int rc = kaos_client__session_store(c, env->session);
+    if (rc < 0) return rc;
+    KN_INFO("authenticated as user %s (session %s)", c->session.user_id, c->session.session_id);
+    if (fn) fn(c, r, &c->session.view, p->ud);
+    return KN_OK;
+}
+
+static int deliver_match(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                         const kn_envelope *env)
+{
+    kaos_match_fn fn = FN(kaos_match_fn, p);
+    if (!env) {
+        if (fn) fn(c, r, NULL, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Match *m = env->match;
+    kaos_presence *others = presence_scratch(c, m->n_presences);
+    if (m->n_presences && !others) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < m->n_presences; i++)
+        others[i] = presence_view(m->presences[i]);
+    kaos_match view = {
+        .match_id = str(m->match_id),
+        .handle = m->match,
+        .size = m->size,
+        .max_size = m->max_size,
+        .authoritative = m->authoritative,
+        .self = presence_view(m->self),
+        .presences = others,
+        .presence_count = m->n_presences,
+    };
+    KN_DEBUG("in match %s (handle %u, size %u)", view.match_id, view.handle, view.size);
+    if (fn) fn(c, r, &view, p->ud);
+    return KN_OK;
+}
+
+static int deliver_match_list(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                              const kn_envelope *env)
+{
+    kaos_match_list_fn fn = FN(kaos_match_list_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__MatchList *l = env->match_list;
+    kaos_match_info *list = l->n_matches ? kn_calloc(l->n_matches, sizeof *list) : NULL;
+    if (l->n_matches && !list) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_matches; i++) {
+        const Kaos__V1__MatchInfo *m = l->matches[i];
+        list[i] = (kaos_match_info){str(m->match_id), m->authoritative, str(m->label),
+                                    m->size,          m->tick_rate,     str(m->handler)};
+    }
+    fn(c, r, list, l->n_matches, p->ud);
+    kn_free(list);
+    return KN_OK;
+}
+
+static int deliver_pong(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                        const kn_envelope *env)
+{
+    kaos_pong_fn fn = FN(kaos_pong_fn, p);
+    int64_t rtt_ms = env ? kn_time_mono_ms() - (int64_t)env->pong->client_time_ms : 0;
+    /* The keepalive's Pong (no completion) proves the link is alive; nobody asked for it. */
+    if (!fn) KN_DEBUG("keepalive rtt %lld ms", (long long)rtt_ms);
+    if (fn) fn(c, r, rtt_ms, p->ud);
+    return KN_OK;
+}
+
+static int deliver_rpc(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                       const kn_envelope *env)
+{
+    kaos_rpc_fn fn = FN(kaos_rpc_fn, p);
+    const char *payload = env ? str(env->rpc->payload) : "";
+    if (fn) fn(c, r, payload, strlen(payload), p->ud);
+    return KN_OK;
+}
+
+static int deliver_account(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                           const kn_envelope *env)
+{
+    kaos_account_fn fn = FN(kaos_account_fn, p);
+    if (!fn) return KN_OK;
+    if (!env) {
+        fn(c, r, NULL, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Account *a = env->account;
+    kaos_account view = {
+        .user = user_view(a->user),
+        .email = str(a->email),
+        .custom_id = str(a->custom_id),
+        .device_ids = (const char *const *)a->device_ids,
+        .device_count = a->n_device_ids,
+        .disable_time = a->disable_time,
+    };
+    fn(c, r, &view, p->ud);
+    return KN_OK;
+}
+
+static int deliver_users(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                         const kn_envelope *env)
+{
+    kaos_users_fn fn = FN(kaos_users_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Users *u = env->users;
+    kaos_user *users = user_scratch(c, u->n_users);
+    if (u->n_users && !users) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < u->n_users; i++)
+        users[i] = user_view(u->users[i]);
+    fn(c, r, users, u->n_users, p->ud);
+    return KN_OK;
+}
+
+static int deliver_storage_acks(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                const kn_envelope *env)
+{
+    kaos_storage_acks_fn fn = FN(kaos_storage_acks_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__StorageAcks *a = env->storage_acks;
+    kaos_storage_ack *acks = a->n_acks ? kn_calloc(a->n_acks, sizeof *acks) : NULL;
+    if (a->n_acks && !acks) return KN_ERR_NOMEM;
     for (size_t i = 0; i < a->n_acks; i++) {
         const Kaos__V1__StorageAck *m = a->acks[i];
         acks[i] =
             (kaos_storage_ack){str(m->collection), str(m->key), str(m->user_id), str(m->version)};
     }
-    if (CB(c).on_storage_acks) CB(c).on_storage_acks(c, cid, acks, a->n_acks, UD(c));
+    fn(c, r, acks, a->n_acks, p->ud);
     kn_free(acks);
+    return KN_OK;
 }
 
 /* StorageObjects (a read, no cursor) and StorageObjectList (a page). */
-static void handle_storage_objects(kaos_client *c, uint32_t cid, Kaos__V1__StorageObject **objs,
-                                   size_t n, const char *cursor)
+static int deliver_storage_objects(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                   const kn_envelope *env)
 {
-    kaos_storage_object *views = n ? kn_calloc(n, sizeof *views) : NULL;
-    if (n && !views) {
-        report_local_error(c, cid, KN_ERR_NOMEM, "cannot list storage objects");
-        return;
+    kaos_storage_objects_fn fn = FN(kaos_storage_objects_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
     }
+    bool page = env->message_case == KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECT_LIST;
+    Kaos__V1__StorageObject **objs =
+        page ? env->storage_object_list->objects : env->storage_objects->objects;
+    size_t n = page ? env->storage_object_list->n_objects : env->storage_objects->n_objects;
+    kaos_storage_object *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    if (n && !views) return KN_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         const Kaos__V1__StorageObject *o = objs[i];
         views[i] = (kaos_storage_object){
@@ -256,77 +287,206 @@ static void handle_storage_objects(kaos_client *c, uint32_t cid, Kaos__V1__Stora
             .update_time_ms = o->update_time_ms,
         };
     }
-    if (CB(c).on_storage_objects) CB(c).on_storage_objects(c, cid, views, n, str(cursor), UD(c));
+    fn(c, r, views, n, page ? str(env->storage_object_list->cursor) : "", p->ud);
     kn_free(views);
+    return KN_OK;
+}
+
+/* One row per reply kind: the envelopes that answer it (0 = no other) and
+ * how they reach the completion. Adding a reply kind: a row here, a
+ * completion type in kaos.h. */
+typedef struct reply_row {
+    Kaos__V1__Envelope__MessageCase answers[2];
+    deliver_fn deliver;
+} reply_row;
+
+#define ANSWER(name) KAOS__V1__ENVELOPE__MESSAGE_##name
+
+static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
+    [KAOS_REPLY_DONE] = {{ANSWER(ACK)}, deliver_done},
+    [KAOS_REPLY_SESSION] = {{ANSWER(SESSION)}, deliver_session},
+    [KAOS_REPLY_MATCH] = {{ANSWER(MATCH)}, deliver_match},
+    [KAOS_REPLY_MATCH_LIST] = {{ANSWER(MATCH_LIST)}, deliver_match_list},
+    [KAOS_REPLY_PONG] = {{ANSWER(PONG)}, deliver_pong},
+    [KAOS_REPLY_RPC] = {{ANSWER(RPC)}, deliver_rpc},
+    [KAOS_REPLY_ACCOUNT] = {{ANSWER(ACCOUNT)}, deliver_account},
+    [KAOS_REPLY_USERS] = {{ANSWER(USERS)}, deliver_users},
+    [KAOS_REPLY_STORAGE_ACKS] = {{ANSWER(STORAGE_ACKS)}, deliver_storage_acks},
+    [KAOS_REPLY_STORAGE_OBJECTS] = {{ANSWER(STORAGE_OBJECTS), ANSWER(STORAGE_OBJECT_LIST)},
+                                    deliver_storage_objects},
+};
+
+static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)
+{
+    return type != 0 && (row->answers[0] == type || row->answers[1] == type);
+}
+
+/* An Error's code as a KAOS_ERR_*: never KAOS_OK, even for a server that
+ * sent code 0, so an error is never taken for a success. */
+static int error_code(const Kaos__V1__Error *e)
+{
+    int code = kn_err_from_wire((int)e->code);
+    return code < 0 ? code : KN_ERR_UNKNOWN;
+}
+
+/* Fires p's completion with an error. */
+static void fail(kaos_client *c, const kaos_pending *p, int code, const char *message)
+{
+    kaos_result r = {.cid = p->cid, .code = code, .message = message};
+    replies[p->reply].deliver(c, p, &r, NULL);
+}
+
+/* Fires p's completion for `env`, which carries its cid. */
+static void complete(kaos_client *c, const kaos_pending *p, const kn_envelope *env)
+{
+    const reply_row *row = &replies[p->reply];
+    if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_ERROR) {
+        const Kaos__V1__Error *e = env->error;
+        KN_DEBUG("error for cid %u: code %d: %s", p->cid, (int)e->code, str(e->message));
+        fail(c, p, error_code(e), str(e->message));
+        return;
+    }
+    if (!answers(row, env->message_case)) {
+        c->stats.unexpected_received++;
+        KN_WARN("cid %u answered with a %s envelope", p->cid,
+                kn_envelope_type_name((int)env->message_case));
+        fail(c, p, KN_ERR_MALFORMED, "unexpected answer type");
+        return;
+    }
+    kaos_result ok = {.cid = p->cid, .code = KN_OK, .message = ""};
+    int rc = row->deliver(c, p, &ok, env);
+    if (rc < 0) {
+        KN_ERROR("cannot prepare the answer to cid %u: %s", p->cid, kn_err_text(rc));
+        fail(c, p, rc, kn_err_text(rc));
+    }
+}
+
+/* --- events ---------------------------------------------------------------------------- */
+
+static void handle_error_event(kaos_client *c, uint32_t cid, const Kaos__V1__Error *e)
+{
+    KN_DEBUG("error for cid %u (no request pending): code %d: %s", cid, (int)e->code,
+             str(e->message));
+    kaos_result r = {.cid = cid, .code = error_code(e), .message = str(e->message)};
+    if (c->events.error.fn) c->events.error.fn(c, &r, c->events.error.ud);
+}
+
+static void handle_match_data(kaos_client *c, const Kaos__V1__MatchData *d, uint8_t channel)
+{
+    /* Channels 0 and 1 are reliable; only channel 2 may lose packets. */
+    bool reliable = channel != KN_CHANNEL_MATCH_UNRELIABLE;
+    const uint8_t *data = d->data.len ? d->data.data : no_bytes;
+    if (c->events.match_data.fn)
+        c->events.match_data.fn(c, d->match, d->sender, d->op_code, data, d->data.len, reliable,
+                                c->events.match_data.ud);
+}
+
+static void handle_match_presence(kaos_client *c, const Kaos__V1__MatchPresenceEvent *e)
+{
+    if (!c->events.match_presence.fn) return;
+    size_t total = e->n_joins + e->n_leaves;
+    kaos_presence *all = presence_scratch(c, total);
+    if (total && !all) {
+        /* No request waits for this; say it in the log rather than drop it silently. */
+        KN_ERROR("cannot list match presences: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    for (size_t i = 0; i < e->n_joins; i++)
+        all[i] = presence_view(e->joins[i]);
+    for (size_t i = 0; i < e->n_leaves; i++)
+        all[e->n_joins + i] = presence_view(e->leaves[i]);
+    c->events.match_presence.fn(c, e->match, all, e->n_joins, all ? all + e->n_joins : NULL,
+                                e->n_leaves, c->events.match_presence.ud);
+}
+
+static void handle_match_end(kaos_client *c, const Kaos__V1__MatchEnd *e)
+{
+    if (c->events.match_end.fn)
+        c->events.match_end.fn(c, e->match, str(e->match_id), (int)e->code, str(e->reason),
+                               c->events.match_end.ud);
 }
 
 static void handle_server_shutdown(kaos_client *c, const Kaos__V1__ServerShutdown *s)
 {
     KN_INFO("server shutting down within %u ms", s->grace_ms);
-    if (CB(c).on_shutdown_notice) CB(c).on_shutdown_notice(c, s->grace_ms, UD(c));
+    if (c->events.shutdown_notice.fn)
+        c->events.shutdown_notice.fn(c, s->grace_ms, c->events.shutdown_notice.ud);
 }
 
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
-    case KAOS__V1__ENVELOPE__MESSAGE_ERROR:
-        handle_error(c, env->cid, env->error);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_SESSION:
-        handle_session(c, env->cid, env->session);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_MATCH:
-        handle_match(c, env->cid, env->match);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_ACK:
-        handle_ack(c, env->cid);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_PONG:
-        handle_pong(c, env->cid, env->pong);
-        break;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA:
         handle_match_data(c, env->match_data, channel);
-        break;
+        return;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCH_PRESENCE:
         handle_match_presence(c, env->match_presence);
-        break;
+        return;
     case KAOS__V1__ENVELOPE__MESSAGE_SERVER_SHUTDOWN:
         handle_server_shutdown(c, env->server_shutdown);
-        break;
+        return;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCH_END:
         handle_match_end(c, env->match_end);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST:
-        handle_match_list(c, env->cid, env->match_list);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT:
-        handle_account(c, env->cid, env->account);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_USERS:
-        handle_users(c, env->cid, env->users);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_ACKS:
-        handle_storage_acks(c, env->cid, env->storage_acks);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECTS:
-        handle_storage_objects(c, env->cid, env->storage_objects->objects,
-                               env->storage_objects->n_objects, NULL);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_STORAGE_OBJECT_LIST:
-        handle_storage_objects(c, env->cid, env->storage_object_list->objects,
-                               env->storage_object_list->n_objects,
-                               env->storage_object_list->cursor);
-        break;
-    case KAOS__V1__ENVELOPE__MESSAGE_RPC:
-        if (c->cfg.callbacks.on_rpc)
-            c->cfg.callbacks.on_rpc(c, env->cid, env->rpc->id, env->rpc->payload,
-                                    strlen(env->rpc->payload), c->cfg.user_data);
-        break;
+        return;
     default:
-        /* Requests echoed back, or a type newer than this build. */
-        c->stats.unexpected_received++;
-        KN_DEBUG("ignored %s envelope (cid %u)", kn_envelope_type_name((int)env->message_case),
-                 env->cid);
         break;
     }
+    kaos_pending *p = env->cid ? kn_map_del(&c->pending, env->cid) : NULL;
+    if (p) {
+        complete(c, p, env);
+        kn_free(p);
+        return;
+    }
+    if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_ERROR) {
+        handle_error_event(c, env->cid, env->error);
+        return;
+    }
+    /* An answer to no request of ours, a request echoed back, or a type
+     * newer than this build. */
+    c->stats.unexpected_received++;
+    KN_DEBUG("ignored %s envelope (cid %u)", kn_envelope_type_name((int)env->message_case),
+             env->cid);
+}
+
+/* --- the end of a connection ------------------------------------------------------------ */
+
+static int by_cid(const void *a, const void *b)
+{
+    uint32_t x = (*(kaos_pending *const *)a)->cid, y = (*(kaos_pending *const *)b)->cid;
+    return (x > y) - (x < y);
+}
+
+void kaos_client__fail_pending(kaos_client *c, int code, const char *message)
+{
+    /* Detached first: the completions may send requests (refused, as the
+     * client is disconnected) and must not see a half-emptied map. */
+    kn_map all = c->pending;
+    kn_map_init(&c->pending);
+    kaos_pending **list = all.count ? kn_calloc(all.count, sizeof *list) : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < all.cap; i++) {
+        kaos_pending *p = all.slots[i].value;
+        if (!all.slots[i].key) continue;
+        if (list) {
+            list[n++] = p;
+            continue;
+        }
+        /* Out of memory for the sorted list: fire them in map order. */
+        fail(c, p, code, message);
+        kn_free(p);
+    }
+    if (list) qsort(list, n, sizeof *list, by_cid);
+    for (size_t i = 0; i < n; i++) {
+        fail(c, list[i], code, message);
+        kn_free(list[i]);
+    }
+    kn_free(list);
+    kn_map_deinit(&all);
+}
+
+void kaos_client__drop_pending(kaos_client *c)
+{
+    for (size_t i = 0; i < c->pending.cap; i++)
+        if (c->pending.slots[i].key) kn_free(c->pending.slots[i].value);
+    kn_map_deinit(&c->pending);
 }

@@ -1,11 +1,18 @@
-/* requests: builds the envelopes a client sends and sends them.
+/* requests: builds the envelopes a client sends, sends them, and remembers
+ * each request's completion by cid.
+ *
+ * A request is one row of REQUESTS (the envelope it travels in, the kind of
+ * answer it waits for) plus a small builder that checks the arguments and
+ * fills the message; call() does the rest for all of them: a fresh cid, the
+ * pending completion, the send. The completion is recorded before the send
+ * and removed again if the send fails, so a request either returns its cid
+ * and completes exactly once, or returns an error and never completes.
  *
  * Every envelope is packed into the client's send buffer, so nothing larger
  * than KAOS_MAX_MESSAGE_SIZE can leave; secure.c seals it on the way out.
- * Requests go reliably on the control channel with a fresh cid; match data
- * goes on channel 1 or 2 with cid 0, since nothing answers it. Arguments
- * are checked before the connection state, so a bad call fails the same way
- * connected or not. */
+ * Requests go reliably on the control channel; match data goes on channel 1
+ * or 2 with cid 0, since nothing answers it. Arguments are checked before
+ * the connection state, so a bad call fails the same way connected or not. */
 #include "client_internal.h"
 #include "kn_error.h"
 #include "kn_log.h"
@@ -66,12 +73,79 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     return KN_OK;
 }
 
-int kaos_client__request(kaos_client *c, kn_envelope *env)
+/* Every request: its name, the envelope case it is sent as, and the kind of
+ * answer its completion waits for (dispatch.c turns that answer into the
+ * public struct). Adding a request: a row here, a builder below, a
+ * prototype in kaos.h. */
+#define REQUESTS(X)                                                                                \
+    X(AUTH_DEVICE, AUTHENTICATE_DEVICE, SESSION)                                                   \
+    X(AUTH_EMAIL, AUTHENTICATE_EMAIL, SESSION)                                                     \
+    X(AUTH_CUSTOM, AUTHENTICATE_CUSTOM, SESSION)                                                   \
+    X(SESSION_REFRESH, SESSION_REFRESH, SESSION)                                                   \
+    X(SESSION_RESUME, SESSION_RESUME, SESSION)                                                     \
+    X(SESSION_LOGOUT, SESSION_LOGOUT, DONE)                                                        \
+    X(PING, PING, PONG)                                                                            \
+    X(RPC_CALL, RPC, RPC)                                                                          \
+    X(MATCH_CREATE, MATCH_CREATE, MATCH)                                                           \
+    X(MATCH_JOIN, MATCH_JOIN, MATCH)                                                               \
+    X(MATCH_LEAVE, MATCH_LEAVE, DONE)                                                              \
+    X(MATCH_LIST, MATCH_LIST_REQUEST, MATCH_LIST)                                                  \
+    X(ACCOUNT_GET, ACCOUNT_GET, ACCOUNT)                                                           \
+    X(ACCOUNT_UPDATE, ACCOUNT_UPDATE, DONE)                                                        \
+    X(ACCOUNT_DELETE, ACCOUNT_DELETE, DONE)                                                        \
+    X(ACCOUNT_LINK_DEVICE, LINK_DEVICE, DONE)                                                      \
+    X(ACCOUNT_LINK_EMAIL, LINK_EMAIL, DONE)                                                        \
+    X(ACCOUNT_LINK_CUSTOM, LINK_CUSTOM, DONE)                                                      \
+    X(ACCOUNT_UNLINK_DEVICE, UNLINK_DEVICE, DONE)                                                  \
+    X(ACCOUNT_UNLINK_EMAIL, UNLINK_EMAIL, DONE)                                                    \
+    X(ACCOUNT_UNLINK_CUSTOM, UNLINK_CUSTOM, DONE)                                                  \
+    X(USERS_GET, USERS_GET, USERS)                                                                 \
+    X(STORAGE_WRITE, STORAGE_WRITE, STORAGE_ACKS)                                                  \
+    X(STORAGE_READ, STORAGE_READ, STORAGE_OBJECTS)                                                 \
+    X(STORAGE_DELETE, STORAGE_DELETE, DONE)                                                        \
+    X(STORAGE_LIST, STORAGE_LIST, STORAGE_OBJECTS)
+
+typedef enum request_kind {
+#define AS_ENUM(name, envelope, reply) REQ_##name,
+    REQUESTS(AS_ENUM)
+#undef AS_ENUM
+} request_kind;
+
+typedef struct request_row {
+    Kaos__V1__Envelope__MessageCase envelope;
+    kaos_reply_kind reply;
+} request_row;
+
+static const request_row requests[] = {
+#define AS_ROW(name, envelope, reply)                                                              \
+    [REQ_##name] = {KAOS__V1__ENVELOPE__MESSAGE_##envelope, KAOS_REPLY_##reply},
+    REQUESTS(AS_ROW)
+#undef AS_ROW
+};
+
+/* Sends `env` (its message set by the builder, as the union member named
+ * for the row's envelope case) as request `kind` with a fresh cid and
+ * remembers `fn`/`ud` under that cid. Returns the cid, or a negative error
+ * and then nothing is remembered. */
+static int call(kaos_client *c, request_kind kind, kn_envelope *env, kaos__fn fn, void *ud)
 {
     if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
+    kaos_pending *p = kn_malloc(sizeof *p);
+    if (!p) return KN_ERR_NOMEM;
+    env->message_case = requests[kind].envelope;
     env->cid = take_cid(c);
-    int rc = kaos_client__send(c, env, KN_CHANNEL_CONTROL, true);
-    return rc < 0 ? rc : (int)env->cid;
+    *p = (kaos_pending){.cid = env->cid, .reply = requests[kind].reply, .fn = fn, .ud = ud};
+    /* A cid still pending after INT32_MAX later requests would be a leak in
+     * the caller's loop; refuse rather than overwrite its completion. */
+    int rc = kn_map_get(&c->pending, p->cid) ? KN_ERR_RESOURCE_EXHAUSTED
+                                             : kn_map_put(&c->pending, p->cid, p);
+    if (rc == KN_OK) rc = kaos_client__send(c, env, KN_CHANNEL_CONTROL, true);
+    if (rc < 0) {
+        if (kn_map_get(&c->pending, p->cid) == p) kn_map_del(&c->pending, p->cid);
+        kn_free(p);
+        return rc;
+    }
+    return (int)p->cid;
 }
 
 /* Counts the key/value pairs of a NULL-terminated list; negative if a key
@@ -120,8 +194,10 @@ DEFINE_VARS_BUILDER(custom_vars, Kaos__V1__AuthenticateCustom__VarsEntry,
 DEFINE_VARS_BUILDER(join_metadata, Kaos__V1__MatchJoin__MetadataEntry,
                     kaos__v1__match_join__metadata_entry__init)
 
-int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const char *username,
-                                    bool create, const char *const *vars)
+/* --- authentication and the session ------------------------------------------------ */
+
+int kaos_client_auth_device(kaos_client *c, const char *device_id, const char *username,
+                            bool create, const char *const *vars, kaos_session_fn done, void *ud)
 {
     size_t n_vars;
     if (!c || !device_id || count_pairs(vars, &n_vars) < 0) return KN_ERR_INVALID_ARGUMENT;
@@ -135,16 +211,16 @@ int kaos_client_authenticate_device(kaos_client *c, const char *device_id, const
     msg.n_vars = n_vars;
     msg.vars = pointers;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
     env.authenticate_device = &msg;
-    int rc = kaos_client__request(c, &env);
+    int rc = call(c, REQ_AUTH_DEVICE, &env, KAOS__FN(done), ud);
     kn_free(entries);
     kn_free(pointers);
     return rc;
 }
 
-int kaos_client_authenticate_email(kaos_client *c, const char *email, const char *password,
-                                   const char *username, bool create, const char *const *vars)
+int kaos_client_auth_email(kaos_client *c, const char *email, const char *password,
+                           const char *username, bool create, const char *const *vars,
+                           kaos_session_fn done, void *ud)
 {
     size_t n_vars;
     if (!c || !email || !password || count_pairs(vars, &n_vars) < 0)
@@ -160,16 +236,15 @@ int kaos_client_authenticate_email(kaos_client *c, const char *email, const char
     msg.n_vars = n_vars;
     msg.vars = pointers;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_EMAIL;
     env.authenticate_email = &msg;
-    int rc = kaos_client__request(c, &env);
+    int rc = call(c, REQ_AUTH_EMAIL, &env, KAOS__FN(done), ud);
     kn_free(entries);
     kn_free(pointers);
     return rc;
 }
 
-int kaos_client_authenticate_custom(kaos_client *c, const char *custom_id, const char *username,
-                                    bool create, const char *const *vars)
+int kaos_client_auth_custom(kaos_client *c, const char *custom_id, const char *username,
+                            bool create, const char *const *vars, kaos_session_fn done, void *ud)
 {
     size_t n_vars;
     if (!c || !custom_id || count_pairs(vars, &n_vars) < 0) return KN_ERR_INVALID_ARGUMENT;
@@ -183,90 +258,94 @@ int kaos_client_authenticate_custom(kaos_client *c, const char *custom_id, const
     msg.n_vars = n_vars;
     msg.vars = pointers;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_CUSTOM;
     env.authenticate_custom = &msg;
-    int rc = kaos_client__request(c, &env);
+    int rc = call(c, REQ_AUTH_CUSTOM, &env, KAOS__FN(done), ud);
     kn_free(entries);
     kn_free(pointers);
     return rc;
 }
 
-int kaos_client_session_refresh(kaos_client *c)
+int kaos_client_session_refresh(kaos_client *c, kaos_session_fn done, void *ud)
 {
     if (!c) return KN_ERR_INVALID_ARGUMENT;
     if (!c->has_session || !c->session.refresh_token[0]) return KN_ERR_UNAUTHENTICATED;
     Kaos__V1__SessionRefresh msg = KAOS__V1__SESSION_REFRESH__INIT;
     msg.refresh_token = c->session.refresh_token;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH;
     env.session_refresh = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_SESSION_REFRESH, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_session_resume(kaos_client *c, const char *token)
+int kaos_client_session_resume(kaos_client *c, const char *token, kaos_session_fn done, void *ud)
 {
     if (!c || !token) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__SessionResume msg = KAOS__V1__SESSION_RESUME__INIT;
     msg.token = unconst_str(token);
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_RESUME;
     env.session_resume = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_SESSION_RESUME, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_ping(kaos_client *c)
+int kaos_client_session_logout(kaos_client *c, kaos_done_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__SessionLogout msg = KAOS__V1__SESSION_LOGOUT__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.session_logout = &msg;
+    int cid = call(c, REQ_SESSION_LOGOUT, &env, KAOS__FN(done), ud);
+    if (cid > 0) kaos_client__session_clear(c); /* its tokens are dead once the server answers */
+    return cid;
+}
+
+int kaos_client_ping(kaos_client *c, kaos_pong_fn done, void *ud)
 {
     if (!c) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__Ping msg = KAOS__V1__PING__INIT;
     /* Echoed in the Pong; only this client reads it, so its own clock is fine. */
     msg.client_time_ms = (uint64_t)kn_time_mono_ms();
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PING;
     env.ping = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_PING, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_session_logout(kaos_client *c)
-{
-    if (!c) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__SessionLogout msg = KAOS__V1__SESSION_LOGOUT__INIT;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_SESSION_LOGOUT;
-    env.session_logout = &msg;
-    int cid = kaos_client__request(c, &env);
-    if (cid > 0) kaos_client__session_clear(c); /* its tokens are dead once the server answers */
-    return cid;
-}
-
-int kaos_client_rpc(kaos_client *c, const char *id, const char *payload)
+int kaos_client_rpc_call(kaos_client *c, const char *id, const char *payload, kaos_rpc_fn done,
+                         void *ud)
 {
     if (!c || !id || !*id) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__Rpc msg = KAOS__V1__RPC__INIT;
-    msg.id = (char *)id;
-    msg.payload = (char *)(payload ? payload : "");
+    msg.id = unconst_str(id);
+    msg.payload = unconst_str(payload ? payload : "");
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_RPC;
     env.rpc = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_RPC_CALL, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_match_create(kaos_client *c, uint32_t max_size)
+/* --- matches ------------------------------------------------------------------------ */
+
+int kaos_client_match_create(kaos_client *c, uint32_t max_size, kaos_match_fn done, void *ud)
 {
     if (!c) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__MatchCreate msg = KAOS__V1__MATCH_CREATE__INIT;
     msg.max_size = max_size;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE;
     env.match_create = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_MATCH_CREATE, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_match_join(kaos_client *c, const char *match_id)
+int kaos_client_match_create_authoritative(kaos_client *c, const char *handler,
+                                           const char *params_json, kaos_match_fn done, void *ud)
 {
-    return kaos_client_match_join_with(c, match_id, NULL);
+    if (!c || !handler || !*handler) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchCreate msg = KAOS__V1__MATCH_CREATE__INIT;
+    msg.handler = unconst_str(handler);
+    if (params_json) msg.params = unconst_str(params_json);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.match_create = &msg;
+    return call(c, REQ_MATCH_CREATE, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_match_join_with(kaos_client *c, const char *match_id, const char *const *metadata)
+int kaos_client_match_join(kaos_client *c, const char *match_id, const char *const *metadata,
+                           kaos_match_fn done, void *ud)
 {
     size_t n;
     if (!c || !match_id || count_pairs(metadata, &n) < 0) return KN_ERR_INVALID_ARGUMENT;
@@ -277,29 +356,25 @@ int kaos_client_match_join_with(kaos_client *c, const char *match_id, const char
     msg.n_metadata = n;
     msg.metadata = pointers;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
     env.match_join = &msg;
-    int rc = kaos_client__request(c, &env);
+    int rc = call(c, REQ_MATCH_JOIN, &env, KAOS__FN(done), ud);
     kn_free(entries);
     kn_free(pointers);
     return rc;
 }
 
-int kaos_client_match_create_authoritative(kaos_client *c, const char *handler,
-                                           const char *params_json)
+int kaos_client_match_leave(kaos_client *c, uint32_t match, kaos_done_fn done, void *ud)
 {
-    if (!c || !handler || !*handler) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__MatchCreate msg = KAOS__V1__MATCH_CREATE__INIT;
-    msg.handler = unconst_str(handler);
-    if (params_json) msg.params = unconst_str(params_json);
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchLeave msg = KAOS__V1__MATCH_LEAVE__INIT;
+    msg.match = match;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE;
-    env.match_create = &msg;
-    return kaos_client__request(c, &env);
+    env.match_leave = &msg;
+    return call(c, REQ_MATCH_LEAVE, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, const char *query,
-                           int32_t min_size, int32_t max_size)
+                           int32_t min_size, int32_t max_size, kaos_match_list_fn done, void *ud)
 {
     if (!c || limit > 100) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__MatchListRequest msg = KAOS__V1__MATCH_LIST_REQUEST__INIT;
@@ -309,20 +384,8 @@ int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, co
     msg.min_size = min_size;
     msg.max_size = max_size;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_LIST_REQUEST;
     env.match_list_request = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_match_leave(kaos_client *c, uint32_t match)
-{
-    if (!c) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__MatchLeave msg = KAOS__V1__MATCH_LEAVE__INIT;
-    msg.match = match;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_LEAVE;
-    env.match_leave = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_MATCH_LIST, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_match_send(kaos_client *c, uint32_t match, int64_t op_code, const void *data,
@@ -373,17 +436,17 @@ static bool all_set(const char *const *list, size_t n)
     return true;
 }
 
-int kaos_client_account_get(kaos_client *c)
+int kaos_client_account_get(kaos_client *c, kaos_account_fn done, void *ud)
 {
     if (!c) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__AccountGet msg = KAOS__V1__ACCOUNT_GET__INIT;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_GET;
     env.account_get = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_ACCOUNT_GET, &env, KAOS__FN(done), ud);
 }
 
-int kaos_client_account_update(kaos_client *c, const kaos_account_changes *changes)
+int kaos_client_account_update(kaos_client *c, const kaos_account_changes *changes,
+                               kaos_done_fn done, void *ud)
 {
     if (!c || !changes) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__OptionalString f[7];
@@ -396,13 +459,87 @@ int kaos_client_account_update(kaos_client *c, const kaos_account_changes *chang
     msg.timezone = optional(&f[5], changes->timezone);
     msg.metadata = optional(&f[6], changes->metadata);
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_UPDATE;
     env.account_update = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_ACCOUNT_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_account_delete(kaos_client *c, kaos_done_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__AccountDelete msg = KAOS__V1__ACCOUNT_DELETE__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.account_delete = &msg;
+    int cid = call(c, REQ_ACCOUNT_DELETE, &env, KAOS__FN(done), ud);
+    if (cid > 0) kaos_client__session_clear(c); /* as on logout: its tokens die with the account */
+    return cid;
+}
+
+int kaos_client_account_link_device(kaos_client *c, const char *device_id, kaos_done_fn done,
+                                    void *ud)
+{
+    if (!c || !device_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LinkDevice msg = KAOS__V1__LINK_DEVICE__INIT;
+    msg.id = unconst_str(device_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.link_device = &msg;
+    return call(c, REQ_ACCOUNT_LINK_DEVICE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_account_link_email(kaos_client *c, const char *email, const char *password,
+                                   kaos_done_fn done, void *ud)
+{
+    if (!c || !email || !password) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LinkEmail msg = KAOS__V1__LINK_EMAIL__INIT;
+    msg.email = unconst_str(email);
+    msg.password = unconst_str(password);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.link_email = &msg;
+    return call(c, REQ_ACCOUNT_LINK_EMAIL, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_account_link_custom(kaos_client *c, const char *custom_id, kaos_done_fn done,
+                                    void *ud)
+{
+    if (!c || !custom_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LinkCustom msg = KAOS__V1__LINK_CUSTOM__INIT;
+    msg.id = unconst_str(custom_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.link_custom = &msg;
+    return call(c, REQ_ACCOUNT_LINK_CUSTOM, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_account_unlink_device(kaos_client *c, const char *device_id, kaos_done_fn done,
+                                      void *ud)
+{
+    if (!c || !device_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UnlinkDevice msg = KAOS__V1__UNLINK_DEVICE__INIT;
+    msg.id = unconst_str(device_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.unlink_device = &msg;
+    return call(c, REQ_ACCOUNT_UNLINK_DEVICE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_account_unlink_email(kaos_client *c, kaos_done_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UnlinkEmail msg = KAOS__V1__UNLINK_EMAIL__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.unlink_email = &msg;
+    return call(c, REQ_ACCOUNT_UNLINK_EMAIL, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_account_unlink_custom(kaos_client *c, kaos_done_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UnlinkCustom msg = KAOS__V1__UNLINK_CUSTOM__INIT;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.unlink_custom = &msg;
+    return call(c, REQ_ACCOUNT_UNLINK_CUSTOM, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_users_get(kaos_client *c, const char *const *ids, size_t id_count,
-                          const char *const *usernames, size_t username_count)
+                          const char *const *usernames, size_t username_count, kaos_users_fn done,
+                          void *ud)
 {
     if (!c || !all_set(ids, id_count) || !all_set(usernames, username_count))
         return KN_ERR_INVALID_ARGUMENT;
@@ -415,86 +552,8 @@ int kaos_client_users_get(kaos_client *c, const char *const *ids, size_t id_coun
     msg.n_usernames = username_count;
     msg.usernames = unconst_list(usernames);
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_USERS_GET;
     env.users_get = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_account_delete(kaos_client *c)
-{
-    if (!c) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__AccountDelete msg = KAOS__V1__ACCOUNT_DELETE__INIT;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT_DELETE;
-    env.account_delete = &msg;
-    int cid = kaos_client__request(c, &env);
-    if (cid > 0) kaos_client__session_clear(c); /* as on logout: its tokens die with the account */
-    return cid;
-}
-
-int kaos_client_link_device(kaos_client *c, const char *device_id)
-{
-    if (!c || !device_id) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__LinkDevice msg = KAOS__V1__LINK_DEVICE__INIT;
-    msg.id = unconst_str(device_id);
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LINK_DEVICE;
-    env.link_device = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_link_email(kaos_client *c, const char *email, const char *password)
-{
-    if (!c || !email || !password) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__LinkEmail msg = KAOS__V1__LINK_EMAIL__INIT;
-    msg.email = unconst_str(email);
-    msg.password = unconst_str(password);
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LINK_EMAIL;
-    env.link_email = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_link_custom(kaos_client *c, const char *custom_id)
-{
-    if (!c || !custom_id) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__LinkCustom msg = KAOS__V1__LINK_CUSTOM__INIT;
-    msg.id = unconst_str(custom_id);
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LINK_CUSTOM;
-    env.link_custom = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_unlink_device(kaos_client *c, const char *device_id)
-{
-    if (!c || !device_id) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__UnlinkDevice msg = KAOS__V1__UNLINK_DEVICE__INIT;
-    msg.id = unconst_str(device_id);
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_UNLINK_DEVICE;
-    env.unlink_device = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_unlink_email(kaos_client *c)
-{
-    if (!c) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__UnlinkEmail msg = KAOS__V1__UNLINK_EMAIL__INIT;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_UNLINK_EMAIL;
-    env.unlink_email = &msg;
-    return kaos_client__request(c, &env);
-}
-
-int kaos_client_unlink_custom(kaos_client *c)
-{
-    if (!c) return KN_ERR_INVALID_ARGUMENT;
-    Kaos__V1__UnlinkCustom msg = KAOS__V1__UNLINK_CUSTOM__INIT;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_UNLINK_CUSTOM;
-    env.unlink_custom = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_USERS_GET, &env, KAOS__FN(done), ud);
 }
 
 /* --- storage ---------------------------------------------------------------------- */
@@ -504,7 +563,7 @@ int kaos_client_unlink_custom(kaos_client *c)
 #define MAX_LISTED KAOS_MAX_MESSAGE_SIZE
 
 int kaos_client_storage_write(kaos_client *c, const kaos_storage_write_object *objects,
-                              size_t count)
+                              size_t count, kaos_storage_acks_fn done, void *ud)
 {
     if (!c || (count && !objects)) return KN_ERR_INVALID_ARGUMENT;
     for (size_t i = 0; i < count; i++)
@@ -536,9 +595,8 @@ int kaos_client_storage_write(kaos_client *c, const kaos_storage_write_object *o
     msg.n_objects = count;
     msg.objects = ptrs;
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_WRITE;
     env.storage_write = &msg;
-    rc = kaos_client__request(c, &env);
+    rc = call(c, REQ_STORAGE_WRITE, &env, KAOS__FN(done), ud);
 done:
     kn_free(msgs);
     kn_free(ptrs);
@@ -547,7 +605,8 @@ done:
 
 /* The ids as StorageObjectId messages, sent as a StorageDelete (with their
  * versions) or a StorageRead. */
-static int send_ids(kaos_client *c, const kaos_storage_id *ids, size_t count, bool del)
+static int send_ids(kaos_client *c, const kaos_storage_id *ids, size_t count, bool del,
+                    kaos__fn done, void *ud)
 {
     if (!c || (count && !ids)) return KN_ERR_INVALID_ARGUMENT;
     for (size_t i = 0; i < count; i++)
@@ -572,33 +631,35 @@ static int send_ids(kaos_client *c, const kaos_storage_id *ids, size_t count, bo
     if (del) {
         remove.n_object_ids = count;
         remove.object_ids = ptrs;
-        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_DELETE;
         env.storage_delete = &remove;
+        rc = call(c, REQ_STORAGE_DELETE, &env, done, ud);
     } else {
         read.n_object_ids = count;
         read.object_ids = ptrs;
-        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_READ;
         env.storage_read = &read;
+        rc = call(c, REQ_STORAGE_READ, &env, done, ud);
     }
-    rc = kaos_client__request(c, &env);
 done:
     kn_free(msgs);
     kn_free(ptrs);
     return rc;
 }
 
-int kaos_client_storage_read(kaos_client *c, const kaos_storage_id *ids, size_t count)
+int kaos_client_storage_read(kaos_client *c, const kaos_storage_id *ids, size_t count,
+                             kaos_storage_objects_fn done, void *ud)
 {
-    return send_ids(c, ids, count, false);
+    return send_ids(c, ids, count, false, KAOS__FN(done), ud);
 }
 
-int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_t count)
+int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_t count,
+                               kaos_done_fn done, void *ud)
 {
-    return send_ids(c, ids, count, true);
+    return send_ids(c, ids, count, true, KAOS__FN(done), ud);
 }
 
 int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *collection,
-                             uint32_t limit, const char *cursor)
+                             uint32_t limit, const char *cursor, kaos_storage_objects_fn done,
+                             void *ud)
 {
     if (!c || !collection) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__StorageList msg = KAOS__V1__STORAGE_LIST__INIT;
@@ -607,7 +668,6 @@ int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *co
     msg.limit = limit;
     if (cursor) msg.cursor = unconst_str(cursor);
     kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_LIST;
     env.storage_list = &msg;
-    return kaos_client__request(c, &env);
+    return call(c, REQ_STORAGE_LIST, &env, KAOS__FN(done), ud);
 }

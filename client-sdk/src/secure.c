@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What on_error says when the server cannot prove its key (with and without a pin). */
+/* What the error event says when the server cannot prove its key (with and without a pin). */
 #define KEY_MISMATCH "server key mismatch: the server could not prove it holds the pinned key"
 #define KEY_UNPROVEN "handshake failed: the server could not prove it holds the key it presented"
 
@@ -106,8 +106,7 @@ static kaos_welcome_result refused(int err, uint32_t reason, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 static kaos_welcome_result refused(int err, uint32_t reason, const char *fmt, ...)
 {
-    kaos_welcome_result r = {
-        .outcome = KAOS_WELCOME_REFUSED, .code = kn_err_to_wire(err), .reason = reason};
+    kaos_welcome_result r = {.outcome = KAOS_WELCOME_REFUSED, .code = err, .reason = reason};
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r.message, sizeof r.message, fmt, ap);

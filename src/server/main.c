@@ -78,20 +78,20 @@ typedef struct probe {
     int state; /* 0 waiting, 1 connected, 2 pong, -1 failed */
 } probe;
 
+static void hc_pong(kaos_client *c, const kaos_result *r, int64_t rtt_ms, void *ud)
+{
+    ((probe *)ud)->state = r->code == KAOS_OK ? 2 : -1;
+}
+
 static void hc_connected(kaos_client *c, void *ud)
 {
     probe *p = ud;
-    p->state = kaos_client_ping(c) > 0 ? 1 : -1;
+    p->state = kaos_client_ping(c, hc_pong, p) > 0 ? 1 : -1;
 }
 
 static void hc_disconnected(kaos_client *c, uint32_t reason, void *ud)
 {
     ((probe *)ud)->state = -1;
-}
-
-static void hc_pong(kaos_client *c, uint32_t cid, int64_t rtt_ms, void *ud)
-{
-    ((probe *)ud)->state = 2;
 }
 
 static int cmd_healthcheck(const kn_config *cfg)
@@ -116,12 +116,11 @@ static int cmd_healthcheck(const kn_config *cfg)
     cc.host = strcmp(cfg->bind, "0.0.0.0") ? cfg->bind : "127.0.0.1";
     cc.port = (uint16_t)cfg->port;
     cc.connect_timeout_ms = 2000;
-    cc.callbacks.on_connected = hc_connected;
-    cc.callbacks.on_disconnected = hc_disconnected;
-    cc.callbacks.on_pong = hc_pong;
-    cc.user_data = &p;
     kaos_client *c;
-    if (kaos_client_create(&cc, &c) || kaos_client_connect(c)) return 1;
+    if (kaos_client_create(&cc, &c)) return 1;
+    kaos_client_on_connected(c, hc_connected, &p);
+    kaos_client_on_disconnected(c, hc_disconnected, &p);
+    if (kaos_client_connect(c)) return 1;
     for (int i = 0; i < 60 && p.state >= 0 && p.state < 2; i++) kaos_client_poll(c, 50);
     kaos_client_destroy(c);
     printf("%s\n", p.state == 2 ? "ok" : "no answer");

@@ -365,18 +365,37 @@ static void on_disconnected(kaos_client *k, uint32_t reason, void *ud)
     c->disconnect_reason = reason;
 }
 
-static void on_error(kaos_client *k, uint32_t cid, int code, const char *message, void *ud)
+static void record_error(e2e_client *c, const kaos_result *r)
 {
-    e2e_client *c = ud;
     c->errors++;
-    c->error_cid = cid;
-    c->error_code = code;
-    snprintf(c->error_message, sizeof c->error_message, "%s", message ? message : "");
+    c->error_cid = r->cid;
+    c->error_code = -r->code;
+    snprintf(c->error_message, sizeof c->error_message, "%s", r->message ? r->message : "");
 }
 
-static void on_session(kaos_client *k, uint32_t cid, const kaos_session *s, void *ud)
+/* The error event: errors of no pending request. */
+static void on_error(kaos_client *k, const kaos_result *r, void *ud)
+{
+    record_error(ud, r);
+}
+
+/* True when a completion carries an answer. A request cut short by a
+ * disconnect is counted apart (`closed_requests`), not as an error: the
+ * tests look at the disconnect itself. */
+static bool answer(e2e_client *c, const kaos_result *r)
+{
+    if (r->code == KAOS_OK) return true;
+    if (r->code == KAOS_ERR_CLOSED)
+        c->closed_requests++;
+    else
+        record_error(c, r);
+    return false;
+}
+
+void e2e_on_session(kaos_client *k, const kaos_result *r, const kaos_session *s, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->sessions++;
     snprintf(c->token, sizeof c->token, "%s", s->token);
     snprintf(c->refresh_token, sizeof c->refresh_token, "%s", s->refresh_token ? s->refresh_token : "");
@@ -386,11 +405,12 @@ static void on_session(kaos_client *k, uint32_t cid, const kaos_session *s, void
     c->created = s->created;
 }
 
-static void on_match(kaos_client *k, uint32_t cid, const kaos_match *m, void *ud)
+void e2e_on_match(kaos_client *k, const kaos_result *r, const kaos_match *m, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->matches++;
-    c->match_cid = cid;
+    c->match_cid = r->cid;
     snprintf(c->match_id, sizeof c->match_id, "%s", m->match_id);
     c->match_handle = m->handle;
     c->match_size = m->size;
@@ -400,14 +420,16 @@ static void on_match(kaos_client *k, uint32_t cid, const kaos_match *m, void *ud
     for (size_t i = 0; i < m->presence_count && i < 16; i++) c->other_slots[i] = m->presences[i].slot;
 }
 
-static void on_ack(kaos_client *k, uint32_t cid, void *ud)
+void e2e_on_done(kaos_client *k, const kaos_result *r, void *ud)
 {
-    ((e2e_client *)ud)->acks++;
+    e2e_client *c = ud;
+    if (answer(c, r)) c->acks++;
 }
 
-static void on_pong(kaos_client *k, uint32_t cid, int64_t rtt, void *ud)
+void e2e_on_pong(kaos_client *k, const kaos_result *r, int64_t rtt, void *ud)
 {
-    ((e2e_client *)ud)->pongs++;
+    e2e_client *c = ud;
+    if (answer(c, r)) c->pongs++;
 }
 
 static void on_data(kaos_client *k, uint32_t match, uint32_t sender, int64_t op,
@@ -434,10 +456,10 @@ static void on_presence(kaos_client *k, uint32_t match, const kaos_presence *joi
     if (nl) c->last_leave_slot = leaves[nl - 1].slot;
 }
 
-static void on_rpc(kaos_client *k, uint32_t cid, const char *id, const char *payload, size_t len,
-                   void *ud)
+void e2e_on_rpc(kaos_client *k, const kaos_result *r, const char *payload, size_t len, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->rpcs++;
     snprintf(c->rpc_payload, sizeof c->rpc_payload, "%s", payload);
 }
@@ -452,10 +474,11 @@ static void on_match_end(kaos_client *k, uint32_t match, const char *match_id, i
     snprintf(c->match_end_reason, sizeof c->match_end_reason, "%s", reason);
 }
 
-static void on_match_list(kaos_client *k, uint32_t cid, const kaos_match_info *list, size_t n,
-                          void *ud)
+void e2e_on_match_list(kaos_client *k, const kaos_result *r, const kaos_match_info *list, size_t n,
+                       void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->match_lists++;
     c->match_list_count = n;
     snprintf(c->match_list_first, sizeof c->match_list_first, "%s", n ? list[0].label : "");
@@ -463,9 +486,10 @@ static void on_match_list(kaos_client *k, uint32_t cid, const kaos_match_info *l
 
 #define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
 
-static void on_account(kaos_client *k, uint32_t cid, const kaos_account *a, void *ud)
+void e2e_on_account(kaos_client *k, const kaos_result *r, const kaos_account *a, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     e2e_account *x = &c->account;
     c->accounts++;
     COPY(x->id, a->user.id);
@@ -485,9 +509,10 @@ static void on_account(kaos_client *k, uint32_t cid, const kaos_account *a, void
     x->disable_time = a->disable_time;
 }
 
-static void on_users(kaos_client *k, uint32_t cid, const kaos_user *users, size_t n, void *ud)
+void e2e_on_users(kaos_client *k, const kaos_result *r, const kaos_user *users, size_t n, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->users_answers++;
     c->users_count = n;
     for (size_t i = 0; i < n && i < 8; i++) {
@@ -496,12 +521,13 @@ static void on_users(kaos_client *k, uint32_t cid, const kaos_user *users, size_
     }
 }
 
-static void on_storage_acks(kaos_client *k, uint32_t cid, const kaos_storage_ack *acks, size_t n,
-                            void *ud)
+void e2e_on_storage_acks(kaos_client *k, const kaos_result *r, const kaos_storage_ack *acks,
+                         size_t n, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->storage_acks++;
-    c->acks_cid = cid;
+    c->acks_cid = r->cid;
     c->ack_count = n;
     for (size_t i = 0; i < n && i < E2E_MAX_OBJECTS; i++) {
         e2e_ack *a = &c->acks_seen[i];
@@ -512,12 +538,13 @@ static void on_storage_acks(kaos_client *k, uint32_t cid, const kaos_storage_ack
     }
 }
 
-static void on_storage_objects(kaos_client *k, uint32_t cid, const kaos_storage_object *objs,
-                               size_t n, const char *cursor, void *ud)
+void e2e_on_storage_objects(kaos_client *k, const kaos_result *r, const kaos_storage_object *objs,
+                            size_t n, const char *cursor, void *ud)
 {
     e2e_client *c = ud;
+    if (!answer(c, r)) return;
     c->storage_objects++;
-    c->objects_cid = cid;
+    c->objects_cid = r->cid;
     c->object_count = n;
     for (size_t i = 0; i < n && i < E2E_MAX_OBJECTS; i++) {
         e2e_object *o = &c->objects[i];
@@ -552,27 +579,14 @@ static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keep
     cfg.server_key = key_hex;
     cfg.insecure_dev_mode = insecure;
     cfg.plaintext = plaintext;
-    cfg.user_data = c;
-    cfg.callbacks = (kaos_callbacks){
-        .on_connected = on_connected,
-        .on_disconnected = on_disconnected,
-        .on_error = on_error,
-        .on_session = on_session,
-        .on_match = on_match,
-        .on_ack = on_ack,
-        .on_pong = on_pong,
-        .on_match_data = on_data,
-        .on_match_presence = on_presence,
-        .on_shutdown_notice = on_shutdown,
-        .on_rpc = on_rpc,
-        .on_match_end = on_match_end,
-        .on_match_list = on_match_list,
-        .on_account = on_account,
-        .on_users = on_users,
-        .on_storage_acks = on_storage_acks,
-        .on_storage_objects = on_storage_objects,
-    };
     assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
+    kaos_client_on_connected(c->c, on_connected, c);
+    kaos_client_on_disconnected(c->c, on_disconnected, c);
+    kaos_client_on_error(c->c, on_error, c);
+    kaos_client_on_match_data(c->c, on_data, c);
+    kaos_client_on_match_presence(c->c, on_presence, c);
+    kaos_client_on_match_end(c->c, on_match_end, c);
+    kaos_client_on_shutdown_notice(c->c, on_shutdown, c);
     assert_int_equal(kaos_client_connect(c->c), KAOS_OK);
     for (int i = 0; i < MAX_CLIENTS; i++) {
         if (!live[i]) {
@@ -627,7 +641,7 @@ void e2e_client_free(e2e_client *c)
 void e2e_auth(e2e_client *c, const char *device_id)
 {
     int before = c->sessions, errors = c->errors;
-    int cid = kaos_client_authenticate_device(c->c, device_id, NULL, true, NULL);
+    int cid = kaos_client_auth_device(c->c, device_id, NULL, true, NULL, e2e_on_session, c);
     assert_true(cid > 0);
     E2E_WAIT(c->sessions > before || c->errors > errors, 10000);
     if (c->sessions == before) fail_msg("auth failed: %d %s", c->error_code, c->error_message);
@@ -636,7 +650,7 @@ void e2e_auth(e2e_client *c, const char *device_id)
 void e2e_match_by_rpc(e2e_client *c, const char *rpc, const char *payload, char id[128])
 {
     int before = c->rpcs, errors = c->errors;
-    kaos_client_rpc(c->c, rpc, payload);
+    kaos_client_rpc_call(c->c, rpc, payload, e2e_on_rpc, c);
     E2E_WAIT(c->rpcs == before + 1 || c->errors > errors, 5000);
     if (c->errors > errors) fail_msg("%s failed: %d %s", rpc, c->error_code, c->error_message);
     snprintf(id, 128, "%.127s", c->rpc_payload);
@@ -646,7 +660,7 @@ void e2e_match_by_rpc(e2e_client *c, const char *rpc, const char *payload, char 
 void e2e_join(e2e_client *c, const char *id, const char *const *metadata)
 {
     int before = c->matches, errors = c->errors;
-    kaos_client_match_join_with(c->c, id, metadata);
+    kaos_client_match_join(c->c, id, metadata, e2e_on_match, c);
     E2E_WAIT(c->matches == before + 1 || c->errors > errors, 5000);
     if (c->errors > errors) fail_msg("join refused: %d %s", c->error_code, c->error_message);
 }

@@ -2,9 +2,13 @@
  * a fresh database in the Postgres that pg_virtualenv (or the environment's
  * PG* variables) points at, and drives real SDK clients over loopback UDP.
  *
- * Clients record every callback into plain fields, and E2E_WAIT pumps all
- * live clients until a condition holds or a deadline passes (a failed wait
- * fails the test; nothing here asserts a wall-clock duration). */
+ * Clients record every event and every answer into plain fields, and
+ * E2E_WAIT pumps all live clients until a condition holds or a deadline
+ * passes (a failed wait fails the test; nothing here asserts a wall-clock
+ * duration). Events are registered by e2e_client_new*; a request records
+ * its answer when it is given the e2e_on_* completion of its kind and the
+ * e2e_client as user data, e.g.
+ *   kaos_client_storage_write(a->c, objs, n, e2e_on_storage_acks, a); */
 #ifndef KN_E2E_HARNESS_H
 #define KN_E2E_HARNESS_H
 
@@ -100,7 +104,8 @@ typedef struct e2e_client {
     int sessions;
     char token[4096], refresh_token[4096], user_id[40], username[130], session_id[40];
     bool created;
-    /* last error */
+    /* last error: of a request (its completion) or of none (the error event);
+     * error_code is the wire code (positive), or a local KAOS_ERR_* negated */
     int errors;
     uint32_t error_cid;
     int error_code;
@@ -112,7 +117,9 @@ typedef struct e2e_client {
     uint32_t match_handle, match_size, match_max_size, self_slot;
     size_t match_others;
     uint32_t other_slots[16];
-    /* events */
+    /* requests cut short by a disconnect (KAOS_ERR_CLOSED): not errors */
+    int closed_requests;
+    /* answers and events */
     int acks, pongs, shutdown_notices;
     int rpcs;
     char rpc_payload[4096];
@@ -145,6 +152,23 @@ typedef struct e2e_client {
     e2e_object objects[E2E_MAX_OBJECTS];
     char cursor[512];
 } e2e_client;
+
+/* Completions recording into the e2e_client given as `ud`: an error into
+ * errors/error_*, else the answer into the fields above (acks counts the
+ * requests answered with a plain acknowledgement). */
+void e2e_on_session(kaos_client *k, const kaos_result *r, const kaos_session *s, void *ud);
+void e2e_on_match(kaos_client *k, const kaos_result *r, const kaos_match *m, void *ud);
+void e2e_on_done(kaos_client *k, const kaos_result *r, void *ud);
+void e2e_on_pong(kaos_client *k, const kaos_result *r, int64_t rtt_ms, void *ud);
+void e2e_on_rpc(kaos_client *k, const kaos_result *r, const char *payload, size_t len, void *ud);
+void e2e_on_match_list(kaos_client *k, const kaos_result *r, const kaos_match_info *list, size_t n,
+                       void *ud);
+void e2e_on_account(kaos_client *k, const kaos_result *r, const kaos_account *a, void *ud);
+void e2e_on_users(kaos_client *k, const kaos_result *r, const kaos_user *users, size_t n, void *ud);
+void e2e_on_storage_acks(kaos_client *k, const kaos_result *r, const kaos_storage_ack *acks,
+                         size_t n, void *ud);
+void e2e_on_storage_objects(kaos_client *k, const kaos_result *r, const kaos_storage_object *objs,
+                            size_t n, const char *cursor, void *ud);
 
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits
  * for the connection. protocol_version 0 = the SDK's. */

@@ -79,7 +79,7 @@ static int ack_of(e2e_client *c, int acks, int errors, int cid)
 static void get_account(e2e_client *c)
 {
     int accounts = c->accounts, errors = c->errors;
-    assert_true(kaos_client_account_get(c->c) > 0);
+    assert_true(kaos_client_account_get(c->c, e2e_on_account, c) > 0);
     E2E_WAIT(c->accounts > accounts || c->errors > errors, 5000);
     if (c->accounts == accounts) fail_msg("account get: %d %s", c->error_code, c->error_message);
 }
@@ -89,21 +89,21 @@ static int users_get(e2e_client *c, const char *const *ids, size_t n_ids, const 
                      size_t n_names)
 {
     int answers = c->users_answers, errors = c->errors;
-    assert_true(kaos_client_users_get(c->c, ids, n_ids, names, n_names) > 0);
+    assert_true(kaos_client_users_get(c->c, ids, n_ids, names, n_names, e2e_on_users, c) > 0);
     E2E_WAIT(c->users_answers > answers || c->errors > errors, 5000);
     return c->users_answers > answers ? (int)c->users_count : -c->error_code;
 }
 
 static int update(e2e_client *c, const kaos_account_changes *ch)
 {
-    return ACKED(c, kaos_client_account_update(c->c, ch));
+    return ACKED(c, kaos_client_account_update(c->c, ch, e2e_on_done, c));
 }
 
 /* The error code of a login on a new connection (0 = a session). */
 static int login_code(const char *dev, bool create, e2e_client **out)
 {
     e2e_client *c = connected();
-    int cid = kaos_client_authenticate_device(c->c, dev, NULL, create, NULL);
+    int cid = kaos_client_auth_device(c->c, dev, NULL, create, NULL, e2e_on_session, c);
     assert_true(cid > 0);
     E2E_WAIT(c->sessions || c->errors, 10000);
     int code = c->sessions ? 0 : c->error_code;
@@ -119,7 +119,7 @@ static int login_code(const char *dev, bool create, e2e_client **out)
 static int resume_code(const char *token, char *msg, size_t cap)
 {
     e2e_client *c = connected();
-    assert_true(kaos_client_session_resume(c->c, token) > 0);
+    assert_true(kaos_client_session_resume(c->c, token, e2e_on_session, c) > 0);
     E2E_WAIT(c->sessions || c->errors, 10000);
     int code = c->sessions ? 0 : c->error_code;
     snprintf(msg, cap, "%s", c->error_message);
@@ -139,13 +139,13 @@ static int http_post(const char *rpc, const char *body, char *out, size_t cap)
 static void account_requests_need_a_session(void **state)
 {
     e2e_client *c = connected();
-    int cid = kaos_client_account_get(c->c);
+    int cid = kaos_client_account_get(c->c, e2e_on_account, c);
     E2E_WAIT(c->errors == 1, 5000);
     assert_int_equal(c->error_cid, (uint32_t)cid);
     assert_int_equal(c->error_code, 16);
     assert_string_equal(c->error_message, "authenticate first");
     const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592"};
-    kaos_client_users_get(c->c, ids, 1, NULL, 0);
+    kaos_client_users_get(c->c, ids, 1, NULL, 0, e2e_on_users, c);
     E2E_WAIT(c->errors == 2, 5000);
     assert_int_equal(c->error_code, 16);
     e2e_client_free(c);
@@ -284,18 +284,21 @@ static void link_and_unlink_follow_the_rules_over_the_wire(void **state)
     snprintf(custom, sizeof custom, "custom-%s", dev + 4);
     snprintf(email, sizeof email, "Link.%s@Example.com", dev + 4);
 
-    assert_int_equal(ACKED(a, kaos_client_link_device(a->c, dev2)), 0);
-    assert_int_equal(ACKED(a, kaos_client_link_device(a->c, dev2)), 0); /* already ours: fine */
+    assert_int_equal(ACKED(a, kaos_client_account_link_device(a->c, dev2, e2e_on_done, a)), 0);
+    assert_int_equal(ACKED(a, kaos_client_account_link_device(a->c, dev2, e2e_on_done, a)),
+                     0); /* already ours: fine */
     e2e_client *second;
     assert_int_equal(login_code(dev2, false, &second), 0);
     assert_string_equal(second->user_id, a->user_id);
     e2e_client_free(second);
 
-    assert_int_equal(ACKED(a, kaos_client_link_device(a->c, other_dev)), 6);
+    assert_int_equal(ACKED(a, kaos_client_account_link_device(a->c, other_dev, e2e_on_done, a)), 6);
     assert_string_equal(a->error_message, "device id is linked to another account");
-    assert_int_equal(ACKED(a, kaos_client_link_device(a->c, "short")), 3);
-    assert_int_equal(ACKED(a, kaos_client_link_custom(a->c, custom)), 0);
-    assert_int_equal(ACKED(a, kaos_client_link_email(a->c, email, "a good password")), 0);
+    assert_int_equal(ACKED(a, kaos_client_account_link_device(a->c, "short", e2e_on_done, a)), 3);
+    assert_int_equal(ACKED(a, kaos_client_account_link_custom(a->c, custom, e2e_on_done, a)), 0);
+    assert_int_equal(
+        ACKED(a, kaos_client_account_link_email(a->c, email, "a good password", e2e_on_done, a)),
+        0);
     get_account(a);
     assert_string_equal(a->account.custom_id, custom);
     for (char *p = email; *p; p++)
@@ -303,12 +306,13 @@ static void link_and_unlink_follow_the_rules_over_the_wire(void **state)
     assert_string_equal(a->account.email, email);
     assert_int_equal(a->account.device_count, 2);
 
-    assert_int_equal(ACKED(a, kaos_client_unlink_device(a->c, other_dev)), 5);
-    assert_int_equal(ACKED(a, kaos_client_unlink_device(a->c, dev)), 0);
-    assert_int_equal(ACKED(a, kaos_client_unlink_device(a->c, dev2)), 0);
-    assert_int_equal(ACKED(a, kaos_client_unlink_email(a->c)), 0);
-    assert_int_equal(ACKED(a, kaos_client_unlink_email(a->c)), 5);
-    assert_int_equal(ACKED(a, kaos_client_unlink_custom(a->c)), 9);
+    assert_int_equal(ACKED(a, kaos_client_account_unlink_device(a->c, other_dev, e2e_on_done, a)),
+                     5);
+    assert_int_equal(ACKED(a, kaos_client_account_unlink_device(a->c, dev, e2e_on_done, a)), 0);
+    assert_int_equal(ACKED(a, kaos_client_account_unlink_device(a->c, dev2, e2e_on_done, a)), 0);
+    assert_int_equal(ACKED(a, kaos_client_account_unlink_email(a->c, e2e_on_done, a)), 0);
+    assert_int_equal(ACKED(a, kaos_client_account_unlink_email(a->c, e2e_on_done, a)), 5);
+    assert_int_equal(ACKED(a, kaos_client_account_unlink_custom(a->c, e2e_on_done, a)), 9);
     assert_string_equal(a->error_message, "cannot unlink the last login method");
     get_account(a);
     assert_string_equal(a->account.custom_id, custom);
@@ -325,13 +329,14 @@ static void email_login_with_a_wrong_password_is_refused(void **state)
     char dev[40], email[80];
     e2e_client *a = player(dev);
     snprintf(email, sizeof email, "pw.%s@example.com", dev + 4);
-    assert_int_equal(ACKED(a, kaos_client_link_email(a->c, email, "right password")), 0);
+    assert_int_equal(
+        ACKED(a, kaos_client_account_link_email(a->c, email, "right password", e2e_on_done, a)), 0);
     e2e_client *c = connected();
-    kaos_client_authenticate_email(c->c, email, "wrong password", NULL, false, NULL);
+    kaos_client_auth_email(c->c, email, "wrong password", NULL, false, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 1 || c->sessions, 10000);
     assert_int_equal(c->error_code, 16);
     assert_string_equal(c->error_message, "invalid credentials");
-    kaos_client_authenticate_email(c->c, email, "right password", NULL, false, NULL);
+    kaos_client_auth_email(c->c, email, "right password", NULL, false, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 2 || c->sessions, 10000);
     assert_int_equal(c->sessions, 1);
     assert_string_equal(c->user_id, a->user_id);
@@ -347,19 +352,19 @@ account_delete_unbinds_this_connection_closes_the_others_and_frees_the_device(vo
     strcpy(token, a->token);
     strcpy(user, a->user_id);
     e2e_client *resumed = connected(), *other = NULL;
-    kaos_client_session_resume(resumed->c, token);
+    kaos_client_session_resume(resumed->c, token, e2e_on_session, resumed);
     E2E_WAIT(resumed->sessions == 1 || resumed->errors, 5000);
     assert_int_equal(resumed->sessions, 1);
     assert_int_equal(login_code(dev, false, &other), 0); /* another session of the user */
 
-    assert_int_equal(ACKED(a, kaos_client_account_delete(a->c)), 0);
+    assert_int_equal(ACKED(a, kaos_client_account_delete(a->c, e2e_on_done, a)), 0);
     assert_null(kaos_client_session(a->c));
     E2E_WAIT(resumed->disconnected && other->disconnected, 5000);
     assert_int_equal(resumed->disconnect_reason, KAOS_DISCONNECT_BANNED);
     assert_int_equal(other->disconnect_reason, KAOS_DISCONNECT_BANNED);
     /* this connection stays, unauthenticated */
     assert_true(a->connected);
-    kaos_client_account_get(a->c);
+    kaos_client_account_get(a->c, e2e_on_account, a);
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_code, 16);
     assert_string_equal(a->error_message, "authenticate first");
@@ -385,7 +390,7 @@ ban_over_http_closes_the_connection_and_refuses_login_and_resume_until_unban(voi
     snprintf(body, sizeof body, "{\"user_ids\": [\"%s\"]}", user);
 
     /* clients cannot call the admin RPC */
-    kaos_client_rpc(a->c, "admin_ban", body);
+    kaos_client_rpc_call(a->c, "admin_ban", body, e2e_on_rpc, a);
     E2E_WAIT(a->errors == 1 || a->rpcs, 5000);
     assert_int_equal(a->error_code, 7);
     assert_string_equal(a->error_message, "server-to-server only");
@@ -425,7 +430,7 @@ static void the_lua_account_api_calls_the_same_services(void **state)
         "{\"custom_id\": \"lua-%s\", \"device_id\": \"%s\", \"email\": \"lua.%s@example.com\", "
         "\"other_device\": \"%s\"}",
         dev + 4, unknown_dev, dev + 4, other_dev);
-    kaos_client_rpc(a->c, "account_api", payload);
+    kaos_client_rpc_call(a->c, "account_api", payload, e2e_on_rpc, a);
     E2E_WAIT(a->rpcs == 1 || a->errors, 20000);
     if (a->errors) fail_msg("account_api: %d %s", a->error_code, a->error_message);
     const char *want[] = {
@@ -472,10 +477,10 @@ static void lua_logout_unbinds_the_connection_and_lua_delete_closes_it(void **st
     char dev[40], token[4096], msg[256];
     e2e_client *a = player(dev);
     strcpy(token, a->token);
-    kaos_client_rpc(a->c, "logout_me", "");
+    kaos_client_rpc_call(a->c, "logout_me", "", e2e_on_rpc, a);
     E2E_WAIT(a->rpcs == 1 || a->errors, 5000);
     assert_int_equal(a->rpcs, 1);
-    kaos_client_account_get(a->c);
+    kaos_client_account_get(a->c, e2e_on_account, a);
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_code, 16);
     assert_true(a->connected);
@@ -483,7 +488,7 @@ static void lua_logout_unbinds_the_connection_and_lua_delete_closes_it(void **st
     assert_string_equal(msg, "session token revoked (logged out)");
 
     e2e_client *b = player(dev);
-    kaos_client_rpc(b->c, "delete_me", "");
+    kaos_client_rpc_call(b->c, "delete_me", "", e2e_on_rpc, b);
     E2E_WAIT(b->disconnected, 5000);
     assert_int_equal(b->disconnect_reason, KAOS_DISCONNECT_BANNED);
     assert_int_equal(login_code(dev, false, NULL), 5); /* the user and its device are gone */
@@ -499,13 +504,13 @@ static void resume_checks_postgres_so_logout_and_refresh_hold_across_a_restart(v
     char dev[40], dev2[40], refreshed[4096], logged_out[4096], live[4096], msg[256];
     e2e_client *a = player(dev), *b = player(dev2);
     strcpy(refreshed, a->token);
-    assert_true(kaos_client_session_refresh(a->c) > 0);
+    assert_true(kaos_client_session_refresh(a->c, e2e_on_session, a) > 0);
     E2E_WAIT(a->sessions == 2 || a->errors, 5000);
     assert_int_equal(a->sessions, 2);
     assert_int_equal(resume_code(refreshed, msg, sizeof msg), 16);
     assert_string_equal(msg, "session has ended");
     strcpy(logged_out, a->token);
-    assert_int_equal(ACKED(a, kaos_client_session_logout(a->c)), 0);
+    assert_int_equal(ACKED(a, kaos_client_session_logout(a->c, e2e_on_done, a)), 0);
     strcpy(live, b->token);
     e2e_client_free(a);
     e2e_client_free(b);

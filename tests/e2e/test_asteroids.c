@@ -259,7 +259,7 @@ static void wait_label(e2e_client *c, const char *query, const char *want)
 {
     for (int tries = 0; tries < 50; tries++) {
         int before = c->match_lists;
-        kaos_client_match_list(c->c, 10, NULL, query, 0, 0);
+        kaos_client_match_list(c->c, 10, NULL, query, 0, 0, e2e_on_match_list, c);
         PLAY_UNTIL(c->match_lists == before + 1, 5000);
         if (c->match_list_count == 1 && strstr(c->match_list_first, want)) return;
         play_for(100);
@@ -401,24 +401,26 @@ static void a_full_match_refuses_and_an_empty_one_ends(void **state)
 {
     e2e_client *a = player(), *b = player();
     int cid = kaos_client_match_create_authoritative(
-        a->c, "asteroids", "{\"max_players\":1,\"empty_seconds\":1,\"tick_rate\":20}");
+        a->c, "asteroids", "{\"max_players\":1,\"empty_seconds\":1,\"tick_rate\":20}", e2e_on_match,
+        a);
     E2E_WAIT(a->matches == 1 || a->errors, 5000);
     assert_int_equal(a->errors, 0);
     assert_int_equal(a->match_cid, (uint32_t)cid);
     wait_label(a, "+game:asteroids +max:1", "\"open\":false");
 
-    kaos_client_match_join_with(b->c, a->match_id, NULL);
+    kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b);
     E2E_WAIT(b->errors == 1, 5000);
     assert_int_equal(b->error_code, 7); /* PERMISSION_DENIED, with the handler's reason */
     assert_string_equal(b->error_message, "match is full");
 
     /* the last player leaves; after empty_seconds the match is gone */
     int acks = a->acks;
-    kaos_client_match_leave(a->c, a->match_handle);
+    kaos_client_match_leave(a->c, a->match_handle, e2e_on_done, a);
     E2E_WAIT(a->acks == acks + 1, 5000);
     for (int tries = 0;; tries++) {
         int before = a->match_lists;
-        kaos_client_match_list(a->c, 10, NULL, "+game:asteroids +max:1", 0, 0);
+        kaos_client_match_list(a->c, 10, NULL, "+game:asteroids +max:1", 0, 0, e2e_on_match_list,
+                               a);
         E2E_WAIT(a->match_lists == before + 1, 5000);
         if (a->match_list_count == 0) break;
         if (tries == 100) fail_msg("the empty match did not end");

@@ -39,7 +39,7 @@ static void unknown_device_without_create_is_not_found(void **state)
     char dev[40];
     e2e_device_id(dev);
     e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
-    int cid = kaos_client_authenticate_device(a->c, dev, NULL, false, NULL);
+    int cid = kaos_client_auth_device(a->c, dev, NULL, false, NULL, e2e_on_session, a);
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_cid, (uint32_t)cid);
     assert_int_equal(a->error_code, 5); /* NOT_FOUND */
@@ -55,20 +55,21 @@ static void taken_username_and_bad_device_ids_are_refused(void **state)
     e2e_device_id(dev2);
     snprintf(name, sizeof name, "player_%s", dev1 + 4);
     e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
-    assert_true(kaos_client_authenticate_device(a->c, dev1, name, true, NULL) > 0);
+    assert_true(kaos_client_auth_device(a->c, dev1, name, true, NULL, e2e_on_session, a) > 0);
     E2E_WAIT(a->sessions == 1, 5000);
     assert_string_equal(a->username, name);
 
-    assert_true(kaos_client_authenticate_device(a->c, dev2, name, true, NULL) > 0);
+    assert_true(kaos_client_auth_device(a->c, dev2, name, true, NULL, e2e_on_session, a) > 0);
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_code, 6); /* ALREADY_EXISTS */
 
-    assert_true(kaos_client_authenticate_device(a->c, "short", NULL, true, NULL) > 0);
+    assert_true(kaos_client_auth_device(a->c, "short", NULL, true, NULL, e2e_on_session, a) > 0);
     E2E_WAIT(a->errors == 2, 5000);
     assert_int_equal(a->error_code, 3); /* INVALID_ARGUMENT */
     assert_non_null(strstr(a->error_message, "device id must be"));
 
-    assert_true(kaos_client_authenticate_device(a->c, "has spaces in it", NULL, true, NULL) > 0);
+    assert_true(
+        kaos_client_auth_device(a->c, "has spaces in it", NULL, true, NULL, e2e_on_session, a) > 0);
     E2E_WAIT(a->errors == 3, 5000);
     assert_int_equal(a->error_code, 3);
     e2e_client_free(a);
@@ -80,7 +81,7 @@ static void refresh_rotates_tokens_and_keeps_the_user(void **state)
     e2e_device_id(dev);
     e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     const char *vars[] = {"region", "eu", NULL};
-    assert_true(kaos_client_authenticate_device(a->c, dev, NULL, true, vars) > 0);
+    assert_true(kaos_client_auth_device(a->c, dev, NULL, true, vars, e2e_on_session, a) > 0);
     E2E_WAIT(a->sessions == 1, 5000);
     char user[40], token[4096], refresh[4096], sid[40];
     strcpy(user, a->user_id);
@@ -88,7 +89,7 @@ static void refresh_rotates_tokens_and_keeps_the_user(void **state)
     strcpy(refresh, a->refresh_token);
     strcpy(sid, a->session_id);
 
-    int cid = kaos_client_session_refresh(a->c);
+    int cid = kaos_client_session_refresh(a->c, e2e_on_session, a);
     assert_true(cid > 0);
     E2E_WAIT(a->sessions == 2, 5000);
     assert_string_equal(a->user_id, user);
@@ -126,7 +127,7 @@ static void an_old_refresh_token_is_refused_after_rotation(void **state)
     e2e_client *a = e2e_client_new(e2e_group_server.port, 0, 0);
     e2e_auth(a, dev);
     strcpy(first, a->refresh_token);
-    assert_true(kaos_client_session_refresh(a->c) > 0);
+    assert_true(kaos_client_session_refresh(a->c, e2e_on_session, a) > 0);
     E2E_WAIT(a->sessions == 2, 5000);
     assert_int_equal(raw_refresh(first, msg, sizeof msg), 16);
     assert_string_equal(msg, "refresh token already used or revoked");
@@ -143,14 +144,15 @@ static void logout_kills_the_refresh_token_and_resume(void **state)
     strcpy(token, a->token);
     char refresh[4096], msg[256];
     strcpy(refresh, a->refresh_token);
-    assert_true(kaos_client_session_logout(a->c) > 0);
+    assert_true(kaos_client_session_logout(a->c, e2e_on_done, a) > 0);
     E2E_WAIT(a->acks == 1, 5000);
     assert_null(kaos_client_session(a->c));
-    kaos_client_match_create(a->c, 0); /* the connection is no longer authenticated */
+    kaos_client_match_create(a->c, 0, e2e_on_match,
+                             a); /* the connection is no longer authenticated */
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_code, 16);
     e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
-    kaos_client_session_resume(b->c, token);
+    kaos_client_session_resume(b->c, token, e2e_on_session, b);
     E2E_WAIT(b->errors == 1, 5000);
     assert_int_equal(b->error_code, 16);
     assert_string_equal(b->error_message, "session token revoked (logged out)");
@@ -167,14 +169,14 @@ static void resume_binds_a_new_connection_to_the_session(void **state)
     e2e_auth(a, dev);
     e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
     /* Before authentication, match requests are refused. */
-    assert_true(kaos_client_match_create(b->c, 0) > 0);
+    assert_true(kaos_client_match_create(b->c, 0, e2e_on_match, b) > 0);
     E2E_WAIT(b->errors == 1, 5000);
     assert_int_equal(b->error_code, 16); /* UNAUTHENTICATED */
-    assert_true(kaos_client_session_resume(b->c, a->token) > 0);
+    assert_true(kaos_client_session_resume(b->c, a->token, e2e_on_session, b) > 0);
     E2E_WAIT(b->sessions == 1, 5000);
     assert_string_equal(b->user_id, a->user_id);
     assert_string_equal(b->session_id, a->session_id);
-    assert_true(kaos_client_match_create(b->c, 0) > 0);
+    assert_true(kaos_client_match_create(b->c, 0, e2e_on_match, b) > 0);
     E2E_WAIT(b->matches == 1, 5000);
     e2e_client_free(a);
     e2e_client_free(b);
@@ -191,12 +193,12 @@ static void tampered_or_wrong_kind_of_token_is_unauthenticated(void **state)
     char *payload = strchr(bad, '.') + 3;
     *payload = *payload == 'x' ? 'y' : 'x';
     e2e_client *b = e2e_client_new(e2e_group_server.port, 0, 0);
-    assert_true(kaos_client_session_resume(b->c, bad) > 0);
+    assert_true(kaos_client_session_resume(b->c, bad, e2e_on_session, b) > 0);
     E2E_WAIT(b->errors == 1, 5000);
     assert_int_equal(b->error_code, 16);
     assert_string_equal(b->error_message, "session token invalid");
     /* A refresh token is signed with the other key: not a session token. */
-    assert_true(kaos_client_session_resume(b->c, a->refresh_token) > 0);
+    assert_true(kaos_client_session_resume(b->c, a->refresh_token, e2e_on_session, b) > 0);
     E2E_WAIT(b->errors == 2, 5000);
     assert_int_equal(b->error_code, 16);
     assert_int_equal(b->sessions, 0);
@@ -216,12 +218,12 @@ static void expired_session_token_is_refused(void **state)
     e2e_auth(a, dev);
     e2e_pump_for(2100);
     e2e_client *b = e2e_client_new(short_srv.port, 0, 0);
-    assert_true(kaos_client_session_resume(b->c, a->token) > 0);
+    assert_true(kaos_client_session_resume(b->c, a->token, e2e_on_session, b) > 0);
     E2E_WAIT(b->errors == 1, 5000);
     assert_int_equal(b->error_code, 16);
     assert_string_equal(b->error_message, "session token expired");
     /* The refresh token lives longer and still works. */
-    assert_true(kaos_client_session_refresh(a->c) > 0);
+    assert_true(kaos_client_session_refresh(a->c, e2e_on_session, a) > 0);
     E2E_WAIT(a->sessions == 2, 5000);
     e2e_client_free(a);
     e2e_client_free(b);
@@ -253,7 +255,7 @@ static void email_login_creates_then_checks_the_password(void **state)
     e2e_device_id(dev);
     snprintf(email, sizeof email, "Player.%s@Example.com", dev + 4);
     e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
-    kaos_client_authenticate_email(c->c, email, "correct horse", NULL, true, NULL);
+    kaos_client_auth_email(c->c, email, "correct horse", NULL, true, NULL, e2e_on_session, c);
     E2E_WAIT(c->sessions == 1 || c->errors, 10000);
     assert_int_equal(c->sessions, 1);
     assert_true(c->created);
@@ -263,23 +265,23 @@ static void email_login_creates_then_checks_the_password(void **state)
     /* same account, other case: emails compare case-insensitively */
     for (char *p = email; *p; p++)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-    kaos_client_authenticate_email(c->c, email, "correct horse", NULL, false, NULL);
+    kaos_client_auth_email(c->c, email, "correct horse", NULL, false, NULL, e2e_on_session, c);
     E2E_WAIT(c->sessions == 2 || c->errors, 10000);
     assert_int_equal(c->sessions, 2);
     assert_false(c->created);
     assert_string_equal(c->user_id, user);
 
-    kaos_client_authenticate_email(c->c, email, "wrong horse", NULL, false, NULL);
+    kaos_client_auth_email(c->c, email, "wrong horse", NULL, false, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 1, 10000);
     assert_int_equal(c->error_code, 16);
     assert_string_equal(c->error_message, "invalid credentials");
 
-    kaos_client_authenticate_email(c->c, "nobody.here@example.com", "whatever1", NULL, false,
-                                   NULL);
+    kaos_client_auth_email(c->c, "nobody.here@example.com", "whatever1", NULL, false, NULL,
+                           e2e_on_session, c);
     E2E_WAIT(c->errors == 2, 10000);
     assert_int_equal(c->error_code, 5);
 
-    kaos_client_authenticate_email(c->c, "bad-email", "short", NULL, true, NULL);
+    kaos_client_auth_email(c->c, "bad-email", "short", NULL, true, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 3, 10000);
     assert_int_equal(c->error_code, 3);
     e2e_client_free(c);
@@ -291,16 +293,16 @@ static void custom_id_login_finds_the_same_user(void **state)
     e2e_device_id(dev);
     snprintf(id, sizeof id, "steam-%s", dev + 4);
     e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
-    kaos_client_authenticate_custom(c->c, id, NULL, true, NULL);
+    kaos_client_auth_custom(c->c, id, NULL, true, NULL, e2e_on_session, c);
     E2E_WAIT(c->sessions == 1 || c->errors, 10000);
     assert_int_equal(c->sessions, 1);
     assert_true(c->created);
     char user[40];
     strcpy(user, c->user_id);
-    kaos_client_authenticate_custom(c->c, id, NULL, false, NULL);
+    kaos_client_auth_custom(c->c, id, NULL, false, NULL, e2e_on_session, c);
     E2E_WAIT(c->sessions == 2, 10000);
     assert_string_equal(c->user_id, user);
-    kaos_client_authenticate_custom(c->c, "tiny", NULL, true, NULL);
+    kaos_client_auth_custom(c->c, "tiny", NULL, true, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 1, 10000);
     assert_int_equal(c->error_code, 3);
     e2e_client_free(c);

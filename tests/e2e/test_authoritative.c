@@ -53,7 +53,8 @@ static const e2e_data *data_with_op(const e2e_client *c, int64_t op)
 static void a_client_creates_joins_and_plays(void **state)
 {
     e2e_client *a = player(), *b = player();
-    int cid = kaos_client_match_create_authoritative(a->c, "test_match", "{\"mode\":\"ffa\"}");
+    int cid = kaos_client_match_create_authoritative(a->c, "test_match", "{\"mode\":\"ffa\"}",
+                                                     e2e_on_match, a);
     E2E_WAIT(a->matches == 1 || a->errors, 5000);
     /* The creator joins through match_join_attempt like anyone: no password. */
     assert_int_equal(a->errors, 1);
@@ -91,7 +92,7 @@ static void a_client_creates_joins_and_plays(void **state)
     /* signal: the handler answers through Lua's kaos.match_signal */
     char args[256];
     snprintf(args, sizeof args, "{\"id\":\"%s\",\"data\":\"ping\"}", id);
-    kaos_client_rpc(a->c, "signal_test_match", args);
+    kaos_client_rpc_call(a->c, "signal_test_match", args, e2e_on_rpc, a);
     E2E_WAIT(a->rpcs == 2 || a->errors > 1, 5000);
     assert_string_equal(a->rpc_payload, "ticks>0:true data=ping");
 
@@ -99,14 +100,14 @@ static void a_client_creates_joins_and_plays(void **state)
     kaos_client_match_send(a->c, a->match_handle, 4, "capture", 7, true, NULL, 0);
     for (int tries = 0; tries < 50; tries++) {
         int before = a->match_lists;
-        kaos_client_match_list(a->c, 10, NULL, "+mode:capture", 0, 0);
+        kaos_client_match_list(a->c, 10, NULL, "+mode:capture", 0, 0, e2e_on_match_list, a);
         E2E_WAIT(a->match_lists == before + 1, 5000);
         if (a->match_list_count == 1) break;
         e2e_pump_for(20);
     }
     assert_int_equal(a->match_list_count, 1);
     assert_non_null(strstr(a->match_list_first, "capture"));
-    kaos_client_rpc(a->c, "list_matches", "+mode:capture");
+    kaos_client_rpc_call(a->c, "list_matches", "+mode:capture", e2e_on_rpc, a);
     E2E_WAIT(a->rpcs == 3, 5000);
     assert_non_null(strstr(a->rpc_payload, id));
 
@@ -125,7 +126,7 @@ static void a_client_creates_joins_and_plays(void **state)
     kaos_client_match_send(a->c, a->match_handle, 7, "", 0, true, NULL, 0);
     E2E_WAIT(a->match_ends == 1, 5000);
     assert_int_equal(a->match_end_code, 0);
-    kaos_client_match_join_with(b->c, id, secret);
+    kaos_client_match_join(b->c, id, secret, e2e_on_match, b);
     E2E_WAIT(b->errors == errors + 2, 5000);
     assert_int_equal(b->error_code, 5);
     e2e_client_free(a);
@@ -175,13 +176,14 @@ static void a_script_error_ends_the_match_with_internal(void **state)
 static void unknown_handlers_and_bad_params_are_refused(void **state)
 {
     e2e_client *a = player();
-    kaos_client_match_create_authoritative(a->c, "no_such_handler", NULL);
+    kaos_client_match_create_authoritative(a->c, "no_such_handler", NULL, e2e_on_match, a);
     E2E_WAIT(a->errors == 1, 5000);
     assert_int_equal(a->error_code, 5);
-    kaos_client_match_create_authoritative(a->c, "test_match", "{not json");
+    kaos_client_match_create_authoritative(a->c, "test_match", "{not json", e2e_on_match, a);
     E2E_WAIT(a->errors == 2, 5000);
     assert_int_equal(a->error_code, 3);
-    kaos_client_match_join_with(a->c, "00000000-0000-0000-0000-000000000000.kaos1", secret);
+    kaos_client_match_join(a->c, "00000000-0000-0000-0000-000000000000.kaos1", secret, e2e_on_match,
+                           a);
     E2E_WAIT(a->errors == 3, 5000);
     assert_int_equal(a->error_code, 5);
     e2e_client_free(a);

@@ -30,9 +30,9 @@ static int start(void **state)
     e2e_group_setup(state);
     good_a = player(e2e_group_server.port);
     good_b = player(e2e_group_server.port);
-    kaos_client_match_create(good_a->c, 0);
+    kaos_client_match_create(good_a->c, 0, e2e_on_match, good_a);
     E2E_WAIT(good_a->matches == 1, 5000);
-    kaos_client_match_join(good_b->c, good_a->match_id);
+    kaos_client_match_join(good_b->c, good_a->match_id, NULL, e2e_on_match, good_b);
     E2E_WAIT(good_b->matches == 1, 5000);
     return 0;
 }
@@ -53,7 +53,7 @@ static void assert_good_players_served(void)
     assert_int_equal(kaos_client_match_send(good_a->c, good_a->match_handle, op, "ok", 2, true,
                                             NULL, 0),
                      KAOS_OK);
-    kaos_client_ping(good_a->c);
+    kaos_client_ping(good_a->c, e2e_on_pong, good_a);
     E2E_WAIT(good_b->data_count > before && good_a->pongs > pongs, 5000);
     assert_int_equal(good_b->data[good_b->data_count - 1].op_code, op);
     assert_true(good_a->connected && good_b->connected);
@@ -105,7 +105,7 @@ static void unknown_and_server_only_message_types_are_unimplemented(void **state
 static void requests_before_auth_are_unauthenticated(void **state)
 {
     e2e_client *h = e2e_client_new(e2e_group_server.port, 0, 0);
-    kaos_client_match_join(h->c, good_a->match_id);
+    kaos_client_match_join(h->c, good_a->match_id, NULL, e2e_on_match, h);
     E2E_WAIT(h->errors == 1, 5000);
     assert_int_equal(h->error_code, 16);
     assert_string_equal(h->error_message, "authenticate first");
@@ -116,7 +116,7 @@ static void requests_before_auth_are_unauthenticated(void **state)
     assert_int_equal(h->error_code, 16);
     assert_int_equal(good_b->data_count, before);
     /* Ping is fine before auth. */
-    kaos_client_ping(h->c);
+    kaos_client_ping(h->c, e2e_on_pong, h);
     E2E_WAIT(h->pongs == 1, 5000);
     assert_good_players_served();
     e2e_client_free(h);

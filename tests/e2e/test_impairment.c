@@ -34,9 +34,9 @@ static void reliable_data_arrives_once_and_in_order_through_loss_and_jitter(void
     e2e_device_id(db);
     e2e_auth(a, da);
     e2e_auth(b, db);
-    kaos_client_match_create(a->c, 0);
+    kaos_client_match_create(a->c, 0, e2e_on_match, a);
     E2E_WAIT(a->matches == 1, 20000);
-    kaos_client_match_join(b->c, a->match_id);
+    kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b);
     E2E_WAIT(b->matches == 1, 20000);
 
     /* Interleave reliable (op 1, seq in payload) and unreliable (op 2), one
@@ -87,7 +87,7 @@ static void reliable_data_arrives_once_and_in_order_through_loss_and_jitter(void
 
     /* The session survived: a request still round-trips. */
     int pongs = a->pongs;
-    kaos_client_ping(a->c);
+    kaos_client_ping(a->c, e2e_on_pong, a);
     E2E_WAIT(a->pongs > pongs, 20000);
     assert_true(a->connected && b->connected);
 

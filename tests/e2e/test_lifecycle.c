@@ -120,7 +120,7 @@ static void graceful_shutdown_tells_clients_and_exits_cleanly(void **state)
     e2e_device_id(dev);
     e2e_client *a = e2e_client_new(s.port, 0, 0);
     e2e_auth(a, dev);
-    kaos_client_match_create(a->c, 0);
+    kaos_client_match_create(a->c, 0, e2e_on_match, a);
     E2E_WAIT(a->matches == 1, 5000);
     e2e_client *b = e2e_client_new(s.port, 0, 0);
     assert_int_equal(e2e_server_stop(&s), 0); /* pumps clients while waiting */

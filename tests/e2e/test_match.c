@@ -27,13 +27,13 @@ static const e2e_data *find_data(const e2e_client *c, int64_t op)
 static void two_players_meet_and_exchange_data_on_both_channels(void **state)
 {
     e2e_client *a = player(), *b = player();
-    int cid = kaos_client_match_create(a->c, 0);
+    int cid = kaos_client_match_create(a->c, 0, e2e_on_match, a);
     E2E_WAIT(a->matches == 1, 5000);
     assert_int_equal(a->match_cid, (uint32_t)cid);
     assert_int_equal(a->match_size, 1);
     assert_non_null(strstr(a->match_id, ".kaos1"));
 
-    assert_true(kaos_client_match_join(b->c, a->match_id) > 0);
+    assert_true(kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b) > 0);
     E2E_WAIT(b->matches == 1, 5000);
     assert_int_equal(b->match_handle, a->match_handle);
     assert_int_equal(b->match_size, 2);
@@ -67,10 +67,10 @@ static void two_players_meet_and_exchange_data_on_both_channels(void **state)
 static void targeted_data_reaches_only_the_listed_players(void **state)
 {
     e2e_client *a = player(), *b = player(), *c = player();
-    kaos_client_match_create(a->c, 0);
+    kaos_client_match_create(a->c, 0, e2e_on_match, a);
     E2E_WAIT(a->matches == 1, 5000);
-    kaos_client_match_join(b->c, a->match_id);
-    kaos_client_match_join(c->c, a->match_id);
+    kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b);
+    kaos_client_match_join(c->c, a->match_id, NULL, e2e_on_match, c);
     E2E_WAIT(b->matches == 1 && c->matches == 1, 5000);
     uint32_t h = a->match_handle, target = c->self_slot;
     assert_int_equal(kaos_client_match_send(a->c, h, 7, "psst", 4, true, &target, 1), KAOS_OK);
@@ -86,14 +86,14 @@ static void targeted_data_reaches_only_the_listed_players(void **state)
 static void leave_and_disconnect_notify_the_rest_and_empty_match_disappears(void **state)
 {
     e2e_client *a = player(), *b = player(), *c = player();
-    kaos_client_match_create(a->c, 0);
+    kaos_client_match_create(a->c, 0, e2e_on_match, a);
     E2E_WAIT(a->matches == 1, 5000);
     char id[128];
     strcpy(id, a->match_id);
-    kaos_client_match_join(b->c, id);
+    kaos_client_match_join(b->c, id, NULL, e2e_on_match, b);
     E2E_WAIT(b->matches == 1 && a->joins == 1, 5000);
 
-    assert_true(kaos_client_match_leave(b->c, b->match_handle) > 0);
+    assert_true(kaos_client_match_leave(b->c, b->match_handle, e2e_on_done, b) > 0);
     E2E_WAIT(b->acks == 1 && a->leaves == 1, 5000);
     assert_int_equal(a->last_leave_slot, b->self_slot);
     /* Data to a match you left is refused. */
@@ -104,7 +104,7 @@ static void leave_and_disconnect_notify_the_rest_and_empty_match_disappears(void
     /* The last member's connection drops: the match is gone. */
     e2e_client_free(a);
     e2e_pump_for(300);
-    kaos_client_match_join(c->c, id);
+    kaos_client_match_join(c->c, id, NULL, e2e_on_match, c);
     E2E_WAIT(c->errors == 1, 5000);
     assert_int_equal(c->error_code, 5); /* NOT_FOUND */
     assert_string_equal(c->error_message, "match not found");
@@ -115,15 +115,15 @@ static void leave_and_disconnect_notify_the_rest_and_empty_match_disappears(void
 static void full_match_refuses_with_a_reason(void **state)
 {
     e2e_client *a = player(), *b = player(), *c = player();
-    kaos_client_match_create(a->c, 2);
+    kaos_client_match_create(a->c, 2, e2e_on_match, a);
     E2E_WAIT(a->matches == 1, 5000);
-    kaos_client_match_join(b->c, a->match_id);
+    kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b);
     E2E_WAIT(b->matches == 1, 5000);
-    kaos_client_match_join(c->c, a->match_id);
+    kaos_client_match_join(c->c, a->match_id, NULL, e2e_on_match, c);
     E2E_WAIT(c->errors == 1, 5000);
     assert_int_equal(c->error_code, 8); /* RESOURCE_EXHAUSTED */
     assert_string_equal(c->error_message, "match is full");
-    kaos_client_match_create(c->c, 100000);
+    kaos_client_match_create(c->c, 100000, e2e_on_match, c);
     E2E_WAIT(c->errors == 2, 5000);
     assert_int_equal(c->error_code, 3);
     e2e_client_free(a);

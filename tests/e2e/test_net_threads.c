@@ -98,7 +98,9 @@ static void players_on_both_threads_share_an_authoritative_match(void **state)
     for (int i = 0; i < PLAYERS; i++)
         E2E_WAIT(data_with(players[i], 102, z->self_slot) != NULL, 5000);
     for (int i = 0; i < PLAYERS; i++) {
-        assert_int_equal(kaos_client_match_leave(players[i]->c, players[i]->match_handle) > 0, 1);
+        assert_int_equal(kaos_client_match_leave(players[i]->c, players[i]->match_handle,
+                                                 e2e_on_done, players[i]) > 0,
+                         1);
         players[i]->data_count = 0;
     }
 }
@@ -107,12 +109,12 @@ static void players_on_both_threads_share_a_relayed_match(void **state)
 {
     e2e_client *a = players[0];
     int m = a->matches, joins = a->joins;
-    kaos_client_match_create(a->c, PLAYERS);
+    kaos_client_match_create(a->c, PLAYERS, e2e_on_match, a);
     E2E_WAIT(a->matches == m + 1, 5000);
     for (int i = 1; i < PLAYERS; i++) {
         e2e_client *c = players[i];
         int before = c->matches, errors = c->errors;
-        assert_true(kaos_client_match_join(c->c, a->match_id) > 0);
+        assert_true(kaos_client_match_join(c->c, a->match_id, NULL, e2e_on_match, c) > 0);
         E2E_WAIT(c->matches == before + 1 || c->errors > errors, 5000);
         if (c->errors > errors)
             fail_msg("player %d: join refused: %s", i, c->error_message);
@@ -217,10 +219,10 @@ static void an_overloaded_network_thread_sheds_joins_and_recovers(void **state)
     e2e_server_start(&s, extra);
     e2e_client *c[FLOODERS], *late = e2e_player(s.port, 0);
     for (int i = 0; i < FLOODERS; i++) c[i] = e2e_player(s.port, 0);
-    kaos_client_match_create(c[0]->c, FLOODERS + 1);
+    kaos_client_match_create(c[0]->c, FLOODERS + 1, e2e_on_match, c[0]);
     E2E_WAIT(c[0]->matches == 1, 5000);
     for (int i = 1; i < FLOODERS; i++) {
-        kaos_client_match_join(c[i]->c, c[0]->match_id);
+        kaos_client_match_join(c[i]->c, c[0]->match_id, NULL, e2e_on_match, c[i]);
         E2E_WAIT(c[i]->matches == 1 || c[i]->errors, 5000);
         assert_int_equal(c[i]->errors, 0);
     }
@@ -230,7 +232,7 @@ static void an_overloaded_network_thread_sheds_joins_and_recovers(void **state)
         for (int k = 0; k < 20; k++) flood(c, FLOODERS, 2);
     assert_true(server_metric(&s, "kaos_net_overloaded_seconds_total") >= 1);
     /* Still flooding: the join is shed. */
-    kaos_client_match_join(late->c, c[0]->match_id);
+    kaos_client_match_join(late->c, c[0]->match_id, NULL, e2e_on_match, late);
     until = e2e_now_ms() + 5000;
     while (!late->errors && !late->matches && e2e_now_ms() < until) flood(c, FLOODERS, 2);
     assert_int_equal(late->matches, 0);
@@ -246,7 +248,7 @@ static void an_overloaded_network_thread_sheds_joins_and_recovers(void **state)
     while (!late->matches && e2e_now_ms() < until) {
         e2e_pump_for(1500);
         int errors = late->errors;
-        kaos_client_match_join(late->c, c[0]->match_id);
+        kaos_client_match_join(late->c, c[0]->match_id, NULL, e2e_on_match, late);
         E2E_WAIT(late->matches == 1 || late->errors > errors, 5000);
     }
     assert_int_equal(late->matches, 1);

@@ -21,7 +21,7 @@ static e2e_client *player(void)
 static void an_rpc_answers_with_what_the_function_returned(void **state)
 {
     e2e_client *c = player();
-    int cid = kaos_client_rpc(c->c, "echo", "hello");
+    int cid = kaos_client_rpc_call(c->c, "echo", "hello", e2e_on_rpc, c);
     assert_true(cid > 0);
     E2E_WAIT(c->rpcs == 1 || c->errors, 5000);
     assert_int_equal(c->rpcs, 1);
@@ -30,11 +30,11 @@ static void an_rpc_answers_with_what_the_function_returned(void **state)
     snprintf(want, sizeof want, "\"user_id\":\"%s\"", c->user_id);
     assert_non_null(strstr(c->rpc_payload, want));
 
-    kaos_client_rpc(c->c, "add", "{\"a\": 40, \"b\": 2}");
+    kaos_client_rpc_call(c->c, "add", "{\"a\": 40, \"b\": 2}", e2e_on_rpc, c);
     E2E_WAIT(c->rpcs == 2, 5000);
     assert_string_equal(c->rpc_payload, "{\"sum\":42}");
     /* The built-in C RPC answers without Lua. */
-    kaos_client_rpc(c->c, "kaos.noop", "ignored");
+    kaos_client_rpc_call(c->c, "kaos.noop", "ignored", e2e_on_rpc, c);
     E2E_WAIT(c->rpcs == 3 || c->errors, 5000);
     assert_int_equal(c->rpcs, 3);
     assert_string_equal(c->rpc_payload, "");
@@ -44,12 +44,12 @@ static void an_rpc_answers_with_what_the_function_returned(void **state)
 static void script_errors_and_unknown_ids_reach_the_client_with_codes(void **state)
 {
     e2e_client *c = player();
-    int cid = kaos_client_rpc(c->c, "add", "{\"a\": \"x\"}");
+    int cid = kaos_client_rpc_call(c->c, "add", "{\"a\": \"x\"}", e2e_on_rpc, c);
     E2E_WAIT(c->errors == 1, 5000);
     assert_int_equal(c->error_cid, (uint32_t)cid);
     assert_int_equal(c->error_code, 3);
     assert_string_equal(c->error_message, "add expects {\"a\": number, \"b\": number}");
-    kaos_client_rpc(c->c, "no_such_rpc", "");
+    kaos_client_rpc_call(c->c, "no_such_rpc", "", e2e_on_rpc, c);
     E2E_WAIT(c->errors == 2, 5000);
     assert_int_equal(c->error_code, 5);
     assert_string_equal(c->error_message, "rpc \"no_such_rpc\" not found");
@@ -59,7 +59,7 @@ static void script_errors_and_unknown_ids_reach_the_client_with_codes(void **sta
 static void rpcs_need_a_session(void **state)
 {
     e2e_client *c = e2e_client_new(e2e_group_server.port, 0, 0);
-    kaos_client_rpc(c->c, "echo", "x");
+    kaos_client_rpc_call(c->c, "echo", "x", e2e_on_rpc, c);
     E2E_WAIT(c->errors == 1, 5000);
     assert_int_equal(c->error_code, 16);
     assert_int_equal(c->rpcs, 0);
@@ -125,7 +125,7 @@ static void sighup_reloads_modules_while_clients_stay_connected(void **state)
     e2e_device_id(dev);
     e2e_client *c = e2e_client_new(s.port, 0, 2000);
     e2e_auth(c, dev);
-    kaos_client_rpc(c->c, "version", "");
+    kaos_client_rpc_call(c->c, "version", "", e2e_on_rpc, c);
     E2E_WAIT(c->rpcs == 1, 5000);
     assert_string_equal(c->rpc_payload, "v1");
 
@@ -134,7 +134,7 @@ static void sighup_reloads_modules_while_clients_stay_connected(void **state)
     int64_t deadline = e2e_now_ms() + 10000;
     while (strcmp(c->rpc_payload, "v2") && e2e_now_ms() < deadline) {
         int before = c->rpcs;
-        kaos_client_rpc(c->c, "version", "");
+        kaos_client_rpc_call(c->c, "version", "", e2e_on_rpc, c);
         E2E_WAIT(c->rpcs > before, 5000);
         e2e_pump_for(50);
     }
@@ -146,7 +146,7 @@ static void sighup_reloads_modules_while_clients_stay_connected(void **state)
     kill(s.pid, SIGHUP);
     e2e_pump_for(1000);
     int before = c->rpcs;
-    kaos_client_rpc(c->c, "version", "");
+    kaos_client_rpc_call(c->c, "version", "", e2e_on_rpc, c);
     E2E_WAIT(c->rpcs > before, 5000);
     assert_string_equal(c->rpc_payload, "v2");
     assert_true(c->connected);
@@ -175,7 +175,7 @@ static void with_runtime_watch_a_saved_file_reloads_by_itself(void **state)
     int64_t deadline = e2e_now_ms() + 10000;
     do {
         int before = c->rpcs;
-        kaos_client_rpc(c->c, "version", "");
+        kaos_client_rpc_call(c->c, "version", "", e2e_on_rpc, c);
         E2E_WAIT(c->rpcs > before, 5000);
         if (!strcmp(c->rpc_payload, "w2")) break;
         e2e_pump_for(100);
@@ -224,7 +224,7 @@ static void with_allow_errors_a_broken_module_starts_empty_until_fixed(void **st
     e2e_device_id(dev);
     e2e_client *c = e2e_client_new(s.port, 0, 2000);
     e2e_auth(c, dev);
-    kaos_client_rpc(c->c, "version", "");
+    kaos_client_rpc_call(c->c, "version", "", e2e_on_rpc, c);
     E2E_WAIT(c->errors == 1, 5000);
     assert_int_equal(c->error_code, 5); /* no modules */
     write_file(file, "require('kaos').register_rpc(function() return 'ok' end, 'version')\n");
@@ -232,7 +232,7 @@ static void with_allow_errors_a_broken_module_starts_empty_until_fixed(void **st
     int64_t deadline = e2e_now_ms() + 10000;
     while (c->rpcs == 0 && e2e_now_ms() < deadline) {
         int errors = c->errors;
-        kaos_client_rpc(c->c, "version", "");
+        kaos_client_rpc_call(c->c, "version", "", e2e_on_rpc, c);
         E2E_WAIT(c->rpcs == 1 || c->errors > errors, 5000);
         e2e_pump_for(50);
     }

@@ -89,7 +89,7 @@ static void a_plaintext_client_is_refused_with_a_clear_error(void **state)
     /* ...and a client that skips the handshake is told why and dropped. */
     e2e_client *c = e2e_client_new_plaintext(e2e_group_server.port);
     E2E_WAIT(c->connected || c->disconnected, 10000);
-    kaos_client_ping(c->c); /* its first packet is an envelope, not a hello */
+    kaos_client_ping(c->c, e2e_on_pong, c); /* its first packet is an envelope, not a hello */
     E2E_WAIT(c->disconnected, 10000);
     assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
     assert_int_equal(c->error_code, 9); /* FAILED_PRECONDITION */
@@ -134,19 +134,20 @@ static void a_message_flood_is_limited_then_disconnected(void **state)
     e2e_server_start(&t, extra);
     e2e_client *c = e2e_client_new(t.port, 0, 0);
     e2e_client *calm = e2e_client_new(t.port, 0, 0);
-    for (int i = 0; i < 25; i++) kaos_client_ping(c->c);
+    for (int i = 0; i < 25; i++)
+        kaos_client_ping(c->c, e2e_on_pong, c);
     E2E_WAIT(c->errors >= 1, 5000);
     assert_int_equal(c->error_code, 8); /* RESOURCE_EXHAUSTED */
     assert_non_null(strstr(c->error_message, "rate limited"));
     assert_true(c->pongs >= 10 && c->pongs < 25);
     assert_true(c->connected);
     for (int i = 0; i < 100 && c->connected; i++) {
-        kaos_client_ping(c->c);
+        kaos_client_ping(c->c, e2e_on_pong, c);
         e2e_pump();
     }
     E2E_WAIT(c->disconnected, 5000);
     assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_RATE_LIMITED);
-    kaos_client_ping(calm->c); /* another connection is not affected */
+    kaos_client_ping(calm->c, e2e_on_pong, calm); /* another connection is not affected */
     E2E_WAIT(calm->pongs == 1, 5000);
     e2e_client_free(c);
     e2e_client_free(calm);
@@ -169,25 +170,25 @@ static void failed_logins_lock_the_account_and_the_address_until_expiry(void **s
     e2e_device_id(real);
     /* account: two misses on one device lock that device */
     for (int i = 1; i <= 2; i++) {
-        kaos_client_authenticate_device(c->c, ghost, NULL, false, NULL);
+        kaos_client_auth_device(c->c, ghost, NULL, false, NULL, e2e_on_session, c);
         E2E_WAIT(c->errors == i, 5000);
         assert_int_equal(c->error_code, 5);
     }
-    kaos_client_authenticate_device(c->c, ghost, NULL, false, NULL);
+    kaos_client_auth_device(c->c, ghost, NULL, false, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 3, 5000);
     assert_int_equal(c->error_code, 8);
     assert_non_null(strstr(c->error_message, "too many failed logins"));
     /* address: two more misses elsewhere reach 4 for this address */
     for (int i = 4; i <= 5; i++) {
-        kaos_client_authenticate_device(c->c, other, NULL, false, NULL);
+        kaos_client_auth_device(c->c, other, NULL, false, NULL, e2e_on_session, c);
         E2E_WAIT(c->errors == i, 5000);
     }
-    kaos_client_authenticate_device(c->c, real, NULL, true, NULL);
+    kaos_client_auth_device(c->c, real, NULL, true, NULL, e2e_on_session, c);
     E2E_WAIT(c->errors == 6, 5000);
     assert_int_equal(c->error_code, 8); /* even a good login waits out the lock */
     assert_int_equal(c->sessions, 0);
     e2e_pump_for(1600);
-    kaos_client_authenticate_device(c->c, real, NULL, true, NULL);
+    kaos_client_auth_device(c->c, real, NULL, true, NULL, e2e_on_session, c);
     E2E_WAIT(c->sessions == 1, 5000);
     e2e_client_free(c);
     assert_int_equal(e2e_server_stop(&t), 0);
@@ -206,7 +207,7 @@ static void a_reader_that_stops_is_closed_and_the_sender_is_not(void **state)
     e2e_device_id(dev2);
     e2e_client *sender = e2e_client_new(t.port, 0, 0);
     e2e_auth(sender, dev);
-    kaos_client_match_create(sender->c, 0);
+    kaos_client_match_create(sender->c, 0, e2e_on_match, sender);
     E2E_WAIT(sender->matches == 1, 5000);
 
     /* The reader: a raw client that authenticates, joins, then stops reading. */
@@ -245,7 +246,7 @@ static void a_reader_that_stops_is_closed_and_the_sender_is_not(void **state)
     assert_true(r.disconnected);
     assert_int_equal(r.disconnect_reason, KAOS_DISCONNECT_SEND_QUEUE_FULL);
     /* The sender is fine. */
-    kaos_client_ping(sender->c);
+    kaos_client_ping(sender->c, e2e_on_pong, sender);
     E2E_WAIT(sender->pongs == 1, 5000);
     raw_close(&r);
     e2e_client_free(sender);

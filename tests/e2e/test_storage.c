@@ -137,7 +137,7 @@ static int put(e2e_client *c, const char *col, const char *key, const char *valu
                                    .permissions_set = read >= 0,
                                    .permission_read = read,
                                    .permission_write = write};
-    return WROTE(c, kaos_client_storage_write(c->c, &o, 1));
+    return WROTE(c, kaos_client_storage_write(c->c, &o, 1, e2e_on_storage_acks, c));
 }
 
 /* Reads owner's (NULL = own) objects `keys` of col (NULL-terminated);
@@ -148,7 +148,7 @@ static size_t get_keys(e2e_client *c, const char *owner, const char *col, const 
     size_t n = 0;
     for (; keys[n]; n++)
         ids[n] = (kaos_storage_id){col, keys[n], owner, NULL};
-    int rc = GOT(c, kaos_client_storage_read(c->c, ids, n));
+    int rc = GOT(c, kaos_client_storage_read(c->c, ids, n, e2e_on_storage_objects, c));
     if (rc) fail_msg("read: %d %s", rc, c->error_message);
     return c->object_count;
 }
@@ -164,7 +164,7 @@ static int del(e2e_client *c, const char *owner, const char *col, const char *ke
                const char *version)
 {
     kaos_storage_id id = {col, key, owner, version};
-    return ACKED(c, kaos_client_storage_delete(c->c, &id, 1));
+    return ACKED(c, kaos_client_storage_delete(c->c, &id, 1, e2e_on_done, c));
 }
 
 static int list(e2e_client *c, const char *owner, const char *col, uint32_t limit,
@@ -172,7 +172,8 @@ static int list(e2e_client *c, const char *owner, const char *col, uint32_t limi
 {
     char copy[512];
     snprintf(copy, sizeof copy, "%s", cursor ? cursor : "");
-    return GOT(c, kaos_client_storage_list(c->c, owner, col, limit, copy));
+    return GOT(c,
+               kaos_client_storage_list(c->c, owner, col, limit, copy, e2e_on_storage_objects, c));
 }
 
 /* The keys of the last objects answer, "a,b,c". */
@@ -189,7 +190,7 @@ static const char *keys_of(const e2e_client *c)
 
 static int rpc(e2e_client *c, const char *id, const char *payload)
 {
-    return RPC(c, kaos_client_rpc(c->c, id, payload));
+    return RPC(c, kaos_client_rpc_call(c->c, id, payload, e2e_on_rpc, c));
 }
 
 /* A system object (read, write permissions) made by server code. */
@@ -209,11 +210,11 @@ static void storage_requests_need_a_session(void **state)
 {
     e2e_client *c = connected();
     kaos_storage_write_object o = {.collection = "saves", .key = "slot1", .value = "{}"};
-    assert_int_equal(WROTE(c, kaos_client_storage_write(c->c, &o, 1)), 16);
+    assert_int_equal(WROTE(c, kaos_client_storage_write(c->c, &o, 1, e2e_on_storage_acks, c)), 16);
     assert_string_equal(c->error_message, "authenticate first");
     kaos_storage_id id = {"saves", "slot1", NULL, NULL};
-    assert_int_equal(GOT(c, kaos_client_storage_read(c->c, &id, 1)), 16);
-    assert_int_equal(ACKED(c, kaos_client_storage_delete(c->c, &id, 1)), 16);
+    assert_int_equal(GOT(c, kaos_client_storage_read(c->c, &id, 1, e2e_on_storage_objects, c)), 16);
+    assert_int_equal(ACKED(c, kaos_client_storage_delete(c->c, &id, 1, e2e_on_done, c)), 16);
     assert_int_equal(list(c, NULL, "saves", 10, NULL), 16);
     e2e_client_free(c);
 }
@@ -354,7 +355,7 @@ static void two_connections_racing_on_one_version_exactly_one_wins(void **state)
                                                .key = star ? key : "race",
                                                .value = values[i],
                                                .version = star ? "*" : version};
-                cid[i] = kaos_client_storage_write(c[i]->c, &o, 1);
+                cid[i] = kaos_client_storage_write(c[i]->c, &o, 1, e2e_on_storage_acks, c[i]);
                 assert_true(cid[i] > 0);
             }
             E2E_WAIT(c[0]->storage_acks + c[0]->errors > acks[0] + errors[0] &&
@@ -397,7 +398,8 @@ static void a_batch_with_one_conflicting_object_writes_nothing(void **state)
         {.collection = col, .key = "x", .value = "{\"v\":3}", .version = "0123456789abcdef"},
         {.collection = col, .key = "n2", .value = "{\"v\":4}", .version = "*"},
     };
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 3)), 9);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 3, e2e_on_storage_acks, a)),
+                     9);
     char want[200];
     snprintf(want, sizeof want, "version check failed for \"%s\"/\"x\" (owner %s)", col,
              a->user_id);
@@ -409,7 +411,8 @@ static void a_batch_with_one_conflicting_object_writes_nothing(void **state)
 
     /* With the right version the same batch goes through, acks in order. */
     batch[1].version = version;
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 3)), 0);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 3, e2e_on_storage_acks, a)),
+                     0);
     assert_int_equal(a->ack_count, 3);
     assert_string_equal(a->acks_seen[0].key, "n1");
     assert_string_equal(a->acks_seen[1].key, "x");
@@ -443,7 +446,8 @@ static void pages_see_every_object_once_while_others_write(void **state)
                                                .permission_read = 2,
                                                .permission_write = 1};
     }
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, N)), 0);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, N, e2e_on_storage_acks, a)),
+                     0);
 
     static seen_key seen[512];
     size_t n_seen = 0, pages = 0;
@@ -559,18 +563,20 @@ static void invalid_input_is_invalid_argument_and_writes_nothing(void **state)
         snprintf(keys[i], sizeof keys[i], "m%d", i);
         many[i] = (kaos_storage_write_object){.collection = col, .key = keys[i], .value = "{}"};
     }
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, many, 101)), 3);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, many, 101, e2e_on_storage_acks, a)),
+                     3);
     assert_string_equal(a->error_message, "at most 100 objects per write, not 101");
     many[1].key = "m0";
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, many, 2)), 3);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, many, 2, e2e_on_storage_acks, a)), 3);
     assert_string_equal(a->error_message, "object 1: repeats object 0");
 
     /* Reads, deletes and lists. */
     kaos_storage_id bad_owner = {col, "k", "not-a-uuid", NULL};
-    assert_int_equal(GOT(a, kaos_client_storage_read(a->c, &bad_owner, 1)), 3);
+    assert_int_equal(
+        GOT(a, kaos_client_storage_read(a->c, &bad_owner, 1, e2e_on_storage_objects, a)), 3);
     assert_string_equal(a->error_message, "object 0: user_id is not a UUID");
     kaos_storage_id no_key = {col, "", NULL, NULL};
-    assert_int_equal(ACKED(a, kaos_client_storage_delete(a->c, &no_key, 1)), 3);
+    assert_int_equal(ACKED(a, kaos_client_storage_delete(a->c, &no_key, 1, e2e_on_done, a)), 3);
     assert_string_equal(a->error_message, "object 0: key is missing");
     assert_int_equal(del(a, NULL, col, "k", "*"), 3);
     assert_int_equal(list(a, NULL, "", 10, NULL), 3);
@@ -659,7 +665,8 @@ static void values_and_answers_over_their_limits_are_refused(void **state)
     e2e_client *a = player(dev);
     big[20000] = '\0';
     kaos_storage_write_object o = {.collection = col, .key = "k", .value = big};
-    assert_int_equal(kaos_client_storage_write(a->c, &o, 1), KAOS_ERR_TOO_LARGE);
+    assert_int_equal(kaos_client_storage_write(a->c, &o, 1, e2e_on_storage_acks, a),
+                     KAOS_ERR_TOO_LARGE);
     free(big);
     assert_true(get(a, NULL, col, "huge"));           /* the raw client's, same device */
     assert_int_equal(strlen(a->objects[0].value), 2); /* "{}": JSONB drops the padding */
@@ -675,7 +682,7 @@ static void values_and_answers_over_their_limits_are_refused(void **state)
     kaos_storage_id ids[4];
     for (int i = 0; i < 4; i++)
         ids[i] = (kaos_storage_id){col, four[i], SYSTEM, NULL};
-    assert_int_equal(GOT(a, kaos_client_storage_read(a->c, ids, 4)), 8);
+    assert_int_equal(GOT(a, kaos_client_storage_read(a->c, ids, 4, e2e_on_storage_objects, a)), 8);
     assert_true(a->connected); /* refused, not disconnected */
     assert_int_equal(get_keys(a, SYSTEM, col, four + 1), 3);
     size_t pages = 0, total = 0;
@@ -705,7 +712,8 @@ static void a_before_hook_rejects_a_write_and_nothing_is_written(void **state)
         {.collection = "saves", .key = "fine", .value = "{}"},
         {.collection = "server_config", .key = "motd", .value = "{\"text\":\"hi\"}"},
     };
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 2)), 7);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 2, e2e_on_storage_acks, a)),
+                     7);
     assert_string_equal(a->error_message,
                         "collection \"server_config\" is written by the server only");
     assert_false(get(a, NULL, "saves", "fine"));
@@ -735,7 +743,8 @@ static void an_after_hook_sees_the_acks(void **state)
         {.collection = col, .key = "one", .value = "{\"n\":1}"},
         {.collection = col, .key = "two", .value = "{\"n\":2}"},
     };
-    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 2)), 0);
+    assert_int_equal(WROTE(a, kaos_client_storage_write(a->c, batch, 2, e2e_on_storage_acks, a)),
+                     0);
     char want1[128], want2[128];
     snprintf(want1, sizeof want1, "\"version\":\"%s\"", a->acks_seen[0].version);
     snprintf(want2, sizeof want2, "\"version\":\"%s\"", a->acks_seen[1].version);

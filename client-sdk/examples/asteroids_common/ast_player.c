@@ -1,5 +1,7 @@
 /* ast_player: see ast_player.h. Every state change happens in a callback
- * or in ast_player_poll, both on the caller's thread. */
+ * or in ast_player_poll, both on the caller's thread. Each request names
+ * its completion (on_session, on_found, on_joined); the connection and
+ * match events are registered on the client. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "ast_player.h"
@@ -59,23 +61,38 @@ static void device_id(const char *prefix, char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n, "%02x", bytes[i]);
 }
 
+static void on_joined(kaos_client *c, const kaos_result *r, const kaos_match *m, void *ud);
+static void on_found(kaos_client *c, const kaos_result *r, const char *payload, size_t len,
+                     void *ud);
+
 static void join(ast_player *p, const char *id)
 {
     snprintf(p->match_id, sizeof p->match_id, "%s", id);
     p->state = AST_JOINING;
     p->attempts++;
-    int rc = kaos_client_match_join_with(p->client, p->match_id, NULL);
+    int rc = kaos_client_match_join(p->client, p->match_id, NULL, on_joined, p);
     if (rc < 0) fail(p, "cannot join: %s", kaos_err_text(rc));
 }
 
 static void find(ast_player *p)
 {
     p->state = AST_FINDING;
-    int rc = kaos_client_rpc(p->client, RPC_ID, "");
+    int rc = kaos_client_rpc_call(p->client, RPC_ID, "", on_found, p);
     if (rc < 0) fail(p, "cannot call %s: %s", RPC_ID, kaos_err_text(rc));
 }
 
+/* A request's completion reported an error: true (and the player failed). */
+static bool request_failed(ast_player *p, const kaos_result *r)
+{
+    if (r->code == KAOS_OK) return false;
+    fail(p, "error while %s: %s (%s)", ast_state_name(p->state), r->message,
+         kaos_err_text(r->code));
+    return true;
+}
+
 /* --- callbacks ------------------------------------------------------------------------------ */
+
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud);
 
 static void on_connected(kaos_client *c, void *ud)
 {
@@ -83,7 +100,7 @@ static void on_connected(kaos_client *c, void *ud)
     char dev[64];
     device_id(p->cfg.device_prefix, dev, sizeof dev);
     p->state = AST_AUTHENTICATING;
-    int rc = kaos_client_authenticate_device(c, dev, p->cfg.username, true, NULL);
+    int rc = kaos_client_auth_device(c, dev, p->cfg.username, true, NULL, on_session, p);
     if (rc < 0) fail(p, "cannot authenticate: %s", kaos_err_text(rc));
 }
 
@@ -97,36 +114,30 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
              reason ? kaos_disconnect_reason_text(reason) : "no answer from the server");
 }
 
-static void on_error(kaos_client *c, uint32_t cid, int code, const char *message, void *ud)
+/* Errors of no request of ours (cid 0: the connection itself). */
+static void on_error(kaos_client *c, const kaos_result *r, void *ud)
 {
     ast_player *p = ud;
-    /* A join refused because the match filled up (PERMISSION_DENIED) or ended
-     * (NOT_FOUND) since the RPC answered: ask again. */
-    if (p->state == AST_JOINING && !p->cfg.match_id && (code == 7 || code == 5) &&
-        p->attempts < JOIN_ATTEMPTS) {
-        p->state = AST_WAITING;
-        p->retry_at_ms = ast_now_ms() + RETRY_MS;
-        return;
-    }
-    if (p->state == AST_PLAYING && cid == 0) return; /* not about our requests: keep playing */
-    fail(p, "error while %s: %s (%s)", ast_state_name(p->state), message, kaos_err_text(-code));
+    if (p->state == AST_PLAYING) return; /* not about our requests: keep playing */
+    fail(p, "error while %s: %s (%s)", ast_state_name(p->state), r->message,
+         kaos_err_text(r->code));
 }
 
-static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud)
 {
     ast_player *p = ud;
-    if (p->state != AST_AUTHENTICATING) return;
+    if (request_failed(p, r) || p->state != AST_AUTHENTICATING) return;
     if (p->cfg.match_id)
         join(p, p->cfg.match_id);
     else
         p->state = AST_WAITING; /* ast_player_poll calls the RPC once may_find is set */
 }
 
-static void on_rpc(kaos_client *c, uint32_t cid, const char *id, const char *payload, size_t len,
-                   void *ud)
+static void on_found(kaos_client *c, const kaos_result *r, const char *payload, size_t len,
+                     void *ud)
 {
     ast_player *p = ud;
-    if (p->state != AST_FINDING) return;
+    if (request_failed(p, r) || p->state != AST_FINDING) return;
     if (!len || len >= sizeof p->match_id) {
         fail(p, "%s answered %zu bytes, not a match id", RPC_ID, len);
         return;
@@ -134,10 +145,19 @@ static void on_rpc(kaos_client *c, uint32_t cid, const char *id, const char *pay
     join(p, payload);
 }
 
-static void on_match(kaos_client *c, uint32_t cid, const kaos_match *m, void *ud)
+static void on_joined(kaos_client *c, const kaos_result *r, const kaos_match *m, void *ud)
 {
     ast_player *p = ud;
-    if (p->state != AST_JOINING) return;
+    /* A join refused because the match filled up (PERMISSION_DENIED) or ended
+     * (NOT_FOUND) since the RPC answered: ask again. */
+    if (p->state == AST_JOINING && !p->cfg.match_id &&
+        (r->code == KAOS_ERR_PERMISSION_DENIED || r->code == KAOS_ERR_NOT_FOUND) &&
+        p->attempts < JOIN_ATTEMPTS) {
+        p->state = AST_WAITING;
+        p->retry_at_ms = ast_now_ms() + RETRY_MS;
+        return;
+    }
+    if (request_failed(p, r) || p->state != AST_JOINING) return;
     p->state = AST_PLAYING;
     p->handle = m->handle;
     snprintf(p->match_id, sizeof p->match_id, "%s", m->match_id);
@@ -265,17 +285,6 @@ int ast_player_start(ast_player *p, const ast_player_config *cfg)
     kc.server_key = cfg->server_key;
     kc.insecure_dev_mode = cfg->insecure;
     kc.keepalive_ms = 2000;
-    kc.user_data = p;
-    kc.callbacks = (kaos_callbacks){
-        .on_connected = on_connected,
-        .on_disconnected = on_disconnected,
-        .on_error = on_error,
-        .on_session = on_session,
-        .on_match = on_match,
-        .on_match_data = on_match_data,
-        .on_rpc = on_rpc,
-        .on_match_end = on_match_end,
-    };
     int rc = kaos_client_create(&kc, &p->client);
     if (rc < 0) {
         snprintf(p->error, sizeof p->error, "cannot create a client: %s%s", kaos_err_text(rc),
@@ -283,6 +292,11 @@ int ast_player_start(ast_player *p, const ast_player_config *cfg)
         p->state = AST_FAILED;
         return -1;
     }
+    kaos_client_on_connected(p->client, on_connected, p);
+    kaos_client_on_disconnected(p->client, on_disconnected, p);
+    kaos_client_on_error(p->client, on_error, p);
+    kaos_client_on_match_data(p->client, on_match_data, p);
+    kaos_client_on_match_end(p->client, on_match_end, p);
     rc = kaos_client_connect(p->client);
     if (rc < 0) {
         snprintf(p->error, sizeof p->error, "cannot connect: %s", kaos_err_text(rc));

@@ -17,8 +17,9 @@
  * both leave the match and disconnect, and the exit status is 0. An error, an
  * unexpected disconnect or the timeout prints one line saying what went wrong
  * and exits 1 (bad arguments print the usage and exit 2). Everything is
- * driven by callbacks from kaos_client_poll; the program uses nothing but the
- * public header. */
+ * driven by callbacks from kaos_client_poll: each request names its own
+ * completion, and the events a player cares about are registered on its
+ * client. The program uses nothing but the public header. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <kaos.h>
@@ -51,8 +52,7 @@ typedef struct player {
     bool got_data;
     bool left;
     bool finished;
-    uint32_t match;     /* match handle, once joined */
-    uint32_t leave_cid; /* cid of its MatchLeave request */
+    uint32_t match; /* match handle, once joined */
 } player;
 
 struct hello {
@@ -116,6 +116,17 @@ static void random_device_id(char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n, "%02x", bytes[i]);
 }
 
+/* A request's completion reported an error: true (and the failure recorded). */
+static bool request_failed(player *p, const kaos_result *r)
+{
+    if (r->code == KAOS_OK) return false;
+    fail(p->app, "%s: request %" PRIu32 " failed while %s: %s (%s)", p->name, r->cid, p->doing,
+         r->message, kaos_err_text(r->code));
+    return true;
+}
+
+static void on_match(kaos_client *c, const kaos_result *r, const kaos_match *m, void *ud);
+
 /* B joins once it is authenticated and A's match exists, whichever is last. */
 static void try_join(hello *app)
 {
@@ -123,7 +134,17 @@ static void try_join(hello *app)
     if (!b->authenticated || !app->match_id[0] || app->join_sent) return;
     app->join_sent = true;
     b->doing = "joining the match";
-    check(b, kaos_client_match_join(b->client, app->match_id), "join the match");
+    check(b, kaos_client_match_join(b->client, app->match_id, NULL, on_match, b), "join the match");
+}
+
+static void on_left(kaos_client *c, const kaos_result *r, void *ud)
+{
+    player *p = ud;
+    if (request_failed(p, r)) return;
+    p->left = true;
+    printf("%s left the match\n", p->name);
+    p->doing = "disconnecting";
+    check(p, kaos_client_disconnect(c), "disconnect");
 }
 
 static void maybe_leave(hello *app)
@@ -134,10 +155,11 @@ static void maybe_leave(hello *app)
     for (size_t i = 0; i < 2; i++) {
         player *p = both[i];
         p->doing = "leaving the match";
-        int cid = check(p, kaos_client_match_leave(p->client, p->match), "leave the match");
-        if (cid > 0) p->leave_cid = (uint32_t)cid;
+        check(p, kaos_client_match_leave(p->client, p->match, on_left, p), "leave the match");
     }
 }
+
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud);
 
 static void on_connected(kaos_client *c, void *ud)
 {
@@ -147,7 +169,8 @@ static void on_connected(kaos_client *c, void *ud)
     char device_id[64];
     random_device_id(device_id, sizeof device_id);
     p->doing = "authenticating";
-    check(p, kaos_client_authenticate_device(c, device_id, NULL, true, NULL), "authenticate");
+    check(p, kaos_client_auth_device(c, device_id, NULL, true, NULL, on_session, p),
+          "authenticate");
 }
 
 static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
@@ -166,39 +189,36 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
     }
 }
 
-static void on_error(kaos_client *c, uint32_t cid, int code, const char *message, void *ud)
+/* Errors of no request: the connection itself (a wrong server key, ...). */
+static void on_error(kaos_client *c, const kaos_result *r, void *ud)
 {
     (void)c;
     player *p = ud;
-    if (cid == 0) /* not a request: the connection itself (a wrong server key, ...) */
-        fail(p->app, "%s: error while %s: %s (%s)", p->name, p->doing, message,
-             kaos_err_text(-code));
-    else
-        fail(p->app, "%s: request %" PRIu32 " failed while %s: %s (%s)", p->name, cid, p->doing,
-             message, kaos_err_text(-code));
+    fail(p->app, "%s: error while %s: %s (%s)", p->name, p->doing, r->message,
+         kaos_err_text(r->code));
 }
 
-static void on_session(kaos_client *c, uint32_t cid, const kaos_session *s, void *ud)
+static void on_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud)
 {
-    (void)cid;
     player *p = ud;
+    if (request_failed(p, r)) return;
     p->authenticated = true;
     printf("%s authenticated as %s (user %s%s)\n", p->name, s->username, s->user_id,
            s->created ? ", new" : "");
     if (p == &p->app->a) {
         p->doing = "creating a match";
-        check(p, kaos_client_match_create(c, 2), "create a match");
+        check(p, kaos_client_match_create(c, 2, on_match, p), "create a match");
     } else {
         p->doing = "waiting for A's match";
         try_join(p->app);
     }
 }
 
-static void on_match(kaos_client *c, uint32_t cid, const kaos_match *m, void *ud)
+static void on_match(kaos_client *c, const kaos_result *r, const kaos_match *m, void *ud)
 {
     (void)c;
-    (void)cid;
     player *p = ud;
+    if (request_failed(p, r)) return;
     hello *app = p->app;
     p->joined = true;
     p->match = m->handle;
@@ -248,16 +268,6 @@ static void on_match_data(kaos_client *c, uint32_t match, uint32_t sender, int64
     maybe_leave(p->app);
 }
 
-static void on_ack(kaos_client *c, uint32_t cid, void *ud)
-{
-    player *p = ud;
-    if (cid != p->leave_cid) return;
-    p->left = true;
-    printf("%s left the match\n", p->name);
-    p->doing = "disconnecting";
-    check(p, kaos_client_disconnect(c), "disconnect");
-}
-
 static void on_shutdown_notice(kaos_client *c, uint32_t grace_ms, void *ud)
 {
     (void)c;
@@ -283,24 +293,18 @@ static int start_player(hello *app, player *p, const char *name)
     cfg.port = app->port;
     cfg.server_key = app->server_key;
     cfg.insecure_dev_mode = app->insecure;
-    cfg.user_data = p;
-    cfg.callbacks = (kaos_callbacks){
-        .on_connected = on_connected,
-        .on_disconnected = on_disconnected,
-        .on_error = on_error,
-        .on_session = on_session,
-        .on_match = on_match,
-        .on_ack = on_ack,
-        .on_match_data = on_match_data,
-        .on_match_presence = on_match_presence,
-        .on_shutdown_notice = on_shutdown_notice,
-    };
     int created = kaos_client_create(&cfg, &p->client);
     if (created == KAOS_ERR_CONFIG && app->server_key) {
         fail(app, "the server key must be 64 hex digits, as the server prints it at start");
         return -1;
     }
     if (check(p, created, "create a client") < 0) return -1;
+    kaos_client_on_connected(p->client, on_connected, p);
+    kaos_client_on_disconnected(p->client, on_disconnected, p);
+    kaos_client_on_error(p->client, on_error, p);
+    kaos_client_on_match_data(p->client, on_match_data, p);
+    kaos_client_on_match_presence(p->client, on_match_presence, p);
+    kaos_client_on_shutdown_notice(p->client, on_shutdown_notice, p);
     int rc = kaos_client_connect(p->client);
     if (rc < 0)
         fail(app, "%s: cannot connect to %s:%u: %s", p->name, app->host, app->port,

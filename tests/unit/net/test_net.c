@@ -48,9 +48,14 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
 {
     rec *r = ud;
     atomic_fetch_add(&r->messages, 1);
-    /* Echo a Pong so the client sees traffic both ways. */
+    /* Echo a Pong, with the request's cid so it answers the client's ping,
+     * so the client sees traffic both ways. */
+    kn_envelope *req = NULL;
+    uint32_t cid = kn_envelope_decode(data, len, &req) == KN_OK ? req->cid : 0;
+    kn_envelope_free(req);
     Kaos__V1__Pong pong = KAOS__V1__PONG__INIT;
     kn_envelope env = KN_ENVELOPE_INIT;
+    env.cid = cid;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PONG;
     env.pong = &pong;
     uint8_t buf[32];
@@ -92,11 +97,11 @@ static void c_disconnected(kaos_client *c, uint32_t reason, void *ud)
     ((client_state *)ud)->disconnected = true;
     ((client_state *)ud)->reason = reason;
 }
-static void c_pong(kaos_client *c, uint32_t cid, int64_t rtt, void *ud)
+static void c_pong(kaos_client *c, const kaos_result *r, int64_t rtt, void *ud)
 {
-    ((client_state *)ud)->pong = true;
+    if (r->code == KAOS_OK) ((client_state *)ud)->pong = true;
 }
-static void c_error(kaos_client *c, uint32_t cid, int code, const char *msg, void *ud)
+static void c_error(kaos_client *c, const kaos_result *r, void *ud)
 {
     ((client_state *)ud)->errors++;
 }
@@ -109,13 +114,11 @@ static kaos_client *client(uint16_t port, uint32_t version, client_state *st)
     cfg.keepalive_ms = 0;
     cfg.server_key = server_hex;
     if (version) cfg.protocol_version = version;
-    cfg.callbacks.on_connected = c_connected;
-    cfg.callbacks.on_disconnected = c_disconnected;
-    cfg.callbacks.on_pong = c_pong;
-    cfg.callbacks.on_error = c_error;
-    cfg.user_data = st;
     kaos_client *c;
     assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client_on_connected(c, c_connected, st);
+    kaos_client_on_disconnected(c, c_disconnected, st);
+    kaos_client_on_error(c, c_error, st);
     assert_int_equal(kaos_client_connect(c), KAOS_OK);
     return c;
 }
@@ -154,7 +157,7 @@ static void stale_ids_never_reach_a_newcomer(void **state)
     kaos_client *c1 = client(port, 0, &s1);
     POLL_UNTIL(c1, s1.connected && atomic_load(&r.opens) == 1);
     kn_conn_id first = atomic_load(&r.last_open);
-    kaos_client_ping(c1);
+    kaos_client_ping(c1, c_pong, &s1);
     POLL_UNTIL(c1, s1.pong);
     kaos_client_disconnect(c1);
     POLL_UNTIL(c1, s1.disconnected && atomic_load(&r.closes) == 1);
@@ -293,7 +296,8 @@ static void two_nets_share_one_port(void **state)
     assert_int_equal(state_seen_by(r[1].net, id0, c[0]), KN_CONN_FREE);
 
     /* Every client is answered by the net that holds it. */
-    for (int i = 0; i < CLIENTS; i++) kaos_client_ping(c[i]);
+    for (int i = 0; i < CLIENTS; i++)
+        kaos_client_ping(c[i], c_pong, &st[i]);
     for (int i = 0; i < CLIENTS; i++) POLL_UNTIL(c[i], st[i].pong);
 
     /* One more from the same address: the shared count refuses it, on
@@ -337,7 +341,7 @@ static void an_overloaded_net_answers_new_connections_busy(void **state)
     for (int i = 0; i < 300 && !kn_net_overloaded(r.net); i++) kaos_client_poll(c1, 10);
     assert_true(kn_net_overloaded(r.net));
 
-    kaos_client_ping(c1); /* the one already in is served */
+    kaos_client_ping(c1, c_pong, &s1); /* the one already in is served */
     POLL_UNTIL(c1, s1.pong);
 
     kaos_client_config cc;
@@ -347,11 +351,10 @@ static void an_overloaded_net_answers_new_connections_busy(void **state)
     cc.connect_timeout_ms = 1000;
     cc.server_key = server_hex;
     client_state s2 = {0};
-    cc.callbacks.on_connected = c_connected;
-    cc.callbacks.on_disconnected = c_disconnected;
-    cc.user_data = &s2;
     kaos_client *c2;
     assert_int_equal(kaos_client_create(&cc, &c2), KAOS_OK);
+    kaos_client_on_connected(c2, c_connected, &s2);
+    kaos_client_on_disconnected(c2, c_disconnected, &s2);
     assert_int_equal(kaos_client_connect(c2), KAOS_OK);
     POLL_UNTIL(c2, s2.disconnected);
     assert_false(s2.connected);
