@@ -62,12 +62,6 @@ static const kn_db_stmt unban_user = {
     "account_unban", "UPDATE users SET disable_time = NULL WHERE id = $1 RETURNING id", 1};
 static const kn_db_stmt delete_sessions = {"account_delete_sessions",
                                            "DELETE FROM user_session WHERE user_id = $1", 1};
-static const kn_db_stmt session_state = {
-    "account_session_state",
-    "SELECT u.disable_time IS NOT NULL, EXISTS (SELECT 1 FROM user_session s"
-    " WHERE s.id = $1 AND s.user_id = u.id AND s.expires_at > now())"
-    " FROM users u WHERE u.id = $2",
-    2};
 static const kn_db_stmt insert_device = {
     "account_link_device",
     "INSERT INTO user_device (id, user_id) SELECT $1, id FROM users WHERE id = $2"
@@ -461,26 +455,6 @@ int kn_account_unban(kn_db *db, const char *user_id, char *msg, size_t cap)
     char id[37];
     int rc = check_user_id(user_id, id, msg, cap);
     return rc ? rc : touch_user(db, &unban_user, id, msg, cap);
-}
-
-int kn_account_session_valid(kn_db *db, const char *session_id, const char *user_id, char *msg,
-                             size_t cap)
-{
-    char uid[37], sid[37];
-    int rc = check_user_id(user_id, uid, msg, cap);
-    if (rc) return rc;
-    if (!norm_id(session_id, sid))
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "session id must be a UUID");
-    kn_db_rows *rows = NULL;
-    const char *p[] = {sid, uid};
-    if ((rc = kn_db_query(db, &session_state, p, &rows))) return fail_db(rc, msg, cap);
-    bool found = kn_db_rows_count(rows) == 1;
-    bool banned = found && bool_col(rows, 0, 0), live = found && bool_col(rows, 0, 1);
-    kn_db_rows_free(rows);
-    if (!found) return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "user no longer exists");
-    if (banned) return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
-    if (!live) return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
-    return KN_OK;
 }
 
 /* --- link ----------------------------------------------------------------------- */

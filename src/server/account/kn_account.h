@@ -23,8 +23,6 @@
  *   ALREADY_EXISTS       a username, device, email or custom id that belongs
  *                        to another user
  *   FAILED_PRECONDITION  unlinking the user's last way to log in
- *   PERMISSION_DENIED    kn_account_session_valid: the user is banned
- *   UNAUTHENTICATED      kn_account_session_valid: the session has ended
  *   ABORTED              a race that did not settle after a few tries; retry
  *   DB, NOMEM            logged where they happen; msg "database unavailable"
  *                        or "out of memory"
@@ -115,19 +113,11 @@ int kn_account_delete(kn_db *db, const char *user_id, char *msg, size_t msg_cap)
  * user_session rows in one transaction, so no refresh token works; logins
  * and refreshes are then PERMISSION_DENIED (kn_auth). Session tokens already
  * issued stay valid as JWTs until they expire: the gateway must check
- * kn_account_session_valid on resume, and closing connections already bound
+ * kn_auth_session_live on resume, and closing connections already bound
  * to the user is its job too. Unban clears disable_time; the user logs in
  * again (old refresh tokens stay dead). Unknown user: NOT_FOUND. */
 int kn_account_ban(kn_db *db, const char *user_id, char *msg, size_t msg_cap);
 int kn_account_unban(kn_db *db, const char *user_id, char *msg, size_t msg_cap);
-
-/* KN_OK when the session `session_id` of `user_id` is still live: its
- * user_session row exists and has not expired (no logout, no ban, not
- * superseded by a refresh, which consumes the row and starts a new session),
- * and the user exists and is not banned. Banned: PERMISSION_DENIED "account
- * is banned"; otherwise UNAUTHENTICATED. For the gateway's session resume. */
-int kn_account_session_valid(kn_db *db, const char *session_id, const char *user_id, char *msg,
-                             size_t msg_cap);
 
 /* Link a login method to the user. The identifiers follow the login rules
  * (kn_auth_check_device_id, _email_password, _custom_id). Linking what the

@@ -49,6 +49,12 @@ static const kn_db_stmt delete_user_sessions = {
     "auth_delete_user_sessions", "DELETE FROM user_session WHERE user_id = $1", 1};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
+static const kn_db_stmt session_state = {
+    "auth_session_state",
+    "SELECT u.disable_time IS NOT NULL, EXISTS (SELECT 1 FROM user_session s"
+    " WHERE s.id = $1 AND s.user_id = u.id AND s.expires_at > now())"
+    " FROM users u WHERE u.id = $2",
+    2};
 static const kn_db_stmt find_user = {
     "auth_find_user", "SELECT username, disable_time IS NOT NULL FROM users WHERE id = $1", 1};
 
@@ -415,4 +421,42 @@ int kn_auth_logout_all(const kn_auth *a, kn_db *db, const char *user_id)
 int kn_auth_verify_session(const kn_auth *a, const char *token, int64_t now, kn_token_claims *out)
 {
     return kn_token_verify(token, a->session_key, a->session_key_len, now, out);
+}
+
+/* Lower-case canonical UUID, the form Postgres prints; false if not one. */
+static bool norm_id(const char *in, char out[37])
+{
+    if (!in || !kn_uuid_valid(in)) return false;
+    for (int i = 0; i < 36; i++)
+        out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] + 32 : in[i]);
+    out[36] = '\0';
+    return true;
+}
+
+int kn_auth_session_live(kn_db *db, const char *session_id, const char *user_id, char *msg,
+                         size_t cap)
+{
+    char uid[37], sid[37];
+    if (!norm_id(user_id, uid))
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user id must be a UUID");
+    if (!strcmp(uid, "00000000-0000-0000-0000-000000000000")) /* owns system storage only */
+        return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user not found");
+    if (!norm_id(session_id, sid))
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "session id must be a UUID");
+    kn_db_rows *rows = NULL;
+    const char *p[] = {sid, uid};
+    int rc = kn_db_query(db, &session_state, p, &rows);
+    if (rc)
+        return kn_err_msg(rc, msg, cap, "%s",
+                          rc == KN_ERR_NOMEM     ? "out of memory"
+                          : rc == KN_ERR_ABORTED ? "please retry"
+                                                 : "database unavailable");
+    bool found = kn_db_rows_count(rows) == 1;
+    bool banned = found && kn_db_rows_get(rows, 0, 0)[0] == 't';
+    bool live = found && kn_db_rows_get(rows, 0, 1)[0] == 't';
+    kn_db_rows_free(rows);
+    if (!found) return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "user no longer exists");
+    if (banned) return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap, "account is banned");
+    if (!live) return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
+    return KN_OK;
 }

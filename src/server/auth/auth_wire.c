@@ -4,7 +4,6 @@
  * accounts, wrong passwords, bad or expired tokens; invalid input does
  * not); a locked account or address is refused before the service runs. */
 #include "kn_auth_wire.h"
-#include "kn_account.h"
 #include "kn_auth.h"
 #include "kn_error.h"
 #include "kn_mem.h"
@@ -166,7 +165,7 @@ int kn_auth_wire_resume(kn_req *r, char *msg, size_t cap)
                  rc == KN_ERR_TOKEN_EXPIRED ? "session token expired" : "session token invalid");
         return rc;
     }
-    rc = kn_account_session_valid(kn_req_worker(r)->db, s.claims.session_id, s.claims.user_id, msg,
+    rc = kn_auth_session_live(kn_req_worker(r)->db, s.claims.session_id, s.claims.user_id, msg,
                                   cap);
     if (rc == KN_ERR_UNAUTHENTICATED) kn_req_login_failed(r, NULL);
     /* A session the server ended (logout, ban, deletion) is refused with

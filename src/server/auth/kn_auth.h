@@ -98,6 +98,14 @@ int kn_auth_logout(const kn_auth *auth, kn_db *db, const char *session_id, const
  * anything else is a database error). Unknown user: KN_OK. */
 int kn_auth_logout_all(const kn_auth *auth, kn_db *db, const char *user_id);
 
+/* KN_OK when the session `session_id` of `user_id` is still live: its
+ * user_session row exists and has not expired (no logout, no ban, not
+ * superseded by a refresh, which consumes the row and starts a new session),
+ * and the user exists and is not banned. Banned: PERMISSION_DENIED "account
+ * is banned"; otherwise UNAUTHENTICATED. For a session resume. */
+int kn_auth_session_live(kn_db *db, const char *session_id, const char *user_id, char *msg,
+                         size_t msg_cap);
+
 /* Verify a session token: KN_ERR_TOKEN_EXPIRED or KN_ERR_TOKEN_INVALID. */
 int kn_auth_verify_session(const kn_auth *auth, const char *token, int64_t now_sec,
                            kn_token_claims *out);

@@ -26,7 +26,7 @@
 
 /* X(message, service, pre-auth, login, channels, runs on, handler) */
 #define KN_ROUTES(X)                                                                               \
-    X(PING, SESSION, PRE_AUTH, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_session_wire_ping)         \
+    X(PING, GATEWAY, PRE_AUTH, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_gateway_ping)         \
     X(AUTHENTICATE_DEVICE, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_device)  \
     X(AUTHENTICATE_EMAIL, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_email)    \
     X(AUTHENTICATE_CUSTOM, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_custom)  \
@@ -63,6 +63,9 @@
     X(STORAGE_DELETE, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
       kn_storage_wire_delete)                                                                      \
     X(STORAGE_LIST, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_list)
+
+/* The gateway's own route: Ping, answered with the server's clock. */
+int kn_gateway_ping(kn_req *r, char *msg, size_t cap);
 
 /* The line of message_case, or NULL when it is not a client request. */
 const kn_route *kn_routes_find(int message_case);

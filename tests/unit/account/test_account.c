@@ -207,9 +207,9 @@ static void invalid_arguments_are_refused_before_any_database_call(void **state)
     expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_account_ban(NULL, "x", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_account_unban(NULL, "x", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "UUID",
-           kn_account_session_valid(NULL, "x", id, msg, sizeof msg));
+           kn_auth_session_live(NULL, "x", id, msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "UUID",
-           kn_account_session_valid(NULL, id, "x", msg, sizeof msg));
+           kn_auth_session_live(NULL, id, "x", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "device id",
            kn_account_link_device(NULL, id, "short", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "device id",
@@ -496,7 +496,7 @@ static void delete_removes_the_user_its_devices_and_sessions(void **state)
     expect(KN_ERR_UNAUTHENTICATED, "",
            kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &again, msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "user no longer exists",
-           kn_account_session_valid(db, s.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
     expect(KN_ERR_NOT_FOUND, "user not found", kn_account_delete(db, id, msg, sizeof msg));
     /* the device id is free again */
     new_user("delete-device-01", "deleted-user", &again);
@@ -539,7 +539,7 @@ static void ban_blocks_logins_and_refresh_and_unban_restores_them(void **state)
     expect(KN_ERR_PERMISSION_DENIED, "account is banned",
            kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &t, msg, sizeof msg));
     expect(KN_ERR_PERMISSION_DENIED, "account is banned",
-           kn_account_session_valid(db, s.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
 
     /* banning again keeps the original time */
     expect_ok(kn_account_ban(db, id, msg, sizeof msg));
@@ -553,13 +553,13 @@ static void ban_blocks_logins_and_refresh_and_unban_restores_them(void **state)
     kn_account_deinit(&a);
     assert_int_equal(device_login("banned-device-01", &t), KN_OK);
     assert_string_equal(t.claims.user_id, id);
-    expect_ok(kn_account_session_valid(db, t.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_auth_session_live(db, t.claims.session_id, id, msg, sizeof msg));
     kn_auth_session_deinit(&t);
     /* the refresh tokens the ban deleted stay dead */
     expect(KN_ERR_UNAUTHENTICATED, "already used or revoked",
            kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &t, msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, s.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
 
     char unknown[37];
     kn_uuid_v4(unknown);
@@ -575,19 +575,19 @@ static void session_valid_follows_refresh_logout_and_expiry(void **state)
     kn_auth_session s, r;
     new_user("session-device-1", "session-user", &s);
     const char *id = s.claims.user_id;
-    expect_ok(kn_account_session_valid(db, s.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
 
     /* a refresh supersedes the session */
     expect_ok(kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &r, msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, s.claims.session_id, id, msg, sizeof msg));
-    expect_ok(kn_account_session_valid(db, r.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_auth_session_live(db, r.claims.session_id, id, msg, sizeof msg));
 
     /* someone else's session id does not validate for this user */
     kn_auth_session other;
     new_user("session-device-2", "session-other", &other);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, other.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, other.claims.session_id, id, msg, sizeof msg));
 
     /* expiry */
     char sql[160];
@@ -596,18 +596,18 @@ static void session_valid_follows_refresh_logout_and_expiry(void **state)
              other.claims.session_id);
     assert_int_equal(kn_db_exec(db, sql), KN_OK);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, other.claims.session_id, other.claims.user_id, msg,
+           kn_auth_session_live(db, other.claims.session_id, other.claims.user_id, msg,
                                     sizeof msg));
 
     /* logout */
     assert_int_equal(kn_auth_logout(auth, db, r.claims.session_id, id), KN_OK);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, r.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, r.claims.session_id, id, msg, sizeof msg));
 
     char unknown[37];
     kn_uuid_v4(unknown);
     expect(KN_ERR_UNAUTHENTICATED, "user no longer exists",
-           kn_account_session_valid(db, r.claims.session_id, unknown, msg, sizeof msg));
+           kn_auth_session_live(db, r.claims.session_id, unknown, msg, sizeof msg));
     kn_auth_session_deinit(&s);
     kn_auth_session_deinit(&r);
     kn_auth_session_deinit(&other);
@@ -623,10 +623,10 @@ static void logout_all_ends_every_session_of_the_user_and_no_other(void **state)
     const char *id = a.claims.user_id;
     assert_int_equal(kn_auth_logout_all(auth, db, id), KN_OK);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, a.claims.session_id, id, msg, sizeof msg));
+           kn_auth_session_live(db, a.claims.session_id, id, msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_account_session_valid(db, b.claims.session_id, id, msg, sizeof msg));
-    expect_ok(kn_account_session_valid(db, other.claims.session_id, other.claims.user_id, msg,
+           kn_auth_session_live(db, b.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_auth_session_live(db, other.claims.session_id, other.claims.user_id, msg,
                                        sizeof msg));
     kn_auth_session r;
     expect(KN_ERR_UNAUTHENTICATED, "already used or revoked",

@@ -37,7 +37,7 @@
 
 /* The services that own routes; each route names one and its handler gets
  * that service's context (kn_req_service). */
-#define KN_SERVICES(X) X(SESSION) X(AUTH) X(ACCOUNT) X(STORAGE) X(MATCH) X(RPC)
+#define KN_SERVICES(X) X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(MATCH) X(RPC)
 typedef enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)

@@ -231,7 +231,7 @@ static int continue_from_net(kn_req *r, char *msg, size_t cap)
 }
 
 static const kn_route ping_route = {KAOS__V1__ENVELOPE__MESSAGE_PING,
-                                    KN_SVC_SESSION,
+                                    KN_SVC_GATEWAY,
                                     true,
                                     false,
                                     KN_CH_CONTROL,
