@@ -1,16 +1,23 @@
 /* main: the kaosnet command line. Parses the subcommand and options, sets up
  * logging, and hands over to the server, the migrator or the key tool. */
-#include "kaos.h"
 #include "kn_config.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_keys.h"
 #include "kn_log.h"
+#include "kn_codec.h"
+#include "kn_secure.h"
 #include "kn_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -72,59 +79,45 @@ static int cmd_keygen(const kn_config *cfg, bool force)
     return 0;
 }
 
-/* --- healthcheck: a real client round trip over UDP ------------------------ */
+/* --- healthcheck: the network thread answers a cookie request ------------- */
 
-typedef struct probe {
-    int state; /* 0 waiting, 1 connected, 2 pong, -1 failed */
-} probe;
-
-static void hc_pong(kaos_client *c, const kaos_result *r, int64_t rtt_ms, void *ud)
-{
-    ((probe *)ud)->state = r->code == KAOS_OK ? 2 : -1;
-}
-
-static void hc_connected(kaos_client *c, void *ud)
-{
-    probe *p = ud;
-    p->state = kaos_client_ping(c, hc_pong, p) > 0 ? 1 : -1;
-}
-
-static void hc_disconnected(kaos_client *c, uint32_t reason, void *ud)
-{
-    ((probe *)ud)->state = -1;
-}
-
+/* The first step of every connect (docs/protocol.md): a raw UDP cookie
+ * request, answered by the network thread's receive hook before ENet or any
+ * session is involved. An answer proves a network thread is running its
+ * loop; BUSY (overloaded, shedding new connections) is still alive, so it
+ * counts as healthy: restarting a busy server would only make it worse.
+ * Needs no client library and no key. Resent every 250 ms for 2 s. */
 static int cmd_healthcheck(const kn_config *cfg)
 {
-    kn_log_set_level(KN_LOG_WARN); /* the client's connect chatter is noise here */
-    probe p = {0};
-    kaos_client_config cc;
-    kaos_client_config_default(&cc);
-    /* Pin our own key when the key file is readable here (same host, same
-     * data dir); otherwise the probe only proves the port answers. */
-    kn_keys keys;
-    char pub[2 * KN_KEY_BYTES + 1] = "";
-    if (kn_keys_load(cfg->data_dir, &keys) == KN_OK) {
-        kn_keys_public_hex(&keys, pub);
-        kn_keys_wipe(&keys);
-        cc.server_key = pub;
-    } else {
-        cc.insecure_dev_mode = true;
+    const char *host = strcmp(cfg->bind, "0.0.0.0") ? cfg->bind : "127.0.0.1";
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0 || inet_pton(AF_INET, host, &to.sin_addr) != 1) {
+        fprintf(stderr, "healthcheck: cannot reach %s\n", host);
+        if (fd >= 0) close(fd);
+        return 1;
     }
-    cc.plaintext = !strcmp(cfg->security, "off");
-    if (cc.plaintext) cc.insecure_dev_mode = true;
-    cc.host = strcmp(cfg->bind, "0.0.0.0") ? cfg->bind : "127.0.0.1";
-    cc.port = (uint16_t)cfg->port;
-    cc.connect_timeout_ms = 2000;
-    kaos_client *c;
-    if (kaos_client_create(&cc, &c)) return 1;
-    kaos_client_on_connected(c, hc_connected, &p);
-    kaos_client_on_disconnected(c, hc_disconnected, &p);
-    if (kaos_client_connect(c)) return 1;
-    for (int i = 0; i < 60 && p.state >= 0 && p.state < 2; i++) kaos_client_poll(c, 50);
-    kaos_client_destroy(c);
-    printf("%s\n", p.state == 2 ? "ok" : "no answer");
-    return p.state == 2 ? 0 : 1;
+    uint8_t req[KN_COOKIE_REQUEST_SIZE], buf[64];
+    kn_cookie_request_build(req, KN_PROTOCOL_VERSION);
+    uint8_t version = 0, status = KN_COOKIE_BAD_VERSION;
+    uint32_t cookie;
+    bool answered = false;
+    for (int i = 0; i < 8 && !answered; i++) {
+        if (sendto(fd, req, sizeof req, 0, (struct sockaddr *)&to, sizeof to) < 0) break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        while (!answered && poll(&pfd, 1, 250) > 0) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            answered = n > 0 && kn_cookie_reply_parse(buf, (size_t)n, &version, &status,
+                                                      &cookie) == KN_OK;
+        }
+    }
+    close(fd);
+    bool ok = answered && status != KN_COOKIE_BAD_VERSION;
+    printf("%s\n", !answered                   ? "no answer"
+                   : status == KN_COOKIE_BUSY ? "ok (busy)"
+                   : ok                       ? "ok"
+                                              : "wrong protocol version");
+    return ok ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -135,7 +128,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("kaosnet %s (protocol v%u)\n", KAOS_VERSION, (unsigned)KAOS_PROTOCOL_VERSION);
+        printf("kaosnet %s (protocol v%u)\n", KAOS_VERSION, (unsigned)KN_PROTOCOL_VERSION);
         return 0;
     }
     const char *cmd = argv[1];

@@ -133,6 +133,24 @@ static void graceful_shutdown_tells_clients_and_exits_cleanly(void **state)
     e2e_server_cleanup(&s);
 }
 
+/* The healthcheck asks a network thread for a cookie: a live server
+ * answers, a port where nothing listens does not. */
+static void healthcheck_answers_ok_only_while_a_network_thread_serves(void **state)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    e2e_server_start(&s, NULL);
+    char port[8], out[256];
+    snprintf(port, sizeof port, "%u", s.port);
+    const char *check[] = {"healthcheck", "--bind", "127.0.0.1", "--port", port, NULL};
+    assert_int_equal(e2e_run_cli(check, out, sizeof out), 0);
+    assert_non_null(strstr(out, "ok"));
+    assert_int_equal(e2e_server_stop(&s), 0);
+    assert_int_equal(e2e_run_cli(check, out, sizeof out), 1);
+    assert_non_null(strstr(out, "no answer"));
+    e2e_server_cleanup(&s);
+}
+
 static void hello_example_runs_against_the_server(void **state)
 {
     e2e_server s;
@@ -161,6 +179,7 @@ int main(void)
         cmocka_unit_test(every_option_is_documented),
         cmocka_unit_test(migrate_and_keygen_commands),
         cmocka_unit_test(graceful_shutdown_tells_clients_and_exits_cleanly),
+        cmocka_unit_test(healthcheck_answers_ok_only_while_a_network_thread_serves),
         cmocka_unit_test(hello_example_runs_against_the_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
