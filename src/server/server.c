@@ -52,6 +52,8 @@ static volatile sig_atomic_t n_running;
 typedef struct http_ctx {
     kn_rpc *rpc;
     kn_match_wire *mw;
+    kn_gateway *gw;
+    kn_sessions *sessions;
     kn_net **nets;
     size_t n_nets;
     kn_api *api;
@@ -141,6 +143,20 @@ static void http_metrics(void *ud, char *buf, size_t cap)
            s.overloaded_seconds);
     METRIC("net_shed_joins_total", "match creations and joins refused: network thread overloaded",
            kn_match_wire_shed_joins(h->mw));
+    kn_gateway_stats gs;
+    kn_gateway_stats_get(h->gw, &gs);
+    METRIC("requests_total", "client messages received", gs.requests);
+    METRIC("request_errors_total", "Error answers sent", gs.errors);
+    METRIC("requests_malformed_total", "messages that did not decode", gs.malformed);
+    METRIC("requests_unauthenticated_total", "requests refused before authentication",
+           gs.unauthenticated);
+    METRIC("api_busy_total", "requests refused: the API queue was full", gs.api_busy);
+    kn_sessions_stats ss;
+    kn_sessions_stats_get(h->sessions, &ss);
+    METRIC("sessions", "sessions bound to connections", ss.bound);
+    METRIC("sessions_revoked", "session ids in the revocation set", ss.revoked);
+    METRIC("sessions_ended_total", "sessions ended by logout, ban or deletion", ss.ended);
+    METRIC("relayed_matches", "relayed matches running", kn_match_wire_relayed_count(h->mw));
     n = per_thread_gauge(h, buf, n, cap, "net_thread_connections",
                          "open connections per network thread",
                          offsetof(kn_net_stats, connections_current));
@@ -568,7 +584,7 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){rpc, mw, nets, n_nets, api, matches};
+    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches};
     kn_http_config hc = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key, .max_body = (size_t)cfg->max_message_size};
     kn_http_handler hh = {http_rpc, http_metrics, &hctx};

@@ -219,6 +219,12 @@ static void match_counters_show_in_metrics(void **state)
     assert_int_equal(metric(out, "kaos_match_tick_lateness_us_count"), ticks);
     assert_int_equal(metric(out, "kaos_match_tick_lateness_us_bucket{le=\"+Inf\"}"), ticks);
     assert_true(metric(out, "kaos_match_late_ticks_total") >= 0);
+    /* The gateway's and the session owner's counters: this player is bound
+     * and has sent its login, the RPC and the join at least. */
+    assert_true(metric(out, "kaos_sessions") >= 1);
+    assert_true(metric(out, "kaos_requests_total") >= 3);
+    assert_true(metric(out, "kaos_request_errors_total") >= 0);
+    assert_true(metric(out, "kaos_sessions_revoked") >= 0);
     e2e_client_free(a);
 }
 

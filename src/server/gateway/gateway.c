@@ -11,6 +11,7 @@
 #include "kn_mem.h"
 #include "kn_routes.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +21,8 @@ struct kn_gateway {
     size_t n;
     uint16_t shard;
     kn_pipeline *pipeline;
-    uint64_t requests, malformed; /* network thread */
+    /* written on the network thread, read from any (kn_gateway_stats_get) */
+    atomic_uint_fast64_t requests, malformed;
 };
 
 static kn_sessions *sessions_of(kn_gateway *gw)
@@ -56,10 +58,10 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
     kn_gateway *gw = ud;
     kn_session *s = conn_data;
     if (!s) return;
-    gw->requests++;
+    atomic_fetch_add_explicit(&gw->requests, 1, memory_order_relaxed);
     kn_envelope *env;
     if (kn_envelope_decode(data, len, &env)) {
-        gw->malformed++;
+        atomic_fetch_add_explicit(&gw->malformed, 1, memory_order_relaxed);
         kn_pipeline_send_error(gw->pipeline, id, 0, KN_ERR_MALFORMED, "malformed envelope", true);
         return;
     }
@@ -179,8 +181,8 @@ void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out)
         const kn_gateway *g = gw->shards[i];
         kn_pipeline_stats ps;
         kn_pipeline_stats_get(g->pipeline, &ps);
-        out->requests += g->requests;
-        out->malformed += g->malformed;
+        out->requests += atomic_load_explicit(&((kn_gateway *)g)->requests, memory_order_relaxed);
+        out->malformed += atomic_load_explicit(&((kn_gateway *)g)->malformed, memory_order_relaxed);
         out->errors += ps.errors;
         out->unauthenticated += ps.unauthenticated;
         out->api_busy += ps.api_busy;

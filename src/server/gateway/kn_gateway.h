@@ -48,8 +48,8 @@ void kn_gateway_destroy(kn_gateway *gw); /* accepts NULL; after the nets are des
 size_t kn_gateway_shards(const kn_gateway *gw);
 void kn_gateway_handler(kn_gateway *gw, size_t shard, kn_net_handler *out);
 
-/* Summed over the shards: exact on a single network thread (call it there),
- * approximate from elsewhere while several serve. */
+/* Summed over the shards. Any thread (each counter is read atomically;
+ * the sum is not one instant's). */
 void kn_gateway_stats_get(kn_gateway *gw, kn_gateway_stats *out);
 
 #endif

@@ -191,7 +191,8 @@ int kn_out_send(kn_out *o, const kn_conn_id *ids, size_t n, uint8_t channel, con
                 size_t len, bool reliable)
 {
     /* How many ids each shard has (one pass); most sends touch one shard. */
-    uint32_t per[MAX_SHARDS] = {0};
+    uint32_t per[MAX_SHARDS];
+    memset(per, 0, o->n * sizeof *per);
     uint64_t mask = 0;
     for (size_t i = 0; i < n; i++) {
         uint16_t s = kn_conn_shard(ids[i]);

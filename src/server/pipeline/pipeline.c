@@ -58,7 +58,8 @@ struct kn_pipeline {
     kn_pipeline_deps deps;
     uint16_t shard;
     atomic_size_t jobs_in_flight; /* submitted, completion not yet run */
-    kn_pipeline_stats st;         /* network thread */
+    /* written on the network thread, read from any (kn_pipeline_stats_get) */
+    atomic_uint_fast64_t errors, unauthenticated, api_busy;
 };
 
 typedef enum {
@@ -94,6 +95,11 @@ typedef struct job {
     char user_id[37], username[129], session_id[37];
     kn_token_claims vars; /* only .vars: the caller's session vars */
 } job;
+
+static void count(atomic_uint_fast64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
 
 /* --- kn_req accessors --------------------------------------------------------------- */
 
@@ -294,7 +300,7 @@ static void refuse(kn_req *r, int rc, const char *msg)
     kn_envelope_error(&env, &err, r->env->cid, rc, msg);
     if (kn_req_reply(r, &env)) r->reply = NULL;
     r->ok = false;
-    r->p->st.errors++;
+    count(&r->p->errors);
     for (size_t i = 0; i < r->n_fx; i++)
         if (r->fx[i].kind == FX_BIND) {
             free_effect(&r->fx[i]);
@@ -370,7 +376,7 @@ void kn_pipeline_send_error(kn_pipeline *p, kn_conn_id conn, uint32_t cid, int r
     kn_envelope env;
     Kaos__V1__Error err;
     kn_envelope_error(&env, &err, cid, rc, msg);
-    p->st.errors++;
+    count(&p->errors);
     kn_out_send_env(p->deps.out, conn, &env);
     if (violation) kn_out_violation(p->deps.out, conn);
 }
@@ -444,7 +450,7 @@ static int submit_job(kn_pipeline *p, job *j)
     if (rc) {
         atomic_fetch_sub(&p->jobs_in_flight, 1);
         free_job(j);
-        p->st.api_busy++;
+        count(&p->api_busy);
     }
     return rc;
 }
@@ -527,7 +533,7 @@ void kn_pipeline_run(kn_pipeline *p, kn_session *s, const kn_route *r, uint8_t c
                  channel);
         kn_pipeline_send_error(p, s->conn, env->cid, KN_ERR_INVALID_ARGUMENT, msg, true);
     } else if (!r->pre_auth && !s->authenticated) {
-        p->st.unauthenticated++;
+        count(&p->unauthenticated);
         kn_pipeline_send_error(p, s->conn, env->cid, KN_ERR_UNAUTHENTICATED, "authenticate first",
                                true);
     } else if (r->login && locked(p->deps.address_lockout, s->address_key, msg, sizeof msg)) {
@@ -731,5 +737,8 @@ bool kn_pipeline_drained(const kn_pipeline *p)
 
 void kn_pipeline_stats_get(const kn_pipeline *p, kn_pipeline_stats *out)
 {
-    *out = p->st;
+    kn_pipeline *q = (kn_pipeline *)p;
+    out->errors = atomic_load_explicit(&q->errors, memory_order_relaxed);
+    out->unauthenticated = atomic_load_explicit(&q->unauthenticated, memory_order_relaxed);
+    out->api_busy = atomic_load_explicit(&q->api_busy, memory_order_relaxed);
 }
