@@ -381,6 +381,7 @@ int kn_server_run(const kn_config *cfg)
     pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
     kn_keys keys;
+    kn_session_store *store = NULL;
     kn_auth *auth = NULL;
     kn_api *api = NULL;
     kn_gateway *gw = NULL;
@@ -422,10 +423,12 @@ int kn_server_run(const kn_config *cfg)
     }
     if (created) KN_INFO("created server key %s/server.key", cfg->data_dir);
 
-    kn_auth_config ac = {.session_expiry_sec = cfg->session_expiry_sec,
-                         .refresh_expiry_sec = cfg->refresh_expiry_sec};
-    pick_key(cfg->session_key, keys.session_key, &ac.session_key, &ac.session_key_len);
-    pick_key(cfg->refresh_key, keys.refresh_key, &ac.refresh_key, &ac.refresh_key_len);
+    kn_session_store_config sc = {.session_expiry_sec = cfg->session_expiry_sec,
+                                  .refresh_expiry_sec = cfg->refresh_expiry_sec};
+    pick_key(cfg->session_key, keys.session_key, &sc.session_key, &sc.session_key_len);
+    pick_key(cfg->refresh_key, keys.refresh_key, &sc.refresh_key, &sc.refresh_key_len);
+    if ((rc = kn_session_store_create(&sc, &store))) goto done;
+    kn_auth_config ac = {store};
     if ((rc = kn_auth_create(&ac, &auth))) goto done;
     account_lua.auth = auth;
     if ((rc = check_schema(cfg))) goto done;
@@ -648,6 +651,7 @@ done:
     kn_lockout_destroy(account_lock);
     kn_lockout_destroy(address_lock);
     kn_auth_destroy(auth);
+    kn_session_store_destroy(store);
     kn_keys_wipe(&keys);
     if (rc) KN_ERROR("server stopped: %s", kn_err_text(rc));
     else KN_INFO("server stopped cleanly");

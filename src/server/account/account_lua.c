@@ -122,18 +122,18 @@ static bool opt_create(lua_State *L, int idx)
 /* A login from server code needs no session: the one the service started
  * (with a refresh token nobody holds) is ended at once. Returns user_id,
  * username, created. */
-static int login_result(lua_State *L, kn_db *db, int rc, kn_auth_session *as, const char *msg)
+static int login_result(lua_State *L, kn_db *db, int rc, kn_session_grant *as, const char *msg)
 {
     if (rc) {
-        kn_auth_session_deinit(as);
+        kn_session_grant_deinit(as);
         return kn_lua_raise_coded(L, rc, msg);
     }
-    (void)kn_auth_logout(deps(L)->auth, db, as->claims.session_id, as->claims.user_id);
+    (void)kn_session_logout(db, as->claims.session_id, as->claims.user_id);
     char user_id[sizeof as->claims.user_id], username[sizeof as->claims.username];
     memcpy(user_id, as->claims.user_id, sizeof user_id);
     memcpy(username, as->claims.username, sizeof username);
     bool created = as->created;
-    kn_auth_session_deinit(as);
+    kn_session_grant_deinit(as);
     lua_pushstring(L, user_id);
     lua_pushstring(L, username);
     lua_pushboolean(L, created);
@@ -143,7 +143,7 @@ static int login_result(lua_State *L, kn_db *db, int rc, kn_auth_session *as, co
 /* kn_auth_device and kn_auth_custom: a login by one id. */
 typedef int (*id_login)(const kn_auth *auth, kn_db *db, const char *id, const char *username,
                         bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
-                        kn_auth_session *out, char *msg, size_t msg_cap);
+                        kn_session_grant *out, char *msg, size_t msg_cap);
 
 /* authenticate_device / authenticate_custom (id [, username [, create = true]]) */
 static int login_by_id(lua_State *L, const char *fn_name, id_login login)
@@ -152,7 +152,7 @@ static int login_by_id(lua_State *L, const char *fn_name, id_login login)
     const char *id = luaL_checkstring(L, 1);
     const char *username = luaL_optstring(L, 2, NULL);
     bool create = opt_create(L, 3);
-    kn_auth_session as;
+    kn_session_grant as;
     char msg[MSG_CAP] = "";
     int rc =
         login(deps(L)->auth, db, id, username, create, NULL, 0, now_sec(), &as, msg, sizeof msg);
@@ -177,7 +177,7 @@ static int k_authenticate_email(lua_State *L)
     const char *password = luaL_checkstring(L, 2);
     const char *username = luaL_optstring(L, 3, NULL);
     bool create = opt_create(L, 4);
-    kn_auth_session as;
+    kn_session_grant as;
     char msg[MSG_CAP] = "";
     int rc = kn_auth_email(deps(L)->auth, db, email, password, username, create, NULL, 0, now_sec(),
                            &as, msg, sizeof msg);
@@ -409,8 +409,8 @@ static int k_session_logout(lua_State *L)
         return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "user id must be a UUID");
     if (session_id && !kn_uuid_valid(session_id))
         return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "session id must be a UUID");
-    int rc = session_id ? kn_auth_logout(deps(L)->auth, db, session_id, user_id)
-                        : kn_auth_logout_all(deps(L)->auth, db, user_id);
+    int rc = session_id ? kn_session_logout(db, session_id, user_id)
+                        : kn_session_logout_all(db, user_id);
     if (rc) return kn_lua_raise_coded(L, rc, "database unavailable");
     end_sessions(L, user_id, session_id, KN_SESSION_END_LOGOUT);
     return 0;

@@ -113,7 +113,7 @@ int kn_account_delete(kn_db *db, const char *user_id, char *msg, size_t msg_cap)
  * user_session rows in one transaction, so no refresh token works; logins
  * and refreshes are then PERMISSION_DENIED (kn_auth). Session tokens already
  * issued stay valid as JWTs until they expire: the gateway must check
- * kn_auth_session_live on resume, and closing connections already bound
+ * kn_session_live on resume, and closing connections already bound
  * to the user is its job too. Unban clears disable_time; the user logs in
  * again (old refresh tokens stay dead). Unknown user: NOT_FOUND. */
 int kn_account_ban(kn_db *db, const char *user_id, char *msg, size_t msg_cap);

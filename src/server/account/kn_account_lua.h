@@ -22,7 +22,7 @@ typedef struct kn_auth kn_auth;
  * Read from any API worker thread; the root may fill it after loading the
  * runtime, before serving (no function runs with a database before then). */
 typedef struct kn_account_lua {
-    const kn_auth *auth; /* logins and logout */
+    const kn_auth *auth; /* logins */
     /* Ends the live sessions of user_id (only session_id's when not NULL)
      * on the connections bound to them: revoked, and closed or
      * unauthenticated as `why` says. Any thread; the work may happen later. */

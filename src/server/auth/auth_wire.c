@@ -35,7 +35,7 @@ static int too_many_vars(char *msg, size_t cap)
 }
 
 /* The Session reply, bound to the caller's connection by the pipeline. */
-static int reply_session(kn_req *r, kn_auth_session *s, bool resume)
+static int reply_session(kn_req *r, kn_session_grant *s, bool resume)
 {
     Kaos__V1__Session sess = KAOS__V1__SESSION__INIT;
     sess.token = s->token;
@@ -54,7 +54,7 @@ static int reply_session(kn_req *r, kn_auth_session *s, bool resume)
 
 /* The three logins share one shape: an account key for the lockout, the
  * session vars, and a service call. */
-typedef int (*login_fn)(kn_req *r, const kn_token_var *vars, size_t n_vars, kn_auth_session *out,
+typedef int (*login_fn)(kn_req *r, const kn_token_var *vars, size_t n_vars, kn_session_grant *out,
                         char *msg, size_t cap);
 
 static int login(kn_req *r, const char *account, const vars_view *vars, login_fn call, char *msg,
@@ -63,14 +63,14 @@ static int login(kn_req *r, const char *account, const vars_view *vars, login_fn
     int rc = kn_req_login_locked(r, account, msg, cap);
     if (rc) return rc;
     if (vars->too_many) return too_many_vars(msg, cap);
-    kn_auth_session s = {0};
+    kn_session_grant s = {0};
     rc = call(r, vars->v, vars->n, &s, msg, cap);
     if (rc == KN_ERR_NOT_FOUND || rc == KN_ERR_UNAUTHENTICATED)
         kn_req_login_failed(r, account);
     else if (rc == KN_OK)
         kn_req_login_succeeded(r, account);
     if (rc == KN_OK) rc = reply_session(r, &s, false);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
     return rc;
 }
 
@@ -79,7 +79,7 @@ static int64_t now_sec(void)
     return kn_time_wall_ms() / 1000;
 }
 
-static int call_device(kn_req *r, const kn_token_var *vars, size_t n, kn_auth_session *out,
+static int call_device(kn_req *r, const kn_token_var *vars, size_t n, kn_session_grant *out,
                        char *msg, size_t cap)
 {
     Kaos__V1__AuthenticateDevice *a = kn_req_msg(r)->authenticate_device;
@@ -97,7 +97,7 @@ int kn_auth_wire_device(kn_req *r, char *msg, size_t cap)
     return login(r, account, &v, call_device, msg, cap);
 }
 
-static int call_email(kn_req *r, const kn_token_var *vars, size_t n, kn_auth_session *out,
+static int call_email(kn_req *r, const kn_token_var *vars, size_t n, kn_session_grant *out,
                       char *msg, size_t cap)
 {
     Kaos__V1__AuthenticateEmail *a = kn_req_msg(r)->authenticate_email;
@@ -117,7 +117,7 @@ int kn_auth_wire_email(kn_req *r, char *msg, size_t cap)
     return login(r, account, &v, call_email, msg, cap);
 }
 
-static int call_custom(kn_req *r, const kn_token_var *vars, size_t n, kn_auth_session *out,
+static int call_custom(kn_req *r, const kn_token_var *vars, size_t n, kn_session_grant *out,
                        char *msg, size_t cap)
 {
     Kaos__V1__AuthenticateCustom *a = kn_req_msg(r)->authenticate_custom;
@@ -141,13 +141,13 @@ int kn_auth_wire_refresh(kn_req *r, char *msg, size_t cap)
     vars_view v;
     VIEW_VARS(v, q);
     if (v.too_many) return too_many_vars(msg, cap);
-    kn_auth_session s = {0};
-    int rc = kn_auth_refresh(kn_req_service(r), kn_req_worker(r)->db, q->refresh_token, v.v, v.n,
-                             now_sec(), &s, msg, cap);
+    kn_session_grant s = {0};
+    int rc = kn_session_refresh(kn_auth_sessions(kn_req_service(r)), kn_req_worker(r)->db,
+                                q->refresh_token, v.v, v.n, now_sec(), &s, msg, cap);
     if (rc == KN_ERR_TOKEN_INVALID || rc == KN_ERR_TOKEN_EXPIRED || rc == KN_ERR_UNAUTHENTICATED)
         kn_req_login_failed(r, NULL);
     if (rc == KN_OK) rc = reply_session(r, &s, false);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
     return rc;
 }
 
@@ -157,16 +157,15 @@ int kn_auth_wire_refresh(kn_req *r, char *msg, size_t cap)
 int kn_auth_wire_resume(kn_req *r, char *msg, size_t cap)
 {
     const char *token = kn_req_msg(r)->session_resume->token;
-    kn_auth_session s = {0};
-    int rc = kn_auth_verify_session(kn_req_service(r), token, now_sec(), &s.claims);
+    kn_session_grant s = {0};
+    int rc = kn_session_verify(kn_auth_sessions(kn_req_service(r)), token, now_sec(), &s.claims);
     if (rc) {
         kn_req_login_failed(r, NULL);
         snprintf(msg, cap, "%s",
                  rc == KN_ERR_TOKEN_EXPIRED ? "session token expired" : "session token invalid");
         return rc;
     }
-    rc = kn_auth_session_live(kn_req_worker(r)->db, s.claims.session_id, s.claims.user_id, msg,
-                                  cap);
+    rc = kn_session_live(kn_req_worker(r)->db, s.claims.session_id, s.claims.user_id, msg, cap);
     if (rc == KN_ERR_UNAUTHENTICATED) kn_req_login_failed(r, NULL);
     /* A session the server ended (logout, ban, deletion) is refused with
      * why, whatever Postgres said; the bind checks again for an end that
@@ -177,7 +176,7 @@ int kn_auth_wire_resume(kn_req *r, char *msg, size_t cap)
     }
     if (rc == KN_OK) rc = (s.token = kn_strndup(token, strlen(token))) ? KN_OK : KN_ERR_NOMEM;
     if (rc == KN_OK) rc = reply_session(r, &s, true);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
     return rc;
 }
 
@@ -187,7 +186,7 @@ int kn_auth_wire_resume(kn_req *r, char *msg, size_t cap)
 int kn_auth_wire_logout(kn_req *r, char *msg, size_t cap)
 {
     const kn_caller *c = kn_req_caller(r);
-    int rc = kn_auth_logout(kn_req_service(r), kn_req_worker(r)->db, c->session_id, c->user_id);
+    int rc = kn_session_logout(kn_req_worker(r)->db, c->session_id, c->user_id);
     if (rc == KN_OK) rc = kn_req_ack(r);
     if (rc == KN_OK)
         rc = kn_req_effect_end_sessions(r, c->user_id, c->session_id, KN_SESSION_END_LOGOUT, false,

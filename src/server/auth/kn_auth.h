@@ -1,13 +1,15 @@
-/* kn_auth: the authentication service (device auth, refresh, token checks).
+/* kn_auth: the authentication service: device, email and custom logins,
+ * and the identifier and password rules. The session itself (tokens, rows,
+ * refresh, logout, liveness) is the session store's (kn_session.h), which a
+ * login calls once it knows the user.
  *
  * One C API used by the wire handlers and, later, by the Lua runtime.
- * Functions taking a kn_db run on an API worker (they block on Postgres);
- * kn_auth_verify_session needs no database and is safe on any thread. A
- * kn_auth is immutable after create, so it is shared by every thread.
+ * Functions taking a kn_db run on an API worker (they block on Postgres).
+ * A kn_auth is immutable after create, so it is shared by every thread.
  * Failures return a kn_err and a one-line reason for the client in `msg`.
  *
  * Bans: a user whose users.disable_time is set (kn_account_ban) cannot log in
- * or refresh: device, email and custom login and kn_auth_refresh return
+ * or refresh: device, email and custom login and kn_session_refresh return
  * PERMISSION_DENIED "account is banned". For email the password is checked
  * first, so only someone who knows it learns that the account is banned.
  *
@@ -17,6 +19,7 @@
 #ifndef KN_AUTH_H
 #define KN_AUTH_H
 
+#include "kn_session.h"
 #include "kn_token.h"
 
 #include <stdbool.h>
@@ -27,27 +30,12 @@ typedef struct kn_db kn_db;
 typedef struct kn_auth kn_auth;
 
 typedef struct kn_auth_config {
-    const uint8_t *session_key;
-    size_t session_key_len;
-    const uint8_t *refresh_key;
-    size_t refresh_key_len;
-    int64_t session_expiry_sec;
-    int64_t refresh_expiry_sec;
+    const kn_session_store *sessions; /* issues the sessions logins grant (borrowed) */
 } kn_auth_config;
-
-/* A new session: signed tokens and the claims they carry. */
-typedef struct kn_auth_session {
-    char *token;
-    char *refresh_token;
-    bool created;           /* the user was created by this call */
-    kn_token_claims claims; /* user id, username, session id, expiry, vars */
-} kn_auth_session;
 
 #define KN_AUTH_DEVICE_ID_MIN 10
 #define KN_AUTH_DEVICE_ID_MAX 128
-#define KN_AUTH_USERNAME_MAX 128
-#define KN_AUTH_VAR_KEY_MAX 64
-#define KN_AUTH_VAR_VALUE_MAX 256
+#define KN_AUTH_USERNAME_MAX  128
 #define KN_AUTH_CUSTOM_ID_MIN 6
 #define KN_AUTH_CUSTOM_ID_MAX 128
 #define KN_AUTH_EMAIL_MIN 10
@@ -57,15 +45,17 @@ typedef struct kn_auth_session {
 /* Room for an argon2id hash string (libsodium crypto_pwhash_STRBYTES). */
 #define KN_AUTH_PASSWORD_HASH_SIZE 128
 
-int kn_auth_create(const kn_auth_config *cfg, kn_auth **out); /* copies the keys */
-void kn_auth_destroy(kn_auth *auth);                           /* accepts NULL */
+int kn_auth_create(const kn_auth_config *cfg, kn_auth **out);
+void kn_auth_destroy(kn_auth *auth); /* accepts NULL */
+/* The session store the logins issue sessions from. */
+const kn_session_store *kn_auth_sessions(const kn_auth *auth);
 
 /* Authenticate by device id; creates the user (and a username when none is
  * given) if create is true. Unknown device with create=false: NOT_FOUND;
  * username taken: ALREADY_EXISTS. */
 int kn_auth_device(const kn_auth *auth, kn_db *db, const char *device_id, const char *username,
                    bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
-                   kn_auth_session *out, char *msg, size_t msg_cap);
+                   kn_session_grant *out, char *msg, size_t msg_cap);
 
 /* Authenticate with email + password. Passwords are hashed with argon2id
  * (libsodium crypto_pwhash_str, interactive limits) — slow on purpose, so
@@ -73,50 +63,19 @@ int kn_auth_device(const kn_auth *auth, kn_db *db, const char *device_id, const 
  * unknown email with create=false: NOT_FOUND. */
 int kn_auth_email(const kn_auth *auth, kn_db *db, const char *email, const char *password,
                   const char *username, bool create, const kn_token_var *vars, size_t var_count,
-                  int64_t now_sec, kn_auth_session *out, char *msg, size_t msg_cap);
+                  int64_t now_sec, kn_session_grant *out, char *msg, size_t msg_cap);
 int kn_auth_check_email(const char *email, const char *password, const char *username,
                         const kn_token_var *vars, size_t var_count, char *msg, size_t msg_cap);
 
 /* Authenticate with a custom id (an account id from another system). */
 int kn_auth_custom(const kn_auth *auth, kn_db *db, const char *custom_id, const char *username,
                    bool create, const kn_token_var *vars, size_t var_count, int64_t now_sec,
-                   kn_auth_session *out, char *msg, size_t msg_cap);
-
-/* Exchange a refresh token for a new session (new session id, new tokens).
- * Each refresh token works once (rotation): a used or logged-out one is
- * UNAUTHENTICATED. vars replace the token's variables when var_count > 0. */
-int kn_auth_refresh(const kn_auth *auth, kn_db *db, const char *refresh_token,
-                    const kn_token_var *vars, size_t var_count, int64_t now_sec,
-                    kn_auth_session *out, char *msg, size_t msg_cap);
-
-/* Logout: the session's refresh token stops working (the session token
- * itself is refused by the gateway's revocation set until it expires). */
-int kn_auth_logout(const kn_auth *auth, kn_db *db, const char *session_id, const char *user_id);
-/* Logout of every session of the user: all its refresh tokens stop working
- * and none of its session tokens can be resumed (the gateway checks
- * Postgres on resume). user_id must be a canonical UUID (callers check it;
- * anything else is a database error). Unknown user: KN_OK. */
-int kn_auth_logout_all(const kn_auth *auth, kn_db *db, const char *user_id);
-
-/* KN_OK when the session `session_id` of `user_id` is still live: its
- * user_session row exists and has not expired (no logout, no ban, not
- * superseded by a refresh, which consumes the row and starts a new session),
- * and the user exists and is not banned. Banned: PERMISSION_DENIED "account
- * is banned"; otherwise UNAUTHENTICATED. For a session resume. */
-int kn_auth_session_live(kn_db *db, const char *session_id, const char *user_id, char *msg,
-                         size_t msg_cap);
-
-/* Verify a session token: KN_ERR_TOKEN_EXPIRED or KN_ERR_TOKEN_INVALID. */
-int kn_auth_verify_session(const kn_auth *auth, const char *token, int64_t now_sec,
-                           kn_token_claims *out);
+                   kn_session_grant *out, char *msg, size_t msg_cap);
 
 /* Validate a device authentication request without touching anything
  * (the first thing kn_auth_device does). */
 int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,
                          size_t var_count, char *msg, size_t msg_cap);
-
-/* Validate session variables (count and sizes). */
-int kn_auth_check_vars(const kn_token_var *vars, size_t var_count, char *msg, size_t msg_cap);
 
 /* Single-identifier checks: KN_OK or INVALID_ARGUMENT with the rule in msg.
  * Usernames are 1-128 printable bytes without spaces (NULL and "" are
@@ -131,7 +90,5 @@ int kn_auth_check_email_password(const char *email, const char *password, char *
  * `out` as a NUL-terminated string. Slow and memory-hungry on purpose: API
  * workers only. KN_ERR_NOMEM when the memory for hashing is not available. */
 int kn_auth_hash_password(const char *password, char out[KN_AUTH_PASSWORD_HASH_SIZE]);
-
-void kn_auth_session_deinit(kn_auth_session *s); /* accepts zeroed */
 
 #endif

@@ -19,8 +19,9 @@
  * Postgres stays the source of truth (a resume checks that its session row
  * is live); these sets answer only the races the database cannot see.
  *
- * Tokens themselves are kn_token (signing, verification); issuing them
- * against Postgres (login, refresh, logout) is the auth service's. */
+ * The session store (below) issues, verifies, refreshes and ends the tokens
+ * themselves (kn_token, JWT HS256) against their user_session rows in
+ * Postgres; the auth service's logins call it once they know the user. */
 #ifndef KN_SESSION_H
 #define KN_SESSION_H
 
@@ -122,5 +123,68 @@ void kn_sessions_stats_get(kn_sessions *ss, kn_sessions_stats *out);
 
 /* "session token revoked (account banned)", ... */
 const char *kn_session_end_text(kn_session_end why);
+
+/* --- the session store: tokens and their user_session rows --------------
+ * A session is live while its user_session row exists and has not expired:
+ * login inserts it, refresh consumes it and inserts the next session's (so
+ * each refresh token works once), logout and bans delete it. Functions
+ * taking a kn_db run on an API worker; kn_session_verify needs no database.
+ * The store is immutable after create: any thread. Failures return a kn_err
+ * and a one-line reason for the client in msg. */
+
+typedef struct kn_db kn_db;
+typedef struct kn_session_store kn_session_store;
+
+typedef struct kn_session_store_config {
+    const uint8_t *session_key; /* HMAC keys, 1-64 bytes each (copied) */
+    size_t session_key_len;
+    const uint8_t *refresh_key;
+    size_t refresh_key_len;
+    int64_t session_expiry_sec;
+    int64_t refresh_expiry_sec;
+} kn_session_store_config;
+
+/* A new session: signed tokens and the claims they carry. */
+typedef struct kn_session_grant {
+    char *token;
+    char *refresh_token;
+    bool created;           /* the user was created by this login */
+    kn_token_claims claims; /* user id, username, session id, expiry, vars */
+} kn_session_grant;
+
+#define KN_SESSION_VAR_KEY_MAX   64
+#define KN_SESSION_VAR_VALUE_MAX 256
+
+/* KN_ERR_INVALID_ARGUMENT for key lengths outside 1-64. */
+int kn_session_store_create(const kn_session_store_config *cfg, kn_session_store **out);
+void kn_session_store_destroy(kn_session_store *store); /* accepts NULL; wipes the keys */
+
+/* Session vars: at most KN_TOKEN_MAX_VARS, keys 1-64 bytes, values <= 256. */
+int kn_session_check_vars(const kn_token_var *vars, size_t var_count, char *msg, size_t cap);
+/* A new session for claims already filled (user id, username, vars): a
+ * fresh session id, both tokens signed, the row inserted. */
+int kn_session_issue(const kn_session_store *store, kn_db *db, int64_t now_sec,
+                     kn_session_grant *grant);
+/* Exchange a refresh token for a new session (new session id, new tokens).
+ * A used or logged-out token is UNAUTHENTICATED "refresh token already used
+ * or revoked"; a banned user PERMISSION_DENIED; a deleted one
+ * UNAUTHENTICATED. vars replace the token's variables when var_count > 0. */
+int kn_session_refresh(const kn_session_store *store, kn_db *db, const char *refresh_token,
+                       const kn_token_var *vars, size_t var_count, int64_t now_sec,
+                       kn_session_grant *out, char *msg, size_t cap);
+/* The session's refresh token stops working (its token is refused on
+ * resume: the row is gone; and by the revocation set while it lives). */
+int kn_session_logout(kn_db *db, const char *session_id, const char *user_id);
+/* Every session of the user (user_id a canonical UUID; unknown: KN_OK). */
+int kn_session_logout_all(kn_db *db, const char *user_id);
+/* Verify a session token: KN_ERR_TOKEN_EXPIRED or KN_ERR_TOKEN_INVALID. */
+int kn_session_verify(const kn_session_store *store, const char *token, int64_t now_sec,
+                      kn_token_claims *out);
+/* KN_OK when the session is still live: its row exists and has not expired
+ * (no logout, no ban, not superseded by a refresh), and the user exists and
+ * is not banned. Banned: PERMISSION_DENIED "account is banned"; otherwise
+ * UNAUTHENTICATED ("user no longer exists", "session has ended"). */
+int kn_session_live(kn_db *db, const char *session_id, const char *user_id, char *msg, size_t cap);
+void kn_session_grant_deinit(kn_session_grant *grant); /* accepts zeroed */
 
 #endif

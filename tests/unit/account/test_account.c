@@ -30,6 +30,7 @@ static const uint8_t rkey[32] = "refresh-key-refresh-key-refresh-";
 
 static kn_db *db;
 static kn_auth *auth;
+static kn_session_store *store;
 static char dbname[64];
 static char msg[256];
 
@@ -57,13 +58,16 @@ static int setup(void **state)
     snprintf(url, sizeof url, "dbname=%s", dbname);
     int applied;
     if (kn_db_open(url, &db) || kn_db_migrate_up(db, &applied)) return -1;
-    kn_auth_config c = {skey, 32, rkey, 32, 60, 3600};
+    kn_session_store_config sc = {skey, 32, rkey, 32, 60, 3600};
+    if (kn_session_store_create(&sc, &store)) return -1;
+    kn_auth_config c = {store};
     return kn_auth_create(&c, &auth) ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
     kn_auth_destroy(auth);
+    kn_session_store_destroy(store);
     kn_db_close(db);
     char sql[128];
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
@@ -91,18 +95,18 @@ static int64_t now(void)
 #define expect_ok(call) expect(KN_OK, "", call)
 
 /* A new user made by a device login, as the wire would make it. */
-static void new_user(const char *device_id, const char *username, kn_auth_session *s)
+static void new_user(const char *device_id, const char *username, kn_session_grant *s)
 {
     expect_ok(
         kn_auth_device(auth, db, device_id, username, true, NULL, 0, now(), s, msg, sizeof msg));
     assert_true(s->created);
 }
 
-static int device_login(const char *device_id, kn_auth_session *s)
+static int device_login(const char *device_id, kn_session_grant *s)
 {
     msg[0] = '\0';
     int rc = kn_auth_device(auth, db, device_id, NULL, false, NULL, 0, now(), s, msg, sizeof msg);
-    if (rc) kn_auth_session_deinit(s);
+    if (rc) kn_session_grant_deinit(s);
     return rc;
 }
 
@@ -136,7 +140,7 @@ static char *repeat(char c, size_t n)
 
 static void get_returns_every_field_of_a_new_account(void **state)
 {
-    kn_auth_session s;
+    kn_session_grant s;
     new_user("get-device-0001", "getter", &s);
     kn_account a;
     expect_ok(kn_account_get(db, s.claims.user_id, &a, msg, sizeof msg));
@@ -168,7 +172,7 @@ static void get_returns_every_field_of_a_new_account(void **state)
     expect_ok(kn_account_get(db, upper, &a, msg, sizeof msg));
     assert_string_equal(a.user.id, s.claims.user_id);
     kn_account_deinit(&a);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
 }
 
 static void get_unknown_user_is_not_found(void **state)
@@ -206,10 +210,8 @@ static void invalid_arguments_are_refused_before_any_database_call(void **state)
     expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_account_delete(NULL, "x", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_account_ban(NULL, "x", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_account_unban(NULL, "x", msg, sizeof msg));
-    expect(KN_ERR_INVALID_ARGUMENT, "UUID",
-           kn_auth_session_live(NULL, "x", id, msg, sizeof msg));
-    expect(KN_ERR_INVALID_ARGUMENT, "UUID",
-           kn_auth_session_live(NULL, id, "x", msg, sizeof msg));
+    expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_session_live(NULL, "x", id, msg, sizeof msg));
+    expect(KN_ERR_INVALID_ARGUMENT, "UUID", kn_session_live(NULL, id, "x", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "device id",
            kn_account_link_device(NULL, id, "short", msg, sizeof msg));
     expect(KN_ERR_INVALID_ARGUMENT, "device id",
@@ -228,7 +230,7 @@ static void invalid_arguments_are_refused_before_any_database_call(void **state)
 
 static void update_changes_each_field_and_bumps_update_time(void **state)
 {
-    kn_auth_session s;
+    kn_session_grant s;
     new_user("update-device-01", "updater", &s);
     const char *id = s.claims.user_id;
     enum { USERNAME, DISPLAY, AVATAR, LANG, LOCATION, TIMEZONE, METADATA, NFIELDS };
@@ -281,16 +283,17 @@ static void update_changes_each_field_and_bumps_update_time(void **state)
     kn_account_deinit(&a);
 
     /* The new username is what the next refresh puts in the token. */
-    kn_auth_session r;
-    expect_ok(kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &r, msg, sizeof msg));
+    kn_session_grant r;
+    expect_ok(kn_session_refresh(kn_auth_sessions(auth), db, s.refresh_token, NULL, 0, now(), &r,
+                                 msg, sizeof msg));
     assert_string_equal(r.claims.username, "updated-name");
-    kn_auth_session_deinit(&r);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&r);
+    kn_session_grant_deinit(&s);
 }
 
 static void update_with_nothing_to_change_is_a_no_op(void **state)
 {
-    kn_auth_session s;
+    kn_session_grant s;
     new_user("noop-device-001", "noop-user", &s);
     age_update_time(s.claims.user_id);
     kn_account before, after;
@@ -302,12 +305,12 @@ static void update_with_nothing_to_change_is_a_no_op(void **state)
     assert_true(after.user.update_time < now() - 1800);
     kn_account_deinit(&before);
     kn_account_deinit(&after);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
 }
 
 static void update_refuses_a_taken_username(void **state)
 {
-    kn_auth_session a, b;
+    kn_session_grant a, b;
     new_user("taken-device-a1", "taken-a", &a);
     new_user("taken-device-b1", "taken-b", &b);
     kn_account_changes u = {.username = "taken-b", .display_name = "should not stick"};
@@ -321,13 +324,13 @@ static void update_refuses_a_taken_username(void **state)
     /* keeping one's own name is not a conflict */
     kn_account_changes same = {.username = "taken-a"};
     expect_ok(kn_account_update(db, a.claims.user_id, &same, msg, sizeof msg));
-    kn_auth_session_deinit(&a);
-    kn_auth_session_deinit(&b);
+    kn_session_grant_deinit(&a);
+    kn_session_grant_deinit(&b);
 }
 
 static void update_refuses_bad_input_and_changes_nothing(void **state)
 {
-    kn_auth_session s;
+    kn_session_grant s;
     new_user("badinput-device1", "bad-input", &s);
     const char *id = s.claims.user_id;
     char *d256 = repeat('d', 256), *d255 = repeat('d', 255), *a513 = repeat('a', 513),
@@ -388,14 +391,14 @@ static void update_refuses_bad_input_and_changes_nothing(void **state)
     expect(KN_ERR_NOT_FOUND, "user not found",
            kn_account_update(db, unknown, &ok, msg, sizeof msg));
     free(d256), free(d255), free(a513), free(l19), free(u129), free(meta), free(over);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
 }
 
 /* --- public profiles ----------------------------------------------------------------- */
 
 static void users_get_finds_by_ids_and_usernames_without_duplicates(void **state)
 {
-    kn_auth_session one, two, three;
+    kn_session_grant one, two, three;
     new_user("public-device-1", "pub-one", &one);
     new_user("public-device-2", "pub-two", &two);
     new_user("public-device-3", "pub-three", &three);
@@ -443,9 +446,9 @@ static void users_get_finds_by_ids_and_usernames_without_duplicates(void **state
     assert_string_equal(users[1].username, "we\"ird\\,{name}");
     assert_string_equal(users[1].id, three.claims.user_id);
     kn_users_free(users, n);
-    kn_auth_session_deinit(&one);
-    kn_auth_session_deinit(&two);
-    kn_auth_session_deinit(&three);
+    kn_session_grant_deinit(&one);
+    kn_session_grant_deinit(&two);
+    kn_session_grant_deinit(&three);
 }
 
 static void users_get_refuses_invalid_ids_and_too_many(void **state)
@@ -484,32 +487,33 @@ static void users_get_refuses_invalid_ids_and_too_many(void **state)
 
 static void delete_removes_the_user_its_devices_and_sessions(void **state)
 {
-    kn_auth_session s;
+    kn_session_grant s;
     new_user("delete-device-01", "deleted-user", &s);
     char id[37];
     snprintf(id, sizeof id, "%s", s.claims.user_id);
     expect_ok(kn_account_delete(db, id, msg, sizeof msg));
     kn_account a;
     expect(KN_ERR_NOT_FOUND, "user not found", kn_account_get(db, id, &a, msg, sizeof msg));
-    kn_auth_session again;
+    kn_session_grant again;
     assert_int_equal(device_login("delete-device-01", &again), KN_ERR_NOT_FOUND);
     expect(KN_ERR_UNAUTHENTICATED, "",
-           kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &again, msg, sizeof msg));
+           kn_session_refresh(kn_auth_sessions(auth), db, s.refresh_token, NULL, 0, now(), &again,
+                              msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "user no longer exists",
-           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, s.claims.session_id, id, msg, sizeof msg));
     expect(KN_ERR_NOT_FOUND, "user not found", kn_account_delete(db, id, msg, sizeof msg));
     /* the device id is free again */
     new_user("delete-device-01", "deleted-user", &again);
     assert_string_not_equal(again.claims.user_id, id);
-    kn_auth_session_deinit(&again);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&again);
+    kn_session_grant_deinit(&s);
 }
 
 /* --- bans ----------------------------------------------------------------------------------- */
 
 static void ban_blocks_logins_and_refresh_and_unban_restores_them(void **state)
 {
-    kn_auth_session s, t;
+    kn_session_grant s, t;
     new_user("banned-device-01", "banned-user", &s);
     const char *id = s.claims.user_id;
     expect_ok(
@@ -537,9 +541,10 @@ static void ban_blocks_logins_and_refresh_and_unban_restores_them(void **state)
         KN_ERR_PERMISSION_DENIED, "account is banned",
         kn_auth_custom(auth, db, "banned-custom", NULL, true, NULL, 0, now(), &t, msg, sizeof msg));
     expect(KN_ERR_PERMISSION_DENIED, "account is banned",
-           kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &t, msg, sizeof msg));
+           kn_session_refresh(kn_auth_sessions(auth), db, s.refresh_token, NULL, 0, now(), &t, msg,
+                              sizeof msg));
     expect(KN_ERR_PERMISSION_DENIED, "account is banned",
-           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, s.claims.session_id, id, msg, sizeof msg));
 
     /* banning again keeps the original time */
     expect_ok(kn_account_ban(db, id, msg, sizeof msg));
@@ -553,41 +558,43 @@ static void ban_blocks_logins_and_refresh_and_unban_restores_them(void **state)
     kn_account_deinit(&a);
     assert_int_equal(device_login("banned-device-01", &t), KN_OK);
     assert_string_equal(t.claims.user_id, id);
-    expect_ok(kn_auth_session_live(db, t.claims.session_id, id, msg, sizeof msg));
-    kn_auth_session_deinit(&t);
+    expect_ok(kn_session_live(db, t.claims.session_id, id, msg, sizeof msg));
+    kn_session_grant_deinit(&t);
     /* the refresh tokens the ban deleted stay dead */
     expect(KN_ERR_UNAUTHENTICATED, "already used or revoked",
-           kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &t, msg, sizeof msg));
+           kn_session_refresh(kn_auth_sessions(auth), db, s.refresh_token, NULL, 0, now(), &t, msg,
+                              sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, s.claims.session_id, id, msg, sizeof msg));
 
     char unknown[37];
     kn_uuid_v4(unknown);
     expect(KN_ERR_NOT_FOUND, "user not found", kn_account_ban(db, unknown, msg, sizeof msg));
     expect(KN_ERR_NOT_FOUND, "user not found", kn_account_unban(db, unknown, msg, sizeof msg));
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
 }
 
 /* --- sessions ---------------------------------------------------------------------------- */
 
 static void session_valid_follows_refresh_logout_and_expiry(void **state)
 {
-    kn_auth_session s, r;
+    kn_session_grant s, r;
     new_user("session-device-1", "session-user", &s);
     const char *id = s.claims.user_id;
-    expect_ok(kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_session_live(db, s.claims.session_id, id, msg, sizeof msg));
 
     /* a refresh supersedes the session */
-    expect_ok(kn_auth_refresh(auth, db, s.refresh_token, NULL, 0, now(), &r, msg, sizeof msg));
+    expect_ok(kn_session_refresh(kn_auth_sessions(auth), db, s.refresh_token, NULL, 0, now(), &r,
+                                 msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, s.claims.session_id, id, msg, sizeof msg));
-    expect_ok(kn_auth_session_live(db, r.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, s.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_session_live(db, r.claims.session_id, id, msg, sizeof msg));
 
     /* someone else's session id does not validate for this user */
-    kn_auth_session other;
+    kn_session_grant other;
     new_user("session-device-2", "session-other", &other);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, other.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, other.claims.session_id, id, msg, sizeof msg));
 
     /* expiry */
     char sql[160];
@@ -596,52 +603,51 @@ static void session_valid_follows_refresh_logout_and_expiry(void **state)
              other.claims.session_id);
     assert_int_equal(kn_db_exec(db, sql), KN_OK);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, other.claims.session_id, other.claims.user_id, msg,
-                                    sizeof msg));
+           kn_session_live(db, other.claims.session_id, other.claims.user_id, msg, sizeof msg));
 
     /* logout */
-    assert_int_equal(kn_auth_logout(auth, db, r.claims.session_id, id), KN_OK);
+    assert_int_equal(kn_session_logout(db, r.claims.session_id, id), KN_OK);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, r.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, r.claims.session_id, id, msg, sizeof msg));
 
     char unknown[37];
     kn_uuid_v4(unknown);
     expect(KN_ERR_UNAUTHENTICATED, "user no longer exists",
-           kn_auth_session_live(db, r.claims.session_id, unknown, msg, sizeof msg));
-    kn_auth_session_deinit(&s);
-    kn_auth_session_deinit(&r);
-    kn_auth_session_deinit(&other);
+           kn_session_live(db, r.claims.session_id, unknown, msg, sizeof msg));
+    kn_session_grant_deinit(&s);
+    kn_session_grant_deinit(&r);
+    kn_session_grant_deinit(&other);
 }
 
 static void logout_all_ends_every_session_of_the_user_and_no_other(void **state)
 {
-    kn_auth_session a, b, other;
+    kn_session_grant a, b, other;
     new_user("logout-all-device-1", "logout-all-user", &a);
     expect_ok(kn_auth_device(auth, db, "logout-all-device-1", NULL, false, NULL, 0, now(), &b, msg,
                              sizeof msg));
     new_user("logout-all-device-2", "logout-all-other", &other);
     const char *id = a.claims.user_id;
-    assert_int_equal(kn_auth_logout_all(auth, db, id), KN_OK);
+    assert_int_equal(kn_session_logout_all(db, id), KN_OK);
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, a.claims.session_id, id, msg, sizeof msg));
+           kn_session_live(db, a.claims.session_id, id, msg, sizeof msg));
     expect(KN_ERR_UNAUTHENTICATED, "session has ended",
-           kn_auth_session_live(db, b.claims.session_id, id, msg, sizeof msg));
-    expect_ok(kn_auth_session_live(db, other.claims.session_id, other.claims.user_id, msg,
-                                       sizeof msg));
-    kn_auth_session r;
+           kn_session_live(db, b.claims.session_id, id, msg, sizeof msg));
+    expect_ok(kn_session_live(db, other.claims.session_id, other.claims.user_id, msg, sizeof msg));
+    kn_session_grant r;
     expect(KN_ERR_UNAUTHENTICATED, "already used or revoked",
-           kn_auth_refresh(auth, db, b.refresh_token, NULL, 0, now(), &r, msg, sizeof msg));
-    assert_int_equal(kn_auth_logout_all(auth, db, id), KN_OK); /* nothing left: still fine */
-    kn_auth_session_deinit(&a);
-    kn_auth_session_deinit(&b);
-    kn_auth_session_deinit(&other);
+           kn_session_refresh(kn_auth_sessions(auth), db, b.refresh_token, NULL, 0, now(), &r, msg,
+                              sizeof msg));
+    assert_int_equal(kn_session_logout_all(db, id), KN_OK); /* nothing left: still fine */
+    kn_session_grant_deinit(&a);
+    kn_session_grant_deinit(&b);
+    kn_session_grant_deinit(&other);
 }
 
 /* --- link / unlink --------------------------------------------------------------------- */
 
 static void link_device_of_another_user_is_refused(void **state)
 {
-    kn_auth_session a, b, t;
+    kn_session_grant a, b, t;
     new_user("link-device-a-1", "link-a", &a);
     new_user("link-device-b-1", "link-b", &b);
     expect(KN_ERR_ALREADY_EXISTS, "device id is linked to another account",
@@ -656,19 +662,19 @@ static void link_device_of_another_user_is_refused(void **state)
     kn_account_deinit(&acc);
     assert_int_equal(device_login("link-device-a-2", &t), KN_OK);
     assert_string_equal(t.claims.user_id, a.claims.user_id);
-    kn_auth_session_deinit(&t);
+    kn_session_grant_deinit(&t);
 
     char unknown[37];
     kn_uuid_v4(unknown);
     expect(KN_ERR_NOT_FOUND, "user not found",
            kn_account_link_device(db, unknown, "link-device-x-1", msg, sizeof msg));
-    kn_auth_session_deinit(&a);
-    kn_auth_session_deinit(&b);
+    kn_session_grant_deinit(&a);
+    kn_session_grant_deinit(&b);
 }
 
 static void unlink_refuses_the_last_method_and_what_is_not_linked(void **state)
 {
-    kn_auth_session s, other, t;
+    kn_session_grant s, other, t;
     new_user("unlink-device-01", "unlinker", &s);
     new_user("unlink-other-01", "unlink-other", &other);
     const char *id = s.claims.user_id;
@@ -682,7 +688,7 @@ static void unlink_refuses_the_last_method_and_what_is_not_linked(void **state)
     expect(KN_ERR_NOT_FOUND, "not linked to this account",
            kn_account_unlink_device(db, id, "unlink-other-01", msg, sizeof msg));
     assert_int_equal(device_login("unlink-other-01", &t), KN_OK); /* untouched */
-    kn_auth_session_deinit(&t);
+    kn_session_grant_deinit(&t);
 
     /* with a second method the device can go, then the custom id is the last */
     expect_ok(kn_account_link_custom(db, id, "unlinker-custom", msg, sizeof msg));
@@ -707,13 +713,13 @@ static void unlink_refuses_the_last_method_and_what_is_not_linked(void **state)
     kn_uuid_v4(unknown);
     expect(KN_ERR_NOT_FOUND, "user not found",
            kn_account_unlink_email(db, unknown, msg, sizeof msg));
-    kn_auth_session_deinit(&s);
-    kn_auth_session_deinit(&other);
+    kn_session_grant_deinit(&s);
+    kn_session_grant_deinit(&other);
 }
 
 static void link_email_checks_the_password_and_other_owners(void **state)
 {
-    kn_auth_session a, b, t;
+    kn_session_grant a, b, t;
     new_user("email-device-a01", "email-a", &a);
     new_user("email-device-b01", "email-b", &b);
     expect(KN_ERR_INVALID_ARGUMENT, "password must be 8-128 bytes",
@@ -728,7 +734,7 @@ static void link_email_checks_the_password_and_other_owners(void **state)
     expect_ok(kn_auth_email(auth, db, "player@example.com", "first password", NULL, false, NULL, 0,
                             now(), &t, msg, sizeof msg));
     assert_string_equal(t.claims.user_id, a.claims.user_id);
-    kn_auth_session_deinit(&t);
+    kn_session_grant_deinit(&t);
 
     expect(KN_ERR_ALREADY_EXISTS, "email is linked to another account",
            kn_account_link_email(db, b.claims.user_id, "PLAYER@example.com", "other password", msg,
@@ -755,13 +761,13 @@ static void link_email_checks_the_password_and_other_owners(void **state)
     expect(
         KN_ERR_NOT_FOUND, "user not found",
         kn_account_link_email(db, unknown, "ghost@example.com", "ghost password", msg, sizeof msg));
-    kn_auth_session_deinit(&a);
-    kn_auth_session_deinit(&b);
+    kn_session_grant_deinit(&a);
+    kn_session_grant_deinit(&b);
 }
 
 static void link_custom_of_another_user_is_refused(void **state)
 {
-    kn_auth_session a, b, t;
+    kn_session_grant a, b, t;
     new_user("custom-device-a1", "custom-a", &a);
     new_user("custom-device-b1", "custom-b", &b);
     expect_ok(kn_account_link_custom(db, a.claims.user_id, "platform-123", msg, sizeof msg));
@@ -777,13 +783,13 @@ static void link_custom_of_another_user_is_refused(void **state)
     expect_ok(
         kn_auth_custom(auth, db, "platform-456", NULL, false, NULL, 0, now(), &t, msg, sizeof msg));
     assert_string_equal(t.claims.user_id, a.claims.user_id);
-    kn_auth_session_deinit(&t);
+    kn_session_grant_deinit(&t);
     char unknown[37];
     kn_uuid_v4(unknown);
     expect(KN_ERR_NOT_FOUND, "user not found",
            kn_account_link_custom(db, unknown, "platform-789", msg, sizeof msg));
-    kn_auth_session_deinit(&a);
-    kn_auth_session_deinit(&b);
+    kn_session_grant_deinit(&a);
+    kn_session_grant_deinit(&b);
 }
 
 /* Two connections unlink the two devices of one user at the same moment:
@@ -806,7 +812,7 @@ static void *race_unlink(void *arg)
 
 static void concurrent_unlinks_never_remove_the_last_method(void **state)
 {
-    kn_auth_session s;
+    kn_session_grant s;
     new_user("race-device-0001", "racer", &s);
     char url[96];
     snprintf(url, sizeof url, "dbname=%s", dbname);
@@ -840,7 +846,7 @@ static void concurrent_unlinks_never_remove_the_last_method(void **state)
     }
     for (int i = 0; i < 2; i++)
         kn_db_close(r[i].db);
-    kn_auth_session_deinit(&s);
+    kn_session_grant_deinit(&s);
 }
 
 /* --- allocation failures ----------------------------------------------------------------- */
@@ -874,7 +880,7 @@ static int users_get_attempt(void *arg)
 
 static void results_survive_allocation_failures(void **state)
 {
-    kn_auth_session a, b;
+    kn_session_grant a, b;
     new_user("alloc-device-a01", "alloc-a", &a);
     new_user("alloc-device-b01", "alloc-b", &b);
     kn_account_changes u = {.display_name = "Alloc",
@@ -895,8 +901,8 @@ static void results_survive_allocation_failures(void **state)
     users_args args = {ids, 2};
     /* 2 array literals, rows, array, 7 strings per user */
     assert_true(failalloc_sweep(users_get_attempt, &args) >= 18);
-    kn_auth_session_deinit(&a);
-    kn_auth_session_deinit(&b);
+    kn_session_grant_deinit(&a);
+    kn_session_grant_deinit(&b);
 }
 
 int main(void)

@@ -17,9 +17,13 @@
 static const uint8_t skey[32] = "session-key-session-key-session-";
 static const uint8_t rkey[32] = "refresh-key-refresh-key-refresh-";
 
+/* One session store for the whole file (its own tests are in
+ * tests/unit/session/test_session_store.c). */
+static kn_session_store *store;
+
 static kn_auth *make(void)
 {
-    kn_auth_config c = {skey, 32, rkey, 32, 60, 3600};
+    kn_auth_config c = {store};
     kn_auth *a;
     assert_int_equal(kn_auth_create(&c, &a), KN_OK);
     return a;
@@ -28,7 +32,7 @@ static kn_auth *make(void)
 static void invalid_arguments_are_refused_before_any_database_call(void **state)
 {
     kn_auth *a = make();
-    kn_auth_session s;
+    kn_session_grant s;
     char msg[256];
     /* db is NULL: reaching it would crash, so these prove validation comes first. */
     assert_int_equal(kn_auth_device(a, NULL, "short", NULL, true, NULL, 0, 100, &s, msg, sizeof msg),
@@ -49,24 +53,23 @@ static void invalid_arguments_are_refused_before_any_database_call(void **state)
     assert_int_equal(kn_auth_device(a, NULL, "good-device-id", NULL, true, &big, 1, 100, &s, msg,
                                     sizeof msg),
                      KN_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kn_auth_refresh(a, NULL, "not.a.token", NULL, 0, 100, &s, msg, sizeof msg),
+    assert_int_equal(kn_session_refresh(kn_auth_sessions(a), NULL, "not.a.token", NULL, 0, 100, &s,
+                                        msg, sizeof msg),
                      KN_ERR_TOKEN_INVALID);
     assert_string_equal(msg, "refresh token invalid");
     kn_auth_destroy(a);
 }
 
-static void keys_are_validated(void **state)
+static void a_store_is_required(void **state)
 {
     kn_auth *a;
-    kn_auth_config empty = {skey, 0, rkey, 32, 60, 3600};
-    assert_int_equal(kn_auth_create(&empty, &a), KN_ERR_INVALID_ARGUMENT);
-    kn_auth_config huge = {skey, 65, rkey, 32, 60, 3600};
-    assert_int_equal(kn_auth_create(&huge, &a), KN_ERR_INVALID_ARGUMENT);
+    kn_auth_config none = {NULL};
+    assert_int_equal(kn_auth_create(&none, &a), KN_ERR_INVALID_ARGUMENT);
 }
 
 static int create_destroy(void *arg)
 {
-    kn_auth_config c = {skey, 32, rkey, 32, 60, 3600};
+    kn_auth_config c = {store};
     kn_auth *a;
     int rc = kn_auth_create(&c, &a);
     kn_auth_destroy(a);
@@ -81,10 +84,14 @@ static void create_survives_allocation_failures(void **state)
 int main(void)
 {
     if (sodium_init() < 0) return 1;
+    kn_session_store_config sc = {skey, 32, rkey, 32, 60, 3600};
+    if (kn_session_store_create(&sc, &store)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(invalid_arguments_are_refused_before_any_database_call),
-        cmocka_unit_test(keys_are_validated),
+        cmocka_unit_test(a_store_is_required),
         cmocka_unit_test(create_survives_allocation_failures),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    kn_session_store_destroy(store);
+    return failed;
 }
