@@ -518,6 +518,9 @@ int kaos_client_match_leave(kaos_client *c, uint32_t match, kaos_done_fn done, v
  * and min_size..max_size players (0 = no bound). */
 int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, const char *query,
                            int32_t min_size, int32_t max_size, kaos_match_list_fn done, void *ud);
+/* One authoritative match by id: `done` gets a list of exactly that match,
+ * or KAOS_ERR_NOT_FOUND "match not found". */
+int kaos_client_match_get(kaos_client *c, const char *match_id, kaos_match_list_fn done, void *ud);
 
 /* The account (docs/accounts.md). All need a session and act on the
  * session's own user; the server's errors name the broken rule. */

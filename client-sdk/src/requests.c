@@ -90,6 +90,7 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(MATCH_JOIN, MATCH_JOIN, MATCH)                                                               \
     X(MATCH_LEAVE, MATCH_LEAVE, DONE)                                                              \
     X(MATCH_LIST, MATCH_LIST_REQUEST, MATCH_LIST)                                                  \
+    X(MATCH_GET, MATCH_GET, MATCH_LIST)                                                            \
     X(ACCOUNT_GET, ACCOUNT_GET, ACCOUNT)                                                           \
     X(ACCOUNT_UPDATE, ACCOUNT_UPDATE, DONE)                                                        \
     X(ACCOUNT_DELETE, ACCOUNT_DELETE, DONE)                                                        \
@@ -386,6 +387,16 @@ int kaos_client_match_list(kaos_client *c, uint32_t limit, const char *label, co
     kn_envelope env = KN_ENVELOPE_INIT;
     env.match_list_request = &msg;
     return call(c, REQ_MATCH_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_match_get(kaos_client *c, const char *match_id, kaos_match_list_fn done, void *ud)
+{
+    if (!c || !match_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchGet msg = KAOS__V1__MATCH_GET__INIT;
+    msg.match_id = unconst_str(match_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.match_get = &msg;
+    return call(c, REQ_MATCH_GET, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_match_send(kaos_client *c, uint32_t match, int64_t op_code, const void *data,

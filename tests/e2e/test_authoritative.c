@@ -111,6 +111,25 @@ static void a_client_creates_joins_and_plays(void **state)
     E2E_WAIT(a->rpcs == 3, 5000);
     assert_non_null(strstr(a->rpc_payload, id));
 
+    /* one match by id (client request and Lua); an unknown id is NOT_FOUND */
+    int lists = a->match_lists;
+    kaos_client_match_get(a->c, id, e2e_on_match_list, a);
+    E2E_WAIT(a->match_lists == lists + 1, 5000);
+    assert_int_equal(a->match_list_count, 1);
+    assert_non_null(strstr(a->match_list_first, "capture"));
+    int errors_before = a->errors;
+    kaos_client_match_get(a->c, "00000000-0000-0000-0000-000000000000.kaos1", e2e_on_match_list, a);
+    E2E_WAIT(a->errors == errors_before + 1, 5000);
+    assert_int_equal(a->error_code, 5);
+    assert_string_equal(a->error_message, "match not found");
+    kaos_client_rpc_call(a->c, "get_match", id, e2e_on_rpc, a);
+    E2E_WAIT(a->rpcs == 4, 5000);
+    assert_non_null(strstr(a->rpc_payload, id));
+    assert_non_null(strstr(a->rpc_payload, "\"handler_name\":\"test_match\""));
+    kaos_client_rpc_call(a->c, "get_match", "nope.kaos1", e2e_on_rpc, a);
+    E2E_WAIT(a->rpcs == 5, 5000);
+    assert_string_equal(a->rpc_payload, "none");
+
     /* kick: b gets MatchEnd ABORTED and a sees b leave */
     kaos_client_match_send(b->c, b->match_handle, 3, "", 0, true, NULL, 0);
     E2E_WAIT(b->match_ends == 1 && a->leaves == 1, 5000);

@@ -26,7 +26,7 @@
 
 /* X(message, service, pre-auth, login, channels, runs on, handler) */
 #define KN_ROUTES(X)                                                                               \
-    X(PING, GATEWAY, PRE_AUTH, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_gateway_ping)         \
+    X(PING, GATEWAY, PRE_AUTH, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_gateway_ping)              \
     X(AUTHENTICATE_DEVICE, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_device)  \
     X(AUTHENTICATE_EMAIL, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_email)    \
     X(AUTHENTICATE_CUSTOM, AUTH, PRE_AUTH, LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_auth_wire_custom)  \
@@ -39,6 +39,7 @@
     X(MATCH_LEAVE, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_match_wire_leave)       \
     X(MATCH_DATA_SEND, MATCH, AUTHED, NOT_LOGIN, KN_CH_MATCH, KN_RUN_NET, kn_match_wire_data)      \
     X(MATCH_LIST_REQUEST, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_match_wire_list) \
+    X(MATCH_GET, MATCH, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_match_wire_get)           \
     X(RPC, RPC, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_rpc_wire_call)                    \
     X(ACCOUNT_GET, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_account_wire_get)     \
     X(ACCOUNT_UPDATE, ACCOUNT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \

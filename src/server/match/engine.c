@@ -1336,6 +1336,24 @@ int kn_match_list(kn_match_engine *e, const kn_match_list_query *q, kn_match_inf
     return KN_OK;
 }
 
+int kn_match_get(kn_match_engine *e, const char *match_id, kn_match_info *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = KN_ERR_NOT_FOUND;
+    pthread_mutex_lock(&e->reg_lock);
+    reg *g = reg_find_id(e, match_id);
+    if (g) {
+        memcpy(out->match_id, g->id, sizeof out->match_id);
+        memcpy(out->handler, g->name, sizeof out->handler);
+        out->size = g->size;
+        out->tick_rate = g->tick_rate;
+        rc = g->label && !(out->label = kn_strndup(g->label, strlen(g->label))) ? KN_ERR_NOMEM
+                                                                                : KN_OK;
+    }
+    pthread_mutex_unlock(&e->reg_lock);
+    return rc;
+}
+
 void kn_match_list_free(kn_match_info *list, size_t n)
 {
     if (!list) return;

@@ -236,6 +236,10 @@ typedef struct kn_match_list_query {
 int kn_match_list(kn_match_engine *e, const kn_match_list_query *q, kn_match_info **out,
                   size_t *n, char *msg, size_t cap);
 void kn_match_list_free(kn_match_info *list, size_t n);
+/* One match by id, from the registry: *out, whose label (or NULL) is the
+ * caller's to kn_free. NOT_FOUND when no match has that id. Any thread;
+ * cheap (one locked lookup), so the network thread may call it. */
+int kn_match_get(kn_match_engine *e, const char *match_id, kn_match_info *out);
 
 /* Whether a label query is valid (for argument checks before listing). */
 int kn_match_query_check(const char *query, char *msg, size_t cap);

@@ -1,5 +1,5 @@
 /* kn_match_lua: the match engine's kaos.* functions — kaos.match_create,
- * match_list and match_signal (match_lua.c; docs/matches.md). The engine
+ * match_list, match_get and match_signal (match_lua.c; docs/matches.md). The engine
  * itself (engine.c, query.c) knows no Lua; the Lua match *handler*, the
  * vtable that runs match_init/match_loop in a VM, is the runtime's
  * (kn_runtime_match_factory).

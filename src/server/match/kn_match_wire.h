@@ -46,5 +46,6 @@ int kn_match_wire_join(kn_req *r, char *msg, size_t cap);
 int kn_match_wire_leave(kn_req *r, char *msg, size_t cap);
 int kn_match_wire_data(kn_req *r, char *msg, size_t cap);
 int kn_match_wire_list(kn_req *r, char *msg, size_t cap);
+int kn_match_wire_get(kn_req *r, char *msg, size_t cap);
 
 #endif

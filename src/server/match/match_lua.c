@@ -1,5 +1,5 @@
 /* match_lua: the match engine's kaos.* functions — kaos.match_create,
- * match_list and match_signal (docs/matches.md) — registered with the
+ * match_list, match_get and match_signal (docs/matches.md) — registered with the
  * runtime as a binding (kn_match_lua.h), reaching Lua only through
  * kn_lua_bind.h. The engine (engine.c, query.c) stays free of Lua.
  *
@@ -45,6 +45,24 @@ static int k_match_create(lua_State *L)
     return 1;
 }
 
+/* A match as scripts see it, pushed as one table. */
+static void push_info(lua_State *L, const kn_match_info *m)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, m->match_id);
+    lua_setfield(L, -2, "match_id");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "authoritative");
+    lua_pushstring(L, m->label ? m->label : "");
+    lua_setfield(L, -2, "label");
+    lua_pushinteger(L, m->size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, m->tick_rate);
+    lua_setfield(L, -2, "tick_rate");
+    lua_pushstring(L, m->handler);
+    lua_setfield(L, -2, "handler_name");
+}
+
 /* match_list(limit, authoritative, label, min_size, max_size, query) -> list */
 static int k_match_list(lua_State *L)
 {
@@ -65,22 +83,27 @@ static int k_match_list(lua_State *L)
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        lua_createtable(L, 0, 5);
-        lua_pushstring(L, list[i].match_id);
-        lua_setfield(L, -2, "match_id");
-        lua_pushboolean(L, 1);
-        lua_setfield(L, -2, "authoritative");
-        lua_pushstring(L, list[i].label ? list[i].label : "");
-        lua_setfield(L, -2, "label");
-        lua_pushinteger(L, list[i].size);
-        lua_setfield(L, -2, "size");
-        lua_pushinteger(L, list[i].tick_rate);
-        lua_setfield(L, -2, "tick_rate");
-        lua_pushstring(L, list[i].handler);
-        lua_setfield(L, -2, "handler_name");
+        push_info(L, &list[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     kn_match_list_free(list, n);
+    return 1;
+}
+
+/* match_get(match_id) -> {match_id, authoritative, label, size, tick_rate,
+ * handler_name}, or nil when no authoritative match has that id. */
+static int k_match_get(lua_State *L)
+{
+    kn_match_engine *e = engine_of(L, "match_get");
+    kn_match_info info;
+    int rc = kn_match_get(e, luaL_checkstring(L, 1), &info);
+    if (rc == KN_ERR_NOT_FOUND) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc) return kn_lua_raise_coded(L, rc, "out of memory");
+    push_info(L, &info);
+    kn_free(info.label);
     return 1;
 }
 
@@ -103,6 +126,7 @@ static int k_match_signal(lua_State *L)
 const luaL_Reg kn_match_lua_funcs[] = {
     {"match_create", k_match_create},
     {"match_list", k_match_list},
+    {"match_get", k_match_get},
     {"match_signal", k_match_signal},
     {NULL, NULL},
 };

@@ -445,35 +445,20 @@ int kn_match_wire_data(kn_req *r, char *msg, size_t cap)
     return rc;
 }
 
-/* Worker: MatchListRequest -> MatchList. */
-int kn_match_wire_list(kn_req *r, char *msg, size_t cap)
+/* A MatchList of the n matches in list (borrowed) as the reply. */
+static int reply_match_list(kn_req *r, const kn_match_info *list, size_t n)
 {
-    kn_match_wire *mw = kn_req_service(r);
-    Kaos__V1__MatchListRequest *q = kn_req_msg(r)->match_list_request;
-    if (!mw->matches) {
-        snprintf(msg, cap, "authoritative matches are off");
-        return KN_ERR_UNIMPLEMENTED;
-    }
-    kn_match_list_query query = {.limit = q->limit,
-                                 .label = q->label,
-                                 .query = q->query,
-                                 .min_size = q->min_size > 0 ? q->min_size : -1,
-                                 .max_size = q->max_size > 0 ? q->max_size : -1};
-    kn_match_info *list;
-    size_t n;
-    int rc = kn_match_list(mw->matches, &query, &list, &n, msg, cap);
-    if (rc) return rc;
     Kaos__V1__MatchInfo *infos = n ? kn_calloc(n, sizeof *infos) : NULL;
     Kaos__V1__MatchInfo **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
-    if (n && (!infos || !ptrs)) rc = KN_ERR_NOMEM;
+    int rc = n && (!infos || !ptrs) ? KN_ERR_NOMEM : KN_OK;
     for (size_t i = 0; rc == KN_OK && i < n; i++) {
         kaos__v1__match_info__init(&infos[i]);
-        infos[i].match_id = list[i].match_id;
+        infos[i].match_id = (char *)list[i].match_id;
         infos[i].authoritative = 1;
         infos[i].label = list[i].label ? list[i].label : "";
         infos[i].size = list[i].size;
         infos[i].tick_rate = (uint32_t)list[i].tick_rate;
-        infos[i].handler = list[i].handler;
+        infos[i].handler = (char *)list[i].handler;
         ptrs[i] = &infos[i];
     }
     if (rc == KN_OK) {
@@ -487,6 +472,48 @@ int kn_match_wire_list(kn_req *r, char *msg, size_t cap)
     }
     kn_free(infos);
     kn_free(ptrs);
+    return rc;
+}
+
+static int matches_off(kn_match_wire *mw, char *msg, size_t cap)
+{
+    if (mw->matches) return KN_OK;
+    snprintf(msg, cap, "authoritative matches are off");
+    return KN_ERR_UNIMPLEMENTED;
+}
+
+/* Worker: MatchListRequest -> MatchList. */
+int kn_match_wire_list(kn_req *r, char *msg, size_t cap)
+{
+    kn_match_wire *mw = kn_req_service(r);
+    Kaos__V1__MatchListRequest *q = kn_req_msg(r)->match_list_request;
+    int rc = matches_off(mw, msg, cap);
+    if (rc) return rc;
+    kn_match_list_query query = {.limit = q->limit,
+                                 .label = q->label,
+                                 .query = q->query,
+                                 .min_size = q->min_size > 0 ? q->min_size : -1,
+                                 .max_size = q->max_size > 0 ? q->max_size : -1};
+    kn_match_info *list;
+    size_t n;
+    rc = kn_match_list(mw->matches, &query, &list, &n, msg, cap);
+    if (rc) return rc;
+    rc = reply_match_list(r, list, n);
     kn_match_list_free(list, n);
+    return rc;
+}
+
+/* Network thread: MatchGet -> a MatchList of that one match (a registry
+ * lookup, no Lua, so it needs no worker). */
+int kn_match_wire_get(kn_req *r, char *msg, size_t cap)
+{
+    kn_match_wire *mw = kn_req_service(r);
+    int rc = matches_off(mw, msg, cap);
+    if (rc) return rc;
+    kn_match_info info;
+    rc = kn_match_get(mw->matches, kn_req_msg(r)->match_get->match_id, &info);
+    if (rc == KN_ERR_NOT_FOUND) snprintf(msg, cap, "match not found");
+    if (rc == KN_OK) rc = reply_match_list(r, &info, 1);
+    kn_free(info.label);
     return rc;
 }

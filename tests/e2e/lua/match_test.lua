@@ -75,3 +75,8 @@ end, "signal_test_match")
 kaos.register_rpc(function(context, payload)
   return kaos.json_encode(kaos.match_list(10, true, nil, nil, nil, payload))
 end, "list_matches")
+
+kaos.register_rpc(function(context, payload)
+  local m = kaos.match_get(payload)
+  return m and kaos.json_encode(m) or "none"
+end, "get_match")

@@ -359,6 +359,17 @@ static void joins_inputs_and_broadcasts_reach_the_right_connections(void **state
     assert_int_equal(kn_match_list(e, &q, &list, &n, msg, sizeof msg), KN_OK);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].size, 1);
+    /* the same match by id, and no other */
+    kn_match_info one;
+    assert_int_equal(kn_match_get(e, list[0].match_id, &one), KN_OK);
+    assert_string_equal(one.match_id, list[0].match_id);
+    assert_string_equal(one.handler, list[0].handler);
+    assert_int_equal(one.size, 1);
+    assert_int_equal(one.tick_rate, list[0].tick_rate);
+    kn_free(one.label);
+    assert_int_equal(kn_match_get(e, "00000000-0000-0000-0000-000000000000.n1", &one),
+                     KN_ERR_NOT_FOUND);
+    assert_null(one.label);
     kn_match_list_free(list, n);
     kn_match_engine_destroy(e);
 }
