@@ -12,6 +12,9 @@
 
 #define AT(base, offset) ((char *)(base) + (offset))
 
+/* INT32 members are int in C structs and int32_t in messages. */
+_Static_assert(sizeof(int) == sizeof(int32_t), "int is 32 bits");
+
 /* The protobuf-c type a kind travels as. */
 static ProtobufCType wire_type(kn_field_kind kind)
 {
@@ -54,23 +57,59 @@ const char *kn_entity_text(const kn_entity_field *f, const void *obj)
     return f->inline_text ? at : *(const char *const *)at;
 }
 
-int64_t kn_entity_integer(const kn_entity_field *f, const void *obj)
+/* A number at `at`, laid out as in a C struct or, in_proto, as in a
+ * protobuf-c message: the two differ only for BOOL (protobuf_c_boolean is
+ * an int). int32 is int on every platform we build for. */
+static int64_t get_number(kn_field_kind kind, const void *at, bool in_proto)
 {
-    const char *at = AT(obj, f->offset);
-    switch (f->kind) {
+    switch (kind) {
     case KN_FIELD_INT64:
         return *(const int64_t *)at;
     case KN_FIELD_INT32:
-        return *(const int *)at;
+        return *(const int32_t *)at;
     case KN_FIELD_UINT32:
         return *(const uint32_t *)at;
     case KN_FIELD_BOOL:
-        return *(const bool *)at;
+        return in_proto ? *(const protobuf_c_boolean *)at != 0 : *(const bool *)at;
     default:
         break;
     }
-    assert(!"kn_entity_integer of a text field");
+    assert(!"a number of a text field");
     return 0;
+}
+
+static void put_number(kn_field_kind kind, void *at, int64_t v, bool in_proto)
+{
+    switch (kind) {
+    case KN_FIELD_INT64:
+        *(int64_t *)at = v;
+        return;
+    case KN_FIELD_INT32:
+        *(int32_t *)at = (int32_t)v;
+        return;
+    case KN_FIELD_UINT32:
+        *(uint32_t *)at = (uint32_t)v;
+        return;
+    case KN_FIELD_BOOL:
+        if (in_proto)
+            *(protobuf_c_boolean *)at = v != 0;
+        else
+            *(bool *)at = v != 0;
+        return;
+    default:
+        break;
+    }
+    assert(!"a number into a text field");
+}
+
+int64_t kn_entity_integer(const kn_entity_field *f, const void *obj)
+{
+    return get_number(f->kind, AT(obj, f->offset), false);
+}
+
+static bool is_text(const kn_entity_field *f)
+{
+    return f->kind == KN_FIELD_STRING || f->kind == KN_FIELD_JSON;
 }
 
 void kn_entity_to_proto(const kn_entity *e, const void *obj, void *msg)
@@ -79,25 +118,11 @@ void kn_entity_to_proto(const kn_entity *e, const void *obj, void *msg)
     for (size_t i = 0; i < e->n_fields; i++) {
         const kn_entity_field *f = &e->fields[i];
         char *dst = AT(msg, mapped_field(e, f)->offset);
-        switch (f->kind) {
-        case KN_FIELD_STRING:
-        case KN_FIELD_JSON: {
+        if (is_text(f)) {
             const char *s = kn_entity_text(f, obj);
             *(char **)dst = (char *)(s ? s : "");
-            break;
-        }
-        case KN_FIELD_INT64:
-            *(int64_t *)dst = kn_entity_integer(f, obj);
-            break;
-        case KN_FIELD_INT32:
-            *(int32_t *)dst = (int32_t)kn_entity_integer(f, obj);
-            break;
-        case KN_FIELD_UINT32:
-            *(uint32_t *)dst = (uint32_t)kn_entity_integer(f, obj);
-            break;
-        case KN_FIELD_BOOL:
-            *(protobuf_c_boolean *)dst = kn_entity_integer(f, obj) != 0;
-            break;
+        } else {
+            put_number(f->kind, dst, kn_entity_integer(f, obj), true);
         }
     }
 }
@@ -128,25 +153,12 @@ int kn_entity_from_proto(const kn_entity *e, const void *msg, void *obj)
     for (size_t i = 0; i < e->n_fields; i++) {
         const kn_entity_field *f = &e->fields[i];
         const char *src = msg ? AT(msg, mapped_field(e, f)->offset) : NULL;
-        char *dst = AT(obj, f->offset);
-        switch (f->kind) {
-        case KN_FIELD_STRING:
-        case KN_FIELD_JSON:
+        if (is_text(f)) {
             if (set_text(f, obj, view_text(f, src ? *(const char *const *)src : NULL)))
                 rc = KN_ERR_INVALID_ARGUMENT;
-            break;
-        case KN_FIELD_INT64:
-            *(int64_t *)dst = src ? *(const int64_t *)src : 0;
-            break;
-        case KN_FIELD_INT32:
-            *(int *)dst = src ? *(const int32_t *)src : 0;
-            break;
-        case KN_FIELD_UINT32:
-            *(uint32_t *)dst = src ? *(const uint32_t *)src : 0;
-            break;
-        case KN_FIELD_BOOL:
-            *(bool *)dst = src && *(const protobuf_c_boolean *)src;
-            break;
+        } else {
+            put_number(f->kind, AT(obj, f->offset), src ? get_number(f->kind, src, true) : 0,
+                       false);
         }
     }
     return rc;
