@@ -190,6 +190,14 @@ void kaos_client__secure_reset(kaos_client *c);
 
 /* Fires the completion or event for one envelope that arrived on `channel`. */
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel);
+
+/* The public structs as entities (kn_entity.h), defined in dispatch.c with
+ * compile-time proof that kaos.h declares each exactly as the entity. */
+typedef struct kn_entity kn_entity;
+extern const kn_entity kaos_client__presence_entity;
+extern const kn_entity kaos_client__user_entity;
+extern const kn_entity kaos_client__storage_object_entity;
+extern const kn_entity kaos_client__storage_ack_entity;
 /* Fires every pending completion, in cid order, with `code` and `message`,
  * and forgets them (the connection ended). */
 void kaos_client__fail_pending(kaos_client *c, int code, const char *message);

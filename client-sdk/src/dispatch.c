@@ -15,13 +15,19 @@
  * The structs handed to callbacks point into the decoded envelope (freed by
  * the caller right after) or into client scratch, which is why they are
  * valid only during the callback. A local failure while preparing an answer
- * (out of memory) fires the completion with that error instead. */
+ * (out of memory) fires the completion with that error instead.
+ *
+ * Entities (users, storage objects and acks, presences) become public
+ * structs through their one description (kn_entities.h): the tables below,
+ * checked against kaos.h at compile time. */
 #include "client_internal.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "kn_time.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,15 +39,29 @@ static const char *str(const char *s)
     return s ? s : "";
 }
 
+KN_ENTITY_ASSERT_VIEW(kaos_presence, PRESENCE);
+KN_ENTITY_ASSERT_VIEW(kaos_user, USER);
+KN_ENTITY_ASSERT_VIEW(kaos_storage_object, STORAGE_OBJECT);
+KN_ENTITY_ASSERT_VIEW(kaos_storage_ack, STORAGE_ACK);
+KN_ENTITY_DEFINE(kaos_client__presence_entity, kaos_presence, PRESENCE);
+KN_ENTITY_DEFINE(kaos_client__user_entity, kaos_user, USER);
+KN_ENTITY_DEFINE(kaos_client__storage_object_entity, kaos_storage_object, STORAGE_OBJECT);
+KN_ENTITY_DEFINE(kaos_client__storage_ack_entity, kaos_storage_ack, STORAGE_ACK);
+
+/* The view of message m (NULL: absent) as the entity's public struct. Views
+ * have no inline text, so the mapping cannot fail. */
+static void view(const kn_entity *e, const void *m, void *out)
+{
+    int rc = kn_entity_from_proto(e, m, out);
+    assert(rc == KN_OK);
+    (void)rc;
+}
+
 static kaos_presence presence_view(const Kaos__V1__Presence *p)
 {
-    if (!p) return (kaos_presence){.slot = 0, .user_id = "", .session_id = "", .username = ""};
-    return (kaos_presence){
-        .slot = p->slot,
-        .user_id = str(p->user_id),
-        .session_id = str(p->session_id),
-        .username = str(p->username),
-    };
+    kaos_presence v;
+    view(&kaos_client__presence_entity, p, &v);
+    return v;
 }
 
 /* Room for n presences in the client's scratch; NULL when it cannot grow. */
@@ -58,27 +78,9 @@ static kaos_presence *presence_scratch(kaos_client *c, size_t n)
 
 static kaos_user user_view(const Kaos__V1__User *u)
 {
-    if (!u)
-        return (kaos_user){.id = "",
-                           .username = "",
-                           .display_name = "",
-                           .avatar_url = "",
-                           .lang_tag = "",
-                           .location = "",
-                           .timezone = "",
-                           .metadata = "{}"};
-    return (kaos_user){
-        .id = str(u->id),
-        .username = str(u->username),
-        .display_name = str(u->display_name),
-        .avatar_url = str(u->avatar_url),
-        .lang_tag = str(u->lang_tag),
-        .location = str(u->location),
-        .timezone = str(u->timezone),
-        .metadata = u->metadata && *u->metadata ? u->metadata : "{}",
-        .create_time = u->create_time,
-        .update_time = u->update_time,
-    };
+    kaos_user v;
+    view(&kaos_client__user_entity, u, &v);
+    return v;
 }
 
 /* Room for n users in the client's scratch; NULL when it cannot grow. */
@@ -248,11 +250,8 @@ static int deliver_storage_acks(kaos_client *c, const kaos_pending *p, const kao
     const Kaos__V1__StorageAcks *a = env->storage_acks;
     kaos_storage_ack *acks = a->n_acks ? kn_calloc(a->n_acks, sizeof *acks) : NULL;
     if (a->n_acks && !acks) return KN_ERR_NOMEM;
-    for (size_t i = 0; i < a->n_acks; i++) {
-        const Kaos__V1__StorageAck *m = a->acks[i];
-        acks[i] =
-            (kaos_storage_ack){str(m->collection), str(m->key), str(m->user_id), str(m->version)};
-    }
+    for (size_t i = 0; i < a->n_acks; i++)
+        view(&kaos_client__storage_ack_entity, a->acks[i], &acks[i]);
     fn(c, r, acks, a->n_acks, p->ud);
     kn_free(acks);
     return KN_OK;
@@ -273,20 +272,8 @@ static int deliver_storage_objects(kaos_client *c, const kaos_pending *p, const 
     size_t n = page ? env->storage_object_list->n_objects : env->storage_objects->n_objects;
     kaos_storage_object *views = n ? kn_calloc(n, sizeof *views) : NULL;
     if (n && !views) return KN_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const Kaos__V1__StorageObject *o = objs[i];
-        views[i] = (kaos_storage_object){
-            .collection = str(o->collection),
-            .key = str(o->key),
-            .user_id = str(o->user_id),
-            .value = o->value && *o->value ? o->value : "{}",
-            .version = str(o->version),
-            .permission_read = o->permission_read,
-            .permission_write = o->permission_write,
-            .create_time_ms = o->create_time_ms,
-            .update_time_ms = o->update_time_ms,
-        };
-    }
+    for (size_t i = 0; i < n; i++)
+        view(&kaos_client__storage_object_entity, objs[i], &views[i]);
     fn(c, r, views, n, page ? str(env->storage_object_list->cursor) : "", p->ud);
     kn_free(views);
     return KN_OK;

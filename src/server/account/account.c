@@ -7,6 +7,7 @@
 #include "kn_account.h"
 #include "kn_auth.h"
 #include "kn_db.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+KN_ENTITY_DEFINE(kn_user_entity, kn_user, USER);
 
 /* The public columns, in kn_user order; the account adds three after them. */
 #define USER_COLUMNS                                                                               \

@@ -81,18 +81,7 @@ static holder *new_holder(lua_State *L)
 /* The public profile, with the field names of the wire's User. */
 static void push_user(lua_State *L, const kn_user *u)
 {
-    lua_createtable(L, 0, 10);
-    kn_lua_set_string(L, "id", u->id);
-    kn_lua_set_string(L, "username", u->username);
-    kn_lua_set_string(L, "display_name", u->display_name);
-    kn_lua_set_string(L, "avatar_url", u->avatar_url);
-    kn_lua_set_string(L, "lang_tag", u->lang_tag);
-    kn_lua_set_string(L, "location", u->location);
-    kn_lua_set_string(L, "timezone", u->timezone);
-    kn_lua_push_stored_json(L, u->metadata, u->metadata ? strlen(u->metadata) : 0);
-    lua_setfield(L, -2, "metadata");
-    kn_lua_set_integer(L, "create_time", u->create_time);
-    kn_lua_set_integer(L, "update_time", u->update_time);
+    kn_lua_push_entity(L, &kn_user_entity, u);
 }
 
 /* A list argument: every element must be a string. The pointers stay valid

@@ -2,6 +2,7 @@
  * service's strings until they are encoded. */
 #include "kn_account_wire.h"
 #include "kn_account.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 
@@ -20,29 +21,13 @@ static const char *me(kn_req *r)
     return kn_req_caller(r)->user_id;
 }
 
-/* A kn_user as a User message that borrows its strings. */
-static void user_message(Kaos__V1__User *m, const kn_user *u)
-{
-    kaos__v1__user__init(m);
-    m->id = (char *)u->id;
-    m->username = text(u->username);
-    m->display_name = text(u->display_name);
-    m->avatar_url = text(u->avatar_url);
-    m->lang_tag = text(u->lang_tag);
-    m->location = text(u->location);
-    m->timezone = text(u->timezone);
-    m->metadata = text(u->metadata);
-    m->create_time = u->create_time;
-    m->update_time = u->update_time;
-}
-
 int kn_account_wire_get(kn_req *r, char *msg, size_t cap)
 {
     kn_account a;
     int rc = kn_account_get(db_of(r), me(r), &a, msg, cap);
     if (rc) return rc;
     Kaos__V1__User user;
-    user_message(&user, &a.user);
+    kn_entity_to_proto(&kn_user_entity, &a.user, &user);
     Kaos__V1__Account acc = KAOS__V1__ACCOUNT__INIT;
     acc.user = &user;
     acc.email = text(a.email);
@@ -73,7 +58,7 @@ int kn_account_wire_users_get(kn_req *r, char *msg, size_t cap)
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        user_message(&msgs[i], &users[i]);
+        kn_entity_to_proto(&kn_user_entity, &users[i], &msgs[i]);
         ptrs[i] = &msgs[i];
     }
     Kaos__V1__Users out = KAOS__V1__USERS__INIT;

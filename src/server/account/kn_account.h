@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 typedef struct kn_db kn_db;
+typedef struct kn_entity kn_entity;
 
 #define KN_ACCOUNT_DISPLAY_NAME_MAX 255
 #define KN_ACCOUNT_AVATAR_URL_MAX   512
@@ -59,6 +60,10 @@ typedef struct kn_user {
     int64_t create_time;
     int64_t update_time; /* changes whenever the users row does */
 } kn_user;
+
+/* kn_user as the User entity (kn_entity.h): the wire's User and the Lua
+ * user tables are built from it. */
+extern const kn_entity kn_user_entity;
 
 /* A user's own account: the profile plus the ways it logs in. */
 typedef struct kn_account {

@@ -2,6 +2,7 @@
 #include "kn_match.h"
 #include "match_internal.h"
 #include "kn_codec.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_map.h"
@@ -423,14 +424,7 @@ static void batch_append(kn_match_batch *dst, kn_match_batch *src)
     src->used = 0;
 }
 
-static void fill_presence(Kaos__V1__Presence *out, const kn_match_presence *p)
-{
-    kaos__v1__presence__init(out);
-    out->slot = p->slot;
-    out->user_id = (char *)p->user_id;
-    out->session_id = (char *)p->session_id;
-    out->username = (char *)p->username;
-}
+KN_ENTITY_DEFINE(kn_match_presence_entity, kn_match_presence, PRESENCE);
 
 /* Conns of every presence but `except` (0 = none). */
 static size_t conns_of(const match *m, kn_match_conn *out, kn_match_conn except)
@@ -448,7 +442,7 @@ static void send_presence_event(match *m, const kn_match_presence *p, bool joine
     if (!conns) return;
     size_t n = conns_of(m, conns, p->conn);
     Kaos__V1__Presence pp, *list[1] = {&pp};
-    fill_presence(&pp, p);
+    kn_entity_to_proto(&kn_match_presence_entity, p, &pp);
     Kaos__V1__MatchPresenceEvent ev;
     kn_envelope env;
     kn_envelope_presence_event(&env, &ev, list, m->handle, joined);
@@ -783,11 +777,11 @@ static void do_join(mthread *t, join_req *j)
     if (m->n_ps == 1 || (others_p && others))
         for (size_t i = 0; i < m->n_ps; i++) {
             if (m->ps[i] == p) continue;
-            fill_presence(&others_p[k], m->ps[i]);
+            kn_entity_to_proto(&kn_match_presence_entity, m->ps[i], &others_p[k]);
             others[k] = &others_p[k];
             k++;
         }
-    fill_presence(&self, p);
+    kn_entity_to_proto(&kn_match_presence_entity, p, &self);
     Kaos__V1__Match res;
     kn_envelope env;
     kn_envelope_match(&env, &res, j->cid, m->id, m->handle, (uint32_t)m->n_ps, t->e->cfg.max_size,

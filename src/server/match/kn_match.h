@@ -54,6 +54,7 @@
 typedef uint64_t kn_match_conn; /* a network connection id (kn_conn_id) */
 
 typedef struct kn_match_engine kn_match_engine;
+typedef struct kn_entity kn_entity;
 
 /* A player in a match. */
 typedef struct kn_match_presence {
@@ -63,6 +64,10 @@ typedef struct kn_match_presence {
     char session_id[37];
     char username[129];
 } kn_match_presence;
+
+/* kn_match_presence as the Presence entity (kn_entity.h): the wire's
+ * Presence and the Lua presence tables are built from it. */
+extern const kn_entity kn_match_presence_entity;
 
 /* Player input delivered to loop(). */
 typedef struct kn_match_message {

@@ -5,6 +5,7 @@
  * a batch reaches. The relay is used only under relay_lock. A connection's
  * membership slot (conn_matches) is touched only on its network thread. */
 #include "kn_match_wire.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -253,17 +254,9 @@ static int reply_match(kn_req *r, const kn_relay_joined *j)
         others_p = kn_calloc(j->other_count, sizeof *others_p);
         if (!others || !others_p) goto done;
     }
-    kaos__v1__presence__init(&self);
-    self.slot = j->self->slot;
-    self.user_id = (char *)j->self->user_id;
-    self.session_id = (char *)j->self->session_id;
-    self.username = (char *)j->self->username;
+    kn_entity_to_proto(&kn_relay_member_entity, j->self, &self);
     for (size_t i = 0; i < j->other_count; i++) {
-        kaos__v1__presence__init(&others_p[i]);
-        others_p[i].slot = j->others[i].slot;
-        others_p[i].user_id = (char *)j->others[i].user_id;
-        others_p[i].session_id = (char *)j->others[i].session_id;
-        others_p[i].username = (char *)j->others[i].username;
+        kn_entity_to_proto(&kn_relay_member_entity, &j->others[i], &others_p[i]);
         others[i] = &others_p[i];
     }
     Kaos__V1__Match m;

@@ -20,6 +20,7 @@
 typedef uint64_t kn_relay_conn;
 
 typedef struct kn_relay kn_relay;
+typedef struct kn_entity kn_entity;
 
 typedef struct kn_relay_sink {
     /* Same bytes to n connections on `channel`. */
@@ -43,6 +44,10 @@ typedef struct kn_relay_member {
     char session_id[37];
     char username[129];
 } kn_relay_member;
+
+/* kn_relay_member as the Presence entity (kn_entity.h): the wire's Presence
+ * of relayed matches is built from it. */
+extern const kn_entity kn_relay_member_entity;
 
 /* What create/join return; pointers valid until the next relay call. */
 typedef struct kn_relay_joined {

@@ -1,6 +1,7 @@
 /* relay: match registry, membership and fan-out for relayed matches. */
 #include "kn_relay.h"
 #include "kn_codec.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_map.h"
 #include "kn_mem.h"
@@ -8,6 +9,8 @@
 
 #include <stdio.h>
 #include <string.h>
+
+KN_ENTITY_DEFINE(kn_relay_member_entity, kn_relay_member, PRESENCE);
 
 typedef struct match {
     uint32_t handle;
@@ -123,15 +126,6 @@ static bool has_room(kn_relay *r, kn_relay_conn conn)
 
 /* --- events ---------------------------------------------------------------- */
 
-static void fill_presence(Kaos__V1__Presence *p, const kn_relay_member *mb)
-{
-    kaos__v1__presence__init(p);
-    p->slot = mb->slot;
-    p->user_id = (char *)mb->user_id;
-    p->session_id = (char *)mb->session_id;
-    p->username = (char *)mb->username;
-}
-
 /* Packs env into the scratch buffer and sends it to every member but skip. */
 static void broadcast(kn_relay *r, match *m, const kn_envelope *env, kn_relay_conn skip,
                       uint8_t channel, bool reliable)
@@ -150,7 +144,7 @@ static void broadcast(kn_relay *r, match *m, const kn_envelope *env, kn_relay_co
 static void presence_event(kn_relay *r, match *m, const kn_relay_member *who, bool join)
 {
     Kaos__V1__Presence p;
-    fill_presence(&p, who);
+    kn_entity_to_proto(&kn_relay_member_entity, who, &p);
     Kaos__V1__Presence *list[1] = {&p};
     Kaos__V1__MatchPresenceEvent ev;
     kn_envelope env;

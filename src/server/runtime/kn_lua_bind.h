@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 typedef struct kn_db kn_db;
+typedef struct kn_entity kn_entity;
 
 /* One service's kaos.* functions. The table and what ud points to are
  * borrowed: they must outlive the runtime and every VM built from it. Names
@@ -92,6 +93,12 @@ int kn_lua_push_json(lua_State *L, int idx, size_t *len, const char **why);
 /* Pushes JSON text the server itself stored (account metadata, storage
  * values) as a Lua value; NULL or text that does not parse pushes {}. */
 void kn_lua_push_stored_json(lua_State *L, const char *text, size_t len);
+
+/* Pushes the C struct `obj` of entity e (kn_entity.h) as a table with one
+ * key per field of the entity, named as on the wire: text as a string (NULL
+ * as ""), JSON text as a Lua value (kn_lua_push_stored_json), numbers as
+ * integers, BOOL as a boolean. */
+void kn_lua_push_entity(lua_State *L, const kn_entity *e, const void *obj);
 
 /* t[key] = value for the table on top of the stack (a NULL string as ""). */
 void kn_lua_set_string(lua_State *L, const char *key, const char *value);

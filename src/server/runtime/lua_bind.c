@@ -6,6 +6,7 @@
  * C local across a call that may raise; each one sits in a holder userdata
  * whose __gc frees it, so a Lua error (out of memory included) never leaks. */
 #include "kn_lua_bind.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "runtime_internal.h"
 
@@ -283,4 +284,26 @@ void kn_lua_set_integer(lua_State *L, const char *key, int64_t value)
 {
     lua_pushinteger(L, (lua_Integer)value);
     lua_setfield(L, -2, key);
+}
+
+void kn_lua_push_entity(lua_State *L, const kn_entity *e, const void *obj)
+{
+    lua_createtable(L, 0, (int)e->n_fields);
+    for (size_t i = 0; i < e->n_fields; i++) {
+        const kn_entity_field *f = &e->fields[i];
+        switch (f->kind) {
+        case KN_FIELD_STRING: kn_lua_set_string(L, f->name, kn_entity_text(f, obj)); break;
+        case KN_FIELD_JSON: {
+            const char *text = kn_entity_text(f, obj);
+            kn_lua_push_stored_json(L, text, text ? strlen(text) : 0);
+            lua_setfield(L, -2, f->name);
+            break;
+        }
+        case KN_FIELD_BOOL:
+            lua_pushboolean(L, kn_entity_integer(f, obj) != 0);
+            lua_setfield(L, -2, f->name);
+            break;
+        default: kn_lua_set_integer(L, f->name, kn_entity_integer(f, obj)); break;
+        }
+    }
 }

@@ -123,17 +123,9 @@ static void push_presence(lua_State *L, lua_match *lm, const kn_match_presence *
         return;
     }
     lua_pop(L, 1);
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, p->user_id);
-    lua_setfield(L, -2, "user_id");
-    lua_pushstring(L, p->session_id);
-    lua_setfield(L, -2, "session_id");
-    lua_pushstring(L, p->username);
-    lua_setfield(L, -2, "username");
-    lua_pushstring(L, lm->cur ? lm->cur->node : "");
-    lua_setfield(L, -2, "node");
-    lua_pushinteger(L, p->slot);
-    lua_setfield(L, -2, "slot");
+    /* The entity's fields, plus the node the match runs on (Nakama's presence has it). */
+    kn_lua_push_entity(L, &kn_match_presence_entity, p);
+    kn_lua_set_string(L, "node", lm->cur ? lm->cur->node : "");
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, p->slot);
     lua_remove(L, -2);

@@ -57,6 +57,7 @@
 #include <stdint.h>
 
 typedef struct kn_db kn_db;
+typedef struct kn_entity kn_entity;
 
 #define KN_STORAGE_SYSTEM_USER "00000000-0000-0000-0000-000000000000"
 
@@ -127,6 +128,12 @@ typedef struct kn_storage_object {
     int64_t create_time_ms; /* Unix milliseconds */
     int64_t update_time_ms;
 } kn_storage_object;
+
+/* kn_storage_object and kn_storage_ack as the StorageObject and StorageAck
+ * entities (kn_entity.h): the wire's messages and the Lua tables are built
+ * from them. */
+extern const kn_entity kn_storage_object_entity;
+extern const kn_entity kn_storage_ack_entity;
 
 /* Write `n` objects (n <= KN_STORAGE_BATCH_MAX) atomically. On success
  * *acks holds n acks in the order of `ops` (NULL when n is 0). A client may

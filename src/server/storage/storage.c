@@ -16,6 +16,7 @@
  *   - results are one kn_malloc block each, freed with kn_free. */
 #include "kn_storage.h"
 #include "kn_db.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
@@ -28,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+KN_ENTITY_DEFINE(kn_storage_object_entity, kn_storage_object, STORAGE_OBJECT);
+KN_ENTITY_DEFINE(kn_storage_ack_entity, kn_storage_ack, STORAGE_ACK);
 
 /* The columns every read and list returns, in the order objects_from_rows
  * expects; `p` is a table alias prefix ("" or "s."). */

@@ -59,17 +59,7 @@ static holder *new_holder(lua_State *L)
 /* An object, with the field names of the wire's StorageObject. */
 static void push_object(lua_State *L, const kn_storage_object *o)
 {
-    lua_createtable(L, 0, 9);
-    kn_lua_set_string(L, "collection", o->collection);
-    kn_lua_set_string(L, "key", o->key);
-    kn_lua_set_string(L, "user_id", o->user_id);
-    kn_lua_push_stored_json(L, o->value, o->value_len);
-    lua_setfield(L, -2, "value");
-    kn_lua_set_string(L, "version", o->version);
-    kn_lua_set_integer(L, "permission_read", o->permission_read);
-    kn_lua_set_integer(L, "permission_write", o->permission_write);
-    kn_lua_set_integer(L, "create_time_ms", o->create_time_ms);
-    kn_lua_set_integer(L, "update_time_ms", o->update_time_ms);
+    kn_lua_push_entity(L, &kn_storage_object_entity, o);
 }
 
 static void push_objects(lua_State *L, const kn_storage_object *objs, size_t n)
@@ -336,12 +326,7 @@ static int k_storage_write_batch(lua_State *L)
     write_ops(L, db, ops, n, h);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        const kn_storage_ack *a = &h->acks[i];
-        lua_createtable(L, 0, 4);
-        kn_lua_set_string(L, "collection", a->collection);
-        kn_lua_set_string(L, "key", a->key);
-        kn_lua_set_string(L, "user_id", a->user_id);
-        kn_lua_set_string(L, "version", a->version);
+        kn_lua_push_entity(L, &kn_storage_ack_entity, &h->acks[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;

@@ -1,6 +1,7 @@
 /* storage_wire: the storage routes (kn_storage_wire.h). Replies borrow the
  * service's strings until they are encoded. */
 #include "kn_storage_wire.h"
+#include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_storage.h"
@@ -12,21 +13,6 @@ static char *text(const char *s)
     return (char *)(s ? s : "");
 }
 
-/* A kn_storage_object as a StorageObject message that borrows its strings. */
-static void storage_object_message(Kaos__V1__StorageObject *m, kn_storage_object *o)
-{
-    kaos__v1__storage_object__init(m);
-    m->collection = o->collection;
-    m->key = o->key;
-    m->user_id = o->user_id;
-    m->value = (char *)o->value;
-    m->version = o->version;
-    m->permission_read = o->permission_read;
-    m->permission_write = o->permission_write;
-    m->create_time_ms = o->create_time_ms;
-    m->update_time_ms = o->update_time_ms;
-}
-
 /* StorageObjects (a read) or StorageObjectList (a list, with its cursor). */
 static int reply_objects(kn_req *r, kn_storage_object *objs, size_t n, const char *cursor,
                          bool list)
@@ -36,7 +22,7 @@ static int reply_objects(kn_req *r, kn_storage_object *objs, size_t n, const cha
     int rc = KN_ERR_NOMEM;
     if (n && (!msgs || !ptrs)) goto done;
     for (size_t i = 0; i < n; i++) {
-        storage_object_message(&msgs[i], &objs[i]);
+        kn_entity_to_proto(&kn_storage_object_entity, &objs[i], &msgs[i]);
         ptrs[i] = &msgs[i];
     }
     kn_envelope env = KN_ENVELOPE_INIT;
@@ -95,11 +81,7 @@ int kn_storage_wire_write(kn_req *req, char *msg, size_t cap)
     rc = KN_ERR_NOMEM;
     if (n && (!msgs || !ptrs)) goto done;
     for (size_t i = 0; i < n; i++) {
-        kaos__v1__storage_ack__init(&msgs[i]);
-        msgs[i].collection = acks[i].collection;
-        msgs[i].key = acks[i].key;
-        msgs[i].user_id = acks[i].user_id;
-        msgs[i].version = acks[i].version;
+        kn_entity_to_proto(&kn_storage_ack_entity, &acks[i], &msgs[i]);
         ptrs[i] = &msgs[i];
     }
     Kaos__V1__StorageAcks out = KAOS__V1__STORAGE_ACKS__INIT;

@@ -1,0 +1,72 @@
+/* kn_entities: every entity the server hands out, described once.
+ *
+ * An entity is a record that crosses the four worlds: a C struct of the
+ * service that owns it, a protobuf message of proto/kaos.proto, a Lua table
+ * for server scripts and a struct of the client SDK (kaos.h). Each one is an
+ * X-macro listing its fields in the order of the proto message:
+ *
+ *     X(T, name, KIND)
+ *
+ * `name` is at the same time the proto field name, the C member name on
+ * every side and the Lua key, so a field cannot be called two things. KIND
+ * says what the field means (kn_entity.h: STRING, JSON, INT64, INT32,
+ * UINT32, BOOL); the C type of each side follows from it and is checked at
+ * compile time. T is the C struct being described, passed through.
+ *
+ * KN_<E>_PROTO names the protobuf-c descriptor of the message and
+ * KN_<E>_UNMAPPED lists the proto fields deliberately left out of the
+ * mapping (each a "name", string). A proto field neither mapped nor listed
+ * fails tests/unit/common/test_entity.c, so a new proto field cannot be
+ * forgotten on one side. Adding an entity: docs/contributing.md. */
+#ifndef KN_ENTITIES_H
+#define KN_ENTITIES_H
+
+/* User: a public profile (kn_user, kaos_user, account_get_id().user). */
+#define KN_USER_PROTO kaos__v1__user__descriptor
+#define KN_USER_UNMAPPED
+#define KN_USER_FIELDS(X, T)                                                                       \
+    X(T, id, STRING)                                                                               \
+    X(T, username, STRING)                                                                         \
+    X(T, display_name, STRING)                                                                     \
+    X(T, avatar_url, STRING)                                                                       \
+    X(T, lang_tag, STRING)                                                                         \
+    X(T, location, STRING)                                                                         \
+    X(T, timezone, STRING)                                                                         \
+    X(T, metadata, JSON)                                                                           \
+    X(T, create_time, INT64)                                                                       \
+    X(T, update_time, INT64)
+
+/* StorageObject: an object as read or listed (kn_storage_object, kaos_storage_object). */
+#define KN_STORAGE_OBJECT_PROTO kaos__v1__storage_object__descriptor
+#define KN_STORAGE_OBJECT_UNMAPPED
+#define KN_STORAGE_OBJECT_FIELDS(X, T)                                                             \
+    X(T, collection, STRING)                                                                       \
+    X(T, key, STRING)                                                                              \
+    X(T, user_id, STRING)                                                                          \
+    X(T, value, JSON)                                                                              \
+    X(T, version, STRING)                                                                          \
+    X(T, permission_read, INT32)                                                                   \
+    X(T, permission_write, INT32)                                                                  \
+    X(T, create_time_ms, INT64)                                                                    \
+    X(T, update_time_ms, INT64)
+
+/* StorageAck: what a write stored (kn_storage_ack, kaos_storage_ack). */
+#define KN_STORAGE_ACK_PROTO kaos__v1__storage_ack__descriptor
+#define KN_STORAGE_ACK_UNMAPPED
+#define KN_STORAGE_ACK_FIELDS(X, T)                                                                \
+    X(T, collection, STRING)                                                                       \
+    X(T, key, STRING)                                                                              \
+    X(T, user_id, STRING)                                                                          \
+    X(T, version, STRING)
+
+/* Presence: a player in a match (kn_match_presence, kn_relay_member,
+ * kaos_presence, the Lua presence tables of match handlers). */
+#define KN_PRESENCE_PROTO kaos__v1__presence__descriptor
+#define KN_PRESENCE_UNMAPPED
+#define KN_PRESENCE_FIELDS(X, T)                                                                   \
+    X(T, slot, UINT32)                                                                             \
+    X(T, user_id, STRING)                                                                          \
+    X(T, session_id, STRING)                                                                       \
+    X(T, username, STRING)
+
+#endif
