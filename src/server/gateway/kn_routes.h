@@ -19,6 +19,17 @@
 
 #include <stdbool.h>
 
+/* The services that own routes: each handler gets its service's context
+ * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
+#define KN_SERVICES(X) X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(MATCH) X(RPC)
+enum {
+#define KN_SVC_ENUM_(name) KN_SVC_##name,
+    KN_SERVICES(KN_SVC_ENUM_)
+#undef KN_SVC_ENUM_
+        KN_SVC_COUNT
+};
+_Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the pipeline holds");
+
 #define PRE_AUTH  true
 #define AUTHED    false
 #define LOGIN     true

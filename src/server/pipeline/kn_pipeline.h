@@ -35,15 +35,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The services that own routes; each route names one and its handler gets
- * that service's context (kn_req_service). */
-#define KN_SERVICES(X) X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(MATCH) X(RPC)
-typedef enum {
-#define KN_SVC_ENUM_(name) KN_SVC_##name,
-    KN_SERVICES(KN_SVC_ENUM_)
-#undef KN_SVC_ENUM_
-        KN_SVC_COUNT
-} kn_service_id;
+/* Route lines name their service by index (the route table's KN_SVC_*
+ * enum); the pipeline hands the handler deps.services[index] as its
+ * context (kn_req_service), and knows no service itself. */
+#define KN_PIPELINE_MAX_SERVICES 32
 
 typedef enum { KN_RUN_NET, KN_RUN_API } kn_run_on;
 
@@ -58,7 +53,7 @@ typedef int (*kn_route_fn)(kn_req *r, char *msg, size_t cap);
 /* One line of the route table (kn_routes.h). */
 typedef struct kn_route {
     int message_case;
-    kn_service_id service;
+    unsigned service; /* index into kn_pipeline_deps.services */
     bool pre_auth;    /* allowed before authentication */
     bool login;       /* a login attempt: refused while the address is locked out */
     uint8_t channels; /* bit mask of allowed channels */
@@ -143,7 +138,7 @@ typedef struct kn_pipeline_deps {
      * larger than this is replaced by RESOURCE_EXHAUSTED. */
     size_t max_message_size;
     kn_runtime_services script_services; /* for scripts; .db is set per worker */
-    void *services[KN_SVC_COUNT];        /* each service's context */
+    void *services[KN_PIPELINE_MAX_SERVICES]; /* each service's context, by index */
 } kn_pipeline_deps;
 
 typedef struct kn_pipeline_stats {

@@ -230,22 +230,25 @@ static int continue_from_net(kn_req *r, char *msg, size_t cap)
     return KN_OK;
 }
 
+/* The test's own service indices. */
+enum { SVC_NONE, SVC_FAKE };
+
 static const kn_route ping_route = {KAOS__V1__ENVELOPE__MESSAGE_PING,
-                                    KN_SVC_GATEWAY,
+                                    SVC_NONE,
                                     true,
                                     false,
                                     KN_CH_CONTROL,
                                     KN_RUN_NET,
                                     pong_on_net};
 static const kn_route rpc_route = {KAOS__V1__ENVELOPE__MESSAGE_RPC,
-                                   KN_SVC_RPC,
+                                   SVC_FAKE,
                                    false,
                                    false,
                                    KN_CH_CONTROL,
                                    KN_RUN_API,
                                    command_on_worker};
 static const kn_route hop_route = {KAOS__V1__ENVELOPE__MESSAGE_MATCH_CREATE,
-                                   KN_SVC_MATCH,
+                                   SVC_NONE,
                                    false,
                                    false,
                                    KN_CH_CONTROL,
@@ -302,7 +305,7 @@ static int setup(void **state)
     kn_pipeline_deps d = {.api = f->api,
                           .out = f->out,
                           .sessions = f->sessions,
-                          .services = {[KN_SVC_RPC] = &f->svc}};
+                          .services = {[SVC_FAKE] = &f->svc}};
     assert_int_equal(kn_pipeline_create(&d, 0, &f->p), KN_OK);
     f->a = open_conn(f, 1);
     f->b = open_conn(f, 2);
