@@ -1,6 +1,7 @@
 /* kn_codec_json: generic message <-> JSON through protobuf-c descriptors. */
 #include "kn_codec_json.h"
 #include "kn_codec_internal.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 
@@ -8,7 +9,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -113,11 +113,11 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *p, i
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;
-        size_t cap = sodium_base64_encoded_len(b->len, sodium_base64_VARIANT_ORIGINAL);
+        size_t cap = KN_CRYPTO_BASE64_LEN(b->len, KN_CRYPTO_BASE64);
         char *txt = kn_malloc(cap);
         if (!txt) return NULL;
-        sodium_bin2base64(txt, cap, b->data ? b->data : (const uint8_t *)"", b->len,
-                          sodium_base64_VARIANT_ORIGINAL);
+        kn_crypto_base64_encode(txt, cap, b->data ? b->data : (const uint8_t *)"", b->len,
+                                KN_CRYPTO_BASE64);
         json_t *v = json_string(txt);
         kn_free(txt);
         return v;
@@ -308,8 +308,8 @@ static int value_from_json(build *b, const ProtobufCFieldDescriptor *f, json_t *
         size_t tl = json_string_length(v), n = 0;
         uint8_t *data = pb_alloc(tl / 4 * 3 + 3);
         if (!data) return KN_ERR_NOMEM;
-        if (sodium_base642bin(data, tl / 4 * 3 + 3, txt, tl, NULL, &n, NULL,
-                              sodium_base64_VARIANT_ORIGINAL)) {
+        if (kn_crypto_base64_decode(data, tl / 4 * 3 + 3, txt, tl, NULL, &n, NULL,
+                                    KN_CRYPTO_BASE64)) {
             kn_free(data);
             return bad(b, "invalid base64");
         }

@@ -2,13 +2,13 @@
  * logging, and hands over to the server, the migrator or the key tool. */
 #include "kaos.h"
 #include "kn_config.h"
+#include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_keys.h"
 #include "kn_log.h"
 #include "kn_server.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         else opts[nopts++] = argv[i];
     }
 
-    if (sodium_init() < 0) {
+    if (kn_crypto_init() != KN_OK) {
         fprintf(stderr, "libsodium failed to initialise\n");
         return 1;
     }

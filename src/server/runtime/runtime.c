@@ -9,6 +9,7 @@
 #include "kn_runtime.h"
 #include "runtime_internal.h"
 #include "kn_codec_json.h"
+#include "kn_crypto.h"
 #include "kn_cron.h"
 #include "kn_error.h"
 #include "kn_log.h"
@@ -23,7 +24,6 @@
 #include <lua.h>
 #include <lualib.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -331,10 +331,10 @@ static int k_base64_encode(lua_State *L)
 {
     size_t n;
     const char *in = luaL_checklstring(L, 1, &n);
-    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    size_t cap = KN_CRYPTO_BASE64_LEN(n, KN_CRYPTO_BASE64);
     luaL_Buffer b;
     char *out = luaL_buffinitsize(L, &b, cap);
-    sodium_bin2base64(out, cap, (const unsigned char *)in, n, sodium_base64_VARIANT_ORIGINAL);
+    kn_crypto_base64_encode(out, cap, in, n, KN_CRYPTO_BASE64);
     luaL_pushresultsize(&b, strlen(out));
     return 1;
 }
@@ -345,8 +345,7 @@ static int k_base64_decode(lua_State *L)
     const char *in = luaL_checklstring(L, 1, &n);
     luaL_Buffer b;
     unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n / 4 * 3 + 3);
-    if (sodium_base642bin(out, n / 4 * 3 + 3, in, n, "\n\r ", &got, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (kn_crypto_base64_decode(out, n / 4 * 3 + 3, in, n, "\n\r ", &got, NULL, KN_CRYPTO_BASE64))
         return luaL_error(L, "base64_decode: invalid base64");
     luaL_pushresultsize(&b, got);
     return 1;
@@ -355,7 +354,7 @@ static int k_base64_decode(lua_State *L)
 static void push_hex(lua_State *L, const unsigned char *bin, size_t n)
 {
     char hex[2 * 64 + 1];
-    sodium_bin2hex(hex, sizeof hex, bin, n);
+    kn_crypto_hex_encode(hex, sizeof hex, bin, n);
     lua_pushstring(L, hex);
 }
 
@@ -363,8 +362,8 @@ static int k_sha256_hash(lua_State *L)
 {
     size_t n;
     const char *in = luaL_checklstring(L, 1, &n);
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)in, n);
+    uint8_t h[KN_CRYPTO_SHA256_SIZE];
+    kn_crypto_sha256(h, in, n);
     push_hex(L, h, sizeof h);
     return 1;
 }
@@ -374,11 +373,8 @@ static int k_hmac_sha256_hash(lua_State *L)
     size_t n, kn;
     const char *in = luaL_checklstring(L, 1, &n);
     const char *key = luaL_checklstring(L, 2, &kn);
-    crypto_auth_hmacsha256_state st;
-    unsigned char h[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_init(&st, (const unsigned char *)key, kn);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)in, n);
-    crypto_auth_hmacsha256_final(&st, h);
+    uint8_t h[KN_CRYPTO_HMAC_SHA256_SIZE];
+    kn_crypto_hmac_sha256(h, key, kn, in, n);
     push_hex(L, h, sizeof h);
     return 1;
 }

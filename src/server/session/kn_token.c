@@ -1,22 +1,18 @@
-/* kn_token: JWT encode/decode with libsodium HMAC-SHA-256 and jansson. */
+/* kn_token: JWT encode/decode with HMAC-SHA-256 (kn_crypto) and jansson. */
 #include "kn_token.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 
 #include <jansson.h>
-#include <sodium.h>
 #include <string.h>
 
 static const char header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; /* {"alg":"HS256","typ":"JWT"} */
 
 static void mac(const uint8_t *key, size_t key_len, const char *msg, size_t len,
-                uint8_t out[crypto_auth_hmacsha256_BYTES])
+                uint8_t out[KN_CRYPTO_HMAC_SHA256_SIZE])
 {
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, key_len);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg, len);
-    crypto_auth_hmacsha256_final(&st, out);
-    sodium_memzero(&st, sizeof st);
+    kn_crypto_hmac_sha256(out, key, key_len, msg, len);
 }
 
 void kn_token_claims_deinit(kn_token_claims *c)
@@ -63,9 +59,8 @@ int kn_token_sign(const kn_token_claims *c, const uint8_t *key, size_t key_len, 
     if (!payload) goto fail;
 
     size_t plen = strlen(payload);
-    size_t b64_payload = sodium_base64_ENCODED_LEN(plen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    size_t b64_mac = sodium_base64_ENCODED_LEN(crypto_auth_hmacsha256_BYTES,
-                                               sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    size_t b64_payload = KN_CRYPTO_BASE64_LEN(plen, KN_CRYPTO_BASE64URL);
+    size_t b64_mac = KN_CRYPTO_BASE64_LEN(KN_CRYPTO_HMAC_SHA256_SIZE, KN_CRYPTO_BASE64URL);
     size_t cap = sizeof header_b64 + b64_payload + b64_mac + 2;
     if (cap > KN_TOKEN_MAX_LEN) {
         rc = KN_ERR_INVALID_ARGUMENT;
@@ -76,13 +71,12 @@ int kn_token_sign(const kn_token_claims *c, const uint8_t *key, size_t key_len, 
     size_t n = sizeof header_b64 - 1;
     memcpy(token, header_b64, n);
     token[n++] = '.';
-    sodium_bin2base64(token + n, cap - n, (const unsigned char *)payload, plen,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(token + n, cap - n, payload, plen, KN_CRYPTO_BASE64URL);
     n += strlen(token + n);
-    uint8_t m[crypto_auth_hmacsha256_BYTES];
+    uint8_t m[KN_CRYPTO_HMAC_SHA256_SIZE];
     mac(key, key_len, token, n, m);
     token[n++] = '.';
-    sodium_bin2base64(token + n, cap - n, m, sizeof m, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(token + n, cap - n, m, sizeof m, KN_CRYPTO_BASE64URL);
     *out = token;
     token = NULL;
     rc = KN_OK;
@@ -150,15 +144,15 @@ int kn_token_verify(const char *token, const uint8_t *key, size_t key_len, int64
         memcmp(token, header_b64, sizeof header_b64 - 1))
         return KN_ERR_TOKEN_INVALID;
 
-    uint8_t want[crypto_auth_hmacsha256_BYTES], got[crypto_auth_hmacsha256_BYTES];
+    uint8_t want[KN_CRYPTO_HMAC_SHA256_SIZE], got[KN_CRYPTO_HMAC_SHA256_SIZE];
     size_t got_len = 0;
     const char *sig = dot2 + 1;
-    if (sodium_base642bin(got, sizeof got, sig, len - (size_t)(sig - token), NULL, &got_len, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
+    if (kn_crypto_base64_decode(got, sizeof got, sig, len - (size_t)(sig - token), NULL, &got_len,
+                                NULL, KN_CRYPTO_BASE64URL) ||
         got_len != sizeof got)
         return KN_ERR_TOKEN_INVALID;
     mac(key, key_len, token, (size_t)(dot2 - token), want);
-    if (sodium_memcmp(want, got, sizeof want)) return KN_ERR_TOKEN_INVALID;
+    if (!kn_crypto_equal(want, got, sizeof want)) return KN_ERR_TOKEN_INVALID;
 
     size_t b64_len = (size_t)(dot2 - dot1 - 1);
     char *json = kn_malloc(b64_len + 1);
@@ -166,8 +160,8 @@ int kn_token_verify(const char *token, const uint8_t *key, size_t key_len, int64
     size_t json_len = 0;
     int rc = KN_ERR_TOKEN_INVALID;
     json_t *obj = NULL;
-    if (sodium_base642bin((unsigned char *)json, b64_len, dot1 + 1, b64_len, NULL, &json_len, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0) {
+    if (kn_crypto_base64_decode((uint8_t *)json, b64_len, dot1 + 1, b64_len, NULL, &json_len, NULL,
+                                KN_CRYPTO_BASE64URL) == 0) {
         obj = json_loadb(json, json_len, JSON_REJECT_DUPLICATES, NULL);
         rc = obj ? parse_claims(obj, out) : KN_ERR_TOKEN_INVALID;
     }

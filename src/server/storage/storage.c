@@ -15,6 +15,7 @@
  *     is the row read again, to say why;
  *   - results are one kn_malloc block each, freed with kn_free. */
 #include "kn_storage.h"
+#include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_mem.h"
@@ -23,7 +24,6 @@
 #include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,7 +244,7 @@ static const char *json_type_name(const json_t *v)
 
 static int hash_chunk(const char *buffer, size_t size, void *state)
 {
-    crypto_hash_sha256_update(state, (const unsigned char *)buffer, size);
+    kn_crypto_sha256_update(state, buffer, size);
     return 0;
 }
 
@@ -275,14 +275,14 @@ static int value_version(const char *value, size_t index, char version[KN_STORAG
         json_decref(v);
         return rc;
     }
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
+    kn_crypto_sha256_state st;
+    kn_crypto_sha256_init(&st);
     int rc = json_dump_callback(v, hash_chunk, &st, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(v);
     if (rc != 0) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, h);
-    sodium_bin2hex(version, KN_STORAGE_VERSION_LEN + 1, h, KN_STORAGE_VERSION_LEN / 2);
+    uint8_t h[KN_CRYPTO_SHA256_SIZE];
+    kn_crypto_sha256_final(&st, h);
+    kn_crypto_hex_encode(version, KN_STORAGE_VERSION_LEN + 1, h, KN_STORAGE_VERSION_LEN / 2);
     return KN_OK;
 }
 
@@ -633,15 +633,14 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
 #define CURSOR_FORMAT  1
 #define CURSOR_HEAD    19
 #define CURSOR_BIN_MAX (CURSOR_HEAD + 2 * KN_STORAGE_NAME_MAX)
-#define CURSOR_TEXT_MAX                                                                            \
-    sodium_base64_ENCODED_LEN(CURSOR_BIN_MAX, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+#define CURSOR_TEXT_MAX KN_CRYPTO_BASE64_LEN(CURSOR_BIN_MAX, KN_CRYPTO_BASE64URL)
 
 enum { SCOPE_ALL = 0, SCOPE_OWNER = 1 };
 
 static void uuid_bytes(const char *uuid, unsigned char b[16])
 {
     size_t len = 0;
-    int rc = sodium_hex2bin(b, 16, uuid, KN_STORAGE_UUID_LEN, "-", &len, NULL);
+    int rc = kn_crypto_hex_decode(b, 16, uuid, KN_STORAGE_UUID_LEN, "-", &len);
     assert(rc == 0 && len == 16); /* callers pass validated UUIDs */
     (void)rc;
 }
@@ -667,8 +666,8 @@ static char *cursor_encode(int scope, const char *collection, const char *owner,
     memcpy(bin + CURSOR_HEAD + clen, key, klen);
     char *text = kn_malloc(CURSOR_TEXT_MAX);
     if (!text) return NULL;
-    sodium_bin2base64(text, CURSOR_TEXT_MAX, bin, CURSOR_HEAD + clen + klen,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(text, CURSOR_TEXT_MAX, bin, CURSOR_HEAD + clen + klen,
+                            KN_CRYPTO_BASE64URL);
     return text;
 }
 
@@ -682,8 +681,8 @@ static int cursor_decode(const char *cursor, int scope, const char *collection, 
     size_t len = strlen(cursor), bin_len = 0;
     const char *end = NULL;
     if (len >= CURSOR_TEXT_MAX ||
-        sodium_base642bin(bin, sizeof bin, cursor, len, NULL, &bin_len, &end,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        kn_crypto_base64_decode(bin, sizeof bin, cursor, len, NULL, &bin_len, &end,
+                                KN_CRYPTO_BASE64URL) != 0 ||
         end != cursor + len || bin_len < CURSOR_HEAD + 2 || bin[0] != CURSOR_FORMAT)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
     size_t clen = bin[18];

@@ -8,13 +8,13 @@
 #include "kn_account.h"
 #include "kn_auth.h"
 #include "kn_db.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_uuid.h"
 
 #include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -901,7 +901,7 @@ static void results_survive_allocation_failures(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(get_returns_every_field_of_a_new_account),
         cmocka_unit_test(get_unknown_user_is_not_found),
