@@ -15,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RULES='
 sodium\.h  | ^src/common/kn_crypto\.c$
+jansson\.h | ^src/server/json/json\.c$
 '
 
 # The trees the rules govern: the project's own code (tests, benchmarks and

@@ -19,7 +19,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -319,9 +318,9 @@ static int k_json_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    json_error_t e;
-    json_t **h = rt_json_holder(L);
-    *h = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+    kn_json_error e;
+    kn_json **h = rt_json_holder(L);
+    *h = kn_json_parse(s, n, KN_JSON_DECODE_ANY | KN_JSON_REJECT_DUPLICATES, &e);
     if (!*h) return luaL_error(L, "json_decode: %s at line %d column %d", e.text, e.line, e.column);
     rt_from_json(L, *h, 0);
     return 1;
@@ -801,16 +800,16 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
 
 /* (fn, context, json [, json2]): fn(context, table [, table2]) -> its result as
  * JSON text, or nil. Runs inside the pcall, so decoding errors are script
- * errors and the jansson values are owned by collectable holders. */
+ * errors and the JSON values are owned by collectable holders. */
 static int hook_trampoline(lua_State *L)
 {
     int top = lua_gettop(L);
     for (int i = 3; i <= top; i++) {
         size_t n;
         const char *s = lua_tolstring(L, i, &n);
-        json_error_t e;
-        json_t **h = rt_json_holder(L);
-        *h = json_loadb(s, n, 0, &e);
+        kn_json_error e;
+        kn_json **h = rt_json_holder(L);
+        *h = kn_json_parse(s, n, 0, &e);
         if (!*h) return luaL_error(L, "hook payload: %s", e.text);
         rt_from_json(L, *h, 0);
         lua_replace(L, i);

@@ -18,12 +18,12 @@
 #include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
 
 #include <assert.h>
 #include <ctype.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,22 +221,22 @@ static int check_version(const char *version, bool allow_absent, size_t index, c
     return KN_OK;
 }
 
-static const char *json_type_name(const json_t *v)
+static const char *json_type_name(const kn_json *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (kn_json_typeof(v)) {
+    case KN_JSON_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case KN_JSON_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case KN_JSON_STRING:
         return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case KN_JSON_INTEGER:
+    case KN_JSON_REAL:
         return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case KN_JSON_TRUE:
+    case KN_JSON_FALSE:
         return "a boolean";
-    case JSON_NULL:
+    case KN_JSON_NULL:
         return "null";
     }
     return "unknown";
@@ -249,7 +249,7 @@ static int hash_chunk(const char *buffer, size_t size, void *state)
 }
 
 /* Validates a value and computes its version: SHA-256 over the canonical
- * form (compact, keys sorted) streamed straight from jansson's encoder, so
+ * form (compact, keys sorted) streamed straight from the JSON encoder, so
  * whitespace and key order do not change a version. Duplicate keys are
  * refused: JSONB would silently keep only the last. */
 static int value_version(const char *value, size_t index, char version[KN_STORAGE_VERSION_LEN + 1],
@@ -262,23 +262,23 @@ static int value_version(const char *value, size_t index, char version[KN_STORAG
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "object %zu: value is %zu bytes; the limit is %d", index, len,
                           KN_STORAGE_VALUE_MAX);
-    json_error_t err;
-    json_t *v = json_loadb(value, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    kn_json_error err;
+    kn_json *v = kn_json_parse(value, len, KN_JSON_DECODE_ANY | KN_JSON_REJECT_DUPLICATES, &err);
     if (!v)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "object %zu: value is not valid JSON: %s at byte %d", index, err.text,
                           err.position);
-    if (!json_is_object(v)) {
+    if (!kn_json_is_object(v)) {
         int rc =
             kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                        "object %zu: value must be a JSON object, not %s", index, json_type_name(v));
-        json_decref(v);
+        kn_json_decref(v);
         return rc;
     }
     kn_crypto_sha256_state st;
     kn_crypto_sha256_init(&st);
-    int rc = json_dump_callback(v, hash_chunk, &st, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(v);
+    int rc = kn_json_dump_to(v, KN_JSON_COMPACT | KN_JSON_SORT_KEYS, hash_chunk, &st);
+    kn_json_decref(v);
     if (rc != 0) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     uint8_t h[KN_CRYPTO_SHA256_SIZE];
     kn_crypto_sha256_final(&st, h);

@@ -10,9 +10,9 @@
 #include "kn_db.h"
 #include "kn_crypto.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_uuid.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,12 +116,13 @@ static void age_update_time(const char *user_id)
 
 static void assert_json_equal(const char *got, const char *want)
 {
-    json_t *g = json_loads(got, 0, NULL), *w = json_loads(want, 0, NULL);
+    kn_json *g = kn_json_parse(got, strlen(got), 0, NULL);
+    kn_json *w = kn_json_parse(want, strlen(want), 0, NULL);
     assert_non_null(g);
     assert_non_null(w);
-    if (!json_equal(g, w)) fail_msg("json %s != %s", got, want);
-    json_decref(g);
-    json_decref(w);
+    if (!kn_json_equal(g, w)) fail_msg("json %s != %s", got, want);
+    kn_json_decref(g);
+    kn_json_decref(w);
 }
 
 static char *repeat(char c, size_t n)

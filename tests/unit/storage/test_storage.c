@@ -9,10 +9,10 @@
 #include "kn_db.h"
 #include "kn_crypto.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_mem.h"
 #include "kn_storage.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,12 +155,13 @@ static int list_page(const char *caller, const char *user_id, const char *collec
 
 static void assert_json_equal(const char *a, const char *b)
 {
-    json_t *x = json_loads(a, 0, NULL), *y = json_loads(b, 0, NULL);
+    kn_json *x = kn_json_parse(a, strlen(a), 0, NULL);
+    kn_json *y = kn_json_parse(b, strlen(b), 0, NULL);
     assert_non_null(x);
     assert_non_null(y);
-    assert_true(json_equal(x, y));
-    json_decref(x);
-    json_decref(y);
+    assert_true(kn_json_equal(x, y));
+    kn_json_decref(x);
+    kn_json_decref(y);
 }
 
 /* --- basics ------------------------------------------------------------------ */
