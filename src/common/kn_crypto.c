@@ -30,30 +30,14 @@ _Static_assert(_Alignof(kn_crypto_sha256_state) >= _Alignof(crypto_hash_sha256_s
 _Static_assert(KN_CRYPTO_BASE64 == sodium_base64_VARIANT_ORIGINAL, "base64 variant");
 _Static_assert(KN_CRYPTO_BASE64URL == sodium_base64_VARIANT_URLSAFE_NO_PADDING, "base64url");
 /* The length macro must agree with libsodium's for every remainder mod 3. */
-_Static_assert(KN_CRYPTO_BASE64_LEN(0, KN_CRYPTO_BASE64) ==
-                   sodium_base64_ENCODED_LEN(0, sodium_base64_VARIANT_ORIGINAL),
-               "base64 len 0");
-_Static_assert(KN_CRYPTO_BASE64_LEN(31, KN_CRYPTO_BASE64) ==
-                   sodium_base64_ENCODED_LEN(31, sodium_base64_VARIANT_ORIGINAL),
-               "base64 len 31");
-_Static_assert(KN_CRYPTO_BASE64_LEN(32, KN_CRYPTO_BASE64) ==
-                   sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL),
-               "base64 len 32");
-_Static_assert(KN_CRYPTO_BASE64_LEN(33, KN_CRYPTO_BASE64) ==
-                   sodium_base64_ENCODED_LEN(33, sodium_base64_VARIANT_ORIGINAL),
-               "base64 len 33");
-_Static_assert(KN_CRYPTO_BASE64_LEN(0, KN_CRYPTO_BASE64URL) ==
-                   sodium_base64_ENCODED_LEN(0, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-               "base64url len 0");
-_Static_assert(KN_CRYPTO_BASE64_LEN(31, KN_CRYPTO_BASE64URL) ==
-                   sodium_base64_ENCODED_LEN(31, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-               "base64url len 31");
-_Static_assert(KN_CRYPTO_BASE64_LEN(32, KN_CRYPTO_BASE64URL) ==
-                   sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-               "base64url len 32");
-_Static_assert(KN_CRYPTO_BASE64_LEN(33, KN_CRYPTO_BASE64URL) ==
-                   sodium_base64_ENCODED_LEN(33, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-               "base64url len 33");
+#define SAME_BASE64_LEN(n)                                                                         \
+    (KN_CRYPTO_BASE64_LEN(n, KN_CRYPTO_BASE64) ==                                                  \
+         sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL) &&                           \
+     KN_CRYPTO_BASE64_LEN(n, KN_CRYPTO_BASE64URL) ==                                               \
+         sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING))
+_Static_assert(SAME_BASE64_LEN(0) && SAME_BASE64_LEN(31) && SAME_BASE64_LEN(32) &&
+                   SAME_BASE64_LEN(33),
+               "KN_CRYPTO_BASE64_LEN must equal sodium_base64_ENCODED_LEN");
 
 int kn_crypto_init(void)
 {
