@@ -8,7 +8,7 @@
  * A pending completion lives in `pending` from the moment its request is
  * sent until it fires (once) or the client is destroyed (never fires).
  * Only transport.c touches ENet; only kn_codec touches protobuf-c; only
- * kn_secure and secure.c touch libsodium. A client and everything it points
+ * kn_crypto (common) touches libsodium. A client and everything it points
  * to belong to the one thread that uses it. */
 #ifndef KAOS_CLIENT_INTERNAL_H
 #define KAOS_CLIENT_INTERNAL_H
@@ -162,7 +162,7 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
 /* secure.c */
 
 /* Checks and copies the security part of `cfg` into c (pinned key) and
- * starts libsodium. KN_ERR_CONFIG (logged) or KN_ERR_INTERNAL. */
+ * starts the crypto library (kn_crypto_init). KN_ERR_CONFIG (logged) or KN_ERR_INTERNAL. */
 int kaos_client__secure_create(kaos_client *c, const kaos_client_config *cfg);
 /* Before a connect: KN_ERR_FAILED_PRECONDITION (logged) without a pinned
  * key or insecure_dev_mode; logs the warnings of the insecure modes. */

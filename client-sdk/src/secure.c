@@ -8,14 +8,14 @@
  * the channel; a send that fails after sealing gives it back, because the
  * server accepts the reliable channels' counters only in order and that
  * packet never left the process (its nonce was never seen). Nothing here
- * fires callbacks: client.c acts on the results. This is the SDK's only
- * file that includes libsodium, and only to start it. */
+ * fires callbacks: client.c acts on the results. It starts the crypto
+ * library (kn_crypto, shared with the server) once per create. */
 #include "client_internal.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,7 +72,7 @@ int kaos_client__secure_create(kaos_client *c, const kaos_client_config *cfg)
         c->cfg.server_key = c->key_hex;
     }
     /* Idempotent and thread-safe; kn_secure needs it for keys and randomness. */
-    if (sodium_init() < 0) {
+    if (kn_crypto_init() != KN_OK) {
         KN_ERROR("the crypto library (libsodium) failed to start");
         return KN_ERR_INTERNAL;
     }

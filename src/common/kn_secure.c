@@ -1,8 +1,8 @@
 /* kn_secure: cookie, handshake and channel crypto; layouts in docs/protocol.md. */
 #include "kn_secure.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 
-#include <sodium.h>
 #include <string.h>
 
 static const uint8_t cookie_req_magic[4] = {'K', 'N', 'C', 'Q'};
@@ -86,8 +86,8 @@ uint32_t kn_cookie_compute(const uint8_t secret[KN_COOKIE_SECRET_SIZE], uint32_t
     in[7] = (uint8_t)(port >> 8);
     in[8] = (uint8_t)port;
     for (int i = 0; i < 8; i++) in[9 + i] = (uint8_t)(window >> (56 - 8 * i));
-    uint8_t h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, in, sizeof in, secret);
+    uint8_t h[KN_CRYPTO_SHORTHASH_SIZE];
+    kn_crypto_shorthash(h, in, sizeof in, secret);
     return get_be32(h);
 }
 
@@ -127,31 +127,31 @@ bool kn_hello_magic(const uint8_t *buf, size_t len)
     return len >= 4 && memcmp(buf, hello_magic, 4) == 0;
 }
 
-static const uint8_t proof_nonce[crypto_aead_chacha20poly1305_IETF_NPUBBYTES] = {
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t proof_nonce[KN_CRYPTO_AEAD_NONCE_SIZE] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 /* Both sides: keys from the transcript and the two DH results. */
 static void derive(uint8_t version, const uint8_t e_c[32], const uint8_t s[32],
                    const uint8_t e_s[32], const uint8_t dh1[32], const uint8_t dh2[32],
                    kn_crypt *out)
 {
-    crypto_generichash_state st;
+    /* BLAKE2b over the concatenation, the same bytes a streaming hash sees. */
+    uint8_t t[sizeof kdf_label - 1 + 1 + 5 * 32];
+    uint8_t *p = t;
+    memcpy(p, kdf_label, sizeof kdf_label - 1);
+    p += sizeof kdf_label - 1;
+    *p++ = version;
+    const uint8_t *parts[5] = {e_c, s, e_s, dh1, dh2};
+    for (int i = 0; i < 5; i++, p += 32)
+        memcpy(p, parts[i], 32);
     uint8_t h[64];
-    crypto_generichash_init(&st, NULL, 0, sizeof h);
-    crypto_generichash_update(&st, (const uint8_t *)kdf_label, sizeof kdf_label - 1);
-    crypto_generichash_update(&st, &version, 1);
-    crypto_generichash_update(&st, e_c, 32);
-    crypto_generichash_update(&st, s, 32);
-    crypto_generichash_update(&st, e_s, 32);
-    crypto_generichash_update(&st, dh1, 32);
-    crypto_generichash_update(&st, dh2, 32);
-    crypto_generichash_final(&st, h, sizeof h);
+    kn_crypto_blake2b(h, sizeof h, t, sizeof t);
     memset(out, 0, sizeof *out);
     /* c2s then s2c; each side maps them to tx/rx below. */
     memcpy(out->tx_key, h, 32);
     memcpy(out->rx_key, h + 32, 32);
-    sodium_memzero(h, sizeof h);
-    sodium_memzero(&st, sizeof st);
+    kn_crypto_wipe(h, sizeof h);
+    kn_crypto_wipe(t, sizeof t);
 }
 
 static void swap_keys(kn_crypt *c)
@@ -160,14 +160,14 @@ static void swap_keys(kn_crypt *c)
     memcpy(t, c->tx_key, 32);
     memcpy(c->tx_key, c->rx_key, 32);
     memcpy(c->rx_key, t, 32);
-    sodium_memzero(t, sizeof t);
+    kn_crypto_wipe(t, sizeof t);
 }
 
 void kn_hs_client_start(kn_hs_client *hs, const uint8_t *pinned, uint8_t version,
                         uint8_t hello[KN_HELLO_SIZE])
 {
     memset(hs, 0, sizeof *hs);
-    crypto_box_keypair(hs->e_pk, hs->e_sk); /* X25519 key pair */
+    kn_crypto_x25519_keypair(hs->e_pk, hs->e_sk); /* X25519 key pair */
     hs->version = version;
     if (pinned) {
         memcpy(hs->pinned, pinned, 32);
@@ -181,7 +181,7 @@ void kn_hs_client_start(kn_hs_client *hs, const uint8_t *pinned, uint8_t version
 
 void kn_hs_client_wipe(kn_hs_client *hs)
 {
-    sodium_memzero(hs, sizeof *hs);
+    kn_crypto_wipe(hs, sizeof *hs);
 }
 
 int kn_hs_client_finish(kn_hs_client *hs, const uint8_t *w, size_t len, kn_crypt *out,
@@ -192,8 +192,7 @@ int kn_hs_client_finish(kn_hs_client *hs, const uint8_t *w, size_t len, kn_crypt
     *server_version = w[4];
     memcpy(server_pk, w + 8, 32);
     if (w[5] == KN_WELCOME_BAD_VERSION) return KN_ERR_VERSION;
-    if (hs->has_pin && sodium_memcmp(server_pk, hs->pinned, 32) != 0)
-        return KN_ERR_PERMISSION_DENIED;
+    if (hs->has_pin && !kn_crypto_equal(server_pk, hs->pinned, 32)) return KN_ERR_PERMISSION_DENIED;
     if (w[5] == KN_WELCOME_PLAINTEXT) {
         *plaintext = true;
         return KN_ERR_FAILED_PRECONDITION;
@@ -202,21 +201,20 @@ int kn_hs_client_finish(kn_hs_client *hs, const uint8_t *w, size_t len, kn_crypt
     const uint8_t *e_s = w + 40, *tag = w + 72;
     uint8_t dh1[32], dh2[32];
     int rc = KN_OK;
-    if (crypto_scalarmult(dh1, hs->e_sk, server_pk) != 0 ||
-        crypto_scalarmult(dh2, hs->e_sk, e_s) != 0) {
+    if (kn_crypto_x25519(dh1, hs->e_sk, server_pk) != 0 ||
+        kn_crypto_x25519(dh2, hs->e_sk, e_s) != 0) {
         rc = KN_ERR_PERMISSION_DENIED; /* low-order point: not a real key */
     } else {
         derive(hs->version, hs->e_pk, server_pk, e_s, dh1, dh2, out);
         /* derive() put c2s in tx and s2c in rx: right for the client. */
         uint8_t none[1];
-        if (crypto_aead_chacha20poly1305_ietf_decrypt(none, NULL, NULL, tag, 16, w, 72,
-                                                      proof_nonce, out->rx_key) != 0) {
+        if (kn_crypto_aead_open(none, NULL, tag, 16, w, 72, proof_nonce, out->rx_key) != 0) {
             kn_crypt_wipe(out);
             rc = KN_ERR_PERMISSION_DENIED;
         }
     }
-    sodium_memzero(dh1, sizeof dh1);
-    sodium_memzero(dh2, sizeof dh2);
+    kn_crypto_wipe(dh1, sizeof dh1);
+    kn_crypto_wipe(dh2, sizeof dh2);
     return rc;
 }
 
@@ -241,9 +239,9 @@ int kn_hs_server_answer(const uint8_t s_pk[KN_KEY_SIZE], const uint8_t s_sk[KN_K
     }
     const uint8_t *e_c = hello + 8;
     uint8_t e_pk[32], e_sk[32], dh1[32], dh2[32];
-    crypto_box_keypair(e_pk, e_sk);
+    kn_crypto_x25519_keypair(e_pk, e_sk);
     int rc = KN_OK;
-    if (crypto_scalarmult(dh1, s_sk, e_c) != 0 || crypto_scalarmult(dh2, e_sk, e_c) != 0) {
+    if (kn_crypto_x25519(dh1, s_sk, e_c) != 0 || kn_crypto_x25519(dh2, e_sk, e_c) != 0) {
         rc = KN_ERR_MALFORMED;
     } else {
         w[5] = KN_WELCOME_SEALED;
@@ -251,12 +249,11 @@ int kn_hs_server_answer(const uint8_t s_pk[KN_KEY_SIZE], const uint8_t s_sk[KN_K
         derive(version, e_c, s_pk, e_pk, dh1, dh2, out);
         swap_keys(out); /* server sends s2c, receives c2s */
         const uint8_t none[1] = {0};
-        crypto_aead_chacha20poly1305_ietf_encrypt(w + 72, NULL, none, 0, w, 72, NULL, proof_nonce,
-                                                  out->tx_key);
+        kn_crypto_aead_seal(w + 72, none, 0, w, 72, proof_nonce, out->tx_key);
     }
-    sodium_memzero(e_sk, sizeof e_sk);
-    sodium_memzero(dh1, sizeof dh1);
-    sodium_memzero(dh2, sizeof dh2);
+    kn_crypto_wipe(e_sk, sizeof e_sk);
+    kn_crypto_wipe(dh1, sizeof dh1);
+    kn_crypto_wipe(dh2, sizeof dh2);
     return rc;
 }
 
@@ -281,8 +278,7 @@ int kn_crypt_seal(kn_crypt *c, uint8_t channel, const uint8_t *plain, size_t len
     uint8_t nonce[12];
     make_nonce(nonce, channel, ctr);
     for (int i = 0; i < 4; i++) out[i] = (uint8_t)(ctr >> (8 * i));
-    crypto_aead_chacha20poly1305_ietf_encrypt(out + 4, NULL, plain, len, &channel, 1, NULL, nonce,
-                                              c->tx_key);
+    kn_crypto_aead_seal(out + 4, plain, len, &channel, 1, nonce, c->tx_key);
     return KN_OK;
 }
 
@@ -312,11 +308,8 @@ int kn_crypt_open(kn_crypt *c, uint8_t channel, const uint8_t *in, size_t len, u
     }
     uint8_t nonce[12];
     make_nonce(nonce, channel, ctr);
-    unsigned long long n = 0;
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &n, NULL, in + 4, len - 4, &channel, 1,
-                                                  nonce, c->rx_key) != 0)
+    if (kn_crypto_aead_open(out, out_len, in + 4, len - 4, &channel, 1, nonce, c->rx_key) != 0)
         return KN_ERR_PERMISSION_DENIED;
-    *out_len = (size_t)n;
     if (ordered) {
         c->rx_next[channel] = next + 1;
     } else if (ctr >= next) {
@@ -331,5 +324,5 @@ int kn_crypt_open(kn_crypt *c, uint8_t channel, const uint8_t *in, size_t len, u
 
 void kn_crypt_wipe(kn_crypt *c)
 {
-    sodium_memzero(c, sizeof *c);
+    kn_crypto_wipe(c, sizeof *c);
 }

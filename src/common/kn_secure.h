@@ -4,7 +4,7 @@
  *
  *  1. Cookie. Before ENet connects, the client sends a 48-byte cookie request
  *     as a raw UDP datagram; the server answers 16 bytes with a 32-bit cookie,
- *     a keyed hash (SipHash-2-4, libsodium crypto_shorthash) of the client's
+ *     a keyed hash (SipHash-2-4, kn_crypto_shorthash) of the client's
  *     address, port and a 10-second window. The client passes the cookie as
  *     ENet's connect data; the server drops every CONNECT whose cookie does
  *     not check, before ENet allocates a peer. The request is 3x the reply,

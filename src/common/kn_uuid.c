@@ -1,15 +1,15 @@
-/* kn_uuid: v4 UUIDs from libsodium's CSPRNG. */
+/* kn_uuid: v4 UUIDs from the CSPRNG (kn_crypto). */
 #include "kn_uuid.h"
+#include "kn_crypto.h"
 
 #include <ctype.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 void kn_uuid_v4(char out[KN_UUID_STR_LEN + 1])
 {
     unsigned char b[16];
-    randombytes_buf(b, sizeof b);
+    kn_crypto_random(b, sizeof b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     snprintf(out, KN_UUID_STR_LEN + 1,

@@ -1,6 +1,7 @@
 /* main: the kaosnet command line. Parses the subcommand and options, sets up
  * logging, and hands over to the server, the migrator or the key tool. */
 #include "kn_config.h"
+#include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_keys.h"
@@ -12,7 +13,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,7 +158,7 @@ int main(int argc, char **argv)
         else opts[nopts++] = argv[i];
     }
 
-    if (sodium_init() < 0) {
+    if (kn_crypto_init() != KN_OK) {
         fprintf(stderr, "libsodium failed to initialise\n");
         return 1;
     }

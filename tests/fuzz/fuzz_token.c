@@ -1,11 +1,11 @@
 /* libFuzzer target: session/refresh token verification (tokens arrive from
  * clients). Half the runs sign the fuzzer's bytes as claims-ish input with
  * the real key first, so the JSON claim parser behind the MAC is reached. */
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_token.h"
 
-#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +18,17 @@ static const uint8_t key[32] = "fuzz-key-fuzz-key-fuzz-key-fuzz";
 static char *sign_raw(const uint8_t *data, size_t size)
 {
     static const char header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.";
-    size_t b64 = sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    size_t b64 = KN_CRYPTO_BASE64_LEN(size, KN_CRYPTO_BASE64URL);
     size_t cap = sizeof header + b64 + 64;
     char *t = malloc(cap);
     memcpy(t, header, sizeof header - 1);
     size_t n = sizeof header - 1;
-    sodium_bin2base64(t + n, cap - n, data, size, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(t + n, cap - n, data, size, KN_CRYPTO_BASE64URL);
     n += strlen(t + n);
     uint8_t mac[32];
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, sizeof key);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)t, n);
-    crypto_auth_hmacsha256_final(&st, mac);
+    kn_crypto_hmac_sha256(mac, key, sizeof key, t, n);
     t[n++] = '.';
-    sodium_bin2base64(t + n, cap - n, mac, sizeof mac, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(t + n, cap - n, mac, sizeof mac, KN_CRYPTO_BASE64URL);
     return t;
 }
 
@@ -39,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
     if (!ready) {
-        if (sodium_init() < 0) abort();
+        if (kn_crypto_init() != 0) abort();
         ready = 1;
     }
     if (size > KN_TOKEN_MAX_LEN) return 0;

@@ -9,11 +9,11 @@
 #include "kn_db.h"
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,16 +200,15 @@ static int check_lang_tag(const char *s, char *msg, size_t cap)
     return KN_OK;
 }
 
-/* jansson also refuses broken UTF-8 and \u0000, which jsonb cannot store. */
+/* The JSON parser also refuses broken UTF-8 and \u0000, which jsonb cannot store. */
 static int check_metadata(const char *s, char *msg, size_t cap)
 {
     if (strlen(s) > KN_ACCOUNT_METADATA_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be at most %d bytes",
                           KN_ACCOUNT_METADATA_MAX);
-    json_error_t err;
-    json_t *j = json_loads(s, 0, &err);
-    bool object = json_is_object(j);
-    json_decref(j);
+    kn_json *j = kn_json_parse(s, strlen(s), 0, NULL);
+    bool object = kn_json_is_object(j);
+    kn_json_decref(j);
     if (!object)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "metadata must be a JSON object");
     return KN_OK;

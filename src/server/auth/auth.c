@@ -2,12 +2,12 @@
  * session once the user is known. Every finder also reports whether the
  * user is banned (disable_time set), so no login path can forget the check. */
 #include "kn_auth.h"
+#include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,8 +34,8 @@ static const kn_db_stmt insert_user = {
     5};
 static const kn_db_stmt insert_device = {
     "auth_insert_device", "INSERT INTO user_device (id, user_id) VALUES ($1, $2)", 2};
-_Static_assert(KN_AUTH_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES,
-               "KN_AUTH_PASSWORD_HASH_SIZE must match libsodium");
+_Static_assert(KN_AUTH_PASSWORD_HASH_SIZE == KN_CRYPTO_PWHASH_STR_SIZE,
+               "KN_AUTH_PASSWORD_HASH_SIZE must match kn_crypto's");
 
 int kn_auth_create(const kn_auth_config *cfg, kn_auth **out)
 {
@@ -70,7 +70,8 @@ static bool printable_id(const char *s)
 static void random_username(char out[11])
 {
     static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    for (int i = 0; i < 10; i++) out[i] = letters[randombytes_uniform(sizeof letters - 1)];
+    for (int i = 0; i < 10; i++)
+        out[i] = letters[kn_crypto_random_uniform(sizeof letters - 1)];
     out[10] = '\0';
 }
 
@@ -117,7 +118,7 @@ static int find_or_create(const kn_auth *a, kn_db *db, id_kind kind, const char 
         if (kn_db_rows_count(rows) == 1) {
             const char *hash = kn_db_rows_get(rows, 0, 2);
             if (kind == BY_EMAIL &&
-                (!hash || crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)) {
+                (!hash || kn_crypto_pwhash_verify(hash, password, strlen(password)) != 0)) {
                 kn_db_rows_free(rows);
                 return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "invalid credentials");
             }
@@ -212,10 +213,7 @@ int kn_auth_check_email_password(const char *email, const char *password, char *
 
 int kn_auth_hash_password(const char *password, char out[KN_AUTH_PASSWORD_HASH_SIZE])
 {
-    if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
-        return KN_ERR_NOMEM;
-    return KN_OK;
+    return kn_crypto_pwhash_str(out, password, strlen(password));
 }
 
 int kn_auth_check_device(const char *device_id, const char *username, const kn_token_var *vars,

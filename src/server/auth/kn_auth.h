@@ -42,7 +42,7 @@ typedef struct kn_auth_config {
 #define KN_AUTH_EMAIL_MAX 255
 #define KN_AUTH_PASSWORD_MIN 8
 #define KN_AUTH_PASSWORD_MAX 128
-/* Room for an argon2id hash string (libsodium crypto_pwhash_STRBYTES). */
+/* Room for an argon2id hash string (KN_CRYPTO_PWHASH_STR_SIZE). */
 #define KN_AUTH_PASSWORD_HASH_SIZE 128
 
 int kn_auth_create(const kn_auth_config *cfg, kn_auth **out);
@@ -58,7 +58,7 @@ int kn_auth_device(const kn_auth *auth, kn_db *db, const char *device_id, const 
                    kn_session_grant *out, char *msg, size_t msg_cap);
 
 /* Authenticate with email + password. Passwords are hashed with argon2id
- * (libsodium crypto_pwhash_str, interactive limits) — slow on purpose, so
+ * (kn_crypto_pwhash_str, interactive limits) — slow on purpose, so
  * only on API workers. Wrong password: UNAUTHENTICATED "invalid credentials";
  * unknown email with create=false: NOT_FOUND. */
 int kn_auth_email(const kn_auth *auth, kn_db *db, const char *email, const char *password,
@@ -86,7 +86,7 @@ int kn_auth_check_custom_id(const char *custom_id, char *msg, size_t msg_cap);
 int kn_auth_check_email_password(const char *email, const char *password, char *msg,
                                  size_t msg_cap);
 
-/* Hash `password` with argon2id (crypto_pwhash_str, interactive limits) into
+/* Hash `password` with argon2id (kn_crypto_pwhash_str, interactive limits) into
  * `out` as a NUL-terminated string. Slow and memory-hungry on purpose: API
  * workers only. KN_ERR_NOMEM when the memory for hashing is not available. */
 int kn_auth_hash_password(const char *password, char out[KN_AUTH_PASSWORD_HASH_SIZE]);

@@ -1,12 +1,12 @@
 /* http: libmicrohttpd behind the small kn_http contract. */
 #include "kn_http.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,7 +72,7 @@ static bool key_ok(const kn_http *h, struct MHD_Connection *conn)
     if (!k) k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Kaos-Http-Key");
     size_t want = strlen(h->key);
     if (!k || !want || strlen(k) != want) return false;
-    return sodium_memcmp(k, h->key, want) == 0;
+    return kn_crypto_equal(k, h->key, want);
 }
 
 static enum MHD_Result handle_rpc(kn_http *h, struct MHD_Connection *conn, const char *id,
@@ -186,7 +186,7 @@ void kn_http_stop(kn_http *h)
 {
     if (!h) return;
     if (h->daemon) MHD_stop_daemon(h->daemon);
-    if (h->key) sodium_memzero(h->key, strlen(h->key));
+    if (h->key) kn_crypto_wipe(h->key, strlen(h->key));
     kn_free(h->key);
     kn_free(h);
 }

@@ -1,11 +1,11 @@
-/* kn_keys: key file generation and loading with libsodium. */
+/* kn_keys: key file generation and loading (keys and hex through kn_crypto). */
 #include "kn_keys.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,18 +19,19 @@ static int key_path(const char *dir, char *out, size_t cap)
 
 void kn_keys_wipe(kn_keys *keys)
 {
-    sodium_memzero(keys, sizeof *keys);
+    kn_crypto_wipe(keys, sizeof *keys);
 }
 
 void kn_keys_public_hex(const kn_keys *keys, char out[2 * KN_KEY_BYTES + 1])
 {
-    sodium_bin2hex(out, 2 * KN_KEY_BYTES + 1, keys->kx_public, KN_KEY_BYTES);
+    kn_crypto_hex_encode(out, 2 * KN_KEY_BYTES + 1, keys->kx_public, KN_KEY_BYTES);
 }
 
 static int read_hex(const char *hex, uint8_t out[KN_KEY_BYTES])
 {
     size_t len = 0;
-    if (sodium_hex2bin(out, KN_KEY_BYTES, hex, strlen(hex), NULL, &len, NULL) || len != KN_KEY_BYTES)
+    if (kn_crypto_hex_decode(out, KN_KEY_BYTES, hex, strlen(hex), NULL, &len) ||
+        len != KN_KEY_BYTES)
         return KN_ERR_CONFIG;
     return KN_OK;
 }
@@ -71,8 +72,8 @@ int kn_keys_load(const char *dir, kn_keys *out)
         }
     }
     fclose(f);
-    sodium_memzero(line, sizeof line);
-    sodium_memzero(hex, sizeof hex);
+    kn_crypto_wipe(line, sizeof line);
+    kn_crypto_wipe(hex, sizeof hex);
     if (rc == KN_OK && seen != 15) rc = KN_ERR_CONFIG;
     if (rc) {
         KN_ERROR("key file %s is malformed", path);
@@ -91,9 +92,9 @@ int kn_keys_generate(const char *dir, bool overwrite, kn_keys *out)
     }
     if (!overwrite && access(path, F_OK) == 0) return KN_ERR_ALREADY_EXISTS;
 
-    crypto_kx_keypair(out->kx_public, out->kx_secret);
-    randombytes_buf(out->session_key, KN_KEY_BYTES);
-    randombytes_buf(out->refresh_key, KN_KEY_BYTES);
+    kn_crypto_x25519_keypair(out->kx_public, out->kx_secret);
+    kn_crypto_random(out->session_key, KN_KEY_BYTES);
+    kn_crypto_random(out->refresh_key, KN_KEY_BYTES);
 
     /* Write to a temporary file and rename, so a crash never leaves half a key. */
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -103,10 +104,10 @@ int kn_keys_generate(const char *dir, bool overwrite, kn_keys *out)
         return KN_ERR_IO;
     }
     char hex[4][2 * KN_KEY_BYTES + 1];
-    sodium_bin2hex(hex[0], sizeof hex[0], out->kx_public, KN_KEY_BYTES);
-    sodium_bin2hex(hex[1], sizeof hex[1], out->kx_secret, KN_KEY_BYTES);
-    sodium_bin2hex(hex[2], sizeof hex[2], out->session_key, KN_KEY_BYTES);
-    sodium_bin2hex(hex[3], sizeof hex[3], out->refresh_key, KN_KEY_BYTES);
+    kn_crypto_hex_encode(hex[0], sizeof hex[0], out->kx_public, KN_KEY_BYTES);
+    kn_crypto_hex_encode(hex[1], sizeof hex[1], out->kx_secret, KN_KEY_BYTES);
+    kn_crypto_hex_encode(hex[2], sizeof hex[2], out->session_key, KN_KEY_BYTES);
+    kn_crypto_hex_encode(hex[3], sizeof hex[3], out->refresh_key, KN_KEY_BYTES);
     char buf[512];
     int n = snprintf(buf, sizeof buf,
                      "# KaosNet server keys. Keep secret; back up; mode 0600.\n"
@@ -114,8 +115,8 @@ int kn_keys_generate(const char *dir, bool overwrite, kn_keys *out)
                      hex[0], hex[1], hex[2], hex[3]);
     bool ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
     ok = (close(fd) == 0) && ok;
-    sodium_memzero(buf, sizeof buf);
-    sodium_memzero(hex, sizeof hex);
+    kn_crypto_wipe(buf, sizeof buf);
+    kn_crypto_wipe(hex, sizeof hex);
     if (!ok || rename(tmp, path)) {
         KN_ERROR("cannot write %s: %s", path, strerror(errno));
         unlink(tmp);

@@ -1,6 +1,6 @@
 /* kn_keys: the server's long-term secrets, kept in <data_dir>/server.key.
  *
- * The file holds an X25519 key pair (crypto_kx; the public half is what
+ * The file holds an X25519 key pair (kn_crypto_x25519_keypair; the public half is what
  * clients pin once transport security lands) and the HMAC keys for session
  * and refresh tokens. It is created with mode 0600 (directory 0700) by
  * `kaosnet keygen` or on first start, and never overwritten unless asked.

@@ -7,10 +7,10 @@
 #include "kn_match_wire.h"
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -329,18 +329,18 @@ int kn_match_wire_create_match(kn_req *r, char *msg, size_t cap)
 /* MatchJoin metadata (a string map) as a JSON object; NULL on failure. */
 static char *metadata_json(const Kaos__V1__MatchJoin *j, size_t *len)
 {
-    json_t *o = json_object();
+    kn_json *o = kn_json_object();
     for (size_t i = 0; o && i < j->n_metadata; i++) {
-        json_t *v = json_string(j->metadata[i]->value);
-        if (!v || json_object_set_new(o, j->metadata[i]->key, v)) {
-            json_decref(o);
+        kn_json *v = kn_json_string(j->metadata[i]->value);
+        if (!v || kn_json_object_set_new(o, j->metadata[i]->key, v)) {
+            kn_json_decref(o);
             o = NULL;
         }
     }
-    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
+    char *txt = o ? kn_json_dump(o, KN_JSON_COMPACT) : NULL;
+    kn_json_decref(o);
     char *out = txt ? kn_strndup(txt, strlen(txt)) : NULL;
-    free(txt);
+    kn_json_free_text(txt);
     *len = out ? strlen(out) : 0;
     return out;
 }

@@ -1,10 +1,10 @@
 /* query: the label query language of match listings. */
 #include "match_internal.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_mem.h"
 
 #include <ctype.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,24 +107,24 @@ void kn_match_query_free(kn_match_query *q)
     kn_free(q);
 }
 
-static json_t *lookup(json_t *root, const char *path)
+static kn_json *lookup(kn_json *root, const char *path)
 {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
-    json_t *cur = root;
+    kn_json *cur = root;
     for (char *save = NULL, *part = strtok_r(buf, ".", &save); part && cur;
          part = strtok_r(NULL, ".", &save))
-        cur = json_is_object(cur) ? json_object_get(cur, part) : NULL;
+        cur = kn_json_is_object(cur) ? kn_json_object_get(cur, part) : NULL;
     return cur;
 }
 
-static bool term_matches(const term *t, json_t *label)
+static bool term_matches(const term *t, kn_json *label)
 {
-    json_t *v = label ? lookup(label, t->path) : NULL;
+    kn_json *v = label ? lookup(label, t->path) : NULL;
     if (!v) return false;
     if (t->op != OP_EQ) {
-        if (!json_is_number(v)) return false;
-        double x = json_number_value(v);
+        if (!kn_json_is_number(v)) return false;
+        double x = kn_json_number_value(v);
         switch (t->op) {
         case OP_GE: return x >= t->num;
         case OP_GT: return x > t->num;
@@ -133,17 +133,17 @@ static bool term_matches(const term *t, json_t *label)
         default: return false;
         }
     }
-    if (json_is_string(v)) return !strcmp(json_string_value(v), t->value);
-    if (json_is_number(v)) return t->is_num && json_number_value(v) == t->num;
-    if (json_is_true(v)) return !strcmp(t->value, "true");
-    if (json_is_false(v)) return !strcmp(t->value, "false");
+    if (kn_json_is_string(v)) return !strcmp(kn_json_string_value(v), t->value);
+    if (kn_json_is_number(v)) return t->is_num && kn_json_number_value(v) == t->num;
+    if (kn_json_is_true(v)) return !strcmp(t->value, "true");
+    if (kn_json_is_false(v)) return !strcmp(t->value, "false");
     return false;
 }
 
 bool kn_match_query_eval(const kn_match_query *q, const char *label, int *score)
 {
     *score = 0;
-    json_t *root = label ? json_loads(label, 0, NULL) : NULL;
+    kn_json *root = label ? kn_json_parse(label, strlen(label), 0, NULL) : NULL;
     bool ok = true;
     for (size_t i = 0; ok && i < q->n; i++) {
         bool m = term_matches(&q->terms[i], root);
@@ -151,6 +151,6 @@ bool kn_match_query_eval(const kn_match_query *q, const char *label, int *score)
         else if (q->terms[i].must == '-') ok = !m;
         else if (m) (*score)++;
     }
-    json_decref(root);
+    kn_json_decref(root);
     return ok;
 }

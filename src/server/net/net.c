@@ -5,6 +5,7 @@
  * A slot's generation changes whenever the slot is freed, so stale ids miss. */
 #include "kn_net.h"
 #include "kn_codec.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_limits.h"
 #include "kn_log.h"
@@ -18,7 +19,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,7 +117,7 @@ int kn_net_shared_create(kn_net_shared **out)
     kn_net_shared *s = kn_calloc(1, sizeof *s);
     *out = s;
     if (!s) return KN_ERR_NOMEM;
-    randombytes_buf(s->cookie_secret, sizeof s->cookie_secret);
+    kn_crypto_random(s->cookie_secret, sizeof s->cookie_secret);
     pthread_mutex_init(&s->lock, NULL);
     kn_map_init(&s->per_address);
     return KN_OK;
@@ -128,7 +128,7 @@ void kn_net_shared_destroy(kn_net_shared *s)
     if (!s) return;
     kn_map_deinit(&s->per_address);
     pthread_mutex_destroy(&s->lock);
-    sodium_memzero(s->cookie_secret, sizeof s->cookie_secret);
+    kn_crypto_wipe(s->cookie_secret, sizeof s->cookie_secret);
     kn_free(s);
 }
 
@@ -414,7 +414,7 @@ void kn_net_destroy(kn_net *net)
     if (net->wake_fd >= 0) close(net->wake_fd);
     pthread_mutex_destroy(&net->outbox_lock);
     if (net->own_shared) kn_net_shared_destroy(net->shared);
-    sodium_memzero(net->server_sk, sizeof net->server_sk);
+    kn_crypto_wipe(net->server_sk, sizeof net->server_sk);
     kn_free(net->open_buf);
     kn_free(net->conns);
     kn_free(net);

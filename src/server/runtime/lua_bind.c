@@ -2,7 +2,7 @@
  * behind it (shared with runtime.c and the match handler), and the opening
  * of registered bindings into a VM's `kaos` table.
  *
- * Invariants: nothing here keeps a jansson value or a malloc'd string in a
+ * Invariants: nothing here keeps a kn_json value or a malloc'd string in a
  * C local across a call that may raise; each one sits in a holder userdata
  * whose __gc frees it, so a Lua error (out of memory included) never leaks. */
 #include "kn_lua_bind.h"
@@ -11,7 +11,6 @@
 #include "runtime_internal.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,31 +92,31 @@ void *kn_lua_holder(lua_State *L, size_t size, const char *type, lua_CFunction g
 
 static int json_holder_gc(lua_State *L)
 {
-    json_t **h = lua_touserdata(L, 1);
-    json_decref(*h);
+    kn_json **h = lua_touserdata(L, 1);
+    kn_json_decref(*h);
     *h = NULL;
     return 0;
 }
 
-json_t **rt_json_holder(lua_State *L)
+kn_json **rt_json_holder(lua_State *L)
 {
-    return kn_lua_holder(L, sizeof(json_t *), "kaos.json", json_holder_gc);
+    return kn_lua_holder(L, sizeof(kn_json *), "kaos.json", json_holder_gc);
 }
 
-/* Text from json_dumps (jansson allocates it with malloc). */
+/* Text from kn_json_dump (not kn_malloc'd: kn_json_free_text releases it). */
 static int text_holder_gc(lua_State *L)
 {
     char **h = lua_touserdata(L, 1);
-    free(*h);
+    kn_json_free_text(*h);
     *h = NULL;
     return 0;
 }
 
 /* --- JSON <-> Lua ---------------------------------------------------------------------- */
 
-/* Lua value -> jansson. Never raises (a raise would leak the partial tree):
+/* Lua value -> kn_json. Never raises (a raise would leak the partial tree):
  * returns NULL and sets *why instead. */
-json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
+kn_json *rt_to_json(lua_State *L, int idx, int depth, const char **why)
 {
     idx = lua_absindex(L, idx);
     if (depth > JSON_MAX_DEPTH || !lua_checkstack(L, 4)) {
@@ -126,31 +125,31 @@ json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
     }
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        return json_null();
+        return kn_json_null();
     case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
+        return kn_json_boolean(lua_toboolean(L, idx));
     case LUA_TNUMBER:
-        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
-                                     : json_real(lua_tonumber(L, idx));
+        return lua_isinteger(L, idx) ? kn_json_integer((int64_t)lua_tointeger(L, idx))
+                                     : kn_json_real(lua_tonumber(L, idx));
     case LUA_TSTRING: {
         size_t n;
         const char *str = lua_tolstring(L, idx, &n);
-        json_t *j = json_stringn(str, n);
+        kn_json *j = kn_json_stringn(str, n);
         if (!j) *why = "strings must be UTF-8";
         return j;
     }
     case LUA_TTABLE: {
         lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        json_t *out = n > 0 ? json_array() : json_object();
+        kn_json *out = n > 0 ? kn_json_array() : kn_json_object();
         if (!out) {
             *why = "out of memory";
             return NULL;
         }
         for (lua_Integer i = 1; n > 0 && i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            json_t *v = rt_to_json(L, -1, depth + 1, why);
+            kn_json *v = rt_to_json(L, -1, depth + 1, why);
             lua_pop(L, 1);
-            if (!v || json_array_append_new(out, v)) goto fail;
+            if (!v || kn_json_array_append_new(out, v)) goto fail;
         }
         if (n == 0) {
             lua_pushnil(L);
@@ -160,8 +159,8 @@ json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
                     *why = "object keys must be strings (or use a sequence)";
                     goto fail;
                 }
-                json_t *v = rt_to_json(L, -1, depth + 1, why);
-                if (!v || json_object_set_new(out, lua_tostring(L, -2), v)) {
+                kn_json *v = rt_to_json(L, -1, depth + 1, why);
+                if (!v || kn_json_object_set_new(out, lua_tostring(L, -2), v)) {
                     lua_pop(L, 2);
                     goto fail;
                 }
@@ -171,7 +170,7 @@ json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
         return out;
     fail:
         if (!*why) *why = "out of memory";
-        json_decref(out);
+        kn_json_decref(out);
         return NULL;
     }
     default:
@@ -180,45 +179,44 @@ json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why)
     }
 }
 
-void rt_from_json(lua_State *L, json_t *j, int depth)
+void rt_from_json(lua_State *L, kn_json *j, int depth)
 {
     luaL_checkstack(L, 4, "json_decode");
     if (depth > JSON_MAX_DEPTH) luaL_error(L, "json_decode: nested too deep");
-    switch (json_typeof(j)) {
-    case JSON_NULL:
+    switch (kn_json_typeof(j)) {
+    case KN_JSON_NULL:
         lua_pushnil(L);
         break;
-    case JSON_TRUE:
+    case KN_JSON_TRUE:
         lua_pushboolean(L, 1);
         break;
-    case JSON_FALSE:
+    case KN_JSON_FALSE:
         lua_pushboolean(L, 0);
         break;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+    case KN_JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)kn_json_integer_value(j));
         break;
-    case JSON_REAL:
-        lua_pushnumber(L, json_real_value(j));
+    case KN_JSON_REAL:
+        lua_pushnumber(L, kn_json_real_value(j));
         break;
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(j), json_string_length(j));
+    case KN_JSON_STRING:
+        lua_pushlstring(L, kn_json_string_value(j), kn_json_string_length(j));
         break;
-    case JSON_ARRAY: {
+    case KN_JSON_ARRAY: {
         size_t i;
-        json_t *v;
-        lua_createtable(L, (int)json_array_size(j), 0);
-        json_array_foreach(j, i, v)
-        {
+        kn_json *v;
+        lua_createtable(L, (int)kn_json_array_size(j), 0);
+        for (i = 0; i < kn_json_array_size(j) && (v = kn_json_array_get(j, i)); i++) {
             rt_from_json(L, v, depth + 1);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         break;
     }
-    case JSON_OBJECT: {
+    case KN_JSON_OBJECT: {
         const char *k;
-        json_t *v;
-        lua_createtable(L, 0, (int)json_object_size(j));
-        json_object_foreach(j, k, v)
+        kn_json *v;
+        lua_createtable(L, 0, (int)kn_json_object_size(j));
+        kn_json_object_foreach(j, k, v)
         {
             rt_from_json(L, v, depth + 1);
             lua_setfield(L, -2, k);
@@ -232,24 +230,24 @@ int kn_lua_push_json(lua_State *L, int idx, size_t *len, const char **why)
 {
     idx = lua_absindex(L, idx);
     *why = NULL;
-    json_t **h = rt_json_holder(L);
+    kn_json **h = rt_json_holder(L);
     *h = rt_to_json(L, idx, 0, why);
     if (!*h) {
         lua_pop(L, 1);
-        if (!*why) *why = "out of memory"; /* a scalar jansson could not allocate */
+        if (!*why) *why = "out of memory"; /* a scalar the JSON library could not allocate */
         return KN_ERR_INVALID_ARGUMENT;
     }
     char **text = kn_lua_holder(L, sizeof(char *), "kaos.json_text", text_holder_gc);
-    *text = json_dumps(*h, JSON_COMPACT | JSON_ENCODE_ANY);
+    *text = kn_json_dump(*h, KN_JSON_COMPACT | KN_JSON_ENCODE_ANY);
     if (!*text) {
         lua_pop(L, 2); /* both holders; their __gc frees the value */
         *why = "out of memory";
         return KN_ERR_NOMEM;
     }
     lua_pushstring(L, *text);
-    free(*text);
+    kn_json_free_text(*text);
     *text = NULL;
-    json_decref(*h);
+    kn_json_decref(*h);
     *h = NULL;
     lua_replace(L, -3); /* the text where the first holder was */
     lua_pop(L, 1);
@@ -259,12 +257,12 @@ int kn_lua_push_json(lua_State *L, int idx, size_t *len, const char **why)
 
 void kn_lua_push_stored_json(lua_State *L, const char *text, size_t len)
 {
-    json_t **h = rt_json_holder(L);
-    json_error_t e;
-    *h = text ? json_loadb(text, len, 0, &e) : NULL;
+    kn_json **h = rt_json_holder(L);
+    kn_json_error e;
+    *h = text ? kn_json_parse(text, len, 0, &e) : NULL;
     if (*h) {
         rt_from_json(L, *h, 0);
-        json_decref(*h);
+        kn_json_decref(*h);
         *h = NULL;
     } else {
         lua_newtable(L);

@@ -177,9 +177,9 @@ static void push_json_text(lua_State *L, const char *text, size_t len)
         lua_newtable(L);
         return;
     }
-    json_error_t e;
-    json_t **h = rt_json_holder(L);
-    *h = json_loadb(text, len, 0, &e);
+    kn_json_error e;
+    kn_json **h = rt_json_holder(L);
+    *h = kn_json_parse(text, len, 0, &e);
     if (!*h) luaL_error(L, "invalid JSON: %s", e.text);
     rt_from_json(L, *h, 0);
     lua_remove(L, -2);
@@ -284,10 +284,10 @@ static int m_init(kn_match_handler *h, const kn_match_call *c, const char *param
     lua_match *lm = (lua_match *)h;
     lua_State *L = lm->vm->L;
     if (params_len) {
-        json_error_t e;
-        json_t *j = json_loadb(params, params_len, 0, &e);
-        bool object = json_is_object(j);
-        json_decref(j);
+        kn_json_error e;
+        kn_json *j = kn_json_parse(params, params_len, 0, &e);
+        bool object = kn_json_is_object(j);
+        kn_json_decref(j);
         if (!object) {
             snprintf(msg, cap, "match params must be a JSON object%s%s", j ? "" : ": ",
                      j ? "" : e.text);

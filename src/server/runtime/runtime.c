@@ -9,6 +9,7 @@
 #include "kn_runtime.h"
 #include "runtime_internal.h"
 #include "kn_codec_json.h"
+#include "kn_crypto.h"
 #include "kn_cron.h"
 #include "kn_error.h"
 #include "kn_log.h"
@@ -18,12 +19,10 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -319,9 +318,9 @@ static int k_json_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    json_error_t e;
-    json_t **h = rt_json_holder(L);
-    *h = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+    kn_json_error e;
+    kn_json **h = rt_json_holder(L);
+    *h = kn_json_parse(s, n, KN_JSON_DECODE_ANY | KN_JSON_REJECT_DUPLICATES, &e);
     if (!*h) return luaL_error(L, "json_decode: %s at line %d column %d", e.text, e.line, e.column);
     rt_from_json(L, *h, 0);
     return 1;
@@ -331,10 +330,10 @@ static int k_base64_encode(lua_State *L)
 {
     size_t n;
     const char *in = luaL_checklstring(L, 1, &n);
-    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    size_t cap = KN_CRYPTO_BASE64_LEN(n, KN_CRYPTO_BASE64);
     luaL_Buffer b;
     char *out = luaL_buffinitsize(L, &b, cap);
-    sodium_bin2base64(out, cap, (const unsigned char *)in, n, sodium_base64_VARIANT_ORIGINAL);
+    kn_crypto_base64_encode(out, cap, in, n, KN_CRYPTO_BASE64);
     luaL_pushresultsize(&b, strlen(out));
     return 1;
 }
@@ -345,8 +344,7 @@ static int k_base64_decode(lua_State *L)
     const char *in = luaL_checklstring(L, 1, &n);
     luaL_Buffer b;
     unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n / 4 * 3 + 3);
-    if (sodium_base642bin(out, n / 4 * 3 + 3, in, n, "\n\r ", &got, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (kn_crypto_base64_decode(out, n / 4 * 3 + 3, in, n, "\n\r ", &got, NULL, KN_CRYPTO_BASE64))
         return luaL_error(L, "base64_decode: invalid base64");
     luaL_pushresultsize(&b, got);
     return 1;
@@ -355,7 +353,7 @@ static int k_base64_decode(lua_State *L)
 static void push_hex(lua_State *L, const unsigned char *bin, size_t n)
 {
     char hex[2 * 64 + 1];
-    sodium_bin2hex(hex, sizeof hex, bin, n);
+    kn_crypto_hex_encode(hex, sizeof hex, bin, n);
     lua_pushstring(L, hex);
 }
 
@@ -363,8 +361,8 @@ static int k_sha256_hash(lua_State *L)
 {
     size_t n;
     const char *in = luaL_checklstring(L, 1, &n);
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)in, n);
+    uint8_t h[KN_CRYPTO_SHA256_SIZE];
+    kn_crypto_sha256(h, in, n);
     push_hex(L, h, sizeof h);
     return 1;
 }
@@ -374,11 +372,8 @@ static int k_hmac_sha256_hash(lua_State *L)
     size_t n, kn;
     const char *in = luaL_checklstring(L, 1, &n);
     const char *key = luaL_checklstring(L, 2, &kn);
-    crypto_auth_hmacsha256_state st;
-    unsigned char h[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_init(&st, (const unsigned char *)key, kn);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)in, n);
-    crypto_auth_hmacsha256_final(&st, h);
+    uint8_t h[KN_CRYPTO_HMAC_SHA256_SIZE];
+    kn_crypto_hmac_sha256(h, key, kn, in, n);
     push_hex(L, h, sizeof h);
     return 1;
 }
@@ -805,16 +800,16 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
 
 /* (fn, context, json [, json2]): fn(context, table [, table2]) -> its result as
  * JSON text, or nil. Runs inside the pcall, so decoding errors are script
- * errors and the jansson values are owned by collectable holders. */
+ * errors and the JSON values are owned by collectable holders. */
 static int hook_trampoline(lua_State *L)
 {
     int top = lua_gettop(L);
     for (int i = 3; i <= top; i++) {
         size_t n;
         const char *s = lua_tolstring(L, i, &n);
-        json_error_t e;
-        json_t **h = rt_json_holder(L);
-        *h = json_loadb(s, n, 0, &e);
+        kn_json_error e;
+        kn_json **h = rt_json_holder(L);
+        *h = kn_json_parse(s, n, 0, &e);
         if (!*h) return luaL_error(L, "hook payload: %s", e.text);
         rt_from_json(L, *h, 0);
         lua_replace(L, i);

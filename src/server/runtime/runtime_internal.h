@@ -5,11 +5,11 @@
 #ifndef KN_RUNTIME_INTERNAL_H
 #define KN_RUNTIME_INTERNAL_H
 
+#include "kn_json.h"
 #include "kn_lua_bind.h"
 #include "kn_runtime.h"
 #include "vm_alloc.h"
 
-#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdatomic.h>
@@ -66,14 +66,14 @@ extern const char rt_key_env, rt_key_matches;
 kn_runtime_vm *rt_vm_of(lua_State *L);
 /* pooled: small objects from the VM's own pages (match VMs; vm_alloc.h). */
 int rt_vm_create(const kn_runtime *rt, bool pooled, kn_runtime_vm **out, char *err, size_t cap);
-/* Lua value <-> jansson, as kaos.json_encode / json_decode do it
+/* Lua value <-> kn_json, as kaos.json_encode / json_decode do it
  * (lua_bind.c). to_json never raises (NULL and *why instead); from_json
  * pushes one value and raises on nesting over 64. */
-json_t *rt_to_json(lua_State *L, int idx, int depth, const char **why);
-void rt_from_json(lua_State *L, json_t *j, int depth);
-/* Pushes a userdata owning one jansson value (released by its __gc), so a
+kn_json *rt_to_json(lua_State *L, int idx, int depth, const char **why);
+void rt_from_json(lua_State *L, kn_json *j, int depth);
+/* Pushes a userdata owning one kn_json value (released by its __gc), so a
  * Lua error never leaks it; returns the slot to store the value in. */
-json_t **rt_json_holder(lua_State *L);
+kn_json **rt_json_holder(lua_State *L);
 /* Adds the functions of the n bindings to the `kaos` table on top of the
  * stack, each with its binding's ud as upvalue 1. */
 void rt_open_bindings(lua_State *L, const kn_lua_binding *b, size_t n);

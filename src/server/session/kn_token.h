@@ -2,7 +2,7 @@
  *
  * Header {"alg":"HS256","typ":"JWT"}; claims: uid (user id), usn (username),
  * tid (session id), iat and exp (Unix seconds), vrs (session variables, an
- * object of strings). The MAC is HMAC-SHA-256 from libsodium, compared in
+ * object of strings). The MAC is HMAC-SHA-256 from kn_crypto, compared in
  * constant time; any other alg (including "none") is refused. Session and
  * refresh tokens share the format and differ by key and lifetime.
  * Pure functions of their inputs (time is a parameter): thread-safe. */

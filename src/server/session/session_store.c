@@ -5,13 +5,13 @@
  * and has not expired; each refresh token works once (a refresh consumes
  * the row and inserts the new session's). The store itself is immutable
  * after create, so every thread shares it. */
+#include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_session.h"
 #include "kn_uuid.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,7 +64,7 @@ int kn_session_store_create(const kn_session_store_config *cfg, kn_session_store
 void kn_session_store_destroy(kn_session_store *a)
 {
     if (!a) return;
-    sodium_memzero(a, sizeof *a);
+    kn_crypto_wipe(a, sizeof *a);
     kn_free(a);
 }
 

@@ -15,16 +15,16 @@
  *     is the row read again, to say why;
  *   - results are one kn_malloc block each, freed with kn_free. */
 #include "kn_storage.h"
+#include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
 
 #include <assert.h>
 #include <ctype.h>
-#include <jansson.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,22 +225,22 @@ static int check_version(const char *version, bool allow_absent, size_t index, c
     return KN_OK;
 }
 
-static const char *json_type_name(const json_t *v)
+static const char *json_type_name(const kn_json *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (kn_json_typeof(v)) {
+    case KN_JSON_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case KN_JSON_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case KN_JSON_STRING:
         return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case KN_JSON_INTEGER:
+    case KN_JSON_REAL:
         return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case KN_JSON_TRUE:
+    case KN_JSON_FALSE:
         return "a boolean";
-    case JSON_NULL:
+    case KN_JSON_NULL:
         return "null";
     }
     return "unknown";
@@ -248,12 +248,12 @@ static const char *json_type_name(const json_t *v)
 
 static int hash_chunk(const char *buffer, size_t size, void *state)
 {
-    crypto_hash_sha256_update(state, (const unsigned char *)buffer, size);
+    kn_crypto_sha256_update(state, buffer, size);
     return 0;
 }
 
 /* Validates a value and computes its version: SHA-256 over the canonical
- * form (compact, keys sorted) streamed straight from jansson's encoder, so
+ * form (compact, keys sorted) streamed straight from the JSON encoder, so
  * whitespace and key order do not change a version. Duplicate keys are
  * refused: JSONB would silently keep only the last. */
 static int value_version(const char *value, size_t index, char version[KN_STORAGE_VERSION_LEN + 1],
@@ -266,27 +266,27 @@ static int value_version(const char *value, size_t index, char version[KN_STORAG
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "object %zu: value is %zu bytes; the limit is %d", index, len,
                           KN_STORAGE_VALUE_MAX);
-    json_error_t err;
-    json_t *v = json_loadb(value, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+    kn_json_error err;
+    kn_json *v = kn_json_parse(value, len, KN_JSON_DECODE_ANY | KN_JSON_REJECT_DUPLICATES, &err);
     if (!v)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "object %zu: value is not valid JSON: %s at byte %d", index, err.text,
                           err.position);
-    if (!json_is_object(v)) {
+    if (!kn_json_is_object(v)) {
         int rc =
             kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                        "object %zu: value must be a JSON object, not %s", index, json_type_name(v));
-        json_decref(v);
+        kn_json_decref(v);
         return rc;
     }
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    int rc = json_dump_callback(v, hash_chunk, &st, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(v);
+    kn_crypto_sha256_state st;
+    kn_crypto_sha256_init(&st);
+    int rc = kn_json_dump_to(v, KN_JSON_COMPACT | KN_JSON_SORT_KEYS, hash_chunk, &st);
+    kn_json_decref(v);
     if (rc != 0) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, h);
-    sodium_bin2hex(version, KN_STORAGE_VERSION_LEN + 1, h, KN_STORAGE_VERSION_LEN / 2);
+    uint8_t h[KN_CRYPTO_SHA256_SIZE];
+    kn_crypto_sha256_final(&st, h);
+    kn_crypto_hex_encode(version, KN_STORAGE_VERSION_LEN + 1, h, KN_STORAGE_VERSION_LEN / 2);
     return KN_OK;
 }
 
@@ -637,15 +637,14 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
 #define CURSOR_FORMAT  1
 #define CURSOR_HEAD    19
 #define CURSOR_BIN_MAX (CURSOR_HEAD + 2 * KN_STORAGE_NAME_MAX)
-#define CURSOR_TEXT_MAX                                                                            \
-    sodium_base64_ENCODED_LEN(CURSOR_BIN_MAX, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+#define CURSOR_TEXT_MAX KN_CRYPTO_BASE64_LEN(CURSOR_BIN_MAX, KN_CRYPTO_BASE64URL)
 
 enum { SCOPE_ALL = 0, SCOPE_OWNER = 1 };
 
 static void uuid_bytes(const char *uuid, unsigned char b[16])
 {
     size_t len = 0;
-    int rc = sodium_hex2bin(b, 16, uuid, KN_STORAGE_UUID_LEN, "-", &len, NULL);
+    int rc = kn_crypto_hex_decode(b, 16, uuid, KN_STORAGE_UUID_LEN, "-", &len);
     assert(rc == 0 && len == 16); /* callers pass validated UUIDs */
     (void)rc;
 }
@@ -671,8 +670,8 @@ static char *cursor_encode(int scope, const char *collection, const char *owner,
     memcpy(bin + CURSOR_HEAD + clen, key, klen);
     char *text = kn_malloc(CURSOR_TEXT_MAX);
     if (!text) return NULL;
-    sodium_bin2base64(text, CURSOR_TEXT_MAX, bin, CURSOR_HEAD + clen + klen,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(text, CURSOR_TEXT_MAX, bin, CURSOR_HEAD + clen + klen,
+                            KN_CRYPTO_BASE64URL);
     return text;
 }
 
@@ -686,8 +685,8 @@ static int cursor_decode(const char *cursor, int scope, const char *collection, 
     size_t len = strlen(cursor), bin_len = 0;
     const char *end = NULL;
     if (len >= CURSOR_TEXT_MAX ||
-        sodium_base642bin(bin, sizeof bin, cursor, len, NULL, &bin_len, &end,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        kn_crypto_base64_decode(bin, sizeof bin, cursor, len, NULL, &bin_len, &end,
+                                KN_CRYPTO_BASE64URL) != 0 ||
         end != cursor + len || bin_len < CURSOR_HEAD + 2 || bin[0] != CURSOR_FORMAT)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is malformed");
     size_t clen = bin[18];

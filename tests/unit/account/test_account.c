@@ -8,13 +8,13 @@
 #include "kn_account.h"
 #include "kn_auth.h"
 #include "kn_db.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_uuid.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,12 +120,13 @@ static void age_update_time(const char *user_id)
 
 static void assert_json_equal(const char *got, const char *want)
 {
-    json_t *g = json_loads(got, 0, NULL), *w = json_loads(want, 0, NULL);
+    kn_json *g = kn_json_parse(got, strlen(got), 0, NULL);
+    kn_json *w = kn_json_parse(want, strlen(want), 0, NULL);
     assert_non_null(g);
     assert_non_null(w);
-    if (!json_equal(g, w)) fail_msg("json %s != %s", got, want);
-    json_decref(g);
-    json_decref(w);
+    if (!kn_json_equal(g, w)) fail_msg("json %s != %s", got, want);
+    kn_json_decref(g);
+    kn_json_decref(w);
 }
 
 static char *repeat(char c, size_t n)
@@ -907,7 +908,7 @@ static void results_survive_allocation_failures(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(get_returns_every_field_of_a_new_account),
         cmocka_unit_test(get_unknown_user_is_not_found),

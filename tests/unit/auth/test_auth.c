@@ -3,11 +3,11 @@
  * to end in tests/e2e/test_auth.c. */
 #include "failalloc.h"
 #include "kn_auth.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,7 +83,7 @@ static void create_survives_allocation_failures(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     kn_session_store_config sc = {skey, 32, rkey, 32, 60, 3600};
     if (kn_session_store_create(&sc, &store)) return 1;
     const struct CMUnitTest tests[] = {

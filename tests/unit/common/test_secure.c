@@ -1,9 +1,9 @@
 /* Transport security primitives: cookie, handshake, sealed channels. */
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_secure.h"
 
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,7 +81,7 @@ static void handshake(pair *p, const uint8_t *pin, const uint8_t s_pk[32], const
 static void handshake_derives_matching_keys_and_sealed_data_flows(void **state)
 {
     uint8_t s_pk[32], s_sk[32];
-    crypto_box_keypair(s_pk, s_sk);
+    kn_crypto_x25519_keypair(s_pk, s_sk);
     pair p;
     handshake(&p, s_pk, s_pk, s_sk);
     assert_memory_equal(p.client.tx_key, p.server.rx_key, 32);
@@ -108,8 +108,8 @@ static void handshake_derives_matching_keys_and_sealed_data_flows(void **state)
 static void wrong_pinned_key_is_refused(void **state)
 {
     uint8_t s_pk[32], s_sk[32], other_pk[32], other_sk[32];
-    crypto_box_keypair(s_pk, s_sk);
-    crypto_box_keypair(other_pk, other_sk);
+    kn_crypto_x25519_keypair(s_pk, s_sk);
+    kn_crypto_x25519_keypair(other_pk, other_sk);
     kn_hs_client hs;
     kn_crypt server, client;
     uint8_t hello[KN_HELLO_SIZE], welcome[KN_WELCOME_SIZE], seen[32], v;
@@ -132,7 +132,7 @@ static void wrong_pinned_key_is_refused(void **state)
 static void version_mismatch_and_plaintext_servers_are_reported(void **state)
 {
     uint8_t s_pk[32], s_sk[32];
-    crypto_box_keypair(s_pk, s_sk);
+    kn_crypto_x25519_keypair(s_pk, s_sk);
     kn_hs_client hs;
     kn_crypt server, client;
     uint8_t hello[KN_HELLO_SIZE], welcome[KN_WELCOME_SIZE], seen[32], v;
@@ -158,7 +158,7 @@ static void version_mismatch_and_plaintext_servers_are_reported(void **state)
 static void tampered_replayed_and_reordered_packets_are_refused(void **state)
 {
     uint8_t s_pk[32], s_sk[32];
-    crypto_box_keypair(s_pk, s_sk);
+    kn_crypto_x25519_keypair(s_pk, s_sk);
     pair p;
     handshake(&p, s_pk, s_pk, s_sk);
     uint8_t m[8] = "payload", a[8 + KN_SEAL_OVERHEAD], b[8 + KN_SEAL_OVERHEAD], out[8];
@@ -189,7 +189,7 @@ static void tampered_replayed_and_reordered_packets_are_refused(void **state)
 static void unreliable_channel_accepts_late_packets_once_inside_the_window(void **state)
 {
     uint8_t s_pk[32], s_sk[32];
-    crypto_box_keypair(s_pk, s_sk);
+    kn_crypto_x25519_keypair(s_pk, s_sk);
     pair p;
     handshake(&p, s_pk, s_pk, s_sk);
     enum { N = 100 };
@@ -212,7 +212,7 @@ static void unreliable_channel_accepts_late_packets_once_inside_the_window(void 
 static void counters_survive_the_32_bit_wrap(void **state)
 {
     uint8_t s_pk[32], s_sk[32];
-    crypto_box_keypair(s_pk, s_sk);
+    kn_crypto_x25519_keypair(s_pk, s_sk);
     pair p;
     handshake(&p, s_pk, s_pk, s_sk);
     p.client.tx_next[0] = p.server.rx_next[0] = 0xfffffffeULL;
@@ -231,7 +231,7 @@ static void counters_survive_the_32_bit_wrap(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cookie_round_trip_and_windows),
         cmocka_unit_test(connect_datagrams_are_recognised),

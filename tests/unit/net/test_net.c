@@ -4,13 +4,13 @@
 #include "failalloc.h"
 #include "kaos.h"
 #include "kn_codec.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_net.h"
 
 #include <pthread.h>
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -404,9 +404,9 @@ static void create_survives_allocation_failures(void **state)
 
 int main(void)
 {
-    if (kn_net_global_init() || sodium_init() < 0) return 1;
-    crypto_box_keypair(server_pk, server_sk);
-    sodium_bin2hex(server_hex, sizeof server_hex, server_pk, 32);
+    if (kn_net_global_init() || kn_crypto_init() != 0) return 1;
+    kn_crypto_x25519_keypair(server_pk, server_sk);
+    kn_crypto_hex_encode(server_hex, sizeof server_hex, server_pk, 32);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stale_ids_never_reach_a_newcomer),
         cmocka_unit_test(wrong_protocol_version_is_refused_before_open),

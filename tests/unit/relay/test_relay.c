@@ -2,11 +2,11 @@
  * fan-out to all or to targets, limits, and the match vanishing when empty. */
 #include "failalloc.h"
 #include "kn_codec.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_relay.h"
 
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -250,7 +250,7 @@ static void create_and_join_survive_allocation_failures(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(create_then_join_sends_presence_to_the_others, setup,
                                         teardown),

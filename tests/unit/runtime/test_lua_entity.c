@@ -11,7 +11,7 @@
 #include "kn_storage.h"
 
 #include <setjmp.h>
-#include <sodium.h>
+#include "kn_crypto.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,7 +116,7 @@ static void a_pushed_entity_has_exactly_the_keys_of_its_description(void **state
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_pushed_entity_has_exactly_the_keys_of_its_description,
                                         luatest_setup, luatest_teardown),

@@ -5,6 +5,7 @@
  * them (tests/unit/account/test_account_lua.c, storage/test_storage_lua.c). */
 #include "failalloc.h"
 #include "luatest.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_lua_bind.h"
@@ -12,7 +13,6 @@
 #include "kn_codec.h"
 
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -520,7 +520,7 @@ static void hooks_register_by_op_name_and_see_rewrite_refuse_and_reply(void **st
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(modules_load_in_name_order_and_rpcs_answer, luatest_setup,
                                         luatest_teardown),

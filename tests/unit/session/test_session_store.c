@@ -10,7 +10,7 @@
 #include "kn_session.h"
 
 #include <setjmp.h>
-#include <sodium.h>
+#include "kn_crypto.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,7 +94,7 @@ static void create_survives_allocation_failures(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(keys_are_validated),
         cmocka_unit_test(only_a_session_token_of_this_store_verifies),

@@ -7,14 +7,14 @@
  * write, cursor validation, input validation and allocation failures. */
 #include "failalloc.h"
 #include "kn_db.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_mem.h"
 #include "kn_storage.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -155,12 +155,13 @@ static int list_page(const char *caller, const char *user_id, const char *collec
 
 static void assert_json_equal(const char *a, const char *b)
 {
-    json_t *x = json_loads(a, 0, NULL), *y = json_loads(b, 0, NULL);
+    kn_json *x = kn_json_parse(a, strlen(a), 0, NULL);
+    kn_json *y = kn_json_parse(b, strlen(b), 0, NULL);
     assert_non_null(x);
     assert_non_null(y);
-    assert_true(json_equal(x, y));
-    json_decref(x);
-    json_decref(y);
+    assert_true(kn_json_equal(x, y));
+    kn_json_decref(x);
+    kn_json_decref(y);
 }
 
 /* --- basics ------------------------------------------------------------------ */
@@ -194,11 +195,11 @@ static void written_object_reads_back_with_its_version(void **state)
     assert_string_not_equal(v3, v1);
 
     /* The version is the first 32 hex digits of SHA-256 of the canonical form. */
-    unsigned char h[crypto_hash_sha256_BYTES];
+    uint8_t h[KN_CRYPTO_SHA256_SIZE];
     const char *canonical = "{\"a\":[2,1],\"b\":1}";
-    crypto_hash_sha256(h, (const unsigned char *)canonical, strlen(canonical));
+    kn_crypto_sha256(h, canonical, strlen(canonical));
     char hex[65];
-    sodium_bin2hex(hex, sizeof hex, h, 16);
+    kn_crypto_hex_encode(hex, sizeof hex, h, 16);
     assert_string_equal(v3, hex);
 
     /* Upper-case ids name the same object; the owner comes back lower-case. */
@@ -743,20 +744,20 @@ static void garbled_or_foreign_cursors_are_refused(void **state)
     bin[0] = 2; /* unknown format */
     bin[18] = 7;
     memcpy(bin + 19, "cursorsk1", 9);
-    sodium_bin2base64(text, sizeof text, bin, 28, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(text, sizeof text, bin, 28, KN_CRYPTO_BASE64URL);
     assert_int_equal(list_page(BOB, NULL, "cursors", 2, text, NULL, 0, NULL),
                      KN_ERR_INVALID_ARGUMENT);
     bin[0] = 1;
-    sodium_bin2base64(text, sizeof text, bin, 28, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(text, sizeof text, bin, 28, KN_CRYPTO_BASE64URL);
     assert_int_equal(list_page(BOB, NULL, "cursors", 2, text, keys, sizeof keys, NULL), KN_OK);
     assert_string_equal(keys, "a11c/k0 a11c/k1"); /* the nil owner sorts first */
     bin[18] = 200;                                /* collection longer than the cursor */
-    sodium_bin2base64(text, sizeof text, bin, 28, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(text, sizeof text, bin, 28, KN_CRYPTO_BASE64URL);
     assert_int_equal(list_page(BOB, NULL, "cursors", 2, text, NULL, 0, NULL),
                      KN_ERR_INVALID_ARGUMENT);
     bin[18] = 7;
     bin[27] = '\n'; /* a control character in the key */
-    sodium_bin2base64(text, sizeof text, bin, 28, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kn_crypto_base64_encode(text, sizeof text, bin, 28, KN_CRYPTO_BASE64URL);
     assert_int_equal(list_page(BOB, NULL, "cursors", 2, text, NULL, 0, NULL),
                      KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "cursor is malformed");
@@ -998,7 +999,7 @@ static void storage_calls_survive_allocation_failures(void **state)
 
 int main(void)
 {
-    if (sodium_init() < 0) return 1;
+    if (kn_crypto_init() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(written_object_reads_back_with_its_version),
         cmocka_unit_test(acks_follow_the_order_of_the_batch),

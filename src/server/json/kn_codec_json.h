@@ -1,7 +1,8 @@
 /* kn_codec_json: envelope bodies as JSON text, for server-side scripts.
  *
- * Part of the codec module (the only code that calls protobuf-c), built into
- * the server only so the client SDK does not link a JSON library. Before and
+ * The codec's JSON half: it reflects over the codec's protobuf-c descriptors
+ * and lives in the server's json module (src/server/json), so the client SDK
+ * links no JSON library and src/common depends on no server module. Before and
  * after hooks see a request or response as a JSON object whose keys are the
  * proto field names: every field is present (defaults included), 64-bit
  * integers are numbers, bytes are base64 text, enums are their numbers, maps
