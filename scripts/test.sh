@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What `make test` (and CI) does: install deps, build release + asan + sdk-only, then run
+# What `make test` (and CI) does: install deps, check includes, build release + asan + sdk-only, then run
 # the ctest suites of release and asan, each against a throwaway PostgreSQL (pg_virtualenv),
 # and the release e2e tests once more with two network threads per server.
 # KAOS_TEST_SKIP_ASAN=1 skips the sanitizer build and suite (quick local loops only; CI never sets it).
@@ -75,6 +75,10 @@ bash scripts/deps.sh
 if [ "${KAOS_TEST_SKIP_ASAN:-}" = 1 ]; then
     echo "WARNING: KAOS_TEST_SKIP_ASAN=1: the sanitizer build and suite are skipped (local loops only)"
 fi
+
+# Who may include what: third-party headers only from their owner, internal
+# headers only from their module (docs/architecture.md, Modules).
+step "check includes" bash scripts/check-includes.sh || true
 
 release_ok=0
 asan_ok=0
