@@ -7,6 +7,7 @@
 #include "kn_account.h"
 #include "kn_auth.h"
 #include "kn_db.h"
+#include "kn_session.h"
 #include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_json.h"
@@ -63,8 +64,6 @@ static const kn_db_stmt ban_user = {
     "UPDATE users SET disable_time = COALESCE(disable_time, now()) WHERE id = $1 RETURNING id", 1};
 static const kn_db_stmt unban_user = {
     "account_unban", "UPDATE users SET disable_time = NULL WHERE id = $1 RETURNING id", 1};
-static const kn_db_stmt delete_sessions = {"account_delete_sessions",
-                                           "DELETE FROM user_session WHERE user_id = $1", 1};
 static const kn_db_stmt insert_device = {
     "account_link_device",
     "INSERT INTO user_device (id, user_id) SELECT $1, id FROM users WHERE id = $2"
@@ -444,8 +443,8 @@ int kn_account_ban(kn_db *db, const char *user_id, char *msg, size_t cap)
         kn_db_rollback(db);
         return rc;
     }
-    const char *p[] = {id};
-    if ((rc = kn_db_query(db, &delete_sessions, p, NULL)) || (rc = kn_db_commit(db))) {
+    /* No refresh token of the user works after the ban (same transaction). */
+    if ((rc = kn_session_logout_all(db, id)) || (rc = kn_db_commit(db))) {
         kn_db_rollback(db);
         return fail_db(rc, msg, cap);
     }
