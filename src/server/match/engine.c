@@ -27,11 +27,29 @@
 
 /* --- batches (outgoing) ------------------------------------------------------------ */
 
+/* Batches a sink frees go back to the pool of the engine that made them,
+ * keeping their arenas and sink scratch, so in the steady state a wake's
+ * batch allocates nothing. The pool outlives the engine while batches are
+ * out: network threads may free the last ones after the engine is gone. */
+#define POOL_KEEP 8 /* batches kept per engine (a few per match thread in flight) */
+
+typedef struct batch_pool {
+    pthread_mutex_t lock;
+    kn_match_batch *free; /* linked through ->next */
+    size_t n_free;
+    size_t refs; /* the engine's, plus one per batch handed out */
+    bool closed; /* the engine is gone: returned batches are freed */
+} batch_pool;
+
 struct kn_match_batch {
     kn_match_out *outs;
     size_t n, cap;
     uint8_t *arena; /* conns and data; outs hold offsets until finalize */
     size_t used, arena_cap;
+    batch_pool *pool; /* NULL: not pooled (a match's deferred sends, tests) */
+    kn_match_batch *next;
+    void *sink; /* the sink's scratch (kn_match_batch_sink), kept across reuse */
+    size_t sink_cap;
 };
 
 size_t kn_match_batch_count(const kn_match_batch *b)
@@ -44,12 +62,90 @@ const kn_match_out *kn_match_batch_get(const kn_match_batch *b, size_t i)
     return &b->outs[i];
 }
 
+static void batch_destroy(kn_match_batch *b)
+{
+    kn_free(b->outs);
+    kn_free(b->arena);
+    kn_free(b->sink);
+    kn_free(b);
+}
+
+/* Drops a reference; the last one frees the pool. Takes the lock held. */
+static void pool_unref_locked(batch_pool *p)
+{
+    bool last = --p->refs == 0;
+    pthread_mutex_unlock(&p->lock);
+    if (!last) return;
+    pthread_mutex_destroy(&p->lock);
+    kn_free(p);
+}
+
 void kn_match_batch_free(kn_match_batch *b)
 {
     if (!b) return;
-    kn_free(b->outs);
-    kn_free(b->arena);
-    kn_free(b);
+    batch_pool *p = b->pool;
+    if (!p) {
+        batch_destroy(b);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (!p->closed && p->n_free < POOL_KEEP) {
+        b->n = b->used = 0;
+        b->next = p->free;
+        p->free = b;
+        p->n_free++;
+    } else {
+        batch_destroy(b);
+    }
+    pool_unref_locked(p);
+}
+
+void *kn_match_batch_sink(kn_match_batch *b, size_t size)
+{
+    if (b->sink_cap < size) {
+        void *s = kn_realloc(b->sink, size);
+        if (!s) return NULL;
+        b->sink = s;
+        b->sink_cap = size;
+    }
+    return b->sink;
+}
+
+/* A batch from the pool (or a new one); NULL when out of memory. */
+static kn_match_batch *batch_take(batch_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    kn_match_batch *b = p->free;
+    if (b) {
+        p->free = b->next;
+        p->n_free--;
+        p->refs++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (b) return b;
+    b = kn_calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->pool = p;
+    pthread_mutex_lock(&p->lock);
+    p->refs++;
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
+/* The engine is going: its pooled batches are freed, and those still out
+ * will be when they come back. */
+static void pool_close(batch_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    p->closed = true;
+    while (p->free) {
+        kn_match_batch *b = p->free;
+        p->free = b->next;
+        batch_destroy(b);
+    }
+    p->n_free = 0;
+    pool_unref_locked(p);
 }
 
 /* Room for n bytes (8-aligned) in the arena; returns the offset or SIZE_MAX. */
@@ -199,6 +295,7 @@ typedef struct reg {
 
 struct kn_match_engine {
     kn_match_engine_config cfg;
+    batch_pool *pool;
     char node[64];
     mthread threads[MAX_THREADS];
     int n_threads;           /* >= 1 (manual mode has one, never started) */
@@ -362,7 +459,7 @@ static void heap_remove(mthread *t, match *m)
 
 static kn_match_batch *thread_batch(mthread *t)
 {
-    if (!t->out) t->out = kn_calloc(1, sizeof *t->out);
+    if (!t->out) t->out = batch_take(t->e->pool);
     return t->out;
 }
 
@@ -1371,7 +1468,14 @@ int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **
     if (cfg->threads < 0 || cfg->threads > MAX_THREADS || !cfg->factory || !cfg->out)
         return KN_ERR_INVALID_ARGUMENT;
     kn_match_engine *e = kn_calloc(1, sizeof *e);
-    if (!e) return KN_ERR_NOMEM;
+    batch_pool *pool = e ? kn_calloc(1, sizeof *pool) : NULL;
+    if (!pool) {
+        kn_free(e);
+        return KN_ERR_NOMEM;
+    }
+    pthread_mutex_init(&pool->lock, NULL);
+    pool->refs = 1;
+    e->pool = pool;
     e->cfg = *cfg;
     if (!e->cfg.max_matches) e->cfg.max_matches = 10000;
     if (!e->cfg.max_size) e->cfg.max_size = 256;
@@ -1480,6 +1584,7 @@ void kn_match_engine_destroy(kn_match_engine *e)
     pthread_mutex_destroy(&e->reg_lock);
     pthread_mutex_destroy(&e->stop_lock);
     pthread_mutex_destroy(&e->stats_lock);
+    pool_close(e->pool);
     kn_free(e);
 }
 

@@ -156,7 +156,15 @@ typedef struct kn_match_out {
 } kn_match_out;
 size_t kn_match_batch_count(const kn_match_batch *b);
 const kn_match_out *kn_match_batch_get(const kn_match_batch *b, size_t i);
-void kn_match_batch_free(kn_match_batch *b); /* accepts NULL */
+/* Hands the batch back: to its engine's pool (its memory is reused for a
+ * later wake) or, past the pool's size or after the engine is gone, to the
+ * allocator. Any thread; accepts NULL. */
+void kn_match_batch_free(kn_match_batch *b);
+/* Scratch memory of at least `size` bytes for the sink while it owns the
+ * batch (e.g. its posts to the network threads); kept with the batch when
+ * it is reused, so the steady state allocates nothing. NULL when out of
+ * memory. */
+void *kn_match_batch_sink(kn_match_batch *b, size_t size);
 
 typedef struct kn_match_engine_config {
     int threads;               /* match threads; 0 = manual stepping */

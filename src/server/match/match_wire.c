@@ -134,24 +134,26 @@ size_t kn_match_wire_relayed_count(kn_match_wire *mw)
 
 /* A match thread's outgoing batch, in order, posted to every shard that has
  * a connection in it; each sends to its own connections and the last one
- * done frees the batch. */
-typedef struct batch_post {
-    kn_match_wire *mw;
-    kn_match_batch *b;
-    atomic_int refs;
-} batch_post;
+ * done frees the batch. The bookkeeping lives in the batch's sink scratch,
+ * which the engine keeps with the batch when it reuses it: delivering a
+ * batch allocates nothing once the pools are warm. */
+typedef struct batch_post batch_post;
 
 typedef struct batch_ref {
     batch_post *bp;
     uint16_t shard;
 } batch_ref;
 
+struct batch_post {
+    kn_match_wire *mw;
+    kn_match_batch *b;
+    atomic_int refs;
+    batch_ref refs_of[]; /* one per shard posted to */
+};
+
 static void batch_release(batch_post *bp)
 {
-    if (atomic_fetch_sub(&bp->refs, 1) == 1) {
-        kn_match_batch_free(bp->b);
-        kn_free(bp);
-    }
+    if (atomic_fetch_sub(&bp->refs, 1) == 1) kn_match_batch_free(bp->b);
 }
 
 static void deliver(void *arg)
@@ -160,7 +162,6 @@ static void deliver(void *arg)
     batch_post *bp = ref->bp;
     uint16_t shard = ref->shard;
     kn_match_wire *mw = bp->mw;
-    kn_free(ref);
     for (size_t i = 0; i < kn_match_batch_count(bp->b); i++) {
         const kn_match_out *o = kn_match_batch_get(bp->b, i);
         if (o->kind == KN_MATCH_OUT_SEND) {
@@ -195,10 +196,9 @@ void kn_match_wire_out(void *ud, kn_match_batch *b)
     size_t count = kn_match_batch_count(b);
     for (size_t i = 0; i < count && shards > 1; i++) {
         const kn_match_out *o = kn_match_batch_get(b, i);
-        for (size_t k = 0; k < o->n_conns; k++)
-            mask |= 1ULL << (kn_conn_shard(o->conns[k]) & 63);
+        for (size_t k = 0; k < o->n_conns; k++) mask |= 1ULL << (kn_conn_shard(o->conns[k]) & 63);
     }
-    batch_post *bp = kn_malloc(sizeof *bp);
+    batch_post *bp = kn_match_batch_sink(b, sizeof *bp + shards * sizeof(batch_ref));
     if (!bp) {
         KN_WARN("match traffic dropped: out of memory");
         kn_match_batch_free(b);
@@ -209,15 +209,12 @@ void kn_match_wire_out(void *ud, kn_match_batch *b)
     atomic_init(&bp->refs, 1); /* ours, until every post is made */
     for (uint16_t k = 0; k < shards; k++) {
         if (!(mask & (1ULL << k))) continue;
-        batch_ref *ref = kn_malloc(sizeof *ref);
-        if (ref) {
-            *ref = (batch_ref){bp, k};
-            atomic_fetch_add(&bp->refs, 1);
-        }
-        if (!ref || kn_out_on_shard(mw->out, k, deliver, ref)) {
+        batch_ref *ref = &bp->refs_of[k];
+        *ref = (batch_ref){bp, k};
+        atomic_fetch_add(&bp->refs, 1);
+        if (kn_out_on_shard(mw->out, k, deliver, ref)) {
             KN_WARN("match traffic dropped: cannot reach network thread %u", k);
-            if (ref) atomic_fetch_sub(&bp->refs, 1);
-            kn_free(ref);
+            atomic_fetch_sub(&bp->refs, 1);
         }
     }
     batch_release(bp);

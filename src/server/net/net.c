@@ -94,6 +94,10 @@ struct kn_net {
     pthread_mutex_t outbox_lock;
     outbox_item *outbox_head, *outbox_tail;
     atomic_size_t outbox_len;
+    /* Items run and kept for reuse (under outbox_lock), so posts made at a
+     * steady rate (completions, match batches) allocate nothing. */
+    outbox_item *spare;
+    size_t n_spare;
 
     struct {
         atomic_uint_fast64_t connections_total, connections_current, packets_in, packets_out,
@@ -379,8 +383,11 @@ static outbox_item *take_outbox(kn_net *net)
     return head;
 }
 
+#define SPARE_KEEP 1024 /* outbox items kept for reuse */
+
 static void run_items(kn_net *net, outbox_item *it)
 {
+    outbox_item *done = NULL;
     while (it) {
         outbox_item *next = it->next;
         if (it->fn) {
@@ -389,9 +396,40 @@ static void run_items(kn_net *net, outbox_item *it)
             kn_net_send(net, it->id, it->channel, it->data, it->len, it->reliable);
             kn_free(it->data);
         }
-        kn_free(it);
+        it->next = done;
+        done = it;
         it = next;
     }
+    /* Back to the spares in one locked splice; past the cap, freed. */
+    pthread_mutex_lock(&net->outbox_lock);
+    while (done && net->n_spare < SPARE_KEEP) {
+        outbox_item *next = done->next;
+        done->next = net->spare;
+        net->spare = done;
+        net->n_spare++;
+        done = next;
+    }
+    pthread_mutex_unlock(&net->outbox_lock);
+    while (done) {
+        outbox_item *next = done->next;
+        kn_free(done);
+        done = next;
+    }
+}
+
+/* A zeroed outbox item: a spare one, or a new one (NULL when out of memory). */
+static outbox_item *item_new(kn_net *net)
+{
+    pthread_mutex_lock(&net->outbox_lock);
+    outbox_item *it = net->spare;
+    if (it) {
+        net->spare = it->next;
+        net->n_spare--;
+    }
+    pthread_mutex_unlock(&net->outbox_lock);
+    if (!it) return kn_calloc(1, sizeof *it);
+    memset(it, 0, sizeof *it);
+    return it;
 }
 
 void kn_net_destroy(kn_net *net)
@@ -410,6 +448,11 @@ void kn_net_destroy(kn_net *net)
         }
     }
     run_items(net, take_outbox(net));
+    while (net->spare) {
+        outbox_item *next = net->spare->next;
+        kn_free(net->spare);
+        net->spare = next;
+    }
     if (net->host) enet_host_destroy(net->host);
     if (net->wake_fd >= 0) close(net->wake_fd);
     pthread_mutex_destroy(&net->outbox_lock);
@@ -1019,7 +1062,7 @@ static int push(kn_net *net, outbox_item *it)
 int kn_net_post(kn_net *net, kn_conn_id id, uint8_t channel, uint8_t *data, size_t len,
                 bool reliable)
 {
-    outbox_item *it = kn_calloc(1, sizeof *it);
+    outbox_item *it = item_new(net);
     if (!it) {
         kn_free(data);
         return KN_ERR_NOMEM;
@@ -1034,7 +1077,7 @@ int kn_net_post(kn_net *net, kn_conn_id id, uint8_t channel, uint8_t *data, size
 
 int kn_net_post_fn(kn_net *net, void (*fn)(void *arg), void *arg)
 {
-    outbox_item *it = kn_calloc(1, sizeof *it);
+    outbox_item *it = item_new(net);
     if (!it) return KN_ERR_NOMEM;
     it->fn = fn;
     it->arg = arg;

@@ -4,6 +4,7 @@
  * join_attempt, input reaches loop with its sender, broadcasts reach the
  * chosen connections on the chosen channel, a failing handler ends its match
  * alone, labels are listed and queried. */
+#include "failalloc.h"
 #include "kn_codec.h"
 #include "kn_error.h"
 #include "kn_log.h"
@@ -220,6 +221,25 @@ static kn_match_presence player(kn_match_conn conn, const char *name)
     snprintf(p.session_id, sizeof p.session_id, "%s", p.user_id);
     snprintf(p.username, sizeof p.username, "%s", name);
     return p;
+}
+
+/* A sink that only counts and notes memberships (decoding would allocate). */
+static size_t counted;
+static uint32_t joined_handle, joined_slot;
+
+static void counting_sink(void *ud, kn_match_batch *b)
+{
+    for (size_t i = 0; i < kn_match_batch_count(b); i++) {
+        const kn_match_out *o = kn_match_batch_get(b, i);
+        if (o->kind == KN_MATCH_OUT_JOINED) {
+            joined_handle = o->handle;
+            joined_slot = o->slot;
+        }
+        counted++;
+    }
+    /* what the server's sink keeps there: its posts to the network threads */
+    assert_non_null(kn_match_batch_sink(b, 512));
+    kn_match_batch_free(b);
 }
 
 /* --- tests ------------------------------------------------------------------------------ */
@@ -529,9 +549,44 @@ static void an_overloaded_thread_sheds_new_joins_and_recovers(void **state)
     kn_match_engine_destroy(e);
 }
 
+/* Once warm, a tick that takes input and broadcasts (to one player now, to
+ * all at the end of the tick) allocates nothing: batches, their arenas and
+ * the sink's scratch come back through the engine's pool. */
+static void a_warm_tick_with_input_and_broadcasts_allocates_nothing(void **state)
+{
+    now = 1000000;
+    kn_match_engine_config cfg = {.threads = 0, .node = "t1", .factory = factory,
+                                  .out = counting_sink, .now_us = clock_us};
+    kn_match_engine *e;
+    assert_int_equal(kn_match_engine_create(&cfg, &e), KN_OK);
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    last_made->echo = true;
+    kn_match_engine_step(e);
+    kn_match_presence a = player(11, "ann"), b = player(12, "bob");
+    assert_int_equal(kn_match_join(e, id, &b, 1, "{}", 2), KN_OK);
+    assert_int_equal(kn_match_join(e, id, &a, 2, "{}", 2), KN_OK);
+    kn_match_engine_step(e);
+    assert_true(joined_handle & KN_MATCH_HANDLE_BIT);
+    uint32_t handle = joined_handle, slot = joined_slot;
+    for (int i = 0; i < 25; i++) { /* 5 warm-up ticks, then 20 counted */
+        if (i == 5) failalloc_install(-1);
+        assert_int_equal(kn_match_input(e, handle, slot, 7, (const uint8_t *)"hi", 2, false),
+                         KN_OK);
+        now += 100000; /* 10 Hz */
+        kn_match_engine_step(e);
+    }
+    long allocations = failalloc_count();
+    failalloc_remove();
+    assert_true(counted >= 40); /* the echo and the deferred broadcast, every tick */
+    assert_int_equal(allocations, 0);
+    kn_match_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_warm_tick_with_input_and_broadcasts_allocates_nothing),
         cmocka_unit_test(ticks_follow_the_clock_and_late_ones_are_counted),
         cmocka_unit_test(late_ticks_are_logged_at_most_once_a_second),
         cmocka_unit_test(joins_inputs_and_broadcasts_reach_the_right_connections),
