@@ -1,11 +1,12 @@
-/* server: composition root. Start order: keys -> auth -> database check ->
- * runtime -> API workers -> gateway -> match engine -> net. Stop order is
- * the reverse, with the net drained first so no completion is lost.
+/* server: composition root. Start order: keys -> session store -> auth ->
+ * database check -> runtime -> API workers -> out, sessions, RPC, match
+ * service -> match engine -> gateway (pipelines) -> nets. Stop order is the
+ * reverse, with the nets drained first so no completion is lost.
  *
  * The services' kaos.* functions reach the runtime here, as bindings
  * (kn_lua_bind.h): the runtime names no service. Their uds point at state
  * of this function that is filled as the services come up, since the
- * gateway and the match engine are created after the runtime. */
+ * session registry and the match engine are created after the runtime. */
 #include "kn_server.h"
 #include "kn_account_lua.h"
 #include "kn_api.h"
@@ -48,7 +49,7 @@
 static kn_net *volatile running_nets[MAX_NETS];
 static volatile sig_atomic_t n_running;
 
-/* HTTP handlers: thin adapters onto the gateway and the counters. */
+/* HTTP handlers: thin adapters onto the RPC service and the counters. */
 typedef struct http_ctx {
     kn_rpc *rpc;
     kn_match_wire *mw;
@@ -399,8 +400,8 @@ int kn_server_run(const kn_config *cfg)
     kn_runtime_host *host = NULL;
     kn_match_engine *matches = NULL;
     kn_runtime_slot *slots[64] = {NULL};
-    /* The bindings' uds: filled below as auth, the gateway and the match
-     * engine come up, all before serving (until then the functions that
+    /* The bindings' uds: filled below as auth, the session registry and the
+     * match engine come up, all before serving (until then the functions that
      * need them refuse: no database connection, or no match engine). */
     kn_account_lua account_lua = {0};
     const kn_lua_binding bindings[] = {

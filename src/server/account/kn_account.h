@@ -6,8 +6,8 @@
  * kn_account_link_email also hashes a password with argon2id (tens of ms and
  * 64 MiB). There is no service object and nothing is kept between calls.
  *
- * Who may do what: this module does not know who is calling. The gateway
- * passes the session's own user id for the Account* messages; deleting,
+ * Who may do what: this module does not know who is calling. Its routes
+ * (account_wire.c) pass the session's own user id for the Account* messages; deleting,
  * banning and unbanning other users is for server code (runtime, console).
  *
  * Ownership: every input is borrowed. Results are allocated with kn_malloc
@@ -117,9 +117,9 @@ int kn_account_delete(kn_db *db, const char *user_id, char *msg, size_t msg_cap)
 /* Ban: sets disable_time (kept if already banned) and deletes the user's
  * user_session rows in one transaction, so no refresh token works; logins
  * and refreshes are then PERMISSION_DENIED (kn_auth). Session tokens already
- * issued stay valid as JWTs until they expire: the gateway must check
- * kn_session_live on resume, and closing connections already bound
- * to the user is its job too. Unban clears disable_time; the user logs in
+ * issued stay valid as JWTs until they expire: a resume checks
+ * kn_session_live, and closing connections already bound to the user is
+ * the session registry's (kn_sessions_end). Unban clears disable_time; the user logs in
  * again (old refresh tokens stay dead). Unknown user: NOT_FOUND. */
 int kn_account_ban(kn_db *db, const char *user_id, char *msg, size_t msg_cap);
 int kn_account_unban(kn_db *db, const char *user_id, char *msg, size_t msg_cap);

@@ -49,7 +49,7 @@ typedef struct kn_out_remote {
 } kn_out_remote;
 
 /* What kn_out needs of one network thread: its kn_net, or a fake in tests
- * (tests/unit/gateway). Each function has kn_net's contract of the same
+ * (tests/unit/pipeline). Each function has kn_net's contract of the same
  * name (kn_net_send_many, _close, _post_fn, _on_thread, _conn_data,
  * _set_authenticated, _violation, _overloaded). */
 typedef struct kn_out_lane {

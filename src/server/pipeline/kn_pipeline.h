@@ -122,7 +122,7 @@ int kn_req_effect_send(kn_req *r, const char *user_id, const char *session_id, k
                        const kn_envelope *env);
 int kn_req_effect_disconnect(kn_req *r, kn_conn_id conn, uint32_t reason);
 
-/* --- the pipeline itself (the gateway's) ----------------------------------- */
+/* --- the pipeline itself (one per network thread, driven by the gateway) --- */
 
 typedef struct kn_lockout kn_lockout;
 typedef struct kn_pipeline kn_pipeline;

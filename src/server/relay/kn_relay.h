@@ -1,10 +1,11 @@
 /* kn_relay: relayed (client-authoritative) matches.
  *
- * Owned by the net thread: every function runs there, no locks. Players are
- * connections (kn_conn_id); the relay never holds an ENetPeer. It builds the
- * MatchData and MatchPresenceEvent envelopes itself and hands the bytes to
- * an injected sink (in the server: kn_net_send_many), so it is tested with a
- * recording sink and no sockets.
+ * Not thread-safe: one caller at a time (the match service uses it from every
+ * network thread under one lock). Players are connections (kn_conn_id); the
+ * relay never holds an ENetPeer. It builds the MatchData and
+ * MatchPresenceEvent envelopes with the codec's builders and hands the bytes
+ * to an injected sink (in the server: kn_out_send, through the match
+ * service), so it is tested with a recording sink and no sockets.
  *
  * A match is named twice: a shareable match id "<uuid>.<node>" for joining,
  * and a compact uint32 handle carried by every data packet. Each member gets

@@ -14,7 +14,7 @@
  * a function reads it with kn_lua_binding_ud. Long-lived dependencies go in
  * `ud` (the auth service, the session-ending callback, the match engine).
  * The root may fill what `ud` points to after the runtime is loaded (the
- * gateway and the match engine are created after it) but before serving:
+ * session registry and the match engine are created after it) but before serving:
  * until then only module loading and run_once run scripts, where a function
  * that needs its ud refuses first (kn_lua_db, kn_lua_mode, or a NULL check
  * of its own). What belongs to one call (the worker's

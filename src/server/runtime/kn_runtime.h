@@ -45,7 +45,7 @@ typedef struct kn_runtime_config {
     const char *env;         /* "key=value,key=value": context.env for every call */
     bool run_once;           /* run kaos.run_once functions (at start, not on reload) */
     /* Which message cases are client operations (hooks may be registered
-     * for them); from the gateway's route table. NULL = any request type. */
+     * for them); from the route table (kn_routes). NULL = any request type. */
     bool (*is_client_op)(int message_case);
     /* The services' kaos.* functions (kn_lua_bind.h), opened into every VM
      * built from this runtime. Borrowed: the array and what each ud points
@@ -58,7 +58,7 @@ typedef struct kn_db kn_db;
 
 /* What belongs to one call and is handed to the bindings' functions
  * (kn_lua_db): the calling worker's database connection. Filled by whoever
- * runs the call (the gateway, per worker call) and only borrowed for its
+ * runs the call (the pipeline or the RPC service, per worker call) and only borrowed for its
  * duration. Where there is none (run_once, module load, match handlers)
  * kn_lua_db raises "kaos.NAME is not available in MODE". Long-lived
  * dependencies of a service are not added here: they go in its binding's
