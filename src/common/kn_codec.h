@@ -1,4 +1,8 @@
-/* kn_codec: the envelope codec, the only code that calls protobuf-c.
+/* kn_codec: the envelope codec, and the one place server -> client
+ * envelopes are built (kn_envelope_error, _ack, _match_data, _match_end,
+ * _match, _presence_event). protobuf-c is called only by the codec: this
+ * file, the entity mapping (kn_entity, reflection over the same
+ * descriptors) and its JSON half (src/server/json/codec_json.c).
  *
  * Other modules read and fill the generated message structs (kaos.pb-c.h)
  * but encode and decode only through these functions, so the allocator, the
