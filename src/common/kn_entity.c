@@ -5,8 +5,10 @@
  * copies run on request and join paths, never per match data packet. */
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_mem.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -125,6 +127,25 @@ void kn_entity_to_proto(const kn_entity *e, const void *obj, void *msg)
             put_number(f->kind, dst, kn_entity_integer(f, obj), true);
         }
     }
+}
+
+int kn_entity_to_proto_list(const kn_entity *e, const void *items, size_t item_size, size_t n,
+                            void ***ptrs)
+{
+    *ptrs = NULL;
+    if (!n) return KN_OK;
+    /* pointers first, then the messages, each on a max_align_t boundary */
+    size_t align = _Alignof(max_align_t);
+    size_t head = (n * sizeof(void *) + align - 1) / align * align;
+    size_t each = (e->desc->sizeof_message + align - 1) / align * align;
+    void **block = kn_malloc(head + n * each);
+    if (!block) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        block[i] = (char *)block + head + i * each;
+        kn_entity_to_proto(e, (const char *)items + i * item_size, block[i]);
+    }
+    *ptrs = block;
+    return KN_OK;
 }
 
 /* Text of a message field for a view: never NULL, and JSON never empty. */

@@ -60,6 +60,14 @@ typedef struct kn_entity {
  * always carried unset text. */
 void kn_entity_to_proto(const kn_entity *e, const void *obj, void *msg);
 
+/* The messages of a repeated field: one per struct of the n at `items`
+ * (item_size apart), filled as kn_entity_to_proto does, and the array of
+ * pointers to them that the field takes, all in one kn_malloc'd block
+ * returned in *ptrs (kn_free it; NULL when n is 0). The messages borrow the
+ * structs' strings. KN_OK or KN_ERR_NOMEM. */
+int kn_entity_to_proto_list(const kn_entity *e, const void *items, size_t item_size, size_t n,
+                            void ***ptrs);
+
 /* Fills the C struct `obj` from the message `msg` (NULL: an absent message,
  * read as every field's default). Pointer fields borrow msg's strings and
  * are never NULL ("" for a missing string, "{}" for empty JSON); inline

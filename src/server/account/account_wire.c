@@ -51,16 +51,9 @@ int kn_account_wire_users_get(kn_req *r, char *msg, size_t cap)
     int rc = kn_users_get(db_of(r), (const char *const *)q->ids, q->n_ids,
                           (const char *const *)q->usernames, q->n_usernames, &users, &n, msg, cap);
     if (rc) return rc;
-    Kaos__V1__User *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
-    Kaos__V1__User **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
-    if (n && (!msgs || !ptrs)) {
-        rc = KN_ERR_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        kn_entity_to_proto(&kn_user_entity, &users[i], &msgs[i]);
-        ptrs[i] = &msgs[i];
-    }
+    Kaos__V1__User **ptrs;
+    rc = kn_entity_to_proto_list(&kn_user_entity, users, sizeof *users, n, (void ***)&ptrs);
+    if (rc) goto done;
     Kaos__V1__Users out = KAOS__V1__USERS__INIT;
     out.n_users = n;
     out.users = ptrs;
@@ -68,9 +61,8 @@ int kn_account_wire_users_get(kn_req *r, char *msg, size_t cap)
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_USERS;
     env.users = &out;
     rc = kn_req_reply(r, &env);
-done:
-    kn_free(msgs);
     kn_free(ptrs);
+done:
     kn_users_free(users, n);
     return rc;
 }

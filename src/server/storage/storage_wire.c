@@ -17,14 +17,10 @@ static char *text(const char *s)
 static int reply_objects(kn_req *r, kn_storage_object *objs, size_t n, const char *cursor,
                          bool list)
 {
-    Kaos__V1__StorageObject *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
-    Kaos__V1__StorageObject **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
-    int rc = KN_ERR_NOMEM;
-    if (n && (!msgs || !ptrs)) goto done;
-    for (size_t i = 0; i < n; i++) {
-        kn_entity_to_proto(&kn_storage_object_entity, &objs[i], &msgs[i]);
-        ptrs[i] = &msgs[i];
-    }
+    Kaos__V1__StorageObject **ptrs;
+    int rc =
+        kn_entity_to_proto_list(&kn_storage_object_entity, objs, sizeof *objs, n, (void ***)&ptrs);
+    if (rc) return rc;
     kn_envelope env = KN_ENVELOPE_INIT;
     Kaos__V1__StorageObjects read = KAOS__V1__STORAGE_OBJECTS__INIT;
     Kaos__V1__StorageObjectList page = KAOS__V1__STORAGE_OBJECT_LIST__INIT;
@@ -41,8 +37,6 @@ static int reply_objects(kn_req *r, kn_storage_object *objs, size_t n, const cha
         env.storage_objects = &read;
     }
     rc = kn_req_reply(r, &env);
-done:
-    kn_free(msgs);
     kn_free(ptrs);
     return rc;
 }
@@ -76,14 +70,9 @@ int kn_storage_wire_write(kn_req *req, char *msg, size_t cap)
                               msg, cap);
     kn_free(ops);
     if (rc) return rc;
-    Kaos__V1__StorageAck *msgs = n ? kn_calloc(n, sizeof *msgs) : NULL;
-    Kaos__V1__StorageAck **ptrs = n ? kn_calloc(n, sizeof *ptrs) : NULL;
-    rc = KN_ERR_NOMEM;
-    if (n && (!msgs || !ptrs)) goto done;
-    for (size_t i = 0; i < n; i++) {
-        kn_entity_to_proto(&kn_storage_ack_entity, &acks[i], &msgs[i]);
-        ptrs[i] = &msgs[i];
-    }
+    Kaos__V1__StorageAck **ptrs;
+    rc = kn_entity_to_proto_list(&kn_storage_ack_entity, acks, sizeof *acks, n, (void ***)&ptrs);
+    if (rc) goto done;
     Kaos__V1__StorageAcks out = KAOS__V1__STORAGE_ACKS__INIT;
     out.n_acks = n;
     out.acks = ptrs;
@@ -91,9 +80,8 @@ int kn_storage_wire_write(kn_req *req, char *msg, size_t cap)
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STORAGE_ACKS;
     env.storage_acks = &out;
     rc = kn_req_reply(req, &env);
-done:
-    kn_free(msgs);
     kn_free(ptrs);
+done:
     kn_free(acks);
     return rc;
 }

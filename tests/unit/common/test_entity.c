@@ -9,6 +9,7 @@
 #include "kn_account.h"
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_mem.h"
 #include "kn_match.h"
 #include "kn_relay.h"
 #include "kn_storage.h"
@@ -307,6 +308,47 @@ static void the_mapping_never_allocates(void **state)
     assert_string_equal(v.username, "alice");
 }
 
+/* A repeated field's messages in one block: each one the struct it came
+ * from, packed as the wire expects; n = 0 is no block; a failed allocation
+ * is NOMEM with nothing to free. */
+static void a_list_of_entities_becomes_the_messages_of_a_repeated_field(void **state)
+{
+    kn_user users[3] = {
+        {.id = "00000000-0000-0000-0000-000000000001", .username = "ann"},
+        {.id = "00000000-0000-0000-0000-000000000002", .username = "bob"},
+        {.id = "00000000-0000-0000-0000-000000000003", .username = "cy", .create_time = 42}};
+    Kaos__V1__User **ptrs;
+    assert_int_equal(
+        kn_entity_to_proto_list(&kn_user_entity, users, sizeof *users, 3, (void ***)&ptrs), KN_OK);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(ptrs[i]->id, users[i].id);
+        assert_string_equal(ptrs[i]->username, users[i].username);
+        assert_string_equal(ptrs[i]->display_name, ""); /* NULL travels as "" */
+    }
+    assert_int_equal(ptrs[2]->create_time, 42);
+    Kaos__V1__Users out = KAOS__V1__USERS__INIT;
+    out.n_users = 3;
+    out.users = ptrs;
+    uint8_t buf[512];
+    size_t len = kaos__v1__users__pack(&out, buf);
+    Kaos__V1__Users *back = kaos__v1__users__unpack(NULL, len, buf);
+    assert_non_null(back);
+    assert_int_equal(back->n_users, 3);
+    assert_string_equal(back->users[1]->username, "bob");
+    kaos__v1__users__free_unpacked(back, NULL);
+    kn_free(ptrs);
+
+    assert_int_equal(
+        kn_entity_to_proto_list(&kn_user_entity, users, sizeof *users, 0, (void ***)&ptrs), KN_OK);
+    assert_null(ptrs);
+    failalloc_install(0);
+    assert_int_equal(
+        kn_entity_to_proto_list(&kn_user_entity, users, sizeof *users, 3, (void ***)&ptrs),
+        KN_ERR_NOMEM);
+    failalloc_remove();
+    assert_null(ptrs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +362,7 @@ int main(void)
         cmocka_unit_test(views_of_the_sdk_are_never_null_and_json_is_never_empty),
         cmocka_unit_test(text_longer_than_an_inline_array_is_refused),
         cmocka_unit_test(the_mapping_never_allocates),
+        cmocka_unit_test(a_list_of_entities_becomes_the_messages_of_a_repeated_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
