@@ -86,9 +86,14 @@ static void reliable_data_arrives_once_and_in_order_through_loss_and_jitter(void
     assert_true(unreliable_seen <= UNRELIABLE);
 
     /* The session survived: a request still round-trips. */
-    int pongs = a->pongs;
-    kaos_client_ping(a->c, e2e_on_pong, a);
-    E2E_WAIT(a->pongs > pongs, 20000);
+    int pongs = a->pongs, errors = a->errors;
+    int cid = kaos_client_ping(a->c, e2e_on_pong, a);
+    assert_true(cid > 0);
+    E2E_WAIT(a->pongs > pongs || a->errors > errors, 20000);
+    if (a->pongs == pongs) /* say what came instead of the Pong */
+        fail_msg("ping %d answered by error %d \"%s\" (a %s/%u)", cid, a->error_code,
+                 a->error_message, a->connected ? "connected" : "disconnected",
+                 a->disconnect_reason);
     assert_true(a->connected && b->connected);
 
     lossy_stats st;
