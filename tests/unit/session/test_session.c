@@ -1,0 +1,284 @@
+/* The session registry over two fake network threads (kn_out lanes: shard 0
+ * is this thread, shard 1 another): the index finds a user's connections on
+ * both, by user or by session, whatever the case of the ids; ending touches
+ * only that user's connections, each on its own thread, and revokes their
+ * tokens; a logout unbinds without closing; a ban closes all but the spared
+ * connection and refuses binds queued before it; per-connection slots hear
+ * every close; expired revocations are swept. */
+#include "failalloc.h"
+#include "kn_error.h"
+#include "kn_mem.h"
+#include "kn_session.h"
+#include "kn_time.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define MAX_CONNS 8
+
+typedef struct lane {
+    bool here;
+    kn_conn_id ids[MAX_CONNS];
+    kn_session *sessions[MAX_CONNS];
+    size_t n;
+    kn_conn_id closed[MAX_CONNS];
+    size_t n_closed;
+    struct {
+        void (*fn)(void *);
+        void *arg;
+    } posts[MAX_CONNS];
+    size_t n_posts;
+} lane;
+
+static lane lanes[2];
+
+static int l_send(void *ud, const kn_conn_id *ids, size_t n, uint8_t ch, const uint8_t *d,
+                  size_t len, bool rel)
+{
+    return KN_OK;
+}
+static void l_close(void *ud, kn_conn_id id, uint32_t reason)
+{
+    lane *l = ud;
+    assert_true(l->here);
+    assert_int_equal(reason, KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED);
+    l->closed[l->n_closed++] = id;
+}
+static int l_post(void *ud, void (*fn)(void *), void *arg)
+{
+    lane *l = ud;
+    l->posts[l->n_posts].fn = fn;
+    l->posts[l->n_posts++].arg = arg;
+    return KN_OK;
+}
+static bool l_here(void *ud)
+{
+    return ((lane *)ud)->here;
+}
+static void *l_data(void *ud, kn_conn_id id)
+{
+    lane *l = ud;
+    assert_true(l->here); /* sessions are read on their own thread only */
+    for (size_t i = 0; i < l->n; i++)
+        if (l->ids[i] == id) return l->sessions[i];
+    return NULL;
+}
+static void l_auth(void *ud, kn_conn_id id) {}
+static bool l_violation(void *ud, kn_conn_id id)
+{
+    return false;
+}
+static bool l_overloaded(void *ud)
+{
+    return false;
+}
+
+static void run_posts(lane *l)
+{
+    l->here = true;
+    for (size_t i = 0; i < l->n_posts; i++)
+        l->posts[i].fn(l->posts[i].arg);
+    l->n_posts = 0;
+    l->here = false;
+}
+
+typedef struct fixture {
+    kn_out *out;
+    kn_sessions *ss;
+} fixture;
+
+static int setup(void **state)
+{
+    static fixture f;
+    memset(lanes, 0, sizeof lanes);
+    lanes[0].here = true;
+    assert_int_equal(kn_out_create(2, &f.out), KN_OK);
+    for (size_t i = 0; i < 2; i++) {
+        kn_out_lane l = {l_send, l_close,     l_post,       l_here,   l_data,
+                         l_auth, l_violation, l_overloaded, &lanes[i]};
+        kn_out_attach_lane(f.out, i, &l);
+    }
+    assert_int_equal(kn_sessions_create(f.out, &f.ss), KN_OK);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    for (size_t k = 0; k < 2; k++) {
+        lanes[k].here = true;
+        for (size_t i = 0; i < lanes[k].n; i++)
+            kn_sessions_close(f->ss, lanes[k].sessions[i]);
+    }
+    kn_sessions_destroy(f->ss);
+    kn_out_destroy(f->out);
+    return 0;
+}
+
+/* A connection on `shard`, bound to user/session (unless user is NULL). */
+static kn_session *open_bound(fixture *f, uint16_t shard, const char *user, const char *session)
+{
+    lane *l = &lanes[shard];
+    kn_conn_id id = ((kn_conn_id)3 << 32) | ((kn_conn_id)shard << 16) | (l->n + 1);
+    bool was = l->here;
+    l->here = true;
+    kn_session *s = kn_sessions_open(f->ss, id, "127.0.0.1:9", 0x0100007f);
+    assert_non_null(s);
+    if (user) {
+        kn_token_claims c = {.expires_at = kn_time_wall_ms() / 1000 + 3600};
+        snprintf(c.user_id, sizeof c.user_id, "%s", user);
+        snprintf(c.session_id, sizeof c.session_id, "%s", session);
+        char msg[64];
+        assert_int_equal(kn_sessions_bind(f->ss, s, &c, false, kn_time_mono_ms(), msg, sizeof msg),
+                         KN_OK);
+    }
+    l->here = was;
+    l->ids[l->n] = id;
+    l->sessions[l->n++] = s;
+    return s;
+}
+
+static void the_index_finds_a_users_connections_on_every_thread(void **state)
+{
+    fixture *f = *state;
+    kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
+    kn_session *a2 = open_bound(f, 1, "aaaa", "sa2");
+    open_bound(f, 1, "bbbb", "sb1");
+    open_bound(f, 0, NULL, NULL); /* not authenticated: not indexed */
+    kn_conn_id ids[4];
+    assert_int_equal(kn_sessions_conns(f->ss, "AAAA", NULL, ids, 4), 2); /* case-folded */
+    assert_true((ids[0] == a1->conn && ids[1] == a2->conn) ||
+                (ids[0] == a2->conn && ids[1] == a1->conn));
+    assert_int_equal(kn_sessions_conns(f->ss, "aaaa", "sa2", ids, 4), 1);
+    assert_int_equal(ids[0], a2->conn);
+    assert_int_equal(kn_sessions_conns(f->ss, "aaaa", NULL, ids, 1), 2); /* count past cap */
+    assert_int_equal(kn_sessions_conns(f->ss, "nobody", NULL, ids, 4), 0);
+    kn_sessions_stats st;
+    kn_sessions_stats_get(f->ss, &st);
+    assert_int_equal(st.bound, 3);
+}
+
+static void a_logout_unbinds_that_session_everywhere_without_closing(void **state)
+{
+    fixture *f = *state;
+    kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
+    kn_session *a1_again = open_bound(f, 1, "aaaa", "sa1"); /* resumed elsewhere */
+    kn_session *a2 = open_bound(f, 0, "aaaa", "sa2");
+    assert_int_equal(kn_sessions_end(f->ss, "aaaa", "sa1", KN_SESSION_END_LOGOUT, 0, 0), KN_OK);
+    assert_false(a1->authenticated);      /* this thread: at once */
+    assert_true(a1_again->authenticated); /* the other: when it runs the post */
+    run_posts(&lanes[1]);
+    assert_false(a1_again->authenticated);
+    assert_true(a2->authenticated);
+    assert_int_equal(lanes[0].n_closed + lanes[1].n_closed, 0);
+    char msg[64];
+    assert_true(kn_sessions_revoked(f->ss, "sa1", msg, sizeof msg));
+    assert_string_equal(msg, "session token revoked (logged out)");
+    assert_false(kn_sessions_revoked(f->ss, "sa2", msg, sizeof msg));
+    /* a resume of the logged-out session is refused with why */
+    kn_token_claims c = {.user_id = "aaaa", .session_id = "sa1"};
+    assert_int_equal(kn_sessions_bind(f->ss, a1, &c, true, kn_time_mono_ms(), msg, sizeof msg),
+                     KN_ERR_UNAUTHENTICATED);
+}
+
+static void a_ban_closes_the_users_connections_but_the_spared_one(void **state)
+{
+    fixture *f = *state;
+    int64_t queued_before = kn_time_mono_ms() - 1;
+    kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
+    kn_session *a2 = open_bound(f, 1, "aaaa", "sa2");
+    kn_session *a3 = open_bound(f, 0, "aaaa", "sa3");
+    kn_session *b = open_bound(f, 0, "bbbb", "sb1");
+    assert_int_equal(kn_sessions_end(f->ss, "aaaa", NULL, KN_SESSION_END_BAN, a3->conn, 0), KN_OK);
+    run_posts(&lanes[1]);
+    assert_false(a1->authenticated || a2->authenticated || a3->authenticated);
+    assert_true(b->authenticated);
+    assert_int_equal(lanes[0].n_closed, 1); /* a1; a3 was spared */
+    assert_int_equal(lanes[0].closed[0], a1->conn);
+    assert_int_equal(lanes[1].n_closed, 1);
+    assert_int_equal(lanes[1].closed[0], a2->conn);
+    char msg[64];
+    assert_true(kn_sessions_revoked(f->ss, "sa2", msg, sizeof msg));
+    assert_string_equal(msg, "session token revoked (account banned)");
+    /* a login queued before the ban is refused; one queued after binds */
+    kn_token_claims c = {.user_id = "aaaa", .session_id = "sa9"};
+    assert_int_equal(kn_sessions_bind(f->ss, a3, &c, false, queued_before, msg, sizeof msg),
+                     KN_ERR_PERMISSION_DENIED);
+    assert_string_equal(msg, "account is banned");
+    assert_int_equal(kn_sessions_bind(f->ss, a3, &c, false, kn_time_mono_ms() + 1, msg, sizeof msg),
+                     KN_OK);
+}
+
+static int closes_seen;
+static void on_close(void *ud, kn_session *s)
+{
+    closes_seen++;
+    assert_ptr_equal(s->ext[*(int *)ud], ud); /* the slot holds what was put there */
+}
+
+static void every_slot_hears_every_close(void **state)
+{
+    fixture *f = *state;
+    static int slot;
+    slot = kn_sessions_ext_register(f->ss, on_close, &slot);
+    assert_true(slot >= 0);
+    for (int i = 1; i < KN_SESSION_EXT_MAX; i++)
+        assert_true(kn_sessions_ext_register(f->ss, NULL, NULL) >= 0);
+    assert_int_equal(kn_sessions_ext_register(f->ss, NULL, NULL), KN_ERR_RESOURCE_EXHAUSTED);
+    kn_session *s = open_bound(f, 0, "aaaa", "sa1");
+    s->ext[slot] = &slot;
+    closes_seen = 0;
+    lanes[0].n--; /* closed here, not by the teardown */
+    kn_sessions_close(f->ss, s);
+    assert_int_equal(closes_seen, 1);
+    kn_conn_id ids[2];
+    assert_int_equal(kn_sessions_conns(f->ss, "aaaa", NULL, ids, 2), 0);
+}
+
+static void expired_revocations_are_swept(void **state)
+{
+    fixture *f = *state;
+    /* a logout's token that expired already: revoked until the sweep */
+    assert_int_equal(kn_sessions_end(f->ss, "aaaa", "old", KN_SESSION_END_LOGOUT, 0, 1), KN_OK);
+    char msg[64];
+    assert_true(kn_sessions_revoked(f->ss, "old", msg, sizeof msg));
+    kn_sessions_tick(f->ss, kn_time_mono_ms());
+    assert_false(kn_sessions_revoked(f->ss, "old", msg, sizeof msg));
+    assert_int_equal(kn_sessions_end(f->ss, "a-user-id-longer-than-a-uuid-is-refused-here", NULL,
+                                     KN_SESSION_END_BAN, 0, 0),
+                     KN_ERR_INVALID_ARGUMENT);
+}
+
+static int create_destroy(void *arg)
+{
+    kn_sessions *ss;
+    int rc = kn_sessions_create(arg, &ss);
+    kn_sessions_destroy(ss);
+    return rc;
+}
+
+static void create_survives_allocation_failures(void **state)
+{
+    fixture *f = *state;
+    assert_true(failalloc_sweep(create_destroy, f->out) >= 1);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(the_index_finds_a_users_connections_on_every_thread),
+        T(a_logout_unbinds_that_session_everywhere_without_closing),
+        T(a_ban_closes_the_users_connections_but_the_spared_one),
+        T(every_slot_hears_every_close),
+        T(expired_revocations_are_swept),
+        T(create_survives_allocation_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
