@@ -69,4 +69,13 @@
     X(T, session_id, STRING)                                                                       \
     X(T, username, STRING)
 
+/* Friend: one relationship as its listing user sees it (kn_friend,
+ * kaos_friend, the Lua friend tables). The nested user is mapped through
+ * USER by each side. */
+#define KN_FRIEND_PROTO kaos__v1__friend__descriptor
+#define KN_FRIEND_UNMAPPED "user",
+#define KN_FRIEND_FIELDS(X, T)                                                                     \
+    X(T, state, INT32)                                                                             \
+    X(T, update_time, INT64)
+
 #endif

@@ -250,8 +250,9 @@ static bool bool_col(const kn_db_rows *rows, size_t r, size_t c)
     return v && v[0] == 't';
 }
 
-static void user_deinit(kn_user *u)
+void kn_user_deinit(kn_user *u)
 {
+    if (!u) return;
     kn_free(u->username);
     kn_free(u->display_name);
     kn_free(u->avatar_url);
@@ -280,7 +281,7 @@ static int read_user(const kn_db_rows *rows, size_t r, kn_user *u)
 void kn_account_deinit(kn_account *a)
 {
     if (!a) return;
-    user_deinit(&a->user);
+    kn_user_deinit(&a->user);
     kn_free(a->email);
     kn_free(a->custom_id);
     for (size_t i = 0; i < a->device_count; i++)
@@ -361,7 +362,7 @@ void kn_users_free(kn_user *users, size_t n)
 {
     if (!users) return;
     for (size_t i = 0; i < n; i++)
-        user_deinit(&users[i]);
+        kn_user_deinit(&users[i]);
     kn_free(users);
 }
 

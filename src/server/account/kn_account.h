@@ -109,6 +109,9 @@ int kn_account_update(kn_db *db, const char *user_id, const kn_account_changes *
 int kn_users_get(kn_db *db, const char *const *ids, size_t n_ids, const char *const *usernames,
                  size_t n_usernames, kn_user **out, size_t *n_out, char *msg, size_t msg_cap);
 void kn_users_free(kn_user *users, size_t n_users); /* accepts NULL */
+/* Frees one user's strings (not `u` itself) and zeroes it; for a kn_user
+ * embedded elsewhere (kn_friend). Accepts NULL and a zeroed user. */
+void kn_user_deinit(kn_user *u);
 
 /* Deletes the user and, by cascade, its devices and sessions (refresh
  * tokens stop working). Unknown user: NOT_FOUND. */

@@ -13,6 +13,7 @@
 #include "kn_match.h"
 #include "kn_relay.h"
 #include "kn_storage.h"
+#include "kn_friends.h"
 
 #include <setjmp.h>
 #include <stdalign.h>
@@ -41,6 +42,7 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kn_user_entity,
         &kn_storage_object_entity,
         &kn_storage_ack_entity,
+        &kn_friend_entity,
         &kn_match_presence_entity,
         &kn_relay_member_entity,
         &kaos_client__presence_entity,
@@ -171,6 +173,14 @@ static void a_storage_object_and_its_ack_survive_the_wire(void **state)
     memset(&ack_back, 0, sizeof ack_back);
     m = round_trip(&kn_storage_ack_entity, &a, &ack_back);
     assert_memory_equal(&ack_back, &a, sizeof a); /* all inline text */
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    kn_friend f = {.state = 2, .update_time = 1733600000};
+    kn_friend f_back;
+    memset(&f_back, 0, sizeof f_back);
+    m = round_trip(&kn_friend_entity, &f, &f_back);
+    assert_int_equal(f_back.state, 2);
+    assert_int_equal(f_back.update_time, 1733600000);
     protobuf_c_message_free_unpacked(m, NULL);
 }
 

@@ -1,0 +1,407 @@
+/* friends: the friends service over Postgres (contract in kn_friends.h,
+ * prose in docs/friends.md).
+ *
+ * Invariants:
+ *   - every input is validated before the database is touched;
+ *   - add, delete and block are one transaction that starts by locking the
+ *     users rows of the caller and the targets in id order (FOR NO KEY
+ *     UPDATE: it does not block foreign-key checks, which take KEY SHARE),
+ *     so two calls on the same pair serialize and cannot deadlock; every
+ *     state read after the lock is the committed one (READ COMMITTED takes
+ *     a fresh snapshot per statement);
+ *   - an edge's position is set whenever its state changes, from the clock
+ *     in microseconds; list cursors are (filter, state, position, id);
+ *   - list profiles come from kn_users_get, so a friend shows exactly what
+ *     any player sees of that user. */
+#include "kn_friends.h"
+#include "kn_auth.h"
+#include "kn_db.h"
+#include "kn_entity.h"
+#include "kn_error.h"
+#include "kn_mem.h"
+#include "kn_uuid.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+KN_ENTITY_DEFINE(kn_friend_entity, kn_friend, FRIEND);
+
+#define NIL_UUID "00000000-0000-0000-0000-000000000000"
+#define POSITION "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
+/* The caller's row and the targets', locked in id order; `named` is true
+ * for a row a target names (the caller's own row when they name themself). */
+static const kn_db_stmt lock_users = {
+    "friends_lock_users",
+    "SELECT id::text, (id = ANY ($2::uuid[]) OR username = ANY ($3::text[])) FROM users"
+    " WHERE (id = $1::uuid OR id = ANY ($2::uuid[]) OR username = ANY ($3::text[]))"
+    " AND id <> '" NIL_UUID "' ORDER BY id FOR NO KEY UPDATE",
+    3};
+/* The caller's state towards the target, then the target's towards the caller. */
+static const kn_db_stmt pair_states = {
+    "friends_pair_states",
+    "SELECT (SELECT state FROM user_edge WHERE source_id = $1 AND destination_id = $2),"
+    " (SELECT state FROM user_edge WHERE source_id = $2 AND destination_id = $1)",
+    2};
+static const kn_db_stmt count_edges = {
+    "friends_count", "SELECT count(*) FROM user_edge WHERE source_id = $1 AND state < 3", 1};
+static const kn_db_stmt insert_invite = {
+    "friends_invite",
+    "INSERT INTO user_edge (source_id, destination_id, state, position)"
+    " VALUES ($1, $2, 1, " POSITION "), ($2, $1, 2, " POSITION ")",
+    2};
+static const kn_db_stmt accept_invite = {
+    "friends_accept",
+    "UPDATE user_edge SET state = 0, position = " POSITION ", update_time = now()"
+    " WHERE (source_id = $1 AND destination_id = $2) OR (source_id = $2 AND destination_id = $1)",
+    2};
+/* The target's block on the caller survives a delete and a block. */
+static const kn_db_stmt delete_pair = {
+    "friends_delete",
+    "DELETE FROM user_edge WHERE (source_id = $1 AND destination_id = $2)"
+    " OR (source_id = $2 AND destination_id = $1 AND state <> 3)",
+    2};
+static const kn_db_stmt block_one = {
+    "friends_block",
+    "INSERT INTO user_edge (source_id, destination_id, state, position)"
+    " VALUES ($1, $2, 3, " POSITION ") ON CONFLICT (source_id, destination_id) DO UPDATE"
+    " SET state = 3, position = EXCLUDED.position, update_time = now()"
+    " WHERE user_edge.state <> 3",
+    2};
+static const kn_db_stmt unlink_other = {
+    "friends_unlink_other",
+    "DELETE FROM user_edge WHERE source_id = $2 AND destination_id = $1 AND state <> 3", 2};
+/* Keyset page: strictly after ($3, $4, $5); $2 < 0 lists every state. */
+static const kn_db_stmt list_page = {
+    "friends_list",
+    "SELECT destination_id::text, state, position, floor(extract(epoch FROM update_time))::bigint"
+    " FROM user_edge WHERE source_id = $1 AND ($2::int < 0 OR state = $2::int)"
+    " AND (state, position, destination_id) > ($3::int, $4::bigint, $5::uuid)"
+    " ORDER BY state, position, destination_id LIMIT $6",
+    6};
+
+static int db_fail(int rc, char *msg, size_t cap)
+{
+    if (rc == KN_ERR_ABORTED)
+        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
+    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
+    return kn_err_msg(rc, msg, cap, "database unavailable");
+}
+
+static int check_user(const char *user_id, char *msg, size_t cap)
+{
+    if (!user_id || !kn_uuid_valid(user_id))
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "user id must be a UUID");
+    return KN_OK;
+}
+
+static int check_targets(const char *me, const char *const *ids, size_t n_ids,
+                         const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
+{
+    int rc = check_user(me, msg, cap);
+    if (rc) return rc;
+    if (n_ids > KN_FRIENDS_BATCH_MAX || n_usernames > KN_FRIENDS_BATCH_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "at most %d ids and %d usernames per call", KN_FRIENDS_BATCH_MAX,
+                          KN_FRIENDS_BATCH_MAX);
+    for (size_t i = 0; i < n_ids; i++) {
+        if (!ids[i] || !kn_uuid_valid(ids[i]))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "id %zu is not a UUID", i);
+        if (!strcasecmp(ids[i], me))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "you cannot befriend, delete or block yourself");
+    }
+    for (size_t i = 0; i < n_usernames; i++)
+        if ((rc = kn_auth_check_username(usernames[i], msg, cap))) return rc;
+    return KN_OK;
+}
+
+/* What one verb does to one (locked) pair. */
+typedef int (*pair_fn)(kn_db *db, const char *me, const char *other, char *msg, size_t cap);
+
+static int states_of(kn_db *db, const char *me, const char *other, int *mine, int *theirs)
+{
+    kn_db_rows *rows = NULL;
+    const char *p[] = {me, other};
+    int rc = kn_db_query(db, &pair_states, p, &rows);
+    if (rc == KN_OK) {
+        const char *a = kn_db_rows_get(rows, 0, 0), *b = kn_db_rows_get(rows, 0, 1);
+        *mine = a ? atoi(a) : -1;
+        *theirs = b ? atoi(b) : -1;
+    }
+    kn_db_rows_free(rows);
+    return rc;
+}
+
+static int run(kn_db *db, const kn_db_stmt *stmt, const char *me, const char *other)
+{
+    const char *p[] = {me, other};
+    return kn_db_query(db, stmt, p, NULL);
+}
+
+/* Refuses a new invite when `who` is at the limit. */
+static int check_room(kn_db *db, const char *who, bool is_caller, char *msg, size_t cap)
+{
+    kn_db_rows *rows = NULL;
+    const char *p[] = {who};
+    int rc = kn_db_query(db, &count_edges, p, &rows);
+    long n = rc ? 0 : atol(kn_db_rows_get(rows, 0, 0));
+    kn_db_rows_free(rows);
+    if (rc) return db_fail(rc, msg, cap);
+    if (n < KN_FRIENDS_MAX) return KN_OK;
+    if (is_caller)
+        return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
+                          "you have %ld friends and invites; the limit is %d", n, KN_FRIENDS_MAX);
+    return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
+                      "user %s has %ld friends and invites; the limit is %d", who, n,
+                      KN_FRIENDS_MAX);
+}
+
+static int add_pair(kn_db *db, const char *me, const char *other, char *msg, size_t cap)
+{
+    int mine, theirs;
+    int rc = states_of(db, me, other, &mine, &theirs);
+    if (rc) return db_fail(rc, msg, cap);
+    if (theirs == KN_FRIEND_BLOCKED) return KN_OK; /* silently, as Nakama */
+    if (mine == KN_FRIEND_BLOCKED)
+        return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
+                          "you blocked user %s; delete the block before adding them", other);
+    if (mine == KN_FRIEND_MUTUAL || mine == KN_FRIEND_INVITED) return KN_OK;
+    if (mine == KN_FRIEND_INVITER)
+        rc = run(db, &accept_invite, me, other);
+    else if ((rc = check_room(db, me, true, msg, cap)) ||
+             (rc = check_room(db, other, false, msg, cap)))
+        return rc;
+    else
+        rc = run(db, &insert_invite, me, other);
+    return rc ? db_fail(rc, msg, cap) : KN_OK;
+}
+
+static int delete_pair_fn(kn_db *db, const char *me, const char *other, char *msg, size_t cap)
+{
+    int rc = run(db, &delete_pair, me, other);
+    return rc ? db_fail(rc, msg, cap) : KN_OK;
+}
+
+static int block_pair(kn_db *db, const char *me, const char *other, char *msg, size_t cap)
+{
+    int rc = run(db, &block_one, me, other);
+    if (rc == KN_OK) rc = run(db, &unlink_other, me, other);
+    return rc ? db_fail(rc, msg, cap) : KN_OK;
+}
+
+/* Locks the pairs, applies `fn` to each existing target, commits. */
+static int apply(kn_db *db, const char *me, const char *const *ids, size_t n_ids,
+                 const char *const *usernames, size_t n_usernames, pair_fn fn, char *msg,
+                 size_t cap)
+{
+    int rc = check_targets(me, ids, n_ids, usernames, n_usernames, msg, cap);
+    if (rc || (n_ids == 0 && n_usernames == 0)) return rc;
+    char *id_list = kn_db_text_array(ids, n_ids);
+    char *name_list = kn_db_text_array(usernames, n_usernames);
+    kn_db_rows *rows = NULL;
+    if (!id_list || !name_list) {
+        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+        goto done;
+    }
+    if ((rc = kn_db_begin(db))) {
+        db_fail(rc, msg, cap);
+        goto done;
+    }
+    const char *p[] = {me, id_list, name_list};
+    if ((rc = kn_db_query(db, &lock_users, p, &rows))) {
+        db_fail(rc, msg, cap);
+        goto rollback;
+    }
+    size_t n = kn_db_rows_count(rows);
+    bool found_me = false;
+    for (size_t i = 0; i < n; i++)
+        if (!strcasecmp(kn_db_rows_get(rows, i, 0), me)) {
+            found_me = true;
+            if (!strcmp(kn_db_rows_get(rows, i, 1), "t")) {
+                rc = kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                                "you cannot befriend, delete or block yourself");
+                goto rollback;
+            }
+        }
+    if (!found_me) {
+        rc = kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", me);
+        goto rollback;
+    }
+    for (size_t i = 0; i < n && rc == KN_OK; i++) {
+        const char *other = kn_db_rows_get(rows, i, 0);
+        if (strcasecmp(other, me)) rc = fn(db, me, other, msg, cap);
+    }
+    if (rc) goto rollback;
+    if ((rc = kn_db_commit(db))) db_fail(rc, msg, cap);
+    goto done;
+rollback:
+    kn_db_rollback(db);
+done:
+    kn_db_rows_free(rows);
+    kn_free(id_list);
+    kn_free(name_list);
+    return rc;
+}
+
+int kn_friends_add(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                   const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
+{
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, add_pair, msg, cap);
+}
+
+int kn_friends_delete(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                      const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
+{
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, delete_pair_fn, msg, cap);
+}
+
+int kn_friends_block(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                     const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
+{
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, block_pair, msg, cap);
+}
+
+/* --- list ------------------------------------------------------------------------------------ */
+
+/* Where a page starts: after (state, position, id). */
+typedef struct list_key {
+    int state;
+    long long position;
+    char id[KN_UUID_STR_LEN + 1];
+} list_key;
+
+/* A cursor is "f<filter>:<state>:<position>:<id>"; the filter ties it to
+ * its listing. Opaque to clients (docs/friends.md). */
+static int parse_cursor(const char *cursor, int filter, list_key *k, char *msg, size_t cap)
+{
+    int f, used = 0;
+    char id[KN_UUID_STR_LEN + 2] = "";
+    if (strlen(cursor) > KN_FRIENDS_CURSOR_MAX ||
+        sscanf(cursor, "f%d:%d:%lld:%37[0-9a-f-]%n", &f, &k->state, &k->position, id, &used) != 4 ||
+        cursor[used] != '\0' || !kn_uuid_valid(id) || k->state < 0 || k->state > 3 ||
+        k->position < 0)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is not valid");
+    if (f != filter)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "cursor belongs to a listing of another state");
+    memcpy(k->id, id, sizeof k->id);
+    return KN_OK;
+}
+
+void kn_friends_free(kn_friend *friends, size_t n)
+{
+    if (!friends) return;
+    for (size_t i = 0; i < n; i++)
+        kn_user_deinit(&friends[i].user);
+    kn_free(friends);
+}
+
+/* Moves the profile of `id` out of users[0..n) into *dst; false when the
+ * user is gone (deleted between the two queries: its edges went with it). */
+static bool take_user(kn_user *users, size_t n, const char *id, kn_user *dst)
+{
+    for (size_t i = 0; i < n; i++)
+        if (users[i].username && !strcasecmp(users[i].id, id)) {
+            *dst = users[i];
+            memset(&users[i], 0, sizeof users[i]);
+            return true;
+        }
+    return false;
+}
+
+/* Fills out[0..count) from the edge rows, fetching profiles in chunks of
+ * what kn_users_get takes; *kept counts the edges whose user still exists. */
+static int fill_profiles(kn_db *db, const kn_db_rows *rows, size_t count, kn_friend *out,
+                         size_t *kept, char *msg, size_t cap)
+{
+    *kept = 0;
+    for (size_t base = 0; base < count; base += KN_USERS_GET_MAX) {
+        size_t m = count - base < KN_USERS_GET_MAX ? count - base : KN_USERS_GET_MAX;
+        const char *ids[KN_USERS_GET_MAX];
+        for (size_t i = 0; i < m; i++)
+            ids[i] = kn_db_rows_get(rows, base + i, 0);
+        kn_user *users = NULL;
+        size_t n_users = 0;
+        int rc = kn_users_get(db, ids, m, NULL, 0, &users, &n_users, msg, cap);
+        if (rc) return rc;
+        for (size_t i = 0; i < m; i++) {
+            kn_friend *f = &out[*kept];
+            if (!take_user(users, n_users, ids[i], &f->user)) continue;
+            f->state = atoi(kn_db_rows_get(rows, base + i, 1));
+            f->update_time = strtoll(kn_db_rows_get(rows, base + i, 3), NULL, 10);
+            (*kept)++;
+        }
+        kn_users_free(users, n_users);
+    }
+    return KN_OK;
+}
+
+static char *make_cursor(int filter, const kn_db_rows *rows, size_t last)
+{
+    char *c = kn_malloc(KN_FRIENDS_CURSOR_MAX + 1);
+    if (c)
+        snprintf(c, KN_FRIENDS_CURSOR_MAX + 1, "f%d:%s:%s:%s", filter,
+                 kn_db_rows_get(rows, last, 1), kn_db_rows_get(rows, last, 2),
+                 kn_db_rows_get(rows, last, 0));
+    return c;
+}
+
+int kn_friends_list(kn_db *db, const char *user_id, int state, int limit, const char *cursor,
+                    kn_friend **out, size_t *n_out, char **next_cursor, char *msg, size_t cap)
+{
+    *out = NULL;
+    *n_out = 0;
+    *next_cursor = NULL;
+    int rc = check_user(user_id, msg, cap);
+    if (rc) return rc;
+    if (state < KN_FRIEND_ANY || state > KN_FRIEND_BLOCKED)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "state must be -1 (all), 0, 1, 2 or 3, not %d", state);
+    if (limit == 0) limit = KN_FRIENDS_LIST_DEFAULT;
+    if (limit < 1 || limit > KN_FRIENDS_LIST_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d, not %d",
+                          KN_FRIENDS_LIST_MAX, limit);
+    list_key k = {-1, 0, NIL_UUID};
+    if (cursor && *cursor && (rc = parse_cursor(cursor, state, &k, msg, cap))) return rc;
+
+    char st[12], ks[12], kp[24], lim[12];
+    snprintf(st, sizeof st, "%d", state);
+    snprintf(ks, sizeof ks, "%d", k.state);
+    snprintf(kp, sizeof kp, "%lld", k.position);
+    snprintf(lim, sizeof lim, "%d", limit + 1); /* one more says whether a page follows */
+    const char *p[] = {user_id, st, ks, kp, k.id, lim};
+    kn_db_rows *rows = NULL;
+    if ((rc = kn_db_query(db, &list_page, p, &rows))) {
+        kn_db_rows_free(rows);
+        return db_fail(rc, msg, cap);
+    }
+    size_t count = kn_db_rows_count(rows);
+    bool more = count > (size_t)limit;
+    if (more) count = (size_t)limit;
+    kn_friend *friends = count ? kn_calloc(count, sizeof *friends) : NULL;
+    char *next = more ? make_cursor(state, rows, count - 1) : NULL;
+    size_t kept = 0;
+    if ((count && !friends) || (more && !next))
+        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    else
+        rc = fill_profiles(db, rows, count, friends, &kept, msg, cap);
+    kn_db_rows_free(rows);
+    if (rc) {
+        kn_friends_free(friends, count); /* entries past `kept` are zeroed */
+        kn_free(next);
+        return rc;
+    }
+    if (kept == 0) {
+        kn_free(friends);
+        friends = NULL;
+    }
+    *out = friends;
+    *n_out = kept;
+    *next_cursor = next;
+    return KN_OK;
+}

@@ -1,0 +1,103 @@
+/* kn_friends: the friends service — relationships between two users, in the
+ * spirit of Nakama's friends (docs/friends.md has the model and every rule).
+ *
+ * A relationship is an edge per direction; its state as seen by its source:
+ *   KN_FRIEND_MUTUAL   0  friends (both rows 0)
+ *   KN_FRIEND_INVITED  1  the source invited the destination (the other row 2)
+ *   KN_FRIEND_INVITER  2  the destination invited the source (the other row 1)
+ *   KN_FRIEND_BLOCKED  3  the source blocked the destination (the other row
+ *                         is gone, unless the destination blocked back)
+ *
+ * Targets. add, delete and block name other users by id and/or username, at
+ * most KN_FRIENDS_BATCH_MAX of each; ids must be UUIDs and usernames follow
+ * the login rules (INVALID_ARGUMENT). Users that do not exist are skipped,
+ * as is a user named twice. Naming yourself is INVALID_ARGUMENT.
+ *
+ * Atomicity and races: each call is one transaction that first locks the
+ * caller's and the targets' users rows in id order, so two calls touching
+ * the same pair run one after the other (two users adding each other at
+ * once end as friends, never as two invites) and never deadlock. A refusal
+ * anywhere in a batch changes nothing.
+ *
+ * Threads: every function blocks on Postgres and runs on the thread that
+ * owns `db` (an API worker, a CLI command). No state of its own.
+ *
+ * Ownership: arguments are borrowed. kn_friends_list's *out is freed with
+ * kn_friends_free and *next_cursor with kn_free; both are NULL on failure.
+ *
+ * Errors: KN_OK or a negative kn_err with a one-line reason in msg (msg may
+ * be NULL when msg_cap is 0): INVALID_ARGUMENT (input, cursor), NOT_FOUND
+ * (the caller does not exist), FAILED_PRECONDITION (adding a user you
+ * blocked), RESOURCE_EXHAUSTED (KN_FRIENDS_MAX reached), NOMEM, DB. */
+#ifndef KN_FRIENDS_H
+#define KN_FRIENDS_H
+
+#include "kn_account.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kn_db kn_db;
+typedef struct kn_entity kn_entity;
+
+#define KN_FRIENDS_BATCH_MAX    100  /* ids, and separately usernames, per call */
+#define KN_FRIENDS_MAX          1000 /* friends and invites (not blocks) per user */
+#define KN_FRIENDS_LIST_MAX     1000 /* edges per list page */
+#define KN_FRIENDS_LIST_DEFAULT 100  /* a limit of 0 */
+#define KN_FRIENDS_CURSOR_MAX   96   /* bytes in a cursor this module issues */
+
+enum {
+    KN_FRIEND_ANY = -1, /* a list's state filter: every state */
+    KN_FRIEND_MUTUAL = 0,
+    KN_FRIEND_INVITED = 1,
+    KN_FRIEND_INVITER = 2,
+    KN_FRIEND_BLOCKED = 3,
+};
+
+/* One edge of a list: the other user's public profile, the state as the
+ * listing user sees it and when it took that state (Unix seconds). */
+typedef struct kn_friend {
+    kn_user user;
+    int state;
+    int64_t update_time;
+} kn_friend;
+
+/* kn_friend as the Friend entity (kn_entity.h): state and update_time; the
+ * nested user goes through kn_user_entity. */
+extern const kn_entity kn_friend_entity;
+
+/* Add: for each target with no edge, an invite (caller 1, target 2); where
+ * the target invited the caller (caller's state 2), both become friends
+ * (0). Already friends or already invited: nothing changes. A target who
+ * blocked the caller is skipped silently (the caller must not learn of the
+ * block, as in Nakama). A target the caller blocked: FAILED_PRECONDITION
+ * (delete the block first). A new invite when the caller or the target
+ * already has KN_FRIENDS_MAX friends and invites: RESOURCE_EXHAUSTED. */
+int kn_friends_add(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                   const char *const *usernames, size_t n_usernames, char *msg, size_t msg_cap);
+
+/* Delete: removes the relationship both ways (a friendship, an invite sent
+ * or received, the caller's block). A block the target holds on the caller
+ * stays. No relationship: nothing changes. */
+int kn_friends_delete(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                      const char *const *usernames, size_t n_usernames, char *msg, size_t msg_cap);
+
+/* Block: the caller's edge becomes 3 (whatever it was) and the target's
+ * edge to the caller is removed unless it is a block too. */
+int kn_friends_block(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                     const char *const *usernames, size_t n_usernames, char *msg, size_t msg_cap);
+
+/* One page of the caller's edges in `state` (KN_FRIEND_ANY or 0-3), ordered
+ * by (state, position, the other user's id): position is when the edge last
+ * changed state, so within a state the oldest come first. limit 0 means
+ * KN_FRIENDS_LIST_DEFAULT, else 1..KN_FRIENDS_LIST_MAX. cursor NULL or ""
+ * starts at the beginning; otherwise a cursor this function returned for
+ * the same user and state (anything else is INVALID_ARGUMENT). A cursor
+ * names the last edge returned, never an offset: an edge that does not
+ * change during a walk is seen exactly once. *next_cursor is NULL on the
+ * last page. */
+int kn_friends_list(kn_db *db, const char *user_id, int state, int limit, const char *cursor,
+                    kn_friend **out, size_t *n_out, char **next_cursor, char *msg, size_t msg_cap);
+void kn_friends_free(kn_friend *friends, size_t n); /* accepts NULL */
+
+#endif

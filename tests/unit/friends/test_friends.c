@@ -1,0 +1,514 @@
+/* kn_friends against the Postgres named by the PG* environment (the suite
+ * runs inside pg_virtualenv). The group setup creates a database of its
+ * own, migrates it and adds users with plain INSERTs; each test uses users
+ * of its own, so tests do not see each other's edges. Covered: invites and
+ * accepts in both orders, names, delete, block and unblock, list filters,
+ * pagination while others write, cursor validation, limits, two
+ * connections adding each other at once, account deletion and allocation
+ * failures of the list. */
+#include "failalloc.h"
+#include "kn_db.h"
+#include "kn_error.h"
+#include "kn_friends.h"
+#include "kn_mem.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static kn_db *admin, *db, *db2;
+static char dbname[64];
+static char msg[512];
+
+/* --- fixture ------------------------------------------------------------- */
+
+static void sql(kn_db *d, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    assert_int_equal(kn_db_exec(d, buf), KN_OK);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (kn_db_open("", &admin) != KN_OK) {
+        fprintf(stderr, "cannot reach the test Postgres (run inside pg_virtualenv)\n");
+        return -1;
+    }
+    snprintf(dbname, sizeof dbname, "kaos_friends_%d", (int)getpid());
+    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    sql(admin, "CREATE DATABASE %s", dbname);
+    char url[96];
+    snprintf(url, sizeof url, "dbname=%s", dbname);
+    int applied;
+    if (kn_db_open(url, &db) || kn_db_open(url, &db2) || kn_db_migrate_up(db, &applied)) return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kn_db_close(db);
+    kn_db_close(db2);
+    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    kn_db_close(admin);
+    return 0;
+}
+
+/* --- helpers --------------------------------------------------------------- */
+
+/* A fresh user "<prefix>-<n>" with a deterministic id; writes the id to `id`. */
+static void user(const char *name, char id[37])
+{
+    static unsigned serial;
+    snprintf(id, 37, "f0000000-0000-4000-8000-%012x", ++serial);
+    sql(db, "INSERT INTO users (id, username) VALUES ('%s', '%s')", id, name);
+}
+
+typedef int (*verb_fn)(kn_db *, const char *, const char *const *, size_t, const char *const *,
+                       size_t, char *, size_t);
+
+static int by_id(verb_fn fn, const char *me, const char *other)
+{
+    msg[0] = '\0';
+    return fn(db, me, &other, 1, NULL, 0, msg, sizeof msg);
+}
+
+/* The state `me` holds towards `other`, -1 for no edge (read from the list). */
+static int state_of(const char *me, const char *other)
+{
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(
+        kn_friends_list(db, me, KN_FRIEND_ANY, 1000, NULL, &f, &n, &next, msg, sizeof msg), KN_OK);
+    int st = -1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(f[i].user.id, other)) st = f[i].state;
+    kn_friends_free(f, n);
+    kn_free(next);
+    return st;
+}
+
+static void assert_pair(const char *a, const char *b, int ab, int ba)
+{
+    assert_int_equal(state_of(a, b), ab);
+    assert_int_equal(state_of(b, a), ba);
+}
+
+/* --- tests ------------------------------------------------------------------ */
+
+static void add_invites_and_a_second_add_accepts(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    user("inv_a", a);
+    user("inv_b", b);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_pair(a, b, KN_FRIEND_INVITED, KN_FRIEND_INVITER);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK); /* already invited: no-op */
+    assert_pair(a, b, KN_FRIEND_INVITED, KN_FRIEND_INVITER);
+    assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
+    assert_pair(a, b, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK); /* already friends: no-op */
+    assert_pair(a, b, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
+}
+
+static void add_by_username_works_either_way_round(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    user("name_a", a);
+    user("name_b", b);
+    const char *nb = "name_b", *na = "name_a";
+    assert_int_equal(kn_friends_add(db, a, NULL, 0, &nb, 1, msg, sizeof msg), KN_OK);
+    assert_pair(a, b, KN_FRIEND_INVITED, KN_FRIEND_INVITER);
+    assert_int_equal(kn_friends_add(db, b, NULL, 0, &na, 1, msg, sizeof msg), KN_OK);
+    assert_pair(a, b, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
+    /* the same user by id and by name, and unknown users, are no error */
+    const char *ghost_id = "f0000000-0000-4000-8000-ffffffffffff", *ghost = "nobody_here";
+    assert_int_equal(kn_friends_add(db, a, &ghost_id, 1, &ghost, 1, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_friends_delete(db, a, (const char *[]){b}, 1, &nb, 1, msg, sizeof msg),
+                     KN_OK);
+    assert_pair(a, b, -1, -1);
+}
+
+static void delete_removes_both_directions(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    user("del_a", a);
+    user("del_b", b);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_int_equal(by_id(kn_friends_delete, b, a), KN_OK); /* refusing an invite */
+    assert_pair(a, b, -1, -1);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
+    assert_int_equal(by_id(kn_friends_delete, a, b), KN_OK);
+    assert_pair(a, b, -1, -1);
+    assert_int_equal(by_id(kn_friends_delete, a, b), KN_OK); /* nothing there: no-op */
+}
+
+static void a_block_keeps_the_blocked_user_out_until_deleted(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    user("blk_a", a);
+    user("blk_b", b);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
+    assert_int_equal(by_id(kn_friends_block, a, b), KN_OK);
+    assert_pair(a, b, KN_FRIEND_BLOCKED, -1);
+    /* the blocked user's add is ignored silently */
+    assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
+    assert_pair(a, b, KN_FRIEND_BLOCKED, -1);
+    /* the blocked user's delete does not lift the block */
+    assert_int_equal(by_id(kn_friends_delete, b, a), KN_OK);
+    assert_pair(a, b, KN_FRIEND_BLOCKED, -1);
+    /* the blocker must delete the block before adding */
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_ERR_FAILED_PRECONDITION);
+    assert_non_null(strstr(msg, "delete the block"));
+    /* both may block each other; one's delete leaves the other's block */
+    assert_int_equal(by_id(kn_friends_block, b, a), KN_OK);
+    assert_pair(a, b, KN_FRIEND_BLOCKED, KN_FRIEND_BLOCKED);
+    assert_int_equal(by_id(kn_friends_delete, a, b), KN_OK);
+    assert_pair(a, b, -1, KN_FRIEND_BLOCKED);
+    assert_int_equal(by_id(kn_friends_delete, b, a), KN_OK);
+    assert_pair(a, b, -1, -1);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_pair(a, b, KN_FRIEND_INVITED, KN_FRIEND_INVITER);
+}
+
+static void bad_input_is_refused_before_the_database(void **state)
+{
+    (void)state;
+    char a[37];
+    user("bad_a", a);
+    assert_int_equal(by_id(kn_friends_add, a, a), KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "yourself"));
+    const char *me = "bad_a";
+    assert_int_equal(kn_friends_block(db, a, NULL, 0, &me, 1, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "yourself"));
+    assert_int_equal(by_id(kn_friends_add, a, "not-a-uuid"), KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(by_id(kn_friends_add, "nope", a), KN_ERR_INVALID_ARGUMENT);
+    const char *space = "has space";
+    assert_int_equal(kn_friends_add(db, a, NULL, 0, &space, 1, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    const char *many[KN_FRIENDS_BATCH_MAX + 1];
+    for (int i = 0; i <= KN_FRIENDS_BATCH_MAX; i++)
+        many[i] = a;
+    assert_int_equal(
+        kn_friends_add(db, a, NULL, 0, many, KN_FRIENDS_BATCH_MAX + 1, msg, sizeof msg),
+        KN_ERR_INVALID_ARGUMENT);
+    const char *ghost = "f0000000-0000-4000-8000-eeeeeeeeeeee";
+    assert_int_equal(by_id(kn_friends_add, ghost, a), KN_ERR_NOT_FOUND);
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(kn_friends_list(db, a, 4, 10, NULL, &f, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_friends_list(db, a, -1, 1001, NULL, &f, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_friends_list(db, a, -1, -1, NULL, &f, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_null(f);
+    assert_null(next);
+}
+
+static void list_filters_by_state_and_shows_profiles(void **state)
+{
+    (void)state;
+    char me[37], f1[37], i1[37], r1[37], b1[37];
+    user("flt_me", me);
+    user("flt_friend", f1);
+    user("flt_invited", i1);
+    user("flt_inviter", r1);
+    user("flt_blocked", b1);
+    assert_int_equal(by_id(kn_friends_add, me, f1), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, f1, me), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, me, i1), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, r1, me), KN_OK);
+    assert_int_equal(by_id(kn_friends_block, me, b1), KN_OK);
+    const char *expect[] = {"flt_friend", "flt_invited", "flt_inviter", "flt_blocked"};
+    for (int st = 0; st <= 3; st++) {
+        kn_friend *f = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        assert_int_equal(kn_friends_list(db, me, st, 0, NULL, &f, &n, &next, msg, sizeof msg),
+                         KN_OK);
+        assert_int_equal(n, 1);
+        assert_null(next);
+        assert_int_equal(f[0].state, st);
+        assert_string_equal(f[0].user.username, expect[st]);
+        assert_string_equal(f[0].user.lang_tag, "en");
+        assert_true(f[0].update_time > 1600000000);
+        kn_friends_free(f, n);
+    }
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(kn_friends_list(db, me, -1, 0, NULL, &f, &n, &next, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(f[i].state, (int)i); /* ordered by state */
+    kn_friends_free(f, n);
+}
+
+/* Walks `me`'s invites sent (state 1) two at a time while adding more. */
+static void pages_see_every_lasting_edge_once_while_others_write(void **state)
+{
+    (void)state;
+    char me[37], ids[10][37], extra[37];
+    user("page_me", me);
+    for (int i = 0; i < 10; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "page_%d", i);
+        user(name, ids[i]);
+        assert_int_equal(by_id(kn_friends_add, me, ids[i]), KN_OK);
+    }
+    user("page_extra", extra);
+    int seen[10] = {0};
+    char *cursor = NULL;
+    int pages = 0;
+    do {
+        kn_friend *f = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        assert_int_equal(
+            kn_friends_list(db, me, KN_FRIEND_INVITED, 2, cursor, &f, &n, &next, msg, sizeof msg),
+            KN_OK);
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < 10; k++)
+                if (!strcmp(f[i].user.id, ids[k])) seen[k]++;
+        if (pages == 1) /* a write meanwhile: a new invite lists after the lasting ones */
+            assert_int_equal(by_id(kn_friends_add, me, extra), KN_OK);
+        kn_friends_free(f, n);
+        kn_free(cursor);
+        cursor = next;
+        pages++;
+    } while (cursor);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(seen[k], 1);
+    assert_int_equal(pages, 6); /* 11 edges, 2 a page */
+}
+
+static void garbled_or_foreign_cursors_are_refused(void **state)
+{
+    (void)state;
+    char me[37], a[37], b[37];
+    user("cur_me", me);
+    user("cur_a", a);
+    user("cur_b", b);
+    assert_int_equal(by_id(kn_friends_add, me, a), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, me, b), KN_OK);
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(kn_friends_list(db, me, -1, 1, NULL, &f, &n, &next, msg, sizeof msg), KN_OK);
+    assert_non_null(next);
+    kn_friends_free(f, n);
+    kn_friend *g = NULL;
+    char *next2 = NULL;
+    assert_int_equal(kn_friends_list(db, me, 1, 1, next, &g, &n, &next2, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "another state"));
+    const char *bad[] = {"x",
+                         "f-1:1:2",
+                         "f-1:9:1:"
+                         "f0000000-0000-4000-8000-000000000001",
+                         "f-1:1:-5:f0000000-0000-4000-8000-000000000001",
+                         "f-1:1:5:f0000000-0000-4000-8000-000000000001junk",
+                         "f-1:1:5:'; --"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(kn_friends_list(db, me, -1, 1, bad[i], &g, &n, &next2, msg, sizeof msg),
+                         KN_ERR_INVALID_ARGUMENT);
+        assert_null(g);
+    }
+    assert_int_equal(kn_friends_list(db, me, -1, 1, next, &g, &n, &next2, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 1);
+    kn_friends_free(g, n);
+    kn_free(next);
+    kn_free(next2);
+}
+
+static void invites_stop_at_the_limit(void **state)
+{
+    (void)state;
+    char me[37], late[37];
+    user("lim_me", me);
+    user("lim_late", late);
+    /* fill me up to the limit with plain rows: the limit counts friends and invites */
+    sql(db,
+        "INSERT INTO users (id, username) SELECT ('e0000000-0000-4000-8000-' || lpad(to_hex(g), "
+        "12, '0'))::uuid, 'lim_' || g FROM generate_series(1, %d) g",
+        KN_FRIENDS_MAX);
+    sql(db,
+        "INSERT INTO user_edge (source_id, destination_id, state, position) SELECT '%s', id, 1, 1"
+        " FROM users WHERE username LIKE 'lim\\_%%' AND username <> 'lim_me' AND username <> "
+        "'lim_late'",
+        me);
+    assert_int_equal(by_id(kn_friends_add, me, late), KN_ERR_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(msg, "the limit is 1000"));
+    assert_int_equal(by_id(kn_friends_add, late, me), KN_ERR_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(msg, me));
+    /* blocks do not count */
+    assert_int_equal(by_id(kn_friends_block, me, late), KN_OK);
+    /* a full page of 1000 lists in one call, the rest on the next */
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(kn_friends_list(db, me, -1, 1000, NULL, &f, &n, &next, msg, sizeof msg),
+                     KN_OK);
+    assert_int_equal(n, 1000);
+    assert_non_null(next);
+    kn_friends_free(f, n);
+    char *last = NULL;
+    assert_int_equal(kn_friends_list(db, me, -1, 1000, next, &f, &n, &last, msg, sizeof msg),
+                     KN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].state, KN_FRIEND_BLOCKED);
+    assert_null(last);
+    kn_friends_free(f, n);
+    kn_free(next);
+    sql(db, "DELETE FROM users WHERE username LIKE 'lim\\_%%'");
+}
+
+typedef struct racer {
+    kn_db *db;
+    pthread_barrier_t *start;
+    const char *me, *other;
+    int rc;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    char m[256];
+    pthread_barrier_wait(r->start);
+    r->rc = kn_friends_add(r->db, r->me, &r->other, 1, NULL, 0, m, sizeof m);
+    return NULL;
+}
+
+static void users_adding_each_other_at_once_end_as_friends(void **state)
+{
+    (void)state;
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    for (int round = 0; round < 20; round++) {
+        char a[37], b[37], name[32];
+        snprintf(name, sizeof name, "race_a%d", round);
+        user(name, a);
+        snprintf(name, sizeof name, "race_b%d", round);
+        user(name, b);
+        racer rs[2] = {{db, &start, a, b, -1}, {db2, &start, b, a, -1}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, race, &rs[i]), 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        assert_int_equal(rs[0].rc, KN_OK);
+        assert_int_equal(rs[1].rc, KN_OK);
+        assert_pair(a, b, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
+    }
+    pthread_barrier_destroy(&start);
+}
+
+static void deleting_an_account_removes_its_edges(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("gone_a", a);
+    user("gone_b", b);
+    user("gone_c", c);
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
+    assert_int_equal(by_id(kn_friends_block, c, a), KN_OK);
+    sql(db, "DELETE FROM users WHERE id = '%s'", a);
+    assert_int_equal(state_of(b, a), -1);
+    assert_int_equal(state_of(c, a), -1);
+    kn_db_rows *rows = NULL;
+    static const kn_db_stmt count = {"test_friends_count",
+                                     "SELECT count(*) FROM user_edge WHERE source_id = $1"
+                                     " OR destination_id = $1",
+                                     1};
+    const char *p[] = {a};
+    assert_int_equal(kn_db_query(db, &count, p, &rows), KN_OK);
+    assert_string_equal(kn_db_rows_get(rows, 0, 0), "0");
+    kn_db_rows_free(rows);
+}
+
+static char oom_me[37];
+
+static int list_two_pages(void *arg)
+{
+    (void)arg;
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL, *last = NULL;
+    char m[256];
+    int rc = kn_friends_list(db, oom_me, -1, 1, NULL, &f, &n, &next, m, sizeof m);
+    kn_friends_free(f, n);
+    f = NULL;
+    if (rc == KN_OK && (!next || n != 1)) rc = KN_ERR_INTERNAL;
+    if (rc == KN_OK) rc = kn_friends_list(db, oom_me, -1, 5, next, &f, &n, &last, m, sizeof m);
+    if (rc == KN_OK && n != 1) rc = KN_ERR_INTERNAL;
+    kn_friends_free(f, n);
+    kn_free(next);
+    kn_free(last);
+    return rc;
+}
+
+static int add_and_delete(void *arg)
+{
+    const char *other = arg;
+    char m[256];
+    int rc = kn_friends_add(db, oom_me, &other, 1, NULL, 0, m, sizeof m);
+    if (rc == KN_OK) rc = kn_friends_delete(db, oom_me, &other, 1, NULL, 0, m, sizeof m);
+    return rc;
+}
+
+static void friends_calls_survive_allocation_failures(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("oom_me", oom_me);
+    user("oom_a", a);
+    user("oom_b", b);
+    user("oom_c", c);
+    assert_int_equal(by_id(kn_friends_add, oom_me, a), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, oom_me, b), KN_OK);
+    assert_true(failalloc_sweep(list_two_pages, NULL) >= 3);
+    assert_true(failalloc_sweep(add_and_delete, c) >= 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(add_invites_and_a_second_add_accepts),
+        cmocka_unit_test(add_by_username_works_either_way_round),
+        cmocka_unit_test(delete_removes_both_directions),
+        cmocka_unit_test(a_block_keeps_the_blocked_user_out_until_deleted),
+        cmocka_unit_test(bad_input_is_refused_before_the_database),
+        cmocka_unit_test(list_filters_by_state_and_shows_profiles),
+        cmocka_unit_test(pages_see_every_lasting_edge_once_while_others_write),
+        cmocka_unit_test(garbled_or_foreign_cursors_are_refused),
+        cmocka_unit_test(invites_stop_at_the_limit),
+        cmocka_unit_test(users_adding_each_other_at_once_end_as_friends),
+        cmocka_unit_test(deleting_an_account_removes_its_edges),
+        cmocka_unit_test(friends_calls_survive_allocation_failures),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
