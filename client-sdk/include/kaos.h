@@ -209,6 +209,22 @@ typedef struct kaos_user {
     int64_t update_time;  /* Unix seconds */
 } kaos_user;
 
+/* One relationship as the listing user sees it (kaos_client_friends_list).
+ * state: KAOS_FRIEND_MUTUAL, _INVITE_SENT, _INVITE_RECEIVED or _BLOCKED. */
+typedef struct kaos_friend {
+    kaos_user user; /* the other user's public profile */
+    int state;
+    int64_t update_time; /* Unix seconds the relationship took this state */
+} kaos_friend;
+
+enum {
+    KAOS_FRIEND_ANY = -1, /* kaos_client_friends_list: every state */
+    KAOS_FRIEND_MUTUAL = 0,
+    KAOS_FRIEND_INVITE_SENT = 1,
+    KAOS_FRIEND_INVITE_RECEIVED = 2,
+    KAOS_FRIEND_BLOCKED = 3,
+};
+
 /* The caller's own account (kaos_client_account_get). */
 typedef struct kaos_account {
     kaos_user user;
@@ -341,6 +357,11 @@ typedef void (*kaos_storage_acks_fn)(kaos_client *c, const kaos_result *r,
 typedef void (*kaos_storage_objects_fn)(kaos_client *c, const kaos_result *r,
                                         const kaos_storage_object *objects, size_t count,
                                         const char *cursor, void *ud);
+/* A page of relationships, ordered by (state, when the relationship took
+ * it, user id); `cursor` "" on the last page, else what to pass for the
+ * next one. */
+typedef void (*kaos_friends_fn)(kaos_client *c, const kaos_result *r, const kaos_friend *friends,
+                                size_t count, const char *cursor, void *ud);
 
 /* --- the client -------------------------------------------------------------------- */
 
@@ -586,6 +607,25 @@ int kaos_client_storage_delete(kaos_client *c, const kaos_storage_id *ids, size_
 int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *collection,
                              uint32_t limit, const char *cursor, kaos_storage_objects_fn done,
                              void *ud);
+
+/* Friends (docs/friends.md). add, delete and block name users by id and/or
+ * username (at most 100 of each; unknown users are skipped) and complete
+ * with an Ack. Add invites, or accepts an invite already received; delete
+ * removes a friendship, an invite or your block; block blocks. */
+int kaos_client_friends_add(kaos_client *c, const char *const *ids, size_t id_count,
+                            const char *const *usernames, size_t username_count, kaos_done_fn done,
+                            void *ud);
+int kaos_client_friends_delete(kaos_client *c, const char *const *ids, size_t id_count,
+                               const char *const *usernames, size_t username_count,
+                               kaos_done_fn done, void *ud);
+int kaos_client_friends_block(kaos_client *c, const char *const *ids, size_t id_count,
+                              const char *const *usernames, size_t username_count,
+                              kaos_done_fn done, void *ud);
+/* One page of at most `limit` (1-1000; 0 = 100) relationships in `state`
+ * (KAOS_FRIEND_ANY or one state), after `cursor` (NULL or "" = from the
+ * start; else the cursor of the previous page of the same listing). */
+int kaos_client_friends_list(kaos_client *c, int state, uint32_t limit, const char *cursor,
+                             kaos_friends_fn done, void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -60,6 +60,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_USERS,
     KAOS_REPLY_STORAGE_ACKS,
     KAOS_REPLY_STORAGE_OBJECTS,
+    KAOS_REPLY_FRIENDS,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 

@@ -47,6 +47,9 @@ KN_ENTITY_DEFINE(kaos_client__presence_entity, kaos_presence, PRESENCE);
 KN_ENTITY_DEFINE(kaos_client__user_entity, kaos_user, USER);
 KN_ENTITY_DEFINE(kaos_client__storage_object_entity, kaos_storage_object, STORAGE_OBJECT);
 KN_ENTITY_DEFINE(kaos_client__storage_ack_entity, kaos_storage_ack, STORAGE_ACK);
+/* kaos_friend holds its user as a kaos_user, which the entity leaves to
+ * USER: the table maps state and update_time, and no view assert applies. */
+KN_ENTITY_DEFINE(kaos_client__friend_entity, kaos_friend, FRIEND);
 
 /* The view of message m (NULL: absent) as the entity's public struct. Views
  * have no inline text, so the mapping cannot fail. */
@@ -279,6 +282,27 @@ static int deliver_storage_objects(kaos_client *c, const kaos_pending *p, const 
     return KN_OK;
 }
 
+/* FriendList: each friend's state and time, and its user's profile. */
+static int deliver_friends(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                           const kn_envelope *env)
+{
+    kaos_friends_fn fn = FN(kaos_friends_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__FriendList *l = env->friend_list;
+    kaos_friend *views = l->n_friends ? kn_calloc(l->n_friends, sizeof *views) : NULL;
+    if (l->n_friends && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_friends; i++) {
+        view(&kaos_client__friend_entity, l->friends[i], &views[i]);
+        views[i].user = user_view(l->friends[i]->user);
+    }
+    fn(c, r, views, l->n_friends, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -301,6 +325,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_STORAGE_ACKS] = {{ANSWER(STORAGE_ACKS)}, deliver_storage_acks},
     [KAOS_REPLY_STORAGE_OBJECTS] = {{ANSWER(STORAGE_OBJECTS), ANSWER(STORAGE_OBJECT_LIST)},
                                     deliver_storage_objects},
+    [KAOS_REPLY_FRIENDS] = {{ANSWER(FRIEND_LIST)}, deliver_friends},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)

@@ -104,7 +104,11 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(STORAGE_WRITE, STORAGE_WRITE, STORAGE_ACKS)                                                  \
     X(STORAGE_READ, STORAGE_READ, STORAGE_OBJECTS)                                                 \
     X(STORAGE_DELETE, STORAGE_DELETE, DONE)                                                        \
-    X(STORAGE_LIST, STORAGE_LIST, STORAGE_OBJECTS)
+    X(STORAGE_LIST, STORAGE_LIST, STORAGE_OBJECTS)                                                 \
+    X(FRIENDS_ADD, FRIENDS_ADD, DONE)                                                              \
+    X(FRIENDS_DELETE, FRIENDS_DELETE, DONE)                                                        \
+    X(FRIENDS_BLOCK, FRIENDS_BLOCK, DONE)                                                          \
+    X(FRIENDS_LIST, FRIENDS_LIST, FRIENDS)
 
 typedef enum request_kind {
 #define AS_ENUM(name, envelope, reply) REQ_##name,
@@ -681,4 +685,77 @@ int kaos_client_storage_list(kaos_client *c, const char *user_id, const char *co
     kn_envelope env = KN_ENVELOPE_INIT;
     env.storage_list = &msg;
     return call(c, REQ_STORAGE_LIST, &env, KAOS__FN(done), ud);
+}
+
+/* --- friends ---------------------------------------------------------------------- */
+
+/* FriendsAdd, FriendsDelete and FriendsBlock carry the same two lists. */
+static int check_names(kaos_client *c, const char *const *ids, size_t id_count,
+                       const char *const *usernames, size_t username_count)
+{
+    if (!c || !all_set(ids, id_count) || !all_set(usernames, username_count))
+        return KN_ERR_INVALID_ARGUMENT;
+    /* Either list alone past the limit would not fit; refuse before packing. */
+    if (id_count > KAOS_MAX_MESSAGE_SIZE || username_count > KAOS_MAX_MESSAGE_SIZE)
+        return KN_ERR_TOO_LARGE;
+    return KN_OK;
+}
+
+#define SET_NAMES(msg)                                                                             \
+    ((msg).n_ids = id_count, (msg).ids = unconst_list(ids), (msg).n_usernames = username_count,    \
+     (msg).usernames = unconst_list(usernames))
+
+int kaos_client_friends_add(kaos_client *c, const char *const *ids, size_t id_count,
+                            const char *const *usernames, size_t username_count, kaos_done_fn done,
+                            void *ud)
+{
+    int rc = check_names(c, ids, id_count, usernames, username_count);
+    if (rc) return rc;
+    Kaos__V1__FriendsAdd msg = KAOS__V1__FRIENDS_ADD__INIT;
+    SET_NAMES(msg);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_add = &msg;
+    return call(c, REQ_FRIENDS_ADD, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_delete(kaos_client *c, const char *const *ids, size_t id_count,
+                               const char *const *usernames, size_t username_count,
+                               kaos_done_fn done, void *ud)
+{
+    int rc = check_names(c, ids, id_count, usernames, username_count);
+    if (rc) return rc;
+    Kaos__V1__FriendsDelete msg = KAOS__V1__FRIENDS_DELETE__INIT;
+    SET_NAMES(msg);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_delete = &msg;
+    return call(c, REQ_FRIENDS_DELETE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_block(kaos_client *c, const char *const *ids, size_t id_count,
+                              const char *const *usernames, size_t username_count,
+                              kaos_done_fn done, void *ud)
+{
+    int rc = check_names(c, ids, id_count, usernames, username_count);
+    if (rc) return rc;
+    Kaos__V1__FriendsBlock msg = KAOS__V1__FRIENDS_BLOCK__INIT;
+    SET_NAMES(msg);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_block = &msg;
+    return call(c, REQ_FRIENDS_BLOCK, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_list(kaos_client *c, int state, uint32_t limit, const char *cursor,
+                             kaos_friends_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__FriendsList msg = KAOS__V1__FRIENDS_LIST__INIT;
+    if (state >= 0) { /* a negative state sends no filter: every state */
+        msg.filter_case = KAOS__V1__FRIENDS_LIST__FILTER_STATE;
+        msg.state = state;
+    }
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_list = &msg;
+    return call(c, REQ_FRIENDS_LIST, &env, KAOS__FN(done), ud);
 }

@@ -521,6 +521,22 @@ void e2e_on_users(kaos_client *k, const kaos_result *r, const kaos_user *users, 
     }
 }
 
+void e2e_on_friends(kaos_client *k, const kaos_result *r, const kaos_friend *friends, size_t n,
+                    const char *cursor, void *ud)
+{
+    e2e_client *c = ud;
+    if (!answer(c, r)) return;
+    c->friends_answers++;
+    c->friend_count = n;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        COPY(c->friend_ids[i], friends[i].user.id);
+        COPY(c->friend_names[i], friends[i].user.username);
+        c->friend_states[i] = friends[i].state;
+        c->friend_times[i] = friends[i].update_time;
+    }
+    COPY(c->friends_cursor, cursor);
+}
+
 void e2e_on_storage_acks(kaos_client *k, const kaos_result *r, const kaos_storage_ack *acks,
                          size_t n, void *ud)
 {

@@ -151,6 +151,13 @@ typedef struct e2e_client {
     size_t object_count;
     e2e_object objects[E2E_MAX_OBJECTS];
     char cursor[512];
+    /* friends answers: the last list page (its cursor in friends_cursor) */
+    int friends_answers;
+    size_t friend_count;
+    char friend_ids[8][40], friend_names[8][130];
+    int friend_states[8];
+    int64_t friend_times[8];
+    char friends_cursor[512];
 } e2e_client;
 
 /* Completions recording into the e2e_client given as `ud`: an error into
@@ -169,6 +176,8 @@ void e2e_on_storage_acks(kaos_client *k, const kaos_result *r, const kaos_storag
                          size_t n, void *ud);
 void e2e_on_storage_objects(kaos_client *k, const kaos_result *r, const kaos_storage_object *objs,
                             size_t n, const char *cursor, void *ud);
+void e2e_on_friends(kaos_client *k, const kaos_result *r, const kaos_friend *friends, size_t n,
+                    const char *cursor, void *ud);
 
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits
  * for the connection. protocol_version 0 = the SDK's. */

@@ -21,7 +21,7 @@
 
 /* The services that own routes: each handler gets its service's context
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
-#define KN_SERVICES(X) X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(MATCH) X(RPC)
+#define KN_SERVICES(X) X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(MATCH) X(RPC)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -74,7 +74,12 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(STORAGE_READ, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_read)   \
     X(STORAGE_DELETE, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
       kn_storage_wire_delete)                                                                      \
-    X(STORAGE_LIST, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_list)
+    X(STORAGE_LIST, STORAGE, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_storage_wire_list)   \
+    X(FRIENDS_ADD, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_add)     \
+    X(FRIENDS_DELETE, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
+      kn_friends_wire_delete)                                                                      \
+    X(FRIENDS_BLOCK, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_block) \
+    X(FRIENDS_LIST, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_list)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

@@ -1,0 +1,85 @@
+/* friends_wire: the friends routes (kn_friends_wire.h). Add, delete and
+ * block answer Ack; a list answers FriendList, whose messages borrow the
+ * service's strings until the reply is encoded. */
+#include "kn_friends_wire.h"
+#include "kn_entity.h"
+#include "kn_error.h"
+#include "kn_friends.h"
+#include "kn_mem.h"
+
+#include <stdio.h>
+
+#define NAMES(q)                                                                                   \
+    (const char *const *)(q)->ids, (q)->n_ids, (const char *const *)(q)->usernames, (q)->n_usernames
+
+static const char *caller(kn_req *r)
+{
+    return kn_req_caller(r)->user_id;
+}
+
+int kn_friends_wire_add(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__FriendsAdd *q = kn_req_msg(r)->friends_add;
+    int rc = kn_friends_add(kn_req_worker(r)->db, caller(r), NAMES(q), msg, cap);
+    return rc ? rc : kn_req_ack(r);
+}
+
+int kn_friends_wire_delete(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__FriendsDelete *q = kn_req_msg(r)->friends_delete;
+    int rc = kn_friends_delete(kn_req_worker(r)->db, caller(r), NAMES(q), msg, cap);
+    return rc ? rc : kn_req_ack(r);
+}
+
+int kn_friends_wire_block(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__FriendsBlock *q = kn_req_msg(r)->friends_block;
+    int rc = kn_friends_block(kn_req_worker(r)->db, caller(r), NAMES(q), msg, cap);
+    return rc ? rc : kn_req_ack(r);
+}
+
+/* FriendList: each Friend message gets its User message, both built from
+ * the entity tables (the users sit in the friends array, a kn_friend apart). */
+static int reply_list(kn_req *r, kn_friend *friends, size_t n, const char *cursor)
+{
+    Kaos__V1__Friend **fp = NULL;
+    Kaos__V1__User **up = NULL;
+    int rc = kn_entity_to_proto_list(&kn_friend_entity, friends, sizeof *friends, n, (void ***)&fp);
+    if (rc == KN_OK && n)
+        rc = kn_entity_to_proto_list(&kn_user_entity, &friends[0].user, sizeof *friends, n,
+                                     (void ***)&up);
+    if (rc == KN_OK) {
+        for (size_t i = 0; i < n; i++)
+            fp[i]->user = up[i];
+        Kaos__V1__FriendList out = KAOS__V1__FRIEND_LIST__INIT;
+        out.n_friends = n;
+        out.friends = fp;
+        out.cursor = (char *)(cursor ? cursor : "");
+        kn_envelope env = KN_ENVELOPE_INIT;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_FRIEND_LIST;
+        env.friend_list = &out;
+        rc = kn_req_reply(r, &env);
+    }
+    kn_free(fp);
+    kn_free(up);
+    return rc;
+}
+
+int kn_friends_wire_list(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__FriendsList *q = kn_req_msg(r)->friends_list;
+    if (q->limit > KN_FRIENDS_LIST_MAX) { /* the service takes an int; say it as it would */
+        snprintf(msg, cap, "limit must be 1-%d, not %u", KN_FRIENDS_LIST_MAX, q->limit);
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    int state = q->filter_case == KAOS__V1__FRIENDS_LIST__FILTER_STATE ? q->state : KN_FRIEND_ANY;
+    kn_friend *friends = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    int rc = kn_friends_list(kn_req_worker(r)->db, caller(r), state, (int)q->limit, q->cursor,
+                             &friends, &n, &next, msg, cap);
+    if (rc == KN_OK) rc = reply_list(r, friends, n, next);
+    kn_friends_free(friends, n);
+    kn_free(next);
+    return rc;
+}

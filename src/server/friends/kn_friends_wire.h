@@ -1,0 +1,14 @@
+/* kn_friends_wire: the friends service's routes (docs/friends.md): proto
+ * <-> C around kn_friends, acting as the session's user. Worker routes; no
+ * service context. */
+#ifndef KN_FRIENDS_WIRE_H
+#define KN_FRIENDS_WIRE_H
+
+#include "kn_pipeline.h"
+
+int kn_friends_wire_add(kn_req *r, char *msg, size_t cap);
+int kn_friends_wire_delete(kn_req *r, char *msg, size_t cap);
+int kn_friends_wire_block(kn_req *r, char *msg, size_t cap);
+int kn_friends_wire_list(kn_req *r, char *msg, size_t cap);
+
+#endif
