@@ -31,6 +31,7 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_friends_lua.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -407,6 +408,7 @@ int kn_server_run(const kn_config *cfg)
     const kn_lua_binding bindings[] = {
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
+        {"friends", kn_friends_lua_funcs, NULL},
         {"match", kn_match_lua_funcs, &matches},
     };
     reloader rl = {0};

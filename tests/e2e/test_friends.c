@@ -1,7 +1,8 @@
 /* End to end: the friends service over real UDP with SDK clients — an
  * invite seen by both sides, its acceptance, lists by state with their
  * cursor, a block and its removal, refusals with their codes, and a before
- * hook on FriendsAdd refusing a request (tests/e2e/lua/friends_test.lua).
+ * hook on FriendsAdd refusing a request, and the kaos.friends_* functions
+ * through an RPC (both in tests/e2e/lua/friends_test.lua).
  *
  * The runtime path is a directory of links to the .lua files of
  * tests/e2e/lua/. */
@@ -173,6 +174,31 @@ static void a_before_hook_can_refuse_an_add(void **state)
     e2e_client_free(a);
 }
 
+static void lua_functions_act_for_the_user_they_name(void **state)
+{
+    (void)state;
+    e2e_client *a = player(), *b = player();
+    int before = a->rpcs;
+    assert_true(kaos_client_rpc_call(a->c, "friends_lua", b->user_id, e2e_on_rpc, a) > 0);
+    E2E_WAIT(a->rpcs > before || a->errors > 0, 15000);
+    assert_int_equal(a->errors, 0);
+    const char *expect[] = {"\"add\":\"ok\"",
+                            "\"invited\":true",
+                            "\"cursor\":true",
+                            "\"block\":\"ok\"",
+                            "\"blocked\":true",
+                            "\"delete\":\"ok\"",
+                            "\"empty\":true",
+                            "\"self\":\"3 you cannot befriend, delete or block yourself\"",
+                            "\"bad_cursor\":\"3 cursor is not valid\""};
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++)
+        if (!strstr(a->rpc_payload, expect[i])) fail_msg("%s not in %s", expect[i], a->rpc_payload);
+    /* the block was deleted: B sees nothing of A */
+    assert_int_equal(state_towards(b, a->user_id), -1);
+    e2e_client_free(a);
+    e2e_client_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +207,7 @@ int main(void)
         cmocka_unit_test(a_block_hides_the_blocker_until_it_is_deleted),
         cmocka_unit_test(refusals_carry_their_codes),
         cmocka_unit_test(a_before_hook_can_refuse_an_add),
+        cmocka_unit_test(lua_functions_act_for_the_user_they_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

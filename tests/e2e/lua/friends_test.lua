@@ -12,3 +12,32 @@ kaos.register_req_before(function(context, request)
   end
   return request
 end, "friends_add")
+
+-- The kaos.friends_* functions, acting for the caller: the payload is the
+-- other user's id; the caller invites them, lists its invites sent (two
+-- pages of one), blocks them, lists its blocks, deletes the block and
+-- tries to add itself. Returns what each step gave, as JSON.
+local function outcome(f, ...)
+  local ok, e = pcall(f, ...)
+  if ok then return "ok" end
+  if type(e) == "table" then return e.code .. " " .. e.message end
+  return "lua error: " .. tostring(e)
+end
+
+kaos.register_rpc(function(context, payload)
+  local me, other = context.user_id, payload
+  local out = {}
+  out.add = outcome(kaos.friends_add, me, { other }, nil)
+  local list, cursor = kaos.friends_list(me, 10, 1, nil)
+  out.invited = #list == 1 and list[1].user.id == other and list[1].state == 1
+  out.cursor = cursor == nil
+  out.block = outcome(kaos.friends_block, me, nil, { list[1].user.username })
+  list = kaos.friends_list(me, nil, 3)
+  out.blocked = #list == 1 and list[1].state == 3 and list[1].update_time > 0
+  out.delete = outcome(kaos.friends_delete, me, { other })
+  list = kaos.friends_list(me)
+  out.empty = #list == 0
+  out.self = outcome(kaos.friends_add, me, { me })
+  out.bad_cursor = outcome(kaos.friends_list, me, 10, -1, "nope")
+  return kaos.json_encode(out)
+end, "friends_lua")

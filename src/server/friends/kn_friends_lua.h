@@ -1,0 +1,21 @@
+/* kn_friends_lua: the friends service's kaos.* functions — add, delete,
+ * block and list relationships for a user from server code
+ * (friends_lua.c; the script API is in docs/lua-api.md).
+ *
+ * The composition root registers them with the runtime as one binding:
+ *
+ *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, NULL};
+ *
+ * They need nothing but the calling worker's database connection
+ * (kn_lua_db), so their ud is unused; without a connection (run_once,
+ * module loading, match handlers) they raise "kaos.NAME is not available in
+ * MODE". */
+#ifndef KN_FRIENDS_LUA_H
+#define KN_FRIENDS_LUA_H
+
+#include "kn_lua_bind.h"
+
+/* friends_add, friends_delete, friends_block, friends_list. */
+extern const luaL_Reg kn_friends_lua_funcs[];
+
+#endif

@@ -1,0 +1,96 @@
+/* The friends service's kaos.* functions (friends_lua.c), registered as the
+ * runtime's "friends" binding: where they refuse, and that input errors are
+ * raised as {code, message} before any query. The database is never
+ * reached here; tests/e2e/test_friends.c runs the functions against
+ * Postgres through an RPC. */
+#include "kn_error.h"
+#include "kn_friends_lua.h"
+#include "kn_mem.h"
+#include "kn_runtime.h"
+#include "luatest.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define ME "a11ce000-0000-4000-8000-000000000001"
+
+static void friends_functions_raise_input_errors_as_code_and_message(void **state)
+{
+    (void)state;
+    luatest_write("friends.lua",
+                  "local kaos = require('kaos')\n"
+                  "local function outcome(f, ...)\n"
+                  "  local ok, e = pcall(f, ...)\n"
+                  "  if ok then return 'ok' end\n"
+                  "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
+                  "  return 'lua: ' .. tostring(e)\n"
+                  "end\n"
+                  "local ME = '" ME "'\n"
+                  "local many = {}\n"
+                  "for i = 1, 101 do many[i] = 'u' .. i end\n"
+                  "local cases = {\n"
+                  "  self = function() return outcome(kaos.friends_add, ME, { ME }) end,\n"
+                  "  bad_id = function() return outcome(kaos.friends_block, ME, { 'x' }) end,\n"
+                  "  bad_user = function() return outcome(kaos.friends_delete, 'x', { ME }) end,\n"
+                  "  not_string = function() return outcome(kaos.friends_add, ME, { 5 }) end,\n"
+                  "  many = function() return outcome(kaos.friends_add, ME, nil, many) end,\n"
+                  "  space = function() return outcome(kaos.friends_add, ME, nil, { 'a b' }) end,\n"
+                  "  limit = function() return outcome(kaos.friends_list, ME, 1001) end,\n"
+                  "  state = function() return outcome(kaos.friends_list, ME, 10, 4) end,\n"
+                  "  cursor = function() return outcome(kaos.friends_list, ME, 10, -1, '!') end,\n"
+                  "  arg_type = function() return outcome(kaos.friends_add, ME, 'x') end,\n"
+                  "}\n"
+                  "kaos.register_rpc(function(ctx, p) return cases[p]() end, 'case')\n");
+    kn_runtime *rt;
+    const kn_lua_binding binding = {"friends", kn_friends_lua_funcs, NULL};
+    kn_runtime_vm *vm = luatest_load(&rt, &binding, 1);
+    char msg[256];
+    int rc;
+    char *out = luatest_call(vm, "case", "self", &rc, msg); /* ctx has no services */
+    assert_non_null(strstr(out, "kaos.friends_add is not available in rpc"));
+    kn_free(out);
+
+    static const struct {
+        const char *name, *want;
+    } cases[] = {
+        {"self", "3 you cannot befriend, delete or block yourself"},
+        {"bad_id", "3 id 0 is not a UUID"},
+        {"bad_user", "3 user id must be a UUID"},
+        {"not_string", "3 ids must be a list of strings"},
+        {"many", "3 at most 100 usernames per call"},
+        {"limit", "3 limit must be 1-1000, not 1001"},
+        {"state", "3 state must be -1 (all), 0, 1, 2 or 3, not 4"},
+        {"cursor", "3 cursor is not valid"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
+        assert_int_equal(rc, KN_OK);
+        if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
+        kn_free(out);
+    }
+    out = luatest_call_db(vm, NULL, "case", "space", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    assert_true(!strncmp(out, "3 ", 2)); /* the login rules' message */
+    kn_free(out);
+    /* A wrong type of a plain argument is a script bug, not a service refusal. */
+    out = luatest_call_db(vm, NULL, "case", "arg_type", &rc, msg);
+    assert_int_equal(rc, KN_OK);
+    assert_non_null(strstr(out, "lua: "));
+    assert_non_null(strstr(out, "table expected, got string"));
+    kn_free(out);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(friends_functions_raise_input_errors_as_code_and_message,
+                                        luatest_setup, luatest_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
