@@ -84,23 +84,6 @@ static void push_user(lua_State *L, const kn_user *u)
     kn_lua_push_entity(L, &kn_user_entity, u);
 }
 
-/* A list argument: every element must be a string. The pointers stay valid
- * while the table (argument idx) is on the stack. Pushes the array's
- * userdata. */
-static const char **string_list(lua_State *L, int idx, const char *what, size_t *n)
-{
-    luaL_checktype(L, idx, LUA_TTABLE);
-    *n = lua_rawlen(L, idx);
-    const char **list = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *list, 0);
-    for (size_t i = 0; i < *n; i++) {
-        if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING)
-            kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "%s must be a list of strings", what);
-        list[i] = lua_tostring(L, -1);
-        lua_pop(L, 1);
-    }
-    return list;
-}
-
 /* --- logins ----------------------------------------------------------------------- */
 
 static bool opt_create(lua_State *L, int idx)
@@ -267,7 +250,7 @@ static int get_users(lua_State *L, bool by_id)
 {
     kn_db *db = kn_lua_db(L, by_id ? "users_get_id" : "users_get_username");
     size_t n;
-    const char **list = string_list(L, 1, by_id ? "ids" : "usernames", &n);
+    const char **list = kn_lua_string_list(L, 1, false, by_id ? "ids" : "usernames", &n);
     holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
     int rc = kn_users_get(db, by_id ? list : NULL, by_id ? n : 0, by_id ? NULL : list,
@@ -312,7 +295,7 @@ static int ban(lua_State *L, bool on)
 {
     kn_db *db = kn_lua_db(L, on ? "users_ban_id" : "users_unban_id");
     size_t n;
-    const char **ids = string_list(L, 1, "ids", &n);
+    const char **ids = kn_lua_string_list(L, 1, false, "ids", &n);
     char msg[MSG_CAP] = "";
     for (size_t i = 0; i < n; i++) {
         int rc = on ? kn_account_ban(db, ids[i], msg, sizeof msg)

@@ -37,27 +37,6 @@ static int holder_gc(lua_State *L)
     return 0;
 }
 
-/* A list of strings at idx (nil = empty), anchored on the stack in a
- * userdata; its strings live as long as the table does. */
-static const char **names(lua_State *L, int idx, const char *what, size_t *n)
-{
-    *n = 0;
-    if (lua_isnoneornil(L, idx)) return lua_newuserdatauv(L, sizeof(const char *), 0);
-    luaL_checktype(L, idx, LUA_TTABLE);
-    *n = lua_rawlen(L, idx);
-    if (*n > KN_FRIENDS_BATCH_MAX)
-        kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "at most %d %s per call",
-                            KN_FRIENDS_BATCH_MAX, what);
-    const char **list = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *list, 0);
-    for (size_t i = 0; i < *n; i++) {
-        if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING)
-            kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "%s must be a list of strings", what);
-        list[i] = lua_tostring(L, -1);
-        lua_pop(L, 1);
-    }
-    return list;
-}
-
 typedef int (*verb_fn)(kn_db *, const char *, const char *const *, size_t, const char *const *,
                        size_t, char *, size_t);
 
@@ -66,10 +45,10 @@ static int verb(lua_State *L, const char *name, verb_fn fn)
 {
     kn_db *db = kn_lua_db(L, name);
     const char *user_id = luaL_checkstring(L, 1);
-    lua_settop(L, 3); /* absent lists are nil, not the lists' userdata pushed below */
+    lua_settop(L, 3); /* an absent list is nil, not the first list's userdata pushed below */
     size_t n_ids, n_names;
-    const char **ids = names(L, 2, "ids", &n_ids);
-    const char **usernames = names(L, 3, "usernames", &n_names);
+    const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
+    const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
     char msg[MSG_CAP] = "";
     int rc = fn(db, user_id, ids, n_ids, usernames, n_names, msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);

@@ -39,6 +39,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,15 @@ int kn_lua_raise_codedf(lua_State *L, int rc, const char *fmt, ...)
  * returns it. gc gets the userdata as argument 1 and must accept a zeroed
  * or already released one. */
 void *kn_lua_holder(lua_State *L, size_t size, const char *type, lua_CFunction gc);
+
+/* The strings of the list (a sequence table) at idx, in order, as an array
+ * pushed as a userdata; *n gets their count. The strings are the table's
+ * own and live while it does (Lua never moves a string). With nil_ok, nil
+ * or an absent argument is an empty list (lua_settop the arguments first
+ * when a later one may be absent: the pushed array would take its place); otherwise a table is
+ * required (a script bug, an ordinary Lua error). An element that is not a string raises {code = 3,
+ * message = "<what> must be a list of strings"}. */
+const char **kn_lua_string_list(lua_State *L, int idx, bool nil_ok, const char *what, size_t *n);
 
 /* Pushes the compact JSON text of the Lua value at idx, as kaos.json_encode
  * writes it (a sequence is an array, a table with string keys an object, an

@@ -90,6 +90,24 @@ void *kn_lua_holder(lua_State *L, size_t size, const char *type, lua_CFunction g
     return h;
 }
 
+const char **kn_lua_string_list(lua_State *L, int idx, bool nil_ok, const char *what, size_t *n)
+{
+    idx = lua_absindex(L, idx); /* the userdata pushed below must not shift it */
+    *n = 0;
+    if (!(nil_ok && lua_isnoneornil(L, idx))) {
+        luaL_checktype(L, idx, LUA_TTABLE);
+        *n = lua_rawlen(L, idx);
+    }
+    const char **list = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *list, 0);
+    for (size_t i = 0; i < *n; i++) {
+        if (lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TSTRING)
+            kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "%s must be a list of strings", what);
+        list[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    return list;
+}
+
 static int json_holder_gc(lua_State *L)
 {
     kn_json **h = lua_touserdata(L, 1);

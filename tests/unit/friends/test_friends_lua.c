@@ -61,7 +61,7 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
         {"bad_id", "3 id 0 is not a UUID"},
         {"bad_user", "3 user id must be a UUID"},
         {"not_string", "3 ids must be a list of strings"},
-        {"many", "3 at most 100 usernames per call"},
+        {"many", "3 at most 100 ids and 100 usernames per call"},
         {"limit", "3 limit must be 1-1000, not 1001"},
         {"state", "3 state must be -1 (all), 0, 1, 2 or 3, not 4"},
         {"cursor", "3 cursor is not valid"},
