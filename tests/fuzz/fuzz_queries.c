@@ -1,10 +1,11 @@
 /* libFuzzer target: text from clients that the server parses besides the
  * envelope — match listing label queries (MatchListRequest.query, evaluated
- * against a label that also comes from the input) and storage list cursors
- * (StorageList.cursor). The input is split on NUL bytes into query, label,
+ * against a label that also comes from the input), storage list cursors
+ * (StorageList.cursor) and friends list cursors (FriendsList.cursor). The input is split on NUL bytes into query, label,
  * cursor and collection. Properties: nothing crashes or leaks; every refusal
  * is INVALID_ARGUMENT with a message. */
 #include "kn_error.h"
+#include "kn_friends.h"
 #include "kn_storage.h"
 #include "match_internal.h"
 
@@ -41,6 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const owners[] = {"", "2f3c9a1e-0b7d-4c5e-9a8b-1c2d3e4f5a6b"};
     rc = kn_storage_cursor_check(owners[n & 1], *part[3] ? part[3] : "saves", part[2], msg,
                                  sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_friends_cursor_check(part[2], (int)(n % 5) - 1, msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     return 0;
 }

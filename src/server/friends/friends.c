@@ -293,6 +293,12 @@ static int parse_cursor(const char *cursor, int filter, list_key *k, char *msg, 
     return KN_OK;
 }
 
+int kn_friends_cursor_check(const char *cursor, int state, char *msg, size_t cap)
+{
+    list_key k;
+    return parse_cursor(cursor, state, &k, msg, cap);
+}
+
 void kn_friends_free(kn_friend *friends, size_t n)
 {
     if (!friends) return;

@@ -99,5 +99,8 @@ int kn_friends_block(kn_db *db, const char *user_id, const char *const *ids, siz
 int kn_friends_list(kn_db *db, const char *user_id, int state, int limit, const char *cursor,
                     kn_friend **out, size_t *n_out, char **next_cursor, char *msg, size_t msg_cap);
 void kn_friends_free(kn_friend *friends, size_t n); /* accepts NULL */
+/* KN_OK when cursor (client text) is one a listing of `state` could take;
+ * else INVALID_ARGUMENT with the reason in msg. No database (fuzzing). */
+int kn_friends_cursor_check(const char *cursor, int state, char *msg, size_t msg_cap);
 
 #endif
