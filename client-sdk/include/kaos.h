@@ -225,6 +225,20 @@ enum {
     KAOS_FRIEND_BLOCKED = 3,
 };
 
+/* One notification (kaos_client_notifications_list and the notifications
+ * event; docs/notifications.md). code < 0 is the system's: -2 friend
+ * request received, -3 friend request accepted (-1 is reserved).
+ * sender_id is "" when the system sent it. */
+typedef struct kaos_notification {
+    const char *id;
+    const char *subject;
+    const char *content; /* a JSON object as text; "{}" when empty */
+    int code;
+    const char *sender_id;
+    int64_t create_time; /* Unix seconds */
+    bool persistent;     /* stored (listed later) or live only */
+} kaos_notification;
+
 /* The caller's own account (kaos_client_account_get). */
 typedef struct kaos_account {
     kaos_user user;
@@ -362,6 +376,12 @@ typedef void (*kaos_storage_objects_fn)(kaos_client *c, const kaos_result *r,
  * next one. */
 typedef void (*kaos_friends_fn)(kaos_client *c, const kaos_result *r, const kaos_friend *friends,
                                 size_t count, const char *cursor, void *ud);
+/* Stored notifications, oldest first; `cursor` is the cacheable cursor:
+ * after the newest returned (or the one given, when nothing was new), so
+ * passing it later fetches only newer notifications. */
+typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
+                                      const kaos_notification *notifications, size_t count,
+                                      const char *cursor, void *ud);
 
 /* --- the client -------------------------------------------------------------------- */
 
@@ -472,6 +492,10 @@ typedef void (*kaos_match_end_fn)(kaos_client *c, uint32_t match, const char *ma
                                   const char *reason, void *ud);
 /* The server is stopping; it will disconnect this client within grace_ms. */
 typedef void (*kaos_shutdown_notice_fn)(kaos_client *c, uint32_t grace_ms, void *ud);
+/* Notifications delivered live (to every connection of the user); the
+ * persistent ones can also be listed later. */
+typedef void (*kaos_notifications_event_fn)(kaos_client *c, const kaos_notification *notifications,
+                                            size_t count, void *ud);
 
 void kaos_client_on_connected(kaos_client *c, kaos_connected_fn fn, void *ud);
 void kaos_client_on_disconnected(kaos_client *c, kaos_disconnected_fn fn, void *ud);
@@ -480,6 +504,7 @@ void kaos_client_on_match_data(kaos_client *c, kaos_match_data_fn fn, void *ud);
 void kaos_client_on_match_presence(kaos_client *c, kaos_match_presence_fn fn, void *ud);
 void kaos_client_on_match_end(kaos_client *c, kaos_match_end_fn fn, void *ud);
 void kaos_client_on_shutdown_notice(kaos_client *c, kaos_shutdown_notice_fn fn, void *ud);
+void kaos_client_on_notifications(kaos_client *c, kaos_notifications_event_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -626,6 +651,16 @@ int kaos_client_friends_block(kaos_client *c, const char *const *ids, size_t id_
  * start; else the cursor of the previous page of the same listing). */
 int kaos_client_friends_list(kaos_client *c, int state, uint32_t limit, const char *cursor,
                              kaos_friends_fn done, void *ud);
+
+/* Notifications (docs/notifications.md). List: at most `limit` (1-100; 0 =
+ * 100) of your stored notifications after `cursor` (NULL or "" = from the
+ * oldest; else a cursor a list returned). Delete: your notifications by id
+ * (at most 100; others' and unknown ids are ignored), completing with an
+ * Ack. Clients cannot send notifications. */
+int kaos_client_notifications_list(kaos_client *c, uint32_t limit, const char *cursor,
+                                   kaos_notifications_fn done, void *ud);
+int kaos_client_notifications_delete(kaos_client *c, const char *const *ids, size_t count,
+                                     kaos_done_fn done, void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

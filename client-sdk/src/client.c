@@ -214,6 +214,7 @@ DEFINE_EVENT_SETTER(match_data, kaos_match_data_fn)
 DEFINE_EVENT_SETTER(match_presence, kaos_match_presence_fn)
 DEFINE_EVENT_SETTER(match_end, kaos_match_end_fn)
 DEFINE_EVENT_SETTER(shutdown_notice, kaos_shutdown_notice_fn)
+DEFINE_EVENT_SETTER(notifications, kaos_notifications_event_fn)
 
 bool kaos_client_is_connected(const kaos_client *c)
 {

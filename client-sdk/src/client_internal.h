@@ -61,6 +61,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_STORAGE_ACKS,
     KAOS_REPLY_STORAGE_OBJECTS,
     KAOS_REPLY_FRIENDS,
+    KAOS_REPLY_NOTIFICATIONS,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 
@@ -87,6 +88,7 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_match_presence_fn) match_presence;
     KAOS__EVENT(kaos_match_end_fn) match_end;
     KAOS__EVENT(kaos_shutdown_notice_fn) shutdown_notice;
+    KAOS__EVENT(kaos_notifications_event_fn) notifications;
 } kaos_events;
 
 typedef struct kaos_welcome_result {

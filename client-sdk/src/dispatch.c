@@ -1,6 +1,6 @@
 /* dispatch: one received envelope -> one completion or one event.
  *
- * Events (match data, presence, match end, shutdown notice) go to the
+ * Events (match data, presence, match end, shutdown notice, notifications) go to the
  * callback registered for their kind. Everything else answers a request:
  * it is matched by cid to the pending completion, which leaves the pending
  * map before it fires, so it fires exactly once and may send new requests.
@@ -50,6 +50,8 @@ KN_ENTITY_DEFINE(kaos_client__storage_ack_entity, kaos_storage_ack, STORAGE_ACK)
 /* kaos_friend holds its user as a kaos_user, which the entity leaves to
  * USER: the table maps state and update_time, and no view assert applies. */
 KN_ENTITY_DEFINE(kaos_client__friend_entity, kaos_friend, FRIEND);
+KN_ENTITY_ASSERT_VIEW(kaos_notification, NOTIFICATION);
+KN_ENTITY_DEFINE(kaos_client__notification_entity, kaos_notification, NOTIFICATION);
 
 /* The view of message m (NULL: absent) as the entity's public struct. Views
  * have no inline text, so the mapping cannot fail. */
@@ -58,6 +60,16 @@ static void view(const kn_entity *e, const void *m, void *out)
     int rc = kn_entity_from_proto(e, m, out);
     assert(rc == KN_OK);
     (void)rc;
+}
+
+/* The n notifications at `msgs` as views in a fresh array (kn_free it);
+ * NULL when n is 0 or out of memory. */
+static kaos_notification *notification_views(Kaos__V1__Notification *const *msgs, size_t n)
+{
+    kaos_notification *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    for (size_t i = 0; views && i < n; i++)
+        view(&kaos_client__notification_entity, msgs[i], &views[i]);
+    return views;
 }
 
 static kaos_presence presence_view(const Kaos__V1__Presence *p)
@@ -303,6 +315,23 @@ static int deliver_friends(kaos_client *c, const kaos_pending *p, const kaos_res
     return KN_OK;
 }
 
+/* NotificationList: the notifications and the cacheable cursor. */
+static int deliver_notifications(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                 const kn_envelope *env)
+{
+    kaos_notifications_fn fn = FN(kaos_notifications_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__NotificationList *l = env->notification_list;
+    kaos_notification *views = notification_views(l->notifications, l->n_notifications);
+    if (l->n_notifications && !views) return KN_ERR_NOMEM;
+    fn(c, r, views, l->n_notifications, str(l->cacheable_cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -326,6 +355,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_STORAGE_OBJECTS] = {{ANSWER(STORAGE_OBJECTS), ANSWER(STORAGE_OBJECT_LIST)},
                                     deliver_storage_objects},
     [KAOS_REPLY_FRIENDS] = {{ANSWER(FRIEND_LIST)}, deliver_friends},
+    [KAOS_REPLY_NOTIFICATIONS] = {{ANSWER(NOTIFICATION_LIST)}, deliver_notifications},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)
@@ -425,6 +455,20 @@ static void handle_server_shutdown(kaos_client *c, const Kaos__V1__ServerShutdow
         c->events.shutdown_notice.fn(c, s->grace_ms, c->events.shutdown_notice.ud);
 }
 
+static void handle_notifications(kaos_client *c, const Kaos__V1__Notifications *e)
+{
+    if (!c->events.notifications.fn) return;
+    kaos_notification *views = notification_views(e->notifications, e->n_notifications);
+    if (e->n_notifications && !views) {
+        /* No request waits for this; say it in the log rather than drop it silently. */
+        KN_ERROR("cannot deliver %zu notifications: %s", e->n_notifications,
+                 kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.notifications.fn(c, views, e->n_notifications, c->events.notifications.ud);
+    kn_free(views);
+}
+
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
@@ -439,6 +483,9 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCH_END:
         handle_match_end(c, env->match_end);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_NOTIFICATIONS:
+        handle_notifications(c, env->notifications);
         return;
     default:
         break;

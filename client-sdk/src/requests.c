@@ -108,7 +108,9 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(FRIENDS_ADD, FRIENDS_ADD, DONE)                                                              \
     X(FRIENDS_DELETE, FRIENDS_DELETE, DONE)                                                        \
     X(FRIENDS_BLOCK, FRIENDS_BLOCK, DONE)                                                          \
-    X(FRIENDS_LIST, FRIENDS_LIST, FRIENDS)
+    X(FRIENDS_LIST, FRIENDS_LIST, FRIENDS)                                                         \
+    X(NOTIFICATIONS_LIST, NOTIFICATIONS_LIST, NOTIFICATIONS)                                       \
+    X(NOTIFICATIONS_DELETE, NOTIFICATIONS_DELETE, DONE)
 
 typedef enum request_kind {
 #define AS_ENUM(name, envelope, reply) REQ_##name,
@@ -169,25 +171,25 @@ static int count_pairs(const char *const *vars, size_t *out)
 /* Session variables as a map field: one builder per generated entry type
  * (their layouts match, their descriptors do not). Frees with kn_free. */
 #define DEFINE_VARS_BUILDER(name, T, INIT)                                                         \
-    static int name(const char *const *vars, size_t n, T **entries, T ***pointers)              \
-    {                                                                                          \
-        *entries = NULL;                                                                       \
-        *pointers = NULL;                                                                      \
-        if (!n) return KN_OK;                                                                  \
-        *entries = kn_calloc(n, sizeof **entries);                                             \
-        *pointers = kn_calloc(n, sizeof **pointers);                                           \
-        if (!*entries || !*pointers) {                                                         \
-            kn_free(*entries);                                                                 \
-            kn_free(*pointers);                                                                \
-            return KN_ERR_NOMEM;                                                               \
-        }                                                                                      \
-        for (size_t i = 0; i < n; i++) {                                                       \
-            INIT(&(*entries)[i]);                                                              \
-            (*entries)[i].key = unconst_str(vars[2 * i]);                                      \
-            (*entries)[i].value = unconst_str(vars[2 * i + 1]);                                \
-            (*pointers)[i] = &(*entries)[i];                                                   \
-        }                                                                                      \
-        return KN_OK;                                                                          \
+    static int name(const char *const *vars, size_t n, T **entries, T ***pointers)                 \
+    {                                                                                              \
+        *entries = NULL;                                                                           \
+        *pointers = NULL;                                                                          \
+        if (!n) return KN_OK;                                                                      \
+        *entries = kn_calloc(n, sizeof **entries);                                                 \
+        *pointers = kn_calloc(n, sizeof **pointers);                                               \
+        if (!*entries || !*pointers) {                                                             \
+            kn_free(*entries);                                                                     \
+            kn_free(*pointers);                                                                    \
+            return KN_ERR_NOMEM;                                                                   \
+        }                                                                                          \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            INIT(&(*entries)[i]);                                                                  \
+            (*entries)[i].key = unconst_str(vars[2 * i]);                                          \
+            (*entries)[i].value = unconst_str(vars[2 * i + 1]);                                    \
+            (*pointers)[i] = &(*entries)[i];                                                       \
+        }                                                                                          \
+        return KN_OK;                                                                              \
     }
 
 DEFINE_VARS_BUILDER(device_vars, Kaos__V1__AuthenticateDevice__VarsEntry,
@@ -228,8 +230,7 @@ int kaos_client_auth_email(kaos_client *c, const char *email, const char *passwo
                            kaos_session_fn done, void *ud)
 {
     size_t n_vars;
-    if (!c || !email || !password || count_pairs(vars, &n_vars) < 0)
-        return KN_ERR_INVALID_ARGUMENT;
+    if (!c || !email || !password || count_pairs(vars, &n_vars) < 0) return KN_ERR_INVALID_ARGUMENT;
     if (c->state != KAOS_CLIENT_CONNECTED) return KN_ERR_CLOSED;
     Kaos__V1__AuthenticateEmail__VarsEntry *entries, **pointers;
     if (email_vars(vars, n_vars, &entries, &pointers)) return KN_ERR_NOMEM;
@@ -758,4 +759,29 @@ int kaos_client_friends_list(kaos_client *c, int state, uint32_t limit, const ch
     kn_envelope env = KN_ENVELOPE_INIT;
     env.friends_list = &msg;
     return call(c, REQ_FRIENDS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_notifications_list(kaos_client *c, uint32_t limit, const char *cursor,
+                                   kaos_notifications_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__NotificationsList msg = KAOS__V1__NOTIFICATIONS_LIST__INIT;
+    msg.limit = limit;
+    if (cursor) msg.cacheable_cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.notifications_list = &msg;
+    return call(c, REQ_NOTIFICATIONS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_notifications_delete(kaos_client *c, const char *const *ids, size_t count,
+                                     kaos_done_fn done, void *ud)
+{
+    int rc = check_names(c, ids, count, NULL, 0);
+    if (rc) return rc;
+    Kaos__V1__NotificationsDelete msg = KAOS__V1__NOTIFICATIONS_DELETE__INIT;
+    msg.n_ids = count;
+    msg.ids = unconst_list(ids);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.notifications_delete = &msg;
+    return call(c, REQ_NOTIFICATIONS_DELETE, &env, KAOS__FN(done), ud);
 }

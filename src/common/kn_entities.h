@@ -78,4 +78,16 @@
     X(T, state, INT32)                                                                             \
     X(T, update_time, INT64)
 
+/* Notification: a message to a user (kn_notification, kaos_notification). */
+#define KN_NOTIFICATION_PROTO kaos__v1__notification__descriptor
+#define KN_NOTIFICATION_UNMAPPED
+#define KN_NOTIFICATION_FIELDS(X, T)                                                               \
+    X(T, id, STRING)                                                                               \
+    X(T, subject, STRING)                                                                          \
+    X(T, content, JSON)                                                                            \
+    X(T, code, INT32)                                                                              \
+    X(T, sender_id, STRING)                                                                        \
+    X(T, create_time, INT64)                                                                       \
+    X(T, persistent, BOOL)
+
 #endif

@@ -408,7 +408,7 @@ int kn_server_run(const kn_config *cfg)
     const kn_lua_binding bindings[] = {
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
-        {"friends", kn_friends_lua_funcs, NULL},
+        {"friends", kn_friends_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
     };
     reloader rl = {0};

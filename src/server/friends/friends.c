@@ -121,7 +121,8 @@ static int check_targets(const char *me, const char *const *ids, size_t n_ids,
 }
 
 /* What one verb does to one (locked) pair. */
-typedef int (*pair_fn)(kn_db *db, const char *me, const char *other, char *msg, size_t cap);
+typedef int (*pair_fn)(kn_db *db, const char *me, const char *other, kn_friend_events *ev,
+                       char *msg, size_t cap);
 
 static int states_of(kn_db *db, const char *me, const char *other, int *mine, int *theirs)
 {
@@ -161,7 +162,17 @@ static int check_room(kn_db *db, const char *who, bool is_caller, char *msg, siz
                       KN_FRIENDS_MAX);
 }
 
-static int add_pair(kn_db *db, const char *me, const char *other, char *msg, size_t cap)
+/* Notes what an add did to the pair (ev NULL: nobody asked). */
+static void note_event(kn_friend_events *ev, int kind, const char *other)
+{
+    if (!ev || ev->n >= KN_FRIENDS_EVENTS_MAX) return;
+    ev->items[ev->n].kind = kind;
+    snprintf(ev->items[ev->n].user_id, sizeof ev->items[ev->n].user_id, "%s", other);
+    ev->n++;
+}
+
+static int add_pair(kn_db *db, const char *me, const char *other, kn_friend_events *ev, char *msg,
+                    size_t cap)
 {
     int mine, theirs;
     int rc = states_of(db, me, other, &mine, &theirs);
@@ -171,24 +182,33 @@ static int add_pair(kn_db *db, const char *me, const char *other, char *msg, siz
         return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
                           "you blocked user %s; delete the block before adding them", other);
     if (mine == KN_FRIEND_MUTUAL || mine == KN_FRIEND_INVITED) return KN_OK;
+    int kind = KN_FRIEND_EVENT_ACCEPTED;
     if (mine == KN_FRIEND_INVITER)
         rc = run(db, &accept_invite, me, other);
     else if ((rc = check_room(db, me, true, msg, cap)) ||
              (rc = check_room(db, other, false, msg, cap)))
         return rc;
-    else
+    else {
         rc = run(db, &insert_invite, me, other);
-    return rc ? db_fail(rc, msg, cap) : KN_OK;
+        kind = KN_FRIEND_EVENT_INVITED;
+    }
+    if (rc) return db_fail(rc, msg, cap);
+    note_event(ev, kind, other);
+    return KN_OK;
 }
 
-static int delete_pair_fn(kn_db *db, const char *me, const char *other, char *msg, size_t cap)
+static int delete_pair_fn(kn_db *db, const char *me, const char *other, kn_friend_events *ev,
+                          char *msg, size_t cap)
 {
+    (void)ev;
     int rc = run(db, &delete_pair, me, other);
     return rc ? db_fail(rc, msg, cap) : KN_OK;
 }
 
-static int block_pair(kn_db *db, const char *me, const char *other, char *msg, size_t cap)
+static int block_pair(kn_db *db, const char *me, const char *other, kn_friend_events *ev, char *msg,
+                      size_t cap)
 {
+    (void)ev;
     int rc = run(db, &block_one, me, other);
     if (rc == KN_OK) rc = run(db, &unlink_other, me, other);
     return rc ? db_fail(rc, msg, cap) : KN_OK;
@@ -196,9 +216,10 @@ static int block_pair(kn_db *db, const char *me, const char *other, char *msg, s
 
 /* Locks the pairs, applies `fn` to each existing target, commits. */
 static int apply(kn_db *db, const char *me, const char *const *ids, size_t n_ids,
-                 const char *const *usernames, size_t n_usernames, pair_fn fn, char *msg,
-                 size_t cap)
+                 const char *const *usernames, size_t n_usernames, pair_fn fn, kn_friend_events *ev,
+                 char *msg, size_t cap)
 {
+    if (ev) ev->n = 0;
     int rc = check_targets(me, ids, n_ids, usernames, n_usernames, msg, cap);
     if (rc || (n_ids == 0 && n_usernames == 0)) return rc;
     char *id_list = kn_db_text_array(ids, n_ids);
@@ -234,7 +255,7 @@ static int apply(kn_db *db, const char *me, const char *const *ids, size_t n_ids
     }
     for (size_t i = 0; i < n && rc == KN_OK; i++) {
         const char *other = kn_db_rows_get(rows, i, 0);
-        if (strcasecmp(other, me)) rc = fn(db, me, other, msg, cap);
+        if (strcasecmp(other, me)) rc = fn(db, me, other, ev, msg, cap);
     }
     if (rc) goto rollback;
     if ((rc = kn_db_commit(db))) db_fail(rc, msg, cap);
@@ -242,6 +263,7 @@ static int apply(kn_db *db, const char *me, const char *const *ids, size_t n_ids
 rollback:
     kn_db_rollback(db);
 done:
+    if (rc && ev) ev->n = 0; /* nothing happened */
     kn_db_rows_free(rows);
     kn_free(id_list);
     kn_free(name_list);
@@ -251,19 +273,26 @@ done:
 int kn_friends_add(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
                    const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
 {
-    return apply(db, user_id, ids, n_ids, usernames, n_usernames, add_pair, msg, cap);
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, add_pair, NULL, msg, cap);
+}
+
+int kn_friends_add_events(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                          const char *const *usernames, size_t n_usernames, kn_friend_events *ev,
+                          char *msg, size_t cap)
+{
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, add_pair, ev, msg, cap);
 }
 
 int kn_friends_delete(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
                       const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
 {
-    return apply(db, user_id, ids, n_ids, usernames, n_usernames, delete_pair_fn, msg, cap);
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, delete_pair_fn, NULL, msg, cap);
 }
 
 int kn_friends_block(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
                      const char *const *usernames, size_t n_usernames, char *msg, size_t cap)
 {
-    return apply(db, user_id, ids, n_ids, usernames, n_usernames, block_pair, msg, cap);
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, block_pair, NULL, msg, cap);
 }
 
 /* --- list ------------------------------------------------------------------------------------ */

@@ -9,6 +9,9 @@
  * error (a script bug), except list elements, which are the service's
  * INVALID_ARGUMENT as in the account functions.
  *
+ * friends_add also sends the notifications of what it did (kn_friends_tell),
+ * live through the binding's ud: a kn_out ** (kn_friends_lua.h).
+ *
  * Memory: a list's results are kept in a holder userdata with a __gc while
  * the tables are built, so a Lua error half-way never leaks them. */
 #include "kn_friends_lua.h"
@@ -55,9 +58,28 @@ static int verb(lua_State *L, const char *name, verb_fn fn)
     return 0;
 }
 
+/* friends_add: verb plus the notifications of what it did (live through
+ * the binding's ud, the kn_out, when the root gave one). */
 static int k_friends_add(lua_State *L)
 {
-    return verb(L, "friends_add", kn_friends_add);
+    kn_db *db = kn_lua_db(L, "friends_add");
+    const char *user_id = luaL_checkstring(L, 1);
+    lua_settop(L, 3);
+    size_t n_ids, n_names;
+    const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
+    const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
+    char msg[MSG_CAP] = "";
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
+    int rc =
+        kn_friends_add_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg, sizeof msg);
+    if (rc == KN_OK) {
+        kn_out **out = kn_lua_binding_ud(L);
+        kn_friends_tell(db, out ? *out : NULL, user_id, ev);
+    }
+    kn_free(ev);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    return 0;
 }
 
 static int k_friends_delete(lua_State *L)

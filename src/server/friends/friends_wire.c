@@ -20,8 +20,16 @@ static const char *caller(kn_req *r)
 int kn_friends_wire_add(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsAdd *q = kn_req_msg(r)->friends_add;
-    int rc = kn_friends_add(kn_req_worker(r)->db, caller(r), NAMES(q), msg, cap);
-    return rc ? rc : kn_req_ack(r);
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    kn_db *db = kn_req_worker(r)->db;
+    int rc = kn_friends_add_events(db, caller(r), NAMES(q), ev, msg, cap);
+    if (rc == KN_OK) {
+        kn_friends_tell(db, kn_req_out(r), caller(r), ev);
+        rc = kn_req_ack(r);
+    }
+    kn_free(ev);
+    return rc;
 }
 
 int kn_friends_wire_delete(kn_req *r, char *msg, size_t cap)

@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 typedef struct kn_db kn_db;
+typedef struct kn_out kn_out;
 typedef struct kn_entity kn_entity;
 
 #define KN_FRIENDS_BATCH_MAX    100  /* ids, and separately usernames, per call */
@@ -75,6 +76,37 @@ extern const kn_entity kn_friend_entity;
  * already has KN_FRIENDS_MAX friends and invites: RESOURCE_EXHAUSTED. */
 int kn_friends_add(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
                    const char *const *usernames, size_t n_usernames, char *msg, size_t msg_cap);
+
+/* What an add did, for its caller to tell the users (the wire handler and
+ * kaos.friends_add send notifications, docs/notifications.md): one event
+ * per target whose edge changed, in the order applied. Only filled when
+ * the add committed (n is 0 otherwise). The caller's memory. */
+#define KN_FRIENDS_EVENTS_MAX (2 * KN_FRIENDS_BATCH_MAX)
+enum {
+    KN_FRIEND_EVENT_INVITED = 1,  /* user_id received an invite from the caller */
+    KN_FRIEND_EVENT_ACCEPTED = 2, /* the caller accepted user_id's invite */
+};
+typedef struct kn_friend_events {
+    size_t n;
+    struct {
+        int kind;
+        char user_id[37];
+    } items[KN_FRIENDS_EVENTS_MAX];
+} kn_friend_events;
+
+/* kn_friends_add that also reports what it did in *ev. */
+int kn_friends_add_events(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                          const char *const *usernames, size_t n_usernames, kn_friend_events *ev,
+                          char *msg, size_t msg_cap);
+
+/* Tells the users of ev what user_id's add did, as persistent system
+ * notifications (kn_notify_send with out for live delivery; out may be
+ * NULL): KN_FRIEND_EVENT_INVITED -> code -2 "friend request received" to
+ * the target, ACCEPTED -> code -3 "friend request accepted" to the
+ * original inviter; sender user_id. Call after the add committed; a
+ * failure is logged, never undoes the add. friends calls notify, never the
+ * other way round (docs/notifications.md). */
+void kn_friends_tell(kn_db *db, kn_out *out, const char *user_id, const kn_friend_events *ev);
 
 /* Delete: removes the relationship both ways (a friendship, an invite sent
  * or received, the caller's block). A block the target holds on the caller

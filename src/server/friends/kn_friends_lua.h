@@ -4,10 +4,12 @@
  *
  * The composition root registers them with the runtime as one binding:
  *
- *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, NULL};
+ *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, &out};
  *
- * They need nothing but the calling worker's database connection
- * (kn_lua_db), so their ud is unused; without a connection (run_once,
+ * They need the calling worker's database connection (kn_lua_db); their ud
+ * is a kn_out ** naming the server's kn_out (set before serving; ud NULL
+ * or *ud NULL: no live delivery), through which friends_add delivers its
+ * notifications; without a connection (run_once,
  * module loading, match handlers) they raise "kaos.NAME is not available in
  * MODE". */
 #ifndef KN_FRIENDS_LUA_H

@@ -14,6 +14,7 @@
 #include "kn_relay.h"
 #include "kn_storage.h"
 #include "kn_friends.h"
+#include "kn_notify.h"
 
 #include <setjmp.h>
 #include <stdalign.h>
@@ -29,6 +30,7 @@ extern const kn_entity kaos_client__presence_entity;
 extern const kn_entity kaos_client__user_entity;
 extern const kn_entity kaos_client__storage_object_entity;
 extern const kn_entity kaos_client__storage_ack_entity;
+extern const kn_entity kaos_client__notification_entity;
 
 /* Room for any of the entity messages, which are a few pointers and numbers. */
 typedef union message_buf {
@@ -43,12 +45,14 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kn_storage_object_entity,
         &kn_storage_ack_entity,
         &kn_friend_entity,
+        &kn_notification_entity,
         &kn_match_presence_entity,
         &kn_relay_member_entity,
         &kaos_client__presence_entity,
         &kaos_client__user_entity,
         &kaos_client__storage_object_entity,
         &kaos_client__storage_ack_entity,
+        &kaos_client__notification_entity,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char msg[256] = "";
