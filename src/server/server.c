@@ -32,6 +32,7 @@
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
 #include "kn_friends_lua.h"
+#include "kn_notify_lua.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -409,6 +410,7 @@ int kn_server_run(const kn_config *cfg)
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &out},
+        {"notifications", kn_notify_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
     };
     reloader rl = {0};

@@ -2,7 +2,8 @@
  * invite pushes a -2 notification live to the invited user and the accept
  * pushes -3 to the inviter; a user offline when invited lists the stored
  * notification after logging in; a list with the cacheable cursor returns
- * only what is new; delete removes one's own. Nothing assumes one network
+ * only what is new; delete removes one's own; the kaos.notification*
+ * functions run through an RPC (tests/e2e/lua/notify_test.lua). Nothing assumes one network
  * thread: CI runs this file again with KAOS_NET_THREADS=2, where the
  * inviter's and the invited user's connections may sit on different ones. */
 #include "harness.h"
@@ -29,6 +30,26 @@ typedef struct seen {
     char cursor[128];
 } seen;
 
+static char rt_dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
+    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
+    e2e_server_init(&e2e_group_server);
+    const char *extra[] = {"--runtime-path", rt_dir, NULL};
+    e2e_server_start(&e2e_group_server, extra);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    int rc = e2e_group_teardown(state);
+    e2e_runtime_dir_remove(rt_dir);
+    return rc;
+}
+
 static void on_push(kaos_client *k, const kaos_notification *n, size_t count, void *ud)
 {
     (void)k;
@@ -38,7 +59,6 @@ static void on_push(kaos_client *k, const kaos_notification *n, size_t count, vo
         if (s->pushed >= 8) continue;
         s->push_codes[s->pushed] = n[i].code;
         snprintf(s->push_senders[s->pushed], sizeof s->push_senders[0], "%s", n[i].sender_id);
-        assert_true(n[i].persistent);
     }
 }
 
@@ -186,11 +206,39 @@ static void an_offline_user_lists_the_invite_later_and_the_cursor_shows_only_new
     unwatch(c);
 }
 
+static void lua_functions_send_list_and_delete(void **state)
+{
+    (void)state;
+    seen *a = watch(e2e_player(e2e_group_server.port, 0));
+    seen *b = watch(e2e_player(e2e_group_server.port, 0));
+    int before = a->e->rpcs;
+    assert_true(kaos_client_rpc_call(a->e->c, "notify_lua", b->e->user_id, e2e_on_rpc, a->e) > 0);
+    E2E_WAIT(a->e->rpcs > before || a->e->errors > 0, 15000);
+    assert_int_equal(a->e->errors, 0);
+    char first[160];
+    snprintf(first, sizeof first, "\"first\":\"hi 7 %s 1 true\"", a->e->user_id);
+    const char *expect[] = {
+        "\"send\":\"ok\"",    "\"send_many\":\"ok\"",
+        "\"listed\":1",       first,
+        "\"after_cursor\":0", "\"reserved\":\"3 notification 0: negative codes are reserved",
+        "\"delete\":\"ok\"",  "\"after_delete\":0"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(a->e->rpc_payload, expect[i]))
+            fail_msg("%s not in %s", expect[i], a->e->rpc_payload);
+    /* Both were pushed live to b, in two envelopes (two sends). */
+    E2E_WAIT(b->pushes == 2, 15000);
+    assert_int_equal(b->push_codes[0], 7);
+    assert_int_equal(b->push_codes[1], 8);
+    unwatch(a);
+    unwatch(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_friend_invite_and_its_accept_are_pushed_live),
         cmocka_unit_test(an_offline_user_lists_the_invite_later_and_the_cursor_shows_only_news),
+        cmocka_unit_test(lua_functions_send_list_and_delete),
     };
-    return cmocka_run_group_tests(tests, e2e_group_setup, e2e_group_teardown);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
