@@ -4,7 +4,8 @@
  * of its own, so tests do not see each other's edges. Covered: invites and
  * accepts in both orders, names, delete, block and unblock, list filters,
  * pagination while others write, cursor validation, limits, two
- * connections adding each other at once, account deletion and allocation
+ * connections adding each other at once, what an add reports for the
+ * notifications (kn_friends_add_events), account deletion and allocation
  * failures of the list. */
 #include "failalloc.h"
 #include "kn_db.h"
@@ -124,6 +125,40 @@ static void add_invites_and_a_second_add_accepts(void **state)
     assert_pair(a, b, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
     assert_int_equal(by_id(kn_friends_add, a, b), KN_OK); /* already friends: no-op */
     assert_pair(a, b, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
+}
+
+/* What kn_friends_add_events reports is what the notifications tell. */
+static void add_reports_invites_and_accepts_and_nothing_else(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("ev_a", a);
+    user("ev_b", b);
+    user("ev_c", c);
+    static kn_friend_events ev;
+    const char *bc[] = {b, c};
+    assert_int_equal(kn_friends_add_events(db, a, bc, 2, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.items[0].kind, KN_FRIEND_EVENT_INVITED);
+    assert_int_equal(ev.items[1].kind, KN_FRIEND_EVENT_INVITED);
+    assert_string_equal(ev.items[0].user_id, b); /* targets in id order */
+    assert_string_equal(ev.items[1].user_id, c);
+    const char *to_a[] = {a};
+    assert_int_equal(kn_friends_add_events(db, b, to_a, 1, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.items[0].kind, KN_FRIEND_EVENT_ACCEPTED);
+    assert_string_equal(ev.items[0].user_id, a);
+    /* Already friends / already invited: nothing to tell. */
+    assert_int_equal(kn_friends_add_events(db, b, to_a, 1, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 0);
+    assert_int_equal(kn_friends_add_events(db, a, &bc[1], 1, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 0);
+    /* A refusal anywhere: nothing happened, nothing reported. */
+    const char *self[] = {c, a};
+    ev.n = 7;
+    assert_int_equal(kn_friends_add_events(db, a, self, 2, NULL, 0, &ev, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(ev.n, 0);
 }
 
 static void add_by_username_works_either_way_round(void **state)
@@ -498,6 +533,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(add_invites_and_a_second_add_accepts),
+        cmocka_unit_test(add_reports_invites_and_accepts_and_nothing_else),
         cmocka_unit_test(add_by_username_works_either_way_round),
         cmocka_unit_test(delete_removes_both_directions),
         cmocka_unit_test(a_block_keeps_the_blocked_user_out_until_deleted),
