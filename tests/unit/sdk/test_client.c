@@ -757,6 +757,34 @@ static void storage_requests_check_their_arguments_locally(void **state)
     kaos_client_destroy(c);
 }
 
+/* The same rule for notifications: a NULL client, a NULL id list with a
+ * count or a NULL id is refused locally; limit and cursor are the server's. */
+static void notifications_requests_check_their_arguments_locally(void **state)
+{
+    (void)state;
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
+    assert_int_equal(kaos_client_notifications_list(NULL, 0, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_notifications_delete(NULL, ids, 1, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_notifications_delete(c, NULL, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_notifications_delete(c, ids, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_notifications_list(c, 500, "not a cursor", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_notifications_delete(c, ids, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_notifications_delete(c, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    kaos_client_on_notifications(c, NULL, NULL); /* unregistering is always fine */
+    kaos_client_destroy(c);
+}
+
 static void connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode(void **state)
 {
     kaos_client_config cfg;
@@ -881,6 +909,7 @@ int main(void)
         cmocka_unit_test(requests_fail_locally_when_not_connected_or_too_large),
         cmocka_unit_test(account_requests_check_their_arguments_locally),
         cmocka_unit_test(storage_requests_check_their_arguments_locally),
+        cmocka_unit_test(notifications_requests_check_their_arguments_locally),
         cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),
         cmocka_unit_test(malformed_keys_and_plaintext_without_dev_mode_are_config_errors),
         cmocka_unit_test(the_server_key_is_unknown_before_any_handshake),
