@@ -8,6 +8,7 @@
  * notifications (kn_friends_add_events), account deletion and allocation
  * failures of the list. */
 #include "failalloc.h"
+#include "pgtest.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_friends.h"
@@ -25,36 +26,17 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-static kn_db *admin, *db, *db2;
-static char dbname[64];
+static pgtest pg;
+static kn_db *db, *db2;
 static char msg[512];
 
 /* --- fixture ------------------------------------------------------------- */
 
-static void sql(kn_db *d, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(kn_db_exec(d, buf), KN_OK);
-}
 
 static int setup(void **state)
 {
     (void)state;
-    if (kn_db_open("", &admin) != KN_OK) {
-        fprintf(stderr, "cannot reach the test Postgres (run inside pg_virtualenv)\n");
-        return -1;
-    }
-    snprintf(dbname, sizeof dbname, "kaos_friends_%d", (int)getpid());
-    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    sql(admin, "CREATE DATABASE %s", dbname);
-    char url[96];
-    snprintf(url, sizeof url, "dbname=%s", dbname);
-    int applied;
-    if (kn_db_open(url, &db) || kn_db_open(url, &db2) || kn_db_migrate_up(db, &applied)) return -1;
+    if (pgtest_create(&pg, "kaos_friends", &db) || pgtest_open(&pg, &db2)) return -1;
     return 0;
 }
 
@@ -63,8 +45,7 @@ static int teardown(void **state)
     (void)state;
     kn_db_close(db);
     kn_db_close(db2);
-    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    kn_db_close(admin);
+    pgtest_drop(&pg);
     return 0;
 }
 
@@ -75,7 +56,7 @@ static void user(const char *name, char id[37])
 {
     static unsigned serial;
     snprintf(id, 37, "f0000000-0000-4000-8000-%012x", ++serial);
-    sql(db, "INSERT INTO users (id, username) VALUES ('%s', '%s')", id, name);
+    pgtest_sql(db, "INSERT INTO users (id, username) VALUES ('%s', '%s')", id, name);
 }
 
 typedef int (*verb_fn)(kn_db *, const char *, const char *const *, size_t, const char *const *,
@@ -386,11 +367,11 @@ static void invites_stop_at_the_limit(void **state)
     user("lim_me", me);
     user("lim_late", late);
     /* fill me up to the limit with plain rows: the limit counts friends and invites */
-    sql(db,
+    pgtest_sql(db,
         "INSERT INTO users (id, username) SELECT ('e0000000-0000-4000-8000-' || lpad(to_hex(g), "
         "12, '0'))::uuid, 'lim_' || g FROM generate_series(1, %d) g",
         KN_FRIENDS_MAX);
-    sql(db,
+    pgtest_sql(db,
         "INSERT INTO user_edge (source_id, destination_id, state, position) SELECT '%s', id, 1, 1"
         " FROM users WHERE username LIKE 'lim\\_%%' AND username <> 'lim_me' AND username <> "
         "'lim_late'",
@@ -418,7 +399,7 @@ static void invites_stop_at_the_limit(void **state)
     assert_null(last);
     kn_friends_free(f, n);
     kn_free(next);
-    sql(db, "DELETE FROM users WHERE username LIKE 'lim\\_%%'");
+    pgtest_sql(db, "DELETE FROM users WHERE username LIKE 'lim\\_%%'");
 }
 
 typedef struct racer {
@@ -471,7 +452,7 @@ static void deleting_an_account_removes_its_edges(void **state)
     assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
     assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
     assert_int_equal(by_id(kn_friends_block, c, a), KN_OK);
-    sql(db, "DELETE FROM users WHERE id = '%s'", a);
+    pgtest_sql(db, "DELETE FROM users WHERE id = '%s'", a);
     assert_int_equal(state_of(b, a), -1);
     assert_int_equal(state_of(c, a), -1);
     kn_db_rows *rows = NULL;

@@ -8,6 +8,7 @@
  * order and the cacheable cursor, limits and bad input, reserved codes,
  * delete of one's own only, account deletion, allocation failures. */
 #include "failalloc.h"
+#include "pgtest.h"
 #include "kn_codec.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -26,9 +27,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-static kn_db *admin, *db;
+static pgtest pg;
+static kn_db *db;
 static kn_out *out;
-static char dbname[64];
 static char msg[512];
 
 /* --- the fake network: one online user at a time ------------------------- */
@@ -84,30 +85,11 @@ static bool on_thread(void *ud)
 
 /* --- fixture ------------------------------------------------------------- */
 
-static void sql(kn_db *d, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(kn_db_exec(d, buf), KN_OK);
-}
 
 static int setup(void **state)
 {
     (void)state;
-    if (kn_db_open("", &admin) != KN_OK) {
-        fprintf(stderr, "cannot reach the test Postgres (run inside pg_virtualenv)\n");
-        return -1;
-    }
-    snprintf(dbname, sizeof dbname, "kaos_notify_%d", (int)getpid());
-    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    sql(admin, "CREATE DATABASE %s", dbname);
-    char url[96];
-    snprintf(url, sizeof url, "dbname=%s", dbname);
-    int applied;
-    if (kn_db_open(url, &db) || kn_db_migrate_up(db, &applied)) return -1;
+    if (pgtest_create(&pg, "kaos_notify", &db)) return -1;
     static const kn_out_lane lane = {.send_many = send_many, .on_thread = on_thread};
     static const kn_out_directory dir = {.conns_of = conns_of};
     if (kn_out_create(1, &out)) return -1;
@@ -121,8 +103,7 @@ static int teardown(void **state)
     (void)state;
     kn_out_destroy(out);
     kn_db_close(db);
-    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    kn_db_close(admin);
+    pgtest_drop(&pg);
     return 0;
 }
 
@@ -130,7 +111,7 @@ static void user(const char *name, char id[37])
 {
     static unsigned serial;
     snprintf(id, 37, "a0000000-0000-4000-8000-%012x", ++serial);
-    sql(db, "INSERT INTO users (id, username) VALUES ('%s', '%s')", id, name);
+    pgtest_sql(db, "INSERT INTO users (id, username) VALUES ('%s', '%s')", id, name);
 }
 
 static kn_notify_msg note(const char *to, const char *subject, int code, bool persistent)
@@ -353,7 +334,7 @@ static void deleting_an_account_removes_its_notifications(void **state)
     reset_wire(NULL);
     kn_notify_msg m = note(a, "bye", 1, true);
     assert_int_equal(kn_notify_send(db, out, &m, 1, false, msg, sizeof msg), KN_OK);
-    sql(db, "DELETE FROM users WHERE id = '%s'", a);
+    pgtest_sql(db, "DELETE FROM users WHERE id = '%s'", a);
     kn_db_rows *rows = NULL;
     static const kn_db_stmt count = {"test_notify_count",
                                      "SELECT count(*) FROM notification WHERE user_id = $1", 1};

@@ -6,6 +6,7 @@
  * connections racing), batch atomicity, keyset pagination while others
  * write, cursor validation, input validation and allocation failures. */
 #include "failalloc.h"
+#include "pgtest.h"
 #include "kn_db.h"
 #include "kn_crypto.h"
 #include "kn_error.h"
@@ -32,38 +33,19 @@
 #define DAVE   "da7e0000-0000-4000-8000-000000000004"
 #define SERVER NULL
 
-static kn_db *admin, *db, *db2;
-static char dbname[64];
+static pgtest pg;
+static kn_db *db, *db2;
 static char msg[512];
 
 /* --- fixture ------------------------------------------------------------- */
 
-static void sql(kn_db *d, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(kn_db_exec(d, buf), KN_OK);
-}
 
 static int setup(void **state)
 {
-    if (kn_db_open("", &admin) != KN_OK) {
-        fprintf(stderr, "cannot reach the test Postgres (run inside pg_virtualenv)\n");
-        return -1;
-    }
-    snprintf(dbname, sizeof dbname, "kaos_storage_%d", (int)getpid());
-    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    sql(admin, "CREATE DATABASE %s", dbname);
-    char url[96];
-    snprintf(url, sizeof url, "dbname=%s", dbname);
-    int applied;
-    if (kn_db_open(url, &db) || kn_db_open(url, &db2) || kn_db_migrate_up(db, &applied)) return -1;
+    if (pgtest_create(&pg, "kaos_storage", &db) || pgtest_open(&pg, &db2)) return -1;
     const char *users[] = {ALICE, BOB, CAROL, DAVE};
     for (int i = 0; i < 4; i++)
-        sql(db, "INSERT INTO users (id, username) VALUES ('%s', 'user%d')", users[i], i);
+        pgtest_sql(db, "INSERT INTO users (id, username) VALUES ('%s', 'user%d')", users[i], i);
     return 0;
 }
 
@@ -71,8 +53,7 @@ static int teardown(void **state)
 {
     kn_db_close(db);
     kn_db_close(db2);
-    sql(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    kn_db_close(admin);
+    pgtest_drop(&pg);
     return 0;
 }
 
@@ -935,7 +916,7 @@ static void objects_need_an_existing_owner_and_go_with_their_user(void **state)
     assert_int_equal(put(DAVE, "owners", "x", NULL, "{}", NULL, 2, 1, NULL), KN_OK);
     assert_int_equal(put(SERVER, "owners", "y", DAVE, "{}", NULL, 0, 0, NULL), KN_OK);
     assert_int_equal(put(SERVER, "owners", "sys", NULL, "{}", NULL, 0, 0, NULL), KN_OK);
-    sql(db, "DELETE FROM users WHERE id = '%s'", DAVE);
+    pgtest_sql(db, "DELETE FROM users WHERE id = '%s'", DAVE);
     assert_false(get(SERVER, "owners", "x", DAVE, NULL));
     assert_false(get(SERVER, "owners", "y", DAVE, NULL));
     assert_true(get(SERVER, "owners", "sys", NULL, NULL));
