@@ -1,6 +1,7 @@
 /* luatest: see header. */
 #include "luatest.h"
 #include "kn_error.h"
+#include "kn_mem.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,4 +81,16 @@ char *luatest_call_db(kn_runtime_vm *vm, kn_db *db, const char *id, const char *
     kn_runtime_context with = luatest_ctx;
     with.services = &svc;
     return call(vm, &with, id, payload, rc, msg);
+}
+
+void luatest_expect(kn_runtime_vm *vm, const luatest_case *cases, size_t n)
+{
+    char msg[256];
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        char *out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
+        assert_int_equal(rc, KN_OK);
+        if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
+        kn_free(out);
+    }
 }

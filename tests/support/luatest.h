@@ -35,4 +35,13 @@ char *luatest_call(kn_runtime_vm *vm, const char *id, const char *payload, int *
 char *luatest_call_db(kn_runtime_vm *vm, kn_db *db, const char *id, const char *payload, int *rc,
                       char *msg);
 
+/* One expected answer of the RPC "case" for a payload. */
+typedef struct luatest_case {
+    const char *name; /* the payload */
+    const char *want; /* the exact answer */
+} luatest_case;
+/* Calls "case" with each name as a worker would (a fake database) and
+ * fails the test, naming the case, on the first answer that differs. */
+void luatest_expect(kn_runtime_vm *vm, const luatest_case *cases, size_t n);
+
 #endif

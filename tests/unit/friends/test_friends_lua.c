@@ -54,9 +54,7 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
     assert_non_null(strstr(out, "kaos.friends_add is not available in rpc"));
     kn_free(out);
 
-    static const struct {
-        const char *name, *want;
-    } cases[] = {
+    static const luatest_case cases[] = {
         {"self", "3 you cannot befriend, delete or block yourself"},
         {"bad_id", "3 id 0 is not a UUID"},
         {"bad_user", "3 user id must be a UUID"},
@@ -66,12 +64,7 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
         {"state", "3 state must be -1 (all), 0, 1, 2 or 3, not 4"},
         {"cursor", "3 cursor is not valid"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
-        assert_int_equal(rc, KN_OK);
-        if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
-        kn_free(out);
-    }
+    luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
     out = luatest_call_db(vm, NULL, "case", "space", &rc, msg);
     assert_int_equal(rc, KN_OK);
     assert_true(!strncmp(out, "3 ", 2)); /* the login rules' message */

@@ -58,9 +58,7 @@ static void notify_functions_raise_input_errors_as_code_and_message(void **state
     assert_non_null(strstr(out, "kaos.notification_send is not available in rpc"));
     kn_free(out);
 
-    static const struct {
-        const char *name, *want;
-    } cases[] = {
+    static const luatest_case cases[] = {
         {"reserved", "3 notification 0: negative codes are reserved for the system"},
         {"subject", "3 notification 0: subject must be 1-255 bytes"},
         {"user", "3 notification 0: user id must be a UUID"},
@@ -72,12 +70,7 @@ static void notify_functions_raise_input_errors_as_code_and_message(void **state
         {"cursor", "3 invalid cursor"},
         {"delete_id", "3 id 0 is not a UUID"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
-        assert_int_equal(rc, KN_OK);
-        if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
-        kn_free(out);
-    }
+    luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
     /* A wrong type of a plain argument is a script bug, not a service refusal. */
     out = luatest_call_db(vm, NULL, "case", "arg_type", &rc, msg);
     assert_int_equal(rc, KN_OK);

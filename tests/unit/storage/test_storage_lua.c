@@ -81,9 +81,7 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
     assert_non_null(strstr(out, "kaos.storage_write is not available in rpc"));
     kn_free(out);
 
-    static const struct {
-        const char *name, *want;
-    } cases[] = {
+    static const luatest_case cases[] = {
         {"array", "3 object 0: value must be a JSON object, not an array"},
         {"text_array", "3 object 0: value must be a JSON object, not an array"},
         {"fn", "3 object 0: value must be a table or JSON text, not a function"},
@@ -104,12 +102,7 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
         {"nul_value", "3 object 0: value contains a NUL byte"},
         {"nul_field", "3 object 0: key contains a NUL byte"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
-        assert_int_equal(rc, KN_OK);
-        if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
-        kn_free(out);
-    }
+    luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
     /* A wrong type of a plain argument is a script bug, not a service refusal. */
     out = luatest_call_db(vm, NULL, "case", "arg_type", &rc, msg);
     assert_int_equal(rc, KN_OK);
