@@ -43,11 +43,17 @@ typedef struct kn_entity kn_entity;
 #define KN_NOTIFY_LIST_MAX    100
 #define KN_NOTIFY_CURSOR_MAX  64 /* bytes in a cursor this module issues */
 
-/* Codes reserved for the system (docs/notifications.md). */
+/* Codes reserved for the system (docs/notifications.md), Nakama's numbers
+ * where Nakama has one. Each is sent by the service the event belongs to. */
 enum {
-    KN_NOTIFY_CODE_SESSION_REPLACED = -1, /* another session took over (reserved) */
-    KN_NOTIFY_CODE_FRIEND_REQUEST = -2,   /* a user invited you */
-    KN_NOTIFY_CODE_FRIEND_ACCEPTED = -3,  /* a user accepted your invite */
+    KN_NOTIFY_CODE_DM_REQUEST = -1,         /* a direct message while not on the channel (chat) */
+    KN_NOTIFY_CODE_FRIEND_REQUEST = -2,     /* a user invited you */
+    KN_NOTIFY_CODE_FRIEND_ACCEPTED = -3,    /* a user accepted your invite */
+    KN_NOTIFY_CODE_GROUP_ADD = -4,          /* you were added to a group (or your request accepted) */
+    KN_NOTIFY_CODE_GROUP_JOIN_REQUEST = -5, /* to a closed group's admins: a user asks to join */
+    KN_NOTIFY_CODE_FRIEND_REMOVED = -6,     /* a friend removed you */
+    KN_NOTIFY_CODE_SESSION_REPLACED = -7,   /* another session took over (single session) */
+    KN_NOTIFY_CODE_GROUP_BANNED = -8,       /* you were banned from a group */
 };
 
 /* One notification to send. content: a JSON object as text (NULL = "{}");
