@@ -69,6 +69,17 @@
     X(T, session_id, STRING)                                                                       \
     X(T, username, STRING)
 
+/* UserPresence: a session on a stream (kn_presence, kaos_user_presence,
+ * the Lua presence tables of kaos.stream_*): status, streams, chat. */
+#define KN_USER_PRESENCE_PROTO kaos__v1__user_presence__descriptor
+#define KN_USER_PRESENCE_UNMAPPED
+#define KN_USER_PRESENCE_FIELDS(X, T)                                                              \
+    X(T, user_id, STRING)                                                                          \
+    X(T, session_id, STRING)                                                                       \
+    X(T, username, STRING)                                                                         \
+    X(T, persistence, BOOL)                                                                        \
+    X(T, status, STRING)
+
 /* Friend: one relationship as its listing user sees it (kn_friend,
  * kaos_friend, the Lua friend tables). The nested user is mapped through
  * USER by each side. */

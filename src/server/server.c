@@ -26,6 +26,7 @@
 #include "kn_log.h"
 #include "kn_net.h"
 #include "kn_relay.h"
+#include "kn_stream.h"
 #include "kn_runtime.h"
 #include "kn_time.h"
 #include "kn_match.h"
@@ -61,7 +62,21 @@ typedef struct http_ctx {
     size_t n_nets;
     kn_api *api;
     kn_match_engine *matches;
+    kn_tracker *tracker;
 } http_ctx;
+
+/* The tracker's sink and its end of every session: the router's stream
+ * part sends through the one way out; an unbound session leaves its streams. */
+static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t channel,
+                        const uint8_t *data, size_t len, bool reliable)
+{
+    return kn_out_send(ud, conns, n, channel, data, len, reliable);
+}
+
+static void tracker_unbound(void *ud, kn_session *s)
+{
+    kn_tracker_untrack_all(ud, s->conn);
+}
 
 /* The counters of every network thread, summed. */
 static void net_stats_sum(kn_net **nets, size_t n, kn_net_stats *out)
@@ -72,14 +87,14 @@ static void net_stats_sum(kn_net **nets, size_t n, kn_net_stats *out)
         kn_net_stats_get(nets[i], &s);
         uint64_t *dst = (uint64_t *)out;
         const uint64_t *src = (const uint64_t *)&s;
-        for (size_t k = 0; k < sizeof s / sizeof(uint64_t); k++) dst[k] += src[k];
+        for (size_t k = 0; k < sizeof s / sizeof(uint64_t); k++)
+            dst[k] += src[k];
     }
 }
 
 /* kn_account_lua.end_sessions: scripts end sessions through the session
  * owner. Any thread. */
-static void end_sessions(void *ud, const char *user_id, const char *session_id,
-                         kn_session_end why)
+static void end_sessions(void *ud, const char *user_id, const char *session_id, kn_session_end why)
 {
     int rc = kn_sessions_end(ud, user_id, session_id, why, 0, 0);
     if (rc) KN_WARN("could not end the sessions of user %.36s: %s", user_id, kn_err_text(rc));
@@ -94,8 +109,8 @@ static int http_rpc(void *ud, const char *id, const char *payload, size_t len, c
 
 /* One gauge per network thread, labelled thread="i": the kn_net_stats
  * field at `field`. Returns the new length of buf. */
-static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t cap,
-                               const char *name, const char *help, size_t field)
+static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t cap, const char *name,
+                               const char *help, size_t field)
 {
     if (n < cap)
         n += (size_t)snprintf(buf + n, cap - n, "# HELP kaos_%s %s\n# TYPE kaos_%s gauge\n", name,
@@ -119,9 +134,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     size_t n = 0;
 #define METRIC(name, help, value)                                                                  \
     if (n < cap)                                                                                   \
-        n += (size_t)snprintf(buf + n, cap - n, "# HELP kaos_" name " " help "\n# TYPE kaos_" name \
-                              " %s\nkaos_" name " %llu\n",                                        \
-                              strstr(name, "_total") ? "counter" : "gauge", (unsigned long long)(value))
+    n += (size_t)snprintf(                                                                         \
+        buf + n, cap - n,                                                                          \
+        "# HELP kaos_" name " " help "\n# TYPE kaos_" name " %s\nkaos_" name " %llu\n",            \
+        strstr(name, "_total") ? "counter" : "gauge", (unsigned long long)(value))
     METRIC("connections_current", "open connections", s.connections_current);
     METRIC("connections_total", "connections opened", s.connections_total);
     METRIC("packets_in_total", "packets received", s.packets_in);
@@ -160,6 +176,14 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("sessions_revoked", "session ids in the revocation set", ss.revoked);
     METRIC("sessions_ended_total", "sessions ended by logout, ban or deletion", ss.ended);
     METRIC("relayed_matches", "relayed matches running", kn_match_wire_relayed_count(h->mw));
+    kn_tracker_stats ts;
+    kn_tracker_stats_get(h->tracker, &ts);
+    METRIC("streams", "streams with presences", ts.streams);
+    METRIC("stream_presences", "presences on streams", ts.presences);
+    METRIC("stream_presence_events_total", "presence events sent (one per recipient list)",
+           ts.events);
+    METRIC("stream_presence_events_dropped_total",
+           "presence events dropped (too large or out of memory)", ts.events_dropped);
     n = per_thread_gauge(h, buf, n, cap, "net_thread_connections",
                          "open connections per network thread",
                          offsetof(kn_net_stats, connections_current));
@@ -192,8 +216,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     for (int i = 0; i < KN_MATCH_LATE_BUCKETS && n < cap; i++) {
         sum += ms.late_hist[i];
         char le[24];
-        if (i < KN_MATCH_LATE_BUCKETS - 1) snprintf(le, sizeof le, "%lld", (long long)bounds[i]);
-        else snprintf(le, sizeof le, "+Inf");
+        if (i < KN_MATCH_LATE_BUCKETS - 1)
+            snprintf(le, sizeof le, "%lld", (long long)bounds[i]);
+        else
+            snprintf(le, sizeof le, "+Inf");
         n += (size_t)snprintf(buf + n, cap - n,
                               "kaos_match_tick_lateness_us_bucket{le=\"%s\"} %llu\n", le,
                               (unsigned long long)sum);
@@ -288,8 +314,9 @@ static void *reloader_main(void *arg)
     int fd = -1;
     if (rl->watch) {
         fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (fd < 0 || inotify_add_watch(fd, rl->path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-                                                          IN_CREATE | IN_DELETE) < 0) {
+        if (fd < 0 || inotify_add_watch(fd, rl->path,
+                                        IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                            IN_DELETE) < 0) {
             KN_WARN("cannot watch %s for changes (%s); SIGHUP still reloads", rl->path,
                     strerror(errno));
             if (fd >= 0) close(fd);
@@ -367,7 +394,6 @@ static void pick_key(const char *configured, const uint8_t *file_key, const uint
     }
 }
 
-
 static void *net_thread_main(void *arg)
 {
     kn_net_run(arg);
@@ -390,6 +416,7 @@ int kn_server_run(const kn_config *cfg)
     kn_gateway *gw = NULL;
     kn_out *out = NULL;
     kn_sessions *sessions = NULL;
+    kn_tracker *tracker = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
     kn_net *nets[MAX_NETS] = {NULL};
@@ -418,12 +445,11 @@ int kn_server_run(const kn_config *cfg)
     http_ctx hctx = {0};
     bool created = false;
     /* One ENet host holds 4095 peers: by default, as many hosts as needed. */
-    size_t want_nets = cfg->net_threads ? (size_t)cfg->net_threads
-                                        : ((size_t)cfg->max_connections + 4094) / 4095;
+    size_t want_nets =
+        cfg->net_threads ? (size_t)cfg->net_threads : ((size_t)cfg->max_connections + 4094) / 4095;
     int rc = kn_keys_load_or_create(cfg->data_dir, &keys, &created);
     if (rc) {
-        KN_ERROR("cannot load or create the server key in %s: %s", cfg->data_dir,
-                 kn_err_text(rc));
+        KN_ERROR("cannot load or create the server key in %s: %s", cfg->data_dir, kn_err_text(rc));
         return rc;
     }
     if (created) KN_INFO("created server key %s/server.key", cfg->data_dir);
@@ -506,11 +532,18 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_sessions_create(out, &sessions))) goto done;
     kn_out_directory dir = kn_sessions_directory(sessions);
     kn_out_set_directory(out, &dir);
+    kn_tracker_config tcfg;
+    kn_tracker_config_default(&tcfg);
+    tcfg.max_event_size = (size_t)cfg->max_message_size;
+    kn_tracker_sink tsink = {tracker_send, out};
+    if ((rc = kn_tracker_create(&tcfg, &tsink, &tracker)) ||
+        (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)))
+        goto done;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
     if ((rc = kn_rpc_create(api, &script_services, &rpc))) goto done;
-    kn_match_wire_deps mwd = {.relay = &rcfg, .out = out, .sessions = sessions};
+    kn_match_wire_deps mwd = {.relay = &rcfg, .tracker = tracker, .out = out, .sessions = sessions};
     if ((rc = kn_match_wire_create(&mwd, &mw))) goto done;
 
     /* One match thread per CPU this process may run on (taskset, cpusets). */
@@ -534,17 +567,16 @@ int kn_server_run(const kn_config *cfg)
     kn_match_wire_attach_engine(mw, matches);
 
     kn_gateway_deps deps = {
-        .pipeline = {.api = api,
-                     .runtime = host,
-                     .out = out,
-                     .sessions = sessions,
-                     .account_lockout = account_lock,
-                     .address_lockout = address_lock,
-                     .max_message_size = (size_t)cfg->max_message_size,
-                     .script_services = script_services,
-                     .services = {[KN_SVC_AUTH] = (void *)auth,
-                                  [KN_SVC_MATCH] = mw,
-                                  [KN_SVC_RPC] = rpc}},
+        .pipeline =
+            {.api = api,
+             .runtime = host,
+             .out = out,
+             .sessions = sessions,
+             .account_lockout = account_lock,
+             .address_lockout = address_lock,
+             .max_message_size = (size_t)cfg->max_message_size,
+             .script_services = script_services,
+             .services = {[KN_SVC_AUTH] = (void *)auth, [KN_SVC_MATCH] = mw, [KN_SVC_RPC] = rpc}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
@@ -568,10 +600,12 @@ int kn_server_run(const kn_config *cfg)
     nc.max_handshakes = ((size_t)cfg->max_handshakes + want_nets - 1) / want_nets;
     nc.handshake_timeout_ms = cfg->handshake_timeout_ms;
     nc.max_per_address = (size_t)cfg->max_connections_per_address;
-    nc.control_rates = (kn_net_rates){(double)cfg->rate_control_msgs, 2.0 * (double)cfg->rate_control_msgs,
-                                      (double)cfg->rate_control_bytes, 2.0 * (double)cfg->rate_control_bytes};
-    nc.match_rates = (kn_net_rates){(double)cfg->rate_match_msgs, 2.0 * (double)cfg->rate_match_msgs,
-                                    (double)cfg->rate_match_bytes, 2.0 * (double)cfg->rate_match_bytes};
+    nc.control_rates =
+        (kn_net_rates){(double)cfg->rate_control_msgs, 2.0 * (double)cfg->rate_control_msgs,
+                       (double)cfg->rate_control_bytes, 2.0 * (double)cfg->rate_control_bytes};
+    nc.match_rates =
+        (kn_net_rates){(double)cfg->rate_match_msgs, 2.0 * (double)cfg->rate_match_msgs,
+                       (double)cfg->rate_match_bytes, 2.0 * (double)cfg->rate_match_bytes};
     nc.max_rate_drops = (uint32_t)cfg->rate_max_drops;
     nc.max_queued = (size_t)cfg->max_send_queue;
     nc.socket_buffer = (int)cfg->socket_buffer_bytes;
@@ -592,9 +626,11 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches};
-    kn_http_config hc = {.bind = cfg->http_bind, .port = (uint16_t)cfg->http_port,
-                         .http_key = cfg->http_key, .max_body = (size_t)cfg->max_message_size};
+    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker};
+    kn_http_config hc = {.bind = cfg->http_bind,
+                         .port = (uint16_t)cfg->http_port,
+                         .http_key = cfg->http_key,
+                         .max_body = (size_t)cfg->max_message_size};
     kn_http_handler hh = {http_rpc, http_metrics, &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
@@ -609,11 +645,12 @@ int kn_server_run(const kn_config *cfg)
         KN_WARN("transport security is OFF: traffic, tokens included, travels in clear");
     /* A line scripts and tests can wait for; clients pin the key it names. */
     KN_INFO("http on %s:%u (/v2/rpc/{id}, /healthz, /metrics)", cfg->http_bind, kn_http_port(http));
-    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u\n", cfg->bind, kn_net_port(nets[0]), pub,
-            kn_http_port(http));
+    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u\n", cfg->bind, kn_net_port(nets[0]),
+            pub, kn_http_port(http));
     fflush(stdout);
 
-    for (size_t i = 0; i < n_nets; i++) running_nets[i] = nets[i];
+    for (size_t i = 0; i < n_nets; i++)
+        running_nets[i] = nets[i];
     n_running = (sig_atomic_t)n_nets;
     install_signals();
     /* This thread runs the first net; the others get a thread each. A
@@ -622,13 +659,16 @@ int kn_server_run(const kn_config *cfg)
         if (pthread_create(&net_threads[n_net_threads], NULL, net_thread_main,
                            nets[n_net_threads + 1]) != 0) {
             KN_ERROR("cannot start network thread %zu", n_net_threads + 1);
-            for (size_t i = 0; i < n_nets; i++) kn_net_stop(nets[i]);
+            for (size_t i = 0; i < n_nets; i++)
+                kn_net_stop(nets[i]);
             rc = KN_ERR_INTERNAL;
             break;
         }
     int rc0 = kn_net_run(nets[0]);
-    for (size_t i = 1; i < n_nets; i++) kn_net_stop(nets[i]); /* whatever stopped the first */
-    for (size_t i = 0; i < n_net_threads; i++) pthread_join(net_threads[i], NULL);
+    for (size_t i = 1; i < n_nets; i++)
+        kn_net_stop(nets[i]); /* whatever stopped the first */
+    for (size_t i = 0; i < n_net_threads; i++)
+        pthread_join(net_threads[i], NULL);
     if (rc == KN_OK) rc = rc0;
     n_running = 0;
 
@@ -642,23 +682,28 @@ done:
     /* After the workers (they create matches), before the VMs' host. */
     kn_match_engine_destroy(matches);
     if (mw) kn_match_wire_attach_engine(mw, NULL);
-    for (int i = 0; i < 64; i++) kn_runtime_slot_destroy(slots[i]);
+    for (int i = 0; i < 64; i++)
+        kn_runtime_slot_destroy(slots[i]);
     kn_runtime_host_destroy(host);
     kn_runtime_destroy(runtime);
-    for (size_t i = 0; i < n_nets; i++) kn_net_destroy(nets[i]);
+    for (size_t i = 0; i < n_nets; i++)
+        kn_net_destroy(nets[i]);
     kn_net_shared_destroy(shared);
     if (enet_up) kn_net_global_deinit();
     kn_gateway_destroy(gw);
     kn_match_wire_destroy(mw);
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
+    kn_tracker_destroy(tracker);
     kn_out_destroy(out);
     kn_lockout_destroy(account_lock);
     kn_lockout_destroy(address_lock);
     kn_auth_destroy(auth);
     kn_session_store_destroy(store);
     kn_keys_wipe(&keys);
-    if (rc) KN_ERROR("server stopped: %s", kn_err_text(rc));
-    else KN_INFO("server stopped cleanly");
+    if (rc)
+        KN_ERROR("server stopped: %s", kn_err_text(rc));
+    else
+        KN_INFO("server stopped cleanly");
     return rc;
 }

@@ -3,8 +3,8 @@
  * authoritative (kn_match engine, on the match threads) — and the engine's
  * out sink, which hands its batches to the network threads.
  *
- * Relayed matches span network threads: the relay is one, used under a
- * lock; what it sends goes out through kn_out (any shard). Which
+ * Relayed matches span network threads: they are streams of the tracker
+ * (kn_relay on kn_stream), which sends through kn_out (any shard). Which
  * authoritative matches a connection is in (at most 8) is per-connection
  * state in a kn_session ext slot, kept on the connection's thread from the
  * engine's JOINED/LEFT notices.
@@ -25,6 +25,7 @@ typedef struct kn_match_wire kn_match_wire;
 
 typedef struct kn_match_wire_deps {
     const kn_relay_config *relay; /* relayed match limits */
+    kn_tracker *tracker;          /* relayed matches are streams on it */
     kn_out *out;
     kn_sessions *sessions; /* for the per-connection slot */
 } kn_match_wire_deps;

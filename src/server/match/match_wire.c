@@ -2,8 +2,9 @@
  *
  * Threads: the route handlers run on the caller's network thread (list and
  * authoritative creation on a worker); deliver runs on each network thread
- * a batch reaches. The relay is used only under relay_lock. A connection's
- * membership slot (conn_matches) is touched only on its network thread. */
+ * a batch reaches. The relay is any-thread (the tracker's lock). A
+ * connection's membership slot (conn_matches) is touched only on its
+ * network thread. */
 #include "kn_match_wire.h"
 #include "kn_entity.h"
 #include "kn_error.h"
@@ -22,7 +23,6 @@ struct kn_match_wire {
     kn_out *out;
     kn_sessions *sessions;
     int slot; /* kn_session.ext index of conn_matches */
-    pthread_mutex_t relay_lock;
     kn_relay *relay;
     kn_match_engine *matches;
     atomic_uint_fast64_t shed_joins;
@@ -60,26 +60,16 @@ static void am_remove(conn_matches *cm, uint32_t handle)
     if (i >= 0) cm->am[i] = cm->am[--cm->n];
 }
 
-/* The connection closed: it leaves every match it was in. */
+/* The connection closed: it leaves every authoritative match it was in
+ * (its relayed matches are streams: the tracker drops those). */
 static void on_close(void *ud, kn_session *s)
 {
     kn_match_wire *mw = ud;
-    pthread_mutex_lock(&mw->relay_lock);
-    kn_relay_conn_closed(mw->relay, s->conn);
-    pthread_mutex_unlock(&mw->relay_lock);
     conn_matches *cm = matches_of(mw, s);
     for (size_t i = 0; cm && mw->matches && i < cm->n; i++)
         kn_match_leave(mw->matches, cm->am[i].handle, s->conn);
     kn_free(cm);
     s->ext[mw->slot] = NULL;
-}
-
-/* The relay's sink, under relay_lock: out delivers on any shard. */
-static int relay_send(void *ud, const kn_relay_conn *conns, size_t n, uint8_t channel,
-                      const uint8_t *data, size_t len, bool reliable)
-{
-    kn_match_wire *mw = ud;
-    return kn_out_send(mw->out, conns, n, channel, data, len, reliable);
 }
 
 int kn_match_wire_create(const kn_match_wire_deps *deps, kn_match_wire **out)
@@ -89,9 +79,7 @@ int kn_match_wire_create(const kn_match_wire_deps *deps, kn_match_wire **out)
     if (!mw) return KN_ERR_NOMEM;
     mw->out = deps->out;
     mw->sessions = deps->sessions;
-    pthread_mutex_init(&mw->relay_lock, NULL);
-    kn_relay_sink sink = {relay_send, mw};
-    int rc = kn_relay_create(deps->relay, &sink, &mw->relay);
+    int rc = kn_relay_create(deps->relay, deps->tracker, &mw->relay);
     if (rc == KN_OK && deps->sessions) {
         mw->slot = kn_sessions_ext_register(deps->sessions, on_close, mw);
         if (mw->slot < 0) rc = mw->slot;
@@ -108,7 +96,6 @@ void kn_match_wire_destroy(kn_match_wire *mw)
 {
     if (!mw) return;
     kn_relay_destroy(mw->relay);
-    pthread_mutex_destroy(&mw->relay_lock);
     kn_free(mw);
 }
 
@@ -124,10 +111,7 @@ uint64_t kn_match_wire_shed_joins(const kn_match_wire *mw)
 
 size_t kn_match_wire_relayed_count(kn_match_wire *mw)
 {
-    pthread_mutex_lock(&mw->relay_lock);
-    size_t n = kn_relay_match_count(mw->relay);
-    pthread_mutex_unlock(&mw->relay_lock);
-    return n;
+    return kn_relay_match_count(mw->relay);
 }
 
 /* --- the engine's batches ------------------------------------------------------------ */
@@ -196,7 +180,8 @@ void kn_match_wire_out(void *ud, kn_match_batch *b)
     size_t count = kn_match_batch_count(b);
     for (size_t i = 0; i < count && shards > 1; i++) {
         const kn_match_out *o = kn_match_batch_get(b, i);
-        for (size_t k = 0; k < o->n_conns; k++) mask |= 1ULL << (kn_conn_shard(o->conns[k]) & 63);
+        for (size_t k = 0; k < o->n_conns; k++)
+            mask |= 1ULL << (kn_conn_shard(o->conns[k]) & 63);
     }
     batch_post *bp = kn_match_batch_sink(b, sizeof *bp + shards * sizeof(batch_ref));
     if (!bp) {
@@ -240,7 +225,7 @@ static kn_match_presence presence_of(const kn_caller *c)
     return p;
 }
 
-/* The Match reply for a relayed create or join (j points into the relay). */
+/* The Match reply for a relayed create or join. */
 static int reply_match(kn_req *r, const kn_relay_joined *j)
 {
     Kaos__V1__Presence self, *others_store[64], **others = others_store;
@@ -251,7 +236,7 @@ static int reply_match(kn_req *r, const kn_relay_joined *j)
         others_p = kn_calloc(j->other_count, sizeof *others_p);
         if (!others || !others_p) goto done;
     }
-    kn_entity_to_proto(&kn_relay_member_entity, j->self, &self);
+    kn_entity_to_proto(&kn_relay_member_entity, &j->self, &self);
     for (size_t i = 0; i < j->other_count; i++) {
         kn_entity_to_proto(&kn_relay_member_entity, &j->others[i], &others_p[i]);
         others[i] = &others_p[i];
@@ -314,12 +299,9 @@ int kn_match_wire_create_match(kn_req *r, char *msg, size_t cap)
     kn_relay_member who;
     member_of(kn_req_caller(r), &who);
     kn_relay_joined j;
-    pthread_mutex_lock(&mw->relay_lock);
-    rc = kn_relay_match_create(mw->relay, &who, mc->max_size, &j);
-    if (rc == KN_OK) rc = reply_match(r, &j); /* j points into the relay */
-    pthread_mutex_unlock(&mw->relay_lock);
-    if (rc == KN_ERR_INVALID_ARGUMENT) snprintf(msg, cap, "max_size out of range");
-    if (rc == KN_ERR_RESOURCE_EXHAUSTED) snprintf(msg, cap, "in too many matches");
+    rc = kn_relay_match_create(mw->relay, &who, mc->max_size, &j, msg, cap);
+    if (rc == KN_OK) rc = reply_match(r, &j);
+    kn_relay_joined_deinit(&j);
     return rc;
 }
 
@@ -372,15 +354,9 @@ int kn_match_wire_join(kn_req *r, char *msg, size_t cap)
     kn_relay_member who;
     member_of(kn_req_caller(r), &who);
     kn_relay_joined j;
-    pthread_mutex_lock(&mw->relay_lock);
-    rc = kn_relay_match_join(mw->relay, mj->match_id, &who, &j);
-    if (rc == KN_OK) rc = reply_match(r, &j); /* j points into the relay */
-    pthread_mutex_unlock(&mw->relay_lock);
-    const char *why = rc == KN_ERR_NOT_FOUND            ? "match not found"
-                      : rc == KN_ERR_RESOURCE_EXHAUSTED ? "match is full"
-                      : rc == KN_ERR_ALREADY_EXISTS     ? "already in this match"
-                                                        : NULL;
-    if (why) snprintf(msg, cap, "%s", why);
+    rc = kn_relay_match_join(mw->relay, mj->match_id, &who, &j, msg, cap);
+    if (rc == KN_OK) rc = reply_match(r, &j);
+    kn_relay_joined_deinit(&j);
     return rc;
 }
 
@@ -398,9 +374,7 @@ int kn_match_wire_leave(kn_req *r, char *msg, size_t cap)
             kn_match_leave(mw->matches, handle, conn);
         }
     } else {
-        pthread_mutex_lock(&mw->relay_lock);
         rc = kn_relay_match_leave(mw->relay, handle, conn);
-        pthread_mutex_unlock(&mw->relay_lock);
     }
     if (rc) {
         snprintf(msg, cap, "not in that match");
@@ -425,11 +399,9 @@ int kn_match_wire_data(kn_req *r, char *msg, size_t cap)
                                     d->data.len, channel == KN_CHANNEL_MATCH_RELIABLE);
         if (rc != KN_ERR_NOT_FOUND) return KN_OK;
     } else {
-        pthread_mutex_lock(&mw->relay_lock);
         rc = kn_relay_data(mw->relay, d->match, kn_req_caller(r)->conn, d->op_code, d->data.data,
                            d->data.len, d->targets, d->n_targets, channel,
                            channel == KN_CHANNEL_MATCH_RELIABLE);
-        pthread_mutex_unlock(&mw->relay_lock);
     }
     if (rc == KN_ERR_NOT_FOUND) snprintf(msg, cap, "not in that match");
     return rc;

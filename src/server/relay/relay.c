@@ -1,9 +1,12 @@
-/* relay: match registry, membership and fan-out for relayed matches. */
+/* relay: relayed matches as streams of the tracker (kn_relay.h).
+ *
+ * Invariants: a relayed match's stream key is (MATCH_RELAYED, uuid, "",
+ * node) and its match id is "<uuid>.<node>"; the relay keeps no state of
+ * its own after create. */
 #include "kn_relay.h"
 #include "kn_codec.h"
 #include "kn_entity.h"
 #include "kn_error.h"
-#include "kn_map.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
 
@@ -12,292 +15,191 @@
 
 KN_ENTITY_DEFINE(kn_relay_member_entity, kn_relay_member, PRESENCE);
 
-typedef struct match {
-    uint32_t handle;
-    uint64_t id_key;
-    char match_id[112];
-    uint32_t max_size, count, next_slot;
-    kn_relay_member *members; /* max_size entries, count used */
-    kn_relay_conn *scratch;   /* max_size entries: fan-out target list */
-} match;
-
-/* The handles a connection holds (it may be in several matches). */
-typedef struct membership {
-    uint32_t count;
-    uint32_t handles[];
-} membership;
-
 struct kn_relay {
     kn_relay_config cfg;
-    char node[65];
-    kn_relay_sink sink;
-    kn_map by_handle; /* handle -> match */
-    kn_map by_id;     /* id_key -> match */
-    kn_map by_conn;   /* conn -> membership */
-    uint32_t next_handle;
-    uint8_t *buf;     /* envelope scratch, max_message_size + headroom */
-    size_t buf_cap;
+    char node[KN_STREAM_LABEL_MAX + 1];
+    kn_tracker *tracker;
 };
 
-int kn_relay_create(const kn_relay_config *cfg, const kn_relay_sink *sink, kn_relay **out)
+static kn_relay_member member_of(const kn_presence *p)
+{
+    kn_relay_member m = {.conn = p->conn, .slot = p->slot};
+    memcpy(m.user_id, p->user_id, sizeof m.user_id);
+    memcpy(m.session_id, p->session_id, sizeof m.session_id);
+    memcpy(m.username, p->username, sizeof m.username);
+    return m;
+}
+
+/* The mode's presence events: MatchPresenceEvent naming the handle. */
+static size_t build_event(void *ud, const kn_stream *s, uint32_t handle, const kn_presence *joins,
+                          size_t n_joins, const kn_presence *leaves, size_t n_leaves, uint8_t *buf,
+                          size_t cap)
+{
+    (void)s;
+    kn_relay *r = ud;
+    if (n_joins + n_leaves != 1) return 0; /* the tracker changes one presence at a time */
+    kn_relay_member m = member_of(n_joins ? joins : leaves);
+    Kaos__V1__Presence p, *one[1] = {&p};
+    kn_entity_to_proto(&kn_relay_member_entity, &m, &p);
+    Kaos__V1__MatchPresenceEvent ev;
+    kn_envelope env;
+    kn_envelope_presence_event(&env, &ev, one, handle, n_joins == 1);
+    size_t n = kn_envelope_packed_size(&env);
+    if (n > cap || n > r->cfg.max_message_size) return 0;
+    return kn_envelope_pack(&env, buf);
+}
+
+int kn_relay_create(const kn_relay_config *cfg, kn_tracker *tracker, kn_relay **out)
 {
     *out = NULL;
-    if (!cfg->node || strlen(cfg->node) > 64 || cfg->max_size < 2 || cfg->default_size < 2 ||
-        cfg->default_size > cfg->max_size || cfg->max_matches_per_conn == 0)
+    if (!cfg->node || strlen(cfg->node) > KN_STREAM_LABEL_MAX || cfg->max_size < 2 ||
+        cfg->default_size < 2 || cfg->default_size > cfg->max_size ||
+        cfg->max_matches_per_conn == 0)
         return KN_ERR_INVALID_ARGUMENT;
     kn_relay *r = kn_calloc(1, sizeof *r);
     if (!r) return KN_ERR_NOMEM;
     r->cfg = *cfg;
     snprintf(r->node, sizeof r->node, "%s", cfg->node);
     r->cfg.node = r->node;
-    r->sink = *sink;
-    kn_map_init(&r->by_handle);
-    kn_map_init(&r->by_id);
-    kn_map_init(&r->by_conn);
-    r->buf_cap = cfg->max_message_size + 64;
-    r->buf = kn_malloc(r->buf_cap);
-    if (!r->buf) {
-        kn_relay_destroy(r);
-        return KN_ERR_NOMEM;
+    r->tracker = tracker;
+    kn_tracker_mode mode = {.name = "match",
+                            .max_presences = cfg->default_size,
+                            .max_per_session = cfg->max_matches_per_conn,
+                            .build = build_event,
+                            .ud = r};
+    int rc = kn_tracker_mode_set(tracker, KN_STREAM_MATCH_RELAYED, &mode);
+    if (rc) {
+        kn_free(r);
+        return rc;
     }
     *out = r;
     return KN_OK;
 }
 
-static void free_match(match *m)
-{
-    if (!m) return;
-    kn_free(m->members);
-    kn_free(m->scratch);
-    kn_free(m);
-}
-
 void kn_relay_destroy(kn_relay *r)
 {
-    if (!r) return;
-    for (size_t i = 0; i < r->by_handle.cap; i++)
-        if (r->by_handle.slots[i].key) free_match(r->by_handle.slots[i].value);
-    for (size_t i = 0; i < r->by_conn.cap; i++)
-        if (r->by_conn.slots[i].key) kn_free(r->by_conn.slots[i].value);
-    kn_map_deinit(&r->by_handle);
-    kn_map_deinit(&r->by_id);
-    kn_map_deinit(&r->by_conn);
-    kn_free(r->buf);
     kn_free(r);
 }
 
-size_t kn_relay_match_count(const kn_relay *r)
+void kn_relay_joined_deinit(kn_relay_joined *j)
 {
-    return r->by_handle.count;
+    kn_free(j->others);
+    j->others = NULL;
+    j->other_count = 0;
 }
 
-/* --- membership index ----------------------------------------------------- */
-
-static int add_membership(kn_relay *r, kn_relay_conn conn, uint32_t handle)
+size_t kn_relay_match_count(kn_relay *r)
 {
-    membership *ms = kn_map_get(&r->by_conn, conn);
-    if (!ms) {
-        ms = kn_calloc(1, sizeof *ms + r->cfg.max_matches_per_conn * sizeof(uint32_t));
-        if (!ms) return KN_ERR_NOMEM;
-        if (kn_map_put(&r->by_conn, conn, ms)) {
-            kn_free(ms);
-            return KN_ERR_NOMEM;
-        }
-    }
-    if (ms->count == r->cfg.max_matches_per_conn) return KN_ERR_RESOURCE_EXHAUSTED;
-    ms->handles[ms->count++] = handle;
-    return KN_OK;
-}
-
-static void drop_membership(kn_relay *r, kn_relay_conn conn, uint32_t handle)
-{
-    membership *ms = kn_map_get(&r->by_conn, conn);
-    if (!ms) return;
-    for (uint32_t i = 0; i < ms->count; i++)
-        if (ms->handles[i] == handle) ms->handles[i] = ms->handles[--ms->count];
-    if (ms->count == 0) kn_free(kn_map_del(&r->by_conn, conn));
-}
-
-static bool has_room(kn_relay *r, kn_relay_conn conn)
-{
-    membership *ms = kn_map_get(&r->by_conn, conn);
-    return !ms || ms->count < r->cfg.max_matches_per_conn;
-}
-
-/* --- events ---------------------------------------------------------------- */
-
-/* Packs env into the scratch buffer and sends it to every member but skip. */
-static void broadcast(kn_relay *r, match *m, const kn_envelope *env, kn_relay_conn skip,
-                      uint8_t channel, bool reliable)
-{
-    size_t n = kn_envelope_packed_size(env);
-    uint8_t *buf = n <= r->buf_cap ? r->buf : kn_malloc(n);
-    if (!buf) return;
-    kn_envelope_pack(env, buf);
-    size_t k = 0;
-    for (uint32_t i = 0; i < m->count; i++)
-        if (m->members[i].conn != skip) m->scratch[k++] = m->members[i].conn;
-    if (k) r->sink.send_many(r->sink.ud, m->scratch, k, channel, buf, n, reliable);
-    if (buf != r->buf) kn_free(buf);
-}
-
-static void presence_event(kn_relay *r, match *m, const kn_relay_member *who, bool join)
-{
-    Kaos__V1__Presence p;
-    kn_entity_to_proto(&kn_relay_member_entity, who, &p);
-    Kaos__V1__Presence *list[1] = {&p};
-    Kaos__V1__MatchPresenceEvent ev;
-    kn_envelope env;
-    kn_envelope_presence_event(&env, &ev, list, m->handle, join);
-    broadcast(r, m, &env, who->conn, KN_CHANNEL_CONTROL, true);
+    kn_tracker_stats st;
+    kn_tracker_stats_get(r->tracker, &st);
+    return st.per_mode[KN_STREAM_MATCH_RELAYED];
 }
 
 /* --- create / join / leave -------------------------------------------------- */
 
-static void fill_joined(match *m, uint32_t self_index, kn_relay_joined *out)
+static kn_presence presence_of(const kn_relay_member *who)
 {
-    /* Put self last so "others" is one contiguous run. */
-    uint32_t last = m->count - 1;
-    if (self_index != last) {
-        kn_relay_member tmp = m->members[self_index];
-        m->members[self_index] = m->members[last];
-        m->members[last] = tmp;
-    }
-    out->match_id = m->match_id;
-    out->handle = m->handle;
-    out->size = m->count;
-    out->max_size = m->max_size;
-    out->self = &m->members[last];
-    out->others = m->members;
-    out->other_count = last;
+    kn_presence p = {.conn = who->conn};
+    memcpy(p.user_id, who->user_id, sizeof p.user_id);
+    memcpy(p.session_id, who->session_id, sizeof p.session_id);
+    memcpy(p.username, who->username, sizeof p.username);
+    return p;
 }
 
-static int add_member(kn_relay *r, match *m, const kn_relay_member *who)
+/* Tracks who on the match of uuid; fills out from what the tracker did. */
+static int track(kn_relay *r, const char *uuid, const kn_relay_member *who, uint32_t max_size,
+                 bool must_exist, kn_relay_joined *out, char *msg, size_t cap)
 {
-    int rc = add_membership(r, who->conn, m->handle);
+    kn_stream s = {.mode = KN_STREAM_MATCH_RELAYED};
+    snprintf(s.subject, sizeof s.subject, "%s", uuid);
+    snprintf(s.label, sizeof s.label, "%s", r->node);
+    kn_presence p = presence_of(who);
+    kn_tracker_opts opts = {.max_size = max_size, .must_exist = must_exist, .list_others = true};
+    kn_tracker_joined j;
+    int rc = kn_tracker_track(r->tracker, &s, &p, &opts, &j, msg, cap);
     if (rc) return rc;
-    kn_relay_member *mb = &m->members[m->count++];
-    *mb = *who;
-    mb->slot = ++m->next_slot;
+    *out = (kn_relay_joined){.handle = j.handle, .size = j.count, .max_size = j.max_size};
+    snprintf(out->match_id, sizeof out->match_id, "%s.%s", uuid, r->node);
+    out->self = *who;
+    out->self.slot = j.slot;
+    if (j.n_others) {
+        out->others = kn_calloc(j.n_others, sizeof *out->others);
+        if (!out->others) { /* the join stands; undo it, as the caller cannot answer */
+            kn_free(j.others);
+            kn_tracker_untrack_handle(r->tracker, KN_STREAM_MATCH_RELAYED, j.handle, who->conn);
+            return KN_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < j.n_others; i++)
+            out->others[i] = member_of(&j.others[i]);
+        out->other_count = j.n_others;
+    }
+    kn_free(j.others);
     return KN_OK;
 }
 
 int kn_relay_match_create(kn_relay *r, const kn_relay_member *who, uint32_t max_size,
-                          kn_relay_joined *out)
+                          kn_relay_joined *out, char *msg, size_t cap)
 {
+    *out = (kn_relay_joined){0};
     if (max_size == 0) max_size = r->cfg.default_size;
-    if (max_size < 2 || max_size > r->cfg.max_size) return KN_ERR_INVALID_ARGUMENT;
-    if (!has_room(r, who->conn)) return KN_ERR_RESOURCE_EXHAUSTED;
-    match *m = kn_calloc(1, sizeof *m);
-    if (!m) return KN_ERR_NOMEM;
-    m->max_size = max_size;
-    m->members = kn_calloc(max_size, sizeof *m->members);
-    m->scratch = kn_calloc(max_size, sizeof *m->scratch);
-    if (!m->members || !m->scratch) goto nomem;
+    if (max_size < 2 || max_size > r->cfg.max_size) {
+        snprintf(msg, cap, "max_size must be 2-%u", r->cfg.max_size);
+        return KN_ERR_INVALID_ARGUMENT;
+    }
     char uuid[KN_UUID_STR_LEN + 1];
     kn_uuid_v4(uuid);
-    snprintf(m->match_id, sizeof m->match_id, "%s.%s", uuid, r->node);
-    m->id_key = kn_map_key_str(m->match_id);
-    do { /* skip 0 and handles still in use after wrap-around */
-        m->handle = ++r->next_handle;
-    } while (m->handle == 0 || kn_map_get(&r->by_handle, m->handle));
-    if (kn_map_get(&r->by_id, m->id_key)) goto nomem; /* 64-bit hash clash: ~never */
-    if (kn_map_put(&r->by_handle, m->handle, m)) goto nomem;
-    if (kn_map_put(&r->by_id, m->id_key, m)) {
-        kn_map_del(&r->by_handle, m->handle);
-        goto nomem;
-    }
-    if (add_member(r, m, who)) {
-        kn_map_del(&r->by_handle, m->handle);
-        kn_map_del(&r->by_id, m->id_key);
-        goto nomem;
-    }
-    fill_joined(m, 0, out);
-    return KN_OK;
-nomem:
-    free_match(m);
-    return KN_ERR_NOMEM;
+    return track(r, uuid, who, max_size, false, out, msg, cap);
 }
 
 int kn_relay_match_join(kn_relay *r, const char *match_id, const kn_relay_member *who,
-                        kn_relay_joined *out)
+                        kn_relay_joined *out, char *msg, size_t cap)
 {
-    if (!match_id || !*match_id) return KN_ERR_INVALID_ARGUMENT;
-    match *m = kn_map_get(&r->by_id, kn_map_key_str(match_id));
-    if (!m || strcmp(m->match_id, match_id)) return KN_ERR_NOT_FOUND;
-    for (uint32_t i = 0; i < m->count; i++)
-        if (m->members[i].conn == who->conn) return KN_ERR_ALREADY_EXISTS;
-    if (m->count == m->max_size || !has_room(r, who->conn)) return KN_ERR_RESOURCE_EXHAUSTED;
-    int rc = add_member(r, m, who);
-    if (rc) return rc;
-    presence_event(r, m, &m->members[m->count - 1], true);
-    fill_joined(m, m->count - 1, out);
-    return KN_OK;
-}
-
-static void remove_member(kn_relay *r, match *m, uint32_t i)
-{
-    kn_relay_member gone = m->members[i];
-    m->members[i] = m->members[--m->count];
-    drop_membership(r, gone.conn, m->handle);
-    if (m->count == 0) {
-        kn_map_del(&r->by_handle, m->handle);
-        kn_map_del(&r->by_id, m->id_key);
-        free_match(m);
-        return;
+    *out = (kn_relay_joined){0};
+    const char *dot = match_id ? strchr(match_id, '.') : NULL;
+    if (!dot || dot == match_id || (size_t)(dot - match_id) > KN_STREAM_ID_MAX ||
+        strcmp(dot + 1, r->node)) {
+        snprintf(msg, cap, "match not found");
+        return match_id && *match_id ? KN_ERR_NOT_FOUND : KN_ERR_INVALID_ARGUMENT;
     }
-    presence_event(r, m, &gone, false);
+    char uuid[KN_STREAM_ID_MAX + 1];
+    snprintf(uuid, sizeof uuid, "%.*s", (int)(dot - match_id), match_id);
+    int rc = track(r, uuid, who, 0, true, out, msg, cap);
+    if (rc == KN_ERR_NOT_FOUND) snprintf(msg, cap, "match not found");
+    if (rc == KN_ERR_ALREADY_EXISTS) snprintf(msg, cap, "already in this match");
+    return rc;
 }
 
 int kn_relay_match_leave(kn_relay *r, uint32_t handle, kn_relay_conn conn)
 {
-    match *m = kn_map_get(&r->by_handle, handle);
-    if (!m) return KN_ERR_NOT_FOUND;
-    for (uint32_t i = 0; i < m->count; i++) {
-        if (m->members[i].conn == conn) {
-            remove_member(r, m, i);
-            return KN_OK;
-        }
-    }
-    return KN_ERR_NOT_FOUND;
-}
-
-void kn_relay_conn_closed(kn_relay *r, kn_relay_conn conn)
-{
-    membership *ms;
-    /* Each leave shrinks (and finally frees) the membership record. */
-    while ((ms = kn_map_get(&r->by_conn, conn)) && ms->count > 0)
-        kn_relay_match_leave(r, ms->handles[ms->count - 1], conn);
+    return kn_tracker_untrack_handle(r->tracker, KN_STREAM_MATCH_RELAYED, handle, conn);
 }
 
 /* --- data ------------------------------------------------------------------ */
+
+typedef struct data_msg {
+    const kn_relay *r;
+    int64_t op_code;
+    const uint8_t *data;
+    size_t len;
+} data_msg;
+
+static size_t build_data(void *ud, const kn_presence *sender, uint32_t handle, uint8_t *buf,
+                         size_t cap)
+{
+    const data_msg *d = ud;
+    Kaos__V1__MatchData md;
+    kn_envelope env;
+    kn_envelope_match_data(&env, &md, handle, sender->slot, d->op_code, d->data, d->len);
+    size_t n = kn_envelope_packed_size(&env);
+    if (n > cap || n > d->r->cfg.max_message_size) return 0;
+    return kn_envelope_pack(&env, buf);
+}
 
 int kn_relay_data(kn_relay *r, uint32_t handle, kn_relay_conn sender, int64_t op_code,
                   const uint8_t *data, size_t len, const uint32_t *targets, size_t target_count,
                   uint8_t channel, bool reliable)
 {
-    match *m = kn_map_get(&r->by_handle, handle);
-    if (!m) return KN_ERR_NOT_FOUND;
-    const kn_relay_member *from = NULL;
-    for (uint32_t i = 0; i < m->count && !from; i++)
-        if (m->members[i].conn == sender) from = &m->members[i];
-    if (!from) return KN_ERR_NOT_FOUND;
-
-    Kaos__V1__MatchData md;
-    kn_envelope env;
-    kn_envelope_match_data(&env, &md, handle, from->slot, op_code, data, len);
-    size_t n = kn_envelope_packed_size(&env);
-    if (n > r->buf_cap) return KN_ERR_TOO_LARGE;
-    kn_envelope_pack(&env, r->buf);
-
-    size_t k = 0;
-    for (uint32_t i = 0; i < m->count; i++) {
-        const kn_relay_member *mb = &m->members[i];
-        if (mb->conn == sender) continue;
-        bool wanted = target_count == 0;
-        for (size_t t = 0; t < target_count && !wanted; t++) wanted = targets[t] == mb->slot;
-        if (wanted) m->scratch[k++] = mb->conn;
-    }
-    if (k) r->sink.send_many(r->sink.ud, m->scratch, k, channel, r->buf, n, reliable);
-    return KN_OK;
+    data_msg d = {r, op_code, data, len};
+    return kn_tracker_forward(r->tracker, KN_STREAM_MATCH_RELAYED, handle, sender, targets,
+                              target_count, build_data, &d, channel, reliable);
 }

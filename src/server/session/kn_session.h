@@ -83,6 +83,14 @@ kn_out_directory kn_sessions_directory(kn_sessions *ss);
  * holds. Returns the slot, or KN_ERR_RESOURCE_EXHAUSTED. Before serving. */
 int kn_sessions_ext_register(kn_sessions *ss, void (*on_close)(void *ud, kn_session *s), void *ud);
 
+/* Registers fn to run on the connection's thread whenever a session stops
+ * being bound to its connection: logout, ban, deletion, the connection
+ * closing, or a login there as another user (a refresh or a resume by the
+ * same user is not an unbind). What a module keeps per session (presences
+ * on streams) goes then. At most KN_SESSION_EXT_MAX listeners; before
+ * serving. KN_ERR_RESOURCE_EXHAUSTED when full. */
+int kn_sessions_on_unbind(kn_sessions *ss, void (*fn)(void *ud, kn_session *s), void *ud);
+
 /* --- the connection's network thread ----------------------------------- */
 
 /* A session for a connection that just opened (not authenticated); NULL

@@ -7,7 +7,8 @@
 
 #include <string.h>
 
-static const char header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; /* {"alg":"HS256","typ":"JWT"} */
+static const char header_b64[] =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; /* {"alg":"HS256","typ":"JWT"} */
 
 static void mac(const uint8_t *key, size_t key_len, const char *msg, size_t len,
                 uint8_t out[KN_CRYPTO_HMAC_SHA256_SIZE])

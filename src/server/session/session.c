@@ -36,6 +36,8 @@ struct kn_sessions {
     uint64_t bound, ended_total;
     ext_slot ext[KN_SESSION_EXT_MAX];
     int n_ext;
+    ext_slot unbound[KN_SESSION_EXT_MAX]; /* .on_close: the listener */
+    int n_unbound;
 };
 
 /* The maps `revoked` and `ended` keep a time and a kn_session_end in one
@@ -113,6 +115,19 @@ int kn_sessions_ext_register(kn_sessions *ss, void (*on_close)(void *ud, kn_sess
     return ss->n_ext++;
 }
 
+int kn_sessions_on_unbind(kn_sessions *ss, void (*fn)(void *ud, kn_session *s), void *ud)
+{
+    if (ss->n_unbound == KN_SESSION_EXT_MAX) return KN_ERR_RESOURCE_EXHAUSTED;
+    ss->unbound[ss->n_unbound++] = (ext_slot){fn, ud};
+    return KN_OK;
+}
+
+static void tell_unbound(kn_sessions *ss, kn_session *s)
+{
+    for (int i = 0; i < ss->n_unbound; i++)
+        ss->unbound[i].on_close(ss->unbound[i].ud, s);
+}
+
 /* --- the index (under the lock) ------------------------------------------------ */
 
 static bool same_id(const char *a, const char *b)
@@ -175,6 +190,7 @@ static void unbind(kn_sessions *ss, kn_session *s)
     index_del(ss, s);
     s->authenticated = false;
     pthread_mutex_unlock(&ss->lock);
+    tell_unbound(ss, s);
 }
 
 void kn_sessions_close(kn_sessions *ss, kn_session *s)
@@ -203,6 +219,7 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
     void *ended = kn_map_get(&ss->ended, user_key(c->user_id));
     void *revoked = resume ? kn_map_get(&ss->revoked, session_key(c->session_id)) : NULL;
     int rc = KN_OK;
+    bool other_user = false;
     if (ended && submitted_ms <= packed_time(ended)) {
         /* queued before a ban or deletion: it may have read Postgres before
          * that committed, and binding it would leave a connection nobody closes */
@@ -213,7 +230,10 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
         snprintf(msg, cap, "%s", kn_session_end_text(packed_why(revoked)));
         rc = KN_ERR_UNAUTHENTICATED;
     } else {
-        if (s->authenticated) index_del(ss, s);
+        if (s->authenticated) {
+            index_del(ss, s);
+            other_user = !same_id(s->user_id, c->user_id);
+        }
         memcpy(s->user_id, c->user_id, sizeof s->user_id);
         memcpy(s->username, c->username, sizeof s->username);
         memcpy(s->session_id, c->session_id, sizeof s->session_id);
@@ -225,6 +245,7 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
         }
     }
     pthread_mutex_unlock(&ss->lock);
+    if (other_user) tell_unbound(ss, s); /* what it was on belonged to the other user */
     if (rc) return rc;
     kn_token_claims_deinit(&s->vars);
     if (kn_token_claims_set_vars(&s->vars, c->vars, c->var_count))

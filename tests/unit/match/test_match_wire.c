@@ -16,13 +16,33 @@ static kn_relay_config relay_cfg = {.node = "n1",
                                     .max_matches_per_conn = 2,
                                     .max_message_size = 1024};
 
+static int no_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t channel,
+                   const uint8_t *data, size_t len, bool reliable)
+{
+    return KN_OK;
+}
+
+/* Relayed matches are streams: every match service needs a tracker. */
+static kn_tracker *tracker_new(void)
+{
+    kn_tracker_config tc;
+    kn_tracker_config_default(&tc);
+    kn_tracker_sink sink = {no_send, NULL};
+    kn_tracker *t = NULL;
+    if (kn_tracker_create(&tc, &sink, &t)) return NULL;
+    return t;
+}
+
 static void bad_relay_limits_are_refused(void **state)
 {
     kn_relay_config bad = relay_cfg;
     bad.default_size = 100; /* above max_size */
-    kn_match_wire_deps deps = {.relay = &bad};
+    kn_tracker *t = tracker_new();
+    assert_non_null(t);
+    kn_match_wire_deps deps = {.relay = &bad, .tracker = t};
     kn_match_wire *mw;
     assert_int_equal(kn_match_wire_create(&deps, &mw), KN_ERR_INVALID_ARGUMENT);
+    kn_tracker_destroy(t);
 }
 
 static void each_takes_a_session_slot_until_none_is_left(void **state)
@@ -31,7 +51,9 @@ static void each_takes_a_session_slot_until_none_is_left(void **state)
     kn_sessions *ss;
     assert_int_equal(kn_out_create(1, &out), KN_OK);
     assert_int_equal(kn_sessions_create(out, &ss), KN_OK);
-    kn_match_wire_deps deps = {.relay = &relay_cfg, .out = out, .sessions = ss};
+    kn_tracker *t = tracker_new();
+    assert_non_null(t);
+    kn_match_wire_deps deps = {.relay = &relay_cfg, .tracker = t, .out = out, .sessions = ss};
     kn_match_wire *mw[KN_SESSION_EXT_MAX + 1] = {0};
     for (int i = 0; i < KN_SESSION_EXT_MAX; i++)
         assert_int_equal(kn_match_wire_create(&deps, &mw[i]), KN_OK);
@@ -42,15 +64,19 @@ static void each_takes_a_session_slot_until_none_is_left(void **state)
     for (int i = 0; i < KN_SESSION_EXT_MAX; i++)
         kn_match_wire_destroy(mw[i]);
     kn_sessions_destroy(ss);
+    kn_tracker_destroy(t);
     kn_out_destroy(out);
 }
 
 static int create_destroy(void *arg)
 {
-    kn_match_wire_deps deps = {.relay = &relay_cfg};
+    kn_tracker *t = tracker_new();
+    if (!t) return KN_ERR_NOMEM;
+    kn_match_wire_deps deps = {.relay = &relay_cfg, .tracker = t};
     kn_match_wire *mw;
     int rc = kn_match_wire_create(&deps, &mw);
     if (rc == KN_OK) kn_match_wire_destroy(mw);
+    kn_tracker_destroy(t);
     return rc;
 }
 

@@ -1,9 +1,11 @@
-/* Relayed matches with a recording sink: membership, presence events,
- * fan-out to all or to targets, limits, and the match vanishing when empty. */
+/* Relayed matches on a tracker with a recording sink: membership, presence
+ * events, fan-out to all or to targets, limits, and the match vanishing
+ * when empty. */
 #include "failalloc.h"
 #include "kn_codec.h"
 #include "kn_crypto.h"
 #include "kn_error.h"
+#include "kn_mem.h"
 #include "kn_relay.h"
 
 #include <setjmp.h>
@@ -47,14 +49,18 @@ static int record(void *ud, const kn_relay_conn *conns, size_t n, uint8_t channe
 
 static void reset(recorder *r)
 {
-    for (size_t i = 0; i < r->n; i++) kn_envelope_free(r->items[i].env);
+    for (size_t i = 0; i < r->n; i++)
+        kn_envelope_free(r->items[i].env);
     r->n = 0;
 }
 
 static kn_relay_config config(void)
 {
-    return (kn_relay_config){.node = "n1", .default_size = 4, .max_size = 8,
-                             .max_matches_per_conn = 2, .max_message_size = 1024};
+    return (kn_relay_config){.node = "n1",
+                             .default_size = 4,
+                             .max_size = 8,
+                             .max_matches_per_conn = 2,
+                             .max_message_size = 1024};
 }
 
 static kn_relay_member player(kn_relay_conn conn, const char *name)
@@ -70,16 +76,32 @@ static kn_relay_member player(kn_relay_conn conn, const char *name)
 
 typedef struct fixture {
     recorder rec;
+    kn_tracker *tracker;
     kn_relay *relay;
 } fixture;
+
+/* A tracker with the recording sink and a relay on it. */
+static int open_relay(recorder *rec, kn_tracker **t, kn_relay **r)
+{
+    kn_relay_config c = config();
+    kn_tracker_config tc;
+    kn_tracker_config_default(&tc);
+    kn_tracker_sink sink = {record, rec};
+    int rc = kn_tracker_create(&tc, &sink, t);
+    if (rc) return rc;
+    rc = kn_relay_create(&c, *t, r);
+    if (rc) {
+        kn_tracker_destroy(*t);
+        *t = NULL;
+    }
+    return rc;
+}
 
 static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof f);
-    kn_relay_config c = config();
-    kn_relay_sink sink = {record, &f.rec};
-    assert_int_equal(kn_relay_create(&c, &sink, &f.relay), KN_OK);
+    assert_int_equal(open_relay(&f.rec, &f.tracker, &f.relay), KN_OK);
     *state = &f;
     return 0;
 }
@@ -89,6 +111,7 @@ static int teardown(void **state)
     fixture *f = *state;
     reset(&f->rec);
     kn_relay_destroy(f->relay);
+    kn_tracker_destroy(f->tracker);
     return 0;
 }
 
@@ -97,22 +120,24 @@ static void create_then_join_sends_presence_to_the_others(void **state)
     fixture *f = *state;
     kn_relay_member a = player(1, "a"), b = player(2, "b");
     kn_relay_joined j;
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j), KN_OK);
+    char msg[128];
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j, msg, sizeof msg), KN_OK);
     assert_int_equal(j.size, 1);
     assert_int_equal(j.max_size, 4);
     assert_int_equal(j.other_count, 0);
     assert_non_null(strstr(j.match_id, ".n1"));
     char id[128];
     strcpy(id, j.match_id);
-    uint32_t handle = j.handle, a_slot = j.self->slot;
+    uint32_t handle = j.handle, a_slot = j.self.slot;
 
-    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j), KN_OK);
+    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j, msg, sizeof msg), KN_OK);
     assert_int_equal(j.handle, handle);
     assert_int_equal(j.size, 2);
     assert_int_equal(j.other_count, 1);
     assert_int_equal(j.others[0].slot, a_slot);
     assert_string_equal(j.others[0].username, "a");
-    assert_int_not_equal(j.self->slot, a_slot);
+    assert_int_not_equal(j.self.slot, a_slot);
+    kn_relay_joined_deinit(&j);
 
     assert_int_equal(f->rec.n, 1); /* a learns that b joined */
     sent *s = &f->rec.items[0];
@@ -129,19 +154,22 @@ static void data_reaches_others_or_only_targets_on_senders_channel(void **state)
     fixture *f = *state;
     kn_relay_member a = player(1, "a"), b = player(2, "b"), c = player(3, "c");
     kn_relay_joined j;
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j), KN_OK);
+    char msg[128];
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j, msg, sizeof msg), KN_OK);
     char id[128];
     strcpy(id, j.match_id);
-    uint32_t h = j.handle, a_slot = j.self->slot;
-    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j), KN_OK);
-    assert_int_equal(kn_relay_match_join(f->relay, id, &c, &j), KN_OK);
-    uint32_t c_slot = j.self->slot;
+    uint32_t h = j.handle, a_slot = j.self.slot;
+    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j, msg, sizeof msg), KN_OK);
+    kn_relay_joined_deinit(&j);
+    assert_int_equal(kn_relay_match_join(f->relay, id, &c, &j, msg, sizeof msg), KN_OK);
+    kn_relay_joined_deinit(&j);
+    uint32_t c_slot = j.self.slot;
     reset(&f->rec);
 
     const uint8_t payload[] = "pew";
-    assert_int_equal(kn_relay_data(f->relay, h, 1, 5, payload, 3, NULL, 0,
-                                   KN_CHANNEL_MATCH_UNRELIABLE, false),
-                     KN_OK);
+    assert_int_equal(
+        kn_relay_data(f->relay, h, 1, 5, payload, 3, NULL, 0, KN_CHANNEL_MATCH_UNRELIABLE, false),
+        KN_OK);
     assert_int_equal(f->rec.n, 2);
     for (size_t i = 0; i < 2; i++) {
         sent *s = &f->rec.items[i];
@@ -155,9 +183,9 @@ static void data_reaches_others_or_only_targets_on_senders_channel(void **state)
     reset(&f->rec);
 
     uint32_t targets[] = {c_slot};
-    assert_int_equal(kn_relay_data(f->relay, h, 1, 6, payload, 3, targets, 1,
-                                   KN_CHANNEL_MATCH_RELIABLE, true),
-                     KN_OK);
+    assert_int_equal(
+        kn_relay_data(f->relay, h, 1, 6, payload, 3, targets, 1, KN_CHANNEL_MATCH_RELIABLE, true),
+        KN_OK);
     assert_int_equal(f->rec.n, 1);
     assert_int_equal(f->rec.items[0].to, 3);
     assert_true(f->rec.items[0].reliable);
@@ -168,7 +196,8 @@ static void non_member_cannot_send_or_leave(void **state)
     fixture *f = *state;
     kn_relay_member a = player(1, "a");
     kn_relay_joined j;
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 2, &j), KN_OK);
+    char msg[128];
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 2, &j, msg, sizeof msg), KN_OK);
     assert_int_equal(kn_relay_data(f->relay, j.handle, 9, 1, NULL, 0, NULL, 0, 1, true),
                      KN_ERR_NOT_FOUND);
     assert_int_equal(kn_relay_match_leave(f->relay, j.handle, 9), KN_ERR_NOT_FOUND);
@@ -181,18 +210,26 @@ static void full_match_and_bad_sizes_are_refused(void **state)
     fixture *f = *state;
     kn_relay_member a = player(1, "a"), b = player(2, "b"), c = player(3, "c");
     kn_relay_joined j;
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 9, &j), KN_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 1, &j), KN_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 2, &j), KN_OK);
+    char msg[128];
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 9, &j, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 1, &j, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 2, &j, msg, sizeof msg), KN_OK);
     char id[128];
     strcpy(id, j.match_id);
-    assert_int_equal(kn_relay_match_join(f->relay, id, &a, &j), KN_ERR_ALREADY_EXISTS);
-    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j), KN_OK);
-    assert_int_equal(kn_relay_match_join(f->relay, id, &c, &j), KN_ERR_RESOURCE_EXHAUSTED);
-    assert_int_equal(kn_relay_match_join(f->relay, "nope.n1", &c, &j), KN_ERR_NOT_FOUND);
+    assert_int_equal(kn_relay_match_join(f->relay, id, &a, &j, msg, sizeof msg),
+                     KN_ERR_ALREADY_EXISTS);
+    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j, msg, sizeof msg), KN_OK);
+    kn_relay_joined_deinit(&j);
+    assert_int_equal(kn_relay_match_join(f->relay, id, &c, &j, msg, sizeof msg),
+                     KN_ERR_RESOURCE_EXHAUSTED);
+    assert_int_equal(kn_relay_match_join(f->relay, "nope.n1", &c, &j, msg, sizeof msg),
+                     KN_ERR_NOT_FOUND);
     /* per-connection cap (2) */
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j), KN_OK);
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j), KN_ERR_RESOURCE_EXHAUSTED);
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j, msg, sizeof msg),
+                     KN_ERR_RESOURCE_EXHAUSTED);
 }
 
 static void leaving_tells_the_rest_and_empty_match_disappears(void **state)
@@ -200,12 +237,14 @@ static void leaving_tells_the_rest_and_empty_match_disappears(void **state)
     fixture *f = *state;
     kn_relay_member a = player(1, "a"), b = player(2, "b");
     kn_relay_joined j;
-    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j), KN_OK);
+    char msg[128];
+    assert_int_equal(kn_relay_match_create(f->relay, &a, 0, &j, msg, sizeof msg), KN_OK);
     char id[128];
     strcpy(id, j.match_id);
     uint32_t h = j.handle;
-    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j), KN_OK);
-    uint32_t b_slot = j.self->slot;
+    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j, msg, sizeof msg), KN_OK);
+    kn_relay_joined_deinit(&j);
+    uint32_t b_slot = j.self.slot;
     reset(&f->rec);
     assert_int_equal(kn_relay_match_leave(f->relay, h, 2), KN_OK);
     assert_int_equal(f->rec.n, 1);
@@ -213,32 +252,35 @@ static void leaving_tells_the_rest_and_empty_match_disappears(void **state)
     assert_int_equal(f->rec.items[0].env->match_presence->n_leaves, 1);
     assert_int_equal(f->rec.items[0].env->match_presence->leaves[0]->slot, b_slot);
     assert_int_equal(kn_relay_match_count(f->relay), 1);
-    kn_relay_conn_closed(f->relay, 1);
+    kn_tracker_untrack_all(f->tracker, 1); /* a's session ended */
     assert_int_equal(kn_relay_match_count(f->relay), 0);
-    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j), KN_ERR_NOT_FOUND);
+    assert_int_equal(kn_relay_match_join(f->relay, id, &b, &j, msg, sizeof msg), KN_ERR_NOT_FOUND);
 }
 
 static int relay_lifecycle(void *arg)
 {
-    kn_relay_config c = config();
     static recorder rec;
     memset(&rec, 0, sizeof rec);
     rec.count_only = true;
-    kn_relay_sink sink = {record, &rec};
+    kn_tracker *t;
     kn_relay *r;
-    int rc = kn_relay_create(&c, &sink, &r);
+    int rc = open_relay(&rec, &t, &r);
     if (rc) return rc;
     kn_relay_member a = player(1, "a"), b = player(2, "b");
     kn_relay_joined j;
+    char msg[128];
     char id[128] = "";
-    rc = kn_relay_match_create(r, &a, 0, &j);
+    rc = kn_relay_match_create(r, &a, 0, &j, msg, sizeof msg);
     if (rc == KN_OK) {
         strcpy(id, j.match_id);
-        rc = kn_relay_match_join(r, id, &b, &j);
+        kn_relay_joined_deinit(&j);
+        rc = kn_relay_match_join(r, id, &b, &j, msg, sizeof msg);
+        kn_relay_joined_deinit(&j);
     }
-    kn_relay_conn_closed(r, 1);
-    kn_relay_conn_closed(r, 2);
+    kn_tracker_untrack_all(t, 1);
+    kn_tracker_untrack_all(t, 2);
     kn_relay_destroy(r);
+    kn_tracker_destroy(t);
     reset(&rec);
     return rc;
 }
