@@ -26,7 +26,10 @@
 #include "kn_log.h"
 #include "kn_net.h"
 #include "kn_relay.h"
+#include "kn_status.h"
+#include "kn_status_lua.h"
 #include "kn_stream.h"
+#include "kn_stream_lua.h"
 #include "kn_runtime.h"
 #include "kn_time.h"
 #include "kn_match.h"
@@ -417,6 +420,7 @@ int kn_server_run(const kn_config *cfg)
     kn_out *out = NULL;
     kn_sessions *sessions = NULL;
     kn_tracker *tracker = NULL;
+    kn_status *status = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
     kn_net *nets[MAX_NETS] = {NULL};
@@ -433,7 +437,11 @@ int kn_server_run(const kn_config *cfg)
      * match engine come up, all before serving (until then the functions that
      * need them refuse: no database connection, or no match engine). */
     kn_account_lua account_lua = {0};
+    kn_stream_lua stream_lua = {0};
+    kn_status_lua status_lua = {0};
     const kn_lua_binding bindings[] = {
+        {"streams", kn_stream_lua_funcs, &stream_lua},
+        {"status", kn_status_lua_funcs, &status_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &out},
@@ -537,8 +545,11 @@ int kn_server_run(const kn_config *cfg)
     tcfg.max_event_size = (size_t)cfg->max_message_size;
     kn_tracker_sink tsink = {tracker_send, out};
     if ((rc = kn_tracker_create(&tcfg, &tsink, &tracker)) ||
-        (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)))
+        (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)) ||
+        (rc = kn_status_create(tracker, &status)))
         goto done;
+    stream_lua = (kn_stream_lua){tracker, sessions, out};
+    status_lua = (kn_status_lua){status, sessions};
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
@@ -567,16 +578,18 @@ int kn_server_run(const kn_config *cfg)
     kn_match_wire_attach_engine(mw, matches);
 
     kn_gateway_deps deps = {
-        .pipeline =
-            {.api = api,
-             .runtime = host,
-             .out = out,
-             .sessions = sessions,
-             .account_lockout = account_lock,
-             .address_lockout = address_lock,
-             .max_message_size = (size_t)cfg->max_message_size,
-             .script_services = script_services,
-             .services = {[KN_SVC_AUTH] = (void *)auth, [KN_SVC_MATCH] = mw, [KN_SVC_RPC] = rpc}},
+        .pipeline = {.api = api,
+                     .runtime = host,
+                     .out = out,
+                     .sessions = sessions,
+                     .account_lockout = account_lock,
+                     .address_lockout = address_lock,
+                     .max_message_size = (size_t)cfg->max_message_size,
+                     .script_services = script_services,
+                     .services = {[KN_SVC_AUTH] = (void *)auth,
+                                  [KN_SVC_MATCH] = mw,
+                                  [KN_SVC_RPC] = rpc,
+                                  [KN_SVC_STATUS] = status}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
@@ -694,6 +707,7 @@ done:
     kn_match_wire_destroy(mw);
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
+    kn_status_destroy(status);
     kn_tracker_destroy(tracker);
     kn_out_destroy(out);
     kn_lockout_destroy(account_lock);

@@ -10,6 +10,7 @@
 #include "kn_session.h"
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_text.h"
 #include "kn_json.h"
 #include "kn_mem.h"
 #include "kn_uuid.h"
@@ -137,48 +138,11 @@ static int check_user_id(const char *user_id, char out[37], char *msg, size_t ca
     return KN_OK;
 }
 
-/* Well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF)
- * without ASCII control characters; spaces only when allowed. Postgres would
- * refuse broken UTF-8 with a server error, and control characters end up on
- * other players' screens. */
-static bool valid_text(const char *s, bool spaces)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f || (c == ' ' && !spaces)) return false;
-            p++;
-            continue;
-        }
-        int n; /* continuation bytes */
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-        } else {
-            return false; /* a continuation byte, an overlong lead, or past U+10FFFF */
-        }
-        unsigned cp = c & (0x3fu >> n);
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false; /* also stops at the NUL */
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
-    }
-    return true;
-}
-
 static int check_text(const char *what, const char *s, size_t max, bool spaces, char *msg,
                       size_t cap)
 {
     if (!s) return KN_OK;
-    if (strlen(s) > max || !valid_text(s, spaces))
+    if (strlen(s) > max || !kn_text_valid(s, spaces))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "%s must be at most %zu bytes of UTF-8 without control characters%s",
                           what, max, spaces ? "" : " or spaces");

@@ -21,7 +21,8 @@
 
 /* The services that own routes: each handler gets its service's context
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
-#define KN_SERVICES(X) X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(MATCH) X(RPC)
+#define KN_SERVICES(X)                                                                             \
+    X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(MATCH) X(RPC) X(STATUS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -83,7 +84,11 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(NOTIFICATIONS_LIST, NOTIFY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
       kn_notify_wire_list)                                                                         \
     X(NOTIFICATIONS_DELETE, NOTIFY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
-      kn_notify_wire_delete)
+      kn_notify_wire_delete)                                                                       \
+    X(STATUS_FOLLOW, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_status_wire_follow)  \
+    X(STATUS_UNFOLLOW, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                       \
+      kn_status_wire_unfollow)                                                                     \
+    X(STATUS_UPDATE, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_status_wire_update)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

@@ -124,6 +124,11 @@ int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id
  * node: at most cap into out; returns how many there are. */
 size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *session_id,
                          kn_conn_id *out, size_t cap);
+/* The connection bound to session_id of user_id on this node, and its
+ * username (into username, cap bytes; may be NULL). KN_ERR_NOT_FOUND when
+ * no connection here holds that session. */
+int kn_sessions_find(kn_sessions *ss, const char *user_id, const char *session_id, kn_conn_id *conn,
+                     char *username, size_t cap);
 /* Drops expired revocations and old ban records; does the work at most
  * once a minute, whoever calls it. */
 void kn_sessions_tick(kn_sessions *ss, int64_t now_mono_ms);

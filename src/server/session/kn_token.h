@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KN_TOKEN_MAX_LEN 8192
+#define KN_TOKEN_MAX_LEN  8192
 #define KN_TOKEN_MAX_VARS 32
 
 typedef struct kn_token_var {
@@ -21,12 +21,12 @@ typedef struct kn_token_var {
 } kn_token_var;
 
 typedef struct kn_token_claims {
-    char user_id[37];     /* canonical UUID text */
+    char user_id[37]; /* canonical UUID text */
     char username[129];
     char session_id[37];
-    int64_t issued_at;    /* Unix seconds */
-    int64_t expires_at;   /* Unix seconds */
-    kn_token_var *vars;   /* owned; var_count entries */
+    int64_t issued_at;  /* Unix seconds */
+    int64_t expires_at; /* Unix seconds */
+    kn_token_var *vars; /* owned; var_count entries */
     size_t var_count;
 } kn_token_claims;
 

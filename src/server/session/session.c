@@ -198,7 +198,10 @@ void kn_sessions_close(kn_sessions *ss, kn_session *s)
     if (!s) return;
     for (int i = 0; i < ss->n_ext; i++)
         if (ss->ext[i].on_close) ss->ext[i].on_close(ss->ext[i].ud, s);
-    unbind(ss, s);
+    if (s->authenticated)
+        unbind(ss, s);
+    else
+        tell_unbound(ss, s); /* what a script put it on while it was bound, say */
     kn_token_claims_deinit(&s->vars);
     kn_free(s);
 }
@@ -355,6 +358,22 @@ size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *sessi
     size_t n = collect(ss, user_id, session_id, false, KN_SESSION_END_LOGOUT, out, cap);
     pthread_mutex_unlock(&ss->lock);
     return n;
+}
+
+int kn_sessions_find(kn_sessions *ss, const char *user_id, const char *session_id, kn_conn_id *conn,
+                     char *username, size_t cap)
+{
+    int rc = KN_ERR_NOT_FOUND;
+    pthread_mutex_lock(&ss->lock);
+    for (kn_session *s = kn_map_get(&ss->users, user_key(user_id)); s; s = s->idx_next) {
+        if (!same_id(s->user_id, user_id) || !same_id(s->session_id, session_id)) continue;
+        *conn = s->conn;
+        if (username && cap) snprintf(username, cap, "%s", s->username);
+        rc = KN_OK;
+        break;
+    }
+    pthread_mutex_unlock(&ss->lock);
+    return rc;
 }
 
 static size_t directory_conns(void *ud, const char *user_id, const char *session_id,

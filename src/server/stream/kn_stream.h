@@ -23,10 +23,9 @@
  *
  * Limits: a stream holds at most its own max (given when it is created,
  * else its mode's, else the config's) presences: RESOURCE_EXHAUSTED "<name>
- * is full", where name is the mode's ("match", ...) or "stream"; a connection is on at most max_per_session streams in all and
- * at most its mode's max_per_session of one mode: RESOURCE_EXHAUSTED
- * "session is on too many streams (N)" / "<name> limit per session reached
- * (N)".
+ * is full", where name is the mode's ("match", ...) or "stream"; a connection is on at most
+ * max_per_session streams in all and at most its mode's max_per_session of one mode:
+ * RESOURCE_EXHAUSTED "session is on too many streams (N)" / "<name> limit per session reached (N)".
  *
  * Threads: every function is any-thread; one lock guards the tracker. The
  * sink (kn_out_send in the server) is called under the lock, so the events
@@ -48,7 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Modes, Nakama's numbers. */
+/* Modes, Nakama's numbers (0-7). */
 enum {
     KN_STREAM_NOTIFICATIONS = 0,
     KN_STREAM_STATUS = 1,
@@ -58,7 +57,8 @@ enum {
     KN_STREAM_MATCH_RELAYED = 5,
     KN_STREAM_MATCH_AUTHORITATIVE = 6,
     KN_STREAM_PARTY = 7,
-    KN_STREAM_MODES = 8, /* modes are 0..KN_STREAM_MODES-1 */
+    KN_STREAM_SCRIPT_MIN = 8, /* 8-15: no service's; free for server scripts */
+    KN_STREAM_MODES = 16,     /* modes are 0..KN_STREAM_MODES-1 */
 };
 
 #define KN_STREAM_ID_MAX     36   /* bytes of subject and subcontext */
@@ -167,6 +167,9 @@ int kn_tracker_update(kn_tracker *t, const kn_stream *s, kn_conn_id conn, const 
 int kn_tracker_untrack(kn_tracker *t, const kn_stream *s, kn_conn_id conn);
 /* The same by handle, for a stream of `mode` only (relayed matches). */
 int kn_tracker_untrack_handle(kn_tracker *t, uint8_t mode, uint32_t handle, kn_conn_id conn);
+/* Takes every session of user_id off s (a leave for the others each);
+ * how many left. */
+size_t kn_tracker_untrack_user(kn_tracker *t, const kn_stream *s, const char *user_id);
 /* Takes conn off every stream (its session ended or its connection closed). */
 void kn_tracker_untrack_all(kn_tracker *t, kn_conn_id conn);
 /* Takes everyone off s; no events (the stream is closing). How many left. */

@@ -61,7 +61,7 @@ int kn_stream_check(const kn_stream *s, char *msg, size_t cap)
 {
     const char *why = NULL;
     if (s->mode >= KN_STREAM_MODES)
-        why = "stream mode must be 0-7";
+        why = "stream mode must be 0-15";
     else if (!memchr(s->subject, 0, sizeof s->subject) ||
              !memchr(s->subcontext, 0, sizeof s->subcontext))
         why = "stream subject and subcontext must be at most 36 bytes";
@@ -504,6 +504,22 @@ int kn_tracker_untrack_handle(kn_tracker *t, uint8_t mode, uint32_t handle, kn_c
     if (i >= 0) remove_member(t, st, (uint32_t)i, true);
     pthread_mutex_unlock(&t->lock);
     return i >= 0 ? KN_OK : KN_ERR_NOT_FOUND;
+}
+
+size_t kn_tracker_untrack_user(kn_tracker *t, const kn_stream *s, const char *user_id)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->lock);
+    stream_rec *st = find(t, s);
+    for (uint32_t i = st ? st->count : 0; i-- > 0;) {
+        if (strcasecmp(st->members[i].user_id, user_id)) continue;
+        bool last = st->count == 1;
+        remove_member(t, st, i, true);
+        n++;
+        if (last) break; /* st is gone */
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 void kn_tracker_untrack_all(kn_tracker *t, kn_conn_id conn)
