@@ -23,10 +23,9 @@
  *
  * Limits: a stream holds at most its own max (given when it is created,
  * else its mode's, else the config's) presences: RESOURCE_EXHAUSTED "<name>
- * is full", where name is the mode's ("match", ...) or "stream"; a connection is on at most max_per_session streams in all and
- * at most its mode's max_per_session of one mode: RESOURCE_EXHAUSTED
- * "session is on too many streams (N)" / "<name> limit per session reached
- * (N)".
+ * is full", where name is the mode's ("match", ...) or "stream"; a connection is on at most
+ * max_per_session streams in all and at most its mode's max_per_session of one mode:
+ * RESOURCE_EXHAUSTED "session is on too many streams (N)" / "<name> limit per session reached (N)".
  *
  * Threads: every function is any-thread; one lock guards the tracker. The
  * sink (kn_out_send in the server) is called under the lock, so the events
@@ -149,7 +148,9 @@ void kn_tracker_destroy(kn_tracker *t); /* accepts NULL */
 int kn_tracker_mode_set(kn_tracker *t, uint8_t mode, const kn_tracker_mode *ops);
 
 /* KN_OK when s is well formed: mode < KN_STREAM_MODES, ids and label short
- * enough (INVALID_ARGUMENT with why in msg). */
+ * enough (INVALID_ARGUMENT with why in msg). The functions below that look a
+ * stream up (update, untrack, close, count, list, get, send) take a
+ * malformed one for a stream that does not exist. */
 int kn_stream_check(const kn_stream *s, char *msg, size_t cap);
 
 /* Puts p (conn, user, session, username, hidden, persistence, status) on s,
