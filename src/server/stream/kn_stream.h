@@ -149,7 +149,9 @@ void kn_tracker_destroy(kn_tracker *t); /* accepts NULL */
 int kn_tracker_mode_set(kn_tracker *t, uint8_t mode, const kn_tracker_mode *ops);
 
 /* KN_OK when s is well formed: mode < KN_STREAM_MODES, ids and label short
- * enough (INVALID_ARGUMENT with why in msg). */
+ * enough (INVALID_ARGUMENT with why in msg). The functions below that look a
+ * stream up (update, untrack, close, count, list, get, send) take a
+ * malformed one for a stream that does not exist. */
 int kn_stream_check(const kn_stream *s, char *msg, size_t cap);
 
 /* Puts p (conn, user, session, username, hidden, persistence, status) on s,

@@ -145,8 +145,12 @@ static bool same_key(const kn_stream *a, const kn_stream *b)
            !strcmp(a->subcontext, b->subcontext) && !strcmp(a->label, b->label);
 }
 
+/* A malformed key (an id or label without its NUL within its array) names
+ * no stream: it is refused here, before key_hash and same_key read its
+ * fields as strings and run past the struct. */
 static stream_rec *find(kn_tracker *t, const kn_stream *s)
 {
+    if (kn_stream_check(s, NULL, 0)) return NULL;
     stream_rec *st = kn_map_get(&t->by_key, key_hash(s));
     return st && same_key(&st->key, s) ? st : NULL;
 }
