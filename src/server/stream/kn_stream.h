@@ -32,6 +32,9 @@
  * of one stream leave in the order its changes happened; a sink must not
  * call back into the tracker. Mode registration happens before serving.
  *
+ * Messages: a function taking msg and cap writes a one-line reason there
+ * (msg may be NULL only when cap is 0).
+ *
  * Ownership: arguments are borrowed; what the tracker hands out (listings)
  * is a copy the caller frees with kn_free.
  *

@@ -386,6 +386,10 @@ int kn_tracker_track(kn_tracker *t, const kn_stream *s, const kn_presence *p,
     if (out) *out = (kn_tracker_joined){0};
     int rc = kn_stream_check(s, msg, cap);
     if (rc) return rc;
+    if (!p->conn) { /* 0 names no connection (and is no key of the maps) */
+        snprintf(msg, cap, "presence has no connection");
+        return KN_ERR_INVALID_ARGUMENT;
+    }
     if (p->status && strlen(p->status) > KN_STREAM_STATUS_MAX) {
         snprintf(msg, cap, "status must be at most %d bytes", KN_STREAM_STATUS_MAX);
         return KN_ERR_INVALID_ARGUMENT;
