@@ -406,10 +406,11 @@ int kn_server_run(const kn_config *cfg)
      * match engine come up, all before serving (until then the functions that
      * need them refuse: no database connection, or no match engine). */
     kn_account_lua account_lua = {0};
+    kn_friends_lua friends_lua = {.config = {.max_friends = (int)cfg->max_friends}};
     const kn_lua_binding bindings[] = {
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
-        {"friends", kn_friends_lua_funcs, &out},
+        {"friends", kn_friends_lua_funcs, &friends_lua},
         {"notifications", kn_notify_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
     };
@@ -506,6 +507,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_sessions_create(out, &sessions))) goto done;
     kn_out_directory dir = kn_sessions_directory(sessions);
     kn_out_set_directory(out, &dir);
+    friends_lua.out = out;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
@@ -543,6 +545,7 @@ int kn_server_run(const kn_config *cfg)
                      .max_message_size = (size_t)cfg->max_message_size,
                      .script_services = script_services,
                      .services = {[KN_SVC_AUTH] = (void *)auth,
+                                  [KN_SVC_FRIENDS] = &friends_lua.config,
                                   [KN_SVC_MATCH] = mw,
                                   [KN_SVC_RPC] = rpc}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,

@@ -858,9 +858,10 @@ static void the_server_key_is_unknown_before_any_handshake(void **state)
 
 static void every_disconnect_reason_has_a_text(void **state)
 {
-    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_BANNED; r++)
+    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_SESSION_REPLACED; r++)
         assert_string_not_equal(kaos_disconnect_reason_text(r), "unknown reason");
-    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_BANNED + 1), "unknown reason");
+    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_SESSION_REPLACED + 1),
+                        "unknown reason");
 }
 
 static void create_and_connect_survive_allocation_failures(void **state)
