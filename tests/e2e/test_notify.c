@@ -145,6 +145,38 @@ static void a_friend_invite_and_its_accept_are_pushed_live(void **state)
     unwatch(b);
 }
 
+static void removing_a_friend_pushes_friend_removed_to_them_and_stores_it(void **state)
+{
+    (void)state;
+    seen *a = watch(e2e_player(e2e_group_server.port, 0));
+    seen *b = watch(e2e_player(e2e_group_server.port, 0));
+    add(a->e, b->e->user_id);
+    add(b->e, a->e->user_id);
+    E2E_WAIT(b->pushes == 1 && a->pushes == 1, 15000);
+    const char *bid = b->e->user_id;
+    int acks = a->e->acks;
+    assert_true(kaos_client_friends_delete(a->e->c, &bid, 1, NULL, 0, e2e_on_done, a->e) > 0);
+    E2E_WAIT(a->e->acks > acks, 15000);
+    E2E_WAIT(b->pushes == 2, 15000);
+    assert_int_equal(b->push_codes[1], -6);
+    assert_string_equal(b->push_senders[1], a->e->user_id);
+    assert_int_equal(list(b, 0, NULL), 0);
+    assert_int_equal(b->listed, 2);
+    assert_int_equal(b->list_codes[1], -6);
+    assert_string_equal(b->list_subjects[1], "friend removed");
+    /* deleting what is no longer a friendship (nothing, or an invite) tells nobody */
+    add(a->e, b->e->user_id);
+    E2E_WAIT(b->pushes == 3, 15000);
+    acks = a->e->acks;
+    assert_true(kaos_client_friends_delete(a->e->c, &bid, 1, NULL, 0, e2e_on_done, a->e) > 0);
+    E2E_WAIT(a->e->acks > acks, 15000);
+    e2e_pump_for(200);
+    assert_int_equal(b->pushes, 3);
+    assert_int_equal(a->pushes, 1);
+    unwatch(a);
+    unwatch(b);
+}
+
 static void an_offline_user_lists_the_invite_later_and_the_cursor_shows_only_news(void **state)
 {
     (void)state;
@@ -237,6 +269,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_friend_invite_and_its_accept_are_pushed_live),
+        cmocka_unit_test(removing_a_friend_pushes_friend_removed_to_them_and_stores_it),
         cmocka_unit_test(an_offline_user_lists_the_invite_later_and_the_cursor_shows_only_news),
         cmocka_unit_test(lua_functions_send_list_and_delete),
     };
