@@ -99,8 +99,8 @@ static int setup(void **state)
     lanes[0].here = true;
     assert_int_equal(kn_out_create(2, &f.out), KN_OK);
     for (size_t i = 0; i < 2; i++) {
-        kn_out_lane l = {l_send, l_close,     l_post,       l_here,   l_data,
-                         l_auth, l_violation, l_overloaded, &lanes[i]};
+        kn_out_lane l = {l_send, l_close,     l_post,       l_here,    l_data,
+                         l_auth, l_violation, l_overloaded, &lanes[i], NULL};
         kn_out_attach_lane(f.out, i, &l);
     }
     assert_int_equal(kn_sessions_create(f.out, &f.ss), KN_OK);
