@@ -32,6 +32,7 @@
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
 #include "kn_friends_lua.h"
+#include "kn_notify.h"
 #include "kn_notify_lua.h"
 
 #include <pthread.h>
@@ -507,6 +508,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_sessions_create(out, &sessions))) goto done;
     kn_out_directory dir = kn_sessions_directory(sessions);
     kn_out_set_directory(out, &dir);
+    if (cfg->single_session) kn_sessions_set_single(sessions, kn_notify_session_replaced, out);
     friends_lua.out = out;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;

@@ -92,6 +92,8 @@ static const option options[] = {
     INT(max_matches, "10000", 1, 1000000, "authoritative matches at once"),
     INT(max_friends, "1000", 1, 100000,
         "friends and invites (not blocks) a user may have; an invite past it is refused"),
+    BOOL(single_session, "false",
+         "a login, refresh or resume ends the user's other connections (told -7, then closed)"),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -286,6 +286,23 @@ int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool syst
     return KN_OK;
 }
 
+void kn_notify_session_replaced(void *ud, uint64_t conn)
+{
+    kn_notify_msg m = {NULL, "another session took over", "{}", KN_NOTIFY_CODE_SESSION_REPLACED,
+                       NULL, false};
+    char id[KN_UUID_STR_LEN + 1];
+    kn_uuid_v4(id);
+    kn_notification v = view_of(&m, id, (int64_t)time(NULL));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    kn_conn_id to = conn;
+    int rc = encode(&v, 1, &buf, &len);
+    if (rc == KN_OK) rc = kn_out_send(ud, &to, 1, KN_CHANNEL_CONTROL, buf, len, true);
+    kn_free(buf);
+    if (rc && rc != KN_ERR_NOT_FOUND)
+        KN_WARN("notify: the session-replaced notice was not sent: %s", kn_err_name(rc));
+}
+
 /* "<position>.<uuid>" -> position and id; "" or NULL is the start. */
 static int parse_cursor(const char *cursor, char position[24], char id[KN_UUID_STR_LEN + 1],
                         char *msg, size_t cap)
