@@ -288,8 +288,8 @@ int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool syst
 
 void kn_notify_session_replaced(void *ud, uint64_t conn)
 {
-    kn_notify_msg m = {NULL, "another session took over", "{}", KN_NOTIFY_CODE_SESSION_REPLACED,
-                       NULL, false};
+    kn_notify_msg m = {
+        NULL, "another session took over", "{}", KN_NOTIFY_CODE_SESSION_REPLACED, NULL, false};
     char id[KN_UUID_STR_LEN + 1];
     kn_uuid_v4(id);
     kn_notification v = view_of(&m, id, (int64_t)time(NULL));

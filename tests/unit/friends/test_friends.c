@@ -368,7 +368,8 @@ static void invites_stop_at_the_limit(void **state)
     user("lim_me", me);
     user("lim_late", late);
     /* fill me up to the limit with plain rows: the limit counts friends and invites */
-    pgtest_sql(db,
+    pgtest_sql(
+        db,
         "INSERT INTO users (id, username) SELECT ('e0000000-0000-4000-8000-' || lpad(to_hex(g), "
         "12, '0'))::uuid, 'lim_' || g FROM generate_series(1, %d) g",
         KN_FRIENDS_MAX_DEFAULT);
@@ -485,20 +486,24 @@ static void a_configured_max_friends_refuses_and_names_the_limit(void **state)
     kn_friends_add_opts o = {.max_friends = 2};
     const char *ab[] = {a, b};
     assert_int_equal(kn_friends_add_ex(db, &o, me, ab, 2, NULL, 0, msg, sizeof msg), KN_OK);
-    assert_int_equal(kn_friends_add_ex(db, &o, me, (const char *[]){c}, 1, NULL, 0, msg, sizeof msg),
-                     KN_ERR_RESOURCE_EXHAUSTED);
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, me, (const char *[]){c}, 1, NULL, 0, msg, sizeof msg),
+        KN_ERR_RESOURCE_EXHAUSTED);
     assert_string_equal(msg, "you have 2 friends and invites; the limit is 2");
     /* the target's count counts too */
-    assert_int_equal(kn_friends_add_ex(db, &o, c, (const char *[]){me}, 1, NULL, 0, msg, sizeof msg),
-                     KN_ERR_RESOURCE_EXHAUSTED);
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, c, (const char *[]){me}, 1, NULL, 0, msg, sizeof msg),
+        KN_ERR_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(msg, "the limit is 2"));
     assert_non_null(strstr(msg, me));
     /* accepting an invite never counts against the limit */
-    assert_int_equal(kn_friends_add_ex(db, &o, a, (const char *[]){me}, 1, NULL, 0, msg, sizeof msg), KN_OK);
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, a, (const char *[]){me}, 1, NULL, 0, msg, sizeof msg), KN_OK);
     assert_pair(me, a, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
     /* the default (0) is KN_FRIENDS_MAX_DEFAULT */
     o.max_friends = 0;
-    assert_int_equal(kn_friends_add_ex(db, &o, me, (const char *[]){d}, 1, NULL, 0, msg, sizeof msg), KN_OK);
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, me, (const char *[]){d}, 1, NULL, 0, msg, sizeof msg), KN_OK);
 }
 
 /* The metadata `me` holds on its edge to `other` (NULL for no edge); kn_free it. */
@@ -532,12 +537,14 @@ static void metadata_is_per_edge_set_on_add_listed_and_updated(void **state)
     user("meta_b", b);
     user("meta_c", c);
     kn_friends_add_opts o = {.metadata = "{\"since\": 2024}"};
-    assert_int_equal(kn_friends_add_ex(db, &o, a, (const char *[]){b}, 1, NULL, 0, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_friends_add_ex(db, &o, a, (const char *[]){b}, 1, NULL, 0, msg, sizeof msg),
+                     KN_OK);
     assert_metadata(a, b, "{\"since\": 2024}");
     assert_metadata(b, a, "{}"); /* only the caller's edge */
     /* accepting with metadata sets the acceptor's edge; a's stays */
     o.metadata = "{\"nick\": \"bee\"}";
-    assert_int_equal(kn_friends_add_ex(db, &o, b, (const char *[]){a}, 1, NULL, 0, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_friends_add_ex(db, &o, b, (const char *[]){a}, 1, NULL, 0, msg, sizeof msg),
+                     KN_OK);
     assert_metadata(b, a, "{\"nick\": \"bee\"}");
     assert_metadata(a, b, "{\"since\": 2024}");
     /* update, in any state of the caller's edge */
@@ -549,8 +556,7 @@ static void metadata_is_per_edge_set_on_add_listed_and_updated(void **state)
                      KN_OK);
     assert_metadata(a, c, "{\"why\": \"spam\"}");
     /* refusals */
-    assert_int_equal(kn_friends_metadata_update(db, c, a, "{}", msg, sizeof msg),
-                     KN_ERR_NOT_FOUND);
+    assert_int_equal(kn_friends_metadata_update(db, c, a, "{}", msg, sizeof msg), KN_ERR_NOT_FOUND);
     assert_non_null(strstr(msg, "no relationship with user"));
     assert_int_equal(kn_friends_metadata_update(db, a, b, "[1]", msg, sizeof msg),
                      KN_ERR_INVALID_ARGUMENT);
@@ -629,7 +635,7 @@ static void friends_of_friends_page_by_cursor_without_me_or_blocks(void **state)
     befriend(f1, y);
     befriend(f2, x);
     befriend(f2, z);
-    assert_int_equal(by_id(kn_friends_add, f2, w), KN_OK); /* an invite is not a friendship */
+    assert_int_equal(by_id(kn_friends_add, f2, w), KN_OK);   /* an invite is not a friendship */
     assert_int_equal(by_id(kn_friends_block, me, y), KN_OK); /* I blocked y */
     assert_int_equal(by_id(kn_friends_block, z, me), KN_OK); /* z blocked me */
     char want[4][80];
@@ -654,9 +660,9 @@ static void friends_of_friends_page_by_cursor_without_me_or_blocks(void **state)
     /* refusals */
     assert_int_equal(kn_friends_of_friends_list(db, me, 1001, NULL, &f, &n, &next, msg, sizeof msg),
                      KN_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kn_friends_of_friends_list(db, me, 1, "f-1:0:0:x", &f, &n, &next, msg,
-                                                sizeof msg),
-                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        kn_friends_of_friends_list(db, me, 1, "f-1:0:0:x", &f, &n, &next, msg, sizeof msg),
+        KN_ERR_INVALID_ARGUMENT);
     assert_int_equal(kn_friends_of_friends_cursor_check("", msg, sizeof msg),
                      KN_ERR_INVALID_ARGUMENT);
     char good[80];
@@ -697,6 +703,26 @@ static int add_and_delete(void *arg)
     return rc;
 }
 
+static int list_friends_of_friends(void *arg)
+{
+    (void)arg;
+    kn_friend_of_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL, *last = NULL;
+    char m[256];
+    int rc = kn_friends_of_friends_list(db, oom_me, 1, NULL, &f, &n, &next, m, sizeof m);
+    kn_friends_of_friends_free(f, n);
+    f = NULL;
+    if (rc == KN_OK && (!next || n != 1)) rc = KN_ERR_INTERNAL;
+    if (rc == KN_OK)
+        rc = kn_friends_of_friends_list(db, oom_me, 5, next, &f, &n, &last, m, sizeof m);
+    if (rc == KN_OK && n != 1) rc = KN_ERR_INTERNAL;
+    kn_friends_of_friends_free(f, n);
+    kn_free(next);
+    kn_free(last);
+    return rc;
+}
+
 static void friends_calls_survive_allocation_failures(void **state)
 {
     (void)state;
@@ -709,6 +735,11 @@ static void friends_calls_survive_allocation_failures(void **state)
     assert_int_equal(by_id(kn_friends_add, oom_me, b), KN_OK);
     assert_true(failalloc_sweep(list_two_pages, NULL) >= 3);
     assert_true(failalloc_sweep(add_and_delete, c) >= 2);
+    /* oom_me's one friend a has b and c as friends too: two pages of one */
+    befriend(a, oom_me);
+    befriend(a, b);
+    befriend(a, c);
+    assert_true(failalloc_sweep(list_friends_of_friends, NULL) >= 3);
 }
 
 int main(void)
