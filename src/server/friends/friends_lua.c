@@ -26,8 +26,11 @@
 
 #define MSG_CAP 256
 
+/* A list's results while Lua builds the tables: friends or friends of
+ * friends, freed by the matching function. */
 typedef struct holder {
     kn_friend *friends;
+    kn_friend_of_friend *fof;
     size_t n;
     char *cursor;
 } holder;
@@ -36,6 +39,7 @@ static int holder_gc(lua_State *L)
 {
     holder *h = lua_touserdata(L, 1);
     kn_friends_free(h->friends, h->n);
+    kn_friends_of_friends_free(h->fof, h->n);
     kn_free(h->cursor);
     memset(h, 0, sizeof *h);
     return 0;
@@ -162,21 +166,6 @@ static int k_friends_list(lua_State *L)
     return 2;
 }
 
-typedef struct fof_holder {
-    kn_friend_of_friend *fof;
-    size_t n;
-    char *cursor;
-} fof_holder;
-
-static int fof_holder_gc(lua_State *L)
-{
-    fof_holder *h = lua_touserdata(L, 1);
-    kn_friends_of_friends_free(h->fof, h->n);
-    kn_free(h->cursor);
-    memset(h, 0, sizeof *h);
-    return 0;
-}
-
 /* friends_of_friends_list(user_id, limit, cursor) -> list, cursor or nil.
  * An entry is {referrer = friend's id, user = <user table>}. */
 static int k_friends_of_friends_list(lua_State *L)
@@ -185,7 +174,7 @@ static int k_friends_of_friends_list(lua_State *L)
     const char *user_id = luaL_checkstring(L, 1);
     int lim = clamp_int(luaL_optinteger(L, 2, 0));
     const char *cursor = luaL_optstring(L, 3, NULL);
-    fof_holder *h = kn_lua_holder(L, sizeof(fof_holder), "kaos.fof_holder", fof_holder_gc);
+    holder *h = kn_lua_holder(L, sizeof(holder), "kaos.friends_holder", holder_gc);
     char msg[MSG_CAP] = "";
     int rc = kn_friends_of_friends_list(db, user_id, lim, cursor, &h->fof, &h->n, &h->cursor, msg,
                                         sizeof msg);

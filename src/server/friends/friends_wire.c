@@ -17,6 +17,13 @@ static const char *caller(kn_req *r)
     return kn_req_caller(r)->user_id;
 }
 
+/* A wire limit past what the service's int takes, refused as it would. */
+static int too_many(uint32_t limit, char *msg, size_t cap)
+{
+    snprintf(msg, cap, "limit must be 1-%d, not %u", KN_FRIENDS_LIST_MAX, limit);
+    return KN_ERR_INVALID_ARGUMENT;
+}
+
 int kn_friends_wire_add(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsAdd *q = kn_req_msg(r)->friends_add;
@@ -95,10 +102,7 @@ static int reply_list(kn_req *r, kn_friend *friends, size_t n, const char *curso
 int kn_friends_wire_list(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsList *q = kn_req_msg(r)->friends_list;
-    if (q->limit > KN_FRIENDS_LIST_MAX) { /* the service takes an int; say it as it would */
-        snprintf(msg, cap, "limit must be 1-%d, not %u", KN_FRIENDS_LIST_MAX, q->limit);
-        return KN_ERR_INVALID_ARGUMENT;
-    }
+    if (q->limit > KN_FRIENDS_LIST_MAX) return too_many(q->limit, msg, cap);
     int state = q->filter_case == KAOS__V1__FRIENDS_LIST__FILTER_STATE ? q->state : KN_FRIEND_ANY;
     kn_friend *friends = NULL;
     size_t n = 0;
@@ -146,10 +150,7 @@ static int reply_fof(kn_req *r, kn_friend_of_friend *fof, size_t n, const char *
 int kn_friends_wire_of_friends_list(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsOfFriendsList *q = kn_req_msg(r)->friends_of_friends_list;
-    if (q->limit > KN_FRIENDS_LIST_MAX) {
-        snprintf(msg, cap, "limit must be 1-%d, not %u", KN_FRIENDS_LIST_MAX, q->limit);
-        return KN_ERR_INVALID_ARGUMENT;
-    }
+    if (q->limit > KN_FRIENDS_LIST_MAX) return too_many(q->limit, msg, cap);
     kn_friend_of_friend *fof = NULL;
     size_t n = 0;
     char *next = NULL;
