@@ -2,7 +2,10 @@
  * invite seen by both sides, its acceptance, lists by state with their
  * cursor, a block and its removal, refusals with their codes, and a before
  * hook on FriendsAdd refusing a request, and the kaos.friends_* functions
- * through an RPC (both in tests/e2e/lua/friends_test.lua).
+ * through an RPC (both in tests/e2e/lua/friends_test.lua); metadata on add,
+ * update and list, friends of friends paged (and a before hook on
+ * FriendsOfFriendsList refusing one), and kaos.friend_metadata_update and
+ * kaos.friends_of_friends_list through an RPC.
  *
  * The runtime path is a directory of links to the .lua files of
  * tests/e2e/lua/. */
@@ -206,10 +209,10 @@ static void metadata_travels_with_the_add_the_update_and_the_list(void **state)
 
 /* A page of friends of friends as "referrer>user" lines. */
 typedef struct fof_page {
-    int answers;
+    int answers, code; /* code: the last answer's (0 or a KAOS_ERR_*) */
     size_t n;
     char lines[8][80];
-    char cursor[128];
+    char cursor[128], message[128];
 } fof_page;
 
 static void on_fof(kaos_client *k, const kaos_result *r, const kaos_friend_of_friend *entries,
@@ -217,7 +220,8 @@ static void on_fof(kaos_client *k, const kaos_result *r, const kaos_friend_of_fr
 {
     (void)k;
     fof_page *p = ud;
-    assert_int_equal(r->code, 0);
+    p->code = r->code;
+    snprintf(p->message, sizeof p->message, "%s", r->message);
     p->n = n;
     for (size_t i = 0; i < n && i < 8; i++)
         snprintf(p->lines[i], sizeof p->lines[i], "%s>%s", entries[i].referrer, entries[i].user.id);
@@ -242,6 +246,7 @@ static void friends_of_friends_page_over_the_wire(void **state)
         int before = p.answers;
         assert_true(kaos_client_friends_of_friends_list(me->c, 1, cursor, on_fof, &p) > 0);
         E2E_WAIT(p.answers > before, 15000);
+        assert_int_equal(p.code, 0);
         assert_int_equal(p.n, 1);
         char want[48];
         snprintf(want, sizeof want, "%s>", f->user_id);
@@ -254,6 +259,11 @@ static void friends_of_friends_page_over_the_wire(void **state)
     assert_string_not_equal(seen_users[0], seen_users[1]);
     for (int i = 0; i < 2; i++)
         assert_true(!strcmp(seen_users[i], x->user_id) || !strcmp(seen_users[i], y->user_id));
+    /* a before hook on FriendsOfFriendsList (tests/e2e/lua/friends_test.lua) */
+    assert_true(kaos_client_friends_of_friends_list(me->c, 13, NULL, on_fof, &p) > 0);
+    E2E_WAIT(p.answers > 2, 15000);
+    assert_int_equal(p.code, KAOS_ERR_PERMISSION_DENIED);
+    assert_string_equal(p.message, "unlucky page size");
     e2e_client_free(me);
     e2e_client_free(f);
     e2e_client_free(x);

@@ -13,6 +13,15 @@ kaos.register_req_before(function(context, request)
   return request
 end, "friends_add")
 
+-- The new friends requests reach hooks too: a friends of friends listing
+-- asking for exactly 13 is refused before the service runs.
+kaos.register_req_before(function(context, request)
+  if request.limit == 13 then
+    error({ code = 7, message = "unlucky page size" }) -- PERMISSION_DENIED
+  end
+  return request
+end, "friends_of_friends_list")
+
 -- The kaos.friends_* functions, acting for the caller: the payload is the
 -- other user's id; the caller invites them, lists its invites sent (two
 -- pages of one), blocks them, lists its blocks, deletes the block and
