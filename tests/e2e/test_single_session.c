@@ -1,7 +1,8 @@
 /* End to end: single session (--single-session). A second login of the
  * same user tells the first connection "another session took over" (-7,
  * live only) and then closes it with DISCONNECT_SESSION_REPLACED; the first
- * session's token no longer resumes; a resume of the surviving session
+ * session's token no longer resumes and its refresh token no longer
+ * refreshes; a resume of the surviving session
  * elsewhere moves it there. Two logins racing leave exactly one connection.
  * Nothing assumes one network thread: CI runs this file again with
  * KAOS_NET_THREADS=2. */
@@ -85,6 +86,15 @@ static void a_second_login_tells_the_first_then_closes_it_and_its_token_dies(voi
     assert_int_equal(c->e->sessions, 0);
     assert_int_equal(c->e->error_code, 16); /* UNAUTHENTICATED */
     assert_string_equal(c->e->error_message, "session token revoked (another session took over)");
+    /* and its refresh token: A reconnects with the session it kept and tries it */
+    assert_int_equal(kaos_client_connect(a->e->c), KAOS_OK);
+    E2E_WAIT(a->e->connected, 10000);
+    int errors = a->e->errors;
+    assert_true(kaos_client_session_refresh(a->e->c, e2e_on_session, a->e) > 0);
+    E2E_WAIT(a->e->errors > errors || a->e->sessions > 1, 10000);
+    assert_int_equal(a->e->sessions, 1);
+    assert_int_equal(a->e->error_code, 16);
+    assert_string_equal(a->e->error_message, "refresh token already used or revoked");
     /* B's session resumed on another connection moves there; it stays valid */
     told *d = client();
     assert_true(kaos_client_session_resume(d->e->c, b->e->token, e2e_on_session, d->e) > 0);

@@ -99,8 +99,8 @@ int kn_notify_send(kn_db *db, kn_out *out, const kn_notify_msg *notes, size_t n,
 int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool system,
                        size_t *n_stored, char *msg, size_t msg_cap);
 
-/* Single session's notice (kn_sessions_set_single's notice, ud the
- * server's kn_out *): a live-only KN_NOTIFY_CODE_SESSION_REPLACED
+/* Single session's notice (kn_sessions_single.notice, ud the server's
+ * kn_out *): a live-only KN_NOTIFY_CODE_SESSION_REPLACED
  * notification "another session took over" from the system, to the one
  * connection `conn` that is about to be closed. Runs on that connection's
  * network thread; no database. Best effort (logged). */

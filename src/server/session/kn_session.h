@@ -84,11 +84,20 @@ void kn_sessions_destroy(kn_sessions *ss); /* accepts NULL; after every connecti
  * notifications service's -7 "another session took over"), unbinds it and
  * closes it with DISCONNECT_SESSION_REPLACED, so the notice goes out
  * first. Ended sessions of another session id are revoked (their token no
- * longer resumes on this node); other connections of the same session id
- * (a resume elsewhere) are closed but the session lives on. Before
+ * longer resumes on this node) and handed to forget (when not NULL; any
+ * thread, must not block: the root queues the deletion of their
+ * user_session rows, so their refresh tokens die too); other connections
+ * of the same session id (a resume elsewhere) are closed but the session
+ * lives on. A session with no connection here is not touched: if it comes
+ * back (resume, refresh), its bind replaces the others in turn. Before
  * serving. */
-typedef void (*kn_sessions_notice_fn)(void *ud, kn_conn_id conn);
-void kn_sessions_set_single(kn_sessions *ss, kn_sessions_notice_fn notice, void *ud);
+typedef struct kn_sessions_single {
+    void (*notice)(void *ud, kn_conn_id conn);
+    void *notice_ud;
+    void (*forget)(void *ud, const char *user_id, const char *session_id);
+    void *forget_ud;
+} kn_sessions_single;
+void kn_sessions_set_single(kn_sessions *ss, const kn_sessions_single *single);
 
 /* A directory for kn_out (kn_out_send_user) backed by the index. */
 kn_out_directory kn_sessions_directory(kn_sessions *ss);

@@ -43,8 +43,7 @@ struct kn_sessions {
     ext_slot ext[KN_SESSION_EXT_MAX];
     int n_ext;
     bool single; /* set before serving: binds end the user's other connections */
-    kn_sessions_notice_fn notice;
-    void *notice_ud;
+    kn_sessions_single hooks;
 };
 
 /* The maps `revoked` and `ended` keep a time and a kn_session_end in one
@@ -117,11 +116,10 @@ void kn_sessions_destroy(kn_sessions *ss)
     kn_free(ss);
 }
 
-void kn_sessions_set_single(kn_sessions *ss, kn_sessions_notice_fn notice, void *ud)
+void kn_sessions_set_single(kn_sessions *ss, const kn_sessions_single *single)
 {
     ss->single = true;
-    ss->notice = notice;
-    ss->notice_ud = ud;
+    ss->hooks = *single;
 }
 
 int kn_sessions_ext_register(kn_sessions *ss, void (*on_close)(void *ud, kn_session *s), void *ud)
@@ -215,6 +213,8 @@ bool kn_sessions_revoked(kn_sessions *ss, const char *session_id, char *msg, siz
 }
 
 static size_t collect_others(kn_sessions *ss, const kn_session *s, kn_ended *out, size_t cap);
+static void forget_others(kn_sessions *ss, const kn_token_claims *c, const kn_ended *others,
+                          size_t n);
 static int post_ends(kn_sessions *ss, const char *user_id, kn_session_end why, kn_conn_id spare,
                      const kn_ended *ended, size_t n);
 
@@ -264,6 +264,7 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
     pthread_mutex_unlock(&ss->lock);
     if (n_others && post_ends(ss, c->user_id, KN_SESSION_END_REPLACED, 0, others, n_others))
         KN_WARN("could not end every other session of %s (single session)", c->user_id);
+    forget_others(ss, c, others, n_others);
     if (others != stack) kn_free(others);
     if (rc) return rc;
     kn_token_claims_deinit(&s->vars);
@@ -301,8 +302,8 @@ static void run_end(void *arg)
         if (!s || !s->authenticated || !same_id(s->user_id, p->user_id)) continue;
         if (!same_id(s->session_id, p->conns[i].session_id)) continue;
         /* The notice first: the close below lets queued packets out before it. */
-        if (p->why == KN_SESSION_END_REPLACED && p->ss->notice)
-            p->ss->notice(p->ss->notice_ud, conn);
+        const kn_sessions_single *h = &p->ss->hooks;
+        if (p->why == KN_SESSION_END_REPLACED && h->notice) h->notice(h->notice_ud, conn);
         unbind(p->ss, s); /* nothing it still sends counts as the user's */
         if (p->why != KN_SESSION_END_LOGOUT && conn != p->spare)
             kn_out_close(p->ss->out, conn, close_reason(p->why));
@@ -348,6 +349,20 @@ static size_t collect_others(kn_sessions *ss, const kn_session *s, kn_ended *out
         note_ended(out, cap, n++, o);
     }
     return n;
+}
+
+/* Single session: each replaced session id (not the bound one's; once
+ * each) to the forget hook. */
+static void forget_others(kn_sessions *ss, const kn_token_claims *c, const kn_ended *others,
+                          size_t n)
+{
+    if (!ss->hooks.forget) return;
+    for (size_t i = 0; i < n; i++) {
+        bool again = same_id(others[i].session_id, c->session_id);
+        for (size_t k = 0; k < i && !again; k++)
+            again = same_id(others[k].session_id, others[i].session_id);
+        if (!again) ss->hooks.forget(ss->hooks.forget_ud, c->user_id, others[i].session_id);
+    }
 }
 
 /* One post per shard that holds any of ended[0..n), to run_end there. */

@@ -266,6 +266,16 @@ static void expired_revocations_are_swept(void **state)
 static kn_conn_id noticed[MAX_CONNS];
 static int notice_seq[MAX_CONNS], n_noticed;
 
+static char forgotten[MAX_CONNS][37];
+static int n_forgotten;
+
+static void forget(void *ud, const char *user_id, const char *session_id)
+{
+    assert_ptr_equal(ud, &n_forgotten);
+    assert_string_equal(user_id, "aaaa");
+    snprintf(forgotten[n_forgotten++], sizeof forgotten[0], "%s", session_id);
+}
+
 static void notice(void *ud, kn_conn_id conn)
 {
     assert_ptr_equal(ud, &n_noticed);
@@ -277,8 +287,9 @@ static void notice(void *ud, kn_conn_id conn)
 static void single_session_binds_end_the_users_other_connections(void **state)
 {
     fixture *f = *state;
-    n_noticed = events = 0;
-    kn_sessions_set_single(f->ss, notice, &n_noticed);
+    n_noticed = n_forgotten = events = 0;
+    kn_sessions_single single = {notice, &n_noticed, forget, &n_forgotten};
+    kn_sessions_set_single(f->ss, &single);
     kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
     kn_session *b = open_bound(f, 0, "bbbb", "sb1");
     assert_int_equal(n_noticed, 0);
@@ -294,6 +305,8 @@ static void single_session_binds_end_the_users_other_connections(void **state)
     char msg[64];
     assert_true(kn_sessions_revoked(f->ss, "sa1", msg, sizeof msg));
     assert_string_equal(msg, "session token revoked (another session took over)");
+    assert_int_equal(n_forgotten, 1); /* its refresh token goes too */
+    assert_string_equal(forgotten[0], "sa1");
     kn_token_claims c = {.user_id = "aaaa", .session_id = "sa1"};
     assert_int_equal(kn_sessions_bind(f->ss, a1, &c, true, kn_time_mono_ms(), msg, sizeof msg),
                      KN_ERR_UNAUTHENTICATED);
@@ -310,6 +323,7 @@ static void single_session_binds_end_the_users_other_connections(void **state)
     assert_int_equal(lanes[1].n_closed, 1);
     assert_true(notice_seq[1] < lanes[1].close_seq[0]);
     assert_false(kn_sessions_revoked(f->ss, "sa2", msg, sizeof msg));
+    assert_int_equal(n_forgotten, 1); /* the same session: not forgotten */
     assert_true(a3->authenticated && b->authenticated);
     kn_conn_id ids[4];
     assert_int_equal(kn_sessions_conns(f->ss, "aaaa", NULL, ids, 4), 1);
@@ -319,8 +333,9 @@ static void single_session_binds_end_the_users_other_connections(void **state)
 static void of_two_racing_binds_the_later_one_stays(void **state)
 {
     fixture *f = *state;
-    n_noticed = events = 0;
-    kn_sessions_set_single(f->ss, notice, &n_noticed);
+    n_noticed = n_forgotten = events = 0;
+    kn_sessions_single single = {notice, &n_noticed, forget, &n_forgotten};
+    kn_sessions_set_single(f->ss, &single);
     /* both logins read Postgres first; their binds reach the registry one
      * after the other, on two threads */
     kn_session *x = open_bound(f, 1, NULL, NULL);
@@ -340,6 +355,8 @@ static void of_two_racing_binds_the_later_one_stays(void **state)
     assert_int_equal(n_noticed, 1);
     assert_true(kn_sessions_revoked(f->ss, "sx", msg, sizeof msg));
     assert_false(kn_sessions_revoked(f->ss, "sy", msg, sizeof msg));
+    assert_int_equal(n_forgotten, 1);
+    assert_string_equal(forgotten[0], "sx");
 }
 
 static int create_destroy(void *arg)
