@@ -238,7 +238,9 @@ enum {
 
 /* One notification (kaos_client_notifications_list and the notifications
  * event; docs/notifications.md). code < 0 is the system's: -2 friend
- * request received, -3 friend request accepted (-1 is reserved).
+ * request received, -3 friend request accepted, -6 friend removed, -7
+ * another session took over (single session; the connection closes with
+ * KAOS_DISCONNECT_SESSION_REPLACED right after); the others are reserved.
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
