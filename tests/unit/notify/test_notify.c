@@ -481,6 +481,17 @@ static void send_all_stores_one_per_user_under_one_id_and_broadcasts_once(void *
     assert_int_equal(newest(b, id), -9);
 }
 
+static void the_session_replaced_notice_goes_live_to_that_one_connection(void **state)
+{
+    (void)state;
+    reset_wire(NULL);
+    kn_notify_session_replaced(out, 1); /* connection 1: the fake lane checks the id */
+    assert_int_equal(envelopes, 1);
+    assert_int_equal(pushed, 1);
+    assert_int_equal(last_codes[0], KN_NOTIFY_CODE_SESSION_REPLACED);
+    assert_false(last_persistent[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +503,7 @@ int main(void)
         cmocka_unit_test(deleting_an_account_removes_its_notifications),
         cmocka_unit_test(notify_calls_survive_allocation_failures),
         cmocka_unit_test(send_all_stores_one_per_user_under_one_id_and_broadcasts_once),
+        cmocka_unit_test(the_session_replaced_notice_goes_live_to_that_one_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
