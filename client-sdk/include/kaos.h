@@ -681,9 +681,9 @@ int kaos_client_friends_add_metadata(kaos_client *c, const char *const *ids, siz
 int kaos_client_friends_metadata_update(kaos_client *c, const char *user_id, const char *metadata,
                                         kaos_done_fn done, void *ud);
 /* One page of at most `limit` (1-1000; 0 = 100) friends of your friends,
- * after `cursor` (NULL or "" = from the start). Never you, never a user you
- * blocked or who blocked you; a user known through two friends appears
- * once per friend (docs/friends.md). */
+ * after `cursor` (NULL or "" = from the start). Never you or your friends,
+ * never a user you blocked or who blocked you; a user known through two
+ * friends appears once per friend (docs/friends.md). */
 int kaos_client_friends_of_friends_list(kaos_client *c, uint32_t limit, const char *cursor,
                                         kaos_friends_of_friends_fn done, void *ud);
 

@@ -92,15 +92,16 @@ static const kn_db_stmt list_page = {
     " ORDER BY state, position, destination_id LIMIT $6",
     6};
 /* Friends (0) of the caller's friends after ($2, $3) in (referrer, user)
- * order: never the caller, nobody blocked either way with the caller. */
+ * order: never the caller or the caller's friends, nobody blocked either
+ * way with the caller. */
 static const kn_db_stmt fof_page = {
     "friends_of_friends",
     "SELECT f.destination_id::text, f.source_id::text FROM user_edge m"
     " JOIN user_edge f ON f.source_id = m.destination_id AND f.state = 0"
     " WHERE m.source_id = $1 AND m.state = 0 AND f.destination_id <> $1"
-    " AND NOT EXISTS (SELECT 1 FROM user_edge b WHERE b.state = 3 AND"
-    " ((b.source_id = $1 AND b.destination_id = f.destination_id) OR"
-    " (b.source_id = f.destination_id AND b.destination_id = $1)))"
+    " AND NOT EXISTS (SELECT 1 FROM user_edge b WHERE"
+    " (b.source_id = $1 AND b.destination_id = f.destination_id AND b.state IN (0, 3)) OR"
+    " (b.source_id = f.destination_id AND b.destination_id = $1 AND b.state = 3))"
     " AND (f.source_id, f.destination_id) > ($2::uuid, $3::uuid)"
     " ORDER BY f.source_id, f.destination_id LIMIT $4",
     4};

@@ -164,9 +164,9 @@ typedef struct kn_friend_of_friend {
 
 /* One page of the friends of user_id's friends, ordered by (referrer id,
  * user id): one entry per (referrer, user) pair, so a user known through
- * two friends appears twice with each referrer (as in Nakama; the caller's
- * own friends can appear too). Never the caller, never a user the caller
- * blocked or who blocked the caller. limit 0 means KN_FRIENDS_LIST_DEFAULT,
+ * two friends appears twice with each referrer (as in Nakama). Never the
+ * caller and never the caller's own friends (as in Nakama), never a user
+ * the caller blocked or who blocked the caller. limit 0 means KN_FRIENDS_LIST_DEFAULT,
  * else 1..KN_FRIENDS_LIST_MAX; cursor NULL or "" starts at the beginning,
  * else one this function returned (INVALID_ARGUMENT otherwise). *out is
  * freed with kn_friends_of_friends_free, *next_cursor with kn_free (NULL

@@ -617,10 +617,10 @@ static size_t walk_fof(const char *me, int limit, char out[][80], size_t cap)
     return total;
 }
 
-static void friends_of_friends_page_by_cursor_without_me_or_blocks(void **state)
+static void friends_of_friends_page_by_cursor_without_me_my_friends_or_blocks(void **state)
 {
     (void)state;
-    char me[37], f1[37], f2[37], x[37], y[37], z[37], w[37];
+    char me[37], f1[37], f2[37], x[37], y[37], z[37], w[37], v[37], inv[37];
     user("fof_me", me);
     user("fof_f1", f1);
     user("fof_f2", f2);
@@ -628,6 +628,8 @@ static void friends_of_friends_page_by_cursor_without_me_or_blocks(void **state)
     user("fof_y", y);
     user("fof_z", z);
     user("fof_w", w);
+    user("fof_v", v);
+    user("fof_inv", inv);
     befriend(me, f1);
     befriend(me, f2);
     befriend(f1, f2);
@@ -635,14 +637,18 @@ static void friends_of_friends_page_by_cursor_without_me_or_blocks(void **state)
     befriend(f1, y);
     befriend(f2, x);
     befriend(f2, z);
+    befriend(f2, v);
+    befriend(f1, inv);
+    assert_int_equal(by_id(kn_friends_add, me, inv), KN_OK); /* my invite: inv still appears */
     assert_int_equal(by_id(kn_friends_add, f2, w), KN_OK);   /* an invite is not a friendship */
     assert_int_equal(by_id(kn_friends_block, me, y), KN_OK); /* I blocked y */
     assert_int_equal(by_id(kn_friends_block, z, me), KN_OK); /* z blocked me */
+    /* f1 and f2 are friends of each other, but mine too: left out */
     char want[4][80];
-    snprintf(want[0], 80, "%s>%s", f1, f2);
-    snprintf(want[1], 80, "%s>%s", f1, x);
-    snprintf(want[2], 80, "%s>%s", f2, f1);
-    snprintf(want[3], 80, "%s>%s", f2, x);
+    snprintf(want[0], 80, "%s>%s", f1, x);
+    snprintf(want[1], 80, "%s>%s", f1, inv);
+    snprintf(want[2], 80, "%s>%s", f2, x);
+    snprintf(want[3], 80, "%s>%s", f2, v);
     for (int limit = 1; limit <= 5; limit += 2) {
         char got[8][80];
         assert_int_equal(walk_fof(me, limit, got, 8), 4);
@@ -761,7 +767,7 @@ int main(void)
         cmocka_unit_test(a_configured_max_friends_refuses_and_names_the_limit),
         cmocka_unit_test(metadata_is_per_edge_set_on_add_listed_and_updated),
         cmocka_unit_test(delete_reports_only_the_mutual_friends_it_removed),
-        cmocka_unit_test(friends_of_friends_page_by_cursor_without_me_or_blocks),
+        cmocka_unit_test(friends_of_friends_page_by_cursor_without_me_my_friends_or_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
