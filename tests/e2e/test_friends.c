@@ -325,6 +325,30 @@ static void lua_metadata_and_friends_of_friends(void **state)
     e2e_client_free(c);
 }
 
+static void the_configured_max_friends_holds_for_the_wire_and_lua(void **state)
+{
+    (void)state;
+    e2e_server small;
+    e2e_server_init(&small);
+    const char *extra[] = {"--runtime-path", rt_dir, "--max-friends", "1", NULL};
+    e2e_server_start(&small, extra);
+    e2e_client *a = e2e_player(small.port, 0), *b = e2e_player(small.port, 0),
+               *c = e2e_player(small.port, 0);
+    assert_int_equal(add(a, b->user_id, NULL), 0);
+    assert_int_equal(add(a, c->user_id, NULL), -KAOS_ERR_RESOURCE_EXHAUSTED);
+    assert_string_equal(a->error_message, "you have 1 friends and invites; the limit is 1");
+    /* kaos.friends_add: the same limit (the RPC's first step adds c) */
+    int before = a->rpcs, errors = a->errors;
+    assert_true(kaos_client_rpc_call(a->c, "friends_lua", c->user_id, e2e_on_rpc, a) > 0);
+    E2E_WAIT(a->rpcs > before || a->errors > errors, 15000);
+    if (!strstr(a->rpc_payload, "\"add\":\"8 you have 1 friends and invites; the limit is 1\""))
+        fail_msg("no limit in %s", a->rpc_payload);
+    e2e_client_free(a);
+    e2e_client_free(b);
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&small), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +361,7 @@ int main(void)
         cmocka_unit_test(metadata_travels_with_the_add_the_update_and_the_list),
         cmocka_unit_test(friends_of_friends_page_over_the_wire),
         cmocka_unit_test(lua_metadata_and_friends_of_friends),
+        cmocka_unit_test(the_configured_max_friends_holds_for_the_wire_and_lua),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
