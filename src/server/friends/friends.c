@@ -79,7 +79,7 @@ static const kn_db_stmt unlink_other = {
     "DELETE FROM user_edge WHERE source_id = $2 AND destination_id = $1 AND state <> 3", 2};
 static const kn_db_stmt set_metadata = {
     "friends_set_metadata",
-    "UPDATE user_edge SET metadata = $3::jsonb, update_time = now()"
+    "UPDATE user_edge SET metadata = $3::jsonb" /* update_time stays: when the state was taken */
     " WHERE source_id = $1 AND destination_id = $2 AND ($4::bool OR state IN (0, 1))"
     " RETURNING 1",
     4};

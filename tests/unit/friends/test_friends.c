@@ -547,10 +547,23 @@ static void metadata_is_per_edge_set_on_add_listed_and_updated(void **state)
                      KN_OK);
     assert_metadata(b, a, "{\"nick\": \"bee\"}");
     assert_metadata(a, b, "{\"since\": 2024}");
-    /* update, in any state of the caller's edge */
+    /* update, in any state of the caller's edge; the time the state was taken stays */
+    pgtest_sql(db,
+               "UPDATE user_edge SET update_time = '2001-01-01 00:00:00+00' WHERE source_id = '%s'"
+               " AND destination_id = '%s'",
+               a, b);
     assert_int_equal(kn_friends_metadata_update(db, a, b, "{\"x\": [1, 2]}", msg, sizeof msg),
                      KN_OK);
     assert_metadata(a, b, "{\"x\": [1, 2]}");
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(
+        kn_friends_list(db, a, KN_FRIEND_MUTUAL, 10, NULL, &f, &n, &next, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].update_time, 978307200);
+    kn_friends_free(f, n);
+    kn_free(next);
     assert_int_equal(by_id(kn_friends_block, a, c), KN_OK);
     assert_int_equal(kn_friends_metadata_update(db, a, c, "{\"why\": \"spam\"}", msg, sizeof msg),
                      KN_OK);
