@@ -26,8 +26,9 @@
  * kn_friends_free and *next_cursor with kn_free; both are NULL on failure.
  *
  * Errors: KN_OK or a negative kn_err with a one-line reason in msg (msg may
- * be NULL when msg_cap is 0): INVALID_ARGUMENT (input, cursor), NOT_FOUND
- * (the caller does not exist), FAILED_PRECONDITION (adding a user you
+ * be NULL when msg_cap is 0): INVALID_ARGUMENT (input, metadata, cursor),
+ * NOT_FOUND (the caller does not exist; a metadata update without an
+ * edge), FAILED_PRECONDITION (adding a user you
  * blocked), RESOURCE_EXHAUSTED (the max friends limit reached), NOMEM, DB. */
 #ifndef KN_FRIENDS_H
 #define KN_FRIENDS_H

@@ -1,6 +1,7 @@
 /* kn_out: the one way out. Every byte the server sends to clients after a
  * connection is open leaves through here: to a connection, a list of
- * connections, a session or a user, on whichever network thread owns them.
+ * connections, a session, a user or everyone, on whichever network thread
+ * owns them.
  * It is the only code that crosses network threads (shards) to deliver.
  *
  * Envelopes are built by kn_codec (src/common: kn_envelope_error, _ack,
