@@ -533,6 +533,7 @@ void e2e_on_friends(kaos_client *k, const kaos_result *r, const kaos_friend *fri
         COPY(c->friend_names[i], friends[i].user.username);
         c->friend_states[i] = friends[i].state;
         c->friend_times[i] = friends[i].update_time;
+        COPY(c->friend_metadata[i], friends[i].metadata);
     }
     COPY(c->friends_cursor, cursor);
 }

@@ -157,6 +157,7 @@ typedef struct e2e_client {
     char friend_ids[8][40], friend_names[8][130];
     int friend_states[8];
     int64_t friend_times[8];
+    char friend_metadata[8][128];
     char friends_cursor[512];
 } e2e_client;
 

@@ -4,20 +4,29 @@
  *
  * The composition root registers them with the runtime as one binding:
  *
- *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, &out};
+ *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, &friends_lua};
  *
- * They need the calling worker's database connection (kn_lua_db); their ud
- * is a kn_out ** naming the server's kn_out (set before serving; ud NULL
- * or *ud NULL: no live delivery), through which friends_add delivers its
- * notifications; without a connection (run_once,
- * module loading, match handlers) they raise "kaos.NAME is not available in
- * MODE". */
+ * They need the calling worker's database connection (kn_lua_db); without
+ * one (run_once, module loading, match handlers) they raise "kaos.NAME is
+ * not available in MODE". Their ud is a kn_friends_lua (NULL: defaults, no
+ * live delivery). */
 #ifndef KN_FRIENDS_LUA_H
 #define KN_FRIENDS_LUA_H
 
+#include "kn_friends.h"
 #include "kn_lua_bind.h"
 
-/* friends_add, friends_delete, friends_block, friends_list. */
+/* The binding's long-lived dependencies, filled by the root before serving
+ * and read-only after: out (NULL: notifications are stored, not delivered
+ * live) delivers what friends_add and friends_delete tell; config holds
+ * max_friends. */
+typedef struct kn_friends_lua {
+    kn_out *out;
+    kn_friends_config config;
+} kn_friends_lua;
+
+/* friends_add, friends_delete, friends_block, friends_list,
+ * friend_metadata_update, friends_of_friends_list. */
 extern const luaL_Reg kn_friends_lua_funcs[];
 
 #endif
