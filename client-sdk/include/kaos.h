@@ -447,11 +447,11 @@ typedef void (*kaos_group_fn)(kaos_client *c, const kaos_result *r, const kaos_g
 typedef void (*kaos_groups_fn)(kaos_client *c, const kaos_result *r, const kaos_group *groups,
                                size_t count, const char *cursor, void *ud);
 typedef void (*kaos_group_users_fn)(kaos_client *c, const kaos_result *r,
-                                    const kaos_group_user *users, size_t count,
-                                    const char *cursor, void *ud);
+                                    const kaos_group_user *users, size_t count, const char *cursor,
+                                    void *ud);
 typedef void (*kaos_user_groups_fn)(kaos_client *c, const kaos_result *r,
-                                    const kaos_user_group *groups, size_t count,
-                                    const char *cursor, void *ud);
+                                    const kaos_user_group *groups, size_t count, const char *cursor,
+                                    void *ud);
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
@@ -750,9 +750,8 @@ int kaos_client_group_join(kaos_client *c, const char *group_id, kaos_done_fn do
 int kaos_client_group_leave(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
 int kaos_client_group_users_add(kaos_client *c, const char *group_id, const char *const *user_ids,
                                 size_t count, kaos_done_fn done, void *ud);
-int kaos_client_group_users_kick(kaos_client *c, const char *group_id,
-                                 const char *const *user_ids, size_t count, kaos_done_fn done,
-                                 void *ud);
+int kaos_client_group_users_kick(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                 size_t count, kaos_done_fn done, void *ud);
 int kaos_client_group_users_ban(kaos_client *c, const char *group_id, const char *const *user_ids,
                                 size_t count, kaos_done_fn done, void *ud);
 int kaos_client_group_users_promote(kaos_client *c, const char *group_id,

@@ -899,9 +899,8 @@ int kaos_client_group_users_add(kaos_client *c, const char *group_id, const char
                 REQ_GROUP_USERS_ADD);
 }
 
-int kaos_client_group_users_kick(kaos_client *c, const char *group_id,
-                                 const char *const *user_ids, size_t count, kaos_done_fn done,
-                                 void *ud)
+int kaos_client_group_users_kick(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                 size_t count, kaos_done_fn done, void *ud)
 {
     GROUP_USERS(Kaos__V1__GroupUsersKick, KAOS__V1__GROUP_USERS_KICK__INIT, group_users_kick,
                 REQ_GROUP_USERS_KICK);

@@ -109,14 +109,14 @@
 
 /* GroupUser: a user of a group and their state (kn_group_user,
  * kaos_group_user). The nested user is mapped through USER by each side. */
-#define KN_GROUP_USER_PROTO kaos__v1__group_user__descriptor
-#define KN_GROUP_USER_UNMAPPED "user",
+#define KN_GROUP_USER_PROTO        kaos__v1__group_user__descriptor
+#define KN_GROUP_USER_UNMAPPED     "user",
 #define KN_GROUP_USER_FIELDS(X, T) X(T, state, INT32)
 
 /* UserGroup: a group of a user and the user's state in it (kn_user_group,
  * kaos_user_group). The nested group is mapped through GROUP by each side. */
-#define KN_USER_GROUP_PROTO kaos__v1__user_group__descriptor
-#define KN_USER_GROUP_UNMAPPED "group",
+#define KN_USER_GROUP_PROTO        kaos__v1__user_group__descriptor
+#define KN_USER_GROUP_UNMAPPED     "group",
 #define KN_USER_GROUP_FIELDS(X, T) X(T, state, INT32)
 
 #endif

@@ -99,8 +99,8 @@ static void on_group(kaos_client *k, const kaos_result *r, const kaos_group *g, 
     m->edge_count = g->edge_count;
 }
 
-static void on_group_users(kaos_client *k, const kaos_result *r, const kaos_group_user *u,
-                           size_t n, const char *cursor, void *ud)
+static void on_group_users(kaos_client *k, const kaos_result *r, const kaos_group_user *u, size_t n,
+                           const char *cursor, void *ud)
 {
     (void)k;
     member *m = ud;
@@ -125,8 +125,8 @@ static void on_groups(kaos_client *k, const kaos_result *r, const kaos_group *g,
     snprintf(m->cursor, sizeof m->cursor, "%s", cursor);
 }
 
-static void on_user_groups(kaos_client *k, const kaos_result *r, const kaos_user_group *g,
-                           size_t n, const char *cursor, void *ud)
+static void on_user_groups(kaos_client *k, const kaos_result *r, const kaos_user_group *g, size_t n,
+                           const char *cursor, void *ud)
 {
     (void)k;
     member *m = ud;
@@ -180,7 +180,8 @@ static void a_join_request_reaches_the_admin_live_and_the_accept_reaches_the_req
     create(admin, name, false, 10);
     char gid[40];
     snprintf(gid, sizeof gid, "%s", admin->group_id);
-    assert_int_equal(ANSWER(asker, kaos_client_group_join(asker->e->c, gid, e2e_on_done, asker->e)), 0);
+    assert_int_equal(ANSWER(asker, kaos_client_group_join(asker->e->c, gid, e2e_on_done, asker->e)),
+                     0);
     E2E_WAIT(admin->pushes == 1, 15000);
     assert_int_equal(admin->push_codes[0], -5);
     assert_string_equal(admin->push_senders[0], asker->e->user_id);
@@ -190,9 +191,9 @@ static void a_join_request_reaches_the_admin_live_and_the_accept_reaches_the_req
     assert_string_equal(admin->ids[0], asker->e->user_id);
     /* The admin accepts: the asker is told live and is a member. */
     const char *who = asker->e->user_id;
-    assert_int_equal(
-        ANSWER(admin, kaos_client_group_users_add(admin->e->c, gid, &who, 1, e2e_on_done, admin->e)),
-        0);
+    assert_int_equal(ANSWER(admin, kaos_client_group_users_add(admin->e->c, gid, &who, 1,
+                                                               e2e_on_done, admin->e)),
+                     0);
     E2E_WAIT(asker->pushes == 1, 15000);
     assert_int_equal(asker->push_codes[0], -4);
     assert_string_equal(asker->push_senders[0], admin->e->user_id);
@@ -218,26 +219,28 @@ static void a_kick_lets_back_in_and_a_ban_keeps_out(void **state)
     const char *who = m->e->user_id, *boss = admin->e->user_id;
     assert_int_equal(ANSWER(m, kaos_client_group_join(m->e->c, gid, e2e_on_done, m->e)), 0);
     /* A member may not kick; the message names the rule. */
-    assert_int_equal(ANSWER(m, kaos_client_group_users_kick(m->e->c, gid, &boss, 1, e2e_on_done, m->e)),
-                     -KAOS_ERR_PERMISSION_DENIED);
-    assert_string_equal(m->e->error_message, "only admins and superadmins may kick users");
     assert_int_equal(
-        ANSWER(admin, kaos_client_group_users_kick(admin->e->c, gid, &who, 1, e2e_on_done, admin->e)),
-        0);
+        ANSWER(m, kaos_client_group_users_kick(m->e->c, gid, &boss, 1, e2e_on_done, m->e)),
+        -KAOS_ERR_PERMISSION_DENIED);
+    assert_string_equal(m->e->error_message, "only admins and superadmins may kick users");
+    assert_int_equal(ANSWER(admin, kaos_client_group_users_kick(admin->e->c, gid, &who, 1,
+                                                                e2e_on_done, admin->e)),
+                     0);
     assert_int_equal(users(admin, gid, KAOS_GROUP_ANY), 0);
     assert_int_equal(admin->count, 1);
     assert_int_equal(ANSWER(m, kaos_client_group_join(m->e->c, gid, e2e_on_done, m->e)), 0);
-    assert_int_equal(
-        ANSWER(admin, kaos_client_group_users_ban(admin->e->c, gid, &who, 1, e2e_on_done, admin->e)),
-        0);
+    assert_int_equal(ANSWER(admin, kaos_client_group_users_ban(admin->e->c, gid, &who, 1,
+                                                               e2e_on_done, admin->e)),
+                     0);
     E2E_WAIT(m->pushes == 1, 15000);
     assert_int_equal(m->push_codes[0], -8);
     assert_int_equal(ANSWER(m, kaos_client_group_join(m->e->c, gid, e2e_on_done, m->e)),
                      -KAOS_ERR_PERMISSION_DENIED);
     assert_string_equal(m->e->error_message, "you are banned from this group and cannot join it");
     /* The last superadmin cannot leave. */
-    assert_int_equal(ANSWER(admin, kaos_client_group_leave(admin->e->c, gid, e2e_on_done, admin->e)),
-                     -KAOS_ERR_PERMISSION_DENIED);
+    assert_int_equal(
+        ANSWER(admin, kaos_client_group_leave(admin->e->c, gid, e2e_on_done, admin->e)),
+        -KAOS_ERR_PERMISSION_DENIED);
     assert_non_null(strstr(admin->e->error_message, "the last superadmin cannot leave"));
     leave_server(admin);
     leave_server(m);
@@ -275,10 +278,10 @@ static void lists_page_with_their_cursors(void **state)
     assert_int_equal(a->count, 2);
     assert_int_equal(a->states[0], KAOS_GROUP_SUPERADMIN);
     snprintf(cursor, sizeof cursor, "%s", a->cursor);
-    assert_int_equal(ANSWER(a, kaos_client_user_groups_list(a->e->c, a->e->user_id,
-                                                            KAOS_GROUP_SUPERADMIN, 2, cursor,
-                                                            on_user_groups, a)),
-                     0);
+    assert_int_equal(
+        ANSWER(a, kaos_client_user_groups_list(a->e->c, a->e->user_id, KAOS_GROUP_SUPERADMIN, 2,
+                                               cursor, on_user_groups, a)),
+        0);
     assert_int_equal(a->count, 1);
     leave_server(a);
 }
@@ -310,7 +313,8 @@ static void updates_and_deletes_follow_rank(void **state)
     assert_int_equal(ANSWER(a, kaos_client_group_delete(a->e->c, gid, e2e_on_done, a->e)), 0);
     assert_int_equal(users(a, gid, KAOS_GROUP_ANY), -KAOS_ERR_NOT_FOUND);
     /* Local checks refuse before sending. */
-    assert_int_equal(kaos_client_group_create(a->e->c, NULL, on_group, a), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_create(a->e->c, NULL, on_group, a),
+                     KAOS_ERR_INVALID_ARGUMENT);
     assert_int_equal(kaos_client_group_users_add(a->e->c, gid, NULL, 1, e2e_on_done, a->e),
                      KAOS_ERR_INVALID_ARGUMENT);
     leave_server(a);

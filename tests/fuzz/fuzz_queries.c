@@ -6,8 +6,8 @@
  * the groups cursors (GroupsList, GroupUsersList, UserGroupsList .cursor;
  * the listing and its state picked from the input's length, the groups
  * filter's name prefix from the collection). The input is split on NUL
- * bytes into query, label, cursor and collection. Properties: nothing crashes or leaks; every refusal
- * is INVALID_ARGUMENT with a message. */
+ * bytes into query, label, cursor and collection. Properties: nothing crashes or leaks; every
+ * refusal is INVALID_ARGUMENT with a message. */
 #include "kn_error.h"
 #include "kn_friends.h"
 #include "kn_groups.h"

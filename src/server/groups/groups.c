@@ -37,12 +37,20 @@ static const kn_db_stmt insert_group = {
     9};
 static const kn_db_stmt get_group = {"groups_get",
                                      "SELECT " KN_GROUPS__COLUMNS " FROM groups WHERE id = $1", 1};
-/* The group's row locked, with the caller's state and whether they exist. */
+/* The users rows of the caller and the targets, in id order, before the
+ * group: account deletion holds a user row, then locks that user's groups
+ * (0008_groups.sql), so taking users first keeps one lock order and a call
+ * never deadlocks with a deletion. KEY SHARE is what the edges' foreign
+ * key takes anyway; it only excludes the row's deletion. */
+static const kn_db_stmt lock_users = {
+    "groups_lock_users",
+    "SELECT id::text FROM users WHERE id = $1 OR id = ANY ($2::uuid[]) ORDER BY id FOR KEY SHARE",
+    2};
+/* The group's row locked, with the caller's state and the superadmin count. */
 static const kn_db_stmt lock_group = {
     "groups_lock",
     "SELECT edge_count, max_count, open,"
     " (SELECT state FROM group_edge WHERE group_id = $1 AND user_id = $2),"
-    " EXISTS (SELECT 1 FROM users WHERE id = $2),"
     " (SELECT count(*) FROM group_edge WHERE group_id = $1 AND state = 0)"
     " FROM groups WHERE id = $1 FOR UPDATE",
     2};
@@ -55,12 +63,12 @@ static const kn_db_stmt update_group = {
     8};
 static const kn_db_stmt delete_group = {"groups_delete", "DELETE FROM groups WHERE id = $1", 1};
 static const kn_db_stmt write_count = {
-    "groups_write_count", "UPDATE groups SET edge_count = $2::int, update_time = now() WHERE id = $1",
-    2};
+    "groups_write_count",
+    "UPDATE groups SET edge_count = $2::int, update_time = now() WHERE id = $1", 2};
 static const kn_db_stmt set_state = {
     "groups_set_state",
-    "INSERT INTO group_edge (group_id, user_id, state, position) VALUES ($1, $2, $3::smallint, " POSITION
-    ") ON CONFLICT (group_id, user_id) DO UPDATE"
+    "INSERT INTO group_edge (group_id, user_id, state, position) VALUES ($1, $2, "
+    "$3::smallint, " POSITION ") ON CONFLICT (group_id, user_id) DO UPDATE"
     " SET state = EXCLUDED.state, position = EXCLUDED.position, update_time = now()",
     3};
 static const kn_db_stmt remove_edge = {
@@ -208,10 +216,46 @@ int kn_groups_create(kn_db *db, const char *user_id, const kn_group_spec *spec, 
     return out ? kn_groups_get(db, id, out, msg, cap) : KN_OK;
 }
 
+/* Locks the caller's and ctx->lock_ids' users rows, then the group row;
+ * fills ctx from what it read. */
+static int lock(kn_db *db, kn_groups__ctx *ctx, char *msg, size_t cap)
+{
+    char *others = kn_db_text_array(ctx->lock_ids, ctx->n_lock_ids);
+    if (!others) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    kn_db_rows *rows = NULL;
+    const char *u[] = {ctx->me, others};
+    int rc = kn_db_query(db, &lock_users, u, &rows);
+    kn_free(others);
+    bool found = false;
+    for (size_t i = 0; rc == KN_OK && i < kn_db_rows_count(rows); i++)
+        found = found || !strcasecmp(kn_db_rows_get(rows, i, 0), ctx->me);
+    kn_db_rows_free(rows);
+    rows = NULL;
+    if (rc) return kn_groups__db_fail(rc, msg, cap);
+    if (!found) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", ctx->me);
+    const char *p[] = {ctx->group_id, ctx->me};
+    if ((rc = kn_db_query(db, &lock_group, p, &rows))) {
+        kn_db_rows_free(rows);
+        return kn_groups__db_fail(rc, msg, cap);
+    }
+    if (kn_db_rows_count(rows) == 0)
+        rc = kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "group %s does not exist", ctx->group_id);
+    else {
+        const char *mine = kn_db_rows_get(rows, 0, 3);
+        ctx->count = atoi(kn_db_rows_get(rows, 0, 0));
+        ctx->max_count = atoi(kn_db_rows_get(rows, 0, 1));
+        ctx->open = kn_db_rows_get(rows, 0, 2)[0] == 't';
+        ctx->my_state = mine ? atoi(mine) : KN_GROUPS__NONE;
+        ctx->superadmins = atoi(kn_db_rows_get(rows, 0, 4));
+    }
+    kn_db_rows_free(rows);
+    return rc;
+}
+
 /* Runs `fn` on the group locked, with the caller's state, then writes the
  * member count back and commits; on success tells the users what happened. */
-int kn_groups__with_group(kn_db *db, kn_out *out, const char *me, const char *group_id,
-                          kn_groups__verb fn, kn_groups__ctx *ctx, char *msg, size_t cap)
+static int with_group(kn_db *db, kn_out *out, const char *me, const char *group_id,
+                      kn_groups__verb fn, kn_groups__ctx *ctx, char *msg, size_t cap)
 {
     int rc = kn_groups__check_id("user id", me, msg, cap);
     if (rc || (rc = kn_groups__check_id("group id", group_id, msg, cap))) return rc;
@@ -219,27 +263,8 @@ int kn_groups__with_group(kn_db *db, kn_out *out, const char *me, const char *gr
     ctx->me = me;
     ctx->group_id = group_id;
     ctx->n_events = 0;
-    kn_db_rows *rows = NULL;
-    const char *p[] = {group_id, me};
     if ((rc = kn_db_begin(db))) return kn_groups__db_fail(rc, msg, cap);
-    if ((rc = kn_db_query(db, &lock_group, p, &rows))) {
-        kn_groups__db_fail(rc, msg, cap);
-        goto rollback;
-    }
-    if (kn_db_rows_count(rows) == 0) {
-        rc = kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "group %s does not exist", group_id);
-        goto rollback;
-    }
-    if (kn_db_rows_get(rows, 0, 4)[0] != 't') {
-        rc = kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", me);
-        goto rollback;
-    }
-    const char *mine = kn_db_rows_get(rows, 0, 3);
-    ctx->count = atoi(kn_db_rows_get(rows, 0, 0));
-    ctx->max_count = atoi(kn_db_rows_get(rows, 0, 1));
-    ctx->open = kn_db_rows_get(rows, 0, 2)[0] == 't';
-    ctx->my_state = mine ? atoi(mine) : KN_GROUPS__NONE;
-    ctx->superadmins = atoi(kn_db_rows_get(rows, 0, 5));
+    if ((rc = lock(db, ctx, msg, cap))) goto rollback;
     int start = ctx->count;
     if ((rc = fn(ctx, msg, cap))) goto rollback;
     if (!ctx->deleted && ctx->count != start) {
@@ -255,12 +280,10 @@ int kn_groups__with_group(kn_db *db, kn_out *out, const char *me, const char *gr
         kn_groups__db_fail(rc, msg, cap);
         goto rollback;
     }
-    kn_db_rows_free(rows);
     kn_groups__tell(db, out, ctx);
     return KN_OK;
 rollback:
     kn_db_rollback(db);
-    kn_db_rows_free(rows);
     ctx->n_events = 0;
     return rc;
 }
@@ -286,9 +309,15 @@ static int do_update(kn_groups__ctx *ctx, char *msg, size_t cap)
                           "max_count %d is below the group's %d members", s->max_count, ctx->count);
     char max[12];
     snprintf(max, sizeof max, "%d", s->max_count);
-    const char *p[] = {ctx->group_id, s->name,     s->description,
-                       s->avatar_url, s->lang_tag, s->metadata,
-                       s->open < 0 ? NULL : s->open ? "true" : "false",
+    const char *p[] = {ctx->group_id,
+                       s->name,
+                       s->description,
+                       s->avatar_url,
+                       s->lang_tag,
+                       s->metadata,
+                       s->open < 0 ? NULL
+                       : s->open   ? "true"
+                                   : "false",
                        s->max_count ? max : NULL};
     int rc = kn_db_query(ctx->db, &update_group, p, NULL);
     if (rc && !name_taken(ctx->db, rc, s->name, msg, cap)) kn_groups__db_fail(rc, msg, cap);
@@ -301,7 +330,7 @@ int kn_groups_update(kn_db *db, const char *user_id, const char *group_id,
     int rc = check_spec(spec, false, msg, cap);
     if (rc) return rc;
     kn_groups__ctx ctx = {.spec = spec};
-    return kn_groups__with_group(db, NULL, user_id, group_id, do_update, &ctx, msg, cap);
+    return with_group(db, NULL, user_id, group_id, do_update, &ctx, msg, cap);
 }
 
 static int do_delete(kn_groups__ctx *ctx, char *msg, size_t cap)
@@ -318,7 +347,7 @@ static int do_delete(kn_groups__ctx *ctx, char *msg, size_t cap)
 int kn_groups_delete(kn_db *db, const char *user_id, const char *group_id, char *msg, size_t cap)
 {
     kn_groups__ctx ctx = {0};
-    return kn_groups__with_group(db, NULL, user_id, group_id, do_delete, &ctx, msg, cap);
+    return with_group(db, NULL, user_id, group_id, do_delete, &ctx, msg, cap);
 }
 
 /* --- edges ----------------------------------------------------------------------------------- */
@@ -371,7 +400,7 @@ int kn_groups_join(kn_db *db, kn_out *out, const char *user_id, const char *grou
                    size_t cap)
 {
     kn_groups__ctx ctx = {0};
-    return kn_groups__with_group(db, out, user_id, group_id, do_join, &ctx, msg, cap);
+    return with_group(db, out, user_id, group_id, do_join, &ctx, msg, cap);
 }
 
 static int do_leave(kn_groups__ctx *ctx, char *msg, size_t cap)
@@ -391,7 +420,7 @@ static int do_leave(kn_groups__ctx *ctx, char *msg, size_t cap)
 int kn_groups_leave(kn_db *db, const char *user_id, const char *group_id, char *msg, size_t cap)
 {
     kn_groups__ctx ctx = {0};
-    return kn_groups__with_group(db, NULL, user_id, group_id, do_leave, &ctx, msg, cap);
+    return with_group(db, NULL, user_id, group_id, do_leave, &ctx, msg, cap);
 }
 
 /* --- the batch verbs ------------------------------------------------------------------------- */
@@ -486,8 +515,8 @@ static int run_batch(kn_db *db, kn_out *out, const char *me, const char *group_i
             return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                               "you cannot %s yourself (use join or leave)", b->verb);
     }
-    kn_groups__ctx ctx = {.batch = b};
-    return kn_groups__with_group(db, out, me, group_id, do_batch, &ctx, msg, cap);
+    kn_groups__ctx ctx = {.batch = b, .lock_ids = b->ids, .n_lock_ids = b->n};
+    return with_group(db, out, me, group_id, do_batch, &ctx, msg, cap);
 }
 
 int kn_groups_users_add(kn_db *db, kn_out *out, const char *user_id, const char *group_id,

@@ -21,7 +21,8 @@ typedef struct kn_groups__batch kn_groups__batch;
 /* The columns kn_groups__read reads, in its order, then position. */
 #define KN_GROUPS__COLUMNS                                                                         \
     "id::text, COALESCE(creator_id::text, ''), name, description, avatar_url, lang_tag,"           \
-    " metadata::text, open, edge_count, max_count, floor(extract(epoch FROM create_time))::bigint," \
+    " metadata::text, open, edge_count, max_count, floor(extract(epoch FROM "                      \
+    "create_time))::bigint,"                                                                       \
     " floor(extract(epoch FROM update_time))::bigint, position"
 #define KN_GROUPS__N_COLUMNS 13
 
@@ -46,6 +47,8 @@ typedef struct kn_groups__ctx {
     bool deleted;
     const kn_group_spec *spec;     /* update */
     const kn_groups__batch *batch; /* the batch verbs */
+    const char *const *lock_ids;   /* users locked with the caller (the targets) */
+    size_t n_lock_ids;
     size_t n_events;
     struct {
         int kind;
@@ -55,10 +58,6 @@ typedef struct kn_groups__ctx {
 
 typedef int (*kn_groups__verb)(kn_groups__ctx *ctx, char *msg, size_t cap);
 
-/* Locks group_id, reads the caller's state, runs fn, writes the count,
- * commits, then tells (kn_groups__tell). */
-int kn_groups__with_group(kn_db *db, kn_out *out, const char *me, const char *group_id,
-                          kn_groups__verb fn, kn_groups__ctx *ctx, char *msg, size_t cap);
 /* Sends the notifications of ctx's events (after commit; failures logged). */
 void kn_groups__tell(kn_db *db, kn_out *out, const kn_groups__ctx *ctx);
 

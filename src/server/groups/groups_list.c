@@ -34,8 +34,7 @@ static const kn_db_stmt list_groups = {
     " AND ($4::int = 0 OR edge_count >= $4::int) AND ($5::int = 0 OR edge_count <= $5::int)"
     " AND (position, id) > ($6::bigint, $7::uuid) ORDER BY position, id LIMIT $8",
     8};
-static const kn_db_stmt group_exists = {"groups_exists",
-                                        "SELECT 1 FROM groups WHERE id = $1", 1};
+static const kn_db_stmt group_exists = {"groups_exists", "SELECT 1 FROM groups WHERE id = $1", 1};
 static const kn_db_stmt list_members = {
     "groups_list_members",
     "SELECT user_id::text, state, position FROM group_edge WHERE group_id = $1"
@@ -64,20 +63,19 @@ typedef struct list_key {
 
 static int check_filter(const kn_groups_filter *f, char *msg, size_t cap)
 {
-    int rc = kn_account_check_text("name prefix", f->name_prefix, KN_GROUPS_NAME_MAX, true, msg,
-                                   cap);
+    int rc =
+        kn_account_check_text("name prefix", f->name_prefix, KN_GROUPS_NAME_MAX, true, msg, cap);
     if (!rc && f->lang_tag && *f->lang_tag) rc = kn_account_check_lang_tag(f->lang_tag, msg, cap);
     if (rc) return rc;
     if (f->open < -1 || f->open > 1)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "open must be -1 (any), 0 or 1");
     if (f->members_min < 0 || f->members_min > KN_GROUPS_MAX_COUNT_CAP || f->members_max < 0 ||
         f->members_max > KN_GROUPS_MAX_COUNT_CAP)
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                          "member bounds must be 0 (none) to %d", KN_GROUPS_MAX_COUNT_CAP);
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "member bounds must be 0 (none) to %d",
+                          KN_GROUPS_MAX_COUNT_CAP);
     if (f->members_max && f->members_min > f->members_max)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                          "members_min %d is above members_max %d", f->members_min,
-                          f->members_max);
+                          "members_min %d is above members_max %d", f->members_min, f->members_max);
     return KN_OK;
 }
 
@@ -310,8 +308,9 @@ int kn_groups_users_list(kn_db *db, const char *group_id, int state, int limit, 
         rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     if (rc == KN_OK && count) rc = take_profiles(db, rows, count, users, &kept, msg, cap);
     if (rc == KN_OK && more &&
-        !(next = make_cursor('m', state, kn_db_rows_get(rows, count - 1, 1),
-                             kn_db_rows_get(rows, count - 1, 2), kn_db_rows_get(rows, count - 1, 0))))
+        !(next =
+              make_cursor('m', state, kn_db_rows_get(rows, count - 1, 1),
+                          kn_db_rows_get(rows, count - 1, 2), kn_db_rows_get(rows, count - 1, 0))))
         rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     kn_db_rows_free(rows);
     if (rc) {
@@ -366,8 +365,9 @@ int kn_groups_user_list(kn_db *db, const char *user_id, int state, int limit, co
             rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     }
     if (rc == KN_OK && more &&
-        !(next = make_cursor('u', state, kn_db_rows_get(rows, count - 1, 13),
-                             kn_db_rows_get(rows, count - 1, 12), kn_db_rows_get(rows, count - 1, 0))))
+        !(next =
+              make_cursor('u', state, kn_db_rows_get(rows, count - 1, 13),
+                          kn_db_rows_get(rows, count - 1, 12), kn_db_rows_get(rows, count - 1, 0))))
         rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     kn_db_rows_free(rows);
     if (rc) {

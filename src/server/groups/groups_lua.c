@@ -86,9 +86,12 @@ static int bool_field(lua_State *L, int t, const char *key)
 static kn_group_spec read_spec(lua_State *L, int t)
 {
     luaL_checktype(L, t, LUA_TTABLE);
-    return (kn_group_spec){opt_field(L, t, "name"),       opt_field(L, t, "description"),
-                           opt_field(L, t, "avatar_url"), opt_field(L, t, "lang_tag"),
-                           opt_field(L, t, "metadata"),   bool_field(L, t, "open"),
+    return (kn_group_spec){opt_field(L, t, "name"),
+                           opt_field(L, t, "description"),
+                           opt_field(L, t, "avatar_url"),
+                           opt_field(L, t, "lang_tag"),
+                           opt_field(L, t, "metadata"),
+                           bool_field(L, t, "open"),
                            clamp(int_field(L, t, "max_count", 0))};
 }
 
@@ -215,8 +218,8 @@ static int k_group_users_list(lua_State *L)
     const char *cursor = luaL_optstring(L, 4, NULL);
     holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
-    int rc = kn_groups_users_list(db, group_id, state, limit, cursor, &h->users, &h->n,
-                                  &h->cursor, msg, sizeof msg);
+    int rc = kn_groups_users_list(db, group_id, state, limit, cursor, &h->users, &h->n, &h->cursor,
+                                  msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     lua_createtable(L, (int)h->n, 0);
     for (size_t i = 0; i < h->n; i++) {

@@ -23,8 +23,7 @@ static void send(kn_db *db, kn_out *out, const kn_notify_msg *notes, size_t n, c
     if (n == 0) return;
     char msg[256] = "";
     int rc = kn_notify_send(db, out, notes, n, true, msg, sizeof msg);
-    if (rc)
-        KN_WARN("groups: cannot notify about %s: %s (%s)", about, kn_err_name(rc), msg);
+    if (rc) KN_WARN("groups: cannot notify about %s: %s (%s)", about, kn_err_name(rc), msg);
 }
 
 static void tell_admins(kn_db *db, kn_out *out, const kn_groups__ctx *ctx, const char *content)

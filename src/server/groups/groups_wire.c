@@ -41,8 +41,12 @@ static int check_limit(uint32_t limit, char *msg, size_t cap)
 int kn_groups_wire_create(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__GroupCreate *q = kn_req_msg(r)->group_create;
-    kn_group_spec s = {q->name,           or_null(q->description), or_null(q->avatar_url),
-                       or_null(q->lang_tag), or_null(q->metadata), q->open ? 1 : 0,
+    kn_group_spec s = {q->name,
+                       or_null(q->description),
+                       or_null(q->avatar_url),
+                       or_null(q->lang_tag),
+                       or_null(q->metadata),
+                       q->open ? 1 : 0,
                        q->max_count};
     kn_group g;
     int rc = kn_groups_create(db_of(r), caller(r), &s, &g, msg, cap);
@@ -76,8 +80,8 @@ int kn_groups_wire_delete(kn_req *r, char *msg, size_t cap)
 
 int kn_groups_wire_join(kn_req *r, char *msg, size_t cap)
 {
-    int rc = kn_groups_join(db_of(r), kn_req_out(r), caller(r),
-                            kn_req_msg(r)->group_join->group_id, msg, cap);
+    int rc = kn_groups_join(db_of(r), kn_req_out(r), caller(r), kn_req_msg(r)->group_join->group_id,
+                            msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
 
@@ -132,7 +136,7 @@ int kn_groups_wire_list(kn_req *r, char *msg, size_t cap)
     if (rc) return rc;
     kn_groups_filter f = {or_null(q->name), or_null(q->lang_tag),
                           q->open_filter_case == KAOS__V1__GROUPS_LIST__OPEN_FILTER_OPEN ? q->open
-                                                                                          : -1,
+                                                                                         : -1,
                           q->members_min, q->members_max};
     kn_group *groups = NULL;
     size_t n = 0;
@@ -174,8 +178,7 @@ int kn_groups_wire_users_list(kn_req *r, char *msg, size_t cap)
     Kaos__V1__GroupUser **gp = NULL;
     Kaos__V1__User **up = NULL;
     if (rc == KN_OK)
-        rc = kn_entity_to_proto_list(&kn_group_user_entity, users, sizeof *users, n,
-                                     (void ***)&gp);
+        rc = kn_entity_to_proto_list(&kn_group_user_entity, users, sizeof *users, n, (void ***)&gp);
     if (rc == KN_OK && n)
         rc = kn_entity_to_proto_list(&kn_user_entity, &users[0].user, sizeof *users, n,
                                      (void ***)&up);

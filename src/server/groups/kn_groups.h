@@ -20,9 +20,12 @@
  * in Lua).
  *
  * Atomicity and races: every call that changes a membership or a count is
- * one transaction that first locks the group's row (FOR UPDATE), so two
- * joins, adds or promotions on one group run one after the other and the
- * member count read under the lock is the one written. A refusal anywhere
+ * one transaction that first locks the users rows of the caller and the
+ * users it names (FOR KEY SHARE, id order; account deletion holds a user
+ * row before it locks groups, so the order is one), then the group's row
+ * (FOR UPDATE), so two joins, adds or promotions on one group run one
+ * after the other and the member count read under the lock is the one
+ * written. A refusal anywhere
  * in a batch changes nothing.
  *
  * Notifications (docs/notifications.md): after a transaction commits, the

@@ -197,9 +197,18 @@ static void a_storage_object_and_its_ack_survive_the_wire(void **state)
     assert_int_equal(f_back.update_time, 1733600000);
     protobuf_c_message_free_unpacked(m, NULL);
 
-    kn_group g = {"6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b", "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4c",
-                  "Dragons", "fly", "http://a/b.png", "fr", "{\"x\": 1}", true, 7, 50,
-                  1733600000, 1733600001};
+    kn_group g = {"6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b",
+                  "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4c",
+                  "Dragons",
+                  "fly",
+                  "http://a/b.png",
+                  "fr",
+                  "{\"x\": 1}",
+                  true,
+                  7,
+                  50,
+                  1733600000,
+                  1733600001};
     kn_group g_back;
     memset(&g_back, 0, sizeof g_back);
     m = round_trip(&kn_group_entity, &g, &g_back);

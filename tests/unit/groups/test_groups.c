@@ -72,7 +72,8 @@ static void group(const char *owner, bool open, int max, const char *name, uid g
 static int state_of(const char *gid, const char *who)
 {
     static const kn_db_stmt q = {
-        "test_groups_state", "SELECT state FROM group_edge WHERE group_id = $1 AND user_id = $2", 2};
+        "test_groups_state", "SELECT state FROM group_edge WHERE group_id = $1 AND user_id = $2",
+        2};
     kn_db_rows *rows = NULL;
     const char *p[] = {gid, who};
     assert_int_equal(kn_db_query(db, &q, p, &rows), KN_OK);
@@ -169,9 +170,9 @@ static void create_makes_the_creator_superadmin_and_names_are_unique_ignoring_ca
     assert_int_equal(kn_groups_create(db, b, &s, NULL, msg, sizeof msg), KN_ERR_ALREADY_EXISTS);
     assert_string_equal(msg, "a group named \"dRaGoNs\" already exists");
     s.name = "x";
-    assert_int_equal(kn_groups_create(db, "c0000000-0000-4000-8000-000000000000", &s, NULL, msg,
-                                      sizeof msg),
-                     KN_ERR_NOT_FOUND);
+    assert_int_equal(
+        kn_groups_create(db, "c0000000-0000-4000-8000-000000000000", &s, NULL, msg, sizeof msg),
+        KN_ERR_NOT_FOUND);
 }
 
 static void bad_input_is_refused_with_the_limit_named(void **state)
@@ -195,7 +196,8 @@ static void bad_input_is_refused_with_the_limit_named(void **state)
          "name must be at most 128 bytes of UTF-8 without control characters"},
         {{"n", NULL, NULL, NULL, "[1]", 0, 0}, "metadata must be a JSON object"},
         {{"n", NULL, NULL, "a b", NULL, 0, 0}, "lang_tag must be 1-18 letters, digits, '-' or '_'"},
-        {{"n", NULL, NULL, NULL, NULL, 0, 10001}, "max_count must be 1-10000 (0: the default), not 10001"},
+        {{"n", NULL, NULL, NULL, NULL, 0, 10001},
+         "max_count must be 1-10000 (0: the default), not 10001"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(kn_groups_create(db, a, &cases[i].s, NULL, msg, sizeof msg),
@@ -207,17 +209,18 @@ static void bad_input_is_refused_with_the_limit_named(void **state)
         ids[i] = a;
     assert_int_equal(kn_groups_users_kick(db, a, gid, ids, 0, msg, sizeof msg),
                      KN_ERR_INVALID_ARGUMENT);
-    assert_int_equal(kn_groups_users_kick(db, a, gid, ids, KN_GROUPS_BATCH_MAX + 1, msg, sizeof msg),
-                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        kn_groups_users_kick(db, a, gid, ids, KN_GROUPS_BATCH_MAX + 1, msg, sizeof msg),
+        KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "name 1-100 user ids to kick");
     assert_int_equal(one(kn_groups_users_kick, a, gid, a), KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "you cannot kick yourself (use join or leave)");
     assert_int_equal(one(kn_groups_users_kick, a, gid, "nope"), KN_ERR_INVALID_ARGUMENT);
     assert_int_equal(kn_groups_join(db, NULL, a, "nope", msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "group id must be a UUID");
-    assert_int_equal(kn_groups_join(db, NULL, a, "c0000000-0000-4000-8000-000000000000", msg,
-                                    sizeof msg),
-                     KN_ERR_NOT_FOUND);
+    assert_int_equal(
+        kn_groups_join(db, NULL, a, "c0000000-0000-4000-8000-000000000000", msg, sizeof msg),
+        KN_ERR_NOT_FOUND);
     kn_group_spec up = {NULL, NULL, NULL, NULL, NULL, -1, 0};
     char desc[KN_GROUPS_DESCRIPTION_MAX + 2];
     memset(desc, 'd', sizeof desc - 1);
@@ -226,11 +229,12 @@ static void bad_input_is_refused_with_the_limit_named(void **state)
     assert_int_equal(kn_groups_update(db, a, gid, &up, msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
 }
 
-/* --- the permission matrix ---------------------------------------------------------------------- */
+/* --- the permission matrix ----------------------------------------------------------------------
+ */
 
 enum { R_SUPER, R_ADMIN, R_MEMBER, R_REQUEST, R_BANNED, R_OUTSIDER, N_ROLES };
-static const char *const role_names[N_ROLES] = {"superadmin", "admin",  "member",
-                                                 "join request", "banned", "outsider"};
+static const char *const role_names[N_ROLES] = {"superadmin",   "admin",  "member",
+                                                "join request", "banned", "outsider"};
 
 /* A closed group with one user in each role, and targets: a second
  * superadmin, admin and member, and an outsider. */
@@ -287,25 +291,40 @@ static int run_op(op o, const cast *c, const char *me)
     snprintf(name, sizeof name, "renamed %s", c->gid);
     spec.name = name;
     switch (o) {
-    case OP_UPDATE: return kn_groups_update(db, me, c->gid, &spec, msg, sizeof msg);
-    case OP_DELETE: return kn_groups_delete(db, me, c->gid, msg, sizeof msg);
-    case OP_ADD: return add(me, c->gid, c->t_outsider);
-    case OP_KICK_MEMBER: return one(kn_groups_users_kick, me, c->gid, c->t_member);
-    case OP_BAN_MEMBER: return ban(me, c->gid, c->t_member);
-    case OP_PROMOTE_MEMBER: return promote(me, c->gid, c->t_member);
-    case OP_DEMOTE_ADMIN: return one(kn_groups_users_demote, me, c->gid, c->t_admin);
-    case OP_KICK_ADMIN: return one(kn_groups_users_kick, me, c->gid, c->t_admin);
-    case OP_KICK_SUPER: return one(kn_groups_users_kick, me, c->gid, c->t_super);
-    case OP_BAN_SUPER: return ban(me, c->gid, c->t_super);
-    case OP_PROMOTE_ADMIN: return promote(me, c->gid, c->t_admin);
-    case OP_DEMOTE_SUPER: return one(kn_groups_users_demote, me, c->gid, c->t_super);
-    case OP_JOIN: return kn_groups_join(db, NULL, me, c->gid, msg, sizeof msg);
-    case OP_LEAVE: return kn_groups_leave(db, me, c->gid, msg, sizeof msg);
-    default: return KN_ERR_INTERNAL;
+    case OP_UPDATE:
+        return kn_groups_update(db, me, c->gid, &spec, msg, sizeof msg);
+    case OP_DELETE:
+        return kn_groups_delete(db, me, c->gid, msg, sizeof msg);
+    case OP_ADD:
+        return add(me, c->gid, c->t_outsider);
+    case OP_KICK_MEMBER:
+        return one(kn_groups_users_kick, me, c->gid, c->t_member);
+    case OP_BAN_MEMBER:
+        return ban(me, c->gid, c->t_member);
+    case OP_PROMOTE_MEMBER:
+        return promote(me, c->gid, c->t_member);
+    case OP_DEMOTE_ADMIN:
+        return one(kn_groups_users_demote, me, c->gid, c->t_admin);
+    case OP_KICK_ADMIN:
+        return one(kn_groups_users_kick, me, c->gid, c->t_admin);
+    case OP_KICK_SUPER:
+        return one(kn_groups_users_kick, me, c->gid, c->t_super);
+    case OP_BAN_SUPER:
+        return ban(me, c->gid, c->t_super);
+    case OP_PROMOTE_ADMIN:
+        return promote(me, c->gid, c->t_admin);
+    case OP_DEMOTE_SUPER:
+        return one(kn_groups_users_demote, me, c->gid, c->t_super);
+    case OP_JOIN:
+        return kn_groups_join(db, NULL, me, c->gid, msg, sizeof msg);
+    case OP_LEAVE:
+        return kn_groups_leave(db, me, c->gid, msg, sizeof msg);
+    default:
+        return KN_ERR_INTERNAL;
     }
 }
 
-#define OK_ KN_OK
+#define OK_  KN_OK
 #define DENY KN_ERR_PERMISSION_DENIED
 
 /* The expected outcome of every operation for every role, and the message
@@ -316,20 +335,26 @@ static const struct {
     const char *admin_msg; /* the refusal an admin gets, when it differs */
 } matrix[N_OPS] = {
     [OP_UPDATE] = {"update", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
-    [OP_DELETE] = {"delete", {OK_, DENY, DENY, DENY, DENY, DENY}, "only a superadmin may delete a group"},
+    [OP_DELETE] = {"delete",
+                   {OK_, DENY, DENY, DENY, DENY, DENY},
+                   "only a superadmin may delete a group"},
     [OP_ADD] = {"add", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
     [OP_KICK_MEMBER] = {"kick a member", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
     [OP_BAN_MEMBER] = {"ban a member", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
     [OP_PROMOTE_MEMBER] = {"promote a member", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
     [OP_DEMOTE_ADMIN] = {"demote an admin", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
     [OP_KICK_ADMIN] = {"kick an admin", {OK_, OK_, DENY, DENY, DENY, DENY}, NULL},
-    [OP_KICK_SUPER] = {"kick a superadmin", {OK_, DENY, DENY, DENY, DENY, DENY},
+    [OP_KICK_SUPER] = {"kick a superadmin",
+                       {OK_, DENY, DENY, DENY, DENY, DENY},
                        "admins cannot kick a superadmin"},
-    [OP_BAN_SUPER] = {"ban a superadmin", {OK_, DENY, DENY, DENY, DENY, DENY},
+    [OP_BAN_SUPER] = {"ban a superadmin",
+                      {OK_, DENY, DENY, DENY, DENY, DENY},
                       "admins cannot ban a superadmin"},
-    [OP_PROMOTE_ADMIN] = {"promote an admin", {OK_, DENY, DENY, DENY, DENY, DENY},
+    [OP_PROMOTE_ADMIN] = {"promote an admin",
+                          {OK_, DENY, DENY, DENY, DENY, DENY},
                           "only a superadmin may promote an admin to superadmin"},
-    [OP_DEMOTE_SUPER] = {"demote a superadmin", {OK_, DENY, DENY, DENY, DENY, DENY},
+    [OP_DEMOTE_SUPER] = {"demote a superadmin",
+                         {OK_, DENY, DENY, DENY, DENY, DENY},
                          "admins cannot demote a superadmin"},
     [OP_JOIN] = {"join", {OK_, OK_, OK_, OK_, DENY, OK_}, NULL},
     [OP_LEAVE] = {"leave", {OK_, OK_, OK_, OK_, DENY, OK_}, NULL},
@@ -486,7 +511,8 @@ static void joins_and_adds_stop_at_max_count(void **state)
     kn_free(after);
     kn_group_spec up = {NULL, NULL, NULL, NULL, NULL, -1, 1};
     assert_int_equal(add(s, gid, b), KN_OK);
-    assert_int_equal(kn_groups_update(db, s, gid, &up, msg, sizeof msg), KN_ERR_FAILED_PRECONDITION);
+    assert_int_equal(kn_groups_update(db, s, gid, &up, msg, sizeof msg),
+                     KN_ERR_FAILED_PRECONDITION);
     assert_string_equal(msg, "max_count 1 is below the group's 2 members");
 }
 
@@ -541,9 +567,9 @@ static void parallel_joins_never_pass_max_count(void **state)
     kn_group_user *users = NULL;
     size_t n = 0;
     char *next = NULL;
-    assert_int_equal(kn_groups_users_list(db, gid, KN_GROUP_MEMBER, 0, NULL, &users, &n, &next,
-                                          msg, sizeof msg),
-                     KN_OK);
+    assert_int_equal(
+        kn_groups_users_list(db, gid, KN_GROUP_MEMBER, 0, NULL, &users, &n, &next, msg, sizeof msg),
+        KN_OK);
     assert_int_equal(n, RACE_MAX - 1);
     kn_group_users_free(users, n);
     kn_free(next);
@@ -580,6 +606,56 @@ static void deleting_the_last_superadmin_promotes_the_oldest_admin_else_member(v
     kn_group_deinit(&g);
     assert_int_equal(kn_account_delete(db, lone, msg, sizeof msg), KN_OK);
     assert_int_equal(kn_groups_get(db, g3, &g, msg, sizeof msg), KN_ERR_NOT_FOUND);
+}
+
+/* An admin adding a user while that user's account is deleted: both lock
+ * the users row before the group row, so neither deadlocks (ABORTED) and
+ * the member count stays the number of members. */
+typedef struct deleter {
+    pthread_barrier_t *start;
+    const char *victim;
+    int rc;
+} deleter;
+
+static void *delete_account(void *arg)
+{
+    deleter *d = arg;
+    kn_db *conn = NULL;
+    char m[256];
+    d->rc = pgtest_open(&pg, &conn) ? KN_ERR_DB : KN_OK;
+    pthread_barrier_wait(d->start);
+    if (d->rc == KN_OK) d->rc = kn_account_delete(conn, d->victim, m, sizeof m);
+    kn_db_close(conn);
+    return NULL;
+}
+
+static void adds_racing_account_deletions_neither_deadlock_nor_miscount(void **state)
+{
+    (void)state;
+    kn_db *conn = NULL;
+    assert_int_equal(pgtest_open(&pg, &conn), 0);
+    for (int round = 0; round < 20; round++) {
+        uid s, victim, gid;
+        user(s);
+        user(victim);
+        group(s, false, 0, NULL, gid);
+        assert_int_equal(kn_groups_join(db, NULL, victim, gid, msg, sizeof msg), KN_OK);
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        deleter d = {&start, victim, -1};
+        pthread_t th;
+        pthread_create(&th, NULL, delete_account, &d);
+        pthread_barrier_wait(&start);
+        const char *who = victim;
+        int rc = kn_groups_users_add(conn, NULL, s, gid, &who, 1, msg, sizeof msg);
+        pthread_join(th, NULL);
+        pthread_barrier_destroy(&start);
+        assert_int_equal(rc, KN_OK);
+        assert_int_equal(d.rc, KN_OK);
+        assert_int_equal(count_of(gid), 1);
+        assert_int_equal(state_of(gid, victim), -1);
+    }
+    kn_db_close(conn);
 }
 
 /* --- lists ------------------------------------------------------------------------------------ */
@@ -632,9 +708,9 @@ static void lists_filter_and_walk_every_row_once(void **state)
     seen = 0;
     cur = NULL;
     do {
-        assert_int_equal(kn_groups_user_list(db, m, KN_GROUP_MEMBER, 3, cur, &ug, &n, &next, msg,
-                                             sizeof msg),
-                         KN_OK);
+        assert_int_equal(
+            kn_groups_user_list(db, m, KN_GROUP_MEMBER, 3, cur, &ug, &n, &next, msg, sizeof msg),
+            KN_OK);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(ug[i].state, KN_GROUP_MEMBER);
         seen += n;
@@ -643,9 +719,9 @@ static void lists_filter_and_walk_every_row_once(void **state)
         cur = next;
     } while (cur);
     assert_int_equal(seen, 4);
-    assert_int_equal(kn_groups_user_list(db, s, KN_GROUP_SUPERADMIN, 0, NULL, &ug, &n, &next, msg,
-                                         sizeof msg),
-                     KN_OK);
+    assert_int_equal(
+        kn_groups_user_list(db, s, KN_GROUP_SUPERADMIN, 0, NULL, &ug, &n, &next, msg, sizeof msg),
+        KN_OK);
     assert_int_equal(n, 5);
     kn_user_groups_free(ug, n);
     /* A group's users with profiles; limits and bad cursors. */
@@ -659,17 +735,16 @@ static void lists_filter_and_walk_every_row_once(void **state)
     assert_int_equal(gu[1].state, KN_GROUP_MEMBER);
     assert_non_null(gu[1].user.username);
     kn_group_users_free(gu, n);
-    assert_int_equal(
-        kn_groups_users_list(db, g[0], 5, 0, NULL, &gu, &n, &next, msg, sizeof msg),
-        KN_ERR_INVALID_ARGUMENT);
-    assert_int_equal(
-        kn_groups_users_list(db, g[0], -1, 101, NULL, &gu, &n, &next, msg, sizeof msg),
-        KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_groups_users_list(db, g[0], 5, 0, NULL, &gu, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_groups_users_list(db, g[0], -1, 101, NULL, &gu, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "limit must be 1-100, not 101");
-    assert_int_equal(
-        kn_groups_users_list(db, g[0], -1, 0, "u-1:0:1:" "a0000000-0000-4000-8000-000000000001",
-                             &gu, &n, &next, msg, sizeof msg),
-        KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_groups_users_list(db, g[0], -1, 0,
+                                          "u-1:0:1:"
+                                          "a0000000-0000-4000-8000-000000000001",
+                                          &gu, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
     assert_int_equal(kn_groups_users_list(db, "c0000000-0000-4000-8000-000000000000", -1, 0, NULL,
                                           &gu, &n, &next, msg, sizeof msg),
                      KN_ERR_NOT_FOUND);
@@ -687,6 +762,7 @@ int main(void)
         cmocka_unit_test(joins_and_adds_stop_at_max_count),
         cmocka_unit_test(parallel_joins_never_pass_max_count),
         cmocka_unit_test(deleting_the_last_superadmin_promotes_the_oldest_admin_else_member),
+        cmocka_unit_test(adds_racing_account_deletions_neither_deadlock_nor_miscount),
         cmocka_unit_test(lists_filter_and_walk_every_row_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

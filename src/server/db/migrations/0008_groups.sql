@@ -47,26 +47,36 @@ CREATE INDEX group_edge_group_list_idx ON group_edge (group_id, state, position,
 CREATE INDEX group_edge_user_list_idx ON group_edge (user_id, state, position, group_id);
 
 -- Account deletion: before the user row goes (and its edges with it by the
--- foreign key), each of its groups is fixed under the group row's lock, in
--- group id order: the member count drops, a group losing its last
+-- foreign key), its groups' rows are locked in id order and each is fixed: the member count drops, a group losing its last
 -- superadmin gets the oldest admin (else the oldest member) as superadmin,
--- and a group with no member left is deleted.
+-- and a group with no member left is deleted. The user's state is read
+-- again by the DELETE ... RETURNING after the lock: the loop's own row may
+-- be older than a change committed while it waited. Every call of the
+-- service that creates or changes this user's edges locks the user row
+-- first (FOR KEY SHARE), which the deletion holds, so none runs meanwhile.
 CREATE FUNCTION groups_user_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     g RECORD;
+    st SMALLINT;
     heir UUID;
 BEGIN
+    -- Every group row this touches, locked at once in id order (two
+    -- deletions sharing groups then wait for each other, never deadlock).
+    PERFORM 1 FROM groups
+    WHERE creator_id = OLD.id OR id IN (SELECT group_id FROM group_edge WHERE user_id = OLD.id)
+    ORDER BY id FOR UPDATE;
     UPDATE groups SET creator_id = NULL WHERE creator_id = OLD.id;
-    FOR g IN
-        SELECT e.group_id, e.state FROM group_edge e JOIN groups gr ON gr.id = e.group_id
-        WHERE e.user_id = OLD.id ORDER BY e.group_id FOR UPDATE OF gr
+    FOR g IN SELECT group_id FROM group_edge WHERE user_id = OLD.id ORDER BY group_id
     LOOP
-        DELETE FROM group_edge WHERE group_id = g.group_id AND user_id = OLD.id;
-        IF g.state <= 2 THEN
+        st := NULL;
+        DELETE FROM group_edge WHERE group_id = g.group_id AND user_id = OLD.id
+        RETURNING state INTO st;
+        CONTINUE WHEN st IS NULL;
+        IF st <= 2 THEN
             UPDATE groups SET edge_count = edge_count - 1, update_time = now()
             WHERE id = g.group_id;
         END IF;
-        IF g.state = 0 AND NOT EXISTS
+        IF st = 0 AND NOT EXISTS
             (SELECT 1 FROM group_edge WHERE group_id = g.group_id AND state = 0) THEN
             SELECT user_id INTO heir FROM group_edge
             WHERE group_id = g.group_id AND state IN (1, 2)
