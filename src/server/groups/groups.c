@@ -81,14 +81,6 @@ static const kn_db_stmt target_states = {
     " WHERE u.id = ANY ($2::uuid[]) ORDER BY u.id",
     2};
 
-int kn_groups__db_fail(int rc, char *msg, size_t cap)
-{
-    if (rc == KN_ERR_ABORTED)
-        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
-    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
-    return kn_err_msg(rc, msg, cap, "database unavailable");
-}
-
 int kn_groups__check_id(const char *what, const char *id, char *msg, size_t cap)
 {
     if (!id || !kn_uuid_valid(id))
@@ -137,7 +129,7 @@ int kn_groups_get(kn_db *db, const char *group_id, kn_group *out, char *msg, siz
     const char *p[] = {group_id};
     if ((rc = kn_db_query(db, &get_group, p, &rows))) {
         kn_db_rows_free(rows);
-        return kn_groups__db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     if (kn_db_rows_count(rows) == 0)
         rc = kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "group %s does not exist", group_id);
@@ -202,7 +194,7 @@ int kn_groups_create(kn_db *db, const char *user_id, const kn_group_spec *spec, 
                        spec->open > 0 ? "true" : "false",
                        max};
     const char *edge[] = {id, user_id, "0"};
-    if ((rc = kn_db_begin(db))) return kn_groups__db_fail(rc, msg, cap);
+    if ((rc = kn_db_begin(db))) return kn_db_fail(rc, msg, cap);
     if ((rc = kn_db_query(db, &insert_group, p, NULL)) == KN_OK)
         rc = kn_db_query(db, &set_state, edge, NULL);
     if (rc == KN_OK) rc = kn_db_commit(db);
@@ -211,7 +203,7 @@ int kn_groups_create(kn_db *db, const char *user_id, const kn_group_spec *spec, 
         if (name_taken(db, rc, spec->name, msg, cap)) return rc;
         if (rc == KN_ERR_NOT_FOUND)
             return kn_err_msg(rc, msg, cap, "user %s does not exist", user_id);
-        return kn_groups__db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     return out ? kn_groups_get(db, id, out, msg, cap) : KN_OK;
 }
@@ -231,12 +223,12 @@ static int lock(kn_db *db, kn_groups__ctx *ctx, char *msg, size_t cap)
         found = found || !strcasecmp(kn_db_rows_get(rows, i, 0), ctx->me);
     kn_db_rows_free(rows);
     rows = NULL;
-    if (rc) return kn_groups__db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     if (!found) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", ctx->me);
     const char *p[] = {ctx->group_id, ctx->me};
     if ((rc = kn_db_query(db, &lock_group, p, &rows))) {
         kn_db_rows_free(rows);
-        return kn_groups__db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     if (kn_db_rows_count(rows) == 0)
         rc = kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "group %s does not exist", ctx->group_id);
@@ -263,7 +255,7 @@ static int with_group(kn_db *db, kn_out *out, const char *me, const char *group_
     ctx->me = me;
     ctx->group_id = group_id;
     ctx->n_events = 0;
-    if ((rc = kn_db_begin(db))) return kn_groups__db_fail(rc, msg, cap);
+    if ((rc = kn_db_begin(db))) return kn_db_fail(rc, msg, cap);
     if ((rc = lock(db, ctx, msg, cap))) goto rollback;
     int start = ctx->count;
     if ((rc = fn(ctx, msg, cap))) goto rollback;
@@ -272,12 +264,12 @@ static int with_group(kn_db *db, kn_out *out, const char *me, const char *group_
         snprintf(n, sizeof n, "%d", ctx->count);
         const char *w[] = {group_id, n};
         if ((rc = kn_db_query(db, &write_count, w, NULL))) {
-            kn_groups__db_fail(rc, msg, cap);
+            kn_db_fail(rc, msg, cap);
             goto rollback;
         }
     }
     if ((rc = kn_db_commit(db))) {
-        kn_groups__db_fail(rc, msg, cap);
+        kn_db_fail(rc, msg, cap);
         goto rollback;
     }
     kn_groups__tell(db, out, ctx);
@@ -320,7 +312,7 @@ static int do_update(kn_groups__ctx *ctx, char *msg, size_t cap)
                                    : "false",
                        s->max_count ? max : NULL};
     int rc = kn_db_query(ctx->db, &update_group, p, NULL);
-    if (rc && !name_taken(ctx->db, rc, s->name, msg, cap)) kn_groups__db_fail(rc, msg, cap);
+    if (rc && !name_taken(ctx->db, rc, s->name, msg, cap)) kn_db_fail(rc, msg, cap);
     return rc;
 }
 
@@ -341,7 +333,7 @@ static int do_delete(kn_groups__ctx *ctx, char *msg, size_t cap)
     const char *p[] = {ctx->group_id};
     int rc = kn_db_query(ctx->db, &delete_group, p, NULL);
     ctx->deleted = true;
-    return rc ? kn_groups__db_fail(rc, msg, cap) : KN_OK;
+    return rc ? kn_db_fail(rc, msg, cap) : KN_OK;
 }
 
 int kn_groups_delete(kn_db *db, const char *user_id, const char *group_id, char *msg, size_t cap)
@@ -374,7 +366,7 @@ static int move(kn_groups__ctx *ctx, const char *who, int from, int to, char *ms
     snprintf(st, sizeof st, "%d", to);
     const char *p[] = {ctx->group_id, who, st};
     int rc = kn_db_query(ctx->db, to == KN_GROUPS__NONE ? &remove_edge : &set_state, p, NULL);
-    if (rc) return kn_groups__db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     ctx->count += delta;
     if (from == KN_GROUP_SUPERADMIN) ctx->superadmins--;
     if (to == KN_GROUP_SUPERADMIN) ctx->superadmins++;
@@ -493,7 +485,7 @@ static int do_batch(kn_groups__ctx *ctx, char *msg, size_t cap)
     const char *p[] = {ctx->group_id, list};
     int rc = kn_db_query(ctx->db, &target_states, p, &rows);
     kn_free(list);
-    if (rc) kn_groups__db_fail(rc, msg, cap);
+    if (rc) kn_db_fail(rc, msg, cap);
     for (size_t i = 0; rc == KN_OK && i < kn_db_rows_count(rows); i++) {
         const char *st = kn_db_rows_get(rows, i, 1);
         rc = b->fn(ctx, kn_db_rows_get(rows, i, 0), st ? atoi(st) : KN_GROUPS__NONE, msg, cap);

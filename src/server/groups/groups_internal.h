@@ -64,7 +64,6 @@ void kn_groups__tell(kn_db *db, kn_out *out, const kn_groups__ctx *ctx);
 /* Fills g from the KN_GROUPS__COLUMNS of row r (columns from 0); on
  * failure (NOMEM) the caller deinits. */
 int kn_groups__read(const kn_db_rows *rows, size_t r, kn_group *g);
-int kn_groups__db_fail(int rc, char *msg, size_t cap);
 int kn_groups__check_id(const char *what, const char *id, char *msg, size_t cap);
 
 #endif

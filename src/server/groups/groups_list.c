@@ -25,11 +25,13 @@ KN_ENTITY_DEFINE(kn_user_group_entity, kn_user_group, USER_GROUP);
 
 #define NIL_UUID "00000000-0000-0000-0000-000000000000"
 
-/* $1 a LIKE pattern of lower(name) or NULL, $2 lang or NULL, $3 open
- * (-1 any), $4/$5 member bounds (0 none), after ($6, $7), $8 rows. */
+/* $1 a LIKE pattern or NULL (both sides lowered: any case), $2 lang or
+ * NULL, $3 open (-1 any), $4/$5 member bounds (0 none), after ($6, $7),
+ * $8 rows. */
 static const kn_db_stmt list_groups = {
     "groups_list",
-    "SELECT " KN_GROUPS__COLUMNS " FROM groups WHERE ($1::text IS NULL OR lower(name) LIKE $1)"
+    "SELECT " KN_GROUPS__COLUMNS
+    " FROM groups WHERE ($1::text IS NULL OR lower(name) LIKE lower($1))"
     " AND ($2::text IS NULL OR lang_tag = $2) AND ($3::int < 0 OR open = ($3::int = 1))"
     " AND ($4::int = 0 OR edge_count >= $4::int) AND ($5::int = 0 OR edge_count <= $5::int)"
     " AND (position, id) > ($6::bigint, $7::uuid) ORDER BY position, id LIMIT $8",
@@ -149,21 +151,83 @@ static int check_state(int state, char *msg, size_t cap)
     return KN_OK;
 }
 
-/* Runs a listing query with (key, limit + 1); one more row says a page follows. */
-static int query_page(kn_db *db, const kn_db_stmt *stmt, const char **p, size_t n_fixed,
-                      const list_key *k, int limit, kn_db_rows **rows, char *msg, size_t cap)
+/* One page being built: the rows of the query (limit + 1 asked: one more
+ * says a page follows), the entries to return and the next cursor. */
+typedef struct page {
+    kn_db_rows *rows;
+    size_t count; /* entries (at most limit) */
+    void *items;  /* count zeroed entries */
+    char *next;   /* NULL on the last page */
+} page;
+
+/* Where the cursor's parts sit in a listing's rows (state -1: always 0). */
+typedef struct page_cols {
+    int state, position, id;
+} page_cols;
+
+/* Runs stmt with p[0..n_fixed) and the key, limit + 1; sizes the page,
+ * allocates its entries (item_size each) and the cursor of the next. On
+ * failure *pg holds nothing. */
+static int fetch_page(kn_db *db, const kn_db_stmt *stmt, const char **p, size_t n_fixed,
+                      const list_key *k, int limit, size_t item_size, char kind, long long tie,
+                      page_cols cols, page *pg, char *msg, size_t cap)
 {
     char ks[12], kp[24], lim[12];
     snprintf(ks, sizeof ks, "%d", k->state);
     snprintf(kp, sizeof kp, "%lld", k->position);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     size_t i = n_fixed;
-    if (stmt->nparams == 6) p[i++] = ks;
+    if (stmt->nparams == 6) p[i++] = ks; /* the member listings key on state too */
     p[i++] = kp;
     p[i++] = k->id;
     p[i++] = lim;
-    int rc = kn_db_query(db, stmt, p, rows);
-    return rc ? kn_groups__db_fail(rc, msg, cap) : KN_OK;
+    *pg = (page){0};
+    int rc = kn_db_query(db, stmt, p, &pg->rows);
+    if (rc) {
+        kn_db_rows_free(pg->rows);
+        pg->rows = NULL;
+        return kn_db_fail(rc, msg, cap);
+    }
+    size_t n = kn_db_rows_count(pg->rows);
+    pg->count = n > (size_t)limit ? (size_t)limit : n;
+    size_t last = pg->count - 1;
+    if ((pg->count && !(pg->items = kn_calloc(pg->count, item_size))) ||
+        (n > pg->count &&
+         !(pg->next = make_cursor(kind, tie,
+                                  cols.state < 0 ? "0" : kn_db_rows_get(pg->rows, last, cols.state),
+                                  kn_db_rows_get(pg->rows, last, cols.position),
+                                  kn_db_rows_get(pg->rows, last, cols.id))))) {
+        kn_free(pg->items);
+        kn_db_rows_free(pg->rows);
+        *pg = (page){0};
+        return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    }
+    return KN_OK;
+}
+
+/* Ends a page: the rows go; on success the entries and cursor go out
+ * (entries NULL when there are none), else `free_items` frees them. */
+static int finish_page(page *pg, int rc, size_t kept, void (*free_items)(void *, size_t),
+                       void **out, size_t *n_out, char **next_cursor)
+{
+    kn_db_rows_free(pg->rows);
+    if (rc || kept == 0) {
+        free_items(pg->items, pg->count);
+        pg->items = NULL;
+    }
+    if (rc) {
+        kn_free(pg->next);
+        return rc;
+    }
+    *out = pg->items;
+    *n_out = kept;
+    *next_cursor = pg->next;
+    return KN_OK;
+}
+
+static void free_groups(void *items, size_t n)
+{
+    kn_groups_free(items, n);
 }
 
 void kn_groups_free(kn_group *groups, size_t n)
@@ -207,36 +271,16 @@ int kn_groups_list(kn_db *db, const kn_groups_filter *f, int limit, const char *
     snprintf(lo, sizeof lo, "%d", f->members_min);
     snprintf(hi, sizeof hi, "%d", f->members_max);
     const char *p[8] = {like, f->lang_tag && *f->lang_tag ? f->lang_tag : NULL, open, lo, hi};
-    kn_db_rows *rows = NULL;
-    /* lower() of the pattern too: the prefix matches case-insensitively. */
-    if (like)
-        for (char *c = like; *c; c++)
-            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-    rc = query_page(db, &list_groups, p, 5, &k, limit, &rows, msg, cap);
+    page pg;
+    rc = fetch_page(db, &list_groups, p, 5, &k, limit, sizeof(kn_group), 'g', tie,
+                    (page_cols){-1, KN_GROUPS__N_COLUMNS - 1, 0}, &pg, msg, cap);
     kn_free(like);
-    size_t count = kn_db_rows_count(rows);
-    bool more = count > (size_t)limit;
-    if (more) count = (size_t)limit;
-    kn_group *groups = NULL;
-    if (rc == KN_OK && count && !(groups = kn_calloc(count, sizeof *groups)))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    for (size_t i = 0; rc == KN_OK && i < count; i++)
-        if (kn_groups__read(rows, i, &groups[i]))
+    if (rc) return rc;
+    kn_group *groups = pg.items;
+    for (size_t i = 0; rc == KN_OK && i < pg.count; i++)
+        if (kn_groups__read(pg.rows, i, &groups[i]))
             rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    char *next = NULL;
-    if (rc == KN_OK && more &&
-        !(next = make_cursor('g', tie, "0", kn_db_rows_get(rows, count - 1, 12),
-                             kn_db_rows_get(rows, count - 1, 0))))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    kn_db_rows_free(rows);
-    if (rc) {
-        kn_groups_free(groups, count);
-        return rc;
-    }
-    *out = groups;
-    *n_out = count;
-    *next_cursor = next;
-    return KN_OK;
+    return finish_page(&pg, rc, pg.count, free_groups, (void **)out, n_out, next_cursor);
 }
 
 void kn_group_users_free(kn_group_user *users, size_t n)
@@ -247,11 +291,18 @@ void kn_group_users_free(kn_group_user *users, size_t n)
     kn_free(users);
 }
 
+static void free_group_users(void *items, size_t n)
+{
+    kn_group_users_free(items, n);
+}
+
 /* The profiles of rows[0..count) (column 0 the user id) into out, in row
  * order, skipping users deleted between the two queries; *kept counts. */
 static int take_profiles(kn_db *db, const kn_db_rows *rows, size_t count, kn_group_user *out,
                          size_t *kept, char *msg, size_t cap)
 {
+    *kept = 0;
+    if (count == 0) return KN_OK;
     const char *ids[KN_GROUPS_LIST_MAX];
     for (size_t i = 0; i < count; i++)
         ids[i] = kn_db_rows_get(rows, i, 0);
@@ -259,7 +310,6 @@ static int take_profiles(kn_db *db, const kn_db_rows *rows, size_t count, kn_gro
     size_t n_users = 0;
     int rc = kn_users_get(db, ids, count, NULL, 0, &users, &n_users, msg, cap);
     if (rc) return rc;
-    *kept = 0;
     for (size_t i = 0; i < count; i++)
         for (size_t j = 0; j < n_users; j++)
             if (users[j].username && !strcasecmp(users[j].id, ids[i])) {
@@ -273,6 +323,27 @@ static int take_profiles(kn_db *db, const kn_db_rows *rows, size_t count, kn_gro
     return KN_OK;
 }
 
+/* The checks every member listing starts with, then its cursor into *k. */
+static int start_members(char kind, const char *what, const char *id, int state, int *limit,
+                         const char *cursor, list_key *k, char *msg, size_t cap)
+{
+    int rc = kn_groups__check_id(what, id, msg, cap);
+    if (rc || (rc = check_state(state, msg, cap))) return rc;
+    return start_list(kind, state, limit, cursor, k, msg, cap);
+}
+
+static int check_group(kn_db *db, const char *group_id, char *msg, size_t cap)
+{
+    kn_db_rows *rows = NULL;
+    const char *g[] = {group_id};
+    int rc = kn_db_query(db, &group_exists, g, &rows);
+    size_t found = kn_db_rows_count(rows);
+    kn_db_rows_free(rows);
+    if (rc) return kn_db_fail(rc, msg, cap);
+    if (!found) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "group %s does not exist", group_id);
+    return KN_OK;
+}
+
 int kn_groups_users_list(kn_db *db, const char *group_id, int state, int limit, const char *cursor,
                          kn_group_user **out, size_t *n_out, char **next_cursor, char *msg,
                          size_t cap)
@@ -281,50 +352,18 @@ int kn_groups_users_list(kn_db *db, const char *group_id, int state, int limit, 
     *n_out = 0;
     *next_cursor = NULL;
     list_key k;
-    int rc = kn_groups__check_id("group id", group_id, msg, cap);
-    if (rc || (rc = check_state(state, msg, cap)) ||
-        (rc = start_list('m', state, &limit, cursor, &k, msg, cap)))
-        return rc;
-    kn_db_rows *rows = NULL;
-    const char *g[] = {group_id};
-    if ((rc = kn_db_query(db, &group_exists, g, &rows))) {
-        kn_db_rows_free(rows);
-        return kn_groups__db_fail(rc, msg, cap);
-    }
-    size_t found = kn_db_rows_count(rows);
-    kn_db_rows_free(rows);
-    rows = NULL;
-    if (!found) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "group %s does not exist", group_id);
+    int rc = start_members('m', "group id", group_id, state, &limit, cursor, &k, msg, cap);
+    if (rc || (rc = check_group(db, group_id, msg, cap))) return rc;
     char st[12];
     snprintf(st, sizeof st, "%d", state);
     const char *p[6] = {group_id, st};
-    rc = query_page(db, &list_members, p, 2, &k, limit, &rows, msg, cap);
-    size_t count = kn_db_rows_count(rows), kept = 0;
-    bool more = count > (size_t)limit;
-    if (more) count = (size_t)limit;
-    kn_group_user *users = NULL;
-    char *next = NULL;
-    if (rc == KN_OK && count && !(users = kn_calloc(count, sizeof *users)))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    if (rc == KN_OK && count) rc = take_profiles(db, rows, count, users, &kept, msg, cap);
-    if (rc == KN_OK && more &&
-        !(next =
-              make_cursor('m', state, kn_db_rows_get(rows, count - 1, 1),
-                          kn_db_rows_get(rows, count - 1, 2), kn_db_rows_get(rows, count - 1, 0))))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    kn_db_rows_free(rows);
-    if (rc) {
-        kn_group_users_free(users, count);
+    page pg;
+    if ((rc = fetch_page(db, &list_members, p, 2, &k, limit, sizeof(kn_group_user), 'm', state,
+                         (page_cols){1, 2, 0}, &pg, msg, cap)))
         return rc;
-    }
-    if (kept == 0) {
-        kn_free(users);
-        users = NULL;
-    }
-    *out = users;
-    *n_out = kept;
-    *next_cursor = next;
-    return KN_OK;
+    size_t kept = 0;
+    rc = take_profiles(db, pg.rows, pg.count, pg.items, &kept, msg, cap);
+    return finish_page(&pg, rc, kept, free_group_users, (void **)out, n_out, next_cursor);
 }
 
 void kn_user_groups_free(kn_user_group *groups, size_t n)
@@ -335,6 +374,11 @@ void kn_user_groups_free(kn_user_group *groups, size_t n)
     kn_free(groups);
 }
 
+static void free_user_groups(void *items, size_t n)
+{
+    kn_user_groups_free(items, n);
+}
+
 int kn_groups_user_list(kn_db *db, const char *user_id, int state, int limit, const char *cursor,
                         kn_user_group **out, size_t *n_out, char **next_cursor, char *msg,
                         size_t cap)
@@ -343,39 +387,21 @@ int kn_groups_user_list(kn_db *db, const char *user_id, int state, int limit, co
     *n_out = 0;
     *next_cursor = NULL;
     list_key k;
-    int rc = kn_groups__check_id("user id", user_id, msg, cap);
-    if (rc || (rc = check_state(state, msg, cap)) ||
-        (rc = start_list('u', state, &limit, cursor, &k, msg, cap)))
-        return rc;
+    int rc = start_members('u', "user id", user_id, state, &limit, cursor, &k, msg, cap);
+    if (rc) return rc;
     char st[12];
     snprintf(st, sizeof st, "%d", state);
     const char *p[6] = {user_id, st};
-    kn_db_rows *rows = NULL;
-    rc = query_page(db, &list_user_groups, p, 2, &k, limit, &rows, msg, cap);
-    size_t count = kn_db_rows_count(rows);
-    bool more = count > (size_t)limit;
-    if (more) count = (size_t)limit;
-    kn_user_group *groups = NULL;
-    char *next = NULL;
-    if (rc == KN_OK && count && !(groups = kn_calloc(count, sizeof *groups)))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    for (size_t i = 0; rc == KN_OK && i < count; i++) {
-        groups[i].state = atoi(kn_db_rows_get(rows, i, 13));
-        if (kn_groups__read(rows, i, &groups[i].group))
+    page pg;
+    if ((rc = fetch_page(db, &list_user_groups, p, 2, &k, limit, sizeof(kn_user_group), 'u', state,
+                         (page_cols){KN_GROUPS__N_COLUMNS, KN_GROUPS__N_COLUMNS - 1, 0}, &pg, msg,
+                         cap)))
+        return rc;
+    kn_user_group *groups = pg.items;
+    for (size_t i = 0; rc == KN_OK && i < pg.count; i++) {
+        groups[i].state = atoi(kn_db_rows_get(pg.rows, i, KN_GROUPS__N_COLUMNS));
+        if (kn_groups__read(pg.rows, i, &groups[i].group))
             rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     }
-    if (rc == KN_OK && more &&
-        !(next =
-              make_cursor('u', state, kn_db_rows_get(rows, count - 1, 13),
-                          kn_db_rows_get(rows, count - 1, 12), kn_db_rows_get(rows, count - 1, 0))))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    kn_db_rows_free(rows);
-    if (rc) {
-        kn_user_groups_free(groups, count);
-        return rc;
-    }
-    *out = groups;
-    *n_out = count;
-    *next_cursor = next;
-    return KN_OK;
+    return finish_page(&pg, rc, pg.count, free_user_groups, (void **)out, n_out, next_cursor);
 }

@@ -8,6 +8,7 @@
 #include "kn_groups_wire.h"
 #include "kn_mem.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 static const char *caller(kn_req *r)
@@ -161,6 +162,22 @@ int kn_groups_wire_list(kn_req *r, char *msg, size_t cap)
     return rc;
 }
 
+/* The n entries at items (item_size apart) as `outer` messages, each with
+ * its nested `inner` message (built from the entry's member at inner_off,
+ * stored in the generated struct's pointer at field_off). Both arrays are
+ * the caller's to kn_free, even on failure. */
+static int nested_list(const kn_entity *outer, const kn_entity *inner, const void *items,
+                       size_t item_size, size_t n, size_t inner_off, size_t field_off, void ***out,
+                       void ***nested)
+{
+    int rc = kn_entity_to_proto_list(outer, items, item_size, n, out);
+    if (rc == KN_OK && n)
+        rc = kn_entity_to_proto_list(inner, (const char *)items + inner_off, item_size, n, nested);
+    for (size_t i = 0; rc == KN_OK && i < n; i++)
+        *(void **)((char *)(*out)[i] + field_off) = (*nested)[i];
+    return rc;
+}
+
 /* A wire state filter: absent means every state. */
 #define STATE_OF(q, CASE) ((q)->filter_case == (CASE) ? (q)->state : KN_GROUP_ANY)
 
@@ -178,13 +195,10 @@ int kn_groups_wire_users_list(kn_req *r, char *msg, size_t cap)
     Kaos__V1__GroupUser **gp = NULL;
     Kaos__V1__User **up = NULL;
     if (rc == KN_OK)
-        rc = kn_entity_to_proto_list(&kn_group_user_entity, users, sizeof *users, n, (void ***)&gp);
-    if (rc == KN_OK && n)
-        rc = kn_entity_to_proto_list(&kn_user_entity, &users[0].user, sizeof *users, n,
-                                     (void ***)&up);
+        rc = nested_list(&kn_group_user_entity, &kn_user_entity, users, sizeof *users, n,
+                         offsetof(kn_group_user, user), offsetof(Kaos__V1__GroupUser, user),
+                         (void ***)&gp, (void ***)&up);
     if (rc == KN_OK) {
-        for (size_t i = 0; i < n; i++)
-            gp[i]->user = up[i];
         Kaos__V1__GroupUserList out = KAOS__V1__GROUP_USER_LIST__INIT;
         out.n_group_users = n;
         out.group_users = gp;
@@ -215,14 +229,10 @@ int kn_groups_wire_user_list(kn_req *r, char *msg, size_t cap)
     Kaos__V1__UserGroup **ugp = NULL;
     Kaos__V1__Group **gp = NULL;
     if (rc == KN_OK)
-        rc = kn_entity_to_proto_list(&kn_user_group_entity, groups, sizeof *groups, n,
-                                     (void ***)&ugp);
-    if (rc == KN_OK && n)
-        rc = kn_entity_to_proto_list(&kn_group_entity, &groups[0].group, sizeof *groups, n,
-                                     (void ***)&gp);
+        rc = nested_list(&kn_user_group_entity, &kn_group_entity, groups, sizeof *groups, n,
+                         offsetof(kn_user_group, group), offsetof(Kaos__V1__UserGroup, group),
+                         (void ***)&ugp, (void ***)&gp);
     if (rc == KN_OK) {
-        for (size_t i = 0; i < n; i++)
-            ugp[i]->group = gp[i];
         Kaos__V1__UserGroupList out = KAOS__V1__USER_GROUP_LIST__INIT;
         out.n_user_groups = n;
         out.user_groups = ugp;
