@@ -7,6 +7,7 @@
  * member count against max_count under parallel joins from many
  * connections, account deletion (promotion, empty groups), the three
  * listings with filters and cursors, input limits. */
+#include "failalloc.h"
 #include "pgtest.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -750,6 +751,77 @@ static void lists_filter_and_walk_every_row_once(void **state)
                      KN_ERR_NOT_FOUND);
 }
 
+/* --- allocation failures ---------------------------------------------------------------------- */
+
+static uid oom_owner, oom_other, oom_group;
+
+/* Every listing, two pages each; 0 only when every call worked. */
+static int list_everything(void *arg)
+{
+    (void)arg;
+    char m[256];
+    int rc = KN_OK;
+    const char *cursor = NULL;
+    char *next = NULL;
+    kn_groups_filter f = {"oom", NULL, -1, 0, 0};
+    for (int page = 0; page < 2 && rc == KN_OK; page++) {
+        kn_group *g = NULL;
+        size_t n = 0;
+        rc = kn_groups_list(db, &f, 1, cursor, &g, &n, &next, m, sizeof m);
+        kn_groups_free(g, n);
+        kn_free((char *)cursor);
+        cursor = next;
+        next = NULL;
+    }
+    kn_free((char *)cursor);
+    cursor = NULL;
+    for (int page = 0; page < 2 && rc == KN_OK; page++) {
+        kn_group_user *u = NULL;
+        size_t n = 0;
+        rc = kn_groups_users_list(db, oom_group, -1, 1, cursor, &u, &n, &next, m, sizeof m);
+        if (rc == KN_OK && n != 1) rc = KN_ERR_INTERNAL;
+        kn_group_users_free(u, n);
+        kn_free((char *)cursor);
+        cursor = next;
+        next = NULL;
+    }
+    kn_free((char *)cursor);
+    kn_user_group *ug = NULL;
+    size_t n = 0;
+    if (rc == KN_OK)
+        rc = kn_groups_user_list(db, oom_owner, -1, 1, NULL, &ug, &n, &next, m, sizeof m);
+    kn_user_groups_free(ug, n);
+    kn_free(next);
+    return rc;
+}
+
+/* A batch verb, a join and a leave, with their notifications. */
+static int change_members(void *arg)
+{
+    (void)arg;
+    char m[256];
+    const char *who = oom_other;
+    int rc = kn_groups_users_ban(db, NULL, oom_owner, oom_group, &who, 1, m, sizeof m);
+    if (rc == KN_OK) rc = kn_groups_users_add(db, NULL, oom_owner, oom_group, &who, 1, m, sizeof m);
+    if (rc == KN_OK) rc = kn_groups_leave(db, oom_other, oom_group, m, sizeof m);
+    if (rc == KN_OK) rc = kn_groups_join(db, NULL, oom_other, oom_group, m, sizeof m);
+    return rc;
+}
+
+static void groups_calls_survive_allocation_failures(void **state)
+{
+    (void)state;
+    uid second;
+    user(oom_owner);
+    user(oom_other);
+    group(oom_owner, true, 0, "oom one", oom_group);
+    group(oom_owner, true, 0, "oom two", second);
+    assert_int_equal(kn_groups_join(db, NULL, oom_other, oom_group, msg, sizeof msg), KN_OK);
+    assert_true(failalloc_sweep(list_everything, NULL) >= 6);
+    assert_true(failalloc_sweep(change_members, NULL) >= 4);
+    assert_int_equal(state_of(oom_group, oom_other), KN_GROUP_MEMBER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +836,7 @@ int main(void)
         cmocka_unit_test(deleting_the_last_superadmin_promotes_the_oldest_admin_else_member),
         cmocka_unit_test(adds_racing_account_deletions_neither_deadlock_nor_miscount),
         cmocka_unit_test(lists_filter_and_walk_every_row_once),
+        cmocka_unit_test(groups_calls_survive_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
