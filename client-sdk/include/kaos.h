@@ -287,7 +287,9 @@ typedef struct kaos_groups_filter {
 
 /* One notification (kaos_client_notifications_list and the notifications
  * event; docs/notifications.md). code < 0 is the system's: -2 friend
- * request received, -3 friend request accepted (-1 is reserved).
+ * request received, -3 friend request accepted, -4 added to a group, -5 a
+ * join request to a group you administer, -8 banned from a group (-1, -6
+ * and -7 are reserved).
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
