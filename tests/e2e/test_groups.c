@@ -349,6 +349,7 @@ static void lua_functions_act_for_the_users_they_name(void **state)
         "\"demote\":\"ok\"",
         "\"member\":true",
         "\"member_kick\":\"7 only admins and superadmins may kick users\"",
+        "\"system_demote\":\"7 the group's last superadmin cannot be kicked, banned or demoted",
         "\"update\":\"ok\"",
         "\"listed\":true",
         "\"ban\":\"ok\"",

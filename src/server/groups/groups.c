@@ -220,11 +220,12 @@ static int lock(kn_db *db, kn_groups__ctx *ctx, char *msg, size_t cap)
     kn_free(others);
     bool found = false;
     for (size_t i = 0; rc == KN_OK && i < kn_db_rows_count(rows); i++)
-        found = found || !strcasecmp(kn_db_rows_get(rows, i, 0), ctx->me);
+        found = found || (ctx->me && !strcasecmp(kn_db_rows_get(rows, i, 0), ctx->me));
     kn_db_rows_free(rows);
     rows = NULL;
     if (rc) return kn_db_fail(rc, msg, cap);
-    if (!found) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", ctx->me);
+    if (ctx->me && !found)
+        return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", ctx->me);
     const char *p[] = {ctx->group_id, ctx->me};
     if ((rc = kn_db_query(db, &lock_group, p, &rows))) {
         kn_db_rows_free(rows);
@@ -237,7 +238,9 @@ static int lock(kn_db *db, kn_groups__ctx *ctx, char *msg, size_t cap)
         ctx->count = atoi(kn_db_rows_get(rows, 0, 0));
         ctx->max_count = atoi(kn_db_rows_get(rows, 0, 1));
         ctx->open = kn_db_rows_get(rows, 0, 2)[0] == 't';
-        ctx->my_state = mine ? atoi(mine) : KN_GROUPS__NONE;
+        ctx->my_state = !ctx->me ? KN_GROUP_SUPERADMIN /* the system */
+                        : mine   ? atoi(mine)
+                                 : KN_GROUPS__NONE;
         ctx->superadmins = atoi(kn_db_rows_get(rows, 0, 4));
     }
     kn_db_rows_free(rows);
@@ -249,7 +252,7 @@ static int lock(kn_db *db, kn_groups__ctx *ctx, char *msg, size_t cap)
 static int with_group(kn_db *db, kn_out *out, const char *me, const char *group_id,
                       kn_groups__verb fn, kn_groups__ctx *ctx, char *msg, size_t cap)
 {
-    int rc = kn_groups__check_id("user id", me, msg, cap);
+    int rc = me || !ctx->system_ok ? kn_groups__check_id("user id", me, msg, cap) : KN_OK;
     if (rc || (rc = kn_groups__check_id("group id", group_id, msg, cap))) return rc;
     ctx->db = db;
     ctx->me = me;
@@ -321,7 +324,7 @@ int kn_groups_update(kn_db *db, const char *user_id, const char *group_id,
 {
     int rc = check_spec(spec, false, msg, cap);
     if (rc) return rc;
-    kn_groups__ctx ctx = {.spec = spec};
+    kn_groups__ctx ctx = {.spec = spec, .system_ok = true};
     return with_group(db, NULL, user_id, group_id, do_update, &ctx, msg, cap);
 }
 
@@ -338,7 +341,7 @@ static int do_delete(kn_groups__ctx *ctx, char *msg, size_t cap)
 
 int kn_groups_delete(kn_db *db, const char *user_id, const char *group_id, char *msg, size_t cap)
 {
-    kn_groups__ctx ctx = {0};
+    kn_groups__ctx ctx = {.system_ok = true};
     return with_group(db, NULL, user_id, group_id, do_delete, &ctx, msg, cap);
 }
 
@@ -358,6 +361,12 @@ static void note(kn_groups__ctx *ctx, int kind, const char *user_id)
  * a member to a full group is RESOURCE_EXHAUSTED. */
 static int move(kn_groups__ctx *ctx, const char *who, int from, int to, char *msg, size_t cap)
 {
+    /* Users never meet this (the caller is never a target, so a superadmin
+     * target leaves the caller); the system may. */
+    if (from == KN_GROUP_SUPERADMIN && to != KN_GROUP_SUPERADMIN && ctx->superadmins <= 1)
+        return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
+                          "the group's last superadmin cannot be kicked, banned or demoted; "
+                          "promote someone to superadmin first");
     int delta = (int)is_member(to) - (int)is_member(from);
     if (delta > 0 && ctx->count + delta > ctx->max_count)
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
@@ -507,7 +516,7 @@ static int run_batch(kn_db *db, kn_out *out, const char *me, const char *group_i
             return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                               "you cannot %s yourself (use join or leave)", b->verb);
     }
-    kn_groups__ctx ctx = {.batch = b, .lock_ids = b->ids, .n_lock_ids = b->n};
+    kn_groups__ctx ctx = {.batch = b, .lock_ids = b->ids, .n_lock_ids = b->n, .system_ok = true};
     return with_group(db, out, me, group_id, do_batch, &ctx, msg, cap);
 }
 

@@ -37,7 +37,7 @@ enum {
  * changes, and what to tell afterwards. */
 typedef struct kn_groups__ctx {
     kn_db *db;
-    const char *me;
+    const char *me; /* NULL: the system (system_ok calls only) */
     const char *group_id;
     int my_state; /* KN_GROUPS__NONE when not in the group */
     int count;    /* members, kept up to date by the call */
@@ -45,6 +45,7 @@ typedef struct kn_groups__ctx {
     int superadmins;
     bool open;
     bool deleted;
+    bool system_ok;                /* update, delete, the user verbs: me may be NULL */
     const kn_group_spec *spec;     /* update */
     const kn_groups__batch *batch; /* the batch verbs */
     const char *const *lock_ids;   /* users locked with the caller (the targets) */

@@ -4,7 +4,8 @@
  *
  * They act for the user named by their first argument (the lists excepted:
  * group_users_list and groups_list need no user), through the same C
- * functions as the wire (kn_groups_*), so rules and messages are one.
+ * functions as the wire (kn_groups_*), so rules and messages are one. A nil
+ * user for update, delete and the user verbs is the system (kn_groups.h).
  * Refusals of the service are raised as error({code = N, message = "..."});
  * a wrong type of an argument is an ordinary Lua error (a script bug).
  *
@@ -82,17 +83,39 @@ static int bool_field(lua_State *L, int t, const char *key)
     return v;
 }
 
-/* {name=, description=, avatar_url=, lang_tag=, metadata=, open=, max_count=} */
+/* The spec's metadata, a table or JSON text, as text kept on the stack
+ * (the call's stack holds it until the function returns); NULL when absent. */
+static const char *metadata_field(lua_State *L, int t)
+{
+    lua_getfield(L, t, "metadata");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        const char *why;
+        int rc = kn_lua_push_json(L, lua_gettop(L), NULL, &why);
+        if (rc == KN_ERR_NOMEM) kn_lua_raise_coded(L, rc, "out of memory");
+        if (rc) kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "metadata: %s", why);
+        lua_remove(L, -2);
+    }
+    return luaL_checkstring(L, -1);
+}
+
+/* {name=, description=, avatar_url=, lang_tag=, metadata= (a table or JSON
+ * text), open=, max_count=} */
 static kn_group_spec read_spec(lua_State *L, int t)
 {
     luaL_checktype(L, t, LUA_TTABLE);
-    return (kn_group_spec){opt_field(L, t, "name"),
-                           opt_field(L, t, "description"),
-                           opt_field(L, t, "avatar_url"),
-                           opt_field(L, t, "lang_tag"),
-                           opt_field(L, t, "metadata"),
-                           bool_field(L, t, "open"),
-                           clamp(int_field(L, t, "max_count", 0))};
+    kn_group_spec s = {opt_field(L, t, "name"),
+                       opt_field(L, t, "description"),
+                       opt_field(L, t, "avatar_url"),
+                       opt_field(L, t, "lang_tag"),
+                       NULL,
+                       bool_field(L, t, "open"),
+                       clamp(int_field(L, t, "max_count", 0))};
+    s.metadata = metadata_field(L, t);
+    return s;
 }
 
 /* group_create(user_id, spec) -> group */
@@ -109,11 +132,11 @@ static int k_group_create(lua_State *L)
     return 1;
 }
 
-/* group_update(user_id, group_id, spec) */
+/* group_update(user_id or nil, group_id, spec) */
 static int k_group_update(lua_State *L)
 {
     kn_db *db = kn_lua_db(L, "group_update");
-    const char *user_id = luaL_checkstring(L, 1);
+    const char *user_id = luaL_optstring(L, 1, NULL);
     const char *group_id = luaL_checkstring(L, 2);
     kn_group_spec s = read_spec(L, 3);
     char msg[MSG_CAP] = "";
@@ -123,11 +146,12 @@ static int k_group_update(lua_State *L)
 
 typedef int (*group_fn)(kn_db *, const char *, const char *, char *, size_t);
 
-/* group_delete / group_leave (user_id, group_id) */
+/* group_delete (user_id or nil) / group_leave (user_id), group_id */
 static int on_group(lua_State *L, const char *name, group_fn fn)
 {
     kn_db *db = kn_lua_db(L, name);
-    const char *user_id = luaL_checkstring(L, 1);
+    const char *user_id =
+        fn == kn_groups_delete ? luaL_optstring(L, 1, NULL) : luaL_checkstring(L, 1);
     const char *group_id = luaL_checkstring(L, 2);
     char msg[MSG_CAP] = "";
     int rc = fn(db, user_id, group_id, msg, sizeof msg);
@@ -154,7 +178,7 @@ static int k_group_join(lua_State *L)
     return rc ? kn_lua_raise_coded(L, rc, msg) : 0;
 }
 
-/* The batch verbs (user_id, group_id, {user ids}); those that notify take out. */
+/* The batch verbs (user_id or nil, group_id, {user ids}); those that notify take out. */
 typedef int (*batch_out_fn)(kn_db *, kn_out *, const char *, const char *, const char *const *,
                             size_t, char *, size_t);
 typedef int (*batch_fn)(kn_db *, const char *, const char *, const char *const *, size_t, char *,
@@ -163,7 +187,7 @@ typedef int (*batch_fn)(kn_db *, const char *, const char *, const char *const *
 static int batch(lua_State *L, const char *name, batch_out_fn with_out, batch_fn plain)
 {
     kn_db *db = kn_lua_db(L, name);
-    const char *user_id = luaL_checkstring(L, 1);
+    const char *user_id = luaL_optstring(L, 1, NULL);
     const char *group_id = luaL_checkstring(L, 2);
     lua_settop(L, 3);
     size_t n;

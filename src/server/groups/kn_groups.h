@@ -17,7 +17,10 @@
  * Permissions: a refusal by rank is PERMISSION_DENIED with a message that
  * names the rule (docs/groups.md lists them). The acting user is the
  * `user_id` argument (the session's user on the wire, the script's choice
- * in Lua).
+ * in Lua). user_id NULL is the system (server code only; update, delete
+ * and the user verbs): it ranks as a superadmin, except that it may not
+ * leave a group without a superadmin (kick, ban or demote its last one),
+ * and its notifications have no sender.
  *
  * Atomicity and races: every call that changes a membership or a count is
  * one transaction that first locks the users rows of the caller and the

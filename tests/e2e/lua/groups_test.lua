@@ -26,7 +26,7 @@ kaos.register_rpc(function(context, payload)
   local me, other = context.user_id, payload
   local out = {}
   local g = kaos.group_create(me, { name = "lua group " .. me, open = false, max_count = 3,
-                                    metadata = '{"a":1}' })
+                                    metadata = { a = 1 } })
   out.created = g.name == "lua group " .. me and g.edge_count == 1 and g.open == false
                 and g.metadata.a == 1
   out.join = outcome(kaos.group_join, other, g.id)
@@ -38,9 +38,11 @@ kaos.register_rpc(function(context, payload)
   local mine = kaos.user_groups_list(other, 2)
   out.member = #mine == 1 and mine[1].group.id == g.id and mine[1].state == 2
   out.member_kick = outcome(kaos.group_users_kick, other, g.id, { me })
-  out.update = outcome(kaos.group_update, me, g.id, { description = "changed" })
+  out.system_demote = outcome(kaos.group_users_demote, nil, g.id, { me })
+  out.update = outcome(kaos.group_update, me, g.id, { description = "changed", metadata = '{"b":2}' })
   local found, cursor = kaos.groups_list({ name = "LUA GROUP " .. me }, 10)
-  out.listed = #found == 1 and found[1].description == "changed" and cursor == nil
+  out.listed = #found == 1 and found[1].description == "changed" and found[1].metadata.b == 2
+               and cursor == nil
   out.ban = outcome(kaos.group_users_ban, me, g.id, { other })
   out.banned_join = outcome(kaos.group_join, other, g.id)
   out.leave = outcome(kaos.group_leave, me, g.id)

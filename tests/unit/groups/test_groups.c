@@ -433,6 +433,55 @@ static void allowed_operations_move_users_to_the_right_state(void **state)
     assert_string_equal(codes, "-4,");
 }
 
+/* Server code acting as the system (user_id NULL): a superadmin's rights,
+ * but never a group without a superadmin, and notifications without a sender. */
+static void the_system_acts_as_a_superadmin_but_keeps_one(void **state)
+{
+    (void)state;
+    uid s, m, x, gid;
+    user(s);
+    user(m);
+    user(x);
+    group(s, true, 0, NULL, gid);
+    assert_int_equal(kn_groups_join(db, NULL, m, gid, msg, sizeof msg), KN_OK);
+    assert_int_equal(promote(NULL, gid, m), KN_OK);
+    assert_int_equal(promote(NULL, gid, m), KN_OK);
+    assert_int_equal(state_of(gid, m), KN_GROUP_SUPERADMIN);
+    assert_int_equal(one(kn_groups_users_demote, NULL, gid, s), KN_OK);
+    assert_int_equal(state_of(gid, s), KN_GROUP_ADMIN);
+    char *before = snapshot(gid);
+    assert_int_equal(one(kn_groups_users_kick, NULL, gid, m), KN_ERR_PERMISSION_DENIED);
+    assert_string_equal(msg, "the group's last superadmin cannot be kicked, banned or demoted; "
+                             "promote someone to superadmin first");
+    assert_int_equal(ban(NULL, gid, m), KN_ERR_PERMISSION_DENIED);
+    assert_int_equal(one(kn_groups_users_demote, NULL, gid, m), KN_ERR_PERMISSION_DENIED);
+    char *after = snapshot(gid);
+    assert_string_equal(before, after);
+    kn_free(before);
+    kn_free(after);
+    assert_int_equal(add(NULL, gid, x), KN_OK);
+    kn_notification *notes = NULL;
+    size_t n = 0;
+    char *cursor = NULL;
+    assert_int_equal(kn_notify_list(db, x, 0, NULL, &notes, &n, &cursor, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(notes[0].code, KN_NOTIFY_CODE_GROUP_ADD);
+    assert_string_equal(notes[0].sender_id, "");
+    kn_notify_free(notes, n);
+    kn_free(cursor);
+    kn_group_spec up = {"renamed by the system", NULL, NULL, NULL, NULL, 0, 0};
+    assert_int_equal(kn_groups_update(db, NULL, gid, &up, msg, sizeof msg), KN_OK);
+    /* Joining, leaving and creating need a user. */
+    assert_int_equal(kn_groups_join(db, NULL, NULL, gid, msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "user id must be a UUID");
+    assert_int_equal(kn_groups_leave(db, NULL, gid, msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_groups_create(db, NULL, &up, NULL, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_groups_delete(db, NULL, gid, msg, sizeof msg), KN_OK);
+    kn_group g;
+    assert_int_equal(kn_groups_get(db, gid, &g, msg, sizeof msg), KN_ERR_NOT_FOUND);
+}
+
 /* --- join and leave --------------------------------------------------------------------------- */
 
 static void a_closed_group_turns_a_join_into_a_request_the_admins_are_told_of(void **state)
@@ -829,6 +878,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_refused_with_the_limit_named),
         cmocka_unit_test(every_operation_by_every_role_is_allowed_or_refused_without_a_trace),
         cmocka_unit_test(allowed_operations_move_users_to_the_right_state),
+        cmocka_unit_test(the_system_acts_as_a_superadmin_but_keeps_one),
         cmocka_unit_test(a_closed_group_turns_a_join_into_a_request_the_admins_are_told_of),
         cmocka_unit_test(the_last_superadmin_cannot_leave_until_someone_is_promoted),
         cmocka_unit_test(joins_and_adds_stop_at_max_count),
