@@ -6,8 +6,9 @@
  * Invariants:
  *   - every input is validated before the database is touched;
  *   - every call that changes a membership runs in one transaction that
- *     starts by locking the group row (FOR UPDATE) and reading the caller's
- *     state under that lock; the member count is kept in the call's context
+ *     locks the users rows it names (the caller's and the targets'), then
+ *     the group row (FOR UPDATE), and reads the caller's state under that
+ *     lock — account deletion takes the same order; the member count is kept in the call's context
  *     while it works and written back before commit, so two calls on one
  *     group serialize and the count never passes max_count (the table's
  *     CHECK is the backstop);
