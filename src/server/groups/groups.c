@@ -47,13 +47,21 @@ static const kn_db_stmt lock_users = {
     "groups_lock_users",
     "SELECT id::text FROM users WHERE id = $1 OR id = ANY ($2::uuid[]) ORDER BY id FOR KEY SHARE",
     2};
-/* The group's row locked, with the caller's state and the superadmin count. */
-static const kn_db_stmt lock_group = {
-    "groups_lock",
+/* The group's row locked. What the call reads of the group comes from the
+ * next statement: READ COMMITTED gives each statement its own snapshot,
+ * and this one's was taken before it waited for the lock, so values read
+ * here could miss what the previous holder committed (only the locked row
+ * itself is read again). */
+static const kn_db_stmt lock_group = {"groups_lock",
+                                      "SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", 1};
+/* Under the lock: the count, the limit, openness, the caller's state and
+ * the superadmin count. */
+static const kn_db_stmt read_group = {
+    "groups_read_locked",
     "SELECT edge_count, max_count, open,"
     " (SELECT state FROM group_edge WHERE group_id = $1 AND user_id = $2),"
     " (SELECT count(*) FROM group_edge WHERE group_id = $1 AND state = 0)"
-    " FROM groups WHERE id = $1 FOR UPDATE",
+    " FROM groups WHERE id = $1",
     2};
 static const kn_db_stmt update_group = {
     "groups_update",
@@ -228,7 +236,12 @@ static int lock(kn_db *db, kn_groups__ctx *ctx, char *msg, size_t cap)
     if (ctx->me && !found)
         return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "user %s does not exist", ctx->me);
     const char *p[] = {ctx->group_id, ctx->me};
-    if ((rc = kn_db_query(db, &lock_group, p, &rows))) {
+    if ((rc = kn_db_query(db, &lock_group, p, &rows)) == KN_OK && kn_db_rows_count(rows)) {
+        kn_db_rows_free(rows);
+        rows = NULL;
+        rc = kn_db_query(db, &read_group, p, &rows);
+    }
+    if (rc) {
         kn_db_rows_free(rows);
         return kn_db_fail(rc, msg, cap);
     }

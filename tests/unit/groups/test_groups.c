@@ -625,6 +625,86 @@ static void parallel_joins_never_pass_max_count(void **state)
     kn_free(next);
 }
 
+/* Two superadmins turning on each other at the same instant, from two
+ * connections: the group lock serializes them, so exactly one wins and the
+ * group keeps one superadmin — whether they demote each other or both leave. */
+typedef struct duel {
+    pthread_barrier_t *start;
+    const char *me, *other, *gid;
+    bool leave;
+    int rc;
+} duel;
+
+static void *fight(void *arg)
+{
+    duel *d = arg;
+    kn_db *conn = NULL;
+    char m[256];
+    d->rc = pgtest_open(&pg, &conn) ? KN_ERR_DB : KN_OK;
+    pthread_barrier_wait(d->start);
+    if (d->rc == KN_OK)
+        d->rc = d->leave ? kn_groups_leave(conn, d->me, d->gid, m, sizeof m)
+                         : kn_groups_users_demote(conn, d->me, d->gid, &d->other, 1, m, sizeof m);
+    kn_db_close(conn);
+    return NULL;
+}
+
+static void superadmins_turning_on_each_other_at_once_leave_exactly_one(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        uid a, b, gid;
+        user(a);
+        user(b);
+        group(a, true, 0, NULL, gid);
+        assert_int_equal(add(a, gid, b), KN_OK);
+        assert_int_equal(promote(a, gid, b), KN_OK);
+        assert_int_equal(promote(a, gid, b), KN_OK);
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        bool leave = round % 2;
+        duel d[2] = {{&start, a, b, gid, leave, -1}, {&start, b, a, gid, leave, -1}};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, fight, &d[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&start);
+        assert_int_equal((d[0].rc == KN_OK) + (d[1].rc == KN_OK), 1);
+        assert_int_equal(
+            (d[0].rc == KN_ERR_PERMISSION_DENIED) + (d[1].rc == KN_ERR_PERMISSION_DENIED), 1);
+        int supers =
+            (state_of(gid, a) == KN_GROUP_SUPERADMIN) + (state_of(gid, b) == KN_GROUP_SUPERADMIN);
+        assert_int_equal(supers, 1);
+        assert_int_equal(count_of(gid), leave ? 1 : 2);
+    }
+}
+
+/* One user joining twice at the same instant (two sessions): counted once. */
+static void one_user_joining_twice_at_once_counts_once(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        uid s, gid;
+        user(s);
+        group(s, true, 0, NULL, gid);
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        racer rs[2] = {{.start = &start, .gid = gid}, {.start = &start, .gid = gid}};
+        user(rs[0].me);
+        memcpy(rs[1].me, rs[0].me, sizeof rs[1].me);
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, race, &rs[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&start);
+        assert_int_equal(rs[0].rc, KN_OK);
+        assert_int_equal(rs[1].rc, KN_OK);
+        assert_int_equal(count_of(gid), 2);
+    }
+}
+
 /* --- account deletion ------------------------------------------------------------------------- */
 
 static void deleting_the_last_superadmin_promotes_the_oldest_admin_else_member(void **state)
@@ -883,6 +963,8 @@ int main(void)
         cmocka_unit_test(the_last_superadmin_cannot_leave_until_someone_is_promoted),
         cmocka_unit_test(joins_and_adds_stop_at_max_count),
         cmocka_unit_test(parallel_joins_never_pass_max_count),
+        cmocka_unit_test(one_user_joining_twice_at_once_counts_once),
+        cmocka_unit_test(superadmins_turning_on_each_other_at_once_leave_exactly_one),
         cmocka_unit_test(deleting_the_last_superadmin_promotes_the_oldest_admin_else_member),
         cmocka_unit_test(adds_racing_account_deletions_neither_deadlock_nor_miscount),
         cmocka_unit_test(lists_filter_and_walk_every_row_once),
