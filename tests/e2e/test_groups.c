@@ -3,7 +3,8 @@
  * the admin accepts and the requester gets -4 live; a kick and a ban (-8
  * live, then the banned join refused); lists with their cursors; refusals
  * by rank with their codes and messages; a before hook on GroupCreate; and
- * the kaos.group* functions through an RPC (tests/e2e/lua/groups_test.lua).
+ * the kaos.group* functions through an RPC (tests/e2e/lua/groups_test.lua);
+ * an admin offline at a join request lists the -5 after logging in.
  * Nothing assumes one network thread: CI runs this file again with
  * KAOS_NET_THREADS=2, where the requester's and the admin's connections
  * may sit on different ones. */
@@ -207,6 +208,59 @@ static void a_join_request_reaches_the_admin_live_and_the_accept_reaches_the_req
     leave_server(asker);
 }
 
+/* What a notifications list returned: the codes and senders. */
+typedef struct listed {
+    int lists;
+    size_t n;
+    int codes[8];
+    char senders[8][40];
+} listed;
+
+static void on_notes(kaos_client *k, const kaos_result *r, const kaos_notification *n, size_t count,
+                     const char *cursor, void *ud)
+{
+    (void)k;
+    (void)cursor;
+    listed *l = ud;
+    l->n = r->code ? 0 : count;
+    for (size_t i = 0; i < l->n && i < 8; i++) {
+        l->codes[i] = n[i].code;
+        snprintf(l->senders[i], sizeof l->senders[0], "%s", n[i].sender_id);
+    }
+    l->lists++;
+}
+
+static void an_admin_offline_at_the_request_lists_it_after_logging_in(void **state)
+{
+    (void)state;
+    char device[40], admin_id[40], gid[40], name[80];
+    e2e_device_id(device);
+    member *admin = calloc(1, sizeof *admin);
+    assert_non_null(admin);
+    admin->e = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(admin->e, device);
+    snprintf(admin_id, sizeof admin_id, "%s", admin->e->user_id);
+    snprintf(name, sizeof name, "offline %s", admin_id);
+    create(admin, name, false, 0);
+    snprintf(gid, sizeof gid, "%s", admin->group_id);
+    leave_server(admin);
+
+    member *asker = join_server();
+    assert_int_equal(ANSWER(asker, kaos_client_group_join(asker->e->c, gid, e2e_on_done, asker->e)),
+                     0);
+    e2e_client *back = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(back, device);
+    assert_string_equal(back->user_id, admin_id);
+    listed l = {0};
+    assert_true(kaos_client_notifications_list(back->c, 0, NULL, on_notes, &l) > 0);
+    E2E_WAIT(l.lists == 1, 15000);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.codes[0], -5);
+    assert_string_equal(l.senders[0], asker->e->user_id);
+    e2e_client_free(back);
+    leave_server(asker);
+}
+
 static void a_kick_lets_back_in_and_a_ban_keeps_out(void **state)
 {
     (void)state;
@@ -368,6 +422,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(
             a_join_request_reaches_the_admin_live_and_the_accept_reaches_the_requester),
+        cmocka_unit_test(an_admin_offline_at_the_request_lists_it_after_logging_in),
         cmocka_unit_test(a_kick_lets_back_in_and_a_ban_keeps_out),
         cmocka_unit_test(lists_page_with_their_cursors),
         cmocka_unit_test(updates_and_deletes_follow_rank),
