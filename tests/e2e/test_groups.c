@@ -4,7 +4,8 @@
  * live, then the banned join refused); lists with their cursors; refusals
  * by rank with their codes and messages; a before hook on GroupCreate; and
  * the kaos.group* functions through an RPC (tests/e2e/lua/groups_test.lua);
- * an admin offline at a join request lists the -5 after logging in.
+ * an admin offline at a join request lists the -5 after logging in; eight
+ * clients joining a group with room for three at once.
  * Nothing assumes one network thread: CI runs this file again with
  * KAOS_NET_THREADS=2, where the requester's and the admin's connections
  * may sit on different ones. */
@@ -300,6 +301,48 @@ static void a_kick_lets_back_in_and_a_ban_keeps_out(void **state)
     leave_server(m);
 }
 
+/* Many clients join one open group at once (each request sent before any
+ * answer is read): the member count stops at max_count. */
+enum { JOINERS = 8, ROOM = 4 };
+
+static bool all_answered(member *const *ms, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ms[i]->e->acks == ms[i]->mark_acks && ms[i]->e->errors == ms[i]->mark_errors)
+            return false;
+    return true;
+}
+
+static void clients_joining_at_once_stop_at_max_count(void **state)
+{
+    (void)state;
+    member *owner = join_server(), *joiners[JOINERS];
+    char name[80], gid[40];
+    snprintf(name, sizeof name, "crowded %s", owner->e->user_id);
+    create(owner, name, true, ROOM);
+    snprintf(gid, sizeof gid, "%s", owner->group_id);
+    for (int i = 0; i < JOINERS; i++)
+        joiners[i] = join_server();
+    for (int i = 0; i < JOINERS; i++) {
+        mark(joiners[i]);
+        assert_true(kaos_client_group_join(joiners[i]->e->c, gid, e2e_on_done, joiners[i]->e) > 0);
+    }
+    E2E_WAIT(all_answered(joiners, JOINERS), 15000);
+    int joined = 0, full = 0;
+    for (int i = 0; i < JOINERS; i++) {
+        joined += joiners[i]->e->acks > joiners[i]->mark_acks;
+        full += joiners[i]->e->errors > joiners[i]->mark_errors &&
+                joiners[i]->e->error_code == -KAOS_ERR_RESOURCE_EXHAUSTED;
+    }
+    assert_int_equal(joined, ROOM - 1);
+    assert_int_equal(full, JOINERS - (ROOM - 1));
+    assert_int_equal(users(owner, gid, KAOS_GROUP_ANY), 0);
+    assert_int_equal(owner->count, ROOM);
+    for (int i = 0; i < JOINERS; i++)
+        leave_server(joiners[i]);
+    leave_server(owner);
+}
+
 static void lists_page_with_their_cursors(void **state)
 {
     (void)state;
@@ -424,6 +467,7 @@ int main(void)
             a_join_request_reaches_the_admin_live_and_the_accept_reaches_the_requester),
         cmocka_unit_test(an_admin_offline_at_the_request_lists_it_after_logging_in),
         cmocka_unit_test(a_kick_lets_back_in_and_a_ban_keeps_out),
+        cmocka_unit_test(clients_joining_at_once_stop_at_max_count),
         cmocka_unit_test(lists_page_with_their_cursors),
         cmocka_unit_test(updates_and_deletes_follow_rank),
         cmocka_unit_test(a_before_hook_can_refuse_a_create),
