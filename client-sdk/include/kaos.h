@@ -236,11 +236,73 @@ enum {
     KAOS_FRIEND_BLOCKED = 3,
 };
 
+/* A group (docs/groups.md). metadata is a JSON object as text. */
+typedef struct kaos_group {
+    const char *id;
+    const char *creator_id; /* "" once the creator's account is gone */
+    const char *name;
+    const char *description;
+    const char *avatar_url;
+    const char *lang_tag;
+    const char *metadata;
+    bool open;      /* anyone may join; else joining asks the admins */
+    int edge_count; /* members (superadmins, admins, members) */
+    int max_count;
+    int64_t create_time; /* Unix seconds */
+    int64_t update_time;
+} kaos_group;
+
+/* A member's rank in a group, or where they stand (kaos_group_user.state). */
+enum {
+    KAOS_GROUP_ANY = -1, /* the lists: every state */
+    KAOS_GROUP_SUPERADMIN = 0,
+    KAOS_GROUP_ADMIN = 1,
+    KAOS_GROUP_MEMBER = 2,
+    KAOS_GROUP_JOIN_REQUEST = 3,
+    KAOS_GROUP_BANNED = 4,
+};
+
+/* A user of a group (kaos_client_group_users_list) and a group of a user
+ * (kaos_client_user_groups_list), with the user's state in it. */
+typedef struct kaos_group_user {
+    kaos_user user;
+    int state;
+} kaos_group_user;
+typedef struct kaos_user_group {
+    kaos_group group;
+    int state;
+} kaos_user_group;
+
+/* What kaos_client_group_create sets (name required; NULL text = the
+ * default, max_count 0 = 100) and kaos_client_group_update changes (NULL
+ * text, open < 0 and max_count 0 = unchanged). */
+typedef struct kaos_group_spec {
+    const char *name;
+    const char *description;
+    const char *avatar_url;
+    const char *lang_tag;
+    const char *metadata;
+    int open;
+    int max_count;
+} kaos_group_spec;
+
+/* kaos_client_groups_list's filters (NULL: none). name: a prefix,
+ * case-insensitive; open -1 any, 0 closed, 1 open; members 0 = no bound. */
+typedef struct kaos_groups_filter {
+    const char *name;
+    const char *lang_tag;
+    int open;
+    int members_min;
+    int members_max;
+} kaos_groups_filter;
+
 /* One notification (kaos_client_notifications_list and the notifications
  * event; docs/notifications.md). code < 0 is the system's: -2 friend
- * request received, -3 friend request accepted, -6 friend removed, -7
- * another session took over (single session; the connection closes with
- * KAOS_DISCONNECT_SESSION_REPLACED right after); the others are reserved.
+ * request received, -3 friend request accepted, -4 added to a group, -5 a
+ * join request to a group you administer, -6 friend removed, -7 another
+ * session took over (single session; the connection closes with
+ * KAOS_DISCONNECT_SESSION_REPLACED right after), -8 banned from a group;
+ * -1 is reserved.
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
@@ -397,6 +459,19 @@ typedef void (*kaos_friends_of_friends_fn)(kaos_client *c, const kaos_result *r,
 /* Stored notifications, oldest first; `cursor` is the cacheable cursor:
  * after the newest returned (or the one given, when nothing was new), so
  * passing it later fetches only newer notifications. */
+/* A group as created. */
+typedef void (*kaos_group_fn)(kaos_client *c, const kaos_result *r, const kaos_group *group,
+                              void *ud);
+/* A page of groups (oldest first), a group's users or a user's groups
+ * (ordered by state, then when they took it); `cursor` "" on the last page. */
+typedef void (*kaos_groups_fn)(kaos_client *c, const kaos_result *r, const kaos_group *groups,
+                               size_t count, const char *cursor, void *ud);
+typedef void (*kaos_group_users_fn)(kaos_client *c, const kaos_result *r,
+                                    const kaos_group_user *users, size_t count, const char *cursor,
+                                    void *ud);
+typedef void (*kaos_user_groups_fn)(kaos_client *c, const kaos_result *r,
+                                    const kaos_user_group *groups, size_t count, const char *cursor,
+                                    void *ud);
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
@@ -696,6 +771,42 @@ int kaos_client_notifications_list(kaos_client *c, uint32_t limit, const char *c
                                    kaos_notifications_fn done, void *ud);
 int kaos_client_notifications_delete(kaos_client *c, const char *const *ids, size_t count,
                                      kaos_done_fn done, void *ud);
+
+/* Groups (docs/groups.md): every call acts as the session's user; a rank
+ * rule refuses with KAOS_ERR_PERMISSION_DENIED and a message naming it.
+ * create completes with the group; update (admins), delete (superadmin),
+ * join (open: member; closed: a join request the admins are notified of),
+ * leave and the user verbs (admins; 1-100 user ids: add or accept, kick,
+ * ban, promote, demote) complete with an Ack. */
+int kaos_client_group_create(kaos_client *c, const kaos_group_spec *spec, kaos_group_fn done,
+                             void *ud);
+int kaos_client_group_update(kaos_client *c, const char *group_id, const kaos_group_spec *spec,
+                             kaos_done_fn done, void *ud);
+int kaos_client_group_delete(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
+int kaos_client_group_join(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
+int kaos_client_group_leave(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
+int kaos_client_group_users_add(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                size_t count, kaos_done_fn done, void *ud);
+int kaos_client_group_users_kick(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                 size_t count, kaos_done_fn done, void *ud);
+int kaos_client_group_users_ban(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                size_t count, kaos_done_fn done, void *ud);
+int kaos_client_group_users_promote(kaos_client *c, const char *group_id,
+                                    const char *const *user_ids, size_t count, kaos_done_fn done,
+                                    void *ud);
+int kaos_client_group_users_demote(kaos_client *c, const char *group_id,
+                                   const char *const *user_ids, size_t count, kaos_done_fn done,
+                                   void *ud);
+/* Pages of at most `limit` (1-100; 0 = 100) after `cursor` (NULL or "" =
+ * from the start; else the cursor of the previous page of the same
+ * listing): groups matching `filter` (NULL = all); a group's users and a
+ * user's groups (user_id NULL = yours) in `state` (KAOS_GROUP_ANY or one). */
+int kaos_client_groups_list(kaos_client *c, const kaos_groups_filter *filter, uint32_t limit,
+                            const char *cursor, kaos_groups_fn done, void *ud);
+int kaos_client_group_users_list(kaos_client *c, const char *group_id, int state, uint32_t limit,
+                                 const char *cursor, kaos_group_users_fn done, void *ud);
+int kaos_client_user_groups_list(kaos_client *c, const char *user_id, int state, uint32_t limit,
+                                 const char *cursor, kaos_user_groups_fn done, void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -52,6 +52,11 @@ KN_ENTITY_DEFINE(kaos_client__storage_ack_entity, kaos_storage_ack, STORAGE_ACK)
 KN_ENTITY_DEFINE(kaos_client__friend_entity, kaos_friend, FRIEND);
 KN_ENTITY_ASSERT_VIEW(kaos_notification, NOTIFICATION);
 KN_ENTITY_DEFINE(kaos_client__notification_entity, kaos_notification, NOTIFICATION);
+KN_ENTITY_ASSERT_VIEW(kaos_group, GROUP);
+KN_ENTITY_DEFINE(kaos_client__group_entity, kaos_group, GROUP);
+/* As kaos_friend: the nested user and group go through USER and GROUP. */
+KN_ENTITY_DEFINE(kaos_client__group_user_entity, kaos_group_user, GROUP_USER);
+KN_ENTITY_DEFINE(kaos_client__user_group_entity, kaos_user_group, USER_GROUP);
 
 /* The view of message m (NULL: absent) as the entity's public struct. Views
  * have no inline text, so the mapping cannot fail. */
@@ -354,6 +359,85 @@ static int deliver_notifications(kaos_client *c, const kaos_pending *p, const ka
     return KN_OK;
 }
 
+static kaos_group group_view(const Kaos__V1__Group *g)
+{
+    kaos_group v = {0};
+    view(&kaos_client__group_entity, g, &v);
+    return v;
+}
+
+/* Group: the group as created. */
+static int deliver_group(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                         const kn_envelope *env)
+{
+    kaos_group_fn fn = FN(kaos_group_fn, p);
+    if (!fn) return KN_OK;
+    kaos_group g = env ? group_view(env->group) : (kaos_group){0};
+    fn(c, r, env ? &g : NULL, p->ud);
+    return KN_OK;
+}
+
+/* GroupList: the groups and the cursor. */
+static int deliver_groups(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                          const kn_envelope *env)
+{
+    kaos_groups_fn fn = FN(kaos_groups_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__GroupList *l = env->group_list;
+    kaos_group *views = l->n_groups ? kn_calloc(l->n_groups, sizeof *views) : NULL;
+    if (l->n_groups && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_groups; i++)
+        views[i] = group_view(l->groups[i]);
+    fn(c, r, views, l->n_groups, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+/* GroupUserList: each user's state and profile. */
+static int deliver_group_users(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                               const kn_envelope *env)
+{
+    kaos_group_users_fn fn = FN(kaos_group_users_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__GroupUserList *l = env->group_user_list;
+    kaos_group_user *views = l->n_group_users ? kn_calloc(l->n_group_users, sizeof *views) : NULL;
+    if (l->n_group_users && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_group_users; i++) {
+        view(&kaos_client__group_user_entity, l->group_users[i], &views[i]);
+        views[i].user = user_view(l->group_users[i]->user);
+    }
+    fn(c, r, views, l->n_group_users, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+/* UserGroupList: each group and the user's state in it. */
+static int deliver_user_groups(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                               const kn_envelope *env)
+{
+    kaos_user_groups_fn fn = FN(kaos_user_groups_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__UserGroupList *l = env->user_group_list;
+    kaos_user_group *views = l->n_user_groups ? kn_calloc(l->n_user_groups, sizeof *views) : NULL;
+    if (l->n_user_groups && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_user_groups; i++) {
+        view(&kaos_client__user_group_entity, l->user_groups[i], &views[i]);
+        views[i].group = group_view(l->user_groups[i]->group);
+    }
+    fn(c, r, views, l->n_user_groups, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -379,6 +463,10 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_FRIENDS] = {{ANSWER(FRIEND_LIST)}, deliver_friends},
     [KAOS_REPLY_NOTIFICATIONS] = {{ANSWER(NOTIFICATION_LIST)}, deliver_notifications},
     [KAOS_REPLY_FRIENDS_OF_FRIENDS] = {{ANSWER(FRIENDS_OF_FRIENDS)}, deliver_friends_of_friends},
+    [KAOS_REPLY_GROUP] = {{ANSWER(GROUP)}, deliver_group},
+    [KAOS_REPLY_GROUPS] = {{ANSWER(GROUP_LIST)}, deliver_groups},
+    [KAOS_REPLY_GROUP_USERS] = {{ANSWER(GROUP_USER_LIST)}, deliver_group_users},
+    [KAOS_REPLY_USER_GROUPS] = {{ANSWER(USER_GROUP_LIST)}, deliver_user_groups},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)

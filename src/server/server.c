@@ -38,6 +38,7 @@
 #include "kn_storage_lua.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
+#include "kn_groups_lua.h"
 #include "kn_notify_lua.h"
 
 #include <pthread.h>
@@ -479,6 +480,7 @@ int kn_server_run(const kn_config *cfg)
         {"storage", kn_storage_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &friends_lua},
         {"notifications", kn_notify_lua_funcs, &out},
+        {"groups", kn_groups_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
     };
     reloader rl = {0};

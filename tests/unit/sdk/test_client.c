@@ -742,8 +742,11 @@ static void storage_requests_check_their_arguments_locally(void **state)
 
     /* Well-formed (the server judges values, limits and empty strings), but
      * not connected; an empty list, owner, version and cursor may be NULL. */
-    kaos_storage_write_object odd = {.collection = "", .key = "k", .value = "[not json",
-                                     .permissions_set = true, .permission_read = 7};
+    kaos_storage_write_object odd = {.collection = "",
+                                     .key = "k",
+                                     .value = "[not json",
+                                     .permissions_set = true,
+                                     .permission_read = 7};
     assert_int_equal(kaos_client_storage_write(c, &odd, 1, NULL, NULL), KAOS_ERR_CLOSED);
     assert_int_equal(kaos_client_storage_write(c, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
     assert_int_equal(kaos_client_storage_read(c, &id, 1, NULL, NULL), KAOS_ERR_CLOSED);
@@ -816,6 +819,58 @@ static void friends_metadata_and_fof_requests_check_their_arguments_locally(void
     assert_int_equal(kaos_client_friends_of_friends_list(c, 5000, "?", NULL, NULL),
                      KAOS_ERR_CLOSED);
     assert_int_equal(kaos_client_friends_add_metadata(c, &id, 1, NULL, 0, NULL, NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    kaos_client_destroy(c);
+}
+
+/* The same rule for groups: a NULL client, group id, spec or name, a NULL
+ * id list with a count or a NULL id is refused locally; limits, states,
+ * cursors and the ids' form are the server's. */
+static void group_requests_check_their_arguments_locally(void **state)
+{
+    (void)state;
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    const char *gid = "8f4d52c7-bf28-4fcf-8af2-1d4fcf685592";
+    const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685593", NULL};
+    kaos_group_spec spec = {.name = "g", .open = -1}, nameless = {.open = 1};
+    assert_int_equal(kaos_client_group_create(NULL, &spec, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_create(c, NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_create(c, &nameless, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_update(c, NULL, &spec, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_update(c, gid, NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_delete(c, NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_join(NULL, gid, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_leave(c, NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_users_add(c, NULL, ids, 1, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_users_kick(c, gid, NULL, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_users_ban(c, gid, ids, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_users_promote(NULL, gid, ids, 1, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_group_users_list(c, NULL, -1, 0, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_groups_list(NULL, NULL, 0, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_user_groups_list(NULL, NULL, -1, 0, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    /* Well-formed: not connected. */
+    assert_int_equal(kaos_client_group_create(c, &spec, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_group_update(c, gid, &nameless, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_group_join(c, "not a uuid", NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_group_users_demote(c, gid, ids, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_group_users_add(c, gid, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    kaos_groups_filter f = {.name = "x", .open = 1, .members_max = 5};
+    assert_int_equal(kaos_client_groups_list(c, &f, 500, "cursor", NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_group_users_list(c, gid, 9, 0, NULL, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_user_groups_list(c, NULL, 2, 0, NULL, NULL, NULL),
                      KAOS_ERR_CLOSED);
     kaos_client_destroy(c);
 }
@@ -947,6 +1002,7 @@ int main(void)
         cmocka_unit_test(storage_requests_check_their_arguments_locally),
         cmocka_unit_test(notifications_requests_check_their_arguments_locally),
         cmocka_unit_test(friends_metadata_and_fof_requests_check_their_arguments_locally),
+        cmocka_unit_test(group_requests_check_their_arguments_locally),
         cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),
         cmocka_unit_test(malformed_keys_and_plaintext_without_dev_mode_are_config_errors),
         cmocka_unit_test(the_server_key_is_unknown_before_any_handshake),
