@@ -507,6 +507,7 @@ void e2e_on_account(kaos_client *k, const kaos_result *r, const kaos_account *a,
     x->create_time = a->user.create_time;
     x->update_time = a->user.update_time;
     x->disable_time = a->disable_time;
+    COPY(x->wallet, a->wallet);
 }
 
 void e2e_on_users(kaos_client *k, const kaos_result *r, const kaos_user *users, size_t n, void *ud)

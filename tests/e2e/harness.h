@@ -78,6 +78,7 @@ typedef struct e2e_account {
     char id[40], username[130], display_name[256], avatar_url[513], lang_tag[20];
     char location[256], timezone[256], metadata[2048], email[256], custom_id[130];
     char device_ids[8][130];
+    char wallet[1024];
     size_t device_count;
     int64_t create_time, update_time, disable_time;
 } e2e_account;
