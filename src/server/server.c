@@ -36,6 +36,7 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_economy_lua.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
 #include "kn_groups_lua.h"
@@ -478,6 +479,7 @@ int kn_server_run(const kn_config *cfg)
         {"status", kn_status_lua_funcs, &status_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
+        {"economy", kn_economy_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &friends_lua},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
