@@ -42,6 +42,9 @@ int e2e_group_setup_with_examples(void **state);
 void e2e_server_start(e2e_server *s, const char *const *extra);
 /* SIGTERM and wait; returns the exit status (0 = clean, leak-free under ASan). */
 int e2e_server_stop(e2e_server *s);
+/* SIGKILL and reap: a crash, nothing flushed or shut down. The database and
+ * data dir stay, so e2e_server_start can start it again on them. */
+void e2e_server_kill(e2e_server *s);
 /* Drops the database and removes the data dir. */
 void e2e_server_cleanup(e2e_server *s);
 /* cmocka group setup/teardown around one server per test file, reachable
@@ -210,8 +213,9 @@ int64_t e2e_now_ms(void);
 #define E2E_WAIT(cond, timeout_ms)                                                                 \
     do {                                                                                           \
         int64_t dl_ = e2e_now_ms() + (timeout_ms);                                                 \
-        while (!(cond) && e2e_now_ms() < dl_) e2e_pump();                                          \
-        if (!(cond)) fail_msg("timed out waiting for %s (%s:%d)", #cond, __FILE__, __LINE__);     \
+        while (!(cond) && e2e_now_ms() < dl_)                                                      \
+            e2e_pump();                                                                            \
+        if (!(cond)) fail_msg("timed out waiting for %s (%s:%d)", #cond, __FILE__, __LINE__);      \
     } while (0)
 /* Pump for a fixed time (to show something does NOT happen). */
 void e2e_pump_for(int ms);
