@@ -259,6 +259,25 @@ static void the_asteroids_bounty_is_handed_over_once(void **state)
     e2e_client_free(c);
 }
 
+static void storage_write_retry_loses_no_racing_increment(void **state)
+{
+    (void)state;
+    uint16_t port = e2e_group_server.port;
+    e2e_client *cs[4];
+    for (int i = 0; i < 4; i++)
+        cs[i] = e2e_player(port, 0);
+    tally t = {0};
+    for (int k = 0; k < 10; k++)
+        for (int i = 0; i < 4; i++)
+            assert_true(kaos_client_rpc_call(cs[i]->c, "eco_counter", "{\"key\":\"race\"}",
+                                             on_burst, &t) > 0);
+    E2E_WAIT(t.answers == 40, 60000);
+    assert_int_equal(t.errors, 0);
+    assert_string_equal(rpc(cs[0], "eco_counter_get", "{\"key\":\"race\"}"), "40");
+    for (int i = 0; i < 4; i++)
+        e2e_client_free(cs[i]);
+}
+
 /* Runs last: a server of its own, killed with SIGKILL while RPCs that each
  * add 1 coin stream in; every RPC the client saw acknowledged must be in
  * the wallet (and in the ledger) after a restart on the same database. */
@@ -331,6 +350,7 @@ int main(void)
         cmocka_unit_test(a_multi_update_that_fails_in_any_part_changes_nothing),
         cmocka_unit_test(the_daily_reward_pays_once_per_utc_day),
         cmocka_unit_test(the_asteroids_bounty_is_handed_over_once),
+        cmocka_unit_test(storage_write_retry_loses_no_racing_increment),
         cmocka_unit_test(a_kill_9_during_acknowledged_updates_loses_none),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -78,3 +78,21 @@ kaos.register_rpc(function(context, payload)
   local o = kaos.storage_read(nil, "eco_seen", context.user_id)
   return o and o.value.wallet or ""
 end, "eco_seen")
+
+-- eco_counter {key} -> the counter after this call's increment, through
+-- storage_write_retry on a system object (racing calls retry, none is lost)
+kaos.register_rpc(function(context, payload)
+  local a = args(payload)
+  local _, value = kaos.storage_write_retry(nil, "eco_counters", a.key, function(v)
+    v = v or { n = 0 }
+    v.n = v.n + 1
+    return v
+  end, 20)
+  return tostring(value.n)
+end, "eco_counter")
+
+-- eco_counter_get {key} -> the counter's value
+kaos.register_rpc(function(context, payload)
+  local o = kaos.storage_read(nil, "eco_counters", args(payload).key)
+  return tostring(o and o.value.n or 0)
+end, "eco_counter_get")
