@@ -52,7 +52,9 @@ void kn_tracker_config_default(kn_tracker_config *cfg)
 {
     *cfg = (kn_tracker_config){
         .max_per_stream = 100000,
-        .max_per_session = 1000,
+        /* Above a full status follow list (1000) and the session's own
+         * status stream, with room for its matches, chats and parties. */
+        .max_per_session = 2000,
         .max_event_size = 64 * 1024,
     };
 }
