@@ -598,6 +598,16 @@ int kn_tracker_get(kn_tracker *t, const kn_stream *s, const char *user_id, const
     return rc;
 }
 
+uint32_t kn_tracker_conn_count(kn_tracker *t, kn_conn_id conn, uint8_t mode)
+{
+    if (mode >= KN_STREAM_MODES) return 0;
+    pthread_mutex_lock(&t->lock);
+    const conn_rec *c = kn_map_get(&t->by_conn, conn);
+    uint32_t n = c ? c->per_mode[mode] : 0;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
 int kn_tracker_stream_of(kn_tracker *t, uint32_t handle, kn_stream *out)
 {
     pthread_mutex_lock(&t->lock);
