@@ -50,8 +50,8 @@ static int cmp_conn(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int record(void *ud, const kn_conn_id *conns, size_t n, uint8_t channel,
-                  const uint8_t *data, size_t len, bool reliable)
+static int record(void *ud, const kn_conn_id *conns, size_t n, uint8_t channel, const uint8_t *data,
+                  size_t len, bool reliable)
 {
     (void)ud, (void)channel, (void)reliable;
     assert_true(n_sends < MAX_SENT);
@@ -73,8 +73,7 @@ static int record(void *ud, const kn_conn_id *conns, size_t n, uint8_t channel,
         s->joins = e->n_joins;
         s->leaves = e->n_leaves;
         if (e->n_joins)
-            snprintf(s->join, sizeof s->join, "%s:%s", e->joins[0]->username,
-                     e->joins[0]->status);
+            snprintf(s->join, sizeof s->join, "%s:%s", e->joins[0]->username, e->joins[0]->status);
         if (e->n_leaves)
             snprintf(s->leave, sizeof s->leave, "%s:%s", e->leaves[0]->username,
                      e->leaves[0]->status);
@@ -224,9 +223,8 @@ static void resolve_refuses_bad_input_with_a_message(void **state)
     memset(long_name, 'x', 129);
     long_name[129] = '\0';
     const char *bad_names[] = {"fine", "", long_name};
-    assert_int_equal(
-        kn_status_resolve(db, me, NULL, 0, bad_names, 2, &users, &n, msg, sizeof msg),
-        KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_status_resolve(db, me, NULL, 0, bad_names, 2, &users, &n, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "username 1 must be 1-128 bytes");
     assert_int_equal(
         kn_status_resolve(db, me, NULL, 0, bad_names + 2, 1, &users, &n, msg, sizeof msg),
@@ -245,9 +243,9 @@ static void resolve_refuses_bad_input_with_a_message(void **state)
                      KN_ERR_INVALID_ARGUMENT);
     assert_string_equal(msg, "at most 100 ids and 100 usernames per call");
     /* 100 of each is fine (the caller itself: nobody to follow). */
-    assert_int_equal(kn_status_resolve(db, me, many, KN_STATUS_BATCH_MAX, NULL, 0, &users, &n, msg,
-                                       sizeof msg),
-                     KN_OK);
+    assert_int_equal(
+        kn_status_resolve(db, me, many, KN_STATUS_BATCH_MAX, NULL, 0, &users, &n, msg, sizeof msg),
+        KN_OK);
     assert_int_equal(n, 0);
     assert_null(users);
 }
