@@ -182,6 +182,9 @@ void e2e_on_friends(kaos_client *k, const kaos_result *r, const kaos_friend *fri
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits
  * for the connection. protocol_version 0 = the SDK's. */
 e2e_client *e2e_client_new(uint16_t port, uint32_t protocol_version, uint32_t keepalive_ms);
+/* The same with kaos_client_config.appear_online set (the SDK publishes an
+ * empty status after every session answer). */
+e2e_client *e2e_client_new_appear_online(uint16_t port);
 /* Starts a connection but does not wait for it. */
 e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t protocol_version);
 /* Starts a connection pinning key_hex (or insecure mode); does not wait. */
