@@ -10,7 +10,8 @@
  * INVALID_ARGUMENT as in the account functions.
  *
  * friends_add also sends the notifications of what it did (kn_friends_tell),
- * live through the binding's ud: a kn_out ** (kn_friends_lua.h).
+ * live through the binding's ud, a kn_friends_deps (kn_friends_lua.h);
+ * friends_block tells its deps->blocked of each user blocked.
  *
  * Memory: a list's results are kept in a holder userdata with a __gc while
  * the tables are built, so a Lua error half-way never leaks them. */
@@ -74,8 +75,8 @@ static int k_friends_add(lua_State *L)
     int rc =
         kn_friends_add_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg, sizeof msg);
     if (rc == KN_OK) {
-        kn_out **out = kn_lua_binding_ud(L);
-        kn_friends_tell(db, out ? *out : NULL, user_id, ev);
+        const kn_friends_deps *deps = kn_lua_binding_ud(L);
+        kn_friends_tell(db, deps ? deps->out : NULL, user_id, ev);
     }
     kn_free(ev);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
@@ -87,9 +88,25 @@ static int k_friends_delete(lua_State *L)
     return verb(L, "friends_delete", kn_friends_delete);
 }
 
+/* friends_block: verb plus the end of the blocked users' follows of the
+ * caller (through the binding's ud, when the root gave one). */
 static int k_friends_block(lua_State *L)
 {
-    return verb(L, "friends_block", kn_friends_block);
+    kn_db *db = kn_lua_db(L, "friends_block");
+    const char *user_id = luaL_checkstring(L, 1);
+    lua_settop(L, 3);
+    size_t n_ids, n_names;
+    const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
+    const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
+    char msg[MSG_CAP] = "";
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
+    int rc =
+        kn_friends_block_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg, sizeof msg);
+    if (rc == KN_OK) kn_friends_tell_blocks(kn_lua_binding_ud(L), user_id, ev);
+    kn_free(ev);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    return 0;
 }
 
 /* friends_list(user_id, limit, state, cursor) -> list, cursor or nil. A

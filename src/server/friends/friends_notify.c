@@ -7,11 +7,14 @@
 #include "kn_log.h"
 #include "kn_notify.h"
 
+#include <assert.h>
+
 void kn_friends_tell(kn_db *db, kn_out *out, const char *user_id, const kn_friend_events *ev)
 {
     if (!ev || ev->n == 0) return;
     kn_notify_msg notes[KN_FRIENDS_EVENTS_MAX];
     for (size_t i = 0; i < ev->n; i++) {
+        assert(ev->items[i].kind != KN_FRIEND_EVENT_BLOCKED); /* an add's events only */
         bool invited = ev->items[i].kind == KN_FRIEND_EVENT_INVITED;
         notes[i] = (kn_notify_msg){
             .user_id = ev->items[i].user_id,

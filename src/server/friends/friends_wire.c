@@ -42,8 +42,15 @@ int kn_friends_wire_delete(kn_req *r, char *msg, size_t cap)
 int kn_friends_wire_block(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsBlock *q = kn_req_msg(r)->friends_block;
-    int rc = kn_friends_block(kn_req_worker(r)->db, caller(r), NAMES(q), msg, cap);
-    return rc ? rc : kn_req_ack(r);
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    int rc = kn_friends_block_events(kn_req_worker(r)->db, caller(r), NAMES(q), ev, msg, cap);
+    if (rc == KN_OK) {
+        kn_friends_tell_blocks(kn_req_service(r), caller(r), ev);
+        rc = kn_req_ack(r);
+    }
+    kn_free(ev);
+    return rc;
 }
 
 /* FriendList: each Friend message gets its User message, both built from

@@ -4,12 +4,13 @@
  *
  * The composition root registers them with the runtime as one binding:
  *
- *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, &out};
+ *     kn_lua_binding b = {"friends", kn_friends_lua_funcs, &friends_deps};
  *
  * They need the calling worker's database connection (kn_lua_db); their ud
- * is a kn_out ** naming the server's kn_out (set before serving; ud NULL
- * or *ud NULL: no live delivery), through which friends_add delivers its
- * notifications; without a connection (run_once,
+ * is a kn_friends_deps (kn_friends.h, filled before serving; ud NULL or a
+ * field NULL: that effect is skipped): friends_add delivers its
+ * notifications live through its out, friends_block tells its blocked
+ * hook (the status service); without a connection (run_once,
  * module loading, match handlers) they raise "kaos.NAME is not available in
  * MODE". */
 #ifndef KN_FRIENDS_LUA_H
