@@ -3,7 +3,8 @@
  * (kaos_client_config.appear_online), setting a status, changing it and
  * disconnecting reach B as status presence joins and leaves; a late
  * follower gets A's presence in the follow's answer; a user who blocked B
- * cannot be followed (no presence, no later events); follow by username;
+ * cannot be followed (no presence, no later events) and a block made later
+ * ends the blocked user's follow; follow by username;
  * unfollow; refusals with their codes and messages (invalid UTF-8, too
  * many ids, a before hook on status_follow). Streams: RPCs of
  * tests/e2e/lua/stream_test.lua put two clients on a mode-8 stream and
@@ -309,6 +310,40 @@ static void a_user_who_blocked_the_follower_cannot_be_followed(void **state)
     free(c);
 }
 
+/* A block made while B follows A ends B's follow: A's next change reaches
+ * only C. */
+static void a_later_block_ends_the_blocked_users_follow(void **state)
+{
+    (void)state;
+    e2e_client *a = player();
+    seen *b = watch(player()), *c = watch(player());
+    listen_to(b);
+    listen_to(c);
+    assert_int_equal(follow(b, a->user_id, NULL), 0);
+    assert_int_equal(follow(c, a->user_id, NULL), 0);
+    assert_int_equal(update(a, "one"), 0);
+    char e1[64], e2[64], want[256];
+    entry(e1, sizeof e1, '+', a->user_id, "one");
+    LOG_IS(b, e1);
+    LOG_IS(c, e1);
+    const char *bname = b->e->username;
+    assert_int_equal(ACKED(a, kaos_client_friends_block(a->c, NULL, 0, &bname, 1, e2e_on_done, a)),
+                     0);
+    assert_int_equal(update(a, "two"), 0);
+    entry(e2, sizeof e2, '-', a->user_id, "one");
+    snprintf(want, sizeof want, "%s%s", e1, e2);
+    entry(e1, sizeof e1, '+', a->user_id, "two");
+    strncat(want, e1, sizeof want - strlen(want) - 1);
+    LOG_IS(c, want);
+    e2e_pump_for(300);
+    assert_int_equal(b->events, 1); /* only the first join */
+    e2e_client_free(a);
+    e2e_client_free(b->e);
+    e2e_client_free(c->e);
+    free(b);
+    free(c);
+}
+
 static void bad_requests_are_refused_with_their_code_and_message(void **state)
 {
     (void)state;
@@ -390,6 +425,7 @@ int main(void)
         cmocka_unit_test(a_follower_sees_its_user_come_online_change_status_and_leave),
         cmocka_unit_test(appearing_offline_is_a_leave_and_unfollowing_stops_the_events),
         cmocka_unit_test(a_user_who_blocked_the_follower_cannot_be_followed),
+        cmocka_unit_test(a_later_block_ends_the_blocked_users_follow),
         cmocka_unit_test(bad_requests_are_refused_with_their_code_and_message),
         cmocka_unit_test(scripts_put_sessions_on_a_stream_and_send_to_it),
     };
