@@ -1,7 +1,8 @@
 /* End to end: the status service and the script streams over real UDP with
  * SDK clients. A follows nobody and B follows A: A appearing online
- * (kaos_client_config.appear_online), setting a status, changing it and
- * disconnecting reach B as status presence joins and leaves; a late
+ * (kaos_client_config.appear_online), setting a status, changing it,
+ * disconnecting, reconnecting with a resume (appearing online again) and
+ * closing reach B as status presence joins and leaves; a late
  * follower gets A's presence in the follow's answer; a user who blocked B
  * cannot be followed (no presence, no later events) and a block made later
  * ends the blocked user's follow; follow by username;
@@ -227,12 +228,30 @@ static void a_follower_sees_its_user_come_online_change_status_and_leave(void **
     LOG_IS(c, c_want);
 
     /* A disconnects: a leave. */
-    e2e_client_free(a);
+    assert_int_equal(kaos_client_disconnect(a->c), KAOS_OK);
+    E2E_WAIT(a->disconnected, 15000);
     entry(e2, sizeof e2, '-', a_id, "away");
     strncat(want, e2, sizeof want - strlen(want) - 1);
     LOG_IS(b, want);
     strncat(c_want, e2, sizeof c_want - strlen(c_want) - 1);
     LOG_IS(c, c_want);
+
+    /* A reconnects and resumes its session: appear_online publishes again. */
+    a->disconnected = false;
+    assert_int_equal(kaos_client_connect(a->c), KAOS_OK);
+    E2E_WAIT(a->connected, 15000);
+    int sessions = a->sessions;
+    assert_true(kaos_client_session_resume(a->c, a->token, e2e_on_session, a) > 0);
+    E2E_WAIT(a->sessions > sessions, 15000);
+    entry(e1, sizeof e1, '+', a_id, "");
+    strncat(want, e1, sizeof want - strlen(want) - 1);
+    LOG_IS(b, want);
+
+    /* A's connection closes: a leave again. */
+    e2e_client_free(a);
+    entry(e2, sizeof e2, '-', a_id, "");
+    strncat(want, e2, sizeof want - strlen(want) - 1);
+    LOG_IS(b, want);
     e2e_client_free(b->e);
     e2e_client_free(c->e);
     free(b);
