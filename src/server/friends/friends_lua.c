@@ -41,11 +41,15 @@ static int holder_gc(lua_State *L)
     return 0;
 }
 
-typedef int (*verb_fn)(kn_db *, const char *, const char *const *, size_t, const char *const *,
-                       size_t, char *, size_t);
+typedef int (*events_fn)(kn_db *, const char *, const char *const *, size_t, const char *const *,
+                         size_t, kn_friend_events *, char *, size_t);
+typedef void (*tell_fn)(lua_State *L, kn_db *db, const char *user_id, const kn_friend_events *ev);
 
-/* friends_add/delete/block(user_id, {ids} or nil, {usernames} or nil) */
-static int verb(lua_State *L, const char *name, verb_fn fn)
+/* friends_add/delete/block(user_id, {ids} or nil, {usernames} or nil): fn
+ * reports what the change did in ev, and tell (when not NULL) passes it on
+ * once it committed, through the binding's ud (the kn_friends_deps, when
+ * the root gave one). */
+static int verb(lua_State *L, const char *name, events_fn fn, tell_fn tell)
 {
     kn_db *db = kn_lua_db(L, name);
     const char *user_id = luaL_checkstring(L, 1);
@@ -54,59 +58,51 @@ static int verb(lua_State *L, const char *name, verb_fn fn)
     const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
     const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
     char msg[MSG_CAP] = "";
-    int rc = fn(db, user_id, ids, n_ids, usernames, n_names, msg, sizeof msg);
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
+    int rc = fn(db, user_id, ids, n_ids, usernames, n_names, ev, msg, sizeof msg);
+    if (rc == KN_OK && tell) tell(L, db, user_id, ev);
+    kn_free(ev);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     return 0;
 }
 
-/* friends_add: verb plus the notifications of what it did (live through
- * the binding's ud, the kn_out, when the root gave one). */
+/* An add's invites and accepts become notifications, live through deps->out. */
+static void tell_adds(lua_State *L, kn_db *db, const char *user_id, const kn_friend_events *ev)
+{
+    const kn_friends_deps *deps = kn_lua_binding_ud(L);
+    kn_friends_tell(db, deps ? deps->out : NULL, user_id, ev);
+}
+
+/* A block ends the blocked users' status follows of the caller (deps->blocked). */
+static void tell_blocks(lua_State *L, kn_db *db, const char *user_id, const kn_friend_events *ev)
+{
+    (void)db;
+    kn_friends_tell_blocks(kn_lua_binding_ud(L), user_id, ev);
+}
+
 static int k_friends_add(lua_State *L)
 {
-    kn_db *db = kn_lua_db(L, "friends_add");
-    const char *user_id = luaL_checkstring(L, 1);
-    lua_settop(L, 3);
-    size_t n_ids, n_names;
-    const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
-    const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
-    char msg[MSG_CAP] = "";
-    kn_friend_events *ev = kn_malloc(sizeof *ev);
-    if (!ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
-    int rc =
-        kn_friends_add_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg, sizeof msg);
-    if (rc == KN_OK) {
-        const kn_friends_deps *deps = kn_lua_binding_ud(L);
-        kn_friends_tell(db, deps ? deps->out : NULL, user_id, ev);
-    }
-    kn_free(ev);
-    if (rc) return kn_lua_raise_coded(L, rc, msg);
-    return 0;
+    return verb(L, "friends_add", kn_friends_add_events, tell_adds);
+}
+
+/* A delete tells nobody. */
+static int delete_events(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                         const char *const *usernames, size_t n_usernames, kn_friend_events *ev,
+                         char *msg, size_t cap)
+{
+    ev->n = 0;
+    return kn_friends_delete(db, user_id, ids, n_ids, usernames, n_usernames, msg, cap);
 }
 
 static int k_friends_delete(lua_State *L)
 {
-    return verb(L, "friends_delete", kn_friends_delete);
+    return verb(L, "friends_delete", delete_events, NULL);
 }
 
-/* friends_block: verb plus the end of the blocked users' follows of the
- * caller (through the binding's ud, when the root gave one). */
 static int k_friends_block(lua_State *L)
 {
-    kn_db *db = kn_lua_db(L, "friends_block");
-    const char *user_id = luaL_checkstring(L, 1);
-    lua_settop(L, 3);
-    size_t n_ids, n_names;
-    const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
-    const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
-    char msg[MSG_CAP] = "";
-    kn_friend_events *ev = kn_malloc(sizeof *ev);
-    if (!ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
-    int rc =
-        kn_friends_block_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg, sizeof msg);
-    if (rc == KN_OK) kn_friends_tell_blocks(kn_lua_binding_ud(L), user_id, ev);
-    kn_free(ev);
-    if (rc) return kn_lua_raise_coded(L, rc, msg);
-    return 0;
+    return verb(L, "friends_block", kn_friends_block_events, tell_blocks);
 }
 
 /* friends_list(user_id, limit, state, cursor) -> list, cursor or nil. A
