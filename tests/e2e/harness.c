@@ -254,6 +254,26 @@ int e2e_group_teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
+static char test_modules_dir[64];
+
+int e2e_group_setup_with_test_modules(void **state)
+{
+    (void)state;
+    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
+    e2e_runtime_dir(test_modules_dir, sizeof test_modules_dir, dirs);
+    e2e_server_init(&e2e_group_server);
+    const char *extra[] = {"--runtime-path", test_modules_dir, NULL};
+    e2e_server_start(&e2e_group_server, extra);
+    return 0;
+}
+
+int e2e_group_teardown_with_test_modules(void **state)
+{
+    int rc = e2e_group_teardown(state);
+    e2e_runtime_dir_remove(test_modules_dir);
+    return rc;
+}
+
 static void link_module(const char *dir, const char *src)
 {
     char dst[512];
@@ -700,6 +720,15 @@ e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms)
     e2e_client *c = e2e_client_new(port, 0, keepalive_ms);
     e2e_auth(c, dev);
     return c;
+}
+
+int e2e_answer(e2e_client *c, const int *counter, int before, int errors, int cid)
+{
+    assert_true(cid > 0);
+    E2E_WAIT(*counter > before || c->errors > errors, 15000);
+    if (*counter > before) return 0;
+    assert_int_equal(c->error_cid, (uint32_t)cid);
+    return c->error_code;
 }
 
 void e2e_pump(void)

@@ -50,6 +50,10 @@ void e2e_server_cleanup(e2e_server *s);
 extern e2e_server e2e_group_server;
 int e2e_group_setup(void **state);
 int e2e_group_teardown(void **state);
+/* The same with the test modules of tests/e2e/lua/ as runtime path (a
+ * directory of links to them, removed by the teardown). */
+int e2e_group_setup_with_test_modules(void **state);
+int e2e_group_teardown_with_test_modules(void **state);
 /* One HTTP/1.1 request to 127.0.0.1:port; returns the status, body in out. */
 int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,
              const char *body, char *out, size_t cap);
@@ -207,6 +211,12 @@ e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms);
 /* Poll every live client once (up to ~1 ms). */
 void e2e_pump(void);
 int64_t e2e_now_ms(void);
+/* Waits for the answer to request `cid` of c: 0 when `*counter` (the field
+ * the expected answer moves) passed `before`, else the error's code
+ * (c->errors passed `errors`; its cid must be `cid`). */
+int e2e_answer(e2e_client *c, const int *counter, int before, int errors, int cid);
+/* The answer of a request completing with e2e_on_done (an Ack). */
+#define E2E_ACKED(c, call) e2e_answer((c), &(c)->acks, (c)->acks, (c)->errors, (call))
 /* Pump until cond holds; fail the test (naming cond) after timeout_ms. */
 #define E2E_WAIT(cond, timeout_ms)                                                                 \
     do {                                                                                           \

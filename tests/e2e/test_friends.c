@@ -17,50 +17,19 @@
 #include <string.h>
 #include <cmocka.h>
 
-static char rt_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
-    e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", rt_dir, NULL};
-    e2e_server_start(&e2e_group_server, extra);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(rt_dir);
-    return rc;
-}
-
 static e2e_client *player(void)
 {
     return e2e_player(e2e_group_server.port, 0);
 }
 
-/* Waits for the answer to `cid`: 0 when `*counter` moved past `before`,
- * else the error's code. */
-static int answer(e2e_client *c, const int *counter, int before, int errors, int cid)
-{
-    assert_true(cid > 0);
-    E2E_WAIT(*counter > before || c->errors > errors, 15000);
-    if (*counter > before) return 0;
-    assert_int_equal(c->error_cid, (uint32_t)cid);
-    return c->error_code;
-}
-#define ACKED(c, call) answer((c), &(c)->acks, (c)->acks, (c)->errors, (call))
 #define LISTED(c, call)                                                                            \
-    answer((c), &(c)->friends_answers, (c)->friends_answers, (c)->errors, (call))
+    e2e_answer((c), &(c)->friends_answers, (c)->friends_answers, (c)->errors, (call))
 
 static int add(e2e_client *c, const char *id, const char *username)
 {
-    return ACKED(c, kaos_client_friends_add(c->c, id ? &id : NULL, id ? 1 : 0,
-                                            username ? &username : NULL, username ? 1 : 0,
-                                            e2e_on_done, c));
+    return E2E_ACKED(c, kaos_client_friends_add(c->c, id ? &id : NULL, id ? 1 : 0,
+                                                username ? &username : NULL, username ? 1 : 0,
+                                                e2e_on_done, c));
 }
 
 /* Lists c's relationships in `state` (-1 = all); the page lands in c. */
@@ -134,16 +103,16 @@ static void a_block_hides_the_blocker_until_it_is_deleted(void **state)
     e2e_client *a = player(), *b = player();
     assert_int_equal(add(a, b->user_id, NULL), 0);
     const char *bid = b->user_id, *aid = a->user_id;
-    assert_int_equal(ACKED(a, kaos_client_friends_block(a->c, &bid, 1, NULL, 0, e2e_on_done, a)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_block(a->c, &bid, 1, NULL, 0, e2e_on_done, a)), 0);
     assert_int_equal(state_towards(a, b->user_id), KAOS_FRIEND_BLOCKED);
     assert_int_equal(state_towards(b, a->user_id), -1);
     /* B's add is ignored silently; A's add is refused until A deletes the block */
     assert_int_equal(add(b, a->user_id, NULL), 0);
     assert_int_equal(state_towards(b, a->user_id), -1);
     assert_int_equal(add(a, b->user_id, NULL), -KAOS_ERR_FAILED_PRECONDITION);
-    assert_int_equal(ACKED(a, kaos_client_friends_delete(a->c, &bid, 1, NULL, 0, e2e_on_done, a)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_delete(a->c, &bid, 1, NULL, 0, e2e_on_done, a)), 0);
     assert_int_equal(state_towards(a, b->user_id), -1);
     assert_int_equal(add(b, aid, NULL), 0);
     assert_int_equal(state_towards(a, b->user_id), KAOS_FRIEND_INVITE_RECEIVED);
@@ -209,5 +178,6 @@ int main(void)
         cmocka_unit_test(a_before_hook_can_refuse_an_add),
         cmocka_unit_test(lua_functions_act_for_the_user_they_name),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,
+                                  e2e_group_teardown_with_test_modules);
 }

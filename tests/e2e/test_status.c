@@ -22,26 +22,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-static char rt_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
-    e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", rt_dir, NULL};
-    e2e_server_start(&e2e_group_server, extra);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(rt_dir);
-    return rc;
-}
-
 /* What one client saw of status and streams. */
 #define MAX_SEEN 16
 typedef struct seen {
@@ -138,30 +118,37 @@ static e2e_client *player(void)
     return e2e_player(e2e_group_server.port, 0);
 }
 
-/* Waits for an answer: 0 when `*counter` moved past `before`, else the
- * error's code. */
-static int answer(e2e_client *c, const int *counter, int before, int errors, int cid)
+/* A publisher a and two players b and c listening to status and streams. */
+static void three(e2e_client **a, seen **b, seen **c)
 {
-    assert_true(cid > 0);
-    E2E_WAIT(*counter > before || c->errors > errors, 15000);
-    if (*counter > before) return 0;
-    assert_int_equal(c->error_cid, (uint32_t)cid);
-    return c->error_code;
+    *a = player();
+    *b = watch(player());
+    *c = watch(player());
+    listen_to(*b);
+    listen_to(*c);
 }
-#define ACKED(c, call) answer((c), &(c)->acks, (c)->acks, (c)->errors, (call))
+
+static void free_three(e2e_client *a, seen *b, seen *c)
+{
+    e2e_client_free(a);
+    e2e_client_free(b->e);
+    e2e_client_free(c->e);
+    free(b);
+    free(c);
+}
 
 static int follow(seen *s, const char *id, const char *username)
 {
     e2e_client *c = s->e;
-    return answer(c, &s->follows, s->follows, c->errors,
-                  kaos_client_status_follow(c->c, id ? &id : NULL, id ? 1 : 0,
-                                            username ? &username : NULL, username ? 1 : 0,
-                                            on_follow, s));
+    return e2e_answer(c, &s->follows, s->follows, c->errors,
+                      kaos_client_status_follow(c->c, id ? &id : NULL, id ? 1 : 0,
+                                                username ? &username : NULL, username ? 1 : 0,
+                                                on_follow, s));
 }
 
 static int update(e2e_client *c, const char *status)
 {
-    return ACKED(c, kaos_client_status_update(c->c, status, e2e_on_done, c));
+    return E2E_ACKED(c, kaos_client_status_update(c->c, status, e2e_on_done, c));
 }
 
 /* Waits until s's event log reads `want`. */
@@ -252,19 +239,15 @@ static void a_follower_sees_its_user_come_online_change_status_and_leave(void **
     entry(e2, sizeof e2, '-', a_id, "");
     strncat(want, e2, sizeof want - strlen(want) - 1);
     LOG_IS(b, want);
-    e2e_client_free(b->e);
-    e2e_client_free(c->e);
-    free(b);
-    free(c);
+    free_three(NULL, b, c);
 }
 
 static void appearing_offline_is_a_leave_and_unfollowing_stops_the_events(void **state)
 {
     (void)state;
-    e2e_client *a = player();
-    seen *b = watch(player()), *c = watch(player());
-    listen_to(b);
-    listen_to(c);
+    e2e_client *a;
+    seen *b, *c;
+    three(&a, &b, &c);
     assert_int_equal(follow(b, a->user_id, NULL), 0);
     assert_int_equal(follow(c, NULL, a->username), 0); /* by username */
     assert_int_equal(update(a, "hi"), 0);
@@ -279,31 +262,26 @@ static void appearing_offline_is_a_leave_and_unfollowing_stops_the_events(void *
     LOG_IS(c, want);
 
     const char *aid = a->user_id;
-    assert_int_equal(ACKED(b->e, kaos_client_status_unfollow(b->e->c, &aid, 1, e2e_on_done, b->e)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(b->e, kaos_client_status_unfollow(b->e->c, &aid, 1, e2e_on_done, b->e)), 0);
     assert_int_equal(update(a, "again"), 0);
     entry(e1, sizeof e1, '+', a->user_id, "again");
     strncat(want, e1, sizeof want - strlen(want) - 1);
     LOG_IS(c, want); /* c still follows; b no longer hears */
     e2e_pump_for(300);
     assert_int_equal(b->events, 2);
-    e2e_client_free(a);
-    e2e_client_free(b->e);
-    e2e_client_free(c->e);
-    free(b);
-    free(c);
+    free_three(a, b, c);
 }
 
 static void a_user_who_blocked_the_follower_cannot_be_followed(void **state)
 {
     (void)state;
-    e2e_client *a = player();
-    seen *b = watch(player()), *c = watch(player());
-    listen_to(b);
-    listen_to(c);
+    e2e_client *a;
+    seen *b, *c;
+    three(&a, &b, &c);
     const char *bid = b->e->user_id;
-    assert_int_equal(ACKED(a, kaos_client_friends_block(a->c, &bid, 1, NULL, 0, e2e_on_done, a)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_block(a->c, &bid, 1, NULL, 0, e2e_on_done, a)), 0);
     assert_int_equal(update(a, "busy"), 0);
     /* By id or by username: no presence, no error (the block stays secret). */
     assert_int_equal(follow(b, a->user_id, NULL), 0);
@@ -322,11 +300,7 @@ static void a_user_who_blocked_the_follower_cannot_be_followed(void **state)
     LOG_IS(c, want);
     e2e_pump_for(300);
     assert_int_equal(b->events, 0);
-    e2e_client_free(a);
-    e2e_client_free(b->e);
-    e2e_client_free(c->e);
-    free(b);
-    free(c);
+    free_three(a, b, c);
 }
 
 /* A block made while B follows A ends B's follow: A's next change reaches
@@ -334,10 +308,9 @@ static void a_user_who_blocked_the_follower_cannot_be_followed(void **state)
 static void a_later_block_ends_the_blocked_users_follow(void **state)
 {
     (void)state;
-    e2e_client *a = player();
-    seen *b = watch(player()), *c = watch(player());
-    listen_to(b);
-    listen_to(c);
+    e2e_client *a;
+    seen *b, *c;
+    three(&a, &b, &c);
     assert_int_equal(follow(b, a->user_id, NULL), 0);
     assert_int_equal(follow(c, a->user_id, NULL), 0);
     assert_int_equal(update(a, "one"), 0);
@@ -346,8 +319,8 @@ static void a_later_block_ends_the_blocked_users_follow(void **state)
     LOG_IS(b, e1);
     LOG_IS(c, e1);
     const char *bname = b->e->username;
-    assert_int_equal(ACKED(a, kaos_client_friends_block(a->c, NULL, 0, &bname, 1, e2e_on_done, a)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_block(a->c, NULL, 0, &bname, 1, e2e_on_done, a)), 0);
     assert_int_equal(update(a, "two"), 0);
     entry(e2, sizeof e2, '-', a->user_id, "one");
     snprintf(want, sizeof want, "%s%s", e1, e2);
@@ -356,11 +329,7 @@ static void a_later_block_ends_the_blocked_users_follow(void **state)
     LOG_IS(c, want);
     e2e_pump_for(300);
     assert_int_equal(b->events, 1); /* only the first join */
-    e2e_client_free(a);
-    e2e_client_free(b->e);
-    e2e_client_free(c->e);
-    free(b);
-    free(c);
+    free_three(a, b, c);
 }
 
 static void bad_requests_are_refused_with_their_code_and_message(void **state)
@@ -378,11 +347,11 @@ static void bad_requests_are_refused_with_their_code_and_message(void **state)
     static const char *many[101];
     for (int i = 0; i < 101; i++)
         many[i] = a->user_id;
-    assert_int_equal(answer(a, &s->follows, s->follows, a->errors,
-                            kaos_client_status_follow(a->c, many, 101, NULL, 0, on_follow, s)),
+    assert_int_equal(e2e_answer(a, &s->follows, s->follows, a->errors,
+                                kaos_client_status_follow(a->c, many, 101, NULL, 0, on_follow, s)),
                      -KAOS_ERR_INVALID_ARGUMENT);
     assert_string_equal(a->error_message, "at most 100 ids and 100 usernames per call");
-    assert_int_equal(ACKED(a, kaos_client_status_unfollow(a->c, many, 101, e2e_on_done, a)),
+    assert_int_equal(E2E_ACKED(a, kaos_client_status_unfollow(a->c, many, 101, e2e_on_done, a)),
                      -KAOS_ERR_INVALID_ARGUMENT);
     assert_string_equal(a->error_message, "at most 100 ids per call");
     /* Following oneself or nobody: an empty answer. */
@@ -448,5 +417,6 @@ int main(void)
         cmocka_unit_test(bad_requests_are_refused_with_their_code_and_message),
         cmocka_unit_test(scripts_put_sessions_on_a_stream_and_send_to_it),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,
+                                  e2e_group_teardown_with_test_modules);
 }
