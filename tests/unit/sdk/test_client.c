@@ -588,6 +588,18 @@ static void a_config_is_checked_against_the_size_it_was_built_with(void **state)
     assert_int_equal(kaos_client_create(&newer.cfg, &c), KAOS_ERR_CONFIG);
 }
 
+/* A client that is created but never connected (nobody listens on port 1). */
+static kaos_client *unconnected_client(void)
+{
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    return c;
+}
+
 static void requests_fail_locally_when_not_connected_or_too_large(void **state)
 {
     kaos_client_config cfg;
@@ -619,12 +631,7 @@ static void requests_fail_locally_when_not_connected_or_too_large(void **state)
  * these hold connected or not; good ones fail only for want of a connection. */
 static void account_requests_check_their_arguments_locally(void **state)
 {
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
 
     /* NULL client */
     assert_int_equal(kaos_client_account_get(NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
@@ -691,12 +698,7 @@ static void account_requests_check_their_arguments_locally(void **state)
  * a count, a NULL collection, key or value), everything else by the server. */
 static void storage_requests_check_their_arguments_locally(void **state)
 {
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
 
     kaos_storage_write_object w = {.collection = "saves", .key = "slot1", .value = "{}"};
     kaos_storage_id id = {.collection = "saves", .key = "slot1"};
@@ -762,12 +764,7 @@ static void storage_requests_check_their_arguments_locally(void **state)
 static void notifications_requests_check_their_arguments_locally(void **state)
 {
     (void)state;
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
     const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
     assert_int_equal(kaos_client_notifications_list(NULL, 0, NULL, NULL, NULL),
                      KAOS_ERR_INVALID_ARGUMENT);
@@ -963,12 +960,7 @@ static void appear_online_sends_a_status_update_after_each_session(void **state)
 static void status_requests_check_their_arguments_locally(void **state)
 {
     (void)state;
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
     const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
     assert_int_equal(kaos_client_status_follow(NULL, ids, 1, NULL, 0, NULL, NULL),
                      KAOS_ERR_INVALID_ARGUMENT);
