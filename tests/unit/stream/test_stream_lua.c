@@ -140,14 +140,7 @@ static int teardown(void **state)
 
 /* The module: "case" runs one named case and returns what it saw; errors
  * come back as "<code> <message>". */
-static const char module[] =
-    "local kaos = require('kaos')\n"
-    "local function outcome(f, ...)\n"
-    "  local ok, e = pcall(f, ...)\n"
-    "  if ok then return 'ok' end\n"
-    "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-    "  return 'lua: ' .. tostring(e)\n"
-    "end\n"
+static const char module[] = LUATEST_PRELUDE
     "local U1, S1, U2, S2 = '" U1 "', '" S1 "', '" U2 "', '" S2 "'\n"
     "local room = { mode = 8, subject = 'room', label = 'lobby' }\n"
     "local function names(list)\n"
