@@ -149,6 +149,9 @@ enum {
      * another connection). Logging in again is refused while the ban lasts;
      * after a deletion, logging in with create=true makes a new account. */
     KAOS_DISCONNECT_BANNED = 12,
+    /* Single session (a server setting): the user logged in elsewhere and
+     * that session took over; this one's token no longer resumes. */
+    KAOS_DISCONNECT_SESSION_REPLACED = 13,
 };
 
 /* "server shutting down", ...; "unknown reason" for values not above. Never NULL. */
@@ -216,7 +219,15 @@ typedef struct kaos_friend {
     kaos_user user; /* the other user's public profile */
     int state;
     int64_t update_time; /* Unix seconds the relationship took this state */
+    const char *metadata; /* your metadata on it, a JSON object as text; "{}" when none */
 } kaos_friend;
+
+/* A friend of one of your friends (kaos_client_friends_of_friends_list):
+ * `user` is a friend of `referrer`, your friend's user id. */
+typedef struct kaos_friend_of_friend {
+    const char *referrer;
+    kaos_user user;
+} kaos_friend_of_friend;
 
 enum {
     KAOS_FRIEND_ANY = -1, /* kaos_client_friends_list: every state */
@@ -228,7 +239,9 @@ enum {
 
 /* One notification (kaos_client_notifications_list and the notifications
  * event; docs/notifications.md). code < 0 is the system's: -2 friend
- * request received, -3 friend request accepted (-1 is reserved).
+ * request received, -3 friend request accepted, -6 friend removed, -7
+ * another session took over (single session; the connection closes with
+ * KAOS_DISCONNECT_SESSION_REPLACED right after); the others are reserved.
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
@@ -398,6 +411,11 @@ typedef void (*kaos_storage_objects_fn)(kaos_client *c, const kaos_result *r,
  * next one. */
 typedef void (*kaos_friends_fn)(kaos_client *c, const kaos_result *r, const kaos_friend *friends,
                                 size_t count, const char *cursor, void *ud);
+/* A page of friends of friends, ordered by (referrer, user id); `cursor`
+ * "" on the last page, else what to pass for the next one. */
+typedef void (*kaos_friends_of_friends_fn)(kaos_client *c, const kaos_result *r,
+                                           const kaos_friend_of_friend *entries, size_t count,
+                                           const char *cursor, void *ud);
 /* Stored notifications, oldest first; `cursor` is the cacheable cursor:
  * after the newest returned (or the one given, when nothing was new), so
  * passing it later fetches only newer notifications. */
@@ -706,6 +724,23 @@ int kaos_client_friends_block(kaos_client *c, const char *const *ids, size_t id_
  * start; else the cursor of the previous page of the same listing). */
 int kaos_client_friends_list(kaos_client *c, int state, uint32_t limit, const char *cursor,
                              kaos_friends_fn done, void *ud);
+/* kaos_client_friends_add that also puts `metadata` (a JSON object as
+ * text, at most 16 KiB; NULL or "" = leave) on your relationship to each
+ * of them that is a friendship or an invite you sent once the add is done. */
+int kaos_client_friends_add_metadata(kaos_client *c, const char *const *ids, size_t id_count,
+                                     const char *const *usernames, size_t username_count,
+                                     const char *metadata, kaos_done_fn done, void *ud);
+/* Sets your metadata (a JSON object as text, at most 16 KiB) on your
+ * relationship to user_id, in any state; completes with an Ack.
+ * KAOS_ERR_NOT_FOUND when you have none with that user. */
+int kaos_client_friends_metadata_update(kaos_client *c, const char *user_id, const char *metadata,
+                                        kaos_done_fn done, void *ud);
+/* One page of at most `limit` (1-1000; 0 = 100) friends of your friends,
+ * after `cursor` (NULL or "" = from the start). Never you or your friends,
+ * never a user you blocked or who blocked you; a user known through two
+ * friends appears once per friend (docs/friends.md). */
+int kaos_client_friends_of_friends_list(kaos_client *c, uint32_t limit, const char *cursor,
+                                        kaos_friends_of_friends_fn done, void *ud);
 
 /* Notifications (docs/notifications.md). List: at most `limit` (1-100; 0 =
  * 100) of your stored notifications after `cursor` (NULL or "" = from the

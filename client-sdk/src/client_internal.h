@@ -63,6 +63,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_FRIENDS,
     KAOS_REPLY_NOTIFICATIONS,
     KAOS_REPLY_STATUS,
+    KAOS_REPLY_FRIENDS_OF_FRIENDS,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 

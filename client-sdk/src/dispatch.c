@@ -334,6 +334,28 @@ static int deliver_friends(kaos_client *c, const kaos_pending *p, const kaos_res
     return KN_OK;
 }
 
+/* FriendsOfFriends: each entry's referrer and user profile. */
+static int deliver_friends_of_friends(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                      const kn_envelope *env)
+{
+    kaos_friends_of_friends_fn fn = FN(kaos_friends_of_friends_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__FriendsOfFriends *l = env->friends_of_friends;
+    size_t n = l->n_friends_of_friends;
+    kaos_friend_of_friend *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    if (n && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        views[i].referrer = str(l->friends_of_friends[i]->referrer);
+        views[i].user = user_view(l->friends_of_friends[i]->user);
+    }
+    fn(c, r, views, n, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* NotificationList: the notifications and the cacheable cursor. */
 static int deliver_notifications(kaos_client *c, const kaos_pending *p, const kaos_result *r,
                                  const kn_envelope *env)
@@ -393,6 +415,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_FRIENDS] = {{ANSWER(FRIEND_LIST)}, deliver_friends},
     [KAOS_REPLY_NOTIFICATIONS] = {{ANSWER(NOTIFICATION_LIST)}, deliver_notifications},
     [KAOS_REPLY_STATUS] = {{ANSWER(STATUS)}, deliver_status},
+    [KAOS_REPLY_FRIENDS_OF_FRIENDS] = {{ANSWER(FRIENDS_OF_FRIENDS)}, deliver_friends_of_friends},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)

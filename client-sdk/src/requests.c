@@ -109,6 +109,8 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(FRIENDS_DELETE, FRIENDS_DELETE, DONE)                                                        \
     X(FRIENDS_BLOCK, FRIENDS_BLOCK, DONE)                                                          \
     X(FRIENDS_LIST, FRIENDS_LIST, FRIENDS)                                                         \
+    X(FRIENDS_METADATA_UPDATE, FRIENDS_METADATA_UPDATE, DONE)                                      \
+    X(FRIENDS_OF_FRIENDS_LIST, FRIENDS_OF_FRIENDS_LIST, FRIENDS_OF_FRIENDS)                        \
     X(NOTIFICATIONS_LIST, NOTIFICATIONS_LIST, NOTIFICATIONS)                                       \
     X(NOTIFICATIONS_DELETE, NOTIFICATIONS_DELETE, DONE)                                            \
     X(STATUS_FOLLOW, STATUS_FOLLOW, STATUS)                                                        \
@@ -709,17 +711,50 @@ static int check_names(kaos_client *c, const char *const *ids, size_t id_count,
     ((msg).n_ids = id_count, (msg).ids = unconst_list(ids), (msg).n_usernames = username_count,    \
      (msg).usernames = unconst_list(usernames))
 
-int kaos_client_friends_add(kaos_client *c, const char *const *ids, size_t id_count,
-                            const char *const *usernames, size_t username_count, kaos_done_fn done,
-                            void *ud)
+int kaos_client_friends_add_metadata(kaos_client *c, const char *const *ids, size_t id_count,
+                                     const char *const *usernames, size_t username_count,
+                                     const char *metadata, kaos_done_fn done, void *ud)
 {
     int rc = check_names(c, ids, id_count, usernames, username_count);
     if (rc) return rc;
     Kaos__V1__FriendsAdd msg = KAOS__V1__FRIENDS_ADD__INIT;
     SET_NAMES(msg);
+    if (metadata) msg.metadata = unconst_str(metadata);
     kn_envelope env = KN_ENVELOPE_INIT;
     env.friends_add = &msg;
     return call(c, REQ_FRIENDS_ADD, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_add(kaos_client *c, const char *const *ids, size_t id_count,
+                            const char *const *usernames, size_t username_count, kaos_done_fn done,
+                            void *ud)
+{
+    return kaos_client_friends_add_metadata(c, ids, id_count, usernames, username_count, NULL, done,
+                                            ud);
+}
+
+int kaos_client_friends_metadata_update(kaos_client *c, const char *user_id, const char *metadata,
+                                        kaos_done_fn done, void *ud)
+{
+    if (!c || !user_id || !metadata) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__FriendsMetadataUpdate msg = KAOS__V1__FRIENDS_METADATA_UPDATE__INIT;
+    msg.id = unconst_str(user_id);
+    msg.metadata = unconst_str(metadata);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_metadata_update = &msg;
+    return call(c, REQ_FRIENDS_METADATA_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_of_friends_list(kaos_client *c, uint32_t limit, const char *cursor,
+                                        kaos_friends_of_friends_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__FriendsOfFriendsList msg = KAOS__V1__FRIENDS_OF_FRIENDS_LIST__INIT;
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_of_friends_list = &msg;
+    return call(c, REQ_FRIENDS_OF_FRIENDS_LIST, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_friends_delete(kaos_client *c, const char *const *ids, size_t id_count,

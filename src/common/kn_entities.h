@@ -87,7 +87,8 @@
 #define KN_FRIEND_UNMAPPED "user",
 #define KN_FRIEND_FIELDS(X, T)                                                                     \
     X(T, state, INT32)                                                                             \
-    X(T, update_time, INT64)
+    X(T, update_time, INT64)                                                                       \
+    X(T, metadata, JSON)
 
 /* Notification: a message to a user (kn_notification, kaos_notification). */
 #define KN_NOTIFICATION_PROTO kaos__v1__notification__descriptor

@@ -254,15 +254,15 @@ int e2e_group_teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static char test_modules_dir[64];
+char e2e_test_modules_dir[64];
 
 int e2e_group_setup_with_test_modules(void **state)
 {
     (void)state;
     const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(test_modules_dir, sizeof test_modules_dir, dirs);
+    e2e_runtime_dir(e2e_test_modules_dir, sizeof e2e_test_modules_dir, dirs);
     e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", test_modules_dir, NULL};
+    const char *extra[] = {"--runtime-path", e2e_test_modules_dir, NULL};
     e2e_server_start(&e2e_group_server, extra);
     return 0;
 }
@@ -270,7 +270,7 @@ int e2e_group_setup_with_test_modules(void **state)
 int e2e_group_teardown_with_test_modules(void **state)
 {
     int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(test_modules_dir);
+    e2e_runtime_dir_remove(e2e_test_modules_dir);
     return rc;
 }
 
@@ -553,6 +553,7 @@ void e2e_on_friends(kaos_client *k, const kaos_result *r, const kaos_friend *fri
         COPY(c->friend_names[i], friends[i].user.username);
         c->friend_states[i] = friends[i].state;
         c->friend_times[i] = friends[i].update_time;
+        COPY(c->friend_metadata[i], friends[i].metadata);
     }
     COPY(c->friends_cursor, cursor);
 }

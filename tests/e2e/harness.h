@@ -51,7 +51,9 @@ extern e2e_server e2e_group_server;
 int e2e_group_setup(void **state);
 int e2e_group_teardown(void **state);
 /* The same with the test modules of tests/e2e/lua/ as runtime path (a
- * directory of links to them, removed by the teardown). */
+ * directory of links to them, removed by the teardown), which a test may
+ * hand a server of its own as e2e_test_modules_dir while the group runs. */
+extern char e2e_test_modules_dir[64];
 int e2e_group_setup_with_test_modules(void **state);
 int e2e_group_teardown_with_test_modules(void **state);
 /* One HTTP/1.1 request to 127.0.0.1:port; returns the status, body in out. */
@@ -161,6 +163,7 @@ typedef struct e2e_client {
     char friend_ids[8][40], friend_names[8][130];
     int friend_states[8];
     int64_t friend_times[8];
+    char friend_metadata[8][128];
     char friends_cursor[512];
 } e2e_client;
 

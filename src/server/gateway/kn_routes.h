@@ -81,6 +81,10 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_friends_wire_delete)                                                                      \
     X(FRIENDS_BLOCK, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_block) \
     X(FRIENDS_LIST, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_list)   \
+    X(FRIENDS_METADATA_UPDATE, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,              \
+      kn_friends_wire_metadata_update)                                                             \
+    X(FRIENDS_OF_FRIENDS_LIST, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,              \
+      kn_friends_wire_of_friends_list)                                                             \
     X(NOTIFICATIONS_LIST, NOTIFY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
       kn_notify_wire_list)                                                                         \
     X(NOTIFICATIONS_DELETE, NOTIFY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \

@@ -32,6 +32,9 @@
  * of one stream leave in the order its changes happened; a sink must not
  * call back into the tracker. Mode registration happens before serving.
  *
+ * Messages: a function taking msg and cap writes a one-line reason there
+ * (msg may be NULL only when cap is 0).
+ *
  * Ownership: arguments are borrowed; what the tracker hands out (listings)
  * is a copy the caller frees with kn_free.
  *
@@ -149,7 +152,9 @@ void kn_tracker_destroy(kn_tracker *t); /* accepts NULL */
 int kn_tracker_mode_set(kn_tracker *t, uint8_t mode, const kn_tracker_mode *ops);
 
 /* KN_OK when s is well formed: mode < KN_STREAM_MODES, ids and label short
- * enough (INVALID_ARGUMENT with why in msg). */
+ * enough (INVALID_ARGUMENT with why in msg). The functions below that look a
+ * stream up (update, untrack, close, count, list, get, send) take a
+ * malformed one for a stream that does not exist. */
 int kn_stream_check(const kn_stream *s, char *msg, size_t cap);
 
 /* Puts p (conn, user, session, username, hidden, persistence, status) on s,

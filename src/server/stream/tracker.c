@@ -147,8 +147,12 @@ static bool same_key(const kn_stream *a, const kn_stream *b)
            !strcmp(a->subcontext, b->subcontext) && !strcmp(a->label, b->label);
 }
 
+/* A malformed key (an id or label without its NUL within its array) names
+ * no stream: it is refused here, before key_hash and same_key read its
+ * fields as strings and run past the struct. */
 static stream_rec *find(kn_tracker *t, const kn_stream *s)
 {
+    if (kn_stream_check(s, NULL, 0)) return NULL;
     stream_rec *st = kn_map_get(&t->by_key, key_hash(s));
     return st && same_key(&st->key, s) ? st : NULL;
 }
@@ -384,6 +388,10 @@ int kn_tracker_track(kn_tracker *t, const kn_stream *s, const kn_presence *p,
     if (out) *out = (kn_tracker_joined){0};
     int rc = kn_stream_check(s, msg, cap);
     if (rc) return rc;
+    if (!p->conn) { /* 0 names no connection (and is no key of the maps) */
+        snprintf(msg, cap, "presence has no connection");
+        return KN_ERR_INVALID_ARGUMENT;
+    }
     if (p->status && strlen(p->status) > KN_STREAM_STATUS_MAX) {
         snprintf(msg, cap, "status must be at most %d bytes", KN_STREAM_STATUS_MAX);
         return KN_ERR_INVALID_ARGUMENT;

@@ -988,6 +988,36 @@ static void status_requests_check_their_arguments_locally(void **state)
     kaos_client_destroy(c);
 }
 
+/* Friend metadata and friends of friends: a NULL client, user id or
+ * metadata is refused locally; JSON, limit and cursor are the server's. */
+static void friends_metadata_and_fof_requests_check_their_arguments_locally(void **state)
+{
+    (void)state;
+    kaos_client *c = unconnected_client();
+    const char *id = "8f4d52c7-bf28-4fcf-8af2-1d4fcf685592";
+    const char *bad[] = {id, NULL};
+    assert_int_equal(kaos_client_friends_metadata_update(NULL, id, "{}", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_friends_metadata_update(c, NULL, "{}", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_friends_metadata_update(c, id, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_friends_of_friends_list(NULL, 0, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_friends_add_metadata(NULL, &id, 1, NULL, 0, "{}", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_friends_add_metadata(c, bad, 2, NULL, 0, "{}", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    /* past the local checks: not connected */
+    assert_int_equal(kaos_client_friends_metadata_update(c, id, "not json", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_friends_of_friends_list(c, 5000, "?", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_friends_add_metadata(c, &id, 1, NULL, 0, NULL, NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    kaos_client_destroy(c);
+}
+
 static void connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode(void **state)
 {
     kaos_client_config cfg;
@@ -1061,9 +1091,10 @@ static void the_server_key_is_unknown_before_any_handshake(void **state)
 
 static void every_disconnect_reason_has_a_text(void **state)
 {
-    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_BANNED; r++)
+    for (uint32_t r = KAOS_DISCONNECT_NONE; r <= KAOS_DISCONNECT_SESSION_REPLACED; r++)
         assert_string_not_equal(kaos_disconnect_reason_text(r), "unknown reason");
-    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_BANNED + 1), "unknown reason");
+    assert_string_equal(kaos_disconnect_reason_text(KAOS_DISCONNECT_SESSION_REPLACED + 1),
+                        "unknown reason");
 }
 
 static void create_and_connect_survive_allocation_failures(void **state)
@@ -1117,6 +1148,7 @@ int main(void)
                                         with_server, without_server),
         cmocka_unit_test(appear_online_sends_a_status_update_after_each_session),
         cmocka_unit_test(status_requests_check_their_arguments_locally),
+        cmocka_unit_test(friends_metadata_and_fof_requests_check_their_arguments_locally),
         cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),
         cmocka_unit_test(malformed_keys_and_plaintext_without_dev_mode_are_config_errors),
         cmocka_unit_test(the_server_key_is_unknown_before_any_handshake),

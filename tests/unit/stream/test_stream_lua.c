@@ -111,7 +111,7 @@ static int setup(void **state)
     n_conns = lane_sends = tracker_sends = tracker_recips = 0;
     assert_int_equal(kn_out_create(1, &out), KN_OK);
     kn_out_lane l = {l_send, l_close,     l_post,       l_here, l_data,
-                     l_auth, l_violation, l_overloaded, NULL};
+                     l_auth, l_violation, l_overloaded, NULL,   NULL};
     kn_out_attach_lane(out, 0, &l);
     assert_int_equal(kn_sessions_create(out, &ss), KN_OK);
     kn_out_directory dir = kn_sessions_directory(ss);
