@@ -36,6 +36,7 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_friends.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
 #include "kn_groups_lua.h"
@@ -77,6 +78,13 @@ static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t cha
                         const uint8_t *data, size_t len, bool reliable)
 {
     return kn_out_send(ud, conns, n, channel, data, len, reliable);
+}
+
+/* A committed block ends the blocked user's follows of the blocker
+ * (friends -> status through the root: neither includes the other). */
+static void friends_blocked(void *ud, const char *blocker_id, const char *blocked_id)
+{
+    kn_status_block(ud, blocker_id, blocked_id);
 }
 
 static void tracker_unbound(void *ud, kn_session *s)
@@ -472,13 +480,13 @@ int kn_server_run(const kn_config *cfg)
     kn_account_lua account_lua = {0};
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
-    kn_friends_lua friends_lua = {.config = {.max_friends = (int)cfg->max_friends}};
+    kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
-        {"friends", kn_friends_lua_funcs, &friends_lua},
+        {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
@@ -589,7 +597,9 @@ int kn_server_run(const kn_config *cfg)
         kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
         kn_sessions_set_single(sessions, &single);
     }
-    friends_lua.out = out;
+    friends_deps.out = out;
+    friends_deps.blocked = friends_blocked;
+    friends_deps.blocked_ud = status;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
@@ -627,9 +637,9 @@ int kn_server_run(const kn_config *cfg)
                      .max_message_size = (size_t)cfg->max_message_size,
                      .script_services = script_services,
                      .services = {[KN_SVC_AUTH] = (void *)auth,
-                                  [KN_SVC_FRIENDS] = &friends_lua.config,
                                   [KN_SVC_MATCH] = mw,
                                   [KN_SVC_RPC] = rpc,
+                                  [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
