@@ -150,7 +150,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("handshakes_ok_total", "completed handshakes", s.handshakes_ok);
     METRIC("handshakes_failed_total", "failed handshakes", s.handshakes_failed);
     METRIC("connects_bad_cookie_total", "CONNECTs dropped for a bad cookie", s.connects_bad_cookie);
-    METRIC("packets_rejected_total", "sealed packets that failed to open", s.packets_rejected);
+    METRIC("packets_rejected_total", "sealed packets that failed to open (dropped, not violations)",
+           s.packets_rejected);
+    METRIC("packets_replayed_total", "sealed packets dropped as replays or stale counters",
+           s.packets_replayed);
     METRIC("rate_limited_total", "packets dropped by rate limits", s.rate_limited);
     METRIC("violations_total", "protocol violations", s.violations);
     METRIC("timeouts_auth_total", "connections dropped for not authenticating", s.timeouts_auth);

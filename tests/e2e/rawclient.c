@@ -60,6 +60,7 @@ static void handle(raw_client *rc, ENetEvent *ev)
             rc->last_type = env->message_case;
             rc->last_cid = env->cid;
             if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_SESSION) rc->sessions++;
+            if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA) rc->match_data++;
             if (env->message_case == KAOS__V1__ENVELOPE__MESSAGE_MATCH) {
                 rc->matches++;
                 rc->match_handle = env->match->match;
@@ -162,6 +163,19 @@ size_t raw_seal_ping(raw_client *rc, uint32_t cid, uint8_t *out, size_t cap)
     size_t n = pack_ping(cid, plain);
     assert_true(cap >= n + KN_SEAL_OVERHEAD);
     kn_crypt_seal(&rc->crypt, 0, plain, n, out);
+    return n + KN_SEAL_OVERHEAD;
+}
+
+size_t raw_seal_env(raw_client *rc, uint8_t channel, const void *envp, uint8_t *out, size_t cap)
+{
+    const kn_envelope *env = envp;
+    size_t n = kn_envelope_packed_size(env);
+    uint8_t *plain = malloc(n + 1);
+    assert_non_null(plain);
+    assert_true(rc->sealed && cap >= n + KN_SEAL_OVERHEAD);
+    kn_envelope_pack(env, plain);
+    kn_crypt_seal(&rc->crypt, channel, plain, n, out);
+    free(plain);
     return n + KN_SEAL_OVERHEAD;
 }
 

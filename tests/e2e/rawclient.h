@@ -27,6 +27,7 @@ typedef struct raw_client {
     char last_error[256];
     int sessions, matches;
     uint32_t match_handle; /* from the last Match */
+    int match_data;        /* MatchData envelopes received */
 } raw_client;
 
 /* Gets a cookie, connects with it, does the handshake (pinning server_pk
@@ -39,6 +40,9 @@ bool raw_connect_without_cookie(raw_client *rc, uint16_t port, uint32_t data, in
 void raw_send_env(raw_client *rc, const void *env);
 /* Seal (when the handshake happened) and send an envelope holding a Ping. */
 void raw_send_ping(raw_client *rc, uint32_t cid);
+/* Seal an envelope for `channel` and give the sealed bytes back (its size)
+ * instead of sending them; the channel's counter moves on as if sent. */
+size_t raw_seal_env(raw_client *rc, uint8_t channel, const void *env, uint8_t *out, size_t cap);
 /* Seal a ping and give the sealed bytes back instead of sending them. */
 size_t raw_seal_ping(raw_client *rc, uint32_t cid, uint8_t *out, size_t cap);
 /* Send bytes as they are (already sealed, tampered, or plaintext). */
