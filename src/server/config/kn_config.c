@@ -89,6 +89,9 @@ static const option options[] = {
     INT(match_threads, "0", 0, 64, "authoritative match threads (0 = one per usable CPU)"),
     INT(match_callback_budget_ms, "200", 5, 60000,
         "time one match handler call may run before the match is stopped"),
+    INT(match_call_share_pct, "50", 0, 100,
+        "CPU one match handler call may use, % of the tick interval of the fastest other match "
+        "on its thread (0 = off)"),
     INT(match_memory_mb, "32", 1, 65536, "memory cap of each authoritative match's Lua VM, MiB"),
     INT(max_matches, "10000", 1, 1000000, "authoritative matches at once"),
 };
