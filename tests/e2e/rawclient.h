@@ -1,11 +1,13 @@
-/* rawclient: a hand-rolled KaosNet client over raw ENet and kn_secure, for
- * tests that must misbehave in ways the SDK refuses to (tampered, replayed,
- * oversized or unsealed packets). It follows docs/protocol.md step by step,
- * which also proves the documented protocol is implementable. */
+/* rawclient: a hand-rolled KaosNet client over raw ENet, for tests that must
+ * misbehave in ways the SDK refuses to (tampered, replayed, oversized or
+ * unsealed packets). It follows docs/protocol.md and nothing else: the
+ * cookie, the hello and welcome, the key derivation and the sealed packets
+ * are written here from the page, over the standard primitives (X25519,
+ * BLAKE2b, ChaCha20-Poly1305 IETF through kn_crypto) — not with the
+ * server's and SDK's kn_secure — so a test that connects proves the page is
+ * enough to write a client. */
 #ifndef KN_E2E_RAWCLIENT_H
 #define KN_E2E_RAWCLIENT_H
-
-#include "kn_secure.h"
 
 #include <enet/enet.h>
 #include <stdbool.h>
@@ -16,7 +18,10 @@ typedef struct raw_client {
     ENetHost *host;
     ENetPeer *peer;
     ENetAddress server;
-    kn_crypt crypt;
+    /* The connection's keys and per-channel counters (docs/protocol.md,
+     * "Sealed packets"): 0 and 1 ordered, 2 with a 64-packet window. */
+    uint8_t c2s[32], s2c[32];
+    uint64_t tx_next[3], rx_next[3], rx_seen[3];
     bool connected, disconnected, sealed;
     uint32_t disconnect_reason;
     /* last received envelope, decoded */
@@ -33,6 +38,8 @@ typedef struct raw_client {
 /* Gets a cookie, connects with it, does the handshake (pinning server_pk
  * unless NULL) and waits until sealed. Fails the test on error. */
 void raw_connect(raw_client *rc, uint16_t port, const uint8_t *server_pk);
+/* Steps 1 and 2 only (cookie, ENet connect): no hello, nothing sealed. */
+void raw_connect_unsealed(raw_client *rc, uint16_t port);
 /* Connect without a cookie (connect data = given value); returns whether
  * ENet reported CONNECT within wait_ms. */
 bool raw_connect_without_cookie(raw_client *rc, uint16_t port, uint32_t data, int wait_ms);

@@ -245,6 +245,39 @@ static void a_plaintext_client_is_refused_with_a_clear_error(void **state)
     e2e_client_free(c);
 }
 
+/* docs/protocol.md, "Hello and welcome": what a secure server answers in
+ * place of the welcome, in plaintext, before the connection closes. */
+static void a_request_before_the_hello_is_answered_in_plaintext_with_cid_0(void **state)
+{
+    raw_client rc;
+    raw_connect_unsealed(&rc, e2e_group_server.port);
+    raw_send_ping(&rc, 5); /* a plaintext envelope with cid 5 */
+    for (int i = 0; i < 400 && !rc.disconnected; i++) raw_pump(&rc, 5);
+    assert_int_equal(rc.last_type, KAOS__V1__ENVELOPE__MESSAGE_ERROR);
+    assert_int_equal(rc.last_cid, 0);
+    assert_int_equal(rc.last_error_code, 9); /* FAILED_PRECONDITION */
+    assert_non_null(strstr(rc.last_error, "start with the handshake hello"));
+    assert_true(rc.disconnected);
+    assert_int_equal(rc.disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
+    raw_close(&rc);
+}
+
+static void a_refused_hello_is_answered_with_a_plaintext_error(void **state)
+{
+    raw_client rc;
+    raw_connect_unsealed(&rc, e2e_group_server.port);
+    uint8_t hello[40] = {'K', 'N', 'H', '1', 1, 1}; /* byte 5 must be zero */
+    raw_send_bytes(&rc, 0, hello, sizeof hello, true);
+    for (int i = 0; i < 400 && !rc.disconnected; i++) raw_pump(&rc, 5);
+    assert_int_equal(rc.last_type, KAOS__V1__ENVELOPE__MESSAGE_ERROR);
+    assert_int_equal(rc.last_cid, 0);
+    assert_int_equal(rc.last_error_code, 3); /* INVALID_ARGUMENT */
+    assert_string_equal(rc.last_error, "malformed hello");
+    assert_true(rc.disconnected);
+    assert_int_equal(rc.disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
+    raw_close(&rc);
+}
+
 static void connects_without_a_cookie_get_no_peer_and_no_reply(void **state)
 {
     /* 2,000 CONNECT datagrams with made-up cookies, from one socket (a
@@ -393,6 +426,8 @@ int main(void)
         cmocka_unit_test(a_replayed_packet_is_delivered_once),
         cmocka_unit_test(a_wrong_server_key_is_refused_by_the_sdk),
         cmocka_unit_test(a_plaintext_client_is_refused_with_a_clear_error),
+        cmocka_unit_test(a_request_before_the_hello_is_answered_in_plaintext_with_cid_0),
+        cmocka_unit_test(a_refused_hello_is_answered_with_a_plaintext_error),
         cmocka_unit_test(connects_without_a_cookie_get_no_peer_and_no_reply),
         cmocka_unit_test(a_message_flood_is_limited_then_disconnected),
         cmocka_unit_test(failed_logins_lock_the_account_and_the_address_until_expiry),
