@@ -240,35 +240,40 @@ static void runaway_on_a_shared_thread(int op, const char *share_pct, long long 
  * core takes twice as long in wall time to use it): at most two per
  * neighbour, where the thread held for 200 ms makes at least five each.
  * The engine's unit test asserts the bound itself, on a stepped clock. */
+/* What one runaway does with the share off ([0]) and on ([1]), printed. */
+typedef struct share_figures {
+    long long late[2], worst[2];
+    int code[2];
+} share_figures;
+
+static share_figures compare_share(int op, const char *what)
+{
+    share_figures f;
+    runaway_on_a_shared_thread(op, "0", &f.late[0], &f.worst[0], &f.code[0]);
+    runaway_on_a_shared_thread(op, "50", &f.late[1], &f.worst[1], &f.code[1]);
+    print_message("%s, 3 x 30 Hz matches on its thread: without the share %lld late ticks, "
+                  "worst lateness %lld us (ended with code %d); with it %lld late ticks, worst "
+                  "%lld us (code %d)\n",
+                  what, f.late[0], f.worst[0], f.code[0], f.late[1], f.worst[1], f.code[1]);
+    return f;
+}
+
 static void a_runaway_neighbour_holds_real_matches_back_less_than_a_tick(void **state)
 {
-    long long late_off, worst_off, late_on, worst_on;
-    int code_off, code_on;
-    runaway_on_a_shared_thread(5, "0", &late_off, &worst_off, &code_off);
-    runaway_on_a_shared_thread(5, "50", &late_on, &worst_on, &code_on);
-    print_message("spinning neighbour, 3 x 30 Hz matches on its thread: without the share %lld "
-                  "late ticks, worst lateness %lld us; with it %lld late ticks, worst %lld us\n",
-                  late_off, worst_off, late_on, worst_on);
-    assert_int_equal(code_off, 4); /* DEADLINE_EXCEEDED */
-    assert_int_equal(code_on, 4);
-    assert_true(late_off >= 3 * 5);
-    assert_true(worst_off >= 150000);
-    assert_true(late_on <= 2 * 3);
+    share_figures f = compare_share(5, "spinning neighbour");
+    assert_int_equal(f.code[0], 4); /* DEADLINE_EXCEEDED */
+    assert_int_equal(f.code[1], 4);
+    assert_true(f.late[0] >= 3 * 5);
+    assert_true(f.worst[0] >= 150000);
+    assert_true(f.late[1] <= 2 * 3);
 }
 
 static void a_memory_hog_neighbour_holds_real_matches_back_less_than_a_tick(void **state)
 {
-    long long late_off, worst_off, late_on, worst_on;
-    int code_off, code_on;
-    runaway_on_a_shared_thread(6, "0", &late_off, &worst_off, &code_off);
-    runaway_on_a_shared_thread(6, "50", &late_on, &worst_on, &code_on);
-    print_message("neighbour allocating to its 32 MiB cap, 3 x 30 Hz matches on its thread: "
-                  "without the share %lld late ticks, worst lateness %lld us (ended with code "
-                  "%d); with it %lld late ticks, worst %lld us (code %d)\n",
-                  late_off, worst_off, code_off, late_on, worst_on, code_on);
-    assert_true(code_off == 8 || code_off == 4); /* out of memory, or out of time */
-    assert_true(code_on == 8 || code_on == 4);
-    assert_true(late_on <= 2 * 3);
+    share_figures f = compare_share(6, "neighbour allocating to its 32 MiB cap");
+    assert_true(f.code[0] == 8 || f.code[0] == 4); /* out of memory, or out of time */
+    assert_true(f.code[1] == 8 || f.code[1] == 4);
+    assert_true(f.late[1] <= 2 * 3);
 }
 
 static void a_script_error_ends_the_match_with_internal(void **state)

@@ -54,6 +54,15 @@ static void tampered_packets_are_dropped_and_do_not_close_the_connection(void **
     raw_close(&rc);
 }
 
+/* Sends env and pumps until *count moves on. */
+static void send_and_await(raw_client *r, const kn_envelope *env, const int *count)
+{
+    int before = *count;
+    raw_send_env(r, env);
+    for (int i = 0; i < 400 && *count == before; i++) raw_pump(r, 5);
+    assert_int_equal(*count, before + 1);
+}
+
 /* A raw client that authenticates with device `dev` and joins `match_id`. */
 static void raw_auth_and_join(raw_client *r, const e2e_server *s, char *dev, char *match_id)
 {
@@ -61,22 +70,18 @@ static void raw_auth_and_join(raw_client *r, const e2e_server *s, char *dev, cha
     Kaos__V1__AuthenticateDevice a = KAOS__V1__AUTHENTICATE_DEVICE__INIT;
     a.device_id = dev;
     a.create = true;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = 1;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
-    env.authenticate_device = &a;
-    raw_send_env(r, &env);
-    for (int i = 0; i < 400 && r->sessions == 0; i++) raw_pump(r, 5);
-    assert_int_equal(r->sessions, 1);
+    kn_envelope auth = KN_ENVELOPE_INIT;
+    auth.cid = 1;
+    auth.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
+    auth.authenticate_device = &a;
+    send_and_await(r, &auth, &r->sessions);
     Kaos__V1__MatchJoin j = KAOS__V1__MATCH_JOIN__INIT;
     j.match_id = match_id;
-    kn_envelope env2 = KN_ENVELOPE_INIT;
-    env2.cid = 2;
-    env2.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
-    env2.match_join = &j;
-    raw_send_env(r, &env2);
-    for (int i = 0; i < 400 && r->matches == 0; i++) raw_pump(r, 5);
-    assert_int_equal(r->matches, 1);
+    kn_envelope join = KN_ENVELOPE_INIT;
+    join.cid = 2;
+    join.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
+    join.match_join = &j;
+    send_and_await(r, &join, &r->matches);
 }
 
 /* One packet of the player, sealed for channel (i % 3): a ping on the
