@@ -731,7 +731,8 @@ void rt_call_share(kn_runtime_vm *vm, int64_t share_us)
 {
     /* One clock read per call, only for calls that share a thread. */
     vm->cpu_start_us = share_us > 0 ? thread_cpu_us() : 0;
-    atomic_store(&vm->share_us, share_us > 0 ? share_us : 0);
+    vm->call_share_us = share_us > 0 ? share_us : 0;
+    atomic_store(&vm->share_us, vm->call_share_us);
 }
 
 void rt_call_end(kn_runtime_vm *vm)
@@ -760,8 +761,8 @@ int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap)
     kn_runtime_vm *vm = rt_vm_of(L);
     if (vm->timed_out && vm->over_share) {
         KN_WARN("%s stopped: used more than its share of a match thread other matches need "
-                "(%lld µs of CPU)",
-                what, (long long)atomic_load(&vm->share_us));
+                "(%.1f ms of CPU)",
+                what, (double)vm->call_share_us / 1000);
         set_msg(msg, cap, "%s ran past its time budget (its share of the match thread)", what);
         return KN_ERR_DEADLINE_EXCEEDED;
     }

@@ -129,7 +129,7 @@ static size_t n_fakes;
 
 static void f_destroy(kn_match_handler *h)
 {
-    for (size_t i = 0; i < n_fakes; i++)
+    for (size_t i = 0; i < n_fakes && i < 16; i++)
         if (fakes[i] == (fake *)h) fakes[i] = NULL;
     kn_free(h);
 }
