@@ -102,10 +102,9 @@ struct kn_net {
 
     struct {
         atomic_uint_fast64_t connections_total, connections_current, packets_in, packets_out,
-            bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle,
-            timeouts_handshake, violations, cookies_issued, connects_bad_cookie, connects_busy,
-            stray_datagrams, handshakes_ok, handshakes_failed, packets_rejected, packets_replayed,
-            rate_limited,
+            bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle, timeouts_handshake,
+            violations, cookies_issued, connects_bad_cookie, connects_busy, stray_datagrams,
+            handshakes_ok, handshakes_failed, packets_rejected, packets_replayed, rate_limited,
             refused_address, unreliable_dropped, queue_full_closes, rounds, overloaded_seconds,
             busy_permille;
     } st;

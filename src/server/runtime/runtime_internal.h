@@ -54,9 +54,9 @@ struct kn_runtime_vm {
      * the calling thread's CPU clock when the call began (that thread's). */
     _Atomic int64_t share_us;
     int64_t cpu_start_us;
-    int64_t call_share_us;       /* share_us of the last call, kept for its error message */
-    bool over_share; /* the stop was for the CPU budget */
-    bool match;      /* a match's VM (the watchdog polls finely while any is on) */
+    int64_t call_share_us; /* share_us of the last call, kept for its error message */
+    bool over_share;       /* the stop was for the CPU budget */
+    bool match;            /* a match's VM (the watchdog polls finely while any is on) */
     /* The call running now (NULL between calls): what kn_lua_db hands
      * bindings, and the mode it names when there is none. */
     const kn_runtime_services *services;
