@@ -7,7 +7,9 @@
  * acknowledged wallet updates loses none of them.
  *
  * The runtime path is a directory of links to lua-examples/ and
- * tests/e2e/lua/economy_test.lua (the test RPCs and the account_get hooks).
+ * tests/e2e/lua/economy/economy_test.lua (the test RPCs and the account_get
+ * hooks; in a folder of its own so that the servers of other tests, which load
+ * every module of tests/e2e/lua, do not get those hooks).
  * The server takes more control messages per second than the default: the
  * tests fire bursts of RPCs on each connection. */
 #include "harness.h"
@@ -29,7 +31,7 @@ static int setup(void **state)
 {
     (void)state;
     const char *from[] = {KAOS_SOURCE_DIR "/lua-examples",
-                          KAOS_SOURCE_DIR "/tests/e2e/lua/economy_test.lua", NULL};
+                          KAOS_SOURCE_DIR "/tests/e2e/lua/economy/economy_test.lua", NULL};
     e2e_runtime_dir(rt_dir, sizeof rt_dir, from);
     e2e_server_init(&e2e_group_server);
     e2e_server_start(&e2e_group_server, extra);

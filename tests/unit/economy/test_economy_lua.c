@@ -21,15 +21,8 @@ static void economy_functions_raise_input_errors_as_code_and_message(void **stat
 {
     (void)state;
     luatest_write(
-        "eco.lua",
-        "local kaos = require('kaos')\n"
+        "eco.lua", LUATEST_PRELUDE
         "local U = '" U "'\n"
-        "local function outcome(f, ...)\n"
-        "  local ok, e = pcall(f, ...)\n"
-        "  if ok then return 'ok' end\n"
-        "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-        "  return 'lua: ' .. tostring(e)\n"
-        "end\n"
         "local cases = {\n"
         "  real = function() return outcome(kaos.wallet_update, U, {coins = 1.5}) end,\n"
         "  text = function() return outcome(kaos.wallet_update, U, {coins = '1'}) end,\n"

@@ -1,4 +1,6 @@
--- Test module for tests/e2e/test_economy.c (loaded next to lua-examples/):
+-- Test module for tests/e2e/test_economy.c only (loaded next to lua-examples/;
+-- in a folder of its own, so the other e2e servers, which load every module
+-- of tests/e2e/lua, do not get its account_get hooks):
 -- RPCs over the economy functions, the id of the VM that served each call
 -- (one VM per API worker, so the test can see both workers took part), and
 -- hooks on the account read that carries the wallet.
