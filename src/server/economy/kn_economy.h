@@ -24,9 +24,9 @@
  * updates, storage writes and deletes and wallet updates in one transaction
  * with the account and storage services' own functions (kn_account_update,
  * kn_storage_write_in, kn_storage_delete_in): any refusal rolls back
- * everything. Rows are touched in a fixed order (storage rows in primary-key
- * order first, then users rows in id order), so two batches never deadlock
- * on each other.
+ * everything. Locks are taken in a fixed order (the users rows of the account
+ * and wallet updates first, in id order, then storage rows in primary-key
+ * order), so two batches do not deadlock on each other.
  *
  * Clients never change a wallet: there is no wire message that writes one.
  * The functions are for the runtime (kaos.wallet_* and kaos.multi_update)

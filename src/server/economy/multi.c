@@ -9,9 +9,12 @@
  *   - the users rows the account and wallet parts change are locked first,
  *     in id order (one statement), and storage rows are touched in
  *     primary-key order by the storage service, so concurrent multi-updates
- *     take their locks in one order. A deadlock Postgres still breaks (a
- *     username change against another batch's storage foreign-key check)
- *     is retried here a few times before it is ABORTED. */
+ *     take their locks in one order. The users lock is FOR NO KEY UPDATE,
+ *     the one the wallet and profile UPDATEs take, which does not conflict
+ *     with the KEY SHARE lock another batch's storage foreign-key check
+ *     takes on the owner. A deadlock Postgres still breaks (a username
+ *     change, a key column, against such a check) is retried here a few
+ *     times before it is ABORTED. */
 #include "kn_db.h"
 #include "kn_economy.h"
 #include "kn_error.h"
@@ -25,8 +28,8 @@
 #define ATTEMPTS 3
 
 static const kn_db_stmt lock_users = {
-    "multi_lock_users", "SELECT 1 FROM users WHERE id = ANY ($1::uuid[]) ORDER BY id FOR UPDATE",
-    1};
+    "multi_lock_users",
+    "SELECT 1 FROM users WHERE id = ANY ($1::uuid[]) ORDER BY id FOR NO KEY UPDATE", 1};
 
 static int check_counts(const kn_multi_ops *ops, char *msg, size_t cap)
 {

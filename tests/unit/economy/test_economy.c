@@ -433,6 +433,47 @@ static void a_multi_update_is_rolled_back_by_each_kind_of_failure(void **state)
     refused_changes_nothing(&ghost_ops, KN_ERR_NOT_FOUND, "wallet update 0");
 }
 
+/* Two connections run multi-updates that name the same two users in
+ * opposite orders, each writing a storage object of the other: the lock
+ * order (users by id, then storage by key) lets every one through. */
+typedef struct crosser {
+    kn_db *d;
+    const char *first, *second;
+    int ok;
+} crosser;
+
+static void *cross(void *arg)
+{
+    crosser *c = arg;
+    char m[256];
+    for (int i = 0; i < 25; i++) {
+        kn_wallet_update_op w[] = {{c->first, "{\"x\": 1}", NULL, false},
+                                   {c->second, "{\"x\": 1}", NULL, false}};
+        kn_storage_write_op s = {"cross", c->first, c->second, "{\"n\": 1}", NULL, 1, 1};
+        kn_multi_account_op a = {c->second, {.location = c->first}};
+        kn_multi_ops ops = {&a, 1, &s, 1, NULL, 0, w, 2, true};
+        kn_storage_ack *acks = NULL;
+        kn_wallet_result *res = NULL;
+        if (kn_multi_update(c->d, &ops, &acks, &res, m, sizeof m) == KN_OK) c->ok++;
+        kn_free(acks);
+        kn_wallet_results_free(res, 2);
+    }
+    return NULL;
+}
+
+static void crossing_multi_updates_all_commit(void **state)
+{
+    (void)state;
+    int64_t x = balance(DAVE, "x", 0);
+    crosser a = {db, CAROL, DAVE, 0}, b = {db2, DAVE, CAROL, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cross, &a), 0);
+    cross(&b);
+    pthread_join(t, NULL);
+    assert_int_equal(a.ok + b.ok, 50);
+    assert_int_equal(balance(DAVE, "x", 0), x + 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +488,7 @@ int main(void)
         cmocka_unit_test(concurrent_spends_never_go_below_zero),
         cmocka_unit_test(a_multi_update_commits_every_part_together),
         cmocka_unit_test(a_multi_update_is_rolled_back_by_each_kind_of_failure),
+        cmocka_unit_test(crossing_multi_updates_all_commit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
