@@ -4,7 +4,8 @@
 # statement on the same PostgreSQL in the same run. Prints one table;
 # asserts nothing.
 #
-#   bench/economy/run.sh [--quick] [--threads T] [--seconds S] [--warmup S] [--raw FILE]
+#   bench/economy/run.sh [--quick] [--threads T] [--seconds S] [--warmup S] [--async-commit]
+#                        [--raw FILE]
 #
 # Builds build/release if a binary is missing or older than the sources,
 # starts the project-local PostgreSQL (scripts/pg-local.sh) unless
@@ -16,6 +17,10 @@
 #   2. pgbench -c T -M prepared running wallet.sql, the service's statement,
 #      each client on its own user.
 # PostgreSQL's CPU is sampled over each window (local PostgreSQL only).
+# --async-commit runs both sides with synchronous_commit=off (PGOPTIONS):
+# commits no longer wait for the WAL flush, so the figures show what the
+# statement and the service cost rather than the disk's flush rate (and an
+# acknowledged update may then be lost in a crash of PostgreSQL).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -27,9 +32,10 @@ threads=4
 seconds=10
 warmup=2
 raw=""
+commit=sync
 
 usage() {
-    sed -n '7,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,9p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -40,6 +46,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds="${2:?}"; shift ;;
         --warmup) warmup="${2:?}"; shift ;;
         --raw) raw="${2:?}"; shift ;;
+        --async-commit) commit=async; export PGOPTIONS="-c synchronous_commit=off" ;;
         -h | --help) usage ;;
         *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
@@ -95,7 +102,8 @@ done
 entries="$(psql "$run_url" -X -tAc "SELECT count(*) FROM wallet_ledger")"
 [ -n "$raw" ] && cp "$results" "$raw"
 
-awk -v cores="$(nproc)" -v threads="$threads" -v seconds="$seconds" -v entries="$entries" '
+awk -v cores="$(nproc)" -v threads="$threads" -v seconds="$seconds" -v entries="$entries" \
+    -v commit="$commit" '
 function kv(line, a,   n, i, f, p) {
     delete a
     n = split(line, f, " ")
@@ -103,7 +111,7 @@ function kv(line, a,   n, i, f, p) {
 }
 function pct(cpu, w) { return cpu < 0 ? "?" : sprintf("%.0f%%", 100 * cpu / w) }
 BEGIN {
-    printf "economy: one wallet update (2 currencies) per call, each thread/client on its own user (loopback, %d cores)\n", cores
+    printf "economy: one wallet update (2 currencies) per call, each thread/client on its own user, %s commit (loopback, %d cores)\n", commit == "sync" ? "durable" : "asynchronous", cores
     printf "service: %d threads x kn_wallets_update, own connection each; pgbench: -c %d -j 2 -M prepared, same statement; %s s windows\n", threads, threads, seconds
     fmt = "%-8s %-7s %10s %14s %8s %8s %7s\n"
     printf fmt, "side", "ledger", "updates/s", "lat", "pg_cpu", "client", "errors"
