@@ -4,6 +4,7 @@
  * ledger's pages and metadata, races of two connections (increments that
  * all land, spends that never go below zero) and multi-updates rolled back
  * by each kind of failure. */
+#include "failalloc.h"
 #include "pgtest.h"
 #include "kn_account.h"
 #include "kn_db.h"
@@ -474,6 +475,59 @@ static void crossing_multi_updates_all_commit(void **state)
     assert_int_equal(balance(DAVE, "x", 0), x + 50);
 }
 
+/* --- allocation failures ------------------------------------------------------------ */
+
+static int update_two(void *arg)
+{
+    (void)arg;
+    kn_wallet_update_op ops[] = {{ALICE, "{\"oom\": 1}", "{\"a\": 1}", false},
+                                 {BOB, "{\"oom\": 1}", NULL, false}};
+    kn_wallet_result *r = NULL;
+    char m[256];
+    int rc = kn_wallets_update(db, ops, 2, true, &r, m, sizeof m);
+    kn_wallet_results_free(r, 2);
+    return rc;
+}
+
+static int list_and_relabel(void *arg)
+{
+    (void)arg;
+    kn_wallet_ledger_entry *e = NULL, *one = NULL;
+    size_t n = 0;
+    char *next = NULL, m[256];
+    int rc = kn_wallet_ledger_list(db, ALICE, 1, NULL, &e, &n, &next, m, sizeof m);
+    if (rc == KN_OK && (!next || n != 1)) rc = KN_ERR_INTERNAL;
+    if (rc == KN_OK) rc = kn_wallet_ledger_update(db, e[0].id, "{\"b\": 2}", &one, m, sizeof m);
+    kn_wallet_ledger_free(e, n);
+    kn_wallet_ledger_free(one, 1);
+    kn_free(next);
+    return rc;
+}
+
+static int multi(void *arg)
+{
+    (void)arg;
+    kn_multi_account_op a = {ALICE, {.location = "here"}};
+    kn_storage_write_op w = save(ALICE, "oom", NULL);
+    kn_wallet_update_op u = {ALICE, "{\"oom\": 1}", NULL, false};
+    kn_multi_ops ops = {&a, 1, &w, 1, NULL, 0, &u, 1, true};
+    kn_storage_ack *acks = NULL;
+    kn_wallet_result *r = NULL;
+    char m[256];
+    int rc = kn_multi_update(db, &ops, &acks, &r, m, sizeof m);
+    kn_free(acks);
+    kn_wallet_results_free(r, 1);
+    return rc;
+}
+
+static void economy_calls_survive_allocation_failures(void **state)
+{
+    (void)state;
+    assert_true(failalloc_sweep(update_two, NULL) >= 3);
+    assert_true(failalloc_sweep(list_and_relabel, NULL) >= 3);
+    assert_true(failalloc_sweep(multi, NULL) >= 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +543,7 @@ int main(void)
         cmocka_unit_test(a_multi_update_commits_every_part_together),
         cmocka_unit_test(a_multi_update_is_rolled_back_by_each_kind_of_failure),
         cmocka_unit_test(crossing_multi_updates_all_commit),
+        cmocka_unit_test(economy_calls_survive_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
