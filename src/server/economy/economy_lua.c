@@ -195,14 +195,19 @@ static void delete_ops(lua_State *L, int idx, size_t n, kn_storage_delete_op *op
 
 /* --- results as tables ------------------------------------------------------------ */
 
+/* t[key] = the JSON object `text` as a table, for the table on top. */
+static void set_json(lua_State *L, const char *key, const char *text)
+{
+    kn_lua_push_stored_json(L, text, strlen(text));
+    lua_setfield(L, -2, key);
+}
+
 static void push_result(lua_State *L, const kn_wallet_result *r)
 {
     lua_createtable(L, 0, 4);
     kn_lua_set_string(L, "user_id", r->user_id);
-    kn_lua_push_stored_json(L, r->updated, strlen(r->updated));
-    lua_setfield(L, -2, "updated");
-    kn_lua_push_stored_json(L, r->previous, strlen(r->previous));
-    lua_setfield(L, -2, "previous");
+    set_json(L, "updated", r->updated);
+    set_json(L, "previous", r->previous);
     kn_lua_set_string(L, "ledger_id", r->ledger_id);
 }
 
@@ -220,10 +225,8 @@ static void push_entry(lua_State *L, const kn_wallet_ledger_entry *e)
     lua_createtable(L, 0, 6);
     kn_lua_set_string(L, "id", e->id);
     kn_lua_set_string(L, "user_id", e->user_id);
-    kn_lua_push_stored_json(L, e->changeset, strlen(e->changeset));
-    lua_setfield(L, -2, "changeset");
-    kn_lua_push_stored_json(L, e->metadata, strlen(e->metadata));
-    lua_setfield(L, -2, "metadata");
+    set_json(L, "changeset", e->changeset);
+    set_json(L, "metadata", e->metadata);
     kn_lua_set_integer(L, "create_time", e->create_time);
     kn_lua_set_integer(L, "update_time", e->update_time);
 }
