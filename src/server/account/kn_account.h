@@ -74,8 +74,9 @@ typedef struct kn_account {
     char **device_ids;
     size_t device_count;
     int64_t disable_time; /* when the user was banned; 0 = not banned */
-    char *wallet; /* currency -> balance, a JSON object as Postgres prints jsonb; "{}" when
-                   * empty. Read here, changed only by the economy service (kn_economy.h) */
+    /* currency -> balance, a JSON object as Postgres prints jsonb; "{}" when
+     * empty. Read here, changed only by the economy service (kn_economy.h). */
+    char *wallet;
 } kn_account;
 
 /* Fields to change; NULL leaves a field as it is. For display_name,
