@@ -82,6 +82,18 @@ double lg_proc_tree_cpu_s(int pid)
     return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
+double lg_machine_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long v[7];
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6]);
+    fclose(f);
+    if (n != 7) return -1;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)sysconf(_SC_CLK_TCK);
+}
+
 int lg_lowest_free_fd(void)
 {
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

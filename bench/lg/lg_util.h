@@ -19,6 +19,10 @@ double lg_proc_cpu_s(int pid);
 /* The same for a process (a postmaster), its live children and the
  * children it already reaped (its cutime + cstime); < 0 if it is gone. */
 double lg_proc_tree_cpu_s(int pid);
+/* CPU seconds the whole machine has been busy, all CPUs together (/proc/stat:
+ * user, nice, system, irq and softirq; not idle, iowait or steal); < 0 if
+ * unreadable. */
+double lg_machine_busy_s(void);
 
 /* The SDK does not expose its socket: the lowest free descriptor before
  * kaos_client_create is the one its ENet socket gets (check it with

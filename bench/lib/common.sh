@@ -36,12 +36,20 @@
 #                         PostgreSQL's CPU seconds so far (postmaster,
 #                         backends and reaped children), from `BIN --pg-cpu
 #                         PID`, or -1 when not measured
+#   bench_pgbench_setup NAME LOADGEN
+#                         what a benchmark against pgbench starts with: builds
+#                         (bench_build of build/release/kaosnet and LOADGEN),
+#                         checks that pgbench is there, bench_workdir NAME,
+#                         bench_db_open kaos_bench_NAME, bench_pg_watch LOADGEN
 #   bench_pgbench PHASE SCRIPT CONNS SECONDS [PGBENCH ARGS...]
 #                         pgbench -n -M prepared -f SCRIPT -c CONNS -j 2
 #                         -T SECONDS on the run's database; appends its line
 #                         "result side=pgbench phase=PHASE status=ok
 #                         ops_per_s= lat_avg_ms= pg_cpu_s= lg_cpu_s=
-#                         window_s=" to $results (pg_cpu as above)
+#                         machine_cpu_s= window_s=" to $results (pg_cpu as
+#                         above; machine_cpu_s as bench_machine_cpu)
+#   bench_machine_cpu     CPU seconds the whole machine has been busy (all
+#                         CPUs; /proc/stat user, nice, system, irq, softirq)
 
 admin_url="" dbname="" run_url="" bench_pg_started=0
 
@@ -186,14 +194,29 @@ pg_cpu() {
     if [ -n "$pg_pid" ]; then "$bench_pg_cpu_bin" --pg-cpu "$pg_pid"; else echo -1; fi
 }
 
+bench_pgbench_setup() {
+    bench_build build/release/kaosnet "$2"
+    command -v pgbench >/dev/null \
+        || { bench_say "pgbench is not installed (postgresql-contrib / postgresql-client)"; exit 1; }
+    bench_workdir "$1"
+    bench_db_open "kaos_bench_$1"
+    bench_pg_watch "$2"
+}
+
+bench_machine_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { print ($2 + $3 + $4 + $7 + $8) / hz; exit }' /proc/stat
+}
+
 bench_pgbench() {
-    local phase="$1" script="$2" conns="$3" seconds="$4" pg0 pg1 tps lat cpu
+    local phase="$1" script="$2" conns="$3" seconds="$4" pg0 pg1 all0 all1 tps lat cpu
     shift 4
     local TIMEFORMAT='%U %S'
     pg0="$(pg_cpu)"
+    all0="$(bench_machine_cpu)"
     { time pgbench -n -M prepared -f "$script" -c "$conns" -j 2 -T "$seconds" "$@" "$run_url" \
         >"$tmp/pgbench.out" 2>"$tmp/pgbench.err"; } 2>"$tmp/pgbench.time" \
         || { cat "$tmp/pgbench.err" >&2; exit 1; }
+    all1="$(bench_machine_cpu)"
     sleep 0.3 # the postmaster reaps the backends, so their CPU lands in its cutime
     pg1="$(pg_cpu)"
     tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$tmp/pgbench.out")"
@@ -201,5 +224,6 @@ bench_pgbench() {
     cpu="$(awk '{print $1 + $2}' "$tmp/pgbench.time")"
     echo "result side=pgbench phase=$phase status=ok ops_per_s=$tps lat_avg_ms=$lat" \
         "pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN{print (a < 0 ? -1 : b - a)}')" \
-        "lg_cpu_s=$cpu window_s=$seconds" >>"$results"
+        "lg_cpu_s=$cpu machine_cpu_s=$(awk -v a="$all0" -v b="$all1" 'BEGIN{print b - a}')" \
+        "window_s=$seconds" >>"$results"
 }

@@ -63,16 +63,8 @@ bench_check_numbers "$clients" "$inflight" "$conns" "$seconds" "$warmup" "$keys"
 
 say() { echo "run.sh: $*" >&2; }
 
-# --- build ------------------------------------------------------------------
-bench_build "$BUILD/kaosnet" "$BUILD/bench_storage_loadgen"
-command -v pgbench >/dev/null || { say "pgbench is not installed (postgresql-contrib / postgresql-client)"; exit 1; }
-
-# --- state and cleanup -------------------------------------------------------
-bench_workdir storage
-
-# --- database ------------------------------------------------------------------
-bench_db_open kaos_bench_storage
-bench_pg_watch "$BUILD/bench_storage_loadgen"
+# --- build, state and cleanup, database ------------------------------------------
+bench_pgbench_setup storage "$BUILD/bench_storage_loadgen"
 
 # --- 1. through the server ------------------------------------------------------
 mkdir -p "$tmp/runtime"
