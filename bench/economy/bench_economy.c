@@ -5,6 +5,7 @@
  * bench/economy/run.sh, which runs pgbench on the same statement next to it.
  *
  *   bench_economy --url URL [--threads T] [--seconds S] [--warmup S] [--ledger 0|1]
+ *   bench_economy --pg-cpu PID   (PostgreSQL's CPU seconds so far, for run.sh)
  *
  * Users: "b0000000-0000-4000-8000-<12-digit thread index>" (run.sh creates
  * them). Prints one line: result side=service ledger=on|off ops_per_s=...
@@ -71,6 +72,10 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--pg-cpu")) {
+        printf("%.2f\n", lg_proc_tree_cpu_s(atoi(argv[2])));
+        return 0;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--url"))
             url = argv[i + 1];
@@ -112,7 +117,7 @@ int main(int argc, char **argv)
         for (int b = 0; b < HIST; b++)
             hist[b] += ws[i].hist[b];
     }
-    printf("result side=service ledger=%s ops_per_s=%.0f lat_avg_ms=%.3f lat_p99_ms=%.3f "
+    printf("result side=service phase=ledger-%s ops_per_s=%.0f lat_avg_ms=%.3f lat_p99_ms=%.3f "
            "errors=%llu window_s=%.1f\n",
            ledger ? "on" : "off", ops / window, ops ? lat / 1000.0 / ops : 0,
            lg_hist_quantile(hist, ops, 0.99) / 1000.0, (unsigned long long)errors, window);

@@ -35,7 +35,7 @@ raw=""
 commit=sync
 
 usage() {
-    sed -n '7,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,8p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -52,64 +52,36 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in "$threads" "$seconds" "$warmup"; do
-    case "$v" in '' | *[!0-9]*) echo "run.sh: '$v' is not a whole number" >&2; exit 2 ;; esac
-done
+bench_check_numbers "$threads" "$seconds" "$warmup"
 
-bench_build "$BUILD/kaosnet" "$BUILD/bench_economy" "$BUILD/bench_storage_loadgen"
-command -v pgbench >/dev/null || { bench_say "pgbench is not installed"; exit 1; }
-bench_workdir economy
-bench_db_open kaos_bench_economy
-pg_pid=""
-if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    pg_pid="$(head -n 1 .kaos/pg/data/postmaster.pid 2>/dev/null || true)"
-fi
-pg_cpu() {
-    if [ -n "$pg_pid" ]; then "$BUILD/bench_storage_loadgen" --pg-cpu "$pg_pid"; else echo -1; fi
-}
-
+bench_pgbench_setup economy "$BUILD/bench_economy"
 "$BUILD/kaosnet" migrate up --database-url "$run_url" --log-level warn >/dev/null
 psql "$run_url" -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO users (id, username)
   SELECT ('b0000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'bench' || i
   FROM generate_series(0, $threads - 1) AS i" >/dev/null
 
 TIMEFORMAT='%U %S'
-for ledger in 0 1; do
+for ledger in off on; do
     flag=false
-    [ "$ledger" = 1 ] && flag=true
-    bench_say "service: $threads threads, ledger $flag, ${warmup} s warm-up, ${seconds} s window"
+    [ "$ledger" = on ] && flag=true
+    bench_say "service: $threads threads, ledger $ledger, ${warmup} s warm-up, ${seconds} s window"
     pg0="$(pg_cpu)"
     { time "$BUILD/bench_economy" --url "$run_url" --threads "$threads" --seconds "$seconds" \
-        --warmup "$warmup" --ledger "$ledger" >"$tmp/service.out"; } 2>"$tmp/service.time"
-    sleep 0.3 # as below: the backends' CPU lands in the postmaster's cutime once reaped
-    pg1="$(pg_cpu)"
-    echo "$(cat "$tmp/service.out") pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN{print (a < 0 ? -1 : b - a)}')" \
-        "lg_cpu_s=$(awk '{print $1 + $2}' "$tmp/service.time")" >>"$results"
-
-    bench_say "pgbench: wallet.sql, ledger $flag, $threads clients, ${seconds} s"
-    pg0="$(pg_cpu)"
-    { time pgbench -n -M prepared -f "$HERE/wallet.sql" -c "$threads" -j 2 -T "$seconds" \
-        -D ledger="$flag" "$run_url" >"$tmp/pgbench.out" 2>"$tmp/pgbench.err"; } \
-        2>"$tmp/pgbench.time" || { cat "$tmp/pgbench.err" >&2; exit 1; }
+        --warmup "$warmup" --ledger "$([ "$ledger" = on ] && echo 1 || echo 0)" \
+        >"$tmp/service.out"; } 2>"$tmp/service.time"
     sleep 0.3 # the postmaster reaps the backends, so their CPU lands in its cutime
     pg1="$(pg_cpu)"
-    tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$tmp/pgbench.out")"
-    lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$tmp/pgbench.out")"
-    echo "result side=pgbench ledger=$([ "$ledger" = 1 ] && echo on || echo off) ops_per_s=$tps" \
-        "lat_avg_ms=$lat pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN{print (a < 0 ? -1 : b - a)}')" \
-        "lg_cpu_s=$(awk '{print $1 + $2}' "$tmp/pgbench.time") window_s=$seconds" >>"$results"
+    echo "$(cat "$tmp/service.out")" \
+        "pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN{print (a < 0 ? -1 : b - a)}')" \
+        "lg_cpu_s=$(awk '{print $1 + $2}' "$tmp/service.time")" >>"$results"
+    bench_say "pgbench: wallet.sql, ledger $ledger, $threads clients, ${seconds} s"
+    bench_pgbench "ledger-$ledger" "$HERE/wallet.sql" "$threads" "$seconds" -D ledger="$flag"
 done
 entries="$(psql "$run_url" -X -tAc "SELECT count(*) FROM wallet_ledger")"
 [ -n "$raw" ] && cp "$results" "$raw"
 
 awk -v cores="$(nproc)" -v threads="$threads" -v seconds="$seconds" -v entries="$entries" \
-    -v commit="$commit" '
-function kv(line, a,   n, i, f, p) {
-    delete a
-    n = split(line, f, " ")
-    for (i = 1; i <= n; i++) { p = index(f[i], "="); if (p) a[substr(f[i], 1, p - 1)] = substr(f[i], p + 1) }
-}
-function pct(cpu, w) { return cpu < 0 ? "?" : sprintf("%.0f%%", 100 * cpu / w) }
+    -v commit="$commit" "$BENCH_AWK_LIB"'
 BEGIN {
     printf "economy: one wallet update (2 currencies) per call, each thread/client on its own user, %s commit (loopback, %d cores)\n", commit == "sync" ? "durable" : "asynchronous", cores
     printf "service: %d threads x kn_wallets_update, own connection each; pgbench: -c %d -j 2 -M prepared, same statement; %s s windows\n", threads, threads, seconds
@@ -118,11 +90,10 @@ BEGIN {
 }
 {
     kv($0, r)
-    s = r["side"]; l = r["ledger"]
+    s = r["side"]; l = substr(r["phase"], 8)
     ops[s, l] = r["ops_per_s"]
-    w = r["window_s"] + 0 ? r["window_s"] : seconds
     printf fmt, s, l, sprintf("%.0f", r["ops_per_s"]), sprintf("avg %.3f ms", r["lat_avg_ms"]), \
-        pct(r["pg_cpu_s"], w), pct(r["lg_cpu_s"], w + 0), s == "service" ? r["errors"] : "-"
+        pct(r["pg_cpu_s"], seconds), pct(r["lg_cpu_s"], seconds), s == "service" ? r["errors"] : "-"
 }
 END {
     for (i = 0; i < 2; i++) {
@@ -133,5 +104,5 @@ END {
     if (("service", "off") in ops && ops["service", "off"] > 0)
         printf "ledger cost (service): %.0f%% fewer updates/s\n", 100 * (1 - ops["service", "on"] / ops["service", "off"])
     printf "ledger entries written in the run: %s\n", entries
-    print "cpu columns: share of one core over the window (user+system); client includes warm-up for the service side."
+    print "cpu columns: share of one core over the window (user+system); the service side includes its warm-up."
 }' "$results"
