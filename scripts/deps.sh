@@ -28,6 +28,8 @@ libclang-rt-14-dev
 procps
 iproute2
 acl
+chromium
+nodejs
 "
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,6 +1,7 @@
 /* main: the kaosnet command line. Parses the subcommand and options, sets up
  * logging, and hands over to the server, the migrator or the key tool. */
 #include "kn_config.h"
+#include "kn_console.h"
 #include "kn_crypto.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -23,16 +24,23 @@ extern char **environ;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "kaosnet %s — realtime game server over ENet\n\n"
-            "Usage:\n"
-            "  kaosnet serve [options]          run the server\n"
-            "  kaosnet migrate up [options]     apply pending database migrations\n"
-            "  kaosnet migrate status [options] list migrations and whether they are applied\n"
-            "  kaosnet keygen [--force] [options]  create the server key file\n"
-            "  kaosnet healthcheck [options]    ping the server on this host; exit 0 if it answers\n"
-            "  kaosnet --help | --version\n\n",
-            KAOS_VERSION);
+    fprintf(
+        out,
+        "kaosnet %s — realtime game server over ENet\n\n"
+        "Usage:\n"
+        "  kaosnet serve [options]          run the server\n"
+        "  kaosnet migrate up [options]     apply pending database migrations\n"
+        "  kaosnet migrate status [options] list migrations and whether they are applied\n"
+        "  kaosnet keygen [--force] [options]  create the server key file\n"
+        "  kaosnet healthcheck [options]    ping the server on this host; exit 0 if it answers\n"
+        "  kaosnet console-user add NAME --role ROLE [options]\n"
+        "  kaosnet console-user passwd NAME [options]\n"
+        "  kaosnet console-user remove NAME [options]\n"
+        "                                   admin console users (roles: admin, developer,\n"
+        "                                   maintainer, read-only); the password is read\n"
+        "                                   from the first line of standard input\n"
+        "  kaosnet --help | --version\n\n",
+        KAOS_VERSION);
     kn_config_print_help(out);
 }
 
@@ -64,7 +72,8 @@ static int cmd_migrate(const kn_config *cfg, const char *what)
 static int cmd_keygen(const kn_config *cfg, bool force)
 {
     kn_keys keys;
-    int rc = force ? kn_keys_generate(cfg->data_dir, true, &keys) : kn_keys_load(cfg->data_dir, &keys);
+    int rc =
+        force ? kn_keys_generate(cfg->data_dir, true, &keys) : kn_keys_load(cfg->data_dir, &keys);
     bool existed = !force && rc == KN_OK;
     if (!force && rc == KN_ERR_NOT_FOUND) rc = kn_keys_generate(cfg->data_dir, false, &keys);
     if (rc) {
@@ -107,8 +116,8 @@ static int cmd_healthcheck(const kn_config *cfg)
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         while (!answered && poll(&pfd, 1, 250) > 0) {
             ssize_t n = recv(fd, buf, sizeof buf, 0);
-            answered = n > 0 && kn_cookie_reply_parse(buf, (size_t)n, &version, &status,
-                                                      &cookie) == KN_OK;
+            answered =
+                n > 0 && kn_cookie_reply_parse(buf, (size_t)n, &version, &status, &cookie) == KN_OK;
         }
     }
     close(fd);
@@ -118,6 +127,48 @@ static int cmd_healthcheck(const kn_config *cfg)
                    : ok                       ? "ok"
                                               : "wrong protocol version");
     return ok ? 0 : 1;
+}
+
+/* --- console-user: the admin console's users ----------------------------- */
+
+/* The password: the first line of stdin (never argv, which `ps` shows). */
+static int read_password(char *buf, size_t cap)
+{
+    if (isatty(STDIN_FILENO)) fprintf(stderr, "password: ");
+    if (!fgets(buf, (int)cap, stdin)) return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+static int cmd_console_user(const kn_config *cfg, const char *what, const char *name,
+                            const char *role_name)
+{
+    kn_console_role role = KN_CONSOLE_READ_ONLY;
+    if (!strcmp(what, "add") && kn_console_role_parse(role_name, &role)) {
+        fprintf(stderr, "console-user add: --role admin|developer|maintainer|read-only\n");
+        return 2;
+    }
+    char pw[1100] = "", msg[256] = "";
+    if (strcmp(what, "remove") && read_password(pw, sizeof pw)) {
+        fprintf(stderr, "console-user: no password on standard input\n");
+        return 2;
+    }
+    kn_db *db;
+    if (kn_db_open(cfg->database_url, &db)) return 1;
+    int rc = !strcmp(what, "add")      ? kn_console_user_add(db, name, pw, role, msg, sizeof msg)
+             : !strcmp(what, "passwd") ? kn_console_user_passwd(db, name, pw, msg, sizeof msg)
+                                       : kn_console_user_remove(db, name, msg, sizeof msg);
+    kn_crypto_wipe(pw, sizeof pw);
+    kn_db_close(db);
+    if (rc) {
+        fprintf(stderr, "console-user %s: %s\n", what, *msg ? msg : kn_err_text(rc));
+        return 1;
+    }
+    printf("console user %s: %s\n", name,
+           !strcmp(what, "add")      ? "added"
+           : !strcmp(what, "passwd") ? "password changed"
+                                     : "removed");
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -135,6 +186,7 @@ int main(int argc, char **argv)
     int first = 2;
     const char *what = NULL;
     bool force = false;
+    const char *user_name = NULL, *role_name = NULL;
     if (!strcmp(cmd, "migrate")) {
         if (argc < 3 || (strcmp(argv[2], "up") && strcmp(argv[2], "status"))) {
             fprintf(stderr, "usage: kaosnet migrate up|status [options]\n");
@@ -142,6 +194,16 @@ int main(int argc, char **argv)
         }
         what = argv[2];
         first = 3;
+    } else if (!strcmp(cmd, "console-user")) {
+        if (argc < 4 ||
+            (strcmp(argv[2], "add") && strcmp(argv[2], "passwd") && strcmp(argv[2], "remove"))) {
+            fprintf(stderr, "usage: kaosnet console-user add|passwd|remove NAME [--role ROLE] "
+                            "[options]\n");
+            return 2;
+        }
+        what = argv[2];
+        user_name = argv[3];
+        first = 4;
     } else if (strcmp(cmd, "serve") && strcmp(cmd, "keygen") && strcmp(cmd, "healthcheck")) {
         fprintf(stderr, "unknown command \"%s\" (see kaosnet --help)\n", cmd);
         return 2;
@@ -154,8 +216,14 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (!strcmp(cmd, "keygen") && !strcmp(argv[i], "--force")) force = true;
-        else opts[nopts++] = argv[i];
+        if (!strcmp(cmd, "keygen") && !strcmp(argv[i], "--force"))
+            force = true;
+        else if (user_name && !strncmp(argv[i], "--role=", 7))
+            role_name = argv[i] + 7;
+        else if (user_name && !strcmp(argv[i], "--role") && i + 1 < argc)
+            role_name = argv[++i];
+        else
+            opts[nopts++] = argv[i];
     }
 
     if (kn_crypto_init() != KN_OK) {
@@ -172,10 +240,16 @@ int main(int argc, char **argv)
     }
     setup_logging(&cfg);
     int rc;
-    if (!strcmp(cmd, "serve")) rc = kn_server_run(&cfg) ? 1 : 0;
-    else if (!strcmp(cmd, "migrate")) rc = cmd_migrate(&cfg, what);
-    else if (!strcmp(cmd, "keygen")) rc = cmd_keygen(&cfg, force);
-    else rc = cmd_healthcheck(&cfg);
+    if (!strcmp(cmd, "serve"))
+        rc = kn_server_run(&cfg) ? 1 : 0;
+    else if (!strcmp(cmd, "migrate"))
+        rc = cmd_migrate(&cfg, what);
+    else if (!strcmp(cmd, "keygen"))
+        rc = cmd_keygen(&cfg, force);
+    else if (!strcmp(cmd, "console-user"))
+        rc = cmd_console_user(&cfg, what, user_name, role_name);
+    else
+        rc = cmd_healthcheck(&cfg);
     kn_config_deinit(&cfg);
     return rc;
 }

@@ -12,6 +12,9 @@
 #include "kn_api.h"
 #include "kn_auth.h"
 #include "kn_codec.h"
+#include "kn_crypto.h"
+#include "kn_json.h"
+#include "kn_console.h"
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_gateway.h"
@@ -315,6 +318,11 @@ typedef struct reloader {
     pthread_t thread;
     bool started;
     atomic_int stop;
+    /* The last reload, for the console's Runtime page (under mu). */
+    pthread_mutex_t mu;
+    int64_t last_reload_ms;
+    size_t modules;
+    char last_error[512];
 } reloader;
 
 /* Drains the inotify fd; true when a .lua file of the directory changed. */
@@ -351,9 +359,17 @@ static void reload(reloader *rl)
         size_t n = kn_runtime_module_count(rt);
         kn_runtime_host_swap(rl->host, rt);
         KN_INFO("runtime reloaded: %zu module(s) from %s", n, rl->path);
+        err[0] = '\0';
+        pthread_mutex_lock(&rl->mu);
+        rl->modules = n;
+        pthread_mutex_unlock(&rl->mu);
     } else {
         KN_ERROR("runtime reload failed, keeping the running modules: %s", err);
     }
+    pthread_mutex_lock(&rl->mu);
+    rl->last_reload_ms = kn_time_wall_ms();
+    snprintf(rl->last_error, sizeof rl->last_error, "%s", err);
+    pthread_mutex_unlock(&rl->mu);
 }
 
 static void *reloader_main(void *arg)
@@ -445,6 +461,113 @@ static void pick_key(const char *configured, const uint8_t *file_key, const uint
     }
 }
 
+/* --- the admin console's hooks: what only the running server knows --------------------- */
+
+typedef struct console_ctx {
+    http_ctx *http;
+    kn_sessions *sessions;
+    kn_rpc *rpc;
+    reloader *rl;
+    const kn_config *cfg;
+} console_ctx;
+
+static void console_metrics(void *ud, char *buf, size_t cap)
+{
+    http_metrics(((console_ctx *)ud)->http, buf, cap);
+}
+
+static int console_end_sessions(void *ud, const char *user_id, bool ban)
+{
+    return kn_sessions_end(((console_ctx *)ud)->sessions, user_id, NULL,
+                           ban ? KN_SESSION_END_BAN : KN_SESSION_END_DELETE, 0, 0);
+}
+
+static size_t console_user_conns(void *ud, const char *user_id)
+{
+    kn_conn_id conns[1];
+    return kn_sessions_conns(((console_ctx *)ud)->sessions, user_id, NULL, conns, 0);
+}
+
+static int console_rpc(void *ud, const char *id, const char *user_id, const char *payload,
+                       size_t len, char **out, size_t *out_len, char *msg, size_t cap)
+{
+    (void)user_id; /* kn_rpc_call_blocking runs as the server: no user yet */
+    return kn_rpc_call_blocking(((console_ctx *)ud)->rpc, id, payload, len, "console", 10000, out,
+                                out_len, msg, cap);
+}
+
+static char *dump_free(kn_json *o)
+{
+    char *text = o ? kn_json_dump(o, KN_JSON_COMPACT) : NULL;
+    kn_json_decref(o);
+    char *copy = text ? kn_strdup(text) : NULL;
+    kn_json_free_text(text);
+    return copy;
+}
+
+static char *console_runtime_info(void *ud)
+{
+    console_ctx *c = ud;
+    kn_json *o = kn_json_object();
+    pthread_mutex_lock(&c->rl->mu);
+    kn_json_object_set_new(o, "path", kn_json_string(c->cfg->runtime_path));
+    kn_json_object_set_new(o, "modules", kn_json_integer((int64_t)c->rl->modules));
+    kn_json_object_set_new(o, "last_reload_ms", kn_json_integer(c->rl->last_reload_ms));
+    kn_json_object_set_new(o, "last_error", kn_json_string(c->rl->last_error));
+    pthread_mutex_unlock(&c->rl->mu);
+    kn_json_object_set_new(o, "watch", kn_json_boolean(c->cfg->runtime_watch));
+    return dump_free(o);
+}
+
+static void config_visit(void *ud, const char *name, const char *value, bool secret,
+                         const char *help)
+{
+    kn_json *e = kn_json_object();
+    kn_json_object_set_new(e, "name", kn_json_string(name));
+    kn_json_object_set_new(e, "value", kn_json_string(value));
+    kn_json_object_set_new(e, "secret", kn_json_boolean(secret));
+    kn_json_object_set_new(e, "help", kn_json_string(help));
+    kn_json_array_append_new(ud, e);
+}
+
+static char *console_config(void *ud)
+{
+    kn_json *arr = kn_json_array();
+    kn_config_each(((console_ctx *)ud)->cfg, config_visit, arr);
+    kn_json *o = kn_json_object();
+    kn_json_object_set_new(o, "options", arr);
+    return dump_free(o);
+}
+
+/* The first console user: `admin` with the configured password, or a
+ * generated one printed once (stdout, not the log). */
+static int console_bootstrap(const kn_config *cfg)
+{
+    kn_db *db;
+    int rc = kn_db_open(cfg->database_url, &db);
+    if (rc) return rc;
+    char generated[64] = "", msg[256] = "";
+    bool created = false;
+    rc = kn_console_bootstrap(db, cfg->console_admin_password, generated, sizeof generated,
+                              &created, msg, sizeof msg);
+    kn_db_close(db);
+    if (rc) {
+        KN_ERROR("console: cannot create the first console user: %s", msg);
+        return rc;
+    }
+    if (created && *generated) {
+        fprintf(stdout,
+                "console user admin created with password %s (shown once; change it "
+                "with `kaosnet console-user passwd admin`)\n",
+                generated);
+        fflush(stdout);
+    } else if (created) {
+        KN_INFO("console: created console user admin with the configured password");
+    }
+    kn_crypto_wipe(generated, sizeof generated);
+    return KN_OK;
+}
+
 static void *net_thread_main(void *arg)
 {
     kn_net_run(arg);
@@ -499,9 +622,11 @@ int kn_server_run(const kn_config *cfg)
         {"groups", kn_groups_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
     };
-    reloader rl = {0};
+    reloader rl = {.mu = PTHREAD_MUTEX_INITIALIZER};
     kn_http *http = NULL;
     http_ctx hctx = {0};
+    kn_console *console = NULL;
+    console_ctx cctx = {0};
     bool created = false;
     /* One ENet host holds 4095 peers: by default, as many hosts as needed. */
     size_t want_nets =
@@ -545,14 +670,17 @@ int kn_server_run(const kn_config *cfg)
         none.path = NULL;
         if ((rc = kn_runtime_load(&none, &runtime, rterr, sizeof rterr))) goto done;
     }
-    KN_INFO("runtime: %zu Lua module(s) loaded from %s", kn_runtime_module_count(runtime),
-            cfg->runtime_path);
+    size_t modules_loaded = kn_runtime_module_count(runtime);
+    KN_INFO("runtime: %zu Lua module(s) loaded from %s", modules_loaded, cfg->runtime_path);
     rc = kn_runtime_host_create(runtime, &host);
     runtime = NULL; /* the host owns it */
     if (rc) goto done;
     for (int i = 0; i < (int)cfg->api_workers; i++)
         if ((rc = kn_runtime_slot_create(host, &slots[i]))) goto done;
-    rl = (reloader){.host = host,
+    rl = (reloader){.mu = PTHREAD_MUTEX_INITIALIZER,
+                    .last_reload_ms = kn_time_wall_ms(),
+                    .modules = modules_loaded,
+                    .host = host,
                     .path = cfg->runtime_path,
                     .env = cfg->runtime_env,
                     .memory_limit = rtc.memory_limit,
@@ -704,9 +832,31 @@ int kn_server_run(const kn_config *cfg)
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
                          .max_body = (size_t)cfg->max_message_size};
-    kn_http_handler hh = {http_rpc, http_metrics, &hctx};
+    kn_http_handler hh = {.rpc = http_rpc, .metrics = http_metrics, .ud = &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
+    if (cfg->console) {
+        if ((rc = console_bootstrap(cfg))) goto done;
+        cctx = (console_ctx){&hctx, sessions, rpc, &rl, cfg};
+        kn_console_config ccfg = {.bind = cfg->console_bind,
+                                  .port = (uint16_t)cfg->console_port,
+                                  .database_url = cfg->database_url,
+                                  .session_ttl_sec = cfg->console_session_sec,
+                                  .lockout_failures = (uint32_t)cfg->lockout_account_failures,
+                                  .lockout_ms = cfg->lockout_account_ms,
+                                  .started_ms = kn_time_wall_ms()};
+        kn_console_hooks chooks = {.metrics = console_metrics,
+                                   .end_sessions = console_end_sessions,
+                                   .user_conns = console_user_conns,
+                                   .runtime_info = console_runtime_info,
+                                   .rpc = console_rpc,
+                                   .config_json = console_config,
+                                   .ud = &cctx,
+                                   .out = out,
+                                   .matches = matches};
+        if ((rc = kn_console_start(&ccfg, &chooks, &console))) goto done;
+        KN_INFO("admin console on http://%s:%u/", cfg->console_bind, kn_console_port(console));
+    }
 
     char pub[2 * KN_KEY_BYTES + 1];
     kn_keys_public_hex(&keys, pub);
@@ -718,8 +868,8 @@ int kn_server_run(const kn_config *cfg)
         KN_WARN("transport security is OFF: traffic, tokens included, travels in clear");
     /* A line scripts and tests can wait for; clients pin the key it names. */
     KN_INFO("http on %s:%u (/v2/rpc/{id}, /healthz, /metrics)", cfg->http_bind, kn_http_port(http));
-    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u\n", cfg->bind, kn_net_port(nets[0]),
-            pub, kn_http_port(http));
+    fprintf(stdout, "kaosnet ready udp %s:%u key %s http %u console %u\n", cfg->bind,
+            kn_net_port(nets[0]), pub, kn_http_port(http), console ? kn_console_port(console) : 0);
     fflush(stdout);
 
     for (size_t i = 0; i < n_nets; i++)
@@ -747,6 +897,7 @@ int kn_server_run(const kn_config *cfg)
 
 done:
     /* HTTP first: its handlers wait on workers, which must still be running. */
+    kn_console_stop(console);
     kn_http_stop(http);
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */

@@ -149,11 +149,12 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
     snprintf(url, sizeof url, "dbname=%s", s->dbname);
     const char *argv[64] = {KAOSNET_BIN, "serve", "--database-url", url, "--bind", "127.0.0.1",
                             "--port", "0", "--http-port", "0", "--data-dir", s->data_dir,
-                            "--migrate",
+                            "--migrate", "--console-port", "0", "--console-admin-password",
+                            E2E_CONSOLE_ADMIN_PASSWORD,
                             /* every test shares 127.0.0.1: only lockout tests lower this */
                             "--lockout-address-failures", "1000", "--log-level",
                             getenv("KAOS_E2E_LOG") ? getenv("KAOS_E2E_LOG") : "warn"};
-    int argc = 17;
+    int argc = 21;
     for (int i = 0; extra && extra[i] && argc < 62; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
@@ -190,6 +191,8 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
             s->port = (uint16_t)atoi(colon + 1);
             const char *http = strstr(key, " http ");
             s->http_port = http ? (uint16_t)atoi(http + 6) : 0;
+            const char *console = strstr(key, " console ");
+            s->console_port = console ? (uint16_t)atoi(console + 9) : 0;
             snprintf(s->key_hex, sizeof s->key_hex, "%.64s", key + 5);
             for (int i = 0; i < 32; i++) {
                 unsigned v;

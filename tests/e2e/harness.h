@@ -12,6 +12,9 @@
 #ifndef KN_E2E_HARNESS_H
 #define KN_E2E_HARNESS_H
 
+/* The password of the console user admin in every server the harness starts. */
+#define E2E_CONSOLE_ADMIN_PASSWORD "e2e-console-admin"
+
 #include "kaos.h"
 
 #include <stdbool.h>
@@ -28,6 +31,7 @@ typedef struct e2e_server {
     char data_dir[128];
     int out_fd; /* server stdout (we read the ready line from it) */
     uint16_t http_port;
+    uint16_t console_port; /* the admin console (its user admin has E2E_CONSOLE_ADMIN_PASSWORD) */
     char key_hex[65]; /* the server's public key, from its ready line */
     uint8_t key[32];
 } e2e_server;

@@ -21,10 +21,18 @@ typedef struct option {
     const char *help;
 } option;
 
-#define STR(field, def, help) {#field, OPT_STR, offsetof(kn_config, field), def, 0, 0, help}
+#define STR(field, def, help)                                                                      \
+    {                                                                                              \
+#field, OPT_STR, offsetof(kn_config, field), def, 0, 0, help                               \
+    }
 #define INT(field, def, lo, hi, help)                                                              \
-    {#field, OPT_INT, offsetof(kn_config, field), def, lo, hi, help}
-#define BOOL(field, def, help) {#field, OPT_BOOL, offsetof(kn_config, field), def, 0, 1, help}
+    {                                                                                              \
+#field, OPT_INT, offsetof(kn_config, field), def, lo, hi, help                             \
+    }
+#define BOOL(field, def, help)                                                                     \
+    {                                                                                              \
+#field, OPT_BOOL, offsetof(kn_config, field), def, 0, 1, help                              \
+    }
 
 static const option options[] = {
     {"config", OPT_STR, offsetof(kn_config, config_file), "", 0, 0,
@@ -63,7 +71,8 @@ static const option options[] = {
     INT(max_handshakes, "256", 1, 65536, "connections still in the handshake at once"),
     INT(handshake_timeout_ms, "5000", 100, 600000, "drop a connection without a hello by then"),
     INT(max_connections_per_address, "32", 0, 4095, "connections from one IP address (0 = any)"),
-    INT(rate_control_msgs, "30", 0, 1000000, "control messages per second per connection (0 = off)"),
+    INT(rate_control_msgs, "30", 0, 1000000,
+        "control messages per second per connection (0 = off)"),
     INT(rate_control_bytes, "32768", 0, 1073741824, "control bytes per second per connection"),
     INT(rate_match_msgs, "120", 0, 1000000, "match packets per second per connection (0 = off)"),
     INT(rate_match_bytes, "131072", 0, 1073741824, "match bytes per second per connection"),
@@ -79,6 +88,13 @@ static const option options[] = {
     STR(http_bind, "127.0.0.1", "HTTP listener address (server-to-server RPC, /healthz, /metrics)"),
     INT(http_port, "7351", 0, 65535, "HTTP listener port (0 = any free port)"),
     STR(http_key, "", "key server-to-server RPC callers must send; empty = HTTP RPC refused"),
+    BOOL(console, "true", "serve the admin console (web UI and /v2/console API) on console_port"),
+    STR(console_bind, "127.0.0.1", "admin console listener address"),
+    INT(console_port, "7352", 0, 65535, "admin console port (0 = any free port)"),
+    INT(console_session_sec, "3600", 60, 604800, "admin console session lifetime"),
+    STR(console_admin_password, "",
+        "password of the console user `admin` created at first start; empty = generated, printed "
+        "once"),
     STR(runtime_env, "", "key=value,key=value pairs Lua sees as context.env"),
     BOOL(runtime_allow_errors, "false",
          "start even when a Lua module fails to load (with no modules until a reload works)"),
@@ -102,7 +118,8 @@ static const option options[] = {
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t cap, const char *fmt,
+                                                          ...)
 {
     if (!err || !cap) return;
     va_list ap;
@@ -209,9 +226,11 @@ void kn_config_deinit(kn_config *cfg)
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
     return s;
 }
 
@@ -283,8 +302,10 @@ static const char *argv_config(int argc, char **argv)
 {
     const char *found = NULL;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) found = argv[i + 1];
-        else if (!strncmp(argv[i], "--config=", 9)) found = argv[i] + 9;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            found = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            found = argv[i] + 9;
     }
     return found;
 }
@@ -393,5 +414,35 @@ void kn_config_print_help(FILE *out)
         env[j] = '\0';
         fprintf(out, "  --%-22s %-26s default: %s\n      %s\n", flag, env,
                 *options[i].def ? options[i].def : "\"\"", options[i].help);
+    }
+}
+
+/* Secrets: keys, passwords and the database URL (it may hold a password). */
+static bool option_secret(const char *name)
+{
+    return strstr(name, "key") || strstr(name, "password") || !strcmp(name, "database_url");
+}
+
+void kn_config_each(const kn_config *cfg, kn_config_visit visit, void *ud)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const option *o = &options[i];
+        const char *base = (const char *)cfg + o->offset;
+        char num[32];
+        const char *text = num;
+        switch (o->type) {
+        case OPT_STR:
+            text = *(char *const *)(const void *)base;
+            break;
+        case OPT_INT:
+            snprintf(num, sizeof num, "%" PRId64, *(const int64_t *)(const void *)base);
+            break;
+        case OPT_BOOL:
+            text = *(const bool *)(const void *)base ? "true" : "false";
+            break;
+        }
+        bool secret = option_secret(o->name);
+        visit(ud, o->name, secret && text && *text ? "********" : (text ? text : ""), secret,
+              o->help);
     }
 }

@@ -60,6 +60,11 @@ typedef struct kn_config {
     char *http_bind;
     int64_t http_port;
     char *http_key;
+    bool console; /* serve the admin console */
+    char *console_bind;
+    int64_t console_port;
+    int64_t console_session_sec;
+    char *console_admin_password; /* first start only; "" = generated and printed once */
     char *runtime_env;
     bool runtime_watch;
     bool runtime_allow_errors;
@@ -88,6 +93,12 @@ int kn_config_set(kn_config *cfg, const char *name, const char *value, char *err
 
 /* Check cross-field rules (ranges, enums). */
 int kn_config_validate(const kn_config *cfg, char *err, size_t err_cap);
+
+/* Calls visit once per option in table order with its value as text;
+ * secrets (keys, passwords, the database URL) come as "********" when set. */
+typedef void (*kn_config_visit)(void *ud, const char *name, const char *value, bool secret,
+                                const char *help);
+void kn_config_each(const kn_config *cfg, kn_config_visit visit, void *ud);
 
 /* One line per option: flag, env name, default, description. */
 void kn_config_print_help(FILE *out);

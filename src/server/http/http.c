@@ -41,14 +41,22 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 static unsigned status_of(int wire)
 {
     switch (wire) {
-    case 3: return 400;
-    case 5: return 404;
-    case 7: return 403;
-    case 8: return 429;
-    case 12: return 501;
-    case 14: return 503;
-    case 16: return 401;
-    default: return 500;
+    case 3:
+        return 400;
+    case 5:
+        return 404;
+    case 7:
+        return 403;
+    case 8:
+        return 429;
+    case 12:
+        return 501;
+    case 14:
+        return 503;
+    case 16:
+        return 401;
+    default:
+        return 500;
     }
 }
 
@@ -75,19 +83,84 @@ static bool key_ok(const kn_http *h, struct MHD_Connection *conn)
     return kn_crypto_equal(k, h->key, want);
 }
 
-static enum MHD_Result handle_rpc(kn_http *h, struct MHD_Connection *conn, const char *id,
-                                  body *b)
+static enum MHD_Result handle_rpc(kn_http *h, struct MHD_Connection *conn, const char *id, body *b)
 {
     if (!key_ok(h, conn)) return error_reply(conn, KN_ERR_UNAUTHENTICATED, "wrong http key");
     if (b->too_large) return error_reply(conn, KN_ERR_TOO_LARGE, "request body too large");
     char *out = NULL, msg[256] = "";
     size_t out_len = 0;
-    int rc = h->handler.rpc(h->handler.ud, id, b->data ? b->data : "", b->len, &out, &out_len,
-                            msg, sizeof msg);
+    int rc = h->handler.rpc(h->handler.ud, id, b->data ? b->data : "", b->len, &out, &out_len, msg,
+                            sizeof msg);
     if (rc) return error_reply(conn, rc, *msg ? msg : kn_err_text(rc));
     enum MHD_Result r = reply(conn, 200, "application/json", out ? out : "", out_len);
     kn_free(out);
     return r;
+}
+
+static const char *req_header(const kn_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *req_arg(const kn_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Adds each "Name: value" line of lines to r. */
+static void add_headers(struct MHD_Response *r, const char *lines)
+{
+    char line[1024];
+    while (lines && *lines) {
+        const char *nl = strchr(lines, '\n');
+        size_t n = nl ? (size_t)(nl - lines) : strlen(lines);
+        if (n < sizeof line) {
+            memcpy(line, lines, n);
+            line[n] = '\0';
+            char *colon = strchr(line, ':');
+            if (colon) {
+                *colon = '\0';
+                const char *v = colon + 1;
+                while (*v == ' ')
+                    v++;
+                MHD_add_response_header(r, line, v);
+            }
+        }
+        lines = nl ? nl + 1 : lines + n;
+    }
+}
+
+static enum MHD_Result handle_app(kn_http *h, struct MHD_Connection *conn, const char *url,
+                                  const char *method, body *b)
+{
+    char addr[64] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                  sizeof addr);
+    kn_http_request req = {.method = method,
+                           .path = url,
+                           .address = addr,
+                           .body = b->data && !b->too_large ? b->data : "",
+                           .body_len = b->too_large ? 0 : b->len,
+                           .body_too_large = b->too_large,
+                           .header = req_header,
+                           .arg = req_arg,
+                           .conn = conn};
+    kn_http_response res = {.status = 200};
+    h->handler.app(h->handler.ud, &req, &res);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        res.body_len, res.body ? res.body : (char *)"",
+        res.body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
+    if (!res.body_static) kn_free(res.body);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type",
+                            res.content_type ? res.content_type : "application/json");
+    add_headers(r, res.headers);
+    enum MHD_Result rc = MHD_queue_response(conn, res.status ? res.status : 500, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -116,7 +189,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *data_size = 0;
         return MHD_YES;
     }
-    if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) return reply(conn, 200, "text/plain", "ok\n", 3);
+    if (h->handler.app) return handle_app(h, conn, url, method, b);
+    if (!strcmp(method, "GET") && !strcmp(url, "/healthz"))
+        return reply(conn, 200, "text/plain", "ok\n", 3);
     if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
         char buf[16384] = "";
         if (h->handler.metrics) h->handler.metrics(h->handler.ud, buf, sizeof buf);
@@ -159,13 +234,11 @@ int kn_http_start(const kn_http_config *cfg, const kn_http_handler *handler, kn_
         kn_http_stop(h);
         return KN_ERR_CONFIG;
     }
-    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                     MHD_USE_ERROR_LOG,
-                                 cfg->port, NULL, NULL, on_request, h,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+        cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (!h->daemon) {
         KN_ERROR("cannot listen for HTTP on %s:%u", cfg->bind, cfg->port);
         kn_http_stop(h);

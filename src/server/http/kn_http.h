@@ -10,15 +10,49 @@
  *   GET  /healthz       200 "ok"
  *   GET  /metrics       200, Prometheus text format, from the handler
  *
+ * An application listener (kn_http_handler.app set: the admin console) gets
+ * every request instead, as a kn_http_request, and answers with a
+ * kn_http_response; the endpoints above are then not served on it.
+ *
  * Threads: libmicrohttpd runs a thread per connection; the handlers are
  * called on those threads and may block (the RPC waits for an API worker). */
 #ifndef KN_HTTP_H
 #define KN_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct kn_http kn_http;
+
+/* One request as an application sees it. Everything is borrowed for the
+ * call; the lookups are case-insensitive for headers, exact for arguments,
+ * and return NULL when absent. The body is NUL-terminated (body_len bytes
+ * before the NUL); body_too_large when it passed max_body (body is then "").
+ */
+typedef struct kn_http_request {
+    const char *method;
+    const char *path;    /* without the query string, percent-decoded by libmicrohttpd */
+    const char *address; /* the peer's IP address as text */
+    const char *body;
+    size_t body_len;
+    bool body_too_large;
+    const char *(*header)(const struct kn_http_request *req, const char *name);
+    const char *(*arg)(const struct kn_http_request *req, const char *name);
+    void *conn; /* the library's connection, for the lookups */
+} kn_http_request;
+
+/* What the application answers. body is kn_malloc'd (taken by the listener)
+ * unless body_static; headers is "Name: value\n" lines (may be NULL),
+ * copied. */
+typedef struct kn_http_response {
+    unsigned status;
+    const char *content_type;
+    char *body;
+    size_t body_len;
+    bool body_static;
+    char headers[1024];
+} kn_http_response;
 
 typedef struct kn_http_handler {
     /* Blocking RPC. *out is kn_malloc'd on success. */
@@ -26,6 +60,9 @@ typedef struct kn_http_handler {
                size_t *out_len, char *msg, size_t msg_cap);
     /* Writes the metrics text (NUL-terminated) into buf. */
     void (*metrics)(void *ud, char *buf, size_t cap);
+    /* Application listener: answers every request (rpc and metrics unused).
+     * res arrives zeroed with status 200. */
+    void (*app)(void *ud, const kn_http_request *req, kn_http_response *res);
     void *ud;
 } kn_http_handler;
 

@@ -1,0 +1,64 @@
+/* Status: the server's counters, live (every 2 s), with a chart of the last
+ * minutes for each rate. Numbers come from the same handler as /metrics. */
+(() => {
+  const { h } = KC;
+  const history = {};
+  const WINDOW = 150; /* samples: 5 minutes at 2 s */
+  let last = null;
+  const m = (s, k) => s.metrics[k] || 0;
+  const threads = (s, name) => Object.keys(s.metrics).filter((k) => k.startsWith(name + '{')).sort()
+    .map((k) => `${k.slice(name.length + 1, -1).replace('thread=', '#').replace(/"/g, '')}: ${s.metrics[k]}`).join(', ');
+
+  function spark(values) {
+    const c = h('canvas', { width: 160, height: 40 });
+    const g = c.getContext('2d');
+    const max = Math.max(1, ...values);
+    g.strokeStyle = '#3056d3';
+    g.beginPath();
+    values.forEach((v, i) => { const x = (i / (WINDOW - 1)) * 160, y = 38 - (v / max) * 36; i ? g.lineTo(x, y) : g.moveTo(x, y); });
+    g.stroke();
+    return c;
+  }
+
+  function card(key, title, value, chart) {
+    if (chart) { (history[key] = history[key] || []).push(value); if (history[key].length > WINDOW) history[key].shift(); }
+    return h('div', { class: 'card', 'data-metric': key }, h('div', { class: 'k' }, title),
+      h('div', { class: 'v' }, typeof value === 'number' ? (Number.isInteger(value) ? value : value.toFixed(1)) : value),
+      chart ? spark(history[key]) : null);
+  }
+
+  function fmtUptime(ms) {
+    const s = Math.floor(ms / 1000);
+    return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h ${Math.floor((s % 3600) / 60)}m ${s % 60}s`;
+  }
+
+  async function refresh(box) {
+    let s;
+    try { s = await KC.get('status'); } catch (e) { KC.banner(e.message); return; }
+    const dt = last ? (s.time_ms - last.time_ms) / 1000 : 0;
+    const rate = (k) => (last && dt > 0 ? Math.max(0, (m(s, k) - m(last, k)) / dt) : 0);
+    box.replaceChildren(
+      card('uptime', 'Uptime', fmtUptime(s.uptime_ms)),
+      card('sessions', 'Sessions', m(s, 'kaos_sessions'), true),
+      card('connections', 'Connections', m(s, 'kaos_connections_current'), true),
+      card('per_thread', 'Connections per network thread', threads(s, 'kaos_net_thread_connections') || '—'),
+      card('matches', 'Authoritative matches', m(s, 'kaos_matches'), true),
+      card('relayed', 'Relayed matches', m(s, 'kaos_relayed_matches')),
+      card('lateness', 'Worst tick lateness (µs)', m(s, 'kaos_match_tick_lateness_us_max')),
+      card('late_ticks', 'Late ticks', m(s, 'kaos_match_late_ticks_total')),
+      card('api_queue', 'API queue', m(s, 'kaos_api_pending'), true),
+      card('rps', 'Requests / s', rate('kaos_requests_total'), true),
+      card('eps', 'Errors / s', rate('kaos_request_errors_total'), true),
+      card('bin', 'Bytes in / s', rate('kaos_bytes_in_total'), true),
+      card('bout', 'Bytes out / s', rate('kaos_bytes_out_total'), true),
+      card('streams', 'Stream presences', m(s, 'kaos_stream_presences')));
+    last = s;
+  }
+
+  KC.page({ id: 'status', title: 'Status', order: 10, render(el) {
+    const box = h('div', { class: 'cards', id: 'status-cards' });
+    el.append(box);
+    refresh(box);
+    KC.every(2000, () => refresh(box));
+  } });
+})();
