@@ -5,6 +5,7 @@
 #include "kn_error.h"
 #include "kn_mem.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int from_hook(kn_console_call *c, char *(*fn)(void *), const char *what)
