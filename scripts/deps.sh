@@ -45,8 +45,24 @@ for pkg in "${wanted[@]}"; do
     fi
 done
 
+# The console's browser test drives Debian's chromium with the npm driver
+# pinned in tests/browser/package-lock.json, installed there (never globally).
+npm_deps() {
+    local dir=tests/browser
+    if ! command -v npm >/dev/null; then
+        echo "deps: npm not found: the console browser test will be skipped"
+        return 0
+    fi
+    if [ ! -d "$dir/node_modules/playwright-core" ] ||
+        [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "deps: npm ci in $dir"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
     echo "deps: all ${#wanted[@]} packages present"
+    npm_deps
     exit 0
 fi
 
@@ -59,4 +75,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+npm_deps
 echo "deps: done"
