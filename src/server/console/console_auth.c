@@ -109,7 +109,10 @@ int kn_console_user_add(kn_db *db, const char *username, const char *password, k
     kn_db_rows *rows = NULL;
     rc = kn_db_query(db, &insert_user, params, &rows);
     kn_db_rows_free(rows);
-    if (rc == KN_ERR_ALREADY_EXISTS) snprintf(msg, msg_cap, "console user %s exists", username);
+    if (rc == KN_ERR_ALREADY_EXISTS) {
+        snprintf(msg, msg_cap, "console user %s exists", username);
+        return rc;
+    }
     return rc ? kn_db_fail(rc, msg, msg_cap) : KN_OK;
 }
 
