@@ -27,8 +27,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#define DRIVER KAOS_SOURCE_DIR "/tests/browser/console.test.mjs"
-#define MODULES KAOS_SOURCE_DIR "/tests/browser/node_modules/playwright-core/package.json"
+#define DRIVER          KAOS_SOURCE_DIR "/tests/browser/console.test.mjs"
+#define MODULES         KAOS_SOURCE_DIR "/tests/browser/node_modules/playwright-core/package.json"
 #define VIEWER_PASSWORD "viewer-password-1"
 
 static const char *chromium(void)
@@ -42,7 +42,8 @@ static const char *missing(void)
 {
     if (access(chromium(), X_OK)) return "no Chromium (scripts/deps.sh installs Debian's chromium)";
     if (system("node --version >/dev/null 2>&1")) return "no node on PATH";
-    if (access(MODULES, R_OK)) return "no playwright-core in tests/browser (scripts/deps.sh: npm ci)";
+    if (access(MODULES, R_OK))
+        return "no playwright-core in tests/browser (scripts/deps.sh: npm ci)";
     return NULL;
 }
 

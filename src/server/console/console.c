@@ -193,12 +193,7 @@ int kn_console__int_arg(kn_console_call *c, const char *name, int64_t def, int64
     } else {
         const char *s = c->req->arg(c->req, name);
         if (!s || !*s) return KN_OK;
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (!*end && v >= lo && v <= hi) {
-            *out = v;
-            return KN_OK;
-        }
+        if (!kn_console_int_parse(s, lo, hi, out)) return KN_OK;
     }
     snprintf(c->msg, sizeof c->msg, "%s must be an integer from %lld to %lld", name, (long long)lo,
              (long long)hi);
@@ -210,13 +205,8 @@ int kn_console__int_arg(kn_console_call *c, const char *name, int64_t def, int64
 /* The request's token: the bearer header, else the cookie. */
 static bool request_token(const kn_http_request *req, char *token, size_t cap, bool *bearer)
 {
-    const char *auth = req->header(req, "Authorization");
-    *bearer = false;
-    if (auth && !strncmp(auth, "Bearer ", 7) && strlen(auth + 7) < cap) {
-        snprintf(token, cap, "%s", auth + 7);
-        *bearer = true;
-        return true;
-    }
+    *bearer = kn_console_bearer_get(req->header(req, "Authorization"), token, cap) == KN_OK;
+    if (*bearer) return true;
     return kn_console_cookie_get(req->header(req, "Cookie"), COOKIE, token, cap) == KN_OK;
 }
 
@@ -294,12 +284,7 @@ static void handle_api(kn_console *c, const kn_http_request *req, kn_http_respon
     }
     kn_json *body = NULL;
     if (post) {
-        kn_json_error jerr;
-        body = req->body_len
-                   ? kn_json_parse(req->body, req->body_len, KN_JSON_REJECT_DUPLICATES, &jerr)
-                   : kn_json_object();
-        if (!kn_json_is_object(body)) {
-            kn_json_decref(body);
+        if (kn_console_body_parse(req->body, req->body_len, &body)) {
             reply_error(res, KN_ERR_INVALID_ARGUMENT, "the body must be a JSON object");
             return;
         }

@@ -3,6 +3,10 @@
 #include "kn_console.h"
 #include "kn_crypto.h"
 #include "kn_error.h"
+#include "kn_json.h"
+
+#include <errno.h>
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -72,4 +76,44 @@ int kn_console_cookie_get(const char *header, const char *name, char *out, size_
         p = end;
     }
     return KN_ERR_NOT_FOUND;
+}
+
+int kn_console_bearer_get(const char *authorization, char *out, size_t cap)
+{
+    static const char scheme[] = "Bearer ";
+    if (!authorization || strncmp(authorization, scheme, sizeof scheme - 1))
+        return KN_ERR_NOT_FOUND;
+    const char *v = authorization + sizeof scheme - 1;
+    size_t n = strlen(v);
+    if (!n || n + 1 > cap) return KN_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; i < n; i++)
+        if (!token_char(v[i])) return KN_ERR_INVALID_ARGUMENT;
+    memcpy(out, v, n + 1);
+    return KN_OK;
+}
+
+int kn_console_int_parse(const char *text, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!text || !*text || *text == ' ' || *text == '\t' || *text == '\n')
+        return KN_ERR_INVALID_ARGUMENT;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end || v < lo || v > hi) return KN_ERR_INVALID_ARGUMENT;
+    *out = v;
+    return KN_OK;
+}
+
+int kn_console_body_parse(const char *body, size_t len, kn_json **out)
+{
+    kn_json *v = len ? kn_json_parse(body, len, KN_JSON_REJECT_DUPLICATES, NULL) : kn_json_object();
+    if (!kn_json_is_object(v)) {
+        kn_json_decref(v);
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    if (out)
+        *out = v;
+    else
+        kn_json_decref(v);
+    return KN_OK;
 }

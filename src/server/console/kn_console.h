@@ -58,6 +58,18 @@ const char *kn_console_role_name(kn_console_role role);
  * allocation; any thread (fuzzed: tests/fuzz/fuzz_console.c). */
 int kn_console_cookie_get(const char *header, const char *name, char *out, size_t cap);
 
+/* The bearer token of an Authorization header ("Bearer <token>") into out,
+ * with the cookie's rules (NOT_FOUND, INVALID_ARGUMENT). */
+int kn_console_bearer_get(const char *authorization, char *out, size_t cap);
+/* A decimal integer argument (query string) in [lo, hi]: the whole text,
+ * optional sign, no spaces. INVALID_ARGUMENT otherwise. */
+int kn_console_int_parse(const char *text, int64_t lo, int64_t hi, int64_t *out);
+/* A POST body: empty, or a JSON object without duplicate keys. KN_OK or
+ * INVALID_ARGUMENT. *out (may be NULL) gets the parsed object as an opaque
+ * kn_json reference the caller releases with kn_json_decref. */
+typedef struct kn_json kn_json;
+int kn_console_body_parse(const char *body, size_t len, kn_json **out);
+
 /* --- console users (the CLI and the first start) ----------------------------------------- */
 
 int kn_console_user_add(kn_db *db, const char *username, const char *password, kn_console_role role,
