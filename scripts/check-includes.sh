@@ -34,6 +34,10 @@ db_internal\.h               | ^src/server/db/
 kn_codec_internal\.h         | ^(src/common/|src/server/json/codec_json\.c$)
 client_internal\.h           | ^client-sdk/src/
 groups_internal\.h           | ^src/server/groups/
+console_internal\.h          | ^src/server/console/
+# The admin console sits above every service: only the composition root and
+# the command line (console-user) use it.
+kn_console\.h                | ^src/server/(console/|server\.c$|main\.c$)
 # The client SDK public header: the SDK itself and its examples; the
 # server links no SDK.
 kaos\.h                      | ^client-sdk/
