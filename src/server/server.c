@@ -488,12 +488,12 @@ static size_t console_user_conns(void *ud, const char *user_id)
     return kn_sessions_conns(((console_ctx *)ud)->sessions, user_id, NULL, conns, 0);
 }
 
-static int console_rpc(void *ud, const char *id, const char *user_id, const char *payload,
-                       size_t len, char **out, size_t *out_len, char *msg, size_t cap)
+static int console_rpc(void *ud, const char *id, const char *user_id, const char *username,
+                       const char *payload, size_t len, char **out, size_t *out_len, char *msg,
+                       size_t cap)
 {
-    (void)user_id; /* kn_rpc_call_blocking runs as the server: no user yet */
-    return kn_rpc_call_blocking(((console_ctx *)ud)->rpc, id, payload, len, "console", 10000, out,
-                                out_len, msg, cap);
+    return kn_rpc_call_blocking_as(((console_ctx *)ud)->rpc, id, payload, len, user_id, username,
+                                   "console", 10000, out, out_len, msg, cap);
 }
 
 static char *dump_free(kn_json *o)

@@ -95,6 +95,14 @@ async function main(browser) {
   // Runtime and configuration pages render (secrets masked).
   await page.goto(base + '/#/runtime');
   await page.locator('dl.kv').waitFor();
+  // The API explorer calls an RPC as the other player.
+  await page.fill('#rpc-form input[name="id"]', 'echo');
+  await page.fill('#rpc-form input[name="user_id"]', t.edit_user_id);
+  await page.fill('#rpc-form textarea[name="payload"]', 'from the console');
+  await page.click('#rpc-form button[type="submit"]');
+  await confirmDialog(page);
+  await page.locator('#rpc-result', { hasText: t.edit_user_id }).waitFor();
+  check((await page.textContent('#rpc-result')).includes('from the console'), 'the API explorer calls an RPC as a chosen user');
   await shot(page, 'runtime');
   await page.goto(base + '/#/config');
   await page.locator('td', { hasText: 'console_admin_password' }).waitFor();

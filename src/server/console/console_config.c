@@ -2,6 +2,7 @@
  * hook) and the runtime page (modules, RPCs, hooks, match handlers, last
  * reload) with the API explorer, which calls an RPC as a chosen user. */
 #include "console_internal.h"
+#include "kn_account.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 
@@ -37,10 +38,15 @@ static int runtime_rpc(kn_console_call *c)
     if ((rc = kn_console__need(c, "id", &id))) return rc;
     if (!c->hooks->rpc) return KN_ERR_UNAVAILABLE;
     snprintf(c->target, sizeof c->target, "rpc %.100s as %.40s", id, user ? user : "");
+    /* As a user: one that exists, with its username in the context. */
+    kn_account a = {0};
+    if (user && *user && (rc = kn_account_get(c->db, user, &a, c->msg, sizeof c->msg))) return rc;
     char *out = NULL;
     size_t out_len = 0;
-    rc = c->hooks->rpc(c->hooks->ud, id, user ? user : "", payload ? payload : "",
-                       payload ? strlen(payload) : 0, &out, &out_len, c->msg, sizeof c->msg);
+    rc = c->hooks->rpc(c->hooks->ud, id, a.user.id, a.user.username ? a.user.username : "",
+                       payload ? payload : "", payload ? strlen(payload) : 0, &out, &out_len,
+                       c->msg, sizeof c->msg);
+    kn_account_deinit(&a);
     if (rc) return rc;
     c->result = kn_json_object();
     kn_json *p = kn_json_stringn(out ? out : "", out_len);

@@ -126,9 +126,9 @@ typedef struct kn_console_hooks {
     /* The runtime's modules, RPCs, hooks, match handlers, last reload, as a
      * kn_malloc'd JSON object. */
     char *(*runtime_info)(void *ud);
-    /* Calls RPC id as user_id ("" = none); *out kn_malloc'd. */
-    int (*rpc)(void *ud, const char *id, const char *user_id, const char *payload, size_t len,
-               char **out, size_t *out_len, char *msg, size_t cap);
+    /* Calls RPC id as user_id and username ("" = none); *out kn_malloc'd. */
+    int (*rpc)(void *ud, const char *id, const char *user_id, const char *username,
+               const char *payload, size_t len, char **out, size_t *out_len, char *msg, size_t cap);
     /* The configuration, secrets masked, as a kn_malloc'd JSON object. */
     char *(*config_json)(void *ud);
     void *ud;

@@ -27,5 +27,12 @@ int kn_rpc_wire_call(kn_req *r, char *msg, size_t cap);
 int kn_rpc_call_blocking(kn_rpc *rpc, const char *id, const char *payload, size_t len,
                          const char *client_address, int64_t timeout_ms, char **out,
                          size_t *out_len, char *msg, size_t msg_cap);
+/* The same, with user_id and username in the script's context (the admin
+ * console's API explorer calls an RPC as a chosen user; the caller has
+ * checked the user exists). "" for either = none. */
+int kn_rpc_call_blocking_as(kn_rpc *rpc, const char *id, const char *payload, size_t len,
+                            const char *user_id, const char *username, const char *client_address,
+                            int64_t timeout_ms, char **out, size_t *out_len, char *msg,
+                            size_t msg_cap);
 
 #endif

@@ -85,6 +85,7 @@ typedef struct sync_rpc {
     char *payload;
     size_t len;
     char address[80];
+    char user_id[37], username[129]; /* "" = no user */
     int rc;
     char *out;
     size_t out_len;
@@ -109,7 +110,7 @@ static void run_sync_rpc(kn_api_worker *w, void *arg)
     sync_rpc *r = arg;
     kn_runtime_services svc = r->rpc->services;
     svc.db = w->db;
-    kn_runtime_context ctx = {"", "", "", r->address, "rpc", NULL, 0, &svc};
+    kn_runtime_context ctx = {r->user_id, r->username, "", r->address, "rpc", NULL, 0, &svc};
     r->rc =
         call_rpc(w, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg, sizeof r->msg);
     pthread_mutex_lock(&r->lock);
@@ -122,6 +123,14 @@ static void run_sync_rpc(kn_api_worker *w, void *arg)
 int kn_rpc_call_blocking(kn_rpc *rpc, const char *id, const char *payload, size_t len,
                          const char *client_address, int64_t timeout_ms, char **out,
                          size_t *out_len, char *msg, size_t cap)
+{
+    return kn_rpc_call_blocking_as(rpc, id, payload, len, "", "", client_address, timeout_ms, out,
+                                   out_len, msg, cap);
+}
+
+int kn_rpc_call_blocking_as(kn_rpc *rpc, const char *id, const char *payload, size_t len,
+                            const char *user_id, const char *username, const char *client_address,
+                            int64_t timeout_ms, char **out, size_t *out_len, char *msg, size_t cap)
 {
     *out = NULL;
     *out_len = 0;
@@ -142,6 +151,8 @@ int kn_rpc_call_blocking(kn_rpc *rpc, const char *id, const char *payload, size_
     r->rpc = rpc;
     snprintf(r->id, sizeof r->id, "%s", id);
     snprintf(r->address, sizeof r->address, "%s", client_address ? client_address : "");
+    snprintf(r->user_id, sizeof r->user_id, "%s", user_id ? user_id : "");
+    snprintf(r->username, sizeof r->username, "%s", username ? username : "");
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     r->refs = 2;
