@@ -11,6 +11,8 @@
 #include "kn_account_lua.h"
 #include "kn_api.h"
 #include "kn_auth.h"
+#include "kn_chat.h"
+#include "kn_chat_lua.h"
 #include "kn_codec.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -79,6 +81,12 @@ static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t cha
 static void tracker_unbound(void *ud, kn_session *s)
 {
     kn_tracker_untrack_all(ud, s->conn);
+}
+
+/* Chat's end of every session: its message rate bucket goes. */
+static void chat_unbound(void *ud, kn_session *s)
+{
+    kn_chat_forget(ud, s->conn);
 }
 
 /* The counters of every network thread, summed. */
@@ -421,6 +429,7 @@ int kn_server_run(const kn_config *cfg)
     kn_sessions *sessions = NULL;
     kn_tracker *tracker = NULL;
     kn_status *status = NULL;
+    kn_chat *chat = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
     kn_net *nets[MAX_NETS] = {NULL};
@@ -439,9 +448,11 @@ int kn_server_run(const kn_config *cfg)
     kn_account_lua account_lua = {0};
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
+    kn_chat_lua chat_lua = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
+        {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &out},
@@ -548,6 +559,12 @@ int kn_server_run(const kn_config *cfg)
         (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)) ||
         (rc = kn_status_create(tracker, &status)))
         goto done;
+    kn_chat_config chc;
+    kn_chat_config_default(&chc);
+    if ((rc = kn_chat_create(&chc, tracker, out, &chat)) ||
+        (rc = kn_sessions_on_unbind(sessions, chat_unbound, chat)))
+        goto done;
+    chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
     kn_runtime_services script_services = {0}; /* .db per worker */
@@ -589,7 +606,8 @@ int kn_server_run(const kn_config *cfg)
                      .services = {[KN_SVC_AUTH] = (void *)auth,
                                   [KN_SVC_MATCH] = mw,
                                   [KN_SVC_RPC] = rpc,
-                                  [KN_SVC_STATUS] = status}},
+                                  [KN_SVC_STATUS] = status,
+                                  [KN_SVC_CHAT] = chat}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
@@ -708,6 +726,7 @@ done:
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
     kn_status_destroy(status);
+    kn_chat_destroy(chat);
     kn_tracker_destroy(tracker);
     kn_out_destroy(out);
     kn_lockout_destroy(account_lock);

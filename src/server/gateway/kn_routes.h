@@ -22,7 +22,7 @@
 /* The services that own routes: each handler gets its service's context
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
 #define KN_SERVICES(X)                                                                             \
-    X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(MATCH) X(RPC) X(STATUS)
+    X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(MATCH) X(RPC) X(STATUS) X(CHAT)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -88,7 +88,15 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(STATUS_FOLLOW, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_status_wire_follow)  \
     X(STATUS_UNFOLLOW, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                       \
       kn_status_wire_unfollow)                                                                     \
-    X(STATUS_UPDATE, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_status_wire_update)
+    X(STATUS_UPDATE, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_status_wire_update)  \
+    X(CHANNEL_JOIN, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_join)         \
+    X(CHANNEL_LEAVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_chat_wire_leave)       \
+    X(CHANNEL_MESSAGE_SEND, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_send) \
+    X(CHANNEL_MESSAGE_UPDATE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
+      kn_chat_wire_update)                                                                         \
+    X(CHANNEL_MESSAGE_REMOVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
+      kn_chat_wire_remove)                                                                         \
+    X(CHANNEL_MESSAGES_LIST, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_list)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);
