@@ -239,6 +239,66 @@ typedef struct kaos_notification {
     bool persistent;     /* stored (listed later) or live only */
 } kaos_notification;
 
+/* One session of a user as others see it on a stream (docs/streams.md):
+ * in the status service (docs/status.md), a followed user online with its
+ * status text ("" = online without one); in stream events, a session that
+ * joined or left. */
+typedef struct kaos_user_presence {
+    const char *user_id;
+    const char *session_id;
+    const char *username;
+    bool persistence;
+    const char *status;
+} kaos_user_presence;
+
+/* Chat channel types (docs/chat.md). */
+enum {
+    KAOS_CHANNEL_ROOM = 1,  /* target: the room's name */
+    KAOS_CHANNEL_DM = 2,    /* target: the other user's id */
+    KAOS_CHANNEL_GROUP = 3, /* target: the group's id (members only) */
+};
+
+/* Chat message codes: 0 a message, 1 an update, 2 a removal (content
+ * "{}"), 3-9 a group's events (joined, added, left, kicked, promoted,
+ * banned, demoted). */
+enum {
+    KAOS_CHANNEL_MESSAGE_CHAT = 0,
+    KAOS_CHANNEL_MESSAGE_UPDATE = 1,
+    KAOS_CHANNEL_MESSAGE_REMOVE = 2,
+};
+
+/* A chat message as delivered, acknowledged or listed (docs/chat.md). The
+ * channel fields that do not apply to the channel's type are "". */
+typedef struct kaos_channel_message {
+    const char *channel_id;
+    const char *message_id;
+    int code;
+    const char *sender_id; /* "" when the server sent it */
+    const char *username;
+    const char *content; /* a JSON object as text */
+    int64_t create_time_ms;
+    int64_t update_time_ms;
+    bool persistent;  /* stored: in the history, and may be updated or removed */
+    int64_t sequence; /* the channel's order of stored messages; 0 when not stored */
+    const char *room_name;
+    const char *group_id;
+    const char *user_id_one;
+    const char *user_id_two;
+} kaos_channel_message;
+
+/* A channel joined (kaos_client_channel_join): its id, the others on it
+ * (visible sessions), and this session's own presence. */
+typedef struct kaos_channel {
+    const char *id;
+    const kaos_user_presence *presences;
+    size_t presence_count;
+    kaos_user_presence self;
+    const char *room_name;
+    const char *group_id;
+    const char *user_id_one;
+    const char *user_id_two;
+} kaos_channel;
+
 /* The caller's own account (kaos_client_account_get). */
 typedef struct kaos_account {
     kaos_user user;
@@ -382,6 +442,20 @@ typedef void (*kaos_friends_fn)(kaos_client *c, const kaos_result *r, const kaos
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
+/* The channel joined. */
+typedef void (*kaos_channel_fn)(kaos_client *c, const kaos_result *r, const kaos_channel *channel,
+                                void *ud);
+/* A message sent, updated or removed, as the server stored and delivered
+ * it (a before hook may have rewritten its content). */
+typedef void (*kaos_channel_message_ack_fn)(kaos_client *c, const kaos_result *r,
+                                            const kaos_channel_message *message, void *ud);
+/* A page of a channel's history. next_cursor continues in the same
+ * direction ("" when the page was not full); prev_cursor goes the other way
+ * from the page's first message ("" without a cursor or on an empty page). */
+typedef void (*kaos_channel_messages_fn)(kaos_client *c, const kaos_result *r,
+                                         const kaos_channel_message *messages, size_t count,
+                                         const char *next_cursor, const char *prev_cursor,
+                                         void *ud);
 
 /* --- the client -------------------------------------------------------------------- */
 
@@ -505,6 +579,18 @@ void kaos_client_on_match_presence(kaos_client *c, kaos_match_presence_fn fn, vo
 void kaos_client_on_match_end(kaos_client *c, kaos_match_end_fn fn, void *ud);
 void kaos_client_on_shutdown_notice(kaos_client *c, kaos_shutdown_notice_fn fn, void *ud);
 void kaos_client_on_notifications(kaos_client *c, kaos_notifications_event_fn fn, void *ud);
+/* A message (code 0), an update (1), a removal (2) or a group event (3-9)
+ * on a channel this session is on, its own included. */
+typedef void (*kaos_channel_message_fn)(kaos_client *c, const kaos_channel_message *message,
+                                        void *ud);
+/* Sessions joined or left a channel this session is on (hidden ones never
+ * appear). */
+typedef void (*kaos_channel_presence_fn)(kaos_client *c, const char *channel_id,
+                                         const kaos_user_presence *joins, size_t join_count,
+                                         const kaos_user_presence *leaves, size_t leave_count,
+                                         void *ud);
+void kaos_client_on_channel_message(kaos_client *c, kaos_channel_message_fn fn, void *ud);
+void kaos_client_on_channel_presence(kaos_client *c, kaos_channel_presence_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -661,6 +747,29 @@ int kaos_client_notifications_list(kaos_client *c, uint32_t limit, const char *c
                                    kaos_notifications_fn done, void *ud);
 int kaos_client_notifications_delete(kaos_client *c, const char *const *ids, size_t count,
                                      kaos_done_fn done, void *ud);
+
+/* Chat (docs/chat.md). Join: a channel of `type` (KAOS_CHANNEL_*) and
+ * `target`; with persistence the messages this session sends are stored;
+ * hidden: no presence events for this session. Leave: completes with an
+ * Ack. Send, update, remove: `content` is a JSON object (at most 4096
+ * bytes); only stored messages, your own, can be updated or removed. List:
+ * at most `limit` (1-100; 0 = 100) stored messages, oldest first when
+ * `forward`, else newest first, after `cursor` (NULL or "" = from that
+ * end). */
+int kaos_client_channel_join(kaos_client *c, const char *target, int type, bool persistence,
+                             bool hidden, kaos_channel_fn done, void *ud);
+int kaos_client_channel_leave(kaos_client *c, const char *channel_id, kaos_done_fn done, void *ud);
+int kaos_client_channel_message_send(kaos_client *c, const char *channel_id, const char *content,
+                                     kaos_channel_message_ack_fn done, void *ud);
+int kaos_client_channel_message_update(kaos_client *c, const char *channel_id,
+                                       const char *message_id, const char *content,
+                                       kaos_channel_message_ack_fn done, void *ud);
+int kaos_client_channel_message_remove(kaos_client *c, const char *channel_id,
+                                       const char *message_id, kaos_channel_message_ack_fn done,
+                                       void *ud);
+int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, uint32_t limit,
+                                      bool forward, const char *cursor,
+                                      kaos_channel_messages_fn done, void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -215,6 +215,8 @@ DEFINE_EVENT_SETTER(match_presence, kaos_match_presence_fn)
 DEFINE_EVENT_SETTER(match_end, kaos_match_end_fn)
 DEFINE_EVENT_SETTER(shutdown_notice, kaos_shutdown_notice_fn)
 DEFINE_EVENT_SETTER(notifications, kaos_notifications_event_fn)
+DEFINE_EVENT_SETTER(channel_message, kaos_channel_message_fn)
+DEFINE_EVENT_SETTER(channel_presence, kaos_channel_presence_fn)
 
 bool kaos_client_is_connected(const kaos_client *c)
 {

@@ -62,6 +62,9 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_STORAGE_OBJECTS,
     KAOS_REPLY_FRIENDS,
     KAOS_REPLY_NOTIFICATIONS,
+    KAOS_REPLY_CHANNEL,
+    KAOS_REPLY_CHANNEL_MESSAGE,
+    KAOS_REPLY_CHANNEL_MESSAGES,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 
@@ -89,6 +92,8 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_match_end_fn) match_end;
     KAOS__EVENT(kaos_shutdown_notice_fn) shutdown_notice;
     KAOS__EVENT(kaos_notifications_event_fn) notifications;
+    KAOS__EVENT(kaos_channel_message_fn) channel_message;
+    KAOS__EVENT(kaos_channel_presence_fn) channel_presence;
 } kaos_events;
 
 typedef struct kaos_welcome_result {
