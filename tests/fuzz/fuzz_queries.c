@@ -2,9 +2,11 @@
  * envelope — match listing label queries (MatchListRequest.query, evaluated
  * against a label that also comes from the input), storage list cursors
  * (StorageList.cursor), friends list cursors (FriendsList.cursor) and
- * notifications cacheable cursors (NotificationsList.cacheable_cursor). The input is split on NUL bytes into query, label,
- * cursor and collection. Properties: nothing crashes or leaks; every refusal
- * is INVALID_ARGUMENT with a message. */
+ * notifications cacheable cursors (NotificationsList.cacheable_cursor) and
+ * chat history cursors (ChannelMessagesList.cursor). The input is split on NUL bytes into query,
+ * label, cursor and collection. Properties: nothing crashes or leaks; every refusal is
+ * INVALID_ARGUMENT with a message. */
+#include "kn_chat.h"
 #include "kn_error.h"
 #include "kn_friends.h"
 #include "kn_notify.h"
@@ -50,6 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     msg[0] = '\0';
     rc = kn_notify_cursor_check(part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_chat_cursor_check(part[2], msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     return 0;
 }
