@@ -742,11 +742,8 @@ static void storage_requests_check_their_arguments_locally(void **state)
 
     /* Well-formed (the server judges values, limits and empty strings), but
      * not connected; an empty list, owner, version and cursor may be NULL. */
-    kaos_storage_write_object odd = {.collection = "",
-                                     .key = "k",
-                                     .value = "[not json",
-                                     .permissions_set = true,
-                                     .permission_read = 7};
+    kaos_storage_write_object odd = {.collection = "", .key = "k", .value = "[not json",
+                                     .permissions_set = true, .permission_read = 7};
     assert_int_equal(kaos_client_storage_write(c, &odd, 1, NULL, NULL), KAOS_ERR_CLOSED);
     assert_int_equal(kaos_client_storage_write(c, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
     assert_int_equal(kaos_client_storage_read(c, &id, 1, NULL, NULL), KAOS_ERR_CLOSED);
