@@ -227,7 +227,8 @@ enum {
 
 /* One notification (kaos_client_notifications_list and the notifications
  * event; docs/notifications.md). code < 0 is the system's: -2 friend
- * request received, -3 friend request accepted (-1 is reserved).
+ * request received, -3 friend request accepted, -1 a user wants to chat
+ * (docs/chat.md).
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
