@@ -33,6 +33,7 @@ match_internal\.h            | ^src/server/match/(engine|query)\.c$
 db_internal\.h               | ^src/server/db/
 kn_codec_internal\.h         | ^(src/common/|src/server/json/codec_json\.c$)
 client_internal\.h           | ^client-sdk/src/
+groups_internal\.h           | ^src/server/groups/
 # The client SDK public header: the SDK itself and its examples; the
 # server links no SDK.
 kaos\.h                      | ^client-sdk/

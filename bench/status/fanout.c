@@ -325,8 +325,16 @@ int main(int argc, char **argv)
         pthread_mutex_init(&l->mu, NULL);
         pthread_cond_init(&l->cv, NULL);
         pthread_create(&l->th, NULL, lane_main, l);
-        kn_out_lane ol = {l_send, l_close,     l_post,       l_here, l_data,
-                          l_auth, l_violation, l_overloaded, l};
+        kn_out_lane ol = {.send_many = l_send,
+                          .close = l_close,
+                          .post_fn = l_post,
+                          .on_thread = l_here,
+                          .conn_data = l_data,
+                          .set_authenticated = l_auth,
+                          .violation = l_violation,
+                          .overloaded = l_overloaded,
+                          .ud = l,
+                          .send_authenticated = NULL};
         kn_out_attach_lane(out, (size_t)i, &ol);
     }
 

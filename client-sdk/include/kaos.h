@@ -38,7 +38,8 @@
  * only applied, e.g. a session is stored).
  *
  * Events (connected, disconnected, errors not tied to a request, match
- * data, presence, match end, shutdown notice) are registered one kind at a
+ * data, presence, match end, shutdown notice, notifications, status and
+ * stream presences, stream data) are registered one kind at a
  * time with kaos_client_on_<event>(c, fn, ud), any time after create; NULL
  * unregisters. New kinds come as new functions.
  *
@@ -148,6 +149,9 @@ enum {
      * another connection). Logging in again is refused while the ban lasts;
      * after a deletion, logging in with create=true makes a new account. */
     KAOS_DISCONNECT_BANNED = 12,
+    /* Single session (a server setting): the user logged in elsewhere and
+     * that session took over; this one's token no longer resumes. */
+    KAOS_DISCONNECT_SESSION_REPLACED = 13,
 };
 
 /* "server shutting down", ...; "unknown reason" for values not above. Never NULL. */
@@ -189,8 +193,8 @@ typedef struct kaos_match {
 typedef struct kaos_match_info {
     const char *match_id;
     bool authoritative;
-    const char *label;   /* the handler's JSON label, "" if none */
-    uint32_t size;       /* players now */
+    const char *label; /* the handler's JSON label, "" if none */
+    uint32_t size;     /* players now */
     uint32_t tick_rate;
     const char *handler; /* the registered handler name */
 } kaos_match_info;
@@ -214,8 +218,16 @@ typedef struct kaos_user {
 typedef struct kaos_friend {
     kaos_user user; /* the other user's public profile */
     int state;
-    int64_t update_time; /* Unix seconds the relationship took this state */
+    int64_t update_time;  /* Unix seconds the relationship took this state */
+    const char *metadata; /* your metadata on it, a JSON object as text; "{}" when none */
 } kaos_friend;
+
+/* A friend of one of your friends (kaos_client_friends_of_friends_list):
+ * `user` is a friend of `referrer`, your friend's user id. */
+typedef struct kaos_friend_of_friend {
+    const char *referrer;
+    kaos_user user;
+} kaos_friend_of_friend;
 
 enum {
     KAOS_FRIEND_ANY = -1, /* kaos_client_friends_list: every state */
@@ -225,10 +237,73 @@ enum {
     KAOS_FRIEND_BLOCKED = 3,
 };
 
+/* A group (docs/groups.md). metadata is a JSON object as text. */
+typedef struct kaos_group {
+    const char *id;
+    const char *creator_id; /* "" once the creator's account is gone */
+    const char *name;
+    const char *description;
+    const char *avatar_url;
+    const char *lang_tag;
+    const char *metadata;
+    bool open;      /* anyone may join; else joining asks the admins */
+    int edge_count; /* members (superadmins, admins, members) */
+    int max_count;
+    int64_t create_time; /* Unix seconds */
+    int64_t update_time;
+} kaos_group;
+
+/* A member's rank in a group, or where they stand (kaos_group_user.state). */
+enum {
+    KAOS_GROUP_ANY = -1, /* the lists: every state */
+    KAOS_GROUP_SUPERADMIN = 0,
+    KAOS_GROUP_ADMIN = 1,
+    KAOS_GROUP_MEMBER = 2,
+    KAOS_GROUP_JOIN_REQUEST = 3,
+    KAOS_GROUP_BANNED = 4,
+};
+
+/* A user of a group (kaos_client_group_users_list) and a group of a user
+ * (kaos_client_user_groups_list), with the user's state in it. */
+typedef struct kaos_group_user {
+    kaos_user user;
+    int state;
+} kaos_group_user;
+typedef struct kaos_user_group {
+    kaos_group group;
+    int state;
+} kaos_user_group;
+
+/* What kaos_client_group_create sets (name required; NULL text = the
+ * default, max_count 0 = 100) and kaos_client_group_update changes (NULL
+ * text, open < 0 and max_count 0 = unchanged). */
+typedef struct kaos_group_spec {
+    const char *name;
+    const char *description;
+    const char *avatar_url;
+    const char *lang_tag;
+    const char *metadata;
+    int open;
+    int max_count;
+} kaos_group_spec;
+
+/* kaos_client_groups_list's filters (NULL: none). name: a prefix,
+ * case-insensitive; open -1 any, 0 closed, 1 open; members 0 = no bound. */
+typedef struct kaos_groups_filter {
+    const char *name;
+    const char *lang_tag;
+    int open;
+    int members_min;
+    int members_max;
+} kaos_groups_filter;
+
 /* One notification (kaos_client_notifications_list and the notifications
  * event; docs/notifications.md). code < 0 is the system's: -2 friend
- * request received, -3 friend request accepted, -1 a user wants to chat
- * (docs/chat.md).
+ * request received, -3 friend request accepted, -4 added to a group, -5 a
+ * join request to a group you administer, -6 friend removed, -7 another
+ * session took over (single session; the connection closes with
+ * KAOS_DISCONNECT_SESSION_REPLACED right after), -8 banned from a group,
+ * -1 a user wants to chat (docs/chat.md).
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
@@ -251,6 +326,15 @@ typedef struct kaos_user_presence {
     bool persistence;
     const char *status;
 } kaos_user_presence;
+
+/* A stream (docs/streams.md): mode 0-15 (8-15 are the server scripts'),
+ * two ids and a label, each "" when unused. */
+typedef struct kaos_stream {
+    uint32_t mode;
+    const char *subject;
+    const char *subcontext;
+    const char *label;
+} kaos_stream;
 
 /* Chat channel types (docs/chat.md). */
 enum {
@@ -346,8 +430,8 @@ typedef struct kaos_storage_object {
     const char *user_id; /* the owner; the nil UUID for the game's (system) objects */
     const char *value;   /* a JSON object as text (spacing and key order as the server prints it) */
     const char *version; /* 32 hex digits; changes exactly when the value does */
-    int permission_read;  /* KAOS_STORAGE_READ_* */
-    int permission_write; /* KAOS_STORAGE_WRITE_* */
+    int permission_read; /* KAOS_STORAGE_READ_* */
+    int permission_write;   /* KAOS_STORAGE_WRITE_* */
     int64_t create_time_ms; /* Unix milliseconds */
     int64_t update_time_ms;
 } kaos_storage_object;
@@ -437,12 +521,35 @@ typedef void (*kaos_storage_objects_fn)(kaos_client *c, const kaos_result *r,
  * next one. */
 typedef void (*kaos_friends_fn)(kaos_client *c, const kaos_result *r, const kaos_friend *friends,
                                 size_t count, const char *cursor, void *ud);
+/* A page of friends of friends, ordered by (referrer, user id); `cursor`
+ * "" on the last page, else what to pass for the next one. */
+typedef void (*kaos_friends_of_friends_fn)(kaos_client *c, const kaos_result *r,
+                                           const kaos_friend_of_friend *entries, size_t count,
+                                           const char *cursor, void *ud);
 /* Stored notifications, oldest first; `cursor` is the cacheable cursor:
  * after the newest returned (or the one given, when nothing was new), so
  * passing it later fetches only newer notifications. */
+/* A group as created. */
+typedef void (*kaos_group_fn)(kaos_client *c, const kaos_result *r, const kaos_group *group,
+                              void *ud);
+/* A page of groups (oldest first), a group's users or a user's groups
+ * (ordered by state, then when they took it); `cursor` "" on the last page. */
+typedef void (*kaos_groups_fn)(kaos_client *c, const kaos_result *r, const kaos_group *groups,
+                               size_t count, const char *cursor, void *ud);
+typedef void (*kaos_group_users_fn)(kaos_client *c, const kaos_result *r,
+                                    const kaos_group_user *users, size_t count, const char *cursor,
+                                    void *ud);
+typedef void (*kaos_user_groups_fn)(kaos_client *c, const kaos_result *r,
+                                    const kaos_user_group *groups, size_t count, const char *cursor,
+                                    void *ud);
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
+/* The followed users online now: one presence per session publishing a
+ * status (a user online on two devices is there twice); users offline,
+ * unknown or blocking the caller are absent. */
+typedef void (*kaos_status_fn)(kaos_client *c, const kaos_result *r,
+                               const kaos_user_presence *presences, size_t count, void *ud);
 /* The channel joined. */
 typedef void (*kaos_channel_fn)(kaos_client *c, const kaos_result *r, const kaos_channel *channel,
                                 void *ud);
@@ -488,6 +595,13 @@ typedef struct kaos_client_config {
      * in clear, for debugging against a server started with transport
      * security off (a secure server refuses it). */
     bool plaintext;
+    /* Default false. When set, every successful login, refresh or resume
+     * (its session answer) is followed at once by a StatusUpdate with an
+     * empty status, sent before the completion fires: the session appears
+     * online to the users who follow it (docs/status.md) without a call of
+     * its own, also after a reconnect and resume. A status set from the
+     * completion (kaos_client_status_update) comes after it and wins. */
+    bool appear_online;
 } kaos_client_config;
 
 /* Fills `cfg` with the defaults above; `size` is sizeof *cfg as the caller
@@ -572,6 +686,24 @@ typedef void (*kaos_shutdown_notice_fn)(kaos_client *c, uint32_t grace_ms, void 
 typedef void (*kaos_notifications_event_fn)(kaos_client *c, const kaos_notification *notifications,
                                             size_t count, void *ud);
 
+/* A followed user came online or changed status (joins: the new presence)
+ * or went offline or changed status (leaves: the old presence); a change is
+ * one leave and one join. docs/status.md. */
+typedef void (*kaos_status_presence_fn)(kaos_client *c, const kaos_user_presence *joins,
+                                        size_t join_count, const kaos_user_presence *leaves,
+                                        size_t leave_count, void *ud);
+/* Sessions joined or left a stream this session is on (a server script
+ * put it there: kaos.stream_user_join; docs/streams.md). */
+typedef void (*kaos_stream_presence_fn)(kaos_client *c, const kaos_stream *stream,
+                                        const kaos_user_presence *joins, size_t join_count,
+                                        const kaos_user_presence *leaves, size_t leave_count,
+                                        void *ud);
+/* Data sent to a stream this session is on (kaos.stream_send): `sender`
+ * is NULL when the server sent it; `reliable` tells how it travelled. */
+typedef void (*kaos_stream_data_fn)(kaos_client *c, const kaos_stream *stream,
+                                    const kaos_user_presence *sender, const uint8_t *data,
+                                    size_t len, bool reliable, void *ud);
+
 void kaos_client_on_connected(kaos_client *c, kaos_connected_fn fn, void *ud);
 void kaos_client_on_disconnected(kaos_client *c, kaos_disconnected_fn fn, void *ud);
 void kaos_client_on_error(kaos_client *c, kaos_error_fn fn, void *ud);
@@ -580,6 +712,9 @@ void kaos_client_on_match_presence(kaos_client *c, kaos_match_presence_fn fn, vo
 void kaos_client_on_match_end(kaos_client *c, kaos_match_end_fn fn, void *ud);
 void kaos_client_on_shutdown_notice(kaos_client *c, kaos_shutdown_notice_fn fn, void *ud);
 void kaos_client_on_notifications(kaos_client *c, kaos_notifications_event_fn fn, void *ud);
+void kaos_client_on_status_presence(kaos_client *c, kaos_status_presence_fn fn, void *ud);
+void kaos_client_on_stream_presence(kaos_client *c, kaos_stream_presence_fn fn, void *ud);
+void kaos_client_on_stream_data(kaos_client *c, kaos_stream_data_fn fn, void *ud);
 /* A message (code 0), an update (1), a removal (2) or a group event (3-9)
  * on a channel this session is on, its own included. */
 typedef void (*kaos_channel_message_fn)(kaos_client *c, const kaos_channel_message *message,
@@ -738,6 +873,23 @@ int kaos_client_friends_block(kaos_client *c, const char *const *ids, size_t id_
  * start; else the cursor of the previous page of the same listing). */
 int kaos_client_friends_list(kaos_client *c, int state, uint32_t limit, const char *cursor,
                              kaos_friends_fn done, void *ud);
+/* kaos_client_friends_add that also puts `metadata` (a JSON object as
+ * text, at most 16 KiB; NULL or "" = leave) on your relationship to each
+ * of them that is a friendship or an invite you sent once the add is done. */
+int kaos_client_friends_add_metadata(kaos_client *c, const char *const *ids, size_t id_count,
+                                     const char *const *usernames, size_t username_count,
+                                     const char *metadata, kaos_done_fn done, void *ud);
+/* Sets your metadata (a JSON object as text, at most 16 KiB) on your
+ * relationship to user_id, in any state; completes with an Ack.
+ * KAOS_ERR_NOT_FOUND when you have none with that user. */
+int kaos_client_friends_metadata_update(kaos_client *c, const char *user_id, const char *metadata,
+                                        kaos_done_fn done, void *ud);
+/* One page of at most `limit` (1-1000; 0 = 100) friends of your friends,
+ * after `cursor` (NULL or "" = from the start). Never you or your friends,
+ * never a user you blocked or who blocked you; a user known through two
+ * friends appears once per friend (docs/friends.md). */
+int kaos_client_friends_of_friends_list(kaos_client *c, uint32_t limit, const char *cursor,
+                                        kaos_friends_of_friends_fn done, void *ud);
 
 /* Notifications (docs/notifications.md). List: at most `limit` (1-100; 0 =
  * 100) of your stored notifications after `cursor` (NULL or "" = from the
@@ -749,6 +901,57 @@ int kaos_client_notifications_list(kaos_client *c, uint32_t limit, const char *c
 int kaos_client_notifications_delete(kaos_client *c, const char *const *ids, size_t count,
                                      kaos_done_fn done, void *ud);
 
+/* Groups (docs/groups.md): every call acts as the session's user; a rank
+ * rule refuses with KAOS_ERR_PERMISSION_DENIED and a message naming it.
+ * create completes with the group; update (admins), delete (superadmin),
+ * join (open: member; closed: a join request the admins are notified of),
+ * leave and the user verbs (admins; 1-100 user ids: add or accept, kick,
+ * ban, promote, demote) complete with an Ack. */
+int kaos_client_group_create(kaos_client *c, const kaos_group_spec *spec, kaos_group_fn done,
+                             void *ud);
+int kaos_client_group_update(kaos_client *c, const char *group_id, const kaos_group_spec *spec,
+                             kaos_done_fn done, void *ud);
+int kaos_client_group_delete(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
+int kaos_client_group_join(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
+int kaos_client_group_leave(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud);
+int kaos_client_group_users_add(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                size_t count, kaos_done_fn done, void *ud);
+int kaos_client_group_users_kick(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                 size_t count, kaos_done_fn done, void *ud);
+int kaos_client_group_users_ban(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                size_t count, kaos_done_fn done, void *ud);
+int kaos_client_group_users_promote(kaos_client *c, const char *group_id,
+                                    const char *const *user_ids, size_t count, kaos_done_fn done,
+                                    void *ud);
+int kaos_client_group_users_demote(kaos_client *c, const char *group_id,
+                                   const char *const *user_ids, size_t count, kaos_done_fn done,
+                                   void *ud);
+/* Pages of at most `limit` (1-100; 0 = 100) after `cursor` (NULL or "" =
+ * from the start; else the cursor of the previous page of the same
+ * listing): groups matching `filter` (NULL = all); a group's users and a
+ * user's groups (user_id NULL = yours) in `state` (KAOS_GROUP_ANY or one). */
+int kaos_client_groups_list(kaos_client *c, const kaos_groups_filter *filter, uint32_t limit,
+                            const char *cursor, kaos_groups_fn done, void *ud);
+int kaos_client_group_users_list(kaos_client *c, const char *group_id, int state, uint32_t limit,
+                                 const char *cursor, kaos_group_users_fn done, void *ud);
+int kaos_client_user_groups_list(kaos_client *c, const char *user_id, int state, uint32_t limit,
+                                 const char *cursor, kaos_user_groups_fn done, void *ud);
+/* Status (docs/status.md). Follows and a published status belong to this
+ * session and end with it. follow: users by id and/or username (at most
+ * 100 of each; unknown users, the caller and users who blocked the caller
+ * are skipped); `done` gets those online now, and their changes arrive as
+ * the status presence event. unfollow: by id (at most 100; not followed is
+ * no error), Ack. update: publish `status` (at most 2048 bytes of UTF-8
+ * without control characters; "" = online without a text) to the
+ * followers, or NULL to appear offline; Ack. A list may be NULL when its
+ * count is 0; a NULL list with a count, or a NULL element, is
+ * KAOS_ERR_INVALID_ARGUMENT; the server judges the rest. */
+int kaos_client_status_follow(kaos_client *c, const char *const *ids, size_t id_count,
+                              const char *const *usernames, size_t username_count,
+                              kaos_status_fn done, void *ud);
+int kaos_client_status_unfollow(kaos_client *c, const char *const *ids, size_t count,
+                                kaos_done_fn done, void *ud);
+int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn done, void *ud);
 /* Chat (docs/chat.md). Join: a channel of `type` (KAOS_CHANNEL_*) and
  * `target`; with persistence the messages this session sends are stored;
  * hidden: no presence events for this session. Leave: completes with an
@@ -792,7 +995,7 @@ int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size
 typedef struct kaos_client_stats {
     uint64_t packets_sent;
     uint64_t packets_received;
-    uint64_t malformed_received;  /* packets that did not decode as an envelope; dropped */
+    uint64_t malformed_received; /* packets that did not decode as an envelope; dropped */
     /* Envelopes a client does not handle (a request type, a type newer
      * than this build) and answers to no pending request (an unknown cid,
      * or a type that does not answer the request of that cid); dropped. */

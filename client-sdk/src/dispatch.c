@@ -1,6 +1,7 @@
 /* dispatch: one received envelope -> one completion or one event.
  *
- * Events (match data, presence, match end, shutdown notice, notifications) go to the
+ * Events (match data, presence, match end, shutdown notice, notifications,
+ * status and stream presences, stream data) go to the
  * callback registered for their kind. Everything else answers a request:
  * it is matched by cid to the pending completion, which leaves the pending
  * map before it fires, so it fires exactly once and may send new requests.
@@ -52,6 +53,11 @@ KN_ENTITY_DEFINE(kaos_client__storage_ack_entity, kaos_storage_ack, STORAGE_ACK)
 KN_ENTITY_DEFINE(kaos_client__friend_entity, kaos_friend, FRIEND);
 KN_ENTITY_ASSERT_VIEW(kaos_notification, NOTIFICATION);
 KN_ENTITY_DEFINE(kaos_client__notification_entity, kaos_notification, NOTIFICATION);
+KN_ENTITY_ASSERT_VIEW(kaos_group, GROUP);
+KN_ENTITY_DEFINE(kaos_client__group_entity, kaos_group, GROUP);
+/* As kaos_friend: the nested user and group go through USER and GROUP. */
+KN_ENTITY_DEFINE(kaos_client__group_user_entity, kaos_group_user, GROUP_USER);
+KN_ENTITY_DEFINE(kaos_client__user_group_entity, kaos_user_group, USER_GROUP);
 KN_ENTITY_ASSERT_VIEW(kaos_user_presence, USER_PRESENCE);
 KN_ENTITY_DEFINE(kaos_client__user_presence_entity, kaos_user_presence, USER_PRESENCE);
 KN_ENTITY_ASSERT_VIEW(kaos_channel_message, CHANNEL_MESSAGE);
@@ -159,6 +165,9 @@ static int deliver_session(kaos_client *c, const kaos_pending *p, const kaos_res
     int rc = kaos_client__session_store(c, env->session);
     if (rc < 0) return rc;
     KN_INFO("authenticated as user %s (session %s)", c->session.user_id, c->session.session_id);
+    /* Before the completion, so a status it sets comes after and wins. */
+    if (c->cfg.appear_online && (rc = kaos_client__appear_online(c)) < 0)
+        KN_WARN("cannot appear online: %s", kn_err_text(rc));
     if (fn) fn(c, r, &c->session.view, p->ud);
     return KN_OK;
 }
@@ -332,6 +341,28 @@ static int deliver_friends(kaos_client *c, const kaos_pending *p, const kaos_res
     return KN_OK;
 }
 
+/* FriendsOfFriends: each entry's referrer and user profile. */
+static int deliver_friends_of_friends(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                      const kn_envelope *env)
+{
+    kaos_friends_of_friends_fn fn = FN(kaos_friends_of_friends_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__FriendsOfFriends *l = env->friends_of_friends;
+    size_t n = l->n_friends_of_friends;
+    kaos_friend_of_friend *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    if (n && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        views[i].referrer = str(l->friends_of_friends[i]->referrer);
+        views[i].user = user_view(l->friends_of_friends[i]->user);
+    }
+    fn(c, r, views, n, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* NotificationList: the notifications and the cacheable cursor. */
 static int deliver_notifications(kaos_client *c, const kaos_pending *p, const kaos_result *r,
                                  const kn_envelope *env)
@@ -345,6 +376,102 @@ static int deliver_notifications(kaos_client *c, const kaos_pending *p, const ka
     kaos_notification *views = notification_views(l->notifications, l->n_notifications);
     if (l->n_notifications && !views) return KN_ERR_NOMEM;
     fn(c, r, views, l->n_notifications, str(l->cacheable_cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+static kaos_group group_view(const Kaos__V1__Group *g)
+{
+    kaos_group v = {0};
+    view(&kaos_client__group_entity, g, &v);
+    return v;
+}
+
+/* Group: the group as created. */
+static int deliver_group(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                         const kn_envelope *env)
+{
+    kaos_group_fn fn = FN(kaos_group_fn, p);
+    if (!fn) return KN_OK;
+    kaos_group g = env ? group_view(env->group) : (kaos_group){0};
+    fn(c, r, env ? &g : NULL, p->ud);
+    return KN_OK;
+}
+
+/* GroupList: the groups and the cursor. */
+static int deliver_groups(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                          const kn_envelope *env)
+{
+    kaos_groups_fn fn = FN(kaos_groups_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__GroupList *l = env->group_list;
+    kaos_group *views = l->n_groups ? kn_calloc(l->n_groups, sizeof *views) : NULL;
+    if (l->n_groups && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_groups; i++)
+        views[i] = group_view(l->groups[i]);
+    fn(c, r, views, l->n_groups, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+/* GroupUserList: each user's state and profile. */
+static int deliver_group_users(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                               const kn_envelope *env)
+{
+    kaos_group_users_fn fn = FN(kaos_group_users_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__GroupUserList *l = env->group_user_list;
+    kaos_group_user *views = l->n_group_users ? kn_calloc(l->n_group_users, sizeof *views) : NULL;
+    if (l->n_group_users && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_group_users; i++) {
+        view(&kaos_client__group_user_entity, l->group_users[i], &views[i]);
+        views[i].user = user_view(l->group_users[i]->user);
+    }
+    fn(c, r, views, l->n_group_users, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+/* UserGroupList: each group and the user's state in it. */
+static int deliver_user_groups(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                               const kn_envelope *env)
+{
+    kaos_user_groups_fn fn = FN(kaos_user_groups_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__UserGroupList *l = env->user_group_list;
+    kaos_user_group *views = l->n_user_groups ? kn_calloc(l->n_user_groups, sizeof *views) : NULL;
+    if (l->n_user_groups && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_user_groups; i++) {
+        view(&kaos_client__user_group_entity, l->user_groups[i], &views[i]);
+        views[i].group = group_view(l->user_groups[i]->group);
+    }
+    fn(c, r, views, l->n_user_groups, str(l->cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+/* Status: the followed users' presences online now. */
+static int deliver_status(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                          const kn_envelope *env)
+{
+    kaos_status_fn fn = FN(kaos_status_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Status *s = env->status;
+    kaos_user_presence *views = user_presence_views(s->presences, s->n_presences, NULL, 0);
+    if (s->n_presences && !views) return KN_ERR_NOMEM;
+    fn(c, r, views, s->n_presences, p->ud);
     kn_free(views);
     return KN_OK;
 }
@@ -432,6 +559,12 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
                                     deliver_storage_objects},
     [KAOS_REPLY_FRIENDS] = {{ANSWER(FRIEND_LIST)}, deliver_friends},
     [KAOS_REPLY_NOTIFICATIONS] = {{ANSWER(NOTIFICATION_LIST)}, deliver_notifications},
+    [KAOS_REPLY_STATUS] = {{ANSWER(STATUS)}, deliver_status},
+    [KAOS_REPLY_FRIENDS_OF_FRIENDS] = {{ANSWER(FRIENDS_OF_FRIENDS)}, deliver_friends_of_friends},
+    [KAOS_REPLY_GROUP] = {{ANSWER(GROUP)}, deliver_group},
+    [KAOS_REPLY_GROUPS] = {{ANSWER(GROUP_LIST)}, deliver_groups},
+    [KAOS_REPLY_GROUP_USERS] = {{ANSWER(GROUP_USER_LIST)}, deliver_group_users},
+    [KAOS_REPLY_USER_GROUPS] = {{ANSWER(USER_GROUP_LIST)}, deliver_user_groups},
     [KAOS_REPLY_CHANNEL] = {{ANSWER(CHANNEL)}, deliver_channel},
     [KAOS_REPLY_CHANNEL_MESSAGE] = {{ANSWER(CHANNEL_MESSAGE_ACK)}, deliver_channel_message},
     [KAOS_REPLY_CHANNEL_MESSAGES] = {{ANSWER(CHANNEL_MESSAGE_LIST)}, deliver_channel_messages},
@@ -548,6 +681,52 @@ static void handle_notifications(kaos_client *c, const Kaos__V1__Notifications *
     kn_free(views);
 }
 
+static void handle_status_presence(kaos_client *c, const Kaos__V1__StatusPresenceEvent *e)
+{
+    if (!c->events.status_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        /* No request waits for this; say it in the log rather than drop it silently. */
+        KN_ERROR("cannot deliver a status presence event: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.status_presence.fn(c, all, e->n_joins, all ? all + e->n_joins : NULL, e->n_leaves,
+                                 c->events.status_presence.ud);
+    kn_free(all);
+}
+
+/* The view of a Stream message (absent: mode 0, empty names). */
+static kaos_stream stream_view(const Kaos__V1__Stream *s)
+{
+    if (!s) return (kaos_stream){0, "", "", ""};
+    return (kaos_stream){s->mode, str(s->subject), str(s->subcontext), str(s->label)};
+}
+
+static void handle_stream_presence(kaos_client *c, const Kaos__V1__StreamPresenceEvent *e)
+{
+    if (!c->events.stream_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        KN_ERROR("cannot deliver a stream presence event: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    kaos_stream s = stream_view(e->stream);
+    c->events.stream_presence.fn(c, &s, all, e->n_joins, all ? all + e->n_joins : NULL, e->n_leaves,
+                                 c->events.stream_presence.ud);
+    kn_free(all);
+}
+
+static void handle_stream_data(kaos_client *c, const Kaos__V1__StreamData *d, uint8_t channel)
+{
+    if (!c->events.stream_data.fn) return;
+    kaos_stream s = stream_view(d->stream);
+    kaos_user_presence sender;
+    if (d->sender) view(&kaos_client__user_presence_entity, d->sender, &sender);
+    const uint8_t *data = d->data.len ? d->data.data : no_bytes;
+    c->events.stream_data.fn(c, &s, d->sender ? &sender : NULL, data, d->data.len,
+                             channel != KN_CHANNEL_MATCH_UNRELIABLE, c->events.stream_data.ud);
+}
+
 static void handle_channel_message(kaos_client *c, const Kaos__V1__ChannelMessage *e)
 {
     if (!c->events.channel_message.fn) return;
@@ -588,6 +767,15 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_NOTIFICATIONS:
         handle_notifications(c, env->notifications);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_STATUS_PRESENCE:
+        handle_status_presence(c, env->status_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_STREAM_PRESENCE:
+        handle_stream_presence(c, env->stream_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_STREAM_DATA:
+        handle_stream_data(c, env->stream_data, channel);
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_CHANNEL_MESSAGE:
         handle_channel_message(c, env->channel_message);

@@ -67,6 +67,7 @@ SAME_REASON(RATE_LIMITED)
 SAME_REASON(TOO_MANY_CONNECTIONS)
 SAME_REASON(SEND_QUEUE_FULL)
 SAME_REASON(BANNED)
+SAME_REASON(SESSION_REPLACED)
 
 _Static_assert(KAOS_PROTOCOL_VERSION == KN_PROTOCOL_VERSION, "protocol versions differ");
 _Static_assert(KAOS_SEAL_OVERHEAD == KN_SEAL_OVERHEAD, "seal overheads differ");
@@ -91,6 +92,7 @@ static const char *const reasons[] = {
     [KAOS_DISCONNECT_TOO_MANY_CONNECTIONS] = "too many connections from this address",
     [KAOS_DISCONNECT_SEND_QUEUE_FULL] = "could not keep up with the server's data",
     [KAOS_DISCONNECT_BANNED] = "account banned or deleted",
+    [KAOS_DISCONNECT_SESSION_REPLACED] = "another session of the user took over",
 };
 
 const char *kaos_disconnect_reason_text(uint32_t reason)

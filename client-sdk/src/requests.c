@@ -109,8 +109,26 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(FRIENDS_DELETE, FRIENDS_DELETE, DONE)                                                        \
     X(FRIENDS_BLOCK, FRIENDS_BLOCK, DONE)                                                          \
     X(FRIENDS_LIST, FRIENDS_LIST, FRIENDS)                                                         \
+    X(FRIENDS_METADATA_UPDATE, FRIENDS_METADATA_UPDATE, DONE)                                      \
+    X(FRIENDS_OF_FRIENDS_LIST, FRIENDS_OF_FRIENDS_LIST, FRIENDS_OF_FRIENDS)                        \
     X(NOTIFICATIONS_LIST, NOTIFICATIONS_LIST, NOTIFICATIONS)                                       \
     X(NOTIFICATIONS_DELETE, NOTIFICATIONS_DELETE, DONE)                                            \
+    X(GROUP_CREATE, GROUP_CREATE, GROUP)                                                           \
+    X(GROUP_UPDATE, GROUP_UPDATE, DONE)                                                            \
+    X(GROUP_DELETE, GROUP_DELETE, DONE)                                                            \
+    X(GROUP_JOIN, GROUP_JOIN, DONE)                                                                \
+    X(GROUP_LEAVE, GROUP_LEAVE, DONE)                                                              \
+    X(GROUP_USERS_ADD, GROUP_USERS_ADD, DONE)                                                      \
+    X(GROUP_USERS_KICK, GROUP_USERS_KICK, DONE)                                                    \
+    X(GROUP_USERS_BAN, GROUP_USERS_BAN, DONE)                                                      \
+    X(GROUP_USERS_PROMOTE, GROUP_USERS_PROMOTE, DONE)                                              \
+    X(GROUP_USERS_DEMOTE, GROUP_USERS_DEMOTE, DONE)                                                \
+    X(GROUPS_LIST, GROUPS_LIST, GROUPS)                                                            \
+    X(GROUP_USERS_LIST, GROUP_USERS_LIST, GROUP_USERS)                                             \
+    X(USER_GROUPS_LIST, USER_GROUPS_LIST, USER_GROUPS)                                             \
+    X(STATUS_FOLLOW, STATUS_FOLLOW, STATUS)                                                        \
+    X(STATUS_UNFOLLOW, STATUS_UNFOLLOW, DONE)                                                      \
+    X(STATUS_UPDATE, STATUS_UPDATE, DONE)                                                          \
     X(CHANNEL_JOIN, CHANNEL_JOIN, CHANNEL)                                                         \
     X(CHANNEL_LEAVE, CHANNEL_LEAVE, DONE)                                                          \
     X(CHANNEL_MESSAGE_SEND, CHANNEL_MESSAGE_SEND, CHANNEL_MESSAGE)                                 \
@@ -712,17 +730,50 @@ static int check_names(kaos_client *c, const char *const *ids, size_t id_count,
     ((msg).n_ids = id_count, (msg).ids = unconst_list(ids), (msg).n_usernames = username_count,    \
      (msg).usernames = unconst_list(usernames))
 
-int kaos_client_friends_add(kaos_client *c, const char *const *ids, size_t id_count,
-                            const char *const *usernames, size_t username_count, kaos_done_fn done,
-                            void *ud)
+int kaos_client_friends_add_metadata(kaos_client *c, const char *const *ids, size_t id_count,
+                                     const char *const *usernames, size_t username_count,
+                                     const char *metadata, kaos_done_fn done, void *ud)
 {
     int rc = check_names(c, ids, id_count, usernames, username_count);
     if (rc) return rc;
     Kaos__V1__FriendsAdd msg = KAOS__V1__FRIENDS_ADD__INIT;
     SET_NAMES(msg);
+    if (metadata) msg.metadata = unconst_str(metadata);
     kn_envelope env = KN_ENVELOPE_INIT;
     env.friends_add = &msg;
     return call(c, REQ_FRIENDS_ADD, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_add(kaos_client *c, const char *const *ids, size_t id_count,
+                            const char *const *usernames, size_t username_count, kaos_done_fn done,
+                            void *ud)
+{
+    return kaos_client_friends_add_metadata(c, ids, id_count, usernames, username_count, NULL, done,
+                                            ud);
+}
+
+int kaos_client_friends_metadata_update(kaos_client *c, const char *user_id, const char *metadata,
+                                        kaos_done_fn done, void *ud)
+{
+    if (!c || !user_id || !metadata) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__FriendsMetadataUpdate msg = KAOS__V1__FRIENDS_METADATA_UPDATE__INIT;
+    msg.id = unconst_str(user_id);
+    msg.metadata = unconst_str(metadata);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_metadata_update = &msg;
+    return call(c, REQ_FRIENDS_METADATA_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_friends_of_friends_list(kaos_client *c, uint32_t limit, const char *cursor,
+                                        kaos_friends_of_friends_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__FriendsOfFriendsList msg = KAOS__V1__FRIENDS_OF_FRIENDS_LIST__INIT;
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.friends_of_friends_list = &msg;
+    return call(c, REQ_FRIENDS_OF_FRIENDS_LIST, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_friends_delete(kaos_client *c, const char *const *ids, size_t id_count,
@@ -790,6 +841,241 @@ int kaos_client_notifications_delete(kaos_client *c, const char *const *ids, siz
     kn_envelope env = KN_ENVELOPE_INIT;
     env.notifications_delete = &msg;
     return call(c, REQ_NOTIFICATIONS_DELETE, &env, KAOS__FN(done), ud);
+}
+
+/* --- groups ------------------------------------------------------------------------ */
+
+/* Proto text fields are never NULL: "" is "the default" for the server. */
+static char *text_or_empty(const char *s)
+{
+    return unconst_str(s ? s : "");
+}
+
+int kaos_client_group_create(kaos_client *c, const kaos_group_spec *spec, kaos_group_fn done,
+                             void *ud)
+{
+    if (!c || !spec || !spec->name) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__GroupCreate msg = KAOS__V1__GROUP_CREATE__INIT;
+    msg.name = unconst_str(spec->name);
+    msg.description = text_or_empty(spec->description);
+    msg.avatar_url = text_or_empty(spec->avatar_url);
+    msg.lang_tag = text_or_empty(spec->lang_tag);
+    msg.metadata = text_or_empty(spec->metadata);
+    msg.open = spec->open > 0;
+    msg.max_count = spec->max_count;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.group_create = &msg;
+    return call(c, REQ_GROUP_CREATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_group_update(kaos_client *c, const char *group_id, const kaos_group_spec *spec,
+                             kaos_done_fn done, void *ud)
+{
+    if (!c || !group_id || !spec) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__GroupUpdate msg = KAOS__V1__GROUP_UPDATE__INIT;
+    Kaos__V1__OptionalString f[5];
+    const char *v[5] = {spec->name, spec->description, spec->avatar_url, spec->lang_tag,
+                        spec->metadata};
+    Kaos__V1__OptionalString **slot[5] = {&msg.name, &msg.description, &msg.avatar_url,
+                                          &msg.lang_tag, &msg.metadata};
+    for (size_t i = 0; i < 5; i++) {
+        kaos__v1__optional_string__init(&f[i]);
+        f[i].value = unconst_str(v[i]);
+        *slot[i] = v[i] ? &f[i] : NULL;
+    }
+    msg.group_id = unconst_str(group_id);
+    if (spec->open >= 0) {
+        msg.open_change_case = KAOS__V1__GROUP_UPDATE__OPEN_CHANGE_OPEN;
+        msg.open = spec->open > 0;
+    }
+    msg.max_count = spec->max_count;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.group_update = &msg;
+    return call(c, REQ_GROUP_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+/* GroupDelete, GroupJoin and GroupLeave are one group id; the generated
+ * structs agree, so one builder fills them. */
+#define GROUP_ONLY(type, INIT, field, REQ)                                                         \
+    do {                                                                                           \
+        if (!c || !group_id) return KN_ERR_INVALID_ARGUMENT;                                       \
+        type msg = INIT;                                                                           \
+        msg.group_id = unconst_str(group_id);                                                      \
+        kn_envelope env = KN_ENVELOPE_INIT;                                                        \
+        env.field = &msg;                                                                          \
+        return call(c, REQ, &env, KAOS__FN(done), ud);                                             \
+    } while (0)
+
+int kaos_client_group_delete(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud)
+{
+    GROUP_ONLY(Kaos__V1__GroupDelete, KAOS__V1__GROUP_DELETE__INIT, group_delete, REQ_GROUP_DELETE);
+}
+
+int kaos_client_group_join(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud)
+{
+    GROUP_ONLY(Kaos__V1__GroupJoin, KAOS__V1__GROUP_JOIN__INIT, group_join, REQ_GROUP_JOIN);
+}
+
+int kaos_client_group_leave(kaos_client *c, const char *group_id, kaos_done_fn done, void *ud)
+{
+    GROUP_ONLY(Kaos__V1__GroupLeave, KAOS__V1__GROUP_LEAVE__INIT, group_leave, REQ_GROUP_LEAVE);
+}
+
+/* The user verbs: (group id, user ids), checked here (the server checks the ids). */
+#define GROUP_USERS(type, INIT, field, REQ)                                                        \
+    do {                                                                                           \
+        int rc = check_names(c, user_ids, count, NULL, 0);                                         \
+        if (rc) return rc;                                                                         \
+        if (!group_id) return KN_ERR_INVALID_ARGUMENT;                                             \
+        type msg = INIT;                                                                           \
+        msg.group_id = unconst_str(group_id);                                                      \
+        msg.n_user_ids = count;                                                                    \
+        msg.user_ids = unconst_list(user_ids);                                                     \
+        kn_envelope env = KN_ENVELOPE_INIT;                                                        \
+        env.field = &msg;                                                                          \
+        return call(c, REQ, &env, KAOS__FN(done), ud);                                             \
+    } while (0)
+
+int kaos_client_group_users_add(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                size_t count, kaos_done_fn done, void *ud)
+{
+    GROUP_USERS(Kaos__V1__GroupUsersAdd, KAOS__V1__GROUP_USERS_ADD__INIT, group_users_add,
+                REQ_GROUP_USERS_ADD);
+}
+
+int kaos_client_group_users_kick(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                 size_t count, kaos_done_fn done, void *ud)
+{
+    GROUP_USERS(Kaos__V1__GroupUsersKick, KAOS__V1__GROUP_USERS_KICK__INIT, group_users_kick,
+                REQ_GROUP_USERS_KICK);
+}
+
+int kaos_client_group_users_ban(kaos_client *c, const char *group_id, const char *const *user_ids,
+                                size_t count, kaos_done_fn done, void *ud)
+{
+    GROUP_USERS(Kaos__V1__GroupUsersBan, KAOS__V1__GROUP_USERS_BAN__INIT, group_users_ban,
+                REQ_GROUP_USERS_BAN);
+}
+
+int kaos_client_group_users_promote(kaos_client *c, const char *group_id,
+                                    const char *const *user_ids, size_t count, kaos_done_fn done,
+                                    void *ud)
+{
+    GROUP_USERS(Kaos__V1__GroupUsersPromote, KAOS__V1__GROUP_USERS_PROMOTE__INIT,
+                group_users_promote, REQ_GROUP_USERS_PROMOTE);
+}
+
+int kaos_client_group_users_demote(kaos_client *c, const char *group_id,
+                                   const char *const *user_ids, size_t count, kaos_done_fn done,
+                                   void *ud)
+{
+    GROUP_USERS(Kaos__V1__GroupUsersDemote, KAOS__V1__GROUP_USERS_DEMOTE__INIT, group_users_demote,
+                REQ_GROUP_USERS_DEMOTE);
+}
+
+int kaos_client_groups_list(kaos_client *c, const kaos_groups_filter *filter, uint32_t limit,
+                            const char *cursor, kaos_groups_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__GroupsList msg = KAOS__V1__GROUPS_LIST__INIT;
+    if (filter) {
+        msg.name = text_or_empty(filter->name);
+        msg.lang_tag = text_or_empty(filter->lang_tag);
+        if (filter->open >= 0) {
+            msg.open_filter_case = KAOS__V1__GROUPS_LIST__OPEN_FILTER_OPEN;
+            msg.open = filter->open > 0;
+        }
+        msg.members_min = filter->members_min;
+        msg.members_max = filter->members_max;
+    }
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.groups_list = &msg;
+    return call(c, REQ_GROUPS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_group_users_list(kaos_client *c, const char *group_id, int state, uint32_t limit,
+                                 const char *cursor, kaos_group_users_fn done, void *ud)
+{
+    if (!c || !group_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__GroupUsersList msg = KAOS__V1__GROUP_USERS_LIST__INIT;
+    msg.group_id = unconst_str(group_id);
+    if (state >= 0) { /* a negative state sends no filter: every state */
+        msg.filter_case = KAOS__V1__GROUP_USERS_LIST__FILTER_STATE;
+        msg.state = state;
+    }
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.group_users_list = &msg;
+    return call(c, REQ_GROUP_USERS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_user_groups_list(kaos_client *c, const char *user_id, int state, uint32_t limit,
+                                 const char *cursor, kaos_user_groups_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UserGroupsList msg = KAOS__V1__USER_GROUPS_LIST__INIT;
+    msg.user_id = text_or_empty(user_id);
+    if (state >= 0) {
+        msg.filter_case = KAOS__V1__USER_GROUPS_LIST__FILTER_STATE;
+        msg.state = state;
+    }
+    msg.limit = limit;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.user_groups_list = &msg;
+    return call(c, REQ_USER_GROUPS_LIST, &env, KAOS__FN(done), ud);
+}
+
+/* --- status ----------------------------------------------------------------------- */
+
+int kaos_client_status_follow(kaos_client *c, const char *const *ids, size_t id_count,
+                              const char *const *usernames, size_t username_count,
+                              kaos_status_fn done, void *ud)
+{
+    int rc = check_names(c, ids, id_count, usernames, username_count);
+    if (rc) return rc;
+    Kaos__V1__StatusFollow msg = KAOS__V1__STATUS_FOLLOW__INIT;
+    msg.n_user_ids = id_count;
+    msg.user_ids = unconst_list(ids);
+    msg.n_usernames = username_count;
+    msg.usernames = unconst_list(usernames);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.status_follow = &msg;
+    return call(c, REQ_STATUS_FOLLOW, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_status_unfollow(kaos_client *c, const char *const *ids, size_t count,
+                                kaos_done_fn done, void *ud)
+{
+    int rc = check_names(c, ids, count, NULL, 0);
+    if (rc) return rc;
+    Kaos__V1__StatusUnfollow msg = KAOS__V1__STATUS_UNFOLLOW__INIT;
+    msg.n_user_ids = count;
+    msg.user_ids = unconst_list(ids);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.status_unfollow = &msg;
+    return call(c, REQ_STATUS_UNFOLLOW, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__StatusUpdate msg = KAOS__V1__STATUS_UPDATE__INIT;
+    if (status)
+        msg.status = unconst_str(status);
+    else
+        msg.offline = true;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.status_update = &msg;
+    return call(c, REQ_STATUS_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client__appear_online(kaos_client *c)
+{
+    return kaos_client_status_update(c, "", NULL, NULL);
 }
 
 int kaos_client_channel_join(kaos_client *c, const char *target, int type, bool persistence,

@@ -87,7 +87,8 @@
 #define KN_FRIEND_UNMAPPED "user",
 #define KN_FRIEND_FIELDS(X, T)                                                                     \
     X(T, state, INT32)                                                                             \
-    X(T, update_time, INT64)
+    X(T, update_time, INT64)                                                                       \
+    X(T, metadata, JSON)
 
 /* Notification: a message to a user (kn_notification, kaos_notification). */
 #define KN_NOTIFICATION_PROTO kaos__v1__notification__descriptor
@@ -101,6 +102,34 @@
     X(T, create_time, INT64)                                                                       \
     X(T, persistent, BOOL)
 
+/* Group: a group (kn_group, kaos_group, the Lua group tables). */
+#define KN_GROUP_PROTO kaos__v1__group__descriptor
+#define KN_GROUP_UNMAPPED
+#define KN_GROUP_FIELDS(X, T)                                                                      \
+    X(T, id, STRING)                                                                               \
+    X(T, creator_id, STRING)                                                                       \
+    X(T, name, STRING)                                                                             \
+    X(T, description, STRING)                                                                      \
+    X(T, avatar_url, STRING)                                                                       \
+    X(T, lang_tag, STRING)                                                                         \
+    X(T, metadata, JSON)                                                                           \
+    X(T, open, BOOL)                                                                               \
+    X(T, edge_count, INT32)                                                                        \
+    X(T, max_count, INT32)                                                                         \
+    X(T, create_time, INT64)                                                                       \
+    X(T, update_time, INT64)
+
+/* GroupUser: a user of a group and their state (kn_group_user,
+ * kaos_group_user). The nested user is mapped through USER by each side. */
+#define KN_GROUP_USER_PROTO        kaos__v1__group_user__descriptor
+#define KN_GROUP_USER_UNMAPPED     "user",
+#define KN_GROUP_USER_FIELDS(X, T) X(T, state, INT32)
+
+/* UserGroup: a group of a user and the user's state in it (kn_user_group,
+ * kaos_user_group). The nested group is mapped through GROUP by each side. */
+#define KN_USER_GROUP_PROTO        kaos__v1__user_group__descriptor
+#define KN_USER_GROUP_UNMAPPED     "group",
+#define KN_USER_GROUP_FIELDS(X, T) X(T, state, INT32)
 /* ChannelMessage: a chat message as delivered, acknowledged or listed
  * (kn_chat_message, kaos_channel_message, the Lua message tables). */
 #define KN_CHANNEL_MESSAGE_PROTO kaos__v1__channel_message__descriptor

@@ -18,6 +18,7 @@
 #include "kn_error.h"
 #include "kn_gateway.h"
 #include "kn_match_wire.h"
+#include "kn_mem.h"
 #include "kn_out.h"
 #include "kn_routes.h"
 #include "kn_rpc.h"
@@ -37,7 +38,10 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_friends.h"
 #include "kn_friends_lua.h"
+#include "kn_notify.h"
+#include "kn_groups_lua.h"
 #include "kn_notify_lua.h"
 
 #include <pthread.h>
@@ -78,6 +82,13 @@ static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t cha
     return kn_out_send(ud, conns, n, channel, data, len, reliable);
 }
 
+/* A committed block ends the blocked user's follows of the blocker
+ * (friends -> status through the root: neither includes the other). */
+static void friends_blocked(void *ud, const char *blocker_id, const char *blocked_id)
+{
+    kn_status_block(ud, blocker_id, blocked_id);
+}
+
 static void tracker_unbound(void *ud, kn_session *s)
 {
     kn_tracker_untrack_all(ud, s->conn);
@@ -109,6 +120,36 @@ static void end_sessions(void *ud, const char *user_id, const char *session_id, 
 {
     int rc = kn_sessions_end(ud, user_id, session_id, why, 0, 0);
     if (rc) KN_WARN("could not end the sessions of user %.36s: %s", user_id, kn_err_text(rc));
+}
+
+/* Single session's forget hook: a replaced session's user_session row goes
+ * (its refresh token dies), on an API worker; the net thread must not
+ * block. Best effort: its token is revoked on this node meanwhile. */
+typedef struct forget_job {
+    char user_id[37], session_id[37];
+} forget_job;
+
+static void run_forget(kn_api_worker *w, void *arg)
+{
+    forget_job *j = arg;
+    int rc = kn_session_logout(w->db, j->session_id, j->user_id);
+    if (rc)
+        KN_WARN("single session: the replaced session of %s kept its refresh token: %s", j->user_id,
+                kn_err_text(rc));
+    kn_free(j);
+}
+
+static void forget_session(void *ud, const char *user_id, const char *session_id)
+{
+    forget_job *j = kn_malloc(sizeof *j);
+    if (j) {
+        snprintf(j->user_id, sizeof j->user_id, "%s", user_id);
+        snprintf(j->session_id, sizeof j->session_id, "%s", session_id);
+    }
+    if (!j || kn_api_submit(ud, run_forget, j)) {
+        KN_WARN("single session: could not queue the end of a replaced session of %.36s", user_id);
+        kn_free(j);
+    }
 }
 
 static int http_rpc(void *ud, const char *id, const char *payload, size_t len, char **out,
@@ -448,6 +489,7 @@ int kn_server_run(const kn_config *cfg)
     kn_account_lua account_lua = {0};
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
+    kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
@@ -455,8 +497,9 @@ int kn_server_run(const kn_config *cfg)
         {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
-        {"friends", kn_friends_lua_funcs, &out},
+        {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
+        {"groups", kn_groups_lua_funcs, &out},
         {"match", kn_match_lua_funcs, &matches},
     };
     reloader rl = {0};
@@ -567,6 +610,13 @@ int kn_server_run(const kn_config *cfg)
     chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
+    if (cfg->single_session) {
+        kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
+        kn_sessions_set_single(sessions, &single);
+    }
+    friends_deps.out = out;
+    friends_deps.blocked = friends_blocked;
+    friends_deps.blocked_ud = status;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
@@ -606,6 +656,7 @@ int kn_server_run(const kn_config *cfg)
                      .services = {[KN_SVC_AUTH] = (void *)auth,
                                   [KN_SVC_MATCH] = mw,
                                   [KN_SVC_RPC] = rpc,
+                                  [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_CHAT] = chat}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,

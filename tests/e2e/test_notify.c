@@ -3,7 +3,9 @@
  * pushes -3 to the inviter; a user offline when invited lists the stored
  * notification after logging in; a list with the cacheable cursor returns
  * only what is new; delete removes one's own; the kaos.notification*
- * functions run through an RPC (tests/e2e/lua/notify_test.lua). Nothing assumes one network
+ * functions run through an RPC (tests/e2e/lua/notify_test.lua); a friend removed
+ * gets -6; kaos.notification_send_all reaches both users online and waits
+ * in the list for one offline. Nothing assumes one network
  * thread: CI runs this file again with KAOS_NET_THREADS=2, where the
  * inviter's and the invited user's connections may sit on different ones. */
 #include "harness.h"
@@ -29,26 +31,6 @@ typedef struct seen {
     char list_ids[8][40], list_senders[8][40], list_subjects[8][64];
     char cursor[128];
 } seen;
-
-static char rt_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
-    e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", rt_dir, NULL};
-    e2e_server_start(&e2e_group_server, extra);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(rt_dir);
-    return rc;
-}
 
 static void on_push(kaos_client *k, const kaos_notification *n, size_t count, void *ud)
 {
@@ -145,6 +127,38 @@ static void a_friend_invite_and_its_accept_are_pushed_live(void **state)
     unwatch(b);
 }
 
+static void removing_a_friend_pushes_friend_removed_to_them_and_stores_it(void **state)
+{
+    (void)state;
+    seen *a = watch(e2e_player(e2e_group_server.port, 0));
+    seen *b = watch(e2e_player(e2e_group_server.port, 0));
+    add(a->e, b->e->user_id);
+    add(b->e, a->e->user_id);
+    E2E_WAIT(b->pushes == 1 && a->pushes == 1, 15000);
+    const char *bid = b->e->user_id;
+    int acks = a->e->acks;
+    assert_true(kaos_client_friends_delete(a->e->c, &bid, 1, NULL, 0, e2e_on_done, a->e) > 0);
+    E2E_WAIT(a->e->acks > acks, 15000);
+    E2E_WAIT(b->pushes == 2, 15000);
+    assert_int_equal(b->push_codes[1], -6);
+    assert_string_equal(b->push_senders[1], a->e->user_id);
+    assert_int_equal(list(b, 0, NULL), 0);
+    assert_int_equal(b->listed, 2);
+    assert_int_equal(b->list_codes[1], -6);
+    assert_string_equal(b->list_subjects[1], "friend removed");
+    /* deleting what is no longer a friendship (nothing, or an invite) tells nobody */
+    add(a->e, b->e->user_id);
+    E2E_WAIT(b->pushes == 3, 15000);
+    acks = a->e->acks;
+    assert_true(kaos_client_friends_delete(a->e->c, &bid, 1, NULL, 0, e2e_on_done, a->e) > 0);
+    E2E_WAIT(a->e->acks > acks, 15000);
+    e2e_pump_for(200);
+    assert_int_equal(b->pushes, 3);
+    assert_int_equal(a->pushes, 1);
+    unwatch(a);
+    unwatch(b);
+}
+
 static void an_offline_user_lists_the_invite_later_and_the_cursor_shows_only_news(void **state)
 {
     (void)state;
@@ -233,12 +247,63 @@ static void lua_functions_send_list_and_delete(void **state)
     unwatch(b);
 }
 
+/* Runs kaos.notification_send_all through caller's RPC ("persistent" or "live"). */
+static void send_all(seen *caller, const char *kind)
+{
+    int before = caller->e->rpcs;
+    assert_true(kaos_client_rpc_call(caller->e->c, "notify_all", kind, e2e_on_rpc, caller->e) > 0);
+    E2E_WAIT(caller->e->rpcs > before || caller->e->errors > 0, 15000);
+    assert_int_equal(caller->e->errors, 0);
+    assert_string_equal(caller->e->rpc_payload, "ok");
+}
+
+/* Last in the group: what it stores reaches every user made before it. */
+static void send_all_reaches_everyone_online_and_waits_for_whoever_is_not(void **state)
+{
+    (void)state;
+    char device[40];
+    e2e_device_id(device);
+    e2e_client *c0 = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(c0, device);
+    e2e_client_free(c0); /* offline from here */
+    seen *a = watch(e2e_player(e2e_group_server.port, 0));
+    seen *b = watch(e2e_player(e2e_group_server.port, 0));
+    send_all(a, "persistent");
+    E2E_WAIT(a->pushes == 1 && b->pushes == 1, 15000);
+    assert_int_equal(a->push_codes[0], 9);
+    assert_int_equal(b->push_codes[0], 9);
+    assert_string_equal(b->push_senders[0], "");
+    assert_int_equal(list(b, 0, NULL), 0);
+    assert_int_equal(b->listed, 1);
+    assert_string_equal(b->list_subjects[0], "to everyone persistent");
+    /* live only: pushed to both, stored for nobody */
+    send_all(b, "live");
+    E2E_WAIT(a->pushes == 2 && b->pushes == 2, 15000);
+    assert_int_equal(list(a, 0, NULL), 0);
+    assert_int_equal(a->listed, 1);
+    /* the offline user finds the persistent one on its next login */
+    e2e_client *c1 = e2e_client_new(e2e_group_server.port, 0, 0);
+    e2e_auth(c1, device);
+    seen *c = watch(c1);
+    assert_int_equal(list(c, 0, NULL), 0);
+    assert_int_equal(c->listed, 1);
+    assert_int_equal(c->list_codes[0], 9);
+    assert_string_equal(c->list_subjects[0], "to everyone persistent");
+    assert_int_equal(c->pushes, 0);
+    unwatch(a);
+    unwatch(b);
+    unwatch(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_friend_invite_and_its_accept_are_pushed_live),
+        cmocka_unit_test(removing_a_friend_pushes_friend_removed_to_them_and_stores_it),
         cmocka_unit_test(an_offline_user_lists_the_invite_later_and_the_cursor_shows_only_news),
         cmocka_unit_test(lua_functions_send_list_and_delete),
+        cmocka_unit_test(send_all_reaches_everyone_online_and_waits_for_whoever_is_not),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,
+                                  e2e_group_teardown_with_test_modules);
 }

@@ -1,14 +1,19 @@
 /* libFuzzer target: text from clients that the server parses besides the
  * envelope — match listing label queries (MatchListRequest.query, evaluated
  * against a label that also comes from the input), storage list cursors
- * (StorageList.cursor), friends list cursors (FriendsList.cursor) and
- * notifications cacheable cursors (NotificationsList.cacheable_cursor) and
- * chat history cursors (ChannelMessagesList.cursor). The input is split on NUL bytes into query,
- * label, cursor and collection. Properties: nothing crashes or leaks; every refusal is
- * INVALID_ARGUMENT with a message. */
+ * (StorageList.cursor), friends list cursors (FriendsList.cursor), friends
+ * of friends cursors (FriendsOfFriendsList.cursor),
+ * notifications cacheable cursors (NotificationsList.cacheable_cursor),
+ * the groups cursors (GroupsList, GroupUsersList, UserGroupsList .cursor;
+ * the listing and its state picked from the input's length, the groups
+ * filter's name prefix from the collection) and chat history cursors
+ * (ChannelMessagesList.cursor). The input is split on NUL
+ * bytes into query, label, cursor and collection. Properties: nothing crashes or leaks; every
+ * refusal is INVALID_ARGUMENT with a message. */
 #include "kn_chat.h"
 #include "kn_error.h"
 #include "kn_friends.h"
+#include "kn_groups.h"
 #include "kn_notify.h"
 #include "kn_storage.h"
 #include "match_internal.h"
@@ -52,6 +57,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     msg[0] = '\0';
     rc = kn_notify_cursor_check(part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_friends_of_friends_cursor_check(part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    kn_groups_filter f = {part[3], NULL, -1, 0, 0};
+    rc = kn_groups_cursor_check("gmu"[(n / 6) % 3], &f, (int)(n % 6) - 1, part[2], msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     msg[0] = '\0';
     rc = kn_chat_cursor_check(part[2], msg, sizeof msg);

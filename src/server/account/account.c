@@ -577,3 +577,21 @@ int kn_account_unlink_custom(kn_db *db, const char *user_id, char *msg, size_t c
 {
     return unlink_method(db, user_id, METHOD_CUSTOM, NULL, msg, cap);
 }
+
+/* --- the profile checks, for services whose records carry the same fields -- */
+
+int kn_account_check_text(const char *what, const char *s, size_t max, bool spaces, char *msg,
+                          size_t cap)
+{
+    return check_text(what, s, max, spaces, msg, cap);
+}
+
+int kn_account_check_lang_tag(const char *s, char *msg, size_t cap)
+{
+    return check_lang_tag(s, msg, cap);
+}
+
+int kn_account_check_metadata(const char *s, char *msg, size_t cap)
+{
+    return check_metadata(s, msg, cap);
+}

@@ -32,6 +32,7 @@
 #ifndef KN_ACCOUNT_H
 #define KN_ACCOUNT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -150,5 +151,16 @@ int kn_account_unlink_device(kn_db *db, const char *user_id, const char *device_
                              size_t msg_cap);
 int kn_account_unlink_email(kn_db *db, const char *user_id, char *msg, size_t msg_cap);
 int kn_account_unlink_custom(kn_db *db, const char *user_id, char *msg, size_t msg_cap);
+
+/* The checks account_update applies, for other services whose records carry
+ * the same kinds of fields (groups): text of at most max bytes of UTF-8
+ * without control characters (nor spaces unless `spaces`; NULL is fine), a
+ * lang tag (1-KN_ACCOUNT_LANG_TAG_MAX letters, digits, '-', '_') and
+ * metadata (a JSON object of at most KN_ACCOUNT_METADATA_MAX bytes).
+ * INVALID_ARGUMENT with the reason, naming the field `what`. No database. */
+int kn_account_check_text(const char *what, const char *s, size_t max, bool spaces, char *msg,
+                          size_t msg_cap);
+int kn_account_check_lang_tag(const char *s, char *msg, size_t msg_cap);
+int kn_account_check_metadata(const char *s, char *msg, size_t msg_cap);
 
 #endif

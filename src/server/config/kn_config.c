@@ -90,6 +90,10 @@ static const option options[] = {
         "time one match handler call may run before the match is stopped"),
     INT(match_memory_mb, "32", 1, 65536, "memory cap of each authoritative match's Lua VM, MiB"),
     INT(max_matches, "10000", 1, 1000000, "authoritative matches at once"),
+    INT(max_friends, "1000", 1, 100000,
+        "friends and invites (not blocks) a user may have; an invite past it is refused"),
+    BOOL(single_session, "false",
+         "a login, refresh or resume ends the user's other connections (told -7, then closed)"),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -255,3 +255,11 @@ char *kn_db_text_array(const char *const *items, size_t n)
     *w = '\0';
     return s;
 }
+
+int kn_db_fail(int rc, char *msg, size_t cap)
+{
+    if (rc == KN_ERR_ABORTED)
+        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
+    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
+    return kn_err_msg(rc, msg, cap, "database unavailable");
+}

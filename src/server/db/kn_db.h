@@ -40,6 +40,13 @@ int kn_db_begin(kn_db *db);
 int kn_db_commit(kn_db *db);
 void kn_db_rollback(kn_db *db); /* safe to call when no transaction is open */
 
+/* Writes the client's message for rc, a failure of this layer, into msg and
+ * returns rc: ABORTED "the request collided with a concurrent one; retry",
+ * NOMEM "out of memory", anything else "database unavailable" (the cause is
+ * in the log already). For services whose SQL failed where no rule of
+ * theirs applies. */
+int kn_db_fail(int rc, char *msg, size_t msg_cap);
+
 /* Constraint name of the last KN_ERR_ALREADY_EXISTS or KN_ERR_NOT_FOUND, or "". */
 const char *kn_db_constraint(const kn_db *db);
 

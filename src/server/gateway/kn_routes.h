@@ -22,7 +22,8 @@
 /* The services that own routes: each handler gets its service's context
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
 #define KN_SERVICES(X)                                                                             \
-    X(GATEWAY) X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(MATCH) X(RPC) X(STATUS) X(CHAT)
+    X(GATEWAY)                                                                                     \
+    X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -81,6 +82,10 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_friends_wire_delete)                                                                      \
     X(FRIENDS_BLOCK, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_block) \
     X(FRIENDS_LIST, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_friends_wire_list)   \
+    X(FRIENDS_METADATA_UPDATE, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,              \
+      kn_friends_wire_metadata_update)                                                             \
+    X(FRIENDS_OF_FRIENDS_LIST, FRIENDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,              \
+      kn_friends_wire_of_friends_list)                                                             \
     X(NOTIFICATIONS_LIST, NOTIFY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
       kn_notify_wire_list)                                                                         \
     X(NOTIFICATIONS_DELETE, NOTIFY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
@@ -89,6 +94,26 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(STATUS_UNFOLLOW, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                       \
       kn_status_wire_unfollow)                                                                     \
     X(STATUS_UPDATE, STATUS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_status_wire_update)  \
+    X(GROUP_CREATE, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_groups_wire_create)   \
+    X(GROUP_UPDATE, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_groups_wire_update)   \
+    X(GROUP_DELETE, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_groups_wire_delete)   \
+    X(GROUP_JOIN, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_groups_wire_join)       \
+    X(GROUP_LEAVE, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_groups_wire_leave)     \
+    X(GROUP_USERS_ADD, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
+      kn_groups_wire_users_add)                                                                    \
+    X(GROUP_USERS_KICK, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
+      kn_groups_wire_users_kick)                                                                   \
+    X(GROUP_USERS_BAN, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                       \
+      kn_groups_wire_users_ban)                                                                    \
+    X(GROUP_USERS_PROMOTE, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
+      kn_groups_wire_users_promote)                                                                \
+    X(GROUP_USERS_DEMOTE, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
+      kn_groups_wire_users_demote)                                                                 \
+    X(GROUPS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_groups_wire_list)      \
+    X(GROUP_USERS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
+      kn_groups_wire_users_list)                                                                   \
+    X(USER_GROUPS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
+      kn_groups_wire_user_list)                                                                    \
     X(CHANNEL_JOIN, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_join)         \
     X(CHANNEL_LEAVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_chat_wire_leave)       \
     X(CHANNEL_MESSAGE_SEND, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_send) \

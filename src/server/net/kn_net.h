@@ -170,6 +170,10 @@ int kn_net_send(kn_net *net, kn_conn_id id, uint8_t channel, const uint8_t *data
 /* Same bytes to many connections, one packet allocation. Skips ids that are gone. */
 int kn_net_send_many(kn_net *net, const kn_conn_id *ids, size_t n, uint8_t channel,
                      const uint8_t *data, size_t len, bool reliable);
+/* Same bytes to every AUTHENTICATED connection of this net, one packet
+ * allocation (sealed ones each get their own). KN_ERR_NOT_FOUND when none. */
+int kn_net_send_authenticated(kn_net *net, uint8_t channel, const uint8_t *data, size_t len,
+                              bool reliable);
 /* Graceful disconnect after queued packets are delivered; reason reaches the client. */
 void kn_net_close(kn_net *net, kn_conn_id id, uint32_t reason);
 void kn_net_set_authenticated(kn_net *net, kn_conn_id id);

@@ -531,31 +531,56 @@ static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *dat
     return KN_OK;
 }
 
+/* Sends to one connection of a batch: sealed ones get their own packet,
+ * plaintext ones share *shared (made on first use). 1 when sent, 0 when
+ * not, KN_ERR_NOMEM when the shared packet cannot be made. */
+static int send_in_batch(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
+                         bool reliable, ENetPacket **shared)
+{
+    if (!sendable(c) || !room_for(net, c, reliable)) return 0;
+    if (c->sealed) return send_sealed(net, c, channel, data, len, reliable) == KN_OK;
+    if (!*shared) {
+        *shared = enet_packet_create(data, len, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
+        if (!*shared) return KN_ERR_NOMEM;
+    }
+    /* enet_peer_send takes a reference only on success. */
+    if (enet_peer_send(c->peer, channel, *shared) != 0) return 0;
+    STAT_ADD(net, packets_out, 1);
+    STAT_ADD(net, bytes_out, len);
+    return 1;
+}
+
 int kn_net_send_many(kn_net *net, const kn_conn_id *ids, size_t n, uint8_t channel,
                      const uint8_t *data, size_t len, bool reliable)
 {
     if (channel >= KN_CHANNEL_COUNT) return KN_ERR_INVALID_ARGUMENT;
     ENetPacket *shared = NULL; /* plaintext connections share one packet */
     size_t sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        conn *c = lookup(net, ids[i]);
-        if (!sendable(c) || !room_for(net, c, reliable)) continue;
-        if (c->sealed) {
-            if (send_sealed(net, c, channel, data, len, reliable) == KN_OK) sent++;
-            continue;
-        }
-        if (!shared) {
-            shared = enet_packet_create(data, len, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
-            if (!shared) return KN_ERR_NOMEM;
-        }
-        /* enet_peer_send takes a reference only on success. */
-        if (enet_peer_send(c->peer, channel, shared) == 0) {
-            sent++;
-            STAT_ADD(net, packets_out, 1);
-            STAT_ADD(net, bytes_out, len);
-        }
+    int rc = KN_OK;
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        rc = send_in_batch(net, lookup(net, ids[i]), channel, data, len, reliable, &shared);
+        if (rc > 0) sent++;
     }
     if (shared && shared->referenceCount == 0) enet_packet_destroy(shared);
+    if (rc < 0) return rc;
+    return sent ? KN_OK : KN_ERR_NOT_FOUND;
+}
+
+int kn_net_send_authenticated(kn_net *net, uint8_t channel, const uint8_t *data, size_t len,
+                              bool reliable)
+{
+    if (channel >= KN_CHANNEL_COUNT) return KN_ERR_INVALID_ARGUMENT;
+    ENetPacket *shared = NULL;
+    size_t sent = 0;
+    int rc = KN_OK;
+    for (size_t i = 0; i < net->cfg.max_connections && rc >= 0; i++) {
+        conn *c = &net->conns[i];
+        if (c->state != KN_CONN_AUTHENTICATED) continue;
+        rc = send_in_batch(net, c, channel, data, len, reliable, &shared);
+        if (rc > 0) sent++;
+    }
+    if (shared && shared->referenceCount == 0) enet_packet_destroy(shared);
+    if (rc < 0) return rc;
     return sent ? KN_OK : KN_ERR_NOT_FOUND;
 }
 

@@ -5,7 +5,8 @@
  * Send validates every notification, inserts the persistent ones in one
  * transaction and, after it commits, delivers each recipient one
  * Notifications envelope (cid 0) on every connection it has, through
- * kn_out_send_user. A recipient with no connection simply finds the
+ * kn_out_send_user. Send-all stores one for every user in one statement
+ * and broadcasts it through kn_out_send_all. A recipient with no connection simply finds the
  * persistent ones on its next list; live-only ones are then lost.
  *
  * Codes: code < 0 is reserved for the system (KN_NOTIFY_CODE_*) and is
@@ -46,10 +47,10 @@ typedef struct kn_entity kn_entity;
 /* Codes reserved for the system (docs/notifications.md), Nakama's numbers
  * where Nakama has one. Each is sent by the service the event belongs to. */
 enum {
-    KN_NOTIFY_CODE_DM_REQUEST = -1,         /* a direct message while not on the channel (chat) */
-    KN_NOTIFY_CODE_FRIEND_REQUEST = -2,     /* a user invited you */
-    KN_NOTIFY_CODE_FRIEND_ACCEPTED = -3,    /* a user accepted your invite */
-    KN_NOTIFY_CODE_GROUP_ADD = -4,          /* you were added to a group (or your request accepted) */
+    KN_NOTIFY_CODE_DM_REQUEST = -1,      /* a direct message while not on the channel (chat) */
+    KN_NOTIFY_CODE_FRIEND_REQUEST = -2,  /* a user invited you */
+    KN_NOTIFY_CODE_FRIEND_ACCEPTED = -3, /* a user accepted your invite */
+    KN_NOTIFY_CODE_GROUP_ADD = -4,       /* you were added to a group (or your request accepted) */
     KN_NOTIFY_CODE_GROUP_JOIN_REQUEST = -5, /* to a closed group's admins: a user asks to join */
     KN_NOTIFY_CODE_FRIEND_REMOVED = -6,     /* a friend removed you */
     KN_NOTIFY_CODE_SESSION_REPLACED = -7,   /* another session took over (single session) */
@@ -86,6 +87,24 @@ extern const kn_entity kn_notification_entity;
  * refusal anywhere sends nothing. out may be NULL (no live delivery). */
 int kn_notify_send(kn_db *db, kn_out *out, const kn_notify_msg *notes, size_t n, bool system,
                    char *msg, size_t msg_cap);
+
+/* One notification to every user (m->user_id is ignored), validated as
+ * kn_notify_send validates one. Persistent: stored for every user by one
+ * INSERT ... SELECT (no round trip per user), under one id shared by all
+ * those rows, in one statement (all or none); *n_stored (may be NULL) says
+ * how many. Then, persistent or not, one Notifications envelope goes to
+ * every authenticated connection of every node through kn_out_send_all
+ * (out NULL: none). A user who is offline finds a persistent one on its
+ * next list; a live-only one reaches only who is connected. */
+int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool system,
+                       size_t *n_stored, char *msg, size_t msg_cap);
+
+/* Single session's notice (kn_sessions_single.notice, ud the server's
+ * kn_out *): a live-only KN_NOTIFY_CODE_SESSION_REPLACED
+ * notification "another session took over" from the system, to the one
+ * connection `conn` that is about to be closed. Runs on that connection's
+ * network thread; no database. Best effort (logged). */
+void kn_notify_session_replaced(void *out, uint64_t conn);
 
 /* Up to limit (0 = KN_NOTIFY_LIST_MAX, else 1..KN_NOTIFY_LIST_MAX) of
  * user_id's stored notifications after `cursor` (NULL or "": from the

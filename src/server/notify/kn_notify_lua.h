@@ -11,15 +11,16 @@
  * need the calling worker's database connection (kn_lua_db); without one
  * (run_once, module loading, match handlers) they raise "kaos.NAME is not
  * available in MODE". Scripts are server code but not the system: negative
- * codes are refused, as from clients. kaos.notification_send_all is left
- * out: it needs the stream tracker (docs/notifications.md). */
+ * codes are refused, as from clients. notification_send_all reaches every
+ * user: stored for each in one statement, pushed to every connection
+ * through kn_out_send_all. */
 #ifndef KN_NOTIFY_LUA_H
 #define KN_NOTIFY_LUA_H
 
 #include "kn_lua_bind.h"
 
-/* notification_send, notifications_send, notifications_list,
- * notifications_delete. */
+/* notification_send, notifications_send, notification_send_all,
+ * notifications_list, notifications_delete. */
 extern const luaL_Reg kn_notify_lua_funcs[];
 
 #endif

@@ -47,6 +47,16 @@ static const kn_db_stmt list_page = {
     " FROM notification WHERE user_id = $1 AND (position, id) > ($2::bigint, $3::uuid)"
     " ORDER BY position, id LIMIT $4",
     4};
+/* One row per user under one id; the count and the shared create time. */
+static const kn_db_stmt insert_all = {
+    "notify_insert_all",
+    "WITH ins AS (INSERT INTO notification"
+    " (id, user_id, subject, content, code, sender_id, position)"
+    " SELECT $1, u.id, $2, $3::jsonb, $4::int, NULLIF($5, '')::uuid,"
+    " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+    " FROM users u WHERE u.id <> '" NIL_UUID "' RETURNING 1)"
+    " SELECT count(*), floor(extract(epoch FROM now()))::bigint FROM ins",
+    5};
 static const kn_db_stmt delete_some = {
     "notify_delete", "DELETE FROM notification WHERE user_id = $1 AND id = ANY ($2::uuid[])", 2};
 
@@ -65,11 +75,9 @@ static int check_user(const char *user_id, char *msg, size_t cap)
     return KN_OK;
 }
 
-static int check_one(const kn_notify_msg *m, size_t i, bool system, char *msg, size_t cap)
+/* Everything of m but its recipient. */
+static int check_body(const kn_notify_msg *m, size_t i, bool system, char *msg, size_t cap)
 {
-    if (!m->user_id || !kn_uuid_valid(m->user_id))
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                          "notification %zu: user id must be a UUID", i);
     size_t len = m->subject ? strlen(m->subject) : 0;
     if (len < 1 || len > KN_NOTIFY_SUBJECT_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
@@ -94,6 +102,14 @@ static int check_one(const kn_notify_msg *m, size_t i, bool system, char *msg, s
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "notification %zu: content must be a JSON object", i);
     return KN_OK;
+}
+
+static int check_one(const kn_notify_msg *m, size_t i, bool system, char *msg, size_t cap)
+{
+    if (!m->user_id || !kn_uuid_valid(m->user_id))
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "notification %zu: user id must be a UUID", i);
+    return check_body(m, i, system, msg, cap);
 }
 
 /* Inserts the persistent ones; fills their create times. */
@@ -129,39 +145,58 @@ static int store(kn_db *db, const kn_notify_msg *notes, size_t n, char (*ids)[KN
     return KN_OK;
 }
 
+/* notes[i] as it is delivered and listed (borrowing its strings). */
+static kn_notification view_of(const kn_notify_msg *m, char *id, int64_t time)
+{
+    return (kn_notification){id,
+                             (char *)m->subject,
+                             (char *)(m->content ? m->content : "{}"),
+                             m->code,
+                             (char *)(m->sender_id ? m->sender_id : ""),
+                             time,
+                             m->persistent};
+}
+
+/* One Notifications envelope holding v[0..k), encoded into *buf (kn_free it). */
+static int encode(const kn_notification *v, size_t k, uint8_t **buf, size_t *len)
+{
+    Kaos__V1__Notification *msgs = kn_calloc(k, sizeof *msgs);
+    Kaos__V1__Notification **ptrs = kn_calloc(k, sizeof *ptrs);
+    int rc = KN_ERR_NOMEM;
+    if (msgs && ptrs) {
+        for (size_t i = 0; i < k; i++) {
+            Kaos__V1__Notification init = KAOS__V1__NOTIFICATION__INIT;
+            msgs[i] = init;
+            kn_entity_to_proto(&kn_notification_entity, &v[i], &msgs[i]);
+            ptrs[i] = &msgs[i];
+        }
+        Kaos__V1__Notifications body = KAOS__V1__NOTIFICATIONS__INIT;
+        body.n_notifications = k;
+        body.notifications = ptrs;
+        kn_envelope env = KN_ENVELOPE_INIT;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_NOTIFICATIONS;
+        env.notifications = &body;
+        rc = kn_envelope_encode(&env, buf, len);
+    }
+    kn_free(msgs);
+    kn_free(ptrs);
+    return rc;
+}
+
 /* One Notifications envelope with every notification of notes[] whose
  * recipient is notes[first]'s, to each of that user's connections. */
 static void deliver_user(kn_out *out, const kn_notify_msg *notes, size_t n, size_t first,
                          char (*ids)[KN_UUID_STR_LEN + 1], const int64_t *times)
 {
-    Kaos__V1__Notification *msgs = kn_calloc(n, sizeof *msgs);
-    Kaos__V1__Notification **ptrs = kn_calloc(n, sizeof *ptrs);
+    kn_notification *views = kn_calloc(n, sizeof *views);
     uint8_t *buf = NULL;
     size_t k = 0, len = 0;
     int rc = KN_ERR_NOMEM;
-    if (!msgs || !ptrs) goto done;
-    for (size_t i = first; i < n; i++) {
-        if (strcasecmp(notes[i].user_id, notes[first].user_id)) continue;
-        kn_notification v = {ids[i],
-                             (char *)notes[i].subject,
-                             (char *)(notes[i].content ? notes[i].content : "{}"),
-                             notes[i].code,
-                             (char *)(notes[i].sender_id ? notes[i].sender_id : ""),
-                             times[i],
-                             notes[i].persistent};
-        Kaos__V1__Notification init = KAOS__V1__NOTIFICATION__INIT;
-        msgs[k] = init;
-        kn_entity_to_proto(&kn_notification_entity, &v, &msgs[k]);
-        ptrs[k] = &msgs[k];
-        k++;
-    }
-    Kaos__V1__Notifications body = KAOS__V1__NOTIFICATIONS__INIT;
-    body.n_notifications = k;
-    body.notifications = ptrs;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_NOTIFICATIONS;
-    env.notifications = &body;
-    if ((rc = kn_envelope_encode(&env, &buf, &len))) goto done;
+    if (!views) goto done;
+    for (size_t i = first; i < n; i++)
+        if (!strcasecmp(notes[i].user_id, notes[first].user_id))
+            views[k++] = view_of(&notes[i], ids[i], times[i]);
+    if ((rc = encode(views, k, &buf, &len))) goto done;
     rc = kn_out_send_user(out, notes[first].user_id, NULL, KN_CHANNEL_CONTROL, buf, len, true);
 done:
     /* Delivery is best effort: the persistent ones are stored and listable. */
@@ -169,8 +204,7 @@ done:
         KN_WARN("notify: live delivery to user %s failed: %s", notes[first].user_id,
                 kn_err_name(rc));
     kn_free(buf);
-    kn_free(msgs);
-    kn_free(ptrs);
+    kn_free(views);
 }
 
 static void deliver(kn_out *out, const kn_notify_msg *notes, size_t n,
@@ -215,6 +249,58 @@ done:
     kn_free(ids);
     kn_free(times);
     return rc;
+}
+
+int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool system,
+                       size_t *n_stored, char *msg, size_t cap)
+{
+    if (n_stored) *n_stored = 0;
+    int rc = check_body(m, 0, system, msg, cap);
+    if (rc) return rc;
+    char id[KN_UUID_STR_LEN + 1];
+    kn_uuid_v4(id);
+    int64_t created = (int64_t)time(NULL);
+    if (m->persistent) {
+        char code[16];
+        snprintf(code, sizeof code, "%d", m->code);
+        const char *p[] = {id, m->subject, m->content ? m->content : "{}", code,
+                           m->sender_id ? m->sender_id : ""};
+        kn_db_rows *rows = NULL;
+        if ((rc = kn_db_query(db, &insert_all, p, &rows))) {
+            kn_db_rows_free(rows);
+            return db_fail(rc, msg, cap);
+        }
+        if (n_stored) *n_stored = (size_t)strtoull(kn_db_rows_get(rows, 0, 0), NULL, 10);
+        created = strtoll(kn_db_rows_get(rows, 0, 1), NULL, 10);
+        kn_db_rows_free(rows);
+    }
+    if (!out) return KN_OK;
+    kn_notification v = view_of(m, id, created);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if ((rc = encode(&v, 1, &buf, &len)) == KN_OK)
+        rc = kn_out_send_all(out, KN_CHANNEL_CONTROL, buf, len, true);
+    kn_free(buf);
+    /* Best effort, as for one user: the persistent ones are stored. */
+    if (rc) KN_WARN("notify: live delivery to everyone failed: %s", kn_err_name(rc));
+    return KN_OK;
+}
+
+void kn_notify_session_replaced(void *ud, uint64_t conn)
+{
+    kn_notify_msg m = {
+        NULL, "another session took over", "{}", KN_NOTIFY_CODE_SESSION_REPLACED, NULL, false};
+    char id[KN_UUID_STR_LEN + 1];
+    kn_uuid_v4(id);
+    kn_notification v = view_of(&m, id, (int64_t)time(NULL));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    kn_conn_id to = conn;
+    int rc = encode(&v, 1, &buf, &len);
+    if (rc == KN_OK) rc = kn_out_send(ud, &to, 1, KN_CHANNEL_CONTROL, buf, len, true);
+    kn_free(buf);
+    if (rc && rc != KN_ERR_NOT_FOUND)
+        KN_WARN("notify: the session-replaced notice was not sent: %s", kn_err_name(rc));
 }
 
 /* "<position>.<uuid>" -> position and id; "" or NULL is the start. */

@@ -98,6 +98,25 @@ static int k_notifications_send(lua_State *L)
     return send(L, db, notes, (size_t)n);
 }
 
+/* notification_send_all(subject, content, code, persistent): to every
+ * user (Nakama's notificationSendAll); the sender is the system (""). */
+static int k_notification_send_all(lua_State *L)
+{
+    kn_db *db = kn_lua_db(L, "notification_send_all");
+    lua_settop(L, 4);
+    /* The same reading as one notification's, user and sender left out. */
+    lua_pushliteral(L, "");
+    lua_insert(L, 1); /* user_id */
+    lua_pushnil(L);
+    lua_insert(L, 5); /* sender_id */
+    kn_notify_msg m;
+    read_args(L, 1, &m);
+    char msg[MSG_CAP] = "";
+    int rc = kn_notify_send_all(db, out_of(L), &m, false, NULL, msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    return 0;
+}
+
 typedef struct holder {
     kn_notification *notes;
     size_t n;
@@ -152,6 +171,7 @@ static int k_notifications_delete(lua_State *L)
 const luaL_Reg kn_notify_lua_funcs[] = {
     {"notification_send", k_notification_send},
     {"notifications_send", k_notifications_send},
+    {"notification_send_all", k_notification_send_all},
     {"notifications_list", k_notifications_list},
     {"notifications_delete", k_notifications_delete},
     {NULL, NULL},

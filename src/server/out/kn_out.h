@@ -1,6 +1,7 @@
 /* kn_out: the one way out. Every byte the server sends to clients after a
  * connection is open leaves through here: to a connection, a list of
- * connections, a session or a user, on whichever network thread owns them.
+ * connections, a session, a user or everyone, on whichever network thread
+ * owns them.
  * It is the only code that crosses network threads (shards) to deliver.
  *
  * Envelopes are built by kn_codec (src/common: kn_envelope_error, _ack,
@@ -40,18 +41,20 @@ typedef struct kn_out_directory {
     void *ud;
 } kn_out_directory;
 
-/* A message for a user on another node (the cluster issue's bus). NULL on a
- * single node. Any thread; KN_OK when handed over. */
+/* A message for a user on another node (the cluster issue's bus), and one
+ * for everyone on every other node (send_all). Either NULL on a single
+ * node. Any thread; KN_OK when handed over. */
 typedef struct kn_out_remote {
     int (*send_user)(void *ud, const char *user_id, const char *session_id, uint8_t channel,
                      const uint8_t *data, size_t len, bool reliable);
+    int (*send_all)(void *ud, uint8_t channel, const uint8_t *data, size_t len, bool reliable);
     void *ud;
 } kn_out_remote;
 
 /* What kn_out needs of one network thread: its kn_net, or a fake in tests
  * (tests/unit/pipeline). Each function has kn_net's contract of the same
- * name (kn_net_send_many, _close, _post_fn, _on_thread, _conn_data,
- * _set_authenticated, _violation, _overloaded). */
+ * name (kn_net_send_many, _send_authenticated, _close, _post_fn,
+ * _on_thread, _conn_data, _set_authenticated, _violation, _overloaded). */
 typedef struct kn_out_lane {
     int (*send_many)(void *ud, const kn_conn_id *ids, size_t n, uint8_t channel,
                      const uint8_t *data, size_t len, bool reliable);
@@ -63,6 +66,10 @@ typedef struct kn_out_lane {
     bool (*violation)(void *ud, kn_conn_id id);
     bool (*overloaded)(void *ud);
     void *ud;
+    /* Last, so lanes written before it still initialise: NULL = this lane
+     * takes no part in kn_out_send_all. */
+    int (*send_authenticated)(void *ud, uint8_t channel, const uint8_t *data, size_t len,
+                              bool reliable);
 } kn_out_lane;
 
 /* `shards` network threads (1..64); attach each one's net (or lane)
@@ -88,6 +95,14 @@ int kn_out_send_env(kn_out *o, kn_conn_id id, const kn_envelope *env);
  * the user has no connection anywhere known. */
 int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uint8_t channel,
                      const uint8_t *data, size_t len, bool reliable);
+/* The same bytes to every authenticated connection on every shard of this
+ * node (each shard's own thread sends them: a copy is posted once per
+ * shard, or sent at once on the caller's own shard), and through the
+ * remote hook to every other node. Nothing else walks connections to
+ * broadcast. KN_OK when handed to at least one shard or the remote hook
+ * (whether anyone was connected is not known to the caller); KN_ERR_NOMEM
+ * when no shard could be reached. */
+int kn_out_send_all(kn_out *o, uint8_t channel, const uint8_t *data, size_t len, bool reliable);
 /* Graceful disconnect with `reason` (a DisconnectReason). */
 int kn_out_close(kn_out *o, kn_conn_id id, uint32_t reason);
 /* Runs fn(arg) on the thread of `shard`: at once when the caller is that

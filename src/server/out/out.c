@@ -28,6 +28,11 @@ static int net_send_many(void *ud, const kn_conn_id *ids, size_t n, uint8_t chan
 {
     return kn_net_send_many(ud, ids, n, channel, data, len, reliable);
 }
+static int net_send_authenticated(void *ud, uint8_t channel, const uint8_t *data, size_t len,
+                                  bool reliable)
+{
+    return kn_net_send_authenticated(ud, channel, data, len, reliable);
+}
 static void net_close(void *ud, kn_conn_id id, uint32_t reason)
 {
     kn_net_close(ud, id, reason);
@@ -77,9 +82,10 @@ void kn_out_destroy(kn_out *o)
 
 void kn_out_attach(kn_out *o, size_t shard, kn_net *net)
 {
-    kn_out_lane lane = {net_send_many, net_close,      net_post_fn,
-                        net_on_thread, net_conn_data,  net_set_authenticated,
-                        net_violation, net_overloaded, net};
+    kn_out_lane lane = {net_send_many,         net_close,      net_post_fn,
+                        net_on_thread,         net_conn_data,  net_set_authenticated,
+                        net_violation,         net_overloaded, net,
+                        net_send_authenticated};
     kn_out_attach_lane(o, shard, &lane);
     if (shard < o->n) o->nets[shard] = net;
 }
@@ -247,6 +253,51 @@ int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uin
     }
     if (o->remote.send_user && o->remote.send_user(o->remote.ud, user_id, session_id, channel, data,
                                                    len, reliable) == KN_OK)
+        rc = KN_OK;
+    return rc;
+}
+
+/* Bytes for every authenticated connection of one shard, sent on its thread. */
+typedef struct all_post {
+    kn_out_lane *lane;
+    uint8_t channel;
+    bool reliable;
+    size_t len;
+    uint8_t data[];
+} all_post;
+
+static void run_all_post(void *arg)
+{
+    all_post *p = arg;
+    p->lane->send_authenticated(p->lane->ud, p->channel, p->data, p->len, p->reliable);
+    kn_free(p);
+}
+
+int kn_out_send_all(kn_out *o, uint8_t channel, const uint8_t *data, size_t len, bool reliable)
+{
+    int rc = KN_ERR_NOMEM;
+    for (uint16_t s = 0; s < o->n; s++) {
+        kn_out_lane *l = lane_of(o, s);
+        if (!l || !l->send_authenticated) continue;
+        if (l->on_thread(l->ud)) {
+            l->send_authenticated(l->ud, channel, data, len, reliable);
+            rc = KN_OK;
+            continue;
+        }
+        all_post *p = kn_malloc(sizeof *p + len);
+        if (p) {
+            *p = (all_post){l, channel, reliable, len};
+            memcpy(p->data, data, len);
+            if (l->post_fn(l->ud, run_all_post, p) == KN_OK) {
+                rc = KN_OK;
+                continue;
+            }
+            kn_free(p);
+        }
+        KN_WARN("a message for everyone on network thread %u dropped: out of memory", s);
+    }
+    if (o->remote.send_all &&
+        o->remote.send_all(o->remote.ud, channel, data, len, reliable) == KN_OK)
         rc = KN_OK;
     return rc;
 }

@@ -35,9 +35,11 @@
 
 /* Why sessions end (kn_sessions_end). */
 typedef enum kn_session_end {
-    KN_SESSION_END_LOGOUT = 0, /* connections stay open, unauthenticated */
-    KN_SESSION_END_BAN = 1,    /* connections closed with DISCONNECT_BANNED */
-    KN_SESSION_END_DELETE = 2, /* the same, for a deleted account */
+    KN_SESSION_END_LOGOUT = 0,   /* connections stay open, unauthenticated */
+    KN_SESSION_END_BAN = 1,      /* connections closed with DISCONNECT_BANNED */
+    KN_SESSION_END_DELETE = 2,   /* the same, for a deleted account */
+    KN_SESSION_END_REPLACED = 3, /* single session: another bind took over; closed with
+                                  * DISCONNECT_SESSION_REPLACED after the notice */
 } kn_session_end;
 
 /* Per-connection state of other modules (a route's service): slots handed
@@ -74,6 +76,29 @@ typedef struct kn_sessions_stats {
 int kn_sessions_create(kn_out *out, kn_sessions **ss_out);
 void kn_sessions_destroy(kn_sessions *ss); /* accepts NULL; after every connection closed */
 
+/* Single session (docs/configuration.md, single_session): from now on a
+ * bind (login, refresh or resume) ends every other connection of its user,
+ * atomically with the bind under the registry's lock, so of two binds that
+ * race the later one wins and exactly one stays. Each ended connection's
+ * own thread calls notice(ud, conn) (when not NULL: the root passes the
+ * notifications service's -7 "another session took over"), unbinds it and
+ * closes it with DISCONNECT_SESSION_REPLACED, so the notice goes out
+ * first. Ended sessions of another session id are revoked (their token no
+ * longer resumes on this node) and handed to forget (when not NULL; any
+ * thread, must not block: the root queues the deletion of their
+ * user_session rows, so their refresh tokens die too); other connections
+ * of the same session id (a resume elsewhere) are closed but the session
+ * lives on. A session with no connection here is not touched: if it comes
+ * back (resume, refresh), its bind replaces the others in turn. Before
+ * serving. */
+typedef struct kn_sessions_single {
+    void (*notice)(void *ud, kn_conn_id conn);
+    void *notice_ud;
+    void (*forget)(void *ud, const char *user_id, const char *session_id);
+    void *forget_ud;
+} kn_sessions_single;
+void kn_sessions_set_single(kn_sessions *ss, const kn_sessions_single *single);
+
 /* A directory for kn_out (kn_out_send_user) backed by the index. */
 kn_out_directory kn_sessions_directory(kn_sessions *ss);
 
@@ -103,7 +128,8 @@ void kn_sessions_close(kn_sessions *ss, kn_session *s);
  * PERMISSION_DENIED "account is banned" or UNAUTHENTICATED "user no longer
  * exists"), or, for a resume, its session id was revoked (UNAUTHENTICATED,
  * with why). The message goes into msg. KN_ERR_NOMEM when the session vars
- * cannot be kept (the bind still happens, without vars). */
+ * cannot be kept (the bind still happens, without vars). With single
+ * session on, the user's other connections are ended (kn_sessions_set_single). */
 int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *claims, bool resume,
                      int64_t submitted_ms, char *msg, size_t cap);
 /* Whether a resume of session_id would be refused as revoked (with why in msg). */

@@ -21,6 +21,12 @@
 #define ENDED_KEEP_MS  300000 /* far longer than a job waits in the queue */
 #define SWEEP_EVERY_MS 60000
 
+/* A connection being ended and the session it was bound to then. */
+typedef struct kn_ended {
+    kn_conn_id conn;
+    char session_id[37];
+} kn_ended;
+
 typedef struct ext_slot {
     void (*on_close)(void *ud, kn_session *s);
     void *ud;
@@ -38,6 +44,8 @@ struct kn_sessions {
     int n_ext;
     ext_slot unbound[KN_SESSION_EXT_MAX]; /* .on_close: the listener */
     int n_unbound;
+    bool single; /* set before serving: binds end the user's other connections */
+    kn_sessions_single hooks;
 };
 
 /* The maps `revoked` and `ended` keep a time and a kn_session_end in one
@@ -80,6 +88,8 @@ const char *kn_session_end_text(kn_session_end why)
         return "session token revoked (account banned)";
     case KN_SESSION_END_DELETE:
         return "session token revoked (account deleted)";
+    case KN_SESSION_END_REPLACED:
+        return "session token revoked (another session took over)";
     default:
         return "session token revoked (logged out)";
     }
@@ -106,6 +116,12 @@ void kn_sessions_destroy(kn_sessions *ss)
     kn_map_deinit(&ss->ended);
     pthread_mutex_destroy(&ss->lock);
     kn_free(ss);
+}
+
+void kn_sessions_set_single(kn_sessions *ss, const kn_sessions_single *single)
+{
+    ss->single = true;
+    ss->hooks = *single;
 }
 
 int kn_sessions_ext_register(kn_sessions *ss, void (*on_close)(void *ud, kn_session *s), void *ud)
@@ -215,9 +231,17 @@ bool kn_sessions_revoked(kn_sessions *ss, const char *session_id, char *msg, siz
     return v != NULL;
 }
 
+static size_t collect_others(kn_sessions *ss, const kn_session *s, kn_ended *out, size_t cap);
+static void forget_others(kn_sessions *ss, const kn_token_claims *c, const kn_ended *others,
+                          size_t n);
+static int post_ends(kn_sessions *ss, const char *user_id, kn_session_end why, kn_conn_id spare,
+                     const kn_ended *ended, size_t n);
+
 int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, bool resume,
                      int64_t submitted_ms, char *msg, size_t cap)
 {
+    kn_ended stack[8], *others = stack;
+    size_t n_others = 0;
     pthread_mutex_lock(&ss->lock);
     void *ended = kn_map_get(&ss->ended, user_key(c->user_id));
     void *revoked = resume ? kn_map_get(&ss->revoked, session_key(c->session_id)) : NULL;
@@ -245,10 +269,27 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
         if (!s->authenticated) {
             snprintf(msg, cap, "server busy; retry");
             rc = KN_ERR_NOMEM;
+        } else if (ss->single) {
+            /* Under the same lock as the bind: of two binds that race, the
+             * later one sees the earlier and ends it. */
+            size_t room = sizeof stack / sizeof stack[0];
+            n_others = collect_others(ss, s, stack, room);
+            kn_ended *more = n_others > room ? kn_malloc(n_others * sizeof *more) : NULL;
+            if (more) {
+                others = more;
+                collect_others(ss, s, others, n_others);
+            } else if (n_others > room) {
+                n_others = room; /* out of memory: the first ones (all are revoked) */
+            }
+            ss->ended_total += n_others;
         }
     }
     pthread_mutex_unlock(&ss->lock);
     if (other_user) tell_unbound(ss, s); /* what it was on belonged to the other user */
+    if (n_others && post_ends(ss, c->user_id, KN_SESSION_END_REPLACED, 0, others, n_others))
+        KN_WARN("could not end every other session of %s (single session)", c->user_id);
+    forget_others(ss, c, others, n_others);
+    if (others != stack) kn_free(others);
     if (rc) return rc;
     kn_token_claims_deinit(&s->vars);
     if (kn_token_claims_set_vars(&s->vars, c->vars, c->var_count))
@@ -258,47 +299,128 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
 
 /* --- ending sessions --------------------------------------------------------------- */
 
-/* What one shard's thread does for an end: its connections of the user. */
+/* What one shard's thread does for an end: its connections of the user,
+ * each with the session it was bound to when the end was decided. */
 typedef struct end_post {
     kn_sessions *ss;
     char user_id[37];
-    char session_id[37]; /* "" = all of the user's */
     kn_session_end why;
     kn_conn_id spare;
     size_t n;
-    kn_conn_id conns[];
+    kn_ended conns[];
 } end_post;
+
+static uint32_t close_reason(kn_session_end why)
+{
+    return why == KN_SESSION_END_REPLACED ? KAOS__V1__DISCONNECT_REASON__DISCONNECT_SESSION_REPLACED
+                                          : KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED;
+}
 
 static void run_end(void *arg)
 {
     end_post *p = arg;
     for (size_t i = 0; i < p->n; i++) {
-        kn_session *s = kn_out_conn_data(p->ss->out, p->conns[i]);
+        kn_conn_id conn = p->conns[i].conn;
+        kn_session *s = kn_out_conn_data(p->ss->out, conn);
         /* Still bound to what ended? (It may have logged in again meanwhile.) */
         if (!s || !s->authenticated || !same_id(s->user_id, p->user_id)) continue;
-        if (p->session_id[0] && !same_id(s->session_id, p->session_id)) continue;
+        if (!same_id(s->session_id, p->conns[i].session_id)) continue;
+        /* The notice first: the close below lets queued packets out before it. */
+        const kn_sessions_single *h = &p->ss->hooks;
+        if (p->why == KN_SESSION_END_REPLACED && h->notice) h->notice(h->notice_ud, conn);
         unbind(p->ss, s); /* nothing it still sends counts as the user's */
-        if (p->why != KN_SESSION_END_LOGOUT && p->conns[i] != p->spare)
-            kn_out_close(p->ss->out, p->conns[i], KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED);
+        if (p->why != KN_SESSION_END_LOGOUT && conn != p->spare)
+            kn_out_close(p->ss->out, conn, close_reason(p->why));
     }
     kn_free(p);
 }
 
+static void note_ended(kn_ended *out, size_t cap, size_t n, const kn_session *s)
+{
+    if (n >= cap) return;
+    out[n].conn = s->conn;
+    memcpy(out[n].session_id, s->session_id, sizeof out[n].session_id);
+}
+
 /* Under the lock: the connections of user_id's chain (of session_id's only
- * when not NULL), at most cap into out; each one's session is revoked
- * (with why) when revoke is set. Returns how many there are. */
+ * when not NULL), at most cap into ended (with their sessions) or conns
+ * (either may be NULL); each one's session is revoked (with why) when
+ * revoke is set. Returns how many there are. */
 static size_t collect(kn_sessions *ss, const char *user_id, const char *session_id, bool revoke,
-                      kn_session_end why, kn_conn_id *out, size_t cap)
+                      kn_session_end why, kn_ended *ended, kn_conn_id *conns, size_t cap)
 {
     size_t n = 0;
     for (kn_session *s = kn_map_get(&ss->users, user_key(user_id)); s; s = s->idx_next) {
         if (!same_id(s->user_id, user_id)) continue; /* a key collision */
         if (session_id && !same_id(s->session_id, session_id)) continue;
         if (revoke) revoke_locked(ss, s->session_id, s->expires_at, why);
-        if (n < cap) out[n] = s->conn;
+        if (ended) note_ended(ended, cap, n, s);
+        if (conns && n < cap) conns[n] = s->conn;
         n++;
     }
     return n;
+}
+
+/* Under the lock, single session: the other connections of s's user (not
+ * s), at most cap into out; those of another session id are revoked. */
+static size_t collect_others(kn_sessions *ss, const kn_session *s, kn_ended *out, size_t cap)
+{
+    size_t n = 0;
+    for (kn_session *o = kn_map_get(&ss->users, user_key(s->user_id)); o; o = o->idx_next) {
+        if (o == s || !same_id(o->user_id, s->user_id)) continue;
+        if (!same_id(o->session_id, s->session_id)) /* again on a second pass: harmless */
+            revoke_locked(ss, o->session_id, o->expires_at, KN_SESSION_END_REPLACED);
+        note_ended(out, cap, n++, o);
+    }
+    return n;
+}
+
+/* Single session: each replaced session id (not the bound one's; once
+ * each) to the forget hook. */
+static void forget_others(kn_sessions *ss, const kn_token_claims *c, const kn_ended *others,
+                          size_t n)
+{
+    if (!ss->hooks.forget) return;
+    for (size_t i = 0; i < n; i++) {
+        bool again = same_id(others[i].session_id, c->session_id);
+        for (size_t k = 0; k < i && !again; k++)
+            again = same_id(others[k].session_id, others[i].session_id);
+        if (!again) ss->hooks.forget(ss->hooks.forget_ud, c->user_id, others[i].session_id);
+    }
+}
+
+/* One post per shard that holds any of ended[0..n), to run_end there. */
+static int post_ends(kn_sessions *ss, const char *user_id, kn_session_end why, kn_conn_id spare,
+                     const kn_ended *ended, size_t n)
+{
+    int rc = KN_OK;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t shard = kn_conn_shard(ended[i].conn);
+        bool first = true;
+        for (size_t k = 0; k < i && first; k++)
+            first = kn_conn_shard(ended[k].conn) != shard;
+        if (!first) continue;
+        size_t m = 0;
+        for (size_t k = i; k < n; k++)
+            m += kn_conn_shard(ended[k].conn) == shard;
+        end_post *p = kn_calloc(1, sizeof *p + m * sizeof(kn_ended));
+        if (!p) {
+            rc = KN_ERR_NOMEM;
+            continue;
+        }
+        p->ss = ss;
+        snprintf(p->user_id, sizeof p->user_id, "%s", user_id);
+        p->why = why;
+        p->spare = spare;
+        for (size_t k = i; k < n; k++)
+            if (kn_conn_shard(ended[k].conn) == shard) p->conns[p->n++] = ended[k];
+        if (kn_out_on_shard(ss->out, shard, run_end, p)) {
+            KN_WARN("could not reach network thread %u to end the sessions of %s", shard, user_id);
+            kn_free(p);
+            rc = KN_ERR_NOMEM;
+        }
+    }
+    return rc;
 }
 
 int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id,
@@ -311,43 +433,14 @@ int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id
         kn_map_put(&ss->ended, user_key(user_id), pack(kn_time_mono_ms(), why)))
         KN_WARN("out of memory remembering a ban; a login racing with it may bind");
     if (session_id && revoke_expires > 0) revoke_locked(ss, session_id, revoke_expires, why);
-    size_t n = collect(ss, user_id, session_id, true, why, NULL, 0);
-    kn_conn_id *conns = n ? kn_malloc(n * sizeof *conns) : NULL;
-    if (conns) collect(ss, user_id, session_id, false, why, conns, n);
+    size_t n = collect(ss, user_id, session_id, true, why, NULL, NULL, 0);
+    kn_ended *ended = n ? kn_malloc(n * sizeof *ended) : NULL;
+    if (ended) collect(ss, user_id, session_id, false, why, ended, NULL, n);
     ss->ended_total += n;
     pthread_mutex_unlock(&ss->lock);
-    if (n && !conns) return KN_ERR_NOMEM;
-
-    /* One post per shard that holds any of them. */
-    int rc = KN_OK;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t shard = kn_conn_shard(conns[i]);
-        bool first = true;
-        for (size_t k = 0; k < i && first; k++)
-            first = kn_conn_shard(conns[k]) != shard;
-        if (!first) continue;
-        size_t m = 0;
-        for (size_t k = i; k < n; k++)
-            m += kn_conn_shard(conns[k]) == shard;
-        end_post *p = kn_calloc(1, sizeof *p + m * sizeof(kn_conn_id));
-        if (!p) {
-            rc = KN_ERR_NOMEM;
-            continue;
-        }
-        p->ss = ss;
-        snprintf(p->user_id, sizeof p->user_id, "%s", user_id);
-        snprintf(p->session_id, sizeof p->session_id, "%s", session_id ? session_id : "");
-        p->why = why;
-        p->spare = spare;
-        for (size_t k = i; k < n; k++)
-            if (kn_conn_shard(conns[k]) == shard) p->conns[p->n++] = conns[k];
-        if (kn_out_on_shard(ss->out, shard, run_end, p)) {
-            KN_WARN("could not reach network thread %u to end the sessions of %s", shard, user_id);
-            kn_free(p);
-            rc = KN_ERR_NOMEM;
-        }
-    }
-    kn_free(conns);
+    if (n && !ended) return KN_ERR_NOMEM;
+    int rc = post_ends(ss, user_id, why, spare, ended, n);
+    kn_free(ended);
     return rc;
 }
 
@@ -355,7 +448,7 @@ size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *sessi
                          kn_conn_id *out, size_t cap)
 {
     pthread_mutex_lock(&ss->lock);
-    size_t n = collect(ss, user_id, session_id, false, KN_SESSION_END_LOGOUT, out, cap);
+    size_t n = collect(ss, user_id, session_id, false, KN_SESSION_END_LOGOUT, NULL, out, cap);
     pthread_mutex_unlock(&ss->lock);
     return n;
 }

@@ -29,3 +29,10 @@ kaos.register_rpc(function(context, payload)
   out.after_delete = #kaos.notifications_list(other, 10, nil)
   return kaos.json_encode(out)
 end, "notify_lua")
+
+-- kaos.notification_send_all: the payload is "persistent" or "live"; the
+-- subject says which, the code is 9, the content empty.
+kaos.register_rpc(function(context, payload)
+  return outcome(kaos.notification_send_all, "to everyone " .. payload, {}, 9,
+    payload == "persistent")
+end, "notify_all")

@@ -14,6 +14,7 @@
 #include "kn_relay.h"
 #include "kn_storage.h"
 #include "kn_friends.h"
+#include "kn_groups.h"
 #include "kn_notify.h"
 #include "kn_chat.h"
 
@@ -32,6 +33,9 @@ extern const kn_entity kaos_client__user_entity;
 extern const kn_entity kaos_client__storage_object_entity;
 extern const kn_entity kaos_client__storage_ack_entity;
 extern const kn_entity kaos_client__notification_entity;
+extern const kn_entity kaos_client__group_entity;
+extern const kn_entity kaos_client__group_user_entity;
+extern const kn_entity kaos_client__user_group_entity;
 extern const kn_entity kaos_client__channel_message_entity;
 
 /* Room for any of the entity messages, which are a few pointers and numbers. */
@@ -48,6 +52,9 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kn_storage_ack_entity,
         &kn_friend_entity,
         &kn_notification_entity,
+        &kn_group_entity,
+        &kn_group_user_entity,
+        &kn_user_group_entity,
         &kn_chat_message_entity,
         &kn_match_presence_entity,
         &kn_relay_member_entity,
@@ -56,6 +63,9 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kaos_client__storage_object_entity,
         &kaos_client__storage_ack_entity,
         &kaos_client__notification_entity,
+        &kaos_client__group_entity,
+        &kaos_client__group_user_entity,
+        &kaos_client__user_group_entity,
         &kaos_client__channel_message_entity,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
@@ -218,6 +228,30 @@ static void a_storage_object_and_its_ack_survive_the_wire(void **state)
     m = round_trip(&kn_friend_entity, &f, &f_back);
     assert_int_equal(f_back.state, 2);
     assert_int_equal(f_back.update_time, 1733600000);
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    kn_group g = {"6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b",
+                  "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4c",
+                  "Dragons",
+                  "fly",
+                  "http://a/b.png",
+                  "fr",
+                  "{\"x\": 1}",
+                  true,
+                  7,
+                  50,
+                  1733600000,
+                  1733600001};
+    kn_group g_back;
+    memset(&g_back, 0, sizeof g_back);
+    m = round_trip(&kn_group_entity, &g, &g_back);
+    assert_same_fields(&kn_group_entity, &g, &g_back);
+    assert_true(g_back.open);
+    assert_int_equal(g_back.max_count, 50);
+    protobuf_c_message_free_unpacked(m, NULL);
+    kn_user_group ug = {.state = 3}, ug_back = {0};
+    m = round_trip(&kn_user_group_entity, &ug, &ug_back);
+    assert_int_equal(ug_back.state, 3);
     protobuf_c_message_free_unpacked(m, NULL);
 }
 

@@ -6,7 +6,8 @@
  * pagination while others write, cursor validation, limits, two
  * connections adding each other at once, what an add reports for the
  * notifications (kn_friends_add_events), account deletion and allocation
- * failures of the list. */
+ * failures of the list; a configured max friends, metadata per edge,
+ * deletes reporting removed friends, and friends of friends. */
 #include "failalloc.h"
 #include "pgtest.h"
 #include "kn_db.h"
@@ -138,6 +139,48 @@ static void add_reports_invites_and_accepts_and_nothing_else(void **state)
     const char *self[] = {c, a};
     ev.n = 7;
     assert_int_equal(kn_friends_add_events(db, a, self, 2, NULL, 0, &ev, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(ev.n, 0);
+}
+
+/* What the status service is told: every user a committed block names
+ * (by id or username, again or not), none after a refusal; the hook gets
+ * each with the blocker. */
+static char hooked[4][80];
+static size_t n_hooked;
+static void on_blocked(void *ud, const char *blocker, const char *blocked)
+{
+    snprintf(hooked[n_hooked++ % 4], sizeof hooked[0], "%.8s>%.8s", blocker, blocked);
+}
+
+static void block_reports_every_user_blocked(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("bl_a", a);
+    user("bl_b", b);
+    user("bl_c", c);
+    static kn_friend_events ev;
+    const char *ids[] = {b};
+    const char *names[] = {"bl_c", "nobody"};
+    assert_int_equal(kn_friends_block_events(db, a, ids, 1, names, 2, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.items[0].kind, KN_FRIEND_EVENT_BLOCKED);
+    assert_string_equal(ev.items[0].user_id, strcmp(b, c) < 0 ? b : c); /* targets in id order */
+    kn_friends_deps deps = {.blocked = on_blocked};
+    n_hooked = 0;
+    kn_friends_tell_blocks(&deps, a, &ev);
+    assert_int_equal(n_hooked, 2);
+    assert_memory_equal(hooked[0], a, 8);
+    kn_friends_tell_blocks(NULL, a, &ev); /* no deps: nothing to tell */
+    kn_friends_deps none = {0};
+    kn_friends_tell_blocks(&none, a, &ev);
+    assert_int_equal(n_hooked, 2);
+    /* Blocking again is still a block to report. */
+    assert_int_equal(kn_friends_block_events(db, a, ids, 1, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 1);
+    const char *self[] = {b, a};
+    assert_int_equal(kn_friends_block_events(db, a, self, 2, NULL, 0, &ev, msg, sizeof msg),
                      KN_ERR_INVALID_ARGUMENT);
     assert_int_equal(ev.n, 0);
 }
@@ -367,10 +410,11 @@ static void invites_stop_at_the_limit(void **state)
     user("lim_me", me);
     user("lim_late", late);
     /* fill me up to the limit with plain rows: the limit counts friends and invites */
-    pgtest_sql(db,
+    pgtest_sql(
+        db,
         "INSERT INTO users (id, username) SELECT ('e0000000-0000-4000-8000-' || lpad(to_hex(g), "
         "12, '0'))::uuid, 'lim_' || g FROM generate_series(1, %d) g",
-        KN_FRIENDS_MAX);
+        KN_FRIENDS_MAX_DEFAULT);
     pgtest_sql(db,
         "INSERT INTO user_edge (source_id, destination_id, state, position) SELECT '%s', id, 1, 1"
         " FROM users WHERE username LIKE 'lim\\_%%' AND username <> 'lim_me' AND username <> "
@@ -466,6 +510,230 @@ static void deleting_an_account_removes_its_edges(void **state)
     kn_db_rows_free(rows);
 }
 
+static void befriend(const char *a, const char *b)
+{
+    assert_int_equal(by_id(kn_friends_add, a, b), KN_OK);
+    assert_int_equal(by_id(kn_friends_add, b, a), KN_OK);
+}
+
+static void a_configured_max_friends_refuses_and_names_the_limit(void **state)
+{
+    (void)state;
+    char me[37], a[37], b[37], c[37], d[37];
+    user("cap_me", me);
+    user("cap_a", a);
+    user("cap_b", b);
+    user("cap_c", c);
+    user("cap_d", d);
+    kn_friends_add_opts o = {.max_friends = 2};
+    const char *ab[] = {a, b};
+    assert_int_equal(kn_friends_add_ex(db, &o, me, ab, 2, NULL, 0, msg, sizeof msg), KN_OK);
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, me, (const char *[]){c}, 1, NULL, 0, msg, sizeof msg),
+        KN_ERR_RESOURCE_EXHAUSTED);
+    assert_string_equal(msg, "you have 2 friends and invites; the limit is 2");
+    /* the target's count counts too */
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, c, (const char *[]){me}, 1, NULL, 0, msg, sizeof msg),
+        KN_ERR_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(msg, "the limit is 2"));
+    assert_non_null(strstr(msg, me));
+    /* accepting an invite never counts against the limit */
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, a, (const char *[]){me}, 1, NULL, 0, msg, sizeof msg), KN_OK);
+    assert_pair(me, a, KN_FRIEND_MUTUAL, KN_FRIEND_MUTUAL);
+    /* the default (0) is KN_FRIENDS_MAX_DEFAULT */
+    o.max_friends = 0;
+    assert_int_equal(
+        kn_friends_add_ex(db, &o, me, (const char *[]){d}, 1, NULL, 0, msg, sizeof msg), KN_OK);
+}
+
+/* The metadata `me` holds on its edge to `other` (NULL for no edge); kn_free it. */
+static char *metadata_of(const char *me, const char *other)
+{
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL, *out = NULL;
+    assert_int_equal(
+        kn_friends_list(db, me, KN_FRIEND_ANY, 1000, NULL, &f, &n, &next, msg, sizeof msg), KN_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(f[i].user.id, other)) out = kn_strdup(f[i].metadata);
+    kn_friends_free(f, n);
+    kn_free(next);
+    return out;
+}
+
+static void assert_metadata(const char *me, const char *other, const char *want)
+{
+    char *got = metadata_of(me, other);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    kn_free(got);
+}
+
+static void metadata_is_per_edge_set_on_add_listed_and_updated(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("meta_a", a);
+    user("meta_b", b);
+    user("meta_c", c);
+    kn_friends_add_opts o = {.metadata = "{\"since\": 2024}"};
+    assert_int_equal(kn_friends_add_ex(db, &o, a, (const char *[]){b}, 1, NULL, 0, msg, sizeof msg),
+                     KN_OK);
+    assert_metadata(a, b, "{\"since\": 2024}");
+    assert_metadata(b, a, "{}"); /* only the caller's edge */
+    /* accepting with metadata sets the acceptor's edge; a's stays */
+    o.metadata = "{\"nick\": \"bee\"}";
+    assert_int_equal(kn_friends_add_ex(db, &o, b, (const char *[]){a}, 1, NULL, 0, msg, sizeof msg),
+                     KN_OK);
+    assert_metadata(b, a, "{\"nick\": \"bee\"}");
+    assert_metadata(a, b, "{\"since\": 2024}");
+    /* update, in any state of the caller's edge; the time the state was taken stays */
+    pgtest_sql(db,
+               "UPDATE user_edge SET update_time = '2001-01-01 00:00:00+00' WHERE source_id = '%s'"
+               " AND destination_id = '%s'",
+               a, b);
+    assert_int_equal(kn_friends_metadata_update(db, a, b, "{\"x\": [1, 2]}", msg, sizeof msg),
+                     KN_OK);
+    assert_metadata(a, b, "{\"x\": [1, 2]}");
+    kn_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(
+        kn_friends_list(db, a, KN_FRIEND_MUTUAL, 10, NULL, &f, &n, &next, msg, sizeof msg), KN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(f[0].update_time, 978307200);
+    kn_friends_free(f, n);
+    kn_free(next);
+    assert_int_equal(by_id(kn_friends_block, a, c), KN_OK);
+    assert_int_equal(kn_friends_metadata_update(db, a, c, "{\"why\": \"spam\"}", msg, sizeof msg),
+                     KN_OK);
+    assert_metadata(a, c, "{\"why\": \"spam\"}");
+    /* refusals */
+    assert_int_equal(kn_friends_metadata_update(db, c, a, "{}", msg, sizeof msg), KN_ERR_NOT_FOUND);
+    assert_non_null(strstr(msg, "no relationship with user"));
+    assert_int_equal(kn_friends_metadata_update(db, a, b, "[1]", msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "metadata must be a JSON object");
+    assert_int_equal(kn_friends_metadata_update(db, a, "nope", "{}", msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    static char big[KN_FRIEND_METADATA_MAX + 16];
+    memset(big, ' ', sizeof big - 1);
+    big[0] = '{';
+    big[sizeof big - 2] = '}';
+    assert_int_equal(kn_friends_metadata_update(db, a, b, big, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "the limit is 16384"));
+    o.metadata = "not json";
+    assert_int_equal(kn_friends_add_ex(db, &o, a, (const char *[]){c}, 1, NULL, 0, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_metadata(a, b, "{\"x\": [1, 2]}");
+}
+
+static void delete_reports_only_the_mutual_friends_it_removed(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("rm_a", a);
+    user("rm_b", b);
+    user("rm_c", c);
+    befriend(a, b);
+    assert_int_equal(by_id(kn_friends_add, a, c), KN_OK); /* an invite only */
+    static kn_friend_events ev;
+    const char *bc[] = {b, c};
+    assert_int_equal(kn_friends_delete_events(db, a, bc, 2, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.items[0].kind, KN_FRIEND_EVENT_REMOVED);
+    assert_string_equal(ev.items[0].user_id, b);
+    assert_pair(a, b, -1, -1);
+    assert_pair(a, c, -1, -1);
+}
+
+/* Walks me's friends of friends `limit` at a time into "referrer>user" lines. */
+static size_t walk_fof(const char *me, int limit, char out[][80], size_t cap)
+{
+    size_t total = 0;
+    char *cursor = NULL;
+    do {
+        kn_friend_of_friend *f = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        assert_int_equal(
+            kn_friends_of_friends_list(db, me, limit, cursor, &f, &n, &next, msg, sizeof msg),
+            KN_OK);
+        assert_true(n <= (size_t)limit);
+        for (size_t i = 0; i < n && total < cap; i++)
+            snprintf(out[total++], 80, "%s>%s", f[i].referrer, f[i].user.id);
+        kn_friends_of_friends_free(f, n);
+        kn_free(cursor);
+        cursor = next;
+    } while (cursor);
+    return total;
+}
+
+static void friends_of_friends_page_by_cursor_without_me_my_friends_or_blocks(void **state)
+{
+    (void)state;
+    char me[37], f1[37], f2[37], x[37], y[37], z[37], w[37], v[37], inv[37];
+    user("fof_me", me);
+    user("fof_f1", f1);
+    user("fof_f2", f2);
+    user("fof_x", x);
+    user("fof_y", y);
+    user("fof_z", z);
+    user("fof_w", w);
+    user("fof_v", v);
+    user("fof_inv", inv);
+    befriend(me, f1);
+    befriend(me, f2);
+    befriend(f1, f2);
+    befriend(f1, x);
+    befriend(f1, y);
+    befriend(f2, x);
+    befriend(f2, z);
+    befriend(f2, v);
+    befriend(f1, inv);
+    assert_int_equal(by_id(kn_friends_add, me, inv), KN_OK); /* my invite: inv still appears */
+    assert_int_equal(by_id(kn_friends_add, f2, w), KN_OK);   /* an invite is not a friendship */
+    assert_int_equal(by_id(kn_friends_block, me, y), KN_OK); /* I blocked y */
+    assert_int_equal(by_id(kn_friends_block, z, me), KN_OK); /* z blocked me */
+    /* f1 and f2 are friends of each other, but mine too: left out */
+    char want[4][80];
+    snprintf(want[0], 80, "%s>%s", f1, x);
+    snprintf(want[1], 80, "%s>%s", f1, inv);
+    snprintf(want[2], 80, "%s>%s", f2, x);
+    snprintf(want[3], 80, "%s>%s", f2, v);
+    for (int limit = 1; limit <= 5; limit += 2) {
+        char got[8][80];
+        assert_int_equal(walk_fof(me, limit, got, 8), 4);
+        for (int i = 0; i < 4; i++)
+            assert_string_equal(got[i], want[i]);
+    }
+    /* nobody's friends: an empty page and no cursor */
+    kn_friend_of_friend *f = NULL;
+    size_t n = 7;
+    char *next = NULL;
+    assert_int_equal(kn_friends_of_friends_list(db, w, 0, NULL, &f, &n, &next, msg, sizeof msg),
+                     KN_OK);
+    assert_int_equal(n, 0);
+    assert_null(next);
+    /* refusals */
+    assert_int_equal(kn_friends_of_friends_list(db, me, 1001, NULL, &f, &n, &next, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        kn_friends_of_friends_list(db, me, 1, "f-1:0:0:x", &f, &n, &next, msg, sizeof msg),
+        KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_friends_of_friends_cursor_check("", msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    char good[80];
+    snprintf(good, sizeof good, "o:%s:%s", f1, x);
+    assert_int_equal(kn_friends_of_friends_cursor_check(good, msg, sizeof msg), KN_OK);
+    good[5] = 'z';
+    assert_int_equal(kn_friends_of_friends_cursor_check(good, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+}
+
 static char oom_me[37];
 
 static int list_two_pages(void *arg)
@@ -496,6 +764,26 @@ static int add_and_delete(void *arg)
     return rc;
 }
 
+static int list_friends_of_friends(void *arg)
+{
+    (void)arg;
+    kn_friend_of_friend *f = NULL;
+    size_t n = 0;
+    char *next = NULL, *last = NULL;
+    char m[256];
+    int rc = kn_friends_of_friends_list(db, oom_me, 1, NULL, &f, &n, &next, m, sizeof m);
+    kn_friends_of_friends_free(f, n);
+    f = NULL;
+    if (rc == KN_OK && (!next || n != 1)) rc = KN_ERR_INTERNAL;
+    if (rc == KN_OK)
+        rc = kn_friends_of_friends_list(db, oom_me, 5, next, &f, &n, &last, m, sizeof m);
+    if (rc == KN_OK && n != 1) rc = KN_ERR_INTERNAL;
+    kn_friends_of_friends_free(f, n);
+    kn_free(next);
+    kn_free(last);
+    return rc;
+}
+
 static void friends_calls_survive_allocation_failures(void **state)
 {
     (void)state;
@@ -508,6 +796,11 @@ static void friends_calls_survive_allocation_failures(void **state)
     assert_int_equal(by_id(kn_friends_add, oom_me, b), KN_OK);
     assert_true(failalloc_sweep(list_two_pages, NULL) >= 3);
     assert_true(failalloc_sweep(add_and_delete, c) >= 2);
+    /* oom_me's one friend a has b and c as friends too: two pages of one */
+    befriend(a, oom_me);
+    befriend(a, b);
+    befriend(a, c);
+    assert_true(failalloc_sweep(list_friends_of_friends, NULL) >= 3);
 }
 
 int main(void)
@@ -515,6 +808,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(add_invites_and_a_second_add_accepts),
         cmocka_unit_test(add_reports_invites_and_accepts_and_nothing_else),
+        cmocka_unit_test(block_reports_every_user_blocked),
         cmocka_unit_test(add_by_username_works_either_way_round),
         cmocka_unit_test(delete_removes_both_directions),
         cmocka_unit_test(a_block_keeps_the_blocked_user_out_until_deleted),
@@ -526,6 +820,10 @@ int main(void)
         cmocka_unit_test(users_adding_each_other_at_once_end_as_friends),
         cmocka_unit_test(deleting_an_account_removes_its_edges),
         cmocka_unit_test(friends_calls_survive_allocation_failures),
+        cmocka_unit_test(a_configured_max_friends_refuses_and_names_the_limit),
+        cmocka_unit_test(metadata_is_per_edge_set_on_add_listed_and_updated),
+        cmocka_unit_test(delete_reports_only_the_mutual_friends_it_removed),
+        cmocka_unit_test(friends_of_friends_page_by_cursor_without_me_my_friends_or_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

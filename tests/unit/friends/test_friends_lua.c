@@ -21,14 +21,7 @@
 static void friends_functions_raise_input_errors_as_code_and_message(void **state)
 {
     (void)state;
-    luatest_write("friends.lua",
-                  "local kaos = require('kaos')\n"
-                  "local function outcome(f, ...)\n"
-                  "  local ok, e = pcall(f, ...)\n"
-                  "  if ok then return 'ok' end\n"
-                  "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-                  "  return 'lua: ' .. tostring(e)\n"
-                  "end\n"
+    luatest_write("friends.lua", LUATEST_PRELUDE
                   "local ME = '" ME "'\n"
                   "local many = {}\n"
                   "for i = 1, 101 do many[i] = 'u' .. i end\n"
@@ -43,6 +36,17 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
                   "  state = function() return outcome(kaos.friends_list, ME, 10, 4) end,\n"
                   "  cursor = function() return outcome(kaos.friends_list, ME, 10, -1, '!') end,\n"
                   "  arg_type = function() return outcome(kaos.friends_add, ME, 'x') end,\n"
+                  "  meta_id = function()\n"
+                  "    return outcome(kaos.friend_metadata_update, ME, 'x', {}) end,\n"
+                  "  meta_type = function()\n"
+                  "    return outcome(kaos.friend_metadata_update, ME, ME, 'x') end,\n"
+                  "  meta_keys = function()\n"
+                  "    return outcome(kaos.friends_add, ME, { ME }, nil, { [true] = 1 }) end,\n"
+                  "  fof_limit = function()\n"
+                  "    return outcome(kaos.friends_of_friends_list, ME, 1001) end,\n"
+                  "  fof_cursor = function()\n"
+                  "    return outcome(kaos.friends_of_friends_list, ME, 10, '!') end,\n"
+                  "  fof_user = function() return outcome(kaos.friends_of_friends_list, 'x') end,\n"
                   "}\n"
                   "kaos.register_rpc(function(ctx, p) return cases[p]() end, 'case')\n");
     kn_runtime *rt;
@@ -63,6 +67,10 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
         {"limit", "3 limit must be 1-1000, not 1001"},
         {"state", "3 state must be -1 (all), 0, 1, 2 or 3, not 4"},
         {"cursor", "3 cursor is not valid"},
+        {"meta_id", "3 friend id must be a UUID"},
+        {"fof_limit", "3 limit must be 1-1000, not 1001"},
+        {"fof_cursor", "3 cursor is not valid"},
+        {"fof_user", "3 user id must be a UUID"},
     };
     luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
     out = luatest_call_db(vm, NULL, "case", "space", &rc, msg);
@@ -74,6 +82,13 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
     assert_int_equal(rc, KN_OK);
     assert_non_null(strstr(out, "lua: "));
     assert_non_null(strstr(out, "table expected, got string"));
+    kn_free(out);
+    out = luatest_call_db(vm, NULL, "case", "meta_type", &rc, msg);
+    assert_non_null(strstr(out, "lua: "));
+    kn_free(out);
+    /* Metadata Lua cannot encode is refused before the add runs. */
+    out = luatest_call_db(vm, NULL, "case", "meta_keys", &rc, msg);
+    assert_true(!strncmp(out, "3 metadata: ", 12));
     kn_free(out);
     kn_runtime_vm_destroy(vm);
     kn_runtime_destroy(rt);

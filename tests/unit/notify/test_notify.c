@@ -6,7 +6,9 @@
  * connection each) and the lane decodes what it is asked to send.
  * Covered: persistent and live-only sends, grouping per recipient, list
  * order and the cacheable cursor, limits and bad input, reserved codes,
- * delete of one's own only, account deletion, allocation failures. */
+ * delete of one's own only, account deletion, allocation failures; a send
+ * to everyone (stored for every user under one id in one statement, one
+ * broadcast through the lane's send_authenticated). */
 #include "failalloc.h"
 #include "pgtest.h"
 #include "kn_codec.h"
@@ -77,6 +79,30 @@ static int send_many(void *ud, const kn_conn_id *ids, size_t n, uint8_t channel,
     return KN_OK;
 }
 
+static int broadcasts;        /* send_authenticated calls */
+static char broadcast_id[40]; /* the id in the last one */
+static int broadcast_code;
+static bool broadcast_persistent;
+
+static int send_all(void *ud, uint8_t channel, const uint8_t *data, size_t len, bool reliable)
+{
+    (void)ud;
+    assert_int_equal(channel, KN_CHANNEL_CONTROL);
+    assert_true(reliable);
+    kn_envelope *env = NULL;
+    assert_int_equal(kn_envelope_decode(data, len, &env), KN_OK);
+    assert_int_equal(env->message_case, KAOS__V1__ENVELOPE__MESSAGE_NOTIFICATIONS);
+    assert_int_equal(env->notifications->n_notifications, 1);
+    const Kaos__V1__Notification *n = env->notifications->notifications[0];
+    snprintf(broadcast_id, sizeof broadcast_id, "%s", n->id);
+    broadcast_code = n->code;
+    broadcast_persistent = n->persistent;
+    assert_string_equal(n->sender_id, "");
+    broadcasts++;
+    kn_envelope_free(env);
+    return KN_OK;
+}
+
 static bool on_thread(void *ud)
 {
     (void)ud;
@@ -85,12 +111,12 @@ static bool on_thread(void *ud)
 
 /* --- fixture ------------------------------------------------------------- */
 
-
 static int setup(void **state)
 {
     (void)state;
     if (pgtest_create(&pg, "kaos_notify", &db)) return -1;
-    static const kn_out_lane lane = {.send_many = send_many, .on_thread = on_thread};
+    static const kn_out_lane lane = {
+        .send_many = send_many, .on_thread = on_thread, .send_authenticated = send_all};
     static const kn_out_directory dir = {.conns_of = conns_of};
     if (kn_out_create(1, &out)) return -1;
     kn_out_attach_lane(out, 0, &lane);
@@ -371,6 +397,101 @@ static void notify_calls_survive_allocation_failures(void **state)
     assert_true(failalloc_sweep(send_and_list, NULL) >= 3);
 }
 
+static size_t count_users(void)
+{
+    static const kn_db_stmt q = {
+        "test_notify_users",
+        "SELECT count(*) FROM users WHERE id <> '00000000-0000-0000-0000-000000000000'", 0};
+    kn_db_rows *rows = NULL;
+    assert_int_equal(kn_db_query(db, &q, NULL, &rows), KN_OK);
+    size_t n = (size_t)strtoull(kn_db_rows_get(rows, 0, 0), NULL, 10);
+    kn_db_rows_free(rows);
+    return n;
+}
+
+/* The newest stored notification of `who` (its id into id, "" when none). */
+static int newest(const char *who, char id[40])
+{
+    kn_notification *notes = NULL;
+    char *next = NULL;
+    size_t n = list(who, 100, NULL, &next, &notes);
+    snprintf(id, 40, "%s", n ? notes[n - 1].id : "");
+    int code = n ? notes[n - 1].code : 0;
+    kn_notify_free(notes, n);
+    kn_free(next);
+    return code;
+}
+
+static void send_all_stores_one_per_user_under_one_id_and_broadcasts_once(void **state)
+{
+    (void)state;
+    char a[37], b[37], id[40];
+    user("all_a", a);
+    user("all_b", b);
+    reset_wire(NULL);
+    broadcasts = 0;
+    kn_notify_msg m = {NULL, "maintenance", "{\"at\":\"noon\"}", 42, NULL, true};
+    size_t stored = 0;
+    assert_int_equal(kn_notify_send_all(db, out, &m, false, &stored, msg, sizeof msg), KN_OK);
+    assert_int_equal(stored, count_users());
+    assert_true(stored >= 2);
+    assert_int_equal(broadcasts, 1);
+    assert_int_equal(envelopes, 0); /* no per-user sends */
+    assert_int_equal(broadcast_code, 42);
+    assert_true(broadcast_persistent);
+    assert_int_equal(newest(a, id), 42);
+    assert_string_equal(id, broadcast_id);
+    assert_int_equal(newest(b, id), 42);
+    assert_string_equal(id, broadcast_id);
+    /* each user deletes its own copy only */
+    const char *ids[] = {broadcast_id};
+    assert_int_equal(kn_notify_delete(db, a, ids, 1, msg, sizeof msg), KN_OK);
+    assert_int_equal(newest(a, id), 0);
+    assert_int_equal(newest(b, id), 42);
+    /* live only: broadcast, stored for nobody */
+    m.persistent = false;
+    m.code = 43;
+    assert_int_equal(kn_notify_send_all(db, out, &m, false, &stored, msg, sizeof msg), KN_OK);
+    assert_int_equal(stored, 0);
+    assert_int_equal(broadcasts, 2);
+    assert_int_equal(broadcast_code, 43);
+    assert_false(broadcast_persistent);
+    assert_int_equal(newest(b, id), 42);
+    /* refusals: nothing stored, nothing sent */
+    m.persistent = true;
+    m.code = -7;
+    assert_int_equal(kn_notify_send_all(db, out, &m, false, &stored, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "reserved for the system"));
+    m.code = 1;
+    m.content = "[1]";
+    assert_int_equal(kn_notify_send_all(db, out, &m, false, &stored, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    m.content = NULL;
+    m.subject = "";
+    assert_int_equal(kn_notify_send_all(db, out, &m, false, &stored, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(broadcasts, 2);
+    assert_int_equal(newest(b, id), 42);
+    /* the system may use a reserved code; no kn_out stores without pushing */
+    m.subject = "system";
+    m.code = -9;
+    assert_int_equal(kn_notify_send_all(db, NULL, &m, true, NULL, msg, sizeof msg), KN_OK);
+    assert_int_equal(broadcasts, 2);
+    assert_int_equal(newest(b, id), -9);
+}
+
+static void the_session_replaced_notice_goes_live_to_that_one_connection(void **state)
+{
+    (void)state;
+    reset_wire(NULL);
+    kn_notify_session_replaced(out, 1); /* connection 1: the fake lane checks the id */
+    assert_int_equal(envelopes, 1);
+    assert_int_equal(pushed, 1);
+    assert_int_equal(last_codes[0], KN_NOTIFY_CODE_SESSION_REPLACED);
+    assert_false(last_persistent[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +502,8 @@ int main(void)
         cmocka_unit_test(delete_removes_only_the_callers_own),
         cmocka_unit_test(deleting_an_account_removes_its_notifications),
         cmocka_unit_test(notify_calls_survive_allocation_failures),
+        cmocka_unit_test(send_all_stores_one_per_user_under_one_id_and_broadcasts_once),
+        cmocka_unit_test(the_session_replaced_notice_goes_live_to_that_one_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

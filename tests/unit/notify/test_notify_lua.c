@@ -22,14 +22,7 @@ static void notify_functions_raise_input_errors_as_code_and_message(void **state
 {
     (void)state;
     luatest_write(
-        "notify.lua",
-        "local kaos = require('kaos')\n"
-        "local function outcome(f, ...)\n"
-        "  local ok, e = pcall(f, ...)\n"
-        "  if ok then return 'ok' end\n"
-        "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-        "  return 'lua: ' .. tostring(e)\n"
-        "end\n"
+        "notify.lua", LUATEST_PRELUDE
         "local ME = '" ME "'\n"
         "local many = {}\n"
         "for i = 1, 101 do many[i] = { user_id = ME, subject = 's' } end\n"
@@ -47,6 +40,11 @@ static void notify_functions_raise_input_errors_as_code_and_message(void **state
         "  cursor = function() return outcome(kaos.notifications_list, ME, 10, '!') end,\n"
         "  delete_id = function() return outcome(kaos.notifications_delete, ME, { 'x' }) end,\n"
         "  arg_type = function() return outcome(kaos.notifications_delete, ME, 'x') end,\n"
+        "  all_reserved = function()\n"
+        "    return outcome(kaos.notification_send_all, 's', {}, -1, true) end,\n"
+        "  all_subject = function() return outcome(kaos.notification_send_all, '', {}, 1) end,\n"
+        "  all_content = function()\n"
+        "    return outcome(kaos.notification_send_all, 's', { 1 }, 1) end,\n"
         "}\n"
         "kaos.register_rpc(function(ctx, p) return cases[p]() end, 'case')\n");
     kn_runtime *rt;
@@ -69,6 +67,9 @@ static void notify_functions_raise_input_errors_as_code_and_message(void **state
         {"limit", "3 limit must be 1-100, not 101"},
         {"cursor", "3 invalid cursor"},
         {"delete_id", "3 id 0 is not a UUID"},
+        {"all_reserved", "3 notification 0: negative codes are reserved for the system"},
+        {"all_subject", "3 notification 0: subject must be 1-255 bytes"},
+        {"all_content", "3 notification 0: content must be a JSON object"},
     };
     luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
     /* A wrong type of a plain argument is a script bug, not a service refusal. */

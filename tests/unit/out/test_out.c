@@ -3,7 +3,9 @@
  * once and uncopied; another shard's get one post per shard carrying a copy
  * of the bytes and only its own ids; a send to a user asks the directory and
  * the remote hook; a close and a closure run at once here and are posted
- * there; a failed allocation drops only what it could not post. */
+ * there; a failed allocation drops only what it could not post; a send to
+ * everyone reaches each shard's thread once (at once here, a posted copy
+ * there) and the remote hook. */
 #include "failalloc.h"
 #include "kn_error.h"
 #include "kn_mem.h"
@@ -35,6 +37,14 @@ typedef struct fake_lane {
     size_t n_posts;
     kn_conn_id closed;
     uint32_t reason;
+    struct {
+        uint8_t data[32];
+        size_t len;
+        const uint8_t *ptr;
+        uint8_t channel;
+        bool reliable;
+    } all[MAX_SEEN]; /* what send_authenticated got */
+    size_t n_all;
 } fake_lane;
 
 static int l_send(void *ud, const kn_conn_id *ids, size_t n, uint8_t ch, const uint8_t *data,
@@ -49,6 +59,20 @@ static int l_send(void *ud, const kn_conn_id *ids, size_t n, uint8_t ch, const u
     l->sent[l->n_sent].len = len;
     l->sent[l->n_sent].ptr = data;
     l->n_sent++;
+    return KN_OK;
+}
+
+static int l_all(void *ud, uint8_t ch, const uint8_t *data, size_t len, bool reliable)
+{
+    fake_lane *l = ud;
+    assert_true(l->here); /* kn_net_send_authenticated is a net-thread call */
+    assert_true(l->n_all < MAX_SEEN && len <= 32);
+    memcpy(l->all[l->n_all].data, data, len);
+    l->all[l->n_all].len = len;
+    l->all[l->n_all].ptr = data;
+    l->all[l->n_all].channel = ch;
+    l->all[l->n_all].reliable = reliable;
+    l->n_all++;
     return KN_OK;
 }
 
@@ -112,8 +136,8 @@ static kn_out *make(void)
     kn_out *o;
     assert_int_equal(kn_out_create(2, &o), KN_OK);
     for (size_t i = 0; i < 2; i++) {
-        kn_out_lane l = {l_send, l_close,     l_post,       l_here,   l_data,
-                         l_auth, l_violation, l_overloaded, &lanes[i]};
+        kn_out_lane l = {l_send, l_close,     l_post,       l_here,    l_data,
+                         l_auth, l_violation, l_overloaded, &lanes[i], l_all};
         kn_out_attach_lane(o, i, &l);
     }
     return o;
@@ -180,7 +204,7 @@ static void a_send_to_a_user_asks_the_directory_and_the_remote_hook(void **state
     user_conns[2] = conn(0, 2);
     kn_out_directory d = {directory, NULL};
     kn_out_set_directory(o, &d);
-    kn_out_remote r = {remote, NULL};
+    kn_out_remote r = {remote, NULL, NULL};
     kn_out_set_remote(o, &r);
     remote_calls = 0;
     assert_int_equal(kn_out_send_user(o, "u1", NULL, 0, (const uint8_t *)"hi", 2, true), KN_OK);
@@ -199,6 +223,65 @@ static void a_send_to_a_user_asks_the_directory_and_the_remote_hook(void **state
                      KN_ERR_NOT_FOUND);
     run_posts(&lanes[1]);
     kn_out_destroy(o);
+}
+
+static int remote_all_calls;
+
+static int remote_all(void *ud, uint8_t channel, const uint8_t *data, size_t len, bool reliable)
+{
+    remote_all_calls++;
+    return KN_OK;
+}
+
+static void a_send_to_everyone_reaches_every_shard_once_and_the_remote_hook(void **state)
+{
+    kn_out *o = make();
+    uint8_t bytes[3] = "all";
+    assert_int_equal(kn_out_send_all(o, 0, bytes, 3, true), KN_OK);
+    /* this thread: at once, the caller's bytes */
+    assert_int_equal(lanes[0].n_all, 1);
+    assert_ptr_equal(lanes[0].all[0].ptr, bytes);
+    assert_int_equal(lanes[0].n_posts, 0);
+    /* the other: one post carrying a copy, sent by its thread */
+    assert_int_equal(lanes[1].n_all, 0);
+    assert_int_equal(lanes[1].n_posts, 1);
+    memset(bytes, 'x', sizeof bytes);
+    run_posts(&lanes[1]);
+    assert_int_equal(lanes[1].n_all, 1);
+    assert_memory_equal(lanes[1].all[0].data, "all", 3);
+    assert_true(lanes[1].all[0].reliable);
+    assert_int_equal(lanes[1].all[0].channel, 0);
+    assert_int_equal(lanes[0].n_sent + lanes[1].n_sent, 0); /* no per-connection sends */
+    /* the remote hook gets it once, for the other nodes */
+    kn_out_remote r = {remote, remote_all, NULL};
+    kn_out_set_remote(o, &r);
+    remote_all_calls = 0;
+    assert_int_equal(kn_out_send_all(o, 1, (const uint8_t *)"b", 1, false), KN_OK);
+    assert_int_equal(remote_all_calls, 1);
+    run_posts(&lanes[1]);
+    assert_int_equal(lanes[1].n_all, 2);
+    assert_false(lanes[1].all[1].reliable);
+    /* a copy that cannot be made drops that shard only; nothing reachable is NOMEM */
+    kn_out_set_remote(o, NULL);
+    failalloc_install(0);
+    int rc = kn_out_send_all(o, 0, (const uint8_t *)"c", 1, true);
+    failalloc_remove();
+    assert_int_equal(rc, KN_OK);
+    assert_int_equal(lanes[0].n_all, 3);
+    assert_int_equal(lanes[1].n_posts, 0);
+    kn_out_destroy(o);
+    /* one shard, another thread's, and its copy fails: nobody could be reached */
+    kn_out *one;
+    assert_int_equal(kn_out_create(1, &one), KN_OK);
+    kn_out_lane far = {l_send, l_close,     l_post,       l_here,    l_data,
+                       l_auth, l_violation, l_overloaded, &lanes[1], l_all};
+    kn_out_attach_lane(one, 0, &far);
+    failalloc_install(0);
+    rc = kn_out_send_all(one, 0, (const uint8_t *)"d", 1, true);
+    failalloc_remove();
+    assert_int_equal(rc, KN_ERR_NOMEM);
+    assert_int_equal(lanes[1].n_posts, 0);
+    kn_out_destroy(one);
 }
 
 static int ran;
@@ -274,6 +357,7 @@ int main(void)
         cmocka_unit_test(a_send_to_a_user_asks_the_directory_and_the_remote_hook),
         cmocka_unit_test(closes_and_closures_run_here_or_are_posted),
         cmocka_unit_test(a_failed_copy_drops_only_what_it_could_not_post),
+        cmocka_unit_test(a_send_to_everyone_reaches_every_shard_once_and_the_remote_hook),
         cmocka_unit_test(create_checks_its_shards_and_survives_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

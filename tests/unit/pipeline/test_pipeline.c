@@ -293,9 +293,9 @@ static int setup(void **state)
     f->l.thread = pthread_self();
     pthread_mutex_init(&f->l.lock, NULL);
     assert_int_equal(kn_out_create(1, &f->out), KN_OK);
-    kn_out_lane fake = {l_send,      l_close,      l_post,
-                        l_on_thread, l_conn_data,  l_set_authenticated,
-                        l_violation, l_overloaded, &f->l};
+    kn_out_lane fake = {
+        l_send,      l_close,      l_post, l_on_thread, l_conn_data, l_set_authenticated,
+        l_violation, l_overloaded, &f->l,  NULL};
     kn_out_attach_lane(f->out, 0, &fake);
     assert_int_equal(kn_sessions_create(f->out, &f->sessions), KN_OK);
     kn_out_directory dir = kn_sessions_directory(f->sessions);

@@ -4,7 +4,9 @@
  * only that user's connections, each on its own thread, and revokes their
  * tokens; a logout unbinds without closing; a ban closes all but the spared
  * connection and refuses binds queued before it; per-connection slots hear
- * every close; expired revocations are swept. */
+ * every close; expired revocations are swept; with single session a bind
+ * ends the user's other connections (notice first, then the close with
+ * SESSION_REPLACED; another session id is revoked, the same one is not). */
 #include "failalloc.h"
 #include "kn_error.h"
 #include "kn_mem.h"
@@ -27,6 +29,8 @@ typedef struct lane {
     kn_session *sessions[MAX_CONNS];
     size_t n;
     kn_conn_id closed[MAX_CONNS];
+    uint32_t reasons[MAX_CONNS];
+    int close_seq[MAX_CONNS]; /* when, on the shared clock of events */
     size_t n_closed;
     struct {
         void (*fn)(void *);
@@ -36,6 +40,7 @@ typedef struct lane {
 } lane;
 
 static lane lanes[2];
+static int events; /* notices and closes, in order */
 
 static int l_send(void *ud, const kn_conn_id *ids, size_t n, uint8_t ch, const uint8_t *d,
                   size_t len, bool rel)
@@ -46,7 +51,10 @@ static void l_close(void *ud, kn_conn_id id, uint32_t reason)
 {
     lane *l = ud;
     assert_true(l->here);
-    assert_int_equal(reason, KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED);
+    assert_true(reason == KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED ||
+                reason == KAOS__V1__DISCONNECT_REASON__DISCONNECT_SESSION_REPLACED);
+    l->reasons[l->n_closed] = reason;
+    l->close_seq[l->n_closed] = ++events;
     l->closed[l->n_closed++] = id;
 }
 static int l_post(void *ud, void (*fn)(void *), void *arg)
@@ -99,8 +107,8 @@ static int setup(void **state)
     lanes[0].here = true;
     assert_int_equal(kn_out_create(2, &f.out), KN_OK);
     for (size_t i = 0; i < 2; i++) {
-        kn_out_lane l = {l_send, l_close,     l_post,       l_here,   l_data,
-                         l_auth, l_violation, l_overloaded, &lanes[i]};
+        kn_out_lane l = {l_send, l_close,     l_post,       l_here,    l_data,
+                         l_auth, l_violation, l_overloaded, &lanes[i], NULL};
         kn_out_attach_lane(f.out, i, &l);
     }
     assert_int_equal(kn_sessions_create(f.out, &f.ss), KN_OK);
@@ -255,6 +263,102 @@ static void expired_revocations_are_swept(void **state)
                      KN_ERR_INVALID_ARGUMENT);
 }
 
+static kn_conn_id noticed[MAX_CONNS];
+static int notice_seq[MAX_CONNS], n_noticed;
+
+static char forgotten[MAX_CONNS][37];
+static int n_forgotten;
+
+static void forget(void *ud, const char *user_id, const char *session_id)
+{
+    assert_ptr_equal(ud, &n_forgotten);
+    assert_string_equal(user_id, "aaaa");
+    snprintf(forgotten[n_forgotten++], sizeof forgotten[0], "%s", session_id);
+}
+
+static void notice(void *ud, kn_conn_id conn)
+{
+    assert_ptr_equal(ud, &n_noticed);
+    assert_true(lanes[kn_conn_shard(conn)].here); /* on the connection's own thread */
+    notice_seq[n_noticed] = ++events;
+    noticed[n_noticed++] = conn;
+}
+
+static void single_session_binds_end_the_users_other_connections(void **state)
+{
+    fixture *f = *state;
+    n_noticed = n_forgotten = events = 0;
+    kn_sessions_single single = {notice, &n_noticed, forget, &n_forgotten};
+    kn_sessions_set_single(f->ss, &single);
+    kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
+    kn_session *b = open_bound(f, 0, "bbbb", "sb1");
+    assert_int_equal(n_noticed, 0);
+    /* a new login elsewhere: a1 (this thread) is told, unbound and closed at once */
+    kn_session *a2 = open_bound(f, 1, "aaaa", "sa2");
+    assert_int_equal(n_noticed, 1);
+    assert_int_equal(noticed[0], a1->conn);
+    assert_false(a1->authenticated);
+    assert_int_equal(lanes[0].n_closed, 1);
+    assert_int_equal(lanes[0].closed[0], a1->conn);
+    assert_int_equal(lanes[0].reasons[0], KAOS__V1__DISCONNECT_REASON__DISCONNECT_SESSION_REPLACED);
+    assert_true(notice_seq[0] < lanes[0].close_seq[0]);
+    char msg[64];
+    assert_true(kn_sessions_revoked(f->ss, "sa1", msg, sizeof msg));
+    assert_string_equal(msg, "session token revoked (another session took over)");
+    assert_int_equal(n_forgotten, 1); /* its refresh token goes too */
+    assert_string_equal(forgotten[0], "sa1");
+    kn_token_claims c = {.user_id = "aaaa", .session_id = "sa1"};
+    assert_int_equal(kn_sessions_bind(f->ss, a1, &c, true, kn_time_mono_ms(), msg, sizeof msg),
+                     KN_ERR_UNAUTHENTICATED);
+    assert_true(a2->authenticated && b->authenticated);
+    /* the same session resumed here: the other thread's connection goes
+     * when its thread runs the post, and the session stays valid */
+    kn_session *a3 = open_bound(f, 0, "aaaa", "sa2");
+    assert_true(a2->authenticated);
+    assert_int_equal(lanes[1].n_posts, 1);
+    run_posts(&lanes[1]);
+    assert_false(a2->authenticated);
+    assert_int_equal(n_noticed, 2);
+    assert_int_equal(noticed[1], a2->conn);
+    assert_int_equal(lanes[1].n_closed, 1);
+    assert_true(notice_seq[1] < lanes[1].close_seq[0]);
+    assert_false(kn_sessions_revoked(f->ss, "sa2", msg, sizeof msg));
+    assert_int_equal(n_forgotten, 1); /* the same session: not forgotten */
+    assert_true(a3->authenticated && b->authenticated);
+    kn_conn_id ids[4];
+    assert_int_equal(kn_sessions_conns(f->ss, "aaaa", NULL, ids, 4), 1);
+    assert_int_equal(ids[0], a3->conn);
+}
+
+static void of_two_racing_binds_the_later_one_stays(void **state)
+{
+    fixture *f = *state;
+    n_noticed = n_forgotten = events = 0;
+    kn_sessions_single single = {notice, &n_noticed, forget, &n_forgotten};
+    kn_sessions_set_single(f->ss, &single);
+    /* both logins read Postgres first; their binds reach the registry one
+     * after the other, on two threads */
+    kn_session *x = open_bound(f, 1, NULL, NULL);
+    kn_session *y = open_bound(f, 0, NULL, NULL);
+    kn_token_claims cx = {.user_id = "aaaa", .session_id = "sx"};
+    kn_token_claims cy = {.user_id = "aaaa", .session_id = "sy"};
+    char msg[64];
+    lanes[1].here = true;
+    assert_int_equal(kn_sessions_bind(f->ss, x, &cx, false, kn_time_mono_ms(), msg, sizeof msg),
+                     KN_OK);
+    lanes[1].here = false;
+    assert_int_equal(kn_sessions_bind(f->ss, y, &cy, false, kn_time_mono_ms(), msg, sizeof msg),
+                     KN_OK);
+    run_posts(&lanes[1]);
+    assert_false(x->authenticated);
+    assert_true(y->authenticated);
+    assert_int_equal(n_noticed, 1);
+    assert_true(kn_sessions_revoked(f->ss, "sx", msg, sizeof msg));
+    assert_false(kn_sessions_revoked(f->ss, "sy", msg, sizeof msg));
+    assert_int_equal(n_forgotten, 1);
+    assert_string_equal(forgotten[0], "sx");
+}
+
 static int create_destroy(void *arg)
 {
     kn_sessions *ss;
@@ -279,6 +383,8 @@ int main(void)
         T(every_slot_hears_every_close),
         T(expired_revocations_are_swept),
         T(create_survives_allocation_failures),
+        T(single_session_binds_end_the_users_other_connections),
+        T(of_two_racing_binds_the_later_one_stays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
