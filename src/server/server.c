@@ -41,6 +41,7 @@
 #include "kn_friends.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
+#include "kn_groups.h"
 #include "kn_groups_lua.h"
 #include "kn_notify_lua.h"
 
@@ -98,6 +99,33 @@ static void tracker_unbound(void *ud, kn_session *s)
 static void chat_unbound(void *ud, kn_session *s)
 {
     kn_chat_forget(ud, s->conn);
+}
+
+/* Chat's view of groups (kn_chat_groups): members are superadmins, admins
+ * and members; a worker's thread, its connection. */
+static int group_membership(void *ud, kn_db *db, const char *group_id, const char *user_id,
+                            bool *member, bool *admin)
+{
+    (void)ud;
+    int state;
+    char msg[128];
+    int rc = kn_groups_state(db, group_id, user_id, &state, msg, sizeof msg);
+    *member = rc == KN_OK && state >= KN_GROUP_SUPERADMIN && state <= KN_GROUP_MEMBER;
+    *admin = *member && state <= KN_GROUP_ADMIN;
+    return rc;
+}
+
+/* Groups' membership changes become system messages in the group's channel
+ * (kn_groups_listener, ud the kn_chat). A failure is logged: the change
+ * stands. */
+static void group_changed(void *ud, kn_db *db, const char *group_id, const char *actor_id,
+                          int change, const char *user_id)
+{
+    char msg[256] = "";
+    int rc = kn_chat_group_event(ud, db, group_id, actor_id, change, user_id, msg, sizeof msg);
+    if (rc)
+        KN_WARN("chat: no message in group %.36s for change %d of user %.36s: %s", group_id, change,
+                user_id, msg);
 }
 
 /* The counters of every network thread, summed. */
@@ -604,9 +632,11 @@ int kn_server_run(const kn_config *cfg)
         goto done;
     kn_chat_config chc;
     kn_chat_config_default(&chc);
+    chc.groups = (kn_chat_groups){group_membership, NULL};
     if ((rc = kn_chat_create(&chc, tracker, out, &chat)) ||
         (rc = kn_sessions_on_unbind(sessions, chat_unbound, chat)))
         goto done;
+    kn_groups_listen(&(kn_groups_listener){group_changed, chat});
     chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
@@ -777,6 +807,7 @@ done:
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
     kn_status_destroy(status);
+    kn_groups_listen(NULL); /* the workers, its only callers, have stopped */
     kn_chat_destroy(chat);
     kn_tracker_destroy(tracker);
     kn_out_destroy(out);

@@ -2,7 +2,9 @@
  * join and leave with presence events (hidden sessions make none), fan-out
  * of a message to everyone on the room, direct messages (the same id on
  * both sides, refused after a block, a DM request notification), update and
- * remove rules, history paging both ways while others post, the profanity
+ * remove rules, group channels (members only, the group's events as
+ * messages, an admin removing, a kicked member taken off), history paging
+ * both ways while others post, the profanity
  * filter of lua-examples/chat_filter.lua rewriting and refusing, the rate
  * limit (an error, not a disconnect), refusals with their codes, the
  * kaos.channel_* functions through an RPC (tests/e2e/lua/chat_test.lua), and
@@ -558,6 +560,86 @@ static void lua_functions_send_list_update_and_remove(void **state)
     chatter_free(a);
 }
 
+static char made_group[40];
+
+static void on_group(kaos_client *k, const kaos_result *r, const kaos_group *g, void *ud)
+{
+    (void)k;
+    chatter *ch = ud;
+    if (failed(ch, r)) return;
+    snprintf(made_group, sizeof made_group, "%s", g->id);
+    ch->answers++;
+}
+
+/* The last message ch received has this code (and ch got it). */
+static bool got_code(const chatter *ch, int code)
+{
+    return ch->n_got && ch->got[ch->n_got - 1].code == code;
+}
+
+static void group_channels_are_for_members_and_carry_the_groups_events(void **state)
+{
+    (void)state;
+    chatter *a = chatter_new(), *b = chatter_new();
+    char name[40];
+    room_name(name, "clan");
+    kaos_group_spec spec = {.name = name, .open = 1};
+    int n0 = a->answers, e0 = a->errors;
+    assert_int_equal(answer_after(a, n0, e0, kaos_client_group_create(a->e->c, &spec, on_group, a)),
+                     0);
+    char gid[40];
+    snprintf(gid, sizeof gid, "%s", made_group);
+    assert_int_equal(join(b, gid, KAOS_CHANNEL_GROUP, true, false), KAOS_ERR_PERMISSION_DENIED);
+    assert_string_equal(b->error_message, "not a member of the group");
+    assert_int_equal(join(a, gid, KAOS_CHANNEL_GROUP, true, false), 0);
+    char channel[160];
+    snprintf(channel, sizeof channel, "3.%s..", gid);
+    assert_string_equal(a->channel_id, channel);
+    /* b joins the group: a sees it in the channel */
+    n0 = b->answers, e0 = b->errors;
+    assert_int_equal(answer_after(b, n0, e0, kaos_client_group_join(b->e->c, gid, on_done, b)), 0);
+    E2E_WAIT(got_code(a, 3), 5000);
+    assert_string_equal(a->got[a->n_got - 1].sender_id, b->e->user_id);
+    assert_true(a->got[a->n_got - 1].persistent);
+    assert_int_equal(join(b, gid, KAOS_CHANNEL_GROUP, true, false), 0);
+    assert_int_equal(say(b, channel, "{\"text\":\"hi from b\"}"), 0);
+    E2E_WAIT(got(a, "hi from b"), 5000);
+    /* promoted, b removes a's message as an admin; demoted, b may not */
+    const char *ids[] = {b->e->user_id};
+    n0 = a->answers, e0 = a->errors;
+    assert_int_equal(
+        answer_after(a, n0, e0, kaos_client_group_users_promote(a->e->c, gid, ids, 1, on_done, a)),
+        0);
+    E2E_WAIT(got_code(b, 7), 5000);
+    assert_int_equal(say(a, channel, "{\"text\":\"first from a\"}"), 0);
+    assert_int_equal(unsay(b, channel, a->ack.message_id), 0);
+    n0 = a->answers, e0 = a->errors;
+    assert_int_equal(
+        answer_after(a, n0, e0, kaos_client_group_users_demote(a->e->c, gid, ids, 1, on_done, a)),
+        0);
+    E2E_WAIT(got_code(b, 9), 5000);
+    assert_int_equal(say(a, channel, "{\"text\":\"second from a\"}"), 0);
+    assert_int_equal(unsay(b, channel, a->ack.message_id), KAOS_ERR_PERMISSION_DENIED);
+    assert_string_equal(b->error_message, "only the sender may remove a message");
+    /* kicked: b is told, then off the channel */
+    n0 = a->answers, e0 = a->errors;
+    assert_int_equal(
+        answer_after(a, n0, e0, kaos_client_group_users_kick(a->e->c, gid, ids, 1, on_done, a)), 0);
+    E2E_WAIT(got_code(b, 6), 5000);
+    E2E_WAIT(a->leaves >= 1, 5000);
+    assert_int_equal(say(b, channel, "{}"), KAOS_ERR_PERMISSION_DENIED);
+    assert_string_equal(b->error_message, "join the channel before sending");
+    assert_int_equal(history(b, channel, 10, true, NULL), KAOS_ERR_PERMISSION_DENIED);
+    /* the history holds the events between the messages */
+    assert_int_equal(history(a, channel, 10, true, NULL), 0);
+    int codes[] = {3, 0, 7, 9, 0, 6};
+    assert_int_equal(a->listed, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(a->page[i].code, codes[i]);
+    chatter_free(a);
+    chatter_free(b);
+}
+
 /* Runs last: it restarts the group's server. */
 static void stored_messages_survive_a_restart(void **state)
 {
@@ -595,6 +677,7 @@ int main(void)
         cmocka_unit_test(a_fast_sender_is_refused_not_disconnected),
         cmocka_unit_test(refusals_carry_their_codes),
         cmocka_unit_test(lua_functions_send_list_update_and_remove),
+        cmocka_unit_test(group_channels_are_for_members_and_carry_the_groups_events),
         cmocka_unit_test(stored_messages_survive_a_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -88,6 +88,8 @@ static const kn_db_stmt list_backward = {
     "SELECT " MESSAGE_COLS " FROM message WHERE channel_id = $1 AND sequence < $2::bigint"
     " ORDER BY sequence DESC LIMIT $3::int",
     3};
+static const kn_db_stmt username_of = {"chat_username",
+                                       "SELECT username FROM users WHERE id = $1::uuid", 1};
 /* Whether the other user exists, and whether either blocks the other. */
 static const kn_db_stmt dm_check = {
     "chat_dm_check",
@@ -585,6 +587,35 @@ int kn_chat_send(kn_chat *c, kn_db *db, const kn_chat_sender *from, const char *
 {
     return kn_chat_send_code(c, db, from, channel_id, KN_CHAT_CODE_CHAT, content, persist, out, msg,
                              cap);
+}
+
+int kn_chat_group_event(kn_chat *c, kn_db *db, const char *group_id, const char *actor_id, int code,
+                        const char *user_id, char *msg, size_t cap)
+{
+    kn_chat_channel ch;
+    int rc = kn_chat_id_build(NULL, group_id, KN_CHAT_GROUP, &ch, msg, cap);
+    if (rc) return rc;
+    if (code < KN_CHAT_CODE_GROUP_JOIN || code > KN_CHAT_CODE_GROUP_DEMOTE || !user_id ||
+        !kn_uuid_valid(user_id) || (actor_id && !kn_uuid_valid(actor_id)))
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "not a group event");
+    char username[129] = "";
+    kn_db_rows *rows = NULL;
+    const char *p[] = {user_id};
+    if (kn_db_query(db, &username_of, p, &rows) == KN_OK && kn_db_rows_count(rows))
+        snprintf(username, sizeof username, "%s", kn_db_rows_get(rows, 0, 0));
+    kn_db_rows_free(rows);
+    char content[128];
+    snprintf(content, sizeof content, "{\"user_id\": \"%s\", \"actor_id\": \"%s\"}", user_id,
+             actor_id ? actor_id : "");
+    kn_chat_sender from = {0, user_id, NULL, username};
+    kn_chat_message m;
+    rc = kn_chat_send_code(c, db, &from, ch.id, code, content, true, &m, msg, cap);
+    kn_chat_message_clear(&m);
+    /* No longer a member: off the channel, once told. */
+    if (code == KN_CHAT_CODE_GROUP_LEAVE || code == KN_CHAT_CODE_GROUP_KICK ||
+        code == KN_CHAT_CODE_GROUP_BAN)
+        kn_tracker_untrack_user(c->tracker, &ch.stream, user_id);
+    return rc;
 }
 
 /* After an update or removal changed no row: NOT_FOUND, or PERMISSION_DENIED

@@ -182,6 +182,13 @@ int kn_chat_send(kn_chat *c, kn_db *db, const kn_chat_sender *from, const char *
 int kn_chat_send_code(kn_chat *c, kn_db *db, const kn_chat_sender *from, const char *channel_id,
                       int code, const char *content, bool persist, kn_chat_message *out, char *msg,
                       size_t cap);
+/* A group's membership change (code KN_CHAT_CODE_GROUP_*: what happened to
+ * user_id, done by actor_id, NULL for the system) as a stored message in
+ * the group's channel, sent as user_id with their username and content
+ * {"user_id": ..., "actor_id": ...} — the groups service's listener. A
+ * user who left, was kicked or banned is then taken off the channel. */
+int kn_chat_group_event(kn_chat *c, kn_db *db, const char *group_id, const char *actor_id, int code,
+                        const char *user_id, char *msg, size_t cap);
 /* Replaces the content of stored message message_id (its sender's; the
  * server may update any), delivers it with code 1. NOT_FOUND "message not
  * found", PERMISSION_DENIED "only the sender may update a message". */

@@ -505,6 +505,51 @@ static void group_channels_are_for_members_and_admins_remove_any_message(void **
     kn_tracker_untrack_all(tracker, 13);
 }
 
+static void group_events_are_stored_messages_and_a_kick_leaves_the_channel(void **state)
+{
+    (void)state;
+    char u1[37], u2[37], id[160];
+    user("ge-1", u1);
+    user("ge-2", u2);
+    const char *group = "e0000000-0000-4000-8000-000000000002";
+    snprintf(members[0], sizeof members[0], "%s", u1);
+    snprintf(members[1], sizeof members[1], "%s", u2);
+    kn_presence p1 = session(17, u1, "ge-1"), p2 = session(18, u2, "ge-2");
+    assert_int_equal(join(&p1, group, KN_CHAT_GROUP, false, false, id), KN_OK);
+    assert_int_equal(join(&p2, group, KN_CHAT_GROUP, false, false, NULL), KN_OK);
+    memset(messages, 0, sizeof messages);
+    assert_int_equal(
+        kn_chat_group_event(chat, db, group, u1, KN_CHAT_CODE_GROUP_PROMOTE, u2, msg, sizeof msg),
+        KN_OK);
+    assert_int_equal(messages[17], 1);
+    assert_int_equal(
+        kn_chat_group_event(chat, db, group, u1, KN_CHAT_CODE_GROUP_KICK, u2, msg, sizeof msg),
+        KN_OK);
+    assert_int_equal(messages[18], 2); /* told, then taken off */
+    assert_int_equal(
+        kn_tracker_count(tracker, &(kn_stream){.mode = KN_STREAM_GROUP,
+                                               .subject = "e0000000-0000-4000-8000-000000000002"}),
+        1);
+    kn_chat_message *list;
+    size_t n;
+    char *next, *prev;
+    assert_int_equal(
+        kn_chat_list(chat, db, u1, id, 0, true, NULL, &list, &n, &next, &prev, msg, sizeof msg),
+        KN_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].code, KN_CHAT_CODE_GROUP_PROMOTE);
+    assert_int_equal(list[1].code, KN_CHAT_CODE_GROUP_KICK);
+    assert_string_equal(list[1].sender_id, u2);
+    assert_string_equal(list[1].username, "ge-2");
+    assert_non_null(strstr(list[1].content, u1));
+    kn_chat_messages_free(list, n);
+    assert_int_equal(
+        kn_chat_group_event(chat, db, group, NULL, KN_CHAT_CODE_CHAT, u2, msg, sizeof msg),
+        KN_ERR_INVALID_ARGUMENT);
+    memset(members, 0, sizeof members);
+    kn_tracker_untrack_all(tracker, 17);
+}
+
 static void a_session_is_on_at_most_fifty_rooms(void **state)
 {
     (void)state;
@@ -646,6 +691,7 @@ int main(void)
         cmocka_unit_test(update_and_remove_are_the_senders_of_stored_messages),
         cmocka_unit_test(a_block_either_way_refuses_the_dm_and_the_other_is_asked_to_chat),
         cmocka_unit_test(group_channels_are_for_members_and_admins_remove_any_message),
+        cmocka_unit_test(group_events_are_stored_messages_and_a_kick_leaves_the_channel),
         cmocka_unit_test(a_session_is_on_at_most_fifty_rooms),
         cmocka_unit_test(the_rate_limit_refuses_past_the_burst_until_forgotten),
         cmocka_unit_test(content_must_be_a_json_object_within_the_limit),
