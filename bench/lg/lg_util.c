@@ -1,9 +1,14 @@
-/* lg_util: clocks, /proc CPU time and latency histograms (lg_util.h). */
+/* lg_util: clocks, /proc CPU time, the SDK socket probe and latency
+ * histograms (lg_util.h). */
 #include "lg_util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,4 +86,56 @@ uint32_t lg_hist_bucket_at(const uint32_t *hist, uint64_t total, double q)
 uint64_t lg_hist_quantile(const uint32_t *hist, uint64_t total, double q)
 {
     return total ? lg_lat_bucket_value(lg_hist_bucket_at(hist, total, q)) : 0;
+}
+
+/* utime, stime, cutime, cstime (clock ticks) of pid; ppid into *ppid. */
+static bool proc_ticks(int pid, long long t[4], int *ppid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* comm may hold spaces */
+    if (!p) return false;
+    int pp = 0;
+    /* fields after comm: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime */
+    if (sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &pp, &t[0],
+               &t[1], &t[2], &t[3]) != 5)
+        return false;
+    if (ppid) *ppid = pp;
+    return true;
+}
+
+double lg_pg_cpu_s(int postmaster)
+{
+    long long t[4];
+    if (postmaster <= 0 || !proc_ticks(postmaster, t, NULL)) return -1;
+    long long ticks = t[0] + t[1] + t[2] + t[3];
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int pid = atoi(e->d_name), ppid = 0;
+        long long c[4];
+        if (pid > 0 && proc_ticks(pid, c, &ppid) && ppid == postmaster) ticks += c[0] + c[1];
+    }
+    if (d) closedir(d);
+    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+int lg_lowest_free_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd;
+}
+
+bool lg_is_dgram_socket(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
 }

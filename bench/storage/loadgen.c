@@ -29,9 +29,7 @@
 
 #include <kaos.h>
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,48 +96,9 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
 
 /* --- CPU time from /proc ------------------------------------------------------ */
 
-/* utime, stime, cutime, cstime (clock ticks) of pid; ppid into *ppid. */
-static bool proc_ticks(int pid, long long t[4], int *ppid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* comm may hold spaces */
-    if (!p) return false;
-    int pp = 0;
-    /* fields after comm: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-     * utime stime cutime cstime */
-    if (sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &pp, &t[0],
-               &t[1], &t[2], &t[3]) != 5)
-        return false;
-    if (ppid) *ppid = pp;
-    return true;
-}
-
 static double cpu_of(int pid)
 {
     return pid > 0 ? lg_proc_cpu_s(pid) : -1;
-}
-
-/* The postmaster, its live children, and the children it already reaped. */
-static double pg_cpu(int postmaster)
-{
-    long long t[4];
-    if (postmaster <= 0 || !proc_ticks(postmaster, t, NULL)) return -1;
-    long long ticks = t[0] + t[1] + t[2] + t[3];
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        int pid = atoi(e->d_name), ppid = 0;
-        long long c[4];
-        if (pid > 0 && proc_ticks(pid, c, &ppid) && ppid == postmaster) ticks += c[0] + c[1];
-    }
-    if (d) closedir(d);
-    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* --- requests ------------------------------------------------------------------ */
@@ -283,20 +242,6 @@ static void on_error(kaos_client *c, const kaos_result *r, void *ud)
 
 /* --- the loop ------------------------------------------------------------------------ */
 
-static int lowest_free_fd(void)
-{
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) close(fd);
-    return fd;
-}
-
-static bool is_dgram_socket(int fd)
-{
-    int type = 0;
-    socklen_t len = sizeof type;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
-}
-
 /* Polls readable clients for up to ms, and every client every 10 ms. */
 static void pump(int ep, int ms)
 {
@@ -339,10 +284,10 @@ static void run_phase(int ep, bool reading)
         kaos_client_poll(st.cl[i].c, 0);
     }
     while (lg_now_ns() < st.win_start) pump(ep, 1);
-    double srv0 = cpu_of(opt.server_pid), pg0 = pg_cpu(opt.pg_pid), lg0 = cpu_of(getpid());
+    double srv0 = cpu_of(opt.server_pid), pg0 = lg_pg_cpu_s(opt.pg_pid), lg0 = cpu_of(getpid());
     int64_t w0 = lg_now_ns();
     while (lg_now_ns() < st.win_end) pump(ep, 1);
-    double srv1 = cpu_of(opt.server_pid), pg1 = pg_cpu(opt.pg_pid), lg1 = cpu_of(getpid());
+    double srv1 = cpu_of(opt.server_pid), pg1 = lg_pg_cpu_s(opt.pg_pid), lg1 = cpu_of(getpid());
     double window = (double)(lg_now_ns() - w0) / 1e9;
     st.ph = PH_DRAIN;
     int64_t give_up = lg_now_ns() + 10000000000LL;
@@ -377,7 +322,7 @@ int main(int argc, char **argv)
     /* --pg-cpu PID: print PostgreSQL's CPU seconds so far and exit (run.sh
      * samples it around pgbench). */
     if (argc == 3 && !strcmp(argv[1], "--pg-cpu")) {
-        printf("%.2f\n", pg_cpu(atoi(argv[2])));
+        printf("%.2f\n", lg_pg_cpu_s(atoi(argv[2])));
         return 0;
     }
     const char *phases = "write,read";
@@ -434,12 +379,12 @@ int main(int argc, char **argv)
         cfg.server_key = opt.key;
         cfg.insecure_dev_mode = !opt.key;
         cfg.keepalive_ms = 0;
-        k->fd = lowest_free_fd();
+        k->fd = lg_lowest_free_fd();
         if (kaos_client_create(&cfg, &k->c) < 0) die("kaos_client_create");
         kaos_client_on_connected(k->c, on_connected, k);
         kaos_client_on_disconnected(k->c, on_disconnected, k);
         kaos_client_on_error(k->c, on_error, k);
-        if (k->fd < 0 || !is_dgram_socket(k->fd)) die("cannot find the socket of client %d", i);
+        if (k->fd < 0 || !lg_is_dgram_socket(k->fd)) die("cannot find the socket of client %d", i);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, k->fd, &ev)) die("epoll_ctl: %s", strerror(errno));
         if (kaos_client_connect(k->c) < 0) die("connect");
