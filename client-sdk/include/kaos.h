@@ -372,7 +372,7 @@ typedef struct kaos_channel_message {
 } kaos_channel_message;
 
 /* A channel joined (kaos_client_channel_join): its id, the others on it
- * (visible sessions), and this session's own presence. */
+ * (visible sessions, at most 64 of them), and this session's own presence. */
 typedef struct kaos_channel {
     const char *id;
     const kaos_user_presence *presences;

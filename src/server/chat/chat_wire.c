@@ -28,16 +28,19 @@ static kn_chat_sender caller_sender(kn_req *r)
     return (kn_chat_sender){c->conn, c->user_id, c->session_id, c->username};
 }
 
+/* The answer lists at most KN_CHAT_JOIN_LIST_MAX others, so a join to a
+ * big room still fits one message. */
 static int reply_channel(kn_req *r, const kn_chat_joined *j)
 {
     Kaos__V1__UserPresence **pp = NULL, self;
-    int rc = kn_entity_to_proto_list(&kn_presence_entity, j->others, sizeof *j->others, j->n_others,
+    size_t n = j->n_others < KN_CHAT_JOIN_LIST_MAX ? j->n_others : KN_CHAT_JOIN_LIST_MAX;
+    int rc = kn_entity_to_proto_list(&kn_presence_entity, j->others, sizeof *j->others, n,
                                      (void ***)&pp);
     if (rc) return rc;
     kn_entity_to_proto(&kn_presence_entity, &j->self, &self);
     Kaos__V1__Channel out = KAOS__V1__CHANNEL__INIT;
     out.id = (char *)j->channel.id;
-    out.n_presences = j->n_others;
+    out.n_presences = n;
     out.presences = pp;
     out.self = &self;
     out.room_name = (char *)j->channel.room_name;

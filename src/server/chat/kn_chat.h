@@ -75,6 +75,10 @@ enum {
 #define KN_CHAT_LIST_MAX      100  /* messages per history page */
 #define KN_CHAT_CHANNELS_MAX  50   /* channels of one type per session */
 #define KN_CHAT_CURSOR_MAX    32   /* bytes of a cursor this module issues */
+/* Others listed in a join's answer (Channel.presences): at most 64, so the
+ * answer fits one message (16 KiB) even with the longest usernames; in a
+ * bigger room a client learns of the rest only from later events. */
+#define KN_CHAT_JOIN_LIST_MAX 64
 
 /* A channel, from its id. The fields that do not apply are "". */
 typedef struct kn_chat_channel {
