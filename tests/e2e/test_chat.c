@@ -640,6 +640,40 @@ static void group_channels_are_for_members_and_carry_the_groups_events(void **st
     chatter_free(b);
 }
 
+/* A join's answer lists at most 64 others, so a big room's still fits one
+ * message (a server of its own: 66 connections from one address). */
+static void a_join_to_a_big_room_lists_64_others_and_fits(void **state)
+{
+    (void)state;
+    e2e_server big;
+    e2e_server_init(&big);
+    const char *extra[] = {"--max-connections-per-address", "0", NULL};
+    e2e_server_start(&big, extra);
+    enum { MEMBERS = 66 };
+    chatter *m[MEMBERS];
+    for (int i = 0; i < MEMBERS; i++) {
+        m[i] = calloc(1, sizeof *m[i]);
+        assert_non_null(m[i]);
+        m[i]->e = e2e_client_new(big.port, 0, 0);
+        /* long usernames: the answer's worst case */
+        char name[129], dev[40];
+        memset(name, 'n', 120);
+        snprintf(name + 120, 9, "%08d", i);
+        e2e_device_id(dev);
+        e2e_client *e = m[i]->e;
+        assert_true(kaos_client_auth_device(e->c, dev, name, true, NULL, e2e_on_session, e) > 0);
+        E2E_WAIT(e->sessions == 1 || e->errors, 10000);
+        assert_int_equal(e->errors, 0);
+        assert_int_equal(join(m[i], "crowd", KAOS_CHANNEL_ROOM, false, false), 0);
+    }
+    assert_int_equal(m[MEMBERS - 1]->others, 64);
+    assert_int_equal(m[10]->others, 10);
+    for (int i = 0; i < MEMBERS; i++)
+        chatter_free(m[i]);
+    assert_int_equal(e2e_server_stop(&big), 0);
+    e2e_server_cleanup(&big);
+}
+
 /* Runs last: it restarts the group's server. */
 static void stored_messages_survive_a_restart(void **state)
 {
@@ -678,6 +712,7 @@ int main(void)
         cmocka_unit_test(refusals_carry_their_codes),
         cmocka_unit_test(lua_functions_send_list_update_and_remove),
         cmocka_unit_test(group_channels_are_for_members_and_carry_the_groups_events),
+        cmocka_unit_test(a_join_to_a_big_room_lists_64_others_and_fits),
         cmocka_unit_test(stored_messages_survive_a_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
