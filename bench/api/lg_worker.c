@@ -23,13 +23,11 @@
 #include <kaos.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -322,7 +320,6 @@ static void on_pong(kaos_client *c, const kaos_result *res, int64_t rtt_ms, void
 
 /* --- setup ------------------------------------------------------------------------ */
 
-/* The descriptor the next socket() will get: the lowest free one. */
 static int create_clients(wstate *ws)
 {
     lg_worker *w = ws->w;

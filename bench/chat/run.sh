@@ -48,43 +48,19 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in "$clients" "$bytes" "$seconds" "$warmup"; do
-    case "$v" in '' | *[!0-9]*) echo "run.sh: '$v' is not a whole number" >&2; exit 2 ;; esac
-done
+bench_check_numbers "$clients" "$bytes" "$seconds" "$warmup"
 
 bench_build "$BUILD/kaosnet" "$BUILD/bench_chat_loadgen"
 bench_workdir chat
 bench_db_open kaos_bench_chat
-pg_pid=""
-if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    pg_pid="$(head -n 1 .kaos/pg/data/postmaster.pid 2>/dev/null || true)"
-fi
+bench_pg_watch "$BUILD/bench_chat_loadgen"
 
-mkdir -p "$tmp/data" "$tmp/runtime"
+mkdir -p "$tmp/runtime"
 # A fresh server per step: a room of thousands leaving takes it a while.
-start_server() {
-    "$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
-        --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
-        --runtime-path "$tmp/runtime" --max-connections $((clients + 64)) \
-        --max-connections-per-address 0 --max-handshakes $((clients + 64)) \
-        >"$tmp/server.out" 2>"$tmp/server.err" &
-    server_pid=$!
-    port=""
-    key=""
-    for _ in $(seq 300); do
-        port="$(sed -n 's/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")"
-        key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
-        [ -n "$port" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$tmp/server.err" >&2
-    bench_say "kaosnet did not become ready"
-    exit 1
-}
-
 for persist in 0 1; do
-    start_server
+    bench_kaosnet_start "$BUILD/kaosnet" --runtime-path "$tmp/runtime" \
+        --max-connections $((clients + 64)) --max-connections-per-address 0 \
+        --max-handshakes $((clients + 64))
     bench_say "room of $clients, $rate msg/s each, persist=$persist: ${warmup} s warm-up, ${seconds} s window"
     timeout $((180 + warmup + seconds)) "$BUILD/bench_chat_loadgen" --port "$port" \
         --server-key "$key" --clients "$clients" --rate "$rate" --bytes "$bytes" \
@@ -97,13 +73,7 @@ done
 grep -q 'persist=' "$results" || { cat "$tmp/server.err" >&2; bench_say "the load generator failed"; exit 1; }
 [ -n "$raw" ] && cp "$results" "$raw"
 
-awk -v cores="$(nproc)" -v clients="$clients" -v rate="$rate" -v bytes="$bytes" '
-function kv(line, a,   n, i, f, p) {
-    delete a
-    n = split(line, f, " ")
-    for (i = 1; i <= n; i++) { p = index(f[i], "="); if (p) a[substr(f[i], 1, p - 1)] = substr(f[i], p + 1) }
-}
-function pct(cpu, w) { return cpu < 0 ? "?" : sprintf("%.0f%%", 100 * cpu / w) }
+awk -v cores="$(nproc)" -v clients="$clients" -v rate="$rate" -v bytes="$bytes" "$BENCH_AWK_LIB"'
 BEGIN {
     printf "chat: one room of %d SDK clients, %s msg/s each, ~%d-byte messages, every message to every member (loopback, %d cores)\n", clients, rate, bytes, cores
     fmt = "%-8s %9s %11s %11s %9s %9s %10s %8s %8s %8s %7s\n"

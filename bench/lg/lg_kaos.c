@@ -27,13 +27,11 @@
 
 #include <kaos.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define OP_INPUT        1         /* inputs, both workloads */
@@ -278,7 +276,6 @@ static void on_match_data(kaos_client *c, uint32_t match, uint32_t sender, int64
 
 /* --- driver ------------------------------------------------------------------ */
 
-/* The descriptor the next socket() will get: the lowest free one. */
 static int create_clients(lg_worker *w, kstate *st)
 {
     for (uint32_t i = 0; i < w->count; i++) {

@@ -227,7 +227,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("handshakes_ok_total", "completed handshakes", s.handshakes_ok);
     METRIC("handshakes_failed_total", "failed handshakes", s.handshakes_failed);
     METRIC("connects_bad_cookie_total", "CONNECTs dropped for a bad cookie", s.connects_bad_cookie);
-    METRIC("packets_rejected_total", "sealed packets that failed to open", s.packets_rejected);
+    METRIC("packets_rejected_total", "sealed packets that failed to open (dropped, not violations)",
+           s.packets_rejected);
+    METRIC("packets_replayed_total", "sealed packets dropped as replays or stale counters",
+           s.packets_replayed);
     METRIC("rate_limited_total", "packets dropped by rate limits", s.rate_limited);
     METRIC("violations_total", "protocol violations", s.violations);
     METRIC("timeouts_auth_total", "connections dropped for not authenticating", s.timeouts_auth);
@@ -279,6 +282,9 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("match_late_ticks_total", "match ticks started over one interval late", ms.late_ticks);
     METRIC("match_tick_us_max", "longest match_loop call since start, microseconds",
            ms.tick_us_max);
+    METRIC("match_tick_lateness_us_max",
+           "the latest a match tick started after its due time since start, microseconds",
+           ms.late_us_max);
     METRIC("match_inputs_total", "player inputs queued to matches", ms.inputs);
     METRIC("match_inputs_dropped_total", "player inputs dropped (match thread inbox full)",
            ms.inputs_dropped);
@@ -668,6 +674,7 @@ int kn_server_run(const kn_config *cfg)
         .factory_ud = host,
         .out = kn_match_wire_out,
         .out_ud = mw,
+        .call_share_pct = cfg->match_call_share_pct ? (int)cfg->match_call_share_pct : -1,
     };
     if (mec.threads > 64) mec.threads = 64;
     /* From here `matches` is set, which is what the "match" binding reads. */

@@ -341,6 +341,16 @@ int e2e_http(uint16_t port, const char *method, const char *path, const char *he
     return status;
 }
 
+long long e2e_metric(uint16_t http_port, const char *name)
+{
+    static char page[65536];
+    assert_int_equal(e2e_http(http_port, "GET", "/metrics", NULL, NULL, page, sizeof page), 200);
+    char key[160];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(page, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap)
 {
     int pipefd[2];

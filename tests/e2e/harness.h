@@ -59,6 +59,9 @@ int e2e_group_teardown_with_test_modules(void **state);
 /* One HTTP/1.1 request to 127.0.0.1:port; returns the status, body in out. */
 int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,
              const char *body, char *out, size_t cap);
+/* One metric of the server's /metrics page ("kaos_x" or a labelled
+ * "kaos_x{le=\"1\"}"), fetched now; -1 when the page lacks it. */
+long long e2e_metric(uint16_t http_port, const char *name);
 /* A fresh temporary directory (its path into out) of links to the .lua
  * files listed and to those of the directories listed (NULL-terminated),
  * so modules of several places load together as one runtime path. */
