@@ -86,6 +86,12 @@ typedef struct kn_presence {
     char *status; /* NULL = none; in listings, a copy inside the listing */
 } kn_presence;
 
+/* The presence of a session (conn, user, session, username; the texts cut
+ * to their fields), visible, without status: what a service puts on a
+ * stream for a caller. Any thread. */
+kn_presence kn_presence_of(kn_conn_id conn, const char *user_id, const char *session_id,
+                           const char *username);
+
 /* kn_presence as the Presence entity (kn_entity.h). */
 typedef struct kn_entity kn_entity;
 extern const kn_entity kn_presence_entity;

@@ -59,6 +59,16 @@ void kn_tracker_config_default(kn_tracker_config *cfg)
     };
 }
 
+kn_presence kn_presence_of(kn_conn_id conn, const char *user_id, const char *session_id,
+                           const char *username)
+{
+    kn_presence p = {.conn = conn};
+    snprintf(p.user_id, sizeof p.user_id, "%s", user_id ? user_id : "");
+    snprintf(p.session_id, sizeof p.session_id, "%s", session_id ? session_id : "");
+    snprintf(p.username, sizeof p.username, "%s", username ? username : "");
+    return p;
+}
+
 int kn_stream_check(const kn_stream *s, char *msg, size_t cap)
 {
     const char *why = NULL;
