@@ -83,11 +83,19 @@ static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t cha
     return kn_out_send(ud, conns, n, channel, data, len, reliable);
 }
 
-/* A committed block ends the blocked user's follows of the blocker
- * (friends -> status through the root: neither includes the other). */
+/* Who hears of a committed block (friends -> status and chat through the
+ * root: none includes another): the blocked user's follows of the blocker
+ * end, and both users leave the direct message channel between them. */
+typedef struct block_listeners {
+    kn_status *status;
+    kn_chat *chat;
+} block_listeners;
+
 static void friends_blocked(void *ud, const char *blocker_id, const char *blocked_id)
 {
-    kn_status_block(ud, blocker_id, blocked_id);
+    block_listeners *b = ud;
+    kn_status_block(b->status, blocker_id, blocked_id);
+    kn_chat_block(b->chat, blocker_id, blocked_id);
 }
 
 static void tracker_unbound(void *ud, kn_session *s)
@@ -525,6 +533,7 @@ int kn_server_run(const kn_config *cfg)
     kn_status_lua status_lua = {0};
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
+    block_listeners blocks = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
@@ -652,7 +661,8 @@ int kn_server_run(const kn_config *cfg)
     }
     friends_deps.out = out;
     friends_deps.blocked = friends_blocked;
-    friends_deps.blocked_ud = status;
+    blocks = (block_listeners){status, chat};
+    friends_deps.blocked_ud = &blocks;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;

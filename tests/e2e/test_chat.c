@@ -330,6 +330,16 @@ static void direct_messages_share_one_id_and_are_refused_after_a_block(void **st
     assert_string_equal(c->error_message, "only its two users may read a direct message channel");
     assert_int_equal(history(b, a->channel_id, 10, true, NULL), 0);
     assert_int_equal(b->listed, 1);
+    /* b blocks a: both are taken off the channel and may not come back */
+    const char *a_id[] = {a->e->user_id};
+    int acks = b->e->acks;
+    assert_true(kaos_client_friends_block(b->e->c, a_id, 1, NULL, 0, e2e_on_done, b->e) > 0);
+    E2E_WAIT(b->e->acks > acks, 5000);
+    assert_int_equal(say(a, a->channel_id, "{}"), KAOS_ERR_PERMISSION_DENIED);
+    assert_string_equal(a->error_message, "join the channel before sending");
+    assert_int_equal(say(b, a->channel_id, "{}"), KAOS_ERR_PERMISSION_DENIED);
+    assert_int_equal(join(a, b->e->user_id, KAOS_CHANNEL_DM, true, false),
+                     KAOS_ERR_PERMISSION_DENIED);
     /* a DM with yourself, or with nobody */
     assert_int_equal(join(c, c->e->user_id, KAOS_CHANNEL_DM, false, false),
                      KAOS_ERR_INVALID_ARGUMENT);

@@ -454,6 +454,14 @@ int kn_chat_join(kn_chat *c, kn_db *db, const kn_presence *who, const char *targ
     return KN_OK;
 }
 
+void kn_chat_block(kn_chat *c, const char *blocker_id, const char *blocked_id)
+{
+    kn_chat_channel ch;
+    if (kn_chat_id_build(blocker_id, blocked_id, KN_CHAT_DM, &ch, NULL, 0)) return;
+    kn_tracker_untrack_user(c->tracker, &ch.stream, ch.user_id_one);
+    kn_tracker_untrack_user(c->tracker, &ch.stream, ch.user_id_two);
+}
+
 int kn_chat_leave(kn_chat *c, kn_conn_id conn, const char *channel_id, char *msg, size_t cap)
 {
     kn_chat_channel ch;

@@ -224,6 +224,11 @@ void kn_chat_message_clear(kn_chat_message *m);
  * database (fuzzing). */
 int kn_chat_cursor_check(const char *cursor, char *msg, size_t cap);
 
+/* blocker_id blocked blocked_id: both users' sessions leave the direct
+ * message channel between them (a new join is refused while the block
+ * stands). Any thread. */
+void kn_chat_block(kn_chat *c, const char *blocker_id, const char *blocked_id);
+
 /* Forgets conn's rate bucket (its session ended). Any thread. */
 void kn_chat_forget(kn_chat *c, kn_conn_id conn);
 

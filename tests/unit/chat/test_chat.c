@@ -465,8 +465,13 @@ static void a_block_either_way_refuses_the_dm_and_the_other_is_asked_to_chat(voi
     assert_int_equal(
         join(&p3, "c0000000-0000-4000-8000-ffffffffffff", KN_CHAT_DM, false, false, NULL),
         KN_ERR_NOT_FOUND);
-    kn_tracker_untrack_all(tracker, 9);
-    kn_tracker_untrack_all(tracker, 10);
+    /* a block made while both are on their channel takes both off */
+    kn_chat_channel dm;
+    assert_int_equal(kn_chat_id_parse(id, &dm, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_tracker_count(tracker, &dm.stream), 2);
+    kn_chat_block(chat, u2, u1);
+    assert_int_equal(kn_tracker_count(tracker, &dm.stream), 0);
+    kn_chat_block(chat, u2, "not a uuid"); /* nothing to do */
 }
 
 static void group_channels_are_for_members_and_admins_remove_any_message(void **state)
