@@ -244,31 +244,24 @@ static size_t build_event(void *ud, const kn_stream *s, uint32_t handle, const k
                           size_t cap)
 {
     (void)ud, (void)handle;
-    if (n_joins > 1 || n_leaves > 1) return 0; /* the tracker changes one presence at a time */
+    kn_presence_change c;
+    if (!kn_presence_change_init(&c, joins, n_joins, leaves, n_leaves)) return 0;
     kn_chat_channel ch = {.stream = *s};
     channel_finish(&ch);
-    Kaos__V1__UserPresence pj, pl, *jl[1] = {&pj}, *ll[1] = {&pl};
     Kaos__V1__ChannelPresenceEvent ev = KAOS__V1__CHANNEL_PRESENCE_EVENT__INIT;
     ev.channel_id = ch.id;
     ev.room_name = ch.room_name;
     ev.group_id = ch.group_id;
     ev.user_id_one = ch.user_id_one;
     ev.user_id_two = ch.user_id_two;
-    if (n_joins) {
-        kn_entity_to_proto(&kn_presence_entity, joins, &pj);
-        ev.n_joins = 1;
-        ev.joins = jl;
-    }
-    if (n_leaves) {
-        kn_entity_to_proto(&kn_presence_entity, leaves, &pl);
-        ev.n_leaves = 1;
-        ev.leaves = ll;
-    }
+    ev.n_joins = c.n_joins;
+    ev.joins = c.joins;
+    ev.n_leaves = c.n_leaves;
+    ev.leaves = c.leaves;
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_CHANNEL_PRESENCE;
     env.channel_presence = &ev;
-    if (kn_envelope_packed_size(&env) > cap) return 0;
-    return kn_envelope_pack(&env, buf);
+    return kn_presence_event_pack(&env, buf, cap);
 }
 
 /* --- life --------------------------------------------------------------------------- */
