@@ -38,6 +38,7 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_economy_lua.h"
 #include "kn_friends.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
@@ -540,6 +541,7 @@ int kn_server_run(const kn_config *cfg)
         {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
+        {"economy", kn_economy_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
