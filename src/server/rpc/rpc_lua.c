@@ -19,7 +19,9 @@ static int k_rpc_call_async(lua_State *L)
         const char *why;
         int rc = kn_lua_push_json(L, 2, &len, &why);
         if (rc == KN_ERR_NOMEM) return luaL_error(L, "rpc_call_async: out of memory");
-        if (rc) return kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "payload: %s", why);
+        if (rc)
+            return kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "rpc_call_async: payload: %s",
+                                       why);
         payload = lua_tostring(L, -1);
     } else if (!lua_isnoneornil(L, 2)) {
         payload = luaL_checklstring(L, 2, &len);
@@ -33,7 +35,8 @@ static int k_rpc_call_async(lua_State *L)
     if (!rpc)
         return kn_lua_raise_coded(L, KN_ERR_UNAVAILABLE, "rpc_call_async: no API workers here");
     if (id_len != strlen(id))
-        return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT, "rpc id must be 1-128 bytes");
+        return kn_lua_raise_coded(L, KN_ERR_INVALID_ARGUMENT,
+                                  "rpc_call_async: rpc id must not contain a NUL byte");
     char msg[256] = "";
     int rc = kn_rpc_call_async(rpc, id, payload, len, msg, sizeof msg);
     if (rc) return kn_lua_raise_codedf(L, rc, "rpc_call_async \"%.128s\": %s", id, msg);
