@@ -6,6 +6,7 @@
  * caller; an unknown or failing RPC is counted as failed; bad arguments,
  * module loading, a missing service and a closed service are refused with
  * their codes. */
+#include "apigate.h"
 #include "kn_api.h"
 #include "kn_error.h"
 #include "kn_mem.h"
@@ -14,11 +15,8 @@
 #include "kn_runtime.h"
 #include "luatest.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -105,25 +103,6 @@ static void expect_case(const char *name, const char *want)
     luatest_expect(fx.vm, &c, 1);
 }
 
-/* A job that holds the only worker until the gate opens. */
-typedef struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
-    atomic_int entered;
-} gate;
-
-static void job_wait(kn_api_worker *w, void *arg)
-{
-    (void)w;
-    gate *g = arg;
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->lock);
-    while (!g->open)
-        pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
 static void a_queued_rpc_runs_as_the_system_in_async_mode(void **state)
 {
     (void)state;
@@ -140,12 +119,11 @@ static void a_queued_rpc_runs_as_the_system_in_async_mode(void **state)
 static void a_full_api_queue_refuses_at_once_with_resource_exhausted(void **state)
 {
     (void)state;
-    static gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    assert_int_equal(kn_api_submit(fx.api, job_wait, &g), KN_OK);
-    while (atomic_load(&g.entered) == 0)
-        sched_yield(); /* the worker is busy; now fill its queue of 2 */
-    assert_int_equal(kn_api_submit(fx.api, job_wait, &g), KN_OK);
-    assert_int_equal(kn_api_submit(fx.api, job_wait, &g), KN_OK);
+    static apigate g = APIGATE_INIT;
+    assert_int_equal(kn_api_submit(fx.api, apigate_job, &g), KN_OK);
+    apigate_wait_entered(&g, 1); /* the worker is busy; now fill its queue of 2 */
+    assert_int_equal(kn_api_submit(fx.api, apigate_job, &g), KN_OK);
+    assert_int_equal(kn_api_submit(fx.api, apigate_job, &g), KN_OK);
     kn_rpc_stats before, after;
     kn_rpc_stats_get(fx.rpc, &before);
     expect_case("system",
@@ -153,10 +131,7 @@ static void a_full_api_queue_refuses_at_once_with_resource_exhausted(void **stat
     kn_rpc_stats_get(fx.rpc, &after);
     assert_int_equal(after.async_refused, before.async_refused + 1);
     assert_int_equal(after.async_queued, before.async_queued);
-    pthread_mutex_lock(&g.lock);
-    g.open = true;
-    pthread_cond_broadcast(&g.cond);
-    pthread_mutex_unlock(&g.lock);
+    apigate_open(&g);
     drain();
     expect_case("system", "ok"); /* room again */
     drain();
