@@ -233,7 +233,10 @@ int kn_rpc_call_async(kn_rpc *rpc, const char *id, const char *payload, size_t l
         return KN_ERR_INVALID_ARGUMENT;
     }
     async_rpc *a = kn_malloc(sizeof *a + len + 1);
-    if (!a) return KN_ERR_NOMEM;
+    if (!a) {
+        snprintf(msg, cap, "out of memory");
+        return KN_ERR_NOMEM;
+    }
     a->rpc = rpc;
     memcpy(a->id, id, id_len + 1);
     memcpy(a->payload, payload, len);
