@@ -921,7 +921,8 @@ int kn_server_run(const kn_config *cfg)
                                    .config_json = console_config,
                                    .ud = &cctx,
                                    .out = out,
-                                   .matches = matches};
+                                   .matches = matches,
+                                   .chat = chat};
         if ((rc = kn_console_start(&ccfg, &chooks, &console))) goto done;
         KN_INFO("admin console on http://%s:%u/", cfg->console_bind, kn_console_port(console));
     }

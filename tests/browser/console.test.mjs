@@ -92,6 +92,18 @@ async function main(browser) {
   check(true, 'the asteroids match is listed');
   await shot(page, 'matches');
 
+  // Chat: the room's stored message, removed (the room is told).
+  await page.goto(base + '/#/chat');
+  await page.locator('tr.clickable', { hasText: 'lobby' }).click();
+  const msgRow = page.locator('tr', { hasText: 'hello console' });
+  await msgRow.waitFor();
+  check(true, "the room's stored message is shown");
+  await shot(page, 'chat');
+  await msgRow.locator('button', { hasText: 'Remove' }).click();
+  await confirmDialog(page);
+  await page.locator('.banner.ok').waitFor();
+  check(true, 'the message is removed');
+
   // Runtime and configuration pages render (secrets masked).
   await page.goto(base + '/#/runtime');
   await page.locator('dl.kv').waitFor();

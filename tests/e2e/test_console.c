@@ -67,6 +67,42 @@ static int put(e2e_client *c, const char *col, const char *key, const char *valu
                       kaos_client_storage_write(c->c, &o, 1, e2e_on_storage_acks, c));
 }
 
+/* Player b's chat: the channel joined, the answers, the removals seen. */
+static struct {
+    char channel[128];
+    int answers, failures, removals;
+} chat;
+
+static void on_channel(kaos_client *k, const kaos_result *r, const kaos_channel *ch, void *ud)
+{
+    (void)k;
+    (void)ud;
+    if (r->code) {
+        chat.failures++;
+        return;
+    }
+    snprintf(chat.channel, sizeof chat.channel, "%s", ch->id);
+    chat.answers++;
+}
+
+static void on_sent(kaos_client *k, const kaos_result *r, const kaos_channel_message *m, void *ud)
+{
+    (void)k;
+    (void)m;
+    (void)ud;
+    if (r->code)
+        chat.failures++;
+    else
+        chat.answers++;
+}
+
+static void on_message(kaos_client *k, const kaos_channel_message *m, void *ud)
+{
+    (void)k;
+    (void)ud;
+    if (m->code == KAOS_CHANNEL_MESSAGE_REMOVE) chat.removals++;
+}
+
 /* Runs the browser driver in `phase`, pumping the clients meanwhile; its
  * exit status (the driver has its own 120 s watchdog; this waits 150 s). */
 static int run_driver(const char *phase, const char *test_json)
@@ -121,6 +157,15 @@ static void console_shows_bans_and_edits_what_sdk_clients_made(void **state)
     char match[128];
     e2e_match_by_rpc(b, "asteroids_find_or_create", "", match);
     e2e_join(b, match, NULL);
+    /* A stored chat message in a room, for the Chat page to remove. */
+    kaos_client_on_channel_message(b->c, on_message, NULL);
+    assert_true(kaos_client_channel_join(b->c, "lobby", KAOS_CHANNEL_ROOM, true, false, on_channel,
+                                         NULL) > 0);
+    E2E_WAIT(chat.answers == 1 || chat.failures, 10000);
+    assert_true(kaos_client_channel_message_send(b->c, chat.channel, "{\"text\":\"hello console\"}",
+                                                 on_sent, NULL) > 0);
+    E2E_WAIT(chat.answers == 2 || chat.failures, 10000);
+    assert_int_equal(chat.failures, 0);
 
     char state_file[] = "/tmp/kaos-console-state-XXXXXX";
     int fd = mkstemp(state_file);
@@ -131,11 +176,13 @@ static void console_shows_bans_and_edits_what_sdk_clients_made(void **state)
              "{\"admin_password\":\"%s\",\"username\":\"%s\",\"user_id\":\"%s\","
              "\"object_key\":\"card\",\"edit_collection\":\"saves\",\"edit_key\":\"slot1\","
              "\"edit_user_id\":\"%s\",\"viewer\":\"viewer\",\"viewer_password\":\"%s\","
-             "\"state_file\":\"%s\"}",
+             "\"state_file\":\"%s\",\"channel\":\"%s\"}",
              E2E_CONSOLE_ADMIN_PASSWORD, a->username, a->user_id, b->user_id, VIEWER_PASSWORD,
-             state_file);
+             state_file, chat.channel);
     assert_int_equal(run_driver("main", json), 0);
 
+    /* The console's removal of the chat message reached the room. */
+    E2E_WAIT(chat.removals == 1, 10000);
     /* The ban ended the player's session: its client was disconnected. */
     E2E_WAIT(a->disconnected, 10000);
     /* The edit reads back over the wire. */

@@ -47,6 +47,7 @@ typedef struct kn_console_route {
     X(storage)                                                                                     \
     X(matches)                                                                                     \
     X(groups)                                                                                      \
+    X(chat)                                                                                        \
     X(notifications)                                                                               \
     X(runtime)                                                                                     \
     X(config)                                                                                      \

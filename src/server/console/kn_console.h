@@ -33,6 +33,7 @@ typedef struct kn_db kn_db;
 typedef struct kn_console kn_console;
 typedef struct kn_out kn_out;
 typedef struct kn_match_engine kn_match_engine;
+typedef struct kn_chat kn_chat;
 
 /* Roles, least to most: each may do what the ones below it may. */
 typedef enum kn_console_role {
@@ -134,6 +135,7 @@ typedef struct kn_console_hooks {
     void *ud;
     kn_out *out;              /* notifications to online users */
     kn_match_engine *matches; /* live matches, signals */
+    kn_chat *chat;            /* channel history, message removal */
 } kn_console_hooks;
 
 typedef struct kn_console_config {
