@@ -33,12 +33,8 @@ static void usage(FILE *out)
         "  kaosnet migrate status [options] list migrations and whether they are applied\n"
         "  kaosnet keygen [--force] [options]  create the server key file\n"
         "  kaosnet healthcheck [options]    ping the server on this host; exit 0 if it answers\n"
-        "  kaosnet console-user add NAME --role ROLE [options]\n"
-        "  kaosnet console-user passwd NAME [options]\n"
-        "  kaosnet console-user remove NAME [options]\n"
-        "                                   admin console users (roles: admin, developer,\n"
-        "                                   maintainer, read-only); the password is read\n"
-        "                                   from the first line of standard input\n"
+        "  kaosnet console-user add|passwd|remove NAME [--role ROLE] [options]\n"
+        "                                   admin console users; the password is read from stdin\n"
         "  kaosnet --help | --version\n\n",
         KAOS_VERSION);
     kn_config_print_help(out);
