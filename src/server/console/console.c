@@ -85,34 +85,6 @@ static void pool_give(kn_console *c, kn_db *db)
 
 /* --- replies ------------------------------------------------------------------------------ */
 
-static unsigned http_status(int wire)
-{
-    switch (wire) {
-    case 0:
-        return 200;
-    case 3:
-        return 400;
-    case 5:
-        return 404;
-    case 6:
-        return 409;
-    case 7:
-        return 403;
-    case 8:
-        return 429;
-    case 9:
-        return 412;
-    case 12:
-        return 501;
-    case 14:
-        return 503;
-    case 16:
-        return 401;
-    default:
-        return 500;
-    }
-}
-
 static void reply_json(kn_http_response *res, unsigned status, kn_json *v)
 {
     char *text = v ? kn_json_dump(v, KN_JSON_COMPACT) : NULL;
@@ -133,7 +105,7 @@ static void reply_error(kn_http_response *res, int err, const char *msg)
     int wire = kn_err_to_wire(err);
     kn_json_object_set_new(o, "code", kn_json_integer(wire));
     kn_json_object_set_new(o, "message", kn_json_string(msg && *msg ? msg : kn_err_text(err)));
-    reply_json(res, http_status(wire), o);
+    reply_json(res, kn_http_status(wire), o);
 }
 
 static void security_headers(kn_http_response *res)

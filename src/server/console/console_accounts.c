@@ -38,30 +38,9 @@ static const kn_db_stmt collections = {
 
 static int accounts_search(kn_console_call *c)
 {
-    int64_t limit;
-    int rc = kn_console__int_arg(c, "limit", 25, 1, 100, &limit);
-    if (rc) return rc;
-    const char *q = kn_console__arg(c, "q"), *cur = kn_console__arg(c, "cursor");
-    char lim[24];
-    snprintf(lim, sizeof lim, "%lld", (long long)limit);
-    const char *params[] = {q ? q : "", cur ? cur : "", lim};
-    kn_db_rows *rows = NULL;
-    if ((rc = kn_db_query(c->db, &search, params, &rows)))
-        return kn_db_fail(rc, c->msg, sizeof c->msg);
     static const char *const cols[] = {"id",    "username",    "display_name",
                                        "email", "create_time", "disable_time"};
-    kn_json *arr = kn_json_array();
-    size_t n = kn_db_rows_count(rows);
-    for (size_t i = 0; i < n; i++) {
-        kn_json *o = kn_json_object();
-        for (size_t k = 0; k < 6; k++)
-            kn_console__set_text(o, cols[k], kn_db_rows_get(rows, i, k));
-        kn_json_array_append_new(arr, o);
-    }
-    c->result = kn_console__list("accounts", arr,
-                                 n == (size_t)limit ? kn_db_rows_get(rows, n - 1, 1) : NULL);
-    kn_db_rows_free(rows);
-    return KN_OK;
+    return kn_console__query_page(c, &search, cols, 6, 1, "accounts");
 }
 
 static kn_json *account_json(kn_console_call *c, const kn_account *a)
@@ -92,17 +71,12 @@ static int account_get(kn_console_call *c)
     return KN_OK;
 }
 
-static int page_limit(kn_console_call *c, int64_t *limit)
-{
-    return kn_console__int_arg(c, "limit", 25, 1, 100, limit);
-}
-
 static int account_ledger(kn_console_call *c)
 {
-    const char *id, *cur = kn_console__arg(c, "cursor");
+    const char *id, *cur;
     int64_t limit;
-    int rc;
-    if ((rc = kn_console__need(c, "id", &id)) || (rc = page_limit(c, &limit))) return rc;
+    int rc = kn_console__page_args(c, "id", &id, &limit, &cur);
+    if (rc) return rc;
     kn_wallet_ledger_entry *e = NULL;
     size_t n = 0;
     char *next = NULL;
@@ -126,10 +100,10 @@ static int account_ledger(kn_console_call *c)
 
 static int account_friends(kn_console_call *c)
 {
-    const char *id, *cur = kn_console__arg(c, "cursor");
+    const char *id, *cur;
     int64_t limit;
-    int rc;
-    if ((rc = kn_console__need(c, "id", &id)) || (rc = page_limit(c, &limit))) return rc;
+    int rc = kn_console__page_args(c, "id", &id, &limit, &cur);
+    if (rc) return rc;
     kn_friend *f = NULL;
     size_t n = 0;
     char *next = NULL;
@@ -150,10 +124,10 @@ static int account_friends(kn_console_call *c)
 
 static int account_groups(kn_console_call *c)
 {
-    const char *id, *cur = kn_console__arg(c, "cursor");
+    const char *id, *cur;
     int64_t limit;
-    int rc;
-    if ((rc = kn_console__need(c, "id", &id)) || (rc = page_limit(c, &limit))) return rc;
+    int rc = kn_console__page_args(c, "id", &id, &limit, &cur);
+    if (rc) return rc;
     kn_user_group *g = NULL;
     size_t n = 0;
     char *next = NULL;
@@ -174,10 +148,10 @@ static int account_groups(kn_console_call *c)
 
 static int account_notifications(kn_console_call *c)
 {
-    const char *id, *cur = kn_console__arg(c, "cursor");
+    const char *id, *cur;
     int64_t limit;
-    int rc;
-    if ((rc = kn_console__need(c, "id", &id)) || (rc = page_limit(c, &limit))) return rc;
+    int rc = kn_console__page_args(c, "id", &id, &limit, &cur);
+    if (rc) return rc;
     kn_notification *notes = NULL;
     size_t n = 0;
     char *next = NULL;

@@ -16,33 +16,12 @@ static const kn_db_stmt list_audit = {
 
 static int audit_list(kn_console_call *c)
 {
-    int64_t limit, before;
-    int rc;
-    if ((rc = kn_console__int_arg(c, "limit", 50, 1, 200, &limit)) ||
-        (rc = kn_console__int_arg(c, "cursor", 0, 0, INT64_MAX, &before)))
-        return rc;
-    const char *q = kn_console__arg(c, "q");
-    char lim[24], cur[24] = "";
-    snprintf(lim, sizeof lim, "%lld", (long long)limit);
-    if (before) snprintf(cur, sizeof cur, "%lld", (long long)before);
-    const char *params[] = {q ? q : "", cur, lim};
-    kn_db_rows *rows = NULL;
-    if ((rc = kn_db_query(c->db, &list_audit, params, &rows)))
-        return kn_db_fail(rc, c->msg, sizeof c->msg);
+    int64_t before;
+    int rc = kn_console__int_arg(c, "cursor", 0, 1, INT64_MAX, &before); /* an id */
+    if (rc) return rc;
     static const char *const cols[] = {"id",     "time",   "username", "role",   "action",
                                        "target", "detail", "result",   "address"};
-    kn_json *arr = kn_json_array();
-    size_t n = kn_db_rows_count(rows);
-    for (size_t i = 0; i < n; i++) {
-        kn_json *o = kn_json_object();
-        for (size_t k = 0; k < 9; k++)
-            kn_console__set_text(o, cols[k], kn_db_rows_get(rows, i, k));
-        kn_json_array_append_new(arr, o);
-    }
-    const char *next = n == (size_t)limit ? kn_db_rows_get(rows, n - 1, 0) : NULL;
-    c->result = kn_console__list("entries", arr, next);
-    kn_db_rows_free(rows);
-    return KN_OK;
+    return kn_console__query_page(c, &list_audit, cols, 9, 0, "entries");
 }
 
 const kn_console_route kn_console__audit_routes[] = {

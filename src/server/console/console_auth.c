@@ -80,6 +80,16 @@ static int check_password(const char *p, char *msg, size_t cap)
     return KN_OK;
 }
 
+/* Checks a username and a new password and hashes the password. */
+static int checked_hash(const char *username, const char *password,
+                        char hash[KN_CRYPTO_PWHASH_STR_SIZE], char *msg, size_t cap)
+{
+    int rc;
+    if ((rc = check_username(username, msg, cap)) || (rc = check_password(password, msg, cap)))
+        return rc;
+    return kn_crypto_pwhash_str(hash, password, strlen(password));
+}
+
 /* Hex SHA-256 of a token: the session's key in the table. */
 static void token_key(const char *token, char hex[2 * KN_CRYPTO_SHA256_SIZE + 1])
 {
@@ -99,12 +109,9 @@ static void random_token(char *out, size_t cap)
 int kn_console_user_add(kn_db *db, const char *username, const char *password, kn_console_role role,
                         char *msg, size_t msg_cap)
 {
-    int rc;
-    if ((rc = check_username(username, msg, msg_cap)) ||
-        (rc = check_password(password, msg, msg_cap)))
-        return rc;
     char hash[KN_CRYPTO_PWHASH_STR_SIZE];
-    if ((rc = kn_crypto_pwhash_str(hash, password, strlen(password)))) return rc;
+    int rc = checked_hash(username, password, hash, msg, msg_cap);
+    if (rc) return rc;
     const char *params[] = {username, kn_console_role_name(role), hash};
     kn_db_rows *rows = NULL;
     rc = kn_db_query(db, &insert_user, params, &rows);
@@ -119,12 +126,9 @@ int kn_console_user_add(kn_db *db, const char *username, const char *password, k
 int kn_console_user_passwd(kn_db *db, const char *username, const char *password, char *msg,
                            size_t msg_cap)
 {
-    int rc;
-    if ((rc = check_username(username, msg, msg_cap)) ||
-        (rc = check_password(password, msg, msg_cap)))
-        return rc;
     char hash[KN_CRYPTO_PWHASH_STR_SIZE];
-    if ((rc = kn_crypto_pwhash_str(hash, password, strlen(password)))) return rc;
+    int rc = checked_hash(username, password, hash, msg, msg_cap);
+    if (rc) return rc;
     const char *params[] = {username, hash};
     kn_db_rows *rows = NULL;
     if ((rc = kn_db_query(db, &update_password, params, &rows)))

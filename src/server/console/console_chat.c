@@ -21,46 +21,22 @@ static const kn_db_stmt channels = {
 
 static int chat_channels(kn_console_call *c)
 {
-    int64_t limit;
-    int rc = kn_console__int_arg(c, "limit", 25, 1, 100, &limit);
-    if (rc) return rc;
-    const char *q = kn_console__arg(c, "q"), *cur = kn_console__arg(c, "cursor");
-    char lim[24];
-    snprintf(lim, sizeof lim, "%lld", (long long)limit);
-    const char *params[] = {q ? q : "", cur ? cur : "", lim};
-    kn_db_rows *rows = NULL;
-    if ((rc = kn_db_query(c->db, &channels, params, &rows)))
-        return kn_db_fail(rc, c->msg, sizeof c->msg);
-    kn_json *arr = kn_json_array();
-    size_t n = kn_db_rows_count(rows);
-    for (size_t i = 0; i < n; i++) {
-        kn_json *o = kn_json_object();
-        kn_console__set_text(o, "channel_id", kn_db_rows_get(rows, i, 0));
-        kn_json_object_set_new(o, "messages",
-                               kn_json_integer(strtoll(kn_db_rows_get(rows, i, 1), NULL, 10)));
-        kn_json_array_append_new(arr, o);
-    }
-    c->result = kn_console__list("channels", arr,
-                                 n == (size_t)limit ? kn_db_rows_get(rows, n - 1, 0) : NULL);
-    kn_db_rows_free(rows);
-    return KN_OK;
+    static const char *const cols[] = {"channel_id", "messages"};
+    return kn_console__query_page(c, &channels, cols, 2, 0, "channels");
 }
 
 static int chat_history(kn_console_call *c)
 {
     if (!c->hooks->chat) return KN_ERR_UNAVAILABLE;
-    const char *id;
+    const char *id, *cur;
     int64_t limit;
-    int rc;
-    if ((rc = kn_console__need(c, "channel_id", &id)) ||
-        (rc = kn_console__int_arg(c, "limit", 25, 1, 100, &limit)))
-        return rc;
+    int rc = kn_console__page_args(c, "channel_id", &id, &limit, &cur);
+    if (rc) return rc;
     kn_chat_message *m = NULL;
     size_t n = 0;
     char *next = NULL, *prev = NULL;
-    if ((rc = kn_chat_list(c->hooks->chat, c->db, "", id, (int)limit, false,
-                           kn_console__arg(c, "cursor"), &m, &n, &next, &prev, c->msg,
-                           sizeof c->msg)))
+    if ((rc = kn_chat_list(c->hooks->chat, c->db, "", id, (int)limit, false, cur, &m, &n, &next,
+                           &prev, c->msg, sizeof c->msg)))
         return rc;
     kn_json *arr = kn_json_array();
     for (size_t i = 0; i < n; i++)

@@ -48,10 +48,7 @@ static int runtime_rpc(kn_console_call *c)
                        c->msg, sizeof c->msg);
     kn_account_deinit(&a);
     if (rc) return rc;
-    c->result = kn_json_object();
-    kn_json *p = kn_json_stringn(out ? out : "", out_len);
-    kn_json_object_set_new(c->result, "payload", p ? p : kn_json_string("(not UTF-8)"));
-    kn_free(out);
+    c->result = kn_console__answer("payload", out, out_len);
     return KN_OK;
 }
 

@@ -8,16 +8,15 @@
 
 static int groups_list(kn_console_call *c)
 {
+    const char *unused, *cur, *q = kn_console__arg(c, "q");
     int64_t limit;
-    int rc = kn_console__int_arg(c, "limit", 25, 1, 100, &limit);
+    int rc = kn_console__page_args(c, NULL, &unused, &limit, &cur);
     if (rc) return rc;
-    const char *q = kn_console__arg(c, "q");
     kn_groups_filter f = {.name_prefix = q && *q ? q : NULL, .open = -1};
     kn_group *g = NULL;
     size_t n = 0;
     char *next = NULL;
-    if ((rc = kn_groups_list(c->db, &f, (int)limit, kn_console__arg(c, "cursor"), &g, &n, &next,
-                             c->msg, sizeof c->msg)))
+    if ((rc = kn_groups_list(c->db, &f, (int)limit, cur, &g, &n, &next, c->msg, sizeof c->msg)))
         return rc;
     kn_json *arr = kn_json_array();
     for (size_t i = 0; i < n; i++)
@@ -30,18 +29,15 @@ static int groups_list(kn_console_call *c)
 
 static int group_members(kn_console_call *c)
 {
-    const char *id;
+    const char *id, *cur;
     int64_t limit;
-    int rc;
-    if ((rc = kn_console__need(c, "id", &id)) ||
-        (rc = kn_console__int_arg(c, "limit", 25, 1, 100, &limit)))
-        return rc;
+    int rc = kn_console__page_args(c, "id", &id, &limit, &cur);
+    if (rc) return rc;
     kn_group_user *u = NULL;
     size_t n = 0;
     char *next = NULL;
-    if ((rc =
-             kn_groups_users_list(c->db, id, KN_GROUP_ANY, (int)limit, kn_console__arg(c, "cursor"),
-                                  &u, &n, &next, c->msg, sizeof c->msg)))
+    if ((rc = kn_groups_users_list(c->db, id, KN_GROUP_ANY, (int)limit, cur, &u, &n, &next, c->msg,
+                                   sizeof c->msg)))
         return rc;
     kn_json *arr = kn_json_array();
     for (size_t i = 0; i < n; i++) {

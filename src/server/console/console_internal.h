@@ -66,12 +66,26 @@ int kn_console__int_arg(kn_console_call *c, const char *name, int64_t def, int64
                         int64_t *out);
 /* A required argument: INVALID_ARGUMENT "NAME is required" when absent. */
 int kn_console__need(kn_console_call *c, const char *name, const char **out);
+/* The arguments of a page of something's list: `id_name` (required; NULL
+ * for none), `limit` (1-100, default 25) and `cursor` (may be NULL). */
+int kn_console__page_args(kn_console_call *c, const char *id_name, const char **id, int64_t *limit,
+                          const char **cursor);
+/* One page of a console query taking ($1 the search text, $2 the cursor,
+ * $3 the limit), from the arguments q, cursor and limit: each row becomes an
+ * object whose members are `cols` (text), listed under list_key; a full page's
+ * cursor is column cursor_col of its last row. */
+typedef struct kn_db_stmt kn_db_stmt;
+int kn_console__query_page(kn_console_call *c, const kn_db_stmt *stmt, const char *const *cols,
+                           size_t n_cols, size_t cursor_col, const char *list_key);
 /* The entity's fields of obj as a new JSON object (JSON fields parsed). */
 kn_json *kn_console__entity(const kn_entity *e, const void *obj);
 /* o[key] = text (NULL -> null); o[key] = the JSON in text (or the text
  * itself when it does not parse). */
 void kn_console__set_text(kn_json *o, const char *key, const char *text);
 void kn_console__set_json(kn_json *o, const char *key, const char *text);
+/* A new {"key": text} result from bytes a script or match answered (taken:
+ * kn_free'd here; "(not UTF-8)" when they are not text). */
+kn_json *kn_console__answer(const char *key, char *bytes, size_t len);
 /* A new {"key": array} result. */
 kn_json *kn_console__list(const char *key, kn_json *array, const char *next_cursor);
 

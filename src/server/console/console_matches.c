@@ -48,10 +48,7 @@ static int matches_signal(kn_console_call *c)
     if ((rc = kn_match_signal(c->hooks->matches, id, data ? data : "", data ? strlen(data) : 0,
                               5000, &resp, &len, c->msg, sizeof c->msg)))
         return rc;
-    c->result = kn_json_object();
-    kn_json *v = kn_json_stringn(resp ? resp : "", len);
-    kn_json_object_set_new(c->result, "response", v ? v : kn_json_string("(not UTF-8)"));
-    kn_free(resp);
+    c->result = kn_console__answer("response", resp, len);
     return KN_OK;
 }
 

@@ -38,13 +38,19 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     return rc;
 }
 
-static unsigned status_of(int wire)
+unsigned kn_http_status(int wire)
 {
     switch (wire) {
+    case 0:
+        return 200;
     case 3:
         return 400;
     case 5:
         return 404;
+    case 6:
+        return 409;
+    case 9:
+        return 412;
     case 7:
         return 403;
     case 8:
@@ -71,7 +77,7 @@ static enum MHD_Result error_reply(struct MHD_Connection *conn, int err, const c
     esc[k] = '\0';
     int wire = kn_err_to_wire(err);
     int n = snprintf(buf, sizeof buf, "{\"code\":%d,\"message\":\"%s\"}", wire, esc);
-    return reply(conn, status_of(wire), "application/json", buf, (size_t)n);
+    return reply(conn, kn_http_status(wire), "application/json", buf, (size_t)n);
 }
 
 static bool key_ok(const kn_http *h, struct MHD_Connection *conn)

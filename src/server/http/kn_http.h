@@ -73,6 +73,10 @@ typedef struct kn_http_config {
     size_t max_body;      /* largest request body */
 } kn_http_config;
 
+/* The HTTP status that answers a wire error code (0 -> 200, 3 -> 400,
+ * 16 -> 401, ...): one table for every listener. */
+unsigned kn_http_status(int wire_code);
+
 int kn_http_start(const kn_http_config *cfg, const kn_http_handler *handler, kn_http **out);
 uint16_t kn_http_port(const kn_http *http);
 void kn_http_stop(kn_http *http); /* accepts NULL; waits for handlers to return */
