@@ -23,7 +23,8 @@
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
-    X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS)
+    X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS)         \
+        X(MATCHMAKER) X(PARTY)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -113,7 +114,11 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(GROUP_USERS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
       kn_groups_wire_users_list)                                                                   \
     X(USER_GROUPS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
-      kn_groups_wire_user_list)
+      kn_groups_wire_user_list)                                                                    \
+    X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                    \
+      kn_matchmaker_wire_add)                                                                      \
+    X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                 \
+      kn_matchmaker_wire_remove)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

@@ -103,6 +103,12 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
                    char *msg, size_t msg_cap);
 bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
 
+/* kaos.register_matchmaker_matched(fn) stores a function the RPC path runs
+ * under this id (kn_rpc_call_script): fn(context, matched_users) with the
+ * payload (a JSON array of matched users) decoded; it returns a match id
+ * (string) or nil. Clients cannot call "kaos." ids. */
+#define KN_RUNTIME_MATCHED_ID "kaos.matchmaker_matched"
+
 /* Whether the runtime's modules registered a hook of `kind` for the
  * operation `message_case` (an Envelope message case). */
 bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int message_case);

@@ -221,6 +221,35 @@ static int k_register_rpc(lua_State *L)
     return 0;
 }
 
+static int k_json_decode(lua_State *L);
+
+/* The RPC stored by register_matchmaker_matched: (context, payload) ->
+ * fn(context, decoded payload), whose result must be a string or nil. */
+static int matched_trampoline(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushcfunction(L, k_json_decode);
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    lua_call(L, 2, 1);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "matchmaker_matched returns a match id (string) or nil, not a %s",
+                          luaL_typename(L, -1));
+    return 1;
+}
+
+/* register_matchmaker_matched(fn): one per runtime; the last one wins. */
+static int k_register_matchmaker_matched(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, matched_trampoline, 1);
+    lua_setfield(L, -2, KN_RUNTIME_MATCHED_ID);
+    return 0;
+}
+
 /* register_match(name, handlers): the table of match_* functions. */
 static int k_register_match(lua_State *L)
 {
@@ -407,6 +436,7 @@ static const luaL_Reg kaos_funcs[] = {
     {"register_rpc", k_register_rpc},
     {"register_req_before", k_register_req_before},
     {"register_match", k_register_match},
+    {"register_matchmaker_matched", k_register_matchmaker_matched},
     {"register_req_after", k_register_req_after},
     {"run_once", k_run_once},
     {"logger_debug", k_debug},

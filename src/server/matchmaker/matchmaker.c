@@ -1,0 +1,430 @@
+/* matchmaker: the service (kn_matchmaker.h) and its in-process ticket store.
+ *
+ * Invariants: every store call happens under mm->lock, and a pass holds it
+ * from the snapshot to the release, so a ticket is never removed while a
+ * processor reads it; `matched` runs after the lock is dropped, on tickets
+ * that already left the store (a session ending then finds nothing). */
+#include "kn_matchmaker.h"
+#include "kn_error.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_time.h"
+#include "kn_uuid.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+/* --- the in-process store ------------------------------------------------------ */
+
+typedef struct mem_store {
+    kn_mm_ticket **v; /* arrival order */
+    size_t n, cap;
+} mem_store;
+
+static void ticket_free(kn_mm_ticket *t)
+{
+    if (!t) return;
+    kn_free(t->players);
+    kn_free(t->props);
+    kn_free(t->query_text);
+    kn_match_query_free(t->query);
+    kn_free(t);
+}
+
+static int mem_add(void *ud, kn_mm_ticket *t, char *msg, size_t cap)
+{
+    mem_store *s = ud;
+    if (s->n == s->cap) {
+        size_t c = s->cap ? 2 * s->cap : 64;
+        kn_mm_ticket **v = kn_realloc(s->v, c * sizeof *v);
+        if (!v) {
+            ticket_free(t);
+            return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+        }
+        s->v = v;
+        s->cap = c;
+    }
+    s->v[s->n++] = t;
+    return KN_OK;
+}
+
+static bool owned_by(const kn_mm_ticket *t, const char *session_id)
+{
+    for (size_t i = 0; i < t->n_players; i++)
+        if (!strcmp(t->players[i].session_id, session_id)) return true;
+    return false;
+}
+
+/* Removes v[i], keeping arrival order. */
+static void mem_drop(mem_store *s, size_t i)
+{
+    ticket_free(s->v[i]);
+    memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof *s->v);
+    s->n--;
+}
+
+static int mem_remove(void *ud, const char *id, const char *session_id)
+{
+    mem_store *s = ud;
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i]->id, id) && owned_by(s->v[i], session_id)) {
+            mem_drop(s, i);
+            return KN_OK;
+        }
+    return KN_ERR_NOT_FOUND;
+}
+
+static size_t mem_remove_session(void *ud, const char *session_id)
+{
+    mem_store *s = ud;
+    size_t gone = 0;
+    for (size_t i = s->n; i-- > 0;)
+        if (owned_by(s->v[i], session_id)) mem_drop(s, i), gone++;
+    return gone;
+}
+
+static size_t mem_count_session(void *ud, const char *session_id)
+{
+    mem_store *s = ud;
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) n += owned_by(s->v[i], session_id);
+    return n;
+}
+
+static int mem_snapshot(void *ud, kn_mm_ticket ***out, size_t *n)
+{
+    mem_store *s = ud;
+    *out = s->v;
+    *n = s->n;
+    return KN_OK;
+}
+
+/* Matched tickets go (one compaction), the rest waited one interval more. */
+static void mem_release(void *ud, kn_mm_ticket **snap, size_t n, const size_t *matched,
+                        size_t n_matched)
+{
+    mem_store *s = ud;
+    (void)snap;
+    (void)n;
+    for (size_t k = 0; k < n_matched; k++) {
+        ticket_free(s->v[matched[k]]);
+        s->v[matched[k]] = NULL;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i]) {
+            s->v[i]->intervals++;
+            s->v[w++] = s->v[i];
+        }
+    s->n = w;
+}
+
+static size_t mem_count(void *ud)
+{
+    return ((mem_store *)ud)->n;
+}
+
+static void mem_destroy(void *ud)
+{
+    mem_store *s = ud;
+    if (!s) return;
+    for (size_t i = 0; i < s->n; i++) ticket_free(s->v[i]);
+    kn_free(s->v);
+    kn_free(s);
+}
+
+int kn_mm_store_memory(kn_mm_store *out)
+{
+    mem_store *s = kn_calloc(1, sizeof *s);
+    if (!s) return KN_ERR_NOMEM;
+    *out = (kn_mm_store){mem_add,      mem_remove,  mem_remove_session, mem_count_session,
+                         mem_snapshot, mem_release, mem_count,          mem_destroy,
+                         s};
+    return KN_OK;
+}
+
+/* --- the service ------------------------------------------------------------------ */
+
+struct kn_matchmaker {
+    kn_matchmaker_config cfg;
+    pthread_mutex_t lock;
+    kn_mm_processor processor; /* under lock */
+    uint64_t seq;
+    kn_matchmaker_stats stats;
+    pthread_t thread;
+    bool running;
+    pthread_cond_t wake;
+    bool stop;
+};
+
+static void *mm_main(void *arg);
+
+int kn_matchmaker_create(const kn_matchmaker_config *cfg, kn_matchmaker **out)
+{
+    *out = NULL;
+    kn_matchmaker *mm = kn_calloc(1, sizeof *mm);
+    if (!mm) return KN_ERR_NOMEM;
+    mm->cfg = *cfg;
+    if (!mm->cfg.max_intervals) mm->cfg.max_intervals = 2;
+    if (!mm->cfg.max_tickets) mm->cfg.max_tickets = 3;
+    if (!mm->cfg.now_ms) mm->cfg.now_ms = kn_time_mono_ms;
+    if (!mm->cfg.store.add && kn_mm_store_memory(&mm->cfg.store)) {
+        kn_free(mm);
+        return KN_ERR_NOMEM;
+    }
+    mm->processor = cfg->processor;
+    pthread_mutex_init(&mm->lock, NULL);
+    pthread_cond_init(&mm->wake, NULL);
+    if (mm->cfg.interval_ms > 0) {
+        if (pthread_create(&mm->thread, NULL, mm_main, mm)) {
+            kn_matchmaker_destroy(mm);
+            return KN_ERR_INTERNAL;
+        }
+        mm->running = true;
+    }
+    *out = mm;
+    return KN_OK;
+}
+
+void kn_matchmaker_destroy(kn_matchmaker *mm)
+{
+    if (!mm) return;
+    if (mm->running) {
+        pthread_mutex_lock(&mm->lock);
+        mm->stop = true;
+        pthread_cond_signal(&mm->wake);
+        pthread_mutex_unlock(&mm->lock);
+        pthread_join(mm->thread, NULL);
+    }
+    if (mm->cfg.store.destroy) mm->cfg.store.destroy(mm->cfg.store.ud);
+    pthread_cond_destroy(&mm->wake);
+    pthread_mutex_destroy(&mm->lock);
+    kn_free(mm);
+}
+
+void kn_matchmaker_set_processor(kn_matchmaker *mm, const kn_mm_processor *p)
+{
+    pthread_mutex_lock(&mm->lock);
+    mm->processor = p ? *p : (kn_mm_processor){0};
+    pthread_mutex_unlock(&mm->lock);
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n || n > KN_MM_PROP_NAME_MAX) return false;
+    for (; *s; s++)
+        if (*s == ':' || *s == ' ' || (unsigned char)*s < 0x20) return false;
+    return true;
+}
+
+/* Checks a request and copies it into a new ticket (query parsed). */
+static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, size_t cap)
+{
+    *out = NULL;
+    int cm = req->count_multiple ? req->count_multiple : 1;
+    if (req->min_count < 2 || req->max_count < req->min_count || req->max_count > KN_MM_COUNT_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "counts: need 2 <= min_count <= max_count <= %d", KN_MM_COUNT_MAX);
+    if (cm < 1 || cm > req->max_count || req->max_count / cm * cm < req->min_count)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "count_multiple %d leaves no size between min_count and max_count", cm);
+    if (req->n_players < 1 || req->n_players > (size_t)req->max_count)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "a ticket holds 1 to max_count players");
+    if (req->n_props > KN_MM_PROPS_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "more than %d properties",
+                          KN_MM_PROPS_MAX);
+    for (size_t i = 0; i < req->n_props; i++) {
+        const kn_mm_prop *p = &req->props[i];
+        if (!valid_name(p->name))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "property %zu: a name is 1-%d bytes without ':' or spaces", i,
+                              KN_MM_PROP_NAME_MAX);
+        if (p->is_num && !isfinite(p->num))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "property \"%s\" is not a finite number", p->name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(req->props[j].name, p->name))
+                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                                  "property \"%s\" given twice", p->name);
+    }
+    const char *qt = req->query && *req->query ? req->query : "*";
+    kn_mm_ticket *t = kn_calloc(1, sizeof *t);
+    if (!t) return KN_ERR_NOMEM;
+    int rc = kn_match_query_parse(qt, &t->query, msg, cap);
+    if (rc) {
+        kn_free(t);
+        return rc;
+    }
+    t->players = kn_malloc(req->n_players * sizeof *t->players);
+    t->props = kn_malloc((req->n_props ? req->n_props : 1) * sizeof *t->props);
+    t->query_text = kn_strndup(qt, strlen(qt));
+    if (!t->players || !t->props || !t->query_text) {
+        ticket_free(t);
+        return KN_ERR_NOMEM;
+    }
+    memcpy(t->players, req->players, req->n_players * sizeof *t->players);
+    t->n_players = req->n_players;
+    memcpy(t->props, req->props, req->n_props * sizeof *t->props);
+    t->n_props = req->n_props;
+    snprintf(t->party_id, sizeof t->party_id, "%s", req->party_id ? req->party_id : "");
+    t->min_count = req->min_count;
+    t->max_count = req->max_count;
+    t->count_multiple = cm;
+    kn_uuid_v4(t->id);
+    *out = t;
+    return KN_OK;
+}
+
+int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], char *msg,
+              size_t cap)
+{
+    kn_mm_ticket *t;
+    int rc = ticket_make(req, &t, msg, cap);
+    if (rc || !t) return rc ? rc : KN_ERR_INTERNAL;
+    snprintf(ticket_id, 37, "%s", t->id);
+    pthread_mutex_lock(&mm->lock);
+    const kn_mm_store *s = &mm->cfg.store;
+    if (s->count_session(s->ud, req->players[0].session_id) >= mm->cfg.max_tickets) {
+        pthread_mutex_unlock(&mm->lock);
+        ticket_free(t);
+        return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
+                          "matchmaker ticket limit per session reached (%u)", mm->cfg.max_tickets);
+    }
+    t->created_ms = mm->cfg.now_ms();
+    t->seq = ++mm->seq;
+    rc = s->add(s->ud, t, msg, cap);
+    pthread_mutex_unlock(&mm->lock);
+    return rc;
+}
+
+int kn_mm_remove(kn_matchmaker *mm, const char *ticket_id, const char *session_id, char *msg,
+                 size_t cap)
+{
+    pthread_mutex_lock(&mm->lock);
+    int rc = mm->cfg.store.remove(mm->cfg.store.ud, ticket_id, session_id);
+    pthread_mutex_unlock(&mm->lock);
+    return rc ? kn_err_msg(rc, msg, cap, "ticket not found") : KN_OK;
+}
+
+size_t kn_mm_remove_session(kn_matchmaker *mm, const char *session_id)
+{
+    pthread_mutex_lock(&mm->lock);
+    size_t n = mm->cfg.store.remove_session(mm->cfg.store.ud, session_id);
+    pthread_mutex_unlock(&mm->lock);
+    return n;
+}
+
+/* Groups of the processor, checked: no ticket twice, each valid. */
+static bool groups_sound(const kn_mm_pass *pass, const kn_mm_group *g, size_t n)
+{
+    bool *seen = kn_calloc(pass->n ? pass->n : 1, 1);
+    bool ok = seen != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = kn_mm_group_valid(pass, &g[i]);
+        for (size_t k = 0; ok && k < g[i].n; k++) {
+            ok = !seen[g[i].tickets[k]];
+            seen[g[i].tickets[k]] = true;
+        }
+    }
+    kn_free(seen);
+    return ok;
+}
+
+void kn_mm_process(kn_matchmaker *mm)
+{
+    int64_t t0 = kn_time_mono_us();
+    pthread_mutex_lock(&mm->lock);
+    const kn_mm_store *s = &mm->cfg.store;
+    kn_mm_ticket **snap = NULL;
+    size_t n = 0;
+    if (s->snapshot(s->ud, &snap, &n)) {
+        pthread_mutex_unlock(&mm->lock);
+        return;
+    }
+    kn_mm_pass pass = {snap, n, mm->cfg.now_ms(), mm->cfg.max_intervals};
+    kn_mm_group *groups = NULL;
+    size_t n_groups = 0;
+    char msg[256] = "";
+    int rc = KN_ERR_NOT_FOUND;
+    if (mm->processor.process) {
+        rc = mm->processor.process(mm->processor.ud, &pass, &groups, &n_groups, msg, sizeof msg);
+        if (rc == KN_OK && !groups_sound(&pass, groups, n_groups)) {
+            snprintf(msg, sizeof msg, "a group is invalid or a ticket is in two groups");
+            rc = KN_ERR_INVALID_ARGUMENT;
+        }
+        if (rc) {
+            KN_WARN("matchmaker: the custom processor failed (%s); the built-in matcher runs",
+                    msg);
+            kn_mm_groups_free(groups, n_groups);
+            groups = NULL;
+            n_groups = 0;
+            mm->stats.fallbacks++;
+        }
+    }
+    if (rc) rc = kn_mm_process_builtin(NULL, &pass, &groups, &n_groups, msg, sizeof msg);
+    /* The groups' tickets leave the store now: copies of the pointers go to
+     * `matched`, the tickets themselves once it returns. */
+    size_t total = 0;
+    for (size_t i = 0; i < n_groups; i++) total += groups[i].n;
+    size_t *idx = kn_malloc((total ? total : 1) * sizeof *idx);
+    kn_mm_ticket **held = kn_malloc((total ? total : 1) * sizeof *held);
+    if (!idx || !held) n_groups = total = 0; /* nothing forms this pass */
+    size_t k = 0;
+    for (size_t i = 0; i < n_groups; i++)
+        for (size_t j = 0; j < groups[i].n; j++) {
+            idx[k] = groups[i].tickets[j];
+            held[k] = snap[idx[k]];
+            snap[idx[k]] = NULL; /* the store must not free it: moved to held */
+            k++;
+        }
+    /* The store frees what it is told matched: hand it the index of an
+     * emptied slot, so it only compacts. */
+    s->release(s->ud, snap, n, idx, total);
+    mm->stats.passes++;
+    mm->stats.matched += n_groups;
+    mm->stats.tickets = s->count(s->ud);
+    mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
+    pthread_mutex_unlock(&mm->lock);
+    k = 0;
+    for (size_t i = 0; i < n_groups; i++) {
+        if (mm->cfg.matched) mm->cfg.matched(mm->cfg.matched_ud, &held[k], groups[i].n);
+        k += groups[i].n;
+    }
+    for (size_t i = 0; i < total; i++) ticket_free(held[i]);
+    kn_free(idx);
+    kn_free(held);
+    kn_mm_groups_free(groups, n_groups);
+}
+
+void kn_matchmaker_stats_get(kn_matchmaker *mm, kn_matchmaker_stats *out)
+{
+    pthread_mutex_lock(&mm->lock);
+    *out = mm->stats;
+    out->tickets = mm->cfg.store.count(mm->cfg.store.ud);
+    pthread_mutex_unlock(&mm->lock);
+}
+
+static void *mm_main(void *arg)
+{
+    kn_matchmaker *mm = arg;
+    pthread_mutex_lock(&mm->lock);
+    while (!mm->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (mm->cfg.interval_ms % 1000) * 1000000;
+        ts.tv_sec += mm->cfg.interval_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&mm->wake, &mm->lock, &ts);
+        if (mm->stop) break;
+        pthread_mutex_unlock(&mm->lock);
+        kn_mm_process(mm);
+        pthread_mutex_lock(&mm->lock);
+    }
+    pthread_mutex_unlock(&mm->lock);
+    return NULL;
+}
