@@ -112,13 +112,17 @@ typedef struct kn_mm_store {
      * alive until release. */
     int (*snapshot)(void *ud, kn_mm_ticket ***out, size_t *n);
     /* End of the pass: the tickets of the snapshot at `matched` (n_matched
-     * indexes) leave the pool; every other one waited one interval more. */
+     * indexes) leave the pool into taken[k] (the caller's now,
+     * kn_mm_ticket_free); every other one waited one interval more. */
     void (*release)(void *ud, kn_mm_ticket **snap, size_t n, const size_t *matched,
-                    size_t n_matched);
+                    size_t n_matched, kn_mm_ticket **taken);
     size_t (*count)(void *ud);
     void (*destroy)(void *ud);
     void *ud;
 } kn_mm_store;
+
+/* A ticket a store handed out (release). Accepts NULL. */
+void kn_mm_ticket_free(kn_mm_ticket *t);
 
 /* The in-process store (the default). */
 int kn_mm_store_memory(kn_mm_store *out);

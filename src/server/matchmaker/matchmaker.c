@@ -7,6 +7,7 @@
 #include "kn_matchmaker.h"
 #include "kn_error.h"
 #include "kn_log.h"
+#include "kn_map.h"
 #include "kn_mem.h"
 #include "kn_time.h"
 #include "kn_uuid.h"
@@ -14,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,9 +24,29 @@
 typedef struct mem_store {
     kn_mm_ticket **v; /* arrival order */
     size_t n, cap;
+    /* Tickets per owner (the first player's session), keyed by the hash of
+     * its id: two sessions whose ids share a 64-bit hash share a count. */
+    kn_map per_session;
 } mem_store;
 
-static void ticket_free(kn_mm_ticket *t)
+static uint64_t owner_key(const kn_mm_ticket *t)
+{
+    return kn_map_key_str(t->players[0].session_id);
+}
+
+/* Adds delta to t's owner's count; KN_ERR_NOMEM only when growing. */
+static int owner_count(mem_store *s, const kn_mm_ticket *t, int delta)
+{
+    uint64_t k = owner_key(t);
+    uintptr_t n = (uintptr_t)kn_map_get(&s->per_session, k) + (uintptr_t)(intptr_t)delta;
+    if (!n) {
+        kn_map_del(&s->per_session, k);
+        return KN_OK;
+    }
+    return kn_map_put(&s->per_session, k, (void *)n);
+}
+
+void kn_mm_ticket_free(kn_mm_ticket *t)
 {
     if (!t) return;
     kn_free(t->players);
@@ -41,11 +63,15 @@ static int mem_add(void *ud, kn_mm_ticket *t, char *msg, size_t cap)
         size_t c = s->cap ? 2 * s->cap : 64;
         kn_mm_ticket **v = kn_realloc(s->v, c * sizeof *v);
         if (!v) {
-            ticket_free(t);
+            kn_mm_ticket_free(t);
             return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
         }
         s->v = v;
         s->cap = c;
+    }
+    if (owner_count(s, t, 1)) {
+        kn_mm_ticket_free(t);
+        return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     }
     s->v[s->n++] = t;
     return KN_OK;
@@ -61,7 +87,8 @@ static bool owned_by(const kn_mm_ticket *t, const char *session_id)
 /* Removes v[i], keeping arrival order. */
 static void mem_drop(mem_store *s, size_t i)
 {
-    ticket_free(s->v[i]);
+    owner_count(s, s->v[i], -1); /* shrinking never allocates */
+    kn_mm_ticket_free(s->v[i]);
     memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof *s->v);
     s->n--;
 }
@@ -89,9 +116,7 @@ static size_t mem_remove_session(void *ud, const char *session_id)
 static size_t mem_count_session(void *ud, const char *session_id)
 {
     mem_store *s = ud;
-    size_t n = 0;
-    for (size_t i = 0; i < s->n; i++) n += owned_by(s->v[i], session_id);
-    return n;
+    return (size_t)(uintptr_t)kn_map_get(&s->per_session, kn_map_key_str(session_id));
 }
 
 static int mem_snapshot(void *ud, kn_mm_ticket ***out, size_t *n)
@@ -104,13 +129,14 @@ static int mem_snapshot(void *ud, kn_mm_ticket ***out, size_t *n)
 
 /* Matched tickets go (one compaction), the rest waited one interval more. */
 static void mem_release(void *ud, kn_mm_ticket **snap, size_t n, const size_t *matched,
-                        size_t n_matched)
+                        size_t n_matched, kn_mm_ticket **taken)
 {
     mem_store *s = ud;
     (void)snap;
     (void)n;
     for (size_t k = 0; k < n_matched; k++) {
-        ticket_free(s->v[matched[k]]);
+        owner_count(s, s->v[matched[k]], -1);
+        taken[k] = s->v[matched[k]];
         s->v[matched[k]] = NULL;
     }
     size_t w = 0;
@@ -131,8 +157,9 @@ static void mem_destroy(void *ud)
 {
     mem_store *s = ud;
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) ticket_free(s->v[i]);
+    for (size_t i = 0; i < s->n; i++) kn_mm_ticket_free(s->v[i]);
     kn_free(s->v);
+    kn_map_deinit(&s->per_session);
     kn_free(s);
 }
 
@@ -140,6 +167,7 @@ int kn_mm_store_memory(kn_mm_store *out)
 {
     mem_store *s = kn_calloc(1, sizeof *s);
     if (!s) return KN_ERR_NOMEM;
+    kn_map_init(&s->per_session);
     *out = (kn_mm_store){mem_add,      mem_remove,  mem_remove_session, mem_count_session,
                          mem_snapshot, mem_release, mem_count,          mem_destroy,
                          s};
@@ -264,7 +292,7 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
     t->props = kn_malloc((req->n_props ? req->n_props : 1) * sizeof *t->props);
     t->query_text = kn_strndup(qt, strlen(qt));
     if (!t->players || !t->props || !t->query_text) {
-        ticket_free(t);
+        kn_mm_ticket_free(t);
         return KN_ERR_NOMEM;
     }
     memcpy(t->players, req->players, req->n_players * sizeof *t->players);
@@ -291,7 +319,7 @@ int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], c
     const kn_mm_store *s = &mm->cfg.store;
     if (s->count_session(s->ud, req->players[0].session_id) >= mm->cfg.max_tickets) {
         pthread_mutex_unlock(&mm->lock);
-        ticket_free(t);
+        kn_mm_ticket_free(t);
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
                           "matchmaker ticket limit per session reached (%u)", mm->cfg.max_tickets);
     }
@@ -373,29 +401,23 @@ void kn_mm_process(kn_matchmaker *mm)
     for (size_t i = 0; i < n_groups; i++) total += groups[i].n;
     size_t *idx = kn_malloc((total ? total : 1) * sizeof *idx);
     kn_mm_ticket **held = kn_malloc((total ? total : 1) * sizeof *held);
-    if (!idx || !held) n_groups = total = 0; /* nothing forms this pass */
+    size_t formed = n_groups;
+    if (!idx || !held) formed = total = 0; /* nothing forms this pass */
     size_t k = 0;
-    for (size_t i = 0; i < n_groups; i++)
-        for (size_t j = 0; j < groups[i].n; j++) {
-            idx[k] = groups[i].tickets[j];
-            held[k] = snap[idx[k]];
-            snap[idx[k]] = NULL; /* the store must not free it: moved to held */
-            k++;
-        }
-    /* The store frees what it is told matched: hand it the index of an
-     * emptied slot, so it only compacts. */
-    s->release(s->ud, snap, n, idx, total);
+    for (size_t i = 0; i < formed; i++)
+        for (size_t j = 0; j < groups[i].n; j++) idx[k++] = groups[i].tickets[j];
+    s->release(s->ud, snap, n, idx, total, held); /* held[k] is the ticket at idx[k] */
     mm->stats.passes++;
-    mm->stats.matched += n_groups;
+    mm->stats.matched += formed;
     mm->stats.tickets = s->count(s->ud);
     mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
     pthread_mutex_unlock(&mm->lock);
     k = 0;
-    for (size_t i = 0; i < n_groups; i++) {
+    for (size_t i = 0; i < formed; i++) {
         if (mm->cfg.matched) mm->cfg.matched(mm->cfg.matched_ud, &held[k], groups[i].n);
         k += groups[i].n;
     }
-    for (size_t i = 0; i < total; i++) ticket_free(held[i]);
+    for (size_t i = 0; i < total; i++) kn_mm_ticket_free(held[i]);
     kn_free(idx);
     kn_free(held);
     kn_mm_groups_free(groups, n_groups);

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CANDIDATES_MAX 256 /* candidates scored per active ticket */
+#define CANDIDATES_MAX 256 /* room for candidates: 4 x the largest max_count */
 
 static bool prop_lookup(void *ud, const char *name, kn_match_query_value *out)
 {
@@ -316,6 +316,18 @@ static int push_group(kn_mm_group **groups, size_t *n, size_t *cap, const size_t
     return KN_OK;
 }
 
+/* The first position of o whose value is >= x. */
+static size_t first_at_least(const order *o, double x)
+{
+    size_t lo = 0, hi = o->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (o->val[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* The candidates of a: from the index (indexed) or every ticket. */
 static size_t gather(const kn_mm_pass *pass, pool_index *ix, const bool *matched, size_t a,
                      cand *cs, size_t max)
@@ -331,14 +343,19 @@ static size_t gather(const kn_mm_pass *pass, pool_index *ix, const bool *matched
         }
         order *o = bd.range_name ? order_of(b, pass, bd.range_name) : NULL;
         if (o) {
-            size_t lo = 0, hi = o->n;
-            while (lo < hi) { /* first value >= bd.lo */
-                size_t mid = (lo + hi) / 2;
-                if (o->val[mid] < bd.lo) lo = mid + 1;
-                else hi = mid;
+            size_t lo = first_at_least(o, bd.lo), end = first_at_least(o, bd.hi);
+            while (end < o->n && o->val[end] <= bd.hi) end++;
+            /* Closest values first: out from the active ticket's own value. */
+            kn_match_query_value own;
+            double at = prop_lookup((void *)ta, bd.range_name, &own) && own.is_num ? own.num : bd.lo;
+            size_t r = first_at_least(o, at);
+            if (r < lo) r = lo;
+            if (r > end) r = end;
+            size_t l = r;
+            while (n < max && (l > lo || r < end)) {
+                bool right = r < end && (l == lo || o->val[r] - at <= at - o->val[l - 1]);
+                consider(pass, matched, a, right ? o->idx[r++] : o->idx[--l], cs, &n);
             }
-            for (size_t k = lo; k < o->n && o->val[k] <= bd.hi && n < max; k++)
-                consider(pass, matched, a, o->idx[k], cs, &n);
             return n;
         }
     }
@@ -362,7 +379,10 @@ static int run(const kn_mm_pass *pass, bool indexed, kn_mm_group **groups, size_
     size_t g[KN_MM_COUNT_MAX + 1];
     for (size_t a = 0; rc == KN_OK && a < pass->n; a++) {
         if (matched[a]) continue;
-        size_t n_cs = gather(pass, &ix, matched, a, cs, max), n_g;
+        /* Enough candidates to fill the group a few times over. */
+        size_t want = indexed ? 4 * (size_t)pass->tickets[a]->max_count : max;
+        if (want > max) want = max;
+        size_t n_cs = gather(pass, &ix, matched, a, cs, want), n_g;
         if (!form(pass, a, cs, n_cs, g, &n_g)) continue;
         rc = push_group(groups, n_groups, &cap, g, n_g);
         for (size_t k = 0; rc == KN_OK && k < n_g; k++) matched[g[k]] = true;
