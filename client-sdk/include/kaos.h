@@ -384,6 +384,8 @@ typedef struct kaos_account {
     const char *const *device_ids;
     size_t device_count;
     int64_t disable_time; /* Unix seconds the user was banned; 0 = not banned */
+    const char *wallet;   /* currency -> balance, a JSON object as text; "{}" when empty.
+                           * Only server code changes it (docs/economy.md) */
 } kaos_account;
 
 /* Fields for kaos_client_account_update. NULL leaves a field unchanged; ""

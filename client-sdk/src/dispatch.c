@@ -256,6 +256,7 @@ static int deliver_account(kaos_client *c, const kaos_pending *p, const kaos_res
         .device_ids = (const char *const *)a->device_ids,
         .device_count = a->n_device_ids,
         .disable_time = a->disable_time,
+        .wallet = a->wallet && *a->wallet ? a->wallet : "{}",
     };
     fn(c, r, &view, p->ud);
     return KN_OK;

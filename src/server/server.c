@@ -37,6 +37,7 @@
 #include "kn_match_lua.h"
 #include "kn_matchmaker_wire.h"
 #include "kn_storage_lua.h"
+#include "kn_economy_lua.h"
 #include "kn_friends.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
@@ -533,6 +534,7 @@ int kn_server_run(const kn_config *cfg)
         {"status", kn_status_lua_funcs, &status_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
+        {"economy", kn_economy_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},

@@ -203,6 +203,7 @@ static int k_friends_of_friends_list(lua_State *L)
 const luaL_Reg kn_friends_lua_funcs[] = {
     {"friends_add", k_friends_add},
     {"friends_delete", k_friends_delete},
+    {"friends_remove", k_friends_delete}, /* the product spec's name for the same function */
     {"friends_block", k_friends_block},
     {"friends_list", k_friends_list},
     {"friend_metadata_update", k_friend_metadata_update},
