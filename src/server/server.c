@@ -109,12 +109,24 @@ typedef struct matched_ctx {
     kn_rpc *rpc;
 } matched_ctx;
 
+/* The matchmaker's processor and override scripts, on an API worker. */
+static int matchmaker_script(void *ud, const char *which, const char *json, size_t len, char **out,
+                             size_t *out_len, char *msg, size_t cap)
+{
+    const char *id = !strcmp(which, KN_MM_SCRIPT_PROCESSOR) ? KN_RUNTIME_PROCESSOR_ID
+                     : !strcmp(which, KN_MM_SCRIPT_OVERRIDE) ? KN_RUNTIME_OVERRIDE_ID
+                                                             : NULL;
+    if (!id) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "no script hook %s", which);
+    return kn_rpc_call_script(((matched_ctx *)ud)->rpc, id, json, len, 10000, out, out_len, msg,
+                              cap);
+}
+
 static void matchmaker_matched(void *ud, kn_mm_ticket *const *tickets, size_t n)
 {
     matched_ctx *m = ud;
     char match_id[KN_MATCH_ID_MAX] = "", token[KN_RELAY_TOKEN_MAX] = "";
     if (m->rpc) {
-        char *json = kn_matchmaker_matched_json(tickets, n), *res = NULL, msg[256] = "";
+        char *json = kn_mm_matched_json(tickets, n), *res = NULL, msg[256] = "";
         size_t res_len = 0;
         int rc = json ? kn_rpc_call_script(m->rpc, KN_RUNTIME_MATCHED_ID, json, strlen(json), 10000,
                                            &res, &res_len, msg, sizeof msg)
@@ -682,7 +694,9 @@ int kn_server_run(const kn_config *cfg)
                                 .max_intervals = (uint32_t)cfg->matchmaker_max_intervals,
                                 .max_tickets = (uint32_t)cfg->matchmaker_max_tickets,
                                 .matched = matchmaker_matched,
-                                .matched_ud = &mctx};
+                                .matched_ud = &mctx,
+                                .script = matchmaker_script,
+                                .script_ud = &mctx};
     if ((rc = kn_matchmaker_create(&mmc, &mm)) ||
         (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))
         goto done;

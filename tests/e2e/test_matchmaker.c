@@ -239,6 +239,39 @@ static void a_failing_matched_hook_falls_back_to_a_relayed_match(void **state)
     drop(b);
 }
 
+static void a_processor_script_forms_the_groups(void **state)
+{
+    (void)state;
+    player *p[4];
+    for (int i = 0; i < 4; i++) p[i] = join_pool();
+    for (int i = 0; i < 4; i++) assert_int_equal(add(p[i], "pr", "proc", 5, "+mode:proc", 2, 2, 1), 0);
+    E2E_WAIT(p[0]->matched && p[1]->matched && p[2]->matched && p[3]->matched, 10000);
+    /* The script pairs oldest with newest (the built-in matcher would pair 0 with 1). */
+    assert_true(in_group(p[0], p[3]));
+    assert_true(in_group(p[1], p[2]));
+    for (int i = 0; i < 4; i++) drop(p[i]);
+}
+
+static void an_override_script_vetoes_groups_and_a_failing_one_falls_back(void **state)
+{
+    (void)state;
+    player *a = join_pool(), *b = join_pool();
+    assert_int_equal(add(a, "ve", "veto", 5, "+mode:veto", 2, 2, 1), 0);
+    assert_int_equal(add(b, "ve", "veto", 5, "+mode:veto", 2, 2, 1), 0);
+    e2e_pump_for(400);
+    assert_int_equal(a->matched + b->matched, 0);
+    drop(a);
+    drop(b);
+    /* A failing override fails the whole pass over to the built-in groups. */
+    player *c = join_pool(), *d = join_pool();
+    assert_int_equal(add(c, "ob", "overboom", 5, "+mode:overboom", 2, 2, 1), 0);
+    assert_int_equal(add(d, "ob", "overboom", 5, "+mode:overboom", 2, 2, 1), 0);
+    E2E_WAIT(c->matched && d->matched, 10000);
+    assert_true(in_group(c, d));
+    drop(c);
+    drop(d);
+}
+
 static void refusals_name_their_reason(void **state)
 {
     (void)state;
@@ -267,6 +300,8 @@ int main(void)
         cmocka_unit_test(a_ticket_dies_with_its_session),
         cmocka_unit_test(the_matched_hook_puts_the_group_in_one_authoritative_match),
         cmocka_unit_test(a_failing_matched_hook_falls_back_to_a_relayed_match),
+        cmocka_unit_test(a_processor_script_forms_the_groups),
+        cmocka_unit_test(an_override_script_vetoes_groups_and_a_failing_one_falls_back),
         cmocka_unit_test(refusals_name_their_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

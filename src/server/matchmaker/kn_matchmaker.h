@@ -114,7 +114,7 @@ typedef struct kn_mm_store {
     /* End of the pass: the tickets of the snapshot at `matched` (n_matched
      * indexes) leave the pool into taken[k] (the caller's now,
      * kn_mm_ticket_free); every other one waited one interval more. */
-    void (*release)(void *ud, kn_mm_ticket **snap, size_t n, const size_t *matched,
+    void (*release)(void *ud, kn_mm_ticket *const *snap, size_t n, const size_t *matched,
                     size_t n_matched, kn_mm_ticket **taken);
     size_t (*count)(void *ud);
     void (*destroy)(void *ud);
@@ -164,6 +164,26 @@ typedef struct kn_matchmaker kn_matchmaker;
  * callback owns nothing; the tickets are freed after it returns. */
 typedef void (*kn_mm_matched_fn)(void *ud, kn_mm_ticket *const *tickets, size_t n);
 
+/* The scripts' hooks, called by a pass with no lock held (the server runs
+ * them on an API worker, under the runtime's time budget). `which` is
+ * KN_MM_SCRIPT_PROCESSOR (json: the pool, kn_mm__pool_json's shape) or
+ * KN_MM_SCRIPT_OVERRIDE (json: the built-in matcher's candidate groups);
+ * the answer (*out, kn_malloc'd) is the groups to form, [[ticket id, ...],
+ * ...]. KN_ERR_NOT_FOUND when no script registered that hook, or an empty
+ * answer: no opinion (the built-in matcher's groups stand); any other
+ * error, or an answer that names unknown tickets or invalid groups, makes
+ * the pass fall back to the built-in matcher (counted). */
+#define KN_MM_SCRIPT_PROCESSOR "kaos.matchmaker_processor"
+#define KN_MM_SCRIPT_OVERRIDE  "kaos.matchmaker_override"
+typedef int (*kn_mm_script_fn)(void *ud, const char *which, const char *json, size_t len,
+                               char **out, size_t *out_len, char *msg, size_t cap);
+
+/* The matched hook's payload: a JSON array with one object per player,
+ * {presence = {user_id, session_id, username}, party_id, ticket,
+ * properties = {name = string or number}}; kn_malloc'd, NULL when out of
+ * memory. */
+char *kn_mm_matched_json(kn_mm_ticket *const *tickets, size_t n);
+
 typedef struct kn_matchmaker_config {
     int64_t interval_ms;         /* between passes; 0 = manual (kn_mm_process) */
     uint32_t max_intervals;      /* holding out for max count; 0 = 2 */
@@ -173,6 +193,8 @@ typedef struct kn_matchmaker_config {
     kn_mm_processor processor;   /* NULL = the built-in matcher */
     kn_mm_matched_fn matched;
     void *matched_ud;
+    kn_mm_script_fn script; /* NULL: no scripts */
+    void *script_ud;
 } kn_matchmaker_config;
 
 typedef struct kn_matchmaker_stats {

@@ -20,10 +20,4 @@ int kn_matchmaker_wire_remove(kn_req *r, char *msg, size_t cap);
 int kn_matchmaker_wire_matched(kn_out *out, kn_mm_ticket *const *tickets, size_t n,
                                const char *match_id, const char *token);
 
-/* The matched hook's payload: a JSON array with one object per player,
- * {presence = {user_id, session_id, username}, party_id, ticket,
- * properties = {name = string or number}}; kn_malloc'd, NULL when out of
- * memory. */
-char *kn_matchmaker_matched_json(kn_mm_ticket *const *tickets, size_t n);
-
 #endif

@@ -4,7 +4,7 @@
  * from the snapshot to the release, so a ticket is never removed while a
  * processor reads it; `matched` runs after the lock is dropped, on tickets
  * that already left the store (a session ending then finds nothing). */
-#include "kn_matchmaker.h"
+#include "matchmaker_internal.h"
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_map.h"
@@ -128,7 +128,7 @@ static int mem_snapshot(void *ud, kn_mm_ticket ***out, size_t *n)
 }
 
 /* Matched tickets go (one compaction), the rest waited one interval more. */
-static void mem_release(void *ud, kn_mm_ticket **snap, size_t n, const size_t *matched,
+static void mem_release(void *ud, kn_mm_ticket *const *snap, size_t n, const size_t *matched,
                         size_t n_matched, kn_mm_ticket **taken)
 {
     mem_store *s = ud;
@@ -363,62 +363,173 @@ static bool groups_sound(const kn_mm_pass *pass, const kn_mm_group *g, size_t n)
     return ok;
 }
 
-void kn_mm_process(kn_matchmaker *mm)
+/* Calls script `which` with json (freed) and no lock held; *out is its
+ * answer, NULL when it has none (not registered: quietly; failed: logged,
+ * and *failed set). */
+static void run_script(kn_matchmaker *mm, const char *which, char *json, char **out,
+                       size_t *out_len, bool *failed)
 {
-    int64_t t0 = kn_time_mono_us();
-    pthread_mutex_lock(&mm->lock);
-    const kn_mm_store *s = &mm->cfg.store;
-    kn_mm_ticket **snap = NULL;
-    size_t n = 0;
-    if (s->snapshot(s->ud, &snap, &n)) {
-        pthread_mutex_unlock(&mm->lock);
-        return;
+    *out = NULL;
+    *out_len = 0;
+    char msg[256] = "";
+    int rc = json ? mm->cfg.script(mm->cfg.script_ud, which, json, strlen(json), out, out_len, msg,
+                                   sizeof msg)
+                  : KN_ERR_NOMEM;
+    kn_free(json);
+    if (rc == KN_OK && !*out_len) rc = KN_ERR_NOT_FOUND; /* nil: no opinion this pass */
+    if (rc && rc != KN_ERR_NOT_FOUND) {
+        KN_WARN("matchmaker: %s failed (%s); the built-in matcher runs", which,
+                *msg ? msg : kn_err_text(rc));
+        *failed = true;
     }
-    kn_mm_pass pass = {snap, n, mm->cfg.now_ms(), mm->cfg.max_intervals};
-    kn_mm_group *groups = NULL;
-    size_t n_groups = 0;
+    if (rc) {
+        kn_free(*out);
+        *out = NULL;
+    }
+}
+
+/* A script's answer as groups of the current pass; false (logged) when it
+ * names unknown tickets or forms invalid groups. */
+static bool script_groups(const char *which, const char *answer, size_t len,
+                          const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups)
+{
+    char msg[256] = "";
+    int rc = kn_mm__groups_parse(answer, len, pass->tickets, pass->n, groups, n_groups, msg,
+                                 sizeof msg);
+    if (rc == KN_OK && !groups_sound(pass, *groups, *n_groups)) {
+        snprintf(msg, sizeof msg, "a group is invalid or a ticket is in two groups");
+        rc = KN_ERR_INVALID_ARGUMENT;
+    }
+    if (rc == KN_OK) return true;
+    KN_WARN("matchmaker: %s answered badly (%s); the built-in matcher runs", which, msg);
+    kn_mm_groups_free(*groups, *n_groups);
+    *groups = NULL;
+    *n_groups = 0;
+    return false;
+}
+
+/* Under the lock: the pass's groups from the C processor (checked, with
+ * fallback) or the built-in matcher. */
+static void c_groups(kn_matchmaker *mm, const kn_mm_pass *pass, kn_mm_group **groups,
+                     size_t *n_groups)
+{
     char msg[256] = "";
     int rc = KN_ERR_NOT_FOUND;
     if (mm->processor.process) {
-        rc = mm->processor.process(mm->processor.ud, &pass, &groups, &n_groups, msg, sizeof msg);
-        if (rc == KN_OK && !groups_sound(&pass, groups, n_groups)) {
+        rc = mm->processor.process(mm->processor.ud, pass, groups, n_groups, msg, sizeof msg);
+        if (rc == KN_OK && !groups_sound(pass, *groups, *n_groups)) {
             snprintf(msg, sizeof msg, "a group is invalid or a ticket is in two groups");
             rc = KN_ERR_INVALID_ARGUMENT;
         }
         if (rc) {
             KN_WARN("matchmaker: the custom processor failed (%s); the built-in matcher runs",
                     msg);
-            kn_mm_groups_free(groups, n_groups);
-            groups = NULL;
-            n_groups = 0;
+            kn_mm_groups_free(*groups, *n_groups);
+            *groups = NULL;
+            *n_groups = 0;
             mm->stats.fallbacks++;
         }
     }
-    if (rc) rc = kn_mm_process_builtin(NULL, &pass, &groups, &n_groups, msg, sizeof msg);
-    /* The groups' tickets leave the store now: copies of the pointers go to
-     * `matched`, the tickets themselves once it returns. */
-    size_t total = 0;
-    for (size_t i = 0; i < n_groups; i++) total += groups[i].n;
-    size_t *idx = kn_malloc((total ? total : 1) * sizeof *idx);
-    kn_mm_ticket **held = kn_malloc((total ? total : 1) * sizeof *held);
+    if (rc) kn_mm_process_builtin(NULL, pass, groups, n_groups, msg, sizeof msg);
+}
+
+/* Under the lock: the current pool as a pass. */
+static bool take_snapshot(kn_matchmaker *mm, kn_mm_pass *pass)
+{
+    kn_mm_ticket **snap = NULL;
+    size_t n = 0;
+    if (mm->cfg.store.snapshot(mm->cfg.store.ud, &snap, &n)) return false;
+    *pass = (kn_mm_pass){snap, n, mm->cfg.now_ms(), mm->cfg.max_intervals};
+    return true;
+}
+
+/* Under the lock: the groups' tickets leave the store into *held (in group
+ * order); returns how many groups formed. */
+static size_t release(kn_matchmaker *mm, const kn_mm_pass *pass, const kn_mm_group *groups,
+                      size_t n_groups, kn_mm_ticket ***held, size_t *total)
+{
+    *total = 0;
+    for (size_t i = 0; i < n_groups; i++) *total += groups[i].n;
+    size_t *idx = kn_malloc((*total ? *total : 1) * sizeof *idx);
+    *held = kn_malloc((*total ? *total : 1) * sizeof **held);
     size_t formed = n_groups;
-    if (!idx || !held) formed = total = 0; /* nothing forms this pass */
+    if (!idx || !*held) formed = *total = 0; /* nothing forms this pass */
     size_t k = 0;
     for (size_t i = 0; i < formed; i++)
         for (size_t j = 0; j < groups[i].n; j++) idx[k++] = groups[i].tickets[j];
-    s->release(s->ud, snap, n, idx, total, held); /* held[k] is the ticket at idx[k] */
+    const kn_mm_store *s = &mm->cfg.store;
+    s->release(s->ud, pass->tickets, pass->n, idx, *total, *held);
+    kn_free(idx);
     mm->stats.passes++;
     mm->stats.matched += formed;
     mm->stats.tickets = s->count(s->ud);
+    return formed;
+}
+
+/* One pass: (1) a processor script, given the pool, may form the groups;
+ * else the C processor or the built-in matcher does, and (2) an override
+ * script, given those candidate groups, may pick the ones to form. Scripts
+ * run with the lock dropped, so their answers are read against a fresh
+ * snapshot (a ticket removed meanwhile makes the answer invalid: the
+ * built-in matcher runs on the fresh pool). (3) The groups leave the
+ * store and (4) go to `matched`, lock dropped. */
+void kn_mm_process(kn_matchmaker *mm)
+{
+    int64_t t0 = kn_time_mono_us();
+    char *answer = NULL;
+    size_t answer_len = 0;
+    bool failed = false;
+    const char *which = KN_MM_SCRIPT_PROCESSOR;
+    kn_mm_pass pass;
+    if (mm->cfg.script) {
+        pthread_mutex_lock(&mm->lock);
+        char *json = take_snapshot(mm, &pass) ? kn_mm__pool_json(pass.tickets, pass.n) : NULL;
+        pthread_mutex_unlock(&mm->lock);
+        if (json) run_script(mm, which, json, &answer, &answer_len, &failed);
+    }
+    pthread_mutex_lock(&mm->lock);
+    if (!take_snapshot(mm, &pass)) {
+        pthread_mutex_unlock(&mm->lock);
+        kn_free(answer);
+        return;
+    }
+    kn_mm_group *groups = NULL;
+    size_t n_groups = 0;
+    bool scripted = answer && script_groups(which, answer, answer_len, &pass, &groups, &n_groups);
+    failed |= answer && !scripted;
+    kn_free(answer);
+    answer = NULL;
+    if (!scripted) c_groups(mm, &pass, &groups, &n_groups);
+    if (!scripted && !failed && mm->cfg.script && n_groups) {
+        which = KN_MM_SCRIPT_OVERRIDE;
+        char *json = kn_mm__groups_json(pass.tickets, groups, n_groups);
+        pthread_mutex_unlock(&mm->lock);
+        run_script(mm, which, json, &answer, &answer_len, &failed);
+        pthread_mutex_lock(&mm->lock);
+        if (answer || failed) { /* the pool may have changed meanwhile */
+            kn_mm_groups_free(groups, n_groups);
+            groups = NULL;
+            n_groups = 0;
+            bool ok = take_snapshot(mm, &pass) &&
+                      answer && script_groups(which, answer, answer_len, &pass, &groups, &n_groups);
+            failed |= !ok;
+            char m[64];
+            if (!ok) kn_mm_process_builtin(NULL, &pass, &groups, &n_groups, m, sizeof m);
+        }
+        kn_free(answer);
+    }
+    if (failed) mm->stats.fallbacks++;
+    kn_mm_ticket **held = NULL;
+    size_t total = 0;
+    size_t formed = release(mm, &pass, groups, n_groups, &held, &total);
     mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
     pthread_mutex_unlock(&mm->lock);
-    k = 0;
+    size_t k = 0;
     for (size_t i = 0; i < formed; i++) {
         if (mm->cfg.matched) mm->cfg.matched(mm->cfg.matched_ud, &held[k], groups[i].n);
         k += groups[i].n;
     }
     for (size_t i = 0; i < total; i++) kn_mm_ticket_free(held[i]);
-    kn_free(idx);
     kn_free(held);
     kn_mm_groups_free(groups, n_groups);
 }

@@ -3,7 +3,6 @@
 #include "kn_matchmaker_wire.h"
 #include "kn_codec.h"
 #include "kn_error.h"
-#include "kn_json.h"
 #include "kn_mem.h"
 
 #include <stdio.h>
@@ -159,54 +158,4 @@ int kn_matchmaker_wire_matched(kn_out *out, kn_mm_ticket *const *tickets, size_t
     kn_free(um);
     kn_free(all);
     return rc;
-}
-
-/* --- the matched hook's payload ---------------------------------------------------- */
-
-static int set_str(kn_json *o, const char *key, const char *v)
-{
-    kn_json *s = kn_json_string(v);
-    return s ? kn_json_object_set_new(o, key, s) : KN_ERR_NOMEM;
-}
-
-/* {presence = {user_id, session_id, username}, party_id, properties = {...}} */
-static kn_json *user_json(const kn_mm_ticket *t, const kn_mm_player *pl)
-{
-    kn_json *u = kn_json_object(), *p = kn_json_object(), *props = kn_json_object();
-    int rc = u && p && props ? KN_OK : KN_ERR_NOMEM;
-    if (!rc) rc = set_str(p, "user_id", pl->user_id);
-    if (!rc) rc = set_str(p, "session_id", pl->session_id);
-    if (!rc) rc = set_str(p, "username", pl->username);
-    for (size_t i = 0; !rc && i < t->n_props; i++) {
-        const kn_mm_prop *pr = &t->props[i];
-        kn_json *v = pr->is_num ? kn_json_real(pr->num) : kn_json_string(pr->str);
-        rc = v ? kn_json_object_set_new(props, pr->name, v) : KN_ERR_NOMEM;
-    }
-    if (!rc) rc = set_str(u, "party_id", t->party_id);
-    if (!rc) rc = set_str(u, "ticket", t->id);
-    if (!rc) rc = kn_json_object_set_new(u, "presence", p), p = NULL;
-    if (!rc) rc = kn_json_object_set_new(u, "properties", props), props = NULL;
-    kn_json_decref(p);
-    kn_json_decref(props);
-    if (rc) {
-        kn_json_decref(u);
-        return NULL;
-    }
-    return u;
-}
-
-char *kn_matchmaker_matched_json(kn_mm_ticket *const *tickets, size_t n)
-{
-    kn_json *arr = kn_json_array();
-    int rc = arr ? KN_OK : KN_ERR_NOMEM;
-    for (size_t i = 0; !rc && i < n; i++)
-        for (size_t j = 0; !rc && j < tickets[i]->n_players; j++) {
-            kn_json *u = user_json(tickets[i], &tickets[i]->players[j]);
-            rc = u ? kn_json_array_append_new(arr, u) : KN_ERR_NOMEM;
-        }
-    char *txt = rc ? NULL : kn_json_dump(arr, KN_JSON_COMPACT);
-    kn_json_decref(arr);
-    char *out = txt ? kn_strndup(txt, strlen(txt)) : NULL;
-    kn_json_free_text(txt);
-    return out;
 }

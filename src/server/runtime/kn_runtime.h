@@ -108,6 +108,11 @@ bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
  * payload (a JSON array of matched users) decoded; it returns a match id
  * (string) or nil. Clients cannot call "kaos." ids. */
 #define KN_RUNTIME_MATCHED_ID "kaos.matchmaker_matched"
+/* kaos.register_matchmaker_processor(fn) / _override(fn): the same, with
+ * fn(context, decoded payload) returning a table (the groups to form)
+ * that goes back JSON-encoded, or nil. The matchmaker names these ids. */
+#define KN_RUNTIME_PROCESSOR_ID "kaos.matchmaker_processor"
+#define KN_RUNTIME_OVERRIDE_ID  "kaos.matchmaker_override"
 
 /* Whether the runtime's modules registered a hook of `kind` for the
  * operation `message_case` (an Envelope message case). */

@@ -250,6 +250,47 @@ static int k_register_matchmaker_matched(lua_State *L)
     return 0;
 }
 
+/* The RPC stored by register_matchmaker_processor/_override: (context,
+ * payload) -> fn(context, decoded payload) encoded as JSON (nil stays
+ * nil: the built-in matcher's groups stand). */
+static int json_trampoline(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushcfunction(L, k_json_decode);
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1)) return 1;
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return luaL_error(L, "a matchmaker hook returns groups (a table of tables of ticket ids)");
+    const char *why;
+    if (kn_lua_push_json(L, lua_gettop(L), NULL, &why)) return luaL_error(L, "groups: %s", why);
+    return 1;
+}
+
+static int register_json_hook(lua_State *L, const char *id)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, json_trampoline, 1);
+    lua_setfield(L, -2, id);
+    return 0;
+}
+
+/* register_matchmaker_processor(fn): fn(context, tickets) -> groups. */
+static int k_register_matchmaker_processor(lua_State *L)
+{
+    return register_json_hook(L, KN_RUNTIME_PROCESSOR_ID);
+}
+
+/* register_matchmaker_override(fn): fn(context, candidate_groups) -> groups. */
+static int k_register_matchmaker_override(lua_State *L)
+{
+    return register_json_hook(L, KN_RUNTIME_OVERRIDE_ID);
+}
+
 /* register_match(name, handlers): the table of match_* functions. */
 static int k_register_match(lua_State *L)
 {
@@ -437,6 +478,8 @@ static const luaL_Reg kaos_funcs[] = {
     {"register_req_before", k_register_req_before},
     {"register_match", k_register_match},
     {"register_matchmaker_matched", k_register_matchmaker_matched},
+    {"register_matchmaker_processor", k_register_matchmaker_processor},
+    {"register_matchmaker_override", k_register_matchmaker_override},
     {"register_req_after", k_register_req_after},
     {"run_once", k_run_once},
     {"logger_debug", k_debug},

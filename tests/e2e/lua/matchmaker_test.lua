@@ -16,3 +16,34 @@ kaos.register_matchmaker_matched(function(context, matched_users)
   end
   return nil
 end)
+
+-- Processor: when tickets of mode=proc wait, it alone forms the groups:
+-- the oldest with the newest, inwards (the built-in matcher would pair the
+-- two oldest). Otherwise nil: the built-in matcher runs.
+kaos.register_matchmaker_processor(function(context, tickets)
+  local proc = {}
+  for _, t in ipairs(tickets) do
+    if t.properties.mode == "proc" then proc[#proc + 1] = t.ticket end
+  end
+  if #proc == 0 then return nil end
+  local groups = {}
+  for i = 1, #proc // 2 do groups[#groups + 1] = { proc[i], proc[#proc + 1 - i] } end
+  return groups
+end)
+
+-- Override: candidate groups with a mode=veto ticket are dropped; mode=
+-- overboom fails the hook (the built-in groups form anyway); otherwise nil.
+kaos.register_matchmaker_override(function(context, candidates)
+  local keep, changed = {}, false
+  for _, group in ipairs(candidates) do
+    local ids, veto = {}, false
+    for _, t in ipairs(group) do
+      if t.properties.mode == "overboom" then error("scripted override failure") end
+      veto = veto or t.properties.mode == "veto"
+      ids[#ids + 1] = t.ticket
+    end
+    if veto then changed = true else keep[#keep + 1] = ids end
+  end
+  if not changed then return nil end
+  return keep
+end)
