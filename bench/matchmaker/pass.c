@@ -22,14 +22,18 @@
 #include <string.h>
 
 static int64_t now_ms;
-static int64_t fake_now(void) { return now_ms; }
+static int64_t fake_now(void)
+{
+    return now_ms;
+}
 
 static size_t formed_groups, formed_players;
 static void on_matched(void *ud, kn_mm_ticket *const *t, size_t n)
 {
     (void)ud;
     formed_groups++;
-    for (size_t i = 0; i < n; i++) formed_players += t[i]->n_players;
+    for (size_t i = 0; i < n; i++)
+        formed_players += t[i]->n_players;
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -41,14 +45,14 @@ static uint32_t next(void)
 
 static kn_matchmaker *fill(size_t n, kn_mm_process_fn fn)
 {
-    kn_matchmaker_config cfg = {.max_intervals = 1, .max_tickets = 3, .now_ms = fake_now,
-                                .matched = on_matched};
+    kn_matchmaker_config cfg = {
+        .max_intervals = 1, .max_tickets = 3, .now_ms = fake_now, .matched = on_matched};
     kn_matchmaker *mm;
     if (kn_matchmaker_create(&cfg, &mm)) exit(1);
     kn_mm_processor p = {fn, NULL};
     kn_matchmaker_set_processor(mm, &p);
-    static const char *const regions[] = {"eu", "eu", "eu", "eu", "us", "us", "asia", "sa",
-                                          "oc", "af", "me"};
+    static const char *const regions[] = {"eu",   "eu", "eu", "eu", "us", "us",
+                                          "asia", "sa", "oc", "af", "me"};
     rng = 88172645463325252ull; /* the same tickets for both matchers */
     for (size_t i = 0; i < n; i++) {
         kn_mm_player pl = {.conn = i};
@@ -57,7 +61,8 @@ static kn_matchmaker *fill(size_t n, kn_mm_process_fn fn)
         const char *region = regions[next() % 11];
         int skill = (int)(next() % 3001), w = 100 + (int)(next() % 201);
         bool duel = next() % 10 < 7;
-        kn_mm_prop props[3] = {{.is_num = false}, {.is_num = true, .num = skill}, {.is_num = false}};
+        kn_mm_prop props[3] = {
+            {.is_num = false}, {.is_num = true, .num = skill}, {.is_num = false}};
         snprintf(props[0].name, sizeof props[0].name, "region");
         snprintf(props[0].str, sizeof props[0].str, "%s", region);
         snprintf(props[1].name, sizeof props[1].name, "skill");
@@ -66,8 +71,13 @@ static kn_matchmaker *fill(size_t n, kn_mm_process_fn fn)
         char q[160];
         snprintf(q, sizeof q, "+region:%s +mode:%s +skill:>=%d +skill:<=%d", region,
                  duel ? "duel" : "squad", skill - w, skill + w);
-        kn_mm_request req = {.players = &pl, .n_players = 1, .query = q, .min_count = 2,
-                             .max_count = duel ? 2 : 4, .props = props, .n_props = 3};
+        kn_mm_request req = {.players = &pl,
+                             .n_players = 1,
+                             .query = q,
+                             .min_count = 2,
+                             .max_count = duel ? 2 : 4,
+                             .props = props,
+                             .n_props = 3};
         char id[37], msg[256];
         if (kn_mm_add(mm, &req, id, msg, sizeof msg)) {
             fprintf(stderr, "add: %s\n", msg);
@@ -87,7 +97,8 @@ static double one_pass(size_t n, kn_mm_process_fn fn)
     double ms = (double)(kn_time_mono_us() - t0) / 1000.0;
     kn_matchmaker_stats st;
     kn_matchmaker_stats_get(mm, &st);
-    if (st.fallbacks) fprintf(stderr, "warning: %llu fallback(s)\n", (unsigned long long)st.fallbacks);
+    if (st.fallbacks)
+        fprintf(stderr, "warning: %llu fallback(s)\n", (unsigned long long)st.fallbacks);
     kn_matchmaker_destroy(mm);
     return ms;
 }
@@ -97,8 +108,10 @@ int main(int argc, char **argv)
     char sizes[256] = "1000,10000,100000";
     size_t naive_max = 10000;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--sizes")) snprintf(sizes, sizeof sizes, "%s", argv[i + 1]);
-        else if (!strcmp(argv[i], "--naive-max")) naive_max = (size_t)strtoull(argv[i + 1], NULL, 10);
+        if (!strcmp(argv[i], "--sizes"))
+            snprintf(sizes, sizeof sizes, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--naive-max"))
+            naive_max = (size_t)strtoull(argv[i + 1], NULL, 10);
     }
     printf("| tickets | matcher | pass (ms) | groups | players matched |\n");
     printf("|--:|---|--:|--:|--:|\n");

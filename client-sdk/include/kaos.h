@@ -932,8 +932,7 @@ int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn d
  * default); remove: NOT_FOUND "ticket not found". */
 int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
                                kaos_ticket_fn done, void *ud);
-int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done,
-                                  void *ud);
+int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud);
 /* Joins the relayed match a MatchmakerMatched token names (the first of
  * the group to join creates it). INVALID_ARGUMENT "invalid match token". */
 int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_fn done, void *ud);

@@ -679,10 +679,10 @@ static void mm_user_view(const Kaos__V1__MatchmakerUser *u, kaos_matchmaker_user
                          const char **names, const char **svals, double *dvals, size_t *used)
 {
     const Kaos__V1__Presence *p = u->presence;
-    *v = (kaos_matchmaker_user){
-        .presence = {0, p ? str(p->user_id) : "", p ? str(p->session_id) : "",
-                     p ? str(p->username) : ""},
-        .party_id = str(u->party_id)};
+    *v =
+        (kaos_matchmaker_user){.presence = {0, p ? str(p->user_id) : "",
+                                            p ? str(p->session_id) : "", p ? str(p->username) : ""},
+                               .party_id = str(u->party_id)};
     v->string_names = names + *used;
     v->string_values = svals + *used;
     for (size_t i = 0; i < u->n_string_properties; i++, (*used)++) {
@@ -717,8 +717,9 @@ static void handle_matchmaker_matched(kaos_client *c, const Kaos__V1__Matchmaker
         for (size_t i = 0; i < m->n_users; i++)
             mm_user_view(m->users[i], &users[i], names, svals, dvals, &used);
         if (m->self) mm_user_view(m->self, &users[m->n_users], names, svals, dvals, &used);
-        kaos_matchmaker_matched v = {str(m->ticket), str(m->match_id), str(m->token), users,
-                                     m->n_users, m->self ? &users[m->n_users] : NULL};
+        kaos_matchmaker_matched v = {str(m->ticket), str(m->match_id),
+                                     str(m->token),  users,
+                                     m->n_users,     m->self ? &users[m->n_users] : NULL};
         c->events.matchmaker_matched.fn(c, &v, c->events.matchmaker_matched.ud);
     }
     kn_free(users);

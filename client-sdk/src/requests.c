@@ -1122,8 +1122,7 @@ int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *re
     return rc;
 }
 
-int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done,
-                                  void *ud)
+int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud)
 {
     if (!c || !ticket) return KN_ERR_INVALID_ARGUMENT;
     Kaos__V1__MatchmakerRemove msg = KAOS__V1__MATCHMAKER_REMOVE__INIT;

@@ -113,7 +113,7 @@ typedef struct matched_ctx {
 static int matchmaker_script(void *ud, const char *which, const char *json, size_t len, char **out,
                              size_t *out_len, char *msg, size_t cap)
 {
-    const char *id = !strcmp(which, KN_MM_SCRIPT_PROCESSOR) ? KN_RUNTIME_PROCESSOR_ID
+    const char *id = !strcmp(which, KN_MM_SCRIPT_PROCESSOR)  ? KN_RUNTIME_PROCESSOR_ID
                      : !strcmp(which, KN_MM_SCRIPT_OVERRIDE) ? KN_RUNTIME_OVERRIDE_ID
                                                              : NULL;
     if (!id) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "no script hook %s", which);

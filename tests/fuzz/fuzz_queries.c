@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int score = 0;
         kn_match_query_eval(q, *part[1] ? part[1] : NULL, &score);
         if (score < 0) abort();
-        if (kn_match_query_eval_with(q, props_lookup, (void *)part[1], &score) && score < 0) abort();
+        if (kn_match_query_eval_with(q, props_lookup, (void *)part[1], &score) && score < 0)
+            abort();
         kn_match_query_bounds b;
         if (kn_match_query_bounds_of(q, &b) && !b.eq_name && !b.range_name) abort();
         kn_match_query_free(q);

@@ -30,9 +30,9 @@ typedef struct term {
     char value[256];
     double num;
     bool is_num;
-    bool any;      /* `*`: matches everything */
-    bool boosted;  /* an explicit ^N was given */
-    int boost;     /* what a match adds to the score (1 unless ^N) */
+    bool any;     /* `*`: matches everything */
+    bool boosted; /* an explicit ^N was given */
+    int boost;    /* what a match adds to the score (1 unless ^N) */
 } term;
 
 struct kn_match_query {
@@ -135,7 +135,8 @@ int kn_match_query_parse(const char *text, kn_match_query **out, char *msg, size
         char *caret = quoted ? NULL : strrchr(t->value, '^');
         if (quoted && *p == '^') {
             size_t k = 0;
-            for (p++; *p && !isspace((unsigned char)*p) && k + 1 < sizeof suffix; k++) suffix[k] = *p++;
+            for (p++; *p && !isspace((unsigned char)*p) && k + 1 < sizeof suffix; k++)
+                suffix[k] = *p++;
             suffix[k] = '\0';
             boost = *p && !isspace((unsigned char)*p) ? "x" : suffix; /* too long: refused */
         } else if (caret) {
@@ -186,10 +187,14 @@ static bool value_matches(const term *t, const kn_match_query_value *v)
     if (t->op != OP_EQ) {
         if (!v->is_num) return false;
         switch (t->op) {
-        case OP_GE: return v->num >= t->num;
-        case OP_GT: return v->num > t->num;
-        case OP_LE: return v->num <= t->num;
-        case OP_LT: return v->num < t->num;
+        case OP_GE:
+            return v->num >= t->num;
+        case OP_GT:
+            return v->num > t->num;
+        case OP_LE:
+            return v->num <= t->num;
+        case OP_LT:
+            return v->num < t->num;
         default: return false;
         }
     }
@@ -202,11 +207,16 @@ static bool json_lookup(void *ud, const char *name, kn_match_query_value *out)
     kn_json *v = ud ? lookup(ud, name) : NULL;
     if (!v) return false;
     *out = (kn_match_query_value){0};
-    if (kn_json_is_string(v)) out->str = kn_json_string_value(v);
-    else if (kn_json_is_number(v)) out->is_num = true, out->num = kn_json_number_value(v);
-    else if (kn_json_is_true(v)) out->str = "true";
-    else if (kn_json_is_false(v)) out->str = "false";
-    else return false;
+    if (kn_json_is_string(v))
+        out->str = kn_json_string_value(v);
+    else if (kn_json_is_number(v))
+        out->is_num = true, out->num = kn_json_number_value(v);
+    else if (kn_json_is_true(v))
+        out->str = "true";
+    else if (kn_json_is_false(v))
+        out->str = "false";
+    else
+        return false;
     return true;
 }
 

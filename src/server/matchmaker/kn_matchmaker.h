@@ -44,11 +44,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KN_MM_PROPS_MAX      32   /* string + numeric properties of a ticket */
-#define KN_MM_PROP_NAME_MAX  64   /* bytes of a property's name */
-#define KN_MM_PROP_VALUE_MAX 256  /* bytes of a string property */
-#define KN_MM_COUNT_MAX      64   /* largest max_count */
-#define KN_MM_ID_MAX         36   /* a ticket id is a UUID */
+#define KN_MM_PROPS_MAX      32  /* string + numeric properties of a ticket */
+#define KN_MM_PROP_NAME_MAX  64  /* bytes of a property's name */
+#define KN_MM_PROP_VALUE_MAX 256 /* bytes of a string property */
+#define KN_MM_COUNT_MAX      64  /* largest max_count */
+#define KN_MM_ID_MAX         36  /* a ticket id is a UUID */
 
 /* One player of a ticket. */
 typedef struct kn_mm_player {
@@ -69,8 +69,8 @@ typedef struct kn_mm_prop {
 typedef struct kn_mm_request {
     const kn_mm_player *players; /* 1 for a session's ticket */
     size_t n_players;
-    const char *party_id; /* "" or NULL: none */
-    const char *query;    /* "" or NULL: "*" */
+    const char *party_id;                     /* "" or NULL: none */
+    const char *query;                        /* "" or NULL: "*" */
     int min_count, max_count, count_multiple; /* count_multiple 0 = 1 */
     const kn_mm_prop *props;
     size_t n_props;
@@ -146,8 +146,8 @@ typedef struct kn_mm_processor {
 } kn_mm_processor;
 
 /* The built-in matcher (ud unused). */
-int kn_mm_process_builtin(void *ud, const kn_mm_pass *pass, kn_mm_group **groups,
-                          size_t *n_groups, char *msg, size_t cap);
+int kn_mm_process_builtin(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups,
+                          char *msg, size_t cap);
 /* The naive matcher: every pair of tickets tried, no index (the bench's
  * reference; the same rules). */
 int kn_mm_process_naive(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups,
@@ -185,12 +185,12 @@ typedef int (*kn_mm_script_fn)(void *ud, const char *which, const char *json, si
 char *kn_mm_matched_json(kn_mm_ticket *const *tickets, size_t n);
 
 typedef struct kn_matchmaker_config {
-    int64_t interval_ms;         /* between passes; 0 = manual (kn_mm_process) */
-    uint32_t max_intervals;      /* holding out for max count; 0 = 2 */
-    uint32_t max_tickets;        /* per session; 0 = 3 */
-    int64_t (*now_ms)(void);     /* monotonic; NULL = kn_time_mono_ms */
-    kn_mm_store store;           /* NULL add = the in-process store */
-    kn_mm_processor processor;   /* NULL = the built-in matcher */
+    int64_t interval_ms;       /* between passes; 0 = manual (kn_mm_process) */
+    uint32_t max_intervals;    /* holding out for max count; 0 = 2 */
+    uint32_t max_tickets;      /* per session; 0 = 3 */
+    int64_t (*now_ms)(void);   /* monotonic; NULL = kn_time_mono_ms */
+    kn_mm_store store;         /* NULL add = the in-process store */
+    kn_mm_processor processor; /* NULL = the built-in matcher */
     kn_mm_matched_fn matched;
     void *matched_ud;
     kn_mm_script_fn script; /* NULL: no scripts */

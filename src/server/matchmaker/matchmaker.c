@@ -157,7 +157,8 @@ static void mem_destroy(void *ud)
 {
     mem_store *s = ud;
     if (!s) return;
-    for (size_t i = 0; i < s->n; i++) kn_mm_ticket_free(s->v[i]);
+    for (size_t i = 0; i < s->n; i++)
+        kn_mm_ticket_free(s->v[i]);
     kn_free(s->v);
     kn_map_deinit(&s->per_session);
     kn_free(s);
@@ -168,9 +169,9 @@ int kn_mm_store_memory(kn_mm_store *out)
     mem_store *s = kn_calloc(1, sizeof *s);
     if (!s) return KN_ERR_NOMEM;
     kn_map_init(&s->per_session);
-    *out = (kn_mm_store){mem_add,      mem_remove,  mem_remove_session, mem_count_session,
-                         mem_snapshot, mem_release, mem_count,          mem_destroy,
-                         s};
+    *out = (kn_mm_store){mem_add,           mem_remove,   mem_remove_session,
+                         mem_count_session, mem_snapshot, mem_release,
+                         mem_count,         mem_destroy,  s};
     return KN_OK;
 }
 
@@ -277,8 +278,8 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
                               "property \"%s\" is not a finite number", p->name);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(req->props[j].name, p->name))
-                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                                  "property \"%s\" given twice", p->name);
+                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "property \"%s\" given twice",
+                                  p->name);
     }
     const char *qt = req->query && *req->query ? req->query : "*";
     kn_mm_ticket *t = kn_calloc(1, sizeof *t);
@@ -390,12 +391,12 @@ static void run_script(kn_matchmaker *mm, const char *which, char *json, char **
 
 /* A script's answer as groups of the current pass; false (logged) when it
  * names unknown tickets or forms invalid groups. */
-static bool script_groups(const char *which, const char *answer, size_t len,
-                          const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups)
+static bool script_groups(const char *which, const char *answer, size_t len, const kn_mm_pass *pass,
+                          kn_mm_group **groups, size_t *n_groups)
 {
     char msg[256] = "";
-    int rc = kn_mm__groups_parse(answer, len, pass->tickets, pass->n, groups, n_groups, msg,
-                                 sizeof msg);
+    int rc =
+        kn_mm__groups_parse(answer, len, pass->tickets, pass->n, groups, n_groups, msg, sizeof msg);
     if (rc == KN_OK && !groups_sound(pass, *groups, *n_groups)) {
         snprintf(msg, sizeof msg, "a group is invalid or a ticket is in two groups");
         rc = KN_ERR_INVALID_ARGUMENT;
@@ -422,8 +423,7 @@ static void c_groups(kn_matchmaker *mm, const kn_mm_pass *pass, kn_mm_group **gr
             rc = KN_ERR_INVALID_ARGUMENT;
         }
         if (rc) {
-            KN_WARN("matchmaker: the custom processor failed (%s); the built-in matcher runs",
-                    msg);
+            KN_WARN("matchmaker: the custom processor failed (%s); the built-in matcher runs", msg);
             kn_mm_groups_free(*groups, *n_groups);
             *groups = NULL;
             *n_groups = 0;
@@ -449,14 +449,16 @@ static size_t release(kn_matchmaker *mm, const kn_mm_pass *pass, const kn_mm_gro
                       size_t n_groups, kn_mm_ticket ***held, size_t *total)
 {
     *total = 0;
-    for (size_t i = 0; i < n_groups; i++) *total += groups[i].n;
+    for (size_t i = 0; i < n_groups; i++)
+        *total += groups[i].n;
     size_t *idx = kn_malloc((*total ? *total : 1) * sizeof *idx);
     *held = kn_malloc((*total ? *total : 1) * sizeof **held);
     size_t formed = n_groups;
     if (!idx || !*held) formed = *total = 0; /* nothing forms this pass */
     size_t k = 0;
     for (size_t i = 0; i < formed; i++)
-        for (size_t j = 0; j < groups[i].n; j++) idx[k++] = groups[i].tickets[j];
+        for (size_t j = 0; j < groups[i].n; j++)
+            idx[k++] = groups[i].tickets[j];
     const kn_mm_store *s = &mm->cfg.store;
     s->release(s->ud, pass->tickets, pass->n, idx, *total, *held);
     kn_free(idx);
@@ -510,8 +512,8 @@ void kn_mm_process(kn_matchmaker *mm)
             kn_mm_groups_free(groups, n_groups);
             groups = NULL;
             n_groups = 0;
-            bool ok = take_snapshot(mm, &pass) &&
-                      answer && script_groups(which, answer, answer_len, &pass, &groups, &n_groups);
+            bool ok = take_snapshot(mm, &pass) && answer &&
+                      script_groups(which, answer, answer_len, &pass, &groups, &n_groups);
             failed |= !ok;
             char m[64];
             if (!ok) kn_mm_process_builtin(NULL, &pass, &groups, &n_groups, m, sizeof m);
@@ -529,7 +531,8 @@ void kn_mm_process(kn_matchmaker *mm)
         if (mm->cfg.matched) mm->cfg.matched(mm->cfg.matched_ud, &held[k], groups[i].n);
         k += groups[i].n;
     }
-    for (size_t i = 0; i < total; i++) kn_mm_ticket_free(held[i]);
+    for (size_t i = 0; i < total; i++)
+        kn_mm_ticket_free(held[i]);
     kn_free(held);
     kn_mm_groups_free(groups, n_groups);
 }

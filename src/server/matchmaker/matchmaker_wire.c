@@ -40,8 +40,8 @@ int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
     for (size_t i = 0; i < q->n_numeric_properties; i++, k++) {
         const char *name = q->numeric_properties[i]->key;
         if (strlen(name) > KN_MM_PROP_NAME_MAX)
-            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                              "property names are 1-%d bytes", KN_MM_PROP_NAME_MAX);
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "property names are 1-%d bytes",
+                              KN_MM_PROP_NAME_MAX);
         props[k] = (kn_mm_prop){.is_num = true, .num = q->numeric_properties[i]->value};
         snprintf(props[k].name, sizeof props[k].name, "%s", name);
     }
@@ -99,13 +99,15 @@ static void user_fill(user_msg *m, const kn_mm_ticket *t, const kn_mm_player *pl
     for (size_t i = 0; i < t->n_props; i++) {
         const kn_mm_prop *p = &t->props[i];
         if (p->is_num) {
-            kaos__v1__matchmaker_user__numeric_properties_entry__init(&m->d[m->u.n_numeric_properties]);
+            kaos__v1__matchmaker_user__numeric_properties_entry__init(
+                &m->d[m->u.n_numeric_properties]);
             m->d[m->u.n_numeric_properties].key = (char *)p->name;
             m->d[m->u.n_numeric_properties].value = p->num;
             m->dp[m->u.n_numeric_properties] = &m->d[m->u.n_numeric_properties];
             m->u.n_numeric_properties++;
         } else {
-            kaos__v1__matchmaker_user__string_properties_entry__init(&m->s[m->u.n_string_properties]);
+            kaos__v1__matchmaker_user__string_properties_entry__init(
+                &m->s[m->u.n_string_properties]);
             m->s[m->u.n_string_properties].key = (char *)p->name;
             m->s[m->u.n_string_properties].value = (char *)p->str;
             m->sp[m->u.n_string_properties] = &m->s[m->u.n_string_properties];
@@ -118,7 +120,8 @@ int kn_matchmaker_wire_matched(kn_out *out, kn_mm_ticket *const *tickets, size_t
                                const char *match_id, const char *token)
 {
     size_t users = 0;
-    for (size_t i = 0; i < n; i++) users += tickets[i]->n_players;
+    for (size_t i = 0; i < n; i++)
+        users += tickets[i]->n_players;
     user_msg *um = kn_calloc(users ? users : 1, sizeof *um);
     Kaos__V1__MatchmakerUser **all = kn_calloc(users ? users : 1, sizeof *all);
     int rc = um && all ? KN_OK : KN_ERR_NOMEM;
@@ -150,8 +153,8 @@ int kn_matchmaker_wire_matched(kn_out *out, kn_mm_ticket *const *tickets, size_t
             }
             kn_envelope_pack(&env, buf);
             /* A player gone meanwhile (NOT_FOUND) just misses it. */
-            int sent = kn_out_send_user(out, pl->user_id, pl->session_id, KN_CH_CONTROL, buf, len,
-                                        true);
+            int sent =
+                kn_out_send_user(out, pl->user_id, pl->session_id, KN_CH_CONTROL, buf, len, true);
             if (sent && sent != KN_ERR_NOT_FOUND) rc = sent;
             kn_free(buf);
         }

@@ -35,8 +35,8 @@ static bool prop_lookup(void *ud, const char *name, kn_match_query_value *out)
     for (size_t i = 0; i < t->n_props; i++) {
         const kn_mm_prop *p = &t->props[i];
         if (strcmp(p->name, name)) continue;
-        *out = (kn_match_query_value){.str = p->is_num ? NULL : p->str, .num = p->num,
-                                      .is_num = p->is_num};
+        *out = (kn_match_query_value){
+            .str = p->is_num ? NULL : p->str, .num = p->num, .is_num = p->is_num};
         return true;
     }
     return false;
@@ -117,9 +117,11 @@ typedef struct pool_index {
 static uint64_t hash2(const char *a, const char *b)
 {
     uint64_t h = 1469598103934665603ull;
-    for (; *a; a++) h = (h ^ (uint8_t)*a) * 1099511628211ull;
+    for (; *a; a++)
+        h = (h ^ (uint8_t)*a) * 1099511628211ull;
     h = (h ^ 0x1f) * 1099511628211ull;
-    for (; *b; b++) h = (h ^ (uint8_t)*b) * 1099511628211ull;
+    for (; *b; b++)
+        h = (h ^ (uint8_t)*b) * 1099511628211ull;
     return h;
 }
 
@@ -174,7 +176,8 @@ static int index_build(pool_index *ix, const kn_mm_pass *pass)
     size_t entries = 0;
     for (size_t i = 0; i < pass->n; i++)
         entries += pass->tickets[i]->n_props;
-    for (ix->cap = 64; ix->cap < 2 * entries; ix->cap *= 2) {}
+    for (ix->cap = 64; ix->cap < 2 * entries; ix->cap *= 2) {
+    }
     ix->b = kn_calloc(ix->cap, sizeof *ix->b);
     if (!ix->b) return KN_ERR_NOMEM;
     for (size_t i = 0; i < pass->n; i++) {
@@ -222,7 +225,8 @@ static order *order_of(bucket *b, const kn_mm_pass *pass, const char *field)
             k[n++] = (keyed){v.num, b->idx[i]};
     }
     qsort(k, n, sizeof *k, by_val);
-    for (size_t i = 0; i < n; i++) o->idx[i] = k[i].idx, o->val[i] = k[i].val;
+    for (size_t i = 0; i < n; i++)
+        o->idx[i] = k[i].idx, o->val[i] = k[i].val;
     kn_free(k);
     o->field = field;
     o->n = n;
@@ -287,7 +291,8 @@ static bool form(const kn_mm_pass *pass, size_t a, cand *cs, size_t n_cs, size_t
     /* The largest prefix whose size suits every member. */
     for (size_t k = *n_g; k > 0; k--) {
         bool ok = true;
-        for (size_t m = 0; ok && m < k; m++) ok = size_suits(pass->tickets[g[m]], sizes[k - 1]);
+        for (size_t m = 0; ok && m < k; m++)
+            ok = size_suits(pass->tickets[g[m]], sizes[k - 1]);
         if (!ok) continue;
         size_t max = (size_t)ta->max_count;
         for (size_t m = 0; m < k; m++)
@@ -322,8 +327,10 @@ static size_t first_at_least(const order *o, double x)
     size_t lo = 0, hi = o->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (o->val[mid] < x) lo = mid + 1;
-        else hi = mid;
+        if (o->val[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -344,10 +351,12 @@ static size_t gather(const kn_mm_pass *pass, pool_index *ix, const bool *matched
         order *o = bd.range_name ? order_of(b, pass, bd.range_name) : NULL;
         if (o) {
             size_t lo = first_at_least(o, bd.lo), end = first_at_least(o, bd.hi);
-            while (end < o->n && o->val[end] <= bd.hi) end++;
+            while (end < o->n && o->val[end] <= bd.hi)
+                end++;
             /* Closest values first: out from the active ticket's own value. */
             kn_match_query_value own;
-            double at = prop_lookup((void *)ta, bd.range_name, &own) && own.is_num ? own.num : bd.lo;
+            double at =
+                prop_lookup((void *)ta, bd.range_name, &own) && own.is_num ? own.num : bd.lo;
             size_t r = first_at_least(o, at);
             if (r < lo) r = lo;
             if (r > end) r = end;
@@ -359,7 +368,8 @@ static size_t gather(const kn_mm_pass *pass, pool_index *ix, const bool *matched
             return n;
         }
     }
-    for (size_t k = 0; k < b->n && n < max; k++) consider(pass, matched, a, b->idx[k], cs, &n);
+    for (size_t k = 0; k < b->n && n < max; k++)
+        consider(pass, matched, a, b->idx[k], cs, &n);
     return n;
 }
 
@@ -374,7 +384,8 @@ static int run(const kn_mm_pass *pass, bool indexed, kn_mm_group **groups, size_
     cand *cs = kn_malloc((max ? max : 1) * sizeof *cs);
     int rc = !matched || !cs ? KN_ERR_NOMEM : indexed ? index_build(&ix, pass) : KN_OK;
     if (rc == KN_OK && !indexed) {
-        for (size_t i = 0; i < pass->n && rc == KN_OK; i++) rc = bucket_push(&ix.all, i);
+        for (size_t i = 0; i < pass->n && rc == KN_OK; i++)
+            rc = bucket_push(&ix.all, i);
     }
     size_t g[KN_MM_COUNT_MAX + 1];
     for (size_t a = 0; rc == KN_OK && a < pass->n; a++) {
@@ -385,7 +396,8 @@ static int run(const kn_mm_pass *pass, bool indexed, kn_mm_group **groups, size_
         size_t n_cs = gather(pass, &ix, matched, a, cs, want), n_g;
         if (!form(pass, a, cs, n_cs, g, &n_g)) continue;
         rc = push_group(groups, n_groups, &cap, g, n_g);
-        for (size_t k = 0; rc == KN_OK && k < n_g; k++) matched[g[k]] = true;
+        for (size_t k = 0; rc == KN_OK && k < n_g; k++)
+            matched[g[k]] = true;
     }
     index_free(&ix);
     kn_free(matched);
@@ -398,8 +410,8 @@ static int run(const kn_mm_pass *pass, bool indexed, kn_mm_group **groups, size_
     return rc;
 }
 
-int kn_mm_process_builtin(void *ud, const kn_mm_pass *pass, kn_mm_group **groups,
-                          size_t *n_groups, char *msg, size_t cap)
+int kn_mm_process_builtin(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups,
+                          char *msg, size_t cap)
 {
     (void)ud;
     int rc = run(pass, true, groups, n_groups);

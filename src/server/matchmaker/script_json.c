@@ -49,8 +49,10 @@ static kn_json *ticket_json(const kn_mm_ticket *t, size_t who, bool full)
             kn_json *p = presence_json(&t->players[i]);
             rc = p ? kn_json_array_append_new(players, p) : KN_ERR_NOMEM;
         }
-        if (!rc) rc = set_new(o, "players", players);
-        else kn_json_decref(players);
+        if (!rc)
+            rc = set_new(o, "players", players);
+        else
+            kn_json_decref(players);
         if (!rc) rc = set_new(o, "query", kn_json_string(t->query_text));
         if (!rc) rc = set_new(o, "min_count", kn_json_integer(t->min_count));
         if (!rc) rc = set_new(o, "max_count", kn_json_integer(t->max_count));
@@ -111,8 +113,10 @@ char *kn_mm__groups_json(kn_mm_ticket *const *tickets, const kn_mm_group *g, siz
             kn_json *t = ticket_json(tickets[g[i].tickets[k]], 0, true);
             rc = t ? kn_json_array_append_new(grp, t) : KN_ERR_NOMEM;
         }
-        if (!rc) rc = kn_json_array_append_new(arr, grp);
-        else kn_json_decref(grp);
+        if (!rc)
+            rc = kn_json_array_append_new(arr, grp);
+        else
+            kn_json_decref(grp);
     }
     if (rc) kn_json_decref(arr), arr = NULL;
     return dump(arr);

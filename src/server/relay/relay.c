@@ -216,7 +216,8 @@ static void token_mac(const kn_relay *r, const char *match_id, size_t len, char 
 {
     uint8_t mac[KN_CRYPTO_HMAC_SHA256_SIZE];
     kn_crypto_hmac_sha256(mac, r->token_key, sizeof r->token_key, match_id, len);
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 }
 
 void kn_relay_token_mint(kn_relay *r, char token[KN_RELAY_TOKEN_MAX])
@@ -236,8 +237,8 @@ int kn_relay_match_join_token(kn_relay *r, const char *token, const kn_relay_mem
     const char *dot = tilde ? memchr(token, '.', (size_t)(tilde - token)) : NULL;
     char hex[33];
     if (tilde) token_mac(r, token, (size_t)(tilde - token), hex);
-    if (!dot || dot == token || (size_t)(dot - token) > KN_STREAM_ID_MAX || strlen(tilde + 1) != 32 ||
-        !kn_crypto_equal(hex, tilde + 1, 32)) {
+    if (!dot || dot == token || (size_t)(dot - token) > KN_STREAM_ID_MAX ||
+        strlen(tilde + 1) != 32 || !kn_crypto_equal(hex, tilde + 1, 32)) {
         snprintf(msg, cap, "invalid match token");
         return KN_ERR_INVALID_ARGUMENT;
     }

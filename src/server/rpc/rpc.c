@@ -64,8 +64,8 @@ int kn_rpc_wire_call(kn_req *r, char *msg, size_t cap)
     kn_runtime_context ctx = kn_req_script_context(r, "rpc", &svc);
     char *out = NULL;
     size_t out_len = 0;
-    int rc = call_rpc(kn_req_worker(r), &ctx, false, req->id, req->payload, strlen(req->payload), &out,
-                      &out_len, msg, cap);
+    int rc = call_rpc(kn_req_worker(r), &ctx, false, req->id, req->payload, strlen(req->payload),
+                      &out, &out_len, msg, cap);
     if (rc == KN_OK) {
         Kaos__V1__Rpc res = KAOS__V1__RPC__INIT;
         res.id = req->id;
@@ -117,8 +117,8 @@ static void run_sync_rpc(kn_api_worker *w, void *arg)
     kn_runtime_services svc = r->rpc->services;
     svc.db = w->db;
     kn_runtime_context ctx = {"", "", "", r->address, "rpc", NULL, 0, &svc};
-    r->rc =
-        call_rpc(w, &ctx, r->internal, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg, sizeof r->msg);
+    r->rc = call_rpc(w, &ctx, r->internal, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg,
+                     sizeof r->msg);
     pthread_mutex_lock(&r->lock);
     r->done = true;
     pthread_cond_signal(&r->cond);
