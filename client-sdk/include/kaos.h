@@ -167,32 +167,32 @@ typedef struct kaos_presence {
     const char *username;
 } kaos_presence;
 
-/* Matchmaker (docs/matchmaker.md). What a ticket asks for: properties are
- * parallel arrays (names and values), the query is over the other tickets'
- * properties ("" = anyone). */
-typedef struct kaos_matchmaker_request {
-    int min_count;      /* 2..max_count */
-    int max_count;      /* ..64 */
-    int count_multiple; /* 0 = 1 */
-    const char *query;
+/* Matchmaker (docs/matchmaker.md). A ticket's properties: parallel arrays
+ * of names and values, strings and numbers apart. */
+typedef struct kaos_matchmaker_properties {
     const char *const *string_names;
     const char *const *string_values;
     size_t n_strings;
     const char *const *numeric_names;
     const double *numeric_values;
     size_t n_numerics;
+} kaos_matchmaker_properties;
+
+/* What a ticket asks for; the query is over the other tickets'
+ * properties ("" or NULL = anyone). */
+typedef struct kaos_matchmaker_request {
+    int min_count;      /* 2..max_count */
+    int max_count;      /* ..64 */
+    int count_multiple; /* 0 = 1 */
+    const char *query;
+    kaos_matchmaker_properties properties;
 } kaos_matchmaker_request;
 
 /* One player of a matched group, with its ticket's properties. */
 typedef struct kaos_matchmaker_user {
     kaos_presence presence; /* slot 0 */
     const char *party_id;   /* "" when not in a party */
-    const char *const *string_names;
-    const char *const *string_values;
-    size_t n_strings;
-    const char *const *numeric_names;
-    const double *numeric_values;
-    size_t n_numerics;
+    kaos_matchmaker_properties properties;
 } kaos_matchmaker_user;
 
 /* The matchmaker formed a group: join match_id (kaos_client_match_join) or,

@@ -683,20 +683,21 @@ static void mm_user_view(const Kaos__V1__MatchmakerUser *u, kaos_matchmaker_user
         (kaos_matchmaker_user){.presence = {0, p ? str(p->user_id) : "",
                                             p ? str(p->session_id) : "", p ? str(p->username) : ""},
                                .party_id = str(u->party_id)};
-    v->string_names = names + *used;
-    v->string_values = svals + *used;
+    kaos_matchmaker_properties *pr = &v->properties;
+    pr->string_names = names + *used;
+    pr->string_values = svals + *used;
     for (size_t i = 0; i < u->n_string_properties; i++, (*used)++) {
         names[*used] = str(u->string_properties[i]->key);
         svals[*used] = str(u->string_properties[i]->value);
     }
-    v->n_strings = u->n_string_properties;
-    v->numeric_names = names + *used;
-    v->numeric_values = dvals + *used;
+    pr->n_strings = u->n_string_properties;
+    pr->numeric_names = names + *used;
+    pr->numeric_values = dvals + *used;
     for (size_t i = 0; i < u->n_numeric_properties; i++, (*used)++) {
         names[*used] = str(u->numeric_properties[i]->key);
         dvals[*used] = u->numeric_properties[i]->value;
     }
-    v->n_numerics = u->n_numeric_properties;
+    pr->n_numerics = u->n_numeric_properties;
 }
 
 static void handle_matchmaker_matched(kaos_client *c, const Kaos__V1__MatchmakerMatched *m)

@@ -1080,10 +1080,11 @@ int kaos_client__appear_online(kaos_client *c)
 int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
                                kaos_ticket_fn done, void *ud)
 {
-    if (!c || !req || (req->n_strings && (!req->string_names || !req->string_values)) ||
-        (req->n_numerics && (!req->numeric_names || !req->numeric_values)))
+    const kaos_matchmaker_properties *pr = req ? &req->properties : NULL;
+    if (!c || !pr || (pr->n_strings && (!pr->string_names || !pr->string_values)) ||
+        (pr->n_numerics && (!pr->numeric_names || !pr->numeric_values)))
         return KN_ERR_INVALID_ARGUMENT;
-    size_t ns = req->n_strings, nd = req->n_numerics;
+    size_t ns = pr->n_strings, nd = pr->n_numerics;
     Kaos__V1__MatchmakerAdd__StringPropertiesEntry *se = kn_calloc(ns ? ns : 1, sizeof *se);
     Kaos__V1__MatchmakerAdd__StringPropertiesEntry **sp = kn_calloc(ns ? ns : 1, sizeof *sp);
     Kaos__V1__MatchmakerAdd__NumericPropertiesEntry *de = kn_calloc(nd ? nd : 1, sizeof *de);
@@ -1091,14 +1092,14 @@ int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *re
     int rc = se && sp && de && dp ? KN_OK : KN_ERR_NOMEM;
     for (size_t i = 0; rc == KN_OK && i < ns; i++) {
         kaos__v1__matchmaker_add__string_properties_entry__init(&se[i]);
-        se[i].key = unconst_str(req->string_names[i]);
-        se[i].value = unconst_str(req->string_values[i]);
+        se[i].key = unconst_str(pr->string_names[i]);
+        se[i].value = unconst_str(pr->string_values[i]);
         sp[i] = &se[i];
     }
     for (size_t i = 0; rc == KN_OK && i < nd; i++) {
         kaos__v1__matchmaker_add__numeric_properties_entry__init(&de[i]);
-        de[i].key = unconst_str(req->numeric_names[i]);
-        de[i].value = req->numeric_values[i];
+        de[i].key = unconst_str(pr->numeric_names[i]);
+        de[i].value = pr->numeric_values[i];
         dp[i] = &de[i];
     }
     if (rc == KN_OK) {

@@ -73,15 +73,15 @@ static void on_matched(kaos_client *k, const kaos_matchmaker_matched *m, void *u
     p->m_users = m->n_users;
     for (size_t i = 0; i < m->n_users && i < 8; i++)
         snprintf(p->users[i], sizeof p->users[i], "%s", m->users[i].presence.user_id);
-    if (m->n_users && m->users[0].n_strings)
-        for (size_t i = 0; i < m->users[0].n_strings; i++)
-            if (!strcmp(m->users[0].string_names[i], "region"))
-                snprintf(p->region_of_first, sizeof p->region_of_first, "%s",
-                         m->users[0].string_values[i]);
+    const kaos_matchmaker_properties *first = m->n_users ? &m->users[0].properties : NULL;
+    for (size_t i = 0; first && i < first->n_strings; i++)
+        if (!strcmp(first->string_names[i], "region"))
+            snprintf(p->region_of_first, sizeof p->region_of_first, "%s", first->string_values[i]);
     if (m->self) {
         snprintf(p->self_user, sizeof p->self_user, "%s", m->self->presence.user_id);
-        for (size_t i = 0; i < m->self->n_numerics; i++)
-            if (!strcmp(m->self->numeric_names[i], "skill")) p->skill_of_self = m->self->numeric_values[i];
+        const kaos_matchmaker_properties *self = &m->self->properties;
+        for (size_t i = 0; i < self->n_numerics; i++)
+            if (!strcmp(self->numeric_names[i], "skill")) p->skill_of_self = self->numeric_values[i];
     }
     p->matched++;
 }
@@ -107,10 +107,11 @@ static int add(player *p, const char *region, const char *mode, double skill, co
 {
     const char *names[] = {"region", "mode"}, *values[] = {region, mode};
     const char *nnames[] = {"skill"};
-    kaos_matchmaker_request req = {.min_count = min, .max_count = max, .count_multiple = mult,
-                                   .query = query, .string_names = names, .string_values = values,
-                                   .n_strings = 2, .numeric_names = nnames,
-                                   .numeric_values = &skill, .n_numerics = 1};
+    kaos_matchmaker_request req = {.min_count = min,
+                                   .max_count = max,
+                                   .count_multiple = mult,
+                                   .query = query,
+                                   .properties = {names, values, 2, nnames, &skill, 1}};
     int cid = kaos_client_matchmaker_add(p->e->c, &req, on_ticket, p);
     assert_true(cid > 0);
     return e2e_answer(p->e, &p->tickets, p->tickets, p->e->errors, cid);

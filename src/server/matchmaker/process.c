@@ -410,20 +410,24 @@ static int run(const kn_mm_pass *pass, bool indexed, kn_mm_group **groups, size_
     return rc;
 }
 
+static int run_or_say(const kn_mm_pass *pass, bool indexed, kn_mm_group **groups, size_t *n_groups,
+                      char *msg, size_t cap)
+{
+    int rc = run(pass, indexed, groups, n_groups);
+    if (rc) snprintf(msg, cap, "matchmaker: out of memory");
+    return rc;
+}
+
 int kn_mm_process_builtin(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups,
                           char *msg, size_t cap)
 {
     (void)ud;
-    int rc = run(pass, true, groups, n_groups);
-    if (rc) snprintf(msg, cap, "matchmaker: out of memory");
-    return rc;
+    return run_or_say(pass, true, groups, n_groups, msg, cap);
 }
 
 int kn_mm_process_naive(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n_groups,
                         char *msg, size_t cap)
 {
     (void)ud;
-    int rc = run(pass, false, groups, n_groups);
-    if (rc) snprintf(msg, cap, "matchmaker: out of memory");
-    return rc;
+    return run_or_say(pass, false, groups, n_groups, msg, cap);
 }

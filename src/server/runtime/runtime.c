@@ -223,37 +223,12 @@ static int k_register_rpc(lua_State *L)
 
 static int k_json_decode(lua_State *L);
 
-/* The RPC stored by register_matchmaker_matched: (context, payload) ->
- * fn(context, decoded payload), whose result must be a string or nil. */
-static int matched_trampoline(lua_State *L)
-{
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushvalue(L, 1);
-    lua_pushcfunction(L, k_json_decode);
-    lua_pushvalue(L, 2);
-    lua_call(L, 1, 1);
-    lua_call(L, 2, 1);
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "matchmaker_matched returns a match id (string) or nil, not a %s",
-                          luaL_typename(L, -1));
-    return 1;
-}
-
-/* register_matchmaker_matched(fn): one per runtime; the last one wins. */
-static int k_register_matchmaker_matched(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
-    lua_pushvalue(L, 1);
-    lua_pushcclosure(L, matched_trampoline, 1);
-    lua_setfield(L, -2, KN_RUNTIME_MATCHED_ID);
-    return 0;
-}
-
-/* The RPC stored by register_matchmaker_processor/_override: (context,
- * payload) -> fn(context, decoded payload) encoded as JSON (nil stays
- * nil: the built-in matcher's groups stand). */
-static int json_trampoline(lua_State *L)
+/* The RPCs stored by register_matchmaker_*: (context, payload) ->
+ * fn(context, decoded payload). The matched hook's result must be a match
+ * id or nil; the processor's and the override's a table of groups (sent
+ * back as JSON) or nil (the built-in matcher's groups stand). The upvalues:
+ * fn, and whether the result goes back as JSON. */
+static int mm_trampoline(lua_State *L)
 {
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
@@ -262,6 +237,12 @@ static int json_trampoline(lua_State *L)
     lua_call(L, 1, 1);
     lua_call(L, 2, 1);
     if (lua_isnil(L, -1)) return 1;
+    if (!lua_toboolean(L, lua_upvalueindex(2))) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "matchmaker_matched returns a match id (string) or nil, not a %s",
+                              luaL_typename(L, -1));
+        return 1;
+    }
     if (lua_type(L, -1) != LUA_TTABLE)
         return luaL_error(L, "a matchmaker hook returns groups (a table of tables of ticket ids)");
     const char *why;
@@ -269,26 +250,34 @@ static int json_trampoline(lua_State *L)
     return 1;
 }
 
-static int register_json_hook(lua_State *L, const char *id)
+/* One per runtime each; the last registration wins. */
+static int register_mm_hook(lua_State *L, const char *id, bool json_result)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
     lua_pushvalue(L, 1);
-    lua_pushcclosure(L, json_trampoline, 1);
+    lua_pushboolean(L, json_result);
+    lua_pushcclosure(L, mm_trampoline, 2);
     lua_setfield(L, -2, id);
     return 0;
+}
+
+/* register_matchmaker_matched(fn): fn(context, matched_users) -> match id or nil. */
+static int k_register_matchmaker_matched(lua_State *L)
+{
+    return register_mm_hook(L, KN_RUNTIME_MATCHED_ID, false);
 }
 
 /* register_matchmaker_processor(fn): fn(context, tickets) -> groups. */
 static int k_register_matchmaker_processor(lua_State *L)
 {
-    return register_json_hook(L, KN_RUNTIME_PROCESSOR_ID);
+    return register_mm_hook(L, KN_RUNTIME_PROCESSOR_ID, true);
 }
 
 /* register_matchmaker_override(fn): fn(context, candidate_groups) -> groups. */
 static int k_register_matchmaker_override(lua_State *L)
 {
-    return register_json_hook(L, KN_RUNTIME_OVERRIDE_ID);
+    return register_mm_hook(L, KN_RUNTIME_OVERRIDE_ID, true);
 }
 
 /* register_match(name, handlers): the table of match_* functions. */
