@@ -298,7 +298,7 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
     }
     memcpy(t->players, req->players, req->n_players * sizeof *t->players);
     t->n_players = req->n_players;
-    memcpy(t->props, req->props, req->n_props * sizeof *t->props);
+    if (req->n_props) memcpy(t->props, req->props, req->n_props * sizeof *t->props);
     t->n_props = req->n_props;
     snprintf(t->party_id, sizeof t->party_id, "%s", req->party_id ? req->party_id : "");
     t->min_count = req->min_count;
