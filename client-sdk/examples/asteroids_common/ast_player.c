@@ -307,7 +307,9 @@ int ast_player_option(ast_player_config *cfg, int opt, const char *arg)
         return 1;
     }
     case 'm': cfg->match_id = arg; return 1;
-    case 'M': cfg->region = arg; return *arg ? 1 : -1;
+    case 'M':
+        cfg->region = arg;
+        return *arg ? 1 : -1;
     case 'S':
         cfg->skill = strtod(arg, &end);
         return *end || !(cfg->skill > 0 && cfg->skill < 1e6) ? -1 : 1;
