@@ -280,6 +280,7 @@ static void refusals_name_their_reason(void **state)
     assert_int_equal(add(a, "eu", "x", 1, "+region:eu skill>3", 2, 2, 1), 3);
     assert_non_null(strstr(a->e->error_message, "at position 11"));
     assert_int_equal(add(a, "eu", "x", 1, "*", 1, 2, 1), 3);
+    assert_int_equal(add(a, "eu", "x", 1, "+refuse:me", 2, 2, 1), 7); /* the before hook */
     assert_int_equal(add(a, "eu", "x", 1, "*", 2, 3, 2), 0);
     assert_int_equal(add(a, "eu", "x", 1, "*", 2, 3, 2), 0);
     char first[40];

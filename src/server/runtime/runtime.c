@@ -307,6 +307,9 @@ static int register_hook(lua_State *L, kn_hook_kind kind)
     const char *op = luaL_checkstring(L, 2);
     int c = kn_envelope_case_by_name(op);
     if (!c) return luaL_error(L, "unknown operation \"%s\" (see docs/lua-api.md)", op);
+    if (c >= KN_RUNTIME_HOOK_CASES)
+        return luaL_error(L, "operation \"%s\" is past the hook table (%d cases)", op,
+                          KN_RUNTIME_HOOK_CASES);
     if (c == KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND)
         return luaL_error(L, "match_data_send takes no hooks (it is the realtime path); "
                              "use an authoritative match handler");
@@ -659,7 +662,7 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lua_Integer c = lua_tointeger(L, -2);
-            if (c > 0 && c < 256) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
+            if (c > 0 && c < KN_RUNTIME_HOOK_CASES) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -675,7 +678,7 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
 
 bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int c)
 {
-    return c > 0 && c < 256 && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
+    return c > 0 && c < KN_RUNTIME_HOOK_CASES && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
 }
 
 int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t cap)
@@ -975,18 +978,19 @@ struct kn_runtime_host {
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
-    _Atomic uint64_t hooks[2][4]; /* the current runtime's, read lock-free */
+    _Atomic uint64_t hooks[2][KN_RUNTIME_HOOK_CASES / 64]; /* the current runtime's, lock-free */
 };
 
 static void host_publish_hooks(kn_runtime_host *h, const kn_runtime *rt)
 {
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 4; i++) atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
+        for (int i = 0; i < KN_RUNTIME_HOOK_CASES / 64; i++)
+            atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
 }
 
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int c)
 {
-    return c > 0 && c < 256 &&
+    return c > 0 && c < KN_RUNTIME_HOOK_CASES &&
            (atomic_load(&((kn_runtime_host *)h)->hooks[kind][c / 64]) >> (c % 64)) & 1;
 }
 

@@ -18,14 +18,16 @@ kaos.register_matchmaker_matched(function(context, matched_users)
 end)
 
 -- Processor: when tickets of mode=proc wait, it alone forms the groups:
--- the oldest with the newest, inwards (the built-in matcher would pair the
--- two oldest). Otherwise nil: the built-in matcher runs.
+-- none until four wait (the test adds them one by one), then the oldest
+-- with the newest, inwards (the built-in matcher would pair the two
+-- oldest). Otherwise nil: the built-in matcher runs.
 kaos.register_matchmaker_processor(function(context, tickets)
   local proc = {}
   for _, t in ipairs(tickets) do
     if t.properties.mode == "proc" then proc[#proc + 1] = t.ticket end
   end
   if #proc == 0 then return nil end
+  if #proc < 4 then return {} end
   local groups = {}
   for i = 1, #proc // 2 do groups[#groups + 1] = { proc[i], proc[#proc + 1 - i] } end
   return groups
@@ -47,3 +49,9 @@ kaos.register_matchmaker_override(function(context, candidates)
   if not changed then return nil end
   return keep
 end)
+
+-- A before hook on matchmaker_add: the request's hooks come with its route.
+kaos.register_req_before(function(context, request)
+  if request.query == "+refuse:me" then return nil end
+  return request
+end, "matchmaker_add")

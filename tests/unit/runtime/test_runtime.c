@@ -461,12 +461,16 @@ static void hooks_register_by_op_name_and_see_rewrite_refuse_and_reply(void **st
         "kaos.register_req_after(function(ctx, res, req)\n"
         "  seen = res.payload .. '<' .. req.payload\n"
         "end, 'Rpc')\n"
+        "kaos.register_req_before(function(ctx, req) return req end, 'matchmaker_add')\n"
         "kaos.register_rpc(function() return seen end, 'seen')\n");
     kn_runtime *rt;
     kn_runtime_vm *vm = luatest_load(&rt, NULL, 0);
     assert_true(kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_RPC));
     assert_true(kn_runtime_has_hook(rt, KN_HOOK_AFTER, KAOS__V1__ENVELOPE__MESSAGE_RPC));
     assert_false(kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_PING));
+    /* Message cases past 255 (the matchmaker's 310-349) have hooks too. */
+    assert_true(
+        kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_MATCHMAKER_ADD));
     kn_runtime_context bctx = luatest_ctx;
     bctx.execution_mode = "before";
     char *out = NULL, msg[256];
