@@ -24,7 +24,7 @@
 #error "KAOSNET_BIN must name the server binary"
 #endif
 
-#define MAX_CLIENTS 64
+#define MAX_CLIENTS 96
 #define MAX_SERVERS 8
 
 static e2e_client *live[MAX_CLIENTS];

@@ -348,8 +348,10 @@ static void three_players_share_a_match_get_snapshots_and_score(void **state)
         seen *s = &players[i];
         int got = s->snapshots - before[i];
         uint32_t ticks = s->last_tick - first_tick[i];
-        /* ~90 at 30 Hz; half of that leaves room for a slow sanitizer build */
-        if (got < 45) fail_msg("player %d: %d snapshots in 3 s of play at 30 Hz", i, got);
+        /* ~90 at 30 Hz on an idle machine; how many ticks fit in 3 s depends
+         * on the machine's load (a wall-clock rate is the bench's business),
+         * so the match must only have advanced, and every tick reached us. */
+        if (ticks < 10) fail_msg("player %d: the match ran %u ticks in 3 s of play", i, ticks);
         /* one snapshot per tick, none repeated, at most a few lost on loopback */
         assert_true((uint32_t)got <= ticks);
         assert_true((uint32_t)got * 10 >= ticks * 9);
@@ -381,10 +383,13 @@ static void three_players_share_a_match_get_snapshots_and_score(void **state)
     char key_arg[80], port_arg[16], out[8192];
     snprintf(key_arg, sizeof key_arg, "%s", e2e_group_server.key_hex);
     snprintf(port_arg, sizeof port_arg, "%u", e2e_group_server.port);
-    const char *args[] = {"-n", "3", "-d", "3", "-q", "-k", key_arg, "-p", port_arg, NULL};
+    const char *args[] = {"-n",         "3",  "-d",    "3",  "-q",     "-c",
+                          "gg \"all\"", "-k", key_arg, "-p", port_arg, NULL};
     int joined_before = a->joined, left_before = a->left;
     int rc = run_bots(args, out, sizeof out);
     if (rc != 0 || !strstr(out, "total: 3/3 bots played")) fail_msg("bots exited %d:\n%s", rc, out);
+    /* the match's chat room: each bot heard the three lines, its own included */
+    if (!strstr(out, "chat: 3 lines said, 9 received")) fail_msg("bots' chat:\n%s", out);
     assert_int_equal(a->joined, joined_before + 3);
     PLAY_UNTIL(a->left == left_before + 3, 5000);
     wait_label(a->c, "+game:asteroids", "\"players\":3");

@@ -23,9 +23,8 @@
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
-    X(AUTH)                                                                                        \
-    X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(MATCHMAKER)   \
-        X(PARTY)
+    X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT)  \
+        X(MATCHMAKER) X(PARTY)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -116,6 +115,14 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_groups_wire_users_list)                                                                   \
     X(USER_GROUPS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
       kn_groups_wire_user_list)                                                                    \
+    X(CHANNEL_JOIN, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_join)         \
+    X(CHANNEL_LEAVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_chat_wire_leave)       \
+    X(CHANNEL_MESSAGE_SEND, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_send) \
+    X(CHANNEL_MESSAGE_UPDATE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
+      kn_chat_wire_update)                                                                         \
+    X(CHANNEL_MESSAGE_REMOVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
+      kn_chat_wire_remove)                                                                         \
+    X(CHANNEL_MESSAGES_LIST, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_list) \
     X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                    \
       kn_matchmaker_wire_add)                                                                      \
     X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                 \
