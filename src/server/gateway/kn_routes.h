@@ -122,10 +122,11 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_chat_wire_update)                                                                         \
     X(CHANNEL_MESSAGE_REMOVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
       kn_chat_wire_remove)                                                                         \
-    X(CHANNEL_MESSAGES_LIST, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_list) \
-    X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                    \
+    X(CHANNEL_MESSAGES_LIST, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
+      kn_chat_wire_list)                                                                           \
+    X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
       kn_matchmaker_wire_add)                                                                      \
-    X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                 \
+    X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                 \
       kn_matchmaker_wire_remove)
 
 /* The gateway's own route: Ping, answered with the server's clock. */

@@ -29,8 +29,10 @@
  * tests call kn_mm_process with a stepped clock.
  *
  * Threads: add, remove, remove_session and stats are any-thread (one
- * lock); the pass runs on the matchmaker's own thread (or the caller's in
- * manual mode) and calls `matched` with no lock held.
+ * lock, which a pass holds while the C matcher runs: add and remove run on
+ * API workers; remove_session, told by the network thread, never waits for
+ * it); the pass runs on the matchmaker's own thread (or the caller's in
+ * manual mode) and calls scripts and `matched` with no lock held.
  *
  * Ownership: arguments are borrowed; tickets are copied in.
  *
@@ -220,7 +222,10 @@ int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], c
 /* NOT_FOUND "ticket not found" unless session_id owns ticket id. */
 int kn_mm_remove(kn_matchmaker *mm, const char *ticket_id, const char *session_id, char *msg,
                  size_t cap);
-/* Every ticket of the session (it ended). */
+/* Every ticket of the session (it ended); how many went now. Never waits
+ * for a running pass (the network thread calls it): then it notes the
+ * session and returns 0, and the pass forms no group with its tickets and
+ * removes them before it hands its groups out. */
 size_t kn_mm_remove_session(kn_matchmaker *mm, const char *session_id);
 /* One pass now (manual mode, or a test). */
 void kn_mm_process(kn_matchmaker *mm);

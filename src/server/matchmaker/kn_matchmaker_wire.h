@@ -1,8 +1,9 @@
 /* kn_matchmaker_wire: the matchmaker's routes (MatchmakerAdd answers
  * MatchmakerTicket, MatchmakerRemove answers Ack; their service context is
  * the kn_matchmaker) and the MatchmakerMatched each player of a formed
- * group receives. Both run on the network thread: a ticket is memory, no
- * Postgres, no Lua. */
+ * group receives. The routes run on API workers: a ticket is memory, but
+ * the matchmaker's lock is held while a pass runs, and a network thread
+ * must not wait for that. */
 #ifndef KN_MATCHMAKER_WIRE_H
 #define KN_MATCHMAKER_WIRE_H
 

@@ -187,9 +187,63 @@ struct kn_matchmaker {
     bool running;
     pthread_cond_t wake;
     bool stop;
+    /* Sessions that ended while the lock was busy (a pass), so their
+     * tickets go when the lock holder next looks (apply_ended): the
+     * network thread that tells the end never waits for a pass. */
+    pthread_mutex_t ended_lock;
+    char (*ended)[37];
+    size_t n_ended, cap_ended;
 };
 
 static void *mm_main(void *arg);
+
+/* The sessions that ended while the lock was busy (the caller's to free
+ * with remove_ended); how many. */
+static size_t take_ended(kn_matchmaker *mm, char (**out)[37])
+{
+    pthread_mutex_lock(&mm->ended_lock);
+    size_t n = mm->n_ended;
+    *out = mm->ended;
+    mm->ended = NULL;
+    mm->n_ended = mm->cap_ended = 0;
+    pthread_mutex_unlock(&mm->ended_lock);
+    return n;
+}
+
+/* A group holding a ticket of an ended session is dropped; its other
+ * tickets stay in the pool. */
+static void drop_ended_groups(const kn_mm_pass *pass, kn_mm_group *groups, size_t *n_groups,
+                              char (*ended)[37], size_t n)
+{
+    for (size_t g = 0; n && g < *n_groups;) {
+        bool dead = false;
+        for (size_t k = 0; !dead && k < groups[g].n; k++)
+            for (size_t e = 0; !dead && e < n; e++)
+                dead = owned_by(pass->tickets[groups[g].tickets[k]], ended[e]);
+        if (!dead) {
+            g++;
+            continue;
+        }
+        kn_free(groups[g].tickets);
+        groups[g] = groups[--*n_groups];
+    }
+}
+
+/* Under the lock: the ended sessions' tickets leave the store. */
+static void remove_ended(kn_matchmaker *mm, char (*ended)[37], size_t n)
+{
+    for (size_t e = 0; e < n; e++)
+        mm->cfg.store.remove_session(mm->cfg.store.ud, ended[e]);
+    kn_free(ended);
+}
+
+/* Under the lock, outside a pass: apply what ended meanwhile. */
+static void apply_ended(kn_matchmaker *mm)
+{
+    char(*ended)[37];
+    size_t n = take_ended(mm, &ended);
+    remove_ended(mm, ended, n);
+}
 
 int kn_matchmaker_create(const kn_matchmaker_config *cfg, kn_matchmaker **out)
 {
@@ -206,6 +260,7 @@ int kn_matchmaker_create(const kn_matchmaker_config *cfg, kn_matchmaker **out)
     }
     mm->processor = cfg->processor;
     pthread_mutex_init(&mm->lock, NULL);
+    pthread_mutex_init(&mm->ended_lock, NULL);
     pthread_cond_init(&mm->wake, NULL);
     if (mm->cfg.interval_ms > 0) {
         if (pthread_create(&mm->thread, NULL, mm_main, mm)) {
@@ -231,6 +286,8 @@ void kn_matchmaker_destroy(kn_matchmaker *mm)
     if (mm->cfg.store.destroy) mm->cfg.store.destroy(mm->cfg.store.ud);
     pthread_cond_destroy(&mm->wake);
     pthread_mutex_destroy(&mm->lock);
+    pthread_mutex_destroy(&mm->ended_lock);
+    kn_free(mm->ended);
     kn_free(mm);
 }
 
@@ -317,6 +374,7 @@ int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], c
     if (rc || !t) return rc ? rc : KN_ERR_INTERNAL;
     snprintf(ticket_id, 37, "%s", t->id);
     pthread_mutex_lock(&mm->lock);
+    apply_ended(mm);
     const kn_mm_store *s = &mm->cfg.store;
     if (s->count_session(s->ud, req->players[0].session_id) >= mm->cfg.max_tickets) {
         pthread_mutex_unlock(&mm->lock);
@@ -335,13 +393,36 @@ int kn_mm_remove(kn_matchmaker *mm, const char *ticket_id, const char *session_i
                  size_t cap)
 {
     pthread_mutex_lock(&mm->lock);
+    apply_ended(mm);
     int rc = mm->cfg.store.remove(mm->cfg.store.ud, ticket_id, session_id);
     pthread_mutex_unlock(&mm->lock);
     return rc ? kn_err_msg(rc, msg, cap, "ticket not found") : KN_OK;
 }
 
+/* Never waits for a pass: while one runs, the end is noted and the pass
+ * (or the next call that takes the lock) applies it. */
 size_t kn_mm_remove_session(kn_matchmaker *mm, const char *session_id)
 {
+    if (pthread_mutex_trylock(&mm->lock) == 0) {
+        apply_ended(mm);
+        size_t n = mm->cfg.store.remove_session(mm->cfg.store.ud, session_id);
+        pthread_mutex_unlock(&mm->lock);
+        return n;
+    }
+    pthread_mutex_lock(&mm->ended_lock);
+    bool noted = false;
+    if (mm->n_ended == mm->cap_ended) {
+        size_t cap = mm->cap_ended ? 2 * mm->cap_ended : 16;
+        char(*v)[37] = kn_realloc(mm->ended, cap * sizeof *v);
+        if (v) mm->ended = v, mm->cap_ended = cap;
+    }
+    if (mm->n_ended < mm->cap_ended) {
+        snprintf(mm->ended[mm->n_ended++], 37, "%s", session_id);
+        noted = true;
+    }
+    pthread_mutex_unlock(&mm->ended_lock);
+    if (noted) return 0;
+    /* Out of memory for the note: wait for the lock after all. */
     pthread_mutex_lock(&mm->lock);
     size_t n = mm->cfg.store.remove_session(mm->cfg.store.ud, session_id);
     pthread_mutex_unlock(&mm->lock);
@@ -521,9 +602,13 @@ void kn_mm_process(kn_matchmaker *mm)
         kn_free(answer);
     }
     if (failed) mm->stats.fallbacks++;
+    char(*ended)[37];
+    size_t n_ended = take_ended(mm, &ended);
+    drop_ended_groups(&pass, groups, &n_groups, ended, n_ended);
     kn_mm_ticket **held = NULL;
     size_t total = 0;
     size_t formed = release(mm, &pass, groups, n_groups, &held, &total);
+    remove_ended(mm, ended, n_ended); /* after release: it compacts the pool */
     mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
     pthread_mutex_unlock(&mm->lock);
     size_t k = 0;

@@ -4,6 +4,7 @@
 #include "kn_codec.h"
 #include "kn_error.h"
 #include "kn_mem.h"
+#include "kn_session.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +59,14 @@ int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
     char id[37];
     int rc = kn_mm_add(mm, &req, id, msg, cap);
     if (rc) return rc;
+    /* The session may have ended while this ran on a worker: then its
+     * unbind has passed, and the ticket would outlive it. */
+    kn_conn_id now;
+    if (kn_sessions_find(kn_req_sessions(r), me.user_id, me.session_id, &now, NULL, 0) ||
+        now != me.conn) {
+        kn_mm_remove(mm, id, me.session_id, NULL, 0);
+        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
+    }
     Kaos__V1__MatchmakerTicket t = KAOS__V1__MATCHMAKER_TICKET__INIT;
     t.ticket = id;
     kn_envelope env = KN_ENVELOPE_INIT;

@@ -231,6 +231,47 @@ static int newest_pair(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, s
     return KN_OK;
 }
 
+/* A processor during which session s2 ends: it pairs the first two tickets,
+ * u2's among them. */
+static kn_matchmaker *ending_mm;
+static int pair_while_s2_ends(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n,
+                              char *msg, size_t cap)
+{
+    (void)ud, (void)msg, (void)cap;
+    assert_int_equal(kn_mm_remove_session(ending_mm, "s2"), 0); /* the pass holds the lock */
+    *groups = NULL;
+    *n = 0;
+    if (pass->n < 2) return KN_OK;
+    *groups = kn_calloc(1, sizeof **groups);
+    (*groups)[0].tickets = kn_calloc(2, sizeof(size_t));
+    (*groups)[0].tickets[0] = 0;
+    (*groups)[0].tickets[1] = 1;
+    (*groups)[0].n = 2;
+    *n = 1;
+    return KN_OK;
+}
+
+static void a_session_ending_during_a_pass_is_in_no_group_and_loses_its_tickets(void **state)
+{
+    (void)state;
+    kn_matchmaker *mm = ending_mm = make(1);
+    kn_mm_processor p = {pair_while_s2_ends, NULL};
+    kn_matchmaker_set_processor(mm, &p);
+    assert_int_equal(add(mm, 1, "eu", 10, "*", 2, 2, 1, NULL), KN_OK);
+    assert_int_equal(add(mm, 2, "eu", 10, "*", 2, 2, 1, NULL), KN_OK);
+    kn_mm_process(mm);
+    assert_int_equal(seen.n, 0); /* the group with u2 was dropped */
+    kn_matchmaker_stats st;
+    kn_matchmaker_stats_get(mm, &st);
+    assert_int_equal(st.tickets, 1); /* u1's stays, u2's went */
+    kn_matchmaker_set_processor(mm, NULL);
+    assert_int_equal(add(mm, 3, "eu", 10, "*", 2, 2, 1, NULL), KN_OK);
+    kn_mm_process(mm);
+    assert_int_equal(seen.n, 1);
+    assert_true(together(0, "u1", "u3"));
+    kn_matchmaker_destroy(mm);
+}
+
 static void a_custom_processor_replaces_the_matcher_and_falls_back_on_error(void **state)
 {
     (void)state;
@@ -332,6 +373,7 @@ int main(void)
         cmocka_unit_test(tickets_die_with_their_session_and_are_capped),
         cmocka_unit_test(bad_tickets_are_refused_with_the_reason),
         cmocka_unit_test(a_custom_processor_replaces_the_matcher_and_falls_back_on_error),
+        cmocka_unit_test(a_session_ending_during_a_pass_is_in_no_group_and_loses_its_tickets),
         cmocka_unit_test(indexed_and_naive_matchers_form_only_valid_groups),
         cmocka_unit_test(the_query_language_parses_boosts_and_star_and_names_positions),
         cmocka_unit_test(create_and_add_survive_every_failed_allocation),
