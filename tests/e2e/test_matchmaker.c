@@ -25,8 +25,13 @@ static int setup(void **state)
     int rc = e2e_group_setup_with_test_modules(state);
     if (rc) return rc;
     e2e_server_init(&srv);
-    const char *extra[] = {"--runtime-path", e2e_test_modules_dir, "--matchmaker-interval-ms",
-                           "50", "--matchmaker-max-intervals", "40", NULL};
+    const char *extra[] = {"--runtime-path",
+                           e2e_test_modules_dir,
+                           "--matchmaker-interval-ms",
+                           "50",
+                           "--matchmaker-max-intervals",
+                           "40",
+                           NULL};
     e2e_server_start(&srv, extra);
     return 0;
 }
@@ -81,7 +86,8 @@ static void on_matched(kaos_client *k, const kaos_matchmaker_matched *m, void *u
         snprintf(p->self_user, sizeof p->self_user, "%s", m->self->presence.user_id);
         const kaos_matchmaker_properties *self = &m->self->properties;
         for (size_t i = 0; i < self->n_numerics; i++)
-            if (!strcmp(self->numeric_names[i], "skill")) p->skill_of_self = self->numeric_values[i];
+            if (!strcmp(self->numeric_names[i], "skill"))
+                p->skill_of_self = self->numeric_values[i];
     }
     p->matched++;
 }
@@ -128,7 +134,8 @@ static void two_players_meet_in_a_relayed_match_by_token(void **state)
 {
     (void)state;
     player *a = join_pool(), *b = join_pool();
-    assert_int_equal(add(a, "eu", "relay", 10, "+properties.region:eu +properties.skill:<=20", 2, 2, 1), 0);
+    assert_int_equal(
+        add(a, "eu", "relay", 10, "+properties.region:eu +properties.skill:<=20", 2, 2, 1), 0);
     assert_int_equal(add(b, "eu", "relay", 15, "+region:eu", 2, 2, 1), 0);
     E2E_WAIT(a->matched && b->matched, 10000);
     assert_string_equal(a->m_ticket, a->ticket);
@@ -169,7 +176,8 @@ static void count_multiple_and_queries_shape_the_group(void **state)
     /* Five "na" players wanting 2-4 in multiples of 2, and one "sa" player
      * whose query accepts them but whom their queries refuse. */
     player *p[5], *outsider = join_pool();
-    for (int i = 0; i < 5; i++) p[i] = join_pool();
+    for (int i = 0; i < 5; i++)
+        p[i] = join_pool();
     assert_int_equal(add(outsider, "sa", "relay", 10, "*", 2, 4, 2), 0);
     for (int i = 0; i < 5; i++)
         assert_int_equal(add(p[i], "na", "relay", 10 + i, "+region:na", 2, 4, 2), 0);
@@ -186,7 +194,8 @@ static void count_multiple_and_queries_shape_the_group(void **state)
     }
     assert_int_equal(matched, 4); /* one group of 4; the fifth alone is no group of 2 */
     assert_int_equal(outsider->matched, 0);
-    for (int i = 0; i < 5; i++) drop(p[i]);
+    for (int i = 0; i < 5; i++)
+        drop(p[i]);
     drop(outsider);
 }
 
@@ -211,8 +220,10 @@ static void the_matched_hook_puts_the_group_in_one_authoritative_match(void **st
 {
     (void)state;
     player *p[3];
-    for (int i = 0; i < 3; i++) p[i] = join_pool();
-    for (int i = 0; i < 3; i++) assert_int_equal(add(p[i], "af", "auth", 5, "+mode:auth", 3, 3, 1), 0);
+    for (int i = 0; i < 3; i++)
+        p[i] = join_pool();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(add(p[i], "af", "auth", 5, "+mode:auth", 3, 3, 1), 0);
     E2E_WAIT(p[0]->matched && p[1]->matched && p[2]->matched, 10000);
     assert_string_not_equal(p[0]->m_match_id, "");
     assert_string_equal(p[0]->m_token, "");
@@ -223,7 +234,8 @@ static void the_matched_hook_puts_the_group_in_one_authoritative_match(void **st
         assert_string_equal(p[i]->e->match_id, p[0]->m_match_id);
     }
     E2E_WAIT(p[2]->e->match_size == 3, 10000);
-    for (int i = 0; i < 3; i++) drop(p[i]);
+    for (int i = 0; i < 3; i++)
+        drop(p[i]);
 }
 
 static void a_failing_matched_hook_falls_back_to_a_relayed_match(void **state)
@@ -244,13 +256,16 @@ static void a_processor_script_forms_the_groups(void **state)
 {
     (void)state;
     player *p[4];
-    for (int i = 0; i < 4; i++) p[i] = join_pool();
-    for (int i = 0; i < 4; i++) assert_int_equal(add(p[i], "pr", "proc", 5, "+mode:proc", 2, 2, 1), 0);
+    for (int i = 0; i < 4; i++)
+        p[i] = join_pool();
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(add(p[i], "pr", "proc", 5, "+mode:proc", 2, 2, 1), 0);
     E2E_WAIT(p[0]->matched && p[1]->matched && p[2]->matched && p[3]->matched, 10000);
     /* The script pairs oldest with newest (the built-in matcher would pair 0 with 1). */
     assert_true(in_group(p[0], p[3]));
     assert_true(in_group(p[1], p[2]));
-    for (int i = 0; i < 4; i++) drop(p[i]);
+    for (int i = 0; i < 4; i++)
+        drop(p[i]);
 }
 
 static void an_override_script_vetoes_groups_and_a_failing_one_falls_back(void **state)
@@ -288,8 +303,10 @@ static void refusals_name_their_reason(void **state)
     assert_int_equal(add(a, "eu", "x", 1, "*", 2, 3, 2), 0);
     assert_int_equal(add(a, "eu", "x", 1, "*", 2, 3, 2), 8); /* RESOURCE_EXHAUSTED */
     assert_non_null(strstr(a->e->error_message, "ticket limit per session"));
-    assert_int_equal(E2E_ACKED(a->e, kaos_client_matchmaker_remove(a->e->c, first, e2e_on_done, a->e)), 0);
-    assert_int_equal(E2E_ACKED(a->e, kaos_client_matchmaker_remove(a->e->c, first, e2e_on_done, a->e)), 5);
+    assert_int_equal(
+        E2E_ACKED(a->e, kaos_client_matchmaker_remove(a->e->c, first, e2e_on_done, a->e)), 0);
+    assert_int_equal(
+        E2E_ACKED(a->e, kaos_client_matchmaker_remove(a->e->c, first, e2e_on_done, a->e)), 5);
     assert_string_equal(a->e->error_message, "ticket not found");
     drop(a);
 }

@@ -23,7 +23,8 @@
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
-    X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT)  \
+    X(AUTH)                                                                                        \
+    X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT)         \
         X(MATCHMAKER) X(PARTY)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,

@@ -15,7 +15,10 @@
 #include <string.h>
 
 static int64_t clock_ms;
-static int64_t fake_now(void) { return clock_ms; }
+static int64_t fake_now(void)
+{
+    return clock_ms;
+}
 
 /* What `matched` saw: groups as lists of user ids. */
 #define MAX_SEEN 256
@@ -31,7 +34,8 @@ static void on_matched(void *ud, kn_mm_ticket *const *t, size_t n)
     assert_true(seen.n < MAX_SEEN);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < t[i]->n_players; j++) snprintf(seen.users[seen.n][k++], 37, "%s", t[i]->players[j].user_id);
+        for (size_t j = 0; j < t[i]->n_players; j++)
+            snprintf(seen.users[seen.n][k++], 37, "%s", t[i]->players[j].user_id);
     seen.n_users[seen.n++] = k;
 }
 
@@ -39,8 +43,8 @@ static kn_matchmaker *make(uint32_t max_intervals)
 {
     memset(&seen, 0, sizeof seen);
     clock_ms = 1000;
-    kn_matchmaker_config cfg = {.max_intervals = max_intervals, .now_ms = fake_now,
-                                .matched = on_matched};
+    kn_matchmaker_config cfg = {
+        .max_intervals = max_intervals, .now_ms = fake_now, .matched = on_matched};
     kn_matchmaker *mm;
     assert_int_equal(kn_matchmaker_create(&cfg, &mm), KN_OK);
     return mm;
@@ -58,8 +62,14 @@ static int add(kn_matchmaker *mm, int i, const char *region, double skill, const
     snprintf(props[0].name, sizeof props[0].name, "region");
     snprintf(props[0].str, sizeof props[0].str, "%s", region);
     snprintf(props[1].name, sizeof props[1].name, "skill");
-    kn_mm_request req = {.players = &p, .n_players = 1, .query = query, .min_count = min,
-                         .max_count = max, .count_multiple = mult, .props = props, .n_props = 2};
+    kn_mm_request req = {.players = &p,
+                         .n_players = 1,
+                         .query = query,
+                         .min_count = min,
+                         .max_count = max,
+                         .count_multiple = mult,
+                         .props = props,
+                         .n_props = 2};
     char msg[256] = "", tmp[37];
     int rc = kn_mm_add(mm, &req, id ? id : tmp, msg, sizeof msg);
     if (rc) assert_true(*msg);
@@ -81,7 +91,8 @@ static void two_players_with_mutual_queries_are_matched(void **state)
     (void)state;
     kn_matchmaker *mm = make(2);
     assert_int_equal(add(mm, 1, "eu", 10, "+properties.region:eu", 2, 2, 1, NULL), KN_OK);
-    assert_int_equal(add(mm, 2, "eu", 12, "+region:eu +skill:>=5 +skill:<=15", 2, 2, 1, NULL), KN_OK);
+    assert_int_equal(add(mm, 2, "eu", 12, "+region:eu +skill:>=5 +skill:<=15", 2, 2, 1, NULL),
+                     KN_OK);
     kn_mm_process(mm);
     assert_int_equal(seen.n, 1);
     assert_true(together(0, "u1", "u2"));
@@ -100,7 +111,8 @@ static void queries_that_must_not_match_never_do(void **state)
     assert_int_equal(add(mm, 2, "us", 10, "+region:us", 2, 2, 1, NULL), KN_OK);
     assert_int_equal(add(mm, 3, "eu", 10, "-region:eu", 2, 2, 1, NULL), KN_OK);
     assert_int_equal(add(mm, 4, "eu", 90, "+skill:<=20", 2, 2, 1, NULL), KN_OK);
-    for (int i = 0; i < 5; i++) kn_mm_process(mm);
+    for (int i = 0; i < 5; i++)
+        kn_mm_process(mm);
     /* u4 accepts u1 (skill 10 <= 20) and u1 accepts anyone: the only pair. */
     assert_int_equal(seen.n, 1);
     assert_true(together(0, "u1", "u4"));
@@ -128,7 +140,8 @@ static void max_count_is_preferred_for_max_intervals(void **state)
 {
     (void)state;
     kn_matchmaker *mm = make(3);
-    for (int i = 1; i <= 3; i++) assert_int_equal(add(mm, i, "eu", 10, "*", 2, 4, 1, NULL), KN_OK);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(add(mm, i, "eu", 10, "*", 2, 4, 1, NULL), KN_OK);
     kn_mm_process(mm);
     kn_mm_process(mm);
     assert_int_equal(seen.n, 0); /* holding out for 4 */
@@ -136,7 +149,8 @@ static void max_count_is_preferred_for_max_intervals(void **state)
     kn_mm_process(mm);
     assert_int_equal(seen.n, 1);
     assert_int_equal(seen.n_users[0], 4);
-    for (int i = 5; i <= 7; i++) assert_int_equal(add(mm, i, "eu", 10, "*", 2, 4, 1, NULL), KN_OK);
+    for (int i = 5; i <= 7; i++)
+        assert_int_equal(add(mm, i, "eu", 10, "*", 2, 4, 1, NULL), KN_OK);
     kn_mm_process(mm);
     kn_mm_process(mm);
     assert_int_equal(seen.n, 1);
@@ -189,8 +203,11 @@ static void bad_tickets_are_refused_with_the_reason(void **state)
     assert_int_equal(add(mm, 1, "eu", 10, "*", 3, 3, 2, NULL), KN_ERR_INVALID_ARGUMENT);
     assert_int_equal(add(mm, 1, "eu", 10, "*", 2, 65, 1, NULL), KN_ERR_INVALID_ARGUMENT);
     kn_mm_player p = {.conn = 1, .user_id = "u1", .session_id = "s1"};
-    kn_mm_request req = {.players = &p, .n_players = 1, .query = "+region:eu skill>3",
-                         .min_count = 2, .max_count = 2};
+    kn_mm_request req = {.players = &p,
+                         .n_players = 1,
+                         .query = "+region:eu skill>3",
+                         .min_count = 2,
+                         .max_count = 2};
     char id[37], msg[256] = "";
     assert_int_equal(kn_mm_add(mm, &req, id, msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(msg, "at position 11"));
@@ -215,8 +232,8 @@ static int bad_processor(void *ud, const kn_mm_pass *pass, kn_mm_group **groups,
 }
 
 /* A processor pairing the newest two. */
-static int newest_pair(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n,
-                       char *msg, size_t cap)
+static int newest_pair(void *ud, const kn_mm_pass *pass, kn_mm_group **groups, size_t *n, char *msg,
+                       size_t cap)
 {
     (void)ud, (void)msg, (void)cap;
     *groups = NULL;
@@ -278,7 +295,8 @@ static void a_custom_processor_replaces_the_matcher_and_falls_back_on_error(void
     kn_matchmaker *mm = make(1);
     kn_mm_processor p = {newest_pair, NULL};
     kn_matchmaker_set_processor(mm, &p);
-    for (int i = 1; i <= 3; i++) assert_int_equal(add(mm, i, "eu", 10, "*", 2, 2, 1, NULL), KN_OK);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(add(mm, i, "eu", 10, "*", 2, 2, 1, NULL), KN_OK);
     kn_mm_process(mm);
     assert_int_equal(seen.n, 1);
     assert_true(together(0, "u2", "u3"));
@@ -325,15 +343,18 @@ static void the_query_language_parses_boosts_and_star_and_names_positions(void *
     (void)state;
     char msg[256];
     kn_match_query *q;
-    assert_int_equal(kn_match_query_parse("* +mode:ffa^3 name:\"a b\"^2 skill:>=3", &q, msg, sizeof msg), KN_OK);
+    assert_int_equal(
+        kn_match_query_parse("* +mode:ffa^3 name:\"a b\"^2 skill:>=3", &q, msg, sizeof msg), KN_OK);
     int score;
     assert_true(kn_match_query_eval(q, "{\"mode\":\"ffa\",\"name\":\"a b\",\"skill\":1}", &score));
     assert_int_equal(score, 5);
     kn_match_query_free(q);
-    static const char *const bad[] = {"-*", "a:b^x", "a:b^1001", "x:\"open", "a:>z", "nocolon", "label.:x"};
+    static const char *const bad[] = {"-*",   "a:b^x",   "a:b^1001", "x:\"open",
+                                      "a:>z", "nocolon", "label.:x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         msg[0] = '\0';
-        assert_int_equal(kn_match_query_parse(bad[i], &q, msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
+        assert_int_equal(kn_match_query_parse(bad[i], &q, msg, sizeof msg),
+                         KN_ERR_INVALID_ARGUMENT);
         assert_non_null(strstr(msg, "at position 0"));
     }
     assert_int_equal(kn_match_query_parse("a:1 b:^", &q, msg, sizeof msg), KN_ERR_INVALID_ARGUMENT);
@@ -348,8 +369,8 @@ static int create_once(void *arg)
     int rc = kn_matchmaker_create(&cfg, &mm);
     if (rc) return rc;
     kn_mm_player p = {.conn = 1, .user_id = "u1", .session_id = "s1"};
-    kn_mm_request req = {.players = &p, .n_players = 1, .query = "+a:b", .min_count = 2,
-                         .max_count = 2};
+    kn_mm_request req = {
+        .players = &p, .n_players = 1, .query = "+a:b", .min_count = 2, .max_count = 2};
     char id[37], msg[128];
     rc = kn_mm_add(mm, &req, id, msg, sizeof msg);
     kn_matchmaker_destroy(mm);
