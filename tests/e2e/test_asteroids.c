@@ -459,9 +459,9 @@ static void bots_find_games_through_the_matchmaker(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(bots_find_games_through_the_matchmaker),
         cmocka_unit_test(three_players_share_a_match_get_snapshots_and_score),
         cmocka_unit_test(a_full_match_refuses_and_an_empty_one_ends),
+        cmocka_unit_test(bots_find_games_through_the_matchmaker),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup_with_examples, e2e_group_teardown);
 }
