@@ -152,15 +152,28 @@ typedef struct matched_ctx {
     kn_out *out;
     kn_match_wire *mw;
     kn_rpc *rpc;
+    kn_runtime_host *host;
 } matched_ctx;
+
+/* The runtime id of a matchmaker script (NULL for none). */
+static const char *script_id(const char *which)
+{
+    return !strcmp(which, KN_MM_SCRIPT_PROCESSOR)  ? KN_RUNTIME_PROCESSOR_ID
+           : !strcmp(which, KN_MM_SCRIPT_OVERRIDE) ? KN_RUNTIME_OVERRIDE_ID
+                                                   : NULL;
+}
+
+static bool matchmaker_script_exists(void *ud, const char *which)
+{
+    const char *id = script_id(which);
+    return id && kn_runtime_host_has_script(((matched_ctx *)ud)->host, id);
+}
 
 /* The matchmaker's processor and override scripts, on an API worker. */
 static int matchmaker_script(void *ud, const char *which, const char *json, size_t len, char **out,
                              size_t *out_len, char *msg, size_t cap)
 {
-    const char *id = !strcmp(which, KN_MM_SCRIPT_PROCESSOR)  ? KN_RUNTIME_PROCESSOR_ID
-                     : !strcmp(which, KN_MM_SCRIPT_OVERRIDE) ? KN_RUNTIME_OVERRIDE_ID
-                                                             : NULL;
+    const char *id = script_id(which);
     if (!id) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "no script hook %s", which);
     return kn_rpc_call_script(((matched_ctx *)ud)->rpc, id, json, len, 10000, out, out_len, msg,
                               cap);
@@ -170,7 +183,7 @@ static void matchmaker_matched(void *ud, kn_mm_ticket *const *tickets, size_t n)
 {
     matched_ctx *m = ud;
     char match_id[KN_MATCH_ID_MAX] = "", token[KN_RELAY_TOKEN_MAX] = "";
-    if (m->rpc) {
+    if (m->rpc && kn_runtime_host_has_script(m->host, KN_RUNTIME_MATCHED_ID)) {
         char *json = kn_mm_matched_json(tickets, n), *res = NULL, msg[256] = "";
         size_t res_len = 0;
         int rc = json ? kn_rpc_call_script(m->rpc, KN_RUNTIME_MATCHED_ID, json, strlen(json), 10000,
@@ -756,13 +769,14 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_match_engine_create(&mec, &matches))) goto done;
     kn_match_wire_attach_engine(mw, matches);
 
-    mctx = (matched_ctx){out, mw, rpc};
+    mctx = (matched_ctx){out, mw, rpc, host};
     kn_matchmaker_config mmc = {.interval_ms = cfg->matchmaker_interval_ms,
                                 .max_intervals = (uint32_t)cfg->matchmaker_max_intervals,
                                 .max_tickets = (uint32_t)cfg->matchmaker_max_tickets,
                                 .matched = matchmaker_matched,
                                 .matched_ud = &mctx,
                                 .script = matchmaker_script,
+                                .script_exists = matchmaker_script_exists,
                                 .script_ud = &mctx};
     if ((rc = kn_matchmaker_create(&mmc, &mm)) ||
         (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))

@@ -179,6 +179,9 @@ typedef void (*kn_mm_matched_fn)(void *ud, kn_mm_ticket *const *tickets, size_t 
 #define KN_MM_SCRIPT_OVERRIDE  "kaos.matchmaker_override"
 typedef int (*kn_mm_script_fn)(void *ud, const char *which, const char *json, size_t len,
                                char **out, size_t *out_len, char *msg, size_t cap);
+/* Whether script `which` is registered now (cheap): a pass builds no JSON
+ * for a script that is not there. */
+typedef bool (*kn_mm_script_exists_fn)(void *ud, const char *which);
 
 /* The matched hook's payload: a JSON array with one object per player,
  * {presence = {user_id, session_id, username}, party_id, ticket,
@@ -196,6 +199,7 @@ typedef struct kn_matchmaker_config {
     kn_mm_matched_fn matched;
     void *matched_ud;
     kn_mm_script_fn script; /* NULL: no scripts */
+    kn_mm_script_exists_fn script_exists; /* NULL: ask script every pass */
     void *script_ud;
 } kn_matchmaker_config;
 

@@ -445,6 +445,12 @@ static bool groups_sound(const kn_mm_pass *pass, const kn_mm_group *g, size_t n)
     return ok;
 }
 
+static bool has_script(kn_matchmaker *mm, const char *which)
+{
+    return mm->cfg.script &&
+           (!mm->cfg.script_exists || mm->cfg.script_exists(mm->cfg.script_ud, which));
+}
+
 /* Calls script `which` with json (freed) and no lock held; *out is its
  * answer, NULL when it has none (not registered: quietly; failed: logged,
  * and *failed set). */
@@ -564,7 +570,7 @@ void kn_mm_process(kn_matchmaker *mm)
     bool failed = false;
     const char *which = KN_MM_SCRIPT_PROCESSOR;
     kn_mm_pass pass;
-    if (mm->cfg.script) {
+    if (has_script(mm, which)) {
         pthread_mutex_lock(&mm->lock);
         char *json = take_snapshot(mm, &pass) ? kn_mm__pool_json(pass.tickets, pass.n) : NULL;
         pthread_mutex_unlock(&mm->lock);
@@ -583,7 +589,7 @@ void kn_mm_process(kn_matchmaker *mm)
     kn_free(answer);
     answer = NULL;
     if (!scripted) c_groups(mm, &pass, &groups, &n_groups);
-    if (!scripted && !failed && mm->cfg.script && n_groups) {
+    if (!scripted && !failed && n_groups && has_script(mm, KN_MM_SCRIPT_OVERRIDE)) {
         which = KN_MM_SCRIPT_OVERRIDE;
         char *json = kn_mm__groups_json(pass.tickets, groups, n_groups);
         pthread_mutex_unlock(&mm->lock);

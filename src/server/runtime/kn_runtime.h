@@ -162,6 +162,10 @@ typedef struct kn_match_handler kn_match_handler;
 int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, const char *node,
                              kn_match_handler **out, char *msg, size_t cap);
 
+/* Whether the current runtime registered the script hook `id` (one of the
+ * KN_RUNTIME_*_ID above; false for any other id). Lock-free, any thread. */
+bool kn_runtime_host_has_script(const kn_runtime_host *h, const char *id);
+
 /* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);
 

@@ -654,9 +654,20 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
 }
 
 /* Every VM of a runtime registers the same hooks: note which, from one. */
+/* The "kaos." script hooks the server asks for by id (kn_runtime_host_has_script). */
+static const char *const script_ids[] = {KN_RUNTIME_MATCHED_ID, KN_RUNTIME_PROCESSOR_ID,
+                                         KN_RUNTIME_OVERRIDE_ID};
+#define N_SCRIPT_IDS (sizeof script_ids / sizeof script_ids[0])
+
 static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
 {
     lua_State *L = vm->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    for (size_t i = 0; i < N_SCRIPT_IDS; i++) {
+        if (lua_getfield(L, -1, script_ids[i]) == LUA_TFUNCTION) rt->scripts |= 1u << i;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     for (int k = 0; k < 2; k++) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[k]);
         lua_pushnil(L);
@@ -979,10 +990,12 @@ struct kn_runtime_host {
     pthread_cond_t wake;
     bool stop;
     _Atomic uint64_t hooks[2][KN_RUNTIME_HOOK_CASES / 64]; /* the current runtime's, lock-free */
+    atomic_uint scripts;                                   /* the current runtime's */
 };
 
 static void host_publish_hooks(kn_runtime_host *h, const kn_runtime *rt)
 {
+    atomic_store(&h->scripts, rt->scripts);
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < KN_RUNTIME_HOOK_CASES / 64; i++)
             atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
@@ -992,6 +1005,14 @@ bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int c
 {
     return c > 0 && c < KN_RUNTIME_HOOK_CASES &&
            (atomic_load(&((kn_runtime_host *)h)->hooks[kind][c / 64]) >> (c % 64)) & 1;
+}
+
+bool kn_runtime_host_has_script(const kn_runtime_host *h, const char *id)
+{
+    for (size_t i = 0; i < N_SCRIPT_IDS; i++)
+        if (!strcmp(id, script_ids[i]))
+            return (atomic_load(&((kn_runtime_host *)h)->scripts) >> i) & 1;
+    return false;
 }
 
 struct kn_runtime_slot {

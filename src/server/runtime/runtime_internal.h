@@ -44,6 +44,7 @@ struct kn_runtime {
     const kn_lua_binding *bindings; /* borrowed (kn_runtime_config) */
     size_t n_bindings;
     uint64_t hooks[2][KN_RUNTIME_HOOK_CASES / 64]; /* [kind] bit set of message cases with a hook */
+    unsigned scripts; /* bit i: the i-th of the matchmaker's script ids is registered */
 };
 
 struct kn_runtime_vm {
