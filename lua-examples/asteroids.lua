@@ -634,3 +634,14 @@ kaos.register_rpc(function(context, payload)
   end
   return kaos.json_encode({ paid = true, coins = total })
 end, "asteroids_bounty")
+
+-- The matchmaker's groups of asteroids players (tickets with
+-- properties.game = "asteroids": kaos-asteroids-bots -M REGION,
+-- kaos-asteroids-term -M REGION) get a fresh asteroids match sized for them;
+-- any other group gets nil, so its players meet in a relayed match by token.
+kaos.register_matchmaker_matched(function(context, matched_users)
+  for _, u in ipairs(matched_users) do
+    if u.properties.game ~= "asteroids" then return nil end
+  end
+  return kaos.match_create("asteroids", { max_players = math.max(4, #matched_users) })
+end)

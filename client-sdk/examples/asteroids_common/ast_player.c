@@ -74,9 +74,56 @@ static void join(ast_player *p, const char *id)
     if (rc < 0) fail(p, "cannot join: %s", kaos_err_text(rc));
 }
 
+static bool request_failed(ast_player *p, const kaos_result *r);
+
+static void on_ticket(kaos_client *c, const kaos_result *r, const char *ticket, void *ud)
+{
+    (void)c;
+    (void)ticket;
+    request_failed(ud, r); /* else: FINDING until MatchmakerMatched */
+}
+
+/* The matchmaker's answer: the asteroids match the server's matched hook
+ * created for the group (lua-examples/asteroids.lua). */
+static void on_matched(kaos_client *c, const kaos_matchmaker_matched *m, void *ud)
+{
+    (void)c;
+    ast_player *p = ud;
+    if (p->state != AST_FINDING) return;
+    if (!*m->match_id) {
+        fail(p, "matched without an asteroids match (is the matched hook of asteroids.lua "
+                "loaded?)");
+        return;
+    }
+    join(p, m->match_id);
+}
+
+/* A ticket: same game and region, skill within 300 either way, 2-4 players. */
+static void find_by_matchmaker(ast_player *p)
+{
+    double skill = p->cfg.skill > 0 ? p->cfg.skill : 1000;
+    char query[192];
+    snprintf(query, sizeof query,
+             "+properties.game:asteroids +properties.region:%s +properties.skill:>=%.0f "
+             "+properties.skill:<=%.0f",
+             p->cfg.region, skill - 300, skill + 300);
+    const char *names[] = {"game", "region"}, *values[] = {"asteroids", p->cfg.region};
+    const char *num_names[] = {"skill"};
+    kaos_matchmaker_request req = {.min_count = 2,
+                                   .max_count = 4,
+                                   .query = query,
+                                   .properties = {names, values, 2, num_names, &skill, 1}};
+    int rc = kaos_client_matchmaker_add(p->client, &req, on_ticket, p);
+    if (rc < 0) fail(p, "cannot add a matchmaker ticket: %s", kaos_err_text(rc));
+}
+
 static void find(ast_player *p)
 {
     p->state = AST_FINDING;
+    if (p->cfg.region) {
+        find_by_matchmaker(p);
+        return;
+    }
     int rc = kaos_client_rpc_call(p->client, RPC_ID, "", on_found, p);
     if (rc < 0) fail(p, "cannot call %s: %s", RPC_ID, kaos_err_text(rc));
 }
@@ -260,6 +307,12 @@ int ast_player_option(ast_player_config *cfg, int opt, const char *arg)
         return 1;
     }
     case 'm': cfg->match_id = arg; return 1;
+    case 'M':
+        cfg->region = arg;
+        return *arg ? 1 : -1;
+    case 'S':
+        cfg->skill = strtod(arg, &end);
+        return *end || !(cfg->skill > 0 && cfg->skill < 1e6) ? -1 : 1;
     default: return 0;
     }
 }
@@ -297,6 +350,7 @@ int ast_player_start(ast_player *p, const ast_player_config *cfg)
     kaos_client_on_error(p->client, on_error, p);
     kaos_client_on_match_data(p->client, on_match_data, p);
     kaos_client_on_match_end(p->client, on_match_end, p);
+    kaos_client_on_matchmaker_matched(p->client, on_matched, p);
     rc = kaos_client_connect(p->client);
     if (rc < 0) {
         snprintf(p->error, sizeof p->error, "cannot connect: %s", kaos_err_text(rc));

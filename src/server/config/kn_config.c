@@ -109,6 +109,11 @@ static const option options[] = {
         "CPU one match handler call may use, % of the tick interval of the fastest other match "
         "on its thread (0 = off)"),
     INT(match_memory_mb, "32", 1, 65536, "memory cap of each authoritative match's Lua VM, MiB"),
+    INT(matchmaker_interval_ms, "15000", 10, 3600000,
+        "time between matchmaker passes (Nakama's 15 s; tests use a few ms)"),
+    INT(matchmaker_max_intervals, "2", 1, 1000,
+        "passes a ticket holds out for its max count before taking fewer"),
+    INT(matchmaker_max_tickets, "3", 1, 100, "matchmaker tickets one session may hold"),
     INT(max_matches, "10000", 1, 1000000, "authoritative matches at once"),
     INT(max_friends, "1000", 1, 100000,
         "friends and invites (not blocks) a user may have; an invite past it is refused"),

@@ -14,6 +14,9 @@
 #include <lua.h>
 #include <stdatomic.h>
 
+/* Message cases a hook may be registered for: 0..KN_RUNTIME_HOOK_CASES-1
+ * (the Envelope's fields; the matchmaker's are 310-349). */
+#define KN_RUNTIME_HOOK_CASES 512
 #define MAX_MODULES 256
 #define MAX_ENV 64
 #define MAX_MATCH_HANDLERS 256
@@ -40,7 +43,8 @@ struct kn_runtime {
     bool (*is_client_op)(int message_case);
     const kn_lua_binding *bindings; /* borrowed (kn_runtime_config) */
     size_t n_bindings;
-    uint64_t hooks[2][4]; /* [kind] bit set of message cases with a hook */
+    uint64_t hooks[2][KN_RUNTIME_HOOK_CASES / 64]; /* [kind] bit set of message cases with a hook */
+    unsigned scripts; /* bit i: the i-th of the matchmaker's script ids is registered */
 };
 
 struct kn_runtime_vm {
