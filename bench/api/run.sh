@@ -162,7 +162,7 @@ start_server() {
     : >"$tmp/server.out"
     timeout -s TERM 3600 "${pin[@]}" "$BUILD/kaosnet" serve --database-url "$run_url" \
         --data-dir "$tmp/data" --runtime-path "$tmp/runtime" --bind 127.0.0.1 --port 0 \
-        --http-port 0 --migrate --log-level warn "${server_flags[@]}" \
+        --http-port 0 --console false --migrate --log-level warn "${server_flags[@]}" \
         >"$tmp/server.out" 2>"$tmp/server.err" &
     timeout_pid=$!
     bench_wait_ready "$timeout_pid" server || return 1

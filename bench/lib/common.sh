@@ -172,7 +172,7 @@ bench_kaosnet_start() {
     shift
     mkdir -p "$tmp/data"
     "$bin" serve --database-url "$run_url" --data-dir "$tmp/data" \
-        --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn "$@" \
+        --bind 127.0.0.1 --port 0 --http-port 0 --console false --migrate --log-level warn "$@" \
         >"$tmp/server.out" 2>"$tmp/server.err" &
     server_pid=$!
     bench_wait_ready "$server_pid" kaosnet || exit 1

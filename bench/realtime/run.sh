@@ -122,7 +122,7 @@ start_server() {
             mkdir -p "$tmp/data"
             "${pin_server[@]}" "$BUILD/kaosnet" serve --database-url "$run_url" \
                 --data-dir "$tmp/data" --runtime-path bench/realtime/lua \
-                --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
+                --bind 127.0.0.1 --port 0 --http-port 0 --console false --migrate --log-level warn \
                 --max-connections "$peers" --max-connections-per-address 0 \
                 ${net_threads:+--net-threads "$net_threads"} \
                 --rate-match-msgs 1000 --auth-timeout-ms 60000 \

@@ -77,7 +77,7 @@ start_server() {
             mkdir -p "$tmp/data" "$tmp/runtime"
             "$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
                 --runtime-path "$tmp/runtime" \
-                --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
+                --bind 127.0.0.1 --port 0 --http-port 0 --console false --migrate --log-level warn \
                 --max-connections "$peers" --max-connections-per-address 0 \
                 >"$tmp/server.out" 2>"$tmp/server.err" &
             pattern='s/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p'

@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BUILD/kaosnet" serve --database-url "$url" --data-dir "$tmp/data" --bind 127.0.0.1 --port 0 --http-port 0 \
+"$BUILD/kaosnet" serve --database-url "$url" --data-dir "$tmp/data" --bind 127.0.0.1 --port 0 --http-port 0 --console false \
     --migrate --log-level error --max-connections 1024 --max-handshakes 4096 \
     --handshake-timeout-ms 600000 --auth-timeout-ms 600000 --max-connections-per-address 0 \
     >"$tmp/out" 2>"$tmp/err" &
