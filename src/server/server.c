@@ -586,6 +586,7 @@ typedef struct console_ctx {
     kn_rpc *rpc;
     reloader *rl;
     const kn_config *cfg;
+    kn_runtime_host *host;
 } console_ctx;
 
 static void console_metrics(void *ud, char *buf, size_t cap)
@@ -622,13 +623,33 @@ static char *dump_free(kn_json *o)
     return copy;
 }
 
+/* One registration of the runtime into its list of the Runtime page. */
+static void runtime_visit(void *ud, const char *kind, const char *name)
+{
+    static const char *const lists[][2] = {{"module", "modules"},
+                                           {"rpc", "rpcs"},
+                                           {"match", "match_handlers"},
+                                           {"before", "before_hooks"},
+                                           {"after", "after_hooks"}};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        if (strcmp(kind, lists[i][0])) continue;
+        kn_json *arr = kn_json_object_get(ud, lists[i][1]);
+        if (!arr) {
+            arr = kn_json_array();
+            kn_json_object_set_new(ud, lists[i][1], arr);
+        }
+        kn_json_array_append_new(arr, kn_json_string(name ? name : "?"));
+    }
+}
+
 static char *console_runtime_info(void *ud)
 {
     console_ctx *c = ud;
     kn_json *o = kn_json_object();
+    kn_runtime_host_describe(c->host, runtime_visit, o);
     pthread_mutex_lock(&c->rl->mu);
     kn_json_object_set_new(o, "path", kn_json_string(c->cfg->runtime_path));
-    kn_json_object_set_new(o, "modules", kn_json_integer((int64_t)c->rl->modules));
+    kn_json_object_set_new(o, "module_count", kn_json_integer((int64_t)c->rl->modules));
     kn_json_object_set_new(o, "last_reload_ms", kn_json_integer(c->rl->last_reload_ms));
     kn_json_object_set_new(o, "last_error", kn_json_string(c->rl->last_error));
     pthread_mutex_unlock(&c->rl->mu);
@@ -985,7 +1006,7 @@ int kn_server_run(const kn_config *cfg)
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
     if (cfg->console) {
         if ((rc = console_bootstrap(cfg))) goto done;
-        cctx = (console_ctx){&hctx, sessions, rpc, &rl, cfg};
+        cctx = (console_ctx){&hctx, sessions, rpc, &rl, cfg, host};
         kn_console_config ccfg = {.bind = cfg->console_bind,
                                   .port = (uint16_t)cfg->console_port,
                                   .database_url = cfg->database_url,

@@ -107,6 +107,8 @@ async function main(browser) {
   // Runtime and configuration pages render (secrets masked).
   await page.goto(base + '/#/runtime');
   await page.locator('dl.kv').waitFor();
+  await page.locator('dd', { hasText: 'asteroids_find_or_create' }).waitFor();
+  check((await page.textContent('dl.kv')).includes('asteroids'), 'the runtime lists its modules, RPCs and match handlers');
   // The API explorer calls an RPC as the other player.
   await page.fill('#rpc-form input[name="id"]', 'echo');
   await page.fill('#rpc-form input[name="user_id"]', t.edit_user_id);
@@ -115,6 +117,11 @@ async function main(browser) {
   await confirmDialog(page);
   await page.locator('#rpc-result', { hasText: t.edit_user_id }).waitFor();
   check((await page.textContent('#rpc-result')).includes('from the console'), 'the API explorer calls an RPC as a chosen user');
+  // The picture names the module directory as configured, not this machine's path.
+  await page.evaluate(() => {
+    const dt = [...document.querySelectorAll('dl.kv dt')].find((d) => d.textContent === 'Module path');
+    if (dt) dt.nextElementSibling.textContent = 'lua-examples';
+  });
   await shot(page, 'runtime');
   await page.goto(base + '/#/config');
   await page.locator('td', { hasText: 'console_admin_password' }).waitFor();

@@ -166,6 +166,14 @@ int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, c
  * KN_RUNTIME_*_ID above; false for any other id). Lock-free, any thread. */
 bool kn_runtime_host_has_script(const kn_runtime_host *h, const char *id);
 
+/* What the current runtime registered, for the admin console: visit(ud,
+ * kind, name) for each module ("module", its file name without .lua), RPC
+ * ("rpc", its id), match handler ("match") and hooked message ("before",
+ * "after": the message type's name). Under the host's lock: visit must not
+ * call into the host. Any thread. */
+typedef void (*kn_runtime_visit)(void *ud, const char *kind, const char *name);
+void kn_runtime_host_describe(kn_runtime_host *h, kn_runtime_visit visit, void *ud);
+
 /* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);
 

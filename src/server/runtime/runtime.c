@@ -86,6 +86,8 @@ void kn_runtime_destroy(kn_runtime *rt)
         kn_free(rt->env_values[i]);
     }
     for (size_t i = 0; i < rt->n_match_names; i++) kn_free(rt->match_names[i]);
+    for (size_t i = 0; i < rt->n_rpc_names; i++)
+        kn_free(rt->rpc_names[i]);
     for (size_t i = 0; i < rt->count; i++) {
         kn_free(rt->mods[i].name);
         kn_free(rt->mods[i].chunk);
@@ -667,6 +669,12 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
         if (lua_getfield(L, -1, script_ids[i]) == LUA_TFUNCTION) rt->scripts |= 1u << i;
         lua_pop(L, 1);
     }
+    lua_pushnil(L);
+    while (lua_next(L, -2) && rt->n_rpc_names < MAX_RPC_NAMES) {
+        if (lua_type(L, -2) == LUA_TSTRING)
+            rt->rpc_names[rt->n_rpc_names++] = kn_strndup(lua_tostring(L, -2), 128);
+        lua_pop(L, 1);
+    }
     lua_pop(L, 1);
     for (int k = 0; k < 2; k++) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[k]);
@@ -1123,6 +1131,23 @@ void kn_runtime_host_destroy(kn_runtime_host *h)
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     kn_free(h);
+}
+
+void kn_runtime_host_describe(kn_runtime_host *h, kn_runtime_visit visit, void *ud)
+{
+    pthread_mutex_lock(&h->lock);
+    const kn_runtime *rt = h->current;
+    for (size_t i = 0; rt && i < rt->count; i++)
+        visit(ud, "module", rt->mods[i].name);
+    for (size_t i = 0; rt && i < rt->n_rpc_names; i++)
+        visit(ud, "rpc", rt->rpc_names[i]);
+    for (size_t i = 0; rt && i < rt->n_match_names; i++)
+        visit(ud, "match", rt->match_names[i]);
+    for (int k = 0; rt && k < 2; k++)
+        for (int c = 1; c < KN_RUNTIME_HOOK_CASES; c++)
+            if (kn_runtime_has_hook(rt, (kn_hook_kind)k, c))
+                visit(ud, k == KN_HOOK_BEFORE ? "before" : "after", kn_envelope_type_name(c));
+    pthread_mutex_unlock(&h->lock);
 }
 
 void kn_runtime_host_swap(kn_runtime_host *h, kn_runtime *rt)

@@ -20,6 +20,7 @@
 #define MAX_MODULES 256
 #define MAX_ENV 64
 #define MAX_MATCH_HANDLERS 256
+#define MAX_RPC_NAMES         256 /* listed for the console; more still work */
 
 typedef struct module {
     char *name;  /* file name without ".lua" (what require takes) */
@@ -40,6 +41,8 @@ struct kn_runtime {
     size_t match_memory_limit;
     char *match_names[MAX_MATCH_HANDLERS]; /* kaos.register_match names, from the check VM */
     size_t n_match_names;
+    char *rpc_names[MAX_RPC_NAMES]; /* kaos.register_rpc ids, from the check VM */
+    size_t n_rpc_names;
     bool (*is_client_op)(int message_case);
     const kn_lua_binding *bindings; /* borrowed (kn_runtime_config) */
     size_t n_bindings;

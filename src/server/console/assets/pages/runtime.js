@@ -5,7 +5,10 @@
   KC.page({ id: 'runtime', title: 'Runtime', order: 70, async render(el) {
     try {
       const r = await KC.get('runtime');
-      el.append(KC.kv(r, [['path', 'Module path'], ['modules', 'Modules loaded'], ['watch', 'Reload on change'],
+      const names = (v) => (v && v.length ? [...v].sort().join(', ') : '—');
+      el.append(KC.kv(r, [['path', 'Module path'], ['module_count', 'Modules loaded'], ['modules', 'Modules', names],
+        ['rpcs', 'RPCs', names], ['before_hooks', 'Before hooks', names], ['after_hooks', 'After hooks', names],
+        ['match_handlers', 'Match handlers', names], ['watch', 'Reload on change'],
         ['last_reload_ms', 'Last (re)load', (v) => KC.time(v / 1000)], ['last_error', 'Last reload error']]));
     } catch (e) { KC.banner(e.message); }
     if (!KC.can('developer')) return;
