@@ -276,6 +276,47 @@ static void a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes(void **
     kn_runtime_host_destroy(host); /* ASan: every runtime and VM freed by now */
 }
 
+/* What kn_runtime_host_describe hands the admin console. */
+typedef struct described {
+    char text[1024];
+} described;
+
+static void describe_into(void *ud, const char *kind, const char *name)
+{
+    described *d = ud;
+    size_t n = strlen(d->text);
+    snprintf(d->text + n, sizeof d->text - n, "%s:%s;", kind, name);
+}
+
+static void the_host_describes_modules_rpcs_hooks_and_match_handlers(void **state)
+{
+    luatest_write("game.lua",
+                  "local kaos = require('kaos')\n"
+                  "local noop = function() end\n"
+                  "kaos.register_rpc(function() return '' end, 'ping')\n"
+                  "kaos.register_req_before(function(ctx, req) return req end, 'rpc')\n"
+                  "kaos.register_match('arena', {match_init = noop, match_join_attempt = noop,\n"
+                  "  match_join = noop, match_leave = noop, match_loop = noop,\n"
+                  "  match_terminate = noop, match_signal = noop})\n");
+    kn_runtime_config cfg = {.path = luatest_dir()};
+    char err[256];
+    kn_runtime *rt;
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_OK);
+    kn_runtime_host *host;
+    assert_int_equal(kn_runtime_host_create(rt, &host), KN_OK);
+    described d = {""};
+    kn_runtime_host_describe(host, describe_into, &d);
+    assert_string_equal(d.text, "module:game;rpc:ping;match:arena;before:rpc;");
+    /* After a swap it describes the new code. */
+    luatest_write("game.lua", "require('kaos').register_rpc(function() return '' end, 'pong')\n");
+    assert_int_equal(kn_runtime_load(&cfg, &rt, err, sizeof err), KN_OK);
+    kn_runtime_host_swap(host, rt);
+    d.text[0] = '\0';
+    kn_runtime_host_describe(host, describe_into, &d);
+    assert_string_equal(d.text, "module:game;rpc:pong;");
+    kn_runtime_host_destroy(host);
+}
+
 static void run_once_runs_at_start_only_and_env_reaches_the_context(void **state)
 {
     luatest_write("once.lua",
@@ -560,6 +601,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(hooks_register_by_op_name_and_see_rewrite_refuse_and_reply,
                                         luatest_setup, luatest_teardown),
         cmocka_unit_test_setup_teardown(run_once_runs_at_start_only_and_env_reaches_the_context,
+                                        luatest_setup, luatest_teardown),
+        cmocka_unit_test_setup_teardown(the_host_describes_modules_rpcs_hooks_and_match_handlers,
                                         luatest_setup, luatest_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
