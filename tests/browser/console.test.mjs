@@ -142,6 +142,16 @@ async function main(browser) {
   check(true, 'the audit log shows the writes');
   await shot(page, 'audit');
 
+  // Console users: the admin adds one from the page.
+  await page.goto(base + '/#/users');
+  await page.fill('#user-form input[name="username"]', 'helper');
+  await page.fill('#user-form input[name="password"]', 'helper-password-1');
+  await page.selectOption('#user-form select[name="role"]', 'developer');
+  await page.click('#user-form button[type="submit"]');
+  await confirmDialog(page);
+  await page.locator('td', { hasText: 'helper' }).waitFor();
+  check(true, 'the admin adds a console user');
+
   // A write without the CSRF token is refused (cookie sent, header not).
   const noCsrf = await page.request.post(base + '/v2/console/account/unban', { data: { id: t.user_id } });
   check(noCsrf.status() === 403, 'a write without the CSRF token is refused (403)');
@@ -159,6 +169,8 @@ async function main(browser) {
   const refused = await rp.request.post(base + '/v2/console/account/unban',
     { data: { id: t.user_id }, headers: { 'X-Kaos-Csrf': me.csrf } });
   check(refused.status() === 403, "a read-only user's write is refused (403)");
+  const users = await rp.request.get(base + '/v2/console/users');
+  check(users.status() === 403, 'a read-only user may not list console users (403)');
   await ro.close();
 
   await ctx.storageState({ path: t.state_file });

@@ -51,7 +51,8 @@ typedef struct kn_console_route {
     X(notifications)                                                                               \
     X(runtime)                                                                                     \
     X(config)                                                                                      \
-    X(audit)
+    X(audit)                                                                                       \
+    X(users)
 
 #define KN_CONSOLE__DECLARE(name) extern const kn_console_route kn_console__##name##_routes[];
 KN_CONSOLE_SERVICES(KN_CONSOLE__DECLARE)
