@@ -5,6 +5,7 @@
 #include "kn_mem.h"
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,11 +30,26 @@ static void quiet_notices(void *arg, const char *message)
     KN_DEBUG("postgres: %s", message);
 }
 
+/* The outcome of the last connection attempt or query of any connection:
+ * what /healthz reports (kn_db_reachable). */
+static atomic_bool reachable = true;
+
+/* The url's own connect_timeout, if it has one, wins over this default. */
+#define CONNECT_TIMEOUT_S "5"
+
+static PGconn *connect_url(const char *url)
+{
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {CONNECT_TIMEOUT_S, url, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 static int connect_db(kn_db *db)
 {
-    db->conn = PQconnectdb(db->url);
+    db->conn = connect_url(db->url);
     if (!db->conn) return KN_ERR_NOMEM;
     if (PQstatus(db->conn) != CONNECTION_OK) {
+        atomic_store_explicit(&reachable, false, memory_order_relaxed);
         /* PQerrorMessage ends with a newline; trim it for one-line logs. */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(db->conn));
@@ -44,7 +60,22 @@ static int connect_db(kn_db *db)
         return KN_ERR_DB;
     }
     PQsetNoticeProcessor(db->conn, quiet_notices, NULL);
+    atomic_store_explicit(&reachable, true, memory_order_relaxed);
     return KN_OK;
+}
+
+bool kn_db_reachable(void)
+{
+    return atomic_load_explicit(&reachable, memory_order_relaxed);
+}
+
+bool kn_db_ping(const char *url)
+{
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"2", url ? url : "", NULL};
+    bool ok = PQpingParams(keys, vals, 1) == PQPING_OK;
+    if (ok) atomic_store_explicit(&reachable, true, memory_order_relaxed);
+    return ok;
 }
 
 int kn_db_open(const char *url, kn_db **out)
@@ -159,7 +190,10 @@ int kn_db_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, kn
      * its earlier statements are gone and the caller must start over. */
     if (rc == KN_ERR_DB && connection_lost(db) && !db->in_tx && reconnect(db) == KN_OK)
         rc = run_query(db, stmt, params, &res);
-    if (rc) return rc;
+    if (rc) {
+        if (connection_lost(db)) atomic_store_explicit(&reachable, false, memory_order_relaxed);
+        return rc;
+    }
     if (!rows) {
         PQclear(res);
         return KN_OK;
