@@ -3,6 +3,7 @@
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "kn_time.h"
 
 #include <libpq-fe.h>
 #include <stdatomic.h>
@@ -34,13 +35,35 @@ static void quiet_notices(void *arg, const char *message)
  * what /healthz reports (kn_db_reachable). */
 static atomic_bool reachable = true;
 
-/* The url's own connect_timeout, if it has one, wins over this default. */
-#define CONNECT_TIMEOUT_S "5"
+/* While Postgres is away every request's connection fails the same way:
+ * one line a second of each kind says so, with the count of those left out. */
+typedef struct log_throttle {
+    atomic_llong logged_ms;
+    atomic_ulong unlogged;
+} log_throttle;
 
+static log_throttle connect_failed_log = {-1000000, 0}, lost_log = {-1000000, 0};
+
+static bool log_due(log_throttle *t, unsigned long *left_out)
+{
+    int64_t now = kn_time_mono_ms();
+    long long last = atomic_load_explicit(&t->logged_ms, memory_order_relaxed);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&t->logged_ms, &last, now)) {
+        atomic_fetch_add_explicit(&t->unlogged, 1, memory_order_relaxed);
+        return false;
+    }
+    *left_out = atomic_exchange_explicit(&t->unlogged, 0, memory_order_relaxed);
+    return true;
+}
+
+/* Defaults the url's own settings win over: a connection attempt gives up
+ * after 5 s, and TCP keepalives notice a Postgres host that vanished
+ * (powered off, cut off) within about 25 s instead of the kernel's hours. */
 static PGconn *connect_url(const char *url)
 {
-    const char *const keys[] = {"connect_timeout", "dbname", NULL};
-    const char *const vals[] = {CONNECT_TIMEOUT_S, url, NULL};
+    const char *const keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+                                "keepalives_count", "dbname",          NULL};
+    const char *const vals[] = {"5", "10", "5", "3", url, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -54,7 +77,10 @@ static int connect_db(kn_db *db)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(db->conn));
         msg[strcspn(msg, "\n")] = '\0';
-        KN_ERROR("cannot connect to postgres: %s", msg);
+        unsigned long left_out;
+        if (log_due(&connect_failed_log, &left_out))
+            KN_ERROR("cannot connect to postgres: %s (%lu such lines left out in the last second)",
+                     msg, left_out);
         PQfinish(db->conn);
         db->conn = NULL;
         return KN_ERR_DB;
@@ -143,7 +169,11 @@ static bool connection_lost(kn_db *db)
 /* After a reset every prepared statement is gone. */
 static int reconnect(kn_db *db)
 {
-    KN_WARN("postgres connection lost; reconnecting");
+    unsigned long left_out;
+    if (log_due(&lost_log, &left_out))
+        KN_WARN("postgres connection lost; reconnecting (%lu such lines left out in the last "
+                "second)",
+                left_out);
     if (db->conn) PQfinish(db->conn);
     db->conn = NULL;
     db->nprepared = 0;
@@ -272,7 +302,8 @@ void kn_db_rows_free(kn_db_rows *rows)
 char *kn_db_text_array(const char *const *items, size_t n)
 {
     size_t len = 3;
-    for (size_t i = 0; i < n; i++) len += 2 * strlen(items[i]) + 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(items[i]) + 3;
     char *s = kn_malloc(len), *w = s;
     if (!s) return NULL;
     *w++ = '{';

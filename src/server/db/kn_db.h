@@ -6,7 +6,10 @@
  * executes it with text parameters. A lost connection is reset and the query
  * retried once, outside a transaction; a connection attempt gives up after
  * 5 s (unless the url sets connect_timeout), so with Postgres down a query
- * fails with KN_ERR_DB promptly rather than waiting. Errors map to kn_err: a unique
+ * fails with KN_ERR_DB promptly rather than waiting; TCP keepalives notice
+ * a vanished Postgres host in about 25 s. A Postgres that is alive but
+ * stalled (stopped process, full disk) still holds a query as long as it
+ * stalls: nothing here times a statement out. Errors map to kn_err: a unique
  * violation is KN_ERR_ALREADY_EXISTS and a foreign-key violation (the row
  * referred to is missing) KN_ERR_NOT_FOUND (kn_db_constraint names the
  * constraint of either), a serialization failure or deadlock KN_ERR_ABORTED,
