@@ -571,7 +571,10 @@ kaos.register_match("asteroids", M)
 -- none has room, creates one with the payload (a JSON object of match_init
 -- params, or empty) as its params. Two callers racing for the last seat both
 -- get the same id: the second join is refused ("match is full") and its
--- client calls again.
+-- client calls again. While the server sheds load, match_create (and the
+-- join that follows) are refused with UNAVAILABLE "server overloaded; try
+-- again later": the error passes through to the client, which tries again
+-- after a pause (client-sdk/examples/asteroids_common does, with backoff).
 kaos.register_rpc(function(context, payload)
   local params = nil
   if payload ~= "" then

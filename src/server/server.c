@@ -79,6 +79,7 @@ typedef struct http_ctx {
     kn_api *api;
     kn_match_engine *matches;
     kn_tracker *tracker;
+    const char *database_url;
 } http_ctx;
 
 /* The tracker's sink and its end of every session: the router's stream
@@ -281,6 +282,15 @@ static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t ca
                               (unsigned long long)v);
     }
     return n;
+}
+
+/* /healthz: degraded while Postgres is out of reach. The API workers find
+ * out on their next query; without traffic a probe here sees it come back. */
+static const char *http_health(void *ud)
+{
+    http_ctx *h = ud;
+    if (kn_db_reachable() || kn_db_ping(h->database_url)) return NULL;
+    return "database unavailable";
 }
 
 static void http_metrics(void *ud, char *buf, size_t cap)
@@ -996,12 +1006,14 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker};
+    hctx =
+        (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker, cfg->database_url};
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
                          .max_body = (size_t)cfg->max_message_size};
-    kn_http_handler hh = {.rpc = http_rpc, .metrics = http_metrics, .ud = &hctx};
+    kn_http_handler hh = {
+        .rpc = http_rpc, .metrics = http_metrics, .health = http_health, .ud = &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
     if (cfg->console) {

@@ -15,6 +15,10 @@
 #define RPC_ID        "asteroids_find_or_create"
 #define JOIN_ATTEMPTS 5
 #define RETRY_MS      200
+/* A request refused with UNAVAILABLE ("server overloaded; try again later")
+ * is tried again after 100, 200, 400, 800 and 1600 ms, then fails. */
+#define BUSY_TRIES      5
+#define BUSY_BACKOFF_MS 100
 
 int64_t ast_now_ms(void)
 {
@@ -128,6 +132,17 @@ static void find(ast_player *p)
     if (rc < 0) fail(p, "cannot call %s: %s", RPC_ID, kaos_err_text(rc));
 }
 
+/* A find or a join refused with UNAVAILABLE: true when another try is due
+ * later (ast_player_poll makes it), false when the tries are used up. */
+static bool retry_later(ast_player *p, const kaos_result *r)
+{
+    if (r->code != KAOS_ERR_UNAVAILABLE || p->busy_tries >= BUSY_TRIES) return false;
+    p->retry_at_ms = ast_now_ms() + ((int64_t)BUSY_BACKOFF_MS << p->busy_tries);
+    p->busy_tries++;
+    p->state = AST_WAITING;
+    return true;
+}
+
 /* A request's completion reported an error: true (and the player failed). */
 static bool request_failed(ast_player *p, const kaos_result *r)
 {
@@ -184,6 +199,7 @@ static void on_found(kaos_client *c, const kaos_result *r, const char *payload, 
                      void *ud)
 {
     ast_player *p = ud;
+    if (p->state == AST_FINDING && retry_later(p, r)) return;
     if (request_failed(p, r) || p->state != AST_FINDING) return;
     if (!len || len >= sizeof p->match_id) {
         fail(p, "%s answered %zu bytes, not a match id", RPC_ID, len);
@@ -204,6 +220,7 @@ static void on_joined(kaos_client *c, const kaos_result *r, const kaos_match *m,
         p->retry_at_ms = ast_now_ms() + RETRY_MS;
         return;
     }
+    if (p->state == AST_JOINING && retry_later(p, r)) return;
     if (request_failed(p, r) || p->state != AST_JOINING) return;
     p->state = AST_PLAYING;
     p->handle = m->handle;
@@ -363,7 +380,12 @@ int ast_player_start(ast_player *p, const ast_player_config *cfg)
 void ast_player_poll(ast_player *p, uint32_t timeout_ms)
 {
     if (!p->client) return;
-    if (p->state == AST_WAITING && p->may_find && ast_now_ms() >= p->retry_at_ms) find(p);
+    if (p->state == AST_WAITING && ast_now_ms() >= p->retry_at_ms) {
+        if (p->cfg.match_id)
+            join(p, p->cfg.match_id); /* a retry after UNAVAILABLE */
+        else if (p->may_find)
+            find(p);
+    }
     int rc = kaos_client_poll(p->client, timeout_ms);
     if (rc < 0) fail(p, "poll: %s", kaos_err_text(rc));
 }

@@ -8,7 +8,9 @@
  * The flow is a state machine driven by the SDK's callbacks inside
  * ast_player_poll; the caller owns the loop and the input. A refused join
  * (the match filled up or ended meanwhile) goes back to the RPC, up to 5
- * times. Single-threaded like the SDK: one thread uses a player at a time.
+ * times; a find or join refused with UNAVAILABLE (the server is shedding
+ * load: "try again later") is tried again after 100 ms, doubling, 5 times.
+ * Single-threaded like the SDK: one thread uses a player at a time.
  * Written against kaos.h only. */
 #ifndef AST_PLAYER_H
 #define AST_PLAYER_H
@@ -65,6 +67,7 @@ struct ast_player {
     char match_id[128];
     uint32_t handle;
     int attempts;
+    int busy_tries; /* finds and joins refused with UNAVAILABLE so far */
     int64_t retry_at_ms;
     /* from the match */
     bool welcomed;

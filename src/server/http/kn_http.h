@@ -7,7 +7,9 @@
  *                       200 with the RPC's answer, or a JSON error
  *                       {"code": N, "message": "..."} with an HTTP status that
  *                       matches the code (401 wrong key, 404 unknown id, ...).
- *   GET  /healthz       200 "ok"
+ *   GET  /healthz       200 "ok", or 200 "degraded: <why>" when the handler's
+ *                       health says so (the server still serves what it
+ *                       can: matches keep playing without Postgres)
  *   GET  /metrics       200, Prometheus text format, from the handler
  *
  * An application listener (kn_http_handler.app set: the admin console) gets
@@ -60,8 +62,11 @@ typedef struct kn_http_handler {
                size_t *out_len, char *msg, size_t msg_cap);
     /* Writes the metrics text (NUL-terminated) into buf. */
     void (*metrics)(void *ud, char *buf, size_t cap);
-    /* Application listener: answers every request (rpc and metrics unused).
-     * res arrives zeroed with status 200. */
+    /* NULL when healthy, else a static text saying what is degraded. May
+     * block briefly (a probe). NULL function: always healthy. */
+    const char *(*health)(void *ud);
+    /* Application listener: answers every request (rpc, metrics and health
+     * unused). res arrives zeroed with status 200. */
     void (*app)(void *ud, const kn_http_request *req, kn_http_response *res);
     void *ud;
 } kn_http_handler;

@@ -25,7 +25,9 @@
  * the current time (counted as one late tick).
  *
  * Admission control. A match thread busy more than 90% of the last second,
- * or running more than 5% of its ticks late, is "overloaded": new matches
+ * or busy at least half of it and running more than 5% of its ticks late
+ * (late ticks of a mostly idle thread are the machine's doing, not its
+ * own, and shedding would not help), is "overloaded": new matches
  * go to other threads (or are refused with UNAVAILABLE when all are) and new
  * joins to its matches are refused with UNAVAILABLE, while the players
  * already in keep playing. It recovers by itself on the next quiet second.
