@@ -39,6 +39,7 @@
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
 #include "kn_groups_lua.h"
+#include "kn_leaderboard_lua.h"
 #include "kn_notify_lua.h"
 
 #include <pthread.h>
@@ -417,6 +418,71 @@ static int check_schema(const kn_config *cfg)
     return rc;
 }
 
+/* Leaderboards: the service and its indexes rebuilt from Postgres, and the
+ * start-up connection kaos.leaderboard_create uses while modules load. */
+static int leaderboards_start(const kn_config *cfg, kn_leaderboards **lbs, kn_leaderboard_lua *lua)
+{
+    kn_leaderboards_config lc = {.node = cfg->node};
+    int rc = kn_leaderboards_create(&lc, lbs);
+    if (rc == KN_OK) rc = kn_db_open(cfg->database_url, &lua->db);
+    if (rc) return rc;
+    lua->lbs = *lbs;
+    char msg[256] = "";
+    size_t n = 0;
+    int64_t t0 = kn_time_mono_ms();
+    if ((rc = kn_leaderboards_load(*lbs, lua->db, &n, msg, sizeof msg))) {
+        KN_ERROR("leaderboards: %s", msg);
+        return rc;
+    }
+    KN_INFO("leaderboards: %zu board(s), %zu record(s) indexed in %lld ms",
+            kn_leaderboards_count(*lbs), n, (long long)(kn_time_mono_ms() - t0));
+    return KN_OK;
+}
+
+/* The leaderboard scheduler: one thread that wakes once a second (or when
+ * stopped) and lets the service end the periods that are due
+ * (kn_leaderboards_tick); the service claims each reset in Postgres, so
+ * with several nodes its callbacks run once. */
+typedef struct lb_scheduler {
+    kn_leaderboards *lbs;
+    kn_db *db;
+    pthread_t thread;
+    atomic_int stop;
+    bool started;
+} lb_scheduler;
+
+static void *lb_scheduler_main(void *arg)
+{
+    lb_scheduler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        kn_leaderboards_tick(s->lbs, s->db);
+        for (int i = 0; i < 10 && !atomic_load(&s->stop); i++)
+            usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+static int lb_scheduler_start(lb_scheduler *s, const kn_config *cfg, kn_leaderboards *lbs)
+{
+    s->lbs = lbs;
+    int rc = kn_db_open(cfg->database_url, &s->db);
+    if (rc) return rc;
+    if (pthread_create(&s->thread, NULL, lb_scheduler_main, s) != 0) return KN_ERR_INTERNAL;
+    s->started = true;
+    return KN_OK;
+}
+
+static void lb_scheduler_stop(lb_scheduler *s)
+{
+    if (s->started) {
+        atomic_store(&s->stop, 1);
+        pthread_join(s->thread, NULL);
+        s->started = false;
+    }
+    kn_db_close(s->db);
+    s->db = NULL;
+}
+
 /* Token keys: the config wins (operators rotating keys), else the key file. */
 static void pick_key(const char *configured, const uint8_t *file_key, const uint8_t **key,
                      size_t *len)
@@ -473,6 +539,9 @@ int kn_server_run(const kn_config *cfg)
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
     kn_friends_lua friends_lua = {.config = {.max_friends = (int)cfg->max_friends}};
+    kn_leaderboard_lua leaderboard_lua = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    kn_leaderboards *lbs = NULL;
+    lb_scheduler lbsched = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
@@ -481,6 +550,7 @@ int kn_server_run(const kn_config *cfg)
         {"friends", kn_friends_lua_funcs, &friends_lua},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
+        {"leaderboards", kn_leaderboard_lua_funcs, &leaderboard_lua},
         {"match", kn_match_lua_funcs, &matches},
     };
     reloader rl = {0};
@@ -506,6 +576,8 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_auth_create(&ac, &auth))) goto done;
     account_lua.auth = auth;
     if ((rc = check_schema(cfg))) goto done;
+    /* Leaderboards before the runtime: modules create boards as they load. */
+    if ((rc = leaderboards_start(cfg, &lbs, &leaderboard_lua))) goto done;
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
@@ -630,12 +702,14 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_FRIENDS] = &friends_lua.config,
                                   [KN_SVC_MATCH] = mw,
                                   [KN_SVC_RPC] = rpc,
-                                  [KN_SVC_STATUS] = status}},
+                                  [KN_SVC_STATUS] = status,
+                                  [KN_SVC_LEADERBOARDS] = lbs}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
     };
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
+    if ((rc = lb_scheduler_start(&lbsched, cfg, lbs))) goto done;
 
     kn_net_config nc;
     kn_net_config_default(&nc);
@@ -729,6 +803,7 @@ int kn_server_run(const kn_config *cfg)
 done:
     /* HTTP first: its handlers wait on workers, which must still be running. */
     kn_http_stop(http);
+    lb_scheduler_stop(&lbsched);
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
@@ -754,6 +829,8 @@ done:
     kn_lockout_destroy(account_lock);
     kn_lockout_destroy(address_lock);
     kn_auth_destroy(auth);
+    kn_db_close(leaderboard_lua.db);
+    kn_leaderboards_destroy(lbs);
     kn_session_store_destroy(store);
     kn_keys_wipe(&keys);
     if (rc)

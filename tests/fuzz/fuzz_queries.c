@@ -6,12 +6,14 @@
  * notifications cacheable cursors (NotificationsList.cacheable_cursor) and
  * the groups cursors (GroupsList, GroupUsersList, UserGroupsList .cursor;
  * the listing and its state picked from the input's length, the groups
- * filter's name prefix from the collection). The input is split on NUL
+ * filter's name prefix from the collection) and leaderboard record list
+ * cursors (LeaderboardRecordsList.cursor). The input is split on NUL
  * bytes into query, label, cursor and collection. Properties: nothing crashes or leaks; every
  * refusal is INVALID_ARGUMENT with a message. */
 #include "kn_error.h"
 #include "kn_friends.h"
 #include "kn_groups.h"
+#include "kn_leaderboard.h"
 #include "kn_notify.h"
 #include "kn_storage.h"
 #include "match_internal.h"
@@ -62,6 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[0] = '\0';
     kn_groups_filter f = {part[3], NULL, -1, 0, 0};
     rc = kn_groups_cursor_check("gmu"[(n / 6) % 3], &f, (int)(n % 6) - 1, part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_leaderboard_cursor_check(part[2], msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     return 0;
 }

@@ -23,7 +23,8 @@
  * (deps.pipeline.services[KN_SVC_x], set by the composition root). */
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
-    X(AUTH) X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS)
+    X(AUTH)                                                                                        \
+    X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(LEADERBOARDS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -113,7 +114,15 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(GROUP_USERS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
       kn_groups_wire_users_list)                                                                   \
     X(USER_GROUPS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
-      kn_groups_wire_user_list)
+      kn_groups_wire_user_list)                                                                    \
+    X(LEADERBOARD_RECORD_WRITE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \
+      kn_leaderboard_wire_record_write)                                                            \
+    X(LEADERBOARD_RECORDS_LIST, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \
+      kn_leaderboard_wire_records_list)                                                            \
+    X(LEADERBOARD_RECORDS_AROUND, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,      \
+      kn_leaderboard_wire_records_around)                                                          \
+    X(LEADERBOARD_RECORD_DELETE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,       \
+      kn_leaderboard_wire_record_delete)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

@@ -4,6 +4,7 @@
 #include "kn_auth_wire.h"
 #include "kn_friends_wire.h"
 #include "kn_groups_wire.h"
+#include "kn_leaderboard_wire.h"
 #include "kn_match_wire.h"
 #include "kn_notify_wire.h"
 #include "kn_rpc.h"
