@@ -597,7 +597,7 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lua_Integer c = lua_tointeger(L, -2);
-            if (c > 0 && c < 256) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
+            if (c > 0 && c < HOOK_CASES) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -613,7 +613,7 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
 
 bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int c)
 {
-    return c > 0 && c < 256 && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
+    return c > 0 && c < HOOK_CASES && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
 }
 
 int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t cap)
@@ -882,18 +882,18 @@ struct kn_runtime_host {
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
-    _Atomic uint64_t hooks[2][4]; /* the current runtime's, read lock-free */
+    _Atomic uint64_t hooks[2][HOOK_WORDS]; /* the current runtime's, read lock-free */
 };
 
 static void host_publish_hooks(kn_runtime_host *h, const kn_runtime *rt)
 {
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 4; i++) atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
+        for (int i = 0; i < HOOK_WORDS; i++) atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
 }
 
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int c)
 {
-    return c > 0 && c < 256 &&
+    return c > 0 && c < HOOK_CASES &&
            (atomic_load(&((kn_runtime_host *)h)->hooks[kind][c / 64]) >> (c % 64)) & 1;
 }
 

@@ -17,6 +17,10 @@
 #define MAX_MODULES 256
 #define MAX_ENV 64
 #define MAX_MATCH_HANDLERS 256
+/* Envelope message cases that may carry hooks: 1 .. HOOK_CASES - 1 (the
+ * proto's numbers run past 255: leaderboards use 270-299). */
+#define HOOK_CASES 512
+#define HOOK_WORDS (HOOK_CASES / 64)
 
 typedef struct module {
     char *name;  /* file name without ".lua" (what require takes) */
@@ -40,7 +44,7 @@ struct kn_runtime {
     bool (*is_client_op)(int message_case);
     const kn_lua_binding *bindings; /* borrowed (kn_runtime_config) */
     size_t n_bindings;
-    uint64_t hooks[2][4]; /* [kind] bit set of message cases with a hook */
+    uint64_t hooks[2][HOOK_WORDS]; /* [kind] bit set of message cases with a hook */
 };
 
 struct kn_runtime_vm {
