@@ -418,11 +418,45 @@ static int check_schema(const kn_config *cfg)
     return rc;
 }
 
+/* The leaderboard scheduler: one thread that wakes once a second (or when
+ * stopped) and lets the service end the periods that are due
+ * (kn_leaderboards_tick); the service claims each reset in Postgres, so
+ * with several nodes its callbacks run once. The scripts' reset functions
+ * run in a VM of the thread's own runtime slot. */
+typedef struct lb_scheduler {
+    kn_leaderboards *lbs;
+    kn_db *db;
+    kn_runtime_slot *slot;
+    pthread_t thread;
+    atomic_int stop;
+    bool started;
+} lb_scheduler;
+
+/* kn_leaderboards' on_reset: kaos.register_leaderboard_reset's functions. */
+static void lb_on_reset(void *ud, kn_db *db, const kn_leaderboard *board, int64_t reset)
+{
+    lb_scheduler *s = ud;
+    kn_runtime_vm *vm = s->slot ? kn_runtime_slot_vm(s->slot) : NULL;
+    if (!vm) return;
+    kn_runtime_services svc = {db};
+    kn_runtime_context ctx = {.user_id = "",
+                              .username = "",
+                              .session_id = "",
+                              .client_address = "",
+                              .execution_mode = "leaderboard_reset",
+                              .services = &svc};
+    kn_leaderboard_lua_reset r = {board, reset};
+    char what[KN_LB_ID_MAX + 32], msg[256];
+    snprintf(what, sizeof what, "leaderboard reset %s", board->id);
+    kn_runtime_call(vm, &ctx, kn_leaderboard_lua_run_reset, &r, what, msg, sizeof msg);
+}
+
 /* Leaderboards: the service and its indexes rebuilt from Postgres, and the
  * start-up connection kaos.leaderboard_create uses while modules load. */
-static int leaderboards_start(const kn_config *cfg, kn_leaderboards **lbs, kn_leaderboard_lua *lua)
+static int leaderboards_start(const kn_config *cfg, lb_scheduler *sched, kn_leaderboards **lbs,
+                              kn_leaderboard_lua *lua)
 {
-    kn_leaderboards_config lc = {.node = cfg->node};
+    kn_leaderboards_config lc = {.node = cfg->node, .on_reset = lb_on_reset, .on_reset_ud = sched};
     int rc = kn_leaderboards_create(&lc, lbs);
     if (rc == KN_OK) rc = kn_db_open(cfg->database_url, &lua->db);
     if (rc) return rc;
@@ -439,18 +473,6 @@ static int leaderboards_start(const kn_config *cfg, kn_leaderboards **lbs, kn_le
     return KN_OK;
 }
 
-/* The leaderboard scheduler: one thread that wakes once a second (or when
- * stopped) and lets the service end the periods that are due
- * (kn_leaderboards_tick); the service claims each reset in Postgres, so
- * with several nodes its callbacks run once. */
-typedef struct lb_scheduler {
-    kn_leaderboards *lbs;
-    kn_db *db;
-    pthread_t thread;
-    atomic_int stop;
-    bool started;
-} lb_scheduler;
-
 static void *lb_scheduler_main(void *arg)
 {
     lb_scheduler *s = arg;
@@ -462,16 +484,19 @@ static void *lb_scheduler_main(void *arg)
     return NULL;
 }
 
-static int lb_scheduler_start(lb_scheduler *s, const kn_config *cfg, kn_leaderboards *lbs)
+static int lb_scheduler_start(lb_scheduler *s, const kn_config *cfg, kn_leaderboards *lbs,
+                              kn_runtime_host *host)
 {
     s->lbs = lbs;
     int rc = kn_db_open(cfg->database_url, &s->db);
+    if (rc == KN_OK) rc = kn_runtime_slot_create(host, &s->slot);
     if (rc) return rc;
     if (pthread_create(&s->thread, NULL, lb_scheduler_main, s) != 0) return KN_ERR_INTERNAL;
     s->started = true;
     return KN_OK;
 }
 
+/* Before the runtime host goes: the slot is the host's. */
 static void lb_scheduler_stop(lb_scheduler *s)
 {
     if (s->started) {
@@ -479,6 +504,8 @@ static void lb_scheduler_stop(lb_scheduler *s)
         pthread_join(s->thread, NULL);
         s->started = false;
     }
+    kn_runtime_slot_destroy(s->slot);
+    s->slot = NULL;
     kn_db_close(s->db);
     s->db = NULL;
 }
@@ -577,7 +604,7 @@ int kn_server_run(const kn_config *cfg)
     account_lua.auth = auth;
     if ((rc = check_schema(cfg))) goto done;
     /* Leaderboards before the runtime: modules create boards as they load. */
-    if ((rc = leaderboards_start(cfg, &lbs, &leaderboard_lua))) goto done;
+    if ((rc = leaderboards_start(cfg, &lbsched, &lbs, &leaderboard_lua))) goto done;
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
@@ -709,7 +736,7 @@ int kn_server_run(const kn_config *cfg)
         .shards = want_nets,
     };
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
-    if ((rc = lb_scheduler_start(&lbsched, cfg, lbs))) goto done;
+    if ((rc = lb_scheduler_start(&lbsched, cfg, lbs, host))) goto done;
 
     kn_net_config nc;
     kn_net_config_default(&nc);

@@ -26,8 +26,21 @@ typedef struct kn_leaderboard_lua {
     pthread_mutex_t mu;
 } kn_leaderboard_lua;
 
-/* leaderboard_create, leaderboard_delete, leaderboard_get, leaderboard_submit,
- * leaderboard_records_list, leaderboard_around, leaderboard_record_delete,
+/* A reset for kn_leaderboard_lua_run_reset: the board as it was and the
+ * end of the period that ended. */
+typedef struct kn_leaderboard_lua_reset {
+    const kn_leaderboard *board;
+    int64_t reset;
+} kn_leaderboard_lua_reset;
+
+/* Calls every function registered with kaos.register_leaderboard_reset as
+ * fn(context, leaderboard, reset), for the call the root runs with
+ * kn_runtime_call(vm, ctx, kn_leaderboard_lua_run_reset, &reset, ...):
+ * argument 1 is the kn_leaderboard_lua_reset, argument 2 the context. */
+int kn_leaderboard_lua_run_reset(lua_State *L);
+
+/* register_leaderboard_reset, leaderboard_create, leaderboard_delete, leaderboard_get,
+ * leaderboard_submit, leaderboard_records_list, leaderboard_around, leaderboard_record_delete,
  * leaderboard_records_list_cursor_from_rank. */
 extern const luaL_Reg kn_leaderboard_lua_funcs[];
 

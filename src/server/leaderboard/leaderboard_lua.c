@@ -116,6 +116,8 @@ static int k_leaderboard_delete(lua_State *L)
     return 0;
 }
 
+static void push_board(lua_State *L, const kn_leaderboard *b);
+
 /* leaderboard_get(id) -> the board's table (operator as a name). */
 static int k_leaderboard_get(lua_State *L)
 {
@@ -125,9 +127,7 @@ static int k_leaderboard_get(lua_State *L)
     char msg[MSG_CAP] = "";
     int rc = kn_leaderboard_get(lbs, id, &h->board, msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
-    kn_lua_push_entity(L, &kn_leaderboard_entity, &h->board);
-    static const char *const ops[] = {"best", "set", "incr", "decr"};
-    kn_lua_set_string(L, "operator", ops[h->board.operator_ & 3]);
+    push_board(L, &h->board);
     return 1;
 }
 
@@ -237,7 +237,52 @@ static int k_leaderboard_cursor_from_rank(lua_State *L)
     return 1;
 }
 
+/* The functions scripts registered with register_leaderboard_reset, in
+ * registration order: a sequence in the registry under this key's address. */
+static const char key_resets = 0;
+
+/* register_leaderboard_reset(fn): fn(context, leaderboard, reset) runs
+ * once per cluster when a period of any board ends (Nakama's shape);
+ * leaderboard is the board's table, reset the end of the period that
+ * ended (Unix seconds). Usually called as the module loads. */
+static int k_register_leaderboard_reset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_resets) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &key_resets);
+    }
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+static void push_board(lua_State *L, const kn_leaderboard *b)
+{
+    kn_lua_push_entity(L, &kn_leaderboard_entity, b);
+    static const char *const ops[] = {"best", "set", "incr", "decr"};
+    kn_lua_set_string(L, "operator", ops[b->operator_ & 3]);
+}
+
+int kn_leaderboard_lua_run_reset(lua_State *L)
+{
+    const kn_leaderboard_lua_reset *r = lua_touserdata(L, 1);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_resets) != LUA_TTABLE) return 0;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_pushvalue(L, 2); /* the context */
+        push_board(L, r->board);
+        lua_pushinteger(L, (lua_Integer)r->reset);
+        lua_call(L, 3, 0);
+    }
+    return 0;
+}
+
 const luaL_Reg kn_leaderboard_lua_funcs[] = {
+    {"register_leaderboard_reset", k_register_leaderboard_reset},
     {"leaderboard_create", k_leaderboard_create},
     {"leaderboard_delete", k_leaderboard_delete},
     {"leaderboard_get", k_leaderboard_get},
