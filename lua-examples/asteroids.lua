@@ -14,7 +14,15 @@
 -- format string and the rare event payloads. Every count on the wire fits a
 -- byte: at most 16 players, MAX_ASTEROIDS asteroids, MAX_BULLETS bullets.
 -- Positions are kept in [0, W) x [0, H) (the world wraps around).
+--
+-- High scores: each player's score goes to the asteroids_highscores board
+-- (authoritative, best score kept) when they leave the match or the match
+-- ends (docs/leaderboards.md). A match handler must not wait on Postgres,
+-- so kaos.leaderboard_submit there queues the write (done within ~100 ms).
 local kaos = require("kaos")
+
+local HIGHSCORES = "asteroids_highscores"
+kaos.leaderboard_create(HIGHSCORES, true, "desc", "best")
 
 local spack, sunpack, srep = string.pack, string.unpack, string.rep
 local floor, sqrt, cos, sin, random, min = math.floor, math.sqrt, math.cos, math.sin, math.random,
@@ -135,6 +143,13 @@ end
 local function add_score(s, d, ship, points)
   ship.score = min(ship.score + points, MAX_SCORE)
   event(d, OP_SCORE, spack("<BH", ship.id, ship.score))
+end
+
+-- The player's score to the high scores (queued: see the top of the file).
+local function submit_score(p)
+  if p.user_id ~= "" and p.score > 0 then
+    kaos.leaderboard_submit(HIGHSCORES, p.user_id, p.score, 0, nil, p.name)
+  end
 end
 
 local function far_from_ships(s, x, y)
@@ -415,7 +430,7 @@ function M.match_init(context, params)
   for id = 1, s.max_players do
     s.ships[id] = { id = id, present = false, alive = false, slot = 0, name = "", x = 0, y = 0,
       vx = 0, vy = 0, angle = 0, buttons = 0, seq = 0, score = 0, bullets = 0, cooldown = 0,
-      respawn = 0, invulnerable = 0 }
+      respawn = 0, invulnerable = 0, user_id = "" }
   end
   for i = 1, MAX_ASTEROIDS do
     s.asteroids[i] = { alive = false, size = 1, x = 0, y = 0, vx = 0, vy = 0 }
@@ -444,7 +459,7 @@ function M.match_join(context, d, tick, s, presences)
       if not s.ships[id].present then p = s.ships[id]; break end
     end
     if p then -- join_attempt keeps the count below max; this is only defensive
-      p.present, p.alive, p.slot, p.name = true, false, pr.slot, pr.username
+      p.present, p.alive, p.slot, p.name, p.user_id = true, false, pr.slot, pr.username, pr.user_id
       p.score, p.buttons, p.seq, p.bullets = 0, 0, 0, 0
       p.respawn = 1 -- appears (invulnerable) on the next tick
       s.by_slot[pr.slot] = p
@@ -472,6 +487,7 @@ function M.match_leave(context, d, tick, s, presences)
   for _, pr in ipairs(presences) do
     local p = s.by_slot[pr.slot]
     if p then
+      submit_score(p)
       s.by_slot[pr.slot] = nil
       p.present, p.alive = false, false
       s.n_players = s.n_players - 1
@@ -511,6 +527,9 @@ function M.match_loop(context, d, tick, s, messages)
 end
 
 function M.match_terminate(context, d, tick, s, grace_seconds)
+  for id = 1, s.max_players do
+    if s.ships[id].present then submit_score(s.ships[id]) end
+  end
   event(d, OP_SHUTDOWN, spack("<H", min(grace_seconds, 65535)))
   return s
 end

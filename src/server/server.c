@@ -420,8 +420,9 @@ static int check_schema(const kn_config *cfg)
 
 /* The leaderboard scheduler: one thread that wakes once a second (or when
  * stopped) and lets the service end the periods that are due
- * (kn_leaderboards_tick); the service claims each reset in Postgres, so
- * with several nodes its callbacks run once. The scripts' reset functions
+ * (kn_leaderboards_tick), and every 100 ms runs the writes match handlers
+ * queued (kn_leaderboards_flush); the service claims each reset in
+ * Postgres, so with several nodes its callbacks run once. The scripts' reset functions
  * run in a VM of the thread's own runtime slot. */
 typedef struct lb_scheduler {
     kn_leaderboards *lbs;
@@ -476,10 +477,12 @@ static int leaderboards_start(const kn_config *cfg, lb_scheduler *sched, kn_lead
 static void *lb_scheduler_main(void *arg)
 {
     lb_scheduler *s = arg;
-    while (!atomic_load(&s->stop)) {
-        kn_leaderboards_tick(s->lbs, s->db);
-        for (int i = 0; i < 10 && !atomic_load(&s->stop); i++)
-            usleep(100 * 1000);
+    for (unsigned n = 0;; n++) {
+        /* Queued writes (match handlers) every 100 ms, period ends every second. */
+        kn_leaderboards_flush(s->lbs, s->db);
+        if (atomic_load(&s->stop)) break;
+        if (n % 10 == 0) kn_leaderboards_tick(s->lbs, s->db);
+        usleep(100 * 1000);
     }
     return NULL;
 }

@@ -188,6 +188,18 @@ typedef struct kn_leaderboard_write_opts {
 int kn_leaderboard_write(kn_leaderboards *lbs, kn_db *db, const char *id, const char *owner_id,
                          const kn_leaderboard_write_opts *o, kn_leaderboard_record *out, char *msg,
                          size_t msg_cap);
+/* Queues a write for kn_leaderboards_flush, for callers that must not
+ * block on Postgres (match handlers: kaos.leaderboard_submit there). The
+ * id, owner and options are checked now (INVALID_ARGUMENT), the board and
+ * the rest when the write runs (a refusal then is logged). At most
+ * KN_LB_QUEUE_MAX writes wait: RESOURCE_EXHAUSTED beyond. Any thread. */
+#define KN_LB_QUEUE_MAX 100000
+int kn_leaderboards_enqueue(kn_leaderboards *lbs, const char *id, const char *owner_id,
+                            const kn_leaderboard_write_opts *o, char *msg, size_t msg_cap);
+/* Runs the queued writes in order with db (the scheduler's thread, every
+ * 100 ms); returns how many ran. */
+size_t kn_leaderboards_flush(kn_leaderboards *lbs, kn_db *db);
+
 /* Deletes owner's record of the current period (NOT_FOUND if none). A
  * client may delete its own record only on a non-authoritative board. */
 int kn_leaderboard_record_delete(kn_leaderboards *lbs, kn_db *db, const char *id,

@@ -378,6 +378,7 @@ int kn_leaderboards_create(const kn_leaderboards_config *cfg, kn_leaderboards **
     if (!lbs->ranks.create) lbs->ranks = kn_rank_local_factory;
     if (!lbs->lease.claim) lbs->lease.claim = kn_leaderboard_claim_pg;
     pthread_rwlock_init(&lbs->mu, NULL);
+    pthread_mutex_init(&lbs->qmu, NULL);
     *out = lbs;
     return KN_OK;
 }
@@ -391,6 +392,11 @@ void kn_leaderboards_destroy(kn_leaderboards *lbs)
         board_free(lbs->dead[i]);
     kn_free(lbs->boards);
     kn_free(lbs->dead);
+    for (kn_lb_queued *q = lbs->qhead, *next; q; q = next) {
+        next = q->next;
+        kn_free(q);
+    }
+    pthread_mutex_destroy(&lbs->qmu);
     pthread_rwlock_destroy(&lbs->mu);
     kn_free(lbs);
 }
@@ -475,7 +481,16 @@ int kn_leaderboard_create(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_
     snprintf(opt, sizeof opt, "%d", op);
     const char *p[] = {s->id,    s->authoritative ? "true" : "false", sort, opt, schedule,
                        metadata, s->disable_ranks ? "false" : "true"};
-    if (kn_leaderboards_count(lbs) >= KN_LB_BOARDS_MAX && !kn_lb__find(lbs, s->id))
+    /* Known here with the same settings: nothing to do (every VM of every
+     * match creates its boards as its modules load). */
+    kn_lb_board *known = kn_lb__find(lbs, s->id);
+    if (known) {
+        pthread_rwlock_rdlock(&known->rw);
+        bool same = !known->deleted && same_settings(&known->meta, s, op, schedule);
+        pthread_rwlock_unlock(&known->rw);
+        if (same) return KN_OK;
+    }
+    if (kn_leaderboards_count(lbs) >= KN_LB_BOARDS_MAX && !known)
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
                           "there are %d leaderboards; the limit is %d", KN_LB_BOARDS_MAX,
                           KN_LB_BOARDS_MAX);
@@ -693,6 +708,82 @@ int kn_leaderboard_record_delete(kn_leaderboards *lbs, kn_db *db, const char *id
         return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "no record of %s in leaderboard %s", owner_id,
                           id);
     return KN_OK;
+}
+
+/* --- queued writes ------------------------------------------------------------------------------
+ */
+
+static char *copy_into(char **at, const char *s)
+{
+    if (!s) return NULL;
+    char *d = *at;
+    size_t n = strlen(s) + 1;
+    memcpy(d, s, n);
+    *at += n;
+    return d;
+}
+
+int kn_leaderboards_enqueue(kn_leaderboards *lbs, const char *id, const char *owner_id,
+                            const kn_leaderboard_write_opts *o, char *msg, size_t cap)
+{
+    int rc = kn_lb__check_id(id, msg, cap);
+    if (rc || (rc = kn_lb__check_owner(owner_id, msg, cap))) return rc;
+    if (o->operator_ != KN_LB_OP_DEFAULT &&
+        (o->operator_ < KN_LB_OP_BEST || o->operator_ > KN_LB_OP_DECR))
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "operator must be 0 best, 1 set, 2 increment or 3 decrement, not %d",
+                          o->operator_);
+    if (o->metadata && (rc = check_metadata(o->metadata, msg, cap))) return rc;
+    size_t need = sizeof(kn_lb_queued) + strlen(id) + strlen(owner_id) + 2 +
+                  (o->username ? strlen(o->username) + 1 : 0) +
+                  (o->metadata ? strlen(o->metadata) + 1 : 0);
+    kn_lb_queued *q = kn_malloc(need);
+    if (!q) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    char *at = (char *)(q + 1);
+    q->next = NULL;
+    q->o = *o;
+    q->id = copy_into(&at, id);
+    q->owner = copy_into(&at, owner_id);
+    q->o.username = q->username = copy_into(&at, o->username);
+    q->o.metadata = q->metadata = copy_into(&at, o->metadata);
+    pthread_mutex_lock(&lbs->qmu);
+    bool full = lbs->qlen >= KN_LB_QUEUE_MAX;
+    if (!full) {
+        if (lbs->qtail)
+            lbs->qtail->next = q;
+        else
+            lbs->qhead = q;
+        lbs->qtail = q;
+        lbs->qlen++;
+    }
+    pthread_mutex_unlock(&lbs->qmu);
+    if (full) {
+        kn_free(q);
+        return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
+                          "%d leaderboard writes are waiting; the limit is %d", KN_LB_QUEUE_MAX,
+                          KN_LB_QUEUE_MAX);
+    }
+    return KN_OK;
+}
+
+size_t kn_leaderboards_flush(kn_leaderboards *lbs, kn_db *db)
+{
+    pthread_mutex_lock(&lbs->qmu);
+    kn_lb_queued *q = lbs->qhead;
+    lbs->qhead = lbs->qtail = NULL;
+    lbs->qlen = 0;
+    pthread_mutex_unlock(&lbs->qmu);
+    size_t n = 0;
+    while (q) {
+        kn_lb_queued *next = q->next;
+        char m[256];
+        int rc = kn_leaderboard_write(lbs, db, q->id, q->owner, &q->o, NULL, m, sizeof m);
+        if (rc) KN_WARN("queued write to leaderboard %s for %s refused: %s", q->id, q->owner, m);
+        kn_free(q);
+        q = next;
+        n++;
+    }
+    return n;
 }
 
 int64_t kn_leaderboard_rank(kn_leaderboards *lbs, const char *id, const char *owner_id)

@@ -24,7 +24,17 @@ typedef struct kn_lb_board {
     bool deleted;           /* under rw */
 } kn_lb_board;
 
+/* A queued write (kn_leaderboards_enqueue); strings in one allocation. */
+typedef struct kn_lb_queued {
+    struct kn_lb_queued *next;
+    char *id, *owner, *username, *metadata;
+    kn_leaderboard_write_opts o;
+} kn_lb_queued;
+
 struct kn_leaderboards {
+    pthread_mutex_t qmu; /* the queue */
+    kn_lb_queued *qhead, *qtail;
+    size_t qlen;
     pthread_rwlock_t mu; /* the registry: boards, dead */
     kn_lb_board **boards;
     size_t n, cap;

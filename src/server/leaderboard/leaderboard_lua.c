@@ -132,11 +132,15 @@ static int k_leaderboard_get(lua_State *L)
 }
 
 /* leaderboard_submit(id, owner_id, score, subscore, metadata, username,
- * operator_override) -> the record table with its rank. */
+ * operator_override) -> the record table with its rank. In a match
+ * handler, which must not wait on Postgres, the write is queued
+ * (kn_leaderboards_enqueue) and nothing is returned. */
 static int k_leaderboard_submit(lua_State *L)
 {
     kn_leaderboards *lbs = lbs_of(L, "leaderboard_submit");
-    kn_db *db = kn_lua_db(L, "leaderboard_submit");
+    const char *mode = kn_lua_mode(L);
+    bool queued = mode && !strcmp(mode, "a match handler");
+    kn_db *db = queued ? NULL : kn_lua_db(L, "leaderboard_submit");
     lua_settop(L, 7);
     const char *id = luaL_checkstring(L, 1);
     const char *owner = luaL_checkstring(L, 2);
@@ -145,8 +149,13 @@ static int k_leaderboard_submit(lua_State *L)
                                    .username = luaL_optstring(L, 6, NULL),
                                    .operator_ = operator_arg(L, 7, KN_LB_OP_DEFAULT)};
     o.metadata = metadata_arg(L, 5);
-    holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
+    if (queued) {
+        int rc = kn_leaderboards_enqueue(lbs, id, owner, &o, msg, sizeof msg);
+        if (rc) return kn_lua_raise_coded(L, rc, msg);
+        return 0;
+    }
+    holder *h = new_holder(L);
     int rc = kn_leaderboard_write(lbs, db, id, owner, &o, &h->rec, msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     kn_lua_push_entity(L, &kn_leaderboard_record_entity, &h->rec);

@@ -480,6 +480,40 @@ static void a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_clus
     kn_leaderboards_destroy(lbs);
 }
 
+static void queued_writes_run_in_order_at_the_flush(void **state)
+{
+    (void)state;
+    kn_leaderboards *lbs = service(NULL, NULL);
+    board(lbs, "queued", KN_LB_DESC, KN_LB_OP_INCR, NULL);
+    uid o;
+    owner(1, o);
+    kn_leaderboard_write_opts w = {.score = 5, .operator_ = KN_LB_OP_DEFAULT, .username = "ace"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(kn_leaderboards_enqueue(lbs, "queued", o, &w, msg, sizeof msg), KN_OK);
+    w.operator_ = KN_LB_OP_SET; /* the last one wins: order kept */
+    w.score = 100;
+    assert_int_equal(kn_leaderboards_enqueue(lbs, "queued", o, &w, msg, sizeof msg), KN_OK);
+    /* checked at once */
+    assert_int_equal(kn_leaderboards_enqueue(lbs, "queued", "nope", &w, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    /* a missing board is refused when the write runs, logged, and the rest go on */
+    assert_int_equal(kn_leaderboards_enqueue(lbs, "gone", o, &w, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_leaderboard_rank(lbs, "queued", o), 0); /* nothing ran yet */
+    assert_int_equal(kn_leaderboards_flush(lbs, db), 5);
+    assert_int_equal(kn_leaderboards_flush(lbs, db), 0);
+    kn_leaderboard_query q = {.id = "queued", .limit = 5};
+    kn_leaderboard_page p;
+    assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p, msg, sizeof msg), KN_OK);
+    assert_int_equal(p.n_records, 1);
+    assert_int_equal(p.records[0].score, 100);
+    assert_int_equal(p.records[0].num_score, 4);
+    assert_string_equal(p.records[0].username, "ace");
+    kn_leaderboard_page_free(&p);
+    /* unflushed writes are freed with the service */
+    assert_int_equal(kn_leaderboards_enqueue(lbs, "queued", o, &w, msg, sizeof msg), KN_OK);
+    kn_leaderboards_destroy(lbs);
+}
+
 /* --- refusals --------------------------------------------------------------------------------- */
 
 static void refusals_carry_stable_codes_and_messages(void **state)
@@ -562,6 +596,7 @@ int main(void)
         cmocka_unit_test(around_an_owner_stays_inside_the_board_at_both_edges),
         cmocka_unit_test(the_friends_view_returns_the_owners_records_in_rank_order),
         cmocka_unit_test(a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_cluster),
+        cmocka_unit_test(queued_writes_run_in_order_at_the_flush),
         cmocka_unit_test(refusals_carry_stable_codes_and_messages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
