@@ -167,6 +167,11 @@ int kn_leaderboard_delete(kn_leaderboards *lbs, kn_db *db, const char *id, char 
 int kn_leaderboard_get(kn_leaderboards *lbs, const char *id, kn_leaderboard *out, char *msg,
                        size_t msg_cap);
 void kn_leaderboard_deinit(kn_leaderboard *b);
+/* Every board this node knows, ordered by id (*out: free with
+ * kn_leaderboards_free). Boards another node created appear once used here. */
+int kn_leaderboards_list(kn_leaderboards *lbs, kn_leaderboard **out, size_t *n, char *msg,
+                         size_t msg_cap);
+void kn_leaderboards_free(kn_leaderboard *boards, size_t n); /* accepts NULL */
 
 /* What a write takes besides the board and owner. */
 typedef struct kn_leaderboard_write_opts {

@@ -39,9 +39,9 @@ typedef struct kn_leaderboard_lua_reset {
  * argument 1 is the kn_leaderboard_lua_reset, argument 2 the context. */
 int kn_leaderboard_lua_run_reset(lua_State *L);
 
-/* register_leaderboard_reset, leaderboard_create, leaderboard_delete, leaderboard_get,
- * leaderboard_submit, leaderboard_records_list, leaderboard_around, leaderboard_record_delete,
- * leaderboard_records_list_cursor_from_rank. */
+/* register_leaderboard_reset, leaderboard_create, leaderboard_delete, leaderboard_list,
+ * leaderboard_get, leaderboard_submit, leaderboard_records_list, leaderboard_around,
+ * leaderboard_record_delete, leaderboard_records_list_cursor_from_rank. */
 extern const luaL_Reg kn_leaderboard_lua_funcs[];
 
 #endif

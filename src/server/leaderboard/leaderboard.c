@@ -558,6 +558,46 @@ int kn_leaderboard_get(kn_leaderboards *lbs, const char *id, kn_leaderboard *out
     return KN_OK;
 }
 
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const kn_leaderboard *)a)->id, ((const kn_leaderboard *)b)->id);
+}
+
+int kn_leaderboards_list(kn_leaderboards *lbs, kn_leaderboard **out, size_t *n, char *msg,
+                         size_t cap)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_rwlock_rdlock(&lbs->mu);
+    size_t count = lbs->n;
+    kn_leaderboard *list = count ? kn_calloc(count, sizeof *list) : NULL;
+    bool nomem = count && !list;
+    for (size_t i = 0; i < count && !nomem; i++) {
+        kn_lb_board *b = lbs->boards[i];
+        list[i] = b->meta;
+        list[i].next_reset = b->expiry;
+        list[i].metadata = kn_strdup(b->meta.metadata);
+        nomem = !list[i].metadata;
+    }
+    pthread_rwlock_unlock(&lbs->mu);
+    if (nomem) {
+        kn_leaderboards_free(list, count);
+        return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    }
+    if (count) qsort(list, count, sizeof *list, by_id);
+    *out = list;
+    *n = count;
+    return KN_OK;
+}
+
+void kn_leaderboards_free(kn_leaderboard *boards, size_t n)
+{
+    if (!boards) return;
+    for (size_t i = 0; i < n; i++)
+        kn_free(boards[i].metadata);
+    kn_free(boards);
+}
+
 void kn_leaderboard_deinit(kn_leaderboard *b)
 {
     if (!b) return;

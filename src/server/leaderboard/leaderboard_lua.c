@@ -16,6 +16,8 @@
 #define MSG_CAP 256
 
 typedef struct holder {
+    kn_leaderboard *boards;
+    size_t n_boards;
     kn_leaderboard_page page;
     kn_leaderboard_record rec;
     kn_leaderboard board;
@@ -25,6 +27,7 @@ typedef struct holder {
 static int holder_gc(lua_State *L)
 {
     holder *h = lua_touserdata(L, 1);
+    kn_leaderboards_free(h->boards, h->n_boards);
     kn_leaderboard_page_free(&h->page);
     kn_free(h->rec.metadata);
     kn_leaderboard_deinit(&h->board);
@@ -128,6 +131,22 @@ static int k_leaderboard_get(lua_State *L)
     int rc = kn_leaderboard_get(lbs, id, &h->board, msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     push_board(L, &h->board);
+    return 1;
+}
+
+/* leaderboard_list() -> every board, ordered by id. */
+static int k_leaderboard_list(lua_State *L)
+{
+    kn_leaderboards *lbs = lbs_of(L, "leaderboard_list");
+    holder *h = new_holder(L);
+    char msg[MSG_CAP] = "";
+    int rc = kn_leaderboards_list(lbs, &h->boards, &h->n_boards, msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    lua_createtable(L, (int)h->n_boards, 0);
+    for (size_t i = 0; i < h->n_boards; i++) {
+        push_board(L, &h->boards[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
     return 1;
 }
 
@@ -295,6 +314,7 @@ const luaL_Reg kn_leaderboard_lua_funcs[] = {
     {"leaderboard_create", k_leaderboard_create},
     {"leaderboard_delete", k_leaderboard_delete},
     {"leaderboard_get", k_leaderboard_get},
+    {"leaderboard_list", k_leaderboard_list},
     {"leaderboard_submit", k_leaderboard_submit},
     {"leaderboard_records_list", k_leaderboard_records_list},
     {"leaderboard_around", k_leaderboard_around},

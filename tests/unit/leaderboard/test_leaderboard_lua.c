@@ -88,6 +88,10 @@ static const char module[] =
     "    local r = kaos.leaderboard_submit('daily', me, 42, 1, { a = 1 }, 'bob')\n"
     "    return r.username .. ' ' .. r.score .. ' ' .. r.rank .. ' ' .. r.metadata.a\n"
     "  end\n"
+    "  if payload == 'list' then\n"
+    "    local all = kaos.leaderboard_list()\n"
+    "    return #all .. ' ' .. all[1].id .. ' ' .. all[1].operator .. ' ' .. all[2].sort_order\n"
+    "  end\n"
     "  if payload == 'cursor' then\n"
     "    return outcome(kaos.leaderboard_records_list_cursor_from_rank, 'daily', 9)\n"
     "  end\n"
@@ -115,6 +119,7 @@ static void functions_refuse_with_codes_and_write_with_ranks(void **state)
          "3 reset schedule: expected 5 fields (minute hour day-of-month month day-of-week), got 1"},
         {"limit", "3 limit must be 1-1000, not 5000"},
         {"write", "bob 42 1 1"},
+        {"list", "2 daily best 1"},
         {"cursor", "5 rank 9 is past the board's 1 records"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
