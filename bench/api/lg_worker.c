@@ -23,13 +23,11 @@
 #include <kaos.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -322,21 +320,6 @@ static void on_pong(kaos_client *c, const kaos_result *res, int64_t rtt_ms, void
 
 /* --- setup ------------------------------------------------------------------------ */
 
-/* The descriptor the next socket() will get: the lowest free one. */
-static int lowest_free_fd(void)
-{
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) close(fd);
-    return fd;
-}
-
-static bool is_dgram_socket(int fd)
-{
-    int type = 0;
-    socklen_t len = sizeof type;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
-}
-
 static int create_clients(wstate *ws)
 {
     lg_worker *w = ws->w;
@@ -350,7 +333,7 @@ static int create_clients(wstate *ws)
         cfg.port = w->cfg->port;
         cfg.server_key = w->cfg->server_key;
         cfg.insecure_dev_mode = !w->cfg->server_key;
-        k->fd = lowest_free_fd();
+        k->fd = lg_lowest_free_fd();
         int rc = kaos_client_create(&cfg, &k->c);
         if (rc < 0) {
             lg_worker_fail(w, "kaos_client_create: %s", kaos_err_text(rc));
@@ -359,7 +342,7 @@ static int create_clients(wstate *ws)
         kaos_client_on_connected(k->c, on_connected, k);
         kaos_client_on_disconnected(k->c, on_disconnected, k);
         kaos_client_on_error(k->c, on_error, k);
-        if (k->fd < 0 || !is_dgram_socket(k->fd)) {
+        if (k->fd < 0 || !lg_is_dgram_socket(k->fd)) {
             lg_worker_fail(w, "cannot find the socket of SDK client %u", i);
             return -1;
         }

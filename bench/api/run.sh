@@ -165,20 +165,9 @@ start_server() {
         --http-port 0 --migrate --log-level warn "${server_flags[@]}" \
         >"$tmp/server.out" 2>"$tmp/server.err" &
     timeout_pid=$!
-    port=""
-    for _ in $(seq 300); do
-        port="$(sed -n 's/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")"
-        key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
-        [ -n "$port" ] && break
-        kill -0 "$timeout_pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    bench_wait_ready "$timeout_pid" server || return 1
     server_pid="$(pgrep -P "$timeout_pid" || true)"
-    if [ -z "$port" ] || [ -z "$server_pid" ]; then
-        cat "$tmp/server.err" >&2
-        say "server did not become ready"
-        return 1
-    fi
+    [ -n "$server_pid" ] || { say "server did not become ready"; return 1; }
     # The API workers' connections; only sampled (and pinned) when they are
     # processes on this machine.
     db_pids=""

@@ -62,15 +62,7 @@ mkdir -p "$tmp/data"
     --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
     --runtime-path lua-examples >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
-port=""
-for _ in $(seq 300); do
-    port="$(sed -n 's/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")"
-    key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/server.err" >&2; say "kaosnet did not become ready"; exit 1; }
+bench_wait_ready "$server_pid" kaosnet || exit 1
 
 tck="$(getconf CLK_TCK)"
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }

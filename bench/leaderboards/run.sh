@@ -9,7 +9,7 @@
 #   bench/leaderboards/run.sh [--quick] [--clients N] [--inflight K] [--conns C]
 #                             [--seconds S] [--sizes N,N,N] [--lookups N]
 #
-# Database and build as bench/storage/run.sh. The server runs with C API
+# Database and build as bench/storage/run.sh (bench/lib/common.sh). The server runs with C API
 # workers, the rate limits off and bench/leaderboards/lua (one "set" board);
 # bench_storage_loadgen --board drives N SDK clients (one record each) with
 # K writes in flight; pgbench runs upsert.sql with C clients over as many
@@ -49,35 +49,17 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+bench_check_numbers "$clients" "$inflight" "$conns" "$seconds" "$warmup" "$lookups"
+
 say() { echo "run.sh: $*" >&2; }
 
-bench_build "$BUILD/kaosnet" "$BUILD/bench_storage_loadgen" "$BUILD/bench_leaderboard_rank"
-command -v pgbench >/dev/null || { say "pgbench is not installed"; exit 1; }
-bench_workdir leaderboards
-bench_db_open kaos_bench_lb
-pg_pid=""
-[ -z "${KAOS_DATABASE_URL:-}" ] && pg_pid="$(head -n 1 .kaos/pg/data/postmaster.pid 2>/dev/null || true)"
-pg_cpu() {
-    if [ -n "$pg_pid" ]; then "$BUILD/bench_storage_loadgen" --pg-cpu "$pg_pid"; else echo -1; fi
-}
+# --- build, state and cleanup, database ------------------------------------------
+bench_build "$BUILD/bench_leaderboard_rank"
+bench_pgbench_setup lb "$BUILD/bench_storage_loadgen"
 
 # --- 1. submissions through the server ------------------------------------------------
-mkdir -p "$tmp/data"
-"$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
-    --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
-    --runtime-path "$HERE/lua" \
-    --api-workers "$conns" --rate-control-msgs 0 --rate-control-bytes 1073741824 \
-    >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-port="" key=""
-for _ in $(seq 300); do
-    port="$(sed -n 's/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")"
-    key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/server.err" >&2; say "kaosnet did not become ready"; exit 1; }
+bench_kaosnet_start "$BUILD/kaosnet" --runtime-path "$HERE/lua" \
+    --api-workers "$conns" --rate-control-msgs 0 --rate-control-bytes 1073741824
 say "kaosnet: $clients clients x $inflight in flight, $conns API workers, ${seconds} s window"
 timeout $((120 + 2 * (warmup + seconds))) "$BUILD/bench_storage_loadgen" --port "$port" \
     --server-key "$key" --clients "$clients" --inflight "$inflight" --keys 100 \
@@ -90,18 +72,7 @@ bench_stop_server
 
 # --- 2. pgbench, the same upsert, same cluster -------------------------------------------
 say "pgbench: upsert.sql, $conns clients, $clients owners, ${seconds} s"
-TIMEFORMAT='%U %S'
-pg0="$(pg_cpu)"
-{ time pgbench -n -M prepared -f "$HERE/upsert.sql" -c "$conns" -j 2 -T "$seconds" \
-    -D owners="$clients" "$run_url" >"$tmp/pgbench.out" 2>"$tmp/pgbench.err"; } \
-    2>"$tmp/pgbench.time" || { cat "$tmp/pgbench.err" >&2; exit 1; }
-sleep 0.3
-pg1="$(pg_cpu)"
-tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$tmp/pgbench.out")"
-lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$tmp/pgbench.out")"
-echo "result side=pgbench phase=write ops_per_s=$tps lat_avg_ms=$lat" \
-    "pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN{print (a < 0 ? -1 : b - a)}') window_s=$seconds" \
-    >>"$results"
+bench_pgbench write "$HERE/upsert.sql" "$conns" "$seconds" -D owners="$clients"
 
 # --- 3. the rank index against SQL ---------------------------------------------------------
 say "rank index vs SQL: sizes $sizes, $lookups lookups each"
@@ -109,12 +80,7 @@ say "rank index vs SQL: sizes $sizes, $lookups lookups each"
     | sed 's/^result /result side=rank /' >>"$results"
 
 cat "$results"
-awk '
-function kv(line, a,   n, i, f, p) {
-    delete a
-    n = split(line, f, " ")
-    for (i = 1; i <= n; i++) { p = index(f[i], "="); if (p) a[substr(f[i], 1, p - 1)] = substr(f[i], p + 1) }
-}
+awk "$BENCH_AWK_LIB"'
 {
     kv($0, r)
     if (r["side"] == "kaosnet") { k = r["ops_per_s"]; kp50 = r["lat_p50_us"] / 1000; kp99 = r["lat_p99_us"] / 1000; kerr = r["errors"] + r["other_errors"] }

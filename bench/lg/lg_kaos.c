@@ -27,13 +27,11 @@
 
 #include <kaos.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define OP_INPUT        1         /* inputs, both workloads */
@@ -278,21 +276,6 @@ static void on_match_data(kaos_client *c, uint32_t match, uint32_t sender, int64
 
 /* --- driver ------------------------------------------------------------------ */
 
-/* The descriptor the next socket() will get: the lowest free one. */
-static int lowest_free_fd(void)
-{
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) close(fd);
-    return fd;
-}
-
-static bool is_dgram_socket(int fd)
-{
-    int type = 0;
-    socklen_t len = sizeof type;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
-}
-
 static int create_clients(lg_worker *w, kstate *st)
 {
     for (uint32_t i = 0; i < w->count; i++) {
@@ -305,7 +288,7 @@ static int create_clients(lg_worker *w, kstate *st)
         cfg.port = w->cfg->port;
         cfg.server_key = w->cfg->server_key;
         cfg.insecure_dev_mode = !w->cfg->server_key;
-        k->fd = lowest_free_fd();
+        k->fd = lg_lowest_free_fd();
         int rc = kaos_client_create(&cfg, &k->c);
         if (rc < 0) {
             lg_worker_fail(w, "kaos_client_create: %s", kaos_err_text(rc));
@@ -315,7 +298,7 @@ static int create_clients(lg_worker *w, kstate *st)
         kaos_client_on_disconnected(k->c, on_disconnected, k);
         kaos_client_on_error(k->c, on_error, k);
         kaos_client_on_match_data(k->c, on_match_data, k);
-        if (k->fd < 0 || !is_dgram_socket(k->fd)) {
+        if (k->fd < 0 || !lg_is_dgram_socket(k->fd)) {
             lg_worker_fail(w, "cannot find the socket of SDK client %u", i);
             return -1;
         }

@@ -1,9 +1,14 @@
-/* lg_util: clocks, /proc CPU time and latency histograms (lg_util.h). */
+/* lg_util: clocks, /proc CPU time, latency histograms and socket finding
+ * (lg_util.h). */
 #include "lg_util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,22 +37,75 @@ int64_t lg_sleep_until(int64_t t_ns)
     return lg_now_ns();
 }
 
-double lg_proc_cpu_s(int pid)
+/* utime, stime, cutime, cstime (clock ticks) of pid; its parent into *ppid. */
+static bool proc_ticks(int pid, unsigned long long t[4], int *ppid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
+    if (!f) return false;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    /* Fields after the command name (which may hold spaces): state is 3,
-     * utime 14, stime 15. */
+    /* Fields after the command name (which may hold spaces): state ppid pgrp
+     * session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+     * cutime cstime. */
     const char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    int pp = 0;
+    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &pp,
+                     &t[0], &t[1], &t[2], &t[3]) != 5)
+        return false;
+    if (ppid) *ppid = pp;
+    return true;
+}
+
+double lg_proc_cpu_s(int pid)
+{
+    unsigned long long t[4];
+    if (!proc_ticks(pid, t, NULL)) return -1;
+    return (double)(t[0] + t[1]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double lg_proc_tree_cpu_s(int pid)
+{
+    unsigned long long t[4];
+    if (pid <= 0 || !proc_ticks(pid, t, NULL)) return -1;
+    unsigned long long ticks = t[0] + t[1] + t[2] + t[3];
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int child = atoi(e->d_name), ppid = 0;
+        unsigned long long c[4];
+        if (child > 0 && proc_ticks(child, c, &ppid) && ppid == pid) ticks += c[0] + c[1];
+    }
+    if (d) closedir(d);
+    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+double lg_machine_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long v[7];
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6]);
+    fclose(f);
+    if (n != 7) return -1;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+int lg_lowest_free_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd;
+}
+
+bool lg_is_dgram_socket(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
 }
 
 uint32_t lg_lat_bucket(uint64_t us)

@@ -89,18 +89,7 @@ start_server() {
             ;;
     esac
     server_pid=$!
-    port=""
-    for _ in $(seq 300); do
-        port="$(sed -n "$pattern" "$tmp/server.out")"
-        # KaosNet's ready line names the key clients pin: "... key <hex>".
-        key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
-        [ -n "$port" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$tmp/server.err" >&2
-    say "$kind did not become ready"
-    return 1
+    bench_wait_ready "$server_pid" "$kind" "$pattern"
 }
 
 label_of() {

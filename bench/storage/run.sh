@@ -59,54 +59,17 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in "$clients" "$inflight" "$conns" "$seconds" "$warmup" "$keys" "$value_bytes"; do
-    case "$v" in '' | *[!0-9]*) echo "run.sh: '$v' is not a whole number" >&2; exit 2 ;; esac
-done
+bench_check_numbers "$clients" "$inflight" "$conns" "$seconds" "$warmup" "$keys" "$value_bytes"
 
 say() { echo "run.sh: $*" >&2; }
 
-# --- build ------------------------------------------------------------------
-bench_build "$BUILD/kaosnet" "$BUILD/bench_storage_loadgen"
-command -v pgbench >/dev/null || { say "pgbench is not installed (postgresql-contrib / postgresql-client)"; exit 1; }
-
-# --- state and cleanup -------------------------------------------------------
-bench_workdir storage
-
-# --- database ------------------------------------------------------------------
-bench_db_open kaos_bench_storage
-pg_pid=""
-if [ -z "${KAOS_DATABASE_URL:-}" ]; then
-    pg_pid="$(head -n 1 .kaos/pg/data/postmaster.pid 2>/dev/null || true)"
-else
-    say "KAOS_DATABASE_URL is set: PostgreSQL CPU is not measured"
-fi
-
-pg_cpu() {
-    if [ -n "$pg_pid" ]; then "$BUILD/bench_storage_loadgen" --pg-cpu "$pg_pid"; else echo -1; fi
-}
+# --- build, state and cleanup, database ------------------------------------------
+bench_pgbench_setup storage "$BUILD/bench_storage_loadgen"
 
 # --- 1. through the server ------------------------------------------------------
-mkdir -p "$tmp/data" "$tmp/runtime"
-"$BUILD/kaosnet" serve --database-url "$run_url" --data-dir "$tmp/data" \
-    --bind 127.0.0.1 --port 0 --http-port 0 --migrate --log-level warn \
-    --runtime-path "${runtime:-$tmp/runtime}" \
-    --api-workers "$conns" --rate-control-msgs 0 --rate-control-bytes 1073741824 \
-    >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-port=""
-key=""
-for _ in $(seq 300); do
-    port="$(sed -n 's/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$tmp/server.out")"
-    key="$(sed -n 's/^kaosnet ready udp .* key \([0-9a-f]*\).*/\1/p' "$tmp/server.out")"
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    cat "$tmp/server.err" >&2
-    say "kaosnet did not become ready"
-    exit 1
-fi
+mkdir -p "$tmp/runtime"
+bench_kaosnet_start "$BUILD/kaosnet" --runtime-path "${runtime:-$tmp/runtime}" \
+    --api-workers "$conns" --rate-control-msgs 0 --rate-control-bytes 1073741824
 
 say "kaosnet: $clients clients x $inflight in flight, $conns API workers; writes then reads," \
     "${warmup} s warm-up, ${seconds} s window each"
@@ -122,35 +85,18 @@ bench_stop_server
 # --- 2. pgbench, same statements, same cluster -----------------------------------
 uid="$(psql "$run_url" -X -tAc "SELECT user_id FROM storage WHERE collection = 'bench' LIMIT 1")"
 value="$(printf '{"n":1,"pad":"%s"}' "$(head -c $((value_bytes - 16)) /dev/zero | tr '\0' x)")"
-TIMEFORMAT='%U %S'
 for phase in write read; do
     script="$HERE/insert.sql"
     [ "$phase" = read ] && script="$HERE/select.sql"
     say "pgbench: $phase ($(basename "$script")), $conns clients, ${seconds} s"
-    pg0="$(pg_cpu)"
-    { time pgbench -n -M prepared -f "$script" -c "$conns" -j 2 -T "$seconds" \
-        -D uid="$uid" -D keys="$keys" -D value="$value" "$run_url" >"$tmp/pgbench.out" \
-        2>"$tmp/pgbench.err"; } 2>"$tmp/pgbench.time" || { cat "$tmp/pgbench.err" >&2; exit 1; }
-    sleep 0.3 # the postmaster reaps the backends, so their CPU lands in its cutime
-    pg1="$(pg_cpu)"
-    tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$tmp/pgbench.out")"
-    lat="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$tmp/pgbench.out")"
-    bench_cpu="$(awk '{print $1 + $2}' "$tmp/pgbench.time")"
-    echo "result side=pgbench phase=$phase status=ok ops_per_s=$tps lat_avg_ms=$lat" \
-        "pg_cpu_s=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN{print (a < 0 ? -1 : b - a)}')" \
-        "lg_cpu_s=$bench_cpu window_s=$seconds" >>"$results"
+    bench_pgbench "$phase" "$script" "$conns" "$seconds" \
+        -D uid="$uid" -D keys="$keys" -D value="$value"
 done
 [ -n "$raw" ] && cp "$results" "$raw"
 
 # --- table ----------------------------------------------------------------------
 awk -v cores="$(nproc)" -v clients="$clients" -v inflight="$inflight" -v conns="$conns" \
-    -v seconds="$seconds" -v vb="$value_bytes" -v runtime="${runtime:-none}" '
-function kv(line, a,   n, i, f, p) {
-    delete a
-    n = split(line, f, " ")
-    for (i = 1; i <= n; i++) { p = index(f[i], "="); if (p) a[substr(f[i], 1, p - 1)] = substr(f[i], p + 1) }
-}
-function pct(cpu, w) { return cpu < 0 ? "?" : sprintf("%.0f%%", 100 * cpu / w) }
+    -v seconds="$seconds" -v vb="$value_bytes" -v runtime="${runtime:-none}" "$BENCH_AWK_LIB"'
 BEGIN {
     printf "storage: single-object writes (unconditional) and reads of existing objects, ~%d-byte values (loopback, %d cores)\n", vb, cores
     printf "kaosnet: %d SDK clients x %d in flight over ENet, %d API workers, Lua modules: %s; pgbench: -c %d -j 2 -M prepared, same SQL; %s s windows\n", clients, inflight, conns, runtime, conns, seconds

@@ -38,7 +38,8 @@
  * only applied, e.g. a session is stored).
  *
  * Events (connected, disconnected, errors not tied to a request, match
- * data, presence, match end, shutdown notice) are registered one kind at a
+ * data, presence, match end, shutdown notice, notifications, status and
+ * stream presences, stream data) are registered one kind at a
  * time with kaos_client_on_<event>(c, fn, ud), any time after create; NULL
  * unregisters. New kinds come as new functions.
  *
@@ -192,8 +193,8 @@ typedef struct kaos_match {
 typedef struct kaos_match_info {
     const char *match_id;
     bool authoritative;
-    const char *label;   /* the handler's JSON label, "" if none */
-    uint32_t size;       /* players now */
+    const char *label; /* the handler's JSON label, "" if none */
+    uint32_t size;     /* players now */
     uint32_t tick_rate;
     const char *handler; /* the registered handler name */
 } kaos_match_info;
@@ -217,7 +218,7 @@ typedef struct kaos_user {
 typedef struct kaos_friend {
     kaos_user user; /* the other user's public profile */
     int state;
-    int64_t update_time; /* Unix seconds the relationship took this state */
+    int64_t update_time;  /* Unix seconds the relationship took this state */
     const char *metadata; /* your metadata on it, a JSON object as text; "{}" when none */
 } kaos_friend;
 
@@ -341,6 +342,27 @@ typedef struct kaos_notification {
     bool persistent;     /* stored (listed later) or live only */
 } kaos_notification;
 
+/* One session of a user as others see it on a stream (docs/streams.md):
+ * in the status service (docs/status.md), a followed user online with its
+ * status text ("" = online without one); in stream events, a session that
+ * joined or left. */
+typedef struct kaos_user_presence {
+    const char *user_id;
+    const char *session_id;
+    const char *username;
+    bool persistence;
+    const char *status;
+} kaos_user_presence;
+
+/* A stream (docs/streams.md): mode 0-15 (8-15 are the server scripts'),
+ * two ids and a label, each "" when unused. */
+typedef struct kaos_stream {
+    uint32_t mode;
+    const char *subject;
+    const char *subcontext;
+    const char *label;
+} kaos_stream;
+
 /* The caller's own account (kaos_client_account_get). */
 typedef struct kaos_account {
     kaos_user user;
@@ -387,8 +409,8 @@ typedef struct kaos_storage_object {
     const char *user_id; /* the owner; the nil UUID for the game's (system) objects */
     const char *value;   /* a JSON object as text (spacing and key order as the server prints it) */
     const char *version; /* 32 hex digits; changes exactly when the value does */
-    int permission_read;  /* KAOS_STORAGE_READ_* */
-    int permission_write; /* KAOS_STORAGE_WRITE_* */
+    int permission_read; /* KAOS_STORAGE_READ_* */
+    int permission_write;   /* KAOS_STORAGE_WRITE_* */
     int64_t create_time_ms; /* Unix milliseconds */
     int64_t update_time_ms;
 } kaos_storage_object;
@@ -513,6 +535,11 @@ typedef void (*kaos_leaderboard_records_fn)(kaos_client *c, const kaos_result *r
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
+/* The followed users online now: one presence per session publishing a
+ * status (a user online on two devices is there twice); users offline,
+ * unknown or blocking the caller are absent. */
+typedef void (*kaos_status_fn)(kaos_client *c, const kaos_result *r,
+                               const kaos_user_presence *presences, size_t count, void *ud);
 
 /* --- the client -------------------------------------------------------------------- */
 
@@ -544,6 +571,13 @@ typedef struct kaos_client_config {
      * in clear, for debugging against a server started with transport
      * security off (a secure server refuses it). */
     bool plaintext;
+    /* Default false. When set, every successful login, refresh or resume
+     * (its session answer) is followed at once by a StatusUpdate with an
+     * empty status, sent before the completion fires: the session appears
+     * online to the users who follow it (docs/status.md) without a call of
+     * its own, also after a reconnect and resume. A status set from the
+     * completion (kaos_client_status_update) comes after it and wins. */
+    bool appear_online;
 } kaos_client_config;
 
 /* Fills `cfg` with the defaults above; `size` is sizeof *cfg as the caller
@@ -628,6 +662,24 @@ typedef void (*kaos_shutdown_notice_fn)(kaos_client *c, uint32_t grace_ms, void 
 typedef void (*kaos_notifications_event_fn)(kaos_client *c, const kaos_notification *notifications,
                                             size_t count, void *ud);
 
+/* A followed user came online or changed status (joins: the new presence)
+ * or went offline or changed status (leaves: the old presence); a change is
+ * one leave and one join. docs/status.md. */
+typedef void (*kaos_status_presence_fn)(kaos_client *c, const kaos_user_presence *joins,
+                                        size_t join_count, const kaos_user_presence *leaves,
+                                        size_t leave_count, void *ud);
+/* Sessions joined or left a stream this session is on (a server script
+ * put it there: kaos.stream_user_join; docs/streams.md). */
+typedef void (*kaos_stream_presence_fn)(kaos_client *c, const kaos_stream *stream,
+                                        const kaos_user_presence *joins, size_t join_count,
+                                        const kaos_user_presence *leaves, size_t leave_count,
+                                        void *ud);
+/* Data sent to a stream this session is on (kaos.stream_send): `sender`
+ * is NULL when the server sent it; `reliable` tells how it travelled. */
+typedef void (*kaos_stream_data_fn)(kaos_client *c, const kaos_stream *stream,
+                                    const kaos_user_presence *sender, const uint8_t *data,
+                                    size_t len, bool reliable, void *ud);
+
 void kaos_client_on_connected(kaos_client *c, kaos_connected_fn fn, void *ud);
 void kaos_client_on_disconnected(kaos_client *c, kaos_disconnected_fn fn, void *ud);
 void kaos_client_on_error(kaos_client *c, kaos_error_fn fn, void *ud);
@@ -636,6 +688,9 @@ void kaos_client_on_match_presence(kaos_client *c, kaos_match_presence_fn fn, vo
 void kaos_client_on_match_end(kaos_client *c, kaos_match_end_fn fn, void *ud);
 void kaos_client_on_shutdown_notice(kaos_client *c, kaos_shutdown_notice_fn fn, void *ud);
 void kaos_client_on_notifications(kaos_client *c, kaos_notifications_event_fn fn, void *ud);
+void kaos_client_on_status_presence(kaos_client *c, kaos_status_presence_fn fn, void *ud);
+void kaos_client_on_stream_presence(kaos_client *c, kaos_stream_presence_fn fn, void *ud);
+void kaos_client_on_stream_data(kaos_client *c, kaos_stream_data_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -845,6 +900,22 @@ int kaos_client_group_users_list(kaos_client *c, const char *group_id, int state
                                  const char *cursor, kaos_group_users_fn done, void *ud);
 int kaos_client_user_groups_list(kaos_client *c, const char *user_id, int state, uint32_t limit,
                                  const char *cursor, kaos_user_groups_fn done, void *ud);
+/* Status (docs/status.md). Follows and a published status belong to this
+ * session and end with it. follow: users by id and/or username (at most
+ * 100 of each; unknown users, the caller and users who blocked the caller
+ * are skipped); `done` gets those online now, and their changes arrive as
+ * the status presence event. unfollow: by id (at most 100; not followed is
+ * no error), Ack. update: publish `status` (at most 2048 bytes of UTF-8
+ * without control characters; "" = online without a text) to the
+ * followers, or NULL to appear offline; Ack. A list may be NULL when its
+ * count is 0; a NULL list with a count, or a NULL element, is
+ * KAOS_ERR_INVALID_ARGUMENT; the server judges the rest. */
+int kaos_client_status_follow(kaos_client *c, const char *const *ids, size_t id_count,
+                              const char *const *usernames, size_t username_count,
+                              kaos_status_fn done, void *ud);
+int kaos_client_status_unfollow(kaos_client *c, const char *const *ids, size_t count,
+                                kaos_done_fn done, void *ud);
+int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn done, void *ud);
 
 /* Leaderboards (docs/leaderboards.md): boards are created by the server;
  * clients write and delete their own record (never on an authoritative
@@ -889,7 +960,7 @@ int kaos_client_send_raw(kaos_client *c, uint8_t channel, const void *data, size
 typedef struct kaos_client_stats {
     uint64_t packets_sent;
     uint64_t packets_received;
-    uint64_t malformed_received;  /* packets that did not decode as an envelope; dropped */
+    uint64_t malformed_received; /* packets that did not decode as an envelope; dropped */
     /* Envelopes a client does not handle (a request type, a type newer
      * than this build) and answers to no pending request (an unknown cid,
      * or a type that does not answer the request of that cid); dropped. */

@@ -215,6 +215,9 @@ DEFINE_EVENT_SETTER(match_presence, kaos_match_presence_fn)
 DEFINE_EVENT_SETTER(match_end, kaos_match_end_fn)
 DEFINE_EVENT_SETTER(shutdown_notice, kaos_shutdown_notice_fn)
 DEFINE_EVENT_SETTER(notifications, kaos_notifications_event_fn)
+DEFINE_EVENT_SETTER(status_presence, kaos_status_presence_fn)
+DEFINE_EVENT_SETTER(stream_presence, kaos_stream_presence_fn)
+DEFINE_EVENT_SETTER(stream_data, kaos_stream_data_fn)
 
 bool kaos_client_is_connected(const kaos_client *c)
 {

@@ -62,6 +62,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_STORAGE_OBJECTS,
     KAOS_REPLY_FRIENDS,
     KAOS_REPLY_NOTIFICATIONS,
+    KAOS_REPLY_STATUS,
     KAOS_REPLY_FRIENDS_OF_FRIENDS,
     KAOS_REPLY_GROUP,
     KAOS_REPLY_GROUPS,
@@ -96,6 +97,9 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_match_end_fn) match_end;
     KAOS__EVENT(kaos_shutdown_notice_fn) shutdown_notice;
     KAOS__EVENT(kaos_notifications_event_fn) notifications;
+    KAOS__EVENT(kaos_status_presence_fn) status_presence;
+    KAOS__EVENT(kaos_stream_presence_fn) stream_presence;
+    KAOS__EVENT(kaos_stream_data_fn) stream_data;
 } kaos_events;
 
 typedef struct kaos_welcome_result {
@@ -168,6 +172,9 @@ struct kaos_client {
 /* Packs `env` and sends it. KN_ERR_CLOSED unless connected, KN_ERR_TOO_LARGE
  * above KAOS_MAX_MESSAGE_SIZE. */
 int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, bool reliable);
+/* cfg.appear_online: a StatusUpdate with an empty status and no completion
+ * (its answer, Ack or Error, is only applied). Returns its cid or an error. */
+int kaos_client__appear_online(kaos_client *c);
 
 /* secure.c */
 
@@ -208,6 +215,7 @@ extern const kn_entity kaos_client__presence_entity;
 extern const kn_entity kaos_client__user_entity;
 extern const kn_entity kaos_client__storage_object_entity;
 extern const kn_entity kaos_client__storage_ack_entity;
+extern const kn_entity kaos_client__user_presence_entity;
 /* Fires every pending completion, in cid order, with `code` and `message`,
  * and forgets them (the connection ended). */
 void kaos_client__fail_pending(kaos_client *c, int code, const char *message);

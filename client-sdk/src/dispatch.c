@@ -1,6 +1,7 @@
 /* dispatch: one received envelope -> one completion or one event.
  *
- * Events (match data, presence, match end, shutdown notice, notifications) go to the
+ * Events (match data, presence, match end, shutdown notice, notifications,
+ * status and stream presences, stream data) go to the
  * callback registered for their kind. Everything else answers a request:
  * it is matched by cid to the pending completion, which leaves the pending
  * map before it fires, so it fires exactly once and may send new requests.
@@ -57,6 +58,8 @@ KN_ENTITY_DEFINE(kaos_client__group_entity, kaos_group, GROUP);
 /* As kaos_friend: the nested user and group go through USER and GROUP. */
 KN_ENTITY_DEFINE(kaos_client__group_user_entity, kaos_group_user, GROUP_USER);
 KN_ENTITY_DEFINE(kaos_client__user_group_entity, kaos_user_group, USER_GROUP);
+KN_ENTITY_ASSERT_VIEW(kaos_user_presence, USER_PRESENCE);
+KN_ENTITY_DEFINE(kaos_client__user_presence_entity, kaos_user_presence, USER_PRESENCE);
 KN_ENTITY_ASSERT_VIEW(kaos_leaderboard_record, LEADERBOARD_RECORD);
 KN_ENTITY_DEFINE(kaos_client__leaderboard_record_entity, kaos_leaderboard_record,
                  LEADERBOARD_RECORD);
@@ -77,6 +80,19 @@ static kaos_notification *notification_views(Kaos__V1__Notification *const *msgs
     kaos_notification *views = n ? kn_calloc(n, sizeof *views) : NULL;
     for (size_t i = 0; views && i < n; i++)
         view(&kaos_client__notification_entity, msgs[i], &views[i]);
+    return views;
+}
+
+/* The joins then the leaves (a and b: na and nb UserPresence messages) as
+ * views in one fresh array (kn_free it); NULL when there are none or out
+ * of memory. */
+static kaos_user_presence *user_presence_views(Kaos__V1__UserPresence *const *a, size_t na,
+                                               Kaos__V1__UserPresence *const *b, size_t nb)
+{
+    size_t n = na + nb;
+    kaos_user_presence *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    for (size_t i = 0; views && i < n; i++)
+        view(&kaos_client__user_presence_entity, i < na ? a[i] : b[i - na], &views[i]);
     return views;
 }
 
@@ -150,6 +166,9 @@ static int deliver_session(kaos_client *c, const kaos_pending *p, const kaos_res
     int rc = kaos_client__session_store(c, env->session);
     if (rc < 0) return rc;
     KN_INFO("authenticated as user %s (session %s)", c->session.user_id, c->session.session_id);
+    /* Before the completion, so a status it sets comes after and wins. */
+    if (c->cfg.appear_online && (rc = kaos_client__appear_online(c)) < 0)
+        KN_WARN("cannot appear online: %s", kn_err_text(rc));
     if (fn) fn(c, r, &c->session.view, p->ud);
     return KN_OK;
 }
@@ -441,6 +460,23 @@ static int deliver_user_groups(kaos_client *c, const kaos_pending *p, const kaos
     return KN_OK;
 }
 
+/* Status: the followed users' presences online now. */
+static int deliver_status(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                          const kn_envelope *env)
+{
+    kaos_status_fn fn = FN(kaos_status_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Status *s = env->status;
+    kaos_user_presence *views = user_presence_views(s->presences, s->n_presences, NULL, 0);
+    if (s->n_presences && !views) return KN_ERR_NOMEM;
+    fn(c, r, views, s->n_presences, p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* LeaderboardRecord: the record as written. */
 static int deliver_leaderboard_record(kaos_client *c, const kaos_pending *p, const kaos_result *r,
                                       const kn_envelope *env)
@@ -509,6 +545,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
                                     deliver_storage_objects},
     [KAOS_REPLY_FRIENDS] = {{ANSWER(FRIEND_LIST)}, deliver_friends},
     [KAOS_REPLY_NOTIFICATIONS] = {{ANSWER(NOTIFICATION_LIST)}, deliver_notifications},
+    [KAOS_REPLY_STATUS] = {{ANSWER(STATUS)}, deliver_status},
     [KAOS_REPLY_FRIENDS_OF_FRIENDS] = {{ANSWER(FRIENDS_OF_FRIENDS)}, deliver_friends_of_friends},
     [KAOS_REPLY_GROUP] = {{ANSWER(GROUP)}, deliver_group},
     [KAOS_REPLY_GROUPS] = {{ANSWER(GROUP_LIST)}, deliver_groups},
@@ -630,6 +667,52 @@ static void handle_notifications(kaos_client *c, const Kaos__V1__Notifications *
     kn_free(views);
 }
 
+static void handle_status_presence(kaos_client *c, const Kaos__V1__StatusPresenceEvent *e)
+{
+    if (!c->events.status_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        /* No request waits for this; say it in the log rather than drop it silently. */
+        KN_ERROR("cannot deliver a status presence event: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.status_presence.fn(c, all, e->n_joins, all ? all + e->n_joins : NULL, e->n_leaves,
+                                 c->events.status_presence.ud);
+    kn_free(all);
+}
+
+/* The view of a Stream message (absent: mode 0, empty names). */
+static kaos_stream stream_view(const Kaos__V1__Stream *s)
+{
+    if (!s) return (kaos_stream){0, "", "", ""};
+    return (kaos_stream){s->mode, str(s->subject), str(s->subcontext), str(s->label)};
+}
+
+static void handle_stream_presence(kaos_client *c, const Kaos__V1__StreamPresenceEvent *e)
+{
+    if (!c->events.stream_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        KN_ERROR("cannot deliver a stream presence event: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    kaos_stream s = stream_view(e->stream);
+    c->events.stream_presence.fn(c, &s, all, e->n_joins, all ? all + e->n_joins : NULL, e->n_leaves,
+                                 c->events.stream_presence.ud);
+    kn_free(all);
+}
+
+static void handle_stream_data(kaos_client *c, const Kaos__V1__StreamData *d, uint8_t channel)
+{
+    if (!c->events.stream_data.fn) return;
+    kaos_stream s = stream_view(d->stream);
+    kaos_user_presence sender;
+    if (d->sender) view(&kaos_client__user_presence_entity, d->sender, &sender);
+    const uint8_t *data = d->data.len ? d->data.data : no_bytes;
+    c->events.stream_data.fn(c, &s, d->sender ? &sender : NULL, data, d->data.len,
+                             channel != KN_CHANNEL_MATCH_UNRELIABLE, c->events.stream_data.ud);
+}
+
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
@@ -647,6 +730,15 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_NOTIFICATIONS:
         handle_notifications(c, env->notifications);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_STATUS_PRESENCE:
+        handle_status_presence(c, env->status_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_STREAM_PRESENCE:
+        handle_stream_presence(c, env->stream_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_STREAM_DATA:
+        handle_stream_data(c, env->stream_data, channel);
         return;
     default:
         break;

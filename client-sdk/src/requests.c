@@ -126,6 +126,9 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(GROUPS_LIST, GROUPS_LIST, GROUPS)                                                            \
     X(GROUP_USERS_LIST, GROUP_USERS_LIST, GROUP_USERS)                                             \
     X(USER_GROUPS_LIST, USER_GROUPS_LIST, USER_GROUPS)                                             \
+    X(STATUS_FOLLOW, STATUS_FOLLOW, STATUS)                                                        \
+    X(STATUS_UNFOLLOW, STATUS_UNFOLLOW, DONE)                                                      \
+    X(STATUS_UPDATE, STATUS_UPDATE, DONE)                                                          \
     X(LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD)                      \
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS)                     \
     X(LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS)                 \
@@ -1022,6 +1025,55 @@ int kaos_client_user_groups_list(kaos_client *c, const char *user_id, int state,
     kn_envelope env = KN_ENVELOPE_INIT;
     env.user_groups_list = &msg;
     return call(c, REQ_USER_GROUPS_LIST, &env, KAOS__FN(done), ud);
+}
+
+/* --- status ----------------------------------------------------------------------- */
+
+int kaos_client_status_follow(kaos_client *c, const char *const *ids, size_t id_count,
+                              const char *const *usernames, size_t username_count,
+                              kaos_status_fn done, void *ud)
+{
+    int rc = check_names(c, ids, id_count, usernames, username_count);
+    if (rc) return rc;
+    Kaos__V1__StatusFollow msg = KAOS__V1__STATUS_FOLLOW__INIT;
+    msg.n_user_ids = id_count;
+    msg.user_ids = unconst_list(ids);
+    msg.n_usernames = username_count;
+    msg.usernames = unconst_list(usernames);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.status_follow = &msg;
+    return call(c, REQ_STATUS_FOLLOW, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_status_unfollow(kaos_client *c, const char *const *ids, size_t count,
+                                kaos_done_fn done, void *ud)
+{
+    int rc = check_names(c, ids, count, NULL, 0);
+    if (rc) return rc;
+    Kaos__V1__StatusUnfollow msg = KAOS__V1__STATUS_UNFOLLOW__INIT;
+    msg.n_user_ids = count;
+    msg.user_ids = unconst_list(ids);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.status_unfollow = &msg;
+    return call(c, REQ_STATUS_UNFOLLOW, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__StatusUpdate msg = KAOS__V1__STATUS_UPDATE__INIT;
+    if (status)
+        msg.status = unconst_str(status);
+    else
+        msg.offline = true;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.status_update = &msg;
+    return call(c, REQ_STATUS_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client__appear_online(kaos_client *c)
+{
+    return kaos_client_status_update(c, "", NULL, NULL);
 }
 
 /* --- leaderboards ------------------------------------------------------------------ */

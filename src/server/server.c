@@ -36,6 +36,7 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_friends.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
 #include "kn_groups_lua.h"
@@ -78,6 +79,13 @@ static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t cha
                         const uint8_t *data, size_t len, bool reliable)
 {
     return kn_out_send(ud, conns, n, channel, data, len, reliable);
+}
+
+/* A committed block ends the blocked user's follows of the blocker
+ * (friends -> status through the root: neither includes the other). */
+static void friends_blocked(void *ud, const char *blocker_id, const char *blocked_id)
+{
+    kn_status_block(ud, blocker_id, blocked_id);
 }
 
 static void tracker_unbound(void *ud, kn_session *s)
@@ -184,7 +192,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("handshakes_ok_total", "completed handshakes", s.handshakes_ok);
     METRIC("handshakes_failed_total", "failed handshakes", s.handshakes_failed);
     METRIC("connects_bad_cookie_total", "CONNECTs dropped for a bad cookie", s.connects_bad_cookie);
-    METRIC("packets_rejected_total", "sealed packets that failed to open", s.packets_rejected);
+    METRIC("packets_rejected_total", "sealed packets that failed to open (dropped, not violations)",
+           s.packets_rejected);
+    METRIC("packets_replayed_total", "sealed packets dropped as replays or stale counters",
+           s.packets_replayed);
     METRIC("rate_limited_total", "packets dropped by rate limits", s.rate_limited);
     METRIC("violations_total", "protocol violations", s.violations);
     METRIC("timeouts_auth_total", "connections dropped for not authenticating", s.timeouts_auth);
@@ -236,6 +247,9 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("match_late_ticks_total", "match ticks started over one interval late", ms.late_ticks);
     METRIC("match_tick_us_max", "longest match_loop call since start, microseconds",
            ms.tick_us_max);
+    METRIC("match_tick_lateness_us_max",
+           "the latest a match tick started after its due time since start, microseconds",
+           ms.late_us_max);
     METRIC("match_inputs_total", "player inputs queued to matches", ms.inputs);
     METRIC("match_inputs_dropped_total", "player inputs dropped (match thread inbox full)",
            ms.inputs_dropped);
@@ -568,7 +582,7 @@ int kn_server_run(const kn_config *cfg)
     kn_account_lua account_lua = {0};
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
-    kn_friends_lua friends_lua = {.config = {.max_friends = (int)cfg->max_friends}};
+    kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_leaderboard_lua leaderboard_lua = {.mu = PTHREAD_MUTEX_INITIALIZER};
     kn_leaderboards *lbs = NULL;
     lb_scheduler lbsched = {0};
@@ -577,7 +591,7 @@ int kn_server_run(const kn_config *cfg)
         {"status", kn_status_lua_funcs, &status_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
-        {"friends", kn_friends_lua_funcs, &friends_lua},
+        {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
         {"leaderboards", kn_leaderboard_lua_funcs, &leaderboard_lua},
@@ -691,7 +705,9 @@ int kn_server_run(const kn_config *cfg)
         kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
         kn_sessions_set_single(sessions, &single);
     }
-    friends_lua.out = out;
+    friends_deps.out = out;
+    friends_deps.blocked = friends_blocked;
+    friends_deps.blocked_ud = status;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
@@ -713,6 +729,7 @@ int kn_server_run(const kn_config *cfg)
         .factory_ud = host,
         .out = kn_match_wire_out,
         .out_ud = mw,
+        .call_share_pct = cfg->match_call_share_pct ? (int)cfg->match_call_share_pct : -1,
     };
     if (mec.threads > 64) mec.threads = 64;
     /* From here `matches` is set, which is what the "match" binding reads. */
@@ -729,9 +746,9 @@ int kn_server_run(const kn_config *cfg)
                      .max_message_size = (size_t)cfg->max_message_size,
                      .script_services = script_services,
                      .services = {[KN_SVC_AUTH] = (void *)auth,
-                                  [KN_SVC_FRIENDS] = &friends_lua.config,
                                   [KN_SVC_MATCH] = mw,
                                   [KN_SVC_RPC] = rpc,
+                                  [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_LEADERBOARDS] = lbs}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,

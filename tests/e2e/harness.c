@@ -254,6 +254,26 @@ int e2e_group_teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
+char e2e_test_modules_dir[64];
+
+int e2e_group_setup_with_test_modules(void **state)
+{
+    (void)state;
+    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
+    e2e_runtime_dir(e2e_test_modules_dir, sizeof e2e_test_modules_dir, dirs);
+    e2e_server_init(&e2e_group_server);
+    const char *extra[] = {"--runtime-path", e2e_test_modules_dir, NULL};
+    e2e_server_start(&e2e_group_server, extra);
+    return 0;
+}
+
+int e2e_group_teardown_with_test_modules(void **state)
+{
+    int rc = e2e_group_teardown(state);
+    e2e_runtime_dir_remove(e2e_test_modules_dir);
+    return rc;
+}
+
 static void link_module(const char *dir, const char *src)
 {
     char dst[512];
@@ -319,6 +339,16 @@ int e2e_http(uint16_t port, const char *method, const char *path, const char *he
     char *b = strstr(out, "\r\n\r\n");
     if (b) memmove(out, b + 4, strlen(b + 4) + 1);
     return status;
+}
+
+long long e2e_metric(uint16_t http_port, const char *name)
+{
+    static char page[65536];
+    assert_int_equal(e2e_http(http_port, "GET", "/metrics", NULL, NULL, page, sizeof page), 200);
+    char key[160];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(page, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
 }
 
 int e2e_run_cli(const char *const *args, char *out, size_t out_cap)
@@ -584,7 +614,8 @@ static void on_shutdown(kaos_client *k, uint32_t grace, void *ud)
 }
 
 static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keepalive,
-                                  const char *key_hex, bool insecure, bool plaintext)
+                                  const char *key_hex, bool insecure, bool plaintext,
+                                  bool appear_online)
 {
     e2e_client *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -596,6 +627,7 @@ static e2e_client *client_new_cfg(uint16_t port, uint32_t version, uint32_t keep
     cfg.server_key = key_hex;
     cfg.insecure_dev_mode = insecure;
     cfg.plaintext = plaintext;
+    cfg.appear_online = appear_online;
     assert_int_equal(kaos_client_create(&cfg, &c->c), KAOS_OK);
     kaos_client_on_connected(c->c, on_connected, c);
     kaos_client_on_disconnected(c->c, on_disconnected, c);
@@ -619,7 +651,7 @@ static e2e_client *client_new(uint16_t port, uint32_t version, uint32_t keepaliv
 {
     const char *key = key_for(port);
     if (!key) fail_msg("no server known on port %u", port);
-    return client_new_cfg(port, version, keepalive, key, false, false);
+    return client_new_cfg(port, version, keepalive, key, false, false, false);
 }
 
 e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t version)
@@ -630,17 +662,27 @@ e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t version)
 e2e_client *e2e_client_new_with_key(uint16_t port, const char *key_hex, bool insecure)
 {
     /* keepalive on: these clients may sit through long waits */
-    return client_new_cfg(port, 0, 2000, key_hex, insecure, false);
+    return client_new_cfg(port, 0, 2000, key_hex, insecure, false, false);
 }
 
 e2e_client *e2e_client_new_plaintext(uint16_t port)
 {
-    return client_new_cfg(port, 0, 0, NULL, true, true);
+    return client_new_cfg(port, 0, 0, NULL, true, true, false);
 }
 
 e2e_client *e2e_client_new(uint16_t port, uint32_t version, uint32_t keepalive_ms)
 {
     e2e_client *c = client_new(port, version, keepalive_ms);
+    E2E_WAIT(c->connected || c->disconnected, 10000);
+    assert_true(c->connected);
+    return c;
+}
+
+e2e_client *e2e_client_new_appear_online(uint16_t port)
+{
+    const char *key = key_for(port);
+    if (!key) fail_msg("no server known on port %u", port);
+    e2e_client *c = client_new_cfg(port, 0, 0, key, false, false, true);
     E2E_WAIT(c->connected || c->disconnected, 10000);
     assert_true(c->connected);
     return c;
@@ -689,6 +731,15 @@ e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms)
     e2e_client *c = e2e_client_new(port, 0, keepalive_ms);
     e2e_auth(c, dev);
     return c;
+}
+
+int e2e_answer(e2e_client *c, const int *counter, int before, int errors, int cid)
+{
+    assert_true(cid > 0);
+    E2E_WAIT(*counter > before || c->errors > errors, 15000);
+    if (*counter > before) return 0;
+    assert_int_equal(c->error_cid, (uint32_t)cid);
+    return c->error_code;
 }
 
 void e2e_pump(void)

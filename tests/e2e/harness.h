@@ -50,9 +50,18 @@ void e2e_server_cleanup(e2e_server *s);
 extern e2e_server e2e_group_server;
 int e2e_group_setup(void **state);
 int e2e_group_teardown(void **state);
+/* The same with the test modules of tests/e2e/lua/ as runtime path (a
+ * directory of links to them, removed by the teardown), which a test may
+ * hand a server of its own as e2e_test_modules_dir while the group runs. */
+extern char e2e_test_modules_dir[64];
+int e2e_group_setup_with_test_modules(void **state);
+int e2e_group_teardown_with_test_modules(void **state);
 /* One HTTP/1.1 request to 127.0.0.1:port; returns the status, body in out. */
 int e2e_http(uint16_t port, const char *method, const char *path, const char *headers,
              const char *body, char *out, size_t cap);
+/* One metric of the server's /metrics page ("kaos_x" or a labelled
+ * "kaos_x{le=\"1\"}"), fetched now; -1 when the page lacks it. */
+long long e2e_metric(uint16_t http_port, const char *name);
 /* A fresh temporary directory (its path into out) of links to the .lua
  * files listed and to those of the directories listed (NULL-terminated),
  * so modules of several places load together as one runtime path. */
@@ -183,6 +192,9 @@ void e2e_on_friends(kaos_client *k, const kaos_result *r, const kaos_friend *fri
 /* Connects to the server (keepalive off unless keepalive_ms > 0) and waits
  * for the connection. protocol_version 0 = the SDK's. */
 e2e_client *e2e_client_new(uint16_t port, uint32_t protocol_version, uint32_t keepalive_ms);
+/* The same with kaos_client_config.appear_online set (the SDK publishes an
+ * empty status after every session answer). */
+e2e_client *e2e_client_new_appear_online(uint16_t port);
 /* Starts a connection but does not wait for it. */
 e2e_client *e2e_client_new_nowait(uint16_t port, uint32_t protocol_version);
 /* Starts a connection pinning key_hex (or insecure mode); does not wait. */
@@ -205,6 +217,12 @@ e2e_client *e2e_player(uint16_t port, uint32_t keepalive_ms);
 /* Poll every live client once (up to ~1 ms). */
 void e2e_pump(void);
 int64_t e2e_now_ms(void);
+/* Waits for the answer to request `cid` of c: 0 when `*counter` (the field
+ * the expected answer moves) passed `before`, else the error's code
+ * (c->errors passed `errors`; its cid must be `cid`). */
+int e2e_answer(e2e_client *c, const int *counter, int before, int errors, int cid);
+/* The answer of a request completing with e2e_on_done (an Ack). */
+#define E2E_ACKED(c, call) e2e_answer((c), &(c)->acks, (c)->acks, (c)->errors, (call))
 /* Pump until cond holds; fail the test (naming cond) after timeout_ms. */
 #define E2E_WAIT(cond, timeout_ms)                                                                 \
     do {                                                                                           \

@@ -3,7 +3,8 @@
  * and from Lua, joins refused with the handler's reason, input reaching
  * match_loop and broadcasts reaching clients on the chosen channel, kick,
  * label update visible in listings, signal, a runaway script and a memory
- * hog stopped while another match keeps ticking, match_terminate on
+ * hog stopped while another match keeps ticking (and, on one shared match
+ * thread, holding its neighbours back less than a tick), match_terminate on
  * shutdown, the engine's counters on /metrics. */
 #include "harness.h"
 
@@ -20,8 +21,12 @@ static const char *const secret[] = {"password", "secret", NULL};
 
 static int setup(void **state)
 {
+    /* The share is off here: these tests stop a match by each limit in turn
+     * (the memory hog must reach its cap, which under a sanitizer takes more
+     * CPU than half a neighbour's tick); the share has tests of its own. */
     const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/tests/e2e/lua",
-                           "--match-callback-budget-ms", "100", "--match-memory-mb", "8", NULL};
+                           "--match-callback-budget-ms", "100", "--match-memory-mb", "8",
+                           "--match-call-share-pct", "0", NULL};
     e2e_server_init(&e2e_group_server);
     e2e_server_start(&e2e_group_server, extra);
     return 0;
@@ -187,6 +192,94 @@ static void a_memory_hog_is_stopped_alone(void **state)
     check_fault(6, 8, "out of memory");
 }
 
+/* A server with one match thread: three 30 Hz matches with a player each
+ * and a fourth whose match_loop runs away at input `op` (5 spins, 6
+ * allocates until stopped). What the neighbours saw: *late, their ticks
+ * started over one interval (33 ms) late while it ran; *worst, the latest
+ * any tick started since the server did, µs. They keep playing after. */
+static void runaway_on_a_shared_thread(int op, const char *share_pct, long long *late,
+                                       long long *worst, int *end_code)
+{
+    e2e_server s;
+    e2e_server_init(&s);
+    const char *extra[] = {"--runtime-path", KAOS_SOURCE_DIR "/tests/e2e/lua", "--match-threads",
+                           "1", "--match-call-share-pct", share_pct, NULL};
+    e2e_server_start(&s, extra);
+    e2e_client *bad = e2e_player(s.port, 0), *good[3];
+    char id[128];
+    e2e_match_by_rpc(bad, "create_test_match", "{\"rate\":30}", id);
+    e2e_join(bad, id, secret);
+    for (int i = 0; i < 3; i++) {
+        good[i] = e2e_player(s.port, 0);
+        e2e_match_by_rpc(good[i], "create_test_match", "{\"rate\":30}", id);
+        e2e_join(good[i], id, secret);
+    }
+    e2e_pump_for(300);
+    long long before = e2e_metric(s.http_port, "kaos_match_late_ticks_total");
+    kaos_client_match_send(bad->c, bad->match_handle, op, "", 0, true, NULL, 0);
+    E2E_WAIT(bad->match_ends == 1, 10000);
+    *end_code = bad->match_end_code;
+    e2e_pump_for(300);
+    *late = e2e_metric(s.http_port, "kaos_match_late_ticks_total") - before;
+    *worst = e2e_metric(s.http_port, "kaos_match_tick_lateness_us_max");
+    print_message("runaway op %d: its call took %lld us\n", op,
+                  e2e_metric(s.http_port, "kaos_match_tick_us_max"));
+    for (int i = 0; i < 3; i++) { /* still playing */
+        size_t n = good[i]->data_count;
+        kaos_client_match_send(good[i]->c, good[i]->match_handle, 1, "ok", 2, true, NULL, 0);
+        E2E_WAIT(good[i]->data_count == n + 1, 5000);
+        assert_int_equal(good[i]->match_ends, 0);
+        e2e_client_free(good[i]);
+    }
+    e2e_client_free(bad);
+    assert_int_equal(e2e_server_stop(&s), 0);
+    e2e_server_cleanup(&s);
+}
+
+/* The runaway is stopped once it has used half a neighbour's tick of CPU,
+ * so the neighbours start each tick less than one interval late. Without
+ * the share (--match-call-share-pct 0) it ran its whole 200 ms budget and
+ * every neighbour lost about six ticks. Asserted in late ticks with room
+ * for a loaded machine (the share is CPU time: a runaway that gets half a
+ * core takes twice as long in wall time to use it): at most two per
+ * neighbour, where the thread held for 200 ms makes at least five each.
+ * The engine's unit test asserts the bound itself, on a stepped clock. */
+/* What one runaway does with the share off ([0]) and on ([1]), printed. */
+typedef struct share_figures {
+    long long late[2], worst[2];
+    int code[2];
+} share_figures;
+
+static share_figures compare_share(int op, const char *what)
+{
+    share_figures f;
+    runaway_on_a_shared_thread(op, "0", &f.late[0], &f.worst[0], &f.code[0]);
+    runaway_on_a_shared_thread(op, "50", &f.late[1], &f.worst[1], &f.code[1]);
+    print_message("%s, 3 x 30 Hz matches on its thread: without the share %lld late ticks, "
+                  "worst lateness %lld us (ended with code %d); with it %lld late ticks, worst "
+                  "%lld us (code %d)\n",
+                  what, f.late[0], f.worst[0], f.code[0], f.late[1], f.worst[1], f.code[1]);
+    return f;
+}
+
+static void a_runaway_neighbour_holds_real_matches_back_less_than_a_tick(void **state)
+{
+    share_figures f = compare_share(5, "spinning neighbour");
+    assert_int_equal(f.code[0], 4); /* DEADLINE_EXCEEDED */
+    assert_int_equal(f.code[1], 4);
+    assert_true(f.late[0] >= 3 * 5);
+    assert_true(f.worst[0] >= 150000);
+    assert_true(f.late[1] <= 2 * 3);
+}
+
+static void a_memory_hog_neighbour_holds_real_matches_back_less_than_a_tick(void **state)
+{
+    share_figures f = compare_share(6, "neighbour allocating to its 32 MiB cap");
+    assert_true(f.code[0] == 8 || f.code[0] == 4); /* out of memory, or out of time */
+    assert_true(f.code[1] == 8 || f.code[1] == 4);
+    assert_true(f.late[1] <= 2 * 3);
+}
+
 static void a_script_error_ends_the_match_with_internal(void **state)
 {
     check_fault(8, 13, "match_loop of match handler test_match failed");
@@ -278,6 +371,8 @@ int main(void)
         cmocka_unit_test(a_client_creates_joins_and_plays),
         cmocka_unit_test(a_runaway_script_is_stopped_alone),
         cmocka_unit_test(a_memory_hog_is_stopped_alone),
+        cmocka_unit_test(a_runaway_neighbour_holds_real_matches_back_less_than_a_tick),
+        cmocka_unit_test(a_memory_hog_neighbour_holds_real_matches_back_less_than_a_tick),
         cmocka_unit_test(a_script_error_ends_the_match_with_internal),
         cmocka_unit_test(unknown_handlers_and_bad_params_are_refused),
         cmocka_unit_test(match_counters_show_in_metrics),

@@ -20,50 +20,19 @@
 #include <string.h>
 #include <cmocka.h>
 
-static char rt_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
-    e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", rt_dir, NULL};
-    e2e_server_start(&e2e_group_server, extra);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(rt_dir);
-    return rc;
-}
-
 static e2e_client *player(void)
 {
     return e2e_player(e2e_group_server.port, 0);
 }
 
-/* Waits for the answer to `cid`: 0 when `*counter` moved past `before`,
- * else the error's code. */
-static int answer(e2e_client *c, const int *counter, int before, int errors, int cid)
-{
-    assert_true(cid > 0);
-    E2E_WAIT(*counter > before || c->errors > errors, 15000);
-    if (*counter > before) return 0;
-    assert_int_equal(c->error_cid, (uint32_t)cid);
-    return c->error_code;
-}
-#define ACKED(c, call) answer((c), &(c)->acks, (c)->acks, (c)->errors, (call))
 #define LISTED(c, call)                                                                            \
-    answer((c), &(c)->friends_answers, (c)->friends_answers, (c)->errors, (call))
+    e2e_answer((c), &(c)->friends_answers, (c)->friends_answers, (c)->errors, (call))
 
 static int add(e2e_client *c, const char *id, const char *username)
 {
-    return ACKED(c, kaos_client_friends_add(c->c, id ? &id : NULL, id ? 1 : 0,
-                                            username ? &username : NULL, username ? 1 : 0,
-                                            e2e_on_done, c));
+    return E2E_ACKED(c, kaos_client_friends_add(c->c, id ? &id : NULL, id ? 1 : 0,
+                                                username ? &username : NULL, username ? 1 : 0,
+                                                e2e_on_done, c));
 }
 
 /* Lists c's relationships in `state` (-1 = all); the page lands in c. */
@@ -137,16 +106,16 @@ static void a_block_hides_the_blocker_until_it_is_deleted(void **state)
     e2e_client *a = player(), *b = player();
     assert_int_equal(add(a, b->user_id, NULL), 0);
     const char *bid = b->user_id, *aid = a->user_id;
-    assert_int_equal(ACKED(a, kaos_client_friends_block(a->c, &bid, 1, NULL, 0, e2e_on_done, a)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_block(a->c, &bid, 1, NULL, 0, e2e_on_done, a)), 0);
     assert_int_equal(state_towards(a, b->user_id), KAOS_FRIEND_BLOCKED);
     assert_int_equal(state_towards(b, a->user_id), -1);
     /* B's add is ignored silently; A's add is refused until A deletes the block */
     assert_int_equal(add(b, a->user_id, NULL), 0);
     assert_int_equal(state_towards(b, a->user_id), -1);
     assert_int_equal(add(a, b->user_id, NULL), -KAOS_ERR_FAILED_PRECONDITION);
-    assert_int_equal(ACKED(a, kaos_client_friends_delete(a->c, &bid, 1, NULL, 0, e2e_on_done, a)),
-                     0);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_delete(a->c, &bid, 1, NULL, 0, e2e_on_done, a)), 0);
     assert_int_equal(state_towards(a, b->user_id), -1);
     assert_int_equal(add(b, aid, NULL), 0);
     assert_int_equal(state_towards(a, b->user_id), KAOS_FRIEND_INVITE_RECEIVED);
@@ -182,8 +151,8 @@ static void metadata_travels_with_the_add_the_update_and_the_list(void **state)
     (void)state;
     e2e_client *a = player(), *b = player(), *c = player();
     const char *bid = b->user_id;
-    assert_int_equal(ACKED(a, kaos_client_friends_add_metadata(a->c, &bid, 1, NULL, 0,
-                                                               "{\"since\":1}", e2e_on_done, a)),
+    assert_int_equal(E2E_ACKED(a, kaos_client_friends_add_metadata(
+                                      a->c, &bid, 1, NULL, 0, "{\"since\":1}", e2e_on_done, a)),
                      0);
     assert_int_equal(list(a, KAOS_FRIEND_ANY, 0, NULL), 0);
     assert_int_equal(a->friend_count, 1);
@@ -191,16 +160,18 @@ static void metadata_travels_with_the_add_the_update_and_the_list(void **state)
     assert_int_equal(list(b, KAOS_FRIEND_ANY, 0, NULL), 0);
     assert_string_equal(b->friend_metadata[0], "{}"); /* only the caller's edge */
     assert_int_equal(
-        ACKED(a, kaos_client_friends_metadata_update(a->c, bid, "{\"n\":2}", e2e_on_done, a)), 0);
+        E2E_ACKED(a, kaos_client_friends_metadata_update(a->c, bid, "{\"n\":2}", e2e_on_done, a)),
+        0);
     assert_int_equal(list(a, KAOS_FRIEND_ANY, 0, NULL), 0);
     assert_string_equal(a->friend_metadata[0], "{\"n\": 2}");
     /* refusals: no relationship, not an object */
     assert_int_equal(
-        ACKED(a, kaos_client_friends_metadata_update(a->c, c->user_id, "{}", e2e_on_done, a)),
+        E2E_ACKED(a, kaos_client_friends_metadata_update(a->c, c->user_id, "{}", e2e_on_done, a)),
         -KAOS_ERR_NOT_FOUND);
     assert_non_null(strstr(a->error_message, "no relationship with user"));
-    assert_int_equal(ACKED(a, kaos_client_friends_metadata_update(a->c, bid, "[]", e2e_on_done, a)),
-                     -KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        E2E_ACKED(a, kaos_client_friends_metadata_update(a->c, bid, "[]", e2e_on_done, a)),
+        -KAOS_ERR_INVALID_ARGUMENT);
     assert_string_equal(a->error_message, "metadata must be a JSON object");
     e2e_client_free(a);
     e2e_client_free(b);
@@ -330,7 +301,7 @@ static void the_configured_max_friends_holds_for_the_wire_and_lua(void **state)
     (void)state;
     e2e_server small;
     e2e_server_init(&small);
-    const char *extra[] = {"--runtime-path", rt_dir, "--max-friends", "1", NULL};
+    const char *extra[] = {"--runtime-path", e2e_test_modules_dir, "--max-friends", "1", NULL};
     e2e_server_start(&small, extra);
     e2e_client *a = e2e_player(small.port, 0), *b = e2e_player(small.port, 0),
                *c = e2e_player(small.port, 0);
@@ -363,5 +334,6 @@ int main(void)
         cmocka_unit_test(lua_metadata_and_friends_of_friends),
         cmocka_unit_test(the_configured_max_friends_holds_for_the_wire_and_lua),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,
+                                  e2e_group_teardown_with_test_modules);
 }

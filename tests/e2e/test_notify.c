@@ -32,26 +32,6 @@ typedef struct seen {
     char cursor[128];
 } seen;
 
-static char rt_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
-    e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", rt_dir, NULL};
-    e2e_server_start(&e2e_group_server, extra);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(rt_dir);
-    return rc;
-}
-
 static void on_push(kaos_client *k, const kaos_notification *n, size_t count, void *ud)
 {
     (void)k;
@@ -324,5 +304,6 @@ int main(void)
         cmocka_unit_test(lua_functions_send_list_and_delete),
         cmocka_unit_test(send_all_reaches_everyone_online_and_waits_for_whoever_is_not),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,
+                                  e2e_group_teardown_with_test_modules);
 }

@@ -1,5 +1,6 @@
 /* End to end: transport security and abuse limits against the real server.
- * Tampered and replayed packets, a wrong server key, a plaintext client, a
+ * Tampered and replayed packets (dropped, never held against the player),
+ * a wrong server key, a plaintext client, a
  * spoofed-CONNECT flood, message floods, and failed-login lockouts. */
 #include "harness.h"
 #include "kn_codec.h"
@@ -30,24 +31,176 @@ static void sealed_ping_round_trips_with_a_hand_rolled_client(void **state)
     raw_close(&rc);
 }
 
-static void tampered_packets_are_dropped_and_a_persistent_sender_is_closed(void **state)
+static void tampered_packets_are_dropped_and_do_not_close_the_connection(void **state)
 {
     raw_client rc;
     raw_connect(&rc, e2e_group_server.port, e2e_group_server.key);
     uint8_t sealed[128];
     size_t n = raw_seal_ping(&rc, 1, sealed, sizeof sealed);
     sealed[n - 3] ^= 0x40; /* inside the tag */
-    raw_send_bytes(&rc, 0, sealed, n, true);
-    raw_pump(&rc, 200);
-    assert_int_equal(rc.received, 0); /* never delivered, so never answered */
-    for (int i = 0; i < 10 && !rc.disconnected; i++) {
+    for (int i = 0; i < 20; i++) { /* more than max_violations (8) */
         raw_send_bytes(&rc, 0, sealed, n, true);
-        raw_pump(&rc, 20);
+        raw_pump(&rc, 5);
     }
-    for (int i = 0; i < 200 && !rc.disconnected; i++) raw_pump(&rc, 5);
-    assert_true(rc.disconnected);
-    assert_int_equal(rc.disconnect_reason, KAOS_DISCONNECT_PROTOCOL_VIOLATION);
+    raw_pump(&rc, 100);
+    assert_int_equal(rc.received, 0); /* never delivered, so never answered */
+    assert_false(rc.disconnected);
+    /* The real packet, which the forgeries imitated, still opens. */
+    sealed[n - 3] ^= 0x40;
+    raw_send_bytes(&rc, 0, sealed, n, true);
+    for (int i = 0; i < 200 && rc.received == 0; i++) raw_pump(&rc, 5);
+    assert_int_equal(rc.last_cid, 1);
+    assert_false(rc.disconnected);
     raw_close(&rc);
+}
+
+/* Sends env and pumps until *count moves on. */
+static void send_and_await(raw_client *r, const kn_envelope *env, const int *count)
+{
+    int before = *count;
+    raw_send_env(r, env);
+    for (int i = 0; i < 400 && *count == before; i++) raw_pump(r, 5);
+    assert_int_equal(*count, before + 1);
+}
+
+/* A raw client that authenticates with device `dev` and joins `match_id`. */
+static void raw_auth_and_join(raw_client *r, const e2e_server *s, char *dev, char *match_id)
+{
+    raw_connect(r, s->port, s->key);
+    Kaos__V1__AuthenticateDevice a = KAOS__V1__AUTHENTICATE_DEVICE__INIT;
+    a.device_id = dev;
+    a.create = true;
+    kn_envelope auth = KN_ENVELOPE_INIT;
+    auth.cid = 1;
+    auth.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
+    auth.authenticate_device = &a;
+    send_and_await(r, &auth, &r->sessions);
+    Kaos__V1__MatchJoin j = KAOS__V1__MATCH_JOIN__INIT;
+    j.match_id = match_id;
+    kn_envelope join = KN_ENVELOPE_INIT;
+    join.cid = 2;
+    join.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
+    join.match_join = &j;
+    send_and_await(r, &join, &r->matches);
+}
+
+/* One packet of the player, sealed for channel (i % 3): a ping on the
+ * control channel, match data with op code `op` on the two match channels. */
+static size_t seal_play(raw_client *p, int i, int64_t op, uint8_t *out, size_t cap)
+{
+    uint8_t ch = (uint8_t)(i % 3);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    Kaos__V1__Ping ping = KAOS__V1__PING__INIT;
+    Kaos__V1__MatchDataSend d = KAOS__V1__MATCH_DATA_SEND__INIT;
+    if (ch == 0) {
+        env.cid = 1000 + (uint32_t)i;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PING;
+        env.ping = &ping;
+    } else {
+        d.match = p->match_handle;
+        d.op_code = op;
+        d.data = (ProtobufCBinaryData){4, (uint8_t *)"play"};
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND;
+        env.match_data_send = &d;
+    }
+    return raw_seal_env(p, ch, &env, out, cap);
+}
+
+static size_t reliable_data(const e2e_client *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->data_count; i++) n += c->data[i].reliable;
+    return n;
+}
+
+/* An attacker on the path captures a live player's sealed packets and
+ * injects them into the player's ENet session again: 100 verbatim and 100
+ * with one bit flipped, on all three channels. ENet delivers every one
+ * (they travel as new ENet commands), so each reaches the opener — the
+ * hardest case for the server. They are dropped and counted; the player is
+ * not closed and its match data keeps flowing both ways, none twice. */
+static void replayed_and_forged_packets_cost_the_attacker_not_the_player(void **state)
+{
+    const e2e_server *s = &e2e_group_server;
+    char dev[40], dev2[40];
+    e2e_device_id(dev);
+    e2e_device_id(dev2);
+    e2e_client *peer = e2e_client_new(s->port, 0, 0);
+    e2e_auth(peer, dev);
+    kaos_client_match_create(peer->c, 0, e2e_on_match, peer);
+    E2E_WAIT(peer->matches == 1, 5000);
+    raw_client p;
+    raw_auth_and_join(&p, s, dev2, peer->match_id);
+
+    enum { CAPTURED = 120, ATTACK = 100, AFTER = 30 };
+    static uint8_t cap[CAPTURED][128];
+    size_t cap_len[CAPTURED];
+    for (int i = 0; i < CAPTURED; i++) { /* play, and capture what goes out */
+        cap_len[i] = seal_play(&p, i, i, cap[i], sizeof cap[i]);
+        raw_send_bytes(&p, (uint8_t)(i % 3), cap[i], cap_len[i], i % 3 != 2);
+        if (i % 10 == 9) raw_pump(&p, 5);
+    }
+    E2E_WAIT(reliable_data(peer) == CAPTURED / 3, 5000);
+    long long rejected = e2e_metric(s->http_port, "kaos_packets_rejected_total");
+    long long replayed = e2e_metric(s->http_port, "kaos_packets_replayed_total");
+    long long violations = e2e_metric(s->http_port, "kaos_violations_total");
+
+    /* The attack, while both keep playing. Injected packets go reliable so
+     * that every one is known to arrive. */
+    size_t before = reliable_data(peer);
+    int got = p.match_data;
+    for (int i = 0; i < ATTACK; i++) {
+        int k = (i * 7) % CAPTURED;
+        raw_send_bytes(&p, (uint8_t)(k % 3), cap[k], cap_len[k], true);
+        uint8_t forged[128];
+        memcpy(forged, cap[k], cap_len[k]);
+        size_t bit = (size_t)rand() % (cap_len[k] * 8);
+        forged[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        raw_send_bytes(&p, (uint8_t)(k % 3), forged, cap_len[k], true);
+        if (i % 10 == 9) {
+            uint8_t fresh[128];
+            size_t n = seal_play(&p, 1, 5000 + i, fresh, sizeof fresh); /* reliable data */
+            raw_send_bytes(&p, 1, fresh, n, true);
+            kaos_client_match_send(peer->c, peer->match_handle, 6000 + i, "back", 4, true, NULL, 0);
+            raw_pump(&p, 5);
+        }
+    }
+    for (int i = 0; i < AFTER; i++) {
+        uint8_t fresh[128];
+        size_t n = seal_play(&p, 1, 7000 + i, fresh, sizeof fresh);
+        raw_send_bytes(&p, 1, fresh, n, true);
+    }
+    int64_t deadline = e2e_now_ms() + 10000;
+    while (e2e_now_ms() < deadline &&
+           (reliable_data(peer) - before < ATTACK / 10 + AFTER || p.match_data - got < ATTACK / 10))
+        raw_pump(&p, 5);
+    raw_pump(&p, 100);
+
+    /* Still connected and playing: every fresh message arrived once, in
+     * order, and nothing injected was delivered. */
+    assert_false(p.disconnected);
+    assert_true(p.connected);
+    assert_int_equal(reliable_data(peer) - before, ATTACK / 10 + AFTER);
+    size_t k = 0; /* the fresh reliable messages, in the order sent */
+    for (size_t i = 0; i < peer->data_count; i++) {
+        if (!peer->data[i].reliable || peer->data[i].op_code < 5000) continue;
+        int64_t want = k < ATTACK / 10 ? 5009 + 10 * (int64_t)k : 7000 + (int64_t)(k - ATTACK / 10);
+        assert_int_equal(peer->data[i].op_code, want);
+        k++;
+    }
+    assert_int_equal(k, ATTACK / 10 + AFTER);
+    assert_int_equal(p.match_data - got, ATTACK / 10);
+    /* Each injected packet was dropped and counted; none was a violation. */
+    long long d_rejected = e2e_metric(s->http_port, "kaos_packets_rejected_total") - rejected;
+    long long d_replayed = e2e_metric(s->http_port, "kaos_packets_replayed_total") - replayed;
+    print_message("replay test: %lld injected packets rejected (%lld as replays), "
+                  "player connected, %zu fresh messages delivered\n",
+                  d_rejected, d_replayed, k);
+    assert_int_equal(d_rejected, 2 * ATTACK);
+    assert_true(d_replayed >= ATTACK);
+    assert_int_equal(e2e_metric(s->http_port, "kaos_violations_total"), violations);
+    raw_close(&p);
+    e2e_client_free(peer);
 }
 
 static void a_replayed_packet_is_delivered_once(void **state)
@@ -95,6 +248,39 @@ static void a_plaintext_client_is_refused_with_a_clear_error(void **state)
     assert_int_equal(c->error_code, 9); /* FAILED_PRECONDITION */
     assert_non_null(strstr(c->error_message, "transport security is required"));
     e2e_client_free(c);
+}
+
+/* docs/protocol.md, "Hello and welcome": what a secure server answers in
+ * place of the welcome, in plaintext, before the connection closes. */
+static void a_request_before_the_hello_is_answered_in_plaintext_with_cid_0(void **state)
+{
+    raw_client rc;
+    raw_connect_unsealed(&rc, e2e_group_server.port);
+    raw_send_ping(&rc, 5); /* a plaintext envelope with cid 5 */
+    for (int i = 0; i < 400 && !rc.disconnected; i++) raw_pump(&rc, 5);
+    assert_int_equal(rc.last_type, KAOS__V1__ENVELOPE__MESSAGE_ERROR);
+    assert_int_equal(rc.last_cid, 0);
+    assert_int_equal(rc.last_error_code, 9); /* FAILED_PRECONDITION */
+    assert_non_null(strstr(rc.last_error, "start with the handshake hello"));
+    assert_true(rc.disconnected);
+    assert_int_equal(rc.disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
+    raw_close(&rc);
+}
+
+static void a_refused_hello_is_answered_with_a_plaintext_error(void **state)
+{
+    raw_client rc;
+    raw_connect_unsealed(&rc, e2e_group_server.port);
+    uint8_t hello[40] = {'K', 'N', 'H', '1', 1, 1}; /* byte 5 must be zero */
+    raw_send_bytes(&rc, 0, hello, sizeof hello, true);
+    for (int i = 0; i < 400 && !rc.disconnected; i++) raw_pump(&rc, 5);
+    assert_int_equal(rc.last_type, KAOS__V1__ENVELOPE__MESSAGE_ERROR);
+    assert_int_equal(rc.last_cid, 0);
+    assert_int_equal(rc.last_error_code, 3); /* INVALID_ARGUMENT */
+    assert_string_equal(rc.last_error, "malformed hello");
+    assert_true(rc.disconnected);
+    assert_int_equal(rc.disconnect_reason, KAOS_DISCONNECT_HANDSHAKE_FAILED);
+    raw_close(&rc);
 }
 
 static void connects_without_a_cookie_get_no_peer_and_no_reply(void **state)
@@ -212,26 +398,7 @@ static void a_reader_that_stops_is_closed_and_the_sender_is_not(void **state)
 
     /* The reader: a raw client that authenticates, joins, then stops reading. */
     raw_client r;
-    raw_connect(&r, t.port, t.key);
-    Kaos__V1__AuthenticateDevice a = KAOS__V1__AUTHENTICATE_DEVICE__INIT;
-    a.device_id = dev2;
-    a.create = true;
-    kn_envelope env = KN_ENVELOPE_INIT;
-    env.cid = 1;
-    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE;
-    env.authenticate_device = &a;
-    raw_send_env(&r, &env);
-    for (int i = 0; i < 400 && r.sessions == 0; i++) raw_pump(&r, 5);
-    assert_int_equal(r.sessions, 1);
-    Kaos__V1__MatchJoin j = KAOS__V1__MATCH_JOIN__INIT;
-    j.match_id = sender->match_id;
-    kn_envelope env2 = KN_ENVELOPE_INIT;
-    env2.cid = 2;
-    env2.message_case = KAOS__V1__ENVELOPE__MESSAGE_MATCH_JOIN;
-    env2.match_join = &j;
-    raw_send_env(&r, &env2);
-    for (int i = 0; i < 400 && r.matches == 0; i++) raw_pump(&r, 5);
-    assert_int_equal(r.matches, 1);
+    raw_auth_and_join(&r, &t, dev2, sender->match_id);
 
     /* Reliable data the reader never acknowledges piles up on the server. */
     static uint8_t chunk[1200];
@@ -259,10 +426,13 @@ int main(void)
     if (enet_initialize() != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sealed_ping_round_trips_with_a_hand_rolled_client),
-        cmocka_unit_test(tampered_packets_are_dropped_and_a_persistent_sender_is_closed),
+        cmocka_unit_test(tampered_packets_are_dropped_and_do_not_close_the_connection),
+        cmocka_unit_test(replayed_and_forged_packets_cost_the_attacker_not_the_player),
         cmocka_unit_test(a_replayed_packet_is_delivered_once),
         cmocka_unit_test(a_wrong_server_key_is_refused_by_the_sdk),
         cmocka_unit_test(a_plaintext_client_is_refused_with_a_clear_error),
+        cmocka_unit_test(a_request_before_the_hello_is_answered_in_plaintext_with_cid_0),
+        cmocka_unit_test(a_refused_hello_is_answered_with_a_plaintext_error),
         cmocka_unit_test(connects_without_a_cookie_get_no_peer_and_no_reply),
         cmocka_unit_test(a_message_flood_is_limited_then_disconnected),
         cmocka_unit_test(failed_logins_lock_the_account_and_the_address_until_expiry),

@@ -109,21 +109,10 @@ static void unique(char *out, size_t cap, const char *prefix)
     snprintf(out, cap, "%s-%s", prefix, id + 4);
 }
 
-/* Waits for the answer to `cid`: 0 when `*counter` moved past `before` (the
- * expected answer), else the error's code. Counters only move inside
- * kaos_client_poll, so reading them while sending is fine. */
-static int answer(e2e_client *c, const int *counter, int before, int errors, int cid)
-{
-    assert_true(cid > 0);
-    E2E_WAIT(*counter > before || c->errors > errors, 15000);
-    if (*counter > before) return 0;
-    assert_int_equal(c->error_cid, (uint32_t)cid);
-    return c->error_code;
-}
-#define WROTE(c, call) answer((c), &(c)->storage_acks, (c)->storage_acks, (c)->errors, (call))
-#define GOT(c, call)   answer((c), &(c)->storage_objects, (c)->storage_objects, (c)->errors, (call))
-#define ACKED(c, call) answer((c), &(c)->acks, (c)->acks, (c)->errors, (call))
-#define RPC(c, call)   answer((c), &(c)->rpcs, (c)->rpcs, (c)->errors, (call))
+#define WROTE(c, call) e2e_answer((c), &(c)->storage_acks, (c)->storage_acks, (c)->errors, (call))
+#define GOT(c, call)                                                                               \
+    e2e_answer((c), &(c)->storage_objects, (c)->storage_objects, (c)->errors, (call))
+#define RPC(c, call) e2e_answer((c), &(c)->rpcs, (c)->rpcs, (c)->errors, (call))
 
 /* One object; read < 0 = the default permissions. 0 or the error code; the
  * ack in c->acks_seen[0]. */
@@ -164,7 +153,7 @@ static int del(e2e_client *c, const char *owner, const char *col, const char *ke
                const char *version)
 {
     kaos_storage_id id = {col, key, owner, version};
-    return ACKED(c, kaos_client_storage_delete(c->c, &id, 1, e2e_on_done, c));
+    return E2E_ACKED(c, kaos_client_storage_delete(c->c, &id, 1, e2e_on_done, c));
 }
 
 static int list(e2e_client *c, const char *owner, const char *col, uint32_t limit,
@@ -214,7 +203,7 @@ static void storage_requests_need_a_session(void **state)
     assert_string_equal(c->error_message, "authenticate first");
     kaos_storage_id id = {"saves", "slot1", NULL, NULL};
     assert_int_equal(GOT(c, kaos_client_storage_read(c->c, &id, 1, e2e_on_storage_objects, c)), 16);
-    assert_int_equal(ACKED(c, kaos_client_storage_delete(c->c, &id, 1, e2e_on_done, c)), 16);
+    assert_int_equal(E2E_ACKED(c, kaos_client_storage_delete(c->c, &id, 1, e2e_on_done, c)), 16);
     assert_int_equal(list(c, NULL, "saves", 10, NULL), 16);
     e2e_client_free(c);
 }
@@ -576,7 +565,7 @@ static void invalid_input_is_invalid_argument_and_writes_nothing(void **state)
         GOT(a, kaos_client_storage_read(a->c, &bad_owner, 1, e2e_on_storage_objects, a)), 3);
     assert_string_equal(a->error_message, "object 0: user_id is not a UUID");
     kaos_storage_id no_key = {col, "", NULL, NULL};
-    assert_int_equal(ACKED(a, kaos_client_storage_delete(a->c, &no_key, 1, e2e_on_done, a)), 3);
+    assert_int_equal(E2E_ACKED(a, kaos_client_storage_delete(a->c, &no_key, 1, e2e_on_done, a)), 3);
     assert_string_equal(a->error_message, "object 0: key is missing");
     assert_int_equal(del(a, NULL, col, "k", "*"), 3);
     assert_int_equal(list(a, NULL, "", 10, NULL), 3);

@@ -1,10 +1,10 @@
 /* libFuzzer target: the request validators. The input is split on NUL bytes
  * into a device id (or email), a username (or password) and session
- * variables for the device and email validators, and interpreted as a program of relay operations (create, join,
- * leave, data with targets, disconnect) by four connections against a relay
- * with a counting sink. Properties: validators never crash and give a
- * message with every refusal; the relay never loses track of a member
- * (every data send from a member succeeds, from a non-member fails). */
+ * variables for the device and email validators, and interpreted as a program of relay operations
+ * (create, join, leave, data with targets, disconnect) by four connections against a relay with a
+ * counting sink. Properties: validators never crash and give a message with every refusal; the
+ * relay never loses track of a member (every data send from a member succeeds, from a non-member
+ * fails). */
 #include "kn_auth.h"
 #include "kn_crypto.h"
 #include "kn_error.h"
@@ -55,11 +55,17 @@ static void auth_validator(const uint8_t *data, size_t size)
 
 static void relay_program(const uint8_t *data, size_t size)
 {
-    kn_relay_config cfg = {.node = "fz", .default_size = 4, .max_size = 8,
-                           .max_matches_per_conn = 3, .max_message_size = 512};
-    kn_relay_sink sink = {count_sink, NULL};
+    kn_relay_config cfg = {.node = "fz",
+                           .default_size = 4,
+                           .max_size = 8,
+                           .max_matches_per_conn = 3,
+                           .max_message_size = 512};
+    kn_tracker_config tc;
+    kn_tracker_config_default(&tc);
+    kn_tracker_sink sink = {count_sink, NULL};
+    kn_tracker *t;
     kn_relay *r;
-    if (kn_relay_create(&cfg, &sink, &r)) abort();
+    if (kn_tracker_create(&tc, &sink, &t) || kn_relay_create(&cfg, t, &r)) abort();
     char ids[8][112] = {{0}};
     uint32_t handles[8] = {0};
     int nmatch = 0;
@@ -68,11 +74,13 @@ static void relay_program(const uint8_t *data, size_t size)
         uint8_t op = data[i] % 5, conn = (uint8_t)(data[i + 1] % 4 + 1), arg = data[i + 2];
         kn_relay_member who = {.conn = conn};
         strcpy(who.user_id, "u");
-        kn_relay_joined j;
+        kn_relay_joined j = {0};
+        char msg[128];
         int m = nmatch ? arg % nmatch : 0;
         switch (op) {
         case 0:
-            if (nmatch < 8 && kn_relay_match_create(r, &who, arg % 10, &j) == KN_OK) {
+            if (nmatch < 8 &&
+                kn_relay_match_create(r, &who, arg % 10, &j, msg, sizeof msg) == KN_OK) {
                 strcpy(ids[nmatch], j.match_id);
                 handles[nmatch] = j.handle;
                 memset(member[nmatch], 0, sizeof member[nmatch]);
@@ -80,10 +88,12 @@ static void relay_program(const uint8_t *data, size_t size)
             }
             break;
         case 1:
-            if (nmatch && kn_relay_match_join(r, ids[m], &who, &j) == KN_OK) member[m][conn] = true;
+            if (nmatch && kn_relay_match_join(r, ids[m], &who, &j, msg, sizeof msg) == KN_OK)
+                member[m][conn] = true;
             break;
         case 2:
-            if (nmatch && kn_relay_match_leave(r, handles[m], conn) == KN_OK) member[m][conn] = false;
+            if (nmatch && kn_relay_match_leave(r, handles[m], conn) == KN_OK)
+                member[m][conn] = false;
             break;
         case 3:
             if (nmatch) {
@@ -96,12 +106,15 @@ static void relay_program(const uint8_t *data, size_t size)
             }
             break;
         case 4:
-            kn_relay_conn_closed(r, conn);
-            for (int k = 0; k < nmatch; k++) member[k][conn] = false;
+            kn_tracker_untrack_all(t, conn); /* its session ended */
+            for (int k = 0; k < nmatch; k++)
+                member[k][conn] = false;
             break;
         }
+        kn_relay_joined_deinit(&j);
     }
     kn_relay_destroy(r);
+    kn_tracker_destroy(t);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

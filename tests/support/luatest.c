@@ -89,7 +89,7 @@ void luatest_expect(kn_runtime_vm *vm, const luatest_case *cases, size_t n)
     int rc;
     for (size_t i = 0; i < n; i++) {
         char *out = luatest_call_db(vm, NULL, "case", cases[i].name, &rc, msg);
-        assert_int_equal(rc, KN_OK);
+        if (rc != KN_OK) fail_msg("%s: error %d: %s", cases[i].name, rc, msg);
         if (strcmp(out, cases[i].want)) fail_msg("%s: got \"%s\"", cases[i].name, out);
         kn_free(out);
     }

@@ -35,6 +35,18 @@ char *luatest_call(kn_runtime_vm *vm, const char *id, const char *payload, int *
 char *luatest_call_db(kn_runtime_vm *vm, kn_db *db, const char *id, const char *payload, int *rc,
                       char *msg);
 
+/* Lua source for a module's start: `kaos` and outcome(f, ...), which calls
+ * f and answers "ok", "<code> <message>" for a raised {code, message}, or
+ * "lua: <error>" for any other error. Module text goes after it. */
+#define LUATEST_PRELUDE                                                                            \
+    "local kaos = require('kaos')\n"                                                               \
+    "local function outcome(f, ...)\n"                                                             \
+    "  local ok, e = pcall(f, ...)\n"                                                              \
+    "  if ok then return 'ok' end\n"                                                               \
+    "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"                         \
+    "  return 'lua: ' .. tostring(e)\n"                                                            \
+    "end\n"
+
 /* One expected answer of the RPC "case" for a payload. */
 typedef struct luatest_case {
     const char *name; /* the payload */

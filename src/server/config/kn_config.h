@@ -67,6 +67,7 @@ typedef struct kn_config {
     int64_t runtime_memory_mb;
     int64_t match_threads;
     int64_t match_callback_budget_ms;
+    int64_t match_call_share_pct;
     int64_t match_memory_mb;
     int64_t max_matches;
     int64_t max_friends; /* friends and invites per user */

@@ -260,10 +260,11 @@ static int delete_pair_fn(kn_db *db, const char *me, const char *other,
 static int block_pair(kn_db *db, const char *me, const char *other, const kn_friends_add_opts *o,
                       char *msg, size_t cap)
 {
-    (void)o;
     int rc = run(db, &block_one, me, other);
     if (rc == KN_OK) rc = run(db, &unlink_other, me, other);
-    return rc ? db_fail(rc, msg, cap) : KN_OK;
+    if (rc) return db_fail(rc, msg, cap);
+    note_event(o->ev, KN_FRIEND_EVENT_BLOCKED, other);
+    return KN_OK;
 }
 
 /* Locks the pairs, applies `fn` to each existing target, commits. */
@@ -387,6 +388,23 @@ int kn_friends_metadata_update(kn_db *db, const char *user_id, const char *frien
         return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "you have no relationship with user %s",
                           friend_id);
     return KN_OK;
+}
+
+int kn_friends_block_events(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                            const char *const *usernames, size_t n_usernames, kn_friend_events *ev,
+                            char *msg, size_t cap)
+{
+    kn_friends_add_opts o = {.ev = ev};
+    return apply(db, user_id, ids, n_ids, usernames, n_usernames, block_pair, &o, msg, cap);
+}
+
+void kn_friends_tell_blocks(const kn_friends_deps *deps, const char *user_id,
+                            const kn_friend_events *ev)
+{
+    if (!deps || !deps->blocked || !ev) return;
+    for (size_t i = 0; i < ev->n; i++)
+        if (ev->items[i].kind == KN_FRIEND_EVENT_BLOCKED)
+            deps->blocked(deps->blocked_ud, user_id, ev->items[i].user_id);
 }
 
 /* --- list ------------------------------------------------------------------------------------ */

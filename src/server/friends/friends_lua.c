@@ -10,8 +10,9 @@
  * INVALID_ARGUMENT as in the account functions.
  *
  * friends_add and friends_delete also send the notifications of what they
- * did (kn_friends_tell), live through the binding's ud (kn_friends_lua.h),
- * which also gives add its max friends.
+ * did (kn_friends_tell), live through the binding's ud, a kn_friends_deps
+ * (kn_friends_lua.h), which also gives add its max friends; friends_block
+ * tells its deps->blocked of each user blocked (the status service).
  *
  * Memory: a list's results are kept in a holder userdata with a __gc while
  * the tables are built, so a Lua error half-way never leaks them. */
@@ -45,7 +46,7 @@ static int holder_gc(lua_State *L)
     return 0;
 }
 
-static const kn_friends_lua *ud_of(lua_State *L)
+static const kn_friends_deps *ud_of(lua_State *L)
 {
     return kn_lua_binding_ud(L);
 }
@@ -66,8 +67,10 @@ static const char *metadata_arg(lua_State *L, int idx, bool nil_ok)
 typedef enum { VERB_ADD, VERB_DELETE, VERB_BLOCK } verb_kind;
 
 /* friends_add/delete/block(user_id, {ids} or nil, {usernames} or nil
- * [, metadata for add]). add and delete tell the users what they did
- * (kn_friends_tell, live through the ud's kn_out when there is one). */
+ * [, metadata for add]). Once the change committed, add and delete tell
+ * the users what they did (kn_friends_tell, live through the ud's kn_out
+ * when there is one) and a block tells the ud's blocked hook of each user
+ * blocked (kn_friends_tell_blocks). */
 static int verb(lua_State *L, const char *name, verb_kind kind)
 {
     kn_db *db = kn_lua_db(L, name);
@@ -77,10 +80,10 @@ static int verb(lua_State *L, const char *name, verb_kind kind)
     size_t n_ids, n_names;
     const char **ids = kn_lua_string_list(L, 2, true, "ids", &n_ids);
     const char **usernames = kn_lua_string_list(L, 3, true, "usernames", &n_names);
-    const kn_friends_lua *ud = ud_of(L);
+    const kn_friends_deps *ud = ud_of(L);
     char msg[MSG_CAP] = "";
-    kn_friend_events *ev = kind == VERB_BLOCK ? NULL : kn_malloc(sizeof *ev);
-    if (kind != VERB_BLOCK && !ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_lua_raise_coded(L, KN_ERR_NOMEM, "out of memory");
     int rc;
     if (kind == VERB_ADD) {
         kn_friends_add_opts o = {ud ? ud->config.max_friends : 0, metadata, ev};
@@ -89,9 +92,15 @@ static int verb(lua_State *L, const char *name, verb_kind kind)
         rc = kn_friends_delete_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg,
                                       sizeof msg);
     } else {
-        rc = kn_friends_block(db, user_id, ids, n_ids, usernames, n_names, msg, sizeof msg);
+        rc = kn_friends_block_events(db, user_id, ids, n_ids, usernames, n_names, ev, msg,
+                                     sizeof msg);
     }
-    if (rc == KN_OK && ev) kn_friends_tell(db, ud ? ud->out : NULL, user_id, ev);
+    if (rc == KN_OK) {
+        if (kind == VERB_BLOCK)
+            kn_friends_tell_blocks(ud, user_id, ev);
+        else
+            kn_friends_tell(db, ud ? ud->out : NULL, user_id, ev);
+    }
     kn_free(ev);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     return 0;
@@ -194,6 +203,7 @@ static int k_friends_of_friends_list(lua_State *L)
 const luaL_Reg kn_friends_lua_funcs[] = {
     {"friends_add", k_friends_add},
     {"friends_delete", k_friends_delete},
+    {"friends_remove", k_friends_delete}, /* the product spec's name for the same function */
     {"friends_block", k_friends_block},
     {"friends_list", k_friends_list},
     {"friend_metadata_update", k_friend_metadata_update},

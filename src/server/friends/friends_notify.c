@@ -7,12 +7,17 @@
 #include "kn_log.h"
 #include "kn_notify.h"
 
+#include <assert.h>
+
 void kn_friends_tell(kn_db *db, kn_out *out, const char *user_id, const kn_friend_events *ev)
 {
     if (!ev || ev->n == 0) return;
     kn_notify_msg notes[KN_FRIENDS_EVENTS_MAX];
     for (size_t i = 0; i < ev->n; i++) {
         int kind = ev->items[i].kind;
+        /* an add's or a delete's events, never a block's */
+        assert(kind == KN_FRIEND_EVENT_INVITED || kind == KN_FRIEND_EVENT_ACCEPTED ||
+               kind == KN_FRIEND_EVENT_REMOVED);
         notes[i] = (kn_notify_msg){
             .user_id = ev->items[i].user_id,
             .subject = kind == KN_FRIEND_EVENT_INVITED    ? "friend request received"

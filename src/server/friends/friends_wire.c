@@ -27,8 +27,8 @@ static int too_many(uint32_t limit, char *msg, size_t cap)
 int kn_friends_wire_add(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsAdd *q = kn_req_msg(r)->friends_add;
-    const kn_friends_config *fc = kn_req_service(r);
-    kn_friends_add_opts o = {.max_friends = fc ? fc->max_friends : 0,
+    const kn_friends_deps *deps = kn_req_service(r);
+    kn_friends_add_opts o = {.max_friends = deps ? deps->config.max_friends : 0,
                              .metadata = q->metadata && *q->metadata ? q->metadata : NULL,
                              .ev = kn_malloc(sizeof *o.ev)};
     if (!o.ev) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
@@ -68,8 +68,15 @@ int kn_friends_wire_metadata_update(kn_req *r, char *msg, size_t cap)
 int kn_friends_wire_block(kn_req *r, char *msg, size_t cap)
 {
     Kaos__V1__FriendsBlock *q = kn_req_msg(r)->friends_block;
-    int rc = kn_friends_block(kn_req_worker(r)->db, caller(r), NAMES(q), msg, cap);
-    return rc ? rc : kn_req_ack(r);
+    kn_friend_events *ev = kn_malloc(sizeof *ev);
+    if (!ev) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    int rc = kn_friends_block_events(kn_req_worker(r)->db, caller(r), NAMES(q), ev, msg, cap);
+    if (rc == KN_OK) {
+        kn_friends_tell_blocks(kn_req_service(r), caller(r), ev);
+        rc = kn_req_ack(r);
+    }
+    kn_free(ev);
+    return rc;
 }
 
 /* FriendList: each Friend message gets its User message, both built from

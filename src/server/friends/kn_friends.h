@@ -92,6 +92,7 @@ enum {
     KN_FRIEND_EVENT_INVITED = 1,  /* user_id received an invite from the caller */
     KN_FRIEND_EVENT_ACCEPTED = 2, /* the caller accepted user_id's invite */
     KN_FRIEND_EVENT_REMOVED = 3,  /* the caller deleted user_id, a mutual friend */
+    KN_FRIEND_EVENT_BLOCKED = 4,  /* the caller blocked user_id (kn_friends_block_events) */
 };
 typedef struct kn_friend_events {
     size_t n;
@@ -106,9 +107,8 @@ int kn_friends_add_events(kn_db *db, const char *user_id, const char *const *ids
                           const char *const *usernames, size_t n_usernames, kn_friend_events *ev,
                           char *msg, size_t msg_cap);
 
-/* The service's settings (docs/configuration.md: max_friends). The
- * composition root hands one to the routes as their service context and
- * to the Lua binding; immutable while serving, so any thread. */
+/* The service's settings (docs/configuration.md: max_friends), held in
+ * kn_friends_deps; immutable while serving, so any thread. */
 typedef struct kn_friends_config {
     int max_friends; /* friends and invites per user; 0 = KN_FRIENDS_MAX_DEFAULT */
 } kn_friends_config;
@@ -137,6 +137,23 @@ int kn_friends_add_ex(kn_db *db, const kn_friends_add_opts *opts, const char *us
  * logged, never undoes it. friends calls notify, never the other way round
  * (docs/notifications.md). */
 void kn_friends_tell(kn_db *db, kn_out *out, const char *user_id, const kn_friend_events *ev);
+
+/* What the composition root hands the friends routes (their service
+ * context) and kaos.friends_* (the binding's ud): the service's settings
+ * and where the effects of a committed change go. Filled before serving,
+ * read-only after (any thread); out and blocked may be NULL. */
+typedef struct kn_friends_deps {
+    kn_out *out;              /* live delivery of the notifications add and delete send */
+    kn_friends_config config; /* max_friends */
+    /* blocker_id blocked blocked_id (the status service ends blocked_id's
+     * follows of blocker_id, kn_status_block). Any thread. */
+    void (*blocked)(void *ud, const char *blocker_id, const char *blocked_id);
+    void *blocked_ud;
+} kn_friends_deps;
+
+/* Calls deps->blocked for each block of ev (a committed block's events). */
+void kn_friends_tell_blocks(const kn_friends_deps *deps, const char *user_id,
+                            const kn_friend_events *ev);
 
 /* Delete: removes the relationship both ways (a friendship, an invite sent
  * or received, the caller's block). A block the target holds on the caller
@@ -184,6 +201,11 @@ int kn_friends_of_friends_cursor_check(const char *cursor, char *msg, size_t msg
  * edge to the caller is removed unless it is a block too. */
 int kn_friends_block(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
                      const char *const *usernames, size_t n_usernames, char *msg, size_t msg_cap);
+/* kn_friends_block that also reports each user blocked in *ev (filled only
+ * when the block committed). */
+int kn_friends_block_events(kn_db *db, const char *user_id, const char *const *ids, size_t n_ids,
+                            const char *const *usernames, size_t n_usernames, kn_friend_events *ev,
+                            char *msg, size_t msg_cap);
 
 /* One page of the caller's edges in `state` (KN_FRIEND_ANY or 0-3), ordered
  * by (state, position, the other user's id): position is when the edge last

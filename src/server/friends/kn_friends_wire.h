@@ -1,6 +1,8 @@
 /* kn_friends_wire: the friends service's routes (docs/friends.md): proto
  * <-> C around kn_friends, acting as the session's user. Worker routes;
- * their service context is a const kn_friends_config * (NULL: defaults). */
+ * their service context is a const kn_friends_deps * (kn_friends.h; NULL:
+ * the defaults and no block hook): add takes its config's max_friends,
+ * block tells its blocked hook. */
 #ifndef KN_FRIENDS_WIRE_H
 #define KN_FRIENDS_WIRE_H
 

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #define MAX_THREADS 64
+#define KN_MATCH_RATE_MAX 60 /* ticks per second */
+#define CALL_SHARE_PCT    50 /* default kn_match_engine_config.call_share_pct */
 #define LATE_REBASE 10 /* intervals behind before the schedule is re-based */
 #define TICK_SLACK_US 1000
 #define LATE_LOG_EVERY_US 1000000 /* late ticks: at most one log line per thread per second */
@@ -250,6 +252,7 @@ struct match {
     uint8_t *in_data; /* their bytes */
     size_t in_used, in_cap;
     kn_match_batch deferred; /* broadcast_message_deferred until the end of the tick */
+    bool adopted;            /* on its thread's heap (counted in by_rate) */
     bool ended;
     int end_code;
     char end_reason[KN_MATCH_REASON_MAX];
@@ -274,6 +277,7 @@ struct mthread {
     /* owned by the thread */
     match **heap;
     size_t n_heap, cap_heap;
+    uint32_t by_rate[KN_MATCH_RATE_MAX + 1]; /* matches on the heap by tick rate */
     kn_map by_handle;
     uint32_t next_handle;
     kn_match_batch *out;
@@ -299,6 +303,7 @@ struct kn_match_engine {
     char node[64];
     mthread threads[MAX_THREADS];
     int n_threads;           /* >= 1 (manual mode has one, never started) */
+    int share_pct;           /* cfg.call_share_pct resolved: 0 = no call budgets */
     atomic_uint next_thread; /* round robin */
     pthread_mutex_t reg_lock;
     kn_map reg_by_id;      /* kn_map_key_str(id) -> reg */
@@ -441,12 +446,16 @@ static int heap_push(mthread *t, match *m)
     m->heap_at = t->n_heap;
     t->heap[t->n_heap++] = m;
     heap_up(t, m->heap_at);
+    t->by_rate[m->tick_rate]++;
+    m->adopted = true;
     return KN_OK;
 }
 
 static void heap_remove(mthread *t, match *m)
 {
     size_t i = m->heap_at;
+    t->by_rate[m->tick_rate]--;
+    m->adopted = false;
     t->n_heap--;
     if (i == t->n_heap) return;
     t->heap[i] = t->heap[t->n_heap];
@@ -558,10 +567,30 @@ static void send_error_to(mthread *t, kn_match_conn conn, uint32_t cid, int rc, 
 
 /* --- handler calls --------------------------------------------------------------------------- */
 
+/* The CPU time a call of m may use: a share of the tick interval of the
+ * fastest other match on its thread, so that one waits less than a tick
+ * even when m's call runs away (0 = none: m is alone, not yet on its
+ * thread — init runs on the creating thread — or sharing is off). */
+static int64_t call_budget(const match *m)
+{
+    const mthread *t = m->t;
+    if (!t || !m->adopted || t->e->share_pct <= 0) return 0;
+    for (int r = KN_MATCH_RATE_MAX; r >= 1; r--) {
+        uint32_t others = t->by_rate[r] - (m->tick_rate == r);
+        if (others) return (int64_t)(1000000 / r) * t->e->share_pct / 100;
+    }
+    return 0;
+}
+
 static kn_match_call call_of(match *m)
 {
-    return (kn_match_call){&m->disp, m->id, m->t ? m->t->e->node : "", m->tick,
-                           (const kn_match_presence *const *)m->ps, m->n_ps};
+    return (kn_match_call){.dispatcher = &m->disp,
+                           .match_id = m->id,
+                           .node = m->t ? m->t->e->node : "",
+                           .tick = m->tick,
+                           .presences = (const kn_match_presence *const *)m->ps,
+                           .n_presences = m->n_ps,
+                           .budget_us = call_budget(m)};
 }
 
 /* Marks m as ended with a reason; the thread finishes it after the call. */
@@ -773,8 +802,11 @@ static void note_late(mthread *t, const match *m, int64_t late, int64_t now)
     t->late_worst_us = 0;
 }
 
-static void run_tick(mthread *t, match *m, int64_t now)
+static void run_tick(mthread *t, match *m)
 {
+    /* Lateness is measured when the tick really starts, not when the round
+     * did: an earlier tick of the round may have taken long. */
+    int64_t now = now_us(t->e);
     int64_t interval = 1000000 / m->tick_rate;
     int64_t late = now - m->due_us;
     t->window_ticks++;
@@ -785,9 +817,8 @@ static void run_tick(mthread *t, match *m, int64_t now)
     char msg[256] = "";
     bool end = false;
     kn_match_call c = call_of(m);
-    int64_t t_start = now_us(t->e);
     int rc = m->h->vt->loop(m->h, &c, m->in, m->n_in, &end, msg, sizeof msg);
-    int64_t took = now_us(t->e) - t_start;
+    int64_t took = now_us(t->e) - now;
     m->n_in = 0;
     m->in_used = 0;
     m->tick++;
@@ -798,6 +829,7 @@ static void run_tick(mthread *t, match *m, int64_t now)
     t->e->st.ticks++;
     t->e->st.late_hist[bucket]++;
     if ((uint64_t)took > t->e->st.tick_us_max) t->e->st.tick_us_max = (uint64_t)took;
+    if (late > 0 && (uint64_t)late > t->e->st.late_us_max) t->e->st.late_us_max = (uint64_t)late;
     pthread_mutex_unlock(&t->e->stats_lock);
     if (rc) call_failed(m, "match_loop", rc, msg);
     else if (end) end_match(m, KN_OK, "match ended by its handler");
@@ -1070,7 +1102,7 @@ static int64_t round_once(mthread *t)
      * lining every match up on one instant (which would send every snapshot
      * in one burst). */
     while (t->n_heap && t->heap[0]->due_us <= now + TICK_SLACK_US && !t->heap[0]->ended)
-        run_tick(t, t->heap[0], now);
+        run_tick(t, t->heap[0]);
     flush(t);
     account_load(t, start, now_us(t->e));
     return t->n_heap ? t->heap[0]->due_us : 0;
@@ -1329,7 +1361,7 @@ int kn_match_create(kn_match_engine *e, const char *name, const char *params, si
     /* Broadcasts during init have nobody to reach; give the dispatcher a
      * throwaway batch by marking the match as not yet running. */
     rc = m->h->vt->init(m->h, &c, params ? params : "", params_len, &rate, &label, msg, cap);
-    if (rc == KN_OK && (rate < 1 || rate > 60)) {
+    if (rc == KN_OK && (rate < 1 || rate > KN_MATCH_RATE_MAX)) {
         snprintf(msg, cap, "match_init returned tick rate %d; it must be 1-60", rate);
         rc = KN_ERR_INVALID_ARGUMENT;
     }
@@ -1489,6 +1521,10 @@ int kn_match_engine_create(const kn_match_engine_config *cfg, kn_match_engine **
     kn_map_init(&e->reg_by_id);
     kn_map_init(&e->reg_by_handle);
     e->n_threads = cfg->threads ? cfg->threads : 1;
+    e->share_pct = cfg->call_share_pct == 0    ? CALL_SHARE_PCT
+                   : cfg->call_share_pct < 0   ? 0
+                   : cfg->call_share_pct > 100 ? 100
+                                               : cfg->call_share_pct;
     for (int i = 0; i < e->n_threads; i++) {
         mthread *t = &e->threads[i];
         t->e = e;

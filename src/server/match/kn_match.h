@@ -35,6 +35,15 @@
  * and every other match keeps ticking. On kn_match_engine_stop every match
  * gets terminate(grace_seconds), then ends.
  *
+ * A runaway call holds its neighbours back at most one tick: while it runs
+ * its thread runs nothing else, so every call on a thread that other
+ * matches share carries a CPU budget (kn_match_call.budget_us) of
+ * call_share_pct (50 %) of the tick interval of the fastest other match on
+ * that thread. The handler stops the call past it, which ends the match;
+ * its neighbours' next ticks start at most that share (plus the handler's
+ * reaction time) late, under one interval. A match alone on its thread has
+ * no such budget. Why a budget and not another thread: docs/matches.md.
+ *
  * Ids. A match has a shareable id "<uuid>.<node>" (the same shape as relayed
  * matches) and a compact handle, carried by every data packet, with bit 31
  * set (relayed handles never have it). Handles encode the owning thread. */
@@ -98,6 +107,12 @@ typedef struct kn_match_call {
     int64_t tick;
     const kn_match_presence *const *presences; /* everyone in the match now */
     size_t n_presences;
+    /* CPU time this call may use, µs; 0 = no limit from the engine (the
+     * handler's own budget applies). A call on a match thread that other
+     * matches share gets `call_share_pct` of the tick interval of the
+     * fastest of them (Faults above): the handler must stop the call once
+     * it has used that much CPU and fail it (KN_ERR_DEADLINE_EXCEEDED). */
+    int64_t budget_us;
 } kn_match_call;
 
 /* A handler instance: one per match. Every function returns KN_OK or an
@@ -180,6 +195,8 @@ typedef struct kn_match_engine_config {
     kn_match_out_fn out;
     void *out_ud;
     int64_t (*now_us)(void);   /* monotonic µs; NULL = kn_time_mono_us */
+    int call_share_pct;        /* a call's CPU budget, % of the fastest neighbour's tick
+                                  interval (kn_match_call.budget_us); 0 = 50, < 0 = none */
 } kn_match_engine_config;
 
 /* Tick lateness (start minus due time) is counted in buckets with these
@@ -193,6 +210,7 @@ typedef struct kn_match_stats {
     uint64_t ticks, late_ticks; /* late: started more than one interval after its due time */
     uint64_t inputs, inputs_dropped;
     uint64_t tick_us_max; /* longest single tick, µs */
+    uint64_t late_us_max; /* the latest start of a tick after its due time, µs */
     uint64_t refused_overload; /* creates and joins refused by admission control */
     uint64_t late_hist[KN_MATCH_LATE_BUCKETS]; /* ticks by lateness, see above */
 } kn_match_stats;

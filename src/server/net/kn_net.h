@@ -112,7 +112,9 @@ typedef struct kn_net_config {
     int64_t auth_timeout_ms;
     int64_t idle_timeout_ms;
     int64_t shutdown_grace_ms;
-    uint32_t max_violations;    /* malformed, forbidden, tampered or replayed packets */
+    uint32_t max_violations;    /* bad messages from the peer before it is closed (a leaky
+                                   bucket: see kn_net_violation) */
+    int64_t violation_leak_ms;  /* one violation is forgiven every this long; 0 = never */
     bool secure;                /* transport security required (false: plaintext allowed) */
     const uint8_t *server_pk;   /* 32-byte X25519 static key pair (copied) */
     const uint8_t *server_sk;
@@ -136,7 +138,9 @@ typedef struct kn_net_stats {
     uint64_t packets_in, packets_out, bytes_in, bytes_out;
     uint64_t refused_version, timeouts_auth, timeouts_idle, timeouts_handshake, violations;
     uint64_t cookies_issued, connects_bad_cookie, connects_busy, stray_datagrams;
-    uint64_t handshakes_ok, handshakes_failed, packets_rejected, rate_limited;
+    uint64_t handshakes_ok, handshakes_failed, rate_limited;
+    uint64_t packets_rejected; /* sealed packets that did not open (dropped, no violation) */
+    uint64_t packets_replayed; /* of those: replays and stale counters */
     uint64_t refused_address, unreliable_dropped, queue_full_closes;
     uint64_t rounds;
     uint64_t overloaded_seconds; /* one-second windows spent overloaded */
@@ -179,8 +183,11 @@ void kn_net_close(kn_net *net, kn_conn_id id, uint32_t reason);
 void kn_net_set_authenticated(kn_net *net, kn_conn_id id);
 kn_conn_state kn_net_conn_state(const kn_net *net, kn_conn_id id);
 void *kn_net_conn_data(const kn_net *net, kn_conn_id id);
-/* Counts a malformed or forbidden message; closes with PROTOCOL_VIOLATION
- * once max_violations is reached. Returns true if the connection was closed. */
+/* Counts a malformed or forbidden message of a connection (one that opened
+ * correctly: packets that fail to open are dropped here and never count).
+ * Violations fill a leaky bucket that loses one every violation_leak_ms;
+ * the connection is closed with PROTOCOL_VIOLATION when it reaches
+ * max_violations. Returns true if the connection was closed. */
 bool kn_net_violation(kn_net *net, kn_conn_id id);
 /* The connection's source IPv4 address in network order (0 if gone). */
 uint32_t kn_net_conn_ip(const kn_net *net, kn_conn_id id);

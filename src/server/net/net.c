@@ -46,7 +46,8 @@ typedef struct conn {
     bool sealed;       /* keys agreed: every packet is sealed and opened */
     bool counted_addr; /* counted in per_address */
     uint32_t ip;       /* network order */
-    uint32_t violations;
+    uint32_t violations;   /* leaky bucket level, see count_violation */
+    int64_t violations_ms; /* when the level last leaked */
     uint32_t close_reason;
     int64_t opened_ms, last_recv_ms, close_deadline_ms;
     uint32_t rate_drops;
@@ -101,9 +102,9 @@ struct kn_net {
 
     struct {
         atomic_uint_fast64_t connections_total, connections_current, packets_in, packets_out,
-            bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle,
-            timeouts_handshake, violations, cookies_issued, connects_bad_cookie, connects_busy,
-            stray_datagrams, handshakes_ok, handshakes_failed, packets_rejected, rate_limited,
+            bytes_in, bytes_out, refused_version, timeouts_auth, timeouts_idle, timeouts_handshake,
+            violations, cookies_issued, connects_bad_cookie, connects_busy, stray_datagrams,
+            handshakes_ok, handshakes_failed, packets_rejected, packets_replayed, rate_limited,
             refused_address, unreliable_dropped, queue_full_closes, rounds, overloaded_seconds,
             busy_permille;
     } st;
@@ -151,6 +152,7 @@ void kn_net_config_default(kn_net_config *cfg)
         .idle_timeout_ms = 60000,
         .shutdown_grace_ms = 5000,
         .max_violations = 8,
+        .violation_leak_ms = 5000,
         .secure = true,
         .max_handshakes = 256,
         .handshake_timeout_ms = 5000,
@@ -677,9 +679,24 @@ uint32_t kn_net_conn_ip(const kn_net *net, kn_conn_id id)
     return c ? c->ip : 0;
 }
 
+/* Violations fill a leaky bucket: each adds one, one leaks out every
+ * violation_leak_ms, and the connection is closed when the level reaches
+ * max_violations. A peer that sends a bad message now and then is never
+ * closed; one that keeps at it faster than the leak is, after
+ * max_violations in a burst. Only traffic that authenticated as the peer
+ * (or, before the keys, came from it) reaches here: packets that fail to
+ * open are dropped and counted without it (deliver), so a third party
+ * replaying or forging packets cannot close someone else's connection. */
 static bool count_violation(kn_net *net, conn *c)
 {
     STAT_ADD(net, violations, 1);
+    int64_t now = net->now_ms, leak = net->cfg.violation_leak_ms;
+    if (leak > 0 && c->violations) {
+        int64_t leaked = (now - c->violations_ms) / leak;
+        c->violations = leaked >= (int64_t)c->violations ? 0 : c->violations - (uint32_t)leaked;
+        c->violations_ms += leaked * leak;
+    }
+    if (!c->violations) c->violations_ms = now;
     if (++c->violations < net->cfg.max_violations) return false;
     KN_WARN("conn %llx closed after %u protocol violations", (unsigned long long)id_of(net, c),
             c->violations);
@@ -801,11 +818,13 @@ static void deliver(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, 
                      ? kn_crypt_open(&c->crypt, channel, data, len, net->open_buf, &plain_len)
                      : KN_ERR_TOO_LARGE;
         if (rc) {
-            /* Tampered, replayed, out of order or not ours: never delivered. */
+            /* Tampered, replayed, out of order or not ours: never delivered,
+             * and not held against the connection — anyone on the path can
+             * send such packets, so they cost only the sender its bytes. */
             STAT_ADD(net, packets_rejected, 1);
+            if (rc == KN_ERR_DATA_LOSS) STAT_ADD(net, packets_replayed, 1);
             KN_DEBUG("conn %llx: dropped packet on channel %u: %s",
                      (unsigned long long)id_of(net, c), channel, kn_err_text(rc));
-            count_violation(net, c);
             return;
         }
         plain = net->open_buf;
@@ -1131,6 +1150,7 @@ void kn_net_stats_get(kn_net *net, kn_net_stats *out)
     GET(handshakes_ok);
     GET(handshakes_failed);
     GET(packets_rejected);
+    GET(packets_replayed);
     GET(rate_limited);
     GET(refused_address);
     GET(unreliable_dropped);

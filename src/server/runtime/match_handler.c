@@ -248,6 +248,7 @@ static int call(lua_match *lm, const kn_match_call *c, invocation *v, int *base,
     lua_pushcfunction(L, trampoline);
     lua_pushlightuserdata(L, v);
     rt_call_begin(lm->vm, NULL);
+    rt_call_share(lm->vm, c->budget_us);
     int status = lua_pcall(L, 1, v->nres, *base + 1);
     rt_call_end(lm->vm);
     if (status == LUA_OK) return KN_OK;
@@ -509,6 +510,7 @@ int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, c
         return KN_ERR_INTERNAL;
     }
     lm->vm->host = host;
+    lm->vm->match = true;
     rt_watch_add(host, lm->vm);
     *out = &lm->base;
     return KN_OK;

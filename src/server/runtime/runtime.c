@@ -687,17 +687,30 @@ static void push_context(lua_State *L, const kn_runtime_context *c)
     lua_setfield(L, -2, "vars");
 }
 
-/* The watchdog's count hook: stop the call if it is past its deadline
- * (the hook may outlive the call it was armed for: then it just goes). */
+/* CPU time of the calling thread, µs. */
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The watchdog's count hook: stop the call if it is past its deadline or
+ * has used its CPU share (the hook may outlive the call it was armed for:
+ * then it just goes). It runs on the calling thread, so it reads that
+ * thread's CPU clock. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     kn_runtime_vm *vm = rt_vm_of(L);
-    int64_t dl = atomic_load(&vm->deadline_ms);
-    if (dl && kn_time_mono_ms() >= dl) {
+    int64_t dl = atomic_load(&vm->deadline_ms), share = atomic_load(&vm->share_us);
+    bool late = dl && kn_time_mono_ms() >= dl;
+    bool over_share = dl && share && thread_cpu_us() - vm->cpu_start_us >= share;
+    if (late || over_share) {
         /* From now on every instruction raises, so a script that catches
          * the error with pcall cannot keep going. */
         vm->timed_out = true;
+        vm->over_share = !late;
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "time budget exceeded");
     }
@@ -709,8 +722,17 @@ void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx)
 {
     vm->services = ctx ? ctx->services : NULL;
     vm->mode = !ctx ? "a match handler" : ctx->execution_mode ? ctx->execution_mode : "rpc";
-    vm->timed_out = false;
+    vm->timed_out = vm->over_share = false;
+    atomic_store(&vm->share_us, 0);
     atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->budget_ms);
+}
+
+void rt_call_share(kn_runtime_vm *vm, int64_t share_us)
+{
+    /* One clock read per call, only for calls that share a thread. */
+    vm->cpu_start_us = share_us > 0 ? thread_cpu_us() : 0;
+    vm->call_share_us = share_us > 0 ? share_us : 0;
+    atomic_store(&vm->share_us, vm->call_share_us);
 }
 
 void rt_call_end(kn_runtime_vm *vm)
@@ -718,6 +740,7 @@ void rt_call_end(kn_runtime_vm *vm)
     vm->services = NULL;
     vm->mode = NULL;
     atomic_store(&vm->deadline_ms, 0);
+    atomic_store(&vm->share_us, 0);
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
 }
 
@@ -736,6 +759,13 @@ int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap)
     }
     const char *m = lua_tostring(L, -1);
     kn_runtime_vm *vm = rt_vm_of(L);
+    if (vm->timed_out && vm->over_share) {
+        KN_WARN("%s stopped: used more than its share of a match thread other matches need "
+                "(%.1f ms of CPU)",
+                what, (double)vm->call_share_us / 1000);
+        set_msg(msg, cap, "%s ran past its time budget (its share of the match thread)", what);
+        return KN_ERR_DEADLINE_EXCEEDED;
+    }
     if (vm->timed_out) {
         KN_WARN("%s stopped: ran past its time budget of %lld ms", what, (long long)vm->budget_ms);
         set_msg(msg, cap, "%s ran past its time budget", what);
@@ -897,6 +927,7 @@ struct kn_runtime_host {
     kn_runtime *current;
     atomic_uint generation;
     kn_runtime_vm *watched; /* VMs under the time budget (slots' and matches') */
+    size_t n_match_vms;     /* of them, matches' */
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
@@ -929,6 +960,7 @@ void rt_watch_add(kn_runtime_host *h, kn_runtime_vm *vm)
     if (h->watched) h->watched->watch_prev = vm;
     h->watched = vm;
     vm->watched = true;
+    h->n_match_vms += vm->match;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -940,6 +972,7 @@ void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm)
     else h->watched = vm->watch_next;
     if (vm->watch_next) vm->watch_next->watch_prev = vm->watch_prev;
     vm->watched = false;
+    h->n_match_vms -= vm->match;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -952,7 +985,13 @@ kn_runtime *rt_host_current(kn_runtime_host *h)
     return rt;
 }
 
-/* Every budget/10 (5-100 ms): arm the count hook of VMs whose call is past its deadline. */
+/* Arms the count hook of VMs whose call is past its deadline, or has run
+ * as long as its CPU share in wall time (CPU time is at most that; the
+ * hook, on the calling thread, checks the CPU time itself). Every
+ * budget/10 (5-100 ms), or every SHARE_POLL_MS while matches run: a CPU
+ * share is a fraction of a tick, and its end must be noticed within a few
+ * ms for the neighbours to stay within their tick. */
+#define SHARE_POLL_MS 2
 static void *watchdog_main(void *arg)
 {
     kn_runtime_host *h = arg;
@@ -960,12 +999,17 @@ static void *watchdog_main(void *arg)
     while (!h->stop) {
         int64_t now = kn_time_mono_ms();
         for (kn_runtime_vm *vm = h->watched; vm; vm = vm->watch_next) {
-            int64_t dl = atomic_load(&vm->deadline_ms);
-            if (dl && now >= dl && !atomic_exchange(&vm->armed, true))
-                lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1000);
+            int64_t dl = atomic_load(&vm->deadline_ms), share = atomic_load(&vm->share_us);
+            bool due = dl && (now >= dl || (share && (now - (dl - vm->budget_ms)) * 1000 >= share));
+            /* At the next instruction: a call that allocates in big C calls
+             * (string.rep, concatenation) runs few instructions. The hook
+             * disarms itself when the call is not due after all. */
+            if (due && !atomic_exchange(&vm->armed, true))
+                lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1);
         }
         int64_t every = h->current->match_budget_ms / 10;
         every = every < 5 ? 5 : every > 100 ? 100 : every;
+        if (h->n_match_vms) every = SHARE_POLL_MS;
         struct timespec until;
         kn_time_deadline(CLOCK_REALTIME, every, &until);
         pthread_cond_timedwait(&h->wake, &h->lock, &until);

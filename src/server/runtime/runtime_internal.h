@@ -54,6 +54,13 @@ struct kn_runtime_vm {
     _Atomic int64_t deadline_ms; /* monotonic; 0 = no call running */
     atomic_bool armed;           /* the watchdog set the count hook */
     bool timed_out;              /* this call was stopped by its budget */
+    /* A match call's CPU budget (kn_match_call.budget_us; 0 = none), and
+     * the calling thread's CPU clock when the call began (that thread's). */
+    _Atomic int64_t share_us;
+    int64_t cpu_start_us;
+    int64_t call_share_us; /* share_us of the last call, kept for its error message */
+    bool over_share;       /* the stop was for the CPU budget */
+    bool match;            /* a match's VM (the watchdog polls finely while any is on) */
     /* The call running now (NULL between calls): what kn_lua_db hands
      * bindings, and the mode it names when there is none. */
     const kn_runtime_services *services;
@@ -85,6 +92,9 @@ int rt_traceback(lua_State *L);
 /* Starts a call's budget; ctx gives the services (NULL = none: match handlers). */
 void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx);
 void rt_call_end(kn_runtime_vm *vm);
+/* After rt_call_begin: the call may also use at most share_us of its
+ * thread's CPU time (0 = no such limit); enforced like the budget. */
+void rt_call_share(kn_runtime_vm *vm, int64_t share_us);
 int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap);
 /* Sets find, match, gmatch and gsub of the table at idx to the step-bounded
  * pattern functions (pattern.c). */

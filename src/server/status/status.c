@@ -186,12 +186,27 @@ int kn_status_follow(kn_status *st, const kn_presence *who, const kn_status_user
     kn_presence follower = *who;
     follower.hidden = true;
     follower.status = NULL;
+    /* The mode's limit counts the session's own stream too (FOLLOW_MAX + 1,
+     * so a full follow list still publishes); the follows alone are counted
+     * here. Its own stream is the one status stream it is on visibly. */
+    kn_stream own = status_stream(who->user_id);
+    kn_presence mine;
+    uint32_t follows = kn_tracker_conn_count(st->tracker, who->conn, KN_STREAM_STATUS);
+    if (follows &&
+        kn_tracker_get(st->tracker, &own, who->user_id, who->session_id, &mine, NULL, 0) == KN_OK)
+        follows--;
     int rc = KN_OK;
     for (size_t i = 0; i < n && rc == KN_OK; i++) {
         kn_stream s = status_stream(users[i]);
-        rc = kn_tracker_track(st->tracker, &s, &follower, NULL, NULL, msg, cap);
+        if (follows < KN_STATUS_FOLLOW_MAX)
+            rc = kn_tracker_track(st->tracker, &s, &follower, NULL, NULL, msg, cap);
+        else /* at the limit, one already followed is still fine */
+            rc = kn_tracker_get(st->tracker, &s, who->user_id, who->session_id, &mine, NULL, 0)
+                     ? KN_ERR_RESOURCE_EXHAUSTED
+                     : KN_ERR_ALREADY_EXISTS;
+        if (rc == KN_OK) follows++;
         if (rc == KN_ERR_ALREADY_EXISTS) rc = KN_OK;
-        if (rc == KN_ERR_RESOURCE_EXHAUSTED)
+        if (rc == KN_ERR_RESOURCE_EXHAUSTED && follows >= KN_STATUS_FOLLOW_MAX)
             kn_err_msg(rc, msg, cap, "a session follows at most %d users", KN_STATUS_FOLLOW_MAX);
     }
     if (rc) return rc;

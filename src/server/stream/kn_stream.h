@@ -192,6 +192,8 @@ int kn_tracker_list(kn_tracker *t, const kn_stream *s, bool include_hidden, bool
  * fit or there is none). NOT_FOUND when there is none. */
 int kn_tracker_get(kn_tracker *t, const kn_stream *s, const char *user_id, const char *session_id,
                    kn_presence *out, char *status_buf, size_t status_cap);
+/* How many streams of `mode` conn is on now. */
+uint32_t kn_tracker_conn_count(kn_tracker *t, kn_conn_id conn, uint8_t mode);
 /* The stream of handle (NOT_FOUND when it has gone). */
 int kn_tracker_stream_of(kn_tracker *t, uint32_t handle, kn_stream *out);
 

@@ -214,6 +214,9 @@ static int l_count(lua_State *L)
 static int l_send(lua_State *L)
 {
     kn_stream_lua *d = deps(L, "stream_send");
+    /* Pin the arguments: the buffer pushed below must not stand in for an
+     * absent presences argument at index 3. */
+    lua_settop(L, 4);
     kn_stream s = check_stream(L, 1, false);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);

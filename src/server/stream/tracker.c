@@ -52,7 +52,9 @@ void kn_tracker_config_default(kn_tracker_config *cfg)
 {
     *cfg = (kn_tracker_config){
         .max_per_stream = 100000,
-        .max_per_session = 1000,
+        /* Above a full status follow list (1000) and the session's own
+         * status stream, with room for its matches, chats and parties. */
+        .max_per_session = 2000,
         .max_event_size = 64 * 1024,
     };
 }
@@ -602,6 +604,16 @@ int kn_tracker_get(kn_tracker *t, const kn_stream *s, const char *user_id, const
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+uint32_t kn_tracker_conn_count(kn_tracker *t, kn_conn_id conn, uint8_t mode)
+{
+    if (mode >= KN_STREAM_MODES) return 0;
+    pthread_mutex_lock(&t->lock);
+    const conn_rec *c = kn_map_get(&t->by_conn, conn);
+    uint32_t n = c ? c->per_mode[mode] : 0;
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 int kn_tracker_stream_of(kn_tracker *t, uint32_t handle, kn_stream *out)

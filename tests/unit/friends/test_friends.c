@@ -143,6 +143,48 @@ static void add_reports_invites_and_accepts_and_nothing_else(void **state)
     assert_int_equal(ev.n, 0);
 }
 
+/* What the status service is told: every user a committed block names
+ * (by id or username, again or not), none after a refusal; the hook gets
+ * each with the blocker. */
+static char hooked[4][80];
+static size_t n_hooked;
+static void on_blocked(void *ud, const char *blocker, const char *blocked)
+{
+    snprintf(hooked[n_hooked++ % 4], sizeof hooked[0], "%.8s>%.8s", blocker, blocked);
+}
+
+static void block_reports_every_user_blocked(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    user("bl_a", a);
+    user("bl_b", b);
+    user("bl_c", c);
+    static kn_friend_events ev;
+    const char *ids[] = {b};
+    const char *names[] = {"bl_c", "nobody"};
+    assert_int_equal(kn_friends_block_events(db, a, ids, 1, names, 2, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.items[0].kind, KN_FRIEND_EVENT_BLOCKED);
+    assert_string_equal(ev.items[0].user_id, strcmp(b, c) < 0 ? b : c); /* targets in id order */
+    kn_friends_deps deps = {.blocked = on_blocked};
+    n_hooked = 0;
+    kn_friends_tell_blocks(&deps, a, &ev);
+    assert_int_equal(n_hooked, 2);
+    assert_memory_equal(hooked[0], a, 8);
+    kn_friends_tell_blocks(NULL, a, &ev); /* no deps: nothing to tell */
+    kn_friends_deps none = {0};
+    kn_friends_tell_blocks(&none, a, &ev);
+    assert_int_equal(n_hooked, 2);
+    /* Blocking again is still a block to report. */
+    assert_int_equal(kn_friends_block_events(db, a, ids, 1, NULL, 0, &ev, msg, sizeof msg), KN_OK);
+    assert_int_equal(ev.n, 1);
+    const char *self[] = {b, a};
+    assert_int_equal(kn_friends_block_events(db, a, self, 2, NULL, 0, &ev, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(ev.n, 0);
+}
+
 static void add_by_username_works_either_way_round(void **state)
 {
     (void)state;
@@ -766,6 +808,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(add_invites_and_a_second_add_accepts),
         cmocka_unit_test(add_reports_invites_and_accepts_and_nothing_else),
+        cmocka_unit_test(block_reports_every_user_blocked),
         cmocka_unit_test(add_by_username_works_either_way_round),
         cmocka_unit_test(delete_removes_both_directions),
         cmocka_unit_test(a_block_keeps_the_blocked_user_out_until_deleted),

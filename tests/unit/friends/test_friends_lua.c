@@ -21,41 +21,36 @@
 static void friends_functions_raise_input_errors_as_code_and_message(void **state)
 {
     (void)state;
-    luatest_write("friends.lua",
-                  "local kaos = require('kaos')\n"
-                  "local function outcome(f, ...)\n"
-                  "  local ok, e = pcall(f, ...)\n"
-                  "  if ok then return 'ok' end\n"
-                  "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-                  "  return 'lua: ' .. tostring(e)\n"
-                  "end\n"
-                  "local ME = '" ME "'\n"
-                  "local many = {}\n"
-                  "for i = 1, 101 do many[i] = 'u' .. i end\n"
-                  "local cases = {\n"
-                  "  self = function() return outcome(kaos.friends_add, ME, { ME }) end,\n"
-                  "  bad_id = function() return outcome(kaos.friends_block, ME, { 'x' }) end,\n"
-                  "  bad_user = function() return outcome(kaos.friends_delete, 'x', { ME }) end,\n"
-                  "  not_string = function() return outcome(kaos.friends_add, ME, { 5 }) end,\n"
-                  "  many = function() return outcome(kaos.friends_add, ME, nil, many) end,\n"
-                  "  space = function() return outcome(kaos.friends_add, ME, nil, { 'a b' }) end,\n"
-                  "  limit = function() return outcome(kaos.friends_list, ME, 1001) end,\n"
-                  "  state = function() return outcome(kaos.friends_list, ME, 10, 4) end,\n"
-                  "  cursor = function() return outcome(kaos.friends_list, ME, 10, -1, '!') end,\n"
-                  "  arg_type = function() return outcome(kaos.friends_add, ME, 'x') end,\n"
-                  "  meta_id = function()\n"
-                  "    return outcome(kaos.friend_metadata_update, ME, 'x', {}) end,\n"
-                  "  meta_type = function()\n"
-                  "    return outcome(kaos.friend_metadata_update, ME, ME, 'x') end,\n"
-                  "  meta_keys = function()\n"
-                  "    return outcome(kaos.friends_add, ME, { ME }, nil, { [true] = 1 }) end,\n"
-                  "  fof_limit = function()\n"
-                  "    return outcome(kaos.friends_of_friends_list, ME, 1001) end,\n"
-                  "  fof_cursor = function()\n"
-                  "    return outcome(kaos.friends_of_friends_list, ME, 10, '!') end,\n"
-                  "  fof_user = function() return outcome(kaos.friends_of_friends_list, 'x') end,\n"
-                  "}\n"
-                  "kaos.register_rpc(function(ctx, p) return cases[p]() end, 'case')\n");
+    luatest_write(
+        "friends.lua", LUATEST_PRELUDE
+        "local ME = '" ME "'\n"
+        "local many = {}\n"
+        "for i = 1, 101 do many[i] = 'u' .. i end\n"
+        "local cases = {\n"
+        "  self = function() return outcome(kaos.friends_add, ME, { ME }) end,\n"
+        "  bad_id = function() return outcome(kaos.friends_block, ME, { 'x' }) end,\n"
+        "  bad_user = function() return outcome(kaos.friends_delete, 'x', { ME }) end,\n"
+        "  remove_user = function() return outcome(kaos.friends_remove, 'x', { ME }) end,\n"
+        "  not_string = function() return outcome(kaos.friends_add, ME, { 5 }) end,\n"
+        "  many = function() return outcome(kaos.friends_add, ME, nil, many) end,\n"
+        "  space = function() return outcome(kaos.friends_add, ME, nil, { 'a b' }) end,\n"
+        "  limit = function() return outcome(kaos.friends_list, ME, 1001) end,\n"
+        "  state = function() return outcome(kaos.friends_list, ME, 10, 4) end,\n"
+        "  cursor = function() return outcome(kaos.friends_list, ME, 10, -1, '!') end,\n"
+        "  arg_type = function() return outcome(kaos.friends_add, ME, 'x') end,\n"
+        "  meta_id = function()\n"
+        "    return outcome(kaos.friend_metadata_update, ME, 'x', {}) end,\n"
+        "  meta_type = function()\n"
+        "    return outcome(kaos.friend_metadata_update, ME, ME, 'x') end,\n"
+        "  meta_keys = function()\n"
+        "    return outcome(kaos.friends_add, ME, { ME }, nil, { [true] = 1 }) end,\n"
+        "  fof_limit = function()\n"
+        "    return outcome(kaos.friends_of_friends_list, ME, 1001) end,\n"
+        "  fof_cursor = function()\n"
+        "    return outcome(kaos.friends_of_friends_list, ME, 10, '!') end,\n"
+        "  fof_user = function() return outcome(kaos.friends_of_friends_list, 'x') end,\n"
+        "}\n"
+        "kaos.register_rpc(function(ctx, p) return cases[p]() end, 'case')\n");
     kn_runtime *rt;
     const kn_lua_binding binding = {"friends", kn_friends_lua_funcs, NULL};
     kn_runtime_vm *vm = luatest_load(&rt, &binding, 1);
@@ -69,6 +64,7 @@ static void friends_functions_raise_input_errors_as_code_and_message(void **stat
         {"self", "3 you cannot befriend, delete or block yourself"},
         {"bad_id", "3 id 0 is not a UUID"},
         {"bad_user", "3 user id must be a UUID"},
+        {"remove_user", "3 user id must be a UUID"}, /* friends_remove is friends_delete */
         {"not_string", "3 ids must be a list of strings"},
         {"many", "3 at most 100 ids and 100 usernames per call"},
         {"limit", "3 limit must be 1-1000, not 1001"},

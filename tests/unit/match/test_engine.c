@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -34,6 +35,12 @@ typedef struct fake {
     uint32_t last_sender;
     bool refuse, fail_loop, end_loop, echo;
     int64_t busy_us; /* each loop "works" this long on the injected clock */
+    /* A runaway loop: spins until stopped — after the call's CPU budget
+     * when it has one (what the runtime enforces), else after spin_us (the
+     * runtime's own callback budget) — and fails DEADLINE_EXCEEDED. */
+    int64_t spin_us;
+    int64_t last_budget; /* budget_us of the last loop call */
+    int64_t starts[256]; /* the clock at each loop call */
 } fake;
 
 static fake *last_made;
@@ -42,7 +49,8 @@ static int f_init(kn_match_handler *h, const kn_match_call *c, const char *param
                   int *rate, char **label, char *msg, size_t cap)
 {
     fake *f = (fake *)h;
-    f->rate = strstr(params, "fast") ? 20 : 10;
+    const char *r = strstr(params, "rate=");
+    f->rate = r ? atoi(r + 5) : strstr(params, "fast") ? 20 : 10;
     *rate = f->rate;
     *label = strstr(params, "ffa") ? kn_strndup("{\"mode\":\"ffa\",\"skill\":5}", 100)
                                    : kn_strndup("{\"mode\":\"duel\",\"skill\":2}", 100);
@@ -77,8 +85,15 @@ static int f_loop(kn_match_handler *h, const kn_match_call *c, const kn_match_me
                   bool *end, char *msg, size_t cap)
 {
     fake *f = (fake *)h;
+    if (f->ticks < 256) f->starts[f->ticks] = now;
+    f->last_budget = c->budget_us;
     f->ticks++;
     now += f->busy_us;
+    if (f->spin_us) {
+        now += c->budget_us ? c->budget_us : f->spin_us;
+        snprintf(msg, cap, "match_loop ran past its time budget");
+        return KN_ERR_DEADLINE_EXCEEDED;
+    }
     f->last_inputs = n;
     if (n) {
         f->last_op = m[n - 1].op_code;
@@ -114,7 +129,7 @@ static size_t n_fakes;
 
 static void f_destroy(kn_match_handler *h)
 {
-    for (size_t i = 0; i < n_fakes; i++)
+    for (size_t i = 0; i < n_fakes && i < 16; i++)
         if (fakes[i] == (fake *)h) fakes[i] = NULL;
     kn_free(h);
 }
@@ -203,12 +218,14 @@ static const sent *find(int type, size_t from)
     return NULL;
 }
 
+static int share_pct; /* the next engine's call_share_pct (0 = its default) */
+
 static kn_match_engine *engine(void)
 {
     now = 1000000;
     n_outs = 0;
     kn_match_engine_config cfg = {.threads = 0, .node = "t1", .factory = factory, .out = sink,
-                                  .now_us = clock_us};
+                                  .now_us = clock_us, .call_share_pct = share_pct};
     kn_match_engine *e;
     assert_int_equal(kn_match_engine_create(&cfg, &e), KN_OK);
     return e;
@@ -467,6 +484,100 @@ static void a_failing_handler_ends_its_match_alone(void **state)
     kn_match_engine_destroy(e);
 }
 
+static fake *create(kn_match_engine *e, const char *params)
+{
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", params, strlen(params), id, msg, sizeof msg),
+                     KN_OK);
+    return last_made;
+}
+
+static void a_call_budget_is_a_share_of_the_fastest_neighbours_tick(void **state)
+{
+    kn_match_engine *e = engine();
+    fake *slow = create(e, "rate=10");
+    kn_match_engine_step(e);
+    assert_int_equal(slow->last_budget, 0); /* alone on its thread: no share to keep */
+    fake *fast = create(e, "rate=20");
+    fake *fastest = create(e, "rate=60");
+    now += 100000;
+    kn_match_engine_step(e);
+    assert_int_equal(slow->last_budget, 16666 / 2);    /* half of the 60 Hz tick */
+    assert_int_equal(fastest->last_budget, 50000 / 2); /* half of the 20 Hz one */
+    assert_int_equal(fast->last_budget, 16666 / 2);
+    kn_match_engine_destroy(e);
+
+    share_pct = 25;
+    e = engine();
+    slow = create(e, "rate=10");
+    fast = create(e, "rate=20");
+    kn_match_engine_step(e);
+    assert_int_equal(slow->last_budget, 50000 / 4);
+    assert_int_equal(fast->last_budget, 100000 / 4);
+    kn_match_engine_destroy(e);
+
+    share_pct = -1; /* off */
+    e = engine();
+    slow = create(e, "rate=10");
+    fast = create(e, "rate=20");
+    kn_match_engine_step(e);
+    assert_int_equal(slow->last_budget, 0);
+    assert_int_equal(fast->last_budget, 0);
+    kn_match_engine_destroy(e);
+    share_pct = 0;
+}
+
+/* Four 30 Hz matches share a thread with a 30 Hz one whose loop runs away
+ * at 0.5 s; the clock is stepped by 1 ms. Returns the neighbours' worst
+ * lateness (tick start minus its place on the grid), µs. */
+static int64_t neighbours_worst_lateness(uint64_t *late_ticks)
+{
+    kn_match_engine *e = engine();
+    fake *bad = create(e, "rate=30"), *good[4];
+    bad->spin_us = 0;
+    for (int i = 0; i < 4; i++) good[i] = create(e, "rate=30");
+    kn_match_engine_step(e);
+    for (int ms = 1; ms <= 1500; ms++) {
+        if (ms == 500) bad->spin_us = 200000; /* the runtime's default callback budget */
+        now += 1000;
+        kn_match_engine_step(e);
+    }
+    int64_t worst = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_true(good[i]->ticks >= 40);
+        for (int k = 0; k < good[i]->ticks && k < 256; k++) {
+            int64_t due = good[i]->starts[0] + (int64_t)k * 1000000 / 30;
+            if (good[i]->starts[k] - due > worst) worst = good[i]->starts[k] - due;
+        }
+    }
+    kn_match_stats st;
+    kn_match_engine_stats(e, &st);
+    assert_int_equal(st.matches, 4); /* the runaway alone ended */
+    assert_int_equal(st.errors, 1);
+    *late_ticks = st.late_ticks;
+    kn_match_engine_destroy(e);
+    return worst;
+}
+
+static void a_runaway_neighbour_holds_the_others_back_less_than_a_tick(void **state)
+{
+    uint64_t late_ticks, late_before;
+    share_pct = -1; /* before: the runaway runs its whole callback budget */
+    int64_t before = neighbours_worst_lateness(&late_before);
+    share_pct = 0; /* now: half a 30 Hz tick of CPU */
+    int64_t after = neighbours_worst_lateness(&late_ticks);
+    share_pct = 0;
+    print_message("neighbours' worst lateness with a runaway on their thread (30 Hz, "
+                  "interval 33333 us): %lld us and %llu late ticks without a share, "
+                  "%lld us and %llu with it\n",
+                  (long long)before, (unsigned long long)late_before, (long long)after,
+                  (unsigned long long)late_ticks);
+    assert_true(before >= 150000); /* six ticks: what the issue saw */
+    assert_true(late_before >= 4);
+    assert_true(after < 1000000 / 30); /* less than one interval */
+    assert_int_equal(late_ticks, 0);
+}
+
 static void listing_filters_by_size_label_and_query(void **state)
 {
     kn_match_engine *e = engine();
@@ -592,6 +703,8 @@ int main(void)
         cmocka_unit_test(joins_inputs_and_broadcasts_reach_the_right_connections),
         cmocka_unit_test(input_of_a_player_who_left_before_the_tick_is_dropped),
         cmocka_unit_test(a_failing_handler_ends_its_match_alone),
+        cmocka_unit_test(a_call_budget_is_a_share_of_the_fastest_neighbours_tick),
+        cmocka_unit_test(a_runaway_neighbour_holds_the_others_back_less_than_a_tick),
         cmocka_unit_test(listing_filters_by_size_label_and_query),
         cmocka_unit_test(an_overloaded_thread_sheds_new_joins_and_recovers),
     };

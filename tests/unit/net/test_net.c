@@ -31,6 +31,7 @@ static void secure_config(kn_net_config *cfg)
 typedef struct rec {
     kn_net *net;
     atomic_int opens, closes, messages, posted_fns;
+    atomic_bool violate; /* count every message as a violation instead of answering */
     _Atomic kn_conn_id last_open, last_close;
     atomic_uint last_reason;
 } rec;
@@ -48,6 +49,10 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
 {
     rec *r = ud;
     atomic_fetch_add(&r->messages, 1);
+    if (atomic_load(&r->violate)) {
+        kn_net_violation(r->net, id);
+        return;
+    }
     /* Echo a Pong, with the request's cid so it answers the client's ping,
      * so the client sees traffic both ways. */
     kn_envelope *req = NULL;
@@ -129,6 +134,8 @@ static kaos_client *client(uint16_t port, uint32_t version, client_state *st)
         assert_true(cond);                                                                         \
     } while (0)
 
+static int64_t violation_leak_ms = 5000; /* the default; a test may shorten it */
+
 /* A secured net on a free loopback port, run on its own thread. */
 static void start_net(rec *r, size_t slots, pthread_t *t)
 {
@@ -139,11 +146,52 @@ static void start_net(rec *r, size_t slots, pthread_t *t)
     cfg.port = 0;
     cfg.max_connections = slots;
     cfg.shutdown_grace_ms = 100;
+    cfg.violation_leak_ms = violation_leak_ms;
     secure_config(&cfg);
     kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
                         .ud = r};
     assert_int_equal(kn_net_create(&cfg, &h, &r->net), KN_OK);
     pthread_create(t, NULL, run_net, r->net);
+}
+
+static void send_pings(kaos_client *c, client_state *s, int n)
+{
+    for (int i = 0; i < n; i++) kaos_client_ping(c, c_pong, s);
+    kaos_client_poll(c, 10);
+}
+
+/* Violations leak away (one per violation_leak_ms, here 100 ms): a peer
+ * that misbehaves now and then is never closed, a burst of max_violations
+ * (8) is. */
+static void violations_leak_away_and_only_a_burst_closes(void **state)
+{
+    violation_leak_ms = 100;
+    rec r;
+    pthread_t t;
+    start_net(&r, 4, &t);
+    violation_leak_ms = 5000;
+    atomic_store(&r.violate, true);
+    client_state s = {0};
+    kaos_client *c = client(kn_net_port(r.net), 0, &s);
+    POLL_UNTIL(c, s.connected && atomic_load(&r.opens) == 1);
+    send_pings(c, &s, 7); /* one short of the limit */
+    POLL_UNTIL(c, atomic_load(&r.messages) == 7);
+    for (int i = 0; i < 100; i++) kaos_client_poll(c, 10); /* a second: all seven leak away */
+    send_pings(c, &s, 7); /* 14 in all: closed without the leak */
+    POLL_UNTIL(c, atomic_load(&r.messages) == 14);
+    kaos_client_poll(c, 100);
+    assert_false(s.disconnected);
+    assert_int_equal(atomic_load(&r.closes), 0);
+    send_pings(c, &s, 30); /* a burst: far more than leaks out meanwhile */
+    POLL_UNTIL(c, s.disconnected);
+    assert_int_equal(s.reason, KAOS_DISCONNECT_PROTOCOL_VIOLATION);
+    kn_net_stats st;
+    kn_net_stats_get(r.net, &st);
+    assert_true(st.violations > 14);
+    kaos_client_destroy(c);
+    kn_net_stop(r.net);
+    pthread_join(t, NULL);
+    kn_net_destroy(r.net);
 }
 
 static void stale_ids_never_reach_a_newcomer(void **state)
@@ -410,6 +458,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stale_ids_never_reach_a_newcomer),
         cmocka_unit_test(wrong_protocol_version_is_refused_before_open),
+        cmocka_unit_test(violations_leak_away_and_only_a_burst_closes),
         cmocka_unit_test(two_nets_share_one_port),
         cmocka_unit_test(an_overloaded_net_answers_new_connections_busy),
         cmocka_unit_test(create_survives_allocation_failures),

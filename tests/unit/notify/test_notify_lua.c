@@ -22,14 +22,7 @@ static void notify_functions_raise_input_errors_as_code_and_message(void **state
 {
     (void)state;
     luatest_write(
-        "notify.lua",
-        "local kaos = require('kaos')\n"
-        "local function outcome(f, ...)\n"
-        "  local ok, e = pcall(f, ...)\n"
-        "  if ok then return 'ok' end\n"
-        "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-        "  return 'lua: ' .. tostring(e)\n"
-        "end\n"
+        "notify.lua", LUATEST_PRELUDE
         "local ME = '" ME "'\n"
         "local many = {}\n"
         "for i = 1, 101 do many[i] = { user_id = ME, subject = 's' } end\n"

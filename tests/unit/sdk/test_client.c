@@ -588,6 +588,18 @@ static void a_config_is_checked_against_the_size_it_was_built_with(void **state)
     assert_int_equal(kaos_client_create(&newer.cfg, &c), KAOS_ERR_CONFIG);
 }
 
+/* A client that is created but never connected (nobody listens on port 1). */
+static kaos_client *unconnected_client(void)
+{
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    return c;
+}
+
 static void requests_fail_locally_when_not_connected_or_too_large(void **state)
 {
     kaos_client_config cfg;
@@ -619,12 +631,7 @@ static void requests_fail_locally_when_not_connected_or_too_large(void **state)
  * these hold connected or not; good ones fail only for want of a connection. */
 static void account_requests_check_their_arguments_locally(void **state)
 {
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
 
     /* NULL client */
     assert_int_equal(kaos_client_account_get(NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
@@ -691,12 +698,7 @@ static void account_requests_check_their_arguments_locally(void **state)
  * a count, a NULL collection, key or value), everything else by the server. */
 static void storage_requests_check_their_arguments_locally(void **state)
 {
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
 
     kaos_storage_write_object w = {.collection = "saves", .key = "slot1", .value = "{}"};
     kaos_storage_id id = {.collection = "saves", .key = "slot1"};
@@ -765,12 +767,7 @@ static void storage_requests_check_their_arguments_locally(void **state)
 static void notifications_requests_check_their_arguments_locally(void **state)
 {
     (void)state;
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
     const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
     assert_int_equal(kaos_client_notifications_list(NULL, 0, NULL, NULL, NULL),
                      KAOS_ERR_INVALID_ARGUMENT);
@@ -788,17 +785,218 @@ static void notifications_requests_check_their_arguments_locally(void **state)
     kaos_client_destroy(c);
 }
 
+/* --- status and streams ------------------------------------------------------------- */
+
+static void t_status(kaos_client *c, const kaos_result *r, const kaos_user_presence *p, size_t n,
+                     void *ud)
+{
+    trace *t = ud;
+    note(t, "status", r);
+    t->number = (int64_t)n;
+    if (n)
+        snprintf(t->text, sizeof t->text, "%s:%s:%s:%s", p[0].user_id, p[0].session_id,
+                 p[0].username, p[0].status);
+}
+
+static void t_status_presence(kaos_client *c, const kaos_user_presence *joins, size_t nj,
+                              const kaos_user_presence *leaves, size_t nl, void *ud)
+{
+    trace *t = ud;
+    note(t, "status_presence", NULL);
+    snprintf(t->text, sizeof t->text, "+%zu%s%s -%zu%s%s", nj, nj ? ":" : "",
+             nj ? joins[0].status : "", nl, nl ? ":" : "", nl ? leaves[0].status : "");
+}
+
+static void t_stream_presence(kaos_client *c, const kaos_stream *s, const kaos_user_presence *joins,
+                              size_t nj, const kaos_user_presence *leaves, size_t nl, void *ud)
+{
+    trace *t = ud;
+    note(t, "stream_presence", NULL);
+    snprintf(t->text, sizeof t->text, "%u/%s/%s/%s +%zu%s%s -%zu", s->mode, s->subject,
+             s->subcontext, s->label, nj, nj ? ":" : "", nj ? joins[0].username : "", nl);
+    (void)leaves;
+}
+
+static void t_stream_data(kaos_client *c, const kaos_stream *s, const kaos_user_presence *sender,
+                          const uint8_t *data, size_t len, bool reliable, void *ud)
+{
+    trace *t = ud;
+    note(t, "stream_data", NULL);
+    snprintf(t->text, sizeof t->text, "%u/%s:%s:%.*s:%d", s->mode, s->label,
+             sender ? sender->username : "(server)", (int)len, data, reliable);
+}
+
+static void t_session(kaos_client *c, const kaos_result *r, const kaos_session *s, void *ud)
+{
+    note(ud, "session", r);
+}
+
+static void status_requests_travel_and_their_answers_and_events_arrive(void **state)
+{
+    fixture *x = *state;
+    kaos_client *c = x->c;
+    trace follow = {0}, unfollow = {0}, update = {0}, sp = {0}, stp = {0}, sd = {0};
+    kaos_client_on_status_presence(c, t_status_presence, &sp);
+    kaos_client_on_stream_presence(c, t_stream_presence, &stp);
+    kaos_client_on_stream_data(c, t_stream_data, &sd);
+
+    const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592"};
+    const char *names[] = {"alice"};
+    int cid = kaos_client_status_follow(c, ids, 1, names, 1, t_status, &follow);
+    assert_true(cid > 0);
+    assert_int_equal(request_seen(&x->f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_STATUS_FOLLOW),
+                     (uint32_t)cid);
+    Kaos__V1__UserPresence up = KAOS__V1__USER_PRESENCE__INIT, *ups[] = {&up};
+    up.user_id = "u1";
+    up.session_id = "s1";
+    up.username = "alice";
+    up.status = "playing";
+    Kaos__V1__Status st = KAOS__V1__STATUS__INIT;
+    st.n_presences = 1;
+    st.presences = ups;
+    SEND(&x->f, (uint32_t)cid, STATUS, status, &st);
+    POLL_UNTIL(c, follow.calls == 1);
+    assert_int_equal(follow.code, KAOS_OK);
+    assert_int_equal(follow.number, 1);
+    assert_string_equal(follow.text, "u1:s1:alice:playing");
+
+    cid = kaos_client_status_unfollow(c, ids, 1, t_done, &unfollow);
+    assert_int_equal(request_seen(&x->f, c, 2, KAOS__V1__ENVELOPE__MESSAGE_STATUS_UNFOLLOW),
+                     (uint32_t)cid);
+    assert_true(kaos_client_status_update(c, "away", t_done, &update) > 0);
+    request_seen(&x->f, c, 3, KAOS__V1__ENVELOPE__MESSAGE_STATUS_UPDATE);
+    assert_true(kaos_client_status_update(c, NULL, NULL, NULL) > 0); /* appear offline */
+    request_seen(&x->f, c, 4, KAOS__V1__ENVELOPE__MESSAGE_STATUS_UPDATE);
+
+    /* A change: one leave (the old presence) and one join (the new). */
+    Kaos__V1__UserPresence old = up;
+    old.status = "idle";
+    Kaos__V1__UserPresence *olds[] = {&old};
+    Kaos__V1__StatusPresenceEvent ev = KAOS__V1__STATUS_PRESENCE_EVENT__INIT;
+    ev.n_joins = 1;
+    ev.joins = ups;
+    ev.n_leaves = 1;
+    ev.leaves = olds;
+    SEND(&x->f, 0, STATUS_PRESENCE, status_presence, &ev);
+    POLL_UNTIL(c, sp.calls == 1);
+    assert_string_equal(sp.text, "+1:playing -1:idle");
+
+    Kaos__V1__Stream stream = KAOS__V1__STREAM__INIT;
+    stream.mode = 8;
+    stream.subject = "room";
+    stream.label = "lobby";
+    Kaos__V1__StreamPresenceEvent spe = KAOS__V1__STREAM_PRESENCE_EVENT__INIT;
+    spe.stream = &stream;
+    spe.n_joins = 1;
+    spe.joins = ups;
+    SEND(&x->f, 0, STREAM_PRESENCE, stream_presence, &spe);
+    POLL_UNTIL(c, stp.calls == 1);
+    assert_string_equal(stp.text, "8/room//lobby +1:alice -0");
+
+    Kaos__V1__StreamData d = KAOS__V1__STREAM_DATA__INIT;
+    d.stream = &stream;
+    d.data.data = (uint8_t *)"hey";
+    d.data.len = 3;
+    d.reliable = true;
+    SEND(&x->f, 0, STREAM_DATA, stream_data, &d);
+    POLL_UNTIL(c, sd.calls == 1);
+    assert_string_equal(sd.text, "8/lobby:(server):hey:1");
+    d.sender = &up; /* one from a session */
+    SEND(&x->f, 0, STREAM_DATA, stream_data, &d);
+    POLL_UNTIL(c, sd.calls == 2);
+    assert_string_equal(sd.text, "8/lobby:alice:hey:1");
+    assert_int_equal(x->ev.calls, 0);
+}
+
+/* appear_online: a StatusUpdate leaves right after every session answer,
+ * before the completion fires; without it nothing more is sent. */
+static void appear_online_sends_a_status_update_after_each_session(void **state)
+{
+    (void)state;
+    for (int on = 0; on < 2; on++) {
+        fake f;
+        fake_start(&f);
+        kaos_client_config cfg;
+        kaos_client_config_default(&cfg);
+        assert_false(cfg.appear_online);
+        cfg.port = kn_net_port(f.net);
+        cfg.keepalive_ms = 0;
+        cfg.server_key = server_hex;
+        cfg.appear_online = on;
+        kaos_client *c;
+        trace ev = {0}, login = {0};
+        assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+        kaos_client_on_connected(c, t_connected, &ev);
+        assert_int_equal(kaos_client_connect(c), KAOS_OK);
+        POLL_UNTIL(c, ev.connected);
+
+        int cid = kaos_client_auth_device(c, "device-0001", NULL, true, NULL, t_session, &login);
+        assert_int_equal(request_seen(&f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_AUTHENTICATE_DEVICE),
+                         (uint32_t)cid);
+        Kaos__V1__Session s = KAOS__V1__SESSION__INIT;
+        s.token = "t";
+        s.refresh_token = "r";
+        s.user_id = "u1";
+        s.username = "bob";
+        s.session_id = "s1";
+        SEND(&f, (uint32_t)cid, SESSION, session, &s);
+        POLL_UNTIL(c, login.calls == 1);
+        assert_int_equal(login.code, KAOS_OK);
+        /* A refresh is a session answer too. */
+        cid = kaos_client_session_refresh(c, t_session, &login);
+        size_t n = on ? 3 : 2;
+        assert_int_equal(request_seen(&f, c, n, KAOS__V1__ENVELOPE__MESSAGE_SESSION_REFRESH),
+                         (uint32_t)cid);
+        if (on) request_seen(&f, c, 2, KAOS__V1__ENVELOPE__MESSAGE_STATUS_UPDATE);
+        SEND(&f, (uint32_t)cid, SESSION, session, &s);
+        POLL_UNTIL(c, login.calls == 2);
+        assert_true(kaos_client_ping(c, NULL, NULL) > 0);
+        if (on) request_seen(&f, c, n + 1, KAOS__V1__ENVELOPE__MESSAGE_STATUS_UPDATE);
+        request_seen(&f, c, n + 1 + on, KAOS__V1__ENVELOPE__MESSAGE_PING);
+        kaos_client_destroy(c);
+        fake_stop(&f);
+    }
+}
+
+/* Status requests check their lists like friends: a NULL client, a NULL
+ * list with a count or a NULL element is refused locally. */
+static void status_requests_check_their_arguments_locally(void **state)
+{
+    (void)state;
+    kaos_client *c = unconnected_client();
+    const char *ids[] = {"8f4d52c7-bf28-4fcf-8af2-1d4fcf685592", NULL};
+    assert_int_equal(kaos_client_status_follow(NULL, ids, 1, NULL, 0, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_follow(c, NULL, 1, NULL, 0, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_follow(c, ids, 2, NULL, 0, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_follow(c, NULL, 0, ids, 2, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_unfollow(NULL, ids, 1, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_unfollow(c, NULL, 3, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_unfollow(c, ids, 2, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_status_update(NULL, "hi", NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    /* Well-formed: the server judges ids, counts and texts. */
+    assert_int_equal(kaos_client_status_follow(c, ids, 1, ids, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_status_follow(c, NULL, 0, NULL, 0, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_status_unfollow(c, ids, 1, NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_status_update(c, "\xff", NULL, NULL), KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_status_update(c, NULL, NULL, NULL), KAOS_ERR_CLOSED);
+    kaos_client_on_status_presence(c, NULL, NULL); /* unregistering is always fine */
+    kaos_client_on_stream_presence(c, NULL, NULL);
+    kaos_client_on_stream_data(c, NULL, NULL);
+    kaos_client_destroy(c);
+}
+
 /* Friend metadata and friends of friends: a NULL client, user id or
  * metadata is refused locally; JSON, limit and cursor are the server's. */
 static void friends_metadata_and_fof_requests_check_their_arguments_locally(void **state)
 {
     (void)state;
-    kaos_client_config cfg;
-    kaos_client_config_default(&cfg);
-    cfg.port = 1;
-    cfg.server_key = some_key;
-    kaos_client *c;
-    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    kaos_client *c = unconnected_client();
     const char *id = "8f4d52c7-bf28-4fcf-8af2-1d4fcf685592";
     const char *bad[] = {id, NULL};
     assert_int_equal(kaos_client_friends_metadata_update(NULL, id, "{}", NULL, NULL),
@@ -1001,6 +1199,10 @@ int main(void)
         cmocka_unit_test(account_requests_check_their_arguments_locally),
         cmocka_unit_test(storage_requests_check_their_arguments_locally),
         cmocka_unit_test(notifications_requests_check_their_arguments_locally),
+        cmocka_unit_test_setup_teardown(status_requests_travel_and_their_answers_and_events_arrive,
+                                        with_server, without_server),
+        cmocka_unit_test(appear_online_sends_a_status_update_after_each_session),
+        cmocka_unit_test(status_requests_check_their_arguments_locally),
         cmocka_unit_test(friends_metadata_and_fof_requests_check_their_arguments_locally),
         cmocka_unit_test(group_requests_check_their_arguments_locally),
         cmocka_unit_test(connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode),

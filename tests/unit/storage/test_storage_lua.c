@@ -22,14 +22,7 @@
 static void storage_functions_raise_input_errors_as_code_and_message(void **state)
 {
     luatest_write(
-        "store.lua",
-        "local kaos = require('kaos')\n"
-        "local function outcome(f, ...)\n"
-        "  local ok, e = pcall(f, ...)\n"
-        "  if ok then return 'ok' end\n"
-        "  if type(e) == 'table' then return e.code .. ' ' .. e.message end\n"
-        "  return 'lua: ' .. tostring(e)\n"
-        "end\n"
+        "store.lua", LUATEST_PRELUDE
         "local cases = {\n"
         "  array = function() return outcome(kaos.storage_write, nil, 'c', 'k', {1, 2}) end,\n"
         "  text_array = function() return outcome(kaos.storage_write, nil, 'c', 'k', '[1]') end,\n"

@@ -1,0 +1,48 @@
+/* lg_sdk: the SDK clients of a single-threaded load generator (bench/storage,
+ * bench/social), written against the public SDK header only (kaos.h).
+ *
+ * lg_sdk_pool_open creates n clients; each connects and logs in with a
+ * fresh device id (its own user). lg_sdk_pool_pump polls the clients whose
+ * socket is readable (epoll; the socket found as lg_util.h says) and every
+ * client every 10 ms for ENet's timers. A disconnect is printed and marks
+ * the client dead; errors of no request are printed.
+ *
+ * Failures while opening (a client that cannot be created, connect or log
+ * in within 60 s) end the process with a message (lg_die). */
+#ifndef LG_SDK_H
+#define LG_SDK_H
+
+#include <kaos.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct lg_sdk_client {
+    kaos_client *c;
+    int fd, index;
+    bool authed;
+    bool dead;        /* disconnected, or given up by the load generator */
+    char user_id[40]; /* once logged in */
+    void *ud;         /* the load generator's, for its own callbacks */
+} lg_sdk_client;
+
+typedef struct lg_sdk_pool {
+    lg_sdk_client *cl;
+    int n, ep;
+    int64_t last_sweep;
+} lg_sdk_pool;
+
+/* Opens n clients to host:port (server_key NULL: insecure dev mode). each
+ * (may be NULL) is called on every client after it is created and before it
+ * connects, to set k->ud and add callbacks. Returns once all are logged in. */
+void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
+                      const char *server_key, void (*each)(lg_sdk_client *k, void *ud), void *ud);
+/* Polls readable clients for up to ms, and every client every 10 ms. */
+void lg_sdk_pool_pump(lg_sdk_pool *p, int ms);
+int lg_sdk_pool_dead(const lg_sdk_pool *p); /* clients marked dead */
+void lg_sdk_pool_close(lg_sdk_pool *p);
+
+/* Prints "<program>: <message>" and exits with status 1. */
+__attribute__((format(printf, 1, 2), noreturn)) void lg_die(const char *fmt, ...);
+
+#endif
