@@ -16,30 +16,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-static char rt_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *dirs[] = {KAOS_SOURCE_DIR "/tests/e2e/lua", NULL};
-    e2e_runtime_dir(rt_dir, sizeof rt_dir, dirs);
-    e2e_server_init(&e2e_group_server);
-    const char *extra[] = {"--runtime-path", rt_dir, NULL};
-    e2e_server_start(&e2e_group_server, extra);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int rc = e2e_group_teardown(state);
-    e2e_runtime_dir_remove(rt_dir);
-    return rc;
-}
-
 /* A player and the last leaderboard answer it got. */
 typedef struct player {
     e2e_client *e;
-    int answers, mark_answers, mark_acks, mark_errors;
+    int answers; /* replies (not Acks, not errors) */
     int64_t score, rank, rank_count;
     size_t count, owner_count;
     char owners[16][40];
@@ -63,12 +43,15 @@ static void leave_server(player *p)
     free(p);
 }
 
+/* An error goes to the e2e_client (e2e_on_done records it), a reply counts. */
 static bool failed(player *p, const kaos_result *r)
 {
+    if (r->code) {
+        e2e_on_done(p->e->c, r, p->e);
+        return true;
+    }
     p->answers++;
-    if (!r->code) return false;
-    e2e_on_done(p->e->c, r, p->e);
-    return true;
+    return false;
 }
 
 static void on_record(kaos_client *k, const kaos_result *r, const kaos_leaderboard_record *rec,
@@ -103,22 +86,9 @@ static void on_records(kaos_client *k, const kaos_result *r, const kaos_leaderbo
     p->rank_count = rank_count;
 }
 
-static void mark(player *p)
-{
-    p->mark_answers = p->answers;
-    p->mark_acks = p->e->acks;
-    p->mark_errors = p->e->errors;
-}
-
-static int answered(player *p, int cid)
-{
-    assert_true(cid > 0);
-    E2E_WAIT(p->answers > p->mark_answers || p->e->acks > p->mark_acks ||
-                 p->e->errors > p->mark_errors,
-             15000);
-    return p->e->errors > p->mark_errors ? p->e->error_code : 0;
-}
-#define ANSWER(p, call) (mark(p), answered((p), (call)))
+/* 0 or the error's code of a request answered with a reply, or an Ack. */
+#define ANSWER(p, call) e2e_answer((p)->e, &(p)->answers, (p)->answers, (p)->e->errors, (call))
+#define ACKED(p, call)  E2E_ACKED((p)->e, (call))
 
 static int write_score(player *p, const char *board, int64_t score, int op)
 {
@@ -182,9 +152,9 @@ static void writes_rank_and_lists_page_with_cursors_and_views(void **state)
 
     /* Deleting your own record moves the others up. */
     assert_int_equal(
-        ANSWER(a, kaos_client_leaderboard_record_delete(a->e->c, board, e2e_on_done, a->e)), 0);
+        ACKED(a, kaos_client_leaderboard_record_delete(a->e->c, board, e2e_on_done, a->e)), 0);
     assert_int_equal(
-        ANSWER(a, kaos_client_leaderboard_record_delete(a->e->c, board, e2e_on_done, a->e)),
+        ACKED(a, kaos_client_leaderboard_record_delete(a->e->c, board, e2e_on_done, a->e)),
         -KAOS_ERR_NOT_FOUND);
     assert_int_equal(
         ANSWER(c, kaos_client_leaderboard_records_around(c->e->c, board, NULL, 1, on_records, c)),
@@ -287,5 +257,6 @@ int main(void)
         cmocka_unit_test(the_lua_functions_work_through_an_rpc),
         cmocka_unit_test(eight_clients_writing_at_once_end_with_exact_ranks),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,
+                                  e2e_group_teardown_with_test_modules);
 }
