@@ -65,6 +65,11 @@ typedef struct kn_rank_vt {
     size_t (*count)(kn_rank *r);
     /* Forgets every entry (a period ended). */
     void (*clear)(kn_rank *r);
+    /* Replaces the set's entries with the n at es, which it sorts in place
+     * (a rebuild from Postgres: one owner once each; a repeated owner keeps
+     * its first entry in set order). Faster than n applies: the set is
+     * built in order. KN_ERR_NOMEM leaves the set empty. */
+    int (*load)(kn_rank *r, kn_rank_entry *es, size_t n);
     /* Bytes held for the set and its entries (benchmarks, /metrics). */
     size_t (*memory)(kn_rank *r);
     void (*destroy)(kn_rank *r);

@@ -260,37 +260,52 @@ static int board_from_row(kn_leaderboards *lbs, kn_db_rows *rows, size_t i, kn_l
     return KN_OK;
 }
 
-/* Indexes the records of b's current period. Caller holds b->rw exclusively
- * (or b is not yet visible). */
+/* Indexes the records of b's current period: read in batches in owner
+ * order, then built in one pass (kn_rank_vt.load). Caller holds b->rw
+ * exclusively (or b is not yet visible). */
 static int board_rebuild(kn_lb_board *b, kn_db *db, size_t *n_out)
 {
     char expiry[24], after[37] = "00000000-0000-0000-0000-000000000000";
-    snprintf(expiry, sizeof expiry, "%" PRId64, b->expiry);
-    b->rank->vt->clear(b->rank);
-    size_t total = 0;
+    snprintf(expiry, sizeof expiry, "%" PRId64, (int64_t)b->expiry);
+    kn_rank_entry *es = NULL;
+    size_t total = 0, cap = 0;
+    int rc = KN_OK;
     for (;;) {
         const char *p[] = {b->meta.id, expiry, after};
         kn_db_rows *rows = NULL;
-        int rc = kn_db_query(db, &load_entries, p, &rows);
-        if (rc) return rc;
+        if ((rc = kn_db_query(db, &load_entries, p, &rows))) break;
         size_t n = kn_db_rows_count(rows);
-        for (size_t i = 0; i < n && rc == KN_OK; i++) {
-            kn_rank_entry e = {.score = atoll(kn_db_rows_get(rows, i, 1)),
-                               .subscore = atoll(kn_db_rows_get(rows, i, 2)),
-                               .time_us = atoll(kn_db_rows_get(rows, i, 3)),
-                               .version = atoll(kn_db_rows_get(rows, i, 4))};
-            snprintf(e.owner, sizeof e.owner, "%s", kn_db_rows_get(rows, i, 0));
-            bool applied;
-            rc = b->rank->vt->apply(b->rank, &e, &applied);
+        if (total + n > cap) {
+            size_t ncap = cap ? cap * 2 : 1024;
+            while (ncap < total + n)
+                ncap *= 2;
+            kn_rank_entry *ne = kn_realloc(es, ncap * sizeof *ne);
+            if (!ne) {
+                kn_db_rows_free(rows);
+                rc = KN_ERR_NOMEM;
+                break;
+            }
+            es = ne;
+            cap = ncap;
         }
+        for (size_t i = 0; i < n; i++) {
+            kn_rank_entry *e = &es[total + i];
+            memset(e, 0, sizeof *e);
+            e->score = atoll(kn_db_rows_get(rows, i, 1));
+            e->subscore = atoll(kn_db_rows_get(rows, i, 2));
+            e->time_us = atoll(kn_db_rows_get(rows, i, 3));
+            e->version = atoll(kn_db_rows_get(rows, i, 4));
+            snprintf(e->owner, sizeof e->owner, "%s", kn_db_rows_get(rows, i, 0));
+        }
+        total += n;
         if (n) snprintf(after, sizeof after, "%s", kn_db_rows_get(rows, n - 1, 0));
         kn_db_rows_free(rows);
-        if (rc) return rc;
-        total += n;
         if (n < 50000) break;
     }
-    if (n_out) *n_out += total;
-    return KN_OK;
+    if (rc == KN_OK) rc = b->rank->vt->load(b->rank, es, total);
+    kn_free(es);
+    if (rc == KN_OK && n_out) *n_out += total;
+    return rc;
 }
 
 kn_lb_board *kn_lb__find(kn_leaderboards *lbs, const char *id)

@@ -314,6 +314,65 @@ static void local_clear(kn_rank *r)
     pthread_mutex_unlock(&s->mu);
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+    return kn_rank_compare(KN_RANK_DESC, a, b);
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+    return kn_rank_compare(KN_RANK_ASC, a, b);
+}
+
+/* Builds the list left to right: each new node is the last one, linked
+ * from the last node of every level it has (last[i], at rank last_rank[i]). */
+static int local_load(kn_rank *r, kn_rank_entry *es, size_t n)
+{
+    local *s = (local *)r;
+    qsort(es, n, sizeof *es, r->order == KN_RANK_ASC ? cmp_asc : cmp_desc);
+    local_clear(r);
+    pthread_mutex_lock(&s->mu);
+    node *last[MAX_LEVEL];
+    size_t last_rank[MAX_LEVEL];
+    for (int i = 0; i < MAX_LEVEL; i++) {
+        last[i] = s->head;
+        last_rank[i] = 0;
+    }
+    int rc = KN_OK, top = 1;
+    for (size_t k = 0; k < n && rc == KN_OK; k++) {
+        if (find_owner(s, es[k].owner, NULL)) continue;
+        node *x = node_new(s, random_level(s));
+        if (!x) {
+            rc = KN_ERR_NOMEM;
+            break;
+        }
+        x->e = es[k];
+        uint64_t key = kn_map_key_str(x->e.owner);
+        x->same_key = kn_map_get(&s->owners, key);
+        if ((rc = kn_map_put(&s->owners, key, x))) {
+            s->bytes -= sizeof(node) + (size_t)x->level * sizeof(link);
+            kn_free(x);
+            break;
+        }
+        size_t rank = ++s->count;
+        for (int i = 0; i < x->level; i++) {
+            last[i]->lv[i].next = x;
+            last[i]->lv[i].span = rank - last_rank[i];
+            last[i] = x;
+            last_rank[i] = rank;
+        }
+        if (x->level > top) top = x->level;
+    }
+    for (int i = 0; i < MAX_LEVEL; i++) {
+        last[i]->lv[i].next = NULL;
+        last[i]->lv[i].span = s->count - last_rank[i];
+    }
+    s->level = top;
+    pthread_mutex_unlock(&s->mu);
+    if (rc) local_clear(r);
+    return rc;
+}
+
 static size_t local_memory(kn_rank *r)
 {
     local *s = (local *)r;
@@ -333,9 +392,18 @@ static void local_destroy(kn_rank *r)
     kn_free(s);
 }
 
-static const kn_rank_vt local_vt = {local_apply, local_remove, local_rank_of,
-                                    local_range, local_after,  local_count,
-                                    local_clear, local_memory, local_destroy};
+static const kn_rank_vt local_vt = {
+    .apply = local_apply,
+    .remove = local_remove,
+    .rank_of = local_rank_of,
+    .range = local_range,
+    .after = local_after,
+    .count = local_count,
+    .clear = local_clear,
+    .load = local_load,
+    .memory = local_memory,
+    .destroy = local_destroy,
+};
 
 int kn_rank_local_create(int order, kn_rank **out)
 {

@@ -112,6 +112,40 @@ static void random_writes_keep_the_order_ascending(void **state)
     random_mix(KN_RANK_ASC);
 }
 
+/* A load (the rebuild) gives the same set as applying the entries one by
+ * one, in either order, and the set takes applies and removes after it. */
+static void a_load_builds_the_same_set_as_applies(void **state)
+{
+    (void)state;
+    for (int order = KN_RANK_DESC; order <= KN_RANK_ASC; order++) {
+        kn_rank *r = NULL;
+        assert_int_equal(kn_rank_local_create(order, &r), KN_OK);
+        kn_rank_entry model[OWNERS], es[OWNERS];
+        srand(11);
+        for (int i = 0; i < OWNERS; i++) {
+            model[i] = (kn_rank_entry){.score = rand() % 40 - 20,
+                                       .subscore = rand() % 2,
+                                       .time_us = rand() % 3,
+                                       .version = 1};
+            owner_name(i, model[i].owner);
+        }
+        memcpy(es, model, sizeof es);
+        assert_int_equal(r->vt->load(r, es, OWNERS), KN_OK);
+        check_against(r, model, OWNERS);
+        /* then the usual life: a move, a remove */
+        model[7].score = 1000;
+        model[7].version = 2;
+        bool applied;
+        assert_int_equal(r->vt->apply(r, &model[7], &applied), KN_OK);
+        assert_true(applied);
+        assert_int_equal(r->vt->remove(r, model[OWNERS - 1].owner), KN_OK);
+        check_against(r, model, OWNERS - 1);
+        assert_int_equal(r->vt->load(r, es, 0), KN_OK); /* empty */
+        assert_int_equal(r->vt->count(r), 0);
+        kn_rank_destroy(r);
+    }
+}
+
 static void an_older_version_never_replaces_a_newer_one(void **state)
 {
     (void)state;
@@ -171,6 +205,15 @@ static int create_and_fill(void *arg)
         /* a refused entry leaves the set as it was */
         if (rc) assert_int_equal(r->vt->count(r), (size_t)i);
     }
+    if (rc == KN_OK) { /* a rebuild: the set is whole or empty */
+        kn_rank_entry es[60];
+        for (int i = 0; i < 60; i++) {
+            es[i] = (kn_rank_entry){.score = 60 - i, .version = 1};
+            owner_name(i, es[i].owner);
+        }
+        rc = r->vt->load(r, es, 60);
+        assert_int_equal(r->vt->count(r), rc ? 0 : 60);
+    }
     kn_rank_destroy(r);
     return rc;
 }
@@ -228,6 +271,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(random_writes_keep_the_order_descending),
         cmocka_unit_test(random_writes_keep_the_order_ascending),
+        cmocka_unit_test(a_load_builds_the_same_set_as_applies),
         cmocka_unit_test(an_older_version_never_replaces_a_newer_one),
         cmocka_unit_test(ties_order_by_subscore_then_time_then_owner),
         cmocka_unit_test(create_and_apply_survive_every_failed_allocation),
