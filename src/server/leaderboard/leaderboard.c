@@ -48,13 +48,14 @@ static const kn_db_stmt select_board = {"lb_select",
 static const kn_db_stmt select_boards = {"lb_select_all",
                                          "SELECT " BOARD_COLS " FROM leaderboard ORDER BY id", 0};
 static const kn_db_stmt delete_board = {"lb_delete", "DELETE FROM leaderboard WHERE id = $1", 1};
-/* A period's index entries, in owner order, after $3 (batches). */
+/* A period's index entries, streamed row by row (kn_db_query_each): one
+ * scan, never the whole result in memory (keyset batches made Postgres
+ * sort the period once per batch). */
 static const kn_db_stmt load_entries = {
     "lb_load_entries",
     "SELECT owner_id::text, score, subscore, score_time, version FROM leaderboard_record"
-    " WHERE leaderboard_id = $1 AND expiry_time = $2 AND owner_id > $3::uuid"
-    " ORDER BY owner_id LIMIT 50000",
-    3};
+    " WHERE leaderboard_id = $1 AND expiry_time = $2",
+    2};
 static const kn_db_stmt delete_record = {
     "lb_record_delete",
     "DELETE FROM leaderboard_record WHERE leaderboard_id = $1 AND expiry_time = $2"
@@ -260,51 +261,45 @@ static int board_from_row(kn_leaderboards *lbs, kn_db_rows *rows, size_t i, kn_l
     return KN_OK;
 }
 
-/* Indexes the records of b's current period: read in batches in owner
- * order, then built in one pass (kn_rank_vt.load). Caller holds b->rw
- * exclusively (or b is not yet visible). */
+/* The entries of a rebuild as they arrive. */
+typedef struct entries {
+    kn_rank_entry *es;
+    size_t n, cap;
+} entries;
+
+static int take_entry(void *ud, const kn_db_rows *row)
+{
+    entries *a = ud;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 1024;
+        kn_rank_entry *ne = kn_realloc(a->es, cap * sizeof *ne);
+        if (!ne) return KN_ERR_NOMEM;
+        a->es = ne;
+        a->cap = cap;
+    }
+    kn_rank_entry *e = &a->es[a->n++];
+    memset(e, 0, sizeof *e);
+    e->score = atoll(kn_db_rows_get(row, 0, 1));
+    e->subscore = atoll(kn_db_rows_get(row, 0, 2));
+    e->time_us = atoll(kn_db_rows_get(row, 0, 3));
+    e->version = atoll(kn_db_rows_get(row, 0, 4));
+    snprintf(e->owner, sizeof e->owner, "%s", kn_db_rows_get(row, 0, 0));
+    return KN_OK;
+}
+
+/* Indexes the records of b's current period: read in one streamed scan,
+ * then built in one pass (kn_rank_vt.load). Caller holds b->rw exclusively
+ * (or b is not yet visible). */
 static int board_rebuild(kn_lb_board *b, kn_db *db, size_t *n_out)
 {
-    char expiry[24], after[37] = "00000000-0000-0000-0000-000000000000";
+    char expiry[24];
     snprintf(expiry, sizeof expiry, "%" PRId64, (int64_t)b->expiry);
-    kn_rank_entry *es = NULL;
-    size_t total = 0, cap = 0;
-    int rc = KN_OK;
-    for (;;) {
-        const char *p[] = {b->meta.id, expiry, after};
-        kn_db_rows *rows = NULL;
-        if ((rc = kn_db_query(db, &load_entries, p, &rows))) break;
-        size_t n = kn_db_rows_count(rows);
-        if (total + n > cap) {
-            size_t ncap = cap ? cap * 2 : 1024;
-            while (ncap < total + n)
-                ncap *= 2;
-            kn_rank_entry *ne = kn_realloc(es, ncap * sizeof *ne);
-            if (!ne) {
-                kn_db_rows_free(rows);
-                rc = KN_ERR_NOMEM;
-                break;
-            }
-            es = ne;
-            cap = ncap;
-        }
-        for (size_t i = 0; i < n; i++) {
-            kn_rank_entry *e = &es[total + i];
-            memset(e, 0, sizeof *e);
-            e->score = atoll(kn_db_rows_get(rows, i, 1));
-            e->subscore = atoll(kn_db_rows_get(rows, i, 2));
-            e->time_us = atoll(kn_db_rows_get(rows, i, 3));
-            e->version = atoll(kn_db_rows_get(rows, i, 4));
-            snprintf(e->owner, sizeof e->owner, "%s", kn_db_rows_get(rows, i, 0));
-        }
-        total += n;
-        if (n) snprintf(after, sizeof after, "%s", kn_db_rows_get(rows, n - 1, 0));
-        kn_db_rows_free(rows);
-        if (n < 50000) break;
-    }
-    if (rc == KN_OK) rc = b->rank->vt->load(b->rank, es, total);
-    kn_free(es);
-    if (rc == KN_OK && n_out) *n_out += total;
+    const char *p[] = {b->meta.id, expiry};
+    entries a = {0};
+    int rc = kn_db_query_each(db, &load_entries, p, take_entry, &a);
+    if (rc == KN_OK) rc = b->rank->vt->load(b->rank, a.es, a.n);
+    kn_free(a.es);
+    if (rc == KN_OK && n_out) *n_out += a.n;
     return rc;
 }
 
