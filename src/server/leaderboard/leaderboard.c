@@ -594,7 +594,7 @@ int kn_leaderboards_list(kn_leaderboards *lbs, kn_leaderboard **out, size_t *n, 
         kn_leaderboards_free(list, count);
         return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     }
-    if (count) qsort(list, count, sizeof *list, by_id);
+    if (count > 1) qsort(list, count, sizeof *list, by_id);
     *out = list;
     *n = count;
     return KN_OK;

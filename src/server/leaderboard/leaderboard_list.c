@@ -145,7 +145,7 @@ static int rows_for(kn_db *db, const char *board, int64_t expiry, const kn_rank_
         nomem |= !found[i].metadata;
     }
     kn_db_rows_free(rows);
-    qsort(found, m, sizeof *found, by_owner);
+    if (m > 1) qsort(found, m, sizeof *found, by_owner);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         kn_leaderboard_record key;
@@ -220,7 +220,7 @@ static int owners_records(kn_lb_board *b, kn_db *db, const char *const *owners, 
     if (rc == KN_OK)
         rc = rows_for(db, b->meta.id, b->expiry, es, k, ranks, 0, b->meta.enable_ranks,
                       &out->owner_records, &out->n_owner_records, msg, cap);
-    if (rc == KN_OK && b->meta.enable_ranks)
+    if (rc == KN_OK && b->meta.enable_ranks && out->n_owner_records > 1)
         qsort(out->owner_records, out->n_owner_records, sizeof *out->owner_records, cmp_rank);
     kn_free(es);
     kn_free(ranks);

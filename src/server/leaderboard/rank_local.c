@@ -329,7 +329,7 @@ static int cmp_asc(const void *a, const void *b)
 static int local_load(kn_rank *r, kn_rank_entry *es, size_t n)
 {
     local *s = (local *)r;
-    qsort(es, n, sizeof *es, r->order == KN_RANK_ASC ? cmp_asc : cmp_desc);
+    if (n > 1) qsort(es, n, sizeof *es, r->order == KN_RANK_ASC ? cmp_asc : cmp_desc);
     local_clear(r);
     pthread_mutex_lock(&s->mu);
     node *last[MAX_LEVEL];
