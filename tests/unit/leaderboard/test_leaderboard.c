@@ -7,6 +7,7 @@
  * change, around an owner at the edges, the friends view, a cron reset
  * with a stepped clock (callback once per cluster, history by expiry),
  * authoritative boards, errors and limits. */
+#include "failalloc.h"
 #include "pgtest.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -514,6 +515,57 @@ static void queued_writes_run_in_order_at_the_flush(void **state)
     kn_leaderboards_destroy(lbs);
 }
 
+/* --- allocation failures ---------------------------------------------------------------------- */
+
+/* A start and every read, with any one allocation failing: a clean refusal
+ * (NOMEM) and nothing leaked, until the run that needs no failure. */
+static int start_and_read(void *arg)
+{
+    (void)arg;
+    char m[256];
+    kn_leaderboards *lbs = NULL;
+    int rc = kn_leaderboards_create(NULL, &lbs);
+    size_t loaded = 0;
+    if (rc == KN_OK) rc = kn_leaderboards_load(lbs, db, &loaded, m, sizeof m);
+    uid o;
+    owner(2, o);
+    const char *ids[] = {o};
+    kn_leaderboard_query q = {.id = "oom", .limit = 2, .owner_ids = ids, .n_owner_ids = 1};
+    kn_leaderboard_page p = {0};
+    if (rc == KN_OK) rc = kn_leaderboard_records_list(lbs, db, &q, &p, m, sizeof m);
+    if (rc == KN_OK && p.next_cursor) {
+        char *cur = kn_strdup(p.next_cursor);
+        kn_leaderboard_page_free(&p);
+        q.cursor = cur;
+        rc = cur ? kn_leaderboard_records_list(lbs, db, &q, &p, m, sizeof m) : KN_ERR_NOMEM;
+        kn_free(cur);
+    }
+    kn_leaderboard_page_free(&p);
+    if (rc == KN_OK) rc = kn_leaderboard_records_around(lbs, db, "oom", o, 3, 0, &p, m, sizeof m);
+    kn_leaderboard_page_free(&p);
+    kn_leaderboard *boards = NULL;
+    size_t n = 0;
+    if (rc == KN_OK) rc = kn_leaderboards_list(lbs, &boards, &n, m, sizeof m);
+    kn_leaderboards_free(boards, n);
+    kn_leaderboard b;
+    if (rc == KN_OK) rc = kn_leaderboard_get(lbs, "oom", &b, m, sizeof m);
+    if (rc == KN_OK) kn_leaderboard_deinit(&b);
+    if (rc) assert_int_equal(rc, KN_ERR_NOMEM);
+    kn_leaderboards_destroy(lbs);
+    return rc;
+}
+
+static void a_start_and_the_reads_survive_allocation_failures(void **state)
+{
+    (void)state;
+    kn_leaderboards *lbs = service(NULL, NULL);
+    board(lbs, "oom", KN_LB_DESC, KN_LB_OP_BEST, NULL);
+    for (int i = 1; i <= 5; i++)
+        put(lbs, "oom", i, i * 3, 0);
+    kn_leaderboards_destroy(lbs);
+    assert_true(failalloc_sweep(start_and_read, NULL) >= 10);
+}
+
 /* --- refusals --------------------------------------------------------------------------------- */
 
 static void refusals_carry_stable_codes_and_messages(void **state)
@@ -597,6 +649,7 @@ int main(void)
         cmocka_unit_test(the_friends_view_returns_the_owners_records_in_rank_order),
         cmocka_unit_test(a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_cluster),
         cmocka_unit_test(queued_writes_run_in_order_at_the_flush),
+        cmocka_unit_test(a_start_and_the_reads_survive_allocation_failures),
         cmocka_unit_test(refusals_carry_stable_codes_and_messages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
