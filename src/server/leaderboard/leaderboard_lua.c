@@ -11,6 +11,7 @@
 #include "kn_leaderboard_lua.h"
 #include "kn_mem.h"
 
+#include <limits.h>
 #include <string.h>
 
 #define MSG_CAP 256
@@ -190,12 +191,11 @@ static void push_records(lua_State *L, const kn_leaderboard_record *r, size_t n)
     }
 }
 
-static void push_cursor(lua_State *L, const char *c)
+/* A Lua integer as the service's int; past the int range stays out of
+ * range for the service to refuse. */
+static int clamp(lua_Integer v)
 {
-    if (c)
-        lua_pushstring(L, c);
-    else
-        lua_pushnil(L);
+    return v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
 }
 
 /* leaderboard_records_list(id, owner_ids, limit, cursor, expiry) ->
@@ -206,7 +206,7 @@ static int k_leaderboard_records_list(lua_State *L)
     kn_db *db = kn_lua_db(L, "leaderboard_records_list");
     lua_settop(L, 5);
     kn_leaderboard_query q = {.id = luaL_checkstring(L, 1),
-                              .limit = (int)luaL_optinteger(L, 3, 0),
+                              .limit = clamp(luaL_optinteger(L, 3, 0)),
                               .cursor = luaL_optstring(L, 4, NULL),
                               .expiry = luaL_optinteger(L, 5, 0)};
     q.owner_ids = kn_lua_string_list(L, 2, true, "owner_ids", &q.n_owner_ids);
@@ -216,8 +216,8 @@ static int k_leaderboard_records_list(lua_State *L)
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     push_records(L, h->page.records, h->page.n_records);
     push_records(L, h->page.owner_records, h->page.n_owner_records);
-    push_cursor(L, h->page.next_cursor);
-    push_cursor(L, h->page.prev_cursor);
+    lua_pushstring(L, h->page.next_cursor);
+    lua_pushstring(L, h->page.prev_cursor);
     return 4;
 }
 
@@ -228,7 +228,7 @@ static int k_leaderboard_around(lua_State *L)
     kn_db *db = kn_lua_db(L, "leaderboard_around");
     const char *id = luaL_checkstring(L, 1);
     const char *owner = luaL_checkstring(L, 2);
-    int limit = (int)luaL_optinteger(L, 3, 0);
+    int limit = clamp(luaL_optinteger(L, 3, 0));
     lua_Integer expiry = luaL_optinteger(L, 4, 0);
     holder *h = new_holder(L);
     char msg[MSG_CAP] = "";
@@ -236,7 +236,7 @@ static int k_leaderboard_around(lua_State *L)
         kn_leaderboard_records_around(lbs, db, id, owner, limit, expiry, &h->page, msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     push_records(L, h->page.records, h->page.n_records);
-    push_cursor(L, h->page.next_cursor);
+    lua_pushstring(L, h->page.next_cursor);
     return 2;
 }
 

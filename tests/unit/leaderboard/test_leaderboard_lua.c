@@ -84,6 +84,8 @@ static const char module[] =
     "'bad') end\n"
     "  if payload == 'limit' then return outcome(kaos.leaderboard_records_list, 'daily', nil, "
     "5000) end\n"
+    "  if payload == 'huge' then return outcome(kaos.leaderboard_around, 'daily', me, 4294967301) "
+    "end\n"
     "  if payload == 'write' then\n"
     "    local r = kaos.leaderboard_submit('daily', me, 42, 1, { a = 1 }, 'bob')\n"
     "    return r.username .. ' ' .. r.score .. ' ' .. r.rank .. ' ' .. r.metadata.a\n"
@@ -118,6 +120,7 @@ static void functions_refuse_with_codes_and_write_with_ranks(void **state)
         {"cron",
          "3 reset schedule: expected 5 fields (minute hour day-of-month month day-of-week), got 1"},
         {"limit", "3 limit must be 1-1000, not 5000"},
+        {"huge", "3 limit must be 1-1000, not 2147483647"},
         {"write", "bob 42 1 1"},
         {"list", "2 daily best 1"},
         {"cursor", "5 rank 9 is past the board's 1 records"},
