@@ -525,13 +525,14 @@ typedef void (*kaos_user_groups_fn)(kaos_client *c, const kaos_result *r,
 typedef void (*kaos_leaderboard_record_fn)(kaos_client *c, const kaos_result *r,
                                            const kaos_leaderboard_record *record, void *ud);
 /* A page of a leaderboard in rank order, the owners' records asked for (in
- * rank order), `cursor` ("" on the last page) and the records in the
- * period (`rank_count`). */
+ * rank order), `cursor` for the next page ("" on the last), `prev_cursor`
+ * for the page before ("" on the first) and the records in the period
+ * (`rank_count`). */
 typedef void (*kaos_leaderboard_records_fn)(kaos_client *c, const kaos_result *r,
                                             const kaos_leaderboard_record *records, size_t count,
                                             const kaos_leaderboard_record *owner_records,
                                             size_t owner_count, const char *cursor,
-                                            int64_t rank_count, void *ud);
+                                            const char *prev_cursor, int64_t rank_count, void *ud);
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);

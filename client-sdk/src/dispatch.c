@@ -503,7 +503,7 @@ static int deliver_leaderboard_records(kaos_client *c, const kaos_pending *p, co
 {
     kaos_leaderboard_records_fn fn = FN(kaos_leaderboard_records_fn, p);
     if (!env || !fn) {
-        if (fn) fn(c, r, NULL, 0, NULL, 0, "", 0, p->ud);
+        if (fn) fn(c, r, NULL, 0, NULL, 0, "", "", 0, p->ud);
         return KN_OK;
     }
     const Kaos__V1__LeaderboardRecordList *l = env->leaderboard_record_list;
@@ -514,8 +514,8 @@ static int deliver_leaderboard_records(kaos_client *c, const kaos_pending *p, co
         kn_free(owners);
         return KN_ERR_NOMEM;
     }
-    fn(c, r, recs, l->n_records, owners, l->n_owner_records, str(l->next_cursor), l->rank_count,
-       p->ud);
+    fn(c, r, recs, l->n_records, owners, l->n_owner_records, str(l->next_cursor),
+       str(l->prev_cursor), l->rank_count, p->ud);
     kn_free(recs);
     kn_free(owners);
     return KN_OK;

@@ -322,9 +322,9 @@ typedef struct highscores {
 
 static void on_highscores(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *recs,
                           size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
-                          const char *cursor, int64_t rank_count, void *ud)
+                          const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
 {
-    (void)c, (void)recs, (void)n, (void)cursor, (void)rank_count;
+    (void)c, (void)recs, (void)n, (void)cursor, (void)prev_cursor, (void)rank_count;
     highscores *h = ud;
     h->code = r->code;
     h->n_owner = n_owners;

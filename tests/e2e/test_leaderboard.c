@@ -26,7 +26,7 @@ typedef struct player {
     int64_t ranks[16], scores[16];
     char owner_of_owner_records[4][40];
     int64_t owner_ranks[4];
-    char cursor[256];
+    char cursor[256], prev_cursor[256];
 } player;
 
 static player *join_server(void)
@@ -66,7 +66,7 @@ static void on_record(kaos_client *k, const kaos_result *r, const kaos_leaderboa
 
 static void on_records(kaos_client *k, const kaos_result *r, const kaos_leaderboard_record *recs,
                        size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
-                       const char *cursor, int64_t rank_count, void *ud)
+                       const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
 {
     (void)k;
     player *p = ud;
@@ -83,6 +83,7 @@ static void on_records(kaos_client *k, const kaos_result *r, const kaos_leaderbo
         p->owner_ranks[i] = owners[i].rank;
     }
     snprintf(p->cursor, sizeof p->cursor, "%s", cursor);
+    snprintf(p->prev_cursor, sizeof p->prev_cursor, "%s", prev_cursor);
     p->rank_count = rank_count;
 }
 
@@ -131,6 +132,16 @@ static void writes_rank_and_lists_page_with_cursors_and_views(void **state)
     assert_int_equal(a->count, 1);
     assert_int_equal(a->ranks[0], 3);
     assert_string_equal(a->cursor, "");
+    assert_string_not_equal(a->prev_cursor, "");
+    /* and back: the page before the last one is the first */
+    snprintf(cursor, sizeof cursor, "%s", a->prev_cursor);
+    assert_int_equal(ANSWER(a, kaos_client_leaderboard_records_list(a->e->c, board, NULL, 0, 2,
+                                                                    cursor, 0, on_records, a)),
+                     0);
+    assert_int_equal(a->count, 2);
+    assert_int_equal(a->ranks[0], 1);
+    assert_string_equal(a->prev_cursor, "");
+    assert_string_not_equal(a->cursor, "");
 
     /* The friends view: only the owners asked for. */
     const char *ids[] = {c->e->user_id, b->e->user_id};

@@ -302,9 +302,9 @@ static void format_record(char *out, size_t cap, const kaos_leaderboard_record *
 
 static void on_top(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *recs,
                    size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
-                   const char *cursor, int64_t rank_count, void *ud)
+                   const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
 {
-    (void)c, (void)owners, (void)n_owners, (void)cursor, (void)rank_count;
+    (void)c, (void)owners, (void)n_owners, (void)cursor, (void)prev_cursor, (void)rank_count;
     highscores *h = ud;
     h->answers++;
     if (r->code) {
@@ -318,9 +318,9 @@ static void on_top(kaos_client *c, const kaos_result *r, const kaos_leaderboard_
 
 static void on_mine(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *recs,
                     size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
-                    const char *cursor, int64_t rank_count, void *ud)
+                    const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
 {
-    (void)c, (void)recs, (void)n, (void)cursor, (void)rank_count;
+    (void)c, (void)recs, (void)n, (void)cursor, (void)prev_cursor, (void)rank_count;
     highscores *h = ud;
     h->answers++;
     if (r->code) {

@@ -234,7 +234,8 @@ typedef struct kn_leaderboard_page {
  * cursor names the last record of the page (score, subscore, time, owner),
  * never an offset, so a walk sees each record that does not change during
  * it exactly once, whatever else changes. limit 0 with owner ids returns
- * only the owners' records. */
+ * only the owners' records. prev_cursor walks back: the `limit` records
+ * before the page's first one (the current period only). */
 int kn_leaderboard_records_list(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_query *q,
                                 kn_leaderboard_page *out, char *msg, size_t msg_cap);
 /* Up to limit records around owner_id (the haystack): the owner's record

@@ -9,7 +9,9 @@
  * A cursor is "lb1:<expiry>:<score>:<subscore>:<time_us>:<owner uuid>",
  * the key of the last record of the page; the next page is everything
  * strictly after that key in the board's order, so a record that does not
- * change during a walk is seen exactly once. */
+ * change during a walk is seen exactly once. A previous-page cursor is
+ * "lb1p:..." with the key of the first record of the page: the page before
+ * is the `limit` records strictly before that key (current period only). */
 #include "kn_db.h"
 #include "kn_error.h"
 #include "kn_leaderboard.h"
@@ -47,6 +49,7 @@ static const kn_db_stmt history_page = {
 typedef struct cursor_key {
     int64_t expiry;
     kn_rank_entry e;
+    bool back; /* the page before the key ("lb1p:") */
 } cursor_key;
 
 static bool parse_i64(const char **s, int64_t *out)
@@ -67,9 +70,10 @@ static int cursor_parse(const char *c, cursor_key *k, char *msg, size_t cap)
 {
     memset(k, 0, sizeof *k);
     size_t len = strlen(c);
-    if (len > KN_LB_CURSOR_MAX || strncmp(c, "lb1:", 4))
+    k->back = !strncmp(c, "lb1p:", 5);
+    if (len > KN_LB_CURSOR_MAX || (strncmp(c, "lb1:", 4) && !k->back))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "cursor is not a leaderboard cursor");
-    const char *p = c + 4;
+    const char *p = c + (k->back ? 5 : 4);
     if (!parse_i64(&p, &k->expiry) || !parse_i64(&p, &k->e.score) ||
         !parse_i64(&p, &k->e.subscore) || !parse_i64(&p, &k->e.time_us) ||
         strlen(p) != KN_RANK_OWNER_LEN || !kn_uuid_valid(p) || k->expiry < 0)
@@ -88,13 +92,28 @@ int kn_leaderboard_cursor_check(const char *cursor, char *msg, size_t cap)
     return cursor_parse(cursor, &k, msg, cap);
 }
 
-static char *cursor_make(int64_t expiry, const kn_rank_entry *e)
+static char *cursor_make_dir(int64_t expiry, const kn_rank_entry *e, bool back)
 {
     char *c = kn_malloc(KN_LB_CURSOR_MAX + 1);
     if (c)
-        snprintf(c, KN_LB_CURSOR_MAX + 1, "lb1:%" PRId64 ":%" PRId64 ":%" PRId64 ":%" PRId64 ":%s",
-                 expiry, e->score, e->subscore, e->time_us, e->owner);
+        snprintf(c, KN_LB_CURSOR_MAX + 1, "%s:%" PRId64 ":%" PRId64 ":%" PRId64 ":%" PRId64 ":%s",
+                 back ? "lb1p" : "lb1", expiry, e->score, e->subscore, e->time_us, e->owner);
     return c;
+}
+
+static char *cursor_make(int64_t expiry, const kn_rank_entry *e)
+{
+    return cursor_make_dir(expiry, e, false);
+}
+
+/* The number of entries strictly before key in r's order. */
+static int64_t count_before(kn_rank *r, const kn_rank_entry *key)
+{
+    int64_t first = 1;
+    r->vt->after(r, key, 0, NULL, &first); /* first - 1 entries are <= key */
+    kn_rank_entry cur;
+    bool present = r->vt->rank_of(r, key->owner, &cur) > 0 && !kn_rank_compare(r->order, &cur, key);
+    return first - 1 - (present ? 1 : 0);
 }
 
 /* --- rows for index entries --------------------------------------------------------------------
@@ -259,6 +278,9 @@ int kn_leaderboard_records_list(kn_leaderboards *lbs, kn_db *db, const kn_leader
     }
     if (expiry != b->expiry) {
         kn_lb__leave(b);
+        if (has_key && key.back)
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "previous-page cursors work on the current period only");
         return history_list(b, db, q, limit, has_key ? &key : NULL, out, msg, cap);
     }
     kn_rank_entry *es = kn_calloc((size_t)limit + 1, sizeof *es);
@@ -266,16 +288,25 @@ int kn_leaderboard_records_list(kn_leaderboards *lbs, kn_db *db, const kn_leader
         kn_lb__leave(b);
         return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     }
-    int64_t first = 1;
-    size_t got =
-        limit ? b->rank->vt->after(b->rank, has_key ? &key.e : NULL, (size_t)limit + 1, es, &first)
-              : 0;
-    bool more = got > (size_t)limit;
-    if (more) got = (size_t)limit;
-    out->rank_count = (int64_t)b->rank->vt->count(b->rank);
+    int64_t first = 1, count = (int64_t)b->rank->vt->count(b->rank);
+    size_t got = 0;
+    if (limit && has_key && key.back) { /* the `limit` records before the key */
+        int64_t before = count_before(b->rank, &key.e);
+        first = before - limit + 1 < 1 ? 1 : before - limit + 1;
+        if (before >= first)
+            got = b->rank->vt->range(b->rank, first, (size_t)(before - first + 1), es);
+    } else if (limit) {
+        got = b->rank->vt->after(b->rank, has_key ? &key.e : NULL, (size_t)limit + 1, es, &first);
+    }
+    if (got > (size_t)limit) got = (size_t)limit;
+    bool more = got && first + (int64_t)got - 1 < count;
+    out->rank_count = count;
     rc = rows_for(db, b->meta.id, expiry, es, got, NULL, first, b->meta.enable_ranks, &out->records,
                   &out->n_records, msg, cap);
     if (rc == KN_OK && more && !(out->next_cursor = cursor_make(expiry, &es[got - 1])))
+        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    if (rc == KN_OK && got && first > 1 &&
+        !(out->prev_cursor = cursor_make_dir(expiry, &es[0], true)))
         rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     if (rc == KN_OK) rc = owners_records(b, db, q->owner_ids, q->n_owner_ids, out, msg, cap);
     kn_lb__leave(b);
@@ -319,6 +350,9 @@ int kn_leaderboard_records_around(kn_leaderboards *lbs, kn_db *db, const char *i
                   &out->records, &out->n_records, msg, cap);
     if (rc == KN_OK && got && start + (int64_t)got <= count &&
         !(out->next_cursor = cursor_make(b->expiry, &es[got - 1])))
+        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    if (rc == KN_OK && got && start > 1 &&
+        !(out->prev_cursor = cursor_make_dir(b->expiry, &es[0], true)))
         rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     kn_lb__leave(b);
     kn_free(es);

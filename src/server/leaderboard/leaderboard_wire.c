@@ -73,7 +73,7 @@ static int reply_page(kn_req *r, const kn_leaderboard_page *p)
         out.n_owner_records = p->n_owner_records;
         out.owner_records = owners;
         out.next_cursor = p->next_cursor ? p->next_cursor : "";
-        out.prev_cursor = "";
+        out.prev_cursor = p->prev_cursor ? p->prev_cursor : "";
         out.rank_count = p->rank_count;
         kn_envelope env = KN_ENVELOPE_INIT;
         env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LEADERBOARD_RECORD_LIST;

@@ -330,6 +330,64 @@ static void pagination_while_scores_change_sees_every_unchanged_record_once(void
     kn_leaderboards_destroy(lbs);
 }
 
+/* Forward to the end, then back with the previous-page cursors: the same
+ * pages in reverse, the first without a previous page. */
+static void previous_page_cursors_walk_back_the_same_pages(void **state)
+{
+    (void)state;
+    kn_leaderboards *lbs = service(NULL, NULL);
+    board(lbs, "back", KN_LB_ASC, KN_LB_OP_SET, NULL);
+    for (int i = 0; i < 23; i++)
+        put(lbs, "back", i, i % 7, i);
+    int64_t firsts[8];
+    int n = 0;
+    char *cursor = NULL, *prev = NULL;
+    do {
+        kn_leaderboard_query q = {.id = "back", .limit = 5, .cursor = cursor};
+        kn_leaderboard_page p;
+        assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p, msg, sizeof msg), KN_OK);
+        firsts[n++] = p.records[0].rank;
+        if (n == 1) assert_null(p.prev_cursor);
+        kn_free(cursor);
+        kn_free(prev);
+        cursor = p.next_cursor ? kn_strdup(p.next_cursor) : NULL;
+        prev = p.prev_cursor ? kn_strdup(p.prev_cursor) : NULL;
+        kn_leaderboard_page_free(&p);
+    } while (cursor);
+    assert_int_equal(n, 5); /* 5 + 5 + 5 + 5 + 3 */
+    for (int k = n - 2; k >= 0; k--) {
+        kn_leaderboard_query q = {.id = "back", .limit = 5, .cursor = prev};
+        kn_leaderboard_page p;
+        assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p, msg, sizeof msg), KN_OK);
+        assert_int_equal(p.n_records, 5);
+        assert_int_equal(p.records[0].rank, firsts[k]);
+        assert_non_null(p.next_cursor);
+        kn_free(prev);
+        prev = p.prev_cursor ? kn_strdup(p.prev_cursor) : NULL;
+        kn_leaderboard_page_free(&p);
+    }
+    assert_null(prev); /* back at the top */
+    /* a previous-page cursor of a record deleted meanwhile still works */
+    kn_leaderboard_query q = {.id = "back", .limit = 5};
+    kn_leaderboard_page p;
+    assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p, msg, sizeof msg), KN_OK);
+    q.cursor = p.next_cursor;
+    kn_leaderboard_page p2;
+    assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p2, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_leaderboard_record_delete(lbs, db, "back", p2.records[0].owner_id, false,
+                                                  msg, sizeof msg),
+                     KN_OK);
+    kn_leaderboard_page p3;
+    q.cursor = p2.prev_cursor;
+    assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p3, msg, sizeof msg), KN_OK);
+    assert_int_equal(p3.n_records, 5);
+    assert_int_equal(p3.records[0].rank, 1);
+    kn_leaderboard_page_free(&p);
+    kn_leaderboard_page_free(&p2);
+    kn_leaderboard_page_free(&p3);
+    kn_leaderboards_destroy(lbs);
+}
+
 static void around_an_owner_stays_inside_the_board_at_both_edges(void **state)
 {
     (void)state;
@@ -645,6 +703,7 @@ int main(void)
         cmocka_unit_test(ten_thousand_random_writes_rank_as_sql_does_and_after_a_restart),
         cmocka_unit_test(writers_on_four_connections_at_once_keep_exact_ranks),
         cmocka_unit_test(pagination_while_scores_change_sees_every_unchanged_record_once),
+        cmocka_unit_test(previous_page_cursors_walk_back_the_same_pages),
         cmocka_unit_test(around_an_owner_stays_inside_the_board_at_both_edges),
         cmocka_unit_test(the_friends_view_returns_the_owners_records_in_rank_order),
         cmocka_unit_test(a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_cluster),
