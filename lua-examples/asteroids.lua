@@ -75,6 +75,7 @@ local SPEED_MIN = { 80, 50, 25 }
 local SPEED_MAX = { 130, 90, 55 }
 local POINTS = { 100, 50, 20 }
 local KILL_POINTS = 200
+local BOUNTY = 25 -- coins per ship shot down, paid by asteroids_bounty (below)
 local MAX_SCORE = 65535
 
 -- Snapshot formats, built once: header, then one repeated piece per entity.
@@ -320,7 +321,10 @@ local function collide(s, d)
           local shooter = ships[b.owner]
           remove_bullet(s, b)
           kill_ship(s, d, p, shooter.present and b.owner or 0, CAUSE_BULLET)
-          if shooter.present then add_score(s, d, shooter, KILL_POINTS) end
+          if shooter.present then
+            add_score(s, d, shooter, KILL_POINTS)
+            s.kills[shooter.user_id] = (s.kills[shooter.user_id] or 0) + 1
+          end
           break
         end
       end
@@ -426,11 +430,12 @@ function M.match_init(context, params)
     bullets = {},
     n_bullets = 0,
     snap = {},
+    kills = {}, -- user id -> ships shot down and not yet paid (asteroids_bounty)
   }
   for id = 1, s.max_players do
-    s.ships[id] = { id = id, present = false, alive = false, slot = 0, name = "", x = 0, y = 0,
+    s.ships[id] = { id = id, present = false, alive = false, slot = 0, name = "", user_id = "", x = 0, y = 0,
       vx = 0, vy = 0, angle = 0, buttons = 0, seq = 0, score = 0, bullets = 0, cooldown = 0,
-      respawn = 0, invulnerable = 0, user_id = "" }
+      respawn = 0, invulnerable = 0 }
   end
   for i = 1, MAX_ASTEROIDS do
     s.asteroids[i] = { alive = false, size = 1, x = 0, y = 0, vx = 0, vy = 0 }
@@ -459,7 +464,8 @@ function M.match_join(context, d, tick, s, presences)
       if not s.ships[id].present then p = s.ships[id]; break end
     end
     if p then -- join_attempt keeps the count below max; this is only defensive
-      p.present, p.alive, p.slot, p.name, p.user_id = true, false, pr.slot, pr.username, pr.user_id
+      p.present, p.alive, p.slot, p.name = true, false, pr.slot, pr.username
+      p.user_id = pr.user_id
       p.score, p.buttons, p.seq, p.bullets = 0, 0, 0, 0
       p.respawn = 1 -- appears (invulnerable) on the next tick
       s.by_slot[pr.slot] = p
@@ -534,8 +540,16 @@ function M.match_terminate(context, d, tick, s, grace_seconds)
   return s
 end
 
--- A JSON summary of the match, for tools and tests.
+-- A JSON summary of the match, for tools and tests; or, for
+-- {"bounty": user_id}, that user's unpaid kills ({"kills": N}), which are
+-- then cleared: the tally is handed over exactly once (asteroids_bounty).
 function M.match_signal(context, d, tick, s, data)
+  local ok, q = pcall(kaos.json_decode, data)
+  if ok and type(q) == "table" and type(q.bounty) == "string" then
+    local kills = s.kills[q.bounty] or 0
+    s.kills[q.bounty] = nil
+    return s, kaos.json_encode({ kills = kills })
+  end
   local players = {}
   for id = 1, s.max_players do
     local p = s.ships[id]
@@ -574,3 +588,32 @@ kaos.register_rpc(function(context, payload)
   end
   return best or kaos.match_create("asteroids", params)
 end, "asteroids_find_or_create")
+
+-- asteroids_bounty(payload = match id) -> {"kills": N, "coins": N, "wallet": {...}}
+--
+-- The kill bounty, paid to the caller at the end of its match (the client
+-- calls it on MatchEnd or right after leaving: an empty match keeps running
+-- for empty_seconds, so the tally is still there). Match handlers have no
+-- database connection, so the match only counts; this RPC takes the
+-- caller's tally from the match (match_signal clears it, so a second call
+-- pays nothing) and credits BOUNTY coins per kill with a ledger entry naming
+-- the match. A kill is lost only if the wallet update itself fails after the
+-- handover (the database is down).
+kaos.register_rpc(function(context, payload)
+  local user = context.user_id
+  if not user or user == "" then
+    error({ code = 16, message = "asteroids_bounty needs a session" })
+  end
+  local ok, reply = pcall(kaos.match_signal, payload, kaos.json_encode({ bounty = user }))
+  if not ok then
+    error({ code = 5, message = "no running asteroids match " .. payload:sub(1, 64) })
+  end
+  local kills = kaos.json_decode(reply).kills or 0
+  if kills == 0 then
+    return kaos.json_encode({ kills = 0, coins = 0 })
+  end
+  local coins = kills * BOUNTY
+  local wallet = kaos.wallet_update(user, { coins = coins },
+    { reason = "asteroids_bounty", match_id = payload, kills = kills }, true)
+  return kaos.json_encode({ kills = kills, coins = coins, wallet = wallet })
+end, "asteroids_bounty")

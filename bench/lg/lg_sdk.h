@@ -2,7 +2,8 @@
  * bench/social), written against the public SDK header only (kaos.h).
  *
  * lg_sdk_pool_open creates n clients; each connects and logs in with a
- * fresh device id (its own user). lg_sdk_pool_pump polls the clients whose
+ * fresh device id (its own user), 100 at a time; idle clients ping every
+ * 5 s so a long setup does not get them dropped. lg_sdk_pool_pump polls the clients whose
  * socket is readable (epoll; the socket found as lg_util.h says) and every
  * client every 10 ms for ENet's timers. A disconnect is printed and marks
  * the client dead; errors of no request are printed.

@@ -329,8 +329,8 @@ typedef struct kaos_groups_filter {
  * request received, -3 friend request accepted, -4 added to a group, -5 a
  * join request to a group you administer, -6 friend removed, -7 another
  * session took over (single session; the connection closes with
- * KAOS_DISCONNECT_SESSION_REPLACED right after), -8 banned from a group;
- * -1 is reserved.
+ * KAOS_DISCONNECT_SESSION_REPLACED right after), -8 banned from a group,
+ * -1 a user wants to chat (docs/chat.md).
  * sender_id is "" when the system sent it. */
 typedef struct kaos_notification {
     const char *id;
@@ -363,6 +363,54 @@ typedef struct kaos_stream {
     const char *label;
 } kaos_stream;
 
+/* Chat channel types (docs/chat.md). */
+enum {
+    KAOS_CHANNEL_ROOM = 1,  /* target: the room's name */
+    KAOS_CHANNEL_DM = 2,    /* target: the other user's id */
+    KAOS_CHANNEL_GROUP = 3, /* target: the group's id (members only) */
+};
+
+/* Chat message codes: 0 a message, 1 an update, 2 a removal (content
+ * "{}"), 3-9 a group's events (joined, added, left, kicked, promoted,
+ * banned, demoted). */
+enum {
+    KAOS_CHANNEL_MESSAGE_CHAT = 0,
+    KAOS_CHANNEL_MESSAGE_UPDATE = 1,
+    KAOS_CHANNEL_MESSAGE_REMOVE = 2,
+};
+
+/* A chat message as delivered, acknowledged or listed (docs/chat.md). The
+ * channel fields that do not apply to the channel's type are "". */
+typedef struct kaos_channel_message {
+    const char *channel_id;
+    const char *message_id;
+    int code;
+    const char *sender_id; /* "" when the server sent it */
+    const char *username;
+    const char *content; /* a JSON object as text */
+    int64_t create_time_ms;
+    int64_t update_time_ms;
+    bool persistent;  /* stored: in the history, and may be updated or removed */
+    int64_t sequence; /* the channel's order of stored messages; 0 when not stored */
+    const char *room_name;
+    const char *group_id;
+    const char *user_id_one;
+    const char *user_id_two;
+} kaos_channel_message;
+
+/* A channel joined (kaos_client_channel_join): its id, the others on it
+ * (visible sessions, at most 64 of them), and this session's own presence. */
+typedef struct kaos_channel {
+    const char *id;
+    const kaos_user_presence *presences;
+    size_t presence_count;
+    kaos_user_presence self;
+    const char *room_name;
+    const char *group_id;
+    const char *user_id_one;
+    const char *user_id_two;
+} kaos_channel;
+
 /* The caller's own account (kaos_client_account_get). */
 typedef struct kaos_account {
     kaos_user user;
@@ -371,6 +419,8 @@ typedef struct kaos_account {
     const char *const *device_ids;
     size_t device_count;
     int64_t disable_time; /* Unix seconds the user was banned; 0 = not banned */
+    const char *wallet;   /* currency -> balance, a JSON object as text; "{}" when empty.
+                           * Only server code changes it (docs/economy.md) */
 } kaos_account;
 
 /* Fields for kaos_client_account_update. NULL leaves a field unchanged; ""
@@ -541,6 +591,20 @@ typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
  * unknown or blocking the caller are absent. */
 typedef void (*kaos_status_fn)(kaos_client *c, const kaos_result *r,
                                const kaos_user_presence *presences, size_t count, void *ud);
+/* The channel joined. */
+typedef void (*kaos_channel_fn)(kaos_client *c, const kaos_result *r, const kaos_channel *channel,
+                                void *ud);
+/* A message sent, updated or removed, as the server stored and delivered
+ * it (a before hook may have rewritten its content). */
+typedef void (*kaos_channel_message_ack_fn)(kaos_client *c, const kaos_result *r,
+                                            const kaos_channel_message *message, void *ud);
+/* A page of a channel's history. next_cursor continues in the same
+ * direction ("" when the page was not full); prev_cursor goes the other way
+ * from the page's first message ("" without a cursor or on an empty page). */
+typedef void (*kaos_channel_messages_fn)(kaos_client *c, const kaos_result *r,
+                                         const kaos_channel_message *messages, size_t count,
+                                         const char *next_cursor, const char *prev_cursor,
+                                         void *ud);
 
 /* --- the client -------------------------------------------------------------------- */
 
@@ -692,6 +756,18 @@ void kaos_client_on_notifications(kaos_client *c, kaos_notifications_event_fn fn
 void kaos_client_on_status_presence(kaos_client *c, kaos_status_presence_fn fn, void *ud);
 void kaos_client_on_stream_presence(kaos_client *c, kaos_stream_presence_fn fn, void *ud);
 void kaos_client_on_stream_data(kaos_client *c, kaos_stream_data_fn fn, void *ud);
+/* A message (code 0), an update (1), a removal (2) or a group event (3-9)
+ * on a channel this session is on, its own included. */
+typedef void (*kaos_channel_message_fn)(kaos_client *c, const kaos_channel_message *message,
+                                        void *ud);
+/* Sessions joined or left a channel this session is on (hidden ones never
+ * appear). */
+typedef void (*kaos_channel_presence_fn)(kaos_client *c, const char *channel_id,
+                                         const kaos_user_presence *joins, size_t join_count,
+                                         const kaos_user_presence *leaves, size_t leave_count,
+                                         void *ud);
+void kaos_client_on_channel_message(kaos_client *c, kaos_channel_message_fn fn, void *ud);
+void kaos_client_on_channel_presence(kaos_client *c, kaos_channel_presence_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -917,6 +993,28 @@ int kaos_client_status_follow(kaos_client *c, const char *const *ids, size_t id_
 int kaos_client_status_unfollow(kaos_client *c, const char *const *ids, size_t count,
                                 kaos_done_fn done, void *ud);
 int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn done, void *ud);
+/* Chat (docs/chat.md). Join: a channel of `type` (KAOS_CHANNEL_*) and
+ * `target`; with persistence the messages this session sends are stored;
+ * hidden: no presence events for this session. Leave: completes with an
+ * Ack. Send, update, remove: `content` is a JSON object (at most 4096
+ * bytes); only stored messages, your own, can be updated or removed. List:
+ * at most `limit` (1-100; 0 = 100) stored messages, oldest first when
+ * `forward`, else newest first, after `cursor` (NULL or "" = from that
+ * end). */
+int kaos_client_channel_join(kaos_client *c, const char *target, int type, bool persistence,
+                             bool hidden, kaos_channel_fn done, void *ud);
+int kaos_client_channel_leave(kaos_client *c, const char *channel_id, kaos_done_fn done, void *ud);
+int kaos_client_channel_message_send(kaos_client *c, const char *channel_id, const char *content,
+                                     kaos_channel_message_ack_fn done, void *ud);
+int kaos_client_channel_message_update(kaos_client *c, const char *channel_id,
+                                       const char *message_id, const char *content,
+                                       kaos_channel_message_ack_fn done, void *ud);
+int kaos_client_channel_message_remove(kaos_client *c, const char *channel_id,
+                                       const char *message_id, kaos_channel_message_ack_fn done,
+                                       void *ud);
+int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, uint32_t limit,
+                                      bool forward, const char *cursor,
+                                      kaos_channel_messages_fn done, void *ud);
 
 /* Leaderboards (docs/leaderboards.md): boards are created by the server;
  * clients write and delete their own record (never on an authoritative

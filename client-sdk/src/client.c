@@ -218,6 +218,8 @@ DEFINE_EVENT_SETTER(notifications, kaos_notifications_event_fn)
 DEFINE_EVENT_SETTER(status_presence, kaos_status_presence_fn)
 DEFINE_EVENT_SETTER(stream_presence, kaos_stream_presence_fn)
 DEFINE_EVENT_SETTER(stream_data, kaos_stream_data_fn)
+DEFINE_EVENT_SETTER(channel_message, kaos_channel_message_fn)
+DEFINE_EVENT_SETTER(channel_presence, kaos_channel_presence_fn)
 
 bool kaos_client_is_connected(const kaos_client *c)
 {

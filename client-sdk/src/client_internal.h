@@ -68,6 +68,9 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_GROUPS,
     KAOS_REPLY_GROUP_USERS,
     KAOS_REPLY_USER_GROUPS,
+    KAOS_REPLY_CHANNEL,
+    KAOS_REPLY_CHANNEL_MESSAGE,
+    KAOS_REPLY_CHANNEL_MESSAGES,
     KAOS_REPLY_LEADERBOARD_RECORD,
     KAOS_REPLY_LEADERBOARD_RECORDS,
     KAOS_REPLY_KIND_COUNT,
@@ -100,6 +103,8 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_status_presence_fn) status_presence;
     KAOS__EVENT(kaos_stream_presence_fn) stream_presence;
     KAOS__EVENT(kaos_stream_data_fn) stream_data;
+    KAOS__EVENT(kaos_channel_message_fn) channel_message;
+    KAOS__EVENT(kaos_channel_presence_fn) channel_presence;
 } kaos_events;
 
 typedef struct kaos_welcome_result {

@@ -60,6 +60,8 @@ KN_ENTITY_DEFINE(kaos_client__group_user_entity, kaos_group_user, GROUP_USER);
 KN_ENTITY_DEFINE(kaos_client__user_group_entity, kaos_user_group, USER_GROUP);
 KN_ENTITY_ASSERT_VIEW(kaos_user_presence, USER_PRESENCE);
 KN_ENTITY_DEFINE(kaos_client__user_presence_entity, kaos_user_presence, USER_PRESENCE);
+KN_ENTITY_ASSERT_VIEW(kaos_channel_message, CHANNEL_MESSAGE);
+KN_ENTITY_DEFINE(kaos_client__channel_message_entity, kaos_channel_message, CHANNEL_MESSAGE);
 KN_ENTITY_ASSERT_VIEW(kaos_leaderboard_record, LEADERBOARD_RECORD);
 KN_ENTITY_DEFINE(kaos_client__leaderboard_record_entity, kaos_leaderboard_record,
                  LEADERBOARD_RECORD);
@@ -259,6 +261,7 @@ static int deliver_account(kaos_client *c, const kaos_pending *p, const kaos_res
         .device_ids = (const char *const *)a->device_ids,
         .device_count = a->n_device_ids,
         .disable_time = a->disable_time,
+        .wallet = a->wallet && *a->wallet ? a->wallet : "{}",
     };
     fn(c, r, &view, p->ud);
     return KN_OK;
@@ -477,6 +480,65 @@ static int deliver_status(kaos_client *c, const kaos_pending *p, const kaos_resu
     return KN_OK;
 }
 
+/* Channel: the channel joined, the others on it and this session. */
+static int deliver_channel(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                           const kn_envelope *env)
+{
+    kaos_channel_fn fn = FN(kaos_channel_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Channel *ch = env->channel;
+    kaos_user_presence *others = user_presence_views(ch->presences, ch->n_presences, NULL, 0);
+    if (ch->n_presences && !others) return KN_ERR_NOMEM;
+    kaos_channel v = {.id = str(ch->id),
+                      .presences = others,
+                      .presence_count = ch->n_presences,
+                      .room_name = str(ch->room_name),
+                      .group_id = str(ch->group_id),
+                      .user_id_one = str(ch->user_id_one),
+                      .user_id_two = str(ch->user_id_two)};
+    view(&kaos_client__user_presence_entity, ch->self, &v.self);
+    fn(c, r, &v, p->ud);
+    kn_free(others);
+    return KN_OK;
+}
+
+/* ChannelMessageAck: the message as stored and delivered. */
+static int deliver_channel_message(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                   const kn_envelope *env)
+{
+    kaos_channel_message_ack_fn fn = FN(kaos_channel_message_ack_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, p->ud);
+        return KN_OK;
+    }
+    kaos_channel_message m;
+    view(&kaos_client__channel_message_entity, env->channel_message_ack, &m);
+    fn(c, r, &m, p->ud);
+    return KN_OK;
+}
+
+/* ChannelMessageList: a page of history and its two cursors. */
+static int deliver_channel_messages(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                    const kn_envelope *env)
+{
+    kaos_channel_messages_fn fn = FN(kaos_channel_messages_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, "", "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__ChannelMessageList *l = env->channel_message_list;
+    kaos_channel_message *views = l->n_messages ? kn_calloc(l->n_messages, sizeof *views) : NULL;
+    if (l->n_messages && !views) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_messages; i++)
+        view(&kaos_client__channel_message_entity, l->messages[i], &views[i]);
+    fn(c, r, views, l->n_messages, str(l->next_cursor), str(l->prev_cursor), p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* LeaderboardRecord: the record as written. */
 static int deliver_leaderboard_record(kaos_client *c, const kaos_pending *p, const kaos_result *r,
                                       const kn_envelope *env)
@@ -551,6 +613,9 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_GROUPS] = {{ANSWER(GROUP_LIST)}, deliver_groups},
     [KAOS_REPLY_GROUP_USERS] = {{ANSWER(GROUP_USER_LIST)}, deliver_group_users},
     [KAOS_REPLY_USER_GROUPS] = {{ANSWER(USER_GROUP_LIST)}, deliver_user_groups},
+    [KAOS_REPLY_CHANNEL] = {{ANSWER(CHANNEL)}, deliver_channel},
+    [KAOS_REPLY_CHANNEL_MESSAGE] = {{ANSWER(CHANNEL_MESSAGE_ACK)}, deliver_channel_message},
+    [KAOS_REPLY_CHANNEL_MESSAGES] = {{ANSWER(CHANNEL_MESSAGE_LIST)}, deliver_channel_messages},
     [KAOS_REPLY_LEADERBOARD_RECORD] = {{ANSWER(LEADERBOARD_RECORD)}, deliver_leaderboard_record},
     [KAOS_REPLY_LEADERBOARD_RECORDS] = {{ANSWER(LEADERBOARD_RECORD_LIST)},
                                         deliver_leaderboard_records},
@@ -713,6 +778,29 @@ static void handle_stream_data(kaos_client *c, const Kaos__V1__StreamData *d, ui
                              channel != KN_CHANNEL_MATCH_UNRELIABLE, c->events.stream_data.ud);
 }
 
+static void handle_channel_message(kaos_client *c, const Kaos__V1__ChannelMessage *e)
+{
+    if (!c->events.channel_message.fn) return;
+    kaos_channel_message m;
+    view(&kaos_client__channel_message_entity, e, &m);
+    c->events.channel_message.fn(c, &m, c->events.channel_message.ud);
+}
+
+static void handle_channel_presence(kaos_client *c, const Kaos__V1__ChannelPresenceEvent *e)
+{
+    if (!c->events.channel_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        /* No request waits for this; say it in the log rather than drop it silently. */
+        KN_ERROR("cannot list channel presences: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.channel_presence.fn(c, str(e->channel_id), all, e->n_joins,
+                                  all ? all + e->n_joins : NULL, e->n_leaves,
+                                  c->events.channel_presence.ud);
+    kn_free(all);
+}
+
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
@@ -739,6 +827,12 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_STREAM_DATA:
         handle_stream_data(c, env->stream_data, channel);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_CHANNEL_MESSAGE:
+        handle_channel_message(c, env->channel_message);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_CHANNEL_PRESENCE:
+        handle_channel_presence(c, env->channel_presence);
         return;
     default:
         break;

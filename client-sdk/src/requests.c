@@ -129,6 +129,12 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(STATUS_FOLLOW, STATUS_FOLLOW, STATUS)                                                        \
     X(STATUS_UNFOLLOW, STATUS_UNFOLLOW, DONE)                                                      \
     X(STATUS_UPDATE, STATUS_UPDATE, DONE)                                                          \
+    X(CHANNEL_JOIN, CHANNEL_JOIN, CHANNEL)                                                         \
+    X(CHANNEL_LEAVE, CHANNEL_LEAVE, DONE)                                                          \
+    X(CHANNEL_MESSAGE_SEND, CHANNEL_MESSAGE_SEND, CHANNEL_MESSAGE)                                 \
+    X(CHANNEL_MESSAGE_UPDATE, CHANNEL_MESSAGE_UPDATE, CHANNEL_MESSAGE)                             \
+    X(CHANNEL_MESSAGE_REMOVE, CHANNEL_MESSAGE_REMOVE, CHANNEL_MESSAGE)                             \
+    X(CHANNEL_MESSAGES_LIST, CHANNEL_MESSAGES_LIST, CHANNEL_MESSAGES)                              \
     X(LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD)                      \
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS)                     \
     X(LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS)                 \
@@ -1074,6 +1080,85 @@ int kaos_client_status_update(kaos_client *c, const char *status, kaos_done_fn d
 int kaos_client__appear_online(kaos_client *c)
 {
     return kaos_client_status_update(c, "", NULL, NULL);
+}
+
+int kaos_client_channel_join(kaos_client *c, const char *target, int type, bool persistence,
+                             bool hidden, kaos_channel_fn done, void *ud)
+{
+    if (!c || !target || type < KAOS_CHANNEL_ROOM || type > KAOS_CHANNEL_GROUP)
+        return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__ChannelJoin msg = KAOS__V1__CHANNEL_JOIN__INIT;
+    msg.target = unconst_str(target);
+    msg.type = (uint32_t)type;
+    msg.persistence = persistence;
+    msg.hidden = hidden;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.channel_join = &msg;
+    return call(c, REQ_CHANNEL_JOIN, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_channel_leave(kaos_client *c, const char *channel_id, kaos_done_fn done, void *ud)
+{
+    if (!c || !channel_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__ChannelLeave msg = KAOS__V1__CHANNEL_LEAVE__INIT;
+    msg.channel_id = unconst_str(channel_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.channel_leave = &msg;
+    return call(c, REQ_CHANNEL_LEAVE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_channel_message_send(kaos_client *c, const char *channel_id, const char *content,
+                                     kaos_channel_message_ack_fn done, void *ud)
+{
+    if (!c || !channel_id || !content) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__ChannelMessageSend msg = KAOS__V1__CHANNEL_MESSAGE_SEND__INIT;
+    msg.channel_id = unconst_str(channel_id);
+    msg.content = unconst_str(content);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.channel_message_send = &msg;
+    return call(c, REQ_CHANNEL_MESSAGE_SEND, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_channel_message_update(kaos_client *c, const char *channel_id,
+                                       const char *message_id, const char *content,
+                                       kaos_channel_message_ack_fn done, void *ud)
+{
+    if (!c || !channel_id || !message_id || !content) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__ChannelMessageUpdate msg = KAOS__V1__CHANNEL_MESSAGE_UPDATE__INIT;
+    msg.channel_id = unconst_str(channel_id);
+    msg.message_id = unconst_str(message_id);
+    msg.content = unconst_str(content);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.channel_message_update = &msg;
+    return call(c, REQ_CHANNEL_MESSAGE_UPDATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_channel_message_remove(kaos_client *c, const char *channel_id,
+                                       const char *message_id, kaos_channel_message_ack_fn done,
+                                       void *ud)
+{
+    if (!c || !channel_id || !message_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__ChannelMessageRemove msg = KAOS__V1__CHANNEL_MESSAGE_REMOVE__INIT;
+    msg.channel_id = unconst_str(channel_id);
+    msg.message_id = unconst_str(message_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.channel_message_remove = &msg;
+    return call(c, REQ_CHANNEL_MESSAGE_REMOVE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, uint32_t limit,
+                                      bool forward, const char *cursor,
+                                      kaos_channel_messages_fn done, void *ud)
+{
+    if (!c || !channel_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__ChannelMessagesList msg = KAOS__V1__CHANNEL_MESSAGES_LIST__INIT;
+    msg.channel_id = unconst_str(channel_id);
+    msg.limit = limit;
+    msg.forward = forward;
+    if (cursor) msg.cursor = unconst_str(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.channel_messages_list = &msg;
+    return call(c, REQ_CHANNEL_MESSAGES_LIST, &env, KAOS__FN(done), ud);
 }
 
 /* --- leaderboards ------------------------------------------------------------------ */

@@ -130,6 +130,25 @@
 #define KN_USER_GROUP_PROTO        kaos__v1__user_group__descriptor
 #define KN_USER_GROUP_UNMAPPED     "group",
 #define KN_USER_GROUP_FIELDS(X, T) X(T, state, INT32)
+/* ChannelMessage: a chat message as delivered, acknowledged or listed
+ * (kn_chat_message, kaos_channel_message, the Lua message tables). */
+#define KN_CHANNEL_MESSAGE_PROTO kaos__v1__channel_message__descriptor
+#define KN_CHANNEL_MESSAGE_UNMAPPED
+#define KN_CHANNEL_MESSAGE_FIELDS(X, T)                                                            \
+    X(T, channel_id, STRING)                                                                       \
+    X(T, message_id, STRING)                                                                       \
+    X(T, code, INT32)                                                                              \
+    X(T, sender_id, STRING)                                                                        \
+    X(T, username, STRING)                                                                         \
+    X(T, content, JSON)                                                                            \
+    X(T, create_time_ms, INT64)                                                                    \
+    X(T, update_time_ms, INT64)                                                                    \
+    X(T, persistent, BOOL)                                                                         \
+    X(T, sequence, INT64)                                                                          \
+    X(T, room_name, STRING)                                                                        \
+    X(T, group_id, STRING)                                                                         \
+    X(T, user_id_one, STRING)                                                                      \
+    X(T, user_id_two, STRING)
 
 /* Leaderboard: a board's settings (kn_leaderboard, kaos.leaderboard_get).
  * operator is set by hand: protobuf-c names its member operator_, and the

@@ -11,6 +11,8 @@
 #include "kn_account_lua.h"
 #include "kn_api.h"
 #include "kn_auth.h"
+#include "kn_chat.h"
+#include "kn_chat_lua.h"
 #include "kn_codec.h"
 #include "kn_db.h"
 #include "kn_error.h"
@@ -36,9 +38,11 @@
 #include "kn_match.h"
 #include "kn_match_lua.h"
 #include "kn_storage_lua.h"
+#include "kn_economy_lua.h"
 #include "kn_friends.h"
 #include "kn_friends_lua.h"
 #include "kn_notify.h"
+#include "kn_groups.h"
 #include "kn_groups_lua.h"
 #include "kn_leaderboard_lua.h"
 #include "kn_notify_lua.h"
@@ -81,16 +85,57 @@ static int tracker_send(void *ud, const kn_conn_id *conns, size_t n, uint8_t cha
     return kn_out_send(ud, conns, n, channel, data, len, reliable);
 }
 
-/* A committed block ends the blocked user's follows of the blocker
- * (friends -> status through the root: neither includes the other). */
+/* Who hears of a committed block (friends -> status and chat through the
+ * root: none includes another): the blocked user's follows of the blocker
+ * end, and both users leave the direct message channel between them. */
+typedef struct block_listeners {
+    kn_status *status;
+    kn_chat *chat;
+} block_listeners;
+
 static void friends_blocked(void *ud, const char *blocker_id, const char *blocked_id)
 {
-    kn_status_block(ud, blocker_id, blocked_id);
+    block_listeners *b = ud;
+    kn_status_block(b->status, blocker_id, blocked_id);
+    kn_chat_block(b->chat, blocker_id, blocked_id);
 }
 
 static void tracker_unbound(void *ud, kn_session *s)
 {
     kn_tracker_untrack_all(ud, s->conn);
+}
+
+/* Chat's end of every session: its message rate bucket goes. */
+static void chat_unbound(void *ud, kn_session *s)
+{
+    kn_chat_forget(ud, s->conn);
+}
+
+/* Chat's view of groups (kn_chat_groups): members are superadmins, admins
+ * and members; a worker's thread, its connection. */
+static int group_membership(void *ud, kn_db *db, const char *group_id, const char *user_id,
+                            bool *member, bool *admin)
+{
+    (void)ud;
+    int state;
+    char msg[128];
+    int rc = kn_groups_state(db, group_id, user_id, &state, msg, sizeof msg);
+    *member = rc == KN_OK && state >= KN_GROUP_SUPERADMIN && state <= KN_GROUP_MEMBER;
+    *admin = *member && state <= KN_GROUP_ADMIN;
+    return rc;
+}
+
+/* Groups' membership changes become system messages in the group's channel
+ * (kn_groups_listener, ud the kn_chat). A failure is logged: the change
+ * stands. */
+static void group_changed(void *ud, kn_db *db, const char *group_id, const char *actor_id,
+                          int change, const char *user_id)
+{
+    char msg[256] = "";
+    int rc = kn_chat_group_event(ud, db, group_id, actor_id, change, user_id, msg, sizeof msg);
+    if (rc)
+        KN_WARN("chat: no message in group %.36s for change %d of user %.36s: %s", group_id, change,
+                user_id, msg);
 }
 
 /* The counters of every network thread, summed. */
@@ -564,6 +609,7 @@ int kn_server_run(const kn_config *cfg)
     kn_sessions *sessions = NULL;
     kn_tracker *tracker = NULL;
     kn_status *status = NULL;
+    kn_chat *chat = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
     kn_net *nets[MAX_NETS] = {NULL};
@@ -583,14 +629,18 @@ int kn_server_run(const kn_config *cfg)
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
+    kn_chat_lua chat_lua = {0};
+    block_listeners blocks = {0};
     kn_leaderboard_lua leaderboard_lua = {.mu = PTHREAD_MUTEX_INITIALIZER};
     kn_leaderboards *lbs = NULL;
     lb_scheduler lbsched = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
+        {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
+        {"economy", kn_economy_lua_funcs, NULL},
         {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
@@ -699,6 +749,14 @@ int kn_server_run(const kn_config *cfg)
         (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)) ||
         (rc = kn_status_create(tracker, &status)))
         goto done;
+    kn_chat_config chc;
+    kn_chat_config_default(&chc);
+    chc.groups = (kn_chat_groups){group_membership, NULL};
+    if ((rc = kn_chat_create(&chc, tracker, out, &chat)) ||
+        (rc = kn_sessions_on_unbind(sessions, chat_unbound, chat)))
+        goto done;
+    kn_groups_listen(&(kn_groups_listener){group_changed, chat});
+    chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
     if (cfg->single_session) {
@@ -707,7 +765,8 @@ int kn_server_run(const kn_config *cfg)
     }
     friends_deps.out = out;
     friends_deps.blocked = friends_blocked;
-    friends_deps.blocked_ud = status;
+    blocks = (block_listeners){status, chat};
+    friends_deps.blocked_ud = &blocks;
     kn_runtime_services script_services = {0}; /* .db per worker */
     account_lua.end_sessions = end_sessions;
     account_lua.end_sessions_ud = sessions;
@@ -750,6 +809,7 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_RPC] = rpc,
                                   [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status,
+                                  [KN_SVC_CHAT] = chat,
                                   [KN_SVC_LEADERBOARDS] = lbs}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
@@ -871,6 +931,8 @@ done:
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
     kn_status_destroy(status);
+    kn_groups_listen(NULL); /* the workers, its only callers, have stopped */
+    kn_chat_destroy(chat);
     kn_tracker_destroy(tracker);
     kn_out_destroy(out);
     kn_lockout_destroy(account_lock);

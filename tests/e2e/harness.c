@@ -24,7 +24,7 @@
 #error "KAOSNET_BIN must name the server binary"
 #endif
 
-#define MAX_CLIENTS 64
+#define MAX_CLIENTS 96
 #define MAX_SERVERS 8
 
 static e2e_client *live[MAX_CLIENTS];
@@ -97,8 +97,7 @@ int64_t e2e_now_ms(void)
 void e2e_device_id(char out[40])
 {
     static unsigned counter;
-    snprintf(out, 40, "e2e-%08x-%04x-%u", (unsigned)rand(), (unsigned)getpid() & 0xffff,
-             ++counter);
+    snprintf(out, 40, "e2e-%08x-%04x-%u", (unsigned)rand(), (unsigned)getpid() & 0xffff, ++counter);
 }
 
 /* --- database ------------------------------------------------------------- */
@@ -149,12 +148,14 @@ void e2e_server_start(e2e_server *s, const char *const *extra)
     char url[128];
     snprintf(url, sizeof url, "dbname=%s", s->dbname);
     const char *argv[64] = {KAOSNET_BIN, "serve", "--database-url", url, "--bind", "127.0.0.1",
-                            "--port", "0", "--http-port", "0", "--data-dir", s->data_dir, "--migrate",
+                            "--port", "0", "--http-port", "0", "--data-dir", s->data_dir,
+                            "--migrate",
                             /* every test shares 127.0.0.1: only lockout tests lower this */
-                            "--lockout-address-failures", "1000",
-                            "--log-level", getenv("KAOS_E2E_LOG") ? getenv("KAOS_E2E_LOG") : "warn"};
+                            "--lockout-address-failures", "1000", "--log-level",
+                            getenv("KAOS_E2E_LOG") ? getenv("KAOS_E2E_LOG") : "warn"};
     int argc = 17;
-    for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
+    for (int i = 0; extra && extra[i] && argc < 62; i++)
+        argv[argc++] = extra[i];
     argv[argc] = NULL;
 
     pid_t pid = fork();
@@ -215,7 +216,8 @@ int e2e_server_stop(e2e_server *s)
     int64_t deadline = e2e_now_ms() + 30000;
     pid_t r;
     /* Keep pumping clients so they can acknowledge the disconnect. */
-    while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 && e2e_now_ms() < deadline) e2e_pump();
+    while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 && e2e_now_ms() < deadline)
+        e2e_pump();
     track(s->pid, false);
     if (r == 0) {
         kill(s->pid, SIGKILL);
@@ -227,6 +229,18 @@ int e2e_server_stop(e2e_server *s)
     close(s->out_fd);
     s->out_fd = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void e2e_server_kill(e2e_server *s)
+{
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGKILL);
+    int status = 0;
+    waitpid(s->pid, &status, 0);
+    track(s->pid, false);
+    s->pid = -1;
+    close(s->out_fd);
+    s->out_fd = -1;
 }
 
 e2e_server e2e_group_server;
@@ -323,15 +337,16 @@ int e2e_http(uint16_t port, const char *method, const char *path, const char *he
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, headers ? headers : "", body ? strlen(body) : 0,
-                     body ? body : "");
+    int n =
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 method, path, headers ? headers : "", body ? strlen(body) : 0, body ? body : "");
     assert_int_equal(write(fd, req, (size_t)n), n);
     size_t len = 0;
     ssize_t r;
-    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0) len += (size_t)r;
+    while (len + 1 < cap && (r = read(fd, out + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
     out[len] = '\0';
     close(fd);
     int status = 0;
@@ -357,7 +372,8 @@ int e2e_run_cli(const char *const *args, char *out, size_t out_cap)
     assert_int_equal(pipe(pipefd), 0);
     const char *argv[32] = {KAOSNET_BIN};
     int argc = 1;
-    for (int i = 0; args[i] && argc < 31; i++) argv[argc++] = args[i];
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = args[i];
     argv[argc] = NULL;
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -372,7 +388,8 @@ int e2e_run_cli(const char *const *args, char *out, size_t out_cap)
     close(pipefd[1]);
     size_t len = 0;
     ssize_t n;
-    while ((n = read(pipefd[0], out + len, out_cap - 1 - len)) > 0) len += (size_t)n;
+    while ((n = read(pipefd[0], out + len, out_cap - 1 - len)) > 0)
+        len += (size_t)n;
     out[len] = '\0';
     close(pipefd[0]);
     int status = 0;
@@ -428,7 +445,8 @@ void e2e_on_session(kaos_client *k, const kaos_result *r, const kaos_session *s,
     if (!answer(c, r)) return;
     c->sessions++;
     snprintf(c->token, sizeof c->token, "%s", s->token);
-    snprintf(c->refresh_token, sizeof c->refresh_token, "%s", s->refresh_token ? s->refresh_token : "");
+    snprintf(c->refresh_token, sizeof c->refresh_token, "%s",
+             s->refresh_token ? s->refresh_token : "");
     snprintf(c->user_id, sizeof c->user_id, "%s", s->user_id);
     snprintf(c->username, sizeof c->username, "%s", s->username);
     snprintf(c->session_id, sizeof c->session_id, "%s", s->session_id);
@@ -447,7 +465,8 @@ void e2e_on_match(kaos_client *k, const kaos_result *r, const kaos_match *m, voi
     c->match_max_size = m->max_size;
     c->self_slot = m->self.slot;
     c->match_others = m->presence_count;
-    for (size_t i = 0; i < m->presence_count && i < 16; i++) c->other_slots[i] = m->presences[i].slot;
+    for (size_t i = 0; i < m->presence_count && i < 16; i++)
+        c->other_slots[i] = m->presences[i].slot;
 }
 
 void e2e_on_done(kaos_client *k, const kaos_result *r, void *ud)
@@ -533,10 +552,12 @@ void e2e_on_account(kaos_client *k, const kaos_result *r, const kaos_account *a,
     COPY(x->email, a->email);
     COPY(x->custom_id, a->custom_id);
     x->device_count = a->device_count;
-    for (size_t i = 0; i < a->device_count && i < 8; i++) COPY(x->device_ids[i], a->device_ids[i]);
+    for (size_t i = 0; i < a->device_count && i < 8; i++)
+        COPY(x->device_ids[i], a->device_ids[i]);
     x->create_time = a->user.create_time;
     x->update_time = a->user.update_time;
     x->disable_time = a->disable_time;
+    COPY(x->wallet, a->wallet);
 }
 
 void e2e_on_users(kaos_client *k, const kaos_result *r, const kaos_user *users, size_t n, void *ud)
@@ -758,5 +779,6 @@ void e2e_pump(void)
 void e2e_pump_for(int ms)
 {
     int64_t end = e2e_now_ms() + ms;
-    while (e2e_now_ms() < end) e2e_pump();
+    while (e2e_now_ms() < end)
+        e2e_pump();
 }

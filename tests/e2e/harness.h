@@ -42,6 +42,9 @@ int e2e_group_setup_with_examples(void **state);
 void e2e_server_start(e2e_server *s, const char *const *extra);
 /* SIGTERM and wait; returns the exit status (0 = clean, leak-free under ASan). */
 int e2e_server_stop(e2e_server *s);
+/* SIGKILL and reap: a crash, nothing flushed or shut down. The database and
+ * data dir stay, so e2e_server_start can start it again on them. */
+void e2e_server_kill(e2e_server *s);
 /* Drops the database and removes the data dir. */
 void e2e_server_cleanup(e2e_server *s);
 /* cmocka group setup/teardown around one server per test file, reachable
@@ -87,6 +90,7 @@ typedef struct e2e_account {
     char id[40], username[130], display_name[256], avatar_url[513], lang_tag[20];
     char location[256], timezone[256], metadata[2048], email[256], custom_id[130];
     char device_ids[8][130];
+    char wallet[1024];
     size_t device_count;
     int64_t create_time, update_time, disable_time;
 } e2e_account;
@@ -227,8 +231,9 @@ int e2e_answer(e2e_client *c, const int *counter, int before, int errors, int ci
 #define E2E_WAIT(cond, timeout_ms)                                                                 \
     do {                                                                                           \
         int64_t dl_ = e2e_now_ms() + (timeout_ms);                                                 \
-        while (!(cond) && e2e_now_ms() < dl_) e2e_pump();                                          \
-        if (!(cond)) fail_msg("timed out waiting for %s (%s:%d)", #cond, __FILE__, __LINE__);     \
+        while (!(cond) && e2e_now_ms() < dl_)                                                      \
+            e2e_pump();                                                                            \
+        if (!(cond)) fail_msg("timed out waiting for %s (%s:%d)", #cond, __FILE__, __LINE__);      \
     } while (0)
 /* Pump for a fixed time (to show something does NOT happen). */
 void e2e_pump_for(int ms);

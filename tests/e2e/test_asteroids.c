@@ -422,10 +422,13 @@ static void three_players_share_a_match_get_snapshots_and_score(void **state)
     char key_arg[80], port_arg[16], out[8192];
     snprintf(key_arg, sizeof key_arg, "%s", e2e_group_server.key_hex);
     snprintf(port_arg, sizeof port_arg, "%u", e2e_group_server.port);
-    const char *args[] = {"-n", "3", "-d", "3", "-q", "-k", key_arg, "-p", port_arg, NULL};
+    const char *args[] = {"-n",         "3",  "-d",    "3",  "-q",     "-c",
+                          "gg \"all\"", "-k", key_arg, "-p", port_arg, NULL};
     int joined_before = a->joined, left_before = a->left;
     int rc = run_bots(args, out, sizeof out);
     if (rc != 0 || !strstr(out, "total: 3/3 bots played")) fail_msg("bots exited %d:\n%s", rc, out);
+    /* the match's chat room: each bot heard the three lines, its own included */
+    if (!strstr(out, "chat: 3 lines said, 9 received")) fail_msg("bots' chat:\n%s", out);
     assert_int_equal(a->joined, joined_before + 3);
     PLAY_UNTIL(a->left == left_before + 3, 5000);
     wait_label(a->c, "+game:asteroids", "\"players\":3");

@@ -3,13 +3,17 @@
  * against a label that also comes from the input), storage list cursors
  * (StorageList.cursor), friends list cursors (FriendsList.cursor), friends
  * of friends cursors (FriendsOfFriendsList.cursor),
- * notifications cacheable cursors (NotificationsList.cacheable_cursor) and
+ * notifications cacheable cursors (NotificationsList.cacheable_cursor),
  * the groups cursors (GroupsList, GroupUsersList, UserGroupsList .cursor;
  * the listing and its state picked from the input's length, the groups
- * filter's name prefix from the collection) and leaderboard record list
- * cursors (LeaderboardRecordsList.cursor). The input is split on NUL
+ * filter's name prefix from the collection), wallet ledger cursors
+ * (kaos.wallet_ledger_list; the owner picked from the input's length) and
+ * chat history cursors (ChannelMessagesList.cursor) and leaderboard record
+ * list cursors (LeaderboardRecordsList.cursor). The input is split on NUL
  * bytes into query, label, cursor and collection. Properties: nothing crashes or leaks; every
  * refusal is INVALID_ARGUMENT with a message. */
+#include "kn_chat.h"
+#include "kn_economy.h"
 #include "kn_error.h"
 #include "kn_friends.h"
 #include "kn_groups.h"
@@ -64,6 +68,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[0] = '\0';
     kn_groups_filter f = {part[3], NULL, -1, 0, 0};
     rc = kn_groups_cursor_check("gmu"[(n / 6) % 3], &f, (int)(n % 6) - 1, part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    static const char *const ledger_owners[] = {"2f3c9a1e-0b7d-4c5e-9a8b-1c2d3e4f5a6b",
+                                                "00000000-0000-4000-8000-000000000001"};
+    rc = kn_wallet_ledger_cursor_check(ledger_owners[n & 1], part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_chat_cursor_check(part[2], msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     msg[0] = '\0';
     rc = kn_leaderboard_cursor_check(part[2], msg, sizeof msg);

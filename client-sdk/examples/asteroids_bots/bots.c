@@ -2,19 +2,23 @@
  * process, each on its own kaos_client, pressing random buttons every tick.
  *
  *   usage: kaos-asteroids-bots [-n N] [-d SECONDS] [-k KEY | -i] [-h HOST] [-p PORT]
- *                              [-m MATCH_ID] [-q]
+ *                              [-m MATCH_ID] [-c TEXT] [-q]
  *
  * Bots connect and authenticate together, then join one after another
  * (each calls the asteroids_find_or_create RPC once the previous one is in,
  * so they fill a match before opening the next), or all join -m MATCH_ID.
  * They play for -d seconds, disconnect and print, per bot, what arrived:
  * snapshots per second, reliable events, payload bytes per second, the
- * input-to-snapshot round trip (the seq echoed in the snapshot). The run is
+ * input-to-snapshot round trip (the seq echoed in the snapshot). With -c,
+ * each bot also joins its match's chat room (ast_chat) as it enters the
+ * match, says TEXT once a second of play has passed, and the summary counts
+ * the chat lines said and received. The run is
  * bounded: 15 s to get everyone in, the play time, 3 s to disconnect. Exit
  * status 0 when every bot played and received snapshots, 1 otherwise, 2 for
  * bad arguments. Uses kaos.h and the asteroids example code only. */
 #define _POSIX_C_SOURCE 200809L
 
+#include "ast_chat.h"
 #include "ast_player.h"
 
 #include <kaos.h>
@@ -37,7 +41,11 @@ typedef struct bot {
     int64_t next_input_ms;
     int64_t played_ms; /* time spent in the match, for the rates */
     bool announced;
+    ast_chat chat;
+    bool chatting, said;
 } bot;
+
+static const char *chat_text; /* -c: what each bot says; NULL = no chat */
 
 static uint32_t rnd(bot *b)
 {
@@ -85,11 +93,12 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: kaos-asteroids-bots [-n N] [-d SECONDS] [-k KEY | -i] [-h HOST] "
-            "[-p PORT] [-m MATCH_ID] [-q]\n"
+            "[-p PORT] [-m MATCH_ID] [-c TEXT] [-q]\n"
             "  -n bots in this process (1-%d, default 4); -d seconds of play (default "
             "10)\n"
             "  -k the server's public key (or KAOS_SERVER_KEY); -i insecure dev mode\n"
-            "  -m join this match instead of asteroids_find_or_create; -q summary only\n",
+            "  -m join this match instead of asteroids_find_or_create; -q summary only\n"
+            "  -c each bot says TEXT in its match's chat room\n",
             MAX_BOTS);
     return 2;
 }
@@ -110,6 +119,9 @@ static void setup(bot *bots, int n, bool quiet)
             }
             if (in && !bots[i].announced) {
                 bots[i].announced = true;
+                if (chat_text)
+                    bots[i].chatting =
+                        ast_chat_start(&bots[i].chat, p->client, p->match_id) == KAOS_OK;
                 if (!quiet)
                     printf("bot %d joined %s as player %u\n", i, p->match_id, (unsigned)p->my_id);
             }
@@ -130,6 +142,9 @@ static void play(bot *bots, int n, int64_t duration_ms)
         for (int i = 0; i < n; i++) {
             bot *b = &bots[i];
             if (b->p.state != AST_PLAYING) continue;
+            /* a second in, everyone's room join has long been answered */
+            if (b->chatting && !b->said && now - start >= 1000 && b->chat.joined)
+                b->said = ast_chat_say(&b->chat, chat_text) == KAOS_OK;
             if (now >= b->next_input_ms) {
                 ast_player_send_input(&b->p, next_buttons(b));
                 int rate = b->p.tick_rate ? b->p.tick_rate : 30;
@@ -192,6 +207,15 @@ static int summary(bot *bots, int n, const bool *played)
     printf("total: %d/%d bots played, %.1f snapshots/s per bot, %" PRIu64
            " events, %.0f payload bytes/s received\n",
            ok, n, n ? snaps_rate / n : 0, events, bytes_rate);
+    if (chat_text) {
+        unsigned said = 0, heard = 0;
+        for (int i = 0; i < n; i++) {
+            said += bots[i].said;
+            heard += bots[i].chat.n_lines;
+            if (bots[i].chat.error[0]) printf("     bot %d: %s\n", i, bots[i].chat.error);
+        }
+        printf("chat: %u lines said, %u received\n", said, heard);
+    }
     return ok == n ? 0 : 1;
 }
 
@@ -202,7 +226,7 @@ int main(int argc, char **argv)
     bool quiet = false;
     ast_player_config cfg = {.host = "127.0.0.1", .port = 7350, .device_prefix = "bot"};
     int opt;
-    while ((opt = getopt(argc, argv, "n:d:q" AST_PLAYER_GETOPT)) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:c:q" AST_PLAYER_GETOPT)) != -1) {
         char *end = NULL;
         switch (opt) {
         case 'n':
@@ -215,6 +239,10 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quiet = true;
+            break;
+        case 'c':
+            if (!*optarg || strlen(optarg) > AST_CHAT_LINE_MAX) return usage();
+            chat_text = optarg;
             break;
         default:
             if (ast_player_option(&cfg, opt, optarg) != 1) return usage();

@@ -9,18 +9,21 @@
  * point (> \ v / < \ ^ /; yours in bold), asteroids as filled blobs by size
  * (@ large, O medium, o small), bullets as dots. A top line has the wave and
  * your score, a box in the corner the scoreboard, the bottom line the last
- * event.
+ * event. The players of a match share a chat room named after it (ast_chat):
+ * its last lines are drawn above the bottom line.
  *
  * After q: leaves the match (the server then submits the score to the
  * asteroids_highscores board, docs/leaderboards.md) and prints the board's
  * top 10 and the player's own rank.
  *
- * Keys: left/a and right/d turn, up/w thrusts, space fires, q quits.
+ * Keys: left/a and right/d turn, up/w thrusts, space fires, q quits; t (or
+ * Enter) opens the chat line, Enter sends it, Esc drops it.
  * Terminals report presses, not releases: a press holds its button for
  * HOLD_MS and the key's auto-repeat keeps it held. Exit status 0 after q, 1
  * when the connection or the match fails, 2 for bad arguments. */
 #define _POSIX_C_SOURCE 200809L
 
+#include "ast_chat.h"
 #include "ast_player.h"
 
 #include <kaos.h>
@@ -45,6 +48,10 @@ typedef struct game {
     int64_t hold_until[4]; /* thrust, left, right, fire */
     char last_event[160];
     bool color;
+    ast_chat chat;
+    bool typing; /* the chat line has the keys */
+    char line[AST_CHAT_LINE_MAX + 1];
+    size_t len;
 } game;
 
 static const char *name_of(const ast_player *p, uint8_t id)
@@ -92,12 +99,45 @@ static void on_event(ast_player *p, const ast_event *ev, void *ud)
 
 /* --- input --------------------------------------------------------------------------------- */
 
+/* A key while the chat line is open: Enter sends, Esc drops, Backspace
+ * erases, printable ASCII is typed. */
+static void chat_key(game *g, int ch)
+{
+    if (ch == '\n' || ch == '\r' || ch == KEY_ENTER) {
+        if (g->len && ast_chat_say(&g->chat, g->line) != KAOS_OK)
+            snprintf(g->last_event, sizeof g->last_event, "chat: not sent");
+        g->typing = false;
+        g->len = 0;
+        g->line[0] = '\0';
+    } else if (ch == 27) {
+        g->typing = false;
+        g->len = 0;
+        g->line[0] = '\0';
+    } else if ((ch == KEY_BACKSPACE || ch == 127 || ch == 8) && g->len) {
+        g->line[--g->len] = '\0';
+    } else if (ch >= 32 && ch < 127 && g->len < AST_CHAT_LINE_MAX) {
+        g->line[g->len++] = (char)ch;
+        g->line[g->len] = '\0';
+    }
+}
+
 /* Reads every pending key; false when the player asked to quit. */
 static bool read_keys(game *g, int64_t now)
 {
     int ch;
     while ((ch = getch()) != ERR) {
+        if (g->typing) {
+            chat_key(g, ch);
+            continue;
+        }
         switch (ch) {
+        case 't':
+        case 'T':
+        case '\n':
+        case '\r':
+        case KEY_ENTER:
+            g->typing = true;
+            break;
         case 'q':
         case 'Q':
             return false;
@@ -241,6 +281,11 @@ static void draw(game *g, int64_t now)
         put(&v, (int)(sh->x * v.sx), (int)(sh->y * v.sy), ship_glyph(sh->angle) | attr);
     }
     draw_scoreboard(g);
+    /* the chat's last lines, newest lowest, above the bottom line */
+    for (unsigned i = 0; i < AST_CHAT_LINES - 1 && LINES > 8; i++) {
+        const char *l = ast_chat_line(&g->chat, i);
+        if (l) mvprintw(LINES - 2 - (int)i, 0, "%.*s", COLS - 1, l);
+    }
 
     attron(A_REVERSE);
     const ast_ship *mine = ast_player_ship(p);
@@ -249,8 +294,14 @@ static void draw(game *g, int64_t now)
              name_of(p, p->my_id), mine ? (unsigned)mine->score : 0u,
              mine && !(mine->flags & AST_FLAG_ALIVE) ? "(respawning...)" : "");
     mvprintw(LINES - 1, 0, "%-*s", COLS, "");
-    mvprintw(LINES - 1, 0, " %-.*s", COLS > 50 ? COLS - 50 : 0, g->last_event);
-    if (COLS > 50) mvprintw(LINES - 1, COLS - 48, "arrows/WASD turn+thrust  space fire  q quit");
+    if (g->typing) {
+        mvprintw(LINES - 1, 0, " say: %.*s_", COLS > 8 ? COLS - 8 : 0, g->line);
+    } else {
+        const char *event = g->chat.error[0] ? g->chat.error : g->last_event;
+        mvprintw(LINES - 1, 0, " %-.*s", COLS > 58 ? COLS - 58 : 0, event);
+        if (COLS > 58)
+            mvprintw(LINES - 1, COLS - 56, "arrows/WASD turn+thrust  space fire  t chat  q quit");
+    }
     attroff(A_REVERSE);
     refresh();
 }
@@ -404,6 +455,9 @@ int main(int argc, char **argv)
         ast_player_destroy(&g.p);
         return 1;
     }
+    /* The chat line is a nicety: a refusal shows on the status line. */
+    if (ast_chat_start(&g.chat, g.p.client, g.p.match_id) != KAOS_OK)
+        snprintf(g.chat.error, sizeof g.chat.error, "chat: cannot join the match's room");
     screen_start(&g);
     int64_t now = ast_now_ms(), next_input = now, next_frame = now;
     bool quit = false;

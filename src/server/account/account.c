@@ -33,7 +33,8 @@ KN_ENTITY_DEFINE(kn_user_entity, kn_user, USER);
 static const kn_db_stmt get_account = {
     "account_get",
     "SELECT " USER_COLUMNS ", email, custom_id,"
-    " COALESCE(floor(extract(epoch FROM disable_time))::bigint, 0) FROM users WHERE id = $1",
+    " COALESCE(floor(extract(epoch FROM disable_time))::bigint, 0), wallet::text"
+    " FROM users WHERE id = $1",
     1};
 static const kn_db_stmt get_devices = {
     "account_get_devices", "SELECT id FROM user_device WHERE user_id = $1 ORDER BY create_time, id",
@@ -248,6 +249,7 @@ void kn_account_deinit(kn_account *a)
     kn_user_deinit(&a->user);
     kn_free(a->email);
     kn_free(a->custom_id);
+    kn_free(a->wallet);
     for (size_t i = 0; i < a->device_count; i++)
         kn_free(a->device_ids[i]);
     kn_free(a->device_ids);
@@ -282,6 +284,7 @@ int kn_account_get(kn_db *db, const char *user_id, kn_account *out, char *msg, s
     if (!rc) rc = dup_col(rows, 0, USER_NCOLS, &out->email);
     if (!rc) rc = dup_col(rows, 0, USER_NCOLS + 1, &out->custom_id);
     out->disable_time = int_col(rows, 0, USER_NCOLS + 2);
+    if (!rc) rc = dup_col(rows, 0, USER_NCOLS + 3, &out->wallet);
     kn_db_rows_free(rows);
     rows = NULL;
     if (!rc) rc = kn_db_query(db, &get_devices, p, &rows);

@@ -158,7 +158,8 @@ static int k_authenticate_email(lua_State *L)
 
 /* --- the account ------------------------------------------------------------------ */
 
-/* account_get_id(user_id) -> {user = {...}, email, custom_id, device_ids, disable_time} */
+/* account_get_id(user_id) -> {user = {...}, email, custom_id, device_ids, disable_time,
+ * wallet = {currency = balance, ...}} */
 static int k_account_get_id(lua_State *L)
 {
     kn_db *db = kn_lua_db(L, "account_get_id");
@@ -168,7 +169,7 @@ static int k_account_get_id(lua_State *L)
     int rc = kn_account_get(db, user_id, &h->account, msg, sizeof msg);
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     const kn_account *a = &h->account;
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     push_user(L, &a->user);
     lua_setfield(L, -2, "user");
     kn_lua_set_string(L, "email", a->email);
@@ -180,6 +181,8 @@ static int k_account_get_id(lua_State *L)
     }
     lua_setfield(L, -2, "device_ids");
     kn_lua_set_integer(L, "disable_time", a->disable_time);
+    kn_lua_push_stored_json(L, a->wallet, a->wallet ? strlen(a->wallet) : 0);
+    lua_setfield(L, -2, "wallet");
     holder_release(h);
     return 1;
 }

@@ -35,6 +35,7 @@ int kn_account_wire_get(kn_req *r, char *msg, size_t cap)
     acc.n_device_ids = a.device_count;
     acc.device_ids = a.device_ids;
     acc.disable_time = a.disable_time;
+    acc.wallet = (char *)(a.wallet ? a.wallet : "{}");
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_ACCOUNT;
     env.account = &acc;

@@ -74,6 +74,9 @@ typedef struct kn_account {
     char **device_ids;
     size_t device_count;
     int64_t disable_time; /* when the user was banned; 0 = not banned */
+    /* currency -> balance, a JSON object as Postgres prints jsonb; "{}" when
+     * empty. Read here, changed only by the economy service (kn_economy.h). */
+    char *wallet;
 } kn_account;
 
 /* Fields to change; NULL leaves a field as it is. For display_name,
@@ -96,6 +99,10 @@ void kn_account_deinit(kn_account *account); /* accepts NULL and zeroed */
 /* Applies the fields of `u` that are not NULL in one statement and bumps
  * update_time; nothing to change is KN_OK without a query. Every field is
  * validated before anything is written, so a refused update changes nothing.
+ * It opens no transaction of its own: called inside one the caller opened
+ * (kn_multi_update), its statement joins it and commits or rolls back with
+ * the rest (a refusal after the statement ran leaves that transaction for
+ * the caller to roll back).
  * A username held by another user: ALREADY_EXISTS "username is taken".
  * Session tokens already issued keep the old username until refreshed. */
 int kn_account_update(kn_db *db, const char *user_id, const kn_account_changes *u, char *msg,

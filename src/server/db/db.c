@@ -17,6 +17,7 @@ struct kn_db {
     size_t nprepared;
     const kn_db_stmt *prepared[MAX_PREPARED];
     char constraint[64];
+    char refusal[256]; /* the message of the last SQLSTATE KNnnn refusal */
 };
 
 struct kn_db_rows {
@@ -79,6 +80,25 @@ const char *kn_db_constraint(const kn_db *db)
     return db->constraint;
 }
 
+const char *kn_db_refusal(const kn_db *db)
+{
+    return db->refusal;
+}
+
+/* SQLSTATE KNnnn: a refusal raised by our own SQL (a function of a
+ * migration), nnn the wire code; 0 when state is not one. */
+static int sql_refusal(const char *state)
+{
+    if (!state || state[0] != 'K' || state[1] != 'N') return 0;
+    int code = 0;
+    for (int i = 2; i < 5; i++) {
+        if (state[i] < '0' || state[i] > '9') return 0;
+        code = code * 10 + (state[i] - '0');
+    }
+    /* The wire codes 1-16 are kn_err values -1..-16 (kn_error.h). */
+    return code >= 1 && code <= 16 ? -code : 0;
+}
+
 /* Maps a failed result to kn_err, logging what is not a client's fault. */
 static int result_error(kn_db *db, PGresult *res, const char *what)
 {
@@ -97,6 +117,12 @@ static int result_error(kn_db *db, PGresult *res, const char *what)
         return KN_ERR_NOT_FOUND;
     }
     if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) return KN_ERR_ABORTED;
+    int refused = sql_refusal(state);
+    if (refused) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(db->refusal, sizeof db->refusal, "%s", m ? m : "");
+        return refused;
+    }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
     msg[strcspn(msg, "\n")] = '\0';
@@ -225,6 +251,11 @@ int kn_db_commit(kn_db *db)
     return rc;
 }
 
+bool kn_db_in_transaction(const kn_db *db)
+{
+    return db->in_tx;
+}
+
 void kn_db_rollback(kn_db *db)
 {
     if (!db->in_tx) return;
@@ -264,7 +295,8 @@ void kn_db_rows_free(kn_db_rows *rows)
 char *kn_db_text_array(const char *const *items, size_t n)
 {
     size_t len = 3;
-    for (size_t i = 0; i < n; i++) len += 2 * strlen(items[i]) + 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(items[i]) + 3;
     char *s = kn_malloc(len), *w = s;
     if (!s) return NULL;
     *w++ = '{';

@@ -8,7 +8,10 @@
  * violation is KN_ERR_ALREADY_EXISTS and a foreign-key violation (the row
  * referred to is missing) KN_ERR_NOT_FOUND (kn_db_constraint names the
  * constraint of either), a serialization failure or deadlock KN_ERR_ABORTED,
- * anything else KN_ERR_DB (logged once here with the server's message). */
+ * a refusal our own SQL raises with SQLSTATE KNnnn (nnn a wire code 1-16,
+ * e.g. KN009 in a migration's function) that code's kn_err with its message
+ * in kn_db_refusal, anything else KN_ERR_DB (logged once here with the
+ * server's message). */
 #ifndef KN_DB_H
 #define KN_DB_H
 
@@ -47,6 +50,9 @@ int kn_db_exec(kn_db *db, const char *sql);
 int kn_db_begin(kn_db *db);
 int kn_db_commit(kn_db *db);
 void kn_db_rollback(kn_db *db); /* safe to call when no transaction is open */
+/* Whether kn_db_begin opened a transaction that is still open: for
+ * functions that run inside their caller's transaction (asserted there). */
+bool kn_db_in_transaction(const kn_db *db);
 
 /* Writes the client's message for rc, a failure of this layer, into msg and
  * returns rc: ABORTED "the request collided with a concurrent one; retry",
@@ -57,6 +63,9 @@ int kn_db_fail(int rc, char *msg, size_t msg_cap);
 
 /* Constraint name of the last KN_ERR_ALREADY_EXISTS or KN_ERR_NOT_FOUND, or "". */
 const char *kn_db_constraint(const kn_db *db);
+/* The message of the last SQLSTATE KNnnn refusal (not logged: it is the
+ * client's), for the service to pass on; "" before any. */
+const char *kn_db_refusal(const kn_db *db);
 
 size_t kn_db_rows_count(const kn_db_rows *rows);
 /* Value as text, NULL for SQL NULL or out of range. Valid until rows_free. */

@@ -24,7 +24,8 @@
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
     X(AUTH)                                                                                        \
-    X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(LEADERBOARDS)
+    X(ACCOUNT)                                                                                     \
+    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(LEADERBOARDS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -115,6 +116,15 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_groups_wire_users_list)                                                                   \
     X(USER_GROUPS_LIST, GROUPS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                      \
       kn_groups_wire_user_list)                                                                    \
+    X(CHANNEL_JOIN, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_join)         \
+    X(CHANNEL_LEAVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_chat_wire_leave)       \
+    X(CHANNEL_MESSAGE_SEND, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_chat_wire_send) \
+    X(CHANNEL_MESSAGE_UPDATE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
+      kn_chat_wire_update)                                                                         \
+    X(CHANNEL_MESSAGE_REMOVE, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                  \
+      kn_chat_wire_remove)                                                                         \
+    X(CHANNEL_MESSAGES_LIST, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
+      kn_chat_wire_list)                                                                           \
     X(LEADERBOARD_RECORD_WRITE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \
       kn_leaderboard_wire_record_write)                                                            \
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \

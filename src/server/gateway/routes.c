@@ -2,6 +2,7 @@
 #include "kn_routes.h"
 #include "kn_account_wire.h"
 #include "kn_auth_wire.h"
+#include "kn_chat_wire.h"
 #include "kn_friends_wire.h"
 #include "kn_groups_wire.h"
 #include "kn_leaderboard_wire.h"

@@ -129,6 +129,26 @@ int kn_groups__read(const kn_db_rows *rows, size_t r, kn_group *g)
     return KN_OK;
 }
 
+static const kn_db_stmt state_of = {
+    "groups_state_of", "SELECT state FROM group_edge WHERE group_id = $1 AND user_id = $2", 2};
+
+int kn_groups_state(kn_db *db, const char *group_id, const char *user_id, int *state, char *msg,
+                    size_t cap)
+{
+    *state = KN_GROUP_ANY;
+    int rc = kn_groups__check_id("group id", group_id, msg, cap);
+    if (rc || (rc = kn_groups__check_id("user id", user_id, msg, cap))) return rc;
+    kn_db_rows *rows = NULL;
+    const char *p[] = {group_id, user_id};
+    if ((rc = kn_db_query(db, &state_of, p, &rows))) {
+        kn_db_rows_free(rows);
+        return kn_db_fail(rc, msg, cap);
+    }
+    if (kn_db_rows_count(rows)) *state = atoi(kn_db_rows_get(rows, 0, 0));
+    kn_db_rows_free(rows);
+    return KN_OK;
+}
+
 int kn_groups_get(kn_db *db, const char *group_id, kn_group *out, char *msg, size_t cap)
 {
     memset(out, 0, sizeof *out);
@@ -407,7 +427,8 @@ static int do_join(kn_groups__ctx *ctx, char *msg, size_t cap)
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
                           "the group is full (%d of %d members)", ctx->count, ctx->max_count);
     int rc = move(ctx, ctx->me, s, ctx->open ? KN_GROUP_MEMBER : KN_GROUP_JOIN_REQUEST, msg, cap);
-    if (rc == KN_OK && !ctx->open) note(ctx, KN_GROUPS__EVENT_JOIN_REQUEST, ctx->me);
+    if (rc == KN_OK)
+        note(ctx, ctx->open ? KN_GROUPS_JOINED : KN_GROUPS__EVENT_JOIN_REQUEST, ctx->me);
     return rc;
 }
 
@@ -429,7 +450,10 @@ static int do_leave(kn_groups__ctx *ctx, char *msg, size_t cap)
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                           "the last superadmin cannot leave; promote someone to superadmin "
                           "first, or delete the group");
-    return move(ctx, ctx->me, s, KN_GROUPS__NONE, msg, cap);
+    int rc = move(ctx, ctx->me, s, KN_GROUPS__NONE, msg, cap);
+    /* A request withdrawn was never a membership. */
+    if (rc == KN_OK && s != KN_GROUP_JOIN_REQUEST) note(ctx, KN_GROUPS_LEFT, ctx->me);
+    return rc;
 }
 
 int kn_groups_leave(kn_db *db, const char *user_id, const char *group_id, char *msg, size_t cap)
@@ -457,7 +481,9 @@ static int kick_one(kn_groups__ctx *ctx, const char *who, int t, char *msg, size
     if (t == KN_GROUPS__NONE) return KN_OK;
     if (t == KN_GROUP_SUPERADMIN && ctx->my_state != KN_GROUP_SUPERADMIN)
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap, "admins cannot kick a superadmin");
-    return move(ctx, who, t, KN_GROUPS__NONE, msg, cap);
+    int rc = move(ctx, who, t, KN_GROUPS__NONE, msg, cap);
+    if (rc == KN_OK && is_member(t)) note(ctx, KN_GROUPS_KICKED, who);
+    return rc;
 }
 
 static int ban_one(kn_groups__ctx *ctx, const char *who, int t, char *msg, size_t cap)
@@ -477,7 +503,8 @@ static int promote_one(kn_groups__ctx *ctx, const char *who, int t, char *msg, s
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                           "only a superadmin may promote an admin to superadmin");
     int rc = move(ctx, who, t, t - 1, msg, cap);
-    if (rc == KN_OK && t == KN_GROUP_JOIN_REQUEST) note(ctx, KN_GROUPS__EVENT_ADDED, who);
+    if (rc == KN_OK)
+        note(ctx, t == KN_GROUP_JOIN_REQUEST ? KN_GROUPS__EVENT_ADDED : KN_GROUPS_PROMOTED, who);
     return rc;
 }
 
@@ -486,7 +513,9 @@ static int demote_one(kn_groups__ctx *ctx, const char *who, int t, char *msg, si
     if (t != KN_GROUP_SUPERADMIN && t != KN_GROUP_ADMIN) return KN_OK; /* nothing below member */
     if (t == KN_GROUP_SUPERADMIN && ctx->my_state != KN_GROUP_SUPERADMIN)
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap, "admins cannot demote a superadmin");
-    return move(ctx, who, t, t + 1, msg, cap);
+    int rc = move(ctx, who, t, t + 1, msg, cap);
+    if (rc == KN_OK) note(ctx, KN_GROUPS_DEMOTED, who);
+    return rc;
 }
 
 typedef struct kn_groups__batch {

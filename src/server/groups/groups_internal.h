@@ -26,10 +26,13 @@ typedef struct kn_groups__batch kn_groups__batch;
     " floor(extract(epoch FROM update_time))::bigint, position"
 #define KN_GROUPS__N_COLUMNS 13
 
+/* What a call did to a user, to be told after commit: a join request (the
+ * admins are notified), or one of the KN_GROUPS_* changes (the listener
+ * hears of all of them; ADDED and BANNED are also notified to the user). */
 enum {
     KN_GROUPS__EVENT_JOIN_REQUEST = 1, /* user_id asked to join: tell the admins */
-    KN_GROUPS__EVENT_ADDED = 2,        /* user_id was added or accepted */
-    KN_GROUPS__EVENT_BANNED = 3,       /* user_id was banned */
+    KN_GROUPS__EVENT_ADDED = KN_GROUPS_ADDED,
+    KN_GROUPS__EVENT_BANNED = KN_GROUPS_BANNED,
 };
 #define KN_GROUPS__EVENTS_MAX KN_GROUPS_BATCH_MAX
 

@@ -49,9 +49,22 @@ static void tell_admins(kn_db *db, kn_out *out, const kn_groups__ctx *ctx, const
     kn_db_rows_free(rows);
 }
 
+/* The process's listener (kn_groups_listen): set before serving, read-only
+ * while calls run. */
+static kn_groups_listener listener;
+
+void kn_groups_listen(const kn_groups_listener *l)
+{
+    listener = l ? *l : (kn_groups_listener){0};
+}
+
 void kn_groups__tell(kn_db *db, kn_out *out, const kn_groups__ctx *ctx)
 {
     if (ctx->n_events == 0) return;
+    for (size_t i = 0; listener.changed && i < ctx->n_events; i++)
+        if (ctx->events[i].kind != KN_GROUPS__EVENT_JOIN_REQUEST)
+            listener.changed(listener.ud, db, ctx->group_id, ctx->me, ctx->events[i].kind,
+                             ctx->events[i].user_id);
     char content[64];
     snprintf(content, sizeof content, "{\"group_id\":\"%s\"}", ctx->group_id);
     kn_notify_msg notes[KN_GROUPS__EVENTS_MAX];
@@ -62,6 +75,7 @@ void kn_groups__tell(kn_db *db, kn_out *out, const kn_groups__ctx *ctx)
             tell_admins(db, out, ctx, content);
             continue;
         }
+        if (kind != KN_GROUPS__EVENT_ADDED && kind != KN_GROUPS__EVENT_BANNED) continue;
         bool added = kind == KN_GROUPS__EVENT_ADDED;
         notes[n++] = (kn_notify_msg){
             .user_id = ctx->events[i].user_id,

@@ -88,6 +88,43 @@ enum {
     KN_GROUP_BANNED = 4,
 };
 
+/* Membership changes, told to the listener after they commit (chat writes
+ * them into the group's channel). The values are Nakama's codes for these
+ * events in a group's chat channel. */
+enum {
+    KN_GROUPS_JOINED = 3,   /* user_id joined an open group */
+    KN_GROUPS_ADDED = 4,    /* user_id was added, or their join request accepted */
+    KN_GROUPS_LEFT = 5,     /* user_id left */
+    KN_GROUPS_KICKED = 6,   /* user_id was kicked */
+    KN_GROUPS_PROMOTED = 7, /* user_id was promoted (not an accepted request: ADDED) */
+    KN_GROUPS_BANNED = 8,   /* user_id was banned */
+    KN_GROUPS_DEMOTED = 9,  /* user_id was demoted */
+};
+
+/* Who hears of membership changes: changed() runs on the thread of the
+ * call that made them, after its transaction committed, with its database
+ * connection (no transaction open), once per user changed. actor_id is the
+ * user who acted (the user themself for join and leave), NULL for the
+ * system. */
+typedef struct kn_groups_listener {
+    void (*changed)(void *ud, kn_db *db, const char *group_id, const char *actor_id, int change,
+                    const char *user_id);
+    void *ud;
+} kn_groups_listener;
+
+/* Sets the one listener of the process (NULL: none). The groups service has
+ * no object of its own (every call takes its connection), so this is a
+ * process-wide setting like the allocator hook: the composition root sets
+ * it before serving and clears it after the workers stopped; never while
+ * calls run. */
+void kn_groups_listen(const kn_groups_listener *l);
+
+/* user_id's state in group_id (KN_GROUP_SUPERADMIN .. KN_GROUP_BANNED), or
+ * KN_GROUP_ANY when they have none (the group may not exist).
+ * INVALID_ARGUMENT for a bad id; DB. */
+int kn_groups_state(kn_db *db, const char *group_id, const char *user_id, int *state, char *msg,
+                    size_t msg_cap);
+
 /* A group (the Group entity). metadata is a JSON object as text; times are
  * Unix seconds. */
 typedef struct kn_group {

@@ -7,9 +7,14 @@
  *   - the persistent ones of a send are one transaction; live delivery
  *     happens only after it commits, so a pushed persistent notification
  *     is always listable;
- *   - a row's position is the insert clock in microseconds; the cacheable
- *     cursor is "<position>.<id>" of the newest row a list returned and a
- *     list returns rows strictly after it in (position, id) order;
+ *   - a row's position is the insert clock in microseconds, and above every
+ *     position of the same user before it; the cacheable cursor is
+ *     "<position>.<id>" of the newest row a list returned and a list
+ *     returns rows strictly after it in (position, id) order;
+ *   - positions of one user are taken in commit order: a send holds a
+ *     transaction lock per recipient (and a shared one that a send to
+ *     everyone takes exclusively) from before it reads the clock until it
+ *     commits, so no row can commit behind a cursor already handed out;
  *   - delivery groups a send's notifications per recipient: one
  *     Notifications envelope per user, in the order given. */
 #include "kn_notify.h"
@@ -33,12 +38,31 @@ KN_ENTITY_DEFINE(kn_notification_entity, kn_notification, NOTIFICATION);
 
 #define NIL_UUID "00000000-0000-0000-0000-000000000000"
 
+/* Advisory lock keys (pg_advisory_xact_lock(class, key)): one per
+ * recipient (class NOTIFY_LOCK_USER, key hashtext of the id) and one that
+ * every send holds shared and a send to everyone exclusively. */
+#define NOTIFY_LOCK_USER "7001"
+#define NOTIFY_LOCK_ALL  "7002"
+/* The recipients' locks in one order, so two sends never deadlock (after
+ * the shared one). */
+static const kn_db_stmt lock_shared = {
+    "notify_lock_shared", "SELECT pg_advisory_xact_lock_shared(" NOTIFY_LOCK_ALL ", 0)", 0};
+static const kn_db_stmt lock_recipients = {
+    "notify_lock_recipients",
+    "SELECT pg_advisory_xact_lock(" NOTIFY_LOCK_USER ", k) FROM"
+    " (SELECT DISTINCT hashtext(lower(u)) AS k FROM unnest($1::text[]) u ORDER BY 1) s",
+    1};
+static const kn_db_stmt lock_everyone = {"notify_lock_everyone",
+                                         "SELECT pg_advisory_xact_lock(" NOTIFY_LOCK_ALL ", 0)", 0};
+#define NEXT_POSITION(user)                                                                        \
+    "GREATEST((extract(epoch FROM clock_timestamp()) * 1000000)::bigint,"                          \
+    " (SELECT coalesce(max(n.position), 0) + 1 FROM notification n WHERE n.user_id = " user "))"
 static const kn_db_stmt insert_note = {
     "notify_insert",
     "INSERT INTO notification (id, user_id, subject, content, code, sender_id, position)"
-    " VALUES ($1, $2, $3, $4::jsonb, $5::int, NULLIF($6, '')::uuid,"
-    " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)"
-    " RETURNING floor(extract(epoch FROM create_time))::bigint",
+    " VALUES ($1, $2, $3, $4::jsonb, $5::int, NULLIF($6, '')::uuid, " NEXT_POSITION(
+        "$2::uuid") ")"
+                    " RETURNING floor(extract(epoch FROM create_time))::bigint",
     6};
 static const kn_db_stmt list_page = {
     "notify_list",
@@ -52,10 +76,9 @@ static const kn_db_stmt insert_all = {
     "notify_insert_all",
     "WITH ins AS (INSERT INTO notification"
     " (id, user_id, subject, content, code, sender_id, position)"
-    " SELECT $1, u.id, $2, $3::jsonb, $4::int, NULLIF($5, '')::uuid,"
-    " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-    " FROM users u WHERE u.id <> '" NIL_UUID "' RETURNING 1)"
-    " SELECT count(*), floor(extract(epoch FROM now()))::bigint FROM ins",
+    " SELECT $1, u.id, $2, $3::jsonb, $4::int, NULLIF($5, '')::uuid, " NEXT_POSITION(
+        "u.id") " FROM users u WHERE u.id <> '" NIL_UUID "' RETURNING 1)"
+                " SELECT count(*), floor(extract(epoch FROM now()))::bigint FROM ins",
     5};
 static const kn_db_stmt delete_some = {
     "notify_delete", "DELETE FROM notification WHERE user_id = $1 AND id = ANY ($2::uuid[])", 2};
@@ -116,8 +139,27 @@ static int check_one(const kn_notify_msg *m, size_t i, bool system, char *msg, s
 static int store(kn_db *db, const kn_notify_msg *notes, size_t n, char (*ids)[KN_UUID_STR_LEN + 1],
                  int64_t *times, char *msg, size_t cap)
 {
+    const char **users = kn_calloc(n ? n : 1, sizeof *users);
+    size_t k = 0;
+    for (size_t i = 0; users && i < n; i++)
+        if (notes[i].persistent) users[k++] = notes[i].user_id;
+    char *arr = users ? kn_db_text_array(users, k) : NULL;
+    kn_free(users);
+    if (!arr) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     int rc = kn_db_begin(db);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) {
+        kn_free(arr);
+        return db_fail(rc, msg, cap);
+    }
+    kn_db_rows *locked = NULL;
+    const char *lp[] = {arr};
+    rc = kn_db_query(db, &lock_shared, NULL, &locked);
+    kn_db_rows_free(locked);
+    locked = NULL;
+    if (rc == KN_OK) rc = kn_db_query(db, &lock_recipients, lp, &locked);
+    kn_db_rows_free(locked);
+    kn_free(arr);
+    if (rc) db_fail(rc, msg, cap);
     for (size_t i = 0; i < n && rc == KN_OK; i++) {
         if (!notes[i].persistent) continue;
         char code[16];
@@ -265,11 +307,15 @@ int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool syst
         snprintf(code, sizeof code, "%d", m->code);
         const char *p[] = {id, m->subject, m->content ? m->content : "{}", code,
                            m->sender_id ? m->sender_id : ""};
-        kn_db_rows *rows = NULL;
-        if ((rc = kn_db_query(db, &insert_all, p, &rows))) {
+        kn_db_rows *rows = NULL, *locked = NULL;
+        if ((rc = kn_db_begin(db)) || (rc = kn_db_query(db, &lock_everyone, NULL, &locked)) ||
+            (rc = kn_db_query(db, &insert_all, p, &rows)) || (rc = kn_db_commit(db))) {
+            kn_db_rollback(db);
+            kn_db_rows_free(locked);
             kn_db_rows_free(rows);
             return db_fail(rc, msg, cap);
         }
+        kn_db_rows_free(locked);
         if (n_stored) *n_stored = (size_t)strtoull(kn_db_rows_get(rows, 0, 0), NULL, 10);
         created = strtoll(kn_db_rows_get(rows, 0, 1), NULL, 10);
         kn_db_rows_free(rows);

@@ -46,24 +46,17 @@ static size_t build_event(void *ud, const kn_stream *s, uint32_t handle, const k
                           size_t cap)
 {
     (void)ud, (void)s, (void)handle;
-    if (n_joins > 1 || n_leaves > 1) return 0; /* the tracker changes one presence at a time */
-    Kaos__V1__UserPresence pj, pl, *jl[1] = {&pj}, *ll[1] = {&pl};
+    kn_presence_change c;
+    if (!kn_presence_change_init(&c, joins, n_joins, leaves, n_leaves)) return 0;
     Kaos__V1__StatusPresenceEvent ev = KAOS__V1__STATUS_PRESENCE_EVENT__INIT;
-    if (n_joins) {
-        kn_entity_to_proto(&kn_presence_entity, joins, &pj);
-        ev.n_joins = 1;
-        ev.joins = jl;
-    }
-    if (n_leaves) {
-        kn_entity_to_proto(&kn_presence_entity, leaves, &pl);
-        ev.n_leaves = 1;
-        ev.leaves = ll;
-    }
+    ev.n_joins = c.n_joins;
+    ev.joins = c.joins;
+    ev.n_leaves = c.n_leaves;
+    ev.leaves = c.leaves;
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STATUS_PRESENCE;
     env.status_presence = &ev;
-    if (kn_envelope_packed_size(&env) > cap) return 0;
-    return kn_envelope_pack(&env, buf);
+    return kn_presence_event_pack(&env, buf, cap);
 }
 
 int kn_status_create(kn_tracker *t, kn_status **out)

@@ -14,11 +14,7 @@
 static kn_presence caller_presence(kn_req *r)
 {
     const kn_caller *c = kn_req_caller(r);
-    kn_presence p = {.conn = c->conn};
-    snprintf(p.user_id, sizeof p.user_id, "%s", c->user_id);
-    snprintf(p.session_id, sizeof p.session_id, "%s", c->session_id);
-    snprintf(p.username, sizeof p.username, "%s", c->username);
-    return p;
+    return kn_presence_of(c->conn, c->user_id, c->session_id, c->username);
 }
 
 static int reply_status(kn_req *r, const kn_presence *online, size_t n)

@@ -145,6 +145,17 @@ extern const kn_entity kn_storage_ack_entity;
 int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *ops, size_t n,
                      kn_storage_ack **acks, char *msg, size_t msg_cap);
 
+/* kn_storage_write and kn_storage_delete inside a transaction the caller
+ * opened with kn_db_begin (asserted), for server code that changes storage
+ * together with other things (kn_multi_update): the same checks and
+ * statements, but no BEGIN, COMMIT or ROLLBACK. On failure the transaction
+ * is left for the caller to roll back (a statement may have failed in it);
+ * on success nothing is committed until the caller commits. */
+int kn_storage_write_in(kn_db *db, const char *caller, const kn_storage_write_op *ops, size_t n,
+                        kn_storage_ack **acks, char *msg, size_t msg_cap);
+int kn_storage_delete_in(kn_db *db, const char *caller, const kn_storage_delete_op *ops, size_t n,
+                         char *msg, size_t msg_cap);
+
 /* Read `n` objects (n <= KN_STORAGE_BATCH_MAX). *out receives the ones that
  * exist and the caller may read, in the order asked; *n_out their count.
  * Objects that are missing or not readable are simply absent. */

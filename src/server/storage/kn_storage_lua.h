@@ -16,7 +16,8 @@
 #include "kn_lua_bind.h"
 
 /* storage_read, storage_write, storage_delete, storage_list,
- * storage_read_batch, storage_write_batch, storage_delete_batch. */
+ * storage_read_batch, storage_write_batch, storage_delete_batch,
+ * storage_write_retry. */
 extern const luaL_Reg kn_storage_lua_funcs[];
 
 #endif

@@ -4,11 +4,11 @@
  * Invariants:
  *   - every object of a request is validated (and its version computed)
  *     before the database is touched, so a bad object costs no round trip;
- *   - a write or delete batch is one transaction and touches its rows in
- *     primary-key order, so two batches never deadlock on each other; a
- *     batch of one object is its one statement, which is atomic by itself,
- *     so it runs without BEGIN/COMMIT (one round trip instead of three; a
- *     read that only explains a refusal sees committed state either way);
+ *   - a write or delete batch is one transaction (its own, or for the _in
+ *     forms the caller's) and touches its rows in primary-key order, so two batches never deadlock
+ * on each other; a batch of one object is its one statement, which is atomic by itself, so it runs
+ * without BEGIN/COMMIT (one round trip instead of three; a read that only explains a refusal sees
+ * committed state either way);
  *   - a version or permission check is part of the statement that changes
  *     the row (INSERT ... ON CONFLICT, UPDATE/DELETE ... WHERE version = $x),
  *     so it holds under concurrency; only when a statement changed nothing
@@ -441,8 +441,10 @@ static int check_write_op(const char *me, const kn_storage_write_op *op, size_t 
     return KN_OK;
 }
 
-int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *ops, size_t n,
-                     kn_storage_ack **acks, char *msg, size_t cap)
+/* own_tx: open (and end) a transaction for a batch of more than one object;
+ * otherwise the caller has one open and ends it (kn_storage_write_in). */
+static int write_batch(kn_db *db, const char *caller, const kn_storage_write_op *ops, size_t n,
+                       bool own_tx, kn_storage_ack **acks, char *msg, size_t cap)
 {
     *acks = NULL;
     char me[KN_STORAGE_UUID_LEN + 1];
@@ -460,7 +462,7 @@ int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *o
 
     kn_storage_ack *out = kn_calloc(n, sizeof *out);
     if (!out) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    bool tx = n > 1; /* one object is one statement, atomic without BEGIN/COMMIT */
+    bool tx = own_tx && n > 1; /* one object is one statement, atomic without BEGIN/COMMIT */
     if (tx && (rc = kn_db_begin(db))) {
         kn_free(out);
         return db_fail(rc, msg, cap);
@@ -488,6 +490,19 @@ int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *o
     return KN_OK;
 }
 
+int kn_storage_write(kn_db *db, const char *caller, const kn_storage_write_op *ops, size_t n,
+                     kn_storage_ack **acks, char *msg, size_t cap)
+{
+    return write_batch(db, caller, ops, n, true, acks, msg, cap);
+}
+
+int kn_storage_write_in(kn_db *db, const char *caller, const kn_storage_write_op *ops, size_t n,
+                        kn_storage_ack **acks, char *msg, size_t cap)
+{
+    assert(kn_db_in_transaction(db));
+    return write_batch(db, caller, ops, n, false, acks, msg, cap);
+}
+
 static int check_id(const char *me, const kn_storage_id *id, size_t i,
                     char owner[KN_STORAGE_UUID_LEN + 1], char *msg, size_t cap)
 {
@@ -498,8 +513,9 @@ static int check_id(const char *me, const kn_storage_id *id, size_t i,
     return resolve_owner(me, id->user_id, i, owner, msg, cap);
 }
 
-int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op *ops, size_t n,
-                      char *msg, size_t cap)
+/* own_tx as for write_batch. */
+static int delete_batch(kn_db *db, const char *caller, const kn_storage_delete_op *ops, size_t n,
+                        bool own_tx, char *msg, size_t cap)
 {
     char me[KN_STORAGE_UUID_LEN + 1];
     int rc = check_caller(caller, me, msg, cap);
@@ -526,7 +542,7 @@ int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op 
     }
     if ((rc = sort_batch(slots, n, msg, cap))) return rc;
 
-    bool tx = n > 1; /* as for writes */
+    bool tx = own_tx && n > 1; /* as for writes */
     if (tx && (rc = kn_db_begin(db))) return db_fail(rc, msg, cap);
     for (size_t k = 0; k < n && rc == KN_OK; k++)
         rc = delete_one(db, *me != '\0', &slots[k], msg, cap);
@@ -536,6 +552,19 @@ int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op 
     }
     if (tx && (rc = kn_db_commit(db))) return db_fail(rc, msg, cap);
     return KN_OK;
+}
+
+int kn_storage_delete(kn_db *db, const char *caller, const kn_storage_delete_op *ops, size_t n,
+                      char *msg, size_t cap)
+{
+    return delete_batch(db, caller, ops, n, true, msg, cap);
+}
+
+int kn_storage_delete_in(kn_db *db, const char *caller, const kn_storage_delete_op *ops, size_t n,
+                         char *msg, size_t cap)
+{
+    assert(kn_db_in_transaction(db));
+    return delete_batch(db, caller, ops, n, false, msg, cap);
 }
 
 /* --- results ---------------------------------------------------------------- */
@@ -634,9 +663,9 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
  * The scope and collection tie a cursor to its listing, so one cannot be
  * replayed against another. */
 
-#define CURSOR_FORMAT  1
-#define CURSOR_HEAD    19
-#define CURSOR_BIN_MAX (CURSOR_HEAD + 2 * KN_STORAGE_NAME_MAX)
+#define CURSOR_FORMAT   1
+#define CURSOR_HEAD     19
+#define CURSOR_BIN_MAX  (CURSOR_HEAD + 2 * KN_STORAGE_NAME_MAX)
 #define CURSOR_TEXT_MAX KN_CRYPTO_BASE64_LEN(CURSOR_BIN_MAX, KN_CRYPTO_BASE64URL)
 
 enum { SCOPE_ALL = 0, SCOPE_OWNER = 1 };

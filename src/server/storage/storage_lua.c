@@ -26,6 +26,7 @@
 #include "kn_storage.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -278,6 +279,68 @@ static int k_storage_list(lua_State *L)
     return 2;
 }
 
+/* storage_write_retry(user_id, collection, key, fn [, attempts]) -> version, value
+ *
+ * Read-modify-write with optimistic concurrency: reads the object, calls
+ * fn(value, object) (value nil and object nil when absent) and writes what
+ * fn returns (a table or JSON text) expecting the version it read ("*" when
+ * absent), keeping the object's permissions. When another write won the
+ * race (FAILED_PRECONDITION) it reads again and calls fn again, at most
+ * `attempts` times (default 5, 1-20), then raises ABORTED. fn returning nil
+ * writes nothing and returns nil. fn must have no other effects: it may run
+ * several times. */
+#define RETRY_DEFAULT 5
+#define RETRY_MAX     20
+
+static int k_storage_write_retry(lua_State *L)
+{
+    kn_db *db = kn_lua_db(L, "storage_write_retry");
+    kn_storage_id id = {arg_string(L, 2, false, "collection"), arg_string(L, 3, false, "key"),
+                        arg_string(L, 1, true, "user_id")};
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    lua_Integer attempts = luaL_optinteger(L, 5, RETRY_DEFAULT);
+    if (attempts < 1 || attempts > RETRY_MAX)
+        return kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "attempts must be 1-%d, not %lld",
+                                   RETRY_MAX, (long long)attempts);
+    lua_settop(L, 5);
+    char msg[MSG_CAP] = "";
+    for (lua_Integer a = 0; a < attempts; a++) {
+        lua_settop(L, 5);
+        lua_newtable(L);           /* 6: anchors the encoded value */
+        holder *h = new_holder(L); /* 7 */
+        size_t n = 0;
+        read_ids(L, db, &id, 1, h, &n);
+        char version[KN_STORAGE_VERSION_LEN + 1] = "*";
+        int pr = KN_STORAGE_READ_OWNER, pw = KN_STORAGE_WRITE_OWNER;
+        lua_pushvalue(L, 4);
+        if (n) {
+            snprintf(version, sizeof version, "%s", h->objs[0].version);
+            pr = h->objs[0].permission_read;
+            pw = h->objs[0].permission_write;
+            kn_lua_push_stored_json(L, h->objs[0].value, h->objs[0].value_len);
+            push_object(L, &h->objs[0]);
+        } else {
+            lua_pushnil(L);
+            lua_pushnil(L);
+        }
+        lua_call(L, 2, 1); /* 8: the new value; an error in fn is the script's */
+        if (lua_isnil(L, 8)) {
+            lua_pushnil(L);
+            return 1;
+        }
+        kn_storage_write_op op = {id.collection, id.key, id.user_id, value_text(L, 8, 0, 6, 1),
+                                  version,       pr,     pw};
+        int rc = kn_storage_write(db, NULL, &op, 1, &h->acks, msg, sizeof msg);
+        if (rc == KN_ERR_FAILED_PRECONDITION) continue;
+        if (rc) return kn_lua_raise_coded(L, rc, msg);
+        lua_pushstring(L, h->acks[0].version);
+        lua_pushvalue(L, 8);
+        return 2;
+    }
+    return kn_lua_raise_codedf(L, KN_ERR_ABORTED, "gave up after %lld attempts: %s",
+                               (long long)attempts, msg);
+}
+
 /* --- batches ----------------------------------------------------------------------- */
 
 /* storage_read_batch({{collection =, key =, user_id =}, ...}) -> the objects
@@ -359,5 +422,6 @@ const luaL_Reg kn_storage_lua_funcs[] = {
     {"storage_read_batch", k_storage_read_batch},
     {"storage_write_batch", k_storage_write_batch},
     {"storage_delete_batch", k_storage_delete_batch},
+    {"storage_write_retry", k_storage_write_retry},
     {NULL, NULL},
 };

@@ -44,6 +44,7 @@
 #ifndef KN_STREAM_H
 #define KN_STREAM_H
 
+#include "kn_codec.h"
 #include "kn_net.h"
 
 #include <stdbool.h>
@@ -86,6 +87,12 @@ typedef struct kn_presence {
     char *status; /* NULL = none; in listings, a copy inside the listing */
 } kn_presence;
 
+/* The presence of a session (conn, user, session, username; the texts cut
+ * to their fields), visible, without status: what a service puts on a
+ * stream for a caller. Any thread. */
+kn_presence kn_presence_of(kn_conn_id conn, const char *user_id, const char *session_id,
+                           const char *username);
+
 /* kn_presence as the Presence entity (kn_entity.h). */
 typedef struct kn_entity kn_entity;
 extern const kn_entity kn_presence_entity;
@@ -111,6 +118,23 @@ typedef struct kn_tracker_mode {
                     size_t cap);
     void *ud;
 } kn_tracker_mode;
+
+/* One change of a mode's build (at most one join and one leave: the
+ * tracker changes one presence at a time) as UserPresence messages, for
+ * an event's joins and leaves: point them at joins/n_joins and
+ * leaves/n_leaves. The messages borrow the presences' strings. */
+typedef struct kn_presence_change {
+    Kaos__V1__UserPresence join, leave;
+    Kaos__V1__UserPresence *joins[1], *leaves[1];
+    size_t n_joins, n_leaves;
+} kn_presence_change;
+
+/* Fills c; false when there is more than one join or leave. */
+bool kn_presence_change_init(kn_presence_change *c, const kn_presence *joins, size_t n_joins,
+                             const kn_presence *leaves, size_t n_leaves);
+/* env packed into buf when it fits in cap: its length, else 0 (a build's
+ * answer). */
+size_t kn_presence_event_pack(const kn_envelope *env, uint8_t *buf, size_t cap);
 
 typedef struct kn_tracker_config {
     uint32_t max_per_stream;  /* default presences per stream (1..1,000,000) */

@@ -59,6 +59,16 @@ void kn_tracker_config_default(kn_tracker_config *cfg)
     };
 }
 
+kn_presence kn_presence_of(kn_conn_id conn, const char *user_id, const char *session_id,
+                           const char *username)
+{
+    kn_presence p = {.conn = conn};
+    snprintf(p.user_id, sizeof p.user_id, "%s", user_id ? user_id : "");
+    snprintf(p.session_id, sizeof p.session_id, "%s", session_id ? session_id : "");
+    snprintf(p.username, sizeof p.username, "%s", username ? username : "");
+    return p;
+}
+
 int kn_stream_check(const kn_stream *s, char *msg, size_t cap)
 {
     const char *why = NULL;
@@ -202,12 +212,32 @@ static int copy_members(const stream_rec *st, bool include_hidden, bool include_
 
 /* --- events (under the lock) ------------------------------------------------------ */
 
+bool kn_presence_change_init(kn_presence_change *c, const kn_presence *joins, size_t n_joins,
+                             const kn_presence *leaves, size_t n_leaves)
+{
+    memset(c, 0, sizeof *c);
+    if (n_joins > 1 || n_leaves > 1) return false;
+    c->joins[0] = &c->join;
+    c->leaves[0] = &c->leave;
+    c->n_joins = n_joins;
+    c->n_leaves = n_leaves;
+    if (n_joins) kn_entity_to_proto(&kn_presence_entity, joins, &c->join);
+    if (n_leaves) kn_entity_to_proto(&kn_presence_entity, leaves, &c->leave);
+    return true;
+}
+
+size_t kn_presence_event_pack(const kn_envelope *env, uint8_t *buf, size_t cap)
+{
+    if (kn_envelope_packed_size(env) > cap) return 0;
+    return kn_envelope_pack(env, buf);
+}
+
 /* The default event: StreamPresenceEvent. */
 static size_t build_stream_event(const kn_stream *s, const kn_presence *joins, size_t nj,
                                  const kn_presence *leaves, size_t nl, uint8_t *buf, size_t cap)
 {
-    Kaos__V1__UserPresence pj[1], pl[1], *jl[1], *ll[1];
-    if (nj > 1 || nl > 1) return 0; /* the tracker changes one presence at a time */
+    kn_presence_change c;
+    if (!kn_presence_change_init(&c, joins, nj, leaves, nl)) return 0;
     Kaos__V1__Stream stream = KAOS__V1__STREAM__INIT;
     stream.mode = s->mode;
     stream.subject = (char *)s->subject;
@@ -215,24 +245,14 @@ static size_t build_stream_event(const kn_stream *s, const kn_presence *joins, s
     stream.label = (char *)s->label;
     Kaos__V1__StreamPresenceEvent ev = KAOS__V1__STREAM_PRESENCE_EVENT__INIT;
     ev.stream = &stream;
-    if (nj) {
-        kn_entity_to_proto(&kn_presence_entity, joins, pj);
-        jl[0] = pj;
-        ev.n_joins = 1;
-        ev.joins = jl;
-    }
-    if (nl) {
-        kn_entity_to_proto(&kn_presence_entity, leaves, pl);
-        ll[0] = pl;
-        ev.n_leaves = 1;
-        ev.leaves = ll;
-    }
+    ev.n_joins = c.n_joins;
+    ev.joins = c.joins;
+    ev.n_leaves = c.n_leaves;
+    ev.leaves = c.leaves;
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_STREAM_PRESENCE;
     env.stream_presence = &ev;
-    size_t n = kn_envelope_packed_size(&env);
-    if (n > cap) return 0;
-    return kn_envelope_pack(&env, buf);
+    return kn_presence_event_pack(&env, buf, cap);
 }
 
 /* Tells everyone on st but `skip` that `join` joined and/or `leave` left. */

@@ -17,6 +17,7 @@
 #include "kn_groups.h"
 #include "kn_leaderboard.h"
 #include "kn_notify.h"
+#include "kn_chat.h"
 
 #include <setjmp.h>
 #include <stdalign.h>
@@ -36,6 +37,7 @@ extern const kn_entity kaos_client__notification_entity;
 extern const kn_entity kaos_client__group_entity;
 extern const kn_entity kaos_client__group_user_entity;
 extern const kn_entity kaos_client__user_group_entity;
+extern const kn_entity kaos_client__channel_message_entity;
 extern const kn_entity kaos_client__leaderboard_record_entity;
 
 /* Room for any of the entity messages, which are a few pointers and numbers. */
@@ -55,6 +57,7 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kn_group_entity,
         &kn_group_user_entity,
         &kn_user_group_entity,
+        &kn_chat_message_entity,
         &kn_match_presence_entity,
         &kn_relay_member_entity,
         &kaos_client__presence_entity,
@@ -65,6 +68,7 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kaos_client__group_entity,
         &kaos_client__group_user_entity,
         &kaos_client__user_group_entity,
+        &kaos_client__channel_message_entity,
         &kn_leaderboard_entity,
         &kn_leaderboard_record_entity,
         &kaos_client__leaderboard_record_entity,
@@ -162,6 +166,35 @@ static void a_user_survives_the_wire_with_every_field(void **state)
     assert_string_equal(back.timezone, "Europe/Paris");
     assert_int_equal(back.update_time, -1700000001);
     protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void a_chat_message_survives_the_wire_with_every_field(void **state)
+{
+    (void)state;
+    kn_chat_message m = {
+        .channel_id =
+            "4.0a1b2c3d-0000-4000-8000-000000000001.0a1b2c3d-0000-4000-8000-000000000002.",
+        .message_id = "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b",
+        .code = 7,
+        .sender_id = "0a1b2c3d-0000-4000-8000-000000000001",
+        .username = "alice",
+        .content = "{\"text\": \"hi\"}",
+        .create_time_ms = 1700000000123,
+        .update_time_ms = 1700000000456,
+        .persistent = true,
+        .sequence = 42,
+        .room_name = "r",
+        .group_id = "g",
+        .user_id_one = "0a1b2c3d-0000-4000-8000-000000000001",
+        .user_id_two = "0a1b2c3d-0000-4000-8000-000000000002",
+    };
+    kn_chat_message back;
+    memset(&back, 0, sizeof back);
+    ProtobufCMessage *pm = round_trip(&kn_chat_message_entity, &m, &back);
+    assert_same_fields(&kn_chat_message_entity, &m, &back);
+    assert_int_equal(back.sequence, 42);
+    assert_true(back.persistent);
+    protobuf_c_message_free_unpacked(pm, NULL);
 }
 
 static void a_storage_object_and_its_ack_survive_the_wire(void **state)
@@ -427,6 +460,7 @@ int main(void)
         cmocka_unit_test(a_proto_field_neither_mapped_nor_listed_fails_the_check),
         cmocka_unit_test(a_user_survives_the_wire_with_every_field),
         cmocka_unit_test(a_storage_object_and_its_ack_survive_the_wire),
+        cmocka_unit_test(a_chat_message_survives_the_wire_with_every_field),
         cmocka_unit_test(presences_of_both_kinds_of_match_survive_the_wire),
         cmocka_unit_test(the_wire_bytes_are_those_of_the_hand_filled_message),
         cmocka_unit_test(null_text_travels_as_empty_strings),

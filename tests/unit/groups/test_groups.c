@@ -520,6 +520,57 @@ static void a_closed_group_turns_a_join_into_a_request_the_admins_are_told_of(vo
     assert_int_equal(state_of(gid, q), -1);
 }
 
+/* The listener hears each membership change once, after it committed. */
+static char heard[512];
+
+static void hear(void *ud, kn_db *d, const char *group_id, const char *actor_id, int change,
+                 const char *user_id)
+{
+    (void)ud, (void)group_id;
+    assert_ptr_equal(d, db);
+    /* committed: a fresh statement sees it */
+    int st = state_of(group_id, user_id);
+    snprintf(heard + strlen(heard), sizeof heard - strlen(heard), "%d:%c%c%s,", change,
+             actor_id ? actor_id[35] : '-', user_id[35],
+             st < 0    ? ""
+             : st == 4 ? "b"
+                       : "m");
+}
+
+static void the_listener_hears_every_membership_change_and_state_reads_it(void **state)
+{
+    (void)state;
+    uid a, b, gid;
+    user(a);
+    user(b);
+    group(a, true, 10, NULL, gid);
+    heard[0] = '\0';
+    kn_groups_listen(&(kn_groups_listener){hear, NULL});
+    int st;
+    assert_int_equal(kn_groups_state(db, gid, b, &st, msg, sizeof msg), KN_OK);
+    assert_int_equal(st, KN_GROUP_ANY);
+    assert_int_equal(kn_groups_join(db, NULL, b, gid, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_groups_join(db, NULL, b, gid, msg, sizeof msg), KN_OK); /* no change */
+    assert_int_equal(kn_groups_state(db, gid, b, &st, msg, sizeof msg), KN_OK);
+    assert_int_equal(st, KN_GROUP_MEMBER);
+    assert_int_equal(promote(a, gid, b), KN_OK);
+    assert_int_equal(one(kn_groups_users_demote, a, gid, b), KN_OK);
+    assert_int_equal(one(kn_groups_users_kick, a, gid, b), KN_OK);
+    assert_int_equal(add(a, gid, b), KN_OK);
+    assert_int_equal(ban(NULL, gid, b), KN_OK);
+    assert_int_equal(add(a, gid, b), KN_OK); /* lifts the ban */
+    assert_int_equal(kn_groups_leave(db, b, gid, msg, sizeof msg), KN_OK);
+    kn_groups_listen(NULL);
+    assert_int_equal(kn_groups_join(db, NULL, b, gid, msg, sizeof msg), KN_OK); /* unheard */
+    char want[256];
+    char ca = a[35], cb = b[35];
+    snprintf(want, sizeof want, "3:%c%cm,7:%c%cm,9:%c%cm,6:%c%c,4:%c%cm,8:-%cb,4:%c%cm,5:%c%c,", cb,
+             cb, ca, cb, ca, cb, ca, cb, ca, cb, cb, ca, cb, cb, cb);
+    assert_string_equal(heard, want);
+    assert_int_equal(kn_groups_state(db, gid, "nope", &st, msg, sizeof msg),
+                     KN_ERR_INVALID_ARGUMENT);
+}
+
 static void the_last_superadmin_cannot_leave_until_someone_is_promoted(void **state)
 {
     (void)state;
@@ -960,6 +1011,7 @@ int main(void)
         cmocka_unit_test(allowed_operations_move_users_to_the_right_state),
         cmocka_unit_test(the_system_acts_as_a_superadmin_but_keeps_one),
         cmocka_unit_test(a_closed_group_turns_a_join_into_a_request_the_admins_are_told_of),
+        cmocka_unit_test(the_listener_hears_every_membership_change_and_state_reads_it),
         cmocka_unit_test(the_last_superadmin_cannot_leave_until_someone_is_promoted),
         cmocka_unit_test(joins_and_adds_stop_at_max_count),
         cmocka_unit_test(parallel_joins_never_pass_max_count),

@@ -18,6 +18,7 @@
 #include "kn_notify.h"
 #include "kn_out.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -389,6 +390,78 @@ static int send_and_list(void *arg)
     return 0;
 }
 
+/* A send waits for another send to the same user to commit, and lists after
+ * it even when that one's position is ahead of the clock: no row commits
+ * behind a cursor already handed out. The "other send" is a transaction on
+ * a second connection holding the recipient's lock with a row positioned
+ * ten seconds in the future. */
+typedef struct racer {
+    kn_db *db;
+    const char *to;
+    int rc;
+} racer;
+
+static void *send_one(void *arg)
+{
+    racer *r = arg;
+    kn_notify_msg m = note(r->to, "second", 2, true);
+    char why[256];
+    r->rc = kn_notify_send(r->db, NULL, &m, 1, false, why, sizeof why);
+    return NULL;
+}
+
+static void a_send_waits_for_the_users_earlier_send_and_lists_after_it(void **state)
+{
+    (void)state;
+    char a[37];
+    user("rachel", a);
+    kn_db *held, *other;
+    assert_int_equal(pgtest_open(&pg, &held), 0);
+    assert_int_equal(pgtest_open(&pg, &other), 0);
+    pgtest_sql(held, "BEGIN");
+    pgtest_sql(held, "SELECT pg_advisory_xact_lock_shared(7002, 0)");
+    pgtest_sql(held, "SELECT pg_advisory_xact_lock(7001, hashtext(lower('%s')))", a);
+    pgtest_sql(held,
+               "INSERT INTO notification (id, user_id, subject, content, code, position)"
+               " VALUES (gen_random_uuid(), '%s', 'first', '{}', 1,"
+               " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint + 10000000)",
+               a);
+    racer r = {other, a, -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, send_one, &r), 0);
+    /* Wait until the send is queued behind the lock (bounded: 10 s). */
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        kn_db_rows *rows = NULL;
+        static const kn_db_stmt q = {
+            "test_waiting",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", 0};
+        assert_int_equal(kn_db_query(db, &q, NULL, &rows), KN_OK);
+        waiting = atoi(kn_db_rows_get(rows, 0, 0));
+        kn_db_rows_free(rows);
+        if (!waiting) usleep(10000);
+    }
+    assert_true(waiting > 0);
+    /* Nothing listable yet: the cursor handed out now points at the start. */
+    char *next = NULL;
+    kn_notification *notes = NULL;
+    assert_int_equal(list(a, 10, "", &next, &notes), 0);
+    kn_notify_free(notes, 0);
+    pgtest_sql(held, "COMMIT");
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, KN_OK);
+    char *after = NULL;
+    size_t n = list(a, 10, next, &after, &notes);
+    assert_int_equal(n, 2);
+    assert_string_equal(notes[0].subject, "first");
+    assert_string_equal(notes[1].subject, "second");
+    kn_notify_free(notes, n);
+    kn_free(next);
+    kn_free(after);
+    kn_db_close(held);
+    kn_db_close(other);
+}
+
 static void notify_calls_survive_allocation_failures(void **state)
 {
     (void)state;
@@ -501,6 +574,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_refused_and_nothing_is_sent),
         cmocka_unit_test(delete_removes_only_the_callers_own),
         cmocka_unit_test(deleting_an_account_removes_its_notifications),
+        cmocka_unit_test(a_send_waits_for_the_users_earlier_send_and_lists_after_it),
         cmocka_unit_test(notify_calls_survive_allocation_failures),
         cmocka_unit_test(send_all_stores_one_per_user_under_one_id_and_broadcasts_once),
         cmocka_unit_test(the_session_replaced_notice_goes_live_to_that_one_connection),

@@ -1073,6 +1073,53 @@ static void group_requests_check_their_arguments_locally(void **state)
     kaos_client_destroy(c);
 }
 
+/* Chat requests: a NULL client, a NULL channel id, target, message id or
+ * content, or a channel type outside 1-3 is refused locally; the rest is the
+ * server's. */
+static void chat_requests_check_their_arguments_locally(void **state)
+{
+    (void)state;
+    kaos_client_config cfg;
+    kaos_client_config_default(&cfg);
+    cfg.port = 1;
+    cfg.server_key = some_key;
+    kaos_client *c;
+    assert_int_equal(kaos_client_create(&cfg, &c), KAOS_OK);
+    const char *id = "2...lobby", *mid = "8f4d52c7-bf28-4fcf-8af2-1d4fcf685592";
+    assert_int_equal(
+        kaos_client_channel_join(NULL, "lobby", KAOS_CHANNEL_ROOM, false, false, NULL, NULL),
+        KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_join(c, NULL, KAOS_CHANNEL_ROOM, false, false, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_join(c, "lobby", 0, false, false, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_join(c, "lobby", 4, false, false, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_leave(c, NULL, NULL, NULL), KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_message_send(c, id, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_message_send(c, NULL, "{}", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_message_update(c, id, NULL, "{}", NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_message_update(c, id, mid, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_message_remove(c, id, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kaos_client_channel_messages_list(c, NULL, 0, true, NULL, NULL, NULL),
+                     KAOS_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        kaos_client_channel_join(c, "lobby", KAOS_CHANNEL_ROOM, true, true, NULL, NULL),
+        KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_channel_message_send(c, id, "not json", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    assert_int_equal(kaos_client_channel_messages_list(c, id, 500, false, "x", NULL, NULL),
+                     KAOS_ERR_CLOSED);
+    kaos_client_on_channel_message(c, NULL, NULL); /* unregistering is always fine */
+    kaos_client_on_channel_presence(c, NULL, NULL);
+    kaos_client_destroy(c);
+}
+
 static void connect_without_a_pinned_key_is_refused_unless_insecure_dev_mode(void **state)
 {
     kaos_client_config cfg;
@@ -1199,6 +1246,7 @@ int main(void)
         cmocka_unit_test(account_requests_check_their_arguments_locally),
         cmocka_unit_test(storage_requests_check_their_arguments_locally),
         cmocka_unit_test(notifications_requests_check_their_arguments_locally),
+        cmocka_unit_test(chat_requests_check_their_arguments_locally),
         cmocka_unit_test_setup_teardown(status_requests_travel_and_their_answers_and_events_arrive,
                                         with_server, without_server),
         cmocka_unit_test(appear_online_sends_a_status_update_after_each_session),

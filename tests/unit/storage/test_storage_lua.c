@@ -57,6 +57,9 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
         "    return outcome(kaos.storage_write_batch, { { key = 'k', value = {} } })\n"
         "  end,\n"
         "  arg_type = function() return outcome(kaos.storage_read, nil, {}, 'k') end,\n"
+        "  retries = function()\n"
+        "    return outcome(kaos.storage_write_retry, nil, 'c', 'k', function() end, 21)\n"
+        "  end,\n"
         "  nul_key = function() return outcome(kaos.storage_delete, nil, 'c', 'k\\0x') end,\n"
         "  nul_value = function() return outcome(kaos.storage_write, nil, 'c', 'k', '{}\\0x') "
         "end,\n"
@@ -94,6 +97,7 @@ static void storage_functions_raise_input_errors_as_code_and_message(void **stat
         {"nul_key", "3 object 0: key contains a NUL byte"},
         {"nul_value", "3 object 0: value contains a NUL byte"},
         {"nul_field", "3 object 0: key contains a NUL byte"},
+        {"retries", "3 attempts must be 1-20, not 21"},
     };
     luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
     /* A wrong type of a plain argument is a script bug, not a service refusal. */
