@@ -75,6 +75,7 @@ typedef struct http_ctx {
     kn_api *api;
     kn_match_engine *matches;
     kn_tracker *tracker;
+    kn_leaderboards *lbs;
 } http_ctx;
 
 /* The tracker's sink and its end of every session: the router's stream
@@ -285,6 +286,9 @@ static void http_metrics(void *ud, char *buf, size_t cap)
                          offsetof(kn_net_stats, busy_permille));
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
+    METRIC("leaderboards", "leaderboards known to this node", kn_leaderboards_count(h->lbs));
+    METRIC("leaderboard_index_bytes", "bytes held by the leaderboards' rank indexes",
+           kn_leaderboards_index_memory(h->lbs));
     METRIC("matches", "authoritative matches running", ms.matches);
     METRIC("match_created_total", "authoritative matches created", ms.created);
     METRIC("match_errors_total", "authoritative matches ended by a handler failure", ms.errors);
@@ -861,7 +865,7 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker};
+    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker, lbs};
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,

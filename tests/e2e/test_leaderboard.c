@@ -258,6 +258,17 @@ static void eight_clients_writing_at_once_end_with_exact_ranks(void **state)
     }
     for (int i = 0; i < N; i++)
         leave_server(ps[i]);
+
+    /* /metrics counts the boards and the bytes of their indexes */
+    static char out[32768];
+    assert_int_equal(
+        e2e_http(e2e_group_server.http_port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    const char *boards = strstr(out, "\nkaos_leaderboards ");
+    const char *bytes = strstr(out, "\nkaos_leaderboard_index_bytes ");
+    assert_non_null(boards);
+    assert_non_null(bytes);
+    assert_true(atoll(boards + strlen("\nkaos_leaderboards ")) >= 3);
+    assert_true(atoll(bytes + strlen("\nkaos_leaderboard_index_bytes ")) > 8 * 64);
 }
 
 int main(void)
