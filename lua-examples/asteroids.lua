@@ -6,7 +6,8 @@
 -- and asteroids at a fixed tick rate and sends every player one snapshot per
 -- tick, also unreliable (a lost snapshot is replaced by the next one).
 -- Events that must not be lost (joins, leaves, deaths, score changes, waves)
--- go on the reliable channel.
+-- go on the reliable channel. When the match ends, the kill bounty is paid
+-- by an RPC the match queues to the API workers (pay_bounty, below).
 --
 -- Invariants: entities live in pools made once in match_init (ships by
 -- player id 1..max_players, asteroids and bullets in fixed arrays with an
@@ -75,7 +76,7 @@ local SPEED_MIN = { 80, 50, 25 }
 local SPEED_MAX = { 130, 90, 55 }
 local POINTS = { 100, 50, 20 }
 local KILL_POINTS = 200
-local BOUNTY = 25 -- coins per ship shot down, paid by asteroids_bounty (below)
+local BOUNTY = 25 -- coins per ship shot down, paid at match end by asteroids_bounty (below)
 local MAX_SCORE = 65535
 
 -- Snapshot formats, built once: header, then one repeated piece per entity.
@@ -404,6 +405,30 @@ end
 
 local M = {}
 
+-- Hands every player's kills to the RPC asteroids_bounty, once per match:
+-- match handlers have no database connection, so the match queues the
+-- payment to an API worker (kaos.rpc_call_async) and goes on. Called where
+-- the match ends: match_loop's natural end (empty for empty_seconds) and
+-- match_terminate (shutdown). The RPC itself is idempotent per match, so a
+-- second queueing would pay nothing; the flag only saves the work. A refusal
+-- (the API queue is full, the server is stopping) is logged and the kills
+-- are not paid: the match cannot wait.
+local function pay_bounty(s, context)
+  if s.bounty_queued then return end
+  s.bounty_queued = true
+  local kills = {}
+  for user_id, n in pairs(s.kills) do
+    if n > 0 then kills[#kills + 1] = { user_id = user_id, kills = n } end
+  end
+  if #kills == 0 then return end
+  local ok, err = pcall(kaos.rpc_call_async, "asteroids_bounty",
+    { match_id = context.match_id, kills = kills })
+  if not ok then
+    kaos.logger_warn("asteroids %s: the kill bounty was not paid: %s", context.match_id,
+      type(err) == "table" and err.message or tostring(err))
+  end
+end
+
 -- params (all optional): tick_rate 10-60 (30), max_players 1-16 (8),
 -- empty_seconds 1-3600 (30): the match ends after this long without players.
 function M.match_init(context, params)
@@ -430,7 +455,8 @@ function M.match_init(context, params)
     bullets = {},
     n_bullets = 0,
     snap = {},
-    kills = {}, -- user id -> ships shot down and not yet paid (asteroids_bounty)
+    kills = {}, -- user id -> ships shot down, paid at match end (pay_bounty)
+    bounty_queued = false,
   }
   for id = 1, s.max_players do
     s.ships[id] = { id = id, present = false, alive = false, slot = 0, name = "", user_id = "", x = 0, y = 0,
@@ -519,7 +545,10 @@ function M.match_loop(context, d, tick, s, messages)
   end
   if s.n_players == 0 then
     s.empty_ticks = s.empty_ticks + 1
-    if s.empty_ticks >= s.empty_limit then return nil end
+    if s.empty_ticks >= s.empty_limit then
+      pay_bounty(s, context)
+      return nil
+    end
     return s
   end
   s.empty_ticks = 0
@@ -536,20 +565,13 @@ function M.match_terminate(context, d, tick, s, grace_seconds)
   for id = 1, s.max_players do
     if s.ships[id].present then submit_score(s.ships[id]) end
   end
+  pay_bounty(s, context)
   event(d, OP_SHUTDOWN, spack("<H", min(grace_seconds, 65535)))
   return s
 end
 
--- A JSON summary of the match, for tools and tests; or, for
--- {"bounty": user_id}, that user's unpaid kills ({"kills": N}), which are
--- then cleared: the tally is handed over exactly once (asteroids_bounty).
+-- A JSON summary of the match, for tools and tests.
 function M.match_signal(context, d, tick, s, data)
-  local ok, q = pcall(kaos.json_decode, data)
-  if ok and type(q) == "table" and type(q.bounty) == "string" then
-    local kills = s.kills[q.bounty] or 0
-    s.kills[q.bounty] = nil
-    return s, kaos.json_encode({ kills = kills })
-  end
   local players = {}
   for id = 1, s.max_players do
     local p = s.ships[id]
@@ -589,31 +611,45 @@ kaos.register_rpc(function(context, payload)
   return best or kaos.match_create("asteroids", params)
 end, "asteroids_find_or_create")
 
--- asteroids_bounty(payload = match id) -> {"kills": N, "coins": N, "wallet": {...}}
+-- asteroids_bounty(payload = {"match_id": ..., "kills": [{"user_id": ..., "kills": N}, ...]})
+--   -> {"paid": true, "coins": total} or {"paid": false} (this match was paid already)
 --
--- The kill bounty, paid to the caller at the end of its match (the client
--- calls it on MatchEnd or right after leaving: an empty match keeps running
--- for empty_seconds, so the tally is still there). Match handlers have no
--- database connection, so the match only counts; this RPC takes the
--- caller's tally from the match (match_signal clears it, so a second call
--- pays nothing) and credits BOUNTY coins per kill with a ledger entry naming
--- the match. A kill is lost only if the wallet update itself fails after the
--- handover (the database is down).
+-- The kill bounty, queued by the match when it ends (pay_bounty above) and
+-- run on an API worker as the system: BOUNTY coins per kill to every player,
+-- each with a ledger entry naming the match. Idempotent per match: a system
+-- storage object ("asteroids_bounty", match id) is written with version "*"
+-- (only if absent) in the same kaos.multi_update as the wallets, so a second
+-- call for the same match fails its version check and pays nothing. Only the
+-- system may call it: a client could otherwise mint coins.
 kaos.register_rpc(function(context, payload)
-  local user = context.user_id
-  if not user or user == "" then
-    error({ code = 16, message = "asteroids_bounty needs a session" })
+  if context.user_id ~= "" then
+    error({ code = 7, message = "asteroids_bounty is paid by the match, not called by clients" })
   end
-  local ok, reply = pcall(kaos.match_signal, payload, kaos.json_encode({ bounty = user }))
-  if not ok then
-    error({ code = 5, message = "no running asteroids match " .. payload:sub(1, 64) })
+  local ok, p = pcall(kaos.json_decode, payload)
+  if not ok or type(p) ~= "table" or type(p.match_id) ~= "string" or p.match_id == ""
+      or type(p.kills) ~= "table" then
+    error({ code = 3, message = "asteroids_bounty expects {match_id, kills = [{user_id, kills}]}" })
   end
-  local kills = kaos.json_decode(reply).kills or 0
-  if kills == 0 then
-    return kaos.json_encode({ kills = 0, coins = 0 })
+  local wallets, total, tally = {}, 0, {}
+  for _, k in ipairs(p.kills) do
+    if type(k) ~= "table" or type(k.user_id) ~= "string" or math.type(k.kills) ~= "integer"
+        or k.kills < 1 then
+      error({ code = 3, message = "asteroids_bounty: each kill entry is {user_id, kills >= 1}" })
+    end
+    local coins = k.kills * BOUNTY
+    total = total + coins
+    tally[k.user_id] = k.kills
+    wallets[#wallets + 1] = { user_id = k.user_id, changeset = { coins = coins },
+      metadata = { reason = "asteroids_bounty", match_id = p.match_id, kills = k.kills } }
   end
-  local coins = kills * BOUNTY
-  local wallet = kaos.wallet_update(user, { coins = coins },
-    { reason = "asteroids_bounty", match_id = payload, kills = kills }, true)
-  return kaos.json_encode({ kills = kills, coins = coins, wallet = wallet })
+  local marker = { collection = "asteroids_bounty", key = p.match_id, user_id = nil,
+    value = { kills = tally, coins = total }, version = "*", permission_read = 0, permission_write = 0 }
+  local done, err = pcall(kaos.multi_update, nil, { marker }, nil, wallets, true)
+  if not done then
+    if type(err) == "table" and err.code == 9 then -- the marker exists: paid already
+      return kaos.json_encode({ paid = false })
+    end
+    error(err)
+  end
+  return kaos.json_encode({ paid = true, coins = total })
 end, "asteroids_bounty")

@@ -22,6 +22,7 @@
 #include "kn_out.h"
 #include "kn_routes.h"
 #include "kn_rpc.h"
+#include "kn_rpc_lua.h"
 #include "kn_session.h"
 #include "kn_http.h"
 #include "kn_keys.h"
@@ -264,6 +265,14 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("requests_unauthenticated_total", "requests refused before authentication",
            gs.unauthenticated);
     METRIC("api_busy_total", "requests refused: the API queue was full", gs.api_busy);
+    kn_rpc_stats rs;
+    kn_rpc_stats_get(h->rpc, &rs);
+    METRIC("rpc_async_queued_total", "RPCs queued by kaos.rpc_call_async", rs.async_queued);
+    METRIC("rpc_async_refused_total",
+           "kaos.rpc_call_async calls refused: the API queue was full or closed", rs.async_refused);
+    METRIC("rpc_async_done_total", "queued RPCs that ran and succeeded", rs.async_done);
+    METRIC("rpc_async_failed_total", "queued RPCs that failed (logged with their id)",
+           rs.async_failed);
     kn_sessions_stats ss;
     kn_sessions_stats_get(h->sessions, &ss);
     METRIC("sessions", "sessions bound to connections", ss.bound);
@@ -650,6 +659,7 @@ int kn_server_run(const kn_config *cfg)
         {"groups", kn_groups_lua_funcs, &out},
         {"leaderboards", kn_leaderboard_lua_funcs, &leaderboard_lua},
         {"match", kn_match_lua_funcs, &matches},
+        {"rpc", kn_rpc_lua_funcs, &rpc},
     };
     reloader rl = {0};
     kn_http *http = NULL;
@@ -918,6 +928,9 @@ done:
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
+    /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
+     * are refused from here, so none reaches the pool being freed. */
+    kn_rpc_async_close(rpc);
     kn_api_destroy(api);
     /* After the workers (they create matches), before the VMs' host. */
     kn_match_engine_destroy(matches);

@@ -389,8 +389,10 @@ static void three_players_share_a_match_get_snapshots_and_score(void **state)
         seen *s = &players[i];
         int got = s->snapshots - before[i];
         uint32_t ticks = s->last_tick - first_tick[i];
-        /* ~90 at 30 Hz; half of that leaves room for a slow sanitizer build */
-        if (got < 45) fail_msg("player %d: %d snapshots in 3 s of play at 30 Hz", i, got);
+        /* ~90 at 30 Hz on an idle machine; how many ticks fit in 3 s depends
+         * on the machine's load (a wall-clock rate is the bench's business),
+         * so the match must only have advanced, and every tick reached us. */
+        if (ticks < 10) fail_msg("player %d: the match ran %u ticks in 3 s of play", i, ticks);
         /* one snapshot per tick, none repeated, at most a few lost on loopback */
         assert_true((uint32_t)got <= ticks);
         assert_true((uint32_t)got * 10 >= ticks * 9);

@@ -3,9 +3,10 @@
  * concurrent spends never go below zero, a client reads its own wallet with
  * its account (and hooks on that read see it), a multi-update that fails in
  * any of its parts changes nothing, the example's daily reward pays once,
- * the asteroids bounty RPC, and a kill -9 of the server during a stream of
- * acknowledged wallet updates loses none of them.
- *
+ * the asteroids kill bounty is paid by a match at its end (and at shutdown)
+ * through kaos.rpc_call_async exactly once, a failed queued RPC is counted,
+ * and a kill -9 of the server during a stream of acknowledged wallet updates
+ * loses none of them. *
  * The runtime path is a directory of links to lua-examples/ and
  * tests/e2e/lua/economy/economy_test.lua (the test RPCs and the account_get
  * hooks; in a folder of its own so that the servers of other tests, which load
@@ -245,19 +246,68 @@ static void the_daily_reward_pays_once_per_utc_day(void **state)
     e2e_client_free(c);
 }
 
-static void the_asteroids_bounty_is_handed_over_once(void **state)
+/* The kill bounty as the asteroids match pays it: a small match
+ * (economy_test.lua's eco_bounty) counts kills and, when it ends, queues the
+ * example's RPC asteroids_bounty with kaos.rpc_call_async — twice, so the
+ * second must pay nothing. The killer's wallet ends with the bounty and one
+ * ledger entry naming the match; nobody else is paid. */
+static long long metric(const char *name)
+{
+    return e2e_metric(e2e_group_server.http_port, name);
+}
+
+static void a_match_pays_the_kill_bounty_at_its_end_exactly_once(void **state)
+{
+    (void)state;
+    e2e_client *killer = e2e_player(e2e_group_server.port, 0);
+    e2e_client *other = e2e_player(e2e_group_server.port, 0);
+    char id[128], p[192];
+    snprintf(id, sizeof id, "%s", rpc(killer, "eco_bounty_match", ""));
+    snprintf(p, sizeof p, "{\"match_id\":\"%s\"}", id);
+    for (int i = 0; i < 3; i++)
+        rpc(killer, "eco_bounty_kill", p);
+    long long done = metric("kaos_rpc_async_done_total");
+    long long failed = metric("kaos_rpc_async_failed_total");
+    rpc(other, "eco_bounty_end", p);
+    E2E_WAIT(metric("kaos_rpc_async_done_total") >= done + 2, 10000);
+    assert_int_equal(metric("kaos_rpc_async_failed_total"), failed);
+
+    long long coins, ledger;
+    state_of(killer, killer->user_id, &coins, &ledger);
+    assert_int_equal(coins, 3 * 25);
+    assert_int_equal(ledger, 1);
+    char q[96];
+    snprintf(q, sizeof q, "{\"user_id\":\"%s\"}", killer->user_id);
+    const char *entry = rpc(killer, "eco_ledger", q);
+    assert_non_null(strstr(entry, "\"reason\":\"asteroids_bounty\""));
+    assert_non_null(strstr(entry, id));
+    assert_int_equal(json_int(entry, "kills", -1), 3);
+    state_of(other, other->user_id, &coins, &ledger);
+    assert_int_equal(coins, 0);
+    assert_int_equal(ledger, 0);
+
+    /* A client cannot pay itself a bounty. */
+    int errors = killer->errors;
+    char forged[256];
+    snprintf(forged, sizeof forged,
+             "{\"match_id\":\"x\",\"kills\":[{\"user_id\":\"%s\",\"kills\":9}]}", killer->user_id);
+    assert_true(kaos_client_rpc_call(killer->c, "asteroids_bounty", forged, e2e_on_rpc, killer) >
+                0);
+    E2E_WAIT(killer->errors > errors, 10000);
+    assert_int_equal(killer->error_code, 7);
+    e2e_client_free(killer);
+    e2e_client_free(other);
+}
+
+static void a_queued_rpc_that_fails_is_logged_and_counted(void **state)
 {
     (void)state;
     e2e_client *c = e2e_player(e2e_group_server.port, 0);
-    char id[128];
-    e2e_match_by_rpc(c, "asteroids_find_or_create", "", id);
-    e2e_join(c, id, NULL);
-    const char *out = rpc(c, "asteroids_bounty", id);
-    assert_int_equal(json_int(out, "kills", -1), 0); /* nobody was shot down */
-    int errors = c->errors;
-    assert_true(kaos_client_rpc_call(c->c, "asteroids_bounty", "no-such-match", e2e_on_rpc, c) > 0);
-    E2E_WAIT(c->errors > errors, 10000);
-    assert_int_equal(c->error_code, 5);
+    long long failed = metric("kaos_rpc_async_failed_total");
+    long long queued = metric("kaos_rpc_async_queued_total");
+    assert_string_equal(rpc(c, "eco_async", "{\"id\":\"no_such_rpc\",\"payload\":\"\"}"), "queued");
+    E2E_WAIT(metric("kaos_rpc_async_failed_total") == failed + 1, 10000);
+    assert_int_equal(metric("kaos_rpc_async_queued_total"), queued + 1);
     e2e_client_free(c);
 }
 
@@ -278,6 +328,39 @@ static void storage_write_retry_loses_no_racing_increment(void **state)
     assert_string_equal(rpc(cs[0], "eco_counter_get", "{\"key\":\"race\"}"), "40");
     for (int i = 0; i < 4; i++)
         e2e_client_free(cs[i]);
+}
+
+/* A server of its own, stopped (SIGTERM) while a match with kills runs:
+ * match_terminate queues the bounty, the workers run it before they stop,
+ * and after a restart on the same database the wallet holds it. */
+static void a_match_ended_by_shutdown_pays_its_bounty(void **state)
+{
+    (void)state;
+    e2e_server srv;
+    e2e_server_init(&srv);
+    e2e_server_start(&srv, extra);
+    e2e_client *c = e2e_client_new(srv.port, 0, 0);
+    char device[40], user[40], id[128], p[192];
+    e2e_device_id(device);
+    e2e_auth(c, device);
+    snprintf(user, sizeof user, "%s", c->user_id);
+    snprintf(id, sizeof id, "%s", rpc(c, "eco_bounty_match", ""));
+    snprintf(p, sizeof p, "{\"match_id\":\"%s\"}", id);
+    rpc(c, "eco_bounty_kill", p);
+    rpc(c, "eco_bounty_kill", p);
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&srv), 0);
+
+    e2e_server_start(&srv, extra);
+    c = e2e_client_new(srv.port, 0, 0);
+    e2e_auth(c, device);
+    long long coins, ledger;
+    state_of(c, user, &coins, &ledger);
+    assert_int_equal(coins, 2 * 25);
+    assert_int_equal(ledger, 1);
+    e2e_client_free(c);
+    assert_int_equal(e2e_server_stop(&srv), 0);
+    e2e_server_cleanup(&srv);
 }
 
 /* Runs last: a server of its own, killed with SIGKILL while RPCs that each
@@ -351,7 +434,9 @@ int main(void)
         cmocka_unit_test(a_client_reads_its_wallet_with_its_account_and_hooks_see_it),
         cmocka_unit_test(a_multi_update_that_fails_in_any_part_changes_nothing),
         cmocka_unit_test(the_daily_reward_pays_once_per_utc_day),
-        cmocka_unit_test(the_asteroids_bounty_is_handed_over_once),
+        cmocka_unit_test(a_match_pays_the_kill_bounty_at_its_end_exactly_once),
+        cmocka_unit_test(a_queued_rpc_that_fails_is_logged_and_counted),
+        cmocka_unit_test(a_match_ended_by_shutdown_pays_its_bounty),
         cmocka_unit_test(storage_write_retry_loses_no_racing_increment),
         cmocka_unit_test(a_kill_9_during_acknowledged_updates_loses_none),
     };

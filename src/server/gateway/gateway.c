@@ -91,10 +91,13 @@ static void announce_shutdown(void *arg, kn_conn_id id, void *conn_data)
 static void on_shutdown(void *ud, int64_t grace_ms)
 {
     kn_gateway *gw = ud;
-    kn_api_close_intake(gw->deps.pipeline.api);
     /* match_terminate with the grace period; the MatchEnd events they send
-     * are delivered while the network drains. */
+     * are delivered while the network drains. Before the API's intake
+     * closes: a match_terminate may still queue work for the workers
+     * (kaos.rpc_call_async, e.g. a bounty paid at match end), which they
+     * run before they stop. */
     if (gw->deps.matches) kn_match_engine_stop(gw->deps.matches, (int)(grace_ms / 1000));
+    kn_api_close_intake(gw->deps.pipeline.api);
     kn_net_foreach(kn_out_net(out_of(gw), gw->shard), announce_shutdown, gw);
 }
 

@@ -1,15 +1,20 @@
-/* rpc: client and server-to-server RPCs (kn_rpc.h).
+/* rpc: client, server-to-server and queued RPCs (kn_rpc.h); all three run
+ * through call_rpc on a worker.
  *
  * Threads: kn_rpc_wire_call runs on a worker; kn_rpc_call_blocking on the
  * HTTP thread, sharing a sync_rpc with the worker that runs it (the last of
- * the two to let go frees it, so a timed-out wait leaves nothing behind). */
+ * the two to let go frees it, so a timed-out wait leaves nothing behind);
+ * kn_rpc_call_async on any thread, handing its async_rpc to the worker,
+ * which frees it. */
 #include "kn_rpc.h"
 #include "kn_error.h"
+#include "kn_log.h"
 #include "kn_mem.h"
 #include "kn_time.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +22,11 @@
 struct kn_rpc {
     kn_api *api;
     kn_runtime_services services;
+    /* kn_rpc_call_async submits under it and kn_rpc_async_close sets
+     * async_closed under it, so no submit runs once close returned. */
+    pthread_mutex_t async_lock;
+    bool async_closed;
+    atomic_uint_fast64_t async_queued, async_refused, async_done, async_failed;
 };
 
 int kn_rpc_create(kn_api *api, const kn_runtime_services *script_services, kn_rpc **out)
@@ -26,11 +36,14 @@ int kn_rpc_create(kn_api *api, const kn_runtime_services *script_services, kn_rp
     if (!rpc) return KN_ERR_NOMEM;
     rpc->api = api;
     rpc->services = *script_services;
+    pthread_mutex_init(&rpc->async_lock, NULL);
     return KN_OK;
 }
 
 void kn_rpc_destroy(kn_rpc *rpc)
 {
+    if (!rpc) return;
+    pthread_mutex_destroy(&rpc->async_lock);
     kn_free(rpc);
 }
 
@@ -175,4 +188,87 @@ int kn_rpc_call_blocking(kn_rpc *rpc, const char *id, const char *payload, size_
     }
     sync_release(r);
     return rc;
+}
+
+/* --- queued RPC (fire and forget) ------------------------------------------------ */
+/* Owned by the queue, then by the worker that runs it. */
+typedef struct async_rpc {
+    kn_rpc *rpc;
+    char id[129];
+    size_t len;
+    char payload[]; /* len bytes and a NUL */
+} async_rpc;
+
+static void run_async_rpc(kn_api_worker *w, void *arg)
+{
+    async_rpc *a = arg;
+    kn_runtime_services svc = a->rpc->services;
+    svc.db = w->db;
+    kn_runtime_context ctx = {"", "", "", "", "async", NULL, 0, &svc};
+    char *out = NULL, msg[256] = "";
+    size_t out_len = 0;
+    int rc = call_rpc(w, &ctx, a->id, a->payload, a->len, &out, &out_len, msg, sizeof msg);
+    if (rc == KN_OK) {
+        atomic_fetch_add(&a->rpc->async_done, 1);
+        KN_DEBUG("async rpc \"%s\": %.*s", a->id, out_len > 200 ? 200 : (int)out_len, out);
+    } else {
+        atomic_fetch_add(&a->rpc->async_failed, 1);
+        KN_WARN("async rpc \"%s\" failed: %s: %s", a->id, kn_err_text(rc), msg);
+    }
+    kn_free(out);
+    kn_free(a);
+}
+
+int kn_rpc_call_async(kn_rpc *rpc, const char *id, const char *payload, size_t len, char *msg,
+                      size_t cap)
+{
+    size_t id_len = strlen(id);
+    if (id_len == 0 || id_len > 128) {
+        snprintf(msg, cap, "rpc id must be 1-128 bytes");
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    if (len > KN_RPC_ASYNC_MAX_PAYLOAD) {
+        snprintf(msg, cap, "payload of %zu bytes is over the limit of %d", len,
+                 KN_RPC_ASYNC_MAX_PAYLOAD);
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    async_rpc *a = kn_malloc(sizeof *a + len + 1);
+    if (!a) {
+        snprintf(msg, cap, "out of memory");
+        return KN_ERR_NOMEM;
+    }
+    a->rpc = rpc;
+    memcpy(a->id, id, id_len + 1);
+    memcpy(a->payload, payload, len);
+    a->payload[len] = '\0';
+    a->len = len;
+    pthread_mutex_lock(&rpc->async_lock);
+    int rc = rpc->async_closed ? KN_ERR_UNAVAILABLE : kn_api_submit(rpc->api, run_async_rpc, a);
+    pthread_mutex_unlock(&rpc->async_lock);
+    if (rc) {
+        kn_free(a);
+        atomic_fetch_add(&rpc->async_refused, 1);
+        snprintf(msg, cap, "%s",
+                 rc == KN_ERR_UNAVAILABLE ? "server is shutting down"
+                                          : "the API queue is full; try again later");
+        return rc;
+    }
+    atomic_fetch_add(&rpc->async_queued, 1);
+    return KN_OK;
+}
+
+void kn_rpc_async_close(kn_rpc *rpc)
+{
+    if (!rpc) return;
+    pthread_mutex_lock(&rpc->async_lock);
+    rpc->async_closed = true;
+    pthread_mutex_unlock(&rpc->async_lock);
+}
+
+void kn_rpc_stats_get(kn_rpc *rpc, kn_rpc_stats *out)
+{
+    out->async_queued = atomic_load(&rpc->async_queued);
+    out->async_refused = atomic_load(&rpc->async_refused);
+    out->async_done = atomic_load(&rpc->async_done);
+    out->async_failed = atomic_load(&rpc->async_failed);
 }

@@ -2,12 +2,12 @@
  * suite runs inside pg_virtualenv): every job runs once on a worker with its
  * own connection, a full queue and a closed intake refuse with clear codes,
  * and create cleans up after every allocation failure. */
+#include "apigate.h"
 #include "failalloc.h"
 #include "kn_api.h"
 #include "kn_db.h"
 #include "kn_error.h"
 
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -49,40 +49,21 @@ static void every_job_runs_once_with_a_working_connection(void **state)
     assert_int_equal(atomic_load(&c.seen_worker[0]) + atomic_load(&c.seen_worker[1]), 500);
 }
 
-typedef struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
-    atomic_int entered;
-} gate;
-
-static void job_wait(kn_api_worker *w, void *arg)
-{
-    gate *g = arg;
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->lock);
-    while (!g->open) pthread_cond_wait(&g->cond, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
 static void full_queue_and_closed_intake_are_refused(void **state)
 {
     kn_api_config cfg = {.workers = 1, .queue_size = 2, .database_url = ""};
     kn_api *api;
     assert_int_equal(kn_api_create(&cfg, &api), KN_OK);
-    static gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    assert_int_equal(kn_api_submit(api, job_wait, &g), KN_OK);
-    while (atomic_load(&g.entered) == 0) sched_yield(); /* the worker is now busy */
-    assert_int_equal(kn_api_submit(api, job_wait, &g), KN_OK);
-    assert_int_equal(kn_api_submit(api, job_wait, &g), KN_OK);
-    assert_int_equal(kn_api_submit(api, job_wait, &g), KN_ERR_RESOURCE_EXHAUSTED);
+    static apigate g = APIGATE_INIT;
+    assert_int_equal(kn_api_submit(api, apigate_job, &g), KN_OK);
+    apigate_wait_entered(&g, 1); /* the worker is now busy */
+    assert_int_equal(kn_api_submit(api, apigate_job, &g), KN_OK);
+    assert_int_equal(kn_api_submit(api, apigate_job, &g), KN_OK);
+    assert_int_equal(kn_api_submit(api, apigate_job, &g), KN_ERR_RESOURCE_EXHAUSTED);
     assert_int_equal(kn_api_pending(api), 3);
     kn_api_close_intake(api);
-    assert_int_equal(kn_api_submit(api, job_wait, &g), KN_ERR_UNAVAILABLE);
-    pthread_mutex_lock(&g.lock);
-    g.open = true;
-    pthread_cond_broadcast(&g.cond);
-    pthread_mutex_unlock(&g.lock);
+    assert_int_equal(kn_api_submit(api, apigate_job, &g), KN_ERR_UNAVAILABLE);
+    apigate_open(&g);
     kn_api_destroy(api);
     assert_int_equal(atomic_load(&g.entered), 3);
 }

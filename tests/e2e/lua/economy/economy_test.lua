@@ -98,3 +98,66 @@ kaos.register_rpc(function(context, payload)
   local o = kaos.storage_read(nil, "eco_counters", args(payload).key)
   return tostring(o and o.value.n or 0)
 end, "eco_counter_get")
+
+-- A small match that pays the asteroids kill bounty (lua-examples/asteroids.lua's
+-- RPC asteroids_bounty) the way the asteroids match does, from its handlers
+-- through kaos.rpc_call_async, with kills the test makes deterministic:
+-- signal {"kill": user_id} counts one, {"end": true} ends the match at its
+-- next tick. The natural end queues the payment twice (the second must pay
+-- nothing); match_terminate (shutdown) queues it once.
+local function queue_bounty(s, context)
+  local kills = {}
+  for user_id, n in pairs(s.kills) do kills[#kills + 1] = { user_id = user_id, kills = n } end
+  kaos.rpc_call_async("asteroids_bounty", { match_id = context.match_id, kills = kills })
+end
+
+kaos.register_match("eco_bounty", {
+  match_init = function(context, params) return { kills = {} }, 10, "eco_bounty" end,
+  match_join_attempt = function(context, d, tick, s, presence, metadata) return s, true end,
+  match_join = function(context, d, tick, s, presences) return s end,
+  match_leave = function(context, d, tick, s, presences) return s end,
+  match_loop = function(context, d, tick, s, messages)
+    if not s.ending then return s end
+    queue_bounty(s, context)
+    queue_bounty(s, context)
+    return nil
+  end,
+  match_terminate = function(context, d, tick, s, grace_seconds)
+    queue_bounty(s, context)
+    return s
+  end,
+  match_signal = function(context, d, tick, s, data)
+    local q = kaos.json_decode(data)
+    if q.kill then s.kills[q.kill] = (s.kills[q.kill] or 0) + 1 end
+    if q["end"] then s.ending = true end
+    return s, "ok"
+  end,
+})
+
+-- eco_bounty_match -> a new eco_bounty match's id
+kaos.register_rpc(function(context, payload)
+  return kaos.match_create("eco_bounty")
+end, "eco_bounty_match")
+
+-- eco_bounty_kill {match_id}: the caller shot a ship down in that match
+kaos.register_rpc(function(context, payload)
+  return kaos.match_signal(args(payload).match_id, kaos.json_encode({ kill = context.user_id }))
+end, "eco_bounty_kill")
+
+-- eco_bounty_end {match_id}: the match ends at its next tick
+kaos.register_rpc(function(context, payload)
+  return kaos.match_signal(args(payload).match_id, '{"end":true}')
+end, "eco_bounty_end")
+
+-- eco_async {id, payload}: queues the RPC id (kaos.rpc_call_async) -> "queued"
+kaos.register_rpc(function(context, payload)
+  local a = args(payload)
+  kaos.rpc_call_async(a.id, a.payload)
+  return "queued"
+end, "eco_async")
+
+-- eco_ledger {user_id} -> the newest ledger entry's metadata
+kaos.register_rpc(function(context, payload)
+  local entries = kaos.wallet_ledger_list(args(payload).user_id, 1)
+  return kaos.json_encode(entries[1] and entries[1].metadata or {})
+end, "eco_ledger")
