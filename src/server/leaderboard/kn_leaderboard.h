@@ -241,7 +241,8 @@ int kn_leaderboard_records_list(kn_leaderboards *lbs, kn_db *db, const kn_leader
 /* Up to limit records around owner_id (the haystack): the owner's record
  * in the middle where the board allows, else shifted to stay inside the
  * board (the top or the bottom fills the rest). No record of the owner:
- * the top of the board. */
+ * the top of the board. expiry 0: the current period (from the index, with
+ * next and previous cursors); else an ended period (ranks from SQL). */
 int kn_leaderboard_records_around(kn_leaderboards *lbs, kn_db *db, const char *id,
                                   const char *owner_id, int limit, int64_t expiry,
                                   kn_leaderboard_page *out, char *msg, size_t msg_cap);

@@ -31,17 +31,38 @@ static const kn_db_stmt rows_of_owners = {"lb_rows_of_owners",
                                           " FROM leaderboard_record WHERE leaderboard_id = $1"
                                           " AND expiry_time = $2 AND owner_id = ANY ($3::uuid[])",
                                           3};
-/* A page of an ended period: $3 true from the top, else after the key
- * ($4..$7); $8 is 1 for an ascending board, -1 for a descending one. */
-#define HISTORY_KEY "(score::numeric * $8, subscore::numeric * $8, score_time, owner_id)"
+/* An ended period (no index): its rows with their rank() in the board's
+ * order, sign 1 for an ascending board, -1 for a descending one. */
+#define HISTORY_KEY(sign)                                                                          \
+    "(score::numeric * " sign ", subscore::numeric * " sign ", score_time, owner_id)"
+#define HISTORY_RANKED(sign)                                                                       \
+    "SELECT " KN_LB__RECORD_COLS                                                                   \
+    ", rank() OVER (ORDER BY " HISTORY_KEY(sign) ") AS rk, " HISTORY_KEY(                          \
+        sign) " AS k FROM leaderboard_record WHERE leaderboard_id = $1 AND expiry_time = $2"
+/* A page: $3 true from the top, else after the key ($4..$7); $8 the sign. */
 static const kn_db_stmt history_page = {
     "lb_history_page",
-    "SELECT * FROM (SELECT " KN_LB__RECORD_COLS ", rank() OVER (ORDER BY " HISTORY_KEY ") AS rk,"
-    " " HISTORY_KEY
-    " AS k FROM leaderboard_record WHERE leaderboard_id = $1 AND expiry_time = $2) t"
-    " WHERE $3::bool OR t.k > ($4::numeric * $8, $5::numeric * $8, $6::bigint, $7::uuid)"
-    " ORDER BY t.k LIMIT $9",
+    "SELECT * FROM (" HISTORY_RANKED(
+        "$8") ") t"
+              " WHERE $3::bool OR t.k > ($4::numeric * $8, $5::numeric * $8, $6::bigint, $7::uuid)"
+              " ORDER BY t.k LIMIT $9",
     9};
+/* The given owners' records ($3), in rank order; $4 the sign. */
+static const kn_db_stmt history_owners = {
+    "lb_history_owners",
+    "SELECT * FROM (" HISTORY_RANKED("$4") ") t WHERE t.owner_id::uuid = ANY ($3::uuid[])"
+                                           " ORDER BY t.rk",
+    4};
+/* Up to $4 records around owner $3 (the top when it has none), kept inside
+ * the period; $5 the sign. */
+static const kn_db_stmt history_around = {
+    "lb_history_around",
+    "WITH t AS (" HISTORY_RANKED(
+        "$5") "), n AS (SELECT count(*) AS c FROM t)"
+              " SELECT t.* FROM t, n WHERE t.rk >= greatest(1, least(coalesce((SELECT rk FROM t"
+              " WHERE owner_id::uuid = $3::uuid) - ($4::int - 1) / 2, 1), n.c - $4::int + 1))"
+              " ORDER BY t.rk LIMIT $4",
+    5};
 
 /* --- cursors -----------------------------------------------------------------------------------
  */
@@ -248,6 +269,8 @@ static int owners_records(kn_lb_board *b, kn_db *db, const char *const *owners, 
 
 static int history_list(kn_lb_board *b, kn_db *db, const kn_leaderboard_query *q, int limit,
                         const cursor_key *key, kn_leaderboard_page *out, char *msg, size_t cap);
+static int history_around_page(kn_lb_board *b, kn_db *db, const char *owner, int limit,
+                               int64_t expiry, kn_leaderboard_page *out, char *msg, size_t cap);
 
 int kn_leaderboard_records_list(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_query *q,
                                 kn_leaderboard_page *out, char *msg, size_t cap)
@@ -324,11 +347,12 @@ int kn_leaderboard_records_around(kn_leaderboards *lbs, kn_db *db, const char *i
     if (rc || (rc = kn_lb__check_owner(owner_id, msg, cap))) return rc;
     kn_lb_board *b = NULL;
     if ((rc = kn_lb__get(lbs, db, id, &b, msg, cap))) return rc;
+    if (expiry < 0)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "expiry must not be negative");
     kn_lb__enter(lbs, b, false);
     if (expiry && expiry != b->expiry) {
         kn_lb__leave(b);
-        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
-                          "around an owner works on the current period only");
+        return history_around_page(b, db, owner_id, limit, expiry, out, msg, cap);
     }
     char lower[37];
     snprintf(lower, sizeof lower, "%s", owner_id);
@@ -390,42 +414,99 @@ int kn_leaderboard_cursor_from_rank(kn_leaderboards *lbs, const char *id, int64_
 /* --- history -----------------------------------------------------------------------------------
  */
 
+/* Records of history rows (RECORD_COLS, then rk at 11) into *out; the
+ * last one's key into *last when non-NULL. */
+static int history_rows(kn_lb_board *b, kn_db_rows *rows, size_t n, kn_leaderboard_record **out,
+                        size_t *n_out, kn_rank_entry *last, char *msg, size_t cap)
+{
+    *out = n ? kn_calloc(n, sizeof **out) : NULL;
+    if (n && !*out) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    kn_rank_entry e;
+    for (size_t i = 0; i < n; i++) {
+        kn_lb__record_from_row(rows, i, b->meta.id, &(*out)[i], &e);
+        *n_out = i + 1;
+        (*out)[i].rank = b->meta.enable_ranks ? atoll(kn_db_rows_get(rows, i, 11)) : 0;
+        if (!(*out)[i].metadata) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+        if (last) *last = e;
+    }
+    return KN_OK;
+}
+
+static const char *sign_of(const kn_lb_board *b)
+{
+    return b->meta.sort_order == KN_LB_ASC ? "1" : "-1";
+}
+
+/* The records of q's owner ids in the ended period q->expiry. */
+static int history_owner_records(kn_lb_board *b, kn_db *db, const kn_leaderboard_query *q,
+                                 kn_leaderboard_page *out, char *msg, size_t cap)
+{
+    if (!q->n_owner_ids) return KN_OK;
+    char exp[24];
+    snprintf(exp, sizeof exp, "%" PRId64, q->expiry);
+    char *arr = kn_db_text_array(q->owner_ids, q->n_owner_ids);
+    if (!arr) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    const char *p[] = {b->meta.id, exp, arr, sign_of(b)};
+    kn_db_rows *rows = NULL;
+    int rc = kn_db_query(db, &history_owners, p, &rows);
+    kn_free(arr);
+    if (rc) return kn_db_fail(rc, msg, cap);
+    rc = history_rows(b, rows, kn_db_rows_count(rows), &out->owner_records, &out->n_owner_records,
+                      NULL, msg, cap);
+    kn_db_rows_free(rows);
+    return rc;
+}
+
 static int history_list(kn_lb_board *b, kn_db *db, const kn_leaderboard_query *q, int limit,
                         const cursor_key *key, kn_leaderboard_page *out, char *msg, size_t cap)
 {
-    char exp[24], s[24], ss[24], t[24], lim[24];
-    snprintf(exp, sizeof exp, "%" PRId64, q->expiry);
-    snprintf(s, sizeof s, "%" PRId64, key ? key->e.score : 0);
-    snprintf(ss, sizeof ss, "%" PRId64, key ? key->e.subscore : 0);
-    snprintf(t, sizeof t, "%" PRId64, key ? key->e.time_us : 0);
-    snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *p[] = {b->meta.id,
-                       exp,
-                       key ? "false" : "true",
-                       s,
-                       ss,
-                       t,
-                       key ? key->e.owner : "00000000-0000-0000-0000-000000000000",
-                       b->meta.sort_order == KN_LB_ASC ? "1" : "-1",
-                       lim};
-    kn_db_rows *rows = NULL;
-    int rc = kn_db_query(db, &history_page, p, &rows);
-    if (rc) return kn_db_fail(rc, msg, cap);
-    size_t n = kn_db_rows_count(rows);
-    bool more = n > (size_t)limit;
-    if (more) n = (size_t)limit;
-    out->records = n ? kn_calloc(n, sizeof *out->records) : NULL;
-    if (n && !out->records) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    kn_rank_entry last = {0};
-    for (size_t i = 0; i < n && rc == KN_OK; i++) {
-        kn_lb__record_from_row(rows, i, b->meta.id, &out->records[i], &last);
-        out->n_records = i + 1;
-        out->records[i].rank = b->meta.enable_ranks ? atoll(kn_db_rows_get(rows, i, 11)) : 0;
-        if (!out->records[i].metadata) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    int rc = KN_OK;
+    if (limit > 0) { /* limit 0 with owner ids: only theirs */
+        char exp[24], s[24], ss[24], t[24], lim[24];
+        snprintf(exp, sizeof exp, "%" PRId64, q->expiry);
+        snprintf(s, sizeof s, "%" PRId64, key ? key->e.score : 0);
+        snprintf(ss, sizeof ss, "%" PRId64, key ? key->e.subscore : 0);
+        snprintf(t, sizeof t, "%" PRId64, key ? key->e.time_us : 0);
+        snprintf(lim, sizeof lim, "%d", limit + 1);
+        const char *p[] = {b->meta.id,
+                           exp,
+                           key ? "false" : "true",
+                           s,
+                           ss,
+                           t,
+                           key ? key->e.owner : "00000000-0000-0000-0000-000000000000",
+                           sign_of(b),
+                           lim};
+        kn_db_rows *rows = NULL;
+        if ((rc = kn_db_query(db, &history_page, p, &rows))) return kn_db_fail(rc, msg, cap);
+        size_t n = kn_db_rows_count(rows);
+        bool more = n > (size_t)limit;
+        kn_rank_entry last = {0};
+        rc = history_rows(b, rows, more ? (size_t)limit : n, &out->records, &out->n_records, &last,
+                          msg, cap);
+        kn_db_rows_free(rows);
+        if (rc == KN_OK && more && !(out->next_cursor = cursor_make(q->expiry, &last)))
+            rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     }
+    if (rc == KN_OK) rc = history_owner_records(b, db, q, out, msg, cap);
+    if (rc) kn_leaderboard_page_free(out);
+    return rc;
+}
+
+/* Around owner in the ended period `expiry`: ranks from SQL. */
+static int history_around_page(kn_lb_board *b, kn_db *db, const char *owner, int limit,
+                               int64_t expiry, kn_leaderboard_page *out, char *msg, size_t cap)
+{
+    char exp[24], lim[24];
+    snprintf(exp, sizeof exp, "%" PRId64, expiry);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {b->meta.id, exp, owner, lim, sign_of(b)};
+    kn_db_rows *rows = NULL;
+    int rc = kn_db_query(db, &history_around, p, &rows);
+    if (rc) return kn_db_fail(rc, msg, cap);
+    rc = history_rows(b, rows, kn_db_rows_count(rows), &out->records, &out->n_records, NULL, msg,
+                      cap);
     kn_db_rows_free(rows);
-    if (rc == KN_OK && more && !(out->next_cursor = cursor_make(q->expiry, &last)))
-        rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     if (rc) kn_leaderboard_page_free(out);
     return rc;
 }

@@ -221,7 +221,7 @@ static int k_leaderboard_records_list(lua_State *L)
     return 4;
 }
 
-/* leaderboard_around(id, owner_id, limit, expiry) -> records, next_cursor */
+/* leaderboard_around(id, owner_id, limit, expiry) -> records, next_cursor, prev_cursor */
 static int k_leaderboard_around(lua_State *L)
 {
     kn_leaderboards *lbs = lbs_of(L, "leaderboard_around");
@@ -237,7 +237,8 @@ static int k_leaderboard_around(lua_State *L)
     if (rc) return kn_lua_raise_coded(L, rc, msg);
     push_records(L, h->page.records, h->page.n_records);
     lua_pushstring(L, h->page.next_cursor);
-    return 2;
+    lua_pushstring(L, h->page.prev_cursor);
+    return 3;
 }
 
 static int k_leaderboard_record_delete(lua_State *L)

@@ -535,6 +535,34 @@ static void a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_clus
     assert_null(p.next_cursor);
     kn_leaderboard_page_free(&p);
     kn_free(cur);
+    /* the friends view and around an owner in history, ranks from SQL */
+    uid o1, o2, nobody;
+    owner(1, o1);
+    owner(2, o2);
+    owner(99, nobody);
+    const char *ids[] = {o1, nobody, o2};
+    kn_leaderboard_query oq = {
+        .id = "hourly", .limit = 0, .expiry = end, .owner_ids = ids, .n_owner_ids = 3};
+    assert_int_equal(kn_leaderboard_records_list(lbs, db, &oq, &p, msg, sizeof msg), KN_OK);
+    assert_int_equal(p.n_records, 0);
+    assert_null(p.next_cursor);
+    assert_int_equal(p.n_owner_records, 2);
+    assert_string_equal(p.owner_records[0].owner_id, o2);
+    assert_int_equal(p.owner_records[0].rank, 1);
+    assert_int_equal(p.owner_records[1].rank, 2);
+    kn_leaderboard_page_free(&p);
+    assert_int_equal(
+        kn_leaderboard_records_around(lbs, db, "hourly", o1, 1, end, &p, msg, sizeof msg), KN_OK);
+    assert_int_equal(p.n_records, 1);
+    assert_string_equal(p.records[0].owner_id, o1);
+    assert_int_equal(p.records[0].rank, 2);
+    kn_leaderboard_page_free(&p);
+    assert_int_equal(
+        kn_leaderboard_records_around(lbs, db, "hourly", nobody, 5, end, &p, msg, sizeof msg),
+        KN_OK);
+    assert_int_equal(p.n_records, 2); /* no record: the top */
+    assert_int_equal(p.records[0].rank, 1);
+    kn_leaderboard_page_free(&p);
     kn_leaderboards_destroy(node2);
     kn_leaderboards_destroy(lbs);
 }
