@@ -590,7 +590,10 @@ kaos.register_match("asteroids", M)
 -- none has room, creates one with the payload (a JSON object of match_init
 -- params, or empty) as its params. Two callers racing for the last seat both
 -- get the same id: the second join is refused ("match is full") and its
--- client calls again.
+-- client calls again. While the server sheds load, match_create (and the
+-- join that follows) are refused with UNAVAILABLE "server overloaded; try
+-- again later": the error passes through to the client, which tries again
+-- after a pause (client-sdk/examples/asteroids_common does, with backoff).
 kaos.register_rpc(function(context, payload)
   local params = nil
   if payload ~= "" then
@@ -653,3 +656,14 @@ kaos.register_rpc(function(context, payload)
   end
   return kaos.json_encode({ paid = true, coins = total })
 end, "asteroids_bounty")
+
+-- The matchmaker's groups of asteroids players (tickets with
+-- properties.game = "asteroids": kaos-asteroids-bots -M REGION,
+-- kaos-asteroids-term -M REGION) get a fresh asteroids match sized for them;
+-- any other group gets nil, so its players meet in a relayed match by token.
+kaos.register_matchmaker_matched(function(context, matched_users)
+  for _, u in ipairs(matched_users) do
+    if u.properties.game ~= "asteroids" then return nil end
+  end
+  return kaos.match_create("asteroids", { max_players = math.max(4, #matched_users) })
+end)

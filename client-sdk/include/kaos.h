@@ -167,6 +167,46 @@ typedef struct kaos_presence {
     const char *username;
 } kaos_presence;
 
+/* Matchmaker (docs/matchmaker.md). A ticket's properties: parallel arrays
+ * of names and values, strings and numbers apart. */
+typedef struct kaos_matchmaker_properties {
+    const char *const *string_names;
+    const char *const *string_values;
+    size_t n_strings;
+    const char *const *numeric_names;
+    const double *numeric_values;
+    size_t n_numerics;
+} kaos_matchmaker_properties;
+
+/* What a ticket asks for; the query is over the other tickets'
+ * properties ("" or NULL = anyone). */
+typedef struct kaos_matchmaker_request {
+    int min_count;      /* 2..max_count */
+    int max_count;      /* ..64 */
+    int count_multiple; /* 0 = 1 */
+    const char *query;
+    kaos_matchmaker_properties properties;
+} kaos_matchmaker_request;
+
+/* One player of a matched group, with its ticket's properties. */
+typedef struct kaos_matchmaker_user {
+    kaos_presence presence; /* slot 0 */
+    const char *party_id;   /* "" when not in a party */
+    kaos_matchmaker_properties properties;
+} kaos_matchmaker_user;
+
+/* The matchmaker formed a group: join match_id (kaos_client_match_join) or,
+ * when it is "", join with token (kaos_client_match_join_token). Views are
+ * valid during the callback only. */
+typedef struct kaos_matchmaker_matched {
+    const char *ticket; /* this client's ticket */
+    const char *match_id;
+    const char *token;
+    const kaos_matchmaker_user *users; /* everyone, self included */
+    size_t n_users;
+    const kaos_matchmaker_user *self;
+} kaos_matchmaker_matched;
+
 /* The authenticated session. token and refresh_token are secrets: do not log them. */
 typedef struct kaos_session {
     const char *token;
@@ -526,6 +566,7 @@ typedef void (*kaos_match_fn)(kaos_client *c, const kaos_result *r, const kaos_m
 typedef void (*kaos_match_list_fn)(kaos_client *c, const kaos_result *r,
                                    const kaos_match_info *matches, size_t count, void *ud);
 /* rtt_ms: the round-trip time. */
+typedef void (*kaos_ticket_fn)(kaos_client *c, const kaos_result *r, const char *ticket, void *ud);
 typedef void (*kaos_pong_fn)(kaos_client *c, const kaos_result *r, int64_t rtt_ms, void *ud);
 /* The server function's return value: `len` bytes, NUL-terminated. */
 typedef void (*kaos_rpc_fn)(kaos_client *c, const kaos_result *r, const char *payload, size_t len,
@@ -768,6 +809,9 @@ typedef void (*kaos_channel_presence_fn)(kaos_client *c, const char *channel_id,
                                          void *ud);
 void kaos_client_on_channel_message(kaos_client *c, kaos_channel_message_fn fn, void *ud);
 void kaos_client_on_channel_presence(kaos_client *c, kaos_channel_presence_fn fn, void *ud);
+typedef void (*kaos_matchmaker_matched_fn)(kaos_client *c, const kaos_matchmaker_matched *m,
+                                           void *ud);
+void kaos_client_on_matchmaker_matched(kaos_client *c, kaos_matchmaker_matched_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -1016,6 +1060,17 @@ int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, ui
                                       bool forward, const char *cursor,
                                       kaos_channel_messages_fn done, void *ud);
 
+/* Matchmaker: a ticket (done gets its id) that waits for a group; the
+ * group arrives as kaos_client_on_matchmaker_matched. A ticket ends with
+ * the session. Errors: INVALID_ARGUMENT (counts, properties, a query error
+ * naming its position), RESOURCE_EXHAUSTED (3 tickets per session by
+ * default); remove: NOT_FOUND "ticket not found". */
+int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
+                               kaos_ticket_fn done, void *ud);
+int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud);
+/* Joins the relayed match a MatchmakerMatched token names (the first of
+ * the group to join creates it). INVALID_ARGUMENT "invalid match token". */
+int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_fn done, void *ud);
 /* Leaderboards (docs/leaderboards.md): boards are created by the server;
  * clients write and delete their own record (never on an authoritative
  * board: KAOS_ERR_PERMISSION_DENIED) and read pages with ranks.

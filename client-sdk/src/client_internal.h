@@ -71,6 +71,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_CHANNEL,
     KAOS_REPLY_CHANNEL_MESSAGE,
     KAOS_REPLY_CHANNEL_MESSAGES,
+    KAOS_REPLY_TICKET,
     KAOS_REPLY_LEADERBOARD_RECORD,
     KAOS_REPLY_LEADERBOARD_RECORDS,
     KAOS_REPLY_KIND_COUNT,
@@ -105,6 +106,7 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_stream_data_fn) stream_data;
     KAOS__EVENT(kaos_channel_message_fn) channel_message;
     KAOS__EVENT(kaos_channel_presence_fn) channel_presence;
+    KAOS__EVENT(kaos_matchmaker_matched_fn) matchmaker_matched;
 } kaos_events;
 
 typedef struct kaos_welcome_result {

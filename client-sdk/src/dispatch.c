@@ -539,6 +539,14 @@ static int deliver_channel_messages(kaos_client *c, const kaos_pending *p, const
     return KN_OK;
 }
 
+static int deliver_ticket(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                          const kn_envelope *env)
+{
+    kaos_ticket_fn fn = FN(kaos_ticket_fn, p);
+    if (fn) fn(c, r, env ? str(env->matchmaker_ticket->ticket) : "", p->ud);
+    return KN_OK;
+}
+
 /* LeaderboardRecord: the record as written. */
 static int deliver_leaderboard_record(kaos_client *c, const kaos_pending *p, const kaos_result *r,
                                       const kn_envelope *env)
@@ -616,6 +624,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_CHANNEL] = {{ANSWER(CHANNEL)}, deliver_channel},
     [KAOS_REPLY_CHANNEL_MESSAGE] = {{ANSWER(CHANNEL_MESSAGE_ACK)}, deliver_channel_message},
     [KAOS_REPLY_CHANNEL_MESSAGES] = {{ANSWER(CHANNEL_MESSAGE_LIST)}, deliver_channel_messages},
+    [KAOS_REPLY_TICKET] = {{ANSWER(MATCHMAKER_TICKET)}, deliver_ticket},
     [KAOS_REPLY_LEADERBOARD_RECORD] = {{ANSWER(LEADERBOARD_RECORD)}, deliver_leaderboard_record},
     [KAOS_REPLY_LEADERBOARD_RECORDS] = {{ANSWER(LEADERBOARD_RECORD_LIST)},
                                         deliver_leaderboard_records},
@@ -801,6 +810,62 @@ static void handle_channel_presence(kaos_client *c, const Kaos__V1__ChannelPrese
     kn_free(all);
 }
 
+/* A MatchmakerUser's view: names and values in one allocation's arrays
+ * (`names`/`values` hold room for every user's properties; *used grows). */
+static void mm_user_view(const Kaos__V1__MatchmakerUser *u, kaos_matchmaker_user *v,
+                         const char **names, const char **svals, double *dvals, size_t *used)
+{
+    const Kaos__V1__Presence *p = u->presence;
+    *v =
+        (kaos_matchmaker_user){.presence = {0, p ? str(p->user_id) : "",
+                                            p ? str(p->session_id) : "", p ? str(p->username) : ""},
+                               .party_id = str(u->party_id)};
+    kaos_matchmaker_properties *pr = &v->properties;
+    pr->string_names = names + *used;
+    pr->string_values = svals + *used;
+    for (size_t i = 0; i < u->n_string_properties; i++, (*used)++) {
+        names[*used] = str(u->string_properties[i]->key);
+        svals[*used] = str(u->string_properties[i]->value);
+    }
+    pr->n_strings = u->n_string_properties;
+    pr->numeric_names = names + *used;
+    pr->numeric_values = dvals + *used;
+    for (size_t i = 0; i < u->n_numeric_properties; i++, (*used)++) {
+        names[*used] = str(u->numeric_properties[i]->key);
+        dvals[*used] = u->numeric_properties[i]->value;
+    }
+    pr->n_numerics = u->n_numeric_properties;
+}
+
+static void handle_matchmaker_matched(kaos_client *c, const Kaos__V1__MatchmakerMatched *m)
+{
+    if (!c->events.matchmaker_matched.fn) return;
+    size_t props = 0;
+    for (size_t i = 0; i < m->n_users; i++)
+        props += m->users[i]->n_string_properties + m->users[i]->n_numeric_properties;
+    if (m->self) props += m->self->n_string_properties + m->self->n_numeric_properties;
+    kaos_matchmaker_user *users = kn_calloc(m->n_users + 1, sizeof *users);
+    const char **names = kn_calloc(props + 1, sizeof *names);
+    const char **svals = kn_calloc(props + 1, sizeof *svals);
+    double *dvals = kn_calloc(props + 1, sizeof *dvals);
+    if (!users || !names || !svals || !dvals) {
+        KN_ERROR("cannot deliver a matchmaker match: %s", kn_err_text(KN_ERR_NOMEM));
+    } else {
+        size_t used = 0;
+        for (size_t i = 0; i < m->n_users; i++)
+            mm_user_view(m->users[i], &users[i], names, svals, dvals, &used);
+        if (m->self) mm_user_view(m->self, &users[m->n_users], names, svals, dvals, &used);
+        kaos_matchmaker_matched v = {str(m->ticket), str(m->match_id),
+                                     str(m->token),  users,
+                                     m->n_users,     m->self ? &users[m->n_users] : NULL};
+        c->events.matchmaker_matched.fn(c, &v, c->events.matchmaker_matched.ud);
+    }
+    kn_free(users);
+    kn_free(names);
+    kn_free(svals);
+    kn_free(dvals);
+}
+
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
@@ -833,6 +898,9 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_CHANNEL_PRESENCE:
         handle_channel_presence(c, env->channel_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_MATCHMAKER_MATCHED:
+        handle_matchmaker_matched(c, env->matchmaker_matched);
         return;
     default:
         break;

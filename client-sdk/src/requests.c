@@ -135,6 +135,9 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(CHANNEL_MESSAGE_UPDATE, CHANNEL_MESSAGE_UPDATE, CHANNEL_MESSAGE)                             \
     X(CHANNEL_MESSAGE_REMOVE, CHANNEL_MESSAGE_REMOVE, CHANNEL_MESSAGE)                             \
     X(CHANNEL_MESSAGES_LIST, CHANNEL_MESSAGES_LIST, CHANNEL_MESSAGES)                              \
+    X(MATCHMAKER_ADD, MATCHMAKER_ADD, TICKET)                                                      \
+    X(MATCHMAKER_REMOVE, MATCHMAKER_REMOVE, DONE)                                                  \
+    X(MATCH_JOIN_TOKEN, MATCH_JOIN, MATCH)                                                         \
     X(LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD)                      \
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS)                     \
     X(LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS)                 \
@@ -1159,6 +1162,74 @@ int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, ui
     kn_envelope env = KN_ENVELOPE_INIT;
     env.channel_messages_list = &msg;
     return call(c, REQ_CHANNEL_MESSAGES_LIST, &env, KAOS__FN(done), ud);
+}
+
+/* --- matchmaker ------------------------------------------------------------------- */
+
+int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
+                               kaos_ticket_fn done, void *ud)
+{
+    const kaos_matchmaker_properties *pr = req ? &req->properties : NULL;
+    if (!c || !pr || (pr->n_strings && (!pr->string_names || !pr->string_values)) ||
+        (pr->n_numerics && (!pr->numeric_names || !pr->numeric_values)))
+        return KN_ERR_INVALID_ARGUMENT;
+    size_t ns = pr->n_strings, nd = pr->n_numerics;
+    Kaos__V1__MatchmakerAdd__StringPropertiesEntry *se = kn_calloc(ns ? ns : 1, sizeof *se);
+    Kaos__V1__MatchmakerAdd__StringPropertiesEntry **sp = kn_calloc(ns ? ns : 1, sizeof *sp);
+    Kaos__V1__MatchmakerAdd__NumericPropertiesEntry *de = kn_calloc(nd ? nd : 1, sizeof *de);
+    Kaos__V1__MatchmakerAdd__NumericPropertiesEntry **dp = kn_calloc(nd ? nd : 1, sizeof *dp);
+    int rc = se && sp && de && dp ? KN_OK : KN_ERR_NOMEM;
+    for (size_t i = 0; rc == KN_OK && i < ns; i++) {
+        kaos__v1__matchmaker_add__string_properties_entry__init(&se[i]);
+        se[i].key = unconst_str(pr->string_names[i]);
+        se[i].value = unconst_str(pr->string_values[i]);
+        sp[i] = &se[i];
+    }
+    for (size_t i = 0; rc == KN_OK && i < nd; i++) {
+        kaos__v1__matchmaker_add__numeric_properties_entry__init(&de[i]);
+        de[i].key = unconst_str(pr->numeric_names[i]);
+        de[i].value = pr->numeric_values[i];
+        dp[i] = &de[i];
+    }
+    if (rc == KN_OK) {
+        Kaos__V1__MatchmakerAdd msg = KAOS__V1__MATCHMAKER_ADD__INIT;
+        msg.min_count = req->min_count;
+        msg.max_count = req->max_count;
+        msg.count_multiple = req->count_multiple;
+        msg.query = unconst_str(req->query ? req->query : "");
+        msg.n_string_properties = ns;
+        msg.string_properties = sp;
+        msg.n_numeric_properties = nd;
+        msg.numeric_properties = dp;
+        kn_envelope env = KN_ENVELOPE_INIT;
+        env.matchmaker_add = &msg;
+        rc = call(c, REQ_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+    }
+    kn_free(se);
+    kn_free(sp);
+    kn_free(de);
+    kn_free(dp);
+    return rc;
+}
+
+int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud)
+{
+    if (!c || !ticket) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchmakerRemove msg = KAOS__V1__MATCHMAKER_REMOVE__INIT;
+    msg.ticket = unconst_str(ticket);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.matchmaker_remove = &msg;
+    return call(c, REQ_MATCHMAKER_REMOVE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_fn done, void *ud)
+{
+    if (!c || !token || !*token) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__MatchJoin msg = KAOS__V1__MATCH_JOIN__INIT;
+    msg.token = unconst_str(token);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.match_join = &msg;
+    return call(c, REQ_MATCH_JOIN_TOKEN, &env, KAOS__FN(done), ud);
 }
 
 /* --- leaderboards ------------------------------------------------------------------ */

@@ -38,6 +38,7 @@
 #include "kn_time.h"
 #include "kn_match.h"
 #include "kn_match_lua.h"
+#include "kn_matchmaker_wire.h"
 #include "kn_storage_lua.h"
 #include "kn_economy_lua.h"
 #include "kn_friends.h"
@@ -76,6 +77,7 @@ typedef struct http_ctx {
     kn_api *api;
     kn_match_engine *matches;
     kn_tracker *tracker;
+    const char *database_url;
     kn_leaderboards *lbs;
 } http_ctx;
 
@@ -138,6 +140,69 @@ static void group_changed(void *ud, kn_db *db, const char *group_id, const char 
     if (rc)
         KN_WARN("chat: no message in group %.36s for change %d of user %.36s: %s", group_id, change,
                 user_id, msg);
+}
+
+/* A session's tickets die with it. */
+static void matchmaker_unbound(void *ud, kn_session *s)
+{
+    if (*s->session_id) kn_mm_remove_session(ud, s->session_id);
+}
+
+/* A group the matchmaker formed: the matched hook may create an
+ * authoritative match (its id), else a token names a fresh relayed match;
+ * then every player hears. On the matchmaker's thread. */
+typedef struct matched_ctx {
+    kn_out *out;
+    kn_match_wire *mw;
+    kn_rpc *rpc;
+    kn_runtime_host *host;
+} matched_ctx;
+
+/* The runtime id of a matchmaker script (NULL for none). */
+static const char *script_id(const char *which)
+{
+    return !strcmp(which, KN_MM_SCRIPT_PROCESSOR)  ? KN_RUNTIME_PROCESSOR_ID
+           : !strcmp(which, KN_MM_SCRIPT_OVERRIDE) ? KN_RUNTIME_OVERRIDE_ID
+                                                   : NULL;
+}
+
+static bool matchmaker_script_exists(void *ud, const char *which)
+{
+    const char *id = script_id(which);
+    return id && kn_runtime_host_has_script(((matched_ctx *)ud)->host, id);
+}
+
+/* The matchmaker's processor and override scripts, on an API worker. */
+static int matchmaker_script(void *ud, const char *which, const char *json, size_t len, char **out,
+                             size_t *out_len, char *msg, size_t cap)
+{
+    const char *id = script_id(which);
+    if (!id) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "no script hook %s", which);
+    return kn_rpc_call_script(((matched_ctx *)ud)->rpc, id, json, len, 10000, out, out_len, msg,
+                              cap);
+}
+
+static void matchmaker_matched(void *ud, kn_mm_ticket *const *tickets, size_t n)
+{
+    matched_ctx *m = ud;
+    char match_id[KN_MATCH_ID_MAX] = "", token[KN_RELAY_TOKEN_MAX] = "";
+    if (m->rpc && kn_runtime_host_has_script(m->host, KN_RUNTIME_MATCHED_ID)) {
+        char *json = kn_mm_matched_json(tickets, n), *res = NULL, msg[256] = "";
+        size_t res_len = 0;
+        int rc = json ? kn_rpc_call_script(m->rpc, KN_RUNTIME_MATCHED_ID, json, strlen(json), 10000,
+                                           &res, &res_len, msg, sizeof msg)
+                      : KN_ERR_NOMEM;
+        if (rc && rc != KN_ERR_NOT_FOUND) /* NOT_FOUND: no script registered one */
+            KN_WARN("matchmaker_matched failed (%s): the group gets a relayed match", msg);
+        else if (res_len && res_len < sizeof match_id)
+            memcpy(match_id, res, res_len + 1);
+        kn_free(json);
+        kn_free(res);
+    }
+    if (!*match_id) kn_relay_token_mint(kn_match_wire_relay(m->mw), token);
+    int rc = kn_matchmaker_wire_matched(m->out, tickets, n, *match_id ? match_id : NULL,
+                                        *token ? token : NULL);
+    if (rc) KN_WARN("matchmaker: a matched group was not told: %s", kn_err_text(rc));
 }
 
 /* The counters of every network thread, summed. */
@@ -216,6 +281,15 @@ static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t ca
                               (unsigned long long)v);
     }
     return n;
+}
+
+/* /healthz: degraded while Postgres is out of reach. The API workers find
+ * out on their next query; without traffic a probe here sees it come back. */
+static const char *http_health(void *ud)
+{
+    http_ctx *h = ud;
+    if (kn_db_reachable() || kn_db_ping(h->database_url)) return NULL;
+    return "database unavailable";
 }
 
 static void http_metrics(void *ud, char *buf, size_t cap)
@@ -625,6 +699,8 @@ int kn_server_run(const kn_config *cfg)
     kn_chat *chat = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
+    kn_matchmaker *mm = NULL;
+    matched_ctx mctx = {0};
     kn_net *nets[MAX_NETS] = {NULL};
     pthread_t net_threads[MAX_NETS];
     size_t n_nets = 0, n_net_threads = 0;
@@ -809,6 +885,19 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_match_engine_create(&mec, &matches))) goto done;
     kn_match_wire_attach_engine(mw, matches);
 
+    mctx = (matched_ctx){out, mw, rpc, host};
+    kn_matchmaker_config mmc = {.interval_ms = cfg->matchmaker_interval_ms,
+                                .max_intervals = (uint32_t)cfg->matchmaker_max_intervals,
+                                .max_tickets = (uint32_t)cfg->matchmaker_max_tickets,
+                                .matched = matchmaker_matched,
+                                .matched_ud = &mctx,
+                                .script = matchmaker_script,
+                                .script_exists = matchmaker_script_exists,
+                                .script_ud = &mctx};
+    if ((rc = kn_matchmaker_create(&mmc, &mm)) ||
+        (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))
+        goto done;
+
     kn_gateway_deps deps = {
         .pipeline = {.api = api,
                      .runtime = host,
@@ -824,6 +913,7 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_CHAT] = chat,
+                                  [KN_SVC_MATCHMAKER] = mm,
                                   [KN_SVC_LEADERBOARDS] = lbs}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
@@ -875,12 +965,13 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx = (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker, lbs};
+    hctx = (http_ctx){rpc, mw,      gw,      sessions,          nets, n_nets,
+                      api, matches, tracker, cfg->database_url, lbs};
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
                          .max_body = (size_t)cfg->max_message_size};
-    kn_http_handler hh = {http_rpc, http_metrics, &hctx};
+    kn_http_handler hh = {http_rpc, http_metrics, http_health, &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
 
@@ -928,6 +1019,7 @@ done:
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
+    kn_matchmaker_destroy(mm); /* its thread waits on workers (the matched hook) */
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);

@@ -782,3 +782,68 @@ void e2e_pump_for(int ms)
     while (e2e_now_ms() < end)
         e2e_pump();
 }
+
+/* --- a stream of storage writes ----------------------------------------------- */
+
+static void stream_send(e2e_stream *s)
+{
+    char key[24], value[64];
+    snprintf(key, sizeof key, "k%d", s->next);
+    snprintf(value, sizeof value, "{\"n\":%d}", s->next);
+    kaos_storage_write_object o = {.collection = s->collection, .key = key, .value = value};
+    s->acks_seen = s->c->storage_acks;
+    s->errors_seen = s->c->errors;
+    int cid = kaos_client_storage_write(s->c->c, &o, 1, e2e_on_storage_acks, s->c);
+    s->in_flight = cid > 0 ? s->next : -1;
+    s->next++;
+}
+
+void e2e_stream_start(e2e_stream *s, e2e_client *c, const char *collection)
+{
+    memset(s, 0, sizeof *s);
+    s->c = c;
+    s->collection = collection;
+    stream_send(s);
+}
+
+int e2e_stream_step(e2e_stream *s)
+{
+    int answer = 0;
+    if (s->in_flight >= 0 && s->c->storage_acks > s->acks_seen) {
+        if (s->n_acked == E2E_STREAM_MAX) fail_msg("stream: more than %d acks", E2E_STREAM_MAX);
+        snprintf(s->acked_key[s->n_acked], sizeof s->acked_key[0], "k%d", s->in_flight);
+        snprintf(s->acked_version[s->n_acked], sizeof s->acked_version[0], "%s",
+                 s->c->acks_seen[0].version);
+        s->n_acked++;
+        answer = 1;
+    } else if (s->in_flight >= 0 && s->c->errors > s->errors_seen) {
+        s->n_refused++;
+        s->last_error = s->c->error_code;
+        answer = -1;
+    }
+    if (answer || s->in_flight < 0) stream_send(s);
+    return answer;
+}
+
+void e2e_stream_check(const e2e_stream *s, const char *dbname)
+{
+    char conninfo[128];
+    snprintf(conninfo, sizeof conninfo, "dbname=%s", dbname);
+    PGconn *db = PQconnectdb(conninfo);
+    if (PQstatus(db) != CONNECTION_OK) fail_msg("stream check: %s", PQerrorMessage(db));
+    for (int k = 0; k < s->n_acked; k++) {
+        const char *params[3] = {s->collection, s->acked_key[k], s->c->user_id};
+        PGresult *res = PQexecParams(db,
+                                     "SELECT version FROM storage WHERE collection = $1 AND "
+                                     "key = $2 AND user_id = $3",
+                                     3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            fail_msg("stream check: %s", PQerrorMessage(db));
+        const char *got = PQntuples(res) ? PQgetvalue(res, 0, 0) : "(none)";
+        if (strcmp(got, s->acked_version[k]))
+            fail_msg("%s of user %s acknowledged as version %s, in Postgres %s", s->acked_key[k],
+                     s->c->user_id, s->acked_version[k], got);
+        PQclear(res);
+    }
+    PQfinish(db);
+}

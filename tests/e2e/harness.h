@@ -241,4 +241,28 @@ void e2e_pump_for(int ms);
 /* A random device id "e2e-<hex>" unique per call. */
 void e2e_device_id(char out[40]);
 
+/* --- a stream of storage writes ----------------------------------------------- */
+
+/* One storage write in flight on a client at a time, a new key each
+ * ("k<n>" in `collection`); what each was answered is recorded. */
+#define E2E_STREAM_MAX 512
+typedef struct e2e_stream {
+    e2e_client *c;
+    const char *collection;
+    int next, in_flight; /* the key number in flight, -1 when none */
+    int acks_seen, errors_seen;
+    int n_acked, n_refused, last_error; /* last_error: the wire code of the last refusal */
+    char acked_key[E2E_STREAM_MAX][24], acked_version[E2E_STREAM_MAX][40];
+} e2e_stream;
+
+/* Starts the stream (sends its first write). */
+void e2e_stream_start(e2e_stream *s, e2e_client *c, const char *collection);
+/* After pumping: records the answer to the write in flight, if any, and
+ * sends the next. 1 acknowledged, -1 refused, 0 not answered yet. */
+int e2e_stream_step(e2e_stream *s);
+/* Reads Postgres database `dbname` straight: fails the test unless every
+ * write the stream saw acknowledged is there with the version its
+ * acknowledgement named. */
+void e2e_stream_check(const e2e_stream *s, const char *dbname);
+
 #endif

@@ -1,6 +1,8 @@
 /* libFuzzer target: text from clients that the server parses besides the
  * envelope — match listing label queries (MatchListRequest.query, evaluated
- * against a label that also comes from the input), storage list cursors
+ * against a label that also comes from the input) and the same parser's
+ * matchmaker queries (MatchmakerAdd.query, evaluated against properties
+ * taken from the label text, and the bounds its index reads), storage list cursors
  * (StorageList.cursor), friends list cursors (FriendsList.cursor), friends
  * of friends cursors (FriendsOfFriendsList.cursor),
  * notifications cacheable cursors (NotificationsList.cacheable_cursor),
@@ -28,6 +30,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Properties from text: a name present in it is a string property (the
+ * text) when its length is even, else a number (the length). */
+static bool props_lookup(void *ud, const char *name, kn_match_query_value *out)
+{
+    const char *text = ud;
+    if (!strstr(text, name)) return false;
+    size_t n = strlen(name);
+    *out = (kn_match_query_value){.str = n % 2 ? NULL : text, .num = (double)n, .is_num = n % 2};
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char buf[4096];
@@ -49,6 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int score = 0;
         kn_match_query_eval(q, *part[1] ? part[1] : NULL, &score);
         if (score < 0) abort();
+        if (kn_match_query_eval_with(q, props_lookup, (void *)part[1], &score) && score < 0)
+            abort();
+        kn_match_query_bounds b;
+        if (kn_match_query_bounds_of(q, &b) && !b.eq_name && !b.range_name) abort();
         kn_match_query_free(q);
     }
     msg[0] = '\0';

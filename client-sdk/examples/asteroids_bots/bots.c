@@ -2,11 +2,13 @@
  * process, each on its own kaos_client, pressing random buttons every tick.
  *
  *   usage: kaos-asteroids-bots [-n N] [-d SECONDS] [-k KEY | -i] [-h HOST] [-p PORT]
- *                              [-m MATCH_ID] [-c TEXT] [-q]
+ *                              [-m MATCH_ID | -M REGION [-S SKILL]] [-c TEXT] [-q]
  *
  * Bots connect and authenticate together, then join one after another
  * (each calls the asteroids_find_or_create RPC once the previous one is in,
- * so they fill a match before opening the next), or all join -m MATCH_ID.
+ * so they fill a match before opening the next), or all join -m MATCH_ID,
+ * or all add matchmaker tickets at once (-M REGION, skills around -S, 1000
+ * by default) and join the match the server's matched hook creates.
  * They play for -d seconds, disconnect and print, per bot, what arrived:
  * snapshots per second, reliable events, payload bytes per second, the
  * input-to-snapshot round trip (the seq echoed in the snapshot). With -c,
@@ -93,12 +95,13 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: kaos-asteroids-bots [-n N] [-d SECONDS] [-k KEY | -i] [-h HOST] "
-            "[-p PORT] [-m MATCH_ID] [-c TEXT] [-q]\n"
+            "[-p PORT] [-m MATCH_ID | -M REGION [-S SKILL]] [-c TEXT] [-q]\n"
             "  -n bots in this process (1-%d, default 4); -d seconds of play (default "
             "10)\n"
             "  -k the server's public key (or KAOS_SERVER_KEY); -i insecure dev mode\n"
             "  -m join this match instead of asteroids_find_or_create; -q summary only\n"
-            "  -c each bot says TEXT in its match's chat room\n",
+            "  -c each bot says TEXT in its match's chat room\n"
+            "  -M find matches through the matchmaker in REGION (skill -S, default 1000)\n",
             MAX_BOTS);
     return 2;
 }
@@ -106,8 +109,11 @@ static int usage(void)
 /* Connect everyone and get them into matches, one join at a time. */
 static void setup(bot *bots, int n, bool quiet)
 {
-    int64_t deadline = ast_now_ms() + SETUP_MS;
-    bots[0].p.may_find = true;
+    /* The matchmaker passes every 15 s by default: wait for two passes more. */
+    int64_t deadline = ast_now_ms() + SETUP_MS + (bots[0].p.cfg.region ? 30000 : 0);
+    /* Through the matchmaker everyone asks at once (a group needs them all). */
+    for (int i = 0; i < n; i++)
+        bots[i].p.may_find = i == 0 || bots[i].p.cfg.region;
     for (;;) {
         int settled = 0;
         for (int i = 0; i < n; i++) {

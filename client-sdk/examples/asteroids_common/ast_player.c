@@ -15,6 +15,10 @@
 #define RPC_ID        "asteroids_find_or_create"
 #define JOIN_ATTEMPTS 5
 #define RETRY_MS      200
+/* A request refused with UNAVAILABLE ("server overloaded; try again later")
+ * is tried again after 100, 200, 400, 800 and 1600 ms, then fails. */
+#define BUSY_TRIES      5
+#define BUSY_BACKOFF_MS 100
 
 int64_t ast_now_ms(void)
 {
@@ -74,11 +78,69 @@ static void join(ast_player *p, const char *id)
     if (rc < 0) fail(p, "cannot join: %s", kaos_err_text(rc));
 }
 
+static bool request_failed(ast_player *p, const kaos_result *r);
+
+static void on_ticket(kaos_client *c, const kaos_result *r, const char *ticket, void *ud)
+{
+    (void)c;
+    (void)ticket;
+    request_failed(ud, r); /* else: FINDING until MatchmakerMatched */
+}
+
+/* The matchmaker's answer: the asteroids match the server's matched hook
+ * created for the group (lua-examples/asteroids.lua). */
+static void on_matched(kaos_client *c, const kaos_matchmaker_matched *m, void *ud)
+{
+    (void)c;
+    ast_player *p = ud;
+    if (p->state != AST_FINDING) return;
+    if (!*m->match_id) {
+        fail(p, "matched without an asteroids match (is the matched hook of asteroids.lua "
+                "loaded?)");
+        return;
+    }
+    join(p, m->match_id);
+}
+
+/* A ticket: same game and region, skill within 300 either way, 2-4 players. */
+static void find_by_matchmaker(ast_player *p)
+{
+    double skill = p->cfg.skill > 0 ? p->cfg.skill : 1000;
+    char query[192];
+    snprintf(query, sizeof query,
+             "+properties.game:asteroids +properties.region:%s +properties.skill:>=%.0f "
+             "+properties.skill:<=%.0f",
+             p->cfg.region, skill - 300, skill + 300);
+    const char *names[] = {"game", "region"}, *values[] = {"asteroids", p->cfg.region};
+    const char *num_names[] = {"skill"};
+    kaos_matchmaker_request req = {.min_count = 2,
+                                   .max_count = 4,
+                                   .query = query,
+                                   .properties = {names, values, 2, num_names, &skill, 1}};
+    int rc = kaos_client_matchmaker_add(p->client, &req, on_ticket, p);
+    if (rc < 0) fail(p, "cannot add a matchmaker ticket: %s", kaos_err_text(rc));
+}
+
 static void find(ast_player *p)
 {
     p->state = AST_FINDING;
+    if (p->cfg.region) {
+        find_by_matchmaker(p);
+        return;
+    }
     int rc = kaos_client_rpc_call(p->client, RPC_ID, "", on_found, p);
     if (rc < 0) fail(p, "cannot call %s: %s", RPC_ID, kaos_err_text(rc));
+}
+
+/* A find or a join refused with UNAVAILABLE: true when another try is due
+ * later (ast_player_poll makes it), false when the tries are used up. */
+static bool retry_later(ast_player *p, const kaos_result *r)
+{
+    if (r->code != KAOS_ERR_UNAVAILABLE || p->busy_tries >= BUSY_TRIES) return false;
+    p->retry_at_ms = ast_now_ms() + ((int64_t)BUSY_BACKOFF_MS << p->busy_tries);
+    p->busy_tries++;
+    p->state = AST_WAITING;
+    return true;
 }
 
 /* A request's completion reported an error: true (and the player failed). */
@@ -138,6 +200,7 @@ static void on_found(kaos_client *c, const kaos_result *r, const char *payload, 
                      void *ud)
 {
     ast_player *p = ud;
+    if (p->state == AST_FINDING && retry_later(p, r)) return;
     if (request_failed(p, r) || p->state != AST_FINDING) return;
     if (!len || len >= sizeof p->match_id) {
         fail(p, "%s answered %zu bytes, not a match id", RPC_ID, len);
@@ -158,6 +221,7 @@ static void on_joined(kaos_client *c, const kaos_result *r, const kaos_match *m,
         p->retry_at_ms = ast_now_ms() + RETRY_MS;
         return;
     }
+    if (p->state == AST_JOINING && retry_later(p, r)) return;
     if (request_failed(p, r) || p->state != AST_JOINING) return;
     p->state = AST_PLAYING;
     p->handle = m->handle;
@@ -261,6 +325,12 @@ int ast_player_option(ast_player_config *cfg, int opt, const char *arg)
         return 1;
     }
     case 'm': cfg->match_id = arg; return 1;
+    case 'M':
+        cfg->region = arg;
+        return *arg ? 1 : -1;
+    case 'S':
+        cfg->skill = strtod(arg, &end);
+        return *end || !(cfg->skill > 0 && cfg->skill < 1e6) ? -1 : 1;
     default: return 0;
     }
 }
@@ -298,6 +368,7 @@ int ast_player_start(ast_player *p, const ast_player_config *cfg)
     kaos_client_on_error(p->client, on_error, p);
     kaos_client_on_match_data(p->client, on_match_data, p);
     kaos_client_on_match_end(p->client, on_match_end, p);
+    kaos_client_on_matchmaker_matched(p->client, on_matched, p);
     rc = kaos_client_connect(p->client);
     if (rc < 0) {
         snprintf(p->error, sizeof p->error, "cannot connect: %s", kaos_err_text(rc));
@@ -310,7 +381,12 @@ int ast_player_start(ast_player *p, const ast_player_config *cfg)
 void ast_player_poll(ast_player *p, uint32_t timeout_ms)
 {
     if (!p->client) return;
-    if (p->state == AST_WAITING && p->may_find && ast_now_ms() >= p->retry_at_ms) find(p);
+    if (p->state == AST_WAITING && ast_now_ms() >= p->retry_at_ms) {
+        if (p->cfg.match_id)
+            join(p, p->cfg.match_id); /* a retry after UNAVAILABLE */
+        else if (p->may_find)
+            find(p);
+    }
     int rc = kaos_client_poll(p->client, timeout_ms);
     if (rc < 0) fail(p, "poll: %s", kaos_err_text(rc));
 }

@@ -1,12 +1,16 @@
 /* ast_player: one asteroids player on one kaos_client — connect, authenticate
  * with a fresh device id, find or create a match through the
- * asteroids_find_or_create RPC (or join a given id), then keep the game state
+ * asteroids_find_or_create RPC, or through the matchmaker (-M REGION: a ticket
+ * with game, region and skill; the server's matched hook creates the
+ * match), or join a given id; then keep the game state
  * the match sends: the last snapshot, the roster, counters.
  *
  * The flow is a state machine driven by the SDK's callbacks inside
  * ast_player_poll; the caller owns the loop and the input. A refused join
  * (the match filled up or ended meanwhile) goes back to the RPC, up to 5
- * times. Single-threaded like the SDK: one thread uses a player at a time.
+ * times; a find or join refused with UNAVAILABLE (the server is shedding
+ * load: "try again later") is tried again after 100 ms, doubling, 5 times.
+ * Single-threaded like the SDK: one thread uses a player at a time.
  * Written against kaos.h only. */
 #ifndef AST_PLAYER_H
 #define AST_PLAYER_H
@@ -38,6 +42,8 @@ typedef struct ast_player_config {
     const char *server_key; /* 64 hex digits; NULL needs insecure */
     bool insecure;
     const char *match_id; /* join this; NULL = asteroids_find_or_create */
+    const char *region;   /* not NULL: find through the matchmaker in this region */
+    double skill;         /* the matchmaker ticket's skill (0 = 1000) */
     const char *username; /* NULL = the server picks one */
     const char *device_prefix;
     /* Optional: every reliable event, after the player updated its own state. */
@@ -62,6 +68,7 @@ struct ast_player {
     char match_id[128];
     uint32_t handle;
     int attempts;
+    int busy_tries; /* finds and joins refused with UNAVAILABLE so far */
     int64_t retry_at_ms;
     /* from the match */
     bool welcomed;
@@ -85,7 +92,7 @@ int64_t ast_now_ms(void);
 
 /* The connection options both demos take, for getopt: -k KEY, -i (insecure
  * dev mode), -h HOST, -p PORT, -m MATCH_ID. */
-#define AST_PLAYER_GETOPT "k:ih:p:m:"
+#define AST_PLAYER_GETOPT "k:ih:p:m:M:S:"
 /* Applies one of them to cfg: 1 when opt was one (and its value good), -1
  * for a bad value, 0 when opt is not one of them. */
 int ast_player_option(ast_player_config *cfg, int opt, const char *arg);

@@ -1,8 +1,10 @@
 /* kaos-asteroids-term: play the asteroids match in a terminal (ncurses).
  *
- *   usage: kaos-asteroids-term [-k KEY | -i] [-h HOST] [-p PORT] [-m MATCH_ID] [-u USERNAME]
+ *   usage: kaos-asteroids-term [-k KEY | -i] [-h HOST] [-p PORT] [-m MATCH_ID | -M REGION
+ *                              [-S SKILL]] [-u USERNAME]
  *
- * Connects, joins through the asteroids_find_or_create RPC (or -m), then
+ * Connects, joins through the asteroids_find_or_create RPC (or -m, or the
+ * matchmaker with -M: players of the region and a close skill), then
  * runs one non-blocking loop at about 60 frames per second: poll the client,
  * read every pending key, send the buttons once per match tick, draw the last
  * snapshot scaled to the terminal. Ships are drawn as the direction they
@@ -310,8 +312,8 @@ static void draw(game *g, int64_t now)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: kaos-asteroids-term [-k KEY | -i] [-h HOST] [-p PORT] [-m MATCH_ID] "
-                    "[-u USERNAME]\n");
+    fprintf(stderr, "usage: kaos-asteroids-term [-k KEY | -i] [-h HOST] [-p PORT] [-m MATCH_ID | "
+                    "-M REGION [-S SKILL]] [-u USERNAME]\n");
     return 2;
 }
 

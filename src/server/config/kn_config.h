@@ -69,6 +69,9 @@ typedef struct kn_config {
     int64_t match_callback_budget_ms;
     int64_t match_call_share_pct;
     int64_t match_memory_mb;
+    int64_t matchmaker_interval_ms;
+    int64_t matchmaker_max_intervals;
+    int64_t matchmaker_max_tickets;
     int64_t max_matches;
     int64_t max_friends; /* friends and invites per user */
     bool single_session; /* a login ends the user's other sessions */

@@ -3,8 +3,10 @@
 #include "kn_error.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "kn_time.h"
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,22 +32,77 @@ static void quiet_notices(void *arg, const char *message)
     KN_DEBUG("postgres: %s", message);
 }
 
+/* The outcome of the last connection attempt or query of any connection:
+ * what /healthz reports (kn_db_reachable). */
+static atomic_bool reachable = true;
+
+/* While Postgres is away every request's connection fails the same way:
+ * one line a second of each kind says so, with the count of those left out. */
+typedef struct log_throttle {
+    atomic_llong logged_ms;
+    atomic_ulong unlogged;
+} log_throttle;
+
+static log_throttle connect_failed_log = {-1000000, 0}, lost_log = {-1000000, 0};
+
+static bool log_due(log_throttle *t, unsigned long *left_out)
+{
+    int64_t now = kn_time_mono_ms();
+    long long last = atomic_load_explicit(&t->logged_ms, memory_order_relaxed);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&t->logged_ms, &last, now)) {
+        atomic_fetch_add_explicit(&t->unlogged, 1, memory_order_relaxed);
+        return false;
+    }
+    *left_out = atomic_exchange_explicit(&t->unlogged, 0, memory_order_relaxed);
+    return true;
+}
+
+/* Defaults the url's own settings win over: a connection attempt gives up
+ * after 5 s, and TCP keepalives notice a Postgres host that vanished
+ * (powered off, cut off) within about 25 s instead of the kernel's hours. */
+static PGconn *connect_url(const char *url)
+{
+    const char *const keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+                                "keepalives_count", "dbname",          NULL};
+    const char *const vals[] = {"5", "10", "5", "3", url, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 static int connect_db(kn_db *db)
 {
-    db->conn = PQconnectdb(db->url);
+    db->conn = connect_url(db->url);
     if (!db->conn) return KN_ERR_NOMEM;
     if (PQstatus(db->conn) != CONNECTION_OK) {
+        atomic_store_explicit(&reachable, false, memory_order_relaxed);
         /* PQerrorMessage ends with a newline; trim it for one-line logs. */
         char msg[512];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(db->conn));
         msg[strcspn(msg, "\n")] = '\0';
-        KN_ERROR("cannot connect to postgres: %s", msg);
+        unsigned long left_out;
+        if (log_due(&connect_failed_log, &left_out))
+            KN_ERROR("cannot connect to postgres: %s (%lu such lines left out in the last second)",
+                     msg, left_out);
         PQfinish(db->conn);
         db->conn = NULL;
         return KN_ERR_DB;
     }
     PQsetNoticeProcessor(db->conn, quiet_notices, NULL);
+    atomic_store_explicit(&reachable, true, memory_order_relaxed);
     return KN_OK;
+}
+
+bool kn_db_reachable(void)
+{
+    return atomic_load_explicit(&reachable, memory_order_relaxed);
+}
+
+bool kn_db_ping(const char *url)
+{
+    const char *const keys[] = {"connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"2", url ? url : "", NULL};
+    bool ok = PQpingParams(keys, vals, 1) == PQPING_OK;
+    if (ok) atomic_store_explicit(&reachable, true, memory_order_relaxed);
+    return ok;
 }
 
 int kn_db_open(const char *url, kn_db **out)
@@ -138,7 +195,11 @@ static bool connection_lost(kn_db *db)
 /* After a reset every prepared statement is gone. */
 static int reconnect(kn_db *db)
 {
-    KN_WARN("postgres connection lost; reconnecting");
+    unsigned long left_out;
+    if (log_due(&lost_log, &left_out))
+        KN_WARN("postgres connection lost; reconnecting (%lu such lines left out in the last "
+                "second)",
+                left_out);
     if (db->conn) PQfinish(db->conn);
     db->conn = NULL;
     db->nprepared = 0;
@@ -185,7 +246,10 @@ int kn_db_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, kn
      * its earlier statements are gone and the caller must start over. */
     if (rc == KN_ERR_DB && connection_lost(db) && !db->in_tx && reconnect(db) == KN_OK)
         rc = run_query(db, stmt, params, &res);
-    if (rc) return rc;
+    if (rc) {
+        if (connection_lost(db)) atomic_store_explicit(&reachable, false, memory_order_relaxed);
+        return rc;
+    }
     if (!rows) {
         PQclear(res);
         return KN_OK;

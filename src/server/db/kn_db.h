@@ -4,7 +4,12 @@
  * command). Services keep their SQL next to their logic as static kn_db_stmt
  * descriptors; kn_db_query prepares each statement once per connection and
  * executes it with text parameters. A lost connection is reset and the query
- * retried once, outside a transaction. Errors map to kn_err: a unique
+ * retried once, outside a transaction; a connection attempt gives up after
+ * 5 s (unless the url sets connect_timeout), so with Postgres down a query
+ * fails with KN_ERR_DB promptly rather than waiting; TCP keepalives notice
+ * a vanished Postgres host in about 25 s. A Postgres that is alive but
+ * stalled (stopped process, full disk) still holds a query as long as it
+ * stalls: nothing here times a statement out. Errors map to kn_err: a unique
  * violation is KN_ERR_ALREADY_EXISTS and a foreign-key violation (the row
  * referred to is missing) KN_ERR_NOT_FOUND (kn_db_constraint names the
  * constraint of either), a serialization failure or deadlock KN_ERR_ABORTED,
@@ -60,6 +65,14 @@ bool kn_db_in_transaction(const kn_db *db);
  * in the log already). For services whose SQL failed where no rule of
  * theirs applies. */
 int kn_db_fail(int rc, char *msg, size_t msg_cap);
+
+/* Process-wide, any thread: false once a connection attempt failed or a
+ * connection was lost and could not be made again, true again after a
+ * connection or a query succeeds. What /healthz reports. */
+bool kn_db_reachable(void);
+/* Any thread: whether Postgres at url accepts connections (PQping, at most
+ * 2 s); true also marks the database reachable again. */
+bool kn_db_ping(const char *url);
 
 /* Constraint name of the last KN_ERR_ALREADY_EXISTS or KN_ERR_NOT_FOUND, or "". */
 const char *kn_db_constraint(const kn_db *db);

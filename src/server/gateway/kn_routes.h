@@ -25,7 +25,8 @@
     X(GATEWAY)                                                                                     \
     X(AUTH)                                                                                        \
     X(ACCOUNT)                                                                                     \
-    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(LEADERBOARDS)
+    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER)      \
+        X(PARTY) X(LEADERBOARDS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -125,6 +126,10 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_chat_wire_remove)                                                                         \
     X(CHANNEL_MESSAGES_LIST, CHAT, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
       kn_chat_wire_list)                                                                           \
+    X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
+      kn_matchmaker_wire_add)                                                                      \
+    X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                 \
+      kn_matchmaker_wire_remove)                                                                   \
     X(LEADERBOARD_RECORD_WRITE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \
       kn_leaderboard_wire_record_write)                                                            \
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \

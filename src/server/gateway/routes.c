@@ -7,6 +7,7 @@
 #include "kn_groups_wire.h"
 #include "kn_leaderboard_wire.h"
 #include "kn_match_wire.h"
+#include "kn_matchmaker_wire.h"
 #include "kn_notify_wire.h"
 #include "kn_rpc.h"
 #include "kn_status_wire.h"

@@ -116,7 +116,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *data_size = 0;
         return MHD_YES;
     }
-    if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) return reply(conn, 200, "text/plain", "ok\n", 3);
+    if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) {
+        const char *why = h->handler.health ? h->handler.health(h->handler.ud) : NULL;
+        if (!why) return reply(conn, 200, "text/plain", "ok\n", 3);
+        char text[256];
+        int n = snprintf(text, sizeof text, "degraded: %s\n", why);
+        return reply(conn, 200, "text/plain", text,
+                     (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+    }
     if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
         char buf[16384] = "";
         if (h->handler.metrics) h->handler.metrics(h->handler.ud, buf, sizeof buf);

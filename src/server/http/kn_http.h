@@ -7,7 +7,9 @@
  *                       200 with the RPC's answer, or a JSON error
  *                       {"code": N, "message": "..."} with an HTTP status that
  *                       matches the code (401 wrong key, 404 unknown id, ...).
- *   GET  /healthz       200 "ok"
+ *   GET  /healthz       200 "ok", or 200 "degraded: <why>" when the handler's
+ *                       health says so (the server still serves what it
+ *                       can: matches keep playing without Postgres)
  *   GET  /metrics       200, Prometheus text format, from the handler
  *
  * Threads: libmicrohttpd runs a thread per connection; the handlers are
@@ -26,6 +28,9 @@ typedef struct kn_http_handler {
                size_t *out_len, char *msg, size_t msg_cap);
     /* Writes the metrics text (NUL-terminated) into buf. */
     void (*metrics)(void *ud, char *buf, size_t cap);
+    /* NULL when healthy, else a static text saying what is degraded. May
+     * block briefly (a probe). NULL function: always healthy. */
+    const char *(*health)(void *ud);
     void *ud;
 } kn_http_handler;
 

@@ -25,7 +25,9 @@
  * the current time (counted as one late tick).
  *
  * Admission control. A match thread busy more than 90% of the last second,
- * or running more than 5% of its ticks late, is "overloaded": new matches
+ * or busy at least half of it and running more than 5% of its ticks late
+ * (late ticks of a mostly idle thread are the machine's doing, not its
+ * own, and shedding would not help), is "overloaded": new matches
  * go to other threads (or are refused with UNAVAILABLE when all are) and new
  * joins to its matches are refused with UNAVAILABLE, while the players
  * already in keep playing. It recovers by itself on the next quiet second.
@@ -274,5 +276,44 @@ int kn_match_get(kn_match_engine *e, const char *match_id, kn_match_info *out);
 
 /* Whether a label query is valid (for argument checks before listing). */
 int kn_match_query_check(const char *query, char *msg, size_t cap);
+
+/* --- the query language (docs/matchmaker.md has the grammar) -------------
+ * One parser for match listing (terms against a match's JSON label) and
+ * the matchmaker (terms against a ticket's properties):
+ * "+region:eu -map:dust skill:>=3^5 name:\"two words\" *". `+` terms must
+ * match, `-` terms must not, bare terms add to the score; ^N (0-1000) is a
+ * term's boost (what it adds, 1 by default; a `+` term adds only with an
+ * explicit boost); `*` alone matches anything. A field is a dotted path
+ * ("label." or "properties." in front is ignored, as in Nakama). Values:
+ * >=N, >N, <=N, <N compare numbers; anything else equals a string, a
+ * number or true/false. KN_ERR_INVALID_ARGUMENT "query: <why> at position
+ * <byte offset> (...)" on a bad query. Pure functions: any thread. */
+typedef struct kn_match_query kn_match_query;
+int kn_match_query_parse(const char *text, kn_match_query **out, char *msg, size_t cap);
+void kn_match_query_free(kn_match_query *q); /* accepts NULL */
+/* Whether label (JSON text, may be NULL) passes; *score sums the boosts of
+ * the ranking terms that matched. */
+bool kn_match_query_eval(const kn_match_query *q, const char *label, int *score);
+/* A property a lookup found: a string (str) or a number (is_num, num). */
+typedef struct kn_match_query_value {
+    const char *str;
+    double num;
+    bool is_num;
+} kn_match_query_value;
+/* Finds property `name` of whatever is evaluated; false when absent. */
+typedef bool (*kn_match_query_lookup_fn)(void *ud, const char *name, kn_match_query_value *out);
+/* kn_match_query_eval against a caller's properties (the matchmaker's). */
+bool kn_match_query_eval_with(const kn_match_query *q, kn_match_query_lookup_fn get, void *ud,
+                              int *score);
+/* What an index may use to narrow the candidates of q: the first `+` term
+ * that equals a string (eq_name:eq_value), and the `+` numeric bounds on one
+ * field (range_name within [lo, hi], bounds included: a superset of what
+ * q accepts there). Names point into q. False when q has neither. */
+typedef struct kn_match_query_bounds {
+    const char *eq_name, *eq_value;
+    const char *range_name;
+    double lo, hi;
+} kn_match_query_bounds;
+bool kn_match_query_bounds_of(const kn_match_query *q, kn_match_query_bounds *out);
 
 #endif

@@ -41,6 +41,8 @@ void kn_match_wire_out(void *ud, kn_match_batch *b);
 /* Creations and joins refused because a network thread was overloaded. */
 uint64_t kn_match_wire_shed_joins(const kn_match_wire *mw);
 size_t kn_match_wire_relayed_count(kn_match_wire *mw); /* relayed matches now */
+/* The relay (matchmaker tokens name relayed matches). */
+kn_relay *kn_match_wire_relay(kn_match_wire *mw);
 
 int kn_match_wire_create_match(kn_req *r, char *msg, size_t cap);
 int kn_match_wire_join(kn_req *r, char *msg, size_t cap);

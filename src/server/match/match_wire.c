@@ -109,6 +109,11 @@ uint64_t kn_match_wire_shed_joins(const kn_match_wire *mw)
     return atomic_load_explicit(&((kn_match_wire *)mw)->shed_joins, memory_order_relaxed);
 }
 
+kn_relay *kn_match_wire_relay(kn_match_wire *mw)
+{
+    return mw->relay;
+}
+
 size_t kn_match_wire_relayed_count(kn_match_wire *mw)
 {
     return kn_relay_match_count(mw->relay);
@@ -330,6 +335,15 @@ int kn_match_wire_join(kn_req *r, char *msg, size_t cap)
     Kaos__V1__MatchJoin *mj = kn_req_msg(r)->match_join;
     int rc = shed(r, msg, cap);
     if (rc) return rc;
+    if (*mj->token) { /* the matchmaker's: a relayed match for its group */
+        kn_relay_member who;
+        member_of(kn_req_caller(r), &who);
+        kn_relay_joined j;
+        rc = kn_relay_match_join_token(mw->relay, mj->token, &who, 0, &j, msg, cap);
+        if (rc == KN_OK) rc = reply_match(r, &j);
+        kn_relay_joined_deinit(&j);
+        return rc;
+    }
     if (mw->matches) {
         size_t len;
         char *md = metadata_json(mj, &len);

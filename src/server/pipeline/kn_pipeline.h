@@ -12,7 +12,8 @@
  *
  * A handler returns KN_OK with a reply (kn_req_reply, kn_req_ack), or an
  * error code with a message for the client (the pipeline sends the Error;
- * database and memory failures become "server busy; retry"), plus effects
+ * database failures become UNAVAILABLE "database unavailable; retry later",
+ * memory failures "server busy; retry"), plus effects
  * from a small closed set: bind a session, end a user's sessions, send to a
  * user / session / connection, disconnect. The pipeline applies them on the
  * network thread in one place, after the reply; a handler that fails has

@@ -385,7 +385,8 @@ void kn_pipeline_send_error(kn_pipeline *p, kn_conn_id conn, uint32_t cid, int r
  * happen; the client gets the code. */
 static void reply_error(kn_req *r, int rc, char *msg, size_t cap)
 {
-    if (rc == KN_ERR_DB || rc == KN_ERR_NOMEM) snprintf(msg, cap, "%s", "server busy; retry");
+    if (rc == KN_ERR_DB) snprintf(msg, cap, "%s", "database unavailable; retry later");
+    if (rc == KN_ERR_NOMEM) snprintf(msg, cap, "%s", "server busy; retry");
     kn_envelope env;
     Kaos__V1__Error err;
     kn_envelope_error(&env, &err, r->env->cid, rc, msg);

@@ -83,6 +83,18 @@ int kn_relay_data(kn_relay *r, uint32_t handle, kn_relay_conn sender, int64_t op
                   const uint8_t *data, size_t len, const uint32_t *targets, size_t target_count,
                   uint8_t channel, bool reliable);
 
+/* Matchmaker tokens: a token names a relayed match that does not exist yet
+ * and is signed by the relay (a key of this process), so the players the
+ * matchmaker grouped meet in one fresh match, created by the first of them
+ * to join. A token lives as long as the process. */
+#define KN_RELAY_TOKEN_MAX 160
+void kn_relay_token_mint(kn_relay *r, char token[KN_RELAY_TOKEN_MAX]);
+/* Joins (or creates, of max_size: 0 or out of range = the largest) the
+ * match of token. INVALID_ARGUMENT "invalid match token"; else as
+ * kn_relay_match_join. */
+int kn_relay_match_join_token(kn_relay *r, const char *token, const kn_relay_member *who,
+                              uint32_t max_size, kn_relay_joined *out, char *msg, size_t cap);
+
 /* Relayed matches running now. */
 size_t kn_relay_match_count(kn_relay *r);
 

@@ -8,6 +8,7 @@
 #include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
+#include "kn_crypto.h"
 #include "kn_uuid.h"
 
 #include <stdio.h>
@@ -19,6 +20,7 @@ struct kn_relay {
     kn_relay_config cfg;
     char node[KN_STREAM_LABEL_MAX + 1];
     kn_tracker *tracker;
+    uint8_t token_key[32]; /* signs matchmaker tokens; random per process */
 };
 
 static kn_relay_member member_of(const kn_presence *p)
@@ -58,6 +60,7 @@ int kn_relay_create(const kn_relay_config *cfg, kn_tracker *tracker, kn_relay **
         return KN_ERR_INVALID_ARGUMENT;
     kn_relay *r = kn_calloc(1, sizeof *r);
     if (!r) return KN_ERR_NOMEM;
+    kn_crypto_random(r->token_key, sizeof r->token_key);
     r->cfg = *cfg;
     snprintf(r->node, sizeof r->node, "%s", cfg->node);
     r->cfg.node = r->node;
@@ -202,4 +205,47 @@ int kn_relay_data(kn_relay *r, uint32_t handle, kn_relay_conn sender, int64_t op
     data_msg d = {r, op_code, data, len};
     return kn_tracker_forward(r->tracker, KN_STREAM_MATCH_RELAYED, handle, sender, targets,
                               target_count, build_data, &d, channel, reliable);
+}
+
+/* --- matchmaker tokens ----------------------------------------------------------------------
+ * "<match id>~<32 hex>": a fresh relayed match's id and the first 16 bytes
+ * of its HMAC-SHA-256 under the relay's key, so only the server can name a
+ * match that a token creates. */
+
+static void token_mac(const kn_relay *r, const char *match_id, size_t len, char hex[33])
+{
+    uint8_t mac[KN_CRYPTO_HMAC_SHA256_SIZE];
+    kn_crypto_hmac_sha256(mac, r->token_key, sizeof r->token_key, match_id, len);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+}
+
+void kn_relay_token_mint(kn_relay *r, char token[KN_RELAY_TOKEN_MAX])
+{
+    char uuid[KN_UUID_STR_LEN + 1], id[112], hex[33];
+    kn_uuid_v4(uuid);
+    int n = snprintf(id, sizeof id, "%s.%s", uuid, r->node);
+    token_mac(r, id, (size_t)n, hex);
+    snprintf(token, KN_RELAY_TOKEN_MAX, "%s~%s", id, hex);
+}
+
+int kn_relay_match_join_token(kn_relay *r, const char *token, const kn_relay_member *who,
+                              uint32_t max_size, kn_relay_joined *out, char *msg, size_t cap)
+{
+    *out = (kn_relay_joined){0};
+    const char *tilde = strrchr(token, '~');
+    const char *dot = tilde ? memchr(token, '.', (size_t)(tilde - token)) : NULL;
+    char hex[33];
+    if (tilde) token_mac(r, token, (size_t)(tilde - token), hex);
+    if (!dot || dot == token || (size_t)(dot - token) > KN_STREAM_ID_MAX ||
+        strlen(tilde + 1) != 32 || !kn_crypto_equal(hex, tilde + 1, 32)) {
+        snprintf(msg, cap, "invalid match token");
+        return KN_ERR_INVALID_ARGUMENT;
+    }
+    char uuid[KN_STREAM_ID_MAX + 1];
+    snprintf(uuid, sizeof uuid, "%.*s", (int)(dot - token), token);
+    if (max_size < 2 || max_size > r->cfg.max_size) max_size = r->cfg.max_size;
+    int rc = track(r, uuid, who, max_size, false, out, msg, cap);
+    if (rc == KN_ERR_ALREADY_EXISTS) snprintf(msg, cap, "already in this match");
+    return rc;
 }

@@ -5,7 +5,9 @@
  *
  * An RPC runs on an API worker, in the worker's Lua VM (kn_runtime_rpc),
  * except built-in ids in C: "kaos.noop" answers "" (the C ceiling of the
- * RPC path, bench/api). Unknown ids are NOT_FOUND "rpc \"id\" not found".
+ * RPC path, bench/api). Unknown ids are NOT_FOUND "rpc \"id\" not found",
+ * and so is every other "kaos." id asked by a client or over HTTP: those
+ * are the server's own calls into scripts (kn_rpc_call_script).
  * The route's service context is the kn_rpc. */
 #ifndef KN_RPC_H
 #define KN_RPC_H
@@ -62,5 +64,11 @@ typedef struct kn_rpc_stats {
     uint64_t async_failed;  /* ran and failed (unknown id, script error, ...) */
 } kn_rpc_stats;
 void kn_rpc_stats_get(kn_rpc *rpc, kn_rpc_stats *out);
+
+/* The server's own call of a script function stored under a "kaos." id
+ * (KN_RUNTIME_MATCHED_ID: the matchmaker's matched hook), as
+ * kn_rpc_call_blocking. NOT_FOUND when no script registered it. */
+int kn_rpc_call_script(kn_rpc *rpc, const char *id, const char *payload, size_t len,
+                       int64_t timeout_ms, char **out, size_t *out_len, char *msg, size_t cap);
 
 #endif

@@ -49,7 +49,7 @@ void kn_rpc_destroy(kn_rpc *rpc)
 
 /* Worker thread: an RPC by id — a built-in one in C ("kaos." ids), else the
  * runtime's. */
-static int call_rpc(kn_api_worker *w, const kn_runtime_context *ctx, const char *id,
+static int call_rpc(kn_api_worker *w, const kn_runtime_context *ctx, bool internal, const char *id,
                     const char *payload, size_t len, char **out, size_t *out_len, char *msg,
                     size_t cap)
 {
@@ -57,6 +57,12 @@ static int call_rpc(kn_api_worker *w, const kn_runtime_context *ctx, const char 
         *out = kn_strndup("", 0);
         *out_len = 0;
         return *out ? KN_OK : KN_ERR_NOMEM;
+    }
+    /* Other "kaos." ids are the server's own calls into scripts (the
+     * matchmaker's hook): kn_rpc_call_script only. */
+    if (!internal && !strncmp(id, "kaos.", 5)) {
+        snprintf(msg, cap, "rpc \"%s\" not found", id);
+        return KN_ERR_NOT_FOUND;
     }
     kn_runtime_vm *vm = w->ctx ? kn_runtime_slot_vm(w->ctx) : NULL;
     if (vm) return kn_runtime_rpc(vm, ctx, id, payload, len, out, out_len, msg, cap);
@@ -71,8 +77,8 @@ int kn_rpc_wire_call(kn_req *r, char *msg, size_t cap)
     kn_runtime_context ctx = kn_req_script_context(r, "rpc", &svc);
     char *out = NULL;
     size_t out_len = 0;
-    int rc = call_rpc(kn_req_worker(r), &ctx, req->id, req->payload, strlen(req->payload), &out,
-                      &out_len, msg, cap);
+    int rc = call_rpc(kn_req_worker(r), &ctx, false, req->id, req->payload, strlen(req->payload),
+                      &out, &out_len, msg, cap);
     if (rc == KN_OK) {
         Kaos__V1__Rpc res = KAOS__V1__RPC__INIT;
         res.id = req->id;
@@ -94,6 +100,7 @@ typedef struct sync_rpc {
     pthread_cond_t cond;
     int refs;
     bool done;
+    bool internal; /* the server's own call (kn_rpc_call_script) */
     char id[129];
     char *payload;
     size_t len;
@@ -123,8 +130,8 @@ static void run_sync_rpc(kn_api_worker *w, void *arg)
     kn_runtime_services svc = r->rpc->services;
     svc.db = w->db;
     kn_runtime_context ctx = {"", "", "", r->address, "rpc", NULL, 0, &svc};
-    r->rc =
-        call_rpc(w, &ctx, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg, sizeof r->msg);
+    r->rc = call_rpc(w, &ctx, r->internal, r->id, r->payload, r->len, &r->out, &r->out_len, r->msg,
+                     sizeof r->msg);
     pthread_mutex_lock(&r->lock);
     r->done = true;
     pthread_cond_signal(&r->cond);
@@ -132,8 +139,26 @@ static void run_sync_rpc(kn_api_worker *w, void *arg)
     sync_release(r);
 }
 
+static int call_blocking(kn_rpc *rpc, bool internal, const char *id, const char *payload,
+                         size_t len, const char *client_address, int64_t timeout_ms, char **out,
+                         size_t *out_len, char *msg, size_t cap);
+
 int kn_rpc_call_blocking(kn_rpc *rpc, const char *id, const char *payload, size_t len,
                          const char *client_address, int64_t timeout_ms, char **out,
+                         size_t *out_len, char *msg, size_t cap)
+{
+    return call_blocking(rpc, false, id, payload, len, client_address, timeout_ms, out, out_len,
+                         msg, cap);
+}
+
+int kn_rpc_call_script(kn_rpc *rpc, const char *id, const char *payload, size_t len,
+                       int64_t timeout_ms, char **out, size_t *out_len, char *msg, size_t cap)
+{
+    return call_blocking(rpc, true, id, payload, len, "", timeout_ms, out, out_len, msg, cap);
+}
+
+static int call_blocking(kn_rpc *rpc, bool internal, const char *id, const char *payload,
+                         size_t len, const char *client_address, int64_t timeout_ms, char **out,
                          size_t *out_len, char *msg, size_t cap)
 {
     *out = NULL;
@@ -153,6 +178,7 @@ int kn_rpc_call_blocking(kn_rpc *rpc, const char *id, const char *payload, size_
     r->payload[len] = '\0';
     r->len = len;
     r->rpc = rpc;
+    r->internal = internal;
     snprintf(r->id, sizeof r->id, "%s", id);
     snprintf(r->address, sizeof r->address, "%s", client_address ? client_address : "");
     pthread_mutex_init(&r->lock, NULL);
@@ -207,7 +233,7 @@ static void run_async_rpc(kn_api_worker *w, void *arg)
     kn_runtime_context ctx = {"", "", "", "", "async", NULL, 0, &svc};
     char *out = NULL, msg[256] = "";
     size_t out_len = 0;
-    int rc = call_rpc(w, &ctx, a->id, a->payload, a->len, &out, &out_len, msg, sizeof msg);
+    int rc = call_rpc(w, &ctx, false, a->id, a->payload, a->len, &out, &out_len, msg, sizeof msg);
     if (rc == KN_OK) {
         atomic_fetch_add(&a->rpc->async_done, 1);
         KN_DEBUG("async rpc \"%s\": %.*s", a->id, out_len > 200 ? 200 : (int)out_len, out);

@@ -103,6 +103,17 @@ int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char 
                    char *msg, size_t msg_cap);
 bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
 
+/* kaos.register_matchmaker_matched(fn) stores a function the RPC path runs
+ * under this id (kn_rpc_call_script): fn(context, matched_users) with the
+ * payload (a JSON array of matched users) decoded; it returns a match id
+ * (string) or nil. Clients cannot call "kaos." ids. */
+#define KN_RUNTIME_MATCHED_ID "kaos.matchmaker_matched"
+/* kaos.register_matchmaker_processor(fn) / _override(fn): the same, with
+ * fn(context, decoded payload) returning a table (the groups to form)
+ * that goes back JSON-encoded, or nil. The matchmaker names these ids. */
+#define KN_RUNTIME_PROCESSOR_ID "kaos.matchmaker_processor"
+#define KN_RUNTIME_OVERRIDE_ID  "kaos.matchmaker_override"
+
 /* Runs fn inside vm as a call of ctx (its mode, its services: the
  * kaos.* functions fn reaches see ctx->services->db), under the VM's call
  * budget and a traceback handler: fn gets (ud as a light userdata, the
@@ -163,6 +174,10 @@ kn_runtime_vm *kn_runtime_slot_vm(kn_runtime_slot *s);
 typedef struct kn_match_handler kn_match_handler;
 int kn_runtime_match_factory(void *ud, const char *name, const char *match_id, const char *node,
                              kn_match_handler **out, char *msg, size_t cap);
+
+/* Whether the current runtime registered the script hook `id` (one of the
+ * KN_RUNTIME_*_ID above; false for any other id). Lock-free, any thread. */
+bool kn_runtime_host_has_script(const kn_runtime_host *h, const char *id);
 
 /* kn_runtime_has_hook of the current runtime; lock-free, for the net thread. */
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int message_case);

@@ -221,6 +221,65 @@ static int k_register_rpc(lua_State *L)
     return 0;
 }
 
+static int k_json_decode(lua_State *L);
+
+/* The RPCs stored by register_matchmaker_*: (context, payload) ->
+ * fn(context, decoded payload). The matched hook's result must be a match
+ * id or nil; the processor's and the override's a table of groups (sent
+ * back as JSON) or nil (the built-in matcher's groups stand). The upvalues:
+ * fn, and whether the result goes back as JSON. */
+static int mm_trampoline(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushcfunction(L, k_json_decode);
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1)) return 1;
+    if (!lua_toboolean(L, lua_upvalueindex(2))) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "matchmaker_matched returns a match id (string) or nil, not a %s",
+                              luaL_typename(L, -1));
+        return 1;
+    }
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return luaL_error(L, "a matchmaker hook returns groups (a table of tables of ticket ids)");
+    const char *why;
+    if (kn_lua_push_json(L, lua_gettop(L), NULL, &why)) return luaL_error(L, "groups: %s", why);
+    return 1;
+}
+
+/* One per runtime each; the last registration wins. */
+static int register_mm_hook(lua_State *L, const char *id, bool json_result)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    lua_pushvalue(L, 1);
+    lua_pushboolean(L, json_result);
+    lua_pushcclosure(L, mm_trampoline, 2);
+    lua_setfield(L, -2, id);
+    return 0;
+}
+
+/* register_matchmaker_matched(fn): fn(context, matched_users) -> match id or nil. */
+static int k_register_matchmaker_matched(lua_State *L)
+{
+    return register_mm_hook(L, KN_RUNTIME_MATCHED_ID, false);
+}
+
+/* register_matchmaker_processor(fn): fn(context, tickets) -> groups. */
+static int k_register_matchmaker_processor(lua_State *L)
+{
+    return register_mm_hook(L, KN_RUNTIME_PROCESSOR_ID, true);
+}
+
+/* register_matchmaker_override(fn): fn(context, candidate_groups) -> groups. */
+static int k_register_matchmaker_override(lua_State *L)
+{
+    return register_mm_hook(L, KN_RUNTIME_OVERRIDE_ID, true);
+}
+
 /* register_match(name, handlers): the table of match_* functions. */
 static int k_register_match(lua_State *L)
 {
@@ -248,6 +307,9 @@ static int register_hook(lua_State *L, kn_hook_kind kind)
     const char *op = luaL_checkstring(L, 2);
     int c = kn_envelope_case_by_name(op);
     if (!c) return luaL_error(L, "unknown operation \"%s\" (see docs/lua-api.md)", op);
+    if (c >= KN_RUNTIME_HOOK_CASES)
+        return luaL_error(L, "operation \"%s\" is past the hook table (%d cases)", op,
+                          KN_RUNTIME_HOOK_CASES);
     if (c == KAOS__V1__ENVELOPE__MESSAGE_MATCH_DATA_SEND)
         return luaL_error(L, "match_data_send takes no hooks (it is the realtime path); "
                              "use an authoritative match handler");
@@ -407,6 +469,9 @@ static const luaL_Reg kaos_funcs[] = {
     {"register_rpc", k_register_rpc},
     {"register_req_before", k_register_req_before},
     {"register_match", k_register_match},
+    {"register_matchmaker_matched", k_register_matchmaker_matched},
+    {"register_matchmaker_processor", k_register_matchmaker_processor},
+    {"register_matchmaker_override", k_register_matchmaker_override},
     {"register_req_after", k_register_req_after},
     {"run_once", k_run_once},
     {"logger_debug", k_debug},
@@ -589,15 +654,26 @@ static int run_once_all(kn_runtime_vm *vm, char *err, size_t cap)
 }
 
 /* Every VM of a runtime registers the same hooks: note which, from one. */
+/* The "kaos." script hooks the server asks for by id (kn_runtime_host_has_script). */
+static const char *const script_ids[] = {KN_RUNTIME_MATCHED_ID, KN_RUNTIME_PROCESSOR_ID,
+                                         KN_RUNTIME_OVERRIDE_ID};
+#define N_SCRIPT_IDS (sizeof script_ids / sizeof script_ids[0])
+
 static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
 {
     lua_State *L = vm->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
+    for (size_t i = 0; i < N_SCRIPT_IDS; i++) {
+        if (lua_getfield(L, -1, script_ids[i]) == LUA_TFUNCTION) rt->scripts |= 1u << i;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     for (int k = 0; k < 2; k++) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &key_hooks[k]);
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lua_Integer c = lua_tointeger(L, -2);
-            if (c > 0 && c < HOOK_CASES) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
+            if (c > 0 && c < KN_RUNTIME_HOOK_CASES) rt->hooks[k][c / 64] |= (uint64_t)1 << (c % 64);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -613,7 +689,7 @@ static void record_hooks(kn_runtime *rt, kn_runtime_vm *vm)
 
 bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int c)
 {
-    return c > 0 && c < HOOK_CASES && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
+    return c > 0 && c < KN_RUNTIME_HOOK_CASES && (rt->hooks[kind][c / 64] >> (c % 64)) & 1;
 }
 
 int kn_runtime_load(const kn_runtime_config *cfg, kn_runtime **out, char *err, size_t cap)
@@ -931,19 +1007,30 @@ struct kn_runtime_host {
     pthread_t watchdog;
     pthread_cond_t wake;
     bool stop;
-    _Atomic uint64_t hooks[2][HOOK_WORDS]; /* the current runtime's, read lock-free */
+    _Atomic uint64_t hooks[2][KN_RUNTIME_HOOK_CASES / 64]; /* the current runtime's, lock-free */
+    atomic_uint scripts;                                   /* the current runtime's */
 };
 
 static void host_publish_hooks(kn_runtime_host *h, const kn_runtime *rt)
 {
+    atomic_store(&h->scripts, rt->scripts);
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < HOOK_WORDS; i++) atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
+        for (int i = 0; i < KN_RUNTIME_HOOK_CASES / 64; i++)
+            atomic_store(&h->hooks[k][i], rt->hooks[k][i]);
 }
 
 bool kn_runtime_host_has_hook(const kn_runtime_host *h, kn_hook_kind kind, int c)
 {
-    return c > 0 && c < HOOK_CASES &&
+    return c > 0 && c < KN_RUNTIME_HOOK_CASES &&
            (atomic_load(&((kn_runtime_host *)h)->hooks[kind][c / 64]) >> (c % 64)) & 1;
+}
+
+bool kn_runtime_host_has_script(const kn_runtime_host *h, const char *id)
+{
+    for (size_t i = 0; i < N_SCRIPT_IDS; i++)
+        if (!strcmp(id, script_ids[i]))
+            return (atomic_load(&((kn_runtime_host *)h)->scripts) >> i) & 1;
+    return false;
 }
 
 struct kn_runtime_slot {

@@ -14,13 +14,12 @@
 #include <lua.h>
 #include <stdatomic.h>
 
+/* Message cases a hook may be registered for: 0..KN_RUNTIME_HOOK_CASES-1
+ * (the Envelope's fields; the matchmaker's are 310-349). */
+#define KN_RUNTIME_HOOK_CASES 512
 #define MAX_MODULES 256
 #define MAX_ENV 64
 #define MAX_MATCH_HANDLERS 256
-/* Envelope message cases that may carry hooks: 1 .. HOOK_CASES - 1 (the
- * proto's numbers run past 255: leaderboards use 270-299). */
-#define HOOK_CASES 512
-#define HOOK_WORDS (HOOK_CASES / 64)
 
 typedef struct module {
     char *name;  /* file name without ".lua" (what require takes) */
@@ -44,7 +43,8 @@ struct kn_runtime {
     bool (*is_client_op)(int message_case);
     const kn_lua_binding *bindings; /* borrowed (kn_runtime_config) */
     size_t n_bindings;
-    uint64_t hooks[2][HOOK_WORDS]; /* [kind] bit set of message cases with a hook */
+    uint64_t hooks[2][KN_RUNTIME_HOOK_CASES / 64]; /* [kind] bit set of message cases with a hook */
+    unsigned scripts; /* bit i: the i-th of the matchmaker's script ids is registered */
 };
 
 struct kn_runtime_vm {

@@ -1,6 +1,6 @@
 -- A match handler for the end-to-end tests: every op code exercises one
 -- engine feature (echo, broadcast, kick, label update, runaway loop, memory
--- hog, clean end, script error).
+-- hog, clean end, script error, fast memory hog).
 local kaos = require("kaos")
 
 local M = {}
@@ -46,6 +46,9 @@ function M.match_loop(context, dispatcher, tick, state, messages)
       return nil
     elseif m.op_code == 8 then
       error("scripted failure")
+    elseif m.op_code == 9 then -- a hog in 4 MiB strings: at an 8 MiB cap in two or three allocations
+      local t = {}
+      while true do t[#t + 1] = string.rep("x", 4 << 20) end -- long strings are not shared
     end
   end
   state.ticks = state.ticks + 1

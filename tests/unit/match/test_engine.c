@@ -619,6 +619,37 @@ static void listing_filters_by_size_label_and_query(void **state)
     kn_match_engine_destroy(e);
 }
 
+/* A thread that does almost no work but is woken late (the machine gives
+ * its CPU to others): most of its ticks start late, yet it is not
+ * overloaded by its own work and keeps taking joins and matches. */
+static void a_starved_idle_thread_still_takes_joins(void **state)
+{
+    kn_match_engine *e = engine();
+    char id[KN_MATCH_ID_MAX], msg[128];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, id, msg, sizeof msg), KN_OK);
+    kn_match_presence a = player(31, "ann"), b = player(32, "bob");
+    assert_int_equal(kn_match_join(e, id, &a, 1, "", 0), KN_OK);
+    kn_match_engine_step(e);
+    /* woken every 250 ms for 100 ms ticks: over a third start late */
+    for (int64_t until = now + 3000000; now < until;) {
+        now += 250000;
+        kn_match_engine_step(e);
+    }
+    kn_match_stats st;
+    kn_match_engine_stats(e, &st);
+    assert_true(st.late_ticks * 20 > st.ticks * 5); /* a quarter late: five times the 5% */
+    n_outs = 0;
+    assert_int_equal(kn_match_join(e, id, &b, 2, "", 0), KN_OK);
+    kn_match_engine_step(e);
+    assert_null(find(KAOS__V1__ENVELOPE__MESSAGE_ERROR, 0));
+    assert_non_null(find(KAOS__V1__ENVELOPE__MESSAGE_MATCH, 0));
+    char other[KN_MATCH_ID_MAX];
+    assert_int_equal(kn_match_create(e, "fake", "", 0, other, msg, sizeof msg), KN_OK);
+    kn_match_engine_stats(e, &st);
+    assert_int_equal(st.refused_overload, 0);
+    kn_match_engine_destroy(e);
+}
+
 static void an_overloaded_thread_sheds_new_joins_and_recovers(void **state)
 {
     kn_match_engine *e = engine();
@@ -707,6 +738,7 @@ int main(void)
         cmocka_unit_test(a_runaway_neighbour_holds_the_others_back_less_than_a_tick),
         cmocka_unit_test(listing_filters_by_size_label_and_query),
         cmocka_unit_test(an_overloaded_thread_sheds_new_joins_and_recovers),
+        cmocka_unit_test(a_starved_idle_thread_still_takes_joins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -436,13 +436,14 @@ static void a_failing_handler_sends_its_error_and_none_of_its_effects(void **sta
     assert_int_equal(f->l.sent[0].conn, f->a->conn); /* nothing went to user-b */
 }
 
-static void database_failures_reach_the_client_as_server_busy(void **state)
+static void database_failures_reach_the_client_as_database_unavailable(void **state)
 {
     fixture *f = *state;
     bind(f, f->a, "user-a", "sess-a");
     kn_pipeline_run(f->p, f->a, &rpc_route, KN_CHANNEL_CONTROL, rpc(4, "db"));
     pump_until_sent(&f->l, 1);
-    assert_string_equal(f->l.sent[0].env->error->message, "server busy; retry");
+    assert_int_equal(f->l.sent[0].env->error->code, KAOS__V1__ERROR_CODE__UNAVAILABLE);
+    assert_string_equal(f->l.sent[0].env->error->message, "database unavailable; retry later");
 }
 
 static void a_bind_effect_binds_the_callers_connection(void **state)
@@ -535,7 +536,7 @@ int main(void)
         T(a_worker_route_answers_through_its_completion),
         T(route_checks_refuse_before_any_handler_runs),
         T(a_failing_handler_sends_its_error_and_none_of_its_effects),
-        T(database_failures_reach_the_client_as_server_busy),
+        T(database_failures_reach_the_client_as_database_unavailable),
         T(a_bind_effect_binds_the_callers_connection),
         T(a_send_effect_reaches_every_connection_of_the_user_after_the_reply),
         T(an_end_effect_unbinds_and_closes_only_that_users_connections),

@@ -242,6 +242,7 @@ static void a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes(void **
     assert_int_equal(kn_runtime_load(&cfg, &rt1, err, sizeof err), KN_OK);
     kn_runtime_host *host;
     assert_int_equal(kn_runtime_host_create(rt1, &host), KN_OK);
+    assert_false(kn_runtime_host_has_script(host, KN_RUNTIME_MATCHED_ID));
     kn_runtime_slot *a, *b;
     assert_int_equal(kn_runtime_slot_create(host, &a), KN_OK);
     assert_int_equal(kn_runtime_slot_create(host, &b), KN_OK);
@@ -252,9 +253,14 @@ static void a_slot_follows_the_host_and_old_code_lives_until_its_vm_goes(void **
     kn_free(out);
     kn_runtime_vm *old_b = kn_runtime_slot_vm(b); /* b now holds a VM of rt1 too */
 
-    luatest_write("v.lua", "require('kaos').register_rpc(function() return 'two' end, 'v')\n");
+    luatest_write("v.lua", "require('kaos').register_rpc(function() return 'two' end, 'v')\n"
+                           "require('kaos').register_matchmaker_override(function() end)\n");
     assert_int_equal(kn_runtime_load(&cfg, &rt2, err, sizeof err), KN_OK);
     kn_runtime_host_swap(host, rt2); /* rt1 stays alive: a's and b's VMs use it */
+    /* The matchmaker's script hooks follow the swap. */
+    assert_true(kn_runtime_host_has_script(host, KN_RUNTIME_OVERRIDE_ID));
+    assert_false(kn_runtime_host_has_script(host, KN_RUNTIME_PROCESSOR_ID));
+    assert_false(kn_runtime_host_has_script(host, "v"));
     out = luatest_call(kn_runtime_slot_vm(a), "v", "", &rc, msg);
     assert_string_equal(out, "two");
     kn_free(out);
@@ -461,12 +467,16 @@ static void hooks_register_by_op_name_and_see_rewrite_refuse_and_reply(void **st
         "kaos.register_req_after(function(ctx, res, req)\n"
         "  seen = res.payload .. '<' .. req.payload\n"
         "end, 'Rpc')\n"
+        "kaos.register_req_before(function(ctx, req) return req end, 'matchmaker_add')\n"
         "kaos.register_rpc(function() return seen end, 'seen')\n");
     kn_runtime *rt;
     kn_runtime_vm *vm = luatest_load(&rt, NULL, 0);
     assert_true(kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_RPC));
     assert_true(kn_runtime_has_hook(rt, KN_HOOK_AFTER, KAOS__V1__ENVELOPE__MESSAGE_RPC));
     assert_false(kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_PING));
+    /* Message cases past 255 (the matchmaker's 310-349) have hooks too. */
+    assert_true(
+        kn_runtime_has_hook(rt, KN_HOOK_BEFORE, KAOS__V1__ENVELOPE__MESSAGE_MATCHMAKER_ADD));
     kn_runtime_context bctx = luatest_ctx;
     bctx.execution_mode = "before";
     char *out = NULL, msg[256];
