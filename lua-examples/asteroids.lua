@@ -15,7 +15,15 @@
 -- format string and the rare event payloads. Every count on the wire fits a
 -- byte: at most 16 players, MAX_ASTEROIDS asteroids, MAX_BULLETS bullets.
 -- Positions are kept in [0, W) x [0, H) (the world wraps around).
+--
+-- High scores: each player's score goes to the asteroids_highscores board
+-- (authoritative, best score kept) when they leave the match or the match
+-- ends (docs/leaderboards.md). A match handler must not wait on Postgres,
+-- so kaos.leaderboard_submit there queues the write (done within ~100 ms).
 local kaos = require("kaos")
+
+local HIGHSCORES = "asteroids_highscores"
+kaos.leaderboard_create(HIGHSCORES, true, "desc", "best")
 
 local spack, sunpack, srep = string.pack, string.unpack, string.rep
 local floor, sqrt, cos, sin, random, min = math.floor, math.sqrt, math.cos, math.sin, math.random,
@@ -137,6 +145,13 @@ end
 local function add_score(s, d, ship, points)
   ship.score = min(ship.score + points, MAX_SCORE)
   event(d, OP_SCORE, spack("<BH", ship.id, ship.score))
+end
+
+-- The player's score to the high scores (queued: see the top of the file).
+local function submit_score(p)
+  if p.user_id ~= "" and p.score > 0 then
+    kaos.leaderboard_submit(HIGHSCORES, p.user_id, p.score, 0, nil, p.name)
+  end
 end
 
 local function far_from_ships(s, x, y)
@@ -504,6 +519,7 @@ function M.match_leave(context, d, tick, s, presences)
   for _, pr in ipairs(presences) do
     local p = s.by_slot[pr.slot]
     if p then
+      submit_score(p)
       s.by_slot[pr.slot] = nil
       p.present, p.alive = false, false
       s.n_players = s.n_players - 1
@@ -546,6 +562,9 @@ function M.match_loop(context, d, tick, s, messages)
 end
 
 function M.match_terminate(context, d, tick, s, grace_seconds)
+  for id = 1, s.max_players do
+    if s.ships[id].present then submit_score(s.ships[id]) end
+  end
   pay_bounty(s, context)
   event(d, OP_SHUTDOWN, spack("<H", min(grace_seconds, 65535)))
   return s

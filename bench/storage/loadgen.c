@@ -8,6 +8,9 @@
  *                (r uniform in 0..keys-1, unconditional, ~value-bytes of JSON);
  *   read phase:  kaos_client_storage_read of one of its own existing objects
  *                (every key is written first, in batches, untimed).
+ * With `--board ID` the write phase writes leaderboard records instead:
+ * kaos_client_leaderboard_record_write of a random score (0..keys*1000) to
+ * board ID with the board's operator (bench/leaderboards/run.sh).
  * Each phase runs `--warmup` seconds, then a `--seconds` window whose
  * completions are counted; requests in flight drain before the next phase.
  *
@@ -63,7 +66,8 @@ static struct {
     int clients, inflight, keys, value_bytes;
     double warmup, seconds;
     int server_pid, pg_pid;
-} opt = {"127.0.0.1", NULL, 0, 16, 4, 100, 100, 2, 10, 0, 0};
+    const char *board; /* write leaderboard records to this board */
+} opt = {"127.0.0.1", NULL, 0, 16, 4, 100, 100, 2, 10, 0, 0, NULL};
 
 static struct {
     phase ph;
@@ -83,6 +87,8 @@ static void on_acks(kaos_client *c, const kaos_result *r, const kaos_storage_ack
                     void *ud);
 static void on_objects(kaos_client *c, const kaos_result *r, const kaos_storage_object *objs,
                        size_t n, const char *cursor, void *ud);
+static void on_record(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *rec,
+                      void *ud);
 
 static void issue(client *k)
 {
@@ -94,6 +100,10 @@ static void issue(client *k)
     if (st.reading) {
         kaos_storage_id id = {COLLECTION, key, NULL, NULL};
         cid = kaos_client_storage_read(k->s->c, &id, 1, on_objects, k);
+    } else if (opt.board) {
+        cid = kaos_client_leaderboard_record_write(k->s->c, opt.board,
+                                                   r % (uint32_t)(opt.keys * 1000), 0, NULL,
+                                                   KAOS_LEADERBOARD_OP_DEFAULT, on_record, k);
     } else {
         /* The value changes with every write (so does its version). */
         int n = snprintf(st.value, 32, "{\"n\":%-20llu", (unsigned long long)++k->seq);
@@ -179,6 +189,14 @@ static void on_objects(kaos_client *c, const kaos_result *r, const kaos_storage_
     answered(ud, r->cid, n == 1);
 }
 
+static void on_record(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *rec,
+                      void *ud)
+{
+    if (!succeeded(ud, r)) return;
+    if (rec->rank < 1) st.other_errors++; /* every record written is ranked */
+    answered(ud, r->cid, rec->rank >= 1);
+}
+
 /* --- the loop ------------------------------------------------------------------------ */
 
 static int outstanding(void)
@@ -238,7 +256,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_storage_loadgen --port P [--host H] [--server-key HEX] [--clients N]\n"
             "         [--inflight K] [--keys N] [--value-bytes B] [--warmup S] [--seconds S]\n"
-            "         [--server-pid PID] [--pg-pid PID] [--phases write,read]\n"
+            "         [--server-pid PID] [--pg-pid PID] [--phases write,read] [--board ID]\n"
             "       bench_storage_loadgen --pg-cpu POSTMASTER_PID\n");
     exit(2);
 }
@@ -259,7 +277,7 @@ int main(int argc, char **argv)
         {"value-bytes", required_argument, 0, 'b'}, {"warmup", required_argument, 0, 'w'},
         {"seconds", required_argument, 0, 's'},     {"server-pid", required_argument, 0, 'S'},
         {"pg-pid", required_argument, 0, 'G'},      {"phases", required_argument, 0, 'P'},
-        {0, 0, 0, 0},
+        {"board", required_argument, 0, 'B'},       {0, 0, 0, 0},
     };
     int o;
     while ((o = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -276,6 +294,7 @@ int main(int argc, char **argv)
         case 'S': opt.server_pid = atoi(optarg); break;
         case 'G': opt.pg_pid = atoi(optarg); break;
         case 'P': phases = optarg; break;
+        case 'B': opt.board = optarg; break;
         default: usage();
         }
     }

@@ -293,6 +293,33 @@ typedef struct kaos_group {
     int64_t update_time;
 } kaos_group;
 
+/* A leaderboard record (docs/leaderboards.md): one owner's score in one
+ * period of a board, with its rank (1 = first; 0 when the board hides
+ * ranks). metadata is a JSON object as text. */
+typedef struct kaos_leaderboard_record {
+    const char *leaderboard_id;
+    const char *owner_id;
+    const char *username;
+    int64_t score; /* negative scores are allowed */
+    int64_t subscore;
+    int num_score; /* writes accepted in the period */
+    const char *metadata;
+    int64_t create_time; /* Unix seconds */
+    int64_t update_time;
+    int64_t expiry_time; /* end of the record's period, 0 never */
+    int64_t rank;
+} kaos_leaderboard_record;
+
+/* A write's operator (kaos_client_leaderboard_record_write): the board's,
+ * or an override for this write (Nakama's numbering). */
+enum {
+    KAOS_LEADERBOARD_OP_DEFAULT = 0,
+    KAOS_LEADERBOARD_OP_BEST = 1,
+    KAOS_LEADERBOARD_OP_SET = 2,
+    KAOS_LEADERBOARD_OP_INCREMENT = 3,
+    KAOS_LEADERBOARD_OP_DECREMENT = 4,
+};
+
 /* A member's rank in a group, or where they stand (kaos_group_user.state). */
 enum {
     KAOS_GROUP_ANY = -1, /* the lists: every state */
@@ -585,6 +612,18 @@ typedef void (*kaos_group_users_fn)(kaos_client *c, const kaos_result *r,
 typedef void (*kaos_user_groups_fn)(kaos_client *c, const kaos_result *r,
                                     const kaos_user_group *groups, size_t count, const char *cursor,
                                     void *ud);
+/* A leaderboard record as written, with its rank. */
+typedef void (*kaos_leaderboard_record_fn)(kaos_client *c, const kaos_result *r,
+                                           const kaos_leaderboard_record *record, void *ud);
+/* A page of a leaderboard in rank order, the owners' records asked for (in
+ * rank order), `cursor` for the next page ("" on the last), `prev_cursor`
+ * for the page before ("" on the first) and the records in the period
+ * (`rank_count`). */
+typedef void (*kaos_leaderboard_records_fn)(kaos_client *c, const kaos_result *r,
+                                            const kaos_leaderboard_record *records, size_t count,
+                                            const kaos_leaderboard_record *owner_records,
+                                            size_t owner_count, const char *cursor,
+                                            const char *prev_cursor, int64_t rank_count, void *ud);
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
@@ -1032,6 +1071,28 @@ int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_
 /* Joins the relayed match a MatchmakerMatched token names (the first of
  * the group to join creates it). INVALID_ARGUMENT "invalid match token". */
 int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_fn done, void *ud);
+/* Leaderboards (docs/leaderboards.md): boards are created by the server;
+ * clients write and delete their own record (never on an authoritative
+ * board: KAOS_ERR_PERMISSION_DENIED) and read pages with ranks.
+ * record_write: score and subscore with the board's operator or an
+ * override (KAOS_LEADERBOARD_OP_*); metadata NULL keeps the record's.
+ * records_list: `limit` 0-1000 (0 = 100; 0 with owner ids: only theirs)
+ * after `cursor` (NULL or "" = the top); owner_ids (up to 1000) also
+ * returns those owners' records (a friends view); expiry 0 = the current
+ * period, else an ended period's end. records_around: up to `limit` around
+ * owner_id (NULL = you), the owner in the middle where the board allows. */
+int kaos_client_leaderboard_record_write(kaos_client *c, const char *leaderboard_id, int64_t score,
+                                         int64_t subscore, const char *metadata, int op,
+                                         kaos_leaderboard_record_fn done, void *ud);
+int kaos_client_leaderboard_records_list(kaos_client *c, const char *leaderboard_id,
+                                         const char *const *owner_ids, size_t owner_count,
+                                         uint32_t limit, const char *cursor, int64_t expiry,
+                                         kaos_leaderboard_records_fn done, void *ud);
+int kaos_client_leaderboard_records_around(kaos_client *c, const char *leaderboard_id,
+                                           const char *owner_id, uint32_t limit,
+                                           kaos_leaderboard_records_fn done, void *ud);
+int kaos_client_leaderboard_record_delete(kaos_client *c, const char *leaderboard_id,
+                                          kaos_done_fn done, void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -62,6 +62,9 @@ KN_ENTITY_ASSERT_VIEW(kaos_user_presence, USER_PRESENCE);
 KN_ENTITY_DEFINE(kaos_client__user_presence_entity, kaos_user_presence, USER_PRESENCE);
 KN_ENTITY_ASSERT_VIEW(kaos_channel_message, CHANNEL_MESSAGE);
 KN_ENTITY_DEFINE(kaos_client__channel_message_entity, kaos_channel_message, CHANNEL_MESSAGE);
+KN_ENTITY_ASSERT_VIEW(kaos_leaderboard_record, LEADERBOARD_RECORD);
+KN_ENTITY_DEFINE(kaos_client__leaderboard_record_entity, kaos_leaderboard_record,
+                 LEADERBOARD_RECORD);
 
 /* The view of message m (NULL: absent) as the entity's public struct. Views
  * have no inline text, so the mapping cannot fail. */
@@ -544,6 +547,50 @@ static int deliver_ticket(kaos_client *c, const kaos_pending *p, const kaos_resu
     return KN_OK;
 }
 
+/* LeaderboardRecord: the record as written. */
+static int deliver_leaderboard_record(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                      const kn_envelope *env)
+{
+    kaos_leaderboard_record_fn fn = FN(kaos_leaderboard_record_fn, p);
+    if (!fn) return KN_OK;
+    kaos_leaderboard_record v = {0};
+    if (env) view(&kaos_client__leaderboard_record_entity, env->leaderboard_record, &v);
+    fn(c, r, env ? &v : NULL, p->ud);
+    return KN_OK;
+}
+
+static kaos_leaderboard_record *record_views(Kaos__V1__LeaderboardRecord **m, size_t n)
+{
+    kaos_leaderboard_record *v = n ? kn_calloc(n, sizeof *v) : NULL;
+    for (size_t i = 0; v && i < n; i++)
+        view(&kaos_client__leaderboard_record_entity, m[i], &v[i]);
+    return v;
+}
+
+/* LeaderboardRecordList: the page, the owners' records, the cursor. */
+static int deliver_leaderboard_records(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                       const kn_envelope *env)
+{
+    kaos_leaderboard_records_fn fn = FN(kaos_leaderboard_records_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, NULL, 0, "", "", 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__LeaderboardRecordList *l = env->leaderboard_record_list;
+    kaos_leaderboard_record *recs = record_views(l->records, l->n_records);
+    kaos_leaderboard_record *owners = record_views(l->owner_records, l->n_owner_records);
+    if ((l->n_records && !recs) || (l->n_owner_records && !owners)) {
+        kn_free(recs);
+        kn_free(owners);
+        return KN_ERR_NOMEM;
+    }
+    fn(c, r, recs, l->n_records, owners, l->n_owner_records, str(l->next_cursor),
+       str(l->prev_cursor), l->rank_count, p->ud);
+    kn_free(recs);
+    kn_free(owners);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -578,6 +625,9 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_CHANNEL_MESSAGE] = {{ANSWER(CHANNEL_MESSAGE_ACK)}, deliver_channel_message},
     [KAOS_REPLY_CHANNEL_MESSAGES] = {{ANSWER(CHANNEL_MESSAGE_LIST)}, deliver_channel_messages},
     [KAOS_REPLY_TICKET] = {{ANSWER(MATCHMAKER_TICKET)}, deliver_ticket},
+    [KAOS_REPLY_LEADERBOARD_RECORD] = {{ANSWER(LEADERBOARD_RECORD)}, deliver_leaderboard_record},
+    [KAOS_REPLY_LEADERBOARD_RECORDS] = {{ANSWER(LEADERBOARD_RECORD_LIST)},
+                                        deliver_leaderboard_records},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)

@@ -137,7 +137,11 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(CHANNEL_MESSAGES_LIST, CHANNEL_MESSAGES_LIST, CHANNEL_MESSAGES)                              \
     X(MATCHMAKER_ADD, MATCHMAKER_ADD, TICKET)                                                      \
     X(MATCHMAKER_REMOVE, MATCHMAKER_REMOVE, DONE)                                                  \
-    X(MATCH_JOIN_TOKEN, MATCH_JOIN, MATCH)
+    X(MATCH_JOIN_TOKEN, MATCH_JOIN, MATCH)                                                         \
+    X(LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD)                      \
+    X(LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS)                     \
+    X(LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS)                 \
+    X(LEADERBOARD_RECORD_DELETE, LEADERBOARD_RECORD_DELETE, DONE)
 
 typedef enum request_kind {
 #define AS_ENUM(name, envelope, reply) REQ_##name,
@@ -1226,4 +1230,67 @@ int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_f
     kn_envelope env = KN_ENVELOPE_INIT;
     env.match_join = &msg;
     return call(c, REQ_MATCH_JOIN_TOKEN, &env, KAOS__FN(done), ud);
+}
+
+/* --- leaderboards ------------------------------------------------------------------ */
+
+int kaos_client_leaderboard_record_write(kaos_client *c, const char *leaderboard_id, int64_t score,
+                                         int64_t subscore, const char *metadata, int op,
+                                         kaos_leaderboard_record_fn done, void *ud)
+{
+    if (!c || !leaderboard_id || op < KAOS_LEADERBOARD_OP_DEFAULT ||
+        op > KAOS_LEADERBOARD_OP_DECREMENT)
+        return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LeaderboardRecordWrite msg = KAOS__V1__LEADERBOARD_RECORD_WRITE__INIT;
+    msg.leaderboard_id = unconst_str(leaderboard_id);
+    msg.score = score;
+    msg.subscore = subscore;
+    msg.metadata = text_or_empty(metadata);
+    msg.operator_ = op;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.leaderboard_record_write = &msg;
+    return call(c, REQ_LEADERBOARD_RECORD_WRITE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_leaderboard_records_list(kaos_client *c, const char *leaderboard_id,
+                                         const char *const *owner_ids, size_t owner_count,
+                                         uint32_t limit, const char *cursor, int64_t expiry,
+                                         kaos_leaderboard_records_fn done, void *ud)
+{
+    if (!c || !leaderboard_id || (owner_count && !owner_ids)) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LeaderboardRecordsList msg = KAOS__V1__LEADERBOARD_RECORDS_LIST__INIT;
+    msg.leaderboard_id = unconst_str(leaderboard_id);
+    msg.owner_ids = unconst_list(owner_ids);
+    msg.n_owner_ids = owner_count;
+    msg.limit = limit;
+    msg.cursor = text_or_empty(cursor);
+    msg.expiry = expiry;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.leaderboard_records_list = &msg;
+    return call(c, REQ_LEADERBOARD_RECORDS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_leaderboard_records_around(kaos_client *c, const char *leaderboard_id,
+                                           const char *owner_id, uint32_t limit,
+                                           kaos_leaderboard_records_fn done, void *ud)
+{
+    if (!c || !leaderboard_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LeaderboardRecordsAround msg = KAOS__V1__LEADERBOARD_RECORDS_AROUND__INIT;
+    msg.leaderboard_id = unconst_str(leaderboard_id);
+    msg.owner_id = text_or_empty(owner_id);
+    msg.limit = limit;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.leaderboard_records_around = &msg;
+    return call(c, REQ_LEADERBOARD_RECORDS_AROUND, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_leaderboard_record_delete(kaos_client *c, const char *leaderboard_id,
+                                          kaos_done_fn done, void *ud)
+{
+    if (!c || !leaderboard_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__LeaderboardRecordDelete msg = KAOS__V1__LEADERBOARD_RECORD_DELETE__INIT;
+    msg.leaderboard_id = unconst_str(leaderboard_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.leaderboard_record_delete = &msg;
+    return call(c, REQ_LEADERBOARD_RECORD_DELETE, &env, KAOS__FN(done), ud);
 }

@@ -150,4 +150,38 @@
     X(T, user_id_one, STRING)                                                                      \
     X(T, user_id_two, STRING)
 
+/* Leaderboard: a board's settings (kn_leaderboard, kaos.leaderboard_get).
+ * operator is set by hand: protobuf-c names its member operator_, and the
+ * Lua key stays "operator" as in Nakama. */
+#define KN_LEADERBOARD_PROTO kaos__v1__leaderboard__descriptor
+
+#define KN_LEADERBOARD_UNMAPPED "operator",
+#define KN_LEADERBOARD_FIELDS(X, T)                                                                \
+    X(T, id, STRING)                                                                               \
+    X(T, authoritative, BOOL)                                                                      \
+    X(T, sort_order, INT32)                                                                        \
+    X(T, reset_schedule, STRING)                                                                   \
+    X(T, metadata, JSON)                                                                           \
+    X(T, enable_ranks, BOOL)                                                                       \
+    X(T, create_time, INT64)                                                                       \
+    X(T, next_reset, INT64)                                                                        \
+    X(T, prev_reset, INT64)
+
+/* LeaderboardRecord: one owner's record with its rank (kn_leaderboard_record,
+ * kaos_leaderboard_record). */
+#define KN_LEADERBOARD_RECORD_PROTO kaos__v1__leaderboard_record__descriptor
+#define KN_LEADERBOARD_RECORD_UNMAPPED
+#define KN_LEADERBOARD_RECORD_FIELDS(X, T)                                                         \
+    X(T, leaderboard_id, STRING)                                                                   \
+    X(T, owner_id, STRING)                                                                         \
+    X(T, username, STRING)                                                                         \
+    X(T, score, INT64)                                                                             \
+    X(T, subscore, INT64)                                                                          \
+    X(T, num_score, INT32)                                                                         \
+    X(T, metadata, JSON)                                                                           \
+    X(T, create_time, INT64)                                                                       \
+    X(T, update_time, INT64)                                                                       \
+    X(T, expiry_time, INT64)                                                                       \
+    X(T, rank, INT64)
+
 #endif

@@ -49,6 +49,7 @@
 #include "kn_notify.h"
 #include "kn_groups.h"
 #include "kn_groups_lua.h"
+#include "kn_leaderboard_lua.h"
 #include "kn_notify_lua.h"
 
 #include <pthread.h>
@@ -80,6 +81,7 @@ typedef struct http_ctx {
     kn_match_engine *matches;
     kn_tracker *tracker;
     const char *database_url;
+    kn_leaderboards *lbs;
 } http_ctx;
 
 /* The tracker's sink and its end of every session: the router's stream
@@ -370,6 +372,9 @@ static void http_metrics(void *ud, char *buf, size_t cap)
                          offsetof(kn_net_stats, busy_permille));
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
+    METRIC("leaderboards", "leaderboards known to this node", kn_leaderboards_count(h->lbs));
+    METRIC("leaderboard_index_bytes", "bytes held by the leaderboards' rank indexes",
+           kn_leaderboards_index_memory(h->lbs));
     METRIC("matches", "authoritative matches running", ms.matches);
     METRIC("match_created_total", "authoritative matches created", ms.created);
     METRIC("match_errors_total", "authoritative matches ended by a handler failure", ms.errors);
@@ -575,6 +580,101 @@ static int check_schema(const kn_config *cfg)
     return rc;
 }
 
+/* The leaderboard scheduler: one thread that wakes once a second (or when
+ * stopped) and lets the service end the periods that are due
+ * (kn_leaderboards_tick), and every 100 ms runs the writes match handlers
+ * queued (kn_leaderboards_flush); the service claims each reset in
+ * Postgres, so with several nodes its callbacks run once. The scripts' reset functions
+ * run in a VM of the thread's own runtime slot. */
+typedef struct lb_scheduler {
+    kn_leaderboards *lbs;
+    kn_db *db;
+    kn_runtime_slot *slot;
+    pthread_t thread;
+    atomic_int stop;
+    bool started;
+} lb_scheduler;
+
+/* kn_leaderboards' on_reset: kaos.register_leaderboard_reset's functions. */
+static void lb_on_reset(void *ud, kn_db *db, const kn_leaderboard *board, int64_t reset)
+{
+    lb_scheduler *s = ud;
+    kn_runtime_vm *vm = s->slot ? kn_runtime_slot_vm(s->slot) : NULL;
+    if (!vm) return;
+    kn_runtime_services svc = {db};
+    kn_runtime_context ctx = {.user_id = "",
+                              .username = "",
+                              .session_id = "",
+                              .client_address = "",
+                              .execution_mode = "leaderboard_reset",
+                              .services = &svc};
+    kn_leaderboard_lua_reset r = {board, reset};
+    char what[KN_LB_ID_MAX + 32], msg[256];
+    snprintf(what, sizeof what, "leaderboard reset %s", board->id);
+    kn_runtime_call(vm, &ctx, kn_leaderboard_lua_run_reset, &r, what, msg, sizeof msg);
+}
+
+/* Leaderboards: the service and its indexes rebuilt from Postgres, and the
+ * start-up connection kaos.leaderboard_create uses while modules load. */
+static int leaderboards_start(const kn_config *cfg, lb_scheduler *sched, kn_leaderboards **lbs,
+                              kn_leaderboard_lua *lua)
+{
+    kn_leaderboards_config lc = {.node = cfg->node, .on_reset = lb_on_reset, .on_reset_ud = sched};
+    int rc = kn_leaderboards_create(&lc, lbs);
+    if (rc == KN_OK) rc = kn_db_open(cfg->database_url, &lua->db);
+    if (rc) return rc;
+    lua->lbs = *lbs;
+    char msg[256] = "";
+    size_t n = 0;
+    int64_t t0 = kn_time_mono_ms();
+    if ((rc = kn_leaderboards_load(*lbs, lua->db, &n, msg, sizeof msg))) {
+        KN_ERROR("leaderboards: %s", msg);
+        return rc;
+    }
+    KN_INFO("leaderboards: %zu board(s), %zu record(s) indexed in %lld ms",
+            kn_leaderboards_count(*lbs), n, (long long)(kn_time_mono_ms() - t0));
+    return KN_OK;
+}
+
+static void *lb_scheduler_main(void *arg)
+{
+    lb_scheduler *s = arg;
+    for (unsigned n = 0;; n++) {
+        /* Queued writes (match handlers) every 100 ms, period ends every second. */
+        kn_leaderboards_flush(s->lbs, s->db);
+        if (atomic_load(&s->stop)) break;
+        if (n % 10 == 0) kn_leaderboards_tick(s->lbs, s->db);
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+static int lb_scheduler_start(lb_scheduler *s, const kn_config *cfg, kn_leaderboards *lbs,
+                              kn_runtime_host *host)
+{
+    s->lbs = lbs;
+    int rc = kn_db_open(cfg->database_url, &s->db);
+    if (rc == KN_OK) rc = kn_runtime_slot_create(host, &s->slot);
+    if (rc) return rc;
+    if (pthread_create(&s->thread, NULL, lb_scheduler_main, s) != 0) return KN_ERR_INTERNAL;
+    s->started = true;
+    return KN_OK;
+}
+
+/* Before the runtime host goes: the slot is the host's. */
+static void lb_scheduler_stop(lb_scheduler *s)
+{
+    if (s->started) {
+        atomic_store(&s->stop, 1);
+        pthread_join(s->thread, NULL);
+        s->started = false;
+    }
+    kn_runtime_slot_destroy(s->slot);
+    s->slot = NULL;
+    kn_db_close(s->db);
+    s->db = NULL;
+}
+
 /* Token keys: the config wins (operators rotating keys), else the key file. */
 static void pick_key(const char *configured, const uint8_t *file_key, const uint8_t **key,
                      size_t *len)
@@ -764,6 +864,9 @@ int kn_server_run(const kn_config *cfg)
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
     block_listeners blocks = {0};
+    kn_leaderboard_lua leaderboard_lua = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    kn_leaderboards *lbs = NULL;
+    lb_scheduler lbsched = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
@@ -774,6 +877,7 @@ int kn_server_run(const kn_config *cfg)
         {"friends", kn_friends_lua_funcs, &friends_deps},
         {"notifications", kn_notify_lua_funcs, &out},
         {"groups", kn_groups_lua_funcs, &out},
+        {"leaderboards", kn_leaderboard_lua_funcs, &leaderboard_lua},
         {"match", kn_match_lua_funcs, &matches},
         {"rpc", kn_rpc_lua_funcs, &rpc},
     };
@@ -802,6 +906,8 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_auth_create(&ac, &auth))) goto done;
     account_lua.auth = auth;
     if ((rc = check_schema(cfg))) goto done;
+    /* Leaderboards before the runtime: modules create boards as they load. */
+    if ((rc = leaderboards_start(cfg, &lbsched, &lbs, &leaderboard_lua))) goto done;
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
@@ -956,12 +1062,14 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_CHAT] = chat,
-                                  [KN_SVC_MATCHMAKER] = mm}},
+                                  [KN_SVC_MATCHMAKER] = mm,
+                                  [KN_SVC_LEADERBOARDS] = lbs}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
     };
     if ((rc = kn_gateway_create(&deps, &gw))) goto done;
+    if ((rc = lb_scheduler_start(&lbsched, cfg, lbs, host))) goto done;
 
     kn_net_config nc;
     kn_net_config_default(&nc);
@@ -1006,8 +1114,8 @@ int kn_server_run(const kn_config *cfg)
     }
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
-    hctx =
-        (http_ctx){rpc, mw, gw, sessions, nets, n_nets, api, matches, tracker, cfg->database_url};
+    hctx = (http_ctx){rpc, mw,      gw,      sessions,          nets, n_nets,
+                      api, matches, tracker, cfg->database_url, lbs};
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
@@ -1081,6 +1189,7 @@ done:
     /* HTTP first: its handlers wait on workers, which must still be running. */
     kn_console_stop(console);
     kn_http_stop(http);
+    lb_scheduler_stop(&lbsched);
     /* Workers finish their jobs and post completions into the net's outbox;
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
@@ -1112,6 +1221,8 @@ done:
     kn_lockout_destroy(account_lock);
     kn_lockout_destroy(address_lock);
     kn_auth_destroy(auth);
+    kn_db_close(leaderboard_lua.db);
+    kn_leaderboards_destroy(lbs);
     kn_session_store_destroy(store);
     kn_keys_wipe(&keys);
     if (rc)

@@ -2,7 +2,8 @@
  * server. Three SDK clients find one match through the
  * asteroids_find_or_create RPC; each gets its welcome and the roster as
  * reliable events and one unreliable snapshot per tick; a client that aims
- * at the nearest asteroid destroys some and scores; the label counts the
+ * at the nearest asteroid destroys some and scores (and finds its score
+ * on the asteroids_highscores board after leaving); the label counts the
  * players; malformed input is ignored; the bots binary plays alongside; a
  * full match refuses a join with the handler's reason and an empty match
  * ends.
@@ -312,6 +313,46 @@ static int run_bots(const char *const *args, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* The asteroids_highscores page a client asked for: the owners' records. */
+typedef struct highscores {
+    int answers, code;
+    size_t n_owner;
+    int64_t score, rank;
+} highscores;
+
+static void on_highscores(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *recs,
+                          size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
+                          const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
+{
+    (void)c, (void)recs, (void)n, (void)cursor, (void)prev_cursor, (void)rank_count;
+    highscores *h = ud;
+    h->code = r->code;
+    h->n_owner = n_owners;
+    if (n_owners) {
+        h->score = owners[0].score;
+        h->rank = owners[0].rank;
+    }
+    h->answers++;
+}
+
+/* Asks c for owner's record on the high scores until it is there. */
+static highscores wait_highscore(e2e_client *c, const char *owner)
+{
+    highscores h = {0};
+    const char *owners[] = {owner};
+    for (int64_t end = e2e_now_ms() + 5000; e2e_now_ms() < end;) {
+        int before = h.answers;
+        assert_true(kaos_client_leaderboard_records_list(c->c, "asteroids_highscores", owners, 1, 0,
+                                                         NULL, 0, on_highscores, &h) > 0);
+        E2E_WAIT(h.answers > before, 5000);
+        assert_int_equal(h.code, 0);
+        if (h.n_owner) return h;
+        e2e_pump_for(100);
+    }
+    fail_msg("no high score for %s", owner);
+    return h; /* not reached */
+}
+
 static void three_players_share_a_match_get_snapshots_and_score(void **state)
 {
     char ids[3][128];
@@ -398,6 +439,14 @@ static void three_players_share_a_match_get_snapshots_and_score(void **state)
     assert_int_equal(a->joined, joined_before + 3);
     PLAY_UNTIL(a->left == left_before + 3, 5000);
     wait_label(a->c, "+game:asteroids", "\"players\":3");
+
+    /* the aiming player leaves: the match submits its score to the high
+     * scores (queued from the match handler), where the others see it ranked */
+    int final_score = a->my_score;
+    assert_true(kaos_client_match_leave(a->c->c, a->c->match_handle, e2e_on_done, a->c) > 0);
+    highscores h = wait_highscore(players[1].c, a->c->user_id);
+    assert_true(h.score >= final_score);
+    assert_true(h.rank >= 1);
 
     for (int i = 0; i < 3; i++) {
         assert_int_equal(players[i].c->match_ends, 0);

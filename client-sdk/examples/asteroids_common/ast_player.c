@@ -189,6 +189,7 @@ static void on_session(kaos_client *c, const kaos_result *r, const kaos_session 
 {
     ast_player *p = ud;
     if (request_failed(p, r) || p->state != AST_AUTHENTICATING) return;
+    snprintf(p->user_id, sizeof p->user_id, "%s", s->user_id);
     if (p->cfg.match_id)
         join(p, p->cfg.match_id);
     else

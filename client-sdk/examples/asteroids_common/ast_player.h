@@ -64,6 +64,7 @@ struct ast_player {
     ast_state state;
     bool may_find; /* set by the caller; bots join one after another */
     char error[256];
+    char user_id[40]; /* the session's, once logged in */
     char match_id[128];
     uint32_t handle;
     int attempts;

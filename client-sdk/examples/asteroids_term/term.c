@@ -14,6 +14,10 @@
  * event. The players of a match share a chat room named after it (ast_chat):
  * its last lines are drawn above the bottom line.
  *
+ * After q: leaves the match (the server then submits the score to the
+ * asteroids_highscores board, docs/leaderboards.md) and prints the board's
+ * top 10 and the player's own rank.
+ *
  * Keys: left/a and right/d turn, up/w thrusts, space fires, q quits; t (or
  * Enter) opens the chat line, Enter sends it, Esc drops it.
  * Terminals report presses, not releases: a press holds its button for
@@ -334,6 +338,77 @@ static bool join_match(game *g)
     return false;
 }
 
+/* --- high scores ----------------------------------------------------------------------------- */
+
+typedef struct highscores {
+    int answers;
+    bool failed;
+    char top[10][96];
+    size_t n_top;
+    char mine[96];
+} highscores;
+
+static void format_record(char *out, size_t cap, const kaos_leaderboard_record *r)
+{
+    snprintf(out, cap, "%4lld. %-24s %8lld", (long long)r->rank, r->username, (long long)r->score);
+}
+
+static void on_top(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *recs,
+                   size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
+                   const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
+{
+    (void)c, (void)owners, (void)n_owners, (void)cursor, (void)prev_cursor, (void)rank_count;
+    highscores *h = ud;
+    h->answers++;
+    if (r->code) {
+        h->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n && i < 10; i++)
+        format_record(h->top[i], sizeof h->top[i], &recs[i]);
+    h->n_top = n < 10 ? n : 10;
+}
+
+static void on_mine(kaos_client *c, const kaos_result *r, const kaos_leaderboard_record *recs,
+                    size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
+                    const char *cursor, const char *prev_cursor, int64_t rank_count, void *ud)
+{
+    (void)c, (void)recs, (void)n, (void)cursor, (void)prev_cursor, (void)rank_count;
+    highscores *h = ud;
+    h->answers++;
+    if (r->code) {
+        h->failed = true;
+        return;
+    }
+    if (n_owners) format_record(h->mine, sizeof h->mine, &owners[0]);
+}
+
+/* Leaves the match (the server submits the score), gives the queued write
+ * a moment, then asks for the top 10 and the player's own record. */
+static void show_highscores(game *g)
+{
+    kaos_client *c = g->p.client;
+    if (g->p.handle) kaos_client_match_leave(c, g->p.handle, NULL, NULL);
+    for (int64_t end = ast_now_ms() + 500; ast_now_ms() < end;)
+        ast_player_poll(&g->p, 10);
+    static const char board[] = "asteroids_highscores";
+    highscores h = {0};
+    const char *owners[] = {g->p.user_id};
+    if (kaos_client_leaderboard_records_list(c, board, NULL, 0, 10, NULL, 0, on_top, &h) <= 0 ||
+        kaos_client_leaderboard_records_list(c, board, owners, 1, 0, NULL, 0, on_mine, &h) <= 0)
+        return;
+    for (int64_t end = ast_now_ms() + 3000; h.answers < 2 && ast_now_ms() < end;)
+        ast_player_poll(&g->p, 10);
+    if (h.answers < 2 || h.failed) {
+        printf("high scores unavailable\n");
+        return;
+    }
+    printf("asteroids high scores\n");
+    for (size_t i = 0; i < h.n_top; i++)
+        printf("%s\n", h.top[i]);
+    printf("you: %s\n", h.mine[0] ? h.mine : "no score yet");
+}
+
 static void screen_start(game *g)
 {
     initscr();
@@ -412,6 +487,7 @@ int main(int argc, char **argv)
     printf("final score %u, %llu deaths, %llu kills, %llu snapshots\n",
            me ? (unsigned)me->score : 0u, (unsigned long long)g.p.deaths,
            (unsigned long long)g.p.kills, (unsigned long long)g.p.snapshots);
+    if (quit) show_highscores(&g);
     ast_player_stop(&g.p);
     for (int64_t end = ast_now_ms() + 1000; !ast_player_finished(&g.p) && ast_now_ms() < end;)
         ast_player_poll(&g.p, 10);

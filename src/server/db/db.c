@@ -264,6 +264,32 @@ int kn_db_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, kn
     return KN_OK;
 }
 
+int kn_db_query_each(kn_db *db, const kn_db_stmt *stmt, const char *const *params,
+                     int (*fn)(void *ud, const kn_db_rows *row), void *ud)
+{
+    if (connection_lost(db) && (db->in_tx || reconnect(db))) return KN_ERR_DB;
+    int rc = ensure_prepared(db, stmt);
+    if (rc) return rc;
+    if (!PQsendQueryPrepared(db->conn, stmt->name, stmt->nparams, params, NULL, NULL, 0))
+        return result_error(db, NULL, stmt->name);
+    PQsetSingleRowMode(db->conn);
+    int stop = 0;
+    PGresult *res;
+    /* Every result is read, also after fn stopped or an error, so the
+     * connection is ready for the next statement. */
+    while ((res = PQgetResult(db->conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && !stop && rc == KN_OK) {
+            kn_db_rows row = {res};
+            stop = fn(ud, &row);
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == KN_OK) {
+            rc = result_error(db, res, stmt->name);
+        }
+        PQclear(res);
+    }
+    return rc ? rc : stop;
+}
+
 int kn_db_exec(kn_db *db, const char *sql)
 {
     if (connection_lost(db) && (db->in_tx || reconnect(db))) return KN_ERR_DB;

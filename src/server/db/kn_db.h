@@ -41,6 +41,14 @@ void kn_db_close(kn_db *db); /* accepts NULL */
  * non-NULL it receives the result (free with kn_db_rows_free), else the
  * result is discarded. */
 int kn_db_query(kn_db *db, const kn_db_stmt *stmt, const char *const *params, kn_db_rows **rows);
+/* Execute `stmt` and hand each row to fn as it arrives (libpq's single-row
+ * mode: the whole result is never in memory at once; for reading a large
+ * table, e.g. a leaderboard's records at start). fn gets a one-row result
+ * (row 0), valid during the call; a non-zero return stops the calls (the
+ * rest of the result is still read and dropped) and is returned. No retry
+ * on a lost connection: the caller starts over. */
+int kn_db_query_each(kn_db *db, const kn_db_stmt *stmt, const char *const *params,
+                     int (*fn)(void *ud, const kn_db_rows *row), void *ud);
 /* Run literal SQL (no parameters, may hold several statements). */
 int kn_db_exec(kn_db *db, const char *sql);
 

@@ -24,8 +24,9 @@
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
     X(AUTH)                                                                                        \
-    X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT)         \
-        X(MATCHMAKER) X(PARTY)
+    X(ACCOUNT)                                                                                     \
+    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER)      \
+        X(PARTY) X(LEADERBOARDS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -128,7 +129,15 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
       kn_matchmaker_wire_add)                                                                      \
     X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                 \
-      kn_matchmaker_wire_remove)
+      kn_matchmaker_wire_remove)                                                                   \
+    X(LEADERBOARD_RECORD_WRITE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \
+      kn_leaderboard_wire_record_write)                                                            \
+    X(LEADERBOARD_RECORDS_LIST, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,        \
+      kn_leaderboard_wire_records_list)                                                            \
+    X(LEADERBOARD_RECORDS_AROUND, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,      \
+      kn_leaderboard_wire_records_around)                                                          \
+    X(LEADERBOARD_RECORD_DELETE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,       \
+      kn_leaderboard_wire_record_delete)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

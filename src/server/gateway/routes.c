@@ -5,6 +5,7 @@
 #include "kn_chat_wire.h"
 #include "kn_friends_wire.h"
 #include "kn_groups_wire.h"
+#include "kn_leaderboard_wire.h"
 #include "kn_match_wire.h"
 #include "kn_matchmaker_wire.h"
 #include "kn_notify_wire.h"

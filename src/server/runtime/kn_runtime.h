@@ -114,6 +114,19 @@ bool kn_runtime_has_rpc(const kn_runtime_vm *vm, const char *id);
 #define KN_RUNTIME_PROCESSOR_ID "kaos.matchmaker_processor"
 #define KN_RUNTIME_OVERRIDE_ID  "kaos.matchmaker_override"
 
+/* Runs fn inside vm as a call of ctx (its mode, its services: the
+ * kaos.* functions fn reaches see ctx->services->db), under the VM's call
+ * budget and a traceback handler: fn gets (ud as a light userdata, the
+ * context table) and its results are dropped. A Lua error, of fn or of a
+ * script it calls, becomes its code and message in msg, logged once here
+ * with `what` ("leaderboard reset ...") and the traceback. For the
+ * callbacks a service lets scripts register through its binding
+ * (kaos.register_leaderboard_reset): the binding finds the script's
+ * function and calls it; the composition root runs it here. */
+typedef struct lua_State lua_State;
+int kn_runtime_call(kn_runtime_vm *vm, const kn_runtime_context *ctx, int (*fn)(lua_State *L),
+                    void *ud, const char *what, char *msg, size_t msg_cap);
+
 /* Whether the runtime's modules registered a hook of `kind` for the
  * operation `message_case` (an Envelope message case). */
 bool kn_runtime_has_hook(const kn_runtime *rt, kn_hook_kind kind, int message_case);

@@ -865,6 +865,24 @@ int rt_script_error(lua_State *L, const char *what, char *msg, size_t cap)
     return KN_ERR_INTERNAL;
 }
 
+int kn_runtime_call(kn_runtime_vm *vm, const kn_runtime_context *ctx, int (*fn)(lua_State *L),
+                    void *ud, const char *what, char *msg, size_t cap)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, rt_traceback);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ud);
+    push_context(L, ctx);
+    rt_call_begin(vm, ctx);
+    int status = lua_pcall(L, 2, 0, top + 1);
+    rt_call_end(vm);
+    int rc = status == LUA_OK ? KN_OK : rt_script_error(L, what, msg, cap);
+    lua_settop(L, top);
+    lua_gc(L, LUA_GCSTEP, 0);
+    return rc;
+}
+
 int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char *id,
                    const char *payload, size_t payload_len, char **out, size_t *out_len,
                    char *msg, size_t cap)

@@ -15,6 +15,7 @@
 #include "kn_storage.h"
 #include "kn_friends.h"
 #include "kn_groups.h"
+#include "kn_leaderboard.h"
 #include "kn_notify.h"
 #include "kn_chat.h"
 
@@ -37,6 +38,7 @@ extern const kn_entity kaos_client__group_entity;
 extern const kn_entity kaos_client__group_user_entity;
 extern const kn_entity kaos_client__user_group_entity;
 extern const kn_entity kaos_client__channel_message_entity;
+extern const kn_entity kaos_client__leaderboard_record_entity;
 
 /* Room for any of the entity messages, which are a few pointers and numbers. */
 typedef union message_buf {
@@ -67,6 +69,9 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kaos_client__group_user_entity,
         &kaos_client__user_group_entity,
         &kaos_client__channel_message_entity,
+        &kn_leaderboard_entity,
+        &kn_leaderboard_record_entity,
+        &kaos_client__leaderboard_record_entity,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char msg[256] = "";
@@ -248,6 +253,24 @@ static void a_storage_object_and_its_ack_survive_the_wire(void **state)
     assert_same_fields(&kn_group_entity, &g, &g_back);
     assert_true(g_back.open);
     assert_int_equal(g_back.max_count, 50);
+    protobuf_c_message_free_unpacked(m, NULL);
+    kn_leaderboard_record lr = {"asteroids_highscores",
+                                "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b",
+                                "ace",
+                                -42,
+                                7,
+                                3,
+                                "{\"ship\": 2}",
+                                1733600000,
+                                1733600001,
+                                1733700000,
+                                12};
+    kn_leaderboard_record lr_back;
+    memset(&lr_back, 0, sizeof lr_back);
+    m = round_trip(&kn_leaderboard_record_entity, &lr, &lr_back);
+    assert_same_fields(&kn_leaderboard_record_entity, &lr, &lr_back);
+    assert_int_equal(lr_back.score, -42);
+    assert_int_equal(lr_back.rank, 12);
     protobuf_c_message_free_unpacked(m, NULL);
     kn_user_group ug = {.state = 3}, ug_back = {0};
     m = round_trip(&kn_user_group_entity, &ug, &ug_back);

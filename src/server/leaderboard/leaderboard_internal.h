@@ -1,0 +1,73 @@
+/* Internal to the leaderboard module: shared by leaderboard.c and
+ * leaderboard_list.c. Not part of the module's contract. */
+#ifndef KN_LEADERBOARD_INTERNAL_H
+#define KN_LEADERBOARD_INTERNAL_H
+
+#include "kn_cron.h"
+#include "kn_leaderboard.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct kn_db_rows kn_db_rows;
+
+/* One board: its settings, its lock and the index of its current period. */
+typedef struct kn_lb_board {
+    kn_leaderboard meta; /* immutable after load (next/prev_reset unused here) */
+    kn_cron cron;
+    bool has_cron;
+    pthread_rwlock_t rw;    /* writes shared; deletes and period changes exclusive */
+    kn_rank *rank;          /* the current period's index */
+    _Atomic int64_t expiry; /* end of the current period (Unix s), 0 never */
+    int64_t prev_expiry;    /* end of the previous one, 0 none (under rw) */
+    int64_t fired_through;  /* resets up to here had their callbacks (under rw) */
+    bool deleted;           /* under rw */
+} kn_lb_board;
+
+/* A queued write (kn_leaderboards_enqueue); strings in one allocation. */
+typedef struct kn_lb_queued {
+    struct kn_lb_queued *next;
+    char *id, *owner, *username, *metadata;
+    kn_leaderboard_write_opts o;
+} kn_lb_queued;
+
+struct kn_leaderboards {
+    pthread_mutex_t qmu; /* the queue */
+    kn_lb_queued *qhead, *qtail;
+    size_t qlen;
+    pthread_rwlock_t mu; /* the registry: boards, dead */
+    kn_lb_board **boards;
+    size_t n, cap;
+    kn_lb_board **dead; /* deleted, freed at destroy */
+    size_t n_dead;
+    int64_t (*now_ms)(void *ud);
+    void *clock_ud;
+    kn_rank_factory ranks;
+    kn_leaderboard_lease lease;
+    kn_leaderboard_reset_fn on_reset;
+    void *on_reset_ud;
+    char node[64];
+    _Atomic int64_t last_us; /* the last score time handed out */
+};
+
+int64_t kn_lb__now_ms(kn_leaderboards *lbs);
+int kn_lb__check_id(const char *id, char *msg, size_t cap);
+int kn_lb__check_owner(const char *owner, char *msg, size_t cap);
+kn_lb_board *kn_lb__find(kn_leaderboards *lbs, const char *id);
+int kn_lb__get(kn_leaderboards *lbs, kn_db *db, const char *id, kn_lb_board **out, char *msg,
+               size_t cap);
+/* Takes b->rw (shared, or exclusive), first moving b to the current period
+ * if its own ended. */
+void kn_lb__enter(kn_leaderboards *lbs, kn_lb_board *b, bool exclusive);
+void kn_lb__leave(kn_lb_board *b);
+/* A record (and its index entry, when e is non-NULL) from a row of
+ * RECORD_COLS; metadata kn_malloc'd (NULL when out of memory). */
+void kn_lb__record_from_row(kn_db_rows *rows, size_t i, const char *board, kn_leaderboard_record *r,
+                            kn_rank_entry *e);
+
+#define KN_LB__RECORD_COLS                                                                         \
+    "owner_id::text, username, score, subscore, num_score, metadata::text,"                        \
+    " floor(extract(epoch FROM create_time))::bigint,"                                             \
+    " floor(extract(epoch FROM update_time))::bigint, expiry_time, score_time, version"
+
+#endif
