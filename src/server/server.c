@@ -1143,7 +1143,8 @@ int kn_server_run(const kn_config *cfg)
                                    .ud = &cctx,
                                    .out = out,
                                    .matches = matches,
-                                   .chat = chat};
+                                   .chat = chat,
+                                   .leaderboards = lbs};
         if ((rc = kn_console_start(&ccfg, &chooks, &console))) goto done;
         KN_INFO("admin console on http://%s:%u/", cfg->console_bind, kn_console_port(console));
     }

@@ -92,6 +92,13 @@ async function main(browser) {
   check(true, 'the asteroids match is listed');
   await shot(page, 'matches');
 
+  // Leaderboards: the asteroids example's board, and its (maybe empty) records.
+  await page.goto(base + '/#/leaderboards');
+  await page.locator('tr.clickable', { hasText: 'asteroids_highscores' }).click();
+  await page.locator('code', { hasText: 'asteroids_highscores' }).waitFor();
+  await page.locator('th', { hasText: 'Rank' }).waitFor();
+  check(true, "the asteroids example's leaderboard is listed with its records");
+
   // Chat: the room's stored message, removed (the room is told).
   await page.goto(base + '/#/chat');
   await page.locator('tr.clickable', { hasText: 'lobby' }).click();

@@ -48,6 +48,7 @@ typedef struct kn_console_route {
     X(matches)                                                                                     \
     X(groups)                                                                                      \
     X(chat)                                                                                        \
+    X(leaderboards)                                                                                \
     X(notifications)                                                                               \
     X(runtime)                                                                                     \
     X(config)                                                                                      \

@@ -34,6 +34,7 @@ typedef struct kn_console kn_console;
 typedef struct kn_out kn_out;
 typedef struct kn_match_engine kn_match_engine;
 typedef struct kn_chat kn_chat;
+typedef struct kn_leaderboards kn_leaderboards;
 
 /* Roles, least to most: each may do what the ones below it may. */
 typedef enum kn_console_role {
@@ -133,9 +134,10 @@ typedef struct kn_console_hooks {
     /* The configuration, secrets masked, as a kn_malloc'd JSON object. */
     char *(*config_json)(void *ud);
     void *ud;
-    kn_out *out;              /* notifications to online users */
-    kn_match_engine *matches; /* live matches, signals */
-    kn_chat *chat;            /* channel history, message removal */
+    kn_out *out;                   /* notifications to online users */
+    kn_match_engine *matches;      /* live matches, signals */
+    kn_chat *chat;                 /* channel history, message removal */
+    kn_leaderboards *leaderboards; /* boards and records */
 } kn_console_hooks;
 
 typedef struct kn_console_config {
