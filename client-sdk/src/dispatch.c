@@ -544,6 +544,50 @@ static int deliver_ticket(kaos_client *c, const kaos_pending *p, const kaos_resu
     return KN_OK;
 }
 
+/* Party (create, an open join) or Ack (a closed party's join: pending). */
+static int deliver_party(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                         const kn_envelope *env)
+{
+    kaos_party_fn fn = FN(kaos_party_fn, p);
+    if (!fn) return KN_OK;
+    if (!env || env->message_case != KAOS__V1__ENVELOPE__MESSAGE_PARTY) {
+        fn(c, r, NULL, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__Party *m = env->party;
+    kaos_user_presence *members = user_presence_views(m->presences, m->n_presences, NULL, 0);
+    if (m->n_presences && !members) return KN_ERR_NOMEM;
+    kaos_party v = {.party_id = str(m->party_id),
+                    .open = m->open,
+                    .hidden = m->hidden,
+                    .max_size = m->max_size,
+                    .label = str(m->label),
+                    .presences = members,
+                    .presence_count = m->n_presences};
+    view(&kaos_client__user_presence_entity, m->self, &v.self);
+    view(&kaos_client__user_presence_entity, m->leader, &v.leader);
+    fn(c, r, &v, p->ud);
+    kn_free(members);
+    return KN_OK;
+}
+
+/* PartyJoinRequest: the pending requests. */
+static int deliver_party_requests(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                  const kn_envelope *env)
+{
+    kaos_party_requests_fn fn = FN(kaos_party_requests_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__PartyJoinRequest *q = env->party_join_request;
+    kaos_user_presence *views = user_presence_views(q->presences, q->n_presences, NULL, 0);
+    if (q->n_presences && !views) return KN_ERR_NOMEM;
+    fn(c, r, views, q->n_presences, p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -578,6 +622,8 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_CHANNEL_MESSAGE] = {{ANSWER(CHANNEL_MESSAGE_ACK)}, deliver_channel_message},
     [KAOS_REPLY_CHANNEL_MESSAGES] = {{ANSWER(CHANNEL_MESSAGE_LIST)}, deliver_channel_messages},
     [KAOS_REPLY_TICKET] = {{ANSWER(MATCHMAKER_TICKET)}, deliver_ticket},
+    [KAOS_REPLY_PARTY] = {{ANSWER(PARTY), ANSWER(ACK)}, deliver_party},
+    [KAOS_REPLY_PARTY_REQUESTS] = {{ANSWER(PARTY_JOIN_REQUEST)}, deliver_party_requests},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)
@@ -816,6 +862,51 @@ static void handle_matchmaker_matched(kaos_client *c, const Kaos__V1__Matchmaker
     kn_free(dvals);
 }
 
+/* --- party events ----------------------------------------------------------------- */
+
+static void handle_party_presence(kaos_client *c, const Kaos__V1__PartyPresenceEvent *e)
+{
+    if (!c->events.party_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        KN_ERROR("cannot deliver a party presence event: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.party_presence.fn(c, str(e->party_id), all, e->n_joins, all ? all + e->n_joins : NULL,
+                                e->n_leaves, c->events.party_presence.ud);
+    kn_free(all);
+}
+
+static void handle_party_data(kaos_client *c, const Kaos__V1__PartyData *d, uint8_t channel)
+{
+    if (!c->events.party_data.fn) return;
+    kaos_user_presence sender;
+    view(&kaos_client__user_presence_entity, d->presence, &sender);
+    c->events.party_data.fn(c, str(d->party_id), &sender, d->op_code, d->data.data, d->data.len,
+                            channel != KN_CHANNEL_MATCH_UNRELIABLE, c->events.party_data.ud);
+}
+
+static void handle_party_leader(kaos_client *c, const Kaos__V1__PartyLeader *l)
+{
+    if (!c->events.party_leader.fn) return;
+    kaos_user_presence leader;
+    view(&kaos_client__user_presence_entity, l->presence, &leader);
+    c->events.party_leader.fn(c, str(l->party_id), &leader, c->events.party_leader.ud);
+}
+
+static void handle_party_join_request(kaos_client *c, const Kaos__V1__PartyJoinRequest *q)
+{
+    if (!c->events.party_join_request.fn) return;
+    kaos_user_presence *views = user_presence_views(q->presences, q->n_presences, NULL, 0);
+    if (q->n_presences && !views) {
+        KN_ERROR("cannot deliver a party join request: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.party_join_request.fn(c, str(q->party_id), views, q->n_presences,
+                                    c->events.party_join_request.ud);
+    kn_free(views);
+}
+
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
@@ -851,6 +942,23 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCHMAKER_MATCHED:
         handle_matchmaker_matched(c, env->matchmaker_matched);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_PRESENCE:
+        handle_party_presence(c, env->party_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_DATA:
+        handle_party_data(c, env->party_data, channel);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_LEADER:
+        handle_party_leader(c, env->party_leader);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_CLOSE:
+        if (c->events.party_close.fn)
+            c->events.party_close.fn(c, str(env->party_close->party_id), c->events.party_close.ud);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_JOIN_REQUEST:
+        if (env->cid) break; /* the answer to a list, not an event */
+        handle_party_join_request(c, env->party_join_request);
         return;
     default:
         break;

@@ -30,6 +30,8 @@
 #include "kn_log.h"
 #include "kn_net.h"
 #include "kn_relay.h"
+#include "kn_party.h"
+#include "kn_party_wire.h"
 #include "kn_status.h"
 #include "kn_status_lua.h"
 #include "kn_stream.h"
@@ -101,9 +103,20 @@ static void friends_blocked(void *ud, const char *blocker_id, const char *blocke
     kn_chat_block(b->chat, blocker_id, blocked_id);
 }
 
+/* The end of a session on the tracker: its parties and join requests go
+ * first (the party service keeps its members and the party's stream the
+ * same), then every stream it is still on. One listener for both: the
+ * listeners are few (KN_SESSION_EXT_MAX). */
+typedef struct stream_services {
+    kn_tracker *tracker;
+    kn_parties *parties;
+} stream_services;
+
 static void tracker_unbound(void *ud, kn_session *s)
 {
-    kn_tracker_untrack_all(ud, s->conn);
+    stream_services *ss = ud;
+    kn_parties_leave_conn(ss->parties, s->conn);
+    kn_tracker_untrack_all(ss->tracker, s->conn);
 }
 
 /* Chat's end of every session: its message rate bucket goes. */
@@ -586,6 +599,7 @@ int kn_server_run(const kn_config *cfg)
     kn_sessions *sessions = NULL;
     kn_tracker *tracker = NULL;
     kn_status *status = NULL;
+    kn_parties *parties = NULL;
     kn_chat *chat = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
@@ -719,8 +733,12 @@ int kn_server_run(const kn_config *cfg)
     kn_tracker_config_default(&tcfg);
     tcfg.max_event_size = (size_t)cfg->max_message_size;
     kn_tracker_sink tsink = {tracker_send, out};
+    kn_party_hooks party_hooks = {kn_party_wire_notify, out};
     if ((rc = kn_tracker_create(&tcfg, &tsink, &tracker)) ||
-        (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)) ||
+        (rc = kn_parties_create(tracker, &party_hooks, &parties)))
+        goto done;
+    stream_services streams = {tracker, parties};
+    if ((rc = kn_sessions_on_unbind(sessions, tracker_unbound, &streams)) ||
         (rc = kn_status_create(tracker, &status)))
         goto done;
     kn_chat_config chc;
@@ -797,7 +815,8 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_FRIENDS] = &friends_deps,
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_CHAT] = chat,
-                                  [KN_SVC_MATCHMAKER] = mm}},
+                                  [KN_SVC_MATCHMAKER] = mm,
+                                  [KN_SVC_PARTY] = parties}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
@@ -920,6 +939,7 @@ done:
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
     kn_status_destroy(status);
+    kn_parties_destroy(parties);
     kn_groups_listen(NULL); /* the workers, its only callers, have stopped */
     kn_chat_destroy(chat);
     kn_tracker_destroy(tracker);

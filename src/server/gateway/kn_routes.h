@@ -24,8 +24,9 @@
 #define KN_SERVICES(X)                                                                             \
     X(GATEWAY)                                                                                     \
     X(AUTH)                                                                                        \
-    X(ACCOUNT) X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT)         \
-        X(MATCHMAKER) X(PARTY)
+    X(ACCOUNT)                                                                                     \
+    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER)      \
+        X(PARTY)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -128,7 +129,18 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(MATCHMAKER_ADD, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                    \
       kn_matchmaker_wire_add)                                                                      \
     X(MATCHMAKER_REMOVE, MATCHMAKER, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                 \
-      kn_matchmaker_wire_remove)
+      kn_matchmaker_wire_remove)                                                                   \
+    X(PARTY_CREATE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_create)     \
+    X(PARTY_JOIN, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_join)         \
+    X(PARTY_LEAVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_leave)       \
+    X(PARTY_PROMOTE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_promote)   \
+    X(PARTY_ACCEPT, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_accept)     \
+    X(PARTY_REMOVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_remove)     \
+    X(PARTY_CLOSE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_close)       \
+    X(PARTY_JOIN_REQUEST_LIST, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                \
+      kn_party_wire_join_requests)                                                                 \
+    X(PARTY_DATA_SEND, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL | KN_CH_MATCH, KN_RUN_NET,          \
+      kn_party_wire_data)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

@@ -58,12 +58,15 @@ typedef enum kn_party_note_kind {
     KN_PARTY_NOTE_LEADER,       /* to every member; presence: the new leader */
     KN_PARTY_NOTE_CLOSE,        /* to every member (the party has closed); no presence */
     KN_PARTY_NOTE_REMOVED,      /* to the removed member or rejected requester; presence: it */
+    KN_PARTY_NOTE_ACCEPTED,     /* to an accepted requester; presence: the leader, members: all */
 } kn_party_note_kind;
 
 typedef struct kn_party_note {
     kn_party_note_kind kind;
     const char *party_id;
     const kn_presence *presence; /* NULL for a close */
+    const kn_presence *members;  /* ACCEPTED: every member, the joiner included */
+    size_t n_members;
     const kn_conn_id *to;
     size_t n_to;
 } kn_party_note;
@@ -107,8 +110,9 @@ int kn_party_create(kn_parties *ps, const kn_presence *who, const kn_party_confi
  * requests". */
 int kn_party_join(kn_parties *ps, const kn_presence *who, const char *party_id, bool *pending,
                   kn_party_view *out, char *msg, size_t cap);
-/* The leader accepts the join request of (user_id, session_id): it joins.
- * NOT_FOUND "join request not found"; a full party keeps the request. */
+/* The leader accepts the join request of (user_id, session_id): it joins
+ * (an ACCEPTED note to it). NOT_FOUND "join request not found"; a full
+ * party keeps the request. */
 int kn_party_accept(kn_parties *ps, const kn_presence *who, const char *party_id,
                     const char *user_id, const char *session_id, char *msg, size_t cap);
 /* The leader removes a member or rejects a join request: a REMOVED note to

@@ -5,6 +5,7 @@
  * party with no member does not exist (its record and its stream go
  * together); a join request is never also a member. */
 #include "kn_party.h"
+#include "kn_codec.h"
 #include "kn_error.h"
 #include "kn_map.h"
 #include "kn_mem.h"
@@ -76,7 +77,7 @@ static void notify(kn_parties *ps, kn_party_note_kind kind, const party *p,
                    const kn_presence *presence, const kn_conn_id *to, size_t n_to)
 {
     if (!ps->hooks.notify || !n_to) return;
-    kn_party_note note = {kind, p->id, presence, to, n_to};
+    kn_party_note note = {kind, p->id, presence, p->members, p->n_members, to, n_to};
     ps->hooks.notify(ps->hooks.ud, &note);
 }
 
@@ -150,6 +151,26 @@ static int member_party(kn_parties *ps, const kn_presence *who, const char *id,
     return KN_OK;
 }
 
+/* The mode's events: PartyPresenceEvent. */
+static size_t build_event(void *ud, const kn_stream *s, uint32_t handle, const kn_presence *joins,
+                          size_t n_joins, const kn_presence *leaves, size_t n_leaves, uint8_t *buf,
+                          size_t cap)
+{
+    (void)ud, (void)handle;
+    kn_presence_change c;
+    if (!kn_presence_change_init(&c, joins, n_joins, leaves, n_leaves)) return 0;
+    Kaos__V1__PartyPresenceEvent ev = KAOS__V1__PARTY_PRESENCE_EVENT__INIT;
+    ev.party_id = (char *)s->subject;
+    ev.n_joins = c.n_joins;
+    ev.joins = c.joins;
+    ev.n_leaves = c.n_leaves;
+    ev.leaves = c.leaves;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY_PRESENCE;
+    env.party_presence = &ev;
+    return kn_presence_event_pack(&env, buf, cap);
+}
+
 int kn_parties_create(kn_tracker *t, const kn_party_hooks *hooks, kn_parties **out)
 {
     *out = NULL;
@@ -162,8 +183,8 @@ int kn_parties_create(kn_tracker *t, const kn_party_hooks *hooks, kn_parties **o
     ps->tracker = t;
     if (hooks) ps->hooks = *hooks;
     kn_map_init(&ps->by_id);
-    /* NULL build: StreamPresenceEvent until the party's own event is on the wire. */
-    kn_tracker_mode mode = {.name = "party", .max_per_session = KN_PARTY_PER_SESSION};
+    kn_tracker_mode mode = {
+        .name = "party", .max_per_session = KN_PARTY_PER_SESSION, .build = build_event, .ud = ps};
     int rc = kn_tracker_mode_set(t, KN_STREAM_PARTY, &mode);
     if (rc) {
         kn_parties_destroy(ps);
@@ -324,7 +345,10 @@ int kn_party_accept(kn_parties *ps, const kn_presence *who, const char *party_id
     if (rc == KN_OK) {
         kn_presence joiner = p->requests[r];
         rc = add_member(ps, p, &joiner, msg, cap);
-        if (rc == KN_OK) remove_at(p->requests, &p->n_requests, (size_t)r);
+        if (rc == KN_OK) {
+            remove_at(p->requests, &p->n_requests, (size_t)r);
+            notify(ps, KN_PARTY_NOTE_ACCEPTED, p, &p->members[p->leader], &joiner.conn, 1);
+        }
     }
     pthread_mutex_unlock(&ps->lock);
     return rc;

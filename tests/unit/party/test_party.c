@@ -209,7 +209,7 @@ static void joining_an_open_party_tells_the_members_and_the_last_leave_ends_it(v
     assert_int_equal(f->n_d, 1); /* a presence event to a */
     assert_int_equal(f->d[0].n, 1);
     assert_int_equal(f->d[0].to[0], 1);
-    assert_int_equal(f->d[0].message_case, KAOS__V1__ENVELOPE__MESSAGE_STREAM_PRESENCE);
+    assert_int_equal(f->d[0].message_case, KAOS__V1__ENVELOPE__MESSAGE_PARTY_PRESENCE);
     assert_int_equal(join(f, &b, id, NULL), KN_OK); /* a member already: the same */
     kn_party_view v = view(f, id);
     assert_int_equal(v.n_members, 2);
@@ -286,8 +286,15 @@ static void a_closed_party_turns_a_join_into_a_request_the_leader_accepts(void *
     assert_int_equal(kn_party_accept(f->ps, &a, id, "user-c", "sess-c", f->msg, sizeof f->msg),
                      KN_ERR_NOT_FOUND);
     assert_string_equal(f->msg, "join request not found");
+    forget(f);
     assert_int_equal(kn_party_accept(f->ps, &a, id, "user-b", "sess-b", f->msg, sizeof f->msg),
                      KN_OK);
+    assert_int_equal(f->n_notes, 1); /* b learns it is in */
+    assert_int_equal(f->notes[0].kind, KN_PARTY_NOTE_ACCEPTED);
+    assert_string_equal(f->notes[0].user, "user-a"); /* the leader */
+    assert_int_equal(f->notes[0].to[0], 2);
+    assert_int_equal(f->n_d, 1); /* a hears of b's join */
+    assert_int_equal(f->d[0].to[0], 1);
     kn_party_view v = view(f, id);
     assert_int_equal(v.n_members, 2);
     assert_string_equal(v.members[1].user_id, "user-b");
