@@ -824,7 +824,13 @@ void kaos_client_on_party_presence(kaos_client *c, kaos_party_presence_fn fn, vo
 void kaos_client_on_party_data(kaos_client *c, kaos_party_data_fn fn, void *ud);
 void kaos_client_on_party_leader(kaos_client *c, kaos_party_leader_fn fn, void *ud);
 void kaos_client_on_party_join_request(kaos_client *c, kaos_party_join_request_fn fn, void *ud);
+/* The leader put the party in the matchmaker: every member is a player of
+ * `ticket`, and a match arrives as kaos_client_on_matchmaker_matched (its
+ * users carry the party id). */
+typedef void (*kaos_party_ticket_fn)(kaos_client *c, const char *party_id, const char *ticket,
+                                     void *ud);
 void kaos_client_on_party_close(kaos_client *c, kaos_party_close_fn fn, void *ud);
+void kaos_client_on_party_ticket(kaos_client *c, kaos_party_ticket_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -1103,6 +1109,15 @@ int kaos_client_party_remove(kaos_client *c, const char *party_id, const char *u
 int kaos_client_party_close(kaos_client *c, const char *party_id, kaos_done_fn done, void *ud);
 int kaos_client_party_join_requests(kaos_client *c, const char *party_id,
                                     kaos_party_requests_fn done, void *ud);
+/* The leader's matchmaker ticket for the whole party (never split; the
+ * other members get kaos_client_on_party_ticket). It goes when the party's
+ * members change (ABORTED "party changed; retry" when they changed during
+ * the add). remove: NOT_FOUND "ticket not found". */
+int kaos_client_party_matchmaker_add(kaos_client *c, const char *party_id,
+                                     const kaos_matchmaker_request *req, kaos_ticket_fn done,
+                                     void *ud);
+int kaos_client_party_matchmaker_remove(kaos_client *c, const char *party_id, const char *ticket,
+                                        kaos_done_fn done, void *ud);
 /* Data to the other members. Returns KAOS_OK or a negative error (no cid:
  * fire-and-forget; a server error comes as the error event). reliable:
  * the control channel, else unreliable on channel 2. */

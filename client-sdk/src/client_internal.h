@@ -74,6 +74,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_TICKET,
     KAOS_REPLY_PARTY,
     KAOS_REPLY_PARTY_REQUESTS,
+    KAOS_REPLY_PARTY_TICKET,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 
@@ -112,6 +113,7 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_party_leader_fn) party_leader;
     KAOS__EVENT(kaos_party_join_request_fn) party_join_request;
     KAOS__EVENT(kaos_party_close_fn) party_close;
+    KAOS__EVENT(kaos_party_ticket_fn) party_ticket;
 } kaos_events;
 
 typedef struct kaos_welcome_result {

@@ -588,6 +588,14 @@ static int deliver_party_requests(kaos_client *c, const kaos_pending *p, const k
     return KN_OK;
 }
 
+static int deliver_party_ticket(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                const kn_envelope *env)
+{
+    kaos_ticket_fn fn = FN(kaos_ticket_fn, p);
+    if (fn) fn(c, r, env ? str(env->party_matchmaker_ticket->ticket) : "", p->ud);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -624,6 +632,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_TICKET] = {{ANSWER(MATCHMAKER_TICKET)}, deliver_ticket},
     [KAOS_REPLY_PARTY] = {{ANSWER(PARTY), ANSWER(ACK)}, deliver_party},
     [KAOS_REPLY_PARTY_REQUESTS] = {{ANSWER(PARTY_JOIN_REQUEST)}, deliver_party_requests},
+    [KAOS_REPLY_PARTY_TICKET] = {{ANSWER(PARTY_MATCHMAKER_TICKET)}, deliver_party_ticket},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)
@@ -955,6 +964,13 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
     case KAOS__V1__ENVELOPE__MESSAGE_PARTY_CLOSE:
         if (c->events.party_close.fn)
             c->events.party_close.fn(c, str(env->party_close->party_id), c->events.party_close.ud);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_MATCHMAKER_TICKET:
+        if (env->cid) break; /* the leader's answer, not an event */
+        if (c->events.party_ticket.fn)
+            c->events.party_ticket.fn(c, str(env->party_matchmaker_ticket->party_id),
+                                      str(env->party_matchmaker_ticket->ticket),
+                                      c->events.party_ticket.ud);
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_PARTY_JOIN_REQUEST:
         if (env->cid) break; /* the answer to a list, not an event */

@@ -145,6 +145,8 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(PARTY_REMOVE, PARTY_REMOVE, DONE)                                                            \
     X(PARTY_CLOSE, PARTY_CLOSE, DONE)                                                              \
     X(PARTY_JOIN_REQUESTS, PARTY_JOIN_REQUEST_LIST, PARTY_REQUESTS)                                \
+    X(PARTY_MATCHMAKER_ADD, PARTY_MATCHMAKER_ADD, PARTY_TICKET)                                    \
+    X(PARTY_MATCHMAKER_REMOVE, PARTY_MATCHMAKER_REMOVE, DONE)                                      \
     X(MATCH_JOIN_TOKEN, MATCH_JOIN, MATCH)
 
 typedef enum request_kind {
@@ -1170,8 +1172,9 @@ int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, ui
 
 /* --- matchmaker ------------------------------------------------------------------- */
 
-int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
-                               kaos_ticket_fn done, void *ud)
+/* A MatchmakerAdd of req, sent alone or (party_id) inside a PartyMatchmakerAdd. */
+static int matchmaker_add(kaos_client *c, const char *party_id, const kaos_matchmaker_request *req,
+                          kaos_ticket_fn done, void *ud)
 {
     const kaos_matchmaker_properties *pr = req ? &req->properties : NULL;
     if (!c || !pr || (pr->n_strings && (!pr->string_names || !pr->string_values)) ||
@@ -1205,15 +1208,49 @@ int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *re
         msg.string_properties = sp;
         msg.n_numeric_properties = nd;
         msg.numeric_properties = dp;
+        Kaos__V1__PartyMatchmakerAdd party = KAOS__V1__PARTY_MATCHMAKER_ADD__INIT;
         kn_envelope env = KN_ENVELOPE_INIT;
-        env.matchmaker_add = &msg;
-        rc = call(c, REQ_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+        if (party_id) {
+            party.party_id = unconst_str(party_id);
+            party.ticket = &msg;
+            env.party_matchmaker_add = &party;
+            rc = call(c, REQ_PARTY_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+        } else {
+            env.matchmaker_add = &msg;
+            rc = call(c, REQ_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+        }
     }
     kn_free(se);
     kn_free(sp);
     kn_free(de);
     kn_free(dp);
     return rc;
+}
+
+int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
+                               kaos_ticket_fn done, void *ud)
+{
+    return matchmaker_add(c, NULL, req, done, ud);
+}
+
+int kaos_client_party_matchmaker_add(kaos_client *c, const char *party_id,
+                                     const kaos_matchmaker_request *req, kaos_ticket_fn done,
+                                     void *ud)
+{
+    if (!party_id) return KN_ERR_INVALID_ARGUMENT;
+    return matchmaker_add(c, party_id, req, done, ud);
+}
+
+int kaos_client_party_matchmaker_remove(kaos_client *c, const char *party_id, const char *ticket,
+                                        kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id || !ticket) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyMatchmakerRemove msg = KAOS__V1__PARTY_MATCHMAKER_REMOVE__INIT;
+    msg.party_id = unconst_str(party_id);
+    msg.ticket = unconst_str(ticket);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_matchmaker_remove = &msg;
+    return call(c, REQ_PARTY_MATCHMAKER_REMOVE, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud)

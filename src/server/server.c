@@ -600,6 +600,7 @@ int kn_server_run(const kn_config *cfg)
     kn_tracker *tracker = NULL;
     kn_status *status = NULL;
     kn_parties *parties = NULL;
+    kn_party_wire party_wire = {0};
     kn_chat *chat = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
@@ -733,10 +734,12 @@ int kn_server_run(const kn_config *cfg)
     kn_tracker_config_default(&tcfg);
     tcfg.max_event_size = (size_t)cfg->max_message_size;
     kn_tracker_sink tsink = {tracker_send, out};
-    kn_party_hooks party_hooks = {kn_party_wire_notify, out};
+    party_wire = (kn_party_wire){.out = out}; /* .mm once it exists */
+    kn_party_hooks party_hooks = {kn_party_wire_notify, kn_party_wire_changed, &party_wire};
     if ((rc = kn_tracker_create(&tcfg, &tsink, &tracker)) ||
         (rc = kn_parties_create(tracker, &party_hooks, &parties)))
         goto done;
+    party_wire.parties = parties;
     stream_services streams = {tracker, parties};
     if ((rc = kn_sessions_on_unbind(sessions, tracker_unbound, &streams)) ||
         (rc = kn_status_create(tracker, &status)))
@@ -799,6 +802,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_matchmaker_create(&mmc, &mm)) ||
         (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))
         goto done;
+    party_wire.mm = mm;
 
     kn_gateway_deps deps = {
         .pipeline = {.api = api,
@@ -816,7 +820,7 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_CHAT] = chat,
                                   [KN_SVC_MATCHMAKER] = mm,
-                                  [KN_SVC_PARTY] = parties}},
+                                  [KN_SVC_PARTY] = &party_wire}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
@@ -919,6 +923,7 @@ done:
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
     kn_matchmaker_destroy(mm); /* its thread waits on workers (the matched hook) */
+    party_wire.mm = NULL;      /* the sessions' ends below no longer reach it */
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);

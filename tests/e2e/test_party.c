@@ -57,6 +57,11 @@ typedef struct member {
     int request_lists;
     size_t request_count;
     int closes;
+    /* matchmaking */
+    int tickets, ticket_events, matched;
+    char ticket[40];
+    char m_self_party[40], m_token[200];
+    size_t m_users, m_in_party; /* users, and those with this party's id */
 } member;
 
 static void on_party(kaos_client *k, const kaos_result *r, const kaos_party *p, void *ud)
@@ -142,6 +147,38 @@ static void on_close(kaos_client *k, const char *party_id, void *ud)
     m->closes++;
 }
 
+static void on_ticket(kaos_client *k, const kaos_result *r, const char *ticket, void *ud)
+{
+    member *m = ud;
+    if (r->code < 0) {
+        e2e_on_done(k, r, m->e);
+        return;
+    }
+    snprintf(m->ticket, sizeof m->ticket, "%s", ticket);
+    m->tickets++;
+}
+
+static void on_party_ticket(kaos_client *k, const char *party_id, const char *ticket, void *ud)
+{
+    (void)k, (void)party_id;
+    member *m = ud;
+    snprintf(m->ticket, sizeof m->ticket, "%s", ticket);
+    m->ticket_events++;
+}
+
+static void on_matched(kaos_client *k, const kaos_matchmaker_matched *mm, void *ud)
+{
+    (void)k;
+    member *m = ud;
+    m->m_users = mm->n_users;
+    snprintf(m->m_self_party, sizeof m->m_self_party, "%s", mm->self ? mm->self->party_id : "?");
+    snprintf(m->m_token, sizeof m->m_token, "%s", mm->token);
+    m->m_in_party = 0;
+    for (size_t i = 0; i < mm->n_users; i++)
+        if (*m->party_id && !strcmp(mm->users[i].party_id, m->party_id)) m->m_in_party++;
+    m->matched++;
+}
+
 static member *player(void)
 {
     member *m = calloc(1, sizeof *m);
@@ -152,6 +189,8 @@ static member *player(void)
     kaos_client_on_party_leader(m->e->c, on_leader, m);
     kaos_client_on_party_join_request(m->e->c, on_join_request, m);
     kaos_client_on_party_close(m->e->c, on_close, m);
+    kaos_client_on_party_ticket(m->e->c, on_party_ticket, m);
+    kaos_client_on_matchmaker_matched(m->e->c, on_matched, m);
     return m;
 }
 
@@ -299,12 +338,84 @@ static void a_leaders_session_ending_hands_the_party_over(void **state)
     drop(b);
 }
 
+/* The leader's ticket for its party: 0 or the error's code. */
+static int party_ticket(member *m, const char *party_id, int count)
+{
+    const char *names[] = {"mode"}, *values[] = {"party-e2e"};
+    kaos_matchmaker_request req = {.min_count = count,
+                                   .max_count = count,
+                                   .query = "+properties.mode:party-e2e",
+                                   .properties = {names, values, 1, NULL, NULL, 0}};
+    int cid = kaos_client_party_matchmaker_add(m->e->c, party_id, &req, on_ticket, m);
+    return e2e_answer(m->e, &m->tickets, m->tickets, m->e->errors, cid);
+}
+
+static void a_party_of_two_and_a_solo_player_are_matched_together(void **state)
+{
+    (void)state;
+    member *a = player(), *b = player(), *c = player();
+    create(a, true, 4);
+    assert_int_equal(join(b, a->party_id), 0);
+    E2E_WAIT(a->joins == 1, 10000);
+    /* Only the leader queues the party. */
+    assert_int_equal(party_ticket(b, a->party_id, 3), 7);
+    assert_string_equal(b->e->error_message, "only the party leader may add matchmaker tickets");
+    assert_int_equal(party_ticket(a, a->party_id, 3), 0);
+    E2E_WAIT(b->ticket_events == 1, 10000);
+    assert_string_equal(b->ticket, a->ticket);
+    /* A solo player whose ticket wants three. */
+    const char *names[] = {"mode"}, *values[] = {"party-e2e"};
+    kaos_matchmaker_request req = {.min_count = 3,
+                                   .max_count = 3,
+                                   .query = "+properties.mode:party-e2e",
+                                   .properties = {names, values, 1, NULL, NULL, 0}};
+    int cid = kaos_client_matchmaker_add(c->e->c, &req, on_ticket, c);
+    assert_int_equal(e2e_answer(c->e, &c->tickets, c->tickets, c->e->errors, cid), 0);
+    E2E_WAIT(a->matched && b->matched && c->matched, 15000);
+    assert_int_equal(a->m_users, 3);
+    assert_int_equal(c->m_users, 3);
+    /* Both members carry the party's id, together; the solo player none. */
+    assert_string_equal(a->m_self_party, a->party_id);
+    assert_string_equal(b->m_self_party, a->party_id);
+    assert_string_equal(c->m_self_party, "");
+    assert_int_equal(a->m_in_party, 2);
+    assert_int_equal(b->m_in_party, 2);
+    assert_string_equal(a->m_token, c->m_token);
+    drop(a);
+    drop(b);
+    drop(c);
+}
+
+static void a_partys_ticket_goes_when_its_members_change(void **state)
+{
+    (void)state;
+    member *a = player(), *b = player();
+    create(a, true, 4);
+    assert_int_equal(join(b, a->party_id), 0);
+    assert_int_equal(party_ticket(a, a->party_id, 8), 0); /* nobody else: it waits */
+    assert_int_equal(
+        E2E_ACKED(b->e, kaos_client_party_leave(b->e->c, a->party_id, e2e_on_done, b->e)), 0);
+    assert_int_equal(E2E_ACKED(a->e, kaos_client_party_matchmaker_remove(
+                                         a->e->c, a->party_id, a->ticket, e2e_on_done, a->e)),
+                     5);
+    assert_string_equal(a->e->error_message, "ticket not found");
+    /* A fresh ticket is the leader's to remove. */
+    assert_int_equal(party_ticket(a, a->party_id, 8), 0);
+    assert_int_equal(E2E_ACKED(a->e, kaos_client_party_matchmaker_remove(
+                                         a->e->c, a->party_id, a->ticket, e2e_on_done, a->e)),
+                     0);
+    drop(a);
+    drop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(an_open_party_joins_sends_promotes_and_leaves),
         cmocka_unit_test(a_closed_party_takes_requests_the_leader_accepts_or_rejects),
         cmocka_unit_test(a_leaders_session_ending_hands_the_party_over),
+        cmocka_unit_test(a_party_of_two_and_a_solo_player_are_matched_together),
+        cmocka_unit_test(a_partys_ticket_goes_when_its_members_change),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

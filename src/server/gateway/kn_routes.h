@@ -25,8 +25,8 @@
     X(GATEWAY)                                                                                     \
     X(AUTH)                                                                                        \
     X(ACCOUNT)                                                                                     \
-    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER)      \
-        X(PARTY)
+    X(STORAGE)                                                                                     \
+    X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER) X(PARTY)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -140,7 +140,11 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(PARTY_JOIN_REQUEST_LIST, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                \
       kn_party_wire_join_requests)                                                                 \
     X(PARTY_DATA_SEND, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL | KN_CH_MATCH, KN_RUN_NET,          \
-      kn_party_wire_data)
+      kn_party_wire_data)                                                                          \
+    X(PARTY_MATCHMAKER_ADD, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
+      kn_party_wire_matchmaker_add)                                                                \
+    X(PARTY_MATCHMAKER_REMOVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                \
+      kn_party_wire_matchmaker_remove)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

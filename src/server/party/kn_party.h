@@ -73,6 +73,10 @@ typedef struct kn_party_note {
 
 typedef struct kn_party_hooks {
     void (*notify)(void *ud, const kn_party_note *note);
+    /* The party's members changed (a join, an accept, a leave, a removal,
+     * a close, its end): its matchmaker tickets must go. Under the lock,
+     * like notify; it must not wait (kn_mm_remove_session never does). */
+    void (*changed)(void *ud, const char *party_id);
     void *ud;
 } kn_party_hooks;
 
@@ -93,6 +97,7 @@ typedef struct kn_party_view {
     kn_presence leader;
     kn_presence *members; /* in join order, the leader among them; kn_free */
     size_t n_members;
+    uint64_t version; /* changes whenever the members do */
 } kn_party_view;
 
 /* Registers the party mode with the tracker, which must outlive the
@@ -138,6 +143,12 @@ int kn_party_requests(kn_parties *ps, const kn_presence *who, const char *party_
  * KN_CHANNEL_MATCH_UNRELIABLE. */
 int kn_party_send(kn_parties *ps, const kn_presence *who, const char *party_id, const uint8_t *data,
                   size_t len, bool reliable, char *msg, size_t cap);
+/* who leads party_id, whose members are still those of `version` (a
+ * view's): KN_OK; ABORTED "party changed; retry" when they changed; the
+ * leader checks otherwise. For work done outside the lock (a matchmaker
+ * ticket for the members of a view). */
+int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *party_id,
+                          uint64_t version, const char *verb, char *msg, size_t cap);
 /* The party now; NOT_FOUND when it does not exist. */
 int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char *msg, size_t cap);
 /* conn's session has ended: it leaves every party it is in (as

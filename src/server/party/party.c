@@ -27,6 +27,7 @@ typedef struct party {
     size_t n_members;      /* >= 1 while the party exists */
     kn_presence *requests; /* oldest first */
     size_t n_requests;
+    uint64_t version;          /* bumped by every change of members */
     struct party *prev, *next; /* every party, for a connection's end */
 } party;
 
@@ -91,6 +92,13 @@ static void notify_all(kn_parties *ps, kn_party_note_kind kind, const party *p,
     notify(ps, kind, p, presence, to, p->n_members);
 }
 
+/* p's members changed: its version moves and its tickets go. */
+static void members_changed(kn_parties *ps, party *p)
+{
+    p->version++;
+    if (ps->hooks.changed) ps->hooks.changed(ps->hooks.ud, p->id);
+}
+
 static void party_free(party *p)
 {
     if (!p) return;
@@ -132,6 +140,7 @@ static int view_of(const party *p, kn_party_view *out)
     out->max_size = p->max_size;
     snprintf(out->label, sizeof out->label, "%s", p->label);
     out->leader = p->members[p->leader];
+    out->version = p->version;
     return KN_OK;
 }
 
@@ -290,6 +299,7 @@ static int add_member(kn_parties *ps, party *p, const kn_presence *who, char *ms
     if (rc) return rc; /* the session's party limit, or out of memory */
     me.slot = joined.slot;
     p->members[p->n_members++] = me;
+    members_changed(ps, p);
     return KN_OK;
 }
 
@@ -362,6 +372,7 @@ static void drop_member(kn_parties *ps, party *p, size_t i)
     kn_tracker_untrack(ps->tracker, &s, p->members[i].conn);
     bool was_leader = i == p->leader;
     remove_at(p->members, &p->n_members, i);
+    members_changed(ps, p);
     if (!p->n_members) {
         unlink_party(ps, p);
         return;
@@ -438,6 +449,7 @@ int kn_party_close(kn_parties *ps, const kn_presence *who, const char *party_id,
     int rc = member_party(ps, who, party_id, "close the party", &p, NULL, msg, cap);
     if (rc == KN_OK) {
         notify_all(ps, KN_PARTY_NOTE_CLOSE, p, NULL);
+        members_changed(ps, p);
         kn_stream s = party_stream(p->id);
         kn_tracker_close(ps->tracker, &s);
         unlink_party(ps, p);
@@ -479,6 +491,18 @@ int kn_party_send(kn_parties *ps, const kn_presence *who, const char *party_id, 
         rc = kn_tracker_send(ps->tracker, &s, who->conn, ch, data, len, reliable);
         if (rc) kn_err_msg(rc, msg, cap, "party data not sent");
     }
+    pthread_mutex_unlock(&ps->lock);
+    return rc;
+}
+
+int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *party_id,
+                          uint64_t version, const char *verb, char *msg, size_t cap)
+{
+    pthread_mutex_lock(&ps->lock);
+    party *p;
+    int rc = member_party(ps, who, party_id, verb, &p, NULL, msg, cap);
+    if (rc == KN_OK && p->version != version)
+        rc = kn_err_msg(KN_ERR_ABORTED, msg, cap, "party changed; retry");
     pthread_mutex_unlock(&ps->lock);
     return rc;
 }

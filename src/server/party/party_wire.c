@@ -5,9 +5,15 @@
 #include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
-#include "kn_out.h"
+#include "kn_matchmaker_wire.h"
 
+#include <stdio.h>
 #include <string.h>
+
+static kn_parties *parties_of(kn_req *r)
+{
+    return ((kn_party_wire *)kn_req_service(r))->parties;
+}
 
 /* The caller's session as a presence on a stream. */
 static kn_presence caller_presence(kn_req *r)
@@ -65,7 +71,7 @@ int kn_party_wire_create(kn_req *r, char *msg, size_t cap)
     kn_party_config cfg = {
         .open = q->open, .max_size = q->max_size, .label = q->label, .hidden = q->hidden};
     kn_party_view v;
-    int rc = kn_party_create(kn_req_service(r), &me, &cfg, &v, msg, cap);
+    int rc = kn_party_create(parties_of(r), &me, &cfg, &v, msg, cap);
     if (rc) return rc;
     rc = reply_party(r, &v, &me);
     kn_free(v.members);
@@ -79,7 +85,7 @@ int kn_party_wire_join(kn_req *r, char *msg, size_t cap)
     kn_party_view v;
     memset(&v, 0, sizeof v);
     bool pending = false;
-    int rc = kn_party_join(kn_req_service(r), &me, q->party_id, &pending, &v, msg, cap);
+    int rc = kn_party_join(parties_of(r), &me, q->party_id, &pending, &v, msg, cap);
     if (rc) return rc;
     if (pending) return kn_req_ack(r);
     rc = reply_party(r, &v, &me);
@@ -90,7 +96,7 @@ int kn_party_wire_join(kn_req *r, char *msg, size_t cap)
 int kn_party_wire_leave(kn_req *r, char *msg, size_t cap)
 {
     kn_presence me = caller_presence(r);
-    int rc = kn_party_leave(kn_req_service(r), &me, kn_req_msg(r)->party_leave->party_id, msg, cap);
+    int rc = kn_party_leave(parties_of(r), &me, kn_req_msg(r)->party_leave->party_id, msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
 
@@ -100,7 +106,7 @@ int kn_party_wire_promote(kn_req *r, char *msg, size_t cap)
     kn_presence me = caller_presence(r);
     int rc = named(q->presence, msg, cap);
     if (rc == KN_OK)
-        rc = kn_party_promote(kn_req_service(r), &me, q->party_id, q->presence->user_id,
+        rc = kn_party_promote(parties_of(r), &me, q->party_id, q->presence->user_id,
                               q->presence->session_id, msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
@@ -111,7 +117,7 @@ int kn_party_wire_accept(kn_req *r, char *msg, size_t cap)
     kn_presence me = caller_presence(r);
     int rc = named(q->presence, msg, cap);
     if (rc == KN_OK)
-        rc = kn_party_accept(kn_req_service(r), &me, q->party_id, q->presence->user_id,
+        rc = kn_party_accept(parties_of(r), &me, q->party_id, q->presence->user_id,
                              q->presence->session_id, msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
@@ -122,7 +128,7 @@ int kn_party_wire_remove(kn_req *r, char *msg, size_t cap)
     kn_presence me = caller_presence(r);
     int rc = named(q->presence, msg, cap);
     if (rc == KN_OK)
-        rc = kn_party_remove(kn_req_service(r), &me, q->party_id, q->presence->user_id,
+        rc = kn_party_remove(parties_of(r), &me, q->party_id, q->presence->user_id,
                              q->presence->session_id, msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
@@ -130,7 +136,7 @@ int kn_party_wire_remove(kn_req *r, char *msg, size_t cap)
 int kn_party_wire_close(kn_req *r, char *msg, size_t cap)
 {
     kn_presence me = caller_presence(r);
-    int rc = kn_party_close(kn_req_service(r), &me, kn_req_msg(r)->party_close->party_id, msg, cap);
+    int rc = kn_party_close(parties_of(r), &me, kn_req_msg(r)->party_close->party_id, msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
 
@@ -157,7 +163,7 @@ int kn_party_wire_join_requests(kn_req *r, char *msg, size_t cap)
     kn_presence me = caller_presence(r);
     kn_presence *list = NULL;
     size_t n = 0;
-    int rc = kn_party_requests(kn_req_service(r), &me, q->party_id, &list, &n, msg, cap);
+    int rc = kn_party_requests(parties_of(r), &me, q->party_id, &list, &n, msg, cap);
     Kaos__V1__PartyJoinRequest out;
     kn_envelope env;
     if (rc == KN_OK && (rc = join_request_env(q->party_id, list, n, &out, &env)) == KN_OK) {
@@ -186,9 +192,101 @@ int kn_party_wire_data(kn_req *r, char *msg, size_t cap)
     size_t len = 0;
     int rc = kn_envelope_encode(&env, &bytes, &len);
     if (rc) return kn_err_msg(rc, msg, cap, "out of memory");
-    rc = kn_party_send(kn_req_service(r), &me, q->party_id, bytes, len, q->reliable, msg, cap);
+    rc = kn_party_send(parties_of(r), &me, q->party_id, bytes, len, q->reliable, msg, cap);
     kn_free(bytes);
     return rc;
+}
+
+void kn_party_wire_changed(void *ud, const char *party_id)
+{
+    kn_party_wire *pw = ud;
+    if (pw->mm) kn_mm_remove_session(pw->mm, party_id); /* never waits for a pass */
+}
+
+/* PartyMatchmakerTicket: the leader's answer, and to the other members. */
+static int reply_ticket(kn_req *r, const kn_presence *me, const char *party_id, const char *id)
+{
+    Kaos__V1__PartyMatchmakerTicket t = KAOS__V1__PARTY_MATCHMAKER_TICKET__INIT;
+    t.party_id = (char *)party_id;
+    t.ticket = (char *)id;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY_MATCHMAKER_TICKET;
+    env.party_matchmaker_ticket = &t;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (kn_envelope_encode(&env, &bytes, &len) == KN_OK) /* the others: best effort */
+        kn_party_send(parties_of(r), me, party_id, bytes, len, true, NULL, 0);
+    kn_free(bytes);
+    return kn_req_reply(r, &env);
+}
+
+/* The members of v as the ticket's players, the leader first (the ticket
+ * counts against its session). */
+static void players_of(const kn_party_view *v, kn_mm_player *players)
+{
+    for (size_t i = 0, k = 1; i < v->n_members; i++) {
+        const kn_presence *m = &v->members[i];
+        kn_mm_player *p = &players[m->conn == v->leader.conn ? 0 : k++];
+        *p = (kn_mm_player){.conn = m->conn};
+        snprintf(p->user_id, sizeof p->user_id, "%s", m->user_id);
+        snprintf(p->session_id, sizeof p->session_id, "%s", m->session_id);
+        snprintf(p->username, sizeof p->username, "%s", m->username);
+    }
+}
+
+int kn_party_wire_matchmaker_add(kn_req *r, char *msg, size_t cap)
+{
+    kn_party_wire *pw = kn_req_service(r);
+    Kaos__V1__PartyMatchmakerAdd *q = kn_req_msg(r)->party_matchmaker_add;
+    if (!pw->mm) return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap, "matchmaker unavailable");
+    if (!q->ticket) return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "ticket is required");
+    kn_presence me = caller_presence(r);
+    kn_party_view v;
+    int rc = kn_party_get(pw->parties, q->party_id, &v, msg, cap);
+    if (rc) return rc;
+    const char *verb = "add matchmaker tickets";
+    rc = kn_party_check_leader(pw->parties, &me, q->party_id, v.version, verb, msg, cap);
+    kn_mm_prop props[KN_MM_PROPS_MAX];
+    kn_mm_request req;
+    kn_mm_player *players = kn_calloc(v.n_members, sizeof *players);
+    if (rc == KN_OK && !players) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    if (rc == KN_OK) rc = kn_matchmaker_wire_request(q->ticket, props, &req, msg, cap);
+    char id[37] = "";
+    if (rc == KN_OK) {
+        players_of(&v, players);
+        req.players = players;
+        req.n_players = v.n_members;
+        req.party_id = q->party_id;
+        rc = kn_mm_add(pw->mm, &req, id, msg, cap);
+    }
+    /* The members may have changed while this ran on a worker: the change
+     * removed the party's tickets before this one existed, so it goes too. */
+    if (rc == KN_OK &&
+        kn_party_check_leader(pw->parties, &me, q->party_id, v.version, verb, msg, cap)) {
+        kn_mm_remove_session(pw->mm, q->party_id);
+        rc = kn_err_msg(KN_ERR_ABORTED, msg, cap, "party changed; retry");
+    }
+    if (rc == KN_OK) rc = reply_ticket(r, &me, q->party_id, id);
+    kn_free(players);
+    kn_free(v.members);
+    return rc;
+}
+
+int kn_party_wire_matchmaker_remove(kn_req *r, char *msg, size_t cap)
+{
+    kn_party_wire *pw = kn_req_service(r);
+    Kaos__V1__PartyMatchmakerRemove *q = kn_req_msg(r)->party_matchmaker_remove;
+    if (!pw->mm) return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap, "matchmaker unavailable");
+    kn_presence me = caller_presence(r);
+    kn_party_view v;
+    int rc = kn_party_get(pw->parties, q->party_id, &v, msg, cap);
+    if (rc) return rc;
+    rc = kn_party_check_leader(pw->parties, &me, q->party_id, v.version,
+                               "remove matchmaker tickets", msg, cap);
+    kn_free(v.members);
+    /* Owned by the party's id (kn_mm_remove): another party's ticket is not found. */
+    if (rc == KN_OK) rc = kn_mm_remove(pw->mm, q->ticket, q->party_id, msg, cap);
+    return rc ? rc : kn_req_ack(r);
 }
 
 /* An accepted requester learns the party: a PartyPresenceEvent joining
@@ -222,7 +320,7 @@ static void notify_accepted(kn_out *out, const kn_party_note *note)
 
 void kn_party_wire_notify(void *ud, const kn_party_note *note)
 {
-    kn_out *out = ud;
+    kn_out *out = ((kn_party_wire *)ud)->out;
     kn_envelope env = KN_ENVELOPE_INIT;
     Kaos__V1__UserPresence p;
     if (note->presence) to_proto(note->presence, &p);

@@ -46,6 +46,7 @@ typedef struct fixture {
     size_t n_d;
     note notes[MAX_REC];
     size_t n_notes;
+    int changes; /* the changed hook's calls: the party's tickets would go */
     kn_tracker *t;
     kn_parties *ps;
     char msg[128];
@@ -83,6 +84,13 @@ static void on_note(void *ud, const kn_party_note *n)
     r->n_to = n->n_to;
 }
 
+static void on_changed(void *ud, const char *party_id)
+{
+    fixture *f = ud;
+    (void)party_id;
+    f->changes++;
+}
+
 static void forget(fixture *f)
 {
     f->n_d = 0;
@@ -115,7 +123,7 @@ static int setup(void **state)
     kn_tracker_config_default(&cfg);
     kn_tracker_sink sink = {record, &f};
     assert_int_equal(kn_tracker_create(&cfg, &sink, &f.t), KN_OK);
-    kn_party_hooks hooks = {on_note, &f};
+    kn_party_hooks hooks = {on_note, on_changed, &f};
     assert_int_equal(kn_parties_create(f.t, &hooks, &f.ps), KN_OK);
     *state = &f;
     return 0;
@@ -215,9 +223,11 @@ static void joining_an_open_party_tells_the_members_and_the_last_leave_ends_it(v
     assert_int_equal(v.n_members, 2);
     kn_free(v.members);
 
+    int changes = f->changes;
     forget(f);
     assert_int_equal(kn_party_leave(f->ps, &b, id, f->msg, sizeof f->msg), KN_OK);
-    assert_int_equal(f->n_d, 1); /* the leave, to a */
+    assert_int_equal(f->changes, changes + 1); /* its tickets would go */
+    assert_int_equal(f->n_d, 1);               /* the leave, to a */
     assert_int_equal(f->n_notes, 0);
     assert_int_equal(kn_party_leave(f->ps, &b, id, f->msg, sizeof f->msg), KN_ERR_NOT_FOUND);
     assert_string_equal(f->msg, "party not found");
@@ -431,6 +441,28 @@ static void closing_tells_everyone_and_ends_the_party_without_presence_events(vo
     assert_int_equal(kn_party_get(f->ps, id, &v, f->msg, sizeof f->msg), KN_ERR_NOT_FOUND);
 }
 
+static void a_change_of_members_moves_the_version_the_leader_checks(void **state)
+{
+    fixture *f = *state;
+    kn_presence a = who(1, "a"), b = who(2, "b");
+    char id[37];
+    create(f, &a, true, 4, id);
+    kn_party_view v = view(f, id);
+    kn_free(v.members);
+    assert_int_equal(kn_party_check_leader(f->ps, &a, id, v.version, "x", f->msg, sizeof f->msg),
+                     KN_OK);
+    assert_int_equal(kn_party_check_leader(f->ps, &b, id, v.version, "x", f->msg, sizeof f->msg),
+                     KN_ERR_NOT_FOUND);
+    int changes = f->changes;
+    assert_int_equal(join(f, &b, id, NULL), KN_OK);
+    assert_int_equal(f->changes, changes + 1);
+    assert_int_equal(kn_party_check_leader(f->ps, &b, id, v.version, "x", f->msg, sizeof f->msg),
+                     KN_ERR_PERMISSION_DENIED);
+    assert_int_equal(kn_party_check_leader(f->ps, &a, id, v.version, "x", f->msg, sizeof f->msg),
+                     KN_ERR_ABORTED);
+    assert_string_equal(f->msg, "party changed; retry");
+}
+
 /* --- data and sessions ---------------------------------------------------------------- */
 
 static void party_data_reaches_the_other_members_on_the_asked_channel(void **state)
@@ -524,6 +556,8 @@ static void create_and_join_survive_every_allocation_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(a_change_of_members_moves_the_version_the_leader_checks,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_party_has_its_creator_as_leader_and_only_member,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_bad_size_or_label_is_an_invalid_argument, setup,
