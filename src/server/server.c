@@ -31,6 +31,7 @@
 #include "kn_net.h"
 #include "kn_relay.h"
 #include "kn_party.h"
+#include "kn_party_lua.h"
 #include "kn_party_wire.h"
 #include "kn_status.h"
 #include "kn_status_lua.h"
@@ -622,12 +623,14 @@ int kn_server_run(const kn_config *cfg)
     kn_account_lua account_lua = {0};
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
+    kn_party_lua party_lua = {0};
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
     block_listeners blocks = {0};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
+        {"party", kn_party_lua_funcs, &party_lua},
         {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
@@ -754,6 +757,7 @@ int kn_server_run(const kn_config *cfg)
     chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
+    party_lua = (kn_party_lua){parties, sessions};
     if (cfg->single_session) {
         kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
         kn_sessions_set_single(sessions, &single);
