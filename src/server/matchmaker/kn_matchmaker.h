@@ -1,7 +1,7 @@
 /* kn_matchmaker: tickets waiting for players, grouped on an interval
  * (docs/matchmaker.md has the algorithm, the limits and every error).
  *
- * A ticket is one session's wish to play (a party's, later, as one unit
+ * A ticket is one session's wish to play (or a party's, as one unit
  * that is never split): string and numeric properties, a query over the
  * other tickets' properties (the query language of match listing,
  * kn_match.h), min and max count and a count multiple. Every interval a
