@@ -617,6 +617,9 @@ typedef void (*kaos_status_fn)(kaos_client *c, const kaos_result *r,
  * party NULL: a join request is pending (the leader decides). */
 typedef void (*kaos_party_fn)(kaos_client *c, const kaos_result *r, const kaos_party *party,
                               void *ud);
+/* Parties listed (kaos_client_party_list), best first; self unset. */
+typedef void (*kaos_party_list_fn)(kaos_client *c, const kaos_result *r, const kaos_party *parties,
+                                   size_t count, void *ud);
 /* A party's pending join requests (the leader's). */
 typedef void (*kaos_party_requests_fn)(kaos_client *c, const kaos_result *r,
                                        const kaos_user_presence *requests, size_t count, void *ud);
@@ -1118,6 +1121,11 @@ int kaos_client_party_matchmaker_add(kaos_client *c, const char *party_id,
                                      void *ud);
 int kaos_client_party_matchmaker_remove(kaos_client *c, const char *party_id, const char *ticket,
                                         kaos_done_fn done, void *ud);
+/* Open, visible parties whose label (a JSON object) passes `query` (the
+ * matchmaker's query language; NULL or "" = every one), best score first;
+ * limit 1-100, 0 = 10. INVALID_ARGUMENT for a bad query (its position). */
+int kaos_client_party_list(kaos_client *c, const char *query, uint32_t limit,
+                           kaos_party_list_fn done, void *ud);
 /* Data to the other members. Returns KAOS_OK or a negative error (no cid:
  * fire-and-forget; a server error comes as the error event). reliable:
  * the control channel, else unreliable on channel 2. */

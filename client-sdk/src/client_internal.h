@@ -75,6 +75,7 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_PARTY,
     KAOS_REPLY_PARTY_REQUESTS,
     KAOS_REPLY_PARTY_TICKET,
+    KAOS_REPLY_PARTY_LIST,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 

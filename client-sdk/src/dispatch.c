@@ -544,6 +544,47 @@ static int deliver_ticket(kaos_client *c, const kaos_pending *p, const kaos_resu
     return KN_OK;
 }
 
+/* The view of a Party message; its presences are *members' (kn_free). */
+static int party_view(const Kaos__V1__Party *m, kaos_party *v, kaos_user_presence **members)
+{
+    *members = user_presence_views(m->presences, m->n_presences, NULL, 0);
+    if (m->n_presences && !*members) return KN_ERR_NOMEM;
+    *v = (kaos_party){.party_id = str(m->party_id),
+                      .open = m->open,
+                      .hidden = m->hidden,
+                      .max_size = m->max_size,
+                      .label = str(m->label),
+                      .presences = *members,
+                      .presence_count = m->n_presences};
+    view(&kaos_client__user_presence_entity, m->self, &v->self);
+    view(&kaos_client__user_presence_entity, m->leader, &v->leader);
+    return KN_OK;
+}
+
+/* PartyList: the parties listed, best first. */
+static int deliver_party_list(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                              const kn_envelope *env)
+{
+    kaos_party_list_fn fn = FN(kaos_party_list_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__PartyList *l = env->party_list;
+    size_t n = l->n_parties;
+    kaos_party *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    kaos_user_presence **members = n ? kn_calloc(n, sizeof *members) : NULL;
+    int rc = n && (!views || !members) ? KN_ERR_NOMEM : KN_OK;
+    for (size_t i = 0; rc == KN_OK && i < n; i++)
+        rc = party_view(l->parties[i], &views[i], &members[i]);
+    if (rc == KN_OK) fn(c, r, views, n, p->ud);
+    for (size_t i = 0; members && i < n; i++)
+        kn_free(members[i]);
+    kn_free(members);
+    kn_free(views);
+    return rc;
+}
+
 /* Party (create, an open join) or Ack (a closed party's join: pending). */
 static int deliver_party(kaos_client *c, const kaos_pending *p, const kaos_result *r,
                          const kn_envelope *env)
@@ -554,18 +595,10 @@ static int deliver_party(kaos_client *c, const kaos_pending *p, const kaos_resul
         fn(c, r, NULL, p->ud);
         return KN_OK;
     }
-    const Kaos__V1__Party *m = env->party;
-    kaos_user_presence *members = user_presence_views(m->presences, m->n_presences, NULL, 0);
-    if (m->n_presences && !members) return KN_ERR_NOMEM;
-    kaos_party v = {.party_id = str(m->party_id),
-                    .open = m->open,
-                    .hidden = m->hidden,
-                    .max_size = m->max_size,
-                    .label = str(m->label),
-                    .presences = members,
-                    .presence_count = m->n_presences};
-    view(&kaos_client__user_presence_entity, m->self, &v.self);
-    view(&kaos_client__user_presence_entity, m->leader, &v.leader);
+    kaos_party v;
+    kaos_user_presence *members = NULL;
+    int rc = party_view(env->party, &v, &members);
+    if (rc) return rc;
     fn(c, r, &v, p->ud);
     kn_free(members);
     return KN_OK;
@@ -633,6 +666,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_PARTY] = {{ANSWER(PARTY), ANSWER(ACK)}, deliver_party},
     [KAOS_REPLY_PARTY_REQUESTS] = {{ANSWER(PARTY_JOIN_REQUEST)}, deliver_party_requests},
     [KAOS_REPLY_PARTY_TICKET] = {{ANSWER(PARTY_MATCHMAKER_TICKET)}, deliver_party_ticket},
+    [KAOS_REPLY_PARTY_LIST] = {{ANSWER(PARTY_LIST)}, deliver_party_list},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)

@@ -147,6 +147,7 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(PARTY_JOIN_REQUESTS, PARTY_JOIN_REQUEST_LIST, PARTY_REQUESTS)                                \
     X(PARTY_MATCHMAKER_ADD, PARTY_MATCHMAKER_ADD, PARTY_TICKET)                                    \
     X(PARTY_MATCHMAKER_REMOVE, PARTY_MATCHMAKER_REMOVE, DONE)                                      \
+    X(PARTY_LIST, PARTY_LIST_REQUEST, PARTY_LIST)                                                  \
     X(MATCH_JOIN_TOKEN, MATCH_JOIN, MATCH)
 
 typedef enum request_kind {
@@ -1366,6 +1367,18 @@ int kaos_client_party_join_requests(kaos_client *c, const char *party_id,
     kn_envelope env = KN_ENVELOPE_INIT;
     env.party_join_request_list = &msg;
     return call(c, REQ_PARTY_JOIN_REQUESTS, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_list(kaos_client *c, const char *query, uint32_t limit,
+                           kaos_party_list_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyListRequest msg = KAOS__V1__PARTY_LIST_REQUEST__INIT;
+    if (query) msg.query = unconst_str(query);
+    msg.limit = limit;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_list_request = &msg;
+    return call(c, REQ_PARTY_LIST, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_party_send(kaos_client *c, const char *party_id, int64_t op_code, const void *data,

@@ -57,6 +57,10 @@ typedef struct member {
     int request_lists;
     size_t request_count;
     int closes;
+    /* listing */
+    int lists;
+    size_t listed;
+    char listed_first[40], listed_label[64];
     /* matchmaking */
     int tickets, ticket_events, matched;
     char ticket[40];
@@ -93,6 +97,20 @@ static void on_requests(kaos_client *k, const kaos_result *r, const kaos_user_pr
     (void)list;
     m->request_count = n;
     m->request_lists++;
+}
+
+static void on_list(kaos_client *k, const kaos_result *r, const kaos_party *parties, size_t n,
+                    void *ud)
+{
+    member *m = ud;
+    if (r->code < 0) {
+        e2e_on_done(k, r, m->e);
+        return;
+    }
+    m->listed = n;
+    snprintf(m->listed_first, sizeof m->listed_first, "%s", n ? parties[0].party_id : "");
+    snprintf(m->listed_label, sizeof m->listed_label, "%s", n ? parties[0].label : "");
+    m->lists++;
 }
 
 static void on_presence(kaos_client *k, const char *party_id, const kaos_user_presence *joins,
@@ -216,6 +234,29 @@ static int join(member *m, const char *party_id)
     assert_true(cid > 0);
     E2E_WAIT(m->parties + m->pending > before || m->e->error_cid == (uint32_t)cid, 15000);
     return m->parties + m->pending > before ? 0 : m->e->error_code;
+}
+
+static void open_parties_are_listed_by_label_query(void **state)
+{
+    (void)state;
+    member *a = player(), *b = player(), *c = player();
+    kaos_party_config cfg = {.open = true, .max_size = 3, .label = "{\"mode\":\"e2e-list\"}"};
+    int cid = kaos_client_party_create(a->e->c, &cfg, on_party, a);
+    assert_int_equal(e2e_answer(a->e, &a->parties, a->parties, a->e->errors, cid), 0);
+    cfg.hidden = true; /* not listed */
+    cid = kaos_client_party_create(b->e->c, &cfg, on_party, b);
+    assert_int_equal(e2e_answer(b->e, &b->parties, b->parties, b->e->errors, cid), 0);
+    cid = kaos_client_party_list(c->e->c, "+label.mode:e2e-list", 0, on_list, c);
+    assert_int_equal(e2e_answer(c->e, &c->lists, c->lists, c->e->errors, cid), 0);
+    assert_int_equal(c->listed, 1);
+    assert_string_equal(c->listed_first, a->party_id);
+    assert_string_equal(c->listed_label, "{\"mode\":\"e2e-list\"}");
+    /* A bad query names its position. */
+    cid = kaos_client_party_list(c->e->c, "+mode", 0, on_list, c);
+    assert_int_equal(e2e_answer(c->e, &c->lists, c->lists, c->e->errors, cid), 3);
+    drop(a);
+    drop(b);
+    drop(c);
 }
 
 static void an_open_party_joins_sends_promotes_and_leaves(void **state)
@@ -416,6 +457,7 @@ int main(void)
         cmocka_unit_test(a_leaders_session_ending_hands_the_party_over),
         cmocka_unit_test(a_party_of_two_and_a_solo_player_are_matched_together),
         cmocka_unit_test(a_partys_ticket_goes_when_its_members_change),
+        cmocka_unit_test(open_parties_are_listed_by_label_query),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

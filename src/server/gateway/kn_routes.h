@@ -144,7 +144,8 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(PARTY_MATCHMAKER_ADD, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
       kn_party_wire_matchmaker_add)                                                                \
     X(PARTY_MATCHMAKER_REMOVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                \
-      kn_party_wire_matchmaker_remove)
+      kn_party_wire_matchmaker_remove)                                                             \
+    X(PARTY_LIST_REQUEST, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_party_wire_list)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

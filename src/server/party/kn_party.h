@@ -149,6 +149,14 @@ int kn_party_send(kn_parties *ps, const kn_presence *who, const char *party_id, 
  * ticket for the members of a view). */
 int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *party_id,
                           uint64_t version, const char *verb, char *msg, size_t cap);
+/* Open, visible parties whose label (JSON) passes query ("" or NULL =
+ * "*"; the query language of kn_match.h), best score first, then newest:
+ * *out (kn_party_views_free) holds *n views, at most limit (1..
+ * KN_PARTY_LIST_MAX; 0 = 10). INVALID_ARGUMENT for a bad query or limit. */
+#define KN_PARTY_LIST_MAX 100
+int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_view **out, size_t *n,
+                  char *msg, size_t cap);
+void kn_party_views_free(kn_party_view *views, size_t n); /* accepts NULL */
 /* The party now; NOT_FOUND when it does not exist. */
 int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char *msg, size_t cap);
 /* conn's session has ended: it leaves every party it is in (as

@@ -36,6 +36,7 @@ int kn_party_wire_join_requests(kn_req *r, char *msg, size_t cap);
 int kn_party_wire_data(kn_req *r, char *msg, size_t cap);
 int kn_party_wire_matchmaker_add(kn_req *r, char *msg, size_t cap);
 int kn_party_wire_matchmaker_remove(kn_req *r, char *msg, size_t cap);
+int kn_party_wire_list(kn_req *r, char *msg, size_t cap);
 
 void kn_party_wire_notify(void *ud, const kn_party_note *note);
 void kn_party_wire_changed(void *ud, const char *party_id);

@@ -8,11 +8,13 @@
 #include "kn_codec.h"
 #include "kn_error.h"
 #include "kn_map.h"
+#include "kn_match.h"
 #include "kn_mem.h"
 #include "kn_text.h"
 #include "kn_uuid.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -505,6 +507,69 @@ int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *pa
         rc = kn_err_msg(KN_ERR_ABORTED, msg, cap, "party changed; retry");
     pthread_mutex_unlock(&ps->lock);
     return rc;
+}
+
+/* One candidate of a listing: the party and its score. */
+typedef struct scored {
+    const party *p;
+    int score;
+    size_t order; /* newest first */
+} scored;
+
+static int by_score(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void kn_party_views_free(kn_party_view *views, size_t n)
+{
+    for (size_t i = 0; views && i < n; i++)
+        kn_free(views[i].members);
+    kn_free(views);
+}
+
+int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_view **out, size_t *n,
+                  char *msg, size_t cap)
+{
+    *out = NULL;
+    *n = 0;
+    if (limit > KN_PARTY_LIST_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d (0 = 10)",
+                          KN_PARTY_LIST_MAX);
+    if (!limit) limit = 10;
+    kn_match_query *q = NULL;
+    int rc = kn_match_query_parse(query && *query ? query : "*", &q, msg, cap);
+    if (rc) return rc;
+    pthread_mutex_lock(&ps->lock);
+    scored *all = kn_calloc(ps->count ? ps->count : 1, sizeof *all);
+    size_t m = 0;
+    if (!all) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    for (const party *p = ps->all; all && p; p = p->next) {
+        int score = 0;
+        /* A label that is not JSON matches only "*". */
+        if (!p->open || p->hidden || !kn_match_query_eval(q, *p->label ? p->label : NULL, &score))
+            continue;
+        all[m] = (scored){p, score, m};
+        m++;
+    }
+    if (all) qsort(all, m, sizeof *all, by_score);
+    size_t k = m < limit ? m : limit;
+    kn_party_view *views = rc || !k ? NULL : kn_calloc(k, sizeof *views);
+    if (rc == KN_OK && k && !views) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    for (size_t i = 0; rc == KN_OK && i < k; i++)
+        if (view_of(all[i].p, &views[i])) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    pthread_mutex_unlock(&ps->lock);
+    kn_free(all);
+    kn_match_query_free(q);
+    if (rc) {
+        kn_party_views_free(views, k);
+        return rc;
+    }
+    *out = views;
+    *n = k;
+    return KN_OK;
 }
 
 int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char *msg, size_t cap)

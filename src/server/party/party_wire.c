@@ -37,30 +37,78 @@ static int named(const Kaos__V1__UserPresence *p, char *msg, size_t cap)
     return KN_OK;
 }
 
+static int party_msg(const kn_party_view *v, Kaos__V1__Party *out, Kaos__V1__UserPresence *leader,
+                     Kaos__V1__UserPresence ***pp);
+
 static int reply_party(kn_req *r, const kn_party_view *v, const kn_presence *self)
 {
-    Kaos__V1__UserPresence **pp = NULL;
-    int rc = kn_entity_to_proto_list(&kn_presence_entity, v->members, sizeof *v->members,
-                                     v->n_members, (void ***)&pp);
+    Kaos__V1__UserPresence **pp = NULL, me, leader;
+    Kaos__V1__Party out;
+    int rc = party_msg(v, &out, &leader, &pp);
     if (rc) return rc;
-    Kaos__V1__UserPresence me, leader;
     to_proto(self, &me);
-    to_proto(&v->leader, &leader);
-    Kaos__V1__Party out = KAOS__V1__PARTY__INIT;
-    out.party_id = (char *)v->party_id;
-    out.open = v->open;
-    out.hidden = v->hidden;
-    out.max_size = v->max_size;
-    out.label = (char *)v->label;
     out.self = &me;
-    out.leader = &leader;
-    out.n_presences = v->n_members;
-    out.presences = pp;
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY;
     env.party = &out;
     rc = kn_req_reply(r, &env);
     kn_free(pp);
+    return rc;
+}
+
+/* Fills out (and the presences it points to, *pp: kn_free) from v. */
+static int party_msg(const kn_party_view *v, Kaos__V1__Party *out, Kaos__V1__UserPresence *leader,
+                     Kaos__V1__UserPresence ***pp)
+{
+    int rc = kn_entity_to_proto_list(&kn_presence_entity, v->members, sizeof *v->members,
+                                     v->n_members, (void ***)pp);
+    if (rc) return rc;
+    to_proto(&v->leader, leader);
+    kaos__v1__party__init(out);
+    out->party_id = (char *)v->party_id;
+    out->open = v->open;
+    out->hidden = v->hidden;
+    out->max_size = v->max_size;
+    out->label = (char *)v->label;
+    out->leader = leader;
+    out->n_presences = v->n_members;
+    out->presences = *pp;
+    return KN_OK;
+}
+
+int kn_party_wire_list(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__PartyListRequest *q = kn_req_msg(r)->party_list_request;
+    kn_party_view *views = NULL;
+    size_t n = 0;
+    int rc = kn_party_list(parties_of(r), q->query, q->limit, &views, &n, msg, cap);
+    if (rc) return rc;
+    Kaos__V1__Party *parties = kn_calloc(n ? n : 1, sizeof *parties);
+    Kaos__V1__Party **pps = kn_calloc(n ? n : 1, sizeof *pps);
+    Kaos__V1__UserPresence *leaders = kn_calloc(n ? n : 1, sizeof *leaders);
+    Kaos__V1__UserPresence ***members = kn_calloc(n ? n : 1, sizeof *members);
+    if (!parties || !pps || !leaders || !members) rc = KN_ERR_NOMEM;
+    for (size_t i = 0; rc == KN_OK && i < n; i++) {
+        rc = party_msg(&views[i], &parties[i], &leaders[i], &members[i]);
+        pps[i] = &parties[i];
+    }
+    if (rc == KN_OK) {
+        Kaos__V1__PartyList out = KAOS__V1__PARTY_LIST__INIT;
+        out.n_parties = n;
+        out.parties = pps;
+        kn_envelope env = KN_ENVELOPE_INIT;
+        env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY_LIST;
+        env.party_list = &out;
+        rc = kn_req_reply(r, &env);
+    }
+    for (size_t i = 0; members && i < n; i++)
+        kn_free(members[i]);
+    kn_free(members);
+    kn_free(leaders);
+    kn_free(pps);
+    kn_free(parties);
+    kn_party_views_free(views, n);
+    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
     return rc;
 }
 

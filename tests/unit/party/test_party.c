@@ -463,6 +463,49 @@ static void a_change_of_members_moves_the_version_the_leader_checks(void **state
     assert_string_equal(f->msg, "party changed; retry");
 }
 
+static void listing_finds_open_visible_parties_by_label_best_first(void **state)
+{
+    fixture *f = *state;
+    kn_presence a = who(1, "a"), b = who(2, "b"), c = who(3, "c"), d = who(4, "d");
+    kn_party_view v;
+    kn_party_config eu = {.open = true, .max_size = 4, .label = "{\"region\":\"eu\",\"skill\":5}"};
+    kn_party_config us = {.open = true, .max_size = 4, .label = "{\"region\":\"us\"}"};
+    kn_party_config closed = {.open = false, .max_size = 4, .label = eu.label};
+    kn_party_config hidden = {.open = true, .max_size = 4, .label = eu.label, .hidden = true};
+    assert_int_equal(kn_party_create(f->ps, &a, &eu, &v, f->msg, sizeof f->msg), KN_OK);
+    char eu_id[37];
+    snprintf(eu_id, sizeof eu_id, "%s", v.party_id);
+    kn_free(v.members);
+    assert_int_equal(kn_party_create(f->ps, &b, &us, &v, f->msg, sizeof f->msg), KN_OK);
+    kn_free(v.members);
+    assert_int_equal(kn_party_create(f->ps, &c, &closed, &v, f->msg, sizeof f->msg), KN_OK);
+    kn_free(v.members);
+    assert_int_equal(kn_party_create(f->ps, &d, &hidden, &v, f->msg, sizeof f->msg), KN_OK);
+    kn_free(v.members);
+
+    kn_party_view *list = NULL;
+    size_t n = 0;
+    assert_int_equal(kn_party_list(f->ps, "+region:eu", 0, &list, &n, f->msg, sizeof f->msg),
+                     KN_OK);
+    assert_int_equal(n, 1); /* not the closed one, not the hidden one */
+    assert_string_equal(list[0].party_id, eu_id);
+    assert_string_equal(list[0].leader.user_id, "user-a");
+    kn_party_views_free(list, n);
+    assert_int_equal(kn_party_list(f->ps, "region:eu^5", 10, &list, &n, f->msg, sizeof f->msg),
+                     KN_OK);
+    assert_int_equal(n, 2); /* both open, visible ones; the eu one first */
+    assert_string_equal(list[0].party_id, eu_id);
+    kn_party_views_free(list, n);
+    assert_int_equal(kn_party_list(f->ps, NULL, 1, &list, &n, f->msg, sizeof f->msg), KN_OK);
+    assert_int_equal(n, 1);
+    kn_party_views_free(list, n);
+    assert_int_equal(kn_party_list(f->ps, "+region", 0, &list, &n, f->msg, sizeof f->msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kn_party_list(f->ps, "*", 101, &list, &n, f->msg, sizeof f->msg),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(f->msg, "limit must be 1-100 (0 = 10)");
+}
+
 /* --- data and sessions ---------------------------------------------------------------- */
 
 static void party_data_reaches_the_other_members_on_the_asked_channel(void **state)
@@ -556,6 +599,8 @@ static void create_and_join_survive_every_allocation_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(listing_finds_open_visible_parties_by_label_best_first,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_change_of_members_moves_the_version_the_leader_checks,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_party_has_its_creator_as_leader_and_only_member,
