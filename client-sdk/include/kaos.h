@@ -403,6 +403,26 @@ typedef struct kaos_stream {
     const char *label;
 } kaos_stream;
 
+/* A new party (docs/parties.md). */
+typedef struct kaos_party_config {
+    bool open;         /* false: a join is a request the leader accepts */
+    uint32_t max_size; /* members, the leader included: 2-256 */
+    const char *label; /* NULL = ""; up to 64 bytes */
+    bool hidden;       /* not listed */
+} kaos_party_config;
+
+/* A party as a member sees it; views valid during the callback only. */
+typedef struct kaos_party {
+    const char *party_id;
+    bool open, hidden;
+    uint32_t max_size;
+    const char *label;
+    kaos_user_presence self;
+    kaos_user_presence leader;
+    const kaos_user_presence *presences; /* every member, in join order */
+    size_t presence_count;
+} kaos_party;
+
 /* Chat channel types (docs/chat.md). */
 enum {
     KAOS_CHANNEL_ROOM = 1,  /* target: the room's name */
@@ -632,6 +652,16 @@ typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
  * unknown or blocking the caller are absent. */
 typedef void (*kaos_status_fn)(kaos_client *c, const kaos_result *r,
                                const kaos_user_presence *presences, size_t count, void *ud);
+/* The party created or joined. A join of a closed party succeeds with
+ * party NULL: a join request is pending (the leader decides). */
+typedef void (*kaos_party_fn)(kaos_client *c, const kaos_result *r, const kaos_party *party,
+                              void *ud);
+/* Parties listed (kaos_client_party_list), best first; self unset. */
+typedef void (*kaos_party_list_fn)(kaos_client *c, const kaos_result *r, const kaos_party *parties,
+                                   size_t count, void *ud);
+/* A party's pending join requests (the leader's). */
+typedef void (*kaos_party_requests_fn)(kaos_client *c, const kaos_result *r,
+                                       const kaos_user_presence *requests, size_t count, void *ud);
 /* The channel joined. */
 typedef void (*kaos_channel_fn)(kaos_client *c, const kaos_result *r, const kaos_channel *channel,
                                 void *ud);
@@ -812,6 +842,37 @@ void kaos_client_on_channel_presence(kaos_client *c, kaos_channel_presence_fn fn
 typedef void (*kaos_matchmaker_matched_fn)(kaos_client *c, const kaos_matchmaker_matched *m,
                                            void *ud);
 void kaos_client_on_matchmaker_matched(kaos_client *c, kaos_matchmaker_matched_fn fn, void *ud);
+/* Parties (docs/parties.md). Members joined or left a party this session
+ * is in; a member removed by the leader, or a join request rejected, gets
+ * one with itself among the leaves. */
+typedef void (*kaos_party_presence_fn)(kaos_client *c, const char *party_id,
+                                       const kaos_user_presence *joins, size_t join_count,
+                                       const kaos_user_presence *leaves, size_t leave_count,
+                                       void *ud);
+/* Data a member sent (kaos_client_party_send); `reliable` tells how it travelled. */
+typedef void (*kaos_party_data_fn)(kaos_client *c, const char *party_id,
+                                   const kaos_user_presence *sender, int64_t op_code,
+                                   const uint8_t *data, size_t len, bool reliable, void *ud);
+/* The party's leader now (a promotion, or the leader left). */
+typedef void (*kaos_party_leader_fn)(kaos_client *c, const char *party_id,
+                                     const kaos_user_presence *leader, void *ud);
+/* To the leader: a session asks to join this closed party. */
+typedef void (*kaos_party_join_request_fn)(kaos_client *c, const char *party_id,
+                                           const kaos_user_presence *requests, size_t count,
+                                           void *ud);
+/* The leader closed the party: this session is no longer in it. */
+typedef void (*kaos_party_close_fn)(kaos_client *c, const char *party_id, void *ud);
+void kaos_client_on_party_presence(kaos_client *c, kaos_party_presence_fn fn, void *ud);
+void kaos_client_on_party_data(kaos_client *c, kaos_party_data_fn fn, void *ud);
+void kaos_client_on_party_leader(kaos_client *c, kaos_party_leader_fn fn, void *ud);
+void kaos_client_on_party_join_request(kaos_client *c, kaos_party_join_request_fn fn, void *ud);
+/* The leader put the party in the matchmaker: every member is a player of
+ * `ticket`, and a match arrives as kaos_client_on_matchmaker_matched (its
+ * users carry the party id). */
+typedef void (*kaos_party_ticket_fn)(kaos_client *c, const char *party_id, const char *ticket,
+                                     void *ud);
+void kaos_client_on_party_close(kaos_client *c, kaos_party_close_fn fn, void *ud);
+void kaos_client_on_party_ticket(kaos_client *c, kaos_party_ticket_fn fn, void *ud);
 
 /* --- requests ------------------------------------------------------------------------
  *
@@ -1068,6 +1129,47 @@ int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, ui
 int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
                                kaos_ticket_fn done, void *ud);
 int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud);
+/* Parties (docs/parties.md). create: this session leads a new party
+ * (INVALID_ARGUMENT for a size outside 2-256 or a bad label,
+ * RESOURCE_EXHAUSTED "party limit per session reached (4)"). join: an open
+ * party answers the party; a closed one a pending join request (party
+ * NULL). NOT_FOUND "party not found" also for a party the caller is not
+ * in; the leader's requests by others are PERMISSION_DENIED "only the
+ * party leader may ...". accept/remove/promote name a session by user id
+ * and session id; remove also rejects a join request. A leaving leader
+ * hands over to the longest-present member. */
+int kaos_client_party_create(kaos_client *c, const kaos_party_config *cfg, kaos_party_fn done,
+                             void *ud);
+int kaos_client_party_join(kaos_client *c, const char *party_id, kaos_party_fn done, void *ud);
+int kaos_client_party_leave(kaos_client *c, const char *party_id, kaos_done_fn done, void *ud);
+int kaos_client_party_promote(kaos_client *c, const char *party_id, const char *user_id,
+                              const char *session_id, kaos_done_fn done, void *ud);
+int kaos_client_party_accept(kaos_client *c, const char *party_id, const char *user_id,
+                             const char *session_id, kaos_done_fn done, void *ud);
+int kaos_client_party_remove(kaos_client *c, const char *party_id, const char *user_id,
+                             const char *session_id, kaos_done_fn done, void *ud);
+int kaos_client_party_close(kaos_client *c, const char *party_id, kaos_done_fn done, void *ud);
+int kaos_client_party_join_requests(kaos_client *c, const char *party_id,
+                                    kaos_party_requests_fn done, void *ud);
+/* The leader's matchmaker ticket for the whole party (never split; the
+ * other members get kaos_client_on_party_ticket). It goes when the party's
+ * members change (ABORTED "party changed; retry" when they changed during
+ * the add). remove: NOT_FOUND "ticket not found". */
+int kaos_client_party_matchmaker_add(kaos_client *c, const char *party_id,
+                                     const kaos_matchmaker_request *req, kaos_ticket_fn done,
+                                     void *ud);
+int kaos_client_party_matchmaker_remove(kaos_client *c, const char *party_id, const char *ticket,
+                                        kaos_done_fn done, void *ud);
+/* Open, visible parties whose label (a JSON object) passes `query` (the
+ * matchmaker's query language; NULL or "" = every one), best score first;
+ * limit 1-100, 0 = 10. INVALID_ARGUMENT for a bad query (its position). */
+int kaos_client_party_list(kaos_client *c, const char *query, uint32_t limit,
+                           kaos_party_list_fn done, void *ud);
+/* Data to the other members. Returns KAOS_OK or a negative error (no cid:
+ * fire-and-forget; a server error comes as the error event). reliable:
+ * the control channel, else unreliable on channel 2. */
+int kaos_client_party_send(kaos_client *c, const char *party_id, int64_t op_code, const void *data,
+                           size_t len, bool reliable);
 /* Joins the relayed match a MatchmakerMatched token names (the first of
  * the group to join creates it). INVALID_ARGUMENT "invalid match token". */
 int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_fn done, void *ud);

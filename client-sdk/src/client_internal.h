@@ -74,6 +74,10 @@ typedef enum kaos_reply_kind {
     KAOS_REPLY_TICKET,
     KAOS_REPLY_LEADERBOARD_RECORD,
     KAOS_REPLY_LEADERBOARD_RECORDS,
+    KAOS_REPLY_PARTY,
+    KAOS_REPLY_PARTY_REQUESTS,
+    KAOS_REPLY_PARTY_TICKET,
+    KAOS_REPLY_PARTY_LIST,
     KAOS_REPLY_KIND_COUNT,
 } kaos_reply_kind;
 
@@ -107,6 +111,12 @@ typedef struct kaos_events {
     KAOS__EVENT(kaos_channel_message_fn) channel_message;
     KAOS__EVENT(kaos_channel_presence_fn) channel_presence;
     KAOS__EVENT(kaos_matchmaker_matched_fn) matchmaker_matched;
+    KAOS__EVENT(kaos_party_presence_fn) party_presence;
+    KAOS__EVENT(kaos_party_data_fn) party_data;
+    KAOS__EVENT(kaos_party_leader_fn) party_leader;
+    KAOS__EVENT(kaos_party_join_request_fn) party_join_request;
+    KAOS__EVENT(kaos_party_close_fn) party_close;
+    KAOS__EVENT(kaos_party_ticket_fn) party_ticket;
 } kaos_events;
 
 typedef struct kaos_welcome_result {

@@ -591,6 +591,91 @@ static int deliver_leaderboard_records(kaos_client *c, const kaos_pending *p, co
     return KN_OK;
 }
 
+/* The view of a Party message; its presences are *members' (kn_free). */
+static int party_view(const Kaos__V1__Party *m, kaos_party *v, kaos_user_presence **members)
+{
+    *members = user_presence_views(m->presences, m->n_presences, NULL, 0);
+    if (m->n_presences && !*members) return KN_ERR_NOMEM;
+    *v = (kaos_party){.party_id = str(m->party_id),
+                      .open = m->open,
+                      .hidden = m->hidden,
+                      .max_size = m->max_size,
+                      .label = str(m->label),
+                      .presences = *members,
+                      .presence_count = m->n_presences};
+    view(&kaos_client__user_presence_entity, m->self, &v->self);
+    view(&kaos_client__user_presence_entity, m->leader, &v->leader);
+    return KN_OK;
+}
+
+/* PartyList: the parties listed, best first. */
+static int deliver_party_list(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                              const kn_envelope *env)
+{
+    kaos_party_list_fn fn = FN(kaos_party_list_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__PartyList *l = env->party_list;
+    size_t n = l->n_parties;
+    kaos_party *views = n ? kn_calloc(n, sizeof *views) : NULL;
+    kaos_user_presence **members = n ? kn_calloc(n, sizeof *members) : NULL;
+    int rc = n && (!views || !members) ? KN_ERR_NOMEM : KN_OK;
+    for (size_t i = 0; rc == KN_OK && i < n; i++)
+        rc = party_view(l->parties[i], &views[i], &members[i]);
+    if (rc == KN_OK) fn(c, r, views, n, p->ud);
+    for (size_t i = 0; members && i < n; i++)
+        kn_free(members[i]);
+    kn_free(members);
+    kn_free(views);
+    return rc;
+}
+
+/* Party (create, an open join) or Ack (a closed party's join: pending). */
+static int deliver_party(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                         const kn_envelope *env)
+{
+    kaos_party_fn fn = FN(kaos_party_fn, p);
+    if (!fn) return KN_OK;
+    if (!env || env->message_case != KAOS__V1__ENVELOPE__MESSAGE_PARTY) {
+        fn(c, r, NULL, p->ud);
+        return KN_OK;
+    }
+    kaos_party v;
+    kaos_user_presence *members = NULL;
+    int rc = party_view(env->party, &v, &members);
+    if (rc) return rc;
+    fn(c, r, &v, p->ud);
+    kn_free(members);
+    return KN_OK;
+}
+
+/* PartyJoinRequest: the pending requests. */
+static int deliver_party_requests(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                  const kn_envelope *env)
+{
+    kaos_party_requests_fn fn = FN(kaos_party_requests_fn, p);
+    if (!env || !fn) {
+        if (fn) fn(c, r, NULL, 0, p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__PartyJoinRequest *q = env->party_join_request;
+    kaos_user_presence *views = user_presence_views(q->presences, q->n_presences, NULL, 0);
+    if (q->n_presences && !views) return KN_ERR_NOMEM;
+    fn(c, r, views, q->n_presences, p->ud);
+    kn_free(views);
+    return KN_OK;
+}
+
+static int deliver_party_ticket(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                                const kn_envelope *env)
+{
+    kaos_ticket_fn fn = FN(kaos_ticket_fn, p);
+    if (fn) fn(c, r, env ? str(env->party_matchmaker_ticket->ticket) : "", p->ud);
+    return KN_OK;
+}
+
 /* One row per reply kind: the envelopes that answer it (0 = no other) and
  * how they reach the completion. Adding a reply kind: a row here, a
  * completion type in kaos.h. */
@@ -628,6 +713,10 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_LEADERBOARD_RECORD] = {{ANSWER(LEADERBOARD_RECORD)}, deliver_leaderboard_record},
     [KAOS_REPLY_LEADERBOARD_RECORDS] = {{ANSWER(LEADERBOARD_RECORD_LIST)},
                                         deliver_leaderboard_records},
+    [KAOS_REPLY_PARTY] = {{ANSWER(PARTY), ANSWER(ACK)}, deliver_party},
+    [KAOS_REPLY_PARTY_REQUESTS] = {{ANSWER(PARTY_JOIN_REQUEST)}, deliver_party_requests},
+    [KAOS_REPLY_PARTY_TICKET] = {{ANSWER(PARTY_MATCHMAKER_TICKET)}, deliver_party_ticket},
+    [KAOS_REPLY_PARTY_LIST] = {{ANSWER(PARTY_LIST)}, deliver_party_list},
 };
 
 static bool answers(const reply_row *row, Kaos__V1__Envelope__MessageCase type)
@@ -866,6 +955,51 @@ static void handle_matchmaker_matched(kaos_client *c, const Kaos__V1__Matchmaker
     kn_free(dvals);
 }
 
+/* --- party events ----------------------------------------------------------------- */
+
+static void handle_party_presence(kaos_client *c, const Kaos__V1__PartyPresenceEvent *e)
+{
+    if (!c->events.party_presence.fn) return;
+    kaos_user_presence *all = user_presence_views(e->joins, e->n_joins, e->leaves, e->n_leaves);
+    if (e->n_joins + e->n_leaves && !all) {
+        KN_ERROR("cannot deliver a party presence event: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.party_presence.fn(c, str(e->party_id), all, e->n_joins, all ? all + e->n_joins : NULL,
+                                e->n_leaves, c->events.party_presence.ud);
+    kn_free(all);
+}
+
+static void handle_party_data(kaos_client *c, const Kaos__V1__PartyData *d, uint8_t channel)
+{
+    if (!c->events.party_data.fn) return;
+    kaos_user_presence sender;
+    view(&kaos_client__user_presence_entity, d->presence, &sender);
+    c->events.party_data.fn(c, str(d->party_id), &sender, d->op_code, d->data.data, d->data.len,
+                            channel != KN_CHANNEL_MATCH_UNRELIABLE, c->events.party_data.ud);
+}
+
+static void handle_party_leader(kaos_client *c, const Kaos__V1__PartyLeader *l)
+{
+    if (!c->events.party_leader.fn) return;
+    kaos_user_presence leader;
+    view(&kaos_client__user_presence_entity, l->presence, &leader);
+    c->events.party_leader.fn(c, str(l->party_id), &leader, c->events.party_leader.ud);
+}
+
+static void handle_party_join_request(kaos_client *c, const Kaos__V1__PartyJoinRequest *q)
+{
+    if (!c->events.party_join_request.fn) return;
+    kaos_user_presence *views = user_presence_views(q->presences, q->n_presences, NULL, 0);
+    if (q->n_presences && !views) {
+        KN_ERROR("cannot deliver a party join request: %s", kn_err_text(KN_ERR_NOMEM));
+        return;
+    }
+    c->events.party_join_request.fn(c, str(q->party_id), views, q->n_presences,
+                                    c->events.party_join_request.ud);
+    kn_free(views);
+}
+
 void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t channel)
 {
     switch (env->message_case) {
@@ -901,6 +1035,30 @@ void kaos_client__dispatch(kaos_client *c, const kn_envelope *env, uint8_t chann
         return;
     case KAOS__V1__ENVELOPE__MESSAGE_MATCHMAKER_MATCHED:
         handle_matchmaker_matched(c, env->matchmaker_matched);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_PRESENCE:
+        handle_party_presence(c, env->party_presence);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_DATA:
+        handle_party_data(c, env->party_data, channel);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_LEADER:
+        handle_party_leader(c, env->party_leader);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_CLOSE:
+        if (c->events.party_close.fn)
+            c->events.party_close.fn(c, str(env->party_close->party_id), c->events.party_close.ud);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_MATCHMAKER_TICKET:
+        if (env->cid) break; /* the leader's answer, not an event */
+        if (c->events.party_ticket.fn)
+            c->events.party_ticket.fn(c, str(env->party_matchmaker_ticket->party_id),
+                                      str(env->party_matchmaker_ticket->ticket),
+                                      c->events.party_ticket.ud);
+        return;
+    case KAOS__V1__ENVELOPE__MESSAGE_PARTY_JOIN_REQUEST:
+        if (env->cid) break; /* the answer to a list, not an event */
+        handle_party_join_request(c, env->party_join_request);
         return;
     default:
         break;

@@ -141,7 +141,18 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD_WRITE, LEADERBOARD_RECORD)                      \
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS)                     \
     X(LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS)                 \
-    X(LEADERBOARD_RECORD_DELETE, LEADERBOARD_RECORD_DELETE, DONE)
+    X(LEADERBOARD_RECORD_DELETE, LEADERBOARD_RECORD_DELETE, DONE)                                  \
+    X(PARTY_CREATE, PARTY_CREATE, PARTY)                                                           \
+    X(PARTY_JOIN, PARTY_JOIN, PARTY)                                                               \
+    X(PARTY_LEAVE, PARTY_LEAVE, DONE)                                                              \
+    X(PARTY_PROMOTE, PARTY_PROMOTE, DONE)                                                          \
+    X(PARTY_ACCEPT, PARTY_ACCEPT, DONE)                                                            \
+    X(PARTY_REMOVE, PARTY_REMOVE, DONE)                                                            \
+    X(PARTY_CLOSE, PARTY_CLOSE, DONE)                                                              \
+    X(PARTY_JOIN_REQUESTS, PARTY_JOIN_REQUEST_LIST, PARTY_REQUESTS)                                \
+    X(PARTY_MATCHMAKER_ADD, PARTY_MATCHMAKER_ADD, PARTY_TICKET)                                    \
+    X(PARTY_MATCHMAKER_REMOVE, PARTY_MATCHMAKER_REMOVE, DONE)                                      \
+    X(PARTY_LIST, PARTY_LIST_REQUEST, PARTY_LIST)
 
 typedef enum request_kind {
 #define AS_ENUM(name, envelope, reply) REQ_##name,
@@ -1166,8 +1177,9 @@ int kaos_client_channel_messages_list(kaos_client *c, const char *channel_id, ui
 
 /* --- matchmaker ------------------------------------------------------------------- */
 
-int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
-                               kaos_ticket_fn done, void *ud)
+/* A MatchmakerAdd of req, sent alone or (party_id) inside a PartyMatchmakerAdd. */
+static int matchmaker_add(kaos_client *c, const char *party_id, const kaos_matchmaker_request *req,
+                          kaos_ticket_fn done, void *ud)
 {
     const kaos_matchmaker_properties *pr = req ? &req->properties : NULL;
     if (!c || !pr || (pr->n_strings && (!pr->string_names || !pr->string_values)) ||
@@ -1201,15 +1213,49 @@ int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *re
         msg.string_properties = sp;
         msg.n_numeric_properties = nd;
         msg.numeric_properties = dp;
+        Kaos__V1__PartyMatchmakerAdd party = KAOS__V1__PARTY_MATCHMAKER_ADD__INIT;
         kn_envelope env = KN_ENVELOPE_INIT;
-        env.matchmaker_add = &msg;
-        rc = call(c, REQ_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+        if (party_id) {
+            party.party_id = unconst_str(party_id);
+            party.ticket = &msg;
+            env.party_matchmaker_add = &party;
+            rc = call(c, REQ_PARTY_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+        } else {
+            env.matchmaker_add = &msg;
+            rc = call(c, REQ_MATCHMAKER_ADD, &env, KAOS__FN(done), ud);
+        }
     }
     kn_free(se);
     kn_free(sp);
     kn_free(de);
     kn_free(dp);
     return rc;
+}
+
+int kaos_client_matchmaker_add(kaos_client *c, const kaos_matchmaker_request *req,
+                               kaos_ticket_fn done, void *ud)
+{
+    return matchmaker_add(c, NULL, req, done, ud);
+}
+
+int kaos_client_party_matchmaker_add(kaos_client *c, const char *party_id,
+                                     const kaos_matchmaker_request *req, kaos_ticket_fn done,
+                                     void *ud)
+{
+    if (!party_id) return KN_ERR_INVALID_ARGUMENT;
+    return matchmaker_add(c, party_id, req, done, ud);
+}
+
+int kaos_client_party_matchmaker_remove(kaos_client *c, const char *party_id, const char *ticket,
+                                        kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id || !ticket) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyMatchmakerRemove msg = KAOS__V1__PARTY_MATCHMAKER_REMOVE__INIT;
+    msg.party_id = unconst_str(party_id);
+    msg.ticket = unconst_str(ticket);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_matchmaker_remove = &msg;
+    return call(c, REQ_PARTY_MATCHMAKER_REMOVE, &env, KAOS__FN(done), ud);
 }
 
 int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_fn done, void *ud)
@@ -1220,6 +1266,141 @@ int kaos_client_matchmaker_remove(kaos_client *c, const char *ticket, kaos_done_
     kn_envelope env = KN_ENVELOPE_INIT;
     env.matchmaker_remove = &msg;
     return call(c, REQ_MATCHMAKER_REMOVE, &env, KAOS__FN(done), ud);
+}
+
+/* --- parties ---------------------------------------------------------------------- */
+
+int kaos_client_party_create(kaos_client *c, const kaos_party_config *cfg, kaos_party_fn done,
+                             void *ud)
+{
+    if (!c || !cfg) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyCreate msg = KAOS__V1__PARTY_CREATE__INIT;
+    msg.open = cfg->open;
+    msg.max_size = cfg->max_size;
+    if (cfg->label) msg.label = unconst_str(cfg->label);
+    msg.hidden = cfg->hidden;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_create = &msg;
+    return call(c, REQ_PARTY_CREATE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_join(kaos_client *c, const char *party_id, kaos_party_fn done, void *ud)
+{
+    if (!c || !party_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyJoin msg = KAOS__V1__PARTY_JOIN__INIT;
+    msg.party_id = unconst_str(party_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_join = &msg;
+    return call(c, REQ_PARTY_JOIN, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_leave(kaos_client *c, const char *party_id, kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyLeave msg = KAOS__V1__PARTY_LEAVE__INIT;
+    msg.party_id = unconst_str(party_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_leave = &msg;
+    return call(c, REQ_PARTY_LEAVE, &env, KAOS__FN(done), ud);
+}
+
+/* The presence a leader's request names. */
+static Kaos__V1__UserPresence named_presence(const char *user_id, const char *session_id)
+{
+    Kaos__V1__UserPresence p = KAOS__V1__USER_PRESENCE__INIT;
+    p.user_id = unconst_str(user_id);
+    p.session_id = unconst_str(session_id);
+    return p;
+}
+
+int kaos_client_party_promote(kaos_client *c, const char *party_id, const char *user_id,
+                              const char *session_id, kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id || !user_id || !session_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UserPresence p = named_presence(user_id, session_id);
+    Kaos__V1__PartyPromote msg = KAOS__V1__PARTY_PROMOTE__INIT;
+    msg.party_id = unconst_str(party_id);
+    msg.presence = &p;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_promote = &msg;
+    return call(c, REQ_PARTY_PROMOTE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_accept(kaos_client *c, const char *party_id, const char *user_id,
+                             const char *session_id, kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id || !user_id || !session_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UserPresence p = named_presence(user_id, session_id);
+    Kaos__V1__PartyAccept msg = KAOS__V1__PARTY_ACCEPT__INIT;
+    msg.party_id = unconst_str(party_id);
+    msg.presence = &p;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_accept = &msg;
+    return call(c, REQ_PARTY_ACCEPT, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_remove(kaos_client *c, const char *party_id, const char *user_id,
+                             const char *session_id, kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id || !user_id || !session_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__UserPresence p = named_presence(user_id, session_id);
+    Kaos__V1__PartyRemove msg = KAOS__V1__PARTY_REMOVE__INIT;
+    msg.party_id = unconst_str(party_id);
+    msg.presence = &p;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_remove = &msg;
+    return call(c, REQ_PARTY_REMOVE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_close(kaos_client *c, const char *party_id, kaos_done_fn done, void *ud)
+{
+    if (!c || !party_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyClose msg = KAOS__V1__PARTY_CLOSE__INIT;
+    msg.party_id = unconst_str(party_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_close = &msg;
+    return call(c, REQ_PARTY_CLOSE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_join_requests(kaos_client *c, const char *party_id,
+                                    kaos_party_requests_fn done, void *ud)
+{
+    if (!c || !party_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyJoinRequestList msg = KAOS__V1__PARTY_JOIN_REQUEST_LIST__INIT;
+    msg.party_id = unconst_str(party_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_join_request_list = &msg;
+    return call(c, REQ_PARTY_JOIN_REQUESTS, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_list(kaos_client *c, const char *query, uint32_t limit,
+                           kaos_party_list_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__PartyListRequest msg = KAOS__V1__PARTY_LIST_REQUEST__INIT;
+    if (query) msg.query = unconst_str(query);
+    msg.limit = limit;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.party_list_request = &msg;
+    return call(c, REQ_PARTY_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_party_send(kaos_client *c, const char *party_id, int64_t op_code, const void *data,
+                           size_t len, bool reliable)
+{
+    if (!c || !party_id || (len && !data)) return KN_ERR_INVALID_ARGUMENT;
+    if (len > KAOS_MAX_MESSAGE_SIZE) return KN_ERR_TOO_LARGE;
+    Kaos__V1__PartyDataSend msg = KAOS__V1__PARTY_DATA_SEND__INIT;
+    msg.party_id = unconst_str(party_id);
+    msg.op_code = op_code;
+    msg.data.data = unconst_bytes(data);
+    msg.data.len = len;
+    msg.reliable = reliable;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY_DATA_SEND;
+    env.party_data_send = &msg;
+    uint8_t channel = reliable ? KN_CHANNEL_CONTROL : KN_CHANNEL_MATCH_UNRELIABLE;
+    return kaos_client__send(c, &env, channel, reliable);
 }
 
 int kaos_client_match_join_token(kaos_client *c, const char *token, kaos_match_fn done, void *ud)

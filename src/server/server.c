@@ -33,6 +33,9 @@
 #include "kn_log.h"
 #include "kn_net.h"
 #include "kn_relay.h"
+#include "kn_party.h"
+#include "kn_party_lua.h"
+#include "kn_party_wire.h"
 #include "kn_status.h"
 #include "kn_status_lua.h"
 #include "kn_stream.h"
@@ -107,9 +110,20 @@ static void friends_blocked(void *ud, const char *blocker_id, const char *blocke
     kn_chat_block(b->chat, blocker_id, blocked_id);
 }
 
+/* The end of a session on the tracker: its parties and join requests go
+ * first (the party service keeps its members and the party's stream the
+ * same), then every stream it is still on. One listener for both: the
+ * listeners are few (KN_SESSION_EXT_MAX). */
+typedef struct stream_services {
+    kn_tracker *tracker;
+    kn_parties *parties;
+} stream_services;
+
 static void tracker_unbound(void *ud, kn_session *s)
 {
-    kn_tracker_untrack_all(ud, s->conn);
+    stream_services *ss = ud;
+    kn_parties_leave_conn(ss->parties, s->conn);
+    kn_tracker_untrack_all(ss->tracker, s->conn);
 }
 
 /* Chat's end of every session: its message rate bucket goes. */
@@ -840,6 +854,8 @@ int kn_server_run(const kn_config *cfg)
     kn_sessions *sessions = NULL;
     kn_tracker *tracker = NULL;
     kn_status *status = NULL;
+    kn_parties *parties = NULL;
+    kn_party_wire party_wire = {0};
     kn_chat *chat = NULL;
     kn_match_wire *mw = NULL;
     kn_rpc *rpc = NULL;
@@ -861,6 +877,7 @@ int kn_server_run(const kn_config *cfg)
     kn_account_lua account_lua = {0};
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
+    kn_party_lua party_lua = {0};
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
     block_listeners blocks = {0};
@@ -870,6 +887,7 @@ int kn_server_run(const kn_config *cfg)
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
+        {"party", kn_party_lua_funcs, &party_lua},
         {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
@@ -984,8 +1002,14 @@ int kn_server_run(const kn_config *cfg)
     kn_tracker_config_default(&tcfg);
     tcfg.max_event_size = (size_t)cfg->max_message_size;
     kn_tracker_sink tsink = {tracker_send, out};
+    party_wire = (kn_party_wire){.out = out}; /* .mm once it exists */
+    kn_party_hooks party_hooks = {kn_party_wire_notify, kn_party_wire_changed, &party_wire};
     if ((rc = kn_tracker_create(&tcfg, &tsink, &tracker)) ||
-        (rc = kn_sessions_on_unbind(sessions, tracker_unbound, tracker)) ||
+        (rc = kn_parties_create(tracker, &party_hooks, &parties)))
+        goto done;
+    party_wire.parties = parties;
+    stream_services streams = {tracker, parties};
+    if ((rc = kn_sessions_on_unbind(sessions, tracker_unbound, &streams)) ||
         (rc = kn_status_create(tracker, &status)))
         goto done;
     kn_chat_config chc;
@@ -998,6 +1022,7 @@ int kn_server_run(const kn_config *cfg)
     chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
+    party_lua = (kn_party_lua){parties, sessions};
     if (cfg->single_session) {
         kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
         kn_sessions_set_single(sessions, &single);
@@ -1046,6 +1071,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_matchmaker_create(&mmc, &mm)) ||
         (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))
         goto done;
+    party_wire.mm = mm;
 
     kn_gateway_deps deps = {
         .pipeline = {.api = api,
@@ -1063,7 +1089,8 @@ int kn_server_run(const kn_config *cfg)
                                   [KN_SVC_STATUS] = status,
                                   [KN_SVC_CHAT] = chat,
                                   [KN_SVC_MATCHMAKER] = mm,
-                                  [KN_SVC_LEADERBOARDS] = lbs}},
+                                  [KN_SVC_LEADERBOARDS] = lbs,
+                                  [KN_SVC_PARTY] = &party_wire}},
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .matches = matches,
         .shards = want_nets,
@@ -1195,6 +1222,7 @@ done:
      * destroying the net afterwards runs (and frees) every one of them. */
     reloader_stop(&rl);
     kn_matchmaker_destroy(mm); /* its thread waits on workers (the matched hook) */
+    party_wire.mm = NULL;      /* the sessions' ends below no longer reach it */
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);
@@ -1215,6 +1243,7 @@ done:
     kn_rpc_destroy(rpc);
     kn_sessions_destroy(sessions);
     kn_status_destroy(status);
+    kn_parties_destroy(parties);
     kn_groups_listen(NULL); /* the workers, its only callers, have stopped */
     kn_chat_destroy(chat);
     kn_tracker_destroy(tracker);

@@ -25,8 +25,9 @@
     X(GATEWAY)                                                                                     \
     X(AUTH)                                                                                        \
     X(ACCOUNT)                                                                                     \
-    X(STORAGE) X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER)      \
-        X(PARTY) X(LEADERBOARDS)
+    X(STORAGE)                                                                                     \
+    X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER) X(PARTY)        \
+        X(LEADERBOARDS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -137,7 +138,23 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
     X(LEADERBOARD_RECORDS_AROUND, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,      \
       kn_leaderboard_wire_records_around)                                                          \
     X(LEADERBOARD_RECORD_DELETE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,       \
-      kn_leaderboard_wire_record_delete)
+      kn_leaderboard_wire_record_delete)                                                           \
+    X(PARTY_CREATE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_create)     \
+    X(PARTY_JOIN, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_join)         \
+    X(PARTY_LEAVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_leave)       \
+    X(PARTY_PROMOTE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_promote)   \
+    X(PARTY_ACCEPT, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_accept)     \
+    X(PARTY_REMOVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_remove)     \
+    X(PARTY_CLOSE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_close)       \
+    X(PARTY_JOIN_REQUEST_LIST, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET,                \
+      kn_party_wire_join_requests)                                                                 \
+    X(PARTY_DATA_SEND, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL | KN_CH_MATCH, KN_RUN_NET,          \
+      kn_party_wire_data)                                                                          \
+    X(PARTY_MATCHMAKER_ADD, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                   \
+      kn_party_wire_matchmaker_add)                                                                \
+    X(PARTY_MATCHMAKER_REMOVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                \
+      kn_party_wire_matchmaker_remove)                                                             \
+    X(PARTY_LIST_REQUEST, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API, kn_party_wire_list)
 
 /* The gateway's own route: Ping, answered with the server's clock. */
 int kn_gateway_ping(kn_req *r, char *msg, size_t cap);

@@ -9,6 +9,7 @@
 #include "kn_match_wire.h"
 #include "kn_matchmaker_wire.h"
 #include "kn_notify_wire.h"
+#include "kn_party_wire.h"
 #include "kn_rpc.h"
 #include "kn_status_wire.h"
 #include "kn_storage_wire.h"

@@ -1,7 +1,7 @@
 /* kn_matchmaker: tickets waiting for players, grouped on an interval
  * (docs/matchmaker.md has the algorithm, the limits and every error).
  *
- * A ticket is one session's wish to play (a party's, later, as one unit
+ * A ticket is one session's wish to play (or a party's, as one unit
  * that is never split): string and numeric properties, a query over the
  * other tickets' properties (the query language of match listing,
  * kn_match.h), min and max count and a count multiple. Every interval a
@@ -198,7 +198,7 @@ typedef struct kn_matchmaker_config {
     kn_mm_processor processor; /* NULL = the built-in matcher */
     kn_mm_matched_fn matched;
     void *matched_ud;
-    kn_mm_script_fn script; /* NULL: no scripts */
+    kn_mm_script_fn script;               /* NULL: no scripts */
     kn_mm_script_exists_fn script_exists; /* NULL: ask script every pass */
     void *script_ud;
 } kn_matchmaker_config;
@@ -223,7 +223,10 @@ void kn_matchmaker_set_processor(kn_matchmaker *mm, const kn_mm_processor *p);
  * RESOURCE_EXHAUSTED "matchmaker ticket limit per session reached (N)". */
 int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], char *msg,
               size_t cap);
-/* NOT_FOUND "ticket not found" unless session_id owns ticket id. */
+/* NOT_FOUND "ticket not found" unless session_id owns ticket id. A
+ * ticket is owned by each of its players' sessions and, when it has a
+ * party_id, by that id too (here and in kn_mm_remove_session, which is how
+ * a party's tickets go when its members change). */
 int kn_mm_remove(kn_matchmaker *mm, const char *ticket_id, const char *session_id, char *msg,
                  size_t cap);
 /* Every ticket of the session (it ended); how many went now. Never waits

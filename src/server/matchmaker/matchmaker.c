@@ -77,8 +77,11 @@ static int mem_add(void *ud, kn_mm_ticket *t, char *msg, size_t cap)
     return KN_OK;
 }
 
+/* A ticket belongs to each of its players' sessions and, for a party's,
+ * to its party: kn_mm_remove_session with the party id removes them. */
 static bool owned_by(const kn_mm_ticket *t, const char *session_id)
 {
+    if (*t->party_id && !strcmp(t->party_id, session_id)) return true;
     for (size_t i = 0; i < t->n_players; i++)
         if (!strcmp(t->players[i].session_id, session_id)) return true;
     return false;

@@ -18,15 +18,13 @@ static void caller_player(kn_req *r, kn_mm_player *p)
     snprintf(p->username, sizeof p->username, "%s", c->username);
 }
 
-int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
+int kn_matchmaker_wire_request(const Kaos__V1__MatchmakerAdd *q, kn_mm_prop *props,
+                               kn_mm_request *req, char *msg, size_t cap)
 {
-    kn_matchmaker *mm = kn_req_service(r);
-    Kaos__V1__MatchmakerAdd *q = kn_req_msg(r)->matchmaker_add;
     size_t n = q->n_string_properties + q->n_numeric_properties;
     if (n > KN_MM_PROPS_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "more than %d properties",
                           KN_MM_PROPS_MAX);
-    kn_mm_prop props[KN_MM_PROPS_MAX];
     size_t k = 0;
     for (size_t i = 0; i < q->n_string_properties; i++, k++) {
         const char *name = q->string_properties[i]->key, *v = q->string_properties[i]->value;
@@ -46,18 +44,28 @@ int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
         props[k] = (kn_mm_prop){.is_num = true, .num = q->numeric_properties[i]->value};
         snprintf(props[k].name, sizeof props[k].name, "%s", name);
     }
+    *req = (kn_mm_request){.query = q->query,
+                           .min_count = q->min_count,
+                           .max_count = q->max_count,
+                           .count_multiple = q->count_multiple,
+                           .props = props,
+                           .n_props = n};
+    return KN_OK;
+}
+
+int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
+{
+    kn_matchmaker *mm = kn_req_service(r);
+    kn_mm_prop props[KN_MM_PROPS_MAX];
+    kn_mm_request req;
+    int rc = kn_matchmaker_wire_request(kn_req_msg(r)->matchmaker_add, props, &req, msg, cap);
+    if (rc) return rc;
     kn_mm_player me;
     caller_player(r, &me);
-    kn_mm_request req = {.players = &me,
-                         .n_players = 1,
-                         .query = q->query,
-                         .min_count = q->min_count,
-                         .max_count = q->max_count,
-                         .count_multiple = q->count_multiple,
-                         .props = props,
-                         .n_props = n};
+    req.players = &me;
+    req.n_players = 1;
     char id[37];
-    int rc = kn_mm_add(mm, &req, id, msg, cap);
+    rc = kn_mm_add(mm, &req, id, msg, cap);
     if (rc) return rc;
     /* The session may have ended while this ran on a worker: then its
      * unbind has passed, and the ticket would outlive it. */
