@@ -11,8 +11,8 @@
 #include "kn_party_lua.h"
 #include "kn_session.h"
 #include "kn_stream.h"
-#include "kn_time.h"
 #include "luatest.h"
+#include "sessionlane.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,100 +27,27 @@
 #define U2 "b0b00000-0000-4000-8000-000000000002"
 #define S2 "5e552000-0000-4000-8000-000000000002"
 
-/* --- a fake lane (this thread) and a counting tracker sink -------------------------- */
+/* --- sessions on a fake lane, a counting tracker, the party service ----------------- */
 
-#define MAX_CONNS 4
-static kn_conn_id ids[MAX_CONNS];
-static kn_session *sessions[MAX_CONNS];
-static size_t n_conns;
-static size_t tracker_sends; /* presence events and data through the tracker's sink */
-static int l_send(void *ud, const kn_conn_id *to, size_t n, uint8_t ch, const uint8_t *d,
-                  size_t len, bool rel)
-{
-    (void)n;
-    return KN_OK;
-}
-static void l_close(void *ud, kn_conn_id id, uint32_t reason) {}
-static int l_post(void *ud, void (*fn)(void *), void *arg)
-{
-    fn(arg); /* one thread: run at once */
-    return KN_OK;
-}
-static bool l_here(void *ud)
-{
-    return true;
-}
-static void *l_data(void *ud, kn_conn_id id)
-{
-    for (size_t i = 0; i < n_conns; i++)
-        if (ids[i] == id) return sessions[i];
-    return NULL;
-}
-static void l_auth(void *ud, kn_conn_id id) {}
-static bool l_violation(void *ud, kn_conn_id id)
-{
-    return false;
-}
-static bool l_overloaded(void *ud)
-{
-    return false;
-}
-
-static int sink(void *ud, const kn_conn_id *to, size_t n, uint8_t channel, const uint8_t *data,
-                size_t len, bool reliable)
-{
-    tracker_sends++;
-    return KN_OK;
-}
-
-static kn_out *out;
-static kn_sessions *ss;
-static kn_tracker *tracker;
+static sessionlane L;
 static kn_parties *parties;
-
-static void bind(const char *user, const char *username, const char *session)
-{
-    kn_conn_id id = ((kn_conn_id)3 << 32) | (n_conns + 1);
-    kn_session *s = kn_sessions_open(ss, id, "127.0.0.1:9", 0x0100007f);
-    assert_non_null(s);
-    kn_token_claims c = {.expires_at = kn_time_wall_ms() / 1000 + 3600};
-    snprintf(c.user_id, sizeof c.user_id, "%s", user);
-    snprintf(c.username, sizeof c.username, "%s", username);
-    snprintf(c.session_id, sizeof c.session_id, "%s", session);
-    char msg[64];
-    assert_int_equal(kn_sessions_bind(ss, s, &c, false, kn_time_mono_ms(), msg, sizeof msg), KN_OK);
-    ids[n_conns] = id;
-    sessions[n_conns++] = s;
-}
 
 static int setup(void **state)
 {
-    n_conns = tracker_sends = 0;
-    assert_int_equal(kn_out_create(1, &out), KN_OK);
-    kn_out_lane l = {l_send, l_close,     l_post,       l_here, l_data,
-                     l_auth, l_violation, l_overloaded, NULL,   NULL};
-    kn_out_attach_lane(out, 0, &l);
-    assert_int_equal(kn_sessions_create(out, &ss), KN_OK);
-    kn_out_directory dir = kn_sessions_directory(ss);
-    kn_out_set_directory(out, &dir);
-    kn_tracker_config cfg;
-    kn_tracker_config_default(&cfg);
-    kn_tracker_sink ts = {sink, NULL};
-    assert_int_equal(kn_tracker_create(&cfg, &ts, &tracker), KN_OK);
-    assert_int_equal(kn_parties_create(tracker, NULL, &parties), KN_OK);
-    bind(U1, "alice", S1);
-    bind(U2, "bob", S2);
+    sessionlane_open(&L, false);
+    assert_int_equal(kn_parties_create(L.tracker, NULL, &parties), KN_OK);
+    sessionlane_bind(&L, U1, "alice", S1);
+    sessionlane_bind(&L, U2, "bob", S2);
     return luatest_setup(state);
 }
 
 static int teardown(void **state)
 {
-    for (size_t i = 0; i < n_conns; i++)
-        kn_sessions_close(ss, sessions[i]);
+    for (size_t i = 0; i < L.n; i++) /* the sessions end before the parties go */
+        kn_sessions_close(L.ss, L.sessions[i]);
+    L.n = 0;
     kn_parties_destroy(parties);
-    kn_tracker_destroy(tracker);
-    kn_sessions_destroy(ss);
-    kn_out_destroy(out);
+    sessionlane_close(&L);
     return luatest_teardown(state);
 }
 
@@ -176,7 +103,7 @@ static void party_functions_act_for_bound_sessions_and_refuse_bad_input(void **s
 {
     (void)state;
     luatest_write("party.lua", module);
-    kn_party_lua party_lua = {parties, ss};
+    kn_party_lua party_lua = {parties, L.ss};
     const kn_lua_binding binding = {"party", kn_party_lua_funcs, &party_lua};
     kn_runtime *rt;
     kn_runtime_vm *vm = luatest_load(&rt, &binding, 1);
@@ -192,7 +119,7 @@ static void party_functions_act_for_bound_sessions_and_refuse_bad_input(void **s
         {"unknown", "5 party not found"},
     };
     luatest_expect(vm, cases, sizeof cases / sizeof cases[0]);
-    assert_true(tracker_sends > 0); /* the joins and leaves reached the members */
+    assert_true(L.tracker_sends > 0); /* the joins and leaves reached the members */
     assert_int_equal(kn_parties_count(parties), 0);
     kn_runtime_vm_destroy(vm);
     kn_runtime_destroy(rt);

@@ -15,8 +15,8 @@
 #include "kn_status_lua.h"
 #include "kn_stream.h"
 #include "kn_stream_lua.h"
-#include "kn_time.h"
 #include "luatest.h"
+#include "sessionlane.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,110 +31,24 @@
 #define U2 "b0b00000-0000-4000-8000-000000000002"
 #define S2 "5e552000-0000-4000-8000-000000000002"
 
-/* --- a fake lane (this thread) and a recording tracker sink ------------------------- */
+/* --- sessions on a fake lane, a counting tracker, the status service ---------------- */
 
-#define MAX_CONNS 4
-static kn_conn_id ids[MAX_CONNS];
-static kn_session *sessions[MAX_CONNS];
-static size_t n_conns;
-static size_t lane_sends;     /* sends through kn_out (stream_send to presences) */
-static size_t tracker_sends;  /* sends through the tracker's sink */
-static size_t tracker_recips; /* their recipients in all */
-
-static int l_send(void *ud, const kn_conn_id *to, size_t n, uint8_t ch, const uint8_t *d,
-                  size_t len, bool rel)
-{
-    lane_sends += n;
-    return KN_OK;
-}
-static void l_close(void *ud, kn_conn_id id, uint32_t reason) {}
-static int l_post(void *ud, void (*fn)(void *), void *arg)
-{
-    fn(arg); /* one thread: run at once */
-    return KN_OK;
-}
-static bool l_here(void *ud)
-{
-    return true;
-}
-static void *l_data(void *ud, kn_conn_id id)
-{
-    for (size_t i = 0; i < n_conns; i++)
-        if (ids[i] == id) return sessions[i];
-    return NULL;
-}
-static void l_auth(void *ud, kn_conn_id id) {}
-static bool l_violation(void *ud, kn_conn_id id)
-{
-    return false;
-}
-static bool l_overloaded(void *ud)
-{
-    return false;
-}
-
-static int sink(void *ud, const kn_conn_id *to, size_t n, uint8_t channel, const uint8_t *data,
-                size_t len, bool reliable)
-{
-    tracker_sends++;
-    tracker_recips += n;
-    return KN_OK;
-}
-
-static kn_out *out;
-static kn_sessions *ss;
-static kn_tracker *tracker;
+static sessionlane L;
 static kn_status *status;
-
-static void bind(const char *user, const char *username, const char *session)
-{
-    kn_conn_id id = ((kn_conn_id)3 << 32) | (n_conns + 1);
-    kn_session *s = kn_sessions_open(ss, id, "127.0.0.1:9", 0x0100007f);
-    assert_non_null(s);
-    kn_token_claims c = {.expires_at = kn_time_wall_ms() / 1000 + 3600};
-    snprintf(c.user_id, sizeof c.user_id, "%s", user);
-    snprintf(c.username, sizeof c.username, "%s", username);
-    snprintf(c.session_id, sizeof c.session_id, "%s", session);
-    char msg[64];
-    assert_int_equal(kn_sessions_bind(ss, s, &c, false, kn_time_mono_ms(), msg, sizeof msg), KN_OK);
-    ids[n_conns] = id;
-    sessions[n_conns++] = s;
-}
-
-static void tracker_unbound(void *ud, kn_session *s)
-{
-    kn_tracker_untrack_all(ud, s->conn);
-}
 
 static int setup(void **state)
 {
-    n_conns = lane_sends = tracker_sends = tracker_recips = 0;
-    assert_int_equal(kn_out_create(1, &out), KN_OK);
-    kn_out_lane l = {l_send, l_close,     l_post,       l_here, l_data,
-                     l_auth, l_violation, l_overloaded, NULL,   NULL};
-    kn_out_attach_lane(out, 0, &l);
-    assert_int_equal(kn_sessions_create(out, &ss), KN_OK);
-    kn_out_directory dir = kn_sessions_directory(ss);
-    kn_out_set_directory(out, &dir);
-    kn_tracker_config cfg;
-    kn_tracker_config_default(&cfg);
-    kn_tracker_sink ts = {sink, NULL};
-    assert_int_equal(kn_tracker_create(&cfg, &ts, &tracker), KN_OK);
-    assert_int_equal(kn_sessions_on_unbind(ss, tracker_unbound, tracker), KN_OK);
-    assert_int_equal(kn_status_create(tracker, &status), KN_OK);
-    bind(U1, "alice", S1);
-    bind(U2, "bob", S2);
+    sessionlane_open(&L, true);
+    assert_int_equal(kn_status_create(L.tracker, &status), KN_OK);
+    sessionlane_bind(&L, U1, "alice", S1);
+    sessionlane_bind(&L, U2, "bob", S2);
     return luatest_setup(state);
 }
 
 static int teardown(void **state)
 {
-    for (size_t i = 0; i < n_conns; i++)
-        kn_sessions_close(ss, sessions[i]);
     kn_status_destroy(status);
-    kn_tracker_destroy(tracker);
-    kn_sessions_destroy(ss);
-    kn_out_destroy(out);
+    sessionlane_close(&L);
     return luatest_teardown(state);
 }
 
@@ -248,8 +162,8 @@ static void stream_and_status_functions_act_on_bound_sessions_and_refuse_bad_inp
 {
     (void)state;
     luatest_write("streams.lua", module);
-    kn_stream_lua stream_lua = {tracker, ss, out};
-    kn_status_lua status_lua = {status, ss};
+    kn_stream_lua stream_lua = {L.tracker, L.ss, L.out};
+    kn_status_lua status_lua = {status, L.ss};
     const kn_lua_binding bindings[] = {
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
@@ -295,8 +209,8 @@ static void stream_and_status_functions_act_on_bound_sessions_and_refuse_bad_inp
     };
     luatest_expect(vm, cases, 1);
     /* lifecycle: bob's hidden join and both leaves... see the counts. */
-    assert_int_equal(lane_sends, 1); /* the data for bob alone went through kn_out */
-    size_t sends_after_lifecycle = tracker_sends;
+    assert_int_equal(L.lane_sends, 1); /* the data for bob alone went through kn_out */
+    size_t sends_after_lifecycle = L.tracker_sends;
     assert_true(sends_after_lifecycle >= 2);
     luatest_expect(vm, cases + 1, sizeof cases / sizeof cases[0] - 1);
 
@@ -321,11 +235,11 @@ static void a_status_from_lua_reaches_a_follower(void **state)
                             "  kaos.status_update('" U1 "', '" S1 "', p)\n"
                             "  return 'ok'\n"
                             "end, 'case')\n");
-    kn_status_lua status_lua = {status, ss};
+    kn_status_lua status_lua = {status, L.ss};
     const kn_lua_binding binding = {"status", kn_status_lua_funcs, &status_lua};
     kn_runtime *rt;
     kn_runtime_vm *vm = luatest_load(&rt, &binding, 1);
-    kn_presence bob = {.conn = ids[1]};
+    kn_presence bob = {.conn = L.ids[1]};
     snprintf(bob.user_id, sizeof bob.user_id, U2);
     snprintf(bob.session_id, sizeof bob.session_id, S2);
     kn_status_user alice = U1;
@@ -337,8 +251,8 @@ static void a_status_from_lua_reaches_a_follower(void **state)
     assert_int_equal(n, 0);
     static const luatest_case cases[] = {{"playing", "ok"}};
     luatest_expect(vm, cases, 1);
-    assert_int_equal(tracker_sends, 1);
-    assert_int_equal(tracker_recips, 1);
+    assert_int_equal(L.tracker_sends, 1);
+    assert_int_equal(L.tracker_recips, 1);
     assert_int_equal(kn_status_follow(status, &bob, &alice, 1, &online, &n, msg, sizeof msg),
                      KN_OK);
     assert_int_equal(n, 1);
