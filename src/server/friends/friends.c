@@ -106,14 +106,6 @@ static const kn_db_stmt fof_page = {
     " ORDER BY f.source_id, f.destination_id LIMIT $4",
     4};
 
-static int db_fail(int rc, char *msg, size_t cap)
-{
-    if (rc == KN_ERR_ABORTED)
-        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
-    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
-    return kn_err_msg(rc, msg, cap, "database unavailable");
-}
-
 static int check_user(const char *user_id, char *msg, size_t cap)
 {
     if (!user_id || !kn_uuid_valid(user_id))
@@ -189,7 +181,7 @@ static int check_room(kn_db *db, const char *who, bool is_caller, int max, char 
     int rc = kn_db_query(db, &count_edges, p, &rows);
     long n = rc ? 0 : atol(kn_db_rows_get(rows, 0, 0));
     kn_db_rows_free(rows);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     if (n < max) return KN_OK;
     if (is_caller)
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
@@ -221,14 +213,14 @@ static int add_pair(kn_db *db, const char *me, const char *other, const kn_frien
     int max = o->max_friends > 0 ? o->max_friends : KN_FRIENDS_MAX_DEFAULT;
     int mine, theirs;
     int rc = states_of(db, me, other, &mine, &theirs);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     if (theirs == KN_FRIEND_BLOCKED) return KN_OK; /* silently, as Nakama */
     if (mine == KN_FRIEND_BLOCKED)
         return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
                           "you blocked user %s; delete the block before adding them", other);
     if (mine == KN_FRIEND_MUTUAL || mine == KN_FRIEND_INVITED) {
         rc = put_metadata(db, me, other, o->metadata);
-        return rc ? db_fail(rc, msg, cap) : KN_OK;
+        return rc ? kn_db_fail(rc, msg, cap) : KN_OK;
     }
     int kind = KN_FRIEND_EVENT_ACCEPTED;
     if (mine == KN_FRIEND_INVITER)
@@ -241,7 +233,7 @@ static int add_pair(kn_db *db, const char *me, const char *other, const kn_frien
         kind = KN_FRIEND_EVENT_INVITED;
     }
     if (rc == KN_OK) rc = put_metadata(db, me, other, o->metadata);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     note_event(o->ev, kind, other);
     return KN_OK;
 }
@@ -252,7 +244,7 @@ static int delete_pair_fn(kn_db *db, const char *me, const char *other,
     int mine = -1, theirs;
     int rc = o->ev ? states_of(db, me, other, &mine, &theirs) : KN_OK;
     if (rc == KN_OK) rc = run(db, &delete_pair, me, other);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     if (mine == KN_FRIEND_MUTUAL) note_event(o->ev, KN_FRIEND_EVENT_REMOVED, other);
     return KN_OK;
 }
@@ -262,7 +254,7 @@ static int block_pair(kn_db *db, const char *me, const char *other, const kn_fri
 {
     int rc = run(db, &block_one, me, other);
     if (rc == KN_OK) rc = run(db, &unlink_other, me, other);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     note_event(o->ev, KN_FRIEND_EVENT_BLOCKED, other);
     return KN_OK;
 }
@@ -285,12 +277,12 @@ static int apply(kn_db *db, const char *me, const char *const *ids, size_t n_ids
         goto done;
     }
     if ((rc = kn_db_begin(db))) {
-        db_fail(rc, msg, cap);
+        kn_db_fail(rc, msg, cap);
         goto done;
     }
     const char *p[] = {me, id_list, name_list};
     if ((rc = kn_db_query(db, &lock_users, p, &rows))) {
-        db_fail(rc, msg, cap);
+        kn_db_fail(rc, msg, cap);
         goto rollback;
     }
     size_t n = kn_db_rows_count(rows);
@@ -313,7 +305,7 @@ static int apply(kn_db *db, const char *me, const char *const *ids, size_t n_ids
         if (strcasecmp(other, me)) rc = fn(db, me, other, o, msg, cap);
     }
     if (rc) goto rollback;
-    if ((rc = kn_db_commit(db))) db_fail(rc, msg, cap);
+    if ((rc = kn_db_commit(db))) kn_db_fail(rc, msg, cap);
     goto done;
 rollback:
     kn_db_rollback(db);
@@ -383,7 +375,7 @@ int kn_friends_metadata_update(kn_db *db, const char *user_id, const char *frien
     rc = kn_db_query(db, &set_metadata, p, &rows);
     size_t n = rc ? 0 : kn_db_rows_count(rows);
     kn_db_rows_free(rows);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     if (n == 0)
         return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "you have no relationship with user %s",
                           friend_id);
@@ -564,7 +556,7 @@ int kn_friends_list(kn_db *db, const char *user_id, int state, int limit, const 
     kn_db_rows *rows = NULL;
     if ((rc = kn_db_query(db, &list_page, p, &rows))) {
         kn_db_rows_free(rows);
-        return db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     size_t count = kn_db_rows_count(rows);
     bool more = count > (size_t)limit;
@@ -653,7 +645,7 @@ int kn_friends_of_friends_list(kn_db *db, const char *user_id, int limit, const 
     kn_db_rows *rows = NULL;
     if ((rc = kn_db_query(db, &fof_page, p, &rows))) {
         kn_db_rows_free(rows);
-        return db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     size_t count = kn_db_rows_count(rows);
     bool more = count > (size_t)limit;

@@ -83,14 +83,6 @@ static const kn_db_stmt insert_all = {
 static const kn_db_stmt delete_some = {
     "notify_delete", "DELETE FROM notification WHERE user_id = $1 AND id = ANY ($2::uuid[])", 2};
 
-static int db_fail(int rc, char *msg, size_t cap)
-{
-    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
-    if (rc == KN_ERR_ABORTED)
-        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
-    return kn_err_msg(rc, msg, cap, "database unavailable");
-}
-
 static int check_user(const char *user_id, char *msg, size_t cap)
 {
     if (!user_id || !kn_uuid_valid(user_id))
@@ -149,7 +141,7 @@ static int store(kn_db *db, const kn_notify_msg *notes, size_t n, char (*ids)[KN
     int rc = kn_db_begin(db);
     if (rc) {
         kn_free(arr);
-        return db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     kn_db_rows *locked = NULL;
     const char *lp[] = {arr};
@@ -159,7 +151,7 @@ static int store(kn_db *db, const kn_notify_msg *notes, size_t n, char (*ids)[KN
     if (rc == KN_OK) rc = kn_db_query(db, &lock_recipients, lp, &locked);
     kn_db_rows_free(locked);
     kn_free(arr);
-    if (rc) db_fail(rc, msg, cap);
+    if (rc) kn_db_fail(rc, msg, cap);
     for (size_t i = 0; i < n && rc == KN_OK; i++) {
         if (!notes[i].persistent) continue;
         char code[16];
@@ -177,13 +169,13 @@ static int store(kn_db *db, const kn_notify_msg *notes, size_t n, char (*ids)[KN
         if (rc == KN_ERR_NOT_FOUND)
             kn_err_msg(rc, msg, cap, "user %s does not exist", notes[i].user_id);
         else if (rc)
-            db_fail(rc, msg, cap);
+            kn_db_fail(rc, msg, cap);
     }
     if (rc) {
         kn_db_rollback(db);
         return rc;
     }
-    if ((rc = kn_db_commit(db))) return db_fail(rc, msg, cap);
+    if ((rc = kn_db_commit(db))) return kn_db_fail(rc, msg, cap);
     return KN_OK;
 }
 
@@ -313,7 +305,7 @@ int kn_notify_send_all(kn_db *db, kn_out *out, const kn_notify_msg *m, bool syst
             kn_db_rollback(db);
             kn_db_rows_free(locked);
             kn_db_rows_free(rows);
-            return db_fail(rc, msg, cap);
+            return kn_db_fail(rc, msg, cap);
         }
         kn_db_rows_free(locked);
         if (n_stored) *n_stored = (size_t)strtoull(kn_db_rows_get(rows, 0, 0), NULL, 10);
@@ -421,7 +413,7 @@ int kn_notify_list(kn_db *db, const char *user_id, int limit, const char *cursor
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[] = {user_id, position, id, lim};
     kn_db_rows *rows = NULL;
-    if ((rc = kn_db_query(db, &list_page, p, &rows))) return db_fail(rc, msg, cap);
+    if ((rc = kn_db_query(db, &list_page, p, &rows))) return kn_db_fail(rc, msg, cap);
     size_t n = kn_db_rows_count(rows);
     kn_notification *notes = n ? kn_calloc(n, sizeof *notes) : NULL;
     char *next = NULL;
@@ -469,5 +461,5 @@ int kn_notify_delete(kn_db *db, const char *user_id, const char *const *ids, siz
     const char *p[] = {user_id, list};
     rc = kn_db_query(db, &delete_some, p, NULL);
     kn_free(list);
-    return rc ? db_fail(rc, msg, cap) : KN_OK;
+    return rc ? kn_db_fail(rc, msg, cap) : KN_OK;
 }

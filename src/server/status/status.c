@@ -131,9 +131,7 @@ int kn_status_resolve(kn_db *db, const char *user_id, const char *const *ids, si
     kn_db_rows_free(rows);
     kn_free(id_arr);
     kn_free(name_arr);
-    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
-    if (rc) return kn_err_msg(rc, msg, cap, "database unavailable");
-    return KN_OK;
+    return rc ? kn_db_fail(rc, msg, cap) : KN_OK;
 }
 
 /* One allocation of the k listings (lists[i] holds counts[i] presences,
