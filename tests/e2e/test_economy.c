@@ -92,6 +92,7 @@ static void on_burst(kaos_client *k, const kaos_result *r, const char *payload, 
     tally *t = ud;
     t->answers++;
     if (r->code != KAOS_OK) {
+        fprintf(stderr, "rpc answered %d: %s\n", r->code, r->message ? r->message : "");
         t->errors++;
         return;
     }

@@ -21,6 +21,7 @@
  * never leaks them. Strings handed to the service are Lua strings anchored
  * on the stack (Lua never moves a string), so nothing else is copied. */
 #include "kn_storage_lua.h"
+#include "kn_crypto.h"
 #include "kn_error.h"
 #include "kn_mem.h"
 #include "kn_storage.h"
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #define MSG_CAP 256
 
@@ -279,16 +281,27 @@ static int k_storage_list(lua_State *L)
     return 2;
 }
 
+/* A random wait of 0 to 2^lost ms, at most 16 ms: lost races spread out. */
+static void backoff(lua_Integer lost)
+{
+    uint32_t cap_us = (lost < 4 ? 1000u << lost : 16000u);
+    uint32_t us = kn_crypto_random_uniform(cap_us + 1);
+    struct timespec ts = {0, (long)us * 1000};
+    nanosleep(&ts, NULL);
+}
+
 /* storage_write_retry(user_id, collection, key, fn [, attempts]) -> version, value
  *
  * Read-modify-write with optimistic concurrency: reads the object, calls
  * fn(value, object) (value nil and object nil when absent) and writes what
  * fn returns (a table or JSON text) expecting the version it read ("*" when
  * absent), keeping the object's permissions. When another write won the
- * race (FAILED_PRECONDITION) it reads again and calls fn again, at most
- * `attempts` times (default 5, 1-20), then raises ABORTED. fn returning nil
- * writes nothing and returns nil. fn must have no other effects: it may run
- * several times. */
+ * race (FAILED_PRECONDITION) it waits a random 0 to 2^k ms (k the
+ * attempts lost so far, at most 16 ms), so racers that lost together do
+ * not meet again in lockstep, then reads again and calls fn again, at most
+ * `attempts` times (default 5, 1-20; the waits add up to under 0.3 s),
+ * then raises ABORTED. fn returning nil writes nothing and returns nil. fn
+ * must have no other effects: it may run several times. */
 #define RETRY_DEFAULT 5
 #define RETRY_MAX     20
 
@@ -331,7 +344,10 @@ static int k_storage_write_retry(lua_State *L)
         kn_storage_write_op op = {id.collection, id.key, id.user_id, value_text(L, 8, 0, 6, 1),
                                   version,       pr,     pw};
         int rc = kn_storage_write(db, NULL, &op, 1, &h->acks, msg, sizeof msg);
-        if (rc == KN_ERR_FAILED_PRECONDITION) continue;
+        if (rc == KN_ERR_FAILED_PRECONDITION) {
+            backoff(a);
+            continue;
+        }
         if (rc) return kn_lua_raise_coded(L, rc, msg);
         lua_pushstring(L, h->acks[0].version);
         lua_pushvalue(L, 8);
