@@ -101,15 +101,6 @@ static const kn_db_stmt list_public = {
             " AND (user_id, key) > ($2::uuid, $3) ORDER BY user_id, key LIMIT $4",
     4};
 
-/* A database failure, already logged by kn_db when it was the server's fault. */
-static int db_fail(int rc, char *msg, size_t cap)
-{
-    if (rc == KN_ERR_ABORTED)
-        return kn_err_msg(rc, msg, cap, "the request collided with a concurrent one; retry");
-    if (rc == KN_ERR_NOMEM) return kn_err_msg(rc, msg, cap, "out of memory");
-    return kn_err_msg(rc, msg, cap, "database unavailable");
-}
-
 /* --- validation ------------------------------------------------------------ */
 
 /* Well-formed UTF-8 (no overlong forms, surrogates or code points past
@@ -348,7 +339,7 @@ static int explain_unchanged(kn_db *db, bool client, const slot *s, char *msg, s
     kn_db_rows *rows = NULL;
     const char *p[] = {s->collection, s->key, s->owner};
     int rc = kn_db_query(db, &find_state, p, &rows);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     bool exists = kn_db_rows_count(rows) == 1;
     const char *write = kn_db_rows_get(rows, 0, 1);
     bool writable = !exists || (write && atoi(write) > 0);
@@ -391,7 +382,7 @@ static int write_one(kn_db *db, bool client, const kn_storage_write_op *op, cons
     int rc = run_change(db, stmt, p, &changed);
     if (rc == KN_ERR_NOT_FOUND) /* the foreign key: no such user */
         return kn_err_msg(rc, msg, cap, "object %zu: owner %s does not exist", s->index, s->owner);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     if (changed) return KN_OK;
     /* An unconditional write changes nothing only when the object is read-only. */
     if (stmt == &upsert) return read_only(s, msg, cap);
@@ -404,7 +395,7 @@ static int delete_one(kn_db *db, bool client, const slot *s, char *msg, size_t c
     const char *p[] = {s->collection, s->key, s->owner, s->expected, client ? "t" : "f"};
     bool changed;
     int rc = run_change(db, &delete_matching, p, &changed);
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
     return changed ? KN_OK : explain_unchanged(db, client, s, msg, cap);
 }
 
@@ -465,7 +456,7 @@ static int write_batch(kn_db *db, const char *caller, const kn_storage_write_op 
     bool tx = own_tx && n > 1; /* one object is one statement, atomic without BEGIN/COMMIT */
     if (tx && (rc = kn_db_begin(db))) {
         kn_free(out);
-        return db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     for (size_t k = 0; k < n && rc == KN_OK; k++)
         rc = write_one(db, *me != '\0', &ops[slots[k].index], &slots[k], msg, cap);
@@ -476,7 +467,7 @@ static int write_batch(kn_db *db, const char *caller, const kn_storage_write_op 
     }
     if (tx && (rc = kn_db_commit(db))) {
         kn_free(out);
-        return db_fail(rc, msg, cap);
+        return kn_db_fail(rc, msg, cap);
     }
     for (size_t k = 0; k < n; k++) {
         const slot *s = &slots[k];
@@ -543,14 +534,14 @@ static int delete_batch(kn_db *db, const char *caller, const kn_storage_delete_o
     if ((rc = sort_batch(slots, n, msg, cap))) return rc;
 
     bool tx = own_tx && n > 1; /* as for writes */
-    if (tx && (rc = kn_db_begin(db))) return db_fail(rc, msg, cap);
+    if (tx && (rc = kn_db_begin(db))) return kn_db_fail(rc, msg, cap);
     for (size_t k = 0; k < n && rc == KN_OK; k++)
         rc = delete_one(db, *me != '\0', &slots[k], msg, cap);
     if (rc) {
         if (tx) kn_db_rollback(db);
         return rc;
     }
-    if (tx && (rc = kn_db_commit(db))) return db_fail(rc, msg, cap);
+    if (tx && (rc = kn_db_commit(db))) return kn_db_fail(rc, msg, cap);
     return KN_OK;
 }
 
@@ -638,7 +629,7 @@ int kn_storage_read(kn_db *db, const char *caller, const kn_storage_id *ids, siz
         rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     } else {
         const char *p[] = {p_cols, p_keys, p_users, *me ? me : NULL};
-        if ((rc = kn_db_query(db, &read_ids, p, &rows))) db_fail(rc, msg, cap);
+        if ((rc = kn_db_query(db, &read_ids, p, &rows))) kn_db_fail(rc, msg, cap);
     }
     kn_free(p_cols);
     kn_free(p_keys);
@@ -796,7 +787,7 @@ int kn_storage_list(kn_db *db, const char *caller, const char *user_id, const ch
         const char *p[] = {collection, after_owner, after_key, fetch};
         rc = kn_db_query(db, *me ? &list_public : &list_all, p, &rows);
     }
-    if (rc) return db_fail(rc, msg, cap);
+    if (rc) return kn_db_fail(rc, msg, cap);
 
     size_t count = kn_db_rows_count(rows);
     bool more = count > (size_t)limit;
