@@ -4,7 +4,7 @@
 # measured in the same run. Prints one table; asserts nothing.
 #
 #   bench/realtime/run.sh [--quick] [--ccu 64,128,...] [--warmup S] [--window S]
-#                         [--procs N] [--servers kaosnet,paced,tutorial] [--all]
+#                         [--procs N] [--servers kaosnet,kaosnet-plain,paced,tutorial] [--all]
 #                         [--server-cpu C] [--lg-cpu C] [--net-threads N]
 #                         [--perf DIR] [--raw FILE]
 #
@@ -20,8 +20,8 @@
 # KaosNet runs several network threads, one host each, on one port
 # (--net-threads N, passed on; by default as many as the step needs), and
 # pinned with --server-cpu they share that CPU. --perf DIR records a profile of
-# the KaosNet server (perf record, 997 Hz, DWARF call graphs) during each
-# window into DIR/kaosnet-CCU.data.
+# each server (perf record, 997 Hz, DWARF call graphs) during each
+# window into DIR/SERVER-CCU.data.
 #
 # Builds build/release if a binary is missing or older than the sources,
 # starts the project-local PostgreSQL (scripts/pg-local.sh, stopped again at
@@ -80,7 +80,7 @@ for c in "${ccu_list[@]}"; do
     [ $((c % 8)) -eq 0 ] || { echo "run.sh: CCU $c is not a multiple of 8" >&2; exit 2; }
 done
 for k in "${server_list[@]}"; do
-    case "$k" in kaosnet | paced | tutorial) ;; *) echo "run.sh: unknown server $k" >&2; exit 2 ;; esac
+    case "$k" in kaosnet | kaosnet-plain | paced | tutorial) ;; *) echo "run.sh: unknown server $k" >&2; exit 2 ;; esac
 done
 if [ -n "$perf_dir" ]; then
     command -v perf >/dev/null || { echo "run.sh: --perf needs perf" >&2; exit 2; }
@@ -106,7 +106,7 @@ bench_build "$BUILD/kaosnet" "$BUILD/bench_bare_server" "$BUILD/bench_loadgen"
 bench_workdir realtime
 
 # --- database ------------------------------------------------------------------
-if [ -n "$(printf '%s\n' "${server_list[@]}" | grep -x kaosnet)" ]; then
+if [ -n "$(printf '%s\n' "${server_list[@]}" | grep '^kaosnet')" ]; then
     bench_db_open kaos_bench_realtime
 fi
 
@@ -118,7 +118,7 @@ port="" key="" http_port=""
 start_server() {
     local kind="$1" peers="$2" pattern
     case "$kind" in
-        kaosnet)
+        kaosnet | kaosnet-plain)
             mkdir -p "$tmp/data"
             "${pin_server[@]}" "$BUILD/kaosnet" serve --database-url "$run_url" \
                 --data-dir "$tmp/data" --runtime-path bench/realtime/lua \
@@ -126,6 +126,7 @@ start_server() {
                 --max-connections "$peers" --max-connections-per-address 0 \
                 ${net_threads:+--net-threads "$net_threads"} \
                 --rate-match-msgs 1000 --auth-timeout-ms 60000 \
+                --net-batch-syscalls "$([ "$kind" = kaosnet ] && echo true || echo false)" \
                 >"$tmp/server.out" 2>"$tmp/server.err" &
             pattern='s/^kaosnet ready udp [0-9.]*:\([0-9][0-9]*\).*/\1/p'
             ;;
@@ -144,6 +145,7 @@ start_server() {
 label_of() {
     case "$1" in
         kaosnet) echo "kaosnet" ;;
+        kaosnet-plain) echo "kaosnet-plain" ;;
         paced) echo "bare-enet-paced" ;;
         tutorial) echo "bare-enet-tutorial" ;;
     esac
@@ -161,19 +163,19 @@ broke() {
 
 for kind in "${server_list[@]}"; do
     mode=enet
-    [ "$kind" = kaosnet ] && mode=kaos
+    case "$kind" in kaosnet*) mode=kaos ;; esac
     stopped=""
     for ccu in "${ccu_list[@]}"; do
         if [ -n "$stopped" ]; then
             echo "server=$(label_of "$kind") result status=skipped ccu=$ccu after=$stopped" >>"$results"
             continue
         fi
-        if [ "$ccu" -gt "$MAX_PEERS" ] && [ "$kind" != kaosnet ]; then
+        if [ "$ccu" -gt "$MAX_PEERS" ] && [ "${kind#kaosnet}" = "$kind" ]; then
             echo "server=$(label_of "$kind") result status=toobig ccu=$ccu" >>"$results"
             continue
         fi
         peers=$((ccu + SLACK))
-        [ "$peers" -le "$MAX_PEERS" ] || [ "$kind" = kaosnet ] || peers=$MAX_PEERS
+        [ "$peers" -le "$MAX_PEERS" ] || [ "${kind#kaosnet}" != "$kind" ] || peers=$MAX_PEERS
         setup_timeout=$((60 + ccu / 50))
         step_timeout=$((setup_timeout + warmup + window + 60))
         say "$(label_of "$kind") CCU $ccu: fresh server, setup, ${warmup} s warm-up, ${window} s window"
@@ -184,8 +186,8 @@ for kind in "${server_list[@]}"; do
             continue
         fi
         perf_cmd=()
-        if [ -n "$perf_dir" ] && [ "$kind" = kaosnet ]; then
-            perf_cmd=(--exec-at-window "perf record -q -F 997 --call-graph dwarf,8192 -p $server_pid -o $perf_dir/kaosnet-$ccu.data -- sleep $window")
+        if [ -n "$perf_dir" ]; then
+            perf_cmd=(--exec-at-window "perf record -q -F 997 --call-graph dwarf,8192 -p $server_pid -o $perf_dir/$kind-$ccu.data -- sleep $window")
         fi
         line="$(timeout "$step_timeout" "${pin_lg[@]}" "$BUILD/bench_loadgen" --mode "$mode" \
             --workload realtime --port "$port" --ccu "$ccu" --warmup "$warmup" --window "$window" \
@@ -282,12 +284,13 @@ BEGIN {
         notes = notes sprintf("  %s CCU %s: server dropped %s packets by rate limit, %s unreliable sends on full queues\n", \
             s, c, r["m_rate_limited_total"], r["m_unreliable_dropped_total"])
 }
-function ratios(title, base,   i, c, line, any) {
+function ratios(title, base, who,   i, c, line, any) {
+    if (who == "") who = "kaosnet"
     line = title ":"
     for (i = 1; i <= nc; i++) {
         c = order[i]
-        if (!(("kaosnet", c) in cpu && (base, c) in cpu && cpu[base, c] > 0)) continue
-        line = line sprintf("  %s: %.2fx", c, cpu["kaosnet", c] / cpu[base, c])
+        if (!((who, c) in cpu && (base, c) in cpu && cpu[base, c] > 0)) continue
+        line = line sprintf("  %s: %.2fx", c, cpu[who, c] / cpu[base, c])
         any = 1
     }
     if (any) print line
@@ -310,6 +313,8 @@ function marginal(base,   i, c, lo, hi, k, b) {
 END {
     ratios("ratio kaosnet/bare-paced cpu per CCU (target <= 1.3x)", "bare-enet-paced")
     ratios("ratio kaosnet/bare-tutorial cpu per CCU", "bare-enet-tutorial")
+    ratios("ratio kaosnet-plain/bare-paced cpu per CCU", "bare-enet-paced", "kaosnet-plain")
+    ratios("ratio kaosnet/kaosnet-plain cpu per CCU (batched socket calls vs plain ENet sends)", "kaosnet-plain")
     marginal("bare-enet-paced")
     marginal("bare-enet-tutorial")
     print "targets: <= 0.000200 cpu_s/ccu_s (0.2 ms of server CPU per CCU-second); tick held (int99 <= 36 ms) at 2000, then 6000 CCU."

@@ -327,6 +327,12 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("packets_out_total", "packets sent", s.packets_out);
     METRIC("bytes_in_total", "bytes received", s.bytes_in);
     METRIC("bytes_out_total", "bytes sent", s.bytes_out);
+    METRIC("datagrams_sent_total", "UDP datagrams sent through sendmmsg (0: batching off)",
+           s.datagrams_sent);
+    METRIC("send_syscalls_total", "sendmmsg calls that carried them", s.send_calls);
+    METRIC("datagrams_received_total", "UDP datagrams read through recvmmsg (0: batching off)",
+           s.datagrams_received);
+    METRIC("recv_syscalls_total", "recvmmsg calls that read them", s.recv_calls);
     METRIC("handshakes_ok_total", "completed handshakes", s.handshakes_ok);
     METRIC("handshakes_failed_total", "failed handshakes", s.handshakes_failed);
     METRIC("connects_bad_cookie_total", "CONNECTs dropped for a bad cookie", s.connects_bad_cookie);
@@ -1124,6 +1130,7 @@ int kn_server_run(const kn_config *cfg)
     nc.max_rate_drops = (uint32_t)cfg->rate_max_drops;
     nc.max_queued = (size_t)cfg->max_send_queue;
     nc.socket_buffer = (int)cfg->socket_buffer_bytes;
+    nc.batch_syscalls = cfg->net_batch_syscalls;
     nc.overload_busy = (double)cfg->net_overload_pct / 100.0;
     if ((rc = kn_net_global_init())) goto done;
     enet_up = true;

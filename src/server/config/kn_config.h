@@ -57,6 +57,7 @@ typedef struct kn_config {
     int64_t lockout_address_failures;
     int64_t lockout_address_ms;
     int64_t socket_buffer_bytes;
+    bool net_batch_syscalls; /* sendmmsg/recvmmsg under ENet */
     char *http_bind;
     int64_t http_port;
     char *http_key;

@@ -130,6 +130,8 @@ typedef struct kn_net_config {
     bool reuse_port;            /* bind with SO_REUSEPORT (several nets, one port) */
     kn_net_shared *shared;      /* NULL: the net keeps its own */
     double overload_busy;       /* busy fraction of a second that sheds new work (0 = never) */
+    bool batch_syscalls;        /* one sendmmsg per round, recvmmsg under ENet (when the
+                                   interposition works: see net_batch.c); default on */
 } kn_net_config;
 
 typedef struct kn_net_stats {
@@ -145,6 +147,9 @@ typedef struct kn_net_stats {
     uint64_t rounds;
     uint64_t overloaded_seconds; /* one-second windows spent overloaded */
     uint64_t busy_permille;      /* of the last full second (a gauge) */
+    /* Batched socket calls (0 when batching is off): datagrams through
+     * sendmmsg/recvmmsg and the system calls that carried them. */
+    uint64_t datagrams_sent, send_calls, datagrams_received, recv_calls;
 } kn_net_stats;
 
 void kn_net_config_default(kn_net_config *cfg);

@@ -13,6 +13,7 @@
 #include "kn_mem.h"
 #include "kn_secure.h"
 #include "kn_time.h"
+#include "net_internal.h"
 
 #include <assert.h>
 #include <enet/enet.h>
@@ -72,6 +73,7 @@ struct kn_net {
     kn_net_config cfg;
     kn_net_handler handler;
     ENetHost *host;
+    kn_net_batch *batch; /* NULL: ENet's own socket calls */
     conn *conns;
     int wake_fd;
     atomic_int stop_requested;
@@ -106,7 +108,7 @@ struct kn_net {
             violations, cookies_issued, connects_bad_cookie, connects_busy, stray_datagrams,
             handshakes_ok, handshakes_failed, packets_rejected, packets_replayed, rate_limited,
             refused_address, unreliable_dropped, queue_full_closes, rounds, overloaded_seconds,
-            busy_permille;
+            busy_permille, datagrams_sent, send_calls, datagrams_received, recv_calls;
     } st;
 };
 
@@ -163,12 +165,13 @@ void kn_net_config_default(kn_net_config *cfg)
         .max_queued = 1024,
         .socket_buffer = 4 << 20,
         .overload_busy = 0.9,
+        .batch_syscalls = true,
     };
 }
 
 int kn_net_global_init(void)
 {
-    return enet_initialize() == 0 ? KN_OK : KN_ERR_IO;
+    return kn_net_alloc_init() == 0 ? KN_OK : KN_ERR_IO;
 }
 
 void kn_net_global_deinit(void)
@@ -368,6 +371,17 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
     /* ENet asks for 256 KiB; a burst of connects or a busy core overflows
      * that and the kernel drops datagrams before ENet sees them. */
     if (cfg->socket_buffer > 0) size_socket(net->host->socket, cfg->socket_buffer);
+    if (cfg->batch_syscalls && kn_net_batch_available()) {
+        net->batch = kn_net_batch_new();
+        if (!net->batch) goto fail;
+    }
+    if (cfg->shard == 0)
+        KN_INFO("network: %s, ENet allocations %s",
+                net->batch ? "datagrams batched (sendmmsg, recvmmsg)"
+                : cfg->batch_syscalls ? "datagrams one system call each (ENet's socket calls "
+                                        "could not be interposed)"
+                                      : "datagrams one system call each (batching off)",
+                kn_net_alloc_pooled() ? "pooled" : "from malloc (sanitizer build)");
     *out = net;
     return KN_OK;
 fail:
@@ -455,6 +469,7 @@ void kn_net_destroy(kn_net *net)
         kn_free(net->spare);
         net->spare = next;
     }
+    kn_net_batch_free(net->batch);
     if (net->host) enet_host_destroy(net->host);
     if (net->wake_fd >= 0) close(net->wake_fd);
     pthread_mutex_destroy(&net->outbox_lock);
@@ -953,6 +968,7 @@ static void round_once(kn_net *net)
 {
     int64_t now = net->now_ms = kn_time_mono_ms();
     intercept_net = net;
+    if (net->batch) kn_net_batch_arm(net->batch, net->host->socket);
     ENetEvent ev;
     /* One service call (it walks every peer slot), then only queued events. */
     int r = enet_host_service(net->host, &ev, 0);
@@ -967,12 +983,23 @@ static void round_once(kn_net *net)
         run_timers(net, now);
     }
     enet_host_flush(net->host);
+    if (net->batch) {
+        kn_net_batch_disarm(net->batch);
+        kn_net_batch_stats b = kn_net_batch_stats_of(net->batch);
+        atomic_store_explicit(&net->st.datagrams_sent, b.datagrams_sent, memory_order_relaxed);
+        atomic_store_explicit(&net->st.send_calls, b.send_calls, memory_order_relaxed);
+        atomic_store_explicit(&net->st.datagrams_received, b.datagrams_received,
+                              memory_order_relaxed);
+        atomic_store_explicit(&net->st.recv_calls, b.recv_calls, memory_order_relaxed);
+    }
     STAT_ADD(net, rounds, 1);
 }
 
 /* Sleep out the rest of the minimum round, then wait for work. */
 static void wait_for_work(kn_net *net, int64_t round_start_us)
 {
+    /* Datagrams already read (recvmmsg) and not yet served: no sleep. */
+    if (net->batch && kn_net_batch_rx_pending(net->batch)) return;
     int64_t rest = round_start_us + ROUND_MIN_US - kn_time_mono_us();
     if (rest > 0) {
         struct timespec ts = {0, (long)rest * 1000};
@@ -1158,5 +1185,9 @@ void kn_net_stats_get(kn_net *net, kn_net_stats *out)
     GET(rounds);
     GET(overloaded_seconds);
     GET(busy_permille);
+    GET(datagrams_sent);
+    GET(send_calls);
+    GET(datagrams_received);
+    GET(recv_calls);
 #undef GET
 }
