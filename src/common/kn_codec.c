@@ -3,17 +3,24 @@
 #include "kn_codec_internal.h"
 #include "kn_error.h"
 #include "kn_mem.h"
+#include "kn_recycle.h"
 
+/* Decoded messages are made and freed per datagram: from kn_recycle's
+ * per-thread cache, unless a test allocator is installed (it must see every
+ * allocation). Both sides hand out plain C-library blocks. */
 static void *pb_alloc(void *ud, size_t size)
 {
     (void)ud;
-    return kn_malloc(size);
+    return kn_mem_is_default() ? kn_recycle_alloc(size) : kn_malloc(size);
 }
 
 static void pb_free(void *ud, void *ptr)
 {
     (void)ud;
-    kn_free(ptr);
+    if (kn_mem_is_default())
+        kn_recycle_free(ptr);
+    else
+        kn_free(ptr);
 }
 
 ProtobufCAllocator kn_codec_allocator = {pb_alloc, pb_free, NULL};
@@ -23,7 +30,8 @@ ProtobufCAllocator kn_codec_allocator = {pb_alloc, pb_free, NULL};
  * this build does not understand, and they do not hold memory. */
 static void strip_unknown(ProtobufCMessage *m)
 {
-    for (unsigned i = 0; i < m->n_unknown_fields; i++) pb_free(NULL, m->unknown_fields[i].data);
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        pb_free(NULL, m->unknown_fields[i].data);
     pb_free(NULL, m->unknown_fields);
     m->unknown_fields = NULL;
     m->n_unknown_fields = 0;
@@ -38,7 +46,8 @@ static void strip_unknown(ProtobufCMessage *m)
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(size_t *)(base + f->quantifier_offset);
             ProtobufCMessage **arr = *(ProtobufCMessage ***)(base + f->offset);
-            for (size_t k = 0; k < n; k++) strip_unknown(arr[k]);
+            for (size_t k = 0; k < n; k++)
+                strip_unknown(arr[k]);
         } else {
             ProtobufCMessage *sub = *(ProtobufCMessage **)(base + f->offset);
             if (sub) strip_unknown(sub);
@@ -171,7 +180,7 @@ void kn_envelope_presence_event(kn_envelope *env, Kaos__V1__MatchPresenceEvent *
 
 const char *kn_envelope_type_name(int message_case)
 {
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field(&kaos__v1__envelope__descriptor, (unsigned)message_case);
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+        &kaos__v1__envelope__descriptor, (unsigned)message_case);
     return (f && message_case != 1) ? f->name : "unknown";
 }

@@ -34,6 +34,11 @@ void kn_mem_set_allocator(const kn_allocator *a)
     }
 }
 
+bool kn_mem_is_default(void)
+{
+    return current.alloc == libc_alloc;
+}
+
 void *kn_malloc(size_t size)
 {
     return current.alloc(current.ud, size);

@@ -7,6 +7,7 @@
 #ifndef KN_MEM_H
 #define KN_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct kn_allocator {
@@ -18,6 +19,9 @@ typedef struct kn_allocator {
 
 /* Install `a` (copied); NULL restores the C library's allocator. */
 void kn_mem_set_allocator(const kn_allocator *a);
+
+/* True while no allocator is installed (the C library's is in use). */
+bool kn_mem_is_default(void);
 
 void *kn_malloc(size_t size);
 void *kn_calloc(size_t n, size_t size); /* zeroed; NULL on overflow */

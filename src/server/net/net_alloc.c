@@ -1,147 +1,23 @@
-/* net_alloc: ENet's allocator in the server — size classes with a free list
- * per thread, so the packets, commands and fragments ENet allocates for
- * every datagram come from blocks freed a moment earlier instead of malloc.
+/* net_alloc: ENet's allocator in the server — kn_recycle's per-thread
+ * cache, so the packets, commands and fragments ENet allocates for every
+ * datagram come from blocks the network thread freed a moment earlier.
  *
- * Invariants:
- * - Every block is a plain C-library block (malloc of its class size), and
- *   its class is read back from malloc_usable_size: blocks are
- *   interchangeable with malloc and free. That matters because ENet's
- *   callbacks are process-wide and the client SDK installs its own
- *   (kn_malloc/kn_free) when it lives in the same process (tests): either
- *   side may free what the other allocated.
- * - A freed block goes to the free list of the thread that frees it (ENet
- *   objects are freed where they were made, on the network thread), up to
- *   CACHE_BYTES per class and thread; beyond that it goes back to the C
- *   library. So a thread holds at most CLASSES * CACHE_BYTES idle, and a
- *   steady stream of packets allocates nothing once warm. A thread that
- *   never allocated through the pool keeps nothing.
- * - A thread's lists are returned to the C library when it exits.
- * - Under AddressSanitizer the pool is off (blocks go straight to malloc and
- *   free), so ASan still sees every use after free inside ENet.
+ * ENet's callbacks are process-wide, and the client SDK installs its own
+ * (kn_malloc/kn_free) when it lives in the same process (tests): blocks of
+ * either side are plain C-library blocks, so each may free the other's.
  * Out of memory calls ENet's default (abort), as ENet's own malloc would. */
 #include "net_internal.h"
+#include "kn_recycle.h"
 
 #include <enet/enet.h>
-#include <pthread.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_ON 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_ON 0
-#endif
-#endif
-#ifndef POOL_ON
-#define POOL_ON 1
-#endif
-
-#define CLASSES     7 /* 64 .. 4096 bytes */
-#define CACHE_BYTES (512u * 1024u)
-
-typedef struct block {
-    struct block *next;
-} block;
-
-typedef struct cache {
-    block *head[CLASSES];
-    uint32_t count[CLASSES];
-    bool registered;
-} cache;
-
-static _Thread_local cache tl_cache;
-static pthread_key_t exit_key;
-static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
-
-static size_t class_size(unsigned cls)
-{
-    return (size_t)64 << cls;
-}
-
-/* The smallest class that holds `size`; CLASSES when none does. */
-static unsigned class_for(size_t size)
-{
-    unsigned c = 0;
-    while (c < CLASSES && class_size(c) < size)
-        c++;
-    return c;
-}
-
-/* The largest class a block of `usable` bytes can serve; CLASSES when none. */
-static unsigned class_of_block(size_t usable)
-{
-    if (usable < class_size(0)) return CLASSES;
-    unsigned c = 0;
-    while (c + 1 < CLASSES && class_size(c + 1) <= usable)
-        c++;
-    return c;
-}
-
-static void drain(cache *k)
-{
-    for (unsigned c = 0; c < CLASSES; c++) {
-        while (k->head[c]) {
-            block *b = k->head[c];
-            k->head[c] = b->next;
-            free(b);
-        }
-        k->count[c] = 0;
-    }
-}
-
-static void on_thread_exit(void *arg)
-{
-    drain(arg);
-}
-static void make_key(void)
-{
-    (void)pthread_key_create(&exit_key, on_thread_exit);
-}
-
-static void *pool_malloc(size_t size)
-{
-    unsigned cls = POOL_ON ? class_for(size) : CLASSES;
-    if (cls == CLASSES) return malloc(size);
-    cache *k = &tl_cache;
-    block *b = k->head[cls];
-    if (b) {
-        k->head[cls] = b->next;
-        k->count[cls]--;
-        return b;
-    }
-    if (!k->registered) {
-        (void)pthread_once(&exit_once, make_key);
-        k->registered = pthread_setspecific(exit_key, k) == 0;
-    }
-    return malloc(class_size(cls));
-}
-
-static void pool_free(void *p)
-{
-    if (!p) return;
-    cache *k = &tl_cache;
-    if (POOL_ON && k->registered) {
-        unsigned cls = class_of_block(malloc_usable_size(p));
-        if (cls < CLASSES && (size_t)(k->count[cls] + 1) * class_size(cls) <= CACHE_BYTES) {
-            block *b = p;
-            b->next = k->head[cls];
-            k->head[cls] = b;
-            k->count[cls]++;
-            return;
-        }
-    }
-    free(p);
-}
 
 bool kn_net_alloc_pooled(void)
 {
-    return POOL_ON;
+    return kn_recycle_enabled();
 }
 
 int kn_net_alloc_init(void)
 {
-    ENetCallbacks cb = {.malloc = pool_malloc, .free = pool_free, .no_memory = NULL};
+    ENetCallbacks cb = {.malloc = kn_recycle_alloc, .free = kn_recycle_free, .no_memory = NULL};
     return enet_initialize_with_callbacks(ENET_VERSION, &cb);
 }
