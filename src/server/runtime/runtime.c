@@ -802,8 +802,14 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     atomic_store(&vm->armed, false);
 }
 
+/* Calls under way in the process, so the watchdog walks its VMs only while
+ * one may be over its deadline or share (most of the time none is: a match
+ * tick's call takes tens of microseconds every 33 ms). */
+static atomic_int calls_running;
+
 void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx)
 {
+    atomic_fetch_add_explicit(&calls_running, 1, memory_order_relaxed);
     vm->services = ctx ? ctx->services : NULL;
     vm->mode = !ctx ? "a match handler" : ctx->execution_mode ? ctx->execution_mode : "rpc";
     vm->timed_out = vm->over_share = false;
@@ -826,6 +832,7 @@ void rt_call_end(kn_runtime_vm *vm)
     atomic_store(&vm->deadline_ms, 0);
     atomic_store(&vm->share_us, 0);
     if (atomic_exchange(&vm->armed, false)) lua_sethook(vm->L, NULL, 0, 0);
+    atomic_fetch_sub_explicit(&calls_running, 1, memory_order_relaxed);
 }
 
 /* A script error -> (code, message for the client). */
@@ -1093,7 +1100,10 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
         int64_t now = kn_time_mono_ms();
-        for (kn_runtime_vm *vm = h->watched; vm; vm = vm->watch_next) {
+        /* A call that begins after this read is first looked at on the next
+         * wake, at most SHARE_POLL_MS later: as if it had begun then. */
+        bool any = atomic_load_explicit(&calls_running, memory_order_relaxed) > 0;
+        for (kn_runtime_vm *vm = any ? h->watched : NULL; vm; vm = vm->watch_next) {
             int64_t dl = atomic_load(&vm->deadline_ms), share = atomic_load(&vm->share_us);
             bool due = dl && (now >= dl || (share && (now - (dl - vm->budget_ms)) * 1000 >= share));
             /* At the next instruction: a call that allocates in big C calls
