@@ -402,8 +402,8 @@ static int kaos_send(lg_worker *w, uint32_t i, const uint8_t *payload, size_t le
 {
     kclient *k = &state_of(w)->clients[i];
     int rc = kaos_client_match_send(k->c, k->handle, OP_INPUT, payload, len, false, NULL, 0);
-    /* Poll is the SDK's only way to put queued packets on the wire now. */
-    kaos_client_poll(k->c, 0);
+    /* On the wire now; what arrives is read when the socket is readable. */
+    kaos_client_flush(k->c);
     return rc < 0 ? rc : (int)match_data_send_size(k->handle, OP_INPUT, len);
 }
 

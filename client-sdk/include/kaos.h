@@ -750,6 +750,12 @@ int kaos_client_disconnect(kaos_client *c);
  * what was queued. Returns the number of events handled, or KAOS_ERR_IO
  * when the socket failed. */
 int kaos_client_poll(kaos_client *c, uint32_t timeout_ms);
+/* Puts what was queued (kaos_client_match_send and every request) on the
+ * wire now, without reading the socket or firing callbacks: for a game that
+ * sends its input mid-frame and polls once per frame. Cheaper than a poll
+ * with timeout 0 (no receive attempt). Not from a callback (poll flushes
+ * on its own when callbacks return). KAOS_ERR_INVALID_ARGUMENT for NULL. */
+int kaos_client_flush(kaos_client *c);
 
 bool kaos_client_is_connected(const kaos_client *c);
 /* The last session received, or NULL before the first. It survives

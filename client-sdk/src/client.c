@@ -228,6 +228,14 @@ DEFINE_EVENT_SETTER(stream_data, kaos_stream_data_fn)
 DEFINE_EVENT_SETTER(channel_message, kaos_channel_message_fn)
 DEFINE_EVENT_SETTER(channel_presence, kaos_channel_presence_fn)
 
+int kaos_client_flush(kaos_client *c)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    assert(!c->in_poll && "kaos_client_flush called from a callback");
+    kaos_transport__flush(c->transport);
+    return KN_OK;
+}
+
 bool kaos_client_is_connected(const kaos_client *c)
 {
     return c && c->state == KAOS_CLIENT_CONNECTED;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 static long fail_at = -1, count, live;
@@ -515,6 +516,21 @@ static void every_request_leaves_as_its_envelope(void **state)
         assert_true(cids[i] > 0);
         assert_int_equal(request_seen(&x->f, c, i + 1, types[i]), (uint32_t)cids[i]);
     }
+}
+
+/* flush puts a queued request on the wire while the client is never polled. */
+static void flush_sends_what_was_queued_without_a_poll(void **state)
+{
+    fixture *x = *state;
+    kaos_client *c = x->c;
+    kaos_client_ping(c, NULL, NULL);
+    request_seen(&x->f, c, 1, KAOS__V1__ENVELOPE__MESSAGE_PING); /* connected and secured */
+    int cid = kaos_client_ping(c, NULL, NULL);
+    assert_true(cid > 0);
+    assert_int_equal(kaos_client_flush(c), 0);
+    for (int i = 0; i < 500 && fake_seen(&x->f) < 2; i++) usleep(10000);
+    assert_int_equal(fake_seen(&x->f), 2);
+    assert_int_equal(kaos_client_flush(NULL), KAOS_ERR_INVALID_ARGUMENT);
 }
 
 static void events_reach_the_callback_registered_for_their_kind(void **state)
@@ -1237,6 +1253,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             pending_completions_fail_once_on_disconnect_and_never_after_destroy, with_server,
             without_server),
+        cmocka_unit_test_setup_teardown(flush_sends_what_was_queued_without_a_poll, with_server,
+                                        without_server),
         cmocka_unit_test_setup_teardown(every_request_leaves_as_its_envelope, with_server,
                                         without_server),
         cmocka_unit_test_setup_teardown(events_reach_the_callback_registered_for_their_kind,
