@@ -125,7 +125,7 @@ void lg_sdk_pool_pump(lg_sdk_pool *p, int ms)
     for (int i = 0; i < n; i++)
         kaos_client_poll(p->cl[ev[i].data.u32].c, 0);
     int64_t t = lg_now_ns();
-    if (t - p->last_sweep > SWEEP_NS) {
+    if (t - p->last_sweep > (p->sweep_ms > 0 ? p->sweep_ms * 1000000LL : SWEEP_NS)) {
         p->last_sweep = t;
         for (int i = 0; i < p->n; i++)
             kaos_client_poll(p->cl[i].c, 0);

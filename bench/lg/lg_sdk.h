@@ -31,6 +31,7 @@ typedef struct lg_sdk_pool {
     lg_sdk_client *cl;
     int n, ep;
     int64_t last_sweep;
+    int sweep_ms; /* every client is polled this often (set after open; 0 = 10 ms) */
 } lg_sdk_pool;
 
 /* Opens n clients to host:port (server_key NULL: insecure dev mode). each
@@ -38,7 +39,7 @@ typedef struct lg_sdk_pool {
  * connects, to set k->ud and add callbacks. Returns once all are logged in. */
 void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
                       const char *server_key, void (*each)(lg_sdk_client *k, void *ud), void *ud);
-/* Polls readable clients for up to ms, and every client every 10 ms. */
+/* Polls readable clients for up to ms, and every client every sweep_ms. */
 void lg_sdk_pool_pump(lg_sdk_pool *p, int ms);
 int lg_sdk_pool_dead(const lg_sdk_pool *p); /* clients marked dead */
 void lg_sdk_pool_close(lg_sdk_pool *p);
