@@ -5,7 +5,7 @@
  *              [--window S]
  *
  * The parent reads the server's resident memory first, then forks K worker
- * processes; each opens its share of SDK clients (lg_sdk: connect, device
+ * processes one after another; each opens its share of SDK clients (lg_sdk: connect, device
  * login with a fresh id, 100 at a time) and then only services them (ENet's
  * keepalive and the SDK's, nothing else) until the parent stops it. Once
  * every worker reports all its clients logged in, the parent waits a
@@ -99,12 +99,17 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     long rss0 = rss_kib(server_pid);
-    int ready[2], stop[2];
-    if (pipe(ready) || pipe(stop)) lg_die("pipe: %s", strerror(errno));
+    /* Workers log in one after another (each 100 clients at a time): a
+     * burst of thousands of device logins at once outruns the API workers
+     * and the auth timeout. A pipe per worker, so one that dies is seen. */
+    int stop[2];
+    if (pipe(stop)) lg_die("pipe: %s", strerror(errno));
     int64_t t_setup = lg_now_ns();
     pid_t kids[MAX_PROCS];
     for (int i = 0; i < procs; i++) {
         int n = ccu / procs + (i < ccu % procs);
+        int ready[2];
+        if (pipe(ready)) lg_die("pipe: %s", strerror(errno));
         kids[i] = fork();
         if (kids[i] < 0) lg_die("fork: %s", strerror(errno));
         if (kids[i] == 0) {
@@ -113,16 +118,19 @@ int main(int argc, char **argv)
             (void)fcntl(stop[0], F_SETFL, O_NONBLOCK);
             worker(n, (uint16_t)port, key, ready[1], stop[0]);
         }
-    }
-    close(ready[1]);
-    close(stop[0]);
-    for (int got = 0; got < procs;) {
+        close(ready[1]);
         char c;
-        ssize_t r = read(ready[0], &c, 1);
-        if (r == 1) got++;
-        else if (r == 0) lg_die("a worker failed during setup (%d of %d ready)", got, procs);
-        else if (errno != EINTR) lg_die("read: %s", strerror(errno));
+        ssize_t r;
+        do r = read(ready[0], &c, 1);
+        while (r < 0 && errno == EINTR);
+        close(ready[0]);
+        if (r != 1) {
+            for (int k = 0; k <= i; k++) kill(kids[k], SIGKILL);
+            lg_die("worker %d failed during setup (%d of %d sessions were up)", i,
+                   ccu / procs * i, ccu);
+        }
     }
+    close(stop[0]);
     double setup_s = (double)(lg_now_ns() - t_setup) / 1e9;
     sleep(1); /* the last logins' effects settle */
 

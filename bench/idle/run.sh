@@ -55,7 +55,7 @@ bench_db_open kaos_bench_idle
 mkdir -p "$tmp/runtime"
 bench_kaosnet_start "$BUILD/kaosnet" --runtime-path "$tmp/runtime" \
     --max-connections $((ccu + 256)) --max-connections-per-address 0 \
-    --max-handshakes 1024 ${net_threads:+--net-threads "$net_threads"}
+    --max-handshakes 1024 --auth-timeout-ms 120000 ${net_threads:+--net-threads "$net_threads"}
 threads="$(curl -s "http://127.0.0.1:$http_port/metrics" 2>/dev/null \
     | grep -c '^kaos_net_thread_connections{' || true)"
 bench_say "$ccu idle sessions on ${threads:-?} network threads: setup, then a ${window} s window"
