@@ -123,6 +123,23 @@ static int add(player *p, const char *region, const char *mode, double skill, co
     return e2e_answer(p->e, &p->tickets, p->tickets, p->e->errors, cid);
 }
 
+/* A 1-vs-1 ticket of mode `mode` and skill, with widening rules. */
+static int add_widening(player *p, const char *mode, double skill, const char *query,
+                        const kaos_matchmaker_widen *w, size_t n_w)
+{
+    const char *names[] = {"mode"}, *values[] = {mode};
+    const char *nnames[] = {"skill"};
+    kaos_matchmaker_request req = {.min_count = 2,
+                                   .max_count = 2,
+                                   .query = query,
+                                   .properties = {names, values, 1, nnames, &skill, 1},
+                                   .widen = w,
+                                   .n_widen = n_w};
+    int cid = kaos_client_matchmaker_add(p->e->c, &req, on_ticket, p);
+    assert_true(cid > 0);
+    return e2e_answer(p->e, &p->tickets, p->tickets, p->e->errors, cid);
+}
+
 static bool in_group(const player *p, const player *q)
 {
     for (size_t i = 0; i < p->m_users && i < 8; i++)
@@ -288,6 +305,37 @@ static void an_override_script_vetoes_groups_and_a_failing_one_falls_back(void *
     drop(d);
 }
 
+static void a_ticket_that_widens_its_window_is_matched_and_one_that_does_not_waits(void **state)
+{
+    (void)state;
+    /* Two pairs 300 apart: only the one whose ticket widens meets. */
+    player *a = join_pool(), *b = join_pool(), *c = join_pool(), *d = join_pool();
+    const char *q = "+skill:>=900 +skill:<=1100";
+    char qa[64], qc[64];
+    snprintf(qa, sizeof qa, "+mode:still %s", q);
+    snprintf(qc, sizeof qc, "+mode:widen %s", q);
+    kaos_matchmaker_widen w = {"skill", 50, 400};
+    assert_int_equal(add_widening(a, "still", 1000, qa, NULL, 0), 0);
+    assert_int_equal(add_widening(b, "still", 1300, "+mode:still", NULL, 0), 0);
+    assert_int_equal(add_widening(c, "widen", 1000, qc, &w, 1), 0);
+    assert_int_equal(add_widening(d, "widen", 1300, "+mode:widen", NULL, 0), 0);
+    E2E_WAIT(c->matched && d->matched, 10000);
+    assert_true(in_group(c, d));
+    e2e_pump_for(300); /* several more passes */
+    assert_int_equal(a->matched + b->matched, 0);
+    /* A bad rule is refused with its reason. */
+    kaos_matchmaker_widen bad = {"skill", -1, 400}, none = {"rank", 50, 400};
+    assert_int_equal(add_widening(a, "x", 1, q, &bad, 1), 3);
+    assert_string_equal(a->e->error_message,
+                        "widen \"skill\": step must be a finite number above 0");
+    assert_int_equal(add_widening(a, "x", 1, q, &none, 1), 3);
+    assert_non_null(strstr(a->e->error_message, "the query has no + or optional comparison"));
+    drop(a);
+    drop(b);
+    drop(c);
+    drop(d);
+}
+
 static void refusals_name_their_reason(void **state)
 {
     (void)state;
@@ -321,6 +369,7 @@ int main(void)
         cmocka_unit_test(a_failing_matched_hook_falls_back_to_a_relayed_match),
         cmocka_unit_test(a_processor_script_forms_the_groups),
         cmocka_unit_test(an_override_script_vetoes_groups_and_a_failing_one_falls_back),
+        cmocka_unit_test(a_ticket_that_widens_its_window_is_matched_and_one_that_does_not_waits),
         cmocka_unit_test(refusals_name_their_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -305,6 +305,12 @@ typedef bool (*kn_match_query_lookup_fn)(void *ud, const char *name, kn_match_qu
 /* kn_match_query_eval against a caller's properties (the matchmaker's). */
 bool kn_match_query_eval_with(const kn_match_query *q, kn_match_query_lookup_fn get, void *ud,
                               int *score);
+/* Server-side widening (the matchmaker's): the `+` and bare comparisons
+ * on `field` move outward by `by` from their bounds as parsed (>=, > down,
+ * <=, < up; by = 0 restores them); `-` terms and equalities stay. Returns
+ * how many terms it moved (0: q has no such comparison). Not thread-safe
+ * on one q: its owner's lock. */
+size_t kn_match_query_widen(kn_match_query *q, const char *field, double by);
 /* What an index may use to narrow the candidates of q: the first `+` term
  * that equals a string (eq_name:eq_value), and the `+` numeric bounds on one
  * field (range_name within [lo, hi], bounds included: a superset of what

@@ -51,6 +51,7 @@
 #define KN_MM_PROP_VALUE_MAX 256 /* bytes of a string property */
 #define KN_MM_COUNT_MAX      64  /* largest max_count */
 #define KN_MM_ID_MAX         36  /* a ticket id is a UUID */
+#define KN_MM_WIDEN_MAX      4   /* widening rules of a ticket */
 
 /* One player of a ticket. */
 typedef struct kn_mm_player {
@@ -67,6 +68,16 @@ typedef struct kn_mm_prop {
     char str[KN_MM_PROP_VALUE_MAX + 1];
 } kn_mm_prop;
 
+/* Server-side widening, carried by the ticket: each pass the ticket has
+ * waited moves its query's `+` and bare comparisons on `property` (>=, >,
+ * <=, <) outward by `step`, `max` at most in all (kn_match_query_widen).
+ * Rules: property a valid name, given once, that the query compares;
+ * 0 < step <= max, both finite. */
+typedef struct kn_mm_widen {
+    char property[KN_MM_PROP_NAME_MAX + 1];
+    double step, max;
+} kn_mm_widen;
+
 /* What a client asks for (add). */
 typedef struct kn_mm_request {
     const kn_mm_player *players; /* 1 for a session's ticket */
@@ -76,6 +87,8 @@ typedef struct kn_mm_request {
     int min_count, max_count, count_multiple; /* count_multiple 0 = 1 */
     const kn_mm_prop *props;
     size_t n_props;
+    const kn_mm_widen *widen; /* n_widen <= KN_MM_WIDEN_MAX rules */
+    size_t n_widen;
 } kn_mm_request;
 
 /* A ticket in the pool. */
@@ -89,6 +102,8 @@ typedef struct kn_mm_ticket {
     char *query_text;
     kn_match_query *query;
     int min_count, max_count, count_multiple;
+    kn_mm_widen widen[KN_MM_WIDEN_MAX];
+    size_t n_widen;
     int64_t created_ms;
     uint32_t intervals; /* passes it has waited through */
     uint64_t seq;       /* arrival order */
@@ -111,7 +126,9 @@ typedef struct kn_mm_store {
     /* Tickets of session_id now. */
     size_t (*count_session)(void *ud, const char *session_id);
     /* A pass's view: every ticket, oldest first; the store keeps them
-     * alive until release. */
+     * alive until release. The pass may widen their queries in place
+     * (their widening rules at their intervals), under the service's
+     * lock. */
     int (*snapshot)(void *ud, kn_mm_ticket ***out, size_t *n);
     /* End of the pass: the tickets of the snapshot at `matched` (n_matched
      * indexes) leave the pool into taken[k] (the caller's now,
@@ -125,6 +142,9 @@ typedef struct kn_mm_store {
 
 /* A ticket a store handed out (release). Accepts NULL. */
 void kn_mm_ticket_free(kn_mm_ticket *t);
+
+/* How far rule w has widened t's query now: min(step x intervals, max). */
+double kn_mm_widened(const kn_mm_ticket *t, const kn_mm_widen *w);
 
 /* The in-process store (the default). */
 int kn_mm_store_memory(kn_mm_store *out);

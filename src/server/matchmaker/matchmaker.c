@@ -310,6 +310,54 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* Checks the widening rules against the parsed query q. */
+static int widen_check(const kn_mm_request *req, kn_match_query *q, char *msg, size_t cap)
+{
+    if (req->n_widen > KN_MM_WIDEN_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "widen: at most %d rules",
+                          KN_MM_WIDEN_MAX);
+    for (size_t i = 0; i < req->n_widen; i++) {
+        const kn_mm_widen *w = &req->widen[i];
+        if (!valid_name(w->property))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen %zu: a property name is 1-%d bytes without ':' or spaces", i,
+                              KN_MM_PROP_NAME_MAX);
+        if (!isfinite(w->step) || w->step <= 0)
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen \"%s\": step must be a finite number above 0", w->property);
+        if (!isfinite(w->max) || w->max < w->step)
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen \"%s\": max must be a finite number at least step",
+                              w->property);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(req->widen[j].property, w->property))
+                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "widen \"%s\": given twice",
+                                  w->property);
+        if (!kn_match_query_widen(q, w->property, 0))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen \"%s\": the query has no + or optional comparison "
+                              "(>=, >, <=, <) on it",
+                              w->property);
+    }
+    return KN_OK;
+}
+
+double kn_mm_widened(const kn_mm_ticket *t, const kn_mm_widen *w)
+{
+    double by = w->step * (double)t->intervals;
+    return by < w->max ? by : w->max;
+}
+
+/* Under the lock: each ticket's query widened for the intervals it has
+ * waited (idempotent: from the bounds as parsed). */
+static void widen_pool(kn_mm_ticket *const *tickets, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < tickets[i]->n_widen; k++)
+            kn_match_query_widen(tickets[i]->query, tickets[i]->widen[k].property,
+                                 kn_mm_widened(tickets[i], &tickets[i]->widen[k]));
+}
+
 /* Checks a request and copies it into a new ticket (query parsed). */
 static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, size_t cap)
 {
@@ -345,8 +393,9 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
     kn_mm_ticket *t = kn_calloc(1, sizeof *t);
     if (!t) return KN_ERR_NOMEM;
     int rc = kn_match_query_parse(qt, &t->query, msg, cap);
+    if (rc == KN_OK) rc = widen_check(req, t->query, msg, cap);
     if (rc) {
-        kn_free(t);
+        kn_mm_ticket_free(t);
         return rc;
     }
     t->players = kn_malloc(req->n_players * sizeof *t->players);
@@ -360,6 +409,8 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
     t->n_players = req->n_players;
     if (req->n_props) memcpy(t->props, req->props, req->n_props * sizeof *t->props);
     t->n_props = req->n_props;
+    if (req->n_widen) memcpy(t->widen, req->widen, req->n_widen * sizeof *t->widen);
+    t->n_widen = req->n_widen;
     snprintf(t->party_id, sizeof t->party_id, "%s", req->party_id ? req->party_id : "");
     t->min_count = req->min_count;
     t->max_count = req->max_count;
@@ -529,6 +580,7 @@ static bool take_snapshot(kn_matchmaker *mm, kn_mm_pass *pass)
     kn_mm_ticket **snap = NULL;
     size_t n = 0;
     if (mm->cfg.store.snapshot(mm->cfg.store.ud, &snap, &n)) return false;
+    widen_pool(snap, n);
     *pass = (kn_mm_pass){snap, n, mm->cfg.now_ms(), mm->cfg.max_intervals};
     return true;
 }

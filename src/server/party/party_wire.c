@@ -295,10 +295,11 @@ int kn_party_wire_matchmaker_add(kn_req *r, char *msg, size_t cap)
     const char *verb = "add matchmaker tickets";
     rc = kn_party_check_leader(pw->parties, &me, q->party_id, v.version, verb, msg, cap);
     kn_mm_prop props[KN_MM_PROPS_MAX];
+    kn_mm_widen widen[KN_MM_WIDEN_MAX];
     kn_mm_request req;
     kn_mm_player *players = kn_calloc(v.n_members, sizeof *players);
     if (rc == KN_OK && !players) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    if (rc == KN_OK) rc = kn_matchmaker_wire_request(q->ticket, props, &req, msg, cap);
+    if (rc == KN_OK) rc = kn_matchmaker_wire_request(q->ticket, props, widen, &req, msg, cap);
     char id[37] = "";
     if (rc == KN_OK) {
         players_of(&v, players);
