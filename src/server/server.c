@@ -34,6 +34,7 @@
 #include "kn_net.h"
 #include "kn_relay.h"
 #include "kn_party.h"
+#include "kn_matchmaker_lua.h"
 #include "kn_party_lua.h"
 #include "kn_party_wire.h"
 #include "kn_status.h"
@@ -878,6 +879,7 @@ int kn_server_run(const kn_config *cfg)
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
     kn_party_lua party_lua = {0};
+    kn_matchmaker_lua matchmaker_lua = {0};
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
     block_listeners blocks = {0};
@@ -888,6 +890,7 @@ int kn_server_run(const kn_config *cfg)
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
         {"party", kn_party_lua_funcs, &party_lua},
+        {"matchmaker", kn_matchmaker_lua_funcs, &matchmaker_lua},
         {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
@@ -1022,7 +1025,7 @@ int kn_server_run(const kn_config *cfg)
     chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
-    party_lua = (kn_party_lua){parties, sessions};
+    party_lua = (kn_party_lua){parties, sessions, &party_wire};
     if (cfg->single_session) {
         kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
         kn_sessions_set_single(sessions, &single);
@@ -1072,6 +1075,7 @@ int kn_server_run(const kn_config *cfg)
         (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))
         goto done;
     party_wire.mm = mm;
+    matchmaker_lua = (kn_matchmaker_lua){mm, sessions};
 
     kn_gateway_deps deps = {
         .pipeline = {.api = api,
@@ -1223,6 +1227,7 @@ done:
     reloader_stop(&rl);
     kn_matchmaker_destroy(mm); /* its thread waits on workers (the matched hook) */
     party_wire.mm = NULL;      /* the sessions' ends below no longer reach it */
+    matchmaker_lua.mm = NULL;
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);

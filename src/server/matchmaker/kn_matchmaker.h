@@ -123,7 +123,8 @@ typedef struct kn_mm_store {
     int (*remove)(void *ud, const char *id, const char *session_id);
     /* Every ticket of session_id; how many went. */
     size_t (*remove_session)(void *ud, const char *session_id);
-    /* Tickets of session_id now. */
+    /* Tickets owned now by session_id (its own tickets, not its parties')
+     * or, given a party id, by that party. */
     size_t (*count_session)(void *ud, const char *session_id);
     /* A pass's view: every ticket, oldest first; the store keeps them
      * alive until release. The pass may widen their queries in place
@@ -212,7 +213,7 @@ char *kn_mm_matched_json(kn_mm_ticket *const *tickets, size_t n);
 typedef struct kn_matchmaker_config {
     int64_t interval_ms;       /* between passes; 0 = manual (kn_mm_process) */
     uint32_t max_intervals;    /* holding out for max count; 0 = 2 */
-    uint32_t max_tickets;      /* per session; 0 = 3 */
+    uint32_t max_tickets;      /* per session, and per party; 0 = 3 */
     int64_t (*now_ms)(void);   /* monotonic; NULL = kn_time_mono_ms */
     kn_mm_store store;         /* NULL add = the in-process store */
     kn_mm_processor processor; /* NULL = the built-in matcher */
@@ -240,7 +241,8 @@ void kn_matchmaker_set_processor(kn_matchmaker *mm, const kn_mm_processor *p);
 
 /* Adds a ticket: *ticket_id (37 bytes) is its id. INVALID_ARGUMENT (counts,
  * properties, query, with the position of a query error),
- * RESOURCE_EXHAUSTED "matchmaker ticket limit per session reached (N)". */
+ * RESOURCE_EXHAUSTED "matchmaker ticket limit per session reached (N)" (a
+ * party's ticket: "per party", counted apart from its players' own). */
 int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], char *msg,
               size_t cap);
 /* NOT_FOUND "ticket not found" unless session_id owns ticket id. A

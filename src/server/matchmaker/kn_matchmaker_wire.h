@@ -19,6 +19,12 @@ int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap);
 int kn_matchmaker_wire_request(const Kaos__V1__MatchmakerAdd *q, kn_mm_prop *props,
                                kn_mm_widen *widen, kn_mm_request *req, char *msg, size_t cap);
 int kn_matchmaker_wire_remove(kn_req *r, char *msg, size_t cap);
+/* kn_mm_add for a session's ticket (req->players[0], bound to ss on this
+ * node: its conn), undone with UNAUTHENTICATED "session has ended" when
+ * the session ended meanwhile (its unbind, which removes its tickets, has
+ * passed). The route's and kaos.matchmaker_add's one way in. Any thread. */
+int kn_matchmaker_wire_add_session(kn_matchmaker *mm, kn_sessions *ss, const kn_mm_request *req,
+                                   char id[37], char *msg, size_t cap);
 
 /* Sends MatchmakerMatched to every player of the group (its session, on
  * whichever thread owns it): match_id (an authoritative match) or token (a

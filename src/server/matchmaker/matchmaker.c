@@ -24,14 +24,15 @@
 typedef struct mem_store {
     kn_mm_ticket **v; /* arrival order */
     size_t n, cap;
-    /* Tickets per owner (the first player's session), keyed by the hash of
-     * its id: two sessions whose ids share a 64-bit hash share a count. */
+    /* Tickets per owner (a party's ticket: the party; else the first
+     * player's session), keyed by the hash of its id: two owners whose ids
+     * share a 64-bit hash share a count. */
     kn_map per_session;
 } mem_store;
 
 static uint64_t owner_key(const kn_mm_ticket *t)
 {
-    return kn_map_key_str(t->players[0].session_id);
+    return kn_map_key_str(*t->party_id ? t->party_id : t->players[0].session_id);
 }
 
 /* Adds delta to t's owner's count; KN_ERR_NOMEM only when growing. */
@@ -430,11 +431,14 @@ int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], c
     pthread_mutex_lock(&mm->lock);
     apply_ended(mm);
     const kn_mm_store *s = &mm->cfg.store;
-    if (s->count_session(s->ud, req->players[0].session_id) >= mm->cfg.max_tickets) {
+    bool party = *t->party_id;
+    if (s->count_session(s->ud, party ? t->party_id : req->players[0].session_id) >=
+        mm->cfg.max_tickets) {
         pthread_mutex_unlock(&mm->lock);
         kn_mm_ticket_free(t);
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
-                          "matchmaker ticket limit per session reached (%u)", mm->cfg.max_tickets);
+                          "matchmaker ticket limit per %s reached (%u)",
+                          party ? "party" : "session", mm->cfg.max_tickets);
     }
     t->created_ms = mm->cfg.now_ms();
     t->seq = ++mm->seq;

@@ -66,9 +66,24 @@ int kn_matchmaker_wire_request(const Kaos__V1__MatchmakerAdd *q, kn_mm_prop *pro
     return KN_OK;
 }
 
+int kn_matchmaker_wire_add_session(kn_matchmaker *mm, kn_sessions *ss, const kn_mm_request *req,
+                                   char id[37], char *msg, size_t cap)
+{
+    const kn_mm_player *me = &req->players[0];
+    int rc = kn_mm_add(mm, req, id, msg, cap);
+    if (rc) return rc;
+    /* The session may have ended while this ran on a worker: then its
+     * unbind has passed, and the ticket would outlive it. */
+    kn_conn_id now;
+    if (kn_sessions_find(ss, me->user_id, me->session_id, &now, NULL, 0) || now != me->conn) {
+        kn_mm_remove(mm, id, me->session_id, NULL, 0);
+        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
+    }
+    return KN_OK;
+}
+
 int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
 {
-    kn_matchmaker *mm = kn_req_service(r);
     kn_mm_prop props[KN_MM_PROPS_MAX];
     kn_mm_widen widen[KN_MM_WIDEN_MAX];
     kn_mm_request req;
@@ -80,16 +95,8 @@ int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
     req.players = &me;
     req.n_players = 1;
     char id[37];
-    rc = kn_mm_add(mm, &req, id, msg, cap);
+    rc = kn_matchmaker_wire_add_session(kn_req_service(r), kn_req_sessions(r), &req, id, msg, cap);
     if (rc) return rc;
-    /* The session may have ended while this ran on a worker: then its
-     * unbind has passed, and the ticket would outlive it. */
-    kn_conn_id now;
-    if (kn_sessions_find(kn_req_sessions(r), me.user_id, me.session_id, &now, NULL, 0) ||
-        now != me.conn) {
-        kn_mm_remove(mm, id, me.session_id, NULL, 0);
-        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
-    }
     Kaos__V1__MatchmakerTicket t = KAOS__V1__MATCHMAKER_TICKET__INIT;
     t.ticket = id;
     kn_envelope env = KN_ENVELOPE_INIT;
