@@ -86,6 +86,7 @@ typedef struct http_ctx {
     kn_tracker *tracker;
     const char *database_url;
     kn_leaderboards *lbs;
+    kn_matchmaker *mm;
 } http_ctx;
 
 /* The tracker's sink and its end of every session: the router's stream
@@ -385,6 +386,16 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     n = per_thread_gauge(h, buf, n, cap, "net_thread_busy_permille",
                          "share of the last second a network thread worked",
                          offsetof(kn_net_stats, busy_permille));
+    kn_matchmaker_stats mms;
+    kn_matchmaker_stats_get(h->mm, &mms);
+    METRIC("matchmaker_tickets", "matchmaker tickets waiting", mms.tickets);
+    METRIC("matchmaker_passes_total", "matchmaker passes run", mms.passes);
+    METRIC("matchmaker_matched_total", "groups the matchmaker formed", mms.matched);
+    METRIC("matchmaker_fallbacks_total",
+           "matchmaker passes where a custom processor failed and the built-in matcher ran",
+           mms.fallbacks);
+    METRIC("matchmaker_pass_us_total", "microseconds spent in matchmaker passes", mms.pass_us);
+    METRIC("matchmaker_pass_us_max", "the longest matchmaker pass, microseconds", mms.pass_us_max);
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
     METRIC("leaderboards", "leaderboards known to this node", kn_leaderboards_count(h->lbs));
@@ -1146,7 +1157,7 @@ int kn_server_run(const kn_config *cfg)
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
     hctx = (http_ctx){rpc, mw,      gw,      sessions,          nets, n_nets,
-                      api, matches, tracker, cfg->database_url, lbs};
+                      api, matches, tracker, cfg->database_url, lbs,  mm};
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,

@@ -230,6 +230,8 @@ typedef struct kn_matchmaker_stats {
     uint64_t matched;      /* groups formed so far */
     uint64_t fallbacks;    /* passes where the processor failed and the built-in ran */
     uint64_t last_pass_us; /* the last pass's duration */
+    uint64_t pass_us;      /* every pass's duration summed */
+    uint64_t pass_us_max;  /* the longest pass */
 } kn_matchmaker_stats;
 
 /* Starts the interval thread unless interval_ms is 0. */

@@ -675,6 +675,9 @@ void kn_mm_process(kn_matchmaker *mm)
     size_t formed = release(mm, &pass, groups, n_groups, &held, &total);
     remove_ended(mm, ended, n_ended); /* after release: it compacts the pool */
     mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
+    mm->stats.pass_us += mm->stats.last_pass_us;
+    if (mm->stats.last_pass_us > mm->stats.pass_us_max)
+        mm->stats.pass_us_max = mm->stats.last_pass_us;
     pthread_mutex_unlock(&mm->lock);
     size_t k = 0;
     for (size_t i = 0; i < formed; i++) {
