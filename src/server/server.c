@@ -1186,7 +1186,9 @@ int kn_server_run(const kn_config *cfg)
                                    .out = out,
                                    .matches = matches,
                                    .chat = chat,
-                                   .leaderboards = lbs};
+                                   .leaderboards = lbs,
+                                   .matchmaker = mm,
+                                   .parties = parties};
         if ((rc = kn_console_start(&ccfg, &chooks, &console))) goto done;
         KN_INFO("admin console on http://%s:%u/", cfg->console_bind, kn_console_port(console));
     }

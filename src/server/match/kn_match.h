@@ -273,6 +273,12 @@ void kn_match_list_free(kn_match_info *list, size_t n);
  * caller's to kn_free. NOT_FOUND when no match has that id. Any thread;
  * cheap (one locked lookup), so the network thread may call it. */
 int kn_match_get(kn_match_engine *e, const char *match_id, kn_match_info *out);
+/* The match's presences as of its last join or leave, in join order: *out
+ * (kn_free) holds *n. NOT_FOUND for no such match here. A copy the
+ * registry keeps (the console's view; the match thread owns the real
+ * ones). Any thread. */
+int kn_match_presences(kn_match_engine *e, const char *match_id, kn_match_presence **out,
+                       size_t *n);
 
 /* Whether a label query is valid (for argument checks before listing). */
 int kn_match_query_check(const char *query, char *msg, size_t cap);

@@ -262,4 +262,24 @@ size_t kn_mm_remove_session(kn_matchmaker *mm, const char *session_id);
 void kn_mm_process(kn_matchmaker *mm);
 void kn_matchmaker_stats_get(kn_matchmaker *mm, kn_matchmaker_stats *out);
 
+/* One pass, as the console shows the recent ones. */
+#define KN_MM_PASS_HISTORY 32
+typedef struct kn_mm_pass_record {
+    int64_t at_ms;    /* its start (the matchmaker's clock) */
+    int64_t ago_ms;   /* how long before the kn_matchmaker_passes call it started */
+    uint32_t us;      /* how long it took */
+    uint32_t tickets; /* the pool it looked at */
+    uint32_t groups;  /* formed */
+    bool fallback;    /* a script failed: the built-in matcher ran */
+} kn_mm_pass_record;
+/* The last passes, newest first, at most max of them (KN_MM_PASS_HISTORY
+ * kept); how many. Any thread. */
+size_t kn_matchmaker_passes(kn_matchmaker *mm, kn_mm_pass_record *out, size_t max);
+/* The waiting tickets, oldest first, at most limit of them, as the JSON a
+ * processor script sees (kaos.register_matchmaker_processor's tickets:
+ * ticket, party_id, presence, players, properties, query, counts,
+ * intervals, widen); kn_malloc'd, NULL when out of memory. Any thread (it
+ * waits for a running pass). */
+char *kn_matchmaker_pool_json(kn_matchmaker *mm, size_t limit);
+
 #endif

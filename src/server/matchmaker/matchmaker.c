@@ -197,6 +197,9 @@ struct kn_matchmaker {
     pthread_mutex_t ended_lock;
     char (*ended)[37];
     size_t n_ended, cap_ended;
+    /* The last passes (under lock): a ring, history[next_pass - 1] newest. */
+    kn_mm_pass_record history[KN_MM_PASS_HISTORY];
+    uint64_t next_pass;
 };
 
 static void *mm_main(void *arg);
@@ -623,7 +626,7 @@ static size_t release(kn_matchmaker *mm, const kn_mm_pass *pass, const kn_mm_gro
  * store and (4) go to `matched`, lock dropped. */
 void kn_mm_process(kn_matchmaker *mm)
 {
-    int64_t t0 = kn_time_mono_us();
+    int64_t t0 = kn_time_mono_us(), at_ms = mm->cfg.now_ms();
     char *answer = NULL;
     size_t answer_len = 0;
     bool failed = false;
@@ -676,6 +679,12 @@ void kn_mm_process(kn_matchmaker *mm)
     remove_ended(mm, ended, n_ended); /* after release: it compacts the pool */
     mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
     mm->stats.pass_us += mm->stats.last_pass_us;
+    mm->history[mm->next_pass++ % KN_MM_PASS_HISTORY] =
+        (kn_mm_pass_record){.at_ms = at_ms,
+                            .us = (uint32_t)mm->stats.last_pass_us,
+                            .tickets = (uint32_t)pass.n,
+                            .groups = (uint32_t)formed,
+                            .fallback = failed};
     if (mm->stats.last_pass_us > mm->stats.pass_us_max)
         mm->stats.pass_us_max = mm->stats.last_pass_us;
     pthread_mutex_unlock(&mm->lock);
@@ -696,6 +705,32 @@ void kn_matchmaker_stats_get(kn_matchmaker *mm, kn_matchmaker_stats *out)
     *out = mm->stats;
     out->tickets = mm->cfg.store.count(mm->cfg.store.ud);
     pthread_mutex_unlock(&mm->lock);
+}
+
+size_t kn_matchmaker_passes(kn_matchmaker *mm, kn_mm_pass_record *out, size_t max)
+{
+    pthread_mutex_lock(&mm->lock);
+    size_t n = 0;
+    int64_t now = mm->cfg.now_ms();
+    for (uint64_t k = mm->next_pass; k > 0 && n < max && n < KN_MM_PASS_HISTORY; k--) {
+        out[n] = mm->history[(k - 1) % KN_MM_PASS_HISTORY];
+        out[n].ago_ms = now - out[n].at_ms;
+        n++;
+    }
+    pthread_mutex_unlock(&mm->lock);
+    return n;
+}
+
+char *kn_matchmaker_pool_json(kn_matchmaker *mm, size_t limit)
+{
+    pthread_mutex_lock(&mm->lock);
+    apply_ended(mm);
+    kn_mm_pass pass;
+    char *json = NULL;
+    if (take_snapshot(mm, &pass))
+        json = kn_mm__pool_json(pass.tickets, pass.n < limit ? pass.n : limit);
+    pthread_mutex_unlock(&mm->lock);
+    return json;
 }
 
 static void *mm_main(void *arg)

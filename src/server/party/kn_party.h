@@ -161,6 +161,11 @@ int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *pa
 int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_view **out, size_t *n,
                   char *msg, size_t cap);
 void kn_party_views_free(kn_party_view *views, size_t n); /* accepts NULL */
+/* Every party, closed and hidden ones too, newest first, at most limit
+ * (1..KN_PARTY_LIST_MAX) of them: *out (kn_party_views_free) holds *n (the
+ * console's view). */
+int kn_parties_views(kn_parties *ps, uint32_t limit, kn_party_view **out, size_t *n, char *msg,
+                     size_t cap);
 /* The party now; NOT_FOUND when it does not exist. */
 int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char *msg, size_t cap);
 /* conn's session has ended: it leaves every party it is in (as

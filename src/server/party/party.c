@@ -790,6 +790,31 @@ int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_vi
     return KN_OK;
 }
 
+int kn_parties_views(kn_parties *ps, uint32_t limit, kn_party_view **out, size_t *n, char *msg,
+                     size_t cap)
+{
+    *out = NULL;
+    *n = 0;
+    if (limit < 1 || limit > KN_PARTY_LIST_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d",
+                          KN_PARTY_LIST_MAX);
+    pthread_mutex_lock(&ps->lock);
+    size_t k = ps->count < limit ? ps->count : limit;
+    kn_party_view *views = k ? kn_calloc(k, sizeof *views) : NULL;
+    int rc = k && !views ? KN_ERR_NOMEM : KN_OK;
+    size_t i = 0;
+    for (const party *p = ps->all; rc == KN_OK && p && i < k; p = p->next)
+        rc = view_of(p, &views[i++]);
+    pthread_mutex_unlock(&ps->lock);
+    if (rc) {
+        kn_party_views_free(views, i);
+        return kn_err_msg(rc, msg, cap, "out of memory");
+    }
+    *out = views;
+    *n = k;
+    return KN_OK;
+}
+
 int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char *msg, size_t cap)
 {
     memset(out, 0, sizeof *out);

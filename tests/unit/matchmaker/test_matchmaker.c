@@ -409,6 +409,51 @@ static void a_ticket_widening_its_window_matches_once_it_is_wide_enough(void **s
     kn_matchmaker_destroy(mm);
 }
 
+static void the_last_passes_and_the_waiting_pool_can_be_read(void **state)
+{
+    (void)state;
+    kn_matchmaker *mm = make(1);
+    char msg[256];
+    kn_mm_widen w = {"skill", 100, 300};
+    assert_int_equal(add_widening(mm, 1, 1000, "+skill:<=1100", &w, 1, msg, 256), KN_OK);
+    assert_int_equal(add_widening(mm, 2, 1000, "*", NULL, 0, msg, 256), KN_OK);
+    assert_int_equal(add_widening(mm, 3, 5000, "+skill:>=4000", NULL, 0, msg, 256), KN_OK);
+    kn_mm_pass_record r[KN_MM_PASS_HISTORY];
+    assert_int_equal(kn_matchmaker_passes(mm, r, KN_MM_PASS_HISTORY), 0);
+    kn_mm_process(mm); /* u1 and u2 meet; u3 waits */
+    clock_ms += 1000;
+    kn_mm_process(mm);
+    clock_ms += 500;
+    assert_int_equal(kn_matchmaker_passes(mm, r, KN_MM_PASS_HISTORY), 2);
+    assert_int_equal(r[0].tickets, 1); /* newest first */
+    assert_int_equal(r[0].groups, 0);
+    assert_int_equal(r[0].ago_ms, 500);
+    assert_int_equal(r[1].tickets, 3);
+    assert_int_equal(r[1].groups, 1);
+    assert_int_equal(r[1].ago_ms, 1500);
+    assert_false(r[1].fallback);
+    assert_int_equal(kn_matchmaker_passes(mm, r, 1), 1);
+    /* The pool as a processor script sees it: u3, waited two passes. */
+    char *json = kn_matchmaker_pool_json(mm, 10);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"intervals\":2"));
+    assert_non_null(strstr(json, "\"query\":\"+skill:>=4000\""));
+    assert_null(strstr(json, "\"u1\""));
+    kn_free(json);
+    json = kn_matchmaker_pool_json(mm, 0);
+    assert_string_equal(json, "[]");
+    kn_free(json);
+    /* Past the history's length only the last ones are kept. */
+    for (int i = 0; i < KN_MM_PASS_HISTORY + 5; i++)
+        kn_mm_process(mm);
+    assert_int_equal(kn_matchmaker_passes(mm, r, KN_MM_PASS_HISTORY), KN_MM_PASS_HISTORY);
+    kn_matchmaker_stats st;
+    kn_matchmaker_stats_get(mm, &st);
+    assert_int_equal(st.passes, KN_MM_PASS_HISTORY + 7);
+    assert_true(st.pass_us >= st.pass_us_max);
+    kn_matchmaker_destroy(mm);
+}
+
 static void bad_widening_rules_are_refused_with_the_reason(void **state)
 {
     (void)state;
@@ -503,6 +548,7 @@ int main(void)
         cmocka_unit_test(indexed_and_naive_matchers_form_only_valid_groups),
         cmocka_unit_test(a_ticket_widening_its_window_matches_once_it_is_wide_enough),
         cmocka_unit_test(bad_widening_rules_are_refused_with_the_reason),
+        cmocka_unit_test(the_last_passes_and_the_waiting_pool_can_be_read),
         cmocka_unit_test(the_query_language_parses_boosts_and_star_and_names_positions),
         cmocka_unit_test(create_and_add_survive_every_failed_allocation),
     };

@@ -106,20 +106,12 @@ static const char module[] = LUATEST_PRELUDE
     "    return outcome(kaos.matchmaker_add, U1, S1,\n"
     "      { min_count = 2, max_count = 2, properties = { mode = true } })\n"
     "  end,\n"
-    "}\n"
-    "kaos.register_rpc(function(ctx, p)\n"
-    "  local ok, r = pcall(cases[p])\n"
-    "  if ok then return r end\n"
-    "  return 'raised: ' .. (type(r) == 'table' and r.code .. ' ' .. r.message or tostring(r))\n"
-    "end, 'case')\n";
+    "}\n" LUATEST_CASES_RPC;
 
 static kn_runtime_vm *load(kn_runtime **rt, kn_matchmaker_lua *deps)
 {
-    luatest_write("mm.lua", module);
     *deps = (kn_matchmaker_lua){mm, L.ss};
-    static kn_lua_binding binding;
-    binding = (kn_lua_binding){"matchmaker", kn_matchmaker_lua_funcs, deps};
-    return luatest_load(rt, &binding, 1);
+    return luatest_load_one(rt, "mm.lua", module, "matchmaker", kn_matchmaker_lua_funcs, deps);
 }
 
 static void a_script_adds_tickets_for_sessions_that_a_widening_pass_matches(void **state)
@@ -169,11 +161,10 @@ static void a_script_removes_tickets_and_is_refused_as_the_wire_is(void **state)
 static void the_functions_refuse_before_the_matchmaker_exists(void **state)
 {
     (void)state;
-    luatest_write("mm.lua", module);
     kn_matchmaker_lua deps = {0};
-    const kn_lua_binding binding = {"matchmaker", kn_matchmaker_lua_funcs, &deps};
     kn_runtime *rt;
-    kn_runtime_vm *vm = luatest_load(&rt, &binding, 1);
+    kn_runtime_vm *vm =
+        luatest_load_one(&rt, "mm.lua", module, "matchmaker", kn_matchmaker_lua_funcs, &deps);
     static const luatest_case cases[] = {
         {"no_session", "14 kaos.matchmaker_add is not available yet (server starting)"}};
     luatest_expect(vm, cases, 1);

@@ -94,12 +94,7 @@ static const char module[] = LUATEST_PRELUDE
     "  unknown = function()\n"
     "    return outcome(kaos.party_join, U1, S1, '00000000-0000-4000-8000-000000000000')\n"
     "  end,\n"
-    "}\n"
-    "kaos.register_rpc(function(ctx, p)\n"
-    "  local ok, r = pcall(cases[p])\n"
-    "  if ok then return r end\n"
-    "  return 'raised: ' .. (type(r) == 'table' and r.code .. ' ' .. r.message or tostring(r))\n"
-    "end, 'case')\n";
+    "}\n" LUATEST_CASES_RPC;
 
 static void party_functions_act_for_bound_sessions_and_refuse_bad_input(void **state)
 {
@@ -211,20 +206,12 @@ static const char mm_module[] = LUATEST_PRELUDE
     "    r = r .. ' | ' .. outcome(kaos.party_matchmaker_remove, U1, S1, id, t)\n"
     "    return r .. ' | ' .. outcome(kaos.party_matchmaker_add, U1, S1, id, { min_count = 1 })\n"
     "  end,\n"
-    "}\n"
-    "kaos.register_rpc(function(ctx, p)\n"
-    "  local ok, r = pcall(cases[p])\n"
-    "  if ok then return r end\n"
-    "  return 'raised: ' .. (type(r) == 'table' and r.code .. ' ' .. r.message or tostring(r))\n"
-    "end, 'case')\n";
+    "}\n" LUATEST_CASES_RPC;
 
 static kn_runtime_vm *load_mm(kn_runtime **rt, kn_party_lua *deps)
 {
-    luatest_write("party.lua", mm_module);
     *deps = (kn_party_lua){parties, L.ss, &wire};
-    static kn_lua_binding binding;
-    binding = (kn_lua_binding){"party", kn_party_lua_funcs, deps};
-    return luatest_load(rt, &binding, 1);
+    return luatest_load_one(rt, "party.lua", mm_module, "party", kn_party_lua_funcs, deps);
 }
 
 static void party_data_and_listing_reach_the_service_from_a_script(void **state)
