@@ -4,7 +4,9 @@
  * that must not match never do, a ticket dies with its session, the
  * matched hook (tests/e2e/lua/matchmaker_test.lua) puts a group in one
  * authoritative match, a failing hook falls back to a relayed match that
- * the group joins by token; refusals carry their codes and messages.
+ * the group joins by token; a ticket whose window widens on the server
+ * meets one its first window missed; a script adds tickets for the calling
+ * session (kaos.matchmaker_add); refusals carry their codes and messages.
  * Nothing assumes one network thread: CI runs it again with
  * KAOS_NET_THREADS=2. */
 #include "harness.h"
@@ -336,6 +338,32 @@ static void a_ticket_that_widens_its_window_is_matched_and_one_that_does_not_wai
     drop(d);
 }
 
+/* kaos.matchmaker_add from an RPC: the ticket is the calling session's. */
+static void a_script_adds_a_ticket_for_the_calling_session(void **state)
+{
+    (void)state;
+    player *a = join_pool(), *b = join_pool();
+    /* 50 apart: their windows (+-10) meet once they widened (20 a pass). */
+    assert_true(kaos_client_rpc_call(a->e->c, "mm_script_add", "100", e2e_on_rpc, a->e) > 0);
+    E2E_WAIT(a->e->rpcs == 1 || a->e->errors, 10000);
+    char ticket_a[40];
+    snprintf(ticket_a, sizeof ticket_a, "%.36s", a->e->rpc_payload);
+    assert_int_equal(strlen(ticket_a), 36);
+    assert_true(kaos_client_rpc_call(b->e->c, "mm_script_add", "150", e2e_on_rpc, b->e) > 0);
+    E2E_WAIT(b->e->rpcs == 1 || b->e->errors, 10000);
+    E2E_WAIT(a->matched && b->matched, 10000);
+    assert_string_equal(a->m_ticket, ticket_a);
+    assert_string_equal(b->m_ticket, b->e->rpc_payload);
+    assert_true(in_group(a, b));
+    /* The service's refusal reaches the client with its code and text. */
+    assert_true(kaos_client_rpc_call(a->e->c, "mm_script_add", "bad", e2e_on_rpc, a->e) > 0);
+    E2E_WAIT(a->e->errors == 1, 10000);
+    assert_int_equal(a->e->error_code, 3);
+    assert_non_null(strstr(a->e->error_message, "widen \"rank\""));
+    drop(a);
+    drop(b);
+}
+
 static void refusals_name_their_reason(void **state)
 {
     (void)state;
@@ -370,6 +398,7 @@ int main(void)
         cmocka_unit_test(a_processor_script_forms_the_groups),
         cmocka_unit_test(an_override_script_vetoes_groups_and_a_failing_one_falls_back),
         cmocka_unit_test(a_ticket_that_widens_its_window_is_matched_and_one_that_does_not_waits),
+        cmocka_unit_test(a_script_adds_a_ticket_for_the_calling_session),
         cmocka_unit_test(refusals_name_their_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -9,7 +9,9 @@
  *
  *     kn_lua_binding b = {"matchmaker", kn_matchmaker_lua_funcs, &mm_lua};
  *
- * None reads Postgres: they run anywhere a script runs. */
+ * None reads Postgres: they run anywhere a script runs. matchmaker_add
+ * waits while a pass's C matcher holds the matchmaker's lock (milliseconds,
+ * bench/README.md): call it from RPCs and hooks rather than a match tick. */
 #ifndef KN_MATCHMAKER_LUA_H
 #define KN_MATCHMAKER_LUA_H
 
