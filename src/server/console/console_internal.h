@@ -49,6 +49,8 @@ typedef struct kn_console_route {
     X(groups)                                                                                      \
     X(chat)                                                                                        \
     X(leaderboards)                                                                                \
+    X(matchmaker)                                                                                  \
+    X(parties)                                                                                     \
     X(notifications)                                                                               \
     X(runtime)                                                                                     \
     X(config)                                                                                      \
