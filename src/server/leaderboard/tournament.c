@@ -97,7 +97,7 @@ static const kn_db_stmt final_ranks = {
     "tn_final_ranks",
     "SELECT m.owner_id::text, json_build_object('tournament_id', $1::text, 'rank',"
     " coalesce(r.rk, 0), 'score', coalesce(r.score, 0), 'subscore', coalesce(r.subscore, 0),"
-    " 'num_score', coalesce(r.num_score, 0), 'expiry', $2::bigint, 'end', $4::bool)::text"
+    " 'num_score', coalesce(r.num_score, 0), 'expiry', $2::bigint, 'end', $4::bool)::jsonb::text"
     " FROM tournament_member m JOIN users u ON u.id = m.owner_id"
     " LEFT JOIN (SELECT owner_id, score, subscore, num_score, row_number() OVER (ORDER BY"
     " score::numeric * $3::int, subscore::numeric * $3::int, score_time, owner_id) AS rk"
