@@ -10,8 +10,9 @@
  * the listing and its state picked from the input's length, the groups
  * filter's name prefix from the collection), wallet ledger cursors
  * (kaos.wallet_ledger_list; the owner picked from the input's length) and
- * chat history cursors (ChannelMessagesList.cursor) and leaderboard record
- * list cursors (LeaderboardRecordsList.cursor). The input is split on NUL
+ * chat history cursors (ChannelMessagesList.cursor), leaderboard record
+ * list cursors (LeaderboardRecordsList.cursor) and tournament list cursors
+ * (TournamentsList.cursor). The input is split on NUL
  * bytes into query, label, cursor and collection. Properties: nothing crashes or leaks; every
  * refusal is INVALID_ARGUMENT with a message. */
 #include "kn_chat.h"
@@ -22,6 +23,7 @@
 #include "kn_leaderboard.h"
 #include "kn_notify.h"
 #include "kn_storage.h"
+#include "kn_tournament.h"
 #include "match_internal.h"
 
 #include <stdint.h>
@@ -96,6 +98,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     msg[0] = '\0';
     rc = kn_leaderboard_cursor_check(part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_tournament_cursor_check(part[2], msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     return 0;
 }

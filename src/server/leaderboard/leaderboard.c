@@ -62,6 +62,21 @@ static const kn_db_stmt delete_record = {
     "DELETE FROM leaderboard_record WHERE leaderboard_id = $1 AND expiry_time = $2"
     " AND owner_id = $3::uuid",
     3};
+/* Owners whose account was deleted (migration 0015's trigger) after the
+ * last one seen. (Two deletions committing at once in the other order than
+ * their seq could hide the first one from a node's index until its next
+ * start; its rows are gone all the same.) */
+static const kn_db_stmt owners_gone = {
+    "lb_owners_gone",
+    "SELECT seq, owner_id::text FROM leaderboard_owner_gone WHERE seq > $1::bigint"
+    " ORDER BY seq LIMIT 1000",
+    1};
+static const kn_db_stmt owners_gone_start = {
+    "lb_owners_gone_start",
+    "WITH pruned AS (DELETE FROM leaderboard_owner_gone"
+    " WHERE gone_time < now() - interval '1 day') SELECT coalesce(max(seq), 0)"
+    " FROM leaderboard_owner_gone",
+    0};
 static const kn_db_stmt claim_job = {
     "lb_claim",
     "INSERT INTO leaderboard_job_run (job, fire_time, node) VALUES ($1, $2, $3)"
@@ -484,7 +499,13 @@ int kn_leaderboards_load(kn_leaderboards *lbs, kn_db *db, size_t *n_records, cha
 {
     if (n_records) *n_records = 0;
     kn_db_rows *rows = NULL;
-    int rc = kn_db_query(db, &select_boards, NULL, &rows);
+    /* Deletions before this point are already out of the rows read below. */
+    int rc = kn_db_query(db, &owners_gone_start, NULL, &rows);
+    if (rc) return db_fail(rc, msg, cap);
+    atomic_store(&lbs->gone_seq, atoll(kn_db_rows_get(rows, 0, 0)));
+    kn_db_rows_free(rows);
+    rows = NULL;
+    rc = kn_db_query(db, &select_boards, NULL, &rows);
     if (rc) return db_fail(rc, msg, cap);
     size_t n = kn_db_rows_count(rows);
     for (size_t i = 0; i < n && rc == KN_OK; i++) {
@@ -990,6 +1011,31 @@ bool kn_lb__claim(kn_leaderboards *lbs, kn_db *db, const char *job, int64_t fire
     return lbs->lease.claim(ud, db, job, fire_time);
 }
 
+/* Takes the owners of deleted accounts out of every index (their rows are
+ * gone already). Returns how many new owners were read. */
+static size_t drop_gone_owners(kn_leaderboards *lbs, kn_db *db, kn_lb_board **boards, size_t n)
+{
+    char from[24];
+    snprintf(from, sizeof from, "%" PRId64, atomic_load(&lbs->gone_seq));
+    const char *p[] = {from};
+    kn_db_rows *rows = NULL;
+    if (kn_db_query(db, &owners_gone, p, &rows)) return 0; /* next tick */
+    size_t fresh = 0;
+    for (size_t i = 0; i < kn_db_rows_count(rows); i++) {
+        int64_t seq = atoll(kn_db_rows_get(rows, i, 0));
+        const char *owner = kn_db_rows_get(rows, i, 1);
+        for (size_t j = 0; j < n; j++) {
+            kn_lb__enter(lbs, boards[j], true);
+            boards[j]->rank->vt->remove(boards[j]->rank, owner);
+            kn_lb__leave(boards[j]);
+        }
+        atomic_store(&lbs->gone_seq, seq);
+        fresh++;
+    }
+    kn_db_rows_free(rows);
+    return fresh;
+}
+
 int kn_leaderboards_tick(kn_leaderboards *lbs, kn_db *db)
 {
     int fired = 0;
@@ -1000,6 +1046,7 @@ int kn_leaderboards_tick(kn_leaderboards *lbs, kn_db *db)
     if (snap) memcpy(snap, lbs->boards, n * sizeof *snap);
     pthread_rwlock_unlock(&lbs->mu);
     if (n && !snap) return 0;
+    drop_gone_owners(lbs, db, snap, n);
     for (size_t i = 0; i < n; i++) {
         kn_lb_board *b = snap[i];
         pthread_rwlock_wrlock(&b->rw);

@@ -63,7 +63,8 @@ struct kn_leaderboards {
     kn_tournament_fn on_tour_end, on_tour_reset;
     void *on_tour_ud;
     kn_out *out;
-    _Atomic int64_t last_us; /* the last score time handed out */
+    _Atomic int64_t last_us;  /* the last score time handed out */
+    _Atomic int64_t gone_seq; /* the last leaderboard_owner_gone row taken out of the indexes */
 };
 
 int64_t kn_lb__now_ms(kn_leaderboards *lbs);

@@ -112,8 +112,8 @@ static void on_reset(void *ud, kn_db *d, const kn_tournament *t, int64_t end, in
 static kn_leaderboards *service(both *cb)
 {
     kn_leaderboards_config c = {.now_ms = test_clock,
-                                .on_tournament_end = on_end,
-                                .on_tournament_reset = on_reset,
+                                .on_tournament_end = cb ? on_end : NULL,
+                                .on_tournament_reset = cb ? on_reset : NULL,
                                 .on_tournament_ud = cb};
     kn_leaderboards *lbs = NULL;
     assert_int_equal(kn_leaderboards_create(&c, &lbs), KN_OK);
@@ -478,6 +478,47 @@ static void lists_filter_by_category_and_time_and_walk_with_a_cursor(void **stat
     kn_leaderboards_destroy(lbs);
 }
 
+static void a_deleted_account_leaves_every_board_and_the_ranks_close_up(void **state)
+{
+    (void)state;
+    kn_leaderboards *lbs = service(NULL);
+    size_t loaded;
+    assert_int_equal(kn_leaderboards_load(lbs, db, &loaded, msg, sizeof msg), KN_OK);
+    kn_leaderboard_spec plain = {.id = "plain_gone"};
+    assert_int_equal(kn_leaderboard_create(lbs, db, &plain, msg, sizeof msg), KN_OK);
+    create(lbs, &(kn_tournament_spec){.board = {.id = "cup_gone"}, .max_size = 2});
+    user(31);
+    user(32);
+    uid o31, o32;
+    owner(31, o31);
+    owner(32, o32);
+    kn_leaderboard_write_opts w = {.score = 100, .operator_ = KN_LB_OP_DEFAULT};
+    assert_int_equal(kn_leaderboard_write(lbs, db, "plain_gone", o31, &w, NULL, msg, sizeof msg),
+                     KN_OK);
+    assert_int_equal(write_as(lbs, db, "cup_gone", 31, 100), KN_OK);
+    w.score = 50;
+    assert_int_equal(kn_leaderboard_write(lbs, db, "plain_gone", o32, &w, NULL, msg, sizeof msg),
+                     KN_OK);
+    assert_int_equal(write_as(lbs, db, "cup_gone", 32, 50), KN_OK);
+    assert_int_equal(kn_leaderboard_rank(lbs, "plain_gone", o32), 2);
+    pgtest_sql(db, "DELETE FROM users WHERE id = '%s'", o31); /* the account goes */
+    kn_leaderboards_tick(lbs, db);
+    assert_int_equal(kn_leaderboard_rank(lbs, "plain_gone", o31), 0);
+    assert_int_equal(kn_leaderboard_rank(lbs, "plain_gone", o32), 1);
+    assert_int_equal(kn_leaderboard_rank(lbs, "cup_gone", o32), 1);
+    kn_leaderboard_query q = {.id = "cup_gone", .limit = 10};
+    kn_leaderboard_page p;
+    assert_int_equal(kn_tournament_records_list(lbs, db, &q, &p, msg, sizeof msg), KN_OK);
+    assert_int_equal(p.n_records, 1);
+    assert_int_equal(p.rank_count, 1);
+    kn_leaderboard_page_free(&p);
+    kn_tournament t; /* and its seat is free again */
+    assert_int_equal(kn_tournament_get(lbs, db, "cup_gone", &t, msg, sizeof msg), KN_OK);
+    assert_int_equal(t.size, 1);
+    kn_tournament_deinit(&t);
+    kn_leaderboards_destroy(lbs);
+}
+
 static void refusals_carry_stable_codes_and_messages(void **state)
 {
     (void)state;
@@ -555,6 +596,7 @@ int main(void)
         cmocka_unit_test(the_end_runs_once_per_cluster_and_tells_everyone_their_final_rank),
         cmocka_unit_test(a_reset_runs_the_reset_callback_and_tells_the_period_ranks),
         cmocka_unit_test(lists_filter_by_category_and_time_and_walk_with_a_cursor),
+        cmocka_unit_test(a_deleted_account_leaves_every_board_and_the_ranks_close_up),
         cmocka_unit_test(refusals_carry_stable_codes_and_messages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -45,3 +45,26 @@ CREATE TABLE tournament_member (
 
 -- A user's memberships (account deletion).
 CREATE INDEX tournament_member_owner_idx ON tournament_member (owner_id);
+
+-- A deleted account's leaderboard records and tournament memberships go
+-- with it (there is no foreign key to users: scripts may write records for
+-- any UUID). Each node reads leaderboard_owner_gone from its scheduler and
+-- takes those owners out of its rank indexes (docs/leaderboards.md,
+-- "Deleted accounts"); rows older than a day are pruned at start.
+CREATE TABLE leaderboard_owner_gone (
+    seq       BIGSERIAL PRIMARY KEY,
+    owner_id  UUID NOT NULL,
+    gone_time TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION leaderboard_owner_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM leaderboard_record WHERE owner_id = OLD.id;
+    DELETE FROM tournament_member WHERE owner_id = OLD.id;
+    INSERT INTO leaderboard_owner_gone (owner_id) VALUES (OLD.id);
+    RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER users_leaderboard_owner_gone AFTER DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION leaderboard_owner_gone();
