@@ -3,8 +3,8 @@
  * their codes and messages, records and around-owner with ranks, a before
  * hook on TournamentRecordWrite, the end fired by the server's scheduler
  * (the script's end callback and a live notification with the final rank
- * to every participant), and the kaos.tournament_* functions through an
- * RPC (tests/e2e/lua/tournament_test.lua). */
+ * to every participant), the console's tournament pages, and the
+ * kaos.tournament_* functions through an RPC (tests/e2e/lua/tournament_test.lua). */
 #include "harness.h"
 
 #include <setjmp.h>
@@ -231,6 +231,36 @@ static void the_end_tells_every_participant_their_final_rank_and_runs_the_callba
     leave_server(b);
 }
 
+static void the_console_lists_tournaments_and_their_records(void **state)
+{
+    (void)state;
+    static char out[65536];
+    uint16_t port = e2e_group_server.console_port;
+    assert_int_equal(
+        e2e_http(port, "POST", "/v2/console/token", "Content-Type: application/json\r\n",
+                 "{\"username\":\"admin\",\"password\":\"" E2E_CONSOLE_ADMIN_PASSWORD "\"}", out,
+                 sizeof out),
+        200);
+    const char *tok = strstr(out, "\"token\":\"");
+    assert_non_null(tok);
+    tok += strlen("\"token\":\"");
+    char auth[256];
+    int n = (int)strcspn(tok, "\"");
+    snprintf(auth, sizeof auth, "Authorization: Bearer %.*s\r\n", n, tok);
+    assert_int_equal(
+        e2e_http(port, "GET", "/v2/console/tournaments?limit=100", auth, NULL, out, sizeof out),
+        200);
+    assert_non_null(strstr(out, "\"id\":\"e2e_cup\""));
+    assert_non_null(strstr(out, "\"title\":\"The Cup\""));
+    assert_int_equal(e2e_http(port, "GET", "/v2/console/tournament/records?id=e2e_cup", auth, NULL,
+                              out, sizeof out),
+                     200);
+    assert_non_null(strstr(out, "\"rank\":3"));
+    assert_int_equal(e2e_http(port, "GET", "/v2/console/tournament/records?id=e2e_tournament_ends",
+                              auth, NULL, out, sizeof out),
+                     404); /* a plain board */
+}
+
 static void the_lua_functions_work_through_an_rpc(void **state)
 {
     (void)state;
@@ -262,6 +292,7 @@ int main(void)
         cmocka_unit_test(a_required_join_a_full_tournament_and_spent_tries_are_refused),
         cmocka_unit_test(hooks_and_plain_leaderboard_calls_see_the_tournament_rules),
         cmocka_unit_test(the_end_tells_every_participant_their_final_rank_and_runs_the_callback),
+        cmocka_unit_test(the_console_lists_tournaments_and_their_records),
         cmocka_unit_test(the_lua_functions_work_through_an_rpc),
     };
     return cmocka_run_group_tests(tests, e2e_group_setup_with_test_modules,

@@ -49,6 +49,7 @@ typedef struct kn_console_route {
     X(groups)                                                                                      \
     X(chat)                                                                                        \
     X(leaderboards)                                                                                \
+    X(tournaments)                                                                                 \
     X(notifications)                                                                               \
     X(runtime)                                                                                     \
     X(config)                                                                                      \
