@@ -33,23 +33,7 @@ static int tournaments_list(kn_console_call *c)
 
 static int tournament_records(kn_console_call *c)
 {
-    if (!c->hooks->leaderboards) return KN_ERR_UNAVAILABLE;
-    const char *id, *cur;
-    int64_t limit;
-    int rc = kn_console__page_args(c, "id", &id, &limit, &cur);
-    if (rc) return rc;
-    kn_leaderboard_query q = {.id = id, .limit = (int)limit, .cursor = cur};
-    kn_leaderboard_page page = {0};
-    if ((rc = kn_tournament_records_list(c->hooks->leaderboards, c->db, &q, &page, c->msg,
-                                         sizeof c->msg)))
-        return rc;
-    kn_json *arr = kn_json_array();
-    for (size_t i = 0; i < page.n_records; i++)
-        kn_json_array_append_new(
-            arr, kn_console__entity(&kn_leaderboard_record_entity, &page.records[i]));
-    c->result = kn_console__list("records", arr, page.next_cursor);
-    kn_leaderboard_page_free(&page);
-    return KN_OK;
+    return kn_console__records(c, true);
 }
 
 const kn_console_route kn_console__tournaments_routes[] = {

@@ -1,4 +1,4 @@
--- Test module for tests/e2e/test_tournament.c: tournaments created as the
+-- Test module for tests/e2e/test_leaderboard.c: tournaments created as the
 -- module loads, a before hook on the client's TournamentRecordWrite that
 -- refuses scores over a thousand, an end callback that leaves its trace on
 -- a leaderboard, and the kaos.tournament_* functions through RPCs.
