@@ -274,12 +274,34 @@ static bool same_tour(const kn_lb_tour *t, const kn_tournament_spec *s)
            t->max_num_score == s->max_num_score && t->join_required == s->join_required;
 }
 
+/* An existing board of the id against the spec: KN_OK when it is this
+ * tournament with these settings, else ALREADY_EXISTS. */
+static int compare_known(const kn_lb_board *known, const kn_tournament_spec *s, char *msg,
+                         size_t cap)
+{
+    const char *id = s->board.id;
+    if (!known->is_tour)
+        return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap,
+                          "leaderboard %s exists and is not a tournament", id);
+    if (!kn_lb__same_board(&known->meta, &s->board) || !same_tour(&known->tour, s))
+        return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap,
+                          "tournament %s exists with other settings", id);
+    return KN_OK;
+}
+
 int kn_tournament_create(kn_leaderboards *lbs, kn_db *db, const kn_tournament_spec *s, char *msg,
                          size_t cap)
 {
     const kn_leaderboard_spec *bs = &s->board;
     int rc = kn_lb__check_spec(bs, msg, cap);
     if (rc || (rc = check_tour_spec(s, msg, cap))) return rc;
+    /* Known (here, or in Postgres from an earlier start): only compared, so
+     * a script creating it at every start keeps working after its end. */
+    kn_lb_board *known = kn_lb__find(lbs, bs->id);
+    if (!known && (rc = kn_lb__get(lbs, db, bs->id, &known, msg, cap)) != KN_ERR_NOT_FOUND) {
+        if (rc) return rc;
+    }
+    if (known) return compare_known(known, s, msg, cap);
     int64_t start = s->start_time ? s->start_time : now_s(lbs);
     if (s->end_time && s->end_time <= start)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
@@ -309,20 +331,12 @@ int kn_tournament_create(kn_leaderboards *lbs, kn_db *db, const kn_tournament_sp
                        size,
                        maxn,
                        s->join_required ? "true" : "false"};
-    kn_lb_board *known = kn_lb__find(lbs, bs->id);
-    if (!known) {
-        kn_db_rows *rows = NULL;
-        if ((rc = query1(db, &insert_tournament, p, &rows, msg, cap))) return rc;
-        kn_db_rows_free(rows);
-        if ((rc = kn_lb__get(lbs, db, bs->id, &known, msg, cap))) return rc;
-    }
-    if (!known->is_tour)
-        return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap,
-                          "leaderboard %s exists and is not a tournament", bs->id);
-    if (!kn_lb__same_board(&known->meta, bs) || !same_tour(&known->tour, s))
-        return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap,
-                          "tournament %s exists with other settings", bs->id);
-    return KN_OK;
+    kn_db_rows *rows = NULL;
+    if ((rc = query1(db, &insert_tournament, p, &rows, msg, cap))) return rc;
+    kn_db_rows_free(rows);
+    /* Made now, or by another node a moment ago: compared all the same. */
+    if ((rc = kn_lb__get(lbs, db, bs->id, &known, msg, cap))) return rc;
+    return compare_known(known, s, msg, cap);
 }
 
 int kn_tournament_delete(kn_leaderboards *lbs, kn_db *db, const char *id, char *msg, size_t cap)

@@ -184,6 +184,16 @@ static void writes_are_accepted_only_inside_the_window(void **state)
     assert_int_equal(write_as(lbs, db, "window", 1, 40), KN_ERR_FAILED_PRECONDITION);
     assert_string_equal(msg, "tournament window has ended");
     kn_leaderboards_destroy(lbs);
+    /* A script creating one at every start (start 0: now) after its end. */
+    lbs = service(NULL);
+    kn_tournament_spec brief = spec("brief");
+    brief.end_time = now_s() + 10;
+    create(lbs, &brief);
+    kn_leaderboards_destroy(lbs);
+    advance_s(20);
+    lbs = service(NULL); /* a restart */
+    create(lbs, &brief);
+    kn_leaderboards_destroy(lbs);
 }
 
 static void a_required_join_comes_before_writes_and_an_optional_one_comes_with_them(void **state)
