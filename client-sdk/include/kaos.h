@@ -178,6 +178,15 @@ typedef struct kaos_matchmaker_properties {
     size_t n_numerics;
 } kaos_matchmaker_properties;
 
+/* Server-side widening: each pass the ticket waits, the query's `+` and
+ * bare comparisons on `property` move outward by `step`, `max` at most
+ * (0 < step <= max; the query must compare `property`). */
+typedef struct kaos_matchmaker_widen {
+    const char *property;
+    double step;
+    double max;
+} kaos_matchmaker_widen;
+
 /* What a ticket asks for; the query is over the other tickets'
  * properties ("" or NULL = anyone). */
 typedef struct kaos_matchmaker_request {
@@ -186,6 +195,8 @@ typedef struct kaos_matchmaker_request {
     int count_multiple; /* 0 = 1 */
     const char *query;
     kaos_matchmaker_properties properties;
+    const kaos_matchmaker_widen *widen; /* at most 4 rules, one per property */
+    size_t n_widen;
 } kaos_matchmaker_request;
 
 /* One player of a matched group, with its ticket's properties. */

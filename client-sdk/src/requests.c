@@ -1188,14 +1188,24 @@ static int matchmaker_add(kaos_client *c, const char *party_id, const kaos_match
 {
     const kaos_matchmaker_properties *pr = req ? &req->properties : NULL;
     if (!c || !pr || (pr->n_strings && (!pr->string_names || !pr->string_values)) ||
-        (pr->n_numerics && (!pr->numeric_names || !pr->numeric_values)))
+        (pr->n_numerics && (!pr->numeric_names || !pr->numeric_values)) ||
+        (req->n_widen && !req->widen))
         return KN_ERR_INVALID_ARGUMENT;
-    size_t ns = pr->n_strings, nd = pr->n_numerics;
+    size_t ns = pr->n_strings, nd = pr->n_numerics, nw = req->n_widen;
     Kaos__V1__MatchmakerAdd__StringPropertiesEntry *se = kn_calloc(ns ? ns : 1, sizeof *se);
     Kaos__V1__MatchmakerAdd__StringPropertiesEntry **sp = kn_calloc(ns ? ns : 1, sizeof *sp);
     Kaos__V1__MatchmakerAdd__NumericPropertiesEntry *de = kn_calloc(nd ? nd : 1, sizeof *de);
     Kaos__V1__MatchmakerAdd__NumericPropertiesEntry **dp = kn_calloc(nd ? nd : 1, sizeof *dp);
-    int rc = se && sp && de && dp ? KN_OK : KN_ERR_NOMEM;
+    Kaos__V1__MatchmakerWiden *we = kn_calloc(nw ? nw : 1, sizeof *we);
+    Kaos__V1__MatchmakerWiden **wp = kn_calloc(nw ? nw : 1, sizeof *wp);
+    int rc = se && sp && de && dp && we && wp ? KN_OK : KN_ERR_NOMEM;
+    for (size_t i = 0; rc == KN_OK && i < nw; i++) {
+        kaos__v1__matchmaker_widen__init(&we[i]);
+        we[i].property = unconst_str(req->widen[i].property ? req->widen[i].property : "");
+        we[i].step = req->widen[i].step;
+        we[i].max = req->widen[i].max;
+        wp[i] = &we[i];
+    }
     for (size_t i = 0; rc == KN_OK && i < ns; i++) {
         kaos__v1__matchmaker_add__string_properties_entry__init(&se[i]);
         se[i].key = unconst_str(pr->string_names[i]);
@@ -1218,6 +1228,8 @@ static int matchmaker_add(kaos_client *c, const char *party_id, const kaos_match
         msg.string_properties = sp;
         msg.n_numeric_properties = nd;
         msg.numeric_properties = dp;
+        msg.n_widen = nw;
+        msg.widen = wp;
         Kaos__V1__PartyMatchmakerAdd party = KAOS__V1__PARTY_MATCHMAKER_ADD__INIT;
         kn_envelope env = KN_ENVELOPE_INIT;
         if (party_id) {
@@ -1234,6 +1246,8 @@ static int matchmaker_add(kaos_client *c, const char *party_id, const kaos_match
     kn_free(sp);
     kn_free(de);
     kn_free(dp);
+    kn_free(we);
+    kn_free(wp);
     return rc;
 }
 

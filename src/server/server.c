@@ -34,6 +34,7 @@
 #include "kn_net.h"
 #include "kn_relay.h"
 #include "kn_party.h"
+#include "kn_matchmaker_lua.h"
 #include "kn_party_lua.h"
 #include "kn_party_wire.h"
 #include "kn_status.h"
@@ -85,6 +86,7 @@ typedef struct http_ctx {
     kn_tracker *tracker;
     const char *database_url;
     kn_leaderboards *lbs;
+    kn_matchmaker *mm;
 } http_ctx;
 
 /* The tracker's sink and its end of every session: the router's stream
@@ -384,6 +386,16 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     n = per_thread_gauge(h, buf, n, cap, "net_thread_busy_permille",
                          "share of the last second a network thread worked",
                          offsetof(kn_net_stats, busy_permille));
+    kn_matchmaker_stats mms;
+    kn_matchmaker_stats_get(h->mm, &mms);
+    METRIC("matchmaker_tickets", "matchmaker tickets waiting", mms.tickets);
+    METRIC("matchmaker_passes_total", "matchmaker passes run", mms.passes);
+    METRIC("matchmaker_matched_total", "groups the matchmaker formed", mms.matched);
+    METRIC("matchmaker_fallbacks_total",
+           "matchmaker passes where a custom processor failed and the built-in matcher ran",
+           mms.fallbacks);
+    METRIC("matchmaker_pass_us_total", "microseconds spent in matchmaker passes", mms.pass_us);
+    METRIC("matchmaker_pass_us_max", "the longest matchmaker pass, microseconds", mms.pass_us_max);
     kn_match_stats ms;
     kn_match_engine_stats(h->matches, &ms);
     METRIC("leaderboards", "leaderboards known to this node", kn_leaderboards_count(h->lbs));
@@ -915,6 +927,7 @@ int kn_server_run(const kn_config *cfg)
     kn_stream_lua stream_lua = {0};
     kn_status_lua status_lua = {0};
     kn_party_lua party_lua = {0};
+    kn_matchmaker_lua matchmaker_lua = {0};
     kn_friends_deps friends_deps = {.config = {.max_friends = (int)cfg->max_friends}};
     kn_chat_lua chat_lua = {0};
     block_listeners blocks = {0};
@@ -925,6 +938,7 @@ int kn_server_run(const kn_config *cfg)
         {"streams", kn_stream_lua_funcs, &stream_lua},
         {"status", kn_status_lua_funcs, &status_lua},
         {"party", kn_party_lua_funcs, &party_lua},
+        {"matchmaker", kn_matchmaker_lua_funcs, &matchmaker_lua},
         {"chat", kn_chat_lua_funcs, &chat_lua},
         {"account", kn_account_lua_funcs, &account_lua},
         {"storage", kn_storage_lua_funcs, NULL},
@@ -1060,7 +1074,7 @@ int kn_server_run(const kn_config *cfg)
     chat_lua = (kn_chat_lua){chat};
     stream_lua = (kn_stream_lua){tracker, sessions, out};
     status_lua = (kn_status_lua){status, sessions};
-    party_lua = (kn_party_lua){parties, sessions};
+    party_lua = (kn_party_lua){parties, sessions, &party_wire};
     if (cfg->single_session) {
         kn_sessions_single single = {kn_notify_session_replaced, out, forget_session, api};
         kn_sessions_set_single(sessions, &single);
@@ -1110,6 +1124,7 @@ int kn_server_run(const kn_config *cfg)
         (rc = kn_sessions_on_unbind(sessions, matchmaker_unbound, mm)))
         goto done;
     party_wire.mm = mm;
+    matchmaker_lua = (kn_matchmaker_lua){mm, sessions};
 
     kn_gateway_deps deps = {
         .pipeline = {.api = api,
@@ -1180,7 +1195,7 @@ int kn_server_run(const kn_config *cfg)
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
     hctx = (http_ctx){rpc, mw,      gw,      sessions,          nets, n_nets,
-                      api, matches, tracker, cfg->database_url, lbs};
+                      api, matches, tracker, cfg->database_url, lbs,  mm};
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
@@ -1209,7 +1224,9 @@ int kn_server_run(const kn_config *cfg)
                                    .out = out,
                                    .matches = matches,
                                    .chat = chat,
-                                   .leaderboards = lbs};
+                                   .leaderboards = lbs,
+                                   .matchmaker = mm,
+                                   .parties = parties};
         if ((rc = kn_console_start(&ccfg, &chooks, &console))) goto done;
         KN_INFO("admin console on http://%s:%u/", cfg->console_bind, kn_console_port(console));
     }
@@ -1261,6 +1278,7 @@ done:
     reloader_stop(&rl);
     kn_matchmaker_destroy(mm); /* its thread waits on workers (the matched hook) */
     party_wire.mm = NULL;      /* the sessions' ends below no longer reach it */
+    matchmaker_lua.mm = NULL;
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);

@@ -91,6 +91,28 @@ async function main(browser) {
   await page.locator('td', { hasText: 'asteroids' }).first().waitFor();
   check(true, 'the asteroids match is listed');
   await shot(page, 'matches');
+  await page.locator('tr.clickable', { hasText: 'asteroids' }).first().click();
+  await page.locator('td', { hasText: t.edit_user_id }).waitFor();
+  check(true, "a match's page lists its presences (the player in it)");
+  await shot(page, 'match');
+
+  // Matchmaker: the player's ticket waits, with its query and widening.
+  await page.goto(base + '/#/matchmaker');
+  await page.locator('td', { hasText: '+mode:console-nobody' }).waitFor();
+  check((await page.textContent('#page')).includes('skill +'), 'the matchmaker page shows the waiting ticket and its widening');
+  await page.locator('dd').first().waitFor();
+  await shot(page, 'matchmaker');
+
+  // Parties: the player's party, its label and leader.
+  await page.goto(base + '/#/parties');
+  const partyRow = page.locator('tr', { hasText: 'console' }).filter({ hasText: t.username });
+  await partyRow.first().waitFor();
+  check(true, "the parties page lists the player's party with its leader");
+  await page.fill('input[type="search"]', '+mode:console');
+  await page.press('input[type="search"]', 'Enter');
+  await partyRow.first().waitFor();
+  check(true, 'the parties page finds it by label query');
+  await shot(page, 'parties');
 
   // Leaderboards: the asteroids example's board, and its (maybe empty) records.
   await page.goto(base + '/#/leaderboards');

@@ -132,6 +132,26 @@ static int run_driver(const char *phase, const char *test_json)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The party and the matchmaker ticket the console shows. */
+static struct {
+    bool party, ticket;
+    int failures;
+} world;
+
+static void on_party(kaos_client *c, const kaos_result *r, const kaos_party *p, void *ud)
+{
+    (void)c, (void)p, (void)ud;
+    world.party = r->code == 0;
+    world.failures += r->code != 0;
+}
+
+static void on_ticket(kaos_client *c, const kaos_result *r, const char *ticket, void *ud)
+{
+    (void)c, (void)ticket, (void)ud;
+    world.ticket = r->code == 0;
+    world.failures += r->code != 0;
+}
+
 static void console_shows_bans_and_edits_what_sdk_clients_made(void **state)
 {
     (void)state;
@@ -166,6 +186,22 @@ static void console_shows_bans_and_edits_what_sdk_clients_made(void **state)
                                                  on_sent, NULL) > 0);
     E2E_WAIT(chat.answers == 2 || chat.failures, 10000);
     assert_int_equal(chat.failures, 0);
+    /* A party the Parties page lists, and a ticket the Matchmaker page shows waiting. */
+    kaos_party_config pc = {.open = true, .max_size = 4, .label = "{\"mode\":\"console\"}"};
+    assert_true(kaos_client_party_create(a->c, &pc, on_party, NULL) > 0);
+    E2E_WAIT(world.party || world.failures, 10000);
+    kaos_matchmaker_widen w = {"skill", 10, 50};
+    double skill = 7;
+    const char *nn[] = {"skill"};
+    kaos_matchmaker_request mr = {.min_count = 2,
+                                  .max_count = 2,
+                                  .query = "+mode:console-nobody +skill:<=5",
+                                  .properties = {NULL, NULL, 0, nn, &skill, 1},
+                                  .widen = &w,
+                                  .n_widen = 1};
+    assert_true(kaos_client_matchmaker_add(a->c, &mr, on_ticket, NULL) > 0);
+    E2E_WAIT(world.ticket || world.failures, 10000);
+    assert_int_equal(world.failures, 0);
 
     char state_file[] = "/tmp/kaos-console-state-XXXXXX";
     int fd = mkstemp(state_file);

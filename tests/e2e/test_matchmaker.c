@@ -4,7 +4,9 @@
  * that must not match never do, a ticket dies with its session, the
  * matched hook (tests/e2e/lua/matchmaker_test.lua) puts a group in one
  * authoritative match, a failing hook falls back to a relayed match that
- * the group joins by token; refusals carry their codes and messages.
+ * the group joins by token; a ticket whose window widens on the server
+ * meets one its first window missed; a script adds tickets for the calling
+ * session (kaos.matchmaker_add); refusals carry their codes and messages.
  * Nothing assumes one network thread: CI runs it again with
  * KAOS_NET_THREADS=2. */
 #include "harness.h"
@@ -118,6 +120,23 @@ static int add(player *p, const char *region, const char *mode, double skill, co
                                    .count_multiple = mult,
                                    .query = query,
                                    .properties = {names, values, 2, nnames, &skill, 1}};
+    int cid = kaos_client_matchmaker_add(p->e->c, &req, on_ticket, p);
+    assert_true(cid > 0);
+    return e2e_answer(p->e, &p->tickets, p->tickets, p->e->errors, cid);
+}
+
+/* A 1-vs-1 ticket of mode `mode` and skill, with widening rules. */
+static int add_widening(player *p, const char *mode, double skill, const char *query,
+                        const kaos_matchmaker_widen *w, size_t n_w)
+{
+    const char *names[] = {"mode"}, *values[] = {mode};
+    const char *nnames[] = {"skill"};
+    kaos_matchmaker_request req = {.min_count = 2,
+                                   .max_count = 2,
+                                   .query = query,
+                                   .properties = {names, values, 1, nnames, &skill, 1},
+                                   .widen = w,
+                                   .n_widen = n_w};
     int cid = kaos_client_matchmaker_add(p->e->c, &req, on_ticket, p);
     assert_true(cid > 0);
     return e2e_answer(p->e, &p->tickets, p->tickets, p->e->errors, cid);
@@ -288,6 +307,63 @@ static void an_override_script_vetoes_groups_and_a_failing_one_falls_back(void *
     drop(d);
 }
 
+static void a_ticket_that_widens_its_window_is_matched_and_one_that_does_not_waits(void **state)
+{
+    (void)state;
+    /* Two pairs 300 apart: only the one whose ticket widens meets. */
+    player *a = join_pool(), *b = join_pool(), *c = join_pool(), *d = join_pool();
+    const char *q = "+skill:>=900 +skill:<=1100";
+    char qa[64], qc[64];
+    snprintf(qa, sizeof qa, "+mode:still %s", q);
+    snprintf(qc, sizeof qc, "+mode:widen %s", q);
+    kaos_matchmaker_widen w = {"skill", 50, 400};
+    assert_int_equal(add_widening(a, "still", 1000, qa, NULL, 0), 0);
+    assert_int_equal(add_widening(b, "still", 1300, "+mode:still", NULL, 0), 0);
+    assert_int_equal(add_widening(c, "widen", 1000, qc, &w, 1), 0);
+    assert_int_equal(add_widening(d, "widen", 1300, "+mode:widen", NULL, 0), 0);
+    E2E_WAIT(c->matched && d->matched, 10000);
+    assert_true(in_group(c, d));
+    e2e_pump_for(300); /* several more passes */
+    assert_int_equal(a->matched + b->matched, 0);
+    /* A bad rule is refused with its reason. */
+    kaos_matchmaker_widen bad = {"skill", -1, 400}, none = {"rank", 50, 400};
+    assert_int_equal(add_widening(a, "x", 1, q, &bad, 1), 3);
+    assert_string_equal(a->e->error_message,
+                        "widen \"skill\": step must be a finite number above 0");
+    assert_int_equal(add_widening(a, "x", 1, q, &none, 1), 3);
+    assert_non_null(strstr(a->e->error_message, "the query has no + or optional comparison"));
+    drop(a);
+    drop(b);
+    drop(c);
+    drop(d);
+}
+
+/* kaos.matchmaker_add from an RPC: the ticket is the calling session's. */
+static void a_script_adds_a_ticket_for_the_calling_session(void **state)
+{
+    (void)state;
+    player *a = join_pool(), *b = join_pool();
+    /* 50 apart: their windows (+-10) meet once they widened (20 a pass). */
+    assert_true(kaos_client_rpc_call(a->e->c, "mm_script_add", "100", e2e_on_rpc, a->e) > 0);
+    E2E_WAIT(a->e->rpcs == 1 || a->e->errors, 10000);
+    char ticket_a[40];
+    snprintf(ticket_a, sizeof ticket_a, "%.36s", a->e->rpc_payload);
+    assert_int_equal(strlen(ticket_a), 36);
+    assert_true(kaos_client_rpc_call(b->e->c, "mm_script_add", "150", e2e_on_rpc, b->e) > 0);
+    E2E_WAIT(b->e->rpcs == 1 || b->e->errors, 10000);
+    E2E_WAIT(a->matched && b->matched, 10000);
+    assert_string_equal(a->m_ticket, ticket_a);
+    assert_string_equal(b->m_ticket, b->e->rpc_payload);
+    assert_true(in_group(a, b));
+    /* The service's refusal reaches the client with its code and text. */
+    assert_true(kaos_client_rpc_call(a->e->c, "mm_script_add", "bad", e2e_on_rpc, a->e) > 0);
+    E2E_WAIT(a->e->errors == 1, 10000);
+    assert_int_equal(a->e->error_code, 3);
+    assert_non_null(strstr(a->e->error_message, "widen \"rank\""));
+    drop(a);
+    drop(b);
+}
+
 static void refusals_name_their_reason(void **state)
 {
     (void)state;
@@ -321,6 +397,8 @@ int main(void)
         cmocka_unit_test(a_failing_matched_hook_falls_back_to_a_relayed_match),
         cmocka_unit_test(a_processor_script_forms_the_groups),
         cmocka_unit_test(an_override_script_vetoes_groups_and_a_failing_one_falls_back),
+        cmocka_unit_test(a_ticket_that_widens_its_window_is_matched_and_one_that_does_not_waits),
+        cmocka_unit_test(a_script_adds_a_ticket_for_the_calling_session),
         cmocka_unit_test(refusals_name_their_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -449,6 +449,28 @@ static void a_partys_ticket_goes_when_its_members_change(void **state)
     drop(b);
 }
 
+static void a_partys_tickets_are_capped_apart_from_its_leaders_own(void **state)
+{
+    (void)state;
+    member *a = player(), *b = player();
+    create(a, true, 4);
+    assert_int_equal(join(b, a->party_id), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(party_ticket(a, a->party_id, 8), 0); /* nobody else: they wait */
+    assert_int_equal(party_ticket(a, a->party_id, 8), 8);
+    assert_string_equal(a->e->error_message, "matchmaker ticket limit per party reached (3)");
+    /* The party's tickets are not the leader's: its own three still fit. */
+    kaos_matchmaker_request req = {.min_count = 2, .max_count = 2, .query = "+mode:nobody"};
+    for (int i = 0; i < 4; i++) {
+        int cid = kaos_client_matchmaker_add(a->e->c, &req, on_ticket, a);
+        assert_int_equal(e2e_answer(a->e, &a->tickets, a->tickets, a->e->errors, cid),
+                         i < 3 ? 0 : 8);
+    }
+    assert_string_equal(a->e->error_message, "matchmaker ticket limit per session reached (3)");
+    drop(a);
+    drop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +479,7 @@ int main(void)
         cmocka_unit_test(a_leaders_session_ending_hands_the_party_over),
         cmocka_unit_test(a_party_of_two_and_a_solo_player_are_matched_together),
         cmocka_unit_test(a_partys_ticket_goes_when_its_members_change),
+        cmocka_unit_test(a_partys_tickets_are_capped_apart_from_its_leaders_own),
         cmocka_unit_test(open_parties_are_listed_by_label_query),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

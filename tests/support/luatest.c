@@ -55,6 +55,15 @@ kn_runtime_vm *luatest_load(kn_runtime **rt, const kn_lua_binding *bindings, siz
     return vm;
 }
 
+kn_runtime_vm *luatest_load_one(kn_runtime **rt, const char *file, const char *src,
+                                const char *name, const luaL_Reg *funcs, void *ud)
+{
+    luatest_write(file, src);
+    static kn_lua_binding binding; /* the runtime keeps a pointer to it */
+    binding = (kn_lua_binding){name, funcs, ud};
+    return luatest_load(rt, &binding, 1);
+}
+
 static const kn_token_var vars[] = {{"platform", "linux"}};
 const kn_runtime_context luatest_ctx = {"user-1", "alice", "sess-1", "127.0.0.1",
                                         "rpc",    vars,    1,        NULL};

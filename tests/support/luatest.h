@@ -47,6 +47,22 @@ char *luatest_call_db(kn_runtime_vm *vm, kn_db *db, const char *id, const char *
     "  return 'lua: ' .. tostring(e)\n"                                                            \
     "end\n"
 
+/* Lua source for a module's end: registers the RPC "case", which runs
+ * cases[payload] (a table of functions the module defined) and answers its
+ * result, or "raised: <code> <message>" (or "raised: <error>") when it
+ * raised. */
+#define LUATEST_CASES_RPC                                                                          \
+    "kaos.register_rpc(function(ctx, p)\n"                                                         \
+    "  local ok, r = pcall(cases[p])\n"                                                            \
+    "  if ok then return r end\n"                                                                  \
+    "  return 'raised: ' .. (type(r) == 'table' and r.code .. ' ' .. r.message or tostring(r))\n"  \
+    "end, 'case')\n"
+
+/* Writes module `file` with src and loads the runtime path with the one
+ * binding (name, funcs, ud), as luatest_load. */
+kn_runtime_vm *luatest_load_one(kn_runtime **rt, const char *file, const char *src,
+                                const char *name, const luaL_Reg *funcs, void *ud);
+
 /* One expected answer of the RPC "case" for a payload. */
 typedef struct luatest_case {
     const char *name; /* the payload */

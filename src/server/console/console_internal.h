@@ -50,6 +50,8 @@ typedef struct kn_console_route {
     X(chat)                                                                                        \
     X(leaderboards)                                                                                \
     X(tournaments)                                                                                 \
+    X(matchmaker)                                                                                  \
+    X(parties)                                                                                     \
     X(notifications)                                                                               \
     X(runtime)                                                                                     \
     X(config)                                                                                      \

@@ -35,6 +35,8 @@ typedef struct kn_out kn_out;
 typedef struct kn_match_engine kn_match_engine;
 typedef struct kn_chat kn_chat;
 typedef struct kn_leaderboards kn_leaderboards;
+typedef struct kn_matchmaker kn_matchmaker;
+typedef struct kn_parties kn_parties;
 
 /* Roles, least to most: each may do what the ones below it may. */
 typedef enum kn_console_role {
@@ -138,6 +140,8 @@ typedef struct kn_console_hooks {
     kn_match_engine *matches;      /* live matches, signals */
     kn_chat *chat;                 /* channel history, message removal */
     kn_leaderboards *leaderboards; /* boards and records */
+    kn_matchmaker *matchmaker;     /* tickets waiting, recent passes */
+    kn_parties *parties;           /* parties and their members */
 } kn_console_hooks;
 
 typedef struct kn_console_config {

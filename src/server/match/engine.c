@@ -295,6 +295,8 @@ typedef struct reg {
     char *label;
     uint32_t size;
     int tick_rate;
+    kn_match_presence *ps; /* a copy of the match's presences (NULL after a failed copy) */
+    size_t n_ps;
 } reg;
 
 struct kn_match_engine {
@@ -375,16 +377,30 @@ static void reg_remove(kn_match_engine *e, uint32_t handle)
     pthread_mutex_unlock(&e->reg_lock);
     if (r) {
         kn_free(r->label);
+        kn_free(r->ps);
         kn_free(r);
     }
 }
 
-static void reg_set_size(kn_match_engine *e, uint32_t handle, size_t size)
+/* The registry's size and copy of the match's presences (what listings and
+ * the console read): O(presences) per change, copied outside the lock. */
+static void reg_set_presences(kn_match_engine *e, uint32_t handle, kn_match_presence *const *ps,
+                              size_t n)
 {
+    kn_match_presence *copy = n ? kn_malloc(n * sizeof *copy) : NULL;
+    for (size_t i = 0; copy && i < n; i++)
+        copy[i] = *ps[i];
     pthread_mutex_lock(&e->reg_lock);
     reg *r = kn_map_get(&e->reg_by_handle, handle);
-    if (r) r->size = (uint32_t)size;
+    if (r) {
+        kn_match_presence *old = r->ps;
+        r->size = (uint32_t)n;
+        r->ps = copy;
+        r->n_ps = copy ? n : 0;
+        copy = old;
+    }
     pthread_mutex_unlock(&e->reg_lock);
+    kn_free(copy);
 }
 
 static int reg_set_label(kn_match_engine *e, uint32_t handle, const char *label)
@@ -662,7 +678,7 @@ static void presences_leave(match *m, kn_match_presence **gone, size_t n, bool k
         presence_remove(m, gone[i]);
         drop_inputs_of(m, gone[i]);
     }
-    reg_set_size(m->t->e, m->handle, m->n_ps);
+    reg_set_presences(m->t->e, m->handle, m->ps, m->n_ps);
     for (size_t i = 0; i < n; i++) {
         batch_member(thread_batch(m->t), KN_MATCH_OUT_LEFT, gone[i]->conn, m->handle, gone[i]->slot);
         send_presence_event(m, gone[i], false);
@@ -897,7 +913,7 @@ static void do_join(mthread *t, join_req *j)
         m->cap_ps = cap;
     }
     m->ps[m->n_ps++] = p;
-    reg_set_size(t->e, m->handle, m->n_ps);
+    reg_set_presences(t->e, m->handle, m->ps, m->n_ps);
     /* The network thread records the membership first, then the answer goes out. */
     batch_member(thread_batch(t), KN_MATCH_OUT_JOINED, conn, m->handle, p->slot);
     Kaos__V1__Presence self, *others_p = m->n_ps > 1 ? kn_calloc(m->n_ps - 1, sizeof *others_p) : NULL;
@@ -1479,6 +1495,26 @@ int kn_match_get(kn_match_engine *e, const char *match_id, kn_match_info *out)
         out->tick_rate = g->tick_rate;
         rc = g->label && !(out->label = kn_strndup(g->label, strlen(g->label))) ? KN_ERR_NOMEM
                                                                                 : KN_OK;
+    }
+    pthread_mutex_unlock(&e->reg_lock);
+    return rc;
+}
+
+int kn_match_presences(kn_match_engine *e, const char *match_id, kn_match_presence **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&e->reg_lock);
+    reg *g = reg_find_id(e, match_id);
+    int rc = g ? KN_OK : KN_ERR_NOT_FOUND;
+    if (g && g->n_ps) {
+        *out = kn_malloc(g->n_ps * sizeof **out);
+        if (*out) {
+            memcpy(*out, g->ps, g->n_ps * sizeof **out);
+            *n = g->n_ps;
+        } else {
+            rc = KN_ERR_NOMEM;
+        }
     }
     pthread_mutex_unlock(&e->reg_lock);
     return rc;

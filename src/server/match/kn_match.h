@@ -273,6 +273,12 @@ void kn_match_list_free(kn_match_info *list, size_t n);
  * caller's to kn_free. NOT_FOUND when no match has that id. Any thread;
  * cheap (one locked lookup), so the network thread may call it. */
 int kn_match_get(kn_match_engine *e, const char *match_id, kn_match_info *out);
+/* The match's presences as of its last join or leave, in join order: *out
+ * (kn_free) holds *n. NOT_FOUND for no such match here. A copy the
+ * registry keeps (the console's view; the match thread owns the real
+ * ones). Any thread. */
+int kn_match_presences(kn_match_engine *e, const char *match_id, kn_match_presence **out,
+                       size_t *n);
 
 /* Whether a label query is valid (for argument checks before listing). */
 int kn_match_query_check(const char *query, char *msg, size_t cap);
@@ -305,6 +311,12 @@ typedef bool (*kn_match_query_lookup_fn)(void *ud, const char *name, kn_match_qu
 /* kn_match_query_eval against a caller's properties (the matchmaker's). */
 bool kn_match_query_eval_with(const kn_match_query *q, kn_match_query_lookup_fn get, void *ud,
                               int *score);
+/* Server-side widening (the matchmaker's): the `+` and bare comparisons
+ * on `field` move outward by `by` from their bounds as parsed (>=, > down,
+ * <=, < up; by = 0 restores them); `-` terms and equalities stay. Returns
+ * how many terms it moved (0: q has no such comparison). Not thread-safe
+ * on one q: its owner's lock. */
+size_t kn_match_query_widen(kn_match_query *q, const char *field, double by);
 /* What an index may use to narrow the candidates of q: the first `+` term
  * that equals a string (eq_name:eq_value), and the `+` numeric bounds on one
  * field (range_name within [lo, hi], bounds included: a superset of what

@@ -29,6 +29,7 @@ typedef struct term {
     op_kind op;
     char value[256];
     double num;
+    double base; /* num as parsed (kn_match_query_widen moves num from it) */
     bool is_num;
     bool any;     /* `*`: matches everything */
     bool boosted; /* an explicit ^N was given */
@@ -151,6 +152,7 @@ int kn_match_query_parse(const char *text, kn_match_query **out, char *msg, size
         char *end;
         t->num = strtod(t->value, &end);
         t->is_num = n && !*end && isfinite(t->num);
+        t->base = t->num;
         if (t->op != OP_EQ && !t->is_num) {
             rc = bad(msg, cap, "a comparison needs a number", text, start);
             break;
@@ -242,6 +244,18 @@ bool kn_match_query_eval(const kn_match_query *q, const char *label, int *score)
     bool ok = kn_match_query_eval_with(q, json_lookup, root, score);
     kn_json_decref(root);
     return ok;
+}
+
+size_t kn_match_query_widen(kn_match_query *q, const char *field, double by)
+{
+    size_t moved = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        term *t = &q->terms[i];
+        if (t->any || t->must == '-' || t->op == OP_EQ || strcmp(t->path, field)) continue;
+        t->num = t->op == OP_GE || t->op == OP_GT ? t->base - by : t->base + by;
+        moved++;
+    }
+    return moved;
 }
 
 bool kn_match_query_bounds_of(const kn_match_query *q, kn_match_query_bounds *out)

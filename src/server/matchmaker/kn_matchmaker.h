@@ -51,6 +51,7 @@
 #define KN_MM_PROP_VALUE_MAX 256 /* bytes of a string property */
 #define KN_MM_COUNT_MAX      64  /* largest max_count */
 #define KN_MM_ID_MAX         36  /* a ticket id is a UUID */
+#define KN_MM_WIDEN_MAX      4   /* widening rules of a ticket */
 
 /* One player of a ticket. */
 typedef struct kn_mm_player {
@@ -67,6 +68,16 @@ typedef struct kn_mm_prop {
     char str[KN_MM_PROP_VALUE_MAX + 1];
 } kn_mm_prop;
 
+/* Server-side widening, carried by the ticket: each pass the ticket has
+ * waited moves its query's `+` and bare comparisons on `property` (>=, >,
+ * <=, <) outward by `step`, `max` at most in all (kn_match_query_widen).
+ * Rules: property a valid name, given once, that the query compares;
+ * 0 < step <= max, both finite. */
+typedef struct kn_mm_widen {
+    char property[KN_MM_PROP_NAME_MAX + 1];
+    double step, max;
+} kn_mm_widen;
+
 /* What a client asks for (add). */
 typedef struct kn_mm_request {
     const kn_mm_player *players; /* 1 for a session's ticket */
@@ -76,6 +87,8 @@ typedef struct kn_mm_request {
     int min_count, max_count, count_multiple; /* count_multiple 0 = 1 */
     const kn_mm_prop *props;
     size_t n_props;
+    const kn_mm_widen *widen; /* n_widen <= KN_MM_WIDEN_MAX rules */
+    size_t n_widen;
 } kn_mm_request;
 
 /* A ticket in the pool. */
@@ -89,6 +102,8 @@ typedef struct kn_mm_ticket {
     char *query_text;
     kn_match_query *query;
     int min_count, max_count, count_multiple;
+    kn_mm_widen widen[KN_MM_WIDEN_MAX];
+    size_t n_widen;
     int64_t created_ms;
     uint32_t intervals; /* passes it has waited through */
     uint64_t seq;       /* arrival order */
@@ -108,10 +123,13 @@ typedef struct kn_mm_store {
     int (*remove)(void *ud, const char *id, const char *session_id);
     /* Every ticket of session_id; how many went. */
     size_t (*remove_session)(void *ud, const char *session_id);
-    /* Tickets of session_id now. */
+    /* Tickets owned now by session_id (its own tickets, not its parties')
+     * or, given a party id, by that party. */
     size_t (*count_session)(void *ud, const char *session_id);
     /* A pass's view: every ticket, oldest first; the store keeps them
-     * alive until release. */
+     * alive until release. The pass may widen their queries in place
+     * (their widening rules at their intervals), under the service's
+     * lock. */
     int (*snapshot)(void *ud, kn_mm_ticket ***out, size_t *n);
     /* End of the pass: the tickets of the snapshot at `matched` (n_matched
      * indexes) leave the pool into taken[k] (the caller's now,
@@ -125,6 +143,9 @@ typedef struct kn_mm_store {
 
 /* A ticket a store handed out (release). Accepts NULL. */
 void kn_mm_ticket_free(kn_mm_ticket *t);
+
+/* How far rule w has widened t's query now: min(step x intervals, max). */
+double kn_mm_widened(const kn_mm_ticket *t, const kn_mm_widen *w);
 
 /* The in-process store (the default). */
 int kn_mm_store_memory(kn_mm_store *out);
@@ -192,7 +213,7 @@ char *kn_mm_matched_json(kn_mm_ticket *const *tickets, size_t n);
 typedef struct kn_matchmaker_config {
     int64_t interval_ms;       /* between passes; 0 = manual (kn_mm_process) */
     uint32_t max_intervals;    /* holding out for max count; 0 = 2 */
-    uint32_t max_tickets;      /* per session; 0 = 3 */
+    uint32_t max_tickets;      /* per session, and per party; 0 = 3 */
     int64_t (*now_ms)(void);   /* monotonic; NULL = kn_time_mono_ms */
     kn_mm_store store;         /* NULL add = the in-process store */
     kn_mm_processor processor; /* NULL = the built-in matcher */
@@ -209,6 +230,8 @@ typedef struct kn_matchmaker_stats {
     uint64_t matched;      /* groups formed so far */
     uint64_t fallbacks;    /* passes where the processor failed and the built-in ran */
     uint64_t last_pass_us; /* the last pass's duration */
+    uint64_t pass_us;      /* every pass's duration summed */
+    uint64_t pass_us_max;  /* the longest pass */
 } kn_matchmaker_stats;
 
 /* Starts the interval thread unless interval_ms is 0. */
@@ -220,7 +243,8 @@ void kn_matchmaker_set_processor(kn_matchmaker *mm, const kn_mm_processor *p);
 
 /* Adds a ticket: *ticket_id (37 bytes) is its id. INVALID_ARGUMENT (counts,
  * properties, query, with the position of a query error),
- * RESOURCE_EXHAUSTED "matchmaker ticket limit per session reached (N)". */
+ * RESOURCE_EXHAUSTED "matchmaker ticket limit per session reached (N)" (a
+ * party's ticket: "per party", counted apart from its players' own). */
 int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], char *msg,
               size_t cap);
 /* NOT_FOUND "ticket not found" unless session_id owns ticket id. A
@@ -237,5 +261,25 @@ size_t kn_mm_remove_session(kn_matchmaker *mm, const char *session_id);
 /* One pass now (manual mode, or a test). */
 void kn_mm_process(kn_matchmaker *mm);
 void kn_matchmaker_stats_get(kn_matchmaker *mm, kn_matchmaker_stats *out);
+
+/* One pass, as the console shows the recent ones. */
+#define KN_MM_PASS_HISTORY 32
+typedef struct kn_mm_pass_record {
+    int64_t at_ms;    /* its start (the matchmaker's clock) */
+    int64_t ago_ms;   /* how long before the kn_matchmaker_passes call it started */
+    uint32_t us;      /* how long it took */
+    uint32_t tickets; /* the pool it looked at */
+    uint32_t groups;  /* formed */
+    bool fallback;    /* a script failed: the built-in matcher ran */
+} kn_mm_pass_record;
+/* The last passes, newest first, at most max of them (KN_MM_PASS_HISTORY
+ * kept); how many. Any thread. */
+size_t kn_matchmaker_passes(kn_matchmaker *mm, kn_mm_pass_record *out, size_t max);
+/* The waiting tickets, oldest first, at most limit of them, as the JSON a
+ * processor script sees (kaos.register_matchmaker_processor's tickets:
+ * ticket, party_id, presence, players, properties, query, counts,
+ * intervals, widen); kn_malloc'd, NULL when out of memory. Any thread (it
+ * waits for a running pass). */
+char *kn_matchmaker_pool_json(kn_matchmaker *mm, size_t limit);
 
 #endif

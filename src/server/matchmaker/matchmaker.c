@@ -24,14 +24,15 @@
 typedef struct mem_store {
     kn_mm_ticket **v; /* arrival order */
     size_t n, cap;
-    /* Tickets per owner (the first player's session), keyed by the hash of
-     * its id: two sessions whose ids share a 64-bit hash share a count. */
+    /* Tickets per owner (a party's ticket: the party; else the first
+     * player's session), keyed by the hash of its id: two owners whose ids
+     * share a 64-bit hash share a count. */
     kn_map per_session;
 } mem_store;
 
 static uint64_t owner_key(const kn_mm_ticket *t)
 {
-    return kn_map_key_str(t->players[0].session_id);
+    return kn_map_key_str(*t->party_id ? t->party_id : t->players[0].session_id);
 }
 
 /* Adds delta to t's owner's count; KN_ERR_NOMEM only when growing. */
@@ -196,6 +197,9 @@ struct kn_matchmaker {
     pthread_mutex_t ended_lock;
     char (*ended)[37];
     size_t n_ended, cap_ended;
+    /* The last passes (under lock): a ring, history[next_pass - 1] newest. */
+    kn_mm_pass_record history[KN_MM_PASS_HISTORY];
+    uint64_t next_pass;
 };
 
 static void *mm_main(void *arg);
@@ -310,6 +314,54 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* Checks the widening rules against the parsed query q. */
+static int widen_check(const kn_mm_request *req, kn_match_query *q, char *msg, size_t cap)
+{
+    if (req->n_widen > KN_MM_WIDEN_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "widen: at most %d rules",
+                          KN_MM_WIDEN_MAX);
+    for (size_t i = 0; i < req->n_widen; i++) {
+        const kn_mm_widen *w = &req->widen[i];
+        if (!valid_name(w->property))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen %zu: a property name is 1-%d bytes without ':' or spaces", i,
+                              KN_MM_PROP_NAME_MAX);
+        if (!isfinite(w->step) || w->step <= 0)
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen \"%s\": step must be a finite number above 0", w->property);
+        if (!isfinite(w->max) || w->max < w->step)
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen \"%s\": max must be a finite number at least step",
+                              w->property);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(req->widen[j].property, w->property))
+                return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "widen \"%s\": given twice",
+                                  w->property);
+        if (!kn_match_query_widen(q, w->property, 0))
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen \"%s\": the query has no + or optional comparison "
+                              "(>=, >, <=, <) on it",
+                              w->property);
+    }
+    return KN_OK;
+}
+
+double kn_mm_widened(const kn_mm_ticket *t, const kn_mm_widen *w)
+{
+    double by = w->step * (double)t->intervals;
+    return by < w->max ? by : w->max;
+}
+
+/* Under the lock: each ticket's query widened for the intervals it has
+ * waited (idempotent: from the bounds as parsed). */
+static void widen_pool(kn_mm_ticket *const *tickets, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < tickets[i]->n_widen; k++)
+            kn_match_query_widen(tickets[i]->query, tickets[i]->widen[k].property,
+                                 kn_mm_widened(tickets[i], &tickets[i]->widen[k]));
+}
+
 /* Checks a request and copies it into a new ticket (query parsed). */
 static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, size_t cap)
 {
@@ -345,8 +397,9 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
     kn_mm_ticket *t = kn_calloc(1, sizeof *t);
     if (!t) return KN_ERR_NOMEM;
     int rc = kn_match_query_parse(qt, &t->query, msg, cap);
+    if (rc == KN_OK) rc = widen_check(req, t->query, msg, cap);
     if (rc) {
-        kn_free(t);
+        kn_mm_ticket_free(t);
         return rc;
     }
     t->players = kn_malloc(req->n_players * sizeof *t->players);
@@ -360,6 +413,8 @@ static int ticket_make(const kn_mm_request *req, kn_mm_ticket **out, char *msg, 
     t->n_players = req->n_players;
     if (req->n_props) memcpy(t->props, req->props, req->n_props * sizeof *t->props);
     t->n_props = req->n_props;
+    if (req->n_widen) memcpy(t->widen, req->widen, req->n_widen * sizeof *t->widen);
+    t->n_widen = req->n_widen;
     snprintf(t->party_id, sizeof t->party_id, "%s", req->party_id ? req->party_id : "");
     t->min_count = req->min_count;
     t->max_count = req->max_count;
@@ -379,11 +434,14 @@ int kn_mm_add(kn_matchmaker *mm, const kn_mm_request *req, char ticket_id[37], c
     pthread_mutex_lock(&mm->lock);
     apply_ended(mm);
     const kn_mm_store *s = &mm->cfg.store;
-    if (s->count_session(s->ud, req->players[0].session_id) >= mm->cfg.max_tickets) {
+    bool party = *t->party_id;
+    if (s->count_session(s->ud, party ? t->party_id : req->players[0].session_id) >=
+        mm->cfg.max_tickets) {
         pthread_mutex_unlock(&mm->lock);
         kn_mm_ticket_free(t);
         return kn_err_msg(KN_ERR_RESOURCE_EXHAUSTED, msg, cap,
-                          "matchmaker ticket limit per session reached (%u)", mm->cfg.max_tickets);
+                          "matchmaker ticket limit per %s reached (%u)",
+                          party ? "party" : "session", mm->cfg.max_tickets);
     }
     t->created_ms = mm->cfg.now_ms();
     t->seq = ++mm->seq;
@@ -529,6 +587,7 @@ static bool take_snapshot(kn_matchmaker *mm, kn_mm_pass *pass)
     kn_mm_ticket **snap = NULL;
     size_t n = 0;
     if (mm->cfg.store.snapshot(mm->cfg.store.ud, &snap, &n)) return false;
+    widen_pool(snap, n);
     *pass = (kn_mm_pass){snap, n, mm->cfg.now_ms(), mm->cfg.max_intervals};
     return true;
 }
@@ -567,7 +626,7 @@ static size_t release(kn_matchmaker *mm, const kn_mm_pass *pass, const kn_mm_gro
  * store and (4) go to `matched`, lock dropped. */
 void kn_mm_process(kn_matchmaker *mm)
 {
-    int64_t t0 = kn_time_mono_us();
+    int64_t t0 = kn_time_mono_us(), at_ms = mm->cfg.now_ms();
     char *answer = NULL;
     size_t answer_len = 0;
     bool failed = false;
@@ -619,6 +678,15 @@ void kn_mm_process(kn_matchmaker *mm)
     size_t formed = release(mm, &pass, groups, n_groups, &held, &total);
     remove_ended(mm, ended, n_ended); /* after release: it compacts the pool */
     mm->stats.last_pass_us = (uint64_t)(kn_time_mono_us() - t0);
+    mm->stats.pass_us += mm->stats.last_pass_us;
+    mm->history[mm->next_pass++ % KN_MM_PASS_HISTORY] =
+        (kn_mm_pass_record){.at_ms = at_ms,
+                            .us = (uint32_t)mm->stats.last_pass_us,
+                            .tickets = (uint32_t)pass.n,
+                            .groups = (uint32_t)formed,
+                            .fallback = failed};
+    if (mm->stats.last_pass_us > mm->stats.pass_us_max)
+        mm->stats.pass_us_max = mm->stats.last_pass_us;
     pthread_mutex_unlock(&mm->lock);
     size_t k = 0;
     for (size_t i = 0; i < formed; i++) {
@@ -637,6 +705,32 @@ void kn_matchmaker_stats_get(kn_matchmaker *mm, kn_matchmaker_stats *out)
     *out = mm->stats;
     out->tickets = mm->cfg.store.count(mm->cfg.store.ud);
     pthread_mutex_unlock(&mm->lock);
+}
+
+size_t kn_matchmaker_passes(kn_matchmaker *mm, kn_mm_pass_record *out, size_t max)
+{
+    pthread_mutex_lock(&mm->lock);
+    size_t n = 0;
+    int64_t now = mm->cfg.now_ms();
+    for (uint64_t k = mm->next_pass; k > 0 && n < max && n < KN_MM_PASS_HISTORY; k--) {
+        out[n] = mm->history[(k - 1) % KN_MM_PASS_HISTORY];
+        out[n].ago_ms = now - out[n].at_ms;
+        n++;
+    }
+    pthread_mutex_unlock(&mm->lock);
+    return n;
+}
+
+char *kn_matchmaker_pool_json(kn_matchmaker *mm, size_t limit)
+{
+    pthread_mutex_lock(&mm->lock);
+    apply_ended(mm);
+    kn_mm_pass pass;
+    char *json = NULL;
+    if (take_snapshot(mm, &pass))
+        json = kn_mm__pool_json(pass.tickets, pass.n < limit ? pass.n : limit);
+    pthread_mutex_unlock(&mm->lock);
+    return json;
 }
 
 static void *mm_main(void *arg)

@@ -19,8 +19,19 @@ static void caller_player(kn_req *r, kn_mm_player *p)
 }
 
 int kn_matchmaker_wire_request(const Kaos__V1__MatchmakerAdd *q, kn_mm_prop *props,
-                               kn_mm_request *req, char *msg, size_t cap)
+                               kn_mm_widen *widen, kn_mm_request *req, char *msg, size_t cap)
 {
+    if (q->n_widen > KN_MM_WIDEN_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "widen: at most %d rules",
+                          KN_MM_WIDEN_MAX);
+    for (size_t i = 0; i < q->n_widen; i++) {
+        const Kaos__V1__MatchmakerWiden *w = q->widen[i];
+        if (strlen(w->property) > KN_MM_PROP_NAME_MAX)
+            return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                              "widen %zu: a property name is 1-%d bytes", i, KN_MM_PROP_NAME_MAX);
+        widen[i] = (kn_mm_widen){.step = w->step, .max = w->max};
+        snprintf(widen[i].property, sizeof widen[i].property, "%s", w->property);
+    }
     size_t n = q->n_string_properties + q->n_numeric_properties;
     if (n > KN_MM_PROPS_MAX)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "more than %d properties",
@@ -49,32 +60,43 @@ int kn_matchmaker_wire_request(const Kaos__V1__MatchmakerAdd *q, kn_mm_prop *pro
                            .max_count = q->max_count,
                            .count_multiple = q->count_multiple,
                            .props = props,
-                           .n_props = n};
+                           .n_props = n,
+                           .widen = widen,
+                           .n_widen = q->n_widen};
+    return KN_OK;
+}
+
+int kn_matchmaker_wire_add_session(kn_matchmaker *mm, kn_sessions *ss, const kn_mm_request *req,
+                                   char id[37], char *msg, size_t cap)
+{
+    const kn_mm_player *me = &req->players[0];
+    int rc = kn_mm_add(mm, req, id, msg, cap);
+    if (rc) return rc;
+    /* The session may have ended while this ran on a worker: then its
+     * unbind has passed, and the ticket would outlive it. */
+    kn_conn_id now;
+    if (kn_sessions_find(ss, me->user_id, me->session_id, &now, NULL, 0) || now != me->conn) {
+        kn_mm_remove(mm, id, me->session_id, NULL, 0);
+        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
+    }
     return KN_OK;
 }
 
 int kn_matchmaker_wire_add(kn_req *r, char *msg, size_t cap)
 {
-    kn_matchmaker *mm = kn_req_service(r);
     kn_mm_prop props[KN_MM_PROPS_MAX];
+    kn_mm_widen widen[KN_MM_WIDEN_MAX];
     kn_mm_request req;
-    int rc = kn_matchmaker_wire_request(kn_req_msg(r)->matchmaker_add, props, &req, msg, cap);
+    int rc =
+        kn_matchmaker_wire_request(kn_req_msg(r)->matchmaker_add, props, widen, &req, msg, cap);
     if (rc) return rc;
     kn_mm_player me;
     caller_player(r, &me);
     req.players = &me;
     req.n_players = 1;
     char id[37];
-    rc = kn_mm_add(mm, &req, id, msg, cap);
+    rc = kn_matchmaker_wire_add_session(kn_req_service(r), kn_req_sessions(r), &req, id, msg, cap);
     if (rc) return rc;
-    /* The session may have ended while this ran on a worker: then its
-     * unbind has passed, and the ticket would outlive it. */
-    kn_conn_id now;
-    if (kn_sessions_find(kn_req_sessions(r), me.user_id, me.session_id, &now, NULL, 0) ||
-        now != me.conn) {
-        kn_mm_remove(mm, id, me.session_id, NULL, 0);
-        return kn_err_msg(KN_ERR_UNAUTHENTICATED, msg, cap, "session has ended");
-    }
     Kaos__V1__MatchmakerTicket t = KAOS__V1__MATCHMAKER_TICKET__INIT;
     t.ticket = id;
     kn_envelope env = KN_ENVELOPE_INIT;

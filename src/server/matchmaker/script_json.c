@@ -29,6 +29,27 @@ static kn_json *presence_json(const kn_mm_player *pl)
     return p;
 }
 
+/* The ticket's widening rules, each with how far it has widened now. */
+static kn_json *widen_json(const kn_mm_ticket *t)
+{
+    kn_json *a = kn_json_array();
+    for (size_t i = 0; a && i < t->n_widen; i++) {
+        const kn_mm_widen *w = &t->widen[i];
+        kn_json *o = kn_json_object();
+        if (!o || set_new(o, "property", kn_json_string(w->property)) ||
+            set_new(o, "step", kn_json_real(w->step)) || set_new(o, "max", kn_json_real(w->max)) ||
+            set_new(o, "by", kn_json_real(kn_mm_widened(t, w)))) {
+            kn_json_decref(o);
+            o = NULL;
+        }
+        if (kn_json_array_append_new(a, o)) { /* takes o, NULL included */
+            kn_json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 /* One ticket as seen through player `who`; full adds the pool fields. */
 static kn_json *ticket_json(const kn_mm_ticket *t, size_t who, bool full)
 {
@@ -58,6 +79,7 @@ static kn_json *ticket_json(const kn_mm_ticket *t, size_t who, bool full)
         if (!rc) rc = set_new(o, "max_count", kn_json_integer(t->max_count));
         if (!rc) rc = set_new(o, "count_multiple", kn_json_integer(t->count_multiple));
         if (!rc) rc = set_new(o, "intervals", kn_json_integer(t->intervals));
+        if (!rc) rc = set_new(o, "widen", widen_json(t));
     }
     kn_json_decref(props);
     if (rc) {

@@ -27,6 +27,10 @@
  * in at most KN_PARTY_PER_SESSION parties (the tracker's per-mode limit:
  * RESOURCE_EXHAUSTED "party limit per session reached (N)").
  *
+ * Indexes: a session's end visits only that connection's parties, and a
+ * listing only the open, visible parties — only those whose label has the
+ * query's first `+field:value` term when it has one (party.c).
+ *
  * Threads: any thread; one lock guards the parties, taken before the
  * tracker's.
  *
@@ -157,6 +161,11 @@ int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *pa
 int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_view **out, size_t *n,
                   char *msg, size_t cap);
 void kn_party_views_free(kn_party_view *views, size_t n); /* accepts NULL */
+/* Every party, closed and hidden ones too, newest first, at most limit
+ * (1..KN_PARTY_LIST_MAX) of them: *out (kn_party_views_free) holds *n (the
+ * console's view). */
+int kn_parties_views(kn_parties *ps, uint32_t limit, kn_party_view **out, size_t *n, char *msg,
+                     size_t cap);
 /* The party now; NOT_FOUND when it does not exist. */
 int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char *msg, size_t cap);
 /* conn's session has ended: it leaves every party it is in (as
@@ -164,5 +173,14 @@ int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char 
 void kn_parties_leave_conn(kn_parties *ps, kn_conn_id conn);
 /* How many parties exist now. */
 size_t kn_parties_count(kn_parties *ps);
+
+/* The service's size and its indexes' work (the console, tests). */
+typedef struct kn_parties_stats {
+    size_t parties;
+    size_t listable;     /* open and not hidden */
+    size_t connections;  /* with a party or a join request */
+    size_t last_scanned; /* parties the last listing evaluated its query on */
+} kn_parties_stats;
+void kn_parties_stats_get(kn_parties *ps, kn_parties_stats *out);
 
 #endif

@@ -38,6 +38,27 @@ int kn_party_wire_matchmaker_add(kn_req *r, char *msg, size_t cap);
 int kn_party_wire_matchmaker_remove(kn_req *r, char *msg, size_t cap);
 int kn_party_wire_list(kn_req *r, char *msg, size_t cap);
 
+/* The service calls the routes and kaos.party_* share (docs/parties.md).
+ *
+ * me sends data to the other members as PartyData (channel 0 reliable,
+ * else 2). */
+int kn_party_wire_send_data(kn_parties *ps, const kn_presence *me, const char *party_id,
+                            int64_t op_code, const uint8_t *data, size_t len, bool reliable,
+                            char *msg, size_t cap);
+/* The leader me adds one matchmaker ticket for the party's members (req's
+ * counts, query, properties and widening; its players and party_id are
+ * filled here, the leader first): *id its id. The other members get
+ * PartyMatchmakerTicket, and me too with tell_leader (a script's call:
+ * no answer reaches its client). ABORTED "party changed; retry" when the
+ * members changed meanwhile (the ticket is removed), UNAVAILABLE without a
+ * matchmaker, and kn_mm_add's refusals. Any thread (an API worker). */
+int kn_party_wire_ticket_add(kn_party_wire *pw, const kn_presence *me, const char *party_id,
+                             kn_mm_request *req, bool tell_leader, char id[37], char *msg,
+                             size_t cap);
+/* The leader me removes the party's ticket; NOT_FOUND "ticket not found". */
+int kn_party_wire_ticket_remove(kn_party_wire *pw, const kn_presence *me, const char *party_id,
+                                const char *ticket, char *msg, size_t cap);
+
 void kn_party_wire_notify(void *ud, const kn_party_note *note);
 void kn_party_wire_changed(void *ud, const char *party_id);
 

@@ -3,10 +3,21 @@
  * Invariants, under the lock: a party's members here are exactly the
  * presences on its stream, in join order; the leader is one of them; a
  * party with no member does not exist (its record and its stream go
- * together); a join request is never also a member. */
+ * together); a join request is never also a member.
+ *
+ * Indexes, so no call walks every party: by_conn has, for each connection,
+ * the parties it is a member of or asks to join (one entry per relation),
+ * which a session's end reads; listable chains the open, visible parties
+ * (open and hidden never change), newest first; and each listable party
+ * whose label is a JSON object sits in one label bucket per top-level
+ * string or boolean field (key: field and value), which a listing whose
+ * query has a `+field:value` term reads instead of every listable party.
+ * An index that cannot grow fails the call that needed it (out of memory),
+ * never leaving a party out. */
 #include "kn_party.h"
 #include "kn_codec.h"
 #include "kn_error.h"
+#include "kn_json.h"
 #include "kn_map.h"
 #include "kn_match.h"
 #include "kn_mem.h"
@@ -19,8 +30,23 @@
 #include <string.h>
 #include <strings.h>
 
+/* Label fields a party is indexed by: every one a label can hold (the
+ * shortest field, "a":"", takes 7 bytes with its comma). */
+#define LABEL_KEYS_MAX (KN_STREAM_LABEL_MAX / 7 + 1)
+
+struct party;
+/* A party's place in one label bucket (a doubly linked chain). */
+typedef struct label_link {
+    uint64_t key;
+    struct party *prev, *next;
+} label_link;
+
 typedef struct party {
     char id[37];
+    uint64_t seq;                /* creation order: newest lists first among equals */
+    struct party *lprev, *lnext; /* listable: open and not hidden */
+    label_link links[LABEL_KEYS_MAX];
+    size_t n_links;
     bool open, hidden;
     uint32_t max_size;
     char label[KN_STREAM_LABEL_MAX + 1];
@@ -40,7 +66,153 @@ struct kn_parties {
     kn_map by_id; /* kn_map_key_str(id) -> party */
     party *all;
     size_t count;
+    kn_map by_conn;  /* conn -> conn_parties */
+    party *listable; /* newest first */
+    size_t n_listable;
+    kn_map labels; /* label_key(field, value) -> the first party of that bucket */
+    uint64_t seq;
+    size_t last_scanned; /* parties the last listing evaluated */
 };
+
+/* The parties a connection is in or asks to join. */
+typedef struct conn_parties {
+    party **v;
+    size_t n, cap;
+} conn_parties;
+
+/* --- the connection index --------------------------------------------------------- */
+
+static int conn_add(kn_parties *ps, kn_conn_id conn, party *p)
+{
+    conn_parties *c = kn_map_get(&ps->by_conn, conn);
+    bool fresh = !c;
+    if (fresh) {
+        c = kn_calloc(1, sizeof *c);
+        if (!c || kn_map_put(&ps->by_conn, conn, c)) {
+            kn_free(c);
+            return KN_ERR_NOMEM;
+        }
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 4;
+        party **v = kn_realloc(c->v, cap * sizeof *v);
+        if (!v) {
+            if (fresh) kn_map_del(&ps->by_conn, conn), kn_free(c);
+            return KN_ERR_NOMEM;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = p;
+    return KN_OK;
+}
+
+/* One relation of conn with p ends (never allocates). */
+static void conn_del(kn_parties *ps, kn_conn_id conn, const party *p)
+{
+    conn_parties *c = kn_map_get(&ps->by_conn, conn);
+    for (size_t i = 0; c && i < c->n; i++)
+        if (c->v[i] == p) {
+            c->v[i] = c->v[--c->n];
+            break;
+        }
+    if (c && !c->n) {
+        kn_map_del(&ps->by_conn, conn);
+        kn_free(c->v);
+        kn_free(c);
+    }
+}
+
+/* --- the listing index ------------------------------------------------------------- */
+
+static uint64_t label_key(const char *field, const char *value)
+{
+    char buf[2 * KN_STREAM_LABEL_MAX + 2];
+    snprintf(buf, sizeof buf, "%s\x1f%s", field, value);
+    return kn_map_key_str(buf);
+}
+
+static label_link *link_of(party *p, uint64_t key)
+{
+    for (size_t i = 0; i < p->n_links; i++)
+        if (p->links[i].key == key) return &p->links[i];
+    return NULL;
+}
+
+/* Puts p at the head of the bucket of key; KN_ERR_NOMEM. */
+static int bucket_push(kn_parties *ps, party *p, uint64_t key)
+{
+    party *head = kn_map_get(&ps->labels, key);
+    if (kn_map_put(&ps->labels, key, p)) return KN_ERR_NOMEM;
+    p->links[p->n_links++] = (label_link){key, NULL, head};
+    if (head) link_of(head, key)->prev = p;
+    return KN_OK;
+}
+
+static void bucket_unlink(kn_parties *ps, party *p, const label_link *l)
+{
+    if (l->prev)
+        link_of(l->prev, l->key)->next = l->next;
+    else if (l->next)
+        kn_map_put(&ps->labels, l->key, l->next); /* replaces: never allocates */
+    else
+        kn_map_del(&ps->labels, l->key);
+    if (l->next) link_of(l->next, l->key)->prev = l->prev;
+    (void)p;
+}
+
+/* A listable party joins the listing index: the chain and its label's
+ * buckets (top-level string and boolean fields). KN_ERR_NOMEM undone. */
+static int list_add(kn_parties *ps, party *p)
+{
+    kn_json *label = *p->label ? kn_json_parse(p->label, strlen(p->label), 0, NULL) : NULL;
+    int rc = KN_OK;
+    if (label && kn_json_is_object(label)) {
+        const char *field;
+        kn_json *v;
+        kn_json_object_foreach(label, field, v)
+        {
+            const char *value = kn_json_is_string(v)  ? kn_json_string_value(v)
+                                : kn_json_is_true(v)  ? "true"
+                                : kn_json_is_false(v) ? "false"
+                                                      : NULL;
+            if (!value || strchr(field, '.')) continue; /* queries name these by path */
+            uint64_t key = label_key(field, value);
+            if (link_of(p, key)) continue;
+            if (p->n_links == LABEL_KEYS_MAX || (rc = bucket_push(ps, p, key))) {
+                rc = KN_ERR_NOMEM;
+                break;
+            }
+        }
+    }
+    kn_json_decref(label);
+    if (rc) {
+        while (p->n_links) {
+            p->n_links--;
+            bucket_unlink(ps, p, &p->links[p->n_links]);
+        }
+        return rc;
+    }
+    p->lnext = ps->listable;
+    if (ps->listable) ps->listable->lprev = p;
+    ps->listable = p;
+    ps->n_listable++;
+    return KN_OK;
+}
+
+static void list_del(kn_parties *ps, party *p)
+{
+    if (!p->open || p->hidden) return;
+    for (size_t i = 0; i < p->n_links; i++)
+        bucket_unlink(ps, p, &p->links[i]);
+    p->n_links = 0;
+    if (p->lprev)
+        p->lprev->lnext = p->lnext;
+    else
+        ps->listable = p->lnext;
+    if (p->lnext) p->lnext->lprev = p->lprev;
+    ps->n_listable--;
+}
 
 static kn_stream party_stream(const char *id)
 {
@@ -111,6 +283,11 @@ static void party_free(party *p)
 
 static void unlink_party(kn_parties *ps, party *p)
 {
+    for (size_t i = 0; i < p->n_members; i++)
+        conn_del(ps, p->members[i].conn, p);
+    for (size_t i = 0; i < p->n_requests; i++)
+        conn_del(ps, p->requests[i].conn, p);
+    list_del(ps, p);
     kn_map_del(&ps->by_id, kn_map_key_str(p->id));
     if (p->prev)
         p->prev->next = p->next;
@@ -194,6 +371,8 @@ int kn_parties_create(kn_tracker *t, const kn_party_hooks *hooks, kn_parties **o
     ps->tracker = t;
     if (hooks) ps->hooks = *hooks;
     kn_map_init(&ps->by_id);
+    kn_map_init(&ps->by_conn);
+    kn_map_init(&ps->labels);
     kn_tracker_mode mode = {
         .name = "party", .max_per_session = KN_PARTY_PER_SESSION, .build = build_event, .ud = ps};
     int rc = kn_tracker_mode_set(t, KN_STREAM_PARTY, &mode);
@@ -211,6 +390,8 @@ void kn_parties_destroy(kn_parties *ps)
     while (ps->all)
         unlink_party(ps, ps->all);
     kn_map_deinit(&ps->by_id);
+    kn_map_deinit(&ps->by_conn);
+    kn_map_deinit(&ps->labels);
     pthread_mutex_destroy(&ps->lock);
     kn_free(ps);
 }
@@ -255,12 +436,17 @@ int kn_party_create(kn_parties *ps, const kn_presence *who, const kn_party_confi
     me.status = NULL;
     kn_tracker_opts opts = {.max_size = p->max_size};
     kn_tracker_joined joined;
+    p->seq = ++ps->seq;
     rc = kn_map_put(&ps->by_id, kn_map_key_str(p->id), p);
-    if (rc == KN_OK) {
-        rc = kn_tracker_track(ps->tracker, &s, &me, &opts, &joined, msg, cap);
-        if (rc) kn_map_del(&ps->by_id, kn_map_key_str(p->id));
-    } else {
-        kn_err_msg(rc, msg, cap, "out of memory");
+    bool indexed = false, listed = false;
+    if (rc == KN_OK) indexed = (rc = conn_add(ps, me.conn, p)) == KN_OK;
+    if (rc == KN_OK && p->open && !p->hidden) listed = (rc = list_add(ps, p)) == KN_OK;
+    if (rc) kn_err_msg(rc, msg, cap, "out of memory");
+    if (rc == KN_OK) rc = kn_tracker_track(ps->tracker, &s, &me, &opts, &joined, msg, cap);
+    if (rc) {
+        if (listed) list_del(ps, p);
+        if (indexed) conn_del(ps, me.conn, p);
+        kn_map_del(&ps->by_id, kn_map_key_str(p->id));
     }
     if (rc == KN_OK) {
         me.slot = joined.slot;
@@ -297,8 +483,12 @@ static int add_member(kn_parties *ps, party *p, const kn_presence *who, char *ms
     me.status = NULL;
     kn_tracker_opts opts = {.must_exist = true};
     kn_tracker_joined joined;
+    if (conn_add(ps, me.conn, p)) return kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
     int rc = kn_tracker_track(ps->tracker, &s, &me, &opts, &joined, msg, cap);
-    if (rc) return rc; /* the session's party limit, or out of memory */
+    if (rc) { /* the session's party limit, or out of memory */
+        conn_del(ps, me.conn, p);
+        return rc;
+    }
     me.slot = joined.slot;
     p->members[p->n_members++] = me;
     members_changed(ps, p);
@@ -329,10 +519,10 @@ int kn_party_join(kn_parties *ps, const kn_presence *who, const char *party_id, 
                         KN_PARTY_REQUESTS_MAX);
     } else {
         kn_presence *grown = kn_realloc(p->requests, (p->n_requests + 1) * sizeof *grown);
-        if (!grown) {
+        if (grown) p->requests = grown;
+        if (!grown || conn_add(ps, who->conn, p)) {
             rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
         } else {
-            p->requests = grown;
             kn_presence r = *who;
             r.status = NULL;
             r.hidden = false;
@@ -358,6 +548,7 @@ int kn_party_accept(kn_parties *ps, const kn_presence *who, const char *party_id
         kn_presence joiner = p->requests[r];
         rc = add_member(ps, p, &joiner, msg, cap);
         if (rc == KN_OK) {
+            conn_del(ps, joiner.conn, p);
             remove_at(p->requests, &p->n_requests, (size_t)r);
             notify(ps, KN_PARTY_NOTE_ACCEPTED, p, &p->members[p->leader], &joiner.conn, 1);
         }
@@ -372,6 +563,7 @@ static void drop_member(kn_parties *ps, party *p, size_t i)
 {
     kn_stream s = party_stream(p->id);
     kn_tracker_untrack(ps->tracker, &s, p->members[i].conn);
+    conn_del(ps, p->members[i].conn, p);
     bool was_leader = i == p->leader;
     remove_at(p->members, &p->n_members, i);
     members_changed(ps, p);
@@ -405,6 +597,7 @@ int kn_party_remove(kn_parties *ps, const kn_presence *who, const char *party_id
             notify(ps, KN_PARTY_NOTE_REMOVED, p, &gone, &gone.conn, 1);
         } else if (r >= 0) {
             kn_presence gone = p->requests[r];
+            conn_del(ps, gone.conn, p);
             remove_at(p->requests, &p->n_requests, (size_t)r);
             notify(ps, KN_PARTY_NOTE_REMOVED, p, &gone, &gone.conn, 1);
         } else {
@@ -513,14 +706,33 @@ int kn_party_check_leader(kn_parties *ps, const kn_presence *who, const char *pa
 typedef struct scored {
     const party *p;
     int score;
-    size_t order; /* newest first */
 } scored;
 
+/* Best score first, then newest. */
 static int by_score(const void *a, const void *b)
 {
     const scored *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
+    return x->p->seq > y->p->seq ? -1 : x->p->seq < y->p->seq;
+}
+
+/* The first candidate of a listing for q and how to step: the bucket of
+ * q's first `+field:value` term (a top-level field) when it has one, else
+ * every listable party. */
+static party *first_candidate(kn_parties *ps, const kn_match_query *q, uint64_t *key)
+{
+    kn_match_query_bounds b;
+    *key = 0;
+    if (kn_match_query_bounds_of(q, &b) && b.eq_name && !strchr(b.eq_name, '.')) {
+        *key = label_key(b.eq_name, b.eq_value);
+        return kn_map_get(&ps->labels, *key);
+    }
+    return ps->listable;
+}
+
+static party *next_candidate(party *p, uint64_t key)
+{
+    return key ? link_of(p, key)->next : p->lnext;
 }
 
 void kn_party_views_free(kn_party_view *views, size_t n)
@@ -543,16 +755,22 @@ int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_vi
     int rc = kn_match_query_parse(query && *query ? query : "*", &q, msg, cap);
     if (rc) return rc;
     pthread_mutex_lock(&ps->lock);
-    scored *all = kn_calloc(ps->count ? ps->count : 1, sizeof *all);
+    uint64_t key;
+    party *first = first_candidate(ps, q, &key);
+    size_t room = 0;
+    for (party *p = first; key && p; p = next_candidate(p, key))
+        room++;
+    scored *all =
+        kn_calloc(key ? (room ? room : 1) : (ps->n_listable ? ps->n_listable : 1), sizeof *all);
     size_t m = 0;
+    ps->last_scanned = 0;
     if (!all) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    for (const party *p = ps->all; all && p; p = p->next) {
+    for (party *p = first; all && p; p = next_candidate(p, key)) {
         int score = 0;
+        ps->last_scanned++;
         /* A label that is not JSON matches only "*". */
-        if (!p->open || p->hidden || !kn_match_query_eval(q, *p->label ? p->label : NULL, &score))
-            continue;
-        all[m] = (scored){p, score, m};
-        m++;
+        if (!kn_match_query_eval(q, *p->label ? p->label : NULL, &score)) continue;
+        all[m++] = (scored){p, score};
     }
     if (all) qsort(all, m, sizeof *all, by_score);
     size_t k = m < limit ? m : limit;
@@ -566,6 +784,31 @@ int kn_party_list(kn_parties *ps, const char *query, uint32_t limit, kn_party_vi
     if (rc) {
         kn_party_views_free(views, k);
         return rc;
+    }
+    *out = views;
+    *n = k;
+    return KN_OK;
+}
+
+int kn_parties_views(kn_parties *ps, uint32_t limit, kn_party_view **out, size_t *n, char *msg,
+                     size_t cap)
+{
+    *out = NULL;
+    *n = 0;
+    if (limit < 1 || limit > KN_PARTY_LIST_MAX)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "limit must be 1-%d",
+                          KN_PARTY_LIST_MAX);
+    pthread_mutex_lock(&ps->lock);
+    size_t k = ps->count < limit ? ps->count : limit;
+    kn_party_view *views = k ? kn_calloc(k, sizeof *views) : NULL;
+    int rc = k && !views ? KN_ERR_NOMEM : KN_OK;
+    size_t i = 0;
+    for (const party *p = ps->all; rc == KN_OK && p && i < k; p = p->next)
+        rc = view_of(p, &views[i++]);
+    pthread_mutex_unlock(&ps->lock);
+    if (rc) {
+        kn_party_views_free(views, i);
+        return kn_err_msg(rc, msg, cap, "out of memory");
     }
     *out = views;
     *n = k;
@@ -586,16 +829,30 @@ int kn_party_get(kn_parties *ps, const char *party_id, kn_party_view *out, char 
 void kn_parties_leave_conn(kn_parties *ps, kn_conn_id conn)
 {
     pthread_mutex_lock(&ps->lock);
-    /* O(parties): a session's end walks them all; an index by connection
-     * is the next step when parties number in the many thousands. */
-    party *next;
-    for (party *p = ps->all; p; p = next) {
-        next = p->next; /* drop_member may free p */
+    /* The connection's own parties only (by_conn); each step removes one
+     * relation, so the entry shrinks until it is gone. */
+    conn_parties *c;
+    while ((c = kn_map_get(&ps->by_conn, conn))) {
+        party *p = c->v[c->n - 1];
         long r = find_conn(p->requests, p->n_requests, conn);
-        if (r >= 0) remove_at(p->requests, &p->n_requests, (size_t)r);
+        if (r >= 0) {
+            conn_del(ps, conn, p);
+            remove_at(p->requests, &p->n_requests, (size_t)r);
+            continue;
+        }
         long m = find_conn(p->members, p->n_members, conn);
-        if (m >= 0) drop_member(ps, p, (size_t)m);
+        if (m >= 0)
+            drop_member(ps, p, (size_t)m); /* its relation goes, maybe p too */
+        else
+            conn_del(ps, conn, p); /* cannot be: the index names p */
     }
+    pthread_mutex_unlock(&ps->lock);
+}
+
+void kn_parties_stats_get(kn_parties *ps, kn_parties_stats *out)
+{
+    pthread_mutex_lock(&ps->lock);
+    *out = (kn_parties_stats){ps->count, ps->n_listable, ps->by_conn.count, ps->last_scanned};
     pthread_mutex_unlock(&ps->lock);
 }
 

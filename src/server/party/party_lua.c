@@ -7,7 +7,9 @@
 #include "kn_entity.h"
 #include "kn_error.h"
 #include "kn_mem.h"
+#include "kn_matchmaker_lua.h"
 #include "kn_party.h"
+#include "kn_party_wire.h"
 #include "kn_session.h"
 
 #include <stdio.h>
@@ -27,14 +29,8 @@ static kn_party_lua *deps(lua_State *L, const char *fn)
 /* The session (arguments 1 and 2) connected here, or raises NOT_FOUND. */
 static kn_presence session_of(lua_State *L, kn_party_lua *d)
 {
-    const char *user_id = luaL_checkstring(L, 1), *session_id = luaL_checkstring(L, 2);
-    kn_presence p = {0};
-    if (strlen(user_id) > 36 || strlen(session_id) > 36 ||
-        kn_sessions_find(d->sessions, user_id, session_id, &p.conn, p.username, sizeof p.username))
-        kn_lua_raise_coded(L, KN_ERR_NOT_FOUND, "session not found");
-    snprintf(p.user_id, sizeof p.user_id, "%s", user_id);
-    snprintf(p.session_id, sizeof p.session_id, "%s", session_id);
-    return p;
+    kn_lua_session s = kn_lua_session_arg(L, d->sessions, 1);
+    return kn_presence_of(s.conn, s.user_id, s.session_id, s.username);
 }
 
 typedef struct holder {
@@ -219,10 +215,108 @@ static int l_get(lua_State *L)
     return 1;
 }
 
+/* party_send(user_id, session_id, party_id, op_code, data, reliable) */
+static int l_send(lua_State *L)
+{
+    kn_party_lua *d = deps(L, "party_send");
+    kn_presence me = session_of(L, d);
+    const char *id = luaL_checkstring(L, 3);
+    lua_Integer op = luaL_checkinteger(L, 4);
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, 5, "", &len);
+    bool reliable = lua_isnoneornil(L, 6) || lua_toboolean(L, 6);
+    char msg[MSG_CAP] = "";
+    int rc = kn_party_wire_send_data(d->parties, &me, id, (int64_t)op, (const uint8_t *)data, len,
+                                     reliable, msg, sizeof msg);
+    return raise_or(L, rc, msg, 0);
+}
+
+static kn_party_wire *wire_of(lua_State *L, kn_party_lua *d, const char *fn)
+{
+    if (!d->wire || !d->wire->mm)
+        kn_lua_raise_codedf(L, KN_ERR_UNAVAILABLE, "kaos.%s: matchmaker unavailable", fn);
+    return d->wire;
+}
+
+/* party_matchmaker_add(user_id, session_id, party_id, ticket) -> ticket id */
+static int l_mm_add(lua_State *L)
+{
+    kn_party_lua *d = deps(L, "party_matchmaker_add");
+    kn_presence me = session_of(L, d);
+    const char *id = luaL_checkstring(L, 3);
+    kn_party_wire *pw = wire_of(L, d, "party_matchmaker_add");
+    kn_mm_prop props[KN_MM_PROPS_MAX];
+    kn_mm_widen widen[KN_MM_WIDEN_MAX];
+    kn_mm_request req;
+    kn_matchmaker_lua_request(L, 4, props, widen, &req);
+    char ticket[37], msg[MSG_CAP] = "";
+    int rc = kn_party_wire_ticket_add(pw, &me, id, &req, true, ticket, msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    lua_pushstring(L, ticket);
+    return 1;
+}
+
+/* party_matchmaker_remove(user_id, session_id, party_id, ticket) */
+static int l_mm_remove(lua_State *L)
+{
+    kn_party_lua *d = deps(L, "party_matchmaker_remove");
+    kn_presence me = session_of(L, d);
+    const char *id = luaL_checkstring(L, 3), *ticket = luaL_checkstring(L, 4);
+    kn_party_wire *pw = wire_of(L, d, "party_matchmaker_remove");
+    char msg[MSG_CAP] = "";
+    int rc = kn_party_wire_ticket_remove(pw, &me, id, ticket, msg, sizeof msg);
+    return raise_or(L, rc, msg, 0);
+}
+
+typedef struct list_holder {
+    kn_party_view *views;
+    size_t n;
+} list_holder;
+
+static int list_gc(lua_State *L)
+{
+    list_holder *h = lua_touserdata(L, 1);
+    kn_party_views_free(h->views, h->n);
+    h->views = NULL;
+    h->n = 0;
+    return 0;
+}
+
+/* party_list(query, limit) -> {party, ...}: open, visible parties whose
+ * label passes query, best first */
+static int l_list(lua_State *L)
+{
+    kn_party_lua *d = deps(L, "party_list");
+    const char *query = luaL_optstring(L, 1, "");
+    lua_Integer limit = luaL_optinteger(L, 2, 0);
+    if (limit < 0 || limit > KN_PARTY_LIST_MAX)
+        return kn_lua_raise_codedf(L, KN_ERR_INVALID_ARGUMENT, "limit must be 1-%d (0 = 10)",
+                                   KN_PARTY_LIST_MAX);
+    list_holder *h = kn_lua_holder(L, sizeof *h, "kaos.party_list_holder", list_gc);
+    char msg[MSG_CAP] = "";
+    int rc = kn_party_list(d->parties, query, (uint32_t)limit, &h->views, &h->n, msg, sizeof msg);
+    if (rc) return kn_lua_raise_coded(L, rc, msg);
+    lua_createtable(L, (int)h->n, 0);
+    for (size_t i = 0; i < h->n; i++) {
+        push_party(L, &h->views[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 const luaL_Reg kn_party_lua_funcs[] = {
-    {"party_create", l_create}, {"party_join", l_join},
-    {"party_leave", l_leave},   {"party_promote", l_promote},
-    {"party_accept", l_accept}, {"party_remove", l_remove},
-    {"party_close", l_close},   {"party_join_requests", l_requests},
-    {"party_get", l_get},       {NULL, NULL},
+    {"party_create", l_create},
+    {"party_join", l_join},
+    {"party_leave", l_leave},
+    {"party_promote", l_promote},
+    {"party_accept", l_accept},
+    {"party_remove", l_remove},
+    {"party_close", l_close},
+    {"party_join_requests", l_requests},
+    {"party_get", l_get},
+    {"party_send", l_send},
+    {"party_matchmaker_add", l_mm_add},
+    {"party_matchmaker_remove", l_mm_remove},
+    {"party_list", l_list},
+    {NULL, NULL},
 };

@@ -222,27 +222,35 @@ int kn_party_wire_join_requests(kn_req *r, char *msg, size_t cap)
     return rc;
 }
 
-int kn_party_wire_data(kn_req *r, char *msg, size_t cap)
+int kn_party_wire_send_data(kn_parties *ps, const kn_presence *me, const char *party_id,
+                            int64_t op_code, const uint8_t *data, size_t len, bool reliable,
+                            char *msg, size_t cap)
 {
-    Kaos__V1__PartyDataSend *q = kn_req_msg(r)->party_data_send;
-    kn_presence me = caller_presence(r);
     Kaos__V1__UserPresence sender;
-    to_proto(&me, &sender);
+    to_proto(me, &sender);
     Kaos__V1__PartyData d = KAOS__V1__PARTY_DATA__INIT;
-    d.party_id = q->party_id;
+    d.party_id = (char *)party_id;
     d.presence = &sender;
-    d.op_code = q->op_code;
-    d.data = q->data;
+    d.op_code = op_code;
+    d.data = (ProtobufCBinaryData){len, (uint8_t *)data};
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY_DATA;
     env.party_data = &d;
     uint8_t *bytes = NULL;
-    size_t len = 0;
-    int rc = kn_envelope_encode(&env, &bytes, &len);
+    size_t n = 0;
+    int rc = kn_envelope_encode(&env, &bytes, &n);
     if (rc) return kn_err_msg(rc, msg, cap, "out of memory");
-    rc = kn_party_send(parties_of(r), &me, q->party_id, bytes, len, q->reliable, msg, cap);
+    rc = kn_party_send(ps, me, party_id, bytes, n, reliable, msg, cap);
     kn_free(bytes);
     return rc;
+}
+
+int kn_party_wire_data(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__PartyDataSend *q = kn_req_msg(r)->party_data_send;
+    kn_presence me = caller_presence(r);
+    return kn_party_wire_send_data(parties_of(r), &me, q->party_id, q->op_code, q->data.data,
+                                   q->data.len, q->reliable, msg, cap);
 }
 
 void kn_party_wire_changed(void *ud, const char *party_id)
@@ -251,8 +259,10 @@ void kn_party_wire_changed(void *ud, const char *party_id)
     if (pw->mm) kn_mm_remove_session(pw->mm, party_id); /* never waits for a pass */
 }
 
-/* PartyMatchmakerTicket: the leader's answer, and to the other members. */
-static int reply_ticket(kn_req *r, const kn_presence *me, const char *party_id, const char *id)
+/* PartyMatchmakerTicket to the members: all but the leader `me` (the
+ * wire answers it), or all of them (tell_leader). Best effort. */
+static void tell_ticket(kn_party_wire *pw, const kn_presence *me, const char *party_id,
+                        const char *id, bool tell_leader)
 {
     Kaos__V1__PartyMatchmakerTicket t = KAOS__V1__PARTY_MATCHMAKER_TICKET__INIT;
     t.party_id = (char *)party_id;
@@ -262,14 +272,14 @@ static int reply_ticket(kn_req *r, const kn_presence *me, const char *party_id, 
     env.party_matchmaker_ticket = &t;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    if (kn_envelope_encode(&env, &bytes, &len) == KN_OK) /* the others: best effort */
-        kn_party_send(parties_of(r), me, party_id, bytes, len, true, NULL, 0);
+    if (kn_envelope_encode(&env, &bytes, &len) == KN_OK) {
+        kn_party_send(pw->parties, me, party_id, bytes, len, true, NULL, 0);
+        if (tell_leader) kn_out_send(pw->out, &me->conn, 1, KN_CHANNEL_CONTROL, bytes, len, true);
+    }
     kn_free(bytes);
-    return kn_req_reply(r, &env);
 }
 
-/* The members of v as the ticket's players, the leader first (the ticket
- * counts against its session). */
+/* The members of v as the ticket's players, the leader first. */
 static void players_of(const kn_party_view *v, kn_mm_player *players)
 {
     for (size_t i = 0, k = 1; i < v->n_members; i++) {
@@ -282,6 +292,40 @@ static void players_of(const kn_party_view *v, kn_mm_player *players)
     }
 }
 
+int kn_party_wire_ticket_add(kn_party_wire *pw, const kn_presence *me, const char *party_id,
+                             kn_mm_request *req, bool tell_leader, char id[37], char *msg,
+                             size_t cap)
+{
+    if (!pw->mm) return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap, "matchmaker unavailable");
+    kn_party_view v;
+    int rc = kn_party_get(pw->parties, party_id, &v, msg, cap);
+    if (rc) return rc;
+    const char *verb = "add matchmaker tickets";
+    rc = kn_party_check_leader(pw->parties, me, party_id, v.version, verb, msg, cap);
+    kn_mm_player *players = kn_calloc(v.n_members, sizeof *players);
+    if (rc == KN_OK && !players) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
+    if (rc == KN_OK) {
+        players_of(&v, players);
+        req->players = players;
+        req->n_players = v.n_members;
+        req->party_id = party_id;
+        rc = kn_mm_add(pw->mm, req, id, msg, cap);
+        req->players = NULL;
+        req->n_players = 0;
+    }
+    /* The members may have changed while this ran on a worker: the change
+     * removed the party's tickets before this one existed, so it goes too. */
+    if (rc == KN_OK &&
+        kn_party_check_leader(pw->parties, me, party_id, v.version, verb, msg, cap)) {
+        kn_mm_remove_session(pw->mm, party_id);
+        rc = kn_err_msg(KN_ERR_ABORTED, msg, cap, "party changed; retry");
+    }
+    if (rc == KN_OK) tell_ticket(pw, me, party_id, id, tell_leader);
+    kn_free(players);
+    kn_free(v.members);
+    return rc;
+}
+
 int kn_party_wire_matchmaker_add(kn_req *r, char *msg, size_t cap)
 {
     kn_party_wire *pw = kn_req_service(r);
@@ -289,51 +333,41 @@ int kn_party_wire_matchmaker_add(kn_req *r, char *msg, size_t cap)
     if (!pw->mm) return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap, "matchmaker unavailable");
     if (!q->ticket) return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "ticket is required");
     kn_presence me = caller_presence(r);
-    kn_party_view v;
-    int rc = kn_party_get(pw->parties, q->party_id, &v, msg, cap);
-    if (rc) return rc;
-    const char *verb = "add matchmaker tickets";
-    rc = kn_party_check_leader(pw->parties, &me, q->party_id, v.version, verb, msg, cap);
     kn_mm_prop props[KN_MM_PROPS_MAX];
+    kn_mm_widen widen[KN_MM_WIDEN_MAX];
     kn_mm_request req;
-    kn_mm_player *players = kn_calloc(v.n_members, sizeof *players);
-    if (rc == KN_OK && !players) rc = kn_err_msg(KN_ERR_NOMEM, msg, cap, "out of memory");
-    if (rc == KN_OK) rc = kn_matchmaker_wire_request(q->ticket, props, &req, msg, cap);
     char id[37] = "";
-    if (rc == KN_OK) {
-        players_of(&v, players);
-        req.players = players;
-        req.n_players = v.n_members;
-        req.party_id = q->party_id;
-        rc = kn_mm_add(pw->mm, &req, id, msg, cap);
-    }
-    /* The members may have changed while this ran on a worker: the change
-     * removed the party's tickets before this one existed, so it goes too. */
-    if (rc == KN_OK &&
-        kn_party_check_leader(pw->parties, &me, q->party_id, v.version, verb, msg, cap)) {
-        kn_mm_remove_session(pw->mm, q->party_id);
-        rc = kn_err_msg(KN_ERR_ABORTED, msg, cap, "party changed; retry");
-    }
-    if (rc == KN_OK) rc = reply_ticket(r, &me, q->party_id, id);
-    kn_free(players);
+    int rc = kn_matchmaker_wire_request(q->ticket, props, widen, &req, msg, cap);
+    if (rc == KN_OK) rc = kn_party_wire_ticket_add(pw, &me, q->party_id, &req, false, id, msg, cap);
+    if (rc) return rc;
+    Kaos__V1__PartyMatchmakerTicket t = KAOS__V1__PARTY_MATCHMAKER_TICKET__INIT;
+    t.party_id = q->party_id;
+    t.ticket = id;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.message_case = KAOS__V1__ENVELOPE__MESSAGE_PARTY_MATCHMAKER_TICKET;
+    env.party_matchmaker_ticket = &t;
+    return kn_req_reply(r, &env);
+}
+
+int kn_party_wire_ticket_remove(kn_party_wire *pw, const kn_presence *me, const char *party_id,
+                                const char *ticket, char *msg, size_t cap)
+{
+    if (!pw->mm) return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap, "matchmaker unavailable");
+    kn_party_view v;
+    int rc = kn_party_get(pw->parties, party_id, &v, msg, cap);
+    if (rc) return rc;
+    rc = kn_party_check_leader(pw->parties, me, party_id, v.version, "remove matchmaker tickets",
+                               msg, cap);
     kn_free(v.members);
-    return rc;
+    /* Owned by the party's id (kn_mm_remove): another party's ticket is not found. */
+    return rc ? rc : kn_mm_remove(pw->mm, ticket, party_id, msg, cap);
 }
 
 int kn_party_wire_matchmaker_remove(kn_req *r, char *msg, size_t cap)
 {
-    kn_party_wire *pw = kn_req_service(r);
     Kaos__V1__PartyMatchmakerRemove *q = kn_req_msg(r)->party_matchmaker_remove;
-    if (!pw->mm) return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap, "matchmaker unavailable");
     kn_presence me = caller_presence(r);
-    kn_party_view v;
-    int rc = kn_party_get(pw->parties, q->party_id, &v, msg, cap);
-    if (rc) return rc;
-    rc = kn_party_check_leader(pw->parties, &me, q->party_id, v.version,
-                               "remove matchmaker tickets", msg, cap);
-    kn_free(v.members);
-    /* Owned by the party's id (kn_mm_remove): another party's ticket is not found. */
-    if (rc == KN_OK) rc = kn_mm_remove(pw->mm, q->ticket, q->party_id, msg, cap);
+    int rc = kn_party_wire_ticket_remove(kn_req_service(r), &me, q->party_id, q->ticket, msg, cap);
     return rc ? rc : kn_req_ack(r);
 }
 

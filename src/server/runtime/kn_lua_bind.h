@@ -56,6 +56,23 @@ typedef struct kn_lua_binding {
     void *ud;              /* handed to every function of funcs; may be NULL */
 } kn_lua_binding;
 
+typedef struct kn_sessions kn_sessions;
+
+/* The ids and connection of a session connected to this node. */
+typedef struct kn_lua_session {
+    uint64_t conn; /* its kn_conn_id */
+    char user_id[37];
+    char session_id[37];
+    char username[129];
+} kn_lua_session;
+
+/* The session named by arguments idx (user id) and idx + 1 (session id),
+ * bound to ss on this node, for the functions that act as a session
+ * (kaos.party_*, kaos.status_*, kaos.matchmaker_*). Raises {code = 5,
+ * message = "session not found"} when none is (a non-string: an ordinary
+ * Lua error). */
+kn_lua_session kn_lua_session_arg(lua_State *L, kn_sessions *ss, int idx);
+
 /* The ud of the binding whose function is running (its upvalue 1). */
 void *kn_lua_binding_ud(lua_State *L);
 

@@ -8,6 +8,7 @@
 #include "kn_lua_bind.h"
 #include "kn_entity.h"
 #include "kn_error.h"
+#include "kn_session.h"
 #include "runtime_internal.h"
 
 #include <assert.h>
@@ -322,4 +323,18 @@ void kn_lua_push_entity(lua_State *L, const kn_entity *e, const void *obj)
         default: kn_lua_set_integer(L, f->name, kn_entity_integer(f, obj)); break;
         }
     }
+}
+
+kn_lua_session kn_lua_session_arg(lua_State *L, kn_sessions *ss, int idx)
+{
+    const char *user_id = luaL_checkstring(L, idx), *session_id = luaL_checkstring(L, idx + 1);
+    kn_lua_session s = {0};
+    kn_conn_id conn = 0;
+    if (strlen(user_id) > 36 || strlen(session_id) > 36 ||
+        kn_sessions_find(ss, user_id, session_id, &conn, s.username, sizeof s.username))
+        kn_lua_raise_coded(L, KN_ERR_NOT_FOUND, "session not found");
+    s.conn = conn;
+    snprintf(s.user_id, sizeof s.user_id, "%s", user_id);
+    snprintf(s.session_id, sizeof s.session_id, "%s", session_id);
+    return s;
 }

@@ -24,14 +24,8 @@ static kn_status_lua *deps(lua_State *L, const char *fn)
 /* The session (arguments 1 and 2) connected here, or raises NOT_FOUND. */
 static kn_presence session_of(lua_State *L, kn_status_lua *d)
 {
-    const char *user_id = luaL_checkstring(L, 1), *session_id = luaL_checkstring(L, 2);
-    kn_presence p = {0};
-    if (strlen(user_id) > 36 || strlen(session_id) > 36 ||
-        kn_sessions_find(d->sessions, user_id, session_id, &p.conn, p.username, sizeof p.username))
-        kn_lua_raise_coded(L, KN_ERR_NOT_FOUND, "session not found");
-    snprintf(p.user_id, sizeof p.user_id, "%s", user_id);
-    snprintf(p.session_id, sizeof p.session_id, "%s", session_id);
-    return p;
+    kn_lua_session s = kn_lua_session_arg(L, d->sessions, 1);
+    return kn_presence_of(s.conn, s.user_id, s.session_id, s.username);
 }
 
 typedef struct holder {

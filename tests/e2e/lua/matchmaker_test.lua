@@ -55,3 +55,18 @@ kaos.register_req_before(function(context, request)
   if request.query == "+refuse:me" then return nil end
   return request
 end, "matchmaker_add")
+
+-- A ticket added by a script for the calling session (kaos.matchmaker_add,
+-- the same C functions as MatchmakerAdd): payload "<skill>" for a duel of
+-- mode=scripted whose window widens; "bad" asks for a widening rule on a
+-- property its query does not compare (refused with the service's code).
+kaos.register_rpc(function(context, payload)
+  local widen_on = payload == "bad" and "rank" or "skill"
+  local skill = tonumber(payload) or 0
+  return kaos.matchmaker_add(context.user_id, context.session_id, {
+    min_count = 2, max_count = 2,
+    query = "+mode:scripted +skill:>=" .. (skill - 10) .. " +skill:<=" .. (skill + 10),
+    properties = { mode = "scripted", skill = skill },
+    widen = { { property = widen_on, step = 20, max = 100 } },
+  })
+end, "mm_script_add")

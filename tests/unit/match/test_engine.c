@@ -407,6 +407,16 @@ static void joins_inputs_and_broadcasts_reach_the_right_connections(void **state
     assert_int_equal(kn_match_get(e, "00000000-0000-0000-0000-000000000000.n1", &one),
                      KN_ERR_NOT_FOUND);
     assert_null(one.label);
+    /* its presences as the registry last copied them: ann, bob gone */
+    kn_match_presence *ps;
+    size_t n_ps;
+    assert_int_equal(kn_match_presences(e, list[0].match_id, &ps, &n_ps), KN_OK);
+    assert_int_equal(n_ps, 1);
+    assert_int_equal(ps[0].conn, 11);
+    assert_int_equal(ps[0].slot, slot_a);
+    kn_free(ps);
+    assert_int_equal(kn_match_presences(e, "00000000-0000-0000-0000-000000000000.n1", &ps, &n_ps),
+                     KN_ERR_NOT_FOUND);
     kn_match_list_free(list, n);
     kn_match_engine_destroy(e);
 }

@@ -11,6 +11,7 @@
 #include "kn_matchmaker.h"
 #include "kn_mem.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,6 +75,29 @@ static int add(kn_matchmaker *mm, int i, const char *region, double skill, const
     int rc = kn_mm_add(mm, &req, id ? id : tmp, msg, sizeof msg);
     if (rc) assert_true(*msg);
     return rc;
+}
+
+/* add's ticket with widening rules (the same user, region and skill). */
+static int add_widening(kn_matchmaker *mm, int i, double skill, const char *query,
+                        const kn_mm_widen *w, size_t n_w, char *msg, size_t cap)
+{
+    kn_mm_player p = {.conn = (uint64_t)i};
+    snprintf(p.user_id, sizeof p.user_id, "u%d", i);
+    snprintf(p.session_id, sizeof p.session_id, "s%d", i);
+    kn_mm_prop prop = {.is_num = true, .num = skill};
+    snprintf(prop.name, sizeof prop.name, "skill");
+    kn_mm_request req = {.players = &p,
+                         .n_players = 1,
+                         .query = query,
+                         .min_count = 2,
+                         .max_count = 2,
+                         .props = &prop,
+                         .n_props = 1,
+                         .widen = w,
+                         .n_widen = n_w};
+    char id[37];
+    *msg = '\0';
+    return kn_mm_add(mm, &req, id, msg, cap);
 }
 
 static bool together(size_t g, const char *a, const char *b)
@@ -338,6 +362,132 @@ static void indexed_and_naive_matchers_form_only_valid_groups(void **state)
     }
 }
 
+static void a_ticket_widening_its_window_matches_once_it_is_wide_enough(void **state)
+{
+    (void)state;
+    kn_matchmaker *mm = make(1);
+    char msg[256];
+    /* u1 looks for 900-1100, growing by 100 a pass up to 300; u2 (1250)
+     * and u3 (2000) accept anyone. */
+    kn_mm_widen w = {"skill", 100, 300};
+    assert_int_equal(add_widening(mm, 1, 1000, "+skill:>=900 +skill:<=1100", &w, 1, msg, 256),
+                     KN_OK);
+    assert_int_equal(add_widening(mm, 3, 2000, "*", NULL, 0, msg, 256), KN_OK);
+    kn_mm_process(mm); /* waited 0 passes: 900-1100 */
+    kn_mm_process(mm); /* 1: 800-1200 */
+    assert_int_equal(seen.n, 0);
+    /* 2000 stays out of reach: the window stops at 700-1300. */
+    for (int i = 0; i < 5; i++)
+        kn_mm_process(mm);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(add_widening(mm, 2, 1250, "*", NULL, 0, msg, 256), KN_OK);
+    kn_mm_process(mm); /* widened 300 by now: 1250 is in */
+    assert_int_equal(seen.n, 1);
+    assert_true(together(0, "u1", "u2"));
+    kn_matchmaker_destroy(mm);
+
+    /* Step by step: 1250 needs two passes of waiting at 100 a pass. */
+    mm = make(1);
+    assert_int_equal(add_widening(mm, 1, 1000, "+skill:>=900 +skill:<=1100", &w, 1, msg, 256),
+                     KN_OK);
+    assert_int_equal(add_widening(mm, 2, 1250, "*", NULL, 0, msg, 256), KN_OK);
+    kn_mm_process(mm);
+    kn_mm_process(mm);
+    assert_int_equal(seen.n, 0);
+    kn_mm_process(mm); /* waited 2: 800-1300 */
+    assert_int_equal(seen.n, 1);
+    kn_matchmaker_destroy(mm);
+
+    /* Mutual: a widening ticket is still held to the other's query. */
+    mm = make(1);
+    assert_int_equal(add_widening(mm, 1, 1000, "+skill:>=900 +skill:<=1100", &w, 1, msg, 256),
+                     KN_OK);
+    assert_int_equal(add_widening(mm, 2, 1250, "+skill:>=1200", NULL, 0, msg, 256), KN_OK);
+    for (int i = 0; i < 6; i++)
+        kn_mm_process(mm);
+    assert_int_equal(seen.n, 0);
+    kn_matchmaker_destroy(mm);
+}
+
+static void the_last_passes_and_the_waiting_pool_can_be_read(void **state)
+{
+    (void)state;
+    kn_matchmaker *mm = make(1);
+    char msg[256];
+    kn_mm_widen w = {"skill", 100, 300};
+    assert_int_equal(add_widening(mm, 1, 1000, "+skill:<=1100", &w, 1, msg, 256), KN_OK);
+    assert_int_equal(add_widening(mm, 2, 1000, "*", NULL, 0, msg, 256), KN_OK);
+    assert_int_equal(add_widening(mm, 3, 5000, "+skill:>=4000", NULL, 0, msg, 256), KN_OK);
+    kn_mm_pass_record r[KN_MM_PASS_HISTORY];
+    assert_int_equal(kn_matchmaker_passes(mm, r, KN_MM_PASS_HISTORY), 0);
+    kn_mm_process(mm); /* u1 and u2 meet; u3 waits */
+    clock_ms += 1000;
+    kn_mm_process(mm);
+    clock_ms += 500;
+    assert_int_equal(kn_matchmaker_passes(mm, r, KN_MM_PASS_HISTORY), 2);
+    assert_int_equal(r[0].tickets, 1); /* newest first */
+    assert_int_equal(r[0].groups, 0);
+    assert_int_equal(r[0].ago_ms, 500);
+    assert_int_equal(r[1].tickets, 3);
+    assert_int_equal(r[1].groups, 1);
+    assert_int_equal(r[1].ago_ms, 1500);
+    assert_false(r[1].fallback);
+    assert_int_equal(kn_matchmaker_passes(mm, r, 1), 1);
+    /* The pool as a processor script sees it: u3, waited two passes. */
+    char *json = kn_matchmaker_pool_json(mm, 10);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"intervals\":2"));
+    assert_non_null(strstr(json, "\"query\":\"+skill:>=4000\""));
+    assert_null(strstr(json, "\"u1\""));
+    kn_free(json);
+    json = kn_matchmaker_pool_json(mm, 0);
+    assert_string_equal(json, "[]");
+    kn_free(json);
+    /* Past the history's length only the last ones are kept. */
+    for (int i = 0; i < KN_MM_PASS_HISTORY + 5; i++)
+        kn_mm_process(mm);
+    assert_int_equal(kn_matchmaker_passes(mm, r, KN_MM_PASS_HISTORY), KN_MM_PASS_HISTORY);
+    kn_matchmaker_stats st;
+    kn_matchmaker_stats_get(mm, &st);
+    assert_int_equal(st.passes, KN_MM_PASS_HISTORY + 7);
+    assert_true(st.pass_us >= st.pass_us_max);
+    kn_matchmaker_destroy(mm);
+}
+
+static void bad_widening_rules_are_refused_with_the_reason(void **state)
+{
+    (void)state;
+    kn_matchmaker *mm = make(1);
+    char msg[256];
+    const char *q = "+skill:>=900 +skill:<=1100";
+    kn_mm_widen zero = {"skill", 0, 100}, nan_max = {"skill", 10, NAN}, small = {"skill", 50, 10},
+                other = {"rank", 10, 100}, bad = {"a b", 10, 100}, ok = {"skill", 10, 100};
+    assert_int_equal(add_widening(mm, 1, 1, q, &zero, 1, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "widen \"skill\": step must be a finite number above 0");
+    assert_int_equal(add_widening(mm, 1, 1, q, &nan_max, 1, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "widen \"skill\": max must be a finite number at least step");
+    assert_int_equal(add_widening(mm, 1, 1, q, &small, 1, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(add_widening(mm, 1, 1, q, &other, 1, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg,
+                        "widen \"rank\": the query has no + or optional comparison (>=, >, <=, "
+                        "<) on it");
+    /* A must-not comparison or an equality is not widened. */
+    assert_int_equal(add_widening(mm, 1, 1, "-skill:>=2000 +skill:5", &ok, 1, msg, 256),
+                     KN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(add_widening(mm, 1, 1, q, &bad, 1, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(msg, "widen 0: a property name"));
+    kn_mm_widen twice[2] = {ok, ok}, five[5] = {ok, ok, ok, ok, ok};
+    assert_int_equal(add_widening(mm, 1, 1, q, twice, 2, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "widen \"skill\": given twice");
+    assert_int_equal(add_widening(mm, 1, 1, q, five, 5, msg, 256), KN_ERR_INVALID_ARGUMENT);
+    assert_string_equal(msg, "widen: at most 4 rules");
+    assert_int_equal(add_widening(mm, 1, 1, "skill:<5", &ok, 1, msg, 256), KN_OK);
+    kn_matchmaker_stats st;
+    kn_matchmaker_stats_get(mm, &st);
+    assert_int_equal(st.tickets, 1);
+    kn_matchmaker_destroy(mm);
+}
+
 static void the_query_language_parses_boosts_and_star_and_names_positions(void **state)
 {
     (void)state;
@@ -396,6 +546,9 @@ int main(void)
         cmocka_unit_test(a_custom_processor_replaces_the_matcher_and_falls_back_on_error),
         cmocka_unit_test(a_session_ending_during_a_pass_is_in_no_group_and_loses_its_tickets),
         cmocka_unit_test(indexed_and_naive_matchers_form_only_valid_groups),
+        cmocka_unit_test(a_ticket_widening_its_window_matches_once_it_is_wide_enough),
+        cmocka_unit_test(bad_widening_rules_are_refused_with_the_reason),
+        cmocka_unit_test(the_last_passes_and_the_waiting_pool_can_be_read),
         cmocka_unit_test(the_query_language_parses_boosts_and_star_and_names_positions),
         cmocka_unit_test(create_and_add_survive_every_failed_allocation),
     };

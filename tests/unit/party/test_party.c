@@ -559,13 +559,125 @@ static void a_sessions_end_leaves_its_parties_and_drops_its_requests(void **stat
     assert_int_equal(f->notes[0].kind, KN_PARTY_NOTE_LEADER);
 }
 
+/* --- the indexes ---------------------------------------------------------------------- */
+
+/* A party led by a fresh session (conn) with this label; its id in id. */
+static void labelled(fixture *f, kn_conn_id conn, bool open, bool hidden, const char *label,
+                     char *id)
+{
+    char name[16];
+    snprintf(name, sizeof name, "p%llu", (unsigned long long)conn);
+    kn_presence lead = who(conn, name);
+    kn_party_config cfg = {.open = open, .max_size = 4, .label = label, .hidden = hidden};
+    kn_party_view v;
+    assert_int_equal(kn_party_create(f->ps, &lead, &cfg, &v, f->msg, sizeof f->msg), KN_OK);
+    if (id) snprintf(id, 37, "%s", v.party_id);
+    kn_free(v.members);
+}
+
+static size_t listed(fixture *f, const char *query, kn_party_view **out)
+{
+    size_t n = 0;
+    *out = NULL;
+    assert_int_equal(kn_party_list(f->ps, query, 100, out, &n, f->msg, sizeof f->msg), KN_OK);
+    return n;
+}
+
+static void a_listing_with_a_must_term_reads_only_that_labels_parties(void **state)
+{
+    fixture *f = *state;
+    const char *ranked = "{\"mode\":\"ranked\",\"region\":\"eu\",\"voice\":true}";
+    char first[37], last[37];
+    kn_conn_id conn = 100;
+    for (int i = 0; i < 200; i++)
+        labelled(f, conn++, true, false, "{\"mode\":\"casual\"}", NULL);
+    for (int i = 0; i < 20; i++) {
+        labelled(f, conn++, true, true, ranked, NULL);   /* hidden */
+        labelled(f, conn++, false, false, ranked, NULL); /* closed */
+    }
+    labelled(f, conn++, true, false, ranked, first);
+    labelled(f, conn++, true, false, "{\"mode\":\"ranked\",\"region\":\"us\"}", NULL);
+    labelled(f, conn++, true, false, ranked, last);
+    labelled(f, conn++, true, false, "not json", NULL);
+    kn_parties_stats st;
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.parties, 244);
+    assert_int_equal(st.listable, 204);
+    kn_party_view *l;
+    /* The bucket of mode=ranked: three parties evaluated, newest first. */
+    assert_int_equal(listed(f, "+label.mode:ranked", &l), 3);
+    assert_string_equal(l[0].party_id, last);
+    kn_party_views_free(l, 3);
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.last_scanned, 3);
+    assert_int_equal(listed(f, "+region:eu +mode:ranked region:us^9", &l), 2);
+    kn_party_views_free(l, 2);
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.last_scanned, 2); /* the bucket of region=eu */
+    assert_int_equal(listed(f, "+voice:true", &l), 2);
+    kn_party_views_free(l, 2);
+    /* No must term: every listable party is evaluated, the boost ranks. */
+    assert_int_equal(listed(f, "mode:ranked^5 region:us^9", &l), 100);
+    assert_string_equal(l[1].party_id, last);
+    assert_string_equal(l[2].party_id, first);
+    kn_party_views_free(l, 100);
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.last_scanned, 204);
+    assert_int_equal(listed(f, "+mode:none", &l), 0);
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.last_scanned, 0);
+    /* A party that ends leaves its buckets. */
+    kn_party_view v = view(f, first);
+    assert_int_equal(kn_party_leave(f->ps, &v.leader, first, f->msg, sizeof f->msg), KN_OK);
+    kn_free(v.members);
+    assert_int_equal(listed(f, "+label.mode:ranked", &l), 2);
+    kn_party_views_free(l, 2);
+    assert_int_equal(listed(f, "+region:eu", &l), 1);
+    assert_string_equal(l[0].party_id, last);
+    kn_party_views_free(l, 1);
+}
+
+static void a_sessions_end_visits_only_its_own_parties(void **state)
+{
+    fixture *f = *state;
+    for (kn_conn_id c = 100; c < 600; c++)
+        labelled(f, c, true, false, NULL, NULL);
+    kn_presence a = who(1, "a"), b = who(2, "b");
+    char own[37], joined[37], asked[37];
+    create(f, &a, true, 4, own);
+    create(f, &b, true, 4, joined);
+    create(f, &b, false, 4, asked);
+    assert_int_equal(join(f, &a, joined, NULL), KN_OK);
+    assert_int_equal(join(f, &a, asked, NULL), KN_OK); /* a request */
+    kn_parties_stats st;
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.connections, 502);
+    f->changes = 0;
+    kn_parties_leave_conn(f->ps, 1);
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.parties, 502); /* a's own party ended */
+    assert_int_equal(st.connections, 501);
+    assert_int_equal(f->changes, 2); /* own ended, joined lost a member; asked had no change */
+    kn_party_view v = view(f, joined);
+    assert_int_equal(v.n_members, 1);
+    kn_free(v.members);
+    /* b's end takes its two parties and nothing else. */
+    kn_parties_leave_conn(f->ps, 2);
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.parties, 500);
+    assert_int_equal(st.connections, 500);
+    kn_parties_leave_conn(f->ps, 77); /* in nothing */
+    kn_parties_stats_get(f->ps, &st);
+    assert_int_equal(st.parties, 500);
+}
+
 /* --- allocation failures -------------------------------------------------------------- */
 
 static int create_and_close(void *arg)
 {
     fixture *f = arg;
     kn_presence a = who(1, "a");
-    kn_party_config cfg = {.open = true, .max_size = 3, .label = "x"};
+    kn_party_config cfg = {.open = true, .max_size = 3, .label = "{\"mode\":\"x\"}"};
     kn_party_view v;
     int rc = kn_party_create(f->ps, &a, &cfg, &v, f->msg, sizeof f->msg);
     if (rc) {
@@ -628,6 +740,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_sessions_end_leaves_its_parties_and_drops_its_requests,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(a_listing_with_a_must_term_reads_only_that_labels_parties,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_sessions_end_visits_only_its_own_parties, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(create_and_join_survive_every_allocation_failure, setup,
                                         teardown),
     };
