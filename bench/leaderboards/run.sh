@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/leaderboards/run.sh: leaderboard submissions through KaosNet over ENet
 # against pgbench running the same upsert on the same PostgreSQL in the same
-# run; then the rank index against SQL on boards of 10^4, 10^5 and 10^6
-# records (rank lookup, around-owner, rebuild time, memory per record).
+# run, and the same submissions to a tournament (bench_tn) in that server;
+# then the rank index against SQL on boards of 10^4, 10^5 and 10^6 records
+# (rank lookup, around-owner, rebuild time, memory per record).
 # Prints the loadgen's and the rank bench's result lines and a table;
 # asserts nothing.
 #
@@ -68,6 +69,13 @@ timeout $((120 + 2 * (warmup + seconds))) "$BUILD/bench_storage_loadgen" --port 
     2>"$tmp/loadgen.err" | sed 's/^result /result side=kaosnet /' >>"$results" || true
 sed 's/^/  /' "$tmp/loadgen.err" >&2
 grep -q 'side=kaosnet' "$results" || { cat "$tmp/server.err" >&2; say "the load generator failed"; exit 1; }
+say "kaosnet: the same to a tournament (bench_tn), same server"
+timeout $((120 + 2 * (warmup + seconds))) "$BUILD/bench_storage_loadgen" --port "$port" \
+    --server-key "$key" --clients "$clients" --inflight "$inflight" --keys 100 \
+    --warmup "$warmup" --seconds "$seconds" --phases write --board bench_tn --tournament \
+    --server-pid "$server_pid" ${pg_pid:+--pg-pid "$pg_pid"} \
+    2>"$tmp/loadgen.err" | sed 's/^result /result side=tournament /' >>"$results" || true
+sed 's/^/  /' "$tmp/loadgen.err" >&2
 bench_stop_server
 
 # --- 2. pgbench, the same upsert, same cluster -------------------------------------------
@@ -84,11 +92,13 @@ awk "$BENCH_AWK_LIB"'
 {
     kv($0, r)
     if (r["side"] == "kaosnet") { k = r["ops_per_s"]; kp50 = r["lat_p50_us"] / 1000; kp99 = r["lat_p99_us"] / 1000; kerr = r["errors"] + r["other_errors"] }
+    else if (r["side"] == "tournament") { t = r["ops_per_s"]; tp50 = r["lat_p50_us"] / 1000; tp99 = r["lat_p99_us"] / 1000; terr = r["errors"] + r["other_errors"] }
     else if (r["side"] == "pgbench") { p = r["ops_per_s"]; plat = r["lat_avg_ms"] }
     else if (r["side"] == "rank") rows[++nr] = $0
 }
 END {
     printf "submissions: kaosnet %.0f/s (p50 %.2f ms, p99 %.2f ms, errors %d) vs pgbench %.0f/s (avg %.2f ms): ratio %.2f\n", k, kp50, kp99, kerr, p, plat, (p > 0 ? k / p : 0)
+    printf "tournament submissions: %.0f/s (p50 %.2f ms, p99 %.2f ms, errors %d): %.2f of the board'"'"'s\n", t, tp50, tp99, terr, (k > 0 ? t / k : 0)
     fmt = "%9s %10s %8s %8s %12s %12s %7s %13s %13s %7s\n"
     printf fmt, "records", "rebuild_s", "idx_B/r", "rss_B/r", "rank idx p50", "rank sql p50", "ratio", "around idx p50", "around sql p50", "ratio"
     for (i = 1; i <= nr; i++) {

@@ -10,7 +10,9 @@
  *                (every key is written first, in batches, untimed).
  * With `--board ID` the write phase writes leaderboard records instead:
  * kaos_client_leaderboard_record_write of a random score (0..keys*1000) to
- * board ID with the board's operator (bench/leaderboards/run.sh).
+ * board ID with the board's operator (bench/leaderboards/run.sh); with
+ * `--tournament` too, kaos_client_tournament_record_write to the
+ * tournament ID instead (the same write plus the tournament's rules).
  * Each phase runs `--warmup` seconds, then a `--seconds` window whose
  * completions are counted; requests in flight drain before the next phase.
  *
@@ -67,7 +69,8 @@ static struct {
     double warmup, seconds;
     int server_pid, pg_pid;
     const char *board; /* write leaderboard records to this board */
-} opt = {"127.0.0.1", NULL, 0, 16, 4, 100, 100, 2, 10, 0, 0, NULL};
+    bool tournament;   /* ...which is a tournament */
+} opt = {"127.0.0.1", NULL, 0, 16, 4, 100, 100, 2, 10, 0, 0, NULL, false};
 
 static struct {
     phase ph;
@@ -101,9 +104,10 @@ static void issue(client *k)
         kaos_storage_id id = {COLLECTION, key, NULL, NULL};
         cid = kaos_client_storage_read(k->s->c, &id, 1, on_objects, k);
     } else if (opt.board) {
-        cid = kaos_client_leaderboard_record_write(k->s->c, opt.board,
-                                                   r % (uint32_t)(opt.keys * 1000), 0, NULL,
-                                                   KAOS_LEADERBOARD_OP_DEFAULT, on_record, k);
+        cid = (opt.tournament ? kaos_client_tournament_record_write
+                              : kaos_client_leaderboard_record_write)(
+            k->s->c, opt.board, r % (uint32_t)(opt.keys * 1000), 0, NULL,
+            KAOS_LEADERBOARD_OP_DEFAULT, on_record, k);
     } else {
         /* The value changes with every write (so does its version). */
         int n = snprintf(st.value, 32, "{\"n\":%-20llu", (unsigned long long)++k->seq);
@@ -202,7 +206,8 @@ static void on_record(kaos_client *c, const kaos_result *r, const kaos_leaderboa
 static int outstanding(void)
 {
     int n = 0;
-    for (int i = 0; i < opt.clients; i++) n += st.cl[i].s->dead ? 0 : st.cl[i].inflight;
+    for (int i = 0; i < opt.clients; i++)
+        n += st.cl[i].s->dead ? 0 : st.cl[i].inflight;
     return n;
 }
 
@@ -223,20 +228,24 @@ static void run_phase(bool reading)
     st.win_end = st.win_start + (int64_t)(opt.seconds * 1e9);
     st.ph = PH_RUN;
     for (int i = 0; i < opt.clients; i++) {
-        for (int j = 0; j < opt.inflight && !st.cl[i].s->dead; j++) issue(&st.cl[i]);
+        for (int j = 0; j < opt.inflight && !st.cl[i].s->dead; j++)
+            issue(&st.cl[i]);
         kaos_client_poll(st.cl[i].s->c, 0);
     }
-    while (lg_now_ns() < st.win_start) lg_sdk_pool_pump(&st.pool, 1);
+    while (lg_now_ns() < st.win_start)
+        lg_sdk_pool_pump(&st.pool, 1);
     double srv0 = lg_proc_cpu_s(opt.server_pid), pg0 = lg_proc_tree_cpu_s(opt.pg_pid);
     double lg0 = lg_proc_cpu_s(getpid());
     int64_t w0 = lg_now_ns();
-    while (lg_now_ns() < st.win_end) lg_sdk_pool_pump(&st.pool, 1);
+    while (lg_now_ns() < st.win_end)
+        lg_sdk_pool_pump(&st.pool, 1);
     double srv1 = lg_proc_cpu_s(opt.server_pid), pg1 = lg_proc_tree_cpu_s(opt.pg_pid);
     double lg1 = lg_proc_cpu_s(getpid());
     double window = (double)(lg_now_ns() - w0) / 1e9;
     st.ph = PH_DRAIN;
     int64_t give_up = lg_now_ns() + 10000000000LL;
-    while (outstanding() > 0 && lg_now_ns() < give_up) lg_sdk_pool_pump(&st.pool, 1);
+    while (outstanding() > 0 && lg_now_ns() < give_up)
+        lg_sdk_pool_pump(&st.pool, 1);
     int dead = lg_sdk_pool_dead(&st.pool);
     qsort(st.lat, st.n_lat, sizeof st.lat[0], cmp_u32);
     uint32_t p50 = st.n_lat ? st.lat[st.n_lat / 2] : 0;
@@ -257,6 +266,7 @@ static void usage(void)
             "usage: bench_storage_loadgen --port P [--host H] [--server-key HEX] [--clients N]\n"
             "         [--inflight K] [--keys N] [--value-bytes B] [--warmup S] [--seconds S]\n"
             "         [--server-pid PID] [--pg-pid PID] [--phases write,read] [--board ID]\n"
+            "         [--tournament]\n"
             "       bench_storage_loadgen --pg-cpu POSTMASTER_PID\n");
     exit(2);
 }
@@ -271,31 +281,69 @@ int main(int argc, char **argv)
     }
     const char *phases = "write,read";
     static const struct option longs[] = {
-        {"host", required_argument, 0, 'h'},        {"port", required_argument, 0, 'p'},
-        {"server-key", required_argument, 0, 'k'},  {"clients", required_argument, 0, 'c'},
-        {"inflight", required_argument, 0, 'i'},    {"keys", required_argument, 0, 'n'},
-        {"value-bytes", required_argument, 0, 'b'}, {"warmup", required_argument, 0, 'w'},
-        {"seconds", required_argument, 0, 's'},     {"server-pid", required_argument, 0, 'S'},
-        {"pg-pid", required_argument, 0, 'G'},      {"phases", required_argument, 0, 'P'},
-        {"board", required_argument, 0, 'B'},       {0, 0, 0, 0},
+        {"host", required_argument, 0, 'h'},
+        {"port", required_argument, 0, 'p'},
+        {"server-key", required_argument, 0, 'k'},
+        {"clients", required_argument, 0, 'c'},
+        {"inflight", required_argument, 0, 'i'},
+        {"keys", required_argument, 0, 'n'},
+        {"value-bytes", required_argument, 0, 'b'},
+        {"warmup", required_argument, 0, 'w'},
+        {"seconds", required_argument, 0, 's'},
+        {"server-pid", required_argument, 0, 'S'},
+        {"pg-pid", required_argument, 0, 'G'},
+        {"phases", required_argument, 0, 'P'},
+        {"board", required_argument, 0, 'B'},
+        {"tournament", no_argument, 0, 'T'},
+        {0, 0, 0, 0},
     };
     int o;
     while ((o = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (o) {
-        case 'h': opt.host = optarg; break;
-        case 'p': opt.port = (uint16_t)atoi(optarg); break;
-        case 'k': opt.key = optarg; break;
-        case 'c': opt.clients = atoi(optarg); break;
-        case 'i': opt.inflight = atoi(optarg); break;
-        case 'n': opt.keys = atoi(optarg); break;
-        case 'b': opt.value_bytes = atoi(optarg); break;
-        case 'w': opt.warmup = atof(optarg); break;
-        case 's': opt.seconds = atof(optarg); break;
-        case 'S': opt.server_pid = atoi(optarg); break;
-        case 'G': opt.pg_pid = atoi(optarg); break;
-        case 'P': phases = optarg; break;
-        case 'B': opt.board = optarg; break;
-        default: usage();
+        case 'h':
+            opt.host = optarg;
+            break;
+        case 'p':
+            opt.port = (uint16_t)atoi(optarg);
+            break;
+        case 'k':
+            opt.key = optarg;
+            break;
+        case 'c':
+            opt.clients = atoi(optarg);
+            break;
+        case 'i':
+            opt.inflight = atoi(optarg);
+            break;
+        case 'n':
+            opt.keys = atoi(optarg);
+            break;
+        case 'b':
+            opt.value_bytes = atoi(optarg);
+            break;
+        case 'w':
+            opt.warmup = atof(optarg);
+            break;
+        case 's':
+            opt.seconds = atof(optarg);
+            break;
+        case 'S':
+            opt.server_pid = atoi(optarg);
+            break;
+        case 'G':
+            opt.pg_pid = atoi(optarg);
+            break;
+        case 'P':
+            phases = optarg;
+            break;
+        case 'B':
+            opt.board = optarg;
+            break;
+        case 'T':
+            opt.tournament = true;
+            break;
+        default:
+            usage();
         }
     }
     if (!opt.port || opt.clients < 1 || opt.clients > 1000 || opt.inflight < 1 ||
@@ -313,7 +361,8 @@ int main(int argc, char **argv)
     strcpy(st.value + opt.value_bytes - 2, "\"}");
 
     lg_sdk_pool_open(&st.pool, opt.clients, opt.host, opt.port, opt.key, NULL, NULL);
-    for (int i = 0; i < opt.clients; i++) st.cl[i].s = &st.pool.cl[i];
+    for (int i = 0; i < opt.clients; i++)
+        st.cl[i].s = &st.pool.cl[i];
 
     if (strstr(phases, "read")) { /* every client's keys exist before anything is read */
         st.ph = PH_PREFILL;
@@ -321,7 +370,8 @@ int main(int argc, char **argv)
             prefill_batch(&st.cl[i]);
             kaos_client_poll(st.cl[i].s->c, 0);
         }
-        while (outstanding() > 0) lg_sdk_pool_pump(&st.pool, 5);
+        while (outstanding() > 0)
+            lg_sdk_pool_pump(&st.pool, 5);
     }
     if (strstr(phases, "write")) run_phase(false);
     if (strstr(phases, "read")) run_phase(true);

@@ -331,6 +331,35 @@ enum {
     KAOS_LEADERBOARD_OP_DECREMENT = 4,
 };
 
+/* A tournament (docs/leaderboards.md, "Tournaments"): a leaderboard with a
+ * window, a size and a number of tries, as of the answer. Times are Unix
+ * seconds, 0 = none. */
+typedef struct kaos_tournament {
+    const char *id;
+    const char *title;
+    const char *description;
+    int category; /* 0-127 */
+    int sort_order;
+    int size;          /* joined participants of the current period */
+    int max_size;      /* 0: no limit */
+    int max_num_score; /* scores per owner and period; 0: no limit */
+    bool can_enter;    /* active now and not full */
+    int64_t end_active;
+    int64_t next_reset;
+    const char *metadata;
+    int64_t create_time;
+    int64_t start_time;
+    int64_t end_time; /* 0: never ends */
+    int duration;     /* seconds active after each period starts; 0: all of it */
+    int64_t start_active;
+    int64_t prev_reset;
+    bool authoritative;
+    bool join_required;
+    const char *reset_schedule;
+    bool enable_ranks;
+    int operator_; /* 0 best, 1 set, 2 increment, 3 decrement */
+} kaos_tournament;
+
 /* A member's rank in a group, or where they stand (kaos_group_user.state). */
 enum {
     KAOS_GROUP_ANY = -1, /* the lists: every state */
@@ -655,6 +684,10 @@ typedef void (*kaos_leaderboard_records_fn)(kaos_client *c, const kaos_result *r
                                             const kaos_leaderboard_record *owner_records,
                                             size_t owner_count, const char *cursor,
                                             const char *prev_cursor, int64_t rank_count, void *ud);
+/* A page of tournaments and the cursor of the next ("" on the last). */
+typedef void (*kaos_tournaments_fn)(kaos_client *c, const kaos_result *r,
+                                    const kaos_tournament *tournaments, size_t count,
+                                    const char *cursor, void *ud);
 typedef void (*kaos_notifications_fn)(kaos_client *c, const kaos_result *r,
                                       const kaos_notification *notifications, size_t count,
                                       const char *cursor, void *ud);
@@ -1212,6 +1245,29 @@ int kaos_client_leaderboard_records_around(kaos_client *c, const char *leaderboa
                                            kaos_leaderboard_records_fn done, void *ud);
 int kaos_client_leaderboard_record_delete(kaos_client *c, const char *leaderboard_id,
                                           kaos_done_fn done, void *ud);
+/* Tournaments (docs/leaderboards.md, "Tournaments"): created by the
+ * server. join: the current period (needed first when the tournament
+ * requires it; joining twice is fine). list: categories category_start to
+ * category_end (both 0: all), start_time > 0 only those starting at or
+ * after it, end_time > 0 only those ending by it; `limit` 0-100 (0 = 100).
+ * record_write, records_list and records_around as the leaderboard calls;
+ * refusals: KAOS_ERR_FAILED_PRECONDITION outside the window or before a
+ * required join, KAOS_ERR_RESOURCE_EXHAUSTED full or no scores left. */
+int kaos_client_tournament_join(kaos_client *c, const char *tournament_id, kaos_done_fn done,
+                                void *ud);
+int kaos_client_tournament_list(kaos_client *c, uint32_t category_start, uint32_t category_end,
+                                int64_t start_time, int64_t end_time, uint32_t limit,
+                                const char *cursor, kaos_tournaments_fn done, void *ud);
+int kaos_client_tournament_record_write(kaos_client *c, const char *tournament_id, int64_t score,
+                                        int64_t subscore, const char *metadata, int op,
+                                        kaos_leaderboard_record_fn done, void *ud);
+int kaos_client_tournament_records_list(kaos_client *c, const char *tournament_id,
+                                        const char *const *owner_ids, size_t owner_count,
+                                        uint32_t limit, const char *cursor, int64_t expiry,
+                                        kaos_leaderboard_records_fn done, void *ud);
+int kaos_client_tournament_records_around(kaos_client *c, const char *tournament_id,
+                                          const char *owner_id, uint32_t limit,
+                                          kaos_leaderboard_records_fn done, void *ud);
 
 /* Match data to the others in a match. Returns KAOS_OK or a negative error
  * (no cid: fire-and-forget). reliable -> delivered in order, else

@@ -65,6 +65,8 @@ KN_ENTITY_DEFINE(kaos_client__channel_message_entity, kaos_channel_message, CHAN
 KN_ENTITY_ASSERT_VIEW(kaos_leaderboard_record, LEADERBOARD_RECORD);
 KN_ENTITY_DEFINE(kaos_client__leaderboard_record_entity, kaos_leaderboard_record,
                  LEADERBOARD_RECORD);
+KN_ENTITY_ASSERT_VIEW(kaos_tournament, TOURNAMENT);
+KN_ENTITY_DEFINE(kaos_client__tournament_entity, kaos_tournament, TOURNAMENT);
 
 /* The view of message m (NULL: absent) as the entity's public struct. Views
  * have no inline text, so the mapping cannot fail. */
@@ -591,6 +593,28 @@ static int deliver_leaderboard_records(kaos_client *c, const kaos_pending *p, co
     return KN_OK;
 }
 
+/* TournamentList: the page and the cursor. */
+static int deliver_tournaments(kaos_client *c, const kaos_pending *p, const kaos_result *r,
+                               const kn_envelope *env)
+{
+    kaos_tournaments_fn fn = FN(kaos_tournaments_fn, p);
+    if (!fn) return KN_OK;
+    if (!env) {
+        fn(c, r, NULL, 0, "", p->ud);
+        return KN_OK;
+    }
+    const Kaos__V1__TournamentList *l = env->tournament_list;
+    kaos_tournament *v = l->n_tournaments ? kn_calloc(l->n_tournaments, sizeof *v) : NULL;
+    if (l->n_tournaments && !v) return KN_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_tournaments; i++) {
+        view(&kaos_client__tournament_entity, l->tournaments[i], &v[i]);
+        v[i].operator_ = l->tournaments[i]->operator_;
+    }
+    fn(c, r, v, l->n_tournaments, str(l->cursor), p->ud);
+    kn_free(v);
+    return KN_OK;
+}
+
 /* The view of a Party message; its presences are *members' (kn_free). */
 static int party_view(const Kaos__V1__Party *m, kaos_party *v, kaos_user_presence **members)
 {
@@ -713,6 +737,7 @@ static const reply_row replies[KAOS_REPLY_KIND_COUNT] = {
     [KAOS_REPLY_LEADERBOARD_RECORD] = {{ANSWER(LEADERBOARD_RECORD)}, deliver_leaderboard_record},
     [KAOS_REPLY_LEADERBOARD_RECORDS] = {{ANSWER(LEADERBOARD_RECORD_LIST)},
                                         deliver_leaderboard_records},
+    [KAOS_REPLY_TOURNAMENTS] = {{ANSWER(TOURNAMENT_LIST)}, deliver_tournaments},
     [KAOS_REPLY_PARTY] = {{ANSWER(PARTY), ANSWER(ACK)}, deliver_party},
     [KAOS_REPLY_PARTY_REQUESTS] = {{ANSWER(PARTY_JOIN_REQUEST)}, deliver_party_requests},
     [KAOS_REPLY_PARTY_TICKET] = {{ANSWER(PARTY_MATCHMAKER_TICKET)}, deliver_party_ticket},

@@ -142,6 +142,11 @@ int kaos_client__send(kaos_client *c, const kn_envelope *env, uint8_t channel, b
     X(LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS_LIST, LEADERBOARD_RECORDS)                     \
     X(LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS_AROUND, LEADERBOARD_RECORDS)                 \
     X(LEADERBOARD_RECORD_DELETE, LEADERBOARD_RECORD_DELETE, DONE)                                  \
+    X(TOURNAMENT_JOIN, TOURNAMENT_JOIN, DONE)                                                      \
+    X(TOURNAMENTS_LIST, TOURNAMENTS_LIST, TOURNAMENTS)                                             \
+    X(TOURNAMENT_RECORD_WRITE, TOURNAMENT_RECORD_WRITE, LEADERBOARD_RECORD)                        \
+    X(TOURNAMENT_RECORDS_LIST, TOURNAMENT_RECORDS_LIST, LEADERBOARD_RECORDS)                       \
+    X(TOURNAMENT_RECORDS_AROUND, TOURNAMENT_RECORDS_AROUND, LEADERBOARD_RECORDS)                   \
     X(PARTY_CREATE, PARTY_CREATE, PARTY)                                                           \
     X(PARTY_JOIN, PARTY_JOIN, PARTY)                                                               \
     X(PARTY_LEAVE, PARTY_LEAVE, DONE)                                                              \
@@ -1488,4 +1493,84 @@ int kaos_client_leaderboard_record_delete(kaos_client *c, const char *leaderboar
     kn_envelope env = KN_ENVELOPE_INIT;
     env.leaderboard_record_delete = &msg;
     return call(c, REQ_LEADERBOARD_RECORD_DELETE, &env, KAOS__FN(done), ud);
+}
+
+/* --- tournaments ------------------------------------------------------------------- */
+
+int kaos_client_tournament_join(kaos_client *c, const char *tournament_id, kaos_done_fn done,
+                                void *ud)
+{
+    if (!c || !tournament_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__TournamentJoin msg = KAOS__V1__TOURNAMENT_JOIN__INIT;
+    msg.tournament_id = unconst_str(tournament_id);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.tournament_join = &msg;
+    return call(c, REQ_TOURNAMENT_JOIN, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_tournament_list(kaos_client *c, uint32_t category_start, uint32_t category_end,
+                                int64_t start_time, int64_t end_time, uint32_t limit,
+                                const char *cursor, kaos_tournaments_fn done, void *ud)
+{
+    if (!c) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__TournamentsList msg = KAOS__V1__TOURNAMENTS_LIST__INIT;
+    msg.category_start = category_start;
+    msg.category_end = category_end;
+    msg.start_time = start_time;
+    msg.end_time = end_time;
+    msg.limit = limit;
+    msg.cursor = text_or_empty(cursor);
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.tournaments_list = &msg;
+    return call(c, REQ_TOURNAMENTS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_tournament_record_write(kaos_client *c, const char *tournament_id, int64_t score,
+                                        int64_t subscore, const char *metadata, int op,
+                                        kaos_leaderboard_record_fn done, void *ud)
+{
+    if (!c || !tournament_id || op < KAOS_LEADERBOARD_OP_DEFAULT ||
+        op > KAOS_LEADERBOARD_OP_DECREMENT)
+        return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__TournamentRecordWrite msg = KAOS__V1__TOURNAMENT_RECORD_WRITE__INIT;
+    msg.tournament_id = unconst_str(tournament_id);
+    msg.score = score;
+    msg.subscore = subscore;
+    msg.metadata = text_or_empty(metadata);
+    msg.operator_ = op;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.tournament_record_write = &msg;
+    return call(c, REQ_TOURNAMENT_RECORD_WRITE, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_tournament_records_list(kaos_client *c, const char *tournament_id,
+                                        const char *const *owner_ids, size_t owner_count,
+                                        uint32_t limit, const char *cursor, int64_t expiry,
+                                        kaos_leaderboard_records_fn done, void *ud)
+{
+    if (!c || !tournament_id || (owner_count && !owner_ids)) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__TournamentRecordsList msg = KAOS__V1__TOURNAMENT_RECORDS_LIST__INIT;
+    msg.tournament_id = unconst_str(tournament_id);
+    msg.owner_ids = unconst_list(owner_ids);
+    msg.n_owner_ids = owner_count;
+    msg.limit = limit;
+    msg.cursor = text_or_empty(cursor);
+    msg.expiry = expiry;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.tournament_records_list = &msg;
+    return call(c, REQ_TOURNAMENT_RECORDS_LIST, &env, KAOS__FN(done), ud);
+}
+
+int kaos_client_tournament_records_around(kaos_client *c, const char *tournament_id,
+                                          const char *owner_id, uint32_t limit,
+                                          kaos_leaderboard_records_fn done, void *ud)
+{
+    if (!c || !tournament_id) return KN_ERR_INVALID_ARGUMENT;
+    Kaos__V1__TournamentRecordsAround msg = KAOS__V1__TOURNAMENT_RECORDS_AROUND__INIT;
+    msg.tournament_id = unconst_str(tournament_id);
+    msg.owner_id = text_or_empty(owner_id);
+    msg.limit = limit;
+    kn_envelope env = KN_ENVELOPE_INIT;
+    env.tournament_records_around = &msg;
+    return call(c, REQ_TOURNAMENT_RECORDS_AROUND, &env, KAOS__FN(done), ud);
 }

@@ -83,7 +83,7 @@
 /* Friend: one relationship as its listing user sees it (kn_friend,
  * kaos_friend, the Lua friend tables). The nested user is mapped through
  * USER by each side. */
-#define KN_FRIEND_PROTO kaos__v1__friend__descriptor
+#define KN_FRIEND_PROTO    kaos__v1__friend__descriptor
 #define KN_FRIEND_UNMAPPED "user",
 #define KN_FRIEND_FIELDS(X, T)                                                                     \
     X(T, state, INT32)                                                                             \
@@ -166,6 +166,34 @@
     X(T, create_time, INT64)                                                                       \
     X(T, next_reset, INT64)                                                                        \
     X(T, prev_reset, INT64)
+
+/* Tournament: a tournament with its current window (kn_tournament,
+ * kaos_tournament); operator set by hand, as Leaderboard's. */
+#define KN_TOURNAMENT_PROTO    kaos__v1__tournament__descriptor
+#define KN_TOURNAMENT_UNMAPPED "operator",
+#define KN_TOURNAMENT_FIELDS(X, T)                                                                 \
+    X(T, id, STRING)                                                                               \
+    X(T, title, STRING)                                                                            \
+    X(T, description, STRING)                                                                      \
+    X(T, category, INT32)                                                                          \
+    X(T, sort_order, INT32)                                                                        \
+    X(T, size, INT32)                                                                              \
+    X(T, max_size, INT32)                                                                          \
+    X(T, max_num_score, INT32)                                                                     \
+    X(T, can_enter, BOOL)                                                                          \
+    X(T, end_active, INT64)                                                                        \
+    X(T, next_reset, INT64)                                                                        \
+    X(T, metadata, JSON)                                                                           \
+    X(T, create_time, INT64)                                                                       \
+    X(T, start_time, INT64)                                                                        \
+    X(T, end_time, INT64)                                                                          \
+    X(T, duration, INT32)                                                                          \
+    X(T, start_active, INT64)                                                                      \
+    X(T, prev_reset, INT64)                                                                        \
+    X(T, authoritative, BOOL)                                                                      \
+    X(T, join_required, BOOL)                                                                      \
+    X(T, reset_schedule, STRING)                                                                   \
+    X(T, enable_ranks, BOOL)
 
 /* LeaderboardRecord: one owner's record with its rank (kn_leaderboard_record,
  * kaos_leaderboard_record). */

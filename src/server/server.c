@@ -646,12 +646,49 @@ static void lb_on_reset(void *ud, kn_db *db, const kn_leaderboard *board, int64_
     kn_runtime_call(vm, &ctx, kn_leaderboard_lua_run_reset, &r, what, msg, sizeof msg);
 }
 
+/* kn_leaderboards' on_tournament_end / _reset: kaos.register_tournament_end
+ * and _reset's functions (the service sends the notifications after). */
+static void lb_on_tournament(lb_scheduler *s, kn_db *db, const kn_tournament *t, int64_t end,
+                             int64_t reset, bool is_end)
+{
+    kn_runtime_vm *vm = s->slot ? kn_runtime_slot_vm(s->slot) : NULL;
+    if (!vm) return;
+    kn_runtime_services svc = {db};
+    kn_runtime_context ctx = {.user_id = "",
+                              .username = "",
+                              .session_id = "",
+                              .client_address = "",
+                              .execution_mode = is_end ? "tournament_end" : "tournament_reset",
+                              .services = &svc};
+    kn_leaderboard_lua_tournament r = {t, end, reset, is_end};
+    char what[KN_LB_ID_MAX + 32], msg[256];
+    snprintf(what, sizeof what, "tournament %s %s", is_end ? "end" : "reset", t->id);
+    kn_runtime_call(vm, &ctx, kn_leaderboard_lua_run_tournament, &r, what, msg, sizeof msg);
+}
+
+static void lb_on_tournament_end(void *ud, kn_db *db, const kn_tournament *t, int64_t end,
+                                 int64_t reset)
+{
+    lb_on_tournament(ud, db, t, end, reset, true);
+}
+
+static void lb_on_tournament_reset(void *ud, kn_db *db, const kn_tournament *t, int64_t end,
+                                   int64_t reset)
+{
+    lb_on_tournament(ud, db, t, end, reset, false);
+}
+
 /* Leaderboards: the service and its indexes rebuilt from Postgres, and the
  * start-up connection kaos.leaderboard_create uses while modules load. */
 static int leaderboards_start(const kn_config *cfg, lb_scheduler *sched, kn_leaderboards **lbs,
                               kn_leaderboard_lua *lua)
 {
-    kn_leaderboards_config lc = {.node = cfg->node, .on_reset = lb_on_reset, .on_reset_ud = sched};
+    kn_leaderboards_config lc = {.node = cfg->node,
+                                 .on_reset = lb_on_reset,
+                                 .on_reset_ud = sched,
+                                 .on_tournament_end = lb_on_tournament_end,
+                                 .on_tournament_reset = lb_on_tournament_reset,
+                                 .on_tournament_ud = sched};
     int rc = kn_leaderboards_create(&lc, lbs);
     if (rc == KN_OK) rc = kn_db_open(cfg->database_url, &lua->db);
     if (rc) return rc;
@@ -1015,6 +1052,7 @@ int kn_server_run(const kn_config *cfg)
         goto done;
     /* The one way out, the session owner, and the services with routes. */
     if ((rc = kn_out_create(want_nets, &out))) goto done;
+    kn_leaderboards_set_out(lbs, out); /* tournaments' end notifications, live */
     if ((rc = kn_sessions_create(out, &sessions))) goto done;
     kn_out_directory dir = kn_sessions_directory(sessions);
     kn_out_set_directory(out, &dir);

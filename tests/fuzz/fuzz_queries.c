@@ -10,14 +10,15 @@
  * the listing and its state picked from the input's length, the groups
  * filter's name prefix from the collection), wallet ledger cursors
  * (kaos.wallet_ledger_list; the owner picked from the input's length) and
- * chat history cursors (ChannelMessagesList.cursor) and leaderboard record
- * list cursors (LeaderboardRecordsList.cursor); the query widened on the
- * field named by the collection part (MatchmakerWiden), and a party whose
- * label is the label part listed by the query (PartyCreate.label in the
- * listing's label index). The input is split on NUL bytes into query,
- * label, cursor and collection. Properties: nothing crashes or leaks; every
- * refusal is INVALID_ARGUMENT with a message; widening by 0 restores the
- * query; a listed party is one whose label passes the query. */
+ * chat history cursors (ChannelMessagesList.cursor), leaderboard record
+ * list cursors (LeaderboardRecordsList.cursor) and tournament list cursors
+ * (TournamentsList.cursor); the query widened on the field named by the
+ * collection part (MatchmakerWiden), and a party whose label is the label
+ * part listed by the query (PartyCreate.label in the listing's label
+ * index). The input is split on NUL bytes into query, label, cursor and
+ * collection. Properties: nothing crashes or leaks; every refusal is
+ * INVALID_ARGUMENT with a message; widening by 0 restores the query; a
+ * listed party is one whose label passes the query. */
 #include "kn_chat.h"
 #include "kn_economy.h"
 #include "kn_error.h"
@@ -28,6 +29,7 @@
 #include "kn_notify.h"
 #include "kn_party.h"
 #include "kn_storage.h"
+#include "kn_tournament.h"
 #include "match_internal.h"
 
 #include <stdint.h>
@@ -151,6 +153,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     msg[0] = '\0';
     rc = kn_leaderboard_cursor_check(part[2], msg, sizeof msg);
+    if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
+    msg[0] = '\0';
+    rc = kn_tournament_cursor_check(part[2], msg, sizeof msg);
     if (rc && (rc != KN_ERR_INVALID_ARGUMENT || !*msg)) abort();
     return 0;
 }

@@ -49,6 +49,7 @@ typedef struct kn_console_route {
     X(groups)                                                                                      \
     X(chat)                                                                                        \
     X(leaderboards)                                                                                \
+    X(tournaments)                                                                                 \
     X(matchmaker)                                                                                  \
     X(parties)                                                                                     \
     X(notifications)                                                                               \
@@ -90,6 +91,9 @@ void kn_console__set_json(kn_json *o, const char *key, const char *text);
 /* A new {"key": text} result from bytes a script or match answered (taken:
  * kn_free'd here; "(not UTF-8)" when they are not text). */
 kn_json *kn_console__answer(const char *key, char *bytes, size_t len);
+/* A page of a board's records (tournament: a tournament's) in rank order,
+ * from the arguments id, limit and cursor (console_leaderboards.c). */
+int kn_console__records(kn_console_call *c, bool tournament);
 /* A new {"key": array} result. */
 kn_json *kn_console__list(const char *key, kn_json *array, const char *next_cursor);
 

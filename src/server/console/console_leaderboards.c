@@ -4,6 +4,7 @@
 #include "console_internal.h"
 #include "kn_error.h"
 #include "kn_leaderboard.h"
+#include "kn_tournament.h"
 
 #include <stdio.h>
 
@@ -22,7 +23,7 @@ static int leaderboards_list(kn_console_call *c)
     return KN_OK;
 }
 
-static int leaderboard_records(kn_console_call *c)
+int kn_console__records(kn_console_call *c, bool tournament)
 {
     if (!c->hooks->leaderboards) return KN_ERR_UNAVAILABLE;
     const char *id, *cur;
@@ -31,8 +32,8 @@ static int leaderboard_records(kn_console_call *c)
     if (rc) return rc;
     kn_leaderboard_query q = {.id = id, .limit = (int)limit, .cursor = cur};
     kn_leaderboard_page page = {0};
-    if ((rc = kn_leaderboard_records_list(c->hooks->leaderboards, c->db, &q, &page, c->msg,
-                                          sizeof c->msg)))
+    if ((rc = (tournament ? kn_tournament_records_list : kn_leaderboard_records_list)(
+             c->hooks->leaderboards, c->db, &q, &page, c->msg, sizeof c->msg)))
         return rc;
     kn_json *arr = kn_json_array();
     for (size_t i = 0; i < page.n_records; i++)
@@ -41,6 +42,11 @@ static int leaderboard_records(kn_console_call *c)
     c->result = kn_console__list("records", arr, page.next_cursor);
     kn_leaderboard_page_free(&page);
     return KN_OK;
+}
+
+static int leaderboard_records(kn_console_call *c)
+{
+    return kn_console__records(c, false);
 }
 
 static int leaderboard_record_delete(kn_console_call *c)

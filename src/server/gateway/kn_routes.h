@@ -26,8 +26,8 @@
     X(AUTH)                                                                                        \
     X(ACCOUNT)                                                                                     \
     X(STORAGE)                                                                                     \
-    X(FRIENDS) X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER) X(PARTY)        \
-        X(LEADERBOARDS)
+    X(FRIENDS)                                                                                     \
+    X(NOTIFY) X(GROUPS) X(MATCH) X(RPC) X(STATUS) X(CHAT) X(MATCHMAKER) X(PARTY) X(LEADERBOARDS)
 enum {
 #define KN_SVC_ENUM_(name) KN_SVC_##name,
     KN_SERVICES(KN_SVC_ENUM_)
@@ -139,6 +139,16 @@ _Static_assert(KN_SVC_COUNT <= KN_PIPELINE_MAX_SERVICES, "more services than the
       kn_leaderboard_wire_records_around)                                                          \
     X(LEADERBOARD_RECORD_DELETE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,       \
       kn_leaderboard_wire_record_delete)                                                           \
+    X(TOURNAMENT_JOIN, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                 \
+      kn_tournament_wire_join)                                                                     \
+    X(TOURNAMENTS_LIST, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,                \
+      kn_tournament_wire_list)                                                                     \
+    X(TOURNAMENT_RECORDS_LIST, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,         \
+      kn_tournament_wire_records_list)                                                             \
+    X(TOURNAMENT_RECORDS_AROUND, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,       \
+      kn_tournament_wire_records_around)                                                           \
+    X(TOURNAMENT_RECORD_WRITE, LEADERBOARDS, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_API,         \
+      kn_tournament_wire_record_write)                                                             \
     X(PARTY_CREATE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_create)     \
     X(PARTY_JOIN, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_join)         \
     X(PARTY_LEAVE, PARTY, AUTHED, NOT_LOGIN, KN_CH_CONTROL, KN_RUN_NET, kn_party_wire_leave)       \

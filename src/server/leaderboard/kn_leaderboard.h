@@ -128,6 +128,16 @@ typedef struct kn_leaderboard_lease {
 } kn_leaderboard_lease;
 bool kn_leaderboard_claim_pg(void *ud, kn_db *db, const char *job, int64_t fire_time);
 
+/* A tournament (kn_tournament.h) ended or one of its periods did: t is a
+ * copy the callee may read during the call; end is the tournament's
+ * end_time (0 never), reset the end of the period that ended (Nakama's
+ * (tournament, end, reset)). On the scheduler's thread, once per cluster;
+ * the participants' notifications follow the call. */
+typedef struct kn_tournament kn_tournament;
+typedef void (*kn_tournament_fn)(void *ud, kn_db *db, const kn_tournament *t, int64_t end,
+                                 int64_t reset);
+typedef struct kn_out kn_out;
+
 typedef struct kn_leaderboards_config {
     /* Unix milliseconds; NULL = kn_time_wall_ms. Tests step it. */
     int64_t (*now_ms)(void *ud);
@@ -136,13 +146,22 @@ typedef struct kn_leaderboards_config {
     kn_leaderboard_lease lease;       /* zeroed: kn_leaderboard_claim_pg */
     kn_leaderboard_reset_fn on_reset; /* NULL: none */
     void *on_reset_ud;
-    const char *node; /* written next to claimed jobs; NULL = "" */
+    const char *node;                     /* written next to claimed jobs; NULL = "" */
+    kn_tournament_fn on_tournament_end;   /* NULL: none */
+    kn_tournament_fn on_tournament_reset; /* NULL: none */
+    void *on_tournament_ud;
+    /* Live delivery of the tournaments' end notifications (NULL: stored
+     * only, users find them on their next list). */
+    kn_out *out;
 } kn_leaderboards_config;
 
 typedef struct kn_leaderboards kn_leaderboards;
 
 int kn_leaderboards_create(const kn_leaderboards_config *cfg, kn_leaderboards **out);
 void kn_leaderboards_destroy(kn_leaderboards *lbs); /* accepts NULL */
+/* The config's out, for a root that makes its router after the service:
+ * before the scheduler's first tick. */
+void kn_leaderboards_set_out(kn_leaderboards *lbs, kn_out *out);
 /* Reads every board and rebuilds each one's index from the records of its
  * current period (at start; again replaces what is in memory). *n_records
  * (may be NULL) gets how many records were indexed. */
@@ -150,7 +169,11 @@ int kn_leaderboards_load(kn_leaderboards *lbs, kn_db *db, size_t *n_records, cha
                          size_t msg_cap);
 /* The scheduler's step: every board whose period ended by now starts a new
  * one (its index empties) and, when this node claims the reset, on_reset
- * runs. Returns the number of resets this call ran callbacks for. */
+ * runs (on_tournament_reset for a tournament); every tournament whose
+ * end_time passed ends (on_tournament_end, once per cluster). A reset
+ * missed while no server ran (the last one before the start, not older)
+ * is claimed by the first tick after the start. Returns the number of
+ * resets and ends this call ran callbacks for. */
 int kn_leaderboards_tick(kn_leaderboards *lbs, kn_db *db);
 /* When the next reset of any board is due (Unix ms), INT64_MAX for none. */
 int64_t kn_leaderboards_next_due(kn_leaderboards *lbs);

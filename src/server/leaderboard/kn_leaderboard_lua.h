@@ -15,6 +15,7 @@
 
 #include "kn_leaderboard.h"
 #include "kn_lua_bind.h"
+#include "kn_tournament.h"
 
 #include <pthread.h>
 
@@ -39,9 +40,24 @@ typedef struct kn_leaderboard_lua_reset {
  * argument 1 is the kn_leaderboard_lua_reset, argument 2 the context. */
 int kn_leaderboard_lua_run_reset(lua_State *L);
 
+/* A tournament's end or reset for kn_leaderboard_lua_run_tournament. */
+typedef struct kn_leaderboard_lua_tournament {
+    const kn_tournament *tournament;
+    int64_t end, reset;
+    bool is_end; /* register_tournament_end's functions, else _reset's */
+} kn_leaderboard_lua_tournament;
+
+/* Calls every function registered with kaos.register_tournament_end (or
+ * _reset) as fn(context, tournament, end, reset); arguments as
+ * kn_leaderboard_lua_run_reset's. */
+int kn_leaderboard_lua_run_tournament(lua_State *L);
+
 /* register_leaderboard_reset, leaderboard_create, leaderboard_delete, leaderboard_list,
  * leaderboard_get, leaderboard_submit, leaderboard_records_list, leaderboard_around,
- * leaderboard_record_delete, leaderboard_records_list_cursor_from_rank. */
+ * leaderboard_record_delete, leaderboard_records_list_cursor_from_rank, and the tournaments':
+ * register_tournament_end, register_tournament_reset, tournament_create, tournament_delete,
+ * tournament_get, tournament_join, tournament_list, tournament_records_list, tournament_around,
+ * tournament_record_write, tournament_add_attempt. */
 extern const luaL_Reg kn_leaderboard_lua_funcs[];
 
 #endif

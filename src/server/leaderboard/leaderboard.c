@@ -40,13 +40,14 @@ static const kn_db_stmt insert_board = {
     " enable_ranks) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (id) DO NOTHING"
     " RETURNING floor(extract(epoch FROM create_time))::bigint",
     7};
+/* A board and, for a tournament, its settings (NULL columns otherwise). */
 #define BOARD_COLS                                                                                 \
-    "id, authoritative, sort_order, operator, reset_schedule, metadata::text, enable_ranks,"       \
-    " floor(extract(epoch FROM create_time))::bigint"
-static const kn_db_stmt select_board = {"lb_select",
-                                        "SELECT " BOARD_COLS " FROM leaderboard WHERE id = $1", 1};
-static const kn_db_stmt select_boards = {"lb_select_all",
-                                         "SELECT " BOARD_COLS " FROM leaderboard ORDER BY id", 0};
+    "l.id, l.authoritative, l.sort_order, l.operator, l.reset_schedule, l.metadata::text,"         \
+    " l.enable_ranks, floor(extract(epoch FROM l.create_time))::bigint, t.category, t.title,"      \
+    " t.description, t.start_time, t.end_time, t.duration, t.max_size, t.max_num_score,"           \
+    " t.join_required FROM leaderboard l LEFT JOIN tournament t ON t.id = l.id"
+static const kn_db_stmt select_board = {"lb_select", "SELECT " BOARD_COLS " WHERE l.id = $1", 1};
+static const kn_db_stmt select_boards = {"lb_select_all", "SELECT " BOARD_COLS " ORDER BY l.id", 0};
 static const kn_db_stmt delete_board = {"lb_delete", "DELETE FROM leaderboard WHERE id = $1", 1};
 /* A period's index entries, streamed row by row (kn_db_query_each): one
  * scan, never the whole result in memory (keyset batches made Postgres
@@ -61,6 +62,21 @@ static const kn_db_stmt delete_record = {
     "DELETE FROM leaderboard_record WHERE leaderboard_id = $1 AND expiry_time = $2"
     " AND owner_id = $3::uuid",
     3};
+/* Owners whose account was deleted (migration 0015's trigger) after the
+ * last one seen. (Two deletions committing at once in the other order than
+ * their seq could hide the first one from a node's index until its next
+ * start; its rows are gone all the same.) */
+static const kn_db_stmt owners_gone = {
+    "lb_owners_gone",
+    "SELECT seq, owner_id::text FROM leaderboard_owner_gone WHERE seq > $1::bigint"
+    " ORDER BY seq LIMIT 1000",
+    1};
+static const kn_db_stmt owners_gone_start = {
+    "lb_owners_gone_start",
+    "WITH pruned AS (DELETE FROM leaderboard_owner_gone"
+    " WHERE gone_time < now() - interval '1 day') SELECT coalesce(max(seq), 0)"
+    " FROM leaderboard_owner_gone",
+    0};
 static const kn_db_stmt claim_job = {
     "lb_claim",
     "INSERT INTO leaderboard_job_run (job, fire_time, node) VALUES ($1, $2, $3)"
@@ -86,30 +102,42 @@ static const kn_db_stmt claim_job = {
     " WHEN 1 THEN $6::bigint WHEN 2 THEN " SAT("r.subscore::numeric + $6::numeric") " ELSE " SAT(  \
         "r.subscore::numeric - $6::numeric") " END)"
 #define RECORD_COLS KN_LB__RECORD_COLS
+/* The new row's values ($1..$10), shared by both writes. */
+#define NEW_ROW                                                                                    \
+    "$1::text, $2::uuid, $3::bigint, coalesce($4::text, ''),"                                      \
+    " CASE WHEN $8::int = 3 THEN " SAT(                                                            \
+        "-($5::numeric)") " ELSE $5::bigint END,"                                                  \
+                          " CASE WHEN $8::int = 3 THEN " SAT(                                      \
+                              "-($6::numeric)") " ELSE $6::bigint END,"                            \
+                                                " coalesce($7::jsonb, '{}'), $10::bigint"
+#define INSERT_RECORD                                                                              \
+    "INSERT INTO leaderboard_record AS r (leaderboard_id, owner_id, expiry_time, username, score," \
+    " subscore, metadata, score_time) "
+#define ON_CONFLICT                                                                                \
+    " ON CONFLICT (leaderboard_id, expiry_time, owner_id) DO UPDATE SET"                           \
+    " username = coalesce($4, r.username), score = " NEW_SCORE ", subscore = " NEW_SUBSCORE ","    \
+    " metadata = CASE WHEN $8::int = 0 AND NOT " BETTER " THEN r.metadata"                         \
+    " ELSE coalesce($7::jsonb, r.metadata) END,"                                                   \
+    " score_time = CASE WHEN (" NEW_SCORE ", " NEW_SUBSCORE ") = (r.score, r.subscore)"            \
+    " THEN r.score_time ELSE $10 END,"                                                             \
+    " num_score = r.num_score + 1, version = r.version + 1, update_time = now()"
 static const kn_db_stmt write_record = {
-    "lb_write",
-    "INSERT INTO leaderboard_record AS r (leaderboard_id, owner_id, expiry_time, username, score,"
-    " subscore, metadata, score_time) VALUES ($1, $2::uuid, $3, coalesce($4, ''),"
-    " CASE WHEN $8::int = 3 THEN " SAT(
-        "-($5::numeric)") " ELSE $5::bigint END,"
-                          " CASE WHEN $8::int = 3 THEN " SAT(
-                              "-($6::numeric)") " ELSE $6::bigint END,"
-                                                " coalesce($7::jsonb, '{}'), $10)"
-                                                " ON CONFLICT (leaderboard_id, expiry_time, "
-                                                "owner_id) DO UPDATE SET"
-                                                " username = coalesce($4, r.username),"
-                                                " score = " NEW_SCORE ", subscore = " NEW_SUBSCORE
-                                                ","
-                                                " metadata = CASE WHEN $8::int = 0 AND NOT " BETTER
-                                                " THEN r.metadata"
-                                                " ELSE coalesce($7::jsonb, r.metadata) END,"
-                                                " score_time = CASE WHEN (" NEW_SCORE
-                                                ", " NEW_SUBSCORE ") = (r.score, r.subscore)"
-                                                " THEN r.score_time ELSE $10 END,"
-                                                " num_score = r.num_score + 1, version = r.version "
-                                                "+ 1, update_time = now()"
-                                                " RETURNING " RECORD_COLS,
-    10};
+    "lb_write", INSERT_RECORD "VALUES (" NEW_ROW ")" ON_CONFLICT " RETURNING " RECORD_COLS, 10};
+/* A tournament's write: the row is made only for a joined member of the
+ * period whose allowance ($11 scores, 0 no limit, plus its attempts) is at
+ * least one, and changed only while num_score is below it. No row
+ * returned: refused (the caller finds out why). */
+#define MEMBER                                                                                     \
+    " tournament_member m WHERE m.tournament_id = $1 AND m.expiry_time = $3::bigint"               \
+    " AND m.owner_id = $2::uuid"
+static const kn_db_stmt write_guarded = {
+    "lb_write_guarded",
+    INSERT_RECORD
+    "SELECT " NEW_ROW " FROM" MEMBER
+    " AND m.joined AND ($11::int = 0 OR $11::int + m.attempts >= 1)" ON_CONFLICT
+    " WHERE $11::int = 0 OR r.num_score < $11::int + coalesce((SELECT m.attempts FROM" MEMBER
+    "), 0) RETURNING " RECORD_COLS,
+    11};
 
 static int db_fail(int rc, char *msg, size_t cap)
 {
@@ -156,12 +184,34 @@ static int check_metadata(const char *s, char *msg, size_t cap)
 
 /* The end of the period holding Unix second t: the schedule's first time
  * strictly after t; 0 for a board that never resets. */
-static int64_t period_end(const kn_lb_board *b, int64_t t)
+int64_t kn_lb__period_end(const kn_lb_board *b, int64_t t)
 {
     if (!b->has_cron) return 0;
     int64_t next = 0;
     if (kn_cron_next(&b->cron, t, &next)) return 0; /* never fires again: one last period */
     return next;
+}
+
+static int64_t period_end(const kn_lb_board *b, int64_t t)
+{
+    return kn_lb__period_end(b, t);
+}
+
+int64_t kn_lb__period_start(const kn_lb_board *b, int64_t t)
+{
+    if (!b->has_cron) return 0;
+    /* kn_cron only looks forward: find the smallest look-back that holds a
+     * fire, then walk forward to the last one at or before t (a handful of
+     * steps: the look-back is at most a few intervals of the schedule). */
+    static const int64_t spans[] = {3600, 86400, 86400 * 32, 86400 * 367, 86400 * 366 * 8};
+    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) {
+        int64_t at = 0;
+        if (kn_cron_next(&b->cron, t - spans[i], &at) || at > t) continue;
+        for (int64_t next = 0; kn_cron_next(&b->cron, at, &next) == KN_OK && next <= t;)
+            at = next;
+        return at;
+    }
+    return 0;
 }
 
 /* Moves b to the period of `now` when its current one ended: the index
@@ -207,6 +257,7 @@ static void board_free(kn_lb_board *b)
     if (!b) return;
     kn_rank_destroy(b->rank);
     kn_free(b->meta.metadata);
+    kn_lb__tour_free(&b->tour);
     pthread_rwlock_destroy(&b->rw);
     kn_free(b);
 }
@@ -233,6 +284,20 @@ static int board_from_row(kn_leaderboards *lbs, kn_db_rows *rows, size_t i, kn_l
     m->enable_ranks = !strcmp(kn_db_rows_get(rows, i, 6), "t");
     m->create_time = atoll(kn_db_rows_get(rows, i, 7));
     int rc = m->metadata ? KN_OK : KN_ERR_NOMEM;
+    if (rc == KN_OK && kn_db_rows_get(rows, i, 8)) { /* a tournament */
+        kn_lb_tour *t = &b->tour;
+        b->is_tour = true;
+        t->category = atoi(kn_db_rows_get(rows, i, 8));
+        t->title = kn_strdup(kn_db_rows_get(rows, i, 9));
+        t->description = kn_strdup(kn_db_rows_get(rows, i, 10));
+        t->start_time = atoll(kn_db_rows_get(rows, i, 11));
+        t->end_time = atoll(kn_db_rows_get(rows, i, 12));
+        t->duration = atoi(kn_db_rows_get(rows, i, 13));
+        t->max_size = atoi(kn_db_rows_get(rows, i, 14));
+        t->max_num_score = atoi(kn_db_rows_get(rows, i, 15));
+        t->join_required = !strcmp(kn_db_rows_get(rows, i, 16), "t");
+        if (!t->title || !t->description) rc = KN_ERR_NOMEM;
+    }
     if (rc == KN_OK && *m->reset_schedule) {
         if (kn_cron_parse(m->reset_schedule, &b->cron, NULL, 0) == KN_OK)
             b->has_cron = true;
@@ -249,7 +314,17 @@ static int board_from_row(kn_leaderboards *lbs, kn_db_rows *rows, size_t i, kn_l
     }
     int64_t now_s = kn_lb__now_ms(lbs) / 1000;
     b->expiry = period_end(b, now_s);
-    b->fired_through = now_s; /* resets before this start are not fired again */
+    /* The last reset before this start, if the board existed then, is
+     * still due: the first tick claims it, and a node (or an earlier run)
+     * that fired it already holds the claim, so it fires once. Older
+     * missed resets are not fired. */
+    int64_t last = kn_lb__period_start(b, now_s);
+    if (last && last >= m->create_time) {
+        b->prev_expiry = last;
+        b->fired_through = last - 1;
+    } else {
+        b->fired_through = now_s;
+    }
     *out = b;
     return KN_OK;
 }
@@ -342,6 +417,13 @@ int kn_lb__get(kn_leaderboards *lbs, kn_db *db, const char *id, kn_lb_board **ou
     if (rc) return rc;
     if ((*out = kn_lb__find(lbs, id))) return KN_OK;
     if (!db) return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "leaderboard %s does not exist", id);
+    return kn_lb__load_one(lbs, db, id, out, msg, cap);
+}
+
+int kn_lb__load_one(kn_leaderboards *lbs, kn_db *db, const char *id, kn_lb_board **out, char *msg,
+                    size_t cap)
+{
+    int rc;
     kn_db_rows *rows = NULL;
     const char *p[] = {id};
     if ((rc = kn_db_query(db, &select_board, p, &rows))) return db_fail(rc, msg, cap);
@@ -376,6 +458,10 @@ int kn_leaderboards_create(const kn_leaderboards_config *cfg, kn_leaderboards **
         lbs->lease = cfg->lease;
         lbs->on_reset = cfg->on_reset;
         lbs->on_reset_ud = cfg->on_reset_ud;
+        lbs->on_tour_end = cfg->on_tournament_end;
+        lbs->on_tour_reset = cfg->on_tournament_reset;
+        lbs->on_tour_ud = cfg->on_tournament_ud;
+        lbs->out = cfg->out;
         snprintf(lbs->node, sizeof lbs->node, "%s", cfg->node ? cfg->node : "");
     }
     if (!lbs->ranks.create) lbs->ranks = kn_rank_local_factory;
@@ -384,6 +470,11 @@ int kn_leaderboards_create(const kn_leaderboards_config *cfg, kn_leaderboards **
     pthread_mutex_init(&lbs->qmu, NULL);
     *out = lbs;
     return KN_OK;
+}
+
+void kn_leaderboards_set_out(kn_leaderboards *lbs, kn_out *out)
+{
+    lbs->out = out;
 }
 
 void kn_leaderboards_destroy(kn_leaderboards *lbs)
@@ -408,7 +499,13 @@ int kn_leaderboards_load(kn_leaderboards *lbs, kn_db *db, size_t *n_records, cha
 {
     if (n_records) *n_records = 0;
     kn_db_rows *rows = NULL;
-    int rc = kn_db_query(db, &select_boards, NULL, &rows);
+    /* Deletions before this point are already out of the rows read below. */
+    int rc = kn_db_query(db, &owners_gone_start, NULL, &rows);
+    if (rc) return db_fail(rc, msg, cap);
+    atomic_store(&lbs->gone_seq, atoll(kn_db_rows_get(rows, 0, 0)));
+    kn_db_rows_free(rows);
+    rows = NULL;
+    rc = kn_db_query(db, &select_boards, NULL, &rows);
     if (rc) return db_fail(rc, msg, cap);
     size_t n = kn_db_rows_count(rows);
     for (size_t i = 0; i < n && rc == KN_OK; i++) {
@@ -449,16 +546,16 @@ size_t kn_leaderboards_index_memory(kn_leaderboards *lbs)
 /* --- boards ------------------------------------------------------------------------------------
  */
 
-static bool same_settings(const kn_leaderboard *m, const kn_leaderboard_spec *s, int op,
-                          const char *schedule)
+bool kn_lb__same_board(const kn_leaderboard *m, const kn_leaderboard_spec *s)
 {
+    const char *schedule = s->reset_schedule ? s->reset_schedule : "";
+    int op = s->operator_;
     return m->authoritative == s->authoritative && m->sort_order == s->sort_order &&
            m->operator_ == op && !strcmp(m->reset_schedule, schedule) &&
            m->enable_ranks == !s->disable_ranks;
 }
 
-int kn_leaderboard_create(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_spec *s, char *msg,
-                          size_t cap)
+int kn_lb__check_spec(const kn_leaderboard_spec *s, char *msg, size_t cap)
 {
     int rc = kn_lb__check_id(s->id, msg, cap);
     if (rc) return rc;
@@ -477,8 +574,17 @@ int kn_leaderboard_create(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "reset schedule is too long");
     if (*schedule && kn_cron_parse(schedule, &cron, why, sizeof why))
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "reset schedule: %s", why);
+    return check_metadata(s->metadata ? s->metadata : "{}", msg, cap);
+}
+
+int kn_leaderboard_create(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_spec *s, char *msg,
+                          size_t cap)
+{
+    int rc = kn_lb__check_spec(s, msg, cap);
+    if (rc) return rc;
+    int op = s->operator_;
+    const char *schedule = s->reset_schedule ? s->reset_schedule : "";
     const char *metadata = s->metadata ? s->metadata : "{}";
-    if ((rc = check_metadata(metadata, msg, cap))) return rc;
     char sort[4], opt[4];
     snprintf(sort, sizeof sort, "%d", s->sort_order);
     snprintf(opt, sizeof opt, "%d", op);
@@ -489,7 +595,7 @@ int kn_leaderboard_create(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_
     kn_lb_board *known = kn_lb__find(lbs, s->id);
     if (known) {
         pthread_rwlock_rdlock(&known->rw);
-        bool same = !known->deleted && same_settings(&known->meta, s, op, schedule);
+        bool same = !known->deleted && !known->is_tour && kn_lb__same_board(&known->meta, s);
         pthread_rwlock_unlock(&known->rw);
         if (same) return KN_OK;
     }
@@ -503,7 +609,10 @@ int kn_leaderboard_create(kn_leaderboards *lbs, kn_db *db, const kn_leaderboard_
     /* New or not, the row now exists: load it (or find it) and compare. */
     kn_lb_board *b = NULL;
     if ((rc = kn_lb__get(lbs, db, s->id, &b, msg, cap))) return rc;
-    if (!same_settings(&b->meta, s, op, schedule))
+    if (b->is_tour)
+        return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap, "leaderboard %s exists as a tournament",
+                          s->id);
+    if (!kn_lb__same_board(&b->meta, s))
         return kn_err_msg(KN_ERR_ALREADY_EXISTS, msg, cap,
                           "leaderboard %s exists with other settings", s->id);
     return KN_OK;
@@ -635,11 +744,9 @@ void kn_lb__record_from_row(kn_db_rows *rows, size_t i, const char *board, kn_le
     }
 }
 
-int kn_leaderboard_write(kn_leaderboards *lbs, kn_db *db, const char *id, const char *owner_id,
-                         const kn_leaderboard_write_opts *o, kn_leaderboard_record *out, char *msg,
-                         size_t cap)
+int kn_lb__check_write(const char *owner_id, const kn_leaderboard_write_opts *o, char *msg,
+                       size_t cap)
 {
-    if (out) memset(out, 0, sizeof *out);
     int rc = kn_lb__check_owner(owner_id, msg, cap);
     if (rc) return rc;
     if (o->operator_ != KN_LB_OP_DEFAULT &&
@@ -650,14 +757,39 @@ int kn_leaderboard_write(kn_leaderboards *lbs, kn_db *db, const char *id, const 
     if (o->metadata && (rc = check_metadata(o->metadata, msg, cap))) return rc;
     if (o->username && strlen(o->username) > 128)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap, "username must be at most 128 bytes");
+    return KN_OK;
+}
+
+int kn_leaderboard_write(kn_leaderboards *lbs, kn_db *db, const char *id, const char *owner_id,
+                         const kn_leaderboard_write_opts *o, kn_leaderboard_record *out, char *msg,
+                         size_t cap)
+{
+    if (out) memset(out, 0, sizeof *out);
+    int rc = kn_lb__check_write(owner_id, o, msg, cap);
+    if (rc) return rc;
     kn_lb_board *b = NULL;
     if ((rc = kn_lb__get(lbs, db, id, &b, msg, cap))) return rc;
     if (o->from_client && b->meta.authoritative)
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                           "leaderboard %s is authoritative: only the server writes to it", id);
+    if (b->is_tour)
+        return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
+                          "%s is a tournament: write with tournament_record_write", id);
+    return kn_lb__write(lbs, db, b, owner_id, o, -1, out, NULL, msg, cap);
+}
+
+int kn_lb__write(kn_leaderboards *lbs, kn_db *db, kn_lb_board *b, const char *owner_id,
+                 const kn_leaderboard_write_opts *o, int max_scores, kn_leaderboard_record *out,
+                 int64_t *expiry_out, char *msg, size_t cap)
+{
+    if (out) memset(out, 0, sizeof *out);
+    const char *id = b->meta.id;
+    int rc;
     int op = o->operator_ == KN_LB_OP_DEFAULT ? b->meta.operator_ : o->operator_;
-    char expiry[24], score[24], subscore[24], opt[4], now_us[24];
+    char expiry[24], score[24], subscore[24], opt[4], now_us[24], max[16];
+    snprintf(max, sizeof max, "%d", max_scores);
     kn_lb__enter(lbs, b, false);
+    if (expiry_out) *expiry_out = b->expiry;
     if (b->deleted) {
         kn_lb__leave(b);
         return kn_err_msg(KN_ERR_NOT_FOUND, msg, cap, "leaderboard %s does not exist", id);
@@ -681,9 +813,14 @@ int kn_leaderboard_write(kn_leaderboards *lbs, kn_db *db, const char *id, const 
     const char *p[] = {id,          owner_id, expiry,
                        o->username, score,    subscore,
                        o->metadata, opt,      b->meta.sort_order == KN_LB_ASC ? "true" : "false",
-                       now_us};
+                       now_us,      max};
     kn_db_rows *rows = NULL;
-    rc = kn_db_query(db, &write_record, p, &rows);
+    rc = kn_db_query(db, max_scores < 0 ? &write_record : &write_guarded, p, &rows);
+    if (rc == KN_OK && kn_db_rows_count(rows) == 0) { /* the guard refused */
+        kn_lb__leave(b);
+        kn_db_rows_free(rows);
+        return KN_ERR_FAILED_PRECONDITION;
+    }
     if (rc == KN_ERR_NOT_FOUND) { /* the board row went (deleted on another node) */
         kn_lb__leave(b);
         kn_db_rows_free(rows);
@@ -730,6 +867,10 @@ int kn_leaderboard_record_delete(kn_leaderboards *lbs, kn_db *db, const char *id
         return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
                           "leaderboard %s is authoritative: only the server deletes its records",
                           id);
+    /* A deleted record would give its owner its scores back. */
+    if (from_client && b->is_tour)
+        return kn_err_msg(KN_ERR_PERMISSION_DENIED, msg, cap,
+                          "%s is a tournament: only the server deletes its records", id);
     kn_lb__enter(lbs, b, true);
     char expiry[24];
     snprintf(expiry, sizeof expiry, "%" PRId64, b->expiry);
@@ -863,6 +1004,38 @@ bool kn_leaderboard_claim_pg(void *ud, kn_db *db, const char *job, int64_t fire_
     return mine;
 }
 
+bool kn_lb__claim(kn_leaderboards *lbs, kn_db *db, const char *job, int64_t fire_time)
+{
+    void *ud = lbs->lease.claim == kn_leaderboard_claim_pg && !lbs->lease.ud ? (void *)lbs->node
+                                                                             : lbs->lease.ud;
+    return lbs->lease.claim(ud, db, job, fire_time);
+}
+
+/* Takes the owners of deleted accounts out of every index (their rows are
+ * gone already). Returns how many new owners were read. */
+static size_t drop_gone_owners(kn_leaderboards *lbs, kn_db *db, kn_lb_board **boards, size_t n)
+{
+    char from[24];
+    snprintf(from, sizeof from, "%" PRId64, atomic_load(&lbs->gone_seq));
+    const char *p[] = {from};
+    kn_db_rows *rows = NULL;
+    if (kn_db_query(db, &owners_gone, p, &rows)) return 0; /* next tick */
+    size_t fresh = 0;
+    for (size_t i = 0; i < kn_db_rows_count(rows); i++) {
+        int64_t seq = atoll(kn_db_rows_get(rows, i, 0));
+        const char *owner = kn_db_rows_get(rows, i, 1);
+        for (size_t j = 0; j < n; j++) {
+            kn_lb__enter(lbs, boards[j], true);
+            boards[j]->rank->vt->remove(boards[j]->rank, owner);
+            kn_lb__leave(boards[j]);
+        }
+        atomic_store(&lbs->gone_seq, seq);
+        fresh++;
+    }
+    kn_db_rows_free(rows);
+    return fresh;
+}
+
 int kn_leaderboards_tick(kn_leaderboards *lbs, kn_db *db)
 {
     int fired = 0;
@@ -873,6 +1046,7 @@ int kn_leaderboards_tick(kn_leaderboards *lbs, kn_db *db)
     if (snap) memcpy(snap, lbs->boards, n * sizeof *snap);
     pthread_rwlock_unlock(&lbs->mu);
     if (n && !snap) return 0;
+    drop_gone_owners(lbs, db, snap, n);
     for (size_t i = 0; i < n; i++) {
         kn_lb_board *b = snap[i];
         pthread_rwlock_wrlock(&b->rw);
@@ -884,17 +1058,18 @@ int kn_leaderboards_tick(kn_leaderboards *lbs, kn_db *db)
         copy.next_reset = b->expiry;
         copy.prev_reset = b->prev_expiry;
         pthread_rwlock_unlock(&b->rw);
-        if (!due) continue;
         char job[KN_LB_ID_MAX + 32];
         snprintf(job, sizeof job, "leaderboard_reset:%s", copy.id);
-        void *claim_ud = lbs->lease.claim == kn_leaderboard_claim_pg && !lbs->lease.ud
-                             ? (void *)lbs->node
-                             : lbs->lease.ud;
-        if (!lbs->lease.claim(claim_ud, db, job, ended)) continue;
-        fired++;
-        /* The copy's metadata pointer is the board's, valid while the board
-         * lives (boards are freed only at destroy). */
-        if (lbs->on_reset) lbs->on_reset(lbs->on_reset_ud, db, &copy, ended);
+        if (due && kn_lb__claim(lbs, db, job, ended)) {
+            /* The copy's metadata pointer is the board's, valid while the
+             * board lives (boards are freed only at destroy). */
+            if (b->is_tour)
+                kn_lb__tour_reset(lbs, db, b, ended);
+            else if (lbs->on_reset)
+                lbs->on_reset(lbs->on_reset_ud, db, &copy, ended);
+            fired++;
+        }
+        if (b->is_tour) fired += kn_lb__tour_end(lbs, db, b, now_s);
     }
     kn_free(snap);
     return fired;

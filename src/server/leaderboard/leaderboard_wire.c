@@ -8,6 +8,7 @@
 #include "kn_leaderboard.h"
 #include "kn_leaderboard_wire.h"
 #include "kn_mem.h"
+#include "kn_tournament.h"
 
 #include <stdio.h>
 
@@ -28,33 +29,48 @@ static int too_many(uint32_t limit, char *msg, size_t cap)
                       KN_LB_LIST_MAX, limit);
 }
 
-int kn_leaderboard_wire_record_write(kn_req *r, char *msg, size_t cap)
+int kn_leaderboard_wire__opts(kn_req *r, int64_t score, int64_t subscore, const char *metadata,
+                              int32_t operator_, kn_leaderboard_write_opts *o, char *msg,
+                              size_t cap)
 {
-    Kaos__V1__LeaderboardRecordWrite *q = kn_req_msg(r)->leaderboard_record_write;
     /* Nakama's numbering on the wire: 0 the board's, 1 best ... 4 decrement. */
-    if (q->operator_ < 0 || q->operator_ > 4)
+    if (operator_ < 0 || operator_ > 4)
         return kn_err_msg(KN_ERR_INVALID_ARGUMENT, msg, cap,
                           "operator must be 0 (the board's), 1 best, 2 set, 3 increment or 4 "
                           "decrement, not %d",
-                          q->operator_);
-    kn_leaderboard_write_opts o = {.score = q->score,
-                                   .subscore = q->subscore,
-                                   .username = kn_req_caller(r)->username,
-                                   .metadata = q->metadata && *q->metadata ? q->metadata : NULL,
-                                   .operator_ = q->operator_ - 1,
-                                   .from_client = true};
+                          operator_);
+    *o = (kn_leaderboard_write_opts){.score = score,
+                                     .subscore = subscore,
+                                     .username = kn_req_caller(r)->username,
+                                     .metadata = metadata && *metadata ? metadata : NULL,
+                                     .operator_ = operator_ - 1,
+                                     .from_client = true};
+    return KN_OK;
+}
+
+int kn_leaderboard_wire_record_write(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__LeaderboardRecordWrite *q = kn_req_msg(r)->leaderboard_record_write;
+    kn_leaderboard_write_opts o;
+    int rc = kn_leaderboard_wire__opts(r, q->score, q->subscore, q->metadata, q->operator_, &o, msg,
+                                       cap);
     kn_leaderboard_record rec;
-    int rc = kn_leaderboard_write(service(r), kn_req_worker(r)->db, q->leaderboard_id, caller(r),
-                                  &o, &rec, msg, cap);
-    if (rc) return rc;
+    if (rc || (rc = kn_leaderboard_write(service(r), kn_req_worker(r)->db, q->leaderboard_id,
+                                         caller(r), &o, &rec, msg, cap)))
+        return rc;
+    rc = kn_leaderboard_wire__reply_record(r, &rec);
+    kn_free(rec.metadata);
+    return rc;
+}
+
+int kn_leaderboard_wire__reply_record(kn_req *r, const kn_leaderboard_record *rec)
+{
     Kaos__V1__LeaderboardRecord m;
-    kn_entity_to_proto(&kn_leaderboard_record_entity, &rec, &m);
+    kn_entity_to_proto(&kn_leaderboard_record_entity, rec, &m);
     kn_envelope env = KN_ENVELOPE_INIT;
     env.message_case = KAOS__V1__ENVELOPE__MESSAGE_LEADERBOARD_RECORD;
     env.leaderboard_record = &m;
-    rc = kn_req_reply(r, &env);
-    kn_free(rec.metadata);
-    return rc;
+    return kn_req_reply(r, &env);
 }
 
 static int reply_page(kn_req *r, const kn_leaderboard_page *p)
@@ -85,36 +101,50 @@ static int reply_page(kn_req *r, const kn_leaderboard_page *p)
     return rc;
 }
 
-int kn_leaderboard_wire_records_list(kn_req *r, char *msg, size_t cap)
+int kn_leaderboard_wire__list(kn_req *r, bool tournament, const kn_leaderboard_query *q,
+                              uint32_t limit, char *msg, size_t cap)
 {
-    Kaos__V1__LeaderboardRecordsList *q = kn_req_msg(r)->leaderboard_records_list;
-    if (q->limit > KN_LB_LIST_MAX) return too_many(q->limit, msg, cap);
-    kn_leaderboard_query lq = {.id = q->leaderboard_id,
-                               .limit = (int)q->limit,
-                               .cursor = q->cursor,
-                               .expiry = q->expiry,
-                               .owner_ids = (const char *const *)q->owner_ids,
-                               .n_owner_ids = q->n_owner_ids};
+    if (limit > KN_LB_LIST_MAX) return too_many(limit, msg, cap);
     kn_leaderboard_page p;
-    int rc = kn_leaderboard_records_list(service(r), kn_req_worker(r)->db, &lq, &p, msg, cap);
+    int rc = (tournament ? kn_tournament_records_list : kn_leaderboard_records_list)(
+        service(r), kn_req_worker(r)->db, q, &p, msg, cap);
     if (rc) return rc;
     rc = reply_page(r, &p);
     kn_leaderboard_page_free(&p);
     return rc;
 }
 
-int kn_leaderboard_wire_records_around(kn_req *r, char *msg, size_t cap)
+int kn_leaderboard_wire__around(kn_req *r, bool tournament, const char *id, const char *owner_id,
+                                uint32_t limit, int64_t expiry, char *msg, size_t cap)
 {
-    Kaos__V1__LeaderboardRecordsAround *q = kn_req_msg(r)->leaderboard_records_around;
-    if (q->limit > KN_LB_LIST_MAX) return too_many(q->limit, msg, cap);
-    const char *owner = q->owner_id && *q->owner_id ? q->owner_id : caller(r);
+    if (limit > KN_LB_LIST_MAX) return too_many(limit, msg, cap);
+    const char *owner = owner_id && *owner_id ? owner_id : caller(r);
     kn_leaderboard_page p;
-    int rc = kn_leaderboard_records_around(service(r), kn_req_worker(r)->db, q->leaderboard_id,
-                                           owner, (int)q->limit, q->expiry, &p, msg, cap);
+    int rc = (tournament ? kn_tournament_records_around : kn_leaderboard_records_around)(
+        service(r), kn_req_worker(r)->db, id, owner, (int)limit, expiry, &p, msg, cap);
     if (rc) return rc;
     rc = reply_page(r, &p);
     kn_leaderboard_page_free(&p);
     return rc;
+}
+
+int kn_leaderboard_wire_records_list(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__LeaderboardRecordsList *q = kn_req_msg(r)->leaderboard_records_list;
+    kn_leaderboard_query lq = {.id = q->leaderboard_id,
+                               .limit = (int)q->limit,
+                               .cursor = q->cursor,
+                               .expiry = q->expiry,
+                               .owner_ids = (const char *const *)q->owner_ids,
+                               .n_owner_ids = q->n_owner_ids};
+    return kn_leaderboard_wire__list(r, false, &lq, q->limit, msg, cap);
+}
+
+int kn_leaderboard_wire_records_around(kn_req *r, char *msg, size_t cap)
+{
+    Kaos__V1__LeaderboardRecordsAround *q = kn_req_msg(r)->leaderboard_records_around;
+    return kn_leaderboard_wire__around(r, false, q->leaderboard_id, q->owner_id, q->limit,
+                                       q->expiry, msg, cap);
 }
 
 int kn_leaderboard_wire_record_delete(kn_req *r, char *msg, size_t cap)

@@ -55,6 +55,8 @@ enum {
     KN_NOTIFY_CODE_FRIEND_REMOVED = -6,     /* a friend removed you */
     KN_NOTIFY_CODE_SESSION_REPLACED = -7,   /* another session took over (single session) */
     KN_NOTIFY_CODE_GROUP_BANNED = -8,       /* you were banned from a group */
+    /* -20..-29 are kept for leaderboards and tournaments. */
+    KN_NOTIFY_CODE_TOURNAMENT_END = -20, /* a tournament (or a period of it) ended: your rank */
 };
 
 /* One notification to send. content: a JSON object as text (NULL = "{}");

@@ -16,6 +16,7 @@
 #include "kn_friends.h"
 #include "kn_groups.h"
 #include "kn_leaderboard.h"
+#include "kn_tournament.h"
 #include "kn_notify.h"
 #include "kn_chat.h"
 
@@ -39,6 +40,7 @@ extern const kn_entity kaos_client__group_user_entity;
 extern const kn_entity kaos_client__user_group_entity;
 extern const kn_entity kaos_client__channel_message_entity;
 extern const kn_entity kaos_client__leaderboard_record_entity;
+extern const kn_entity kaos_client__tournament_entity;
 
 /* Room for any of the entity messages, which are a few pointers and numbers. */
 typedef union message_buf {
@@ -72,6 +74,8 @@ static void every_table_matches_its_message_field_for_field(void **state)
         &kn_leaderboard_entity,
         &kn_leaderboard_record_entity,
         &kaos_client__leaderboard_record_entity,
+        &kn_tournament_entity,
+        &kaos_client__tournament_entity,
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char msg[256] = "";

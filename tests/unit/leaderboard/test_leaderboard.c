@@ -567,6 +567,45 @@ static void a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_clus
     kn_leaderboards_destroy(lbs);
 }
 
+static void a_reset_missed_while_no_server_ran_fires_once_at_the_next_start(void **state)
+{
+    (void)state;
+    resets first = {0}, seen = {0}, other = {0};
+    kn_leaderboards *lbs = service(on_reset, &first);
+    board(lbs, "missed", KN_LB_DESC, KN_LB_OP_BEST, "0 * * * *");
+    /* The board existed before the resets it missed (its row's clock is the database's). */
+    pgtest_sql(db,
+               "UPDATE leaderboard SET create_time = to_timestamp(%" PRId64 ") WHERE id = 'missed'",
+               clock_ms / 1000 - 60);
+    put(lbs, "missed", 1, 10, 0);
+    kn_leaderboards_destroy(lbs); /* the server stops... */
+    int64_t hour = clock_ms / 1000 / 3600 * 3600;
+    advance(3 * 3600 * 1000LL); /* ...for three hours: three resets pass */
+    int64_t last = (clock_ms / 1000 / 3600) * 3600;
+    assert_int_equal(last, hour + 3 * 3600);
+    kn_leaderboards *again = service(on_reset, &seen), *node2 = service(on_reset, &other);
+    size_t loaded;
+    assert_int_equal(kn_leaderboards_load(again, db, &loaded, msg, sizeof msg), KN_OK);
+    assert_int_equal(kn_leaderboards_load(node2, db, &loaded, msg, sizeof msg), KN_OK);
+    kn_leaderboards_tick(again, db);
+    kn_leaderboards_tick(node2, db);
+    kn_leaderboards_tick(again, db);
+    assert_int_equal(seen.calls + other.calls, 1); /* the last one, once per cluster */
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.last, last);
+    assert_string_equal(seen.board, "missed");
+    kn_leaderboards_destroy(node2);
+    kn_leaderboards_destroy(again);
+    /* A restart right after a reset that did fire does not fire it again. */
+    resets after = {0};
+    kn_leaderboards *third = service(on_reset, &after);
+    assert_int_equal(kn_leaderboards_load(third, db, &loaded, msg, sizeof msg), KN_OK);
+    kn_leaderboards_tick(third, db);
+    assert_int_equal(after.calls, 0);
+    kn_leaderboards_destroy(third);
+    pgtest_sql(db, "DELETE FROM leaderboard WHERE id = 'missed'");
+}
+
 static void queued_writes_run_in_order_at_the_flush(void **state)
 {
     (void)state;
@@ -735,6 +774,7 @@ int main(void)
         cmocka_unit_test(around_an_owner_stays_inside_the_board_at_both_edges),
         cmocka_unit_test(the_friends_view_returns_the_owners_records_in_rank_order),
         cmocka_unit_test(a_cron_reset_empties_the_ranks_keeps_history_and_fires_once_per_cluster),
+        cmocka_unit_test(a_reset_missed_while_no_server_ran_fires_once_at_the_next_start),
         cmocka_unit_test(queued_writes_run_in_order_at_the_flush),
         cmocka_unit_test(a_start_and_the_reads_survive_allocation_failures),
         cmocka_unit_test(refusals_carry_stable_codes_and_messages),

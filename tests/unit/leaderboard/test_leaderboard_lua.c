@@ -2,7 +2,8 @@
  * in a real runtime against Postgres: boards created while modules load
  * (the binding's own connection), the functions' refusals with their codes,
  * and a cron reset with a stepped clock running the script's reset function
- * through kn_runtime_call, as the composition root does, once. */
+ * through kn_runtime_call, as the composition root does, once; the same
+ * for a tournament's reset function (kaos.register_tournament_reset). */
 #include "luatest.h"
 #include "pgtest.h"
 #include "kn_db.h"
@@ -155,10 +156,88 @@ static void functions_refuse_with_codes_and_write_with_ranks(void **state)
     kn_leaderboards_destroy(lbs);
 }
 
+static int tournament_calls;
+
+/* What server.c does with on_tournament_end / _reset. */
+static void on_tournament(void *ud, kn_db *d, const kn_tournament *t, int64_t end, int64_t reset)
+{
+    bool is_end = ud != NULL;
+    kn_runtime_services svc = {d};
+    kn_runtime_context ctx = luatest_ctx;
+    ctx.execution_mode = is_end ? "tournament_end" : "tournament_reset";
+    ctx.services = &svc;
+    kn_leaderboard_lua_tournament r = {t, end, reset, is_end};
+    char m[256];
+    assert_int_equal(
+        kn_runtime_call(vm, &ctx, kn_leaderboard_lua_run_tournament, &r, "tournament", m, sizeof m),
+        KN_OK);
+    tournament_calls++;
+}
+
+static const char tournament_module[] =
+    "local kaos = require('kaos')\n"
+    "kaos.leaderboard_create('tn_log', true, 'asc', 'set')\n"
+    "kaos.tournament_create('hourly_tn', false, 'desc', 'best', '0 * * * *', nil, 'Hourly', '',\n"
+    "                       3, 0, 0, 0, 10, 5, false)\n"
+    "kaos.register_tournament_reset(function(ctx, t, end_time, reset)\n"
+    "  kaos.leaderboard_submit('tn_log', 'c0000000-0000-4000-8000-000000000003', reset, end_time,\n"
+    "    { id = t.id, mode = ctx.execution_mode, title = t.title, max = t.max_size,\n"
+    "      size = t.size, op = t.operator })\n"
+    "end)\n"
+    "kaos.register_rpc(function(ctx, payload)\n"
+    "  local r = kaos.tournament_record_write('hourly_tn', "
+    "'c0000000-0000-4000-8000-000000000004',\n"
+    "                                        'ann', 7)\n"
+    "  return r.username .. ' ' .. r.score .. ' ' .. r.rank\n"
+    "end, 'write')\n";
+
+static void the_tournament_reset_runs_the_scripts_function_with_nakamas_arguments(void **state)
+{
+    (void)state;
+    kn_leaderboards_config c = {.now_ms = test_clock,
+                                .on_tournament_reset = on_tournament,
+                                .on_tournament_end = on_tournament,
+                                .on_tournament_ud = NULL};
+    kn_leaderboards *lbs = NULL;
+    assert_int_equal(kn_leaderboards_create(&c, &lbs), KN_OK);
+    kn_leaderboard_lua ud = {.lbs = lbs, .db = db, .mu = PTHREAD_MUTEX_INITIALIZER};
+    kn_lua_binding b = {"leaderboards", kn_leaderboard_lua_funcs, &ud};
+    luatest_write("lb.lua", tournament_module);
+    kn_runtime *rt = NULL;
+    vm = luatest_load(&rt, &b, 1);
+    int rc;
+    char *got = luatest_call_db(vm, db, "write", "", &rc, msg);
+    assert_non_null(got);
+    assert_string_equal(got, "ann 7 1");
+    kn_free(got);
+    int64_t end = (clock_ms / 1000 / 3600 + 1) * 3600;
+    clock_ms = end * 1000 + 1000;
+    assert_int_equal(kn_leaderboards_tick(lbs, db), 1);
+    assert_int_equal(tournament_calls, 1);
+    kn_leaderboard_query q = {.id = "tn_log", .limit = 10};
+    kn_leaderboard_page p;
+    assert_int_equal(kn_leaderboard_records_list(lbs, db, &q, &p, msg, sizeof msg), KN_OK);
+    assert_int_equal(p.n_records, 1);
+    assert_int_equal(p.records[0].score, end);  /* reset: the period's end */
+    assert_int_equal(p.records[0].subscore, 0); /* end: the tournament never ends */
+    const char *md = p.records[0].metadata;
+    assert_non_null(strstr(md, "\"id\": \"hourly_tn\""));
+    assert_non_null(strstr(md, "\"mode\": \"tournament_reset\""));
+    assert_non_null(strstr(md, "\"title\": \"Hourly\""));
+    assert_non_null(strstr(md, "\"max\": 10"));
+    assert_non_null(strstr(md, "\"size\": 1")); /* the period that ended had ann */
+    assert_non_null(strstr(md, "\"op\": \"best\""));
+    kn_leaderboard_page_free(&p);
+    kn_runtime_vm_destroy(vm);
+    kn_runtime_destroy(rt);
+    kn_leaderboards_destroy(lbs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(functions_refuse_with_codes_and_write_with_ranks),
+        cmocka_unit_test(the_tournament_reset_runs_the_scripts_function_with_nakamas_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
