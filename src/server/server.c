@@ -1211,6 +1211,7 @@ int kn_server_run(const kn_config *cfg)
                                   .port = (uint16_t)cfg->console_port,
                                   .database_url = cfg->database_url,
                                   .session_ttl_sec = cfg->console_session_sec,
+                                  .secure_cookie = cfg->console_secure_cookie,
                                   .lockout_failures = (uint32_t)cfg->lockout_account_failures,
                                   .lockout_ms = cfg->lockout_account_ms,
                                   .started_ms = kn_time_wall_ms()};

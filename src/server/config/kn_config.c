@@ -92,6 +92,8 @@ static const option options[] = {
     STR(console_bind, "127.0.0.1", "admin console listener address"),
     INT(console_port, "7352", 0, 65535, "admin console port (0 = any free port)"),
     INT(console_session_sec, "3600", 60, 604800, "admin console session lifetime"),
+    BOOL(console_secure_cookie, "false",
+         "mark the console's session cookie Secure (set it when a TLS proxy serves the console)"),
     STR(console_admin_password, "",
         "password of the console user `admin` created at first start; empty = generated, printed "
         "once"),

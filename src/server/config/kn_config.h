@@ -64,6 +64,7 @@ typedef struct kn_config {
     char *console_bind;
     int64_t console_port;
     int64_t console_session_sec;
+    bool console_secure_cookie; /* Secure on the session cookie (behind a TLS proxy) */
     char *console_admin_password; /* first start only; "" = generated and printed once */
     char *runtime_env;
     bool runtime_watch;
