@@ -13,6 +13,7 @@
 #include "kn_auth.h"
 #include "kn_chat.h"
 #include "kn_chat_lua.h"
+#include "kn_cluster.h"
 #include "kn_codec.h"
 #include "kn_crypto.h"
 #include "kn_json.h"
@@ -85,7 +86,160 @@ typedef struct http_ctx {
     kn_tracker *tracker;
     const char *database_url;
     kn_leaderboards *lbs;
+    _Atomic(kn_cluster *) cluster; /* NULL on one node */
 } http_ctx;
+
+/* --- the cluster (docs/cluster.md): the bus behind kn_out's remote hook
+ * and the session registry's; what arrives is done on this node only ------ */
+
+typedef struct cluster_glue {
+    kn_cluster_nats *nats;
+    _Atomic(kn_cluster *) cluster; /* NULL until joined: the hooks do nothing */
+    kn_out *out;
+    kn_sessions *sessions;
+} cluster_glue;
+
+static kn_cluster *glue_cluster(void *ud)
+{
+    return atomic_load(&((cluster_glue *)ud)->cluster);
+}
+
+static int remote_send_user(void *ud, const char *user_id, const char *session_id, uint8_t channel,
+                            const uint8_t *data, size_t len, bool reliable)
+{
+    kn_cluster *c = glue_cluster(ud);
+    return !c ? KN_ERR_UNAVAILABLE
+              : kn_cluster_send_user(c, user_id, session_id, channel, data, len, reliable);
+}
+
+static int remote_send_all(void *ud, uint8_t channel, const uint8_t *data, size_t len,
+                           bool reliable)
+{
+    kn_cluster *c = glue_cluster(ud);
+    return !c ? KN_ERR_UNAVAILABLE : kn_cluster_send_all(c, channel, data, len, reliable);
+}
+
+static void remote_ended(void *ud, const char *user_id, const char *session_id, kn_session_end why,
+                         int64_t revoke_expires)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_sessions_ended(c, user_id, session_id, (int)why, revoke_expires);
+}
+
+static void remote_bound(void *ud, const char *user_id, const char *session_id, int64_t bound_ms)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_session_bound(c, user_id, session_id, bound_ms);
+}
+
+static void remote_present(void *ud, const char *user_id)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_user_changed(c, user_id);
+}
+
+static void bus_deliver_user(void *ud, const char *user_id, const char *session_id, uint8_t channel,
+                             const uint8_t *data, size_t len, bool reliable)
+{
+    kn_out_send_user_here(((cluster_glue *)ud)->out, user_id, session_id, channel, data, len,
+                          reliable);
+}
+
+static void bus_deliver_all(void *ud, uint8_t channel, const uint8_t *data, size_t len,
+                            bool reliable)
+{
+    kn_out_send_all_here(((cluster_glue *)ud)->out, channel, data, len, reliable);
+}
+
+static void bus_end_sessions(void *ud, const char *user_id, const char *session_id, int why,
+                             int64_t revoke_expires)
+{
+    if (why < KN_SESSION_END_LOGOUT || why > KN_SESSION_END_REPLACED) return;
+    int rc = kn_sessions_end_here(((cluster_glue *)ud)->sessions, user_id, session_id,
+                                  (kn_session_end)why, revoke_expires);
+    if (rc)
+        KN_WARN("cluster: could not end the sessions of %.36s here: %s", user_id, kn_err_text(rc));
+}
+
+static void bus_replace_sessions(void *ud, const char *user_id, const char *session_id,
+                                 int64_t bound_ms, bool wins_tie)
+{
+    kn_sessions_replace_here(((cluster_glue *)ud)->sessions, user_id, session_id, bound_ms,
+                             wins_tie);
+}
+
+static size_t bus_user_conns(void *ud, const char *user_id)
+{
+    return kn_sessions_conns(((cluster_glue *)ud)->sessions, user_id, NULL, NULL, 0);
+}
+
+/* The UDP address this node is reached at: configured, or bind:port (the
+ * host name when bound to every address). */
+static void advertised_address(const kn_config *cfg, uint16_t port, char *out, size_t cap)
+{
+    if (*cfg->cluster_advertise) {
+        snprintf(out, cap, "%s", cfg->cluster_advertise);
+        return;
+    }
+    char host[256] = "";
+    if (strcmp(cfg->bind, "0.0.0.0") || gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "%s", cfg->bind);
+    snprintf(out, cap, "%s:%u", host, port);
+}
+
+/* Joins the cluster named by cluster_nats (nothing when it is empty). */
+static int cluster_start(const kn_config *cfg, cluster_glue *g, uint16_t udp_port,
+                         uint16_t http_port)
+{
+    if (!*cfg->cluster_nats) return KN_OK;
+    kn_cluster_bus bus;
+    char label[96];
+    snprintf(label, sizeof label, "kaosnet %s", cfg->node);
+    int rc = kn_cluster_nats_open(cfg->cluster_nats, label, &g->nats, &bus);
+    if (rc) return rc;
+    char address[320];
+    advertised_address(cfg, udp_port, address, sizeof address);
+    kn_cluster_config cc = {.node = cfg->node,
+                            .address = address,
+                            .http_port = http_port,
+                            .heartbeat_ms = cfg->cluster_heartbeat_ms,
+                            .dead_ms = cfg->cluster_dead_ms,
+                            .single_session = cfg->single_session};
+    kn_cluster_local local = {.deliver_user = bus_deliver_user,
+                              .deliver_all = bus_deliver_all,
+                              .end_sessions = bus_end_sessions,
+                              .replace_sessions = bus_replace_sessions,
+                              .user_conns = bus_user_conns,
+                              .ud = g};
+    kn_cluster *c;
+    if ((rc = kn_cluster_create(&cc, &bus, &local, &c))) return rc;
+    atomic_store(&g->cluster, c);
+    kn_cluster_nats_attach(g->nats, c);
+    if ((rc = kn_cluster_start(c))) return rc;
+    KN_INFO("cluster: node %s (udp %s) on bus %s, heartbeat %lld ms, dead after %lld ms", cfg->node,
+            address, cfg->cluster_nats, (long long)cfg->cluster_heartbeat_ms,
+            (long long)cfg->cluster_dead_ms);
+    return KN_OK;
+}
+
+/* The hooks, before anything serves (they do nothing until the node joins). */
+static void cluster_hooks(const kn_config *cfg, cluster_glue *g)
+{
+    if (!*cfg->cluster_nats) return; /* one node: exactly as without a cluster */
+    kn_out_set_remote(g->out, &(kn_out_remote){remote_send_user, remote_send_all, g});
+    kn_sessions_set_remote(g->sessions,
+                           &(kn_sessions_remote){remote_ended, remote_bound, remote_present, g});
+}
+
+/* After every caller of the hooks (workers, matches, nets) has stopped. */
+static void cluster_stop(cluster_glue *g)
+{
+    kn_cluster *c = atomic_exchange(&g->cluster, NULL);
+    kn_cluster_nats_attach(g->nats, NULL);
+    kn_cluster_destroy(c); /* tells the peers it leaves */
+    kn_cluster_nats_close(g->nats);
+    g->nats = NULL;
+}
 
 /* The tracker's sink and its end of every session: the router's stream
  * part sends through the one way out; an unbound session leaves its streams. */
@@ -305,8 +459,21 @@ static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t ca
 static const char *http_health(void *ud)
 {
     http_ctx *h = ud;
-    if (kn_db_reachable() || kn_db_ping(h->database_url)) return NULL;
-    return "database unavailable";
+    if (!kn_db_reachable() && !kn_db_ping(h->database_url)) return "database unavailable";
+    kn_cluster *c = atomic_load(&h->cluster);
+    if (c) {
+        kn_cluster_stats cs;
+        kn_cluster_stats_get(c, &cs);
+        if (!cs.bus_connected) return "cluster bus unavailable (serving this node's players alone)";
+    }
+    return NULL;
+}
+
+static size_t http_health_detail(void *ud, char *buf, size_t n, size_t cap)
+{
+    http_ctx *h = ud;
+    kn_cluster *c = atomic_load(&h->cluster);
+    return c ? kn_cluster_health(c, kn_time_mono_ms(), buf, n, cap) : n;
 }
 
 static void http_metrics(void *ud, char *buf, size_t cap)
@@ -425,8 +592,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
                               (unsigned long long)sum);
     }
     if (n < cap)
-        snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n",
-                 (unsigned long long)sum);
+        n += (size_t)snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n",
+                              (unsigned long long)sum);
+    kn_cluster *c = atomic_load(&h->cluster);
+    if (c && n < cap) kn_cluster_metrics(c, kn_time_mono_ms(), buf, n, cap);
 }
 static volatile sig_atomic_t signals_seen;
 
@@ -904,6 +1073,7 @@ int kn_server_run(const kn_config *cfg)
     http_ctx hctx = {0};
     kn_console *console = NULL;
     console_ctx cctx = {0};
+    cluster_glue cglue = {0};
     bool created = false;
     /* One ENet host holds 4095 peers: by default, as many hosts as needed. */
     size_t want_nets =
@@ -1142,14 +1312,22 @@ int kn_server_run(const kn_config *cfg)
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
     hctx = (http_ctx){rpc, mw,      gw,      sessions,          nets, n_nets,
-                      api, matches, tracker, cfg->database_url, lbs};
+                      api, matches, tracker, cfg->database_url, lbs,  NULL};
+    cglue.out = out;
+    cglue.sessions = sessions;
+    cluster_hooks(cfg, &cglue);
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
                          .max_body = (size_t)cfg->max_message_size};
-    kn_http_handler hh = {
-        .rpc = http_rpc, .metrics = http_metrics, .health = http_health, .ud = &hctx};
+    kn_http_handler hh = {.rpc = http_rpc,
+                          .metrics = http_metrics,
+                          .health = http_health,
+                          .health_detail = http_health_detail,
+                          .ud = &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
+    if ((rc = cluster_start(cfg, &cglue, kn_net_port(nets[0]), kn_http_port(http)))) goto done;
+    atomic_store(&hctx.cluster, atomic_load(&cglue.cluster));
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
     if (cfg->console) {
         if ((rc = console_bootstrap(cfg))) goto done;
@@ -1229,6 +1407,9 @@ done:
     kn_api_destroy(api);
     /* After the workers (they create matches), before the VMs' host. */
     kn_match_engine_destroy(matches);
+    /* Before the nets and the session registry its deliveries reach; the
+     * HTTP counters that read it stopped above. */
+    cluster_stop(&cglue);
     if (mw) kn_match_wire_attach_engine(mw, NULL);
     for (int i = 0; i < 64; i++)
         kn_runtime_slot_destroy(slots[i]);

@@ -1,0 +1,414 @@
+/* End to end: three kaosnet nodes clustered over one real nats-server, on
+ * one Postgres database and one shared data directory (one server.key):
+ * the nodes see each other (/metrics, /healthz); a token issued by node A
+ * resumes on node C; a friend request from a user on A reaches a user on C
+ * live; a ban on A disconnects the user's session on C (and its token
+ * resumes nowhere); single session holds across nodes (a login on B ends
+ * the user's connection on A);
+ * NATS stopped, the nodes keep serving alone and say so, and rejoin when it
+ * is back; kill -9 of a node and the others declare it dead.
+ *
+ * Everything runs on loopback: the harness starts nats-server on a free
+ * port (and stops it whatever happens: an atexit hook), the nodes with
+ * --cluster-nats, and stops them all at the end. Waits are bounded; the
+ * times they took are printed, never asserted. Without a nats-server
+ * binary the group is skipped and says so. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <fcntl.h>
+
+#define NODES 3
+
+static const char http_key[] = "cluster-test-key";
+static e2e_server node[NODES];
+static const char *const names[NODES] = {"a", "b", "c"};
+static char nats_url[64];
+static uint16_t nats_port;
+static pid_t nats_pid = -1;
+
+/* --- nats-server ------------------------------------------------------------------ */
+
+static void nats_kill(void)
+{
+    if (nats_pid > 0) {
+        kill(nats_pid, SIGKILL);
+        waitpid(nats_pid, NULL, 0);
+        nats_pid = -1;
+    }
+}
+
+static uint16_t free_tcp_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool nats_answers(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(nats_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void nats_start(void)
+{
+#ifdef NATS_SERVER_BIN
+    static bool hooked;
+    if (!hooked) {
+        atexit(nats_kill);
+        hooked = true;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%u", nats_port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, STDOUT_FILENO);
+        execl(NATS_SERVER_BIN, "nats-server", "-a", "127.0.0.1", "-p", port, (char *)NULL);
+        _exit(127);
+    }
+    nats_pid = pid;
+    int64_t deadline = e2e_now_ms() + 10000;
+    while (!nats_answers() && e2e_now_ms() < deadline)
+        usleep(20000);
+    if (!nats_answers()) fail_msg("nats-server did not listen on %u", nats_port);
+#endif
+}
+
+static void nats_stop(void)
+{
+    if (nats_pid <= 0) return;
+    kill(nats_pid, SIGTERM);
+    int64_t deadline = e2e_now_ms() + 10000;
+    while (waitpid(nats_pid, NULL, WNOHANG) == 0 && e2e_now_ms() < deadline)
+        e2e_pump();
+    if (kill(nats_pid, 0) == 0) nats_kill();
+    nats_pid = -1;
+}
+
+/* --- nodes --------------------------------------------------------------------------- */
+
+static void node_start(int i)
+{
+    static char rt[] = KAOS_SOURCE_DIR "/lua-examples";
+    const char *extra[] = {"--cluster-nats",
+                           nats_url,
+                           "--cluster-node",
+                           names[i],
+                           "--cluster-heartbeat-ms",
+                           "200",
+                           "--cluster-dead-ms",
+                           "1500",
+                           "--single-session",
+                           "true",
+                           "--runtime-path",
+                           rt,
+                           "--http-key",
+                           http_key,
+                           NULL};
+    e2e_server_start(&node[i], extra);
+}
+
+static long long metric(int i, const char *name)
+{
+    return e2e_metric(node[i].http_port, name);
+}
+
+static bool healthz_has(int i, const char *what)
+{
+    char body[2048] = "";
+    return e2e_http(node[i].http_port, "GET", "/healthz", NULL, NULL, body, sizeof body) == 200 &&
+           strstr(body, what);
+}
+
+/* Pumps clients while waiting for every running node but `skip` to count
+ * `peers` live peers; prints how long it took. */
+static void wait_peers(int skip, long long peers, const char *what)
+{
+    int64_t t0 = e2e_now_ms();
+    for (int i = 0; i < NODES; i++) {
+        if (i == skip) continue;
+        E2E_WAIT(metric(i, "kaos_cluster_peers") == peers, 10000);
+    }
+    printf("# %s: %lld ms\n", what, (long long)(e2e_now_ms() - t0));
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+#ifndef NATS_SERVER_BIN
+    return 0;
+#else
+    nats_port = free_tcp_port();
+    snprintf(nats_url, sizeof nats_url, "nats://127.0.0.1:%u", nats_port);
+    nats_start();
+    /* One database and one data directory (one server.key) for every node. */
+    e2e_server_init(&node[0]);
+    for (int i = 1; i < NODES; i++) {
+        memset(&node[i], 0, sizeof node[i]);
+        node[i].pid = -1;
+        node[i].out_fd = -1;
+        snprintf(node[i].dbname, sizeof node[i].dbname, "%s", node[0].dbname);
+        snprintf(node[i].data_dir, sizeof node[i].data_dir, "%s", node[0].data_dir);
+    }
+    for (int i = 0; i < NODES; i++)
+        node_start(i);
+    return 0;
+#endif
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+#ifdef NATS_SERVER_BIN
+    int bad = 0;
+    for (int i = 0; i < NODES; i++)
+        if (node[i].pid > 0 && e2e_server_stop(&node[i]) != 0) bad++;
+    nats_stop();
+    e2e_server_cleanup(&node[0]);
+    return bad ? -1 : 0;
+#else
+    return 0;
+#endif
+}
+
+#ifndef NATS_SERVER_BIN
+#define NEEDS_NATS() skip()
+#else
+#define NEEDS_NATS() (void)0
+#endif
+
+/* --- notifications ------------------------------------------------------------------- */
+
+typedef struct pushes {
+    int count;
+    int codes[8];
+    char senders[8][40];
+} pushes;
+
+static void on_push(kaos_client *k, const kaos_notification *n, size_t count, void *ud)
+{
+    (void)k;
+    pushes *p = ud;
+    for (size_t i = 0; i < count; i++, p->count++) {
+        if (p->count >= 8) continue;
+        p->codes[p->count] = n[i].code;
+        snprintf(p->senders[p->count], sizeof p->senders[0], "%s", n[i].sender_id);
+    }
+}
+
+static int http_rpc(int i, const char *rpc, const char *body)
+{
+    char path[256], out[512];
+    snprintf(path, sizeof path, "/v2/rpc/%s?http_key=%s", rpc, http_key);
+    return e2e_http(node[i].http_port, "POST", path, NULL, body, out, sizeof out);
+}
+
+static e2e_client *resumed_on(int i, const char *token)
+{
+    e2e_client *c = e2e_client_new(node[i].port, 0, 0);
+    assert_true(kaos_client_session_resume(c->c, token, e2e_on_session, c) > 0);
+    E2E_WAIT(c->sessions || c->errors, 10000);
+    return c;
+}
+
+/* --- tests ------------------------------------------------------------------------------- */
+
+static void nodes_see_each_other_and_report_it(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    wait_peers(-1, NODES - 1, "three nodes see each other after the last started");
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(metric(i, "kaos_cluster_bus_connected"), 1);
+        assert_true(metric(i, "kaos_cluster_heartbeat_age_ms") >= 0);
+        assert_true(healthz_has(i, "ok\ncluster node="));
+        assert_true(healthz_has(i, "bus=connected peers=2"));
+    }
+    assert_true(healthz_has(0, "peer b up udp=127.0.0.1:"));
+    assert_true(healthz_has(0, "peer c up udp=127.0.0.1:"));
+    assert_int_equal(metric(0, "kaos_cluster_peer_up{peer=\"c\"}"), 1);
+}
+
+static void a_token_from_node_a_resumes_on_node_c(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    e2e_client *a = e2e_player(node[0].port, 0);
+    char token[4096], user[40];
+    snprintf(token, sizeof token, "%s", a->token);
+    snprintf(user, sizeof user, "%s", a->user_id);
+    e2e_client_free(a); /* single session: the resume would replace it anyway */
+    e2e_client *c = resumed_on(2, token);
+    assert_int_equal(c->errors, 0);
+    assert_string_equal(c->user_id, user);
+    e2e_client_free(c);
+}
+
+static void a_friend_request_from_node_a_reaches_a_user_on_node_c_live(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    e2e_client *a = e2e_player(node[0].port, 0), *c = e2e_player(node[2].port, 0);
+    pushes seen = {0};
+    kaos_client_on_notifications(c->c, on_push, &seen);
+    const char *id = c->user_id;
+    int64_t t0 = e2e_now_ms();
+    assert_int_equal(E2E_ACKED(a, kaos_client_friends_add(a->c, &id, 1, NULL, 0, e2e_on_done, a)),
+                     0);
+    E2E_WAIT(seen.count >= 1, 5000);
+    printf("# friend request A -> C, request to push: %lld ms\n", (long long)(e2e_now_ms() - t0));
+    assert_int_equal(seen.codes[0], -2); /* an invite received */
+    assert_string_equal(seen.senders[0], a->user_id);
+    e2e_client_free(a);
+    e2e_client_free(c);
+}
+
+static void a_ban_on_node_a_disconnects_the_session_on_node_c(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    e2e_client *c = e2e_player(node[2].port, 0);
+    char body[128];
+    snprintf(body, sizeof body, "{\"user_ids\": [\"%s\"]}", c->user_id);
+    int64_t t0 = e2e_now_ms();
+    assert_int_equal(http_rpc(0, "admin_ban", body), 200);
+    E2E_WAIT(c->disconnected, 5000);
+    printf("# ban on A -> disconnect on C: %lld ms\n", (long long)(e2e_now_ms() - t0));
+    assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_BANNED);
+    /* and the token no longer resumes on any node (B never held the user) */
+    e2e_client *r = resumed_on(1, c->token);
+    assert_int_equal(r->sessions, 0);
+    assert_int_equal(r->error_code, 7);
+    assert_string_equal(r->error_message, "account is banned");
+    e2e_client_free(r);
+    e2e_client_free(c);
+}
+
+static void single_session_holds_across_nodes(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    char dev[40];
+    e2e_device_id(dev);
+    e2e_client *a = e2e_client_new(node[0].port, 0, 0);
+    e2e_auth(a, dev);
+    e2e_client *b = e2e_client_new(node[1].port, 0, 0);
+    e2e_auth(b, dev);
+    assert_string_equal(a->user_id, b->user_id);
+    E2E_WAIT(a->disconnected, 5000);
+    assert_int_equal(a->disconnect_reason, KAOS_DISCONNECT_SESSION_REPLACED);
+    e2e_pump_for(300);
+    assert_false(b->disconnected);
+    /* the replaced session is revoked: its token no longer resumes */
+    e2e_client *r = resumed_on(2, a->token);
+    assert_int_equal(r->sessions, 0);
+    e2e_client_free(r);
+    e2e_client_free(a);
+    e2e_client_free(b);
+}
+
+static void without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    nats_stop();
+    for (int i = 0; i < NODES; i++)
+        E2E_WAIT(metric(i, "kaos_cluster_bus_connected") == 0, 10000);
+    assert_true(healthz_has(0, "degraded: cluster bus unavailable"));
+    wait_peers(-1, 0, "bus down: every node alone");
+    /* each node still serves its own players */
+    e2e_client *a = e2e_player(node[0].port, 0), *a2 = e2e_player(node[0].port, 0);
+    pushes seen = {0};
+    kaos_client_on_notifications(a2->c, on_push, &seen);
+    const char *id = a2->user_id;
+    assert_int_equal(E2E_ACKED(a, kaos_client_friends_add(a->c, &id, 1, NULL, 0, e2e_on_done, a)),
+                     0);
+    E2E_WAIT(seen.count >= 1, 5000);
+
+    int64_t t0 = e2e_now_ms();
+    nats_start();
+    for (int i = 0; i < NODES; i++)
+        E2E_WAIT(metric(i, "kaos_cluster_bus_connected") == 1, 10000);
+    wait_peers(-1, NODES - 1, "NATS back: the nodes rejoin");
+    printf("# NATS restart to full membership: %lld ms\n", (long long)(e2e_now_ms() - t0));
+    assert_true(healthz_has(0, "ok\n"));
+    /* cross-node delivery works again (the user subscriptions were replayed) */
+    e2e_client *c = e2e_player(node[2].port, 0);
+    pushes seen_c = {0};
+    kaos_client_on_notifications(c->c, on_push, &seen_c);
+    id = c->user_id;
+    assert_int_equal(E2E_ACKED(a, kaos_client_friends_add(a->c, &id, 1, NULL, 0, e2e_on_done, a)),
+                     0);
+    E2E_WAIT(seen_c.count >= 1, 5000);
+    /* a user who was online on A through the outage is reachable from C */
+    pushes before = seen;
+    const char *a2id = a2->user_id;
+    assert_int_equal(E2E_ACKED(c, kaos_client_friends_add(c->c, &a2id, 1, NULL, 0, e2e_on_done, c)),
+                     0);
+    E2E_WAIT(seen.count > before.count, 5000);
+    e2e_client_free(a);
+    e2e_client_free(a2);
+    e2e_client_free(c);
+}
+
+static void a_node_killed_is_declared_dead_by_the_others(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    long long died = metric(0, "kaos_cluster_peers_died_total");
+    e2e_server_kill(&node[1]);
+    wait_peers(1, NODES - 2, "kill -9 of b to both others declaring it dead (timeout 1500 ms)");
+    assert_int_equal(metric(0, "kaos_cluster_peers_died_total"), died + 1);
+    assert_int_equal(metric(0, "kaos_cluster_peer_up{peer=\"b\"}"), 0);
+    assert_true(healthz_has(2, "peer b dead"));
+    /* its players come back on another node with the same token */
+    e2e_client *p = e2e_player(node[0].port, 0);
+    char token[4096];
+    snprintf(token, sizeof token, "%s", p->token);
+    e2e_client_free(p);
+    e2e_client *r = resumed_on(2, token);
+    assert_int_equal(r->errors, 0);
+    e2e_client_free(r);
+    /* and it rejoins when restarted */
+    node_start(1);
+    wait_peers(-1, NODES - 1, "b restarted to everyone seeing it");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(nodes_see_each_other_and_report_it),
+        cmocka_unit_test(a_token_from_node_a_resumes_on_node_c),
+        cmocka_unit_test(a_friend_request_from_node_a_reaches_a_user_on_node_c_live),
+        cmocka_unit_test(a_ban_on_node_a_disconnects_the_session_on_node_c),
+        cmocka_unit_test(single_session_holds_across_nodes),
+        cmocka_unit_test(without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns),
+        cmocka_unit_test(a_node_killed_is_declared_dead_by_the_others),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
