@@ -258,7 +258,6 @@ int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uin
                      const uint8_t *data, size_t len, bool reliable)
 {
     int rc = kn_out_send_user_here(o, user_id, session_id, channel, data, len, reliable);
-    if (rc == KN_ERR_NOMEM) return rc;
     if (o->remote.send_user && o->remote.send_user(o->remote.ud, user_id, session_id, channel, data,
                                                    len, reliable) == KN_OK)
         rc = KN_OK;
