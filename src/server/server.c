@@ -469,6 +469,13 @@ static const char *http_health(void *ud)
     return NULL;
 }
 
+static size_t http_nodes(void *ud, char *buf, size_t cap)
+{
+    kn_cluster *c = atomic_load(&((http_ctx *)ud)->cluster);
+    if (c) return kn_cluster_nodes_json(c, buf, cap);
+    return (size_t)snprintf(buf, cap, "{\"nodes\":[]}"); /* only while joining */
+}
+
 static size_t http_health_detail(void *ud, char *buf, size_t n, size_t cap)
 {
     http_ctx *h = ud;
@@ -1324,6 +1331,7 @@ int kn_server_run(const kn_config *cfg)
                           .metrics = http_metrics,
                           .health = http_health,
                           .health_detail = http_health_detail,
+                          .nodes = *cfg->cluster_nats ? http_nodes : NULL,
                           .ud = &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
     if ((rc = cluster_start(cfg, &cglue, kn_net_port(nets[0]), kn_http_port(http)))) goto done;

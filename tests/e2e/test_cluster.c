@@ -252,6 +252,15 @@ static void nodes_see_each_other_and_report_it(void **state)
     assert_true(healthz_has(0, "peer b up udp=127.0.0.1:"));
     assert_true(healthz_has(0, "peer c up udp=127.0.0.1:"));
     assert_int_equal(metric(0, "kaos_cluster_peer_up{peer=\"c\"}"), 1);
+    /* clients can ask any node for the healthy nodes and their addresses */
+    char body[2048], want[128];
+    assert_int_equal(e2e_http(node[1].http_port, "GET", "/v2/nodes", NULL, NULL, body, sizeof body),
+                     200);
+    for (int i = 0; i < NODES; i++) {
+        snprintf(want, sizeof want, "{\"name\":\"%s\",\"address\":\"127.0.0.1:%u\"", names[i],
+                 node[i].port);
+        assert_non_null(strstr(body, want));
+    }
 }
 
 static void a_token_from_node_a_resumes_on_node_c(void **state)

@@ -92,6 +92,15 @@ static bool name_ok(const char *s)
     return true;
 }
 
+/* An advertised address as it may appear in /healthz and JSON: host:port
+ * characters only. */
+static bool address_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(".:-_[]", *s)) return false;
+    return true;
+}
+
 /* A user id as it may appear in a subject: a UUID's text, in lower case. */
 static bool user_subject(const char *user_id, char out[KN_CLUSTER_SUBJECT_MAX], char low[37])
 {
@@ -256,7 +265,8 @@ static bool heard(kn_cluster *c, const char *origin, const Kaos__Cluster__V1__He
         KN_WARN("cluster: peer %s restarted (instance %.36s)", origin, instance);
     }
     snprintf(p->instance, sizeof p->instance, "%s", instance);
-    snprintf(p->pub.address, sizeof p->pub.address, "%s", hb->address ? hb->address : "");
+    snprintf(p->pub.address, sizeof p->pub.address, "%s",
+             hb->address && address_ok(hb->address) ? hb->address : "");
     p->pub.http_port = (uint16_t)hb->http_port;
     p->pub.users = hb->users;
     p->pub.last_seen_ms = now;
@@ -343,6 +353,13 @@ void kn_cluster_receive(kn_cluster *c, const uint8_t *data, size_t len, int64_t 
         c->stats.dropped++;
         pthread_mutex_unlock(&c->lock);
         if (m) kaos__cluster__v1__bus_message__free_unpacked(m, NULL);
+        return;
+    }
+    if (!name_ok(m->origin)) { /* it would reach logs, /healthz and /v2/nodes */
+        pthread_mutex_lock(&c->lock);
+        c->stats.dropped++;
+        pthread_mutex_unlock(&c->lock);
+        kaos__cluster__v1__bus_message__free_unpacked(m, NULL);
         return;
     }
     peer_event ev = {{0}, true};
@@ -638,5 +655,33 @@ size_t kn_cluster_health(kn_cluster *c, int64_t now, char *buf, size_t n, size_t
         APPEND("peer %s %s udp=%s http=%u seen_ms=%lld users=%llu\n", peers[i].name,
                peers[i].up ? "up" : "dead", peers[i].address, peers[i].http_port,
                (long long)(now - peers[i].last_seen_ms), (unsigned long long)peers[i].users);
+    return n;
+}
+
+size_t kn_cluster_nodes_json(kn_cluster *c, char *buf, size_t cap)
+{
+    kn_cluster_stats s;
+    kn_cluster_stats_get(c, &s);
+    kn_cluster_peer *peers = kn_malloc(KN_CLUSTER_MAX_PEERS * sizeof *peers);
+    size_t np = peers ? kn_cluster_peers(c, peers, KN_CLUSTER_MAX_PEERS) : 0;
+    size_t n = 0;
+    APPEND("{\"node\":\"%s\",\"nodes\":[", c->node);
+    size_t mark = n;
+    APPEND("{\"name\":\"%s\",\"address\":\"%s\",\"http_port\":%u,\"users\":%llu}", c->node,
+           address_ok(c->address) ? c->address : "", c->cfg.http_port,
+           (unsigned long long)s.users_subscribed);
+    for (size_t i = 0; i < np && i < KN_CLUSTER_MAX_PEERS; i++) {
+        if (!peers[i].up) continue;
+        mark = n;
+        APPEND(",{\"name\":\"%s\",\"address\":\"%s\",\"http_port\":%u,\"users\":%llu}",
+               peers[i].name, peers[i].address, peers[i].http_port,
+               (unsigned long long)peers[i].users);
+        if (n >= cap - 3) n = mark; /* did not fit: left out, room kept for the end */
+    }
+    kn_free(peers);
+    if (n >= cap - 3) n = mark;
+    APPEND("]}");
+    if (n >= cap) n = cap - 1;
+    buf[n] = '\0';
     return n;
 }

@@ -161,6 +161,12 @@ size_t kn_cluster_metrics(kn_cluster *c, int64_t now_ms, char *buf, size_t n, si
 /* One line for /healthz: node, bus, peers with their address and age. */
 size_t kn_cluster_health(kn_cluster *c, int64_t now_ms, char *buf, size_t n, size_t cap);
 
+/* {"node":"a","nodes":[{"name":..,"address":..,"http_port":..,"users":..},..]}:
+ * this node and every peer up now, for clients picking a node (GET
+ * /v2/nodes). Returns the length written (always < cap; a node that does
+ * not fit is left out). */
+size_t kn_cluster_nodes_json(kn_cluster *c, char *buf, size_t cap);
+
 /* --- the NATS bus (bus_nats.c) ------------------------------------------------ */
 
 typedef struct kn_cluster_nats kn_cluster_nats;

@@ -211,6 +211,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (h->handler.metrics) h->handler.metrics(h->handler.ud, buf, sizeof buf);
         return reply(conn, 200, "text/plain; version=0.0.4", buf, strlen(buf));
     }
+    if (!strcmp(method, "GET") && !strcmp(url, "/v2/nodes") && h->handler.nodes) {
+        char buf[16384];
+        size_t n = h->handler.nodes(h->handler.ud, buf, sizeof buf);
+        return reply(conn, 200, "application/json", buf, n < sizeof buf ? n : sizeof buf - 1);
+    }
     static const char prefix[] = "/v2/rpc/";
     if (!strncmp(url, prefix, sizeof prefix - 1) && url[sizeof prefix - 1]) {
         if (strcmp(method, "POST")) return error_reply(conn, KN_ERR_INVALID_ARGUMENT, "use POST");

@@ -12,6 +12,8 @@
  *                       can: matches keep playing without Postgres), then
  *                       the lines of health_detail (a cluster's peers)
  *   GET  /metrics       200, Prometheus text format, from the handler
+ *   GET  /v2/nodes      200, JSON from the handler's nodes (a cluster's healthy
+ *                       nodes, for clients picking one); 404 without it
  *
  * An application listener (kn_http_handler.app set: the admin console) gets
  * every request instead, as a kn_http_request, and answers with a
@@ -69,6 +71,9 @@ typedef struct kn_http_handler {
     /* Lines after the first of /healthz, appended at buf[n..cap); returns
      * the new length. NULL: none. */
     size_t (*health_detail)(void *ud, char *buf, size_t n, size_t cap);
+    /* The JSON of GET /v2/nodes into buf; returns its length (< cap). NULL:
+     * no such endpoint. */
+    size_t (*nodes)(void *ud, char *buf, size_t cap);
     /* Application listener: answers every request (rpc, metrics and health
      * unused). res arrives zeroed with status 200. */
     void (*app)(void *ud, const kn_http_request *req, kn_http_response *res);

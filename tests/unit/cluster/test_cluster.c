@@ -272,6 +272,21 @@ static void a_hello_is_answered_at_once_so_a_newcomer_sees_every_peer_in_one_tic
     assert_int_equal(peers[0].http_port, 7351);
     assert_true(peers[0].up);
     assert_int_equal(a->s.peers_up, 2);
+    /* what clients are told: this node and every peer up */
+    char json[1024];
+    size_t n = kn_cluster_nodes_json(c->c, json, sizeof json);
+    assert_int_equal(n, strlen(json));
+    assert_non_null(strstr(json, "{\"node\":\"c\",\"nodes\":[{\"name\":\"c\",\"address\":"
+                                 "\"127.0.0.1:7350\",\"http_port\":7351,\"users\":0}"));
+    assert_non_null(strstr(json, "{\"name\":\"a\""));
+    assert_non_null(strstr(json, "{\"name\":\"b\""));
+    assert_string_equal(json + n - 2, "]}");
+    /* too small a buffer: whole nodes are left out, the JSON stays whole */
+    char small[120];
+    n = kn_cluster_nodes_json(c->c, small, sizeof small);
+    assert_true(n < sizeof small);
+    assert_string_equal(small + n - 2, "]}");
+    assert_null(strstr(small, "\"name\":\"b\""));
 }
 
 static void a_silent_peer_dies_after_the_timeout_and_a_leave_drops_one_at_once(void **state)
@@ -457,6 +472,25 @@ static void while_the_bus_is_down_sends_are_refused_and_nothing_beats(void **sta
     assert_non_null(strstr(text, "kaos_cluster_peer_up{peer=\"b\"} 1\n"));
 }
 
+static void a_peer_with_a_name_unfit_for_logs_and_json_is_dropped(void **state)
+{
+    (void)state;
+    node *a = add_node("a"), *b = add_node("b");
+    kn_cluster_tick(b->c, now); /* b's hello as a hears it */
+    assert_int_equal(peers_up(a), 1);
+    /* the same bytes from a node calling itself "b\"x": dropped, counted */
+    uint8_t bad[4096];
+    memcpy(bad, b->last, b->last_len);
+    assert_int_equal(bad[2], 0x12); /* field 2 (origin), length 1, "b" */
+    assert_int_equal(bad[3], 1);
+    bad[4] = '"';
+    kn_cluster_receive(a->c, bad, b->last_len, now);
+    kn_cluster_stats st;
+    kn_cluster_stats_get(a->c, &st);
+    assert_int_equal(st.dropped, 1);
+    assert_int_equal(peers_up(a), 1);
+}
+
 static void garbage_and_other_bus_versions_are_dropped_and_counted(void **state)
 {
     (void)state;
@@ -498,6 +532,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             a_bind_replaces_older_binds_elsewhere_ties_going_to_the_larger_name, setup, teardown),
         cmocka_unit_test_setup_teardown(while_the_bus_is_down_sends_are_refused_and_nothing_beats,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_peer_with_a_name_unfit_for_logs_and_json_is_dropped,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_other_bus_versions_are_dropped_and_counted,
                                         setup, teardown),
