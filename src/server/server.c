@@ -97,6 +97,8 @@ typedef struct cluster_glue {
     _Atomic(kn_cluster *) cluster; /* NULL until joined: the hooks do nothing */
     kn_out *out;
     kn_sessions *sessions;
+    pthread_mutex_t api_mu; /* guards api: the re-check's queue, gone before the workers */
+    kn_api *api;
 } cluster_glue;
 
 static kn_cluster *glue_cluster(void *ud)
@@ -168,6 +170,68 @@ static void bus_replace_sessions(void *ud, const char *user_id, const char *sess
                              wins_tie);
 }
 
+/* The bus is back: a ban or a deletion on another node may never have
+ * reached this node (its node died with the message buffered), so every
+ * session bound here is checked against Postgres on a worker; banned and
+ * deleted users' sessions end as if the message had come. Only those: a
+ * session whose row is gone for another reason (a refresh elsewhere) is
+ * left as one node leaves it. */
+typedef struct recheck_job {
+    cluster_glue *g;
+    size_t n;
+    kn_session_ref refs[];
+} recheck_job;
+
+static void run_recheck(kn_api_worker *w, void *arg)
+{
+    recheck_job *j = arg;
+    size_t ended = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        char msg[128] = "";
+        int rc = kn_session_live(w->db, j->refs[i].session_id, j->refs[i].user_id, msg, sizeof msg);
+        bool banned = rc == KN_ERR_PERMISSION_DENIED;
+        bool deleted = rc == KN_ERR_UNAUTHENTICATED && !strcmp(msg, "user no longer exists");
+        if (rc && !banned && !deleted && rc != KN_ERR_UNAUTHENTICATED) {
+            KN_WARN("cluster: re-check of this node's sessions stopped at %zu of %zu: %s", i, j->n,
+                    msg);
+            break;
+        }
+        if (!banned && !deleted) continue;
+        kn_sessions_end_here(j->g->sessions, j->refs[i].user_id, NULL,
+                             banned ? KN_SESSION_END_BAN : KN_SESSION_END_DELETE, 0);
+        ended++;
+    }
+    KN_INFO("cluster: bus back; %zu session(s) here re-checked against Postgres, %zu ended (banned "
+            "or deleted meanwhile)",
+            j->n, ended);
+    kn_free(j);
+}
+
+static void bus_back(void *ud)
+{
+    cluster_glue *g = ud;
+    kn_sessions_stats st;
+    kn_sessions_stats_get(g->sessions, &st);
+    size_t cap = (size_t)st.bound + 64; /* room for binds meanwhile */
+    recheck_job *j = kn_malloc(sizeof *j + cap * sizeof(kn_session_ref));
+    if (!j) {
+        KN_WARN("cluster: bus back but no memory to re-check this node's sessions");
+        return;
+    }
+    j->g = g;
+    j->n = kn_sessions_list(g->sessions, j->refs, cap);
+    if (j->n > cap) j->n = cap; /* the rest bound after the bus came back: Postgres checked them */
+    pthread_mutex_lock(&g->api_mu);
+    int rc = g->api ? kn_api_submit(g->api, run_recheck, j) : KN_ERR_UNAVAILABLE;
+    pthread_mutex_unlock(&g->api_mu);
+    if (rc) {
+        KN_WARN("cluster: bus back but the re-check of this node's sessions could not be queued: "
+                "%s",
+                kn_err_text(rc));
+        kn_free(j);
+    }
+}
+
 static size_t bus_user_conns(void *ud, const char *user_id)
 {
     return kn_sessions_conns(((cluster_glue *)ud)->sessions, user_id, NULL, NULL, 0);
@@ -210,6 +274,7 @@ static int cluster_start(const kn_config *cfg, cluster_glue *g, uint16_t udp_por
                               .end_sessions = bus_end_sessions,
                               .replace_sessions = bus_replace_sessions,
                               .user_conns = bus_user_conns,
+                              .bus_back = bus_back,
                               .ud = g};
     kn_cluster *c;
     if ((rc = kn_cluster_create(&cc, &bus, &local, &c))) return rc;
@@ -1080,7 +1145,7 @@ int kn_server_run(const kn_config *cfg)
     http_ctx hctx = {0};
     kn_console *console = NULL;
     console_ctx cctx = {0};
-    cluster_glue cglue = {0};
+    cluster_glue cglue = {.api_mu = PTHREAD_MUTEX_INITIALIZER};
     bool created = false;
     /* One ENet host holds 4095 peers: by default, as many hosts as needed. */
     size_t want_nets =
@@ -1322,6 +1387,7 @@ int kn_server_run(const kn_config *cfg)
                       api, matches, tracker, cfg->database_url, lbs,  NULL};
     cglue.out = out;
     cglue.sessions = sessions;
+    cglue.api = api;
     cluster_hooks(cfg, &cglue);
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
@@ -1412,6 +1478,9 @@ done:
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);
+    pthread_mutex_lock(&cglue.api_mu); /* the bus's re-check queues no more */
+    cglue.api = NULL;
+    pthread_mutex_unlock(&cglue.api_mu);
     kn_api_destroy(api);
     /* After the workers (they create matches), before the VMs' host. */
     kn_match_engine_destroy(matches);

@@ -6,7 +6,10 @@
  * resumes nowhere); single session holds across nodes (a login on B ends
  * the user's connection on A);
  * NATS stopped, the nodes keep serving alone and say so, and rejoin when it
- * is back; kill -9 of a node and the others declare it dead.
+ * is back; a ban made while the bus was down, on a node killed before it
+ * came back, still ends the session on another node (it re-checks its
+ * sessions in Postgres when the bus returns); kill -9 of a node and the
+ * others declare it dead.
  *
  * Everything runs on loopback: the harness starts nats-server on a free
  * port (and stops it whatever happens: an atexit hook), the nodes with
@@ -385,6 +388,33 @@ static void without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns(void *
     e2e_client_free(c);
 }
 
+static void a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    e2e_client *c = e2e_player(node[2].port, 0);
+    nats_stop();
+    for (int i = 0; i < NODES; i++)
+        E2E_WAIT(metric(i, "kaos_cluster_bus_connected") == 0, 10000);
+    /* banned on A while the bus is down: the message waits in A's buffer,
+     * and A dies with it */
+    char body[128];
+    snprintf(body, sizeof body, "{\"user_ids\": [\"%s\"]}", c->user_id);
+    assert_int_equal(http_rpc(0, "admin_ban", body), 200);
+    e2e_server_kill(&node[0]);
+    e2e_pump_for(300);
+    assert_false(c->disconnected); /* C cannot know yet */
+    int64_t t0 = e2e_now_ms();
+    nats_start();
+    E2E_WAIT(c->disconnected, 10000); /* C re-checks its sessions in Postgres */
+    printf("# NATS back to the banned user's disconnect on C: %lld ms\n",
+           (long long)(e2e_now_ms() - t0));
+    assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_BANNED);
+    e2e_client_free(c);
+    node_start(0);
+    wait_peers(-1, NODES - 1, "A restarted to full membership");
+}
+
 static void a_node_killed_is_declared_dead_by_the_others(void **state)
 {
     (void)state;
@@ -417,6 +447,7 @@ int main(void)
         cmocka_unit_test(a_ban_on_node_a_disconnects_the_session_on_node_c),
         cmocka_unit_test(single_session_holds_across_nodes),
         cmocka_unit_test(without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns),
+        cmocka_unit_test(a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns),
         cmocka_unit_test(a_node_killed_is_declared_dead_by_the_others),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -335,6 +335,7 @@ void kn_cluster_bus_changed(kn_cluster *c, bool connected)
     pthread_mutex_lock(&c->lock);
     if (connected) c->hello_due = true; /* peers answer at once: the table fills in a round trip */
     pthread_mutex_unlock(&c->lock);
+    if (connected && c->local.bus_back) c->local.bus_back(c->local.ud);
     if (connected)
         KN_INFO("cluster: bus connected; node %s rejoins", c->node);
     else

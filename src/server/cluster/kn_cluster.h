@@ -71,6 +71,12 @@ typedef struct kn_cluster_local {
     size_t (*user_conns)(void *ud, const char *user_id);
     /* A peer came up (up) or went (dead or left). */
     void (*peer_changed)(void *ud, const char *name, bool up);
+    /* The bus connected after this node served without it (it was lost,
+     * or not there when the node started): what other nodes said meanwhile
+     * may never arrive (a node that banned a user may have died with the
+     * message in its buffer), so the root re-checks this node's sessions
+     * against Postgres. On the bus's thread: must not block. */
+    void (*bus_back)(void *ud);
     void *ud;
 } kn_cluster_local;
 

@@ -188,6 +188,15 @@ size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *sessi
  * no connection here holds that session. */
 int kn_sessions_find(kn_sessions *ss, const char *user_id, const char *session_id, kn_conn_id *conn,
                      char *username, size_t cap);
+/* A bound session as kn_sessions_list reports it. */
+typedef struct kn_session_ref {
+    char user_id[37];
+    char session_id[37];
+} kn_session_ref;
+/* The sessions bound on this node now (one per connection: a session held
+ * by two connections comes twice): at most cap into out; returns how many
+ * there are. */
+size_t kn_sessions_list(kn_sessions *ss, kn_session_ref *out, size_t cap);
 /* Drops expired revocations and old ban records; does the work at most
  * once a minute, whoever calls it. */
 void kn_sessions_tick(kn_sessions *ss, int64_t now_mono_ms);

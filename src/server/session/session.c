@@ -550,6 +550,22 @@ kn_out_directory kn_sessions_directory(kn_sessions *ss)
     return (kn_out_directory){directory_conns, ss};
 }
 
+size_t kn_sessions_list(kn_sessions *ss, kn_session_ref *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&ss->lock);
+    for (size_t i = 0; i < ss->users.cap; i++) {
+        if (!ss->users.slots[i].key) continue;
+        for (kn_session *s = ss->users.slots[i].value; s; s = s->idx_next, n++) {
+            if (n >= cap) continue;
+            memcpy(out[n].user_id, s->user_id, sizeof out[n].user_id);
+            memcpy(out[n].session_id, s->session_id, sizeof out[n].session_id);
+        }
+    }
+    pthread_mutex_unlock(&ss->lock);
+    return n;
+}
+
 /* Drops the entries whose time has passed (expired tokens need no
  * revocation; old bans no race). */
 static void sweep_map(kn_map *m, int64_t now, int64_t keep)

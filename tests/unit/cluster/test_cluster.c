@@ -28,7 +28,7 @@ typedef struct node node;
 
 /* What arrived at one node through its local hooks. */
 typedef struct seen {
-    int delivered, delivered_all, ended, replaced, peers_up, peers_down;
+    int delivered, delivered_all, ended, replaced, peers_up, peers_down, bus_back;
     char user[40], session[40];
     int why;
     int64_t revoke_expires, bound_ms;
@@ -177,6 +177,11 @@ static void peer_changed(void *ud, const char *name, bool up)
         s->peers_down++;
 }
 
+static void bus_back(void *ud)
+{
+    ((node *)ud)->s.bus_back++;
+}
+
 static int64_t fixed_wall(void *ud)
 {
     (void)ud;
@@ -197,8 +202,14 @@ static node *add_node(const char *name)
                              .single_session = true,
                              .wall_ms = fixed_wall};
     kn_cluster_bus bus = {fake_publish, fake_subscribe, fake_unsubscribe, fake_connected, n};
-    kn_cluster_local local = {
-        deliver_user, deliver_all, end_sessions, replace_sessions, user_conns, peer_changed, n};
+    kn_cluster_local local = {.deliver_user = deliver_user,
+                              .deliver_all = deliver_all,
+                              .end_sessions = end_sessions,
+                              .replace_sessions = replace_sessions,
+                              .user_conns = user_conns,
+                              .peer_changed = peer_changed,
+                              .bus_back = bus_back,
+                              .ud = n};
     assert_int_equal(kn_cluster_create(&cfg, &bus, &local, &n->c), KN_OK);
     return n;
 }
@@ -462,9 +473,13 @@ static void while_the_bus_is_down_sends_are_refused_and_nothing_beats(void **sta
     char text[4096];
     kn_cluster_metrics(a->c, now, text, 0, sizeof text);
     assert_non_null(strstr(text, "kaos_cluster_bus_connected 0\n"));
-    /* back: a hello at the next tick */
+    assert_int_equal(a->s.bus_back, 0);
+    /* back: a hello at the next tick, and the root is told to re-check */
     a->up = true;
     kn_cluster_bus_changed(a->c, true);
+    assert_int_equal(a->s.bus_back, 1);
+    kn_cluster_bus_changed(a->c, true); /* no change: not told again */
+    assert_int_equal(a->s.bus_back, 1);
     kn_cluster_tick(a->c, now);
     assert_int_equal(a->published, before + 1);
     kn_cluster_metrics(a->c, now, text, 0, sizeof text);

@@ -430,6 +430,19 @@ static void ends_and_binds_are_told_to_other_nodes_and_their_ends_are_not_told_b
                      KN_ERR_PERMISSION_DENIED); /* the ban is remembered here too */
 }
 
+static void the_list_names_every_bound_session_on_every_thread(void **state)
+{
+    fixture *f = *state;
+    open_bound(f, 0, "aaaa", "sa1");
+    open_bound(f, 1, "bbbb", "sb1");
+    open_bound(f, 0, NULL, NULL); /* not bound: not listed */
+    kn_session_ref refs[4];
+    assert_int_equal(kn_sessions_list(f->ss, refs, 4), 2);
+    assert_true((!strcmp(refs[0].session_id, "sa1") && !strcmp(refs[1].session_id, "sb1")) ||
+                (!strcmp(refs[0].session_id, "sb1") && !strcmp(refs[1].session_id, "sa1")));
+    assert_int_equal(kn_sessions_list(f->ss, refs, 1), 2); /* counts past cap */
+}
+
 static void a_bind_on_another_node_replaces_only_older_binds_here(void **state)
 {
     fixture *f = *state;
@@ -490,6 +503,7 @@ int main(void)
         T(of_two_racing_binds_the_later_one_stays),
         T(ends_and_binds_are_told_to_other_nodes_and_their_ends_are_not_told_back),
         T(a_bind_on_another_node_replaces_only_older_binds_here),
+        T(the_list_names_every_bound_session_on_every_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
