@@ -1,0 +1,98 @@
+/* libFuzzer target: the cluster bus's decoder (kn_cluster_receive). Bus
+ * messages come from other nodes, not clients, but a node must survive a
+ * broken or hostile peer: every input is decoded, dropped or handed to the
+ * local hooks, which check what they are given (ids a UUID's text, a
+ * session id short enough, a peer's name fit for logs). A tick after some
+ * inputs runs the sweep and the answers over the peer table they built. */
+#include "kn_cluster.h"
+#include "kn_error.h"
+#include "kn_uuid.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int publish(void *ud, const char *subject, const uint8_t *d, size_t len)
+{
+    (void)ud;
+    (void)subject;
+    (void)d;
+    (void)len;
+    return KN_OK;
+}
+static int subscribe(void *ud, const char *subject, void **sub)
+{
+    (void)ud;
+    (void)subject;
+    *sub = (void *)1;
+    return KN_OK;
+}
+static void unsubscribe(void *ud, void *sub)
+{
+    (void)ud;
+    (void)sub;
+}
+static bool connected(void *ud)
+{
+    (void)ud;
+    return true;
+}
+
+static void check_ids(const char *user_id, const char *session_id)
+{
+    if (!kn_uuid_valid(user_id)) abort();
+    if (session_id && strlen(session_id) > 4096) abort();
+}
+
+static void deliver_user(void *ud, const char *user_id, const char *session_id, uint8_t channel,
+                         const uint8_t *d, size_t len, bool reliable)
+{
+    (void)ud;
+    (void)channel;
+    (void)reliable;
+    check_ids(user_id, session_id);
+    if (len && !d) abort();
+}
+static void end_sessions(void *ud, const char *user_id, const char *session_id, int why,
+                         int64_t revoke_expires)
+{
+    (void)ud;
+    (void)why;
+    (void)revoke_expires;
+    check_ids(user_id, session_id);
+}
+static void replace_sessions(void *ud, const char *user_id, const char *session_id,
+                             int64_t bound_ms, bool wins_tie)
+{
+    (void)ud;
+    (void)bound_ms;
+    (void)wins_tie;
+    check_ids(user_id, session_id);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static kn_cluster *c;
+    static int64_t now = 1000;
+    static unsigned runs;
+    if (!c) {
+        kn_cluster_config cfg = {
+            .node = "fuzz", .address = "127.0.0.1:7350", .heartbeat_ms = 500, .dead_ms = 3000};
+        kn_cluster_bus bus = {publish, subscribe, unsubscribe, connected, NULL};
+        kn_cluster_local local = {.deliver_user = deliver_user,
+                                  .end_sessions = end_sessions,
+                                  .replace_sessions = replace_sessions};
+        if (kn_cluster_create(&cfg, &bus, &local, &c)) abort();
+    }
+    kn_cluster_receive(c, data, size, now);
+    if (++runs % 64 == 0) {
+        now += 700; /* peers age and die; the table is swept */
+        kn_cluster_tick(c, now);
+        char buf[4096];
+        kn_cluster_health(c, now, buf, 0, sizeof buf);
+        kn_cluster_nodes_json(c, buf, sizeof buf);
+    }
+    return 0;
+}
