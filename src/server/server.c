@@ -97,6 +97,7 @@ typedef struct cluster_glue {
     _Atomic(kn_cluster *) cluster; /* NULL until joined: the hooks do nothing */
     kn_out *out;
     kn_sessions *sessions;
+    kn_tracker *tracker;
     pthread_mutex_t api_mu; /* guards api: the re-check's queue, gone before the workers */
     kn_api *api;
 } cluster_glue;
@@ -232,6 +233,82 @@ static void bus_back(void *ud)
     }
 }
 
+/* Shared streams: the tracker's changes go out, other nodes' come in as
+ * mirrors. Statuses and chat are cluster-wide; matches and parties stay on
+ * their node (docs/cluster.md, "Streams"). */
+#define SHARED_STREAM_MODES                                                                        \
+    ((1u << KN_STREAM_STATUS) | (1u << KN_STREAM_CHANNEL) | (1u << KN_STREAM_GROUP) |              \
+     (1u << KN_STREAM_DM))
+
+static void tracker_interest(void *ud, const kn_stream *s, bool on, const kn_presence *members,
+                             size_t n)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_stream_interest(c, s, on, members, n);
+}
+
+static void tracker_changed(void *ud, const kn_stream *s, const kn_presence *join,
+                            const kn_presence *leave)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_stream_changed(c, s, join, leave);
+}
+
+static void tracker_sent(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                         size_t len, bool reliable)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_stream_send(c, s, channel, data, len, reliable);
+}
+
+static void bus_stream_changed(void *ud, uint16_t node, const kn_stream *s, const kn_presence *join,
+                               bool has_leave, kn_conn_id leave)
+{
+    cluster_glue *g = ud;
+    if (has_leave) kn_tracker_mirror_leave(g->tracker, s, node, leave);
+    if (join) kn_tracker_mirror_join(g->tracker, s, join);
+}
+
+/* Under the tracker's lock: this node's set on s, for the peer that asked
+ * (or for every peer, when a peer comes back). */
+static void tell_state(void *ud, const kn_stream *s, const kn_presence *members, size_t n)
+{
+    kn_cluster *c = glue_cluster(((void **)ud)[0]);
+    if (c) kn_cluster_stream_state(c, s, members, n, ((void **)ud)[1] != NULL);
+}
+
+static void bus_stream_state(void *ud, uint16_t node, const kn_stream *s, const kn_presence *ps,
+                             size_t n, bool ask)
+{
+    cluster_glue *g = ud;
+    kn_tracker_mirror_replace(g->tracker, s, node, ps, n);
+    void *args[2] = {g, NULL}; /* an answer: no ask */
+    if (ask) kn_tracker_each_shared(g->tracker, s, tell_state, args);
+}
+
+static void bus_stream_data(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                            size_t len, bool reliable)
+{
+    kn_tracker_mirror_send(((cluster_glue *)ud)->tracker, s, channel, data, len, reliable);
+}
+
+/* A peer died or left: its presences leave every stream here. A peer back
+ * after that: both sides lost what they mirrored of each other, so this
+ * node tells its sets again, asking for theirs. */
+static void bus_peer_changed(void *ud, const char *name, bool up, bool back)
+{
+    cluster_glue *g = ud;
+    kn_cluster *c = glue_cluster(g);
+    if (!c) return;
+    if (!up) {
+        size_t n = kn_tracker_mirror_drop_node(g->tracker, kn_cluster_node_slot(c, name));
+        if (n) KN_INFO("cluster: %zu presence(s) of %s left with it", n, name);
+    } else if (back) {
+        void *args[2] = {g, g}; /* ask */
+        kn_tracker_each_shared(g->tracker, NULL, tell_state, args);
+    }
+}
+
 static size_t bus_user_conns(void *ud, const char *user_id)
 {
     return kn_sessions_conns(((cluster_glue *)ud)->sessions, user_id, NULL, NULL, 0);
@@ -275,6 +352,10 @@ static int cluster_start(const kn_config *cfg, cluster_glue *g, uint16_t udp_por
                               .replace_sessions = bus_replace_sessions,
                               .user_conns = bus_user_conns,
                               .bus_back = bus_back,
+                              .peer_changed = bus_peer_changed,
+                              .stream_changed = bus_stream_changed,
+                              .stream_state = bus_stream_state,
+                              .stream_data = bus_stream_data,
                               .ud = g};
     kn_cluster *c;
     if ((rc = kn_cluster_create(&cc, &bus, &local, &c))) return rc;
@@ -294,6 +375,9 @@ static void cluster_hooks(const kn_config *cfg, cluster_glue *g)
     kn_out_set_remote(g->out, &(kn_out_remote){remote_send_user, remote_send_all, g});
     kn_sessions_set_remote(g->sessions,
                            &(kn_sessions_remote){remote_ended, remote_bound, remote_present, g});
+    kn_tracker_set_remote(g->tracker,
+                          &(kn_tracker_remote){tracker_interest, tracker_changed, tracker_sent, g},
+                          SHARED_STREAM_MODES);
 }
 
 /* After every caller of the hooks (workers, matches, nets) has stopped. */
@@ -1387,6 +1471,7 @@ int kn_server_run(const kn_config *cfg)
                       api, matches, tracker, cfg->database_url, lbs,  NULL};
     cglue.out = out;
     cglue.sessions = sessions;
+    cglue.tracker = tracker;
     cglue.api = api;
     cluster_hooks(cfg, &cglue);
     kn_http_config hc = {.bind = cfg->http_bind,

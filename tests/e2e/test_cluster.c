@@ -239,6 +239,111 @@ static e2e_client *resumed_on(int i, const char *token)
     return c;
 }
 
+/* --- chat and status: what a client saw ------------------------------------------------------ */
+
+typedef struct member {
+    e2e_client *e;
+    int answers, errors, acks;
+    char channel_id[160];
+    size_t others_at_join;
+    int joins, leaves, messages, status_joins, status_leaves;
+    char last_join[40], last_leave[40], last_content[256], last_status[128];
+} member;
+
+static void on_channel(kaos_client *k, const kaos_result *r, const kaos_channel *c, void *ud)
+{
+    (void)k;
+    member *m = ud;
+    if (r->code) {
+        m->errors++;
+        return;
+    }
+    snprintf(m->channel_id, sizeof m->channel_id, "%s", c->id);
+    m->others_at_join = c->presence_count;
+    m->answers++;
+}
+
+static void on_ack(kaos_client *k, const kaos_result *r, const kaos_channel_message *msg, void *ud)
+{
+    (void)k;
+    (void)msg;
+    member *m = ud;
+    if (r->code)
+        m->errors++;
+    else
+        m->acks++;
+}
+
+static void on_message(kaos_client *k, const kaos_channel_message *msg, void *ud)
+{
+    (void)k;
+    member *m = ud;
+    m->messages++;
+    snprintf(m->last_content, sizeof m->last_content, "%s", msg->content);
+}
+
+static void on_channel_presence(kaos_client *k, const char *channel_id,
+                                const kaos_user_presence *joins, size_t nj,
+                                const kaos_user_presence *leaves, size_t nl, void *ud)
+{
+    (void)k;
+    (void)channel_id;
+    member *m = ud;
+    m->joins += (int)nj;
+    m->leaves += (int)nl;
+    if (nj) snprintf(m->last_join, sizeof m->last_join, "%s", joins[nj - 1].user_id);
+    if (nl) snprintf(m->last_leave, sizeof m->last_leave, "%s", leaves[nl - 1].user_id);
+}
+
+static void on_status(kaos_client *k, const kaos_user_presence *joins, size_t nj,
+                      const kaos_user_presence *leaves, size_t nl, void *ud)
+{
+    (void)k;
+    member *m = ud;
+    m->status_joins += (int)nj;
+    m->status_leaves += (int)nl;
+    if (nj && joins[nj - 1].status)
+        snprintf(m->last_status, sizeof m->last_status, "%s", joins[nj - 1].status);
+}
+
+static void on_follow(kaos_client *k, const kaos_result *r, const kaos_user_presence *p, size_t n,
+                      void *ud)
+{
+    (void)k;
+    (void)p;
+    (void)n;
+    member *m = ud;
+    if (r->code)
+        m->errors++;
+    else
+        m->answers++;
+}
+
+static member *member_on(int i)
+{
+    member *m = calloc(1, sizeof *m);
+    m->e = e2e_player(node[i].port, 0);
+    kaos_client_on_channel_message(m->e->c, on_message, m);
+    kaos_client_on_channel_presence(m->e->c, on_channel_presence, m);
+    kaos_client_on_status_presence(m->e->c, on_status, m);
+    return m;
+}
+
+static void member_free(member *m)
+{
+    e2e_client_free(m->e);
+    free(m);
+}
+
+static void join_room(member *m, const char *room)
+{
+    int before = m->answers;
+    assert_true(kaos_client_channel_join(m->e->c, room, KAOS_CHANNEL_ROOM, false, false, on_channel,
+                                         m) > 0);
+    E2E_WAIT(m->answers > before || m->errors, 5000);
+    assert_int_equal(m->errors, 0);
+}
+
 /* --- tests ------------------------------------------------------------------------------- */
 
 static void nodes_see_each_other_and_report_it(void **state)
@@ -388,6 +493,70 @@ static void without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns(void *
     e2e_client_free(c);
 }
 
+static void a_chat_room_with_members_on_three_nodes(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    char room[40];
+    e2e_device_id(room); /* a fresh room name */
+    member *m[NODES];
+    for (int i = 0; i < NODES; i++)
+        m[i] = member_on(i);
+    for (int i = 0; i < NODES; i++)
+        join_room(m[i], room);
+    /* everyone hears of the others, wherever they are */
+    for (int i = 0; i < NODES; i++)
+        E2E_WAIT(m[i]->joins >= NODES - 1 - (int)m[i]->others_at_join, 5000);
+    /* a message from A reaches B and C */
+    int64_t t0 = e2e_now_ms();
+    assert_true(kaos_client_channel_message_send(m[0]->e->c, m[0]->channel_id,
+                                                 "{\"hello\":\"from a\"}", on_ack, m[0]) > 0);
+    E2E_WAIT(m[1]->messages >= 1 && m[2]->messages >= 1, 5000);
+    printf("# chat message A -> members on B and C: %lld ms\n", (long long)(e2e_now_ms() - t0));
+    assert_non_null(strstr(m[2]->last_content, "from a"));
+    E2E_WAIT(m[0]->messages >= 1, 5000); /* its own... */
+    e2e_pump_for(200);
+    assert_int_equal(m[0]->messages, 1); /* ...once: not echoed back by another node */
+    assert_int_equal(m[1]->messages, 1);
+    /* C leaves: A and B are told */
+    int la = m[0]->leaves, lb = m[1]->leaves;
+    assert_int_equal(E2E_ACKED(m[2]->e, kaos_client_channel_leave(m[2]->e->c, m[2]->channel_id,
+                                                                  e2e_on_done, m[2]->e)),
+                     0);
+    E2E_WAIT(m[0]->leaves > la && m[1]->leaves > lb, 5000);
+    assert_string_equal(m[0]->last_leave, m[2]->e->user_id);
+    for (int i = 0; i < NODES; i++)
+        member_free(m[i]);
+}
+
+static void a_status_follow_across_nodes(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    member *x = member_on(0), *f = member_on(2);
+    /* x is online with a status on A; f on C follows x and sees it */
+    assert_int_equal(
+        E2E_ACKED(x->e, kaos_client_status_update(x->e->c, "playing", e2e_on_done, x->e)), 0);
+    const char *id = x->e->user_id;
+    int before = f->answers;
+    assert_true(kaos_client_status_follow(f->e->c, &id, 1, NULL, 0, on_follow, f) > 0);
+    E2E_WAIT(f->answers > before || f->errors, 5000);
+    assert_int_equal(f->errors, 0);
+    E2E_WAIT(f->status_joins >= 1, 5000); /* in the answer's list or as an event */
+    /* a change on A reaches the follower on C */
+    int joins = f->status_joins;
+    int64_t t0 = e2e_now_ms();
+    assert_int_equal(
+        E2E_ACKED(x->e, kaos_client_status_update(x->e->c, "in a match", e2e_on_done, x->e)), 0);
+    E2E_WAIT(f->status_joins > joins && !strcmp(f->last_status, "in a match"), 5000);
+    printf("# status change on A -> follower on C: %lld ms\n", (long long)(e2e_now_ms() - t0));
+    /* x goes offline: the follower is told */
+    int leaves = f->status_leaves;
+    member_free(x);
+    E2E_WAIT(f->status_leaves > leaves, 5000);
+    member_free(f);
+}
+
 static void a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns(void **state)
 {
     (void)state;
@@ -420,8 +589,23 @@ static void a_node_killed_is_declared_dead_by_the_others(void **state)
     (void)state;
     NEEDS_NATS();
     long long died = metric(0, "kaos_cluster_peers_died_total");
+    /* a room with a member on each node: b's member leaves the others' views */
+    char room[40];
+    e2e_device_id(room);
+    member *m[NODES];
+    for (int i = 0; i < NODES; i++) {
+        m[i] = member_on(i);
+        join_room(m[i], room);
+    }
+    for (int i = 0; i < NODES; i++)
+        E2E_WAIT(m[i]->joins >= NODES - 1 - (int)m[i]->others_at_join, 5000);
+    int la = m[0]->leaves, lc = m[2]->leaves;
     e2e_server_kill(&node[1]);
     wait_peers(1, NODES - 2, "kill -9 of b to both others declaring it dead (timeout 1500 ms)");
+    E2E_WAIT(m[0]->leaves > la && m[2]->leaves > lc, 5000);
+    assert_string_equal(m[0]->last_leave, m[1]->e->user_id);
+    for (int i = 0; i < NODES; i++)
+        member_free(m[i]);
     assert_int_equal(metric(0, "kaos_cluster_peers_died_total"), died + 1);
     assert_int_equal(metric(0, "kaos_cluster_peer_up{peer=\"b\"}"), 0);
     assert_true(healthz_has(2, "peer b dead"));
@@ -446,6 +630,8 @@ int main(void)
         cmocka_unit_test(a_friend_request_from_node_a_reaches_a_user_on_node_c_live),
         cmocka_unit_test(a_ban_on_node_a_disconnects_the_session_on_node_c),
         cmocka_unit_test(single_session_holds_across_nodes),
+        cmocka_unit_test(a_chat_room_with_members_on_three_nodes),
+        cmocka_unit_test(a_status_follow_across_nodes),
         cmocka_unit_test(without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns),
         cmocka_unit_test(a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns),
         cmocka_unit_test(a_node_killed_is_declared_dead_by_the_others),

@@ -31,6 +31,7 @@
 #define SUBJ_SESSION_END "kaos.v1.session.end"
 #define SUBJ_ALL         "kaos.v1.all"
 #define SUBJ_USER        "kaos.v1.user."
+#define SUBJ_STREAM      "kaos.v1.stream."
 
 typedef Kaos__Cluster__V1__BusMessage bus_msg;
 
@@ -47,10 +48,17 @@ typedef struct user_sub {
     struct user_sub *next; /* a key collision's chain */
 } user_sub;
 
+/* A shared stream this node has members on, and its subscription. */
+typedef struct stream_sub {
+    kn_stream key;
+    void *sub;
+    struct stream_sub *next; /* a hash collision's chain */
+} stream_sub;
+
 /* A change to tell the local hooks once the lock is released. */
 typedef struct peer_event {
     char name[KN_CLUSTER_NAME_MAX];
-    bool up;
+    bool up, back;
 } peer_event;
 
 struct kn_cluster {
@@ -63,7 +71,10 @@ struct kn_cluster {
     pthread_mutex_t lock;
     peer peers[KN_CLUSTER_MAX_PEERS];
     size_t n_peers;
-    kn_map users; /* kn_map_key_str(lower-case id) -> user_sub chain */
+    kn_map users;   /* kn_map_key_str(lower-case id) -> user_sub chain */
+    kn_map streams; /* stream_hash -> stream_sub chain */
+    char slots[KN_CLUSTER_MAX_SLOTS][KN_CLUSTER_NAME_MAX]; /* slot i + 1 names slots[i] */
+    size_t n_slots;
     void *subs[3];
     atomic_bool connected;
     bool hello_due, reply_due;
@@ -174,6 +185,7 @@ int kn_cluster_create(const kn_cluster_config *cfg, const kn_cluster_bus *bus,
     if (local) c->local = *local;
     pthread_mutex_init(&c->lock, NULL);
     kn_map_init(&c->users);
+    kn_map_init(&c->streams);
     c->hello_due = true;
     atomic_store(&c->connected, bus->connected(bus->ud));
     static const char *const subjects[] = {SUBJ_HEARTBEAT, SUBJ_SESSION_END, SUBJ_ALL};
@@ -212,6 +224,16 @@ void kn_cluster_destroy(kn_cluster *c)
         }
     }
     kn_map_deinit(&c->users);
+    for (size_t i = 0; i < c->streams.cap; i++) {
+        stream_sub *u = c->streams.slots[i].key ? c->streams.slots[i].value : NULL;
+        while (u) {
+            stream_sub *next = u->next;
+            if (u->sub) c->bus.unsubscribe(c->bus.ud, u->sub);
+            kn_free(u);
+            u = next;
+        }
+    }
+    kn_map_deinit(&c->streams);
     pthread_mutex_destroy(&c->lock);
     kn_free(c);
 }
@@ -228,13 +250,38 @@ static peer *find_peer(kn_cluster *c, const char *name)
 static void tell_peers(kn_cluster *c, const peer_event *ev, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (c->local.peer_changed) c->local.peer_changed(c->local.ud, ev[i].name, ev[i].up);
+        if (c->local.peer_changed)
+            c->local.peer_changed(c->local.ud, ev[i].name, ev[i].up, ev[i].back);
 }
 
-/* Under the lock: a heartbeat of `origin`. Returns whether a peer came up. */
-static bool heard(kn_cluster *c, const char *origin, const Kaos__Cluster__V1__Heartbeat *hb,
-                  int64_t now)
+/* Under the lock: name's slot, given one when new (0: ours, or full). */
+static uint16_t slot_of(kn_cluster *c, const char *name, bool *was_new)
 {
+    if (was_new) *was_new = false;
+    if (!strcmp(name, c->node)) return 0;
+    for (size_t i = 0; i < c->n_slots; i++)
+        if (!strcmp(c->slots[i], name)) return (uint16_t)(i + 1);
+    if (c->n_slots == KN_CLUSTER_MAX_SLOTS) return 0;
+    snprintf(c->slots[c->n_slots], KN_CLUSTER_NAME_MAX, "%s", name);
+    if (was_new) *was_new = true;
+    return (uint16_t)++c->n_slots;
+}
+
+uint16_t kn_cluster_node_slot(kn_cluster *c, const char *name)
+{
+    pthread_mutex_lock(&c->lock);
+    uint16_t slot = name_ok(name) ? slot_of(c, name, NULL) : 0;
+    pthread_mutex_unlock(&c->lock);
+    return slot;
+}
+
+/* Under the lock: a heartbeat of `origin`. Returns whether a peer came up;
+ * *back: one heard before (it had died or left). */
+static bool heard(kn_cluster *c, const char *origin, const Kaos__Cluster__V1__Heartbeat *hb,
+                  int64_t now, bool *back)
+{
+    bool fresh_slot = true;
+    if (strcmp(origin, c->node)) slot_of(c, origin, &fresh_slot);
     const char *instance = hb->instance ? hb->instance : "";
     if (!strcmp(origin, c->node)) {
         if (strcmp(instance, c->instance)) {
@@ -274,6 +321,7 @@ static bool heard(kn_cluster *c, const char *origin, const Kaos__Cluster__V1__He
     p->seq = hb->seq;
     c->last_heard_ms = now;
     if (hb->hello || came_up) c->reply_due = true;
+    *back = came_up && !fresh_slot;
     return came_up;
 }
 
@@ -302,6 +350,7 @@ void kn_cluster_tick(kn_cluster *c, int64_t now)
                     (long long)(now - p->pub.last_seen_ms));
             if (n_ev < sizeof ev / sizeof ev[0]) {
                 snprintf(ev[n_ev].name, sizeof ev[n_ev].name, "%s", p->pub.name);
+                ev[n_ev].back = false;
                 ev[n_ev++].up = false;
             }
         }
@@ -346,6 +395,101 @@ void kn_cluster_bus_changed(kn_cluster *c, bool connected)
 
 /* --- receiving ---------------------------------------------------------------------------- */
 
+/* --- shared streams ------------------------------------------------------------------------ */
+
+static void stream_subject(const kn_stream *s, char out[KN_CLUSTER_SUBJECT_MAX], uint64_t *hash)
+{
+    char k[sizeof *s + 8];
+    snprintf(k, sizeof k, "%u\x1f%s\x1f%s\x1f%s", s->mode, s->subject, s->subcontext, s->label);
+    *hash = kn_map_key_str(k);
+    snprintf(out, KN_CLUSTER_SUBJECT_MAX, SUBJ_STREAM "%016llx", (unsigned long long)*hash);
+}
+
+static bool same_stream(const kn_stream *a, const kn_stream *b)
+{
+    return a->mode == b->mode && !strcmp(a->subject, b->subject) &&
+           !strcmp(a->subcontext, b->subcontext) && !strcmp(a->label, b->label);
+}
+
+static bool copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) return false;
+    memcpy(dst, src ? src : "", n + 1);
+    return true;
+}
+
+/* A stream key from a peer, checked as the tracker would. */
+static bool key_from(const Kaos__Cluster__V1__StreamKey *k, kn_stream *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!k || k->mode >= KN_STREAM_MODES) return false;
+    s->mode = (uint8_t)k->mode;
+    return copy_text(s->subject, sizeof s->subject, k->subject) &&
+           copy_text(s->subcontext, sizeof s->subcontext, k->subcontext) &&
+           copy_text(s->label, sizeof s->label, k->label);
+}
+
+/* A presence from a peer; its status points into the message. */
+static bool presence_from(const Kaos__Cluster__V1__StreamPresence *p, uint16_t node,
+                          kn_presence *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p || !p->conn) return false;
+    out->conn = p->conn;
+    out->node = node;
+    out->hidden = p->hidden;
+    out->persistence = p->persistence;
+    out->status = p->has_status ? (p->status ? p->status : (char *)"") : NULL;
+    if (out->status && strlen(out->status) > KN_STREAM_STATUS_MAX) return false;
+    return copy_text(out->user_id, sizeof out->user_id, p->user_id) &&
+           copy_text(out->session_id, sizeof out->session_id, p->session_id) &&
+           copy_text(out->username, sizeof out->username, p->username);
+}
+
+static bool receive_stream(kn_cluster *c, const Kaos__Cluster__V1__BusMessage *m)
+{
+    const kn_cluster_local *l = &c->local;
+    kn_stream s;
+    pthread_mutex_lock(&c->lock);
+    uint16_t node = slot_of(c, m->origin, NULL);
+    pthread_mutex_unlock(&c->lock);
+    if (!node) return false;
+    switch (m->body_case) {
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_CHANGE: {
+        const Kaos__Cluster__V1__StreamChange *ch = m->stream_change;
+        kn_presence join;
+        if (!key_from(ch->stream, &s) || (ch->join && !presence_from(ch->join, node, &join)))
+            return false;
+        if (l->stream_changed)
+            l->stream_changed(l->ud, node, &s, ch->join ? &join : NULL, ch->has_leave,
+                              ch->leave_conn);
+        return true;
+    }
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_STATE: {
+        const Kaos__Cluster__V1__StreamState *st = m->stream_state;
+        if (!key_from(st->stream, &s) || st->n_presences > 1000000) return false;
+        kn_presence *ps = st->n_presences ? kn_malloc(st->n_presences * sizeof *ps) : NULL;
+        if (st->n_presences && !ps) return false;
+        bool ok = true;
+        for (size_t i = 0; i < st->n_presences && ok; i++)
+            ok = presence_from(st->presences[i], node, &ps[i]);
+        if (ok && l->stream_state) l->stream_state(l->ud, node, &s, ps, st->n_presences, st->ask);
+        kn_free(ps);
+        return ok;
+    }
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_DATA: {
+        const Kaos__Cluster__V1__StreamData *d = m->stream_data;
+        if (!key_from(d->stream, &s) || d->channel >= 256) return false;
+        if (l->stream_data)
+            l->stream_data(l->ud, &s, (uint8_t)d->channel, d->data.data, d->data.len, d->reliable);
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
 void kn_cluster_receive(kn_cluster *c, const uint8_t *data, size_t len, int64_t now)
 {
     bus_msg *m = kaos__cluster__v1__bus_message__unpack(NULL, len, data);
@@ -363,13 +507,13 @@ void kn_cluster_receive(kn_cluster *c, const uint8_t *data, size_t len, int64_t 
         kaos__cluster__v1__bus_message__free_unpacked(m, NULL);
         return;
     }
-    peer_event ev = {{0}, true};
+    peer_event ev = {{0}, true, false};
     bool changed = false, known = true;
     pthread_mutex_lock(&c->lock);
     c->stats.messages_in++;
     switch (m->body_case) {
     case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_HEARTBEAT:
-        changed = heard(c, m->origin, m->heartbeat, now);
+        changed = heard(c, m->origin, m->heartbeat, now, &ev.back);
         break;
     case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_LEAVE:
         changed = left(c, m->origin, m->leave);
@@ -417,6 +561,15 @@ void kn_cluster_receive(kn_cluster *c, const uint8_t *data, size_t len, int64_t 
             l->deliver_all(l->ud, (uint8_t)b->channel, b->data.data, b->data.len, b->reliable);
         break;
     }
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_CHANGE:
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_STATE:
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_DATA:
+        if (!receive_stream(c, m)) {
+            pthread_mutex_lock(&c->lock);
+            c->stats.dropped++;
+            pthread_mutex_unlock(&c->lock);
+        }
+        break;
     default:
         break;
     }
@@ -685,4 +838,155 @@ size_t kn_cluster_nodes_json(kn_cluster *c, char *buf, size_t cap)
     if (n >= cap) n = cap - 1;
     buf[n] = '\0';
     return n;
+}
+
+/* --- shared streams: what this node tells ---------------------------------------------------- */
+
+static void key_to(const kn_stream *s, Kaos__Cluster__V1__StreamKey *k)
+{
+    kaos__cluster__v1__stream_key__init(k);
+    k->mode = s->mode;
+    k->subject = (char *)s->subject;
+    k->subcontext = (char *)s->subcontext;
+    k->label = (char *)s->label;
+}
+
+static void presence_to(const kn_presence *p, Kaos__Cluster__V1__StreamPresence *out)
+{
+    kaos__cluster__v1__stream_presence__init(out);
+    out->conn = p->conn;
+    out->user_id = (char *)p->user_id;
+    out->session_id = (char *)p->session_id;
+    out->username = (char *)p->username;
+    out->hidden = p->hidden;
+    out->persistence = p->persistence;
+    out->has_status = p->status != NULL;
+    out->status = p->status ? p->status : (char *)"";
+}
+
+void kn_cluster_stream_interest(kn_cluster *c, const kn_stream *s, bool on,
+                                const kn_presence *members, size_t n)
+{
+    char subject[KN_CLUSTER_SUBJECT_MAX];
+    uint64_t hash;
+    stream_subject(s, subject, &hash);
+    pthread_mutex_lock(&c->lock);
+    stream_sub *head = kn_map_get(&c->streams, hash), *u = head, *prev = NULL;
+    while (u && !same_stream(&u->key, s)) {
+        prev = u;
+        u = u->next;
+    }
+    if (on && !u) {
+        u = kn_calloc(1, sizeof *u);
+        if (u) u->key = *s;
+        if (!u || c->bus.subscribe(c->bus.ud, subject, &u->sub) != KN_OK) {
+            KN_WARN("cluster: cannot subscribe to stream %u/%s; other nodes' presences there "
+                    "stay unseen here",
+                    s->mode, s->subject);
+            kn_free(u);
+            u = NULL;
+        } else {
+            u->next = head;
+            if (kn_map_put(&c->streams, hash, u)) {
+                c->bus.unsubscribe(c->bus.ud, u->sub);
+                kn_free(u);
+                u = NULL;
+            }
+        }
+    } else if (!on && u) {
+        c->bus.unsubscribe(c->bus.ud, u->sub);
+        if (prev)
+            prev->next = u->next;
+        else if (u->next)
+            kn_map_put(&c->streams, hash, u->next); /* replaces: cannot fail */
+        else
+            kn_map_del(&c->streams, hash);
+        kn_free(u);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (on) kn_cluster_stream_state(c, s, members, n, true);
+}
+
+int kn_cluster_stream_changed(kn_cluster *c, const kn_stream *s, const kn_presence *join,
+                              const kn_presence *leave)
+{
+    char subject[KN_CLUSTER_SUBJECT_MAX];
+    uint64_t hash;
+    stream_subject(s, subject, &hash);
+    Kaos__Cluster__V1__StreamKey k;
+    key_to(s, &k);
+    Kaos__Cluster__V1__StreamPresence p;
+    Kaos__Cluster__V1__StreamChange ch = KAOS__CLUSTER__V1__STREAM_CHANGE__INIT;
+    ch.stream = &k;
+    if (join) {
+        presence_to(join, &p);
+        ch.join = &p;
+    }
+    if (leave) {
+        ch.has_leave = true;
+        ch.leave_conn = leave->conn;
+    }
+    bus_msg m = KAOS__CLUSTER__V1__BUS_MESSAGE__INIT;
+    m.body_case = KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_CHANGE;
+    m.stream_change = &ch;
+    return publish(c, subject, &m);
+}
+
+int kn_cluster_stream_state(kn_cluster *c, const kn_stream *s, const kn_presence *members, size_t n,
+                            bool ask)
+{
+    char subject[KN_CLUSTER_SUBJECT_MAX];
+    uint64_t hash;
+    stream_subject(s, subject, &hash);
+    size_t mine = 0;
+    for (size_t i = 0; i < n; i++)
+        mine += members[i].node == 0;
+    Kaos__Cluster__V1__StreamPresence *ps = mine ? kn_malloc(mine * sizeof *ps) : NULL;
+    Kaos__Cluster__V1__StreamPresence **pp = mine ? kn_malloc(mine * sizeof *pp) : NULL;
+    if (mine && (!ps || !pp)) {
+        kn_free(ps);
+        kn_free(pp);
+        return KN_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (members[i].node == 0) {
+            presence_to(&members[i], &ps[k]);
+            pp[k] = &ps[k];
+            k++;
+        }
+    Kaos__Cluster__V1__StreamKey key;
+    key_to(s, &key);
+    Kaos__Cluster__V1__StreamState st = KAOS__CLUSTER__V1__STREAM_STATE__INIT;
+    st.stream = &key;
+    st.n_presences = k;
+    st.presences = pp;
+    st.ask = ask;
+    bus_msg m = KAOS__CLUSTER__V1__BUS_MESSAGE__INIT;
+    m.body_case = KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_STATE;
+    m.stream_state = &st;
+    int rc = publish(c, subject, &m);
+    kn_free(ps);
+    kn_free(pp);
+    return rc;
+}
+
+int kn_cluster_stream_send(kn_cluster *c, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                           size_t len, bool reliable)
+{
+    if (!atomic_load(&c->connected)) return KN_ERR_UNAVAILABLE;
+    char subject[KN_CLUSTER_SUBJECT_MAX];
+    uint64_t hash;
+    stream_subject(s, subject, &hash);
+    Kaos__Cluster__V1__StreamKey k;
+    key_to(s, &k);
+    Kaos__Cluster__V1__StreamData d = KAOS__CLUSTER__V1__STREAM_DATA__INIT;
+    d.stream = &k;
+    d.channel = channel;
+    d.reliable = reliable;
+    d.data = (ProtobufCBinaryData){len, (uint8_t *)data};
+    bus_msg m = KAOS__CLUSTER__V1__BUS_MESSAGE__INIT;
+    m.body_case = KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_DATA;
+    m.stream_data = &d;
+    return publish(c, subject, &m);
 }

@@ -20,6 +20,8 @@
  *   kaos.v1.all              Broadcast                  every node
  *   kaos.v1.user.<user id>   UserDeliver, SessionEnd (logout), SessionBound
  *                            only the nodes holding the user subscribe
+ *   kaos.v1.stream.<hash>    StreamChange, StreamState, StreamData: a shared
+ *                            stream; only the nodes with members subscribe
  *
  * Delivery is NATS core: at most once. Nothing acknowledged to a client
  * depends on the bus alone (Postgres is written first; the bus only makes
@@ -32,11 +34,14 @@
 #ifndef KN_CLUSTER_H
 #define KN_CLUSTER_H
 
+#include "kn_stream.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define KN_CLUSTER_MAX_PEERS   256
+#define KN_CLUSTER_MAX_SLOTS   1024 /* node names ever heard, numbered 1.. for mirrors */
 #define KN_CLUSTER_NAME_MAX    64
 #define KN_CLUSTER_BUS_VERSION 1
 #define KN_CLUSTER_SUBJECT_MAX 96
@@ -69,8 +74,20 @@ typedef struct kn_cluster_local {
                              int64_t bound_ms, bool wins_tie);
     /* How many connections user_id has on this node now. */
     size_t (*user_conns)(void *ud, const char *user_id);
-    /* A peer came up (up) or went (dead or left). */
-    void (*peer_changed)(void *ud, const char *name, bool up);
+    /* A peer came up (up; back: it had been dead or had left, so what it
+     * and this node mirrored of each other is gone) or went (dead or left). */
+    void (*peer_changed)(void *ud, const char *name, bool up, bool back);
+    /* Shared streams (kn_stream.h, "Cluster"); node: the sender's slot
+     * (kn_cluster_node_slot). A presence joined or changed (join), or left
+     * (has_leave: that node's connection leave). */
+    void (*stream_changed)(void *ud, uint16_t node, const kn_stream *s, const kn_presence *join,
+                           bool has_leave, kn_conn_id leave);
+    /* node's whole set on s is ps[0..n); ask: answer with this node's. */
+    void (*stream_state)(void *ud, uint16_t node, const kn_stream *s, const kn_presence *ps,
+                         size_t n, bool ask);
+    /* Bytes sent on s on another node, for this node's members. */
+    void (*stream_data)(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                        size_t len, bool reliable);
     /* The bus connected after this node served without it (it was lost,
      * or not there when the node started): what other nodes said meanwhile
      * may never arrive (a node that banned a user may have died with the
@@ -152,6 +169,23 @@ int kn_cluster_sessions_ended(kn_cluster *c, const char *user_id, const char *se
 /* A bind here (single session: the user's older binds elsewhere end). */
 int kn_cluster_session_bound(kn_cluster *c, const char *user_id, const char *session_id,
                              int64_t bound_ms);
+/* The tracker's remote hooks (kn_tracker_remote), under its lock. The
+ * first local member of a shared stream subscribes to its subject and
+ * publishes this node's set with ask (every node with members answers with
+ * its own); the last one's leave unsubscribes. members: the stream's
+ * members (mirrors, node != 0, are left out of what is published). */
+void kn_cluster_stream_interest(kn_cluster *c, const kn_stream *s, bool on,
+                                const kn_presence *members, size_t n);
+int kn_cluster_stream_changed(kn_cluster *c, const kn_stream *s, const kn_presence *join,
+                              const kn_presence *leave);
+int kn_cluster_stream_state(kn_cluster *c, const kn_stream *s, const kn_presence *members, size_t n,
+                            bool ask);
+int kn_cluster_stream_send(kn_cluster *c, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                           size_t len, bool reliable);
+/* The slot (1..) of node name `name` for mirrors: stable for the process's
+ * life; 0 for our own name or when the table is full. */
+uint16_t kn_cluster_node_slot(kn_cluster *c, const char *name);
+
 /* user_id's connections here may have changed: subscribe to its subject
  * when it has one here, drop the subscription when it has none. */
 void kn_cluster_user_changed(kn_cluster *c, const char *user_id);

@@ -28,7 +28,13 @@ typedef struct node node;
 
 /* What arrived at one node through its local hooks. */
 typedef struct seen {
-    int delivered, delivered_all, ended, replaced, peers_up, peers_down, bus_back;
+    int delivered, delivered_all, ended, replaced, peers_up, peers_down, peers_back, bus_back;
+    int stream_changes, stream_states, stream_asks, stream_data;
+    uint16_t stream_node;
+    size_t stream_n;
+    bool stream_leave;
+    kn_conn_id stream_conn;
+    char stream_subject[40], stream_user[40], stream_status[32];
     char user[40], session[40];
     int why;
     int64_t revoke_expires, bound_ms;
@@ -167,9 +173,10 @@ static size_t user_conns(void *ud, const char *user_id)
     return !strcmp(user_id, user_x) ? ((node *)ud)->conns_x : 0;
 }
 
-static void peer_changed(void *ud, const char *name, bool up)
+static void peer_changed(void *ud, const char *name, bool up, bool back)
 {
     (void)name;
+    if (back) ((node *)ud)->s.peers_back++;
     seen *s = &((node *)ud)->s;
     if (up)
         s->peers_up++;
@@ -180,6 +187,39 @@ static void peer_changed(void *ud, const char *name, bool up)
 static void bus_back(void *ud)
 {
     ((node *)ud)->s.bus_back++;
+}
+
+static void stream_changed(void *ud, uint16_t from, const kn_stream *st, const kn_presence *join,
+                           bool has_leave, kn_conn_id leave)
+{
+    seen *s = &((node *)ud)->s;
+    s->stream_changes++;
+    s->stream_node = from;
+    snprintf(s->stream_subject, sizeof s->stream_subject, "%s", st->subject);
+    s->stream_leave = has_leave;
+    s->stream_conn = join ? join->conn : leave;
+    if (join) {
+        assert_int_equal(join->node, from);
+        snprintf(s->stream_user, sizeof s->stream_user, "%s", join->user_id);
+        snprintf(s->stream_status, sizeof s->stream_status, "%s",
+                 join->status ? join->status : "(none)");
+    }
+}
+
+static void stream_state(void *ud, uint16_t from, const kn_stream *st, const kn_presence *ps,
+                         size_t n, bool ask)
+{
+    seen *s = &((node *)ud)->s;
+    s->stream_states++;
+    s->stream_asks += ask;
+    s->stream_node = from;
+    s->stream_n = n;
+}
+
+static void stream_data(void *ud, const kn_stream *st, uint8_t channel, const uint8_t *data,
+                        size_t len, bool reliable)
+{
+    ((node *)ud)->s.stream_data++;
 }
 
 static int64_t fixed_wall(void *ud)
@@ -209,6 +249,9 @@ static node *add_node(const char *name)
                               .user_conns = user_conns,
                               .peer_changed = peer_changed,
                               .bus_back = bus_back,
+                              .stream_changed = stream_changed,
+                              .stream_state = stream_state,
+                              .stream_data = stream_data,
                               .ud = n};
     assert_int_equal(kn_cluster_create(&cfg, &bus, &local, &n->c), KN_OK);
     return n;
@@ -487,6 +530,66 @@ static void while_the_bus_is_down_sends_are_refused_and_nothing_beats(void **sta
     assert_non_null(strstr(text, "kaos_cluster_peer_up{peer=\"b\"} 1\n"));
 }
 
+static void a_shared_stream_reaches_only_the_nodes_with_members_on_it(void **state)
+{
+    (void)state;
+    node *a = add_node("a"), *b = add_node("b"), *c = add_node("c");
+    kn_stream room = {.mode = KN_STREAM_CHANNEL};
+    snprintf(room.subject, sizeof room.subject, "lobby");
+    kn_presence pa = {.conn = 42, .user_id = "ua", .session_id = "sa", .username = "A"};
+    /* a's first member: a subscribes and publishes its set, asking for others' */
+    kn_cluster_stream_interest(a->c, &room, true, &pa, 1);
+    assert_int_equal(b->s.stream_states + c->s.stream_states, 0); /* nobody else is on it */
+    kn_presence pb[2] = {{.conn = 7, .user_id = "ub", .session_id = "sb"},
+                         {.conn = 8, .node = 3, .user_id = "mirror"}};
+    kn_cluster_stream_interest(b->c, &room, true, pb, 2);
+    assert_int_equal(a->s.stream_states, 1);
+    assert_int_equal(a->s.stream_asks, 1);
+    assert_int_equal(a->s.stream_n, 1); /* b's own only: mirrors are not told on */
+    assert_int_equal(a->s.stream_node, kn_cluster_node_slot(a->c, "b"));
+    assert_true(a->s.stream_node > 0);
+    assert_int_equal(kn_cluster_node_slot(a->c, "a"), 0); /* our own name has none */
+    /* an answer (no ask) */
+    kn_cluster_stream_state(a->c, &room, &pa, 1, false);
+    assert_int_equal(b->s.stream_states, 1);
+    assert_int_equal(b->s.stream_asks, 0);
+    /* a change with a status, a leave, data */
+    pa.status = "away";
+    assert_int_equal(kn_cluster_stream_changed(a->c, &room, &pa, NULL), KN_OK);
+    assert_int_equal(b->s.stream_changes, 1);
+    assert_string_equal(b->s.stream_subject, "lobby");
+    assert_string_equal(b->s.stream_user, "ua");
+    assert_string_equal(b->s.stream_status, "away");
+    assert_int_equal(b->s.stream_conn, 42);
+    assert_int_equal(kn_cluster_stream_changed(a->c, &room, NULL, &pa), KN_OK);
+    assert_true(b->s.stream_leave);
+    assert_int_equal(kn_cluster_stream_send(a->c, &room, 0, (const uint8_t *)"x", 1, true), KN_OK);
+    assert_int_equal(b->s.stream_data, 1);
+    assert_int_equal(c->s.stream_changes + c->s.stream_data, 0);
+    /* b's last member left: it hears no more */
+    kn_cluster_stream_interest(b->c, &room, false, NULL, 0);
+    assert_int_equal(kn_cluster_stream_send(a->c, &room, 0, (const uint8_t *)"x", 1, true), KN_OK);
+    assert_int_equal(b->s.stream_data, 1);
+}
+
+static void a_peer_back_after_its_death_is_told_as_back(void **state)
+{
+    (void)state;
+    node *a = add_node("a"), *b = add_node("b");
+    tick_all();
+    assert_int_equal(a->s.peers_back, 0); /* new, not back */
+    b->up = false;
+    now += 3500;
+    kn_cluster_tick(a->c, now);
+    assert_int_equal(peers_up(a), 0);
+    b->up = true;
+    kn_cluster_bus_changed(b->c, false);
+    kn_cluster_bus_changed(b->c, true);
+    kn_cluster_tick(b->c, now);
+    assert_int_equal(peers_up(a), 1);
+    assert_int_equal(a->s.peers_back, 1);
+}
+
 static void a_peer_with_a_name_unfit_for_logs_and_json_is_dropped(void **state)
 {
     (void)state;
@@ -548,6 +651,10 @@ int main(void)
             a_bind_replaces_older_binds_elsewhere_ties_going_to_the_larger_name, setup, teardown),
         cmocka_unit_test_setup_teardown(while_the_bus_is_down_sends_are_refused_and_nothing_beats,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(a_shared_stream_reaches_only_the_nodes_with_members_on_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_peer_back_after_its_death_is_told_as_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_peer_with_a_name_unfit_for_logs_and_json_is_dropped,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_other_bus_versions_are_dropped_and_counted,
