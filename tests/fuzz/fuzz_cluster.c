@@ -2,7 +2,8 @@
  * messages come from other nodes, not clients, but a node must survive a
  * broken or hostile peer: every input is decoded, dropped or handed to the
  * local hooks, which check what they are given (ids a UUID's text, a
- * session id short enough, a peer's name fit for logs). A tick after some
+ * session id short enough, a peer's name fit for logs, a stream key and its
+ * presences within the tracker's limits, the sender's slot on them). A tick after some
  * inputs runs the sweep and the answers over the peer table they built. */
 #include "kn_cluster.h"
 #include "kn_error.h"
@@ -63,6 +64,48 @@ static void end_sessions(void *ud, const char *user_id, const char *session_id, 
     (void)revoke_expires;
     check_ids(user_id, session_id);
 }
+static void check_presence(const kn_presence *p, uint16_t node)
+{
+    if (p->node != node || !node || !p->conn) abort();
+    if (strlen(p->user_id) > 36 || strlen(p->session_id) > 36 || strlen(p->username) > 128) abort();
+    if (p->status && strlen(p->status) > KN_STREAM_STATUS_MAX) abort();
+}
+
+static void check_stream(const kn_stream *s)
+{
+    if (kn_stream_check(s, NULL, 0) != KN_OK) abort();
+}
+
+static void stream_changed(void *ud, uint16_t node, const kn_stream *s, const kn_presence *join,
+                           bool has_leave, kn_conn_id leave)
+{
+    (void)ud;
+    (void)has_leave;
+    (void)leave;
+    check_stream(s);
+    if (join) check_presence(join, node);
+}
+
+static void stream_state(void *ud, uint16_t node, const kn_stream *s, const kn_presence *ps,
+                         size_t n, bool ask)
+{
+    (void)ud;
+    (void)ask;
+    check_stream(s);
+    for (size_t i = 0; i < n; i++)
+        check_presence(&ps[i], node);
+}
+
+static void stream_data(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *d, size_t len,
+                        bool reliable)
+{
+    (void)ud;
+    (void)channel;
+    (void)reliable;
+    check_stream(s);
+    if (len && !d) abort();
+}
+
 static void replace_sessions(void *ud, const char *user_id, const char *session_id,
                              int64_t bound_ms, bool wins_tie)
 {
@@ -83,7 +126,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kn_cluster_bus bus = {publish, subscribe, unsubscribe, connected, NULL};
         kn_cluster_local local = {.deliver_user = deliver_user,
                                   .end_sessions = end_sessions,
-                                  .replace_sessions = replace_sessions};
+                                  .replace_sessions = replace_sessions,
+                                  .stream_changed = stream_changed,
+                                  .stream_state = stream_state,
+                                  .stream_data = stream_data};
         if (kn_cluster_create(&cfg, &bus, &local, &c)) abort();
     }
     kn_cluster_receive(c, data, size, now);
