@@ -41,19 +41,15 @@ typedef struct peer {
     uint64_t seq;
 } peer;
 
-/* One user with connections here, and its subscription. */
-typedef struct user_sub {
-    char id[37];
+/* What this node listens to beyond the node-wide subjects: a user with
+ * connections here (key: the lower-case id), a shared stream with members
+ * here (key: the stream key's text); its subscription. */
+#define INTEREST_KEY_MAX (4 + 2 * KN_STREAM_ID_MAX + KN_STREAM_LABEL_MAX + 4)
+typedef struct interest {
+    char key[INTEREST_KEY_MAX];
     void *sub;
-    struct user_sub *next; /* a key collision's chain */
-} user_sub;
-
-/* A shared stream this node has members on, and its subscription. */
-typedef struct stream_sub {
-    kn_stream key;
-    void *sub;
-    struct stream_sub *next; /* a hash collision's chain */
-} stream_sub;
+    struct interest *next; /* a hash collision's chain */
+} interest;
 
 /* A change to tell the local hooks once the lock is released. */
 typedef struct peer_event {
@@ -71,8 +67,8 @@ struct kn_cluster {
     pthread_mutex_t lock;
     peer peers[KN_CLUSTER_MAX_PEERS];
     size_t n_peers;
-    kn_map users;   /* kn_map_key_str(lower-case id) -> user_sub chain */
-    kn_map streams; /* stream_hash -> stream_sub chain */
+    kn_map users;   /* kn_map_key_str(key) -> interest chain */
+    kn_map streams; /* the same for shared streams */
     char slots[KN_CLUSTER_MAX_SLOTS][KN_CLUSTER_NAME_MAX]; /* slot i + 1 names slots[i] */
     size_t n_slots;
     void *subs[3];
@@ -164,6 +160,63 @@ static void send_heartbeat(kn_cluster *c, bool hello, uint64_t users)
     publish(c, SUBJ_HEARTBEAT, &m);
 }
 
+/* --- interests: subscriptions that follow what this node holds ------------------------ */
+
+/* Under the lock: subscribes to `subject` for key (on) or drops it (off).
+ * Returns +1 when it subscribed, -1 when it dropped one, 0 when nothing
+ * changed (or the subscription failed: logged). */
+static int interest_set(kn_cluster *c, kn_map *m, const char *key, const char *subject, bool on)
+{
+    uint64_t h = kn_map_key_str(key);
+    interest *head = kn_map_get(m, h), *u = head, *prev = NULL;
+    while (u && strcmp(u->key, key)) {
+        prev = u;
+        u = u->next;
+    }
+    if (on && !u) {
+        u = kn_calloc(1, sizeof *u);
+        if (u) snprintf(u->key, sizeof u->key, "%s", key);
+        if (!u || c->bus.subscribe(c->bus.ud, subject, &u->sub) != KN_OK) {
+            KN_WARN("cluster: cannot subscribe to %s; what other nodes send there is not heard "
+                    "here",
+                    subject);
+            kn_free(u);
+            return 0;
+        }
+        u->next = head;
+        if (kn_map_put(m, h, u)) {
+            c->bus.unsubscribe(c->bus.ud, u->sub);
+            kn_free(u);
+            return 0;
+        }
+        return 1;
+    }
+    if (on || !u) return 0;
+    c->bus.unsubscribe(c->bus.ud, u->sub);
+    if (prev)
+        prev->next = u->next;
+    else if (u->next)
+        kn_map_put(m, h, u->next); /* replaces: cannot fail */
+    else
+        kn_map_del(m, h);
+    kn_free(u);
+    return -1;
+}
+
+static void interests_free(kn_cluster *c, kn_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        interest *u = m->slots[i].key ? m->slots[i].value : NULL;
+        while (u) {
+            interest *next = u->next;
+            if (u->sub) c->bus.unsubscribe(c->bus.ud, u->sub);
+            kn_free(u);
+            u = next;
+        }
+    }
+    kn_map_deinit(m);
+}
+
 /* --- create / destroy ---------------------------------------------------------------- */
 
 int kn_cluster_create(const kn_cluster_config *cfg, const kn_cluster_bus *bus,
@@ -214,26 +267,8 @@ void kn_cluster_destroy(kn_cluster *c)
     }
     for (size_t i = 0; i < 3; i++)
         if (c->subs[i]) c->bus.unsubscribe(c->bus.ud, c->subs[i]);
-    for (size_t i = 0; i < c->users.cap; i++) {
-        user_sub *u = c->users.slots[i].key ? c->users.slots[i].value : NULL;
-        while (u) {
-            user_sub *next = u->next;
-            if (u->sub) c->bus.unsubscribe(c->bus.ud, u->sub);
-            kn_free(u);
-            u = next;
-        }
-    }
-    kn_map_deinit(&c->users);
-    for (size_t i = 0; i < c->streams.cap; i++) {
-        stream_sub *u = c->streams.slots[i].key ? c->streams.slots[i].value : NULL;
-        while (u) {
-            stream_sub *next = u->next;
-            if (u->sub) c->bus.unsubscribe(c->bus.ud, u->sub);
-            kn_free(u);
-            u = next;
-        }
-    }
-    kn_map_deinit(&c->streams);
+    interests_free(c, &c->users);
+    interests_free(c, &c->streams);
     pthread_mutex_destroy(&c->lock);
     kn_free(c);
 }
@@ -397,18 +432,14 @@ void kn_cluster_bus_changed(kn_cluster *c, bool connected)
 
 /* --- shared streams ------------------------------------------------------------------------ */
 
-static void stream_subject(const kn_stream *s, char out[KN_CLUSTER_SUBJECT_MAX], uint64_t *hash)
+/* The stream's subject, and its key as text (for the interest map). */
+static void stream_subject(const kn_stream *s, char out[KN_CLUSTER_SUBJECT_MAX],
+                           char key[INTEREST_KEY_MAX])
 {
-    char k[sizeof *s + 8];
-    snprintf(k, sizeof k, "%u\x1f%s\x1f%s\x1f%s", s->mode, s->subject, s->subcontext, s->label);
-    *hash = kn_map_key_str(k);
-    snprintf(out, KN_CLUSTER_SUBJECT_MAX, SUBJ_STREAM "%016llx", (unsigned long long)*hash);
-}
-
-static bool same_stream(const kn_stream *a, const kn_stream *b)
-{
-    return a->mode == b->mode && !strcmp(a->subject, b->subject) &&
-           !strcmp(a->subcontext, b->subcontext) && !strcmp(a->label, b->label);
+    snprintf(key, INTEREST_KEY_MAX, "%u\x1f%s\x1f%s\x1f%s", s->mode, s->subject, s->subcontext,
+             s->label);
+    snprintf(out, KN_CLUSTER_SUBJECT_MAX, SUBJ_STREAM "%016llx",
+             (unsigned long long)kn_map_key_str(key));
 }
 
 static bool copy_text(char *dst, size_t cap, const char *src)
@@ -657,42 +688,9 @@ void kn_cluster_user_changed(kn_cluster *c, const char *user_id)
 {
     char subject[KN_CLUSTER_SUBJECT_MAX], low[37];
     if (!user_subject(user_id, subject, low)) return;
-    uint64_t key = kn_map_key_str(low);
     pthread_mutex_lock(&c->lock);
     bool here = c->local.user_conns && c->local.user_conns(c->local.ud, low) > 0;
-    user_sub *head = kn_map_get(&c->users, key), *u = head, *prev = NULL;
-    while (u && strcmp(u->id, low)) {
-        prev = u;
-        u = u->next;
-    }
-    if (here && !u) {
-        u = kn_calloc(1, sizeof *u);
-        if (u) memcpy(u->id, low, sizeof u->id);
-        if (!u || c->bus.subscribe(c->bus.ud, subject, &u->sub) != KN_OK) {
-            KN_WARN("cluster: cannot subscribe to the messages of user %s; other nodes cannot "
-                    "reach them here",
-                    low);
-            kn_free(u);
-        } else {
-            u->next = head;
-            if (kn_map_put(&c->users, key, u)) {
-                c->bus.unsubscribe(c->bus.ud, u->sub);
-                kn_free(u);
-            } else {
-                c->stats.users_subscribed++;
-            }
-        }
-    } else if (!here && u) {
-        c->bus.unsubscribe(c->bus.ud, u->sub);
-        if (prev)
-            prev->next = u->next;
-        else if (u->next)
-            kn_map_put(&c->users, key, u->next); /* replaces: cannot fail */
-        else
-            kn_map_del(&c->users, key);
-        kn_free(u);
-        c->stats.users_subscribed--;
-    }
+    c->stats.users_subscribed += (uint64_t)(int64_t)interest_set(c, &c->users, low, subject, here);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -867,42 +865,10 @@ static void presence_to(const kn_presence *p, Kaos__Cluster__V1__StreamPresence 
 void kn_cluster_stream_interest(kn_cluster *c, const kn_stream *s, bool on,
                                 const kn_presence *members, size_t n)
 {
-    char subject[KN_CLUSTER_SUBJECT_MAX];
-    uint64_t hash;
-    stream_subject(s, subject, &hash);
+    char subject[KN_CLUSTER_SUBJECT_MAX], key[INTEREST_KEY_MAX];
+    stream_subject(s, subject, key);
     pthread_mutex_lock(&c->lock);
-    stream_sub *head = kn_map_get(&c->streams, hash), *u = head, *prev = NULL;
-    while (u && !same_stream(&u->key, s)) {
-        prev = u;
-        u = u->next;
-    }
-    if (on && !u) {
-        u = kn_calloc(1, sizeof *u);
-        if (u) u->key = *s;
-        if (!u || c->bus.subscribe(c->bus.ud, subject, &u->sub) != KN_OK) {
-            KN_WARN("cluster: cannot subscribe to stream %u/%s; other nodes' presences there "
-                    "stay unseen here",
-                    s->mode, s->subject);
-            kn_free(u);
-            u = NULL;
-        } else {
-            u->next = head;
-            if (kn_map_put(&c->streams, hash, u)) {
-                c->bus.unsubscribe(c->bus.ud, u->sub);
-                kn_free(u);
-                u = NULL;
-            }
-        }
-    } else if (!on && u) {
-        c->bus.unsubscribe(c->bus.ud, u->sub);
-        if (prev)
-            prev->next = u->next;
-        else if (u->next)
-            kn_map_put(&c->streams, hash, u->next); /* replaces: cannot fail */
-        else
-            kn_map_del(&c->streams, hash);
-        kn_free(u);
-    }
+    interest_set(c, &c->streams, key, subject, on);
     pthread_mutex_unlock(&c->lock);
     if (on) kn_cluster_stream_state(c, s, members, n, true);
 }
@@ -910,9 +876,8 @@ void kn_cluster_stream_interest(kn_cluster *c, const kn_stream *s, bool on,
 int kn_cluster_stream_changed(kn_cluster *c, const kn_stream *s, const kn_presence *join,
                               const kn_presence *leave)
 {
-    char subject[KN_CLUSTER_SUBJECT_MAX];
-    uint64_t hash;
-    stream_subject(s, subject, &hash);
+    char subject[KN_CLUSTER_SUBJECT_MAX], key[INTEREST_KEY_MAX];
+    stream_subject(s, subject, key);
     Kaos__Cluster__V1__StreamKey k;
     key_to(s, &k);
     Kaos__Cluster__V1__StreamPresence p;
@@ -935,9 +900,8 @@ int kn_cluster_stream_changed(kn_cluster *c, const kn_stream *s, const kn_presen
 int kn_cluster_stream_state(kn_cluster *c, const kn_stream *s, const kn_presence *members, size_t n,
                             bool ask)
 {
-    char subject[KN_CLUSTER_SUBJECT_MAX];
-    uint64_t hash;
-    stream_subject(s, subject, &hash);
+    char subject[KN_CLUSTER_SUBJECT_MAX], text[INTEREST_KEY_MAX];
+    stream_subject(s, subject, text);
     size_t mine = 0;
     for (size_t i = 0; i < n; i++)
         mine += members[i].node == 0;
@@ -975,9 +939,8 @@ int kn_cluster_stream_send(kn_cluster *c, const kn_stream *s, uint8_t channel, c
                            size_t len, bool reliable)
 {
     if (!atomic_load(&c->connected)) return KN_ERR_UNAVAILABLE;
-    char subject[KN_CLUSTER_SUBJECT_MAX];
-    uint64_t hash;
-    stream_subject(s, subject, &hash);
+    char subject[KN_CLUSTER_SUBJECT_MAX], key[INTEREST_KEY_MAX];
+    stream_subject(s, subject, key);
     Kaos__Cluster__V1__StreamKey k;
     key_to(s, &k);
     Kaos__Cluster__V1__StreamData d = KAOS__CLUSTER__V1__STREAM_DATA__INIT;
