@@ -98,6 +98,7 @@ typedef struct cluster_glue {
     kn_out *out;
     kn_sessions *sessions;
     kn_tracker *tracker;
+    kn_leaderboards *lbs;
     pthread_mutex_t api_mu; /* guards api: the re-check's queue, gone before the workers */
     kn_api *api;
 } cluster_glue;
@@ -309,6 +310,32 @@ static void bus_peer_changed(void *ud, const char *name, bool up, bool back)
     }
 }
 
+/* Leaderboards: every node's index follows every node's committed writes
+ * (entries carry the row's version; the highest wins). */
+static void lb_applied(void *ud, const char *board_id, int64_t expiry, const kn_rank_entry *e)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c)
+        kn_cluster_leaderboard(c, board_id, expiry, e->owner, e->score, e->subscore, e->time_us,
+                               e->version, false);
+}
+
+static void lb_removed(void *ud, const char *board_id, int64_t expiry, const char *owner)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_leaderboard(c, board_id, expiry, owner, 0, 0, 0, 0, true);
+}
+
+static void bus_leaderboard(void *ud, const char *board, int64_t expiry, const char *owner,
+                            int64_t score, int64_t subscore, int64_t time_us, int64_t version,
+                            bool removed)
+{
+    kn_rank_entry e = {score, subscore, time_us, version, ""};
+    snprintf(e.owner, sizeof e.owner, "%s", owner);
+    kn_leaderboards_apply_peer(((cluster_glue *)ud)->lbs, board, expiry, &e,
+                               removed ? e.owner : NULL);
+}
+
 static size_t bus_user_conns(void *ud, const char *user_id)
 {
     return kn_sessions_conns(((cluster_glue *)ud)->sessions, user_id, NULL, NULL, 0);
@@ -356,6 +383,7 @@ static int cluster_start(const kn_config *cfg, cluster_glue *g, uint16_t udp_por
                               .stream_changed = bus_stream_changed,
                               .stream_state = bus_stream_state,
                               .stream_data = bus_stream_data,
+                              .leaderboard = bus_leaderboard,
                               .ud = g};
     kn_cluster *c;
     if ((rc = kn_cluster_create(&cc, &bus, &local, &c))) return rc;
@@ -1252,6 +1280,9 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = check_schema(cfg))) goto done;
     /* Leaderboards before the runtime: modules create boards as they load. */
     if ((rc = leaderboards_start(cfg, &lbsched, &lbs, &leaderboard_lua))) goto done;
+    cglue.lbs = lbs; /* before its scheduler or any worker writes: the hook waits for the bus */
+    if (*cfg->cluster_nats)
+        kn_leaderboards_set_peers(lbs, &(kn_leaderboard_peers){lb_applied, lb_removed, &cglue});
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";

@@ -115,9 +115,12 @@ static void nats_stop(void)
 
 /* --- nodes --------------------------------------------------------------------------- */
 
+/* The runtime: lua-examples (admin_ban) and the leaderboard test module
+ * (its boards), linked into one directory by the group setup. */
+static char rt[64];
+
 static void node_start(int i)
 {
-    static char rt[] = KAOS_SOURCE_DIR "/lua-examples";
     const char *extra[] = {"--cluster-nats",
                            nats_url,
                            "--cluster-node",
@@ -169,6 +172,9 @@ static int group_setup(void **state)
     nats_port = free_tcp_port();
     snprintf(nats_url, sizeof nats_url, "nats://127.0.0.1:%u", nats_port);
     nats_start();
+    const char *from[] = {KAOS_SOURCE_DIR "/lua-examples",
+                          KAOS_SOURCE_DIR "/tests/e2e/lua/leaderboard_test.lua", NULL};
+    e2e_runtime_dir(rt, sizeof rt, from);
     /* One database and one data directory (one server.key) for every node. */
     e2e_server_init(&node[0]);
     for (int i = 1; i < NODES; i++) {
@@ -193,6 +199,7 @@ static int group_teardown(void **state)
         if (node[i].pid > 0 && e2e_server_stop(&node[i]) != 0) bad++;
     nats_stop();
     e2e_server_cleanup(&node[0]);
+    e2e_runtime_dir_remove(rt);
     return bad ? -1 : 0;
 #else
     return 0;
@@ -557,6 +564,114 @@ static void a_status_follow_across_nodes(void **state)
     member_free(f);
 }
 
+/* --- leaderboards ---------------------------------------------------------------------------- */
+
+typedef struct board_view {
+    int answers, errors;
+    size_t n;
+    char owners[8][40];
+    int64_t ranks[8], scores[8];
+} board_view;
+
+static void on_record(kaos_client *k, const kaos_result *r, const kaos_leaderboard_record *rec,
+                      void *ud)
+{
+    (void)k;
+    (void)rec;
+    board_view *v = ud;
+    if (r->code)
+        v->errors++;
+    else
+        v->answers++;
+}
+
+static void on_records(kaos_client *k, const kaos_result *r, const kaos_leaderboard_record *recs,
+                       size_t n, const kaos_leaderboard_record *owners, size_t n_owners,
+                       const char *cursor, const char *prev, int64_t rank_count, void *ud)
+{
+    (void)k;
+    (void)owners;
+    (void)n_owners;
+    (void)cursor;
+    (void)prev;
+    (void)rank_count;
+    board_view *v = ud;
+    if (r->code) {
+        v->errors++;
+        return;
+    }
+    v->n = n < 8 ? n : 8;
+    for (size_t i = 0; i < v->n; i++) {
+        snprintf(v->owners[i], sizeof v->owners[i], "%s", recs[i].owner_id);
+        v->ranks[i] = recs[i].rank;
+        v->scores[i] = recs[i].score;
+    }
+    v->answers++;
+}
+
+/* The board as c's node ranks it now (fails the test on an error). */
+static void list_board(e2e_client *c, board_view *v)
+{
+    int before = v->answers;
+    assert_true(kaos_client_leaderboard_records_list(c->c, "e2e_desc", NULL, 0, 10, NULL, 0,
+                                                     on_records, v) > 0);
+    E2E_WAIT(v->answers > before || v->errors, 5000);
+    assert_int_equal(v->errors, 0);
+}
+
+/* Whether c's node ranks the three writers as expected: 30, 20, 10. */
+static bool ranked(e2e_client *c, e2e_client *const *w)
+{
+    board_view v = {0};
+    list_board(c, &v);
+    return v.n == 3 && !strcmp(v.owners[0], w[1]->user_id) && v.ranks[0] == 1 &&
+           !strcmp(v.owners[1], w[2]->user_id) && v.ranks[1] == 2 &&
+           !strcmp(v.owners[2], w[0]->user_id) && v.ranks[2] == 3;
+}
+
+static void a_leaderboard_written_from_every_node_ranks_the_same_on_every_node(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    e2e_client *w[NODES];
+    static const int64_t scores[NODES] = {10, 30, 20};
+    for (int i = 0; i < NODES; i++)
+        w[i] = e2e_player(node[i].port, 0);
+    /* every node loads the board's index (a first read), then each writes on its own node */
+    for (int i = 0; i < NODES; i++) {
+        board_view v = {0};
+        list_board(w[i], &v);
+    }
+    for (int i = 0; i < NODES; i++) {
+        board_view v = {0};
+        assert_true(kaos_client_leaderboard_record_write(w[i]->c, "e2e_desc", scores[i], 0, NULL,
+                                                         KAOS_LEADERBOARD_OP_DEFAULT, on_record,
+                                                         &v) > 0);
+        E2E_WAIT(v.answers || v.errors, 5000);
+        assert_int_equal(v.errors, 0);
+    }
+    /* the same order and ranks from every node, without a rebuild */
+    for (int i = 0; i < NODES; i++)
+        E2E_WAIT(ranked(w[i], w), 5000);
+    /* a better score on A moves the first place everywhere */
+    board_view v = {0};
+    assert_true(kaos_client_leaderboard_record_write(w[0]->c, "e2e_desc", 50, 0, NULL,
+                                                     KAOS_LEADERBOARD_OP_DEFAULT, on_record,
+                                                     &v) > 0);
+    E2E_WAIT(v.answers || v.errors, 5000);
+    for (int i = 0; i < NODES; i++) {
+        board_view top = {0};
+        int64_t deadline = e2e_now_ms() + 5000;
+        do
+            list_board(w[i], &top);
+        while (strcmp(top.owners[0], w[0]->user_id) && e2e_now_ms() < deadline);
+        assert_string_equal(top.owners[0], w[0]->user_id);
+        assert_int_equal(top.scores[0], 50);
+    }
+    for (int i = 0; i < NODES; i++)
+        e2e_client_free(w[i]);
+}
+
 static void a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns(void **state)
 {
     (void)state;
@@ -632,6 +747,7 @@ int main(void)
         cmocka_unit_test(single_session_holds_across_nodes),
         cmocka_unit_test(a_chat_room_with_members_on_three_nodes),
         cmocka_unit_test(a_status_follow_across_nodes),
+        cmocka_unit_test(a_leaderboard_written_from_every_node_ranks_the_same_on_every_node),
         cmocka_unit_test(without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns),
         cmocka_unit_test(a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns),
         cmocka_unit_test(a_node_killed_is_declared_dead_by_the_others),

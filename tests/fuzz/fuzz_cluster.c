@@ -106,6 +106,22 @@ static void stream_data(void *ud, const kn_stream *s, uint8_t channel, const uin
     if (len && !d) abort();
 }
 
+static void leaderboard(void *ud, const char *board, int64_t expiry, const char *owner,
+                        int64_t score, int64_t subscore, int64_t time_us, int64_t version,
+                        bool removed)
+{
+    (void)ud;
+    (void)expiry;
+    (void)score;
+    (void)subscore;
+    (void)time_us;
+    (void)version;
+    (void)removed;
+    if (!*board || strlen(board) > 128 || !kn_uuid_valid(owner)) abort();
+    for (const char *c = owner; *c; c++)
+        if (*c >= 'A' && *c <= 'F') abort(); /* handed on in lower case */
+}
+
 static void replace_sessions(void *ud, const char *user_id, const char *session_id,
                              int64_t bound_ms, bool wins_tie)
 {
@@ -129,7 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                   .replace_sessions = replace_sessions,
                                   .stream_changed = stream_changed,
                                   .stream_state = stream_state,
-                                  .stream_data = stream_data};
+                                  .stream_data = stream_data,
+                                  .leaderboard = leaderboard};
         if (kn_cluster_create(&cfg, &bus, &local, &c)) abort();
     }
     kn_cluster_receive(c, data, size, now);

@@ -32,6 +32,8 @@
 #define SUBJ_ALL         "kaos.v1.all"
 #define SUBJ_USER        "kaos.v1.user."
 #define SUBJ_STREAM      "kaos.v1.stream."
+#define SUBJ_LEADERBOARD "kaos.v1.leaderboard"
+#define N_NODE_SUBJECTS  4
 
 typedef Kaos__Cluster__V1__BusMessage bus_msg;
 
@@ -71,7 +73,7 @@ struct kn_cluster {
     kn_map streams; /* the same for shared streams */
     char slots[KN_CLUSTER_MAX_SLOTS][KN_CLUSTER_NAME_MAX]; /* slot i + 1 names slots[i] */
     size_t n_slots;
-    void *subs[3];
+    void *subs[N_NODE_SUBJECTS];
     atomic_bool connected;
     bool hello_due, reply_due;
     int64_t next_beat_ms, last_reply_ms, last_heard_ms, last_sent_ms;
@@ -241,8 +243,9 @@ int kn_cluster_create(const kn_cluster_config *cfg, const kn_cluster_bus *bus,
     kn_map_init(&c->streams);
     c->hello_due = true;
     atomic_store(&c->connected, bus->connected(bus->ud));
-    static const char *const subjects[] = {SUBJ_HEARTBEAT, SUBJ_SESSION_END, SUBJ_ALL};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const subjects[N_NODE_SUBJECTS] = {SUBJ_HEARTBEAT, SUBJ_SESSION_END,
+                                                          SUBJ_ALL, SUBJ_LEADERBOARD};
+    for (size_t i = 0; i < N_NODE_SUBJECTS; i++) {
         int rc = bus->subscribe(bus->ud, subjects[i], &c->subs[i]);
         if (rc) {
             kn_cluster_destroy(c);
@@ -265,7 +268,7 @@ void kn_cluster_destroy(kn_cluster *c)
         m.leave = &lv;
         publish(c, SUBJ_HEARTBEAT, &m);
     }
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < N_NODE_SUBJECTS; i++)
         if (c->subs[i]) c->bus.unsubscribe(c->bus.ud, c->subs[i]);
     interests_free(c, &c->users);
     interests_free(c, &c->streams);
@@ -590,6 +593,23 @@ void kn_cluster_receive(kn_cluster *c, const uint8_t *data, size_t len, int64_t 
         const Kaos__Cluster__V1__Broadcast *b = m->broadcast;
         if (l->deliver_all && b->channel < 256)
             l->deliver_all(l->ud, (uint8_t)b->channel, b->data.data, b->data.len, b->reliable);
+        break;
+    }
+    case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_LEADERBOARD: {
+        const Kaos__Cluster__V1__LeaderboardEntry *e = m->leaderboard;
+        if (e->board && *e->board && strlen(e->board) <= 128 && e->owner &&
+            kn_uuid_valid(e->owner)) {
+            char owner[37];
+            for (size_t i = 0; i < sizeof owner; i++)
+                owner[i] = (char)tolower((unsigned char)e->owner[i]);
+            if (l->leaderboard)
+                l->leaderboard(l->ud, e->board, e->expiry, owner, e->score, e->subscore, e->time_us,
+                               e->version, e->removed);
+        } else {
+            pthread_mutex_lock(&c->lock);
+            c->stats.dropped++;
+            pthread_mutex_unlock(&c->lock);
+        }
         break;
     }
     case KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_CHANGE:
@@ -952,4 +972,26 @@ int kn_cluster_stream_send(kn_cluster *c, const kn_stream *s, uint8_t channel, c
     m.body_case = KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_STREAM_DATA;
     m.stream_data = &d;
     return publish(c, subject, &m);
+}
+
+/* --- leaderboards ------------------------------------------------------------------------------
+ */
+
+int kn_cluster_leaderboard(kn_cluster *c, const char *board, int64_t expiry, const char *owner,
+                           int64_t score, int64_t subscore, int64_t time_us, int64_t version,
+                           bool removed)
+{
+    Kaos__Cluster__V1__LeaderboardEntry e = KAOS__CLUSTER__V1__LEADERBOARD_ENTRY__INIT;
+    e.board = (char *)board;
+    e.expiry = expiry;
+    e.owner = (char *)owner;
+    e.score = score;
+    e.subscore = subscore;
+    e.time_us = time_us;
+    e.version = version;
+    e.removed = removed;
+    bus_msg m = KAOS__CLUSTER__V1__BUS_MESSAGE__INIT;
+    m.body_case = KAOS__CLUSTER__V1__BUS_MESSAGE__BODY_LEADERBOARD;
+    m.leaderboard = &e;
+    return publish(c, SUBJ_LEADERBOARD, &m);
 }

@@ -22,6 +22,7 @@
  *                            only the nodes holding the user subscribe
  *   kaos.v1.stream.<hash>    StreamChange, StreamState, StreamData: a shared
  *                            stream; only the nodes with members subscribe
+ *   kaos.v1.leaderboard      LeaderboardEntry              every node
  *
  * Delivery is NATS core: at most once. Nothing acknowledged to a client
  * depends on the bus alone (Postgres is written first; the bus only makes
@@ -85,6 +86,11 @@ typedef struct kn_cluster_local {
     /* node's whole set on s is ps[0..n); ask: answer with this node's. */
     void (*stream_state)(void *ud, uint16_t node, const kn_stream *s, const kn_presence *ps,
                          size_t n, bool ask);
+    /* A leaderboard index entry of another node (removed: the owner's
+     * entry went): score, subscore, time_us, version as kn_rank_entry. */
+    void (*leaderboard)(void *ud, const char *board, int64_t expiry, const char *owner,
+                        int64_t score, int64_t subscore, int64_t time_us, int64_t version,
+                        bool removed);
     /* Bytes sent on s on another node, for this node's members. */
     void (*stream_data)(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data,
                         size_t len, bool reliable);
@@ -182,6 +188,11 @@ int kn_cluster_stream_state(kn_cluster *c, const kn_stream *s, const kn_presence
                             bool ask);
 int kn_cluster_stream_send(kn_cluster *c, const kn_stream *s, uint8_t channel, const uint8_t *data,
                            size_t len, bool reliable);
+/* A leaderboard index entry applied here (or an owner removed): to every
+ * other node (kaos.v1.leaderboard). */
+int kn_cluster_leaderboard(kn_cluster *c, const char *board, int64_t expiry, const char *owner,
+                           int64_t score, int64_t subscore, int64_t time_us, int64_t version,
+                           bool removed);
 /* The slot (1..) of node name `name` for mirrors: stable for the process's
  * life; 0 for our own name or when the table is full. */
 uint16_t kn_cluster_node_slot(kn_cluster *c, const char *name);

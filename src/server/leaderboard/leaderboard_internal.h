@@ -47,7 +47,8 @@ struct kn_leaderboards {
     kn_leaderboard_reset_fn on_reset;
     void *on_reset_ud;
     char node[64];
-    _Atomic int64_t last_us; /* the last score time handed out */
+    _Atomic int64_t last_us;    /* the last score time handed out */
+    kn_leaderboard_peers peers; /* a cluster's; zeroed on one node */
 };
 
 int64_t kn_lb__now_ms(kn_leaderboards *lbs);
