@@ -2,11 +2,14 @@
  * bus (docs/cluster.md). Several nodes share one Postgres and one NATS; this
  * module keeps the table of peers (heartbeats, dead-node detection), carries
  * what must reach other nodes (a send to a user, to everyone, the end of a
- * user's sessions, a single-session bind) as versioned protobuf messages
+ * user's sessions, a single-session bind, a shared stream's changes and
+ * sends, a leaderboard index entry) as versioned protobuf messages
  * (proto/cluster.proto), and hands what arrives to this node through the
- * hooks the composition root gives it. It includes no other server module:
- * the root wires it to kn_out (kn_out_remote), the session registry
- * (kn_sessions_remote) and the HTTP counters.
+ * hooks the composition root gives it. It uses only the stream module's
+ * types (kn_stream, kn_presence): the root wires it to kn_out
+ * (kn_out_remote), the session registry (kn_sessions_remote), the tracker
+ * (kn_tracker_remote), the leaderboards (kn_leaderboard_peers) and the HTTP
+ * counters.
  *
  * The bus is a small vtable (kn_cluster_bus): NATS in the server
  * (kn_cluster_nats_open, the only code that includes the NATS client), a
