@@ -336,6 +336,17 @@ static void bus_leaderboard(void *ud, const char *board, int64_t expiry, const c
                                removed ? e.owner : NULL);
 }
 
+/* Where a match of another node is: that peer's advertised address. */
+static bool match_where(void *ud, const char *node, char *address, size_t cap, bool *up)
+{
+    kn_cluster *c = glue_cluster(ud);
+    kn_cluster_peer p;
+    if (!c || !kn_cluster_peer_get(c, node, &p)) return false;
+    snprintf(address, cap, "%s", p.address);
+    *up = p.up;
+    return true;
+}
+
 static size_t bus_user_conns(void *ud, const char *user_id)
 {
     return kn_sessions_conns(((cluster_glue *)ud)->sessions, user_id, NULL, NULL, 0);
@@ -1394,6 +1405,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_rpc_create(api, &script_services, &rpc))) goto done;
     kn_match_wire_deps mwd = {.relay = &rcfg, .tracker = tracker, .out = out, .sessions = sessions};
     if ((rc = kn_match_wire_create(&mwd, &mw))) goto done;
+    if (*cfg->cluster_nats) kn_match_wire_set_locator(mw, &(kn_match_locator){match_where, &cglue});
 
     /* One match thread per CPU this process may run on (taskset, cpusets). */
     cpu_set_t cpus;

@@ -672,6 +672,44 @@ static void a_leaderboard_written_from_every_node_ranks_the_same_on_every_node(v
         e2e_client_free(w[i]);
 }
 
+/* A join of match `id` by c: 0 when joined, else the error code. */
+static int join_code(e2e_client *c, const char *id)
+{
+    int before = c->matches, errors = c->errors;
+    assert_true(kaos_client_match_join(c->c, id, NULL, e2e_on_match, c) > 0);
+    E2E_WAIT(c->matches > before || c->errors > errors, 5000);
+    return c->errors > errors ? c->error_code : 0;
+}
+
+static void a_join_of_a_match_on_another_node_says_where_it_is(void **state)
+{
+    (void)state;
+    NEEDS_NATS();
+    e2e_client *host = e2e_player(node[0].port, 0);
+    int before = host->matches;
+    assert_true(kaos_client_match_create(host->c, 4, e2e_on_match, host) > 0);
+    E2E_WAIT(host->matches > before || host->errors, 5000);
+    assert_int_equal(host->errors, 0);
+    char id[128];
+    snprintf(id, sizeof id, "%s", host->match_id);
+    assert_non_null(strstr(id, ".a")); /* its id names its node */
+    e2e_client *c = e2e_player(node[2].port, 0);
+    assert_int_equal(join_code(c, id), 9); /* FAILED_PRECONDITION, saying where */
+    char want[256];
+    snprintf(want, sizeof want,
+             "match %s is on node a at udp 127.0.0.1:%u: connect there to join it", id,
+             node[0].port);
+    assert_string_equal(c->error_message, want);
+    /* the same session, connected there, joins */
+    e2e_client *there = resumed_on(0, c->token);
+    assert_int_equal(there->errors, 0);
+    assert_int_equal(join_code(there, id), 0);
+    E2E_WAIT(host->joins >= 1, 5000);
+    e2e_client_free(there);
+    e2e_client_free(c);
+    e2e_client_free(host);
+}
+
 static void a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns(void **state)
 {
     (void)state;
@@ -715,12 +753,26 @@ static void a_node_killed_is_declared_dead_by_the_others(void **state)
     for (int i = 0; i < NODES; i++)
         E2E_WAIT(m[i]->joins >= NODES - 1 - (int)m[i]->others_at_join, 5000);
     int la = m[0]->leaves, lc = m[2]->leaves;
+    char want_gone[256];
+    e2e_client *host = e2e_player(node[1].port, 0);
+    int made = host->matches;
+    assert_true(kaos_client_match_create(host->c, 4, e2e_on_match, host) > 0);
+    E2E_WAIT(host->matches > made || host->errors, 5000);
+    char id[128];
+    snprintf(id, sizeof id, "%s", host->match_id);
     e2e_server_kill(&node[1]);
     wait_peers(1, NODES - 2, "kill -9 of b to both others declaring it dead (timeout 1500 ms)");
     E2E_WAIT(m[0]->leaves > la && m[2]->leaves > lc, 5000);
     assert_string_equal(m[0]->last_leave, m[1]->e->user_id);
     for (int i = 0; i < NODES; i++)
         member_free(m[i]);
+    /* its matches: a join is told the node is gone */
+    e2e_client *late = e2e_player(node[0].port, 0);
+    assert_int_equal(join_code(late, id), 14); /* UNAVAILABLE */
+    snprintf(want_gone, sizeof want_gone, "match %s is on node b, which is not reachable now", id);
+    assert_string_equal(late->error_message, want_gone);
+    e2e_client_free(late);
+    e2e_client_free(host);
     assert_int_equal(metric(0, "kaos_cluster_peers_died_total"), died + 1);
     assert_int_equal(metric(0, "kaos_cluster_peer_up{peer=\"b\"}"), 0);
     assert_true(healthz_has(2, "peer b dead"));
@@ -748,6 +800,7 @@ int main(void)
         cmocka_unit_test(a_chat_room_with_members_on_three_nodes),
         cmocka_unit_test(a_status_follow_across_nodes),
         cmocka_unit_test(a_leaderboard_written_from_every_node_ranks_the_same_on_every_node),
+        cmocka_unit_test(a_join_of_a_match_on_another_node_says_where_it_is),
         cmocka_unit_test(without_nats_the_nodes_serve_alone_and_rejoin_when_it_returns),
         cmocka_unit_test(a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns),
         cmocka_unit_test(a_node_killed_is_declared_dead_by_the_others),

@@ -758,6 +758,15 @@ size_t kn_cluster_peers(kn_cluster *c, kn_cluster_peer *out, size_t cap)
     return n;
 }
 
+bool kn_cluster_peer_get(kn_cluster *c, const char *name, kn_cluster_peer *out)
+{
+    pthread_mutex_lock(&c->lock);
+    peer *p = find_peer(c, name);
+    if (p) *out = p->pub;
+    pthread_mutex_unlock(&c->lock);
+    return p != NULL;
+}
+
 void kn_cluster_stats_get(kn_cluster *c, kn_cluster_stats *out)
 {
     pthread_mutex_lock(&c->lock);

@@ -208,6 +208,8 @@ void kn_cluster_user_changed(kn_cluster *c, const char *user_id);
 
 /* At most cap peers (up or recently dead) into out; returns how many there are. */
 size_t kn_cluster_peers(kn_cluster *c, kn_cluster_peer *out, size_t cap);
+/* The peer named name (up or recently dead) into out; false when unknown. */
+bool kn_cluster_peer_get(kn_cluster *c, const char *name, kn_cluster_peer *out);
 void kn_cluster_stats_get(kn_cluster *c, kn_cluster_stats *out);
 const char *kn_cluster_node(const kn_cluster *c);
 /* Prometheus lines (kaos_cluster_*) appended at buf[n..cap); returns the new n. */
