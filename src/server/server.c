@@ -206,6 +206,15 @@ static void run_recheck(kn_api_worker *w, void *arg)
     KN_INFO("cluster: bus back; %zu session(s) here re-checked against Postgres, %zu ended (banned "
             "or deleted meanwhile)",
             j->n, ended);
+    /* Leaderboard entries other nodes published meanwhile may be lost the
+     * same way: the indexes are rebuilt from the committed rows, each board
+     * under its exclusive lock (peers' entries wait, then apply by version). */
+    size_t records = 0;
+    char msg[256] = "";
+    if (j->g->lbs && kn_leaderboards_load(j->g->lbs, w->db, &records, msg, sizeof msg))
+        KN_WARN("cluster: bus back but the leaderboards could not be rebuilt: %s", msg);
+    else if (j->g->lbs)
+        KN_INFO("cluster: bus back; leaderboards rebuilt from Postgres (%zu records)", records);
     kn_free(j);
 }
 

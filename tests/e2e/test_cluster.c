@@ -723,6 +723,17 @@ static void a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns
     char body[128];
     snprintf(body, sizeof body, "{\"user_ids\": [\"%s\"]}", c->user_id);
     assert_int_equal(http_rpc(0, "admin_ban", body), 200);
+    /* and a leaderboard record written on A, whose entry dies with A too */
+    e2e_client *w = e2e_player(node[0].port, 0), *reader = e2e_player(node[2].port, 0);
+    board_view v = {0};
+    assert_true(kaos_client_leaderboard_record_write(w->c, "e2e_desc", 1000, 0, NULL,
+                                                     KAOS_LEADERBOARD_OP_DEFAULT, on_record,
+                                                     &v) > 0);
+    E2E_WAIT(v.answers || v.errors, 5000);
+    assert_int_equal(v.errors, 0);
+    char writer[40];
+    snprintf(writer, sizeof writer, "%s", w->user_id);
+    e2e_client_free(w);
     e2e_server_kill(&node[0]);
     e2e_pump_for(300);
     assert_false(c->disconnected); /* C cannot know yet */
@@ -733,6 +744,14 @@ static void a_ban_whose_message_died_with_its_node_is_found_when_the_bus_returns
            (long long)(e2e_now_ms() - t0));
     assert_int_equal(c->disconnect_reason, KAOS_DISCONNECT_BANNED);
     e2e_client_free(c);
+    /* C rebuilt its leaderboards from Postgres: A's record is first there */
+    board_view top = {0};
+    int64_t deadline = e2e_now_ms() + 5000;
+    do
+        list_board(reader, &top);
+    while (strcmp(top.owners[0], writer) && e2e_now_ms() < deadline);
+    assert_string_equal(top.owners[0], writer);
+    e2e_client_free(reader);
     node_start(0);
     wait_peers(-1, NODES - 1, "A restarted to full membership");
 }
