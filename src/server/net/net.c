@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kn_enet_rto.h" /* after <enet/enet.h> */
+
 #define ROUND_MIN_US 1000    /* at most one service round per millisecond */
 #define IDLE_WAIT_MS 5       /* longest sleep when nothing happens */
 #define TIMER_PERIOD_MS 100  /* timeouts and on_tick */
@@ -954,6 +956,7 @@ static void round_once(kn_net *net)
     int64_t now = net->now_ms = kn_time_mono_ms();
     intercept_net = net;
     ENetEvent ev;
+    kn_enet_cap_rto(net->host, KN_ENET_RTO_CAP_MS); /* a lossy but live peer stays */
     /* One service call (it walks every peer slot), then only queued events. */
     int r = enet_host_service(net->host, &ev, 0);
     while (r > 0) {
