@@ -21,27 +21,36 @@
 #define RELIABLE   200
 #define UNRELIABLE 200
 
-static void reliable_data_arrives_once_and_in_order_through_loss_and_jitter(void **state)
+/* A server, a proxy with this impairment in front of it, and two players
+ * logged in through the proxy in one relayed match (a created it). */
+static lossy_proxy *pair_through_proxy(e2e_server *srv, double loss, int delay_ms, int jitter_ms,
+                                       e2e_client **a, e2e_client **b)
 {
-    e2e_server srv;
-    e2e_server_init(&srv);
-    e2e_server_start(&srv, NULL);
+    e2e_server_init(srv);
+    e2e_server_start(srv, NULL);
     uint16_t port;
-    lossy_proxy *proxy = lossy_start(srv.port, 0.10, 40, 30, &port);
+    lossy_proxy *proxy = lossy_start(srv->port, loss, delay_ms, jitter_ms, &port);
     assert_non_null(proxy);
-
-    e2e_client *a = e2e_client_new_with_key(port, srv.key_hex, false);
-    e2e_client *b = e2e_client_new_with_key(port, srv.key_hex, false);
-    E2E_WAIT(a->connected && b->connected, 30000);
+    *a = e2e_client_new_with_key(port, srv->key_hex, false);
+    *b = e2e_client_new_with_key(port, srv->key_hex, false);
+    E2E_WAIT((*a)->connected && (*b)->connected, 60000);
     char da[40], db[40];
     e2e_device_id(da);
     e2e_device_id(db);
-    e2e_auth(a, da);
-    e2e_auth(b, db);
-    kaos_client_match_create(a->c, 0, e2e_on_match, a);
-    E2E_WAIT(a->matches == 1, 20000);
-    kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b);
-    E2E_WAIT(b->matches == 1, 20000);
+    e2e_auth(*a, da);
+    e2e_auth(*b, db);
+    kaos_client_match_create((*a)->c, 0, e2e_on_match, *a);
+    E2E_WAIT((*a)->matches == 1, 30000);
+    kaos_client_match_join((*b)->c, (*a)->match_id, NULL, e2e_on_match, *b);
+    E2E_WAIT((*b)->matches == 1, 30000);
+    return proxy;
+}
+
+static void reliable_data_arrives_once_and_in_order_through_loss_and_jitter(void **state)
+{
+    e2e_server srv;
+    e2e_client *a, *b;
+    lossy_proxy *proxy = pair_through_proxy(&srv, 0.10, 40, 30, &a, &b);
 
     /* Interleave reliable (op 1, seq in payload) and unreliable (op 2), one
      * of each per 33 ms tick: a 30 Hz game, well inside the rate limits. */
@@ -134,24 +143,8 @@ static uint32_t reliable_in_order(const e2e_client *to)
 static void a_bad_link_keeps_its_players_and_every_reliable_message(void **state)
 {
     e2e_server srv;
-    e2e_server_init(&srv);
-    e2e_server_start(&srv, NULL);
-    uint16_t port;
-    lossy_proxy *proxy = lossy_start(srv.port, 0.25, 100, 50, &port);
-    assert_non_null(proxy);
-
-    e2e_client *a = e2e_client_new_with_key(port, srv.key_hex, false);
-    e2e_client *b = e2e_client_new_with_key(port, srv.key_hex, false);
-    E2E_WAIT(a->connected && b->connected, 60000);
-    char da[40], db[40];
-    e2e_device_id(da);
-    e2e_device_id(db);
-    e2e_auth(a, da);
-    e2e_auth(b, db);
-    kaos_client_match_create(a->c, 0, e2e_on_match, a);
-    E2E_WAIT(a->matches == 1, 30000);
-    kaos_client_match_join(b->c, a->match_id, NULL, e2e_on_match, b);
-    E2E_WAIT(b->matches == 1, 30000);
+    e2e_client *a, *b;
+    lossy_proxy *proxy = pair_through_proxy(&srv, 0.25, 100, 50, &a, &b);
 
     for (uint32_t i = 0; i < BAD_LINK_MESSAGES; i++) {
         uint8_t msg[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
