@@ -14,7 +14,8 @@
  * clients at 25 % loss and 100 ± 50 ms, in 75 s).
  *
  * Invariant kept: no reliable command in flight waits more than
- * KN_ENET_RTO_CAP_MS for its next try. Then the "latest send 5 s old" test
+ * KN_ENET_RTO_CAP_MS for its next try (on the server up to 100 ms more: see
+ * below). Then the "latest send 5 s old" test
  * can only pass when nothing at all was acknowledged for 5 s (an
  * acknowledgement resets ENet's clock), so a connection that still hears
  * from its peer is never ended by ENet, and a silent one is ended as before
@@ -31,8 +32,10 @@
 
 /* Caps the timeout of every reliable command in flight to every connected
  * peer of `host` and brings the peer's next timeout check forward to match.
- * Call it before each enet_host_service on that host (it walks the peer
- * slots, as enet_host_service does). */
+ * Call it often next to enet_host_service: the SDK before each call (one
+ * peer), the server's network loop every 100 ms (it walks every peer slot,
+ * so not every round); a wait ENet doubled in between is cut back at the
+ * next call, far from the 5 s that end a connection. */
 static inline void kn_enet_cap_rto(ENetHost *host, enet_uint32 cap_ms)
 {
     for (ENetPeer *p = host->peers; p < &host->peers[host->peerCount]; p++) {

@@ -956,7 +956,6 @@ static void round_once(kn_net *net)
     int64_t now = net->now_ms = kn_time_mono_ms();
     intercept_net = net;
     ENetEvent ev;
-    kn_enet_cap_rto(net->host, KN_ENET_RTO_CAP_MS); /* a lossy but live peer stays */
     /* One service call (it walks every peer slot), then only queued events. */
     int r = enet_host_service(net->host, &ev, 0);
     while (r > 0) {
@@ -967,6 +966,9 @@ static void round_once(kn_net *net)
     run_items(net, take_outbox(net));
     if (now >= net->next_timer_ms) {
         net->next_timer_ms = now + TIMER_PERIOD_MS;
+        /* Not every round: it walks every peer slot. A retry wait ENet doubled
+         * stays doubled for at most a timer period. */
+        kn_enet_cap_rto(net->host, KN_ENET_RTO_CAP_MS);
         run_timers(net, now);
     }
     enet_host_flush(net->host);
