@@ -27,7 +27,8 @@
  *     is appended to --acks FILE, for run.sh to find in Postgres afterwards.
  * A client that is disconnected stops (it does not reconnect): its requests
  * in flight end KAOS_ERR_CLOSED, and events it sent or should have received
- * that did not arrive are counted apart, as lost with the connection.
+ * that did not arrive are counted apart, as lost with the connection; the
+ * same for the members of a match the server ended.
  * After --seconds it stops sending and drains up to DRAIN_NS for the echoes
  * and answers still on their way. Every second it rewrites --stats FILE (one
  * `k=v ...` line of running totals, via a rename) for run.sh's sampler; at the
@@ -48,16 +49,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HZ          30
-#define PROXY_FLOWS 25 /* clients per proxy (the proxy takes 32) */
-#define MAX_PROXIES 64
-#define SETUP_NS    120000000000LL
-#define DRAIN_NS    20000000000LL
-#define STATS_NS    1000000000LL
-#define OP_INPUT    1
-#define OP_SNAPSHOT 2
-#define OP_EVENT    3
-#define OP_ECHO     4
+#define HZ            30
+#define PROXY_FLOWS   25 /* clients per proxy (the proxy takes 32) */
+#define MAX_PROXIES   64
+#define SETUP_NS      120000000000LL
+#define SETUP_RETRIES 5 /* connects tried again per client before giving up */
+#define DRAIN_NS      20000000000LL
+#define STATS_NS      1000000000LL
+#define OP_INPUT      1
+#define OP_SNAPSHOT   2
+#define OP_EVENT      3
+#define OP_ECHO       4
 
 typedef struct options {
     const char *host, *server_key, *stats_path, *acks_path;
@@ -73,6 +75,8 @@ typedef struct sclient {
     bool impaired;
     uint32_t handle;
     bool in_match;
+    bool match_ended; /* the server ended its match: it stops, like a disconnected one */
+    int connect_retries;
     int64_t next_input, next_event, next_rpc, next_storage;
     uint32_t input_seq, events_sent;
     uint32_t *seen; /* per room position: the last event number received from it */
@@ -100,6 +104,7 @@ static char (*match_ids)[64];
 static FILE *acks;
 static bool measuring;    /* inside the run: snapshot gaps count */
 static int64_t run_start; /* when the run began (0 during setup) */
+static int setup_retries; /* connects tried again */
 
 /* --- setup ----------------------------------------------------------------- */
 
@@ -111,6 +116,7 @@ static void on_match_end(kaos_client *c, uint32_t match, const char *id, int cod
     sclient *k = ((lg_sdk_client *)ud)->ud;
     fprintf(stderr, "client %d: match ended: %d %s\n", k->idx, code, reason);
     k->in_match = false;
+    k->match_ended = true;
     tot.match_ends++;
 }
 
@@ -119,6 +125,12 @@ static void on_disconnected(kaos_client *c, uint32_t reason, void *ud)
 {
     lg_sdk_client *s = ud;
     sclient *k = s->ud;
+    /* A connect through the lossy link may fail: try again (setup only). */
+    if (!s->authed && !run_start && k->connect_retries++ < SETUP_RETRIES &&
+        kaos_client_connect(c) == KAOS_OK) {
+        setup_retries++;
+        return;
+    }
     if (!s->dead)
         fprintf(stderr, "client %d (%s) disconnected after %.1f s: %s\n", k->idx,
                 k->impaired ? "impaired" : "clean",
@@ -387,7 +399,8 @@ static void write_stats(const char *phase, double t)
  * clients still connected as they see it, one of them impaired (*impaired:
  * the server may already have given up on that connection, which the client
  * notices only at its own timeout), or where one of the two was disconnected
- * (*with_disc: lost with the connection). */
+ * or whose match the server ended (*with_disc: lost with the connection or
+ * the match). */
 static void events_missing(uint64_t *missing, uint64_t *impaired, uint64_t *with_disc)
 {
     *missing = *impaired = *with_disc = 0;
@@ -396,7 +409,7 @@ static void events_missing(uint64_t *missing, uint64_t *impaired, uint64_t *with
             const sclient *from = &cl[cl[i].room * opt.room + p];
             if (from->events_sent <= cl[i].seen[p]) continue;
             uint64_t n = from->events_sent - cl[i].seen[p];
-            if (cl[i].s->dead || from->s->dead)
+            if (cl[i].s->dead || from->s->dead || cl[i].match_ended || from->match_ended)
                 *with_disc += n;
             else if (cl[i].impaired || from->impaired)
                 *impaired += n;
@@ -536,8 +549,9 @@ int main(int argc, char **argv)
     int64_t t0 = lg_now_ns();
     lg_sdk_pool_open_ports(&pool, opt.clients, opt.host, opt.port, ports, opt.server_key,
                            each_client, NULL);
-    fprintf(stderr, "soak: %d clients logged in (%d through %d proxies) in %.1f s\n", opt.clients,
-            nimp, nprox, (double)(lg_now_ns() - t0) / 1e9);
+    fprintf(stderr,
+            "soak: %d clients logged in (%d through %d proxies) in %.1f s, %d connects retried\n",
+            opt.clients, nimp, nprox, (double)(lg_now_ns() - t0) / 1e9, setup_retries);
     for (int r = 0; r < rooms; r++)
         join_room(&cl[r * opt.room + opt.room - 1]);
     int64_t deadline = lg_now_ns() + SETUP_NS;

@@ -220,7 +220,7 @@ END {
         R["snap_missing_impaired"], R["snaps_impaired"] + R["snap_missing_impaired"], \
         R["snaps_impaired"] ? 100 * R["snap_missing_impaired"] / (R["snaps_impaired"] + R["snap_missing_impaired"]) : 0
     if (ticks == 0 || late > ticks / 100) bad = bad " ticks-late"
-    printf "reliable events: %d sent, %d deliveries of %d expected; duplicated %d, out of order %d; not arrived: between clean clients %d, between connected clients one of them impaired %d, with a disconnected client %d (drained %s s)\n", \
+    printf "reliable events: %d sent, %d deliveries of %d expected; duplicated %d, out of order %d; not arrived: between clean clients %d, between connected clients one of them impaired %d, with a disconnected client or an ended match %d (drained %s s)\n", \
         R["events"], R["echoes"], R["echoes_expected"], R["ev_dup"], R["ev_gap"], R["ev_missing"], R["ev_missing_impaired"], R["ev_lost_disc"], R["drain_s"]
     if (R["events"] == 0 || R["ev_missing"] + R["ev_dup"] + R["ev_gap"] + R["foreign"] > 0) bad = bad " reliable"
     printf "RPC: %d sent, %d echoed right, %d errors, %d wrong answers, %d cut by a disconnect, p99 %s ms; storage: %d writes, %d acknowledged, %d errors, %d cut by a disconnect, p99 %s ms; acknowledged writes in Postgres with their version: %d of %d\n", \
