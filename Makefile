@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 FORMAT_DIRS := $(wildcard src client-sdk tests bench)
 
-.PHONY: help run test build asan sdk fuzz clean format pg-start pg-stop pg-status
+.PHONY: help run test build asan sdk fuzz fuzz-long soak clean format pg-start pg-stop pg-status
 
 help: ## list the targets
 	@echo "KaosNet make targets:"
@@ -42,6 +42,17 @@ fuzz: ## build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (defa
 		$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz/ \
 			build/fuzz/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
 	done
+
+FUZZ_LONG_RUNS ?= 10000000
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: ## every libFuzzer target (ASan/UBSan) to FUZZ_LONG_RUNS execs or FUZZ_LONG_SECONDS each
+	bash scripts/deps.sh
+	bash scripts/build.sh fuzz
+	bash scripts/fuzz-long.sh --runs $(FUZZ_LONG_RUNS) --seconds $(FUZZ_LONG_SECONDS)
+
+SOAK_MINUTES ?= 15
+soak: ## 500 CCU realtime + RPC/storage soak through a lossy proxy for SOAK_MINUTES (default 15)
+	bash bench/soak/run.sh --minutes $(SOAK_MINUTES)
 
 clean: ## remove all build trees (keeps .kaos/: local DB and keys)
 	rm -rf build

@@ -23,7 +23,9 @@ lauxlib\.h                   | ^src/server/runtime/
 lualib\.h                    | ^src/server/runtime/
 libpq-fe\.h                  | ^src/server/db/
 enet/enet\.h                 | ^(src/server/net/net\.c|client-sdk/src/transport\.c)$
+kn_enet_rto\.h               | ^(src/server/net/net\.c|client-sdk/src/transport\.c)$
 microhttpd\.h                | ^src/server/http/
+nats/nats\.h                 | ^src/server/cluster/bus_nats\.c$
 protobuf-c/protobuf-c\.h     | ^src/common/
 # Internal headers: only their own module (the JSON half of the codec
 # shares the codec allocator, docs/architecture.md).

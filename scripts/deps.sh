@@ -19,10 +19,12 @@ libsodium-dev
 libcmocka-dev
 libjansson-dev
 libmicrohttpd-dev
+libnats-dev
 libncurses-dev
 postgresql
 postgresql-contrib
 postgresql-common
+nats-server
 clang
 libclang-rt-14-dev
 procps

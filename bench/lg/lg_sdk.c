@@ -83,6 +83,13 @@ static void wait_logged_in(lg_sdk_pool *p, int n)
 void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
                       const char *server_key, void (*each)(lg_sdk_client *k, void *ud), void *ud)
 {
+    lg_sdk_pool_open_ports(p, n, host, port, NULL, server_key, each, ud);
+}
+
+void lg_sdk_pool_open_ports(lg_sdk_pool *p, int n, const char *host, uint16_t port,
+                            const uint16_t *ports, const char *server_key,
+                            void (*each)(lg_sdk_client *k, void *ud), void *ud)
+{
     memset(p, 0, sizeof *p);
     p->n = n;
     p->cl = calloc((size_t)n, sizeof *p->cl);
@@ -95,7 +102,7 @@ void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
         kaos_client_config cfg;
         kaos_client_config_default(&cfg);
         cfg.host = host;
-        cfg.port = port;
+        cfg.port = ports ? ports[i] : port;
         cfg.server_key = server_key;
         cfg.insecure_dev_mode = !server_key;
         /* A thousand clients take a while to set up: the idle ones ping

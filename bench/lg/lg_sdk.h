@@ -39,6 +39,11 @@ typedef struct lg_sdk_pool {
  * connects, to set k->ud and add callbacks. Returns once all are logged in. */
 void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
                       const char *server_key, void (*each)(lg_sdk_client *k, void *ud), void *ud);
+/* The same, client i connecting to ports[i] (ports NULL: all to port), for
+ * clients behind a proxy (bench/soak). */
+void lg_sdk_pool_open_ports(lg_sdk_pool *p, int n, const char *host, uint16_t port,
+                            const uint16_t *ports, const char *server_key,
+                            void (*each)(lg_sdk_client *k, void *ud), void *ud);
 /* Polls readable clients for up to ms, and every client every sweep_ms. */
 void lg_sdk_pool_pump(lg_sdk_pool *p, int ms);
 int lg_sdk_pool_dead(const lg_sdk_pool *p); /* clients marked dead */

@@ -24,6 +24,8 @@
 
 #include <enet/enet.h>
 
+#include "kn_enet_rto.h" /* after <enet/enet.h> */
+
 #include <stdatomic.h>
 
 struct kaos_transport {
@@ -232,6 +234,7 @@ int kaos_transport__service(kaos_transport *t, uint32_t wait_ms, kaos_transport_
     if (t->has_reply) return take_cookie(t, ev);
     ENetEvent e;
     for (;;) {
+        kn_enet_cap_rto(t->host, KN_ENET_RTO_CAP_MS); /* a lossy but live link stays */
         servicing = t;
         int rc = enet_host_service(t->host, &e, wait_ms);
         servicing = NULL;

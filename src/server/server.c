@@ -13,6 +13,7 @@
 #include "kn_auth.h"
 #include "kn_chat.h"
 #include "kn_chat_lua.h"
+#include "kn_cluster.h"
 #include "kn_codec.h"
 #include "kn_crypto.h"
 #include "kn_json.h"
@@ -87,7 +88,357 @@ typedef struct http_ctx {
     const char *database_url;
     kn_leaderboards *lbs;
     kn_matchmaker *mm;
+    _Atomic(kn_cluster *) cluster; /* NULL on one node */
 } http_ctx;
+
+/* --- the cluster (docs/cluster.md): the bus behind kn_out's remote hook
+ * and the session registry's; what arrives is done on this node only ------ */
+
+typedef struct cluster_glue {
+    kn_cluster_nats *nats;
+    _Atomic(kn_cluster *) cluster; /* NULL until joined: the hooks do nothing */
+    kn_out *out;
+    kn_sessions *sessions;
+    kn_tracker *tracker;
+    kn_leaderboards *lbs;
+    pthread_mutex_t api_mu; /* guards api: the re-check's queue, gone before the workers */
+    kn_api *api;
+} cluster_glue;
+
+static kn_cluster *glue_cluster(void *ud)
+{
+    return atomic_load(&((cluster_glue *)ud)->cluster);
+}
+
+static int remote_send_user(void *ud, const char *user_id, const char *session_id, uint8_t channel,
+                            const uint8_t *data, size_t len, bool reliable)
+{
+    kn_cluster *c = glue_cluster(ud);
+    return !c ? KN_ERR_UNAVAILABLE
+              : kn_cluster_send_user(c, user_id, session_id, channel, data, len, reliable);
+}
+
+static int remote_send_all(void *ud, uint8_t channel, const uint8_t *data, size_t len,
+                           bool reliable)
+{
+    kn_cluster *c = glue_cluster(ud);
+    return !c ? KN_ERR_UNAVAILABLE : kn_cluster_send_all(c, channel, data, len, reliable);
+}
+
+static void remote_ended(void *ud, const char *user_id, const char *session_id, kn_session_end why,
+                         int64_t revoke_expires)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_sessions_ended(c, user_id, session_id, (int)why, revoke_expires);
+}
+
+static void remote_bound(void *ud, const char *user_id, const char *session_id, int64_t bound_ms)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_session_bound(c, user_id, session_id, bound_ms);
+}
+
+static void remote_present(void *ud, const char *user_id)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_user_changed(c, user_id);
+}
+
+static void bus_deliver_user(void *ud, const char *user_id, const char *session_id, uint8_t channel,
+                             const uint8_t *data, size_t len, bool reliable)
+{
+    kn_out_send_user_here(((cluster_glue *)ud)->out, user_id, session_id, channel, data, len,
+                          reliable);
+}
+
+static void bus_deliver_all(void *ud, uint8_t channel, const uint8_t *data, size_t len,
+                            bool reliable)
+{
+    kn_out_send_all_here(((cluster_glue *)ud)->out, channel, data, len, reliable);
+}
+
+static void bus_end_sessions(void *ud, const char *user_id, const char *session_id, int why,
+                             int64_t revoke_expires)
+{
+    if (why < KN_SESSION_END_LOGOUT || why > KN_SESSION_END_REPLACED) return;
+    int rc = kn_sessions_end_here(((cluster_glue *)ud)->sessions, user_id, session_id,
+                                  (kn_session_end)why, revoke_expires);
+    if (rc)
+        KN_WARN("cluster: could not end the sessions of %.36s here: %s", user_id, kn_err_text(rc));
+}
+
+static void bus_replace_sessions(void *ud, const char *user_id, const char *session_id,
+                                 int64_t bound_ms, bool wins_tie)
+{
+    kn_sessions_replace_here(((cluster_glue *)ud)->sessions, user_id, session_id, bound_ms,
+                             wins_tie);
+}
+
+/* The bus is back: a ban or a deletion on another node may never have
+ * reached this node (its node died with the message buffered), so every
+ * session bound here is checked against Postgres on a worker; banned and
+ * deleted users' sessions end as if the message had come. Only those: a
+ * session whose row is gone for another reason (a refresh elsewhere) is
+ * left as one node leaves it. */
+typedef struct recheck_job {
+    cluster_glue *g;
+    size_t n;
+    kn_session_ref refs[];
+} recheck_job;
+
+static void run_recheck(kn_api_worker *w, void *arg)
+{
+    recheck_job *j = arg;
+    size_t ended = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        char msg[128] = "";
+        int rc = kn_session_live(w->db, j->refs[i].session_id, j->refs[i].user_id, msg, sizeof msg);
+        bool banned = rc == KN_ERR_PERMISSION_DENIED;
+        bool deleted = rc == KN_ERR_UNAUTHENTICATED && !strcmp(msg, "user no longer exists");
+        if (rc && !banned && !deleted && rc != KN_ERR_UNAUTHENTICATED) {
+            KN_WARN("cluster: re-check of this node's sessions stopped at %zu of %zu: %s", i, j->n,
+                    msg);
+            break;
+        }
+        if (!banned && !deleted) continue;
+        kn_sessions_end_here(j->g->sessions, j->refs[i].user_id, NULL,
+                             banned ? KN_SESSION_END_BAN : KN_SESSION_END_DELETE, 0);
+        ended++;
+    }
+    KN_INFO("cluster: bus back; %zu session(s) here re-checked against Postgres, %zu ended (banned "
+            "or deleted meanwhile)",
+            j->n, ended);
+    /* Leaderboard entries other nodes published meanwhile may be lost the
+     * same way: the indexes are rebuilt from the committed rows, each board
+     * under its exclusive lock (peers' entries wait, then apply by version). */
+    size_t records = 0;
+    char msg[256] = "";
+    if (j->g->lbs && kn_leaderboards_load(j->g->lbs, w->db, &records, msg, sizeof msg))
+        KN_WARN("cluster: bus back but the leaderboards could not be rebuilt: %s", msg);
+    else if (j->g->lbs)
+        KN_INFO("cluster: bus back; leaderboards rebuilt from Postgres (%zu records)", records);
+    kn_free(j);
+}
+
+static void bus_back(void *ud)
+{
+    cluster_glue *g = ud;
+    kn_sessions_stats st;
+    kn_sessions_stats_get(g->sessions, &st);
+    size_t cap = (size_t)st.bound + 64; /* room for binds meanwhile */
+    recheck_job *j = kn_malloc(sizeof *j + cap * sizeof(kn_session_ref));
+    if (!j) {
+        KN_WARN("cluster: bus back but no memory to re-check this node's sessions");
+        return;
+    }
+    j->g = g;
+    j->n = kn_sessions_list(g->sessions, j->refs, cap);
+    if (j->n > cap) j->n = cap; /* the rest bound after the bus came back: Postgres checked them */
+    pthread_mutex_lock(&g->api_mu);
+    int rc = g->api ? kn_api_submit(g->api, run_recheck, j) : KN_ERR_UNAVAILABLE;
+    pthread_mutex_unlock(&g->api_mu);
+    if (rc) {
+        KN_WARN("cluster: bus back but the re-check of this node's sessions could not be queued: "
+                "%s",
+                kn_err_text(rc));
+        kn_free(j);
+    }
+}
+
+/* Shared streams: the tracker's changes go out, other nodes' come in as
+ * mirrors. Statuses and chat are cluster-wide; matches and parties stay on
+ * their node (docs/cluster.md, "Streams"). */
+#define SHARED_STREAM_MODES                                                                        \
+    ((1u << KN_STREAM_STATUS) | (1u << KN_STREAM_CHANNEL) | (1u << KN_STREAM_GROUP) |              \
+     (1u << KN_STREAM_DM))
+
+static void tracker_interest(void *ud, const kn_stream *s, bool on, const kn_presence *members,
+                             size_t n)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_stream_interest(c, s, on, members, n);
+}
+
+static void tracker_changed(void *ud, const kn_stream *s, const kn_presence *join,
+                            const kn_presence *leave)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_stream_changed(c, s, join, leave);
+}
+
+static void tracker_sent(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                         size_t len, bool reliable)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_stream_send(c, s, channel, data, len, reliable);
+}
+
+static void bus_stream_changed(void *ud, uint16_t node, const kn_stream *s, const kn_presence *join,
+                               bool has_leave, kn_conn_id leave)
+{
+    cluster_glue *g = ud;
+    if (has_leave) kn_tracker_mirror_leave(g->tracker, s, node, leave);
+    if (join) kn_tracker_mirror_join(g->tracker, s, join);
+}
+
+/* Under the tracker's lock: this node's set on s, for the peer that asked
+ * (or for every peer, when a peer comes back). */
+static void tell_state(void *ud, const kn_stream *s, const kn_presence *members, size_t n)
+{
+    kn_cluster *c = glue_cluster(((void **)ud)[0]);
+    if (c) kn_cluster_stream_state(c, s, members, n, ((void **)ud)[1] != NULL);
+}
+
+static void bus_stream_state(void *ud, uint16_t node, const kn_stream *s, const kn_presence *ps,
+                             size_t n, bool ask)
+{
+    cluster_glue *g = ud;
+    kn_tracker_mirror_replace(g->tracker, s, node, ps, n);
+    void *args[2] = {g, NULL}; /* an answer: no ask */
+    if (ask) kn_tracker_each_shared(g->tracker, s, tell_state, args);
+}
+
+static void bus_stream_data(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                            size_t len, bool reliable)
+{
+    kn_tracker_mirror_send(((cluster_glue *)ud)->tracker, s, channel, data, len, reliable);
+}
+
+/* A peer died or left: its presences leave every stream here. A peer back
+ * after that: both sides lost what they mirrored of each other, so this
+ * node tells its sets again, asking for theirs. */
+static void bus_peer_changed(void *ud, const char *name, bool up, bool back)
+{
+    cluster_glue *g = ud;
+    kn_cluster *c = glue_cluster(g);
+    if (!c) return;
+    if (!up) {
+        size_t n = kn_tracker_mirror_drop_node(g->tracker, kn_cluster_node_slot(c, name));
+        if (n) KN_INFO("cluster: %zu presence(s) of %s left with it", n, name);
+    } else if (back) {
+        void *args[2] = {g, g}; /* ask */
+        kn_tracker_each_shared(g->tracker, NULL, tell_state, args);
+    }
+}
+
+/* Leaderboards: every node's index follows every node's committed writes
+ * (entries carry the row's version; the highest wins). */
+static void lb_applied(void *ud, const char *board_id, int64_t expiry, const kn_rank_entry *e)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c)
+        kn_cluster_leaderboard(c, board_id, expiry, e->owner, e->score, e->subscore, e->time_us,
+                               e->version, false);
+}
+
+static void lb_removed(void *ud, const char *board_id, int64_t expiry, const char *owner)
+{
+    kn_cluster *c = glue_cluster(ud);
+    if (c) kn_cluster_leaderboard(c, board_id, expiry, owner, 0, 0, 0, 0, true);
+}
+
+static void bus_leaderboard(void *ud, const char *board, int64_t expiry, const char *owner,
+                            int64_t score, int64_t subscore, int64_t time_us, int64_t version,
+                            bool removed)
+{
+    kn_rank_entry e = {score, subscore, time_us, version, ""};
+    snprintf(e.owner, sizeof e.owner, "%s", owner);
+    kn_leaderboards_apply_peer(((cluster_glue *)ud)->lbs, board, expiry, &e,
+                               removed ? e.owner : NULL);
+}
+
+/* Where a match of another node is: that peer's advertised address. */
+static bool match_where(void *ud, const char *node, char *address, size_t cap, bool *up)
+{
+    kn_cluster *c = glue_cluster(ud);
+    kn_cluster_peer p;
+    if (!c || !kn_cluster_peer_get(c, node, &p)) return false;
+    snprintf(address, cap, "%s", p.address);
+    *up = p.up;
+    return true;
+}
+
+static size_t bus_user_conns(void *ud, const char *user_id)
+{
+    return kn_sessions_conns(((cluster_glue *)ud)->sessions, user_id, NULL, NULL, 0);
+}
+
+/* The UDP address this node is reached at: configured, or bind:port (the
+ * host name when bound to every address). */
+static void advertised_address(const kn_config *cfg, uint16_t port, char *out, size_t cap)
+{
+    if (*cfg->cluster_advertise) {
+        snprintf(out, cap, "%s", cfg->cluster_advertise);
+        return;
+    }
+    char host[256] = "";
+    if (strcmp(cfg->bind, "0.0.0.0") || gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "%s", cfg->bind);
+    snprintf(out, cap, "%s:%u", host, port);
+}
+
+/* Joins the cluster named by cluster_nats (nothing when it is empty). */
+static int cluster_start(const kn_config *cfg, cluster_glue *g, uint16_t udp_port,
+                         uint16_t http_port)
+{
+    if (!*cfg->cluster_nats) return KN_OK;
+    kn_cluster_bus bus;
+    char label[96];
+    snprintf(label, sizeof label, "kaosnet %s", cfg->node);
+    int rc = kn_cluster_nats_open(cfg->cluster_nats, label, &g->nats, &bus);
+    if (rc) return rc;
+    char address[320];
+    advertised_address(cfg, udp_port, address, sizeof address);
+    kn_cluster_config cc = {.node = cfg->node,
+                            .address = address,
+                            .http_port = http_port,
+                            .heartbeat_ms = cfg->cluster_heartbeat_ms,
+                            .dead_ms = cfg->cluster_dead_ms,
+                            .single_session = cfg->single_session};
+    kn_cluster_local local = {.deliver_user = bus_deliver_user,
+                              .deliver_all = bus_deliver_all,
+                              .end_sessions = bus_end_sessions,
+                              .replace_sessions = bus_replace_sessions,
+                              .user_conns = bus_user_conns,
+                              .bus_back = bus_back,
+                              .peer_changed = bus_peer_changed,
+                              .stream_changed = bus_stream_changed,
+                              .stream_state = bus_stream_state,
+                              .stream_data = bus_stream_data,
+                              .leaderboard = bus_leaderboard,
+                              .ud = g};
+    kn_cluster *c;
+    if ((rc = kn_cluster_create(&cc, &bus, &local, &c))) return rc;
+    atomic_store(&g->cluster, c);
+    kn_cluster_nats_attach(g->nats, c);
+    if ((rc = kn_cluster_start(c))) return rc;
+    KN_INFO("cluster: node %s (udp %s) on bus %s, heartbeat %lld ms, dead after %lld ms", cfg->node,
+            address, cfg->cluster_nats, (long long)cfg->cluster_heartbeat_ms,
+            (long long)cfg->cluster_dead_ms);
+    return KN_OK;
+}
+
+/* The hooks, before anything serves (they do nothing until the node joins). */
+static void cluster_hooks(const kn_config *cfg, cluster_glue *g)
+{
+    if (!*cfg->cluster_nats) return; /* one node: exactly as without a cluster */
+    kn_out_set_remote(g->out, &(kn_out_remote){remote_send_user, remote_send_all, g});
+    kn_sessions_set_remote(g->sessions,
+                           &(kn_sessions_remote){remote_ended, remote_bound, remote_present, g});
+    kn_tracker_set_remote(g->tracker,
+                          &(kn_tracker_remote){tracker_interest, tracker_changed, tracker_sent, g},
+                          SHARED_STREAM_MODES);
+}
+
+/* After every caller of the hooks (workers, matches, nets) has stopped. */
+static void cluster_stop(cluster_glue *g)
+{
+    kn_cluster *c = atomic_exchange(&g->cluster, NULL);
+    kn_cluster_nats_attach(g->nats, NULL);
+    kn_cluster_destroy(c); /* tells the peers it leaves */
+    kn_cluster_nats_close(g->nats);
+    g->nats = NULL;
+}
 
 /* The tracker's sink and its end of every session: the router's stream
  * part sends through the one way out; an unbound session leaves its streams. */
@@ -307,8 +658,28 @@ static size_t per_thread_gauge(const http_ctx *h, char *buf, size_t n, size_t ca
 static const char *http_health(void *ud)
 {
     http_ctx *h = ud;
-    if (kn_db_reachable() || kn_db_ping(h->database_url)) return NULL;
-    return "database unavailable";
+    if (!kn_db_reachable() && !kn_db_ping(h->database_url)) return "database unavailable";
+    kn_cluster *c = atomic_load(&h->cluster);
+    if (c) {
+        kn_cluster_stats cs;
+        kn_cluster_stats_get(c, &cs);
+        if (!cs.bus_connected) return "cluster bus unavailable (serving this node's players alone)";
+    }
+    return NULL;
+}
+
+static size_t http_nodes(void *ud, char *buf, size_t cap)
+{
+    kn_cluster *c = atomic_load(&((http_ctx *)ud)->cluster);
+    if (c) return kn_cluster_nodes_json(c, buf, cap);
+    return (size_t)snprintf(buf, cap, "{\"nodes\":[]}"); /* only while joining */
+}
+
+static size_t http_health_detail(void *ud, char *buf, size_t n, size_t cap)
+{
+    http_ctx *h = ud;
+    kn_cluster *c = atomic_load(&h->cluster);
+    return c ? kn_cluster_health(c, kn_time_mono_ms(), buf, n, cap) : n;
 }
 
 static void http_metrics(void *ud, char *buf, size_t cap)
@@ -443,8 +814,10 @@ static void http_metrics(void *ud, char *buf, size_t cap)
                               (unsigned long long)sum);
     }
     if (n < cap)
-        snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n",
-                 (unsigned long long)sum);
+        n += (size_t)snprintf(buf + n, cap - n, "kaos_match_tick_lateness_us_count %llu\n",
+                              (unsigned long long)sum);
+    kn_cluster *c = atomic_load(&h->cluster);
+    if (c && n < cap) kn_cluster_metrics(c, kn_time_mono_ms(), buf, n, cap);
 }
 static volatile sig_atomic_t signals_seen;
 
@@ -961,6 +1334,7 @@ int kn_server_run(const kn_config *cfg)
     http_ctx hctx = {0};
     kn_console *console = NULL;
     console_ctx cctx = {0};
+    cluster_glue cglue = {.api_mu = PTHREAD_MUTEX_INITIALIZER};
     bool created = false;
     /* One ENet host holds 4095 peers: by default, as many hosts as needed. */
     size_t want_nets =
@@ -983,6 +1357,9 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = check_schema(cfg))) goto done;
     /* Leaderboards before the runtime: modules create boards as they load. */
     if ((rc = leaderboards_start(cfg, &lbsched, &lbs, &leaderboard_lua))) goto done;
+    cglue.lbs = lbs; /* before its scheduler or any worker writes: the hook waits for the bus */
+    if (*cfg->cluster_nats)
+        kn_leaderboards_set_peers(lbs, &(kn_leaderboard_peers){lb_applied, lb_removed, &cglue});
 
     /* Lua modules: every one must load, or the server does not start. */
     char rterr[512] = "";
@@ -1095,6 +1472,7 @@ int kn_server_run(const kn_config *cfg)
     if ((rc = kn_rpc_create(api, &script_services, &rpc))) goto done;
     kn_match_wire_deps mwd = {.relay = &rcfg, .tracker = tracker, .out = out, .sessions = sessions};
     if ((rc = kn_match_wire_create(&mwd, &mw))) goto done;
+    if (*cfg->cluster_nats) kn_match_wire_set_locator(mw, &(kn_match_locator){match_where, &cglue});
 
     /* One match thread per CPU this process may run on (taskset, cpusets). */
     cpu_set_t cpus;
@@ -1202,14 +1580,25 @@ int kn_server_run(const kn_config *cfg)
     KN_INFO("%zu network thread(s), %zu connection slots each", n_nets, nc.max_connections);
 
     hctx = (http_ctx){rpc, mw,      gw,      sessions,          nets, n_nets,
-                      api, matches, tracker, cfg->database_url, lbs,  mm};
+                      api, matches, tracker, cfg->database_url, lbs,  mm, NULL};
+    cglue.out = out;
+    cglue.sessions = sessions;
+    cglue.tracker = tracker;
+    cglue.api = api;
+    cluster_hooks(cfg, &cglue);
     kn_http_config hc = {.bind = cfg->http_bind,
                          .port = (uint16_t)cfg->http_port,
                          .http_key = cfg->http_key,
                          .max_body = (size_t)cfg->max_message_size};
-    kn_http_handler hh = {
-        .rpc = http_rpc, .metrics = http_metrics, .health = http_health, .ud = &hctx};
+    kn_http_handler hh = {.rpc = http_rpc,
+                          .metrics = http_metrics,
+                          .health = http_health,
+                          .health_detail = http_health_detail,
+                          .nodes = *cfg->cluster_nats ? http_nodes : NULL,
+                          .ud = &hctx};
     if ((rc = kn_http_start(&hc, &hh, &http))) goto done;
+    if ((rc = cluster_start(cfg, &cglue, kn_net_port(nets[0]), kn_http_port(http)))) goto done;
+    atomic_store(&hctx.cluster, atomic_load(&cglue.cluster));
     if (!*cfg->http_key) KN_WARN("http_key is empty: server-to-server RPC over HTTP is refused");
     if (cfg->console) {
         if ((rc = console_bootstrap(cfg))) goto done;
@@ -1218,6 +1607,7 @@ int kn_server_run(const kn_config *cfg)
                                   .port = (uint16_t)cfg->console_port,
                                   .database_url = cfg->database_url,
                                   .session_ttl_sec = cfg->console_session_sec,
+                                  .secure_cookie = cfg->console_secure_cookie,
                                   .lockout_failures = (uint32_t)cfg->lockout_account_failures,
                                   .lockout_ms = cfg->lockout_account_ms,
                                   .started_ms = kn_time_wall_ms()};
@@ -1289,9 +1679,15 @@ done:
     /* Queued RPCs (kaos.rpc_call_async) still run in the drain; new ones
      * are refused from here, so none reaches the pool being freed. */
     kn_rpc_async_close(rpc);
+    pthread_mutex_lock(&cglue.api_mu); /* the bus's re-check queues no more */
+    cglue.api = NULL;
+    pthread_mutex_unlock(&cglue.api_mu);
     kn_api_destroy(api);
     /* After the workers (they create matches), before the VMs' host. */
     kn_match_engine_destroy(matches);
+    /* Before the nets and the session registry its deliveries reach; the
+     * HTTP counters that read it stopped above. */
+    cluster_stop(&cglue);
     if (mw) kn_match_wire_attach_engine(mw, NULL);
     for (int i = 0; i < 64; i++)
         kn_runtime_slot_destroy(slots[i]);

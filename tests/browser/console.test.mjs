@@ -55,6 +55,9 @@ async function main(browser) {
   // Status: live counters; the two players are sessions.
   await page.locator('[data-metric="sessions"] .v').waitFor();
   await page.waitForFunction(() => Number(document.querySelector('[data-metric="sessions"] .v')?.textContent) >= 2);
+  // The charts start from the server's history, not from the page's first sample.
+  const points = Number(await page.locator('[data-metric="sessions"]').getAttribute('data-points'));
+  check(points >= 2, `the sessions chart starts from the server's history (${points} points at once)`);
   await page.waitForTimeout(2500); // a second sample: rates and charts
   check(true, 'status shows the live sessions');
   await shot(page, 'status');

@@ -94,6 +94,8 @@ static const option options[] = {
     STR(console_bind, "127.0.0.1", "admin console listener address"),
     INT(console_port, "7352", 0, 65535, "admin console port (0 = any free port)"),
     INT(console_session_sec, "3600", 60, 604800, "admin console session lifetime"),
+    BOOL(console_secure_cookie, "false",
+         "mark the console's session cookie Secure (set it when a TLS proxy serves the console)"),
     STR(console_admin_password, "",
         "password of the console user `admin` created at first start; empty = generated, printed "
         "once"),
@@ -121,6 +123,16 @@ static const option options[] = {
         "friends and invites (not blocks) a user may have; an invite past it is refused"),
     BOOL(single_session, "false",
          "a login, refresh or resume ends the user's other connections (told -7, then closed)"),
+    STR(cluster_nats, "",
+        "NATS URL of the cluster bus (nats://host:4222, comma-separated for several); empty = "
+        "one node, no bus"),
+    STR(cluster_node, "", "this node's name in the cluster; when set it replaces node"),
+    STR(cluster_advertise, "",
+        "UDP host:port peers and clients are told for this node; empty = bind:port (the "
+        "host name when bind is 0.0.0.0)"),
+    INT(cluster_heartbeat_ms, "500", 50, 10000, "cluster heartbeat interval"),
+    INT(cluster_dead_ms, "3000", 200, 60000,
+        "a peer with no heartbeat for this long is dead (at least twice the interval)"),
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -365,6 +377,9 @@ int kn_config_load(kn_config *cfg, int argc, char **argv, char **env, char *err,
     }
     if ((rc = load_env(cfg, env, err, cap))) return rc;
     if ((rc = load_argv(cfg, argc, argv, err, cap))) return rc;
+    /* One name: a cluster node's name is the node name every match id carries. */
+    if (*cfg->cluster_node && (rc = kn_config_set(cfg, "node", cfg->cluster_node, err, cap)))
+        return rc;
     return kn_config_validate(cfg, err, cap);
 }
 
@@ -402,6 +417,20 @@ int kn_config_validate(const kn_config *cfg, char *err, size_t cap)
     if (!*cfg->node || strlen(cfg->node) > 64 || strchr(cfg->node, '.')) {
         set_err(err, cap, "node: 1-64 characters without '.'");
         return KN_ERR_CONFIG;
+    }
+    if (*cfg->cluster_nats) {
+        for (const char *c = cfg->node; *c; c++)
+            if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_') {
+                set_err(err, cap, "node: a cluster node's name is letters, digits, '-' and '_'");
+                return KN_ERR_CONFIG;
+            }
+        if (cfg->cluster_dead_ms < 2 * cfg->cluster_heartbeat_ms) {
+            set_err(err, cap,
+                    "cluster_dead_ms (%" PRId64
+                    ") must be at least twice cluster_heartbeat_ms (%" PRId64 ")",
+                    cfg->cluster_dead_ms, cfg->cluster_heartbeat_ms);
+            return KN_ERR_CONFIG;
+        }
     }
     return KN_OK;
 }

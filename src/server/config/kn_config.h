@@ -65,6 +65,7 @@ typedef struct kn_config {
     char *console_bind;
     int64_t console_port;
     int64_t console_session_sec;
+    bool console_secure_cookie; /* Secure on the session cookie (behind a TLS proxy) */
     char *console_admin_password; /* first start only; "" = generated and printed once */
     char *runtime_env;
     bool runtime_watch;
@@ -81,6 +82,11 @@ typedef struct kn_config {
     int64_t max_matches;
     int64_t max_friends; /* friends and invites per user */
     bool single_session; /* a login ends the user's other sessions */
+    char *cluster_nats;      /* NATS URL of the cluster bus; "" = one node, no bus */
+    char *cluster_node;      /* "" = `node`; when set it becomes `node` (docs/cluster.md) */
+    char *cluster_advertise; /* UDP "host:port" peers are told; "" = derived */
+    int64_t cluster_heartbeat_ms;
+    int64_t cluster_dead_ms; /* a peer silent this long is dead */
 } kn_config;
 
 /* Fill with defaults (allocates the strings). */

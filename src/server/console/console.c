@@ -40,6 +40,7 @@ struct kn_console {
     pthread_cond_t cv;
     kn_db *idle[POOL_MAX];
     size_t n_idle, n_open;
+    kn_console_history *history;
 };
 
 static const kn_console_route *const services[] = {
@@ -221,8 +222,8 @@ static void handle_login(kn_console *c, kn_db *db, const kn_http_request *req, k
     if (cookie) {
         size_t n = strlen(res->headers);
         snprintf(res->headers + n, sizeof res->headers - n,
-                 "Set-Cookie: " COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld\n",
-                 token, (long long)c->cfg.session_ttl_sec);
+                 "Set-Cookie: " COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s\n",
+                 token, (long long)c->cfg.session_ttl_sec, c->cfg.secure_cookie ? "; Secure" : "");
     } else {
         kn_json_object_set_new(o, "token", kn_json_string(token));
     }
@@ -296,8 +297,11 @@ static void handle_api(kn_console *c, const kn_http_request *req, kn_http_respon
     }
     if (post && !strcmp(path, "logout")) {
         kn_console_logout(db, token);
-        strcat(res->headers, "Set-Cookie: " COOKIE "=; Path=/; HttpOnly; SameSite=Strict; "
-                             "Max-Age=0\n");
+        strcat(res->headers, c->cfg.secure_cookie
+                                 ? "Set-Cookie: " COOKIE "=; Path=/; HttpOnly; SameSite=Strict; "
+                                   "Max-Age=0; Secure\n"
+                                 : "Set-Cookie: " COOKIE "=; Path=/; HttpOnly; SameSite=Strict; "
+                                   "Max-Age=0\n");
         reply_json(res, 200, kn_json_object());
         goto done;
     }
@@ -308,8 +312,13 @@ static void handle_api(kn_console *c, const kn_http_request *req, kn_http_respon
                     known ? "wrong method for this route" : "no such console route");
         goto done;
     }
-    kn_console_call call = {
-        .hooks = &c->hooks, .cfg = &c->cfg, .db = db, .who = &who, .req = req, .body = body};
+    kn_console_call call = {.hooks = &c->hooks,
+                            .history = c->history,
+                            .cfg = &c->cfg,
+                            .db = db,
+                            .who = &who,
+                            .req = req,
+                            .body = body};
     if ((rc = kn_console_role_check(who.role, r->need))) {
         snprintf(call.msg, sizeof call.msg, "the %s role may not do this (%s or above may)",
                  kn_console_role_name(who.role), kn_console_role_name(r->need));
@@ -366,6 +375,8 @@ int kn_console_start(const kn_console_config *cfg, const kn_console_hooks *hooks
                          .http_key = "",
                          .max_body = cfg->max_body ? cfg->max_body : 262144};
     kn_http_handler hh = {.app = on_request, .ud = c};
+    if ((rc = kn_console_history_start(&c->hooks, cfg->history_interval_ms, &c->history)))
+        goto fail;
     if ((rc = kn_http_start(&hc, &hh, &c->http))) goto fail;
     *out = c;
     return KN_OK;
@@ -383,6 +394,7 @@ void kn_console_stop(kn_console *c)
 {
     if (!c) return;
     kn_http_stop(c->http);
+    kn_console_history_stop(c->history);
     for (size_t i = 0; i < c->n_idle; i++)
         kn_db_close(c->idle[i]);
     kn_lockout_destroy(c->lock);

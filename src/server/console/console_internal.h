@@ -20,8 +20,11 @@
 
 typedef struct kn_entity kn_entity;
 
+typedef struct kn_console_history kn_console_history;
+
 typedef struct kn_console_call {
     const kn_console_hooks *hooks;
+    kn_console_history *history; /* the Status page's samples (console_status.c) */
     const kn_console_config *cfg;
     kn_db *db;
     const kn_console_who *who;
@@ -33,6 +36,14 @@ typedef struct kn_console_call {
 } kn_console_call;
 
 typedef int (*kn_console_fn)(kn_console_call *c);
+
+/* The Status page's history: a thread samples the charted metrics every
+ * interval_ms into a ring of the last KN_CONSOLE_HISTORY samples, so a page
+ * opened now charts the last minutes. NULL hooks->metrics: no thread. */
+#define KN_CONSOLE_HISTORY 150
+int kn_console_history_start(const kn_console_hooks *hooks, int64_t interval_ms,
+                             kn_console_history **out);
+void kn_console_history_stop(kn_console_history *h); /* accepts NULL */
 
 typedef struct kn_console_route {
     const char *method; /* "GET" or "POST" (a write) */

@@ -153,6 +153,8 @@ typedef struct kn_console_config {
     int64_t lockout_ms;
     size_t max_body;
     int64_t started_ms; /* the server's start, for uptime */
+    bool secure_cookie; /* mark the session cookie Secure (the console is served behind TLS) */
+    int64_t history_interval_ms; /* Status page history: one sample this often (0 = 2000) */
 } kn_console_config;
 
 int kn_console_start(const kn_console_config *cfg, const kn_console_hooks *hooks, kn_console **out);

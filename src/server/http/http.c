@@ -198,16 +198,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (h->handler.app) return handle_app(h, conn, url, method, b);
     if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) {
         const char *why = h->handler.health ? h->handler.health(h->handler.ud) : NULL;
-        if (!why) return reply(conn, 200, "text/plain", "ok\n", 3);
-        char text[256];
-        int n = snprintf(text, sizeof text, "degraded: %s\n", why);
-        return reply(conn, 200, "text/plain", text,
-                     (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+        char text[4096];
+        int n = why ? snprintf(text, sizeof text, "degraded: %s\n", why)
+                    : snprintf(text, sizeof text, "ok\n");
+        size_t len = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+        if (h->handler.health_detail)
+            len = h->handler.health_detail(h->handler.ud, text, len, sizeof text);
+        return reply(conn, 200, "text/plain", text, len < sizeof text ? len : sizeof text - 1);
     }
     if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
         char buf[16384] = "";
         if (h->handler.metrics) h->handler.metrics(h->handler.ud, buf, sizeof buf);
         return reply(conn, 200, "text/plain; version=0.0.4", buf, strlen(buf));
+    }
+    if (!strcmp(method, "GET") && !strcmp(url, "/v2/nodes") && h->handler.nodes) {
+        char buf[16384];
+        size_t n = h->handler.nodes(h->handler.ud, buf, sizeof buf);
+        return reply(conn, 200, "application/json", buf, n < sizeof buf ? n : sizeof buf - 1);
     }
     static const char prefix[] = "/v2/rpc/";
     if (!strncmp(url, prefix, sizeof prefix - 1) && url[sizeof prefix - 1]) {

@@ -9,8 +9,11 @@
  *                       matches the code (401 wrong key, 404 unknown id, ...).
  *   GET  /healthz       200 "ok", or 200 "degraded: <why>" when the handler's
  *                       health says so (the server still serves what it
- *                       can: matches keep playing without Postgres)
+ *                       can: matches keep playing without Postgres), then
+ *                       the lines of health_detail (a cluster's peers)
  *   GET  /metrics       200, Prometheus text format, from the handler
+ *   GET  /v2/nodes      200, JSON from the handler's nodes (a cluster's healthy
+ *                       nodes, for clients picking one); 404 without it
  *
  * An application listener (kn_http_handler.app set: the admin console) gets
  * every request instead, as a kn_http_request, and answers with a
@@ -65,6 +68,12 @@ typedef struct kn_http_handler {
     /* NULL when healthy, else a static text saying what is degraded. May
      * block briefly (a probe). NULL function: always healthy. */
     const char *(*health)(void *ud);
+    /* Lines after the first of /healthz, appended at buf[n..cap); returns
+     * the new length. NULL: none. */
+    size_t (*health_detail)(void *ud, char *buf, size_t n, size_t cap);
+    /* The JSON of GET /v2/nodes into buf; returns its length (< cap). NULL:
+     * no such endpoint. */
+    size_t (*nodes)(void *ud, char *buf, size_t cap);
     /* Application listener: answers every request (rpc, metrics and health
      * unused). res arrives zeroed with status 200. */
     void (*app)(void *ud, const kn_http_request *req, kn_http_response *res);

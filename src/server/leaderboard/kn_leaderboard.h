@@ -157,7 +157,28 @@ typedef struct kn_leaderboards_config {
 
 typedef struct kn_leaderboards kn_leaderboards;
 
+/* Other nodes of a cluster (docs/cluster.md, "Leaderboards"): every entry
+ * applied to a board's index after a committed write, and every owner
+ * removed, with the period (expiry) it belongs to, so each node's index
+ * follows (kn_leaderboards_apply_peer there). Called under the board's
+ * lock, on the writer's thread: must not block or call back. */
+typedef struct kn_leaderboard_peers {
+    void (*applied)(void *ud, const char *board_id, int64_t expiry, const kn_rank_entry *e);
+    void (*removed)(void *ud, const char *board_id, int64_t expiry, const char *owner);
+    void *ud;
+} kn_leaderboard_peers;
+
 int kn_leaderboards_create(const kn_leaderboards_config *cfg, kn_leaderboards **out);
+/* Before serving. */
+void kn_leaderboards_set_peers(kn_leaderboards *lbs, const kn_leaderboard_peers *peers);
+/* Another node's entry (removed_owner NULL) or removal of board_id's
+ * period `expiry`, applied to this node's index. A board not loaded here
+ * is left to its first use (loaded from Postgres then); an entry of
+ * another period (a clock a little apart at a reset) is ignored. Entries
+ * keep the highest version per owner, so order and repeats do not matter.
+ * KN_ERR_NOT_FOUND when ignored. Any thread. */
+int kn_leaderboards_apply_peer(kn_leaderboards *lbs, const char *board_id, int64_t expiry,
+                               const kn_rank_entry *e, const char *removed_owner);
 void kn_leaderboards_destroy(kn_leaderboards *lbs); /* accepts NULL */
 /* The config's out, for a root that makes its router after the service:
  * before the scheduler's first tick. */

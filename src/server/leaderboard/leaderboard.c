@@ -839,6 +839,7 @@ int kn_lb__write(kn_leaderboards *lbs, kn_db *db, kn_lb_board *b, const char *ow
     /* Committed: the index follows. A failure here (out of memory) leaves
      * the record durable but unranked until the next rebuild; say so. */
     rc = b->rank->vt->apply(b->rank, &e, &applied);
+    if (rc == KN_OK && lbs->peers.applied) lbs->peers.applied(lbs->peers.ud, id, b->expiry, &e);
     if (rc == KN_OK && b->meta.enable_ranks)
         rec.rank = b->rank->vt->rank_of(b->rank, e.owner, NULL);
     kn_lb__leave(b);
@@ -885,6 +886,7 @@ int kn_leaderboard_record_delete(kn_leaderboards *lbs, kn_db *db, const char *id
         for (char *c = lower; *c; c++)
             *c = (char)tolower((unsigned char)*c);
         b->rank->vt->remove(b->rank, lower);
+        if (lbs->peers.removed) lbs->peers.removed(lbs->peers.ud, id, b->expiry, lower);
     }
     kn_lb__leave(b);
     if (rc) return db_fail(rc, msg, cap);
@@ -948,6 +950,27 @@ int kn_leaderboards_enqueue(kn_leaderboards *lbs, const char *id, const char *ow
                           KN_LB_QUEUE_MAX);
     }
     return KN_OK;
+}
+
+void kn_leaderboards_set_peers(kn_leaderboards *lbs, const kn_leaderboard_peers *peers)
+{
+    lbs->peers = peers ? *peers : (kn_leaderboard_peers){0};
+}
+
+int kn_leaderboards_apply_peer(kn_leaderboards *lbs, const char *board_id, int64_t expiry,
+                               const kn_rank_entry *e, const char *removed_owner)
+{
+    kn_lb_board *b = board_id ? kn_lb__find(lbs, board_id) : NULL;
+    if (!b) return KN_ERR_NOT_FOUND;
+    kn_lb__enter(lbs, b, removed_owner != NULL); /* removes are serialized, as here */
+    int rc = KN_ERR_NOT_FOUND;
+    if (!b->deleted && b->expiry == expiry) {
+        bool applied = false;
+        rc = removed_owner ? b->rank->vt->remove(b->rank, removed_owner)
+                           : b->rank->vt->apply(b->rank, e, &applied);
+    }
+    kn_lb__leave(b);
+    return rc;
 }
 
 size_t kn_leaderboards_flush(kn_leaderboards *lbs, kn_db *db)

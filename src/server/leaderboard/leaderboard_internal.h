@@ -65,6 +65,7 @@ struct kn_leaderboards {
     kn_out *out;
     _Atomic int64_t last_us;  /* the last score time handed out */
     _Atomic int64_t gone_seq; /* the last leaderboard_owner_gone row taken out of the indexes */
+    kn_leaderboard_peers peers; /* a cluster's; zeroed on one node */
 };
 
 int64_t kn_lb__now_ms(kn_leaderboards *lbs);

@@ -32,6 +32,19 @@ typedef struct kn_match_wire_deps {
 
 int kn_match_wire_create(const kn_match_wire_deps *deps, kn_match_wire **out);
 void kn_match_wire_destroy(kn_match_wire *mw); /* accepts NULL; after the nets */
+/* Where another node is (a cluster, docs/cluster.md): a match id names its
+ * node; a join of a match of another node is answered FAILED_PRECONDITION
+ * "match <id> is on node <n> at udp <address>: connect there to join it",
+ * or UNAVAILABLE when that node is not up. where() fills address (cap
+ * bytes) and says whether the node is up; false when it is unknown. Any
+ * thread. NULL (one node): such a join is "match not found" as before. */
+typedef struct kn_match_locator {
+    bool (*where)(void *ud, const char *node, char *address, size_t cap, bool *up);
+    void *ud;
+} kn_match_locator;
+/* Before serving. */
+void kn_match_wire_set_locator(kn_match_wire *mw, const kn_match_locator *loc);
+
 /* Authoritative matches (NULL = off). Before serving. */
 void kn_match_wire_attach_engine(kn_match_wire *mw, kn_match_engine *matches);
 /* The engine's out sink (ud = the kn_match_wire): each batch goes to every

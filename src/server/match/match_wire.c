@@ -26,6 +26,8 @@ struct kn_match_wire {
     kn_relay *relay;
     kn_match_engine *matches;
     atomic_uint_fast64_t shed_joins;
+    char node[KN_STREAM_LABEL_MAX + 1]; /* this node's name: the suffix of its match ids */
+    kn_match_locator locator;          /* a cluster's; zeroed on one node */
 };
 
 /* The authoritative matches a connection is in. */
@@ -79,6 +81,7 @@ int kn_match_wire_create(const kn_match_wire_deps *deps, kn_match_wire **out)
     if (!mw) return KN_ERR_NOMEM;
     mw->out = deps->out;
     mw->sessions = deps->sessions;
+    snprintf(mw->node, sizeof mw->node, "%s", deps->relay->node ? deps->relay->node : "");
     int rc = kn_relay_create(deps->relay, deps->tracker, &mw->relay);
     if (rc == KN_OK && deps->sessions) {
         mw->slot = kn_sessions_ext_register(deps->sessions, on_close, mw);
@@ -97,6 +100,29 @@ void kn_match_wire_destroy(kn_match_wire *mw)
     if (!mw) return;
     kn_relay_destroy(mw->relay);
     kn_free(mw);
+}
+
+void kn_match_wire_set_locator(kn_match_wire *mw, const kn_match_locator *loc)
+{
+    mw->locator = loc ? *loc : (kn_match_locator){0};
+}
+
+/* A match of another node known to the cluster: the answer saying where
+ * (KN_OK: not elsewhere, go on here). */
+static int elsewhere(kn_match_wire *mw, const char *match_id, char *msg, size_t cap)
+{
+    const char *dot = match_id && mw->locator.where ? strrchr(match_id, '.') : NULL;
+    if (!dot || !strcmp(dot + 1, mw->node)) return KN_OK;
+    char address[96] = "";
+    bool up = false;
+    if (!mw->locator.where(mw->locator.ud, dot + 1, address, sizeof address, &up)) return KN_OK;
+    if (!up)
+        return kn_err_msg(KN_ERR_UNAVAILABLE, msg, cap,
+                          "match %.80s is on node %.64s, which is not reachable now", match_id,
+                          dot + 1);
+    return kn_err_msg(KN_ERR_FAILED_PRECONDITION, msg, cap,
+                      "match %.80s is on node %.64s at udp %s: connect there to join it", match_id,
+                      dot + 1, address);
 }
 
 void kn_match_wire_attach_engine(kn_match_wire *mw, kn_match_engine *matches)
@@ -335,6 +361,7 @@ int kn_match_wire_join(kn_req *r, char *msg, size_t cap)
     Kaos__V1__MatchJoin *mj = kn_req_msg(r)->match_join;
     int rc = shed(r, msg, cap);
     if (rc) return rc;
+    if (!*mj->token && (rc = elsewhere(mw, mj->match_id, msg, cap))) return rc;
     if (*mj->token) { /* the matchmaker's: a relayed match for its group */
         kn_relay_member who;
         member_of(kn_req_caller(r), &who);

@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kn_enet_rto.h" /* after <enet/enet.h> */
+
 #define ROUND_MIN_US 1000    /* at most one service round per millisecond */
 #define IDLE_WAIT_MS 5       /* longest sleep when nothing happens */
 #define TIMER_PERIOD_MS 100  /* timeouts and on_tick */
@@ -980,6 +982,9 @@ static void round_once(kn_net *net)
     run_items(net, take_outbox(net));
     if (now >= net->next_timer_ms) {
         net->next_timer_ms = now + TIMER_PERIOD_MS;
+        /* Not every round: it walks every peer slot. A retry wait ENet doubled
+         * stays doubled for at most a timer period. */
+        kn_enet_cap_rto(net->host, KN_ENET_RTO_CAP_MS);
         run_timers(net, now);
     }
     enet_host_flush(net->host);

@@ -103,6 +103,13 @@ int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uin
  * (whether anyone was connected is not known to the caller); KN_ERR_NOMEM
  * when no shard could be reached. */
 int kn_out_send_all(kn_out *o, uint8_t channel, const uint8_t *data, size_t len, bool reliable);
+/* The same two on this node only, never through the remote hook: what the
+ * cluster bus calls when a message for a user, or for everyone, arrives
+ * from another node. */
+int kn_out_send_user_here(kn_out *o, const char *user_id, const char *session_id, uint8_t channel,
+                          const uint8_t *data, size_t len, bool reliable);
+int kn_out_send_all_here(kn_out *o, uint8_t channel, const uint8_t *data, size_t len,
+                         bool reliable);
 /* Graceful disconnect with `reason` (a DisconnectReason). */
 int kn_out_close(kn_out *o, kn_conn_id id, uint32_t reason);
 /* Runs fn(arg) on the thread of `shard`: at once when the caller is that

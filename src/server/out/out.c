@@ -235,8 +235,8 @@ int kn_out_send_env(kn_out *o, kn_conn_id id, const kn_envelope *env)
     return rc;
 }
 
-int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uint8_t channel,
-                     const uint8_t *data, size_t len, bool reliable)
+int kn_out_send_user_here(kn_out *o, const char *user_id, const char *session_id, uint8_t channel,
+                          const uint8_t *data, size_t len, bool reliable)
 {
     int rc = KN_ERR_NOT_FOUND;
     if (o->dir.conns_of) {
@@ -251,6 +251,13 @@ int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uin
         if (n) rc = kn_out_send(o, ids, n, channel, data, len, reliable);
         if (ids != stack) kn_free(ids);
     }
+    return rc;
+}
+
+int kn_out_send_user(kn_out *o, const char *user_id, const char *session_id, uint8_t channel,
+                     const uint8_t *data, size_t len, bool reliable)
+{
+    int rc = kn_out_send_user_here(o, user_id, session_id, channel, data, len, reliable);
     if (o->remote.send_user && o->remote.send_user(o->remote.ud, user_id, session_id, channel, data,
                                                    len, reliable) == KN_OK)
         rc = KN_OK;
@@ -273,7 +280,7 @@ static void run_all_post(void *arg)
     kn_free(p);
 }
 
-int kn_out_send_all(kn_out *o, uint8_t channel, const uint8_t *data, size_t len, bool reliable)
+int kn_out_send_all_here(kn_out *o, uint8_t channel, const uint8_t *data, size_t len, bool reliable)
 {
     int rc = KN_ERR_NOMEM;
     for (uint16_t s = 0; s < o->n; s++) {
@@ -296,6 +303,12 @@ int kn_out_send_all(kn_out *o, uint8_t channel, const uint8_t *data, size_t len,
         }
         KN_WARN("a message for everyone on network thread %u dropped: out of memory", s);
     }
+    return rc;
+}
+
+int kn_out_send_all(kn_out *o, uint8_t channel, const uint8_t *data, size_t len, bool reliable)
+{
+    int rc = kn_out_send_all_here(o, channel, data, len, reliable);
     if (o->remote.send_all &&
         o->remote.send_all(o->remote.ud, channel, data, len, reliable) == KN_OK)
         rc = KN_OK;

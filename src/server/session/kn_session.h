@@ -57,6 +57,7 @@ typedef struct kn_session {
     char username[129];
     char session_id[37];
     int64_t expires_at;   /* the session token's, Unix seconds */
+    int64_t bound_ms;     /* when it was last bound (login, refresh, resume), Unix ms */
     kn_token_claims vars; /* only .vars and .var_count: the session variables */
     void *ext[KN_SESSION_EXT_MAX];
     /* the registry's: the user's chain in the index (under its lock) */
@@ -98,6 +99,26 @@ typedef struct kn_sessions_single {
     void *forget_ud;
 } kn_sessions_single;
 void kn_sessions_set_single(kn_sessions *ss, const kn_sessions_single *single);
+
+/* Other nodes (the cluster bus, docs/cluster.md): what this registry tells
+ * them. Any field may be NULL; none may call back into the registry under
+ * its caller's feet (they are called with no registry lock held).
+ * - ended: kn_sessions_end ended sessions here (any thread); the cluster
+ *   ends the same on every node (kn_sessions_end_here there).
+ * - bound: a bind succeeded (the connection's thread): single session
+ *   across nodes.
+ * - present: user_id's connections on this node may have changed (a bind,
+ *   an unbind; the connection's thread): the cluster keeps its interest in
+ *   the user's messages in step (ask kn_sessions_conns). */
+typedef struct kn_sessions_remote {
+    void (*ended)(void *ud, const char *user_id, const char *session_id, kn_session_end why,
+                  int64_t revoke_expires);
+    void (*bound)(void *ud, const char *user_id, const char *session_id, int64_t bound_ms);
+    void (*present)(void *ud, const char *user_id);
+    void *ud;
+} kn_sessions_remote;
+/* Before serving. */
+void kn_sessions_set_remote(kn_sessions *ss, const kn_sessions_remote *remote);
 
 /* A directory for kn_out (kn_out_send_user) backed by the index. */
 kn_out_directory kn_sessions_directory(kn_sessions *ss);
@@ -146,6 +167,18 @@ bool kn_sessions_revoked(kn_sessions *ss, const char *session_id, char *msg, siz
  * KN_ERR_INVALID_ARGUMENT for ids longer than a UUID, KN_ERR_NOMEM. */
 int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id,
                     kn_session_end why, kn_conn_id spare, int64_t revoke_expires);
+/* The same on this node only, never told to the remote hook: another node
+ * ended these sessions (the cluster bus). */
+int kn_sessions_end_here(kn_sessions *ss, const char *user_id, const char *session_id,
+                         kn_session_end why, int64_t revoke_expires);
+/* Single session across nodes: user_id bound session_id on another node at
+ * bound_ms (Unix ms). Ends this node's connections of the user bound
+ * before then (at the same ms too when wins_tie), as a local bind would
+ * (REPLACED: the notice, unbind, close; other session ids revoked and
+ * handed to forget). Does nothing unless single session is on. Returns how
+ * many connections it ends, or KN_ERR_NOMEM. Any thread. */
+int kn_sessions_replace_here(kn_sessions *ss, const char *user_id, const char *session_id,
+                             int64_t bound_ms, bool wins_tie);
 /* The connections of user_id (of session_id only when not NULL) on this
  * node: at most cap into out; returns how many there are. */
 size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *session_id,
@@ -155,6 +188,15 @@ size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *sessi
  * no connection here holds that session. */
 int kn_sessions_find(kn_sessions *ss, const char *user_id, const char *session_id, kn_conn_id *conn,
                      char *username, size_t cap);
+/* A bound session as kn_sessions_list reports it. */
+typedef struct kn_session_ref {
+    char user_id[37];
+    char session_id[37];
+} kn_session_ref;
+/* The sessions bound on this node now (one per connection: a session held
+ * by two connections comes twice): at most cap into out; returns how many
+ * there are. */
+size_t kn_sessions_list(kn_sessions *ss, kn_session_ref *out, size_t cap);
 /* Drops expired revocations and old ban records; does the work at most
  * once a minute, whoever calls it. */
 void kn_sessions_tick(kn_sessions *ss, int64_t now_mono_ms);

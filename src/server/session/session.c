@@ -46,6 +46,7 @@ struct kn_sessions {
     int n_unbound;
     bool single; /* set before serving: binds end the user's other connections */
     kn_sessions_single hooks;
+    kn_sessions_remote remote; /* other nodes; zeroed on one node */
 };
 
 /* The maps `revoked` and `ended` keep a time and a kn_session_end in one
@@ -122,6 +123,16 @@ void kn_sessions_set_single(kn_sessions *ss, const kn_sessions_single *single)
 {
     ss->single = true;
     ss->hooks = *single;
+}
+
+void kn_sessions_set_remote(kn_sessions *ss, const kn_sessions_remote *remote)
+{
+    ss->remote = remote ? *remote : (kn_sessions_remote){0};
+}
+
+static void tell_present(kn_sessions *ss, const char *user_id)
+{
+    if (ss->remote.present) ss->remote.present(ss->remote.ud, user_id);
 }
 
 int kn_sessions_ext_register(kn_sessions *ss, void (*on_close)(void *ud, kn_session *s), void *ud)
@@ -207,6 +218,7 @@ static void unbind(kn_sessions *ss, kn_session *s)
     s->authenticated = false;
     pthread_mutex_unlock(&ss->lock);
     tell_unbound(ss, s);
+    tell_present(ss, s->user_id);
 }
 
 void kn_sessions_close(kn_sessions *ss, kn_session *s)
@@ -247,6 +259,7 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
     void *revoked = resume ? kn_map_get(&ss->revoked, session_key(c->session_id)) : NULL;
     int rc = KN_OK;
     bool other_user = false;
+    char old_user[37] = "";
     if (ended && submitted_ms <= packed_time(ended)) {
         /* queued before a ban or deletion: it may have read Postgres before
          * that committed, and binding it would leave a connection nobody closes */
@@ -260,11 +273,13 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
         if (s->authenticated) {
             index_del(ss, s);
             other_user = !same_id(s->user_id, c->user_id);
+            if (other_user) memcpy(old_user, s->user_id, sizeof old_user);
         }
         memcpy(s->user_id, c->user_id, sizeof s->user_id);
         memcpy(s->username, c->username, sizeof s->username);
         memcpy(s->session_id, c->session_id, sizeof s->session_id);
         s->expires_at = c->expires_at;
+        s->bound_ms = kn_time_wall_ms();
         s->authenticated = index_add(ss, s) == KN_OK;
         if (!s->authenticated) {
             snprintf(msg, cap, "server busy; retry");
@@ -290,7 +305,10 @@ int kn_sessions_bind(kn_sessions *ss, kn_session *s, const kn_token_claims *c, b
         KN_WARN("could not end every other session of %s (single session)", c->user_id);
     forget_others(ss, c, others, n_others);
     if (others != stack) kn_free(others);
+    if (other_user) tell_present(ss, old_user);
     if (rc) return rc;
+    tell_present(ss, s->user_id);
+    if (ss->remote.bound) ss->remote.bound(ss->remote.ud, s->user_id, s->session_id, s->bound_ms);
     kn_token_claims_deinit(&s->vars);
     if (kn_token_claims_set_vars(&s->vars, c->vars, c->var_count))
         KN_WARN("out of memory keeping session vars; scripts see none for this connection");
@@ -423,8 +441,8 @@ static int post_ends(kn_sessions *ss, const char *user_id, kn_session_end why, k
     return rc;
 }
 
-int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id,
-                    kn_session_end why, kn_conn_id spare, int64_t revoke_expires)
+static int end_sessions(kn_sessions *ss, const char *user_id, const char *session_id,
+                        kn_session_end why, kn_conn_id spare, int64_t revoke_expires)
 {
     if (!user_id || strlen(user_id) > 36 || (session_id && strlen(session_id) > 36))
         return KN_ERR_INVALID_ARGUMENT;
@@ -442,6 +460,58 @@ int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id
     int rc = post_ends(ss, user_id, why, spare, ended, n);
     kn_free(ended);
     return rc;
+}
+
+int kn_sessions_end_here(kn_sessions *ss, const char *user_id, const char *session_id,
+                         kn_session_end why, int64_t revoke_expires)
+{
+    return end_sessions(ss, user_id, session_id, why, 0, revoke_expires);
+}
+
+int kn_sessions_end(kn_sessions *ss, const char *user_id, const char *session_id,
+                    kn_session_end why, kn_conn_id spare, int64_t revoke_expires)
+{
+    int rc = end_sessions(ss, user_id, session_id, why, spare, revoke_expires);
+    if (rc != KN_ERR_INVALID_ARGUMENT && ss->remote.ended)
+        ss->remote.ended(ss->remote.ud, user_id, session_id, why, revoke_expires);
+    return rc;
+}
+
+int kn_sessions_replace_here(kn_sessions *ss, const char *user_id, const char *session_id,
+                             int64_t bound_ms, bool wins_tie)
+{
+    if (!ss->single || !user_id || strlen(user_id) > 36 || !session_id || strlen(session_id) > 36)
+        return 0;
+    kn_ended stack[8], *ended = stack;
+    size_t n = 0, cap = sizeof stack / sizeof stack[0];
+    pthread_mutex_lock(&ss->lock);
+    for (int pass = 0; pass < 2; pass++) {
+        n = 0;
+        for (kn_session *s = kn_map_get(&ss->users, user_key(user_id)); s; s = s->idx_next) {
+            if (!same_id(s->user_id, user_id)) continue;
+            if (s->bound_ms > bound_ms || (s->bound_ms == bound_ms && !wins_tie)) continue;
+            if (pass == 0 && !same_id(s->session_id, session_id))
+                revoke_locked(ss, s->session_id, s->expires_at, KN_SESSION_END_REPLACED);
+            note_ended(ended, cap, n++, s);
+        }
+        if (n <= cap || ended != stack) break;
+        ended = kn_malloc(n * sizeof *ended); /* more than the stack holds: again with room */
+        if (!ended) {
+            ended = stack;
+            n = cap; /* out of memory: the first ones (all are revoked) */
+            break;
+        }
+        cap = n;
+    }
+    ss->ended_total += n;
+    pthread_mutex_unlock(&ss->lock);
+    int rc = n ? post_ends(ss, user_id, KN_SESSION_END_REPLACED, 0, ended, n) : KN_OK;
+    kn_token_claims c = {0};
+    snprintf(c.user_id, sizeof c.user_id, "%s", user_id);
+    snprintf(c.session_id, sizeof c.session_id, "%s", session_id);
+    forget_others(ss, &c, ended, n);
+    if (ended != stack) kn_free(ended);
+    return rc ? rc : (int)n;
 }
 
 size_t kn_sessions_conns(kn_sessions *ss, const char *user_id, const char *session_id,
@@ -478,6 +548,22 @@ static size_t directory_conns(void *ud, const char *user_id, const char *session
 kn_out_directory kn_sessions_directory(kn_sessions *ss)
 {
     return (kn_out_directory){directory_conns, ss};
+}
+
+size_t kn_sessions_list(kn_sessions *ss, kn_session_ref *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&ss->lock);
+    for (size_t i = 0; i < ss->users.cap; i++) {
+        if (!ss->users.slots[i].key) continue;
+        for (kn_session *s = ss->users.slots[i].value; s; s = s->idx_next, n++) {
+            if (n >= cap) continue;
+            memcpy(out[n].user_id, s->user_id, sizeof out[n].user_id);
+            memcpy(out[n].session_id, s->session_id, sizeof out[n].session_id);
+        }
+    }
+    pthread_mutex_unlock(&ss->lock);
+    return n;
 }
 
 /* Drops the entries whose time has passed (expired tokens need no

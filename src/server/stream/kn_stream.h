@@ -38,9 +38,15 @@
  * Ownership: arguments are borrowed; what the tracker hands out (listings)
  * is a copy the caller frees with kn_free.
  *
- * One node. The remote hook (NULL here) is where the cluster issue's bus
- * stands: a stream's members on other nodes, sends to them. Nothing else
- * in the server walks connections to deliver to "everyone on X". */
+ * Cluster (docs/cluster.md): with a remote hook set, streams of the shared
+ * modes are cluster-wide. Their local changes and sends are told to the
+ * hook (under the lock, so they leave in the order they happened); other
+ * nodes' presences are mirrored here (kn_tracker_mirror_*: members with
+ * node != 0) while this node has members of its own on the stream, and
+ * count, fill the limits and are listed like local ones; events and sends
+ * reach local connections only. The last local member's leave drops the
+ * stream with its mirrors. Nothing else in the server walks connections
+ * to deliver to "everyone on X". */
 #ifndef KN_STREAM_H
 #define KN_STREAM_H
 
@@ -84,7 +90,9 @@ typedef struct kn_presence {
     char username[129];
     bool hidden;
     bool persistence;
-    char *status; /* NULL = none; in listings, a copy inside the listing */
+    char *status;  /* NULL = none; in listings, a copy inside the listing */
+    uint16_t node; /* 0: a connection of this node; else the cluster peer whose presence this
+                    * mirrors (conn is then that peer's id, never used here) */
 } kn_presence;
 
 /* The presence of a session (conn, user, session, username; the texts cut
@@ -242,5 +250,51 @@ int kn_tracker_forward(kn_tracker *t, uint8_t mode, uint32_t handle, kn_conn_id 
                        uint8_t channel, bool reliable);
 
 void kn_tracker_stats_get(kn_tracker *t, kn_tracker_stats *out);
+
+/* --- the cluster: streams shared with other nodes ------------------------------- */
+
+/* What a shared stream tells other nodes, called under the tracker's lock
+ * (none may call back into the tracker):
+ * - interest: the stream's first local member arrived (on) or its last
+ *   left (off); members/n are the stream's members then (mirrors
+ *   included: node != 0), for the first announcement;
+ * - changed: a local presence joined or changed (join: the presence now)
+ *   or left (leave);
+ * - sent: kn_tracker_send's bytes, for the other nodes' members. */
+typedef struct kn_tracker_remote {
+    void (*interest)(void *ud, const kn_stream *s, bool on, const kn_presence *members, size_t n);
+    void (*changed)(void *ud, const kn_stream *s, const kn_presence *join,
+                    const kn_presence *leave);
+    void (*sent)(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data, size_t len,
+                 bool reliable);
+    void *ud;
+} kn_tracker_remote;
+/* Shares the streams of the modes in modes_mask (bit m: mode m). Before
+ * serving. */
+void kn_tracker_set_remote(kn_tracker *t, const kn_tracker_remote *remote, uint32_t modes_mask);
+
+/* Another node's presence p (p->node != 0) joined s, or changed (the same
+ * node and conn): events for local members as for a local change.
+ * NOT_FOUND when this node has no member of its own on s (no one to tell;
+ * nothing kept); RESOURCE_EXHAUSTED when s is full. */
+int kn_tracker_mirror_join(kn_tracker *t, const kn_stream *s, const kn_presence *p);
+/* Another node's presence left s (leave events). NOT_FOUND when unknown. */
+int kn_tracker_mirror_leave(kn_tracker *t, const kn_stream *s, uint16_t node, kn_conn_id conn);
+/* node's whole set of presences on s is ps[0..n): mirrors of node not in
+ * it leave, the others join or change. */
+void kn_tracker_mirror_replace(kn_tracker *t, const kn_stream *s, uint16_t node,
+                               const kn_presence *ps, size_t n);
+/* node is gone: its mirrors leave every stream (leave events). How many. */
+size_t kn_tracker_mirror_drop_node(kn_tracker *t, uint16_t node);
+/* Bytes another node sent on s: to this node's members of s. */
+int kn_tracker_mirror_send(kn_tracker *t, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                           size_t len, bool reliable);
+/* Calls fn under the lock with the members of s (mirrors included), or of
+ * every shared stream when s is NULL; fn may not call back into the
+ * tracker. What a node answers a peer that asks who is on s. */
+void kn_tracker_each_shared(kn_tracker *t, const kn_stream *s,
+                            void (*fn)(void *ud, const kn_stream *s, const kn_presence *members,
+                                       size_t n),
+                            void *ud);
 
 #endif

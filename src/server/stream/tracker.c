@@ -3,7 +3,9 @@
  * Invariants (under t->lock): by_key and by_handle name the same streams;
  * a stream has count >= 1 presences (the last leave frees it); by_conn
  * lists, for every connection, exactly the handles of the streams it is on;
- * a presence's status is its own allocation (or NULL). */
+ * a presence's status is its own allocation (or NULL); locals counts the
+ * members with node == 0, and a shared stream (a cluster's) with mirrors
+ * has locals >= 1 (mirrors live only where someone local hears them). */
 #include "kn_stream.h"
 #include "kn_codec.h"
 #include "kn_entity.h"
@@ -23,7 +25,7 @@ typedef struct stream_rec {
     kn_stream key;
     uint64_t key_hash;
     uint32_t handle, max_size, next_slot;
-    uint32_t count, cap;
+    uint32_t count, cap, locals;
     kn_presence *members; /* cap entries, count used */
     kn_conn_id *scratch;  /* cap entries: a send's recipients */
 } stream_rec;
@@ -46,7 +48,20 @@ struct kn_tracker {
     uint32_t next_handle;
     uint8_t *buf; /* event scratch: max_event_size bytes */
     kn_tracker_stats stats;
+    kn_tracker_remote remote; /* the cluster's; zeroed on one node */
+    uint32_t shared_modes;
 };
+
+static bool shared(const kn_tracker *t, uint8_t mode)
+{
+    return t->remote.changed && mode < KN_STREAM_MODES && (t->shared_modes >> mode & 1);
+}
+
+void kn_tracker_set_remote(kn_tracker *t, const kn_tracker_remote *remote, uint32_t modes_mask)
+{
+    t->remote = remote ? *remote : (kn_tracker_remote){0};
+    t->shared_modes = remote ? modes_mask : 0;
+}
 
 void kn_tracker_config_default(kn_tracker_config *cfg)
 {
@@ -167,11 +182,25 @@ static stream_rec *find(kn_tracker *t, const kn_stream *s)
     return st && same_key(&st->key, s) ? st : NULL;
 }
 
+/* A local member by connection (mirrors are another node's ids). */
 static int member_index(const stream_rec *st, kn_conn_id conn)
 {
     for (uint32_t i = 0; i < st->count; i++)
-        if (st->members[i].conn == conn) return (int)i;
+        if (st->members[i].node == 0 && st->members[i].conn == conn) return (int)i;
     return -1;
+}
+
+static int mirror_index(const stream_rec *st, uint16_t node, kn_conn_id conn)
+{
+    for (uint32_t i = 0; i < st->count; i++)
+        if (st->members[i].node == node && st->members[i].conn == conn) return (int)i;
+    return -1;
+}
+
+/* Local skip only: a mirror's conn is another node's number. */
+static bool skipped(const kn_presence *p, kn_conn_id skip)
+{
+    return p->node == 0 && p->conn == skip;
 }
 
 /* A copy of st's presences (hidden ones when include_hidden, visible ones
@@ -184,7 +213,7 @@ static int copy_members(const stream_rec *st, bool include_hidden, bool include_
     size_t k = 0, text = 0;
     for (uint32_t i = 0; st && i < st->count; i++) {
         const kn_presence *p = &st->members[i];
-        if (p->conn == skip || (p->hidden ? !include_hidden : !include_visible)) continue;
+        if (skipped(p, skip) || (p->hidden ? !include_hidden : !include_visible)) continue;
         k++;
         if (p->status) text += strlen(p->status) + 1;
     }
@@ -195,7 +224,7 @@ static int copy_members(const stream_rec *st, bool include_hidden, bool include_
     size_t j = 0;
     for (uint32_t i = 0; i < st->count; i++) {
         const kn_presence *p = &st->members[i];
-        if (p->conn == skip || (p->hidden ? !include_hidden : !include_visible)) continue;
+        if (skipped(p, skip) || (p->hidden ? !include_hidden : !include_visible)) continue;
         list[j] = *p;
         if (p->status) {
             size_t len = strlen(p->status) + 1;
@@ -255,13 +284,21 @@ static size_t build_stream_event(const kn_stream *s, const kn_presence *joins, s
     return kn_presence_event_pack(&env, buf, cap);
 }
 
-/* Tells everyone on st but `skip` that `join` joined and/or `leave` left. */
-static void event(kn_tracker *t, stream_rec *st, kn_conn_id skip, const kn_presence *join,
-                  const kn_presence *leave)
+/* The local members of st but skip into st->scratch; how many. */
+static size_t recipients(stream_rec *st, kn_conn_id skip)
 {
     size_t k = 0;
     for (uint32_t i = 0; i < st->count; i++)
-        if (st->members[i].conn != skip) st->scratch[k++] = st->members[i].conn;
+        if (st->members[i].node == 0 && st->members[i].conn != skip)
+            st->scratch[k++] = st->members[i].conn;
+    return k;
+}
+
+/* Tells everyone here on st but `skip` that `join` joined and/or `leave` left. */
+static void event(kn_tracker *t, stream_rec *st, kn_conn_id skip, const kn_presence *join,
+                  const kn_presence *leave)
+{
+    size_t k = recipients(st, skip);
     if (!k) return;
     const kn_tracker_mode *m = &t->modes[st->key.mode];
     size_t nj = join ? 1 : 0, nl = leave ? 1 : 0;
@@ -461,10 +498,18 @@ int kn_tracker_track(kn_tracker *t, const kn_stream *s, const kn_presence *p,
     }
     kn_presence *me = &st->members[st->count++];
     *me = *p;
+    me->node = 0;
     me->slot = ++st->next_slot;
     me->status = status;
     status = NULL;
     t->stats.presences++;
+    st->locals++;
+    if (shared(t, s->mode)) {
+        if (st->locals == 1) /* the first here: other nodes are asked, and told of it */
+            t->remote.interest(t->remote.ud, &st->key, true, st->members, st->count);
+        else
+            t->remote.changed(t->remote.ud, &st->key, me, NULL);
+    }
     if (out) {
         *out = (kn_tracker_joined){st->handle, me->slot, st->count, st->max_size, created, NULL, 0};
         if (opts->list_others &&
@@ -497,23 +542,37 @@ int kn_tracker_update(kn_tracker *t, const kn_stream *s, kn_conn_id conn, const 
     me->status = copy;
     me->hidden = hidden;
     if (!old.hidden || !hidden) event(t, st, conn, hidden ? NULL : me, old.hidden ? NULL : &old);
+    if (shared(t, st->key.mode)) t->remote.changed(t->remote.ud, &st->key, me, NULL);
     pthread_mutex_unlock(&t->lock);
     kn_free(old.status);
     return KN_OK;
 }
 
-/* Removes member i of st, tells the others, frees st when it was the last. */
-static void remove_member(kn_tracker *t, stream_rec *st, uint32_t i, bool tell)
+/* Removes member i of st, tells the others (here and, for a local member
+ * of a shared stream, on other nodes), frees st when it was the last, or
+ * the last local one (its mirrors go with it: nobody here hears them).
+ * Returns whether st is gone. */
+static bool remove_member(kn_tracker *t, stream_rec *st, uint32_t i, bool tell)
 {
     kn_presence gone = st->members[i];
     st->members[i] = st->members[--st->count];
-    conn_drop(t, gone.conn, st->key.mode, st->handle);
     t->stats.presences--;
-    if (st->count == 0)
+    bool local = gone.node == 0, share = shared(t, st->key.mode);
+    if (local) {
+        conn_drop(t, gone.conn, st->key.mode, st->handle);
+        st->locals--;
+        if (share) t->remote.changed(t->remote.ud, &st->key, NULL, &gone);
+    }
+    bool dropped = st->count == 0 || st->locals == 0;
+    if (dropped) {
+        if (share && local) t->remote.interest(t->remote.ud, &st->key, false, NULL, 0);
+        t->stats.presences -= st->count; /* the mirrors going with it */
         drop_stream(t, st);
-    else if (tell && !gone.hidden)
-        event(t, st, gone.conn, NULL, &gone);
+    } else if (tell && !gone.hidden) {
+        event(t, st, local ? gone.conn : 0, NULL, &gone);
+    }
     kn_free(gone.status);
+    return dropped;
 }
 
 int kn_tracker_untrack(kn_tracker *t, const kn_stream *s, kn_conn_id conn)
@@ -542,11 +601,9 @@ size_t kn_tracker_untrack_user(kn_tracker *t, const kn_stream *s, const char *us
     pthread_mutex_lock(&t->lock);
     stream_rec *st = find(t, s);
     for (uint32_t i = st ? st->count : 0; i-- > 0;) {
-        if (strcasecmp(st->members[i].user_id, user_id)) continue;
-        bool last = st->count == 1;
-        remove_member(t, st, i, true);
+        if (st->members[i].node || strcasecmp(st->members[i].user_id, user_id)) continue;
         n++;
-        if (last) break; /* st is gone */
+        if (remove_member(t, st, i, true)) break; /* st is gone */
     }
     pthread_mutex_unlock(&t->lock);
     return n;
@@ -575,11 +632,8 @@ size_t kn_tracker_close(kn_tracker *t, const kn_stream *s)
     pthread_mutex_lock(&t->lock);
     stream_rec *st = find(t, s);
     size_t n = st ? st->count : 0;
-    while (st && st->count) {
-        bool last = st->count == 1;
-        remove_member(t, st, st->count - 1, false);
-        if (last) st = NULL;
-    }
+    while (st && st->count)
+        if (remove_member(t, st, st->count - 1, false)) st = NULL;
     pthread_mutex_unlock(&t->lock);
     return n;
 }
@@ -612,7 +666,8 @@ int kn_tracker_get(kn_tracker *t, const kn_stream *s, const char *user_id, const
     stream_rec *st = find(t, s);
     for (uint32_t i = 0; st && i < st->count; i++) {
         const kn_presence *p = &st->members[i];
-        if (strcasecmp(p->user_id, user_id) || strcasecmp(p->session_id, session_id)) continue;
+        if (p->node || strcasecmp(p->user_id, user_id) || strcasecmp(p->session_id, session_id))
+            continue;
         *out = *p;
         out->status = NULL;
         if (p->status && status_buf && strlen(p->status) < status_cap) {
@@ -654,12 +709,12 @@ int kn_tracker_send(kn_tracker *t, const kn_stream *s, kn_conn_id skip, uint8_t 
     pthread_mutex_lock(&t->lock);
     stream_rec *st = find(t, s);
     if (st) {
-        size_t k = 0;
-        for (uint32_t i = 0; i < st->count; i++)
-            if (st->members[i].conn != skip) st->scratch[k++] = st->members[i].conn;
+        size_t k = recipients(st, skip);
         rc =
             k ? t->sink.send_many(t->sink.ud, st->scratch, k, channel, data, len, reliable) : KN_OK;
         if (rc == KN_ERR_NOT_FOUND) rc = KN_OK; /* they left meanwhile: delivered to nobody */
+        if (shared(t, st->key.mode) && t->remote.sent)
+            t->remote.sent(t->remote.ud, &st->key, channel, data, len, reliable);
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
@@ -685,7 +740,7 @@ int kn_tracker_forward(kn_tracker *t, uint8_t mode, uint32_t handle, kn_conn_id 
     size_t k = 0;
     for (uint32_t i = 0; i < st->count; i++) {
         const kn_presence *p = &st->members[i];
-        if (p->conn == sender) continue;
+        if (p->node || p->conn == sender) continue;
         bool wanted = n_slots == 0;
         for (size_t j = 0; j < n_slots && !wanted; j++)
             wanted = slots[j] == p->slot;
@@ -701,5 +756,145 @@ void kn_tracker_stats_get(kn_tracker *t, kn_tracker_stats *out)
 {
     pthread_mutex_lock(&t->lock);
     *out = t->stats;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* --- the cluster: mirrors of other nodes' presences ------------------------------- */
+
+/* Under the lock: p (of another node) joins st or replaces its mirror. */
+static int mirror_put(kn_tracker *t, stream_rec *st, const kn_presence *p)
+{
+    char *status = dup_status(p->status);
+    if (p->status && !status) return KN_ERR_NOMEM;
+    int i = mirror_index(st, p->node, p->conn);
+    if (i >= 0) { /* a change: a leave and a join for the others, as locally */
+        kn_presence *me = &st->members[i], old = *me;
+        bool same_status =
+            (!old.status && !status) || (old.status && status && !strcmp(old.status, status));
+        if (same_status && old.hidden == p->hidden && old.persistence == p->persistence) {
+            kn_free(status); /* told again (a resync): nothing changed */
+            return KN_OK;
+        }
+        me->status = status;
+        me->hidden = p->hidden;
+        me->persistence = p->persistence;
+        if (!old.hidden || !p->hidden)
+            event(t, st, 0, p->hidden ? NULL : me, old.hidden ? NULL : &old);
+        kn_free(old.status);
+        return KN_OK;
+    }
+    if (st->count >= st->max_size || grow(st)) {
+        kn_free(status);
+        return st->count >= st->max_size ? KN_ERR_RESOURCE_EXHAUSTED : KN_ERR_NOMEM;
+    }
+    kn_presence *me = &st->members[st->count++];
+    *me = *p;
+    me->slot = ++st->next_slot;
+    me->status = status;
+    t->stats.presences++;
+    if (!me->hidden) event(t, st, 0, me, NULL);
+    return KN_OK;
+}
+
+/* Under the lock: the shared stream s where this node has members. */
+static stream_rec *find_shared(kn_tracker *t, const kn_stream *s)
+{
+    stream_rec *st = shared(t, s->mode) ? find(t, s) : NULL;
+    return st && st->locals ? st : NULL;
+}
+
+int kn_tracker_mirror_join(kn_tracker *t, const kn_stream *s, const kn_presence *p)
+{
+    if (!p->node || (p->status && strlen(p->status) > KN_STREAM_STATUS_MAX))
+        return KN_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&t->lock);
+    stream_rec *st = find_shared(t, s);
+    int rc = st ? mirror_put(t, st, p) : KN_ERR_NOT_FOUND;
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+int kn_tracker_mirror_leave(kn_tracker *t, const kn_stream *s, uint16_t node, kn_conn_id conn)
+{
+    pthread_mutex_lock(&t->lock);
+    stream_rec *st = node ? find_shared(t, s) : NULL;
+    int i = st ? mirror_index(st, node, conn) : -1;
+    if (i >= 0) remove_member(t, st, (uint32_t)i, true);
+    pthread_mutex_unlock(&t->lock);
+    return i >= 0 ? KN_OK : KN_ERR_NOT_FOUND;
+}
+
+void kn_tracker_mirror_replace(kn_tracker *t, const kn_stream *s, uint16_t node,
+                               const kn_presence *ps, size_t n)
+{
+    if (!node) return;
+    pthread_mutex_lock(&t->lock);
+    stream_rec *st = find_shared(t, s);
+    for (uint32_t i = st ? st->count : 0; i-- > 0;) {
+        const kn_presence *m = &st->members[i];
+        if (m->node != node) continue;
+        bool kept = false;
+        for (size_t k = 0; k < n && !kept; k++)
+            kept = ps[k].conn == m->conn;
+        if (!kept) remove_member(t, st, i, true); /* a mirror: never the last local */
+    }
+    for (size_t k = 0; st && k < n; k++) {
+        kn_presence p = ps[k];
+        p.node = node;
+        if (p.status && strlen(p.status) > KN_STREAM_STATUS_MAX) continue;
+        if (mirror_put(t, st, &p)) t->stats.events_dropped++;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+size_t kn_tracker_mirror_drop_node(kn_tracker *t, uint16_t node)
+{
+    size_t n = 0;
+    if (!node) return 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t j = 0; j < t->by_handle.cap; j++) {
+        stream_rec *st = t->by_handle.slots[j].key ? t->by_handle.slots[j].value : NULL;
+        for (uint32_t i = st ? st->count : 0; i-- > 0;)
+            if (st->members[i].node == node) {
+                remove_member(t, st, i, true); /* a mirror: the stream stays */
+                n++;
+            }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+int kn_tracker_mirror_send(kn_tracker *t, const kn_stream *s, uint8_t channel, const uint8_t *data,
+                           size_t len, bool reliable)
+{
+    int rc = KN_ERR_NOT_FOUND;
+    pthread_mutex_lock(&t->lock);
+    stream_rec *st = find_shared(t, s);
+    if (st) {
+        size_t k = recipients(st, 0);
+        rc =
+            k ? t->sink.send_many(t->sink.ud, st->scratch, k, channel, data, len, reliable) : KN_OK;
+        if (rc == KN_ERR_NOT_FOUND) rc = KN_OK;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+void kn_tracker_each_shared(kn_tracker *t, const kn_stream *s,
+                            void (*fn)(void *ud, const kn_stream *s, const kn_presence *members,
+                                       size_t n),
+                            void *ud)
+{
+    pthread_mutex_lock(&t->lock);
+    if (s) {
+        stream_rec *st = find_shared(t, s);
+        if (st) fn(ud, &st->key, st->members, st->count);
+    } else {
+        for (size_t j = 0; j < t->by_handle.cap; j++) {
+            stream_rec *st = t->by_handle.slots[j].key ? t->by_handle.slots[j].value : NULL;
+            if (st && st->locals && shared(t, st->key.mode))
+                fn(ud, &st->key, st->members, st->count);
+        }
+    }
     pthread_mutex_unlock(&t->lock);
 }

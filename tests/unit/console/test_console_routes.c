@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,62 @@ static void a_login_sets_the_cookie_and_failures_lock_it_out(void **state)
     assert_non_null(strstr(out, "too many failed logins"));
 }
 
+/* A metrics hook whose sessions gauge counts its calls. */
+static atomic_int metric_calls;
+static void counting_metrics(void *ud, char *buf, size_t cap)
+{
+    (void)ud;
+    int n = atomic_fetch_add(&metric_calls, 1) + 1;
+    snprintf(buf, cap, "# HELP kaos_sessions sessions\nkaos_sessions %d\nkaos_requests_total %d\n",
+             n, 10 * n);
+}
+
+/* A console behind a TLS proxy marks its cookie Secure; its Status answer
+ * carries the history its sampler kept, oldest first. */
+static void the_cookie_can_be_secure_and_status_keeps_a_history(void **state)
+{
+    (void)state;
+    kn_console_config cfg = {.bind = "127.0.0.1",
+                             .database_url = pg.url,
+                             .session_ttl_sec = 60,
+                             .secure_cookie = true,
+                             .history_interval_ms = 20};
+    kn_console_hooks hooks = {.metrics = counting_metrics};
+    kn_console *plain = console, *secure;
+    assert_int_equal(kn_console_start(&cfg, &hooks, &secure), KN_OK);
+    console = secure; /* request() talks to it */
+    while (atomic_load(&metric_calls) < 4)
+        usleep(10000);
+
+    char out[16384];
+    const char *right = "{\"username\":\"viewer\",\"password\":\"viewer-password\"}";
+    assert_int_equal(request_body("POST", "/v2/console/login", NULL, right, out, sizeof out), 200);
+    assert_non_null(strstr(out, "HttpOnly; SameSite=Strict; Max-Age=60; Secure"));
+
+    char cookie[256];
+    snprintf(cookie, sizeof cookie, "Cookie: kaos_console=%s\r\n", viewer);
+    assert_int_equal(request("GET", "/v2/console/status", cookie, out, sizeof out), 200);
+    const char *h = strstr(out, "\"history\"");
+    assert_non_null(h);
+    assert_non_null(strstr(h, "\"interval_ms\":20"));
+    /* at least three samples, the sessions gauge rising from one to the next */
+    const char *p = h;
+    double prev = -1;
+    int samples = 0;
+    while ((p = strstr(p, "\"kaos_sessions\":"))) {
+        double v = strtod(p + strlen("\"kaos_sessions\":"), NULL);
+        assert_true(v > prev);
+        prev = v;
+        samples++;
+        p++;
+    }
+    assert_true(samples >= 3);
+    assert_non_null(strstr(h, "\"kaos_requests_total\":"));
+
+    console = plain;
+    kn_console_stop(secure);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +251,7 @@ int main(void)
         cmocka_unit_test(a_cookie_write_needs_the_csrf_token),
         cmocka_unit_test(the_page_is_served_with_its_security_headers),
         cmocka_unit_test(a_login_sets_the_cookie_and_failures_lock_it_out),
+        cmocka_unit_test(the_cookie_can_be_secure_and_status_keeps_a_history),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

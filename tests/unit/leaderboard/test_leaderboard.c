@@ -761,6 +761,60 @@ static void refusals_carry_stable_codes_and_messages(void **state)
     kn_leaderboards_destroy(lbs);
 }
 
+/* --- a cluster: two services on one database, each index following the other's writes --- */
+
+static void to_peer(void *ud, const char *board_id, int64_t expiry, const kn_rank_entry *e)
+{
+    assert_int_equal(kn_leaderboards_apply_peer(ud, board_id, expiry, e, NULL), KN_OK);
+}
+
+static void removed_at_peer(void *ud, const char *board_id, int64_t expiry, const char *owner)
+{
+    assert_int_equal(kn_leaderboards_apply_peer(ud, board_id, expiry, NULL, owner), KN_OK);
+}
+
+static void two_nodes_writing_one_board_rank_as_sql_does_on_both(void **state)
+{
+    (void)state;
+    kn_leaderboards *a = service(NULL, NULL), *b = service(NULL, NULL);
+    board(a, "peers", KN_LB_DESC, KN_LB_OP_SET, NULL);
+    size_t n = 0;
+    assert_int_equal(kn_leaderboards_load(b, db, &n, msg, sizeof msg), KN_OK); /* b knows it */
+    kn_leaderboards_set_peers(a, &(kn_leaderboard_peers){to_peer, removed_at_peer, b});
+    kn_leaderboards_set_peers(b, &(kn_leaderboard_peers){to_peer, removed_at_peer, a});
+    srand(23);
+    for (int i = 0; i < 300; i++) {
+        advance(1);
+        put(i % 2 ? a : b, "peers", rand() % 40, rand() % 1000 - 500, rand() % 3);
+    }
+    ranks_match_sql(a, "peers", KN_LB_DESC, 40);
+    ranks_match_sql(b, "peers", KN_LB_DESC, 40);
+    /* a delete on b leaves a's index too */
+    uid o;
+    owner(7, o);
+    assert_int_equal(kn_leaderboard_record_delete(b, db, "peers", o, false, msg, sizeof msg),
+                     KN_OK);
+    assert_int_equal(kn_leaderboard_rank(a, "peers", o), 0);
+    ranks_match_sql(a, "peers", KN_LB_DESC, 39);
+    /* an entry of another period, or of a board not loaded here, is ignored */
+    kn_rank_entry e = {.score = 1000, .version = 99};
+    owner(7, e.owner);
+    assert_int_equal(kn_leaderboards_apply_peer(a, "peers", 12345, &e, NULL), KN_ERR_NOT_FOUND);
+    assert_int_equal(kn_leaderboard_rank(a, "peers", o), 0);
+    assert_int_equal(kn_leaderboards_apply_peer(a, "nowhere", 0, &e, NULL), KN_ERR_NOT_FOUND);
+    /* entries out of order or twice: the highest version stays */
+    e.version = 1; /* older than what every owner already has here */
+    owner(3, e.owner);
+    int64_t before = kn_leaderboard_rank(a, "peers", e.owner);
+    assert_int_equal(kn_leaderboards_apply_peer(a, "peers", 0, &e, NULL), KN_OK);
+    assert_int_equal(kn_leaderboard_rank(a, "peers", e.owner), before);
+    ranks_match_sql(a, "peers", KN_LB_DESC, 39);
+    kn_leaderboards_set_peers(a, NULL);
+    kn_leaderboards_set_peers(b, NULL);
+    kn_leaderboards_destroy(a);
+    kn_leaderboards_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +832,7 @@ int main(void)
         cmocka_unit_test(queued_writes_run_in_order_at_the_flush),
         cmocka_unit_test(a_start_and_the_reads_survive_allocation_failures),
         cmocka_unit_test(refusals_carry_stable_codes_and_messages),
+        cmocka_unit_test(two_nodes_writing_one_board_rank_as_sql_does_on_both),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,7 +6,10 @@
  * connection and refuses binds queued before it; per-connection slots hear
  * every close; expired revocations are swept; with single session a bind
  * ends the user's other connections (notice first, then the close with
- * SESSION_REPLACED; another session id is revoked, the same one is not). */
+ * SESSION_REPLACED; another session id is revoked, the same one is not);
+ * what other nodes are told (ends, binds, a user's presence here) and what
+ * they ask (an end done here only, a newer bind elsewhere replacing only
+ * older binds here, ties by the caller's word). */
 #include "failalloc.h"
 #include "kn_error.h"
 #include "kn_mem.h"
@@ -359,6 +362,119 @@ static void of_two_racing_binds_the_later_one_stays(void **state)
     assert_string_equal(forgotten[0], "sx");
 }
 
+/* What the registry told the remote hook (the cluster). */
+typedef struct told {
+    int ended, bound, present;
+    char user[40], session[40];
+    kn_session_end why;
+    int64_t revoke_expires, bound_ms;
+} told;
+
+static void r_ended(void *ud, const char *user_id, const char *session_id, kn_session_end why,
+                    int64_t revoke_expires)
+{
+    told *t = ud;
+    t->ended++;
+    snprintf(t->user, sizeof t->user, "%s", user_id);
+    snprintf(t->session, sizeof t->session, "%s", session_id ? session_id : "");
+    t->why = why;
+    t->revoke_expires = revoke_expires;
+}
+
+static void r_bound(void *ud, const char *user_id, const char *session_id, int64_t bound_ms)
+{
+    told *t = ud;
+    t->bound++;
+    snprintf(t->session, sizeof t->session, "%s", session_id);
+    t->bound_ms = bound_ms;
+}
+
+static void r_present(void *ud, const char *user_id)
+{
+    told *t = ud;
+    t->present++;
+    snprintf(t->user, sizeof t->user, "%s", user_id);
+}
+
+static void ends_and_binds_are_told_to_other_nodes_and_their_ends_are_not_told_back(void **state)
+{
+    fixture *f = *state;
+    told t = {0};
+    kn_sessions_set_remote(f->ss, &(kn_sessions_remote){r_ended, r_bound, r_present, &t});
+    int64_t before = kn_time_wall_ms();
+    kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
+    assert_int_equal(t.bound, 1);
+    assert_string_equal(t.session, "sa1");
+    assert_true(t.bound_ms >= before && t.bound_ms == a1->bound_ms);
+    assert_int_equal(t.present, 1);
+    assert_string_equal(t.user, "aaaa");
+    /* a logout here: told, with the revocation's expiry */
+    assert_int_equal(kn_sessions_end(f->ss, "aaaa", "sa1", KN_SESSION_END_LOGOUT, 0, 77), KN_OK);
+    assert_int_equal(t.ended, 1);
+    assert_string_equal(t.session, "sa1");
+    assert_int_equal(t.why, KN_SESSION_END_LOGOUT);
+    assert_int_equal(t.revoke_expires, 77);
+    assert_false(a1->authenticated);
+    assert_int_equal(t.present, 2); /* the unbind */
+    /* a ban from another node: done here, not told back */
+    kn_session *a2 = open_bound(f, 1, "aaaa", "sa2");
+    assert_int_equal(kn_sessions_end_here(f->ss, "aaaa", NULL, KN_SESSION_END_BAN, 0), KN_OK);
+    run_posts(&lanes[1]);
+    assert_false(a2->authenticated);
+    assert_int_equal(lanes[1].n_closed, 1);
+    assert_int_equal(lanes[1].reasons[0], KAOS__V1__DISCONNECT_REASON__DISCONNECT_BANNED);
+    assert_int_equal(t.ended, 1);
+    char msg[64];
+    kn_token_claims c = {.user_id = "aaaa", .session_id = "sa9"};
+    assert_int_equal(kn_sessions_bind(f->ss, a1, &c, false, kn_time_mono_ms() - 1, msg, sizeof msg),
+                     KN_ERR_PERMISSION_DENIED); /* the ban is remembered here too */
+}
+
+static void the_list_names_every_bound_session_on_every_thread(void **state)
+{
+    fixture *f = *state;
+    open_bound(f, 0, "aaaa", "sa1");
+    open_bound(f, 1, "bbbb", "sb1");
+    open_bound(f, 0, NULL, NULL); /* not bound: not listed */
+    kn_session_ref refs[4];
+    assert_int_equal(kn_sessions_list(f->ss, refs, 4), 2);
+    assert_true((!strcmp(refs[0].session_id, "sa1") && !strcmp(refs[1].session_id, "sb1")) ||
+                (!strcmp(refs[0].session_id, "sb1") && !strcmp(refs[1].session_id, "sa1")));
+    assert_int_equal(kn_sessions_list(f->ss, refs, 1), 2); /* counts past cap */
+}
+
+static void a_bind_on_another_node_replaces_only_older_binds_here(void **state)
+{
+    fixture *f = *state;
+    kn_session *a1 = open_bound(f, 0, "aaaa", "sa1");
+    /* single session off: nothing happens */
+    assert_int_equal(kn_sessions_replace_here(f->ss, "aaaa", "sz", a1->bound_ms + 1, false), 0);
+    assert_true(a1->authenticated);
+    n_noticed = n_forgotten = events = 0;
+    kn_sessions_single single = {notice, &n_noticed, forget, &n_forgotten};
+    kn_sessions_set_single(f->ss, &single);
+    /* an older bind elsewhere loses: a1 stays */
+    assert_int_equal(kn_sessions_replace_here(f->ss, "aaaa", "sz", a1->bound_ms - 1, true), 0);
+    /* a tie: only when the other node wins ties */
+    assert_int_equal(kn_sessions_replace_here(f->ss, "aaaa", "sz", a1->bound_ms, false), 0);
+    assert_true(a1->authenticated);
+    assert_int_equal(kn_sessions_replace_here(f->ss, "aaaa", "sz", a1->bound_ms, true), 1);
+    assert_false(a1->authenticated);
+    assert_int_equal(n_noticed, 1);
+    assert_int_equal(lanes[0].reasons[0], KAOS__V1__DISCONNECT_REASON__DISCONNECT_SESSION_REPLACED);
+    char msg[64];
+    assert_true(kn_sessions_revoked(f->ss, "sa1", msg, sizeof msg));
+    assert_int_equal(n_forgotten, 1);
+    assert_string_equal(forgotten[0], "sa1");
+    /* the same session bound elsewhere (a resume there): closed here, not revoked */
+    kn_session *a2 = open_bound(f, 1, "aaaa", "sa2");
+    assert_int_equal(kn_sessions_replace_here(f->ss, "aaaa", "sa2", a2->bound_ms + 1, false), 1);
+    run_posts(&lanes[1]);
+    assert_false(a2->authenticated);
+    assert_false(kn_sessions_revoked(f->ss, "sa2", msg, sizeof msg));
+    assert_int_equal(n_forgotten, 1);
+}
+
 static int create_destroy(void *arg)
 {
     kn_sessions *ss;
@@ -385,6 +501,9 @@ int main(void)
         T(create_survives_allocation_failures),
         T(single_session_binds_end_the_users_other_connections),
         T(of_two_racing_binds_the_later_one_stays),
+        T(ends_and_binds_are_told_to_other_nodes_and_their_ends_are_not_told_back),
+        T(a_bind_on_another_node_replaces_only_older_binds_here),
+        T(the_list_names_every_bound_session_on_every_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

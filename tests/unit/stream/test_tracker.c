@@ -1427,10 +1427,212 @@ static void four_threads_on_shared_streams_leave_nothing_behind(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+static void count_shared(void *ud, const kn_stream *s, const kn_presence *members, size_t n)
+{
+    ++*(int *)ud;
+}
+
+/* --- the cluster: shared streams and mirrors ------------------------------------------- */
+
+/* What the remote hook was told. */
+typedef struct told {
+    int on, off, changed, sent, joins, leaves;
+    size_t members_at_on;
+    kn_conn_id last_join, last_leave;
+    char last_status[32];
+} told;
+
+static void r_interest(void *ud, const kn_stream *s, bool on, const kn_presence *members, size_t n)
+{
+    told *t = ud;
+    if (on) {
+        t->on++;
+        t->members_at_on = n;
+    } else {
+        t->off++;
+    }
+}
+
+static void r_changed(void *ud, const kn_stream *s, const kn_presence *join,
+                      const kn_presence *leave)
+{
+    told *t = ud;
+    t->changed++;
+    if (join) {
+        assert_int_equal(join->node, 0); /* only this node's own presences go out */
+        t->joins++;
+        t->last_join = join->conn;
+        snprintf(t->last_status, sizeof t->last_status, "%s", join->status ? join->status : "");
+    }
+    if (leave) {
+        assert_int_equal(leave->node, 0);
+        t->leaves++;
+        t->last_leave = leave->conn;
+    }
+}
+
+static void r_sent(void *ud, const kn_stream *s, uint8_t channel, const uint8_t *data, size_t len,
+                   bool reliable)
+{
+    ((told *)ud)->sent++;
+}
+
+static told share(fixture *f, told *t)
+{
+    memset(t, 0, sizeof *t);
+    kn_tracker_set_remote(f->t, &(kn_tracker_remote){r_interest, r_changed, r_sent, t},
+                          1u << KN_STREAM_CHANNEL);
+    return *t;
+}
+
+/* A presence of node `node`, its connection id `conn` there. */
+static kn_presence mirror(uint16_t node, kn_conn_id conn, const char *name)
+{
+    kn_presence p = presence(conn, name);
+    p.node = node;
+    return p;
+}
+
+static void local_changes_of_a_shared_stream_go_out_and_mirrors_count_here(void **state)
+{
+    fixture *f = *state;
+    told t;
+    share(f, &t);
+    kn_stream s = stream(KN_STREAM_CHANNEL, "room", "");
+    kn_presence a = presence(11, "a"), far = mirror(2, 11, "far"); /* the same conn number */
+    /* no member here yet: a peer's presence is not kept */
+    assert_int_equal(kn_tracker_mirror_join(f->t, &s, &far), KN_ERR_NOT_FOUND);
+    join(f, &s, &a);
+    assert_int_equal(t.on, 1); /* the first here: interest, with the members */
+    assert_int_equal(t.members_at_on, 1);
+    assert_int_equal(t.changed, 0); /* the interest carried it */
+    assert_int_equal(kn_tracker_mirror_join(f->t, &s, &far), KN_OK);
+    assert_int_equal(f->rec.n, 1); /* a is told of far's join */
+    assert_true(sent_to(&f->rec.d[0], 11));
+    Kaos__V1__StreamPresenceEvent *ev = presence_event(&f->rec.d[0], &s);
+    assert_int_equal(ev->n_joins, 1);
+    expect_user(ev->joins[0], &far, NULL);
+    assert_int_equal(kn_tracker_count(f->t, &s), 2); /* cluster-wide */
+    kn_presence *list;
+    size_t n;
+    assert_int_equal(kn_tracker_list(f->t, &s, true, true, &list, &n), KN_OK);
+    assert_int_equal(n, 2);
+    kn_free(list);
+    /* the mirror is not a connection here: not found by get, not untracked as a's conn */
+    kn_presence got;
+    assert_int_equal(kn_tracker_get(f->t, &s, far.user_id, far.session_id, &got, NULL, 0),
+                     KN_ERR_NOT_FOUND);
+    reset(&f->rec);
+    /* a local update and a send go out; the send reaches local members only */
+    assert_int_equal(kn_tracker_update(f->t, &s, 11, "busy", false), KN_OK);
+    assert_int_equal(t.joins, 1);
+    assert_string_equal(t.last_status, "busy");
+    reset(&f->rec);
+    f->rec.raw = true;
+    assert_int_equal(
+        kn_tracker_send(f->t, &s, 0, KN_CHANNEL_CONTROL, (const uint8_t *)"x", 1, true), KN_OK);
+    assert_int_equal(f->rec.n, 1);
+    assert_int_equal(f->rec.d[0].n, 1); /* a only: far is on another node */
+    assert_int_equal(t.sent, 1);
+    /* what another node sent reaches a, and is not told back */
+    assert_int_equal(
+        kn_tracker_mirror_send(f->t, &s, KN_CHANNEL_CONTROL, (const uint8_t *)"y", 1, true), KN_OK);
+    assert_int_equal(f->rec.n, 2);
+    assert_int_equal(t.sent, 1);
+    f->rec.raw = false;
+    reset(&f->rec);
+    /* far leaves: a is told; nothing goes out */
+    int changed = t.changed;
+    assert_int_equal(kn_tracker_mirror_leave(f->t, &s, 2, 11), KN_OK);
+    assert_int_equal(f->rec.n, 1);
+    assert_int_equal(presence_event(&f->rec.d[0], &s)->n_leaves, 1);
+    assert_int_equal(t.changed, changed);
+    assert_int_equal(kn_tracker_count(f->t, &s), 1);
+    reset(&f->rec);
+}
+
+static void the_last_local_leave_drops_the_stream_with_its_mirrors(void **state)
+{
+    fixture *f = *state;
+    told t;
+    share(f, &t);
+    kn_stream s = stream(KN_STREAM_CHANNEL, "room", "");
+    kn_presence a = presence(11, "a"), b = mirror(2, 5, "b"), c = mirror(3, 6, "c");
+    join(f, &s, &a);
+    assert_int_equal(kn_tracker_mirror_join(f->t, &s, &b), KN_OK);
+    assert_int_equal(kn_tracker_mirror_join(f->t, &s, &c), KN_OK);
+    /* full: PER_STREAM counts mirrors too */
+    kn_presence d = mirror(3, 7, "d");
+    assert_int_equal(kn_tracker_mirror_join(f->t, &s, &d), KN_ERR_RESOURCE_EXHAUSTED);
+    assert_int_equal(stats(f).presences, 3);
+    reset(&f->rec);
+    assert_int_equal(kn_tracker_untrack(f->t, &s, 11), KN_OK);
+    assert_int_equal(t.leaves, 1); /* a's leave went out */
+    assert_int_equal(t.off, 1);    /* and the interest ended */
+    assert_int_equal(kn_tracker_count(f->t, &s), 0);
+    assert_int_equal(stats(f).presences, 0);
+    assert_int_equal(stats(f).streams, 0);
+    assert_int_equal(f->rec.n, 0); /* nobody here to tell */
+}
+
+static void a_nodes_set_replaces_its_mirrors_and_a_dead_nodes_presences_leave(void **state)
+{
+    fixture *f = *state;
+    told t;
+    share(f, &t);
+    kn_stream s = stream(KN_STREAM_CHANNEL, "room", ""), other = stream(KN_STREAM_CHANNEL, "b", "");
+    kn_presence a = presence(11, "a"), a2 = presence(12, "a2");
+    join(f, &s, &a);
+    join(f, &other, &a2);
+    kn_presence set[2] = {mirror(0, 5, "b"), mirror(0, 6, "c")};
+    kn_tracker_mirror_replace(f->t, &s, 2, set, 2);
+    assert_int_equal(kn_tracker_count(f->t, &s), 3);
+    reset(&f->rec);
+    /* told again, unchanged: no events */
+    kn_tracker_mirror_replace(f->t, &s, 2, set, 2);
+    assert_int_equal(f->rec.n, 0);
+    /* the node's set is now c only, with a status: b leaves, c changes */
+    set[1].status = "away";
+    kn_tracker_mirror_replace(f->t, &s, 2, &set[1], 1);
+    assert_int_equal(kn_tracker_count(f->t, &s), 2);
+    assert_int_equal(f->rec.n, 2);
+    reset(&f->rec);
+    assert_int_equal(kn_tracker_mirror_join(f->t, &other, &(kn_presence){.conn = 9, .node = 2}),
+                     KN_OK);
+    /* the node dies: its presences leave every stream, with events */
+    reset(&f->rec);
+    assert_int_equal(kn_tracker_mirror_drop_node(f->t, 2), 2);
+    assert_int_equal(kn_tracker_count(f->t, &s), 1);
+    assert_int_equal(kn_tracker_count(f->t, &other), 1);
+    assert_int_equal(f->rec.n, 2);
+    /* every shared stream with members here, for a resync */
+    int seen = 0;
+    kn_tracker_each_shared(f->t, NULL, count_shared, &seen);
+    assert_int_equal(seen, 2);
+    reset(&f->rec);
+}
+
+static void a_streams_of_an_unshared_mode_never_go_out(void **state)
+{
+    fixture *f = *state;
+    told t;
+    share(f, &t);
+    kn_stream s = stream(KN_STREAM_MATCH_RELAYED, "m", "");
+    kn_presence a = presence(11, "a"), far = mirror(2, 5, "far");
+    join(f, &s, &a);
+    assert_int_equal(kn_tracker_mirror_join(f->t, &s, &far), KN_ERR_NOT_FOUND);
+    assert_int_equal(kn_tracker_untrack(f->t, &s, 11), KN_OK);
+    assert_int_equal(t.on + t.off + t.changed + t.sent, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(a_join_tells_the_others_but_not_the_joiner),
+        T(local_changes_of_a_shared_stream_go_out_and_mirrors_count_here),
+        T(the_last_local_leave_drops_the_stream_with_its_mirrors),
+        T(a_nodes_set_replaces_its_mirrors_and_a_dead_nodes_presences_leave),
+        T(a_streams_of_an_unshared_mode_never_go_out),
         T(a_hidden_join_tells_nobody_and_is_listed_only_when_asked),
         T(tracking_a_connection_twice_is_already_exists),
         T(list_others_is_a_snapshot_of_the_other_visible_presences),

@@ -1,5 +1,7 @@
 /* Status: the server's counters, live (every 2 s), with a chart of the last
- * minutes for each rate. Numbers come from the same handler as /metrics. */
+ * minutes for each rate. Numbers come from the same handler as /metrics; the
+ * charts start from the history the server keeps (its samples of the last
+ * minutes), so a page opened now shows them at once. */
 (() => {
   const { h } = KC;
   const history = {};
@@ -22,7 +24,8 @@
 
   function card(key, title, value, chart) {
     if (chart) { (history[key] = history[key] || []).push(value); if (history[key].length > WINDOW) history[key].shift(); }
-    return h('div', { class: 'card', 'data-metric': key }, h('div', { class: 'k' }, title),
+    return h('div', { class: 'card', 'data-metric': key, 'data-points': chart ? history[key].length : 0 },
+      h('div', { class: 'k' }, title),
       h('div', { class: 'v' }, typeof value === 'number' ? (Number.isInteger(value) ? value : value.toFixed(1)) : value),
       chart ? spark(history[key]) : null);
   }
@@ -32,9 +35,32 @@
     return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h ${Math.floor((s % 3600) / 60)}m ${s % 60}s`;
   }
 
+  /* Charted cards: gauges as they are, counters as rates between samples. */
+  const CHARTS = { sessions: ['kaos_sessions', false], connections: ['kaos_connections_current', false],
+    matches: ['kaos_matches', false], api_queue: ['kaos_api_pending', false],
+    rps: ['kaos_requests_total', true], eps: ['kaos_request_errors_total', true],
+    bin: ['kaos_bytes_in_total', true], bout: ['kaos_bytes_out_total', true] };
+
+  function seed(hist) {
+    const samples = (hist && hist.samples) || [];
+    for (const [key, [metric, isRate]] of Object.entries(CHARTS)) {
+      const values = [];
+      samples.forEach((smp, i) => {
+        const v = smp.metrics[metric] || 0;
+        if (!isRate) values.push(v);
+        else if (i > 0) {
+          const prev = samples[i - 1], dt = (smp.time_ms - prev.time_ms) / 1000;
+          values.push(dt > 0 ? Math.max(0, (v - (prev.metrics[metric] || 0)) / dt) : 0);
+        }
+      });
+      history[key] = values.slice(-(WINDOW - 1));
+    }
+  }
+
   async function refresh(box) {
     let s;
     try { s = await KC.get('status'); } catch (e) { KC.banner(e.message); return; }
+    if (!last) seed(s.history);
     const dt = last ? (s.time_ms - last.time_ms) / 1000 : 0;
     const rate = (k) => (last && dt > 0 ? Math.max(0, (m(s, k) - m(last, k)) / dt) : 0);
     box.replaceChildren(
