@@ -30,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_MODULE_BYTES (1 << 20)
+#define MAX_MODULE_BYTES     (1 << 20)
 #define DEFAULT_MEMORY_LIMIT ((size_t)64 << 20)
 
 /* Registry keys (addresses are unique). */
@@ -85,7 +85,8 @@ void kn_runtime_destroy(kn_runtime *rt)
         kn_free(rt->env_keys[i]);
         kn_free(rt->env_values[i]);
     }
-    for (size_t i = 0; i < rt->n_match_names; i++) kn_free(rt->match_names[i]);
+    for (size_t i = 0; i < rt->n_match_names; i++)
+        kn_free(rt->match_names[i]);
     for (size_t i = 0; i < rt->n_rpc_names; i++)
         kn_free(rt->rpc_names[i]);
     for (size_t i = 0; i < rt->count; i++) {
@@ -216,7 +217,8 @@ static int k_register_rpc(lua_State *L)
     luaL_checktype(L, 1, LUA_TFUNCTION);
     const char *id = luaL_checkstring(L, 2);
     if (!*id || strlen(id) > 128) return luaL_error(L, "rpc id must be 1-128 bytes");
-    if (!strncmp(id, "kaos.", 5)) return luaL_error(L, "rpc ids starting with \"kaos.\" are reserved");
+    if (!strncmp(id, "kaos.", 5))
+        return luaL_error(L, "rpc ids starting with \"kaos.\" are reserved");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_rpcs);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, id);
@@ -287,7 +289,8 @@ static int k_register_match(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!*name || strlen(name) > 128) return luaL_error(L, "match handler name must be 1-128 bytes");
+    if (!*name || strlen(name) > 128)
+        return luaL_error(L, "match handler name must be 1-128 bytes");
     static const char *const need[] = {"match_init",  "match_join_attempt", "match_join",
                                        "match_leave", "match_loop",         "match_terminate",
                                        "match_signal"};
@@ -323,8 +326,14 @@ static int register_hook(lua_State *L, kn_hook_kind kind)
     lua_rawseti(L, -2, c);
     return 0;
 }
-static int k_register_req_before(lua_State *L) { return register_hook(L, KN_HOOK_BEFORE); }
-static int k_register_req_after(lua_State *L) { return register_hook(L, KN_HOOK_AFTER); }
+static int k_register_req_before(lua_State *L)
+{
+    return register_hook(L, KN_HOOK_BEFORE);
+}
+static int k_register_req_after(lua_State *L)
+{
+    return register_hook(L, KN_HOOK_AFTER);
+}
 
 /* logger_*(message, ...): string.format when there are arguments. */
 static int log_at(lua_State *L, kn_log_level level)
@@ -351,10 +360,22 @@ static int log_at(lua_State *L, kn_log_level level)
     kn_log_write(level, where, line, "%s", msg ? msg : "");
     return 0;
 }
-static int k_debug(lua_State *L) { return log_at(L, KN_LOG_DEBUG); }
-static int k_info(lua_State *L) { return log_at(L, KN_LOG_INFO); }
-static int k_warn(lua_State *L) { return log_at(L, KN_LOG_WARN); }
-static int k_error(lua_State *L) { return log_at(L, KN_LOG_ERROR); }
+static int k_debug(lua_State *L)
+{
+    return log_at(L, KN_LOG_DEBUG);
+}
+static int k_info(lua_State *L)
+{
+    return log_at(L, KN_LOG_INFO);
+}
+static int k_warn(lua_State *L)
+{
+    return log_at(L, KN_LOG_WARN);
+}
+static int k_error(lua_State *L)
+{
+    return log_at(L, KN_LOG_ERROR);
+}
 
 static int k_uuid_v4(lua_State *L)
 {
@@ -492,10 +513,10 @@ static const luaL_Reg kaos_funcs[] = {
 static void open_sandbox(lua_State *L, const kn_runtime *rt)
 {
     static const luaL_Reg libs[] = {
-        {LUA_GNAME, luaopen_base},         {LUA_TABLIBNAME, luaopen_table},
-        {LUA_STRLIBNAME, luaopen_string},  {LUA_MATHLIBNAME, luaopen_math},
-        {LUA_UTF8LIBNAME, luaopen_utf8},   {LUA_COLIBNAME, luaopen_coroutine},
-        {LUA_OSLIBNAME, luaopen_os},       {NULL, NULL},
+        {LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_COLIBNAME, luaopen_coroutine},
+        {LUA_OSLIBNAME, luaopen_os},      {NULL, NULL},
     };
     for (const luaL_Reg *l = libs; l->func; l++) {
         luaL_requiref(L, l->name, l->func, 1);
@@ -576,7 +597,8 @@ int rt_vm_create(const kn_runtime *rt, bool pooled, kn_runtime_vm **out, char *e
             const char *m = lua_tostring(L, -1);
             set_msg(err, cap, "%s", m ? m : "error object is not a string");
             /* With err, the caller reports it (once); without, nobody else will. */
-            if (!err) KN_ERROR("runtime module %s.lua failed to load: %s", rt->mods[i].name, m ? m : "?");
+            if (!err)
+                KN_ERROR("runtime module %s.lua failed to load: %s", rt->mods[i].name, m ? m : "?");
             kn_runtime_vm_destroy(vm);
             return KN_ERR_CONFIG;
         }
@@ -782,14 +804,31 @@ static int64_t thread_cpu_us(void)
 /* The watchdog's count hook: stop the call if it is past its deadline or
  * has used its CPU share (the hook may outlive the call it was armed for:
  * then it just goes). It runs on the calling thread, so it reads that
- * thread's CPU clock. */
+ * thread's CPU clock.
+ *
+ * A match callback past its wall-clock deadline that has used less than
+ * half its budget in CPU time was not running: its thread waited for a CPU
+ * the machine gave to others (a starved machine, not a runaway script). It
+ * gets the rest of its budget again, up to STARVED_WALL_FACTOR budgets of
+ * wall time in all (a call blocked in C, using no CPU, still ends then).
+ * Only match callbacks: an RPC's budget is wall time by contract (it waits
+ * on Postgres, using no CPU, and must still end on time). */
+#define STARVED_WALL_FACTOR 5
+
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     kn_runtime_vm *vm = rt_vm_of(L);
     int64_t dl = atomic_load(&vm->deadline_ms), share = atomic_load(&vm->share_us);
-    bool late = dl && kn_time_mono_ms() >= dl;
-    bool over_share = dl && share && thread_cpu_us() - vm->cpu_start_us >= share;
+    int64_t now = kn_time_mono_ms();
+    bool late = dl && now >= dl;
+    int64_t used_us = dl ? thread_cpu_us() - vm->cpu_start_us : 0;
+    bool over_share = dl && share && used_us >= share;
+    if (late && vm->match && !over_share && used_us * 2 < vm->budget_ms * 1000 &&
+        now < vm->call_begin_ms + STARVED_WALL_FACTOR * vm->budget_ms) {
+        atomic_store(&vm->deadline_ms, now + vm->budget_ms - used_us / 1000);
+        late = false;
+    }
     if (late || over_share) {
         /* From now on every instruction raises, so a script that catches
          * the error with pcall cannot keep going. */
@@ -814,13 +853,15 @@ void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx)
     vm->mode = !ctx ? "a match handler" : ctx->execution_mode ? ctx->execution_mode : "rpc";
     vm->timed_out = vm->over_share = false;
     atomic_store(&vm->share_us, 0);
-    atomic_store(&vm->deadline_ms, kn_time_mono_ms() + vm->budget_ms);
+    /* One read of the thread's CPU clock per call: the share, and telling a
+     * starved call from a runaway one (budget_hook). */
+    vm->cpu_start_us = thread_cpu_us();
+    vm->call_begin_ms = kn_time_mono_ms();
+    atomic_store(&vm->deadline_ms, vm->call_begin_ms + vm->budget_ms);
 }
 
 void rt_call_share(kn_runtime_vm *vm, int64_t share_us)
 {
-    /* One clock read per call, only for calls that share a thread. */
-    vm->cpu_start_us = share_us > 0 ? thread_cpu_us() : 0;
     vm->call_share_us = share_us > 0 ? share_us : 0;
     atomic_store(&vm->share_us, vm->call_share_us);
 }
@@ -891,8 +932,8 @@ int kn_runtime_call(kn_runtime_vm *vm, const kn_runtime_context *ctx, int (*fn)(
 }
 
 int kn_runtime_rpc(kn_runtime_vm *vm, const kn_runtime_context *ctx, const char *id,
-                   const char *payload, size_t payload_len, char **out, size_t *out_len,
-                   char *msg, size_t cap)
+                   const char *payload, size_t payload_len, char **out, size_t *out_len, char *msg,
+                   size_t cap)
 {
     *out = NULL;
     *out_len = 0;
@@ -1070,8 +1111,10 @@ void rt_watch_del(kn_runtime_host *h, kn_runtime_vm *vm)
 {
     if (!vm || !vm->watched) return;
     pthread_mutex_lock(&h->lock);
-    if (vm->watch_prev) vm->watch_prev->watch_next = vm->watch_next;
-    else h->watched = vm->watch_next;
+    if (vm->watch_prev)
+        vm->watch_prev->watch_next = vm->watch_next;
+    else
+        h->watched = vm->watch_next;
     if (vm->watch_next) vm->watch_next->watch_prev = vm->watch_prev;
     vm->watched = false;
     h->n_match_vms -= vm->match;

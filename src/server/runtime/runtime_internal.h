@@ -60,7 +60,8 @@ struct kn_runtime_vm {
     /* A match call's CPU budget (kn_match_call.budget_us; 0 = none), and
      * the calling thread's CPU clock when the call began (that thread's). */
     _Atomic int64_t share_us;
-    int64_t cpu_start_us;
+    int64_t cpu_start_us;  /* the calling thread's CPU clock when the call began */
+    int64_t call_begin_ms; /* monotonic, when the call began */
     int64_t call_share_us; /* share_us of the last call, kept for its error message */
     bool over_share;       /* the stop was for the CPU budget */
     bool match;            /* a match's VM (the watchdog polls finely while any is on) */

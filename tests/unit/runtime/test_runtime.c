@@ -11,8 +11,10 @@
 #include "kn_lua_bind.h"
 #include "kn_runtime.h"
 #include "kn_codec.h"
+#include "kn_match.h"
 
 #include <setjmp.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,9 +89,8 @@ static void the_sandbox_has_no_io_os_execute_debug_or_bytecode(void **state)
     kn_runtime_vm *vm = luatest_load(&rt, NULL, 0);
     struct {
         const char *what, *want;
-    } cases[] = {{"io", "nil"},      {"exec", "nil"},        {"debug", "nil"},
-                 {"dofile", "nil"},  {"time", "number"},     {"text", "42"},
-                 {"require", "false"}};
+    } cases[] = {{"io", "nil"},      {"exec", "nil"}, {"debug", "nil"},    {"dofile", "nil"},
+                 {"time", "number"}, {"text", "42"},  {"require", "false"}};
     int rc;
     char msg[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -222,10 +223,9 @@ static void hashing_and_base64_match_known_vectors(void **state)
     char *out = luatest_call(vm, "h", "", &rc, msg);
     assert_int_equal(rc, KN_OK);
     /* FIPS 180-2 "abc"; RFC 4231 test case 2 */
-    assert_string_equal(out,
-                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
-                        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843 "
-                        "aGVsbG8Ad29ybGQ= hi");
+    assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "
+                             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843 "
+                             "aGVsbG8Ad29ybGQ= hi");
     kn_free(out);
     assert_null(luatest_call(vm, "bad", "", &rc, msg));
     assert_int_equal(rc, KN_ERR_INTERNAL);
@@ -494,6 +494,89 @@ static void a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving(void **st
     kn_runtime_host_destroy(h);
 }
 
+/* kaos.test_sleep_ms(n): the calling thread sleeps, using no CPU — what a
+ * call sees when the machine gives its thread no CPU for that long. */
+static int test_sleep_ms(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+static const luaL_Reg sleep_funcs[] = {{"test_sleep_ms", test_sleep_ms}, {NULL, NULL}};
+
+/* A match callback past its wall-clock budget that used little CPU was
+ * starved, not running away: it gets the rest of its budget, up to five
+ * budgets of wall time; a callback that spins is still stopped at its
+ * budget; an RPC's budget stays plain wall time. */
+static void a_starved_match_call_is_not_taken_for_a_runaway(void **state)
+{
+    luatest_write(
+        "starved.lua",
+        "local kaos = require('kaos')\n"
+        "local function noop(c, d, t, s) return s end\n"
+        "kaos.register_match('nap', {\n"
+        "  match_init = function() return {}, 10, nil end,\n"
+        "  match_join_attempt = function(c, d, t, s) return s, true end,\n"
+        "  match_join = noop, match_leave = noop, match_terminate = noop,\n"
+        "  match_loop = function(c, d, t, s) kaos.test_sleep_ms(s.nap or 0)\n"
+        "    local n = 0\n"
+        "    for i = 1, 1000 do n = n + i end\n"
+        "    return s end,\n"
+        "  match_signal = function(c, d, t, s, data)\n"
+        "    if data == 'spin' then while true do end end\n"
+        "    s.nap = tonumber(data); return s, 'ok' end,\n"
+        "})\n"
+        "kaos.register_rpc(function(ctx, p) kaos.test_sleep_ms(tonumber(p)) return 'x' end,"
+        " 'nap')\n");
+    kn_lua_binding b = {.name = "test", .funcs = sleep_funcs};
+    kn_runtime_config cfg = {.path = luatest_dir(),
+                             .call_budget_ms = 50,
+                             .match_budget_ms = 50,
+                             .bindings = &b,
+                             .n_bindings = 1};
+    char err[256] = "";
+    kn_runtime *rt;
+    if (kn_runtime_load(&cfg, &rt, err, sizeof err)) fail_msg("load: %s", err);
+    kn_runtime_host *h;
+    assert_int_equal(kn_runtime_host_create(rt, &h), KN_OK);
+    char msg[256];
+    kn_match_handler *m;
+    assert_int_equal(kn_runtime_match_factory(h, "nap", "m.1", "n1", &m, msg, sizeof msg), KN_OK);
+    kn_match_call c = {.match_id = "m.1", .node = "n1"};
+    int rate = 0;
+    char *label = NULL;
+    assert_int_equal(m->vt->init(m, &c, "", 0, &rate, &label, msg, sizeof msg), KN_OK);
+    kn_free(label);
+    char *resp = NULL;
+    size_t resp_len = 0;
+    bool end = false;
+    /* 120 ms without CPU against a 50 ms budget: the tick completes. */
+    assert_int_equal(m->vt->signal(m, &c, "120", 3, &resp, &resp_len, msg, sizeof msg), KN_OK);
+    kn_free(resp);
+    assert_int_equal(m->vt->loop(m, &c, NULL, 0, &end, msg, sizeof msg), KN_OK);
+    /* Past five budgets of wall time (250 ms): stopped, however little CPU. */
+    assert_int_equal(m->vt->signal(m, &c, "400", 3, &resp, &resp_len, msg, sizeof msg), KN_OK);
+    kn_free(resp);
+    assert_int_equal(m->vt->loop(m, &c, NULL, 0, &end, msg, sizeof msg), KN_ERR_DEADLINE_EXCEEDED);
+    /* Spinning uses its CPU: stopped at its budget as before. */
+    resp = NULL;
+    assert_int_equal(m->vt->signal(m, &c, "spin", 4, &resp, &resp_len, msg, sizeof msg),
+                     KN_ERR_DEADLINE_EXCEEDED);
+    kn_free(resp);
+    m->vt->destroy(m);
+    /* An RPC waiting 120 ms (on Postgres, say) is past its 50 ms wall-time budget. */
+    kn_runtime_slot *slot;
+    assert_int_equal(kn_runtime_slot_create(h, &slot), KN_OK);
+    int rc;
+    char *out = luatest_call(kn_runtime_slot_vm(slot), "nap", "120", &rc, msg);
+    assert_int_equal(rc, KN_ERR_DEADLINE_EXCEEDED);
+    assert_null(out);
+    kn_runtime_slot_destroy(slot);
+    kn_runtime_host_destroy(h);
+}
+
 static void hooks_register_by_op_name_and_see_rewrite_refuse_and_reply(void **state)
 {
     luatest_write(
@@ -596,6 +679,8 @@ int main(void)
             luatest_teardown),
         cmocka_unit_test_setup_teardown(cron_next_follows_the_expression_in_utc, luatest_setup,
                                         luatest_teardown),
+        cmocka_unit_test_setup_teardown(a_starved_match_call_is_not_taken_for_a_runaway,
+                                        luatest_setup, luatest_teardown),
         cmocka_unit_test_setup_teardown(a_call_past_its_budget_is_stopped_and_the_vm_keeps_serving,
                                         luatest_setup, luatest_teardown),
         cmocka_unit_test_setup_teardown(hooks_register_by_op_name_and_see_rewrite_refuse_and_reply,
