@@ -22,7 +22,7 @@ lua\.h                       | ^src/server/runtime/
 lauxlib\.h                   | ^src/server/runtime/
 lualib\.h                    | ^src/server/runtime/
 libpq-fe\.h                  | ^src/server/db/
-enet/enet\.h                 | ^(src/server/net/net\.c|client-sdk/src/transport\.c)$
+enet/enet\.h                 | ^(src/server/net/net(_alloc|_batch)?\.c|client-sdk/src/transport\.c)$
 kn_enet_rto\.h               | ^(src/server/net/net\.c|client-sdk/src/transport\.c)$
 microhttpd\.h                | ^src/server/http/
 nats/nats\.h                 | ^src/server/cluster/bus_nats\.c$
