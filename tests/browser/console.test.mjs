@@ -60,6 +60,8 @@ async function main(browser) {
   check(points >= 2, `the sessions chart starts from the server's history (${points} points at once)`);
   await page.waitForTimeout(2500); // a second sample: rates and charts
   check(true, 'status shows the live sessions');
+  await page.locator('[data-metric="cluster"] .v', { hasText: 'single node' }).waitFor();
+  check(true, 'status says this server is a single node (no cluster bus)');
   await shot(page, 'status');
 
   // Accounts: find the SDK player, see its storage object and live session.

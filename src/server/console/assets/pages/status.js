@@ -30,6 +30,15 @@
       chart ? spark(history[key]) : null);
   }
 
+  /* This node's view of the cluster (docs/cluster.md): peers up and the bus. */
+  function cluster(s) {
+    if (!('kaos_cluster_bus_connected' in s.metrics)) return 'single node';
+    const up = Object.keys(s.metrics).filter((k) => k.startsWith('kaos_cluster_peer_up{'))
+      .map((k) => `${k.slice('kaos_cluster_peer_up{peer="'.length, -2)} ${s.metrics[k] ? 'up' : 'down'}`);
+    return `bus ${m(s, 'kaos_cluster_bus_connected') ? 'connected' : 'down'}, ${m(s, 'kaos_cluster_peers')} peers up` +
+      (up.length ? ` (${up.join(', ')})` : '');
+  }
+
   function fmtUptime(ms) {
     const s = Math.floor(ms / 1000);
     return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h ${Math.floor((s % 3600) / 60)}m ${s % 60}s`;
@@ -77,7 +86,8 @@
       card('eps', 'Errors / s', rate('kaos_request_errors_total'), true),
       card('bin', 'Bytes in / s', rate('kaos_bytes_in_total'), true),
       card('bout', 'Bytes out / s', rate('kaos_bytes_out_total'), true),
-      card('streams', 'Stream presences', m(s, 'kaos_stream_presences')));
+      card('streams', 'Stream presences', m(s, 'kaos_stream_presences')),
+      card('cluster', 'Cluster', cluster(s)));
     last = s;
   }
 
