@@ -124,7 +124,8 @@ typedef struct kn_net_config {
     kn_net_rates control_rates; /* channel 0 */
     kn_net_rates match_rates;   /* channels 1 and 2 */
     uint32_t max_rate_drops;    /* rate-limited packets within 10 s before RATE_LIMITED */
-    size_t max_queued;          /* outgoing ENet commands per peer before SEND_QUEUE_FULL */
+    size_t max_queued;          /* packets per peer ENet holds (queued, or reliable and not yet
+                                   acknowledged) before SEND_QUEUE_FULL */
     int socket_buffer;          /* SO_RCVBUF/SO_SNDBUF bytes (the kernel may cap it) */
     uint16_t shard;             /* this net's index among the nets of the port */
     bool reuse_port;            /* bind with SO_REUSEPORT (several nets, one port) */

@@ -31,12 +31,12 @@
 
 #include "kn_enet_rto.h" /* after <enet/enet.h> */
 
-#define ROUND_MIN_US 1000    /* at most one service round per millisecond */
-#define IDLE_WAIT_MS 5       /* longest sleep when nothing happens */
-#define TIMER_PERIOD_MS 100  /* timeouts and on_tick */
-#define CLOSE_LINGER_MS 3000 /* a closing peer that never acknowledges is reset */
-#define FINAL_LINGER_MS 2000 /* shutdown: wait this long for disconnect acks */
-#define RATE_WINDOW_MS 10000 /* rate-limit drops are counted over this window */
+#define ROUND_MIN_US           1000    /* at most one service round per millisecond */
+#define IDLE_WAIT_MS           5       /* longest sleep when nothing happens */
+#define TIMER_PERIOD_MS        100     /* timeouts and on_tick */
+#define CLOSE_LINGER_MS        3000    /* a closing peer that never acknowledges is reset */
+#define FINAL_LINGER_MS        2000    /* shutdown: wait this long for disconnect acks */
+#define RATE_WINDOW_MS         10000   /* rate-limit drops are counted over this window */
 #define COOKIE_REPLIES_PER_SEC 20000.0 /* cap on what we reflect to any address */
 
 _Static_assert(sizeof(ENetProtocolConnect) == 48, "kn_secure assumes ENet's 48-byte CONNECT");
@@ -45,10 +45,10 @@ typedef struct conn {
     ENetPeer *peer;
     uint32_t gen;
     kn_conn_state state;
-    bool opened;       /* on_open was called, so on_close must be */
-    bool sealed;       /* keys agreed: every packet is sealed and opened */
-    bool counted_addr; /* counted in per_address */
-    uint32_t ip;       /* network order */
+    bool opened;           /* on_open was called, so on_close must be */
+    bool sealed;           /* keys agreed: every packet is sealed and opened */
+    bool counted_addr;     /* counted in per_address */
+    uint32_t ip;           /* network order */
     uint32_t violations;   /* leaky bucket level, see count_violation */
     int64_t violations_ms; /* when the level last leaked */
     uint32_t close_reason;
@@ -56,6 +56,8 @@ typedef struct conn {
     uint32_t rate_drops;
     int64_t rate_window_ms, last_rate_error_ms;
     kn_bucket ctl_msgs, ctl_bytes, match_msgs, match_bytes;
+    uint32_t pending; /* sealed packets handed to ENet that it has not destroyed yet (sent
+                         if unreliable, acknowledged if reliable): see room_for */
     kn_crypt crypt;
     void *data;
 } conn;
@@ -87,8 +89,8 @@ struct kn_net {
     kn_net_shared *shared;
     bool own_shared;
     kn_bucket cookie_replies;
-    size_t handshaking; /* connections in HANDSHAKE */
-    uint8_t *open_buf;  /* plaintext of the packet being delivered */
+    size_t handshaking;                  /* connections in HANDSHAKE */
+    uint8_t *open_buf;                   /* plaintext of the packet being delivered */
     int64_t load_since_us, load_busy_us; /* the current one-second window */
     atomic_bool overloaded;
 
@@ -141,7 +143,8 @@ void kn_net_shared_destroy(kn_net_shared *s)
     kn_free(s);
 }
 
-#define STAT_ADD(net, field, n) atomic_fetch_add_explicit(&(net)->st.field, (n), memory_order_relaxed)
+#define STAT_ADD(net, field, n)                                                                    \
+    atomic_fetch_add_explicit(&(net)->st.field, (n), memory_order_relaxed)
 
 void kn_net_config_default(kn_net_config *cfg)
 {
@@ -212,13 +215,20 @@ static kn_conn_id id_of(const kn_net *net, const conn *c)
 static void set_state(kn_net *net, conn *c, kn_conn_state to)
 {
     switch (to) {
-    case KN_CONN_FREE: break; /* from any state, when the peer is gone */
-    case KN_CONN_HANDSHAKE: assert(c->state == KN_CONN_FREE); break;
-    case KN_CONN_OPEN: assert(c->state == KN_CONN_HANDSHAKE); break;
+    case KN_CONN_FREE:
+        break; /* from any state, when the peer is gone */
+    case KN_CONN_HANDSHAKE:
+        assert(c->state == KN_CONN_FREE);
+        break;
+    case KN_CONN_OPEN:
+        assert(c->state == KN_CONN_HANDSHAKE);
+        break;
     case KN_CONN_AUTHENTICATED:
         assert(c->state == KN_CONN_OPEN || c->state == KN_CONN_AUTHENTICATED);
         break;
-    case KN_CONN_CLOSING: assert(c->state != KN_CONN_FREE); break;
+    case KN_CONN_CLOSING:
+        assert(c->state != KN_CONN_FREE);
+        break;
     }
     if (c->state == KN_CONN_HANDSHAKE && to != KN_CONN_HANDSHAKE) net->handshaking--;
     if (to == KN_CONN_HANDSHAKE) net->handshaking++;
@@ -310,9 +320,8 @@ static int bind_shared(ENetHost *host, const ENetAddress *addr)
 {
     int one = 1;
     if (setsockopt(host->socket, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) return -1;
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons(addr->port),
-                              .sin_addr.s_addr = addr->host};
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons(addr->port), .sin_addr.s_addr = addr->host};
     if (bind(host->socket, (struct sockaddr *)&sin, sizeof sin) != 0) return -1;
     return enet_socket_get_address(host->socket, &host->address);
 }
@@ -379,7 +388,7 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
     }
     if (cfg->shard == 0)
         KN_INFO("network: %s, ENet allocations %s",
-                net->batch ? "datagrams batched (sendmmsg, recvmmsg)"
+                net->batch            ? "datagrams batched (sendmmsg, recvmmsg)"
                 : cfg->batch_syscalls ? "datagrams one system call each (ENet's socket calls "
                                         "could not be interposed)"
                                       : "datagrams one system call each (batching off)",
@@ -497,7 +506,8 @@ static bool sendable(const conn *c)
                  c->state == KN_CONN_HANDSHAKE);
 }
 
-/* Outgoing commands ENet holds for the peer, counted up to `cap`. */
+/* Outgoing commands ENet holds for a plaintext peer, counted up to `cap`
+ * (a walk of its list: plaintext is for debugging only). */
 static size_t queued(ENetPeer *peer, size_t cap)
 {
     size_t n = 0;
@@ -513,7 +523,10 @@ static bool room_for(kn_net *net, conn *c, bool reliable)
 {
     size_t cap = net->cfg.max_queued;
     if (!cap) return true;
-    size_t n = queued(c->peer, cap);
+    /* Sealed: a count kept as ENet takes and frees our packets, O(1). (A
+     * walk of ENet's list per send made a room of 1,000 members quadratic:
+     * two thirds of the server's CPU went to it.) */
+    size_t n = c->sealed ? c->pending : queued(c->peer, cap);
     if (!reliable && n >= cap / 2) {
         STAT_ADD(net, unreliable_dropped, 1);
         return false;
@@ -528,14 +541,27 @@ static bool room_for(kn_net *net, conn *c, bool reliable)
     return true;
 }
 
+/* ENet destroys a packet once it is sent (unreliable) or acknowledged
+ * (reliable), or when the peer resets: one less pending for its connection.
+ * Net thread (ENet runs there). A slot freed meanwhile was zeroed: the
+ * count never goes below 0. */
+static void packet_gone(ENetPacket *p)
+{
+    conn *c = p->userData;
+    if (c && c->pending) c->pending--;
+}
+
 /* One sealed packet for one connection. */
 static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
                        bool reliable)
 {
-    ENetPacket *p = enet_packet_create(NULL, len + KN_SEAL_OVERHEAD,
-                                       reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
+    ENetPacket *p =
+        enet_packet_create(NULL, len + KN_SEAL_OVERHEAD, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
     if (!p) return KN_ERR_NOMEM;
     kn_crypt_seal(&c->crypt, channel, data, len, p->data);
+    p->userData = c;
+    p->freeCallback = packet_gone;
+    c->pending++; /* a refused send destroys p below, which takes it back */
     if (enet_peer_send(c->peer, channel, p) != 0) {
         enet_packet_destroy(p);
         /* The counter is spent: on an ordered channel the peer could never
@@ -659,8 +685,11 @@ static void finish_close(kn_net *net, conn *c, uint32_t reason)
         kn_net_shared *sh = net->shared;
         pthread_mutex_lock(&sh->lock);
         uintptr_t n = (uintptr_t)kn_map_get(&sh->per_address, addr_key(c->ip));
-        if (n <= 1) kn_map_del(&sh->per_address, addr_key(c->ip));
-        else kn_map_put(&sh->per_address, addr_key(c->ip), (void *)(n - 1)); /* no growth: cannot fail */
+        if (n <= 1)
+            kn_map_del(&sh->per_address, addr_key(c->ip));
+        else
+            kn_map_put(&sh->per_address, addr_key(c->ip),
+                       (void *)(n - 1)); /* no growth: cannot fail */
         pthread_mutex_unlock(&sh->lock);
     }
     if (c->peer) c->peer->data = NULL;
@@ -819,7 +848,8 @@ static bool within_rate(kn_net *net, conn *c, uint8_t channel, size_t len, int64
     } else if (now - c->last_rate_error_ms >= 1000) {
         c->last_rate_error_ms = now; /* one error a second, not one per dropped packet */
         send_error(net, c, KN_ERR_RESOURCE_EXHAUSTED,
-                   control ? "rate limited: too many requests" : "rate limited: too much match data");
+                   control ? "rate limited: too many requests"
+                           : "rate limited: too much match data");
     }
     return false;
 }
@@ -857,9 +887,9 @@ static void handshake(kn_net *net, conn *c, uint8_t channel, const uint8_t *data
 {
     if (channel == KN_CHANNEL_CONTROL && kn_hello_magic(data, len)) {
         uint8_t welcome[KN_WELCOME_SIZE];
-        int rc = kn_hs_server_answer(net->server_pk, net->server_sk,
-                                     (uint8_t)net->cfg.protocol_version, !net->cfg.secure, data,
-                                     len, welcome, &c->crypt);
+        int rc =
+            kn_hs_server_answer(net->server_pk, net->server_sk, (uint8_t)net->cfg.protocol_version,
+                                !net->cfg.secure, data, len, welcome, &c->crypt);
         if (rc == KN_ERR_MALFORMED) {
             STAT_ADD(net, handshakes_failed, 1);
             send_error(net, c, KN_ERR_INVALID_ARGUMENT, "malformed hello");
@@ -906,14 +936,19 @@ static void handle_receive(kn_net *net, ENetEvent *ev, int64_t now)
 static void handle_event(kn_net *net, ENetEvent *ev, int64_t now)
 {
     switch (ev->type) {
-    case ENET_EVENT_TYPE_CONNECT: handle_connect(net, ev, now); break;
-    case ENET_EVENT_TYPE_RECEIVE: handle_receive(net, ev, now); break;
+    case ENET_EVENT_TYPE_CONNECT:
+        handle_connect(net, ev, now);
+        break;
+    case ENET_EVENT_TYPE_RECEIVE:
+        handle_receive(net, ev, now);
+        break;
     case ENET_EVENT_TYPE_DISCONNECT: {
         conn *c = ev->peer->data;
         if (c) finish_close(net, c, c->state == KN_CONN_CLOSING ? c->close_reason : ev->data);
         break;
     }
-    case ENET_EVENT_TYPE_NONE: break;
+    case ENET_EVENT_TYPE_NONE:
+        break;
     }
 }
 
@@ -951,7 +986,8 @@ static void run_timers(kn_net *net, int64_t now)
                 finish_close(net, c, c->close_reason);
             }
             break;
-        case KN_CONN_FREE: break;
+        case KN_CONN_FREE:
+            break;
         }
     }
     if (net->handler.on_tick) net->handler.on_tick(net->handler.ud, now);
@@ -1067,7 +1103,8 @@ int kn_net_run(kn_net *net)
     /* Shutdown: stop accepting, let the layer above finish in-flight work. */
     KN_INFO("shutting down: draining for up to %lld ms", (long long)net->cfg.shutdown_grace_ms);
     net->stopping = true;
-    if (net->handler.on_shutdown) net->handler.on_shutdown(net->handler.ud, net->cfg.shutdown_grace_ms);
+    if (net->handler.on_shutdown)
+        net->handler.on_shutdown(net->handler.ud, net->cfg.shutdown_grace_ms);
     int64_t deadline = kn_time_mono_ms() + net->cfg.shutdown_grace_ms;
     while (kn_time_mono_ms() < deadline) {
         int64_t start = kn_time_mono_us();
@@ -1121,8 +1158,10 @@ bool kn_net_on_thread(const kn_net *net)
 static int push(kn_net *net, outbox_item *it)
 {
     pthread_mutex_lock(&net->outbox_lock);
-    if (net->outbox_tail) net->outbox_tail->next = it;
-    else net->outbox_head = it;
+    if (net->outbox_tail)
+        net->outbox_tail->next = it;
+    else
+        net->outbox_head = it;
     net->outbox_tail = it;
     size_t before = atomic_fetch_add(&net->outbox_len, 1);
     pthread_mutex_unlock(&net->outbox_lock);
