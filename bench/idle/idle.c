@@ -2,7 +2,7 @@
  * costs in memory and what they cost in CPU while nobody does anything.
  *
  *   bench_idle --port P --server-key HEX --server-pid PID --ccu N [--procs K]
- *              [--window S]
+ *              [--window S] [--ping-ms MS]
  *
  * The parent reads the server's resident memory first, then forks K worker
  * processes one after another; each opens its share of SDK clients (lg_sdk: connect, device
@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #define MAX_PROCS 64
-#define CHANNELS 3 /* KaosNet's ENet channels (KN_CHANNEL_COUNT) */
+#define CHANNELS  3 /* KaosNet's ENet channels (KN_CHANNEL_COUNT) */
 
 static long rss_kib(int pid)
 {
@@ -79,17 +79,33 @@ int main(int argc, char **argv)
         {"port", required_argument, 0, 'p'},       {"server-key", required_argument, 0, 'k'},
         {"server-pid", required_argument, 0, 's'}, {"ccu", required_argument, 0, 'n'},
         {"procs", required_argument, 0, 'j'},      {"window", required_argument, 0, 'w'},
-        {0, 0, 0, 0}};
+        {"ping-ms", required_argument, 0, 'g'},    {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'p': port = atoi(optarg); break;
-        case 'k': key = optarg; break;
-        case 's': server_pid = atoi(optarg); break;
-        case 'n': ccu = atoi(optarg); break;
-        case 'j': procs = atoi(optarg); break;
-        case 'w': window = atof(optarg); break;
-        default: lg_die("usage: see the top of bench/idle/idle.c");
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 's':
+            server_pid = atoi(optarg);
+            break;
+        case 'n':
+            ccu = atoi(optarg);
+            break;
+        case 'j':
+            procs = atoi(optarg);
+            break;
+        case 'w':
+            window = atof(optarg);
+            break;
+        case 'g':
+            lg_sdk_set_ping_interval((uint32_t)atoi(optarg));
+            break;
+        default:
+            lg_die("usage: see the top of bench/idle/idle.c");
         }
     }
     if (port <= 0 || server_pid <= 0 || ccu <= 0 || window <= 0)
@@ -121,13 +137,15 @@ int main(int argc, char **argv)
         close(ready[1]);
         char c;
         ssize_t r;
-        do r = read(ready[0], &c, 1);
+        do
+            r = read(ready[0], &c, 1);
         while (r < 0 && errno == EINTR);
         close(ready[0]);
         if (r != 1) {
-            for (int k = 0; k <= i; k++) kill(kids[k], SIGKILL);
-            lg_die("worker %d failed during setup (%d of %d sessions were up)", i,
-                   ccu / procs * i, ccu);
+            for (int k = 0; k <= i; k++)
+                kill(kids[k], SIGKILL);
+            lg_die("worker %d failed during setup (%d of %d sessions were up)", i, ccu / procs * i,
+                   ccu);
         }
     }
     close(stop[0]);
@@ -138,11 +156,13 @@ int main(int argc, char **argv)
     struct timespec ts = {(time_t)window, (long)((window - (time_t)window) * 1e9)};
     int64_t w0 = lg_now_ns();
     double lg0 = 0;
-    for (int i = 0; i < procs; i++) lg0 += lg_proc_cpu_s(kids[i]);
+    for (int i = 0; i < procs; i++)
+        lg0 += lg_proc_cpu_s(kids[i]);
     nanosleep(&ts, NULL);
     double s1 = lg_proc_cpu_s(server_pid), m1 = lg_machine_busy_s();
     double lg1 = 0;
-    for (int i = 0; i < procs; i++) lg1 += lg_proc_cpu_s(kids[i]);
+    for (int i = 0; i < procs; i++)
+        lg1 += lg_proc_cpu_s(kids[i]);
     double span = (double)(lg_now_ns() - w0) / 1e9;
     long rss1 = rss_kib(server_pid);
 

@@ -3,7 +3,7 @@
 # (several network threads): memory per session and CPU while idle. Prints
 # one table; asserts nothing.
 #
-#   bench/idle/run.sh [--quick] [--ccu N] [--window S] [--procs K] [--net-threads T]
+#   bench/idle/run.sh [--quick] [--ccu N] [--window S] [--procs K] [--net-threads T] [--ping-ms MS]
 #
 # The issue's setting is the default: 20,000 sessions. Each is an SDK client
 # (its own socket) that connects, logs in with a fresh device id and then
@@ -24,6 +24,7 @@ ccu=20000
 window=20
 procs=""
 net_threads=""
+ping_ms=""
 
 usage() {
     sed -n '6,6p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -37,12 +38,13 @@ while [ $# -gt 0 ]; do
         --window) window="${2:?}"; shift ;;
         --procs) procs="${2:?}"; shift ;;
         --net-threads) net_threads="${2:?}"; shift ;;
+        --ping-ms) ping_ms="${2:?}"; shift ;;
         -h | --help) usage ;;
         *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
     shift
 done
-bench_check_numbers "$ccu" "$window" ${procs:+"$procs"} ${net_threads:+"$net_threads"}
+bench_check_numbers "$ccu" "$window" ${procs:+"$procs"} ${net_threads:+"$net_threads"} ${ping_ms:+"$ping_ms"}
 
 # Every client has a socket; the server one per network thread.
 ulimit -n "$(( ccu + 4096 > $(ulimit -Hn) ? $(ulimit -Hn) : ccu + 4096 ))"
@@ -58,12 +60,14 @@ mkdir -p "$tmp/runtime"
 # slots are full leaves its next clients unanswered.
 bench_kaosnet_start "$BUILD/kaosnet" --runtime-path "$tmp/runtime" \
     --max-connections $((ccu * 5 / 4 + 256)) --max-connections-per-address 0 \
-    --max-handshakes 1024 --auth-timeout-ms 120000 ${net_threads:+--net-threads "$net_threads"}
+    --max-handshakes 1024 --auth-timeout-ms 120000 ${net_threads:+--net-threads "$net_threads"} \
+    ${ping_ms:+--net-ping-interval-ms "$ping_ms"}
 threads="$(curl -s "http://127.0.0.1:$http_port/metrics" 2>/dev/null \
     | grep -c '^kaos_net_thread_connections{' || true)"
 bench_say "$ccu idle sessions on ${threads:-?} network threads: setup, then a ${window} s window"
 timeout $((600 + window)) "$BUILD/bench_idle" --port "$port" --server-key "$key" \
     --server-pid "$server_pid" --ccu "$ccu" --window "$window" ${procs:+--procs "$procs"} \
+    ${ping_ms:+--ping-ms "$ping_ms"} \
     2>"$tmp/idle.err" >>"$results" || true
 sed 's/^/  /' "$tmp/idle.err" | head -20 >&2
 bench_stop_server

@@ -80,6 +80,13 @@ static void wait_logged_in(lg_sdk_pool *p, int n)
     }
 }
 
+static uint32_t ping_interval_ms;
+
+void lg_sdk_set_ping_interval(uint32_t ms)
+{
+    ping_interval_ms = ms;
+}
+
 void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
                       const char *server_key, void (*each)(lg_sdk_client *k, void *ud), void *ud)
 {
@@ -108,6 +115,7 @@ void lg_sdk_pool_open_ports(lg_sdk_pool *p, int n, const char *host, uint16_t po
         /* A thousand clients take a while to set up: the idle ones ping
          * (the server drops silent ones), and connects may wait. */
         cfg.keepalive_ms = 5000;
+        cfg.ping_interval_ms = ping_interval_ms;
         cfg.connect_timeout_ms = 60000;
         k->fd = lg_lowest_free_fd();
         if (kaos_client_create(&cfg, &k->c) < 0) lg_die("kaos_client_create");

@@ -44,6 +44,8 @@ void lg_sdk_pool_open(lg_sdk_pool *p, int n, const char *host, uint16_t port,
 void lg_sdk_pool_open_ports(lg_sdk_pool *p, int n, const char *host, uint16_t port,
                             const uint16_t *ports, const char *server_key,
                             void (*each)(lg_sdk_client *k, void *ud), void *ud);
+/* ENet's ping interval of the clients opened from now on (0: the SDK's default). */
+void lg_sdk_set_ping_interval(uint32_t ms);
 /* Polls readable clients for up to ms, and every client every sweep_ms. */
 void lg_sdk_pool_pump(lg_sdk_pool *p, int ms);
 int lg_sdk_pool_dead(const lg_sdk_pool *p); /* clients marked dead */

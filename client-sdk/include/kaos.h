@@ -758,6 +758,12 @@ typedef struct kaos_client_config {
      * its own, also after a reconnect and resume. A status set from the
      * completion (kaos_client_status_update) comes after it and wins. */
     bool appear_online;
+    /* Default 0: ENet's 500 ms. How long the connection may stay silent
+     * before ENet pings the server (and measures the round trip). A lobby
+     * client idle for minutes can use seconds (the server has the same
+     * setting, --net-ping-interval-ms): each ping is a datagram both ways.
+     * A dead link is noticed that much later. */
+    uint32_t ping_interval_ms;
 } kaos_client_config;
 
 /* Fills `cfg` with the defaults above; `size` is sizeof *cfg as the caller

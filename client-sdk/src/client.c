@@ -465,6 +465,7 @@ static void handle_cookie(kaos_client *c, const kaos_transport_event *ev)
     char message[96];
     switch (ev->status) {
     case KN_COOKIE_OK: {
+        kaos_transport__set_ping_interval(c->transport, c->cfg.ping_interval_ms);
         int rc = kaos_transport__connect(c->transport, ev->data);
         if (rc < 0) {
             KN_ERROR("cannot start the connect: %s", kn_err_text(rc));

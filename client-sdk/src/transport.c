@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 
 struct kaos_transport {
+    uint32_t ping_interval_ms; /* 0: ENet's */
     ENetHost *host;
     ENetPeer *peer;
     ENetAddress server; /* set by open */
@@ -170,7 +171,13 @@ int kaos_transport__connect(kaos_transport *t, uint32_t cookie)
     enet_out_of_memory = false;
     t->peer = enet_host_connect(t->host, &t->server, KN_CHANNEL_COUNT, cookie);
     if (!t->peer) return enet_out_of_memory ? KN_ERR_NOMEM : KN_ERR_UNAVAILABLE;
+    if (t->ping_interval_ms) enet_peer_ping_interval(t->peer, t->ping_interval_ms);
     return KN_OK;
+}
+
+void kaos_transport__set_ping_interval(kaos_transport *t, uint32_t ms)
+{
+    t->ping_interval_ms = ms;
 }
 
 void kaos_transport__disconnect(kaos_transport *t)

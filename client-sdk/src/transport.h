@@ -54,6 +54,8 @@ int kaos_transport__request_cookie(kaos_transport *t, uint8_t version);
  * connect data. KN_ERR_NOMEM, KN_ERR_UNAVAILABLE, KN_ERR_FAILED_PRECONDITION
  * if a peer is already active. */
 int kaos_transport__connect(kaos_transport *t, uint32_t cookie);
+/* ENet's ping interval for the connection being made (0 = ENet's 500 ms). */
+void kaos_transport__set_ping_interval(kaos_transport *t, uint32_t ms);
 /* Graceful: a DISCONNECTED event follows once the server acknowledges. */
 void kaos_transport__disconnect(kaos_transport *t);
 /* Immediate: sends one unreliable disconnect and forgets the peer (and ends

@@ -1562,6 +1562,7 @@ int kn_server_run(const kn_config *cfg)
     nc.max_queued = (size_t)cfg->max_send_queue;
     nc.socket_buffer = (int)cfg->socket_buffer_bytes;
     nc.batch_syscalls = cfg->net_batch_syscalls;
+    nc.ping_interval_ms = (uint32_t)cfg->net_ping_interval_ms;
     nc.overload_busy = (double)cfg->net_overload_pct / 100.0;
     if ((rc = kn_net_global_init())) goto done;
     enet_up = true;

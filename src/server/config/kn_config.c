@@ -85,6 +85,8 @@ static const option options[] = {
     INT(lockout_address_ms, "600000", 1000, 86400000, "how long an address stays locked"),
     INT(socket_buffer_bytes, "4194304", 0, 268435456,
         "UDP socket receive/send buffer (0 = ENet's 256 KiB; the kernel may cap it)"),
+    INT(net_ping_interval_ms, "500", 100, 60000,
+        "ENet pings a connection silent this long (a datagram both ways; idle lobbies: seconds)"),
     BOOL(net_batch_syscalls, "true",
          "send each network round's datagrams with one sendmmsg and read with recvmmsg"),
     STR(http_bind, "127.0.0.1", "HTTP listener address (server-to-server RPC, /healthz, /metrics)"),

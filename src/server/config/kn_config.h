@@ -58,6 +58,7 @@ typedef struct kn_config {
     int64_t lockout_address_ms;
     int64_t socket_buffer_bytes;
     bool net_batch_syscalls; /* sendmmsg/recvmmsg under ENet */
+    int64_t net_ping_interval_ms;
     char *http_bind;
     int64_t http_port;
     char *http_key;

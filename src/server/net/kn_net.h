@@ -131,6 +131,7 @@ typedef struct kn_net_config {
     bool reuse_port;            /* bind with SO_REUSEPORT (several nets, one port) */
     kn_net_shared *shared;      /* NULL: the net keeps its own */
     double overload_busy;       /* busy fraction of a second that sheds new work (0 = never) */
+    uint32_t ping_interval_ms;  /* ENet's keepalive ping after this much silence (0 = 500) */
     bool batch_syscalls;        /* one sendmmsg per round, recvmmsg under ENet (when the
                                    interposition works: see net_batch.c); default on */
 } kn_net_config;

@@ -792,6 +792,7 @@ static void handle_connect(kn_net *net, ENetEvent *ev, int64_t now)
      * either. Rate limits and the send queue cap bound the traffic instead. */
     enet_peer_throttle_configure(ev->peer, ENET_PEER_PACKET_THROTTLE_INTERVAL,
                                  ENET_PEER_PACKET_THROTTLE_ACCELERATION, 0);
+    if (net->cfg.ping_interval_ms) enet_peer_ping_interval(ev->peer, net->cfg.ping_interval_ms);
     set_state(net, c, KN_CONN_HANDSHAKE);
     init_buckets(net, c, now);
     if (net->stopping) {
