@@ -12,6 +12,7 @@
 #include "kn_map.h"
 #include "kn_mem.h"
 #include "kn_secure.h"
+#include "kn_recycle.h"
 #include "kn_time.h"
 #include "net_internal.h"
 
@@ -38,6 +39,16 @@
 #define FINAL_LINGER_MS        2000    /* shutdown: wait this long for disconnect acks */
 #define RATE_WINDOW_MS         10000   /* rate-limit drops are counted over this window */
 #define COOKIE_REPLIES_PER_SEC 20000.0 /* cap on what we reflect to any address */
+#define ENET_WINDOW                                                                                \
+    64 /* sealed packets a connection keeps in ENet; the rest wait in its                          \
+          backlog (ENet walks a peer's whole queue on every flush) */
+
+/* A sealed packet waiting in a connection's backlog for room in ENet. */
+typedef struct held {
+    struct held *next;
+    ENetPacket *p;
+    uint8_t channel;
+} held;
 
 _Static_assert(sizeof(ENetProtocolConnect) == 48, "kn_secure assumes ENet's 48-byte CONNECT");
 
@@ -58,6 +69,9 @@ typedef struct conn {
     kn_bucket ctl_msgs, ctl_bytes, match_msgs, match_bytes;
     uint32_t pending; /* sealed packets handed to ENet that it has not destroyed yet (sent
                          if unreliable, acknowledged if reliable): see room_for */
+    held *backlog_head, *backlog_tail; /* sealed, in order, not yet handed to ENet */
+    uint32_t backlog_len;
+    bool drain_listed; /* its id is in net->drain */
     kn_crypt crypt;
     void *data;
 } conn;
@@ -78,6 +92,8 @@ struct kn_net {
     kn_net_handler handler;
     ENetHost *host;
     kn_net_batch *batch; /* NULL: ENet's own socket calls */
+    kn_conn_id *drain;   /* connections with a backlog (ids: a stale one is dropped) */
+    size_t n_drain, drain_cap;
     conn *conns;
     int wake_fd;
     atomic_int stop_requested;
@@ -352,7 +368,9 @@ int kn_net_create(const kn_net_config *cfg, const kn_net_handler *handler, kn_ne
     kn_bucket_init(&net->cookie_replies, COOKIE_REPLIES_PER_SEC, COOKIE_REPLIES_PER_SEC, 0);
     net->conns = kn_calloc(cfg->max_connections, sizeof *net->conns);
     net->open_buf = kn_malloc(cfg->max_message_size + KN_SEAL_OVERHEAD);
-    if (!net->conns || !net->open_buf) goto fail;
+    net->drain_cap = 2 * cfg->max_connections; /* a live and a stale id per slot at most */
+    net->drain = kn_calloc(net->drain_cap, sizeof *net->drain);
+    if (!net->conns || !net->open_buf || !net->drain) goto fail;
     net->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (net->wake_fd < 0) {
         rc = KN_ERR_IO;
@@ -470,6 +488,7 @@ void kn_net_destroy(kn_net *net)
             conn *c = &net->conns[i];
             if (c->state != KN_CONN_FREE && c->opened && net->handler.on_close)
                 net->handler.on_close(net->handler.ud, id_of(net, c), c->data, 0);
+            drop_backlog(c);
             kn_crypt_wipe(&c->crypt);
             c->state = KN_CONN_FREE;
         }
@@ -487,6 +506,7 @@ void kn_net_destroy(kn_net *net)
     if (net->own_shared) kn_net_shared_destroy(net->shared);
     kn_crypto_wipe(net->server_sk, sizeof net->server_sk);
     kn_free(net->open_buf);
+    kn_free(net->drain);
     kn_free(net->conns);
     kn_free(net);
 }
@@ -526,7 +546,7 @@ static bool room_for(kn_net *net, conn *c, bool reliable)
     /* Sealed: a count kept as ENet takes and frees our packets, O(1). (A
      * walk of ENet's list per send made a room of 1,000 members quadratic:
      * two thirds of the server's CPU went to it.) */
-    size_t n = c->sealed ? c->pending : queued(c->peer, cap);
+    size_t n = c->sealed ? (size_t)c->pending + c->backlog_len : queued(c->peer, cap);
     if (!reliable && n >= cap / 2) {
         STAT_ADD(net, unreliable_dropped, 1);
         return false;
@@ -551,14 +571,10 @@ static void packet_gone(ENetPacket *p)
     if (c && c->pending) c->pending--;
 }
 
-/* One sealed packet for one connection. */
-static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
-                       bool reliable)
+/* Hands sealed packet p to ENet for c. On a refusal p is destroyed and,
+ * on an ordered channel, the connection closes (its counter is spent). */
+static int hand_to_enet(kn_net *net, conn *c, uint8_t channel, ENetPacket *p)
 {
-    ENetPacket *p =
-        enet_packet_create(NULL, len + KN_SEAL_OVERHEAD, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
-    if (!p) return KN_ERR_NOMEM;
-    kn_crypt_seal(&c->crypt, channel, data, len, p->data);
     p->userData = c;
     p->freeCallback = packet_gone;
     c->pending++; /* a refused send destroys p below, which takes it back */
@@ -571,9 +587,99 @@ static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *dat
                         net->now_ms);
         return KN_ERR_IO;
     }
-    STAT_ADD(net, packets_out, 1);
-    STAT_ADD(net, bytes_out, len + KN_SEAL_OVERHEAD);
     return KN_OK;
+}
+
+/* Frees what waits in c's backlog (the connection is going). */
+static void drop_backlog(conn *c)
+{
+    while (c->backlog_head) {
+        held *h = c->backlog_head;
+        c->backlog_head = h->next;
+        enet_packet_destroy(h->p);
+        kn_recycle_free(h);
+    }
+    c->backlog_tail = NULL;
+    c->backlog_len = 0;
+}
+
+/* Puts c's id on the drain list (once per connection). */
+static void list_for_drain(kn_net *net, conn *c)
+{
+    if (c->drain_listed) return;
+    if (net->n_drain == net->drain_cap) { /* compact: drop ids of closed connections */
+        size_t w = 0;
+        for (size_t i = 0; i < net->n_drain; i++)
+            if (lookup(net, net->drain[i])) net->drain[w++] = net->drain[i];
+        net->n_drain = w;
+    }
+    net->drain[net->n_drain++] = id_of(net, c);
+    c->drain_listed = true;
+}
+
+/* Each round, before the flush: backlogs move into ENet as its packets are
+ * sent or acknowledged, keeping at most ENET_WINDOW per connection there. */
+static void drain_backlogs(kn_net *net)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < net->n_drain; i++) {
+        conn *c = lookup(net, net->drain[i]);
+        if (!c || !c->drain_listed) continue;
+        while (c->backlog_head && c->pending < ENET_WINDOW && sendable(c)) {
+            held *h = c->backlog_head;
+            c->backlog_head = h->next;
+            if (!c->backlog_head) c->backlog_tail = NULL;
+            c->backlog_len--;
+            ENetPacket *p = h->p;
+            uint8_t channel = h->channel;
+            kn_recycle_free(h);
+            if (hand_to_enet(net, c, channel, p) != KN_OK) break;
+        }
+        if (c->backlog_head && c->drain_listed && sendable(c))
+            net->drain[w++] = net->drain[i];
+        else
+            c->drain_listed = false;
+    }
+    net->n_drain = w;
+}
+
+/* One sealed packet for one connection: into ENet while it holds fewer
+ * than ENET_WINDOW of c's packets and nothing waits, else at the end of
+ * c's backlog (sealed now, so the counters stay in send order). */
+static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *data, size_t len,
+                       bool reliable)
+{
+    ENetPacket *p =
+        enet_packet_create(NULL, len + KN_SEAL_OVERHEAD, reliable ? ENET_PACKET_FLAG_RELIABLE : 0);
+    if (!p) return KN_ERR_NOMEM;
+    kn_crypt_seal(&c->crypt, channel, data, len, p->data);
+    int rc;
+    if (c->backlog_head || c->pending >= ENET_WINDOW) {
+        held *h = kn_recycle_alloc(sizeof *h);
+        if (!h) {
+            enet_packet_destroy(p);
+            if (kn_crypt_channel_ordered(channel))
+                begin_close(net, c, KAOS__V1__DISCONNECT_REASON__DISCONNECT_SEND_QUEUE_FULL,
+                            net->now_ms);
+            return KN_ERR_NOMEM;
+        }
+        *h = (held){.p = p, .channel = channel};
+        if (c->backlog_tail)
+            c->backlog_tail->next = h;
+        else
+            c->backlog_head = h;
+        c->backlog_tail = h;
+        c->backlog_len++;
+        list_for_drain(net, c);
+        rc = KN_OK;
+    } else {
+        rc = hand_to_enet(net, c, channel, p);
+    }
+    if (rc == KN_OK) {
+        STAT_ADD(net, packets_out, 1);
+        STAT_ADD(net, bytes_out, len + KN_SEAL_OVERHEAD);
+    }
+    return rc;
 }
 
 /* Sends to one connection of a batch: sealed ones get their own packet,
@@ -693,6 +799,7 @@ static void finish_close(kn_net *net, conn *c, uint32_t reason)
         pthread_mutex_unlock(&sh->lock);
     }
     if (c->peer) c->peer->data = NULL;
+    drop_backlog(c);
     set_state(net, c, KN_CONN_FREE);
     uint32_t gen = c->gen + 1;
     kn_crypt_wipe(&c->crypt);
@@ -1017,6 +1124,7 @@ static void round_once(kn_net *net)
     }
     drain_wake(net);
     run_items(net, take_outbox(net));
+    drain_backlogs(net);
     if (now >= net->next_timer_ms) {
         net->next_timer_ms = now + TIMER_PERIOD_MS;
         /* Not every round: it walks every peer slot. A retry wait ENet doubled

@@ -32,6 +32,7 @@ typedef struct rec {
     kn_net *net;
     atomic_int opens, closes, messages, posted_fns;
     atomic_bool violate; /* count every message as a violation instead of answering */
+    atomic_int burst;    /* > 0: answer with that many MatchData (op = index) instead */
     _Atomic kn_conn_id last_open, last_close;
     atomic_uint last_reason;
 } rec;
@@ -53,6 +54,16 @@ static void on_message(void *ud, kn_conn_id id, void *conn_data, uint8_t channel
         kn_net_violation(r->net, id);
         return;
     }
+    int burst = atomic_load(&r->burst);
+    for (int i = 0; i < burst; i++) {
+        Kaos__V1__MatchData md;
+        kn_envelope env = KN_ENVELOPE_INIT;
+        kn_envelope_match_data(&env, &md, 7, 0, i, (const uint8_t *)"x", 1);
+        uint8_t buf[64];
+        size_t n = kn_envelope_pack(&env, buf);
+        kn_net_send(r->net, id, KN_CHANNEL_MATCH_RELIABLE, buf, n, true);
+    }
+    if (burst) return;
     /* Echo a Pong, with the request's cid so it answers the client's ping,
      * so the client sees traffic both ways. */
     kn_envelope *req = NULL;
@@ -130,7 +141,8 @@ static kaos_client *client(uint16_t port, uint32_t version, client_state *st)
 
 #define POLL_UNTIL(c, cond)                                                                        \
     do {                                                                                           \
-        for (int i_ = 0; i_ < 500 && !(cond); i_++) kaos_client_poll((c), 10);                    \
+        for (int i_ = 0; i_ < 500 && !(cond); i_++)                                                \
+            kaos_client_poll((c), 10);                                                             \
         assert_true(cond);                                                                         \
     } while (0)
 
@@ -148,16 +160,55 @@ static void start_net(rec *r, size_t slots, pthread_t *t)
     cfg.shutdown_grace_ms = 100;
     cfg.violation_leak_ms = violation_leak_ms;
     secure_config(&cfg);
-    kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
-                        .ud = r};
+    kn_net_handler h = {
+        .on_open = on_open, .on_message = on_message, .on_close = on_close, .ud = r};
     assert_int_equal(kn_net_create(&cfg, &h, &r->net), KN_OK);
     pthread_create(t, NULL, run_net, r->net);
 }
 
 static void send_pings(kaos_client *c, client_state *s, int n)
 {
-    for (int i = 0; i < n; i++) kaos_client_ping(c, c_pong, s);
+    for (int i = 0; i < n; i++)
+        kaos_client_ping(c, c_pong, s);
     kaos_client_poll(c, 10);
+}
+
+typedef struct burst_seen {
+    int count;
+    bool in_order;
+} burst_seen;
+
+static void c_match_data(kaos_client *c, uint32_t match, uint32_t sender, int64_t op,
+                         const uint8_t *data, size_t len, bool reliable, void *ud)
+{
+    burst_seen *b = ud;
+    if (op != b->count) b->in_order = false;
+    b->count++;
+}
+
+/* A burst of reliable packets far beyond what a connection keeps in ENet
+ * (64) waits in its backlog and arrives whole and in order: the backlog
+ * keeps ENet's per-peer queue short, since ENet walks it on every flush. */
+static void a_burst_past_the_enet_window_arrives_whole_and_in_order(void **state)
+{
+    rec r;
+    pthread_t t;
+    start_net(&r, 8, &t);
+    client_state st = {0};
+    kaos_client *c = client(kn_net_port(r.net), 0, &st);
+    POLL_UNTIL(c, st.connected);
+    burst_seen seen = {.in_order = true};
+    kaos_client_on_match_data(c, c_match_data, &seen);
+    atomic_store(&r.burst, 600);
+    kaos_client_ping(c, NULL, NULL);
+    POLL_UNTIL(c, seen.count >= 600);
+    assert_int_equal(seen.count, 600);
+    assert_true(seen.in_order);
+    assert_false(st.disconnected);
+    kaos_client_destroy(c);
+    kn_net_stop(r.net);
+    pthread_join(t, NULL);
+    kn_net_destroy(r.net);
 }
 
 /* Violations leak away (one per violation_leak_ms, here 100 ms): a peer
@@ -176,8 +227,9 @@ static void violations_leak_away_and_only_a_burst_closes(void **state)
     POLL_UNTIL(c, s.connected && atomic_load(&r.opens) == 1);
     send_pings(c, &s, 7); /* one short of the limit */
     POLL_UNTIL(c, atomic_load(&r.messages) == 7);
-    for (int i = 0; i < 100; i++) kaos_client_poll(c, 10); /* a second: all seven leak away */
-    send_pings(c, &s, 7); /* 14 in all: closed without the leak */
+    for (int i = 0; i < 100; i++)
+        kaos_client_poll(c, 10); /* a second: all seven leak away */
+    send_pings(c, &s, 7);        /* 14 in all: closed without the leak */
     POLL_UNTIL(c, atomic_load(&r.messages) == 14);
     kaos_client_poll(c, 100);
     assert_false(s.disconnected);
@@ -217,7 +269,7 @@ static void stale_ids_never_reach_a_newcomer(void **state)
     POLL_UNTIL(c2, s2.connected && atomic_load(&r.opens) == 2);
     kn_conn_id second = atomic_load(&r.last_open);
     assert_int_equal((uint32_t)second, (uint32_t)first); /* same slot */
-    assert_int_not_equal(second, first);                  /* other generation */
+    assert_int_not_equal(second, first);                 /* other generation */
 
     /* A late message for the first connection is dropped, not delivered. */
     kaos_client_stats before;
@@ -226,7 +278,8 @@ static void stale_ids_never_reach_a_newcomer(void **state)
     memcpy(late, "\x22\x00\x08\x01", 4);
     assert_int_equal(kn_net_post(r.net, first, KN_CHANNEL_CONTROL, late, 4, true), KN_OK);
     assert_int_equal(kn_net_post_fn(r.net, count_fn, &r), KN_OK);
-    for (int i = 0; i < 100 && atomic_load(&r.posted_fns) == 0; i++) kaos_client_poll(c2, 10);
+    for (int i = 0; i < 100 && atomic_load(&r.posted_fns) == 0; i++)
+        kaos_client_poll(c2, 10);
     assert_int_equal(atomic_load(&r.posted_fns), 1);
     kaos_client_poll(c2, 50);
     kaos_client_stats st;
@@ -234,7 +287,8 @@ static void stale_ids_never_reach_a_newcomer(void **state)
     assert_int_equal(st.packets_received, before.packets_received);
 
     kn_net_stop(r.net);
-    for (int i = 0; i < 100 && !s2.disconnected; i++) kaos_client_poll(c2, 10);
+    for (int i = 0; i < 100 && !s2.disconnected; i++)
+        kaos_client_poll(c2, 10);
     pthread_join(t, NULL);
     assert_true(s2.disconnected);
     assert_int_equal(s2.reason, KAOS_DISCONNECT_SHUTDOWN);
@@ -279,7 +333,8 @@ static kn_conn_state state_seen_by(kn_net *net, kn_conn_id id, kaos_client *pump
 {
     probe p = {.net = net, .id = id, .state = -1};
     assert_int_equal(kn_net_post_fn(net, run_probe, &p), KN_OK);
-    for (int i = 0; i < 200 && atomic_load(&p.state) < 0; i++) kaos_client_poll(pump, 5);
+    for (int i = 0; i < 200 && atomic_load(&p.state) < 0; i++)
+        kaos_client_poll(pump, 5);
     assert_true(atomic_load(&p.state) >= 0);
     return (kn_conn_state)atomic_load(&p.state);
 }
@@ -308,26 +363,27 @@ static void two_nets_share_one_port(void **state)
         cfg.reuse_port = true;
         cfg.shared = shared;
         secure_config(&cfg);
-        kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
-                            .ud = &r[i]};
+        kn_net_handler h = {
+            .on_open = on_open, .on_message = on_message, .on_close = on_close, .ud = &r[i]};
         assert_int_equal(kn_net_create(&cfg, &h, &r[i].net), KN_OK);
         port = kn_net_port(r[0].net);
         assert_int_equal(kn_net_port(r[i].net), port);
     }
-    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, run_net, r[i].net);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, run_net, r[i].net);
 
     client_state st[CLIENTS + 1];
     kaos_client *c[CLIENTS + 1];
     memset(st, 0, sizeof st);
-    for (int i = 0; i < CLIENTS; i++) c[i] = client(port, 0, &st[i]);
+    for (int i = 0; i < CLIENTS; i++)
+        c[i] = client(port, 0, &st[i]);
     for (int round = 0; round < 500; round++) {
         int up = 0;
         for (int i = 0; i < CLIENTS; i++) {
             kaos_client_poll(c[i], 0);
             up += st[i].connected;
         }
-        if (up == CLIENTS && atomic_load(&r[0].opens) + atomic_load(&r[1].opens) == CLIENTS)
-            break;
+        if (up == CLIENTS && atomic_load(&r[0].opens) + atomic_load(&r[1].opens) == CLIENTS) break;
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
@@ -346,7 +402,8 @@ static void two_nets_share_one_port(void **state)
     /* Every client is answered by the net that holds it. */
     for (int i = 0; i < CLIENTS; i++)
         kaos_client_ping(c[i], c_pong, &st[i]);
-    for (int i = 0; i < CLIENTS; i++) POLL_UNTIL(c[i], st[i].pong);
+    for (int i = 0; i < CLIENTS; i++)
+        POLL_UNTIL(c[i], st[i].pong);
 
     /* One more from the same address: the shared count refuses it, on
      * whichever net it lands. */
@@ -354,10 +411,14 @@ static void two_nets_share_one_port(void **state)
     POLL_UNTIL(c[CLIENTS], st[CLIENTS].disconnected);
     assert_int_equal(st[CLIENTS].reason, KAOS_DISCONNECT_TOO_MANY_CONNECTIONS);
 
-    for (int i = 0; i < 2; i++) kn_net_stop(r[i].net);
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-    for (int i = 0; i <= CLIENTS; i++) kaos_client_destroy(c[i]);
-    for (int i = 0; i < 2; i++) kn_net_destroy(r[i].net);
+    for (int i = 0; i < 2; i++)
+        kn_net_stop(r[i].net);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i <= CLIENTS; i++)
+        kaos_client_destroy(c[i]);
+    for (int i = 0; i < 2; i++)
+        kn_net_destroy(r[i].net);
     kn_net_shared_destroy(shared);
 }
 
@@ -376,8 +437,8 @@ static void an_overloaded_net_answers_new_connections_busy(void **state)
     cfg.shutdown_grace_ms = 100;
     cfg.overload_busy = 1e-9;
     secure_config(&cfg);
-    kn_net_handler h = {.on_open = on_open, .on_message = on_message, .on_close = on_close,
-                        .ud = &r};
+    kn_net_handler h = {
+        .on_open = on_open, .on_message = on_message, .on_close = on_close, .ud = &r};
     assert_int_equal(kn_net_create(&cfg, &h, &r.net), KN_OK);
     pthread_t t;
     pthread_create(&t, NULL, run_net, r.net);
@@ -386,7 +447,8 @@ static void an_overloaded_net_answers_new_connections_busy(void **state)
     client_state s1 = {0};
     kaos_client *c1 = client(port, 0, &s1);
     POLL_UNTIL(c1, s1.connected && atomic_load(&r.opens) == 1);
-    for (int i = 0; i < 300 && !kn_net_overloaded(r.net); i++) kaos_client_poll(c1, 10);
+    for (int i = 0; i < 300 && !kn_net_overloaded(r.net); i++)
+        kaos_client_poll(c1, 10);
     assert_true(kn_net_overloaded(r.net));
 
     kaos_client_ping(c1, c_pong, &s1); /* the one already in is served */
@@ -457,6 +519,7 @@ int main(void)
     kn_crypto_hex_encode(server_hex, sizeof server_hex, server_pk, 32);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stale_ids_never_reach_a_newcomer),
+        cmocka_unit_test(a_burst_past_the_enet_window_arrives_whole_and_in_order),
         cmocka_unit_test(wrong_protocol_version_is_refused_before_open),
         cmocka_unit_test(violations_leak_away_and_only_a_burst_closes),
         cmocka_unit_test(two_nets_share_one_port),
