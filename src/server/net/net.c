@@ -477,6 +477,8 @@ static outbox_item *item_new(kn_net *net)
     return it;
 }
 
+static void drop_backlog(conn *c);
+
 void kn_net_destroy(kn_net *net)
 {
     if (!net) return;
