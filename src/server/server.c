@@ -706,6 +706,9 @@ static void http_metrics(void *ud, char *buf, size_t cap)
     METRIC("datagrams_received_total", "UDP datagrams read through recvmmsg (0: batching off)",
            s.datagrams_received);
     METRIC("recv_syscalls_total", "recvmmsg calls that read them", s.recv_calls);
+    METRIC("send_backlogged_total",
+           "sealed packets that waited in a connection's backlog for room in ENet (64 each)",
+           s.backlogged);
     METRIC("handshakes_ok_total", "completed handshakes", s.handshakes_ok);
     METRIC("handshakes_failed_total", "failed handshakes", s.handshakes_failed);
     METRIC("connects_bad_cookie_total", "CONNECTs dropped for a bad cookie", s.connects_bad_cookie);

@@ -152,6 +152,7 @@ typedef struct kn_net_stats {
     /* Batched socket calls (0 when batching is off): datagrams through
      * sendmmsg/recvmmsg and the system calls that carried them. */
     uint64_t datagrams_sent, send_calls, datagrams_received, recv_calls;
+    uint64_t backlogged; /* sealed packets that waited in a connection's backlog for ENet */
 } kn_net_stats;
 
 void kn_net_config_default(kn_net_config *cfg);

@@ -128,7 +128,8 @@ struct kn_net {
             violations, cookies_issued, connects_bad_cookie, connects_busy, stray_datagrams,
             handshakes_ok, handshakes_failed, packets_rejected, packets_replayed, rate_limited,
             refused_address, unreliable_dropped, queue_full_closes, rounds, overloaded_seconds,
-            busy_permille, datagrams_sent, send_calls, datagrams_received, recv_calls;
+            busy_permille, datagrams_sent, send_calls, datagrams_received, recv_calls,
+            backlogged;
     } st;
 };
 
@@ -673,6 +674,7 @@ static int send_sealed(kn_net *net, conn *c, uint8_t channel, const uint8_t *dat
         c->backlog_tail = h;
         c->backlog_len++;
         list_for_drain(net, c);
+        STAT_ADD(net, backlogged, 1);
         rc = KN_OK;
     } else {
         rc = hand_to_enet(net, c, channel, p);
@@ -1344,5 +1346,6 @@ void kn_net_stats_get(kn_net *net, kn_net_stats *out)
     GET(send_calls);
     GET(datagrams_received);
     GET(recv_calls);
+    GET(backlogged);
 #undef GET
 }

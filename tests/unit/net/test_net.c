@@ -205,6 +205,9 @@ static void a_burst_past_the_enet_window_arrives_whole_and_in_order(void **state
     assert_int_equal(seen.count, 600);
     assert_true(seen.in_order);
     assert_false(st.disconnected);
+    kn_net_stats ns;
+    kn_net_stats_get(r.net, &ns);
+    assert_true(ns.backlogged >= 600 - 64); /* the backlog carried the rest */
     kaos_client_destroy(c);
     kn_net_stop(r.net);
     pthread_join(t, NULL);
