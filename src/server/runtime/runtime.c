@@ -822,7 +822,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     int64_t dl = atomic_load(&vm->deadline_ms), share = atomic_load(&vm->share_us);
     int64_t now = kn_time_mono_ms();
     bool late = dl && now >= dl;
-    int64_t used_us = dl ? thread_cpu_us() - vm->cpu_start_us : 0;
+    /* Only match calls read the CPU clock (their share, the starvation rule). */
+    int64_t used_us = dl && vm->match ? thread_cpu_us() - vm->cpu_start_us : 0;
     bool over_share = dl && share && used_us >= share;
     if (late && vm->match && !over_share && used_us * 2 < vm->budget_ms * 1000 &&
         now < vm->call_begin_ms + STARVED_WALL_FACTOR * vm->budget_ms) {
@@ -853,9 +854,10 @@ void rt_call_begin(kn_runtime_vm *vm, const kn_runtime_context *ctx)
     vm->mode = !ctx ? "a match handler" : ctx->execution_mode ? ctx->execution_mode : "rpc";
     vm->timed_out = vm->over_share = false;
     atomic_store(&vm->share_us, 0);
-    /* One read of the thread's CPU clock per call: the share, and telling a
-     * starved call from a runaway one (budget_hook). */
-    vm->cpu_start_us = thread_cpu_us();
+    /* One read of the thread's CPU clock per match call: its share, and
+     * telling a starved call from a runaway one (budget_hook). RPCs and
+     * hooks have a plain wall-time budget and skip it. */
+    vm->cpu_start_us = vm->match ? thread_cpu_us() : 0;
     vm->call_begin_ms = kn_time_mono_ms();
     atomic_store(&vm->deadline_ms, vm->call_begin_ms + vm->budget_ms);
 }
